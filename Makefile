@@ -1,0 +1,91 @@
+# paracorr: build, test, bench.
+#   make deps                       install the Debian packages (root; idempotent)
+#   make                            build/libparacorr.a and build/paracorr
+#   make test                       unit, reference and CLI tests
+#   make SANITIZE=address,undefined test   the same under ASan + UBSan (in build-san/)
+#   make bench                      benchmarks against PyTorch and OpenBLAS
+
+CC ?= cc
+PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib
+DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libopenblas-dev \
+	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev \
+	dataset-fashion-mnist
+DEB_REFERENCE := python3-torch python3-onnx python3-numpy
+
+ifdef SANITIZE
+BUILD ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT ?= -O1
+else
+BUILD ?= build
+SANFLAGS :=
+OPT ?= -O3
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+CPPFLAGS := -Iinclude -Icore -I$(BUILD)/gen $(PKG_CFLAGS) -D_GNU_SOURCE
+CFLAGS := -std=c11 $(OPT) -g $(WARN) $(SANFLAGS) -MMD -MP
+LDFLAGS := $(SANFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+
+GEN := $(BUILD)/gen/onnx.pb-c.c
+CORE_SRC := $(wildcard core/*.c core/ops/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
+CLI_SRC := server/paracorr.c
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test clean bench demo
+
+all: $(BUILD)/libparacorr.a $(BUILD)/paracorr
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+
+# The reference script's packages are only needed to regenerate fixtures and
+# to run the PyTorch side of the benchmarks.
+deps-reference:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_REFERENCE)
+
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: core/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=core --c_out=$(BUILD)/gen core/onnx.proto
+
+# generated code: our warnings are not its concern
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) $(CPPFLAGS) -std=c11 $(OPT) -g $(SANFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libparacorr.a: $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/paracorr: $(BUILD)/server/paracorr.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# tests link the objects, not the archive, so every test file's constructor
+# registration is kept
+$(BUILD)/tests/run_tests: $(TEST_OBJ) $(CORE_OBJ) $(BUILD)/server/blas_select.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: $(BUILD)/tests/run_tests $(BUILD)/paracorr
+	PARACORR_BIN=$(BUILD)/paracorr $(BUILD)/tests/run_tests
+
+# The demo: the study of api/examples/demo-cnn.json on the 10,000
+# Fashion-MNIST test images; the report lands in build/demo-report.json.
+demo: $(BUILD)/paracorr
+	$(BUILD)/paracorr run --summary api/examples/demo-cnn.json > $(BUILD)/demo-report.json
+	@echo "report: $(BUILD)/demo-report.json"
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

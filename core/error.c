@@ -1,0 +1,69 @@
+/* error: the status table and first-error-wins recording. The table is an
+ * X-macro in error.h so the enum, names, messages and HTTP statuses can
+ * never drift apart. */
+#include "paracorr/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct status_row {
+	const char *name;
+	int http;
+	const char *message;
+};
+
+static const struct status_row status_table[] = {
+#define PC_ERROR_ROW(code, name, http, msg) [code] = {name, http, msg},
+	PC_ERROR_LIST(PC_ERROR_ROW)
+#undef PC_ERROR_ROW
+};
+
+_Static_assert(sizeof(status_table) / sizeof(status_table[0]) == PC_ERR_COUNT,
+	       "status table out of step with the enum");
+
+int pc_error_set(struct pc_error *err, enum pc_status code, const char *where, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || err->code != PC_OK)
+		return code;
+	err->code = code;
+	snprintf(err->where, sizeof(err->where), "%s", where ? where : "");
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof(err->text), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void pc_error_clear(struct pc_error *err)
+{
+	if (err)
+		memset(err, 0, sizeof(*err));
+}
+
+const char *pc_status_name(enum pc_status code)
+{
+	return (unsigned)code < PC_ERR_COUNT ? status_table[code].name : "unknown";
+}
+
+const char *pc_status_message(enum pc_status code)
+{
+	return (unsigned)code < PC_ERR_COUNT ? status_table[code].message : "unknown error";
+}
+
+int pc_status_http(enum pc_status code)
+{
+	return (unsigned)code < PC_ERR_COUNT ? status_table[code].http : 500;
+}
+
+const char *pc_error_format(const struct pc_error *err, char *buf, size_t size)
+{
+	const char *text = err->text[0] ? err->text : pc_status_message(err->code);
+
+	if (err->where[0])
+		snprintf(buf, size, "%s: %s", err->where, text);
+	else
+		snprintf(buf, size, "%s", text);
+	return buf;
+}

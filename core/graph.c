@@ -1,0 +1,817 @@
+/* graph: building and checking a model.
+ *
+ * Values and nodes are appended by name; pc_graph_finish resolves names,
+ * sorts the nodes into execution order, rejects what cannot run (unknown
+ * ops, attributes, arities, cycles), decides which float initializers are
+ * trained weights, and proves the shapes by preparing a batch-1 plan. After
+ * finish the graph never changes. */
+#include "graph_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_str(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
+/* --- name map: FNV-1a, open addressing ------------------------------------ */
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int map_grow(struct pc_graph *g)
+{
+	size_t cap = g->names.cap ? g->names.cap * 2 : 64;
+	int *slot = calloc(cap, sizeof(*slot));
+
+	if (!slot)
+		return -1;
+	for (int v = 0; v < g->n_values; v++) {
+		size_t i = hash_name(g->values[v].name) & (cap - 1);
+		while (slot[i])
+			i = (i + 1) & (cap - 1);
+		slot[i] = v + 1;
+	}
+	free(g->names.slot);
+	g->names.slot = slot;
+	g->names.cap = cap;
+	return 0;
+}
+
+int pc_graph_lookup(const struct pc_graph *g, const char *name)
+{
+	size_t i;
+
+	if (!g->names.cap)
+		return -1;
+	i = hash_name(name) & (g->names.cap - 1);
+	while (g->names.slot[i]) {
+		int v = g->names.slot[i] - 1;
+		if (strcmp(g->values[v].name, name) == 0)
+			return v;
+		i = (i + 1) & (g->names.cap - 1);
+	}
+	return -1;
+}
+
+/* Append a value named name; returns its index or -1 with err set. */
+static int add_value(struct pc_graph *g, const char *name, enum pc_value_kind kind, struct pc_error *err)
+{
+	struct pc_value *v;
+	size_t i;
+
+	if (g->finished)
+		return -pc_error_set(err, PC_ERR_INVALID, name, "graph is already finished");
+	if (!name[0])
+		return -pc_error_set(err, PC_ERR_FORMAT, "graph", "a value has an empty name");
+	if (pc_graph_lookup(g, name) >= 0)
+		return -pc_error_set(err, PC_ERR_FORMAT, name, "value '%s' is defined twice", name);
+	if (g->n_values == g->cap_values) {
+		int cap = g->cap_values ? g->cap_values * 2 : 32;
+		struct pc_value *nv = realloc(g->values, (size_t)cap * sizeof(*nv));
+		if (!nv)
+			return -pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a value");
+		g->values = nv;
+		g->cap_values = cap;
+	}
+	/* keep the map at most half full */
+	if ((size_t)(g->n_values + 1) * 2 > g->names.cap && map_grow(g) < 0)
+		return -pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a value");
+	v = &g->values[g->n_values];
+	memset(v, 0, sizeof(*v));
+	v->name = dup_str(name);
+	if (!v->name)
+		return -pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a value");
+	v->kind = kind;
+	v->producer = -1;
+	v->param = -1;
+	v->first_consumer = -1;
+	i = hash_name(name) & (g->names.cap - 1);
+	while (g->names.slot[i])
+		i = (i + 1) & (g->names.cap - 1);
+	g->names.slot[i] = g->n_values + 1;
+	return g->n_values++;
+}
+
+struct pc_graph *pc_graph_new(int opset, struct pc_error *err)
+{
+	struct pc_graph *g;
+
+	if (opset < PC_OPSET_MIN || opset > PC_OPSET_MAX) {
+		pc_error_set(err, PC_ERR_UNSUPPORTED, "opset_import",
+			     "default-domain opset %d is not supported (supported: %d to %d)", opset, PC_OPSET_MIN,
+			     PC_OPSET_MAX);
+		return NULL;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		return NULL;
+	}
+	g->opset = opset;
+	g->input = -1;
+	g->output = -1;
+	return g;
+}
+
+static int check_shape(const struct pc_shape *shape, const char *name, int allow_symbolic, struct pc_error *err)
+{
+	struct pc_shape s = *shape;
+	int64_t n;
+
+	if (s.ndim < 0 || s.ndim > PC_MAX_DIMS)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name, "rank %d is outside 0..%d", s.ndim, PC_MAX_DIMS);
+	for (int i = 0; i < s.ndim; i++) {
+		if (allow_symbolic && s.dim[i] == -1)
+			s.dim[i] = 1;
+	}
+	return pc_shape_numel(&s, &n, name, err);
+}
+
+int pc_graph_add_input(struct pc_graph *g, const char *name, const struct pc_shape *shape, struct pc_error *err)
+{
+	int v;
+
+	if (g->input >= 0)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
+				    "the model has more than one data input ('%s' and '%s'); paracorr takes one",
+				    g->values[g->input].name, name);
+	if (check_shape(shape, name, 1, err))
+		return err ? err->code : PC_ERR_SHAPE;
+	v = add_value(g, name, PC_VALUE_INPUT, err);
+	if (v < 0)
+		return -v;
+	g->values[v].dtype = PC_DTYPE_FLOAT;
+	g->values[v].shape = *shape;
+	g->input = v;
+	return PC_OK;
+}
+
+static int add_initializer(struct pc_graph *g, const char *name, const struct pc_shape *shape, enum pc_dtype dtype,
+			   const void *data, struct pc_error *err)
+{
+	int64_t n;
+	size_t esize = dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+	void *copy;
+	int v;
+
+	if (check_shape(shape, name, 0, err))
+		return err ? err->code : PC_ERR_SHAPE;
+	pc_shape_numel(shape, &n, name, err);
+	copy = malloc(n ? (size_t)n * esize : 1);
+	if (!copy)
+		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory copying an initializer");
+	if (n)
+		memcpy(copy, data, (size_t)n * esize);
+	v = add_value(g, name, PC_VALUE_CONST, err);
+	if (v < 0) {
+		free(copy);
+		return -v;
+	}
+	g->values[v].dtype = dtype;
+	g->values[v].shape = *shape;
+	if (dtype == PC_DTYPE_FLOAT)
+		g->values[v].fdata = copy;
+	else
+		g->values[v].idata = copy;
+	return PC_OK;
+}
+
+int pc_graph_add_float(struct pc_graph *g, const char *name, const struct pc_shape *shape, const float *data,
+		       struct pc_error *err)
+{
+	return add_initializer(g, name, shape, PC_DTYPE_FLOAT, data, err);
+}
+
+int pc_graph_add_int64(struct pc_graph *g, const char *name, const struct pc_shape *shape, const int64_t *data,
+		       struct pc_error *err)
+{
+	return add_initializer(g, name, shape, PC_DTYPE_INT64, data, err);
+}
+
+static void free_attr(struct pc_attr *a)
+{
+	free((void *)a->name);
+	free((void *)a->s);
+	free((void *)a->floats);
+	free((void *)a->ints);
+	free((void *)a->tdata);
+}
+
+static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char *where, struct pc_error *err)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->type = src->type;
+	dst->f = src->f;
+	dst->i = src->i;
+	dst->n = src->n;
+	dst->tdtype = src->tdtype;
+	dst->tshape = src->tshape;
+	dst->name = dup_str(src->name ? src->name : "");
+	if (!dst->name)
+		goto nomem;
+	if (src->s && !(dst->s = dup_str(src->s)))
+		goto nomem;
+	if (src->n < 0)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' has a negative count", src->name);
+	if (src->floats && src->n) {
+		float *f = malloc((size_t)src->n * sizeof(*f));
+		if (!f)
+			goto nomem;
+		memcpy(f, src->floats, (size_t)src->n * sizeof(*f));
+		dst->floats = f;
+	}
+	if (src->ints && src->n) {
+		int64_t *iv = malloc((size_t)src->n * sizeof(*iv));
+		if (!iv)
+			goto nomem;
+		memcpy(iv, src->ints, (size_t)src->n * sizeof(*iv));
+		dst->ints = iv;
+	}
+	if (src->type == PC_ATTR_TENSOR) {
+		int64_t n;
+		size_t esize;
+		void *d;
+		if (src->tdtype != PC_DTYPE_FLOAT && src->tdtype != PC_DTYPE_INT64)
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+					    "attribute '%s': tensor of type %s is not supported (float, int64)",
+					    src->name, pc_dtype_name(src->tdtype));
+		if (pc_shape_numel(&src->tshape, &n, where, err))
+			return PC_ERR_SHAPE;
+		esize = src->tdtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+		d = malloc(n ? (size_t)n * esize : 1);
+		if (!d)
+			goto nomem;
+		if (n)
+			memcpy(d, src->tdata, (size_t)n * esize);
+		dst->tdata = d;
+	}
+	return PC_OK;
+nomem:
+	return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory copying attributes");
+}
+
+int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name, int n_in, const char *const *inputs,
+		      int n_out, const char *const *outputs, int n_attr, const struct pc_attr *attrs,
+		      struct pc_error *err)
+{
+	struct pc_node *n;
+	char where[160];
+	int rc;
+
+	if (g->finished)
+		return pc_error_set(err, PC_ERR_INVALID, name, "graph is already finished");
+	if (n_in < 0 || n_out < 1 || n_attr < 0)
+		return pc_error_set(err, PC_ERR_FORMAT, name, "node has %d inputs and %d outputs", n_in, n_out);
+	if (g->n_nodes == g->cap_nodes) {
+		int cap = g->cap_nodes ? g->cap_nodes * 2 : 32;
+		struct pc_node *nn = realloc(g->nodes, (size_t)cap * sizeof(*nn));
+		if (!nn)
+			return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a node");
+		g->nodes = nn;
+		g->cap_nodes = cap;
+	}
+	n = &g->nodes[g->n_nodes];
+	memset(n, 0, sizeof(*n));
+	g->n_nodes++; /* from here on pc_graph_free releases what n holds */
+	n->op = PC_OP_COUNT;
+	n->opset = g->opset;
+	n->name = dup_str(name && name[0] ? name : "");
+	n->op_type = dup_str(op_type);
+	n->in = calloc((size_t)n_in + 1, sizeof(*n->in));
+	n->in_names = calloc((size_t)n_in + 1, sizeof(*n->in_names));
+	n->out = calloc((size_t)n_out, sizeof(*n->out));
+	n->attr = calloc((size_t)n_attr + 1, sizeof(*n->attr));
+	if (!n->name || !n->op_type || !n->in || !n->in_names || !n->out || !n->attr)
+		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a node");
+	snprintf(where, sizeof(where), "node '%s' (%s)", n->name, op_type);
+	for (int i = 0; i < n_in; i++) {
+		n->in_names[i] = dup_str(inputs[i] ? inputs[i] : "");
+		if (!n->in_names[i])
+			return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+		n->n_in++;
+	}
+	for (int i = 0; i < n_attr; i++) {
+		rc = copy_attr(&n->attr[i], &attrs[i], where, err);
+		n->n_attr++;
+		if (rc)
+			return rc;
+	}
+	for (int i = 0; i < n_out; i++) {
+		int v;
+		if (!outputs[i] || !outputs[i][0]) {
+			if (i == 0)
+				return pc_error_set(err, PC_ERR_FORMAT, where, "first output has no name");
+			n->out[i] = -1;
+			n->n_out++;
+			continue;
+		}
+		v = add_value(g, outputs[i], PC_VALUE_ACT, err);
+		if (v < 0)
+			return -v;
+		g->values[v].producer = g->n_nodes - 1;
+		n->out[i] = v;
+		n->n_out++;
+	}
+	return PC_OK;
+}
+
+int pc_graph_add_output(struct pc_graph *g, const char *name, struct pc_error *err)
+{
+	if (g->output_name)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
+				    "the model has more than one output ('%s' and '%s'); paracorr takes one (the logits)",
+				    g->output_name, name);
+	g->output_name = dup_str(name);
+	if (!g->output_name)
+		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory");
+	return PC_OK;
+}
+
+/* --- finish ------------------------------------------------------------------ */
+
+static int resolve_inputs(struct pc_graph *g, struct pc_error *err)
+{
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		for (int i = 0; i < n->n_in; i++) {
+			if (!n->in_names[i][0]) {
+				n->in[i] = -1;
+				continue;
+			}
+			n->in[i] = pc_graph_lookup(g, n->in_names[i]);
+			if (n->in[i] < 0)
+				return pc_node_error(err, n, PC_ERR_FORMAT, "input %d '%s' names no value", i,
+						     n->in_names[i]);
+		}
+	}
+	return PC_OK;
+}
+
+/* Every unknown op in one message, each with the opset it was asked at. */
+static int check_ops(struct pc_graph *g, struct pc_error *err)
+{
+	char list[400] = "";
+	size_t used = 0;
+	int unknown = 0;
+
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		int seen = 0;
+		n->op = pc_op_lookup(n->op_type);
+		if (n->op != PC_OP_COUNT)
+			continue;
+		for (int j = 0; j < k; j++)
+			if (g->nodes[j].op == PC_OP_COUNT && strcmp(g->nodes[j].op_type, n->op_type) == 0)
+				seen = 1;
+		if (seen)
+			continue;
+		unknown++;
+		if (used < sizeof(list)) {
+			int w = snprintf(list + used, sizeof(list) - used, "%s%s (opset %d)", unknown > 1 ? ", " : "",
+					 n->op_type, n->opset);
+			used += w > 0 ? (size_t)w : 0;
+		}
+	}
+	if (unknown)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph", "unsupported op%s: %s", unknown > 1 ? "s" : "",
+				    list);
+	return PC_OK;
+}
+
+/* Optional outputs nobody reads (Dropout's mask, MaxPool's indices, the
+ * running statistics of a training-mode BatchNormalization) are dropped:
+ * inference never needs them, and they may be of types paracorr does not
+ * run. */
+static void drop_unused_outputs(struct pc_graph *g)
+{
+	unsigned char *used = calloc((size_t)g->n_values + 1, 1);
+
+	if (!used)
+		return; /* keeping them is correct, only wasteful */
+	for (int k = 0; k < g->n_nodes; k++)
+		for (int i = 0; i < g->nodes[k].n_in; i++)
+			if (g->nodes[k].in[i] >= 0)
+				used[g->nodes[k].in[i]] = 1;
+	if (g->output >= 0)
+		used[g->output] = 1;
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		for (int j = 1; j < n->n_out; j++)
+			if (n->out[j] >= 0 && !used[n->out[j]]) {
+				g->values[n->out[j]].producer = -1;
+				n->out[j] = -1;
+			}
+		while (n->n_out > 1 && n->out[n->n_out - 1] < 0)
+			n->n_out--;
+	}
+	free(used);
+}
+
+static int attr_allowed(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+
+	while (list && *list) {
+		const char *end = strchr(list, ',');
+		size_t l = end ? (size_t)(end - list) : strlen(list);
+		if (l == len && strncmp(list, name, len) == 0)
+			return 1;
+		list = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+static int check_nodes(struct pc_graph *g, struct pc_error *err)
+{
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		const struct pc_op_def *d = &pc_op_table[n->op];
+		int n_in = n->n_in;
+
+		/* trailing omitted optional inputs do not count */
+		while (n_in > 0 && n->in[n_in - 1] < 0)
+			n_in--;
+		if (n_in < d->min_in || n_in > d->max_in)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "has %d inputs; %s takes %d to %d", n_in, d->name,
+					     d->min_in, d->max_in);
+		if (n->n_out < d->min_out || n->n_out > d->max_out)
+			return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "has %d outputs; %s here takes %d to %d",
+					     n->n_out, d->name, d->min_out, d->max_out);
+		for (int i = 0; i < d->min_in; i++)
+			if (n->in[i] < 0)
+				return pc_node_error(err, n, PC_ERR_FORMAT, "required input %d is missing", i);
+		for (int a = 0; a < n->n_attr; a++)
+			if (!attr_allowed(d->attrs, n->attr[a].name))
+				return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+						     "attribute '%s' is not supported (accepted: %s)", n->attr[a].name,
+						     d->attrs && d->attrs[0] ? d->attrs : "none");
+	}
+	return PC_OK;
+}
+
+/* Kahn's algorithm with a min-heap on file position: among ready nodes the
+ * earliest in the file runs first, so a file already in order keeps it. */
+static void heap_push(int *heap, int *len, int k)
+{
+	int i = (*len)++;
+
+	while (i > 0 && heap[(i - 1) / 2] > k) {
+		heap[i] = heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	heap[i] = k;
+}
+
+static int heap_pop(int *heap, int *len)
+{
+	int top = heap[0], last = heap[--(*len)], i = 0;
+
+	for (;;) {
+		int c = 2 * i + 1;
+		if (c >= *len)
+			break;
+		if (c + 1 < *len && heap[c + 1] < heap[c])
+			c++;
+		if (heap[c] >= last)
+			break;
+		heap[i] = heap[c];
+		i = c;
+	}
+	if (*len)
+		heap[i] = last;
+	return top;
+}
+
+static int sort_nodes(struct pc_graph *g, struct pc_error *err)
+{
+	int n = g->n_nodes, nv = g->n_values, rc = PC_OK, done = 0, hlen = 0, edges = 0;
+	int *pending = calloc((size_t)n + 1, sizeof(int));
+	int *order = calloc((size_t)n + 1, sizeof(int));
+	int *heap = calloc((size_t)n + 1, sizeof(int));
+	int *first = calloc((size_t)nv + 2, sizeof(int)); /* CSR: consumers of each value */
+	int *cons = NULL;
+	struct pc_node *sorted = NULL;
+
+	if (!pending || !order || !heap || !first)
+		goto nomem;
+	for (int k = 0; k < n; k++)
+		for (int i = 0; i < g->nodes[k].n_in; i++) {
+			int v = g->nodes[k].in[i];
+			if (v < 0)
+				continue;
+			first[v + 1]++;
+			edges++;
+			if (g->values[v].producer >= 0)
+				pending[k]++;
+		}
+	for (int v = 0; v < nv; v++)
+		first[v + 1] += first[v];
+	cons = malloc(((size_t)edges + 1) * sizeof(int));
+	if (!cons)
+		goto nomem;
+	{
+		int *cursor = calloc((size_t)nv + 1, sizeof(int));
+		if (!cursor)
+			goto nomem;
+		for (int k = 0; k < n; k++)
+			for (int i = 0; i < g->nodes[k].n_in; i++) {
+				int v = g->nodes[k].in[i];
+				if (v >= 0)
+					cons[first[v] + cursor[v]++] = k;
+			}
+		free(cursor);
+	}
+	for (int k = 0; k < n; k++)
+		if (!pending[k])
+			heap_push(heap, &hlen, k);
+	while (hlen) {
+		int k = heap_pop(heap, &hlen);
+		order[done++] = k;
+		for (int j = 0; j < g->nodes[k].n_out; j++) {
+			int v = g->nodes[k].out[j];
+			if (v < 0)
+				continue;
+			for (int c = first[v]; c < first[v + 1]; c++)
+				if (--pending[cons[c]] == 0)
+					heap_push(heap, &hlen, cons[c]);
+		}
+	}
+	if (done < n) {
+		for (int k = 0; k < n; k++)
+			if (pending[k]) {
+				rc = pc_node_error(err, &g->nodes[k], PC_ERR_FORMAT,
+						   "the graph has a cycle through this node");
+				goto out;
+			}
+	}
+	sorted = malloc((size_t)n * sizeof(*sorted) + 1);
+	if (!sorted)
+		goto nomem;
+	for (int k = 0; k < n; k++)
+		sorted[k] = g->nodes[order[k]];
+	memcpy(g->nodes, sorted, (size_t)n * sizeof(*sorted));
+	/* producers are node indices: renumber them */
+	for (int k = 0; k < n; k++)
+		for (int j = 0; j < g->nodes[k].n_out; j++)
+			if (g->nodes[k].out[j] >= 0)
+				g->values[g->nodes[k].out[j]].producer = k;
+	goto out;
+nomem:
+	rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory sorting nodes");
+out:
+	free(sorted);
+	free(cons);
+	free(first);
+	free(heap);
+	free(pending);
+	free(order);
+	return rc;
+}
+
+static int init_nodes(struct pc_graph *g, struct pc_error *err)
+{
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		const struct pc_op_def *d = &pc_op_table[n->op];
+		if (d->init) {
+			int rc = d->init(n, err);
+			if (rc)
+				return rc;
+		}
+	}
+	return PC_OK;
+}
+
+/* Float initializers are trained weights unless some node reads them at a
+ * buffer position (BN running statistics) or nothing reads them at all. */
+static int split_params(struct pc_graph *g, struct pc_error *err)
+{
+	unsigned char *buffer = calloc((size_t)g->n_values + 1, 1);
+	int64_t total = 0, off = 0;
+	int count = 0, rc = PC_OK;
+
+	if (!buffer)
+		return pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		for (int i = 0; i < n->n_in; i++) {
+			int v = n->in[i];
+			if (v < 0)
+				continue;
+			if (g->values[v].first_consumer < 0)
+				g->values[v].first_consumer = k;
+			if (i < 32 && (pc_op_table[n->op].buffer_inputs & (1u << i)))
+				buffer[v] = 1;
+		}
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		struct pc_value *val = &g->values[v];
+		if (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
+		    val->first_consumer >= 0) {
+			total += pc_shape_count(&val->shape);
+			count++;
+		}
+	}
+	g->params = malloc((size_t)total * sizeof(float) + 1);
+	g->ptab = calloc((size_t)count + 1, sizeof(*g->ptab));
+	if (!g->params || !g->ptab) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory for %lld parameters",
+				  (long long)total);
+		goto out;
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		struct pc_value *val = &g->values[v];
+		struct pc_param *pt;
+		int64_t n;
+		if (!(val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
+		      val->first_consumer >= 0))
+			continue;
+		n = pc_shape_count(&val->shape);
+		memcpy(g->params + off, val->fdata, (size_t)n * sizeof(float));
+		free(val->fdata);
+		val->fdata = g->params + off;
+		val->kind = PC_VALUE_PARAM;
+		val->param = g->n_ptab;
+		pt = &g->ptab[g->n_ptab++];
+		pt->name = val->name;
+		pt->shape = val->shape;
+		pt->offset = off;
+		pt->count = n;
+		pt->node_index = val->first_consumer;
+		pt->node = g->nodes[val->first_consumer].name;
+		off += n;
+	}
+	g->n_params = total;
+out:
+	free(buffer);
+	return rc;
+}
+
+int pc_graph_finish(struct pc_graph *g, struct pc_error *err)
+{
+	struct pc_plan *trial;
+	int rc, out_prod;
+
+	if (g->finished)
+		return pc_error_set(err, PC_ERR_INVALID, "graph", "graph is already finished");
+	if (g->input < 0)
+		return pc_error_set(err, PC_ERR_FORMAT, "graph.input", "the model has no data input");
+	if (!g->output_name)
+		return pc_error_set(err, PC_ERR_FORMAT, "graph.output", "the model has no output");
+	/* unknown ops first: that error names them all, whatever else is wrong */
+	if ((rc = check_ops(g, err)) || (rc = resolve_inputs(g, err)))
+		return rc;
+	g->output = pc_graph_lookup(g, g->output_name);
+	if (g->output < 0)
+		return pc_error_set(err, PC_ERR_FORMAT, "graph.output", "output '%s' names no value", g->output_name);
+	if (g->values[g->output].kind != PC_VALUE_ACT)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph.output",
+				    "output '%s' is not computed by any node", g->output_name);
+	drop_unused_outputs(g);
+	if ((rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = init_nodes(g, err)) ||
+	    (rc = split_params(g, err)))
+		return rc;
+	out_prod = g->values[g->output].producer;
+	g->out_kind = PC_OUTPUT_LOGITS;
+	if (g->nodes[out_prod].op == PC_OP_SOFTMAX)
+		g->out_kind = PC_OUTPUT_PROBS;
+	else if (g->nodes[out_prod].op == PC_OP_LOGSOFTMAX)
+		g->out_kind = PC_OUTPUT_LOGPROBS;
+	g->finished = 1;
+	/* Shapes are proven at load: a small plan sees every op's infer. Batch
+	 * 2, not 1, so that a squeeze of size-1 dims cannot eat the batch axis. */
+	{
+		const struct pc_shape *in = &g->values[g->input].shape;
+		trial = pc_plan_new(g, in->ndim > 0 && in->dim[0] > 0 ? (int)in->dim[0] : 2, 0, err);
+	}
+	if (!trial) {
+		g->finished = 0;
+		return err ? err->code : PC_ERR_SHAPE;
+	}
+	g->classes = pc_plan_classes(trial);
+	pc_plan_free(trial);
+	return PC_OK;
+}
+
+void pc_graph_free(struct pc_graph *g)
+{
+	if (!g)
+		return;
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		free(n->name);
+		free(n->op_type);
+		free(n->in);
+		if (n->in_names)
+			for (int i = 0; i < n->n_in; i++)
+				free(n->in_names[i]);
+		free(n->in_names);
+		free(n->out);
+		for (int a = 0; a < n->n_attr; a++)
+			free_attr(&n->attr[a]);
+		free(n->attr);
+		free(n->priv);
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		struct pc_value *val = &g->values[v];
+		free(val->name);
+		if (val->kind != PC_VALUE_PARAM)
+			free(val->fdata);
+		free(val->idata);
+	}
+	free(g->nodes);
+	free(g->values);
+	free(g->names.slot);
+	free(g->output_name);
+	free(g->params);
+	free(g->ptab);
+	free(g);
+}
+
+/* --- queries ---------------------------------------------------------------- */
+
+int pc_graph_opset(const struct pc_graph *g)
+{
+	return g->opset;
+}
+
+const char *pc_graph_input_name(const struct pc_graph *g)
+{
+	return g->values[g->input].name;
+}
+
+const struct pc_shape *pc_graph_input_shape(const struct pc_graph *g)
+{
+	return &g->values[g->input].shape;
+}
+
+const char *pc_graph_output_name(const struct pc_graph *g)
+{
+	return g->output_name;
+}
+
+enum pc_output_kind pc_graph_output_kind(const struct pc_graph *g)
+{
+	return g->out_kind;
+}
+
+int64_t pc_graph_classes(const struct pc_graph *g)
+{
+	return g->classes;
+}
+
+int pc_graph_node_count(const struct pc_graph *g)
+{
+	return g->n_nodes;
+}
+
+const char *pc_graph_node_name(const struct pc_graph *g, int i)
+{
+	return g->nodes[i].name;
+}
+
+const char *pc_graph_node_op(const struct pc_graph *g, int i)
+{
+	return g->nodes[i].op_type;
+}
+
+int64_t pc_graph_param_count(const struct pc_graph *g)
+{
+	return g->n_params;
+}
+
+int pc_graph_param_tensors(const struct pc_graph *g)
+{
+	return g->n_ptab;
+}
+
+const struct pc_param *pc_graph_param(const struct pc_graph *g, int i)
+{
+	return &g->ptab[i];
+}
+
+const float *pc_graph_params(const struct pc_graph *g)
+{
+	return g->params;
+}
+
+int pc_graph_find_param(const struct pc_graph *g, const char *name)
+{
+	int v = pc_graph_lookup(g, name);
+
+	return v >= 0 ? g->values[v].param : -1;
+}

@@ -1,0 +1,102 @@
+/* Internals of graph and plan, shared with the ops and the ONNX loader. */
+#ifndef PARACORR_GRAPH_INT_H
+#define PARACORR_GRAPH_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/graph.h"
+#include "paracorr/plan.h"
+#include "ops/ops_int.h"
+
+enum pc_value_kind {
+	PC_VALUE_ACT,	/* produced by a node */
+	PC_VALUE_INPUT, /* the data input */
+	PC_VALUE_PARAM, /* corruptible float initializer, lives in g->params */
+	PC_VALUE_CONST, /* buffer (BN statistics) or int64 initializer */
+};
+
+struct pc_value {
+	char *name;
+	enum pc_value_kind kind;
+	enum pc_dtype dtype;
+	struct pc_shape shape; /* INPUT: declared (-1 = symbolic); initializers: exact */
+	int producer;	       /* node index, -1 for inputs and initializers */
+	int param;	       /* index into g->ptab, or -1 */
+	float *fdata;	       /* PARAM: into g->params; CONST float: owned */
+	int64_t *idata;	       /* CONST int64: owned */
+	int first_consumer;    /* node index, -1 when unused */
+};
+
+struct pc_node {
+	char *name;
+	char *op_type;
+	enum pc_op op; /* PC_OP_COUNT while unknown */
+	int opset;
+	int n_in, n_out;
+	int *in;  /* value indices; -1 = omitted optional input */
+	int *out; /* value indices */
+	char **in_names; /* until finish resolves them */
+	int n_attr;
+	struct pc_attr *attr; /* deep copies, owned */
+	void *priv;	      /* the op's parsed attributes (init), freed with free() */
+};
+
+struct pc_name_map {
+	int *slot; /* value index + 1; 0 = empty */
+	size_t cap;
+};
+
+struct pc_graph {
+	int opset;
+	int finished;
+	struct pc_value *values;
+	int n_values, cap_values;
+	struct pc_node *nodes; /* execution order after finish */
+	int n_nodes, cap_nodes;
+	struct pc_name_map names;
+	int input;  /* value index */
+	int output; /* value index */
+	char *output_name;
+	enum pc_output_kind out_kind;
+	int64_t classes;
+	float *params; /* the clean weights, flat */
+	int64_t n_params;
+	struct pc_param *ptab;
+	int n_ptab;
+};
+
+/* A value inside a prepared plan. Float values that are not static hold
+ * activations; int64 values are always static: known at prepare time. */
+struct pc_tensor {
+	struct pc_shape shape;
+	enum pc_dtype dtype;
+	int64_t numel;
+	int is_static; /* computed at prepare time; no node runs to make it */
+	float *data;   /* float data (read-only when static or a CONST) */
+	float *grad;   /* NULL when no gradient flows here */
+	int64_t *ival; /* int64 data */
+	void *owned;   /* plan-owned storage for static values */
+};
+
+struct pc_plan {
+	const struct pc_graph *g;
+	int batch;
+	unsigned flags;
+	struct pc_tensor *t; /* one per graph value */
+	float *w;	     /* working weights */
+	float *gw;	     /* weight gradient accumulator */
+	float *act;	     /* activations arena */
+	size_t act_floats;
+	float *gact; /* activation gradients arena, cleared before each backward */
+	size_t gact_floats;
+	float *og; /* output gradient, set by the caller before backward */
+	float *ws; /* workspace shared by all nodes, one runs at a time */
+	size_t ws_floats;
+	unsigned char *run_fwd; /* per node */
+	unsigned char *run_bwd;
+};
+
+int pc_graph_lookup(const struct pc_graph *g, const char *name);
+
+#endif

@@ -1,0 +1,255 @@
+/* ops/common: what every op uses: attribute access with type checks, node
+ * errors, the plan's tensors, static outputs and workspace reservation. */
+#include "../graph_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum pc_op pc_op_lookup(const char *name)
+{
+	for (int op = 0; op < PC_OP_COUNT; op++)
+		if (pc_op_table[op].name && strcmp(pc_op_table[op].name, name) == 0)
+			return (enum pc_op)op;
+	return PC_OP_COUNT;
+}
+
+int pc_node_error(struct pc_error *err, const struct pc_node *n, enum pc_status code, const char *fmt, ...)
+{
+	char where[160], text[512];
+	va_list ap;
+
+	snprintf(where, sizeof(where), "node '%s' (%s)", n->name, n->op_type);
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return pc_error_set(err, code, where, "%s", text);
+}
+
+const struct pc_attr *pc_attr_get(const struct pc_node *n, const char *name)
+{
+	for (int i = 0; i < n->n_attr; i++)
+		if (strcmp(n->attr[i].name, name) == 0)
+			return &n->attr[i];
+	return NULL;
+}
+
+static int wrong_type(const struct pc_node *n, const char *name, const char *want, struct pc_error *err)
+{
+	return pc_node_error(err, n, PC_ERR_FORMAT, "attribute '%s' must be %s", name, want);
+}
+
+int pc_attr_int(const struct pc_node *n, const char *name, int64_t def, int64_t *out, struct pc_error *err)
+{
+	const struct pc_attr *a = pc_attr_get(n, name);
+
+	*out = def;
+	if (!a)
+		return PC_OK;
+	if (a->type != PC_ATTR_INT)
+		return wrong_type(n, name, "an int", err);
+	*out = a->i;
+	return PC_OK;
+}
+
+int pc_attr_float(const struct pc_node *n, const char *name, float def, float *out, struct pc_error *err)
+{
+	const struct pc_attr *a = pc_attr_get(n, name);
+
+	*out = def;
+	if (!a)
+		return PC_OK;
+	if (a->type != PC_ATTR_FLOAT)
+		return wrong_type(n, name, "a float", err);
+	*out = a->f;
+	return PC_OK;
+}
+
+int pc_attr_string(const struct pc_node *n, const char *name, const char *def, const char **out,
+		   struct pc_error *err)
+{
+	const struct pc_attr *a = pc_attr_get(n, name);
+
+	*out = def;
+	if (!a)
+		return PC_OK;
+	if (a->type != PC_ATTR_STRING || !a->s)
+		return wrong_type(n, name, "a string", err);
+	*out = a->s;
+	return PC_OK;
+}
+
+int pc_attr_ints(const struct pc_node *n, const char *name, int max, int64_t *out, int *count,
+		 struct pc_error *err)
+{
+	const struct pc_attr *a = pc_attr_get(n, name);
+
+	*count = -1;
+	if (!a)
+		return PC_OK;
+	if (a->type != PC_ATTR_INTS)
+		return wrong_type(n, name, "a list of ints", err);
+	if (a->n > max)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "attribute '%s' has %d values; at most %d", name,
+				     a->n, max);
+	for (int i = 0; i < a->n; i++)
+		out[i] = a->ints[i];
+	*count = a->n;
+	return PC_OK;
+}
+
+struct pc_tensor *pc_op_in(struct pc_plan *p, const struct pc_node *n, int i)
+{
+	if (i < 0 || i >= n->n_in || n->in[i] < 0)
+		return NULL;
+	return &p->t[n->in[i]];
+}
+
+struct pc_tensor *pc_op_out(struct pc_plan *p, const struct pc_node *n, int i)
+{
+	if (i < 0 || i >= n->n_out || n->out[i] < 0)
+		return NULL;
+	return &p->t[n->out[i]];
+}
+
+int pc_op_n_in(const struct pc_node *n)
+{
+	return n->n_in;
+}
+
+int pc_op_n_out(const struct pc_node *n)
+{
+	return n->n_out;
+}
+
+void *pc_op_priv(const struct pc_node *n)
+{
+	return n->priv;
+}
+
+int pc_op_opset(const struct pc_node *n)
+{
+	return n->opset;
+}
+
+float *pc_op_ws(struct pc_plan *p)
+{
+	return p->ws;
+}
+
+int pc_op_set_output(struct pc_plan *p, const struct pc_node *n, int i, enum pc_dtype dtype,
+		     const struct pc_shape *shape, struct pc_error *err)
+{
+	struct pc_tensor *t = pc_op_out(p, n, i);
+	char what[48];
+
+	if (!t)
+		return PC_OK; /* omitted optional output */
+	snprintf(what, sizeof(what), "output %d", i);
+	if (shape->ndim < 0 || shape->ndim > PC_MAX_DIMS)
+		return pc_node_error(err, n, PC_ERR_SHAPE, "output %d would have rank %d", i, shape->ndim);
+	if (pc_shape_numel(shape, &t->numel, what, NULL)) {
+		char buf[160];
+		return pc_node_error(err, n, PC_ERR_SHAPE, "output %d would have shape %s", i,
+				     pc_shape_format(shape, buf, sizeof(buf)));
+	}
+	t->dtype = dtype;
+	t->shape = *shape;
+	return PC_OK;
+}
+
+static void *static_output(struct pc_plan *p, const struct pc_node *n, int i, enum pc_dtype dtype,
+			   const struct pc_shape *shape, struct pc_error *err)
+{
+	struct pc_tensor *t = pc_op_out(p, n, i);
+	size_t esize = dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+
+	if (!t) {
+		pc_node_error(err, n, PC_ERR_INTERNAL, "static output %d is omitted", i);
+		return NULL;
+	}
+	if (pc_op_set_output(p, n, i, dtype, shape, err))
+		return NULL;
+	/* static tensors are shape arithmetic: keep them small */
+	if (t->numel > (1 << 24)) {
+		pc_node_error(err, n, PC_ERR_LIMIT, "constant output %d has %lld elements", i, (long long)t->numel);
+		return NULL;
+	}
+	free(t->owned);
+	t->owned = calloc((size_t)t->numel + 1, esize);
+	if (!t->owned) {
+		pc_node_error(err, n, PC_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	t->is_static = 1;
+	if (dtype == PC_DTYPE_FLOAT)
+		t->data = t->owned;
+	else
+		t->ival = t->owned;
+	return t->owned;
+}
+
+int64_t *pc_op_static_int64(struct pc_plan *p, const struct pc_node *n, int i, const struct pc_shape *shape,
+			    struct pc_error *err)
+{
+	return static_output(p, n, i, PC_DTYPE_INT64, shape, err);
+}
+
+float *pc_op_static_float(struct pc_plan *p, const struct pc_node *n, int i, const struct pc_shape *shape,
+			  struct pc_error *err)
+{
+	return static_output(p, n, i, PC_DTYPE_FLOAT, shape, err);
+}
+
+void pc_op_reserve_ws(struct pc_plan *p, size_t floats)
+{
+	if (floats > p->ws_floats)
+		p->ws_floats = floats;
+}
+
+int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err)
+{
+	struct pc_tensor *t = pc_op_in(p, n, i);
+
+	if (!t)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d is missing", i);
+	if (t->dtype != PC_DTYPE_FLOAT)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d is %s; this op takes float", i,
+				     pc_dtype_name(t->dtype));
+	return PC_OK;
+}
+
+int pc_op_need_static_int64(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err)
+{
+	struct pc_tensor *t = pc_op_in(p, n, i);
+
+	if (!t)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d is missing", i);
+	if (t->dtype != PC_DTYPE_INT64 || !t->is_static)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "input %d must be an int64 tensor known before the run (a shape or axes)", i);
+	return PC_OK;
+}
+
+int pc_broadcast_shape(const struct pc_shape *a, const struct pc_shape *b, struct pc_shape *out)
+{
+	int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+
+	out->ndim = nd;
+	for (int i = 0; i < nd; i++) {
+		int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
+		int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+		if (da != db && da != 1 && db != 1)
+			return PC_ERR_SHAPE;
+		out->dim[i] = da == 1 ? db : da;
+	}
+	return PC_OK;
+}
+
+int pc_axis(int64_t axis, int rank)
+{
+	if (axis < -rank || axis >= rank)
+		return -1;
+	return (int)(axis < 0 ? axis + rank : axis);
+}

@@ -1,0 +1,192 @@
+/* The op table and what every op may use.
+ *
+ * An op is a row of pc_op_table (ops/table.c): its ONNX name, the attributes
+ * it accepts, its input/output arity and four functions:
+ *
+ *   init     at load: parse and check attributes into node->priv (a plain
+ *            struct freed with free()); reject what the op cannot do, naming
+ *            the node, op and attribute. May be NULL.
+ *   infer    at prepare: from the input shapes (and the values of static
+ *            int64 inputs) set every output's shape and dtype with
+ *            pc_op_set_output, fold int64 results with pc_op_static_int64,
+ *            and reserve workspace. Runs for every plan, including the
+ *            batch-1 check at load, so any shape error surfaces at load.
+ *   forward  computes the outputs from the inputs. NULL when every output
+ *            is static (folded at prepare) or aliases its input.
+ *   backward ADDS the gradient of each input that has one (t->grad != NULL)
+ *            from the output gradients. Never assigns: a value feeding
+ *            several nodes receives the sum, and weight gradients
+ *            accumulate across batches. NULL when no input can need one.
+ *
+ * forward and backward must not allocate; scratch memory is p->ws, sized by
+ * what infer reserved (shared: one node runs at a time). */
+#ifndef PARACORR_OPS_INT_H
+#define PARACORR_OPS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/error.h"
+#include "paracorr/graph.h"
+#include "paracorr/tensor.h"
+
+#define PC_OP_LIST(X)                                                                                             \
+	X(GEMM)                                                                                           \
+	X(MATMUL)                                                                                       \
+	X(ADD)                                                                                             \
+	X(SUB)                                                                                             \
+	X(MUL)                                                                                             \
+	X(DIV)                                                                                             \
+	X(RELU)                                                                                           \
+	X(LEAKYRELU)                                                                                 \
+	X(SIGMOID)                                                                                     \
+	X(TANH)                                                                                           \
+	X(SOFTMAX)                                                                                     \
+	X(LOGSOFTMAX)                                                                               \
+	X(CLIP)                                                                                           \
+	X(CONV)                                                                                           \
+	X(MAXPOOL)                                                                                     \
+	X(AVERAGEPOOL)                                                                             \
+	X(GLOBALAVERAGEPOOL)                                                                 \
+	X(BATCHNORM)                                                                        \
+	X(FLATTEN)                                                                                     \
+	X(RESHAPE)                                                                                     \
+	X(TRANSPOSE)                                                                                 \
+	X(CONCAT)                                                                                       \
+	X(PAD)                                                                                             \
+	X(IDENTITY)                                                                                   \
+	X(DROPOUT)                                                                                     \
+	X(CONSTANT)                                                                                   \
+	X(SHAPE)                                                                                         \
+	X(GATHER)                                                                                       \
+	X(UNSQUEEZE)                                                                                 \
+	X(SQUEEZE)                                                                                     \
+	X(CAST)
+
+enum pc_op {
+#define PC_OP_ENUM(id) PC_OP_##id,
+	PC_OP_LIST(PC_OP_ENUM)
+#undef PC_OP_ENUM
+	PC_OP_COUNT
+};
+
+struct pc_node;
+struct pc_plan;
+struct pc_tensor;
+
+struct pc_op_def {
+	const char *name;
+	const char *attrs; /* accepted attribute names, comma-separated */
+	int min_in, max_in, min_out, max_out;
+	/* Bit i set: a float initializer at input i is a buffer, not a trained
+	 * weight (BatchNormalization's running mean and variance). */
+	unsigned buffer_inputs;
+	/* Output 0 shares input 0's data and gradient (reshape-like ops): the
+	 * plan aliases the buffers and the op needs no forward or backward. */
+	int alias;
+	int (*init)(struct pc_node *n, struct pc_error *err);
+	int (*infer)(struct pc_plan *p, const struct pc_node *n, struct pc_error *err);
+	void (*forward)(struct pc_plan *p, const struct pc_node *n);
+	void (*backward)(struct pc_plan *p, const struct pc_node *n);
+};
+
+extern const struct pc_op_def pc_op_table[PC_OP_COUNT];
+
+/* PC_OP_COUNT when name is not an op of the table. */
+enum pc_op pc_op_lookup(const char *name);
+
+/* --- for init: attributes and errors ------------------------------------ */
+
+const struct pc_attr *pc_attr_get(const struct pc_node *n, const char *name);
+/* Each fills *out with the attribute or def when absent; a wrong type is an
+ * error naming the node and attribute. */
+int pc_attr_int(const struct pc_node *n, const char *name, int64_t def, int64_t *out, struct pc_error *err);
+int pc_attr_float(const struct pc_node *n, const char *name, float def, float *out, struct pc_error *err);
+int pc_attr_string(const struct pc_node *n, const char *name, const char *def, const char **out,
+		   struct pc_error *err);
+/* INTS into out[0..max); *count = number read, -1 when absent. More than
+ * max values is an error. */
+int pc_attr_ints(const struct pc_node *n, const char *name, int max, int64_t *out, int *count,
+		 struct pc_error *err);
+
+/* Record an error whose `where` is "node NAME (OP)". */
+int pc_node_error(struct pc_error *err, const struct pc_node *n, enum pc_status code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* --- for infer, forward, backward: tensors of the plan ------------------- */
+
+/* Input i of the node, or NULL when it is omitted (or i >= n_in). */
+struct pc_tensor *pc_op_in(struct pc_plan *p, const struct pc_node *n, int i);
+struct pc_tensor *pc_op_out(struct pc_plan *p, const struct pc_node *n, int i);
+int pc_op_n_in(const struct pc_node *n);
+int pc_op_n_out(const struct pc_node *n);
+void *pc_op_priv(const struct pc_node *n);
+int pc_op_opset(const struct pc_node *n);
+float *pc_op_ws(struct pc_plan *p);
+
+/* Set output i's dtype and shape; checks the element count. */
+int pc_op_set_output(struct pc_plan *p, const struct pc_node *n, int i, enum pc_dtype dtype,
+		     const struct pc_shape *shape, struct pc_error *err);
+/* Set output i as a static int64 / float tensor of that shape and return its
+ * storage (plan-owned) for infer to fill; NULL on error. */
+int64_t *pc_op_static_int64(struct pc_plan *p, const struct pc_node *n, int i, const struct pc_shape *shape,
+			    struct pc_error *err);
+float *pc_op_static_float(struct pc_plan *p, const struct pc_node *n, int i, const struct pc_shape *shape,
+			  struct pc_error *err);
+/* Workspace of at least `floats` floats for forward and backward. */
+void pc_op_reserve_ws(struct pc_plan *p, size_t floats);
+
+/* Input i must exist and be float / be a static int64 tensor. */
+int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err);
+int pc_op_need_static_int64(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err);
+
+/* Numpy broadcasting of a and b into out; PC_ERR_SHAPE when incompatible. */
+int pc_broadcast_shape(const struct pc_shape *a, const struct pc_shape *b, struct pc_shape *out);
+
+/* Normalise an axis in [-rank, rank) to [0, rank); -1 when out of range. */
+int pc_axis(int64_t axis, int rank);
+
+/* --- op families: one file each under core/ops/ ------------------------- */
+
+#define PC_OP_DECLARE(fn)                                                                                         \
+	int fn##_init(struct pc_node *n, struct pc_error *err);                                                   \
+	int fn##_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err);                         \
+	void fn##_forward(struct pc_plan *p, const struct pc_node *n);                                            \
+	void fn##_backward(struct pc_plan *p, const struct pc_node *n)
+
+/* gemm.c */
+PC_OP_DECLARE(pc_gemm);
+PC_OP_DECLARE(pc_matmul);
+/* elementwise.c: Add, Sub, Mul, Div share one implementation */
+PC_OP_DECLARE(pc_binary);
+/* activation.c */
+PC_OP_DECLARE(pc_relu);
+PC_OP_DECLARE(pc_leakyrelu);
+PC_OP_DECLARE(pc_sigmoid);
+PC_OP_DECLARE(pc_tanh);
+PC_OP_DECLARE(pc_softmax);
+PC_OP_DECLARE(pc_logsoftmax);
+PC_OP_DECLARE(pc_clip);
+/* conv.c */
+PC_OP_DECLARE(pc_conv);
+/* pool.c */
+PC_OP_DECLARE(pc_maxpool);
+PC_OP_DECLARE(pc_avgpool);
+PC_OP_DECLARE(pc_globalavgpool);
+/* norm.c */
+PC_OP_DECLARE(pc_batchnorm);
+/* shape.c */
+PC_OP_DECLARE(pc_flatten);
+PC_OP_DECLARE(pc_reshape);
+PC_OP_DECLARE(pc_transpose);
+PC_OP_DECLARE(pc_concat);
+PC_OP_DECLARE(pc_pad);
+PC_OP_DECLARE(pc_identity);
+PC_OP_DECLARE(pc_constant);
+PC_OP_DECLARE(pc_shapeop);
+PC_OP_DECLARE(pc_gather);
+PC_OP_DECLARE(pc_unsqueeze);
+PC_OP_DECLARE(pc_squeeze);
+PC_OP_DECLARE(pc_cast);
+
+#endif

@@ -1,0 +1,372 @@
+/* plan: prepare a finished graph for one batch size, and run it.
+ *
+ * Preparation walks the nodes once: each op's infer sets its output shapes
+ * and folds int64 shape arithmetic; then one arena holds every activation,
+ * a second every activation gradient, and one workspace serves all nodes.
+ * Reshape-like ops alias their input instead of copying. The weights live in
+ * a plan-owned flat copy, so parameter tensors point into it and corrupting
+ * the copy is all it takes to run a corrupted model. */
+#include "graph_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_ALIGN 16 /* floats: 64 bytes */
+
+static size_t round_up(int64_t n)
+{
+	return (size_t)((n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+}
+
+static void *alloc_floats(size_t n)
+{
+	size_t bytes = (n ? n : 1) * sizeof(float);
+
+	bytes = (bytes + 63) / 64 * 64;
+	return aligned_alloc(64, bytes);
+}
+
+static int init_graph_values(struct pc_plan *p, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_value *val = &g->values[v];
+		struct pc_tensor *t = &p->t[v];
+		if (val->kind == PC_VALUE_ACT)
+			continue;
+		t->dtype = val->dtype;
+		t->shape = val->shape;
+		if (val->kind == PC_VALUE_INPUT) {
+			for (int i = 0; i < t->shape.ndim; i++) {
+				if (i == 0 && t->shape.dim[0] == -1)
+					t->shape.dim[0] = p->batch;
+				else if (i == 0 && t->shape.dim[0] != p->batch)
+					return pc_error_set(err, PC_ERR_INVALID, val->name,
+							    "input has a fixed batch of %lld; use batch size %lld",
+							    (long long)t->shape.dim[0], (long long)t->shape.dim[0]);
+				else if (t->shape.dim[i] <= 0)
+					return pc_error_set(err, PC_ERR_UNSUPPORTED, val->name,
+							    "input dimension %d is symbolic or empty; only the batch "
+							    "axis may be",
+							    i);
+			}
+			if (t->shape.ndim < 1)
+				return pc_error_set(err, PC_ERR_UNSUPPORTED, val->name, "input is a scalar");
+		}
+		if (pc_shape_numel(&t->shape, &t->numel, val->name, err))
+			return PC_ERR_SHAPE;
+		if (val->kind == PC_VALUE_PARAM) {
+			t->data = p->w + g->ptab[val->param].offset;
+			if (p->gw)
+				t->grad = p->gw + g->ptab[val->param].offset;
+		} else if (val->kind == PC_VALUE_CONST) {
+			t->is_static = 1;
+			t->data = val->fdata;
+			t->ival = val->idata;
+		}
+	}
+	return PC_OK;
+}
+
+static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int v = 0; v < g->n_values; v++) {
+		enum pc_value_kind kind = g->values[v].kind;
+		need[v] = (kind == PC_VALUE_PARAM && (p->flags & PC_PLAN_GRAD)) ||
+			  (kind == PC_VALUE_INPUT && (p->flags & PC_PLAN_INPUT_GRAD));
+	}
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		const struct pc_op_def *d = &pc_op_table[n->op];
+		int any_need = 0, any_runtime = 0, rc;
+
+		for (int i = 0; i < n->n_in; i++) {
+			if (n->in[i] < 0)
+				continue;
+			if (p->t[n->in[i]].dtype == PC_DTYPE_UNDEFINED)
+				return pc_node_error(err, n, PC_ERR_INTERNAL, "input %d has no type", i);
+			any_need |= need[n->in[i]];
+		}
+		rc = d->infer(p, n, err);
+		if (rc)
+			return rc;
+		for (int j = 0; j < n->n_out; j++) {
+			struct pc_tensor *t;
+			if (n->out[j] < 0)
+				continue;
+			t = &p->t[n->out[j]];
+			if (t->dtype == PC_DTYPE_UNDEFINED)
+				return pc_node_error(err, n, PC_ERR_INTERNAL, "output %d was not inferred", j);
+			if (t->dtype == PC_DTYPE_INT64 && !t->is_static)
+				return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+						     "output %d is an int64 tensor computed at run time; only shape "
+						     "arithmetic may be int64",
+						     j);
+			if (!t->is_static)
+				any_runtime = 1;
+		}
+		if (d->alias) {
+			struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
+			if (in->numel != out->numel || in->dtype != out->dtype)
+				return pc_node_error(err, n, PC_ERR_INTERNAL, "aliased output differs in size");
+			out->is_static = in->is_static;
+			need[n->out[0]] = need[n->in[0]];
+			p->run_fwd[k] = 0;
+			p->run_bwd[k] = 0;
+			continue;
+		}
+		p->run_fwd[k] = d->forward && any_runtime;
+		p->run_bwd[k] = d->backward && any_need;
+		for (int j = 0; j < n->n_out; j++)
+			if (n->out[j] >= 0)
+				need[n->out[j]] = p->run_bwd[k] && p->t[n->out[j]].dtype == PC_DTYPE_FLOAT &&
+						  !p->t[n->out[j]].is_static;
+	}
+	return PC_OK;
+}
+
+/* The value whose storage v uses: itself, or the root of an alias chain. */
+static int storage_of(const struct pc_graph *g, int v)
+{
+	while (g->values[v].kind == PC_VALUE_ACT) {
+		const struct pc_node *n = &g->nodes[g->values[v].producer];
+		if (!pc_op_table[n->op].alias || n->out[0] != v)
+			break;
+		v = n->in[0];
+	}
+	return v;
+}
+
+static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	size_t act = 0, gact = 0;
+
+	/* first pass sizes the arenas, second hands out pointers */
+	for (int pass = 0; pass < 2; pass++) {
+		act = gact = 0;
+		for (int v = 0; v < g->n_values; v++) {
+			struct pc_tensor *t = &p->t[v];
+			enum pc_value_kind kind = g->values[v].kind;
+			if (t->dtype != PC_DTYPE_FLOAT || t->is_static || storage_of(g, v) != v ||
+			    (kind != PC_VALUE_ACT && kind != PC_VALUE_INPUT))
+				continue;
+			if (pass)
+				t->data = p->act + act;
+			act += round_up(t->numel);
+			if (need[v]) {
+				if (pass)
+					t->grad = p->gact + gact;
+				gact += round_up(t->numel);
+			}
+		}
+		if (!pass) {
+			p->act = alloc_floats(act);
+			p->gact = alloc_floats(gact);
+			p->ws = alloc_floats(p->ws_floats);
+			if (!p->act || !p->gact || !p->ws)
+				return pc_error_set(err, PC_ERR_NOMEM, "plan",
+						    "out of memory for %zu MiB of activations at batch %d",
+						    (act + gact + p->ws_floats) * sizeof(float) >> 20, p->batch);
+			p->act_floats = act;
+			p->gact_floats = gact;
+		}
+	}
+	/* aliases share their root's storage; walk in node order so chains resolve */
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (!pc_op_table[n->op].alias)
+			continue;
+		struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
+		out->data = in->data;
+		out->grad = in->grad;
+		out->ival = in->ival;
+	}
+	return PC_OK;
+}
+
+struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err)
+{
+	struct pc_plan *p = NULL;
+	unsigned char *need = NULL;
+	const struct pc_tensor *out;
+
+	if (!g->finished) {
+		pc_error_set(err, PC_ERR_INVALID, "plan", "graph is not finished");
+		return NULL;
+	}
+	if (batch < 1 || batch > (1 << 20)) {
+		pc_error_set(err, PC_ERR_INVALID, "batch_size", "batch size %d is outside 1..1048576", batch);
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto nomem;
+	p->g = g;
+	p->batch = batch;
+	p->flags = flags;
+	p->t = calloc((size_t)g->n_values + 1, sizeof(*p->t));
+	p->run_fwd = calloc((size_t)g->n_nodes + 1, 1);
+	p->run_bwd = calloc((size_t)g->n_nodes + 1, 1);
+	need = calloc((size_t)g->n_values + 1, 1);
+	p->w = alloc_floats((size_t)g->n_params);
+	if (!p->t || !p->run_fwd || !p->run_bwd || !need || !p->w)
+		goto nomem;
+	memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
+	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
+		p->gw = alloc_floats((size_t)g->n_params);
+		if (!p->gw)
+			goto nomem;
+		memset(p->gw, 0, (size_t)g->n_params * sizeof(float));
+	}
+	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err))
+		goto fail;
+	out = &p->t[g->output];
+	if (out->dtype != PC_DTYPE_FLOAT || out->shape.ndim != 2 || out->shape.dim[0] != batch || out->is_static) {
+		char buf[96];
+		pc_error_set(err, PC_ERR_UNSUPPORTED, g->output_name,
+			     "output has shape %s; paracorr needs float scores of shape [N, classes]",
+			     pc_shape_format(&out->shape, buf, sizeof(buf)));
+		goto fail;
+	}
+	if (out->shape.dim[1] < 2) {
+		pc_error_set(err, PC_ERR_UNSUPPORTED, g->output_name, "output has %lld classes; need at least 2",
+			     (long long)out->shape.dim[1]);
+		goto fail;
+	}
+	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
+		p->og = alloc_floats((size_t)out->numel);
+		if (!p->og)
+			goto nomem;
+		memset(p->og, 0, (size_t)out->numel * sizeof(float));
+	}
+	free(need);
+	return p;
+nomem:
+	pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory preparing batch %d", batch);
+fail:
+	free(need);
+	pc_plan_free(p);
+	return NULL;
+}
+
+void pc_plan_free(struct pc_plan *p)
+{
+	if (!p)
+		return;
+	if (p->t)
+		for (int v = 0; v < p->g->n_values; v++)
+			free(p->t[v].owned);
+	free(p->t);
+	free(p->w);
+	free(p->gw);
+	free(p->act);
+	free(p->gact);
+	free(p->ws);
+	free(p->og);
+	free(p->run_fwd);
+	free(p->run_bwd);
+	free(p);
+}
+
+const struct pc_graph *pc_plan_graph(const struct pc_plan *p)
+{
+	return p->g;
+}
+
+int pc_plan_batch(const struct pc_plan *p)
+{
+	return p->batch;
+}
+
+int64_t pc_plan_sample_numel(const struct pc_plan *p)
+{
+	return p->t[p->g->input].numel / p->batch;
+}
+
+int64_t pc_plan_classes(const struct pc_plan *p)
+{
+	return p->t[p->g->output].shape.dim[1];
+}
+
+size_t pc_plan_bytes(const struct pc_plan *p)
+{
+	size_t floats = p->act_floats + p->gact_floats + p->ws_floats + (size_t)p->g->n_params;
+
+	if (p->gw)
+		floats += (size_t)p->g->n_params;
+	return floats * sizeof(float);
+}
+
+float *pc_plan_input(struct pc_plan *p)
+{
+	return p->t[p->g->input].data;
+}
+
+const float *pc_plan_output(const struct pc_plan *p)
+{
+	return p->t[p->g->output].data;
+}
+
+float *pc_plan_output_grad(struct pc_plan *p)
+{
+	return p->og;
+}
+
+const float *pc_plan_input_grad(const struct pc_plan *p)
+{
+	return (p->flags & PC_PLAN_INPUT_GRAD) ? p->t[p->g->input].grad : NULL;
+}
+
+float *pc_plan_weights(struct pc_plan *p)
+{
+	return p->w;
+}
+
+float *pc_plan_weight_grad(struct pc_plan *p)
+{
+	return p->gw;
+}
+
+void pc_plan_zero_weight_grad(struct pc_plan *p)
+{
+	if (p->gw)
+		memset(p->gw, 0, (size_t)p->g->n_params * sizeof(float));
+}
+
+void pc_plan_forward_range(struct pc_plan *p, int first, int last)
+{
+	const struct pc_graph *g = p->g;
+
+	if (first < 0)
+		first = 0;
+	if (last > g->n_nodes)
+		last = g->n_nodes;
+	for (int k = first; k < last; k++)
+		if (p->run_fwd[k])
+			pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
+}
+
+void pc_plan_forward(struct pc_plan *p)
+{
+	pc_plan_forward_range(p, 0, p->g->n_nodes);
+}
+
+void pc_plan_backward(struct pc_plan *p)
+{
+	const struct pc_graph *g = p->g;
+	struct pc_tensor *out = &p->t[g->output];
+
+	if (!p->og)
+		return;
+	memset(p->gact, 0, p->gact_floats * sizeof(float));
+	if (out->grad)
+		for (int64_t i = 0; i < out->numel; i++)
+			out->grad[i] += p->og[i];
+	for (int k = g->n_nodes - 1; k >= 0; k--)
+		if (p->run_bwd[k])
+			pc_op_table[g->nodes[k].op].backward(p, &g->nodes[k]);
+}

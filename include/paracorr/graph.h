@@ -1,0 +1,114 @@
+/* graph: a model as a list of nodes in execution order, its values and its
+ * parameters.
+ *
+ * A graph is built once (by the ONNX loader, or by tests through the builder
+ * calls below), checked by pc_graph_finish, and is read-only afterwards, so
+ * one graph can be shared by every job and thread. Running it needs a plan
+ * (plan.h), which owns the buffers and a working copy of the weights. */
+#ifndef PARACORR_GRAPH_H
+#define PARACORR_GRAPH_H
+
+#include <stdint.h>
+
+#include "paracorr/error.h"
+#include "paracorr/tensor.h"
+
+#define PC_OPSET_MIN 11
+#define PC_OPSET_MAX 17
+
+struct pc_graph;
+
+enum pc_attr_type {
+	PC_ATTR_FLOAT = 1,
+	PC_ATTR_INT = 2,
+	PC_ATTR_STRING = 3,
+	PC_ATTR_TENSOR = 4,
+	PC_ATTR_FLOATS = 6,
+	PC_ATTR_INTS = 7,
+};
+
+/* A node attribute as the builder takes it; the graph keeps deep copies. */
+struct pc_attr {
+	const char *name;
+	enum pc_attr_type type;
+	float f;
+	int64_t i;
+	const char *s;
+	int n; /* count of floats / ints */
+	const float *floats;
+	const int64_t *ints;
+	/* PC_ATTR_TENSOR (Constant's value): dtype, shape and dense data */
+	enum pc_dtype tdtype;
+	struct pc_shape tshape;
+	const void *tdata;
+};
+
+/* How the graph's output is read by the loss. */
+enum pc_output_kind {
+	PC_OUTPUT_LOGITS,
+	PC_OUTPUT_PROBS,    /* graph ends in Softmax */
+	PC_OUTPUT_LOGPROBS, /* graph ends in LogSoftmax */
+};
+
+/* One corruptible tensor inside the flat parameter buffer. */
+struct pc_param {
+	const char *name; /* ONNX initializer name */
+	struct pc_shape shape;
+	int64_t offset; /* into the flat buffer, in floats */
+	int64_t count;
+	const char *node; /* the first node consuming it */
+	int node_index;	  /* its index in execution order */
+};
+
+/* --- building ----------------------------------------------------------- */
+
+struct pc_graph *pc_graph_new(int opset, struct pc_error *err);
+
+/* The data input. A dim of -1 is symbolic (the dynamic batch axis). */
+int pc_graph_add_input(struct pc_graph *g, const char *name, const struct pc_shape *shape, struct pc_error *err);
+
+/* Initializers; the data are copied. */
+int pc_graph_add_float(struct pc_graph *g, const char *name, const struct pc_shape *shape, const float *data,
+		       struct pc_error *err);
+int pc_graph_add_int64(struct pc_graph *g, const char *name, const struct pc_shape *shape, const int64_t *data,
+		       struct pc_error *err);
+
+/* A node; an empty input name is an omitted optional input. Unknown op
+ * types are accepted here and reported together by pc_graph_finish. */
+int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name, int n_in, const char *const *inputs,
+		      int n_out, const char *const *outputs, int n_attr, const struct pc_attr *attrs,
+		      struct pc_error *err);
+
+int pc_graph_add_output(struct pc_graph *g, const char *name, struct pc_error *err);
+
+/* Resolve names, order nodes, reject cycles, unsupported ops and
+ * attributes, split parameters from buffers, and infer shapes once at batch
+ * 1 so that every shape error is found at load time, never at run time. */
+int pc_graph_finish(struct pc_graph *g, struct pc_error *err);
+
+void pc_graph_free(struct pc_graph *g);
+
+/* --- queries (after finish) ------------------------------------------------ */
+
+int pc_graph_opset(const struct pc_graph *g);
+const char *pc_graph_input_name(const struct pc_graph *g);
+/* Declared input shape; dim[0] is -1 when the batch axis is dynamic. */
+const struct pc_shape *pc_graph_input_shape(const struct pc_graph *g);
+const char *pc_graph_output_name(const struct pc_graph *g);
+enum pc_output_kind pc_graph_output_kind(const struct pc_graph *g);
+/* Classes: the output's last dimension. */
+int64_t pc_graph_classes(const struct pc_graph *g);
+
+int pc_graph_node_count(const struct pc_graph *g);
+const char *pc_graph_node_name(const struct pc_graph *g, int i);
+const char *pc_graph_node_op(const struct pc_graph *g, int i);
+
+/* Corruptible parameters: one flat float buffer and its table. */
+int64_t pc_graph_param_count(const struct pc_graph *g);
+int pc_graph_param_tensors(const struct pc_graph *g);
+const struct pc_param *pc_graph_param(const struct pc_graph *g, int i);
+const float *pc_graph_params(const struct pc_graph *g);
+/* Index of the parameter tensor called name, or -1. */
+int pc_graph_find_param(const struct pc_graph *g, const char *name);
+
+#endif

@@ -1,0 +1,59 @@
+/* plan: a graph prepared for one batch size.
+ *
+ * Preparing infers every shape, folds the int64 shape computations into
+ * constants and allocates activations, gradients and one shared workspace.
+ * After that, forward and backward passes allocate nothing: thousands of
+ * corrupted passes cost only arithmetic. A plan owns a working copy of the
+ * weights, so corrupting it never touches the shared graph. One plan is
+ * used by one thread at a time. */
+#ifndef PARACORR_PLAN_H
+#define PARACORR_PLAN_H
+
+#include <stdint.h>
+
+#include "paracorr/graph.h"
+
+struct pc_plan;
+
+enum pc_plan_flags {
+	PC_PLAN_GRAD = 1,	/* gradients of the weights */
+	PC_PLAN_INPUT_GRAD = 2, /* also the gradient of the input (tests, saliency) */
+};
+
+struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err);
+void pc_plan_free(struct pc_plan *p);
+
+const struct pc_graph *pc_plan_graph(const struct pc_plan *p);
+int pc_plan_batch(const struct pc_plan *p);
+/* Floats per sample of the input, and classes per sample of the output. */
+int64_t pc_plan_sample_numel(const struct pc_plan *p);
+int64_t pc_plan_classes(const struct pc_plan *p);
+/* Bytes held by buffers (activations, gradients, workspace, weights). */
+size_t pc_plan_bytes(const struct pc_plan *p);
+
+/* batch * sample_numel floats, written by the caller before forward. */
+float *pc_plan_input(struct pc_plan *p);
+/* batch * classes floats. */
+const float *pc_plan_output(const struct pc_plan *p);
+/* The gradient of the loss with respect to the output, set by the caller
+ * before backward. NULL without PC_PLAN_GRAD. */
+float *pc_plan_output_grad(struct pc_plan *p);
+/* NULL without PC_PLAN_INPUT_GRAD; overwritten by each backward. */
+const float *pc_plan_input_grad(const struct pc_plan *p);
+
+/* The working weights (pc_graph_param_count floats), writable: corruption
+ * writes here. Starts as a copy of the graph's clean weights. */
+float *pc_plan_weights(struct pc_plan *p);
+/* Accumulated weight gradient; backward adds to it. NULL without GRAD. */
+float *pc_plan_weight_grad(struct pc_plan *p);
+void pc_plan_zero_weight_grad(struct pc_plan *p);
+
+void pc_plan_forward(struct pc_plan *p);
+/* Runs nodes [first, last) of the execution order only: the caller keeps
+ * the activations before `first` valid (prefix caching). */
+void pc_plan_forward_range(struct pc_plan *p, int first, int last);
+/* Backpropagates the output gradient, adding weight gradients into
+ * pc_plan_weight_grad. Needs a forward pass of the same weights first. */
+void pc_plan_backward(struct pc_plan *p);
+
+#endif

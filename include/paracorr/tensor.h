@@ -1,0 +1,45 @@
+/* tensor: shapes and element types. Tensors are dense, row-major (NCHW for
+ * images); float32 carries data, int64 carries shapes and indices. */
+#ifndef PARACORR_TENSOR_H
+#define PARACORR_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/error.h"
+
+#define PC_MAX_DIMS 8
+/* Element counts above this are refused when read from a file: 2^40 floats
+ * is 4 TiB, far past anything a model or dataset here can hold. */
+#define PC_MAX_NUMEL ((int64_t)1 << 40)
+
+/* Numbered as ONNX TensorProto.DataType, so a file's code maps directly. */
+enum pc_dtype {
+	PC_DTYPE_UNDEFINED = 0,
+	PC_DTYPE_FLOAT = 1,
+	PC_DTYPE_INT64 = 7,
+};
+
+struct pc_shape {
+	int ndim;
+	int64_t dim[PC_MAX_DIMS];
+};
+
+/* Product of dims into *numel; PC_ERR_SHAPE (naming `what`) when a dim is
+ * negative or the product passes PC_MAX_NUMEL. A scalar has numel 1. */
+int pc_shape_numel(const struct pc_shape *s, int64_t *numel, const char *what, struct pc_error *err);
+
+/* Product of dims of an already validated shape. */
+int64_t pc_shape_count(const struct pc_shape *s);
+
+/* Product of dim[from..to) of a validated shape. */
+int64_t pc_shape_span(const struct pc_shape *s, int from, int to);
+
+int pc_shape_equal(const struct pc_shape *a, const struct pc_shape *b);
+
+/* "[2,3,4]" into buf; returns buf. */
+const char *pc_shape_format(const struct pc_shape *s, char *buf, size_t size);
+
+const char *pc_dtype_name(int onnx_dtype);
+
+#endif

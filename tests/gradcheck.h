@@ -1,0 +1,33 @@
+/* Finite-difference gradient checks for ops and graphs.
+ *
+ * The scalar checked is L = sum(output * R) for a fixed random R, so every
+ * output element is exercised; L is summed in double. Each parameter tensor
+ * and the input are checked on up to `samples` elements each (all when the
+ * tensor is smaller) by central differences with step eps:
+ *   |analytic - numeric| <= atol + rtol * |numeric|. */
+#ifndef PARACORR_GRADCHECK_H
+#define PARACORR_GRADCHECK_H
+
+#include <stdint.h>
+
+#include "paracorr/graph.h"
+#include "test.h"
+
+struct gc_opts {
+	int batch;
+	double eps;
+	double atol, rtol;
+	int samples;	    /* elements checked per tensor; 0 = 64 */
+	uint64_t seed;
+	int check_input;    /* also the input gradient */
+	float input_lo, input_hi; /* input drawn uniformly from [lo, hi]; both 0 = [-1, 1] */
+};
+
+/* Runs the check, reporting every mismatch through t. Returns the number of
+ * elements compared (so a test can assert that something was checked). */
+int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *o);
+
+/* Deterministic uniform floats in [lo, hi] (xorshift64*). */
+void gc_fill(float *x, int64_t n, uint64_t seed, float lo, float hi);
+
+#endif
