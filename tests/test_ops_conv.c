@@ -1,0 +1,881 @@
+/* Conv and pooling ops: forward against naive references written here
+ * (direct loops, double accumulation, their own output-size arithmetic from
+ * the ONNX spec), gradients by finite differences, and load-time errors
+ * that name the node.
+ *
+ * Every test graph is x -> op -> Flatten(axis 1), since a graph's output
+ * must be [N, classes]. The benchmark at the end runs only when
+ * PARACORR_BENCH is set and asserts nothing about time. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gradcheck.h"
+#include "paracorr/graph.h"
+#include "paracorr/plan.h"
+#include "test.h"
+
+/* --- building one-node graphs --------------------------------------------- */
+
+struct init_tensor {
+	const char *name;
+	struct pc_shape shape;
+	const float *data;
+};
+
+static struct pc_attr attr_int(const char *name, int64_t v)
+{
+	struct pc_attr a = {.name = name, .type = PC_ATTR_INT, .i = v};
+	return a;
+}
+
+static struct pc_attr attr_ints(const char *name, int n, const int64_t *v)
+{
+	struct pc_attr a = {.name = name, .type = PC_ATTR_INTS, .n = n, .ints = v};
+	return a;
+}
+
+static struct pc_attr attr_str(const char *name, const char *s)
+{
+	struct pc_attr a = {.name = name, .type = PC_ATTR_STRING, .s = s};
+	return a;
+}
+
+static struct pc_shape shape4(int64_t a, int64_t b, int64_t c, int64_t d)
+{
+	struct pc_shape s = {.ndim = 4, .dim = {a, b, c, d}};
+	return s;
+}
+
+/* x (batch axis dynamic) -> op(x, inits...) named `name` -> Flatten -> out.
+ * NULL with err filled when any step, pc_graph_finish included, fails. */
+static struct pc_graph *one_node_graph(const struct pc_shape *xs, const char *op, const char *name, int n_init,
+				       const struct init_tensor *inits, int n_attr, const struct pc_attr *attrs,
+				       struct pc_error *err)
+{
+	struct pc_graph *g = pc_graph_new(13, err);
+	struct pc_shape in = *xs;
+	const char *inputs[4] = {"x"};
+	const char *y = "y", *out = "out";
+	struct pc_attr axis = attr_int("axis", 1);
+
+	if (!g)
+		return NULL;
+	in.dim[0] = -1;
+	if (pc_graph_add_input(g, "x", &in, err))
+		goto fail;
+	for (int i = 0; i < n_init; i++) {
+		if (inits[i].data && pc_graph_add_float(g, inits[i].name, &inits[i].shape, inits[i].data, err))
+			goto fail;
+		inputs[1 + i] = inits[i].data ? inits[i].name : "";
+	}
+	if (pc_graph_add_node(g, op, name, 1 + n_init, inputs, 1, &y, n_attr, attrs, err) ||
+	    pc_graph_add_node(g, "Flatten", "flatten", 1, &y, 1, &out, 1, &axis, err) ||
+	    pc_graph_add_output(g, "out", err) || pc_graph_finish(g, err))
+		goto fail;
+	return g;
+fail:
+	pc_graph_free(g);
+	return NULL;
+}
+
+static const char *fmt_err(const struct pc_error *err)
+{
+	static char buf[800];
+	return pc_error_format(err, buf, sizeof(buf));
+}
+
+/* Runs g forward at batch n on x; returns the plan (caller frees). */
+static struct pc_plan *run_forward(struct pc_test *t, const struct pc_graph *g, int n, const float *x, int64_t x_count)
+{
+	struct pc_error err = {0};
+	struct pc_plan *p = pc_plan_new(g, n, 0, &err);
+
+	if (!p) {
+		pc_test_fail(t, __FILE__, __LINE__, "plan: %s", fmt_err(&err));
+		return NULL;
+	}
+	memcpy(pc_plan_input(p), x, (size_t)x_count * sizeof(float));
+	pc_plan_forward(p);
+	return p;
+}
+
+/* --- ONNX output-size arithmetic, written independently of the ops ------- */
+
+/* Output length, leading pad and padded end along one axis. */
+static void ref_axis(const char *auto_pad, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
+		     int ceil_mode, int64_t *out, int64_t *lead, int64_t *end)
+{
+	int64_t ek = (k - 1) * d + 1;
+
+	if (auto_pad && strcmp(auto_pad, "VALID") == 0) {
+		*out = (int64_t)ceil((double)(in - ek + 1) / (double)s);
+		*lead = 0;
+		*end = in;
+	} else if (auto_pad && strncmp(auto_pad, "SAME_", 5) == 0) {
+		int64_t total;
+		*out = (int64_t)ceil((double)in / (double)s);
+		total = (*out - 1) * s + ek - in;
+		if (total < 0)
+			total = 0;
+		*lead = strcmp(auto_pad, "SAME_UPPER") == 0 ? total / 2 : (total + 1) / 2;
+		*end = in + total - *lead;
+	} else {
+		double q = (double)(in + pb + pe - ek) / (double)s;
+		*out = (int64_t)(ceil_mode ? ceil(q) : floor(q)) + 1;
+		if (ceil_mode && (*out - 1) * s >= in + pb)
+			(*out)--;
+		*lead = pb;
+		*end = in + pe;
+	}
+}
+
+/* --- Conv ------------------------------------------------------------------ */
+
+struct conv_case {
+	const char *label;
+	int n, c, h, w, m, kh, kw;
+	int sh, sw, dh, dw;
+	int64_t pads[4]; /* top, left, bottom, right */
+	int group;
+	int bias;
+	const char *auto_pad; /* NULL: attribute absent */
+	int kernel_attr;      /* also give kernel_shape */
+};
+
+/* strides 1/2, symmetric and asymmetric pads, dilation, groups, depthwise,
+ * 1x1, bias or not, auto_pad, batches of one and several; the last three
+ * have outputs big enough that the samples are split into several chunks
+ * (with a one-sample tail). */
+static const struct conv_case conv_cases[] = {
+    {"3x3 plain", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, NULL, 1},
+    {"stride 2 pad 1", 2, 2, 8, 7, 3, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0},
+    {"asymmetric pads", 1, 2, 6, 5, 2, 3, 2, 2, 1, 1, 1, {1, 0, 2, 1}, 1, 0, NULL, 1},
+    {"dilation 2", 2, 2, 9, 8, 3, 3, 3, 1, 1, 2, 2, {2, 1, 2, 1}, 1, 1, NULL, 0},
+    {"dilation 2 stride 2", 2, 2, 9, 10, 2, 2, 3, 2, 2, 2, 2, {0, 1, 1, 0}, 1, 1, NULL, 0},
+    {"group 2", 2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0},
+    {"depthwise", 2, 3, 6, 5, 3, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 3, 1, NULL, 0},
+    {"depthwise x2", 2, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 3, 0, NULL, 0},
+    {"1x1", 3, 4, 5, 5, 3, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 1},
+    {"1x1 group 2 bias", 2, 4, 3, 5, 4, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 2, 1, NULL, 0},
+    {"1x1 stride 2", 2, 3, 5, 6, 2, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, NULL, 0},
+    {"1x1 padded", 1, 2, 4, 3, 2, 1, 1, 1, 1, 1, 1, {1, 0, 0, 1}, 1, 1, NULL, 0},
+    {"SAME_UPPER", 2, 2, 7, 6, 3, 4, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "SAME_UPPER", 0},
+    {"SAME_LOWER", 2, 2, 7, 6, 3, 4, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "SAME_LOWER", 0},
+    {"SAME_LOWER stride 1", 1, 2, 5, 5, 2, 2, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, "SAME_LOWER", 0},
+    {"VALID", 2, 2, 7, 8, 2, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "VALID", 1},
+    {"NOTSET explicit", 1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, "NOTSET", 0},
+    {"batch 1 5x5", 1, 3, 10, 10, 4, 5, 5, 1, 1, 1, 1, {2, 2, 2, 2}, 1, 1, NULL, 0},
+    {"chunks 3x3", 7, 2, 40, 40, 3, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0},
+    {"chunks 1x1", 7, 3, 40, 40, 2, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 0},
+    {"chunks grouped stride 2", 5, 4, 64, 64, 4, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0},
+};
+
+#define N_CONV_CASES ((int)(sizeof(conv_cases) / sizeof(conv_cases[0])))
+
+struct conv_data {
+	float *w, *b;
+	struct pc_graph *g;
+	int64_t oh, ow, pt, pl;
+};
+
+static void conv_data_free(struct conv_data *d)
+{
+	free(d->w);
+	free(d->b);
+	pc_graph_free(d->g);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Weights (seeded from the case index), the graph and the reference
+ * geometry of a case. 0 on success. */
+static int conv_setup(struct pc_test *t, int ci, struct conv_data *d)
+{
+	const struct conv_case *cs = &conv_cases[ci];
+	int64_t kernel[2] = {cs->kh, cs->kw}, strides[2] = {cs->sh, cs->sw}, dil[2] = {cs->dh, cs->dw}, end;
+	struct pc_attr attrs[6];
+	struct init_tensor inits[2];
+	struct pc_shape xs = shape4(cs->n, cs->c, cs->h, cs->w);
+	struct pc_error err = {0};
+	int64_t wcount = (int64_t)cs->m * (cs->c / cs->group) * cs->kh * cs->kw;
+	int na = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->w = malloc((size_t)wcount * sizeof(float));
+	d->b = malloc((size_t)cs->m * sizeof(float));
+	if (!d->w || !d->b) {
+		pc_test_fail(t, __FILE__, __LINE__, "out of memory");
+		conv_data_free(d);
+		return -1;
+	}
+	gc_fill(d->w, wcount, 100 + (uint64_t)ci, -1.0f, 1.0f);
+	gc_fill(d->b, cs->m, 200 + (uint64_t)ci, -1.0f, 1.0f);
+	inits[0] = (struct init_tensor){"W", shape4(cs->m, cs->c / cs->group, cs->kh, cs->kw), d->w};
+	inits[1] = (struct init_tensor){"B", {.ndim = 1, .dim = {cs->m}}, d->b};
+	attrs[na++] = attr_ints("strides", 2, strides);
+	attrs[na++] = attr_ints("dilations", 2, dil);
+	attrs[na++] = attr_int("group", cs->group);
+	if (cs->auto_pad)
+		attrs[na++] = attr_str("auto_pad", cs->auto_pad);
+	if (!cs->auto_pad || strcmp(cs->auto_pad, "NOTSET") == 0)
+		attrs[na++] = attr_ints("pads", 4, cs->pads);
+	if (cs->kernel_attr)
+		attrs[na++] = attr_ints("kernel_shape", 2, kernel);
+	d->g = one_node_graph(&xs, "Conv", "conv0", cs->bias ? 2 : 1, inits, na, attrs, &err);
+	if (!d->g) {
+		pc_test_fail(t, __FILE__, __LINE__, "case '%s': %s", cs->label, fmt_err(&err));
+		conv_data_free(d);
+		return -1;
+	}
+	ref_axis(cs->auto_pad, cs->h, cs->kh, cs->sh, cs->dh, cs->pads[0], cs->pads[2], 0, &d->oh, &d->pt, &end);
+	ref_axis(cs->auto_pad, cs->w, cs->kw, cs->sw, cs->dw, cs->pads[1], cs->pads[3], 0, &d->ow, &d->pl, &end);
+	return 0;
+}
+
+/* The definition: y[n,m,oh,ow] = b[m] + sum over the group's channels and
+ * the kernel of w * x, with x zero outside the input. */
+static void ref_conv(const struct conv_case *cs, const struct conv_data *d, const float *x, float *y)
+{
+	int cg = cs->c / cs->group, mg = cs->m / cs->group;
+
+	for (int n = 0; n < cs->n; n++)
+		for (int m = 0; m < cs->m; m++)
+			for (int64_t oh = 0; oh < d->oh; oh++)
+				for (int64_t ow = 0; ow < d->ow; ow++) {
+					double acc = cs->bias ? d->b[m] : 0.0;
+					for (int c = 0; c < cg; c++) {
+						int cin = (m / mg) * cg + c;
+						for (int i = 0; i < cs->kh; i++)
+							for (int j = 0; j < cs->kw; j++) {
+								int64_t ih = oh * cs->sh - d->pt + i * cs->dh;
+								int64_t iw = ow * cs->sw - d->pl + j * cs->dw;
+								if (ih < 0 || ih >= cs->h || iw < 0 || iw >= cs->w)
+									continue;
+								acc +=
+								    (double)
+									d->w[((m * cg + c) * cs->kh + i) * cs->kw + j] *
+								    x[((n * cs->c + cin) * cs->h + ih) * cs->w + iw];
+							}
+					}
+					y[((n * cs->m + m) * d->oh + oh) * d->ow + ow] = (float)acc;
+				}
+}
+
+TEST(ops_conv_forward_matches_reference)
+{
+	for (int ci = 0; ci < N_CONV_CASES; ci++) {
+		const struct conv_case *cs = &conv_cases[ci];
+		struct conv_data d;
+		int64_t nx = (int64_t)cs->n * cs->c * cs->h * cs->w, ny;
+		float *x, *y;
+		struct pc_plan *p;
+		int bad = 0;
+
+		if (conv_setup(t, ci, &d))
+			continue;
+		ny = (int64_t)cs->n * cs->m * d.oh * d.ow;
+		x = malloc((size_t)nx * sizeof(float));
+		y = malloc((size_t)ny * sizeof(float));
+		REQUIRE(x && y);
+		gc_fill(x, nx, 300 + (uint64_t)ci, -1.0f, 1.0f);
+		ref_conv(cs, &d, x, y);
+		p = run_forward(t, d.g, cs->n, x, nx);
+		if (p) {
+			CHECK_MSG(pc_plan_classes(p) == ny / cs->n, "case '%s': %lld classes, expected %lld", cs->label,
+				  (long long)pc_plan_classes(p), (long long)(ny / cs->n));
+			for (int64_t i = 0; i < ny && pc_plan_classes(p) == ny / cs->n; i++) {
+				double a = pc_plan_output(p)[i], b = y[i];
+				if (!(fabs(a - b) <= 1e-5 + 1e-4 * fabs(b)) && bad++ < 3)
+					pc_test_fail(t, __FILE__, __LINE__, "case '%s': y[%lld] = %.7g, expected %.7g",
+						     cs->label, (long long)i, a, b);
+			}
+		}
+		pc_plan_free(p);
+		free(x);
+		free(y);
+		conv_data_free(&d);
+	}
+}
+
+TEST(ops_conv_gradients)
+{
+	for (int ci = 0; ci < N_CONV_CASES; ci++) {
+		const struct conv_case *cs = &conv_cases[ci];
+		struct conv_data d;
+		int bad = 0, checked;
+
+		if (conv_setup(t, ci, &d))
+			continue;
+		for (int with_input = 1; with_input >= 0; with_input--) {
+			struct gc_opts o = {.batch = cs->n,
+					    .eps = 1e-2,
+					    .atol = 1e-3,
+					    .rtol = 1e-2,
+					    .seed = 400 + (uint64_t)ci,
+					    .check_input = with_input};
+			int before = t->failures;
+			checked = gc_check(t, d.g, &o);
+			CHECK_MSG(checked > 0, "case '%s': nothing checked", cs->label);
+			if (t->failures != before && bad++ == 0)
+				pc_test_fail(t, __FILE__, __LINE__, "  (above: case '%s', check_input %d)", cs->label,
+					     with_input);
+		}
+		conv_data_free(&d);
+	}
+}
+
+/* Backward adds: two passes without zeroing give twice one pass. */
+TEST(ops_conv_backward_accumulates)
+{
+	const int ci = 1, cj = 18; /* one chunk-per-sample case, one chunked */
+	const int pick[2] = {ci, cj};
+
+	for (int k = 0; k < 2; k++) {
+		const struct conv_case *cs = &conv_cases[pick[k]];
+		struct conv_data d;
+		struct pc_error err = {0};
+		struct pc_plan *p;
+		float *first;
+		int64_t np;
+
+		if (conv_setup(t, pick[k], &d))
+			continue;
+		p = pc_plan_new(d.g, cs->n, PC_PLAN_GRAD, &err);
+		REQUIRE(p);
+		np = pc_graph_param_count(d.g);
+		first = malloc((size_t)np * sizeof(float));
+		REQUIRE(first);
+		gc_fill(pc_plan_input(p), (int64_t)cs->n * pc_plan_sample_numel(p), 9, -1.0f, 1.0f);
+		gc_fill(pc_plan_output_grad(p), (int64_t)cs->n * pc_plan_classes(p), 10, -1.0f, 1.0f);
+		pc_plan_forward(p);
+		pc_plan_backward(p);
+		memcpy(first, pc_plan_weight_grad(p), (size_t)np * sizeof(float));
+		pc_plan_backward(p);
+		for (int64_t i = 0; i < np; i++)
+			CHECK_CLOSE(pc_plan_weight_grad(p)[i], 2.0f * first[i], 1e-5, 1e-5);
+		free(first);
+		pc_plan_free(p);
+		conv_data_free(&d);
+	}
+}
+
+/* Conv errors surface at pc_graph_finish and name the node. */
+static void expect_conv_error(struct pc_test *t, const struct pc_shape *xs, const struct pc_shape *wsh, int n_attr,
+			      const struct pc_attr *attrs, const char *needle)
+{
+	struct pc_error err = {0};
+	int64_t wn = 1;
+	float *w;
+	struct init_tensor init;
+	struct pc_graph *g;
+
+	for (int i = 0; i < wsh->ndim; i++)
+		wn *= wsh->dim[i];
+	w = calloc((size_t)wn, sizeof(float));
+	if (!w) {
+		pc_test_fail(t, __FILE__, __LINE__, "out of memory");
+		return;
+	}
+	init = (struct init_tensor){"W", *wsh, w};
+	g = one_node_graph(xs, "Conv", "bad_conv", 1, &init, n_attr, attrs, &err);
+	CHECK_MSG(g == NULL, "expected an error mentioning '%s'", needle);
+	if (!g) {
+		const char *msg = fmt_err(&err);
+		CHECK_MSG(strstr(msg, "bad_conv") != NULL, "message '%s' does not name the node", msg);
+		CHECK_MSG(strstr(msg, needle) != NULL, "message '%s' lacks '%s'", msg, needle);
+	}
+	pc_graph_free(g);
+	free(w);
+}
+
+TEST(ops_conv_errors)
+{
+	struct pc_shape x = shape4(1, 4, 5, 5), w3 = shape4(2, 4, 3, 3);
+	int64_t pads1[4] = {1, 1, 1, 1}, k5[2] = {5, 5}, s3[3] = {1, 1, 1}, zero2[2] = {0, 1};
+	struct pc_attr a;
+
+	{ /* kernel larger than the padded input */
+		struct pc_shape w7 = shape4(2, 4, 7, 7);
+		a = attr_ints("pads", 4, pads1);
+		expect_conv_error(t, &x, &w7, 0, NULL, "larger than the padded input");
+		expect_conv_error(t, &x, &w7, 0, NULL, "7x7");
+		{
+			struct pc_shape w8 = shape4(2, 4, 8, 3);
+			expect_conv_error(t, &x, &w8, 1, &a, "larger than the padded input");
+		}
+		a = attr_str("auto_pad", "VALID");
+		expect_conv_error(t, &x, &w7, 1, &a, "larger than the padded input");
+	}
+	{ /* group not dividing the channels */
+		struct pc_shape x3 = shape4(1, 3, 5, 5), wg = shape4(2, 1, 3, 3);
+		a = attr_int("group", 2);
+		expect_conv_error(t, &x3, &wg, 1, &a, "group");
+		/* group dividing C but not M */
+		struct pc_shape wm = shape4(3, 2, 3, 3);
+		expect_conv_error(t, &x, &wm, 1, &a, "group");
+		a = attr_int("group", 0);
+		expect_conv_error(t, &x, &w3, 1, &a, "group");
+	}
+	{ /* weight channels disagreeing with the input */
+		struct pc_shape wc = shape4(2, 3, 3, 3);
+		expect_conv_error(t, &x, &wc, 0, NULL, "input channels");
+		a = attr_int("group", 2); /* needs 2 per group, has 4 */
+		expect_conv_error(t, &x, &w3, 1, &a, "input channels");
+	}
+	a = attr_str("auto_pad", "SAME");
+	expect_conv_error(t, &x, &w3, 1, &a, "auto_pad");
+	a = attr_ints("kernel_shape", 2, k5);
+	expect_conv_error(t, &x, &w3, 1, &a, "kernel_shape");
+	a = attr_ints("strides", 3, s3);
+	expect_conv_error(t, &x, &w3, 1, &a, "2-D");
+	a = attr_ints("dilations", 2, zero2);
+	expect_conv_error(t, &x, &w3, 1, &a, "dilations");
+	{ /* values that would overflow the size arithmetic */
+		int64_t huge[4] = {INT64_MAX, 0, INT64_MAX, 0};
+		a = attr_ints("pads", 4, huge);
+		expect_conv_error(t, &x, &w3, 1, &a, "pads");
+		a = attr_int("group", INT64_MAX);
+		expect_conv_error(t, &x, &w3, 1, &a, "group");
+	}
+	{ /* pads together with SAME_UPPER */
+		struct pc_attr two[2] = {attr_str("auto_pad", "SAME_UPPER"), attr_ints("pads", 4, pads1)};
+		expect_conv_error(t, &x, &w3, 2, two, "pads");
+	}
+	{ /* 1-D and 3-D convolutions */
+		struct pc_shape x1 = {.ndim = 3, .dim = {1, 4, 9}}, w1 = {.ndim = 3, .dim = {2, 4, 3}};
+		struct pc_shape x5 = {.ndim = 5, .dim = {1, 4, 3, 3, 3}}, w5 = {.ndim = 5, .dim = {2, 4, 2, 2, 2}};
+		expect_conv_error(t, &x1, &w1, 0, NULL, "2-D");
+		expect_conv_error(t, &x5, &w5, 0, NULL, "2-D");
+	}
+	{ /* a bias of the wrong length */
+		struct pc_error err = {0};
+		float w[2 * 4 * 9] = {0}, b[3] = {0};
+		struct init_tensor inits[2] = {{"W", w3, w}, {"B", {.ndim = 1, .dim = {3}}, b}};
+		struct pc_graph *g = one_node_graph(&x, "Conv", "bad_conv", 2, inits, 0, NULL, &err);
+		CHECK(g == NULL);
+		CHECK(strstr(fmt_err(&err), "bias") != NULL);
+		pc_graph_free(g);
+	}
+}
+
+/* --- pooling --------------------------------------------------------------- */
+
+enum pool_kind { MAXP, AVGP };
+
+struct pool_case {
+	const char *label;
+	enum pool_kind kind;
+	int n, c, h, w, kh, kw, sh, sw, dh, dw;
+	int64_t pads[4];
+	int ceil_mode, count_include_pad;
+	const char *auto_pad;
+};
+
+static const struct pool_case pool_cases[] = {
+    {"max 2x2 s2", MAXP, 2, 2, 6, 6, 2, 2, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 0, NULL},
+    {"max 3x3 s2 p1", MAXP, 2, 2, 7, 7, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 0, 0, NULL},
+    {"max overlapping s1", MAXP, 1, 2, 5, 6, 3, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 0, 0, NULL},
+    {"max dilation 2 asym", MAXP, 1, 2, 8, 7, 3, 2, 1, 2, 2, 2, {1, 2, 1, 0}, 0, 0, NULL},
+    {"max ceil", MAXP, 1, 2, 8, 8, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 0, NULL},
+    {"max ceil drops last", MAXP, 1, 2, 5, 5, 2, 2, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 0, NULL},
+    {"max SAME_UPPER", MAXP, 2, 1, 7, 6, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 0, "SAME_UPPER"},
+    {"max SAME_LOWER", MAXP, 1, 2, 5, 5, 2, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 0, 0, "SAME_LOWER"},
+    {"max VALID", MAXP, 1, 2, 7, 8, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 0, "VALID"},
+    {"avg 3x3 p1 exclude pad", AVGP, 2, 2, 5, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 0, 0, NULL},
+    {"avg 3x3 p1 include pad", AVGP, 2, 2, 5, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 0, 1, NULL},
+    {"avg asym ceil exclude", AVGP, 1, 2, 8, 7, 3, 3, 2, 2, 1, 1, {1, 0, 2, 1}, 1, 0, NULL},
+    {"avg asym ceil include", AVGP, 1, 2, 8, 7, 3, 3, 2, 2, 1, 1, {1, 0, 2, 1}, 1, 1, NULL},
+    {"avg ceil past pad include", AVGP, 1, 1, 6, 6, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, NULL},
+    {"avg 2x2 s2", AVGP, 2, 3, 6, 4, 2, 2, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 0, NULL},
+    {"avg SAME_UPPER exclude", AVGP, 1, 2, 5, 7, 2, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 0, "SAME_UPPER"},
+    {"avg SAME_LOWER include", AVGP, 1, 2, 5, 7, 2, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 1, "SAME_LOWER"},
+};
+
+#define N_POOL_CASES ((int)(sizeof(pool_cases) / sizeof(pool_cases[0])))
+
+struct pool_geom {
+	int64_t oh, ow, pt, pl, endh, endw;
+};
+
+static void pool_ref_geom(const struct pool_case *pc, struct pool_geom *g)
+{
+	ref_axis(pc->auto_pad, pc->h, pc->kh, pc->sh, pc->dh, pc->pads[0], pc->pads[2], pc->ceil_mode, &g->oh, &g->pt,
+		 &g->endh);
+	ref_axis(pc->auto_pad, pc->w, pc->kw, pc->sw, pc->dw, pc->pads[1], pc->pads[3], pc->ceil_mode, &g->ow, &g->pl,
+		 &g->endw);
+}
+
+static struct pc_graph *pool_graph(const struct pool_case *pc, struct pc_error *err)
+{
+	int64_t kernel[2] = {pc->kh, pc->kw}, strides[2] = {pc->sh, pc->sw}, dil[2] = {pc->dh, pc->dw};
+	struct pc_attr attrs[7];
+	struct pc_shape xs = shape4(pc->n, pc->c, pc->h, pc->w);
+	int na = 0;
+
+	attrs[na++] = attr_ints("kernel_shape", 2, kernel);
+	attrs[na++] = attr_ints("strides", 2, strides);
+	attrs[na++] = attr_int("ceil_mode", pc->ceil_mode);
+	if (pc->auto_pad)
+		attrs[na++] = attr_str("auto_pad", pc->auto_pad);
+	else
+		attrs[na++] = attr_ints("pads", 4, pc->pads);
+	if (pc->kind == MAXP)
+		attrs[na++] = attr_ints("dilations", 2, dil);
+	else
+		attrs[na++] = attr_int("count_include_pad", pc->count_include_pad);
+	return one_node_graph(&xs, pc->kind == MAXP ? "MaxPool" : "AveragePool", "pool0", 0, NULL, na, attrs, err);
+}
+
+/* Max or mean over each window by its definition; for max also the gap
+ * between the largest and second largest value of the tightest window. */
+static void ref_pool(const struct pool_case *pc, const struct pool_geom *g, const float *x, float *y, double *min_gap)
+{
+	*min_gap = INFINITY;
+	for (int pl = 0; pl < pc->n * pc->c; pl++)
+		for (int64_t oh = 0; oh < g->oh; oh++)
+			for (int64_t ow = 0; ow < g->ow; ow++) {
+				double sum = 0.0, best = -INFINITY, second = -INFINITY;
+				int64_t count = 0, padded = 0;
+				for (int i = 0; i < pc->kh; i++)
+					for (int j = 0; j < pc->kw; j++) {
+						int64_t ih = oh * pc->sh - g->pt + i * pc->dh;
+						int64_t iw = ow * pc->sw - g->pl + j * pc->dw;
+						double v;
+						if (ih < g->endh && iw < g->endw)
+							padded++;
+						if (ih < 0 || ih >= pc->h || iw < 0 || iw >= pc->w)
+							continue;
+						v = x[(pl * pc->h + ih) * pc->w + iw];
+						sum += v;
+						count++;
+						if (v > best) {
+							second = best;
+							best = v;
+						} else if (v > second) {
+							second = v;
+						}
+					}
+				if (count > 1 && best - second < *min_gap)
+					*min_gap = best - second;
+				if (pc->kind == MAXP)
+					y[(pl * g->oh + oh) * g->ow + ow] = (float)best;
+				else
+					y[(pl * g->oh + oh) * g->ow + ow] =
+					    (float)(sum / (double)(pc->count_include_pad ? padded : count));
+			}
+}
+
+TEST(ops_conv_pool_forward_matches_reference)
+{
+	for (int ci = 0; ci < N_POOL_CASES; ci++) {
+		const struct pool_case *pc = &pool_cases[ci];
+		struct pool_geom pg;
+		struct pc_error err = {0};
+		struct pc_graph *g = pool_graph(pc, &err);
+		int64_t nx = (int64_t)pc->n * pc->c * pc->h * pc->w, ny;
+		float *x, *y;
+		double gap;
+		struct pc_plan *p;
+		int bad = 0;
+
+		if (!g) {
+			pc_test_fail(t, __FILE__, __LINE__, "case '%s': %s", pc->label, fmt_err(&err));
+			continue;
+		}
+		pool_ref_geom(pc, &pg);
+		ny = (int64_t)pc->n * pc->c * pg.oh * pg.ow;
+		x = malloc((size_t)nx * sizeof(float));
+		y = malloc((size_t)ny * sizeof(float));
+		REQUIRE(x && y);
+		gc_fill(x, nx, 500 + (uint64_t)ci, -1.0f, 1.0f);
+		ref_pool(pc, &pg, x, y, &gap);
+		p = run_forward(t, g, pc->n, x, nx);
+		if (p) {
+			CHECK_MSG(pc_plan_classes(p) == ny / pc->n, "case '%s': %lld classes, expected %lld", pc->label,
+				  (long long)pc_plan_classes(p), (long long)(ny / pc->n));
+			for (int64_t i = 0; i < ny && pc_plan_classes(p) == ny / pc->n; i++) {
+				double a = pc_plan_output(p)[i], b = y[i];
+				if (!(fabs(a - b) <= 1e-6 + 1e-5 * fabs(b)) && bad++ < 3)
+					pc_test_fail(t, __FILE__, __LINE__, "case '%s': y[%lld] = %.7g, expected %.7g",
+						     pc->label, (long long)i, a, b);
+			}
+		}
+		pc_plan_free(p);
+		free(x);
+		free(y);
+		pc_graph_free(g);
+	}
+}
+
+TEST(ops_conv_pool_gradients)
+{
+	const double eps = 1e-3;
+
+	for (int ci = 0; ci < N_POOL_CASES; ci++) {
+		const struct pool_case *pc = &pool_cases[ci];
+		struct pool_geom pg;
+		struct pc_error err = {0};
+		struct pc_graph *g = pool_graph(pc, &err);
+		struct gc_opts o = {
+		    .batch = pc->n, .eps = eps, .atol = 1e-3, .rtol = 1e-2, .check_input = 1, .samples = 200};
+		int64_t nx = (int64_t)pc->n * pc->c * pc->h * pc->w;
+		float *x;
+		double gap = 0.0;
+		int before = t->failures;
+
+		if (!g) {
+			pc_test_fail(t, __FILE__, __LINE__, "case '%s': %s", pc->label, fmt_err(&err));
+			continue;
+		}
+		pool_ref_geom(pc, &pg);
+		x = malloc((size_t)nx * sizeof(float));
+		REQUIRE(x);
+		/* MaxPool: pick the first seed whose windows have no near-ties, so
+		 * the finite differences never move an arg-max */
+		o.seed = 600;
+		if (pc->kind == MAXP) {
+			float *y = malloc((size_t)(pc->n * pc->c * pg.oh * pg.ow) * sizeof(float));
+			REQUIRE(y);
+			for (; o.seed < 1600; o.seed++) {
+				gc_fill(x, nx, o.seed, -1.0f, 1.0f);
+				ref_pool(pc, &pg, x, y, &gap);
+				if (gap > 4 * eps)
+					break;
+			}
+			free(y);
+			CHECK_MSG(gap > 4 * eps, "case '%s': no tie-free seed", pc->label);
+		}
+		CHECK(gc_check(t, g, &o) > 0);
+		if (t->failures != before)
+			pc_test_fail(t, __FILE__, __LINE__, "  (above: case '%s')", pc->label);
+		free(x);
+		pc_graph_free(g);
+	}
+}
+
+/* With every window inside the input, a 2x2 stride-2 MaxPool's gradient is
+ * dy at each window's maximum and zero elsewhere, ties going to the first. */
+TEST(ops_conv_maxpool_ties_first)
+{
+	struct pool_case pc = {"ties", MAXP, 1, 1, 2, 4, 2, 2, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 0, NULL};
+	struct pc_error err = {0};
+	struct pc_graph *g = pool_graph(&pc, &err);
+	struct pc_plan *p;
+	const float x[8] = {1, 3, 5, 5, 3, 2, 5, 5};
+	const float want[8] = {0, 0.5f, -2, 0, 0, 0, 0, 0};
+
+	REQUIRE(g);
+	p = pc_plan_new(g, 1, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
+	REQUIRE(p);
+	memcpy(pc_plan_input(p), x, sizeof(x));
+	pc_plan_forward(p);
+	CHECK_CLOSE(pc_plan_output(p)[0], 3.0f, 0, 0);
+	CHECK_CLOSE(pc_plan_output(p)[1], 5.0f, 0, 0);
+	pc_plan_output_grad(p)[0] = 0.5f;
+	pc_plan_output_grad(p)[1] = -2.0f;
+	pc_plan_backward(p);
+	for (int i = 0; i < 8; i++)
+		CHECK_CLOSE(pc_plan_input_grad(p)[i], want[i], 0, 0);
+	pc_plan_free(p);
+	pc_graph_free(g);
+}
+
+/* Hand-computed AveragePool with padding: on a 2x2 input of 1,2,3,4 with
+ * kernel 2, stride 1 and pads 1 on the top and left, the four windows hold
+ * {1}, {1,2}, {1,3}, {1,2,3,4}. */
+TEST(ops_conv_avgpool_by_hand)
+{
+	const float x[4] = {1, 2, 3, 4};
+	const float excl[4] = {1, 1.5f, 2, 2.5f}, incl[4] = {0.25f, 0.75f, 1, 2.5f};
+
+	for (int cip = 0; cip <= 1; cip++) {
+		struct pool_case pc = {"hand", AVGP, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, {1, 1, 0, 0}, 0, cip, NULL};
+		struct pc_error err = {0};
+		struct pc_graph *g = pool_graph(&pc, &err);
+		struct pc_plan *p;
+		/* Flatten needs 2+ classes: the output is 1x1x2x2 */
+		REQUIRE(g);
+		p = run_forward(t, g, 1, x, 4);
+		REQUIRE(p);
+		for (int i = 0; i < 4; i++)
+			CHECK_CLOSE(pc_plan_output(p)[i], (cip ? incl : excl)[i], 1e-6, 1e-6);
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
+}
+
+TEST(ops_conv_global_average_pool)
+{
+	struct pc_shape xs = shape4(3, 4, 5, 3);
+	struct pc_error err = {0};
+	struct pc_graph *g = one_node_graph(&xs, "GlobalAveragePool", "gap0", 0, NULL, 0, NULL, &err);
+	float x[3 * 4 * 5 * 3];
+	struct pc_plan *p;
+	struct gc_opts o = {.batch = 3, .eps = 1e-2, .atol = 1e-4, .rtol = 1e-3, .seed = 7, .check_input = 1};
+
+	if (!g)
+		pc_test_fail(t, __FILE__, __LINE__, "%s", fmt_err(&err));
+	REQUIRE(g);
+	gc_fill(x, 180, 77, -2.0f, 2.0f);
+	p = run_forward(t, g, 3, x, 180);
+	REQUIRE(p);
+	CHECK_INT(pc_plan_classes(p), 4);
+	for (int pl = 0; pl < 12; pl++) {
+		double acc = 0.0;
+		for (int q = 0; q < 15; q++)
+			acc += x[pl * 15 + q];
+		CHECK_CLOSE(pc_plan_output(p)[pl], acc / 15.0, 1e-6, 1e-5);
+	}
+	pc_plan_free(p);
+	CHECK(gc_check(t, g, &o) > 0);
+	pc_graph_free(g);
+
+	{ /* 2-D only */
+		struct pc_shape x3 = {.ndim = 3, .dim = {1, 4, 5}};
+		g = one_node_graph(&x3, "GlobalAveragePool", "gap_bad", 0, NULL, 0, NULL, &err);
+		CHECK(g == NULL);
+		CHECK(strstr(fmt_err(&err), "gap_bad") != NULL);
+		pc_graph_free(g);
+	}
+}
+
+static void expect_pool_error(struct pc_test *t, const char *op, const struct pc_shape *xs, int n_attr,
+			      const struct pc_attr *attrs, const char *needle)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = one_node_graph(xs, op, "bad_pool", 0, NULL, n_attr, attrs, &err);
+
+	CHECK_MSG(g == NULL, "%s: expected an error mentioning '%s'", op, needle);
+	if (!g) {
+		const char *msg = fmt_err(&err);
+		CHECK_MSG(strstr(msg, "bad_pool") != NULL, "message '%s' does not name the node", msg);
+		CHECK_MSG(strstr(msg, needle) != NULL, "message '%s' lacks '%s'", msg, needle);
+	}
+	pc_graph_free(g);
+}
+
+TEST(ops_conv_pool_errors)
+{
+	struct pc_shape x = shape4(1, 2, 4, 4);
+	int64_t k2[2] = {2, 2}, k5[2] = {5, 5}, k3[3] = {2, 2, 2}, pads_big[4] = {3, 0, 0, 0}, p1[4] = {1, 1, 1, 1};
+	int64_t d3[2] = {3, 3};
+	const char *ops[2] = {"MaxPool", "AveragePool"};
+
+	for (int i = 0; i < 2; i++) {
+		struct pc_attr a[3];
+		expect_pool_error(t, ops[i], &x, 0, NULL, "kernel_shape");
+		a[0] = attr_ints("kernel_shape", 2, k5);
+		expect_pool_error(t, ops[i], &x, 1, a, "larger than the padded input");
+		a[0] = attr_ints("kernel_shape", 3, k3);
+		expect_pool_error(t, ops[i], &x, 1, a, "2-D");
+		a[0] = attr_ints("kernel_shape", 2, k2);
+		a[1] = attr_str("auto_pad", "SAME");
+		expect_pool_error(t, ops[i], &x, 2, a, "auto_pad");
+		a[1] = attr_int("ceil_mode", 2);
+		expect_pool_error(t, ops[i], &x, 2, a, "ceil_mode");
+		a[1] = attr_ints("pads", 4, pads_big); /* the first window is all padding */
+		expect_pool_error(t, ops[i], &x, 2, a, "padding");
+		{
+			int64_t huge[4] = {0, INT64_MAX, 0, INT64_MAX};
+			a[1] = attr_ints("pads", 4, huge);
+			expect_pool_error(t, ops[i], &x, 2, a, "pads");
+		}
+		a[1] = attr_str("auto_pad", "VALID");
+		a[2] = attr_ints("pads", 4, p1);
+		expect_pool_error(t, ops[i], &x, 3, a, "pads");
+		{
+			struct pc_shape x3 = {.ndim = 3, .dim = {1, 2, 4}};
+			expect_pool_error(t, ops[i], &x3, 1, a, "2-D");
+		}
+	}
+	{
+		struct pc_attr a[2] = {attr_ints("kernel_shape", 2, k2), attr_int("storage_order", 1)};
+		expect_pool_error(t, "MaxPool", &x, 2, a, "storage_order");
+		a[1] = attr_ints("dilations", 2, d3); /* dilated 2x2 on 4x4 with stride 1: fits */
+		{
+			struct pc_error err = {0};
+			struct pc_graph *g = one_node_graph(&x, "MaxPool", "ok_pool", 0, NULL, 2, a, &err);
+			CHECK_MSG(g != NULL, "%s", fmt_err(&err));
+			pc_graph_free(g);
+		}
+		a[1] = attr_int("count_include_pad", 2);
+		expect_pool_error(t, "AveragePool", &x, 2, a, "count_include_pad");
+	}
+}
+
+/* --- benchmark (PARACORR_BENCH=1 build/tests/run_tests ops_conv_bench) ----- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+TEST(ops_conv_bench)
+{
+	static const struct {
+		const char *label;
+		int n, c, h, m, k, s, pad, group;
+	} shapes[] = {
+	    {"mnist conv1 1->32 28x28 3x3", 64, 1, 28, 32, 3, 1, 1, 1},
+	    {"mnist conv2 32->64 14x14 3x3", 64, 32, 14, 64, 3, 1, 1, 1},
+	    {"cifar 64->64 32x32 3x3", 64, 64, 32, 64, 3, 1, 1, 1},
+	    {"resnet 128->128 16x16 3x3", 32, 128, 16, 128, 3, 1, 1, 1},
+	    {"1x1 256->256 7x7", 64, 256, 7, 256, 1, 1, 0, 1},
+	    {"depthwise 64 14x14 3x3", 64, 64, 14, 64, 3, 1, 1, 64},
+	};
+
+	if (!getenv("PARACORR_BENCH")) {
+		pc_test_skip(t, "set PARACORR_BENCH=1 to run");
+		return;
+	}
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		int64_t kernel_count =
+		    (int64_t)shapes[si].m * (shapes[si].c / shapes[si].group) * shapes[si].k * shapes[si].k;
+		int64_t strides[2] = {shapes[si].s, shapes[si].s}, pads[4];
+		struct pc_attr attrs[3] = {attr_ints("strides", 2, strides), attr_ints("pads", 4, pads),
+					   attr_int("group", shapes[si].group)};
+		struct pc_shape xs = shape4(shapes[si].n, shapes[si].c, shapes[si].h, shapes[si].h);
+		struct pc_error err = {0};
+		struct init_tensor init;
+		float *w = malloc((size_t)kernel_count * sizeof(float));
+		struct pc_graph *g;
+		struct pc_plan *p;
+		double t0, t1, t2, flops;
+		int reps = 5;
+		int64_t oh;
+
+		REQUIRE(w);
+		for (int i = 0; i < 4; i++)
+			pads[i] = shapes[si].pad;
+		gc_fill(w, kernel_count, 1, -0.1f, 0.1f);
+		init = (struct init_tensor){
+		    "W", shape4(shapes[si].m, shapes[si].c / shapes[si].group, shapes[si].k, shapes[si].k), w};
+		g = one_node_graph(&xs, "Conv", "bench", 1, &init, 3, attrs, &err);
+		free(w);
+		REQUIRE(g);
+		p = pc_plan_new(g, shapes[si].n, PC_PLAN_GRAD, &err);
+		REQUIRE(p);
+		gc_fill(pc_plan_input(p), shapes[si].n * pc_plan_sample_numel(p), 2, -1.0f, 1.0f);
+		gc_fill(pc_plan_output_grad(p), shapes[si].n * pc_plan_classes(p), 3, -1.0f, 1.0f);
+		pc_plan_forward(p);
+		pc_plan_backward(p);
+		t0 = now_s();
+		for (int r = 0; r < reps; r++)
+			pc_plan_forward(p);
+		t1 = now_s();
+		for (int r = 0; r < reps; r++)
+			pc_plan_backward(p);
+		t2 = now_s();
+		oh = (shapes[si].h + 2 * shapes[si].pad - shapes[si].k) / shapes[si].s + 1;
+		flops = 2.0 * (double)shapes[si].n * (double)kernel_count * (double)(oh * oh);
+		fprintf(stderr,
+			"  %-32s batch %3d: forward %7.2f ms %6.1f GFLOP/s, backward (dW) %7.2f ms %6.1f GFLOP/s\n",
+			shapes[si].label, shapes[si].n, 1e3 * (t1 - t0) / reps, flops * reps / (t1 - t0) * 1e-9,
+			1e3 * (t2 - t1) / reps, flops * reps / (t2 - t1) * 1e-9);
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
+}
