@@ -1,0 +1,1030 @@
+/* ops/shape: ops that move data without arithmetic, and the int64 shape
+ * arithmetic that exporters emit around them.
+ *
+ * Reshape-like ops (Flatten, Reshape, Identity, Dropout, Squeeze, Unsqueeze)
+ * are aliases: infer only computes the output shape and the plan points the
+ * output at the input's buffers. When their input is static (an int64 shape
+ * or a float constant), the output must carry the values at once, because
+ * the nodes after it read them during their own infer, before the plan
+ * wires aliases at allocation.
+ *
+ * The shape subgraph of a dynamic-batch export (Shape, Gather, Unsqueeze,
+ * Concat, Constant, Cast) is folded at prepare time: each plan knows its
+ * batch size, so every int64 value is static and Reshape receives a known
+ * target shape. Transpose, Concat and Pad also run on float activations,
+ * with backward passes that add into the input gradients. Cast between
+ * float and int64 exists only as folding of static values: a run-time
+ * activation cast to int64 cannot carry a gradient and is rejected. */
+#include "../graph_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- shared helpers --------------------------------------------------------- */
+
+static void *alloc_priv(struct pc_node *n, size_t size, struct pc_error *err)
+{
+	void *pr = calloc(1, size);
+
+	if (!pr)
+		pc_node_error(err, n, PC_ERR_NOMEM, "out of memory");
+	n->priv = pr;
+	return pr;
+}
+
+static int err_code(const struct pc_error *err)
+{
+	return err && err->code ? (int)err->code : PC_ERR_INTERNAL;
+}
+
+/* Output 0 of an alias op: same dtype and element count as input 0. */
+static int alias_output(struct pc_plan *p, const struct pc_node *n, const struct pc_shape *shape,
+			struct pc_error *err)
+{
+	struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0);
+	char a[96], b[96];
+	int rc;
+
+	if ((rc = pc_op_set_output(p, n, 0, in->dtype, shape, err)))
+		return rc;
+	if (out->numel != in->numel)
+		return pc_node_error(err, n, PC_ERR_SHAPE, "cannot view input of shape %s as %s",
+				     pc_shape_format(&in->shape, a, sizeof(a)), pc_shape_format(shape, b, sizeof(b)));
+	if (in->is_static) {
+		out->is_static = 1;
+		out->data = in->data;
+		out->ival = in->ival;
+	}
+	return PC_OK;
+}
+
+/* Input i as a static int64 list of at most max values (a shape or axes);
+ * a scalar counts as one value. */
+static int static_list(struct pc_plan *p, const struct pc_node *n, int i, int max, const int64_t **vals,
+		       int *count, struct pc_error *err)
+{
+	const struct pc_tensor *t;
+	int rc;
+
+	*vals = NULL;
+	*count = 0;
+	if ((rc = pc_op_need_static_int64(p, n, i, err)))
+		return rc;
+	t = pc_op_in(p, n, i);
+	if (t->shape.ndim > 1)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d has rank %d; it must be a 1-D list", i,
+				     t->shape.ndim);
+	if (t->numel > max)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d has %lld values; at most %d", i,
+				     (long long)t->numel, max);
+	*vals = t->ival;
+	*count = (int)t->numel;
+	return PC_OK;
+}
+
+/* Row-major strides of a shape, in elements. */
+static void strides_of(const struct pc_shape *s, int64_t *stride)
+{
+	int64_t acc = 1;
+
+	for (int i = s->ndim - 1; i >= 0; i--) {
+		stride[i] = acc;
+		acc *= s->dim[i];
+	}
+}
+
+/* An odometer over an output shape that tracks the matching offset in a
+ * source laid out with other strides (a permutation of axes). */
+struct walk {
+	int nd;
+	int64_t dim[PC_MAX_DIMS], stride[PC_MAX_DIMS], idx[PC_MAX_DIMS];
+	int64_t off;
+};
+
+static inline void walk_next(struct walk *w)
+{
+	for (int i = w->nd - 1; i >= 0; i--) {
+		w->off += w->stride[i];
+		if (++w->idx[i] < w->dim[i])
+			return;
+		w->off -= w->stride[i] * w->dim[i];
+		w->idx[i] = 0;
+	}
+}
+
+/* --- Flatten -------------------------------------------------------------------- */
+
+struct axis_priv {
+	int64_t axis;
+};
+
+int pc_flatten_init(struct pc_node *n, struct pc_error *err)
+{
+	struct axis_priv *pr;
+	int64_t axis;
+	int rc;
+
+	if ((rc = pc_attr_int(n, "axis", 1, &axis, err)))
+		return rc;
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->axis = axis;
+	return PC_OK;
+}
+
+int pc_flatten_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct axis_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	int r = in->shape.ndim;
+	int64_t axis = pr->axis;
+	struct pc_shape s;
+
+	/* axis == rank is valid here: everything goes to the first dim */
+	if (axis < -r || axis > r)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; input has rank %d",
+				     (long long)axis, r);
+	if (axis < 0)
+		axis += r;
+	s.ndim = 2;
+	s.dim[0] = pc_shape_span(&in->shape, 0, (int)axis);
+	s.dim[1] = pc_shape_span(&in->shape, (int)axis, r);
+	return alias_output(p, n, &s, err);
+}
+
+/* --- Reshape -------------------------------------------------------------------- */
+
+struct reshape_priv {
+	int allowzero;
+};
+
+int pc_reshape_init(struct pc_node *n, struct pc_error *err)
+{
+	struct reshape_priv *pr;
+	int64_t allowzero;
+	int rc;
+
+	if ((rc = pc_attr_int(n, "allowzero", 0, &allowzero, err)))
+		return rc;
+	if (allowzero != 0 && allowzero != 1)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'allowzero' is %lld; it must be 0 or 1",
+				     (long long)allowzero);
+	if (allowzero && pc_op_opset(n) < 14)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'allowzero' exists from opset 14; the model is at %d",
+				     pc_op_opset(n));
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->allowzero = (int)allowzero;
+	return PC_OK;
+}
+
+int pc_reshape_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct reshape_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	const int64_t *want;
+	struct pc_shape s;
+	int count, infer_at = -1, has_zero = 0, rc;
+	int64_t known = 1;
+	char a[96];
+
+	if ((rc = static_list(p, n, 1, PC_MAX_DIMS, &want, &count, err)))
+		return rc;
+	s.ndim = count;
+	for (int i = 0; i < count; i++) {
+		int64_t d = want[i];
+		if (d == -1) {
+			if (infer_at >= 0)
+				return pc_node_error(err, n, PC_ERR_FORMAT, "the target shape has more than one -1");
+			infer_at = i;
+			s.dim[i] = 1;
+			continue;
+		}
+		if (d < -1)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "the target shape has dimension %lld", (long long)d);
+		if (d == 0 && !pr->allowzero) {
+			if (i >= in->shape.ndim)
+				return pc_node_error(err, n, PC_ERR_SHAPE,
+						     "target dimension %d is 0 (copy the input's) but the input %s has "
+						     "rank %d",
+						     i, pc_shape_format(&in->shape, a, sizeof(a)), in->shape.ndim);
+			d = in->shape.dim[i];
+		} else if (d == 0) {
+			has_zero = 1;
+		}
+		s.dim[i] = d;
+		if (d != 0 && known > PC_MAX_NUMEL / d)
+			return pc_node_error(err, n, PC_ERR_SHAPE, "the target shape is too large");
+		known *= d;
+	}
+	if (infer_at >= 0) {
+		if (has_zero)
+			return pc_node_error(err, n, PC_ERR_FORMAT,
+					     "with allowzero=1 the target shape cannot hold both 0 and -1");
+		if (known == 0 || in->numel % known != 0) {
+			char b[96];
+			for (int i = 0; i < count; i++)
+				s.dim[i] = want[i];
+			return pc_node_error(err, n, PC_ERR_SHAPE, "cannot reshape input %s to %s",
+					     pc_shape_format(&in->shape, a, sizeof(a)), pc_shape_format(&s, b, sizeof(b)));
+		}
+		s.dim[infer_at] = in->numel / known;
+	}
+	return alias_output(p, n, &s, err);
+}
+
+/* --- Identity, Dropout -------------------------------------------------------------- */
+
+int pc_identity_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+
+	/* Dropout at inference is the identity; its mask would be a bool tensor,
+	 * a type paracorr does not carry. */
+	if (n->op == PC_OP_DROPOUT && pc_op_out(p, n, 1))
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "the mask output '%s' is not supported; only Dropout without a mask output runs",
+				     p->g->values[n->out[1]].name);
+	return alias_output(p, n, &in->shape, err);
+}
+
+/* --- Transpose ------------------------------------------------------------------ */
+
+struct transpose_priv {
+	int n; /* -1: reverse the axes */
+	int64_t perm[PC_MAX_DIMS];
+};
+
+int pc_transpose_init(struct pc_node *n, struct pc_error *err)
+{
+	struct transpose_priv *pr;
+	int64_t perm[PC_MAX_DIMS];
+	int count, rc;
+
+	if ((rc = pc_attr_ints(n, "perm", PC_MAX_DIMS, perm, &count, err)))
+		return rc;
+	for (int i = 0; i < count; i++) {
+		if (perm[i] < 0 || perm[i] >= count)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'perm' has %lld; not a permutation of 0..%d",
+					     (long long)perm[i], count - 1);
+		for (int j = 0; j < i; j++)
+			if (perm[j] == perm[i])
+				return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'perm' repeats axis %lld",
+						     (long long)perm[i]);
+	}
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->n = count;
+	memcpy(pr->perm, perm, sizeof(perm));
+	return PC_OK;
+}
+
+/* The walk of the output in order, with offsets into the input. */
+static void transpose_walk(const struct pc_node *n, const struct pc_shape *in, struct walk *w)
+{
+	const struct transpose_priv *pr = pc_op_priv(n);
+	int64_t istride[PC_MAX_DIMS];
+
+	strides_of(in, istride);
+	memset(w, 0, sizeof(*w));
+	w->nd = in->ndim;
+	for (int i = 0; i < in->ndim; i++) {
+		int src = pr->n < 0 ? in->ndim - 1 - i : (int)pr->perm[i];
+		w->dim[i] = in->dim[src];
+		w->stride[i] = istride[src];
+	}
+}
+
+int pc_transpose_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct transpose_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	struct walk w;
+	struct pc_shape s;
+
+	if (pr->n >= 0 && pr->n != in->shape.ndim)
+		return pc_node_error(err, n, PC_ERR_SHAPE, "attribute 'perm' has %d axes; the input has rank %d", pr->n,
+				     in->shape.ndim);
+	transpose_walk(n, &in->shape, &w);
+	s.ndim = w.nd;
+	for (int i = 0; i < w.nd; i++)
+		s.dim[i] = w.dim[i];
+	if (in->is_static && in->dtype == PC_DTYPE_INT64) {
+		int64_t *o = pc_op_static_int64(p, n, 0, &s, err);
+		if (!o)
+			return err_code(err);
+		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+			o[k] = in->ival[w.off];
+		return PC_OK;
+	}
+	if (in->is_static) {
+		float *o = pc_op_static_float(p, n, 0, &s, err);
+		if (!o)
+			return err_code(err);
+		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+			o[k] = in->data[w.off];
+		return PC_OK;
+	}
+	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+}
+
+void pc_transpose_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	float *y = pc_op_out(p, n, 0)->data;
+	struct walk w;
+
+	transpose_walk(n, &in->shape, &w);
+	for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+		y[k] = in->data[w.off];
+}
+
+void pc_transpose_backward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	const float *dy = pc_op_out(p, n, 0)->grad;
+	struct walk w;
+
+	if (!in->grad || !dy)
+		return;
+	transpose_walk(n, &in->shape, &w);
+	for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+		in->grad[w.off] += dy[k];
+}
+
+/* --- Concat ----------------------------------------------------------------------- */
+
+int pc_concat_init(struct pc_node *n, struct pc_error *err)
+{
+	struct axis_priv *pr;
+	int64_t axis;
+	int rc;
+
+	if (!pc_attr_get(n, "axis"))
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is required");
+	if ((rc = pc_attr_int(n, "axis", 0, &axis, err)))
+		return rc;
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->axis = axis;
+	return PC_OK;
+}
+
+/* Elements of input i per outer index: its slab along the axis. */
+static int64_t concat_slab(const struct pc_tensor *t, int axis)
+{
+	return pc_shape_span(&t->shape, axis, t->shape.ndim);
+}
+
+/* Copy every input's slabs into dst (elements of esize bytes). */
+static void concat_copy(struct pc_plan *p, const struct pc_node *n, int axis, const struct pc_tensor *out,
+			void *dst, size_t esize)
+{
+	int64_t outer = pc_shape_span(&out->shape, 0, axis), row = concat_slab(out, axis), at = 0;
+
+	for (int i = 0; i < pc_op_n_in(n); i++) {
+		const struct pc_tensor *t = pc_op_in(p, n, i);
+		const char *src = t->dtype == PC_DTYPE_FLOAT ? (const char *)t->data : (const char *)t->ival;
+		int64_t slab = concat_slab(t, axis);
+		if (slab)
+			for (int64_t o = 0; o < outer; o++)
+				memcpy((char *)dst + (size_t)(o * row + at) * esize, src + (size_t)(o * slab) * esize,
+				       (size_t)slab * esize);
+		at += slab;
+	}
+}
+
+int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct axis_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *first = pc_op_in(p, n, 0);
+	int r = first->shape.ndim, axis = pc_axis(pr->axis, r), all_static = 1;
+	struct pc_shape s = first->shape;
+	struct pc_tensor *out;
+	char a[96], b[96];
+	int rc;
+
+	if (axis < 0)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the inputs have rank %d",
+				     (long long)pr->axis, r);
+	s.dim[axis] = 0;
+	for (int i = 0; i < pc_op_n_in(n); i++) {
+		const struct pc_tensor *t = pc_op_in(p, n, i);
+		if (!t)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "input %d is missing", i);
+		if (t->dtype != first->dtype)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "input %d is %s; input 0 is %s", i,
+					     pc_dtype_name(t->dtype), pc_dtype_name(first->dtype));
+		if (t->shape.ndim != r)
+			return pc_node_error(err, n, PC_ERR_SHAPE, "input %d has rank %d; input 0 has rank %d", i,
+					     t->shape.ndim, r);
+		for (int d = 0; d < r; d++)
+			if (d != axis && t->shape.dim[d] != first->shape.dim[d])
+				return pc_node_error(err, n, PC_ERR_SHAPE,
+						     "input %d has shape %s; input 0 has %s, and only axis %d may differ",
+						     i, pc_shape_format(&t->shape, a, sizeof(a)),
+						     pc_shape_format(&first->shape, b, sizeof(b)), axis);
+		s.dim[axis] += t->shape.dim[axis];
+		all_static &= t->is_static;
+	}
+	if (all_static) {
+		void *dst = first->dtype == PC_DTYPE_FLOAT ? (void *)pc_op_static_float(p, n, 0, &s, err)
+							  : (void *)pc_op_static_int64(p, n, 0, &s, err);
+		if (!dst)
+			return err_code(err);
+		out = pc_op_out(p, n, 0);
+		concat_copy(p, n, axis, out, dst,
+			    first->dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t));
+		return PC_OK;
+	}
+	if ((rc = pc_op_need_float(p, n, 0, err)))
+		return rc;
+	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+}
+
+void pc_concat_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct axis_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *out = pc_op_out(p, n, 0);
+
+	concat_copy(p, n, pc_axis(pr->axis, out->shape.ndim), out, out->data, sizeof(float));
+}
+
+void pc_concat_backward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct axis_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *out = pc_op_out(p, n, 0);
+	int axis = pc_axis(pr->axis, out->shape.ndim);
+	int64_t outer = pc_shape_span(&out->shape, 0, axis), row = concat_slab(out, axis), at = 0;
+
+	if (!out->grad)
+		return;
+	for (int i = 0; i < pc_op_n_in(n); i++) {
+		const struct pc_tensor *t = pc_op_in(p, n, i);
+		int64_t slab = concat_slab(t, axis);
+		if (t->grad)
+			for (int64_t o = 0; o < outer; o++) {
+				const float *dy = out->grad + o * row + at;
+				float *dx = t->grad + o * slab;
+				for (int64_t k = 0; k < slab; k++)
+					dx[k] += dy[k];
+			}
+		at += slab;
+	}
+}
+
+/* --- Pad ---------------------------------------------------------------------------- */
+
+int pc_pad_init(struct pc_node *n, struct pc_error *err)
+{
+	const char *mode;
+	int rc;
+
+	if ((rc = pc_attr_string(n, "mode", "constant", &mode, err)))
+		return rc;
+	if (strcmp(mode, "constant") != 0)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "attribute 'mode' is '%s'; only 'constant' padding is supported", mode);
+	return PC_OK;
+}
+
+int pc_pad_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct pc_tensor *in, *value;
+	const int64_t *pads;
+	struct pc_shape s;
+	int count, r, rc;
+
+	if ((rc = pc_op_need_float(p, n, 0, err)))
+		return rc;
+	in = pc_op_in(p, n, 0);
+	r = in->shape.ndim;
+	if (!pc_op_in(p, n, 1))
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input 1 (pads) is missing");
+	if ((rc = static_list(p, n, 1, 2 * PC_MAX_DIMS, &pads, &count, err)))
+		return rc;
+	if (count != 2 * r)
+		return pc_node_error(err, n, PC_ERR_SHAPE, "pads has %d values; the input of rank %d needs %d", count,
+				     r, 2 * r);
+	/* The fill value is read at run time: an initializer here is a weight. */
+	value = pc_op_in(p, n, 2);
+	if (value) {
+		if ((rc = pc_op_need_float(p, n, 2, err)))
+			return rc;
+		if (value->numel != 1)
+			return pc_node_error(err, n, PC_ERR_SHAPE, "constant_value has %lld values; it must be a scalar",
+					     (long long)value->numel);
+	}
+	s.ndim = r;
+	for (int i = 0; i < r; i++) {
+		s.dim[i] = in->shape.dim[i] + pads[i] + pads[r + i];
+		if (s.dim[i] < 0)
+			return pc_node_error(err, n, PC_ERR_SHAPE, "pads crop axis %d of size %lld below zero", i,
+					     (long long)in->shape.dim[i]);
+	}
+	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+}
+
+/* Forward fills the output; backward adds into the input's gradient the
+ * output gradient of the interior, and into the fill value's gradient (when
+ * it is a weight) the output gradient of the padding. The walk goes row by
+ * row along the last axis, where the interior is one contiguous run. */
+static void pad_run(struct pc_plan *p, const struct pc_node *n, int backward)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0), *vt = pc_op_in(p, n, 2);
+	const int64_t *pads = pc_op_in(p, n, 1)->ival;
+	int r = in->shape.ndim, last = r - 1;
+	int64_t istride[PC_MAX_DIMS], idx[PC_MAX_DIMS] = {0};
+	int64_t olen, ilen, b, lo, hi, rows;
+	float value = vt ? vt->data[0] : 0.0f, *dv = vt ? vt->grad : NULL;
+	double gv = 0.0;
+
+	if (r == 0) {
+		if (!backward)
+			out->data[0] = in->data[0];
+		else if (in->grad)
+			in->grad[0] += out->grad[0];
+		return;
+	}
+	olen = out->shape.dim[last];
+	ilen = in->shape.dim[last];
+	b = pads[last];
+	if (olen == 0 || out->numel == 0)
+		return;
+	rows = out->numel / olen;
+	lo = b > 0 ? b : 0;
+	hi = b + ilen < olen ? b + ilen : olen;
+	strides_of(&in->shape, istride);
+	for (int64_t row = 0; row < rows; row++) {
+		int64_t ioff = 0, rlo = lo, rhi = hi;
+		int inside = 1;
+		for (int i = 0; i < last; i++) {
+			int64_t k = idx[i] - pads[i];
+			if (k < 0 || k >= in->shape.dim[i]) {
+				inside = 0;
+				break;
+			}
+			ioff += k * istride[i];
+		}
+		if (!inside || rhi < rlo)
+			rlo = rhi = 0;
+		/* output j of the row reads input ioff + j - b */
+		if (!backward) {
+			float *y = out->data + row * olen;
+			for (int64_t j = 0; j < rlo; j++)
+				y[j] = value;
+			for (int64_t j = rlo; j < rhi; j++)
+				y[j] = in->data[ioff + j - b];
+			for (int64_t j = rhi; j < olen; j++)
+				y[j] = value;
+		} else {
+			const float *dy = out->grad + row * olen;
+			if (in->grad)
+				for (int64_t j = rlo; j < rhi; j++)
+					in->grad[ioff + j - b] += dy[j];
+			if (dv) {
+				for (int64_t j = 0; j < rlo; j++)
+					gv += dy[j];
+				for (int64_t j = rhi; j < olen; j++)
+					gv += dy[j];
+			}
+		}
+		for (int i = last - 1; i >= 0; i--) {
+			if (++idx[i] < out->shape.dim[i])
+				break;
+			idx[i] = 0;
+		}
+	}
+	if (dv)
+		dv[0] += (float)gv;
+}
+
+void pc_pad_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	pad_run(p, n, 0);
+}
+
+void pc_pad_backward(struct pc_plan *p, const struct pc_node *n)
+{
+	if (pc_op_out(p, n, 0)->grad)
+		pad_run(p, n, 1);
+}
+
+/* --- Constant ------------------------------------------------------------------------ */
+
+struct constant_priv {
+	enum pc_dtype dtype;
+	struct pc_shape shape;
+	const void *data; /* into the node's attribute, or into one below */
+	union {
+		float f;
+		int64_t i;
+	} one;
+};
+
+int pc_constant_init(struct pc_node *n, struct pc_error *err)
+{
+	static const char *const kinds[] = {"value", "value_float", "value_floats", "value_int", "value_ints"};
+	static const enum pc_attr_type types[] = {PC_ATTR_TENSOR, PC_ATTR_FLOAT, PC_ATTR_FLOATS, PC_ATTR_INT,
+						  PC_ATTR_INTS};
+	static const char *const type_names[] = {"a tensor", "a float", "a list of floats", "an int",
+						 "a list of ints"};
+	const struct pc_attr *a = NULL;
+	struct constant_priv *pr;
+	int which = -1;
+
+	for (int k = 0; k < 5; k++) {
+		const struct pc_attr *c = pc_attr_get(n, kinds[k]);
+		if (!c)
+			continue;
+		if (a)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "has both attribute '%s' and '%s'; exactly one is allowed",
+					     kinds[which], kinds[k]);
+		if (c->type != types[k])
+			return pc_node_error(err, n, PC_ERR_FORMAT, "attribute '%s' must be %s", kinds[k], type_names[k]);
+		a = c;
+		which = k;
+	}
+	if (!a)
+		return pc_node_error(err, n, PC_ERR_FORMAT,
+				     "has no value attribute (value, value_float, value_floats, value_int, value_ints)");
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	switch (which) {
+	case 0:
+		pr->dtype = a->tdtype;
+		pr->shape = a->tshape;
+		pr->data = a->tdata;
+		break;
+	case 1:
+		pr->dtype = PC_DTYPE_FLOAT;
+		pr->one.f = a->f;
+		pr->data = &pr->one.f;
+		break;
+	case 3:
+		pr->dtype = PC_DTYPE_INT64;
+		pr->one.i = a->i;
+		pr->data = &pr->one.i;
+		break;
+	default: /* the lists: 1-D */
+		pr->dtype = which == 2 ? PC_DTYPE_FLOAT : PC_DTYPE_INT64;
+		pr->shape.ndim = 1;
+		pr->shape.dim[0] = a->n;
+		pr->data = which == 2 ? (const void *)a->floats : (const void *)a->ints;
+		break;
+	}
+	if (pr->dtype != PC_DTYPE_FLOAT && pr->dtype != PC_DTYPE_INT64)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "attribute 'value' is a %s tensor; only float and int64",
+				     pc_dtype_name(pr->dtype));
+	return PC_OK;
+}
+
+int pc_constant_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct constant_priv *pr = pc_op_priv(n);
+	void *dst;
+	size_t esize;
+
+	if (pr->dtype == PC_DTYPE_FLOAT) {
+		dst = pc_op_static_float(p, n, 0, &pr->shape, err);
+		esize = sizeof(float);
+	} else {
+		dst = pc_op_static_int64(p, n, 0, &pr->shape, err);
+		esize = sizeof(int64_t);
+	}
+	if (!dst)
+		return err_code(err);
+	if (pc_op_out(p, n, 0)->numel)
+		memcpy(dst, pr->data, (size_t)pc_op_out(p, n, 0)->numel * esize);
+	return PC_OK;
+}
+
+/* --- Shape ------------------------------------------------------------------------------ */
+
+struct shape_priv {
+	int64_t start, end;
+	int has_end;
+};
+
+int pc_shapeop_init(struct pc_node *n, struct pc_error *err)
+{
+	struct shape_priv *pr;
+	int64_t start, end;
+	int rc;
+
+	if (pc_op_opset(n) < 15 && (pc_attr_get(n, "start") || pc_attr_get(n, "end")))
+		return pc_node_error(err, n, PC_ERR_FORMAT,
+				     "attributes 'start' and 'end' exist from opset 15; the model is at %d",
+				     pc_op_opset(n));
+	if ((rc = pc_attr_int(n, "start", 0, &start, err)) || (rc = pc_attr_int(n, "end", 0, &end, err)))
+		return rc;
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->start = start;
+	pr->end = end;
+	pr->has_end = pc_attr_get(n, "end") != NULL;
+	return PC_OK;
+}
+
+/* start/end as Python slices of the dims, clamped to [0, rank]. */
+static int64_t clamp_dim_index(int64_t v, int r)
+{
+	if (v < 0)
+		v += r;
+	return v < 0 ? 0 : v > r ? r : v;
+}
+
+int pc_shapeop_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct shape_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	int r = in->shape.ndim;
+	int64_t start = clamp_dim_index(pr->start, r), end = pr->has_end ? clamp_dim_index(pr->end, r) : r;
+	struct pc_shape s;
+	int64_t *o;
+
+	s.ndim = 1;
+	s.dim[0] = end > start ? end - start : 0;
+	if (!(o = pc_op_static_int64(p, n, 0, &s, err)))
+		return err_code(err);
+	for (int64_t i = 0; i < s.dim[0]; i++)
+		o[i] = in->shape.dim[start + i];
+	return PC_OK;
+}
+
+/* --- Gather ------------------------------------------------------------------------------ */
+
+int pc_gather_init(struct pc_node *n, struct pc_error *err)
+{
+	struct axis_priv *pr;
+	int64_t axis;
+	int rc;
+
+	if ((rc = pc_attr_int(n, "axis", 0, &axis, err)))
+		return rc;
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->axis = axis;
+	return PC_OK;
+}
+
+int pc_gather_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct axis_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *data = pc_op_in(p, n, 0), *ind = pc_op_in(p, n, 1);
+	int r = data->shape.ndim, axis, rc;
+	int64_t outer, inner, len, *o;
+	struct pc_shape s;
+
+	if (data->dtype != PC_DTYPE_INT64 || !data->is_static)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "Gather runs only on int64 shape values known before the run; input 0 is a "
+				     "%s%s tensor",
+				     data->is_static ? "constant " : "run-time ", pc_dtype_name(data->dtype));
+	if ((rc = pc_op_need_static_int64(p, n, 1, err)))
+		return rc;
+	axis = pc_axis(pr->axis, r);
+	if (axis < 0)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the data has rank %d",
+				     (long long)pr->axis, r);
+	if (r - 1 + ind->shape.ndim > PC_MAX_DIMS)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "the output would have rank %d; at most %d",
+				     r - 1 + ind->shape.ndim, PC_MAX_DIMS);
+	len = data->shape.dim[axis];
+	for (int64_t k = 0; k < ind->numel; k++)
+		if (ind->ival[k] < -len || ind->ival[k] >= len)
+			return pc_node_error(err, n, PC_ERR_SHAPE, "index %lld is out of range for axis %d of size %lld",
+					     (long long)ind->ival[k], axis, (long long)len);
+	s.ndim = 0;
+	for (int i = 0; i < axis; i++)
+		s.dim[s.ndim++] = data->shape.dim[i];
+	for (int i = 0; i < ind->shape.ndim; i++)
+		s.dim[s.ndim++] = ind->shape.dim[i];
+	for (int i = axis + 1; i < r; i++)
+		s.dim[s.ndim++] = data->shape.dim[i];
+	if (!(o = pc_op_static_int64(p, n, 0, &s, err)))
+		return err_code(err);
+	outer = pc_shape_span(&data->shape, 0, axis);
+	inner = pc_shape_span(&data->shape, axis + 1, r);
+	for (int64_t a = 0; a < outer; a++)
+		for (int64_t k = 0; k < ind->numel; k++) {
+			int64_t j = ind->ival[k] < 0 ? ind->ival[k] + len : ind->ival[k];
+			const int64_t *src = data->ival + (a * len + j) * inner;
+			for (int64_t c = 0; c < inner; c++)
+				*o++ = src[c];
+		}
+	return PC_OK;
+}
+
+/* --- Unsqueeze, Squeeze ---------------------------------------------------------------------- */
+
+struct axes_priv {
+	int n; /* -1: no axes attribute */
+	int64_t axes[PC_MAX_DIMS];
+};
+
+/* Before opset 13 axes are an attribute; from 13 they are input 1. */
+static int axes_init(struct pc_node *n, int required, struct pc_error *err)
+{
+	struct axes_priv *pr;
+	int64_t axes[PC_MAX_DIMS];
+	int count, rc;
+
+	if (pc_op_opset(n) >= 13) {
+		if (pc_attr_get(n, "axes"))
+			return pc_node_error(err, n, PC_ERR_FORMAT,
+					     "attribute 'axes' was replaced by input 1 at opset 13; the model is at %d",
+					     pc_op_opset(n));
+		count = -1;
+	} else {
+		if (n->n_in > 1 && n->in[1] >= 0)
+			return pc_node_error(err, n, PC_ERR_FORMAT,
+					     "axes as input 1 exist from opset 13; the model is at %d (use the attribute)",
+					     pc_op_opset(n));
+		if ((rc = pc_attr_ints(n, "axes", PC_MAX_DIMS, axes, &count, err)))
+			return rc;
+		if (count < 0 && required)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axes' is required");
+	}
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->n = count;
+	if (count > 0)
+		memcpy(pr->axes, axes, (size_t)count * sizeof(axes[0]));
+	return PC_OK;
+}
+
+/* The node's axes as listed: from the attribute before opset 13, from
+ * input 1 after; *count is -1 when there are none. */
+static int axes_list(struct pc_plan *p, const struct pc_node *n, const int64_t **axes, int *count,
+		     struct pc_error *err)
+{
+	const struct axes_priv *pr = pc_op_priv(n);
+
+	if (pc_op_opset(n) < 13) {
+		*axes = pr->axes;
+		*count = pr->n;
+		return PC_OK;
+	}
+	*axes = NULL;
+	*count = -1;
+	if (!pc_op_in(p, n, 1))
+		return PC_OK;
+	return static_list(p, n, 1, PC_MAX_DIMS, axes, count, err);
+}
+
+/* Axes normalised to [0, rank) into mark[] (1 = listed). */
+static int axes_mark(const struct pc_node *n, const int64_t *axes, int count, int rank, unsigned char *mark,
+		     struct pc_error *err)
+{
+	memset(mark, 0, PC_MAX_DIMS);
+	for (int i = 0; i < count; i++) {
+		int a = pc_axis(axes[i], rank);
+		if (a < 0)
+			return pc_node_error(err, n, PC_ERR_FORMAT, "axis %lld is out of range for rank %d",
+					     (long long)axes[i], rank);
+		if (mark[a])
+			return pc_node_error(err, n, PC_ERR_FORMAT, "axis %lld is listed twice", (long long)axes[i]);
+		mark[a] = 1;
+	}
+	return PC_OK;
+}
+
+int pc_unsqueeze_init(struct pc_node *n, struct pc_error *err)
+{
+	return axes_init(n, 1, err);
+}
+
+int pc_unsqueeze_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	const int64_t *axes;
+	unsigned char mark[PC_MAX_DIMS];
+	struct pc_shape s;
+	int count, rank, j = 0, rc;
+
+	if ((rc = axes_list(p, n, &axes, &count, err)))
+		return rc;
+	if (count < 0)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input 1 (axes) is required from opset 13");
+	/* the axes index the output, whose rank grows by one per axis */
+	rank = in->shape.ndim + count;
+	if (rank > PC_MAX_DIMS)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "the output would have rank %d; at most %d", rank,
+				     PC_MAX_DIMS);
+	if ((rc = axes_mark(n, axes, count, rank, mark, err)))
+		return rc;
+	s.ndim = rank;
+	for (int i = 0; i < rank; i++)
+		s.dim[i] = mark[i] ? 1 : in->shape.dim[j++];
+	return alias_output(p, n, &s, err);
+}
+
+int pc_squeeze_init(struct pc_node *n, struct pc_error *err)
+{
+	return axes_init(n, 0, err);
+}
+
+int pc_squeeze_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	const int64_t *axes;
+	unsigned char mark[PC_MAX_DIMS];
+	struct pc_shape s;
+	int count, rc;
+	char a[96];
+
+	if ((rc = axes_list(p, n, &axes, &count, err)) ||
+	    (rc = axes_mark(n, axes, count, in->shape.ndim, mark, err)))
+		return rc;
+	s.ndim = 0;
+	for (int i = 0; i < in->shape.ndim; i++) {
+		int64_t d = in->shape.dim[i];
+		if (count < 0 ? d == 1 : mark[i]) {
+			if (d != 1)
+				return pc_node_error(err, n, PC_ERR_SHAPE, "axis %d of input %s is %lld, not 1", i,
+						     pc_shape_format(&in->shape, a, sizeof(a)), (long long)d);
+			continue;
+		}
+		s.dim[s.ndim++] = d;
+	}
+	return alias_output(p, n, &s, err);
+}
+
+/* --- Cast ------------------------------------------------------------------------------------- */
+
+struct cast_priv {
+	enum pc_dtype to;
+};
+
+int pc_cast_init(struct pc_node *n, struct pc_error *err)
+{
+	struct cast_priv *pr;
+	int64_t to;
+	int rc;
+
+	if (!pc_attr_get(n, "to"))
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'to' is required");
+	if ((rc = pc_attr_int(n, "to", 0, &to, err)))
+		return rc;
+	if (to != PC_DTYPE_FLOAT && to != PC_DTYPE_INT64)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "attribute 'to' is %lld (%s); only casts to float and int64 are supported",
+				     (long long)to, pc_dtype_name((int)to));
+	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
+		return err_code(err);
+	pr->to = (enum pc_dtype)to;
+	return PC_OK;
+}
+
+int pc_cast_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct cast_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+
+	if (!in->is_static) {
+		if (in->dtype != PC_DTYPE_FLOAT || pr->to != PC_DTYPE_FLOAT)
+			return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+					     "casting a run-time %s tensor to %s is not supported; only float to "
+					     "float runs, other casts fold constants",
+					     pc_dtype_name(in->dtype), pc_dtype_name(pr->to));
+		return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &in->shape, err);
+	}
+	if (pr->to == PC_DTYPE_FLOAT) {
+		float *o = pc_op_static_float(p, n, 0, &in->shape, err);
+		if (!o)
+			return err_code(err);
+		for (int64_t k = 0; k < in->numel; k++)
+			o[k] = in->dtype == PC_DTYPE_FLOAT ? in->data[k] : (float)in->ival[k];
+	} else {
+		int64_t *o;
+		for (int64_t k = 0; in->dtype == PC_DTYPE_FLOAT && k < in->numel; k++)
+			if (!(fabsf(in->data[k]) < 9.2e18f))
+				return pc_node_error(err, n, PC_ERR_FORMAT, "value %g does not fit in int64",
+						     (double)in->data[k]);
+		if (!(o = pc_op_static_int64(p, n, 0, &in->shape, err)))
+			return err_code(err);
+		for (int64_t k = 0; k < in->numel; k++)
+			o[k] = in->dtype == PC_DTYPE_FLOAT ? (int64_t)in->data[k] : in->ival[k];
+	}
+	return PC_OK;
+}
+
+void pc_cast_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+
+	memcpy(pc_op_out(p, n, 0)->data, in->data, (size_t)in->numel * sizeof(float));
+}
+
+void pc_cast_backward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	const float *dy = pc_op_out(p, n, 0)->grad;
+
+	if (!in->grad || !dy)
+		return;
+	for (int64_t k = 0; k < in->numel; k++)
+		in->grad[k] += dy[k];
+}
