@@ -1,0 +1,476 @@
+/* onnx: translate a decoded ModelProto into a graph.
+ *
+ * The translation is mechanical; the work is in refusing what is not sound:
+ * every dims list, element count, data length, type code and attribute kind
+ * is checked here, because protobuf-c only guarantees well-formed wire
+ * encoding. Graph-level checks (names, cycles, ops, shapes) belong to
+ * pc_graph_finish, which this calls last. */
+#include "paracorr/onnx.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_int.h"
+#include "onnx.pb-c.h"
+
+enum { ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_DOUBLE = 11 };
+enum {
+	ATTR_FLOAT = 1,
+	ATTR_INT = 2,
+	ATTR_STRING = 3,
+	ATTR_TENSOR = 4,
+	ATTR_GRAPH = 5,
+	ATTR_FLOATS = 6,
+	ATTR_INTS = 7,
+	ATTR_STRINGS = 8,
+	ATTR_TENSORS = 9,
+	ATTR_GRAPHS = 10,
+};
+
+/* A tensor's data converted to float or int64, owned by the caller. */
+struct tensor_data {
+	enum pc_dtype dtype;
+	struct pc_shape shape;
+	void *data;
+};
+
+static int is_default_domain(const char *d)
+{
+	return !d || !d[0] || strcmp(d, "ai.onnx") == 0;
+}
+
+static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct tensor_data *out,
+			  struct pc_error *err)
+{
+	int64_t n;
+	size_t esize, want;
+	const char *name = t->name && t->name[0] ? t->name : what;
+	int dt = t->has_data_type ? t->data_type : 0;
+
+	memset(out, 0, sizeof(*out));
+	if (t->n_external_data || (t->has_data_location && t->data_location == 1))
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
+				    "tensor stores its data in an external file (external_data); paracorr needs "
+				    "a self-contained model");
+	if (t->n_dims > PC_MAX_DIMS)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name, "tensor has rank %zu; at most %d", t->n_dims,
+				    PC_MAX_DIMS);
+	out->shape.ndim = (int)t->n_dims;
+	for (size_t i = 0; i < t->n_dims; i++)
+		out->shape.dim[i] = t->dims[i];
+	if (pc_shape_numel(&out->shape, &n, name, err))
+		return PC_ERR_FORMAT;
+	switch (dt) {
+	case ONNX_FLOAT:
+	case ONNX_DOUBLE:
+		out->dtype = PC_DTYPE_FLOAT;
+		esize = dt == ONNX_FLOAT ? 4 : 8;
+		break;
+	case ONNX_INT64:
+	case ONNX_INT32:
+	case ONNX_BOOL: /* Dropout's training_mode flag: read as 0/1 */
+		out->dtype = PC_DTYPE_INT64;
+		esize = dt == ONNX_INT64 ? 8 : dt == ONNX_INT32 ? 4 : 1;
+		break;
+	default:
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
+				    "tensor has data type %d (%s); paracorr reads float, double, int32, int64 and bool",
+				    dt, pc_dtype_name(dt));
+	}
+	want = (size_t)n * esize;
+	/* lengths first: a lying header must not make us allocate */
+	if (t->has_raw_data) {
+		if (t->raw_data.len != want) {
+			char buf[160];
+			return pc_error_set(err, PC_ERR_FORMAT, name, "raw_data has %zu bytes; dims %s of %s need %zu",
+					    t->raw_data.len, pc_shape_format(&out->shape, buf, sizeof(buf)),
+					    pc_dtype_name(dt), want);
+		}
+	} else {
+		/* bool, like int32, travels in int32_data */
+		size_t have = dt == ONNX_FLOAT ? t->n_float_data
+			      : dt == ONNX_DOUBLE ? t->n_double_data
+			      : dt == ONNX_INT64  ? t->n_int64_data
+						  : t->n_int32_data;
+		const char *field = dt == ONNX_FLOAT ? "float_data"
+				    : dt == ONNX_DOUBLE ? "double_data"
+				    : dt == ONNX_INT64	? "int64_data"
+							: "int32_data";
+		if (have != (size_t)n) {
+			char buf[160];
+			return pc_error_set(err, PC_ERR_FORMAT, name, "%s has %zu values; dims %s need %lld", field,
+					    have, pc_shape_format(&out->shape, buf, sizeof(buf)), (long long)n);
+		}
+	}
+	out->data = malloc(n ? (size_t)n * 8 : 1);
+	if (!out->data)
+		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory for %lld elements", (long long)n);
+	for (int64_t i = 0; i < n; i++) {
+		const unsigned char *raw = t->raw_data.data;
+		/* raw_data is little-endian, as is every machine this builds on */
+		if (t->has_raw_data) {
+			if (dt == ONNX_FLOAT) {
+				memcpy((float *)out->data + i, raw + 4 * i, 4);
+			} else if (dt == ONNX_DOUBLE) {
+				double d;
+				memcpy(&d, raw + 8 * i, 8);
+				((float *)out->data)[i] = (float)d;
+			} else if (dt == ONNX_INT64) {
+				memcpy((int64_t *)out->data + i, raw + 8 * i, 8);
+			} else if (dt == ONNX_INT32) {
+				int32_t v;
+				memcpy(&v, raw + 4 * i, 4);
+				((int64_t *)out->data)[i] = v;
+			} else {
+				((int64_t *)out->data)[i] = raw[i] != 0;
+			}
+		} else if (dt == ONNX_FLOAT) {
+			((float *)out->data)[i] = t->float_data[i];
+		} else if (dt == ONNX_DOUBLE) {
+			((float *)out->data)[i] = (float)t->double_data[i];
+		} else if (dt == ONNX_INT64) {
+			((int64_t *)out->data)[i] = t->int64_data[i];
+		} else if (dt == ONNX_INT32) {
+			((int64_t *)out->data)[i] = t->int32_data[i];
+		} else {
+			((int64_t *)out->data)[i] = t->int32_data[i] != 0;
+		}
+	}
+	return PC_OK;
+}
+/* Old exporters leave AttributeProto.type unset: infer it from content. */
+static int attr_kind(const Onnx__AttributeProto *a)
+{
+	if (a->has_type && a->type)
+		return a->type;
+	if (a->g || a->n_graphs)
+		return a->g ? ATTR_GRAPH : ATTR_GRAPHS;
+	if (a->t)
+		return ATTR_TENSOR;
+	if (a->n_floats)
+		return ATTR_FLOATS;
+	if (a->n_ints)
+		return ATTR_INTS;
+	if (a->n_strings)
+		return ATTR_STRINGS;
+	if (a->n_tensors)
+		return ATTR_TENSORS;
+	if (a->has_s)
+		return ATTR_STRING;
+	if (a->has_f)
+		return ATTR_FLOAT;
+	if (a->has_i)
+		return ATTR_INT;
+	return 0;
+}
+
+/* Fills attrs[0..n) (strings and tensors borrowed or in *held); the caller
+ * frees what held collects. */
+static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc_attr *attrs, char **strs,
+			 struct tensor_data *tensors, struct pc_error *err)
+{
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const Onnx__AttributeProto *a = np->attribute[i];
+		struct pc_attr *d = &attrs[i];
+		const char *an = a->name ? a->name : "";
+		int kind = attr_kind(a);
+
+		memset(d, 0, sizeof(*d));
+		d->name = an;
+		if (a->ref_attr_name && a->ref_attr_name[0])
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+					    "attribute '%s' refers to a function attribute; functions are not supported",
+					    an);
+		switch (kind) {
+		case ATTR_FLOAT:
+			d->type = PC_ATTR_FLOAT;
+			d->f = a->f;
+			break;
+		case ATTR_INT:
+			d->type = PC_ATTR_INT;
+			d->i = a->i;
+			break;
+		case ATTR_STRING:
+			d->type = PC_ATTR_STRING;
+			strs[i] = malloc(a->s.len + 1);
+			if (!strs[i])
+				return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+			if (a->s.len)
+				memcpy(strs[i], a->s.data, a->s.len);
+			strs[i][a->s.len] = '\0';
+			if (strlen(strs[i]) != a->s.len)
+				return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' holds a NUL byte", an);
+			d->s = strs[i];
+			break;
+		case ATTR_FLOATS:
+			if (a->n_floats > (1u << 20))
+				return pc_error_set(err, PC_ERR_LIMIT, where, "attribute '%s' has %zu floats", an,
+						    a->n_floats);
+			d->type = PC_ATTR_FLOATS;
+			d->n = (int)a->n_floats;
+			d->floats = a->floats;
+			break;
+		case ATTR_INTS:
+			if (a->n_ints > (1u << 20))
+				return pc_error_set(err, PC_ERR_LIMIT, where, "attribute '%s' has %zu ints", an,
+						    a->n_ints);
+			d->type = PC_ATTR_INTS;
+			d->n = (int)a->n_ints;
+			d->ints = a->ints;
+			break;
+		case ATTR_TENSOR: {
+			char what[480];
+			snprintf(what, sizeof(what), "%s attribute '%s'", where, an);
+			if (!a->t)
+				return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' has no tensor", an);
+			if (convert_tensor(a->t, what, &tensors[i], err))
+				return err ? err->code : PC_ERR_FORMAT;
+			d->type = PC_ATTR_TENSOR;
+			d->tdtype = tensors[i].dtype;
+			d->tshape = tensors[i].shape;
+			d->tdata = tensors[i].data;
+			break;
+		}
+		case ATTR_GRAPH:
+		case ATTR_GRAPHS:
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+					    "attribute '%s' holds a subgraph; control flow (If, Loop, Scan) is not "
+					    "supported",
+					    an);
+		default:
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+					    "attribute '%s' has type %d; supported: float, int, string, tensor, floats, "
+					    "ints",
+					    an, kind);
+		}
+	}
+	return PC_OK;
+}
+
+static int add_node(struct pc_graph *g, const Onnx__NodeProto *np, size_t index, struct pc_error *err)
+{
+	char where[200];
+	const char *op = np->op_type ? np->op_type : "";
+	const char *name = np->name && np->name[0] ? np->name : NULL;
+	char fallback[32];
+	size_t na = np->n_attribute;
+	struct pc_attr *attrs = NULL;
+	char **strs = NULL;
+	struct tensor_data *tensors = NULL;
+	int rc;
+
+	if (!name) {
+		snprintf(fallback, sizeof(fallback), "#%zu", index);
+		name = fallback;
+	}
+	snprintf(where, sizeof(where), "node '%s' (%s)", name, op);
+	if (!op[0])
+		return pc_error_set(err, PC_ERR_FORMAT, where, "node has no op_type");
+	if (!is_default_domain(np->domain))
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+				    "op is in domain '%s'; paracorr runs only the default ONNX domain", np->domain);
+	if (np->n_input > 1024 || np->n_output > 64 || na > 256)
+		return pc_error_set(err, PC_ERR_LIMIT, where, "node has %zu inputs, %zu outputs, %zu attributes",
+				    np->n_input, np->n_output, na);
+	for (size_t i = 0; i < np->n_input; i++)
+		if (!np->input[i])
+			return pc_error_set(err, PC_ERR_FORMAT, where, "input %zu has no name", i);
+	for (size_t i = 0; i < np->n_output; i++)
+		if (!np->output[i])
+			return pc_error_set(err, PC_ERR_FORMAT, where, "output %zu has no name", i);
+	attrs = calloc(na + 1, sizeof(*attrs));
+	strs = calloc(na + 1, sizeof(*strs));
+	tensors = calloc(na + 1, sizeof(*tensors));
+	if (!attrs || !strs || !tensors) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+		goto out;
+	}
+	rc = convert_attrs(np, where, attrs, strs, tensors, err);
+	if (rc)
+		goto out;
+	rc = pc_graph_add_node(g, op, name, (int)np->n_input, (const char *const *)np->input, (int)np->n_output,
+			       (const char *const *)np->output, (int)na, attrs, err);
+out:
+	for (size_t i = 0; strs && tensors && i < na; i++) {
+		free(strs[i]);
+		free(tensors[i].data);
+	}
+	free(strs);
+	free(tensors);
+	free(attrs);
+	return rc;
+}
+
+static int add_input(struct pc_graph *g, const Onnx__ValueInfoProto *vi, struct pc_error *err)
+{
+	const Onnx__TypeProto__Tensor *tt;
+	struct pc_shape shape = {0};
+
+	if (vi->type == NULL || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+	    !(tt = vi->type->tensor_type))
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name, "graph input is not a tensor");
+	if (!tt->has_elem_type || tt->elem_type != ONNX_FLOAT)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name,
+				    "graph input has element type %s; paracorr feeds float inputs",
+				    pc_dtype_name(tt->has_elem_type ? tt->elem_type : 0));
+	if (!tt->shape)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name, "graph input has no shape");
+	if (tt->shape->n_dim > PC_MAX_DIMS)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name, "graph input has rank %zu", tt->shape->n_dim);
+	shape.ndim = (int)tt->shape->n_dim;
+	for (size_t i = 0; i < tt->shape->n_dim; i++) {
+		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+		if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+			if (d->dim_value < 1)
+				return pc_error_set(err, PC_ERR_FORMAT, vi->name, "graph input dimension %zu is %lld",
+						    i, (long long)d->dim_value);
+			shape.dim[i] = d->dim_value;
+		} else {
+			shape.dim[i] = -1; /* symbolic: plan.c allows it on the batch axis only */
+		}
+	}
+	return pc_graph_add_input(g, vi->name, &shape, err);
+}
+
+static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc_error *err)
+{
+	const Onnx__GraphProto *gp = m->graph;
+	struct pc_graph *g = NULL;
+	int64_t opset = -1;
+	int rc = PC_OK;
+
+	if (!gp)
+		return pc_error_set(err, PC_ERR_FORMAT, "model", "the file holds no graph (not an ONNX model?)");
+	if (m->n_functions)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, "model.functions",
+				    "the model defines %zu local functions; not supported", m->n_functions);
+	for (size_t i = 0; i < m->n_opset_import; i++) {
+		const Onnx__OperatorSetIdProto *os = m->opset_import[i];
+		if (is_default_domain(os->domain))
+			opset = os->has_version ? os->version : -1;
+	}
+	if (opset < 0)
+		return pc_error_set(err, PC_ERR_FORMAT, "model.opset_import", "no opset for the default ONNX domain");
+	if (opset < PC_OPSET_MIN || opset > PC_OPSET_MAX)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, "model.opset_import",
+				    "opset %lld is not supported (supported: %d to %d)", (long long)opset,
+				    PC_OPSET_MIN, PC_OPSET_MAX);
+	g = pc_graph_new((int)opset, err);
+	if (!g)
+		return err ? err->code : PC_ERR_NOMEM;
+	for (size_t i = 0; i < gp->n_initializer; i++) {
+		const Onnx__TensorProto *t = gp->initializer[i];
+		struct tensor_data td;
+		char what[48];
+		snprintf(what, sizeof(what), "initializer #%zu", i);
+		if (!t->name || !t->name[0]) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, what, "initializer has no name");
+			goto fail;
+		}
+		rc = convert_tensor(t, what, &td, err);
+		if (rc)
+			goto fail;
+		rc = td.dtype == PC_DTYPE_FLOAT ? pc_graph_add_float(g, t->name, &td.shape, td.data, err)
+						: pc_graph_add_int64(g, t->name, &td.shape, td.data, err);
+		free(td.data);
+		if (rc)
+			goto fail;
+	}
+	for (size_t i = 0; i < gp->n_input; i++) {
+		const Onnx__ValueInfoProto *vi = gp->input[i];
+		if (!vi->name || !vi->name[0]) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, "graph.input", "input #%zu has no name", i);
+			goto fail;
+		}
+		/* IR < 4 lists initializers among the inputs too */
+		if (pc_graph_lookup(g, vi->name) >= 0)
+			continue;
+		rc = add_input(g, vi, err);
+		if (rc)
+			goto fail;
+	}
+	for (size_t i = 0; i < gp->n_node; i++) {
+		rc = add_node(g, gp->node[i], i, err);
+		if (rc)
+			goto fail;
+	}
+	for (size_t i = 0; i < gp->n_output; i++) {
+		const char *name = gp->output[i]->name;
+		if (!name || !name[0]) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, "graph.output", "output #%zu has no name", i);
+			goto fail;
+		}
+		rc = pc_graph_add_output(g, name, err);
+		if (rc)
+			goto fail;
+	}
+	rc = pc_graph_finish(g, err);
+	if (rc)
+		goto fail;
+	*out = g;
+	return PC_OK;
+fail:
+	pc_graph_free(g);
+	return rc ? rc : PC_ERR_FORMAT;
+}
+
+int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, struct pc_error *err)
+{
+	Onnx__ModelProto *m;
+	int rc;
+
+	*out = NULL;
+	if (len == 0)
+		return pc_error_set(err, PC_ERR_FORMAT, "model", "the file is empty");
+	if (len > PC_ONNX_MAX_BYTES)
+		return pc_error_set(err, PC_ERR_LIMIT, "model", "the file has %zu bytes; the limit is %zu", len,
+				    PC_ONNX_MAX_BYTES);
+	m = onnx__model_proto__unpack(NULL, len, data);
+	if (!m)
+		return pc_error_set(err, PC_ERR_FORMAT, "model",
+				    "%zu bytes that do not decode as an ONNX ModelProto (truncated or not ONNX)",
+				    len);
+	rc = translate(m, out, err);
+	onnx__model_proto__free_unpacked(m, NULL);
+	return rc;
+}
+
+int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	long size;
+	int rc;
+
+	*out = NULL;
+	if (!f)
+		return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO, path, "cannot open: %s",
+				    strerror(errno));
+	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+		rc = pc_error_set(err, PC_ERR_IO, path, "cannot size the file: %s", strerror(errno));
+		goto out;
+	}
+	if ((size_t)size > PC_ONNX_MAX_BYTES) {
+		rc = pc_error_set(err, PC_ERR_LIMIT, path, "the file has %ld bytes; the limit is %zu", size,
+				  PC_ONNX_MAX_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)size + 1);
+	if (!buf) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, path, "out of memory reading %ld bytes", size);
+		goto out;
+	}
+	if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+		rc = pc_error_set(err, PC_ERR_IO, path, "short read");
+		goto out;
+	}
+	rc = pc_onnx_load_buffer(buf, (size_t)size, out, err);
+	if (rc && err && err->where[0] && strcmp(err->where, "model") == 0)
+		snprintf(err->where, sizeof(err->where), "%s", path);
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
