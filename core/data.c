@@ -1,0 +1,914 @@
+/* data: labelled datasets from IDX and NPY files, plain or gzipped.
+ *
+ * Every file is first held whole in memory (the daemon has uploads there
+ * anyway); gzip is inflated into a growing buffer that stops at a cap, so a
+ * small bomb costs at most the cap. The parsers then describe the bytes as
+ * an array (type, byte order, shape, a pointer into the buffer) after
+ * checking every length the header claims against what is really there;
+ * only then are floats allocated and the inputs converted and preprocessed
+ * in one pass. Elements are assembled from bytes, so the host's byte order
+ * and the buffer's alignment never matter. */
+#include "paracorr/data.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+/* ONNX TensorProto.DataType numbering, as pc_dtype_name reads it. */
+enum {
+	DT_FLOAT = 1,
+	DT_UINT8 = 2,
+	DT_INT8 = 3,
+	DT_INT16 = 5,
+	DT_INT32 = 6,
+	DT_INT64 = 7,
+	DT_DOUBLE = 11,
+};
+
+/* An array described by a file's header; data points into the file bytes. */
+struct array {
+	int dtype;
+	int big_endian;
+	size_t esize;
+	struct pc_shape shape;
+	int64_t numel;
+	const unsigned char *data;
+};
+
+void pc_preprocess_default(struct pc_preprocess *pp)
+{
+	memset(pp, 0, sizeof(*pp));
+	pp->scale = 1.0;
+}
+
+void pc_dataset_free(struct pc_dataset *d)
+{
+	if (!d)
+		return;
+	free(d->x);
+	free(d->y);
+	free(d);
+}
+
+/* ---- bytes ---- */
+
+static uint64_t load_uint(const unsigned char *p, size_t n, int big_endian)
+{
+	uint64_t v = 0;
+
+	if (big_endian)
+		for (size_t i = 0; i < n; i++)
+			v = v << 8 | p[i];
+	else
+		for (size_t i = n; i-- > 0;)
+			v = v << 8 | p[i];
+	return v;
+}
+
+/* Two's complement of the low `bits` bits, without implementation-defined
+ * conversions. */
+static int64_t sign_extend(uint64_t u, unsigned bits)
+{
+	uint64_t sign = (uint64_t)1 << (bits - 1);
+
+	if (bits < 64)
+		u &= (sign << 1) - 1;
+	if (!(u & sign))
+		return (int64_t)u;
+	return -(int64_t)(~u & (sign - 1)) - 1;
+}
+
+static int64_t array_int(const struct array *a, int64_t i)
+{
+	uint64_t u = load_uint(a->data + (size_t)i * a->esize, a->esize, a->big_endian);
+
+	return a->dtype == DT_UINT8 ? (int64_t)u : sign_extend(u, (unsigned)a->esize * 8);
+}
+
+static float bits_float(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+/* ---- gzip ---- */
+
+/* Inflates in[0..len) (one or more gzip members) into a new buffer of at
+ * most max_bytes. */
+static int gunzip(const unsigned char *in, size_t len, uint64_t max_bytes, const char *where, unsigned char **out,
+		  size_t *out_len, struct pc_error *err)
+{
+	z_stream zs;
+	unsigned char *buf = NULL, *nb;
+	size_t cap, used = 0, pos = 0;
+	uint64_t hint;
+	int zrc, rc;
+
+	*out = NULL;
+	*out_len = 0;
+	/* ISIZE, the last member's length mod 2^32, is a hint to size the
+	 * first buffer; nothing relies on it being true, and deflate cannot
+	 * expand more than 1032-fold, so a forged one cannot make a small
+	 * file reserve gigabytes */
+	hint = len >= 18 ? load_uint(in + len - 4, 4, 0) : 0;
+	if (hint < (uint64_t)len * 2)
+		hint = (uint64_t)len * 2;
+	if (hint < 4096)
+		hint = 4096;
+	if (hint > (uint64_t)len * 1032 + 4096)
+		hint = (uint64_t)len * 1032 + 4096;
+	if (hint > max_bytes)
+		hint = max_bytes;
+	if (hint >= SIZE_MAX)
+		hint = SIZE_MAX - 1;
+	cap = (size_t)hint + 1; /* room for one byte past the cap, to see it passed */
+	buf = malloc(cap);
+	if (!buf)
+		return pc_error_set(err, PC_ERR_NOMEM, where, "cannot allocate %zu bytes to decompress", cap);
+	memset(&zs, 0, sizeof(zs));
+	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+		free(buf);
+		return pc_error_set(err, PC_ERR_NOMEM, where, "cannot start zlib");
+	}
+	for (;;) {
+		size_t in_chunk = len - pos, out_chunk;
+
+		if (used == cap) {
+			uint64_t want = (uint64_t)cap * 2;
+			if (want > max_bytes + 1)
+				want = max_bytes + 1;
+			if (want > SIZE_MAX || want <= cap) {
+				rc = pc_error_set(err, PC_ERR_LIMIT, where,
+						  "gzip data decompresses to more than %llu bytes",
+						  (unsigned long long)max_bytes);
+				goto fail;
+			}
+			nb = realloc(buf, (size_t)want);
+			if (!nb) {
+				rc = pc_error_set(err, PC_ERR_NOMEM, where, "cannot allocate %llu bytes to decompress",
+						  (unsigned long long)want);
+				goto fail;
+			}
+			buf = nb;
+			cap = (size_t)want;
+		}
+		if (in_chunk > UINT_MAX)
+			in_chunk = UINT_MAX;
+		out_chunk = cap - used;
+		if (out_chunk > UINT_MAX)
+			out_chunk = UINT_MAX;
+		zs.next_in = (unsigned char *)(uintptr_t)(in + pos);
+		zs.avail_in = (uInt)in_chunk;
+		zs.next_out = buf + used;
+		zs.avail_out = (uInt)out_chunk;
+		zrc = inflate(&zs, Z_NO_FLUSH);
+		pos += in_chunk - zs.avail_in;
+		used += out_chunk - zs.avail_out;
+		if (used > max_bytes) {
+			rc = pc_error_set(err, PC_ERR_LIMIT, where, "gzip data decompresses to more than %llu bytes",
+					  (unsigned long long)max_bytes);
+			goto fail;
+		}
+		if (zrc == Z_STREAM_END) {
+			if (pos == len)
+				break;
+			if (len - pos >= 2 && in[pos] == 0x1f && in[pos + 1] == 0x8b) {
+				inflateReset(&zs); /* the next member of a concatenated stream */
+				continue;
+			}
+			rc = pc_error_set(err, PC_ERR_FORMAT, where,
+					  "%zu bytes of garbage after the gzip stream at byte offset %zu", len - pos,
+					  pos);
+			goto fail;
+		}
+		if (zrc == Z_MEM_ERROR) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, where, "zlib ran out of memory");
+			goto fail;
+		}
+		if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, where,
+					  "corrupt gzip stream near compressed byte offset %zu: %s", pos,
+					  zs.msg ? zs.msg : "invalid data");
+			goto fail;
+		}
+		/* all input taken and output space left: the stream was cut */
+		if (pos == len && zs.avail_out > 0) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, where,
+					  "gzip stream is truncated: it ends at byte offset %zu before its end marker",
+					  len);
+			goto fail;
+		}
+	}
+	inflateEnd(&zs);
+	*out = buf;
+	*out_len = used;
+	return PC_OK;
+fail:
+	inflateEnd(&zs);
+	free(buf);
+	return rc;
+}
+
+/* ---- shared checks ---- */
+
+static int check_dims(const struct pc_shape *s, const char *fmt_name, const char *where, int64_t *numel,
+		      struct pc_error *err)
+{
+	char buf[160];
+
+	for (int i = 0; i < s->ndim; i++)
+		if (s->dim[i] == 0)
+			return pc_error_set(err, PC_ERR_FORMAT, where, "%s shape %s: dimension %d is zero", fmt_name,
+					    pc_shape_format(s, buf, sizeof(buf)), i);
+	return pc_shape_numel(s, numel, where, err);
+}
+
+/* The data the header describes must fill the rest of the file exactly. */
+static int check_data_length(const struct array *a, size_t len, size_t off, const char *fmt_name, const char *where,
+			     struct pc_error *err)
+{
+	uint64_t want = (uint64_t)a->numel * a->esize, have = len - off;
+	char buf[160];
+
+	if (have < want)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "%s data is truncated at byte offset %zu: shape %s of %s needs %llu bytes from "
+				    "byte offset %zu, the file has %llu",
+				    fmt_name, len, pc_shape_format(&a->shape, buf, sizeof(buf)),
+				    pc_dtype_name(a->dtype), (unsigned long long)want, off, (unsigned long long)have);
+	if (have > want)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "%llu unexpected bytes after the %s data at byte offset %llu (shape %s of %s "
+				    "needs %llu bytes from byte offset %zu)",
+				    (unsigned long long)(have - want), fmt_name, (unsigned long long)(off + want),
+				    pc_shape_format(&a->shape, buf, sizeof(buf)), pc_dtype_name(a->dtype),
+				    (unsigned long long)want, off);
+	return PC_OK;
+}
+
+/* ---- IDX ---- */
+
+static int parse_idx(const unsigned char *p, size_t len, const char *where, struct array *a, struct pc_error *err)
+{
+	size_t header;
+	int rc;
+
+	if (len < 4)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "IDX header is truncated: the file has %zu bytes, the magic number needs 4", len);
+	switch (p[2]) {
+	case 0x08:
+		a->dtype = DT_UINT8, a->esize = 1;
+		break;
+	case 0x09:
+		a->dtype = DT_INT8, a->esize = 1;
+		break;
+	case 0x0B:
+		a->dtype = DT_INT16, a->esize = 2;
+		break;
+	case 0x0C:
+		a->dtype = DT_INT32, a->esize = 4;
+		break;
+	case 0x0D:
+		a->dtype = DT_FLOAT, a->esize = 4;
+		break;
+	case 0x0E:
+		a->dtype = DT_DOUBLE, a->esize = 8;
+		break;
+	default:
+		return pc_error_set(err, PC_ERR_FORMAT, where, "unknown IDX element type 0x%02x at byte offset 2",
+				    p[2]);
+	}
+	a->big_endian = 1;
+	if (p[3] == 0 || p[3] > PC_MAX_DIMS)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "IDX rank %d (byte offset 3) is outside 1..%d", p[3],
+				    PC_MAX_DIMS);
+	a->shape.ndim = p[3];
+	header = 4 + 4 * (size_t)p[3];
+	if (len < header)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "IDX header is truncated: %d dims need %zu header bytes, the file has %zu", p[3],
+				    header, len);
+	for (int i = 0; i < a->shape.ndim; i++)
+		a->shape.dim[i] = (int64_t)load_uint(p + 4 + 4 * i, 4, 1);
+	rc = check_dims(&a->shape, "IDX", where, &a->numel, err);
+	if (rc)
+		return rc;
+	a->data = p + header;
+	return check_data_length(a, len, header, "IDX", where, err);
+}
+
+/* ---- NPY ---- */
+
+/* A cursor over the header dict; offsets in errors count from the file's
+ * first byte. */
+struct cur {
+	const unsigned char *file, *p, *end;
+	const char *where;
+	struct pc_error *err;
+};
+
+static void skip_space(struct cur *c)
+{
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+		c->p++;
+}
+
+static int syntax(struct cur *c, const char *what)
+{
+	if (c->p >= c->end)
+		return pc_error_set(c->err, PC_ERR_FORMAT, c->where,
+				    "NPY header ends at byte offset %zu while %s: the header dict is not terminated",
+				    (size_t)(c->p - c->file), what);
+	return pc_error_set(c->err, PC_ERR_FORMAT, c->where, "NPY header: %s at byte offset %zu (found '%c')", what,
+			    (size_t)(c->p - c->file), *c->p >= 0x20 && *c->p < 0x7f ? *c->p : '?');
+}
+
+static int expect(struct cur *c, char ch, const char *what)
+{
+	skip_space(c);
+	if (c->p >= c->end || *c->p != (unsigned char)ch)
+		return syntax(c, what);
+	c->p++;
+	return PC_OK;
+}
+
+/* A Python string literal, quoted with ' or ", into out. */
+static int parse_string(struct cur *c, char *out, size_t size, const char *what)
+{
+	unsigned char q;
+	size_t n = 0;
+
+	skip_space(c);
+	if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
+		return syntax(c, what);
+	q = *c->p++;
+	while (c->p < c->end && *c->p != q) {
+		if (*c->p == '\\' && c->p + 1 < c->end)
+			c->p++;
+		if (n + 1 >= size)
+			return pc_error_set(c->err, PC_ERR_FORMAT, c->where,
+					    "NPY header: string at byte offset %zu is longer than %zu characters",
+					    (size_t)(c->p - c->file), size - 1);
+		out[n++] = (char)*c->p++;
+	}
+	if (c->p >= c->end)
+		return syntax(c, "reading a string");
+	c->p++;
+	out[n] = '\0';
+	return PC_OK;
+}
+
+static int parse_bool(struct cur *c, int *v)
+{
+	skip_space(c);
+	if (c->end - c->p >= 4 && memcmp(c->p, "True", 4) == 0) {
+		*v = 1;
+		c->p += 4;
+	} else if (c->end - c->p >= 5 && memcmp(c->p, "False", 5) == 0) {
+		*v = 0;
+		c->p += 5;
+	} else {
+		return syntax(c, "expected True or False for 'fortran_order'");
+	}
+	return PC_OK;
+}
+
+/* A tuple of non-negative integers: (), (3,), (3, 4), (3, 4,), (3L, 4L). */
+static int parse_shape(struct cur *c, struct pc_shape *s)
+{
+	int rc = expect(c, '(', "expected '(' to open 'shape'");
+
+	if (rc)
+		return rc;
+	s->ndim = 0;
+	for (;;) {
+		int64_t v = 0;
+
+		skip_space(c);
+		if (c->p < c->end && *c->p == ')') {
+			c->p++;
+			return PC_OK;
+		}
+		if (c->p >= c->end || *c->p < '0' || *c->p > '9')
+			return syntax(c, "expected a dimension in 'shape'");
+		while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+			v = v * 10 + (*c->p++ - '0');
+			if (v > PC_MAX_NUMEL)
+				return pc_error_set(c->err, PC_ERR_SHAPE, c->where,
+						    "NPY shape: dimension %d is larger than 2^40", s->ndim);
+		}
+		if (c->p < c->end && *c->p == 'L')
+			c->p++; /* written by numpy under Python 2 */
+		if (s->ndim == PC_MAX_DIMS)
+			return pc_error_set(c->err, PC_ERR_UNSUPPORTED, c->where, "NPY shape has more than %d dims",
+					    PC_MAX_DIMS);
+		s->dim[s->ndim++] = v;
+		skip_space(c);
+		if (c->p < c->end && *c->p == ',') {
+			c->p++;
+			continue;
+		}
+		if (c->p < c->end && *c->p == ')') {
+			c->p++;
+			return PC_OK;
+		}
+		return syntax(c, "expected ',' or ')' in 'shape'");
+	}
+}
+
+static int npy_descr(const char *d, struct array *a, const char *where, struct pc_error *err)
+{
+	static const struct {
+		const char *code;
+		int dtype;
+		size_t esize;
+	} types[] = {
+	    {"u1", DT_UINT8, 1}, {"i1", DT_INT8, 1},  {"i2", DT_INT16, 2},  {"i4", DT_INT32, 4},
+	    {"i8", DT_INT64, 8}, {"f4", DT_FLOAT, 4}, {"f8", DT_DOUBLE, 8},
+	};
+
+	if ((d[0] == '<' || d[0] == '>' || d[0] == '|') && d[1]) {
+		for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+			if (strcmp(d + 1, types[i].code) != 0)
+				continue;
+			/* '|' is numpy's "byte order does not apply" */
+			if (d[0] == '|' && types[i].esize != 1)
+				break;
+			a->dtype = types[i].dtype;
+			a->esize = types[i].esize;
+			a->big_endian = d[0] == '>';
+			return PC_OK;
+		}
+	}
+	return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+			    "NPY descr '%s' is not supported; use one of '|u1' '|i1' '<i2' '<i4' '<i8' '<f4' '<f8'", d);
+}
+
+static int parse_npy(const unsigned char *p, size_t len, const char *where, struct array *a, struct pc_error *err)
+{
+	struct cur c = {.file = p, .where = where, .err = err};
+	size_t lenfield, start, hlen;
+	char key[32], descr[64];
+	int have_descr = 0, have_order = 0, have_shape = 0, fortran = 0, rc;
+
+	if (len < 8)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "NPY header is truncated: the file has %zu bytes, magic and version need 8", len);
+	if (p[6] < 1 || p[6] > 3 || p[7] != 0)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+				    "NPY version %d.%d (byte offset 6) is not supported; 1.0, 2.0 and 3.0 are", p[6],
+				    p[7]);
+	lenfield = p[6] == 1 ? 2 : 4;
+	start = 8 + lenfield;
+	if (len < start)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "NPY header is truncated: the file has %zu bytes, the header length field ends at "
+				    "byte offset %zu",
+				    len, start);
+	hlen = (size_t)load_uint(p + 8, lenfield, 0);
+	if (hlen > len - start)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "NPY header length %zu (byte offset 8) points past the end of the file: the header "
+				    "would end at byte offset %llu, the file has %zu bytes",
+				    hlen, (unsigned long long)start + hlen, len);
+	c.p = p + start;
+	c.end = c.p + hlen;
+	if ((rc = expect(&c, '{', "expected '{' to open the header dict")))
+		return rc;
+	for (;;) {
+		skip_space(&c);
+		if (c.p < c.end && *c.p == '}') {
+			c.p++;
+			break;
+		}
+		if ((rc = parse_string(&c, key, sizeof(key), "expected a quoted key or '}'")))
+			return rc;
+		if ((rc = expect(&c, ':', "expected ':' after a key")))
+			return rc;
+		if (strcmp(key, "descr") == 0 && !have_descr) {
+			skip_space(&c);
+			if (c.p < c.end && *c.p == '[')
+				return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+						    "NPY structured dtypes (a list as 'descr') are not supported");
+			rc = parse_string(&c, descr, sizeof(descr), "expected a quoted 'descr'");
+			have_descr = 1;
+		} else if (strcmp(key, "fortran_order") == 0 && !have_order) {
+			rc = parse_bool(&c, &fortran);
+			have_order = 1;
+		} else if (strcmp(key, "shape") == 0 && !have_shape) {
+			rc = parse_shape(&c, &a->shape);
+			have_shape = 1;
+		} else {
+			return pc_error_set(err, PC_ERR_FORMAT, where,
+					    "NPY header: unexpected or repeated key '%s' before byte offset %zu", key,
+					    (size_t)(c.p - p));
+		}
+		if (rc)
+			return rc;
+		skip_space(&c);
+		if (c.p < c.end && *c.p == ',') {
+			c.p++;
+			continue;
+		}
+		if ((rc = expect(&c, '}', "expected ',' or '}' after a value")))
+			return rc;
+		break;
+	}
+	skip_space(&c);
+	if (c.p != c.end)
+		return syntax(&c, "expected only padding after the header dict");
+	if (!have_descr || !have_order || !have_shape)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "NPY header lacks '%s'",
+				    !have_descr	  ? "descr"
+				    : !have_order ? "fortran_order"
+						  : "shape");
+	if (fortran)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+				    "NPY array is in Fortran order; save it in C order (numpy.ascontiguousarray)");
+	if ((rc = npy_descr(descr, a, where, err)))
+		return rc;
+	if (a->shape.ndim == 0)
+		return pc_error_set(err, PC_ERR_SHAPE, where,
+				    "NPY array is a scalar; a dataset needs at least one dim");
+	if ((rc = check_dims(&a->shape, "NPY", where, &a->numel, err)))
+		return rc;
+	a->data = p + start + hlen;
+	return check_data_length(a, len, start + hlen, "NPY", where, err);
+}
+
+/* ---- detection ---- */
+
+/* Describes one file; *owned receives a decompressed copy the array points
+ * into, which the caller frees. */
+static int parse_file(const unsigned char *p, size_t len, uint64_t max_bytes, const char *where, struct array *a,
+		      unsigned char **owned, struct pc_error *err)
+{
+	static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	*owned = NULL;
+	if (len > max_bytes)
+		return pc_error_set(err, PC_ERR_LIMIT, where, "file has %zu bytes; at most %llu are accepted", len,
+				    (unsigned long long)max_bytes);
+	if (len >= 2 && p[0] == 0x1f && p[1] == 0x8b) {
+		size_t plain_len;
+		rc = gunzip(p, len, max_bytes, where, owned, &plain_len, err);
+		if (rc)
+			return rc;
+		p = *owned;
+		len = plain_len;
+		if (len >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+					    "gzip inside gzip; decompress the file once");
+	}
+	if (len == 0)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "file is empty");
+	if (memcmp(p, npy_magic, len < 6 ? len : 6) == 0)
+		return parse_npy(p, len, where, a, err);
+	if (p[0] == 0 && (len < 2 || p[1] == 0))
+		return parse_idx(p, len, where, a, err);
+	return pc_error_set(err, PC_ERR_FORMAT, where,
+			    "unrecognized format (first bytes %02x %02x %02x %02x): expected IDX, NPY or gzip", p[0],
+			    len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
+}
+
+/* ---- conversion ---- */
+
+/* Channels of the stored samples (dims after the sample axis): the first
+ * dim of a C×H×W sample, the features of a 1-D sample; a 2-D H×W sample
+ * (N×28×28 data) is one channel, as the model sees it once the singleton
+ * channel is added. */
+static int64_t sample_channels(const struct pc_shape *stored)
+{
+	return stored->ndim == 3 ? 1 : stored->ndim > 1 ? stored->dim[1] : 1;
+}
+
+static int check_preprocess(const struct pc_preprocess *pp, int64_t channels, struct pc_error *err)
+{
+	if (!isfinite(pp->scale) || pp->scale == 0)
+		return pc_error_set(err, PC_ERR_INVALID, "preprocess", "scale %g must be finite and non-zero",
+				    pp->scale);
+	if (pp->n_mean < 0 || pp->n_mean > PC_DATA_MAX_CHANNELS || pp->n_std < 0 || pp->n_std > PC_DATA_MAX_CHANNELS)
+		return pc_error_set(err, PC_ERR_INVALID, "preprocess", "mean and std take 0 to %d values",
+				    PC_DATA_MAX_CHANNELS);
+	if (pp->n_mean > 1 && pp->n_mean != channels)
+		return pc_error_set(err, PC_ERR_INVALID, "preprocess",
+				    "mean has %d values; the samples have %lld channels", pp->n_mean,
+				    (long long)channels);
+	if (pp->n_std > 1 && pp->n_std != channels)
+		return pc_error_set(err, PC_ERR_INVALID, "preprocess",
+				    "std has %d values; the samples have %lld channels", pp->n_std,
+				    (long long)channels);
+	for (int i = 0; i < pp->n_mean; i++)
+		if (!isfinite(pp->mean[i]))
+			return pc_error_set(err, PC_ERR_INVALID, "preprocess", "mean[%d] is not finite", i);
+	for (int i = 0; i < pp->n_std; i++)
+		if (!isfinite(pp->std[i]) || pp->std[i] <= 0)
+			return pc_error_set(err, PC_ERR_INVALID, "preprocess", "std[%d] = %g must be positive", i,
+					    pp->std[i]);
+	return PC_OK;
+}
+
+/* The first n samples of a into x, preprocessed. Inputs must stay finite:
+ * one NaN would poison every loss the dataset feeds. */
+static int convert_inputs(const struct array *a, int64_t n, const struct pc_preprocess *pp, const char *where, float *x,
+			  struct pc_error *err)
+{
+	int64_t sample = a->numel / a->shape.dim[0];
+	/* with one mean and one std every channel is alike: treat the sample
+	 * as one channel so the loops stay long */
+	int64_t channels = pp->n_mean > 1 || pp->n_std > 1 ? sample_channels(&a->shape) : 1;
+	int64_t inner = sample / channels;
+	double scale = pp->scale_set ? pp->scale : a->dtype == DT_UINT8 ? 1.0 / 255.0 : 1.0;
+	double mean[PC_DATA_MAX_CHANNELS], std[PC_DATA_MAX_CHANNELS];
+	float lut[PC_DATA_MAX_CHANNELS][256];
+	int64_t i = 0;
+
+	for (int64_t c = 0; c < channels; c++) {
+		mean[c] = pp->n_mean == 0 ? 0.0 : pp->mean[pp->n_mean == 1 ? 0 : c];
+		std[c] = pp->n_std == 0 ? 1.0 : pp->std[pp->n_std == 1 ? 0 : c];
+		if (a->dtype != DT_UINT8)
+			continue;
+		/* every byte of a channel maps through one table, checked once */
+		for (int v = 0; v < 256; v++) {
+			lut[c][v] = (float)((v * scale - mean[c]) / std[c]);
+			if (!isfinite(lut[c][v]))
+				return pc_error_set(err, PC_ERR_INVALID, "preprocess",
+						    "input value %d becomes %g after preprocessing; inputs must stay "
+						    "finite",
+						    v, lut[c][v]);
+		}
+	}
+	for (int64_t s = 0; s < n; s++) {
+		for (int64_t c = 0; c < channels; c++) {
+			if (a->dtype == DT_UINT8) {
+				const float *t = lut[c];
+				for (int64_t k = 0; k < inner; k++, i++)
+					x[i] = t[a->data[i]];
+				continue;
+			}
+			for (int64_t k = 0; k < inner; k++, i++) {
+				float v = bits_float((uint32_t)load_uint(a->data + 4 * (size_t)i, 4, a->big_endian));
+				x[i] = (float)((v * scale - mean[c]) / std[c]);
+				if (!isfinite(x[i]))
+					return pc_error_set(err, PC_ERR_INVALID, where,
+							    "sample %lld element %lld is %g, %g after preprocessing; "
+							    "inputs must stay finite",
+							    (long long)s, (long long)(i - s * sample), v, x[i]);
+			}
+		}
+	}
+	return PC_OK;
+}
+
+/* Validates every label; keeps the first n in y. */
+static int convert_labels(const struct array *a, int64_t n, const char *where, int32_t *y, int64_t *classes,
+			  struct pc_error *err)
+{
+	int64_t max = -1;
+
+	for (int64_t i = 0; i < a->numel; i++) {
+		int64_t v = array_int(a, i);
+		if (v < 0 || v > INT32_MAX)
+			return pc_error_set(err, PC_ERR_FORMAT, where, "label %lld (index %lld) is outside [0, 2^31)",
+					    (long long)v, (long long)i);
+		if (v >= PC_DATA_MAX_CLASSES)
+			return pc_error_set(err, PC_ERR_LIMIT, where,
+					    "label %lld (index %lld) implies more than %d classes", (long long)v,
+					    (long long)i, PC_DATA_MAX_CLASSES);
+		if (v > max)
+			max = v;
+		if (i < n)
+			y[i] = (int32_t)v;
+	}
+	if (max + 1 < 2)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "all labels are 0: a dataset needs at least 2 classes");
+	*classes = max + 1;
+	return PC_OK;
+}
+
+/* ---- loading ---- */
+
+static int load(const unsigned char *in, size_t in_len, const char *in_name, const unsigned char *lab, size_t lab_len,
+		const char *lab_name, const struct pc_preprocess *pp_in, int64_t limit, uint64_t max_bytes,
+		struct pc_dataset **out, struct pc_error *err)
+{
+	struct pc_preprocess pp;
+	struct array xa, ya;
+	unsigned char *xo = NULL, *yo = NULL;
+	struct pc_dataset *d = NULL;
+	int64_t n, sample, channels;
+	char buf[160];
+	int rc;
+
+	*out = NULL;
+	if (pp_in)
+		pp = *pp_in;
+	else
+		pc_preprocess_default(&pp);
+	if ((rc = parse_file(in, in_len, max_bytes, in_name, &xa, &xo, err)))
+		goto fail;
+	if ((rc = parse_file(lab, lab_len, max_bytes, lab_name, &ya, &yo, err)))
+		goto fail;
+	if (xa.dtype != DT_UINT8 && xa.dtype != DT_FLOAT) {
+		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, in_name, "inputs hold %s; uint8 or float32 are supported",
+				  pc_dtype_name(xa.dtype));
+		goto fail;
+	}
+	if (ya.dtype == DT_FLOAT || ya.dtype == DT_DOUBLE) {
+		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, lab_name, "labels hold %s; labels must be integers",
+				  pc_dtype_name(ya.dtype));
+		goto fail;
+	}
+	if (ya.shape.ndim != 1) {
+		rc = pc_error_set(err, PC_ERR_SHAPE, lab_name, "labels have shape %s; they must have one dim",
+				  pc_shape_format(&ya.shape, buf, sizeof(buf)));
+		goto fail;
+	}
+	if (ya.shape.dim[0] != xa.shape.dim[0]) {
+		rc = pc_error_set(err, PC_ERR_SHAPE, lab_name, "%lld labels for %lld input samples (inputs %s)",
+				  (long long)ya.shape.dim[0], (long long)xa.shape.dim[0],
+				  pc_shape_format(&xa.shape, buf, sizeof(buf)));
+		goto fail;
+	}
+	channels = sample_channels(&xa.shape);
+	if ((rc = check_preprocess(&pp, channels, err)))
+		goto fail;
+	n = xa.shape.dim[0];
+	if (limit > 0 && limit < n)
+		n = limit;
+	sample = xa.numel / xa.shape.dim[0];
+	if ((uint64_t)n * (uint64_t)sample > SIZE_MAX / sizeof(float)) {
+		rc = pc_error_set(err, PC_ERR_LIMIT, in_name, "%lld samples of %lld floats do not fit in memory",
+				  (long long)n, (long long)sample);
+		goto fail;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, in_name, "cannot allocate the dataset");
+		goto fail;
+	}
+	d->x = malloc((size_t)(n * sample) * sizeof(float));
+	d->y = malloc((size_t)n * sizeof(int32_t));
+	if (!d->x || !d->y) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, in_name, "cannot allocate %lld samples of %lld floats",
+				  (long long)n, (long long)sample);
+		goto fail;
+	}
+	d->n = n;
+	d->input_dtype = xa.dtype;
+	d->sample.ndim = xa.shape.ndim - 1;
+	memcpy(d->sample.dim, xa.shape.dim + 1, sizeof(d->sample.dim[0]) * (size_t)d->sample.ndim);
+	if ((rc = convert_labels(&ya, n, lab_name, d->y, &d->classes, err)))
+		goto fail;
+	if ((rc = convert_inputs(&xa, n, &pp, in_name, d->x, err)))
+		goto fail;
+	free(xo);
+	free(yo);
+	*out = d;
+	return PC_OK;
+fail:
+	pc_dataset_free(d);
+	free(xo);
+	free(yo);
+	return rc;
+}
+
+int pc_dataset_load_memory_max(const void *inputs, size_t inputs_len, const void *labels, size_t labels_len,
+			       const struct pc_preprocess *pp, int64_t limit, uint64_t max_bytes,
+			       struct pc_dataset **out, struct pc_error *err)
+{
+	*out = NULL;
+	if ((!inputs && inputs_len) || (!labels && labels_len))
+		return pc_error_set(err, PC_ERR_INVALID, inputs ? "labels" : "inputs", "NULL buffer");
+	return load(inputs, inputs_len, "inputs", labels, labels_len, "labels", pp, limit, max_bytes, out, err);
+}
+
+int pc_dataset_load_memory(const void *inputs, size_t inputs_len, const void *labels, size_t labels_len,
+			   const struct pc_preprocess *pp, int64_t limit, struct pc_dataset **out, struct pc_error *err)
+{
+	return pc_dataset_load_memory_max(inputs, inputs_len, labels, labels_len, pp, limit, PC_DATA_MAX_BYTES, out,
+					  err);
+}
+
+/* The whole file into a new buffer, refusing more than max_bytes. */
+static int read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *out_len, struct pc_error *err)
+{
+	FILE *f;
+	struct stat st;
+	unsigned char *buf = NULL, *nb;
+	size_t cap = 1 << 16, used = 0;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	f = fopen(path, "rb");
+	if (!f)
+		return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO, path, "cannot open: %s",
+				    strerror(errno));
+	if (fstat(fileno(f), &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			rc = pc_error_set(err, PC_ERR_IO, path, "is a directory");
+			goto fail;
+		}
+		if (S_ISREG(st.st_mode)) {
+			if ((uint64_t)st.st_size > max_bytes) {
+				rc = pc_error_set(err, PC_ERR_LIMIT, path,
+						  "file has %lld bytes; at most %llu are accepted",
+						  (long long)st.st_size, (unsigned long long)max_bytes);
+				goto fail;
+			}
+			cap = (size_t)st.st_size + 1; /* +1 so EOF is seen without growing */
+		}
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file", cap);
+		goto fail;
+	}
+	for (;;) {
+		size_t got = fread(buf + used, 1, cap - used, f);
+		used += got;
+		if (used > max_bytes) {
+			rc = pc_error_set(err, PC_ERR_LIMIT, path, "file has more than %llu bytes",
+					  (unsigned long long)max_bytes);
+			goto fail;
+		}
+		if (got == 0 || used < cap) {
+			if (ferror(f)) {
+				rc = pc_error_set(err, PC_ERR_IO, path, "cannot read: %s", strerror(errno));
+				goto fail;
+			}
+			if (feof(f))
+				break;
+			continue;
+		}
+		if (cap > SIZE_MAX / 2) {
+			rc = pc_error_set(err, PC_ERR_LIMIT, path, "file does not fit in memory");
+			goto fail;
+		}
+		nb = realloc(buf, cap * 2);
+		if (!nb) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file",
+					  cap * 2);
+			goto fail;
+		}
+		buf = nb;
+		cap *= 2;
+	}
+	fclose(f);
+	*out = buf;
+	*out_len = used;
+	return PC_OK;
+fail:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+int pc_dataset_load(const char *inputs_path, const char *labels_path, const struct pc_preprocess *pp, int64_t limit,
+		    struct pc_dataset **out, struct pc_error *err)
+{
+	unsigned char *in = NULL, *lab = NULL;
+	size_t in_len, lab_len;
+	int rc;
+
+	*out = NULL;
+	if (!inputs_path || !labels_path)
+		return pc_error_set(err, PC_ERR_INVALID, inputs_path ? "labels" : "inputs", "no file given");
+	rc = read_file(inputs_path, PC_DATA_MAX_BYTES, &in, &in_len, err);
+	if (!rc)
+		rc = read_file(labels_path, PC_DATA_MAX_BYTES, &lab, &lab_len, err);
+	if (!rc)
+		rc = load(in, in_len, inputs_path, lab, lab_len, labels_path, pp, limit, PC_DATA_MAX_BYTES, out, err);
+	free(in);
+	free(lab);
+	return rc;
+}
+
+int pc_dataset_check_input(const struct pc_dataset *d, const struct pc_shape *model_sample, struct pc_error *err)
+{
+	const struct pc_shape *s = &d->sample, *m = model_sample;
+	char a[160], b[160];
+	int ok = pc_shape_equal(s, m);
+
+	if (!ok && m->ndim == s->ndim + 1 && m->dim[0] == 1) {
+		ok = 1;
+		for (int i = 0; i < s->ndim; i++)
+			ok &= m->dim[i + 1] == s->dim[i];
+	}
+	if (ok)
+		return PC_OK;
+	return pc_error_set(err, PC_ERR_SHAPE, "dataset",
+			    "the dataset's samples have shape %s; the model expects %s per sample",
+			    pc_shape_format(s, a, sizeof(a)), pc_shape_format(m, b, sizeof(b)));
+}

@@ -1,0 +1,90 @@
+/* data: labelled datasets loaded from IDX or NPY files, plain or gzipped,
+ * from disk or from memory (the daemon receives uploads in memory).
+ *
+ * Formats are detected by content, never by file name:
+ *   gzip  (1f 8b) wrapping one IDX or NPY file; concatenated members are
+ *         one stream; the decompressed size is capped;
+ *   IDX   00 00 <type> <ndim> then ndim big-endian uint32 dims, then the
+ *         big-endian elements (types 08 uint8, 09 int8, 0B int16, 0C int32,
+ *         0D float32, 0E float64);
+ *   NPY   versions 1.0, 2.0 and 3.0, C order, descr '|u1' '|i1' '<i2'
+ *         '<i4' '<i8' '<f4' '<f8' (either byte order).
+ * Inputs must be uint8 or float32 with the samples along the first dim;
+ * labels are one dim of integers (uint8, int8, int16, int32, int64) in
+ * [0, 2^20). Bytes after the data the header describes are an error, as
+ * they mean the header does not describe the file. */
+#ifndef PARACORR_DATA_H
+#define PARACORR_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/error.h"
+#include "paracorr/tensor.h"
+
+/* Largest file accepted, before or after gzip decompression. */
+#define PC_DATA_MAX_BYTES ((uint64_t)4 << 30)
+/* Labels must lie in [0, PC_DATA_MAX_CLASSES). */
+#define PC_DATA_MAX_CLASSES  (1 << 20)
+#define PC_DATA_MAX_CHANNELS 16
+
+/* x = (raw * scale - mean[c]) / std[c], where c is the channel: the first
+ * dim of a C×H×W sample, each feature of a 1-D sample; an H×W sample has
+ * one channel. A mean or std of
+ * length 1 applies to every channel; of length C, one value per channel;
+ * length 0 means mean 0 / std 1. Without scale_set, uint8 inputs are
+ * scaled by 1/255 and float inputs are left as they are. */
+struct pc_preprocess {
+	double scale;
+	int scale_set;
+	int n_mean;
+	double mean[PC_DATA_MAX_CHANNELS];
+	int n_std;
+	double std[PC_DATA_MAX_CHANNELS];
+};
+
+/* Defaults: no scale set (1/255 for uint8, 1 for float), mean 0, std 1. */
+void pc_preprocess_default(struct pc_preprocess *pp);
+
+struct pc_dataset {
+	int64_t n;		/* samples */
+	struct pc_shape sample; /* shape of one sample as stored, e.g. [28,28] */
+	float *x;		/* n * numel(sample) floats, preprocessed */
+	int32_t *y;		/* n labels, each in [0, classes) */
+	int64_t classes;	/* max label + 1 over all labels in the file */
+	int input_dtype;	/* stored inputs, ONNX numbering: 2 uint8, 1 float */
+};
+
+/* Loads inputs and labels and preprocesses the inputs (pp NULL: defaults).
+ * limit > 0 keeps the first `limit` samples (all when there are fewer);
+ * limit <= 0 keeps all. Every label in the file is validated and counts
+ * towards classes, whatever the limit. On success *out is a new dataset the
+ * caller frees with pc_dataset_free; on failure *out is NULL and err names
+ * the file (its path) and what is wrong. */
+int pc_dataset_load(const char *inputs_path, const char *labels_path, const struct pc_preprocess *pp, int64_t limit,
+		    struct pc_dataset **out, struct pc_error *err);
+
+/* The same from buffers the caller keeps owning; errors name "inputs" or
+ * "labels". */
+int pc_dataset_load_memory(const void *inputs, size_t inputs_len, const void *labels, size_t labels_len,
+			   const struct pc_preprocess *pp, int64_t limit, struct pc_dataset **out,
+			   struct pc_error *err);
+
+/* pc_dataset_load_memory with a cap of max_bytes (instead of
+ * PC_DATA_MAX_BYTES) on each decompressed file: a larger one fails with
+ * PC_ERR_LIMIT before more memory is spent on it. */
+int pc_dataset_load_memory_max(const void *inputs, size_t inputs_len, const void *labels, size_t labels_len,
+			       const struct pc_preprocess *pp, int64_t limit, uint64_t max_bytes,
+			       struct pc_dataset **out, struct pc_error *err);
+
+/* NULL is fine. */
+void pc_dataset_free(struct pc_dataset *d);
+
+/* Whether the samples fit a model input whose per-sample shape (the dims
+ * after the batch axis) is model_sample: equal shapes, or the model has one
+ * more leading dim of size 1 (28×28 data for a 1×28×28 input: the singleton
+ * channel). The layout is the same in both cases, so d->x feeds the model
+ * as it is. PC_ERR_SHAPE naming both shapes otherwise. */
+int pc_dataset_check_input(const struct pc_dataset *d, const struct pc_shape *model_sample, struct pc_error *err);
+
+#endif
