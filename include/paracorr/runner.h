@@ -1,0 +1,42 @@
+/* runner: data-parallel passes over a dataset.
+ *
+ * A runner holds one plan per thread, each with its own working copy of the
+ * weights (so a worker may change its copy inside an item, e.g. to run one
+ * layer on a direction), and a pool of threads that stays up between calls. Work
+ * is a list of items (usually shards of batches); pc_runner_map hands them
+ * out and returns when all are done. Each plan runs BLAS single-threaded:
+ * the parallelism is across batches, which scales better on small layers
+ * and keeps every product computed the same way whatever the thread count.
+ *
+ * The weights may be changed only between pc_runner_map calls. */
+#ifndef PARACORR_RUNNER_H
+#define PARACORR_RUNNER_H
+
+#include "paracorr/plan.h"
+
+struct pc_runner;
+
+typedef void (*pc_runner_fn)(struct pc_plan *p, int worker, int item, void *arg);
+
+struct pc_runner *pc_runner_new(const struct pc_graph *g, int batch, int threads, unsigned flags,
+				struct pc_error *err);
+void pc_runner_free(struct pc_runner *r);
+
+int pc_runner_threads(const struct pc_runner *r);
+int pc_runner_batch(const struct pc_runner *r);
+struct pc_plan *pc_runner_plan(struct pc_runner *r, int worker);
+const struct pc_graph *pc_runner_graph(const struct pc_runner *r);
+/* Worker 0's working weights; every worker holds the same values between
+ * maps. */
+const float *pc_runner_weights(const struct pc_runner *r);
+/* Write weights [offset, offset + count) of every worker. */
+void pc_runner_write(struct pc_runner *r, int64_t offset, int64_t count, const float *src);
+/* Restore every worker's weights to the graph's clean values, bit for bit. */
+void pc_runner_reset_weights(struct pc_runner *r);
+
+/* Calls fn for every item in [0, items), items taken in increasing order by
+ * whichever worker is free; fn must not depend on which worker runs it for
+ * its result. The calling thread works too. */
+void pc_runner_map(struct pc_runner *r, int items, pc_runner_fn fn, void *arg);
+
+#endif
