@@ -1,0 +1,448 @@
+/* spec: parse and check a job spec. Each field is read by one small
+ * function that knows its path, its default and its allowed values, so an
+ * error can always say which field is wrong and what it may be. */
+#include "paracorr/spec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_BATCH 256
+
+static char *dup_str(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
+static int bad(struct pc_error *err, const char *path, const char *fmt, const char *detail)
+{
+	return pc_error_set(err, PC_ERR_INVALID, path, fmt, detail);
+}
+
+/* Every key of obj must be in the comma-separated list. */
+static int only_keys(const json_t *obj, const char *path, const char *allowed, struct pc_error *err)
+{
+	const char *key;
+	json_t *val;
+
+	json_object_foreach((json_t *)obj, key, val)
+	{
+		size_t len = strlen(key);
+		const char *a = allowed;
+		int found = 0;
+		while (*a) {
+			const char *end = strchr(a, ',');
+			size_t l = end ? (size_t)(end - a) : strlen(a);
+			if (l == len && strncmp(a, key, len) == 0)
+				found = 1;
+			a = end ? end + 1 : a + l;
+		}
+		if (!found) {
+			char where[160];
+			snprintf(where, sizeof(where), "%s%s%s", path, path[0] ? "." : "", key);
+			return pc_error_set(err, PC_ERR_INVALID, where, "unknown field (allowed: %s)", allowed);
+		}
+	}
+	return PC_OK;
+}
+
+static int get_int(const json_t *obj, const char *key, const char *path, long long lo, long long hi,
+		   long long def, long long *out, struct pc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = def;
+	if (!v || json_is_null(v))
+		return PC_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return pc_error_set(err, PC_ERR_INVALID, path, "must be an integer from %lld to %lld", lo, hi);
+	*out = json_integer_value(v);
+	return PC_OK;
+}
+
+static int get_string(const json_t *obj, const char *key, const char *path, char **out, struct pc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || !json_is_string(v) || !json_string_length(v))
+		return bad(err, path, "%s", "must be a non-empty string");
+	*out = dup_str(json_string_value(v));
+	return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, path, "out of memory");
+}
+
+static int parse_dataset(const json_t *v, struct pc_spec *s, struct pc_error *err)
+{
+	if (json_is_string(v) && json_string_length(v)) {
+		s->inputs = dup_str(json_string_value(v));
+		return s->inputs ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "dataset", "out of memory");
+	}
+	if (!json_is_object(v))
+		return bad(err, "dataset", "%s", "must be a dataset id or {\"inputs\": path, \"labels\": path}");
+	if (only_keys(v, "dataset", "inputs,labels", err) || get_string(v, "inputs", "dataset.inputs", &s->inputs, err) ||
+	    get_string(v, "labels", "dataset.labels", &s->labels, err))
+		return err ? err->code : PC_ERR_INVALID;
+	return PC_OK;
+}
+
+static int parse_numbers(const json_t *arr, const char *path, int max, double lo_exclusive, double *out, int *n,
+			 struct pc_error *err)
+{
+	char where[96];
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > (size_t)max)
+		return pc_error_set(err, PC_ERR_INVALID, path, "must be an array of 1 to %d numbers", max);
+	json_array_foreach(arr, i, v)
+	{
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if (!json_is_number(v) || !isfinite(json_number_value(v)))
+			return bad(err, where, "%s", "must be a finite number");
+		if (!(json_number_value(v) > lo_exclusive))
+			return pc_error_set(err, PC_ERR_INVALID, where, "must be > %g", lo_exclusive);
+		out[i] = json_number_value(v);
+	}
+	*n = (int)json_array_size(arr);
+	return PC_OK;
+}
+
+static int parse_preprocess(const json_t *v, struct pc_spec *s, struct pc_error *err)
+{
+	json_t *x;
+
+	if (!json_is_object(v))
+		return bad(err, "preprocess", "%s", "must be an object {scale, mean, std}");
+	if (only_keys(v, "preprocess", "scale,mean,std", err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(v, "scale")) && !json_is_null(x)) {
+		if (!json_is_number(x) || !(json_number_value(x) > 0) || !isfinite(json_number_value(x)))
+			return bad(err, "preprocess.scale", "%s", "must be a finite number > 0");
+		s->pp.scale = json_number_value(x);
+		s->pp.scale_set = 1;
+		s->pp_scale_given = 1;
+	}
+	if ((x = json_object_get(v, "mean"))) {
+		char where[] = "preprocess.mean";
+		if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > PC_DATA_MAX_CHANNELS)
+			return pc_error_set(err, PC_ERR_INVALID, where, "must be an array of 1 to %d numbers",
+					    PC_DATA_MAX_CHANNELS);
+		for (size_t i = 0; i < json_array_size(x); i++) {
+			json_t *e = json_array_get(x, i);
+			if (!json_is_number(e) || !isfinite(json_number_value(e)))
+				return pc_error_set(err, PC_ERR_INVALID, where, "[%zu] must be a finite number", i);
+			s->pp.mean[i] = json_number_value(e);
+		}
+		s->pp.n_mean = (int)json_array_size(x);
+	}
+	if ((x = json_object_get(v, "std")) &&
+	    parse_numbers(x, "preprocess.std", PC_DATA_MAX_CHANNELS, 0.0, s->pp.std, &s->pp.n_std, err))
+		return PC_ERR_INVALID;
+	return PC_OK;
+}
+
+static int parse_norm(const json_t *v, const char *where, double *p, struct pc_error *err)
+{
+	if (json_is_string(v)) {
+		const char *name = json_string_value(v);
+		if (strcmp(name, "l1") == 0)
+			*p = 1.0;
+		else if (strcmp(name, "l2") == 0)
+			*p = 2.0;
+		else if (strcmp(name, "linf") == 0)
+			*p = INFINITY;
+		else
+			return bad(err, where, "%s", "must be \"l1\", \"l2\", \"linf\" or a number p > 1");
+		return PC_OK;
+	}
+	if (json_is_number(v) && isfinite(json_number_value(v)) && json_number_value(v) > 1.0 &&
+	    json_number_value(v) <= 1e6) {
+		*p = json_number_value(v);
+		return PC_OK;
+	}
+	return bad(err, where, "%s", "must be \"l1\", \"l2\", \"linf\" or a number p with 1 < p <= 1e6");
+}
+
+static int parse_corruption(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err)
+{
+	char where[96];
+	long long v;
+	json_t *x, *e;
+	size_t i;
+
+	char field[64];
+
+	if (!json_is_object(c))
+		return bad(err, path, "%s", "must be an object (or an array of objects)");
+	if (only_keys(c, path, "norms,epsilons,sparsity,epsilon_scale,random_trials,steps,groups", err))
+		return PC_ERR_INVALID;
+#define FIELD(name) (snprintf(field, sizeof(field), "%s.%s", path, name), field)
+	if ((x = json_object_get(c, "norms"))) {
+		if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > PC_SPEC_MAX_NORMS)
+			return pc_error_set(err, PC_ERR_INVALID, FIELD("norms"),
+					    "must be an array of 1 to %d norms (\"l1\", \"l2\", \"linf\", p > 1)",
+					    PC_SPEC_MAX_NORMS);
+		json_array_foreach(x, i, e)
+		{
+			snprintf(where, sizeof(where), "%s.norms[%zu]", path, i);
+			if (parse_norm(e, where, &s->norms[i], err))
+				return PC_ERR_INVALID;
+			for (size_t j = 0; j < i; j++)
+				if (s->norms[j] == s->norms[i])
+					return bad(err, where, "%s", "repeats an earlier norm");
+		}
+		s->n_norms = (int)json_array_size(x);
+	}
+	if ((x = json_object_get(c, "epsilons")) &&
+	    parse_numbers(x, FIELD("epsilons"), PC_SPEC_MAX_EPSILONS, 0.0, s->epsilons, &s->n_epsilons, err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(c, "sparsity"))) {
+		if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > PC_SPEC_MAX_SPARSITY)
+			return pc_error_set(err, PC_ERR_INVALID, FIELD("sparsity"),
+					    "must be an array of 1 to %d integers >= 0 (0 = dense)",
+					    PC_SPEC_MAX_SPARSITY);
+		json_array_foreach(x, i, e)
+		{
+			snprintf(where, sizeof(where), "%s.sparsity[%zu]", path, i);
+			if (!json_is_integer(e) || json_integer_value(e) < 0)
+				return bad(err, where, "%s", "must be an integer >= 0 (0 = dense)");
+			s->sparsity[i] = json_integer_value(e);
+		}
+		s->n_sparsity = (int)json_array_size(x);
+	}
+	if ((x = json_object_get(c, "epsilon_scale"))) {
+		const char *name = json_is_string(x) ? json_string_value(x) : "";
+		if (strcmp(name, "absolute") == 0)
+			s->epsilon_scale = PC_EPS_ABSOLUTE;
+		else if (strcmp(name, "rms") == 0)
+			s->epsilon_scale = PC_EPS_RMS;
+		else if (strcmp(name, "relative") == 0)
+			s->epsilon_scale = PC_EPS_RELATIVE;
+		else
+			return bad(err, FIELD("epsilon_scale"), "%s",
+				   "must be \"absolute\", \"rms\" or \"relative\"");
+	}
+	if (get_int(c, "random_trials", FIELD("random_trials"), 0, PC_SPEC_MAX_TRIALS, 5, &v, err))
+		return PC_ERR_INVALID;
+	s->random_trials = (int)v;
+	if (get_int(c, "steps", FIELD("steps"), 1, PC_SPEC_MAX_STEPS, 1, &v, err))
+		return PC_ERR_INVALID;
+	s->steps = (int)v;
+	if ((x = json_object_get(c, "groups"))) {
+		if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > 3)
+			return bad(err, FIELD("groups"), "%s",
+				   "must be an array of 1 to 3 of \"model\", \"tensor\", \"layer\"");
+		s->groups = 0;
+		s->n_group_order = 0;
+		json_array_foreach(x, i, e)
+		{
+			const char *name = json_is_string(e) ? json_string_value(e) : "";
+			enum pc_group_kind k;
+			snprintf(where, sizeof(where), "%s.groups[%zu]", path, i);
+			if (strcmp(name, "model") == 0)
+				k = PC_GROUP_MODEL;
+			else if (strcmp(name, "tensor") == 0)
+				k = PC_GROUP_TENSOR;
+			else if (strcmp(name, "layer") == 0)
+				k = PC_GROUP_LAYER;
+			else
+				return bad(err, where, "%s", "must be \"model\", \"tensor\" or \"layer\"");
+			if (s->groups & k)
+				return bad(err, where, "%s", "repeats an earlier group");
+			s->groups |= k;
+			s->group_order[s->n_group_order++] = k;
+		}
+	}
+#undef FIELD
+	return PC_OK;
+}
+
+static void block_defaults(struct pc_corruption *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->n_norms = 2;
+	c->norms[0] = 2.0;
+	c->norms[1] = INFINITY;
+	c->n_epsilons = 3;
+	c->epsilons[0] = 0.01;
+	c->epsilons[1] = 0.1;
+	c->epsilons[2] = 1.0;
+	c->n_sparsity = 1;
+	c->sparsity[0] = 0;
+	c->epsilon_scale = PC_EPS_ABSOLUTE;
+	c->random_trials = 5;
+	c->steps = 1;
+	c->groups = PC_GROUP_MODEL | PC_GROUP_TENSOR;
+	c->n_group_order = 2;
+	c->group_order[0] = PC_GROUP_MODEL;
+	c->group_order[1] = PC_GROUP_TENSOR;
+}
+
+static void set_defaults(struct pc_spec *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->kind, sizeof(s->kind), "analyze");
+	s->batch_size = DEFAULT_BATCH;
+	s->seed = 1;
+	pc_preprocess_default(&s->pp);
+	s->n_blocks = 1;
+	block_defaults(&s->blocks[0]);
+}
+
+int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
+{
+	long long v;
+	json_t *x;
+
+	set_defaults(s);
+	if (!json_is_object(root))
+		return bad(err, "spec", "%s", "must be a JSON object");
+	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption", err))
+		goto fail;
+	if ((x = json_object_get(root, "kind"))) {
+		if (!json_is_string(x) || strcmp(json_string_value(x), "analyze") != 0) {
+			bad(err, "kind", "%s",
+			    json_is_string(x) && strcmp(json_string_value(x), "harden") == 0
+				    ? "\"harden\" jobs are not available in this build; use \"analyze\""
+				    : "must be \"analyze\"");
+			goto fail;
+		}
+	}
+	if (get_string(root, "model", "model", &s->model, err))
+		goto fail;
+	if (!(x = json_object_get(root, "dataset"))) {
+		bad(err, "dataset", "%s", "is required: a dataset id or {\"inputs\": path, \"labels\": path}");
+		goto fail;
+	}
+	if (parse_dataset(x, s, err))
+		goto fail;
+	if (get_int(root, "limit", "limit", 1, (long long)1 << 40, 0, &v, err))
+		goto fail;
+	s->limit = v;
+	if (get_int(root, "batch_size", "batch_size", 1, 65536, DEFAULT_BATCH, &v, err))
+		goto fail;
+	s->batch_size = (int)v;
+	if (get_int(root, "seed", "seed", 0, INT64_MAX, 1, &v, err))
+		goto fail;
+	s->seed = (uint64_t)v;
+	if ((x = json_object_get(root, "preprocess")) && parse_preprocess(x, s, err))
+		goto fail;
+	if ((x = json_object_get(root, "corruption")) && json_is_array(x)) {
+		if (json_array_size(x) < 1 || json_array_size(x) > PC_SPEC_MAX_BLOCKS) {
+			pc_error_set(err, PC_ERR_INVALID, "corruption", "must be an object or an array of 1 to %d objects",
+				     PC_SPEC_MAX_BLOCKS);
+			goto fail;
+		}
+		s->n_blocks = (int)json_array_size(x);
+		s->blocks_as_array = 1;
+		for (int b = 0; b < s->n_blocks; b++) {
+			char path[32];
+			snprintf(path, sizeof(path), "corruption[%d]", b);
+			block_defaults(&s->blocks[b]);
+			if (parse_corruption(json_array_get(x, (size_t)b), path, &s->blocks[b], err))
+				goto fail;
+		}
+	} else if (x && parse_corruption(x, "corruption", &s->blocks[0], err)) {
+		goto fail;
+	}
+	return PC_OK;
+fail:
+	pc_spec_free(s);
+	return err ? err->code : PC_ERR_INVALID;
+}
+
+int pc_spec_parse_file(const char *path, struct pc_spec *spec, struct pc_error *err)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	int rc;
+
+	if (!root) {
+		set_defaults(spec);
+		return pc_error_set(err, PC_ERR_INVALID, path, "not valid JSON at line %d, column %d: %s", jerr.line,
+				    jerr.column, jerr.text);
+	}
+	rc = pc_spec_parse(root, spec, err);
+	json_decref(root);
+	return rc;
+}
+
+void pc_spec_free(struct pc_spec *s)
+{
+	free(s->model);
+	free(s->inputs);
+	free(s->labels);
+	s->model = s->inputs = s->labels = NULL;
+}
+
+json_t *pc_spec_norm_json(double p)
+{
+	if (p == 1.0)
+		return json_string("l1");
+	if (p == 2.0)
+		return json_string("l2");
+	if (isinf(p))
+		return json_string("linf");
+	return json_real(p);
+}
+
+const char *pc_eps_scale_name(enum pc_eps_scale s)
+{
+	return s == PC_EPS_RMS ? "rms" : s == PC_EPS_RELATIVE ? "relative" : "absolute";
+}
+
+static json_t *block_json(const struct pc_corruption *c)
+{
+	json_t *norms = json_array(), *eps = json_array(), *sp = json_array(), *groups = json_array();
+	static const char *const group_names[] = {[PC_GROUP_MODEL] = "model",
+						  [PC_GROUP_TENSOR] = "tensor",
+						  [PC_GROUP_LAYER] = "layer"};
+
+	for (int i = 0; i < c->n_norms; i++)
+		json_array_append_new(norms, pc_spec_norm_json(c->norms[i]));
+	for (int i = 0; i < c->n_epsilons; i++)
+		json_array_append_new(eps, json_real(c->epsilons[i]));
+	for (int i = 0; i < c->n_sparsity; i++)
+		json_array_append_new(sp, json_integer(c->sparsity[i]));
+	for (int i = 0; i < c->n_group_order; i++)
+		json_array_append_new(groups, json_string(group_names[c->group_order[i]]));
+	return json_pack("{s:o, s:o, s:o, s:s, s:i, s:i, s:o}", "norms", norms, "epsilons", eps, "sparsity", sp,
+			 "epsilon_scale", pc_eps_scale_name(c->epsilon_scale), "random_trials", c->random_trials,
+			 "steps", c->steps, "groups", groups);
+}
+
+json_t *pc_spec_to_json(const struct pc_spec *s)
+{
+	json_t *mean = json_array(), *std = json_array(), *dataset, *corruption;
+
+	if (s->pp.n_mean == 0)
+		json_array_append_new(mean, json_real(0.0));
+	for (int i = 0; i < s->pp.n_mean; i++)
+		json_array_append_new(mean, json_real(s->pp.mean[i]));
+	if (s->pp.n_std == 0)
+		json_array_append_new(std, json_real(1.0));
+	for (int i = 0; i < s->pp.n_std; i++)
+		json_array_append_new(std, json_real(s->pp.std[i]));
+	if (s->labels)
+		dataset = json_pack("{s:s, s:s}", "inputs", s->inputs, "labels", s->labels);
+	else
+		dataset = json_string(s->inputs ? s->inputs : "");
+	if (s->blocks_as_array) {
+		corruption = json_array();
+		for (int b = 0; b < s->n_blocks; b++)
+			json_array_append_new(corruption, block_json(&s->blocks[b]));
+	} else {
+		corruption = block_json(&s->blocks[0]);
+	}
+	return json_pack("{s:s, s:s, s:o, s:o, s:i, s:I, s:{s:o, s:o, s:o}, s:o}", "kind", s->kind, "model",
+			 s->model ? s->model : "", "dataset", dataset, "limit",
+			 s->limit > 0 ? json_integer(s->limit) : json_null(), "batch_size", s->batch_size, "seed",
+			 (json_int_t)s->seed, "preprocess", "scale",
+			 s->pp.scale_set ? json_real(s->pp.scale) : json_string("auto"), "mean", mean, "std", std,
+			 "corruption", corruption);
+}

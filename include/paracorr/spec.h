@@ -1,0 +1,81 @@
+/* spec: the job spec of design.md, parsed and checked.
+ *
+ * Every field has a default; a bad field fails with its JSON path and the
+ * values it accepts (`corruption.epsilons[2]: must be > 0`). Unknown fields
+ * are errors too, so a typo never silently runs the default. The report
+ * echoes pc_spec_to_json: the spec with every default filled in. */
+#ifndef PARACORR_SPEC_H
+#define PARACORR_SPEC_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "paracorr/data.h"
+#include "paracorr/error.h"
+
+#define PC_SPEC_MAX_NORMS 16
+#define PC_SPEC_MAX_EPSILONS 64
+#define PC_SPEC_MAX_SPARSITY 16
+#define PC_SPEC_MAX_TRIALS 1000
+#define PC_SPEC_MAX_STEPS 1000
+
+enum pc_group_kind {
+	PC_GROUP_MODEL = 1,
+	PC_GROUP_TENSOR = 2,
+	PC_GROUP_LAYER = 4,
+};
+
+enum pc_eps_scale {
+	PC_EPS_ABSOLUTE,
+	PC_EPS_RMS,	 /* eps * sqrt(|P|) */
+	PC_EPS_RELATIVE, /* eps * ||w_P||_p */
+};
+
+#define PC_SPEC_MAX_BLOCKS 8
+
+/* One block of corruption settings. A spec holds one (the design's
+ * "corruption" object) or several (an array of such objects), each run on
+ * its own groups, e.g. a model-wide sweep and a per-tensor probe. */
+struct pc_corruption {
+	int n_norms;
+	double norms[PC_SPEC_MAX_NORMS]; /* p >= 1; INFINITY for linf */
+	int n_epsilons;
+	double epsilons[PC_SPEC_MAX_EPSILONS];
+	int n_sparsity;
+	int64_t sparsity[PC_SPEC_MAX_SPARSITY]; /* 0 = dense */
+	enum pc_eps_scale epsilon_scale;
+	int random_trials;
+	int steps;
+	unsigned groups; /* enum pc_group_kind bits */
+	int n_group_order;
+	enum pc_group_kind group_order[3]; /* as the spec listed them */
+};
+
+struct pc_spec {
+	char kind[16];	   /* "analyze" */
+	char *model;	   /* path (CLI) or id (API); owned */
+	char *inputs;	   /* dataset inputs path, or the dataset id (API); owned */
+	char *labels;	   /* dataset labels path; NULL with a dataset id; owned */
+	int64_t limit;	   /* 0 = all samples */
+	int batch_size;
+	uint64_t seed;
+	struct pc_preprocess pp;
+	int pp_scale_given; /* the spec set preprocess.scale */
+	int n_blocks;
+	int blocks_as_array; /* "corruption" was an array: echo it as one */
+	struct pc_corruption blocks[PC_SPEC_MAX_BLOCKS];
+};
+
+/* Parses root into *spec (which the caller frees with pc_spec_free). */
+int pc_spec_parse(const json_t *root, struct pc_spec *spec, struct pc_error *err);
+int pc_spec_parse_file(const char *path, struct pc_spec *spec, struct pc_error *err);
+void pc_spec_free(struct pc_spec *spec);
+
+/* The spec with every default filled in (new reference). */
+json_t *pc_spec_to_json(const struct pc_spec *spec);
+
+/* "l1", "l2", "linf" or the number. */
+json_t *pc_spec_norm_json(double p);
+const char *pc_eps_scale_name(enum pc_eps_scale s);
+
+#endif
