@@ -1,0 +1,1194 @@
+/* analysis: the corruption study.
+ *
+ * Layout of the work: one clean pass with gradient (which also fills the
+ * activation caches), then, group by group, directions (the gradient
+ * corruption for each norm and sparsity, and the random trials) evaluated
+ * at every radius. Every evaluation is a map over batches whose per-batch
+ * losses are summed in batch order, so a report does not depend on the
+ * thread count.
+ *
+ * Two shortcuts, both exact up to float rounding:
+ *  - prefix cache: a group whose parameters are all read at node k or
+ *    later leaves every activation before k clean; those consumed from k on
+ *    (the frontier) are copied from the clean pass instead of recomputed;
+ *  - linear layer: when the group lies in one Gemm/MatMul/Conv whose only
+ *    activation input is input 0, f(x; w + eps*u) = f(x; w) + eps*f(x; u)
+ *    with the layer's other parameters set to zero in f(x; u), so the layer
+ *    runs once per direction and every radius is an axpy away. */
+#include "paracorr/analysis.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "graph_int.h"
+#include "paracorr/corrupt.h"
+#include "paracorr/report.h"
+#include "paracorr/runner.h"
+
+struct group {
+	char name[320];
+	enum pc_group_kind kind;
+	int block; /* the spec's corruption block it belongs to */
+	int *params; /* parameter table indices */
+	int n_params;
+	int64_t count;
+	int start;  /* first node reading any of its parameters */
+	int linear; /* node index when the linear shortcut applies, else -1 */
+	float *g;   /* gathered gradient */
+	float *w0;  /* gathered clean weights */
+};
+
+struct cache_entry {
+	int node; /* start node k */
+	int n_values;
+	int *values; /* frontier value indices, one per storage */
+	int64_t floats;
+	float *data; /* batches x floats */
+	int64_t y_floats; /* node k's output, when a linear group starts at k */
+	float *ydata;
+};
+
+struct study {
+	const struct pc_graph *g;
+	const struct pc_dataset *d;
+	const struct pc_spec *spec;
+	const struct pc_study_opts *o;
+	struct pc_runner *r;
+	int64_t n;
+	int batch, batches;
+	float *grad;	   /* clean gradient */
+	float *grad_step; /* gradient at a multi-step iterate */
+	struct group *groups;
+	int n_groups;
+	struct cache_entry *cache;
+	int n_cache;
+	int *cache_of_node; /* entry index or -1 */
+	int *last_use;	    /* per value: the last node reading it, -1 if none */
+	double *prefix_flops; /* per batch: flops of nodes [0, k) */
+	double batch_flops;
+	/* accounting */
+	int64_t fwd_passes, bwd_passes, passes_done, passes_total;
+	double flops_done, flops_saved;
+	double t0;
+	const char *phase;
+	/* per-worker scratch for the linear shortcut */
+	float **delta, **yclean, **keep;
+	int64_t scratch_floats, keep_floats;
+	struct pc_eval clean;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void report_progress(struct study *s)
+{
+	struct pc_progress pr;
+
+	if (!s->o->progress)
+		return;
+	pr.phase = s->phase;
+	pr.done = s->passes_done;
+	pr.total = s->passes_total;
+	pr.elapsed = now() - s->t0;
+	pr.remaining = s->passes_done > 0 ? pr.elapsed / (double)s->passes_done *
+						    (double)(s->passes_total - s->passes_done)
+					  : -1.0;
+	s->o->progress(&pr, s->o->progress_arg);
+}
+
+static int cancelled(const struct study *s)
+{
+	return s->o->cancel && s->o->cancel(s->o->cancel_arg);
+}
+
+/* --- cost model ------------------------------------------------------------ */
+
+/* Multiply-adds count twice; other ops one flop per output element. */
+static double node_flops(const struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *out = &p->t[n->out[0]];
+
+	if (!p->run_fwd[n - p->g->nodes])
+		return 0.0;
+	switch (n->op) {
+	case PC_OP_CONV: {
+		const struct pc_tensor *w = &p->t[n->in[1]];
+		return 2.0 * (double)out->numel * (double)(w->numel / w->shape.dim[0]);
+	}
+	case PC_OP_GEMM:
+		return 2.0 * (double)out->numel * (double)(p->t[n->in[0]].numel / out->shape.dim[0]);
+	case PC_OP_MATMUL: {
+		const struct pc_tensor *a = &p->t[n->in[0]];
+		return 2.0 * (double)out->numel * (double)a->shape.dim[a->shape.ndim - 1];
+	}
+	default:
+		return (double)out->numel;
+	}
+}
+
+/* --- groups ---------------------------------------------------------------- */
+
+static int is_linear_op(enum pc_op op)
+{
+	return op == PC_OP_GEMM || op == PC_OP_MATMUL || op == PC_OP_CONV;
+}
+
+/* The group's first node, when its output is linear in the group's
+ * parameters it reads: a Gemm, MatMul or Conv whose activation comes in at
+ * input 0 and whose group parameters no other node reads. The group's
+ * parameters at later nodes are simply written per radius. -1 otherwise. */
+static int linear_node(const struct pc_graph *g, const struct group *gr)
+{
+	int k = gr->start;
+	const struct pc_node *n = &g->nodes[k];
+
+	if (!is_linear_op(n->op) || n->in[0] < 0 || g->values[n->in[0]].kind == PC_VALUE_PARAM ||
+	    g->values[n->in[0]].kind == PC_VALUE_CONST)
+		return -1;
+	for (int i = 1; i < n->n_in; i++)
+		if (n->in[i] >= 0 && g->values[n->in[i]].kind == PC_VALUE_ACT)
+			return -1;
+	for (int j = 0; j < gr->n_params; j++) {
+		const struct pc_param *pt = &g->ptab[gr->params[j]];
+		int v = pc_graph_lookup(g, pt->name), at_k = 0, elsewhere = 0;
+		for (int m = 0; m < g->n_nodes; m++)
+			for (int i = 0; i < g->nodes[m].n_in; i++)
+				if (g->nodes[m].in[i] == v) {
+					if (m == k && i > 0)
+						at_k = 1;
+					else
+						elsewhere = 1;
+				}
+		if (at_k && elsewhere)
+			return -1;
+	}
+	return k;
+}
+
+/* Whether parameter table entry i is an input of node k. */
+static int reads_param(const struct pc_graph *g, int k, int i)
+{
+	const struct pc_node *n = &g->nodes[k];
+
+	for (int j = 0; j < n->n_in; j++)
+		if (n->in[j] >= 0 && g->values[n->in[j]].param == i)
+			return 1;
+	return 0;
+}
+
+static int add_group(struct study *s, int block, enum pc_group_kind kind, const char *name, const int *params,
+		     int n_params, struct pc_error *err)
+{
+	struct group *gr = &s->groups[s->n_groups];
+	int64_t off = 0;
+
+	memset(gr, 0, sizeof(*gr));
+	gr->kind = kind;
+	gr->block = block;
+	snprintf(gr->name, sizeof(gr->name), "%s", name);
+	gr->params = malloc((size_t)n_params * sizeof(int));
+	if (!gr->params)
+		return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+	s->n_groups++;
+	memcpy(gr->params, params, (size_t)n_params * sizeof(int));
+	gr->n_params = n_params;
+	gr->start = s->g->n_nodes;
+	for (int j = 0; j < n_params; j++) {
+		const struct pc_param *pt = &s->g->ptab[params[j]];
+		gr->count += pt->count;
+		if (pt->node_index < gr->start)
+			gr->start = pt->node_index;
+	}
+	gr->g = malloc((size_t)gr->count * sizeof(float) + 1);
+	gr->w0 = malloc((size_t)gr->count * sizeof(float) + 1);
+	if (!gr->g || !gr->w0)
+		return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory for group %s", name);
+	for (int j = 0; j < n_params; j++) {
+		const struct pc_param *pt = &s->g->ptab[params[j]];
+		memcpy(gr->g + off, s->grad + pt->offset, (size_t)pt->count * sizeof(float));
+		memcpy(gr->w0 + off, s->g->params + pt->offset, (size_t)pt->count * sizeof(float));
+		off += pt->count;
+	}
+	gr->linear = linear_node(s->g, gr);
+	return PC_OK;
+}
+
+static int build_groups(struct study *s, struct pc_error *err)
+{
+	const struct pc_graph *g = s->g;
+	int np = g->n_ptab, *idx = malloc(((size_t)np + 1) * sizeof(int));
+	int rc = PC_OK;
+	char name[320];
+
+	s->groups = calloc((size_t)s->spec->n_blocks * (size_t)(1 + 2 * np) + 1, sizeof(*s->groups));
+	if (!idx || !s->groups) {
+		free(idx);
+		return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+	}
+	for (int b = 0; b < s->spec->n_blocks && !rc; b++) {
+		const struct pc_corruption *c = &s->spec->blocks[b];
+		for (int o = 0; o < c->n_group_order && !rc; o++) {
+			enum pc_group_kind kind = c->group_order[o];
+			if (kind == PC_GROUP_MODEL) {
+				for (int i = 0; i < np; i++)
+					idx[i] = i;
+				rc = add_group(s, b, kind, "model", idx, np, err);
+			} else if (kind == PC_GROUP_TENSOR) {
+				for (int i = 0; i < np && !rc; i++) {
+					snprintf(name, sizeof(name), "tensor:%s", g->ptab[i].name);
+					rc = add_group(s, b, kind, name, &i, 1, err);
+				}
+			} else {
+				for (int k = 0; k < g->n_nodes && !rc; k++) {
+					int m = 0;
+					for (int i = 0; i < np; i++)
+						if (g->ptab[i].node_index == k)
+							idx[m++] = i;
+					if (!m)
+						continue;
+					snprintf(name, sizeof(name), "layer:%s", g->nodes[k].name);
+					rc = add_group(s, b, kind, name, idx, m, err);
+				}
+			}
+		}
+	}
+	free(idx);
+	return rc;
+}
+
+static void scatter(const struct study *s, const struct group *gr, const float *src, float *dst_weights)
+{
+	int64_t off = 0;
+
+	for (int j = 0; j < gr->n_params; j++) {
+		const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+		memcpy(dst_weights + pt->offset, src + off, (size_t)pt->count * sizeof(float));
+		off += pt->count;
+	}
+}
+
+/* Write src (gathered) into the group's parameters of every worker. */
+static void write_group(struct study *s, const struct group *gr, const float *src)
+{
+	int64_t off = 0;
+
+	for (int j = 0; j < gr->n_params; j++) {
+		const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+		pc_runner_write(s->r, pt->offset, pt->count, src + off);
+		off += pt->count;
+	}
+}
+
+/* --- caches ------------------------------------------------------------------ */
+
+/* The activations that nodes from k on read but nodes before k (or the
+ * input) produce: restoring these is all a run starting at k needs. One
+ * entry per storage, since aliases share theirs. */
+static int frontier(const struct study *s, const struct pc_plan *p, int k, int *values)
+{
+	const struct pc_graph *g = p->g;
+	int n = 0;
+
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_tensor *t = &p->t[v];
+		int dup = 0;
+		if (t->dtype != PC_DTYPE_FLOAT || t->is_static || s->last_use[v] < k)
+			continue;
+		if (!(g->values[v].kind == PC_VALUE_INPUT ||
+		      (g->values[v].kind == PC_VALUE_ACT && g->values[v].producer < k)))
+			continue;
+		for (int j = 0; j < n && !dup; j++)
+			dup = p->t[values[j]].data == t->data;
+		if (!dup)
+			values[n++] = v;
+	}
+	return n;
+}
+
+/* How many evaluations a group will cost, for choosing what to cache. */
+static double group_evals(const struct study *s, const struct group *gr)
+{
+	const struct pc_corruption *c = &s->spec->blocks[gr->block];
+	double per_dir = c->n_epsilons;
+
+	return (double)c->n_norms * c->n_sparsity * (per_dir * (c->steps > 1 ? 2 : 1) + per_dir * c->random_trials);
+}
+
+static double group_directions(const struct study *s, const struct group *gr)
+{
+	const struct pc_corruption *c = &s->spec->blocks[gr->block];
+
+	return (double)c->n_norms * c->n_sparsity * (1 + c->random_trials);
+}
+
+static int plan_caches(struct study *s, struct pc_error *err)
+{
+	struct pc_plan *p = pc_runner_plan(s->r, 0);
+	const struct pc_graph *g = s->g;
+	int *vals = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	double *gain = calloc((size_t)g->n_nodes + 1, sizeof(double));
+	unsigned char *linear_at = calloc((size_t)g->n_nodes + 1, 1);
+	size_t *cost = calloc((size_t)g->n_nodes + 1, sizeof(size_t));
+	size_t budget = s->o->shortcuts ? s->o->cache_bytes : 0, used = 0;
+	int rc = PC_OK;
+
+	s->cache_of_node = malloc(((size_t)g->n_nodes + 1) * sizeof(int));
+	s->cache = calloc((size_t)g->n_nodes + 1, sizeof(*s->cache));
+	s->last_use = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	if (!vals || !gain || !linear_at || !cost || !s->cache_of_node || !s->cache || !s->last_use) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
+	}
+	for (int v = 0; v < g->n_values; v++)
+		s->last_use[v] = -1;
+	for (int k = 0; k < g->n_nodes; k++)
+		for (int i = 0; i < g->nodes[k].n_in; i++)
+			if (g->nodes[k].in[i] >= 0)
+				s->last_use[g->nodes[k].in[i]] = k;
+	for (int k = 0; k < g->n_nodes; k++)
+		s->cache_of_node[k] = -1;
+	for (int i = 0; i < s->n_groups; i++) {
+		const struct group *gr = &s->groups[i];
+		if (gr->start > 0 && gr->start < g->n_nodes)
+			gain[gr->start] += group_evals(s, gr) * s->prefix_flops[gr->start];
+		if (gr->linear >= 0) {
+			linear_at[gr->linear] = 1;
+			/* one clean layer output per direction */
+			gain[gr->linear] += group_directions(s, gr) * node_flops(p, &g->nodes[gr->linear]);
+		}
+	}
+	/* bytes each candidate would hold */
+	for (int k = 0; k < g->n_nodes; k++) {
+		int64_t floats = 0;
+		if (gain[k] <= 0.0)
+			continue;
+		/* at node 0 the frontier is the input, which the dataset holds */
+		int nv = k ? frontier(s, p, k, vals) : 0;
+		for (int j = 0; j < nv; j++)
+			floats += p->t[vals[j]].numel;
+		if (linear_at[k])
+			floats += p->t[g->nodes[k].out[0]].numel;
+		cost[k] = (size_t)floats * (size_t)s->batches * sizeof(float);
+	}
+	/* greedy: the most flops saved per byte first */
+	for (;;) {
+		int best = -1;
+		double best_ratio = 0.0;
+		size_t best_bytes = 0;
+		for (int k = 0; k < g->n_nodes; k++) {
+			size_t bytes = cost[k];
+			if (gain[k] <= 0.0 || s->cache_of_node[k] >= 0)
+				continue;
+			if (used + bytes > budget || bytes == 0)
+				continue;
+			if (gain[k] / (double)bytes > best_ratio) {
+				best_ratio = gain[k] / (double)bytes;
+				best = k;
+				best_bytes = bytes;
+			}
+		}
+		if (best < 0)
+			break;
+		{
+			struct cache_entry *ce = &s->cache[s->n_cache];
+			int nv = best ? frontier(s, p, best, vals) : 0;
+			ce->node = best;
+			ce->values = malloc(((size_t)nv + 1) * sizeof(int));
+			if (!ce->values) {
+				rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+				goto out;
+			}
+			memcpy(ce->values, vals, (size_t)nv * sizeof(int));
+			ce->n_values = nv;
+			for (int j = 0; j < nv; j++)
+				ce->floats += p->t[vals[j]].numel;
+			if (linear_at[best])
+				ce->y_floats = p->t[g->nodes[best].out[0]].numel;
+			ce->data = malloc((size_t)ce->floats * (size_t)s->batches * sizeof(float) + 1);
+			ce->ydata = ce->y_floats ? malloc((size_t)ce->y_floats * (size_t)s->batches * sizeof(float))
+						 : NULL;
+			if (!ce->data || (ce->y_floats && !ce->ydata)) {
+				/* the budget was too optimistic for this machine: cache less */
+				free(ce->data);
+				free(ce->ydata);
+				free(ce->values);
+				memset(ce, 0, sizeof(*ce));
+				gain[best] = 0.0;
+				continue;
+			}
+			s->cache_of_node[best] = s->n_cache++;
+			used += best_bytes;
+		}
+	}
+out:
+	free(vals);
+	free(gain);
+	free(cost);
+	free(linear_at);
+	return rc;
+}
+
+static void capture(struct pc_plan *p, int b, void *arg)
+{
+	struct study *s = arg;
+
+	for (int c = 0; c < s->n_cache; c++) {
+		struct cache_entry *ce = &s->cache[c];
+		float *dst = ce->data + (int64_t)b * ce->floats;
+		for (int j = 0; j < ce->n_values; j++) {
+			const struct pc_tensor *t = &p->t[ce->values[j]];
+			memcpy(dst, t->data, (size_t)t->numel * sizeof(float));
+			dst += t->numel;
+		}
+		if (ce->ydata)
+			memcpy(ce->ydata + (int64_t)b * ce->y_floats, p->t[s->g->nodes[ce->node].out[0]].data,
+			       (size_t)ce->y_floats * sizeof(float));
+	}
+}
+
+static void restore_frontier(struct pc_plan *p, const struct cache_entry *ce, int b)
+{
+	const float *src = ce->data + (int64_t)b * ce->floats;
+
+	for (int j = 0; j < ce->n_values; j++) {
+		struct pc_tensor *t = &p->t[ce->values[j]];
+		memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+		src += t->numel;
+	}
+}
+
+/* --- evaluation ---------------------------------------------------------------- */
+
+struct eval_req {
+	struct study *s;
+	const struct group *gr;
+	const float *u;	     /* direction (gathered), for the linear shortcut */
+	int linear;	     /* node index, or -1: weights are already written */
+	int n_eps;
+	const double *eps;   /* effective radii (linear shortcut) */
+	double *loss;	     /* n_eps x batches */
+	int64_t *correct;    /* n_eps x batches */
+	volatile int stop;   /* set once by any worker, read between batches */
+};
+
+/* Layer k on the direction: its parameters become u where the group has
+ * them and zero elsewhere, its output is copied out, its weights restored. */
+static void linear_delta(struct study *s, struct pc_plan *p, int worker, const struct group *gr, const float *u,
+			 int k)
+{
+	const struct pc_node *n = &s->g->nodes[k];
+	float *w = pc_plan_weights(p), *keep = s->keep[worker];
+	int64_t kept = 0;
+
+	for (int i = 1; i < n->n_in; i++) {
+		const struct pc_value *v = n->in[i] >= 0 ? &s->g->values[n->in[i]] : NULL;
+		if (!v || v->kind != PC_VALUE_PARAM)
+			continue;
+		const struct pc_param *pt = &s->g->ptab[v->param];
+		memcpy(keep + kept, w + pt->offset, (size_t)pt->count * sizeof(float));
+		memset(w + pt->offset, 0, (size_t)pt->count * sizeof(float));
+		kept += pt->count;
+	}
+	{
+		int64_t off = 0;
+		for (int j = 0; j < gr->n_params; j++) {
+			const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+			if (reads_param(s->g, k, gr->params[j]))
+				memcpy(w + pt->offset, u + off, (size_t)pt->count * sizeof(float));
+			off += pt->count;
+		}
+	}
+	pc_plan_forward_range(p, k, k + 1);
+	memcpy(s->delta[worker], p->t[n->out[0]].data, (size_t)p->t[n->out[0]].numel * sizeof(float));
+	kept = 0;
+	for (int i = 1; i < n->n_in; i++) {
+		const struct pc_value *v = n->in[i] >= 0 ? &s->g->values[n->in[i]] : NULL;
+		if (!v || v->kind != PC_VALUE_PARAM)
+			continue;
+		const struct pc_param *pt = &s->g->ptab[v->param];
+		memcpy(w + pt->offset, keep + kept, (size_t)pt->count * sizeof(float));
+		kept += pt->count;
+	}
+}
+
+static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
+{
+	struct eval_req *q = arg;
+	struct study *s = q->s;
+	const struct group *gr = q->gr;
+	int64_t first = (int64_t)b * s->batch;
+	int rows = (int)(s->n - first < s->batch ? s->n - first : s->batch);
+	int start = gr ? gr->start : 0;
+	int ce_idx = start < s->g->n_nodes ? s->cache_of_node[start] : -1;
+	const struct cache_entry *ce = ce_idx >= 0 ? &s->cache[ce_idx] : NULL;
+	int last = s->g->n_nodes;
+
+	if (q->stop || cancelled(s)) {
+		q->stop = 1;
+		return;
+	}
+	if (ce && start > 0) {
+		restore_frontier(p, ce, b);
+	} else {
+		pc_eval_fill_input(p, s->d, first, rows);
+		start = 0;
+	}
+	if (q->linear < 0) {
+		pc_plan_forward_range(p, start, last);
+		q->loss[b] = 0.0;
+		q->correct[b] = 0;
+		pc_eval_batch_loss(p, s->d->y + first, rows, 1.0, &q->loss[b], &q->correct[b], NULL);
+		return;
+	}
+	{
+		int k = q->linear;
+		struct pc_tensor *out = &p->t[s->g->nodes[k].out[0]];
+		float *w = pc_plan_weights(p);
+		const float *yc;
+		int rest = 0;
+		pc_plan_forward_range(p, start, k);
+		linear_delta(s, p, worker, gr, q->u, k);
+		if (ce && ce->ydata) {
+			yc = ce->ydata + (int64_t)b * ce->y_floats;
+		} else {
+			pc_plan_forward_range(p, k, k + 1);
+			memcpy(s->yclean[worker], out->data, (size_t)out->numel * sizeof(float));
+			yc = s->yclean[worker];
+		}
+		for (int e = 0; e < q->n_eps; e++) {
+			float eps = (float)q->eps[e];
+			const float *dl = s->delta[worker];
+			int64_t off = 0;
+			/* the group's parameters past node k: this worker's copy only */
+			for (int j = 0; j < gr->n_params; j++) {
+				const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+				if (!reads_param(s->g, k, gr->params[j])) {
+					for (int64_t i = 0; i < pt->count; i++)
+						w[pt->offset + i] = gr->w0[off + i] + eps * q->u[off + i];
+					rest = 1;
+				}
+				off += pt->count;
+			}
+			for (int64_t i = 0; i < out->numel; i++)
+				out->data[i] = yc[i] + eps * dl[i];
+			pc_plan_forward_range(p, k + 1, last);
+			q->loss[(int64_t)e * s->batches + b] = 0.0;
+			q->correct[(int64_t)e * s->batches + b] = 0;
+			pc_eval_batch_loss(p, s->d->y + first, rows, 1.0, &q->loss[(int64_t)e * s->batches + b],
+					   &q->correct[(int64_t)e * s->batches + b], NULL);
+		}
+		if (rest)
+			scatter(s, gr, gr->w0, w);
+	}
+}
+
+static void reduce(const struct study *s, const double *loss, const int64_t *correct, struct pc_eval *out)
+{
+	double l = 0.0;
+	int64_t c = 0;
+
+	for (int b = 0; b < s->batches; b++) {
+		l += loss[b];
+		c += correct[b];
+	}
+	out->samples = s->n;
+	out->correct = c;
+	out->loss = l / (double)s->n;
+	out->accuracy = (double)c / (double)s->n;
+}
+
+static void account(struct study *s, const struct group *gr, int n_eps, int linear)
+{
+	int start = gr && gr->start > 0 && gr->start < s->g->n_nodes && s->cache_of_node[gr->start] >= 0
+			    ? gr->start
+			    : 0;
+	int ce = gr && gr->start < s->g->n_nodes ? s->cache_of_node[gr->start] : -1;
+	double full = s->batch_flops * s->batches, done;
+
+	if (linear >= 0) {
+		struct pc_plan *p = pc_runner_plan(s->r, 0);
+		double fk = node_flops(p, &s->g->nodes[linear]);
+		double rest = s->batch_flops - s->prefix_flops[linear] - fk;
+		double axpy = 2.0 * (double)p->t[s->g->nodes[linear].out[0]].numel;
+		done = (s->prefix_flops[linear] - s->prefix_flops[start]) + fk;
+		if (!(ce >= 0 && s->cache[ce].ydata))
+			done += fk;
+		done += n_eps * (rest + axpy);
+		done *= s->batches;
+	} else {
+		done = (s->batch_flops - s->prefix_flops[start]) * s->batches;
+	}
+	s->fwd_passes += linear >= 0 ? 1 : n_eps;
+	s->flops_done += done;
+	s->flops_saved += n_eps * full - done;
+	s->passes_done += n_eps;
+}
+
+/* Evaluate the group's current weights (already written) or, with the
+ * linear shortcut, the direction u at every radius. out has n_eps rows. */
+static int evaluate(struct study *s, const struct group *gr, const float *u, int n_eps, const double *eps,
+		    struct pc_eval *out, struct pc_error *err)
+{
+	struct eval_req q;
+	int linear = gr && u && gr->linear >= 0 ? gr->linear : -1;
+	int rc = PC_OK;
+
+	memset(&q, 0, sizeof(q));
+	q.s = s;
+	q.gr = gr;
+	q.u = u;
+	q.n_eps = linear >= 0 ? n_eps : 1;
+	q.eps = eps;
+	q.linear = linear;
+	q.loss = calloc((size_t)q.n_eps * (size_t)s->batches, sizeof(double));
+	q.correct = calloc((size_t)q.n_eps * (size_t)s->batches, sizeof(int64_t));
+	if (!q.loss || !q.correct) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
+	}
+	pc_runner_map(s->r, s->batches, eval_batch, &q);
+	if (q.stop) {
+		rc = pc_error_set(err, PC_ERR_CANCELLED, "analysis", "cancelled");
+		goto out;
+	}
+	for (int e = 0; e < q.n_eps; e++)
+		reduce(s, q.loss + (int64_t)e * s->batches, q.correct + (int64_t)e * s->batches, &out[e]);
+	account(s, gr, q.n_eps, linear);
+	report_progress(s);
+out:
+	free(q.loss);
+	free(q.correct);
+	return rc;
+}
+
+/* Realised loss and accuracy of w0 + eps[e] * u for every e. */
+static int evaluate_direction(struct study *s, const struct group *gr, const float *u, int n_eps, const double *eps,
+			      struct pc_eval *out, float *tmp, struct pc_error *err)
+{
+	if (gr->linear >= 0 && n_eps >= 1 && s->o->shortcuts) {
+		int ce = s->cache_of_node[gr->start];
+		/* worth it when the layer would otherwise run more than once */
+		if (n_eps >= 2 || (ce >= 0 && s->cache[ce].ydata))
+			return evaluate(s, gr, u, n_eps, eps, out, err);
+	}
+	for (int e = 0; e < n_eps; e++) {
+		int rc;
+		for (int64_t i = 0; i < gr->count; i++)
+			tmp[i] = gr->w0[i] + (float)eps[e] * u[i];
+		write_group(s, gr, tmp);
+		rc = evaluate(s, gr, NULL, 1, NULL, &out[e], err);
+		/* restore from the saved copy: bit-exact, never by subtraction */
+		write_group(s, gr, gr->w0);
+		if (rc)
+			return rc;
+	}
+	return PC_OK;
+}
+
+/* --- the study ---------------------------------------------------------------- */
+
+static json_t *eval_json(const struct pc_eval *e, double clean_loss)
+{
+	return json_pack("{s:f, s:f, s:f}", "loss", e->loss, "accuracy", e->accuracy, "loss_change",
+			 e->loss - clean_loss);
+}
+
+static json_t *random_json(const struct study *s, const double *loss, const double *acc, int k, uint64_t seed)
+{
+	double lm = 0, am = 0, lmax = -INFINITY, amin = INFINITY, lv = 0, av = 0;
+
+	if (k == 0)
+		return json_null();
+	for (int i = 0; i < k; i++) {
+		lm += loss[i];
+		am += acc[i];
+		lmax = loss[i] > lmax ? loss[i] : lmax;
+		amin = acc[i] < amin ? acc[i] : amin;
+	}
+	lm /= k;
+	am /= k;
+	for (int i = 0; i < k; i++) {
+		lv += (loss[i] - lm) * (loss[i] - lm);
+		av += (acc[i] - am) * (acc[i] - am);
+	}
+	lv = k > 1 ? lv / (k - 1) : 0.0;
+	av = k > 1 ? av / (k - 1) : 0.0;
+	(void)s;
+	return json_pack("{s:i, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "trials", k, "seed", (json_int_t)seed,
+			 "loss_mean", lm, "loss_std", sqrt(lv), "loss_max", lmax, "loss_change_mean",
+			 lm - s->clean.loss, "accuracy_mean", am, "accuracy_std", sqrt(av), "accuracy_min", amin);
+}
+
+/* The radius for a group: absolute, per-parameter rms, or relative to the
+ * group's own norm (method.md, "Comparing groups"). */
+static double effective_eps(const struct study *s, const struct group *gr, double p, double eps)
+{
+	switch (s->spec->blocks[gr->block].epsilon_scale) {
+	case PC_EPS_RMS:
+		return eps * sqrt((double)gr->count);
+	case PC_EPS_RELATIVE:
+		return eps * pc_corrupt_norm(gr->w0, gr->count, p);
+	default:
+		return eps;
+	}
+}
+
+/* Projected ascent (method.md, multi-step): K gradients at w0 + a. */
+static int multi_step(struct study *s, const struct group *gr, double p, int64_t n, double eps, float *a, float *tmp,
+		      struct pc_error *err)
+{
+	int K = s->spec->blocks[gr->block].steps;
+	double alpha = 1.5 * eps / K, dual;
+	float *gk = malloc((size_t)gr->count * sizeof(float) + 1), *d = malloc((size_t)gr->count * sizeof(float) + 1);
+	struct pc_eval ev;
+	int rc = PC_OK, zero;
+
+	if (!gk || !d) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
+	}
+	memset(a, 0, (size_t)gr->count * sizeof(float));
+	for (int t = 0; t < K; t++) {
+		struct pc_corrupt_order *ord = NULL;
+		int64_t off = 0;
+		for (int64_t i = 0; i < gr->count; i++)
+			tmp[i] = gr->w0[i] + a[i];
+		write_group(s, gr, tmp);
+		rc = pc_eval_run(s->r, s->d, s->n, s->grad_step, s->o->cancel, s->o->cancel_arg, &ev, err);
+		write_group(s, gr, gr->w0);
+		if (rc)
+			goto out;
+		s->fwd_passes++;
+		s->bwd_passes++;
+		s->flops_done += 3.0 * s->batch_flops * s->batches;
+		for (int j = 0; j < gr->n_params; j++) {
+			const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+			memcpy(gk + off, s->grad_step + pt->offset, (size_t)pt->count * sizeof(float));
+			off += pt->count;
+		}
+		rc = pc_corrupt_order_new(gk, gr->count, &ord, err);
+		if (!rc)
+			rc = pc_corrupt_gradient(gk, gr->count, ord, p, n, d, &dual, &zero, err);
+		pc_corrupt_order_free(ord);
+		if (rc)
+			goto out;
+		for (int64_t i = 0; i < gr->count; i++)
+			a[i] += (float)alpha * d[i];
+		rc = pc_corrupt_project(a, gr->count, p, n, eps, err);
+		if (rc)
+			goto out;
+	}
+	pc_corrupt_rescale(a, gr->count, p, eps);
+out:
+	free(gk);
+	free(d);
+	return rc;
+}
+
+static json_t *shape_json(const struct pc_shape *sh, int from)
+{
+	json_t *a = json_array();
+
+	for (int i = from; i < sh->ndim; i++)
+		json_array_append_new(a, json_integer(sh->dim[i]));
+	return a;
+}
+
+/* Results of one group, norm and sparsity across all radii. */
+static int run_setting(struct study *s, int gi, int ni, int si, json_t *results, struct pc_error *err)
+{
+	const struct group *gr = &s->groups[gi];
+	const struct pc_corruption *sp = &s->spec->blocks[gr->block];
+	double p = sp->norms[ni], dual = 0.0;
+	int64_t n = sp->sparsity[si];
+	int ne = sp->n_epsilons, K = sp->random_trials, zero = 0, rc;
+	double *eps = calloc((size_t)ne, sizeof(double));
+	struct pc_eval *gev = calloc((size_t)ne, sizeof(*gev)), *rev = calloc((size_t)ne, sizeof(*rev));
+	double *rloss = calloc((size_t)ne * (size_t)(K + 1), sizeof(double));
+	double *racc = calloc((size_t)ne * (size_t)(K + 1), sizeof(double));
+	float *u = malloc((size_t)gr->count * sizeof(float) + 1), *tmp = malloc((size_t)gr->count * sizeof(float) + 1);
+	float *a = malloc((size_t)gr->count * sizeof(float) + 1);
+	struct pc_corrupt_order *ord = NULL;
+	uint64_t seed = s->spec->seed;
+
+	if (!eps || !gev || !rev || !rloss || !racc || !u || !tmp || !a) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
+	}
+	for (int e = 0; e < ne; e++)
+		eps[e] = effective_eps(s, gr, p, sp->epsilons[e]);
+
+	/* gradient-based corruption */
+	s->phase = sp->steps > 1 ? "multi-step corruption" : "gradient corruption";
+	rc = pc_corrupt_order_new(gr->g, gr->count, &ord, err);
+	if (!rc)
+		rc = pc_corrupt_gradient(gr->g, gr->count, ord, p, n, u, &dual, &zero, err);
+	if (rc)
+		goto out;
+	if (zero) {
+		for (int e = 0; e < ne; e++)
+			gev[e] = s->clean;
+		s->passes_done += (int64_t)ne * (sp->steps > 1 ? sp->steps + 1 : 1);
+	} else if (sp->steps > 1) {
+		for (int e = 0; e < ne && !rc; e++) {
+			rc = multi_step(s, gr, p, n, eps[e], a, tmp, err);
+			s->passes_done += sp->steps;
+			for (int64_t i = 0; !rc && i < gr->count; i++)
+				tmp[i] = gr->w0[i] + a[i];
+			if (!rc) {
+				write_group(s, gr, tmp);
+				rc = evaluate(s, gr, NULL, 1, NULL, &gev[e], err);
+				write_group(s, gr, gr->w0);
+			}
+		}
+	} else {
+		rc = evaluate_direction(s, gr, u, ne, eps, gev, tmp, err);
+	}
+	if (rc)
+		goto out;
+
+	/* random corruption: trial k keeps its draw at every radius */
+	s->phase = "random corruption";
+	for (int k = 0; k < K; k++) {
+		uint64_t stream = pc_rng_derive(seed, (uint64_t)gi, (uint64_t)si, (uint64_t)k, 0);
+		rc = pc_corrupt_random(gr->count, p, n, stream, u, err);
+		if (!rc)
+			rc = evaluate_direction(s, gr, u, ne, eps, rev, tmp, err);
+		if (rc)
+			goto out;
+		for (int e = 0; e < ne; e++) {
+			rloss[(int64_t)e * K + k] = rev[e].loss;
+			racc[(int64_t)e * K + k] = rev[e].accuracy;
+		}
+	}
+
+	for (int e = 0; e < ne; e++) {
+		json_t *row = json_pack("{s:s, s:o, s:f, s:f, s:I, s:i, s:f, s:o, s:o}", "group", gr->name, "norm",
+					pc_spec_norm_json(p), "epsilon", sp->epsilons[e], "epsilon_effective", eps[e],
+					"sparsity", (json_int_t)n, "steps", sp->steps, "first_order", eps[e] * dual,
+					"gradient", eval_json(&gev[e], s->clean.loss), "random",
+					random_json(s, rloss + (int64_t)e * K, racc + (int64_t)e * K, K, seed));
+		if (zero)
+			json_object_set_new(json_object_get(row, "gradient"), "direction", json_string("none"));
+		if (s->spec->blocks_as_array)
+			json_object_set_new(row, "block", json_integer(gr->block));
+		json_array_append_new(results, row);
+	}
+out:
+	pc_corrupt_order_free(ord);
+	free(eps);
+	free(gev);
+	free(rev);
+	free(rloss);
+	free(racc);
+	free(u);
+	free(tmp);
+	free(a);
+	return rc;
+}
+
+static int by_change(const void *x, const void *y)
+{
+	double a = json_real_value(json_object_get(*(json_t *const *)x, "loss_change"));
+	double b = json_real_value(json_object_get(*(json_t *const *)y, "loss_change"));
+
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* Per block and setting, the non-model groups from most to least damaged. */
+static json_t *ranking(const struct study *s, json_t *results)
+{
+	json_t *out = json_array();
+	size_t nres = json_array_size(results);
+	json_t **rows = calloc(nres + 1, sizeof(*rows));
+
+	if (!out || !rows) {
+		free(rows);
+		return out;
+	}
+	for (int b = 0; b < s->spec->n_blocks; b++) {
+		const struct pc_corruption *sp = &s->spec->blocks[b];
+		for (int ni = 0; ni < sp->n_norms; ni++)
+			for (int si = 0; si < sp->n_sparsity; si++)
+				for (int e = 0; e < sp->n_epsilons; e++) {
+					size_t m = 0;
+					json_t *nm = pc_spec_norm_json(sp->norms[ni]);
+					for (size_t i = 0; i < nres; i++) {
+						json_t *r = json_array_get(results, i);
+						int same = json_integer_value(json_object_get(r, "block")) == b &&
+							   json_equal(json_object_get(r, "norm"), nm) &&
+							   json_integer_value(json_object_get(r, "sparsity")) == sp->sparsity[si] &&
+							   json_real_value(json_object_get(r, "epsilon")) == sp->epsilons[e] &&
+							   strcmp(json_string_value(json_object_get(r, "group")), "model") != 0;
+						if (same)
+							rows[m++] = json_pack(
+								"{s:O, s:O, s:O, s:O, s:O, s:O}", "group",
+								json_object_get(r, "group"), "norm", json_object_get(r, "norm"),
+								"epsilon", json_object_get(r, "epsilon"), "sparsity",
+								json_object_get(r, "sparsity"), "loss_change",
+								json_object_get(json_object_get(r, "gradient"), "loss_change"),
+								"accuracy",
+								json_object_get(json_object_get(r, "gradient"), "accuracy"));
+					}
+					json_decref(nm);
+					/* insertion sort: stable, so equal changes keep the group order */
+					for (size_t i = 1; i < m; i++)
+						for (size_t j = i; j > 0 && by_change(&rows[j - 1], &rows[j]) > 0; j--) {
+							json_t *t = rows[j];
+							rows[j] = rows[j - 1];
+							rows[j - 1] = t;
+						}
+					for (size_t i = 0; i < m; i++) {
+						json_object_set_new(rows[i], "rank", json_integer((json_int_t)i + 1));
+						if (s->spec->blocks_as_array)
+							json_object_set_new(rows[i], "block", json_integer(b));
+						json_array_append_new(out, rows[i]);
+					}
+				}
+	}
+	free(rows);
+	return out;
+}
+
+static json_t *model_json(const struct study *s)
+{
+	json_t *tensors = json_array();
+
+	for (int i = 0; i < s->g->n_ptab; i++) {
+		const struct pc_param *pt = &s->g->ptab[i];
+		json_array_append_new(tensors, json_pack("{s:s, s:o, s:I, s:s}", "name", pt->name, "shape",
+							 shape_json(&pt->shape, 0), "numel", (json_int_t)pt->count,
+							 "node", pt->node));
+	}
+	return json_pack("{s:I, s:i, s:o}", "parameters", (json_int_t)s->g->n_params, "opset", s->g->opset,
+			 "tensors", tensors);
+}
+
+static int64_t planned_passes(const struct study *s)
+{
+	int64_t total = 1;
+
+	for (int i = 0; i < s->n_groups; i++) {
+		const struct pc_corruption *c = &s->spec->blocks[s->groups[i].block];
+		total += (int64_t)c->n_norms * c->n_sparsity * c->n_epsilons *
+			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
+	}
+	return total;
+}
+
+void pc_study_opts_default(struct pc_study_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->threads = 1;
+	o->cache_bytes = PC_STUDY_DEFAULT_CACHE;
+	o->timing_seconds = 1;
+	o->shortcuts = 1;
+}
+
+static void free_study(struct study *s)
+{
+	for (int i = 0; i < s->n_groups; i++) {
+		free(s->groups[i].params);
+		free(s->groups[i].g);
+		free(s->groups[i].w0);
+	}
+	free(s->groups);
+	for (int c = 0; c < s->n_cache; c++) {
+		free(s->cache[c].values);
+		free(s->cache[c].data);
+		free(s->cache[c].ydata);
+	}
+	free(s->cache);
+	free(s->cache_of_node);
+	free(s->last_use);
+	free(s->prefix_flops);
+	for (int w = 0; s->delta && w < s->o->threads; w++) {
+		free(s->delta[w]);
+		free(s->yclean[w]);
+		free(s->keep[w]);
+	}
+	free(s->delta);
+	free(s->yclean);
+	free(s->keep);
+	free(s->grad);
+	free(s->grad_step);
+	pc_runner_free(s->r);
+}
+
+static int alloc_scratch(struct study *s, struct pc_error *err)
+{
+	struct pc_plan *p = pc_runner_plan(s->r, 0);
+	int T = s->o->threads;
+
+	for (int i = 0; i < s->n_groups; i++) {
+		const struct group *gr = &s->groups[i];
+		const struct pc_node *n;
+		int64_t kept = 0;
+		if (gr->linear < 0)
+			continue;
+		n = &s->g->nodes[gr->linear];
+		if (p->t[n->out[0]].numel > s->scratch_floats)
+			s->scratch_floats = p->t[n->out[0]].numel;
+		for (int j = 1; j < n->n_in; j++)
+			if (n->in[j] >= 0 && s->g->values[n->in[j]].kind == PC_VALUE_PARAM)
+				kept += s->g->ptab[s->g->values[n->in[j]].param].count;
+		if (kept > s->keep_floats)
+			s->keep_floats = kept;
+	}
+	s->delta = calloc((size_t)T, sizeof(float *));
+	s->yclean = calloc((size_t)T, sizeof(float *));
+	s->keep = calloc((size_t)T, sizeof(float *));
+	if (!s->delta || !s->yclean || !s->keep)
+		return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+	for (int w = 0; w < T; w++) {
+		s->delta[w] = malloc((size_t)s->scratch_floats * sizeof(float) + 1);
+		s->yclean[w] = malloc((size_t)s->scratch_floats * sizeof(float) + 1);
+		s->keep[w] = malloc((size_t)s->keep_floats * sizeof(float) + 1);
+		if (!s->delta[w] || !s->yclean[w] || !s->keep[w])
+			return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+	}
+	return PC_OK;
+}
+
+int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		 const struct pc_study_opts *o, json_t **report, struct pc_error *err)
+{
+	struct study s;
+	struct pc_plan *p0;
+	json_t *results = NULL, *root = NULL, *spec_json = NULL, *tensors_grad;
+	int rc;
+
+	*report = NULL;
+	memset(&s, 0, sizeof(s));
+	s.g = g;
+	s.d = d;
+	s.spec = spec;
+	s.o = o;
+	s.t0 = now();
+	s.n = spec->limit > 0 && spec->limit < d->n ? spec->limit : d->n;
+	{
+		const struct pc_shape *in = pc_graph_input_shape(g);
+		int64_t want = spec->batch_size < s.n ? spec->batch_size : s.n;
+		s.batch = in->dim[0] > 0 ? (int)in->dim[0] : (int)want;
+	}
+	s.batches = (int)((s.n + s.batch - 1) / s.batch);
+	s.r = pc_runner_new(g, s.batch, o->threads, PC_PLAN_GRAD, err);
+	s.grad = malloc((size_t)g->n_params * sizeof(float) + 1);
+	s.grad_step = malloc((size_t)g->n_params * sizeof(float) + 1);
+	s.prefix_flops = calloc((size_t)g->n_nodes + 2, sizeof(double));
+	if (!s.r || !s.grad || !s.prefix_flops || !s.grad_step) {
+		rc = s.r ? pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory")
+			 : (err ? (int)err->code : PC_ERR_NOMEM);
+		goto out;
+	}
+	p0 = pc_runner_plan(s.r, 0);
+	for (int k = 0; k < g->n_nodes; k++)
+		s.prefix_flops[k + 1] = s.prefix_flops[k] + node_flops(p0, &g->nodes[k]);
+	s.batch_flops = s.prefix_flops[g->n_nodes];
+
+	/* groups need the gradient; caches need the groups: plan the caches
+	 * from the groups' parameter positions before the clean pass fills them */
+	s.phase = "clean evaluation";
+	{
+		/* positions only: gradient-free groups to plan caches, rebuilt below */
+		memset(s.grad, 0, (size_t)g->n_params * sizeof(float));
+		if ((rc = build_groups(&s, err)) || (rc = plan_caches(&s, err)))
+			goto out;
+		s.passes_total = planned_passes(&s);
+		report_progress(&s);
+		rc = pc_eval_run_hooked(s.r, d, s.n, s.grad, o->cancel, o->cancel_arg, capture, &s, &s.clean, err);
+		if (rc)
+			goto out;
+		s.fwd_passes++;
+		s.bwd_passes++;
+		s.passes_done++;
+		s.flops_done += 3.0 * s.batch_flops * s.batches;
+		for (int i = 0; i < s.n_groups; i++) {
+			struct group *gr = &s.groups[i];
+			int64_t off = 0;
+			for (int j = 0; j < gr->n_params; j++) {
+				const struct pc_param *pt = &g->ptab[gr->params[j]];
+				memcpy(gr->g + off, s.grad + pt->offset, (size_t)pt->count * sizeof(float));
+				off += pt->count;
+			}
+		}
+		report_progress(&s);
+	}
+	if ((rc = alloc_scratch(&s, err)))
+		goto out;
+
+	results = json_array();
+	for (int gi = 0; gi < s.n_groups; gi++)
+		for (int ni = 0; ni < spec->blocks[s.groups[gi].block].n_norms; ni++)
+			for (int si = 0; si < spec->blocks[s.groups[gi].block].n_sparsity; si++) {
+				if (cancelled(&s)) {
+					rc = pc_error_set(err, PC_ERR_CANCELLED, "analysis", "cancelled");
+					goto out;
+				}
+				if ((rc = run_setting(&s, gi, ni, si, results, err)))
+					goto out;
+			}
+
+	/* the weights went back bit for bit: the clean loss must reproduce */
+	{
+		struct pc_eval again;
+		rc = pc_eval_run(s.r, d, s.n, NULL, o->cancel, o->cancel_arg, &again, err);
+		if (rc)
+			goto out;
+		s.fwd_passes++;
+		if (again.loss != s.clean.loss || again.correct != s.clean.correct) {
+			rc = pc_error_set(err, PC_ERR_INTERNAL, "analysis",
+					  "clean loss changed over the study (%.17g, then %.17g)", s.clean.loss,
+					  again.loss);
+			goto out;
+		}
+	}
+
+	spec_json = pc_spec_to_json(spec);
+	if (!spec->pp.scale_set)
+		json_object_set_new(json_object_get(spec_json, "preprocess"), "scale",
+				    json_real(d->input_dtype == PC_DTYPE_FLOAT ? 1.0 : 1.0 / 255.0));
+	tensors_grad = pc_report_gradient(g, s.grad);
+	root = json_pack("{s:i, s:o, s:o, s:{s:I, s:o, s:I}, s:{s:f, s:f, s:s}, s:o, s:o}", "version", 1, "spec",
+			 spec_json, "model", model_json(&s), "dataset", "samples", (json_int_t)s.n, "input_shape",
+			 shape_json(&d->sample, 0), "classes", (json_int_t)pc_graph_classes(g), "clean", "loss",
+			 s.clean.loss, "accuracy", s.clean.accuracy, "output",
+			 pc_report_output_kind(pc_graph_output_kind(g)), "gradient", tensors_grad, "results",
+			 results);
+	results = NULL;
+	if (!root) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
+		goto out;
+	}
+	json_object_set_new(root, "ranking", ranking(&s, json_object_get(root, "results")));
+	{
+		json_t *timing = json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:i, s:I}", "forward_passes",
+					   (json_int_t)s.fwd_passes, "backward_passes", (json_int_t)s.bwd_passes,
+					   "forward_pass_equivalents",
+					   s.flops_done / (s.batch_flops * s.batches) -
+						   2.0 * (double)s.bwd_passes /* backward counted as 2x */,
+					   "flops", s.flops_done, "flops_saved", s.flops_saved, "evaluations",
+					   (json_int_t)s.passes_done, "cached_layers", s.n_cache, "batch_size",
+					   (json_int_t)s.batch);
+		/* the only numbers that differ between runs, machines and thread counts */
+		if (o->timing_seconds) {
+			json_object_set_new(timing, "seconds", json_real(now() - s.t0));
+			json_object_set_new(timing, "threads", json_integer(o->threads));
+		}
+		json_object_set_new(root, "timing", timing);
+	}
+	*report = root;
+	rc = PC_OK;
+out:
+	json_decref(results);
+	free_study(&s);
+	return rc;
+}

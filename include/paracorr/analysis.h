@@ -1,0 +1,60 @@
+/* analysis: the parameter-corruption study of method.md, driven by a job
+ * spec and returning the report of design.md.
+ *
+ * One call runs the whole study: clean evaluation and gradient; for every
+ * group, norm, sparsity and radius the gradient-based corruption (one step
+ * or projected multi-step) and its realised loss; seeded random corruption
+ * of the same size; a ranking of the groups. The daemon's workers call the
+ * same function as the CLI, with a progress callback and a cancel flag.
+ *
+ * Work that cannot change a number is skipped: a group whose parameters
+ * all sit at or after node k reuses cached clean activations before k, and
+ * a group confined to one linear layer (Gemm, MatMul, Conv) computes that
+ * layer once per direction and reuses it for every radius. The report's
+ * timing says how many passes and FLOPs that saved. */
+#ifndef PARACORR_ANALYSIS_H
+#define PARACORR_ANALYSIS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/data.h"
+#include "paracorr/eval.h"
+#include "paracorr/graph.h"
+#include "paracorr/spec.h"
+
+struct pc_progress {
+	const char *phase; /* "clean evaluation", "gradient corruption", ... */
+	int64_t done;	   /* dataset passes done */
+	int64_t total;	   /* dataset passes planned */
+	double elapsed;	   /* seconds */
+	double remaining;  /* seconds, estimated; < 0 when unknown */
+};
+
+typedef void (*pc_progress_fn)(const struct pc_progress *pr, void *arg);
+
+struct pc_study_opts {
+	int threads;	    /* worker threads (default 1) */
+	size_t cache_bytes; /* budget for cached clean activations */
+	int timing_seconds; /* put wall-clock seconds in the report (default 1);
+			       0 makes the report byte-identical across runs */
+	int shortcuts;	    /* prefix cache and linear-layer reuse (default 1);
+			       0 recomputes everything: the tests' oracle */
+	pc_progress_fn progress;
+	void *progress_arg;
+	pc_cancel_fn cancel; /* polled between batches */
+	void *cancel_arg;
+};
+
+#define PC_STUDY_DEFAULT_CACHE ((size_t)1 << 30)
+
+void pc_study_opts_default(struct pc_study_opts *o);
+
+/* Runs spec on g and d (d already limited and preprocessed as the spec
+ * says). On success *report is a new JSON reference owned by the caller.
+ * Returns PC_ERR_CANCELLED when the cancel callback asked to stop. */
+int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		 const struct pc_study_opts *o, json_t **report, struct pc_error *err);
+
+#endif
