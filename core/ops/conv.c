@@ -61,6 +61,10 @@ struct conv_geom {
 	int64_t chunk; /* samples per sgemm */
 	int64_t ws;    /* workspace floats */
 	int direct;    /* 1x1, stride 1, no pad: the input is col */
+	/* stride 1, dilation 1: the "wide rows" forward (see conv_forward_wide) */
+	int wide;
+	int64_t hp, wp;	     /* padded input */
+	int64_t wchunk;	     /* samples per sgemm on that path */
 };
 
 static int parse_pad_mode(const struct pc_node *n, const char *s, enum conv_pad_mode *out, struct pc_error *err)
@@ -261,6 +265,22 @@ static int conv_geometry(const struct pc_node *n, const struct conv_attrs *a, co
 		g->ws = per_sample * g->chunk;
 	else
 		g->ws = g->direct ? 0 : g->k * g->ohw;
+
+	g->wide = !g->direct && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1;
+	if (g->wide) {
+		int64_t ocols;
+		g->hp = g->oh + g->kh - 1;
+		g->wp = g->ow + g->kw - 1;
+		ocols = g->oh * g->wp;
+		per_sample = g->cg * g->hp * g->wp + (g->k + g->mg) * ocols;
+		chunk = ocols >= CONV_TARGET_COLS ? 1 : (CONV_TARGET_COLS + ocols - 1) / ocols;
+		chunk = min64(chunk, g->n);
+		chunk = min64(chunk, CONV_WS_BUDGET / per_sample);
+		chunk = min64(chunk, INT_MAX / ocols);
+		g->wchunk = chunk < 1 ? 1 : chunk;
+		if (per_sample * g->wchunk > g->ws)
+			g->ws = per_sample * g->wchunk;
+	}
 	return PC_OK;
 }
 
@@ -380,6 +400,76 @@ static void col2im_add(const struct conv_geom *g, const float *col, int64_t ns, 
 	}
 }
 
+/* Stride-1 forward without per-row im2col: pad the chunk's input once into
+ * hp x wp planes, then compute the output at the padded width wp. Row
+ * (c, i, j) of col is then ONE contiguous copy per sample (the plane from
+ * offset i*wp + j), instead of oh short copies; the wp - ow extra columns
+ * per output row are computed and dropped. Worth it for the small images
+ * here, where im2col's short rows dominated the forward pass. */
+static void conv_forward_wide(const struct conv_geom *g, const float *x, const float *w, const float *bias, float *y,
+			      float *ws)
+{
+	int64_t plane = g->hp * g->wp, ocols = g->oh * g->wp;
+	int padded = g->pt || g->pl || g->hp != g->h || g->wp != g->w;
+
+	for (int64_t n0 = 0; n0 < g->n; n0 += g->wchunk) {
+		int64_t ns = min64(g->wchunk, g->n - n0), cols = ns * ocols;
+		for (int64_t gi = 0; gi < g->group; gi++) {
+			float *xp = ws, *col = ws + g->cg * plane * ns, *prod = col + g->k * cols;
+			const float *base = x + (n0 * g->c + gi * g->cg) * g->hw;
+			int64_t sstride = g->c * g->hw, cstride = g->hw;
+			if (padded) {
+				for (int64_t s = 0; s < ns; s++)
+					for (int64_t c = 0; c < g->cg; c++) {
+						const float *src = base + s * sstride + c * cstride;
+						float *dst = xp + (s * g->cg + c) * plane;
+						for (int64_t q = 0; q < plane; q++)
+							dst[q] = 0.0f;
+						for (int64_t r = 0; r < g->h; r++) {
+							int64_t pr = r + g->pt;
+							if (pr < 0 || pr >= g->hp)
+								continue;
+							for (int64_t q = 0; q < g->w; q++) {
+								int64_t pq = q + g->pl;
+								if (pq >= 0 && pq < g->wp)
+									dst[pr * g->wp + pq] = src[r * g->w + q];
+							}
+						}
+					}
+				base = xp;
+				sstride = g->cg * plane;
+				cstride = plane;
+			}
+			for (int64_t c = 0; c < g->cg; c++)
+				for (int64_t i = 0; i < g->kh; i++)
+					for (int64_t j = 0; j < g->kw; j++) {
+						float *row = col + ((c * g->kh + i) * g->kw + j) * cols;
+						int64_t off = i * g->wp + j, avail = plane - off;
+						int64_t len = avail < ocols ? avail : ocols;
+						for (int64_t s = 0; s < ns; s++) {
+							const float *src = base + s * sstride + c * cstride + off;
+							float *dst = row + s * ocols;
+							memcpy(dst, src, (size_t)len * sizeof(float));
+							/* past the plane: only dropped columns read here */
+							for (int64_t q = len; q < ocols; q++)
+								dst[q] = 0.0f;
+						}
+					}
+			pc_sgemm(0, 0, (int)g->mg, (int)cols, (int)g->k, 1.0f, w + gi * g->mg * g->k, (int)g->k, col,
+				 (int)cols, 0.0f, prod, (int)cols);
+			for (int64_t s = 0; s < ns; s++)
+				for (int64_t m = 0; m < g->mg; m++) {
+					float b = bias ? bias[gi * g->mg + m] : 0.0f;
+					const float *src = prod + m * cols + s * ocols;
+					float *dst = y + ((n0 + s) * g->m + gi * g->mg + m) * g->ohw;
+					for (int64_t oh = 0; oh < g->oh; oh++)
+						for (int64_t ow = 0; ow < g->ow; ow++)
+							dst[oh * g->ow + ow] = src[oh * g->wp + ow] + b;
+				}
+		}
+	}
+}
+
 void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *xt = pc_op_in(p, n, 0), *wt = pc_op_in(p, n, 1), *bt = pc_op_in(p, n, 2);
@@ -389,6 +479,10 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 
 	if (geometry_of(p, n, &g, NULL))
 		return; /* infer proved the shapes; unreachable */
+	if (g.wide) {
+		conv_forward_wide(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
+		return;
+	}
 	for (int64_t n0 = 0; n0 < g.n; n0 += g.chunk) {
 		int64_t ns = min64(g.chunk, g.n - n0), cols = ns * g.ohw;
 		const float *xs = xt->data + n0 * g.c * g.hw;
