@@ -5,8 +5,9 @@
  * Design. Magnitudes are compared through the bit pattern of |x| (for
  * non-negative finite floats the bits order like the values, and -0 equals
  * +0), so "the n largest |x|, ties lower index first" is one exact rule
- * shared by the sorted order (a merge sort of indices) and the linear-time
- * radix selection used when no order is given; both give the same support.
+ * shared by the sorted order (a stable radix sort of those bits) and the
+ * linear-time radix selection used when no order is given; both give the
+ * same support.
  * Norms are accumulated in double on values divided by the largest
  * magnitude, so p-th powers neither overflow (1e30^20) nor vanish
  * (1e-30^20). Randomness is a private xoshiro256** per call, seeded from
@@ -19,9 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHERE "corrupt"
+#define WHERE  "corrupt"
 #define GOLDEN 0x9e3779b97f4a7c15ULL
-#define SORT_RUN 32
 
 struct pc_corrupt_order {
 	int64_t count;
@@ -71,88 +71,81 @@ static int64_t kept_count(int64_t count, int64_t n)
 
 /* ---- the sorted order ---- */
 
-/* i goes before j: larger magnitude, then lower index. A strict total
- * order (indices differ), so the sort result is unique. */
-static int order_before(const float *g, int64_t i, int64_t j)
+/* Largest group the order handles: an entry packs its index in 32 bits. */
+#define ORDER_MAX_COUNT ((int64_t)1 << 32)
+
+/* Sorts g's indices by packing each entry as (0x7fffffff - |g| bits) << 32
+ * | index and radix-sorting on the upper 31 bits only, LSD, 8 bits a pass:
+ * the passes are stable and the entries start in index order, so equal
+ * magnitudes keep the lower index first without sorting the index bits.
+ * Four sequential passes instead of a comparison sort that would chase
+ * g[idx[i]] through memory. a and b hold count entries; returns the one
+ * holding the result. */
+static uint64_t *radix_order(const float *g, int64_t count, uint64_t *a, uint64_t *b)
 {
-	uint32_t ki = mag_key(g[i]), kj = mag_key(g[j]);
+	uint64_t *src = a, *dst = b, *swap;
 
-	return ki > kj || (ki == kj && i < j);
-}
+	for (int64_t i = 0; i < count; i++)
+		a[i] = (uint64_t)(0x7fffffffu - mag_key(g[i])) << 32 | (uint64_t)i;
+	for (int shift = 32; shift < 64; shift += 8) {
+		int64_t start[256] = {0}, sum = 0;
+		int trivial = 0;
 
-/* Bottom-up merge sort of idx (O(count log count) whatever the data, which
- * a gradient full of equal zeros would not get from a naive quicksort);
- * tmp holds count indices when count > SORT_RUN. */
-static void sort_indices(const float *g, int64_t *idx, int64_t *tmp, int64_t count)
-{
-	int64_t *src = idx, *dst = tmp, *swap;
-
-	for (int64_t lo = 0; lo < count; lo += SORT_RUN) {
-		int64_t hi = lo + SORT_RUN < count ? lo + SORT_RUN : count;
-		for (int64_t i = lo + 1; i < hi; i++) {
-			int64_t v = idx[i], j = i;
-			while (j > lo && order_before(g, v, idx[j - 1])) {
-				idx[j] = idx[j - 1];
-				j--;
-			}
-			idx[j] = v;
+		for (int64_t i = 0; i < count; i++)
+			start[(src[i] >> shift) & 0xffu]++;
+		for (int d = 0; d < 256; d++) {
+			int64_t c = start[d];
+			trivial |= c == count; /* one bucket: the pass would copy */
+			start[d] = sum;
+			sum += c;
 		}
-	}
-	for (int64_t width = SORT_RUN; width < count; width *= 2) {
-		for (int64_t lo = 0; lo < count; lo += 2 * width) {
-			int64_t mid = lo + width < count ? lo + width : count;
-			int64_t hi = lo + 2 * width < count ? lo + 2 * width : count;
-			int64_t i = lo, j = mid, k = lo;
-			while (i < mid && j < hi)
-				dst[k++] = order_before(g, src[j], src[i]) ? src[j++] : src[i++];
-			while (i < mid)
-				dst[k++] = src[i++];
-			while (j < hi)
-				dst[k++] = src[j++];
-		}
+		if (trivial)
+			continue;
+		for (int64_t i = 0; i < count; i++)
+			dst[start[(src[i] >> shift) & 0xffu]++] = src[i];
 		swap = src;
 		src = dst;
 		dst = swap;
 	}
-	if (src != idx)
-		memcpy(idx, src, (size_t)count * sizeof(*idx));
+	return src;
 }
 
 int pc_corrupt_order_new(const float *g, int64_t count, struct pc_corrupt_order **out, struct pc_error *err)
 {
 	struct pc_corrupt_order *o = NULL;
-	int64_t *tmp = NULL;
+	uint64_t *a = NULL, *b = NULL, *sorted;
 	int rc;
 
 	*out = NULL;
 	if (count < 0)
 		return pc_error_set(err, PC_ERR_INVALID, WHERE, "negative count %lld", (long long)count);
+	if (count > ORDER_MAX_COUNT)
+		return pc_error_set(err, PC_ERR_LIMIT, WHERE,
+				    "an order of %lld entries is past 2^32; select without one (order NULL)",
+				    (long long)count);
 	if ((rc = check_finite(g, count, "gradient", err)))
 		return rc;
-	if ((uint64_t)count > SIZE_MAX / sizeof(int64_t))
-		return pc_error_set(err, PC_ERR_LIMIT, WHERE, "order of %lld indices", (long long)count);
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		goto nomem;
 	o->count = count;
 	if (count > 0) {
-		o->idx = malloc((size_t)count * sizeof(*o->idx));
-		if (!o->idx)
+		a = malloc((size_t)count * sizeof(*a));
+		b = malloc((size_t)count * sizeof(*b));
+		if (!a || !b)
 			goto nomem;
-		if (count > SORT_RUN) {
-			tmp = malloc((size_t)count * sizeof(*tmp));
-			if (!tmp)
-				goto nomem;
-		}
+		sorted = radix_order(g, count, a, b);
+		/* unpack in place: the buffer becomes the index array */
+		o->idx = (int64_t *)sorted;
 		for (int64_t i = 0; i < count; i++)
-			o->idx[i] = i;
-		sort_indices(g, o->idx, tmp, count);
+			o->idx[i] = (int64_t)(sorted[i] & 0xffffffffu);
+		free(sorted == a ? b : a);
 	}
-	free(tmp);
 	*out = o;
 	return PC_OK;
 nomem:
-	free(tmp);
+	free(a);
+	free(b);
 	pc_corrupt_order_free(o);
 	return pc_error_set(err, PC_ERR_NOMEM, WHERE, "order of %lld indices", (long long)count);
 }
