@@ -1043,3 +1043,36 @@ TEST(data_check_input)
 	CHECK_INT(pc_dataset_check_input(&d, &m1, NULL), PC_OK);
 	CHECK_INT(pc_dataset_check_input(&d, &same, NULL), PC_ERR_SHAPE);
 }
+
+/* An H×W sample is one channel (N×28×28 data for an N×1×28×28 model), so a
+ * single mean/std applies to it and a per-channel list must have one value;
+ * a 1-D sample has one channel per feature. */
+TEST(data_preprocess_image_is_one_channel)
+{
+	uint8_t px[8] = {0, 51, 102, 153, 204, 255, 0, 255};
+	uint32_t dims[3] = {2, 2, 2}, ld[1] = {2};
+	uint8_t y[2] = {0, 1};
+	struct buf xi = idx_make(0x08, 3, dims, px, 1, 8), yi = idx_make(0x08, 1, ld, y, 1, 2);
+	struct pc_preprocess pp;
+	struct pc_dataset *d = NULL;
+	struct pc_error err = {0};
+
+	pc_preprocess_default(&pp);
+	pp.n_mean = 1;
+	pp.mean[0] = 0.5;
+	pp.n_std = 1;
+	pp.std[0] = 0.5;
+	REQUIRE(pc_dataset_load_memory(xi.p, xi.len, yi.p, yi.len, &pp, 0, &d, &err) == PC_OK);
+	CHECK_CLOSE(d->x[0], -1.0, 1e-6, 0);
+	CHECK_CLOSE(d->x[5], 1.0, 1e-6, 0);
+	CHECK_CLOSE(d->x[1], (51.0 / 255.0 - 0.5) / 0.5, 1e-6, 0);
+	pc_dataset_free(d);
+	d = NULL;
+	pp.n_mean = 2;
+	pp.mean[1] = 0.1;
+	CHECK_INT(pc_dataset_load_memory(xi.p, xi.len, yi.p, yi.len, &pp, 0, &d, &err), PC_ERR_INVALID);
+	CHECK(d == NULL);
+	CHECK_MSG(strstr(err.text, "1 channels") != NULL, "%s", err.text);
+	buf_free(&xi);
+	buf_free(&yi);
+}

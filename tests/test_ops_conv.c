@@ -681,6 +681,36 @@ TEST(ops_conv_maxpool_ties_first)
 	pc_graph_free(g);
 }
 
+/* A NaN in a window (corrupted weights make them) comes out of MaxPool, in
+ * the 2x2 fast path as in the general one, and takes the window's gradient. */
+TEST(ops_conv_maxpool_nan_propagates)
+{
+	for (int fast = 0; fast < 2; fast++) {
+		/* 2x2 stride 2 takes the fast path; stride 1 over a 2x3 row the general one */
+		struct pool_case pc = {"nan", MAXP, 1, 1, 2, 4, 2, 2, fast ? 2 : 1, fast ? 2 : 1, 1, 1, {0, 0, 0, 0},
+				       0, 0, NULL};
+		struct pc_error err = {0};
+		struct pc_graph *g = pool_graph(&pc, &err);
+		struct pc_plan *p;
+		const float x[8] = {1, NAN, 5, 5, 3, 2, 5, 5};
+
+		REQUIRE(g);
+		p = pc_plan_new(g, 1, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
+		REQUIRE(p);
+		memcpy(pc_plan_input(p), x, sizeof(x));
+		pc_plan_forward(p);
+		CHECK(isnan(pc_plan_output(p)[0]));
+		CHECK(pc_plan_output(p)[fast ? 1 : 2] == 5.0f);
+		memset(pc_plan_output_grad(p), 0, (size_t)pc_plan_classes(p) * sizeof(float));
+		pc_plan_output_grad(p)[0] = 0.5f;
+		pc_plan_backward(p);
+		CHECK(pc_plan_input_grad(p)[1] == 0.5f);
+		CHECK(pc_plan_input_grad(p)[0] == 0.0f);
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
+}
+
 /* Hand-computed AveragePool with padding: on a 2x2 input of 1,2,3,4 with
  * kernel 2, stride 1 and pads 1 on the top and left, the four windows hold
  * {1}, {1,2}, {1,3}, {1,2,3,4}. */
