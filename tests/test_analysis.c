@@ -1,0 +1,286 @@
+/* The corruption study on the committed fixtures: its shortcuts change no
+ * number, the weights come back bit for bit, the report is reproducible,
+ * and the numbers behave as method.md says they must. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paracorr/analysis.h"
+#include "paracorr/onnx.h"
+#include "test.h"
+
+#define FIX "tests/reference/fixtures/"
+#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+
+struct fixture {
+	struct pc_graph *g;
+	struct pc_dataset *d;
+};
+
+static int load_fixture(struct pc_test *t, const char *model, int64_t limit, struct fixture *f)
+{
+	struct pc_error err = {0};
+	char path[512], msg[800];
+
+	memset(f, 0, sizeof(*f));
+	snprintf(path, sizeof(path), "%s/" FIX "%s", pc_test_root(), model);
+	if (pc_onnx_load_file(path, &f->g, &err) ||
+	    pc_dataset_load(T10K_X, T10K_Y, NULL, limit, &f->d, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		pc_graph_free(f->g);
+		return 0;
+	}
+	return 1;
+}
+
+static void free_fixture(struct fixture *f)
+{
+	pc_dataset_free(f->d);
+	pc_graph_free(f->g);
+}
+
+/* Runs spec_text (model and dataset filled in) and returns the report. */
+static json_t *study(struct pc_test *t, struct fixture *f, const char *corruption, int64_t limit, int threads,
+		     int shortcuts)
+{
+	char text[2048], msg[800];
+	struct pc_spec spec;
+	struct pc_error err = {0};
+	struct pc_study_opts o;
+	json_error_t jerr;
+	json_t *root, *report = NULL;
+
+	snprintf(text, sizeof(text),
+		 "{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"limit\": %lld,"
+		 " \"batch_size\": 64, \"seed\": 3, \"corruption\": %s}",
+		 (long long)limit, corruption);
+	root = json_loads(text, 0, &jerr);
+	if (!root) {
+		pc_test_fail(t, __FILE__, __LINE__, "bad test spec: %s", jerr.text);
+		return NULL;
+	}
+	if (pc_spec_parse(root, &spec, &err)) {
+		json_decref(root);
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		return NULL;
+	}
+	json_decref(root);
+	pc_study_opts_default(&o);
+	o.threads = threads;
+	o.shortcuts = shortcuts;
+	o.timing_seconds = 0;
+	if (pc_study_run(f->g, f->d, &spec, &o, &report, &err))
+		pc_test_fail(t, __FILE__, __LINE__, "study: %s", pc_error_format(&err, msg, sizeof(msg)));
+	pc_spec_free(&spec);
+	return report;
+}
+
+static double num(json_t *row, const char *a, const char *b)
+{
+	json_t *x = json_object_get(row, a);
+	return json_number_value(b ? json_object_get(x, b) : x);
+}
+
+/* The prefix cache and the linear-layer reuse are exact up to rounding:
+ * every number matches a study that recomputes everything. Also covers the
+ * three group kinds, several norms, sparsity and multi-step. */
+TEST(analysis_shortcuts_change_nothing)
+{
+	struct fixture f;
+	const char *c = "[{\"norms\": [\"l2\", \"linf\", 3], \"epsilons\": [0.05, 0.5], \"sparsity\": [0, 50],"
+			" \"random_trials\": 2, \"groups\": [\"model\", \"tensor\", \"layer\"]},"
+			" {\"norms\": [\"l1\"], \"epsilons\": [0.5], \"steps\": 3, \"random_trials\": 1,"
+			" \"groups\": [\"layer\"]}]";
+	json_t *fast, *slow;
+	size_t i;
+	json_t *row;
+
+	if (!load_fixture(t, "cnn_op17.onnx", 300, &f))
+		return;
+	fast = study(t, &f, c, 300, 2, 1);
+	slow = study(t, &f, c, 300, 1, 0);
+	REQUIRE(fast && slow);
+	REQUIRE(json_array_size(json_object_get(fast, "results")) == json_array_size(json_object_get(slow, "results")));
+	/* model + 10 tensors + 5 layers, 3 norms x 2 sparsity x 2 radii; then 5 layers x 1 */
+	CHECK_INT(json_array_size(json_object_get(fast, "results")), 16 * 12 + 5);
+	CHECK(num(json_object_get(fast, "timing"), "flops_saved", NULL) > 0);
+	CHECK(num(json_object_get(slow, "timing"), "flops_saved", NULL) == 0);
+	json_array_foreach(json_object_get(fast, "results"), i, row)
+	{
+		json_t *other = json_array_get(json_object_get(slow, "results"), i);
+		CHECK_CLOSE(num(row, "gradient", "loss"), num(other, "gradient", "loss"), 1e-6, 1e-5);
+		CHECK_CLOSE(num(row, "gradient", "accuracy"), num(other, "gradient", "accuracy"), 1.0 / 300 + 1e-9, 0);
+		if (json_is_object(json_object_get(row, "random")))
+			CHECK_CLOSE(num(row, "random", "loss_mean"), num(other, "random", "loss_mean"), 1e-6, 1e-5);
+		CHECK(num(row, "first_order", NULL) == num(other, "first_order", NULL));
+	}
+	json_decref(fast);
+	json_decref(slow);
+	free_fixture(&f);
+}
+
+/* The same spec and seed give the same bytes, whatever the thread count. */
+TEST(analysis_report_is_reproducible)
+{
+	struct fixture f;
+	const char *c = "{\"norms\": [\"l2\"], \"epsilons\": [0.1, 1], \"random_trials\": 3, \"sparsity\": [0, 20],"
+			" \"groups\": [\"model\", \"tensor\"]}";
+	json_t *a, *b;
+	char *sa, *sb;
+
+	if (!load_fixture(t, "mlp_op13.onnx", 500, &f))
+		return;
+	a = study(t, &f, c, 500, 1, 1);
+	b = study(t, &f, c, 500, 2, 1);
+	REQUIRE(a && b);
+	sa = json_dumps(a, JSON_REAL_PRECISION(17) | JSON_SORT_KEYS);
+	sb = json_dumps(b, JSON_REAL_PRECISION(17) | JSON_SORT_KEYS);
+	CHECK(sa && sb && strcmp(sa, sb) == 0);
+	free(sa);
+	free(sb);
+	json_decref(a);
+	json_decref(b);
+	free_fixture(&f);
+}
+
+/* method.md: the realised loss change approaches the first-order estimate
+ * as eps shrinks; the gradient corruption beats every random trial. */
+TEST(analysis_first_order_and_random_gap)
+{
+	struct fixture f;
+	const char *c = "{\"norms\": [\"l2\"], \"epsilons\": [0.0003, 0.003, 0.03, 1.0], \"random_trials\": 4,"
+			" \"groups\": [\"model\"]}";
+	json_t *r, *rows;
+	double ratio[4];
+
+	if (!load_fixture(t, "cnn_op17.onnx", 1000, &f))
+		return;
+	r = study(t, &f, c, 1000, 2, 1);
+	REQUIRE(r);
+	rows = json_object_get(r, "results");
+	REQUIRE(json_array_size(rows) == 4);
+	for (int e = 0; e < 4; e++) {
+		json_t *row = json_array_get(rows, (size_t)e);
+		ratio[e] = num(row, "gradient", "loss_change") / num(row, "first_order", NULL);
+		CHECK(num(row, "first_order", NULL) > 0);
+		/* the worst random trial does less than the gradient direction */
+		CHECK(num(row, "random", "loss_max") - num(r, "clean", "loss") < num(row, "gradient", "loss_change"));
+	}
+	CHECK_MSG(fabs(ratio[0] - 1.0) < 0.02, "ratio at eps 3e-4: %g", ratio[0]);
+	CHECK_MSG(fabs(ratio[0] - 1.0) <= fabs(ratio[2] - 1.0), "ratios %g %g", ratio[0], ratio[2]);
+	/* a large radius breaks the model; random corruption barely moves it */
+	CHECK(num(json_array_get(rows, 3), "gradient", "accuracy") < num(r, "clean", "accuracy") - 0.2);
+	CHECK(num(json_array_get(rows, 3), "random", "accuracy_mean") > num(r, "clean", "accuracy") - 0.05);
+	json_decref(r);
+	free_fixture(&f);
+}
+
+/* A ranking row for each non-model group and setting, sorted. */
+TEST(analysis_ranking_sorted)
+{
+	struct fixture f;
+	json_t *r, *row;
+	size_t i;
+	double last = INFINITY;
+
+	if (!load_fixture(t, "cnn_op17.onnx", 200, &f))
+		return;
+	r = study(t, &f, "{\"norms\": [\"linf\"], \"epsilons\": [0.01], \"random_trials\": 0, \"groups\": [\"tensor\"]}",
+		  200, 1, 1);
+	REQUIRE(r);
+	CHECK_INT(json_array_size(json_object_get(r, "ranking")), 10);
+	json_array_foreach(json_object_get(r, "ranking"), i, row)
+	{
+		CHECK(num(row, "loss_change", NULL) <= last);
+		CHECK_INT(json_integer_value(json_object_get(row, "rank")), i + 1);
+		last = num(row, "loss_change", NULL);
+	}
+	json_decref(r);
+	free_fixture(&f);
+}
+
+/* The result row for (group, norm, eps); with_random: one that ran random
+ * trials (the spec's blocks may repeat a setting without them). */
+static json_t *find_result(json_t *report, const char *group, const char *norm, double eps, int with_random)
+{
+	size_t i;
+	json_t *row;
+
+	json_array_foreach(json_object_get(report, "results"), i, row)
+	{
+		json_t *n = json_object_get(row, "norm");
+		if (strcmp(json_string_value(json_object_get(row, "group")), group) == 0 && json_is_string(n) &&
+		    strcmp(json_string_value(n), norm) == 0 && fabs(num(row, "epsilon", NULL) - eps) <= 1e-12 * eps &&
+		    (!with_random || json_is_object(json_object_get(row, "random"))))
+			return row;
+	}
+	return NULL;
+}
+
+/* Against PyTorch (tests/reference/make_analysis_refs.py): the realised
+ * loss and accuracy of gradient-based corruption within 1e-3 relative, for
+ * L2 and Linf at several radii, the model and two single tensors; random
+ * corruption's mean accuracy within the sampling noise of PyTorch's. */
+TEST(analysis_matches_pytorch)
+{
+	struct fixture f;
+	char path[512], corruption[1024];
+	json_error_t jerr;
+	json_t *ref, *r, *row;
+	size_t i;
+	int compared = 0;
+
+	snprintf(path, sizeof(path), "%s/" FIX "analysis_cnn_op17.json", pc_test_root());
+	ref = json_load_file(path, 0, &jerr);
+	REQUIRE(ref);
+	if (!load_fixture(t, "cnn_op17.onnx", json_integer_value(json_object_get(ref, "samples")), &f)) {
+		json_decref(ref);
+		return;
+	}
+	snprintf(corruption, sizeof(corruption),
+		 "[{\"groups\": [\"model\", \"tensor\"], \"norms\": [\"l2\"], \"epsilons\": [0.01, 0.1, 0.5],"
+		 " \"random_trials\": 0},"
+		 " {\"groups\": [\"model\", \"tensor\"], \"norms\": [\"linf\"], \"epsilons\": [0.0002, 0.001, 0.005],"
+		 " \"random_trials\": 0},"
+		 " {\"groups\": [\"model\"], \"norms\": [\"l2\"], \"epsilons\": [0.5, 2.0], \"random_trials\": %d}]",
+		 (int)json_integer_value(json_object_get(json_array_get(json_object_get(ref, "random"), 0), "trials")));
+	r = study(t, &f, corruption, json_integer_value(json_object_get(ref, "samples")), 2, 1);
+	if (!r)
+		goto out;
+	CHECK_CLOSE(num(r, "clean", "loss"), num(ref, "clean", "loss"), 0, 1e-4);
+	CHECK(num(r, "clean", "accuracy") == num(ref, "clean", "accuracy"));
+	json_array_foreach(json_object_get(ref, "gradient"), i, row)
+	{
+		json_t *mine = find_result(r, json_string_value(json_object_get(row, "group")),
+					   json_string_value(json_object_get(row, "norm")), num(row, "epsilon", NULL), 0);
+		if (!mine) {
+			pc_test_fail(t, __FILE__, __LINE__, "no result for %s %s %g",
+				     json_string_value(json_object_get(row, "group")),
+				     json_string_value(json_object_get(row, "norm")), num(row, "epsilon", NULL));
+			continue;
+		}
+		compared++;
+		CHECK_CLOSE(num(mine, "first_order", NULL), num(row, "first_order", NULL), 0, 1e-3);
+		CHECK_CLOSE(num(mine, "gradient", "loss"), num(row, "loss", NULL), 0, 1e-3);
+		CHECK_CLOSE(num(mine, "gradient", "accuracy"), num(row, "accuracy", NULL), 0, 1e-3);
+	}
+	CHECK(compared >= 18);
+	json_array_foreach(json_object_get(ref, "random"), i, row)
+	{
+		json_t *mine = find_result(r, "model", "l2", num(row, "epsilon", NULL), 1);
+		double k, noise;
+		REQUIRE(mine);
+		k = num(row, "trials", NULL);
+		noise = 3.0 * sqrt((pow(num(mine, "random", "accuracy_std"), 2) + pow(num(row, "accuracy_std", NULL), 2)) / k) +
+			0.5 / json_integer_value(json_object_get(ref, "samples"));
+		CHECK_MSG(fabs(num(mine, "random", "accuracy_mean") - num(row, "accuracy_mean", NULL)) <= noise,
+			  "random eps %g: accuracy %.5f vs PyTorch %.5f (noise %.5f)", num(row, "epsilon", NULL),
+			  num(mine, "random", "accuracy_mean"), num(row, "accuracy_mean", NULL), noise);
+	}
+	json_decref(r);
+out:
+	json_decref(ref);
+	free_fixture(&f);
+}

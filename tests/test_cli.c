@@ -1,0 +1,220 @@
+/* The paracorr program end to end: JSON on stdout, errors on stderr with a
+ * non-zero exit, reports reproducible byte for byte. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define FIX "tests/reference/fixtures/"
+#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+
+struct outcome {
+	int status; /* exit code, -1 when it did not exit */
+	char *out;  /* stdout, malloc'd */
+	char *err;  /* stderr, malloc'd */
+};
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n + 1);
+		if (buf) {
+			buf[fread(buf, 1, (size_t)n, f)] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Runs "$PARACORR_BIN args" through the shell; NULL binary = skip. */
+static int run(struct pc_test *t, const char *args, struct outcome *o)
+{
+	const char *bin = getenv("PARACORR_BIN");
+	char dir[] = "/tmp/pc_cli_XXXXXX", cmd[4096], out[64], err[64];
+	int st;
+
+	memset(o, 0, sizeof(*o));
+	if (!bin || !bin[0]) {
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return 0;
+	}
+	if (!mkdtemp(dir)) {
+		pc_test_fail(t, __FILE__, __LINE__, "mkdtemp failed");
+		return 0;
+	}
+	snprintf(out, sizeof(out), "%s/out", dir);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' %s > %s 2> %s", pc_test_root(), bin, args, out, err);
+	/* a relative PARACORR_BIN is relative to the project root too */
+	st = system(cmd);
+	o->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	o->out = slurp(out);
+	o->err = slurp(err);
+	unlink(out);
+	unlink(err);
+	rmdir(dir);
+	return 1;
+}
+
+static void done(struct outcome *o)
+{
+	free(o->out);
+	free(o->err);
+}
+
+static json_t *load_ref(struct pc_test *t, const char *name)
+{
+	char path[512];
+	json_error_t jerr;
+	json_t *r;
+
+	snprintf(path, sizeof(path), "%s/" FIX "%s.json", pc_test_root(), name);
+	r = json_load_file(path, 0, &jerr);
+	if (!r)
+		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", path, jerr.text);
+	return r;
+}
+
+TEST(cli_eval_matches_reference)
+{
+	struct outcome o;
+	json_t *ref = load_ref(t, "cnn_op17"), *got;
+	json_error_t jerr;
+
+	if (!ref || !run(t, "eval --model " FIX "cnn_op17.onnx --inputs " T10K_X " --labels " T10K_Y
+			    " --limit 1000 --batch-size 100 --threads 2",
+			 &o)) {
+		json_decref(ref);
+		return;
+	}
+	CHECK_INT(o.status, 0);
+	got = o.out ? json_loads(o.out, 0, &jerr) : NULL;
+	CHECK_MSG(got != NULL, "stdout is not JSON: %s", o.err ? o.err : "");
+	if (got) {
+		CHECK_INT(json_integer_value(json_object_get(got, "samples")), 1000);
+		CHECK_CLOSE(json_number_value(json_object_get(got, "loss")),
+			    json_number_value(json_object_get(ref, "loss")), 0, 1e-4);
+		CHECK(json_number_value(json_object_get(got, "accuracy")) ==
+		      json_number_value(json_object_get(ref, "accuracy")));
+		CHECK_INT(json_object_size(json_object_get(json_object_get(got, "gradient"), "tensors")),
+			  json_object_size(json_object_get(json_object_get(ref, "gradient"), "tensors")));
+		CHECK_CLOSE(json_number_value(json_object_get(
+				    json_object_get(json_object_get(got, "gradient"), "model"), "l2")),
+			    json_number_value(json_object_get(
+				    json_object_get(json_object_get(ref, "gradient"), "model"), "l2")),
+			    0, 1e-3);
+		json_decref(got);
+	}
+	done(&o);
+	json_decref(ref);
+}
+
+TEST(cli_errors_go_to_stderr)
+{
+	static const struct {
+		const char *args;
+		int status;
+		const char *needle;
+	} cases[] = {
+		{"eval --model /nonexistent.onnx --inputs " T10K_X " --labels " T10K_Y, 1, "/nonexistent.onnx: cannot open"},
+		{"eval --model " FIX "cnn_op17.onnx --inputs " T10K_Y " --labels " T10K_Y, 1, "per sample"},
+		{"eval --model " FIX "cnn_op17.onnx", 2, "required"},
+		{"eval --model " FIX "cnn_op17.onnx --inputs x --labels y --limit 0", 2, "--limit"},
+		{"frobnicate", 2, "unknown command"},
+		{"run /nonexistent.json", 1, "/nonexistent.json"},
+		{"eval --model " T10K_Y " --inputs " T10K_X " --labels " T10K_Y, 1, "ONNX"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct outcome o;
+		if (!run(t, cases[i].args, &o))
+			return;
+		CHECK_MSG(o.status == cases[i].status, "'%s' exited %d, expected %d", cases[i].args, o.status,
+			  cases[i].status);
+		CHECK_MSG(o.err && strstr(o.err, cases[i].needle), "'%s': stderr '%s' lacks '%s'", cases[i].args,
+			  o.err ? o.err : "", cases[i].needle);
+		CHECK_MSG(!o.out || !o.out[0], "'%s' wrote to stdout", cases[i].args);
+		done(&o);
+	}
+}
+
+static int write_spec(const char *path, const char *corruption)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fprintf(f,
+		"{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" T10K_X "\", \"labels\": \"" T10K_Y
+		"\"}, \"limit\": 400, \"batch_size\": 50, \"seed\": 9, \"corruption\": %s}\n",
+		corruption);
+	return fclose(f);
+}
+
+TEST(cli_run_reproducible_and_progress)
+{
+	char dir[] = "/tmp/pc_spec_XXXXXX", spec[128], args[256];
+	struct outcome a, b;
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(spec, sizeof(spec), "%s/spec.json", dir);
+	REQUIRE(write_spec(spec, "{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.1, 1], \"random_trials\": 2,"
+				 " \"groups\": [\"model\", \"layer\"]}") == 0);
+	snprintf(args, sizeof(args), "run --reproducible --threads 1 %s", spec);
+	if (!run(t, args, &a))
+		goto out;
+	snprintf(args, sizeof(args), "run --reproducible --threads 2 %s", spec);
+	if (!run(t, args, &b)) {
+		done(&a);
+		goto out;
+	}
+	CHECK_INT(a.status, 0);
+	CHECK_INT(b.status, 0);
+	CHECK_MSG(a.out && b.out && strcmp(a.out, b.out) == 0, "reports differ between runs");
+	CHECK_MSG(a.err && strstr(a.err, "passes"), "no progress on stderr: %s", a.err ? a.err : "");
+	if (a.out) {
+		json_error_t jerr;
+		json_t *r = json_loads(a.out, 0, &jerr);
+		CHECK(r != NULL);
+		/* model + 3 layers, 2 norms x 2 radii */
+		CHECK_INT(json_array_size(json_object_get(r, "results")), 16);
+		CHECK(json_object_get(json_object_get(r, "timing"), "seconds") == NULL);
+		CHECK(json_is_object(json_object_get(r, "spec")));
+		json_decref(r);
+	}
+	done(&a);
+	done(&b);
+out:
+	unlink(spec);
+	rmdir(dir);
+}
+
+TEST(cli_run_bad_spec_names_field)
+{
+	char dir[] = "/tmp/pc_spec_XXXXXX", spec[128], args[256];
+	struct outcome o;
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(spec, sizeof(spec), "%s/spec.json", dir);
+	REQUIRE(write_spec(spec, "{\"epsilons\": [0.1, -1]}") == 0);
+	snprintf(args, sizeof(args), "run %s", spec);
+	if (run(t, args, &o)) {
+		CHECK_INT(o.status, 1);
+		CHECK_MSG(o.err && strstr(o.err, "corruption.epsilons[1]: must be > 0"), "stderr: %s",
+			  o.err ? o.err : "");
+		done(&o);
+	}
+	unlink(spec);
+	rmdir(dir);
+}
