@@ -99,6 +99,56 @@ int pc_attr_ints(const struct pc_node *n, const char *name, int max, int64_t *ou
 	return PC_OK;
 }
 
+int pc_attr_auto_pad(const struct pc_node *n, enum pc_auto_pad *out, const char **name, struct pc_error *err)
+{
+	static const struct {
+		const char *name;
+		enum pc_auto_pad mode;
+	} modes[] = {
+		{"NOTSET", PC_AUTO_PAD_NOTSET},
+		{"VALID", PC_AUTO_PAD_VALID},
+		{"SAME_UPPER", PC_AUTO_PAD_SAME_UPPER},
+		{"SAME_LOWER", PC_AUTO_PAD_SAME_LOWER},
+	};
+	int rc = pc_attr_string(n, "auto_pad", "NOTSET", name, err);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(*name, modes[i].name) == 0) {
+			*out = modes[i].mode;
+			return PC_OK;
+		}
+	return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+			     "attribute 'auto_pad' is '%s'; supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER", *name);
+}
+
+int pc_attr_window_ints(const struct pc_node *n, const char *name, int want, int64_t min, int64_t *out,
+			int *present, struct pc_error *err)
+{
+	int64_t v[PC_MAX_DIMS * 2];
+	int count, rc;
+
+	rc = pc_attr_ints(n, name, PC_MAX_DIMS * 2, v, &count, err);
+	if (rc)
+		return rc;
+	*present = count >= 0;
+	if (count < 0)
+		return PC_OK;
+	if (count != want)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "attribute '%s' has %d values; only 2-D windows are supported (%d values)", name,
+				     count, want);
+	for (int i = 0; i < want; i++) {
+		if (v[i] < min || v[i] > PC_WINDOW_ATTR_MAX)
+			return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+					     "attribute '%s' has value %lld; must be in %lld..%lld", name,
+					     (long long)v[i], (long long)min, (long long)PC_WINDOW_ATTR_MAX);
+		out[i] = v[i];
+	}
+	return PC_OK;
+}
+
 struct pc_tensor *pc_op_in(struct pc_plan *p, const struct pc_node *n, int i)
 {
 	if (i < 0 || i >= n->n_in || n->in[i] < 0)

@@ -32,14 +32,9 @@
 /* Upper bound on the workspace a chunk may take (floats: 64 MiB). A single
  * sample's columns are always allowed, whatever their size. */
 #define CONV_WS_BUDGET ((int64_t)16 << 20)
-/* Bound on kernel, stride, dilation and pad values from a file, so that the
- * size arithmetic cannot overflow int64 whatever the file says. */
-#define ATTR_MAX ((int64_t)1 << 20)
-
-enum conv_pad_mode { PAD_NOTSET, PAD_VALID, PAD_SAME_UPPER, PAD_SAME_LOWER };
 
 struct conv_attrs {
-	enum conv_pad_mode auto_pad;
+	enum pc_auto_pad auto_pad;
 	int has_kernel;
 	int64_t kernel[2];
 	int64_t stride[2];
@@ -67,56 +62,6 @@ struct conv_geom {
 	int64_t wchunk;	     /* samples per sgemm on that path */
 };
 
-static int parse_pad_mode(const struct pc_node *n, const char *s, enum conv_pad_mode *out, struct pc_error *err)
-{
-	static const struct {
-		const char *name;
-		enum conv_pad_mode mode;
-	} modes[] = {
-	    {"NOTSET", PAD_NOTSET},
-	    {"VALID", PAD_VALID},
-	    {"SAME_UPPER", PAD_SAME_UPPER},
-	    {"SAME_LOWER", PAD_SAME_LOWER},
-	};
-
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		if (strcmp(s, modes[i].name) == 0) {
-			*out = modes[i].mode;
-			return PC_OK;
-		}
-	}
-	return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-			     "attribute 'auto_pad' is '%s'; supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER", s);
-}
-
-/* An INTS attribute of a 2-D conv: absent, or exactly `want` values, each
- * at least `min`. */
-static int ints_2d(const struct pc_node *n, const char *name, int want, int64_t min, int64_t *out, int *present,
-		   struct pc_error *err)
-{
-	int64_t v[PC_MAX_DIMS * 2];
-	int count, rc;
-
-	rc = pc_attr_ints(n, name, PC_MAX_DIMS * 2, v, &count, err);
-	if (rc)
-		return rc;
-	*present = count >= 0;
-	if (count < 0)
-		return PC_OK;
-	if (count != want)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-				     "attribute '%s' has %d values; only 2-D convolutions are supported (%d values)",
-				     name, count, want);
-	for (int i = 0; i < want; i++) {
-		if (v[i] < min || v[i] > ATTR_MAX)
-			return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-					     "attribute '%s' has value %lld; must be in %lld..%lld", name,
-					     (long long)v[i], (long long)min, (long long)ATTR_MAX);
-		out[i] = v[i];
-	}
-	return PC_OK;
-}
-
 int pc_conv_init(struct pc_node *n, struct pc_error *err)
 {
 	struct conv_attrs *a = calloc(1, sizeof(*a));
@@ -127,20 +72,19 @@ int pc_conv_init(struct pc_node *n, struct pc_error *err)
 		return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory");
 	a->stride[0] = a->stride[1] = 1;
 	a->dilation[0] = a->dilation[1] = 1;
-	if ((rc = pc_attr_string(n, "auto_pad", "NOTSET", &auto_pad, err)) ||
-	    (rc = parse_pad_mode(n, auto_pad, &a->auto_pad, err)) ||
-	    (rc = ints_2d(n, "kernel_shape", 2, 1, a->kernel, &a->has_kernel, err)) ||
-	    (rc = ints_2d(n, "strides", 2, 1, a->stride, &present, err)) ||
-	    (rc = ints_2d(n, "dilations", 2, 1, a->dilation, &present, err)) ||
-	    (rc = ints_2d(n, "pads", 4, 0, a->pads, &present, err)) ||
+	if ((rc = pc_attr_auto_pad(n, &a->auto_pad, &auto_pad, err)) ||
+	    (rc = pc_attr_window_ints(n, "kernel_shape", 2, 1, a->kernel, &a->has_kernel, err)) ||
+	    (rc = pc_attr_window_ints(n, "strides", 2, 1, a->stride, &present, err)) ||
+	    (rc = pc_attr_window_ints(n, "dilations", 2, 1, a->dilation, &present, err)) ||
+	    (rc = pc_attr_window_ints(n, "pads", 4, 0, a->pads, &present, err)) ||
 	    (rc = pc_attr_int(n, "group", 1, &a->group, err)))
 		goto fail;
-	if (a->group < 1 || a->group > ATTR_MAX) {
+	if (a->group < 1 || a->group > PC_WINDOW_ATTR_MAX) {
 		rc = pc_node_error(err, n, PC_ERR_UNSUPPORTED, "attribute 'group' is %lld; must be in 1..%lld",
-				   (long long)a->group, (long long)ATTR_MAX);
+				   (long long)a->group, (long long)PC_WINDOW_ATTR_MAX);
 		goto fail;
 	}
-	if (a->auto_pad != PAD_NOTSET && (a->pads[0] | a->pads[1] | a->pads[2] | a->pads[3])) {
+	if (a->auto_pad != PC_AUTO_PAD_NOTSET && (a->pads[0] | a->pads[1] | a->pads[2] | a->pads[3])) {
 		rc = pc_node_error(err, n, PC_ERR_UNSUPPORTED,
 				   "attribute 'pads' cannot be combined with attribute 'auto_pad' = '%s'", auto_pad);
 		goto fail;
@@ -155,24 +99,24 @@ fail:
 
 /* Output length and leading pad along one axis. Returns 0 when no window
  * fits (the effective kernel is larger than the padded input). */
-static int64_t out_len(enum conv_pad_mode mode, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
+static int64_t out_len(enum pc_auto_pad mode, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
 		       int64_t *lead)
 {
 	int64_t ek = (k - 1) * d + 1, o, total;
 
 	*lead = 0;
 	switch (mode) {
-	case PAD_VALID:
+	case PC_AUTO_PAD_VALID:
 		return in < ek ? 0 : (in - ek) / s + 1;
-	case PAD_SAME_UPPER:
-	case PAD_SAME_LOWER:
+	case PC_AUTO_PAD_SAME_UPPER:
+	case PC_AUTO_PAD_SAME_LOWER:
 		o = (in + s - 1) / s;
 		total = (o - 1) * s + ek - in;
 		if (total < 0)
 			total = 0;
-		*lead = mode == PAD_SAME_UPPER ? total / 2 : total - total / 2;
+		*lead = mode == PC_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
 		return o;
-	case PAD_NOTSET:
+	case PC_AUTO_PAD_NOTSET:
 	default:
 		*lead = pb;
 		return in + pb + pe < ek ? 0 : (in + pb + pe - ek) / s + 1;

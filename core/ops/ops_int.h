@@ -109,6 +109,18 @@ int pc_attr_string(const struct pc_node *n, const char *name, const char *def, c
 int pc_attr_ints(const struct pc_node *n, const char *name, int max, int64_t *out, int *count,
 		 struct pc_error *err);
 
+/* Attributes of the 2-D window ops (Conv, MaxPool, AveragePool). */
+enum pc_auto_pad { PC_AUTO_PAD_NOTSET, PC_AUTO_PAD_VALID, PC_AUTO_PAD_SAME_UPPER, PC_AUTO_PAD_SAME_LOWER };
+/* Values above this in kernel, stride, dilation, pads or group are refused,
+ * so that a hostile file cannot overflow the size arithmetic. */
+#define PC_WINDOW_ATTR_MAX ((int64_t)1 << 20)
+/* auto_pad (default NOTSET); *name receives the string for messages. */
+int pc_attr_auto_pad(const struct pc_node *n, enum pc_auto_pad *out, const char **name, struct pc_error *err);
+/* An INTS attribute: absent (*present = 0), or exactly `want` values, each
+ * in min..PC_WINDOW_ATTR_MAX. */
+int pc_attr_window_ints(const struct pc_node *n, const char *name, int want, int64_t min, int64_t *out,
+			int *present, struct pc_error *err);
+
 /* Record an error whose `where` is "node NAME (OP)". */
 int pc_node_error(struct pc_error *err, const struct pc_node *n, enum pc_status code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

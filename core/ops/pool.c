@@ -18,14 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bound on kernel, stride, dilation and pad values from a file, so that the
- * size arithmetic cannot overflow int64 whatever the file says. */
-#define ATTR_MAX ((int64_t)1 << 20)
-
-enum pool_pad_mode { POOL_NOTSET, POOL_VALID, POOL_SAME_UPPER, POOL_SAME_LOWER };
-
 struct pool_attrs {
-	enum pool_pad_mode auto_pad;
+	enum pc_auto_pad auto_pad;
 	int64_t kernel[2];
 	int64_t stride[2];
 	int64_t dilation[2];
@@ -41,56 +35,6 @@ struct pool_axis {
 	int64_t lead; /* leading pad */
 	int64_t end;  /* in + trailing pad: where the padded input ends */
 };
-
-static int parse_pad_mode(const struct pc_node *n, const char *s, enum pool_pad_mode *out, struct pc_error *err)
-{
-	static const struct {
-		const char *name;
-		enum pool_pad_mode mode;
-	} modes[] = {
-	    {"NOTSET", POOL_NOTSET},
-	    {"VALID", POOL_VALID},
-	    {"SAME_UPPER", POOL_SAME_UPPER},
-	    {"SAME_LOWER", POOL_SAME_LOWER},
-	};
-
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		if (strcmp(s, modes[i].name) == 0) {
-			*out = modes[i].mode;
-			return PC_OK;
-		}
-	}
-	return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-			     "attribute 'auto_pad' is '%s'; supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER", s);
-}
-
-/* An INTS attribute of a 2-D pooling: absent, or exactly `want` values,
- * each at least `min`. */
-static int ints_2d(const struct pc_node *n, const char *name, int want, int64_t min, int64_t *out, int *present,
-		   struct pc_error *err)
-{
-	int64_t v[PC_MAX_DIMS * 2];
-	int count, rc;
-
-	rc = pc_attr_ints(n, name, PC_MAX_DIMS * 2, v, &count, err);
-	if (rc)
-		return rc;
-	*present = count >= 0;
-	if (count < 0)
-		return PC_OK;
-	if (count != want)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-				     "attribute '%s' has %d values; only 2-D pooling is supported (%d values)", name,
-				     count, want);
-	for (int i = 0; i < want; i++) {
-		if (v[i] < min || v[i] > ATTR_MAX)
-			return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-					     "attribute '%s' has value %lld; must be in %lld..%lld", name,
-					     (long long)v[i], (long long)min, (long long)ATTR_MAX);
-		out[i] = v[i];
-	}
-	return PC_OK;
-}
 
 /* A 0/1 INT attribute. */
 static int flag_attr(const struct pc_node *n, const char *name, int *out, struct pc_error *err)
@@ -117,21 +61,20 @@ static int pool_init(struct pc_node *n, int is_max, struct pc_error *err)
 		return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory");
 	a->stride[0] = a->stride[1] = 1;
 	a->dilation[0] = a->dilation[1] = 1;
-	if ((rc = pc_attr_string(n, "auto_pad", "NOTSET", &auto_pad, err)) ||
-	    (rc = parse_pad_mode(n, auto_pad, &a->auto_pad, err)) ||
-	    (rc = ints_2d(n, "kernel_shape", 2, 1, a->kernel, &present, err)))
+	if ((rc = pc_attr_auto_pad(n, &a->auto_pad, &auto_pad, err)) ||
+	    (rc = pc_attr_window_ints(n, "kernel_shape", 2, 1, a->kernel, &present, err)))
 		goto fail;
 	if (!present) {
 		rc = pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'kernel_shape' is required");
 		goto fail;
 	}
-	if ((rc = ints_2d(n, "strides", 2, 1, a->stride, &present, err)) ||
-	    (rc = ints_2d(n, "pads", 4, 0, a->pads, &present, err)) ||
+	if ((rc = pc_attr_window_ints(n, "strides", 2, 1, a->stride, &present, err)) ||
+	    (rc = pc_attr_window_ints(n, "pads", 4, 0, a->pads, &present, err)) ||
 	    (rc = flag_attr(n, "ceil_mode", &a->ceil_mode, err)))
 		goto fail;
 	if (is_max) {
 		int storage_order = 0;
-		if ((rc = ints_2d(n, "dilations", 2, 1, a->dilation, &present, err)) ||
+		if ((rc = pc_attr_window_ints(n, "dilations", 2, 1, a->dilation, &present, err)) ||
 		    (rc = flag_attr(n, "storage_order", &storage_order, err)))
 			goto fail;
 		if (storage_order != 0) {
@@ -142,7 +85,7 @@ static int pool_init(struct pc_node *n, int is_max, struct pc_error *err)
 	} else if ((rc = flag_attr(n, "count_include_pad", &a->count_include_pad, err))) {
 		goto fail;
 	}
-	if (a->auto_pad != POOL_NOTSET && (a->pads[0] | a->pads[1] | a->pads[2] | a->pads[3])) {
+	if (a->auto_pad != PC_AUTO_PAD_NOTSET && (a->pads[0] | a->pads[1] | a->pads[2] | a->pads[3])) {
 		rc = pc_node_error(err, n, PC_ERR_UNSUPPORTED,
 				   "attribute 'pads' cannot be combined with attribute 'auto_pad' = '%s'", auto_pad);
 		goto fail;
@@ -191,20 +134,20 @@ static int axis_geometry(const struct pool_attrs *a, int axis, int64_t in, struc
 	ax->d = a->dilation[axis];
 	ek = (ax->k - 1) * ax->d + 1;
 	switch (a->auto_pad) {
-	case POOL_VALID:
+	case PC_AUTO_PAD_VALID:
 		pb = pe = 0;
 		ax->out = in < ek ? 0 : (in - ek) / ax->s + 1;
 		break;
-	case POOL_SAME_UPPER:
-	case POOL_SAME_LOWER:
+	case PC_AUTO_PAD_SAME_UPPER:
+	case PC_AUTO_PAD_SAME_LOWER:
 		ax->out = (in + ax->s - 1) / ax->s;
 		total = (ax->out - 1) * ax->s + ek - in;
 		if (total < 0)
 			total = 0;
-		pb = a->auto_pad == POOL_SAME_UPPER ? total / 2 : total - total / 2;
+		pb = a->auto_pad == PC_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
 		pe = total - pb;
 		break;
-	case POOL_NOTSET:
+	case PC_AUTO_PAD_NOTSET:
 	default:
 		if (in + pb + pe < ek) {
 			ax->out = 0;
