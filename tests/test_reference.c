@@ -153,3 +153,78 @@ TEST(reference_batch_size_invariant)
 	check_fixture(t, "cnn_op17", 7, 1, &worst);
 	check_fixture(t, "resnet_bn_op13", 300, 2, &worst);
 }
+
+/* NPY datasets (float32 and uint8 inputs, int64 labels) give the numbers
+ * PyTorch gives on the same 64 samples. */
+TEST(reference_npy_inputs)
+{
+	static const char *const inputs[] = {"sample64_f32.npy", "sample64_u8.npy"};
+	char path[512], xp[512], yp[512], msg[800];
+	json_error_t jerr;
+	json_t *ref;
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+
+	snprintf(path, sizeof(path), "%s/" FIXTURES "/npy64.json", pc_test_root());
+	ref = json_load_file(path, 0, &jerr);
+	REQUIRE(ref);
+	snprintf(path, sizeof(path), "%s/" FIXTURES "/cnn_op17.onnx", pc_test_root());
+	if (pc_onnx_load_file(path, &g, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		json_decref(ref);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct pc_dataset *d = NULL;
+		struct pc_runner *r = NULL;
+		struct pc_eval ev;
+		snprintf(xp, sizeof(xp), "%s/" FIXTURES "/%s", pc_test_root(), inputs[i]);
+		snprintf(yp, sizeof(yp), "%s/" FIXTURES "/labels64_i64.npy", pc_test_root());
+		if (pc_dataset_load(xp, yp, NULL, 0, &d, &err) || !(r = pc_runner_new(g, 16, 1, 0, &err)) ||
+		    pc_eval_run(r, d, 0, NULL, NULL, NULL, &ev, &err)) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", inputs[i], pc_error_format(&err, msg, sizeof(msg)));
+		} else {
+			CHECK_INT(ev.samples, 64);
+			CHECK_CLOSE(ev.loss, json_number_value(json_object_get(ref, "loss")), 0, 1e-5);
+			CHECK(ev.accuracy == json_number_value(json_object_get(ref, "accuracy")));
+		}
+		pc_runner_free(r);
+		pc_dataset_free(d);
+	}
+	pc_graph_free(g);
+	json_decref(ref);
+}
+
+/* The gradient does not depend on the thread count: fixed shards summed in
+ * a fixed order (what makes a report reproducible on any machine). */
+TEST(reference_gradient_thread_invariant)
+{
+	char path[512];
+	struct pc_graph *g = NULL;
+	struct pc_dataset *d = NULL;
+	struct pc_error err = {0};
+	float *g1, *g2;
+	struct pc_eval e1, e2;
+	struct pc_runner *r1, *r2;
+
+	snprintf(path, sizeof(path), "%s/" FIXTURES "/resnet_bn_op17.onnx", pc_test_root());
+	REQUIRE(pc_onnx_load_file(path, &g, &err) == PC_OK);
+	REQUIRE(pc_dataset_load("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+				"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", NULL, 200, &d, &err) ==
+		PC_OK);
+	g1 = malloc((size_t)pc_graph_param_count(g) * sizeof(float));
+	g2 = malloc((size_t)pc_graph_param_count(g) * sizeof(float));
+	r1 = pc_runner_new(g, 16, 1, PC_PLAN_GRAD, &err);
+	r2 = pc_runner_new(g, 16, 2, PC_PLAN_GRAD, &err);
+	REQUIRE(g1 && g2 && r1 && r2);
+	REQUIRE(pc_eval_run(r1, d, 0, g1, NULL, NULL, &e1, &err) == PC_OK);
+	REQUIRE(pc_eval_run(r2, d, 0, g2, NULL, NULL, &e2, &err) == PC_OK);
+	CHECK(e1.loss == e2.loss);
+	CHECK(memcmp(g1, g2, (size_t)pc_graph_param_count(g) * sizeof(float)) == 0);
+	pc_runner_free(r1);
+	pc_runner_free(r2);
+	free(g1);
+	free(g2);
+	pc_dataset_free(d);
+	pc_graph_free(g);
+}
