@@ -4,12 +4,10 @@
  * that name the node.
  *
  * Every test graph is x -> op -> Flatten(axis 1), since a graph's output
- * must be [N, classes]. The benchmark at the end runs only when
- * PARACORR_BENCH is set and asserts nothing about time. */
+ * must be [N, classes]. Speed is measured by `make bench`, not here. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gradcheck.h"
 #include "paracorr/graph.h"
@@ -831,81 +829,5 @@ TEST(ops_conv_pool_errors)
 		}
 		a[1] = attr_int("count_include_pad", 2);
 		expect_pool_error(t, "AveragePool", &x, 2, a, "count_include_pad");
-	}
-}
-
-/* --- benchmark (PARACORR_BENCH=1 build/tests/run_tests ops_conv_bench) ----- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-TEST(ops_conv_bench)
-{
-	static const struct {
-		const char *label;
-		int n, c, h, m, k, s, pad, group;
-	} shapes[] = {
-	    {"mnist conv1 1->32 28x28 3x3", 64, 1, 28, 32, 3, 1, 1, 1},
-	    {"mnist conv2 32->64 14x14 3x3", 64, 32, 14, 64, 3, 1, 1, 1},
-	    {"cifar 64->64 32x32 3x3", 64, 64, 32, 64, 3, 1, 1, 1},
-	    {"resnet 128->128 16x16 3x3", 32, 128, 16, 128, 3, 1, 1, 1},
-	    {"1x1 256->256 7x7", 64, 256, 7, 256, 1, 1, 0, 1},
-	    {"depthwise 64 14x14 3x3", 64, 64, 14, 64, 3, 1, 1, 64},
-	};
-
-	if (!getenv("PARACORR_BENCH")) {
-		pc_test_skip(t, "set PARACORR_BENCH=1 to run");
-		return;
-	}
-	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
-		int64_t kernel_count =
-		    (int64_t)shapes[si].m * (shapes[si].c / shapes[si].group) * shapes[si].k * shapes[si].k;
-		int64_t strides[2] = {shapes[si].s, shapes[si].s}, pads[4];
-		struct pc_attr attrs[3] = {attr_ints("strides", 2, strides), attr_ints("pads", 4, pads),
-					   attr_int("group", shapes[si].group)};
-		struct pc_shape xs = shape4(shapes[si].n, shapes[si].c, shapes[si].h, shapes[si].h);
-		struct pc_error err = {0};
-		struct init_tensor init;
-		float *w = malloc((size_t)kernel_count * sizeof(float));
-		struct pc_graph *g;
-		struct pc_plan *p;
-		double t0, t1, t2, flops;
-		int reps = 5;
-		int64_t oh;
-
-		REQUIRE(w);
-		for (int i = 0; i < 4; i++)
-			pads[i] = shapes[si].pad;
-		gc_fill(w, kernel_count, 1, -0.1f, 0.1f);
-		init = (struct init_tensor){
-		    "W", shape4(shapes[si].m, shapes[si].c / shapes[si].group, shapes[si].k, shapes[si].k), w};
-		g = one_node_graph(&xs, "Conv", "bench", 1, &init, 3, attrs, &err);
-		free(w);
-		REQUIRE(g);
-		p = pc_plan_new(g, shapes[si].n, PC_PLAN_GRAD, &err);
-		REQUIRE(p);
-		gc_fill(pc_plan_input(p), shapes[si].n * pc_plan_sample_numel(p), 2, -1.0f, 1.0f);
-		gc_fill(pc_plan_output_grad(p), shapes[si].n * pc_plan_classes(p), 3, -1.0f, 1.0f);
-		pc_plan_forward(p);
-		pc_plan_backward(p);
-		t0 = now_s();
-		for (int r = 0; r < reps; r++)
-			pc_plan_forward(p);
-		t1 = now_s();
-		for (int r = 0; r < reps; r++)
-			pc_plan_backward(p);
-		t2 = now_s();
-		oh = (shapes[si].h + 2 * shapes[si].pad - shapes[si].k) / shapes[si].s + 1;
-		flops = 2.0 * (double)shapes[si].n * (double)kernel_count * (double)(oh * oh);
-		fprintf(stderr,
-			"  %-32s batch %3d: forward %7.2f ms %6.1f GFLOP/s, backward (dW) %7.2f ms %6.1f GFLOP/s\n",
-			shapes[si].label, shapes[si].n, 1e3 * (t1 - t0) / reps, flops * reps / (t1 - t0) * 1e-9,
-			1e3 * (t2 - t1) / reps, flops * reps / (t2 - t1) * 1e-9);
-		pc_plan_free(p);
-		pc_graph_free(g);
 	}
 }
