@@ -344,6 +344,28 @@ static void col2im_add(const struct conv_geom *g, const float *col, int64_t ns, 
 	}
 }
 
+/* One channel plane into its hp x wp padded copy: zero borders, row copies.
+ * Pads are never negative here; the window may drop trailing rows or
+ * columns of the input (VALID-like padding), which are then not copied. */
+static void pad_plane(const struct conv_geom *g, const float *src, float *dst)
+{
+	int64_t rows = min64(g->h, g->hp - g->pt), cols = min64(g->w, g->wp - g->pl);
+
+	for (int64_t r = 0; r < g->hp; r++) {
+		float *d = dst + r * g->wp;
+		int64_t sr = r - g->pt;
+		if (sr < 0 || sr >= rows) {
+			memset(d, 0, (size_t)g->wp * sizeof(float));
+			continue;
+		}
+		for (int64_t q = 0; q < g->pl; q++)
+			d[q] = 0.0f;
+		memcpy(d + g->pl, src + sr * g->w, (size_t)cols * sizeof(float));
+		for (int64_t q = g->pl + cols; q < g->wp; q++)
+			d[q] = 0.0f;
+	}
+}
+
 /* Stride-1 forward without per-row im2col: pad the chunk's input once into
  * hp x wp planes, then compute the output at the padded width wp. Row
  * (c, i, j) of col is then ONE contiguous copy per sample (the plane from
@@ -364,22 +386,8 @@ static void conv_forward_wide(const struct conv_geom *g, const float *x, const f
 			int64_t sstride = g->c * g->hw, cstride = g->hw;
 			if (padded) {
 				for (int64_t s = 0; s < ns; s++)
-					for (int64_t c = 0; c < g->cg; c++) {
-						const float *src = base + s * sstride + c * cstride;
-						float *dst = xp + (s * g->cg + c) * plane;
-						for (int64_t q = 0; q < plane; q++)
-							dst[q] = 0.0f;
-						for (int64_t r = 0; r < g->h; r++) {
-							int64_t pr = r + g->pt;
-							if (pr < 0 || pr >= g->hp)
-								continue;
-							for (int64_t q = 0; q < g->w; q++) {
-								int64_t pq = q + g->pl;
-								if (pq >= 0 && pq < g->wp)
-									dst[pr * g->wp + pq] = src[r * g->w + q];
-							}
-						}
-					}
+					for (int64_t c = 0; c < g->cg; c++)
+						pad_plane(g, base + s * sstride + c * cstride, xp + (s * g->cg + c) * plane);
 				base = xp;
 				sstride = g->cg * plane;
 				cstride = plane;
