@@ -85,6 +85,21 @@ demo: $(BUILD)/paracorr
 	$(BUILD)/paracorr run --summary api/examples/demo-cnn.json > $(BUILD)/demo-report.json
 	@echo "report: $(BUILD)/demo-report.json"
 
+# The benchmarks (tests/bench/run_bench.py says what and how they measure):
+# the study of tests/bench/specs/*.json by paracorr and by PyTorch at 1 and 2
+# threads, cross-checked, then Conv and sgemm GFLOPS. Needs Debian's
+# python3-torch and python3-onnx (make deps-reference); never fails on speed.
+# BENCH_FLAGS narrows a run, e.g. BENCH_FLAGS="--models cnn --threads 2".
+BENCH_PYTHON := /usr/bin/python3
+BENCH_FLAGS ?=
+
+$(BUILD)/tests/bench/gemm_bench: $(BUILD)/tests/bench/gemm_bench.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/paracorr $(BUILD)/tests/bench/gemm_bench
+	@$(BENCH_PYTHON) -c 'import torch, onnx, numpy' 2>/dev/null || { echo "make bench: $(BENCH_PYTHON) cannot import torch, onnx and numpy; install Debian's python3-torch python3-onnx python3-numpy (make deps-reference, as root)"; exit 1; }
+	$(BENCH_PYTHON) tests/bench/run_bench.py --build $(BUILD) $(BENCH_FLAGS)
+
 clean:
 	rm -rf build build-san
 

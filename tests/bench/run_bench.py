@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""`make bench`: paracorr against PyTorch on the same study, Conv against sgemm.
+
+    /usr/bin/python3 tests/bench/run_bench.py [--build build] [--models mlp,cnn,resnet]
+                                              [--threads 1,2] [--skip-gemm]
+
+For each model of tests/bench/specs/ and each thread count T:
+  - paracorr: `BUILD/paracorr run --quiet --threads T SPEC`, timed as a whole
+    process (wall clock: start-up, ONNX and dataset load, study, report);
+  - PyTorch: tests/bench/torch_study.py on the same model, data, batch size,
+    epsilons and trials (read from the spec), timed inside the process from
+    after its imports (model and dataset load + study), with
+    OMP/MKL/OPENBLAS_NUM_THREADS=T and torch.set_num_threads(T). PyTorch calls
+    the same OpenBLAS for its matrix products; it is given the same kernel
+    class paracorr selects on this CPU (OPENBLAS_CORETYPE, see
+    server/blas_select.h), so neither side runs the slow fallback kernels.
+The two run back to back, model by model, so background load hits both alike.
+
+Cross-check: clean loss and accuracy, gradient norms (model and per tensor),
+first-order estimates and the realised loss and accuracy of every gradient
+corruption must agree within 1e-3 relative between paracorr and PyTorch (and
+between paracorr at different thread counts). Random trials use different
+generators, so only their means are shown, never compared.
+
+Then BUILD/tests/bench/gemm_bench: sgemm and paracorr Conv GFLOPS.
+
+Never fails on speed. Exits non-zero when a run fails or the cross-check
+disagrees. The table goes to stdout and BUILD/bench.txt; raw reports to
+BUILD/bench/.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+PYTHON = "/usr/bin/python3"
+TOLERANCE = 1e-3
+MODELS = ("mlp", "cnn", "resnet")
+
+
+class BenchError(Exception):
+    pass
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--skip-gemm", action="store_true")
+    return ap.parse_args()
+
+
+def check_torch():
+    try:
+        r = subprocess.run([PYTHON, "-c", "import torch, onnx, numpy; print(torch.__version__)"],
+                           capture_output=True, text=True)
+    except OSError as e:
+        raise BenchError("cannot run %s: %s" % (PYTHON, e))
+    if r.returncode != 0:
+        raise BenchError("%s cannot import torch, onnx and numpy (%s); install Debian's "
+                         "python3-torch python3-onnx python3-numpy (make deps-reference)"
+                         % (PYTHON, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "?"))
+    return r.stdout.strip()
+
+
+def run_timed(cmd, env=None, what=""):
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise BenchError("%s failed (exit %d): %s\n%s" % (what or cmd[0], r.returncode, " ".join(cmd),
+                                                           r.stderr.strip()[-3000:]))
+    return r.stdout, wall
+
+
+def spec_settings(spec):
+    """Arguments of torch_study.py that mirror the spec; refuses any spec
+    the torch side does not implement."""
+    blocks = spec["corruption"]
+    blocks = blocks if isinstance(blocks, list) else [blocks]
+    model = [b for b in blocks if b.get("groups") == ["model"]]
+    tensor = [b for b in blocks if b.get("groups") == ["tensor"]]
+    if len(model) != 1 or len(tensor) != 1 or len(blocks) != 2:
+        raise BenchError("bench spec: want one model block and one tensor block")
+    for b in blocks:
+        if b.get("norms") != ["l2"] or b.get("sparsity", [0]) != [0] or b.get("steps", 1) != 1:
+            raise BenchError("bench spec: the torch side does dense one-step L2 only")
+    if len(tensor[0]["epsilons"]) != 1 or tensor[0].get("random_trials", 0) != 0:
+        raise BenchError("bench spec: the tensor block has one epsilon and no random trials")
+    return ["--batch", str(spec["batch_size"]), "--limit", str(spec["limit"]),
+            "--epsilons", ",".join(repr(float(e)) for e in model[0]["epsilons"]),
+            "--trials", str(model[0]["random_trials"]),
+            "--tensor-epsilon", repr(float(tensor[0]["epsilons"][0])),
+            "--seed", str(spec.get("seed", 1)),
+            "--inputs", spec["dataset"]["inputs"], "--labels", spec["dataset"]["labels"]]
+
+
+def rel(a, b):
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+class Comparison:
+    """The largest relative disagreement seen, and where."""
+
+    def __init__(self):
+        self.worst = 0.0
+        self.where = "nothing compared"
+        self.count = 0
+        self.failures = []
+
+    def add(self, where, a, b):
+        if a is None or b is None:
+            self.failures.append("%s: missing (%r vs %r)" % (where, a, b))
+            return
+        d = rel(float(a), float(b))
+        self.count += 1
+        if d > self.worst or self.count == 1:
+            self.worst, self.where = d, "%s (%.9g vs %.9g)" % (where, a, b)
+        if d > TOLERANCE:
+            self.failures.append("%s: %.9g vs %.9g (rel %.2e)" % (where, a, b, d))
+
+
+def get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def rows_by(report):
+    model, tensor = {}, {}
+    for r in report.get("results", []):
+        if r.get("norm") != "l2" or r.get("sparsity") != 0:
+            continue
+        if r["group"] == "model":
+            model[float(r["epsilon"])] = r
+        elif r["group"].startswith("tensor:"):
+            tensor[r["group"][len("tensor:"):]] = r
+    return model, tensor
+
+
+def compare_torch(cmp, tag, rep, tr):
+    cmp.add(tag + " clean.loss", get(rep, "clean", "loss"), tr["clean"]["loss"])
+    cmp.add(tag + " clean.accuracy", get(rep, "clean", "accuracy"), tr["clean"]["accuracy"])
+    cmp.add(tag + " gradient.l2", get(rep, "gradient", "model", "l2"), tr["gradient"]["l2"])
+    for name, v in tr["gradient"]["tensors"].items():
+        cmp.add("%s gradient[%s].l2" % (tag, name), get(rep, "gradient", "tensors", name, "l2"), v)
+    model, tensor = rows_by(rep)
+    for row in tr["model_rows"]:
+        r = model.get(row["epsilon"])
+        w = "%s model eps %g" % (tag, row["epsilon"])
+        if r is None:
+            cmp.failures.append(w + ": no such row in the paracorr report")
+            continue
+        cmp.add(w + " first_order", r.get("first_order"), row["first_order"])
+        cmp.add(w + " gradient.loss", get(r, "gradient", "loss"), row.get("loss"))
+        cmp.add(w + " gradient.accuracy", get(r, "gradient", "accuracy"), row.get("accuracy"))
+    for row in tr["tensor_rows"]:
+        r = tensor.get(row["tensor"])
+        w = "%s tensor %s" % (tag, row["tensor"])
+        if r is None:
+            cmp.failures.append(w + ": no such row in the paracorr report")
+            continue
+        cmp.add(w + " first_order", r.get("first_order"), row["first_order"])
+        if "loss" in row:
+            cmp.add(w + " gradient.loss", get(r, "gradient", "loss"), row["loss"])
+            cmp.add(w + " gradient.accuracy", get(r, "gradient", "accuracy"), row["accuracy"])
+    if len(tensor) != len(tr["tensor_rows"]):
+        cmp.failures.append("%s: paracorr has %d tensor rows, torch %d"
+                            % (tag, len(tensor), len(tr["tensor_rows"])))
+
+
+def compare_reports(cmp, tag, a, b):
+    """paracorr against itself at another thread count: every number but timing."""
+    cmp.add(tag + " clean.loss", get(a, "clean", "loss"), get(b, "clean", "loss"))
+    cmp.add(tag + " clean.accuracy", get(a, "clean", "accuracy"), get(b, "clean", "accuracy"))
+    ra, rb = a.get("results", []), b.get("results", [])
+    if len(ra) != len(rb):
+        cmp.failures.append("%s: %d result rows vs %d" % (tag, len(ra), len(rb)))
+        return
+    for x, y in zip(ra, rb):
+        w = "%s %s eps %g" % (tag, x["group"], x["epsilon"])
+        cmp.add(w + " gradient.loss", get(x, "gradient", "loss"), get(y, "gradient", "loss"))
+        if isinstance(x.get("random"), dict):
+            cmp.add(w + " random.loss_mean", get(x, "random", "loss_mean"), get(y, "random", "loss_mean"))
+
+
+def main():
+    args = parse_args()
+    build = args.build
+    paracorr = os.path.join(build, "paracorr")
+    gemm = os.path.join(build, "tests", "bench", "gemm_bench")
+    outdir = os.path.join(build, "bench")
+    threads = [int(t) for t in args.threads.split(",")]
+    models = args.models.split(",")
+    lines = []
+
+    def emit(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    torch_version = check_torch()
+    for exe in (paracorr, gemm):
+        if not os.access(os.path.join(ROOT, exe), os.X_OK):
+            raise BenchError("%s is not built (make bench builds it)" % exe)
+    os.makedirs(os.path.join(ROOT, outdir), exist_ok=True)
+    for name in os.listdir(os.path.join(ROOT, outdir)):
+        if name.endswith("_paracorr.json") or name.endswith("_torch.json"):
+            os.remove(os.path.join(ROOT, outdir, name))
+    corename, _ = run_timed([gemm, "--corename"], what="gemm_bench --corename")
+    corename = corename.strip()
+
+    specs = {}
+    for m in models:
+        path = os.path.join("tests", "bench", "specs", m + ".json")
+        with open(os.path.join(ROOT, path)) as f:
+            spec = json.load(f)
+        if not os.path.exists(os.path.join(ROOT, spec["model"])):
+            raise BenchError("%s: model %s is missing (tests/reference/make_fixtures.py makes it)"
+                             % (path, spec["model"]))
+        specs[m] = (path, spec, spec_settings(spec))
+
+    emit("paracorr bench: %s; torch %s; OpenBLAS kernels %s for both" % (
+        time.strftime("%Y-%m-%d %H:%M:%S"), torch_version, corename))
+    emit("paracorr_s: the whole `paracorr run` process, wall clock; study_s: its report's timing.seconds")
+    emit("torch_s: torch_study.py from after its imports (ONNX + dataset load + study), wall clock; "
+         "study_s: the study alone")
+    emit("speedup = torch_s / paracorr_s")
+    emit("")
+    header = "%-7s %7s %11s %9s %9s %9s %8s %8s" % (
+        "model", "threads", "paracorr_s", "study_s", "torch_s", "study_s", "speedup", "passes")
+    emit(header)
+
+    cmp = Comparison()
+    failures = []
+    reports = {}
+    for m in models:
+        path, spec, settings = specs[m]
+        for t in threads:
+            tag = "%s/%dt" % (m, t)
+            try:
+                out, p_wall = run_timed([paracorr, "run", "--quiet", "--threads", str(t), path],
+                                        what="paracorr " + tag)
+                rep = json.loads(out)
+                with open(os.path.join(ROOT, outdir, "%s_%dt_paracorr.json" % (m, t)), "w") as f:
+                    f.write(out)
+                env = dict(os.environ)
+                for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                    env[var] = str(t)
+                env["OPENBLAS_CORETYPE"] = corename
+                tout_path = os.path.join(outdir, "%s_%dt_torch.json" % (m, t))
+                _, t_wall = run_timed([PYTHON, os.path.join("tests", "bench", "torch_study.py"),
+                                       "--model", spec["model"], "--threads", str(t),
+                                       "--out", tout_path] + settings,
+                                      env=env, what="torch_study " + tag)
+                with open(os.path.join(ROOT, tout_path)) as f:
+                    tr = json.load(f)
+            except (BenchError, ValueError) as e:
+                failures.append(str(e))
+                emit("%-7s %7d  FAILED: %s" % (m, t, str(e).splitlines()[0]))
+                continue
+            reports[(m, t)] = rep
+            compare_torch(cmp, tag, rep, tr)
+            if (m, threads[0]) in reports and t != threads[0]:
+                compare_reports(cmp, "%s/%dt-vs-%dt" % (m, threads[0], t), reports[(m, threads[0])], rep)
+            ts = tr["timing"]
+            emit("%-7s %7d %11.2f %9.2f %9.2f %9.2f %8.2f %8s" % (
+                m, t, p_wall, get(rep, "timing", "seconds") or float("nan"), ts["total_s"], ts["study_s"],
+                ts["total_s"] / p_wall,
+                "%d/%d" % (get(rep, "timing", "evaluations") or 0, ts["evaluation_passes"])))
+
+    emit("")
+    emit("passes: paracorr's timing.evaluations / torch's dataset evaluation passes "
+         "(paracorr skips work: prefix cache, reused linear layers)")
+    emit("random corruption (means over trials; different generators, not compared):")
+    for m in models:
+        rep = reports.get((m, threads[0]))
+        if not rep:
+            continue
+        model_rows, _ = rows_by(rep)
+        with open(os.path.join(ROOT, outdir, "%s_%dt_torch.json" % (m, threads[0]))) as f:
+            tr = json.load(f)
+        parts = []
+        for row in tr["model_rows"]:
+            r = model_rows.get(row["epsilon"], {})
+            parts.append("eps %g: %.4f/%.4f" % (row["epsilon"], get(r, "random", "loss_mean") or float("nan"),
+                                                 row.get("random_loss_mean", float("nan"))))
+        emit("  %-7s loss paracorr/torch  %s" % (m, ", ".join(parts)))
+
+    emit("")
+    emit("cross-check: %d numbers compared, largest relative disagreement %.3g at %s (tolerance %g)"
+         % (cmp.count, cmp.worst, cmp.where, TOLERANCE))
+    for f in cmp.failures:
+        emit("  DISAGREES: " + f)
+
+    if not args.skip_gemm:
+        emit("")
+        emit("GFLOPS (gemm_bench): conv_gflops = paracorr Conv forward at batch 256; "
+             "sgemm_gflops = pc_sgemm at the same im2col shape; ratio = conv / sgemm")
+        try:
+            out, _ = run_timed([gemm], what="gemm_bench")
+            for line in out.rstrip("\n").split("\n"):
+                emit(line)
+        except BenchError as e:
+            failures.append(str(e))
+            emit("gemm_bench FAILED: " + str(e).splitlines()[0])
+
+    with open(os.path.join(ROOT, build, "bench.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("table: %s" % os.path.join(build, "bench.txt"))
+    for f in failures:
+        print("bench: " + f, file=sys.stderr)
+    if failures or cmp.failures:
+        print("bench: FAILED (%d run failures, %d disagreements)" % (len(failures), len(cmp.failures)),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        sys.exit("bench: " + str(e))
