@@ -119,18 +119,24 @@ struct axis_priv {
 	int64_t axis;
 };
 
-int pc_flatten_init(struct pc_node *n, struct pc_error *err)
+/* The ops whose one attribute is an axis keep it in an axis_priv. */
+static int init_axis(struct pc_node *n, int64_t def, struct pc_error *err)
 {
 	struct axis_priv *pr;
 	int64_t axis;
 	int rc;
 
-	if ((rc = pc_attr_int(n, "axis", 1, &axis, err)))
+	if ((rc = pc_attr_int(n, "axis", def, &axis, err)))
 		return rc;
 	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
 		return err_code(err);
 	pr->axis = axis;
 	return PC_OK;
+}
+
+int pc_flatten_init(struct pc_node *n, struct pc_error *err)
+{
+	return init_axis(n, 1, err);
 }
 
 int pc_flatten_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
@@ -357,18 +363,9 @@ void pc_transpose_backward(struct pc_plan *p, const struct pc_node *n)
 
 int pc_concat_init(struct pc_node *n, struct pc_error *err)
 {
-	struct axis_priv *pr;
-	int64_t axis;
-	int rc;
-
 	if (!pc_attr_get(n, "axis"))
 		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is required");
-	if ((rc = pc_attr_int(n, "axis", 0, &axis, err)))
-		return rc;
-	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
-		return err_code(err);
-	pr->axis = axis;
-	return PC_OK;
+	return init_axis(n, 0, err);
 }
 
 /* Elements of input i per outer index: its slab along the axis. */
@@ -757,16 +754,7 @@ int pc_shapeop_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error
 
 int pc_gather_init(struct pc_node *n, struct pc_error *err)
 {
-	struct axis_priv *pr;
-	int64_t axis;
-	int rc;
-
-	if ((rc = pc_attr_int(n, "axis", 0, &axis, err)))
-		return rc;
-	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
-		return err_code(err);
-	pr->axis = axis;
-	return PC_OK;
+	return init_axis(n, 0, err);
 }
 
 int pc_gather_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
