@@ -372,41 +372,51 @@ static void pad_plane(const struct conv_geom *g, const float *src, float *dst)
  * offset i*wp + j), instead of oh short copies; the wp - ow extra columns
  * per output row are computed and dropped. Worth it for the small images
  * here, where im2col's short rows dominated the forward pass. */
+/* The wide columns of samples [n0, n0 + ns) of group gi: pad into xp when
+ * the conv pads, then one contiguous copy per (c, i, j, sample). */
+static void wide_columns(const struct conv_geom *g, const float *x, int64_t n0, int64_t ns, int64_t gi, float *xp,
+			 float *col)
+{
+	int64_t plane = g->hp * g->wp, ocols = g->oh * g->wp, cols = ns * ocols;
+	int padded = g->pt || g->pl || g->hp != g->h || g->wp != g->w;
+	const float *base = x + (n0 * g->c + gi * g->cg) * g->hw;
+	int64_t sstride = g->c * g->hw, cstride = g->hw;
+
+	if (padded) {
+		for (int64_t s = 0; s < ns; s++)
+			for (int64_t c = 0; c < g->cg; c++)
+				pad_plane(g, base + s * sstride + c * cstride, xp + (s * g->cg + c) * plane);
+		base = xp;
+		sstride = g->cg * plane;
+		cstride = plane;
+	}
+	for (int64_t c = 0; c < g->cg; c++)
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++) {
+				float *row = col + ((c * g->kh + i) * g->kw + j) * cols;
+				int64_t off = i * g->wp + j, avail = plane - off;
+				int64_t len = avail < ocols ? avail : ocols;
+				for (int64_t s = 0; s < ns; s++) {
+					const float *src = base + s * sstride + c * cstride + off;
+					float *dst = row + s * ocols;
+					memcpy(dst, src, (size_t)len * sizeof(float));
+					/* past the plane: only dropped columns read here */
+					for (int64_t q = len; q < ocols; q++)
+						dst[q] = 0.0f;
+				}
+			}
+}
+
 static void conv_forward_wide(const struct conv_geom *g, const float *x, const float *w, const float *bias, float *y,
 			      float *ws)
 {
 	int64_t plane = g->hp * g->wp, ocols = g->oh * g->wp;
-	int padded = g->pt || g->pl || g->hp != g->h || g->wp != g->w;
 
 	for (int64_t n0 = 0; n0 < g->n; n0 += g->wchunk) {
 		int64_t ns = min64(g->wchunk, g->n - n0), cols = ns * ocols;
 		for (int64_t gi = 0; gi < g->group; gi++) {
 			float *xp = ws, *col = ws + g->cg * plane * ns, *prod = col + g->k * cols;
-			const float *base = x + (n0 * g->c + gi * g->cg) * g->hw;
-			int64_t sstride = g->c * g->hw, cstride = g->hw;
-			if (padded) {
-				for (int64_t s = 0; s < ns; s++)
-					for (int64_t c = 0; c < g->cg; c++)
-						pad_plane(g, base + s * sstride + c * cstride, xp + (s * g->cg + c) * plane);
-				base = xp;
-				sstride = g->cg * plane;
-				cstride = plane;
-			}
-			for (int64_t c = 0; c < g->cg; c++)
-				for (int64_t i = 0; i < g->kh; i++)
-					for (int64_t j = 0; j < g->kw; j++) {
-						float *row = col + ((c * g->kh + i) * g->kw + j) * cols;
-						int64_t off = i * g->wp + j, avail = plane - off;
-						int64_t len = avail < ocols ? avail : ocols;
-						for (int64_t s = 0; s < ns; s++) {
-							const float *src = base + s * sstride + c * cstride + off;
-							float *dst = row + s * ocols;
-							memcpy(dst, src, (size_t)len * sizeof(float));
-							/* past the plane: only dropped columns read here */
-							for (int64_t q = len; q < ocols; q++)
-								dst[q] = 0.0f;
-						}
-					}
+			wide_columns(g, x, n0, ns, gi, xp, col);
 			pc_sgemm(0, 0, (int)g->mg, (int)cols, (int)g->k, 1.0f, w + gi * g->mg * g->k, (int)g->k, col,
 				 (int)cols, 0.0f, prod, (int)cols);
 			for (int64_t s = 0; s < ns; s++)
@@ -417,6 +427,70 @@ static void conv_forward_wide(const struct conv_geom *g, const float *x, const f
 					for (int64_t oh = 0; oh < g->oh; oh++)
 						for (int64_t ow = 0; ow < g->ow; ow++)
 							dst[oh * g->ow + ow] = src[oh * g->wp + ow] + b;
+				}
+		}
+	}
+}
+
+/* Backward on the same wide layout: dY is spread over wp-wide rows with
+ * zeros in the dropped columns, so dW = dY_wide col^T needs no correction,
+ * and the column gradient W^T dY_wide goes back into a padded plane by one
+ * contiguous add per (c, i, j, sample) before the padding is cut off. */
+static void conv_backward_wide(const struct conv_geom *g, const float *x, const float *w, const float *dy, float *dw,
+			       float *dx, float *ws)
+{
+	int64_t plane = g->hp * g->wp, ocols = g->oh * g->wp;
+
+	for (int64_t n0 = 0; n0 < g->n; n0 += g->wchunk) {
+		int64_t ns = min64(g->wchunk, g->n - n0), cols = ns * ocols;
+		for (int64_t gi = 0; gi < g->group; gi++) {
+			float *xp = ws, *col = ws + g->cg * plane * ns, *dyw = col + g->k * cols;
+			const float *wg = w + gi * g->mg * g->k;
+			for (int64_t s = 0; s < ns; s++)
+				for (int64_t m = 0; m < g->mg; m++) {
+					const float *src = dy + ((n0 + s) * g->m + gi * g->mg + m) * g->ohw;
+					float *dst = dyw + m * cols + s * ocols;
+					for (int64_t oh = 0; oh < g->oh; oh++) {
+						for (int64_t ow = 0; ow < g->ow; ow++)
+							dst[oh * g->wp + ow] = src[oh * g->ow + ow];
+						for (int64_t ow = g->ow; ow < g->wp; ow++)
+							dst[oh * g->wp + ow] = 0.0f;
+					}
+				}
+			if (dw) {
+				wide_columns(g, x, n0, ns, gi, xp, col);
+				pc_sgemm(0, 1, (int)g->mg, (int)g->k, (int)cols, 1.0f, dyw, (int)cols, col, (int)cols, 1.0f,
+					 dw + gi * g->mg * g->k, (int)g->k);
+			}
+			if (!dx)
+				continue;
+			pc_sgemm(1, 0, (int)g->k, (int)cols, (int)g->mg, 1.0f, wg, (int)g->k, dyw, (int)cols, 0.0f, col,
+				 (int)cols);
+			memset(xp, 0, (size_t)(ns * g->cg * plane) * sizeof(float));
+			for (int64_t c = 0; c < g->cg; c++)
+				for (int64_t i = 0; i < g->kh; i++)
+					for (int64_t j = 0; j < g->kw; j++) {
+						const float *row = col + ((c * g->kh + i) * g->kw + j) * cols;
+						int64_t off = i * g->wp + j, avail = plane - off;
+						int64_t len = avail < ocols ? avail : ocols;
+						for (int64_t s = 0; s < ns; s++) {
+							float *d = xp + (s * g->cg + c) * plane + off;
+							const float *r = row + s * ocols;
+							for (int64_t q = 0; q < len; q++)
+								d[q] += r[q];
+						}
+					}
+			for (int64_t s = 0; s < ns; s++)
+				for (int64_t c = 0; c < g->cg; c++) {
+					const float *src = xp + (s * g->cg + c) * plane;
+					float *dst = dx + ((n0 + s) * g->c + gi * g->cg + c) * g->hw;
+					for (int64_t r = 0; r < g->h; r++) {
+						int64_t pr = r + g->pt;
+						if (pr >= g->hp)
+							break;
+						for (int64_t q = 0; q < g->w && q + g->pl < g->wp; q++)
+							dst[r * g->w + q] += src[pr * g->wp + q + g->pl];
+					}
 				}
 		}
 	}
@@ -506,6 +580,10 @@ void pc_conv_backward(struct pc_plan *p, const struct pc_node *n)
 		bias_grad(&g, yt->grad, bt->grad);
 	if (!dw && !dx)
 		return;
+	if (g.wide) {
+		conv_backward_wide(&g, xt->data, wt->data, yt->grad, dw, dx, ws);
+		return;
+	}
 	for (int64_t n0 = 0; n0 < g.n; n0 += g.chunk) {
 		int64_t ns = min64(g.chunk, g.n - n0), cols = ns * g.ohw;
 		const float *xs = xt->data + n0 * g.c * g.hw;
