@@ -7,6 +7,7 @@
 
 CC ?= cc
 PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib
+TEST_PKGS := libcurl
 DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libopenblas-dev \
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev \
 	dataset-fashion-mnist
@@ -24,6 +25,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -Iinclude -Icore -I$(BUILD)/gen $(PKG_CFLAGS) -D_GNU_SOURCE
@@ -34,13 +36,17 @@ LDLIBS := $(PKG_LIBS) -lpthread -lm
 GEN := $(BUILD)/gen/onnx.pb-c.c
 CORE_SRC := $(wildcard core/*.c core/ops/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
-CLI_SRC := server/paracorr.c
+# server/: the two programs' mains, and the daemon's modules (linked into
+# paracorrd and into the tests)
+SERVER_MAINS := server/paracorr.c server/paracorrd.c
+SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test clean bench demo
 
-all: $(BUILD)/libparacorr.a $(BUILD)/paracorr
+all: $(BUILD)/libparacorr.a $(BUILD)/paracorr $(if $(wildcard server/paracorrd.c),$(BUILD)/paracorrd)
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
@@ -68,16 +74,19 @@ $(BUILD)/libparacorr.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/paracorr: $(BUILD)/server/paracorr.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
+$(BUILD)/paracorr: $(BUILD)/server/paracorr.o $(SERVER_OBJ) $(BUILD)/libparacorr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/paracorrd: $(BUILD)/server/paracorrd.o $(SERVER_OBJ) $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # tests link the objects, not the archive, so every test file's constructor
 # registration is kept
-$(BUILD)/tests/run_tests: $(TEST_OBJ) $(CORE_OBJ) $(BUILD)/server/blas_select.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/run_tests: $(TEST_OBJ) $(CORE_OBJ) $(SERVER_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
-test: $(BUILD)/tests/run_tests $(BUILD)/paracorr
-	PARACORR_BIN=$(BUILD)/paracorr $(BUILD)/tests/run_tests
+test: $(BUILD)/tests/run_tests all
+	PARACORR_BIN=$(BUILD)/paracorr PARACORRD_BIN=$(BUILD)/paracorrd $(BUILD)/tests/run_tests
 
 # The demo: the study of api/examples/demo-cnn.json on the 10,000
 # Fashion-MNIST test images; the report lands in build/demo-report.json.
