@@ -25,10 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "paracorr/sgemm.h"
 
 /* Columns per sgemm worth reaching by chunking samples together. */
 #define CONV_TARGET_COLS 1024
+/* The direct kernel's workspace bound (floats: 64 MiB); larger layers take
+ * the im2col path. */
+#define DIRECT_WS_BUDGET ((int64_t)16 << 20)
 /* Upper bound on the workspace a chunk may take (floats: 64 MiB). A single
  * sample's columns are always allowed, whatever their size. */
 #define CONV_WS_BUDGET ((int64_t)16 << 20)
@@ -60,6 +64,9 @@ struct conv_geom {
 	int wide;
 	int64_t hp, wp;	     /* padded input */
 	int64_t wchunk;	     /* samples per sgemm on that path */
+	/* the direct kernel (conv_direct.h) */
+	int dok;	/* its layout fits the kernel's int32 offsets */
+	int64_t hq, wq; /* padded input rows and columns the windows read */
 };
 
 int pc_conv_init(struct pc_node *n, struct pc_error *err)
@@ -126,6 +133,24 @@ static int64_t out_len(enum pc_auto_pad mode, int64_t in, int64_t k, int64_t s, 
 static int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
+}
+
+static int64_t round_rm(int64_t m)
+{
+	return (m + PC_CONV_RM - 1) / PC_CONV_RM * PC_CONV_RM;
+}
+
+/* The direct path's padded input: one group of PC_CONV_LANES samples. */
+static int64_t direct_input(const struct conv_geom *g)
+{
+	return g->cg * g->hq * g->wq * PC_CONV_LANES;
+}
+
+/* Workspace of the direct path: tap and position offsets (int32 in float
+ * slots), the group's packed weights, one block of output rows, the input. */
+static int64_t direct_ws(const struct conv_geom *g)
+{
+	return g->k + g->ohw + round_rm(g->mg) * g->k + PC_CONV_RM * g->ohw * PC_CONV_LANES + direct_input(g);
 }
 
 /* Checks the shapes against the attributes and derives the geometry. err
@@ -225,6 +250,13 @@ static int conv_geometry(const struct pc_node *n, const struct conv_attrs *a, co
 		if (per_sample * g->wchunk > g->ws)
 			g->ws = per_sample * g->wchunk;
 	}
+
+	g->hq = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+	g->wq = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+	g->dok = direct_input(g) < INT32_MAX / 4 && direct_ws(g) <= DIRECT_WS_BUDGET &&
+		 g->c * g->hw < INT32_MAX / PC_CONV_LANES;
+	if (g->dok && direct_ws(g) > g->ws)
+		g->ws = direct_ws(g);
 	return PC_OK;
 }
 
@@ -496,6 +528,69 @@ static void conv_backward_wide(const struct conv_geom *g, const float *x, const 
 	}
 }
 
+/* Samples [n0, n0 + ns) of group gi into xp[c][row][col][lane] with the
+ * padding written as zeros, and zero lanes past ns. */
+static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, int64_t ns, int64_t gi, float *xp)
+{
+	const int64_t lanes = PC_CONV_LANES, sstride = g->c * g->hw;
+	int64_t lo, hi;
+
+	valid_range(-g->pl, 1, g->w, g->wq, &lo, &hi);
+	for (int64_t c = 0; c < g->cg; c++) {
+		const float *xc = x + (n0 * g->c + gi * g->cg + c) * g->hw;
+		for (int64_t r = 0; r < g->hq; r++) {
+			float *d = xp + (c * g->hq + r) * g->wq * lanes;
+			int64_t sr = r - g->pt;
+			if (sr < 0 || sr >= g->h) {
+				memset(d, 0, (size_t)(g->wq * lanes) * sizeof(float));
+				continue;
+			}
+			memset(d, 0, (size_t)(lo * lanes) * sizeof(float));
+			memset(d + hi * lanes, 0, (size_t)((g->wq - hi) * lanes) * sizeof(float));
+			pc_conv_direct_gather(xc + sr * g->w + lo - g->pl, sstride, ns, hi - lo, d + lo * lanes);
+		}
+	}
+}
+
+/* Forward on the direct kernel (conv_direct.h), PC_CONV_LANES samples at a
+ * time: lay the group's input out with the samples in the lanes, run every
+ * block of PC_CONV_RM output channels, and copy the rows out with the
+ * bias. */
+static void conv_forward_direct(const struct conv_geom *g, const float *x, const float *w, const float *bias,
+				float *y, float *ws)
+{
+	const int64_t lanes = PC_CONV_LANES;
+	int32_t *tap = (int32_t *)ws, *pos = tap + g->k;
+	float *wpk = ws + g->k + g->ohw, *yw = wpk + round_rm(g->mg) * g->k, *xp = yw + PC_CONV_RM * g->ohw * lanes;
+
+	for (int64_t c = 0, t = 0; c < g->cg; c++)
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++, t++)
+				tap[t] = (int32_t)(((c * g->hq + i * g->dh) * g->wq + j * g->dw) * lanes);
+	for (int64_t oh = 0, q = 0; oh < g->oh; oh++)
+		for (int64_t ow = 0; ow < g->ow; ow++, q++)
+			pos[q] = (int32_t)((oh * g->sh * g->wq + ow * g->sw) * lanes);
+	for (int64_t n0 = 0; n0 < g->n; n0 += lanes) {
+		int64_t ns = min64(lanes, g->n - n0);
+		for (int64_t gi = 0; gi < g->group; gi++) {
+			lanes_input(g, x, n0, ns, gi, xp);
+			for (int64_t m0 = 0; m0 < g->mg; m0 += PC_CONV_RM)
+				pc_conv_direct_pack(w + gi * g->mg * g->k, g->k, m0, min64(PC_CONV_RM, g->mg - m0),
+						    wpk + m0 * g->k);
+			for (int64_t m0 = 0; m0 < g->mg; m0 += PC_CONV_RM) {
+				int64_t rows = min64(PC_CONV_RM, g->mg - m0);
+				pc_conv_direct_run(xp, tap, g->k, pos, g->ohw, wpk + m0 * g->k, yw);
+				for (int64_t r = 0; r < rows; r++) {
+					int64_t m = gi * g->mg + m0 + r;
+					float b = bias ? bias[m] : 0.0f;
+					pc_conv_direct_scatter(yw + r * g->ohw * lanes, g->ohw, ns, b,
+							       y + (n0 * g->m + m) * g->ohw, g->m * g->ohw);
+				}
+			}
+		}
+	}
+}
+
 void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *xt = pc_op_in(p, n, 0), *wt = pc_op_in(p, n, 1), *bt = pc_op_in(p, n, 2);
@@ -505,6 +600,10 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 
 	if (geometry_of(p, n, &g, NULL))
 		return; /* infer proved the shapes; unreachable */
+	if (g.dok && pc_conv_direct_available()) {
+		conv_forward_direct(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
+		return;
+	}
 	if (g.wide) {
 		conv_forward_wide(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
 		return;

@@ -1,0 +1,170 @@
+/* ops/conv_direct: see conv_direct.h for the layout and why. */
+#include "conv_direct.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define RQ 3 /* positions per tile */
+
+int pc_conv_direct_disabled;
+
+int pc_conv_direct_available(void)
+{
+	if (pc_conv_direct_disabled)
+		return 0;
+	return __builtin_cpu_supports("avx512f") ||
+	       (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+}
+
+void pc_conv_direct_pack(const float *w, int64_t taps, int64_t m0, int64_t rows, float *dst)
+{
+	for (int64_t t = 0; t < taps; t++)
+		for (int64_t r = 0; r < PC_CONV_RM; r++)
+			dst[t * PC_CONV_RM + r] = r < rows ? w[(m0 + r) * taps + t] : 0.0f;
+}
+
+/* One tile of 8 channels x rq positions (rq constant after inlining): the
+ * accumulators stay in registers, each tap costs rq loads and 8 broadcasts
+ * for 8*rq FMAs. */
+__attribute__((target("avx512f,fma"), always_inline)) static inline void
+tile_avx512(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos, const float *wpk,
+	    float *y, int rq)
+{
+	__m512 acc[PC_CONV_RM][RQ];
+	const float *x[RQ];
+	const float *w = wpk;
+
+	for (int v = 0; v < rq; v++)
+		x[v] = xp + pos[v];
+#pragma GCC unroll 8
+	for (int r = 0; r < PC_CONV_RM; r++)
+		for (int v = 0; v < rq; v++)
+			acc[r][v] = _mm512_setzero_ps();
+	for (int64_t t = 0; t < taps; t++, w += PC_CONV_RM) {
+		__m512 xv[RQ];
+		for (int v = 0; v < rq; v++)
+			xv[v] = _mm512_loadu_ps(x[v] + tap[t]);
+#pragma GCC unroll 8
+		for (int r = 0; r < PC_CONV_RM; r++) {
+			__m512 b = _mm512_set1_ps(w[r]);
+			for (int v = 0; v < rq; v++)
+				acc[r][v] = _mm512_fmadd_ps(b, xv[v], acc[r][v]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int r = 0; r < PC_CONV_RM; r++)
+		for (int v = 0; v < rq; v++)
+			_mm512_storeu_ps(y + (r * npos + v) * PC_CONV_LANES, acc[r][v]);
+}
+
+__attribute__((target("avx512f,fma"))) static void run_avx512(const float *xp, const int32_t *tap, int64_t taps,
+							      const int32_t *pos, int64_t npos, const float *wpk,
+							      float *y)
+{
+	int64_t p = 0;
+
+	for (; p + RQ <= npos; p += RQ)
+		tile_avx512(xp, tap, taps, pos + p, npos, wpk, y + p * PC_CONV_LANES, RQ);
+	if (npos - p == 2)
+		tile_avx512(xp, tap, taps, pos + p, npos, wpk, y + p * PC_CONV_LANES, 2);
+	else if (npos - p == 1)
+		tile_avx512(xp, tap, taps, pos + p, npos, wpk, y + p * PC_CONV_LANES, 1);
+}
+
+/* AVX2 has 16 registers: 4 channels x one position (two vectors of 8
+ * lanes) in 8 accumulators, over both halves of the packed block. */
+__attribute__((target("avx2,fma"))) static void run_avx2(const float *xp, const int32_t *tap, int64_t taps,
+							 const int32_t *pos, int64_t npos, const float *wpk, float *y)
+{
+	for (int half = 0; half < 2; half++) {
+		for (int64_t p = 0; p < npos; p++) {
+			__m256 acc[4][2];
+			const float *x = xp + pos[p], *w = wpk + half * 4;
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++)
+				acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+			for (int64_t t = 0; t < taps; t++, w += PC_CONV_RM) {
+				__m256 x0 = _mm256_loadu_ps(x + tap[t]);
+				__m256 x1 = _mm256_loadu_ps(x + tap[t] + 8);
+#pragma GCC unroll 4
+				for (int r = 0; r < 4; r++) {
+					__m256 b = _mm256_broadcast_ss(w + r);
+					acc[r][0] = _mm256_fmadd_ps(b, x0, acc[r][0]);
+					acc[r][1] = _mm256_fmadd_ps(b, x1, acc[r][1]);
+				}
+			}
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++) {
+				float *yr = y + ((half * 4 + r) * npos + p) * PC_CONV_LANES;
+				_mm256_storeu_ps(yr, acc[r][0]);
+				_mm256_storeu_ps(yr + 8, acc[r][1]);
+			}
+		}
+	}
+}
+
+__attribute__((target("avx512f"))) static void gather_avx512(const float *src, int64_t sstride, int64_t ns,
+								int64_t len, float *dst)
+{
+	__m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+					 _mm512_set1_epi32((int)sstride));
+	__mmask16 k = (__mmask16)((1u << ns) - 1);
+
+	for (int64_t c = 0; c < len; c++)
+		_mm512_storeu_ps(dst + c * PC_CONV_LANES,
+				 _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src + c, 4));
+}
+
+__attribute__((target("avx512f"))) static void scatter_avx512(const float *src, int64_t len, int64_t ns, float bias,
+							       float *dst, int64_t dstride)
+{
+	__m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+					 _mm512_set1_epi32(PC_CONV_LANES));
+	__m512 b = _mm512_set1_ps(bias);
+
+	for (int64_t s = 0; s < ns; s++) {
+		float *d = dst + s * dstride;
+		int64_t p = 0;
+		for (; p + 16 <= len; p += 16)
+			_mm512_storeu_ps(d + p, _mm512_add_ps(_mm512_i32gather_ps(idx, src + p * PC_CONV_LANES + s, 4), b));
+		if (p < len) {
+			__mmask16 k = (__mmask16)((1u << (len - p)) - 1);
+			__m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src + p * PC_CONV_LANES + s, 4);
+			_mm512_mask_storeu_ps(d + p, k, _mm512_add_ps(v, b));
+		}
+	}
+}
+
+void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t ns, int64_t len, float *dst)
+{
+	if (__builtin_cpu_supports("avx512f")) {
+		gather_avx512(src, sstride, ns, len, dst);
+		return;
+	}
+	for (int64_t c = 0; c < len; c++) {
+		for (int64_t s = 0; s < ns; s++)
+			dst[c * PC_CONV_LANES + s] = src[s * sstride + c];
+		for (int64_t s = ns; s < PC_CONV_LANES; s++)
+			dst[c * PC_CONV_LANES + s] = 0.0f;
+	}
+}
+
+void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bias, float *dst, int64_t dstride)
+{
+	if (__builtin_cpu_supports("avx512f")) {
+		scatter_avx512(src, len, ns, bias, dst, dstride);
+		return;
+	}
+	for (int64_t s = 0; s < ns; s++)
+		for (int64_t p = 0; p < len; p++)
+			dst[s * dstride + p] = src[p * PC_CONV_LANES + s] + bias;
+}
+
+void pc_conv_direct_run(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos,
+			const float *wpk, float *y)
+{
+	if (__builtin_cpu_supports("avx512f"))
+		run_avx512(xp, tap, taps, pos, npos, wpk, y);
+	else
+		run_avx2(xp, tap, taps, pos, npos, wpk, y);
+}
