@@ -40,7 +40,7 @@ int pc_relu_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	return unary_infer(p, n, err);
 }
 
-void pc_relu_forward(struct pc_plan *p, const struct pc_node *n)
+PC_HOT void pc_relu_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
 	float *restrict y = pc_op_out(p, n, 0)->data;
@@ -50,7 +50,7 @@ void pc_relu_forward(struct pc_plan *p, const struct pc_node *n)
 		y[i] = xd[i] > 0.0f ? xd[i] : 0.0f;
 }
 
-void pc_relu_backward(struct pc_plan *p, const struct pc_node *n)
+PC_HOT void pc_relu_backward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0), *y = pc_op_out(p, n, 0);
 	float *restrict dx = x->grad;

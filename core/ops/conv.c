@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "paracorr/sgemm.h"
 
 /* Columns per sgemm worth reaching by chunking samples together. */
@@ -67,6 +68,7 @@ struct conv_geom {
 	/* the direct kernel (conv_direct.h) */
 	int dok;	/* its layout fits the kernel's int32 offsets */
 	int64_t hq, wq; /* padded input rows and columns the windows read */
+	int wino;	/* 3x3, stride 1: Winograd F(2x2, 3x3) (conv_winograd.h) */
 };
 
 int pc_conv_init(struct pc_node *n, struct pc_error *err)
@@ -148,8 +150,20 @@ static int64_t direct_input(const struct conv_geom *g)
 
 /* Workspace of the direct path: tap and position offsets (int32 in float
  * slots), the group's packed weights, one block of output rows, the input. */
+static struct pc_wino wino_of(const struct conv_geom *g)
+{
+	struct pc_wino w = {g->cg, g->mg, g->hq, g->wq, g->oh, g->ow, (g->oh + 1) / 2, (g->ow + 1) / 2};
+
+	return w;
+}
+
 static int64_t direct_ws(const struct conv_geom *g)
 {
+	if (g->wino) {
+		struct pc_wino w = wino_of(g);
+		return pc_conv_wino_u_size(&w) + pc_conv_wino_ws_size(&w) + g->mg * g->ohw * PC_CONV_LANES +
+		       direct_input(g);
+	}
 	return g->k + g->ohw + round_rm(g->mg) * g->k + PC_CONV_RM * g->ohw * PC_CONV_LANES + direct_input(g);
 }
 
@@ -253,6 +267,14 @@ static int conv_geometry(const struct pc_node *n, const struct conv_attrs *a, co
 
 	g->hq = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
 	g->wq = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+	/* Winograd pays off once the channel products outweigh the transforms */
+	g->wino = g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+		  g->group == 1 && g->cg >= 4 && g->mg >= PC_CONV_RM;
+	if (g->wino) {
+		/* whole 2x2 tiles: one more zero row or column for odd sizes */
+		g->hq = (g->oh + 1) / 2 * 2 + 2;
+		g->wq = (g->ow + 1) / 2 * 2 + 2;
+	}
 	g->dok = direct_input(g) < INT32_MAX / 4 && direct_ws(g) <= DIRECT_WS_BUDGET &&
 		 g->c * g->hw < INT32_MAX / PC_CONV_LANES;
 	if (g->dok && direct_ws(g) > g->ws)
@@ -552,6 +574,27 @@ static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, i
 	}
 }
 
+/* Forward as Winograd F(2x2, 3x3) on the same layout, PC_CONV_LANES
+ * samples at a time; the weights are transformed once per call. */
+static void conv_forward_wino(const struct conv_geom *g, const float *x, const float *w, const float *bias,
+			      float *y, float *ws)
+{
+	const int64_t lanes = PC_CONV_LANES;
+	struct pc_wino wi = wino_of(g);
+	float *u = ws, *wws = u + pc_conv_wino_u_size(&wi), *yw = wws + pc_conv_wino_ws_size(&wi);
+	float *xp = yw + g->mg * g->ohw * lanes;
+
+	pc_conv_wino_weights(&wi, w, u);
+	for (int64_t n0 = 0; n0 < g->n; n0 += lanes) {
+		int64_t ns = min64(lanes, g->n - n0);
+		lanes_input(g, x, n0, ns, 0, xp);
+		pc_conv_wino_run(&wi, xp, u, wws, yw);
+		for (int64_t m = 0; m < g->m; m++)
+			pc_conv_direct_scatter(yw + m * g->ohw * lanes, g->ohw, ns, bias ? bias[m] : 0.0f,
+					       y + (n0 * g->m + m) * g->ohw, g->m * g->ohw);
+	}
+}
+
 /* Forward on the direct kernel (conv_direct.h), PC_CONV_LANES samples at a
  * time: lay the group's input out with the samples in the lanes, run every
  * block of PC_CONV_RM output channels, and copy the rows out with the
@@ -600,6 +643,10 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 
 	if (geometry_of(p, n, &g, NULL))
 		return; /* infer proved the shapes; unreachable */
+	if (g.dok && g.wino && pc_conv_direct_available()) {
+		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
+		return;
+	}
 	if (g.dok && pc_conv_direct_available()) {
 		conv_forward_direct(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
 		return;

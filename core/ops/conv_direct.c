@@ -103,35 +103,65 @@ __attribute__((target("avx2,fma"))) static void run_avx2(const float *xp, const 
 	}
 }
 
+/* r[i][j] -> r[j][i] for a 16 x 16 block: unpack pairs, shuffle quads,
+ * then exchange 128-bit lanes twice. */
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
+{
+	__m512 t[16];
+
+	for (int i = 0; i < 8; i++) {
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 4; i++) {
+		r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+		r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+		r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+		r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+	}
+	for (int k = 0; k < 4; k++) {
+		t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+		t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+		t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+		t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+	}
+	for (int k = 0; k < 4; k++) {
+		r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+		r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
+		r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+		r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xDD);
+	}
+}
+
 __attribute__((target("avx512f"))) static void gather_avx512(const float *src, int64_t sstride, int64_t ns,
 								int64_t len, float *dst)
 {
-	__m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-					 _mm512_set1_epi32((int)sstride));
-	__mmask16 k = (__mmask16)((1u << ns) - 1);
-
-	for (int64_t c = 0; c < len; c++)
-		_mm512_storeu_ps(dst + c * PC_CONV_LANES,
-				 _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src + c, 4));
+	for (int64_t c0 = 0; c0 < len; c0 += 16) {
+		int64_t n = len - c0 < 16 ? len - c0 : 16;
+		__mmask16 k = (__mmask16)((1u << n) - 1);
+		__m512 r[16];
+		for (int64_t s = 0; s < 16; s++)
+			r[s] = s < ns ? _mm512_maskz_loadu_ps(k, src + s * sstride + c0) : _mm512_setzero_ps();
+		transpose16(r);
+		for (int64_t j = 0; j < n; j++)
+			_mm512_storeu_ps(dst + (c0 + j) * PC_CONV_LANES, r[j]);
+	}
 }
 
 __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, int64_t len, int64_t ns, float bias,
 							       float *dst, int64_t dstride)
 {
-	__m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-					 _mm512_set1_epi32(PC_CONV_LANES));
 	__m512 b = _mm512_set1_ps(bias);
 
-	for (int64_t s = 0; s < ns; s++) {
-		float *d = dst + s * dstride;
-		int64_t p = 0;
-		for (; p + 16 <= len; p += 16)
-			_mm512_storeu_ps(d + p, _mm512_add_ps(_mm512_i32gather_ps(idx, src + p * PC_CONV_LANES + s, 4), b));
-		if (p < len) {
-			__mmask16 k = (__mmask16)((1u << (len - p)) - 1);
-			__m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src + p * PC_CONV_LANES + s, 4);
-			_mm512_mask_storeu_ps(d + p, k, _mm512_add_ps(v, b));
-		}
+	for (int64_t p0 = 0; p0 < len; p0 += 16) {
+		int64_t n = len - p0 < 16 ? len - p0 : 16;
+		__mmask16 k = (__mmask16)((1u << n) - 1);
+		__m512 r[16];
+		for (int64_t i = 0; i < 16; i++)
+			r[i] = i < n ? _mm512_loadu_ps(src + (p0 + i) * PC_CONV_LANES) : _mm512_setzero_ps();
+		transpose16(r);
+		for (int64_t s = 0; s < ns; s++)
+			_mm512_mask_storeu_ps(dst + s * dstride + p0, k, _mm512_add_ps(r[s], b));
 	}
 }
 

@@ -142,7 +142,7 @@ static void forward_row(enum pc_op op, enum row_pat pat, float *restrict y, cons
 	}
 }
 
-static void binary_run(enum pc_op op, const struct bcast *bc, const float *a, const float *b, float *y)
+PC_HOT static void binary_run(enum pc_op op, const struct bcast *bc, const float *a, const float *b, float *y)
 {
 	int64_t idx[PC_MAX_DIMS] = {0}, oa = 0, ob = 0;
 

@@ -28,6 +28,12 @@
 
 #include "paracorr/error.h"
 #include "paracorr/graph.h"
+
+/* Memory-bound loops (activations, pools, elementwise) compiled for AVX-512,
+ * AVX2 and the baseline, picked at load from the CPU: the baseline alone
+ * would run them 4 lanes wide, and building for one CPU would make the
+ * binary unportable. The arithmetic per element is the same in each. */
+#define PC_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #include "paracorr/tensor.h"
 
 #define PC_OP_LIST(X)                                                                                             \

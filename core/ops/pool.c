@@ -282,7 +282,7 @@ static inline int64_t argmax4(const float *r0, const float *r1, int64_t w, int64
 	return at[best];
 }
 
-static void maxpool_2x2(const float *x, float *y, int64_t planes, const struct pool_axis ax[2])
+PC_HOT static void maxpool_2x2(const float *x, float *y, int64_t planes, const struct pool_axis ax[2])
 {
 	int64_t w = ax[1].in, hw = ax[0].in * w, ow = ax[1].out;
 
@@ -292,12 +292,12 @@ static void maxpool_2x2(const float *x, float *y, int64_t planes, const struct p
 			float *out = y + (pl * ax[0].out + i) * ow;
 			for (int64_t j = 0; j < ow; j++) {
 				float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-				/* a NaN anywhere in the window propagates */
-				float m = a;
-				m = (b > m || b != b) && m == m ? b : m;
-				m = (c > m || c != c) && m == m ? c : m;
-				m = (d > m || d != d) && m == m ? d : m;
-				out[j] = m;
+				float m = b > a ? b : a;
+				m = c > m ? c : m;
+				m = d > m ? d : m;
+				/* a NaN anywhere in the window propagates (the sum is NaN);
+				 * written without branches so that the loop vectorizes */
+				out[j] = (a != a) | (b != b) | (c != c) | (d != d) ? a + b + c + d : m;
 			}
 		}
 }
@@ -410,6 +410,22 @@ static void avgpool_run(const struct pool_attrs *a, const struct pool_axis ax[2]
 	}
 }
 
+/* The 2x2 stride-2 window inside the input: every divisor is 4 whatever
+ * count_include_pad says, and the sum runs in avgpool_run's order, so the
+ * result is the same to the bit. */
+PC_HOT static void avgpool_2x2(const float *x, float *y, int64_t planes, const struct pool_axis ax[2])
+{
+	int64_t w = ax[1].in, hw = ax[0].in * w, ow = ax[1].out;
+
+	for (int64_t pl = 0; pl < planes; pl++)
+		for (int64_t i = 0; i < ax[0].out; i++) {
+			const float *r0 = x + pl * hw + 2 * i * w, *r1 = r0 + w;
+			float *out = y + (pl * ax[0].out + i) * ow;
+			for (int64_t j = 0; j < ow; j++)
+				out[j] = (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) * 0.25f;
+		}
+}
+
 void pc_avgpool_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
@@ -418,6 +434,10 @@ void pc_avgpool_forward(struct pc_plan *p, const struct pc_node *n)
 
 	if (pool_geometry(n, pc_op_priv(n), &x->shape, ax, NULL))
 		return;
+	if (is_2x2_s2(ax)) {
+		avgpool_2x2(x->data, y->data, x->shape.dim[0] * x->shape.dim[1], ax);
+		return;
+	}
 	avgpool_run(pc_op_priv(n), ax, x->shape.dim[0] * x->shape.dim[1], x->data, y->data, NULL, NULL);
 }
 
