@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "ops/conv_direct.h"
 #include "paracorr/graph.h"
 #include "paracorr/plan.h"
 #include "test.h"
@@ -140,6 +141,7 @@ struct conv_case {
 	int bias;
 	const char *auto_pad; /* NULL: attribute absent */
 	int kernel_attr;      /* also give kernel_shape */
+	int forward_only;     /* too big for the finite-difference checks */
 };
 
 /* strides 1/2, symmetric and asymmetric pads, dilation, groups, depthwise,
@@ -147,27 +149,38 @@ struct conv_case {
  * have outputs big enough that the samples are split into several chunks
  * (with a one-sample tail). */
 static const struct conv_case conv_cases[] = {
-    {"3x3 plain", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, NULL, 1},
-    {"stride 2 pad 1", 2, 2, 8, 7, 3, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0},
-    {"asymmetric pads", 1, 2, 6, 5, 2, 3, 2, 2, 1, 1, 1, {1, 0, 2, 1}, 1, 0, NULL, 1},
-    {"dilation 2", 2, 2, 9, 8, 3, 3, 3, 1, 1, 2, 2, {2, 1, 2, 1}, 1, 1, NULL, 0},
-    {"dilation 2 stride 2", 2, 2, 9, 10, 2, 2, 3, 2, 2, 2, 2, {0, 1, 1, 0}, 1, 1, NULL, 0},
-    {"group 2", 2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0},
-    {"depthwise", 2, 3, 6, 5, 3, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 3, 1, NULL, 0},
-    {"depthwise x2", 2, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 3, 0, NULL, 0},
-    {"1x1", 3, 4, 5, 5, 3, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 1},
-    {"1x1 group 2 bias", 2, 4, 3, 5, 4, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 2, 1, NULL, 0},
-    {"1x1 stride 2", 2, 3, 5, 6, 2, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, NULL, 0},
-    {"1x1 padded", 1, 2, 4, 3, 2, 1, 1, 1, 1, 1, 1, {1, 0, 0, 1}, 1, 1, NULL, 0},
-    {"SAME_UPPER", 2, 2, 7, 6, 3, 4, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "SAME_UPPER", 0},
-    {"SAME_LOWER", 2, 2, 7, 6, 3, 4, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "SAME_LOWER", 0},
-    {"SAME_LOWER stride 1", 1, 2, 5, 5, 2, 2, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, "SAME_LOWER", 0},
-    {"VALID", 2, 2, 7, 8, 2, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "VALID", 1},
-    {"NOTSET explicit", 1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, "NOTSET", 0},
-    {"batch 1 5x5", 1, 3, 10, 10, 4, 5, 5, 1, 1, 1, 1, {2, 2, 2, 2}, 1, 1, NULL, 0},
-    {"chunks 3x3", 7, 2, 40, 40, 3, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0},
-    {"chunks 1x1", 7, 3, 40, 40, 2, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 0},
-    {"chunks grouped stride 2", 5, 4, 64, 64, 4, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0},
+    {"3x3 plain", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, NULL, 1, 0},
+    {"stride 2 pad 1", 2, 2, 8, 7, 3, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 0},
+    {"asymmetric pads", 1, 2, 6, 5, 2, 3, 2, 2, 1, 1, 1, {1, 0, 2, 1}, 1, 0, NULL, 1, 0},
+    {"dilation 2", 2, 2, 9, 8, 3, 3, 3, 1, 1, 2, 2, {2, 1, 2, 1}, 1, 1, NULL, 0, 0},
+    {"dilation 2 stride 2", 2, 2, 9, 10, 2, 2, 3, 2, 2, 2, 2, {0, 1, 1, 0}, 1, 1, NULL, 0, 0},
+    {"group 2", 2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0, 0},
+    {"depthwise", 2, 3, 6, 5, 3, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 3, 1, NULL, 0, 0},
+    {"depthwise x2", 2, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 3, 0, NULL, 0, 0},
+    {"1x1", 3, 4, 5, 5, 3, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 1, 0},
+    {"1x1 group 2 bias", 2, 4, 3, 5, 4, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 2, 1, NULL, 0, 0},
+    {"1x1 stride 2", 2, 3, 5, 6, 2, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, NULL, 0, 0},
+    {"1x1 padded", 1, 2, 4, 3, 2, 1, 1, 1, 1, 1, 1, {1, 0, 0, 1}, 1, 1, NULL, 0, 0},
+    {"SAME_UPPER", 2, 2, 7, 6, 3, 4, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "SAME_UPPER", 0, 0},
+    {"SAME_LOWER", 2, 2, 7, 6, 3, 4, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "SAME_LOWER", 0, 0},
+    {"SAME_LOWER stride 1", 1, 2, 5, 5, 2, 2, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, "SAME_LOWER", 0, 0},
+    {"VALID", 2, 2, 7, 8, 2, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, "VALID", 1, 0},
+    {"NOTSET explicit", 1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, "NOTSET", 0, 0},
+    {"batch 1 5x5", 1, 3, 10, 10, 4, 5, 5, 1, 1, 1, 1, {2, 2, 2, 2}, 1, 1, NULL, 0, 0},
+    {"chunks 3x3", 7, 2, 40, 40, 3, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 0},
+    {"chunks 1x1", 7, 3, 40, 40, 2, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 0, 0},
+    {"chunks grouped stride 2", 5, 4, 64, 64, 4, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0, 0},
+    /* the direct kernel's and Winograd's edges (ops/conv_direct.h,
+     * ops/conv_winograd.h): more samples than one 16-lane chunk with a short
+     * tail, output channels that are not a multiple of the 8-channel tile,
+     * odd sizes (half tiles), more tiles than one block */
+    {"winograd odd", 18, 5, 9, 11, 10, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 1},
+    {"winograd unpadded", 3, 4, 8, 7, 8, 3, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 0, NULL, 0, 1},
+    {"winograd 28x28", 17, 16, 28, 28, 16, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 1},
+    {"winograd asymmetric", 2, 8, 6, 9, 9, 3, 3, 1, 1, 1, 1, {0, 2, 1, 0}, 1, 1, NULL, 0, 1},
+    {"lanes stride 2", 33, 3, 11, 9, 9, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 1},
+    {"lanes dilated grouped", 20, 6, 10, 12, 12, 3, 3, 1, 2, 2, 1, {2, 1, 0, 2}, 3, 1, NULL, 0, 1},
+    {"lanes 5x5 long rows", 16, 2, 5, 40, 7, 5, 5, 1, 1, 1, 1, {2, 2, 2, 2}, 1, 1, NULL, 0, 1},
 };
 
 #define N_CONV_CASES ((int)(sizeof(conv_cases) / sizeof(conv_cases[0])))
@@ -260,40 +273,48 @@ static void ref_conv(const struct conv_case *cs, const struct conv_data *d, cons
 				}
 }
 
+/* Every case through each path the machine has: the direct kernels
+ * (sample lanes, Winograd) where the CPU has AVX2 or AVX-512, and the
+ * im2col + sgemm fallback. */
 TEST(ops_conv_forward_matches_reference)
 {
-	for (int ci = 0; ci < N_CONV_CASES; ci++) {
-		const struct conv_case *cs = &conv_cases[ci];
-		struct conv_data d;
-		int64_t nx = (int64_t)cs->n * cs->c * cs->h * cs->w, ny;
-		float *x, *y;
-		struct pc_plan *p;
-		int bad = 0;
+	for (int path = 0; path < 2; path++) {
+		pc_conv_direct_disabled = path;
+		for (int ci = 0; ci < N_CONV_CASES; ci++) {
+			const struct conv_case *cs = &conv_cases[ci];
+			struct conv_data d;
+			int64_t nx = (int64_t)cs->n * cs->c * cs->h * cs->w, ny;
+			float *x, *y;
+			struct pc_plan *p;
+			int bad = 0;
 
-		if (conv_setup(t, ci, &d))
-			continue;
-		ny = (int64_t)cs->n * cs->m * d.oh * d.ow;
-		x = malloc((size_t)nx * sizeof(float));
-		y = malloc((size_t)ny * sizeof(float));
-		REQUIRE(x && y);
-		gc_fill(x, nx, 300 + (uint64_t)ci, -1.0f, 1.0f);
-		ref_conv(cs, &d, x, y);
-		p = run_forward(t, d.g, cs->n, x, nx);
-		if (p) {
-			CHECK_MSG(pc_plan_classes(p) == ny / cs->n, "case '%s': %lld classes, expected %lld", cs->label,
-				  (long long)pc_plan_classes(p), (long long)(ny / cs->n));
-			for (int64_t i = 0; i < ny && pc_plan_classes(p) == ny / cs->n; i++) {
-				double a = pc_plan_output(p)[i], b = y[i];
-				if (!(fabs(a - b) <= 1e-5 + 1e-4 * fabs(b)) && bad++ < 3)
-					pc_test_fail(t, __FILE__, __LINE__, "case '%s': y[%lld] = %.7g, expected %.7g",
-						     cs->label, (long long)i, a, b);
+			if (conv_setup(t, ci, &d))
+				continue;
+			ny = (int64_t)cs->n * cs->m * d.oh * d.ow;
+			x = malloc((size_t)nx * sizeof(float));
+			y = malloc((size_t)ny * sizeof(float));
+			REQUIRE(x && y);
+			gc_fill(x, nx, 300 + (uint64_t)ci, -1.0f, 1.0f);
+			ref_conv(cs, &d, x, y);
+			p = run_forward(t, d.g, cs->n, x, nx);
+			if (p) {
+				CHECK_MSG(pc_plan_classes(p) == ny / cs->n, "case '%s': %lld classes, expected %lld",
+					  cs->label, (long long)pc_plan_classes(p), (long long)(ny / cs->n));
+				for (int64_t i = 0; i < ny && pc_plan_classes(p) == ny / cs->n; i++) {
+					double a = pc_plan_output(p)[i], b = y[i];
+					if (!(fabs(a - b) <= 1e-5 + 1e-4 * fabs(b)) && bad++ < 3)
+						pc_test_fail(t, __FILE__, __LINE__,
+							     "case '%s' (%s): y[%lld] = %.7g, expected %.7g", cs->label,
+							     path ? "im2col" : "direct", (long long)i, a, b);
+				}
 			}
+			pc_plan_free(p);
+			free(x);
+			free(y);
+			conv_data_free(&d);
 		}
-		pc_plan_free(p);
-		free(x);
-		free(y);
-		conv_data_free(&d);
 	}
+	pc_conv_direct_disabled = 0;
 }
 
 TEST(ops_conv_gradients)
@@ -303,7 +324,7 @@ TEST(ops_conv_gradients)
 		struct conv_data d;
 		int bad = 0, checked;
 
-		if (conv_setup(t, ci, &d))
+		if (cs->forward_only || conv_setup(t, ci, &d))
 			continue;
 		for (int with_input = 1; with_input >= 0; with_input--) {
 			struct gc_opts o = {.batch = cs->n,
