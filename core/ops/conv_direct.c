@@ -109,22 +109,26 @@ __attribute__((target("avx512f"), always_inline)) static inline void transpose16
 {
 	__m512 t[16];
 
+#pragma GCC unroll 8
 	for (int i = 0; i < 8; i++) {
 		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
 		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
 	}
+#pragma GCC unroll 4
 	for (int i = 0; i < 4; i++) {
 		r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
 		r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
 		r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
 		r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
 	}
+#pragma GCC unroll 4
 	for (int k = 0; k < 4; k++) {
 		t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
 		t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
 		t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
 		t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
 	}
+#pragma GCC unroll 4
 	for (int k = 0; k < 4; k++) {
 		r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
 		r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
@@ -140,11 +144,15 @@ __attribute__((target("avx512f"))) static void gather_avx512(const float *src, i
 		int64_t n = len - c0 < 16 ? len - c0 : 16;
 		__mmask16 k = (__mmask16)((1u << n) - 1);
 		__m512 r[16];
-		for (int64_t s = 0; s < 16; s++)
+		/* constant indices throughout, so that r stays in registers */
+#pragma GCC unroll 16
+		for (int s = 0; s < 16; s++)
 			r[s] = s < ns ? _mm512_maskz_loadu_ps(k, src + s * sstride + c0) : _mm512_setzero_ps();
 		transpose16(r);
-		for (int64_t j = 0; j < n; j++)
-			_mm512_storeu_ps(dst + (c0 + j) * PC_CONV_LANES, r[j]);
+#pragma GCC unroll 16
+		for (int j = 0; j < 16; j++)
+			if (j < n)
+				_mm512_storeu_ps(dst + (c0 + j) * PC_CONV_LANES, r[j]);
 	}
 }
 
@@ -157,11 +165,14 @@ __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, 
 		int64_t n = len - p0 < 16 ? len - p0 : 16;
 		__mmask16 k = (__mmask16)((1u << n) - 1);
 		__m512 r[16];
-		for (int64_t i = 0; i < 16; i++)
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++)
 			r[i] = i < n ? _mm512_loadu_ps(src + (p0 + i) * PC_CONV_LANES) : _mm512_setzero_ps();
 		transpose16(r);
-		for (int64_t s = 0; s < ns; s++)
-			_mm512_mask_storeu_ps(dst + s * dstride + p0, k, _mm512_add_ps(r[s], b));
+#pragma GCC unroll 16
+		for (int s = 0; s < 16; s++)
+			if (s < ns)
+				_mm512_mask_storeu_ps(dst + s * dstride + p0, k, _mm512_add_ps(r[s], b));
 	}
 }
 

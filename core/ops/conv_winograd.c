@@ -65,33 +65,39 @@ PC_HOT void pc_conv_wino_weights(const struct pc_wino *w, const float *weight, f
 		}
 }
 
+/* One vector of PC_CONV_LANES floats (a 4-wide SSE quadruple on the
+ * baseline build, one register on AVX-512), named so that the transforms'
+ * temporaries stay in registers. Unaligned: rows of the layout are 64
+ * bytes apart but the buffers are only float-aligned. */
+typedef float vlanes __attribute__((vector_size(L * sizeof(float)), aligned(sizeof(float))));
+
+#define VL(p) (*(const vlanes *)(p))
+#define VS(p) (*(vlanes *)(p))
+
 /* V[xi][c][k][lanes] = B^T d B of tiles [t0, t0 + nt). */
 PC_HOT static void input_transform(const struct pc_wino *w, const float *xp, int64_t t0, int64_t nt, float *v)
 {
+	int64_t row = w->wq * L, step = w->c * nt * L; /* next input row; next xi */
+
 	for (int64_t c = 0; c < w->c; c++)
 		for (int64_t k = 0; k < nt; k++) {
 			int64_t ty = (t0 + k) / w->tw, tx = (t0 + k) % w->tw;
 			const float *d = xp + ((c * w->hq + 2 * ty) * w->wq + 2 * tx) * L;
-			float t[4][4][L];
+			float *o = v + (c * nt + k) * L;
+			vlanes t[4][4];
 			for (int j = 0; j < 4; j++) {
-				const float *d0 = d + j * L, *d1 = d0 + w->wq * L, *d2 = d1 + w->wq * L,
-					    *d3 = d2 + w->wq * L;
-				for (int l = 0; l < L; l++) {
-					t[0][j][l] = d0[l] - d2[l];
-					t[1][j][l] = d1[l] + d2[l];
-					t[2][j][l] = d2[l] - d1[l];
-					t[3][j][l] = d1[l] - d3[l];
-				}
+				vlanes d0 = VL(d + j * L), d1 = VL(d + row + j * L), d2 = VL(d + 2 * row + j * L),
+				       d3 = VL(d + 3 * row + j * L);
+				t[0][j] = d0 - d2;
+				t[1][j] = d1 + d2;
+				t[2][j] = d2 - d1;
+				t[3][j] = d1 - d3;
 			}
 			for (int i = 0; i < 4; i++) {
-				float *o = v + ((4 * i * w->c + c) * nt + k) * L;
-				int64_t step = w->c * nt * L; /* next xi */
-				for (int l = 0; l < L; l++) {
-					o[l] = t[i][0][l] - t[i][2][l];
-					o[step + l] = t[i][1][l] + t[i][2][l];
-					o[2 * step + l] = t[i][2][l] - t[i][1][l];
-					o[3 * step + l] = t[i][1][l] - t[i][3][l];
-				}
+				VS(o + (4 * i) * step) = t[i][0] - t[i][2];
+				VS(o + (4 * i + 1) * step) = t[i][1] + t[i][2];
+				VS(o + (4 * i + 2) * step) = t[i][2] - t[i][1];
+				VS(o + (4 * i + 3) * step) = t[i][1] - t[i][3];
 			}
 		}
 }
@@ -107,28 +113,22 @@ PC_HOT static void output_transform(const struct pc_wino *w, const float *mb, in
 		for (int64_t k = 0; k < nt; k++) {
 			int64_t ty = (t0 + k) / w->tw, tx = (t0 + k) % w->tw;
 			const float *m = mb + (r * nt + k) * L;
-			float t[2][4][L], y[2][2][L];
-			for (int j = 0; j < 4; j++)
-				for (int l = 0; l < L; l++) {
-					float a = m[j * step + l], b = m[(4 + j) * step + l], c = m[(8 + j) * step + l],
-					      d = m[(12 + j) * step + l];
-					t[0][j][l] = a + b + c;
-					t[1][j][l] = b - c - d;
-				}
-			for (int i = 0; i < 2; i++)
-				for (int l = 0; l < L; l++) {
-					y[i][0][l] = t[i][0][l] + t[i][1][l] + t[i][2][l];
-					y[i][1][l] = t[i][1][l] - t[i][2][l] - t[i][3][l];
-				}
+			vlanes t[2][4], y[2][2];
+			for (int j = 0; j < 4; j++) {
+				vlanes a = VL(m + j * step), b = VL(m + (4 + j) * step), c = VL(m + (8 + j) * step),
+				       d = VL(m + (12 + j) * step);
+				t[0][j] = a + b + c;
+				t[1][j] = b - c - d;
+			}
+			for (int i = 0; i < 2; i++) {
+				y[i][0] = t[i][0] + t[i][1] + t[i][2];
+				y[i][1] = t[i][1] - t[i][2] - t[i][3];
+			}
 			for (int i = 0; i < 2; i++)
 				for (int j = 0; j < 2; j++) {
 					int64_t oy = 2 * ty + i, ox = 2 * tx + j;
-					float *o;
-					if (oy >= w->oh || ox >= w->ow)
-						continue;
-					o = yw + ((m0 + r) * ohw + oy * w->ow + ox) * L;
-					for (int l = 0; l < L; l++)
-						o[l] = y[i][j][l];
+					if (oy < w->oh && ox < w->ow)
+						VS(yw + ((m0 + r) * ohw + oy * w->ow + ox) * L) = y[i][j];
 				}
 		}
 }
