@@ -1,24 +1,30 @@
 /* ops/conv: 2-D Conv (NCHW input, M x C/group x kH x kW weight, optional
- * bias), forward and backward through im2col and pc_sgemm.
+ * bias), forward and backward.
  *
  * Design. Attributes are parsed once at load; the geometry (padding after
  * auto_pad, output size, chunk size) is a pure function of the attributes
  * and the input/weight shapes, recomputed by infer, forward and backward
  * alike, so a graph shared by several plans is never written after load.
  *
- * BLAS wants wide matrices, and a small image gives narrow ones (a 7x7 map
- * is 49 columns). So samples are processed in chunks: im2col of `chunk`
- * samples, one group at a time, into col [K, chunk*OH*OW] (K = C/group * kH
- * * kW), one sgemm per group into a [M/group, chunk*OH*OW] buffer, then a
- * scatter to NCHW. The chunk is chosen from the shapes so that the
- * workspace stays under CONV_WS_BUDGET. A chunk of one sample needs no
- * buffer for the product: sgemm writes straight into the output, and a
- * 1x1, stride-1, unpadded conv needs no im2col at all (the input is the
- * column matrix).
+ * Forward has three paths, chosen per call:
+ *   - where the CPU has AVX-512 or AVX2, the direct kernel of conv_direct.h
+ *     with 16 samples in the vector lanes (any stride, dilation, groups),
+ *     and for 3x3 stride-1 convolutions Winograd F(2x2, 3x3) on the same
+ *     layout (conv_winograd.h);
+ *   - otherwise im2col + pc_sgemm: samples are processed in chunks (BLAS
+ *     wants wide matrices and a 7x7 map is 49 columns), im2col of `chunk`
+ *     samples, one group at a time, into col [K, chunk*OH*OW] (K = C/group
+ *     * kH * kW), one sgemm per group, then a scatter to NCHW; stride-1
+ *     convolutions use the "wide rows" variant (conv_forward_wide). A
+ *     1x1, stride-1, unpadded conv needs no im2col at all.
+ * Every path sums in float; they differ by rounding only (the tests run
+ * each against the same reference).
  *
  * Backward recomputes the columns (the workspace is shared by every node,
  * so nothing survives from forward): dW += dY col^T, dB += sum dY, and only
- * when the input has a gradient dX += col2im(W^T dY). */
+ * when the input has a gradient dX += col2im(W^T dY). A study runs one
+ * backward pass and dozens of forward ones, which is where the kernels
+ * went. */
 #include "../graph_int.h"
 
 #include <limits.h>

@@ -123,7 +123,7 @@ static inline void bcast_next(const struct bcast *bc, int64_t *idx, int64_t *oa,
 		}                                                                                                 \
 	} while (0)
 
-static void forward_row(enum pc_op op, enum row_pat pat, float *restrict y, const float *a, const float *b,
+PC_HOT static void forward_row(enum pc_op op, enum row_pat pat, float *restrict y, const float *a, const float *b,
 			int64_t len)
 {
 	switch (op) {
@@ -142,7 +142,7 @@ static void forward_row(enum pc_op op, enum row_pat pat, float *restrict y, cons
 	}
 }
 
-PC_HOT static void binary_run(enum pc_op op, const struct bcast *bc, const float *a, const float *b, float *y)
+static void binary_run(enum pc_op op, const struct bcast *bc, const float *a, const float *b, float *y)
 {
 	int64_t idx[PC_MAX_DIMS] = {0}, oa = 0, ob = 0;
 
