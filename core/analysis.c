@@ -574,6 +574,7 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 		q->stop = 1;
 		return;
 	}
+	pc_plan_keep_fused(p, 0);
 	if (ce && start > 0) {
 		restore_frontier(p, ce, b);
 	} else {

@@ -102,6 +102,7 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 			return;
 		}
 		pc_eval_fill_input(p, j->d, first, rows);
+		pc_plan_keep_fused(p, j->hook != NULL);
 		pc_plan_forward(p);
 		if (j->hook)
 			j->hook(p, b, j->hook_arg);

@@ -95,6 +95,13 @@ struct pc_plan {
 	size_t ws_floats;
 	unsigned char *run_fwd; /* per node */
 	unsigned char *run_bwd;
+	/* per node: its forward also computes the Relu that is node k+1 and
+	 * the only reader of its output (the op's relu_epilogue), saving a
+	 * pass over memory; relu_out is that Relu's output while it runs */
+	unsigned char *fuse_relu;
+	float *relu_out;
+	int keep_fused; /* pc_plan_keep_fused; when 0 the op may leave its own
+			   output unwritten while relu_out is set */
 };
 
 int pc_graph_lookup(const struct pc_graph *g, const char *name);

@@ -188,6 +188,33 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 	return PC_OK;
 }
 
+/* Marks the nodes whose forward can take the Relu after them along (see
+ * fuse_relu): node k+1 is a Relu reading k's output, nobody else reads it,
+ * and it is not the graph's output. A range that starts at the Relu, as
+ * the study's shortcuts do after writing a layer's output themselves, runs
+ * the Relu on its own. */
+static int plan_fusion(struct pc_plan *p, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	int *readers = calloc((size_t)g->n_values + 1, sizeof(int));
+
+	if (!readers)
+		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	for (int k = 0; k < g->n_nodes; k++)
+		for (int j = 0; j < g->nodes[k].n_in; j++)
+			if (g->nodes[k].in[j] >= 0)
+				readers[g->nodes[k].in[j]]++;
+	for (int k = 0; k + 1 < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k], *r = &g->nodes[k + 1];
+		int v = n->out[0];
+		p->fuse_relu[k] = pc_op_table[n->op].relu_epilogue && r->op == PC_OP_RELU && r->in[0] == v &&
+				  readers[v] == 1 && v != g->output && p->run_fwd[k] && p->run_fwd[k + 1] &&
+				  p->t[v].numel == p->t[r->out[0]].numel;
+	}
+	free(readers);
+	return PC_OK;
+}
+
 struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err)
 {
 	struct pc_plan *p = NULL;
@@ -211,9 +238,11 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->t = calloc((size_t)g->n_values + 1, sizeof(*p->t));
 	p->run_fwd = calloc((size_t)g->n_nodes + 1, 1);
 	p->run_bwd = calloc((size_t)g->n_nodes + 1, 1);
+	p->fuse_relu = calloc((size_t)g->n_nodes + 1, 1);
+	p->keep_fused = 1;
 	need = calloc((size_t)g->n_values + 1, 1);
 	p->w = alloc_floats((size_t)g->n_params);
-	if (!p->t || !p->run_fwd || !p->run_bwd || !need || !p->w)
+	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !need || !p->w)
 		goto nomem;
 	memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
 	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
@@ -222,7 +251,8 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 			goto nomem;
 		memset(p->gw, 0, (size_t)g->n_params * sizeof(float));
 	}
-	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err))
+	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) ||
+	    plan_fusion(p, err))
 		goto fail;
 	out = &p->t[g->output];
 	if (out->dtype != PC_DTYPE_FLOAT || out->shape.ndim != 2 || out->shape.dim[0] != batch || out->is_static) {
@@ -269,6 +299,7 @@ void pc_plan_free(struct pc_plan *p)
 	free(p->og);
 	free(p->run_fwd);
 	free(p->run_bwd);
+	free(p->fuse_relu);
 	free(p);
 }
 
@@ -345,9 +376,23 @@ void pc_plan_forward_range(struct pc_plan *p, int first, int last)
 		first = 0;
 	if (last > g->n_nodes)
 		last = g->n_nodes;
-	for (int k = first; k < last; k++)
-		if (p->run_fwd[k])
+	for (int k = first; k < last; k++) {
+		if (!p->run_fwd[k])
+			continue;
+		if (p->fuse_relu[k] && k + 1 < last) {
+			p->relu_out = p->t[g->nodes[k + 1].out[0]].data;
 			pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
+			p->relu_out = NULL;
+			k++; /* the Relu is done */
+			continue;
+		}
+		pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
+	}
+}
+
+void pc_plan_keep_fused(struct pc_plan *p, int keep)
+{
+	p->keep_fused = keep;
 }
 
 void pc_plan_forward(struct pc_plan *p)

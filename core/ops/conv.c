@@ -583,7 +583,7 @@ static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, i
 /* Forward as Winograd F(2x2, 3x3) on the same layout, PC_CONV_LANES
  * samples at a time; the weights are transformed once per call. */
 static void conv_forward_wino(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-			      float *y, float *ws)
+			      float *y, float *relu, float *ws)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	struct pc_wino wi = wino_of(g);
@@ -597,7 +597,8 @@ static void conv_forward_wino(const struct conv_geom *g, const float *x, const f
 		pc_conv_wino_run(&wi, xp, u, wws, yw);
 		for (int64_t m = 0; m < g->m; m++)
 			pc_conv_direct_scatter(yw + m * g->ohw * lanes, g->ohw, ns, bias ? bias[m] : 0.0f,
-					       y + (n0 * g->m + m) * g->ohw, g->m * g->ohw);
+					       y ? y + (n0 * g->m + m) * g->ohw : NULL, g->m * g->ohw,
+					       relu ? relu + (n0 * g->m + m) * g->ohw : NULL);
 	}
 }
 
@@ -606,7 +607,7 @@ static void conv_forward_wino(const struct conv_geom *g, const float *x, const f
  * block of PC_CONV_RM output channels, and copy the rows out with the
  * bias. */
 static void conv_forward_direct(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-				float *y, float *ws)
+				float *y, float *relu, float *ws)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	int32_t *tap = (int32_t *)ws, *pos = tap + g->k;
@@ -633,40 +634,26 @@ static void conv_forward_direct(const struct conv_geom *g, const float *x, const
 					int64_t m = gi * g->mg + m0 + r;
 					float b = bias ? bias[m] : 0.0f;
 					pc_conv_direct_scatter(yw + r * g->ohw * lanes, g->ohw, ns, b,
-							       y + (n0 * g->m + m) * g->ohw, g->m * g->ohw);
+							       y ? y + (n0 * g->m + m) * g->ohw : NULL, g->m * g->ohw,
+							       relu ? relu + (n0 * g->m + m) * g->ohw : NULL);
 				}
 			}
 		}
 	}
 }
 
-void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
+/* The portable path: im2col (per chunk of samples) and pc_sgemm. */
+static void conv_forward_im2col(const struct conv_geom *g0, const float *x, const float *w, const float *bias,
+				float *y, float *ws)
 {
-	const struct pc_tensor *xt = pc_op_in(p, n, 0), *wt = pc_op_in(p, n, 1), *bt = pc_op_in(p, n, 2);
-	struct pc_tensor *yt = pc_op_out(p, n, 0);
-	float *ws = pc_op_ws(p);
-	struct conv_geom g;
+	const struct conv_geom g = *g0;
 
-	if (geometry_of(p, n, &g, NULL))
-		return; /* infer proved the shapes; unreachable */
-	if (g.dok && g.wino && pc_conv_direct_available()) {
-		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
-		return;
-	}
-	if (g.dok && pc_conv_direct_available()) {
-		conv_forward_direct(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
-		return;
-	}
-	if (g.wide) {
-		conv_forward_wide(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
-		return;
-	}
 	for (int64_t n0 = 0; n0 < g.n; n0 += g.chunk) {
 		int64_t ns = min64(g.chunk, g.n - n0), cols = ns * g.ohw;
-		const float *xs = xt->data + n0 * g.c * g.hw;
-		float *ys = yt->data + n0 * g.m * g.ohw;
+		const float *xs = x + n0 * g.c * g.hw;
+		float *ys = y + n0 * g.m * g.ohw;
 		for (int64_t gi = 0; gi < g.group; gi++) {
-			const float *wg = wt->data + gi * g.mg * g.k;
+			const float *wg = w + gi * g.mg * g.k;
 			const float *xg = xs + gi * g.cg * g.hw;
 			if (ns == 1) {
 				/* straight into the output, bias first */
@@ -677,9 +664,9 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 					im2col(&g, xg, 1, ws);
 					col = ws;
 				}
-				if (bt) {
+				if (bias) {
 					for (int64_t m = 0; m < g.mg; m++) {
-						float b = bt->data[gi * g.mg + m];
+						float b = bias[gi * g.mg + m];
 						for (int64_t q = 0; q < g.ohw; q++)
 							yg[m * g.ohw + q] = b;
 					}
@@ -694,7 +681,7 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 					 prod, (int)cols);
 				for (int64_t s = 0; s < ns; s++) {
 					for (int64_t m = 0; m < g.mg; m++) {
-						float b = bt ? bt->data[gi * g.mg + m] : 0.0f;
+						float b = bias ? bias[gi * g.mg + m] : 0.0f;
 						const float *src = prod + m * cols + s * g.ohw;
 						float *dst = ys + (s * g.m + gi * g.mg + m) * g.ohw;
 						for (int64_t q = 0; q < g.ohw; q++)
@@ -704,6 +691,35 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 			}
 		}
 	}
+}
+
+void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *xt = pc_op_in(p, n, 0), *wt = pc_op_in(p, n, 1), *bt = pc_op_in(p, n, 2);
+	struct pc_tensor *yt = pc_op_out(p, n, 0);
+	float *ws = pc_op_ws(p), *yd;
+	struct conv_geom g;
+
+	if (geometry_of(p, n, &g, NULL))
+		return; /* infer proved the shapes; unreachable */
+	/* with a fused Relu that nothing else needs, store only its output */
+	yd = p->relu_out && !p->keep_fused ? NULL : yt->data;
+	if (g.dok && g.wino && pc_conv_direct_available()) {
+		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws);
+		return;
+	}
+	if (g.dok && pc_conv_direct_available()) {
+		conv_forward_direct(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws);
+		return;
+	}
+	if (g.wide)
+		conv_forward_wide(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
+	else
+		conv_forward_im2col(&g, xt->data, wt->data, bt ? bt->data : NULL, yt->data, ws);
+	/* the fallback paths take a fused Relu as a pass of its own */
+	if (p->relu_out)
+		for (int64_t i = 0; i < yt->numel; i++)
+			p->relu_out[i] = yt->data[i] > 0.0f ? yt->data[i] : 0.0f;
 }
 
 static void bias_grad(const struct conv_geom *g, const float *dy, float *db)

@@ -157,9 +157,9 @@ __attribute__((target("avx512f"))) static void gather_avx512(const float *src, i
 }
 
 __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, int64_t len, int64_t ns, float bias,
-							       float *dst, int64_t dstride)
+							       float *dst, int64_t dstride, float *relu)
 {
-	__m512 b = _mm512_set1_ps(bias);
+	__m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
 
 	for (int64_t p0 = 0; p0 < len; p0 += 16) {
 		int64_t n = len - p0 < 16 ? len - p0 : 16;
@@ -171,8 +171,15 @@ __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, 
 		transpose16(r);
 #pragma GCC unroll 16
 		for (int s = 0; s < 16; s++)
-			if (s < ns)
-				_mm512_mask_storeu_ps(dst + s * dstride + p0, k, _mm512_add_ps(r[s], b));
+			if (s < ns) {
+				__m512 v = _mm512_add_ps(r[s], b);
+				if (dst)
+					_mm512_mask_storeu_ps(dst + s * dstride + p0, k, v);
+				/* x > 0 ? x : 0, as the Relu op computes it (NaN -> 0) */
+				if (relu)
+					_mm512_mask_storeu_ps(relu + s * dstride + p0, k,
+							      _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v));
+			}
 	}
 }
 
@@ -190,15 +197,21 @@ void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t ns, int64_
 	}
 }
 
-void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bias, float *dst, int64_t dstride)
+void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bias, float *dst, int64_t dstride,
+			    float *relu)
 {
 	if (__builtin_cpu_supports("avx512f")) {
-		scatter_avx512(src, len, ns, bias, dst, dstride);
+		scatter_avx512(src, len, ns, bias, dst, dstride, relu);
 		return;
 	}
 	for (int64_t s = 0; s < ns; s++)
-		for (int64_t p = 0; p < len; p++)
-			dst[s * dstride + p] = src[p * PC_CONV_LANES + s] + bias;
+		for (int64_t p = 0; p < len; p++) {
+			float v = src[p * PC_CONV_LANES + s] + bias;
+			if (dst)
+				dst[s * dstride + p] = v;
+			if (relu)
+				relu[s * dstride + p] = v > 0.0f ? v : 0.0f;
+		}
 }
 
 void pc_conv_direct_run(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos,

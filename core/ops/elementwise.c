@@ -123,8 +123,8 @@ static inline void bcast_next(const struct bcast *bc, int64_t *idx, int64_t *oa,
 		}                                                                                                 \
 	} while (0)
 
-PC_HOT static void forward_row(enum pc_op op, enum row_pat pat, float *restrict y, const float *a, const float *b,
-			int64_t len)
+static inline void row_block(enum pc_op op, enum row_pat pat, float *restrict y, const float *a, const float *b,
+			     int64_t len)
 {
 	switch (op) {
 	case PC_OP_ADD:
@@ -142,12 +142,30 @@ PC_HOT static void forward_row(enum pc_op op, enum row_pat pat, float *restrict 
 	}
 }
 
-static void binary_run(enum pc_op op, const struct bcast *bc, const float *a, const float *b, float *y)
+/* A row in blocks that stay in L1, each followed by the fused Relu when
+ * the plan asked for it (relu != NULL; see pc_plan's fuse_relu), which
+ * may be computed in place (relu == y) when nothing needs y itself. */
+#define ROW_BLOCK 2048
+
+PC_HOT static void forward_row(enum pc_op op, enum row_pat pat, float *y, const float *a, const float *b,
+			       int64_t len, float *relu)
+{
+	for (int64_t j0 = 0; j0 < len; j0 += ROW_BLOCK) {
+		int64_t n = len - j0 < ROW_BLOCK ? len - j0 : ROW_BLOCK;
+		row_block(op, pat, y + j0, pat == ROW_A_SCALAR ? a : a + j0, pat == ROW_B_SCALAR ? b : b + j0, n);
+		if (relu)
+			for (int64_t j = j0; j < j0 + n; j++)
+				relu[j] = y[j] > 0.0f ? y[j] : 0.0f;
+	}
+}
+
+static void binary_run(enum pc_op op, const struct bcast *bc, const float *a, const float *b, float *y,
+		       float *relu)
 {
 	int64_t idx[PC_MAX_DIMS] = {0}, oa = 0, ob = 0;
 
 	for (int64_t r = 0; r < bc->rows; r++) {
-		forward_row(op, bc->pat, y + r * bc->len, a + oa, b + ob, bc->len);
+		forward_row(op, bc->pat, y + r * bc->len, a + oa, b + ob, bc->len, relu ? relu + r * bc->len : NULL);
 		bcast_next(bc, idx, &oa, &ob);
 	}
 }
@@ -332,7 +350,7 @@ int pc_binary_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 		if (!y)
 			return err ? err->code : PC_ERR_INTERNAL;
 		if (pc_shape_count(&ys) > 0)
-			binary_run(n->op, &bc, a->data, b->data, y);
+			binary_run(n->op, &bc, a->data, b->data, y, NULL);
 		return PC_OK;
 	}
 	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err);
@@ -347,7 +365,8 @@ void pc_binary_forward(struct pc_plan *p, const struct pc_node *n)
 	if (y->numel == 0)
 		return;
 	bcast_plan(&a->shape, &b->shape, &y->shape, &bc);
-	binary_run(n->op, &bc, a->data, b->data, y->data);
+	/* a fused Relu that is all anyone reads: compute in its buffer */
+	binary_run(n->op, &bc, a->data, b->data, p->relu_out && !p->keep_fused ? p->relu_out : y->data, p->relu_out);
 }
 
 void pc_binary_backward(struct pc_plan *p, const struct pc_node *n)

@@ -90,6 +90,9 @@ struct pc_op_def {
 	/* Output 0 shares input 0's data and gradient (reshape-like ops): the
 	 * plan aliases the buffers and the op needs no forward or backward. */
 	int alias;
+	/* The forward writes relu(output 0) to p->relu_out as well, when the
+	 * plan sets it (a Relu follows and nothing else reads the output). */
+	int relu_epilogue;
 	int (*init)(struct pc_node *n, struct pc_error *err);
 	int (*infer)(struct pc_plan *p, const struct pc_node *n, struct pc_error *err);
 	void (*forward)(struct pc_plan *p, const struct pc_node *n);

@@ -10,7 +10,7 @@
 const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	[PC_OP_GEMM] = {.name = "Gemm", .attrs = "alpha,beta,transA,transB", ARITY(2, 3, 1, 1), ROW(pc_gemm)},
 	[PC_OP_MATMUL] = {.name = "MatMul", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_matmul)},
-	[PC_OP_ADD] = {.name = "Add", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)},
+	[PC_OP_ADD] = {.name = "Add", .attrs = "", ARITY(2, 2, 1, 1), .relu_epilogue = 1, ROW_NOINIT(pc_binary)},
 	[PC_OP_SUB] = {.name = "Sub", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)},
 	[PC_OP_MUL] = {.name = "Mul", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)},
 	[PC_OP_DIV] = {.name = "Div", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)},
@@ -24,7 +24,7 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 			ROW_NOINIT(pc_clip)},
 	[PC_OP_CONV] = {.name = "Conv",
 			.attrs = "auto_pad,dilations,group,kernel_shape,pads,strides", ARITY(2, 3, 1, 1),
-			ROW(pc_conv)},
+			.relu_epilogue = 1, ROW(pc_conv)},
 	[PC_OP_MAXPOOL] = {.name = "MaxPool",
 			   .attrs = "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,strides", ARITY(1, 1, 1, 1),
 			   ROW(pc_maxpool)},

@@ -52,6 +52,13 @@ void pc_plan_forward(struct pc_plan *p);
 /* Runs nodes [first, last) of the execution order only: the caller keeps
  * the activations before `first` valid (prefix caching). */
 void pc_plan_forward_range(struct pc_plan *p, int first, int last);
+
+/* Where a Relu is computed together with the Conv or Add before it, the
+ * pre-Relu values are read by nothing but that Relu: forward passes may
+ * skip storing them (keep = 0). The default (1) stores them, for callers
+ * that look at every activation after a pass (the study's cache capture).
+ * Backward never reads them. */
+void pc_plan_keep_fused(struct pc_plan *p, int keep);
 /* Backpropagates the output gradient, adding weight gradients into
  * pc_plan_weight_grad. Needs a forward pass of the same weights first. */
 void pc_plan_backward(struct pc_plan *p);
