@@ -63,11 +63,13 @@ __attribute__((target("avx512f,fma"))) static void run_avx512(const float *xp, c
 {
 	int64_t p = 0;
 
-	for (; p + RQ <= npos; p += RQ)
+	/* tiles of three; a remainder of one after them is better run as two
+	 * tiles of two than as a one-wide tile at a third of the rate */
+	for (; p + RQ <= npos && npos - p != 4; p += RQ)
 		tile_avx512(xp, tap, taps, pos + p, npos, wpk, y + p * PC_CONV_LANES, RQ);
-	if (npos - p == 2)
+	for (; p + 2 <= npos; p += 2)
 		tile_avx512(xp, tap, taps, pos + p, npos, wpk, y + p * PC_CONV_LANES, 2);
-	else if (npos - p == 1)
+	if (p < npos)
 		tile_avx512(xp, tap, taps, pos + p, npos, wpk, y + p * PC_CONV_LANES, 1);
 }
 
