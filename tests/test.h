@@ -53,6 +53,14 @@ const char *pc_test_root(void);
 		}                                                                                                 \
 	} while (0)
 
+#define REQUIRE_MSG(cond, ...)                                                                                    \
+	do {                                                                                                      \
+		if (!(cond)) {                                                                                    \
+			pc_test_fail(t, __FILE__, __LINE__, __VA_ARGS__);                                         \
+			return;                                                                                   \
+		}                                                                                                 \
+	} while (0)
+
 #define CHECK_INT(a, b)                                                                                           \
 	do {                                                                                                      \
 		long long a_ = (long long)(a), b_ = (long long)(b);                                               \

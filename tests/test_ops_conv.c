@@ -344,6 +344,70 @@ TEST(ops_conv_gradients)
 	}
 }
 
+/* x -> Conv -> Relu -> Flatten: the plan computes the Relu inside the Conv
+ * (fuse_relu). Its output must be the separate Conv's output through
+ * max(., 0), bit for bit, whether the plan keeps the pre-Relu values or
+ * not, on every Conv path; NaN and -0 behave as the Relu op's x > 0 ? x : 0. */
+TEST(ops_conv_fused_relu_matches_separate)
+{
+	static const int64_t pads[4] = {1, 1, 1, 1}, one[2] = {1, 1};
+	struct pc_shape xs = shape4(-1, 8, 9, 7), ws = shape4(12, 8, 3, 3), bs = {.ndim = 1, .dim = {12}};
+	struct pc_attr attrs[3] = {attr_ints("pads", 4, pads), attr_ints("strides", 2, one),
+				   attr_ints("dilations", 2, one)};
+	struct init_tensor inits[2] = {{"W", ws, NULL}, {"B", bs, NULL}};
+	struct pc_attr axis = attr_int("axis", 1);
+	const char *cin[3] = {"x", "W", "B"}, *y = "y", *r = "r", *out = "out";
+	const int n = 18;
+	int64_t nx = (int64_t)n * 8 * 9 * 7, ny = (int64_t)n * 12 * 9 * 7;
+	float w[12 * 8 * 9], b[12], *x = malloc((size_t)nx * sizeof(float));
+	struct pc_error err = {0};
+	struct pc_graph *plain = NULL, *fused = pc_graph_new(13, &err);
+
+	REQUIRE(x && fused);
+	gc_fill(w, 12 * 8 * 9, 11, -1.0f, 1.0f);
+	gc_fill(b, 12, 12, -1.0f, 1.0f);
+	gc_fill(x, nx, 13, -1.0f, 1.0f);
+	x[5] = NAN; /* reaches some outputs through the window */
+	inits[0].data = w;
+	inits[1].data = b;
+	xs.dim[0] = 1;
+	plain = one_node_graph(&xs, "Conv", "conv0", 2, inits, 3, attrs, &err);
+	xs.dim[0] = -1;
+	REQUIRE_MSG(plain, "%s", fmt_err(&err));
+	REQUIRE_MSG(!pc_graph_add_input(fused, "x", &xs, &err) && !pc_graph_add_float(fused, "W", &ws, w, &err) &&
+			!pc_graph_add_float(fused, "B", &bs, b, &err) &&
+			!pc_graph_add_node(fused, "Conv", "conv0", 3, cin, 1, &y, 3, attrs, &err) &&
+			!pc_graph_add_node(fused, "Relu", "relu0", 1, &y, 1, &r, 0, NULL, &err) &&
+			!pc_graph_add_node(fused, "Flatten", "flatten", 1, &r, 1, &out, 1, &axis, &err) &&
+			!pc_graph_add_output(fused, "out", &err) && !pc_graph_finish(fused, &err),
+		    "%s", fmt_err(&err));
+	for (int path = 0; path < 2; path++) {
+		struct pc_plan *ref, *p;
+		pc_conv_direct_disabled = path;
+		ref = run_forward(t, plain, n, x, nx);
+		p = pc_plan_new(fused, n, 0, &err);
+		REQUIRE_MSG(ref && p, "%s", fmt_err(&err));
+		for (int keep = 1; keep >= 0; keep--) {
+			int bad = 0;
+			memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
+			pc_plan_keep_fused(p, keep);
+			pc_plan_forward(p);
+			for (int64_t i = 0; i < ny; i++) {
+				float v = pc_plan_output(ref)[i], want = v > 0.0f ? v : 0.0f, got = pc_plan_output(p)[i];
+				if (memcmp(&want, &got, sizeof(float)) != 0 && bad++ < 3)
+					pc_test_fail(t, __FILE__, __LINE__, "%s path, keep %d: r[%lld] = %.9g, want %.9g",
+						     path ? "im2col" : "direct", keep, (long long)i, got, want);
+			}
+		}
+		pc_plan_free(ref);
+		pc_plan_free(p);
+	}
+	pc_conv_direct_disabled = 0;
+	pc_graph_free(plain);
+	pc_graph_free(fused);
+	free(x);
+}
+
 /* Backward adds: two passes without zeroing give twice one pass. */
 TEST(ops_conv_backward_accumulates)
 {
