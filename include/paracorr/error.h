@@ -20,7 +20,9 @@
 	X(PC_ERR_LIMIT, "limit", 413, "size limit exceeded")                      \
 	X(PC_ERR_NOT_FOUND, "not_found", 404, "not found")                        \
 	X(PC_ERR_CANCELLED, "cancelled", 409, "cancelled")                        \
-	X(PC_ERR_INTERNAL, "internal", 500, "internal error")
+	X(PC_ERR_INTERNAL, "internal", 500, "internal error")                     \
+	X(PC_ERR_CONFLICT, "conflict", 409, "conflict with the current state")    \
+	X(PC_ERR_BUSY, "busy", 503, "busy, try again later")
 
 enum pc_status {
 #define PC_ERROR_ENUM(code, name, http, msg) code,

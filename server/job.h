@@ -1,0 +1,58 @@
+/* job: one analysis job run start to finish, shared by `paracorr run` and
+ * the daemon's workers so that both produce the same report bytes.
+ *
+ * spec -> model (ONNX) and dataset loaded -> input shape checked ->
+ * pc_study_run -> report JSON text dumped with JSON_INDENT(2) |
+ * JSON_REAL_PRECISION(17) (no trailing newline; the CLI adds one). */
+#ifndef PARACORR_SERVER_JOB_H
+#define PARACORR_SERVER_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "paracorr/analysis.h"
+#include "paracorr/error.h"
+#include "paracorr/spec.h"
+
+struct pcd_blobs;
+
+struct pcd_job_opts {
+	int threads;	    /* compute threads for the study (>= 1) */
+	size_t cache_bytes; /* pc_study_opts.cache_bytes */
+	int timing_seconds; /* pc_study_opts.timing_seconds */
+	pc_progress_fn progress;
+	void *progress_arg;
+	pc_cancel_fn cancel;
+	void *cancel_arg;
+};
+
+/* Defaults: 1 thread, PC_STUDY_DEFAULT_CACHE, timing on, no callbacks. */
+void pcd_job_opts_default(struct pcd_job_opts *o);
+
+/* Runs a parsed spec on the files named by the paths (labels_path NULL
+ * when the inputs file holds both). The report echoes spec as given. On
+ * success *report_text (malloc'd, caller frees) and, when report is not
+ * NULL, *report (new reference) are set. PC_ERR_CANCELLED when the cancel
+ * callback stopped it. */
+int pcd_job_run_spec(const struct pc_spec *spec, const char *model_path, const char *inputs_path,
+		     const char *labels_path, const struct pcd_job_opts *o, char **report_text, json_t **report,
+		     struct pc_error *err);
+
+/* Runs a job spec as the API takes it: spec_text is JSON whose "model" is
+ * a model id and whose "inputs" is a dataset id (no "labels"); the ids are
+ * resolved to blob paths. Errors as pcd_job_run_spec; a spec error keeps
+ * the field path in err->where. */
+int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
+		char **report_text, struct pc_error *err);
+
+/* The problem object (application/problem+json body) for a failed job:
+ * {type, title, status, detail}, plus errors: [{pointer, detail}] when
+ * err->where names a spec field (pointer "/corruption/epsilons/2" for
+ * "corruption.epsilons[2]"). New reference. */
+json_t *pcd_job_problem(const struct pc_error *err);
+
+/* "corruption.epsilons[2]" -> "/corruption/epsilons/2" (RFC 6901 escaping
+ * of '~' and '/'). Returns 0, or -1 when out does not fit. */
+int pcd_json_pointer_from_path(const char *path, char *out, size_t size);
+
+#endif

@@ -1,0 +1,167 @@
+/* store: the daemon's durable state (uploaded models and datasets, and the
+ * job queue) behind one small interface, so that another backend than
+ * SQLite could come later. The functions below are that interface; the
+ * SQLite backend keeps one connection in WAL mode with synchronous=FULL,
+ * guarded by a mutex, so every function is safe to call from any thread.
+ *
+ * Job states only move forward: queued -> running -> succeeded | failed |
+ * cancelled, except that a running job goes back to queued when the daemon
+ * drains (pcd_store_job_requeue) or died (pcd_store_job_recover).
+ *
+ * attempts counts the runs a job has started that did not end in a drain:
+ * claim adds 1, requeue after a drain takes that 1 back, so a job is only
+ * given up on (recover's max_attempts) after runs that crashed. Times are
+ * RFC 3339 UTC strings ("2026-11-28T15:00:00Z"); an unset time is "". */
+#ifndef PARACORR_SERVER_STORE_H
+#define PARACORR_SERVER_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/error.h"
+
+struct pcd_store;
+
+enum pcd_job_status {
+	PCD_JOB_QUEUED,
+	PCD_JOB_RUNNING,
+	PCD_JOB_SUCCEEDED,
+	PCD_JOB_FAILED,
+	PCD_JOB_CANCELLED,
+	PCD_JOB_STATUS_COUNT
+};
+
+/* "queued", ...; NULL for an out-of-range value. */
+const char *pcd_job_status_name(enum pcd_job_status s);
+/* -1 for an unknown name. */
+int pcd_job_status_parse(const char *name);
+/* succeeded, failed or cancelled. */
+int pcd_job_status_finished(enum pcd_job_status s);
+
+#define PCD_JOB_ID_LEN 18 /* "j-" + 16 hex digits */
+#define PCD_TIME_LEN 32
+
+/* A job row. Strings marked owned are freed by pcd_job_free. */
+struct pcd_job {
+	int64_t seq; /* submission order */
+	char id[PCD_JOB_ID_LEN + 1];
+	char kind[16];
+	char *spec; /* owned: the spec JSON text as submitted */
+	enum pcd_job_status status;
+	int attempts;
+	int cancel_requested;
+	char *progress;	       /* owned: JSON text {phase, done, total, fraction}, or NULL */
+	char *error;	       /* owned: problem object JSON text, or NULL */
+	int has_report;	       /* the report text is stored (pcd_store_job_report) */
+	char *idempotency_key; /* owned, or NULL */
+	char spec_hash[65];
+	char created_at[PCD_TIME_LEN];
+	char started_at[PCD_TIME_LEN];
+	char finished_at[PCD_TIME_LEN];
+	char heartbeat_at[PCD_TIME_LEN];
+};
+
+/* Frees the owned strings (not j itself) and zeroes j. NULL is fine. */
+void pcd_job_free(struct pcd_job *j);
+/* Frees an array from pcd_store_job_list: each job and the array. */
+void pcd_jobs_free(struct pcd_job *jobs, size_t n);
+
+/* The job as the API returns it (design.md): {id, kind, status, attempts,
+ * progress {phase, done, total, fraction} or null, created_at, started_at,
+ * finished_at (null when unset), error (problem object or null), links
+ * {self, report}}. New reference; NULL only when out of memory. */
+json_t *pcd_job_to_json(const struct pcd_job *j);
+
+/* An uploaded model or dataset. */
+struct pcd_blob_rec {
+	char id[65];
+	int64_t bytes;
+	char created_at[PCD_TIME_LEN];
+	char *info; /* owned: JSON text describing the upload */
+};
+
+void pcd_blob_rec_free(struct pcd_blob_rec *r);
+void pcd_blob_recs_free(struct pcd_blob_rec *recs, size_t n);
+
+/* Opens (creating when needed) the database at path and migrates its
+ * schema (PRAGMA user_version). *out is owned by the caller. */
+int pcd_store_open(const char *path, struct pcd_store **out, struct pc_error *err);
+/* NULL is fine. */
+void pcd_store_close(struct pcd_store *s);
+/* A write transaction that changes nothing: whether the database is
+ * writable now (readiness). */
+int pcd_store_ping(struct pcd_store *s, struct pc_error *err);
+
+/* Models and datasets. put inserts the row unless the id exists; *existed
+ * (may be NULL) says which happened. get: PC_ERR_NOT_FOUND when absent.
+ * list: ids in ascending order strictly after `after` (NULL or "" for the
+ * first page), at most limit rows; *out is an array the caller frees with
+ * pcd_blob_recs_free (NULL when *n == 0). delete: PC_ERR_NOT_FOUND when
+ * absent, PC_ERR_CONFLICT while a queued or running job names the id. */
+int pcd_store_model_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+			struct pc_error *err);
+int pcd_store_model_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err);
+int pcd_store_model_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out, size_t *n,
+			 struct pc_error *err);
+int pcd_store_model_delete(struct pcd_store *s, const char *id, struct pc_error *err);
+int pcd_store_dataset_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+			  struct pc_error *err);
+int pcd_store_dataset_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err);
+int pcd_store_dataset_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out, size_t *n,
+			   struct pc_error *err);
+int pcd_store_dataset_delete(struct pcd_store *s, const char *id, struct pc_error *err);
+
+/* Queues a job. spec_text must be a JSON object; its "model" and "inputs"
+ * members (when strings) are recorded so that deleting those uploads is
+ * refused while the job is pending. With an idempotency key already used:
+ * the same spec text gives back that job (*created = 0); a different one
+ * is PC_ERR_CONFLICT. PC_ERR_BUSY (HTTP 503) when max_queue > 0 and
+ * max_queue jobs are already queued. out (may be NULL) receives the job. */
+int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec_text, const char *idem_key,
+			 int max_queue, struct pcd_job *out, int *created, struct pc_error *err);
+/* Moves the oldest queued job (lowest seq) to running, attempts + 1,
+ * started_at = now, cancel_requested = 0, and returns it. PC_ERR_NOT_FOUND
+ * (without touching err) when nothing is queued. */
+int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_error *err);
+/* Records progress (JSON text, may be NULL to keep the last) and the
+ * heartbeat time of a running job; *cancel_requested (may be NULL) says
+ * whether a cancel was asked for. PC_ERR_CONFLICT when the job is not
+ * running. */
+int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *progress_json, int *cancel_requested,
+			    struct pc_error *err);
+/* running -> status (succeeded, failed or cancelled), finished_at = now,
+ * with the report text and/or the problem object JSON text (either NULL).
+ * PC_ERR_CONFLICT when the job is not running. */
+int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_status status, const char *report_text,
+			   const char *error_json, struct pc_error *err);
+/* running -> queued after a drain, the attempt taken back (see above). */
+int pcd_store_job_requeue(struct pcd_store *s, const char *id, struct pc_error *err);
+/* At startup: every job left running goes back to queued, or to failed
+ * with a problem object "gave up after N attempts" once attempts >=
+ * max_attempts. Counts (may be NULL) say how many went each way. */
+int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
+			  struct pc_error *err);
+/* PC_ERR_NOT_FOUND for an unknown id. *out owns its strings (pcd_job_free). */
+int pcd_store_job_get(struct pcd_store *s, const char *id, struct pcd_job *out, struct pc_error *err);
+/* The report text (caller frees with free()). PC_ERR_NOT_FOUND for an
+ * unknown job, PC_ERR_CONFLICT when the job has no report (yet). */
+int pcd_store_job_report(struct pcd_store *s, const char *id, char **text, struct pc_error *err);
+/* Jobs in submission order (ascending seq) with seq > after_seq, filtered
+ * by status when status is not NULL ("queued", ...; another name is
+ * PC_ERR_INVALID), at most limit; the next page starts after the last seq
+ * returned. *out is freed with pcd_jobs_free (NULL when *n == 0). */
+int pcd_store_job_list(struct pcd_store *s, const char *status, int64_t after_seq, int limit, struct pcd_job **out,
+		       size_t *n, struct pc_error *err);
+/* queued -> cancelled at once; running -> cancel_requested = 1 (the worker
+ * stops at its next check); finished -> PC_ERR_CONFLICT. *status_after
+ * (may be NULL) is the job's status once the call returns. */
+int pcd_store_job_cancel(struct pcd_store *s, const char *id, enum pcd_job_status *status_after,
+			 struct pc_error *err);
+/* Deletes a finished job and its report; PC_ERR_CONFLICT when it is queued
+ * or running, PC_ERR_NOT_FOUND when unknown. */
+int pcd_store_job_delete(struct pcd_store *s, const char *id, struct pc_error *err);
+/* Jobs queued and running now (either pointer may be NULL). */
+int pcd_store_queue_depth(struct pcd_store *s, int64_t *queued, int64_t *running, struct pc_error *err);
+
+#endif
