@@ -112,7 +112,7 @@ int pcd_store_dataset_list(struct pcd_store *s, const char *after, int limit, st
 			   struct pc_error *err);
 int pcd_store_dataset_delete(struct pcd_store *s, const char *id, struct pc_error *err);
 
-/* Queues a job. spec_text must be a JSON object; its "model" and "inputs"
+/* Queues a job. spec_text must be a JSON object; its "model" and "dataset"
  * members (when strings) are recorded so that deleting those uploads is
  * refused while the job is pending. With an idempotency key already used:
  * the same spec text gives back that job (*created = 0); a different one
