@@ -1,0 +1,458 @@
+/* blobs: content-addressed upload files (layout and durability rules in
+ * blobs.h).
+ *
+ * Everything is written under datadir/tmp first and moved into place by
+ * rename(2), which is atomic within one file system, so a reader never
+ * sees half a file and a crash leaves only temp files, which the next
+ * pcd_blobs_open removes. A dataset is staged as a whole directory in tmp
+ * and renamed once, so its parts appear together. */
+#include "blobs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sha256.h"
+
+struct pcd_blobs {
+	char *dir;
+};
+
+struct pcd_blob_writer {
+	struct pcd_blobs *b;
+	int fd;
+	int finished;
+	uint64_t bytes, max_bytes;
+	struct pcd_sha256 hash;
+	char id[65];
+	char path[PATH_MAX];
+};
+
+int pcd_blobs_id_valid(const char *id)
+{
+	int i;
+
+	if (!id)
+		return 0;
+	for (i = 0; i < 64; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return id[64] == '\0';
+}
+
+static int fsync_dir(const char *path, struct pc_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return pc_error_set(err, PC_ERR_IO, path, "cannot open directory: %s", strerror(errno));
+	if (fsync(fd) != 0) {
+		int e = errno;
+		close(fd);
+		return pc_error_set(err, PC_ERR_IO, path, "fsync: %s", strerror(e));
+	}
+	close(fd);
+	return PC_OK;
+}
+
+static int make_dir(const char *path, struct pc_error *err)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return pc_error_set(err, PC_ERR_IO, path, "cannot create directory: %s", strerror(errno));
+	return PC_OK;
+}
+
+static int join(char *buf, size_t size, struct pc_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int join(char *buf, size_t size, struct pc_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		return pc_error_set(err, PC_ERR_LIMIT, "path", "path too long");
+	return PC_OK;
+}
+
+/* Removes a file, or a directory one level deep (a staged dataset). */
+static void remove_entry(const char *path)
+{
+	DIR *d;
+	struct dirent *e;
+	char sub[PATH_MAX];
+
+	if (unlink(path) == 0 || (errno != EISDIR && errno != EPERM))
+		return;
+	d = opendir(path);
+	if (d) {
+		while ((e = readdir(d))) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			if (join(sub, sizeof(sub), NULL, "%s/%s", path, e->d_name) == PC_OK)
+				unlink(sub);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+static void clean_tmp(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	char path[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (join(path, sizeof(path), NULL, "%s/%s", tmp, e->d_name) == PC_OK)
+			remove_entry(path);
+	}
+	closedir(d);
+}
+
+int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error *err)
+{
+	static const char *const subdirs[] = {"tmp", "models", "datasets"};
+	struct pcd_blobs *b = NULL;
+	char path[PATH_MAX];
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (!datadir || !*datadir)
+		return pc_error_set(err, PC_ERR_INVALID, "datadir", "is empty");
+	if ((rc = make_dir(datadir, err)))
+		return rc;
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		if ((rc = join(path, sizeof(path), err, "%s/%s", datadir, subdirs[i])) || (rc = make_dir(path, err)))
+			return rc;
+	}
+	if ((rc = join(path, sizeof(path), err, "%s/tmp", datadir)))
+		return rc;
+	clean_tmp(path);
+	b = calloc(1, sizeof(*b));
+	if (!b || !(b->dir = strdup(datadir))) {
+		free(b);
+		return pc_error_set(err, PC_ERR_NOMEM, "blobs", "out of memory");
+	}
+	*out = b;
+	return PC_OK;
+}
+
+void pcd_blobs_free(struct pcd_blobs *b)
+{
+	if (!b)
+		return;
+	free(b->dir);
+	free(b);
+}
+
+const char *pcd_blobs_datadir(const struct pcd_blobs *b)
+{
+	return b->dir;
+}
+
+int pcd_blob_writer_begin(struct pcd_blobs *b, uint64_t max_bytes, struct pcd_blob_writer **out,
+			  struct pc_error *err)
+{
+	struct pcd_blob_writer *w;
+	int rc;
+
+	*out = NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return pc_error_set(err, PC_ERR_NOMEM, "upload", "out of memory");
+	w->b = b;
+	w->max_bytes = max_bytes;
+	w->fd = -1;
+	if ((rc = join(w->path, sizeof(w->path), err, "%s/tmp/upload-XXXXXX", b->dir)))
+		goto fail;
+	/* mkostemp creates the file 0600, which is what uploads should be */
+	w->fd = mkostemp(w->path, O_CLOEXEC);
+	if (w->fd < 0) {
+		rc = pc_error_set(err, PC_ERR_IO, "upload", "cannot create a temp file in %s/tmp: %s", b->dir,
+				  strerror(errno));
+		goto fail;
+	}
+	pcd_sha256_init(&w->hash);
+	*out = w;
+	return PC_OK;
+fail:
+	free(w);
+	return rc;
+}
+
+int pcd_blob_writer_write(struct pcd_blob_writer *w, const void *buf, size_t len, struct pc_error *err)
+{
+	const char *p = buf;
+	size_t left = len;
+
+	if (w->finished)
+		return pc_error_set(err, PC_ERR_INTERNAL, "upload", "write after finish");
+	if (w->max_bytes && (len > w->max_bytes || w->bytes > w->max_bytes - len))
+		return pc_error_set(err, PC_ERR_LIMIT, "upload", "larger than the limit of %llu bytes (at byte %llu)",
+				    (unsigned long long)w->max_bytes, (unsigned long long)w->bytes);
+	while (left) {
+		ssize_t n = write(w->fd, p, left);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return pc_error_set(err, PC_ERR_IO, "upload", "write at byte %llu: %s",
+					    (unsigned long long)(w->bytes + (len - left)), strerror(errno));
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	pcd_sha256_update(&w->hash, buf, len);
+	w->bytes += len;
+	return PC_OK;
+}
+
+uint64_t pcd_blob_writer_bytes(const struct pcd_blob_writer *w)
+{
+	return w->bytes;
+}
+
+const char *pcd_blob_writer_path(const struct pcd_blob_writer *w)
+{
+	return w->path;
+}
+
+void pcd_blob_writer_abort(struct pcd_blob_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->path[0])
+		unlink(w->path);
+	free(w);
+}
+
+int pcd_blob_writer_finish(struct pcd_blob_writer *w, char id[65], struct pc_error *err)
+{
+	uint8_t d[32];
+
+	if (!w->finished) {
+		if (fsync(w->fd) != 0)
+			return pc_error_set(err, PC_ERR_IO, "upload", "fsync: %s", strerror(errno));
+		pcd_sha256_final(&w->hash, d);
+		pcd_sha256_hex(d, w->id);
+		w->finished = 1;
+	}
+	if (id)
+		memcpy(id, w->id, 65);
+	return PC_OK;
+}
+
+/* Closes the writer's file and frees it, leaving the file where it is
+ * (it has been renamed away, or is removed by the caller). */
+static void writer_release(struct pcd_blob_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w);
+}
+
+int pcd_blobs_commit_model(struct pcd_blobs *b, struct pcd_blob_writer *w, int *existed, struct pc_error *err)
+{
+	char dst[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (existed)
+		*existed = 0;
+	if ((rc = pcd_blob_writer_finish(w, NULL, err)) ||
+	    (rc = join(dst, sizeof(dst), err, "%s/models/%s.onnx", b->dir, w->id)) ||
+	    (rc = join(dir, sizeof(dir), err, "%s/models", b->dir)))
+		goto fail;
+	if (stat(dst, &st) == 0) {
+		/* same bytes already stored: the name says so */
+		if (existed)
+			*existed = 1;
+		pcd_blob_writer_abort(w);
+		return PC_OK;
+	}
+	if (rename(w->path, dst) != 0) {
+		rc = pc_error_set(err, PC_ERR_IO, "upload", "cannot move the upload to %s: %s", dst, strerror(errno));
+		goto fail;
+	}
+	writer_release(w);
+	return fsync_dir(dir, err);
+fail:
+	pcd_blob_writer_abort(w);
+	return rc;
+}
+
+void pcd_blobs_dataset_id(const char inputs_hex[65], const char *labels_hex, char id[65])
+{
+	struct pcd_sha256 c;
+	uint8_t d[32];
+
+	pcd_sha256_init(&c);
+	pcd_sha256_update(&c, "inputs", 7); /* with its NUL */
+	pcd_sha256_update(&c, inputs_hex, 64);
+	if (labels_hex) {
+		pcd_sha256_update(&c, "labels", 7);
+		pcd_sha256_update(&c, labels_hex, 64);
+	}
+	pcd_sha256_final(&c, d);
+	pcd_sha256_hex(d, id);
+}
+
+int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs, struct pcd_blob_writer *labels,
+			     char id[65], int *existed, struct pc_error *err)
+{
+	char stage[PATH_MAX], part[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+	int rc, staged = 0;
+
+	if (existed)
+		*existed = 0;
+	stage[0] = '\0';
+	if ((rc = pcd_blob_writer_finish(inputs, NULL, err)) || (labels && (rc = pcd_blob_writer_finish(labels, NULL, err))))
+		goto out;
+	pcd_blobs_dataset_id(inputs->id, labels ? labels->id : NULL, id);
+	if ((rc = join(dst, sizeof(dst), err, "%s/datasets/%s", b->dir, id)) ||
+	    (rc = join(dir, sizeof(dir), err, "%s/datasets", b->dir)))
+		goto out;
+	if (stat(dst, &st) == 0) {
+		if (existed)
+			*existed = 1;
+		goto out;
+	}
+	if ((rc = join(stage, sizeof(stage), err, "%s/tmp/dataset-XXXXXX", b->dir)))
+		goto out;
+	if (!mkdtemp(stage)) {
+		rc = pc_error_set(err, PC_ERR_IO, "dataset", "cannot create a staging directory: %s", strerror(errno));
+		stage[0] = '\0';
+		goto out;
+	}
+	staged = 1;
+	if ((rc = join(part, sizeof(part), err, "%s/inputs", stage)))
+		goto out;
+	if (rename(inputs->path, part) != 0) {
+		rc = pc_error_set(err, PC_ERR_IO, "inputs", "cannot stage: %s", strerror(errno));
+		goto out;
+	}
+	inputs->path[0] = '\0';
+	if (labels) {
+		if ((rc = join(part, sizeof(part), err, "%s/labels", stage)))
+			goto out;
+		if (rename(labels->path, part) != 0) {
+			rc = pc_error_set(err, PC_ERR_IO, "labels", "cannot stage: %s", strerror(errno));
+			goto out;
+		}
+		labels->path[0] = '\0';
+	}
+	if ((rc = fsync_dir(stage, err)))
+		goto out;
+	if (rename(stage, dst) != 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY) {
+			/* another upload of the same dataset won the race */
+			if (existed)
+				*existed = 1;
+			goto out;
+		}
+		rc = pc_error_set(err, PC_ERR_IO, "dataset", "cannot move the dataset to %s: %s", dst, strerror(errno));
+		goto out;
+	}
+	staged = 0;
+	rc = fsync_dir(dir, err);
+out:
+	if (staged)
+		remove_entry(stage);
+	pcd_blob_writer_abort(inputs);
+	pcd_blob_writer_abort(labels);
+	return rc;
+}
+
+int pcd_blobs_model_path(const struct pcd_blobs *b, const char *id, char *buf, size_t size, struct pc_error *err)
+{
+	if (!pcd_blobs_id_valid(id))
+		return pc_error_set(err, PC_ERR_INVALID, "model", "not a model id (64 lowercase hex digits)");
+	return join(buf, size, err, "%s/models/%s.onnx", b->dir, id);
+}
+
+int pcd_blobs_dataset_paths(const struct pcd_blobs *b, const char *id, char *inputs, char *labels, size_t size,
+			    int *has_labels, struct pc_error *err)
+{
+	struct stat st;
+	int rc;
+
+	if (!pcd_blobs_id_valid(id))
+		return pc_error_set(err, PC_ERR_INVALID, "dataset", "not a dataset id (64 lowercase hex digits)");
+	if ((rc = join(inputs, size, err, "%s/datasets/%s/inputs", b->dir, id)) ||
+	    (rc = join(labels, size, err, "%s/datasets/%s/labels", b->dir, id)))
+		return rc;
+	if (has_labels)
+		*has_labels = stat(labels, &st) == 0;
+	return PC_OK;
+}
+
+int pcd_blobs_model_exists(const struct pcd_blobs *b, const char *id)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return pcd_blobs_model_path(b, id, path, sizeof(path), NULL) == PC_OK && stat(path, &st) == 0;
+}
+
+int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id)
+{
+	char in[PATH_MAX], lab[PATH_MAX];
+	struct stat st;
+
+	return pcd_blobs_dataset_paths(b, id, in, lab, sizeof(in), NULL, NULL) == PC_OK && stat(in, &st) == 0;
+}
+
+int pcd_blobs_delete_model(struct pcd_blobs *b, const char *id, struct pc_error *err)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int rc;
+
+	if ((rc = pcd_blobs_model_path(b, id, path, sizeof(path), err)) ||
+	    (rc = join(dir, sizeof(dir), err, "%s/models", b->dir)))
+		return rc;
+	if (unlink(path) != 0) {
+		if (errno == ENOENT)
+			return pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model %s", id);
+		return pc_error_set(err, PC_ERR_IO, "model", "cannot delete %s: %s", path, strerror(errno));
+	}
+	return fsync_dir(dir, err);
+}
+
+int pcd_blobs_delete_dataset(struct pcd_blobs *b, const char *id, struct pc_error *err)
+{
+	char path[PATH_MAX], gone[PATH_MAX], dir[PATH_MAX];
+	int rc;
+
+	if (!pcd_blobs_id_valid(id))
+		return pc_error_set(err, PC_ERR_INVALID, "dataset", "not a dataset id (64 lowercase hex digits)");
+	if ((rc = join(path, sizeof(path), err, "%s/datasets/%s", b->dir, id)) ||
+	    (rc = join(gone, sizeof(gone), err, "%s/tmp/deleted-%s", b->dir, id)) ||
+	    (rc = join(dir, sizeof(dir), err, "%s/datasets", b->dir)))
+		return rc;
+	/* one rename makes the dataset vanish as a whole; the parts go after */
+	if (rename(path, gone) != 0) {
+		if (errno == ENOENT)
+			return pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset %s", id);
+		return pc_error_set(err, PC_ERR_IO, "dataset", "cannot delete %s: %s", path, strerror(errno));
+	}
+	remove_entry(gone);
+	return fsync_dir(dir, err);
+}
