@@ -1,0 +1,1174 @@
+/* store: the SQLite backend of the store interface (store.h).
+ *
+ * One connection, one mutex: every public function takes the mutex for its
+ * whole duration, so a multi-statement change (claim: find the oldest
+ * queued job, then mark it running) is atomic for the threads of this
+ * process, and the BEGIN IMMEDIATE around it makes it atomic on disk and
+ * against another process using the same file. WAL with synchronous=FULL
+ * means a committed transaction survives a power cut; readers never block
+ * the writer.
+ *
+ * Jobs record the model and dataset ids their spec names (model_id,
+ * dataset_id columns) so that deleting an upload a pending job needs can
+ * be refused without parsing every spec. */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "sha256.h"
+
+#define SCHEMA_VERSION 1
+
+struct pcd_store {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+};
+
+static const char *const status_names[PCD_JOB_STATUS_COUNT] = {
+	[PCD_JOB_QUEUED] = "queued",	   [PCD_JOB_RUNNING] = "running",	[PCD_JOB_SUCCEEDED] = "succeeded",
+	[PCD_JOB_FAILED] = "failed",	   [PCD_JOB_CANCELLED] = "cancelled",
+};
+
+const char *pcd_job_status_name(enum pcd_job_status s)
+{
+	return (unsigned)s < PCD_JOB_STATUS_COUNT ? status_names[s] : NULL;
+}
+
+int pcd_job_status_parse(const char *name)
+{
+	int i;
+
+	for (i = 0; name && i < PCD_JOB_STATUS_COUNT; i++)
+		if (strcmp(name, status_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int pcd_job_status_finished(enum pcd_job_status s)
+{
+	return s == PCD_JOB_SUCCEEDED || s == PCD_JOB_FAILED || s == PCD_JOB_CANCELLED;
+}
+
+static void now_rfc3339(char out[PCD_TIME_LEN])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(out, PCD_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int db_error(struct pcd_store *s, struct pc_error *err, const char *where)
+{
+	int code = sqlite3_errcode(s->db);
+	enum pc_status st = (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? PC_ERR_BUSY
+			    : code == SQLITE_NOMEM				  ? PC_ERR_NOMEM
+										  : PC_ERR_IO;
+
+	return pc_error_set(err, st, where, "database: %s", sqlite3_errmsg(s->db));
+}
+
+static int exec(struct pcd_store *s, const char *sql, struct pc_error *err)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(s, err, "store");
+	return PC_OK;
+}
+
+static int prep(struct pcd_store *s, const char *sql, sqlite3_stmt **st, struct pc_error *err)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_error(s, err, "store");
+	}
+	return PC_OK;
+}
+
+/* Binds NULL for a NULL string. */
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(struct pcd_store *s, sqlite3_stmt *st, struct pc_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(s, err, "store");
+	return PC_OK;
+}
+
+static int begin(struct pcd_store *s, struct pc_error *err)
+{
+	return exec(s, "BEGIN IMMEDIATE", err);
+}
+
+static int commit(struct pcd_store *s, struct pc_error *err)
+{
+	return exec(s, "COMMIT", err);
+}
+
+static void rollback(struct pcd_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static const char schema_v1[] =
+	"CREATE TABLE models (id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, created_at TEXT NOT NULL,"
+	" info TEXT NOT NULL);"
+	"CREATE TABLE datasets (id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, created_at TEXT NOT NULL,"
+	" info TEXT NOT NULL);"
+	"CREATE TABLE jobs ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" id TEXT NOT NULL UNIQUE,"
+	" kind TEXT NOT NULL,"
+	" spec TEXT NOT NULL,"
+	" status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled')),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	" progress TEXT, error TEXT, report TEXT,"
+	" idempotency_key TEXT UNIQUE,"
+	" spec_hash TEXT NOT NULL,"
+	" model_id TEXT, dataset_id TEXT,"
+	" created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, heartbeat_at TEXT);"
+	"CREATE INDEX jobs_status_seq ON jobs (status, seq);"
+	"CREATE INDEX jobs_model ON jobs (model_id);"
+	"CREATE INDEX jobs_dataset ON jobs (dataset_id);";
+
+static int migrate(struct pcd_store *s, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int version, rc;
+
+	if ((rc = begin(s, err)))
+		return rc;
+	if ((rc = prep(s, "PRAGMA user_version", &st, err)))
+		goto fail;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = db_error(s, err, "store");
+		goto fail;
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (version > SCHEMA_VERSION) {
+		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, "store",
+				  "database schema version %d is newer than this program's %d", version, SCHEMA_VERSION);
+		goto fail;
+	}
+	/* each step moves the schema one version up; later versions add steps */
+	if (version < 1 && (rc = exec(s, schema_v1, err)))
+		goto fail;
+	if (version < SCHEMA_VERSION) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+		if ((rc = exec(s, sql, err)))
+			goto fail;
+	}
+	return commit(s, err);
+fail:
+	sqlite3_finalize(st);
+	rollback(s);
+	return rc;
+}
+
+int pcd_store_open(const char *path, struct pcd_store **out, struct pc_error *err)
+{
+	struct pcd_store *s;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s);
+		return pc_error_set(err, PC_ERR_INTERNAL, "store", "cannot create a mutex");
+	}
+	/* our own mutex serialises use of the connection */
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = pc_error_set(err, PC_ERR_IO, path, "cannot open the database: %s",
+				  s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if ((rc = prep(s, "PRAGMA journal_mode = WAL", &st, err)))
+		goto fail;
+	if (sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		rc = pc_error_set(err, PC_ERR_IO, path, "cannot switch the database to WAL mode");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = exec(s, "PRAGMA synchronous = FULL", err)) || (rc = migrate(s, err)))
+		goto fail;
+	*out = s;
+	return PC_OK;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return rc;
+}
+
+void pcd_store_close(struct pcd_store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int pcd_store_ping(struct pcd_store *s, struct pc_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if (!(rc = begin(s, err)))
+		rc = commit(s, err);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* ---- models and datasets ------------------------------------------------ */
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	const char *v = (const char *)sqlite3_column_text(st, i);
+
+	return v ? strdup(v) : NULL;
+}
+
+static void copy_col(sqlite3_stmt *st, int i, char *out, size_t size)
+{
+	const char *v = (const char *)sqlite3_column_text(st, i);
+
+	snprintf(out, size, "%s", v ? v : "");
+}
+
+void pcd_blob_rec_free(struct pcd_blob_rec *r)
+{
+	if (!r)
+		return;
+	free(r->info);
+	memset(r, 0, sizeof(*r));
+}
+
+void pcd_blob_recs_free(struct pcd_blob_rec *recs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; recs && i < n; i++)
+		pcd_blob_rec_free(&recs[i]);
+	free(recs);
+}
+
+static int read_rec(sqlite3_stmt *st, struct pcd_blob_rec *r, struct pc_error *err)
+{
+	copy_col(st, 0, r->id, sizeof(r->id));
+	r->bytes = sqlite3_column_int64(st, 1);
+	copy_col(st, 2, r->created_at, sizeof(r->created_at));
+	r->info = dup_col(st, 3);
+	if (!r->info)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	return PC_OK;
+}
+
+/* table is "models" or "datasets", never user input */
+static int blob_put(struct pcd_store *s, const char *table, const char *id, int64_t bytes, const char *info,
+		    int *existed, struct pc_error *err)
+{
+	char sql[160], now[PCD_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	now_rfc3339(now);
+	snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO %s (id, bytes, created_at, info) VALUES (?, ?, ?, ?)", table);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, sql, &st, err)))
+		goto out;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, bytes);
+	bind_text(st, 3, now);
+	bind_text(st, 4, info ? info : "{}");
+	if ((rc = step_done(s, st, err)))
+		goto out;
+	if (existed)
+		*existed = sqlite3_changes(s->db) == 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int blob_get(struct pcd_store *s, const char *table, const char *id, struct pcd_blob_rec *out,
+		    struct pc_error *err)
+{
+	char sql[160];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(sql, sizeof(sql), "SELECT id, bytes, created_at, info FROM %s WHERE id = ?", table);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, sql, &st, err)))
+		goto out;
+	bind_text(st, 1, id);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		rc = read_rec(st, out, err);
+		break;
+	case SQLITE_DONE:
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, table[0] == 'm' ? "model" : "dataset", "no %s with id %s",
+				  table[0] == 'm' ? "model" : "dataset", id);
+		break;
+	default:
+		rc = db_error(s, err, "store");
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int clamp_limit(int limit)
+{
+	return limit < 1 ? 1 : limit > 1000 ? 1000 : limit;
+}
+
+static int blob_list(struct pcd_store *s, const char *table, const char *after, int limit,
+		     struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
+{
+	char sql[200];
+	sqlite3_stmt *st = NULL;
+	struct pcd_blob_rec *recs = NULL;
+	size_t count = 0;
+	int rc, r;
+
+	*out = NULL;
+	*n = 0;
+	limit = clamp_limit(limit);
+	recs = calloc((size_t)limit, sizeof(*recs));
+	if (!recs)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	snprintf(sql, sizeof(sql), "SELECT id, bytes, created_at, info FROM %s WHERE id > ? ORDER BY id LIMIT ?",
+		 table);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, sql, &st, err)))
+		goto out;
+	bind_text(st, 1, after ? after : "");
+	sqlite3_bind_int(st, 2, limit);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = read_rec(st, &recs[count], err)))
+			goto out;
+		count++;
+	}
+	if (r != SQLITE_DONE)
+		rc = db_error(s, err, "store");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (rc || count == 0) {
+		pcd_blob_recs_free(recs, count);
+		return rc;
+	}
+	*out = recs;
+	*n = count;
+	return PC_OK;
+}
+
+static int blob_delete(struct pcd_store *s, const char *table, const char *column, const char *id,
+		       struct pc_error *err)
+{
+	const char *what = table[0] == 'm' ? "model" : "dataset";
+	char sql[200];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)))
+		goto out;
+	snprintf(sql, sizeof(sql), "SELECT id FROM jobs WHERE %s = ? AND status IN ('queued', 'running') LIMIT 1",
+		 column);
+	if ((rc = prep(s, sql, &st, err)))
+		goto out;
+	bind_text(st, 1, id);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		rc = pc_error_set(err, PC_ERR_CONFLICT, what, "job %s still needs %s %s", sqlite3_column_text(st, 0),
+				  what, id);
+		goto out;
+	case SQLITE_DONE:
+		break;
+	default:
+		rc = db_error(s, err, "store");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
+	if ((rc = prep(s, sql, &st, err)))
+		goto out;
+	bind_text(st, 1, id);
+	if ((rc = step_done(s, st, err)))
+		goto out;
+	if (sqlite3_changes(s->db) == 0) {
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, what, "no %s with id %s", what, id);
+		goto out;
+	}
+	rc = commit(s, err);
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_model_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+			struct pc_error *err)
+{
+	return blob_put(s, "models", id, bytes, info_json, existed, err);
+}
+
+int pcd_store_model_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err)
+{
+	return blob_get(s, "models", id, out, err);
+}
+
+int pcd_store_model_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out, size_t *n,
+			 struct pc_error *err)
+{
+	return blob_list(s, "models", after, limit, out, n, err);
+}
+
+int pcd_store_model_delete(struct pcd_store *s, const char *id, struct pc_error *err)
+{
+	return blob_delete(s, "models", "model_id", id, err);
+}
+
+int pcd_store_dataset_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+			  struct pc_error *err)
+{
+	return blob_put(s, "datasets", id, bytes, info_json, existed, err);
+}
+
+int pcd_store_dataset_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err)
+{
+	return blob_get(s, "datasets", id, out, err);
+}
+
+int pcd_store_dataset_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out,
+			   size_t *n, struct pc_error *err)
+{
+	return blob_list(s, "datasets", after, limit, out, n, err);
+}
+
+int pcd_store_dataset_delete(struct pcd_store *s, const char *id, struct pc_error *err)
+{
+	return blob_delete(s, "datasets", "dataset_id", id, err);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+#define JOB_COLS                                                                                                  \
+	"seq, id, kind, spec, status, attempts, cancel_requested, progress, error, report IS NOT NULL,"          \
+	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at"
+
+void pcd_job_free(struct pcd_job *j)
+{
+	if (!j)
+		return;
+	free(j->spec);
+	free(j->progress);
+	free(j->error);
+	free(j->idempotency_key);
+	memset(j, 0, sizeof(*j));
+}
+
+void pcd_jobs_free(struct pcd_job *jobs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; jobs && i < n; i++)
+		pcd_job_free(&jobs[i]);
+	free(jobs);
+}
+
+static int read_job(sqlite3_stmt *st, struct pcd_job *j, struct pc_error *err)
+{
+	int status;
+
+	memset(j, 0, sizeof(*j));
+	j->seq = sqlite3_column_int64(st, 0);
+	copy_col(st, 1, j->id, sizeof(j->id));
+	copy_col(st, 2, j->kind, sizeof(j->kind));
+	j->spec = dup_col(st, 3);
+	status = pcd_job_status_parse((const char *)sqlite3_column_text(st, 4));
+	j->status = status < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)status;
+	j->attempts = sqlite3_column_int(st, 5);
+	j->cancel_requested = sqlite3_column_int(st, 6);
+	j->progress = dup_col(st, 7);
+	j->error = dup_col(st, 8);
+	j->has_report = sqlite3_column_int(st, 9);
+	j->idempotency_key = dup_col(st, 10);
+	copy_col(st, 11, j->spec_hash, sizeof(j->spec_hash));
+	copy_col(st, 12, j->created_at, sizeof(j->created_at));
+	copy_col(st, 13, j->started_at, sizeof(j->started_at));
+	copy_col(st, 14, j->finished_at, sizeof(j->finished_at));
+	copy_col(st, 15, j->heartbeat_at, sizeof(j->heartbeat_at));
+	if (!j->spec || (!j->progress && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
+	    (!j->error && sqlite3_column_type(st, 8) != SQLITE_NULL) ||
+	    (!j->idempotency_key && sqlite3_column_type(st, 10) != SQLITE_NULL)) {
+		pcd_job_free(j);
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	}
+	return PC_OK;
+}
+
+/* Reads one job by id; the caller holds the lock. */
+static int job_get_locked(struct pcd_store *s, const char *id, struct pcd_job *out, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", &st, err)))
+		return rc;
+	bind_text(st, 1, id);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		rc = out ? read_job(st, out, err) : PC_OK;
+		break;
+	case SQLITE_DONE:
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
+		break;
+	default:
+		rc = db_error(s, err, "store");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The status of a job; the caller holds the lock. */
+static int job_status_locked(struct pcd_store *s, const char *id, enum pcd_job_status *status, int *cancel,
+			     struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, v;
+
+	if ((rc = prep(s, "SELECT status, cancel_requested FROM jobs WHERE id = ?", &st, err)))
+		return rc;
+	bind_text(st, 1, id);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		v = pcd_job_status_parse((const char *)sqlite3_column_text(st, 0));
+		*status = v < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)v;
+		if (cancel)
+			*cancel = sqlite3_column_int(st, 1);
+		break;
+	case SQLITE_DONE:
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
+		break;
+	default:
+		rc = db_error(s, err, "store");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int new_job_id(char id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t r[8];
+	ssize_t n;
+	int i;
+
+	do
+		n = getrandom(r, sizeof(r), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(r))
+		return pc_error_set(err, PC_ERR_IO, "job", "getrandom failed");
+	id[0] = 'j', id[1] = '-';
+	for (i = 0; i < 8; i++) {
+		id[2 + 2 * i] = digits[r[i] >> 4];
+		id[3 + 2 * i] = digits[r[i] & 15];
+	}
+	id[PCD_JOB_ID_LEN] = '\0';
+	return PC_OK;
+}
+
+/* 1 when id names a row of table; the caller holds the lock. */
+static int row_exists(struct pcd_store *s, const char *table, const char *id, struct pc_error *err, int *found)
+{
+	char sql[96];
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", table);
+	if ((rc = prep(s, sql, &st, err)))
+		return rc;
+	bind_text(st, 1, id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW || r == SQLITE_DONE)
+		*found = r == SQLITE_ROW;
+	else
+		rc = db_error(s, err, "store");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec_text, const char *idem_key,
+			 int max_queue, struct pcd_job *out, int *created, struct pc_error *err)
+{
+	char hash[65], id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN], existing[PCD_JOB_ID_LEN + 1];
+	const char *model_id = NULL, *dataset_id = NULL;
+	json_t *root;
+	json_error_t jerr;
+	sqlite3_stmt *st = NULL;
+	int rc, found, tries;
+
+	if (created)
+		*created = 0;
+	if (out)
+		memset(out, 0, sizeof(*out));
+	root = json_loads(spec_text, 0, &jerr);
+	if (!root || !json_is_object(root)) {
+		json_decref(root);
+		return pc_error_set(err, PC_ERR_INVALID, "spec", "must be a JSON object");
+	}
+	if (json_is_string(json_object_get(root, "model")))
+		model_id = json_string_value(json_object_get(root, "model"));
+	if (json_is_string(json_object_get(root, "dataset")))
+		dataset_id = json_string_value(json_object_get(root, "dataset"));
+	pcd_sha256_hex_of(spec_text, strlen(spec_text), hash);
+	now_rfc3339(now);
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)))
+		goto out;
+	existing[0] = '\0';
+	if (idem_key) {
+		if ((rc = prep(s, "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", &st, err)))
+			goto out;
+		bind_text(st, 1, idem_key);
+		switch (sqlite3_step(st)) {
+		case SQLITE_ROW:
+			if (strcmp((const char *)sqlite3_column_text(st, 1), hash) != 0) {
+				rc = pc_error_set(err, PC_ERR_CONFLICT, "Idempotency-Key",
+						  "was used for job %s with a different body", sqlite3_column_text(st, 0));
+				goto out;
+			}
+			copy_col(st, 0, existing, sizeof(existing));
+			break;
+		case SQLITE_DONE:
+			break;
+		default:
+			rc = db_error(s, err, "store");
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (existing[0]) {
+		rollback(s);
+		rc = job_get_locked(s, existing, out, err);
+		goto out;
+	}
+	/* the uploads must exist now; deleting them later is refused (blob_delete) */
+	if (model_id) {
+		if ((rc = row_exists(s, "models", model_id, err, &found)))
+			goto out;
+		if (!found) {
+			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model with id %s", model_id);
+			goto out;
+		}
+	}
+	if (dataset_id) {
+		if ((rc = row_exists(s, "datasets", dataset_id, err, &found)))
+			goto out;
+		if (!found) {
+			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset with id %s", dataset_id);
+			goto out;
+		}
+	}
+	if (max_queue > 0) {
+		if ((rc = prep(s, "SELECT count(*) FROM jobs WHERE status = 'queued'", &st, err)))
+			goto out;
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = db_error(s, err, "store");
+			goto out;
+		}
+		if (sqlite3_column_int64(st, 0) >= max_queue) {
+			rc = pc_error_set(err, PC_ERR_BUSY, "queue", "%d jobs are queued already", max_queue);
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if ((rc = prep(s,
+		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, model_id, dataset_id,"
+		       " created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+		       &st, err)))
+		goto out;
+	for (tries = 0;; tries++) {
+		/* 64 random bits: a clash is all but impossible, but cheap to retry */
+		if ((rc = new_job_id(id, err)))
+			goto out;
+		bind_text(st, 1, id);
+		bind_text(st, 2, kind);
+		bind_text(st, 3, spec_text);
+		bind_text(st, 4, idem_key);
+		bind_text(st, 5, hash);
+		bind_text(st, 6, model_id);
+		bind_text(st, 7, dataset_id);
+		bind_text(st, 8, now);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			break;
+		if (sqlite3_errcode(s->db) != SQLITE_CONSTRAINT || tries == 3) {
+			rc = db_error(s, err, "store");
+			goto out;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = commit(s, err)))
+		goto out;
+	if (created)
+		*created = 1;
+	rc = out ? job_get_locked(s, id, out, err) : PC_OK;
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	json_decref(root);
+	return rc;
+}
+
+int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_error *err)
+{
+	char id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	now_rfc3339(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)))
+		goto out;
+	if ((rc = prep(s, "SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1", &st, err)))
+		goto out;
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		copy_col(st, 0, id, sizeof(id));
+		break;
+	case SQLITE_DONE:
+		rc = PC_ERR_NOT_FOUND; /* nothing queued: not an error worth recording */
+		goto out;
+	default:
+		rc = db_error(s, err, "store");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if ((rc = prep(s,
+		       "UPDATE jobs SET status = 'running', attempts = attempts + 1, cancel_requested = 0,"
+		       " started_at = ?1, heartbeat_at = ?1, finished_at = NULL, progress = NULL WHERE id = ?2",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, now);
+	bind_text(st, 2, id);
+	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
+		goto out;
+	rc = job_get_locked(s, id, out, err);
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* Runs an UPDATE on a job that must be running; CONFLICT or NOT_FOUND
+ * when it changed nothing. The caller holds the lock. */
+static int update_running(struct pcd_store *s, sqlite3_stmt *st, const char *id, struct pc_error *err)
+{
+	enum pcd_job_status status;
+	int rc;
+
+	if ((rc = step_done(s, st, err)))
+		return rc;
+	if (sqlite3_changes(s->db) > 0)
+		return PC_OK;
+	if ((rc = job_status_locked(s, id, &status, NULL, err)))
+		return rc;
+	return pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s, not running", id, pcd_job_status_name(status));
+}
+
+int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *progress_json, int *cancel_requested,
+			    struct pc_error *err)
+{
+	char now[PCD_TIME_LEN];
+	enum pcd_job_status status;
+	sqlite3_stmt *st = NULL;
+	int rc, cancel = 0;
+
+	now_rfc3339(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s,
+		       "UPDATE jobs SET progress = coalesce(?1, progress), heartbeat_at = ?2"
+		       " WHERE id = ?3 AND status = 'running'",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, progress_json);
+	bind_text(st, 2, now);
+	bind_text(st, 3, id);
+	if ((rc = update_running(s, st, id, err)) || (rc = job_status_locked(s, id, &status, &cancel, err)))
+		goto out;
+	if (cancel_requested)
+		*cancel_requested = cancel;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_status status, const char *report_text,
+			   const char *error_json, struct pc_error *err)
+{
+	char now[PCD_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!pcd_job_status_finished(status))
+		return pc_error_set(err, PC_ERR_INTERNAL, "job", "complete with status %d", (int)status);
+	now_rfc3339(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s,
+		       "UPDATE jobs SET status = ?1, report = ?2, error = ?3, finished_at = ?4, heartbeat_at = ?4"
+		       " WHERE id = ?5 AND status = 'running'",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, pcd_job_status_name(status));
+	bind_text(st, 2, report_text);
+	bind_text(st, 3, error_json);
+	bind_text(st, 4, now);
+	bind_text(st, 5, id);
+	rc = update_running(s, st, id, err);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* A running job stopped without finishing: back to the queue, or cancelled
+ * when a cancel was asked for meanwhile. */
+#define REQUEUE_SET                                                                                               \
+	" status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,"                               \
+	" finished_at = CASE WHEN cancel_requested THEN ?1 ELSE NULL END,"                                      \
+	" started_at = CASE WHEN cancel_requested THEN started_at ELSE NULL END,"                               \
+	" progress = CASE WHEN cancel_requested THEN progress ELSE NULL END"
+
+int pcd_store_job_requeue(struct pcd_store *s, const char *id, struct pc_error *err)
+{
+	char now[PCD_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	now_rfc3339(now);
+	pthread_mutex_lock(&s->lock);
+	/* the claim counted an attempt; a drain is not the job's failure */
+	if ((rc = prep(s,
+		       "UPDATE jobs SET attempts = max(attempts - 1, 0)," REQUEUE_SET
+		       " WHERE id = ?2 AND status = 'running'",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, now);
+	bind_text(st, 2, id);
+	rc = update_running(s, st, id, err);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
+			  struct pc_error *err)
+{
+	char now[PCD_TIME_LEN], detail[160];
+	sqlite3_stmt *st = NULL;
+	json_t *problem = NULL;
+	char *problem_text = NULL;
+	int rc, requeued = 0, failed = 0;
+
+	if (max_attempts < 1)
+		max_attempts = 1;
+	snprintf(detail, sizeof(detail),
+		 "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
+	problem = json_pack("{s:s, s:s, s:i, s:s}", "type", "/problems/gave-up", "title", "Job gave up", "status",
+			    500, "detail", detail);
+	problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
+	json_decref(problem);
+	if (!problem_text)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	now_rfc3339(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)))
+		goto out;
+	if ((rc = prep(s,
+		       "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2"
+		       " WHERE status = 'running' AND NOT cancel_requested AND attempts >= ?3",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, problem_text);
+	bind_text(st, 2, now);
+	sqlite3_bind_int(st, 3, max_attempts);
+	if ((rc = step_done(s, st, err)))
+		goto out;
+	failed = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	/* the attempt that crashed stays counted: that is what bounds retries */
+	if ((rc = prep(s, "UPDATE jobs SET" REQUEUE_SET " WHERE status = 'running'", &st, err)))
+		goto out;
+	bind_text(st, 1, now);
+	if ((rc = step_done(s, st, err)))
+		goto out;
+	requeued = sqlite3_changes(s->db);
+	rc = commit(s, err);
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	free(problem_text);
+	if (!rc) {
+		if (n_requeued)
+			*n_requeued = requeued;
+		if (n_failed)
+			*n_failed = failed;
+	}
+	return rc;
+}
+
+int pcd_store_job_get(struct pcd_store *s, const char *id, struct pcd_job *out, struct pc_error *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->lock);
+	rc = job_get_locked(s, id, out, err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_report(struct pcd_store *s, const char *id, char **text, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*text = NULL;
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, "SELECT report, status FROM jobs WHERE id = ?", &st, err)))
+		goto out;
+	bind_text(st, 1, id);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s and has no report", id,
+					  sqlite3_column_text(st, 1));
+			break;
+		}
+		if (!(*text = dup_col(st, 0)))
+			rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+		break;
+	case SQLITE_DONE:
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
+		break;
+	default:
+		rc = db_error(s, err, "store");
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_list(struct pcd_store *s, const char *status, int64_t after_seq, int limit, struct pcd_job **out,
+		       size_t *n, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct pcd_job *jobs;
+	size_t count = 0;
+	int rc, r;
+
+	*out = NULL;
+	*n = 0;
+	if (status && pcd_job_status_parse(status) < 0)
+		return pc_error_set(err, PC_ERR_INVALID, "status",
+				    "must be queued, running, succeeded, failed or cancelled");
+	limit = clamp_limit(limit);
+	jobs = calloc((size_t)limit, sizeof(*jobs));
+	if (!jobs)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s,
+		       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?1 AND (?2 IS NULL OR status = ?2)"
+		       " ORDER BY seq LIMIT ?3",
+		       &st, err)))
+		goto out;
+	sqlite3_bind_int64(st, 1, after_seq);
+	bind_text(st, 2, status);
+	sqlite3_bind_int(st, 3, limit);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = read_job(st, &jobs[count], err)))
+			goto out;
+		count++;
+	}
+	if (r != SQLITE_DONE)
+		rc = db_error(s, err, "store");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (rc || count == 0) {
+		pcd_jobs_free(jobs, count);
+		return rc;
+	}
+	*out = jobs;
+	*n = count;
+	return PC_OK;
+}
+
+int pcd_store_job_cancel(struct pcd_store *s, const char *id, enum pcd_job_status *status_after,
+			 struct pc_error *err)
+{
+	char now[PCD_TIME_LEN];
+	enum pcd_job_status status;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	now_rfc3339(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)) || (rc = job_status_locked(s, id, &status, NULL, err)))
+		goto out;
+	if (pcd_job_status_finished(status)) {
+		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s already", id, pcd_job_status_name(status));
+		goto out;
+	}
+	if (status == PCD_JOB_QUEUED)
+		rc = prep(s, "UPDATE jobs SET status = 'cancelled', finished_at = ?1 WHERE id = ?2", &st, err);
+	else
+		rc = prep(s, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?2 AND ?1 IS NOT NULL", &st, err);
+	if (rc)
+		goto out;
+	bind_text(st, 1, now);
+	bind_text(st, 2, id);
+	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
+		goto out;
+	if (status_after)
+		*status_after = status == PCD_JOB_QUEUED ? PCD_JOB_CANCELLED : status;
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_delete(struct pcd_store *s, const char *id, struct pc_error *err)
+{
+	enum pcd_job_status status;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)) || (rc = job_status_locked(s, id, &status, NULL, err)))
+		goto out;
+	if (!pcd_job_status_finished(status)) {
+		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s; cancel it first", id,
+				  pcd_job_status_name(status));
+		goto out;
+	}
+	if ((rc = prep(s, "DELETE FROM jobs WHERE id = ?", &st, err)))
+		goto out;
+	bind_text(st, 1, id);
+	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
+		goto out;
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_queue_depth(struct pcd_store *s, int64_t *queued, int64_t *running, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s,
+		       "SELECT coalesce(sum(status = 'queued'), 0), coalesce(sum(status = 'running'), 0) FROM jobs"
+		       " WHERE status IN ('queued', 'running')",
+		       &st, err)))
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = db_error(s, err, "store");
+		goto out;
+	}
+	if (queued)
+		*queued = sqlite3_column_int64(st, 0);
+	if (running)
+		*running = sqlite3_column_int64(st, 1);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* ---- the API object -------------------------------------------------------- */
+
+static json_t *time_or_null(const char *t)
+{
+	return t[0] ? json_string(t) : json_null();
+}
+
+/* Stored JSON text back to a value; null when absent or unreadable. */
+static json_t *parse_or_null(const char *text)
+{
+	json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+
+	return v ? v : json_null();
+}
+
+json_t *pcd_job_to_json(const struct pcd_job *j)
+{
+	char self[64], report[80];
+
+	snprintf(self, sizeof(self), "/v1/jobs/%s", j->id);
+	snprintf(report, sizeof(report), "/v1/jobs/%s/report", j->id);
+	return json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}}", "id", j->id, "kind", j->kind,
+			 "status", pcd_job_status_name(j->status), "attempts", j->attempts, "progress",
+			 parse_or_null(j->progress), "created_at", time_or_null(j->created_at), "started_at",
+			 time_or_null(j->started_at), "finished_at", time_or_null(j->finished_at), "error",
+			 parse_or_null(j->error), "links", "self", self, "report", report);
+}

@@ -1,0 +1,399 @@
+/* The job store: submission order, idempotency, the queue bound, cancel
+ * in each state, recovery after a crash, the attempts bound, paging, and
+ * uploads that pending jobs still need. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/store.h"
+#include "be_util.h"
+#include "test.h"
+
+#define MODEL_ID "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define DATA_ID "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+struct fixture {
+	char dir[PATH_MAX - 32];
+	char db[PATH_MAX];
+	struct pcd_store *s;
+};
+
+static int setup(struct fixture *f)
+{
+	struct pc_error err = {0};
+
+	if (!be_tmpdir(f->dir, sizeof(f->dir)))
+		return -1;
+	snprintf(f->db, sizeof(f->db), "%s/paracorr.db", f->dir);
+	if (pcd_store_open(f->db, &f->s, &err))
+		return -1;
+	if (pcd_store_model_put(f->s, MODEL_ID, 10, "{\"parameters\": 3}", NULL, &err) ||
+	    pcd_store_dataset_put(f->s, DATA_ID, 20, "{}", NULL, &err))
+		return -1;
+	return 0;
+}
+
+static void teardown(struct fixture *f)
+{
+	pcd_store_close(f->s);
+	be_rmtree(f->dir);
+}
+
+static const char *spec_seed(int seed)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": %d}", MODEL_ID, DATA_ID, seed);
+	return buf;
+}
+
+static int submit(struct pcd_store *s, int seed, const char *key, char id[PCD_JOB_ID_LEN + 1])
+{
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int rc = pcd_store_job_submit(s, "analyze", spec_seed(seed), key, 0, &j, NULL, &err);
+
+	if (!rc && id)
+		memcpy(id, j.id, sizeof(j.id));
+	pcd_job_free(&j);
+	return rc;
+}
+
+TEST(store_submit_and_claim_in_order)
+{
+	struct fixture f;
+	char ids[3][PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int i, cancel = -1;
+	char *report;
+
+	REQUIRE(setup(&f) == 0);
+	for (i = 0; i < 3; i++)
+		REQUIRE(submit(f.s, i, NULL, ids[i]) == PC_OK);
+	CHECK(strncmp(ids[0], "j-", 2) == 0 && strlen(ids[0]) == PCD_JOB_ID_LEN);
+	CHECK(strcmp(ids[0], ids[1]) != 0);
+	for (i = 0; i < 3; i++) {
+		REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+		CHECK(strcmp(j.id, ids[i]) == 0);
+		CHECK_INT(j.status, PCD_JOB_RUNNING);
+		CHECK_INT(j.attempts, 1);
+		CHECK(j.started_at[0] != '\0');
+		pcd_job_free(&j);
+	}
+	CHECK_INT(pcd_store_job_claim(f.s, &j, &err), PC_ERR_NOT_FOUND);
+	CHECK_INT(err.code, PC_OK); /* "nothing queued" is not an error */
+
+	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], "{\"phase\":\"clean evaluation\",\"done\":1,\"total\":4}",
+					  &cancel, &err),
+		  PC_OK);
+	CHECK_INT(cancel, 0);
+	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_SUCCEEDED, "{\"report\": 1}", NULL, &err), PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, ids[0], &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_SUCCEEDED);
+	CHECK(j.has_report);
+	CHECK(j.finished_at[0] != '\0');
+	CHECK(j.progress && strstr(j.progress, "clean evaluation"));
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_report(f.s, ids[0], &report, &err) == PC_OK);
+	CHECK(strcmp(report, "{\"report\": 1}") == 0);
+	free(report);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_job_report(f.s, ids[1], &report, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_report(f.s, "j-0000000000000000", &report, NULL), PC_ERR_NOT_FOUND);
+	/* a finished job cannot be completed or heartbeaten again */
+	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_FAILED, NULL, "{}", NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], NULL, NULL, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_heartbeat(f.s, "j-nope", NULL, NULL, NULL), PC_ERR_NOT_FOUND);
+	teardown(&f);
+}
+
+TEST(store_idempotency_key)
+{
+	struct fixture f;
+	char a[PCD_JOB_ID_LEN + 1], b[PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int created = -1;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), "key-1", 0, &j, &created, &err) == PC_OK);
+	CHECK_INT(created, 1);
+	memcpy(a, j.id, sizeof(a));
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), "key-1", 0, &j, &created, &err) == PC_OK);
+	CHECK_INT(created, 0);
+	CHECK(strcmp(a, j.id) == 0);
+	CHECK(j.idempotency_key && strcmp(j.idempotency_key, "key-1") == 0);
+	pcd_job_free(&j);
+	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(2), "key-1", 0, &j, &created, &err), PC_ERR_CONFLICT);
+	CHECK(strstr(err.text, a) != NULL);
+	CHECK(strcmp(err.where, "Idempotency-Key") == 0);
+	/* another key, or none, makes a new job */
+	REQUIRE(submit(f.s, 1, "key-2", b) == PC_OK);
+	CHECK(strcmp(a, b) != 0);
+	REQUIRE(submit(f.s, 1, NULL, b) == PC_OK);
+	CHECK(strcmp(a, b) != 0);
+	teardown(&f);
+}
+
+TEST(store_queue_full_and_bad_specs)
+{
+	struct fixture f;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int i;
+
+	REQUIRE(setup(&f) == 0);
+	for (i = 0; i < 3; i++)
+		REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(i), NULL, 3, NULL, NULL, &err) == PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(9), NULL, 3, NULL, NULL, &err), PC_ERR_BUSY);
+	CHECK_INT(pc_status_http(PC_ERR_BUSY), 503);
+	/* running jobs do not count towards the queue */
+	REQUIRE(pcd_store_job_claim(f.s, &j, NULL) == PC_OK);
+	pcd_job_free(&j);
+	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(9), NULL, 3, NULL, NULL, NULL), PC_OK);
+
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_job_submit(f.s, "analyze", "[1]", NULL, 0, NULL, NULL, &err), PC_ERR_INVALID);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_job_submit(f.s, "analyze", "{\"model\": \"cccc\"}", NULL, 0, NULL, NULL, &err),
+		  PC_ERR_NOT_FOUND);
+	CHECK(strcmp(err.where, "model") == 0);
+	teardown(&f);
+}
+
+TEST(store_cancel_states)
+{
+	struct fixture f;
+	char q[PCD_JOB_ID_LEN + 1], r[PCD_JOB_ID_LEN + 1];
+	enum pcd_job_status after;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int cancel = -1;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(submit(f.s, 1, NULL, r) == PC_OK);
+	REQUIRE(submit(f.s, 2, NULL, q) == PC_OK);
+	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	CHECK(strcmp(j.id, r) == 0);
+	pcd_job_free(&j);
+
+	REQUIRE(pcd_store_job_cancel(f.s, q, &after, &err) == PC_OK);
+	CHECK_INT(after, PCD_JOB_CANCELLED);
+	REQUIRE(pcd_store_job_get(f.s, q, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_CANCELLED);
+	CHECK(j.finished_at[0]);
+	pcd_job_free(&j);
+	CHECK_INT(pcd_store_job_claim(f.s, &j, NULL), PC_ERR_NOT_FOUND); /* the cancelled one is not claimed */
+
+	REQUIRE(pcd_store_job_cancel(f.s, r, &after, &err) == PC_OK);
+	CHECK_INT(after, PCD_JOB_RUNNING);
+	REQUIRE(pcd_store_job_heartbeat(f.s, r, NULL, &cancel, &err) == PC_OK);
+	CHECK_INT(cancel, 1);
+	REQUIRE(pcd_store_job_complete(f.s, r, PCD_JOB_CANCELLED, NULL, NULL, &err) == PC_OK);
+
+	CHECK_INT(pcd_store_job_cancel(f.s, r, &after, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_cancel(f.s, q, &after, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_cancel(f.s, "j-ffffffffffffffff", &after, NULL), PC_ERR_NOT_FOUND);
+
+	/* delete: finished jobs only */
+	REQUIRE(submit(f.s, 3, NULL, q) == PC_OK);
+	CHECK_INT(pcd_store_job_delete(f.s, q, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_delete(f.s, r, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_get(f.s, r, &j, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_delete(f.s, r, NULL), PC_ERR_NOT_FOUND);
+	teardown(&f);
+}
+
+TEST(store_recover_after_crash_and_attempts_bound)
+{
+	struct fixture f;
+	char a[PCD_JOB_ID_LEN + 1], b[PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int nreq = -1, nfail = -1, round;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(submit(f.s, 1, NULL, a) == PC_OK);
+	REQUIRE(submit(f.s, 2, NULL, b) == PC_OK);
+	/* a runs and the process "dies" each time (close without completing),
+	 * b stays queued throughout */
+	for (round = 1; round <= 3; round++) {
+		REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+		CHECK(strcmp(j.id, a) == 0);
+		CHECK_INT(j.attempts, round);
+		pcd_job_free(&j);
+		pcd_store_close(f.s);
+		REQUIRE(pcd_store_open(f.db, &f.s, &err) == PC_OK);
+		REQUIRE(pcd_store_job_recover(f.s, 3, &nreq, &nfail, &err) == PC_OK);
+		REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+		if (round < 3) {
+			CHECK_INT(nreq, 1);
+			CHECK_INT(nfail, 0);
+			CHECK_INT(j.status, PCD_JOB_QUEUED);
+			CHECK(j.started_at[0] == '\0');
+		} else {
+			CHECK_INT(nreq, 0);
+			CHECK_INT(nfail, 1);
+			CHECK_INT(j.status, PCD_JOB_FAILED);
+			CHECK(j.error && strstr(j.error, "gave up after 3 attempts"));
+		}
+		pcd_job_free(&j);
+	}
+	REQUIRE(pcd_store_job_get(f.s, b, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	CHECK_INT(j.attempts, 0);
+	pcd_job_free(&j);
+	teardown(&f);
+}
+
+TEST(store_requeue_after_drain_is_not_an_attempt)
+{
+	struct fixture f;
+	char a[PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+	struct pc_error err = {0};
+	int i;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(submit(f.s, 1, NULL, a) == PC_OK);
+	for (i = 0; i < 5; i++) {
+		REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+		CHECK_INT(j.attempts, 1);
+		pcd_job_free(&j);
+		REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
+	}
+	REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	CHECK_INT(j.attempts, 0);
+	pcd_job_free(&j);
+	CHECK_INT(pcd_store_job_requeue(f.s, a, NULL), PC_ERR_CONFLICT);
+	/* a cancel asked for during the run wins over the requeue */
+	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_cancel(f.s, a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_CANCELLED);
+	pcd_job_free(&j);
+	teardown(&f);
+}
+
+TEST(store_job_paging_and_filter)
+{
+	struct fixture f;
+	char ids[7][PCD_JOB_ID_LEN + 1];
+	struct pcd_job *jobs, j;
+	struct pc_error err = {0};
+	size_t n, seen = 0, k;
+	int64_t after = 0, queued = -1, running = -1;
+	int i;
+
+	REQUIRE(setup(&f) == 0);
+	for (i = 0; i < 7; i++)
+		REQUIRE(submit(f.s, i, NULL, ids[i]) == PC_OK);
+	for (;;) {
+		REQUIRE(pcd_store_job_list(f.s, NULL, after, 3, &jobs, &n, &err) == PC_OK);
+		if (n == 0)
+			break;
+		for (k = 0; k < n; k++, seen++)
+			CHECK(seen < 7 && strcmp(jobs[k].id, ids[seen]) == 0);
+		after = jobs[n - 1].seq;
+		pcd_jobs_free(jobs, n);
+	}
+	CHECK_INT(seen, 7);
+	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_list(f.s, "running", 0, 10, &jobs, &n, &err) == PC_OK);
+	CHECK_INT(n, 1);
+	if (n == 1)
+		CHECK(strcmp(jobs[0].id, ids[0]) == 0);
+	pcd_jobs_free(jobs, n);
+	REQUIRE(pcd_store_job_list(f.s, "queued", 0, 100, &jobs, &n, &err) == PC_OK);
+	CHECK_INT(n, 6);
+	pcd_jobs_free(jobs, n);
+	CHECK_INT(pcd_store_job_list(f.s, "sleeping", 0, 10, &jobs, &n, NULL), PC_ERR_INVALID);
+	REQUIRE(pcd_store_queue_depth(f.s, &queued, &running, &err) == PC_OK);
+	CHECK_INT(queued, 6);
+	CHECK_INT(running, 1);
+	CHECK_INT(pcd_store_ping(f.s, &err), PC_OK);
+	teardown(&f);
+}
+
+TEST(store_uploads_put_list_delete)
+{
+	struct fixture f;
+	struct pcd_blob_rec r, *recs;
+	struct pc_error err = {0};
+	char id[65], after[65] = "";
+	size_t n, total = 0;
+	int existed = -1, i;
+
+	REQUIRE(setup(&f) == 0);
+	CHECK_INT(pcd_store_model_put(f.s, MODEL_ID, 10, "{}", &existed, &err), PC_OK);
+	CHECK_INT(existed, 1);
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "%064d", i);
+		REQUIRE(pcd_store_model_put(f.s, id, i, "{\"n\": 1}", &existed, &err) == PC_OK);
+		CHECK_INT(existed, 0);
+	}
+	REQUIRE(pcd_store_model_get(f.s, MODEL_ID, &r, &err) == PC_OK);
+	CHECK_INT(r.bytes, 10);
+	CHECK(strstr(r.info, "parameters") != NULL);
+	pcd_blob_rec_free(&r);
+	for (;;) {
+		REQUIRE(pcd_store_model_list(f.s, after, 2, &recs, &n, &err) == PC_OK);
+		if (!n)
+			break;
+		CHECK(strcmp(recs[0].id, after) > 0);
+		memcpy(after, recs[n - 1].id, 65);
+		total += n;
+		pcd_blob_recs_free(recs, n);
+	}
+	CHECK_INT(total, 6);
+
+	/* a queued job holds its model and dataset */
+	REQUIRE(submit(f.s, 1, NULL, NULL) == PC_OK);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_model_delete(f.s, MODEL_ID, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_dataset_delete(f.s, DATA_ID, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_model_delete(f.s, id, NULL), PC_OK);
+	CHECK_INT(pcd_store_model_get(f.s, id, &r, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_model_delete(f.s, id, NULL), PC_ERR_NOT_FOUND);
+	teardown(&f);
+}
+
+TEST(store_job_json_shape)
+{
+	struct fixture f;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	json_t *o;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), NULL, 0, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_heartbeat(f.s, j.id,
+					"{\"phase\": \"random corruption\", \"done\": 37, \"total\": 120, \"fraction\": 0.31}",
+					NULL, &err) == PC_OK);
+	pcd_job_free(&j);
+	{
+		struct pcd_job *jobs;
+		size_t n;
+		REQUIRE(pcd_store_job_list(f.s, NULL, 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
+		o = pcd_job_to_json(&jobs[0]);
+		REQUIRE(o);
+		CHECK(strcmp(json_string_value(json_object_get(o, "status")), "running") == 0);
+		CHECK_INT(json_integer_value(json_object_get(o, "attempts")), 1);
+		CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "progress"), "done")), 37);
+		CHECK(json_is_null(json_object_get(o, "finished_at")));
+		CHECK(json_is_null(json_object_get(o, "error")));
+		CHECK(json_is_string(json_object_get(o, "created_at")));
+		CHECK(strstr(json_string_value(json_object_get(json_object_get(o, "links"), "report")), "/report"));
+		json_decref(o);
+		pcd_jobs_free(jobs, n);
+	}
+	teardown(&f);
+}
