@@ -39,16 +39,19 @@ int pcd_job_run_spec(const struct pc_spec *spec, const char *model_path, const c
 		     struct pc_error *err);
 
 /* Runs a job spec as the API takes it: spec_text is JSON whose "model" is
- * a model id and whose "inputs" is a dataset id (no "labels"); the ids are
- * resolved to blob paths. Errors as pcd_job_run_spec; a spec error keeps
- * the field path in err->where. */
+ * a model id and whose "dataset" is a dataset id (a string); the ids are
+ * resolved to blob paths, which never appear in errors (they name
+ * "model", "inputs" or "labels" instead). Errors as pcd_job_run_spec; a
+ * spec error keeps the field path in err->where. */
 int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
 		char **report_text, struct pc_error *err);
 
 /* The problem object (application/problem+json body) for a failed job:
  * {type, title, status, detail}, plus errors: [{pointer, detail}] when
- * err->where names a spec field (pointer "/corruption/epsilons/2" for
- * "corruption.epsilons[2]"). New reference. */
+ * the error is about a spec field (PC_ERR_INVALID or PC_ERR_NOT_FOUND with
+ * a field path in err->where: pointer "/corruption/epsilons/2" for
+ * "corruption.epsilons[2]"). type is "/problems/<status name>". New
+ * reference; NULL only when out of memory. */
 json_t *pcd_job_problem(const struct pc_error *err);
 
 /* "corruption.epsilons[2]" -> "/corruption/epsilons/2" (RFC 6901 escaping

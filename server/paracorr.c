@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "blas_select.h"
+#include "job.h"
 #include "paracorr/analysis.h"
 #include "paracorr/data.h"
 #include "paracorr/eval.h"
@@ -266,15 +267,12 @@ static int cmd_run(int argc, char **argv)
 	long long threads = sysconf(_SC_NPROCESSORS_ONLN), cache_mb = PC_STUDY_DEFAULT_CACHE >> 20;
 	struct pc_error err = {0};
 	struct pc_spec spec;
-	struct pc_graph *g = NULL;
-	struct pc_dataset *d = NULL;
-	struct pc_study_opts so;
+	struct pcd_job_opts jo;
 	struct progress_state ps = {0, isatty(2)};
-	struct pc_shape sample;
 	json_t *report = NULL;
-	int c, rc = 1, quiet = 0, spec_ok = 0, summary = 0;
+	char *text = NULL;
+	int c, rc = 1, quiet = 0, spec_ok = 0, summary = 0, timing_seconds = 1;
 
-	pc_study_opts_default(&so);
 	if (env_int("PARACORR_THREADS", 1, 256, &threads) || env_int("PARACORR_CACHE_MB", 0, (long long)1 << 30, &cache_mb))
 		return EXIT_USAGE;
 	optind = 1;
@@ -289,7 +287,7 @@ static int cmd_run(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'r':
-			so.timing_seconds = 0;
+			timing_seconds = 0;
 			break;
 		case 'q':
 			quiet = 1;
@@ -318,24 +316,17 @@ static int cmd_run(int argc, char **argv)
 			     "the CLI needs {\"inputs\": path, \"labels\": path}; dataset ids are for the daemon");
 		goto out;
 	}
-	if (pc_onnx_load_file(spec.model, &g, &err))
-		goto out;
-	if (pc_dataset_load(spec.inputs, spec.labels, &spec.pp, spec.limit, &d, &err))
-		goto out;
-	sample = *pc_graph_input_shape(g);
-	sample.ndim--;
-	memmove(sample.dim, sample.dim + 1, sizeof(sample.dim[0]) * (size_t)sample.ndim);
-	if (pc_dataset_check_input(d, &sample, &err))
-		goto out;
-	so.threads = (int)threads;
-	so.cache_bytes = (size_t)cache_mb << 20;
+	pcd_job_opts_default(&jo);
+	jo.threads = (int)threads;
+	jo.cache_bytes = (size_t)cache_mb << 20;
+	jo.timing_seconds = timing_seconds;
 	if (!quiet) {
-		so.progress = show_progress;
-		so.progress_arg = &ps;
+		jo.progress = show_progress;
+		jo.progress_arg = &ps;
 	}
-	if (pc_study_run(g, d, &spec, &so, &report, &err))
+	if (pcd_job_run_spec(&spec, spec.model, spec.inputs, spec.labels, &jo, &text, &report, &err))
 		goto out;
-	if (json_dumpf(report, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) != 0) {
+	if (fputs(text, stdout) == EOF) {
 		pc_error_set(&err, PC_ERR_IO, "stdout", "cannot write the report");
 		goto out;
 	}
@@ -346,9 +337,8 @@ static int cmd_run(int argc, char **argv)
 out:
 	if (rc)
 		fail(&err);
+	free(text);
 	json_decref(report);
-	pc_dataset_free(d);
-	pc_graph_free(g);
 	if (spec_ok)
 		pc_spec_free(&spec);
 	return rc;
