@@ -29,6 +29,7 @@ struct pcd_workers_cfg {
 	int max_attempts;    /* for the caller's pcd_store_job_recover */
 	int poll_ms;	     /* store poll interval */
 	int timing_seconds;  /* pc_study_opts.timing_seconds */
+	int quiet;	     /* no log lines on stderr */
 	pcd_job_done_fn on_done;
 	void *on_done_arg;
 };

@@ -1,0 +1,333 @@
+/* workers: N threads that take jobs from the store and run them.
+ *
+ * One mutex and two condition variables: `wake` tells idle workers that a
+ * job may be waiting (or that the pool stops), `idle` tells a drain that a
+ * running job has been put away. A worker never holds the mutex while it
+ * talks to the store or computes. Lost wakeups are impossible: a worker
+ * notes the wakeup counter before it looks for a job and sleeps only while
+ * the counter is unchanged; the poll timeout covers jobs queued by anyone
+ * who does not call pcd_workers_notify.
+ *
+ * A running job learns of a cancel through its cancel callback, which the
+ * study polls between batches: it asks the store (at most every 0.5 s,
+ * which doubles as the heartbeat) and looks at the pool's drain flag. */
+#include "workers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blobs.h"
+#include "job.h"
+
+#define HEARTBEAT_SECONDS 0.5
+
+struct pcd_workers {
+	struct pcd_workers_cfg cfg;
+	struct pcd_store *store;
+	struct pcd_blobs *blobs;
+	pthread_mutex_t mu;
+	pthread_cond_t wake, idle;
+	uint64_t wakeups; /* under mu */
+	int busy;	  /* jobs running, under mu */
+	int stopping;	  /* under mu */
+	atomic_int draining;
+	pthread_t *threads;
+	int n_threads;
+};
+
+/* One job's run: what the callbacks need. */
+struct run_ctx {
+	struct pcd_workers *w;
+	const char *id;
+	double last_beat;
+	char phase[64];
+	int cancel_requested;
+};
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cores < 1)
+		cores = 1;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->n_workers = (int)(cores / 4 < 1 ? 1 : cores / 4 > 4 ? 4 : cores / 4);
+	cfg->threads_per_job = (int)(cores / cfg->n_workers < 1 ? 1 : cores / cfg->n_workers);
+	cfg->cache_bytes = PC_STUDY_DEFAULT_CACHE;
+	cfg->max_attempts = 3;
+	cfg->poll_ms = 1000;
+	cfg->timing_seconds = 1;
+}
+
+static void log_job(const struct pcd_workers *w, const char *level, const char *id, const char *msg,
+		    const struct pc_error *err)
+{
+	char detail[700];
+
+	if (w->cfg.quiet)
+		return;
+	if (err && err->code)
+		fprintf(stderr, "level=%s component=workers job=%s msg=\"%s\" error=\"%s\"\n", level, id, msg,
+			pc_error_format(err, detail, sizeof(detail)));
+	else
+		fprintf(stderr, "level=%s component=workers job=%s msg=\"%s\"\n", level, id, msg);
+}
+
+/* Heartbeat with optional progress; remembers whether a cancel is asked. */
+static void beat(struct run_ctx *c, const char *progress_json)
+{
+	struct pc_error err = {0};
+	int cancel = 0;
+
+	c->last_beat = now_mono();
+	if (pcd_store_job_heartbeat(c->w->store, c->id, progress_json, &cancel, &err) == PC_OK)
+		c->cancel_requested = cancel;
+	else if (err.code == PC_ERR_NOT_FOUND)
+		c->cancel_requested = 1; /* the job was deleted under us: nothing to report to */
+	else
+		log_job(c->w, "warn", c->id, "heartbeat failed", &err);
+}
+
+static void on_progress(const struct pc_progress *pr, void *arg)
+{
+	struct run_ctx *c = arg;
+	int phase_changed = strncmp(c->phase, pr->phase ? pr->phase : "", sizeof(c->phase) - 1) != 0;
+	json_t *p;
+	char *text;
+
+	if (!phase_changed && pr->done < pr->total && now_mono() - c->last_beat < HEARTBEAT_SECONDS)
+		return;
+	snprintf(c->phase, sizeof(c->phase), "%s", pr->phase ? pr->phase : "");
+	p = json_pack("{s:s, s:I, s:I, s:f}", "phase", c->phase, "done", (json_int_t)pr->done, "total",
+		      (json_int_t)pr->total, "fraction", pr->total > 0 ? (double)pr->done / (double)pr->total : 0.0);
+	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	beat(c, text);
+	free(text);
+}
+
+static int on_cancel(void *arg)
+{
+	struct run_ctx *c = arg;
+
+	if (atomic_load(&c->w->draining))
+		return 1;
+	if (now_mono() - c->last_beat >= HEARTBEAT_SECONDS)
+		beat(c, NULL);
+	return c->cancel_requested;
+}
+
+static void run_one(struct pcd_workers *w, struct pcd_job *job)
+{
+	struct run_ctx c = {.w = w, .id = job->id};
+	struct pcd_job_opts o;
+	struct pc_error err = {0}, serr = {0};
+	enum pcd_job_status outcome;
+	char *report = NULL, *problem_text = NULL;
+	json_t *problem;
+	double t0 = now_mono();
+	int rc;
+
+	c.last_beat = t0;
+	pcd_job_opts_default(&o);
+	o.threads = w->cfg.threads_per_job;
+	o.cache_bytes = w->cfg.cache_bytes;
+	o.timing_seconds = w->cfg.timing_seconds;
+	o.progress = on_progress;
+	o.progress_arg = &c;
+	o.cancel = on_cancel;
+	o.cancel_arg = &c;
+	log_job(w, "info", job->id, "started", NULL);
+	rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
+	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !c.cancel_requested) {
+		/* stopped for the drain, not by the user: run again after restart */
+		if (pcd_store_job_requeue(w->store, job->id, &serr))
+			log_job(w, "error", job->id, "requeue failed", &serr);
+		else
+			log_job(w, "info", job->id, "requeued for the drain", NULL);
+		goto out;
+	}
+	if (rc == PC_OK) {
+		outcome = PCD_JOB_SUCCEEDED;
+	} else if (rc == PC_ERR_CANCELLED) {
+		outcome = PCD_JOB_CANCELLED;
+	} else {
+		outcome = PCD_JOB_FAILED;
+		problem = pcd_job_problem(&err);
+		problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
+		json_decref(problem);
+	}
+	if (pcd_store_job_complete(w->store, job->id, outcome, report, problem_text, &serr))
+		log_job(w, "error", job->id, "cannot record the outcome", &serr);
+	else
+		log_job(w, outcome == PCD_JOB_FAILED ? "warn" : "info", job->id, pcd_job_status_name(outcome),
+			outcome == PCD_JOB_FAILED ? &err : NULL);
+	if (w->cfg.on_done)
+		w->cfg.on_done(w->cfg.on_done_arg, job->kind, outcome, now_mono() - t0);
+out:
+	free(report);
+	free(problem_text);
+}
+
+static void *worker_main(void *arg)
+{
+	struct pcd_workers *w = arg;
+	struct pcd_job job;
+	struct pc_error err;
+	struct timespec until;
+	uint64_t seen;
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->stopping) {
+		if (atomic_load(&w->draining)) {
+			pthread_cond_wait(&w->wake, &w->mu);
+			continue;
+		}
+		/* counted busy before the claim, so a drain cannot slip between
+		 * the claim and the run and return with the job still running */
+		seen = w->wakeups;
+		w->busy++;
+		pthread_mutex_unlock(&w->mu);
+		pc_error_clear(&err);
+		rc = pcd_store_job_claim(w->store, &job, &err);
+		if (rc == PC_OK) {
+			if (atomic_load(&w->draining)) {
+				if (pcd_store_job_requeue(w->store, job.id, &err))
+					log_job(w, "error", job.id, "requeue failed", &err);
+			} else {
+				run_one(w, &job);
+			}
+			pcd_job_free(&job);
+		}
+		pthread_mutex_lock(&w->mu);
+		w->busy--;
+		pthread_cond_broadcast(&w->idle);
+		if (rc == PC_OK)
+			continue;
+		pthread_mutex_unlock(&w->mu);
+		if (rc != PC_ERR_NOT_FOUND)
+			log_job(w, "error", "-", "cannot claim a job", &err);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += w->cfg.poll_ms / 1000;
+		until.tv_nsec += (long)(w->cfg.poll_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&w->mu);
+		while (!w->stopping && w->wakeups == seen && !atomic_load(&w->draining))
+			if (pthread_cond_timedwait(&w->wake, &w->mu, &until) == ETIMEDOUT)
+				break;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+int pcd_workers_start(const struct pcd_workers_cfg *cfg, struct pcd_store *store, struct pcd_blobs *blobs,
+		      struct pcd_workers **out, struct pc_error *err)
+{
+	struct pcd_workers *w;
+	int i, rc;
+
+	*out = NULL;
+	if (cfg->n_workers < 1 || cfg->n_workers > 256)
+		return pc_error_set(err, PC_ERR_INVALID, "workers", "must be from 1 to 256, not %d", cfg->n_workers);
+	if (cfg->threads_per_job < 1 || cfg->threads_per_job > 256)
+		return pc_error_set(err, PC_ERR_INVALID, "threads_per_job", "must be from 1 to 256, not %d",
+				    cfg->threads_per_job);
+	if (cfg->poll_ms < 1)
+		return pc_error_set(err, PC_ERR_INVALID, "poll_ms", "must be at least 1, not %d", cfg->poll_ms);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return pc_error_set(err, PC_ERR_NOMEM, "workers", "out of memory");
+	w->cfg = *cfg;
+	w->store = store;
+	w->blobs = blobs;
+	atomic_init(&w->draining, 0);
+	w->threads = calloc((size_t)cfg->n_workers, sizeof(*w->threads));
+	if (!w->threads) {
+		free(w);
+		return pc_error_set(err, PC_ERR_NOMEM, "workers", "out of memory");
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	for (i = 0; i < cfg->n_workers; i++) {
+		if ((rc = pthread_create(&w->threads[i], NULL, worker_main, w)) != 0) {
+			pc_error_set(err, PC_ERR_INTERNAL, "workers", "cannot start worker %d: %s", i, strerror(rc));
+			pcd_workers_free(w);
+			return PC_ERR_INTERNAL;
+		}
+		w->n_threads++;
+	}
+	*out = w;
+	return PC_OK;
+}
+
+void pcd_workers_notify(struct pcd_workers *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->wakeups++;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int pcd_workers_busy(struct pcd_workers *w)
+{
+	int n;
+
+	pthread_mutex_lock(&w->mu);
+	n = w->busy;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
+int pcd_workers_draining(struct pcd_workers *w)
+{
+	return atomic_load(&w->draining);
+}
+
+void pcd_workers_drain(struct pcd_workers *w)
+{
+	pthread_mutex_lock(&w->mu);
+	atomic_store(&w->draining, 1);
+	pthread_cond_broadcast(&w->wake);
+	while (w->busy > 0)
+		pthread_cond_wait(&w->idle, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void pcd_workers_free(struct pcd_workers *w)
+{
+	int i;
+
+	if (!w)
+		return;
+	pcd_workers_drain(w);
+	pthread_mutex_lock(&w->mu);
+	w->stopping = 1;
+	pthread_cond_broadcast(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+	for (i = 0; i < w->n_threads; i++)
+		pthread_join(w->threads[i], NULL);
+	pthread_cond_destroy(&w->idle);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->mu);
+	free(w->threads);
+	free(w);
+}

@@ -1,0 +1,319 @@
+/* The worker pool without HTTP: a job through store, blobs and one worker
+ * gives the report pcd_job_run gives; a spec error becomes a problem object
+ * with a JSON pointer; cancel of a queued and of a running job; a drain puts
+ * the running job back in the queue. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../server/blobs.h"
+#include "../server/job.h"
+#include "../server/store.h"
+#include "../server/workers.h"
+#include "be_util.h"
+#include "test.h"
+
+#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+
+struct env {
+	char dir[PATH_MAX - 64];
+	struct pcd_store *store;
+	struct pcd_blobs *blobs;
+	char model[65], dataset[65];
+};
+
+static struct pcd_blob_writer *copy_in(struct pcd_blobs *b, const char *path)
+{
+	struct pcd_blob_writer *w = NULL;
+	size_t len;
+	char *data = be_read_file(path, &len);
+
+	if (!data)
+		return NULL;
+	if (pcd_blob_writer_begin(b, 0, &w, NULL) == PC_OK && pcd_blob_writer_write(w, data, len, NULL) != PC_OK) {
+		pcd_blob_writer_abort(w);
+		w = NULL;
+	}
+	free(data);
+	return w;
+}
+
+/* 0 ready, 1 no Fashion-MNIST (skip), -1 failure */
+static int env_setup(struct env *e)
+{
+	char path[PATH_MAX];
+	struct pcd_blob_writer *w, *x, *y;
+	struct pc_error err = {0};
+
+	memset(e, 0, sizeof(*e));
+	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0)
+		return 1;
+	if (!be_tmpdir(e->dir, sizeof(e->dir)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/paracorr.db", e->dir);
+	if (pcd_store_open(path, &e->store, &err))
+		return -1;
+	snprintf(path, sizeof(path), "%s/data", e->dir);
+	if (pcd_blobs_open(path, &e->blobs, &err))
+		return -1;
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
+	if (!(w = copy_in(e->blobs, path)) || pcd_blob_writer_finish(w, e->model, &err) ||
+	    pcd_blobs_commit_model(e->blobs, w, NULL, &err) ||
+	    pcd_store_model_put(e->store, e->model, 1, "{}", NULL, &err))
+		return -1;
+	x = copy_in(e->blobs, T10K_X);
+	y = copy_in(e->blobs, T10K_Y);
+	if (!x || !y) {
+		pcd_blob_writer_abort(x);
+		pcd_blob_writer_abort(y);
+		return -1;
+	}
+	if (pcd_blobs_commit_dataset(e->blobs, x, y, e->dataset, NULL, &err) ||
+	    pcd_store_dataset_put(e->store, e->dataset, 1, "{}", NULL, &err))
+		return -1;
+	return 0;
+}
+
+static void env_teardown(struct env *e)
+{
+	pcd_store_close(e->store);
+	pcd_blobs_free(e->blobs);
+	if (e->dir[0])
+		be_rmtree(e->dir);
+}
+
+static char *spec_text(const struct env *e, const char *rest)
+{
+	char *s = malloc(1024);
+
+	if (s)
+		snprintf(s, 1024, "{\"model\": \"%s\", \"dataset\": \"%s\", %s}", e->model, e->dataset, rest);
+	return s;
+}
+
+#define SHORT_SPEC                                                                                                \
+	"\"limit\": 64, \"batch_size\": 32, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, " \
+	"1], \"random_trials\": 2}"
+/* seconds of work for one thread, checked for cancel between batches */
+#define LONG_SPEC                                                                                                 \
+	"\"batch_size\": 50, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.01, "   \
+	"0.02, 0.05, 0.1, 0.2, 0.5, 1, 2], \"random_trials\": 200, \"steps\": 20, \"groups\": [\"model\", "     \
+	"\"tensor\", \"layer\"]}"
+
+static void cfg_for_tests(struct pcd_workers_cfg *cfg)
+{
+	pcd_workers_cfg_default(cfg);
+	cfg->n_workers = 1;
+	cfg->threads_per_job = 1;
+	cfg->poll_ms = 50;
+	cfg->timing_seconds = 0;
+	cfg->quiet = 1;
+}
+
+/* Polls until the job reaches want (or any finished state); its status. */
+static int wait_status(struct pcd_store *s, const char *id, enum pcd_job_status want, double seconds)
+{
+	struct timespec ts = {0, 20 * 1000000L};
+	struct pcd_job j;
+	int status = -1, i;
+
+	for (i = 0; i < (int)(seconds * 50); i++) {
+		if (pcd_store_job_get(s, id, &j, NULL) != PC_OK)
+			return -1;
+		status = (int)j.status;
+		pcd_job_free(&j);
+		if (status == (int)want || (pcd_job_status_finished((enum pcd_job_status)status) &&
+					    pcd_job_status_finished(want)))
+			return status;
+		nanosleep(&ts, NULL);
+	}
+	return status;
+}
+
+TEST(workers_job_report_equals_job_run)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job_opts o;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	char *spec, *want = NULL, *got = NULL;
+	int rc = env_setup(&e);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	spec = spec_text(&e, SHORT_SPEC);
+	REQUIRE(spec);
+	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &j, NULL, &err) == PC_OK);
+	cfg_for_tests(&cfg);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_status(e.store, j.id, PCD_JOB_SUCCEEDED, 60), PCD_JOB_SUCCEEDED);
+	pcd_workers_free(w);
+	CHECK_INT(pcd_store_job_report(e.store, j.id, &got, &err), PC_OK);
+
+	pcd_job_opts_default(&o);
+	o.timing_seconds = 0;
+	CHECK_INT(pcd_job_run(spec, e.blobs, &o, &want, &err), PC_OK);
+	CHECK(got && want && strcmp(got, want) == 0);
+	/* the report echoes the spec as given: ids, not paths */
+	CHECK(got && strstr(got, e.model) && strstr(got, e.dataset) && !strstr(got, e.dir));
+	pcd_job_free(&j);
+	free(got);
+	free(want);
+	free(spec);
+	env_teardown(&e);
+}
+
+TEST(workers_spec_error_is_a_problem_with_pointer)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	json_t *problem, *errors;
+	char *spec;
+	int rc = env_setup(&e);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	spec = spec_text(&e, "\"limit\": 64, \"corruption\": {\"epsilons\": [0.1, -1]}");
+	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &j, NULL, &err) == PC_OK);
+	cfg_for_tests(&cfg);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_status(e.store, j.id, PCD_JOB_FAILED, 30), PCD_JOB_FAILED);
+	pcd_workers_free(w);
+	pcd_job_free(&j);
+	free(spec);
+	{
+		struct pcd_job *jobs;
+		size_t n;
+		REQUIRE(pcd_store_job_list(e.store, "failed", 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
+		problem = json_loads(jobs[0].error, 0, NULL);
+		pcd_jobs_free(jobs, n);
+	}
+	REQUIRE(problem);
+	CHECK_INT(json_integer_value(json_object_get(problem, "status")), 400);
+	CHECK(json_is_string(json_object_get(problem, "type")) && json_is_string(json_object_get(problem, "title")));
+	errors = json_object_get(problem, "errors");
+	CHECK(json_array_size(errors) == 1);
+	CHECK(strcmp(json_string_value(json_object_get(json_array_get(errors, 0), "pointer")) ?: "",
+		     "/corruption/epsilons/1") == 0);
+	json_decref(problem);
+	env_teardown(&e);
+}
+
+TEST(workers_cancel_queued_and_running)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job a, b;
+	struct pc_error err = {0};
+	enum pcd_job_status after;
+	char *spec;
+	int rc = env_setup(&e);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	spec = spec_text(&e, LONG_SPEC);
+	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &b, NULL, &err) == PC_OK);
+	cfg_for_tests(&cfg);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_RUNNING, 30), PCD_JOB_RUNNING);
+	CHECK_INT(pcd_store_job_cancel(e.store, b.id, &after, &err), PC_OK);
+	CHECK_INT(after, PCD_JOB_CANCELLED);
+	CHECK_INT(pcd_store_job_cancel(e.store, a.id, &after, &err), PC_OK);
+	CHECK_INT(after, PCD_JOB_RUNNING);
+	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_CANCELLED, 30), PCD_JOB_CANCELLED);
+	CHECK_INT(pcd_workers_busy(w), 0);
+	pcd_workers_free(w);
+	pcd_job_free(&a);
+	pcd_job_free(&b);
+	free(spec);
+	env_teardown(&e);
+}
+
+TEST(workers_drain_requeues_the_running_job)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job a, j;
+	struct pc_error err = {0};
+	struct timespec ts = {0, 300 * 1000000L};
+	char *spec;
+	int rc = env_setup(&e);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	spec = spec_text(&e, LONG_SPEC);
+	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &a, NULL, &err) == PC_OK);
+	cfg_for_tests(&cfg);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_RUNNING, 30), PCD_JOB_RUNNING);
+	nanosleep(&ts, NULL); /* into the study, past loading */
+	pcd_workers_drain(w);
+	CHECK(pcd_workers_draining(w));
+	CHECK_INT(pcd_workers_busy(w), 0);
+	REQUIRE(pcd_store_job_get(e.store, a.id, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	CHECK_INT(j.attempts, 0);
+	pcd_job_free(&j);
+	/* a drained pool claims nothing more */
+	pcd_workers_notify(w);
+	nanosleep(&ts, NULL);
+	REQUIRE(pcd_store_job_get(e.store, a.id, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	pcd_job_free(&j);
+	pcd_workers_free(w);
+	pcd_job_free(&a);
+	free(spec);
+	env_teardown(&e);
+}
+
+TEST(job_json_pointer_and_problem)
+{
+	char p[64];
+	struct pc_error err = {0};
+	json_t *pr;
+
+	CHECK(pcd_json_pointer_from_path("corruption.epsilons[2]", p, sizeof(p)) == 0 &&
+	      strcmp(p, "/corruption/epsilons/2") == 0);
+	CHECK(pcd_json_pointer_from_path("corruption[1].norms[0]", p, sizeof(p)) == 0 &&
+	      strcmp(p, "/corruption/1/norms/0") == 0);
+	CHECK(pcd_json_pointer_from_path("model", p, sizeof(p)) == 0 && strcmp(p, "/model") == 0);
+	CHECK(pcd_json_pointer_from_path("a~b/c", p, sizeof(p)) == 0 && strcmp(p, "/a~0b~1c") == 0);
+	CHECK(pcd_json_pointer_from_path("corruption.epsilons[2]", p, 8) == -1);
+
+	pc_error_set(&err, PC_ERR_SHAPE, "input", "model wants 1x28x28, data is 3x32x32");
+	pr = pcd_job_problem(&err);
+	REQUIRE(pr);
+	CHECK_INT(json_integer_value(json_object_get(pr, "status")), 422);
+	CHECK(strcmp(json_string_value(json_object_get(pr, "type")), "/problems/shape") == 0);
+	CHECK(strstr(json_string_value(json_object_get(pr, "detail")), "3x32x32") != NULL);
+	CHECK(json_object_get(pr, "errors") == NULL);
+	json_decref(pr);
+}
