@@ -102,6 +102,8 @@ struct pc_plan {
 	float *relu_out;
 	int keep_fused; /* pc_plan_keep_fused; when 0 the op may leave its own
 			   output unwritten while relu_out is set */
+	float **state;	     /* per node: pc_op_state, owned */
+	size_t *state_floats; /* per node, as infer reserved */
 };
 
 int pc_graph_lookup(const struct pc_graph *g, const char *name);

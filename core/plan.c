@@ -175,6 +175,15 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 			p->gact_floats = gact;
 		}
 	}
+	for (int k = 0; k < g->n_nodes; k++) {
+		if (!p->state_floats[k])
+			continue;
+		p->state[k] = alloc_floats(p->state_floats[k]);
+		if (!p->state[k])
+			return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory for node %s's state",
+					    g->nodes[k].name);
+		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
+	}
 	/* aliases share their root's storage; walk in node order so chains resolve */
 	for (int k = 0; k < g->n_nodes; k++) {
 		const struct pc_node *n = &g->nodes[k];
@@ -239,10 +248,12 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->run_fwd = calloc((size_t)g->n_nodes + 1, 1);
 	p->run_bwd = calloc((size_t)g->n_nodes + 1, 1);
 	p->fuse_relu = calloc((size_t)g->n_nodes + 1, 1);
+	p->state = calloc((size_t)g->n_nodes + 1, sizeof(*p->state));
+	p->state_floats = calloc((size_t)g->n_nodes + 1, sizeof(*p->state_floats));
 	p->keep_fused = 1;
 	need = calloc((size_t)g->n_values + 1, 1);
 	p->w = alloc_floats((size_t)g->n_params);
-	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !need || !p->w)
+	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w)
 		goto nomem;
 	memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
 	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
@@ -300,6 +311,11 @@ void pc_plan_free(struct pc_plan *p)
 	free(p->run_fwd);
 	free(p->run_bwd);
 	free(p->fuse_relu);
+	if (p->state)
+		for (int k = 0; k < p->g->n_nodes; k++)
+			free(p->state[k]);
+	free(p->state);
+	free(p->state_floats);
 	free(p);
 }
 
@@ -326,6 +342,9 @@ int64_t pc_plan_classes(const struct pc_plan *p)
 size_t pc_plan_bytes(const struct pc_plan *p)
 {
 	size_t floats = p->act_floats + p->gact_floats + p->ws_floats + (size_t)p->g->n_params;
+
+	for (int k = 0; k < p->g->n_nodes; k++)
+		floats += p->state_floats[k];
 
 	if (p->gw)
 		floats += (size_t)p->g->n_params;

@@ -408,6 +408,46 @@ TEST(ops_conv_fused_relu_matches_separate)
 	free(x);
 }
 
+/* Winograd keeps its transformed weights between calls (pc_op_state):
+ * after the weights change in place, as a study changes them, the next
+ * forward must use the new ones. */
+TEST(ops_conv_winograd_sees_new_weights)
+{
+	int ci = -1;
+	struct conv_data d;
+	struct pc_plan *p, *fresh;
+	struct pc_error err = {0};
+	int64_t nx, ny, wn;
+	float *x;
+
+	for (int i = 0; i < N_CONV_CASES; i++)
+		if (strcmp(conv_cases[i].label, "winograd odd") == 0)
+			ci = i;
+	REQUIRE(ci >= 0 && conv_setup(t, ci, &d) == 0);
+	nx = (int64_t)conv_cases[ci].n * conv_cases[ci].c * conv_cases[ci].h * conv_cases[ci].w;
+	wn = pc_graph_param(d.g, pc_graph_find_param(d.g, "W"))->count;
+	x = malloc((size_t)nx * sizeof(float));
+	REQUIRE(x);
+	gc_fill(x, nx, 77, -1.0f, 1.0f);
+	p = run_forward(t, d.g, conv_cases[ci].n, x, nx);
+	REQUIRE(p);
+	for (int64_t i = 0; i < wn; i++)
+		pc_plan_weights(p)[pc_graph_param(d.g, pc_graph_find_param(d.g, "W"))->offset + i] *= -0.5f;
+	pc_plan_forward(p);
+	fresh = pc_plan_new(d.g, conv_cases[ci].n, 0, &err);
+	REQUIRE(fresh);
+	memcpy(pc_plan_weights(fresh), pc_plan_weights(p), (size_t)pc_graph_param_count(d.g) * sizeof(float));
+	memcpy(pc_plan_input(fresh), x, (size_t)nx * sizeof(float));
+	pc_plan_forward(fresh);
+	ny = pc_plan_classes(p) * conv_cases[ci].n;
+	CHECK_MSG(memcmp(pc_plan_output(p), pc_plan_output(fresh), (size_t)ny * sizeof(float)) == 0,
+		  "a plan that ran on the old weights gives another output than a fresh one on the new");
+	pc_plan_free(p);
+	pc_plan_free(fresh);
+	free(x);
+	conv_data_free(&d);
+}
+
 /* Backward adds: two passes without zeroing give twice one pass. */
 TEST(ops_conv_backward_accumulates)
 {

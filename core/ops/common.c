@@ -258,6 +258,16 @@ void pc_op_reserve_ws(struct pc_plan *p, size_t floats)
 		p->ws_floats = floats;
 }
 
+void pc_op_reserve_state(struct pc_plan *p, const struct pc_node *n, size_t floats)
+{
+	p->state_floats[n - p->g->nodes] = floats;
+}
+
+float *pc_op_state(struct pc_plan *p, const struct pc_node *n)
+{
+	return p->state[n - p->g->nodes];
+}
+
 int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err)
 {
 	struct pc_tensor *t = pc_op_in(p, n, i);

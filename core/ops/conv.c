@@ -316,6 +316,11 @@ int pc_conv_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	if ((rc = pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err)))
 		return rc;
 	pc_op_reserve_ws(p, (size_t)g.ws);
+	if (g.dok && g.wino) {
+		/* the transformed weights, kept with the weights they came from */
+		struct pc_wino wi = wino_of(&g);
+		pc_op_reserve_state(p, n, 1 + (size_t)(g.m * g.k) + (size_t)pc_conv_wino_u_size(&wi));
+	}
 	return PC_OK;
 }
 
@@ -583,14 +588,26 @@ static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, i
 /* Forward as Winograd F(2x2, 3x3) on the same layout, PC_CONV_LANES
  * samples at a time; the weights are transformed once per call. */
 static void conv_forward_wino(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-			      float *y, float *relu, float *ws)
+			      float *y, float *relu, float *ws, float *state)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	struct pc_wino wi = wino_of(g);
 	float *u = ws, *wws = u + pc_conv_wino_u_size(&wi), *yw = wws + pc_conv_wino_ws_size(&wi);
 	float *xp = yw + g->mg * g->ohw * lanes;
+	size_t wbytes = (size_t)(g->m * g->k) * sizeof(float);
 
-	pc_conv_wino_weights(&wi, w, u);
+	/* A study runs hundreds of batches on the same weights: transform them
+	 * again only when they changed. state = [valid][weights][u]. */
+	if (state) {
+		u = state + 1 + g->m * g->k;
+		if (state[0] != 1.0f || memcmp(state + 1, w, wbytes) != 0) {
+			pc_conv_wino_weights(&wi, w, u);
+			memcpy(state + 1, w, wbytes);
+			state[0] = 1.0f;
+		}
+	} else {
+		pc_conv_wino_weights(&wi, w, u);
+	}
 	for (int64_t n0 = 0; n0 < g->n; n0 += lanes) {
 		int64_t ns = min64(lanes, g->n - n0);
 		lanes_input(g, x, n0, ns, 0, xp);
@@ -705,7 +722,7 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 	/* with a fused Relu that nothing else needs, store only its output */
 	yd = p->relu_out && !p->keep_fused ? NULL : yt->data;
 	if (g.dok && g.wino && pc_conv_direct_available()) {
-		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws);
+		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n));
 		return;
 	}
 	if (g.dok && pc_conv_direct_available()) {

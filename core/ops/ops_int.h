@@ -156,6 +156,11 @@ float *pc_op_static_float(struct pc_plan *p, const struct pc_node *n, int i, con
 			  struct pc_error *err);
 /* Workspace of at least `floats` floats for forward and backward. */
 void pc_op_reserve_ws(struct pc_plan *p, size_t floats);
+/* Memory of the node's own that lasts from one forward call to the next in
+ * this plan (a cache of something derived from the weights), zeroed when
+ * the plan is made. Reserved by infer; NULL when none was. */
+void pc_op_reserve_state(struct pc_plan *p, const struct pc_node *n, size_t floats);
+float *pc_op_state(struct pc_plan *p, const struct pc_node *n);
 
 /* Input i must exist and be float / be a static int64 tensor. */
 int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err);
