@@ -181,6 +181,10 @@ static const struct conv_case conv_cases[] = {
     {"lanes stride 2", 33, 3, 11, 9, 9, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 1},
     {"lanes dilated grouped", 20, 6, 10, 12, 12, 3, 3, 1, 2, 2, 1, {2, 1, 0, 2}, 3, 1, NULL, 0, 1},
     {"lanes 5x5 long rows", 16, 2, 5, 40, 7, 5, 5, 1, 1, 1, 1, {2, 2, 2, 2}, 1, 1, NULL, 0, 1},
+    /* 1-wide kernels lay out only the rows and columns they read */
+    {"lanes 1x1 stride 2 wide", 18, 5, 9, 41, 9, 1, 1, 2, 2, 1, 1, {1, 1, 0, 1}, 1, 1, NULL, 0, 1},
+    {"lanes 1x1 stride 3", 3, 2, 10, 11, 8, 1, 1, 3, 3, 1, 1, {0, 2, 1, 0}, 1, 0, NULL, 0, 1},
+    {"lanes 1x3 stride 2", 17, 3, 8, 33, 5, 1, 3, 2, 2, 1, 1, {0, 1, 0, 1}, 1, 1, NULL, 0, 1},
 };
 
 #define N_CONV_CASES ((int)(sizeof(conv_cases) / sizeof(conv_cases[0])))

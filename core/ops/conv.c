@@ -74,6 +74,8 @@ struct conv_geom {
 	/* the direct kernel (conv_direct.h) */
 	int dok;	/* its layout fits the kernel's int32 offsets */
 	int64_t hq, wq; /* padded input rows and columns the windows read */
+	int64_t rs, cs; /* input rows, columns per layout row, column: the
+			   stride of a 1-high, 1-wide kernel, else 1 */
 	int wino;	/* 3x3, stride 1: Winograd F(2x2, 3x3) (conv_winograd.h) */
 };
 
@@ -271,8 +273,12 @@ static int conv_geometry(const struct pc_node *n, const struct conv_attrs *a, co
 			g->ws = per_sample * g->wchunk;
 	}
 
-	g->hq = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
-	g->wq = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+	/* a 1-high (1-wide) kernel reads only every sh-th row (sw-th column):
+	 * lay out those alone */
+	g->rs = g->kh == 1 ? g->sh : 1;
+	g->cs = g->kw == 1 && g->sw <= 2 ? g->sw : 1;
+	g->hq = ((g->oh - 1) * g->sh + (g->kh - 1) * g->dh) / g->rs + 1;
+	g->wq = ((g->ow - 1) * g->sw + (g->kw - 1) * g->dw) / g->cs + 1;
 	/* Winograd pays off once the channel products outweigh the transforms */
 	g->wino = g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
 		  g->group == 1 && g->cg >= 4 && g->mg >= PC_CONV_RM;
@@ -568,19 +574,20 @@ static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, i
 	const int64_t lanes = PC_CONV_LANES, sstride = g->c * g->hw;
 	int64_t lo, hi;
 
-	valid_range(-g->pl, 1, g->w, g->wq, &lo, &hi);
+	valid_range(-g->pl, g->cs, g->w, g->wq, &lo, &hi);
 	for (int64_t c = 0; c < g->cg; c++) {
 		const float *xc = x + (n0 * g->c + gi * g->cg + c) * g->hw;
 		for (int64_t r = 0; r < g->hq; r++) {
 			float *d = xp + (c * g->hq + r) * g->wq * lanes;
-			int64_t sr = r - g->pt;
+			int64_t sr = r * g->rs - g->pt;
 			if (sr < 0 || sr >= g->h) {
 				memset(d, 0, (size_t)(g->wq * lanes) * sizeof(float));
 				continue;
 			}
 			memset(d, 0, (size_t)(lo * lanes) * sizeof(float));
 			memset(d + hi * lanes, 0, (size_t)((g->wq - hi) * lanes) * sizeof(float));
-			pc_conv_direct_gather(xc + sr * g->w + lo - g->pl, sstride, ns, hi - lo, d + lo * lanes);
+			pc_conv_direct_gather(xc + sr * g->w + lo * g->cs - g->pl, sstride, g->cs, ns, hi - lo,
+					      d + lo * lanes);
 		}
 	}
 }
@@ -636,7 +643,7 @@ static void conv_forward_direct(const struct conv_geom *g, const float *x, const
 				tap[t] = (int32_t)(((c * g->hq + i * g->dh) * g->wq + j * g->dw) * lanes);
 	for (int64_t oh = 0, q = 0; oh < g->oh; oh++)
 		for (int64_t ow = 0; ow < g->ow; ow++, q++)
-			pos[q] = (int32_t)((oh * g->sh * g->wq + ow * g->sw) * lanes);
+			pos[q] = (int32_t)((oh * (g->sh / g->rs) * g->wq + ow * (g->sw / g->cs)) * lanes);
 	for (int64_t n0 = 0; n0 < g->n; n0 += lanes) {
 		int64_t ns = min64(lanes, g->n - n0);
 		for (int64_t gi = 0; gi < g->group; gi++) {

@@ -139,17 +139,30 @@ __attribute__((target("avx512f"), always_inline)) static inline void transpose16
 	}
 }
 
-__attribute__((target("avx512f"))) static void gather_avx512(const float *src, int64_t sstride, int64_t ns,
-								int64_t len, float *dst)
+/* cstep 1 or 2 (a strided 1x1 convolution reads every other column) */
+__attribute__((target("avx512f"))) static void gather_avx512(const float *src, int64_t sstride, int64_t cstep,
+								int64_t ns, int64_t len, float *dst)
 {
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+
 	for (int64_t c0 = 0; c0 < len; c0 += 16) {
-		int64_t n = len - c0 < 16 ? len - c0 : 16;
+		int64_t n = len - c0 < 16 ? len - c0 : 16, need = 2 * n - 1;
 		__mmask16 k = (__mmask16)((1u << n) - 1);
+		__mmask16 klo = (__mmask16)(need >= 16 ? 0xFFFFu : (1u << need) - 1);
+		__mmask16 khi = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1 : 0u);
 		__m512 r[16];
 		/* constant indices throughout, so that r stays in registers */
 #pragma GCC unroll 16
-		for (int s = 0; s < 16; s++)
-			r[s] = s < ns ? _mm512_maskz_loadu_ps(k, src + s * sstride + c0) : _mm512_setzero_ps();
+		for (int s = 0; s < 16; s++) {
+			const float *q = src + s * sstride + c0 * cstep;
+			if (s >= ns)
+				r[s] = _mm512_setzero_ps();
+			else if (cstep == 1)
+				r[s] = _mm512_maskz_loadu_ps(k, q);
+			else
+				r[s] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(klo, q), even,
+							      _mm512_maskz_loadu_ps(khi, q + 16));
+		}
 		transpose16(r);
 #pragma GCC unroll 16
 		for (int j = 0; j < 16; j++)
@@ -185,15 +198,15 @@ __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, 
 	}
 }
 
-void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t ns, int64_t len, float *dst)
+void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t cstep, int64_t ns, int64_t len, float *dst)
 {
-	if (__builtin_cpu_supports("avx512f")) {
-		gather_avx512(src, sstride, ns, len, dst);
+	if (cstep <= 2 && __builtin_cpu_supports("avx512f")) {
+		gather_avx512(src, sstride, cstep, ns, len, dst);
 		return;
 	}
 	for (int64_t c = 0; c < len; c++) {
 		for (int64_t s = 0; s < ns; s++)
-			dst[c * PC_CONV_LANES + s] = src[s * sstride + c];
+			dst[c * PC_CONV_LANES + s] = src[s * sstride + c * cstep];
 		for (int64_t s = ns; s < PC_CONV_LANES; s++)
 			dst[c * PC_CONV_LANES + s] = 0.0f;
 	}
