@@ -1,4 +1,5 @@
-/* data: labelled datasets from IDX and NPY files, plain or gzipped.
+/* data: labelled datasets from IDX, NPY, CSV and safetensors files, plain
+ * or gzipped.
  *
  * Every file is first held whole in memory (the daemon has uploads there
  * anyway); gzip is inflated into a growing buffer that stops at a cap, so a
@@ -11,6 +12,7 @@
 #include "paracorr/data.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -546,15 +548,371 @@ static int parse_npy(const unsigned char *p, size_t len, const char *where, stru
 
 /* ---- detection ---- */
 
-/* Describes one file; *owned receives a decompressed copy the array points
- * into, which the caller frees. */
+/* ---- CSV ---- */
+
+/* One row per sample: the features, then the label, separated by commas;
+ * an optional header row (a first row whose last field is not a number).
+ * Lines and columns in errors count from 1. The values become a new
+ * buffer: float32 features then int64 labels, little-endian, which the
+ * two arrays describe. */
+
+#define CSV_MAX_FIELD 128
+
+struct csv_line {
+	const unsigned char *p;
+	size_t len;
+};
+
+/* The line starting at *off (without its "\n" or "\r\n"); advances *off. */
+static struct csv_line csv_next_line(const unsigned char *p, size_t len, size_t *off)
+{
+	struct csv_line l = {p + *off, 0};
+	const unsigned char *nl = memchr(p + *off, '\n', len - *off);
+
+	l.len = nl ? (size_t)(nl - l.p) : len - *off;
+	*off += l.len + (nl ? 1 : 0);
+	if (l.len && l.p[l.len - 1] == '\r')
+		l.len--;
+	return l;
+}
+
+static int csv_blank(struct csv_line l)
+{
+	for (size_t i = 0; i < l.len; i++)
+		if (l.p[i] != ' ' && l.p[i] != '\t')
+			return 0;
+	return 1;
+}
+
+/* The field at *pos of line l, trimmed, into out (NUL-terminated); advances
+ * *pos past the comma. Returns 0, or -1 when the field is too long. */
+static int csv_field(struct csv_line l, size_t *pos, char out[CSV_MAX_FIELD + 1])
+{
+	size_t b = *pos, e;
+	const unsigned char *comma = memchr(l.p + b, ',', l.len - b);
+
+	e = comma ? (size_t)(comma - l.p) : l.len;
+	*pos = comma ? e + 1 : l.len + 1;
+	while (b < e && (l.p[b] == ' ' || l.p[b] == '\t'))
+		b++;
+	while (e > b && (l.p[e - 1] == ' ' || l.p[e - 1] == '\t'))
+		e--;
+	if (e - b > CSV_MAX_FIELD)
+		return -1;
+	memcpy(out, l.p + b, e - b);
+	out[e - b] = '\0';
+	return 0;
+}
+
+static int64_t csv_width(struct csv_line l)
+{
+	int64_t w = 1;
+
+	for (size_t i = 0; i < l.len; i++)
+		w += l.p[i] == ',';
+	return w;
+}
+
+/* A finite number filling the whole field. */
+static int csv_number(const char *f, double *v)
+{
+	char *end;
+
+	if (!*f)
+		return 0;
+	errno = 0;
+	*v = strtod(f, &end);
+	return *end == '\0' && isfinite(*v) && errno != ERANGE;
+}
+
+/* A header names the columns; its last field (the label's) is never a
+ * number, while a data row's always is. */
+static int csv_is_header(struct csv_line l)
+{
+	char f[CSV_MAX_FIELD + 1];
+	size_t pos = 0;
+	double v;
+
+	while (pos <= l.len)
+		if (csv_field(l, &pos, f) != 0)
+			return 1;
+	return !csv_number(f, &v);
+}
+
+static void put_le(unsigned char *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static int parse_csv(const unsigned char *p, size_t len, const char *where, struct array *x, struct array *y,
+		     unsigned char **owned, struct pc_error *err)
+{
+	struct csv_line l;
+	size_t off = 0, end = len, pos;
+	int64_t width = 0, rows = 0, line = 0, first_data_line = 0, col, r;
+	unsigned char *buf = NULL;
+	char f[CSV_MAX_FIELD + 1];
+	double v;
+	int rc;
+
+	*owned = NULL;
+	/* trailing blank lines are not rows */
+	while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' ' || p[end - 1] == '\t'))
+		end--;
+	if (end == 0)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "CSV file has no rows");
+	/* pass 1: the header, the width and the row count */
+	while (off < end) {
+		l = csv_next_line(p, end, &off);
+		line++;
+		if (csv_blank(l))
+			return pc_error_set(err, PC_ERR_FORMAT, where, "CSV line %lld is empty", (long long)line);
+		if (line == 1) {
+			width = csv_width(l);
+			if (width < 2)
+				return pc_error_set(err, PC_ERR_FORMAT, where,
+						    "CSV line 1 has 1 column; rows need at least one feature and the "
+						    "label (last column)");
+			if (csv_is_header(l))
+				continue;
+		} else if (csv_width(l) != width) {
+			return pc_error_set(err, PC_ERR_FORMAT, where,
+					    "CSV line %lld has %lld columns; line 1 has %lld", (long long)line,
+					    (long long)csv_width(l), (long long)width);
+		}
+		if (!first_data_line)
+			first_data_line = line;
+		rows++;
+	}
+	if (rows == 0)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "CSV file has a header row and no data rows");
+	x->dtype = DT_FLOAT, x->esize = 4;
+	x->shape.ndim = 2;
+	x->shape.dim[0] = rows;
+	x->shape.dim[1] = width - 1;
+	y->dtype = DT_INT64, y->esize = 8;
+	y->shape.ndim = 1;
+	y->shape.dim[0] = rows;
+	if ((rc = pc_shape_numel(&x->shape, &x->numel, where, err)))
+		return rc;
+	y->numel = rows;
+	buf = malloc((size_t)x->numel * 4 + (size_t)rows * 8);
+	if (!buf)
+		return pc_error_set(err, PC_ERR_NOMEM, where, "cannot allocate %lld CSV rows of %lld values",
+				    (long long)rows, (long long)width);
+	/* pass 2: the values */
+	off = 0;
+	line = 0;
+	r = 0;
+	while (off < end) {
+		l = csv_next_line(p, end, &off);
+		if (++line < first_data_line)
+			continue;
+		pos = 0;
+		for (col = 1; col <= width; col++) {
+			if (csv_field(l, &pos, f) != 0) {
+				rc = pc_error_set(err, PC_ERR_FORMAT, where,
+						  "CSV line %lld, column %lld: value longer than %d characters",
+						  (long long)line, (long long)col, CSV_MAX_FIELD);
+				goto fail;
+			}
+			if (!csv_number(f, &v)) {
+				rc = pc_error_set(err, PC_ERR_FORMAT, where,
+						  "CSV line %lld, column %lld: '%s' is not a finite number", (long long)line,
+						  (long long)col, f);
+				goto fail;
+			}
+			if (col < width) {
+				float fv = (float)v;
+				uint32_t bits;
+				if (!isfinite(fv)) {
+					rc = pc_error_set(err, PC_ERR_FORMAT, where,
+							  "CSV line %lld, column %lld: %s is outside the float32 range",
+							  (long long)line, (long long)col, f);
+					goto fail;
+				}
+				memcpy(&bits, &fv, sizeof(bits));
+				put_le(buf + 4 * (size_t)(r * (width - 1) + col - 1), bits, 4);
+			} else {
+				if (v < 0 || v != floor(v) || v >= 2147483648.0) {
+					rc = pc_error_set(err, PC_ERR_FORMAT, where,
+							  "CSV line %lld, column %lld: label %s is not an integer in "
+							  "[0, 2^31)",
+							  (long long)line, (long long)col, f);
+					goto fail;
+				}
+				put_le(buf + (size_t)x->numel * 4 + 8 * (size_t)r, (uint64_t)(int64_t)v, 8);
+			}
+		}
+		r++;
+	}
+	x->data = buf;
+	y->data = buf + (size_t)x->numel * 4;
+	*owned = buf;
+	return PC_OK;
+fail:
+	free(buf);
+	return rc;
+}
+
+/* ---- safetensors ---- */
+
+/* 8-byte little-endian header length N, N bytes of JSON {name: {dtype,
+ * shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the
+ * data section the offsets count from. */
+
+static int st_tensor(json_t *t, const char *name, const char *where, size_t data_len, const unsigned char *data,
+		     struct array *a, struct pc_error *err)
+{
+	json_t *dtype = json_object_get(t, "dtype"), *shape = json_object_get(t, "shape"),
+	       *offs = json_object_get(t, "data_offsets"), *v;
+	const char *dt;
+	json_int_t begin, end;
+	size_t i;
+	int rc;
+
+	if (!json_is_object(t) || !json_is_string(dtype) || !json_is_array(shape) || !json_is_array(offs) ||
+	    json_array_size(offs) != 2 || !json_is_integer(json_array_get(offs, 0)) ||
+	    !json_is_integer(json_array_get(offs, 1)))
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "safetensors tensor '%s' needs dtype, shape and data_offsets [begin, end]", name);
+	begin = json_integer_value(json_array_get(offs, 0));
+	end = json_integer_value(json_array_get(offs, 1));
+	if (begin < 0 || end < begin || (uint64_t)end > data_len)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "safetensors tensor '%s': data_offsets [%lld, %lld] are outside the %zu data bytes",
+				    name, (long long)begin, (long long)end, data_len);
+	if (!a)
+		return PC_OK;
+	dt = json_string_value(dtype);
+	if (strcmp(dt, "F32") == 0)
+		a->dtype = DT_FLOAT, a->esize = 4;
+	else if (strcmp(dt, "U8") == 0)
+		a->dtype = DT_UINT8, a->esize = 1;
+	else if (strcmp(dt, "I64") == 0)
+		a->dtype = DT_INT64, a->esize = 8;
+	else if (strcmp(dt, "I32") == 0)
+		a->dtype = DT_INT32, a->esize = 4;
+	else
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+				    "safetensors tensor '%s' has dtype %s; F32, U8, I64 and I32 are supported", name, dt);
+	if (json_array_size(shape) > PC_MAX_DIMS)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "safetensors tensor '%s' has more than %d dims", name,
+				    PC_MAX_DIMS);
+	a->shape.ndim = (int)json_array_size(shape);
+	json_array_foreach(shape, i, v)
+	{
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return pc_error_set(err, PC_ERR_FORMAT, where,
+					    "safetensors tensor '%s': shape[%zu] is not a non-negative integer", name, i);
+		a->shape.dim[i] = json_integer_value(v);
+	}
+	if (a->shape.ndim == 0)
+		return pc_error_set(err, PC_ERR_SHAPE, where, "safetensors tensor '%s' is a scalar; it needs a sample axis",
+				    name);
+	if ((rc = check_dims(&a->shape, "safetensors", where, &a->numel, err)))
+		return rc;
+	if ((uint64_t)(end - begin) != (uint64_t)a->numel * a->esize)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "safetensors tensor '%s': data_offsets [%lld, %lld] hold %lld bytes; shape and dtype "
+				    "need %llu",
+				    name, (long long)begin, (long long)end, (long long)(end - begin),
+				    (unsigned long long)a->numel * a->esize);
+	a->big_endian = 0;
+	a->data = data + begin;
+	return PC_OK;
+}
+
+static int parse_safetensors(const unsigned char *p, size_t len, const char *where, struct array *x,
+			     struct array *y, struct pc_error *err)
+{
+	uint64_t n;
+	json_t *root = NULL, *t;
+	json_error_t jerr;
+	const char *name;
+	size_t data_len;
+	int rc = PC_OK;
+
+	if (len < 8)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "safetensors header length is truncated (%zu bytes)",
+				    len);
+	n = load_uint(p, 8, 0);
+	if (n > PC_DATA_SAFETENSORS_MAX_HEADER)
+		return pc_error_set(err, PC_ERR_LIMIT, where,
+				    "safetensors header length %llu (byte offset 0) is over the limit of %llu",
+				    (unsigned long long)n, (unsigned long long)PC_DATA_SAFETENSORS_MAX_HEADER);
+	if (n > len - 8)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "safetensors header length %llu (byte offset 0) runs past the end of the file "
+				    "(%zu bytes)",
+				    (unsigned long long)n, len);
+	root = json_loadb((const char *)p + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "safetensors header at byte offset %llu: %s",
+				    (unsigned long long)(8 + (uint64_t)(jerr.position > 0 ? jerr.position : 0)),
+				    jerr.text);
+	if (!json_is_object(root)) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, where, "safetensors header is not a JSON object");
+		goto out;
+	}
+	data_len = len - 8 - (size_t)n;
+	/* every tensor's offsets are checked, not only the two we read */
+	json_object_foreach(root, name, t)
+	{
+		if (strcmp(name, "__metadata__") == 0)
+			continue;
+		if ((rc = st_tensor(t, name, where, data_len, p + 8 + n,
+				    strcmp(name, "inputs") == 0   ? x
+				    : strcmp(name, "labels") == 0 ? y
+								  : NULL,
+				    err)))
+			goto out;
+	}
+	if (!json_object_get(root, "inputs") || !json_object_get(root, "labels"))
+		rc = pc_error_set(err, PC_ERR_FORMAT, where, "safetensors file has no tensor '%s'; it needs 'inputs' and 'labels'",
+				  json_object_get(root, "inputs") ? "labels" : "inputs");
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* Text that could be CSV: printable ASCII and whitespace at the start. */
+static int looks_like_text(const unsigned char *p, size_t len)
+{
+	size_t n = len < 4096 ? len : 4096;
+
+	for (size_t i = 0; i < n; i++)
+		if (!(p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || (p[i] >= 0x20 && p[i] < 0x7f)))
+			return 0;
+	return n > 0;
+}
+
+/* A safetensors header: a JSON object after a length whose top bytes are
+ * zero (no real header is near 2^40 bytes). */
+static int looks_like_safetensors(const unsigned char *p, size_t len)
+{
+	return len >= 10 && p[8] == '{' && p[5] == 0 && p[6] == 0 && p[7] == 0;
+}
+
+/* ---- detection ---- */
+
+/* Parses one file into a. When the file holds labels too (CSV,
+ * safetensors) they go to y and *combined is set; y NULL means the file is
+ * a labels file, where such formats are an error. *owned is a buffer the
+ * arrays point into, freed by the caller. */
 static int parse_file(const unsigned char *p, size_t len, uint64_t max_bytes, const char *where, struct array *a,
-		      unsigned char **owned, struct pc_error *err)
+		      struct array *y, int *combined, unsigned char **owned, struct pc_error *err)
 {
 	static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+	unsigned char *csv = NULL;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
+	if (y)
+		memset(y, 0, sizeof(*y));
+	if (combined)
+		*combined = 0;
 	*owned = NULL;
 	if (len > max_bytes)
 		return pc_error_set(err, PC_ERR_LIMIT, where, "file has %zu bytes; at most %llu are accepted", len,
@@ -574,11 +932,28 @@ static int parse_file(const unsigned char *p, size_t len, uint64_t max_bytes, co
 		return pc_error_set(err, PC_ERR_FORMAT, where, "file is empty");
 	if (memcmp(p, npy_magic, len < 6 ? len : 6) == 0)
 		return parse_npy(p, len, where, a, err);
+	if (looks_like_safetensors(p, len) || (looks_like_text(p, len) && p[0] != 0)) {
+		if (!y)
+			return pc_error_set(err, PC_ERR_FORMAT, where,
+					    "a %s file holds the inputs and the labels: give it as the inputs alone",
+					    looks_like_safetensors(p, len) ? "safetensors" : "CSV");
+		*combined = 1;
+		if (looks_like_safetensors(p, len))
+			return parse_safetensors(p, len, where, a, y, err);
+		rc = parse_csv(p, len, where, a, y, &csv, err);
+		if (rc)
+			return rc;
+		/* the arrays point into the CSV values now, not the text */
+		free(*owned);
+		*owned = csv;
+		return PC_OK;
+	}
 	if (p[0] == 0 && (len < 2 || p[1] == 0))
 		return parse_idx(p, len, where, a, err);
 	return pc_error_set(err, PC_ERR_FORMAT, where,
-			    "unrecognized format (first bytes %02x %02x %02x %02x): expected IDX, NPY or gzip", p[0],
-			    len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
+			    "unrecognized format (first bytes %02x %02x %02x %02x): expected IDX, NPY, CSV, "
+			    "safetensors or gzip",
+			    p[0], len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
 }
 
 /* ---- conversion ---- */
@@ -708,16 +1083,26 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 	struct pc_dataset *d = NULL;
 	int64_t n, sample, channels;
 	char buf[160];
-	int rc;
+	int rc, combined = 0;
 
 	*out = NULL;
 	if (pp_in)
 		pp = *pp_in;
 	else
 		pc_preprocess_default(&pp);
-	if ((rc = parse_file(in, in_len, max_bytes, in_name, &xa, &xo, err)))
+	if ((rc = parse_file(in, in_len, max_bytes, in_name, &xa, &ya, &combined, &xo, err)))
 		goto fail;
-	if ((rc = parse_file(lab, lab_len, max_bytes, lab_name, &ya, &yo, err)))
+	if (combined && lab) {
+		rc = pc_error_set(err, PC_ERR_INVALID, lab_name,
+				  "the inputs file holds the labels too (CSV or safetensors): give no labels file");
+		goto fail;
+	}
+	if (!combined && !lab) {
+		rc = pc_error_set(err, PC_ERR_INVALID, lab_name,
+				  "no labels file given; only CSV and safetensors inputs hold their labels");
+		goto fail;
+	}
+	if (!combined && (rc = parse_file(lab, lab_len, max_bytes, lab_name, &ya, NULL, NULL, &yo, err)))
 		goto fail;
 	if (xa.dtype != DT_UINT8 && xa.dtype != DT_FLOAT) {
 		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, in_name, "inputs hold %s; uint8 or float32 are supported",
@@ -883,13 +1268,15 @@ int pc_dataset_load(const char *inputs_path, const char *labels_path, const stru
 	int rc;
 
 	*out = NULL;
-	if (!inputs_path || !labels_path)
-		return pc_error_set(err, PC_ERR_INVALID, inputs_path ? "labels" : "inputs", "no file given");
+	lab_len = 0;
+	if (!inputs_path)
+		return pc_error_set(err, PC_ERR_INVALID, "inputs", "no file given");
 	rc = read_file(inputs_path, PC_DATA_MAX_BYTES, &in, &in_len, err);
-	if (!rc)
+	if (!rc && labels_path)
 		rc = read_file(labels_path, PC_DATA_MAX_BYTES, &lab, &lab_len, err);
 	if (!rc)
-		rc = load(in, in_len, inputs_path, lab, lab_len, labels_path, pp, limit, PC_DATA_MAX_BYTES, out, err);
+		rc = load(in, in_len, inputs_path, lab, lab_len, labels_path ? labels_path : "labels", pp, limit,
+			  PC_DATA_MAX_BYTES, out, err);
 	free(in);
 	free(lab);
 	return rc;

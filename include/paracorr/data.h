@@ -1,5 +1,8 @@
-/* data: labelled datasets loaded from IDX or NPY files, plain or gzipped,
- * from disk or from memory (the daemon receives uploads in memory).
+/* data: labelled datasets loaded from IDX, NPY, CSV or safetensors files,
+ * plain or gzipped, from disk or from memory.
+ *
+ * IDX and NPY hold one array each: inputs and labels are two files. CSV and
+ * safetensors hold both in one file, given as the inputs with no labels.
  *
  * Formats are detected by content, never by file name:
  *   gzip  (1f 8b) wrapping one IDX or NPY file; concatenated members are
@@ -9,6 +12,17 @@
  *         0D float32, 0E float64);
  *   NPY   versions 1.0, 2.0 and 3.0, C order, descr '|u1' '|i1' '<i2'
  *         '<i4' '<i8' '<f4' '<f8' (either byte order).
+ *   safetensors  an 8-byte little-endian header length (at most
+ *         PC_DATA_SAFETENSORS_MAX_HEADER and within the file), a JSON header
+ *         with tensors "inputs" (F32 or U8, samples first) and "labels"
+ *         (I64, I32 or U8, one dim), each {dtype, shape, data_offsets}
+ *         whose offsets must lie in the data section and match shape and
+ *         dtype; other tensors and "__metadata__" are ignored.
+ *   CSV   any other printable text: one row per sample, numbers separated
+ *         by commas, the label (an integer >= 0) in the last column; an
+ *         optional header row (a first row whose last field is not a
+ *         number); every row the same width. Inputs become float32 of
+ *         shape [rows, columns - 1]. Errors name the line and column.
  * Inputs must be uint8 or float32 with the samples along the first dim;
  * labels are one dim of integers (uint8, int8, int16, int32, int64) in
  * [0, 2^20). Bytes after the data the header describes are an error, as
@@ -22,6 +36,8 @@
 #include "paracorr/error.h"
 #include "paracorr/tensor.h"
 
+/* Largest safetensors JSON header accepted. */
+#define PC_DATA_SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20)
 /* Largest file accepted, before or after gzip decompression. */
 #define PC_DATA_MAX_BYTES ((uint64_t)4 << 30)
 /* Labels must lie in [0, PC_DATA_MAX_CLASSES). */
@@ -56,6 +72,8 @@ struct pc_dataset {
 };
 
 /* Loads inputs and labels and preprocesses the inputs (pp NULL: defaults).
+ * labels_path is NULL when the inputs file holds the labels (CSV,
+ * safetensors), and must be NULL then.
  * limit > 0 keeps the first `limit` samples (all when there are fewer);
  * limit <= 0 keeps all. Every label in the file is validated and counts
  * towards classes, whatever the limit. On success *out is a new dataset the
@@ -64,8 +82,8 @@ struct pc_dataset {
 int pc_dataset_load(const char *inputs_path, const char *labels_path, const struct pc_preprocess *pp, int64_t limit,
 		    struct pc_dataset **out, struct pc_error *err);
 
-/* The same from buffers the caller keeps owning; errors name "inputs" or
- * "labels". */
+/* The same from buffers the caller keeps owning (labels NULL as above);
+ * errors name "inputs" or "labels". */
 int pc_dataset_load_memory(const void *inputs, size_t inputs_len, const void *labels, size_t labels_len,
 			   const struct pc_preprocess *pp, int64_t limit, struct pc_dataset **out,
 			   struct pc_error *err);
