@@ -2,9 +2,11 @@
  * in each state, recovery after a crash, the attempts bound, paging, and
  * uploads that pending jobs still need. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../server/store.h"
 #include "be_util.h"
@@ -395,5 +397,71 @@ TEST(store_job_json_shape)
 		json_decref(o);
 		pcd_jobs_free(jobs, n);
 	}
+	teardown(&f);
+}
+
+struct race {
+	struct pcd_store *s;
+	int submitted;
+	int claimed;
+	char seen[200][PCD_JOB_ID_LEN + 1];
+};
+
+static void *race_submit(void *arg)
+{
+	struct race *r = arg;
+	int i;
+
+	for (i = 0; i < 25; i++)
+		if (pcd_store_job_submit(r->s, "analyze", spec_seed(i), NULL, 0, NULL, NULL, NULL) == PC_OK)
+			__atomic_add_fetch(&r->submitted, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *race_claim(void *arg)
+{
+	struct race *r = arg;
+	struct pcd_job j;
+	int idle = 0, k;
+
+	while (__atomic_load_n(&r->claimed, __ATOMIC_SEQ_CST) < 100 && idle < 3000) {
+		if (pcd_store_job_claim(r->s, &j, NULL) != PC_OK) {
+			idle++;
+			usleep(1000);
+			continue;
+		}
+		idle = 0;
+		k = __atomic_fetch_add(&r->claimed, 1, __ATOMIC_SEQ_CST);
+		if (k < 200)
+			memcpy(r->seen[k], j.id, sizeof(j.id));
+		pcd_store_job_complete(r->s, j.id, PCD_JOB_SUCCEEDED, "{}", NULL, NULL);
+		pcd_job_free(&j);
+	}
+	return NULL;
+}
+
+TEST(store_concurrent_submit_and_claim)
+{
+	struct fixture f;
+	struct race *r = calloc(1, sizeof(*r));
+	pthread_t th[6];
+	int i, k;
+
+	REQUIRE(r);
+	REQUIRE(setup(&f) == 0);
+	r->s = f.s;
+	for (i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&th[i], NULL, race_submit, r) == 0);
+	for (i = 4; i < 6; i++)
+		REQUIRE(pthread_create(&th[i], NULL, race_claim, r) == 0);
+	for (i = 0; i < 6; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT(r->submitted, 100);
+	CHECK_INT(r->claimed, 100);
+	/* each job claimed once */
+	for (i = 0; i < 100 && i < r->claimed; i++)
+		for (k = i + 1; k < 100 && k < r->claimed; k++)
+			CHECK_MSG(strcmp(r->seen[i], r->seen[k]) != 0, "%s claimed twice", r->seen[i]);
+	free(r);
 	teardown(&f);
 }
