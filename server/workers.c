@@ -41,13 +41,16 @@ struct pcd_workers {
 	int n_threads;
 };
 
-/* One job's run: what the callbacks need. */
+/* One job's run: what the callbacks need. The study calls the cancel
+ * callback from its compute threads at once, so the heartbeat state is
+ * under a mutex and the answer is an atomic. */
 struct run_ctx {
 	struct pcd_workers *w;
 	const char *id;
-	double last_beat;
-	char phase[64];
-	int cancel_requested;
+	pthread_mutex_t mu;
+	double last_beat; /* under mu */
+	char phase[64];	  /* under mu */
+	atomic_int cancel_requested;
 };
 
 static double now_mono(void)
@@ -87,7 +90,8 @@ static void log_job(const struct pcd_workers *w, const char *level, const char *
 		fprintf(stderr, "level=%s component=workers job=%s msg=\"%s\"\n", level, id, msg);
 }
 
-/* Heartbeat with optional progress; remembers whether a cancel is asked. */
+/* Heartbeat with optional progress; remembers whether a cancel is asked.
+ * The caller holds c->mu. */
 static void beat(struct run_ctx *c, const char *progress_json)
 {
 	struct pc_error err = {0};
@@ -95,9 +99,9 @@ static void beat(struct run_ctx *c, const char *progress_json)
 
 	c->last_beat = now_mono();
 	if (pcd_store_job_heartbeat(c->w->store, c->id, progress_json, &cancel, &err) == PC_OK)
-		c->cancel_requested = cancel;
+		atomic_store(&c->cancel_requested, cancel);
 	else if (err.code == PC_ERR_NOT_FOUND)
-		c->cancel_requested = 1; /* the job was deleted under us: nothing to report to */
+		atomic_store(&c->cancel_requested, 1); /* the job was deleted under us */
 	else
 		log_job(c->w, "warn", c->id, "heartbeat failed", &err);
 }
@@ -105,18 +109,23 @@ static void beat(struct run_ctx *c, const char *progress_json)
 static void on_progress(const struct pc_progress *pr, void *arg)
 {
 	struct run_ctx *c = arg;
-	int phase_changed = strncmp(c->phase, pr->phase ? pr->phase : "", sizeof(c->phase) - 1) != 0;
+	int phase_changed;
 	json_t *p;
 	char *text;
 
-	if (!phase_changed && pr->done < pr->total && now_mono() - c->last_beat < HEARTBEAT_SECONDS)
+	pthread_mutex_lock(&c->mu);
+	phase_changed = strncmp(c->phase, pr->phase ? pr->phase : "", sizeof(c->phase) - 1) != 0;
+	if (!phase_changed && pr->done < pr->total && now_mono() - c->last_beat < HEARTBEAT_SECONDS) {
+		pthread_mutex_unlock(&c->mu);
 		return;
+	}
 	snprintf(c->phase, sizeof(c->phase), "%s", pr->phase ? pr->phase : "");
 	p = json_pack("{s:s, s:I, s:I, s:f}", "phase", c->phase, "done", (json_int_t)pr->done, "total",
 		      (json_int_t)pr->total, "fraction", pr->total > 0 ? (double)pr->done / (double)pr->total : 0.0);
 	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
 	json_decref(p);
 	beat(c, text);
+	pthread_mutex_unlock(&c->mu);
 	free(text);
 }
 
@@ -124,11 +133,15 @@ static int on_cancel(void *arg)
 {
 	struct run_ctx *c = arg;
 
-	if (atomic_load(&c->w->draining))
+	if (atomic_load(&c->w->draining) || atomic_load(&c->cancel_requested))
 		return 1;
-	if (now_mono() - c->last_beat >= HEARTBEAT_SECONDS)
-		beat(c, NULL);
-	return c->cancel_requested;
+	/* one thread asks the store; the others go on with the last answer */
+	if (pthread_mutex_trylock(&c->mu) == 0) {
+		if (now_mono() - c->last_beat >= HEARTBEAT_SECONDS)
+			beat(c, NULL);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return atomic_load(&c->cancel_requested);
 }
 
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
@@ -142,6 +155,8 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	double t0 = now_mono();
 	int rc;
 
+	pthread_mutex_init(&c.mu, NULL);
+	atomic_init(&c.cancel_requested, 0);
 	c.last_beat = t0;
 	pcd_job_opts_default(&o);
 	o.threads = w->cfg.threads_per_job;
@@ -153,7 +168,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.cancel_arg = &c;
 	log_job(w, "info", job->id, "started", NULL);
 	rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
-	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !c.cancel_requested) {
+	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
 		/* stopped for the drain, not by the user: run again after restart */
 		if (pcd_store_job_requeue(w->store, job->id, &serr))
 			log_job(w, "error", job->id, "requeue failed", &serr);
@@ -179,6 +194,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	if (w->cfg.on_done)
 		w->cfg.on_done(w->cfg.on_done_arg, job->kind, outcome, now_mono() - t0);
 out:
+	pthread_mutex_destroy(&c.mu);
 	free(report);
 	free(problem_text);
 }

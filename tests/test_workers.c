@@ -236,6 +236,7 @@ TEST(workers_cancel_queued_and_running)
 	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &a, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &b, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
+	cfg.threads_per_job = 3; /* the cancel callback is called from several threads */
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
 	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_RUNNING, 30), PCD_JOB_RUNNING);
