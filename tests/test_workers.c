@@ -318,3 +318,54 @@ TEST(job_json_pointer_and_problem)
 	CHECK(json_object_get(pr, "errors") == NULL);
 	json_decref(pr);
 }
+
+TEST(workers_resume_after_crash_gives_the_same_report)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job_opts o;
+	struct pcd_job j, got_job;
+	struct pc_error err = {0};
+	char path[PATH_MAX], *spec, *want = NULL, *got = NULL;
+	int nreq = -1, nfail = -1;
+	int rc = env_setup(&e);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	spec = spec_text(&e, SHORT_SPEC);
+	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &j, NULL, &err) == PC_OK);
+	/* a worker took it, then the process died: no complete, no requeue */
+	REQUIRE(pcd_store_job_claim(e.store, &got_job, &err) == PC_OK);
+	pcd_job_free(&got_job);
+	pcd_store_close(e.store);
+	snprintf(path, sizeof(path), "%s/paracorr.db", e.dir);
+	REQUIRE(pcd_store_open(path, &e.store, &err) == PC_OK);
+	REQUIRE(pcd_store_job_recover(e.store, 3, &nreq, &nfail, &err) == PC_OK);
+	CHECK_INT(nreq, 1);
+	CHECK_INT(nfail, 0);
+	cfg_for_tests(&cfg);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	CHECK_INT(wait_status(e.store, j.id, PCD_JOB_SUCCEEDED, 60), PCD_JOB_SUCCEEDED);
+	pcd_workers_free(w);
+	pcd_job_free(&j);
+	{
+		struct pcd_job *jobs;
+		size_t n;
+		REQUIRE(pcd_store_job_list(e.store, "succeeded", 0, 10, &jobs, &n, &err) == PC_OK && n == 1);
+		CHECK_INT(jobs[0].attempts, 2); /* the crashed run counts */
+		CHECK_INT(pcd_store_job_report(e.store, jobs[0].id, &got, &err), PC_OK);
+		pcd_jobs_free(jobs, n);
+	}
+	pcd_job_opts_default(&o);
+	o.timing_seconds = 0;
+	CHECK_INT(pcd_job_run(spec, e.blobs, &o, &want, &err), PC_OK);
+	CHECK(got && want && strcmp(got, want) == 0);
+	free(got);
+	free(want);
+	free(spec);
+	env_teardown(&e);
+}
