@@ -452,6 +452,56 @@ TEST(ops_conv_winograd_sees_new_weights)
 	conv_data_free(&d);
 }
 
+/* The input gradient of a stride-1 convolution runs on the direct kernels
+ * as a convolution of dY (ops/conv.c, transposed_geometry): it must agree
+ * with the im2col path's on every case, tightly, where the gradient checks
+ * above only bound it by finite differences. */
+TEST(ops_conv_input_grad_paths_agree)
+{
+	for (int ci = 0; ci < N_CONV_CASES; ci++) {
+		const struct conv_case *cs = &conv_cases[ci];
+		struct conv_data d;
+		int64_t nx = (int64_t)cs->n * cs->c * cs->h * cs->w, ny;
+		float *x, *dy, *dx[2] = {NULL, NULL};
+		struct pc_error err = {0};
+		int bad = 0;
+
+		if (conv_setup(t, ci, &d))
+			continue;
+		ny = (int64_t)cs->n * cs->m * d.oh * d.ow;
+		x = malloc((size_t)nx * sizeof(float));
+		dy = malloc((size_t)ny * sizeof(float));
+		REQUIRE(x && dy);
+		gc_fill(x, nx, 500 + (uint64_t)ci, -1.0f, 1.0f);
+		gc_fill(dy, ny, 600 + (uint64_t)ci, -1.0f, 1.0f);
+		for (int path = 0; path < 2; path++) {
+			struct pc_plan *p = pc_plan_new(d.g, cs->n, PC_PLAN_INPUT_GRAD, &err);
+			pc_conv_direct_disabled = path;
+			REQUIRE_MSG(p, "case '%s': %s", cs->label, fmt_err(&err));
+			memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
+			pc_plan_forward(p);
+			memcpy(pc_plan_output_grad(p), dy, (size_t)ny * sizeof(float));
+			pc_plan_backward(p);
+			dx[path] = malloc((size_t)nx * sizeof(float));
+			REQUIRE(dx[path]);
+			memcpy(dx[path], pc_plan_input_grad(p), (size_t)nx * sizeof(float));
+			pc_plan_free(p);
+		}
+		pc_conv_direct_disabled = 0;
+		for (int64_t i = 0; i < nx; i++) {
+			double a = dx[0][i], b = dx[1][i];
+			if (!(fabs(a - b) <= 1e-5 + 1e-5 * fabs(b)) && bad++ < 3)
+				pc_test_fail(t, __FILE__, __LINE__, "case '%s': dx[%lld] = %.8g (direct), %.8g (im2col)",
+					     cs->label, (long long)i, a, b);
+		}
+		free(x);
+		free(dy);
+		free(dx[0]);
+		free(dx[1]);
+		conv_data_free(&d);
+	}
+}
+
 /* Backward adds: two passes without zeroing give twice one pass. */
 TEST(ops_conv_backward_accumulates)
 {

@@ -294,6 +294,28 @@ static int conv_geometry(const struct pc_node *n, const struct conv_attrs *a, co
 	return PC_OK;
 }
 
+/* dX of a stride-1, undilated, ungrouped convolution is a convolution of
+ * dY, padded by k-1-p, with the kernel flipped and its channels swapped:
+ * the geometry of that convolution, when the direct kernels can run it. */
+static int transposed_geometry(const struct pc_node *n, const struct conv_geom *g, struct conv_geom *t)
+{
+	struct conv_attrs a = {.auto_pad = PC_AUTO_PAD_NOTSET, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
+	struct pc_shape xs = {.ndim = 4, .dim = {g->n, g->m, g->oh, g->ow}};
+	struct pc_shape wsh = {.ndim = 4, .dim = {g->c, g->m, g->kh, g->kw}};
+
+	if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->group != 1)
+		return 0;
+	a.pads[0] = g->kh - 1 - g->pt;
+	a.pads[1] = g->kw - 1 - g->pl;
+	a.pads[2] = g->h - g->oh + g->pt;
+	a.pads[3] = g->w - g->ow + g->pl;
+	for (int i = 0; i < 4; i++)
+		if (a.pads[i] < 0)
+			return 0;
+	return conv_geometry(n, &a, &xs, &wsh, NULL, t, NULL) == PC_OK && t->dok && t->oh == g->h &&
+	       t->ow == g->w;
+}
+
 static int geometry_of(struct pc_plan *p, const struct pc_node *n, struct conv_geom *g, struct pc_error *err)
 {
 	const struct pc_tensor *b = pc_op_in(p, n, 2);
@@ -322,6 +344,11 @@ int pc_conv_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	if ((rc = pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err)))
 		return rc;
 	pc_op_reserve_ws(p, (size_t)g.ws);
+	{
+		struct conv_geom t;
+		if (transposed_geometry(n, &g, &t))
+			pc_op_reserve_ws(p, (size_t)(direct_ws(&t) + g.m * g.k));
+	}
 	if (g.dok && g.wino) {
 		/* the transformed weights, kept with the weights they came from */
 		struct pc_wino wi = wino_of(&g);
@@ -595,7 +622,7 @@ static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, i
 /* Forward as Winograd F(2x2, 3x3) on the same layout, PC_CONV_LANES
  * samples at a time; the weights are transformed once per call. */
 static void conv_forward_wino(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-			      float *y, float *relu, float *ws, float *state)
+			      float *y, float *relu, float *ws, float *state, int acc)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	struct pc_wino wi = wino_of(g);
@@ -622,7 +649,7 @@ static void conv_forward_wino(const struct conv_geom *g, const float *x, const f
 		for (int64_t m = 0; m < g->m; m++)
 			pc_conv_direct_scatter(yw + m * g->ohw * lanes, g->ohw, ns, bias ? bias[m] : 0.0f,
 					       y ? y + (n0 * g->m + m) * g->ohw : NULL, g->m * g->ohw,
-					       relu ? relu + (n0 * g->m + m) * g->ohw : NULL);
+					       relu ? relu + (n0 * g->m + m) * g->ohw : NULL, acc);
 	}
 }
 
@@ -631,7 +658,7 @@ static void conv_forward_wino(const struct conv_geom *g, const float *x, const f
  * block of PC_CONV_RM output channels, and copy the rows out with the
  * bias. */
 static void conv_forward_direct(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-				float *y, float *relu, float *ws)
+				float *y, float *relu, float *ws, int acc)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	int32_t *tap = (int32_t *)ws, *pos = tap + g->k;
@@ -659,7 +686,7 @@ static void conv_forward_direct(const struct conv_geom *g, const float *x, const
 					float b = bias ? bias[m] : 0.0f;
 					pc_conv_direct_scatter(yw + r * g->ohw * lanes, g->ohw, ns, b,
 							       y ? y + (n0 * g->m + m) * g->ohw : NULL, g->m * g->ohw,
-							       relu ? relu + (n0 * g->m + m) * g->ohw : NULL);
+							       relu ? relu + (n0 * g->m + m) * g->ohw : NULL, acc);
 				}
 			}
 		}
@@ -729,11 +756,11 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 	/* with a fused Relu that nothing else needs, store only its output */
 	yd = p->relu_out && !p->keep_fused ? NULL : yt->data;
 	if (g.dok && g.wino && pc_conv_direct_available()) {
-		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n));
+		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n), 0);
 		return;
 	}
 	if (g.dok && pc_conv_direct_available()) {
-		conv_forward_direct(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws);
+		conv_forward_direct(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws, 0);
 		return;
 	}
 	if (g.wide)
@@ -772,6 +799,27 @@ void pc_conv_backward(struct pc_plan *p, const struct pc_node *n)
 		bias_grad(&g, yt->grad, bt->grad);
 	if (!dw && !dx)
 		return;
+	if (dx && pc_conv_direct_available()) {
+		struct conv_geom t;
+		if (transposed_geometry(n, &g, &t)) {
+			/* the flipped, transposed kernel after the kernel's workspace */
+			float *wf = ws + direct_ws(&t);
+			const float *w = wt->data;
+			for (int64_t m = 0; m < g.m; m++)
+				for (int64_t c = 0; c < g.c; c++)
+					for (int64_t i = 0; i < g.kh; i++)
+						for (int64_t j = 0; j < g.kw; j++)
+							wf[((c * g.m + m) * g.kh + i) * g.kw + j] =
+							    w[((m * g.c + c) * g.kh + (g.kh - 1 - i)) * g.kw + (g.kw - 1 - j)];
+			if (t.wino)
+				conv_forward_wino(&t, yt->grad, wf, NULL, dx, NULL, ws, NULL, 1);
+			else
+				conv_forward_direct(&t, yt->grad, wf, NULL, dx, NULL, ws, 1);
+			dx = NULL;
+			if (!dw)
+				return;
+		}
+	}
 	if (g.wide) {
 		conv_backward_wide(&g, xt->data, wt->data, yt->grad, dw, dx, ws);
 		return;

@@ -172,7 +172,7 @@ __attribute__((target("avx512f"))) static void gather_avx512(const float *src, i
 }
 
 __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, int64_t len, int64_t ns, float bias,
-							       float *dst, int64_t dstride, float *relu)
+							       float *dst, int64_t dstride, float *relu, int acc)
 {
 	__m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
 
@@ -188,6 +188,8 @@ __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, 
 		for (int s = 0; s < 16; s++)
 			if (s < ns) {
 				__m512 v = _mm512_add_ps(r[s], b);
+				if (acc)
+					v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, dst + s * dstride + p0), r[s]);
 				if (dst)
 					_mm512_mask_storeu_ps(dst + s * dstride + p0, k, v);
 				/* x > 0 ? x : 0, as the Relu op computes it (NaN -> 0) */
@@ -213,15 +215,16 @@ void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t cstep, int
 }
 
 void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bias, float *dst, int64_t dstride,
-			    float *relu)
+			    float *relu, int acc)
 {
 	if (__builtin_cpu_supports("avx512f")) {
-		scatter_avx512(src, len, ns, bias, dst, dstride, relu);
+		scatter_avx512(src, len, ns, bias, dst, dstride, relu, acc);
 		return;
 	}
 	for (int64_t s = 0; s < ns; s++)
 		for (int64_t p = 0; p < len; p++) {
-			float v = src[p * PC_CONV_LANES + s] + bias;
+			float v = acc ? dst[s * dstride + p] + src[p * PC_CONV_LANES + s]
+				      : src[p * PC_CONV_LANES + s] + bias;
 			if (dst)
 				dst[s * dstride + p] = v;
 			if (relu)

@@ -47,10 +47,11 @@ void pc_conv_direct_run(const float *xp, const int32_t *tap, int64_t taps, const
  *            s >= ns
  *   scatter: dst[s*dstride + p] = src[p*LANES + s] + bias for s < ns, and
  *            when relu is not NULL, relu[same index] = max(that, 0); dst
- *            may be NULL when only relu is wanted
+ *            may be NULL when only relu is wanted; with acc, dst += instead
+ *            of = (a gradient; relu is then NULL)
  * for c, p < len; sstride * LANES must fit in int32. */
 void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t cstep, int64_t ns, int64_t len, float *dst);
 void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bias, float *dst, int64_t dstride,
-			    float *relu);
+			    float *relu, int acc);
 
 #endif
