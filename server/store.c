@@ -1076,7 +1076,7 @@ int pcd_store_job_cancel(struct pcd_store *s, const char *id, enum pcd_job_statu
 	if (status == PCD_JOB_QUEUED)
 		rc = prep(s, "UPDATE jobs SET status = 'cancelled', finished_at = ?1 WHERE id = ?2", &st, err);
 	else
-		rc = prep(s, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?2 AND ?1 IS NOT NULL", &st, err);
+		rc = prep(s, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?2", &st, err); /* ?1 unused */
 	if (rc)
 		goto out;
 	bind_text(st, 1, now);
