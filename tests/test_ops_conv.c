@@ -452,30 +452,32 @@ TEST(ops_conv_winograd_sees_new_weights)
 	conv_data_free(&d);
 }
 
-/* The input gradient of a stride-1 convolution runs on the direct kernels
- * as a convolution of dY (ops/conv.c, transposed_geometry): it must agree
- * with the im2col path's on every case, tightly, where the gradient checks
- * above only bound it by finite differences. */
-TEST(ops_conv_input_grad_paths_agree)
+/* Backward on the direct kernels (the input gradient of a stride-1
+ * convolution as a convolution of dY, the weight gradient on the lane
+ * layout) must agree with the im2col path's on every case, tightly, where
+ * the gradient checks above only bound it by finite differences. */
+TEST(ops_conv_grad_paths_agree)
 {
 	for (int ci = 0; ci < N_CONV_CASES; ci++) {
 		const struct conv_case *cs = &conv_cases[ci];
 		struct conv_data d;
 		int64_t nx = (int64_t)cs->n * cs->c * cs->h * cs->w, ny;
-		float *x, *dy, *dx[2] = {NULL, NULL};
+		float *x, *dy, *dx[2] = {NULL, NULL}, *dw[2] = {NULL, NULL};
+		int64_t np;
 		struct pc_error err = {0};
 		int bad = 0;
 
 		if (conv_setup(t, ci, &d))
 			continue;
 		ny = (int64_t)cs->n * cs->m * d.oh * d.ow;
+		np = pc_graph_param_count(d.g);
 		x = malloc((size_t)nx * sizeof(float));
 		dy = malloc((size_t)ny * sizeof(float));
 		REQUIRE(x && dy);
 		gc_fill(x, nx, 500 + (uint64_t)ci, -1.0f, 1.0f);
 		gc_fill(dy, ny, 600 + (uint64_t)ci, -1.0f, 1.0f);
 		for (int path = 0; path < 2; path++) {
-			struct pc_plan *p = pc_plan_new(d.g, cs->n, PC_PLAN_INPUT_GRAD, &err);
+			struct pc_plan *p = pc_plan_new(d.g, cs->n, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
 			pc_conv_direct_disabled = path;
 			REQUIRE_MSG(p, "case '%s': %s", cs->label, fmt_err(&err));
 			memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
@@ -483,8 +485,10 @@ TEST(ops_conv_input_grad_paths_agree)
 			memcpy(pc_plan_output_grad(p), dy, (size_t)ny * sizeof(float));
 			pc_plan_backward(p);
 			dx[path] = malloc((size_t)nx * sizeof(float));
-			REQUIRE(dx[path]);
+			dw[path] = malloc((size_t)np * sizeof(float));
+			REQUIRE(dx[path] && dw[path]);
 			memcpy(dx[path], pc_plan_input_grad(p), (size_t)nx * sizeof(float));
+			memcpy(dw[path], pc_plan_weight_grad(p), (size_t)np * sizeof(float));
 			pc_plan_free(p);
 		}
 		pc_conv_direct_disabled = 0;
@@ -494,10 +498,19 @@ TEST(ops_conv_input_grad_paths_agree)
 				pc_test_fail(t, __FILE__, __LINE__, "case '%s': dx[%lld] = %.8g (direct), %.8g (im2col)",
 					     cs->label, (long long)i, a, b);
 		}
+		/* dW sums over every sample and position: a looser bound */
+		for (int64_t i = 0; i < np; i++) {
+			double a = dw[0][i], b = dw[1][i];
+			if (!(fabs(a - b) <= 1e-4 + 1e-5 * fabs(b)) && bad++ < 3)
+				pc_test_fail(t, __FILE__, __LINE__, "case '%s': dW[%lld] = %.8g (direct), %.8g (im2col)",
+					     cs->label, (long long)i, a, b);
+		}
 		free(x);
 		free(dy);
 		free(dx[0]);
 		free(dx[1]);
+		free(dw[0]);
+		free(dw[1]);
 		conv_data_free(&d);
 	}
 }

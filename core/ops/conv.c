@@ -344,6 +344,8 @@ int pc_conv_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	if ((rc = pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err)))
 		return rc;
 	pc_op_reserve_ws(p, (size_t)g.ws);
+	if (g.dok) /* the weight gradient's tables, dY block and input */
+		pc_op_reserve_ws(p, (size_t)(g.k + g.ohw + PC_CONV_RM * g.ohw * PC_CONV_LANES + direct_input(&g)));
 	{
 		struct conv_geom t;
 		if (transposed_geometry(n, &g, &t))
@@ -786,6 +788,38 @@ static void bias_grad(const struct conv_geom *g, const float *dy, float *db)
 	}
 }
 
+/* dW on the direct kernel: per chunk of PC_CONV_LANES samples and group,
+ * the input in the forward's layout, dY gathered the same way, and
+ * pc_conv_direct_wgrad per block of output channels. */
+static void conv_wgrad_direct(const struct conv_geom *g, const float *x, const float *dy, float *dw, float *ws)
+{
+	const int64_t lanes = PC_CONV_LANES;
+	int32_t *tap = (int32_t *)ws, *pos = tap + g->k;
+	float *dyl = ws + g->k + g->ohw, *xp = dyl + PC_CONV_RM * g->ohw * lanes;
+
+	for (int64_t c = 0, t = 0; c < g->cg; c++)
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++, t++)
+				tap[t] = (int32_t)(((c * g->hq + i * g->dh) * g->wq + j * g->dw) * lanes);
+	for (int64_t oh = 0, q = 0; oh < g->oh; oh++)
+		for (int64_t ow = 0; ow < g->ow; ow++, q++)
+			pos[q] = (int32_t)((oh * (g->sh / g->rs) * g->wq + ow * (g->sw / g->cs)) * lanes);
+	for (int64_t n0 = 0; n0 < g->n; n0 += lanes) {
+		int64_t ns = min64(lanes, g->n - n0);
+		for (int64_t gi = 0; gi < g->group; gi++) {
+			lanes_input(g, x, n0, ns, gi, xp);
+			for (int64_t m0 = 0; m0 < g->mg; m0 += PC_CONV_RM) {
+				int64_t rows = min64(PC_CONV_RM, g->mg - m0);
+				for (int64_t r = 0; r < rows; r++)
+					pc_conv_direct_gather(dy + (n0 * g->m + gi * g->mg + m0 + r) * g->ohw,
+							      g->m * g->ohw, 1, ns, g->ohw, dyl + r * g->ohw * lanes);
+				pc_conv_direct_wgrad(xp, tap, g->k, pos, g->ohw, dyl, rows,
+						     dw + (gi * g->mg + m0) * g->k);
+			}
+		}
+	}
+}
+
 void pc_conv_backward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *xt = pc_op_in(p, n, 0), *wt = pc_op_in(p, n, 1), *bt = pc_op_in(p, n, 2);
@@ -819,6 +853,12 @@ void pc_conv_backward(struct pc_plan *p, const struct pc_node *n)
 			if (!dw)
 				return;
 		}
+	}
+	if (dw && g.dok && pc_conv_direct_wgrad_available()) {
+		conv_wgrad_direct(&g, xt->data, yt->grad, dw, ws);
+		dw = NULL;
+		if (!dx)
+			return;
 	}
 	if (g.wide) {
 		conv_backward_wide(&g, xt->data, wt->data, yt->grad, dw, dx, ws);

@@ -232,6 +232,47 @@ void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bia
 		}
 }
 
+int pc_conv_direct_wgrad_available(void)
+{
+	return !pc_conv_direct_disabled && __builtin_cpu_supports("avx512f");
+}
+
+/* 8 channels x 3 taps of dW in 24 accumulators, over every position: per
+ * position eight dY vectors and three input vectors feed 24 FMAs; the
+ * lanes (samples) are summed once at the end. */
+__attribute__((target("avx512f"))) void pc_conv_direct_wgrad(const float *xp, const int32_t *tap, int64_t taps,
+							       const int32_t *pos, int64_t npos, const float *dyl,
+							       int64_t rows, float *dw)
+{
+	for (int64_t t0 = 0; t0 < taps; t0 += RQ) {
+		int nt = taps - t0 < RQ ? (int)(taps - t0) : RQ;
+		__m512 acc[PC_CONV_RM][RQ];
+#pragma GCC unroll 8
+		for (int r = 0; r < PC_CONV_RM; r++)
+			acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+		for (int64_t p = 0; p < npos; p++) {
+			const float *xb = xp + pos[p];
+			__m512 xv[RQ];
+#pragma GCC unroll 3
+			for (int v = 0; v < RQ; v++)
+				xv[v] = v < nt ? _mm512_loadu_ps(xb + tap[t0 + v]) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+			for (int r = 0; r < PC_CONV_RM; r++) {
+				__m512 d = _mm512_loadu_ps(dyl + (r * npos + p) * PC_CONV_LANES);
+#pragma GCC unroll 3
+				for (int v = 0; v < RQ; v++)
+					acc[r][v] = _mm512_fmadd_ps(d, xv[v], acc[r][v]);
+			}
+		}
+#pragma GCC unroll 8
+		for (int r = 0; r < PC_CONV_RM; r++)
+#pragma GCC unroll 3
+			for (int v = 0; v < RQ; v++)
+				if (r < rows && v < nt)
+					dw[r * taps + t0 + v] += _mm512_reduce_add_ps(acc[r][v]);
+	}
+}
+
 void pc_conv_direct_run(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos,
 			const float *wpk, float *y)
 {

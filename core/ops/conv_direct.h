@@ -42,6 +42,15 @@ void pc_conv_direct_pack(const float *w, int64_t taps, int64_t m0, int64_t rows,
 void pc_conv_direct_run(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos,
 			const float *wpk, float *y);
 
+/* Whether pc_conv_direct_wgrad runs here (AVX-512 only). */
+int pc_conv_direct_wgrad_available(void);
+
+/* The weight gradient on the same layout: for r < rows, t < taps,
+ *   dw[r*taps + t] += sum over p < npos and lanes of
+ *                     dyl[(r*npos + p)*LANES + l] * xp[pos[p] + tap[t] + l] */
+void pc_conv_direct_wgrad(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos,
+			  const float *dyl, int64_t rows, float *dw);
+
 /* The layout's transposes, in registers where the CPU has AVX-512:
  *   gather:  dst[c*LANES + s] = src[s*sstride + c*cstep] for s < ns, 0 for
  *            s >= ns
