@@ -12,8 +12,7 @@ int pc_conv_direct_available(void)
 {
 	if (pc_conv_direct_disabled)
 		return 0;
-	return __builtin_cpu_supports("avx512f") ||
-	       (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+	return __builtin_cpu_supports("avx512f") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
 }
 
 void pc_conv_direct_pack(const float *w, int64_t taps, int64_t m0, int64_t rows, float *dst)
@@ -26,9 +25,10 @@ void pc_conv_direct_pack(const float *w, int64_t taps, int64_t m0, int64_t rows,
 /* One tile of 8 channels x rq positions (rq constant after inlining): the
  * accumulators stay in registers, each tap costs rq loads and 8 broadcasts
  * for 8*rq FMAs. */
-__attribute__((target("avx512f,fma"), always_inline)) static inline void
-tile_avx512(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos, const float *wpk,
-	    float *y, int rq)
+__attribute__((target("avx512f,fma"), always_inline)) static inline void tile_avx512(const float *xp,
+										     const int32_t *tap, int64_t taps,
+										     const int32_t *pos, int64_t npos,
+										     const float *wpk, float *y, int rq)
 {
 	__m512 acc[PC_CONV_RM][RQ];
 	const float *x[RQ];
@@ -141,7 +141,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void transpose16
 
 /* cstep 1 or 2 (a strided 1x1 convolution reads every other column) */
 __attribute__((target("avx512f"))) static void gather_avx512(const float *src, int64_t sstride, int64_t cstep,
-								int64_t ns, int64_t len, float *dst)
+							     int64_t ns, int64_t len, float *dst)
 {
 	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
 
@@ -172,7 +172,7 @@ __attribute__((target("avx512f"))) static void gather_avx512(const float *src, i
 }
 
 __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, int64_t len, int64_t ns, float bias,
-							       float *dst, int64_t dstride, float *relu, int acc)
+							      float *dst, int64_t dstride, float *relu, int acc)
 {
 	__m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
 
@@ -194,8 +194,9 @@ __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, 
 					_mm512_mask_storeu_ps(dst + s * dstride + p0, k, v);
 				/* x > 0 ? x : 0, as the Relu op computes it (NaN -> 0) */
 				if (relu)
-					_mm512_mask_storeu_ps(relu + s * dstride + p0, k,
-							      _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v));
+					_mm512_mask_storeu_ps(
+					    relu + s * dstride + p0, k,
+					    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v));
 			}
 	}
 }
@@ -223,8 +224,8 @@ void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bia
 	}
 	for (int64_t s = 0; s < ns; s++)
 		for (int64_t p = 0; p < len; p++) {
-			float v = acc ? dst[s * dstride + p] + src[p * PC_CONV_LANES + s]
-				      : src[p * PC_CONV_LANES + s] + bias;
+			float v =
+			    acc ? dst[s * dstride + p] + src[p * PC_CONV_LANES + s] : src[p * PC_CONV_LANES + s] + bias;
 			if (dst)
 				dst[s * dstride + p] = v;
 			if (relu)
@@ -237,39 +238,44 @@ int pc_conv_direct_wgrad_available(void)
 	return !pc_conv_direct_disabled && __builtin_cpu_supports("avx512f");
 }
 
-/* 8 channels x 3 taps of dW in 24 accumulators, over every position: per
- * position eight dY vectors and three input vectors feed 24 FMAs; the
- * lanes (samples) are summed once at the end. */
+/* 8 channels x 3 taps of dW in 24 accumulators: per position eight dY
+ * vectors and three input vectors feed 24 FMAs. Positions go in blocks
+ * whose dY rows stay in cache while every tap passes over them; the lanes
+ * (samples) are summed at the end of each block. */
+#define WGRAD_POS_BLOCK 64
 __attribute__((target("avx512f"))) void pc_conv_direct_wgrad(const float *xp, const int32_t *tap, int64_t taps,
-							       const int32_t *pos, int64_t npos, const float *dyl,
-							       int64_t rows, float *dw)
+							     const int32_t *pos, int64_t npos, const float *dyl,
+							     int64_t rows, float *dw)
 {
-	for (int64_t t0 = 0; t0 < taps; t0 += RQ) {
-		int nt = taps - t0 < RQ ? (int)(taps - t0) : RQ;
-		__m512 acc[PC_CONV_RM][RQ];
+	for (int64_t p0 = 0; p0 < npos; p0 += WGRAD_POS_BLOCK) {
+		int64_t p1 = npos - p0 < WGRAD_POS_BLOCK ? npos : p0 + WGRAD_POS_BLOCK;
+		for (int64_t t0 = 0; t0 < taps; t0 += RQ) {
+			int nt = taps - t0 < RQ ? (int)(taps - t0) : RQ;
+			__m512 acc[PC_CONV_RM][RQ];
 #pragma GCC unroll 8
-		for (int r = 0; r < PC_CONV_RM; r++)
-			acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
-		for (int64_t p = 0; p < npos; p++) {
-			const float *xb = xp + pos[p];
-			__m512 xv[RQ];
-#pragma GCC unroll 3
-			for (int v = 0; v < RQ; v++)
-				xv[v] = v < nt ? _mm512_loadu_ps(xb + tap[t0 + v]) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-			for (int r = 0; r < PC_CONV_RM; r++) {
-				__m512 d = _mm512_loadu_ps(dyl + (r * npos + p) * PC_CONV_LANES);
+			for (int r = 0; r < PC_CONV_RM; r++)
+				acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+			for (int64_t p = p0; p < p1; p++) {
+				const float *xb = xp + pos[p];
+				__m512 xv[RQ];
 #pragma GCC unroll 3
 				for (int v = 0; v < RQ; v++)
-					acc[r][v] = _mm512_fmadd_ps(d, xv[v], acc[r][v]);
-			}
-		}
+					xv[v] = v < nt ? _mm512_loadu_ps(xb + tap[t0 + v]) : _mm512_setzero_ps();
 #pragma GCC unroll 8
-		for (int r = 0; r < PC_CONV_RM; r++)
+				for (int r = 0; r < PC_CONV_RM; r++) {
+					__m512 d = _mm512_loadu_ps(dyl + (r * npos + p) * PC_CONV_LANES);
 #pragma GCC unroll 3
-			for (int v = 0; v < RQ; v++)
-				if (r < rows && v < nt)
-					dw[r * taps + t0 + v] += _mm512_reduce_add_ps(acc[r][v]);
+					for (int v = 0; v < RQ; v++)
+						acc[r][v] = _mm512_fmadd_ps(d, xv[v], acc[r][v]);
+				}
+			}
+#pragma GCC unroll 8
+			for (int r = 0; r < PC_CONV_RM; r++)
+#pragma GCC unroll 3
+				for (int v = 0; v < RQ; v++)
+					if (r < rows && v < nt)
+						dw[r * taps + t0 + v] += _mm512_reduce_add_ps(acc[r][v]);
+		}
 	}
 }
 
