@@ -282,8 +282,13 @@ static void ref_conv(const struct conv_case *cs, const struct conv_data *d, cons
  * im2col + sgemm fallback. */
 TEST(ops_conv_forward_matches_reference)
 {
-	for (int path = 0; path < 2; path++) {
-		pc_conv_direct_disabled = path;
+	/* 0: the best kernels here, 1: im2col, 2: the AVX2 kernels (skipped
+	 * where there are none) */
+	for (int path = 0; path < 3; path++) {
+		if (path == 2 && !pc_conv_direct_has_avx2())
+			continue;
+		pc_conv_direct_disabled = path == 1;
+		pc_conv_direct_no_avx512 = path == 2;
 		for (int ci = 0; ci < N_CONV_CASES; ci++) {
 			const struct conv_case *cs = &conv_cases[ci];
 			struct conv_data d;
@@ -309,7 +314,7 @@ TEST(ops_conv_forward_matches_reference)
 					if (!(fabs(a - b) <= 1e-5 + 1e-4 * fabs(b)) && bad++ < 3)
 						pc_test_fail(t, __FILE__, __LINE__,
 							     "case '%s' (%s): y[%lld] = %.7g, expected %.7g", cs->label,
-							     path ? "im2col" : "direct", (long long)i, a, b);
+							     path == 1 ? "im2col" : path ? "avx2" : "direct", (long long)i, a, b);
 				}
 			}
 			pc_plan_free(p);
@@ -319,6 +324,7 @@ TEST(ops_conv_forward_matches_reference)
 		}
 	}
 	pc_conv_direct_disabled = 0;
+	pc_conv_direct_no_avx512 = 0;
 }
 
 TEST(ops_conv_gradients)
@@ -462,7 +468,7 @@ TEST(ops_conv_grad_paths_agree)
 		const struct conv_case *cs = &conv_cases[ci];
 		struct conv_data d;
 		int64_t nx = (int64_t)cs->n * cs->c * cs->h * cs->w, ny;
-		float *x, *dy, *dx[2] = {NULL, NULL}, *dw[2] = {NULL, NULL};
+		float *x, *dy, *dx[3] = {NULL, NULL, NULL}, *dw[3] = {NULL, NULL, NULL};
 		int64_t np;
 		struct pc_error err = {0};
 		int bad = 0;
@@ -476,9 +482,12 @@ TEST(ops_conv_grad_paths_agree)
 		REQUIRE(x && dy);
 		gc_fill(x, nx, 500 + (uint64_t)ci, -1.0f, 1.0f);
 		gc_fill(dy, ny, 600 + (uint64_t)ci, -1.0f, 1.0f);
-		for (int path = 0; path < 2; path++) {
+		/* 0: the best kernels here, 1: im2col, 2: the AVX2 kernels */
+		int paths = pc_conv_direct_has_avx2() ? 3 : 2;
+		for (int path = 0; path < paths; path++) {
 			struct pc_plan *p = pc_plan_new(d.g, cs->n, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
-			pc_conv_direct_disabled = path;
+			pc_conv_direct_disabled = path == 1;
+			pc_conv_direct_no_avx512 = path == 2;
 			REQUIRE_MSG(p, "case '%s': %s", cs->label, fmt_err(&err));
 			memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
 			pc_plan_forward(p);
@@ -492,25 +501,28 @@ TEST(ops_conv_grad_paths_agree)
 			pc_plan_free(p);
 		}
 		pc_conv_direct_disabled = 0;
-		for (int64_t i = 0; i < nx; i++) {
-			double a = dx[0][i], b = dx[1][i];
-			if (!(fabs(a - b) <= 1e-5 + 1e-5 * fabs(b)) && bad++ < 3)
-				pc_test_fail(t, __FILE__, __LINE__, "case '%s': dx[%lld] = %.8g (direct), %.8g (im2col)",
-					     cs->label, (long long)i, a, b);
-		}
-		/* dW sums over every sample and position: a looser bound */
-		for (int64_t i = 0; i < np; i++) {
-			double a = dw[0][i], b = dw[1][i];
-			if (!(fabs(a - b) <= 1e-4 + 1e-5 * fabs(b)) && bad++ < 3)
-				pc_test_fail(t, __FILE__, __LINE__, "case '%s': dW[%lld] = %.8g (direct), %.8g (im2col)",
-					     cs->label, (long long)i, a, b);
+		pc_conv_direct_no_avx512 = 0;
+		for (int q = 0; q < paths; q += 2) {
+			for (int64_t i = 0; i < nx; i++) {
+				double a = dx[q][i], b = dx[1][i];
+				if (!(fabs(a - b) <= 1e-5 + 1e-5 * fabs(b)) && bad++ < 3)
+					pc_test_fail(t, __FILE__, __LINE__, "case '%s': dx[%lld] = %.8g (%s), %.8g (im2col)",
+						     cs->label, (long long)i, a, q ? "avx2" : "direct", b);
+			}
+			/* dW sums over every sample and position: a looser bound */
+			for (int64_t i = 0; i < np; i++) {
+				double a = dw[q][i], b = dw[1][i];
+				if (!(fabs(a - b) <= 1e-4 + 1e-5 * fabs(b)) && bad++ < 3)
+					pc_test_fail(t, __FILE__, __LINE__, "case '%s': dW[%lld] = %.8g (%s), %.8g (im2col)",
+						     cs->label, (long long)i, a, q ? "avx2" : "direct", b);
+			}
 		}
 		free(x);
 		free(dy);
-		free(dx[0]);
-		free(dx[1]);
-		free(dw[0]);
-		free(dw[1]);
+		for (int q = 0; q < 3; q++) {
+			free(dx[q]);
+			free(dw[q]);
+		}
 		conv_data_free(&d);
 	}
 }

@@ -7,12 +7,24 @@
 #define RQ 3 /* positions per tile */
 
 int pc_conv_direct_disabled;
+int pc_conv_direct_no_avx512;
+
+/* The AVX-512 kernels, unless a test asked for the AVX2 ones. */
+static int use_avx512(void)
+{
+	return !pc_conv_direct_no_avx512 && __builtin_cpu_supports("avx512f");
+}
+
+int pc_conv_direct_has_avx2(void)
+{
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
 int pc_conv_direct_available(void)
 {
 	if (pc_conv_direct_disabled)
 		return 0;
-	return __builtin_cpu_supports("avx512f") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+	return use_avx512() || pc_conv_direct_has_avx2();
 }
 
 void pc_conv_direct_pack(const float *w, int64_t taps, int64_t m0, int64_t rows, float *dst)
@@ -203,7 +215,7 @@ __attribute__((target("avx512f"))) static void scatter_avx512(const float *src, 
 
 void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t cstep, int64_t ns, int64_t len, float *dst)
 {
-	if (cstep <= 2 && __builtin_cpu_supports("avx512f")) {
+	if (cstep <= 2 && use_avx512()) {
 		gather_avx512(src, sstride, cstep, ns, len, dst);
 		return;
 	}
@@ -218,7 +230,7 @@ void pc_conv_direct_gather(const float *src, int64_t sstride, int64_t cstep, int
 void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bias, float *dst, int64_t dstride,
 			    float *relu, int acc)
 {
-	if (__builtin_cpu_supports("avx512f")) {
+	if (use_avx512()) {
 		scatter_avx512(src, len, ns, bias, dst, dstride, relu, acc);
 		return;
 	}
@@ -235,7 +247,7 @@ void pc_conv_direct_scatter(const float *src, int64_t len, int64_t ns, float bia
 
 int pc_conv_direct_wgrad_available(void)
 {
-	return !pc_conv_direct_disabled && __builtin_cpu_supports("avx512f");
+	return !pc_conv_direct_disabled && use_avx512();
 }
 
 /* 8 channels x 3 taps of dW in 24 accumulators: per position eight dY
@@ -282,7 +294,7 @@ __attribute__((target("avx512f"))) void pc_conv_direct_wgrad(const float *xp, co
 void pc_conv_direct_run(const float *xp, const int32_t *tap, int64_t taps, const int32_t *pos, int64_t npos,
 			const float *wpk, float *y)
 {
-	if (__builtin_cpu_supports("avx512f"))
+	if (use_avx512())
 		run_avx512(xp, tap, taps, pos, npos, wpk, y);
 	else
 		run_avx2(xp, tap, taps, pos, npos, wpk, y);

@@ -26,8 +26,11 @@
 #define PC_CONV_RM 8	  /* output channels per register tile */
 #define PC_CONV_LANES 16 /* samples per vector (two AVX2 vectors) */
 
-/* Set by tests to compare against the im2col path. */
+/* Set by tests: to compare against the im2col path (disabled), and to run
+ * the AVX2 kernels on a CPU that has AVX-512 (no_avx512). */
 extern int pc_conv_direct_disabled;
+extern int pc_conv_direct_no_avx512;
+int pc_conv_direct_has_avx2(void);
 
 /* Whether this CPU has a direct kernel. */
 int pc_conv_direct_available(void);
