@@ -262,8 +262,7 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 			goto nomem;
 		memset(p->gw, 0, (size_t)g->n_params * sizeof(float));
 	}
-	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) ||
-	    plan_fusion(p, err))
+	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) || plan_fusion(p, err))
 		goto fail;
 	out = &p->t[g->output];
 	if (out->dtype != PC_DTYPE_FLOAT || out->shape.ndim != 2 || out->shape.dim[0] != batch || out->is_static) {

@@ -314,7 +314,10 @@ TEST(ops_conv_forward_matches_reference)
 					if (!(fabs(a - b) <= 1e-5 + 1e-4 * fabs(b)) && bad++ < 3)
 						pc_test_fail(t, __FILE__, __LINE__,
 							     "case '%s' (%s): y[%lld] = %.7g, expected %.7g", cs->label,
-							     path == 1 ? "im2col" : path ? "avx2" : "direct", (long long)i, a, b);
+							     path == 1 ? "im2col"
+							     : path    ? "avx2"
+								       : "direct",
+							     (long long)i, a, b);
 				}
 			}
 			pc_plan_free(p);
@@ -403,9 +406,11 @@ TEST(ops_conv_fused_relu_matches_separate)
 			pc_plan_keep_fused(p, keep);
 			pc_plan_forward(p);
 			for (int64_t i = 0; i < ny; i++) {
-				float v = pc_plan_output(ref)[i], want = v > 0.0f ? v : 0.0f, got = pc_plan_output(p)[i];
+				float v = pc_plan_output(ref)[i], want = v > 0.0f ? v : 0.0f,
+				      got = pc_plan_output(p)[i];
 				if (memcmp(&want, &got, sizeof(float)) != 0 && bad++ < 3)
-					pc_test_fail(t, __FILE__, __LINE__, "%s path, keep %d: r[%lld] = %.9g, want %.9g",
+					pc_test_fail(t, __FILE__, __LINE__,
+						     "%s path, keep %d: r[%lld] = %.9g, want %.9g",
 						     path ? "im2col" : "direct", keep, (long long)i, got, want);
 			}
 		}
@@ -506,15 +511,17 @@ TEST(ops_conv_grad_paths_agree)
 			for (int64_t i = 0; i < nx; i++) {
 				double a = dx[q][i], b = dx[1][i];
 				if (!(fabs(a - b) <= 1e-5 + 1e-5 * fabs(b)) && bad++ < 3)
-					pc_test_fail(t, __FILE__, __LINE__, "case '%s': dx[%lld] = %.8g (%s), %.8g (im2col)",
-						     cs->label, (long long)i, a, q ? "avx2" : "direct", b);
+					pc_test_fail(t, __FILE__, __LINE__,
+						     "case '%s': dx[%lld] = %.8g (%s), %.8g (im2col)", cs->label,
+						     (long long)i, a, q ? "avx2" : "direct", b);
 			}
 			/* dW sums over every sample and position: a looser bound */
 			for (int64_t i = 0; i < np; i++) {
 				double a = dw[q][i], b = dw[1][i];
 				if (!(fabs(a - b) <= 1e-4 + 1e-5 * fabs(b)) && bad++ < 3)
-					pc_test_fail(t, __FILE__, __LINE__, "case '%s': dW[%lld] = %.8g (%s), %.8g (im2col)",
-						     cs->label, (long long)i, a, q ? "avx2" : "direct", b);
+					pc_test_fail(t, __FILE__, __LINE__,
+						     "case '%s': dW[%lld] = %.8g (%s), %.8g (im2col)", cs->label,
+						     (long long)i, a, q ? "avx2" : "direct", b);
 			}
 		}
 		free(x);
@@ -889,8 +896,8 @@ TEST(ops_conv_maxpool_nan_propagates)
 {
 	for (int fast = 0; fast < 2; fast++) {
 		/* 2x2 stride 2 takes the fast path; stride 1 over a 2x3 row the general one */
-		struct pool_case pc = {"nan", MAXP, 1, 1, 2, 4, 2, 2, fast ? 2 : 1, fast ? 2 : 1, 1, 1, {0, 0, 0, 0},
-				       0, 0, NULL};
+		struct pool_case pc = {"nan", MAXP,	    1, 1, 2,   4, 2, 2, fast ? 2 : 1, fast ? 2 : 1, 1,
+				       1,     {0, 0, 0, 0}, 0, 0, NULL};
 		struct pc_error err = {0};
 		struct pc_graph *g = pool_graph(&pc, &err);
 		struct pc_plan *p;

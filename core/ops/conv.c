@@ -69,8 +69,8 @@ struct conv_geom {
 	int direct;    /* 1x1, stride 1, no pad: the input is col */
 	/* stride 1, dilation 1: the "wide rows" forward (see conv_forward_wide) */
 	int wide;
-	int64_t hp, wp;	     /* padded input */
-	int64_t wchunk;	     /* samples per sgemm on that path */
+	int64_t hp, wp; /* padded input */
+	int64_t wchunk; /* samples per sgemm on that path */
 	/* the direct kernel (conv_direct.h) */
 	int dok;	/* its layout fits the kernel's int32 offsets */
 	int64_t hq, wq; /* padded input rows and columns the windows read */
@@ -280,8 +280,8 @@ static int conv_geometry(const struct pc_node *n, const struct conv_attrs *a, co
 	g->hq = ((g->oh - 1) * g->sh + (g->kh - 1) * g->dh) / g->rs + 1;
 	g->wq = ((g->ow - 1) * g->sw + (g->kw - 1) * g->dw) / g->cs + 1;
 	/* Winograd pays off once the channel products outweigh the transforms */
-	g->wino = g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
-		  g->group == 1 && g->cg >= 4 && g->mg >= PC_CONV_RM;
+	g->wino = g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->group == 1 &&
+		  g->cg >= 4 && g->mg >= PC_CONV_RM;
 	if (g->wino) {
 		/* whole 2x2 tiles: one more zero row or column for odd sizes */
 		g->hq = (g->oh + 1) / 2 * 2 + 2;
@@ -312,8 +312,7 @@ static int transposed_geometry(const struct pc_node *n, const struct conv_geom *
 	for (int i = 0; i < 4; i++)
 		if (a.pads[i] < 0)
 			return 0;
-	return conv_geometry(n, &a, &xs, &wsh, NULL, t, NULL) == PC_OK && t->dok && t->oh == g->h &&
-	       t->ow == g->w;
+	return conv_geometry(n, &a, &xs, &wsh, NULL, t, NULL) == PC_OK && t->dok && t->oh == g->h && t->ow == g->w;
 }
 
 static int geometry_of(struct pc_plan *p, const struct pc_node *n, struct conv_geom *g, struct pc_error *err)
@@ -559,8 +558,8 @@ static void conv_backward_wide(const struct conv_geom *g, const float *x, const 
 				}
 			if (dw) {
 				wide_columns(g, x, n0, ns, gi, xp, col);
-				pc_sgemm(0, 1, (int)g->mg, (int)g->k, (int)cols, 1.0f, dyw, (int)cols, col, (int)cols, 1.0f,
-					 dw + gi * g->mg * g->k, (int)g->k);
+				pc_sgemm(0, 1, (int)g->mg, (int)g->k, (int)cols, 1.0f, dyw, (int)cols, col, (int)cols,
+					 1.0f, dw + gi * g->mg * g->k, (int)g->k);
 			}
 			if (!dx)
 				continue;
@@ -623,8 +622,8 @@ static void lanes_input(const struct conv_geom *g, const float *x, int64_t n0, i
 
 /* Forward as Winograd F(2x2, 3x3) on the same layout, PC_CONV_LANES
  * samples at a time; the weights are transformed once per call. */
-static void conv_forward_wino(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-			      float *y, float *relu, float *ws, float *state, int acc)
+static void conv_forward_wino(const struct conv_geom *g, const float *x, const float *w, const float *bias, float *y,
+			      float *relu, float *ws, float *state, int acc)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	struct pc_wino wi = wino_of(g);
@@ -659,8 +658,8 @@ static void conv_forward_wino(const struct conv_geom *g, const float *x, const f
  * time: lay the group's input out with the samples in the lanes, run every
  * block of PC_CONV_RM output channels, and copy the rows out with the
  * bias. */
-static void conv_forward_direct(const struct conv_geom *g, const float *x, const float *w, const float *bias,
-				float *y, float *relu, float *ws, int acc)
+static void conv_forward_direct(const struct conv_geom *g, const float *x, const float *w, const float *bias, float *y,
+				float *relu, float *ws, int acc)
 {
 	const int64_t lanes = PC_CONV_LANES;
 	int32_t *tap = (int32_t *)ws, *pos = tap + g->k;
@@ -696,8 +695,8 @@ static void conv_forward_direct(const struct conv_geom *g, const float *x, const
 }
 
 /* The portable path: im2col (per chunk of samples) and pc_sgemm. */
-static void conv_forward_im2col(const struct conv_geom *g0, const float *x, const float *w, const float *bias,
-				float *y, float *ws)
+static void conv_forward_im2col(const struct conv_geom *g0, const float *x, const float *w, const float *bias, float *y,
+				float *ws)
 {
 	const struct conv_geom g = *g0;
 
@@ -758,7 +757,8 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 	/* with a fused Relu that nothing else needs, store only its output */
 	yd = p->relu_out && !p->keep_fused ? NULL : yt->data;
 	if (g.dok && g.wino && pc_conv_direct_available()) {
-		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n), 0);
+		conv_forward_wino(&g, xt->data, wt->data, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n),
+				  0);
 		return;
 	}
 	if (g.dok && pc_conv_direct_available()) {
@@ -844,7 +844,8 @@ void pc_conv_backward(struct pc_plan *p, const struct pc_node *n)
 					for (int64_t i = 0; i < g.kh; i++)
 						for (int64_t j = 0; j < g.kw; j++)
 							wf[((c * g.m + m) * g.kh + i) * g.kw + j] =
-							    w[((m * g.c + c) * g.kh + (g.kh - 1 - i)) * g.kw + (g.kw - 1 - j)];
+							    w[((m * g.c + c) * g.kh + (g.kh - 1 - i)) * g.kw +
+							      (g.kw - 1 - j)];
 			if (t.wino)
 				conv_forward_wino(&t, yt->grad, wf, NULL, dx, NULL, ws, NULL, 1);
 			else

@@ -10,7 +10,7 @@
 #include "conv_direct.h"
 #include "ops_int.h"
 
-#define L PC_CONV_LANES
+#define L  PC_CONV_LANES
 #define NT 16 /* tiles per block: the block's transformed input stays in L2 */
 
 static int64_t round_rm(int64_t m)
