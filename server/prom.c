@@ -1,0 +1,253 @@
+/* prom: counters and histograms in fixed tables under one mutex. Series are
+ * few (routes x methods x codes), so a linear search is cheaper than a
+ * hash and keeps the code obvious. A series that does not fit the table is
+ * counted in an overflow counter instead of allocating on a request path. */
+#include "prom.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PARACORR_VERSION
+#define PARACORR_VERSION "0.1.0"
+#endif
+
+#define MAX_REQ_SERIES 256
+#define MAX_ROUTES     64
+#define MAX_JOB_SERIES 32
+#define N_REQ_BUCKETS  10
+#define N_JOB_BUCKETS  10
+
+static const double req_buckets[N_REQ_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5};
+static const double job_buckets[N_JOB_BUCKETS] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800};
+
+struct req_series {
+	const char *route, *method;
+	int code;
+	uint64_t count;
+};
+
+struct hist {
+	uint64_t bucket[N_REQ_BUCKETS > N_JOB_BUCKETS ? N_REQ_BUCKETS : N_JOB_BUCKETS];
+	uint64_t count;
+	double sum;
+};
+
+struct route_hist {
+	const char *route;
+	struct hist h;
+};
+
+struct job_series {
+	char kind[16], outcome[16];
+	uint64_t count;
+};
+
+struct pcd_prom {
+	pthread_mutex_t mu;
+	struct req_series req[MAX_REQ_SERIES];
+	int n_req;
+	struct route_hist rh[MAX_ROUTES];
+	int n_rh;
+	struct job_series jobs[MAX_JOB_SERIES];
+	int n_jobs;
+	struct hist job_hist;
+	uint64_t upload_model, upload_dataset, overflow;
+};
+
+struct pcd_prom *pcd_prom_new(void)
+{
+	struct pcd_prom *p = calloc(1, sizeof(*p));
+
+	if (p && pthread_mutex_init(&p->mu, NULL)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void pcd_prom_free(struct pcd_prom *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+static void hist_add(struct hist *h, const double *bounds, int n, double v)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (v <= bounds[i])
+			h->bucket[i]++;
+	h->count++;
+	h->sum += v;
+}
+
+void pcd_prom_request(struct pcd_prom *p, const char *route, const char *method, int code, double seconds)
+{
+	int i;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < p->n_req; i++)
+		if (p->req[i].route == route && p->req[i].method == method && p->req[i].code == code)
+			break;
+	if (i == p->n_req && p->n_req < MAX_REQ_SERIES) {
+		p->req[i].route = route;
+		p->req[i].method = method;
+		p->req[i].code = code;
+		p->n_req++;
+	}
+	if (i < p->n_req)
+		p->req[i].count++;
+	else
+		p->overflow++;
+	for (i = 0; i < p->n_rh; i++)
+		if (p->rh[i].route == route)
+			break;
+	if (i == p->n_rh && p->n_rh < MAX_ROUTES)
+		p->rh[p->n_rh++].route = route;
+	if (i < p->n_rh)
+		hist_add(&p->rh[i].h, req_buckets, N_REQ_BUCKETS, seconds);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pcd_prom_job(struct pcd_prom *p, const char *kind, const char *outcome, double seconds)
+{
+	int i;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < p->n_jobs; i++)
+		if (!strcmp(p->jobs[i].kind, kind) && !strcmp(p->jobs[i].outcome, outcome))
+			break;
+	if (i == p->n_jobs && p->n_jobs < MAX_JOB_SERIES) {
+		snprintf(p->jobs[i].kind, sizeof(p->jobs[i].kind), "%s", kind);
+		snprintf(p->jobs[i].outcome, sizeof(p->jobs[i].outcome), "%s", outcome);
+		p->n_jobs++;
+	}
+	if (i < p->n_jobs)
+		p->jobs[i].count++;
+	else
+		p->overflow++;
+	hist_add(&p->job_hist, job_buckets, N_JOB_BUCKETS, seconds);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pcd_prom_upload(struct pcd_prom *p, const char *kind, uint64_t bytes)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!strcmp(kind, "model"))
+		p->upload_model += bytes;
+	else
+		p->upload_dataset += bytes;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* A growing text buffer; on allocation failure it stays failed. */
+struct buf {
+	char *s;
+	size_t len, cap;
+	int failed;
+};
+
+static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = 1;
+			return;
+		}
+		if (b->s && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+		char *s = realloc(b->s, cap);
+		if (!s) {
+			b->failed = 1;
+			return;
+		}
+		b->s = s;
+		b->cap = cap;
+	}
+}
+
+static void hist_render(struct buf *b, const char *name, const char *labels, const struct hist *h,
+			const double *bounds, int n)
+{
+	const char *sep = labels[0] ? "," : "";
+	int i;
+
+	for (i = 0; i < n; i++)
+		bprintf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
+			(unsigned long long)h->bucket[i]);
+	bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
+	if (labels[0]) {
+		bprintf(b, "%s_sum{%s} %.6f\n", name, labels, h->sum);
+		bprintf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+	} else {
+		bprintf(b, "%s_sum %.6f\n", name, h->sum);
+		bprintf(b, "%s_count %llu\n", name, (unsigned long long)h->count);
+	}
+}
+
+char *pcd_prom_render(struct pcd_prom *p, int64_t queued, int64_t running, int draining)
+{
+	struct buf b = {0};
+	char labels[256];
+	int i;
+
+	pthread_mutex_lock(&p->mu);
+	bprintf(&b, "# HELP paracorr_build_info Build information.\n# TYPE paracorr_build_info gauge\n");
+	bprintf(&b, "paracorr_build_info{version=\"%s\"} 1\n", PARACORR_VERSION);
+	bprintf(&b, "# HELP paracorr_http_requests_total HTTP requests by route template, method and status.\n");
+	bprintf(&b, "# TYPE paracorr_http_requests_total counter\n");
+	for (i = 0; i < p->n_req; i++)
+		bprintf(&b, "paracorr_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %llu\n",
+			p->req[i].route, p->req[i].method, p->req[i].code, (unsigned long long)p->req[i].count);
+	bprintf(&b, "# HELP paracorr_http_request_duration_seconds HTTP request duration by route template.\n");
+	bprintf(&b, "# TYPE paracorr_http_request_duration_seconds histogram\n");
+	for (i = 0; i < p->n_rh; i++) {
+		snprintf(labels, sizeof(labels), "route=\"%s\"", p->rh[i].route);
+		hist_render(&b, "paracorr_http_request_duration_seconds", labels, &p->rh[i].h, req_buckets,
+			    N_REQ_BUCKETS);
+	}
+	bprintf(&b, "# HELP paracorr_jobs_total Jobs ended, by kind and outcome.\n");
+	bprintf(&b, "# TYPE paracorr_jobs_total counter\n");
+	for (i = 0; i < p->n_jobs; i++)
+		bprintf(&b, "paracorr_jobs_total{kind=\"%s\",outcome=\"%s\"} %llu\n", p->jobs[i].kind,
+			p->jobs[i].outcome, (unsigned long long)p->jobs[i].count);
+	bprintf(&b, "# HELP paracorr_job_duration_seconds Wall time of job runs.\n");
+	bprintf(&b, "# TYPE paracorr_job_duration_seconds histogram\n");
+	hist_render(&b, "paracorr_job_duration_seconds", "", &p->job_hist, job_buckets, N_JOB_BUCKETS);
+	bprintf(&b, "# HELP paracorr_queue_depth Jobs queued and running.\n# TYPE paracorr_queue_depth gauge\n");
+	bprintf(&b, "paracorr_queue_depth{state=\"queued\"} %lld\n", (long long)queued);
+	bprintf(&b, "paracorr_queue_depth{state=\"running\"} %lld\n", (long long)running);
+	bprintf(&b, "# HELP paracorr_upload_bytes_total Bytes received in uploads.\n");
+	bprintf(&b, "# TYPE paracorr_upload_bytes_total counter\n");
+	bprintf(&b, "paracorr_upload_bytes_total{kind=\"model\"} %llu\n", (unsigned long long)p->upload_model);
+	bprintf(&b, "paracorr_upload_bytes_total{kind=\"dataset\"} %llu\n", (unsigned long long)p->upload_dataset);
+	bprintf(&b, "# HELP paracorr_draining 1 while the daemon drains for shutdown.\n");
+	bprintf(&b, "# TYPE paracorr_draining gauge\nparacorr_draining %d\n", draining);
+	bprintf(&b, "# HELP paracorr_metric_series_dropped_total Observations without room for their series.\n");
+	bprintf(&b, "# TYPE paracorr_metric_series_dropped_total counter\n");
+	bprintf(&b, "paracorr_metric_series_dropped_total %llu\n", (unsigned long long)p->overflow);
+	pthread_mutex_unlock(&p->mu);
+	if (b.failed) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}

@@ -1,0 +1,256 @@
+/* settings: one table drives defaults, parsing, range checks and printing,
+ * so a setting added here is configurable from every source at once. */
+#include "settings.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum setting_type { SET_INT, SET_STR };
+
+struct setting {
+	const char *name;
+	enum setting_type type;
+	size_t offset;
+	size_t size; /* for strings: the buffer size */
+	long min, max;
+	const char *def; /* NULL: computed in pcd_settings_default */
+};
+
+#define INT_SETTING(n, lo, hi, d) {#n, SET_INT, offsetof(struct pcd_settings, n), 0, lo, hi, d}
+#define STR_SETTING(n, d)                                                                                         \
+	{#n, SET_STR, offsetof(struct pcd_settings, n), sizeof(((struct pcd_settings *)0)->n), 0, 0, d}
+
+static const struct setting table[] = {
+	STR_SETTING(listen, "127.0.0.1"),
+	INT_SETTING(port, 0, 65535, "8080"),
+	STR_SETTING(data_dir, "/var/lib/paracorr"),
+	INT_SETTING(workers, 1, 256, NULL),
+	INT_SETTING(threads_per_job, 1, 1024, NULL),
+	INT_SETTING(http_threads, 1, 64, "4"),
+	INT_SETTING(cache_mb, 0, 1048576, "1024"),
+	INT_SETTING(max_attempts, 1, 100, "3"),
+	INT_SETTING(max_queue, 0, 1000000, "1000"),
+	INT_SETTING(max_model_mb, 1, 2048, "512"),
+	INT_SETTING(max_dataset_mb, 1, 4096, "1024"),
+	INT_SETTING(max_spec_kb, 1, 65536, "256"),
+	INT_SETTING(connection_timeout_s, 1, 3600, "60"),
+	INT_SETTING(max_connections, 1, 100000, "256"),
+	INT_SETTING(max_connections_per_ip, 0, 100000, "64"),
+	INT_SETTING(connection_memory_kb, 16, 65536, "128"),
+	STR_SETTING(tokens_file, ""),
+	STR_SETTING(cors_origins, ""),
+	INT_SETTING(min_free_disk_mb, 0, 1048576, "512"),
+	INT_SETTING(drain_timeout_s, 1, 3600, "8"),
+	INT_SETTING(poll_ms, 10, 60000, "1000"),
+};
+
+/* Keys of the shared config file that belong to the CLI. */
+static const char *const foreign_keys[] = {"threads", "batch_size", "blas_coretype"};
+
+static const struct setting *find(const char *key)
+{
+	char norm[64];
+	size_t i;
+
+	for (i = 0; key[i] && i + 1 < sizeof(norm); i++)
+		norm[i] = key[i] == '-' ? '_' : (char)tolower((unsigned char)key[i]);
+	norm[i] = '\0';
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (!strcmp(table[i].name, norm))
+			return &table[i];
+	return NULL;
+}
+
+static int is_foreign(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(foreign_keys) / sizeof(foreign_keys[0]); i++)
+		if (!strcmp(foreign_keys[i], key))
+			return 1;
+	return 0;
+}
+
+void pcd_settings_default(struct pcd_settings *s)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i].def)
+			pcd_settings_set(s, table[i].name, table[i].def, "default", NULL);
+	if (cores < 1)
+		cores = 1;
+	/* a few workers, each with several BLAS/study threads: workers x
+	 * threads never exceeds the cores, so jobs do not oversubscribe */
+	s->workers = (int)(cores / 4 < 1 ? 1 : (cores / 4 > 4 ? 4 : cores / 4));
+	s->threads_per_job = (int)(cores / s->workers < 1 ? 1 : cores / s->workers);
+}
+
+int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value, const char *origin,
+		     struct pc_error *err)
+{
+	const struct setting *e = find(key);
+	char *end;
+	long v;
+
+	if (!e)
+		return pc_error_set(err, PC_ERR_INVALID, key, "unknown setting (from %s)", origin);
+	if (e->type == SET_STR) {
+		if (strlen(value) >= e->size)
+			return pc_error_set(err, PC_ERR_INVALID, e->name, "value too long (from %s)", origin);
+		memcpy((char *)s + e->offset, value, strlen(value) + 1);
+		return 0;
+	}
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno || end == value || *end)
+		return pc_error_set(err, PC_ERR_INVALID, e->name, "'%s' is not an integer (from %s)", value, origin);
+	if (v < e->min || v > e->max)
+		return pc_error_set(err, PC_ERR_INVALID, e->name, "%ld is outside %ld..%ld (from %s)", v, e->min,
+				    e->max, origin);
+	*(int *)((char *)s + e->offset) = (int)v;
+	return 0;
+}
+
+static char *trim(char *p)
+{
+	char *q;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	q = p + strlen(p);
+	while (q > p && isspace((unsigned char)q[-1]))
+		*--q = '\0';
+	return p;
+}
+
+int pcd_settings_load_file(struct pcd_settings *s, const char *path, struct pc_error *err)
+{
+	char line[4096], origin[1100];
+	FILE *f = fopen(path, "r");
+	int lineno = 0, rc = 0;
+
+	if (!f)
+		return pc_error_set(err, PC_ERR_IO, path, "cannot open the config file: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		char *p, *eq, *key, *val;
+
+		lineno++;
+		if ((p = strchr(line, '#')))
+			*p = '\0';
+		p = trim(line);
+		if (!*p)
+			continue;
+		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+		if (!(eq = strchr(p, '='))) {
+			rc = pc_error_set(err, PC_ERR_INVALID, origin, "expected `key = value`");
+			break;
+		}
+		*eq = '\0';
+		key = trim(p);
+		val = trim(eq + 1);
+		if (is_foreign(key))
+			continue;
+		if ((rc = pcd_settings_set(s, key, val, origin, err)))
+			break;
+	}
+	fclose(f);
+	return rc;
+}
+
+int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct pc_error *err)
+{
+	const char *config = getenv("PARACORRD_CONFIG");
+	char env[96], key[64];
+	size_t i;
+	int a, rc;
+
+	pcd_settings_default(s);
+	/* the config file first, wherever --config sits among the flags */
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--config") && a + 1 < argc)
+			config = argv[a + 1];
+		else if (!strncmp(argv[a], "--config=", 9))
+			config = argv[a] + 9;
+	}
+	if (config && config[0] && (rc = pcd_settings_load_file(s, config, err)))
+		return rc;
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		size_t k;
+		const char *v;
+
+		snprintf(env, sizeof(env), "PARACORRD_");
+		for (k = 0; table[i].name[k]; k++)
+			env[10 + k] = (char)toupper((unsigned char)table[i].name[k]);
+		env[10 + k] = '\0';
+		if ((v = getenv(env)) && (rc = pcd_settings_set(s, table[i].name, v, env, err)))
+			return rc;
+	}
+	for (a = 1; a < argc; a++) {
+		const char *arg = argv[a], *val, *eq;
+		size_t n;
+
+		if (strncmp(arg, "--", 2))
+			return pc_error_set(err, PC_ERR_INVALID, arg, "unexpected argument (settings are --key value)");
+		arg += 2;
+		if (!strcmp(arg, "print-config")) {
+			s->print_config = 1;
+			continue;
+		}
+		if ((eq = strchr(arg, '='))) {
+			n = (size_t)(eq - arg);
+			val = eq + 1;
+		} else {
+			n = strlen(arg);
+			if (a + 1 >= argc)
+				return pc_error_set(err, PC_ERR_INVALID, arg, "missing value");
+			val = argv[++a];
+		}
+		if (n >= sizeof(key))
+			return pc_error_set(err, PC_ERR_INVALID, arg, "unknown setting");
+		memcpy(key, arg, n);
+		key[n] = '\0';
+		if (!strcmp(key, "config"))
+			continue;
+		if ((rc = pcd_settings_set(s, key, val, "flag", err)))
+			return rc;
+	}
+	return pcd_settings_validate(s, err);
+}
+
+int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!s->data_dir[0])
+		return pc_error_set(err, PC_ERR_INVALID, "data_dir", "must not be empty");
+	if (!s->listen[0])
+		return pc_error_set(err, PC_ERR_INVALID, "listen", "must not be empty");
+	if (cores > 0 && (long)s->workers * s->threads_per_job > cores)
+		fprintf(stderr,
+			"level=warn msg=\"workers x threads_per_job exceeds the online cores\" workers=%d "
+			"threads_per_job=%d cores=%ld\n",
+			s->workers, s->threads_per_job, cores);
+	return 0;
+}
+
+void pcd_settings_print(const struct pcd_settings *s, FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		const void *p = (const char *)s + table[i].offset;
+
+		if (table[i].type == SET_INT)
+			fprintf(f, "%s = %d\n", table[i].name, *(const int *)p);
+		else
+			fprintf(f, "%s = %s\n", table[i].name, (const char *)p);
+	}
+}

@@ -1,0 +1,64 @@
+/* settings: the daemon's configuration, one table of entries (name, type,
+ * bounds, default, help) that parsing, validation, --print-config and the
+ * documentation all read.
+ *
+ * Precedence, lowest first: built-in defaults, the config file
+ * (`key = value`, `#` comments; --config FILE), environment variables
+ * PARACORRD_<KEY> (upper case), then flags `--key value` / `--key=value`.
+ * An unknown key or an out-of-range value is an error naming the setting. */
+#ifndef PARACORR_SERVER_SETTINGS_H
+#define PARACORR_SERVER_SETTINGS_H
+
+#include <stdio.h>
+
+#include "paracorr/error.h"
+
+struct pcd_settings {
+	char listen[64];
+	int port;
+	char data_dir[1024];
+	int workers;
+	int threads_per_job;
+	int http_threads;
+	int cache_mb;
+	int max_attempts;
+	int max_queue;
+	int max_model_mb;
+	int max_dataset_mb;
+	int max_spec_kb;
+	int connection_timeout_s;
+	int max_connections;
+	int max_connections_per_ip;
+	int connection_memory_kb;
+	char tokens_file[1024];
+	char cors_origins[1024]; /* comma-separated origins, "" = no CORS */
+	int min_free_disk_mb;
+	int drain_timeout_s;
+	int poll_ms;
+	int print_config; /* --print-config: print the effective settings and exit */
+};
+
+/* Fills the defaults; workers and threads_per_job from the core count so
+ * that workers x threads_per_job <= online cores. */
+void pcd_settings_default(struct pcd_settings *s);
+
+/* Applies one setting by name (dashes or underscores); `origin` names the
+ * source in errors ("flag", "PARACORRD_PORT", "paracorr.conf:12"). */
+int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value, const char *origin,
+		     struct pc_error *err);
+
+/* Reads a config file. Keys the CLI reads from the same file (threads,
+ * batch_size, blas_coretype) are accepted and ignored. */
+int pcd_settings_load_file(struct pcd_settings *s, const char *path, struct pc_error *err);
+
+/* The whole chain: defaults, the file named by --config (or
+ * PARACORRD_CONFIG), the environment, then argv flags. */
+int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct pc_error *err);
+
+/* Cross-field checks (workers x threads, limits); run after loading. */
+int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err);
+
+/* `key = value` lines of every setting. */
+void pcd_settings_print(const struct pcd_settings *s, FILE *f);
+
+#endif
