@@ -1,0 +1,677 @@
+/* http_routes: the API's routes, one row each in pcd_routes, and their
+ * handlers. A handler runs once the request body is complete (see
+ * http_server.c), validates, talks to the store and the blobs, and answers
+ * with one of the pcd_send_* helpers. None of them runs a study: a job is a
+ * row for the workers, who are woken by pcd_workers_notify. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "blobs.h"
+#include "http_server.h"
+#include "job.h"
+#include "paracorr/data.h"
+#include "paracorr/graph.h"
+#include "paracorr/onnx.h"
+#include "paracorr/spec.h"
+#include "prom.h"
+#include "settings.h"
+#include "store.h"
+#include "workers.h"
+
+#define LIST_DEFAULT  50
+#define LIST_MAX      500
+#define RETRY_AFTER_S "5"
+
+static json_t *shape_json(const struct pc_shape *s)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; a && i < s->ndim; i++)
+		json_array_append_new(a, json_integer(s->dim[i]));
+	return a;
+}
+
+/* ?limit= in 1..LIST_MAX; -1 (after answering 400) when malformed. */
+static int list_limit(struct pcd_req *r)
+{
+	const char *q = pcd_req_query(r, "limit");
+	char *end;
+	long v;
+
+	if (!q)
+		return LIST_DEFAULT;
+	errno = 0;
+	v = strtol(q, &end, 10);
+	if (errno || end == q || *end || v < 1 || v > LIST_MAX) {
+		pcd_send_problem(r, 400, "limit must be an integer in 1..500",
+				 json_pack("[{s:s, s:s}]", "pointer", "/limit", "detail", "1..500"), NULL);
+		return -1;
+	}
+	return (int)v;
+}
+
+/* The stored info text as an object, with created_at added. */
+static json_t *rec_json(const struct pcd_blob_rec *rec, int with_created)
+{
+	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
+
+	if (!o)
+		o = json_object();
+	if (o && with_created)
+		json_object_set_new(o, "created_at", json_string(rec->created_at));
+	return o;
+}
+
+/* An error about a temp file names the part instead: paths on the server
+ * are none of the client's business. */
+static void hide_path(struct pc_error *err, const char *path, const char *name)
+{
+	char *p;
+	size_t n = strlen(path);
+
+	if (!path[0])
+		return;
+	if (!strcmp(err->where, path))
+		snprintf(err->where, sizeof(err->where), "%s", name);
+	while ((p = strstr(err->text, path))) {
+		size_t m = strlen(name);
+		memmove(p + m, p + n, strlen(p + n) + 1);
+		memcpy(p, name, m);
+	}
+}
+
+/* --- operations ---------------------------------------------------------- */
+
+static int h_healthz(struct pcd_req *r)
+{
+	return pcd_send_json(r, 200, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+static int h_readyz(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	struct statvfs vfs;
+	char detail[640] = "";
+	uint64_t free_mb = 0;
+
+	if (atomic_load(&app->draining))
+		snprintf(detail, sizeof(detail), "draining for shutdown");
+	else if (pcd_store_ping(app->store, &err))
+		snprintf(detail, sizeof(detail), "the database is not writable: %s", err.text);
+	else if (statvfs(app->settings->data_dir, &vfs) != 0)
+		snprintf(detail, sizeof(detail), "cannot stat the data directory: %s", strerror(errno));
+	else if ((free_mb = (uint64_t)vfs.f_bavail * vfs.f_frsize >> 20) < (uint64_t)app->settings->min_free_disk_mb)
+		snprintf(detail, sizeof(detail), "%" PRIu64 " MiB free on the data directory's disk, below %d",
+			 free_mb, app->settings->min_free_disk_mb);
+	if (detail[0])
+		return pcd_send_problem(r, 503, detail, NULL, (const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+	return pcd_send_json(r, 200, json_pack("{s:s, s:I}", "status", "ready", "free_disk_mb", (json_int_t)free_mb),
+			     NULL);
+}
+
+static int h_metrics(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	int64_t queued = 0, running = 0;
+	char *text;
+	int rc;
+
+	pcd_store_queue_depth(app->store, &queued, &running, NULL);
+	if (!(text = pcd_prom_render(app->prom, queued, running, atomic_load(&app->draining))))
+		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+	rc = pcd_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/* The OpenAPI document, read from api/openapi.yaml beside the working
+ * directory or from $PARACORRD_OPENAPI. */
+static int h_openapi(struct pcd_req *r)
+{
+	const char *path = getenv("PARACORRD_OPENAPI");
+	FILE *f = fopen(path && path[0] ? path : "api/openapi.yaml", "rb");
+	char *buf = NULL;
+	long n;
+	int rc;
+
+	if (!f)
+		return pcd_send_problem(r, 404, "the OpenAPI document is not installed", NULL, NULL);
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n + 1)))
+		n = (long)fread(buf, 1, (size_t)n, f);
+	fclose(f);
+	if (!buf)
+		return pcd_send_problem(r, 500, "cannot read the OpenAPI document", NULL, NULL);
+	rc = pcd_send_text(r, 200, "application/yaml", buf, (size_t)n);
+	free(buf);
+	return rc;
+}
+
+/* --- models -------------------------------------------------------------- */
+
+static json_t *model_info(const struct pc_graph *g, const char *id, uint64_t bytes)
+{
+	static const char *const kinds[] = {"logits", "probabilities", "log_probabilities"};
+	json_t *o, *ops = json_array(), *tensors = json_array();
+	int i, j, n = pc_graph_node_count(g);
+
+	for (i = 0; ops && i < n; i++) {
+		const char *op = pc_graph_node_op(g, i);
+		for (j = 0; j < i && strcmp(pc_graph_node_op(g, j), op); j++)
+			;
+		if (j == i)
+			json_array_append_new(ops, json_string(op));
+	}
+	for (i = 0; tensors && i < pc_graph_param_tensors(g); i++) {
+		const struct pc_param *p = pc_graph_param(g, i);
+		json_array_append_new(tensors, json_pack("{s:s, s:o, s:s}", "name", p->name, "shape",
+							 shape_json(&p->shape), "node", p->node ? p->node : ""));
+	}
+	o = json_pack("{s:s, s:I, s:I, s:i, s:[{s:s, s:o}], s:[{s:s, s:s}], s:I, s:o, s:o}", "id", id, "bytes",
+		      (json_int_t)bytes, "parameters", (json_int_t)pc_graph_param_count(g), "opset",
+		      pc_graph_opset(g), "inputs", "name", pc_graph_input_name(g), "shape",
+		      shape_json(pc_graph_input_shape(g)), "outputs", "name", pc_graph_output_name(g), "kind",
+		      kinds[pc_graph_output_kind(g)], "classes", (json_int_t)pc_graph_classes(g), "ops", ops,
+		      "tensors", tensors);
+	return o;
+}
+
+static int h_model_post(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pcd_blob_writer **w = pcd_req_model_writer(r);
+	struct pc_error err = {0};
+	struct pcd_blob_rec rec = {0};
+	struct pc_graph *g = NULL;
+	char id[65], loc[100], *info_text = NULL;
+	json_t *info = NULL;
+	uint64_t bytes = pcd_blob_writer_bytes(*w);
+	int existed = 0, rc;
+
+	pcd_prom_upload(app->prom, "model", bytes);
+	if (pcd_blob_writer_finish(*w, id, &err))
+		goto fail;
+	/* known content: the stored description, without loading it again */
+	if (pcd_store_model_get(app->store, id, &rec, NULL) == PC_OK && pcd_blobs_model_exists(app->blobs, id)) {
+		info = rec_json(&rec, 0);
+		pcd_blob_rec_free(&rec);
+		return pcd_send_json(r, 200, info, NULL);
+	}
+	/* validation: the loader names every unsupported op at once */
+	if (pc_onnx_load_file(pcd_blob_writer_path(*w), &g, &err)) {
+		hide_path(&err, pcd_blob_writer_path(*w), "model");
+		goto fail;
+	}
+	info = model_info(g, id, bytes);
+	pc_graph_free(g);
+	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
+		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
+		goto fail;
+	}
+	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
+	*w = NULL; /* taken by the commit either way */
+	if (rc || pcd_store_model_put(app->store, id, (int64_t)bytes, info_text, &existed, &err))
+		goto fail;
+	free(info_text);
+	fprintf(stderr, "level=info msg=\"model stored\" model=%s bytes=%" PRIu64 "\n", id, bytes);
+	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
+	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
+fail:
+	free(info_text);
+	json_decref(info);
+	return pcd_send_error(r, &err);
+}
+
+static int blob_get(struct pcd_req *r, int dataset)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	const char *id = pcd_req_id_param(r);
+	struct pcd_blob_rec rec = {0};
+	struct pc_error err = {0};
+	json_t *o;
+
+	if (!pcd_blobs_id_valid(id))
+		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+	if ((dataset ? pcd_store_dataset_get : pcd_store_model_get)(app->store, id, &rec, &err))
+		return err.code == PC_ERR_NOT_FOUND
+			       ? pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL)
+			       : pcd_send_error(r, &err);
+	o = rec_json(&rec, 1);
+	pcd_blob_rec_free(&rec);
+	return pcd_send_json(r, 200, o, NULL);
+}
+
+static int blob_delete(struct pcd_req *r, int dataset)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	const char *id = pcd_req_id_param(r);
+	struct pc_error err = {0};
+
+	if (!pcd_blobs_id_valid(id))
+		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+	/* the row first: it refuses while a pending job names the id */
+	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, id, &err)) {
+		if (err.code == PC_ERR_NOT_FOUND)
+			return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+		return pcd_send_error(r, &err);
+	}
+	pc_error_clear(&err);
+	if ((dataset ? pcd_blobs_delete_dataset : pcd_blobs_delete_model)(app->blobs, id, &err) &&
+	    err.code != PC_ERR_NOT_FOUND)
+		fprintf(stderr, "level=warn msg=\"blob delete failed\" id=%s err=\"%s\"\n", id, err.text);
+	return pcd_send_text(r, 204, NULL, "", 0);
+}
+
+static int blob_list(struct pcd_req *r, int dataset)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	const char *cursor = pcd_req_query(r, "cursor");
+	struct pcd_blob_rec *recs = NULL;
+	struct pc_error err = {0};
+	int limit = list_limit(r);
+	size_t n = 0, i;
+	json_t *items, *o;
+
+	if (limit < 0)
+		return MHD_YES;
+	if ((dataset ? pcd_store_dataset_list : pcd_store_model_list)(app->store, cursor, limit, &recs, &n, &err))
+		return pcd_send_error(r, &err);
+	items = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(items, rec_json(&recs[i], 1));
+	o = json_pack("{s:o, s:o}", "items", items, "next_cursor",
+		      n == (size_t)limit ? json_string(recs[n - 1].id) : json_null());
+	pcd_blob_recs_free(recs, n);
+	return pcd_send_json(r, 200, o, NULL);
+}
+
+static int h_model_get(struct pcd_req *r)
+{
+	return blob_get(r, 0);
+}
+
+static int h_model_delete(struct pcd_req *r)
+{
+	return blob_delete(r, 0);
+}
+
+static int h_model_list(struct pcd_req *r)
+{
+	return blob_list(r, 0);
+}
+
+/* --- datasets ------------------------------------------------------------ */
+
+/* A read-only mapping of a finished part (the page cache holds it, not the
+ * heap); len 0 maps nothing. */
+struct mapping {
+	void *p;
+	size_t len;
+};
+
+static int map_file(const char *path, struct mapping *m, struct pc_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	m->p = NULL;
+	m->len = 0;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return pc_error_set(err, PC_ERR_IO, "dataset", "cannot read the upload: %s", strerror(errno));
+	}
+	m->len = (size_t)st.st_size;
+	if (m->len) {
+		m->p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m->p == MAP_FAILED) {
+			m->p = NULL;
+			close(fd);
+			return pc_error_set(err, PC_ERR_IO, "dataset", "cannot map the upload: %s", strerror(errno));
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+static void unmap(struct mapping *m)
+{
+	if (m->p)
+		munmap(m->p, m->len);
+}
+
+static int h_dataset_post(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pcd_blob_writer **xw = pcd_req_part_writer(r, "inputs"), **yw = pcd_req_part_writer(r, "labels");
+	struct mapping xm = {0}, ym = {0};
+	struct pc_dataset *d = NULL;
+	struct pc_error err = {0};
+	struct pcd_blob_rec rec = {0};
+	char xid[65], yid[65], id[65], loc[100], *info_text = NULL;
+	json_t *info = NULL;
+	uint64_t bytes;
+	int existed = 0, rc;
+
+	if (!*xw) {
+		pc_error_set(&err, PC_ERR_FORMAT, "inputs", "the form has no inputs part");
+		goto fail;
+	}
+	bytes = pcd_blob_writer_bytes(*xw) + (*yw ? pcd_blob_writer_bytes(*yw) : 0);
+	pcd_prom_upload(app->prom, "dataset", bytes);
+	if (pcd_blob_writer_finish(*xw, xid, &err) || (*yw && pcd_blob_writer_finish(*yw, yid, &err)))
+		goto fail;
+	pcd_blobs_dataset_id(xid, *yw ? yid : NULL, id);
+	if (pcd_store_dataset_get(app->store, id, &rec, NULL) == PC_OK && pcd_blobs_dataset_exists(app->blobs, id)) {
+		info = rec_json(&rec, 0);
+		pcd_blob_rec_free(&rec);
+		return pcd_send_json(r, 200, info, NULL);
+	}
+	/* validation: counts, label range, decompressed size under the limit */
+	if (map_file(pcd_blob_writer_path(*xw), &xm, &err) ||
+	    (*yw && map_file(pcd_blob_writer_path(*yw), &ym, &err)))
+		goto fail;
+	rc = pc_dataset_load_memory_max(xm.p ? xm.p : "", xm.len, *yw ? (ym.p ? ym.p : "") : NULL, ym.len, NULL, 0,
+					(uint64_t)app->settings->max_dataset_mb << 20, &d, &err);
+	unmap(&xm);
+	unmap(&ym);
+	if (rc) {
+		/* a malformed dataset is the client's content: 422 */
+		if (err.code == PC_ERR_INVALID || err.code == PC_ERR_SHAPE)
+			err.code = PC_ERR_FORMAT;
+		if (err.code == PC_ERR_LIMIT)
+			return pcd_send_problem(r, 422, err.text, NULL, NULL);
+		goto fail;
+	}
+	info = json_pack("{s:s, s:I, s:I, s:o, s:I, s:s, s:b}", "id", id, "bytes", (json_int_t)bytes, "samples",
+			 (json_int_t)d->n, "shape", shape_json(&d->sample), "classes", (json_int_t)d->classes,
+			 "dtype", d->input_dtype == 2 ? "uint8" : "float32", "labels_part", *yw != NULL);
+	pc_dataset_free(d);
+	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
+		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");
+		goto fail;
+	}
+	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, NULL, &err);
+	*xw = *yw = NULL; /* taken by the commit either way */
+	if (rc || pcd_store_dataset_put(app->store, id, (int64_t)bytes, info_text, &existed, &err))
+		goto fail;
+	free(info_text);
+	fprintf(stderr, "level=info msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 "\n", id, bytes);
+	snprintf(loc, sizeof(loc), "/v1/datasets/%s", id);
+	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
+fail:
+	free(info_text);
+	json_decref(info);
+	return pcd_send_error(r, &err);
+}
+
+static int h_dataset_get(struct pcd_req *r)
+{
+	return blob_get(r, 1);
+}
+
+static int h_dataset_delete(struct pcd_req *r)
+{
+	return blob_delete(r, 1);
+}
+
+static int h_dataset_list(struct pcd_req *r)
+{
+	return blob_list(r, 1);
+}
+
+/* --- jobs ---------------------------------------------------------------- */
+
+static int send_job(struct pcd_req *r, unsigned status, const struct pcd_job *j, const char *const *extra)
+{
+	json_t *o = pcd_job_to_json(j);
+
+	if (!o)
+		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+	return pcd_send_json(r, status, o, extra);
+}
+
+/* A spec error: 422 with the field as a JSON pointer. */
+static int spec_problem(struct pcd_req *r, const char *where, const char *detail)
+{
+	char ptr[200] = "";
+	char text[700];
+
+	if (where && where[0] && pcd_json_pointer_from_path(where, ptr, sizeof(ptr)) != 0)
+		ptr[0] = '\0';
+	snprintf(text, sizeof(text), "%s%s%s", where && where[0] ? where : "", where && where[0] ? ": " : "",
+		 detail);
+	return pcd_send_problem(r, 422, text, json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", detail), NULL);
+}
+
+static int h_job_post(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	const char *key = pcd_req_header(r, "Idempotency-Key");
+	struct pcd_blob_rec rec = {0};
+	struct pc_error err = {0};
+	struct pc_spec spec;
+	struct pcd_job job = {0};
+	json_error_t jerr;
+	char loc[64], detail[300];
+	const char *body;
+	size_t len;
+	json_t *root;
+	int created = 0, rc;
+
+	if (atomic_load(&app->draining))
+		return pcd_send_problem(r, 503, "the service is shutting down", NULL,
+					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+	if (key && (!key[0] || strlen(key) > 255))
+		return pcd_send_problem(r, 400, "Idempotency-Key must be 1 to 255 characters", NULL, NULL);
+	body = pcd_req_body(r, &len);
+	if (!(root = json_loadb(body, len, 0, &jerr))) {
+		snprintf(detail, sizeof(detail), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+			 jerr.text);
+		return pcd_send_problem(r, 400, detail, NULL, NULL);
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return spec_problem(r, "", "the job spec must be a JSON object");
+	}
+	rc = pc_spec_parse(root, &spec, &err);
+	json_decref(root);
+	if (rc)
+		return spec_problem(r, err.where, err.text);
+	/* the ids must name uploads this service holds */
+	if (spec.labels) {
+		pc_spec_free(&spec);
+		return spec_problem(r, "dataset", "must be a dataset id; file paths are for the CLI");
+	}
+	if (!pcd_blobs_id_valid(spec.model) || pcd_store_model_get(app->store, spec.model, &rec, NULL)) {
+		pc_spec_free(&spec);
+		return spec_problem(r, "model", "no model with this id");
+	}
+	pcd_blob_rec_free(&rec);
+	if (!pcd_blobs_id_valid(spec.inputs) || pcd_store_dataset_get(app->store, spec.inputs, &rec, NULL)) {
+		pc_spec_free(&spec);
+		return spec_problem(r, "dataset", "no dataset with this id");
+	}
+	pcd_blob_rec_free(&rec);
+	rc = pcd_store_job_submit(app->store, spec.kind, body, key, app->settings->max_queue, &job, &created, &err);
+	pc_spec_free(&spec);
+	if (rc == PC_ERR_BUSY)
+		return pcd_send_problem(r, 503, "the job queue is full", NULL,
+					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+	if (rc == PC_ERR_CONFLICT)
+		return pcd_send_problem(r, 409, "this Idempotency-Key was used with a different spec", NULL, NULL);
+	if (rc)
+		return pcd_send_error(r, &err);
+	if (created) {
+		pcd_workers_notify(app->workers);
+		fprintf(stderr, "level=info msg=\"job queued\" job=%s kind=%s\n", job.id, job.kind);
+	}
+	snprintf(loc, sizeof(loc), "/v1/jobs/%s", job.id);
+	rc = send_job(r, 202, &job,
+		      (const char *const[]){"Location", loc, "Idempotent-Replayed", created ? "false" : "true", NULL});
+	pcd_job_free(&job);
+	return rc;
+}
+
+static int job_not_found(struct pcd_req *r)
+{
+	return pcd_send_problem(r, 404, "no such job", NULL, NULL);
+}
+
+static int h_job_get(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	struct pcd_job job = {0};
+	int rc;
+
+	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
+	rc = send_job(r, 200, &job, NULL);
+	pcd_job_free(&job);
+	return rc;
+}
+
+static int h_job_report(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	char *text = NULL;
+	int rc;
+
+	if (pcd_store_job_report(app->store, pcd_req_id_param(r), &text, &err)) {
+		if (err.code == PC_ERR_NOT_FOUND)
+			return job_not_found(r);
+		if (err.code == PC_ERR_CONFLICT)
+			return pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)",
+						NULL, NULL);
+		return pcd_send_error(r, &err);
+	}
+	rc = pcd_send_text(r, 200, "application/json", text, strlen(text));
+	free(text);
+	return rc;
+}
+
+static int h_job_cancel(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	struct pcd_job job = {0};
+	enum pcd_job_status after;
+	int rc;
+
+	if (pcd_store_job_cancel(app->store, pcd_req_id_param(r), &after, &err)) {
+		if (err.code == PC_ERR_NOT_FOUND)
+			return job_not_found(r);
+		if (err.code == PC_ERR_CONFLICT)
+			return pcd_send_problem(r, 409, "the job has already finished", NULL, NULL);
+		return pcd_send_error(r, &err);
+	}
+	fprintf(stderr, "level=info msg=\"job cancel\" job=%s status=%s\n", pcd_req_id_param(r),
+		pcd_job_status_name(after));
+	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+		return pcd_send_error(r, &err);
+	/* 202 while a running job has yet to reach its next check */
+	rc = send_job(r, after == PCD_JOB_CANCELLED ? 200 : 202, &job, NULL);
+	pcd_job_free(&job);
+	return rc;
+}
+
+/* DELETE cancels a pending job (design.md) and removes a finished one. */
+static int h_job_delete(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	struct pcd_job job = {0};
+	int finished;
+
+	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
+	finished = pcd_job_status_finished(job.status);
+	pcd_job_free(&job);
+	if (!finished)
+		return h_job_cancel(r);
+	if (pcd_store_job_delete(app->store, pcd_req_id_param(r), &err)) {
+		if (err.code == PC_ERR_NOT_FOUND)
+			return job_not_found(r);
+		return pcd_send_error(r, &err);
+	}
+	return pcd_send_text(r, 204, NULL, "", 0);
+}
+
+static int h_job_list(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	const char *status = pcd_req_query(r, "status"), *cursor = pcd_req_query(r, "cursor");
+	struct pcd_job *jobs = NULL;
+	struct pc_error err = {0};
+	int64_t after = 0;
+	int limit = list_limit(r);
+	size_t n = 0, i;
+	char next[32];
+	json_t *items, *o;
+
+	if (limit < 0)
+		return MHD_YES;
+	if (status && pcd_job_status_parse(status) < 0)
+		return pcd_send_problem(r, 400, "status must be queued, running, succeeded, failed or cancelled",
+					json_pack("[{s:s, s:s}]", "pointer", "/status", "detail", "unknown status"),
+					NULL);
+	if (cursor) {
+		char *end;
+
+		errno = 0;
+		after = strtoll(cursor, &end, 10);
+		if (errno || end == cursor || *end || after < 0)
+			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
+	}
+	if (pcd_store_job_list(app->store, status, after, limit, &jobs, &n, &err))
+		return pcd_send_error(r, &err);
+	items = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(items, pcd_job_to_json(&jobs[i]));
+	if (n == (size_t)limit)
+		snprintf(next, sizeof(next), "%" PRId64, jobs[n - 1].seq);
+	o = json_pack("{s:o, s:o}", "items", items, "next_cursor", n == (size_t)limit ? json_string(next) : json_null());
+	pcd_jobs_free(jobs, n);
+	return pcd_send_json(r, 200, o, NULL);
+}
+
+/* --- the table ----------------------------------------------------------- */
+
+const struct pcd_route pcd_routes[] = {
+	{"GET", "/healthz", h_healthz, PCD_BODY_NONE, 1},
+	{"GET", "/readyz", h_readyz, PCD_BODY_NONE, 1},
+	{"GET", "/metrics", h_metrics, PCD_BODY_NONE, 1},
+	{"GET", "/v1/openapi.yaml", h_openapi, PCD_BODY_NONE, 1},
+	{"POST", "/v1/models", h_model_post, PCD_BODY_MODEL, 0},
+	{"GET", "/v1/models", h_model_list, PCD_BODY_NONE, 0},
+	{"GET", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0},
+	{"HEAD", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0},
+	{"DELETE", "/v1/models/{id}", h_model_delete, PCD_BODY_NONE, 0},
+	{"POST", "/v1/datasets", h_dataset_post, PCD_BODY_MULTIPART, 0},
+	{"GET", "/v1/datasets", h_dataset_list, PCD_BODY_NONE, 0},
+	{"GET", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0},
+	{"HEAD", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0},
+	{"DELETE", "/v1/datasets/{id}", h_dataset_delete, PCD_BODY_NONE, 0},
+	{"POST", "/v1/jobs", h_job_post, PCD_BODY_JSON, 0},
+	{"GET", "/v1/jobs", h_job_list, PCD_BODY_NONE, 0},
+	{"GET", "/v1/jobs/{id}", h_job_get, PCD_BODY_NONE, 0},
+	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0},
+	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0},
+	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0},
+};
+
+const size_t pcd_n_routes = sizeof(pcd_routes) / sizeof(pcd_routes[0]);

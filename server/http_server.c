@@ -1,0 +1,798 @@
+/* http_server: libmicrohttpd glue, the route dispatch, body sinks,
+ * authentication, CORS and the response helpers.
+ *
+ * A request's life: the first callback allocates a struct pcd_req, matches
+ * the route (404 / 405 with Allow), checks the token (401), the media type
+ * (415) and the declared length (413) and opens the body's sink; these
+ * answers are queued before any body byte is read. Body callbacks feed the
+ * sink; a sink error (too many bytes, a bad part) is kept and the rest of
+ * the body is discarded, because MHD only lets a response be queued before
+ * the body or after all of it. The last callback runs the handler. The
+ * completion callback logs the request, records its metrics and frees it. */
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blobs.h"
+#include "job.h"
+#include "prom.h"
+#include "settings.h"
+
+#define MAX_SEGMENTS 8
+#define PP_BUFFER    (64 * 1024)
+
+struct pcd_http {
+	struct MHD_Daemon *d;
+	struct pcd_app *app;
+	atomic_ulong next_req;
+	int quiesced;
+};
+
+struct pcd_req {
+	struct pcd_http *http;
+	struct MHD_Connection *conn;
+	const struct pcd_route *route;
+	const char *route_label; /* a static string: the template, or "unmatched" */
+	const char *method;	 /* MHD's string, valid for the request */
+	char method_label[8];	 /* static copy for metrics: see method_static */
+	char url[512];
+	char id[160];
+	char req_id[24];
+	struct timespec start;
+	unsigned status;
+	int responded;
+	uint64_t bytes_in;
+	/* body sinks */
+	struct pc_error body_err; /* first sink error; code 0 = none */
+	char *body;
+	size_t body_len, body_cap, body_max;
+	struct pcd_blob_writer *model;
+	struct pcd_blob_writer *inputs, *labels;
+	struct MHD_PostProcessor *pp;
+	uint64_t part_limit;
+};
+
+/* --- small helpers ------------------------------------------------------- */
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+/* Metrics keep label strings by pointer: map a method to a static one. */
+static const char *method_static(const char *m)
+{
+	static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(known[i], m))
+			return known[i];
+	return "OTHER";
+}
+
+static const char *reason(unsigned status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+static const char *slug(unsigned status)
+{
+	switch (status) {
+	case 400: return "bad-request";
+	case 401: return "unauthorized";
+	case 404: return "not-found";
+	case 405: return "method-not-allowed";
+	case 409: return "conflict";
+	case 413: return "too-large";
+	case 415: return "unsupported-media-type";
+	case 422: return "unprocessable";
+	case 503: return "unavailable";
+	default: return "error";
+	}
+}
+
+/* Whether a media type header names want (parameters after ';' ignored). */
+static int media_is(const char *ct, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Compares every byte of both strings whatever they hold, so the time
+ * taken says nothing about where a guess went wrong. */
+static int ct_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb, i;
+	unsigned char d = (unsigned char)(la != lb);
+
+	for (i = 0; i < n; i++)
+		d |= (unsigned char)((i < la ? (unsigned char)a[i] : 0) ^ (i < lb ? (unsigned char)b[i] : 0));
+	return d == 0;
+}
+
+/* --- the request as handlers see it ------------------------------------- */
+
+struct pcd_app *pcd_req_app(struct pcd_req *r)
+{
+	return r->http->app;
+}
+
+const char *pcd_req_id_param(struct pcd_req *r)
+{
+	return r->id;
+}
+
+const char *pcd_req_method(struct pcd_req *r)
+{
+	return r->method;
+}
+
+const char *pcd_req_url(struct pcd_req *r)
+{
+	return r->url;
+}
+
+const char *pcd_req_header(struct pcd_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *pcd_req_query(struct pcd_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *pcd_req_body(struct pcd_req *r, size_t *len)
+{
+	if (len)
+		*len = r->body_len;
+	return r->body ? r->body : "";
+}
+
+struct pcd_blob_writer **pcd_req_model_writer(struct pcd_req *r)
+{
+	return &r->model;
+}
+
+struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part)
+{
+	if (!strcmp(part, "inputs"))
+		return &r->inputs;
+	if (!strcmp(part, "labels"))
+		return &r->labels;
+	return NULL;
+}
+
+/* --- responses ----------------------------------------------------------- */
+
+static const char *cors_match(struct pcd_req *r)
+{
+	const char *origins = r->http->app->settings->cors_origins;
+	const char *origin = pcd_req_header(r, "Origin");
+	const char *p = origins;
+	size_t n;
+
+	if (!origin || !origins[0])
+		return NULL;
+	n = strlen(origin);
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+
+		while (len && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len && p[len - 1] == ' ')
+			len--;
+		if ((len == 1 && *p == '*') || (len == n && !strncmp(p, origin, n)))
+			return origin;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return NULL;
+}
+
+static int queue(struct pcd_req *r, unsigned status, struct MHD_Response *resp, const char *const *extra)
+{
+	const char *origin;
+	enum MHD_Result ok;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "X-Request-Id", r->req_id);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if ((origin = cors_match(r))) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+		MHD_add_response_header(resp, "Vary", "Origin");
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					"Location, Retry-After, X-Request-Id");
+	}
+	for (; extra && extra[0]; extra += 2)
+		MHD_add_response_header(resp, extra[0], extra[1]);
+	ok = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	r->status = status;
+	r->responded = 1;
+	return ok;
+}
+
+int pcd_send_text(struct pcd_req *r, unsigned status, const char *content_type, const char *text, size_t len)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+	if (resp && content_type)
+		MHD_add_response_header(resp, "Content-Type", content_type);
+	return queue(r, status, resp, NULL);
+}
+
+static int send_json_typed(struct pcd_req *r, unsigned status, json_t *body, const char *type,
+			   const char *const *extra)
+{
+	struct MHD_Response *resp;
+	char *text = json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	size_t len;
+
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	len = strlen(text);
+	/* MHD frees the text with free(), jansson's default allocator */
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", type);
+	return queue(r, status, resp, extra);
+}
+
+int pcd_send_json(struct pcd_req *r, unsigned status, json_t *body, const char *const *extra_headers)
+{
+	return send_json_typed(r, status, body, "application/json", extra_headers);
+}
+
+int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
+		     const char *const *extra_headers)
+{
+	char type[64];
+	json_t *p;
+
+	snprintf(type, sizeof(type), "/problems/%s", slug(status));
+	p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", reason(status), "status", (int)status,
+		      "detail", detail ? detail : reason(status), "instance", r->url);
+	if (p && errors)
+		json_object_set_new(p, "errors", errors);
+	else
+		json_decref(errors);
+	if (!p)
+		return MHD_NO;
+	return send_json_typed(r, status, p, "application/problem+json", extra_headers);
+}
+
+int pcd_send_error(struct pcd_req *r, const struct pc_error *err)
+{
+	char detail[700], ptr[200];
+	unsigned status = (unsigned)pc_status_http(err->code);
+	json_t *errors = NULL;
+
+	pc_error_format(err, detail, sizeof(detail));
+	/* a field path becomes a JSON pointer, as for a job's problem */
+	if ((err->code == PC_ERR_INVALID || err->code == PC_ERR_NOT_FOUND) && err->where[0] &&
+	    pcd_json_pointer_from_path(err->where, ptr, sizeof(ptr)) == 0)
+		errors = json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", err->text);
+	return pcd_send_problem(r, status, detail, errors, NULL);
+}
+
+/* --- routing ------------------------------------------------------------- */
+
+/* Whether path matches template; the {id} segment is copied to id. */
+static int match(const char *tmpl, const char *path, char *id, size_t id_size)
+{
+	while (*tmpl && *path) {
+		if (!strncmp(tmpl, "{id}", 4)) {
+			const char *e = strchr(path, '/');
+			size_t n = e ? (size_t)(e - path) : strlen(path);
+
+			if (n == 0 || n >= id_size)
+				return 0;
+			memcpy(id, path, n);
+			id[n] = '\0';
+			path += n;
+			tmpl += 4;
+			continue;
+		}
+		if (*tmpl != *path)
+			return 0;
+		tmpl++;
+		path++;
+	}
+	return *tmpl == '\0' && *path == '\0';
+}
+
+/* Finds the route; *path_known says some route has this path (for 405),
+ * allow receives the methods that path takes. */
+static const struct pcd_route *route_find(const char *method, const char *path, char *id, size_t id_size,
+					  int *path_known, char *allow, size_t allow_size)
+{
+	const struct pcd_route *found = NULL;
+	char tmp[160];
+	size_t i;
+
+	*path_known = 0;
+	allow[0] = '\0';
+	for (i = 0; i < pcd_n_routes; i++) {
+		const struct pcd_route *rt = &pcd_routes[i];
+
+		if (!match(rt->template, path, tmp, sizeof(tmp)))
+			continue;
+		*path_known = 1;
+		if (strlen(allow) + strlen(rt->method) + 3 < allow_size) {
+			if (allow[0])
+				strcat(allow, ", ");
+			strcat(allow, rt->method);
+		}
+		/* HEAD is served by a GET route unless the table has a HEAD row */
+		if (!found && (!strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET")))) {
+			found = rt;
+			snprintf(id, id_size, "%s", tmp);
+		}
+	}
+	if (found && !strcmp(found->method, "GET") && !strcmp(method, "HEAD")) {
+		/* prefer an explicit HEAD row */
+		for (i = 0; i < pcd_n_routes; i++)
+			if (!strcmp(pcd_routes[i].method, "HEAD") && match(pcd_routes[i].template, path, tmp, sizeof(tmp)))
+				return &pcd_routes[i];
+	}
+	return found;
+}
+
+static int authorized(struct pcd_req *r)
+{
+	char **tok = r->http->app->tokens;
+	const char *h;
+	int ok = 0;
+
+	if (!tok)
+		return 1;
+	h = pcd_req_header(r, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return 0;
+	h += 7;
+	/* every token is compared, so the time does not say which matched */
+	for (; *tok; tok++)
+		ok |= ct_equal(h, *tok);
+	return ok;
+}
+
+/* --- body sinks ---------------------------------------------------------- */
+
+static enum MHD_Result part_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+			       const char *content_type, const char *transfer_encoding, const char *data,
+			       uint64_t off, size_t size)
+{
+	struct pcd_req *r = cls;
+	struct pcd_blob_writer **w;
+
+	if (r->body_err.code)
+		return MHD_NO;
+	if (!key || !(w = pcd_req_part_writer(r, key))) {
+		pc_error_set(&r->body_err, PC_ERR_INVALID, key ? key : "part",
+			     "unexpected form part (the parts are inputs and labels)");
+		return MHD_NO;
+	}
+	if (!*w && pcd_blob_writer_begin(r->http->app->blobs, r->part_limit, w, &r->body_err))
+		return MHD_NO;
+	if (off == 0 && pcd_blob_writer_bytes(*w) > 0) {
+		pc_error_set(&r->body_err, PC_ERR_INVALID, key, "the part appears twice");
+		return MHD_NO;
+	}
+	if (size && pcd_blob_writer_write(*w, data, size, &r->body_err))
+		return MHD_NO;
+	if (r->body_err.code == 0 && pcd_blob_writer_bytes(r->inputs ? r->inputs : *w) +
+					     (r->labels && r->inputs ? pcd_blob_writer_bytes(r->labels) : 0) >
+				     r->part_limit) {
+		pc_error_set(&r->body_err, PC_ERR_LIMIT, "dataset", "the dataset is larger than max_dataset_mb");
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static void sink(struct pcd_req *r, const char *data, size_t size)
+{
+	r->bytes_in += size;
+	if (r->body_err.code)
+		return; /* discarding the rest of a refused body */
+	switch (r->route->body) {
+	case PCD_BODY_NONE:
+		break;
+	case PCD_BODY_JSON:
+		if (r->body_len + size > r->body_max) {
+			pc_error_set(&r->body_err, PC_ERR_LIMIT, "body", "the body is larger than max_spec_kb");
+			break;
+		}
+		if (r->body_len + size + 1 > r->body_cap) {
+			size_t cap = (r->body_len + size + 1) * 2;
+			char *b = realloc(r->body, cap);
+
+			if (!b) {
+				pc_error_set(&r->body_err, PC_ERR_NOMEM, "body", "out of memory");
+				break;
+			}
+			r->body = b;
+			r->body_cap = cap;
+		}
+		memcpy(r->body + r->body_len, data, size);
+		r->body_len += size;
+		r->body[r->body_len] = '\0';
+		break;
+	case PCD_BODY_MODEL:
+		pcd_blob_writer_write(r->model, data, size, &r->body_err);
+		break;
+	case PCD_BODY_MULTIPART:
+		if (MHD_post_process(r->pp, data, size) != MHD_YES && !r->body_err.code)
+			pc_error_set(&r->body_err, PC_ERR_INVALID, "body", "malformed multipart/form-data body");
+		break;
+	}
+}
+
+/* Checks the media type and declared length and opens the sink; 0 or a
+ * response already queued (returns 1). */
+static int body_begin(struct pcd_req *r)
+{
+	const struct pcd_settings *s = r->http->app->settings;
+	const char *ct = pcd_req_header(r, "Content-Type");
+	const char *cl = pcd_req_header(r, "Content-Length");
+	uint64_t limit = 0, declared = 0;
+	struct pc_error err = {0};
+	char detail[200];
+
+	switch (r->route->body) {
+	case PCD_BODY_NONE:
+		return 0;
+	case PCD_BODY_JSON:
+		if (!media_is(ct, "application/json")) {
+			pcd_send_problem(r, 415, "the body must be application/json", NULL,
+					 (const char *const[]){"Accept-Post", "application/json", NULL});
+			return 1;
+		}
+		limit = (uint64_t)s->max_spec_kb << 10;
+		break;
+	case PCD_BODY_MODEL:
+		if (!media_is(ct, "application/octet-stream")) {
+			pcd_send_problem(r, 415, "the body must be the ONNX file as application/octet-stream", NULL,
+					 (const char *const[]){"Accept-Post", "application/octet-stream", NULL});
+			return 1;
+		}
+		limit = (uint64_t)s->max_model_mb << 20;
+		break;
+	case PCD_BODY_MULTIPART:
+		if (!media_is(ct, "multipart/form-data")) {
+			pcd_send_problem(r, 415, "the body must be multipart/form-data with parts inputs and labels",
+					 NULL, (const char *const[]){"Accept-Post", "multipart/form-data", NULL});
+			return 1;
+		}
+		/* the parts' bytes are counted against the limit; the framing
+		 * (boundaries, part headers) gets a little room on top */
+		limit = ((uint64_t)s->max_dataset_mb << 20) + 65536;
+		break;
+	}
+	if (cl) {
+		char *end;
+
+		errno = 0;
+		declared = strtoull(cl, &end, 10);
+		if (errno || end == cl || *end) {
+			pcd_send_problem(r, 400, "malformed Content-Length", NULL, NULL);
+			return 1;
+		}
+		if (declared > limit) {
+			snprintf(detail, sizeof(detail), "the body (%llu bytes) is larger than the limit (%llu bytes)",
+				 (unsigned long long)declared, (unsigned long long)limit);
+			pcd_send_problem(r, 413, detail, NULL, NULL);
+			return 1;
+		}
+	}
+	switch (r->route->body) {
+	case PCD_BODY_JSON:
+		r->body_max = (size_t)limit;
+		break;
+	case PCD_BODY_MODEL:
+		if (pcd_blob_writer_begin(r->http->app->blobs, limit, &r->model, &err)) {
+			pcd_send_error(r, &err);
+			return 1;
+		}
+		break;
+	case PCD_BODY_MULTIPART:
+		r->part_limit = (uint64_t)s->max_dataset_mb << 20;
+		r->pp = MHD_create_post_processor(r->conn, PP_BUFFER, part_cb, r);
+		if (!r->pp) {
+			pcd_send_problem(r, 415, "multipart/form-data without a boundary", NULL, NULL);
+			return 1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* --- MHD callbacks ------------------------------------------------------- */
+
+static void log_request(struct pcd_req *r, double seconds)
+{
+	char ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr,
+		"ts=%s level=info msg=request req_id=%s method=%s path=\"%s\" route=\"%s\" status=%u "
+		"bytes_in=%llu dur_ms=%.3f\n",
+		ts, r->req_id, r->method_label, r->url, r->route_label, r->status, (unsigned long long)r->bytes_in,
+		seconds * 1e3);
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, const char *upload_data, size_t *upload_data_size,
+				 void **con_cls)
+{
+	struct pcd_http *h = cls;
+	struct pcd_req *r = *con_cls;
+	char allow[128];
+	int known;
+
+	if (!r) {
+		if (!(r = calloc(1, sizeof(*r))))
+			return MHD_NO;
+		*con_cls = r;
+		r->http = h;
+		r->conn = conn;
+		r->method = method;
+		snprintf(r->method_label, sizeof(r->method_label), "%s", method_static(method));
+		snprintf(r->url, sizeof(r->url), "%s", url);
+		snprintf(r->req_id, sizeof(r->req_id), "r-%lx-%lu", (unsigned long)getpid() & 0xffff,
+			 (unsigned long)atomic_fetch_add(&h->next_req, 1));
+		clock_gettime(CLOCK_MONOTONIC, &r->start);
+		r->route_label = "unmatched";
+		r->route = route_find(method, url, r->id, sizeof(r->id), &known, allow, sizeof(allow));
+		if (r->route)
+			r->route_label = r->route->template;
+		if (!strcmp(method, "OPTIONS") && known) {
+			/* a preflight (or a plain OPTIONS): the methods, and the
+			 * CORS grants when the origin is configured */
+			const char *const cors_hdrs[] = {"Allow", allow, "Access-Control-Allow-Methods", allow,
+							 "Access-Control-Allow-Headers",
+							 "Authorization, Content-Type, Idempotency-Key",
+							 "Access-Control-Max-Age", "600", NULL};
+			const char *const plain[] = {"Allow", allow, NULL};
+			struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+
+			r->route_label = "preflight";
+			return queue(r, 204, resp, cors_match(r) ? cors_hdrs : plain);
+		}
+		if (!r->route) {
+			if (known)
+				return pcd_send_problem(r, 405, "method not allowed on this resource", NULL,
+							(const char *const[]){"Allow", allow, NULL}) ;
+			return pcd_send_problem(r, 404, "no such resource", NULL, NULL);
+		}
+		if (!r->route->public_route && !authorized(r))
+			return pcd_send_problem(r, 401, "a valid bearer token is required", NULL,
+						(const char *const[]){"WWW-Authenticate", "Bearer realm=\"paracorr\"",
+								      NULL});
+		body_begin(r); /* may answer 413 / 415 before the body */
+		return MHD_YES;
+	}
+	if (r->responded) {
+		/* answered before the body: MHD closes the connection after it */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		sink(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* the whole body is in */
+	if (r->pp) {
+		if (MHD_destroy_post_processor(r->pp) != MHD_YES && !r->body_err.code)
+			pc_error_set(&r->body_err, PC_ERR_INVALID, "body", "malformed multipart/form-data body");
+		r->pp = NULL;
+	}
+	if (r->body_err.code)
+		return pcd_send_error(r, &r->body_err);
+	return r->route->handler(r);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct pcd_http *h = cls;
+	struct pcd_req *r = *con_cls;
+	double s;
+
+	if (!r)
+		return;
+	*con_cls = NULL;
+	s = since(&r->start);
+	if (!r->responded)
+		r->status = 499; /* the client went away (nginx's convention) */
+	log_request(r, s);
+	pcd_prom_request(h->app->prom, r->route_label, method_static(r->method_label), (int)r->status, s);
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	pcd_blob_writer_abort(r->model);
+	pcd_blob_writer_abort(r->inputs);
+	pcd_blob_writer_abort(r->labels);
+	free(r->body);
+	free(r);
+}
+
+/* --- the daemon ---------------------------------------------------------- */
+
+int pcd_http_start(struct pcd_app *app, struct pcd_http **out, int *bound_port, struct pc_error *err)
+{
+	const struct pcd_settings *s = app->settings;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr *sa;
+	struct pcd_http *h;
+	const union MHD_DaemonInfo *info;
+	unsigned flags;
+	int ipv6 = 0;
+
+	*out = NULL;
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, s->listen, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)s->port);
+		sa = (struct sockaddr *)&sin;
+	} else if (inet_pton(AF_INET6, s->listen, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)s->port);
+		sa = (struct sockaddr *)&sin6;
+		ipv6 = 1;
+	} else {
+		return pc_error_set(err, PC_ERR_INVALID, "listen", "'%s' is not an IPv4 or IPv6 address", s->listen);
+	}
+	if (!(h = calloc(1, sizeof(*h))))
+		return pc_error_set(err, PC_ERR_NOMEM, "http", "out of memory");
+	h->app = app;
+	atomic_init(&h->next_req, 1);
+	/* ITC lets MHD_quiesce_daemon wake the polling threads at a drain */
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+	for (int attempt = 0; attempt < 2 && !h->d; attempt++) {
+		/* epoll first; poll where this system or build lacks it */
+		unsigned f = flags | (attempt == 0 ? MHD_USE_EPOLL : MHD_USE_POLL);
+
+		h->d = MHD_start_daemon(
+			f, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE,
+			(unsigned int)s->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+			(unsigned int)s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			(unsigned int)s->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)s->connection_memory_kb << 10, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
+			MHD_OPTION_END);
+	}
+	if (!h->d) {
+		free(h);
+		return pc_error_set(err, PC_ERR_IO, "listen", "cannot listen on %s port %d: %s", s->listen, s->port,
+				    strerror(errno));
+	}
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	if (bound_port)
+		*bound_port = info ? info->port : s->port;
+	*out = h;
+	return 0;
+}
+
+void pcd_http_quiesce(struct pcd_http *h)
+{
+	MHD_socket fd;
+
+	if (!h || h->quiesced)
+		return;
+	h->quiesced = 1;
+	fd = MHD_quiesce_daemon(h->d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+void pcd_http_stop(struct pcd_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}
+
+int pcd_http_tokens_load(const char *path, char ***out, struct pc_error *err)
+{
+	char line[1024], **toks = NULL;
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	*out = NULL;
+	if (!f)
+		return pc_error_set(err, PC_ERR_IO, "tokens_file", "cannot open %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *e, **t;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strlen(p);
+		while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+			*--e = '\0';
+		if (!*p || *p == '#')
+			continue;
+		if (!(t = realloc(toks, (n + 2) * sizeof(*toks))))
+			goto nomem;
+		toks = t;
+		toks[n] = NULL; /* keeps the array terminated if strdup fails */
+		if (!(toks[n] = strdup(p)))
+			goto nomem;
+		toks[++n] = NULL;
+	}
+	fclose(f);
+	if (!n)
+		return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s holds no token", path);
+	*out = toks;
+	return 0;
+nomem:
+	fclose(f);
+	pcd_http_tokens_free(toks);
+	return pc_error_set(err, PC_ERR_NOMEM, "tokens_file", "out of memory");
+}
+
+void pcd_http_tokens_free(char **tokens)
+{
+	char **t;
+
+	if (!tokens)
+		return;
+	for (t = tokens; *t; t++)
+		free(*t);
+	free(tokens);
+}

@@ -1,0 +1,107 @@
+/* http_server: the daemon's HTTP front on libmicrohttpd (0.9.75 API).
+ *
+ * One MHD daemon with its internal polling thread(s) (epoll, or poll where
+ * epoll is missing) and every limit set explicitly. Requests are matched
+ * against a route table (http_routes.c: method, template, handler, body
+ * kind); the body is streamed into the sink its route declares (a blob
+ * writer for a model, a multipart parser feeding two blob writers for a
+ * dataset, a bounded buffer for JSON) and the handler runs once the body
+ * is complete. Nothing here computes a study: handlers only validate,
+ * store, and wake the workers.
+ *
+ * Per-request state is allocated on the first callback and freed in the
+ * completion callback, which also writes the request's log line and its
+ * metrics. Errors are application/problem+json, with the HTTP status from
+ * the error table of paracorr/error.h where a pc_error is the cause. */
+#ifndef PARACORR_SERVER_HTTP_SERVER_H
+#define PARACORR_SERVER_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paracorr/error.h"
+
+struct pcd_settings;
+struct pcd_store;
+struct pcd_blobs;
+struct pcd_workers;
+struct pcd_prom;
+struct pcd_http;
+struct pcd_req;
+
+/* What the HTTP layer works with; owned by main, which outlives the server. */
+struct pcd_app {
+	const struct pcd_settings *settings;
+	struct pcd_store *store;
+	struct pcd_blobs *blobs;
+	struct pcd_workers *workers;
+	struct pcd_prom *prom;
+	char **tokens; /* bearer tokens (NULL-terminated), NULL: no authentication */
+	atomic_int draining;
+};
+
+/* Starts serving on settings->listen:port (port 0 picks a free one;
+ * *bound_port receives it). *out is owned by the caller (pcd_http_stop). */
+int pcd_http_start(struct pcd_app *app, struct pcd_http **out, int *bound_port, struct pc_error *err);
+/* Stops accepting new connections; requests in flight finish. */
+void pcd_http_quiesce(struct pcd_http *h);
+/* Stops the daemon and frees h. NULL is fine. */
+void pcd_http_stop(struct pcd_http *h);
+
+/* Reads a tokens file (one token a line, # comments) into a
+ * NULL-terminated array the caller frees with pcd_http_tokens_free. */
+int pcd_http_tokens_load(const char *path, char ***out, struct pc_error *err);
+void pcd_http_tokens_free(char **tokens);
+
+/* --- for the route handlers (http_routes.c) ------------------------------ */
+
+enum pcd_body {
+	PCD_BODY_NONE,	    /* a body is ignored */
+	PCD_BODY_JSON,	    /* application/json, at most max_spec_kb */
+	PCD_BODY_MODEL,	    /* application/octet-stream, streamed to a blob writer */
+	PCD_BODY_MULTIPART, /* multipart/form-data parts inputs and labels, to blob writers */
+};
+
+/* Returns an MHD_Result (MHD_YES / MHD_NO) after queueing a response. */
+typedef int (*pcd_route_fn)(struct pcd_req *r);
+
+struct pcd_route {
+	const char *method;
+	const char *template; /* "/v1/jobs/{id}": {id} matches one path segment */
+	pcd_route_fn handler;
+	enum pcd_body body;
+	int public_route; /* served without a bearer token */
+};
+
+extern const struct pcd_route pcd_routes[];
+extern const size_t pcd_n_routes;
+
+/* The request as a handler sees it. */
+struct pcd_app *pcd_req_app(struct pcd_req *r);
+const char *pcd_req_id_param(struct pcd_req *r); /* the {id} segment, or "" */
+const char *pcd_req_method(struct pcd_req *r);
+const char *pcd_req_url(struct pcd_req *r);
+const char *pcd_req_header(struct pcd_req *r, const char *name);
+const char *pcd_req_query(struct pcd_req *r, const char *name);
+/* PCD_BODY_JSON: the body (NUL-terminated) and its length. */
+const char *pcd_req_body(struct pcd_req *r, size_t *len);
+/* PCD_BODY_MODEL: the writer (the handler takes it: set to NULL after). */
+struct pcd_blob_writer **pcd_req_model_writer(struct pcd_req *r);
+/* PCD_BODY_MULTIPART: the writers of the parts (NULL when absent). */
+struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part);
+
+/* Responses. The json reference is taken (decref'd). extra_headers is
+ * NULL or a NULL-terminated list of name, value pairs. */
+int pcd_send_json(struct pcd_req *r, unsigned status, json_t *body, const char *const *extra_headers);
+int pcd_send_text(struct pcd_req *r, unsigned status, const char *content_type, const char *text, size_t len);
+/* A problem+json: type "/problems/<slug>", title from the status, detail;
+ * errors (taken, may be NULL) is an array of {pointer, detail}. */
+int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
+		     const char *const *extra_headers);
+/* The problem for a pc_error: status from the error table, detail
+ * "where: text", and for field errors a JSON pointer. */
+int pcd_send_error(struct pcd_req *r, const struct pc_error *err);
+
+#endif

@@ -1,0 +1,141 @@
+/* paracorrd: the daemon. main wires the modules together and owns them:
+ * settings -> store (recovering jobs a crash left running) -> blobs ->
+ * metrics -> workers -> HTTP; then it waits for SIGTERM or SIGINT and
+ * drains in the reverse order: stop accepting connections, let running
+ * jobs reach a checkpoint and requeue them, finish the requests in flight,
+ * close the store, exit 0.
+ *
+ * Signals are blocked in every thread (the mask is inherited by the
+ * threads started after it is set) and taken synchronously by main with
+ * sigwait, so no work happens in a signal handler. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blas_select.h"
+#include "blobs.h"
+#include "http_server.h"
+#include "prom.h"
+#include "settings.h"
+#include "store.h"
+#include "workers.h"
+
+static void on_job_done(void *arg, const char *kind, enum pcd_job_status status, double seconds)
+{
+	const char *name = pcd_job_status_name(status);
+
+	pcd_prom_job(arg, kind, name ? name : "unknown", seconds);
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, const struct pc_error *err)
+{
+	fprintf(stderr, "paracorrd: %s: %s%s%s\n", what, err->where, err->where[0] ? ": " : "", err->text);
+}
+
+int main(int argc, char **argv)
+{
+	struct pcd_settings s;
+	struct pcd_app app;
+	struct pcd_workers_cfg wcfg;
+	struct pc_error err = {0};
+	struct pcd_http *http = NULL;
+	char path[PATH_MAX];
+	sigset_t sigs;
+	int sig = 0, port = 0, n_requeued = 0, n_failed = 0, rc = 1;
+	double t0;
+
+	pc_blas_select_kernels(argv);
+	memset(&app, 0, sizeof(app));
+	atomic_init(&app.draining, 0);
+	if (pcd_settings_from_args(&s, argc, argv, &err)) {
+		die("configuration", &err);
+		return 2;
+	}
+	if (s.print_config) {
+		pcd_settings_print(&s, stdout);
+		return 0;
+	}
+	app.settings = &s;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (pcd_blobs_open(s.data_dir, &app.blobs, &err)) {
+		die("data directory", &err);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/paracorr.db", s.data_dir);
+	if (pcd_store_open(path, &app.store, &err)) {
+		die("database", &err);
+		goto out;
+	}
+	if (pcd_store_job_recover(app.store, s.max_attempts, &n_requeued, &n_failed, &err)) {
+		die("recovery", &err);
+		goto out;
+	}
+	if (n_requeued || n_failed)
+		fprintf(stderr, "level=info msg=\"recovered jobs left running\" requeued=%d failed=%d\n", n_requeued,
+			n_failed);
+	if (s.tokens_file[0] && pcd_http_tokens_load(s.tokens_file, &app.tokens, &err)) {
+		die("tokens", &err);
+		goto out;
+	}
+	if (!(app.prom = pcd_prom_new())) {
+		fprintf(stderr, "paracorrd: out of memory\n");
+		goto out;
+	}
+	pcd_workers_cfg_default(&wcfg);
+	wcfg.n_workers = s.workers;
+	wcfg.threads_per_job = s.threads_per_job;
+	wcfg.cache_bytes = (size_t)s.cache_mb << 20;
+	wcfg.max_attempts = s.max_attempts;
+	wcfg.poll_ms = s.poll_ms;
+	wcfg.on_done = on_job_done;
+	wcfg.on_done_arg = app.prom;
+	if (pcd_workers_start(&wcfg, app.store, app.blobs, &app.workers, &err)) {
+		die("workers", &err);
+		goto out;
+	}
+	if (pcd_http_start(&app, &http, &port, &err)) {
+		die("http", &err);
+		goto out;
+	}
+	fprintf(stderr,
+		"level=info msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=\"%s\" auth=%s\n",
+		s.listen, port, s.workers, s.threads_per_job, s.data_dir, app.tokens ? "bearer" : "none");
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	t0 = now_s();
+	fprintf(stderr, "level=info msg=draining signal=%s\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	atomic_store(&app.draining, 1);
+	pcd_http_quiesce(http);
+	pcd_workers_drain(app.workers);
+	rc = 0;
+out:
+	pcd_http_stop(http);
+	pcd_workers_free(app.workers);
+	pcd_store_close(app.store);
+	pcd_blobs_free(app.blobs);
+	pcd_prom_free(app.prom);
+	pcd_http_tokens_free(app.tokens);
+	if (rc == 0)
+		fprintf(stderr, "level=info msg=stopped drain_s=%.3f\n", now_s() - t0);
+	return rc;
+}
