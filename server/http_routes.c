@@ -16,8 +16,10 @@
 
 #include <microhttpd.h>
 
+#include "assets.h"
 #include "blobs.h"
 #include "http_server.h"
+#include "log.h"
 #include "job.h"
 #include "paracorr/data.h"
 #include "paracorr/graph.h"
@@ -71,6 +73,17 @@ static json_t *rec_json(const struct pcd_blob_rec *rec, int with_created)
 	if (o && with_created)
 		json_object_set_new(o, "created_at", json_string(rec->created_at));
 	return o;
+}
+
+/* An integer field of a stored upload's description; -1 when absent. */
+static long long info_int(const struct pcd_blob_rec *rec, const char *key)
+{
+	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
+	json_t *v = json_object_get(o, key);
+	long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+
+	json_decref(o);
+	return n;
 }
 
 /* An error about a temp file names the part instead: paths on the server
@@ -136,27 +149,14 @@ static int h_metrics(struct pcd_req *r)
 	return rc;
 }
 
-/* The OpenAPI document, read from api/openapi.yaml beside the working
- * directory or from $PARACORRD_OPENAPI. */
+/* The OpenAPI document, built into the binary (assets.h). */
 static int h_openapi(struct pcd_req *r)
 {
-	const char *path = getenv("PARACORRD_OPENAPI");
-	FILE *f = fopen(path && path[0] ? path : "api/openapi.yaml", "rb");
-	char *buf = NULL;
-	long n;
-	int rc;
+	struct pcd_asset a;
 
-	if (!f)
-		return pcd_send_problem(r, 404, "the OpenAPI document is not installed", NULL, NULL);
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n + 1)))
-		n = (long)fread(buf, 1, (size_t)n, f);
-	fclose(f);
-	if (!buf)
-		return pcd_send_problem(r, 500, "cannot read the OpenAPI document", NULL, NULL);
-	rc = pcd_send_text(r, 200, "application/yaml", buf, (size_t)n);
-	free(buf);
-	return rc;
+	if (!pcd_asset_find("/v1/openapi.yaml", &a))
+		return pcd_send_problem(r, 404, "the OpenAPI document is not built in", NULL, NULL);
+	return pcd_send_text(r, 200, a.content_type, (const char *)a.data, a.size);
 }
 
 /* --- models -------------------------------------------------------------- */
@@ -225,7 +225,7 @@ static int h_model_post(struct pcd_req *r)
 	if (rc || pcd_store_model_put(app->store, id, (int64_t)bytes, info_text, &existed, &err))
 		goto fail;
 	free(info_text);
-	fprintf(stderr, "level=info msg=\"model stored\" model=%s bytes=%" PRIu64 "\n", id, bytes);
+	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " req_id=%s", id, bytes, pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
@@ -258,6 +258,7 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	struct pcd_app *app = pcd_req_app(r);
 	const char *id = pcd_req_id_param(r);
 	struct pc_error err = {0};
+	char q[600];
 
 	if (!pcd_blobs_id_valid(id))
 		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
@@ -270,7 +271,8 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	pc_error_clear(&err);
 	if ((dataset ? pcd_blobs_delete_dataset : pcd_blobs_delete_model)(app->blobs, id, &err) &&
 	    err.code != PC_ERR_NOT_FOUND)
-		fprintf(stderr, "level=warn msg=\"blob delete failed\" id=%s err=\"%s\"\n", id, err.text);
+		pcd_log("warn", "msg=\"blob delete failed\" id=%s error=%s req_id=%s", id,
+			pcd_log_quote(err.text, q, sizeof(q)), pcd_req_request_id(r));
 	return pcd_send_text(r, 204, NULL, "", 0);
 }
 
@@ -408,7 +410,8 @@ static int h_dataset_post(struct pcd_req *r)
 	if (rc || pcd_store_dataset_put(app->store, id, (int64_t)bytes, info_text, &existed, &err))
 		goto fail;
 	free(info_text);
-	fprintf(stderr, "level=info msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 "\n", id, bytes);
+	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " req_id=%s", id, bytes,
+		pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/datasets/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
@@ -469,6 +472,7 @@ static int h_job_post(struct pcd_req *r)
 	const char *body;
 	size_t len;
 	json_t *root;
+	long long model_classes, data_classes;
 	int created = 0, rc;
 
 	if (atomic_load(&app->draining))
@@ -499,12 +503,21 @@ static int h_job_post(struct pcd_req *r)
 		pc_spec_free(&spec);
 		return spec_problem(r, "model", "no model with this id");
 	}
+	model_classes = info_int(&rec, "classes");
 	pcd_blob_rec_free(&rec);
 	if (!pcd_blobs_id_valid(spec.inputs) || pcd_store_dataset_get(app->store, spec.inputs, &rec, NULL)) {
 		pc_spec_free(&spec);
 		return spec_problem(r, "dataset", "no dataset with this id");
 	}
+	data_classes = info_int(&rec, "classes");
 	pcd_blob_rec_free(&rec);
+	/* labels the model cannot score: refused now, not after a queue wait */
+	if (model_classes > 0 && data_classes > model_classes) {
+		pc_spec_free(&spec);
+		snprintf(detail, sizeof(detail), "the dataset's labels span %lld classes; the model has %lld outputs",
+			 data_classes, model_classes);
+		return spec_problem(r, "dataset", detail);
+	}
 	rc = pcd_store_job_submit(app->store, spec.kind, body, key, app->settings->max_queue, &job, &created, &err);
 	pc_spec_free(&spec);
 	if (rc == PC_ERR_BUSY)
@@ -516,7 +529,7 @@ static int h_job_post(struct pcd_req *r)
 		return pcd_send_error(r, &err);
 	if (created) {
 		pcd_workers_notify(app->workers);
-		fprintf(stderr, "level=info msg=\"job queued\" job=%s kind=%s\n", job.id, job.kind);
+		pcd_log("info", "msg=\"job queued\" job=%s kind=%s req_id=%s", job.id, job.kind, pcd_req_request_id(r));
 	}
 	snprintf(loc, sizeof(loc), "/v1/jobs/%s", job.id);
 	rc = send_job(r, 202, &job,
@@ -579,8 +592,8 @@ static int h_job_cancel(struct pcd_req *r)
 			return pcd_send_problem(r, 409, "the job has already finished", NULL, NULL);
 		return pcd_send_error(r, &err);
 	}
-	fprintf(stderr, "level=info msg=\"job cancel\" job=%s status=%s\n", pcd_req_id_param(r),
-		pcd_job_status_name(after));
+	pcd_log("info", "msg=\"job cancel\" job=%s status=%s req_id=%s", pcd_req_id_param(r),
+		pcd_job_status_name(after), pcd_req_request_id(r));
 	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
 		return pcd_send_error(r, &err);
 	/* 202 while a running job has yet to reach its next check */

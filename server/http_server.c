@@ -25,6 +25,7 @@
 
 #include "blobs.h"
 #include "job.h"
+#include "log.h"
 #include "prom.h"
 #include "settings.h"
 
@@ -157,6 +158,11 @@ struct pcd_app *pcd_req_app(struct pcd_req *r)
 const char *pcd_req_id_param(struct pcd_req *r)
 {
 	return r->id;
+}
+
+const char *pcd_req_request_id(struct pcd_req *r)
+{
+	return r->req_id;
 }
 
 const char *pcd_req_method(struct pcd_req *r)
@@ -560,17 +566,12 @@ static int body_begin(struct pcd_req *r)
 
 static void log_request(struct pcd_req *r, double seconds)
 {
-	char ts[32];
-	time_t now = time(NULL);
-	struct tm tm;
+	char path[600];
 
-	gmtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(stderr,
-		"ts=%s level=info msg=request req_id=%s method=%s path=\"%s\" route=\"%s\" status=%u "
-		"bytes_in=%llu dur_ms=%.3f\n",
-		ts, r->req_id, r->method_label, r->url, r->route_label, r->status, (unsigned long long)r->bytes_in,
-		seconds * 1e3);
+	/* the path is the client's text: quoted and escaped */
+	pcd_log("info", "msg=request req_id=%s method=%s path=%s route=\"%s\" status=%u bytes_in=%llu dur_ms=%.3f",
+		r->req_id, r->method_label, pcd_log_quote(r->url, path, sizeof(path)), r->route_label, r->status,
+		(unsigned long long)r->bytes_in, seconds * 1e3);
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -82,6 +82,7 @@ extern const size_t pcd_n_routes;
 struct pcd_app *pcd_req_app(struct pcd_req *r);
 const char *pcd_req_id_param(struct pcd_req *r); /* the {id} segment, or "" */
 const char *pcd_req_method(struct pcd_req *r);
+const char *pcd_req_request_id(struct pcd_req *r); /* for log lines; also sent as X-Request-Id */
 const char *pcd_req_url(struct pcd_req *r);
 const char *pcd_req_header(struct pcd_req *r, const char *name);
 const char *pcd_req_query(struct pcd_req *r, const char *name);

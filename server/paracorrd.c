@@ -16,10 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blas_select.h"
 #include "blobs.h"
 #include "http_server.h"
+#include "log.h"
+#include "paracorr/version.h"
 #include "prom.h"
 #include "settings.h"
 #include "store.h"
@@ -52,7 +55,7 @@ int main(int argc, char **argv)
 	struct pcd_workers_cfg wcfg;
 	struct pc_error err = {0};
 	struct pcd_http *http = NULL;
-	char path[PATH_MAX];
+	char path[PATH_MAX], q[1100];
 	sigset_t sigs;
 	int sig = 0, port = 0, n_requeued = 0, n_failed = 0, rc = 1;
 	double t0;
@@ -76,6 +79,11 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* what can be refused without touching the data directory first */
+	if (s.tokens_file[0] && pcd_http_tokens_load(s.tokens_file, &app.tokens, &err)) {
+		die("tokens", &err);
+		goto out;
+	}
 	if (pcd_blobs_open(s.data_dir, &app.blobs, &err)) {
 		die("data directory", &err);
 		goto out;
@@ -90,12 +98,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (n_requeued || n_failed)
-		fprintf(stderr, "level=info msg=\"recovered jobs left running\" requeued=%d failed=%d\n", n_requeued,
-			n_failed);
-	if (s.tokens_file[0] && pcd_http_tokens_load(s.tokens_file, &app.tokens, &err)) {
-		die("tokens", &err);
-		goto out;
-	}
+		pcd_log("info", "msg=\"recovered jobs left running\" requeued=%d failed=%d", n_requeued, n_failed);
 	if (!(app.prom = pcd_prom_new())) {
 		fprintf(stderr, "paracorrd: out of memory\n");
 		goto out;
@@ -116,17 +119,27 @@ int main(int argc, char **argv)
 		die("http", &err);
 		goto out;
 	}
-	fprintf(stderr,
-		"level=info msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=\"%s\" auth=%s\n",
-		s.listen, port, s.workers, s.threads_per_job, s.data_dir, app.tokens ? "bearer" : "none");
+	pcd_log("info", "msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=%s auth=%s version=%s",
+		s.listen, port, s.workers, s.threads_per_job, pcd_log_quote(s.data_dir, q, sizeof(q)),
+		app.tokens ? "bearer" : "none", PC_VERSION);
 
 	while (sigwait(&sigs, &sig) != 0)
 		;
 	t0 = now_s();
-	fprintf(stderr, "level=info msg=draining signal=%s\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	pcd_log("info", "msg=draining signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	atomic_store(&app.draining, 1);
 	pcd_http_quiesce(http);
-	pcd_workers_drain(app.workers);
+	if (pcd_workers_drain_timed(app.workers, s.drain_timeout_s) > 0) {
+		/* a job between checks cannot be stopped from outside; its row
+		 * still says running, so the next start runs it again */
+		pcd_log("warn",
+			"msg=\"jobs did not reach a checkpoint within drain_timeout_s; they run again at the next "
+			"start\" drain_s=%.3f",
+			now_s() - t0);
+		pcd_http_stop(http);
+		fflush(NULL);
+		_exit(0);
+	}
 	rc = 0;
 out:
 	pcd_http_stop(http);
@@ -136,6 +149,6 @@ out:
 	pcd_prom_free(app.prom);
 	pcd_http_tokens_free(app.tokens);
 	if (rc == 0)
-		fprintf(stderr, "level=info msg=stopped drain_s=%.3f\n", now_s() - t0);
+		pcd_log("info", "msg=stopped drain_s=%.3f", now_s() - t0);
 	return rc;
 }

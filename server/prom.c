@@ -10,9 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef PARACORR_VERSION
-#define PARACORR_VERSION "0.1.0"
-#endif
+#include "paracorr/version.h"
 
 #define MAX_REQ_SERIES 256
 #define MAX_ROUTES     64
@@ -211,7 +209,7 @@ char *pcd_prom_render(struct pcd_prom *p, int64_t queued, int64_t running, int d
 
 	pthread_mutex_lock(&p->mu);
 	bprintf(&b, "# HELP paracorr_build_info Build information.\n# TYPE paracorr_build_info gauge\n");
-	bprintf(&b, "paracorr_build_info{version=\"%s\"} 1\n", PARACORR_VERSION);
+	bprintf(&b, "paracorr_build_info{version=\"%s\"} 1\n", PC_VERSION);
 	bprintf(&b, "# HELP paracorr_http_requests_total HTTP requests by route template, method and status.\n");
 	bprintf(&b, "# TYPE paracorr_http_requests_total counter\n");
 	for (i = 0; i < p->n_req; i++)

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "workers.h"
+
 enum setting_type { SET_INT, SET_STR };
 
 struct setting {
@@ -18,7 +21,7 @@ struct setting {
 	size_t offset;
 	size_t size; /* for strings: the buffer size */
 	long min, max;
-	const char *def; /* NULL: computed in pcd_settings_default */
+	const char *def;
 };
 
 #define INT_SETTING(n, lo, hi, d) {#n, SET_INT, offsetof(struct pcd_settings, n), 0, lo, hi, d}
@@ -29,8 +32,8 @@ static const struct setting table[] = {
 	STR_SETTING(listen, "127.0.0.1"),
 	INT_SETTING(port, 0, 65535, "8080"),
 	STR_SETTING(data_dir, "/var/lib/paracorr"),
-	INT_SETTING(workers, 1, 256, NULL),
-	INT_SETTING(threads_per_job, 1, 1024, NULL),
+	INT_SETTING(workers, 0, 256, "0"),
+	INT_SETTING(threads_per_job, 0, 1024, "0"),
 	INT_SETTING(http_threads, 1, 64, "4"),
 	INT_SETTING(cache_mb, 0, 1048576, "1024"),
 	INT_SETTING(max_attempts, 1, 100, "3"),
@@ -78,19 +81,25 @@ static int is_foreign(const char *key)
 
 void pcd_settings_default(struct pcd_settings *s)
 {
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
 	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (table[i].def)
-			pcd_settings_set(s, table[i].name, table[i].def, "default", NULL);
+		pcd_settings_set(s, table[i].name, table[i].def, "default", NULL);
+}
+
+void pcd_settings_resolve(struct pcd_settings *s)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	struct pcd_workers_cfg auto_cfg;
+
+	pcd_workers_cfg_default(&auto_cfg);
 	if (cores < 1)
 		cores = 1;
-	/* a few workers, each with several BLAS/study threads: workers x
-	 * threads never exceeds the cores, so jobs do not oversubscribe */
-	s->workers = (int)(cores / 4 < 1 ? 1 : (cores / 4 > 4 ? 4 : cores / 4));
-	s->threads_per_job = (int)(cores / s->workers < 1 ? 1 : cores / s->workers);
+	if (s->workers == 0)
+		s->workers = auto_cfg.n_workers;
+	if (s->threads_per_job == 0)
+		s->threads_per_job = (int)(cores / s->workers < 1 ? 1 : cores / s->workers);
 }
 
 int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value, const char *origin,
@@ -167,7 +176,7 @@ int pcd_settings_load_file(struct pcd_settings *s, const char *path, struct pc_e
 
 int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct pc_error *err)
 {
-	const char *config = getenv("PARACORRD_CONFIG");
+	const char *config = getenv("PARACORR_CONFIG");
 	char env[96], key[64];
 	size_t i;
 	int a, rc;
@@ -186,10 +195,11 @@ int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct
 		size_t k;
 		const char *v;
 
-		snprintf(env, sizeof(env), "PARACORRD_");
+		/* the prefix the CLI's variables share: one config, one namespace */
+		snprintf(env, sizeof(env), "PARACORR_");
 		for (k = 0; table[i].name[k]; k++)
-			env[10 + k] = (char)toupper((unsigned char)table[i].name[k]);
-		env[10 + k] = '\0';
+			env[9 + k] = (char)toupper((unsigned char)table[i].name[k]);
+		env[9 + k] = '\0';
 		if ((v = getenv(env)) && (rc = pcd_settings_set(s, table[i].name, v, env, err)))
 			return rc;
 	}
@@ -222,6 +232,7 @@ int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct
 		if ((rc = pcd_settings_set(s, key, val, "flag", err)))
 			return rc;
 	}
+	pcd_settings_resolve(s);
 	return pcd_settings_validate(s, err);
 }
 
@@ -234,9 +245,8 @@ int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err)
 	if (!s->listen[0])
 		return pc_error_set(err, PC_ERR_INVALID, "listen", "must not be empty");
 	if (cores > 0 && (long)s->workers * s->threads_per_job > cores)
-		fprintf(stderr,
-			"level=warn msg=\"workers x threads_per_job exceeds the online cores\" workers=%d "
-			"threads_per_job=%d cores=%ld\n",
+		pcd_log("warn", "msg=\"workers x threads_per_job exceeds the online cores\" workers=%d threads_per_job=%d "
+			"cores=%ld",
 			s->workers, s->threads_per_job, cores);
 	return 0;
 }

@@ -24,6 +24,7 @@
 
 #include "blobs.h"
 #include "job.h"
+#include "log.h"
 
 #define HEARTBEAT_SECONDS 0.5
 
@@ -79,15 +80,15 @@ void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg)
 static void log_job(const struct pcd_workers *w, const char *level, const char *id, const char *msg,
 		    const struct pc_error *err)
 {
-	char detail[700];
+	char detail[700], q[1500];
 
 	if (w->cfg.quiet)
 		return;
 	if (err && err->code)
-		fprintf(stderr, "level=%s component=workers job=%s msg=\"%s\" error=\"%s\"\n", level, id, msg,
-			pc_error_format(err, detail, sizeof(detail)));
+		pcd_log(level, "component=workers job=%s msg=\"%s\" error=%s", id, msg,
+			pcd_log_quote(pc_error_format(err, detail, sizeof(detail)), q, sizeof(q)));
 	else
-		fprintf(stderr, "level=%s component=workers job=%s msg=\"%s\"\n", level, id, msg);
+		pcd_log(level, "component=workers job=%s msg=\"%s\"", id, msg);
 }
 
 /* Heartbeat with optional progress; remembers whether a cancel is asked.
@@ -318,14 +319,37 @@ int pcd_workers_draining(struct pcd_workers *w)
 	return atomic_load(&w->draining);
 }
 
-void pcd_workers_drain(struct pcd_workers *w)
+int pcd_workers_drain_timed(struct pcd_workers *w, double seconds)
 {
+	struct timespec until;
+	int busy;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (seconds > 0) {
+		until.tv_sec += (time_t)seconds;
+		until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+	}
 	pthread_mutex_lock(&w->mu);
 	atomic_store(&w->draining, 1);
 	pthread_cond_broadcast(&w->wake);
-	while (w->busy > 0)
-		pthread_cond_wait(&w->idle, &w->mu);
+	while (w->busy > 0) {
+		if (seconds < 0)
+			pthread_cond_wait(&w->idle, &w->mu);
+		else if (pthread_cond_timedwait(&w->idle, &w->mu, &until) == ETIMEDOUT)
+			break;
+	}
+	busy = w->busy;
 	pthread_mutex_unlock(&w->mu);
+	return busy;
+}
+
+void pcd_workers_drain(struct pcd_workers *w)
+{
+	pcd_workers_drain_timed(w, -1);
 }
 
 void pcd_workers_free(struct pcd_workers *w)
