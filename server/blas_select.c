@@ -52,6 +52,17 @@ void pc_blas_select_kernels(char **argv)
 		return;
 	if (setenv("OPENBLAS_CORETYPE", want, 1) || setenv("PARACORR_BLAS_REEXEC", "1", 1))
 		return;
+	/* the resolved path rather than /proc/self/exe itself, so that the
+	 * process keeps its name (ps, pkill paracorrd) */
+	{
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (n > 0) {
+			self[n] = '\0';
+			execv(self, argv);
+		}
+	}
 	execv("/proc/self/exe", argv);
 	/* could not re-execute: run on with the kernels loaded */
 	unsetenv("OPENBLAS_CORETYPE");
