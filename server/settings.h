@@ -4,7 +4,7 @@
  *
  * Precedence, lowest first: built-in defaults, the config file
  * (`key = value`, `#` comments; --config FILE), environment variables
- * PARACORRD_<KEY> (upper case), then flags `--key value` / `--key=value`.
+ * PARACORR_<KEY> (upper case), then flags `--key value` / `--key=value`.
  * An unknown key or an out-of-range value is an error naming the setting. */
 #ifndef PARACORR_SERVER_SETTINGS_H
 #define PARACORR_SERVER_SETTINGS_H
@@ -17,8 +17,8 @@ struct pcd_settings {
 	char listen[64];
 	int port;
 	char data_dir[1024];
-	int workers;
-	int threads_per_job;
+	int workers;	     /* 0: auto (pcd_settings_resolve) */
+	int threads_per_job; /* 0: auto */
 	int http_threads;
 	int cache_mb;
 	int max_attempts;
@@ -38,12 +38,16 @@ struct pcd_settings {
 	int print_config; /* --print-config: print the effective settings and exit */
 };
 
-/* Fills the defaults; workers and threads_per_job from the core count so
- * that workers x threads_per_job <= online cores. */
+/* Fills the defaults of the table (workers and threads_per_job 0: auto). */
 void pcd_settings_default(struct pcd_settings *s);
 
+/* Turns auto values into numbers: workers from the core count (cores/4,
+ * 1..4), threads_per_job = cores / workers, so that workers x
+ * threads_per_job <= online cores. */
+void pcd_settings_resolve(struct pcd_settings *s);
+
 /* Applies one setting by name (dashes or underscores); `origin` names the
- * source in errors ("flag", "PARACORRD_PORT", "paracorr.conf:12"). */
+ * source in errors ("flag", "PARACORR_PORT", "paracorr.conf:12"). */
 int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value, const char *origin,
 		     struct pc_error *err);
 
@@ -52,7 +56,7 @@ int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value,
 int pcd_settings_load_file(struct pcd_settings *s, const char *path, struct pc_error *err);
 
 /* The whole chain: defaults, the file named by --config (or
- * PARACORRD_CONFIG), the environment, then argv flags. */
+ * PARACORR_CONFIG), the environment, then argv flags. */
 int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct pc_error *err);
 
 /* Cross-field checks (workers x threads, limits); run after loading. */

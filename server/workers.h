@@ -49,6 +49,11 @@ int pcd_workers_busy(struct pcd_workers *w);
 /* Stops claiming, asks running jobs to stop at their next check, waits for
  * them and puts them back in the queue. Idempotent. */
 void pcd_workers_drain(struct pcd_workers *w);
+/* The same, waiting at most `seconds` (< 0: without a limit); the number
+ * of jobs still running when it gave up, 0 when all were put away. A job
+ * still running then is in a long stretch without a check; the store still
+ * says running, so the next start's recovery runs it again. */
+int pcd_workers_drain_timed(struct pcd_workers *w, double seconds);
 /* 1 once pcd_workers_drain has begun. */
 int pcd_workers_draining(struct pcd_workers *w);
 /* Drains if needed, joins the threads and frees. NULL is fine. */

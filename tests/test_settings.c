@@ -1,0 +1,92 @@
+/* The daemon's settings: config/paracorr.conf documents every setting with
+ * its default, and bad values are refused with the setting's name. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/settings.h"
+#include "test.h"
+
+static char *trim(char *p)
+{
+	char *e;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	e = p + strlen(p);
+	while (e > p && (e[-1] == ' ' || e[-1] == '\n' || e[-1] == '\r' || e[-1] == '\t'))
+		*--e = '\0';
+	return p;
+}
+
+/* Whether the file has the uncommented line `key = value` (spaces aside). */
+static int conf_has(const char *path, const char *line_want)
+{
+	char want[512], line[1024];
+	FILE *f = fopen(path, "r");
+	int found = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), "%s", line_want);
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strcmp(trim(line), trim(want));
+	fclose(f);
+	return found;
+}
+
+TEST(settings_conf_documents_defaults)
+{
+	struct pcd_settings a, b;
+	struct pc_error err = {0};
+	char path[1024], *text = NULL, *p, *e;
+	size_t len = 0;
+	FILE *mem;
+	int lines = 0;
+
+	snprintf(path, sizeof(path), "%s/config/paracorr.conf", pc_test_root());
+	pcd_settings_default(&a);
+	pcd_settings_default(&b);
+	/* the file's values are the defaults: loading it changes nothing */
+	REQUIRE_MSG(pcd_settings_load_file(&b, path, &err) == 0, "%s: %s", err.where, err.text);
+	CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+	/* and every setting is there, as `key = default` */
+	REQUIRE((mem = open_memstream(&text, &len)) != NULL);
+	pcd_settings_print(&a, mem);
+	fclose(mem);
+	for (p = text; p && *p; p = e + 1) {
+		if (!(e = strchr(p, '\n')))
+			break;
+		*e = '\0';
+		CHECK_MSG(conf_has(path, p), "config/paracorr.conf lacks `%s`", p);
+		lines++;
+	}
+	CHECK(lines >= 20);
+	free(text);
+}
+
+TEST(settings_refuse_by_name)
+{
+	struct pcd_settings s;
+	struct pc_error err = {0};
+
+	pcd_settings_default(&s);
+	CHECK_INT(pcd_settings_set(&s, "max-queue", "12", "flag", &err), 0);
+	CHECK_INT(s.max_queue, 12);
+	CHECK_INT(pcd_settings_set(&s, "MAX_ATTEMPTS", "4", "flag", &err), 0);
+	CHECK_INT(s.max_attempts, 4);
+	CHECK(pcd_settings_set(&s, "max_attempts", "0", "PARACORR_MAX_ATTEMPTS", &err) != 0);
+	CHECK(!strcmp(err.where, "max_attempts") && strstr(err.text, "1..100") &&
+	      strstr(err.text, "PARACORR_MAX_ATTEMPTS"));
+	pc_error_clear(&err);
+	CHECK(pcd_settings_set(&s, "port", "80x", "flag", &err) != 0);
+	CHECK(!strcmp(err.where, "port") && strstr(err.text, "80x"));
+	pc_error_clear(&err);
+	CHECK(pcd_settings_set(&s, "colour", "blue", "x.conf:3", &err) != 0);
+	CHECK(!strcmp(err.where, "colour") && strstr(err.text, "x.conf:3"));
+	CHECK_INT(s.max_attempts, 4); /* a refused value leaves the old one */
+	/* auto workers and threads: within the cores */
+	pcd_settings_default(&s);
+	pcd_settings_resolve(&s);
+	CHECK(s.workers >= 1 && s.threads_per_job >= 1);
+}
