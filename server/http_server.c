@@ -29,7 +29,8 @@
 #include "prom.h"
 #include "settings.h"
 
-#define MAX_SEGMENTS 8
+#define N_PARAMS  2
+#define PARAM_MAX 160
 #define PP_BUFFER    (64 * 1024)
 
 struct pcd_http {
@@ -47,7 +48,7 @@ struct pcd_req {
 	const char *method;	 /* MHD's string, valid for the request */
 	char method_label[8];	 /* static copy for metrics: see method_static */
 	char url[512];
-	char id[160];
+	char params[N_PARAMS][PARAM_MAX]; /* the {…} segments of the path, in order */
 	char req_id[24];
 	struct timespec start;
 	unsigned status;
@@ -157,7 +158,12 @@ struct pcd_app *pcd_req_app(struct pcd_req *r)
 
 const char *pcd_req_id_param(struct pcd_req *r)
 {
-	return r->id;
+	return r->params[0];
+}
+
+const char *pcd_req_name_param(struct pcd_req *r)
+{
+	return r->params[1];
 }
 
 const char *pcd_req_request_id(struct pcd_req *r)
@@ -331,20 +337,23 @@ int pcd_send_error(struct pcd_req *r, const struct pc_error *err)
 
 /* --- routing ------------------------------------------------------------- */
 
-/* Whether path matches template; the {id} segment is copied to id. */
-static int match(const char *tmpl, const char *path, char *id, size_t id_size)
+/* Whether path matches template. Each {name} of the template matches one
+ * non-empty path segment, copied in order into params. */
+static int match(const char *tmpl, const char *path, char params[][PARAM_MAX], int max_params)
 {
-	while (*tmpl && *path) {
-		if (!strncmp(tmpl, "{id}", 4)) {
-			const char *e = strchr(path, '/');
-			size_t n = e ? (size_t)(e - path) : strlen(path);
+	int k = 0;
 
-			if (n == 0 || n >= id_size)
+	while (*tmpl && *path) {
+		if (*tmpl == '{') {
+			const char *te = strchr(tmpl, '}');
+			size_t n = strcspn(path, "/");
+
+			if (!te || n == 0 || n >= PARAM_MAX || k >= max_params)
 				return 0;
-			memcpy(id, path, n);
-			id[n] = '\0';
+			memcpy(params[k], path, n);
+			params[k++][n] = '\0';
 			path += n;
-			tmpl += 4;
+			tmpl = te + 1;
 			continue;
 		}
 		if (*tmpl != *path)
@@ -357,11 +366,11 @@ static int match(const char *tmpl, const char *path, char *id, size_t id_size)
 
 /* Finds the route; *path_known says some route has this path (for 405),
  * allow receives the methods that path takes. */
-static const struct pcd_route *route_find(const char *method, const char *path, char *id, size_t id_size,
+static const struct pcd_route *route_find(const char *method, const char *path, char params[][PARAM_MAX],
 					  int *path_known, char *allow, size_t allow_size)
 {
 	const struct pcd_route *found = NULL;
-	char tmp[160];
+	char tmp[N_PARAMS][PARAM_MAX];
 	size_t i;
 
 	*path_known = 0;
@@ -369,7 +378,7 @@ static const struct pcd_route *route_find(const char *method, const char *path, 
 	for (i = 0; i < pcd_n_routes; i++) {
 		const struct pcd_route *rt = &pcd_routes[i];
 
-		if (!match(rt->template, path, tmp, sizeof(tmp)))
+		if (!match(rt->template, path, tmp, N_PARAMS))
 			continue;
 		*path_known = 1;
 		if (strlen(allow) + strlen(rt->method) + 3 < allow_size) {
@@ -378,16 +387,12 @@ static const struct pcd_route *route_find(const char *method, const char *path, 
 			strcat(allow, rt->method);
 		}
 		/* HEAD is served by a GET route unless the table has a HEAD row */
-		if (!found && (!strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET")))) {
-			found = rt;
-			snprintf(id, id_size, "%s", tmp);
+		if (!strcmp(rt->method, method) || (!found && !strcmp(method, "HEAD") && !strcmp(rt->method, "GET"))) {
+			if (!found || strcmp(found->method, method)) {
+				found = rt;
+				memcpy(params, tmp, sizeof(tmp));
+			}
 		}
-	}
-	if (found && !strcmp(found->method, "GET") && !strcmp(method, "HEAD")) {
-		/* prefer an explicit HEAD row */
-		for (i = 0; i < pcd_n_routes; i++)
-			if (!strcmp(pcd_routes[i].method, "HEAD") && match(pcd_routes[i].template, path, tmp, sizeof(tmp)))
-				return &pcd_routes[i];
 	}
 	return found;
 }
@@ -596,7 +601,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			 (unsigned long)atomic_fetch_add(&h->next_req, 1));
 		clock_gettime(CLOCK_MONOTONIC, &r->start);
 		r->route_label = "unmatched";
-		r->route = route_find(method, url, r->id, sizeof(r->id), &known, allow, sizeof(allow));
+		r->route = route_find(method, url, r->params, &known, allow, sizeof(allow));
 		if (r->route)
 			r->route_label = r->route->template;
 		if (!strcmp(method, "OPTIONS") && known) {

@@ -69,7 +69,7 @@ typedef int (*pcd_route_fn)(struct pcd_req *r);
 
 struct pcd_route {
 	const char *method;
-	const char *template; /* "/v1/jobs/{id}": {id} matches one path segment */
+	const char *template; /* "/v1/jobs/{id}": a {…} matches one path segment */
 	pcd_route_fn handler;
 	enum pcd_body body;
 	int public_route; /* served without a bearer token */
@@ -80,7 +80,8 @@ extern const size_t pcd_n_routes;
 
 /* The request as a handler sees it. */
 struct pcd_app *pcd_req_app(struct pcd_req *r);
-const char *pcd_req_id_param(struct pcd_req *r); /* the {id} segment, or "" */
+const char *pcd_req_id_param(struct pcd_req *r);   /* the first {…} segment ({id}), or "" */
+const char *pcd_req_name_param(struct pcd_req *r); /* the second ({name}), or "" */
 const char *pcd_req_method(struct pcd_req *r);
 const char *pcd_req_request_id(struct pcd_req *r); /* for log lines; also sent as X-Request-Id */
 const char *pcd_req_url(struct pcd_req *r);
