@@ -18,6 +18,7 @@
 
 #include "assets.h"
 #include "blobs.h"
+#include "charts.h"
 #include "http_server.h"
 #include "log.h"
 #include "job.h"
@@ -662,6 +663,92 @@ static int h_job_list(struct pcd_req *r)
 	return pcd_send_json(r, 200, o, NULL);
 }
 
+/* The report of a succeeded job, parsed; NULL after answering. */
+static json_t *job_report_json(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	char *text = NULL;
+	json_t *rep;
+
+	if (pcd_store_job_report(app->store, pcd_req_id_param(r), &text, &err)) {
+		if (err.code == PC_ERR_NOT_FOUND)
+			job_not_found(r);
+		else if (err.code == PC_ERR_CONFLICT)
+			pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)", NULL, NULL);
+		else
+			pcd_send_error(r, &err);
+		return NULL;
+	}
+	rep = json_loads(text, 0, NULL);
+	free(text);
+	if (!rep)
+		pcd_send_problem(r, 500, "the stored report is not JSON", NULL, NULL);
+	return rep;
+}
+
+static int h_job_charts(struct pcd_req *r)
+{
+	json_t *rep = job_report_json(r), *list, *c;
+	char href[256];
+	size_t i;
+
+	if (!rep)
+		return MHD_YES;
+	list = pcd_charts_list(rep);
+	json_decref(rep);
+	if (!list)
+		return pcd_send_problem(r, 500, "out of memory", NULL, NULL);
+	json_array_foreach(list, i, c)
+	{
+		snprintf(href, sizeof(href), "/v1/jobs/%s/charts/%s.svg", pcd_req_id_param(r),
+			 json_string_value(json_object_get(c, "name")));
+		json_object_set_new(c, "href", json_string(href));
+	}
+	return pcd_send_json(r, 200, json_pack("{s:o}", "items", list), NULL);
+}
+
+static int h_job_chart(struct pcd_req *r)
+{
+	const char *file = pcd_req_name_param(r);
+	size_t n = strlen(file);
+	struct pc_error err = {0};
+	char name[64], *svg = NULL;
+	json_t *rep;
+	int rc;
+
+	/* the name carries its format, so a browser saves it as what it is */
+	if (n <= 4 || n - 4 >= sizeof(name) || strcmp(file + n - 4, ".svg"))
+		return pcd_send_problem(r, 404, "no such chart (charts are <name>.svg)", NULL, NULL);
+	memcpy(name, file, n - 4);
+	name[n - 4] = '\0';
+	if (!(rep = job_report_json(r)))
+		return MHD_YES;
+	rc = pcd_chart_svg(rep, name, &svg, &err);
+	json_decref(rep);
+	if (rc == PC_ERR_NOT_FOUND)
+		return pcd_send_problem(r, 404, "this job's report has no such chart", NULL, NULL);
+	if (rc)
+		return pcd_send_error(r, &err);
+	rc = pcd_send_text(r, 200, "image/svg+xml; charset=utf-8", svg, strlen(svg));
+	free(svg);
+	return rc;
+}
+
+/* --- the dashboard ------------------------------------------------------- */
+
+static int h_asset(struct pcd_req *r)
+{
+	struct pcd_asset a;
+	const char *path = pcd_req_url(r);
+
+	if (!strcmp(path, "/"))
+		path = "/index.html";
+	if (!pcd_asset_find(path, &a))
+		return pcd_send_problem(r, 404, "no such resource", NULL, NULL);
+	return pcd_send_text(r, 200, a.content_type, (const char *)a.data, a.size);
+}
+
 /* --- the table ----------------------------------------------------------- */
 
 const struct pcd_route pcd_routes[] = {
@@ -685,6 +772,12 @@ const struct pcd_route pcd_routes[] = {
 	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0},
 	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0},
 	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0},
+	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0},
+	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0},
+	/* the dashboard: public, it asks for the token itself */
+	{"GET", "/", h_asset, PCD_BODY_NONE, 1},
+	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1},
+	{"GET", "/style.css", h_asset, PCD_BODY_NONE, 1},
 };
 
 const size_t pcd_n_routes = sizeof(pcd_routes) / sizeof(pcd_routes[0]);

@@ -1,0 +1,353 @@
+// paracorr dashboard: one page, hash routes (#/jobs, #/jobs/<id>, #/new),
+// talking to the API of the daemon that serves it. No framework, no build
+// step; every piece of text from the server goes in through textContent.
+'use strict';
+
+const view = document.getElementById('view');
+const banner = document.getElementById('banner');
+const tokenForm = document.getElementById('token-form');
+let timer = null; // the current view's refresh, cleared on navigation
+
+// --- the API -------------------------------------------------------------
+
+function token() {
+  return sessionStorage.getItem('paracorr-token') || '';
+}
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || ('HTTP ' + status));
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+// fetch with the token; JSON in and out; a problem+json becomes an ApiError.
+async function api(method, path, opts = {}) {
+  const headers = {};
+  if (token()) headers.Authorization = 'Bearer ' + token();
+  let body = opts.body;
+  if (opts.json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(opts.json);
+  } else if (opts.type) {
+    headers['Content-Type'] = opts.type;
+  }
+  let resp;
+  try {
+    resp = await fetch(path, {method, headers, body});
+  } catch (e) {
+    showBanner('The daemon does not answer (' + e.message + '); retrying.');
+    throw e;
+  }
+  hideBanner();
+  const type = resp.headers.get('Content-Type') || '';
+  const data = type.includes('json') ? await resp.json().catch(() => null) : await resp.text();
+  if (resp.status === 401) askToken();
+  if (!resp.ok) throw new ApiError(resp.status, typeof data === 'object' ? data : null);
+  return data;
+}
+
+function showBanner(text) {
+  banner.textContent = text;
+  banner.hidden = false;
+}
+
+function hideBanner() {
+  banner.hidden = true;
+}
+
+function askToken() {
+  tokenForm.hidden = false;
+  document.getElementById('token-input').focus();
+}
+
+tokenForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem('paracorr-token', document.getElementById('token-input').value.trim());
+  tokenForm.hidden = true;
+  route();
+});
+
+// --- small DOM helpers ---------------------------------------------------
+
+// h('td', {class: 'num'}, 'text', child, ...): attributes set as attributes,
+// children as text nodes or elements; never parsed as HTML.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const pct = (v) => (typeof v === 'number' ? (100 * v).toFixed(2) + '%' : '–');
+const sig = (v) => (typeof v === 'number' ? Number(v.toPrecision(4)).toString() : '–');
+const shortId = (id) => (id || '').slice(0, 12);
+const when = (t) => (t ? new Date(t).toLocaleString() : '–');
+const finished = (s) => s === 'succeeded' || s === 'failed' || s === 'cancelled';
+
+function badge(status) {
+  return h('span', {class: 'badge ' + status}, status);
+}
+
+function progressBar(p) {
+  const f = p && typeof p.fraction === 'number' ? Math.max(0, Math.min(1, p.fraction)) : 0;
+  const span = h('span');
+  span.style.width = (100 * f).toFixed(1) + '%';
+  return h('div', {class: 'bar', role: 'progressbar', 'aria-valuenow': Math.round(100 * f),
+    'aria-valuemin': 0, 'aria-valuemax': 100}, span);
+}
+
+function errorBox(e) {
+  return h('p', {class: 'error'}, e instanceof ApiError ? e.message : 'Error: ' + e.message);
+}
+
+function later(fn, ms) {
+  clearTimeout(timer);
+  timer = setTimeout(fn, ms);
+}
+
+// --- #/jobs --------------------------------------------------------------
+
+async function jobsView(cursor, rows) {
+  const list = await api('GET', '/v1/jobs?limit=50' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+  const items = (rows || []).concat(list.items);
+  const body = h('tbody');
+  for (const j of items) {
+    const p = j.progress;
+    body.append(h('tr', {class: 'link', 'data-job-id': j.id, 'data-status': j.status,
+      onclick: () => { location.hash = '#/jobs/' + j.id; }},
+      h('td', {}, h('a', {href: '#/jobs/' + j.id, class: 'mono'}, j.id)),
+      h('td', {}, j.kind),
+      h('td', {}, badge(j.status)),
+      h('td', {}, j.status === 'running' ? [progressBar(p), h('small', {class: 'muted'}, p ? p.phase : '')] : ''),
+      h('td', {}, when(j.created_at))));
+  }
+  const table = h('table', {'data-testid': 'jobs'},
+    h('thead', {}, h('tr', {}, h('th', {}, 'Job'), h('th', {}, 'Kind'), h('th', {}, 'Status'),
+      h('th', {}, 'Progress'), h('th', {}, 'Created'))), body);
+  view.replaceChildren(h('h1', {}, 'Jobs'),
+    h('div', {class: 'card'}, items.length ? table : h('p', {class: 'muted'},
+      'No jobs yet. ', h('a', {href: '#/new'}, 'Start a study.')),
+    list.next_cursor ? h('button', {class: 'secondary', onclick: () => jobsView(list.next_cursor, items)},
+      'More') : null));
+  if (items.some((j) => !finished(j.status))) later(() => route(), 2000);
+}
+
+// --- #/new: uploads and a job ----------------------------------------------
+
+function describeModel(m) {
+  return shortId(m.id) + ' · ' + (m.parameters || 0).toLocaleString() + ' parameters · ' +
+    (m.ops || []).join(', ');
+}
+
+function describeDataset(d) {
+  return shortId(d.id) + ' · ' + (d.samples || 0).toLocaleString() + ' samples · shape [' +
+    (d.shape || []).join('×') + '] · ' + d.classes + ' classes';
+}
+
+async function newView() {
+  const [models, datasets] = await Promise.all([api('GET', '/v1/models?limit=500'),
+    api('GET', '/v1/datasets?limit=500')]);
+  const modelOut = h('div', {class: 'result'});
+  const dataOut = h('div', {class: 'result'});
+  const jobOut = h('div', {class: 'result'});
+
+  const modelFile = h('input', {type: 'file', id: 'model-file', accept: '.onnx', required: true});
+  const modelForm = h('form', {onsubmit: async (ev) => {
+    ev.preventDefault();
+    modelOut.replaceChildren('Uploading…');
+    try {
+      const m = await api('POST', '/v1/models', {body: modelFile.files[0], type: 'application/octet-stream'});
+      modelOut.replaceChildren('Stored: ' + describeModel(m));
+      newView();
+    } catch (e) { modelOut.replaceChildren(errorBox(e)); }
+  }}, h('label', {for: 'model-file'}, 'ONNX file'), modelFile, h('button', {type: 'submit'}, 'Upload model'),
+  modelOut);
+
+  const xFile = h('input', {type: 'file', id: 'inputs-file', required: true});
+  const yFile = h('input', {type: 'file', id: 'labels-file'});
+  const dataForm = h('form', {onsubmit: async (ev) => {
+    ev.preventDefault();
+    const form = new FormData();
+    form.append('inputs', xFile.files[0]);
+    if (yFile.files[0]) form.append('labels', yFile.files[0]);
+    dataOut.replaceChildren('Uploading…');
+    try {
+      const d = await api('POST', '/v1/datasets', {body: form});
+      dataOut.replaceChildren('Stored: ' + describeDataset(d));
+      newView();
+    } catch (e) { dataOut.replaceChildren(errorBox(e)); }
+  }}, h('label', {for: 'inputs-file'}, 'Inputs (IDX, NPY, CSV or safetensors)'), xFile,
+  h('label', {for: 'labels-file'}, 'Labels (not needed for CSV and safetensors)'), yFile,
+  h('button', {type: 'submit'}, 'Upload dataset'), dataOut);
+
+  const pick = (id, items, describe) => h('select', {id, required: true},
+    items.map((it) => h('option', {value: it.id}, describe(it))));
+  const field = (id, label, value, type) => [h('label', {for: id}, label),
+    h('input', {id, type: type || 'text', value})];
+  const checks = (name, values, on) => h('fieldset', {}, h('legend', {}, name),
+    values.map((v) => h('label', {}, h('input', {type: 'checkbox', name, value: v, checked: on.includes(v)}), v)));
+
+  const jobForm = h('form', {onsubmit: async (ev) => {
+    ev.preventDefault();
+    const val = (id) => document.getElementById(id).value.trim();
+    const checked = (name) => [...jobForm.querySelectorAll('input[name="' + name + '"]:checked')]
+      .map((i) => i.value);
+    const spec = {
+      kind: 'analyze', model: val('job-model'), dataset: val('job-dataset'), seed: Number(val('job-seed')),
+      corruption: {norms: checked('norms'), groups: checked('groups'),
+        epsilons: val('job-eps').split(',').map((s) => Number(s.trim())).filter((x) => !Number.isNaN(x)),
+        sparsity: [Number(val('job-sparsity'))], random_trials: Number(val('job-trials'))},
+    };
+    if (val('job-limit')) spec.limit = Number(val('job-limit'));
+    jobOut.replaceChildren('Submitting…');
+    try {
+      const j = await api('POST', '/v1/jobs', {json: spec});
+      location.hash = '#/jobs/' + j.id;
+    } catch (e) {
+      const list = e.problem && e.problem.errors ? e.problem.errors.map((x) => h('li', {}, x.pointer + ': ' +
+        x.detail)) : [];
+      jobOut.replaceChildren(errorBox(e), list.length ? h('ul', {}, list) : '');
+    }
+  }},
+  h('label', {for: 'job-model'}, 'Model'), pick('job-model', models.items, describeModel),
+  h('label', {for: 'job-dataset'}, 'Dataset'), pick('job-dataset', datasets.items, describeDataset),
+  field('job-eps', 'Radii ε (comma-separated)', '0.05, 0.1, 0.25, 0.5, 1, 2'),
+  checks('norms', ['l1', 'l2', 'linf'], ['l2']),
+  checks('groups', ['model', 'layer', 'tensor'], ['model', 'layer']),
+  field('job-trials', 'Random trials per radius', '5', 'number'),
+  field('job-sparsity', 'Sparsity (weights changed; 0 = all)', '0', 'number'),
+  field('job-limit', 'Samples (empty = all)', '2000', 'number'),
+  field('job-seed', 'Seed', '1', 'number'),
+  h('button', {type: 'submit', disabled: !models.items.length || !datasets.items.length}, 'Start the study'),
+  jobOut);
+
+  view.replaceChildren(h('h1', {}, 'New study'), h('div', {class: 'grid'},
+    h('section', {class: 'card'}, h('h2', {}, '1. Model'), modelForm),
+    h('section', {class: 'card'}, h('h2', {}, '2. Dataset'), dataForm)),
+  h('section', {class: 'card'}, h('h2', {}, '3. Corruption study'), jobForm));
+}
+
+// --- #/jobs/<id> -----------------------------------------------------------
+
+async function chartCards(id) {
+  const list = await api('GET', '/v1/jobs/' + id + '/charts');
+  const cards = [];
+  for (const c of list.items) {
+    const text = await api('GET', c.href);
+    // inline, so the token travels with the request and the SVG is in the DOM
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    const svg = document.importNode(doc.documentElement, true);
+    cards.push(h('figure', {class: 'card chart', 'data-testid': 'chart', 'data-chart': c.name},
+      h('h2', {}, c.title), svg));
+  }
+  return cards;
+}
+
+function resultsTable(report) {
+  const rows = (report.results || []).filter((r) => r.group === 'model');
+  return h('table', {'data-testid': 'results'},
+    h('thead', {}, h('tr', {}, ['norm', 'ε', 'sparsity', 'gradient accuracy', 'loss change',
+      'random mean accuracy', 'random worst'].map((t, i) => h('th', {class: i ? 'num' : ''}, t)))),
+    h('tbody', {}, rows.map((r) => h('tr', {},
+      h('td', {}, String(r.norm)), h('td', {class: 'num'}, sig(r.epsilon)), h('td', {class: 'num'}, r.sparsity),
+      h('td', {class: 'num'}, pct(r.gradient && r.gradient.accuracy)),
+      h('td', {class: 'num'}, sig(r.gradient && r.gradient.loss_change)),
+      h('td', {class: 'num'}, pct(r.random && r.random.accuracy_mean)),
+      h('td', {class: 'num'}, pct(r.random && r.random.accuracy_min))))));
+}
+
+function rankingTable(report) {
+  const rank = (report.ranking || []).slice().sort((a, b) => a.rank - b.rank).slice(0, 10);
+  if (!rank.length) return null;
+  return h('table', {'data-testid': 'ranking'},
+    h('thead', {}, h('tr', {}, ['rank', 'group', 'setting', 'loss change', 'accuracy']
+      .map((t, i) => h('th', {class: i === 1 || i === 2 ? '' : 'num'}, t)))),
+    h('tbody', {}, rank.map((r) => h('tr', {}, h('td', {class: 'num'}, r.rank),
+      h('td', {class: 'mono'}, r.group), h('td', {}, r.norm + ' ε=' + sig(r.epsilon)),
+      h('td', {class: 'num'}, sig(r.loss_change)), h('td', {class: 'num'}, pct(r.accuracy))))));
+}
+
+// A download that carries the token: fetch, then a Blob URL.
+async function download(path, name) {
+  const headers = token() ? {Authorization: 'Bearer ' + token()} : {};
+  const resp = await fetch(path, {headers});
+  if (!resp.ok) return showBanner('Download failed: HTTP ' + resp.status);
+  const url = URL.createObjectURL(await resp.blob());
+  const a = h('a', {href: url, download: name});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function jobView(id) {
+  const j = await api('GET', '/v1/jobs/' + encodeURIComponent(id));
+  const p = j.progress;
+  const facts = h('dl', {class: 'facts'},
+    h('dt', {}, 'Status'), h('dd', {}, badge(j.status)),
+    h('dt', {}, 'Kind'), h('dd', {}, j.kind),
+    h('dt', {}, 'Attempts'), h('dd', {}, j.attempts),
+    h('dt', {}, 'Created'), h('dd', {}, when(j.created_at)),
+    h('dt', {}, 'Started'), h('dd', {}, when(j.started_at)),
+    h('dt', {}, 'Finished'), h('dd', {}, when(j.finished_at)));
+  const head = h('section', {class: 'card'}, facts);
+  if (!finished(j.status)) {
+    head.append(h('p', {}, p ? p.phase + ': ' + p.done + ' of ' + p.total : 'waiting for a worker'),
+      progressBar(p), h('button', {class: 'danger', onclick: async () => {
+        try { await api('POST', '/v1/jobs/' + j.id + '/cancel'); } catch (e) { head.append(errorBox(e)); }
+        route();
+      }}, 'Cancel'));
+  }
+  if (j.error) head.append(h('p', {class: 'error'}, j.error.detail || j.error.title));
+  const root = h('div', {'data-testid': 'job', 'data-job-id': j.id, 'data-status': j.status},
+    h('h1', {}, 'Job ', h('span', {class: 'mono'}, j.id)), head);
+  view.replaceChildren(root);
+  if (!finished(j.status)) return later(() => route(), 1000);
+  if (j.status !== 'succeeded') return;
+
+  const report = await api('GET', '/v1/jobs/' + j.id + '/report');
+  const actions = h('p', {}, h('button', {class: 'secondary', onclick: () =>
+    download('/v1/jobs/' + j.id + '/report', j.id + '-report.json')}, 'Download the JSON report'));
+  if (j.links && j.links.model) {
+    actions.append(' ', h('button', {class: 'secondary', onclick: () =>
+      download(j.links.model, j.id + '-hardened.onnx')}, 'Download the hardened model'));
+  }
+  const clean = report.clean || {};
+  root.append(h('section', {class: 'card'}, h('h2', {}, 'Clean model'),
+    h('p', {}, 'accuracy ' + pct(clean.accuracy) + ', loss ' + sig(clean.loss) + ' on ' +
+      ((report.dataset && report.dataset.samples) || '?') + ' samples'), actions));
+  try {
+    root.append(...await chartCards(j.id));
+  } catch (e) { root.append(errorBox(e)); }
+  root.append(h('section', {class: 'card'}, h('h2', {}, 'The whole model'), resultsTable(report)));
+  const rank = rankingTable(report);
+  if (rank) root.append(h('section', {class: 'card'}, h('h2', {}, 'The most fragile groups'), rank));
+}
+
+// --- routing ---------------------------------------------------------------
+
+async function route() {
+  clearTimeout(timer);
+  const hash = location.hash || '#/jobs';
+  try {
+    const m = hash.match(/^#\/jobs\/([^/]+)$/);
+    if (m) await jobView(decodeURIComponent(m[1]));
+    else if (hash === '#/new') await newView();
+    else await jobsView();
+  } catch (e) {
+    if (e instanceof ApiError) view.replaceChildren(errorBox(e));
+    else later(() => route(), 3000); // the daemon is down: the banner says so
+  }
+}
+
+window.addEventListener('hashchange', route);
+route();
