@@ -2,6 +2,8 @@
  *
  *   paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] [--threads T]
  *   paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary]
+ *   paracorr report REPORT.json
+ *   paracorr submit SPEC.json | status JOB | fetch JOB    (a daemon's client)
  *
  * Results go to stdout as JSON; errors to stderr with a non-zero exit. The
  * CLI owns the process, so it decides how many threads run (--threads,
@@ -9,12 +11,15 @@
 #include <getopt.h>
 #include <math.h>
 #include <time.h>
+#include <ctype.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "blas_select.h"
+#include "client.h"
 #include "job.h"
 #include "paracorr/analysis.h"
 #include "paracorr/data.h"
@@ -24,6 +29,7 @@
 #include "paracorr/report.h"
 #include "paracorr/runner.h"
 #include "paracorr/spec.h"
+#include "summary.h"
 
 #define EXIT_USAGE 2
 
@@ -36,6 +42,17 @@ static void usage(FILE *f)
 		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary]\n"
 		   "      the corruption study of a job spec; the report to stdout, progress to stderr;\n"
 		   "      --reproducible leaves out wall-clock timing, making the report byte-identical\n"
+		   "  paracorr report REPORT.json [--top N]\n"
+		   "      a report as tables: clean numbers, the model-wide results, the most fragile groups\n"
+		   "  paracorr submit SPEC.json [--wait] [--summary] [-o REPORT.json] [--idempotency-key K]\n"
+		   "      uploads the spec's model and dataset files to a daemon and queues the job; with\n"
+		   "      --wait follows its progress and writes the report (stdout, or -o)\n"
+		   "  paracorr status JOB [--wait]      a job's status and progress, as JSON\n"
+		   "  paracorr fetch JOB [--wait] [-o REPORT.json] [--summary]   a finished job's report\n"
+		   "  paracorr fetch JOB --chart NAME [-o NAME.svg]   one of its charts (accuracy, loss, ranking)\n"
+		   "      the client commands take --server URL (default $PARACORR_SERVER or\n"
+		   "      http://127.0.0.1:8080) and --token T (default $PARACORR_TOKEN)\n"
+		   "  paracorr health [--server URL]   exit 0 when the daemon answers /healthz\n"
 		   "  paracorr help\n");
 }
 
@@ -179,81 +196,10 @@ out:
 	return rc;
 }
 
-struct progress_state {
-	double last;
-	int tty;
-};
-
-static double wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* One line per update on a terminal (rewritten in place), at most one every
- * two seconds in a log. */
 static void show_progress(const struct pc_progress *pr, void *arg)
 {
-	struct progress_state *ps = arg;
-	double t = wall();
-	int last = pr->done >= pr->total;
-
-	if (!last && t - ps->last < (ps->tty ? 0.2 : 2.0))
-		return;
-	ps->last = t;
-	fprintf(stderr, "%s[%s] %lld/%lld passes, %.1f s elapsed", ps->tty ? "\r\033[K" : "", pr->phase,
-		(long long)pr->done, (long long)pr->total, pr->elapsed);
-	if (pr->remaining >= 0 && !last)
-		fprintf(stderr, ", ~%.0f s remaining", ceil(pr->remaining));
-	fputs(ps->tty && !last ? "" : "\n", stderr);
-	fflush(stderr);
-}
-
-static const char *norm_name(json_t *n, char *buf, size_t size)
-{
-	if (json_is_string(n))
-		return json_string_value(n);
-	snprintf(buf, size, "l%g", json_number_value(n));
-	return buf;
-}
-
-/* The model-group results as a table on stderr, for people. */
-static void print_summary(json_t *report)
-{
-	json_t *clean = json_object_get(report, "clean"), *row;
-	size_t i;
-	char nb[32];
-
-	fprintf(stderr, "clean: loss %.4f, accuracy %.4f\n", json_number_value(json_object_get(clean, "loss")),
-		json_number_value(json_object_get(clean, "accuracy")));
-	fprintf(stderr, "%-6s %-5s %8s %12s %14s %14s %14s\n", "group", "norm", "epsilon", "first-order",
-		"grad loss chg", "grad accuracy", "random acc");
-	json_array_foreach(json_object_get(report, "results"), i, row)
-	{
-		json_t *gr = json_object_get(row, "gradient"), *rd = json_object_get(row, "random");
-		if (strcmp(json_string_value(json_object_get(row, "group")), "model") != 0)
-			continue;
-		fprintf(stderr, "%-6s %-5s %8g %12.4f %14.4f %14.4f %14.4f\n", "model",
-			norm_name(json_object_get(row, "norm"), nb, sizeof(nb)),
-			json_number_value(json_object_get(row, "epsilon")),
-			json_number_value(json_object_get(row, "first_order")),
-			json_number_value(json_object_get(gr, "loss_change")),
-			json_number_value(json_object_get(gr, "accuracy")),
-			json_is_object(rd) ? json_number_value(json_object_get(rd, "accuracy_mean")) : NAN);
-	}
-	json_array_foreach(json_object_get(report, "ranking"), i, row)
-	{
-		if (i == 0)
-			fprintf(stderr, "most fragile groups:\n");
-		if (json_integer_value(json_object_get(row, "rank")) == 1)
-			fprintf(stderr, "  %-5s eps %-8g %s (loss change %.4f)\n",
-				norm_name(json_object_get(row, "norm"), nb, sizeof(nb)),
-				json_number_value(json_object_get(row, "epsilon")),
-				json_string_value(json_object_get(row, "group")),
-				json_number_value(json_object_get(row, "loss_change")));
-	}
+	pcd_progress_draw(arg, pr->phase, (long long)pr->done, (long long)pr->total, pr->elapsed, pr->remaining,
+			  pr->done >= pr->total, stderr);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -268,7 +214,7 @@ static int cmd_run(int argc, char **argv)
 	struct pc_error err = {0};
 	struct pc_spec spec;
 	struct pcd_job_opts jo;
-	struct progress_state ps = {0, isatty(2)};
+	struct pcd_progress_bar ps = {isatty(2), 0};
 	json_t *report = NULL;
 	char *text = NULL;
 	int c, rc = 1, quiet = 0, spec_ok = 0, summary = 0, timing_seconds = 1;
@@ -332,7 +278,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	fputc('\n', stdout);
 	if (summary)
-		print_summary(report);
+		pcd_summary_print(report, 5, stderr);
 	rc = 0;
 out:
 	if (rc)
@@ -342,6 +288,443 @@ out:
 	if (spec_ok)
 		pc_spec_free(&spec);
 	return rc;
+}
+
+/* --- talking to a daemon ------------------------------------------------ */
+
+/* Options the client commands share. */
+struct client_opts {
+	const char *server, *token, *out, *chart;
+	int wait, summary, quiet;
+	const char *idem;
+};
+
+static int client_getopt(int argc, char **argv, struct client_opts *o, int *first_arg)
+{
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 'S'}, {"token", required_argument, NULL, 'T'},
+		{"output", required_argument, NULL, 'o'}, {"wait", no_argument, NULL, 'w'},
+		{"summary", no_argument, NULL, 's'},	  {"quiet", no_argument, NULL, 'q'},
+		{"idempotency-key", required_argument, NULL, 'k'}, {"chart", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'S': o->server = optarg; break;
+		case 'T': o->token = optarg; break;
+		case 'o': o->out = optarg; break;
+		case 'w': o->wait = 1; break;
+		case 's': o->summary = 1; break;
+		case 'q': o->quiet = 1; break;
+		case 'k': o->idem = optarg; break;
+		case 'c': o->chart = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "paracorr %s: one argument is required\n", argv[0]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	*first_arg = optind;
+	return 0;
+}
+
+/* Whether s is an upload id (64 lower-case hex digits) rather than a path. */
+static int is_upload_id(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+			return 0;
+	return i == 64;
+}
+
+/* The id from an upload's answer (200 or 201), else the problem. */
+static int upload_answer(struct pcd_client_resp *r, const char *what, char id[65], struct pc_error *err)
+{
+	json_t *j;
+	const char *s;
+
+	if (r->status != 200 && r->status != 201)
+		return pcd_client_problem(r, what, err);
+	j = json_loadb(r->body, r->len, 0, NULL);
+	s = json_string_value(json_object_get(j, "id"));
+	if (!s || !is_upload_id(s)) {
+		json_decref(j);
+		return pc_error_set(err, PC_ERR_FORMAT, what, "the server's answer has no id");
+	}
+	memcpy(id, s, 65);
+	json_decref(j);
+	return 0;
+}
+
+/* spec.model and spec.dataset given as files become uploads and their ids;
+ * ids are kept. The content addressing makes a second upload a no-op. */
+static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet, struct pc_error *err)
+{
+	json_t *m = json_object_get(spec, "model"), *d = json_object_get(spec, "dataset");
+	struct pcd_client_resp r;
+	char id[65];
+	int rc;
+
+	if (json_is_string(m) && !is_upload_id(json_string_value(m))) {
+		if (!quiet)
+			fprintf(stderr, "uploading the model %s\n", json_string_value(m));
+		if ((rc = pcd_client_do(c, "POST", "/v1/models", "application/octet-stream", NULL, 0,
+					json_string_value(m), NULL, &r, err)))
+			return rc;
+		rc = upload_answer(&r, "model", id, err);
+		pcd_client_resp_free(&r);
+		if (rc)
+			return rc;
+		json_object_set_new(spec, "model", json_string(id));
+	}
+	if (json_is_object(d)) {
+		const char *x = json_string_value(json_object_get(d, "inputs"));
+		const char *y = json_string_value(json_object_get(d, "labels"));
+		const char *parts[] = {"inputs", x, y ? "labels" : NULL, y, NULL};
+
+		if (!x)
+			return pc_error_set(err, PC_ERR_INVALID, "dataset.inputs", "must be a path");
+		if (!quiet)
+			fprintf(stderr, "uploading the dataset %s%s%s\n", x, y ? " + " : "", y ? y : "");
+		if ((rc = pcd_client_do(c, "POST", "/v1/datasets", NULL, NULL, 0, NULL, parts, &r, err)))
+			return rc;
+		rc = upload_answer(&r, "dataset", id, err);
+		pcd_client_resp_free(&r);
+		if (rc)
+			return rc;
+		json_object_set_new(spec, "dataset", json_string(id));
+	}
+	return 0;
+}
+
+/* Writes text to path, or stdout when path is NULL or "-". */
+static int write_out(const char *path, const char *text, size_t len, struct pc_error *err)
+{
+	FILE *f = path && strcmp(path, "-") ? fopen(path, "wb") : stdout;
+	int bad;
+
+	if (!f)
+		return pc_error_set(err, PC_ERR_IO, path, "cannot create the file");
+	bad = fwrite(text, 1, len, f) != len || (len && text[len - 1] != '\n' && fputc('\n', f) == EOF);
+	if (f != stdout)
+		bad |= fclose(f) != 0;
+	else
+		bad |= fflush(f) != 0;
+	return bad ? pc_error_set(err, PC_ERR_IO, path ? path : "stdout", "cannot write") : 0;
+}
+
+/* GET /v1/jobs/{id}: the job object, or NULL with err set. */
+static json_t *get_job(const struct pcd_client *c, const char *id, struct pc_error *err)
+{
+	struct pcd_client_resp r;
+	char path[256];
+	json_t *j = NULL;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	if (pcd_client_do(c, "GET", path, NULL, NULL, 0, NULL, NULL, &r, err))
+		return NULL;
+	if (r.status != 200)
+		pcd_client_problem(&r, "job", err);
+	else if (!(j = json_loadb(r.body, r.len, 0, NULL)))
+		pc_error_set(err, PC_ERR_FORMAT, "job", "the server's answer is not JSON");
+	pcd_client_resp_free(&r);
+	return j;
+}
+
+static int is_finished(const char *status)
+{
+	return status && (!strcmp(status, "succeeded") || !strcmp(status, "failed") || !strcmp(status, "cancelled"));
+}
+
+/* Follows a job until it finishes, drawing its progress; the final job. */
+static json_t *follow_job(const struct pcd_client *c, const char *id, int quiet, struct pc_error *err)
+{
+	struct pcd_progress_bar bar = {isatty(2), 0};
+	struct timespec pause = {0, 300 * 1000000L};
+	struct timespec t0, t;
+	json_t *j;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		const char *st;
+		json_t *p;
+
+		if (!(j = get_job(c, id, err)))
+			return NULL;
+		st = json_string_value(json_object_get(j, "status"));
+		p = json_object_get(j, "progress");
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (!quiet && (json_is_object(p) || is_finished(st))) {
+			char phase[96];
+
+			snprintf(phase, sizeof(phase), "%s%s%s", st ? st : "?", json_is_object(p) ? ": " : "",
+				 json_is_object(p) ? json_string_value(json_object_get(p, "phase")) : "");
+			pcd_progress_draw(&bar, phase, (long long)json_integer_value(json_object_get(p, "done")),
+					  (long long)json_integer_value(json_object_get(p, "total")),
+					  (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9, -1,
+					  is_finished(st), stderr);
+		}
+		if (is_finished(st))
+			return j;
+		json_decref(j);
+		nanosleep(&pause, NULL);
+	}
+}
+
+/* GET the report of a job into *text. */
+static int fetch_report(const struct pcd_client *c, const char *id, char **text, size_t *len, struct pc_error *err)
+{
+	struct pcd_client_resp r;
+	char path[256];
+	int rc;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", id);
+	if ((rc = pcd_client_do(c, "GET", path, NULL, NULL, 0, NULL, NULL, &r, err)))
+		return rc;
+	if (r.status != 200) {
+		rc = pcd_client_problem(&r, "report", err);
+		pcd_client_resp_free(&r);
+		return rc;
+	}
+	*text = r.body;
+	*len = r.len;
+	return 0;
+}
+
+/* A finished job: the report out (and the summary), or its error. */
+static int finish_job(const struct pcd_client *c, json_t *job, const struct client_opts *o, struct pc_error *err)
+{
+	const char *id = json_string_value(json_object_get(job, "id"));
+	const char *st = json_string_value(json_object_get(job, "status"));
+	char *text = NULL;
+	size_t len = 0;
+	json_t *rep;
+	int rc;
+
+	if (st && !strcmp(st, "failed")) {
+		json_t *e = json_object_get(job, "error");
+		return pc_error_set(err, PC_ERR_INTERNAL, id, "the job failed: %s",
+				    json_string_value(json_object_get(e, "detail")) ? json_string_value(json_object_get(e, "detail"))
+										  : "no detail");
+	}
+	if (st && !strcmp(st, "cancelled"))
+		return pc_error_set(err, PC_ERR_CANCELLED, id, "the job was cancelled");
+	if ((rc = fetch_report(c, id, &text, &len, err)))
+		return rc;
+	rc = write_out(o->out, text, len, err);
+	if (!rc && o->summary && (rep = json_loadb(text, len, 0, NULL))) {
+		pcd_summary_print(rep, 5, stderr);
+		json_decref(rep);
+	}
+	free(text);
+	return rc;
+}
+
+/* One of a finished job's charts (an SVG) to -o or stdout. */
+static int fetch_chart(const struct pcd_client *c, const char *id, const struct client_opts *o, struct pc_error *err)
+{
+	struct pcd_client_resp r;
+	char path[400];
+	int rc;
+
+	if (strpbrk(o->chart, "/?#%") || strlen(o->chart) > 64)
+		return pc_error_set(err, PC_ERR_INVALID, "--chart", "'%s' is not a chart name", o->chart);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/%s.svg", id, o->chart);
+	if ((rc = pcd_client_do(c, "GET", path, NULL, NULL, 0, NULL, NULL, &r, err)))
+		return rc;
+	rc = r.status == 200 ? write_out(o->out, r.body, r.len, err) : pcd_client_problem(&r, "chart", err);
+	pcd_client_resp_free(&r);
+	return rc;
+}
+
+static int cmd_submit(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	struct pcd_client c;
+	struct pcd_client_resp r = {0};
+	struct pc_error err = {0};
+	json_error_t jerr;
+	json_t *spec = NULL, *job = NULL;
+	char *body = NULL, hdr[300];
+	int arg, rc;
+
+	if ((rc = client_getopt(argc, argv, &o, &arg)))
+		return rc;
+	rc = 1;
+	if (pcd_client_init(&c, o.server, o.token, &err))
+		goto out;
+	if (!(spec = json_load_file(argv[arg], 0, &jerr))) {
+		pc_error_set(&err, PC_ERR_FORMAT, argv[arg], "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	if (upload_spec_files(&c, spec, o.quiet, &err))
+		goto out;
+	if (!(body = json_dumps(spec, JSON_COMPACT))) {
+		pc_error_set(&err, PC_ERR_NOMEM, "spec", "out of memory");
+		goto out;
+	}
+	if (o.idem) {
+		if (strpbrk(o.idem, "\r\n") || strlen(o.idem) > 255) {
+			pc_error_set(&err, PC_ERR_INVALID, "--idempotency-key", "1 to 255 characters on one line");
+			goto out;
+		}
+		snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", o.idem);
+		c.extra = hdr;
+	}
+	if (pcd_client_do(&c, "POST", "/v1/jobs", "application/json", body, strlen(body), NULL, NULL, &r, &err))
+		goto out;
+	if (r.status != 202) {
+		pcd_client_problem(&r, "spec", &err);
+		goto out;
+	}
+	if (!(job = json_loadb(r.body, r.len, 0, NULL))) {
+		pc_error_set(&err, PC_ERR_FORMAT, "job", "the server's answer is not JSON");
+		goto out;
+	}
+	if (!o.quiet)
+		fprintf(stderr, "job %s queued (%s%s)\n", json_string_value(json_object_get(job, "id")), c.base,
+			r.location);
+	if (!o.wait) {
+		rc = write_out(o.out, r.body, r.len, &err) ? 1 : 0;
+		goto out;
+	}
+	{
+		json_t *done = follow_job(&c, json_string_value(json_object_get(job, "id")), o.quiet, &err);
+		if (!done)
+			goto out;
+		json_decref(job);
+		job = done;
+	}
+	rc = finish_job(&c, job, &o, &err) ? 1 : 0;
+out:
+	if (rc && err.code)
+		fail(&err);
+	pcd_client_resp_free(&r);
+	free(body);
+	json_decref(spec);
+	json_decref(job);
+	return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	struct pcd_client c;
+	struct pc_error err = {0};
+	json_t *job = NULL;
+	char *text = NULL;
+	int arg, rc;
+
+	if ((rc = client_getopt(argc, argv, &o, &arg)))
+		return rc;
+	rc = 1;
+	if (pcd_client_init(&c, o.server, o.token, &err))
+		goto out;
+	job = o.wait ? follow_job(&c, argv[arg], o.quiet, &err) : get_job(&c, argv[arg], &err);
+	if (!job || !(text = json_dumps(job, JSON_INDENT(2))))
+		goto out;
+	rc = write_out(o.out, text, strlen(text), &err) ? 1 : 0;
+out:
+	if (rc && err.code)
+		fail(&err);
+	free(text);
+	json_decref(job);
+	return rc;
+}
+
+static int cmd_fetch(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	struct pcd_client c;
+	struct pc_error err = {0};
+	json_t *job = NULL;
+	int arg, rc;
+
+	if ((rc = client_getopt(argc, argv, &o, &arg)))
+		return rc;
+	rc = 1;
+	if (pcd_client_init(&c, o.server, o.token, &err))
+		goto out;
+	job = o.wait ? follow_job(&c, argv[arg], o.quiet, &err) : get_job(&c, argv[arg], &err);
+	if (!job)
+		goto out;
+	rc = (o.chart ? fetch_chart(&c, argv[arg], &o, &err) : finish_job(&c, job, &o, &err)) ? 1 : 0;
+out:
+	if (rc && err.code)
+		fail(&err);
+	json_decref(job);
+	return rc;
+}
+
+/* GET /healthz: exit 0 when the daemon answers 200 (container health checks). */
+static int cmd_health(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	struct pcd_client c;
+	struct pcd_client_resp r;
+	struct pc_error err = {0};
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--server") && i + 1 < argc)
+			o.server = argv[++i];
+		else {
+			fprintf(stderr, "paracorr health: usage: paracorr health [--server URL]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (pcd_client_init(&c, o.server, "", &err) ||
+	    pcd_client_do(&c, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, &r, &err))
+		return fail(&err);
+	if (r.status == 200)
+		rc = 0;
+	else
+		fprintf(stderr, "paracorr health: %s/healthz answered %ld\n", c.base, r.status);
+	pcd_client_resp_free(&r);
+	return rc;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static const struct option opts[] = {{"top", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
+	long long top = 5;
+	json_error_t jerr;
+	json_t *rep;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 't' || parse_int("--top", optarg, 0, 1000, &top)) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "paracorr report: one REPORT.json is required\n");
+		return EXIT_USAGE;
+	}
+	if (!(rep = json_load_file(argv[optind], 0, &jerr))) {
+		fprintf(stderr, "paracorr: error: %s: line %d column %d: %s\n", argv[optind], jerr.line, jerr.column,
+			jerr.text);
+		return 1;
+	}
+	if (!json_is_object(rep) || !json_is_object(json_object_get(rep, "clean"))) {
+		fprintf(stderr, "paracorr: error: %s: not a paracorr report (no \"clean\" object)\n", argv[optind]);
+		json_decref(rep);
+		return 1;
+	}
+	pcd_summary_print(rep, (int)top, stdout);
+	json_decref(rep);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -355,6 +738,16 @@ int main(int argc, char **argv)
 		return cmd_eval(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "submit") == 0)
+		return cmd_submit(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(argv[1], "fetch") == 0)
+		return cmd_fetch(argc - 1, argv + 1);
+	if (strcmp(argv[1], "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(argv[1], "health") == 0)
+		return cmd_health(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;

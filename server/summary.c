@@ -1,0 +1,204 @@
+/* summary: see summary.h. Reports are read defensively: a report from an
+ * older version or another kind of job prints what it has. */
+#include "summary.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+static double num(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static const char *norm_of(const json_t *row, char *buf, size_t size)
+{
+	json_t *n = json_object_get(row, "norm");
+
+	if (json_is_string(n))
+		return json_string_value(n);
+	if (json_is_number(n))
+		snprintf(buf, size, "l%g", json_number_value(n));
+	else
+		snprintf(buf, size, "?");
+	return buf;
+}
+
+/* "87.39%" or "-" */
+static const char *pct(double v, char *buf, size_t size)
+{
+	if (isnan(v))
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.2f%%", 100.0 * v);
+	return buf;
+}
+
+static const char *real(double v, char *buf, size_t size)
+{
+	if (isnan(v))
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.4g", v);
+	return buf;
+}
+
+/* Equal, with two missing fields equal too. */
+static int same(double a, double b)
+{
+	return (isnan(a) && isnan(b)) || a == b;
+}
+
+/* Whether two results belong to one setting line-up (same block, norm,
+ * sparsity and steps): the rows of one model-wide table. */
+static int same_setting(const json_t *a, const json_t *b)
+{
+	char na[32], nb[32];
+
+	return same(num(a, "block"), num(b, "block")) && same(num(a, "sparsity"), num(b, "sparsity")) &&
+	       same(num(a, "steps"), num(b, "steps")) && !strcmp(norm_of(a, na, sizeof(na)), norm_of(b, nb, sizeof(nb)));
+}
+
+static void print_model_tables(const json_t *results, FILE *f)
+{
+	size_t i, k, n = json_array_size(results);
+	char b1[32], b2[32], b3[32], b4[32], b5[32], nb[32];
+
+	for (i = 0; i < n; i++) {
+		const json_t *head = json_array_get(results, i);
+		const json_t *grp = json_object_get(head, "group");
+		int first = 1;
+
+		if (!json_is_string(grp) || strcmp(json_string_value(grp), "model"))
+			continue;
+		/* the first row of its setting starts the table */
+		for (k = 0; k < i; k++) {
+			const json_t *o = json_array_get(results, k);
+			if (json_is_string(json_object_get(o, "group")) &&
+			    !strcmp(json_string_value(json_object_get(o, "group")), "model") && same_setting(o, head))
+				break;
+		}
+		if (k < i)
+			continue;
+		for (k = i; k < n; k++) {
+			const json_t *row = json_array_get(results, k), *gr, *rd;
+
+			if (!json_is_string(json_object_get(row, "group")) ||
+			    strcmp(json_string_value(json_object_get(row, "group")), "model") || !same_setting(row, head))
+				continue;
+			if (first) {
+				fprintf(f, "\nthe whole model, %s corruption, sparsity %s, %s step%s:\n",
+					norm_of(head, nb, sizeof(nb)), real(num(head, "sparsity"), b1, sizeof(b1)),
+					real(num(head, "steps"), b2, sizeof(b2)), num(head, "steps") == 1 ? "" : "s");
+				fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s\n", "epsilon", "gradient acc",
+					"random acc", "random worst", "loss change", "first-order");
+				first = 0;
+			}
+			gr = json_object_get(row, "gradient");
+			rd = json_object_get(row, "random");
+			fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s\n", real(num(row, "epsilon"), b1, sizeof(b1)),
+				pct(num(gr, "accuracy"), b2, sizeof(b2)), pct(num(rd, "accuracy_mean"), b3, sizeof(b3)),
+				pct(num(rd, "accuracy_min"), b4, sizeof(b4)), real(num(gr, "loss_change"), b5, sizeof(b5)),
+				real(num(row, "first_order"), nb, sizeof(nb)));
+		}
+	}
+}
+
+/* The ranking setting with the most groups (ties: the larger epsilon),
+ * then its first `top` entries by rank. */
+static void print_ranking(const json_t *ranking, int top, FILE *f)
+{
+	size_t i, k, n = json_array_size(ranking), best = n, best_count = 0;
+	char nb[32], b1[32], b2[32], b3[32];
+
+	for (i = 0; i < n; i++) {
+		const json_t *a = json_array_get(ranking, i);
+		size_t count = 0;
+
+		for (k = 0; k < n; k++) {
+			const json_t *b = json_array_get(ranking, k);
+			if (same_setting(a, b) && same(num(a, "epsilon"), num(b, "epsilon")))
+				count++;
+		}
+		if (count > best_count ||
+		    (count == best_count && best < n && num(a, "epsilon") > num(json_array_get(ranking, best), "epsilon"))) {
+			best = i;
+			best_count = count;
+		}
+	}
+	if (best == n || top <= 0)
+		return;
+	{
+		const json_t *h = json_array_get(ranking, best);
+		fprintf(f, "\nthe most fragile of %zu groups (%s, epsilon %s, sparsity %s):\n", best_count,
+			norm_of(h, nb, sizeof(nb)), real(num(h, "epsilon"), b1, sizeof(b1)),
+			real(num(h, "sparsity"), b2, sizeof(b2)));
+		fprintf(f, "  %4s  %-40s  %12s  %12s\n", "rank", "group", "loss change", "accuracy");
+		for (int r = 1; r <= top; r++) {
+			for (k = 0; k < n; k++) {
+				const json_t *row = json_array_get(ranking, k);
+				const json_t *g = json_object_get(row, "group");
+
+				if (num(row, "rank") != r || !same_setting(row, h) || !same(num(row, "epsilon"), num(h, "epsilon")))
+					continue;
+				fprintf(f, "  %4d  %-40.40s  %12s  %12s\n", r, json_is_string(g) ? json_string_value(g) : "?",
+					real(num(row, "loss_change"), b1, sizeof(b1)),
+					pct(num(row, "accuracy"), b3, sizeof(b3)));
+			}
+		}
+	}
+}
+
+void pcd_summary_print(const json_t *report, int top, FILE *f)
+{
+	const json_t *clean = json_object_get(report, "clean"), *ds = json_object_get(report, "dataset");
+	char b1[32], b2[32];
+
+	fprintf(f, "clean: accuracy %s, loss %s", pct(num(clean, "accuracy"), b1, sizeof(b1)),
+		real(num(clean, "loss"), b2, sizeof(b2)));
+	if (json_is_number(json_object_get(ds, "samples")))
+		fprintf(f, " (%.0f samples)", num(ds, "samples"));
+	fputc('\n', f);
+	print_model_tables(json_object_get(report, "results"), f);
+	print_ranking(json_object_get(report, "ranking"), top, f);
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,
+		       double elapsed, double remaining, int final, FILE *f)
+{
+	double t = mono(), frac = total > 0 ? (double)done / (double)total : 0;
+	char bar[32];
+	int i, w = (int)sizeof(bar) - 1, filled;
+
+	/* a terminal redraws five times a second; a log gets a line every 2 s */
+	if (!final && t - b->last_draw < (b->tty ? 0.2 : 2.0))
+		return;
+	b->last_draw = t;
+	if (frac > 1)
+		frac = 1;
+	if (b->tty) {
+		filled = (int)(frac * w + 0.5);
+		for (i = 0; i < w; i++)
+			bar[i] = i < filled ? '#' : '.';
+		bar[w] = '\0';
+		fprintf(f, "\r\033[K[%s] %3.0f%% %s %lld/%lld, %.1f s", bar, 100 * frac, phase ? phase : "", done, total,
+			elapsed);
+	} else {
+		fprintf(f, "[%s] %lld/%lld (%.0f%%), %.1f s elapsed", phase ? phase : "", done, total, 100 * frac,
+			elapsed);
+	}
+	if (remaining >= 0 && !final)
+		fprintf(f, ", ~%.0f s left", ceil(remaining));
+	fputs(b->tty && !final ? "" : "\n", f);
+	fflush(f);
+}

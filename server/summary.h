@@ -1,0 +1,27 @@
+/* summary: what people read in a terminal. A report as tables (`paracorr
+ * report`, `run --summary`, `submit --wait`, `make demo`) and a job's
+ * progress as a bar on a terminal or a plain line in a log. */
+#ifndef PARACORR_SERVER_SUMMARY_H
+#define PARACORR_SERVER_SUMMARY_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* The clean numbers, the model-wide results per setting (accuracy under
+ * gradient-based against random corruption, loss change against its
+ * first-order estimate), and the `top` most fragile groups of the ranking
+ * setting with the most groups. Fields missing from the report print as
+ * "-", never crash. */
+void pcd_summary_print(const json_t *report, int top, FILE *f);
+
+struct pcd_progress_bar {
+	int tty;	  /* rewrite one line in place; otherwise a line now and then */
+	double last_draw; /* monotonic seconds of the last line drawn */
+};
+
+/* Draws progress: phase, done of total, elapsed and remaining seconds
+ * (remaining < 0: unknown). final: the last update, ends the line. */
+void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,
+		       double elapsed, double remaining, int final, FILE *f);
+
+#endif
