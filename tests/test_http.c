@@ -15,16 +15,21 @@
 #include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "../server/http_server.h"
 #include "be_util.h"
+#include "onnx_build.h"
 #include "test.h"
 
 #define FIX    "tests/reference/fixtures/"
@@ -116,6 +121,36 @@ static const char *header(const struct resp *r, const char *name, char *buf, siz
 	return NULL;
 }
 
+/* Every request the tests made ("METHOD /path", query dropped), for the
+ * check that each route of api/openapi.yaml was exercised. */
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **seen;
+static size_t n_seen, cap_seen;
+
+static void seen_add(const char *method, const char *path)
+{
+	char buf[600];
+	size_t n;
+
+	snprintf(buf, sizeof(buf), "%s %s", method, path);
+	buf[strcspn(buf, "?")] = '\0';
+	pthread_mutex_lock(&seen_mu);
+	for (n = 0; n < n_seen; n++)
+		if (!strcmp(seen[n], buf))
+			break;
+	if (n == n_seen) {
+		if (n_seen == cap_seen) {
+			char **p = realloc(seen, (cap_seen = cap_seen ? 2 * cap_seen : 64) * sizeof(*seen));
+			if (!p)
+				abort();
+			seen = p;
+		}
+		if (!(seen[n_seen++] = strdup(buf)))
+			abort();
+	}
+	pthread_mutex_unlock(&seen_mu);
+}
+
 /* One request. body NULL: none; mime non-NULL: multipart. extra: headers. */
 static int request(const struct daemon *d, const char *method, const char *path, const char *ctype,
 		   const void *body, size_t len, curl_mime *(*mime_fn)(CURL *, void *), void *mime_arg,
@@ -157,8 +192,10 @@ static int request(const struct daemon *d, const char *method, const char *path,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	}
 	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK)
+	if (rc == CURLE_OK) {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		seen_add(method, path);
+	}
 	curl_mime_free(mime);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
@@ -211,22 +248,37 @@ static int free_port(void)
 	return port;
 }
 
-/* Starts the daemon on d->dir (kept between restarts); 1 up, 0 failed. */
-static int daemon_start(struct daemon *d, const char *extra_flag, const char *extra_value)
+/* Starts the daemon on d->dir (kept between restarts) with the test
+ * defaults, then `extra` (NULL-terminated flag/value list; a later flag
+ * wins); 1 up, 0 failed. */
+static int daemon_start(struct daemon *d, const char *const *extra)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 	int attempt;
 
 	for (attempt = 0; attempt < 5; attempt++) {
 		char port[16], data[PATH_MAX], log[PATH_MAX];
+		const char *argv[64];
 		struct resp r;
-		int i, st;
+		int i, st, n = 0;
 
 		d->port = free_port();
 		snprintf(port, sizeof(port), "%d", d->port);
 		snprintf(data, sizeof(data), "%s/data", d->dir);
 		snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
 		snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
+		{
+			const char *const fixed[] = {bin,	   "--port",	     port,	   "--data-dir", data,
+						     "--workers",  "1",		     "--threads-per-job", "2",
+						     "--poll-ms",  "50",	     "--max-model-mb",	  "2",
+						     "--max-queue", "8",	     "--cache-mb",	  "64",
+						     "--min-free-disk-mb", "1", NULL};
+			for (i = 0; fixed[i]; i++)
+				argv[n++] = fixed[i];
+			for (i = 0; extra && extra[i] && n < 63; i++)
+				argv[n++] = extra[i];
+			argv[n] = NULL;
+		}
 		d->pid = fork();
 		if (d->pid < 0)
 			return 0;
@@ -235,9 +287,7 @@ static int daemon_start(struct daemon *d, const char *extra_flag, const char *ex
 			(void)f;
 			if (chdir(pc_test_root()) != 0)
 				_exit(126);
-			execl(bin, bin, "--port", port, "--data-dir", data, "--workers", "1", "--threads-per-job", "2",
-			      "--poll-ms", "50", "--max-model-mb", "2", "--max-queue", "8",
-			      extra_flag ? extra_flag : "--cache-mb", extra_value ? extra_value : "64", (char *)NULL);
+			execv(bin, (char *const *)argv);
 			_exit(127);
 		}
 		for (i = 0; i < 200; i++) {
@@ -286,7 +336,7 @@ static int daemon_stop(struct daemon *d, int sig, double *seconds)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : (WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
 }
 
-static int setup(struct pc_test *t, struct daemon *d)
+static int setup_with(struct pc_test *t, struct daemon *d, const char *const *extra)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 
@@ -300,11 +350,16 @@ static int setup(struct pc_test *t, struct daemon *d)
 		return 0;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (!daemon_start(d, NULL, NULL)) {
+	if (!daemon_start(d, extra)) {
 		pc_test_fail(t, __FILE__, __LINE__, "the daemon did not come up (see %s/daemon.log)", d->dir);
 		return 0;
 	}
 	return 1;
+}
+
+static int setup(struct pc_test *t, struct daemon *d)
+{
+	return setup_with(t, d, NULL);
 }
 
 static char *read_fixture(const char *rel, size_t *len)
@@ -722,9 +777,12 @@ TEST(http_flow)
 	CHECK(is_problem(&r, 400));
 	resp_free(&r);
 
-	/* a model a pending job names cannot go; an unused dataset can */
+	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
-	CHECK_MSG(r.status == 200 || r.status == 503, "readyz %ld", r.status);
+	j = resp_json(&r);
+	CHECK_MSG(r.status == 200 && j && !strcmp(json_string_value(json_object_get(j, "status")), "ready"),
+		  "readyz %ld %s", r.status, r.body ? r.body : "");
+	json_decref(j);
 	resp_free(&r);
 
 	/* metrics */
@@ -767,7 +825,7 @@ TEST(http_restart)
 	struct daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", queued[64] = "", spec[2048], path[128];
 	struct resp r;
-	json_t *j;
+	json_t *j, *rep = NULL, *rep2 = NULL, *cli = NULL;
 	double secs = 0;
 
 	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0) {
@@ -789,7 +847,7 @@ TEST(http_restart)
 	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
 	CHECK_MSG(secs < 10, "drain took %.2f s", secs);
 	fprintf(stderr, "  http_restart: SIGTERM with a job running: exit after %.3f s\n", secs);
-	REQUIRE(daemon_start(&d, NULL, NULL));
+	REQUIRE(daemon_start(&d, NULL));
 	j = wait_job(&d, job, "running", 30);
 	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"), "not rerun");
 	CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 1);
@@ -797,7 +855,7 @@ TEST(http_restart)
 
 	/* kill -9 during the rerun; the restart runs it again to success */
 	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
-	REQUIRE(daemon_start(&d, NULL, NULL));
+	REQUIRE(daemon_start(&d, NULL));
 	j = wait_job(&d, job, "succeeded", 120);
 	REQUIRE_MSG(j, "the job did not finish after the restart");
 	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "succeeded"), "status %s",
@@ -807,15 +865,981 @@ TEST(http_restart)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
+	rep = resp_json(&r);
 	resp_free(&r);
 	/* the job queued behind it, and the uploads, survived too */
 	j = wait_job(&d, queued, "succeeded", 120);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	json_decref(j);
+	/* the interrupted job's report equals the uninterrupted run of the
+	 * same spec, and `paracorr run` on the same files */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep2 = resp_json(&r);
+	resp_free(&r);
+	cli = cli_report(t,
+			 "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" T10K_X
+			 "\", \"labels\": \"" T10K_Y "\"}, " RESTART_SPEC "}",
+			 d.dir);
+	REQUIRE(rep && rep2);
+	strip_report(rep);
+	strip_report(rep2);
+	CHECK_MSG(json_equal(rep, rep2), "the report after kill -9 differs from an uninterrupted run's");
+	if (cli) {
+		strip_report(cli);
+		CHECK_MSG(json_equal(rep, cli), "the service's report differs from paracorr run's");
+	} else {
+		CHECK_MSG(!getenv("PARACORR_BIN"), "no report from paracorr run");
+	}
+	json_decref(rep);
+	json_decref(rep2);
+	json_decref(cli);
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
 	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	be_rmtree(d.dir);
+}
+
+/* --- authentication and CORS --------------------------------------------- */
+
+TEST(http_auth_cors)
+{
+	struct daemon d;
+	char tokens[PATH_MAX], hv[256];
+	const char *extra[] = {"--tokens-file", tokens, "--cors-origins", "https://dash.example, http://localhost:3000",
+			       NULL};
+	struct resp r;
+	FILE *f;
+
+	memset(&d, 0, sizeof(d));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fputs("# dashboard\ns3cret-token-one\n\nsecond-token\n", f);
+	fclose(f);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+
+	/* no token, a wrong one, a prefix of a right one: 401 with the challenge */
+	REQUIRE(get(&d, "/v1/models", &r) == 0);
+	CHECK(is_problem(&r, 401));
+	CHECK(header(&r, "WWW-Authenticate", hv, sizeof(hv)) && !strncmp(hv, "Bearer", 6));
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer wrong", &r) == 0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token", &r) ==
+		0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	/* a refused upload is answered before its body is read */
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "abc", 3, NULL, NULL, NULL, &r) == 0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	/* either token works */
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token-one",
+			&r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, "Authorization: bearer second-token",
+			&r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	/* operations stay public */
+	REQUIRE(get(&d, "/healthz", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	REQUIRE(get(&d, "/metrics", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+
+	/* CORS: a preflight from a listed origin is granted, without a token */
+	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
+	CHECK_INT(r.status, 204);
+	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "https://dash.example"));
+	CHECK(header(&r, "Access-Control-Allow-Methods", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
+	CHECK(header(&r, "Access-Control-Allow-Headers", hv, sizeof(hv)) && strstr(hv, "Authorization"));
+	resp_free(&r);
+	/* an unlisted origin gets no grant */
+	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://evil.example", &r) == 0);
+	CHECK(!header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)));
+	resp_free(&r);
+	/* an actual request from a listed origin: the grant on the answer, even a 401 */
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: http://localhost:3000", &r) == 0);
+	CHECK(is_problem(&r, 401));
+	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
+	resp_free(&r);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
+/* --- uploads: formats, limits, listings ---------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	int ok = f && fwrite(data, 1, len, f) == len;
+
+	if (f && fclose(f) != 0)
+		ok = 0;
+	return ok;
+}
+
+/* A gzip file of an IDX3 header claiming n images of 32x32 and all-zero
+ * pixels: small on the wire, n * 1024 bytes once decompressed. */
+static int write_gzip_bomb(const char *path, uint32_t n)
+{
+	size_t raw_len = 16 + (size_t)n * 1024;
+	unsigned char *raw = calloc(1, raw_len), *gz = NULL;
+	z_stream z;
+	int ok = 0;
+
+	if (!raw)
+		return 0;
+	put_be32(raw, 0x00000803);
+	put_be32(raw + 4, n);
+	put_be32(raw + 8, 32);
+	put_be32(raw + 12, 32);
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		goto out;
+	if (!(gz = malloc(deflateBound(&z, raw_len))))
+		goto out_z;
+	z.next_in = raw;
+	z.avail_in = (uInt)raw_len;
+	z.next_out = gz;
+	z.avail_out = (uInt)deflateBound(&z, raw_len);
+	if (deflate(&z, Z_FINISH) == Z_STREAM_END)
+		ok = write_file(path, gz, z.total_out);
+out_z:
+	deflateEnd(&z);
+out:
+	free(raw);
+	free(gz);
+	return ok;
+}
+
+struct chunked {
+	size_t left;
+};
+
+static size_t read_zeros(char *buf, size_t size, size_t n, void *arg)
+{
+	struct chunked *c = arg;
+	size_t k = size * n < c->left ? size * n : c->left;
+
+	memset(buf, 0, k);
+	c->left -= k;
+	return k;
+}
+
+/* A POST of `bytes` zero bytes with chunked encoding (no Content-Length). */
+static int post_chunked(const struct daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct chunked src = {bytes};
+	char url[512], ct[128];
+	CURLcode rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!c)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", d->base, path);
+	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+	h = curl_slist_append(h, ct);
+	h = curl_slist_append(h, "Transfer-Encoding: chunked");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_zeros);
+	curl_easy_setopt(c, CURLOPT_READDATA, &src);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		seen_add("POST", path);
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+struct named_part {
+	const char *name, *path;
+};
+
+static curl_mime *one_part_mime(CURL *c, void *arg)
+{
+	struct named_part *p = arg;
+	curl_mime *m = curl_mime_init(c);
+	curl_mimepart *part = curl_mime_addpart(m);
+
+	curl_mime_name(part, p->name);
+	curl_mime_filedata(part, p->path);
+	return m;
+}
+
+/* The detail of a problem response ("" when none). */
+static const char *detail_of(const struct resp *r, char *buf, size_t size)
+{
+	json_t *j = resp_json(r);
+	const char *s = j ? json_string_value(json_object_get(j, "detail")) : NULL;
+
+	snprintf(buf, size, "%s", s ? s : "");
+	json_decref(j);
+	return buf;
+}
+
+TEST(http_uploads)
+{
+	struct daemon d;
+	const char *extra[] = {"--max-dataset-mb", "2", NULL};
+	char path[PATH_MAX], path2[PATH_MAX], id[65] = "", id2[65] = "", det[1024], url[256];
+	struct ob_model b;
+	unsigned char *onnx;
+	size_t len;
+	struct resp r;
+	json_t *j;
+	char *text;
+
+	memset(&d, 0, sizeof(d));
+	if (!setup_with(t, &d, extra))
+		return;
+
+	/* a model with ops paracorr does not have: 422 naming each of them */
+	ob_mlp(&b);
+	b.nodes[1].op_type = "FancyNorm";
+	{
+		const char *in[] = {"y", NULL}, *out[] = {"z", NULL};
+		ob_node(&b, "Hardmax2", "extra", in, out);
+		b.vi[1].name = "z";
+	}
+	onnx = ob_pack(&b, &len);
+	REQUIRE(onnx);
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
+	free(onnx);
+	CHECK_MSG(is_problem(&r, 422), "unsupported ops: %ld %s", r.status, r.body ? r.body : "");
+	detail_of(&r, det, sizeof(det));
+	CHECK_MSG(strstr(det, "FancyNorm") && strstr(det, "Hardmax2"), "detail: %s", det);
+	resp_free(&r);
+	/* a truncated file: the reason, never a crash */
+	text = read_fixture(FIX "mlp_op13.onnx", &len);
+	REQUIRE(text);
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, NULL, NULL, &r) ==
+		0);
+	free(text);
+	CHECK_MSG(is_problem(&r, 400) || is_problem(&r, 422), "truncated: %ld", r.status);
+	CHECK(detail_of(&r, det, sizeof(det))[0] != '\0');
+	resp_free(&r);
+	/* no Content-Length: the bytes are counted against the 2 MiB limit */
+	REQUIRE(post_chunked(&d, "/v1/models", "application/octet-stream", 3u << 20, &r) == 0);
+	CHECK_MSG(is_problem(&r, 413), "chunked model: %ld", r.status);
+	resp_free(&r);
+	REQUIRE(post_chunked(&d, "/v1/jobs", "application/json", 300u << 10, &r) == 0);
+	CHECK_MSG(is_problem(&r, 413), "chunked spec: %ld", r.status);
+	resp_free(&r);
+
+	/* CSV as one part, the label in the last column */
+	snprintf(path, sizeof(path), "%s/d.csv", d.dir);
+	text = "0.5,1,2,0\n1.5,2,3,1\n-1,0,4,2\n3,3,3,1\n";
+	REQUIRE(write_file(path, text, strlen(text)));
+	CHECK_INT(upload_dataset(&d, path, NULL, id), 201);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", id);
+	REQUIRE(get(&d, url, &r) == 0);
+	j = resp_json(&r);
+	CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
+	      json_integer_value(json_object_get(j, "classes")) == 3 &&
+	      json_integer_value(json_array_get(json_object_get(j, "shape"), 0)) == 3);
+	json_decref(j);
+	resp_free(&r);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK(r.status == 200 && r.len == 0);
+	resp_free(&r);
+	/* a negative label: 422 saying which */
+	text = "0.5,1,2,0\n1.5,2,3,-1\n";
+	REQUIRE(write_file(path, text, strlen(text)));
+	CHECK_INT(upload_dataset(&d, path, NULL, id2), 422);
+	/* a ragged row: 422 naming the line */
+	text = "0.5,1,2,0\n1.5,2,1\n";
+	REQUIRE(write_file(path, text, strlen(text)));
+	{
+		struct parts p = {path, NULL};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		CHECK(is_problem(&r, 422));
+		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "line 2"), "detail: %s", det);
+		resp_free(&r);
+	}
+
+	/* safetensors with tensors inputs and labels, as one part */
+	{
+		static const char hdr[] = "{\"inputs\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]},"
+					  "\"labels\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[32,64]}}";
+		unsigned char buf[8 + sizeof(hdr) + 64];
+		uint64_t hl = sizeof(hdr) - 1;
+		float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+		int64_t y[4] = {0, 1, 0, 1};
+		size_t k;
+
+		for (k = 0; k < 8; k++)
+			buf[k] = (unsigned char)(hl >> (8 * k));
+		memcpy(buf + 8, hdr, hl);
+		memcpy(buf + 8 + hl, x, sizeof(x));
+		memcpy(buf + 8 + hl + sizeof(x), y, sizeof(y));
+		snprintf(path2, sizeof(path2), "%s/d.safetensors", d.dir);
+		REQUIRE(write_file(path2, buf, 8 + hl + 64));
+		CHECK_INT(upload_dataset(&d, path2, NULL, id2), 201);
+		snprintf(url, sizeof(url), "/v1/datasets/%s", id2);
+		REQUIRE(get(&d, url, &r) == 0);
+		j = resp_json(&r);
+		CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
+		      json_integer_value(json_object_get(j, "classes")) == 2);
+		json_decref(j);
+		resp_free(&r);
+		/* offsets past the data: 422 */
+		buf[8 + (size_t)(strstr(hdr, "32]") - hdr)] = '9';
+		REQUIRE(write_file(path2, buf, 8 + hl + 64));
+		CHECK_INT(upload_dataset(&d, path2, NULL, id), 422);
+	}
+
+	/* gzip that decompresses past max_dataset_mb: 422 naming the limit */
+	snprintf(path, sizeof(path), "%s/bomb-idx3-ubyte.gz", d.dir);
+	REQUIRE(write_gzip_bomb(path, 3000));
+	{
+		struct parts p = {path, FIX "labels64_i64.npy"};
+		char yi[PATH_MAX];
+
+		snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
+		p.labels = yi;
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		CHECK_MSG(is_problem(&r, 422), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
+		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
+		resp_free(&r);
+	}
+	/* a form part with another name: refused, naming it */
+	{
+		struct named_part p = {"images", path};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, one_part_mime, &p, NULL, &r) == 0);
+		CHECK_MSG(is_problem(&r, 400) || is_problem(&r, 422), "part 'images': %ld", r.status);
+		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
+		resp_free(&r);
+	}
+
+	/* listings, HEAD and DELETE of models */
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
+	REQUIRE(get(&d, "/v1/models?limit=1", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
+	json_decref(j);
+	resp_free(&r);
+	REQUIRE(get(&d, "/v1/datasets?limit=0", &r) == 0);
+	CHECK(is_problem(&r, 400));
+	resp_free(&r);
+	REQUIRE(get(&d, "/v1/datasets?limit=1", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
+	      json_is_string(json_object_get(j, "next_cursor")));
+	if (j && json_is_string(json_object_get(j, "next_cursor"))) {
+		json_t *j2;
+		struct resp r2;
+
+		snprintf(url, sizeof(url), "/v1/datasets?limit=5&cursor=%s",
+			 json_string_value(json_object_get(j, "next_cursor")));
+		REQUIRE(get(&d, url, &r2) == 0);
+		j2 = resp_json(&r2);
+		CHECK(j2 && json_array_size(json_object_get(j2, "items")) == 1 &&
+		      json_is_null(json_object_get(j2, "next_cursor")));
+		json_decref(j2);
+		resp_free(&r2);
+	}
+	json_decref(j);
+	resp_free(&r);
+	snprintf(url, sizeof(url), "/v1/models/%s", id);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK(r.status == 200 && r.len == 0);
+	resp_free(&r);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_INT(r.status, 204);
+	resp_free(&r);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_INT(r.status, 404);
+	resp_free(&r);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK(is_problem(&r, 404));
+	resp_free(&r);
+	/* uploaded again after the delete: 201 */
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
+
+	/* the OpenAPI document is served, byte for byte the repository's */
+	REQUIRE(get(&d, "/v1/openapi.yaml", &r) == 0);
+	text = read_fixture("api/openapi.yaml", &len);
+	CHECK_INT(r.status, 200);
+	CHECK(text && r.body && r.len == len && !memcmp(text, r.body, len));
+	free(text);
+	resp_free(&r);
+
+	REQUIRE(get(&d, "/healthz", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
+/* --- the queue: concurrency, a full queue, pending uploads ---------------- */
+
+struct submitter {
+	const struct daemon *d;
+	char spec[1024];
+	char id[64];
+	long status;
+};
+
+static void *submit_thread(void *arg)
+{
+	struct submitter *s = arg;
+
+	s->status = submit(s->d, s->spec, NULL, s->id, sizeof(s->id), NULL);
+	return NULL;
+}
+
+TEST(http_queue)
+{
+	struct daemon d;
+	const char *extra[] = {"--workers", "2", "--threads-per-job", "1", "--max-queue", "30", NULL};
+	struct submitter sub[20];
+	pthread_t th[20];
+	char model[65] = "", ds[65] = "", csv_ds[65] = "", path[PATH_MAX], url[256], slow[64] = "", q1[64] = "",
+	     spec[1024], hv[64];
+	struct resp r;
+	json_t *j;
+	int i, ok = 0;
+
+	memset(&d, 0, sizeof(d));
+	if (!setup_with(t, &d, extra))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
+
+	/* 20 submissions at once, 2 workers: every one accepted and succeeds */
+	for (i = 0; i < 20; i++) {
+		sub[i].d = &d;
+		sub[i].id[0] = '\0';
+		snprintf(sub[i].spec, sizeof(sub[i].spec),
+			 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": %d, "
+			 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
+			 model, ds, i + 1);
+		REQUIRE(pthread_create(&th[i], NULL, submit_thread, &sub[i]) == 0);
+	}
+	for (i = 0; i < 20; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 20; i++) {
+		CHECK_MSG(sub[i].status == 202, "submission %d: %ld", i, sub[i].status);
+		for (int k = 0; k < i; k++)
+			CHECK_MSG(strcmp(sub[i].id, sub[k].id), "submissions %d and %d got one id", i, k);
+	}
+	for (i = 0; i < 20; i++) {
+		j = sub[i].id[0] ? wait_job(&d, sub[i].id, "finished", 120) : NULL;
+		if (j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"))
+			ok++;
+		json_decref(j);
+	}
+	CHECK_MSG(ok == 20, "%d of 20 jobs succeeded", ok);
+	REQUIRE(get(&d, "/v1/jobs?status=succeeded&limit=500", &r) == 0);
+	j = resp_json(&r);
+	CHECK(j && json_array_size(json_object_get(j, "items")) == 20);
+	json_decref(j);
+	resp_free(&r);
+
+	/* a dataset with more classes than the model has outputs: 422 at once */
+	snprintf(path, sizeof(path), "%s/wide.csv", d.dir);
+	{
+		FILE *f = fopen(path, "w");
+		REQUIRE(f);
+		for (i = 0; i < 4; i++)
+			fprintf(f, "1,2,%d\n", i == 3 ? 40 : i);
+		fclose(f);
+	}
+	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
+	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
+	CHECK(is_problem(&r, 422) && strstr(r.body, "\"/dataset\"") && strstr(r.body, "classes"));
+	resp_free(&r);
+
+	/* a job that fails (3 features for a 784-input model): failed, with
+	 * its error as a problem object */
+	snprintf(path, sizeof(path), "%s/narrow.csv", d.dir);
+	{
+		FILE *f = fopen(path, "w");
+		REQUIRE(f);
+		for (i = 0; i < 4; i++)
+			fprintf(f, "1,2,3,%d\n", i % 2);
+		fclose(f);
+	}
+	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
+	REQUIRE(submit(&d, spec, NULL, q1, sizeof(q1), NULL) == 202);
+	j = wait_job(&d, q1, "finished", 30);
+	REQUIRE(j);
+	{
+		json_t *e = json_object_get(j, "error");
+		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "failed"), "status %s",
+			  json_string_value(json_object_get(j, "status")));
+		CHECK(json_is_object(e) && json_is_string(json_object_get(e, "type")) &&
+		      json_is_string(json_object_get(e, "title")) && json_is_string(json_object_get(e, "detail")) &&
+		      json_integer_value(json_object_get(e, "status")) >= 400);
+	}
+	json_decref(j);
+	snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
+	REQUIRE(get(&d, url, &r) == 0);
+	CHECK(is_problem(&r, 409));
+	resp_free(&r);
+	q1[0] = '\0';
+
+	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
+	 * readyz refuses below the free-disk threshold */
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	{
+		const char *tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
+		REQUIRE(daemon_start(&d, tight));
+	}
+	REQUIRE(get(&d, "/readyz", &r) == 0);
+	CHECK(is_problem(&r, 503) && strstr(r.body, "MiB free"));
+	resp_free(&r);
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_job(&d, slow, "running", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	json_decref(j);
+	CHECK_INT(submit(&d, spec, NULL, q1, sizeof(q1), NULL), 202);
+	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 503);
+	CHECK(is_problem(&r, 503));
+	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
+	resp_free(&r);
+	/* an upload a pending job names cannot be deleted */
+	snprintf(url, sizeof(url), "/v1/models/%s", model);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 409), "delete of a model in use: %ld", r.status);
+	resp_free(&r);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", ds);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 409), "delete of a dataset in use: %ld", r.status);
+	resp_free(&r);
+	/* cancel the running one: it stops at its next check, the next runs */
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(r.status == 202 || r.status == 200, "cancel: %ld", r.status);
+	resp_free(&r);
+	j = wait_job(&d, slow, "cancelled", 20);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled") &&
+	      json_is_string(json_object_get(j, "finished_at")));
+	json_decref(j);
+	j = wait_job(&d, q1, "running", 20);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	json_decref(j);
+	snprintf(url, sizeof(url), "/v1/jobs/%s", q1);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	resp_free(&r);
+	j = wait_job(&d, q1, "cancelled", 20);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
+/* --- configuration ------------------------------------------------------- */
+
+/* Runs paracorrd with args (a shell-quoted string) and env; its exit
+ * status, stdout+stderr into out. */
+static int run_daemon_cmd(const char *env, const char *args, char *out, size_t size)
+{
+	char cmd[8192];
+	FILE *p;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && %s '%s' %s 2>&1", pc_test_root(), env ? env : "",
+		 getenv("PARACORRD_BIN"), args);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(http_config)
+{
+	char out[16384];
+
+	if (!getenv("PARACORRD_BIN") || !getenv("PARACORRD_BIN")[0]) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	/* --print-config: the effective settings, sources in order */
+	CHECK_INT(run_daemon_cmd(NULL, "--print-config", out, sizeof(out)), 0);
+	CHECK(strstr(out, "port = 8080\n") && strstr(out, "max_attempts = 3\n") && strstr(out, "workers = "));
+	CHECK_INT(run_daemon_cmd("PARACORR_PORT=9001", "--config config/paracorr.conf --print-config", out,
+				 sizeof(out)),
+		  0);
+	CHECK_MSG(strstr(out, "port = 9001\n"), "environment over the file: %s", out);
+	CHECK_INT(run_daemon_cmd("PARACORR_PORT=9001", "--port 9002 --print-config", out, sizeof(out)), 0);
+	CHECK_MSG(strstr(out, "port = 9002\n"), "flag over the environment: %s", out);
+	CHECK_INT(run_daemon_cmd(NULL, "--max-queue=7 --print-config", out, sizeof(out)), 0);
+	CHECK(strstr(out, "max_queue = 7\n"));
+	/* an unknown key or a value out of range stops startup, named */
+	CHECK_INT(run_daemon_cmd(NULL, "--max-qeueu 7", out, sizeof(out)), 2);
+	CHECK_MSG(strstr(out, "max-qeueu") && strstr(out, "unknown setting"), "%s", out);
+	CHECK_INT(run_daemon_cmd(NULL, "--port 70000", out, sizeof(out)), 2);
+	CHECK_MSG(strstr(out, "port") && strstr(out, "70000"), "%s", out);
+	CHECK_INT(run_daemon_cmd("PARACORR_WORKERS=many", "", out, sizeof(out)), 2);
+	CHECK_MSG(strstr(out, "PARACORR_WORKERS") && strstr(out, "many"), "%s", out);
+	CHECK_INT(run_daemon_cmd(NULL, "--tokens-file /nonexistent/tokens --data-dir /tmp/pc-cfg-test --port 0", out,
+				 sizeof(out)),
+		  1);
+	CHECK_MSG(strstr(out, "tokens_file"), "%s", out);
+	{
+		char dir[PATH_MAX], conf[PATH_MAX + 16], args[PATH_MAX + 64];
+		FILE *f;
+
+		REQUIRE(be_tmpdir(dir, sizeof(dir)));
+		snprintf(conf, sizeof(conf), "%s/bad.conf", dir);
+		REQUIRE((f = fopen(conf, "w")));
+		fputs("# fine\nport = 8081\n\nworkerz = 2\n", f);
+		fclose(f);
+		snprintf(args, sizeof(args), "--config '%s' --print-config", conf);
+		CHECK_INT(run_daemon_cmd(NULL, args, out, sizeof(out)), 2);
+		CHECK_MSG(strstr(out, "workerz") && strstr(out, "bad.conf:4"), "%s", out);
+		be_rmtree(dir);
+	}
+}
+
+/* --- api/openapi.yaml against the route table and the tests --------------- */
+
+/* Whether path matches a template whose {name} segments match one
+ * non-empty path segment each. */
+static int template_match(const char *tmpl, const char *path)
+{
+	while (*tmpl && *path) {
+		if (*tmpl == '{') {
+			const char *te = strchr(tmpl, '}');
+			size_t n = strcspn(path, "/");
+
+			if (!te || n == 0)
+				return 0;
+			tmpl = te + 1;
+			path += n;
+			continue;
+		}
+		if (*tmpl++ != *path++)
+			return 0;
+	}
+	return !*tmpl && !*path;
+}
+
+/* "METHOD /template" of each operation under `paths:` (OPTIONS aside). */
+static int openapi_operations(char ops[][160], int max)
+{
+	static const char *const methods[] = {"get", "head", "post", "put", "delete", "patch"};
+	char line[1024], cur[128] = "";
+	size_t len, m;
+	char *text = read_fixture("api/openapi.yaml", &len), *p, *e;
+	int n = 0, in_paths = 0;
+
+	if (!text)
+		return -1;
+	for (p = text; *p && n < max; p = *e ? e + 1 : e) {
+		e = strchr(p, '\n');
+		if (!e)
+			e = p + strlen(p);
+		snprintf(line, sizeof(line), "%.*s", (int)(e - p), p);
+		if (line[0] != ' ' && line[0] != '#' && line[0]) {
+			in_paths = !strcmp(line, "paths:");
+			continue;
+		}
+		if (!in_paths)
+			continue;
+		if (!strncmp(line, "  /", 3) && line[strlen(line) - 1] == ':') {
+			snprintf(cur, sizeof(cur), "%.*s", (int)strlen(line) - 3, line + 2);
+			continue;
+		}
+		for (m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+			char want[32];
+
+			snprintf(want, sizeof(want), "    %s:", methods[m]);
+			if (!strcmp(line, want) && cur[0]) {
+				char up[16];
+				size_t k;
+
+				for (k = 0; methods[m][k]; k++)
+					up[k] = (char)(methods[m][k] - 'a' + 'A');
+				up[k] = '\0';
+				snprintf(ops[n++], 160, "%s %s", up, cur);
+			}
+		}
+	}
+	free(text);
+	return n;
+}
+
+TEST(http_z_openapi_routes)
+{
+	char ops[128][160];
+	int n = openapi_operations(ops, 128), i;
+	size_t k;
+
+	REQUIRE_MSG(n > 0, "no operations read from api/openapi.yaml");
+	/* the document and the route table name the same operations */
+	for (k = 0; k < pcd_n_routes; k++) {
+		char want[160];
+
+		snprintf(want, sizeof(want), "%s %s", pcd_routes[k].method, pcd_routes[k].template);
+		for (i = 0; i < n && strcmp(ops[i], want); i++)
+			;
+		CHECK_MSG(i < n, "route %s is not in api/openapi.yaml", want);
+	}
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < pcd_n_routes; k++) {
+			char have[160];
+
+			snprintf(have, sizeof(have), "%s %s", pcd_routes[k].method, pcd_routes[k].template);
+			if (!strcmp(ops[i], have))
+				break;
+		}
+		CHECK_MSG(k < pcd_n_routes, "api/openapi.yaml documents %s, which the daemon does not serve", ops[i]);
+	}
+	/* and the HTTP tests before this one exercised every operation */
+	if (n_seen == 0) {
+		pc_test_skip(t, "run with the other http_ tests to check that each route is exercised");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const char *sp = strchr(ops[i], ' ');
+		size_t ml = (size_t)(sp - ops[i]);
+
+		for (k = 0; k < n_seen; k++)
+			if (!strncmp(seen[k], ops[i], ml) && seen[k][ml] == ' ' && template_match(sp + 1, seen[k] + ml + 1))
+				break;
+		CHECK_MSG(k < n_seen, "no test sends %s", ops[i]);
+	}
+}
+
+/* --- the dashboard in a headless browser ---------------------------------- */
+
+/* Runs headless Chromium on url; `what` is "--dump-dom" (the DOM after the
+ * scripts ran, into a malloc'd string) or "--screenshot=PATH". */
+static char *chromium(const char *bin, const char *profile, const char *what, const char *url)
+{
+	char cmd[4096], *out = NULL;
+	size_t len = 0, cap = 0, n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars "
+		 "--no-first-run --user-data-dir='%s' --window-size=1280,2400 --virtual-time-budget=15000 %s '%s' "
+		 "2>/dev/null",
+		 bin, profile, what, url);
+	if (!(p = popen(cmd, "r")))
+		return NULL;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			char *q = realloc(out, cap = cap ? 2 * cap : 65536);
+			if (!q)
+				break;
+			out = q;
+		}
+		if (!(n = fread(out + len, 1, 4096, p)))
+			break;
+		len += n;
+	}
+	if (out)
+		out[len] = '\0';
+	if (pclose(p) != 0 && !len) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* The value of attribute name in the tag that starts at tag (NULL: none). */
+static const char *tag_attr(const char *tag, const char *name, char *buf, size_t size)
+{
+	const char *end = strchr(tag, '>'), *p;
+	char key[64];
+
+	snprintf(key, sizeof(key), " %s=\"", name);
+	if (!end || !(p = strstr(tag, key)) || p > end)
+		return NULL;
+	p += strlen(key);
+	snprintf(buf, size, "%.*s", (int)(strcspn(p, "\"")), p);
+	return buf;
+}
+
+TEST(http_dashboard_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	const char *art = getenv("PARACORR_ARTIFACT_DIR");
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], url[512], profile[PATH_MAX], shot[PATH_MAX + 64],
+	     buf[256];
+	char *dom = NULL, *p;
+	json_t *j;
+	int charts = 0, series = 0, gradient = 0;
+
+	if (!setup(t, &d))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
+	/* two norms at four radii with random trials, and a layer block */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 3, "
+		 "\"corruption\": [{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.01, 0.1, 1, 3], \"random_trials\": 2, "
+		 "\"groups\": [\"model\"]}, {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 0, \"groups\": "
+		 "[\"layer\"]}]}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+	j = wait_job(&d, job, "succeeded", 60);
+	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"), "the job did not succeed");
+	json_decref(j);
+
+	/* over plain HTTP first: the pages, and the charts the report offers */
+	{
+		struct resp r;
+		char hv[128], path[256];
+		size_t i;
+		json_t *c;
+
+		REQUIRE(get(&d, "/", &r) == 0);
+		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/html") &&
+		      strstr(r.body, "/app.js") && strstr(r.body, "/style.css"));
+		resp_free(&r);
+		REQUIRE(get(&d, "/app.js", &r) == 0);
+		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "javascript") && r.len > 1000);
+		resp_free(&r);
+		REQUIRE(get(&d, "/style.css", &r) == 0);
+		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/css"));
+		resp_free(&r);
+		snprintf(path, sizeof(path), "/v1/jobs/%s/charts", job);
+		REQUIRE(get(&d, path, &r) == 0);
+		j = resp_json(&r);
+		resp_free(&r);
+		CHECK(j && json_array_size(json_object_get(j, "items")) == 3);
+		json_array_foreach(json_object_get(j, "items"), i, c)
+		{
+			struct resp s2;
+			const char *href = json_string_value(json_object_get(c, "href"));
+
+			REQUIRE(href && get(&d, href, &s2) == 0);
+			CHECK_MSG(s2.status == 200 && header(&s2, "Content-Type", hv, sizeof(hv)) && strstr(hv, "image/svg+xml") &&
+					  !strncmp(s2.body, "<svg ", 5) && strstr(s2.body, "class=\"series\""),
+				  "%s: %ld", href, s2.status);
+			resp_free(&s2);
+		}
+		json_decref(j);
+		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/pie.svg", job);
+		REQUIRE(get(&d, path, &r) == 0);
+		CHECK(is_problem(&r, 404));
+		resp_free(&r);
+		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/accuracy.png", job);
+		REQUIRE(get(&d, path, &r) == 0);
+		CHECK(is_problem(&r, 404));
+		resp_free(&r);
+		REQUIRE(get(&d, "/v1/jobs/j-0000000000000000/charts", &r) == 0);
+		CHECK(is_problem(&r, 404));
+		resp_free(&r);
+	}
+
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+		be_rmtree(d.dir);
+		return;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+
+	/* the job list shows the finished job */
+	snprintf(url, sizeof(url), "%s/#/jobs", d.base);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	snprintf(buf, sizeof(buf), "data-job-id=\"%s\"", job);
+	p = strstr(dom, buf);
+	while (p && p > dom && *p != '<')
+		p--; /* the start of the row's tag */
+	CHECK_MSG(strstr(dom, "data-testid=\"jobs\"") && p && tag_attr(p, "data-status", buf, sizeof(buf)) &&
+			  !strcmp(buf, "succeeded"),
+		  "the job list does not show %s as succeeded", job);
+	free(dom);
+
+	/* the job's page: its charts drawn inline, one path per series */
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, job);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE(dom);
+	snprintf(buf, sizeof(buf), "data-testid=\"job\" data-job-id=\"%s\"", job);
+	CHECK_MSG(strstr(dom, buf) != NULL, "no job page for %s", job);
+	CHECK(strstr(dom, "data-testid=\"results\"") != NULL);
+	for (p = dom; (p = strstr(p, "data-testid=\"chart\"")); p++)
+		charts++;
+	CHECK_MSG(charts == 3, "%d charts drawn, expected accuracy, loss and ranking", charts);
+	CHECK(strstr(dom, "data-chart=\"accuracy\"") && strstr(dom, "data-chart=\"loss\"") &&
+	      strstr(dom, "data-chart=\"ranking\""));
+	{
+		/* the accuracy chart: per norm, gradient + random mean + worst, 4 points each */
+		const char *acc = strstr(dom, "data-chart=\"accuracy\""), *next = acc ? strstr(acc + 1, "data-testid=\"chart\"") : NULL;
+
+		for (p = (char *)acc; p && (p = strstr(p, "<path class=\"series\"")) && (!next || p < next); p++) {
+			int points = tag_attr(p, "data-points", buf, sizeof(buf)) ? atoi(buf) : -1, counted = 0;
+			const char *dd = strstr(p, " d=\"");
+
+			for (const char *q = dd ? dd + 4 : ""; *q && *q != '"'; q++)
+				counted += *q == 'M' || *q == 'L';
+			series++;
+			CHECK_MSG(points == 4 && counted == 4, "a series with %d points (d has %d), expected 4", points,
+				  counted);
+			if (tag_attr(p, "data-series", buf, sizeof(buf)) && strstr(buf, "gradient"))
+				gradient++;
+		}
+		CHECK_MSG(series == 6 && gradient == 2, "%d series (%d gradient) in the accuracy chart, expected 6 (2)",
+			  series, gradient);
+	}
+	free(dom);
+
+	/* a screenshot, kept as the test's artifact */
+	snprintf(shot, sizeof(shot), "%s/dashboard-job.png", art && art[0] ? art : d.dir);
+	if (art && art[0])
+		mkdir(art, 0755);
+	{
+		char flag[PATH_MAX + 128];
+
+		snprintf(flag, sizeof(flag), "--screenshot=%s", shot);
+		free(chromium(bin, profile, flag, url));
+	}
+	{
+		struct stat st;
+		CHECK_MSG(stat(shot, &st) == 0 && st.st_size > 20000, "no screenshot at %s", shot);
+		fprintf(stderr, "  http_dashboard_browser: screenshot %s\n", shot);
+	}
+	be_rmtree(profile);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
