@@ -4,13 +4,16 @@
 #   make test                       unit, reference and CLI tests
 #   make SANITIZE=address,undefined test   the same under ASan + UBSan (in build-san/)
 #   make bench                      benchmarks against PyTorch and OpenBLAS
+#   make demo                       the daemon and a study on Fashion-MNIST (DEMO_EXIT=1: stop after)
 
 CC ?= cc
-PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib
-TEST_PKGS := libcurl
+PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib libcurl
+TEST_PKGS := expat
 DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libopenblas-dev \
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev \
-	dataset-fashion-mnist
+	libexpat1-dev dataset-fashion-mnist
+# what only the tests need beyond that: the dashboard's headless-browser test
+DEB_TEST := chromium
 DEB_REFERENCE := python3-torch python3-onnx python3-numpy
 
 ifdef SANITIZE
@@ -40,11 +43,13 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 # paracorrd and into the tests)
 SERVER_MAINS := server/paracorr.c server/paracorrd.c
 SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c))
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/assets_data.o
+# files the daemon serves, built into it (server/assets_data.S)
+ASSETS := api/openapi.yaml server/dashboard/index.html server/dashboard/app.js server/dashboard/style.css
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test clean bench demo
+.PHONY: all deps deps-test deps-reference test clean bench demo
 
 all: $(BUILD)/libparacorr.a $(BUILD)/paracorr $(if $(wildcard server/paracorrd.c),$(BUILD)/paracorrd)
 
@@ -52,6 +57,11 @@ deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+
+deps-test:
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps-test: run as root (apt-get)"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_TEST)
 
 # The reference script's packages are only needed to regenerate fixtures and
 # to run the PyTorch side of the benchmarks.
@@ -70,6 +80,10 @@ $(BUILD)/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/server/assets_data.o: server/assets_data.S $(ASSETS)
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
 $(BUILD)/libparacorr.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
@@ -86,13 +100,26 @@ $(BUILD)/tests/run_tests: $(TEST_OBJ) $(CORE_OBJ) $(SERVER_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 test: $(BUILD)/tests/run_tests all
-	PARACORR_BIN=$(BUILD)/paracorr PARACORRD_BIN=$(BUILD)/paracorrd $(BUILD)/tests/run_tests
+	PARACORR_BIN=$(BUILD)/paracorr PARACORRD_BIN=$(BUILD)/paracorrd PARACORR_ARTIFACT_DIR=$(BUILD)/test-artifacts \
+		$(BUILD)/tests/run_tests
 
-# The demo: the study of api/examples/demo-cnn.json on the 10,000
-# Fashion-MNIST test images; the report lands in build/demo-report.json.
-demo: $(BUILD)/paracorr
-	$(BUILD)/paracorr run --summary api/examples/demo-cnn.json > $(BUILD)/demo-report.json
-	@echo "report: $(BUILD)/demo-report.json"
+# The demo (server/demo.sh): installs the Debian packages that are missing,
+# builds, starts paracorrd on a local port with a data directory under
+# $(BUILD), uploads the fixture CNN and the Fashion-MNIST test set, runs the
+# study of api/examples/demo-cnn.json and prints its tables and the
+# dashboard's address; the daemon runs until Ctrl-C (DEMO_EXIT=1: until the
+# study is done).
+demo:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make demo: installing" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+		else echo "make demo: run 'make deps' as root first"; exit 1; fi; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(MAKE) all
+	server/demo.sh $(BUILD)
 
 # The benchmarks (tests/bench/run_bench.py says what and how they measure):
 # the study of tests/bench/specs/*.json by paracorr and by PyTorch at 1 and 2
