@@ -9,12 +9,14 @@
  * threads started after it is set) and taken synchronously by main with
  * sigwait, so no work happens in a signal handler. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +59,7 @@ int main(int argc, char **argv)
 	struct pcd_http *http = NULL;
 	char path[PATH_MAX], q[1100];
 	sigset_t sigs;
-	int sig = 0, port = 0, n_requeued = 0, n_failed = 0, rc = 1;
+	int sig = 0, port = 0, n_requeued = 0, n_failed = 0, rc = 1, lock_fd = -1;
 	double t0;
 
 	pc_blas_select_kernels(argv);
@@ -86,6 +88,14 @@ int main(int argc, char **argv)
 	}
 	if (pcd_blobs_open(s.data_dir, &app.blobs, &err)) {
 		die("data directory", &err);
+		goto out;
+	}
+	/* one daemon per data directory: a second one's recovery would requeue
+	 * the first one's running jobs */
+	snprintf(path, sizeof(path), "%s/paracorrd.lock", s.data_dir);
+	if ((lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr, "paracorrd: data_dir: %s: %s\n", s.data_dir,
+			lock_fd < 0 ? strerror(errno) : "another paracorrd is using this data directory");
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/paracorr.db", s.data_dir);
@@ -148,6 +158,8 @@ out:
 	pcd_blobs_free(app.blobs);
 	pcd_prom_free(app.prom);
 	pcd_http_tokens_free(app.tokens);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	if (rc == 0)
 		pcd_log("info", "msg=stopped drain_s=%.3f", now_s() - t0);
 	return rc;

@@ -902,6 +902,8 @@ TEST(http_restart)
 	be_rmtree(d.dir);
 }
 
+static int run_daemon_cmd(const char *env, const char *args, char *out, size_t size);
+
 /* --- authentication and CORS --------------------------------------------- */
 
 TEST(http_auth_cors)
@@ -974,6 +976,14 @@ TEST(http_auth_cors)
 	CHECK(is_problem(&r, 401));
 	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
 	resp_free(&r);
+	/* a second daemon on the same data directory is refused */
+	{
+		char out[4096], args[PATH_MAX + 64];
+
+		snprintf(args, sizeof(args), "--port 0 --data-dir '%s/data'", d.dir);
+		CHECK_INT(run_daemon_cmd(NULL, args, out, sizeof(out)), 1);
+		CHECK_MSG(strstr(out, "another paracorrd"), "%s", out);
+	}
 	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
