@@ -1853,3 +1853,103 @@ TEST(http_dashboard_browser)
 	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
+
+/* --- the command-line client against the daemon ---------------------------- */
+
+/* Runs `paracorr ARGS` in the project root; exit status, output into out. */
+static int run_cli(const char *args, char *out, size_t size)
+{
+	char cmd[6 * PATH_MAX];
+	FILE *p;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' %s 2>&1", pc_test_root(), getenv("PARACORR_BIN"), args);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(http_cli_client)
+{
+	struct daemon d;
+	char spec_path[PATH_MAX], rep_path[PATH_MAX], svg_path[PATH_MAX], args[4 * PATH_MAX], *out = malloc(65536),
+	     job[64] = "";
+	const char *spec_text = "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX
+				"sample64_u8.npy\", \"labels\": \"" FIX "labels64_i64.npy\"}, " SPEC_REST "}";
+	json_t *rep, *cli;
+	FILE *f;
+
+	REQUIRE(out);
+	if (!getenv("PARACORR_BIN") || !getenv("PARACORR_BIN")[0]) {
+		free(out);
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return;
+	}
+	if (!setup(t, &d)) {
+		free(out);
+		return;
+	}
+	snprintf(spec_path, sizeof(spec_path), "%s/spec.json", d.dir);
+	snprintf(rep_path, sizeof(rep_path), "%s/served.json", d.dir);
+	snprintf(svg_path, sizeof(svg_path), "%s/accuracy.svg", d.dir);
+	REQUIRE((f = fopen(spec_path, "w")));
+	fputs(spec_text, f);
+	fclose(f);
+
+	snprintf(args, sizeof(args), "health --server %s", d.base);
+	CHECK_INT(run_cli(args, out, 65536), 0);
+	/* submit uploads the files the spec names, waits, writes the report */
+	snprintf(args, sizeof(args), "submit --server %s --wait --summary -o '%s' '%s'", d.base, rep_path, spec_path);
+	CHECK_MSG(run_cli(args, out, 65536) == 0, "%s", out);
+	CHECK_MSG(strstr(out, "uploading the model") && strstr(out, "the whole model") && strstr(out, "epsilon"),
+		  "%s", out);
+	{
+		const char *q = strstr(out, "job j-");
+		if (q)
+			snprintf(job, sizeof(job), "%.18s", q + 4);
+	}
+	rep = json_load_file(rep_path, 0, NULL);
+	cli = cli_report(t, spec_text, d.dir);
+	REQUIRE(rep && cli);
+	strip_report(rep);
+	strip_report(cli);
+	CHECK_MSG(json_equal(rep, cli), "paracorr submit's report differs from paracorr run's");
+	json_decref(rep);
+	json_decref(cli);
+	/* a second submit reuses the uploads (content-addressed: 200, same ids) */
+	snprintf(args, sizeof(args), "submit --server %s '%s'", d.base, spec_path);
+	CHECK_MSG(run_cli(args, out, 65536) == 0 && strstr(out, "\"status\""), "%s", out);
+	/* status, fetch, a chart, and the report as tables */
+	snprintf(args, sizeof(args), "status --server %s %s", d.base, job);
+	CHECK_MSG(run_cli(args, out, 65536) == 0 && strstr(out, "\"succeeded\""), "status %s: %s", job, out);
+	snprintf(args, sizeof(args), "fetch --server %s --chart accuracy -o '%s' %s", d.base, svg_path, job);
+	CHECK_MSG(run_cli(args, out, 65536) == 0, "%s", out);
+	{
+		size_t len;
+		char *svg = be_read_file(svg_path, &len);
+		CHECK(svg && !strncmp(svg, "<svg ", 5));
+		free(svg);
+	}
+	snprintf(args, sizeof(args), "report '%s'", rep_path);
+	CHECK_MSG(run_cli(args, out, 65536) == 0 && strstr(out, "clean: accuracy") && strstr(out, "gradient acc") &&
+			  strstr(out, "most fragile"),
+		  "%s", out);
+	/* errors: an unknown job, a spec the server refuses, no server */
+	snprintf(args, sizeof(args), "status --server %s j-0000000000000000", d.base);
+	CHECK(run_cli(args, out, 65536) == 1 && strstr(out, "404"));
+	REQUIRE((f = fopen(spec_path, "w")));
+	fprintf(f, "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX "sample64_u8.npy\", \"labels\": "
+		   "\"" FIX "labels64_i64.npy\"}, \"corruption\": {\"epsilons\": [0.1, -1]}}");
+	fclose(f);
+	snprintf(args, sizeof(args), "submit --server %s '%s'", d.base, spec_path);
+	CHECK_MSG(run_cli(args, out, 65536) == 1 && strstr(out, "/corruption/epsilons/1"), "%s", out);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	snprintf(args, sizeof(args), "health --server %s", d.base);
+	CHECK_INT(run_cli(args, out, 65536), 1);
+	free(out);
+	be_rmtree(d.dir);
+}
