@@ -191,10 +191,10 @@ void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long 
 		for (i = 0; i < w; i++)
 			bar[i] = i < filled ? '#' : '.';
 		bar[w] = '\0';
-		fprintf(f, "\r\033[K[%s] %3.0f%% %s %lld/%lld, %.1f s", bar, 100 * frac, phase ? phase : "", done, total,
-			elapsed);
+		fprintf(f, "\r\033[K[%s] %3.0f%% %s, %lld/%lld passes, %.1f s", bar, 100 * frac, phase ? phase : "", done,
+			total, elapsed);
 	} else {
-		fprintf(f, "[%s] %lld/%lld (%.0f%%), %.1f s elapsed", phase ? phase : "", done, total, 100 * frac,
+		fprintf(f, "[%s] %lld/%lld passes (%.0f%%), %.1f s elapsed", phase ? phase : "", done, total, 100 * frac,
 			elapsed);
 	}
 	if (remaining >= 0 && !final)
