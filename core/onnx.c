@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "graph_int.h"
 #include "onnx.pb-c.h"
@@ -437,12 +438,13 @@ int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, str
 	return rc;
 }
 
-int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *err)
+/* The whole file at path, size-checked before it is read. */
+static int slurp(const char *path, unsigned char **out, size_t *len, struct pc_error *err)
 {
 	FILE *f = fopen(path, "rb");
 	unsigned char *buf = NULL;
 	long size;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	if (!f)
@@ -457,8 +459,7 @@ int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *
 				  PC_ONNX_MAX_BYTES);
 		goto out;
 	}
-	buf = malloc((size_t)size + 1);
-	if (!buf) {
+	if (!(buf = malloc((size_t)size + 1))) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, path, "out of memory reading %ld bytes", size);
 		goto out;
 	}
@@ -466,11 +467,129 @@ int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *
 		rc = pc_error_set(err, PC_ERR_IO, path, "short read");
 		goto out;
 	}
-	rc = pc_onnx_load_buffer(buf, (size_t)size, out, err);
-	if (rc && err && err->where[0] && strcmp(err->where, "model") == 0)
-		snprintf(err->where, sizeof(err->where), "%s", path);
+	*out = buf;
+	*len = (size_t)size;
+	buf = NULL;
 out:
 	free(buf);
 	fclose(f);
+	return rc;
+}
+
+int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *err)
+{
+	unsigned char *buf;
+	size_t size;
+	int rc;
+
+	*out = NULL;
+	if ((rc = slurp(path, &buf, &size, err)))
+		return rc;
+	rc = pc_onnx_load_buffer(buf, size, out, err);
+	if (rc && err && err->where[0] && strcmp(err->where, "model") == 0)
+		snprintf(err->where, sizeof(err->where), "%s", path);
+	free(buf);
+	return rc;
+}
+
+int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
+				unsigned char **out, size_t *out_len, struct pc_error *err)
+{
+	Onnx__ModelProto *m;
+	int rc = 0, replaced = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	if (!(m = onnx__model_proto__unpack(NULL, len, src)))
+		return pc_error_set(err, PC_ERR_FORMAT, "model", "the source does not decode as an ONNX ModelProto");
+	if (!m->graph) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, "model", "no graph");
+		goto out;
+	}
+	for (size_t i = 0; i < m->graph->n_initializer; i++) {
+		Onnx__TensorProto *t = m->graph->initializer[i];
+		const struct pc_param *p;
+		int64_t numel = 1;
+		int k;
+
+		if (!t->name || (k = pc_graph_find_param(g, t->name)) < 0)
+			continue; /* not a trained weight: written back as it was */
+		p = pc_graph_param(g, k);
+		for (size_t d = 0; d < t->n_dims; d++)
+			numel *= t->dims[d];
+		if (numel != p->count || !t->has_data_type || t->data_type != 1) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
+					  "the source's initializer is not the float tensor of %lld values the graph has",
+					  (long long)p->count);
+			goto out;
+		}
+		/* the values as raw little-endian bytes, whatever field held them */
+		free(t->float_data);
+		t->float_data = NULL;
+		t->n_float_data = 0;
+		free(t->raw_data.data);
+		t->raw_data.len = (size_t)p->count * sizeof(float);
+		if (!(t->raw_data.data = malloc(t->raw_data.len ? t->raw_data.len : 1))) {
+			t->raw_data.len = 0;
+			rc = pc_error_set(err, PC_ERR_NOMEM, t->name, "out of memory");
+			goto out;
+		}
+		memcpy(t->raw_data.data, weights + p->offset, t->raw_data.len);
+		t->has_raw_data = 1;
+		replaced++;
+	}
+	if (replaced != pc_graph_param_tensors(g)) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, "model", "the source has %d of the graph's %d weight tensors",
+				  replaced, pc_graph_param_tensors(g));
+		goto out;
+	}
+	*out_len = onnx__model_proto__get_packed_size(m);
+	if (!(*out = malloc(*out_len ? *out_len : 1))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory for %zu bytes", *out_len);
+		goto out;
+	}
+	onnx__model_proto__pack(m, *out);
+out:
+	onnx__model_proto__free_unpacked(m, NULL);
+	return rc;
+}
+
+int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const float *weights, const char *out_path,
+			 struct pc_error *err)
+{
+	unsigned char *src = NULL, *dst = NULL;
+	size_t len, out_len;
+	char tmp[4096];
+	FILE *f = NULL;
+	int rc;
+
+	if ((rc = slurp(src_path, &src, &len, err)) ||
+	    (rc = pc_onnx_save_weights_buffer(src, len, g, weights, &dst, &out_len, err)))
+		goto out;
+	/* a reader never sees half a model: write aside, then rename */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", out_path) >= (int)sizeof(tmp)) {
+		rc = pc_error_set(err, PC_ERR_INVALID, out_path, "the path is too long");
+		goto out;
+	}
+	if (!(f = fopen(tmp, "wb")) || fwrite(dst, 1, out_len, f) != out_len || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0) {
+		rc = pc_error_set(err, PC_ERR_IO, out_path, "cannot write: %s", strerror(errno));
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		rc = pc_error_set(err, PC_ERR_IO, out_path, "cannot write: %s", strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	if (rename(tmp, out_path) != 0)
+		rc = pc_error_set(err, PC_ERR_IO, out_path, "cannot rename into place: %s", strerror(errno));
+out:
+	if (f) {
+		fclose(f);
+		unlink(tmp);
+	}
+	free(src);
+	free(dst);
 	return rc;
 }

@@ -1,0 +1,274 @@
+/* Training and ACT: steps against PyTorch (tests/reference/
+ * make_act_reference.py), determinism across threads, checkpoints that
+ * resume exactly, and the hardened ONNX file written back and reloaded. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "be_util.h"
+#include "paracorr/data.h"
+#include "paracorr/onnx.h"
+#include "paracorr/train.h"
+#include "test.h"
+
+#define FIX "tests/reference/fixtures/"
+
+static int load_fixture(struct pc_test *t, struct pc_graph **g, struct pc_dataset **d)
+{
+	char m[1024], x[1024], y[1024];
+	struct pc_error err = {0};
+
+	snprintf(m, sizeof(m), "%s/" FIX "mlp_op13.onnx", pc_test_root());
+	snprintf(x, sizeof(x), "%s/" FIX "sample64_u8.npy", pc_test_root());
+	snprintf(y, sizeof(y), "%s/" FIX "labels64_i64.npy", pc_test_root());
+	if (pc_onnx_load_file(m, g, &err) || pc_dataset_load(x, y, NULL, 0, d, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "fixtures: %s: %s", err.where, err.text);
+		return 0;
+	}
+	return 1;
+}
+
+TEST(train_act_steps_match_pytorch)
+{
+	char path[1024];
+	struct pc_graph *g = NULL;
+	struct pc_dataset *d = NULL;
+	json_t *ref, *c, *batches;
+	size_t ci;
+
+	snprintf(path, sizeof(path), "%s/" FIX "act_mlp_op13.json", pc_test_root());
+	ref = json_load_file(path, 0, NULL);
+	REQUIRE_MSG(ref, "no %s (tests/reference/make_act_reference.py writes it)", path);
+	if (!load_fixture(t, &g, &d))
+		goto out;
+	batches = json_object_get(ref, "batches");
+	json_array_foreach(json_object_get(ref, "cases"), ci, c)
+	{
+		const char *name = json_string_value(json_object_get(c, "name"));
+		struct pc_train_opts o;
+		struct pc_trainer *tr = NULL;
+		struct pc_error err = {0};
+		const char *key;
+		json_t *b, *tv;
+		size_t bi;
+
+		pc_train_opts_default(&o);
+		o.optimizer = !strcmp(json_string_value(json_object_get(c, "optimizer")), "adam") ? PC_OPT_ADAM : PC_OPT_SGD;
+		o.lr = json_number_value(json_object_get(c, "lr"));
+		o.momentum = json_number_value(json_object_get(c, "momentum"));
+		o.weight_decay = json_number_value(json_object_get(c, "weight_decay"));
+		o.act.p = !strcmp(json_string_value(json_object_get(c, "norm")), "linf") ? INFINITY : 2;
+		o.act.epsilon = json_number_value(json_object_get(c, "epsilon"));
+		o.act.lambda = json_number_value(json_object_get(c, "lambda"));
+		if (pc_trainer_new(g, &o, 2, &tr, &err)) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", name, err.text);
+			continue;
+		}
+		json_array_foreach(batches, bi, b)
+		{
+			json_t *step = json_array_get(json_object_get(c, "steps"), bi);
+			int64_t idx[64];
+			struct pc_train_stats st;
+			size_t k;
+
+			for (k = 0; k < json_array_size(b) && k < 64; k++)
+				idx[k] = json_integer_value(json_array_get(b, k));
+			REQUIRE(pc_trainer_step(tr, d, idx, (int)k, o.lr, &st, &err) == 0);
+			CHECK_MSG(fabs(st.loss - json_number_value(json_object_get(step, "loss"))) <
+					  1e-5 * json_number_value(json_object_get(step, "loss")),
+				  "%s step %zu: loss %.9g vs PyTorch %.9g", name, bi, st.loss,
+				  json_number_value(json_object_get(step, "loss")));
+			if (o.act.epsilon > 0)
+				CHECK_MSG(fabs(st.loss_corrupted - json_number_value(json_object_get(step, "loss_corrupted"))) <
+						  1e-5 * st.loss_corrupted,
+					  "%s step %zu: loss at w + a %.9g vs PyTorch %.9g", name, bi, st.loss_corrupted,
+					  json_number_value(json_object_get(step, "loss_corrupted")));
+		}
+		/* the weights after the steps: their change, tensor by tensor */
+		json_object_foreach(json_object_get(c, "tensors"), key, tv)
+		{
+			int pi = pc_graph_find_param(g, key);
+			const struct pc_param *p = pi >= 0 ? pc_graph_param(g, pi) : NULL;
+			const float *w = pc_trainer_weights(tr), *w0 = pc_graph_params(g);
+			double dl2 = 0, ref_dl2 = json_number_value(json_object_get(tv, "delta_l2"));
+			size_t k;
+
+			REQUIRE_MSG(p, "no tensor %s", key);
+			for (int64_t i = 0; i < p->count; i++) {
+				double dd = (double)w[p->offset + i] - w0[p->offset + i];
+				dl2 += dd * dd;
+			}
+			dl2 = sqrt(dl2);
+			CHECK_MSG(fabs(dl2 - ref_dl2) <= 1e-4 * ref_dl2 + 1e-9, "%s %s: |dw| %.9g vs PyTorch %.9g", name, key,
+				  dl2, ref_dl2);
+			for (k = 0; k < json_array_size(json_object_get(tv, "indices")); k++) {
+				int64_t i = json_integer_value(json_array_get(json_object_get(tv, "indices"), k));
+				double want = json_number_value(json_array_get(json_object_get(tv, "deltas"), k));
+				double got = (double)w[p->offset + i] - w0[p->offset + i];
+
+				CHECK_MSG(fabs(got - want) <= 1e-4 * fabs(want) + 1e-4 * ref_dl2 / sqrt((double)p->count) + 1e-8,
+					  "%s %s[%lld]: dw %.9g vs PyTorch %.9g", name, key, (long long)i, got, want);
+			}
+		}
+		pc_trainer_free(tr);
+	}
+out:
+	pc_dataset_free(d);
+	pc_graph_free(g);
+	json_decref(ref);
+}
+
+/* Two epochs of ACT with `threads`; the weights into w (param_count). */
+static int train_two_epochs(const struct pc_graph *g, const struct pc_dataset *d, int threads, float *w,
+			    struct pc_error *err)
+{
+	struct pc_train_opts o;
+	struct pc_trainer *tr;
+	struct pc_train_stats st;
+	int rc;
+
+	pc_train_opts_default(&o);
+	o.epochs = 2;
+	o.batch_size = 20;
+	o.schedule = PC_LR_COSINE;
+	o.act.epsilon = 0.3;
+	o.act.steps = 2;
+	if ((rc = pc_trainer_new(g, &o, threads, &tr, err)))
+		return rc;
+	for (int e = 0; e < 2 && !rc; e++)
+		rc = pc_trainer_epoch(tr, d, e, NULL, NULL, NULL, NULL, &st, err);
+	memcpy(w, pc_trainer_weights(tr), (size_t)pc_graph_param_count(g) * sizeof(float));
+	pc_trainer_free(tr);
+	return rc;
+}
+
+TEST(train_same_for_any_thread_count_and_resumes_exactly)
+{
+	struct pc_graph *g = NULL;
+	struct pc_dataset *d = NULL;
+	struct pc_error err = {0};
+	float *w1, *w2, *w3, *state;
+	int64_t n, steps;
+
+	if (!load_fixture(t, &g, &d))
+		return;
+	n = pc_graph_param_count(g);
+	w1 = malloc((size_t)n * sizeof(float));
+	w2 = malloc((size_t)n * sizeof(float));
+	w3 = malloc((size_t)n * sizeof(float));
+	REQUIRE(w1 && w2 && w3);
+	REQUIRE(train_two_epochs(g, d, 1, w1, &err) == 0);
+	REQUIRE(train_two_epochs(g, d, 2, w2, &err) == 0);
+	CHECK_MSG(!memcmp(w1, w2, (size_t)n * sizeof(float)), "1 and 2 threads train to different weights");
+	CHECK(memcmp(w1, pc_graph_params(g), (size_t)n * sizeof(float)) != 0);
+	/* a checkpoint after epoch 0, loaded into a new trainer, gives epoch 1
+	 * exactly as the uninterrupted run did */
+	{
+		struct pc_train_opts o;
+		struct pc_trainer *a, *b;
+		struct pc_train_stats st;
+
+		pc_train_opts_default(&o);
+		o.epochs = 2;
+		o.batch_size = 20;
+		o.schedule = PC_LR_COSINE;
+		o.act.epsilon = 0.3;
+		o.act.steps = 2;
+		REQUIRE(pc_trainer_new(g, &o, 2, &a, &err) == 0);
+		REQUIRE(pc_trainer_epoch(a, d, 0, NULL, NULL, NULL, NULL, &st, &err) == 0);
+		state = malloc((size_t)pc_trainer_state_size(a) * sizeof(float));
+		REQUIRE(state);
+		pc_trainer_state_save(a, state, &steps);
+		pc_trainer_free(a);
+		REQUIRE(pc_trainer_new(g, &o, 1, &b, &err) == 0);
+		pc_trainer_state_load(b, state, steps);
+		REQUIRE(pc_trainer_epoch(b, d, 1, NULL, NULL, NULL, NULL, &st, &err) == 0);
+		CHECK_MSG(!memcmp(pc_trainer_weights(b), w1, (size_t)n * sizeof(float)), "the resumed run differs");
+		CHECK(st.samples == 64 && st.loss > 0 && st.loss_corrupted > st.loss);
+		CHECK(fabs(st.lr - 0.01 * 0.5 * (1 + cos(M_PI / 2))) < 1e-15);
+		pc_trainer_free(b);
+		free(state);
+	}
+	/* the control (epsilon 0) trains to other weights */
+	{
+		struct pc_train_opts o;
+		struct pc_trainer *c;
+		struct pc_train_stats st;
+
+		pc_train_opts_default(&o);
+		o.batch_size = 20;
+		REQUIRE(pc_trainer_new(g, &o, 2, &c, &err) == 0);
+		REQUIRE(pc_trainer_epoch(c, d, 0, NULL, NULL, NULL, NULL, &st, &err) == 0);
+		CHECK(st.loss_corrupted == 0 && memcmp(pc_trainer_weights(c), w1, (size_t)n * sizeof(float)));
+		pc_trainer_free(c);
+	}
+	/* bad options are named */
+	{
+		struct pc_train_opts o;
+		struct pc_trainer *c = NULL;
+
+		pc_train_opts_default(&o);
+		o.act.lambda = 1.5;
+		pc_error_clear(&err);
+		CHECK(pc_trainer_new(g, &o, 1, &c, &err) == PC_ERR_INVALID && strstr(err.where, "lambda") && !c);
+	}
+	free(w1);
+	free(w2);
+	free(w3);
+	pc_dataset_free(d);
+	pc_graph_free(g);
+}
+
+TEST(train_hardened_onnx_reloads_with_its_weights)
+{
+	struct pc_graph *g = NULL, *g2 = NULL;
+	struct pc_dataset *d = NULL;
+	struct pc_error err = {0};
+	char dir[1024], src[1024], out[1200], cmd[3000];
+	float *w;
+	int64_t n;
+
+	if (!load_fixture(t, &g, &d))
+		return;
+	n = pc_graph_param_count(g);
+	REQUIRE((w = malloc((size_t)n * sizeof(float))));
+	REQUIRE(train_two_epochs(g, d, 2, w, &err) == 0);
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(src, sizeof(src), "%s/" FIX "mlp_op13.onnx", pc_test_root());
+	snprintf(out, sizeof(out), "%s/hardened.onnx", dir);
+	REQUIRE_MSG(pc_onnx_save_weights(src, g, w, out, &err) == 0, "%s: %s", err.where, err.text);
+	REQUIRE_MSG(pc_onnx_load_file(out, &g2, &err) == 0, "%s: %s", err.where, err.text);
+	CHECK_INT(pc_graph_param_count(g2), n);
+	CHECK_MSG(!memcmp(pc_graph_params(g2), w, (size_t)n * sizeof(float)), "the reloaded weights differ");
+	CHECK_INT(pc_graph_node_count(g2), pc_graph_node_count(g));
+	for (int i = 0; i < pc_graph_param_tensors(g); i++)
+		CHECK(!strcmp(pc_graph_param(g, i)->name, pc_graph_param(g2, i)->name));
+	/* python3-onnx's checker, where Debian's python3-onnx is installed */
+	if (access("/usr/bin/python3", X_OK) == 0 &&
+	    system("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") == 0) {
+		snprintf(cmd, sizeof(cmd),
+			 "/usr/bin/python3 -c 'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.checker.check_model(m, "
+			 "full_check=True)' '%s'",
+			 out);
+		CHECK_MSG(system(cmd) == 0, "onnx.checker refuses %s", out);
+	}
+	/* weights of another graph: refused, naming what does not fit */
+	{
+		unsigned char *bytes = NULL;
+		size_t len;
+		char *srcbuf = be_read_file(src, &len);
+
+		REQUIRE(srcbuf);
+		pc_error_clear(&err);
+		CHECK(pc_onnx_save_weights_buffer("garbage", 7, g, w, &bytes, &len, &err) == PC_ERR_FORMAT && !bytes);
+		free(srcbuf);
+	}
+	pc_graph_free(g2);
+	be_rmtree(dir);
+	free(w);
+	pc_dataset_free(d);
+	pc_graph_free(g);
+}
