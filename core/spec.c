@@ -294,6 +294,138 @@ static void set_defaults(struct pc_spec *s)
 	block_defaults(&s->blocks[0]);
 }
 
+static int get_number(const json_t *obj, const char *key, const char *path, double lo, double hi, double def,
+		      double *out, struct pc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = def;
+	if (!v || json_is_null(v))
+		return PC_OK;
+	if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < lo ||
+	    json_number_value(v) > hi)
+		return pc_error_set(err, PC_ERR_INVALID, path, "must be a number from %g to %g", lo, hi);
+	*out = json_number_value(v);
+	return PC_OK;
+}
+
+/* One of the comma-separated names; its index into *out. */
+static int get_choice(const json_t *obj, const char *key, const char *path, const char *choices, int *out,
+		      struct pc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	const char *c = choices;
+	int i = 0;
+
+	*out = 0;
+	if (!v)
+		return PC_OK;
+	while (json_is_string(v) && *c) {
+		size_t l = strcspn(c, ",");
+		if (strlen(json_string_value(v)) == l && !strncmp(c, json_string_value(v), l)) {
+			*out = i;
+			return PC_OK;
+		}
+		c += l + (c[l] == ',');
+		i++;
+	}
+	return pc_error_set(err, PC_ERR_INVALID, path, "must be one of %s", choices);
+}
+
+static int parse_act(const json_t *a, struct pc_training *t, struct pc_error *err)
+{
+	json_t *x, *e;
+	long long v;
+	size_t i;
+
+	if (!json_is_object(a))
+		return bad(err, "training.act", "%s", "must be an object {norm, epsilon, sparsity, lambda, steps, group}");
+	if (only_keys(a, "training.act", "norm,epsilon,sparsity,lambda,steps,group", err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(a, "norm")) && parse_norm(x, "training.act.norm", &t->act_p, err))
+		return PC_ERR_INVALID;
+	if (!json_object_get(a, "epsilon"))
+		return bad(err, "training.act.epsilon", "%s", "is required (0: train without corruption, the control)");
+	if (get_number(a, "epsilon", "training.act.epsilon", 0, 1e6, 0, &t->act_epsilon, err) ||
+	    get_number(a, "lambda", "training.act.lambda", 0, 1, 1, &t->act_lambda, err) ||
+	    get_int(a, "sparsity", "training.act.sparsity", 0, (long long)1 << 40, 0, &v, err))
+		return PC_ERR_INVALID;
+	t->act_sparsity = v;
+	if (get_int(a, "steps", "training.act.steps", 1, PC_SPEC_MAX_STEPS, 1, &v, err))
+		return PC_ERR_INVALID;
+	t->act_steps = (int)v;
+	x = json_object_get(a, "group");
+	if (!x || (json_is_string(x) && !strcmp(json_string_value(x), "model")))
+		return PC_OK;
+	if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > PC_SPEC_MAX_ACT_GROUP)
+		return pc_error_set(err, PC_ERR_INVALID, "training.act.group",
+				    "must be \"model\" or an array of 1 to %d tensor or layer names", PC_SPEC_MAX_ACT_GROUP);
+	json_array_foreach(x, i, e)
+	{
+		char where[64];
+
+		snprintf(where, sizeof(where), "training.act.group[%zu]", i);
+		if (!json_is_string(e) || !json_string_length(e))
+			return bad(err, where, "%s", "must be a tensor or layer name");
+		if (!(t->act_group[t->n_act_group++] = dup_str(json_string_value(e))))
+			return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+	}
+	return PC_OK;
+}
+
+static int parse_training(const json_t *v, const struct pc_spec *s, struct pc_training *t, struct pc_error *err)
+{
+	long long n;
+	json_t *x;
+
+	t->epochs = 3;
+	t->batch_size = 64;
+	t->lr = 0.01;
+	t->momentum = 0.9;
+	t->seed = s->seed;
+	t->act_p = 2;
+	t->act_lambda = 1;
+	t->act_steps = 1;
+	if (!json_is_object(v))
+		return bad(err, "training", "%s", "must be an object {dataset, epochs, optimizer, lr, batch_size, act, ...}");
+	if (only_keys(v, "training",
+		      "dataset,limit,epochs,batch_size,optimizer,lr,momentum,weight_decay,schedule,seed,act", err))
+		return PC_ERR_INVALID;
+	if (!(x = json_object_get(v, "dataset")))
+		return bad(err, "training.dataset", "%s", "is required: a dataset id or {\"inputs\": path, \"labels\": path}");
+	if (json_is_string(x) && json_string_length(x)) {
+		if (!(t->inputs = dup_str(json_string_value(x))))
+			return pc_error_set(err, PC_ERR_NOMEM, "training.dataset", "out of memory");
+	} else if (!json_is_object(x) || only_keys(x, "training.dataset", "inputs,labels", err) ||
+		   get_string(x, "inputs", "training.dataset.inputs", &t->inputs, err) ||
+		   (json_object_get(x, "labels") && get_string(x, "labels", "training.dataset.labels", &t->labels, err))) {
+		return err && err->code ? (int)err->code
+					: bad(err, "training.dataset", "%s", "must be a dataset id or {\"inputs\", \"labels\"}");
+	}
+	if (get_int(v, "limit", "training.limit", 1, (long long)1 << 40, 0, &n, err))
+		return PC_ERR_INVALID;
+	t->limit = n;
+	if (get_int(v, "epochs", "training.epochs", 0, 10000, 3, &n, err))
+		return PC_ERR_INVALID;
+	t->epochs = (int)n;
+	if (get_int(v, "batch_size", "training.batch_size", 1, 65536, 64, &n, err))
+		return PC_ERR_INVALID;
+	t->batch_size = (int)n;
+	if (get_int(v, "seed", "training.seed", 0, INT64_MAX, (long long)s->seed, &n, err))
+		return PC_ERR_INVALID;
+	t->seed = (uint64_t)n;
+	if (get_choice(v, "optimizer", "training.optimizer", "sgd,adam", &t->adam, err) ||
+	    get_choice(v, "schedule", "training.schedule", "constant,cosine", &t->cosine, err))
+		return PC_ERR_INVALID;
+	if (get_number(v, "lr", "training.lr", 1e-12, 100, t->adam ? 1e-3 : 0.01, &t->lr, err) ||
+	    get_number(v, "momentum", "training.momentum", 0, 0.999999, 0.9, &t->momentum, err) ||
+	    get_number(v, "weight_decay", "training.weight_decay", 0, 10, 0, &t->weight_decay, err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(v, "act")) && parse_act(x, t, err))
+		return PC_ERR_INVALID;
+	return PC_OK;
+}
+
 int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 {
 	long long v;
@@ -302,16 +434,15 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	set_defaults(s);
 	if (!json_is_object(root))
 		return bad(err, "spec", "%s", "must be a JSON object");
-	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption", err))
+	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training", err))
 		goto fail;
 	if ((x = json_object_get(root, "kind"))) {
-		if (!json_is_string(x) || strcmp(json_string_value(x), "analyze") != 0) {
-			bad(err, "kind", "%s",
-			    json_is_string(x) && strcmp(json_string_value(x), "harden") == 0
-				    ? "\"harden\" jobs are not available in this build; use \"analyze\""
-				    : "must be \"analyze\"");
+		if (!json_is_string(x) ||
+		    (strcmp(json_string_value(x), "analyze") != 0 && strcmp(json_string_value(x), "harden") != 0)) {
+			bad(err, "kind", "%s", "must be \"analyze\" or \"harden\"");
 			goto fail;
 		}
+		snprintf(s->kind, sizeof(s->kind), "%s", json_string_value(x));
 	}
 	if (get_string(root, "model", "model", &s->model, err))
 		goto fail;
@@ -350,6 +481,17 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	} else if (x && parse_corruption(x, "corruption", &s->blocks[0], err)) {
 		goto fail;
 	}
+	x = json_object_get(root, "training");
+	if (!strcmp(s->kind, "harden") != !!x) {
+		bad(err, "training", "%s",
+		    x ? "is for \"kind\": \"harden\" jobs" : "is required for a harden job: {dataset, epochs, act, ...}");
+		goto fail;
+	}
+	if (x) {
+		s->has_training = 1;
+		if (parse_training(x, s, &s->training, err))
+			goto fail;
+	}
 	return PC_OK;
 fail:
 	pc_spec_free(s);
@@ -378,6 +520,35 @@ void pc_spec_free(struct pc_spec *s)
 	free(s->inputs);
 	free(s->labels);
 	s->model = s->inputs = s->labels = NULL;
+	free(s->training.inputs);
+	free(s->training.labels);
+	s->training.inputs = s->training.labels = NULL;
+	for (int i = 0; i < s->training.n_act_group; i++)
+		free(s->training.act_group[i]);
+	s->training.n_act_group = 0;
+}
+
+static json_t *training_json(const struct pc_training *t)
+{
+	json_t *group, *dataset;
+
+	if (t->n_act_group) {
+		group = json_array();
+		for (int i = 0; i < t->n_act_group; i++)
+			json_array_append_new(group, json_string(t->act_group[i]));
+	} else {
+		group = json_string("model");
+	}
+	dataset = t->labels ? json_pack("{s:s, s:s}", "inputs", t->inputs, "labels", t->labels)
+		  : t->inputs ? json_string(t->inputs)
+			      : json_null();
+	return json_pack("{s:o, s:o, s:i, s:i, s:s, s:f, s:f, s:f, s:s, s:I, s:{s:o, s:f, s:I, s:f, s:i, s:o}}", "dataset",
+			 dataset, "limit", t->limit > 0 ? json_integer(t->limit) : json_null(), "epochs", t->epochs,
+			 "batch_size", t->batch_size, "optimizer", t->adam ? "adam" : "sgd", "lr", t->lr, "momentum",
+			 t->momentum, "weight_decay", t->weight_decay, "schedule", t->cosine ? "cosine" : "constant",
+			 "seed", (json_int_t)t->seed, "act", "norm", pc_spec_norm_json(t->act_p), "epsilon",
+			 t->act_epsilon, "sparsity", (json_int_t)t->act_sparsity, "lambda", t->act_lambda, "steps",
+			 t->act_steps, "group", group);
 }
 
 json_t *pc_spec_norm_json(double p)
@@ -439,10 +610,14 @@ json_t *pc_spec_to_json(const struct pc_spec *s)
 	} else {
 		corruption = block_json(&s->blocks[0]);
 	}
-	return json_pack("{s:s, s:s, s:o, s:o, s:i, s:I, s:{s:o, s:o, s:o}, s:o}", "kind", s->kind, "model",
-			 s->model ? s->model : "", "dataset", dataset, "limit",
-			 s->limit > 0 ? json_integer(s->limit) : json_null(), "batch_size", s->batch_size, "seed",
-			 (json_int_t)s->seed, "preprocess", "scale",
-			 s->pp.scale_set ? json_real(s->pp.scale) : json_string("auto"), "mean", mean, "std", std,
-			 "corruption", corruption);
+	json_t *out = json_pack("{s:s, s:s, s:o, s:o, s:i, s:I, s:{s:o, s:o, s:o}, s:o}", "kind", s->kind, "model",
+				s->model ? s->model : "", "dataset", dataset, "limit",
+				s->limit > 0 ? json_integer(s->limit) : json_null(), "batch_size", s->batch_size, "seed",
+				(json_int_t)s->seed, "preprocess", "scale",
+				s->pp.scale_set ? json_real(s->pp.scale) : json_string("auto"), "mean", mean, "std", std,
+				"corruption", corruption);
+
+	if (out && s->has_training)
+		json_object_set_new(out, "training", training_json(&s->training));
+	return out;
 }

@@ -4,12 +4,17 @@
  * left aside, which measures the run). */
 #include "job.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "blobs.h"
+#include "paracorr/train.h"
 #include "paracorr/data.h"
 #include "paracorr/graph.h"
 #include "paracorr/onnx.h"
@@ -22,39 +27,301 @@ void pcd_job_opts_default(struct pcd_job_opts *o)
 	o->timing_seconds = 1;
 }
 
-int pcd_job_run_spec(const struct pc_spec *spec, const char *model_path, const char *inputs_path,
-		     const char *labels_path, const struct pcd_job_opts *o, char **report_text, json_t **report_out,
+/* The model's input without its batch axis must be the dataset's sample. */
+static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, struct pc_error *err)
+{
+	struct pc_shape sample = *pc_graph_input_shape(g);
+
+	sample.ndim--;
+	memmove(sample.dim, sample.dim + 1, sizeof(sample.dim[0]) * (size_t)sample.ndim);
+	return pc_dataset_check_input(d, &sample, err);
+}
+
+static void study_opts(const struct pcd_job_opts *o, struct pc_study_opts *so)
+{
+	pc_study_opts_default(so);
+	so->threads = o->threads > 0 ? o->threads : 1;
+	so->cache_bytes = o->cache_bytes;
+	so->timing_seconds = o->timing_seconds;
+	so->progress = o->progress;
+	so->progress_arg = o->progress_arg;
+	so->cancel = o->cancel;
+	so->cancel_arg = o->cancel_arg;
+}
+
+/* --- harden ---------------------------------------------------------------- */
+
+#define CKPT_MAGIC "PCCKPT1"
+
+struct ckpt_header {
+	char magic[8];
+	int32_t epochs_done;
+	int32_t pad;
+	int64_t steps;
+	int64_t state_floats;
+	int64_t curve_bytes;
+};
+
+/* Writes the trainer's state and the curve so far, through a rename. */
+static int ckpt_save(const char *path, const struct pc_trainer *t, int epochs_done, const json_t *curve,
 		     struct pc_error *err)
+{
+	struct ckpt_header h = {CKPT_MAGIC, epochs_done, 0, 0, pc_trainer_state_size(t), 0};
+	char *text = json_dumps(curve, JSON_COMPACT | JSON_REAL_PRECISION(17)), tmp[4200];
+	float *state = malloc((size_t)h.state_floats * sizeof(float));
+	FILE *f = NULL;
+	int rc = 0;
+
+	if (!text || !state) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "checkpoint", "out of memory");
+		goto out;
+	}
+	pc_trainer_state_save(t, state, &h.steps);
+	h.curve_bytes = (int64_t)strlen(text);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "wb")) || fwrite(&h, sizeof(h), 1, f) != 1 ||
+	    fwrite(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
+	    fwrite(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes || fflush(f) || fsync(fileno(f))) {
+		rc = pc_error_set(err, PC_ERR_IO, "checkpoint", "cannot write: %s", strerror(errno));
+		goto out;
+	}
+	fclose(f);
+	f = NULL;
+	if (rename(tmp, path))
+		rc = pc_error_set(err, PC_ERR_IO, "checkpoint", "cannot rename into place: %s", strerror(errno));
+out:
+	if (f)
+		fclose(f);
+	free(state);
+	free(text);
+	return rc;
+}
+
+/* Loads a checkpoint when there is one that fits this trainer; 0 epochs
+ * done otherwise. A file that does not fit is ignored, not trusted. */
+static int ckpt_load(const char *path, struct pc_trainer *t, json_t **curve)
+{
+	struct ckpt_header h;
+	FILE *f = fopen(path, "rb");
+	float *state = NULL;
+	char *text = NULL;
+	int done = 0;
+
+	if (!f)
+		return 0;
+	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.epochs_done < 0 ||
+	    h.state_floats != pc_trainer_state_size(t) || h.curve_bytes < 0 || h.curve_bytes > (1 << 24))
+		goto out;
+	state = malloc((size_t)h.state_floats * sizeof(float));
+	text = calloc(1, (size_t)h.curve_bytes + 1);
+	if (!state || !text || fread(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
+	    fread(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes)
+		goto out;
+	{
+		json_t *c = json_loads(text, 0, NULL);
+
+		if (!json_is_array(c) || json_array_size(c) != (size_t)h.epochs_done) {
+			json_decref(c);
+			goto out;
+		}
+		json_decref(*curve);
+		*curve = c;
+	}
+	pc_trainer_state_load(t, state, h.steps);
+	done = h.epochs_done;
+out:
+	fclose(f);
+	free(state);
+	free(text);
+	return done;
+}
+
+/* The ACT group's mask: the named tensors, and every tensor a named node
+ * reads. NULL (all) for the whole model. */
+static int act_mask(const struct pc_graph *g, const struct pc_training *tr, unsigned char **out, struct pc_error *err)
+{
+	unsigned char *mask;
+
+	*out = NULL;
+	if (!tr->n_act_group)
+		return 0;
+	if (!(mask = calloc((size_t)pc_graph_param_count(g) + 1, 1)))
+		return pc_error_set(err, PC_ERR_NOMEM, "training.act.group", "out of memory");
+	for (int i = 0; i < tr->n_act_group; i++) {
+		int hit = 0;
+
+		for (int k = 0; k < pc_graph_param_tensors(g); k++) {
+			const struct pc_param *p = pc_graph_param(g, k);
+
+			if (strcmp(p->name, tr->act_group[i]) && (!p->node || strcmp(p->node, tr->act_group[i])))
+				continue;
+			memset(mask + p->offset, 1, (size_t)p->count);
+			hit = 1;
+		}
+		if (!hit) {
+			char where[64];
+
+			free(mask);
+			snprintf(where, sizeof(where), "training.act.group[%d]", i);
+			return pc_error_set(err, PC_ERR_INVALID, where, "'%s' is neither a weight tensor nor a layer of the model",
+					    tr->act_group[i]);
+		}
+	}
+	*out = mask;
+	return 0;
+}
+
+struct harden_progress {
+	const struct pcd_job_opts *o;
+	int epoch, epochs;
+	double t0;
+};
+
+static void train_progress(const struct pc_progress *pr, void *arg)
+{
+	struct harden_progress *hp = arg;
+	char phase[64];
+	struct pc_progress p = *pr;
+
+	snprintf(phase, sizeof(phase), "training epoch %d of %d", hp->epoch + 1, hp->epochs);
+	p.phase = phase;
+	hp->o->progress(&p, hp->o->progress_arg);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int run_harden(const struct pc_spec *spec, struct pc_graph *g, const struct pc_dataset *d,
+		      const struct pcd_job_files *files, const struct pcd_job_opts *o, json_t **out,
+		      struct pc_error *err)
+{
+	const struct pc_training *tr = &spec->training;
+	struct pc_dataset *dt = NULL;
+	struct pc_study_opts so;
+	struct pc_train_opts to;
+	struct pc_trainer *t = NULL;
+	unsigned char *mask = NULL;
+	json_t *before = NULL, *after = NULL, *curve = json_array(), *report = NULL;
+	float *w0 = NULL;
+	double change = 0, t0 = now_s();
+	int64_t n = pc_graph_param_count(g);
+	int rc, start;
+
+	*out = NULL;
+	if (!o->model_out) {
+		rc = pc_error_set(err, PC_ERR_INVALID, "training", "a harden job needs a path for the hardened model");
+		goto out;
+	}
+	if ((rc = pc_dataset_load(files->train_inputs, files->train_labels, &spec->pp, tr->limit, &dt, err)) ||
+	    (rc = check_sample(g, dt, err)) || (rc = act_mask(g, tr, &mask, err)))
+		goto out;
+	if (dt->classes > pc_graph_classes(g)) {
+		rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "labels span %lld classes; the model has %lld",
+				  (long long)dt->classes, (long long)pc_graph_classes(g));
+		goto out;
+	}
+	study_opts(o, &so);
+	if ((rc = pc_study_run(g, d, spec, &so, &before, err)))
+		goto out;
+	pc_train_opts_default(&to);
+	to.epochs = tr->epochs;
+	to.batch_size = tr->batch_size;
+	to.optimizer = tr->adam ? PC_OPT_ADAM : PC_OPT_SGD;
+	to.lr = tr->lr;
+	to.momentum = tr->momentum;
+	to.weight_decay = tr->weight_decay;
+	to.schedule = tr->cosine ? PC_LR_COSINE : PC_LR_CONSTANT;
+	to.seed = tr->seed;
+	to.act.p = tr->act_p;
+	to.act.epsilon = tr->act_epsilon;
+	to.act.sparsity = tr->act_sparsity;
+	to.act.lambda = tr->act_lambda;
+	to.act.steps = tr->act_steps;
+	to.act.mask = mask;
+	if (!(w0 = malloc((size_t)(n ? n : 1) * sizeof(float)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "training", "out of memory");
+		goto out;
+	}
+	memcpy(w0, pc_graph_params(g), (size_t)n * sizeof(float));
+	if ((rc = pc_trainer_new(g, &to, o->threads, &t, err)))
+		goto out;
+	/* a restart goes on from the last completed epoch */
+	start = o->checkpoint ? ckpt_load(o->checkpoint, t, &curve) : 0;
+	for (int e = start; e < tr->epochs; e++) {
+		struct harden_progress hp = {o, e, tr->epochs, now_s()};
+		struct pc_train_stats st;
+
+		if ((rc = pc_trainer_epoch(t, dt, e, o->progress ? train_progress : NULL, &hp, o->cancel, o->cancel_arg,
+					   &st, err)))
+			goto out;
+		json_array_append_new(curve, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "epoch", e + 1, "loss", st.loss,
+						       "accuracy", st.accuracy, "loss_corrupted", st.loss_corrupted,
+						       "accuracy_corrupted", st.accuracy_corrupted, "lr", st.lr,
+						       "seconds", o->timing_seconds ? now_s() - hp.t0 : 0.0));
+		if (o->checkpoint && (rc = ckpt_save(o->checkpoint, t, e + 1, curve, err)))
+			goto out;
+	}
+	pc_graph_set_params(g, pc_trainer_weights(t));
+	for (int64_t i = 0; i < n; i++)
+		change += ((double)pc_graph_params(g)[i] - w0[i]) * ((double)pc_graph_params(g)[i] - w0[i]);
+	if ((rc = pc_onnx_save_weights(files->model, g, pc_graph_params(g), o->model_out, err)) ||
+	    (rc = pc_study_run(g, d, spec, &so, &after, err)))
+		goto out;
+	report = json_pack("{s:i, s:s, s:o, s:O, s:O, s:{s:I, s:I, s:o}, s:O, s:O, s:{s:I, s:f}}", "version", 1, "kind",
+			   "harden", "spec", pc_spec_to_json(spec), "model", json_object_get(before, "model"), "dataset",
+			   json_object_get(before, "dataset"), "training", "samples", (json_int_t)dt->n, "steps",
+			   (json_int_t)pc_trainer_steps(t), "epochs", curve, "before", before, "after", after,
+			   "hardened", "parameters", (json_int_t)n, "weight_change_l2", sqrt(change));
+	curve = NULL;
+	if (!report) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "report", "out of memory");
+		goto out;
+	}
+	json_object_del(json_object_get(report, "before"), "spec");
+	json_object_del(json_object_get(report, "after"), "spec");
+	if (o->timing_seconds)
+		json_object_set_new(report, "timing", json_pack("{s:f}", "seconds", now_s() - t0));
+	*out = report;
+out:
+	json_decref(before);
+	json_decref(after);
+	json_decref(curve);
+	pc_trainer_free(t);
+	pc_dataset_free(dt);
+	free(mask);
+	free(w0);
+	return rc;
+}
+
+int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		     char **report_text, json_t **report_out, struct pc_error *err)
 {
 	struct pc_graph *g = NULL;
 	struct pc_dataset *d = NULL;
 	struct pc_study_opts so;
-	struct pc_shape sample;
 	json_t *report = NULL;
 	int rc;
 
 	*report_text = NULL;
 	if (report_out)
 		*report_out = NULL;
-	if ((rc = pc_onnx_load_file(model_path, &g, err)) ||
-	    (rc = pc_dataset_load(inputs_path, labels_path, &spec->pp, spec->limit, &d, err)))
+	if ((rc = pc_onnx_load_file(files->model, &g, err)) ||
+	    (rc = pc_dataset_load(files->inputs, files->labels, &spec->pp, spec->limit, &d, err)) ||
+	    (rc = check_sample(g, d, err)))
 		goto out;
-	/* the model's input without its batch axis is one sample */
-	sample = *pc_graph_input_shape(g);
-	sample.ndim--;
-	memmove(sample.dim, sample.dim + 1, sizeof(sample.dim[0]) * (size_t)sample.ndim);
-	if ((rc = pc_dataset_check_input(d, &sample, err)))
-		goto out;
-	pc_study_opts_default(&so);
-	so.threads = o->threads > 0 ? o->threads : 1;
-	so.cache_bytes = o->cache_bytes;
-	so.timing_seconds = o->timing_seconds;
-	so.progress = o->progress;
-	so.progress_arg = o->progress_arg;
-	so.cancel = o->cancel;
-	so.cancel_arg = o->cancel_arg;
-	if ((rc = pc_study_run(g, d, spec, &so, &report, err)))
-		goto out;
+	if (spec->has_training) {
+		if ((rc = run_harden(spec, g, d, files, o, &report, err)))
+			goto out;
+	} else {
+		study_opts(o, &so);
+		if ((rc = pc_study_run(g, d, spec, &so, &report, err)))
+			goto out;
+	}
 	*report_text = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	if (!*report_text) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "report", "cannot serialise the report");
@@ -100,7 +367,9 @@ static void hide_path(struct pc_error *err, const char *path, const char *name)
 int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
 		char **report_text, struct pc_error *err)
 {
-	char model[4096], inputs[4096], labels[4096];
+	char model[4096], inputs[4096], labels[4096], tinputs[4096] = "", tlabels[4096] = "";
+	struct pcd_job_files files = {0};
+	int has_tlabels = 0;
 	struct pc_spec spec;
 	json_error_t jerr;
 	json_t *root;
@@ -130,11 +399,34 @@ int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const stru
 		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset with id %s", spec.inputs);
 		goto out;
 	}
-	rc = pcd_job_run_spec(&spec, model, inputs, has_labels ? labels : NULL, o, report_text, NULL, err);
+	files.model = model;
+	files.inputs = inputs;
+	files.labels = has_labels ? labels : NULL;
+	if (spec.has_training) {
+		if (spec.training.labels) {
+			rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "must be a dataset id; file paths are for the CLI");
+			goto out;
+		}
+		if ((rc = pcd_blobs_dataset_paths(blobs, spec.training.inputs, tinputs, tlabels, sizeof(tinputs),
+						  &has_tlabels, err)))
+			goto out;
+		if (stat(tinputs, &st) != 0) {
+			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "training.dataset", "no dataset with id %s",
+					  spec.training.inputs);
+			goto out;
+		}
+		files.train_inputs = tinputs;
+		files.train_labels = has_tlabels ? tlabels : NULL;
+	}
+	rc = pcd_job_run_spec(&spec, &files, o, report_text, NULL, err);
 	if (rc) {
 		hide_path(err, model, "model");
 		hide_path(err, inputs, "inputs");
 		hide_path(err, labels, "labels");
+		hide_path(err, tinputs, "training inputs");
+		hide_path(err, tlabels, "training labels");
+		if (o->model_out)
+			hide_path(err, o->model_out, "hardened model");
 	}
 out:
 	if (spec_ok)

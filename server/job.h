@@ -18,6 +18,11 @@ struct pcd_blobs;
 
 struct pcd_job_opts {
 	int threads;	    /* compute threads for the study (>= 1) */
+	/* harden jobs: where the hardened model is written (required), and a
+	 * checkpoint file resumed from when it exists and rewritten after
+	 * every epoch (NULL: none) */
+	const char *model_out;
+	const char *checkpoint;
 	size_t cache_bytes; /* pc_study_opts.cache_bytes */
 	int timing_seconds; /* pc_study_opts.timing_seconds */
 	pc_progress_fn progress;
@@ -29,14 +34,27 @@ struct pcd_job_opts {
 /* Defaults: 1 thread, PC_STUDY_DEFAULT_CACHE, timing on, no callbacks. */
 void pcd_job_opts_default(struct pcd_job_opts *o);
 
-/* Runs a parsed spec on the files named by the paths (labels_path NULL
- * when the inputs file holds both). The report echoes spec as given. On
+/* The files a spec's names resolve to (labels NULL when the inputs file
+ * holds both); the training dataset's for harden jobs. */
+struct pcd_job_files {
+	const char *model, *inputs, *labels;
+	const char *train_inputs, *train_labels;
+};
+
+/* Runs a parsed spec on files. The report echoes spec as given. On
  * success *report_text (malloc'd, caller frees) and, when report is not
  * NULL, *report (new reference) are set. PC_ERR_CANCELLED when the cancel
- * callback stopped it. */
-int pcd_job_run_spec(const struct pc_spec *spec, const char *model_path, const char *inputs_path,
-		     const char *labels_path, const struct pcd_job_opts *o, char **report_text, json_t **report,
-		     struct pc_error *err);
+ * callback stopped it.
+ *
+ * A harden job (spec->has_training) studies the model, fine-tunes it with
+ * ACT on the training dataset, writes the hardened model to o->model_out,
+ * and studies it again; its report is {version, kind "harden", spec,
+ * model, dataset, training {epochs: [{epoch, loss, accuracy,
+ * loss_corrupted, accuracy_corrupted, lr, seconds}], ...}, before, after,
+ * hardened {parameters, weight_change_l2}}, before and after being the two
+ * studies' reports without their spec. */
+int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		     char **report_text, json_t **report, struct pc_error *err);
 
 /* Runs a job spec as the API takes it: spec_text is JSON whose "model" is
  * a model id and whose "dataset" is a dataset id (a string); the ids are

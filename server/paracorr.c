@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary]\n"
 		   "      the corruption study of a job spec; the report to stdout, progress to stderr;\n"
 		   "      --reproducible leaves out wall-clock timing, making the report byte-identical\n"
+		   "  paracorr run HARDEN.json --out HARDENED.onnx [...]\n"
+		   "      a harden job: studies the model, fine-tunes it with ACT, writes the hardened\n"
+		   "      model and studies it again; the report has both studies and the training curve\n"
 		   "  paracorr report REPORT.json [--top N]\n"
 		   "      a report as tables: clean numbers, the model-wide results, the most fragile groups\n"
 		   "  paracorr submit SPEC.json [--wait] [--summary] [-o REPORT.json] [--idempotency-key K]\n"
@@ -207,9 +210,11 @@ static int cmd_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{"threads", required_argument, NULL, 't'}, {"cache-mb", required_argument, NULL, 'c'},
 		{"reproducible", no_argument, NULL, 'r'},  {"quiet", no_argument, NULL, 'q'},
-		{"summary", no_argument, NULL, 's'},
+		{"summary", no_argument, NULL, 's'},	   {"out", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
 	};
+	const char *out_model = NULL;
+	struct pcd_job_files files = {0};
 	long long threads = sysconf(_SC_NPROCESSORS_ONLN), cache_mb = PC_STUDY_DEFAULT_CACHE >> 20;
 	struct pc_error err = {0};
 	struct pc_spec spec;
@@ -241,6 +246,9 @@ static int cmd_run(int argc, char **argv)
 		case 's':
 			summary = 1;
 			break;
+		case 'o':
+			out_model = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -270,7 +278,17 @@ static int cmd_run(int argc, char **argv)
 		jo.progress = show_progress;
 		jo.progress_arg = &ps;
 	}
-	if (pcd_job_run_spec(&spec, spec.model, spec.inputs, spec.labels, &jo, &text, &report, &err))
+	files.model = spec.model;
+	files.inputs = spec.inputs;
+	files.labels = spec.labels;
+	files.train_inputs = spec.training.inputs;
+	files.train_labels = spec.training.labels;
+	jo.model_out = out_model;
+	if (spec.has_training && !out_model) {
+		pc_error_set(&err, PC_ERR_INVALID, "--out", "a harden job writes a model: give --out PATH.onnx");
+		goto out;
+	}
+	if (pcd_job_run_spec(&spec, &files, &jo, &text, &report, &err))
 		goto out;
 	if (fputs(text, stdout) == EOF) {
 		pc_error_set(&err, PC_ERR_IO, "stdout", "cannot write the report");
@@ -717,7 +735,8 @@ static int cmd_report(int argc, char **argv)
 			jerr.text);
 		return 1;
 	}
-	if (!json_is_object(rep) || !json_is_object(json_object_get(rep, "clean"))) {
+	if (!json_is_object(rep) ||
+	    (!json_is_object(json_object_get(rep, "clean")) && !json_is_object(json_object_get(rep, "before")))) {
 		fprintf(stderr, "paracorr: error: %s: not a paracorr report (no \"clean\" object)\n", argv[optind]);
 		json_decref(rep);
 		return 1;

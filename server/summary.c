@@ -151,11 +151,33 @@ static void print_ranking(const json_t *ranking, int top, FILE *f)
 	}
 }
 
+static void print_harden(const json_t *report, int top, FILE *f)
+{
+	const json_t *curve = json_object_get(json_object_get(report, "training"), "epochs"), *e;
+	char b1[32], b2[32], b3[32], b4[32];
+	size_t i;
+
+	fprintf(f, "training (%s):\n  %5s  %10s  %10s  %14s  %14s  %10s\n", "loss and accuracy over the epoch's batches",
+		"epoch", "loss", "accuracy", "loss at w+a", "accuracy at w+a", "lr");
+	json_array_foreach(curve, i, e)
+	fprintf(f, "  %5.0f  %10s  %10s  %14s  %14s  %10.4g\n", num(e, "epoch"), real(num(e, "loss"), b1, sizeof(b1)),
+		pct(num(e, "accuracy"), b2, sizeof(b2)), real(num(e, "loss_corrupted"), b3, sizeof(b3)),
+		pct(num(e, "accuracy_corrupted"), b4, sizeof(b4)), num(e, "lr"));
+	fprintf(f, "\n=== before hardening ===\n");
+	pcd_summary_print(json_object_get(report, "before"), top, f);
+	fprintf(f, "\n=== after hardening ===\n");
+	pcd_summary_print(json_object_get(report, "after"), top, f);
+}
+
 void pcd_summary_print(const json_t *report, int top, FILE *f)
 {
 	const json_t *clean = json_object_get(report, "clean"), *ds = json_object_get(report, "dataset");
 	char b1[32], b2[32];
 
+	if (json_is_object(json_object_get(report, "before")) && json_is_object(json_object_get(report, "after"))) {
+		print_harden(report, top, f);
+		return;
+	}
 	fprintf(f, "clean: accuracy %s, loss %s", pct(num(clean, "accuracy"), b1, sizeof(b1)),
 		real(num(clean, "loss"), b2, sizeof(b2)));
 	if (json_is_number(json_object_get(ds, "samples")))

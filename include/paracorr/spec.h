@@ -51,8 +51,27 @@ struct pc_corruption {
 	enum pc_group_kind group_order[3]; /* as the spec listed them */
 };
 
+#define PC_SPEC_MAX_ACT_GROUP 64
+
+/* The "training" block of a harden job: fine-tuning with ACT (train.h). */
+struct pc_training {
+	char *inputs;	/* training dataset: inputs path, or a dataset id (API); owned */
+	char *labels;	/* its labels path; NULL with an id or a one-file dataset; owned */
+	int64_t limit;	/* 0 = all samples */
+	int epochs, batch_size;
+	int adam;	/* optimizer: 0 "sgd", 1 "adam" */
+	int cosine;	/* schedule: 0 "constant", 1 "cosine" */
+	double lr, momentum, weight_decay;
+	uint64_t seed;
+	double act_p, act_epsilon, act_lambda;
+	int64_t act_sparsity;
+	int act_steps;
+	int n_act_group; /* 0: the whole model */
+	char *act_group[PC_SPEC_MAX_ACT_GROUP]; /* tensor or node (layer) names; owned */
+};
+
 struct pc_spec {
-	char kind[16];	   /* "analyze" */
+	char kind[16];	   /* "analyze" or "harden" */
 	char *model;	   /* path (CLI) or id (API); owned */
 	char *inputs;	   /* dataset inputs path, or the dataset id (API); owned */
 	char *labels;	   /* dataset labels path; NULL with a dataset id; owned */
@@ -64,6 +83,8 @@ struct pc_spec {
 	int n_blocks;
 	int blocks_as_array; /* "corruption" was an array: echo it as one */
 	struct pc_corruption blocks[PC_SPEC_MAX_BLOCKS];
+	int has_training; /* kind "harden" */
+	struct pc_training training;
 };
 
 /* Parses root into *spec (which the caller frees with pc_spec_free). */
