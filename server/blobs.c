@@ -126,7 +126,7 @@ static void clean_tmp(const char *tmp)
 
 int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error *err)
 {
-	static const char *const subdirs[] = {"tmp", "models", "datasets"};
+	static const char *const subdirs[] = {"tmp", "models", "datasets", "artifacts"};
 	struct pcd_blobs *b = NULL;
 	char path[PATH_MAX];
 	size_t i;
@@ -418,6 +418,39 @@ int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id)
 	struct stat st;
 
 	return pcd_blobs_dataset_paths(b, id, in, lab, sizeof(in), NULL, NULL) == PC_OK && stat(in, &st) == 0;
+}
+
+/* A job id as the store makes them: "j-" and 16 lowercase hex digits. */
+static int job_id_valid(const char *id)
+{
+	size_t i;
+
+	if (strncmp(id, "j-", 2))
+		return 0;
+	for (i = 2; id[i]; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return i == 18;
+}
+
+int pcd_blobs_artifacts_dir(const struct pcd_blobs *b, const char *job_id, int create, char *buf, size_t size,
+			    struct pc_error *err)
+{
+	int rc;
+
+	if (!job_id_valid(job_id))
+		return pc_error_set(err, PC_ERR_INVALID, "job", "not a job id");
+	if ((rc = join(buf, size, err, "%s/artifacts/%s", b->dir, job_id)))
+		return rc;
+	return create ? make_dir(buf, err) : PC_OK;
+}
+
+void pcd_blobs_delete_artifacts(const struct pcd_blobs *b, const char *job_id)
+{
+	char path[PATH_MAX];
+
+	if (pcd_blobs_artifacts_dir(b, job_id, 0, path, sizeof(path), NULL) == PC_OK)
+		remove_entry(path);
 }
 
 int pcd_blobs_delete_model(struct pcd_blobs *b, const char *id, struct pc_error *err)

@@ -4,6 +4,8 @@
  *   <datadir>/tmp/            uploads being written (removed on abort)
  *   <datadir>/models/<id>.onnx
  *   <datadir>/datasets/<id>/inputs   and, when given, .../labels
+ *   <datadir>/artifacts/<job id>/    a harden job's model.onnx, model.id
+ *                                    (its model id) and checkpoint.bin
  *
  * A model's id is the sha256 of its bytes. A dataset's id is
  *   sha256("inputs\0" || hex(sha256(inputs)) || "labels\0" || hex(sha256(labels)))
@@ -73,6 +75,13 @@ int pcd_blobs_model_path(const struct pcd_blobs *b, const char *id, char *buf, s
 /* *has_labels (may be NULL) says whether the labels file exists. */
 int pcd_blobs_dataset_paths(const struct pcd_blobs *b, const char *id, char *inputs, char *labels, size_t size,
 			    int *has_labels, struct pc_error *err);
+/* A job's artifacts (a harden job's model and checkpoint):
+ * <datadir>/artifacts/<job id>/, created when create is set. PC_ERR_INVALID
+ * for a malformed job id. */
+int pcd_blobs_artifacts_dir(const struct pcd_blobs *b, const char *job_id, int create, char *buf, size_t size,
+			    struct pc_error *err);
+/* Removes a job's artifacts, if any. */
+void pcd_blobs_delete_artifacts(const struct pcd_blobs *b, const char *job_id);
 /* 1 when the model / dataset is present on disk. */
 int pcd_blobs_model_exists(const struct pcd_blobs *b, const char *id);
 int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id);

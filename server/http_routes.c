@@ -35,16 +35,6 @@
 #define LIST_MAX      500
 #define RETRY_AFTER_S "5"
 
-static json_t *shape_json(const struct pc_shape *s)
-{
-	json_t *a = json_array();
-	int i;
-
-	for (i = 0; a && i < s->ndim; i++)
-		json_array_append_new(a, json_integer(s->dim[i]));
-	return a;
-}
-
 /* ?limit= in 1..LIST_MAX; -1 (after answering 400) when malformed. */
 static int list_limit(struct pcd_req *r)
 {
@@ -162,33 +152,6 @@ static int h_openapi(struct pcd_req *r)
 
 /* --- models -------------------------------------------------------------- */
 
-static json_t *model_info(const struct pc_graph *g, const char *id, uint64_t bytes)
-{
-	static const char *const kinds[] = {"logits", "probabilities", "log_probabilities"};
-	json_t *o, *ops = json_array(), *tensors = json_array();
-	int i, j, n = pc_graph_node_count(g);
-
-	for (i = 0; ops && i < n; i++) {
-		const char *op = pc_graph_node_op(g, i);
-		for (j = 0; j < i && strcmp(pc_graph_node_op(g, j), op); j++)
-			;
-		if (j == i)
-			json_array_append_new(ops, json_string(op));
-	}
-	for (i = 0; tensors && i < pc_graph_param_tensors(g); i++) {
-		const struct pc_param *p = pc_graph_param(g, i);
-		json_array_append_new(tensors, json_pack("{s:s, s:o, s:s}", "name", p->name, "shape",
-							 shape_json(&p->shape), "node", p->node ? p->node : ""));
-	}
-	o = json_pack("{s:s, s:I, s:I, s:i, s:[{s:s, s:o}], s:[{s:s, s:s}], s:I, s:o, s:o}", "id", id, "bytes",
-		      (json_int_t)bytes, "parameters", (json_int_t)pc_graph_param_count(g), "opset",
-		      pc_graph_opset(g), "inputs", "name", pc_graph_input_name(g), "shape",
-		      shape_json(pc_graph_input_shape(g)), "outputs", "name", pc_graph_output_name(g), "kind",
-		      kinds[pc_graph_output_kind(g)], "classes", (json_int_t)pc_graph_classes(g), "ops", ops,
-		      "tensors", tensors);
-	return o;
-}
-
 static int h_model_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
@@ -215,7 +178,7 @@ static int h_model_post(struct pcd_req *r)
 		hide_path(&err, pcd_blob_writer_path(*w), "model");
 		goto fail;
 	}
-	info = model_info(g, id, bytes);
+	info = pcd_model_info(g, id, bytes);
 	pc_graph_free(g);
 	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
@@ -399,7 +362,7 @@ static int h_dataset_post(struct pcd_req *r)
 		goto fail;
 	}
 	info = json_pack("{s:s, s:I, s:I, s:o, s:I, s:s, s:b}", "id", id, "bytes", (json_int_t)bytes, "samples",
-			 (json_int_t)d->n, "shape", shape_json(&d->sample), "classes", (json_int_t)d->classes,
+			 (json_int_t)d->n, "shape", pcd_shape_json(&d->sample), "classes", (json_int_t)d->classes,
 			 "dtype", d->input_dtype == 2 ? "uint8" : "float32", "labels_part", *yw != NULL);
 	pc_dataset_free(d);
 	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
@@ -438,9 +401,44 @@ static int h_dataset_list(struct pcd_req *r)
 
 /* --- jobs ---------------------------------------------------------------- */
 
-static int send_job(struct pcd_req *r, unsigned status, const struct pcd_job *j, const char *const *extra)
+/* A harden job's model id (its artifacts' model.id), or "" . */
+static void hardened_model_id(struct pcd_app *app, const char *job_id, char id[65])
+{
+	char dir[4096], path[4200];
+	FILE *f;
+
+	id[0] = '\0';
+	if (pcd_blobs_artifacts_dir(app->blobs, job_id, 0, dir, sizeof(dir), NULL))
+		return;
+	snprintf(path, sizeof(path), "%s/model.id", dir);
+	if ((f = fopen(path, "r"))) {
+		if (!fgets(id, 65, f) || !pcd_blobs_id_valid(id))
+			id[0] = '\0';
+		fclose(f);
+	}
+}
+
+/* The job object, with a succeeded harden job's model linked. */
+static json_t *job_json(struct pcd_app *app, const struct pcd_job *j)
 {
 	json_t *o = pcd_job_to_json(j);
+	char id[65], link[200];
+
+	if (o && j->status == PCD_JOB_SUCCEEDED && !strcmp(j->kind, "harden")) {
+		hardened_model_id(app, j->id, id);
+		if (id[0]) {
+			snprintf(link, sizeof(link), "/v1/jobs/%s/artifacts/model.onnx", j->id);
+			json_object_set_new(json_object_get(o, "links"), "model", json_string(link));
+			snprintf(link, sizeof(link), "/v1/models/%s", id);
+			json_object_set_new(json_object_get(o, "links"), "hardened_model", json_string(link));
+		}
+	}
+	return o;
+}
+
+static int send_job(struct pcd_req *r, unsigned status, const struct pcd_job *j, const char *const *extra)
+{
+	json_t *o = job_json(pcd_req_app(r), j);
 
 	if (!o)
 		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
@@ -622,6 +620,8 @@ static int h_job_delete(struct pcd_req *r)
 			return job_not_found(r);
 		return pcd_send_error(r, &err);
 	}
+	/* the registered model stays: it is a model of the service now */
+	pcd_blobs_delete_artifacts(app->blobs, pcd_req_id_param(r));
 	return pcd_send_text(r, 204, NULL, "", 0);
 }
 
@@ -655,7 +655,7 @@ static int h_job_list(struct pcd_req *r)
 		return pcd_send_error(r, &err);
 	items = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(items, pcd_job_to_json(&jobs[i]));
+		json_array_append_new(items, job_json(app, &jobs[i]));
 	if (n == (size_t)limit)
 		snprintf(next, sizeof(next), "%" PRId64, jobs[n - 1].seq);
 	o = json_pack("{s:o, s:o}", "items", items, "next_cursor", n == (size_t)limit ? json_string(next) : json_null());
@@ -735,6 +735,36 @@ static int h_job_chart(struct pcd_req *r)
 	return rc;
 }
 
+static int h_job_artifact(struct pcd_req *r)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	struct pcd_job job = {0};
+	char dir[4096], path[4200], disp[120];
+	struct stat st;
+	int fd, done;
+
+	if (strcmp(pcd_req_name_param(r), "model.onnx"))
+		return pcd_send_problem(r, 404, "no such artifact (a harden job has model.onnx)", NULL, NULL);
+	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
+	done = job.status == PCD_JOB_SUCCEEDED && !strcmp(job.kind, "harden");
+	pcd_job_free(&job);
+	if (!done)
+		return pcd_send_problem(r, 409, "only a succeeded harden job has a hardened model", NULL, NULL);
+	if (pcd_blobs_artifacts_dir(app->blobs, pcd_req_id_param(r), 0, dir, sizeof(dir), &err))
+		return pcd_send_error(r, &err);
+	snprintf(path, sizeof(path), "%s/model.onnx", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return pcd_send_problem(r, 404, "the hardened model is gone", NULL, NULL);
+	}
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s-hardened.onnx\"", pcd_req_id_param(r));
+	return pcd_send_file(r, 200, "application/octet-stream", fd, (uint64_t)st.st_size,
+			     (const char *const[]){"Content-Disposition", disp, NULL});
+}
+
 /* --- the dashboard ------------------------------------------------------- */
 
 static int h_asset(struct pcd_req *r)
@@ -774,6 +804,7 @@ const struct pcd_route pcd_routes[] = {
 	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0},
 	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0},
 	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0},
+	{"GET", "/v1/jobs/{id}/artifacts/{name}", h_job_artifact, PCD_BODY_NONE, 0},
 	/* the dashboard: public, it asks for the token itself */
 	{"GET", "/", h_asset, PCD_BODY_NONE, 1},
 	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1},

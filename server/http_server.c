@@ -277,6 +277,20 @@ int pcd_send_text(struct pcd_req *r, unsigned status, const char *content_type, 
 	return queue(r, status, resp, NULL);
 }
 
+int pcd_send_file(struct pcd_req *r, unsigned status, const char *content_type, int fd, uint64_t size,
+		  const char *const *extra_headers)
+{
+	/* MHD reads the file as the socket takes it, and closes fd */
+	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	return queue(r, status, resp, extra_headers);
+}
+
 static int send_json_typed(struct pcd_req *r, unsigned status, json_t *body, const char *type,
 			   const char *const *extra)
 {

@@ -98,6 +98,9 @@ struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part
  * NULL or a NULL-terminated list of name, value pairs. */
 int pcd_send_json(struct pcd_req *r, unsigned status, json_t *body, const char *const *extra_headers);
 int pcd_send_text(struct pcd_req *r, unsigned status, const char *content_type, const char *text, size_t len);
+/* A file's bytes, streamed from fd (taken: closed when sent). */
+int pcd_send_file(struct pcd_req *r, unsigned status, const char *content_type, int fd, uint64_t size,
+		  const char *const *extra_headers);
 /* A problem+json: type "/problems/<slug>", title from the status, detail;
  * errors (taken, may be NULL) is an array of {pointer, detail}. */
 int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,

@@ -12,6 +12,7 @@
 
 #include "paracorr/analysis.h"
 #include "paracorr/error.h"
+#include "paracorr/graph.h"
 #include "paracorr/spec.h"
 
 struct pcd_blobs;
@@ -63,6 +64,12 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
  * spec error keeps the field path in err->where. */
 int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
 		char **report_text, struct pc_error *err);
+
+/* A model's description as the API gives it: id, bytes, parameters,
+ * opset, inputs, outputs, classes, ops, tensors (new reference). */
+json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes);
+/* [d0, d1, ...] */
+json_t *pcd_shape_json(const struct pc_shape *s);
 
 /* The problem object (application/problem+json body) for a failed job:
  * {type, title, status, detail}, plus errors: [{pointer, detail}] when

@@ -24,6 +24,7 @@
 
 #include "blobs.h"
 #include "job.h"
+#include "paracorr/onnx.h"
 #include "log.h"
 
 #define HEARTBEAT_SECONDS 0.5
@@ -145,9 +146,62 @@ static int on_cancel(void *arg)
 	return atomic_load(&c->cancel_requested);
 }
 
+/* A harden job's model becomes a model of the service: copied in through a
+ * blob writer (hashed, fsynced, renamed) and given its row, so that it can
+ * be analysed in turn; its id is kept beside it as model.id. */
+static int register_model(struct pcd_workers *w, const char *art, const char *path, struct pc_error *err)
+{
+	struct pcd_blob_writer *bw = NULL;
+	struct pc_graph *g = NULL;
+	char id[65], buf[65536], stored[4096], idpath[4200];
+	json_t *info = NULL;
+	char *text = NULL;
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	int rc = 0, existed;
+
+	if (!f)
+		return pc_error_set(err, PC_ERR_IO, "hardened model", "cannot open it: %s", strerror(errno));
+	if ((rc = pcd_blob_writer_begin(w->blobs, 0, &bw, err)))
+		goto out;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if ((rc = pcd_blob_writer_write(bw, buf, n, err)))
+			goto out;
+	if ((rc = pcd_blob_writer_finish(bw, id, err)))
+		goto out;
+	rc = pcd_blobs_commit_model(w->blobs, bw, NULL, err);
+	bw = NULL;
+	if (rc || (rc = pcd_blobs_model_path(w->blobs, id, stored, sizeof(stored), err)) ||
+	    (rc = pc_onnx_load_file(stored, &g, err)))
+		goto out;
+	fseek(f, 0, SEEK_END);
+	if (!(info = pcd_model_info(g, id, (uint64_t)ftell(f))) || !(text = json_dumps(info, JSON_COMPACT))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "hardened model", "out of memory");
+		goto out;
+	}
+	if ((rc = pcd_store_model_put(w->store, id, ftell(f), text, &existed, err)))
+		goto out;
+	snprintf(idpath, sizeof(idpath), "%s/model.id", art);
+	{
+		FILE *o = fopen(idpath, "w");
+
+		if (!o || fputs(id, o) == EOF || fclose(o) != 0)
+			rc = pc_error_set(err, PC_ERR_IO, "hardened model", "cannot record its id");
+	}
+out:
+	pcd_blob_writer_abort(bw);
+	fclose(f);
+	json_decref(info);
+	free(text);
+	pc_graph_free(g);
+	return rc;
+}
+
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
 	struct run_ctx c = {.w = w, .id = job->id};
+	char art[4096] = "", model_out[4200], ckpt[4200];
+	int harden;
 	struct pcd_job_opts o;
 	struct pc_error err = {0}, serr = {0};
 	enum pcd_job_status outcome;
@@ -167,6 +221,16 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.progress_arg = &c;
 	o.cancel = on_cancel;
 	o.cancel_arg = &c;
+	harden = !strcmp(job->kind, "harden");
+	if (harden) {
+		/* the model and the checkpoint a restart resumes from */
+		if (pcd_blobs_artifacts_dir(w->blobs, job->id, 1, art, sizeof(art), &serr))
+			log_job(w, "error", job->id, "no artifacts directory", &serr);
+		snprintf(model_out, sizeof(model_out), "%s/model.onnx", art);
+		snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", art);
+		o.model_out = model_out;
+		o.checkpoint = ckpt;
+	}
 	log_job(w, "info", job->id, "started", NULL);
 	rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
 	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
@@ -177,6 +241,8 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 			log_job(w, "info", job->id, "requeued for the drain", NULL);
 		goto out;
 	}
+	if (rc == PC_OK && harden && (rc = register_model(w, art, model_out, &err)) != PC_OK)
+		log_job(w, "error", job->id, "cannot register the hardened model", &err);
 	if (rc == PC_OK) {
 		outcome = PCD_JOB_SUCCEEDED;
 	} else if (rc == PC_ERR_CANCELLED) {
