@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "../server/http_server.h"
+#include "../server/sha256.h"
 #include "be_util.h"
 #include "onnx_build.h"
 #include "test.h"
@@ -1951,5 +1952,167 @@ TEST(http_cli_client)
 	snprintf(args, sizeof(args), "health --server %s", d.base);
 	CHECK_INT(run_cli(args, out, 65536), 1);
 	free(out);
+	be_rmtree(d.dir);
+}
+
+/* --- harden jobs: kill -9 mid-training resumes from the checkpoint -------- */
+
+#define HARDEN_SPEC                                                                                              \
+	"\"kind\": \"harden\", \"limit\": 500, \"seed\": 4, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": "  \
+	"[0.5, 1], \"random_trials\": 1, \"groups\": [\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": "  \
+	"4000, \"epochs\": 4, \"batch_size\": 50, \"schedule\": \"cosine\", \"act\": {\"epsilon\": 0.3}}"
+
+TEST(http_harden_resumes_after_kill)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256], hv[256];
+	json_t *j, *rep = NULL, *rep2 = NULL;
+	struct resp r;
+	int saw_first_epoch = 0, resumed_at = 0;
+	double t0;
+
+	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	if (!setup(t, &d))
+		return;
+	{
+		/* the CNN: slow enough per epoch to be caught between two */
+		size_t len;
+		char *onnx = read_fixture(FIX "cnn_op17.onnx", &len);
+		REQUIRE(onnx);
+		REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
+		free(onnx);
+		j = resp_json(&r);
+		CHECK_INT(r.status, 201);
+		snprintf(model, sizeof(model), "%s", j ? json_string_value(json_object_get(j, "id")) : "");
+		json_decref(j);
+		resp_free(&r);
+	}
+	CHECK_INT(upload_dataset(&d, T10K_X, T10K_Y, ds), 201);
+	snprintf(fmt, sizeof(fmt), "{\"model\": \"%%s\", \"dataset\": \"%%s\", %s}", HARDEN_SPEC);
+	snprintf(spec, sizeof(spec), fmt, model, ds, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+
+	/* wait for epoch 2: epoch 1 is checkpointed; then kill -9 */
+	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
+	for (t0 = now_s(); now_s() - t0 < 120;) {
+		const char *ph;
+
+		REQUIRE(get(&d, path, &r) == 0);
+		j = resp_json(&r);
+		resp_free(&r);
+		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
+		if (ph && strstr(ph, "training epoch 1 "))
+			saw_first_epoch = 1;
+		if (ph && (strstr(ph, "training epoch 2 ") || strstr(ph, "training epoch 3 "))) {
+			json_decref(j);
+			break;
+		}
+		REQUIRE_MSG(!j || strcmp(json_string_value(json_object_get(j, "status")), "succeeded"),
+			    "the job finished before it could be interrupted");
+		json_decref(j);
+		sleep_ms(20);
+	}
+	CHECK_MSG(saw_first_epoch, "never saw the first epoch run");
+	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
+	REQUIRE(daemon_start(&d, NULL));
+	/* after the restart, training starts at epoch 2 or later, never 1 */
+	for (t0 = now_s(); now_s() - t0 < 180;) {
+		const char *ph, *st;
+
+		REQUIRE(get(&d, path, &r) == 0);
+		j = resp_json(&r);
+		resp_free(&r);
+		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
+		st = json_string_value(json_object_get(j, "status"));
+		if (ph && !resumed_at && !strncmp(ph, "training epoch ", 15))
+			resumed_at = atoi(ph + 15);
+		if (st && !strcmp(st, "succeeded")) {
+			CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 2);
+			CHECK(json_is_string(json_object_get(json_object_get(j, "links"), "model")) &&
+			      json_is_string(json_object_get(json_object_get(j, "links"), "hardened_model")));
+			if (json_is_string(json_object_get(json_object_get(j, "links"), "hardened_model")))
+				snprintf(hv, sizeof(hv), "%s",
+					 json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")));
+			json_decref(j);
+			break;
+		}
+		REQUIRE_MSG(!st || (strcmp(st, "failed") && strcmp(st, "cancelled")), "the job ended %s", st);
+		json_decref(j);
+		sleep_ms(20);
+	}
+	CHECK_MSG(resumed_at >= 2, "training restarted at epoch %d after kill -9, not from its checkpoint", resumed_at);
+
+	/* the same report as an uninterrupted run of the same spec */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep = resp_json(&r);
+	resp_free(&r);
+	REQUIRE(submit(&d, spec, NULL, job2, sizeof(job2), NULL) == 202);
+	j = wait_job(&d, job2, "succeeded", 180);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job2);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep2 = resp_json(&r);
+	resp_free(&r);
+	REQUIRE(rep && rep2);
+	json_object_del(rep, "timing");
+	json_object_del(rep2, "timing");
+	{
+		size_t i;
+		json_t *e;
+		/* the per-epoch seconds measure the runs */
+		json_array_foreach(json_object_get(json_object_get(rep, "training"), "epochs"), i, e)
+		json_object_del(e, "seconds");
+		json_array_foreach(json_object_get(json_object_get(rep2, "training"), "epochs"), i, e)
+		json_object_del(e, "seconds");
+		json_object_del(json_object_get(rep, "before"), "timing");
+		json_object_del(json_object_get(rep, "after"), "timing");
+		json_object_del(json_object_get(rep2, "before"), "timing");
+		json_object_del(json_object_get(rep2, "after"), "timing");
+	}
+	CHECK_INT(json_array_size(json_object_get(json_object_get(rep, "training"), "epochs")), 4);
+	CHECK_MSG(json_equal(rep, rep2), "the resumed job's report differs from an uninterrupted run's");
+
+	/* the hardened model: downloadable, and a model of the service */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	{
+		char id[65];
+		pcd_sha256_hex_of(r.body, r.len, id);
+		CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
+	}
+	resp_free(&r);
+	REQUIRE(get(&d, hv, &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/weights.bin", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK(is_problem(&r, 404));
+	resp_free(&r);
+	/* charts: before/after for a harden report */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/harden.svg", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
+	resp_free(&r);
+	/* deleting the job removes its artifacts, not the registered model */
+	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
+	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_INT(r.status, 204);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK(is_problem(&r, 404));
+	resp_free(&r);
+	REQUIRE(get(&d, hv, &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	json_decref(rep);
+	json_decref(rep2);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }

@@ -8,9 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../server/job.h"
 #include "be_util.h"
 #include "paracorr/data.h"
 #include "paracorr/onnx.h"
+#include "paracorr/spec.h"
 #include "paracorr/train.h"
 #include "test.h"
 
@@ -271,4 +273,102 @@ TEST(train_hardened_onnx_reloads_with_its_weights)
 	free(w);
 	pc_dataset_free(d);
 	pc_graph_free(g);
+}
+
+/* --- the paper's claim on Fashion-MNIST, through a harden job -------------- */
+
+#define FM "/usr/share/datasets/fashion-mnist/"
+
+/* Runs the harden job with ACT radius eps; the report (new reference). */
+static json_t *harden(struct pc_test *t, double eps, const char *out)
+{
+	char text[2048], model[1024];
+	struct pc_spec spec;
+	struct pc_error err = {0};
+	struct pcd_job_opts o;
+	struct pcd_job_files files = {0};
+	json_t *root, *report = NULL;
+	char *rtext = NULL;
+
+	snprintf(text, sizeof(text),
+		 "{\"kind\": \"harden\", \"model\": \"cnn\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, "
+		 "\"limit\": 5000, \"seed\": 1, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5, 1], "
+		 "\"random_trials\": 0, \"groups\": [\"model\"]}, \"training\": {\"dataset\": {\"inputs\": \"a\", "
+		 "\"labels\": \"b\"}, \"limit\": 20000, \"epochs\": 1, \"batch_size\": 64, \"optimizer\": \"sgd\", "
+		 "\"lr\": 0.01, \"momentum\": 0.9, \"schedule\": \"cosine\", \"act\": {\"norm\": \"l2\", \"epsilon\": %g}}}",
+		 eps);
+	root = json_loads(text, 0, NULL);
+	if (!root || pc_spec_parse(root, &spec, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "spec: %s: %s", err.where, err.text);
+		json_decref(root);
+		return NULL;
+	}
+	json_decref(root);
+	snprintf(model, sizeof(model), "%s/" FIX "cnn_op17.onnx", pc_test_root());
+	files.model = model;
+	files.inputs = FM "t10k-images-idx3-ubyte.gz";
+	files.labels = FM "t10k-labels-idx1-ubyte.gz";
+	files.train_inputs = FM "train-images-idx3-ubyte.gz";
+	files.train_labels = FM "train-labels-idx1-ubyte.gz";
+	pcd_job_opts_default(&o);
+	o.threads = 2;
+	o.timing_seconds = 0;
+	o.model_out = out;
+	if (pcd_job_run_spec(&spec, &files, &o, &rtext, &report, &err))
+		pc_test_fail(t, __FILE__, __LINE__, "harden eps %g: %s: %s", eps, err.where, err.text);
+	free(rtext);
+	pc_spec_free(&spec);
+	return report;
+}
+
+static double after_accuracy(const json_t *rep, double radius)
+{
+	const json_t *after = json_object_get(rep, "after"), *r;
+	size_t i;
+
+	if (radius == 0)
+		return json_number_value(json_object_get(json_object_get(after, "clean"), "accuracy"));
+	json_array_foreach(json_object_get(after, "results"), i, r)
+	if (json_number_value(json_object_get(r, "epsilon")) == radius)
+		return json_number_value(json_object_get(json_object_get(r, "gradient"), "accuracy"));
+	return NAN;
+}
+
+TEST(train_act_hardens_a_fashion_mnist_cnn)
+{
+	char dir[1024], out0[1100], out1[1100];
+	json_t *control, *act;
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+
+	if (access(FM "train-images-idx3-ubyte.gz", R_OK) || access(FM "t10k-images-idx3-ubyte.gz", R_OK)) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets (dataset-fashion-mnist)");
+		return;
+	}
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(out0, sizeof(out0), "%s/control.onnx", dir);
+	snprintf(out1, sizeof(out1), "%s/act.onnx", dir);
+	/* the same seed, data, optimiser and epoch; only the corruption differs */
+	control = harden(t, 0, out0);
+	act = harden(t, 0.3, out1);
+	REQUIRE(control && act);
+	{
+		double c0 = after_accuracy(control, 0), a0 = after_accuracy(act, 0);
+		double c1 = after_accuracy(control, 1), a1 = after_accuracy(act, 1);
+
+		fprintf(stderr, "  clean: control %.2f%%, ACT %.2f%%; at L2 radius 1: control %.2f%%, ACT %.2f%%\n",
+			100 * c0, 100 * a0, 100 * c1, 100 * a1);
+		CHECK_MSG(a0 >= c0 - 0.015, "ACT costs %.2f points of clean accuracy", 100 * (c0 - a0));
+		CHECK_MSG(c0 - c1 >= 0.20, "the control loses only %.2f points at radius 1", 100 * (c0 - c1));
+		CHECK_MSG(a1 >= c1 + 0.10, "ACT is only %.2f points above the control at radius 1", 100 * (a1 - c1));
+	}
+	/* the report: the curve, both studies, the hardened model reloads */
+	CHECK_INT(json_array_size(json_object_get(json_object_get(act, "training"), "epochs")), 1);
+	CHECK(json_is_object(json_object_get(act, "before")) && !json_object_get(json_object_get(act, "before"), "spec"));
+	CHECK(json_number_value(json_object_get(json_object_get(act, "hardened"), "weight_change_l2")) > 0);
+	CHECK_MSG(pc_onnx_load_file(out1, &g, &err) == 0, "%s", err.text);
+	pc_graph_free(g);
+	json_decref(control);
+	json_decref(act);
+	be_rmtree(dir);
 }
