@@ -383,6 +383,9 @@ static int upload_answer(struct pcd_client_resp *r, const char *what, char id[65
 	return 0;
 }
 
+static int upload_dataset_field(const struct pcd_client *c, json_t *obj, const char *key, int quiet,
+				struct pc_error *err);
+
 /* spec.model and spec.dataset given as files become uploads and their ids;
  * ids are kept. The content addressing makes a second upload a no-op. */
 static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet, struct pc_error *err)
@@ -404,7 +407,25 @@ static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet
 			return rc;
 		json_object_set_new(spec, "model", json_string(id));
 	}
-	if (json_is_object(d)) {
+	if (json_is_object(d) && (rc = upload_dataset_field(c, spec, "dataset", quiet, err)))
+		return rc;
+	/* a harden job's training data travels the same way */
+	d = json_object_get(json_object_get(spec, "training"), "dataset");
+	if (json_is_object(d) && (rc = upload_dataset_field(c, json_object_get(spec, "training"), "dataset", quiet, err)))
+		return rc;
+	return 0;
+}
+
+/* obj[key] given as {"inputs", "labels"} paths becomes an upload and its id. */
+static int upload_dataset_field(const struct pcd_client *c, json_t *obj, const char *key, int quiet,
+				struct pc_error *err)
+{
+	json_t *d = json_object_get(obj, key);
+	struct pcd_client_resp r;
+	char id[65];
+	int rc;
+
+	{
 		const char *x = json_string_value(json_object_get(d, "inputs"));
 		const char *y = json_string_value(json_object_get(d, "labels"));
 		const char *parts[] = {"inputs", x, y ? "labels" : NULL, y, NULL};
@@ -415,11 +436,11 @@ static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet
 			fprintf(stderr, "uploading the dataset %s%s%s\n", x, y ? " + " : "", y ? y : "");
 		if ((rc = pcd_client_do(c, "POST", "/v1/datasets", NULL, NULL, 0, NULL, parts, &r, err)))
 			return rc;
-		rc = upload_answer(&r, "dataset", id, err);
+		rc = upload_answer(&r, key, id, err);
 		pcd_client_resp_free(&r);
 		if (rc)
 			return rc;
-		json_object_set_new(spec, "dataset", json_string(id));
+		json_object_set_new(obj, key, json_string(id));
 	}
 	return 0;
 }

@@ -208,6 +208,12 @@ async function newView() {
         sparsity: [Number(val('job-sparsity'))], random_trials: Number(val('job-trials'))},
     };
     if (val('job-limit')) spec.limit = Number(val('job-limit'));
+    if (document.getElementById('job-harden').checked) {
+      // a harden job: the same study before and after fine-tuning with ACT
+      spec.kind = 'harden';
+      spec.training = {dataset: val('job-train'), epochs: Number(val('job-epochs')), lr: Number(val('job-lr')),
+        schedule: 'cosine', act: {norm: 'l2', epsilon: Number(val('job-act-eps'))}};
+    }
     jobOut.replaceChildren('Submitting…');
     try {
       const j = await api('POST', '/v1/jobs', {json: spec});
@@ -227,6 +233,12 @@ async function newView() {
   field('job-sparsity', 'Sparsity (weights changed; 0 = all)', '0', 'number'),
   field('job-limit', 'Samples (empty = all)', '2000', 'number'),
   field('job-seed', 'Seed', '1', 'number'),
+  h('fieldset', {}, h('legend', {}, 'Hardening (optional)'),
+    h('label', {}, h('input', {type: 'checkbox', id: 'job-harden'}),
+      'Fine-tune with adversarial corruption-resistant training, then study again'),
+    h('label', {for: 'job-train'}, 'Training dataset'), pick('job-train', datasets.items, describeDataset),
+    field('job-epochs', 'Epochs', '3', 'number'), field('job-lr', 'Learning rate (SGD, cosine)', '0.01', 'number'),
+    field('job-act-eps', 'ACT radius ε (L2; 0 = plain fine-tuning, the control)', '0.3', 'number')),
   h('button', {type: 'submit', disabled: !models.items.length || !datasets.items.length}, 'Start the study'),
   jobOut);
 
@@ -321,15 +333,21 @@ async function jobView(id) {
     actions.append(' ', h('button', {class: 'secondary', onclick: () =>
       download(j.links.model, j.id + '-hardened.onnx')}, 'Download the hardened model'));
   }
-  const clean = report.clean || {};
-  root.append(h('section', {class: 'card'}, h('h2', {}, 'Clean model'),
+  const study = report.after || report; // a harden job: the hardened model's study
+  const clean = study.clean || {};
+  root.append(h('section', {class: 'card'}, h('h2', {}, report.before ? 'Hardened model' : 'Clean model'),
     h('p', {}, 'accuracy ' + pct(clean.accuracy) + ', loss ' + sig(clean.loss) + ' on ' +
-      ((report.dataset && report.dataset.samples) || '?') + ' samples'), actions));
+      ((report.dataset && report.dataset.samples) || '?') + ' samples' +
+      (report.before ? ' (before hardening: ' + pct(report.before.clean.accuracy) + ')' : '')), actions));
   try {
     root.append(...await chartCards(j.id));
   } catch (e) { root.append(errorBox(e)); }
-  root.append(h('section', {class: 'card'}, h('h2', {}, 'The whole model'), resultsTable(report)));
-  const rank = rankingTable(report);
+  if (report.before) {
+    root.append(h('section', {class: 'card'}, h('h2', {}, 'Before hardening'), resultsTable(report.before)));
+  }
+  root.append(h('section', {class: 'card'}, h('h2', {}, report.before ? 'After hardening' : 'The whole model'),
+    resultsTable(study)));
+  const rank = rankingTable(study);
   if (rank) root.append(h('section', {class: 'card'}, h('h2', {}, 'The most fragile groups'), rank));
 }
 
