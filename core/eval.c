@@ -69,6 +69,7 @@ void pc_eval_fill_input(struct pc_plan *p, const struct pc_dataset *d, int64_t f
 	int batch = pc_plan_batch(p);
 	float *in = pc_plan_input(p);
 
+	pc_plan_set_rows(p, rows);
 	memcpy(in, d->x + first * sample, (size_t)rows * (size_t)sample * sizeof(float));
 	if (rows < batch)
 		memset(in + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(float));

@@ -809,6 +809,21 @@ const float *pc_graph_params(const struct pc_graph *g)
 	return g->params;
 }
 
+const float *pc_graph_buffer(const struct pc_graph *g, const char *name, int64_t *numel)
+{
+	int v = pc_graph_lookup(g, name);
+	const struct pc_value *val = v >= 0 ? &g->values[v] : NULL;
+	int64_t n = 1;
+
+	if (!val || val->kind != PC_VALUE_CONST || val->dtype != PC_DTYPE_FLOAT || !val->fdata)
+		return NULL;
+	for (int d = 0; d < val->shape.ndim; d++)
+		n *= val->shape.dim[d];
+	if (numel)
+		*numel = n;
+	return val->fdata;
+}
+
 void pc_graph_set_params(struct pc_graph *g, const float *w)
 {
 	/* the initializers' values point into params, so they follow */

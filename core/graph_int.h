@@ -102,6 +102,9 @@ struct pc_plan {
 	float *relu_out;
 	int keep_fused; /* pc_plan_keep_fused; when 0 the op may leave its own
 			   output unwritten while relu_out is set */
+	int training;	   /* pc_plan_set_training */
+	int update_stats;
+	int rows;	   /* real samples of the batch; 0 = all (pc_plan_set_rows) */
 	float **state;	     /* per node: pc_op_state, owned */
 	size_t *state_floats; /* per node, as infer reserved */
 };

@@ -492,6 +492,32 @@ int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *
 	return rc;
 }
 
+/* t's values replaced by n = numel(shape) floats, as raw_data. */
+static int set_raw(Onnx__TensorProto *t, const float *data, const struct pc_shape *shape, struct pc_error *err)
+{
+	int64_t numel = 1, tn = 1;
+
+	for (int d = 0; d < shape->ndim; d++)
+		numel *= shape->dim[d];
+	for (size_t d = 0; d < t->n_dims; d++)
+		tn *= t->dims[d];
+	if (tn != numel)
+		return pc_error_set(err, PC_ERR_FORMAT, t->name, "has %lld values; the graph's has %lld", (long long)tn,
+				    (long long)numel);
+	free(t->float_data);
+	t->float_data = NULL;
+	t->n_float_data = 0;
+	free(t->raw_data.data);
+	t->raw_data.len = (size_t)numel * sizeof(float);
+	if (!(t->raw_data.data = malloc(t->raw_data.len ? t->raw_data.len : 1))) {
+		t->raw_data.len = 0;
+		return pc_error_set(err, PC_ERR_NOMEM, t->name, "out of memory");
+	}
+	memcpy(t->raw_data.data, data, t->raw_data.len);
+	t->has_raw_data = 1;
+	return 0;
+}
+
 int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
 				unsigned char **out, size_t *out_len, struct pc_error *err)
 {
@@ -512,8 +538,19 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 		int64_t numel = 1;
 		int k;
 
-		if (!t->name || (k = pc_graph_find_param(g, t->name)) < 0)
-			continue; /* not a trained weight: written back as it was */
+		if (!t->name)
+			continue;
+		if ((k = pc_graph_find_param(g, t->name)) < 0) {
+			/* a float buffer training may have moved (BatchNormalization's
+			 * running statistics) is written with the graph's values */
+			int v = pc_graph_lookup(g, t->name);
+			const struct pc_value *val = v >= 0 ? &g->values[v] : NULL;
+
+			if (val && val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata &&
+			    t->has_data_type && t->data_type == 1 && (rc = set_raw(t, val->fdata, &val->shape, err)))
+				goto out;
+			continue;
+		}
 		p = pc_graph_param(g, k);
 		for (size_t d = 0; d < t->n_dims; d++)
 			numel *= t->dims[d];

@@ -433,3 +433,14 @@ void pc_plan_backward(struct pc_plan *p)
 		if (p->run_bwd[k])
 			pc_op_table[g->nodes[k].op].backward(p, &g->nodes[k]);
 }
+
+void pc_plan_set_training(struct pc_plan *p, int on, int update_stats)
+{
+	p->training = on;
+	p->update_stats = on && update_stats;
+}
+
+void pc_plan_set_rows(struct pc_plan *p, int rows)
+{
+	p->rows = rows > 0 && rows < p->batch ? rows : 0;
+}

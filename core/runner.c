@@ -193,3 +193,9 @@ void pc_runner_map(struct pc_runner *r, int items, pc_runner_fn fn, void *arg)
 		pthread_cond_wait(&r->done, &r->lock);
 	pthread_mutex_unlock(&r->lock);
 }
+
+void pc_runner_set_training(struct pc_runner *r, int on, int update_stats)
+{
+	for (int w = 0; w < pc_runner_threads(r); w++)
+		pc_plan_set_training(pc_runner_plan(r, w), on, update_stats);
+}

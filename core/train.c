@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_int.h"
 #include "paracorr/corrupt.h"
 #include "paracorr/eval.h"
 
@@ -27,6 +28,11 @@ struct pc_trainer {
 	float *bx;	       /* the mini-batch */
 	int32_t *by;
 	int cap;
+	/* BatchNormalization's running statistics: the graph's own buffers,
+	 * which the clean pass of each step updates in place */
+	int n_bn;
+	float **bn_data;
+	int64_t *bn_len, bn_floats;
 };
 
 void pc_train_opts_default(struct pc_train_opts *o)
@@ -77,6 +83,42 @@ static float *floats(int64_t n)
 	return calloc((size_t)(n > 0 ? n : 1), sizeof(float));
 }
 
+/* The running mean and variance (inputs 3 and 4) of every BatchNormalization. */
+static int find_bn_buffers(struct pc_trainer *t, struct pc_error *err)
+{
+	const struct pc_graph *g = t->g;
+	int k = 0;
+
+	for (int i = 0; i < g->n_nodes; i++)
+		t->n_bn += g->nodes[i].op == PC_OP_BATCHNORM ? 2 : 0;
+	if (!t->n_bn)
+		return 0;
+	t->bn_data = calloc((size_t)t->n_bn, sizeof(*t->bn_data));
+	t->bn_len = calloc((size_t)t->n_bn, sizeof(*t->bn_len));
+	if (!t->bn_data || !t->bn_len)
+		return pc_error_set(err, PC_ERR_NOMEM, "training", "out of memory");
+	for (int i = 0; i < g->n_nodes; i++) {
+		const struct pc_node *n = &g->nodes[i];
+
+		if (n->op != PC_OP_BATCHNORM)
+			continue;
+		for (int j = 3; j <= 4; j++) {
+			struct pc_value *v = &g->values[n->in[j]];
+			int64_t len = 1;
+
+			if (v->kind != PC_VALUE_CONST || v->dtype != PC_DTYPE_FLOAT || !v->fdata)
+				return pc_error_set(err, PC_ERR_UNSUPPORTED, n->name,
+						    "training needs the running statistics as initializers");
+			for (int d = 0; d < v->shape.ndim; d++)
+				len *= v->shape.dim[d];
+			t->bn_data[k] = v->fdata;
+			t->bn_len[k++] = len;
+			t->bn_floats += len;
+		}
+	}
+	return 0;
+}
+
 int pc_trainer_new(const struct pc_graph *g, const struct pc_train_opts *o, int threads, struct pc_trainer **out,
 		   struct pc_error *err)
 {
@@ -98,6 +140,13 @@ int pc_trainer_new(const struct pc_graph *g, const struct pc_train_opts *o, int 
 	 * grouped the same way and a run does not depend on it; a fixed-batch
 	 * model keeps its own */
 	batch = o->batch_size < 16 ? o->batch_size : 16;
+	if ((rc = find_bn_buffers(t, err))) {
+		pc_trainer_free(t);
+		return rc;
+	}
+	/* batch statistics must be the mini-batch's: one plan batch holds it */
+	if (t->n_bn)
+		batch = o->batch_size;
 	if (in->ndim > 0 && in->dim[0] > 0)
 		batch = (int)in->dim[0];
 	t->r = pc_runner_new(g, batch, threads, PC_PLAN_GRAD, err);
@@ -137,6 +186,8 @@ void pc_trainer_free(struct pc_trainer *t)
 	free(t->v);
 	free(t->bx);
 	free(t->by);
+	free(t->bn_data);
+	free(t->bn_len);
 	free(t);
 }
 
@@ -290,7 +341,11 @@ int pc_trainer_step(struct pc_trainer *t, const struct pc_dataset *d, const int6
 		t->by[i] = d->y[idx[i]];
 	}
 	pc_runner_write(t->r, 0, t->n, t->w);
-	if ((rc = batch_grad(t, d, n, t->g0, &e0, err)))
+	/* batch statistics everywhere; only the pass at w moves the running ones */
+	pc_runner_set_training(t->r, 1, 1);
+	rc = batch_grad(t, d, n, t->g0, &e0, err);
+	pc_runner_set_training(t->r, 1, 0);
+	if (rc)
 		return rc;
 	if (act->epsilon > 0 && t->m > 0) {
 		if ((rc = corruption(t, d, n, err)))
@@ -396,21 +451,29 @@ int pc_trainer_epoch(struct pc_trainer *t, const struct pc_dataset *d, int epoch
 
 int64_t pc_trainer_state_size(const struct pc_trainer *t)
 {
-	return 3 * t->n;
+	return 3 * t->n + t->bn_floats;
 }
 
 void pc_trainer_state_save(const struct pc_trainer *t, float *state, int64_t *steps)
 {
+	int64_t off = 3 * t->n;
+
 	memcpy(state, t->w, (size_t)t->n * sizeof(float));
 	memcpy(state + t->n, t->buf, (size_t)t->n * sizeof(float));
 	memcpy(state + 2 * t->n, t->v, (size_t)t->n * sizeof(float));
+	for (int i = 0; i < t->n_bn; off += t->bn_len[i++])
+		memcpy(state + off, t->bn_data[i], (size_t)t->bn_len[i] * sizeof(float));
 	*steps = t->steps;
 }
 
 void pc_trainer_state_load(struct pc_trainer *t, const float *state, int64_t steps)
 {
+	int64_t off = 3 * t->n;
+
 	memcpy(t->w, state, (size_t)t->n * sizeof(float));
 	memcpy(t->buf, state + t->n, (size_t)t->n * sizeof(float));
 	memcpy(t->v, state + 2 * t->n, (size_t)t->n * sizeof(float));
+	for (int i = 0; i < t->n_bn; off += t->bn_len[i++])
+		memcpy(t->bn_data[i], state + off, (size_t)t->bn_len[i] * sizeof(float));
 	t->steps = steps;
 }

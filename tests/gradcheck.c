@@ -80,6 +80,8 @@ int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *
 		pc_test_fail(t, __FILE__, __LINE__, "plan: %s", pc_error_format(&err, buf, sizeof(buf)));
 		return 0;
 	}
+	if (o->training)
+		pc_plan_set_training(p, 1, 0);
 	n_in = (int64_t)o->batch * pc_plan_sample_numel(p);
 	n_out = (int64_t)o->batch * pc_plan_classes(p);
 	r = malloc((size_t)n_out * sizeof(float));

@@ -346,6 +346,86 @@ TEST(ops_shape_batchnorm_grad)
 		}
 }
 
+/* Training mode: the gradient through the batch statistics, by finite
+ * differences, for the scale, the bias and the input. */
+TEST(ops_shape_batchnorm_training_grad)
+{
+	struct gc_opts o = grad_opts;
+
+	o.batch = 4;
+	o.training = 1;
+	o.eps = 1e-3;
+	for (int spatial = 0; spatial < 2; spatial++) {
+		struct pc_error err = {0};
+		struct pc_graph *g = bn_graph(14, spatial, "b", 0, NULL, &err);
+		if (FINISH(g, "y", &err))
+			CHECK(gc_check(t, g, &o) >= 6);
+		pc_graph_free(g);
+	}
+}
+
+/* Training mode: normalised by the real rows' statistics (padding left
+ * out), and the running statistics moved by momentum with the unbiased
+ * variance. */
+TEST(ops_shape_batchnorm_training_stats)
+{
+	struct pc_error err = {0};
+	struct pc_attr mom = a_float("momentum", 0.8f);
+	struct pc_graph *g = bn_graph(14, 1, "b", 1, &mom, &err);
+	struct pc_plan *p;
+	const int rows = 3, s = 4;
+	double mean[3] = {0}, var[3] = {0};
+
+	if (!FINISH(g, "y", &err)) {
+		pc_graph_free(g);
+		return;
+	}
+	p = pc_plan_new(g, 4, 0, &err);
+	REQUIRE(p);
+	for (int64_t i = 0; i < 4 * 3 * s; i++)
+		pc_plan_input(p)[i] = i < rows * 3 * s ? (float)((i * 7) % 11) - 3.0f : 1000.0f; /* padding */
+	for (int c = 0; c < 3; c++) {
+		for (int n = 0; n < rows; n++)
+			for (int k = 0; k < s; k++)
+				mean[c] += pc_plan_input(p)[(n * 3 + c) * s + k] / (double)(rows * s);
+		for (int n = 0; n < rows; n++)
+			for (int k = 0; k < s; k++) {
+				double dx = pc_plan_input(p)[(n * 3 + c) * s + k] - mean[c];
+				var[c] += dx * dx / (double)(rows * s);
+			}
+	}
+	pc_plan_set_training(p, 1, 1);
+	pc_plan_set_rows(p, rows);
+	pc_plan_forward(p);
+	for (int n = 0; n < rows; n++)
+		for (int c = 0; c < 3; c++)
+			for (int k = 0; k < s; k++) {
+				int i = (n * 3 + c) * s + k;
+				double want = (pc_plan_input(p)[i] - mean[c]) / sqrt(var[c] + 1e-5) * bn_scale[c] + bn_bias[c];
+				CHECK_CLOSE(pc_plan_output(p)[i], want, 1e-4, 1e-4);
+			}
+	{
+		int64_t n;
+		const float *rm = pc_graph_buffer(g, "mean", &n), *rv = pc_graph_buffer(g, "var", NULL);
+
+		REQUIRE(rm && rv && n == 3);
+		for (int c = 0; c < 3; c++) {
+			CHECK_CLOSE(rm[c], 0.8 * bn_mean[c] + 0.2 * mean[c], 1e-5, 1e-5);
+			CHECK_CLOSE(rv[c], 0.8 * bn_var[c] + 0.2 * var[c] * (rows * s) / (rows * s - 1), 1e-5, 1e-5);
+		}
+	}
+	/* inference again reads the moved statistics */
+	pc_plan_set_training(p, 0, 0);
+	pc_plan_forward(p);
+	{
+		const float *rm = pc_graph_buffer(g, "mean", NULL), *rv = pc_graph_buffer(g, "var", NULL);
+		double want = (pc_plan_input(p)[0] - rm[0]) / sqrt((double)rv[0] + 1e-5) * bn_scale[0] + bn_bias[0];
+		CHECK_CLOSE(pc_plan_output(p)[0], want, 1e-4, 1e-4);
+	}
+	pc_plan_free(p);
+	pc_graph_free(g);
+}
+
 TEST(ops_shape_batchnorm_errors)
 {
 	struct pc_error err = {0};

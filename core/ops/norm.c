@@ -1,9 +1,13 @@
-/* ops/norm: BatchNormalization, always in inference mode.
+/* ops/norm: BatchNormalization.
  *
  * paracorr measures a trained model, so the running mean and variance
  * (inputs 3 and 4, buffers with no gradient) normalise every batch,
- * whatever training_mode says; momentum only matters when training updates
- * the statistics, which never happens here. A model exported in training
+ * whatever training_mode says. Only a plan in training mode (fine-tuning,
+ * pc_plan_set_training) normalises with the batch's own statistics over
+ * its real samples, differentiates through them, and, when asked, moves
+ * the running statistics towards them by the node's momentum (ONNX:
+ * running = running * momentum + batch * (1 - momentum), with the unbiased
+ * variance, as PyTorch keeps them). A model exported in training
  * mode has extra outputs (running or saved statistics); they are set as
  * static copies of the running statistics, since nothing differentiates
  * through them. Per channel, y = x * a + b with a = scale / sqrt(var + eps)
@@ -17,6 +21,7 @@
 
 struct bn_priv {
 	float epsilon;
+	float momentum;
 };
 
 /* The statistics outputs ONNX defines for the node's opset: running mean
@@ -47,6 +52,7 @@ int pc_batchnorm_init(struct pc_node *n, struct pc_error *err)
 	if (!pr)
 		return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory");
 	pr->epsilon = eps;
+	pr->momentum = momentum;
 	n->priv = pr;
 	return PC_OK;
 }
@@ -90,6 +96,8 @@ int pc_batchnorm_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 					     (long long)k, (double)var->data[k]);
 	if ((rc = pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &x->shape, err)))
 		return rc;
+	/* training mode keeps the batch's mean and 1/std per channel */
+	pc_op_reserve_state(p, n, (size_t)(2 * c));
 	cs.ndim = 1;
 	cs.dim[0] = c;
 	for (int j = 1; j < pc_op_n_out(n); j++) {
@@ -119,6 +127,92 @@ static void bn_affine(struct pc_plan *p, const struct pc_node *n, int64_t ch, fl
 	*b = bias[ch] - mean[ch] * *a;
 }
 
+/* Training mode: batch statistics over the real rows, saved for backward. */
+static void bn_forward_training(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct bn_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *x = pc_op_in(p, n, 0);
+	const float *scale = pc_op_in(p, n, 1)->data, *bias = pc_op_in(p, n, 2)->data;
+	float *rmean = pc_op_in(p, n, 3)->data, *rvar = pc_op_in(p, n, 4)->data;
+	float *y = pc_op_out(p, n, 0)->data, *st = pc_op_state(p, n);
+	int64_t batch = x->shape.dim[0], c = x->shape.dim[1];
+	int64_t s = pc_shape_span(&x->shape, 2, x->shape.ndim), rows = p->rows ? p->rows : batch, m = rows * s;
+
+	for (int64_t ch = 0; ch < c; ch++) {
+		double sum = 0, sq = 0, mean, var;
+		float inv, a, b;
+
+		for (int64_t i = 0; i < rows; i++) {
+			const float *xs = x->data + (i * c + ch) * s;
+			for (int64_t k = 0; k < s; k++)
+				sum += xs[k];
+		}
+		mean = sum / (double)m;
+		/* two passes: the variance without cancellation */
+		for (int64_t i = 0; i < rows; i++) {
+			const float *xs = x->data + (i * c + ch) * s;
+			for (int64_t k = 0; k < s; k++)
+				sq += ((double)xs[k] - mean) * ((double)xs[k] - mean);
+		}
+		var = sq / (double)m;
+		inv = (float)(1.0 / sqrt(var + pr->epsilon));
+		st[ch] = (float)mean;
+		st[c + ch] = inv;
+		a = scale[ch] * inv;
+		b = bias[ch] - (float)mean * a;
+		for (int64_t i = 0; i < batch; i++) {
+			const float *xs = x->data + (i * c + ch) * s;
+			float *ys = y + (i * c + ch) * s;
+			for (int64_t k = 0; k < s; k++)
+				ys[k] = xs[k] * a + b;
+		}
+		if (p->update_stats) {
+			double unbiased = m > 1 ? sq / (double)(m - 1) : var;
+
+			rmean[ch] = (float)(rmean[ch] * (double)pr->momentum + mean * (1.0 - pr->momentum));
+			rvar[ch] = (float)(rvar[ch] * (double)pr->momentum + unbiased * (1.0 - pr->momentum));
+		}
+	}
+}
+
+/* Training mode: the gradient through the batch statistics,
+ *   dx = scale * inv / m * (m dy - sum dy - xhat sum(dy xhat)),
+ * over the real rows; padding gets none. */
+static void bn_backward_training(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *x = pc_op_in(p, n, 0);
+	const float *dy = pc_op_out(p, n, 0)->grad, *scale = pc_op_in(p, n, 1)->data, *st = pc_op_state(p, n);
+	float *dx = x->grad, *dscale = pc_op_in(p, n, 1)->grad, *dbias = pc_op_in(p, n, 2)->grad;
+	int64_t batch = x->shape.dim[0], c = x->shape.dim[1];
+	int64_t s = pc_shape_span(&x->shape, 2, x->shape.ndim), rows = p->rows ? p->rows : batch, m = rows * s;
+
+	for (int64_t ch = 0; ch < c; ch++) {
+		double sum_dy = 0, sum_dy_xhat = 0, mean = st[ch], inv = st[c + ch];
+
+		for (int64_t i = 0; i < rows; i++) {
+			int64_t off = (i * c + ch) * s;
+			for (int64_t k = 0; k < s; k++) {
+				sum_dy += dy[off + k];
+				sum_dy_xhat += dy[off + k] * ((x->data[off + k] - mean) * inv);
+			}
+		}
+		if (dscale)
+			dscale[ch] += (float)sum_dy_xhat;
+		if (dbias)
+			dbias[ch] += (float)sum_dy;
+		if (!dx)
+			continue;
+		for (int64_t i = 0; i < rows; i++) {
+			int64_t off = (i * c + ch) * s;
+			for (int64_t k = 0; k < s; k++) {
+				double xhat = (x->data[off + k] - mean) * inv;
+				dx[off + k] += (float)(scale[ch] * inv / (double)m *
+						       ((double)m * dy[off + k] - sum_dy - xhat * sum_dy_xhat));
+			}
+		}
+	}
+}
+
 void pc_batchnorm_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
@@ -126,6 +220,10 @@ void pc_batchnorm_forward(struct pc_plan *p, const struct pc_node *n)
 	int64_t batch = x->shape.dim[0], c = x->shape.dim[1];
 	int64_t s = pc_shape_span(&x->shape, 2, x->shape.ndim);
 
+	if (p->training) {
+		bn_forward_training(p, n);
+		return;
+	}
 	for (int64_t ch = 0; ch < c; ch++) {
 		float a, b, inv;
 		bn_affine(p, n, ch, &a, &b, &inv);
@@ -149,6 +247,10 @@ void pc_batchnorm_backward(struct pc_plan *p, const struct pc_node *n)
 
 	if (!dy)
 		return;
+	if (p->training) {
+		bn_backward_training(p, n);
+		return;
+	}
 	for (int64_t ch = 0; ch < c; ch++) {
 		double sum_dy = 0.0, sum_dy_xc = 0.0;
 		float a, b, inv;

@@ -63,4 +63,14 @@ void pc_plan_keep_fused(struct pc_plan *p, int keep);
  * pc_plan_weight_grad. Needs a forward pass of the same weights first. */
 void pc_plan_backward(struct pc_plan *p);
 
+/* Training mode: BatchNormalization normalises each batch with its own
+ * statistics (over the real samples, pc_plan_set_rows) and, with
+ * update_stats, moves its running statistics towards them by the node's
+ * momentum, in place (they are the graph's: every plan sees the new
+ * values). Off by default: inference is what paracorr measures. */
+void pc_plan_set_training(struct pc_plan *p, int on, int update_stats);
+/* How many samples of the batch are real; the rest is padding that batch
+ * statistics leave out. 0 or more than the batch: all of them. */
+void pc_plan_set_rows(struct pc_plan *p, int rows);
+
 #endif

@@ -39,4 +39,7 @@ void pc_runner_reset_weights(struct pc_runner *r);
  * its result. The calling thread works too. */
 void pc_runner_map(struct pc_runner *r, int items, pc_runner_fn fn, void *arg);
 
+/* pc_plan_set_training on every worker's plan; between maps only. */
+void pc_runner_set_training(struct pc_runner *r, int on, int update_stats);
+
 #endif

@@ -22,9 +22,12 @@
  * Mini-batches are the dataset shuffled by a seeded Fisher-Yates permutation
  * per epoch (the seed and the epoch alone fix it), the last batch short.
  * Gradients are the exact mean over the batch, summed in a fixed order: a
- * run is the same for any thread count. BatchNormalization runs in inference
- * mode and Dropout is the identity: the graphs this trains are those
- * paracorr evaluates. */
+ * run is the same for any thread count. BatchNormalization runs in training
+ * mode: each batch is normalised with its own statistics and the pass at w
+ * moves the running statistics by the node's momentum. Those live in the
+ * graph, which a trainer of a model with BatchNormalization therefore
+ * updates in place (the checkpoint state includes them). Dropout stays the
+ * identity. */
 #ifndef PARACORR_TRAIN_H
 #define PARACORR_TRAIN_H
 
@@ -77,7 +80,8 @@ struct pc_train_stats {
 struct pc_trainer;
 
 /* A trainer starting from the graph's weights; it owns a runner of
- * `threads` threads for g with gradients. */
+ * `threads` threads for g with gradients (with BatchNormalization, one
+ * plan batch is a whole mini-batch, so steps do not run in parallel). */
 int pc_trainer_new(const struct pc_graph *g, const struct pc_train_opts *o, int threads, struct pc_trainer **out,
 		   struct pc_error *err);
 void pc_trainer_free(struct pc_trainer *t);

@@ -136,6 +136,79 @@ def main():
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     print("wrote", path)
+    bn_reference(x_all, y_all)
+
+
+def bn_reference(x_all, y_all):
+    """Training-mode BatchNormalization: a tiny Conv-BN-ReLU-Linear network,
+    exported with BatchNorm unfolded, then two SGD steps in train mode (batch
+    statistics, running statistics moved by momentum 0.1, i.e. ONNX's 0.9),
+    without corruption and with ACT; only the pass at w moves the running
+    statistics (they are put back after the pass at w + a)."""
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 26 * 26, 10)).double()
+    net.train()
+    with torch.no_grad():  # running statistics away from their initial 0 and 1
+        for i in range(3):
+            net(x_all[16 * i:16 * i + 16])
+    net.eval()
+    path = os.path.join(FIX, "cnn_bn_tiny_op17.onnx")
+    torch.onnx.export(net.float(), torch.zeros(1, 1, 28, 28), path, opset_version=17, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    net = net.double()
+    state0 = {k: v.clone() for k, v in net.state_dict().items()}
+    out = {"model": "cnn_bn_tiny_op17.onnx", "batches": BATCHES, "cases": []}
+    for case in [{"name": "bn_sgd_plain", "epsilon": 0.0}, {"name": "bn_sgd_act_l2", "epsilon": 0.5}]:
+        net.load_state_dict(state0)
+        net.train()
+        params = dict(net.named_parameters())
+        bufs = {k: torch.zeros_like(v) for k, v in params.items()}
+        steps = []
+        for t, idx in enumerate(BATCHES, start=1):
+            x, y = x_all[idx], y_all[idx]
+            net.zero_grad()
+            logits = net(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            g = {k: p.grad.detach().clone() for k, p in params.items()}
+            step = {"loss": loss.item()}
+            if case["epsilon"] > 0:
+                flat = torch.cat([v.reshape(-1) for v in g.values()])
+                running = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+                with torch.no_grad():
+                    for k, p in params.items():
+                        p += case["epsilon"] * g[k] / flat.norm()
+                net.zero_grad()
+                loss_c = torch.nn.functional.cross_entropy(net(x), y)
+                loss_c.backward()
+                step["loss_corrupted"] = loss_c.item()
+                with torch.no_grad():
+                    for k, p in params.items():
+                        p -= case["epsilon"] * g[k] / flat.norm()
+                    for k, v in running.items():
+                        net.state_dict()[k].copy_(v)
+                g = {k: p.grad.detach().clone() for k, p in params.items()}
+            with torch.no_grad():
+                for k, p in params.items():
+                    bufs[k] = g[k].clone() if t == 1 else 0.9 * bufs[k] + g[k]
+                    p -= 0.05 * bufs[k]
+            steps.append(step)
+        sd = net.state_dict()
+        tensors = {}
+        for k, v in sd.items():
+            if "num_batches" in k:
+                continue
+            v = v.reshape(-1)
+            d = v - state0[k].reshape(-1)
+            picks = sorted(set([0, 1, v.numel() // 2, v.numel() - 1]))
+            tensors[k] = {"l2": v.norm().item(), "delta_l2": d.norm().item(), "indices": picks,
+                          "values": [v[i].item() for i in picks], "deltas": [d[i].item() for i in picks]}
+        out["cases"].append(dict(case, lr=0.05, momentum=0.9, steps=steps, tensors=tensors))
+    with open(os.path.join(FIX, "act_bn_op17.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", os.path.join(FIX, "act_bn_op17.json"), "and", path)
 
 
 if __name__ == "__main__":
