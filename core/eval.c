@@ -70,6 +70,7 @@ void pc_eval_fill_input(struct pc_plan *p, const struct pc_dataset *d, int64_t f
 	float *in = pc_plan_input(p);
 
 	pc_plan_set_rows(p, rows);
+	pc_plan_set_origin(p, first);
 	memcpy(in, d->x + first * sample, (size_t)rows * (size_t)sample * sizeof(float));
 	if (rows < batch)
 		memset(in + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(float));

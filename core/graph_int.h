@@ -105,10 +105,13 @@ struct pc_plan {
 	int training;	   /* pc_plan_set_training */
 	int update_stats;
 	int rows;	   /* real samples of the batch; 0 = all (pc_plan_set_rows) */
+	uint64_t dropout_seed; /* PC_PLAN_TRAIN: this step's masks */
+	int64_t first_row;     /* the batch's first sample in its dataset */
 	float **state;	     /* per node: pc_op_state, owned */
 	size_t *state_floats; /* per node, as infer reserved */
 };
 
 int pc_graph_lookup(const struct pc_graph *g, const char *name);
+int pc_plan_aliases(const struct pc_plan *p, const struct pc_node *n);
 
 #endif

@@ -108,7 +108,7 @@ static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *
 			if (!t->is_static)
 				any_runtime = 1;
 		}
-		if (d->alias) {
+		if (pc_plan_aliases(p, n)) {
 			struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
 			if (in->numel != out->numel || in->dtype != out->dtype)
 				return pc_node_error(err, n, PC_ERR_INTERNAL, "aliased output differs in size");
@@ -128,12 +128,21 @@ static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *
 	return PC_OK;
 }
 
-/* The value whose storage v uses: itself, or the root of an alias chain. */
-static int storage_of(const struct pc_graph *g, int v)
+/* Whether node n's output shares its input's storage in plan p. Dropout
+ * does except when training, where it draws a mask. */
+int pc_plan_aliases(const struct pc_plan *p, const struct pc_node *n)
 {
+	return pc_op_table[n->op].alias && !(n->op == PC_OP_DROPOUT && (p->flags & PC_PLAN_TRAIN));
+}
+
+/* The value whose storage v uses: itself, or the root of an alias chain. */
+static int storage_of(const struct pc_plan *p, int v)
+{
+	const struct pc_graph *g = p->g;
+
 	while (g->values[v].kind == PC_VALUE_ACT) {
 		const struct pc_node *n = &g->nodes[g->values[v].producer];
-		if (!pc_op_table[n->op].alias || n->out[0] != v)
+		if (!pc_plan_aliases(p, n) || n->out[0] != v)
 			break;
 		v = n->in[0];
 	}
@@ -151,7 +160,7 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 		for (int v = 0; v < g->n_values; v++) {
 			struct pc_tensor *t = &p->t[v];
 			enum pc_value_kind kind = g->values[v].kind;
-			if (t->dtype != PC_DTYPE_FLOAT || t->is_static || storage_of(g, v) != v ||
+			if (t->dtype != PC_DTYPE_FLOAT || t->is_static || storage_of(p, v) != v ||
 			    (kind != PC_VALUE_ACT && kind != PC_VALUE_INPUT))
 				continue;
 			if (pass)
@@ -187,7 +196,7 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 	/* aliases share their root's storage; walk in node order so chains resolve */
 	for (int k = 0; k < g->n_nodes; k++) {
 		const struct pc_node *n = &g->nodes[k];
-		if (!pc_op_table[n->op].alias)
+		if (!pc_plan_aliases(p, n))
 			continue;
 		struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
 		out->data = in->data;
@@ -443,4 +452,14 @@ void pc_plan_set_training(struct pc_plan *p, int on, int update_stats)
 void pc_plan_set_rows(struct pc_plan *p, int rows)
 {
 	p->rows = rows > 0 && rows < p->batch ? rows : 0;
+}
+
+void pc_plan_set_dropout(struct pc_plan *p, uint64_t seed)
+{
+	p->dropout_seed = seed;
+}
+
+void pc_plan_set_origin(struct pc_plan *p, int64_t first)
+{
+	p->first_row = first;
 }

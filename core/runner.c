@@ -199,3 +199,9 @@ void pc_runner_set_training(struct pc_runner *r, int on, int update_stats)
 	for (int w = 0; w < pc_runner_threads(r); w++)
 		pc_plan_set_training(pc_runner_plan(r, w), on, update_stats);
 }
+
+void pc_runner_set_dropout(struct pc_runner *r, uint64_t seed)
+{
+	for (int w = 0; w < pc_runner_threads(r); w++)
+		pc_plan_set_dropout(pc_runner_plan(r, w), seed);
+}

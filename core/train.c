@@ -149,7 +149,7 @@ int pc_trainer_new(const struct pc_graph *g, const struct pc_train_opts *o, int 
 		batch = o->batch_size;
 	if (in->ndim > 0 && in->dim[0] > 0)
 		batch = (int)in->dim[0];
-	t->r = pc_runner_new(g, batch, threads, PC_PLAN_GRAD, err);
+	t->r = pc_runner_new(g, batch, threads, PC_PLAN_GRAD | PC_PLAN_TRAIN, err);
 	t->w = floats(t->n);
 	t->g0 = floats(t->n);
 	t->g1 = floats(t->n);
@@ -341,6 +341,8 @@ int pc_trainer_step(struct pc_trainer *t, const struct pc_dataset *d, const int6
 		t->by[i] = d->y[idx[i]];
 	}
 	pc_runner_write(t->r, 0, t->n, t->w);
+	/* one set of Dropout masks per step, the same at w and at w + a */
+	pc_runner_set_dropout(t->r, pc_rng_derive(t->o.seed, 0x64726f70ULL /* "drop" */, (uint64_t)t->steps, 0, 0));
 	/* batch statistics everywhere; only the pass at w moves the running ones */
 	pc_runner_set_training(t->r, 1, 1);
 	rc = batch_grad(t, d, n, t->g0, &e0, err);

@@ -75,13 +75,16 @@ int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *
 	int checked = 0;
 	char buf[700];
 
-	p = pc_plan_new(g, o->batch, PC_PLAN_GRAD | (o->check_input ? PC_PLAN_INPUT_GRAD : 0), &err);
+	p = pc_plan_new(g, o->batch,
+			PC_PLAN_GRAD | (o->check_input ? PC_PLAN_INPUT_GRAD : 0) | (o->training ? PC_PLAN_TRAIN : 0), &err);
 	if (!p) {
 		pc_test_fail(t, __FILE__, __LINE__, "plan: %s", pc_error_format(&err, buf, sizeof(buf)));
 		return 0;
 	}
-	if (o->training)
+	if (o->training) {
 		pc_plan_set_training(p, 1, 0);
+		pc_plan_set_dropout(p, o->seed * 31 + 3);
+	}
 	n_in = (int64_t)o->batch * pc_plan_sample_numel(p);
 	n_out = (int64_t)o->batch * pc_plan_classes(p);
 	r = malloc((size_t)n_out * sizeof(float));

@@ -21,7 +21,7 @@ struct gc_opts {
 	uint64_t seed;
 	int check_input;    /* also the input gradient */
 	float input_lo, input_hi; /* input drawn uniformly from [lo, hi]; both 0 = [-1, 1] */
-	int training;	    /* the plan in training mode (batch statistics) */
+	int training;	    /* the plan in training mode (batch statistics, Dropout masks) */
 };
 
 /* Runs the check, reporting every mismatch through t. Returns the number of

@@ -1242,3 +1242,70 @@ TEST(ops_shape_identity_dropout)
 	node(g, "Flatten", "flatm", "mask", "y", 0, NULL, &err);
 	EXPECT_FAIL(g, "y", &err, PC_ERR_UNSUPPORTED, "dropmask", "mask");
 }
+
+/* --- Dropout ------------------------------------------------------------------------ */
+
+static struct pc_graph *dropout_graph(struct pc_error *err)
+{
+	struct pc_graph *g = graph_with_input(11, SH(-1, 64), err);
+	struct pc_attr ratio = a_float("ratio", 0.25f);
+
+	if (g)
+		node(g, "Dropout", "drop", "x", "y", 1, &ratio, err);
+	return g;
+}
+
+/* Inference: the identity. Training: each value dropped or scaled by
+ * 1 / (1 - ratio), about ratio of them dropped, the same mask for the same
+ * seed and sample place on any plan, and the input gradient the same mask
+ * (finite differences). */
+TEST(ops_shape_dropout_training)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = dropout_graph(&err);
+	struct pc_plan *inf, *a, *b;
+	int64_t zeros = 0, n = 32 * 64;
+	struct gc_opts o = grad_opts;
+
+	if (!FINISH(g, "y", &err)) {
+		pc_graph_free(g);
+		return;
+	}
+	inf = pc_plan_new(g, 32, 0, &err);
+	a = pc_plan_new(g, 32, PC_PLAN_TRAIN, &err);
+	b = pc_plan_new(g, 32, PC_PLAN_TRAIN, &err);
+	REQUIRE(inf && a && b);
+	for (int64_t i = 0; i < n; i++)
+		pc_plan_input(inf)[i] = pc_plan_input(a)[i] = pc_plan_input(b)[i] = 0.5f + (float)(i % 97) / 97.0f;
+	pc_plan_forward(inf);
+	CHECK(!memcmp(pc_plan_output(inf), pc_plan_input(inf), (size_t)n * sizeof(float)));
+	pc_plan_set_dropout(a, 5);
+	pc_plan_forward(a);
+	for (int64_t i = 0; i < n; i++) {
+		float y = pc_plan_output(a)[i], x = pc_plan_input(a)[i];
+
+		zeros += y == 0.0f;
+		CHECK_MSG(y == 0.0f || y == x * (1.0f / 0.75f), "y[%lld] = %g for x %g", (long long)i, y, x);
+	}
+	CHECK_MSG(zeros > n * 0.2 && zeros < n * 0.3, "%lld of %lld dropped at ratio 0.25", (long long)zeros,
+		  (long long)n);
+	/* b: the same seed, its batch one sample later in the dataset: its row
+	 * i is a's row i + 1 */
+	pc_plan_set_dropout(b, 5);
+	pc_plan_set_origin(b, 1);
+	pc_plan_forward(b);
+	for (int64_t i = 0; i < 31; i++)
+		for (int64_t k = 0; k < 64; k++)
+			CHECK((pc_plan_output(b)[i * 64 + k] == 0.0f) == (pc_plan_output(a)[(i + 1) * 64 + k] == 0.0f));
+	pc_plan_set_dropout(b, 6);
+	pc_plan_set_origin(b, 0);
+	pc_plan_forward(b);
+	CHECK(memcmp(pc_plan_output(a), pc_plan_output(b), (size_t)n * sizeof(float)) != 0);
+	o.training = 1;
+	o.batch = 4;
+	CHECK(gc_check(t, g, &o) > 0);
+	pc_plan_free(inf);
+	pc_plan_free(a);
+	pc_plan_free(b);
+	pc_graph_free(g);
+}

@@ -208,6 +208,7 @@ PC_OP_DECLARE(pc_transpose);
 PC_OP_DECLARE(pc_concat);
 PC_OP_DECLARE(pc_pad);
 PC_OP_DECLARE(pc_identity);
+PC_OP_DECLARE(pc_dropout);
 PC_OP_DECLARE(pc_constant);
 PC_OP_DECLARE(pc_shapeop);
 PC_OP_DECLARE(pc_gather);

@@ -255,6 +255,86 @@ int pc_identity_infer(struct pc_plan *p, const struct pc_node *n, struct pc_erro
 	return alias_output(p, n, &in->shape, err);
 }
 
+/* Training: y = x * m / (1 - ratio), m ~ Bernoulli(1 - ratio) per element,
+ * from a hash of (the plan's dropout seed, the node, the sample's place in
+ * its dataset, the element), so the same sample gets the same mask on any
+ * worker, and backward recomputes it instead of storing it. */
+int pc_dropout_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	const struct pc_tensor *in = pc_op_in(p, n, 0), *ratio = pc_op_in(p, n, 1);
+	float r;
+	int rc;
+
+	if (pc_plan_aliases(p, n))
+		return pc_identity_infer(p, n, err);
+	if (pc_op_out(p, n, 1))
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "the mask output is not supported");
+	if (ratio && (!ratio->is_static || ratio->dtype != PC_DTYPE_FLOAT || ratio->numel != 1))
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input 'ratio' must be a constant float scalar");
+	if ((rc = pc_attr_float(n, "ratio", 0.5f, &r, err)))
+		return rc;
+	if (ratio)
+		r = ratio->data[0];
+	if (!(r >= 0.0f && r < 1.0f))
+		return pc_node_error(err, n, PC_ERR_FORMAT, "ratio %g is outside [0, 1)", (double)r);
+	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &in->shape, err);
+}
+
+static float dropout_ratio(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct pc_tensor *ratio = pc_op_in(p, n, 1);
+	float r = 0.5f;
+
+	if (ratio)
+		return ratio->data[0];
+	pc_attr_float(n, "ratio", 0.5f, &r, NULL);
+	return r;
+}
+
+/* splitmix64's finaliser: a well-mixed 64-bit value of its input */
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Applies the mask and scale of each row to src into dst (+= when add). */
+static void dropout_apply(struct pc_plan *p, const struct pc_node *n, const float *src, float *dst, int add)
+{
+	const struct pc_tensor *x = pc_op_in(p, n, 0);
+	int64_t batch = x->shape.dim[0], row = x->numel / (batch > 0 ? batch : 1);
+	float ratio = dropout_ratio(p, n), scale = 1.0f / (1.0f - ratio);
+	uint64_t threshold = (uint64_t)((double)ratio * 18446744073709551616.0), node = (uint64_t)(n - p->g->nodes);
+
+	for (int64_t i = 0; i < batch; i++) {
+		uint64_t base = mix64(p->dropout_seed ^ mix64(node * 0x9e3779b97f4a7c15ULL + (uint64_t)(p->first_row + i)));
+
+		for (int64_t k = 0; k < row; k++) {
+			float v = mix64(base + (uint64_t)k * 0x9e3779b97f4a7c15ULL) < threshold ? 0.0f : src[i * row + k] * scale;
+
+			if (add)
+				dst[i * row + k] += v;
+			else
+				dst[i * row + k] = v;
+		}
+	}
+}
+
+void pc_dropout_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	dropout_apply(p, n, pc_op_in(p, n, 0)->data, pc_op_out(p, n, 0)->data, 0);
+}
+
+void pc_dropout_backward(struct pc_plan *p, const struct pc_node *n)
+{
+	const float *dy = pc_op_out(p, n, 0)->grad;
+	float *dx = pc_op_in(p, n, 0)->grad;
+
+	if (dy && dx)
+		dropout_apply(p, n, dy, dx, 1);
+}
+
 /* --- Transpose ------------------------------------------------------------------ */
 
 struct transpose_priv {

@@ -45,9 +45,10 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	[PC_OP_CONCAT] = {.name = "Concat", .attrs = "axis", ARITY(1, 1024, 1, 1), ROW(pc_concat)},
 	[PC_OP_PAD] = {.name = "Pad", .attrs = "mode", ARITY(1, 3, 1, 1), .buffer_inputs = 1u << 2, ROW(pc_pad)},
 	[PC_OP_IDENTITY] = {.name = "Identity", .attrs = "", ARITY(1, 1, 1, 1), .alias = 1, .infer = pc_identity_infer},
-	/* inference: Dropout is the identity; an unused mask output is dropped at load */
+	/* inference: Dropout is the identity (an alias; an unused mask output is
+	 * dropped at load); a PC_PLAN_TRAIN plan runs it and draws masks */
 	[PC_OP_DROPOUT] = {.name = "Dropout", .attrs = "seed,ratio", ARITY(1, 3, 1, 2), .alias = 1,
-			   .infer = pc_identity_infer},
+			   .infer = pc_dropout_infer, .forward = pc_dropout_forward, .backward = pc_dropout_backward},
 	[PC_OP_CONSTANT] = {.name = "Constant",
 			    .attrs = "value,value_float,value_floats,value_int,value_ints", ARITY(0, 0, 1, 1),
 			    .init = pc_constant_init,

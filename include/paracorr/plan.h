@@ -18,6 +18,7 @@ struct pc_plan;
 enum pc_plan_flags {
 	PC_PLAN_GRAD = 1,	/* gradients of the weights */
 	PC_PLAN_INPUT_GRAD = 2, /* also the gradient of the input (tests, saliency) */
+	PC_PLAN_TRAIN = 4,	/* Dropout drops (pc_plan_set_dropout); otherwise the identity */
 };
 
 struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err);
@@ -69,6 +70,13 @@ void pc_plan_backward(struct pc_plan *p);
  * momentum, in place (they are the graph's: every plan sees the new
  * values). Off by default: inference is what paracorr measures. */
 void pc_plan_set_training(struct pc_plan *p, int on, int update_stats);
+/* PC_PLAN_TRAIN: the seed of the Dropout masks of the next passes. A
+ * sample's mask depends on the seed, the node and the sample's place in its
+ * dataset (pc_plan_set_origin), never on which plan runs it. */
+void pc_plan_set_dropout(struct pc_plan *p, uint64_t seed);
+/* The index in its dataset of the batch's first sample (pc_eval_fill_input
+ * sets it). */
+void pc_plan_set_origin(struct pc_plan *p, int64_t first);
 /* How many samples of the batch are real; the rest is padding that batch
  * statistics leave out. 0 or more than the batch: all of them. */
 void pc_plan_set_rows(struct pc_plan *p, int rows);

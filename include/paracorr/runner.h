@@ -42,4 +42,7 @@ void pc_runner_map(struct pc_runner *r, int items, pc_runner_fn fn, void *arg);
 /* pc_plan_set_training on every worker's plan; between maps only. */
 void pc_runner_set_training(struct pc_runner *r, int on, int update_stats);
 
+/* pc_plan_set_dropout on every worker's plan; between maps only. */
+void pc_runner_set_dropout(struct pc_runner *r, uint64_t seed);
+
 #endif

@@ -26,8 +26,9 @@
  * mode: each batch is normalised with its own statistics and the pass at w
  * moves the running statistics by the node's momentum. Those live in the
  * graph, which a trainer of a model with BatchNormalization therefore
- * updates in place (the checkpoint state includes them). Dropout stays the
- * identity. */
+ * updates in place (the checkpoint state includes them). Dropout drops:
+ * one set of masks per step (from the seed and the step), the same for the
+ * passes at w and at w + a. */
 #ifndef PARACORR_TRAIN_H
 #define PARACORR_TRAIN_H
 
