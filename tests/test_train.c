@@ -470,3 +470,90 @@ TEST(train_batchnorm_training_mode_matches_pytorch)
 	pc_dataset_free(d);
 	json_decref(ref);
 }
+
+/* The hardened file keeps what paracorr does not read: a field unknown to
+ * its .proto comes back byte for byte. */
+TEST(train_export_keeps_unknown_fields)
+{
+	static const unsigned char extra[] = {0x90, 0x03, 0x2a}; /* field 50, varint 42 */
+	char path[1024];
+	size_t len, out_len;
+	char *src;
+	unsigned char *buf, *out = NULL;
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+
+	snprintf(path, sizeof(path), "%s/" FIX "mlp_op13.onnx", pc_test_root());
+	REQUIRE((src = be_read_file(path, &len)));
+	REQUIRE((buf = malloc(len + sizeof(extra))));
+	memcpy(buf, src, len);
+	memcpy(buf + len, extra, sizeof(extra));
+	REQUIRE_MSG(pc_onnx_load_buffer(buf, len + sizeof(extra), &g, &err) == 0, "%s", err.text);
+	REQUIRE(pc_onnx_save_weights_buffer(buf, len + sizeof(extra), g, pc_graph_params(g), &out, &out_len, &err) == 0);
+	CHECK(memmem(out, out_len, extra, sizeof(extra)) != NULL);
+	pc_graph_free(g);
+	g = NULL;
+	CHECK(pc_onnx_load_buffer(out, out_len, &g, &err) == 0);
+	pc_graph_free(g);
+	free(out);
+	free(buf);
+	free(src);
+}
+
+/* act.group: tensors and layers by name, refused by name when unknown. */
+TEST(train_harden_group_names)
+{
+	char model[1024], x[1024], y[1024], text[2048], out[1100], dir[1024];
+	struct pcd_job_files files = {0};
+	struct pcd_job_opts o;
+	static const char *const groups[] = {"[\"fc3.weight\", \"/fc1/Gemm\"]", "[\"fc3.weight\", \"fc9\"]"};
+
+	snprintf(model, sizeof(model), "%s/" FIX "mlp_op13.onnx", pc_test_root());
+	snprintf(x, sizeof(x), "%s/" FIX "sample64_u8.npy", pc_test_root());
+	snprintf(y, sizeof(y), "%s/" FIX "labels64_i64.npy", pc_test_root());
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(out, sizeof(out), "%s/h.onnx", dir);
+	files.model = model;
+	files.inputs = files.train_inputs = x;
+	files.labels = files.train_labels = y;
+	pcd_job_opts_default(&o);
+	o.model_out = out;
+	o.timing_seconds = 0;
+	for (int k = 0; k < 2; k++) {
+		struct pc_spec spec;
+		struct pc_error err = {0};
+		json_t *root, *rep = NULL;
+		char *rtext = NULL;
+		int rc;
+
+		snprintf(text, sizeof(text),
+			 "{\"kind\": \"harden\", \"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, "
+			 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 0, \"groups\": "
+			 "[\"model\"]}, \"training\": {\"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"epochs\": 1, "
+			 "\"batch_size\": 16, \"act\": {\"epsilon\": 0.2, \"steps\": 2, \"group\": %s}}}",
+			 groups[k]);
+		REQUIRE((root = json_loads(text, 0, NULL)));
+		REQUIRE(pc_spec_parse(root, &spec, &err) == 0);
+		json_decref(root);
+		rc = pcd_job_run_spec(&spec, &files, &o, &rtext, &rep, &err);
+		if (k == 0) {
+			CHECK_MSG(rc == 0, "%s: %s", err.where, err.text);
+			CHECK(rep && json_number_value(json_object_get(json_object_get(rep, "hardened"), "weight_change_l2")) > 0);
+			/* ACT on the group raised the loss at w + a above the loss at w */
+			CHECK(rep && json_number_value(json_object_get(json_array_get(json_object_get(json_object_get(rep, "training"),
+												      "epochs"),
+										    0),
+								   "loss_corrupted")) >
+					     json_number_value(json_object_get(
+						     json_array_get(json_object_get(json_object_get(rep, "training"), "epochs"), 0), "loss")));
+		} else {
+			CHECK_INT(rc, PC_ERR_INVALID);
+			CHECK_MSG(!strcmp(err.where, "training.act.group[1]") && strstr(err.text, "fc9"), "%s: %s", err.where,
+				  err.text);
+		}
+		free(rtext);
+		json_decref(rep);
+		pc_spec_free(&spec);
+	}
+	be_rmtree(dir);
+}
