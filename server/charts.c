@@ -1,7 +1,8 @@
-/* charts: see charts.h. A chart is first gathered into a struct plot
- * (series of points, reference lines, axes) from the report, then drawn by
- * one renderer, so that every chart shares axes, ticks, legend and the
- * series contract. Sizes are fixed: a chart is a picture to glance at. */
+/* charts: see charts.h. A chart is first gathered from the report into a
+ * struct plot (series of points, reference lines, axis titles), then drawn
+ * by one renderer, so that every chart shares axes, ticks, legend and the
+ * series contract. The plot area has a fixed size (a chart is a picture to
+ * glance at); the canvas grows to the right and down to fit the legend. */
 #include "charts.h"
 
 #include <math.h>
@@ -10,43 +11,99 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define W	   760
-#define H	   440
-#define LEFT	   72
-#define RIGHT	   200 /* the legend's column */
-#define TOP	   44
-#define BOTTOM	   58
-#define MAX_SERIES 24
-#define MAX_POINTS 256
-#define MAX_BARS   15
+#define LEFT	  78
+#define PLOT_W	  500
+#define TOP	  44
+#define PLOT_H	  340
+#define BOTTOM	  62
+#define LEGEND_X  (LEFT + PLOT_W + 22)
+#define LEGEND_DY 18
+#define MAX_BARS  15
+#define MAX_REFS  2
+/* characters of a name shown in a legend or beside a bar; the data-series
+ * attribute and <title> keep the whole text */
+#define SHOW_CHARS 44
 
-/* Okabe-Ito: told apart with the common colour-vision deficiencies */
-static const char *const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"};
+/* Okabe-Ito, told apart with the common colour-vision deficiencies; its
+ * yellow is left out (too pale on white), and the order makes each pair
+ * (gradient, random) of one setting contrast */
+static const char *const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#56B4E9"};
+#define N_COLOURS ((int)(sizeof(palette) / sizeof(palette[0])))
 
 enum style { SOLID, DASHED, DOTTED, DOTS, BARS };
 
+struct point {
+	double x, y;
+	const char *text; /* a bar's name, borrowed from the report */
+};
+
 struct series {
-	char label[96];
+	char label[128];
 	enum style style;
 	int colour;
-	int n;
-	double x[MAX_POINTS], y[MAX_POINTS];
-	char bar_label[MAX_BARS][64];
+	int n, cap;
+	struct point *pt;
+};
+
+struct ref {
+	double y;
+	enum style style;
+	char label[64];
 };
 
 struct plot {
-	char title[200], xlabel[80], ylabel[80];
+	char title[256], xlabel[128], ylabel[96];
 	int xlog, ylog;
 	double xmin, xmax, ymin, ymax;
-	int n_series;
-	struct series *s; /* MAX_SERIES */
-	int has_hline, has_diagonal;
-	int rows; /* > 0: y is a rank drawn as this many rows of bars, no y ticks */
-	double hline;
-	char hline_label[64];
+	struct series *s;
+	int n_series, cap_series;
+	struct ref ref[MAX_REFS];
+	int n_refs;
+	int diagonal;
+	int rows; /* > 0: y is a position drawn as this many rows of bars, no y ticks */
 };
 
-/* --- a growing text buffer --------------------------------------------- */
+/* --- text ------------------------------------------------------------------ */
+
+/* Cuts a trailing incomplete UTF-8 sequence, which snprintf may leave when
+ * it truncates, so that the document stays well-formed. */
+static void utf8_trim(char *s)
+{
+	size_t n = strlen(s), i = n, want;
+	unsigned char lead;
+
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	lead = (unsigned char)s[i - 1];
+	want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	if (n - (i - 1) < want)
+		s[i - 1] = '\0';
+}
+
+static void text_printf(char *s, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void text_printf(char *s, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s, size, fmt, ap);
+	va_end(ap);
+	utf8_trim(s);
+}
+
+static int utf8_chars(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+/* --- a growing text buffer ------------------------------------------------- */
 
 struct buf {
 	char *p;
@@ -64,7 +121,8 @@ static void bprintf(struct buf *b, const char *fmt, ...)
 	if (b->oom)
 		return;
 	for (;;) {
-		size_t room = b->cap - b->len;
+		size_t room = b->cap - b->len, cap;
+		char *q;
 
 		va_start(ap, fmt);
 		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
@@ -77,30 +135,44 @@ static void bprintf(struct buf *b, const char *fmt, ...)
 			b->len += (size_t)n;
 			return;
 		}
-		{
-			size_t cap = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
-			char *q = realloc(b->p, cap);
-
-			if (!q) {
-				b->oom = 1;
-				return;
-			}
-			b->p = q;
-			b->cap = cap;
+		cap = (b->cap ? b->cap * 2 : 16384) + (size_t)n;
+		q = realloc(b->p, cap);
+		if (!q) {
+			b->oom = 1;
+			return;
 		}
+		b->p = q;
+		b->cap = cap;
 	}
 }
 
-/* Text as XML character data or an attribute value. */
-static void bescape(struct buf *b, const char *s)
+/* Text as XML character data or an attribute value, at most max characters
+ * (0: all), an ellipsis marking the cut. */
+static void bescape_max(struct buf *b, const char *s, int max)
 {
+	int chars = 0;
+
 	for (; *s; s++) {
+		if (((unsigned char)*s & 0xC0) != 0x80 && max && ++chars > max) {
+			bprintf(b, "\u2026");
+			return;
+		}
 		switch (*s) {
-		case '<': bprintf(b, "&lt;"); break;
-		case '>': bprintf(b, "&gt;"); break;
-		case '&': bprintf(b, "&amp;"); break;
-		case '"': bprintf(b, "&quot;"); break;
-		case '\'': bprintf(b, "&apos;"); break;
+		case '<':
+			bprintf(b, "&lt;");
+			break;
+		case '>':
+			bprintf(b, "&gt;");
+			break;
+		case '&':
+			bprintf(b, "&amp;");
+			break;
+		case '"':
+			bprintf(b, "&quot;");
+			break;
+		case '\'':
+			bprintf(b, "&apos;");
+			break;
 		default:
 			/* control characters are not allowed in XML 1.0 */
 			bprintf(b, "%c", (unsigned char)*s < 0x20 ? ' ' : *s);
@@ -108,16 +180,96 @@ static void bescape(struct buf *b, const char *s)
 	}
 }
 
-/* --- reading the report -------------------------------------------------- */
+static void bescape(struct buf *b, const char *s)
+{
+	bescape_max(b, s, 0);
+}
 
-static int get_number(const json_t *o, const char *key, const char *where, double *v, struct pc_error *err)
+static int nomem(struct pc_error *err)
+{
+	return pc_error_set(err, PC_ERR_NOMEM, "charts", "out of memory");
+}
+
+/* --- series ------------------------------------------------------------------ */
+
+static void plot_free(struct plot *p)
+{
+	for (int i = 0; i < p->n_series; i++)
+		free(p->s[i].pt);
+	free(p->s);
+}
+
+static struct series *new_series(struct plot *p, const char *label, enum style style, int colour)
+{
+	struct series *s;
+
+	if (p->n_series == p->cap_series) {
+		int cap = p->cap_series ? 2 * p->cap_series : 8;
+		struct series *q = realloc(p->s, (size_t)cap * sizeof(*q));
+
+		if (!q)
+			return NULL;
+		p->s = q;
+		p->cap_series = cap;
+	}
+	s = &p->s[p->n_series++];
+	memset(s, 0, sizeof(*s));
+	text_printf(s->label, sizeof(s->label), "%s", label);
+	s->style = style;
+	s->colour = colour % N_COLOURS;
+	return s;
+}
+
+static int add_point(struct series *s, double x, double y, const char *text)
+{
+	if (s->n == s->cap) {
+		int cap = s->cap ? 2 * s->cap : 16;
+		struct point *q = realloc(s->pt, (size_t)cap * sizeof(*q));
+
+		if (!q)
+			return -1;
+		s->pt = q;
+		s->cap = cap;
+	}
+	s->pt[s->n++] = (struct point){x, y, text};
+	return 0;
+}
+
+/* Sorts a series by x, stable, so that lines run left to right and equal
+ * radii keep the report's order. */
+static void sort_series(struct series *s)
+{
+	for (int i = 1; i < s->n; i++)
+		for (int j = i; j > 0 && s->pt[j - 1].x > s->pt[j].x; j--) {
+			struct point t = s->pt[j];
+
+			s->pt[j] = s->pt[j - 1];
+			s->pt[j - 1] = t;
+		}
+}
+
+/* --- reading the report ------------------------------------------------------- */
+
+/* o[key] as a number; PC_ERR_FORMAT naming "path.key" when it is not one. */
+static int get_number(const json_t *o, const char *path, const char *key, double *v, struct pc_error *err)
+{
+	const json_t *x = json_object_get(o, key);
+	char where[128];
+
+	if (json_is_number(x)) {
+		*v = json_number_value(x);
+		return 0;
+	}
+	text_printf(where, sizeof(where), "%s.%s", path, key);
+	return pc_error_set(err, PC_ERR_FORMAT, where, "%s is %s, not a number", key,
+			    x ? "of another type" : "missing");
+}
+
+static double opt_number(const json_t *o, const char *key)
 {
 	const json_t *x = json_object_get(o, key);
 
-	if (!json_is_number(x))
-		return pc_error_set(err, PC_ERR_FORMAT, where, "%s is not a number", key);
-	*v = json_number_value(x);
-	return 0;
+	return json_is_number(x) ? json_number_value(x) : NAN;
 }
 
 static const char *norm_of(const json_t *row, char *buf, size_t size)
@@ -137,34 +289,35 @@ static const char *group_of(const json_t *row)
 	return json_is_string(g) ? json_string_value(g) : "";
 }
 
-static double opt_number(const json_t *o, const char *key)
+/* A group's name without its "layer:" or "tensor:" kind. */
+static const char *short_group(const char *g)
 {
-	const json_t *x = json_object_get(o, key);
-
-	return json_is_number(x) ? json_number_value(x) : NAN;
+	if (!strncmp(g, "layer:", 6))
+		return g + 6;
+	if (!strncmp(g, "tensor:", 7))
+		return g + 7;
+	return g;
 }
 
-/* The settings that make one line of the accuracy chart. */
-static void setting_key(const json_t *row, char *key, size_t size)
-{
-	char nb[32];
-
-	snprintf(key, size, "%s|%g|%g|%g", norm_of(row, nb, sizeof(nb)), opt_number(row, "sparsity"),
-		 opt_number(row, "steps"), opt_number(row, "block"));
-}
-
-static int results_of(const json_t *report, const json_t **out, struct pc_error *err)
+static int results_of(const json_t *report, const char *path, const json_t **out, struct pc_error *err)
 {
 	const json_t *res = json_object_get(report, "results");
+	char where[64];
+	size_t i;
 
+	text_printf(where, sizeof(where), "%sresults", path);
 	if (!json_is_array(res))
-		return pc_error_set(err, PC_ERR_FORMAT, "results", "is not an array");
+		return pc_error_set(err, PC_ERR_FORMAT, where, "is %s, not an array",
+				    res ? "of another type" : "missing");
+	for (i = 0; i < json_array_size(res); i++)
+		if (!json_is_object(json_array_get(res, i)))
+			return pc_error_set(err, PC_ERR_FORMAT, where, "entry %zu is not an object", i);
 	*out = res;
 	return 0;
 }
 
 /* The group the accuracy chart draws: "model", or the one with the most
- * results when a study has no whole-model block. */
+ * results (the first of those) when a study has no whole-model block. */
 static const char *main_group(const json_t *results)
 {
 	const char *best = NULL;
@@ -187,125 +340,155 @@ static const char *main_group(const json_t *results)
 	return best;
 }
 
-static struct series *new_series(struct plot *p, const char *label, enum style style, int colour)
+/* The norm every row of group uses, or NULL when they differ. */
+static const char *common_norm(const json_t *results, const char *group, char *buf, size_t size)
 {
-	struct series *s;
+	const json_t *first = NULL;
+	char na[32], nb[32];
 
-	if (p->n_series >= MAX_SERIES)
-		return NULL;
-	s = &p->s[p->n_series++];
-	memset(s, 0, sizeof(*s));
-	snprintf(s->label, sizeof(s->label), "%s", label);
-	s->style = style;
-	s->colour = colour % (int)(sizeof(palette) / sizeof(palette[0]));
-	return s;
-}
-
-static void add_point(struct series *s, double x, double y)
-{
-	if (s && s->n < MAX_POINTS && isfinite(x) && isfinite(y)) {
-		s->x[s->n] = x;
-		s->y[s->n] = y;
-		s->n++;
-	}
-}
-
-/* Sorts a series by x, so lines are drawn left to right. */
-static void sort_series(struct series *s)
-{
-	for (int i = 1; i < s->n; i++)
-		for (int j = i; j > 0 && s->x[j - 1] > s->x[j]; j--) {
-			double t = s->x[j];
-			s->x[j] = s->x[j - 1];
-			s->x[j - 1] = t;
-			t = s->y[j];
-			s->y[j] = s->y[j - 1];
-			s->y[j - 1] = t;
-		}
-}
-
-/* Accuracy against epsilon for `group` of a results array, one colour per
- * setting; prefix names the series (harden: "before " / "after "). */
-static int accuracy_series(struct plot *p, const json_t *results, const char *group, const char *prefix,
-			   int harden_after, int *colour, struct pc_error *err)
-{
-	char keys[MAX_SERIES][96];
-	int n_keys = 0;
-	size_t i, k;
-
-	for (i = 0; i < json_array_size(results); i++) {
+	for (size_t i = 0; i < json_array_size(results); i++) {
 		const json_t *row = json_array_get(results, i);
-		char key[96], where[64];
 
-		if (!json_is_object(row))
-			return pc_error_set(err, PC_ERR_FORMAT, "results", "entry %zu is not an object", i);
 		if (strcmp(group_of(row), group))
 			continue;
-		setting_key(row, key, sizeof(key));
-		for (k = 0; k < (size_t)n_keys && strcmp(keys[k], key); k++)
-			;
-		if (k < (size_t)n_keys || n_keys == MAX_SERIES / 3)
+		if (!first)
+			first = row;
+		else if (strcmp(norm_of(first, na, sizeof(na)), norm_of(row, nb, sizeof(nb))))
+			return NULL;
+	}
+	if (!first)
+		return NULL;
+	text_printf(buf, size, "%s", norm_of(first, na, sizeof(na)));
+	return buf;
+}
+
+/* What sets one line of the accuracy chart apart: its norm, sparsity and
+ * steps, as "norm|words" where the words end its legend label (so equal
+ * words are one line). */
+static void setting_words(const json_t *row, char *words, size_t size)
+{
+	double sparsity = opt_number(row, "sparsity"), steps = opt_number(row, "steps");
+	char nb[32], norm[48], sp[32] = "", st[32] = "";
+
+	/* a whole norm, however long, so that the '|' always stays */
+	text_printf(norm, sizeof(norm), "%s", norm_of(row, nb, sizeof(nb)));
+	if (sparsity > 0)
+		snprintf(sp, sizeof(sp), ", %g weights", sparsity);
+	if (steps > 1)
+		snprintf(st, sizeof(st), ", %g steps", steps);
+	text_printf(words, size, "%s|%s%s", norm, sp, st);
+}
+
+enum acc_mode { ACC_STUDY, ACC_BEFORE, ACC_AFTER };
+
+/* The points of setting `key` of group: gradient accuracy into g, and for a
+ * study the random mean and worst trial into series rm and rm + 1, which
+ * are made at the first random result (-1 until then). */
+static int setting_points(struct plot *p, const json_t *results, const char *group, const char *key, size_t from,
+			  const char *path, enum acc_mode mode, int g, int *rm, int rcolour, struct pc_error *err)
+{
+	const char *sep = strchr(key, '|');
+	char label[128], where[64], rk[96];
+	size_t i;
+
+	for (i = from; i < json_array_size(results); i++) {
+		const json_t *row = json_array_get(results, i), *rd;
+		double eps = 0, acc = 0, mean = 0, worst = 0;
+		int rc;
+
+		setting_words(row, rk, sizeof(rk));
+		if (strcmp(group_of(row), group) || strcmp(rk, key))
 			continue;
-		snprintf(keys[n_keys++], sizeof(keys[0]), "%s", key);
-		snprintf(where, sizeof(where), "results[%zu]", i);
-		{
-			char nb[32], label[96], sp[48] = "";
-			const json_t *first = row;
-			struct series *g, *rm = NULL, *rw = NULL;
-			double sparsity = opt_number(first, "sparsity"), steps = opt_number(first, "steps");
-
-			if (sparsity > 0)
-				snprintf(sp, sizeof(sp), ", %g%% sparse", sparsity);
-			if (steps > 1)
-				snprintf(sp + strlen(sp), sizeof(sp) - strlen(sp), ", %g steps", steps);
-			snprintf(label, sizeof(label), "%s%s gradient%s", prefix, norm_of(first, nb, sizeof(nb)), sp);
-			if (!(g = new_series(p, label, harden_after || !prefix[0] ? SOLID : DASHED, *colour)))
-				return 0;
-			if (!prefix[0]) {
-				snprintf(label, sizeof(label), "%s random mean%s", norm_of(first, nb, sizeof(nb)), sp);
-				/* random in the next colour: the gap between the two is the point */
-				rm = new_series(p, label, DASHED, *colour + 1);
-				snprintf(label, sizeof(label), "%s random worst%s", norm_of(first, nb, sizeof(nb)), sp);
-				rw = new_series(p, label, DOTTED, *colour + 1);
-			}
-			for (k = i; k < json_array_size(results); k++) {
-				const json_t *o = json_array_get(results, k), *gr, *rd;
-				char ok[96];
-				double eps = 0, acc = 0;
-
-				if (!json_is_object(o) || strcmp(group_of(o), group))
-					continue;
-				setting_key(o, ok, sizeof(ok));
-				if (strcmp(ok, key))
-					continue;
-				snprintf(where, sizeof(where), "results[%zu]", k);
-				gr = json_object_get(o, "gradient");
-				if (get_number(o, "epsilon", where, &eps, err) || get_number(gr, "accuracy", where, &acc, err))
-					return PC_ERR_FORMAT;
-				add_point(g, eps, 100 * acc);
-				rd = json_object_get(o, "random");
-				if (json_is_object(rd)) {
-					add_point(rm, eps, 100 * opt_number(rd, "accuracy_mean"));
-					add_point(rw, eps, 100 * opt_number(rd, "accuracy_min"));
-				}
-			}
-			sort_series(g);
-			if (rm)
-				sort_series(rm);
-			if (rw)
-				sort_series(rw);
-			/* a setting without random trials draws no empty series */
-			if (rw && rw->n == 0)
-				p->n_series--;
-			if (rm && rm->n == 0)
-				p->n_series--;
-			*colour += prefix[0] ? 1 : 2;
+		text_printf(where, sizeof(where), "%sresults[%zu]", path, i);
+		if ((rc = get_number(row, where, "epsilon", &eps, err)))
+			return rc;
+		text_printf(where, sizeof(where), "%sresults[%zu].gradient", path, i);
+		if ((rc = get_number(json_object_get(row, "gradient"), where, "accuracy", &acc, err)))
+			return rc;
+		if (add_point(&p->s[g], eps, 100 * acc, NULL))
+			return nomem(err);
+		rd = json_object_get(row, "random");
+		if (mode != ACC_STUDY || !rd || json_is_null(rd))
+			continue;
+		text_printf(where, sizeof(where), "%sresults[%zu].random", path, i);
+		if ((rc = get_number(rd, where, "accuracy_mean", &mean, err)) ||
+		    (rc = get_number(rd, where, "accuracy_min", &worst, err)))
+			return rc;
+		if (*rm < 0) {
+			*rm = p->n_series;
+			text_printf(label, sizeof(label), "%.*s random mean%s", (int)(sep - key), key, sep + 1);
+			if (!new_series(p, label, DASHED, rcolour))
+				return nomem(err);
+			text_printf(label, sizeof(label), "%.*s random worst%s", (int)(sep - key), key, sep + 1);
+			if (!new_series(p, label, DOTTED, rcolour))
+				return nomem(err);
 		}
+		if (add_point(&p->s[*rm], eps, 100 * mean, NULL) || add_point(&p->s[*rm + 1], eps, 100 * worst, NULL))
+			return nomem(err);
 	}
 	return 0;
 }
 
-/* --- axes ---------------------------------------------------------------- */
+/* Accuracy (in percent) against epsilon for `group` of a results array: per
+ * setting a gradient line and, for a study, the random mean and worst trial.
+ * path prefixes the fields named in errors ("before." for harden). */
+static int accuracy_series(struct plot *p, const json_t *results, const char *group, const char *path,
+			   enum acc_mode mode, struct pc_error *err)
+{
+	static const char *const prefix[] = {"", "before: ", "after: "};
+	size_t i, n = json_array_size(results);
+	char(*keys)[96] = malloc((n ? n : 1) * sizeof(*keys));
+	size_t *first = malloc((n ? n : 1) * sizeof(*first));
+	int n_keys = 0, rc = 0;
+
+	if (!keys || !first) {
+		rc = nomem(err);
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		const json_t *row = json_array_get(results, i);
+		char key[96];
+		int k;
+
+		if (strcmp(group_of(row), group))
+			continue;
+		setting_words(row, key, sizeof(key));
+		for (k = 0; k < n_keys && strcmp(keys[k], key); k++)
+			;
+		if (k == n_keys) {
+			memcpy(keys[n_keys], key, sizeof(key));
+			first[n_keys++] = i;
+		}
+	}
+	for (int k = 0; k < n_keys; k++) {
+		const char *sep = strchr(keys[k], '|');
+		char label[128];
+		/* up to three settings get two colours each, gradient and random
+		 * apart at a glance; more share one colour per setting */
+		int pairs = mode == ACC_STUDY && n_keys <= N_COLOURS / 2;
+		int colour = pairs ? 2 * k : k, g = p->n_series, rm = -1;
+
+		text_printf(label, sizeof(label), "%s%.*s gradient%s", prefix[mode], (int)(sep - keys[k]), keys[k],
+			    sep + 1);
+		if (!new_series(p, label, mode == ACC_BEFORE ? DASHED : SOLID, colour)) {
+			rc = nomem(err);
+			goto fail;
+		}
+		if ((rc =
+			 setting_points(p, results, group, keys[k], first[k], path, mode, g, &rm, colour + pairs, err)))
+			goto fail;
+		sort_series(&p->s[g]);
+		if (rm >= 0) {
+			sort_series(&p->s[rm]);
+			sort_series(&p->s[rm + 1]);
+		}
+	}
+fail:
+	free(keys);
+	free(first);
+	return rc;
+}
+/* --- axes ----------------------------------------------------------------------- */
 
 /* A step of 1, 2 or 5 times a power of ten giving about `want` ticks. */
 static double nice_step(double span, int want)
@@ -315,30 +498,37 @@ static double nice_step(double span, int want)
 	return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
-/* Widens [lo, hi] to whole ticks (linear) or decades (log). */
+/* Widens [lo, hi] to whole ticks (linear) or to 1, 2 or 5 times a power of
+ * ten (log), so that the data fills the axis and its ends carry ticks. */
 static void fit_axis(double *lo, double *hi, int log_scale)
 {
+	double step;
+
 	if (log_scale) {
-		/* ends at 1, 2 or 5 times a power of ten, so the data fills the
-		 * width; ticks fall on those values too */
 		double dl = pow(10, floor(log10(*lo) + 1e-9)), dh = pow(10, floor(log10(*hi) - 1e-9));
 
 		*lo = *lo >= 5 * dl * (1 - 1e-9) ? 5 * dl : *lo >= 2 * dl * (1 - 1e-9) ? 2 * dl : dl;
-		*hi = *hi <= dh * (1 + 1e-9) ? dh : *hi <= 2 * dh * (1 + 1e-9) ? 2 * dh : *hi <= 5 * dh * (1 + 1e-9) ? 5 * dh : 10 * dh;
+		if (*hi <= dh * (1 + 1e-9))
+			*hi = dh;
+		else if (*hi <= 2 * dh * (1 + 1e-9))
+			*hi = 2 * dh;
+		else if (*hi <= 5 * dh * (1 + 1e-9))
+			*hi = 5 * dh;
+		else
+			*hi = 10 * dh;
 		if (*hi <= *lo)
 			*hi = *lo * 10;
 		return;
 	}
 	if (*hi <= *lo) {
 		double d = fabs(*lo) > 0 ? fabs(*lo) * 0.1 : 1;
+
 		*lo -= d;
 		*hi += d;
 	}
-	{
-		double step = nice_step(*hi - *lo, 5);
-		*lo = floor(*lo / step + 1e-9) * step;
-		*hi = ceil(*hi / step - 1e-9) * step;
-	}
+	step = nice_step(*hi - *lo, 5);
+	*lo = floor(*lo / step + 1e-9) * step;
+	*hi = ceil(*hi / step - 1e-9) * step;
 }
 
 static double px_x(const struct plot *p, double x)
@@ -346,7 +536,7 @@ static double px_x(const struct plot *p, double x)
 	double t = p->xlog ? (log10(x) - log10(p->xmin)) / (log10(p->xmax) - log10(p->xmin))
 			   : (x - p->xmin) / (p->xmax - p->xmin);
 
-	return LEFT + t * (W - LEFT - RIGHT);
+	return LEFT + t * PLOT_W;
 }
 
 static double px_y(const struct plot *p, double y)
@@ -354,140 +544,115 @@ static double px_y(const struct plot *p, double y)
 	double t = p->ylog ? (log10(y) - log10(p->ymin)) / (log10(p->ymax) - log10(p->ymin))
 			   : (y - p->ymin) / (p->ymax - p->ymin);
 
-	return H - BOTTOM - t * (H - TOP - BOTTOM);
+	return TOP + PLOT_H - t * PLOT_H;
 }
 
-/* A tick label: short, no trailing zeros. */
+/* A tick label: short, no trailing zeros; powers as "1e-4", not "1e-04". */
 static void tick_text(double v, char *buf, size_t size)
 {
-	if (v != 0 && (fabs(v) >= 1e5 || fabs(v) < 1e-3))
-		snprintf(buf, size, "%.0e", v);
-	else
+	char *e;
+	int exp;
+
+	if (v == 0 || (fabs(v) < 1e5 && fabs(v) >= 1e-3)) {
 		snprintf(buf, size, "%.4g", v);
+		return;
+	}
+	snprintf(buf, size, "%.0e", v);
+	if ((e = strchr(buf, 'e')) && sscanf(e + 1, "%d", &exp) == 1)
+		snprintf(e, size - (size_t)(e - buf), "e%d", exp);
+}
+
+static void tick(struct buf *b, const struct plot *p, int xaxis, double v)
+{
+	char t[32];
+
+	tick_text(v, t, sizeof(t));
+	if (xaxis) {
+		double x = px_x(p, v);
+
+		bprintf(b,
+			"<line class=\"grid\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
+			"<line class=\"axis\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
+			"<text class=\"tick\" x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
+			x, TOP, x, TOP + PLOT_H, x, TOP + PLOT_H, x, TOP + PLOT_H + 5, x, TOP + PLOT_H + 19, t);
+	} else {
+		double y = px_y(p, v);
+
+		bprintf(b,
+			"<line class=\"grid\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
+			"<line class=\"axis\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
+			"<text class=\"tick\" x=\"%d\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
+			LEFT, y, LEFT + PLOT_W, y, LEFT - 5, y, LEFT, y, LEFT - 8, y + 4, t);
+	}
 }
 
 static void draw_ticks(struct buf *b, const struct plot *p, int xaxis)
 {
-	double lo = xaxis ? p->xmin : p->ymin, hi = xaxis ? p->xmax : p->ymax;
+	double lo = xaxis ? p->xmin : p->ymin, hi = xaxis ? p->xmax : p->ymax, step, v0;
 	int log_scale = xaxis ? p->xlog : p->ylog;
-	char t[32];
 
 	if (log_scale) {
-		int decades = (int)floor(log10(hi / lo) + 0.5);
-		static const double minors[] = {2, 5};
+		/* 2 and 5 between the decades when their labels have room: a
+		 * third of a decade must hold a label's width (x) or height (y) */
+		double per_decade = (xaxis ? PLOT_W : PLOT_H) / log10(hi / lo);
+		int minors = per_decade >= (xaxis ? 140 : 80);
 
-		for (double d = pow(10, floor(log10(lo) + 1e-9)); d <= hi * 1.0001; d *= 10) {
-			for (int m = -1; m < 2; m++) {
-				double v = m < 0 ? d : d * minors[m];
-				double pos;
+		for (double d = pow(10, floor(log10(lo) + 1e-9)); d <= hi * 1.0001; d *= 10)
+			for (int m = 0; m < 3; m++) {
+				double v = d * (m == 0 ? 1 : m == 1 ? 2 : 5);
 
-				if (v > hi * 1.0001 || v < lo * 0.9999 || (m >= 0 && decades > 3))
-					continue;
-				pos = xaxis ? px_x(p, v) : px_y(p, v);
-				tick_text(v, t, sizeof(t));
-				if (xaxis)
-					bprintf(b,
-						"<line class=\"grid\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
-						"<text class=\"tick\" x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
-						pos, TOP, pos, H - BOTTOM, pos, H - BOTTOM + 16, t);
-				else
-					bprintf(b,
-						"<line class=\"grid\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
-						"<text class=\"tick\" x=\"%d\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
-						LEFT, pos, W - RIGHT, pos, LEFT - 6, pos + 4, t);
+				if (v <= hi * 1.0001 && v >= lo * 0.9999 && (m == 0 || minors))
+					tick(b, p, xaxis, v);
 			}
-		}
 		return;
 	}
-	{
-		double step = nice_step(hi - lo, xaxis ? 6 : 5);
+	step = nice_step(hi - lo, xaxis ? 6 : 5);
+	v0 = ceil(lo / step - 1e-9);
+	/* multiples of the step, not a running sum, so 0.3 stays 0.3 */
+	for (int i = 0; (v0 + i) * step <= hi + step * 1e-6; i++) {
+		double v = (v0 + i) * step;
 
-		for (double v = ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-6; v += step) {
-			double pos = xaxis ? px_x(p, v) : px_y(p, v);
-
-			tick_text(fabs(v) < step * 1e-9 ? 0 : v, t, sizeof(t));
-			if (xaxis)
-				bprintf(b,
-					"<line class=\"grid\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
-					"<text class=\"tick\" x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
-					pos, TOP, pos, H - BOTTOM, pos, H - BOTTOM + 16, t);
-			else
-				bprintf(b,
-					"<line class=\"grid\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
-					"<text class=\"tick\" x=\"%d\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
-					LEFT, pos, W - RIGHT, pos, LEFT - 6, pos + 4, t);
-		}
+		tick(b, p, xaxis, fabs(v) < step * 1e-9 ? 0 : v);
 	}
 }
 
-static const char *dash_of(enum style s)
-{
-	return s == DASHED ? " stroke-dasharray=\"7 4\"" : s == DOTTED ? " stroke-dasharray=\"2 3\"" : "";
-}
+enum scale { LINEAR, AUTO, LOG };
 
-static void draw_legend(struct buf *b, const struct plot *p)
-{
-	int y = TOP + 4;
-
-	bprintf(b, "<g class=\"legend\">\n");
-	for (int i = 0; i < p->n_series; i++, y += 18) {
-		const struct series *s = &p->s[i];
-		int x = W - RIGHT + 14;
-
-		if (s->style == DOTS)
-			bprintf(b, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"%s\"/>", x + 11, y, palette[s->colour]);
-		else if (s->style == BARS)
-			bprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"22\" height=\"10\" fill=\"%s\"/>", x, y - 5,
-				palette[s->colour]);
-		else
-			bprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%s\"%s/>", x, y,
-				x + 22, y, palette[s->colour], s->style == DOTTED ? "1.5" : "2.5", dash_of(s->style));
-		bprintf(b, "<text x=\"%d\" y=\"%d\">", x + 28, y + 4);
-		bescape(b, s->label);
-		bprintf(b, "</text>\n");
-	}
-	if (p->has_hline) {
-		bprintf(b,
-			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#777\" stroke-width=\"1.5\" "
-			"stroke-dasharray=\"1 3\"/><text x=\"%d\" y=\"%d\">",
-			W - RIGHT + 14, y, W - RIGHT + 36, y, W - RIGHT + 42, y + 4);
-		bescape(b, p->hline_label);
-		bprintf(b, "</text>\n");
-	}
-	bprintf(b, "</g>\n");
-}
-
-/* Data ranges, with the scales chosen: log when a positive axis spans more
- * than a factor of 20 (radii usually grow geometrically). */
-static void choose_ranges(struct plot *p, int allow_xlog, int allow_ylog, int y_percent)
+/* Data ranges, with the scales chosen: AUTO is log when a positive axis
+ * spans more than a factor of 20 (radii usually grow geometrically); LOG
+ * is for positive data only. */
+static void choose_ranges(struct plot *p, enum scale xscale, enum scale yscale, int y_percent)
 {
 	double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
 
 	for (int i = 0; i < p->n_series; i++)
 		for (int k = 0; k < p->s[i].n; k++) {
-			xlo = fmin(xlo, p->s[i].x[k]);
-			xhi = fmax(xhi, p->s[i].x[k]);
-			ylo = fmin(ylo, p->s[i].y[k]);
-			yhi = fmax(yhi, p->s[i].y[k]);
+			xlo = fmin(xlo, p->s[i].pt[k].x);
+			xhi = fmax(xhi, p->s[i].pt[k].x);
+			ylo = fmin(ylo, p->s[i].pt[k].y);
+			yhi = fmax(yhi, p->s[i].pt[k].y);
 		}
-	if (p->has_hline) {
-		ylo = fmin(ylo, p->hline);
-		yhi = fmax(yhi, p->hline);
+	for (int i = 0; i < p->n_refs; i++) {
+		ylo = fmin(ylo, p->ref[i].y);
+		yhi = fmax(yhi, p->ref[i].y);
 	}
 	if (!isfinite(xlo)) {
-		xlo = 0;
+		xlo = xscale == LOG ? 0.1 : 0;
 		xhi = 1;
-		ylo = 0;
+	}
+	if (!isfinite(ylo)) {
+		ylo = yscale == LOG ? 0.1 : 0;
 		yhi = 1;
 	}
-	p->xlog = allow_xlog && xlo > 0 && xhi / xlo > 20;
-	p->ylog = allow_ylog && ylo > 0 && yhi / ylo > 20;
-	if (p->has_diagonal && !p->ylog && !p->xlog) {
-		/* y = x must fit: one range for both axes */
+	p->xlog = xscale == LOG || (xscale == AUTO && xlo > 0 && xhi / xlo > 20);
+	p->ylog = yscale == LOG || (yscale == AUTO && ylo > 0 && yhi / ylo > 20);
+	if (p->diagonal && !p->xlog && !p->ylog) {
+		/* y = x must cross the plot corner to corner: one range for both */
 		xlo = ylo = fmin(xlo, ylo);
 		xhi = yhi = fmax(xhi, yhi);
 	}
 	if (y_percent) {
+		/* some air above the clean line and below the worst point */
 		ylo = fmax(0, ylo - 2);
 		yhi = fmin(100, yhi + 2);
 	}
@@ -503,98 +668,180 @@ static void choose_ranges(struct plot *p, int allow_xlog, int allow_ylog, int y_
 	p->ymax = yhi;
 }
 
-static void draw_series(struct buf *b, const struct plot *p, const struct series *s, int index)
+/* --- drawing -------------------------------------------------------------------- */
+
+static const char *dash_of(enum style s)
+{
+	return s == DASHED ? " stroke-dasharray=\"7 4\"" : s == DOTTED ? " stroke-dasharray=\"2 3\"" : "";
+}
+
+static const char *width_of(enum style s)
+{
+	return s == DOTTED ? "1.5" : "2.5";
+}
+
+static int legend_rows(const struct plot *p)
+{
+	return p->n_series + p->n_refs + p->diagonal;
+}
+
+/* The legend's width, from its longest label at about 7.5 px a character. */
+static int legend_width(const struct plot *p)
+{
+	int chars = 12, c;
+
+	for (int i = 0; i < p->n_series; i++)
+		if ((c = utf8_chars(p->s[i].label)) > chars)
+			chars = c > SHOW_CHARS ? SHOW_CHARS + 1 : c;
+	for (int i = 0; i < p->n_refs; i++)
+		if ((c = utf8_chars(p->ref[i].label)) > chars)
+			chars = c;
+	return 44 + chars * 15 / 2;
+}
+
+static void draw_legend(struct buf *b, const struct plot *p)
+{
+	int x = LEGEND_X, y = TOP + 6;
+
+	bprintf(b, "<g class=\"legend\">\n");
+	for (int i = 0; i < p->n_series; i++, y += LEGEND_DY) {
+		const struct series *s = &p->s[i];
+
+		if (s->style == DOTS)
+			bprintf(b, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"%s\"/>", x + 11, y, palette[s->colour]);
+		else if (s->style == BARS)
+			bprintf(b,
+				"<rect x=\"%d\" y=\"%d\" width=\"22\" height=\"10\" fill=\"%s\" fill-opacity=\"0.45\" "
+				"stroke=\"%s\"/>",
+				x, y - 5, palette[s->colour], palette[s->colour]);
+		else
+			bprintf(b,
+				"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%s\"%s/>",
+				x, y, x + 22, y, palette[s->colour], width_of(s->style), dash_of(s->style));
+		bprintf(b, "<text x=\"%d\" y=\"%d\">", x + 28, y + 4);
+		bescape_max(b, s->label, SHOW_CHARS);
+		bprintf(b, "</text>\n");
+	}
+	for (int i = 0; i < p->n_refs; i++, y += LEGEND_DY) {
+		bprintf(b,
+			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666\" stroke-width=\"1.5\"%s/>"
+			"<text x=\"%d\" y=\"%d\">",
+			x, y, x + 22, y, dash_of(p->ref[i].style), x + 28, y + 4);
+		bescape(b, p->ref[i].label);
+		bprintf(b, "</text>\n");
+	}
+	if (p->diagonal)
+		bprintf(b,
+			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666\" stroke-width=\"1.5\"%s/>"
+			"<text x=\"%d\" y=\"%d\">y = x</text>\n",
+			x, y, x + 22, y, dash_of(DOTTED), x + 28, y + 4);
+	bprintf(b, "</g>\n");
+}
+
+static void draw_series(struct buf *b, const struct plot *p, const struct series *s)
 {
 	const char *col = palette[s->colour];
+	double half = p->rows ? 0.35 * PLOT_H / p->rows : 0;
+	double x0 = px_x(p, fmin(fmax(0, p->xmin), p->xmax));
 
 	bprintf(b, "<path class=\"series\" data-series=\"");
 	bescape(b, s->label);
 	bprintf(b, "\" data-points=\"%d\" d=\"", s->n);
 	for (int k = 0; k < s->n; k++) {
-		if (s->style == BARS) {
-			double half = 0.35 * (H - TOP - BOTTOM) / p->rows, y = px_y(p, s->y[k]);
-			double x0 = px_x(p, 0), x1 = px_x(p, s->x[k]);
+		double x = px_x(p, s->pt[k].x), y = px_y(p, s->pt[k].y);
+		const char *sep = k ? " " : "";
 
-			bprintf(b, "%sM %.2f %.2f H %.2f V %.2f H %.2f Z", k ? " " : "", x0, y - half, x1, y + half, x0);
-		} else if (s->style == DOTS) {
-			bprintf(b, "%sM %.2f %.2f h 0", k ? " " : "", px_x(p, s->x[k]), px_y(p, s->y[k]));
-		} else {
-			bprintf(b, "%s%c %.2f %.2f", k ? " " : "", k ? 'L' : 'M', px_x(p, s->x[k]), px_y(p, s->y[k]));
-		}
+		if (s->style == BARS)
+			bprintf(b, "%sM %.2f %.2f H %.2f V %.2f H %.2f Z", sep, x0, y - half, x, y + half, x0);
+		else if (s->style == DOTS)
+			bprintf(b, "%sM %.2f %.2f h 0", sep, x, y);
+		else
+			bprintf(b, "%s%c %.2f %.2f", sep, k ? 'L' : 'M', x, y);
 	}
 	if (s->style == BARS)
 		bprintf(b, "\" fill=\"%s\" fill-opacity=\"0.45\" stroke=\"%s\"/>\n", col, col);
 	else if (s->style == DOTS)
-		bprintf(b, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"7\" stroke-linecap=\"round\" opacity=\"0.8\"/>\n",
-			col);
+		bprintf(
+		    b, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"7\" stroke-linecap=\"round\" opacity=\"0.8\"/>\n",
+		    col);
 	else
 		bprintf(b, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s stroke-linejoin=\"round\"/>\n", col,
-			s->style == DOTTED ? "1.5" : "2.5", dash_of(s->style));
-	/* the points of a line, so that a single radius still shows */
+			width_of(s->style), dash_of(s->style));
+	/* the points of a solid line as dots, so that a single radius still
+	 * shows; circles, not paths, so they never count as a series */
 	if (s->style == SOLID)
 		for (int k = 0; k < s->n; k++)
-			bprintf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", px_x(p, s->x[k]),
-				px_y(p, s->y[k]), col);
-	(void)index;
+			bprintf(b, "<circle class=\"marker\" cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n",
+				px_x(p, s->pt[k].x), px_y(p, s->pt[k].y), col);
+	/* a bar's name and value sit in the plot, left of the bar */
+	if (s->style == BARS)
+		for (int k = 0; k < s->n; k++) {
+			bprintf(b, "<text class=\"bar-label\" x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#111\">",
+				x0 + 4, px_y(p, s->pt[k].y) + 4);
+			bescape_max(b, s->pt[k].text ? s->pt[k].text : "", SHOW_CHARS);
+			bprintf(b, " (%.3g)</text>\n", s->pt[k].x);
+		}
 }
 
 static char *render(const struct plot *p)
 {
 	struct buf b = {0};
+	int width = LEGEND_X + legend_width(p) + 10;
+	int height = TOP + PLOT_H + BOTTOM, legend_bottom = TOP + 6 + LEGEND_DY * legend_rows(p) + 10;
 
+	if (legend_bottom > height)
+		height = legend_bottom;
 	bprintf(&b,
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
-		"font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\" font-size=\"12\">\n<title>",
-		W, H, W, H);
+		"font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif\" "
+		"font-size=\"12\" fill=\"#222\">\n<title>",
+		width, height, width, height);
 	bescape(&b, p->title);
-	bprintf(&b, "</title>\n<style>.grid{stroke:#e3e3e3;stroke-width:1}.tick{fill:#444}"
+	bprintf(&b, "</title>\n<style>.grid{stroke:#e6e6e6;stroke-width:1}.tick{fill:#444}"
 		    ".axis{stroke:#333;stroke-width:1.2}</style>\n"
 		    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n");
-	bprintf(&b, "<text x=\"%d\" y=\"24\" font-size=\"15\" font-weight=\"600\">", LEFT);
-	bescape(&b, p->title);
+	bprintf(&b, "<text class=\"chart-title\" x=\"%d\" y=\"26\" font-size=\"15\" font-weight=\"600\">", LEFT);
+	bescape_max(&b, p->title, 80);
 	bprintf(&b, "</text>\n");
+	/* the axes' ends are whole ticks, so 6 digits hold them exactly */
 	bprintf(&b,
-		"<g class=\"plot\" data-x0=\"%d\" data-x1=\"%d\" data-y0=\"%d\" data-y1=\"%d\" data-xmin=\"%.17g\" "
-		"data-xmax=\"%.17g\" data-ymin=\"%.17g\" data-ymax=\"%.17g\" data-xlog=\"%d\" data-ylog=\"%d\">\n",
-		LEFT, W - RIGHT, H - BOTTOM, TOP, p->xmin, p->xmax, p->ymin, p->ymax, p->xlog, p->ylog);
+		"<g class=\"plot\" data-x0=\"%d\" data-x1=\"%d\" data-y0=\"%d\" data-y1=\"%d\" data-xmin=\"%.6g\" "
+		"data-xmax=\"%.6g\" data-ymin=\"%.6g\" data-ymax=\"%.6g\" data-xlog=\"%d\" data-ylog=\"%d\">\n",
+		LEFT, LEFT + PLOT_W, TOP + PLOT_H, TOP, p->xmin, p->xmax, p->ymin, p->ymax, p->xlog, p->ylog);
 	draw_ticks(&b, p, 1);
 	if (!p->rows)
 		draw_ticks(&b, p, 0);
 	bprintf(&b,
 		"<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
 		"<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
-		LEFT, H - BOTTOM, W - RIGHT, H - BOTTOM, LEFT, TOP, LEFT, H - BOTTOM);
-	if (p->has_hline && p->hline >= p->ymin && p->hline <= p->ymax)
-		bprintf(&b,
-			"<line class=\"reference\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#777\" "
-			"stroke-width=\"1.5\" stroke-dasharray=\"1 3\"/>\n",
-			LEFT, px_y(p, p->hline), W - RIGHT, px_y(p, p->hline));
-	if (p->has_diagonal) {
+		LEFT, TOP + PLOT_H, LEFT + PLOT_W, TOP + PLOT_H, LEFT, TOP, LEFT, TOP + PLOT_H);
+	for (int i = 0; i < p->n_refs; i++)
+		if (p->ref[i].y >= p->ymin && p->ref[i].y <= p->ymax)
+			bprintf(&b,
+				"<line class=\"reference\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#666\" "
+				"stroke-width=\"1.5\"%s/>\n",
+				LEFT, px_y(p, p->ref[i].y), LEFT + PLOT_W, px_y(p, p->ref[i].y),
+				dash_of(p->ref[i].style));
+	if (p->diagonal) {
 		double lo = fmax(p->xmin, p->ymin), hi = fmin(p->xmax, p->ymax);
 
 		if (hi > lo)
-			bprintf(&b,
-				"<line class=\"reference\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#777\" "
-				"stroke-width=\"1.5\" stroke-dasharray=\"1 3\"/>\n",
-				px_x(p, lo), px_y(p, lo), px_x(p, hi), px_y(p, hi));
+			bprintf(
+			    &b,
+			    "<line class=\"reference\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#666\" "
+			    "stroke-width=\"1.5\"%s/>\n",
+			    px_x(p, lo), px_y(p, lo), px_x(p, hi), px_y(p, hi), dash_of(DOTTED));
 	}
 	for (int i = 0; i < p->n_series; i++)
-		draw_series(&b, p, &p->s[i], i);
-	/* bar labels sit in the plot, left of each bar */
-	for (int i = 0; i < p->n_series; i++)
-		if (p->s[i].style == BARS)
-			for (int k = 0; k < p->s[i].n; k++) {
-				bprintf(&b, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#111\">", px_x(p, 0) + 4,
-					px_y(p, p->s[i].y[k]) + 4);
-				bescape(&b, p->s[i].bar_label[k]);
-				bprintf(&b, " (%.4g)</text>\n", p->s[i].x[k]);
-			}
+		draw_series(&b, p, &p->s[i]);
 	bprintf(&b, "</g>\n");
-	bprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">", LEFT + (W - LEFT - RIGHT) / 2,
-		H - 16);
+	bprintf(&b, "<text class=\"axis-title\" x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">",
+		LEFT + PLOT_W / 2, TOP + PLOT_H + 44);
 	bescape(&b, p->xlabel);
-	bprintf(&b, "</text>\n<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">",
-		TOP + (H - TOP - BOTTOM) / 2);
+	bprintf(&b,
+		"</text>\n<text class=\"axis-title\" transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\" "
+		"font-size=\"13\">",
+		TOP + PLOT_H / 2);
 	bescape(&b, p->ylabel);
 	bprintf(&b, "</text>\n");
 	draw_legend(&b, p);
@@ -606,197 +853,256 @@ static char *render(const struct plot *p)
 	return b.p;
 }
 
-/* --- the charts ---------------------------------------------------------- */
+/* --- the charts ------------------------------------------------------------------ */
 
 static int chart_accuracy(const json_t *report, struct plot *p, struct pc_error *err)
 {
-	const json_t *results = NULL, *clean = json_object_get(report, "clean");
-	const char *group;
-	char nb[32] = "";
-	int colour = 0, rc;
+	const json_t *results = NULL;
+	const char *group, *norm;
+	char nb[48];
+	double clean = 0;
+	int rc;
 
-	if ((rc = results_of(report, &results, err)))
+	if ((rc = results_of(report, "", &results, err)))
 		return rc;
 	if (!(group = main_group(results)))
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "results", "no results to draw");
-	if ((rc = accuracy_series(p, results, group, "", 0, &colour, err)))
+	if ((rc = accuracy_series(p, results, group, "", ACC_STUDY, err)))
 		return rc;
-	if (json_is_number(json_object_get(clean, "accuracy"))) {
-		p->has_hline = 1;
-		p->hline = 100 * json_number_value(json_object_get(clean, "accuracy"));
-		snprintf(p->hline_label, sizeof(p->hline_label), "clean %.2f%%", p->hline);
+	if (json_object_get(report, "clean")) {
+		if ((rc = get_number(json_object_get(report, "clean"), "clean", "accuracy", &clean, err)))
+			return rc;
+		p->ref[p->n_refs].y = 100 * clean;
+		p->ref[p->n_refs].style = DOTTED;
+		text_printf(p->ref[p->n_refs].label, sizeof(p->ref[0].label), "clean %.2f%%", 100 * clean);
+		p->n_refs++;
 	}
-	snprintf(p->title, sizeof(p->title), "Accuracy under corruption of %s%s: gradient-based vs random",
-		 strcmp(group, "model") ? "" : "the whole model", strcmp(group, "model") ? group : "");
-	{
-		/* one norm: name it on the axis */
-		const char *norm = NULL;
-		for (size_t i = 0; i < json_array_size(results); i++) {
-			const json_t *row = json_array_get(results, i);
-			if (strcmp(group_of(row), group))
-				continue;
-			if (norm && strcmp(norm, norm_of(row, nb, sizeof(nb)))) {
-				norm = NULL;
-				break;
-			}
-			norm = json_string_value(json_object_get(row, "norm"));
-		}
-		if (norm)
-			snprintf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5 (%s norm of the weight change)", norm);
-		else
-			snprintf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5 (norm of the weight change)");
-	}
-	snprintf(p->ylabel, sizeof(p->ylabel), "accuracy (%%)");
-	choose_ranges(p, 1, 0, 1);
+	if (!strcmp(group, "model"))
+		text_printf(p->title, sizeof(p->title), "Accuracy under corruption of the whole model");
+	else
+		text_printf(p->title, sizeof(p->title), "Accuracy under corruption of %s", group);
+	norm = common_norm(results, group, nb, sizeof(nb));
+	if (norm)
+		text_printf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5 (%s norm of the weight change)",
+			    norm);
+	else
+		text_printf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5 (each series in its own norm)");
+	text_printf(p->ylabel, sizeof(p->ylabel), "accuracy (%%)");
+	choose_ranges(p, AUTO, LINEAR, 1);
 	return 0;
 }
 
 static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err)
 {
 	const json_t *results = NULL;
-	char norms[8][32];
-	int n_norms = 0, rc;
+	int rc, positive = 1;
 	size_t i;
 
-	if ((rc = results_of(report, &results, err)))
+	if ((rc = results_of(report, "", &results, err)))
 		return rc;
 	for (i = 0; i < json_array_size(results); i++) {
-		const json_t *row = json_array_get(results, i), *gr;
-		char nb[32], where[64];
-		const char *nm;
+		const json_t *row = json_array_get(results, i);
+		char nb[32], where[64], label[128];
 		double fo = 0, dl = 0;
 		int k;
 
-		if (!json_is_object(row))
-			return pc_error_set(err, PC_ERR_FORMAT, "results", "entry %zu is not an object", i);
-		snprintf(where, sizeof(where), "results[%zu]", i);
-		gr = json_object_get(row, "gradient");
-		if (get_number(row, "first_order", where, &fo, err) || get_number(gr, "loss_change", where, &dl, err))
-			return PC_ERR_FORMAT;
-		nm = norm_of(row, nb, sizeof(nb));
-		for (k = 0; k < n_norms && strcmp(norms[k], nm); k++)
+		text_printf(where, sizeof(where), "results[%zu]", i);
+		if ((rc = get_number(row, where, "first_order", &fo, err)))
+			return rc;
+		text_printf(where, sizeof(where), "results[%zu].gradient", i);
+		if ((rc = get_number(json_object_get(row, "gradient"), where, "loss_change", &dl, err)))
+			return rc;
+		text_printf(label, sizeof(label), "%s corruption", norm_of(row, nb, sizeof(nb)));
+		for (k = 0; k < p->n_series && strcmp(p->s[k].label, label); k++)
 			;
-		if (k == n_norms) {
-			char label[64];
-
-			if (n_norms == 8)
-				continue;
-			snprintf(norms[n_norms++], sizeof(norms[0]), "%s", nm);
-			snprintf(label, sizeof(label), "%s corruption", nm);
-			if (!new_series(p, label, DOTS, k))
-				continue;
-		}
-		add_point(&p->s[k], fo, dl);
+		if (k == p->n_series && !new_series(p, label, DOTS, k))
+			return nomem(err);
+		if (add_point(&p->s[k], fo, dl, NULL))
+			return nomem(err);
+		positive &= fo > 0 && dl > 0;
 	}
 	if (!p->n_series)
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "results", "no results to draw");
-	p->has_diagonal = 1;
-	snprintf(p->title, sizeof(p->title), "Realised loss change against its first-order estimate");
-	snprintf(p->xlabel, sizeof(p->xlabel), "first-order estimate of the loss change (nats)");
-	snprintf(p->ylabel, sizeof(p->ylabel), "loss change under gradient corruption (nats)");
 	for (int s = 0; s < p->n_series; s++)
 		sort_series(&p->s[s]);
-	choose_ranges(p, 1, 1, 0);
-	/* a log axis needs every point positive */
-	for (int s = 0; s < p->n_series; s++)
-		for (int k = 0; k < p->s[s].n; k++)
-			if ((p->xlog && p->s[s].x[k] <= 0) || (p->ylog && p->s[s].y[k] <= 0)) {
-				choose_ranges(p, 0, 0, 0);
-				s = p->n_series;
-				break;
-			}
+	p->diagonal = 1;
+	text_printf(p->title, sizeof(p->title), "Realised loss change against its first-order estimate");
+	text_printf(p->xlabel, sizeof(p->xlabel),
+		    "first-order estimate \u03b5\u00b7\u2016g\u2016 of the loss change (nats)");
+	text_printf(p->ylabel, sizeof(p->ylabel), "loss change under gradient corruption (nats)");
+	/* log on one axis only would bend y = x: both or neither */
+	choose_ranges(p, positive ? AUTO : LINEAR, positive ? AUTO : LINEAR, 0);
+	if (p->xlog || p->ylog)
+		choose_ranges(p, LOG, LOG, 0);
 	return 0;
+}
+
+/* The ranking's setting: norm, radius, sparsity and block. */
+static void ranking_key(const json_t *row, char *key, size_t size)
+{
+	char nb[32];
+
+	text_printf(key, size, "%s|%.17g|%g|%g", norm_of(row, nb, sizeof(nb)), opt_number(row, "epsilon"),
+		    opt_number(row, "sparsity"), opt_number(row, "block"));
+}
+
+/* The ranking entry whose setting ranks the most groups; the larger radius
+ * on a tie, where corruption tells the groups apart more clearly. keys[i]
+ * is entry i's setting. */
+static size_t ranking_setting(const json_t *ranking, char (*keys)[96])
+{
+	size_t i, k, n = json_array_size(ranking), best = 0, best_count = 0;
+
+	for (i = 0; i < n; i++) {
+		size_t count = 0;
+
+		for (k = 0; k < n; k++)
+			count += !strcmp(keys[i], keys[k]);
+		if (count > best_count ||
+		    (count == best_count && opt_number(json_array_get(ranking, i), "epsilon") >
+						opt_number(json_array_get(ranking, best), "epsilon"))) {
+			best_count = count;
+			best = i;
+		}
+	}
+	return best;
 }
 
 static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *err)
 {
-	const json_t *ranking = json_object_get(report, "ranking"), *head = NULL;
-	size_t i, k, n = json_array_size(ranking), best_count = 0;
+	const json_t *ranking = json_object_get(report, "ranking"), *head;
+	size_t i, h, n = json_array_size(ranking), pick[MAX_BARS];
+	char(*keys)[96] = NULL, nb[32], sp[48];
 	struct series *s;
-	char nb[32];
+	int n_pick = 0, rc = 0;
 
-	if (!json_is_array(ranking))
+	if (!ranking || json_is_null(ranking))
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "the report has no ranking");
-	/* the setting ranking the most groups; the larger radius on a tie */
-	for (i = 0; i < n; i++) {
-		const json_t *a = json_array_get(ranking, i);
-		char ka[96];
-		size_t count = 0;
-
-		if (!json_is_object(a))
-			return pc_error_set(err, PC_ERR_FORMAT, "ranking", "entry %zu is not an object", i);
-		setting_key(a, ka, sizeof(ka));
-		for (k = 0; k < n; k++) {
-			const json_t *b = json_array_get(ranking, k);
-			char kb[96];
-
-			setting_key(b, kb, sizeof(kb));
-			count += !strcmp(ka, kb) && opt_number(a, "epsilon") == opt_number(b, "epsilon");
-		}
-		if (count > best_count || (count == best_count && head && opt_number(a, "epsilon") > opt_number(head, "epsilon"))) {
-			best_count = count;
-			head = a;
-		}
-	}
-	if (!head)
+	if (!json_is_array(ranking))
+		return pc_error_set(err, PC_ERR_FORMAT, "ranking", "is not an array");
+	if (!n)
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "the ranking is empty");
-	snprintf(p->title, sizeof(p->title), "The most fragile groups (%s, \u03b5 = %g, sparsity %g)",
-		 norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), opt_number(head, "sparsity"));
-	if (!(s = new_series(p, "loss change", BARS, 1)))
-		return pc_error_set(err, PC_ERR_NOMEM, "ranking", "out of memory");
-	for (int r = 1; r <= MAX_BARS; r++) {
-		char kh[96];
+	if (!(keys = malloc(n * sizeof(*keys))))
+		return nomem(err);
+	for (i = 0; i < n; i++) {
+		const json_t *row = json_array_get(ranking, i);
+		char where[64];
+		double v = 0;
 
-		setting_key(head, kh, sizeof(kh));
-		for (k = 0; k < n; k++) {
-			const json_t *row = json_array_get(ranking, k);
-			const char *g = group_of(row), *colon = strchr(g, ':');
-			char kr[96], where[64];
-			double dl = 0;
+		text_printf(where, sizeof(where), "ranking[%zu]", i);
+		if (!json_is_object(row)) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, where, "is not an object");
+			goto fail;
+		}
+		if (!json_is_string(json_object_get(row, "group"))) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, where, "group is not a string");
+			goto fail;
+		}
+		if ((rc = get_number(row, where, "epsilon", &v, err)) ||
+		    (rc = get_number(row, where, "loss_change", &v, err)))
+			goto fail;
+		ranking_key(row, keys[i], sizeof(keys[0]));
+	}
+	h = ranking_setting(ranking, keys);
+	head = json_array_get(ranking, h);
+	/* the top MAX_BARS of that setting by loss change, largest first; the
+	 * report's order on a tie */
+	for (i = 0; i < n; i++) {
+		const json_t *row = json_array_get(ranking, i);
+		int j;
 
-			setting_key(row, kr, sizeof(kr));
-			if (opt_number(row, "rank") != r || strcmp(kr, kh) || opt_number(row, "epsilon") != opt_number(head, "epsilon"))
-				continue;
-			snprintf(where, sizeof(where), "ranking[%zu]", k);
-			if (get_number(row, "loss_change", where, &dl, err))
-				return PC_ERR_FORMAT;
-			snprintf(s->bar_label[s->n], sizeof(s->bar_label[0]), "%s", colon ? colon + 1 : g);
-			add_point(s, dl, r);
-			break;
+		if (strcmp(keys[i], keys[h]))
+			continue;
+		for (j = n_pick; j > 0 && opt_number(json_array_get(ranking, pick[j - 1]), "loss_change") <
+					      opt_number(row, "loss_change");
+		     j--)
+			if (j < MAX_BARS)
+				pick[j] = pick[j - 1];
+		if (j < MAX_BARS)
+			pick[j] = i;
+		if (n_pick < MAX_BARS)
+			n_pick++;
+	}
+	if (!(s = new_series(p, "loss change", BARS, 1))) {
+		rc = nomem(err);
+		goto fail;
+	}
+	for (int r = 0; r < n_pick; r++) {
+		const json_t *row = json_array_get(ranking, pick[r]);
+
+		if (add_point(s, opt_number(row, "loss_change"), r + 1, short_group(group_of(row)))) {
+			rc = nomem(err);
+			goto fail;
 		}
 	}
-	snprintf(p->xlabel, sizeof(p->xlabel), "loss change under gradient corruption (nats)");
-	snprintf(p->ylabel, sizeof(p->ylabel), "rank (1: most fragile)");
-	choose_ranges(p, 0, 0, 0);
-	p->xmin = fmin(0, p->xmin);
-	/* ranks are drawn as rows, top down: the y range is the rank range */
-	p->rows = s->n < 5 ? 5 : s->n;
+	if (opt_number(head, "sparsity") > 0)
+		snprintf(sp, sizeof(sp), "%g weights", opt_number(head, "sparsity"));
+	else
+		snprintf(sp, sizeof(sp), "dense");
+	text_printf(p->title, sizeof(p->title), "The %d most fragile groups (%s, \u03b5 = %g, %s)", n_pick,
+		    norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+	text_printf(p->xlabel, sizeof(p->xlabel), "loss change under gradient corruption (nats)");
+	text_printf(p->ylabel, sizeof(p->ylabel), "rank (1: most fragile)");
+	choose_ranges(p, LINEAR, LINEAR, 0);
+	if (p->xmin > 0)
+		p->xmin = 0;
+	/* positions are drawn as rows, top down: the y range is the row range */
+	p->rows = n_pick < 5 ? 5 : n_pick;
 	p->ymin = p->rows + 0.5;
 	p->ymax = 0.5;
-	return 0;
+fail:
+	free(keys);
+	return rc;
 }
 
 static int chart_harden(const json_t *report, struct plot *p, struct pc_error *err)
 {
 	const json_t *before = json_object_get(report, "before"), *after = json_object_get(report, "after");
 	const json_t *rb = NULL, *ra = NULL;
-	int colour = 0, rc;
+	const char *group, *norm;
+	char nb[48];
+	int rc;
 
-	if (!json_is_object(before) || !json_is_object(after))
+	if (!before || !after || json_is_null(before) || json_is_null(after))
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "before", "not a harden report");
-	if ((rc = results_of(before, &rb, err)) || (rc = results_of(after, &ra, err)))
+	if (!json_is_object(before) || !json_is_object(after))
+		return pc_error_set(err, PC_ERR_FORMAT, json_is_object(before) ? "after" : "before",
+				    "is not an object");
+	if ((rc = results_of(before, "before.", &rb, err)) || (rc = results_of(after, "after.", &ra, err)))
 		return rc;
-	if ((rc = accuracy_series(p, rb, "model", "before: ", 0, &colour, err)))
+	if (!(group = main_group(rb)))
+		return pc_error_set(err, PC_ERR_NOT_FOUND, "before.results", "no results to draw");
+	if ((rc = accuracy_series(p, rb, group, "before.", ACC_BEFORE, err)) ||
+	    (rc = accuracy_series(p, ra, group, "after.", ACC_AFTER, err)))
 		return rc;
-	colour = 0;
-	if ((rc = accuracy_series(p, ra, "model", "after: ", 1, &colour, err)))
-		return rc;
-	if (!p->n_series)
-		return pc_error_set(err, PC_ERR_NOT_FOUND, "after", "no whole-model results to draw");
-	snprintf(p->title, sizeof(p->title), "Hardening: accuracy under gradient corruption, before and after");
-	snprintf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5");
-	snprintf(p->ylabel, sizeof(p->ylabel), "accuracy (%%)");
-	choose_ranges(p, 1, 0, 1);
+	for (int i = 0; i < 2; i++) {
+		const json_t *clean = json_object_get(i ? after : before, "clean");
+		double acc = 0;
+
+		if (!clean)
+			continue;
+		if ((rc = get_number(clean, i ? "after.clean" : "before.clean", "accuracy", &acc, err)))
+			return rc;
+		p->ref[p->n_refs].y = 100 * acc;
+		p->ref[p->n_refs].style = i ? SOLID : DASHED;
+		text_printf(p->ref[p->n_refs].label, sizeof(p->ref[0].label), "clean %s %.2f%%", i ? "after" : "before",
+			    100 * acc);
+		p->n_refs++;
+	}
+	if (!strcmp(group, "model"))
+		text_printf(p->title, sizeof(p->title),
+			    "Accuracy under gradient corruption, before and after hardening");
+	else
+		text_printf(p->title, sizeof(p->title),
+			    "Accuracy of %s under gradient corruption, before and after hardening", group);
+	norm = common_norm(rb, group, nb, sizeof(nb));
+	if (norm)
+		text_printf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5 (%s norm of the weight change)",
+			    norm);
+	else
+		text_printf(p->xlabel, sizeof(p->xlabel), "corruption radius \u03b5 (each series in its own norm)");
+	text_printf(p->ylabel, sizeof(p->ylabel), "accuracy (%%)");
+	choose_ranges(p, AUTO, LINEAR, 1);
 	return 0;
 }
 
@@ -804,11 +1110,13 @@ static const struct {
 	const char *name, *title;
 	int (*build)(const json_t *report, struct plot *p, struct pc_error *err);
 } charts[] = {
-	{"accuracy", "Accuracy against corruption radius", chart_accuracy},
-	{"loss", "Loss change against its first-order estimate", chart_loss},
-	{"ranking", "The most fragile groups", chart_ranking},
-	{"harden", "Before and after hardening", chart_harden},
+    {"accuracy", "Accuracy against corruption radius", chart_accuracy},
+    {"loss", "Loss change against its first-order estimate", chart_loss},
+    {"ranking", "The most fragile groups", chart_ranking},
+    {"harden", "Accuracy before and after hardening", chart_harden},
 };
+
+#define N_CHARTS (sizeof(charts) / sizeof(charts[0]))
 
 int pcd_chart_svg(const json_t *report, const char *name, char **svg, struct pc_error *err)
 {
@@ -817,18 +1125,19 @@ int pcd_chart_svg(const json_t *report, const char *name, char **svg, struct pc_
 	int rc;
 
 	*svg = NULL;
-	for (i = 0; i < sizeof(charts) / sizeof(charts[0]) && strcmp(charts[i].name, name); i++)
+	for (i = 0; i < N_CHARTS && strcmp(charts[i].name, name); i++)
 		;
-	if (i == sizeof(charts) / sizeof(charts[0]))
+	if (i == N_CHARTS)
 		return pc_error_set(err, PC_ERR_NOT_FOUND, name, "no such chart");
 	if (!json_is_object(report))
 		return pc_error_set(err, PC_ERR_FORMAT, "report", "is not an object");
 	memset(&p, 0, sizeof(p));
-	if (!(p.s = calloc(MAX_SERIES, sizeof(*p.s))))
-		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory");
-	if ((rc = charts[i].build(report, &p, err)) == 0 && !(*svg = render(&p)))
-		rc = pc_error_set(err, PC_ERR_NOMEM, name, "out of memory");
-	free(p.s);
+	if ((rc = charts[i].build(report, &p, err)))
+		goto fail;
+	if (!(*svg = render(&p)))
+		rc = nomem(err);
+fail:
+	plot_free(&p);
 	return rc;
 }
 
@@ -837,13 +1146,17 @@ json_t *pcd_charts_list(const json_t *report)
 	json_t *list = json_array();
 	size_t i;
 
-	for (i = 0; list && i < sizeof(charts) / sizeof(charts[0]); i++) {
+	for (i = 0; list && i < N_CHARTS; i++) {
 		struct pc_error err = {0};
 		char *svg = NULL;
 
-		/* a chart is offered when it draws: the same code decides both */
-		if (pcd_chart_svg(report, charts[i].name, &svg, &err) == 0 && svg)
-			json_array_append_new(list, json_pack("{s:s, s:s}", "name", charts[i].name, "title", charts[i].title));
+		/* a chart is offered when it draws: one piece of code decides both */
+		if (pcd_chart_svg(report, charts[i].name, &svg, &err) == 0 &&
+		    json_array_append_new(list,
+					  json_pack("{s:s, s:s}", "name", charts[i].name, "title", charts[i].title))) {
+			json_decref(list);
+			list = NULL;
+		}
 		free(svg);
 	}
 	return list;
