@@ -510,6 +510,25 @@ static int h_job_post(struct pcd_req *r)
 	}
 	data_classes = info_int(&rec, "classes");
 	pcd_blob_rec_free(&rec);
+	/* a harden job's training data must be here too, and fit the model */
+	if (spec.has_training) {
+		long long train_classes;
+
+		if (spec.training.labels || !pcd_blobs_id_valid(spec.training.inputs) ||
+		    pcd_store_dataset_get(app->store, spec.training.inputs, &rec, NULL)) {
+			pc_spec_free(&spec);
+			return spec_problem(r, "training.dataset", "no dataset with this id");
+		}
+		train_classes = info_int(&rec, "classes");
+		pcd_blob_rec_free(&rec);
+		if (model_classes > 0 && train_classes > model_classes) {
+			pc_spec_free(&spec);
+			snprintf(detail, sizeof(detail),
+				 "the training dataset's labels span %lld classes; the model has %lld outputs", train_classes,
+				 model_classes);
+			return spec_problem(r, "training.dataset", detail);
+		}
+	}
 	/* labels the model cannot score: refused now, not after a queue wait */
 	if (model_classes > 0 && data_classes > model_classes) {
 		pc_spec_free(&spec);
@@ -698,7 +717,7 @@ static int h_job_charts(struct pcd_req *r)
 	list = pcd_charts_list(rep);
 	json_decref(rep);
 	if (!list)
-		return pcd_send_problem(r, 500, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
 	json_array_foreach(list, i, c)
 	{
 		snprintf(href, sizeof(href), "/v1/jobs/%s/charts/%s.svg", pcd_req_id_param(r),

@@ -38,6 +38,7 @@ struct pcd_http {
 	struct pcd_app *app;
 	atomic_ulong next_req;
 	int quiesced;
+	MHD_socket listen_fd; /* returned by MHD_quiesce_daemon, closed after MHD_stop_daemon */
 };
 
 struct pcd_req {
@@ -256,7 +257,7 @@ static int queue(struct pcd_req *r, unsigned status, struct MHD_Response *resp, 
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
 		MHD_add_response_header(resp, "Vary", "Origin");
 		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-					"Location, Retry-After, X-Request-Id");
+					"Location, Retry-After, X-Request-Id, Idempotent-Replayed");
 	}
 	for (; extra && extra[0]; extra += 2)
 		MHD_add_response_header(resp, extra[0], extra[1]);
@@ -720,6 +721,7 @@ int pcd_http_start(struct pcd_app *app, struct pcd_http **out, int *bound_port, 
 	if (!(h = calloc(1, sizeof(*h))))
 		return pc_error_set(err, PC_ERR_NOMEM, "http", "out of memory");
 	h->app = app;
+	h->listen_fd = MHD_INVALID_SOCKET;
 	atomic_init(&h->next_req, 1);
 	/* ITC lets MHD_quiesce_daemon wake the polling threads at a drain */
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
@@ -756,8 +758,12 @@ void pcd_http_quiesce(struct pcd_http *h)
 		return;
 	h->quiesced = 1;
 	fd = MHD_quiesce_daemon(h->d);
+	/* ours to close, but only once MHD has stopped: closed now, its number
+	 * could be reused (a database file, a connection) while MHD's threads
+	 * still hold it, and MHD panics (aborts) when a close it makes fails */
 	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+		shutdown(fd, SHUT_RDWR);
+	h->listen_fd = fd;
 }
 
 void pcd_http_stop(struct pcd_http *h)
@@ -765,6 +771,8 @@ void pcd_http_stop(struct pcd_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d);
+	if (h->listen_fd != MHD_INVALID_SOCKET)
+		close(h->listen_fd);
 	free(h);
 }
 
