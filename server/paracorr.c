@@ -654,27 +654,37 @@ out:
 	return rc;
 }
 
+/* status and fetch: the options, the client and the job, followed to its
+ * end with --wait. NULL with *rc the exit status (the error printed). */
+static json_t *open_job(int argc, char **argv, struct client_opts *o, struct pcd_client *c, int *arg, int *rc)
+{
+	struct pc_error err = {0};
+	json_t *job = NULL;
+
+	if ((*rc = client_getopt(argc, argv, o, arg)))
+		return NULL;
+	*rc = 1;
+	if (!pcd_client_init(c, o->server, o->token, &err))
+		job = o->wait ? follow_job(c, argv[*arg], o->quiet, &err) : get_job(c, argv[*arg], &err);
+	if (!job)
+		fail(&err);
+	return job;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	struct client_opts o = {0};
 	struct pcd_client c;
 	struct pc_error err = {0};
-	json_t *job = NULL;
-	char *text = NULL;
+	json_t *job;
+	char *text;
 	int arg, rc;
 
-	if ((rc = client_getopt(argc, argv, &o, &arg)))
+	if (!(job = open_job(argc, argv, &o, &c, &arg, &rc)))
 		return rc;
-	rc = 1;
-	if (pcd_client_init(&c, o.server, o.token, &err))
-		goto out;
-	job = o.wait ? follow_job(&c, argv[arg], o.quiet, &err) : get_job(&c, argv[arg], &err);
-	if (!job || !(text = json_dumps(job, JSON_INDENT(2))))
-		goto out;
-	rc = write_out(o.out, text, strlen(text), &err) ? 1 : 0;
-out:
-	if (rc && err.code)
-		fail(&err);
+	if (!(text = json_dumps(job, JSON_INDENT(2))))
+		pc_error_set(&err, PC_ERR_NOMEM, "job", "out of memory");
+	rc = !text || write_out(o.out, text, strlen(text), &err) ? fail(&err) : 0;
 	free(text);
 	json_decref(job);
 	return rc;
@@ -685,21 +695,15 @@ static int cmd_fetch(int argc, char **argv)
 	struct client_opts o = {0};
 	struct pcd_client c;
 	struct pc_error err = {0};
-	json_t *job = NULL;
+	json_t *job;
 	int arg, rc;
 
-	if ((rc = client_getopt(argc, argv, &o, &arg)))
+	if (!(job = open_job(argc, argv, &o, &c, &arg, &rc)))
 		return rc;
-	rc = 1;
-	if (pcd_client_init(&c, o.server, o.token, &err))
-		goto out;
-	job = o.wait ? follow_job(&c, argv[arg], o.quiet, &err) : get_job(&c, argv[arg], &err);
-	if (!job)
-		goto out;
-	rc = (o.chart ? fetch_chart(&c, argv[arg], &o, &err) : finish_job(&c, job, &o, &err)) ? 1 : 0;
-out:
-	if (rc && err.code)
-		fail(&err);
+	if (o.chart ? fetch_chart(&c, argv[arg], &o, &err) : finish_job(&c, job, &o, &err))
+		rc = fail(&err);
+	else
+		rc = 0;
 	json_decref(job);
 	return rc;
 }
