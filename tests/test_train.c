@@ -33,6 +33,60 @@ static int load_fixture(struct pc_test *t, struct pc_graph **g, struct pc_datase
 	return 1;
 }
 
+/* Steps tr through the reference's batches at lr, each step's loss (and
+ * with corruption, its loss at w + a) against PyTorch's. */
+static void steps_match(struct pc_test *t, struct pc_trainer *tr, const struct pc_dataset *d, const json_t *batches,
+			const json_t *steps, double lr, int corrupted, const char *name)
+{
+	struct pc_error err = {0};
+	json_t *b;
+	size_t bi;
+
+	json_array_foreach(batches, bi, b)
+	{
+		json_t *step = json_array_get(steps, bi);
+		double want = json_number_value(json_object_get(step, "loss"));
+		double want_c = json_number_value(json_object_get(step, "loss_corrupted"));
+		struct pc_train_stats st;
+		int64_t idx[64];
+		size_t k;
+
+		for (k = 0; k < json_array_size(b) && k < 64; k++)
+			idx[k] = json_integer_value(json_array_get(b, k));
+		REQUIRE_MSG(pc_trainer_step(tr, d, idx, (int)k, lr, &st, &err) == 0, "%s: %s", name, err.text);
+		CHECK_MSG(fabs(st.loss - want) < 1e-5 * want, "%s step %zu: loss %.9g vs PyTorch %.9g", name, bi, st.loss,
+			  want);
+		if (corrupted)
+			CHECK_MSG(fabs(st.loss_corrupted - want_c) < 1e-5 * st.loss_corrupted,
+				  "%s step %zu: loss at w + a %.9g vs PyTorch %.9g", name, bi, st.loss_corrupted, want_c);
+	}
+}
+
+/* A tensor after the steps against its reference entry tv: its change from
+ * was (count values) when was is given, else its values; pick_atol and
+ * l2_atol are the absolute parts of the tolerances. */
+static void tensor_matches(struct pc_test *t, const char *name, const char *key, const float *now, const float *was,
+			   int64_t count, const json_t *tv, double pick_atol, double l2_atol)
+{
+	double ref_dl2 = json_number_value(json_object_get(tv, "delta_l2")), dl2 = 0;
+	size_t k;
+
+	for (k = 0; k < json_array_size(json_object_get(tv, "indices")); k++) {
+		int64_t i = json_integer_value(json_array_get(json_object_get(tv, "indices"), k));
+		double want = json_number_value(json_array_get(json_object_get(tv, was ? "deltas" : "values"), k));
+		double got = was ? (double)now[i] - was[i] : now[i];
+
+		CHECK_MSG(fabs(got - want) <= 1e-4 * fabs(want) + 1e-4 * ref_dl2 / sqrt((double)count) + pick_atol,
+			  "%s %s[%lld]: %.9g vs PyTorch %.9g", name, key, (long long)i, got, want);
+	}
+	if (!was)
+		return;
+	for (int64_t i = 0; i < count; i++)
+		dl2 += ((double)now[i] - was[i]) * ((double)now[i] - was[i]);
+	CHECK_MSG(fabs(sqrt(dl2) - ref_dl2) <= 1e-4 * ref_dl2 + l2_atol, "%s %s: |dw| %.9g vs PyTorch %.9g", name, key,
+		  sqrt(dl2), ref_dl2);
+}
+
 TEST(train_act_steps_match_pytorch)
 {
 	char path[1024];
@@ -54,8 +108,7 @@ TEST(train_act_steps_match_pytorch)
 		struct pc_trainer *tr = NULL;
 		struct pc_error err = {0};
 		const char *key;
-		json_t *b, *tv;
-		size_t bi;
+		json_t *tv;
 
 		pc_train_opts_default(&o);
 		o.optimizer = !strcmp(json_string_value(json_object_get(c, "optimizer")), "adam") ? PC_OPT_ADAM : PC_OPT_SGD;
@@ -69,51 +122,16 @@ TEST(train_act_steps_match_pytorch)
 			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", name, err.text);
 			continue;
 		}
-		json_array_foreach(batches, bi, b)
-		{
-			json_t *step = json_array_get(json_object_get(c, "steps"), bi);
-			int64_t idx[64];
-			struct pc_train_stats st;
-			size_t k;
-
-			for (k = 0; k < json_array_size(b) && k < 64; k++)
-				idx[k] = json_integer_value(json_array_get(b, k));
-			REQUIRE(pc_trainer_step(tr, d, idx, (int)k, o.lr, &st, &err) == 0);
-			CHECK_MSG(fabs(st.loss - json_number_value(json_object_get(step, "loss"))) <
-					  1e-5 * json_number_value(json_object_get(step, "loss")),
-				  "%s step %zu: loss %.9g vs PyTorch %.9g", name, bi, st.loss,
-				  json_number_value(json_object_get(step, "loss")));
-			if (o.act.epsilon > 0)
-				CHECK_MSG(fabs(st.loss_corrupted - json_number_value(json_object_get(step, "loss_corrupted"))) <
-						  1e-5 * st.loss_corrupted,
-					  "%s step %zu: loss at w + a %.9g vs PyTorch %.9g", name, bi, st.loss_corrupted,
-					  json_number_value(json_object_get(step, "loss_corrupted")));
-		}
+		steps_match(t, tr, d, batches, json_object_get(c, "steps"), o.lr, o.act.epsilon > 0, name);
 		/* the weights after the steps: their change, tensor by tensor */
 		json_object_foreach(json_object_get(c, "tensors"), key, tv)
 		{
 			int pi = pc_graph_find_param(g, key);
 			const struct pc_param *p = pi >= 0 ? pc_graph_param(g, pi) : NULL;
-			const float *w = pc_trainer_weights(tr), *w0 = pc_graph_params(g);
-			double dl2 = 0, ref_dl2 = json_number_value(json_object_get(tv, "delta_l2"));
-			size_t k;
 
 			REQUIRE_MSG(p, "no tensor %s", key);
-			for (int64_t i = 0; i < p->count; i++) {
-				double dd = (double)w[p->offset + i] - w0[p->offset + i];
-				dl2 += dd * dd;
-			}
-			dl2 = sqrt(dl2);
-			CHECK_MSG(fabs(dl2 - ref_dl2) <= 1e-4 * ref_dl2 + 1e-9, "%s %s: |dw| %.9g vs PyTorch %.9g", name, key,
-				  dl2, ref_dl2);
-			for (k = 0; k < json_array_size(json_object_get(tv, "indices")); k++) {
-				int64_t i = json_integer_value(json_array_get(json_object_get(tv, "indices"), k));
-				double want = json_number_value(json_array_get(json_object_get(tv, "deltas"), k));
-				double got = (double)w[p->offset + i] - w0[p->offset + i];
-
-				CHECK_MSG(fabs(got - want) <= 1e-4 * fabs(want) + 1e-4 * ref_dl2 / sqrt((double)p->count) + 1e-8,
-					  "%s %s[%lld]: dw %.9g vs PyTorch %.9g", name, key, (long long)i, got, want);
-			}
+			tensor_matches(t, name, key, pc_trainer_weights(tr) + p->offset, pc_graph_params(g) + p->offset,
+				       p->count, tv, 1e-8, 1e-9);
 		}
 		pc_trainer_free(tr);
 	}
@@ -381,8 +399,8 @@ TEST(train_batchnorm_training_mode_matches_pytorch)
 	char path[1024], x[1024], y[1024];
 	struct pc_error err = {0};
 	struct pc_dataset *d = NULL;
-	json_t *ref, *c, *b;
-	size_t ci, bi;
+	json_t *ref, *c;
+	size_t ci;
 
 	snprintf(path, sizeof(path), "%s/" FIX "act_bn_op17.json", pc_test_root());
 	REQUIRE_MSG((ref = json_load_file(path, 0, NULL)), "no %s", path);
@@ -408,59 +426,27 @@ TEST(train_batchnorm_training_mode_matches_pytorch)
 		o.momentum = 0.9;
 		o.act.epsilon = json_number_value(json_object_get(c, "epsilon"));
 		REQUIRE(pc_trainer_new(g, &o, 2, &tr, &err) == 0);
-		json_array_foreach(json_object_get(ref, "batches"), bi, b)
-		{
-			json_t *step = json_array_get(json_object_get(c, "steps"), bi);
-			struct pc_train_stats st;
-			int64_t idx[64];
-			size_t k;
-
-			for (k = 0; k < json_array_size(b); k++)
-				idx[k] = json_integer_value(json_array_get(b, k));
-			REQUIRE(pc_trainer_step(tr, d, idx, (int)k, o.lr, &st, &err) == 0);
-			CHECK_MSG(fabs(st.loss - json_number_value(json_object_get(step, "loss"))) < 1e-5 * st.loss,
-				  "%s step %zu: loss %.9g vs PyTorch %.9g", name, bi, st.loss,
-				  json_number_value(json_object_get(step, "loss")));
-			if (o.act.epsilon > 0)
-				CHECK_MSG(fabs(st.loss_corrupted - json_number_value(json_object_get(step, "loss_corrupted"))) <
-						  1e-5 * st.loss_corrupted,
-					  "%s step %zu: loss at w + a %.9g vs PyTorch %.9g", name, bi, st.loss_corrupted,
-					  json_number_value(json_object_get(step, "loss_corrupted")));
-		}
+		steps_match(t, tr, d, json_object_get(ref, "batches"), json_object_get(c, "steps"), o.lr,
+			    o.act.epsilon > 0, name);
 		json_object_foreach(json_object_get(c, "tensors"), key, tv)
 		{
 			int pi = pc_graph_find_param(g, key);
-			int64_t count, off = 0;
-			const float *now, *was;
-			double ref_dl2 = json_number_value(json_object_get(tv, "delta_l2")), dl2 = 0;
-			size_t k;
+			int64_t count;
 
 			if (pi >= 0) {
-				count = pc_graph_param(g, pi)->count;
-				off = pc_graph_param(g, pi)->offset;
-				now = pc_trainer_weights(tr) + off;
-				was = w0 + off;
+				const struct pc_param *p = pc_graph_param(g, pi);
+
+				/* + 1e-6: a conv bias before a BatchNorm has no gradient at
+				 * all, which float rounding leaves at 1e-8 and PyTorch's
+				 * double at 1e-16 */
+				tensor_matches(t, name, key, pc_trainer_weights(tr) + p->offset, w0 + p->offset, p->count, tv,
+					       1e-7, 1e-6);
 			} else {
 				/* a running statistic: moved in the graph itself */
-				now = pc_graph_buffer(g, key, &count);
-				REQUIRE_MSG(now, "%s: no tensor %s", name, key);
-				was = NULL;
-			}
-			for (k = 0; k < json_array_size(json_object_get(tv, "indices")); k++) {
-				int64_t i = json_integer_value(json_array_get(json_object_get(tv, "indices"), k));
-				double want = json_number_value(json_array_get(json_object_get(tv, was ? "deltas" : "values"), k));
-				double got = was ? (double)now[i] - was[i] : now[i];
+				const float *now = pc_graph_buffer(g, key, &count);
 
-				CHECK_MSG(fabs(got - want) <= 1e-4 * fabs(want) + 1e-4 * ref_dl2 / sqrt((double)count) + 1e-7,
-					  "%s %s[%lld]: %.9g vs PyTorch %.9g", name, key, (long long)i, got, want);
-			}
-			if (was) {
-				for (int64_t i = 0; i < count; i++)
-					dl2 += ((double)now[i] - was[i]) * ((double)now[i] - was[i]);
-				/* + 1e-6: a conv bias before a BatchNorm has no gradient at all,
-				 * which float rounding leaves at 1e-8 and PyTorch's double at 1e-16 */
-				CHECK_MSG(fabs(sqrt(dl2) - ref_dl2) <= 1e-4 * ref_dl2 + 1e-6, "%s %s: |dw| %.9g vs %.9g", name,
-					  key, sqrt(dl2), ref_dl2);
+				REQUIRE_MSG(now, "%s: no tensor %s", name, key);
+				tensor_matches(t, name, key, now, NULL, count, tv, 1e-7, 1e-6);
 			}
 		}
 		pc_trainer_free(tr);
