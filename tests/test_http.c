@@ -234,6 +234,25 @@ static int is_problem(const struct resp *r, long status)
 	return ok;
 }
 
+/* A request without a body answered with status: a problem+json body for
+ * an error (a HEAD has none), nothing else checked. */
+static void expect(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *path,
+		   long status)
+{
+	struct resp r;
+
+	if (request(d, method, path, NULL, NULL, 0, NULL, NULL, NULL, &r) != 0) {
+		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, path);
+		return;
+	}
+	if (r.status != status || (status >= 400 && strcmp(method, "HEAD") && !is_problem(&r, status)))
+		pc_test_fail(t, __FILE__, line, "%s %s: %ld, expected %ld%s", method, path, r.status, status,
+			     status >= 400 ? " with a problem body" : "");
+	resp_free(&r);
+}
+
+#define EXPECT(d, method, path, status) expect(t, __LINE__, d, method, path, status)
+
 static int free_port(void)
 {
 	struct sockaddr_in a = {0};
@@ -603,27 +622,17 @@ TEST(http_flow)
 	resp_free(&r);
 	free(big);
 	/* unknown ids and routes 404, wrong method 405 with Allow */
-	REQUIRE(get(&d, "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
-	REQUIRE(get(&d, "/v1/jobs/j-0000000000000000", &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
-	REQUIRE(get(&d, "/v1/nothing", &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
+	EXPECT(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404);
+	EXPECT(&d, "GET", "/v1/jobs/j-0000000000000000", 404);
+	EXPECT(&d, "GET", "/v1/nothing", 404);
 	REQUIRE(request(&d, "PUT", "/v1/models", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 405));
 	CHECK(header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
 	resp_free(&r);
 	/* model GET and HEAD */
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
-	REQUIRE(get(&d, path, &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "HEAD", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", path, 200);
+	EXPECT(&d, "HEAD", path, 200);
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, model));
 	resp_free(&r);
@@ -741,21 +750,13 @@ TEST(http_flow)
 		json_decref(j);
 		/* a finished job's report: 409; cancel of a finished job: 409 */
 		snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
-		REQUIRE(get(&d, path, &r) == 0);
-		CHECK(is_problem(&r, 409));
-		resp_free(&r);
+		EXPECT(&d, "GET", path, 409);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-		REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		CHECK(is_problem(&r, 409));
-		resp_free(&r);
+		EXPECT(&d, "POST", path, 409);
 		/* DELETE of a finished job removes it */
 		snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
-		REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		CHECK_INT(r.status, 204);
-		resp_free(&r);
-		REQUIRE(get(&d, path, &r) == 0);
-		CHECK(is_problem(&r, 404));
-		resp_free(&r);
+		EXPECT(&d, "DELETE", path, 204);
+		EXPECT(&d, "GET", path, 404);
 	}
 
 	/* listings with a status filter and paging */
@@ -785,9 +786,7 @@ TEST(http_flow)
 	}
 	json_decref(j);
 	resp_free(&r);
-	REQUIRE(get(&d, "/v1/jobs?status=bogus", &r) == 0);
-	CHECK(is_problem(&r, 400));
-	resp_free(&r);
+	EXPECT(&d, "GET", "/v1/jobs?status=bogus", 400);
 
 	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
@@ -810,17 +809,11 @@ TEST(http_flow)
 
 	/* dataset delete: 204, then 404 */
 	snprintf(path, sizeof(path), "/v1/datasets/%s", ds);
-	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_INT(r.status, 204);
-	resp_free(&r);
-	REQUIRE(get(&d, path, &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
+	EXPECT(&d, "DELETE", path, 204);
+	EXPECT(&d, "GET", path, 404);
 
 	/* the daemon still serves, then SIGTERM: exit 0 well within 10 s */
-	REQUIRE(get(&d, "/healthz", &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", "/healthz", 200);
 	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
 	CHECK_MSG(secs < 10, "drain took %.2f s", secs);
 	be_rmtree(d.dir);
@@ -907,9 +900,7 @@ TEST(http_restart)
 	json_decref(rep2);
 	json_decref(cli);
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
-	REQUIRE(get(&d, path, &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", path, 200);
 	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
 	be_rmtree(d.dir);
 }
@@ -965,12 +956,8 @@ TEST(http_auth_cors)
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
 	/* operations stay public */
-	REQUIRE(get(&d, "/healthz", &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(get(&d, "/metrics", &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", "/healthz", 200);
+	EXPECT(&d, "GET", "/metrics", 200);
 
 	/* CORS: a preflight from a listed origin is granted, without a token */
 	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
@@ -1272,9 +1259,7 @@ TEST(http_uploads)
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
 	json_decref(j);
 	resp_free(&r);
-	REQUIRE(get(&d, "/v1/datasets?limit=0", &r) == 0);
-	CHECK(is_problem(&r, 400));
-	resp_free(&r);
+	EXPECT(&d, "GET", "/v1/datasets?limit=0", 400);
 	REQUIRE(get(&d, "/v1/datasets?limit=1", &r) == 0);
 	j = resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
@@ -1298,15 +1283,9 @@ TEST(http_uploads)
 	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
 	resp_free(&r);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_INT(r.status, 204);
-	resp_free(&r);
-	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_INT(r.status, 404);
-	resp_free(&r);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
+	EXPECT(&d, "DELETE", url, 204);
+	EXPECT(&d, "HEAD", url, 404);
+	EXPECT(&d, "DELETE", url, 404);
 	/* uploaded again after the delete: 201 */
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
 
@@ -1318,9 +1297,7 @@ TEST(http_uploads)
 	free(text);
 	resp_free(&r);
 
-	REQUIRE(get(&d, "/healthz", &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", "/healthz", 200);
 	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
@@ -1430,9 +1407,7 @@ TEST(http_queue)
 	}
 	json_decref(j);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
-	REQUIRE(get(&d, url, &r) == 0);
-	CHECK(is_problem(&r, 409));
-	resp_free(&r);
+	EXPECT(&d, "GET", url, 409);
 	q1[0] = '\0';
 
 	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
@@ -1780,16 +1755,10 @@ TEST(http_dashboard_browser)
 		}
 		json_decref(j);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/pie.svg", job);
-		REQUIRE(get(&d, path, &r) == 0);
-		CHECK(is_problem(&r, 404));
-		resp_free(&r);
+		EXPECT(&d, "GET", path, 404);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/accuracy.png", job);
-		REQUIRE(get(&d, path, &r) == 0);
-		CHECK(is_problem(&r, 404));
-		resp_free(&r);
-		REQUIRE(get(&d, "/v1/jobs/j-0000000000000000/charts", &r) == 0);
-		CHECK(is_problem(&r, 404));
-		resp_free(&r);
+		EXPECT(&d, "GET", path, 404);
+		EXPECT(&d, "GET", "/v1/jobs/j-0000000000000000/charts", 404);
 	}
 
 	if (access(bin, X_OK) != 0) {
@@ -2103,13 +2072,9 @@ TEST(http_harden_resumes_after_kill)
 		CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
 	}
 	resp_free(&r);
-	REQUIRE(get(&d, hv, &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", hv, 200);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/weights.bin", job);
-	REQUIRE(get(&d, path, &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
+	EXPECT(&d, "GET", path, 404);
 	/* charts: before/after for a harden report */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/harden.svg", job);
 	REQUIRE(get(&d, path, &r) == 0);
@@ -2117,16 +2082,10 @@ TEST(http_harden_resumes_after_kill)
 	resp_free(&r);
 	/* deleting the job removes its artifacts, not the registered model */
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
-	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_INT(r.status, 204);
-	resp_free(&r);
+	EXPECT(&d, "DELETE", path, 204);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
-	REQUIRE(get(&d, path, &r) == 0);
-	CHECK(is_problem(&r, 404));
-	resp_free(&r);
-	REQUIRE(get(&d, hv, &r) == 0);
-	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	EXPECT(&d, "GET", path, 404);
+	EXPECT(&d, "GET", hv, 200);
 	json_decref(rep);
 	json_decref(rep2);
 	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
