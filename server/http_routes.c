@@ -77,24 +77,6 @@ static long long info_int(const struct pcd_blob_rec *rec, const char *key)
 	return n;
 }
 
-/* An error about a temp file names the part instead: paths on the server
- * are none of the client's business. */
-static void hide_path(struct pc_error *err, const char *path, const char *name)
-{
-	char *p;
-	size_t n = strlen(path);
-
-	if (!path[0])
-		return;
-	if (!strcmp(err->where, path))
-		snprintf(err->where, sizeof(err->where), "%s", name);
-	while ((p = strstr(err->text, path))) {
-		size_t m = strlen(name);
-		memmove(p + m, p + n, strlen(p + n) + 1);
-		memcpy(p, name, m);
-	}
-}
-
 /* --- operations ---------------------------------------------------------- */
 
 static int h_healthz(struct pcd_req *r)
@@ -175,7 +157,7 @@ static int h_model_post(struct pcd_req *r)
 	}
 	/* validation: the loader names every unsupported op at once */
 	if (pc_onnx_load_file(pcd_blob_writer_path(*w), &g, &err)) {
-		hide_path(&err, pcd_blob_writer_path(*w), "model");
+		pcd_error_hide_path(&err, pcd_blob_writer_path(*w), "model");
 		goto fail;
 	}
 	info = pcd_model_info(g, id, bytes);

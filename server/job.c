@@ -392,8 +392,7 @@ static void replace_all(char *buf, size_t size, const char *needle, const char *
 	}
 }
 
-/* The data directory is the operator's business: errors name the parts. */
-static void hide_path(struct pc_error *err, const char *path, const char *name)
+void pcd_error_hide_path(struct pc_error *err, const char *path, const char *name)
 {
 	if (!err || !path)
 		return;
@@ -457,13 +456,13 @@ int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const stru
 	}
 	rc = pcd_job_run_spec(&spec, &files, o, report_text, NULL, err);
 	if (rc) {
-		hide_path(err, model, "model");
-		hide_path(err, inputs, "inputs");
-		hide_path(err, labels, "labels");
-		hide_path(err, tinputs, "training inputs");
-		hide_path(err, tlabels, "training labels");
+		pcd_error_hide_path(err, model, "model");
+		pcd_error_hide_path(err, inputs, "inputs");
+		pcd_error_hide_path(err, labels, "labels");
+		pcd_error_hide_path(err, tinputs, "training inputs");
+		pcd_error_hide_path(err, tlabels, "training labels");
 		if (o->model_out)
-			hide_path(err, o->model_out, "hardened model");
+			pcd_error_hide_path(err, o->model_out, "hardened model");
 	}
 out:
 	if (spec_ok)

@@ -65,6 +65,11 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
 		char **report_text, struct pc_error *err);
 
+/* Replaces path by name in err's where and text: the data directory is the
+ * operator's business, so errors a client sees name the part ("model",
+ * "inputs") instead. Bounded by the buffers; NULL or "" path: nothing. */
+void pcd_error_hide_path(struct pc_error *err, const char *path, const char *name);
+
 /* A model's description as the API gives it: id, bytes, parameters,
  * opset, inputs, outputs, classes, ops, tensors (new reference). */
 json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes);
