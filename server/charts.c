@@ -910,6 +910,9 @@ static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err
 		if ((rc = get_number(row, where, "first_order", &fo, err)))
 			return rc;
 		text_printf(where, sizeof(where), "results[%zu].gradient", i);
+		/* null: the corrupted loss was not finite, no point to draw */
+		if (json_is_null(json_object_get(json_object_get(row, "gradient"), "loss_change")))
+			continue;
 		if ((rc = get_number(json_object_get(row, "gradient"), where, "loss_change", &dl, err)))
 			return rc;
 		text_printf(label, sizeof(label), "%s corruption", norm_of(row, nb, sizeof(nb)));
@@ -999,7 +1002,8 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 			goto fail;
 		}
 		if ((rc = get_number(row, where, "epsilon", &v, err)) ||
-		    (rc = get_number(row, where, "loss_change", &v, err)))
+		    (!json_is_null(json_object_get(row, "loss_change")) &&
+		     (rc = get_number(row, where, "loss_change", &v, err))))
 			goto fail;
 		ranking_key(row, keys[i], sizeof(keys[0]));
 	}
@@ -1011,7 +1015,8 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 		const json_t *row = json_array_get(ranking, i);
 		int j;
 
-		if (strcmp(keys[i], keys[h]))
+		/* a loss change of null (not finite) has no bar length */
+		if (strcmp(keys[i], keys[h]) || json_is_null(json_object_get(row, "loss_change")))
 			continue;
 		for (j = n_pick; j > 0 && opt_number(json_array_get(ranking, pick[j - 1]), "loss_change") <
 					      opt_number(row, "loss_change");
@@ -1022,6 +1027,10 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 			pick[j] = i;
 		if (n_pick < MAX_BARS)
 			n_pick++;
+	}
+	if (!n_pick) {
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "no group's loss change is finite");
+		goto fail;
 	}
 	if (!(s = new_series(p, "loss change", BARS, 1))) {
 		rc = nomem(err);
