@@ -1213,7 +1213,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		goto out;
 	}
 	p0 = pc_runner_plan(s.r, 0);
-	s.positions = pc_eval_positions(p0);
+	s.positions = pc_plan_positions(p0);
 	s.seq = pc_eval_is_sequence(p0);
 	for (int k = 0; k < g->n_nodes; k++)
 		s.prefix_flops[k + 1] = s.prefix_flops[k] + node_flops(p0, &g->nodes[k]);

@@ -78,29 +78,16 @@ static const struct pc_tensor *output_of(const struct pc_plan *p)
 	return &p->t[p->g->output];
 }
 
-int64_t pc_eval_positions(const struct pc_plan *p)
-{
-	const struct pc_tensor *o = output_of(p);
-
-	return o->shape.ndim == 3 ? o->shape.dim[1] : 1;
-}
-
+/* [N, T, V] rather than [N, C]: T alone cannot tell [N, 1, V] apart */
 int pc_eval_is_sequence(const struct pc_plan *p)
 {
 	return output_of(p)->shape.ndim == 3;
 }
 
-static int64_t output_classes(const struct pc_plan *p)
-{
-	const struct pc_tensor *o = output_of(p);
-
-	return o->shape.dim[o->shape.ndim - 1];
-}
-
 void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, double scale, struct pc_eval_sums *s,
 			float *dout)
 {
-	int64_t c = output_classes(p), t = pc_eval_positions(p), used = (int64_t)rows * t;
+	int64_t c = pc_plan_classes(p), t = pc_plan_positions(p), used = (int64_t)rows * t;
 
 	pc_eval_rows(pc_plan_output(p), used, c, pc_graph_output_kind(p->g), y, scale, s, dout);
 	if (dout && rows < pc_plan_batch(p))
@@ -158,9 +145,8 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 		  struct pc_error *err)
 {
 	const struct pc_graph *g = p->g;
-	const struct pc_tensor *in = &p->t[g->input];
-	int64_t classes = output_classes(p), t = pc_eval_positions(p), c = 0;
-	int seq = pc_eval_is_sequence(p), tokens = in->dtype == PC_DTYPE_INT64;
+	int64_t classes = pc_plan_classes(p), t = pc_plan_positions(p), c = 0;
+	int seq = pc_eval_is_sequence(p), tokens = pc_plan_input_dtype(p) == PC_DTYPE_INT64;
 	char a[160];
 
 	*counted = 0;
@@ -241,7 +227,7 @@ int pc_eval_data_for(const struct pc_graph *g, struct pc_preprocess *pp, struct 
 
 	if (!p)
 		return err && err->code ? (int)err->code : PC_ERR_NOMEM;
-	pp->inputs = p->t[g->input].dtype == PC_DTYPE_INT64 ? PC_DATA_INPUTS_TOKENS : PC_DATA_INPUTS_FLOAT;
+	pp->inputs = pc_plan_input_dtype(p) == PC_DTYPE_INT64 ? PC_DATA_INPUTS_TOKENS : PC_DATA_INPUTS_FLOAT;
 	pp->labels = pc_eval_is_sequence(p) ? PC_DATA_LABELS_TOKEN : PC_DATA_LABELS_SAMPLE;
 	pc_plan_free(p);
 	return PC_OK;
@@ -264,21 +250,21 @@ void pc_eval_fill_input(struct pc_plan *p, const struct pc_dataset *d, int64_t f
 {
 	int64_t sample = pc_plan_sample_numel(p);
 	int batch = pc_plan_batch(p);
-	struct pc_tensor *in = &p->t[p->g->input];
+	int64_t *tok = pc_plan_input_int64(p);
+	float *in = pc_plan_input(p);
 
 	pc_plan_set_rows(p, rows);
 	pc_plan_set_origin(p, first);
-	if (d->tokens) {
-		memcpy(in->ival, d->tokens + first * sample, (size_t)rows * (size_t)sample * sizeof(int64_t));
+	if (tok) {
+		memcpy(tok, d->tokens + first * sample, (size_t)rows * (size_t)sample * sizeof(int64_t));
 		/* id 0 is in every vocabulary: padding rows stay in bounds */
 		if (rows < batch)
-			memset(in->ival + (int64_t)rows * sample, 0,
-			       (size_t)(batch - rows) * (size_t)sample * sizeof(int64_t));
+			memset(tok + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(int64_t));
 		return;
 	}
-	memcpy(in->data, d->x + first * sample, (size_t)rows * (size_t)sample * sizeof(float));
+	memcpy(in, d->x + first * sample, (size_t)rows * (size_t)sample * sizeof(float));
 	if (rows < batch)
-		memset(in->data + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(float));
+		memset(in + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(float));
 }
 
 struct eval_job {
@@ -300,7 +286,7 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 {
 	struct eval_job *j = arg;
 	int batch = pc_plan_batch(p);
-	int64_t positions = pc_eval_positions(p);
+	int64_t positions = pc_plan_positions(p);
 
 	for (int b = shard; b < j->batches; b += j->shards) {
 		int64_t first = (int64_t)b * batch;

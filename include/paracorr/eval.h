@@ -90,9 +90,8 @@ int pc_eval_data_for(const struct pc_graph *g, struct pc_preprocess *pp, struct 
 /* pc_eval_check for a graph, through a small plan of its own. */
 int pc_eval_check_graph(const struct pc_graph *g, const struct pc_dataset *d, int64_t n, struct pc_error *err);
 
-/* Labels per sample of the plan's output: T for [N, T, V], 1 for [N, C];
- * and whether it is a sequence output ([N, T, V]). */
-int64_t pc_eval_positions(const struct pc_plan *p);
+/* Whether the plan's output is [N, T, V], read per token (T from
+ * pc_plan_positions), rather than [N, C]. */
 int pc_eval_is_sequence(const struct pc_plan *p);
 
 /* Copies samples [first, first + rows) of d into the plan's input (floats
@@ -107,7 +106,7 @@ void pc_eval_rows(const float *out, int64_t rows, int64_t classes, enum pc_outpu
 		  double scale, struct pc_eval_sums *s, float *dout);
 
 /* Loss of one batch: samples [0, rows) of the plan's output against labels
- * y (rows * pc_eval_positions of them), added into *s; when dout is not
+ * y (rows * pc_plan_positions of them), added into *s; when dout is not
  * NULL also writes d(sum loss * scale)/d(output) into dout (rows past
  * `rows` get zero). */
 void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, double scale, struct pc_eval_sums *s,
