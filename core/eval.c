@@ -5,6 +5,7 @@
 #include <float.h>
 #include <stdlib.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "graph_int.h"
@@ -76,6 +77,19 @@ void pc_eval_rows(const float *out, int64_t rows, int64_t c, enum pc_output_kind
 static const struct pc_tensor *output_of(const struct pc_plan *p)
 {
 	return &p->t[p->g->output];
+}
+
+/* "[N,4,5]": the output's shape with the batch axis by name, as errors
+ * about datasets of any size give it. */
+static const char *output_text(const struct pc_plan *p, char *buf, size_t size)
+{
+	struct pc_shape s = output_of(p)->shape;
+	char tail[160];
+
+	s.dim[0] = 1;
+	pc_shape_format(&s, tail, sizeof(tail));
+	snprintf(buf, size, "[N%s", strchr(tail, ',') ? strchr(tail, ',') : "]");
+	return buf;
 }
 
 /* [N, T, V] rather than [N, C]: T alone cannot tell [N, 1, V] apart */
@@ -170,16 +184,16 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 		return pc_error_set(err, PC_ERR_SHAPE, "labels",
 				    "labels have one class per sample; the model's output %s needs one per token: "
 				    "labels of shape [N,%lld]",
-				    pc_shape_format(&output_of(p)->shape, a, sizeof(a)), (long long)t);
+				    output_text(p, a, sizeof(a)), (long long)t);
 	if (!seq && d->label_ndim == 2)
 		return pc_error_set(err, PC_ERR_SHAPE, "labels",
 				    "labels have shape [N,%lld], a class per token; the model's output %s takes one "
 				    "class per sample",
-				    (long long)d->positions, pc_shape_format(&output_of(p)->shape, a, sizeof(a)));
+				    (long long)d->positions, output_text(p, a, sizeof(a)));
 	if (seq && d->positions != t)
 		return pc_error_set(err, PC_ERR_SHAPE, "labels",
 				    "labels have shape [N,%lld]; the model's output %s needs [N,%lld]",
-				    (long long)d->positions, pc_shape_format(&output_of(p)->shape, a, sizeof(a)),
+				    (long long)d->positions, output_text(p, a, sizeof(a)),
 				    (long long)t);
 	for (int64_t i = 0; i < n * d->positions; i++) {
 		int32_t y = d->y[i];

@@ -949,9 +949,9 @@ static void ranking_key(const json_t *row, char *key, size_t size)
 		    opt_number(row, "sparsity"), opt_number(row, "block"));
 }
 
-/* The ranking entry whose setting ranks the most groups; the larger radius
- * on a tie, where corruption tells the groups apart more clearly. keys[i]
- * is entry i's setting. */
+/* The ranking entry whose setting ranks the most groups with a finite loss
+ * change; the larger radius on a tie, where corruption tells the groups
+ * apart more clearly. keys[i] is entry i's setting. */
 static size_t ranking_setting(const json_t *ranking, char (*keys)[96])
 {
 	size_t i, k, n = json_array_size(ranking), best = 0, best_count = 0;
@@ -959,8 +959,12 @@ static size_t ranking_setting(const json_t *ranking, char (*keys)[96])
 	for (i = 0; i < n; i++) {
 		size_t count = 0;
 
+		/* only changes with a number make bars */
+		if (json_is_null(json_object_get(json_array_get(ranking, i), "loss_change")))
+			continue;
 		for (k = 0; k < n; k++)
-			count += !strcmp(keys[i], keys[k]);
+			count += !strcmp(keys[i], keys[k]) &&
+				 !json_is_null(json_object_get(json_array_get(ranking, k), "loss_change"));
 		if (count > best_count ||
 		    (count == best_count && opt_number(json_array_get(ranking, i), "epsilon") >
 						opt_number(json_array_get(ranking, best), "epsilon"))) {
