@@ -503,6 +503,7 @@ TEST(seq_model_mismatch_errors)
 		const char *in[] = {"x"}, *out[] = {"y"};
 		char xp[512], yp[512];
 		struct pc_preprocess pp;
+		memset(&err, 0, sizeof(err)); /* the first error is kept: start afresh */
 		g = pc_graph_new(13, &err);
 		REQUIRE(g && !pc_graph_add_input(g, "x", &xs, &err) &&
 			!pc_graph_add_node(g, "Relu", "r", 1, in, 1, out, 0, NULL, &err) &&
@@ -512,7 +513,7 @@ TEST(seq_model_mismatch_errors)
 		REQUIRE(pc_dataset_load(fix_path("seq_tokens_i64.npy", xp, sizeof(xp)),
 					fix_path("seq_labels_i64.npy", yp, sizeof(yp)), &pp, 0, &d, &err) ==
 			PC_ERR_SHAPE); /* a classifier's labels are one dim */
-		CHECK(strstr(err.text, "they must have one dim") != NULL);
+		CHECK_MSG(strstr(err.text, "labels have shape [3,4]; they must have one dim") != NULL, "%s", err.text);
 		pp.labels = PC_DATA_LABELS_AUTO;
 		memset(&err, 0, sizeof(err));
 		REQUIRE(pc_dataset_load(fix_path("seq_tokens_i64.npy", xp, sizeof(xp)),
