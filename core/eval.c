@@ -161,6 +161,9 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 	const struct pc_graph *g = p->g;
 	int64_t classes = pc_plan_classes(p), t = pc_plan_positions(p), c = 0;
 	int seq = pc_eval_is_sequence(p), tokens = pc_plan_input_dtype(p) == PC_DTYPE_INT64;
+	/* a dataset filled in by hand before labels had a rank: one per sample */
+	int per_token = d->label_ndim == 2;
+	int64_t positions = per_token && d->positions > 0 ? d->positions : 1;
 	char a[160];
 
 	*counted = 0;
@@ -180,22 +183,22 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 		return pc_error_set(err, PC_ERR_SHAPE, "dataset",
 				    "a sample has %lld values; the model's input takes %lld",
 				    (long long)pc_shape_count(&d->sample), (long long)pc_plan_sample_numel(p));
-	if (seq && d->label_ndim != 2)
+	if (seq && !per_token)
 		return pc_error_set(err, PC_ERR_SHAPE, "labels",
 				    "labels have one class per sample; the model's output %s needs one per token: "
 				    "labels of shape [N,%lld]",
 				    output_text(p, a, sizeof(a)), (long long)t);
-	if (!seq && d->label_ndim == 2)
+	if (!seq && per_token)
 		return pc_error_set(err, PC_ERR_SHAPE, "labels",
 				    "labels have shape [N,%lld], a class per token; the model's output %s takes one "
 				    "class per sample",
-				    (long long)d->positions, output_text(p, a, sizeof(a)));
-	if (seq && d->positions != t)
+				    (long long)positions, output_text(p, a, sizeof(a)));
+	if (seq && positions != t)
 		return pc_error_set(err, PC_ERR_SHAPE, "labels",
 				    "labels have shape [N,%lld]; the model's output %s needs [N,%lld]",
-				    (long long)d->positions, output_text(p, a, sizeof(a)),
+				    (long long)positions, output_text(p, a, sizeof(a)),
 				    (long long)t);
-	for (int64_t i = 0; i < n * d->positions; i++) {
+	for (int64_t i = 0; i < n * positions; i++) {
 		int32_t y = d->y[i];
 		if (seq && y == PC_LABEL_IGNORE)
 			continue;

@@ -99,7 +99,8 @@ int pc_eval_is_sequence(const struct pc_plan *p);
 void pc_eval_fill_input(struct pc_plan *p, const struct pc_dataset *d, int64_t first, int rows);
 
 /* Loss of `rows` output rows of `classes` values read as `kind`, against
- * labels[r] (PC_LABEL_IGNORE: the row counts for nothing): adds into *s;
+ * labels[r], each in [0, classes) (pc_eval_check) or PC_LABEL_IGNORE (the
+ * row counts for nothing): adds into *s;
  * when dout is not NULL also writes d(sum loss * scale)/d(output) into its
  * `rows` rows (zero for ignored ones). */
 void pc_eval_rows(const float *out, int64_t rows, int64_t classes, enum pc_output_kind kind, const int32_t *labels,
