@@ -67,7 +67,17 @@
 	X(GATHER)                                                                                       \
 	X(UNSQUEEZE)                                                                                 \
 	X(SQUEEZE)                                                                                     \
-	X(CAST)
+	X(CAST)                                                                                           \
+	X(ABS)                                                                                             \
+	X(NEG)                                                                                             \
+	X(RECIPROCAL)                                                                               \
+	X(SQRT)                                                                                           \
+	X(EXP)                                                                                             \
+	X(LOG)                                                                                             \
+	X(ERF)                                                                                             \
+	X(HARDSWISH)                                                                                 \
+	X(HARDSIGMOID)                                                                             \
+	X(POW)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -215,5 +225,10 @@ PC_OP_DECLARE(pc_gather);
 PC_OP_DECLARE(pc_unsqueeze);
 PC_OP_DECLARE(pc_squeeze);
 PC_OP_DECLARE(pc_cast);
+/* unary.c: Abs, Neg, Reciprocal, Sqrt, Exp, Log, Erf and HardSwish share one
+ * implementation */
+PC_OP_DECLARE(pc_unary);
+PC_OP_DECLARE(pc_hardsigmoid);
+PC_OP_DECLARE(pc_pow);
 
 #endif

@@ -62,6 +62,18 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	[PC_OP_SQUEEZE] = {.name = "Squeeze", .attrs = "axes", ARITY(1, 2, 1, 1), .alias = 1, .init = pc_squeeze_init,
 			   .infer = pc_squeeze_infer},
 	[PC_OP_CAST] = {.name = "Cast", .attrs = "to", ARITY(1, 1, 1, 1), ROW(pc_cast)},
+	[PC_OP_ABS] = {.name = "Abs", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_NEG] = {.name = "Neg", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_RECIPROCAL] = {.name = "Reciprocal", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_SQRT] = {.name = "Sqrt", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_EXP] = {.name = "Exp", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_LOG] = {.name = "Log", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_ERF] = {.name = "Erf", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_HARDSWISH] = {.name = "HardSwish", .attrs = "", ARITY(1, 1, 1, 1), ROW(pc_unary)},
+	[PC_OP_HARDSIGMOID] = {.name = "HardSigmoid", .attrs = "alpha,beta", ARITY(1, 1, 1, 1), ROW(pc_hardsigmoid)},
+	/* a float initializer exponent is a weight (torch writes x ** c with a
+	 * Constant node, and an initializer only for an nn.Parameter) */
+	[PC_OP_POW] = {.name = "Pow", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_pow)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
