@@ -15,8 +15,13 @@
  *   Exp        dx = g * y
  *   Log        dx = g / x: Log(0) = -inf with gradient inf
  *   Erf        dx = 2/sqrt(pi) * exp(-x^2) * g
- *   HardSwish  dx = 0 for x < -3, g * (x/3 + 1/2) for -3 <= x <= 3, g above
- *              (so -g/2 at -3 and 3g/2 at 3, torch's convention)
+ *   HardSwish  dx = 0 for x < -3, g * (x/3 + 1/2) for -3 <= x < 3, g from
+ *              3 on: the right-hand derivative at both kinks (-g/2 at -3, g
+ *              at 3) and NaN at NaN, as torch's vectorised kernel does. Its
+ *              scalar loop, which only takes the last few (< 16 on AVX2)
+ *              elements of a tensor, gives 3g/2 at 3 and g at NaN instead;
+ *              the kernel that computes nearly every element is the one
+ *              followed here.
  *   HardSigmoid dx = alpha * g where 0 < alpha*x + beta < 1, else 0
  * Abs and Neg also take int64 tensors (index and shape arithmetic), which
  * have no gradient.
@@ -163,10 +168,10 @@ static inline float abs_grad(float xv, float gv)
 
 static inline float hardswish_grad(float xv, float gv)
 {
-	/* torch: 0 below -3, g * (x/3 + 1/2) up to 3 inclusive, g above (and
-	 * for NaN, where both comparisons fail) */
+	/* torch's vectorised kernel: 0 below -3, g from 3 on, g * (x/3 + 1/2)
+	 * between and for NaN (where both comparisons fail) */
 	float d = gv * (xv / 3.0f + 0.5f);
-	d = xv <= 3.0f ? d : gv;
+	d = xv >= 3.0f ? gv : d;
 	return xv < -3.0f ? 0.0f : d;
 }
 
