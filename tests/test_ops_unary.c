@@ -542,16 +542,22 @@ TEST(ops_pow_gradcheck)
 TEST(ops_pow_static_operands)
 {
 	static const float base[4] = {4.0f, 9.0f, 2.0f, 3.0f}, ev[4] = {0.5f, 0.5f, 3.0f, -1.0f}, two = 2.0f;
-	/* exact results: sqrt(4), sqrt(9), 2^3, 1/3 rounded once */
-	static const float want_vec[4] = {2.0f, 3.0f, 8.0f, 1.0f / 3.0f}, want_sq[4] = {16.0f, 81.0f, 4.0f, 9.0f};
+	static const int64_t iev[4] = {2, 0, 3, -1};
+	/* exact results (1/3 rounded once): a float vector exponent, a scalar
+	 * one (torch's x*x) and an int64 vector */
+	static const float want[3][4] = {{2.0f, 3.0f, 8.0f, 1.0f / 3.0f},
+					 {16.0f, 81.0f, 4.0f, 9.0f},
+					 {16.0f, 1.0f, 8.0f, 1.0f / 3.0f}};
 	const float x[8] = {0.5f, -1.0f, 2.0f, 0.0f, 1.0f, 1.0f, 1.0f, 1.0f};
 
-	for (int variant = 0; variant < 2; variant++) {
+	for (int variant = 0; variant < 3; variant++) {
 		struct pc_error err = {0};
 		struct pc_graph *g = pc_graph_new(13, &err);
 		struct pc_shape xs = SHP(-1, 4);
 		struct pc_attr vb = a_tensor(PC_DTYPE_FLOAT, SHP(4), base);
-		struct pc_attr ve = variant ? a_tensor(PC_DTYPE_FLOAT, SCALAR, &two) : a_tensor(PC_DTYPE_FLOAT, SHP(4), ev);
+		struct pc_attr ve = variant == 0   ? a_tensor(PC_DTYPE_FLOAT, SHP(4), ev)
+				    : variant == 1 ? a_tensor(PC_DTYPE_FLOAT, SCALAR, &two)
+						   : a_tensor(PC_DTYPE_INT64, SHP(4), iev);
 		const char *pin[2] = {"b", "e"}, *ain[2] = {"x", "pw"};
 		struct pc_plan *p;
 		char msg[800];
@@ -568,7 +574,7 @@ TEST(ops_pow_static_operands)
 		if (!p) {
 			pc_test_fail(t, __FILE__, __LINE__, "plan: %s", pc_error_format(&err, msg, sizeof(msg)));
 		} else {
-			const float *w = variant ? want_sq : want_vec;
+			const float *w = want[variant];
 			memcpy(pc_plan_input(p), x, sizeof(x));
 			pc_plan_forward(p);
 			/* twice: a folded value must not be lost after the first pass */

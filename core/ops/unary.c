@@ -43,8 +43,10 @@
  *   d exponent = g * (0 where b == 0 and e >= 0, else b^e * ln b)
  * so a negative base gives NaN for the exponent's gradient, as in torch.
  * A broadcast operand's gradient is the sum over the axes it is broadcast
- * along (accumulated in double). An int64 exponent (opset 12+) is converted
- * to float in the workspace; magnitudes past 2^24 round. */
+ * along (accumulated in double). An int64 exponent (opset 12+) is read as
+ * float, so magnitudes past 2^24 round (torch promotes it to float too).
+ * Nothing here uses the workspace, so a Pow of constants can run while the
+ * plan is being prepared. */
 #include "../graph_int.h"
 
 #include <math.h>
@@ -471,8 +473,6 @@ int pc_pow_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *er
 					     "the exponent (input 1) is int64 and the base float; before opset 12 "
 					     "they must have the same type, and the model is at %d",
 					     pc_op_opset(n));
-		/* converted to float for each pass */
-		pc_op_reserve_ws(p, (size_t)e->numel);
 	} else if ((rc = pc_op_need_float(p, n, 1, err))) {
 		return rc;
 	}
@@ -482,18 +482,22 @@ int pc_pow_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *er
 	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err);
 }
 
-/* The exponent as floats: its data, or its int64 values converted into the
- * workspace. */
-static const float *pow_exponent(struct pc_plan *p, const struct pc_tensor *e)
-{
-	float *w;
+/* The exponent's values, float or int64. Read in place, element by element
+ * (powf dominates the cost), rather than converted into the workspace: a
+ * Pow of constants runs at prepare time, before there is one. */
+struct pow_exp {
+	const float *f;	  /* float data, or NULL */
+	const int64_t *i; /* int64 values when f is NULL */
+};
 
-	if (e->dtype == PC_DTYPE_FLOAT)
-		return e->data;
-	w = pc_op_ws(p);
-	for (int64_t i = 0; i < e->numel; i++)
-		w[i] = (float)e->ival[i];
-	return w;
+static struct pow_exp pow_exp_of(const struct pc_tensor *e)
+{
+	return e->dtype == PC_DTYPE_FLOAT ? (struct pow_exp){e->data, NULL} : (struct pow_exp){NULL, e->ival};
+}
+
+static inline float pow_exp_at(struct pow_exp ex, int64_t k)
+{
+	return ex.f ? ex.f[k] : (float)ex.i[k];
 }
 
 /* Whether the exponent is one value known before the run: torch's x ** c. */
@@ -506,25 +510,25 @@ void pc_pow_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *b = pc_op_in(p, n, 0), *e = pc_op_in(p, n, 1);
 	struct pc_tensor *y = pc_op_out(p, n, 0);
-	const float *ev, *bv = b->data;
+	const struct pow_exp ex = pow_exp_of(e);
+	const float *bv = b->data;
 	int64_t idx[PC_MAX_DIMS] = {0}, ob = 0, oe = 0;
 	struct pow_walk w;
 
 	if (y->numel == 0)
 		return;
-	ev = pow_exponent(p, e);
 	if (pow_static_scalar(e)) {
 		/* one exponent: y has the base's elements in the base's order */
-		pow_scalar_run(ev[0], 0.0f, bv, NULL, y->data, y->numel);
+		pow_scalar_run(pow_exp_at(ex, 0), 0.0f, bv, NULL, y->data, y->numel);
 		return;
 	}
 	pow_walk_plan(&b->shape, &e->shape, &y->shape, &w);
 	for (int64_t r = 0; r < w.rows; r++) {
-		const float *br = bv + ob, *er = ev + oe;
+		const float *br = bv + ob;
 		float *yr = y->data + r * w.len;
 		const int64_t ib = w.sb[w.nd - 1], ie = w.se[w.nd - 1];
 		for (int64_t j = 0; j < w.len; j++)
-			yr[j] = powf(br[j * ib], er[j * ie]);
+			yr[j] = powf(br[j * ib], pow_exp_at(ex, oe + j * ie));
 		pow_walk_next(&w, idx, &ob, &oe);
 	}
 }
@@ -540,51 +544,52 @@ static inline float pow_exp_grad(float gv, float bv, float ev, float yv)
 }
 
 /* One row of the gradient of the base (which == 0) or the exponent (1):
- * element by element where that operand runs along the row, summed into
- * its one element where it is broadcast. */
+ * element by element where that operand runs along the row (step 1),
+ * summed into its one element where it is broadcast (step 0). The row's
+ * base starts at br with step ib, its exponent at element oe with step ie. */
 static void pow_grad_row(int which, int64_t step, float *restrict d, const float *g, const float *br, int64_t ib,
-			 const float *er, int64_t ie, const float *yr, int64_t len)
+			 struct pow_exp ex, int64_t oe, int64_t ie, const float *yr, int64_t len)
 {
-	if (step) {
-		for (int64_t j = 0; j < len; j++)
-			d[j] += which ? pow_exp_grad(g[j], br[j * ib], er[j * ie], yr[j])
-				      : pow_base_grad(g[j], br[j * ib], er[j * ie]);
-		return;
-	}
 	double s = 0.0;
-	for (int64_t j = 0; j < len; j++)
-		s += which ? pow_exp_grad(g[j], br[j * ib], er[j * ie], yr[j])
-			   : pow_base_grad(g[j], br[j * ib], er[j * ie]);
-	d[0] += (float)s;
+
+	for (int64_t j = 0; j < len; j++) {
+		float ev = pow_exp_at(ex, oe + j * ie);
+		float v = which ? pow_exp_grad(g[j], br[j * ib], ev, yr[j]) : pow_base_grad(g[j], br[j * ib], ev);
+		if (step)
+			d[j] += v;
+		else
+			s += v;
+	}
+	if (!step)
+		d[0] += (float)s;
 }
 
 void pc_pow_backward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *b = pc_op_in(p, n, 0), *e = pc_op_in(p, n, 1), *y = pc_op_out(p, n, 0);
 	float *db = b->grad, *de = e->dtype == PC_DTYPE_FLOAT ? e->grad : NULL;
+	const struct pow_exp ex = pow_exp_of(e);
 	int64_t idx[PC_MAX_DIMS] = {0}, ob = 0, oe = 0;
-	const float *ev;
 	struct pow_walk w;
 
 	if (y->numel == 0 || !y->grad || (!db && !de))
 		return;
-	ev = pow_exponent(p, e);
 	if (pow_static_scalar(e)) {
 		/* a static exponent has no gradient; the base's is
 		 * e * x^(e-1) * g through torch's kernels for e - 1 */
-		double e1 = (double)ev[0] - 1.0;
-		if (db && ev[0] != 0.0f)
-			pow_scalar_run(e1, ev[0], b->data, y->grad, db, y->numel);
+		float e0 = pow_exp_at(ex, 0);
+		if (db && e0 != 0.0f)
+			pow_scalar_run((double)e0 - 1.0, e0, b->data, y->grad, db, y->numel);
 		return;
 	}
 	pow_walk_plan(&b->shape, &e->shape, &y->shape, &w);
 	for (int64_t r = 0; r < w.rows; r++) {
-		const float *br = b->data + ob, *er = ev + oe, *gr = y->grad + r * w.len, *yr = y->data + r * w.len;
+		const float *br = b->data + ob, *gr = y->grad + r * w.len, *yr = y->data + r * w.len;
 		const int64_t ib = w.sb[w.nd - 1], ie = w.se[w.nd - 1];
 		if (db)
-			pow_grad_row(0, ib, db + ob, gr, br, ib, er, ie, yr, w.len);
+			pow_grad_row(0, ib, db + ob, gr, br, ib, ex, oe, ie, yr, w.len);
 		if (de)
-			pow_grad_row(1, ie, de + oe, gr, br, ib, er, ie, yr, w.len);
+			pow_grad_row(1, ie, de + oe, gr, br, ib, ex, oe, ie, yr, w.len);
 		pow_walk_next(&w, idx, &ob, &oe);
 	}
 }
