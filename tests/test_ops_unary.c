@@ -789,3 +789,103 @@ TEST(ops_unary_onnx_models_match_torch)
 	}
 	json_decref(ref);
 }
+
+/* --- int64 Abs and Neg, folding ------------------------------------------------------- */
+
+/* Run-time int64: token ids through Neg and Abs, turned into floats by
+ * Pow(2, ids) (a run-time int64 exponent). INT64_MIN wraps to itself, as
+ * in numpy, and 2^INT64_MIN is 0. */
+TEST(ops_unary_int64_runtime)
+{
+	static const int64_t ids[8] = {0, 3, -2, 5, INT64_MIN, 1, -1, 10};
+	static const float two = 2.0f;
+	static const float want[2][8] = {
+		{1.0f, 0.125f, 4.0f, 0.03125f, 0.0f, 0.5f, 2.0f, 0.0009765625f}, /* 2^-id */
+		{1.0f, 8.0f, 4.0f, 32.0f, 0.0f, 2.0f, 2.0f, 1024.0f},		  /* 2^|id| */
+	};
+	static const char *const ops[2] = {"Neg", "Abs"};
+
+	for (int k = 0; k < 2; k++) {
+		struct pc_error err = {0};
+		struct pc_graph *g = pc_graph_new(13, &err);
+		struct pc_shape xs = SHP(-1, 8);
+		struct pc_attr v = a_tensor(PC_DTYPE_FLOAT, SCALAR, &two);
+		const char *uin[1] = {"ids"}, *pin[2] = {"two", "u"};
+		struct pc_plan *p = NULL;
+		char msg[800];
+		REQUIRE(g);
+		if (pc_graph_add_input_typed(g, "ids", &xs, PC_DTYPE_INT64, &err) ||
+		    add_node(g, ops[k], "op", 1, uin, "u", 0, NULL, &err) ||
+		    add_node(g, "Constant", "c2", 0, NULL, "two", 1, &v, &err) ||
+		    add_node(g, "Pow", "pow", 2, pin, "y", 0, NULL, &err) || finish(g, "y", 2, &err) ||
+		    !(p = pc_plan_new(g, 2, PC_PLAN_GRAD, &err))) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", ops[k], pc_error_format(&err, msg, sizeof(msg)));
+			pc_graph_free(g);
+			continue;
+		}
+		REQUIRE(pc_plan_input_int64(p));
+		for (int b = 0; b < 2; b++)
+			for (int i = 0; i < 8; i++)
+				pc_plan_input_int64(p)[b * 8 + i] = b ? ids[7 - i] : ids[i];
+		pc_plan_forward(p);
+		for (int b = 0; b < 2; b++)
+			for (int i = 0; i < 8; i++)
+				CHECK_MSG(pc_plan_output(p)[b * 8 + i] == want[k][b ? 7 - i : i], "%s: out[%d] = %.9g", ops[k],
+					  b * 8 + i, (double)pc_plan_output(p)[b * 8 + i]);
+		/* no gradient flows into integers; backward must simply run */
+		for (int i = 0; i < 16; i++)
+			pc_plan_output_grad(p)[i] = 1.0f;
+		pc_plan_backward(p);
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
+}
+
+/* Static inputs are folded by the plan through the op's own forward: an
+ * int64 Neg or Abs of a Constant gives Reshape its shape, and a float Sqrt
+ * of a Constant is added to the input. */
+TEST(ops_unary_folded)
+{
+	static const int64_t neg_shape[2] = {0, -6}, abs_shape[2] = {0, -6};
+	static const float c[6] = {4.0f, 2.25f, 0.0f, 1.0f, 16.0f, 0.0625f};
+	static const float root[6] = {2.0f, 1.5f, 0.0f, 1.0f, 4.0f, 0.25f};
+	static const char *const ops[2] = {"Neg", "Abs"};
+	const float x[12] = {1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6};
+
+	for (int k = 0; k < 2; k++) {
+		struct pc_error err = {0};
+		struct pc_graph *g = pc_graph_new(13, &err);
+		struct pc_shape xs = SHP(-1, 2, 3);
+		struct pc_attr vs = a_tensor(PC_DTYPE_INT64, SHP(2), k ? (const void *)abs_shape : (const void *)neg_shape);
+		struct pc_attr vc = a_tensor(PC_DTYPE_FLOAT, SHP(6), c);
+		const char *uin[1] = {"s"}, *rin[2] = {"x", "shape"}, *qin[1] = {"cf"}, *ain[2] = {"flat", "root"};
+		struct pc_plan *p = NULL;
+		char msg[800];
+		REQUIRE(g);
+		/* Neg([0, -6]) = [0, 6]; Abs the same: Reshape [N,2,3] -> [N,6] */
+		if (pc_graph_add_input(g, "x", &xs, &err) || add_node(g, "Constant", "cs", 0, NULL, "s", 1, &vs, &err) ||
+		    add_node(g, ops[k], "op", 1, uin, "shape", 0, NULL, &err) ||
+		    add_node(g, "Reshape", "rs", 2, rin, "flat", 0, NULL, &err) ||
+		    add_node(g, "Constant", "cc", 0, NULL, "cf", 1, &vc, &err) ||
+		    add_node(g, "Sqrt", "sq", 1, qin, "root", 0, NULL, &err) ||
+		    add_node(g, "Add", "add", 2, ain, "y", 0, NULL, &err) || finish(g, "y", 2, &err) ||
+		    !(p = pc_plan_new(g, 2, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err))) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", ops[k], pc_error_format(&err, msg, sizeof(msg)));
+			pc_graph_free(g);
+			continue;
+		}
+		CHECK_INT(pc_plan_classes(p), 6);
+		memcpy(pc_plan_input(p), x, sizeof(x));
+		pc_plan_forward(p);
+		pc_plan_forward(p);
+		for (int i = 0; i < 12; i++)
+			CHECK_CLOSE(pc_plan_output(p)[i], x[i] + root[i % 6], 0, 0);
+		for (int i = 0; i < 12; i++)
+			pc_plan_output_grad(p)[i] = (float)i - 5.0f;
+		pc_plan_backward(p);
+		for (int i = 0; i < 12; i++)
+			CHECK_CLOSE(pc_plan_input_grad(p)[i], (float)i - 5.0f, 0, 0);
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
+}
