@@ -67,7 +67,12 @@
 	X(GATHER)                                                                                       \
 	X(UNSQUEEZE)                                                                                 \
 	X(SQUEEZE)                                                                                     \
-	X(CAST)
+	X(CAST)                                                                                           \
+	X(REDUCESUM)                                                                                 \
+	X(REDUCEMEAN)                                                                               \
+	X(REDUCEMAX)                                                                                 \
+	X(REDUCEMIN)                                                                                 \
+	X(LAYERNORM)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -201,6 +206,7 @@ PC_OP_DECLARE(pc_avgpool);
 PC_OP_DECLARE(pc_globalavgpool);
 /* norm.c */
 PC_OP_DECLARE(pc_batchnorm);
+PC_OP_DECLARE(pc_layernorm);
 /* shape.c */
 PC_OP_DECLARE(pc_flatten);
 PC_OP_DECLARE(pc_reshape);
@@ -215,5 +221,7 @@ PC_OP_DECLARE(pc_gather);
 PC_OP_DECLARE(pc_unsqueeze);
 PC_OP_DECLARE(pc_squeeze);
 PC_OP_DECLARE(pc_cast);
+/* reduce.c: ReduceSum, ReduceMean, ReduceMax, ReduceMin share one implementation */
+PC_OP_DECLARE(pc_reduce);
 
 #endif

@@ -62,6 +62,17 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	[PC_OP_SQUEEZE] = {.name = "Squeeze", .attrs = "axes", ARITY(1, 2, 1, 1), .alias = 1, .init = pc_squeeze_init,
 			   .infer = pc_squeeze_infer},
 	[PC_OP_CAST] = {.name = "Cast", .attrs = "to", ARITY(1, 1, 1, 1), ROW(pc_cast)},
+	[PC_OP_REDUCESUM] = {.name = "ReduceSum", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			     ROW(pc_reduce)},
+	[PC_OP_REDUCEMEAN] = {.name = "ReduceMean", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			      ROW(pc_reduce)},
+	[PC_OP_REDUCEMAX] = {.name = "ReduceMax", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			     ROW(pc_reduce)},
+	[PC_OP_REDUCEMIN] = {.name = "ReduceMin", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			     ROW(pc_reduce)},
+	/* Mean and InvStdDev (outputs 1, 2) are kept only when something reads them */
+	[PC_OP_LAYERNORM] = {.name = "LayerNormalization", .attrs = "axis,epsilon,stash_type", ARITY(2, 3, 1, 3),
+			     ROW(pc_layernorm)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
