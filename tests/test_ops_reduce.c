@@ -103,7 +103,7 @@ static void compare(struct pc_test *t, const char *what, const float *got, const
 		double e = fabs(a - b);
 		if (e > w->abs)
 			w->abs = e;
-		if (e / fmax(fabs(b), 1e-30) > w->rel && fabs(b) > 1e-6)
+		if (fabs(b) > 1e-6 && e / fabs(b) > w->rel)
 			w->rel = e / fabs(b);
 		if (!(e <= atol + rtol * fabs(b)) && bad++ < 5)
 			pc_test_fail(t, __FILE__, __LINE__, "%s: [%lld] = %.9g, torch %.9g", what, (long long)i, a, b);
