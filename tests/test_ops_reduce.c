@@ -443,6 +443,124 @@ TEST(reduce_axes_input_must_be_static_int64)
 	pc_graph_free(b.g);
 }
 
+/* int64 reductions fold at load when their input is a constant: a Reshape
+ * target computed by ReduceSum / ReduceMax / ReduceMin of an int64
+ * initializer over axis 0 must be [0, 6], and x [N, 2, 3] becomes [N, 6]. */
+TEST(reduce_int64_folds_a_shape)
+{
+	static const int64_t sum_in[4] = {0, 1, 0, 5}, max_in[4] = {0, 2, -3, 6}, min_in[4] = {0, 6, 4, 9};
+	static const char *const ops[3] = {"ReduceSum", "ReduceMax", "ReduceMin"};
+	const int64_t *data[3] = {sum_in, max_in, min_in}, ax0[1] = {0};
+
+	for (int o = 0; o < 3; o++) {
+		struct pc_shape xs = {.ndim = 3, .dim = {-1, 2, 3}}, is = {.ndim = 2, .dim = {2, 2}};
+		struct pc_shape as = {.ndim = 1, .dim = {1}};
+		int input_form = o == 0; /* ReduceSum at opset 13 takes axes as input 1 */
+		struct pc_attr attr[2] = {{.name = "keepdims", .type = PC_ATTR_INT, .i = 0},
+					  {.name = "axes", .type = PC_ATTR_INTS, .n = 1, .ints = ax0}};
+		const char *rin[2] = {"I", "A"}, *rout[1] = {"S"}, *min[2] = {"x", "S"}, *mout[1] = {"y"};
+		struct pc_error err = {0};
+		struct pc_plan *p;
+		struct tg b;
+		char msg[800];
+
+		tg_begin(&b, 13, &xs);
+		tg_int64(&b, "I", &is, data[o]);
+		if (input_form)
+			tg_int64(&b, "A", &as, ax0);
+		tg_node(&b, ops[o], "fold", input_form ? 2 : 1, rin, 1, rout, input_form ? 1 : 2, attr);
+		tg_node(&b, "Reshape", "reshape", 2, min, 1, mout, 0, NULL);
+		b.ok = b.ok && !pc_graph_add_output(b.g, "y", &b.err) && !pc_graph_finish(b.g, &b.err);
+		if (!b.ok) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", ops[o], pc_error_format(&b.err, msg, sizeof(msg)));
+			pc_graph_free(b.g);
+			continue;
+		}
+		p = pc_plan_new(b.g, 3, 0, &err);
+		REQUIRE(p);
+		CHECK_INT(pc_plan_classes(p), 6);
+		{
+			const struct pc_tensor *st = &p->t[pc_graph_lookup(b.g, "S")];
+			CHECK(st->is_static && st->dtype == PC_DTYPE_INT64 && st->numel == 2);
+			CHECK(st->ival[0] == 0 && st->ival[1] == 6);
+		}
+		pc_plan_free(p);
+		pc_graph_free(b.g);
+	}
+}
+
+/* A run-time int64 tensor (token ids) reduced at run time: the results are
+ * read inside the plan, since a float output would need a cast of run-time
+ * int64 that the plan does not do (yet). The output is a parameter's own
+ * sum, so the graph is valid; the ReduceMax/ReduceSum nodes run anyway. */
+TEST(reduce_int64_at_run_time)
+{
+	static const float w[6] = {1, 2, 3, 4, 5, 6};
+	struct pc_shape xs = {.ndim = 2, .dim = {-1, 4}}, ws = {.ndim = 2, .dim = {2, 3}};
+	struct pc_shape as = {.ndim = 1, .dim = {1}};
+	const int64_t ax[1] = {1}, ids[8] = {5, -7, 12, 3, INT64_MAX, 1, 0, 0};
+	struct pc_attr keep0 = {.name = "keepdims", .type = PC_ATTR_INT, .i = 0};
+	struct pc_attr axes = {.name = "axes", .type = PC_ATTR_INTS, .n = 1, .ints = ax};
+	struct pc_attr mx[2] = {keep0, axes};
+	const char *sin[2] = {"ids", "A"}, *sout[1] = {"S"}, *xin[1] = {"ids"}, *xout[1] = {"M"};
+	const char *nin[1] = {"ids"}, *nout[1] = {"Mn"}, *ain[2] = {"W", "W"}, *aout[1] = {"y"};
+	struct pc_error err = {0};
+	struct pc_graph *g = pc_graph_new(13, &err);
+	struct pc_plan *p;
+	char msg[800];
+
+	REQUIRE(g);
+	REQUIRE(!pc_graph_add_input_typed(g, "ids", &xs, PC_DTYPE_INT64, &err));
+	REQUIRE(!pc_graph_add_float(g, "W", &ws, w, &err));
+	REQUIRE(!pc_graph_add_int64(g, "A", &as, ax, &err));
+	REQUIRE(!pc_graph_add_node(g, "ReduceSum", "sum", 2, sin, 1, sout, 1, &keep0, &err));
+	REQUIRE(!pc_graph_add_node(g, "ReduceMax", "max", 1, xin, 1, xout, 2, mx, &err));
+	REQUIRE(!pc_graph_add_node(g, "ReduceMin", "min", 1, nin, 1, nout, 2, mx, &err));
+	REQUIRE(!pc_graph_add_node(g, "Add", "add", 2, ain, 1, aout, 0, NULL, &err));
+	REQUIRE(!pc_graph_add_output(g, "y", &err));
+	REQUIRE_MSG(!pc_graph_finish(g, &err), "%s", pc_error_format(&err, msg, sizeof(msg)));
+	p = pc_plan_new(g, 2, 0, &err);
+	REQUIRE_MSG(p, "%s", pc_error_format(&err, msg, sizeof(msg)));
+	REQUIRE(pc_plan_input_int64(p));
+	memcpy(pc_plan_input_int64(p), ids, sizeof(ids));
+	pc_plan_forward(p);
+	{
+		const struct pc_tensor *ts = &p->t[pc_graph_lookup(g, "S")], *tm = &p->t[pc_graph_lookup(g, "M")];
+		const struct pc_tensor *tn = &p->t[pc_graph_lookup(g, "Mn")];
+		CHECK(!ts->is_static && ts->dtype == PC_DTYPE_INT64 && ts->numel == 2);
+		CHECK_INT(ts->ival[0], 13);
+		/* INT64_MAX + 1 wraps (two's complement), never UB */
+		CHECK(ts->ival[1] == INT64_MIN);
+		CHECK_INT(tm->ival[0], 12);
+		CHECK(tm->ival[1] == INT64_MAX);
+		CHECK_INT(tn->ival[0], -7);
+		CHECK_INT(tn->ival[1], 0);
+	}
+	pc_plan_free(p);
+	pc_graph_free(g);
+}
+
+/* ReduceMean of int64 is refused (ONNX does not say how it rounds). */
+TEST(reduce_mean_int64_refused)
+{
+	static const int64_t iv[4] = {1, 2, 3, 4};
+	struct pc_shape xs = {.ndim = 2, .dim = {-1, 2}}, is = {.ndim = 1, .dim = {4}};
+	const char *rin[1] = {"I"}, *rout[1] = {"S"}, *min[2] = {"x", "S"}, *mout[1] = {"y"};
+	struct tg b;
+	char msg[800];
+
+	tg_begin(&b, 13, &xs);
+	tg_int64(&b, "I", &is, iv);
+	tg_node(&b, "ReduceMean", "bad_reduce", 1, rin, 1, rout, 0, NULL);
+	tg_node(&b, "Reshape", "reshape", 2, min, 1, mout, 0, NULL);
+	b.ok = b.ok && !pc_graph_add_output(b.g, "y", &b.err) && !pc_graph_finish(b.g, &b.err);
+	pc_error_format(&b.err, msg, sizeof(msg));
+	CHECK(!b.ok);
+	CHECK_MSG(b.err.code == PC_ERR_UNSUPPORTED && strstr(b.err.where, "bad_reduce") && strstr(msg, "int64"), "%s",
+		  msg);
+	pc_graph_free(b.g);
+}
+
 /* --- LayerNormalization -------------------------------------------------------------------- */
 
 static struct pc_graph *ln_graph(struct pc_test *t, const json_t *c, float *w, float *bias, const char *what)
