@@ -689,7 +689,7 @@ static void ln_rejects(struct pc_test *t, int opset, const struct pc_shape *ss, 
 		       enum pc_status code, const char *what)
 {
 	struct pc_shape xs = {.ndim = 3, .dim = {BATCH, 3, 4}};
-	const float s[12] = {0};
+	const float s[24] = {0}; /* the largest Scale below: [2, 3, 4] */
 	const char *in[2] = {"x", "S"}, *out[1] = {"y"};
 	struct tg b;
 	char msg[800];
