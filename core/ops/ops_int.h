@@ -37,47 +37,52 @@
 #include "paracorr/tensor.h"
 
 #define PC_OP_LIST(X)                                                                                             \
-	X(GEMM)                                                                                           \
-	X(MATMUL)                                                                                       \
-	X(ADD)                                                                                             \
-	X(SUB)                                                                                             \
-	X(MUL)                                                                                             \
-	X(DIV)                                                                                             \
-	X(RELU)                                                                                           \
-	X(LEAKYRELU)                                                                                 \
-	X(SIGMOID)                                                                                     \
-	X(TANH)                                                                                           \
-	X(SOFTMAX)                                                                                     \
-	X(LOGSOFTMAX)                                                                               \
-	X(CLIP)                                                                                           \
-	X(CONV)                                                                                           \
-	X(MAXPOOL)                                                                                     \
-	X(AVERAGEPOOL)                                                                             \
-	X(GLOBALAVERAGEPOOL)                                                                 \
-	X(BATCHNORM)                                                                        \
-	X(FLATTEN)                                                                                     \
-	X(RESHAPE)                                                                                     \
-	X(TRANSPOSE)                                                                                 \
-	X(CONCAT)                                                                                       \
-	X(PAD)                                                                                             \
-	X(IDENTITY)                                                                                   \
-	X(DROPOUT)                                                                                     \
-	X(CONSTANT)                                                                                   \
-	X(SHAPE)                                                                                         \
-	X(GATHER)                                                                                       \
-	X(UNSQUEEZE)                                                                                 \
-	X(SQUEEZE)                                                                                     \
-	X(CAST)                                                                                           \
-	X(ABS)                                                                                             \
-	X(NEG)                                                                                             \
-	X(RECIPROCAL)                                                                               \
-	X(SQRT)                                                                                           \
-	X(EXP)                                                                                             \
-	X(LOG)                                                                                             \
-	X(ERF)                                                                                             \
-	X(HARDSWISH)                                                                                 \
-	X(HARDSIGMOID)                                                                             \
-	X(POW)
+	X(GEMM)                                                                                                      \
+	X(MATMUL)                                                                                                    \
+	X(ADD)                                                                                                       \
+	X(SUB)                                                                                                       \
+	X(MUL)                                                                                                       \
+	X(DIV)                                                                                                       \
+	X(RELU)                                                                                                      \
+	X(LEAKYRELU)                                                                                                 \
+	X(SIGMOID)                                                                                                   \
+	X(TANH)                                                                                                      \
+	X(SOFTMAX)                                                                                                   \
+	X(LOGSOFTMAX)                                                                                                \
+	X(CLIP)                                                                                                      \
+	X(CONV)                                                                                                      \
+	X(MAXPOOL)                                                                                                   \
+	X(AVERAGEPOOL)                                                                                               \
+	X(GLOBALAVERAGEPOOL)                                                                                         \
+	X(BATCHNORM)                                                                                                 \
+	X(FLATTEN)                                                                                                   \
+	X(RESHAPE)                                                                                                   \
+	X(TRANSPOSE)                                                                                                 \
+	X(CONCAT)                                                                                                    \
+	X(PAD)                                                                                                       \
+	X(IDENTITY)                                                                                                  \
+	X(DROPOUT)                                                                                                   \
+	X(CONSTANT)                                                                                                  \
+	X(SHAPE)                                                                                                     \
+	X(GATHER)                                                                                                    \
+	X(UNSQUEEZE)                                                                                                 \
+	X(SQUEEZE)                                                                                                   \
+	X(CAST)                                                                                                      \
+	X(ABS)                                                                                                       \
+	X(NEG)                                                                                                       \
+	X(RECIPROCAL)                                                                                                \
+	X(SQRT)                                                                                                      \
+	X(EXP)                                                                                                       \
+	X(LOG)                                                                                                       \
+	X(ERF)                                                                                                       \
+	X(HARDSWISH)                                                                                                 \
+	X(HARDSIGMOID)                                                                                               \
+	X(POW)                                                                                                       \
+	X(REDUCESUM)                                                                                                 \
+	X(REDUCEMEAN)                                                                                                \
+	X(REDUCEMAX)                                                                                                 \
+	X(REDUCEMIN)                                                                                                 \
+	X(LAYERNORM)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -216,6 +221,7 @@ PC_OP_DECLARE(pc_avgpool);
 PC_OP_DECLARE(pc_globalavgpool);
 /* norm.c */
 PC_OP_DECLARE(pc_batchnorm);
+PC_OP_DECLARE(pc_layernorm);
 /* shape.c */
 PC_OP_DECLARE(pc_flatten);
 PC_OP_DECLARE(pc_reshape);
@@ -235,5 +241,7 @@ PC_OP_DECLARE(pc_cast);
 PC_OP_DECLARE(pc_unary);
 PC_OP_DECLARE(pc_hardsigmoid);
 PC_OP_DECLARE(pc_pow);
+/* reduce.c: ReduceSum, ReduceMean, ReduceMax, ReduceMin share one implementation */
+PC_OP_DECLARE(pc_reduce);
 
 #endif

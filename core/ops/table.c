@@ -74,6 +74,17 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	/* a float initializer exponent is a weight (torch writes x ** c with a
 	 * Constant node, and an initializer only for an nn.Parameter) */
 	[PC_OP_POW] = {.name = "Pow", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_pow)},
+	[PC_OP_REDUCESUM] = {.name = "ReduceSum", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			     ROW(pc_reduce)},
+	[PC_OP_REDUCEMEAN] = {.name = "ReduceMean", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			      ROW(pc_reduce)},
+	[PC_OP_REDUCEMAX] = {.name = "ReduceMax", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			     ROW(pc_reduce)},
+	[PC_OP_REDUCEMIN] = {.name = "ReduceMin", .attrs = "axes,keepdims,noop_with_empty_axes", ARITY(1, 2, 1, 1),
+			     ROW(pc_reduce)},
+	/* Mean and InvStdDev (outputs 1, 2) are kept only when something reads them */
+	[PC_OP_LAYERNORM] = {.name = "LayerNormalization", .attrs = "axis,epsilon,stash_type", ARITY(2, 3, 1, 3),
+			     ROW(pc_layernorm)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
