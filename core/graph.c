@@ -208,7 +208,29 @@ static void free_attr(struct pc_attr *a)
 	free((void *)a->s);
 	free((void *)a->floats);
 	free((void *)a->ints);
+	free((void *)a->strings); /* one block: the pointers, then the characters */
 	free((void *)a->tdata);
+}
+
+/* n strings copied into one block: n pointers, then the characters. */
+static const char *const *copy_strings(const char *const *src, int n)
+{
+	size_t bytes = (size_t)n * sizeof(char *);
+	char **list, *chars;
+
+	for (int i = 0; i < n; i++)
+		bytes += strlen(src[i] ? src[i] : "") + 1;
+	list = malloc(bytes);
+	if (!list)
+		return NULL;
+	chars = (char *)(list + n);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(src[i] ? src[i] : "") + 1;
+		memcpy(chars, src[i] ? src[i] : "", len);
+		list[i] = chars;
+		chars += len;
+	}
+	return (const char *const *)list;
 }
 
 static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char *where, struct pc_error *err)
@@ -241,6 +263,8 @@ static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char 
 		memcpy(iv, src->ints, (size_t)src->n * sizeof(*iv));
 		dst->ints = iv;
 	}
+	if (src->strings && src->n && !(dst->strings = copy_strings(src->strings, src->n)))
+		goto nomem;
 	if (src->type == PC_ATTR_TENSOR) {
 		int64_t n;
 		size_t esize;
