@@ -67,7 +67,9 @@
 	X(GATHER)                                                                                       \
 	X(UNSQUEEZE)                                                                                 \
 	X(SQUEEZE)                                                                                     \
-	X(CAST)
+	X(CAST)                                                                                           \
+	X(LSTM)                                                                                           \
+	X(GRU)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -215,5 +217,8 @@ PC_OP_DECLARE(pc_gather);
 PC_OP_DECLARE(pc_unsqueeze);
 PC_OP_DECLARE(pc_squeeze);
 PC_OP_DECLARE(pc_cast);
+/* rnn.c */
+PC_OP_DECLARE(pc_lstm);
+PC_OP_DECLARE(pc_gru);
 
 #endif

@@ -62,6 +62,16 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	[PC_OP_SQUEEZE] = {.name = "Squeeze", .attrs = "axes", ARITY(1, 2, 1, 1), .alias = 1, .init = pc_squeeze_init,
 			   .infer = pc_squeeze_infer},
 	[PC_OP_CAST] = {.name = "Cast", .attrs = "to", ARITY(1, 1, 1, 1), ROW(pc_cast)},
+	/* the unsupported ones (clip, alpha/beta, input_forget=1, P) are
+	 * accepted here so that init can say why it refuses them */
+	[PC_OP_LSTM] = {.name = "LSTM",
+			.attrs = "activation_alpha,activation_beta,activations,clip,direction,hidden_size,input_forget,"
+				 "layout",
+			ARITY(3, 8, 1, 3), ROW(pc_lstm)},
+	[PC_OP_GRU] = {.name = "GRU",
+		       .attrs = "activation_alpha,activation_beta,activations,clip,direction,hidden_size,layout,"
+				"linear_before_reset",
+		       ARITY(3, 6, 1, 2), ROW(pc_gru)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
