@@ -127,7 +127,7 @@ static struct pc_graph *build(const struct rnn_case *c, const struct rnn_data *d
 	attrs[n_attr++] = (struct pc_attr){.name = "hidden_size", .type = PC_ATTR_INT, .i = H};
 	if (c->layout)
 		attrs[n_attr++] = (struct pc_attr){.name = "layout", .type = PC_ATTR_INT, .i = 1};
-	if (c->cell != LSTM)
+	if (c->cell != LSTM && !(c->n_attr && strcmp(c->attr[0].name, "linear_before_reset") == 0))
 		attrs[n_attr++] = (struct pc_attr){.name = "linear_before_reset", .type = PC_ATTR_INT, .i = c->cell == GRU1};
 	for (int i = 0; i < c->n_attr; i++)
 		attrs[n_attr++] = c->attr[i];
@@ -437,4 +437,484 @@ TEST(rnn_gradients_match_finite_differences)
 	int cases = for_each_case(t, grad_case, NULL);
 
 	CHECK_INT(cases, 3 * 3 * 2 * 2 * 3);
+}
+
+/* --- PyTorch fixtures ------------------------------------------------------------------ */
+
+#define FIXTURES "tests/reference/fixtures"
+
+struct torch_worst {
+	double out, grad;
+	int models;
+};
+
+static int float_array(json_t *a, float *dst, size_t max)
+{
+	size_t n = json_array_size(a);
+
+	if (!json_is_array(a) || n > max)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (float)json_number_value(json_array_get(a, i));
+	return (int)n;
+}
+
+static double close_err(double got, double want, double atol, double rtol)
+{
+	/* how far past the tolerance, as a fraction of it: <= 1 passes */
+	return fabs(got - want) / (atol + rtol * fabs(want));
+}
+
+/* Loads onnx (or the JSON's own model), runs forward and backward at the
+ * fixture's batch and compares with torch. Returns 0, or the load status
+ * when the model does not load (err holds why). */
+static int check_torch(struct pc_test *t, const char *json_name, const char *onnx_name, struct torch_worst *worst,
+		       struct pc_error *err)
+{
+	char path[512], msg[800];
+	json_error_t jerr;
+	json_t *ref, *params;
+	struct pc_graph *g = NULL;
+	struct pc_plan *p = NULL;
+	static float x[256], want[1024], gin[256];
+	int nx, nout, batch, rc = 0;
+	int64_t classes;
+	const char *key;
+	json_t *val;
+
+	snprintf(path, sizeof(path), "%s/" FIXTURES "/%s.json", pc_test_root(), json_name);
+	ref = json_load_file(path, 0, &jerr);
+	if (!ref) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", path, jerr.text);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/" FIXTURES "/%s", pc_test_root(),
+		 onnx_name ? onnx_name : json_string_value(json_object_get(ref, "model")));
+	if ((rc = pc_onnx_load_file(path, &g, err)))
+		goto out;
+	nx = float_array(json_object_get(ref, "x"), x, 256);
+	nout = float_array(json_object_get(ref, "output"), want, 1024);
+	float_array(json_object_get(ref, "input_grad"), gin, 256);
+	batch = (int)json_integer_value(json_array_get(json_object_get(ref, "input_shape"), 0));
+	classes = json_integer_value(json_object_get(ref, "classes"));
+	p = pc_plan_new(g, batch, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, err);
+	if (!p) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: plan: %s", json_name, pc_error_format(err, msg, sizeof(msg)));
+		goto out;
+	}
+	if (nx != batch * pc_plan_sample_numel(p) || nout != batch * classes || pc_plan_classes(p) != classes) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: fixture sizes %d, %d do not fit the plan", json_name, nx, nout);
+		goto out;
+	}
+	memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
+	pc_plan_forward(p);
+	for (int i = 0; i < nout; i++) {
+		double e = close_err(pc_plan_output(p)[i], want[i], 1e-6, 1e-5);
+		if (e > worst->out)
+			worst->out = e;
+		CHECK_MSG(e <= 1.0, "%s: out[%d] = %.9g, torch %.9g", json_name, i, (double)pc_plan_output(p)[i],
+			  (double)want[i]);
+	}
+	for (int i = 0; i < nout; i++)
+		pc_plan_output_grad(p)[i] = (float)cos(0.7 * i);
+	pc_plan_backward(p);
+	for (int i = 0; i < nx; i++) {
+		double e = close_err(pc_plan_input_grad(p)[i], gin[i], 1e-6, 1e-4);
+		if (e > worst->grad)
+			worst->grad = e;
+		CHECK_MSG(e <= 1.0, "%s: dx[%d] = %.9g, torch %.9g", json_name, i, (double)pc_plan_input_grad(p)[i],
+			  (double)gin[i]);
+	}
+	params = json_object_get(ref, "params");
+	CHECK_INT(json_object_size(params), pc_graph_param_tensors(g));
+	json_object_foreach(params, key, val)
+	{
+		int k = pc_graph_find_param(g, key);
+		const struct pc_param *pt;
+		const float *gw;
+		double l1 = 0, l2 = 0, linf = 0, ref_norm[3];
+		static const char *const norms[] = {"l1", "l2", "linf"};
+		json_t *idx = json_object_get(val, "index"), *vals = json_object_get(val, "values");
+		if (k < 0) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: no parameter %s", json_name, key);
+			continue;
+		}
+		pt = pc_graph_param(g, k);
+		gw = pc_plan_weight_grad(p) + pt->offset;
+		for (int64_t i = 0; i < pt->count; i++) {
+			double v = fabs((double)gw[i]);
+			l1 += v;
+			l2 += v * v;
+			linf = v > linf ? v : linf;
+		}
+		l2 = sqrt(l2);
+		for (int m = 0; m < 3; m++) {
+			double got = m == 0 ? l1 : m == 1 ? l2 : linf, e;
+			ref_norm[m] = json_number_value(json_object_get(val, norms[m]));
+			e = close_err(got, ref_norm[m], 1e-7, 1e-4);
+			if (e > worst->grad)
+				worst->grad = e;
+			CHECK_MSG(e <= 1.0, "%s: %s of d%s = %.9g, torch %.9g", json_name, norms[m], key, got, ref_norm[m]);
+		}
+		for (size_t i = 0; i < json_array_size(idx); i++) {
+			int64_t at = json_integer_value(json_array_get(idx, i));
+			double w = json_number_value(json_array_get(vals, i)), e;
+			if (at < 0 || at >= pt->count) {
+				pc_test_fail(t, __FILE__, __LINE__, "%s: index %lld of %s", json_name, (long long)at, key);
+				break;
+			}
+			e = close_err(gw[at], w, 1e-6, 1e-4);
+			if (e > worst->grad)
+				worst->grad = e;
+			CHECK_MSG(e <= 1.0, "%s: d%s[%lld] = %.9g, torch %.9g", json_name, key, (long long)at,
+				  (double)gw[at], w);
+		}
+	}
+	worst->models++;
+out:
+	pc_plan_free(p);
+	pc_graph_free(g);
+	json_decref(ref);
+	return rc;
+}
+
+static const char *const TORCH_H0[] = {
+	"lstm_bf0_h0_op14", "lstm_bf0_h0_op17", "lstm_bf1_h0_op14", "lstm_bf1_h0_op17",
+	"gru_bf0_h0_op14",  "gru_bf0_h0_op17",	"gru_bf1_h0_op14",  "gru_bf1_h0_op17",
+};
+static const char *const TORCH_ZERO[] = {
+	"lstm_bf0_zero_op14", "lstm_bf0_zero_op17", "lstm_bf1_zero_op14", "lstm_bf1_zero_op17",
+	"gru_bf0_zero_op14",  "gru_bf0_zero_op17",  "gru_bf1_zero_op14",  "gru_bf1_zero_op17",
+};
+
+/* 2-layer bidirectional nn.LSTM / nn.GRU with learned initial states: the
+ * ops of these exports all exist, so every one must load and agree. */
+TEST(rnn_torch_learned_state)
+{
+	struct torch_worst worst = {0};
+	struct pc_error err = {0};
+	char msg[800];
+
+	for (size_t i = 0; i < sizeof(TORCH_H0) / sizeof(TORCH_H0[0]); i++) {
+		pc_error_clear(&err);
+		if (check_torch(t, TORCH_H0[i], NULL, &worst, &err))
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", TORCH_H0[i], pc_error_format(&err, msg, sizeof(msg)));
+	}
+	/* the default activations written out load and compute the same */
+	pc_error_clear(&err);
+	if (check_torch(t, "lstm_bf1_h0_op14", "lstm_bf1_h0_op14_acts.onnx", &worst, &err))
+		pc_test_fail(t, __FILE__, __LINE__, "acts: %s", pc_error_format(&err, msg, sizeof(msg)));
+	CHECK_INT(worst.models, 9);
+	printf("  LSTM/GRU vs PyTorch, %d models: worst output error %.3g, gradient error %.3g of the tolerance\n",
+	       worst.models, worst.out, worst.grad);
+}
+
+/* The default exports (zero initial state, dynamic batch) build the state
+ * with ConstantOfShape and Slice; while those ops are missing the test
+ * says so instead of passing. */
+TEST(rnn_torch_zero_state)
+{
+	struct torch_worst worst = {0};
+	struct pc_error err = {0};
+	char msg[800], missing[900] = "";
+
+	for (size_t i = 0; i < sizeof(TORCH_ZERO) / sizeof(TORCH_ZERO[0]); i++) {
+		pc_error_clear(&err);
+		if (!check_torch(t, TORCH_ZERO[i], NULL, &worst, &err))
+			continue;
+		pc_error_format(&err, msg, sizeof(msg));
+		if (err.code == PC_ERR_UNSUPPORTED && strstr(msg, "unsupported op") && !strstr(msg, "LSTM") &&
+		    !strstr(msg, "GRU"))
+			snprintf(missing, sizeof(missing), "%s", msg);
+		else
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", TORCH_ZERO[i], msg);
+	}
+	if (missing[0] && !worst.models) {
+		pc_test_skip(t, missing);
+		return;
+	}
+	CHECK_MSG(!missing[0], "some zero-state fixtures load and some do not: %s", missing);
+	CHECK_INT(worst.models, 8);
+	printf("  LSTM/GRU vs PyTorch (zero state), %d models: worst output error %.3g, gradient error %.3g of the "
+	       "tolerance\n",
+	       worst.models, worst.out, worst.grad);
+}
+
+TEST(rnn_torch_relu_activation_refused)
+{
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+	char path[512], msg[800];
+
+	snprintf(path, sizeof(path), "%s/" FIXTURES "/lstm_bf1_h0_op14_relu.onnx", pc_test_root());
+	CHECK(pc_onnx_load_file(path, &g, &err) == PC_ERR_UNSUPPORTED);
+	pc_error_format(&err, msg, sizeof(msg));
+	CHECK_MSG(strstr(msg, "'activations'") && strstr(msg, "Relu") && strstr(msg, "(LSTM)"), "message: %s", msg);
+	pc_graph_free(g);
+}
+
+/* --- sizes and output subsets ------------------------------------------------------------- */
+
+static const int64_t SEQ_ONE[1] = {1};
+static const int64_t SEQ_FOUR[MAX_N] = {6, 0, 3, 5};
+
+TEST(rnn_sizes_and_output_subsets)
+{
+	const struct rnn_case cases[] = {
+		/* one of everything */
+		{.cell = LSTM, .direction = "bidirectional", .T = 1, .N = 1, .I = 1, .H = 1, .seed = 7},
+		{.cell = GRU1, .direction = "reverse", .layout = 1, .T = 1, .N = 1, .I = 1, .H = 1, .h0 = 1, .seq = SEQ_ONE,
+		 .seed = 8},
+		/* the largest sizes here, I > H and I < H */
+		{.cell = GRU1, .direction = "forward", .layout = 1, .T = 6, .N = 4, .I = 5, .H = 2, .seed = 9},
+		{.cell = LSTM, .direction = "bidirectional", .layout = 1, .T = 6, .N = 4, .I = 2, .H = 5, .h0 = 1, .c0 = 1,
+		 .seq = SEQ_FOUR, .seed = 10},
+		{.cell = GRU0, .direction = "bidirectional", .T = 6, .N = 4, .I = 5, .H = 5, .seq = SEQ_FOUR, .seed = 11},
+		/* any subset of the outputs read */
+		{.cell = LSTM, .direction = "reverse", .layout = 1, .T = 4, .N = 3, .I = 3, .H = 4, .skip_y = 1, .seed = 12},
+		{.cell = LSTM, .direction = "forward", .T = 4, .N = 3, .I = 3, .H = 4, .skip_yh = 1, .skip_yc = 1, .seed = 13},
+		{.cell = LSTM, .direction = "bidirectional", .T = 4, .N = 3, .I = 3, .H = 4, .skip_yh = 1, .h0 = 1, .c0 = 1,
+		 .seed = 14},
+		{.cell = LSTM, .direction = "bidirectional", .layout = 1, .T = 4, .N = 3, .I = 3, .H = 4, .skip_y = 1,
+		 .skip_yh = 1, .seq = SEQ_MIXED, .seed = 15},
+		{.cell = GRU0, .direction = "bidirectional", .layout = 1, .T = 4, .N = 3, .I = 3, .H = 4, .skip_y = 1,
+		 .h0 = 1, .seed = 16},
+		{.cell = GRU1, .direction = "reverse", .T = 4, .N = 3, .I = 3, .H = 4, .skip_yh = 1, .seq = SEQ_ZERO,
+		 .seed = 17},
+		/* only initial_c, no B; opset 11 (no layout attribute) */
+		{.cell = LSTM, .direction = "forward", .T = 3, .N = 2, .I = 3, .H = 3, .c0 = 1, .no_b = 1, .opset = 11,
+		 .seed = 18},
+	};
+	double worst = 0.0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		double e = check_forward(t, &cases[i], 2e-6, 1e-5);
+		if (e > worst)
+			worst = e;
+		CHECK(check_grads(t, &cases[i]) > 0);
+	}
+	CHECK(worst < 1e-5);
+}
+
+/* A plan of another batch than the graph was checked at (dynamic batch). */
+TEST(rnn_other_batch_sizes)
+{
+	for (int n = 1; n <= MAX_N; n++) {
+		struct rnn_case c = {.cell = (enum cell)(n % 3), .direction = "bidirectional", .layout = n % 2, .T = 3, .N = n,
+				     .I = 2, .H = 3, .seed = 40u + (uint64_t)n};
+		CHECK(check_forward(t, &c, 2e-6, 1e-5) >= 0.0);
+	}
+}
+
+/* Backward adds: a second backward after one forward doubles the weight
+ * gradients exactly (the saved gates are not consumed), and the input
+ * gradient, which the plan clears, comes out the same. */
+TEST(rnn_backward_adds)
+{
+	for (int cell = 0; cell < 3; cell++) {
+		struct rnn_case c = {.cell = (enum cell)cell, .direction = "bidirectional", .layout = cell == 1, .T = 4,
+				     .N = 3, .I = 3, .H = 4, .h0 = 1, .c0 = cell == LSTM, .seq = SEQ_MIXED, .seed = 60};
+		struct pc_error err = {0};
+		struct rnn_data d;
+		struct pc_graph *g;
+		struct pc_plan *p;
+		float *gw1, *gx1;
+		int64_t np, nx, nout;
+		char msg[800];
+		int bad = 0;
+
+		make_data(&c, &d);
+		g = build(&c, &d, &err);
+		REQUIRE_MSG(g, "build: %s", pc_error_format(&err, msg, sizeof(msg)));
+		p = pc_plan_new(g, c.N, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
+		REQUIRE_MSG(p, "plan: %s", pc_error_format(&err, msg, sizeof(msg)));
+		np = pc_graph_param_count(g);
+		nx = (int64_t)c.N * pc_plan_sample_numel(p);
+		nout = (int64_t)c.N * pc_plan_classes(p);
+		gw1 = malloc((size_t)np * sizeof(float));
+		gx1 = malloc((size_t)nx * sizeof(float));
+		REQUIRE(gw1 && gx1);
+		gc_fill(pc_plan_input(p), nx, 61, -1.0f, 1.0f);
+		gc_fill(pc_plan_output_grad(p), nout, 62, -1.0f, 1.0f);
+		pc_plan_forward(p);
+		pc_plan_backward(p);
+		memcpy(gw1, pc_plan_weight_grad(p), (size_t)np * sizeof(float));
+		memcpy(gx1, pc_plan_input_grad(p), (size_t)nx * sizeof(float));
+		pc_plan_backward(p);
+		for (int64_t i = 0; i < np; i++)
+			if (pc_plan_weight_grad(p)[i] != 2.0f * gw1[i] && bad++ < 3)
+				pc_test_fail(t, __FILE__, __LINE__, "cell %d: dw[%lld] = %.9g after two passes, %.9g after one",
+					     cell, (long long)i, (double)pc_plan_weight_grad(p)[i], (double)gw1[i]);
+		for (int64_t i = 0; i < nx; i++)
+			if (pc_plan_input_grad(p)[i] != gx1[i] && bad++ < 6)
+				pc_test_fail(t, __FILE__, __LINE__, "cell %d: dx[%lld] changed", cell, (long long)i);
+		/* and the gradients are not all zero */
+		CHECK(gw1[0] != 0.0f || gw1[np - 1] != 0.0f);
+		free(gw1);
+		free(gx1);
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
+}
+
+/* --- activations and refusals --------------------------------------------------------------- */
+
+static struct pc_attr a_strings(const char *name, int n, const char *const *v)
+{
+	return (struct pc_attr){.name = name, .type = PC_ATTR_STRINGS, .n = n, .strings = v};
+}
+
+TEST(rnn_default_activations_accepted)
+{
+	static const char *const lstm_bi[] = {"Sigmoid", "Tanh", "Tanh", "sigmoid", "tanh", "TANH"};
+	static const char *const gru_fw[] = {"Sigmoid", "Tanh"};
+	struct rnn_case c1 = {.cell = LSTM, .direction = "bidirectional", .T = 3, .N = 2, .I = 2, .H = 3, .n_attr = 1,
+			      .attr = {a_strings("activations", 6, lstm_bi)}, .seed = 70};
+	struct rnn_case c2 = {.cell = GRU1, .direction = "forward", .layout = 1, .T = 3, .N = 2, .I = 2, .H = 3,
+			      .n_attr = 1, .attr = {a_strings("activations", 2, gru_fw)}, .seed = 71};
+
+	/* the reference uses the defaults: the values must match it */
+	CHECK(check_forward(t, &c1, 2e-6, 1e-5) >= 0.0);
+	CHECK(check_forward(t, &c2, 2e-6, 1e-5) >= 0.0);
+}
+
+/* Building must fail at load with `code`, naming the node and `text`. */
+static void expect_refused(struct pc_test *t, const struct rnn_case *c, enum pc_status code, const char *text)
+{
+	struct pc_error err = {0};
+	struct rnn_data d;
+	struct pc_graph *g;
+	char msg[800], what[128];
+
+	make_data(c, &d);
+	g = build(c, &d, &err);
+	pc_error_format(&err, msg, sizeof(msg));
+	describe(c, what, sizeof(what));
+	CHECK_MSG(g == NULL, "%s: built; expected a refusal mentioning %s", what, text);
+	CHECK_MSG(err.code == code, "%s: expected %s, got %s: %s", what, pc_status_name(code), pc_status_name(err.code),
+		  msg);
+	CHECK_MSG(strstr(err.where, "'rnn'") != NULL, "%s: error does not name the node: %s", what, msg);
+	CHECK_MSG(strstr(msg, text) != NULL, "%s: error does not mention '%s': %s", what, text, msg);
+	pc_graph_free(g);
+}
+
+static const int64_t SEQ_LONG[3] = {4, 5, 1}, SEQ_NEG[3] = {4, -1, 1};
+
+TEST(rnn_unsupported_refused_at_load)
+{
+	static const char *const relu[] = {"Sigmoid", "Relu", "Tanh"};
+	static const char *const two[] = {"Sigmoid", "Tanh"};
+	static const float alpha[] = {1.0f};
+	const struct rnn_case base = {.cell = LSTM, .direction = "forward", .T = 4, .N = 3, .I = 3, .H = 4, .seed = 80};
+	struct rnn_case c;
+
+	c = base;
+	c.with_p = 1;
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "peephole");
+	c = base;
+	c.n_attr = 1;
+	c.attr[0] = (struct pc_attr){.name = "clip", .type = PC_ATTR_FLOAT, .f = 3.0f};
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'clip'");
+	c.cell = GRU1;
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'clip'");
+	c = base;
+	c.n_attr = 1;
+	c.attr[0] = (struct pc_attr){.name = "input_forget", .type = PC_ATTR_INT, .i = 1};
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'input_forget'");
+	c = base;
+	c.n_attr = 1;
+	c.attr[0] = a_strings("activations", 3, relu);
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'activations'");
+	c.attr[0] = a_strings("activations", 2, two); /* LSTM takes 3 */
+	expect_refused(t, &c, PC_ERR_FORMAT, "'activations'");
+	c.cell = GRU0;
+	c.attr[0] = a_strings("activations", 3, relu); /* GRU takes 2 */
+	expect_refused(t, &c, PC_ERR_FORMAT, "'activations'");
+	c.attr[0] = (struct pc_attr){.name = "activations", .type = PC_ATTR_STRING, .s = "Sigmoid"};
+	expect_refused(t, &c, PC_ERR_FORMAT, "'activations'");
+	c = base;
+	c.n_attr = 1;
+	c.attr[0] = (struct pc_attr){.name = "activation_alpha", .type = PC_ATTR_FLOATS, .n = 1, .floats = alpha};
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'activation_alpha'");
+	c.attr[0].name = "activation_beta";
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'activation_beta'");
+	c = base;
+	c.direction = "sideways";
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'direction'");
+	c = base;
+	c.n_attr = 1;
+	c.attr[0] = (struct pc_attr){.name = "layout", .type = PC_ATTR_INT, .i = 2};
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'layout'");
+	c = base;
+	c.layout = 1;
+	c.opset = 13;
+	expect_refused(t, &c, PC_ERR_FORMAT, "'layout'");
+	c = base;
+	c.cell = GRU0;
+	c.n_attr = 1;
+	c.attr[0] = (struct pc_attr){.name = "linear_before_reset", .type = PC_ATTR_INT, .i = 2};
+	expect_refused(t, &c, PC_ERR_UNSUPPORTED, "'linear_before_reset'");
+	c = base;
+	c.n_attr = 0;
+	c.seq = SEQ_LONG;
+	expect_refused(t, &c, PC_ERR_FORMAT, "sequence_lens[1] is 5");
+	c.seq = SEQ_NEG;
+	expect_refused(t, &c, PC_ERR_FORMAT, "sequence_lens[1] is -1");
+	c.seq = SEQ_MIXED;
+	c.seq_float = 1;
+	expect_refused(t, &c, PC_ERR_SHAPE, "sequence_lens");
+}
+
+/* Shapes that disagree with X, W, R or hidden_size, built by hand; text
+ * NULL: the graph must build. */
+static void expect_shape_refused(struct pc_test *t, const char *op, int64_t hidden, struct pc_shape ws,
+				 struct pc_shape rs, struct pc_shape bs, struct pc_shape hs, const char *text)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = pc_graph_new(14, &err);
+	static float zeros[4096];
+	struct pc_attr attrs[2] = {{.name = "hidden_size", .type = PC_ATTR_INT, .i = hidden},
+				   {.name = "direction", .type = PC_ATTR_STRING, .s = "forward"}};
+	const char *in[6] = {"x", "W", "R", "B", "", "h0"};
+	struct pc_attr axis = {.name = "axis", .type = PC_ATTR_INT, .i = 1};
+	char msg[800];
+
+	REQUIRE(g);
+	if (pc_graph_add_input(g, "x", &(struct pc_shape){3, {4, 3, 3}}, &err) ||
+	    pc_graph_add_float(g, "W", &ws, zeros, &err) || pc_graph_add_float(g, "R", &rs, zeros, &err) ||
+	    pc_graph_add_float(g, "B", &bs, zeros, &err) || pc_graph_add_float(g, "h0", &hs, zeros, &err) ||
+	    pc_graph_add_node(g, op, "rnn", 6, in, 1, (const char *[]){"Y"}, hidden ? 2 : 1, hidden ? attrs : attrs + 1,
+			      &err) ||
+	    pc_graph_add_node(g, "Flatten", "fl", 1, (const char *[]){"Y"}, 1, (const char *[]){"out"}, 1, &axis, &err) ||
+	    pc_graph_add_output(g, "out", &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "building: %s", pc_error_format(&err, msg, sizeof(msg)));
+		pc_graph_free(g);
+		return;
+	}
+	if (!text) {
+		CHECK_MSG(pc_graph_finish(g, &err) == PC_OK, "finish: %s", pc_error_format(&err, msg, sizeof(msg)));
+		pc_graph_free(g);
+		return;
+	}
+	CHECK(pc_graph_finish(g, &err) != PC_OK);
+	pc_error_format(&err, msg, sizeof(msg));
+	CHECK_MSG(strstr(msg, "'rnn'") && strstr(msg, text), "expected '%s': %s", text, msg);
+	pc_graph_free(g);
+}
+
+TEST(rnn_shape_mismatches_refused_at_load)
+{
+	/* x is [T=4, N=3, I=3] (layout 0); LSTM with H = 2: W [1,8,3], R [1,8,2], B [1,16], h0 [1,3,2] */
+	struct pc_shape w = {3, {1, 8, 3}}, r = {3, {1, 8, 2}}, b = {2, {1, 16}}, h = {3, {1, 3, 2}};
+
+	expect_shape_refused(t, "LSTM", 2, w, r, b, h, NULL); /* the valid one builds */
+	expect_shape_refused(t, "LSTM", 3, w, r, b, h, "input 2 (R)");
+	expect_shape_refused(t, "LSTM", 2, (struct pc_shape){3, {1, 8, 4}}, r, b, h, "input 1 (W)");
+	expect_shape_refused(t, "LSTM", 2, w, r, (struct pc_shape){2, {1, 12}}, h, "input 3 (B)");
+	expect_shape_refused(t, "LSTM", 2, w, r, b, (struct pc_shape){3, {3, 1, 2}}, "input 5 (initial_h)");
+	expect_shape_refused(t, "LSTM", 2, (struct pc_shape){3, {2, 8, 3}}, (struct pc_shape){3, {2, 8, 2}}, b, h,
+			     "input 2 (R)");
+	expect_shape_refused(t, "GRU", 2, w, r, b, h, "input 2 (R)"); /* GRU has 3 gates: R [1,6,2] */
+	expect_shape_refused(t, "LSTM", 0, w, (struct pc_shape){2, {8, 2}}, b, h, "input 2 (R)");
+	expect_shape_refused(t, "LSTM", 1 << 21, w, r, b, h, "'hidden_size'");
 }
