@@ -42,6 +42,8 @@ struct rnn_case {
 	struct pc_attr attr[3];
 	int with_p;	/* an LSTM peephole input */
 	int seq_float; /* sequence_lens as a float tensor */
+	int seq_input;	/* sequence_lens is the graph's (int64) input; x an initializer */
+	int seq_output; /* the output is Y as [N, T, D*H] (layout 1, Y only) */
 	uint64_t seed;
 };
 
@@ -49,6 +51,7 @@ struct rnn_data {
 	int D, G, fixed;
 	float w[2 * MAX_G * MAX_H * MAX_I], r[2 * MAX_G * MAX_H * MAX_H], b[2 * 2 * MAX_G * MAX_H];
 	float h0[2 * MAX_N * MAX_H], c0[2 * MAX_N * MAX_H];
+	float x[MAX_N * MAX_T * MAX_I]; /* x when it is an initializer (seq_input) */
 };
 
 static struct pc_shape shp(int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
@@ -76,12 +79,13 @@ static void make_data(const struct rnn_case *c, struct rnn_data *d)
 	d->D = D;
 	d->G = G;
 	/* initial states and sequence lengths have the batch in their shape */
-	d->fixed = c->h0 || c->c0 || c->seq;
+	d->fixed = c->h0 || c->c0 || c->seq || c->seq_input;
 	gc_fill(d->w, (int64_t)D * G * c->H * c->I, c->seed + 1, -0.6f, 0.6f);
 	gc_fill(d->r, (int64_t)D * G * c->H * c->H, c->seed + 2, -0.6f, 0.6f);
 	gc_fill(d->b, (int64_t)D * 2 * G * c->H, c->seed + 3, -0.4f, 0.4f);
 	gc_fill(d->h0, (int64_t)D * c->N * c->H, c->seed + 4, -0.7f, 0.7f);
 	gc_fill(d->c0, (int64_t)D * c->N * c->H, c->seed + 5, -0.7f, 0.7f);
+	gc_fill(d->x, (int64_t)c->N * c->T * c->I, c->seed + 9, -1.0f, 1.0f);
 }
 
 /* A finished graph for case c, or NULL with err set. */
@@ -100,8 +104,13 @@ static struct pc_graph *build(const struct rnn_case *c, const struct rnn_data *d
 
 	if (!g)
 		return NULL;
-	if (pc_graph_add_input(g, "x", &xs, err))
+	if (c->seq_input) {
+		if (pc_graph_add_input_typed(g, "seq", &(struct pc_shape){1, {N}}, PC_DTYPE_INT64, err) ||
+		    pc_graph_add_float(g, "x", &xs, d->x, err))
+			goto fail;
+	} else if (pc_graph_add_input(g, "x", &xs, err)) {
 		goto fail;
+	}
 	if (pc_graph_add_float(g, "W", &(struct pc_shape){3, {D, G * H, c->I}}, d->w, err) ||
 	    pc_graph_add_float(g, "R", &(struct pc_shape){3, {D, G * H, H}}, d->r, err) ||
 	    (!c->no_b && pc_graph_add_float(g, "B", &(struct pc_shape){2, {D, 2 * G * H}}, d->b, err)) ||
@@ -132,15 +141,23 @@ static struct pc_graph *build(const struct rnn_case *c, const struct rnn_data *d
 	for (int i = 0; i < c->n_attr; i++)
 		attrs[n_attr++] = c->attr[i];
 	{
-		const char *in[8] = {c->layout ? "x" : "xt", "W", "R", c->no_b ? "" : "B", c->seq ? "seq" : "",
+		const char *in[8] = {c->layout ? "x" : "xt", "W", "R", c->no_b ? "" : "B", c->seq || c->seq_input ? "seq" : "",
 				     c->h0 ? "h0" : "", c->c0 ? "c0" : "", "P"};
 		const char *out[3] = {"Y", c->skip_yh ? "" : "Y_h", c->skip_yc ? "" : "Y_c"};
 		int n_in = c->with_p ? 8 : lstm ? 7 : 6, n_out = lstm ? 3 : 2;
 		if (pc_graph_add_node(g, lstm ? "LSTM" : "GRU", "rnn", n_in, in, n_out, out, n_attr, attrs, err))
 			goto fail;
 	}
+	if (c->seq_output) {
+		static const int64_t target[3] = {0, 0, -1};
+		if (pc_graph_add_int64(g, "target", &(struct pc_shape){1, {3}}, target, err) ||
+		    pc_graph_add_node(g, "Reshape", "to_ntv", 2, (const char *[]){"Y", "target"}, 1,
+				      (const char *[]){"out"}, 0, NULL, err))
+			goto fail;
+		k = 3; /* no flattening */
+	}
 	/* each used output to [N, ...], flattened */
-	for (k = 0; k < 3; k++) {
+	for (; k < 3; k++) {
 		static const char *const names[] = {"Y", "Y_h", "Y_c"}, *const tr[] = {"Yt", "Y_ht", "Y_ct"};
 		static const char *const fl[] = {"Yf", "Y_hf", "Y_cf"};
 		struct pc_attr axis = {.name = "axis", .type = PC_ATTR_INT, .i = 1};
@@ -157,7 +174,7 @@ static struct pc_graph *build(const struct rnn_case *c, const struct rnn_data *d
 			goto fail;
 		flat[n_flat++] = fl[k];
 	}
-	{
+	if (n_flat) {
 		struct pc_attr axis = {.name = "axis", .type = PC_ATTR_INT, .i = 1};
 		if (pc_graph_add_node(g, "Concat", "cat", n_flat, flat, 1, (const char *[]){"out"}, 1, &axis, err))
 			goto fail;
@@ -326,9 +343,10 @@ static double check_forward(struct pc_test *t, const struct rnn_case *c, double 
 		gc_fill(pc_plan_input(p), (int64_t)c->N * c->T * c->I, c->seed + 9, -1.0f, 1.0f);
 		pc_plan_forward(p);
 		reference(c, &d, pc_plan_input(p), ref, &cols);
-		CHECK_INT(pc_plan_classes(p), cols);
+		/* [N, C], or [N, T, D*H] for a sequence output */
+		CHECK_INT(pc_plan_positions(p) * pc_plan_classes(p), cols);
 		got = pc_plan_output(p);
-		for (int n = 0; n < c->N && pc_plan_classes(p) == cols; n++)
+		for (int n = 0; n < c->N && pc_plan_positions(p) * pc_plan_classes(p) == cols; n++)
 			for (int64_t j = 0; j < cols; j++) {
 				double want = ref[(int64_t)n * REF_ROW + j], v = got[(int64_t)n * cols + j];
 				double e = fabs(v - want);
@@ -917,4 +935,91 @@ TEST(rnn_shape_mismatches_refused_at_load)
 	expect_shape_refused(t, "GRU", 2, w, r, b, h, "input 2 (R)"); /* GRU has 3 gates: R [1,6,2] */
 	expect_shape_refused(t, "LSTM", 0, w, (struct pc_shape){2, {8, 2}}, b, h, "input 2 (R)");
 	expect_shape_refused(t, "LSTM", 1 << 21, w, r, b, h, "'hidden_size'");
+}
+
+/* A sequence model's output [N, T, D*H] straight from Y (layout 1). */
+TEST(rnn_sequence_output)
+{
+	for (int cell = 0; cell < 3; cell++) {
+		struct rnn_case c = {.cell = (enum cell)cell, .direction = cell == 1 ? "reverse" : "bidirectional",
+				     .layout = 1, .T = 5, .N = 2, .I = 3, .H = 4, .skip_yh = 1, .skip_yc = 1,
+				     .seq_output = 1, .seed = 90u + (uint64_t)cell};
+		CHECK(check_forward(t, &c, 2e-6, 1e-5) >= 0.0);
+	}
+}
+
+/* sequence_lens computed at run time (here: the graph's int64 input, with x
+ * an initializer): read at each forward, values outside 0..T clamped. The
+ * same graph with the clamped lengths as a constant and x as the input must
+ * give the same output and gradients, bit for bit. */
+TEST(rnn_sequence_lens_at_run_time)
+{
+	static const int64_t runs[3][3] = {{4, 1, 3}, {0, 4, 2}, {9, -3, 2}}, clamped[3][3] = {{4, 1, 3}, {0, 4, 2}, {4, 0, 2}};
+
+	for (int cell = 0; cell < 3; cell++) {
+		struct rnn_case c = {.cell = (enum cell)cell, .direction = "bidirectional", .layout = cell != 1, .T = 4,
+				     .N = 3, .I = 3, .H = 4, .h0 = 1, .c0 = cell == LSTM, .seq_input = 1, .seed = 95};
+		struct pc_error err = {0};
+		struct rnn_data d;
+		struct pc_graph *g, *gs;
+		struct pc_plan *p, *ps;
+		char msg[800];
+
+		make_data(&c, &d);
+		g = build(&c, &d, &err);
+		REQUIRE_MSG(g, "build: %s", pc_error_format(&err, msg, sizeof(msg)));
+		p = pc_plan_new(g, c.N, PC_PLAN_GRAD, &err);
+		REQUIRE_MSG(p, "plan: %s", pc_error_format(&err, msg, sizeof(msg)));
+		REQUIRE(pc_plan_input(p) == NULL && pc_plan_input_int64(p) != NULL);
+		for (int r = 0; r < 3; r++) {
+			struct rnn_case cs = c;
+			int64_t nout = (int64_t)c.N * pc_plan_classes(p), cols = 0;
+			static double ref[MAX_N * REF_ROW];
+			int bad = 0;
+			cs.seq_input = 0;
+			cs.seq = clamped[r];
+			gs = build(&cs, &d, &err);
+			REQUIRE_MSG(gs, "build: %s", pc_error_format(&err, msg, sizeof(msg)));
+			ps = pc_plan_new(gs, c.N, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
+			REQUIRE_MSG(ps, "plan: %s", pc_error_format(&err, msg, sizeof(msg)));
+			memcpy(pc_plan_input_int64(p), runs[r], sizeof(runs[r]));
+			memcpy(pc_plan_input(ps), d.x, (size_t)(c.N * c.T * c.I) * sizeof(float));
+			pc_plan_forward(p);
+			pc_plan_forward(ps);
+			reference(&cs, &d, d.x, ref, &cols);
+			REQUIRE(cols == pc_plan_classes(p) && cols == pc_plan_classes(ps));
+			for (int64_t i = 0; i < nout; i++) {
+				double want = ref[i / cols * REF_ROW + i % cols];
+				if (pc_plan_output(p)[i] != pc_plan_output(ps)[i] && bad++ < 3)
+					pc_test_fail(t, __FILE__, __LINE__, "cell %d run %d: out[%lld] %.9g vs %.9g", cell, r,
+						     (long long)i, (double)pc_plan_output(p)[i], (double)pc_plan_output(ps)[i]);
+				CHECK(fabs(pc_plan_output(p)[i] - want) <= 2e-6 + 1e-5 * fabs(want));
+			}
+			gc_fill(pc_plan_output_grad(p), nout, 96 + (uint64_t)r, -1.0f, 1.0f);
+			memcpy(pc_plan_output_grad(ps), pc_plan_output_grad(p), (size_t)nout * sizeof(float));
+			pc_plan_zero_weight_grad(p);
+			pc_plan_zero_weight_grad(ps);
+			pc_plan_backward(p);
+			pc_plan_backward(ps);
+			for (int k = 0; k < pc_graph_param_tensors(g); k++) {
+				const struct pc_param *pt = pc_graph_param(g, k);
+				int ks = pc_graph_find_param(gs, pt->name);
+				const float *a = pc_plan_weight_grad(p) + pt->offset, *b;
+				if (strcmp(pt->name, "x") == 0) {
+					b = pc_plan_input_grad(ps); /* x's gradient as a weight = as the input */
+				} else {
+					REQUIRE(ks >= 0);
+					b = pc_plan_weight_grad(ps) + pc_graph_param(gs, ks)->offset;
+				}
+				for (int64_t i = 0; i < pt->count; i++)
+					if (a[i] != b[i] && bad++ < 6)
+						pc_test_fail(t, __FILE__, __LINE__, "cell %d run %d: d%s[%lld] %.9g vs %.9g",
+							     cell, r, pt->name, (long long)i, (double)a[i], (double)b[i]);
+			}
+			pc_plan_free(ps);
+			pc_graph_free(gs);
+		}
+		pc_plan_free(p);
+		pc_graph_free(g);
+	}
 }
