@@ -354,15 +354,22 @@ int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name,
 			return rc;
 	}
 	for (int i = 0; i < n_out; i++) {
+		char omitted[48];
+		const char *oname = outputs[i];
 		int v;
-		if (!outputs[i] || !outputs[i][0]) {
-			if (i == 0)
-				return pc_error_set(err, PC_ERR_FORMAT, where, "first output has no name");
-			n->out[i] = -1;
-			n->n_out++;
-			continue;
+		if (!oname || !oname[0]) {
+			if (i > 0) {
+				n->out[i] = -1;
+				n->n_out++;
+				continue;
+			}
+			/* An omitted first output (LSTM's and GRU's Y, when only the
+			 * final state is read): every node keeps an output 0, so it
+			 * gets a name of its own, computed and read by nothing. */
+			snprintf(omitted, sizeof(omitted), "#%d:output 0 (omitted)", g->n_nodes - 1);
+			oname = omitted;
 		}
-		v = add_value(g, outputs[i], PC_VALUE_ACT, err);
+		v = add_value(g, oname, PC_VALUE_ACT, err);
 		if (v < 0)
 			return -v;
 		g->values[v].producer = g->n_nodes - 1;
