@@ -34,14 +34,15 @@ struct rnn_case {
 	const char *direction; /* "forward", "reverse", "bidirectional" */
 	int layout;
 	int T, N, I, H;
-	int no_b, h0, c0;	  /* optional inputs present */
-	const int64_t *seq;	  /* sequence_lens (N values), or NULL */
+	int no_b, h0, c0;	      /* optional inputs present */
+	const int64_t *seq;	      /* sequence_lens (N values), or NULL */
 	int skip_y, skip_yh, skip_yc; /* outputs not read (Y stays named, the others are omitted) */
-	int opset;		  /* 0 = 14 */
-	int n_attr;		  /* extra attributes on the node */
+	int omit_y;		      /* Y is the empty name (with skip_y) */
+	int opset;		      /* 0 = 14 */
+	int n_attr;		      /* extra attributes on the node */
 	struct pc_attr attr[3];
 	int with_p;	/* an LSTM peephole input */
-	int seq_float; /* sequence_lens as a float tensor */
+	int seq_float;	/* sequence_lens as a float tensor */
 	int seq_input;	/* sequence_lens is the graph's (int64) input; x an initializer */
 	int seq_output; /* the output is Y as [N, T, D*H] (layout 1, Y only) */
 	uint64_t seed;
@@ -137,13 +138,20 @@ static struct pc_graph *build(const struct rnn_case *c, const struct rnn_data *d
 	if (c->layout)
 		attrs[n_attr++] = (struct pc_attr){.name = "layout", .type = PC_ATTR_INT, .i = 1};
 	if (c->cell != LSTM && !(c->n_attr && strcmp(c->attr[0].name, "linear_before_reset") == 0))
-		attrs[n_attr++] = (struct pc_attr){.name = "linear_before_reset", .type = PC_ATTR_INT, .i = c->cell == GRU1};
+		attrs[n_attr++] =
+		    (struct pc_attr){.name = "linear_before_reset", .type = PC_ATTR_INT, .i = c->cell == GRU1};
 	for (int i = 0; i < c->n_attr; i++)
 		attrs[n_attr++] = c->attr[i];
 	{
-		const char *in[8] = {c->layout ? "x" : "xt", "W", "R", c->no_b ? "" : "B", c->seq || c->seq_input ? "seq" : "",
-				     c->h0 ? "h0" : "", c->c0 ? "c0" : "", "P"};
-		const char *out[3] = {"Y", c->skip_yh ? "" : "Y_h", c->skip_yc ? "" : "Y_c"};
+		const char *in[8] = {c->layout ? "x" : "xt",
+				     "W",
+				     "R",
+				     c->no_b ? "" : "B",
+				     c->seq || c->seq_input ? "seq" : "",
+				     c->h0 ? "h0" : "",
+				     c->c0 ? "c0" : "",
+				     "P"};
+		const char *out[3] = {c->omit_y ? "" : "Y", c->skip_yh ? "" : "Y_h", c->skip_yc ? "" : "Y_c"};
 		int n_in = c->with_p ? 8 : lstm ? 7 : 6, n_out = lstm ? 3 : 2;
 		if (pc_graph_add_node(g, lstm ? "LSTM" : "GRU", "rnn", n_in, in, n_out, out, n_attr, attrs, err))
 			goto fail;
@@ -165,7 +173,8 @@ static struct pc_graph *build(const struct rnn_case *c, const struct rnn_data *d
 		if ((k == 0 && c->skip_y) || (k == 1 && c->skip_yh) || (k == 2 && (c->skip_yc || !lstm)))
 			continue;
 		if (!c->layout) {
-			struct pc_attr pa = {.name = "perm", .type = PC_ATTR_INTS, .n = k ? 3 : 4, .ints = k ? perm_s : perm_y};
+			struct pc_attr pa = {
+			    .name = "perm", .type = PC_ATTR_INTS, .n = k ? 3 : 4, .ints = k ? perm_s : perm_y};
 			if (pc_graph_add_node(g, "Transpose", tr[k], 1, &src, 1, &tr[k], 1, &pa, err))
 				goto fail;
 			src = tr[k];
@@ -196,8 +205,7 @@ static double sigmoid_d(double v)
 
 /* Expected graph output [N, C] for input xin [N, T, I]: the equations of
  * the ONNX spec, per direction, batch entry and step, in double. */
-static void reference(const struct rnn_case *c, const struct rnn_data *d, const float *xin, double *out,
-		      int64_t *cols)
+static void reference(const struct rnn_case *c, const struct rnn_data *d, const float *xin, double *out, int64_t *cols)
 {
 	int T = c->T, N = c->N, I = c->I, H = c->H, D = d->D, G = d->G, lstm = lstm_of(c);
 	int reverse = strcmp(c->direction, "reverse") == 0;
@@ -214,7 +222,8 @@ static void reference(const struct rnn_case *c, const struct rnn_data *d, const 
 			double h[MAX_H], cs[MAX_H];
 			int len = c->seq ? (int)c->seq[n] : T;
 			for (int j = 0; j < H; j++) {
-				int64_t off = c->layout ? ((int64_t)n * D + dir) * H + j : ((int64_t)dir * N + n) * H + j;
+				int64_t off =
+				    c->layout ? ((int64_t)n * D + dir) * H + j : ((int64_t)dir * N + n) * H + j;
 				h[j] = c->h0 ? d->h0[off] : 0.0;
 				cs[j] = c->c0 ? d->c0[off] : 0.0;
 			}
@@ -304,15 +313,15 @@ static const char *describe(const struct rnn_case *c, char *buf, size_t size)
 	return buf;
 }
 
-#define REQUIRE_BUILT(g, c, d, err)                                                                               \
-	do {                                                                                                      \
-		char msg_[800], what_[128];                                                                       \
-		(g) = build((c), (d), &(err));                                                                    \
-		if (!(g)) {                                                                                       \
-			pc_test_fail(t, __FILE__, __LINE__, "%s: build: %s", describe((c), what_, sizeof(what_)), \
-				     pc_error_format(&(err), msg_, sizeof(msg_)));                                \
-			return -1;                                                                                \
-		}                                                                                                 \
+#define REQUIRE_BUILT(g, c, d, err)                                                                                    \
+	do {                                                                                                           \
+		char msg_[800], what_[128];                                                                            \
+		(g) = build((c), (d), &(err));                                                                         \
+		if (!(g)) {                                                                                            \
+			pc_test_fail(t, __FILE__, __LINE__, "%s: build: %s", describe((c), what_, sizeof(what_)),      \
+				     pc_error_format(&(err), msg_, sizeof(msg_)));                                     \
+			return -1;                                                                                     \
+		}                                                                                                      \
 	} while (0)
 
 /* Forward of case c in an inference plan and in a gradient plan (the saved
@@ -337,7 +346,8 @@ static double check_forward(struct pc_test *t, const struct rnn_case *c, double 
 		const float *got;
 		int bad = 0;
 		if (!p) {
-			pc_test_fail(t, __FILE__, __LINE__, "%s: plan: %s", what, pc_error_format(&err, msg, sizeof(msg)));
+			pc_test_fail(t, __FILE__, __LINE__, "%s: plan: %s", what,
+				     pc_error_format(&err, msg, sizeof(msg)));
 			break;
 		}
 		gc_fill(pc_plan_input(p), (int64_t)c->N * c->T * c->I, c->seed + 9, -1.0f, 1.0f);
@@ -353,8 +363,8 @@ static double check_forward(struct pc_test *t, const struct rnn_case *c, double 
 				if (e > worst)
 					worst = e;
 				if (!(e <= atol + rtol * fabs(want)) && bad++ < 4)
-					pc_test_fail(t, __FILE__, __LINE__, "%s: out[%d][%lld] = %.9g, expected %.9g", what, n,
-						     (long long)j, v, want);
+					pc_test_fail(t, __FILE__, __LINE__, "%s: out[%d][%lld] = %.9g, expected %.9g",
+						     what, n, (long long)j, v, want);
 				if (!pass)
 					out0[(int64_t)n * cols + j] = (float)v;
 				else
@@ -402,19 +412,22 @@ static int for_each_case(struct pc_test *t, int (*fn)(struct pc_test *, const st
 				for (int states = 0; states < 2; states++)
 					for (int seq = 0; seq < 3; seq++) {
 						struct rnn_case c = {
-							.cell = (enum cell)cell,
-							.direction = DIRECTIONS[dir],
-							.layout = layout,
-							.T = 4,
-							.N = 3,
-							.I = 3,
-							.H = 4,
-							.h0 = states,
-							.c0 = states && cell == LSTM,
-							.seq = seq == 1 ? SEQ_MIXED : seq == 2 ? SEQ_ZERO : NULL,
-							/* B omitted in some cases, read in most */
-							.no_b = (cell + dir + layout + seq) % 4 == 3,
-							.seed = 100u * (uint64_t)(cell * 36 + dir * 12 + layout * 6 + states * 3 + seq),
+						    .cell = (enum cell)cell,
+						    .direction = DIRECTIONS[dir],
+						    .layout = layout,
+						    .T = 4,
+						    .N = 3,
+						    .I = 3,
+						    .H = 4,
+						    .h0 = states,
+						    .c0 = states && cell == LSTM,
+						    .seq = seq == 1   ? SEQ_MIXED
+							   : seq == 2 ? SEQ_ZERO
+								      : NULL,
+						    /* B omitted in some cases, read in most */
+						    .no_b = (cell + dir + layout + seq) % 4 == 3,
+						    .seed = 100u * (uint64_t)(cell * 36 + dir * 12 + layout * 6 +
+									      states * 3 + seq),
 						};
 						count += fn(t, &c, arg);
 					}
@@ -521,7 +534,8 @@ static int check_torch(struct pc_test *t, const char *json_name, const char *onn
 		goto out;
 	}
 	if (nx != batch * pc_plan_sample_numel(p) || nout != batch * classes || pc_plan_classes(p) != classes) {
-		pc_test_fail(t, __FILE__, __LINE__, "%s: fixture sizes %d, %d do not fit the plan", json_name, nx, nout);
+		pc_test_fail(t, __FILE__, __LINE__, "%s: fixture sizes %d, %d do not fit the plan", json_name, nx,
+			     nout);
 		goto out;
 	}
 	memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
@@ -572,13 +586,15 @@ static int check_torch(struct pc_test *t, const char *json_name, const char *onn
 			e = close_err(got, ref_norm[m], 1e-7, 1e-4);
 			if (e > worst->grad)
 				worst->grad = e;
-			CHECK_MSG(e <= 1.0, "%s: %s of d%s = %.9g, torch %.9g", json_name, norms[m], key, got, ref_norm[m]);
+			CHECK_MSG(e <= 1.0, "%s: %s of d%s = %.9g, torch %.9g", json_name, norms[m], key, got,
+				  ref_norm[m]);
 		}
 		for (size_t i = 0; i < json_array_size(idx); i++) {
 			int64_t at = json_integer_value(json_array_get(idx, i));
 			double w = json_number_value(json_array_get(vals, i)), e;
 			if (at < 0 || at >= pt->count) {
-				pc_test_fail(t, __FILE__, __LINE__, "%s: index %lld of %s", json_name, (long long)at, key);
+				pc_test_fail(t, __FILE__, __LINE__, "%s: index %lld of %s", json_name, (long long)at,
+					     key);
 				break;
 			}
 			e = close_err(gw[at], w, 1e-6, 1e-4);
@@ -597,12 +613,12 @@ out:
 }
 
 static const char *const TORCH_H0[] = {
-	"lstm_bf0_h0_op14", "lstm_bf0_h0_op17", "lstm_bf1_h0_op14", "lstm_bf1_h0_op17",
-	"gru_bf0_h0_op14",  "gru_bf0_h0_op17",	"gru_bf1_h0_op14",  "gru_bf1_h0_op17",
+    "lstm_bf0_h0_op14", "lstm_bf0_h0_op17", "lstm_bf1_h0_op14", "lstm_bf1_h0_op17",
+    "gru_bf0_h0_op14",	"gru_bf0_h0_op17",  "gru_bf1_h0_op14",	"gru_bf1_h0_op17",
 };
 static const char *const TORCH_ZERO[] = {
-	"lstm_bf0_zero_op14", "lstm_bf0_zero_op17", "lstm_bf1_zero_op14", "lstm_bf1_zero_op17",
-	"gru_bf0_zero_op14",  "gru_bf0_zero_op17",  "gru_bf1_zero_op14",  "gru_bf1_zero_op17",
+    "lstm_bf0_zero_op14", "lstm_bf0_zero_op17", "lstm_bf1_zero_op14", "lstm_bf1_zero_op17",
+    "gru_bf0_zero_op14",  "gru_bf0_zero_op17",	"gru_bf1_zero_op14",  "gru_bf1_zero_op17",
 };
 
 /* 2-layer bidirectional nn.LSTM / nn.GRU with learned initial states: the
@@ -616,7 +632,8 @@ TEST(rnn_torch_learned_state)
 	for (size_t i = 0; i < sizeof(TORCH_H0) / sizeof(TORCH_H0[0]); i++) {
 		pc_error_clear(&err);
 		if (check_torch(t, TORCH_H0[i], NULL, &worst, &err))
-			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", TORCH_H0[i], pc_error_format(&err, msg, sizeof(msg)));
+			pc_test_fail(t, __FILE__, __LINE__, "%s: %s", TORCH_H0[i],
+				     pc_error_format(&err, msg, sizeof(msg)));
 	}
 	/* the default activations written out load and compute the same */
 	pc_error_clear(&err);
@@ -679,29 +696,123 @@ static const int64_t SEQ_FOUR[MAX_N] = {6, 0, 3, 5};
 TEST(rnn_sizes_and_output_subsets)
 {
 	const struct rnn_case cases[] = {
-		/* one of everything */
-		{.cell = LSTM, .direction = "bidirectional", .T = 1, .N = 1, .I = 1, .H = 1, .seed = 7},
-		{.cell = GRU1, .direction = "reverse", .layout = 1, .T = 1, .N = 1, .I = 1, .H = 1, .h0 = 1, .seq = SEQ_ONE,
-		 .seed = 8},
-		/* the largest sizes here, I > H and I < H */
-		{.cell = GRU1, .direction = "forward", .layout = 1, .T = 6, .N = 4, .I = 5, .H = 2, .seed = 9},
-		{.cell = LSTM, .direction = "bidirectional", .layout = 1, .T = 6, .N = 4, .I = 2, .H = 5, .h0 = 1, .c0 = 1,
-		 .seq = SEQ_FOUR, .seed = 10},
-		{.cell = GRU0, .direction = "bidirectional", .T = 6, .N = 4, .I = 5, .H = 5, .seq = SEQ_FOUR, .seed = 11},
-		/* any subset of the outputs read */
-		{.cell = LSTM, .direction = "reverse", .layout = 1, .T = 4, .N = 3, .I = 3, .H = 4, .skip_y = 1, .seed = 12},
-		{.cell = LSTM, .direction = "forward", .T = 4, .N = 3, .I = 3, .H = 4, .skip_yh = 1, .skip_yc = 1, .seed = 13},
-		{.cell = LSTM, .direction = "bidirectional", .T = 4, .N = 3, .I = 3, .H = 4, .skip_yh = 1, .h0 = 1, .c0 = 1,
-		 .seed = 14},
-		{.cell = LSTM, .direction = "bidirectional", .layout = 1, .T = 4, .N = 3, .I = 3, .H = 4, .skip_y = 1,
-		 .skip_yh = 1, .seq = SEQ_MIXED, .seed = 15},
-		{.cell = GRU0, .direction = "bidirectional", .layout = 1, .T = 4, .N = 3, .I = 3, .H = 4, .skip_y = 1,
-		 .h0 = 1, .seed = 16},
-		{.cell = GRU1, .direction = "reverse", .T = 4, .N = 3, .I = 3, .H = 4, .skip_yh = 1, .seq = SEQ_ZERO,
-		 .seed = 17},
-		/* only initial_c, no B; opset 11 (no layout attribute) */
-		{.cell = LSTM, .direction = "forward", .T = 3, .N = 2, .I = 3, .H = 3, .c0 = 1, .no_b = 1, .opset = 11,
-		 .seed = 18},
+	    /* one of everything */
+	    {.cell = LSTM, .direction = "bidirectional", .T = 1, .N = 1, .I = 1, .H = 1, .seed = 7},
+	    {.cell = GRU1,
+	     .direction = "reverse",
+	     .layout = 1,
+	     .T = 1,
+	     .N = 1,
+	     .I = 1,
+	     .H = 1,
+	     .h0 = 1,
+	     .seq = SEQ_ONE,
+	     .seed = 8},
+	    /* the largest sizes here, I > H and I < H */
+	    {.cell = GRU1, .direction = "forward", .layout = 1, .T = 6, .N = 4, .I = 5, .H = 2, .seed = 9},
+	    {.cell = LSTM,
+	     .direction = "bidirectional",
+	     .layout = 1,
+	     .T = 6,
+	     .N = 4,
+	     .I = 2,
+	     .H = 5,
+	     .h0 = 1,
+	     .c0 = 1,
+	     .seq = SEQ_FOUR,
+	     .seed = 10},
+	    {.cell = GRU0, .direction = "bidirectional", .T = 6, .N = 4, .I = 5, .H = 5, .seq = SEQ_FOUR, .seed = 11},
+	    /* any subset of the outputs read */
+	    {.cell = LSTM,
+	     .direction = "reverse",
+	     .layout = 1,
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_y = 1,
+	     .seed = 12},
+	    {.cell = LSTM,
+	     .direction = "forward",
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_yh = 1,
+	     .skip_yc = 1,
+	     .seed = 13},
+	    {.cell = LSTM,
+	     .direction = "bidirectional",
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_yh = 1,
+	     .h0 = 1,
+	     .c0 = 1,
+	     .seed = 14},
+	    {.cell = LSTM,
+	     .direction = "bidirectional",
+	     .layout = 1,
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_y = 1,
+	     .skip_yh = 1,
+	     .seq = SEQ_MIXED,
+	     .seed = 15},
+	    {.cell = GRU0,
+	     .direction = "bidirectional",
+	     .layout = 1,
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_y = 1,
+	     .h0 = 1,
+	     .seed = 16},
+	    {.cell = GRU1,
+	     .direction = "reverse",
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_yh = 1,
+	     .seq = SEQ_ZERO,
+	     .seed = 17},
+	    /* Y omitted (the empty name) */
+	    {.cell = LSTM,
+	     .direction = "bidirectional",
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_y = 1,
+	     .omit_y = 1,
+	     .seed = 19},
+	    {.cell = GRU1,
+	     .direction = "forward",
+	     .layout = 1,
+	     .T = 4,
+	     .N = 3,
+	     .I = 3,
+	     .H = 4,
+	     .skip_y = 1,
+	     .omit_y = 1,
+	     .h0 = 1,
+	     .seed = 20},
+	    /* only initial_c, no B; opset 11 (no layout attribute) */
+	    {.cell = LSTM,
+	     .direction = "forward",
+	     .T = 3,
+	     .N = 2,
+	     .I = 3,
+	     .H = 3,
+	     .c0 = 1,
+	     .no_b = 1,
+	     .opset = 11,
+	     .seed = 18},
 	};
 	double worst = 0.0;
 
@@ -718,8 +829,14 @@ TEST(rnn_sizes_and_output_subsets)
 TEST(rnn_other_batch_sizes)
 {
 	for (int n = 1; n <= MAX_N; n++) {
-		struct rnn_case c = {.cell = (enum cell)(n % 3), .direction = "bidirectional", .layout = n % 2, .T = 3, .N = n,
-				     .I = 2, .H = 3, .seed = 40u + (uint64_t)n};
+		struct rnn_case c = {.cell = (enum cell)(n % 3),
+				     .direction = "bidirectional",
+				     .layout = n % 2,
+				     .T = 3,
+				     .N = n,
+				     .I = 2,
+				     .H = 3,
+				     .seed = 40u + (uint64_t)n};
 		CHECK(check_forward(t, &c, 2e-6, 1e-5) >= 0.0);
 	}
 }
@@ -730,8 +847,17 @@ TEST(rnn_other_batch_sizes)
 TEST(rnn_backward_adds)
 {
 	for (int cell = 0; cell < 3; cell++) {
-		struct rnn_case c = {.cell = (enum cell)cell, .direction = "bidirectional", .layout = cell == 1, .T = 4,
-				     .N = 3, .I = 3, .H = 4, .h0 = 1, .c0 = cell == LSTM, .seq = SEQ_MIXED, .seed = 60};
+		struct rnn_case c = {.cell = (enum cell)cell,
+				     .direction = "bidirectional",
+				     .layout = cell == 1,
+				     .T = 4,
+				     .N = 3,
+				     .I = 3,
+				     .H = 4,
+				     .h0 = 1,
+				     .c0 = cell == LSTM,
+				     .seq = SEQ_MIXED,
+				     .seed = 60};
 		struct pc_error err = {0};
 		struct rnn_data d;
 		struct pc_graph *g;
@@ -761,8 +887,9 @@ TEST(rnn_backward_adds)
 		pc_plan_backward(p);
 		for (int64_t i = 0; i < np; i++)
 			if (pc_plan_weight_grad(p)[i] != 2.0f * gw1[i] && bad++ < 3)
-				pc_test_fail(t, __FILE__, __LINE__, "cell %d: dw[%lld] = %.9g after two passes, %.9g after one",
-					     cell, (long long)i, (double)pc_plan_weight_grad(p)[i], (double)gw1[i]);
+				pc_test_fail(t, __FILE__, __LINE__,
+					     "cell %d: dw[%lld] = %.9g after two passes, %.9g after one", cell,
+					     (long long)i, (double)pc_plan_weight_grad(p)[i], (double)gw1[i]);
 		for (int64_t i = 0; i < nx; i++)
 			if (pc_plan_input_grad(p)[i] != gx1[i] && bad++ < 6)
 				pc_test_fail(t, __FILE__, __LINE__, "cell %d: dx[%lld] changed", cell, (long long)i);
@@ -786,10 +913,25 @@ TEST(rnn_default_activations_accepted)
 {
 	static const char *const lstm_bi[] = {"Sigmoid", "Tanh", "Tanh", "sigmoid", "tanh", "TANH"};
 	static const char *const gru_fw[] = {"Sigmoid", "Tanh"};
-	struct rnn_case c1 = {.cell = LSTM, .direction = "bidirectional", .T = 3, .N = 2, .I = 2, .H = 3, .n_attr = 1,
-			      .attr = {a_strings("activations", 6, lstm_bi)}, .seed = 70};
-	struct rnn_case c2 = {.cell = GRU1, .direction = "forward", .layout = 1, .T = 3, .N = 2, .I = 2, .H = 3,
-			      .n_attr = 1, .attr = {a_strings("activations", 2, gru_fw)}, .seed = 71};
+	struct rnn_case c1 = {.cell = LSTM,
+			      .direction = "bidirectional",
+			      .T = 3,
+			      .N = 2,
+			      .I = 2,
+			      .H = 3,
+			      .n_attr = 1,
+			      .attr = {a_strings("activations", 6, lstm_bi)},
+			      .seed = 70};
+	struct rnn_case c2 = {.cell = GRU1,
+			      .direction = "forward",
+			      .layout = 1,
+			      .T = 3,
+			      .N = 2,
+			      .I = 2,
+			      .H = 3,
+			      .n_attr = 1,
+			      .attr = {a_strings("activations", 2, gru_fw)},
+			      .seed = 71};
 
 	/* the reference uses the defaults: the values must match it */
 	CHECK(check_forward(t, &c1, 2e-6, 1e-5) >= 0.0);
@@ -903,7 +1045,8 @@ static void expect_shape_refused(struct pc_test *t, const char *op, int64_t hidd
 	    pc_graph_add_float(g, "B", &bs, zeros, &err) || pc_graph_add_float(g, "h0", &hs, zeros, &err) ||
 	    pc_graph_add_node(g, op, "rnn", 6, in, 1, (const char *[]){"Y"}, hidden ? 2 : 1, hidden ? attrs : attrs + 1,
 			      &err) ||
-	    pc_graph_add_node(g, "Flatten", "fl", 1, (const char *[]){"Y"}, 1, (const char *[]){"out"}, 1, &axis, &err) ||
+	    pc_graph_add_node(g, "Flatten", "fl", 1, (const char *[]){"Y"}, 1, (const char *[]){"out"}, 1, &axis,
+			      &err) ||
 	    pc_graph_add_output(g, "out", &err)) {
 		pc_test_fail(t, __FILE__, __LINE__, "building: %s", pc_error_format(&err, msg, sizeof(msg)));
 		pc_graph_free(g);
@@ -941,9 +1084,17 @@ TEST(rnn_shape_mismatches_refused_at_load)
 TEST(rnn_sequence_output)
 {
 	for (int cell = 0; cell < 3; cell++) {
-		struct rnn_case c = {.cell = (enum cell)cell, .direction = cell == 1 ? "reverse" : "bidirectional",
-				     .layout = 1, .T = 5, .N = 2, .I = 3, .H = 4, .skip_yh = 1, .skip_yc = 1,
-				     .seq_output = 1, .seed = 90u + (uint64_t)cell};
+		struct rnn_case c = {.cell = (enum cell)cell,
+				     .direction = cell == 1 ? "reverse" : "bidirectional",
+				     .layout = 1,
+				     .T = 5,
+				     .N = 2,
+				     .I = 3,
+				     .H = 4,
+				     .skip_yh = 1,
+				     .skip_yc = 1,
+				     .seq_output = 1,
+				     .seed = 90u + (uint64_t)cell};
 		CHECK(check_forward(t, &c, 2e-6, 1e-5) >= 0.0);
 	}
 }
@@ -954,11 +1105,21 @@ TEST(rnn_sequence_output)
  * give the same output and gradients, bit for bit. */
 TEST(rnn_sequence_lens_at_run_time)
 {
-	static const int64_t runs[3][3] = {{4, 1, 3}, {0, 4, 2}, {9, -3, 2}}, clamped[3][3] = {{4, 1, 3}, {0, 4, 2}, {4, 0, 2}};
+	static const int64_t runs[3][3] = {{4, 1, 3}, {0, 4, 2}, {9, -3, 2}},
+			     clamped[3][3] = {{4, 1, 3}, {0, 4, 2}, {4, 0, 2}};
 
 	for (int cell = 0; cell < 3; cell++) {
-		struct rnn_case c = {.cell = (enum cell)cell, .direction = "bidirectional", .layout = cell != 1, .T = 4,
-				     .N = 3, .I = 3, .H = 4, .h0 = 1, .c0 = cell == LSTM, .seq_input = 1, .seed = 95};
+		struct rnn_case c = {.cell = (enum cell)cell,
+				     .direction = "bidirectional",
+				     .layout = cell != 1,
+				     .T = 4,
+				     .N = 3,
+				     .I = 3,
+				     .H = 4,
+				     .h0 = 1,
+				     .c0 = cell == LSTM,
+				     .seq_input = 1,
+				     .seed = 95};
 		struct pc_error err = {0};
 		struct rnn_data d;
 		struct pc_graph *g, *gs;
@@ -991,8 +1152,9 @@ TEST(rnn_sequence_lens_at_run_time)
 			for (int64_t i = 0; i < nout; i++) {
 				double want = ref[i / cols * REF_ROW + i % cols];
 				if (pc_plan_output(p)[i] != pc_plan_output(ps)[i] && bad++ < 3)
-					pc_test_fail(t, __FILE__, __LINE__, "cell %d run %d: out[%lld] %.9g vs %.9g", cell, r,
-						     (long long)i, (double)pc_plan_output(p)[i], (double)pc_plan_output(ps)[i]);
+					pc_test_fail(t, __FILE__, __LINE__, "cell %d run %d: out[%lld] %.9g vs %.9g",
+						     cell, r, (long long)i, (double)pc_plan_output(p)[i],
+						     (double)pc_plan_output(ps)[i]);
 				CHECK(fabs(pc_plan_output(p)[i] - want) <= 2e-6 + 1e-5 * fabs(want));
 			}
 			gc_fill(pc_plan_output_grad(p), nout, 96 + (uint64_t)r, -1.0f, 1.0f);
@@ -1013,8 +1175,9 @@ TEST(rnn_sequence_lens_at_run_time)
 				}
 				for (int64_t i = 0; i < pt->count; i++)
 					if (a[i] != b[i] && bad++ < 6)
-						pc_test_fail(t, __FILE__, __LINE__, "cell %d run %d: d%s[%lld] %.9g vs %.9g",
-							     cell, r, pt->name, (long long)i, (double)a[i], (double)b[i]);
+						pc_test_fail(t, __FILE__, __LINE__,
+							     "cell %d run %d: d%s[%lld] %.9g vs %.9g", cell, r,
+							     pt->name, (long long)i, (double)a[i], (double)b[i]);
 			}
 			pc_plan_free(ps);
 			pc_graph_free(gs);

@@ -125,8 +125,8 @@ static int rnn_parse(struct pc_node *n, struct rnn_attrs *a, struct pc_error *er
 				     (long long)a->hidden, (long long)RNN_HIDDEN_MAX);
 	/* layout arrived with opset 14; before it the attribute does not exist */
 	if (pc_attr_get(n, "layout") && n->opset < 14)
-		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'layout' exists from opset 14; the model is "
-				     "opset %d", n->opset);
+		return pc_node_error(err, n, PC_ERR_FORMAT,
+				     "attribute 'layout' exists from opset 14; the model is opset %d", n->opset);
 	if ((rc = pc_attr_int(n, "layout", 0, &v, err)))
 		return rc;
 	if (v != 0 && v != 1)
@@ -224,8 +224,8 @@ static int fits_int(int64_t v)
 }
 
 /* Input i must be a float tensor of exactly `want`. */
-static int need_shape(struct pc_plan *p, const struct pc_node *n, int i, const char *what,
-		      const struct pc_shape *want, struct pc_error *err)
+static int need_shape(struct pc_plan *p, const struct pc_node *n, int i, const char *what, const struct pc_shape *want,
+		      struct pc_error *err)
 {
 	const struct pc_tensor *t = pc_op_in(p, n, i);
 	char a[96], b[96];
@@ -274,8 +274,9 @@ static int rnn_dims(struct pc_plan *p, const struct pc_node *n, struct rnn_dims 
 				     pc_dtype_name(r->dtype), pc_shape_format(&r->shape, sx, sizeof(sx)));
 	H = a->hidden ? a->hidden : r->shape.dim[2];
 	if (H < 1 || H > RNN_HIDDEN_MAX)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "hidden size %lld (R's last dimension) is outside "
-				     "1..%lld", (long long)H, (long long)RNN_HIDDEN_MAX);
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "hidden size %lld (R's last dimension) is outside 1..%lld", (long long)H,
+				     (long long)RNN_HIDDEN_MAX);
 	gh = G * H;
 	want = shape3(D, gh, H);
 	if ((rc = need_shape(p, n, IN_R, "R", &want, err)))
@@ -381,7 +382,7 @@ int pc_gru_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *er
 /* One direction's view of the node's tensors. */
 struct rnn_run {
 	struct rnn_dims d;
-	int dir, reverse, layout, lbr;
+	int lstm, dir, reverse, layout, lbr;
 	const float *x, *w, *r, *b; /* w, r, b: this direction's slices; b may be NULL */
 	const float *h0, *c0;	    /* may be NULL (zeros) */
 	const int64_t *seq;	    /* may be NULL (all T) */
@@ -399,6 +400,7 @@ static int rnn_setup(struct pc_plan *p, const struct pc_node *n, struct rnn_run 
 	memset(run, 0, sizeof(*run));
 	if (rnn_dims(p, n, &run->d, NULL))
 		return -1;
+	run->lstm = a->lstm;
 	run->layout = a->layout;
 	run->lbr = a->lbr;
 	run->x = pc_op_in(p, n, IN_X)->data;
@@ -517,7 +519,7 @@ static void initial_state(const struct rnn_run *run)
 			memcpy(h, run->h0 + s_off(run, n), (size_t)d->H * sizeof(float));
 		else
 			memset(h, 0, (size_t)d->H * sizeof(float));
-		if (run->tc) {
+		if (run->lstm) {
 			float *c = run->aux + row_of(d, t0, n) * d->H;
 			if (run->c0)
 				memcpy(c, run->c0 + s_off(run, n), (size_t)d->H * sizeof(float));
@@ -704,8 +706,8 @@ static void gru_forward_dir(const struct rnn_run *run, float *y, float *yh, floa
 				for (int j = 0; j < H; j++)
 					rh[j] = g[H + j] * hprev[j];
 			}
-			pc_sgemm(0, 1, d->N, H, H, 1.0f, run->aux + r0 * H, d->rs * H, run->r + 2 * H * H, H, 1.0f,
-				 g0 + 2 * H, d->rs * gh);
+			pc_sgemm(0, 1, d->N, H, H, 1.0f, run->aux + r0 * H, d->rs * H, run->r + (int64_t)2 * H * H, H,
+				 1.0f, g0 + 2 * H, d->rs * gh);
 		}
 		for (int n = 0; n < d->N; n++) {
 			int64_t row = row_of(d, t, n);
@@ -806,14 +808,14 @@ static void weight_grads(const struct rnn_run *run, const struct rnn_grads *gr, 
 		pc_sgemm(0, 0, rows, d->I, gh, 1.0f, dg, gh, run->w, d->I, 1.0f, gr->dx, d->I);
 	if (gr->dr) {
 		float *dr = gr->dr + dir * gh * H;
-		if (!run->tc && run->lbr) {
+		if (!run->lstm && run->lbr) {
 			/* GRU lbr 1: R_h's gradient is dlin^T h_prev */
 			pc_sgemm(1, 0, 2 * H, H, rows, 1.0f, dg, gh, run->hp, H, 1.0f, dr, H);
-			pc_sgemm(1, 0, H, H, rows, 1.0f, dl, H, run->hp, H, 1.0f, dr + 2 * H * H, H);
-		} else if (!run->tc) {
+			pc_sgemm(1, 0, H, H, rows, 1.0f, dl, H, run->hp, H, 1.0f, dr + (int64_t)2 * H * H, H);
+		} else if (!run->lstm) {
 			/* GRU lbr 0: R_h multiplies r (.) h_prev */
 			pc_sgemm(1, 0, 2 * H, H, rows, 1.0f, dg, gh, run->hp, H, 1.0f, dr, H);
-			pc_sgemm(1, 0, H, H, rows, 1.0f, dg + 2 * H, gh, run->aux, H, 1.0f, dr + 2 * H * H, H);
+			pc_sgemm(1, 0, H, H, rows, 1.0f, dg + 2 * H, gh, run->aux, H, 1.0f, dr + (int64_t)2 * H * H, H);
 		} else {
 			pc_sgemm(1, 0, gh, H, rows, 1.0f, dg, gh, run->hp, H, 1.0f, dr, H);
 		}
@@ -898,19 +900,21 @@ static void gru_backward_dir(const struct rnn_run *run, const struct rnn_grads *
 				for (int j = 0; j < H; j++)
 					dhn[j] += g[j];
 			}
-			gru_cell_back(run->gate + row * gh, run->hp + row * H, run->lbr ? run->aux + row * H : NULL, dhn,
-				      dg + row * gh, dl + row * H, H);
+			gru_cell_back(run->gate + row * gh, run->hp + row * H, run->lbr ? run->aux + row * H : NULL,
+				      dhn, dg + row * gh, dl + row * H, H);
 		}
 		if (run->lbr) {
-			pc_sgemm(0, 0, d->N, H, H, 1.0f, dl + r0 * H, d->rs * H, run->r + 2 * H * H, H, 1.0f, dh, H);
+			pc_sgemm(0, 0, d->N, H, H, 1.0f, dl + r0 * H, d->rs * H, run->r + (int64_t)2 * H * H, H, 1.0f,
+				 dh, H);
 		} else {
 			/* d(r (.) h_prev) = dn R_h, then dr and the reset path to h_prev */
-			pc_sgemm(0, 0, d->N, H, H, 1.0f, dg + r0 * gh + 2 * H, d->rs * gh, run->r + 2 * H * H, H, 0.0f,
-				 tmp, H);
+			pc_sgemm(0, 0, d->N, H, H, 1.0f, dg + r0 * gh + 2 * H, d->rs * gh, run->r + (int64_t)2 * H * H,
+				 H, 0.0f, tmp, H);
 			for (int n = 0; n < d->N; n++) {
 				int64_t row = row_of(d, t, n);
 				float *g = dg + row * gh, *dhn = dh + (int64_t)n * H;
-				const float *gv = run->gate + row * gh, *hprev = run->hp + row * H, *drh = tmp + (int64_t)n * H;
+				const float *gv = run->gate + row * gh, *hprev = run->hp + row * H,
+					    *drh = tmp + (int64_t)n * H;
 				if (t >= seq_len(run, n))
 					continue;
 				for (int j = 0; j < H; j++) {
@@ -932,15 +936,15 @@ static void rnn_backward(struct pc_plan *p, const struct pc_node *n)
 	struct pc_tensor *ty = pc_op_out(p, n, OUT_Y), *tyh = pc_op_out(p, n, OUT_YH);
 	struct pc_tensor *tyc = a->lstm ? pc_op_out(p, n, OUT_YC) : NULL;
 	struct rnn_grads gr = {
-		.dy = grad_of(ty),
-		.dyh = grad_of(tyh),
-		.dyc = grad_of(tyc),
-		.dx = grad_of(pc_op_in(p, n, IN_X)),
-		.dw = grad_of(pc_op_in(p, n, IN_W)),
-		.dr = grad_of(pc_op_in(p, n, IN_R)),
-		.db = grad_of(pc_op_in(p, n, IN_B)),
-		.dh0 = grad_of(pc_op_in(p, n, IN_H0)),
-		.dc0 = a->lstm ? grad_of(pc_op_in(p, n, IN_C0)) : NULL,
+	    .dy = grad_of(ty),
+	    .dyh = grad_of(tyh),
+	    .dyc = grad_of(tyc),
+	    .dx = grad_of(pc_op_in(p, n, IN_X)),
+	    .dw = grad_of(pc_op_in(p, n, IN_W)),
+	    .dr = grad_of(pc_op_in(p, n, IN_R)),
+	    .db = grad_of(pc_op_in(p, n, IN_B)),
+	    .dh0 = grad_of(pc_op_in(p, n, IN_H0)),
+	    .dc0 = a->lstm ? grad_of(pc_op_in(p, n, IN_C0)) : NULL,
 	};
 	struct rnn_run run;
 	float *ws, *saved0;
