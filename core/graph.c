@@ -227,7 +227,29 @@ static void free_attr(struct pc_attr *a)
 	free((void *)a->s);
 	free((void *)a->floats);
 	free((void *)a->ints);
+	free((void *)a->strings); /* one block: the pointers, then the characters */
 	free((void *)a->tdata);
+}
+
+/* n strings copied into one block: n pointers, then the characters. */
+static const char *const *copy_strings(const char *const *src, int n)
+{
+	size_t bytes = (size_t)n * sizeof(char *);
+	char **list, *chars;
+
+	for (int i = 0; i < n; i++)
+		bytes += strlen(src[i] ? src[i] : "") + 1;
+	list = malloc(bytes);
+	if (!list)
+		return NULL;
+	chars = (char *)(list + n);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(src[i] ? src[i] : "") + 1;
+		memcpy(chars, src[i] ? src[i] : "", len);
+		list[i] = chars;
+		chars += len;
+	}
+	return (const char *const *)list;
 }
 
 static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char *where, struct pc_error *err)
@@ -260,6 +282,8 @@ static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char 
 		memcpy(iv, src->ints, (size_t)src->n * sizeof(*iv));
 		dst->ints = iv;
 	}
+	if (src->strings && src->n && !(dst->strings = copy_strings(src->strings, src->n)))
+		goto nomem;
 	if (src->type == PC_ATTR_TENSOR) {
 		int64_t n;
 		size_t esize;
@@ -330,15 +354,22 @@ int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name,
 			return rc;
 	}
 	for (int i = 0; i < n_out; i++) {
+		char omitted[48];
+		const char *oname = outputs[i];
 		int v;
-		if (!outputs[i] || !outputs[i][0]) {
-			if (i == 0)
-				return pc_error_set(err, PC_ERR_FORMAT, where, "first output has no name");
-			n->out[i] = -1;
-			n->n_out++;
-			continue;
+		if (!oname || !oname[0]) {
+			if (i > 0) {
+				n->out[i] = -1;
+				n->n_out++;
+				continue;
+			}
+			/* An omitted first output (LSTM's and GRU's Y, when only the
+			 * final state is read): every node keeps an output 0, so it
+			 * gets a name of its own, computed and read by nothing. */
+			snprintf(omitted, sizeof(omitted), "#%d:output 0 (omitted)", g->n_nodes - 1);
+			oname = omitted;
 		}
-		v = add_value(g, outputs[i], PC_VALUE_ACT, err);
+		v = add_value(g, oname, PC_VALUE_ACT, err);
 		if (v < 0)
 			return -v;
 		g->values[v].producer = g->n_nodes - 1;

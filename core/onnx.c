@@ -221,6 +221,42 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 			d->n = (int)a->n_ints;
 			d->ints = a->ints;
 			break;
+		case ATTR_STRINGS: {
+			/* one block in strs[i]: the pointers, then NUL-terminated copies */
+			size_t bytes;
+			char **list, *chars;
+			if (a->n_strings > 1024)
+				return pc_error_set(err, PC_ERR_LIMIT, where, "attribute '%s' has %zu strings", an,
+						    a->n_strings);
+			bytes = a->n_strings * sizeof(char *);
+			for (size_t k = 0; k < a->n_strings; k++) {
+				if (a->strings[k].len > (1u << 20))
+					return pc_error_set(err, PC_ERR_LIMIT, where,
+							    "attribute '%s' has a string of %zu bytes", an,
+							    a->strings[k].len);
+				bytes += a->strings[k].len + 1;
+			}
+			list = malloc(bytes + 1);
+			if (!list)
+				return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+			strs[i] = (char *)list;
+			chars = (char *)(list + a->n_strings);
+			for (size_t k = 0; k < a->n_strings; k++) {
+				size_t len = a->strings[k].len;
+				if (len)
+					memcpy(chars, a->strings[k].data, len);
+				chars[len] = '\0';
+				if (strlen(chars) != len)
+					return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' holds a NUL byte",
+							    an);
+				list[k] = chars;
+				chars += len + 1;
+			}
+			d->type = PC_ATTR_STRINGS;
+			d->n = (int)a->n_strings;
+			d->strings = (const char *const *)list;
+			break;
+		}
 		case ATTR_TENSOR: {
 			char what[480];
 			snprintf(what, sizeof(what), "%s attribute '%s'", where, an);
@@ -243,7 +279,7 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 		default:
 			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
 					    "attribute '%s' has type %d; supported: float, int, string, tensor, floats, "
-					    "ints",
+					    "ints, strings",
 					    an, kind);
 		}
 	}

@@ -82,7 +82,9 @@
 	X(REDUCEMEAN)                                                                                                \
 	X(REDUCEMAX)                                                                                                 \
 	X(REDUCEMIN)                                                                                                 \
-	X(LAYERNORM)
+	X(LAYERNORM)                                                                                                 \
+	X(LSTM)                                                                                                      \
+	X(GRU)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -243,5 +245,8 @@ PC_OP_DECLARE(pc_hardsigmoid);
 PC_OP_DECLARE(pc_pow);
 /* reduce.c: ReduceSum, ReduceMean, ReduceMax, ReduceMin share one implementation */
 PC_OP_DECLARE(pc_reduce);
+/* rnn.c */
+PC_OP_DECLARE(pc_lstm);
+PC_OP_DECLARE(pc_gru);
 
 #endif

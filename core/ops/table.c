@@ -85,6 +85,16 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	/* Mean and InvStdDev (outputs 1, 2) are kept only when something reads them */
 	[PC_OP_LAYERNORM] = {.name = "LayerNormalization", .attrs = "axis,epsilon,stash_type", ARITY(2, 3, 1, 3),
 			     ROW(pc_layernorm)},
+	/* the unsupported ones (clip, alpha/beta, input_forget=1, P) are
+	 * accepted here so that init can say why it refuses them */
+	[PC_OP_LSTM] = {.name = "LSTM",
+			.attrs = "activation_alpha,activation_beta,activations,clip,direction,hidden_size,input_forget,"
+				 "layout",
+			ARITY(3, 8, 1, 3), ROW(pc_lstm)},
+	[PC_OP_GRU] = {.name = "GRU",
+		       .attrs = "activation_alpha,activation_beta,activations,clip,direction,hidden_size,layout,"
+				"linear_before_reset",
+		       ARITY(3, 6, 1, 2), ROW(pc_gru)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
