@@ -67,7 +67,21 @@
 	X(GATHER)                                                                                       \
 	X(UNSQUEEZE)                                                                                 \
 	X(SQUEEZE)                                                                                     \
-	X(CAST)
+	X(CAST)                                                                                             \
+	X(EQUAL)                                                                                           \
+	X(LESS)                                                                                             \
+	X(GREATER)                                                                                       \
+	X(LESSOREQUAL)                                                                               \
+	X(GREATEROREQUAL)                                                                         \
+	X(NOT)                                                                                               \
+	X(AND)                                                                                               \
+	X(OR)                                                                                                 \
+	X(XOR)                                                                                               \
+	X(WHERE)                                                                                           \
+	X(MOD)                                                                                               \
+	X(CONSTANTOFSHAPE)                                                                       \
+	X(RANGE)                                                                                           \
+	X(TRILU)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -215,5 +229,14 @@ PC_OP_DECLARE(pc_gather);
 PC_OP_DECLARE(pc_unsqueeze);
 PC_OP_DECLARE(pc_squeeze);
 PC_OP_DECLARE(pc_cast);
+/* logic.c: the comparisons share one implementation, And/Or/Xor another */
+PC_OP_DECLARE(pc_compare);
+PC_OP_DECLARE(pc_not);
+PC_OP_DECLARE(pc_logical);
+PC_OP_DECLARE(pc_where);
+PC_OP_DECLARE(pc_mod);
+PC_OP_DECLARE(pc_constofshape);
+PC_OP_DECLARE(pc_range);
+PC_OP_DECLARE(pc_trilu);
 
 #endif

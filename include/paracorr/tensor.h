@@ -18,6 +18,7 @@ enum pc_dtype {
 	PC_DTYPE_UNDEFINED = 0,
 	PC_DTYPE_FLOAT = 1,
 	PC_DTYPE_INT64 = 7,
+	PC_DTYPE_BOOL = 9,
 };
 
 struct pc_shape {
