@@ -7,12 +7,14 @@
  * (gradcheck). Values inside a plan (folded at prepare, or bool/int64
  * tensors computed at run time) are read through the plan internals, since
  * the public API only shows the graph's input and output. */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph_int.h"
 #include "gradcheck.h"
+#include "paracorr/onnx.h"
 #include "paracorr/plan.h"
 #include "test.h"
 
@@ -645,10 +647,11 @@ TEST(ops_logic_mod_errors)
 	EXPECT_FAIL(g, "y", &err, PC_ERR_UNSUPPORTED, "modbool", "float or int64");
 }
 
-/* y = fmod(x, B) + fmod(A, x) with weights A and B broadcast over the
- * batch. x in [0.5, 0.6] and A, B chosen so that no quotient comes within
- * 0.08 of an integer: the finite differences never cross a jump, and
- * trunc(A/x) is 2, -3 and 1, so the divisor's gradient is not zero. */
+/* y = fmod(x, B) + fmod(A, x) + fmod(x, b) + fmod(a, x) with weights A
+ * and B broadcast over the batch, b and a (one value each) over every
+ * axis. x in [0.5, 0.6] and the weights chosen so that no quotient comes
+ * within 0.08 of an integer: the finite differences never cross a jump,
+ * and trunc(A/x) is 2, -3 and 1, so the divisor's gradient is not zero. */
 TEST(ops_logic_mod_grad)
 {
 	struct pc_error err = {0};
@@ -663,20 +666,28 @@ TEST(ops_logic_mod_grad)
 	add_weight(g, "A", SH(3), a, &err);
 	node(g, "Mod", "m1", "x,B", "r1", 1, &fmod1, &err);
 	node(g, "Mod", "m2", "A,x", "r2", 1, &fmod1, &err);
-	node(g, "Add", "add", "r1,r2", "y", 0, NULL, &err);
+	add_weight(g, "b1", SH(1), F32S(0.23f), &err);
+	add_weight(g, "a1", SCALAR, F32S(1.3f), &err);
+	node(g, "Mod", "m3", "x,b1", "r3", 1, &fmod1, &err);
+	node(g, "Mod", "m4", "a1,x", "r4", 1, &fmod1, &err);
+	node(g, "Add", "add", "r1,r2", "s12", 0, NULL, &err);
+	node(g, "Add", "add3", "s12,r3", "s123", 0, NULL, &err);
+	node(g, "Add", "add4", "s123,r4", "y", 0, NULL, &err);
 	if (!FINISH(g, "y", &err))
 		goto out;
 	if ((p = RUN(g, 1, x))) {
 		for (int j = 0; j < 3; j++)
-			CHECK_CLOSE(pc_plan_output(p)[j], fmodf(x[j], b[j]) + fmodf(a[j], x[j]), 0, 0);
-		/* np.fmod(np.float32(0.55), np.float32(0.22)) + np.fmod(np.float32(1.3), np.float32(0.55)) */
-		CHECK_CLOSE(pc_plan_output(p)[0], 0.309999942779541, 0, 0);
+			CHECK_CLOSE(pc_plan_output(p)[j],
+				    fmodf(x[j], b[j]) + fmodf(a[j], x[j]) + fmodf(x[j], 0.23f) + fmodf(1.3f, x[j]), 1e-6, 0);
+		/* against numpy: with f = np.float32, x = f(0.55),
+		 * ((np.fmod(x, f(0.22)) + np.fmod(f(1.3), x)) + np.fmod(x, f(0.23))) + np.fmod(f(1.3), x) */
+		CHECK_CLOSE(pc_plan_output(p)[0], 0.5999999046325684, 0, 0);
 		pc_plan_free(p);
 	}
 	o.eps = 1e-3;
 	o.input_lo = 0.5f;
 	o.input_hi = 0.6f;
-	CHECK(gc_check(t, g, &o) >= 9);
+	CHECK(gc_check(t, g, &o) >= 17);
 out:
 	pc_graph_free(g);
 }
@@ -945,6 +956,8 @@ TEST(ops_logic_trilu_values)
 	add_i64(g, "km3", SH(1), I64S(-3), &err);
 	node(g, "Trilu", "ttall", "Y,km3", "rtall", 1, (struct pc_attr[]){a_int("upper", 0)}, &err);
 	node(g, "Trilu", "ttallu", "Y,km3", "rtallu", 0, NULL, &err);
+	add_i64(g, "km4", SCALAR, I64S(-4), &err);
+	node(g, "Trilu", "ttall4", "Y,km4", "rtall4", 1, (struct pc_attr[]){a_int("upper", 0)}, &err);
 	add_bool(g, "B", SH(2, 2), I64S(1, 1, 1, 0), &err);
 	node(g, "Trilu", "tbool", "B", "rb", 1, (struct pc_attr[]){a_int("upper", 0)}, &err);
 	if (FINISH(g, "y", &err) && (p = RUN(g, 2, NULL))) {
@@ -962,6 +975,8 @@ TEST(ops_logic_trilu_values)
 		/* np.tril(Y, -3), np.triu(Y, -3) */
 		CHECK_I64(p, "rtall", 0, 0, 0, 0, 0, 0, 7, 0, 9, 10);
 		CHECK_I64(p, "rtallu", 1, 2, 3, 4, 5, 6, 7, 8, 0, 10);
+		/* np.tril(Y, -4): k below -cols, still reaching the last row */
+		CHECK_I64(p, "rtall4", 0, 0, 0, 0, 0, 0, 0, 0, 9, 0);
 		CHECK_BOOL(p, "rb", 1, 0, 1, 0);
 		pc_plan_free(p);
 	}
@@ -1278,4 +1293,93 @@ TEST(ops_logic_cast_refused)
 		node(g, "Cast", "tf", "tok", "y", 1, (struct pc_attr[]){a_int("to", 1)}, &err);
 		EXPECT_FAIL(g, "y", &err, PC_ERR_UNSUPPORTED, "castbad", "run-time int64");
 	}
+}
+
+/* --- a model exported by torch ------------------------------------------------------------------- */
+
+/* Element i of the JSON array `key` of ref, or NAN. */
+static double ref_at(json_t *ref, const char *key, size_t i)
+{
+	json_t *v = json_array_get(json_object_get(ref, key), i);
+
+	return v ? json_number_value(v) : NAN;
+}
+
+/* tests/reference/make_logic_fixture.py: torch.onnx.export (opset 14, no
+ * constant folding) of a module using Range, Mod, Equal, Where,
+ * ConstantOfShape, Trilu, Greater, Not, Less and Cast around a Linear. Its
+ * output and the gradients of sum(out * r) for the input and the Linear's
+ * weights, against torch's forward and autograd. */
+TEST(ops_logic_torch_export)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = NULL;
+	struct pc_plan *p = NULL;
+	json_error_t jerr;
+	json_t *ref;
+	char path[512], msg[700];
+	double worst = 0.0, worst_grad = 0.0;
+	int64_t n;
+
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/logic_op14.json", pc_test_root());
+	ref = json_load_file(path, 0, &jerr);
+	REQUIRE_MSG(ref, "%s: %s", path, jerr.text);
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/logic_op14.onnx", pc_test_root());
+	if (pc_onnx_load_file(path, &g, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", path, pc_error_format(&err, msg, sizeof(msg)));
+		goto out;
+	}
+	n = (int64_t)json_integer_value(json_array_get(json_object_get(ref, "input_shape"), 0));
+	p = pc_plan_new(g, (int)n, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
+	if (!p) {
+		pc_test_fail(t, __FILE__, __LINE__, "plan: %s", pc_error_format(&err, msg, sizeof(msg)));
+		goto out;
+	}
+	CHECK_INT(pc_plan_sample_numel(p), 6);
+	CHECK_INT(pc_plan_classes(p), 6);
+	/* the shape part is folded at load: the Trilu mask is a constant */
+	{
+		int k;
+		for (k = 0; k < g->n_nodes && g->nodes[k].op != PC_OP_TRILU; k++)
+			;
+		REQUIRE(k < g->n_nodes);
+		CHECK(p->t[g->nodes[k].out[0]].is_static);
+	}
+	for (int64_t i = 0; i < n * 6; i++) {
+		pc_plan_input(p)[i] = (float)ref_at(ref, "input", (size_t)i);
+		pc_plan_output_grad(p)[i] = (float)ref_at(ref, "r", (size_t)i);
+	}
+	pc_plan_forward(p);
+	pc_plan_zero_weight_grad(p);
+	pc_plan_backward(p);
+	for (int64_t i = 0; i < n * 6; i++) {
+		double want = ref_at(ref, "output", (size_t)i), d = fabs(pc_plan_output(p)[i] - want);
+		worst = d > worst ? d : worst;
+		CHECK_CLOSE(pc_plan_output(p)[i], want, 1e-5, 1e-5);
+		d = fabs(pc_plan_input_grad(p)[i] - ref_at(ref, "grad_input", (size_t)i));
+		worst_grad = d > worst_grad ? d : worst_grad;
+		CHECK_CLOSE(pc_plan_input_grad(p)[i], ref_at(ref, "grad_input", (size_t)i), 1e-5, 1e-5);
+	}
+	for (int k = 0; k < 2; k++) {
+		static const char *const names[] = {"lin.weight", "lin.bias"};
+		char key[32];
+		int pi = pc_graph_find_param(g, names[k]);
+		const struct pc_param *pt;
+		REQUIRE(pi >= 0);
+		pt = pc_graph_param(g, pi);
+		snprintf(key, sizeof(key), "grad_%s", names[k]);
+		CHECK_INT(pt->count, json_array_size(json_object_get(ref, key)));
+		for (int64_t i = 0; i < pt->count; i++) {
+			double want = ref_at(ref, key, (size_t)i), d = fabs(pc_plan_weight_grad(p)[pt->offset + i] - want);
+			worst_grad = d > worst_grad ? d : worst_grad;
+			CHECK_CLOSE(pc_plan_weight_grad(p)[pt->offset + i], want, 1e-5, 1e-5);
+		}
+	}
+	CHECK_INT(pc_graph_param_tensors(g), 2);
+	if (getenv("PARACORR_TEST_VERBOSE"))
+		printf("  logic_op14: largest difference from torch: output %.3g, gradients %.3g\n", worst, worst_grad);
+out:
+	pc_plan_free(p);
+	pc_graph_free(g);
+	json_decref(ref);
 }
