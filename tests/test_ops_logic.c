@@ -752,6 +752,12 @@ TEST(ops_logic_constant_of_shape_errors)
 	add_i64(g, "s", SH(2), I64S(1 << 21, 1 << 21), &err);
 	node(g, "ConstantOfShape", "huge", "s", "r", 0, NULL, &err);
 	EXPECT_FAIL(g, "y", &err, PC_ERR_SHAPE, "huge", "[2097152,2097152]");
+	/* 2^28 elements: a shape, but past the plan's limit on folded constants */
+	memset(&err, 0, sizeof(err));
+	g = side_graph(13, &err);
+	add_i64(g, "s", SH(3), I64S(1 << 13, 1 << 13, 4), &err);
+	node(g, "ConstantOfShape", "big", "s", "r", 0, NULL, &err);
+	EXPECT_FAIL(g, "y", &err, PC_ERR_LIMIT, "big", "constant output 0");
 	memset(&err, 0, sizeof(err));
 	g = side_graph(13, &err);
 	add_i64(g, "s", SH(2), I64S(2, 2), &err);
@@ -860,6 +866,8 @@ TEST(ops_logic_range_errors)
 	range_fail(t, __LINE__, 0, 10, 0, PC_ERR_INVALID, "delta) is 0");
 	range_fail(t, __LINE__, 0, (int64_t)1 << 41, 1, PC_ERR_LIMIT, "2^40");
 	range_fail(t, __LINE__, INT64_MAX, INT64_MIN, -1, PC_ERR_LIMIT, "2^40");
+	/* legal as a shape, but folding it would pass the plan's limit on constants */
+	range_fail(t, __LINE__, 0, (int64_t)1 << 30, 1, PC_ERR_LIMIT, "constant output 0");
 	/* float: delta 0, a huge count, a value that is not finite */
 	g = side_graph(13, &err);
 	add_f32(g, "s", SCALAR, F32S(0), &err);
