@@ -84,7 +84,21 @@
 	X(REDUCEMIN)                                                                                                 \
 	X(LAYERNORM)                                                                                                 \
 	X(LSTM)                                                                                                      \
-	X(GRU)
+	X(GRU)                                                                                                       \
+	X(EQUAL)                                                                                                     \
+	X(LESS)                                                                                                      \
+	X(GREATER)                                                                                                   \
+	X(LESSOREQUAL)                                                                                               \
+	X(GREATEROREQUAL)                                                                                            \
+	X(NOT)                                                                                                       \
+	X(AND)                                                                                                       \
+	X(OR)                                                                                                        \
+	X(XOR)                                                                                                       \
+	X(WHERE)                                                                                                     \
+	X(MOD)                                                                                                       \
+	X(CONSTANTOFSHAPE)                                                                                           \
+	X(RANGE)                                                                                                     \
+	X(TRILU)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -248,5 +262,14 @@ PC_OP_DECLARE(pc_reduce);
 /* rnn.c */
 PC_OP_DECLARE(pc_lstm);
 PC_OP_DECLARE(pc_gru);
+/* logic.c: the comparisons share one implementation, And/Or/Xor another */
+PC_OP_DECLARE(pc_compare);
+PC_OP_DECLARE(pc_not);
+PC_OP_DECLARE(pc_logical);
+PC_OP_DECLARE(pc_where);
+PC_OP_DECLARE(pc_mod);
+PC_OP_DECLARE(pc_constofshape);
+PC_OP_DECLARE(pc_range);
+PC_OP_DECLARE(pc_trilu);
 
 #endif

@@ -95,6 +95,30 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 		       .attrs = "activation_alpha,activation_beta,activations,clip,direction,hidden_size,layout,"
 				"linear_before_reset",
 		       ARITY(3, 6, 1, 2), ROW(pc_gru)},
+	/* comparisons and logic yield bool: no gradient flows through them */
+#define COMPARE .attrs = "", ARITY(2, 2, 1, 1), .init = pc_compare_init, .infer = pc_compare_infer, \
+		.forward = pc_compare_forward
+	[PC_OP_EQUAL] = {.name = "Equal", COMPARE},
+	[PC_OP_LESS] = {.name = "Less", COMPARE},
+	[PC_OP_GREATER] = {.name = "Greater", COMPARE},
+	[PC_OP_LESSOREQUAL] = {.name = "LessOrEqual", COMPARE},
+	[PC_OP_GREATEROREQUAL] = {.name = "GreaterOrEqual", COMPARE},
+#undef COMPARE
+	[PC_OP_NOT] = {.name = "Not", .attrs = "", ARITY(1, 1, 1, 1), .infer = pc_not_infer, .forward = pc_not_forward},
+	[PC_OP_AND] = {.name = "And", .attrs = "", ARITY(2, 2, 1, 1), .infer = pc_logical_infer,
+		       .forward = pc_logical_forward},
+	[PC_OP_OR] = {.name = "Or", .attrs = "", ARITY(2, 2, 1, 1), .infer = pc_logical_infer,
+		      .forward = pc_logical_forward},
+	[PC_OP_XOR] = {.name = "Xor", .attrs = "", ARITY(2, 2, 1, 1), .infer = pc_logical_infer,
+		       .forward = pc_logical_forward},
+	[PC_OP_WHERE] = {.name = "Where", .attrs = "", ARITY(3, 3, 1, 1), ROW_NOINIT(pc_where)},
+	[PC_OP_MOD] = {.name = "Mod", .attrs = "fmod", ARITY(2, 2, 1, 1), ROW(pc_mod)},
+	[PC_OP_CONSTANTOFSHAPE] = {.name = "ConstantOfShape", .attrs = "value", ARITY(1, 1, 1, 1),
+				   .init = pc_constofshape_init, .infer = pc_constofshape_infer,
+				   .forward = pc_constofshape_forward},
+	[PC_OP_RANGE] = {.name = "Range", .attrs = "", ARITY(3, 3, 1, 1), .infer = pc_range_infer,
+			 .forward = pc_range_forward},
+	[PC_OP_TRILU] = {.name = "Trilu", .attrs = "upper", ARITY(1, 2, 1, 1), ROW(pc_trilu)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
