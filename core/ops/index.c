@@ -5,7 +5,9 @@
  * live in t->data, int64 and bool ones in t->ival) and has a backward for
  * float data. What decides an output's shape (Slice's starts, ends, axes
  * and steps, Split's sizes, Expand's shape, Tile's repeats) must be static,
- * so that every shape is known at prepare. Indices (Gather, ScatterND) may
+ * so that every shape is known at prepare. A node whose inputs are all
+ * static is folded by the plan, which runs its forward once at prepare
+ * (a Gather or Slice of a Shape, feeding a Reshape). Indices (Gather, ScatterND) may
  * be run-time values: static ones are range-checked at prepare, but forward
  * cannot fail, so a run-time index out of range yields zeros (Gather) or is
  * skipped (ScatterND) and never reads or writes outside a buffer. The data
@@ -22,15 +24,11 @@
 
 /* --- shared helpers --------------------------------------------------------------------- */
 
-static int err_code(const struct pc_error *err)
-{
-	return err && err->code ? (int)err->code : PC_ERR_INTERNAL;
-}
-
-/* The element types these ops move. */
+/* The element types these ops move: float in t->data, int64 and bool
+ * (0/1) alike as one int64_t per element in t->ival. */
 static int movable(enum pc_dtype d)
 {
-	return d == PC_DTYPE_FLOAT || d == PC_DTYPE_INT64;
+	return d == PC_DTYPE_FLOAT || d == PC_DTYPE_INT64 || d == PC_DTYPE_BOOL;
 }
 
 static int need_movable(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err)
@@ -87,34 +85,6 @@ static int64_t wrap_index(int64_t v, int64_t len)
 	if (v < 0)
 		v += len; /* v < 0 and len >= 0: cannot overflow */
 	return v >= 0 && v < len ? v : -1;
-}
-
-/* Until the plan folds every node whose inputs are all known before the run
- * (the dtype contract), an op with only static inputs makes its outputs
- * static itself and runs its forward once here, as shape arithmetic needs
- * (a Gather of a Shape feeding a Reshape). Call after the outputs' shapes
- * and dtypes are set. */
-static int fold_static(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
-{
-	for (int i = 0; i < pc_op_n_in(n); i++) {
-		const struct pc_tensor *t = pc_op_in(p, n, i);
-		if (t && !t->is_static)
-			return PC_OK;
-	}
-	for (int j = 0; j < pc_op_n_out(n); j++) {
-		struct pc_tensor *t = pc_op_out(p, n, j);
-		struct pc_shape s;
-		void *dst;
-		if (!t)
-			continue;
-		s = t->shape;
-		dst = t->dtype == PC_DTYPE_FLOAT ? (void *)pc_op_static_float(p, n, j, &s, err)
-						 : (void *)pc_op_static_int64(p, n, j, &s, err);
-		if (!dst)
-			return err_code(err);
-	}
-	pc_op_table[n->op].forward(p, n);
-	return PC_OK;
 }
 
 /* --- the strided walk --------------------------------------------------------------------- */
@@ -268,9 +238,7 @@ int pc_gather_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 		s.dim[s.ndim++] = ind->shape.dim[i];
 	for (int i = axis + 1; i < r; i++)
 		s.dim[s.ndim++] = data->shape.dim[i];
-	if ((rc = pc_op_set_output(p, n, 0, data->dtype, &s, err)))
-		return rc;
-	return fold_static(p, n, err);
+	return pc_op_set_output(p, n, 0, data->dtype, &s, err);
 }
 
 /* The data as [outer, len, inner] and the output as [outer, count, inner]:
@@ -483,9 +451,7 @@ int pc_slice_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *
 	s.ndim = data->shape.ndim;
 	for (int i = 0; i < s.ndim; i++)
 		s.dim[i] = sp.len[i];
-	if ((rc = pc_op_set_output(p, n, 0, data->dtype, &s, err)))
-		return rc;
-	return fold_static(p, n, err);
+	return pc_op_set_output(p, n, 0, data->dtype, &s, err);
 }
 
 void pc_slice_forward(struct pc_plan *p, const struct pc_node *n)
@@ -600,7 +566,7 @@ int pc_split_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *
 		if ((rc = pc_op_set_output(p, n, j, in->dtype, &s, err)))
 			return rc;
 	}
-	return fold_static(p, n, err);
+	return PC_OK;
 }
 
 /* Output j (present or not) reads the input from `at` along the axis. */
@@ -659,9 +625,7 @@ int pc_expand_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 	if (pc_broadcast_shape(&in->shape, &target, &s))
 		return pc_node_error(err, n, PC_ERR_SHAPE, "input %s does not broadcast to %s",
 				     pc_shape_format(&in->shape, a, sizeof(a)), pc_shape_format(&target, b, sizeof(b)));
-	if ((rc = pc_op_set_output(p, n, 0, in->dtype, &s, err)))
-		return rc;
-	return fold_static(p, n, err);
+	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
 }
 
 static void expand_walk(struct pc_plan *p, const struct pc_node *n, struct walk *w)
@@ -720,9 +684,7 @@ int pc_tile_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 					     i, (long long)s.dim[i], (long long)rep[i]);
 		s.dim[i] *= rep[i];
 	}
-	if ((rc = pc_op_set_output(p, n, 0, in->dtype, &s, err)))
-		return rc;
-	return fold_static(p, n, err);
+	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
 }
 
 /* Output axis i of size r*d is walked as two axes [r, d]: the repeat,
@@ -854,12 +816,10 @@ int pc_scatternd_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 						     pc_shape_format(&t, a, sizeof(a)),
 						     pc_shape_format(&data->shape, b, sizeof(b)));
 			}
-	if ((rc = pc_op_set_output(p, n, 0, data->dtype, &data->shape, err)))
-		return rc;
 	/* backward marks the slabs written, one bit each, in the workspace */
 	if (p->flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD))
 		pc_op_reserve_ws(p, (size_t)(pc_shape_span(&data->shape, 0, (int)k) + 31) / 32);
-	return fold_static(p, n, err);
+	return pc_op_set_output(p, n, 0, data->dtype, &data->shape, err);
 }
 
 /* The output is the data with slabs replaced in the order of the indices:

@@ -398,22 +398,7 @@ int pc_transpose_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 	s.ndim = w.nd;
 	for (int i = 0; i < w.nd; i++)
 		s.dim[i] = w.dim[i];
-	if (in->is_static && in->dtype == PC_DTYPE_INT64) {
-		int64_t *o = pc_op_static_int64(p, n, 0, &s, err);
-		if (!o)
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			o[k] = in->ival[w.off];
-		return PC_OK;
-	}
-	if (in->is_static) {
-		float *o = pc_op_static_float(p, n, 0, &s, err);
-		if (!o)
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			o[k] = in->data[w.off];
-		return PC_OK;
-	}
+	/* a static input is folded by the plan through the forward */
 	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
 }
 
@@ -481,9 +466,8 @@ int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 {
 	const struct axis_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *first = pc_op_in(p, n, 0);
-	int r = first->shape.ndim, axis = pc_axis(pr->axis, r), all_static = 1;
+	int r = first->shape.ndim, axis = pc_axis(pr->axis, r);
 	struct pc_shape s = first->shape;
-	struct pc_tensor *out;
 	char a[96], b[96];
 
 	if (axis < 0)
@@ -507,18 +491,8 @@ int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 						     i, pc_shape_format(&t->shape, a, sizeof(a)),
 						     pc_shape_format(&first->shape, b, sizeof(b)), axis);
 		s.dim[axis] += t->shape.dim[axis];
-		all_static &= t->is_static;
 	}
-	if (all_static) {
-		void *dst = first->dtype == PC_DTYPE_FLOAT ? (void *)pc_op_static_float(p, n, 0, &s, err)
-							  : (void *)pc_op_static_int64(p, n, 0, &s, err);
-		if (!dst)
-			return err_code(err);
-		out = pc_op_out(p, n, 0);
-		concat_copy(p, n, axis, out, dst,
-			    first->dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t));
-		return PC_OK;
-	}
+	/* all-static inputs (shape arithmetic) are folded by the plan */
 	return pc_op_set_output(p, n, 0, first->dtype, &s, err);
 }
 
