@@ -14,6 +14,7 @@
 
 #include "graph_int.h"
 #include "gradcheck.h"
+#include "paracorr/onnx.h"
 #include "paracorr/plan.h"
 #include "test.h"
 
@@ -282,6 +283,19 @@ static const float ti[72] = {-1, -0.75, -0.5, -1, -0.75, -0.5, -1, -0.75, -0.5, 
 static const float sc_k2[24] = {-1, -0.75, -0.5, 30, 31, 32, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.25, 3.5, 3.75, 4, 20, 21, 22};
 /* sc_k3: shape [2, 4, 3] */
 static const float sc_k3[24] = {-1, -0.75, 8, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.25, 7, 3.75, 4, 4.25, 4.5, 4.75};
+
+/* mv_rs: shape [2, 3] */
+static const int64_t mv_rs[6] = {0, 3, 1, 4, 2, 5};
+/* mv_cat: shape [2, 7] */
+static const int64_t mv_cat[14] = {0, 3, 1, 0, 1, 2, 6, 4, 2, 5, 3, 4, 5, 7};
+/* mv_sl: shape [2, 4] */
+static const int64_t mv_sl[8] = {6, 1, 1, 0, 7, 4, 5, 4};
+/* mv_p4: shape [2, 4] */
+static const int64_t mv_p4[8] = {0, 1, 2, 6, 3, 4, 5, 7};
+/* mv_ex: shape [2, 2, 3] */
+static const int64_t mv_ex[12] = {0, 3, 1, 4, 2, 5, 0, 3, 1, 4, 2, 5};
+/* mv_sc: shape [2, 8] */
+static const int64_t mv_sc[16] = {6, 1, 1, 0, 6, 1, 1, 8, 9, 4, 5, 4, 7, 4, 5, 4};
 
 /* --- Slice ------------------------------------------------------------------------------------------ */
 
@@ -962,4 +976,348 @@ TEST(ops_index_scatternd_errors)
 	EXPECT_FAIL(g, "y", &err, PC_ERR_FORMAT, "sc", "exists from opset 16");
 #undef SCATTER_GRAPH
 #undef SCATTER_NODE
+}
+
+/* --- run-time int64 values: token ids --------------------------------------------------------------- */
+
+static struct pc_graph *graph_with_ids(struct pc_shape ids, struct pc_error *err)
+{
+	struct pc_graph *g = pc_graph_new(13, err);
+
+	if (g)
+		pc_graph_add_input_typed(g, "ids", &ids, PC_DTYPE_INT64, err);
+	return g;
+}
+
+/* A plan with the token ids filled in, run forward once. */
+static struct pc_plan *run_ids(struct pc_test *t, int line, const struct pc_graph *g, int batch, unsigned flags,
+			       const int64_t *ids)
+{
+	struct pc_error err = {0};
+	struct pc_plan *p = pc_plan_new(g, batch, flags, &err);
+	char msg[700];
+
+	if (!p) {
+		pc_test_fail(t, __FILE__, line, "plan: %s", pc_error_format(&err, msg, sizeof(msg)));
+		return NULL;
+	}
+	if (!pc_plan_input_int64(p)) {
+		pc_test_fail(t, __FILE__, line, "the plan has no int64 input");
+		pc_plan_free(p);
+		return NULL;
+	}
+	memcpy(pc_plan_input_int64(p), ids, (size_t)(batch * pc_plan_sample_numel(p)) * sizeof(int64_t));
+	pc_plan_forward(p);
+	return p;
+}
+
+/* An embedding W[6,2] looked up by ids[N,4] (output [N, T, V] = [N,4,2]):
+ * repeated ids sum their gradients, a negative id counts from the end, and
+ * ids out of range read zeros and receive nothing. The expected gradient
+ * is summed by hand from the ids below. */
+TEST(ops_index_embedding_tokens)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = graph_with_ids(SH(-1, 4), &err);
+	struct pc_shape s62 = SH(6, 2);
+	const float w[12] = {0, -0.5f, 1, -1.5f, 2, -2.5f, 3, -3.5f, 4, -4.5f, 5, -5.5f};
+	/* rows: 1 5 1 5 | bad bad 0 1 | 5 5 2 3 */
+	const int64_t ids[12] = {1, 5, 1, -1, 6, -7, 0, 1, 5, 5, 2, 3};
+	const int64_t row[12] = {1, 5, 1, 5, -1, -1, 0, 1, 5, 5, 2, 3};
+	/* dW[v] += (2t+1, 2t+2) for each token t with row v */
+	const float want[12] = {13, 14, 1 + 5 + 15, 2 + 6 + 16, 21, 22, 23, 24, 0, 0, 3 + 7 + 17 + 19, 4 + 8 + 18 + 20};
+	struct pc_plan *p;
+
+	pc_graph_add_float(g, "W", &s62, w, &err);
+	node(g, "Gather", "emb", "W,ids", "y", 0, NULL, &err);
+	if (!FINISH(g, "y", &err))
+		goto out;
+	CHECK_INT(pc_graph_input_dtype(g), PC_DTYPE_INT64);
+	CHECK_INT(pc_graph_positions(g), 4);
+	p = run_ids(t, __LINE__, g, 3, PC_PLAN_GRAD, ids);
+	if (p) {
+		const float *y = pc_plan_output(p), *gw;
+		float *og = pc_plan_output_grad(p);
+		CHECK_INT(pc_plan_input_id_limit(p), 6);
+		for (int tok = 0; tok < 12; tok++)
+			for (int c = 0; c < 2; c++) {
+				float v = row[tok] < 0 ? 0.0f : w[row[tok] * 2 + c];
+				CHECK_MSG(y[tok * 2 + c] == v, "y[%d][%d] = %g, expected %g", tok, c, (double)y[tok * 2 + c],
+					  (double)v);
+				og[tok * 2 + c] = (float)(tok * 2 + c + 1);
+			}
+		pc_plan_zero_weight_grad(p);
+		pc_plan_backward(p);
+		gw = pc_plan_weight_grad(p);
+		for (int i = 0; i < 12; i++)
+			CHECK_MSG(gw[i] == want[i], "dW[%d] = %g, expected %g", i, (double)gw[i], (double)want[i]);
+		pc_plan_free(p);
+	}
+out:
+	pc_graph_free(g);
+}
+
+/* The id bound follows the ids through views and takes the smallest table;
+ * a Gather that reads the ids as data does not bound them. */
+TEST(ops_index_id_limit_views)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = graph_with_ids(SH(-1, 3), &err);
+	struct pc_shape s72 = SH(7, 2), s42 = SH(4, 2);
+	float w7[14], w4[8];
+	const int64_t ids[6] = {0, 3, 2, 1, 1, 3};
+	struct pc_plan *p;
+
+	for (int i = 0; i < 14; i++)
+		w7[i] = (float)i;
+	for (int i = 0; i < 8; i++)
+		w4[i] = (float)(100 + i);
+	pc_graph_add_float(g, "W7", &s72, w7, &err);
+	pc_graph_add_float(g, "W4", &s42, w4, &err);
+	INTS(g, "ax2", &err, 2);
+	INTS(g, "col", &err, 0);
+	INTS(g, "flat6", &err, -1, 6);
+	node(g, "Unsqueeze", "un", "ids,ax2", "u", 0, NULL, &err);
+	node(g, "Gather", "e7", "W7,u", "a", 0, NULL, &err);	     /* [N,3,1,2] */
+	node(g, "Gather", "e4", "W4,ids", "b", 0, NULL, &err);	     /* [N,3,2] */
+	node(g, "Gather", "pick", "ids,col", "c", 1, (struct pc_attr[]){a_int("axis", 1)}, &err); /* ids as data */
+	node(g, "Reshape", "ra", "a,flat6", "af", 0, NULL, &err);
+	node(g, "Reshape", "rb", "b,flat6", "bf", 0, NULL, &err);
+	node(g, "Add", "add", "af,bf", "y", 0, NULL, &err);
+	if (!FINISH(g, "y", &err))
+		goto out;
+	p = run_ids(t, __LINE__, g, 2, 0, ids);
+	if (p) {
+		CHECK_INT(pc_plan_input_id_limit(p), 4);
+		CHECK_INTS(p, "c", 0, SH(2, 1), 0, 1);
+		for (int tok = 0; tok < 6; tok++)
+			for (int k = 0; k < 2; k++)
+				CHECK_CLOSE(pc_plan_output(p)[tok * 2 + k], w7[ids[tok] * 2 + k] + w4[ids[tok] * 2 + k], 0, 0);
+		pc_plan_free(p);
+	}
+out:
+	pc_graph_free(g);
+}
+
+/* Token ids moved at run time by every data-movement op, then looked up:
+ * the int64 values on the way are run-time tensors, checked against numpy
+ * (make_index_reference.py); the output is W[id] = (id, -id). */
+TEST(ops_index_int64_runtime_moves)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = graph_with_ids(SH(2, 3), &err);
+	struct pc_shape s21 = SH(2, 1), s22 = SH(2, 2), s102 = SH(10, 2), s2 = SH(2);
+	const int64_t ids[6] = {0, 1, 2, 3, 4, 5}, k[2] = {6, 7}, scind[4] = {0, 7, 1, 0}, scupd[2] = {8, 9};
+	struct pc_attr perm = a_ints("perm", 3, (int64_t[]){2, 0, 1});
+	float w[20];
+	struct pc_plan *p;
+
+	for (int i = 0; i < 10; i++) {
+		w[2 * i] = (float)i;
+		w[2 * i + 1] = -(float)i;
+	}
+	pc_graph_add_float(g, "W", &s102, w, &err);
+	pc_graph_add_int64(g, "K", &s21, k, &err);
+	pc_graph_add_int64(g, "scind", &s22, scind, &err);
+	pc_graph_add_int64(g, "scupd", &s2, scupd, &err);
+	INTS(g, "ax1", &err, 1);
+	INTS(g, "ax2", &err, 2);
+	INTS(g, "s23", &err, 2, 3);
+	INTS(g, "sl_s", &err, -1);
+	INTS(g, "sl_e", &err, IMIN);
+	INTS(g, "sl_p", &err, -2);
+	INTS(g, "sizes", &err, 3, 4);
+	INTS(g, "s223", &err, 2, 2, 3);
+	INTS(g, "rep", &err, 1, 2);
+	node(g, "Unsqueeze", "un", "ids,ax1", "u", 0, NULL, &err);
+	node(g, "Transpose", "tr", "u", "tr", 1, &perm, &err);
+	node(g, "Squeeze", "sq", "tr,ax2", "sq", 0, NULL, &err);
+	node(g, "Reshape", "rs", "sq,s23", "rs", 0, NULL, &err);
+	node(g, "Concat", "cat", "rs,ids,K", "cat", 1, (struct pc_attr[]){a_int("axis", 1)}, &err);
+	node(g, "Slice", "sl", "cat,sl_s,sl_e,ax1,sl_p", "sl", 0, NULL, &err);
+	node(g, "Split", "sp", "cat,sizes", "p3,p4", 1, (struct pc_attr[]){a_int("axis", 1)}, &err);
+	node(g, "Expand", "ex", "p3,s223", "ex", 0, NULL, &err);
+	node(g, "Tile", "ti", "sl,rep", "ti", 0, NULL, &err);
+	node(g, "ScatterND", "sc", "ti,scind,scupd", "sc", 0, NULL, &err);
+	node(g, "Gather", "emb", "W,sc", "y", 0, NULL, &err);
+	/* keep p4 and ex alive: unused values are not computed */
+	node(g, "Concat", "keep", "p4,p4", "keep4", 1, (struct pc_attr[]){a_int("axis", 0)}, &err);
+	node(g, "Concat", "keepx", "ex,ex", "keepx", 1, (struct pc_attr[]){a_int("axis", 0)}, &err);
+	if (!FINISH(g, "y", &err))
+		goto out;
+	p = run_ids(t, __LINE__, g, 2, 0, ids);
+	if (p) {
+		check_ints(t, __LINE__, p, "rs", 0, SH(2, 3), mv_rs);
+		check_ints(t, __LINE__, p, "cat", 0, SH(2, 7), mv_cat);
+		check_ints(t, __LINE__, p, "sl", 0, SH(2, 4), mv_sl);
+		check_ints(t, __LINE__, p, "p4", 0, SH(2, 4), mv_p4);
+		check_ints(t, __LINE__, p, "ex", 0, SH(2, 2, 3), mv_ex);
+		check_ints(t, __LINE__, p, "sc", 0, SH(2, 8), mv_sc);
+		for (int i = 0; i < 16; i++) {
+			CHECK_CLOSE(pc_plan_output(p)[2 * i], (double)mv_sc[i], 0, 0);
+			CHECK_CLOSE(pc_plan_output(p)[2 * i + 1], -(double)mv_sc[i], 0, 0);
+		}
+		CHECK_INT(pc_plan_input_id_limit(p), -1); /* the ids reach the Gather through real ops */
+		pc_plan_free(p);
+	}
+out:
+	pc_graph_free(g);
+}
+
+/* Bool values (masks) move like int64 and keep their type; all-static
+ * inputs, so the plan computes them at load. */
+TEST(ops_index_bool_moves)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = graph_with_input(13, SH(-1, 2), &err);
+	struct pc_shape s23 = SH(2, 3);
+	const int64_t mask[6] = {1, 0, 0, 1, 1, 0};
+	const struct pc_tensor *v;
+	struct pc_plan *p;
+
+	pc_graph_add_initializer(g, "M", &s23, PC_DTYPE_BOOL, mask, &err);
+	INTS(g, "z", &err, 0);
+	INTS(g, "e2", &err, 2);
+	INTS(g, "ax1", &err, 1);
+	INTS(g, "i", &err, 1, 0);
+	INTS(g, "rep", &err, 2, 1);
+	INTS(g, "s223", &err, 2, 2, 3);
+	node(g, "Transpose", "tr", "M", "mt", 0, NULL, &err);			   /* [3,2] */
+	node(g, "Slice", "sl", "M,z,e2,ax1", "ms", 0, NULL, &err);		   /* [2,2] */
+	node(g, "Gather", "ga", "M,i", "mg", 0, NULL, &err);			   /* rows swapped */
+	node(g, "Concat", "cat", "M,mg", "mc", 1, (struct pc_attr[]){a_int("axis", 0)}, &err); /* [4,3] */
+	node(g, "Tile", "ti", "M,rep", "mti", 0, NULL, &err);			   /* [4,3] */
+	node(g, "Expand", "ex", "M,s223", "mex", 0, NULL, &err);		   /* [2,2,3] */
+	node(g, "Split", "sp", "M", "m0,m1", 0, NULL, &err);
+	node(g, "Concat", "cat2", "m1,m0", "msw", 1, (struct pc_attr[]){a_int("axis", 0)}, &err);
+	node(g, "Flatten", "flat", "x", "y", 0, NULL, &err);
+	if (!FINISH(g, "y", &err))
+		goto out;
+	p = RUN(g, 2, NULL);
+	if (p) {
+		static const struct {
+			const char *name;
+			int n;
+			int64_t want[12];
+		} cases[] = {
+			{"mt", 6, {1, 1, 0, 1, 0, 0}},
+			{"ms", 4, {1, 0, 1, 1}},
+			{"mg", 6, {1, 1, 0, 1, 0, 0}},
+			{"mc", 12, {1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0}},
+			{"mti", 12, {1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0}},
+			{"mex", 12, {1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0}},
+			{"msw", 6, {1, 1, 0, 1, 0, 0}},
+		};
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			v = tensor(p, cases[c].name);
+			REQUIRE(v);
+			CHECK_MSG(v->dtype == PC_DTYPE_BOOL && v->is_static && v->numel == cases[c].n,
+				  "'%s': dtype %d, static %d, %lld elements", cases[c].name, v->dtype, v->is_static,
+				  (long long)v->numel);
+			for (int i = 0; i < cases[c].n && i < v->numel; i++)
+				CHECK_MSG(v->ival[i] == cases[c].want[i], "'%s'[%d] = %lld", cases[c].name, i,
+					  (long long)v->ival[i]);
+		}
+		pc_plan_free(p);
+	}
+out:
+	pc_graph_free(g);
+}
+
+/* ScatterND at run-time indices: an index out of range writes nothing and
+ * takes no gradient; rows 0-1 of the result are the output. */
+TEST(ops_index_scatternd_runtime_indices)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = graph_with_ids(SH(2, 1), &err);
+	struct pc_shape s43 = SH(4, 3), s23 = SH(2, 3);
+	const float d[12] = {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32};
+	const float u[6] = {-1, -2, -3, -4, -5, -6};
+	const int64_t ids[2] = {1, 9};
+	struct pc_plan *p;
+
+	pc_graph_add_float(g, "D", &s43, d, &err);
+	pc_graph_add_float(g, "U", &s23, u, &err);
+	INTS(g, "z", &err, 0);
+	INTS(g, "two", &err, 2);
+	node(g, "ScatterND", "sc", "D,ids,U", "s", 0, NULL, &err);
+	node(g, "Slice", "sl", "s,z,two", "y", 0, NULL, &err);
+	if (!FINISH(g, "y", &err))
+		goto out;
+	p = run_ids(t, __LINE__, g, 2, PC_PLAN_GRAD, ids);
+	if (p) {
+		const float want_y[6] = {0, 1, 2, -1, -2, -3};
+		/* dD: row 0 read, row 1 overwritten, rows 2-3 sliced off; dU: U[0] wrote row 1, U[1] nothing */
+		const float want_gw[18] = {1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 5, 6, 0, 0, 0};
+		float *og = pc_plan_output_grad(p);
+		const float *gw;
+		int gd = pc_graph_find_param(g, "D"), gu = pc_graph_find_param(g, "U");
+		for (int i = 0; i < 6; i++) {
+			CHECK_CLOSE(pc_plan_output(p)[i], want_y[i], 0, 0);
+			og[i] = (float)(i + 1);
+		}
+		pc_plan_zero_weight_grad(p);
+		pc_plan_backward(p);
+		gw = pc_plan_weight_grad(p);
+		REQUIRE(gd >= 0 && gu >= 0);
+		for (int i = 0; i < 12; i++)
+			CHECK_CLOSE(gw[pc_graph_param(g, gd)->offset + i], want_gw[i], 0, 0);
+		for (int i = 0; i < 6; i++)
+			CHECK_CLOSE(gw[pc_graph_param(g, gu)->offset + i], want_gw[12 + i], 0, 0);
+		pc_plan_free(p);
+	}
+out:
+	pc_graph_free(g);
+}
+
+/* --- a model as torch.onnx.export writes it ----------------------------------------------------------- */
+
+/* tests/reference/make_index_fixture.py: the file, torch's output for these
+ * ids and torch's embedding gradient of sum(y * R), R[k] = (k % 7) - 3. */
+/* ops: Concat, Constant, Gather, Mul, Reshape, Shape, Slice, Split, Transpose, Unsqueeze */
+/* tok_ids: shape [3, 6] */
+static const int64_t tok_ids[18] = {1, 2, 3, 4, 5, 10, 0, 0, 7, 7, 9, 1, 10, 9, 8, 3, 3, 3};
+/* tok_y: shape [3, 13, 4] */
+static const float tok_y[156] = {0.551176012, 0.47270453, -2.08890629, -1.52929568, 0.0352586918, 0.0478375778, 0.846230507, -1.67019296, -1.0980922, 0.147537559, 1.50893438, -0.417541027, 0.27679345, -0.164607495, 0.331145138, -1.45803702, -0.147967204, -0.0712654069, -0.495849162, 0.082519412, -1.06155443, -0.464742035, -0.464742035, -1.06155443, 0.91315192, 0.204341114, 0.573984683, 0.416331291, 0.261501163, 0.931124449, -0.514461994, -1.65166545, 1.04602277, 0.522186995, -0.166809157, 0.0530334003, 0.957780421, -1.28901005, -1.64831591, 0.829036295, -0.305975705, 0.204341114, 0.931124449, 0.522186995, 0.248501748, 0.573984683, -0.514461994, -0.166809157, -0.222560838, 0.416331291, -1.65166545, 0.0530334003, 0.122378565, 0.583206296, 0.224267021, 0.0475544557, 0.0528442822, -0.190373003, 0.273062557, 0.0518032014, 0.0530657209, 0.0913692713, -0.713603854, -0.108427785, 0.0530657209, 0.0913692713, -0.713603854, -0.108427785, -0.00548219262, -0.281433403, -0.281433403, -0.00548219262, -0.00548219262, -0.281433403, -0.281433403, -0.00548219262, -1.51588452, 0.91251725, 0.253887087, -0.69236362, -1.51588452, 0.91251725, 0.253887087, -0.69236362, 0.724239349, -0.349177331, -0.528988004, -0.689474463, 0.664839387, -0.286780298, 1.62055075, -1.59670806, 0.35988152, 0.91251725, 0.91251725, -0.349177331, -0.782016814, 0.253887087, 0.253887087, -0.528988004, 0.0715277344, -0.69236362, -0.69236362, -0.689474463, 0.398753971, -0.739872038, -0.336818695, 0.75703609, 0.398753971, -0.739872038, -0.336818695, 0.75703609, 0.398753971, -0.739872038, -0.336818695, 0.75703609, -0.137617648, 0.48593843, -3.64676428, -0.377563, -0.660365164, 0.681870878, 0.57555455, 0.600420713, 0.794034719, 2.12469578, 2.12469578, 0.794034719, -0.455423951, 2.21241832, -0.376985759, -0.143683925, 0.91315192, 0.204341114, 0.573984683, 0.416331291, 0.91315192, 0.204341114, 0.573984683, 0.416331291, 0.91315192, 0.204341114, 0.573984683, 0.416331291, -0.349177331, 2.21241832, 0.204341114, 0.204341114, -0.528988004, -0.376985759, 0.573984683, 0.573984683, -0.689474463, -0.143683925, 0.416331291, 0.416331291};
+/* tok_dw: shape [11, 4] */
+static const float tok_dw[44] = {2.83231473, 0.150397003, 4.87304974, 3.94964337, -0.0543539524, -2.46735811, 6.73035526, -6.47655392, -3.19341612, 3.62055063, -1, 2.33516073, 4.85148859, -3.21333647, 6.29569912, -1.6703217, -4.5967083, -5, 0.286780298, -3.32967877, 5.79012394, 4.86165237, 4.42643929, -3.33516073, 0, 0, 0, 0, 2.85694456, -5.34605026, 0.35988152, 3.07664442, -3.48710895, -2.94494772, -2.5780201, 5.95778036, -2.17096376, 0.782016814, -4.43075275, 2.31437206, -0.764734864, -5.14147329, 7.00647449, 2.92229652};
+
+TEST(ops_index_torch_token_model)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = NULL;
+	struct pc_plan *p;
+	char path[512], msg[700];
+	double worst_y = 0, worst_g = 0;
+
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/index_tokens_op13.onnx", pc_test_root());
+	REQUIRE_MSG(pc_onnx_load_file(path, &g, &err) == PC_OK, "%s", pc_error_format(&err, msg, sizeof(msg)));
+	CHECK_INT(pc_graph_input_dtype(g), PC_DTYPE_INT64);
+	CHECK_INT(pc_graph_positions(g), 13);
+	CHECK_INT(pc_graph_classes(g), 4);
+	REQUIRE(pc_graph_param_tensors(g) == 1);
+	p = run_ids(t, __LINE__, g, 3, PC_PLAN_GRAD, tok_ids);
+	if (p) {
+		float *og = pc_plan_output_grad(p);
+		const float *gw;
+		CHECK_INT(pc_plan_input_id_limit(p), 11);
+		for (int k = 0; k < 156; k++) {
+			double d = fabs((double)pc_plan_output(p)[k] - tok_y[k]);
+			worst_y = d > worst_y ? d : worst_y;
+			CHECK_CLOSE(pc_plan_output(p)[k], tok_y[k], 1e-6, 0);
+			og[k] = (float)(k % 7 - 3);
+		}
+		pc_plan_zero_weight_grad(p);
+		pc_plan_backward(p);
+		gw = pc_plan_weight_grad(p);
+		for (int i = 0; i < 44; i++) {
+			double d = fabs((double)gw[i] - tok_dw[i]);
+			worst_g = d > worst_g ? d : worst_g;
+			CHECK_CLOSE(gw[i], tok_dw[i], 1e-5, 1e-5);
+		}
+		/* data movement and one multiply: torch's float32 values, bit for bit */
+		CHECK_CLOSE(worst_y, 0, 0, 0);
+		pc_plan_free(p);
+	}
+	pc_graph_free(g);
 }

@@ -6,12 +6,13 @@
  * float data. What decides an output's shape (Slice's starts, ends, axes
  * and steps, Split's sizes, Expand's shape, Tile's repeats) must be static,
  * so that every shape is known at prepare. A node whose inputs are all
- * static is folded by the plan, which runs its forward once at prepare
- * (a Gather or Slice of a Shape, feeding a Reshape). Indices (Gather, ScatterND) may
- * be run-time values: static ones are range-checked at prepare, but forward
- * cannot fail, so a run-time index out of range yields zeros (Gather) or is
- * skipped (ScatterND) and never reads or writes outside a buffer. The data
- * path checks token ids before a run against pc_plan_input_id_limit.
+ * static is folded by the plan, which runs its forward once at prepare (a
+ * Gather or Slice of a Shape feeding a Reshape). Indices (Gather,
+ * ScatterND) may be run-time values: static ones are range-checked at
+ * prepare, but forward cannot fail, so a run-time index out of range
+ * yields zeros (Gather) or is skipped (ScatterND) and never reads or writes
+ * outside a buffer. The data path checks token ids before a run against
+ * pc_plan_input_id_limit.
  *
  * Slice, Split, Expand and Tile are one strided walk (struct walk): the
  * output in order, each element read at a linear offset of the input whose

@@ -96,3 +96,24 @@ out = xd.copy()
 for idx, u in zip([[1, 2, 0], [0, 0, -1]], [7.0, 8.0]):
     out[tuple(idx)] = u
 lit("sc_k3", out)
+
+# int64 values moved at run time (ops_index_int64_runtime_moves): token ids
+# through views, Transpose, Concat, Slice, Split, Expand, Tile and ScatterND
+ids = np.array([[0, 1, 2], [3, 4, 5]], dtype=np.int64)
+u = ids[:, None, :]                       # Unsqueeze axes [1]
+tr = np.transpose(u, (2, 0, 1))           # [3, 2, 1]
+sq = tr[:, :, 0]                          # Squeeze axes [2]
+rs = sq.reshape(2, 3)
+cat = np.concatenate([rs, ids, np.array([[6], [7]])], axis=1)
+lit("mv_rs", rs)
+lit("mv_cat", cat)
+sl = cat[:, ::-2]
+lit("mv_sl", sl)
+p3, p4 = np.split(cat, [3], axis=1)
+lit("mv_p4", p4)
+lit("mv_ex", p3 * np.ones([2, 2, 3], dtype=np.int64))
+ti = np.tile(sl, [1, 2])
+sc = ti.copy()
+sc[0, 7] = 8
+sc[1, 0] = 9
+lit("mv_sc", sc)
