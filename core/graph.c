@@ -465,7 +465,8 @@ static void drop_unused_outputs(struct pc_graph *g)
 				g->values[n->out[j]].producer = -1;
 				n->out[j] = -1;
 			}
-		while (n->n_out > 1 && n->out[n->n_out - 1] < 0)
+		/* Split's outputs count even when unused: they set the part sizes */
+		while (n->n_out > 1 && n->out[n->n_out - 1] < 0 && !pc_op_table[n->op].keep_outputs)
 			n->n_out--;
 	}
 	free(used);

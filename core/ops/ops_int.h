@@ -98,7 +98,12 @@
 	X(MOD)                                                                                                       \
 	X(CONSTANTOFSHAPE)                                                                                           \
 	X(RANGE)                                                                                                     \
-	X(TRILU)
+	X(TRILU)                                                                                                     \
+	X(SLICE)                                                                                                     \
+	X(SPLIT)                                                                                                     \
+	X(EXPAND)                                                                                                    \
+	X(TILE)                                                                                                      \
+	X(SCATTERND)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -124,6 +129,9 @@ struct pc_op_def {
 	/* The forward writes relu(output 0) to p->relu_out as well, when the
 	 * plan sets it (a Relu follows and nothing else reads the output). */
 	int relu_epilogue;
+	/* Outputs are positional (Split): an unused one is left unwritten but
+	 * still counts, instead of being trimmed off the end at load. */
+	int keep_outputs;
 	int (*init)(struct pc_node *n, struct pc_error *err);
 	int (*infer)(struct pc_plan *p, const struct pc_node *n, struct pc_error *err);
 	void (*forward)(struct pc_plan *p, const struct pc_node *n);
@@ -248,7 +256,6 @@ PC_OP_DECLARE(pc_identity);
 PC_OP_DECLARE(pc_dropout);
 PC_OP_DECLARE(pc_constant);
 PC_OP_DECLARE(pc_shapeop);
-PC_OP_DECLARE(pc_gather);
 PC_OP_DECLARE(pc_unsqueeze);
 PC_OP_DECLARE(pc_squeeze);
 PC_OP_DECLARE(pc_cast);
@@ -271,5 +278,12 @@ PC_OP_DECLARE(pc_mod);
 PC_OP_DECLARE(pc_constofshape);
 PC_OP_DECLARE(pc_range);
 PC_OP_DECLARE(pc_trilu);
+/* index.c */
+PC_OP_DECLARE(pc_gather);
+PC_OP_DECLARE(pc_slice);
+PC_OP_DECLARE(pc_split);
+PC_OP_DECLARE(pc_expand);
+PC_OP_DECLARE(pc_tile);
+PC_OP_DECLARE(pc_scatternd);
 
 #endif

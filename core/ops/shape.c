@@ -16,6 +16,13 @@
  * between float, int64 and bool (and keeps double, float16 and int32 as
  * those, see below), on static values or at run time; only a float to
  * float cast passes a gradient. */
+ * batch size, so those int64 values are static and Reshape receives a known
+ * target shape (Gather and the other indexing ops are in index.c).
+ * Transpose and Concat also run on run-time tensors of any element type,
+ * Pad on float ones, with backward passes that add into the input
+ * gradients. Cast between
+ * float and int64 exists only as folding of static values: a run-time
+ * activation cast to int64 cannot carry a gradient and is rejected. */
 #include "../graph_int.h"
 
 #include <math.h>
@@ -397,34 +404,22 @@ int pc_transpose_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 	s.ndim = w.nd;
 	for (int i = 0; i < w.nd; i++)
 		s.dim[i] = w.dim[i];
-	if (in->is_static && in->dtype == PC_DTYPE_INT64) {
-		int64_t *o = pc_op_static_int64(p, n, 0, &s, err);
-		if (!o)
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			o[k] = in->ival[w.off];
-		return PC_OK;
-	}
-	if (in->is_static) {
-		float *o = pc_op_static_float(p, n, 0, &s, err);
-		if (!o)
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			o[k] = in->data[w.off];
-		return PC_OK;
-	}
-	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+	/* a static input is folded by the plan through the forward */
+	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
 }
 
 void pc_transpose_forward(struct pc_plan *p, const struct pc_node *n)
 {
-	const struct pc_tensor *in = pc_op_in(p, n, 0);
-	float *y = pc_op_out(p, n, 0)->data;
+	const struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0);
 	struct walk w;
 
 	transpose_walk(n, &in->shape, &w);
-	for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-		y[k] = in->data[w.off];
+	if (in->dtype == PC_DTYPE_FLOAT)
+		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+			out->data[k] = in->data[w.off];
+	else /* int64 and bool: both one int64_t per element */
+		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+			out->ival[k] = in->ival[w.off];
 }
 
 void pc_transpose_backward(struct pc_plan *p, const struct pc_node *n)
@@ -477,11 +472,9 @@ int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 {
 	const struct axis_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *first = pc_op_in(p, n, 0);
-	int r = first->shape.ndim, axis = pc_axis(pr->axis, r), all_static = 1;
+	int r = first->shape.ndim, axis = pc_axis(pr->axis, r);
 	struct pc_shape s = first->shape;
-	struct pc_tensor *out;
 	char a[96], b[96];
-	int rc;
 
 	if (axis < 0)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the inputs have rank %d",
@@ -504,29 +497,21 @@ int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 						     i, pc_shape_format(&t->shape, a, sizeof(a)),
 						     pc_shape_format(&first->shape, b, sizeof(b)), axis);
 		s.dim[axis] += t->shape.dim[axis];
-		all_static &= t->is_static;
 	}
-	if (all_static) {
-		void *dst = first->dtype == PC_DTYPE_FLOAT ? (void *)pc_op_static_float(p, n, 0, &s, err)
-							  : (void *)pc_op_static_int64(p, n, 0, &s, err);
-		if (!dst)
-			return err_code(err);
-		out = pc_op_out(p, n, 0);
-		concat_copy(p, n, axis, out, dst,
-			    first->dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t));
-		return PC_OK;
-	}
-	if ((rc = pc_op_need_float(p, n, 0, err)))
-		return rc;
-	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+	/* all-static inputs (shape arithmetic) are folded by the plan */
+	return pc_op_set_output(p, n, 0, first->dtype, &s, err);
 }
 
 void pc_concat_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct axis_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *out = pc_op_out(p, n, 0);
+	int axis = pc_axis(pr->axis, out->shape.ndim);
 
-	concat_copy(p, n, pc_axis(pr->axis, out->shape.ndim), out, out->data, sizeof(float));
+	if (out->dtype == PC_DTYPE_FLOAT)
+		concat_copy(p, n, axis, out, out->data, sizeof(float));
+	else
+		concat_copy(p, n, axis, out, out->ival, sizeof(int64_t));
 }
 
 void pc_concat_backward(struct pc_plan *p, const struct pc_node *n)
@@ -822,61 +807,6 @@ int pc_shapeop_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error
 		return err_code(err);
 	for (int64_t i = 0; i < s.dim[0]; i++)
 		o[i] = in->shape.dim[start + i];
-	return PC_OK;
-}
-
-/* --- Gather ------------------------------------------------------------------------------ */
-
-int pc_gather_init(struct pc_node *n, struct pc_error *err)
-{
-	return init_axis(n, 0, err);
-}
-
-int pc_gather_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
-{
-	const struct axis_priv *pr = pc_op_priv(n);
-	const struct pc_tensor *data = pc_op_in(p, n, 0), *ind = pc_op_in(p, n, 1);
-	int r = data->shape.ndim, axis, rc;
-	int64_t outer, inner, len, *o;
-	struct pc_shape s;
-
-	if (data->dtype != PC_DTYPE_INT64 || !data->is_static)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-				     "Gather runs only on int64 shape values known before the run; input 0 is a "
-				     "%s%s tensor",
-				     data->is_static ? "constant " : "run-time ", pc_dtype_name(data->dtype));
-	if ((rc = pc_op_need_static_int64(p, n, 1, err)))
-		return rc;
-	axis = pc_axis(pr->axis, r);
-	if (axis < 0)
-		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the data has rank %d",
-				     (long long)pr->axis, r);
-	if (r - 1 + ind->shape.ndim > PC_MAX_DIMS)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "the output would have rank %d; at most %d",
-				     r - 1 + ind->shape.ndim, PC_MAX_DIMS);
-	len = data->shape.dim[axis];
-	for (int64_t k = 0; k < ind->numel; k++)
-		if (ind->ival[k] < -len || ind->ival[k] >= len)
-			return pc_node_error(err, n, PC_ERR_SHAPE, "index %lld is out of range for axis %d of size %lld",
-					     (long long)ind->ival[k], axis, (long long)len);
-	s.ndim = 0;
-	for (int i = 0; i < axis; i++)
-		s.dim[s.ndim++] = data->shape.dim[i];
-	for (int i = 0; i < ind->shape.ndim; i++)
-		s.dim[s.ndim++] = ind->shape.dim[i];
-	for (int i = axis + 1; i < r; i++)
-		s.dim[s.ndim++] = data->shape.dim[i];
-	if (!(o = pc_op_static_int64(p, n, 0, &s, err)))
-		return err_code(err);
-	outer = pc_shape_span(&data->shape, 0, axis);
-	inner = pc_shape_span(&data->shape, axis + 1, r);
-	for (int64_t a = 0; a < outer; a++)
-		for (int64_t k = 0; k < ind->numel; k++) {
-			int64_t j = ind->ival[k] < 0 ? ind->ival[k] + len : ind->ival[k];
-			const int64_t *src = data->ival + (a * len + j) * inner;
-			for (int64_t c = 0; c < inner; c++)
-				*o++ = src[c];
-		}
 	return PC_OK;
 }
 

@@ -55,8 +55,7 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 			    .infer = pc_constant_infer},
 	[PC_OP_SHAPE] = {.name = "Shape", .attrs = "start,end", ARITY(1, 1, 1, 1), .init = pc_shapeop_init,
 			 .infer = pc_shapeop_infer},
-	[PC_OP_GATHER] = {.name = "Gather", .attrs = "axis", ARITY(2, 2, 1, 1), .init = pc_gather_init,
-			  .infer = pc_gather_infer},
+	[PC_OP_GATHER] = {.name = "Gather", .attrs = "axis", ARITY(2, 2, 1, 1), ROW(pc_gather)},
 	[PC_OP_UNSQUEEZE] = {.name = "Unsqueeze", .attrs = "axes", ARITY(1, 2, 1, 1), .alias = 1,
 			     .init = pc_unsqueeze_init, .infer = pc_unsqueeze_infer},
 	[PC_OP_SQUEEZE] = {.name = "Squeeze", .attrs = "axes", ARITY(1, 2, 1, 1), .alias = 1, .init = pc_squeeze_init,
@@ -119,6 +118,12 @@ const struct pc_op_def pc_op_table[PC_OP_COUNT] = {
 	[PC_OP_RANGE] = {.name = "Range", .attrs = "", ARITY(3, 3, 1, 1), .infer = pc_range_infer,
 			 .forward = pc_range_forward},
 	[PC_OP_TRILU] = {.name = "Trilu", .attrs = "upper", ARITY(1, 2, 1, 1), ROW(pc_trilu)},
+	[PC_OP_SLICE] = {.name = "Slice", .attrs = "", ARITY(3, 5, 1, 1), ROW_NOINIT(pc_slice)},
+	[PC_OP_SPLIT] = {.name = "Split", .attrs = "axis,split", ARITY(1, 2, 1, 1024), .keep_outputs = 1,
+			 ROW(pc_split)},
+	[PC_OP_EXPAND] = {.name = "Expand", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_expand)},
+	[PC_OP_TILE] = {.name = "Tile", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_tile)},
+	[PC_OP_SCATTERND] = {.name = "ScatterND", .attrs = "reduction", ARITY(3, 3, 1, 1), ROW(pc_scatternd)},
 };
 
 _Static_assert(sizeof(pc_op_table) / sizeof(pc_op_table[0]) == PC_OP_COUNT, "op table out of step with enum");
