@@ -10,19 +10,13 @@
  *
  * The shape subgraph of a dynamic-batch export (Shape, Gather, Unsqueeze,
  * Concat, Constant, Cast) is folded at prepare time: each plan knows its
- * batch size, so every int64 value is static and Reshape receives a known
- * target shape. Transpose, Concat and Pad also run on float activations,
- * with backward passes that add into the input gradients. Cast converts
- * between float, int64 and bool (and keeps double, float16 and int32 as
- * those, see below), on static values or at run time; only a float to
- * float cast passes a gradient. */
  * batch size, so those int64 values are static and Reshape receives a known
  * target shape (Gather and the other indexing ops are in index.c).
  * Transpose and Concat also run on run-time tensors of any element type,
  * Pad on float ones, with backward passes that add into the input
- * gradients. Cast between
- * float and int64 exists only as folding of static values: a run-time
- * activation cast to int64 cannot carry a gradient and is rejected. */
+ * gradients. Cast converts between float, int64 and bool (and keeps double,
+ * float16 and int32 as those, see below), on static values or at run time;
+ * only a float to float cast passes a gradient. */
 #include "../graph_int.h"
 
 #include <math.h>
