@@ -56,6 +56,19 @@ size_t pc_utf8_prefix(const unsigned char *s, size_t n)
 	return n;
 }
 
+/* A name the builder was given: UTF-8, since names go into JSON reports and
+ * error messages (the ONNX loader checks this on the wire already, with the
+ * byte offset). The name itself is not printed: it is what is broken. */
+static int check_name(const char *name, const char *where, const char *what, struct pc_error *err)
+{
+	size_t n = strlen(name), ok = pc_utf8_prefix((const unsigned char *)name, n);
+
+	if (ok < n)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "%s is not valid UTF-8 (byte %zu is 0x%02x)", what, ok,
+				    (unsigned char)name[ok]);
+	return PC_OK;
+}
+
 /* --- name map: FNV-1a, open addressing ------------------------------------ */
 
 static uint64_t hash_name(const char *s)
@@ -64,6 +77,14 @@ static uint64_t hash_name(const char *s)
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	/* The table indexes by the low bits, and FNV-1a's low bits never see its
+	 * high ones (a product carries only upwards): murmur3's fmix64 makes the
+	 * slot depend on all 64. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -112,6 +133,8 @@ static int add_value(struct pc_graph *g, const char *name, enum pc_value_kind ki
 		return -pc_error_set(err, PC_ERR_INVALID, name, "graph is already finished");
 	if (!name[0])
 		return -pc_error_set(err, PC_ERR_FORMAT, "graph", "a value has an empty name");
+	if (check_name(name, "graph", "a value's name", err))
+		return -PC_ERR_FORMAT;
 	if (pc_graph_lookup(g, name) >= 0)
 		return -pc_error_set(err, PC_ERR_FORMAT, name, "value '%s' is defined twice", name);
 	if (g->n_values == g->cap_values) {
@@ -299,6 +322,35 @@ nomem:
 	return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory copying attributes");
 }
 
+static int cmp_attr_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct pc_attr *const *)a)->name, (*(const struct pc_attr *const *)b)->name);
+}
+
+/* Two attributes of one name are refused: which one an op would read is up
+ * to its lookup order, and ONNX forbids it. Sorted, so that a node with
+ * many attributes costs n log n. */
+static int check_attr_names(const struct pc_node *n, const char *where, struct pc_error *err)
+{
+	const struct pc_attr **by_name;
+	int rc = PC_OK;
+
+	if (n->n_attr < 2)
+		return PC_OK;
+	by_name = malloc((size_t)n->n_attr * sizeof(*by_name));
+	if (!by_name)
+		return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+	for (int a = 0; a < n->n_attr; a++)
+		by_name[a] = &n->attr[a];
+	qsort(by_name, (size_t)n->n_attr, sizeof(*by_name), cmp_attr_name);
+	for (int a = 1; a < n->n_attr && !rc; a++)
+		if (strcmp(by_name[a - 1]->name, by_name[a]->name) == 0)
+			rc = pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' appears more than once",
+					  by_name[a]->name);
+	free(by_name);
+	return rc;
+}
+
 int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name, int n_in, const char *const *inputs,
 		      int n_out, const char *const *outputs, int n_attr, const struct pc_attr *attrs,
 		      struct pc_error *err)
@@ -332,19 +384,36 @@ int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name,
 	n->attr = calloc((size_t)n_attr + 1, sizeof(*n->attr));
 	if (!n->name || !n->op_type || !n->in || !n->in_names || !n->out || !n->attr)
 		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a node");
+	/* names are checked before any message prints them */
+	snprintf(where, sizeof(where), "node #%d", g->n_nodes - 1);
+	if (check_name(n->name, where, "the node's name", err) || check_name(n->op_type, where, "the op type", err))
+		return PC_ERR_FORMAT;
 	snprintf(where, sizeof(where), "node '%s' (%s)", n->name, op_type);
 	for (int i = 0; i < n_in; i++) {
+		char what[32];
 		n->in_names[i] = dup_str(inputs[i] ? inputs[i] : "");
 		if (!n->in_names[i])
 			return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
 		n->n_in++;
+		snprintf(what, sizeof(what), "input %d's name", i);
+		if (check_name(n->in_names[i], where, what, err))
+			return PC_ERR_FORMAT;
 	}
 	for (int i = 0; i < n_attr; i++) {
+		char what[40];
+		snprintf(what, sizeof(what), "attribute %d's name", i);
+		if (check_name(attrs[i].name ? attrs[i].name : "", where, what, err))
+			return PC_ERR_FORMAT;
+		if (attrs[i].type == PC_ATTR_STRING && attrs[i].s &&
+		    check_name(attrs[i].s, where, "a string attribute's value", err))
+			return PC_ERR_FORMAT;
 		rc = copy_attr(&n->attr[i], &attrs[i], where, err);
 		n->n_attr++;
 		if (rc)
 			return rc;
 	}
+	if ((rc = check_attr_names(n, where, err)))
+		return rc;
 	for (int i = 0; i < n_out; i++) {
 		int v;
 		if (!outputs[i] || !outputs[i][0]) {
@@ -366,6 +435,8 @@ int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name,
 
 int pc_graph_add_output(struct pc_graph *g, const char *name, struct pc_error *err)
 {
+	if (check_name(name, "graph.output", "the output's name", err))
+		return PC_ERR_FORMAT;
 	if (g->output_name)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
 				    "the model has more than one output ('%s' and '%s'); paracorr takes one (the logits)",
@@ -396,35 +467,64 @@ static int resolve_inputs(struct pc_graph *g, struct pc_error *err)
 	return PC_OK;
 }
 
-/* Every unknown op in one message, each with the opset it was asked at. */
+/* Every unknown op in one message, each with the opset it was asked at: as
+ * many as fit, then how many more. Names seen are kept in a hash set (node
+ * index + 1 of the first node of each unknown op type), so that a file of
+ * 100,000 unknown nodes costs linear time, not a scan of the earlier nodes
+ * for each one. */
 static int check_ops(struct pc_graph *g, struct pc_error *err)
 {
-	char list[400] = "";
-	size_t used = 0;
-	int unknown = 0;
+	char list[360] = "";
+	size_t used = 0, cap = 0;
+	int *set = NULL, unknown = 0, listed = 0, nodes = 0, full = 0;
 
 	for (int k = 0; k < g->n_nodes; k++) {
 		struct pc_node *n = &g->nodes[k];
-		int seen = 0;
+		size_t i;
 		n->op = pc_op_lookup(n->op_type);
 		if (n->op != PC_OP_COUNT)
 			continue;
-		for (int j = 0; j < k; j++)
-			if (g->nodes[j].op == PC_OP_COUNT && strcmp(g->nodes[j].op_type, n->op_type) == 0)
-				seen = 1;
-		if (seen)
+		nodes++;
+		if (!set) {
+			for (cap = 64; cap < 2 * (size_t)g->n_nodes; cap *= 2)
+				;
+			if (!(set = calloc(cap, sizeof(*set))))
+				return pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		}
+		for (i = hash_name(n->op_type) & (cap - 1); set[i]; i = (i + 1) & (cap - 1))
+			if (strcmp(g->nodes[set[i] - 1].op_type, n->op_type) == 0)
+				break;
+		if (set[i])
 			continue;
+		set[i] = k + 1;
 		unknown++;
-		if (used < sizeof(list)) {
-			int w = snprintf(list + used, sizeof(list) - used, "%s%s (opset %d)", unknown > 1 ? ", " : "",
-					 n->op_type, n->opset);
-			used += w > 0 ? (size_t)w : 0;
+		if (!full) {
+			/* whole entries only; a very long name is cut at 64 bytes, on a
+			 * UTF-8 character boundary */
+			size_t len = strlen(n->op_type), cut = len > 64 ? 64 : len;
+			int w;
+			while (cut < len && cut > 0 && ((unsigned char)n->op_type[cut] & 0xc0) == 0x80)
+				cut--;
+			w = snprintf(list + used, sizeof(list) - used, "%s%.*s%s (opset %d)", listed ? ", " : "",
+				     (int)cut, n->op_type, cut < len ? "..." : "", n->opset);
+			if (w < 0 || (size_t)w >= sizeof(list) - used) {
+				list[used] = '\0';
+				full = 1;
+			} else {
+				used += (size_t)w;
+				listed++;
+			}
 		}
 	}
-	if (unknown)
+	free(set);
+	if (!unknown)
+		return PC_OK;
+	if (listed == unknown)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph", "unsupported op%s: %s", unknown > 1 ? "s" : "",
 				    list);
-	return PC_OK;
+	return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph",
+			    "unsupported ops: %s and %d more (%d unsupported op types on %d nodes)", list,
+			    unknown - listed, unknown, nodes);
 }
 
 /* Optional outputs nobody reads (Dropout's mask, MaxPool's indices, the
