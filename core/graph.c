@@ -7,6 +7,7 @@
  * finish the graph never changes. */
 #include "graph_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -731,32 +732,199 @@ static int init_nodes(struct pc_graph *g, struct pc_error *err)
 	return PC_OK;
 }
 
+static int is_buffer_slot(const struct pc_node *n, int i)
+{
+	return i < 32 && (pc_op_table[n->op].buffer_inputs & (1u << i));
+}
+
+/* Running statistics: what fold_identities gives a copy of its own when it
+ * arrives through Identity. Only BatchNormalization's; other buffer inputs
+ * (Clip's bounds, Pad's value) read through Identity are what they always
+ * were, a computed value (a bound derived from a weight is trainable). */
+static int is_stats_slot(const struct pc_node *n, int i)
+{
+	return n->op == PC_OP_BATCHNORM && (i == 3 || i == 4);
+}
+
+/* src[v]: the float initializer v is, directly or through a chain of
+ * Identity nodes, or -1. One pass: nodes are in execution order. */
+static int *initializer_sources(const struct pc_graph *g)
+{
+	int *src = malloc(((size_t)g->n_values + 1) * sizeof(int));
+
+	if (!src)
+		return NULL;
+	for (int v = 0; v < g->n_values; v++)
+		src[v] = g->values[v].kind == PC_VALUE_CONST && g->values[v].dtype == PC_DTYPE_FLOAT ? v : -1;
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (n->op == PC_OP_IDENTITY && n->in[0] >= 0 && n->out[0] >= 0)
+			src[n->out[0]] = src[n->in[0]];
+	}
+	return src;
+}
+
+/* An Identity whose input is an initializer: it only renames the tensor,
+ * and its read is not a use of its own (its readers' are). */
+static int is_initializer_identity(const struct pc_node *n, const int *src)
+{
+	return n->op == PC_OP_IDENTITY && n->out[0] >= 0 && src[n->out[0]] >= 0;
+}
+
+/* Initializers read through Identity.
+ *
+ * torch.onnx.export of a model in eval mode deduplicates initializers of
+ * equal value: the second becomes Identity(first), the Identity's output
+ * carrying the second's name. So Identity(bn1.bias) may be bn2's running
+ * mean, and Identity(bn1.running_mean) a bias. Each Identity output is one
+ * tensor of the original model, and how it is read says what it is:
+ * - read as running statistics (BatchNormalization's inputs 3, 4): a constant
+ *   of its own, a copy of the initializer, so that corrupting the weight
+ *   leaves it alone and training updates it apart; the Identity goes.
+ * - read only as a weight: the one parameter of its initializer, as a
+ *   weight read by two nodes is (a tied weight; the gradient sums). When
+ *   the initializer itself is read as statistics, the weight is a copy of
+ *   it named after the first such Identity output, and the others read it.
+ * A copy lives on as an initializer of its own in pc_onnx_save_weights. */
+static int fold_identities(struct pc_graph *g, struct pc_error *err)
+{
+	int *src = initializer_sources(g), *weight_copy = NULL, kept = 0, rc = PC_OK;
+	unsigned char *reads = calloc((size_t)g->n_values + 1, 1), *drop = calloc((size_t)g->n_nodes + 1, 1);
+
+	if (!src || !reads || !drop || !(weight_copy = malloc(((size_t)g->n_values + 1) * sizeof(int)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		goto out;
+	}
+	/* reads[v]: bit 1 read as running statistics, bit 2 as anything else */
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (is_initializer_identity(n, src))
+			continue;
+		for (int i = 0; i < n->n_in; i++)
+			if (n->in[i] >= 0 && src[n->in[i]] >= 0)
+				reads[n->in[i]] |= is_stats_slot(n, i) ? 1 : 2;
+	}
+	for (int v = 0; v < g->n_values; v++)
+		weight_copy[v] = -1;
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		int v, s;
+		struct pc_value *val;
+		int64_t count;
+
+		if (!is_initializer_identity(n, src))
+			continue;
+		v = n->out[0];
+		s = src[v];
+		if (v == g->output)
+			continue; /* not runnable anyway; the plan says why */
+		/* a statistics read wins, as it does for an initializer read both
+		 * ways directly (ONNX exporters write neither) */
+		if (!(reads[v] & 1) && !((reads[v] & 2) && (reads[s] & 1)))
+			continue; /* the one parameter (or constant) s, renamed */
+		if (!(reads[v] & 1) && weight_copy[s] >= 0) {
+			n->in[0] = weight_copy[s];
+			continue;
+		}
+		val = &g->values[v];
+		count = pc_shape_count(&g->values[s].shape);
+		val->fdata = malloc((size_t)count * sizeof(float) + 1);
+		if (!val->fdata) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, val->name, "out of memory copying '%s'",
+					  g->values[s].name);
+			goto out;
+		}
+		memcpy(val->fdata, g->values[s].fdata, (size_t)count * sizeof(float));
+		val->kind = PC_VALUE_CONST;
+		val->dtype = PC_DTYPE_FLOAT;
+		val->shape = g->values[s].shape;
+		val->producer = -1;
+		drop[k] = 1;
+		if (!(reads[v] & 1))
+			weight_copy[s] = v;
+	}
+	/* the Identity nodes that became initializers go; producers renumbered */
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		if (drop[k]) {
+			free(n->name);
+			free(n->op_type);
+			free(n->in);
+			for (int i = 0; i < n->n_in; i++)
+				free(n->in_names[i]);
+			free(n->in_names);
+			free(n->out);
+			for (int a = 0; a < n->n_attr; a++)
+				free_attr(&n->attr[a]);
+			free(n->attr);
+			free(n->priv);
+			continue;
+		}
+		g->nodes[kept] = *n;
+		for (int j = 0; j < n->n_out; j++)
+			if (n->out[j] >= 0)
+				g->values[n->out[j]].producer = kept;
+		kept++;
+	}
+	g->n_nodes = kept;
+out:
+	free(src);
+	free(reads);
+	free(drop);
+	free(weight_copy);
+	return rc;
+}
+
+/* A weight is a number training moved; an initializer holding -inf or NaN
+ * (an attention mask) is a constant of the computation. */
+static int all_finite(const struct pc_value *v)
+{
+	int64_t n = pc_shape_count(&v->shape);
+
+	for (int64_t i = 0; i < n; i++)
+		if (!isfinite(v->fdata[i]))
+			return 0;
+	return 1;
+}
+
 /* Float initializers are trained weights unless some node reads them at a
- * buffer position (BN running statistics) or nothing reads them at all. */
+ * buffer position (BN running statistics), they hold a non-finite value,
+ * or nothing reads them at all. A weight read by several nodes, directly
+ * or through Identity, is one parameter; its first reader (execution order,
+ * looking through Identity) is the node it is reported under. */
 static int split_params(struct pc_graph *g, struct pc_error *err)
 {
-	unsigned char *buffer = calloc((size_t)g->n_values + 1, 1);
+	unsigned char *buffer = calloc((size_t)g->n_values + 1, 1), *weight = NULL;
+	int *src = initializer_sources(g);
 	int64_t total = 0, off = 0;
 	int count = 0, rc = PC_OK;
 
-	if (!buffer)
-		return pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+	if (!buffer || !src || !(weight = calloc((size_t)g->n_values + 1, 1))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		goto out;
+	}
 	for (int k = 0; k < g->n_nodes; k++) {
 		const struct pc_node *n = &g->nodes[k];
+		if (is_initializer_identity(n, src))
+			continue;
 		for (int i = 0; i < n->n_in; i++) {
-			int v = n->in[i];
+			int v = n->in[i], s;
 			if (v < 0)
 				continue;
-			if (g->values[v].first_consumer < 0)
-				g->values[v].first_consumer = k;
-			if (i < 32 && (pc_op_table[n->op].buffer_inputs & (1u << i)))
+			s = src[v] >= 0 ? src[v] : v;
+			if (g->values[s].first_consumer < 0)
+				g->values[s].first_consumer = k;
+			/* the value read, not its source: a bound computed from a weight
+			 * (through Identity) leaves the weight a weight */
+			if (is_buffer_slot(n, i))
 				buffer[v] = 1;
 		}
 	}
 	for (int v = 0; v < g->n_values; v++) {
 		struct pc_value *val = &g->values[v];
-		if (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
-		    val->first_consumer >= 0) {
+		weight[v] = val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
+			    val->first_consumer >= 0 && all_finite(val);
+		if (weight[v]) {
 			total += pc_shape_count(&val->shape);
 			count++;
 		}
@@ -772,8 +940,7 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 		struct pc_value *val = &g->values[v];
 		struct pc_param *pt;
 		int64_t n;
-		if (!(val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
-		      val->first_consumer >= 0))
+		if (!weight[v])
 			continue;
 		n = pc_shape_count(&val->shape);
 		memcpy(g->params + off, val->fdata, (size_t)n * sizeof(float));
@@ -793,6 +960,8 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 	g->n_params = total;
 out:
 	free(buffer);
+	free(weight);
+	free(src);
 	return rc;
 }
 
@@ -817,7 +986,8 @@ int pc_graph_finish(struct pc_graph *g, struct pc_error *err)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph.output",
 				    "output '%s' is not computed by any node", g->output_name);
 	drop_unused_outputs(g);
-	if ((rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = init_nodes(g, err)) ||
+	if ((rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = fold_identities(g, err)) ||
+	    (rc = init_nodes(g, err)) ||
 	    (rc = split_params(g, err)))
 		return rc;
 	out_prod = g->values[g->output].producer;

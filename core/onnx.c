@@ -706,6 +706,94 @@ static int set_raw(Onnx__TensorProto *t, const float *data, const struct pc_shap
 	return 0;
 }
 
+/* A float initializer named name holding data (shape's count of floats),
+ * allocated as protobuf-c frees it. */
+static Onnx__TensorProto *new_initializer(const char *name, const struct pc_shape *shape, const float *data)
+{
+	Onnx__TensorProto *t = malloc(sizeof(*t));
+	size_t n = (size_t)pc_shape_count(shape);
+
+	if (!t)
+		return NULL;
+	onnx__tensor_proto__init(t);
+	t->name = malloc(strlen(name) + 1);
+	t->dims = malloc((size_t)shape->ndim * sizeof(*t->dims) + 1);
+	t->raw_data.data = malloc(n * sizeof(float) + 1);
+	if (!t->name || !t->dims || !t->raw_data.data) {
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+		return NULL;
+	}
+	memcpy(t->name, name, strlen(name) + 1);
+	t->n_dims = (size_t)shape->ndim;
+	for (int d = 0; d < shape->ndim; d++)
+		t->dims[d] = shape->dim[d];
+	t->has_data_type = 1;
+	t->data_type = ONNX_FLOAT;
+	t->has_raw_data = 1;
+	t->raw_data.len = n * sizeof(float);
+	memcpy(t->raw_data.data, data, n * sizeof(float));
+	return t;
+}
+
+/* The source's Identity nodes that loading folded (graph.c's
+ * fold_identities): an Identity output the graph holds as an initializer of
+ * its own (running statistics copied out of a weight, a weight copied out
+ * of statistics) becomes that initializer, with the graph's values, and the
+ * node goes; one the graph made read another initializer reads it here too.
+ * *params counts the weight tensors written. */
+static int write_folded(Onnx__GraphProto *gp, const struct pc_graph *g, const float *weights, int *params,
+			struct pc_error *err)
+{
+	for (size_t k = 0; k < gp->n_node;) {
+		Onnx__NodeProto *np = gp->node[k];
+		const struct pc_value *val;
+		Onnx__TensorProto *t, **grown;
+		int v;
+
+		if (!np->op_type || strcmp(np->op_type, "Identity") != 0 || np->n_input != 1 || np->n_output != 1 ||
+		    !np->input[0] || !np->output[0] || (v = pc_graph_lookup(g, np->output[0])) < 0) {
+			k++;
+			continue;
+		}
+		val = &g->values[v];
+		if (val->producer >= 0) {
+			const struct pc_node *gn = &g->nodes[val->producer];
+			const char *reads = gn->op == PC_OP_IDENTITY && gn->in[0] >= 0 ? g->values[gn->in[0]].name : NULL;
+			if (reads && strcmp(reads, np->input[0]) != 0) {
+				char *name = malloc(strlen(reads) + 1);
+				if (!name)
+					return pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+				memcpy(name, reads, strlen(reads) + 1);
+				free(np->input[0]);
+				np->input[0] = name;
+			}
+			k++;
+			continue;
+		}
+		if (val->kind == PC_VALUE_PARAM)
+			t = new_initializer(val->name, &val->shape, weights + g->ptab[val->param].offset);
+		else if (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata)
+			t = new_initializer(val->name, &val->shape, val->fdata);
+		else {
+			k++;
+			continue;
+		}
+		grown = t ? realloc(gp->initializer, (gp->n_initializer + 1) * sizeof(*grown)) : NULL;
+		if (!grown) {
+			if (t)
+				protobuf_c_message_free_unpacked(&t->base, NULL);
+			return pc_error_set(err, PC_ERR_NOMEM, val->name, "out of memory");
+		}
+		gp->initializer = grown;
+		gp->initializer[gp->n_initializer++] = t;
+		*params += val->kind == PC_VALUE_PARAM;
+		protobuf_c_message_free_unpacked(&np->base, NULL);
+		memmove(&gp->node[k], &gp->node[k + 1], (gp->n_node - k - 1) * sizeof(*gp->node));
+		gp->n_node--;
+	}
+	return PC_OK;
+}
+
 int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
 				unsigned char **out, size_t *out_len, struct pc_error *err)
 {
@@ -766,6 +854,8 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 		t->has_raw_data = 1;
 		replaced++;
 	}
+	if ((rc = write_folded(m->graph, g, weights, &replaced, err)))
+		goto out;
 	if (replaced != pc_graph_param_tensors(g)) {
 		rc = pc_error_set(err, PC_ERR_FORMAT, "model", "the source has %d of the graph's %d weight tensors",
 				  replaced, pc_graph_param_tensors(g));
