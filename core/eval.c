@@ -146,6 +146,10 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		n = limit;
 	if (n <= 0)
 		return pc_error_set(err, PC_ERR_INVALID, "dataset", "no samples to evaluate");
+	if (pc_plan_input_dtype(p0) != PC_DTYPE_FLOAT || pc_plan_positions(p0) != 1)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, pc_graph_input_name(g),
+				    "the model takes token ids or predicts a sequence; evaluating it needs "
+				    "token datasets, which this build does not read yet");
 	if (pc_shape_count(&d->sample) != pc_plan_sample_numel(p0))
 		return pc_error_set(err, PC_ERR_SHAPE, "dataset",
 				    "a sample has %lld values; the model's input takes %lld",

@@ -202,7 +202,18 @@ static int check_shape(const struct pc_shape *shape, const char *name, int allow
 
 int pc_graph_add_input(struct pc_graph *g, const char *name, const struct pc_shape *shape, struct pc_error *err)
 {
+	return pc_graph_add_input_typed(g, name, shape, PC_DTYPE_FLOAT, err);
+}
+
+int pc_graph_add_input_typed(struct pc_graph *g, const char *name, const struct pc_shape *shape,
+			     enum pc_dtype dtype, struct pc_error *err)
+{
 	int v;
+
+	if (dtype != PC_DTYPE_FLOAT && dtype != PC_DTYPE_INT64)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
+				    "graph input has element type %s; paracorr feeds float inputs and int64 token ids",
+				    pc_dtype_name(dtype));
 
 	if (g->input >= 0)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
@@ -213,7 +224,7 @@ int pc_graph_add_input(struct pc_graph *g, const char *name, const struct pc_sha
 	v = add_value(g, name, PC_VALUE_INPUT, err);
 	if (v < 0)
 		return -v;
-	g->values[v].dtype = PC_DTYPE_FLOAT;
+	g->values[v].dtype = dtype;
 	g->values[v].shape = *shape;
 	g->input = v;
 	return PC_OK;
@@ -223,10 +234,12 @@ static int add_initializer(struct pc_graph *g, const char *name, const struct pc
 			   const void *data, struct pc_error *err)
 {
 	int64_t n;
-	size_t esize = dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+	size_t esize = pc_dtype_size(dtype);
 	void *copy;
 	int v;
 
+	if (dtype != PC_DTYPE_FLOAT && dtype != PC_DTYPE_INT64 && dtype != PC_DTYPE_BOOL)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name, "initializer of type %s", pc_dtype_name(dtype));
 	if (check_shape(shape, name, 0, err))
 		return err ? err->code : PC_ERR_SHAPE;
 	pc_shape_numel(shape, &n, name, err);
@@ -259,6 +272,12 @@ int pc_graph_add_int64(struct pc_graph *g, const char *name, const struct pc_sha
 		       struct pc_error *err)
 {
 	return add_initializer(g, name, shape, PC_DTYPE_INT64, data, err);
+}
+
+int pc_graph_add_initializer(struct pc_graph *g, const char *name, const struct pc_shape *shape,
+			     enum pc_dtype dtype, const void *data, struct pc_error *err)
+{
+	return add_initializer(g, name, shape, dtype, data, err);
 }
 
 static void free_attr(struct pc_attr *a)
@@ -304,13 +323,13 @@ static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char 
 		int64_t n;
 		size_t esize;
 		void *d;
-		if (src->tdtype != PC_DTYPE_FLOAT && src->tdtype != PC_DTYPE_INT64)
+		if (src->tdtype != PC_DTYPE_FLOAT && src->tdtype != PC_DTYPE_INT64 && src->tdtype != PC_DTYPE_BOOL)
 			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
-					    "attribute '%s': tensor of type %s is not supported (float, int64)",
+					    "attribute '%s': tensor of type %s is not supported (float, int64, bool)",
 					    src->name, pc_dtype_name(src->tdtype));
 		if (pc_shape_numel(&src->tshape, &n, where, err))
 			return PC_ERR_SHAPE;
-		esize = src->tdtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+		esize = pc_dtype_size(src->tdtype);
 		d = malloc(n ? (size_t)n * esize : 1);
 		if (!d)
 			goto nomem;
@@ -1008,6 +1027,7 @@ int pc_graph_finish(struct pc_graph *g, struct pc_error *err)
 		return err ? err->code : PC_ERR_SHAPE;
 	}
 	g->classes = pc_plan_classes(trial);
+	g->positions = pc_plan_positions(trial);
 	pc_plan_free(trial);
 	return PC_OK;
 }
@@ -1077,6 +1097,16 @@ enum pc_output_kind pc_graph_output_kind(const struct pc_graph *g)
 int64_t pc_graph_classes(const struct pc_graph *g)
 {
 	return g->classes;
+}
+
+int64_t pc_graph_positions(const struct pc_graph *g)
+{
+	return g->positions;
+}
+
+enum pc_dtype pc_graph_input_dtype(const struct pc_graph *g)
+{
+	return g->values[g->input].dtype;
 }
 
 int pc_graph_node_count(const struct pc_graph *g)

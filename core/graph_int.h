@@ -24,7 +24,7 @@ struct pc_value {
 	int producer;	       /* node index, -1 for inputs and initializers */
 	int param;	       /* index into g->ptab, or -1 */
 	float *fdata;	       /* PARAM: into g->params; CONST float: owned */
-	int64_t *idata;	       /* CONST int64: owned */
+	int64_t *idata;	       /* CONST int64 or bool: owned */
 	int first_consumer;    /* node index, -1 when unused */
 };
 
@@ -60,6 +60,7 @@ struct pc_graph {
 	char *output_name;
 	enum pc_output_kind out_kind;
 	int64_t classes;
+	int64_t positions; /* T of an [N, T, V] output; 1 for [N, C] */
 	float *params; /* the clean weights, flat */
 	int64_t n_params;
 	struct pc_param *ptab;
@@ -107,9 +108,20 @@ struct pc_plan {
 	int rows;	   /* real samples of the batch; 0 = all (pc_plan_set_rows) */
 	uint64_t dropout_seed; /* PC_PLAN_TRAIN: this step's masks */
 	int64_t first_row;     /* the batch's first sample in its dataset */
+	size_t fold_ws_floats; /* workspace allocated while folding constants */
+	size_t static_bytes;   /* constants computed at prepare, in all */
 	float **state;	     /* per node: pc_op_state, owned */
 	size_t *state_floats; /* per node, as infer reserved */
 };
+
+/* Constants computed while preparing a plan (folded nodes, shape
+ * arithmetic): at most this many elements per tensor and bytes in all, so
+ * that a small hostile file cannot make a large plan. */
+#define PC_PLAN_MAX_STATIC_ELEMENTS ((int64_t)1 << 24)
+#define PC_PLAN_MAX_STATIC_BYTES ((size_t)256 << 20)
+/* Counts bytes of new static storage against the budget; PC_ERR_LIMIT when
+ * it would pass it (err untouched: the caller names the node). */
+int pc_plan_count_static(struct pc_plan *p, size_t bytes, struct pc_error *err);
 
 int pc_graph_lookup(const struct pc_graph *g, const char *name);
 /* Length of the longest prefix of s[0..n) that is well-formed UTF-8 (RFC

@@ -71,8 +71,8 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 		break;
 	case ONNX_INT64:
 	case ONNX_INT32:
-	case ONNX_BOOL: /* Dropout's training_mode flag: read as 0/1 */
-		out->dtype = PC_DTYPE_INT64;
+	case ONNX_BOOL:
+		out->dtype = dt == ONNX_BOOL ? PC_DTYPE_BOOL : PC_DTYPE_INT64;
 		esize = dt == ONNX_INT64 ? 8 : dt == ONNX_INT32 ? 4 : 1;
 		break;
 	default:
@@ -312,10 +312,13 @@ static int add_input(struct pc_graph *g, const Onnx__ValueInfoProto *vi, struct 
 	if (vi->type == NULL || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
 	    !(tt = vi->type->tensor_type))
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name, "graph input is not a tensor");
-	if (!tt->has_elem_type || tt->elem_type != ONNX_FLOAT)
+	int elem = tt->has_elem_type ? tt->elem_type : 0;
+	/* token ids arrive as int64 (int32 inputs are fed the same values) */
+	if (elem != ONNX_FLOAT && elem != ONNX_INT64 && elem != ONNX_INT32)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name,
-				    "graph input has element type %s; paracorr feeds float inputs",
-				    pc_dtype_name(tt->has_elem_type ? tt->elem_type : 0));
+				    "graph input has element type %s; paracorr feeds float inputs and int64 or "
+				    "int32 token ids",
+				    pc_dtype_name(elem));
 	if (!tt->shape)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, vi->name, "graph input has no shape");
 	if (tt->shape->n_dim > PC_MAX_DIMS)
@@ -332,7 +335,8 @@ static int add_input(struct pc_graph *g, const Onnx__ValueInfoProto *vi, struct 
 			shape.dim[i] = -1; /* symbolic: plan.c allows it on the batch axis only */
 		}
 	}
-	return pc_graph_add_input(g, vi->name, &shape, err);
+	return pc_graph_add_input_typed(g, vi->name, &shape, elem == ONNX_FLOAT ? PC_DTYPE_FLOAT : PC_DTYPE_INT64,
+					err);
 }
 
 static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc_error *err)
@@ -373,8 +377,7 @@ static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc
 		rc = convert_tensor(t, what, &td, err);
 		if (rc)
 			goto fail;
-		rc = td.dtype == PC_DTYPE_FLOAT ? pc_graph_add_float(g, t->name, &td.shape, td.data, err)
-						: pc_graph_add_int64(g, t->name, &td.shape, td.data, err);
+		rc = pc_graph_add_initializer(g, t->name, &td.shape, td.dtype, td.data, err);
 		free(td.data);
 		if (rc)
 			goto fail;

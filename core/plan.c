@@ -69,6 +69,85 @@ static int init_graph_values(struct pc_plan *p, struct pc_error *err)
 	return PC_OK;
 }
 
+/* Whether every input of n is known before the run: constants and static
+ * values. Parameters are not (they are corrupted), nor is the data input. */
+static int all_inputs_static(const struct pc_plan *p, const struct pc_node *n)
+{
+	for (int i = 0; i < n->n_in; i++)
+		if (n->in[i] >= 0 && !p->t[n->in[i]].is_static)
+			return 0;
+	return 1;
+}
+
+/* Static storage of output i, counted against the plan's budget. */
+static int static_storage(struct pc_plan *p, const struct pc_node *n, struct pc_tensor *t, int i,
+			  struct pc_error *err)
+{
+	size_t bytes = (size_t)t->numel * pc_dtype_size(t->dtype);
+
+	if (t->numel > PC_PLAN_MAX_STATIC_ELEMENTS)
+		return pc_node_error(err, n, PC_ERR_LIMIT, "constant output %d has %lld elements (at most %lld)", i,
+				     (long long)t->numel, (long long)PC_PLAN_MAX_STATIC_ELEMENTS);
+	if (pc_plan_count_static(p, bytes, err))
+		return pc_node_error(err, n, PC_ERR_LIMIT,
+				     "constants computed at load would pass %d MiB in all (output %d adds %zu bytes)",
+				     (int)(PC_PLAN_MAX_STATIC_BYTES >> 20), i, bytes);
+	free(t->owned);
+	t->owned = calloc((size_t)t->numel + 1, pc_dtype_size(t->dtype));
+	if (!t->owned)
+		return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for constant output %d", i);
+	if (t->dtype == PC_DTYPE_FLOAT)
+		t->data = t->owned;
+	else
+		t->ival = t->owned;
+	t->is_static = 1;
+	return PC_OK;
+}
+
+/* Constant folding: node k's inputs are all static, so its outputs are
+ * computed once, here, by the op's own forward, and become static. Ops
+ * never fold by hand; shape subgraphs (Shape, Gather, Range, Where, ...)
+ * and masks become constants at load. */
+static int fold_node(struct pc_plan *p, int k, struct pc_error *err)
+{
+	const struct pc_node *n = &p->g->nodes[k];
+	int rc;
+
+	for (int j = 0; j < n->n_out; j++) {
+		struct pc_tensor *t;
+		if (n->out[j] < 0)
+			continue;
+		t = &p->t[n->out[j]];
+		if (!t->is_static && (rc = static_storage(p, n, t, j, err)))
+			return rc;
+	}
+	/* the op may use the shared workspace and its own state, which
+	 * allocate() has not handed out yet */
+	if (p->ws_floats > p->fold_ws_floats) {
+		free(p->ws);
+		p->ws = alloc_floats(p->ws_floats);
+		if (!p->ws)
+			return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for the workspace");
+		p->fold_ws_floats = p->ws_floats;
+	}
+	if (p->state_floats[k] && !p->state[k]) {
+		p->state[k] = alloc_floats(p->state_floats[k]);
+		if (!p->state[k])
+			return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for the node's state");
+		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
+	}
+	pc_op_table[n->op].forward(p, n);
+	return PC_OK;
+}
+
+int pc_plan_count_static(struct pc_plan *p, size_t bytes, struct pc_error *err)
+{
+	if (bytes > PC_PLAN_MAX_STATIC_BYTES - p->static_bytes)
+		return PC_ERR_LIMIT;
+	p->static_bytes += bytes;
+	return PC_OK;
+}
+
 static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *err)
 {
 	const struct pc_graph *g = p->g;
@@ -100,11 +179,6 @@ static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *
 			t = &p->t[n->out[j]];
 			if (t->dtype == PC_DTYPE_UNDEFINED)
 				return pc_node_error(err, n, PC_ERR_INTERNAL, "output %d was not inferred", j);
-			if (t->dtype == PC_DTYPE_INT64 && !t->is_static)
-				return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-						     "output %d is an int64 tensor computed at run time; only shape "
-						     "arithmetic may be int64",
-						     j);
 			if (!t->is_static)
 				any_runtime = 1;
 		}
@@ -113,10 +187,20 @@ static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *
 			if (in->numel != out->numel || in->dtype != out->dtype)
 				return pc_node_error(err, n, PC_ERR_INTERNAL, "aliased output differs in size");
 			out->is_static = in->is_static;
+			if (in->is_static) {
+				/* a later fold may read it before allocate() resolves aliases */
+				out->data = in->data;
+				out->ival = in->ival;
+			}
 			need[n->out[0]] = need[n->in[0]];
 			p->run_fwd[k] = 0;
 			p->run_bwd[k] = 0;
 			continue;
+		}
+		if (any_runtime && d->forward && all_inputs_static(p, n)) {
+			if ((rc = fold_node(p, k, err)))
+				return rc;
+			any_runtime = 0;
 		}
 		p->run_fwd[k] = d->forward && any_runtime;
 		p->run_bwd[k] = d->backward && any_need;
@@ -135,24 +219,23 @@ int pc_plan_aliases(const struct pc_plan *p, const struct pc_node *n)
 	return pc_op_table[n->op].alias && !(n->op == PC_OP_DROPOUT && (p->flags & PC_PLAN_TRAIN));
 }
 
-/* The value whose storage v uses: itself, or the root of an alias chain. */
-static int storage_of(const struct pc_plan *p, int v)
-{
-	const struct pc_graph *g = p->g;
-
-	while (g->values[v].kind == PC_VALUE_ACT) {
-		const struct pc_node *n = &g->nodes[g->values[v].producer];
-		if (!pc_plan_aliases(p, n) || n->out[0] != v)
-			break;
-		v = n->in[0];
-	}
-	return v;
-}
-
 static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_error *err)
 {
 	const struct pc_graph *g = p->g;
 	size_t act = 0, gact = 0;
+	/* the value whose storage each value uses: itself, or the root of its
+	 * alias chain; one pass in execution order resolves every chain */
+	int *root = malloc(((size_t)g->n_values + 1) * sizeof(int));
+
+	if (!root)
+		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	for (int v = 0; v < g->n_values; v++)
+		root[v] = v;
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (pc_plan_aliases(p, n))
+			root[n->out[0]] = root[n->in[0]];
+	}
 
 	/* first pass sizes the arenas, second hands out pointers */
 	for (int pass = 0; pass < 2; pass++) {
@@ -160,9 +243,17 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 		for (int v = 0; v < g->n_values; v++) {
 			struct pc_tensor *t = &p->t[v];
 			enum pc_value_kind kind = g->values[v].kind;
-			if (t->dtype != PC_DTYPE_FLOAT || t->is_static || storage_of(p, v) != v ||
+			if (t->dtype == PC_DTYPE_UNDEFINED || t->is_static || root[v] != v ||
 			    (kind != PC_VALUE_ACT && kind != PC_VALUE_INPUT))
 				continue;
+			if (t->dtype != PC_DTYPE_FLOAT) {
+				/* run-time integers (token ids, masks): 8 bytes each, no gradient;
+				 * offsets are multiples of 64 bytes, so int64-aligned */
+				if (pass)
+					t->ival = (int64_t *)(void *)(p->act + act);
+				act += round_up(2 * t->numel);
+				continue;
+			}
 			if (pass)
 				t->data = p->act + act;
 			act += round_up(t->numel);
@@ -175,17 +266,25 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 		if (!pass) {
 			p->act = alloc_floats(act);
 			p->gact = alloc_floats(gact);
-			p->ws = alloc_floats(p->ws_floats);
-			if (!p->act || !p->gact || !p->ws)
+			if (p->ws_floats > p->fold_ws_floats) {
+				free(p->ws);
+				p->ws = alloc_floats(p->ws_floats);
+			} else if (!p->ws) {
+				p->ws = alloc_floats(0);
+			}
+			if (!p->act || !p->gact || !p->ws) {
+				free(root);
 				return pc_error_set(err, PC_ERR_NOMEM, "plan",
 						    "out of memory for %zu MiB of activations at batch %d",
 						    (act + gact + p->ws_floats) * sizeof(float) >> 20, p->batch);
+			}
 			p->act_floats = act;
 			p->gact_floats = gact;
 		}
 	}
+	free(root);
 	for (int k = 0; k < g->n_nodes; k++) {
-		if (!p->state_floats[k])
+		if (!p->state_floats[k] || p->state[k])
 			continue;
 		p->state[k] = alloc_floats(p->state_floats[k]);
 		if (!p->state[k])
@@ -274,16 +373,18 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) || plan_fusion(p, err))
 		goto fail;
 	out = &p->t[g->output];
-	if (out->dtype != PC_DTYPE_FLOAT || out->shape.ndim != 2 || out->shape.dim[0] != batch || out->is_static) {
+	if (out->dtype != PC_DTYPE_FLOAT || (out->shape.ndim != 2 && out->shape.ndim != 3) ||
+	    out->shape.dim[0] != batch || out->is_static) {
 		char buf[96];
 		pc_error_set(err, PC_ERR_UNSUPPORTED, g->output_name,
-			     "output has shape %s; paracorr needs float scores of shape [N, classes]",
+			     "output has shape %s; paracorr needs float scores of shape [N, classes] or, for a "
+			     "sequence model, [N, T, vocabulary]",
 			     pc_shape_format(&out->shape, buf, sizeof(buf)));
 		goto fail;
 	}
-	if (out->shape.dim[1] < 2) {
+	if (out->shape.dim[out->shape.ndim - 1] < 2) {
 		pc_error_set(err, PC_ERR_UNSUPPORTED, g->output_name, "output has %lld classes; need at least 2",
-			     (long long)out->shape.dim[1]);
+			     (long long)out->shape.dim[out->shape.ndim - 1]);
 		goto fail;
 	}
 	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
@@ -344,7 +445,16 @@ int64_t pc_plan_sample_numel(const struct pc_plan *p)
 
 int64_t pc_plan_classes(const struct pc_plan *p)
 {
-	return p->t[p->g->output].shape.dim[1];
+	const struct pc_shape *s = &p->t[p->g->output].shape;
+
+	return s->dim[s->ndim - 1];
+}
+
+int64_t pc_plan_positions(const struct pc_plan *p)
+{
+	const struct pc_shape *s = &p->t[p->g->output].shape;
+
+	return s->ndim == 3 ? s->dim[1] : 1;
 }
 
 size_t pc_plan_bytes(const struct pc_plan *p)
@@ -361,7 +471,21 @@ size_t pc_plan_bytes(const struct pc_plan *p)
 
 float *pc_plan_input(struct pc_plan *p)
 {
-	return p->t[p->g->input].data;
+	const struct pc_tensor *t = &p->t[p->g->input];
+
+	return t->dtype == PC_DTYPE_FLOAT ? t->data : NULL;
+}
+
+int64_t *pc_plan_input_int64(struct pc_plan *p)
+{
+	const struct pc_tensor *t = &p->t[p->g->input];
+
+	return t->dtype == PC_DTYPE_INT64 ? t->ival : NULL;
+}
+
+enum pc_dtype pc_plan_input_dtype(const struct pc_plan *p)
+{
+	return p->t[p->g->input].dtype;
 }
 
 const float *pc_plan_output(const struct pc_plan *p)

@@ -71,6 +71,11 @@ const char *pc_shape_format(const struct pc_shape *s, char *buf, size_t size)
 	return buf;
 }
 
+size_t pc_dtype_size(enum pc_dtype dtype)
+{
+	return dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+}
+
 const char *pc_dtype_name(int onnx_dtype)
 {
 	static const char *const names[] = {

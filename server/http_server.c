@@ -103,6 +103,7 @@ static const char *reason(unsigned status)
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 421: return "Misdirected Request";
 	case 422: return "Unprocessable Content";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -120,6 +121,7 @@ static const char *slug(unsigned status)
 	case 409: return "conflict";
 	case 413: return "too-large";
 	case 415: return "unsupported-media-type";
+	case 421: return "misdirected";
 	case 422: return "unprocessable";
 	case 503: return "unavailable";
 	default: return "error";
@@ -412,6 +414,70 @@ static const struct pcd_route *route_find(const char *method, const char *path, 
 	return found;
 }
 
+/* The Host header's name without its port: "[::1]:80" gives "::1". */
+static size_t host_name(const char *host, const char **start)
+{
+	const char *e;
+
+	if (host[0] == '[') {
+		*start = host + 1;
+		e = strchr(host, ']');
+		return e ? (size_t)(e - host - 1) : strlen(host + 1);
+	}
+	*start = host;
+	e = strchr(host, ':');
+	return e ? (size_t)(e - host) : strlen(host);
+}
+
+static int is_loopback_name(const char *h, size_t n)
+{
+	struct in_addr a4;
+	char buf[64];
+
+	if ((n == 9 && !strncasecmp(h, "localhost", 9)) || (n == 3 && !strncmp(h, "::1", 3)))
+		return 1;
+	if (n >= sizeof(buf))
+		return 0;
+	memcpy(buf, h, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET, buf, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Whether the request's Host names this server: the listen address,
+ * localhost, any loopback address, or a name of allowed_hosts ("*": any).
+ * A browser tricked by DNS rebinding sends the attacker's name, so a
+ * daemon on loopback is not a target for any web page. A request without
+ * Host (HTTP/1.0) is let through: it comes from no browser. */
+static int host_allowed(struct pcd_req *r)
+{
+	const char *host = pcd_req_header(r, "Host"), *h, *p;
+	const char *list = r->http->app->settings->allowed_hosts;
+	size_t n;
+
+	if (!host)
+		return 1;
+	n = host_name(host, &h);
+	if (is_loopback_name(h, n) || (strlen(r->http->app->settings->listen) == n &&
+				       !strncasecmp(h, r->http->app->settings->listen, n)))
+		return 1;
+	for (p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		while (len && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len && p[len - 1] == ' ')
+			len--;
+		if ((len == 1 && *p == '*') || (len == n && !strncasecmp(p, h, n)))
+			return 1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
 static int authorized(struct pcd_req *r)
 {
 	char **tok = r->http->app->tokens;
@@ -632,6 +698,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			r->route_label = "preflight";
 			return queue(r, 204, resp, cors_match(r) ? cors_hdrs : plain);
 		}
+		if (!host_allowed(r))
+			return pcd_send_problem(r, 421, "the Host header names another server (see allowed_hosts)",
+						NULL, NULL);
 		if (!r->route) {
 			if (known)
 				return pcd_send_problem(r, 405, "method not allowed on this resource", NULL,
@@ -778,14 +847,16 @@ void pcd_http_stop(struct pcd_http *h)
 
 int pcd_http_tokens_load(const char *path, char ***out, struct pc_error *err)
 {
-	char line[1024], **toks = NULL;
-	size_t n = 0;
+	char *line = NULL, **toks = NULL;
+	size_t n = 0, cap = 0;
 	FILE *f = fopen(path, "r");
 
 	*out = NULL;
 	if (!f)
 		return pc_error_set(err, PC_ERR_IO, "tokens_file", "cannot open %s: %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
+	/* whole lines of any length: a token cut at a buffer's end would
+	 * stop working and leave its pieces valid */
+	while (getline(&line, &cap, f) >= 0) {
 		char *p = line, *e, **t;
 
 		while (*p == ' ' || *p == '\t')
@@ -803,12 +874,14 @@ int pcd_http_tokens_load(const char *path, char ***out, struct pc_error *err)
 			goto nomem;
 		toks[++n] = NULL;
 	}
+	free(line);
 	fclose(f);
 	if (!n)
 		return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s holds no token", path);
 	*out = toks;
 	return 0;
 nomem:
+	free(line);
 	fclose(f);
 	pcd_http_tokens_free(toks);
 	return pc_error_set(err, PC_ERR_NOMEM, "tokens_file", "out of memory");

@@ -69,6 +69,10 @@ static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, st
 {
 	struct pc_shape sample = *pc_graph_input_shape(g);
 
+	if (pc_graph_input_dtype(g) != PC_DTYPE_FLOAT || pc_graph_positions(g) != 1)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, pc_graph_input_name(g),
+				    "the model takes token ids or predicts a sequence; studies of such models need "
+				    "token datasets, which this build does not read yet");
 	sample.ndim--;
 	memmove(sample.dim, sample.dim + 1, sizeof(sample.dim[0]) * (size_t)sample.ndim);
 	return pc_dataset_check_input(d, &sample, err);

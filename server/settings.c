@@ -2,7 +2,9 @@
  * so a setting added here is configurable from every source at once. */
 #include "settings.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -47,6 +49,8 @@ static const struct setting table[] = {
 	INT_SETTING(connection_memory_kb, 16, 65536, "128"),
 	STR_SETTING(tokens_file, ""),
 	STR_SETTING(cors_origins, ""),
+	STR_SETTING(allowed_hosts, ""),
+	INT_SETTING(allow_anonymous, 0, 1, "0"),
 	INT_SETTING(min_free_disk_mb, 0, 1048576, "512"),
 	INT_SETTING(drain_timeout_s, 1, 3600, "8"),
 	INT_SETTING(poll_ms, 10, 60000, "1000"),
@@ -236,9 +240,26 @@ int pcd_settings_from_args(struct pcd_settings *s, int argc, char **argv, struct
 	return pcd_settings_validate(s, err);
 }
 
+static int listen_is_loopback(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	/* anyone who reaches the port could upload and run jobs */
+	if (s->listen[0] && !listen_is_loopback(s->listen) && !s->tokens_file[0] && !s->allow_anonymous)
+		return pc_error_set(err, PC_ERR_INVALID, "listen",
+				    "%s is reachable beyond this machine and no tokens_file is set; set tokens_file, "
+				    "or allow_anonymous = 1 to serve anyone who can reach the port",
+				    s->listen);
 
 	if (!s->data_dir[0])
 		return pc_error_set(err, PC_ERR_INVALID, "data_dir", "must not be empty");

@@ -32,6 +32,8 @@ struct pcd_settings {
 	int connection_memory_kb;
 	char tokens_file[1024];
 	char cors_origins[1024]; /* comma-separated origins, "" = no CORS */
+	char allowed_hosts[1024]; /* Host names besides loopback and listen, "*" = any */
+	int allow_anonymous;	  /* listen beyond loopback without tokens */
 	int min_free_disk_mb;
 	int drain_timeout_s;
 	int poll_ms;

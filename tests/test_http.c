@@ -914,9 +914,15 @@ TEST(http_auth_cors)
 	struct daemon d;
 	char tokens[PATH_MAX], hv[256];
 	const char *extra[] = {"--tokens-file", tokens, "--cors-origins", "https://dash.example, http://localhost:3000",
-			       NULL};
+			       "--allowed-hosts", "paracorr.internal", NULL};
 	struct resp r;
 	FILE *f;
+	/* longer than any line buffer: whole, it works; its pieces do not */
+	char long_tok[3001], auth[3100];
+
+	for (int i = 0; i < 3000; i++)
+		long_tok[i] = (char)('a' + i % 26);
+	long_tok[3000] = '\0';
 
 	memset(&d, 0, sizeof(d));
 	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
@@ -926,6 +932,7 @@ TEST(http_auth_cors)
 	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
 	REQUIRE((f = fopen(tokens, "w")) != NULL);
 	fputs("# dashboard\ns3cret-token-one\n\nsecond-token\n", f);
+	fprintf(f, "%s\n", long_tok);
 	fclose(f);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
@@ -953,6 +960,37 @@ TEST(http_auth_cors)
 	resp_free(&r);
 	REQUIRE(request(&d, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, "Authorization: bearer second-token",
 			&r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %.1023s", long_tok);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok + 1023);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	/* Host: another name is refused before anything else (a rebinding page
+	 * cannot use the daemon, not even its public routes); loopback
+	 * addresses, localhost and allowed_hosts are served */
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: attacker.example", &r) == 0);
+	CHECK(is_problem(&r, 421));
+	CHECK_MSG(r.body && strstr(r.body, "/problems/misdirected"), "%s", r.body ? r.body : "");
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: 127.9.8.7:8080", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: [::1]:8080", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: LocalHost", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: paracorr.internal:443", &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
 	/* operations stay public */
@@ -1516,6 +1554,11 @@ TEST(http_config)
 				 sizeof(out)),
 		  1);
 	CHECK_MSG(strstr(out, "tokens_file"), "%s", out);
+	/* beyond loopback without tokens: refused unless allow_anonymous */
+	CHECK_INT(run_daemon_cmd(NULL, "--listen 0.0.0.0 --print-config", out, sizeof(out)), 2);
+	CHECK_MSG(strstr(out, "listen") && strstr(out, "tokens_file") && strstr(out, "allow_anonymous"), "%s", out);
+	CHECK_INT(run_daemon_cmd(NULL, "--listen 0.0.0.0 --allow-anonymous 1 --print-config", out, sizeof(out)), 0);
+	CHECK_INT(run_daemon_cmd(NULL, "--listen 127.0.0.2 --print-config", out, sizeof(out)), 0);
 	{
 		char dir[PATH_MAX], conf[PATH_MAX + 16], args[PATH_MAX + 64];
 		FILE *f;

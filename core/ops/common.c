@@ -213,7 +213,7 @@ static void *static_output(struct pc_plan *p, const struct pc_node *n, int i, en
 			   const struct pc_shape *shape, struct pc_error *err)
 {
 	struct pc_tensor *t = pc_op_out(p, n, i);
-	size_t esize = dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t);
+	size_t esize = pc_dtype_size(dtype);
 
 	if (!t) {
 		pc_node_error(err, n, PC_ERR_INTERNAL, "static output %d is omitted", i);
@@ -222,8 +222,13 @@ static void *static_output(struct pc_plan *p, const struct pc_node *n, int i, en
 	if (pc_op_set_output(p, n, i, dtype, shape, err))
 		return NULL;
 	/* static tensors are shape arithmetic: keep them small */
-	if (t->numel > (1 << 24)) {
+	if (t->numel > PC_PLAN_MAX_STATIC_ELEMENTS) {
 		pc_node_error(err, n, PC_ERR_LIMIT, "constant output %d has %lld elements", i, (long long)t->numel);
+		return NULL;
+	}
+	if (pc_plan_count_static(p, (size_t)t->numel * esize, err)) {
+		pc_node_error(err, n, PC_ERR_LIMIT, "constants computed at load would pass %d MiB in all",
+			      (int)(PC_PLAN_MAX_STATIC_BYTES >> 20));
 		return NULL;
 	}
 	free(t->owned);
@@ -238,6 +243,12 @@ static void *static_output(struct pc_plan *p, const struct pc_node *n, int i, en
 	else
 		t->ival = t->owned;
 	return t->owned;
+}
+
+void *pc_op_static(struct pc_plan *p, const struct pc_node *n, int i, enum pc_dtype dtype,
+		   const struct pc_shape *shape, struct pc_error *err)
+{
+	return static_output(p, n, i, dtype, shape, err);
 }
 
 int64_t *pc_op_static_int64(struct pc_plan *p, const struct pc_node *n, int i, const struct pc_shape *shape,

@@ -154,6 +154,11 @@ int64_t *pc_op_static_int64(struct pc_plan *p, const struct pc_node *n, int i, c
 			    struct pc_error *err);
 float *pc_op_static_float(struct pc_plan *p, const struct pc_node *n, int i, const struct pc_shape *shape,
 			  struct pc_error *err);
+/* The same for any dtype (float data, or int64_t per element for INT64 and
+ * BOOL). Ops rarely need these: the plan folds a node whose inputs are all
+ * static by running its forward at prepare. */
+void *pc_op_static(struct pc_plan *p, const struct pc_node *n, int i, enum pc_dtype dtype,
+		   const struct pc_shape *shape, struct pc_error *err);
 /* Workspace of at least `floats` floats for forward and backward. */
 void pc_op_reserve_ws(struct pc_plan *p, size_t floats);
 /* Memory of the node's own that lasts from one forward call to the next in

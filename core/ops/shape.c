@@ -751,8 +751,9 @@ int pc_constant_init(struct pc_node *n, struct pc_error *err)
 		pr->data = which == 2 ? (const void *)a->floats : (const void *)a->ints;
 		break;
 	}
-	if (pr->dtype != PC_DTYPE_FLOAT && pr->dtype != PC_DTYPE_INT64)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "attribute 'value' is a %s tensor; only float and int64",
+	if (pr->dtype != PC_DTYPE_FLOAT && pr->dtype != PC_DTYPE_INT64 && pr->dtype != PC_DTYPE_BOOL)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "attribute 'value' is a %s tensor; only float, int64 and bool",
 				     pc_dtype_name(pr->dtype));
 	return PC_OK;
 }
@@ -760,16 +761,9 @@ int pc_constant_init(struct pc_node *n, struct pc_error *err)
 int pc_constant_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
 {
 	const struct constant_priv *pr = pc_op_priv(n);
-	void *dst;
-	size_t esize;
+	size_t esize = pc_dtype_size(pr->dtype);
+	void *dst = pc_op_static(p, n, 0, pr->dtype, &pr->shape, err);
 
-	if (pr->dtype == PC_DTYPE_FLOAT) {
-		dst = pc_op_static_float(p, n, 0, &pr->shape, err);
-		esize = sizeof(float);
-	} else {
-		dst = pc_op_static_int64(p, n, 0, &pr->shape, err);
-		esize = sizeof(int64_t);
-	}
 	if (!dst)
 		return err_code(err);
 	if (pc_op_out(p, n, 0)->numel)

@@ -66,12 +66,20 @@ struct pc_graph *pc_graph_new(int opset, struct pc_error *err);
 
 /* The data input. A dim of -1 is symbolic (the dynamic batch axis). */
 int pc_graph_add_input(struct pc_graph *g, const char *name, const struct pc_shape *shape, struct pc_error *err);
+/* The same with its element type: FLOAT, or INT64 for token ids (which are
+ * never parameters and carry no gradient). */
+int pc_graph_add_input_typed(struct pc_graph *g, const char *name, const struct pc_shape *shape,
+			     enum pc_dtype dtype, struct pc_error *err);
 
 /* Initializers; the data are copied. */
 int pc_graph_add_float(struct pc_graph *g, const char *name, const struct pc_shape *shape, const float *data,
 		       struct pc_error *err);
 int pc_graph_add_int64(struct pc_graph *g, const char *name, const struct pc_shape *shape, const int64_t *data,
 		       struct pc_error *err);
+/* Any initializer: data is float[] for FLOAT, int64_t[] for INT64 and BOOL
+ * (0/1). */
+int pc_graph_add_initializer(struct pc_graph *g, const char *name, const struct pc_shape *shape,
+			     enum pc_dtype dtype, const void *data, struct pc_error *err);
 
 /* A node; an empty input name is an omitted optional input. Unknown op
  * types are accepted here and reported together by pc_graph_finish. */
@@ -96,8 +104,13 @@ const char *pc_graph_input_name(const struct pc_graph *g);
 const struct pc_shape *pc_graph_input_shape(const struct pc_graph *g);
 const char *pc_graph_output_name(const struct pc_graph *g);
 enum pc_output_kind pc_graph_output_kind(const struct pc_graph *g);
-/* Classes: the output's last dimension. */
+/* Classes: the output's last dimension (the vocabulary of a sequence
+ * model). */
 int64_t pc_graph_classes(const struct pc_graph *g);
+/* Positions per sample: T of an [N, T, V] output, 1 of an [N, C] one. */
+int64_t pc_graph_positions(const struct pc_graph *g);
+/* FLOAT, or INT64 for a model fed token ids. */
+enum pc_dtype pc_graph_input_dtype(const struct pc_graph *g);
 
 int pc_graph_node_count(const struct pc_graph *g);
 const char *pc_graph_node_name(const struct pc_graph *g, int i);

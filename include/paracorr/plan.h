@@ -26,15 +26,22 @@ void pc_plan_free(struct pc_plan *p);
 
 const struct pc_graph *pc_plan_graph(const struct pc_plan *p);
 int pc_plan_batch(const struct pc_plan *p);
-/* Floats per sample of the input, and classes per sample of the output. */
+/* Elements per sample of the input, and classes per position of the
+ * output (the vocabulary of a sequence model). */
 int64_t pc_plan_sample_numel(const struct pc_plan *p);
 int64_t pc_plan_classes(const struct pc_plan *p);
+/* T of an [N, T, V] output; 1 of an [N, C] one. */
+int64_t pc_plan_positions(const struct pc_plan *p);
 /* Bytes held by buffers (activations, gradients, workspace, weights). */
 size_t pc_plan_bytes(const struct pc_plan *p);
 
-/* batch * sample_numel floats, written by the caller before forward. */
+/* batch * sample_numel floats, written by the caller before forward;
+ * NULL when the input is int64 (token ids). */
 float *pc_plan_input(struct pc_plan *p);
-/* batch * classes floats. */
+/* batch * sample_numel token ids for an INT64 input, else NULL. */
+int64_t *pc_plan_input_int64(struct pc_plan *p);
+enum pc_dtype pc_plan_input_dtype(const struct pc_plan *p);
+/* batch * positions * classes floats. */
 const float *pc_plan_output(const struct pc_plan *p);
 /* The gradient of the loss with respect to the output, set by the caller
  * before backward. NULL without PC_PLAN_GRAD. */

@@ -1,5 +1,6 @@
 /* tensor: shapes and element types. Tensors are dense, row-major (NCHW for
- * images); float32 carries data, int64 carries shapes and indices. */
+ * images); float32 carries data, int64 carries shapes, indices and token
+ * ids, bool carries masks. */
 #ifndef PARACORR_TENSOR_H
 #define PARACORR_TENSOR_H
 
@@ -13,12 +14,18 @@
  * is 4 TiB, far past anything a model or dataset here can hold. */
 #define PC_MAX_NUMEL ((int64_t)1 << 40)
 
-/* Numbered as ONNX TensorProto.DataType, so a file's code maps directly. */
+/* Numbered as ONNX TensorProto.DataType, so a file's code maps directly.
+ * INT64 and BOOL tensors both keep one int64_t per element (BOOL as 0/1):
+ * one integer path for every index, shape and mask op. */
 enum pc_dtype {
 	PC_DTYPE_UNDEFINED = 0,
 	PC_DTYPE_FLOAT = 1,
 	PC_DTYPE_INT64 = 7,
+	PC_DTYPE_BOOL = 9,
 };
+
+/* Bytes one element takes in a plan or graph: 4 for FLOAT, 8 otherwise. */
+size_t pc_dtype_size(enum pc_dtype dtype);
 
 struct pc_shape {
 	int ndim;
