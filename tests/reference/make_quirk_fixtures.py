@@ -23,7 +23,14 @@ the second's name. A tiny CNN with two BatchNorms is exported three ways:
   quirk_train_op13              the first model exported in train mode
       (BatchNormalization with five outputs, no deduplication by value).
 
-Each .json holds the PyTorch parameters (name, numel), an input batch, the
+A tiny language model with a tied embedding and output head
+(head.weight = emb.weight, one Parameter) is exported the same way as
+quirk_tied_lm_op13: the file reads emb.weight twice (Gather, and Transpose
+for the head's MatMul), no Identity. Its .json holds the token batch, the
+logits [N, T, V], a fixed output gradient R and PyTorch's gradient of
+sum(logits * R) with respect to emb.weight (the sum of both uses).
+
+Each CNN .json holds the PyTorch parameters (name, numel), an input batch, the
 PyTorch eval-mode logits, and the logits after one parameter is shifted by
 +0.5 in PyTorch (where running statistics are tensors of their own).
 
@@ -63,6 +70,49 @@ class TinyCNN(nn.Module):
         x = torch.relu(self.bn1(self.conv1(x)))
         x = torch.relu(self.bn2(self.conv2(x)))
         return self.fc(x.flatten(1))
+
+
+class TiedLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, tokens):
+        return self.head(torch.tanh(self.emb(tokens)))
+
+
+def tied_lm():
+    torch.manual_seed(SEED + 2)
+    m = TiedLM().eval()
+    f = io.BytesIO()
+    torch.onnx.export(m, torch.zeros(2, 5, dtype=torch.long), f, opset_version=13,
+                      training=torch.onnx.TrainingMode.PRESERVE,
+                      do_constant_folding=False,
+                      input_names=["tokens"], output_names=["logits"],
+                      dynamic_axes={"tokens": {0: "N"}, "logits": {0: "N"}})
+    raw = f.getvalue()
+    with open(os.path.join(OUT, "quirk_tied_lm_op13.onnx"), "wb") as fp:
+        fp.write(raw)
+    tokens = torch.tensor([[1, 4, 4, 9, 0], [7, 2, 5, 3, 8]])
+    logits = m(tokens)
+    r = torch.randn(logits.shape)
+    (logits * r).sum().backward()
+    ref = {
+        "params": [[n, p.numel()] for n, p in m.named_parameters()],
+        "param_count": sum(p.numel() for p in m.parameters()),
+        "identities": identities(raw),
+        "tokens_shape": list(tokens.shape),
+        "tokens": tokens.flatten().tolist(),
+        "logits_shape": list(logits.shape),
+        "logits": logits.detach().flatten().tolist(),
+        "output_grad": r.flatten().tolist(),
+        "grad_emb": m.emb.weight.grad.flatten().tolist(),
+    }
+    with open(os.path.join(OUT, "quirk_tied_lm_op13.json"), "w") as fp:
+        json.dump(ref, fp, indent=1)
+    print("quirk_tied_lm_op13 params", ref["param_count"], "identities", ref["identities"])
 
 
 def randomize(t):
@@ -134,6 +184,7 @@ def main():
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump(ref, f, indent=1)
         print(name, "params", ref["param_count"], "identities", ref["identities"])
+    tied_lm()
 
 
 if __name__ == "__main__":
