@@ -738,6 +738,25 @@ static Onnx__TensorProto *new_initializer(const char *name, const struct pc_shap
 	return t;
 }
 
+/* The graph value a source Identity node names as its output, or NULL. */
+static const struct pc_value *identity_output(const Onnx__NodeProto *np, const struct pc_graph *g)
+{
+	int v;
+
+	if (!np->op_type || strcmp(np->op_type, "Identity") != 0 || np->n_input != 1 || np->n_output != 1 ||
+	    !np->input[0] || !np->output[0] || (v = pc_graph_lookup(g, np->output[0])) < 0)
+		return NULL;
+	return &g->values[v];
+}
+
+/* Whether the graph made val (an Identity output in the source) an
+ * initializer of its own. */
+static int is_folded(const struct pc_value *val)
+{
+	return val && val->producer < 0 &&
+	       (val->kind == PC_VALUE_PARAM || (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata));
+}
+
 /* The source's Identity nodes that loading folded (graph.c's
  * fold_identities): an Identity output the graph holds as an initializer of
  * its own (running statistics copied out of a weight, a weight copied out
@@ -747,54 +766,57 @@ static Onnx__TensorProto *new_initializer(const char *name, const struct pc_shap
 static int write_folded(Onnx__GraphProto *gp, const struct pc_graph *g, const float *weights, int *params,
 			struct pc_error *err)
 {
-	for (size_t k = 0; k < gp->n_node;) {
-		Onnx__NodeProto *np = gp->node[k];
-		const struct pc_value *val;
-		Onnx__TensorProto *t, **grown;
-		int v;
+	size_t add = 0, keep = 0, k;
+	int rc = PC_OK;
 
-		if (!np->op_type || strcmp(np->op_type, "Identity") != 0 || np->n_input != 1 || np->n_output != 1 ||
-		    !np->input[0] || !np->output[0] || (v = pc_graph_lookup(g, np->output[0])) < 0) {
-			k++;
-			continue;
-		}
-		val = &g->values[v];
-		if (val->producer >= 0) {
+	/* counted first, so that the initializer list grows once and the node
+	 * list is compacted in one pass: linear however many there are */
+	for (k = 0; k < gp->n_node; k++)
+		add += is_folded(identity_output(gp->node[k], g));
+	if (add) {
+		Onnx__TensorProto **grown = realloc(gp->initializer, (gp->n_initializer + add) * sizeof(*grown));
+		if (!grown)
+			return pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+		gp->initializer = grown;
+	}
+	for (k = 0; k < gp->n_node && !rc; k++) {
+		Onnx__NodeProto *np = gp->node[k];
+		const struct pc_value *val = identity_output(np, g);
+		Onnx__TensorProto *t;
+
+		if (val && val->producer >= 0) {
 			const struct pc_node *gn = &g->nodes[val->producer];
 			const char *reads = gn->op == PC_OP_IDENTITY && gn->in[0] >= 0 ? g->values[gn->in[0]].name : NULL;
 			if (reads && strcmp(reads, np->input[0]) != 0) {
 				char *name = malloc(strlen(reads) + 1);
-				if (!name)
-					return pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+				if (!name) {
+					rc = pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+					break;
+				}
 				memcpy(name, reads, strlen(reads) + 1);
 				free(np->input[0]);
 				np->input[0] = name;
 			}
-			k++;
+		}
+		if (!is_folded(val)) {
+			gp->node[keep++] = np;
 			continue;
 		}
-		if (val->kind == PC_VALUE_PARAM)
-			t = new_initializer(val->name, &val->shape, weights + g->ptab[val->param].offset);
-		else if (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata)
-			t = new_initializer(val->name, &val->shape, val->fdata);
-		else {
-			k++;
-			continue;
+		t = new_initializer(val->name, &val->shape,
+				    val->kind == PC_VALUE_PARAM ? weights + g->ptab[val->param].offset : val->fdata);
+		if (!t) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, val->name, "out of memory");
+			break;
 		}
-		grown = t ? realloc(gp->initializer, (gp->n_initializer + 1) * sizeof(*grown)) : NULL;
-		if (!grown) {
-			if (t)
-				protobuf_c_message_free_unpacked(&t->base, NULL);
-			return pc_error_set(err, PC_ERR_NOMEM, val->name, "out of memory");
-		}
-		gp->initializer = grown;
 		gp->initializer[gp->n_initializer++] = t;
 		*params += val->kind == PC_VALUE_PARAM;
 		protobuf_c_message_free_unpacked(&np->base, NULL);
-		memmove(&gp->node[k], &gp->node[k + 1], (gp->n_node - k - 1) * sizeof(*gp->node));
-		gp->n_node--;
 	}
-	return PC_OK;
+	/* on an error the nodes not reached stay, so that the model frees whole */
+	for (; k < gp->n_node; k++)
+		gp->node[keep++] = gp->node[k];
+	gp->n_node = keep;
+	return rc;
 }
 
 int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
