@@ -35,7 +35,6 @@ import argparse
 import gzip
 import io
 import importlib
-import json
 import os
 import time
 import warnings
@@ -124,17 +123,18 @@ def to_float(img):
 # ---------------------------------------------------------------------------
 
 def build_resnet18():
-    # ResNet-18's layout (BasicBlock, 7x7 stem, max pool, four stages of two
-    # blocks) at 1/16 of its width: 4, 8, 16, 32 channels.
+    # ResNet-18's layout (BasicBlock, 7x7 stem, max pool, four stages) with
+    # one block per stage ([1,1,1,1]: every kind of block ResNet-18 has) at
+    # 1/16 of its width: 4, 8, 16, 32 channels.
     w = 4
-    m = resnet.ResNet(resnet.BasicBlock, [2, 2, 2, 2], num_classes=CLASSES)
+    m = resnet.ResNet(resnet.BasicBlock, [1, 1, 1, 1], num_classes=CLASSES)
     m.inplanes, m.dilation = w, 1
     m.conv1 = nn.Conv2d(3, w, kernel_size=7, stride=2, padding=3, bias=False)
     m.bn1 = nn.BatchNorm2d(w)
-    m.layer1 = m._make_layer(resnet.BasicBlock, w, 2)
-    m.layer2 = m._make_layer(resnet.BasicBlock, 2 * w, 2, stride=2)
-    m.layer3 = m._make_layer(resnet.BasicBlock, 4 * w, 2, stride=2)
-    m.layer4 = m._make_layer(resnet.BasicBlock, 8 * w, 2, stride=2)
+    m.layer1 = m._make_layer(resnet.BasicBlock, w, 1)
+    m.layer2 = m._make_layer(resnet.BasicBlock, 2 * w, 1, stride=2)
+    m.layer3 = m._make_layer(resnet.BasicBlock, 4 * w, 1, stride=2)
+    m.layer4 = m._make_layer(resnet.BasicBlock, 8 * w, 1, stride=2)
     m.fc = nn.Linear(8 * w, CLASSES)
     for mod in m.modules():
         if isinstance(mod, nn.Conv2d):
@@ -476,8 +476,7 @@ def make_family(name, build, index, x, y, out_dir, summary):
             with open(os.path.join(out_dir, stem + ".onnx.gz"), "wb") as f:
                 f.write(gzip.compress(data, compresslevel=9, mtime=0))
             with open(os.path.join(out_dir, stem + ".json"), "w") as f:
-                json.dump(ref, f, indent=1)
-                f.write("\n")
+                f.write(onnx_torch.dump_reference(ref))
             summary.append((stem, len(data), ref["parameters"], hist))
             log("  %-36s %7d bytes, %2d op types, %3d weight tensors, gradient l2 %.6g (%s)%s" %
                 (stem, len(data), len(hist), len(grads), gjson["l2"], source,
