@@ -45,8 +45,7 @@
  * A broadcast operand's gradient is the sum over the axes it is broadcast
  * along (accumulated in double). An int64 exponent (opset 12+) is read as
  * float, so magnitudes past 2^24 round (torch promotes it to float too).
- * Nothing here uses the workspace, so a Pow of constants can run while the
- * plan is being prepared. */
+ * Nothing here needs workspace. */
 #include "../graph_int.h"
 
 #include <math.h>
@@ -482,9 +481,8 @@ int pc_pow_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *er
 	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err);
 }
 
-/* The exponent's values, float or int64. Read in place, element by element
- * (powf dominates the cost), rather than converted into the workspace: a
- * Pow of constants runs at prepare time, before there is one. */
+/* The exponent's values, float or int64, read in place element by element
+ * (powf dominates the cost) rather than converted into the workspace. */
 struct pow_exp {
 	const float *f;	  /* float data, or NULL */
 	const int64_t *i; /* int64 values when f is NULL */
