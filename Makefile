@@ -49,7 +49,18 @@ ASSETS := api/openapi.yaml server/dashboard/index.html server/dashboard/app.js s
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps deps-test deps-reference test clean bench demo
+.PHONY: all deps deps-test deps-reference test test-run clean bench demo
+
+# Installs those of the Debian packages $(1) that are missing (as root, or
+# through sudo), so that make demo and make test work on a fresh machine.
+install_missing = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make $@: installing" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+		else echo "make $@: run 'make deps deps-test' as root first"; exit 1; fi; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 all: $(BUILD)/libparacorr.a $(BUILD)/paracorr $(if $(wildcard server/paracorrd.c),$(BUILD)/paracorrd)
 
@@ -99,7 +110,13 @@ $(BUILD)/paracorrd: $(BUILD)/server/paracorrd.o $(SERVER_OBJ) $(BUILD)/libparaco
 $(BUILD)/tests/run_tests: $(TEST_OBJ) $(CORE_OBJ) $(SERVER_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
-test: $(BUILD)/tests/run_tests all
+# make test installs what is missing first (as make demo does), then builds
+# and runs in a new make, whose pkg-config flags see the new packages.
+test:
+	@$(call install_missing,$(DEB_PACKAGES) $(DEB_TEST))
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(BUILD)/tests/run_tests all
 	PARACORR_BIN=$(BUILD)/paracorr PARACORRD_BIN=$(BUILD)/paracorrd PARACORR_ARTIFACT_DIR=$(BUILD)/test-artifacts \
 		$(BUILD)/tests/run_tests
 
@@ -110,14 +127,7 @@ test: $(BUILD)/tests/run_tests all
 # dashboard's address; the daemon runs until Ctrl-C (DEMO_EXIT=1: until the
 # study is done).
 demo:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "make demo: installing" $$missing; \
-		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
-		else echo "make demo: run 'make deps' as root first"; exit 1; fi; \
-		$$sudo apt-get update -qq && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call install_missing,$(DEB_PACKAGES))
 	$(MAKE) all
 	server/demo.sh $(BUILD)
 

@@ -59,6 +59,8 @@ struct study {
 	struct pc_runner *r;
 	int64_t n;
 	int batch, batches;
+	int64_t positions; /* labels per sample: T for a sequence model, else 1 */
+	int seq;	   /* the output is [N, T, V], read per token */
 	float *grad;	   /* clean gradient */
 	float *grad_step; /* gradient at a multi-step iterate */
 	struct group *groups;
@@ -291,7 +293,9 @@ static void write_group(struct study *s, const struct group *gr, const float *sr
 
 /* The activations that nodes from k on read but nodes before k (or the
  * input) produce: restoring these is all a run starting at k needs. One
- * entry per storage, since aliases share theirs. */
+ * entry per storage, since aliases share theirs. -1 when one of them is a
+ * run-time int64 or bool value (token ids, masks): the cache holds floats
+ * only, so a run from k cannot be restored. */
 static int frontier(const struct study *s, const struct pc_plan *p, int k, int *values)
 {
 	const struct pc_graph *g = p->g;
@@ -300,11 +304,13 @@ static int frontier(const struct study *s, const struct pc_plan *p, int k, int *
 	for (int v = 0; v < g->n_values; v++) {
 		const struct pc_tensor *t = &p->t[v];
 		int dup = 0;
-		if (t->dtype != PC_DTYPE_FLOAT || t->is_static || s->last_use[v] < k)
+		if (t->is_static || s->last_use[v] < k)
 			continue;
 		if (!(g->values[v].kind == PC_VALUE_INPUT ||
 		      (g->values[v].kind == PC_VALUE_ACT && g->values[v].producer < k)))
 			continue;
+		if (t->dtype != PC_DTYPE_FLOAT)
+			return -1;
 		for (int j = 0; j < n && !dup; j++)
 			dup = p->t[values[j]].data == t->data;
 		if (!dup)
@@ -372,6 +378,10 @@ static int plan_caches(struct study *s, struct pc_error *err)
 			continue;
 		/* at node 0 the frontier is the input, which the dataset holds */
 		int nv = k ? frontier(s, p, k, vals) : 0;
+		if (nv < 0) {
+			gain[k] = 0.0;
+			continue;
+		}
 		for (int j = 0; j < nv; j++)
 			floats += p->t[vals[j]].numel;
 		if (linear_at[k])
@@ -474,8 +484,7 @@ struct eval_req {
 	int linear;	     /* node index, or -1: weights are already written */
 	int n_eps;
 	const double *eps;   /* effective radii (linear shortcut) */
-	double *loss;	     /* n_eps x batches */
-	int64_t *correct;    /* n_eps x batches */
+	struct pc_eval_sums *sums; /* n_eps x batches */
 	volatile int stop;   /* set once by any worker, read between batches */
 };
 
@@ -594,9 +603,8 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 	}
 	if (q->linear < 0) {
 		pc_plan_forward_range(p, start, last);
-		q->loss[b] = 0.0;
-		q->correct[b] = 0;
-		pc_eval_batch_loss(p, s->d->y + first, rows, 1.0, &q->loss[b], &q->correct[b], NULL);
+		memset(&q->sums[b], 0, sizeof(q->sums[b]));
+		pc_eval_batch_loss(p, s->d->y + first * s->positions, rows, 1.0, &q->sums[b], NULL);
 		return;
 	}
 	{
@@ -634,29 +642,27 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 				shifted(out->data, yc, eps, dl, out->numel);
 				pc_plan_forward_range(p, k + 1, last);
 			}
-			q->loss[(int64_t)e * s->batches + b] = 0.0;
-			q->correct[(int64_t)e * s->batches + b] = 0;
-			pc_eval_batch_loss(p, s->d->y + first, rows, 1.0, &q->loss[(int64_t)e * s->batches + b],
-					   &q->correct[(int64_t)e * s->batches + b], NULL);
+			memset(&q->sums[(int64_t)e * s->batches + b], 0, sizeof(q->sums[0]));
+			pc_eval_batch_loss(p, s->d->y + first * s->positions, rows, 1.0,
+					   &q->sums[(int64_t)e * s->batches + b], NULL);
 		}
 		if (rest)
 			scatter(s, gr, gr->w0, w);
 	}
 }
 
-static void reduce(const struct study *s, const double *loss, const int64_t *correct, struct pc_eval *out)
+/* Batch order: the same sums whatever the thread count. */
+static void reduce(const struct study *s, const struct pc_eval_sums *sums, struct pc_eval *out)
 {
-	double l = 0.0;
-	int64_t c = 0;
+	struct pc_eval_sums t = {0};
 
 	for (int b = 0; b < s->batches; b++) {
-		l += loss[b];
-		c += correct[b];
+		t.loss += sums[b].loss;
+		t.counted += sums[b].counted;
+		t.correct += sums[b].correct;
+		t.non_finite += sums[b].non_finite;
 	}
-	out->samples = s->n;
-	out->correct = c;
-	out->loss = l / (double)s->n;
-	out->accuracy = (double)c / (double)s->n;
+	pc_eval_finish(&t, s->n, s->seq, out);
 }
 
 static void account(struct study *s, const struct group *gr, int n_eps, int linear)
@@ -702,9 +708,8 @@ static int evaluate(struct study *s, const struct group *gr, const float *u, int
 	q.n_eps = linear >= 0 ? n_eps : 1;
 	q.eps = eps;
 	q.linear = linear;
-	q.loss = calloc((size_t)q.n_eps * (size_t)s->batches, sizeof(double));
-	q.correct = calloc((size_t)q.n_eps * (size_t)s->batches, sizeof(int64_t));
-	if (!q.loss || !q.correct) {
+	q.sums = calloc((size_t)q.n_eps * (size_t)s->batches, sizeof(*q.sums));
+	if (!q.sums) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
 		goto out;
 	}
@@ -714,12 +719,11 @@ static int evaluate(struct study *s, const struct group *gr, const float *u, int
 		goto out;
 	}
 	for (int e = 0; e < q.n_eps; e++)
-		reduce(s, q.loss + (int64_t)e * s->batches, q.correct + (int64_t)e * s->batches, &out[e]);
+		reduce(s, q.sums + (int64_t)e * s->batches, &out[e]);
 	account(s, gr, q.n_eps, linear);
 	report_progress(s);
 out:
-	free(q.loss);
-	free(q.correct);
+	free(q.sums);
 	return rc;
 }
 
@@ -749,19 +753,37 @@ static int evaluate_direction(struct study *s, const struct group *gr, const flo
 
 /* --- the study ---------------------------------------------------------------- */
 
+/* A result's outcome: loss (null when not finite, with the count of
+ * samples or tokens that made it so), perplexity for a sequence model,
+ * accuracy and the loss change. */
 static json_t *eval_json(const struct pc_eval *e, double clean_loss)
 {
-	return json_pack("{s:f, s:f, s:f}", "loss", e->loss, "accuracy", e->accuracy, "loss_change",
-			 e->loss - clean_loss);
+	json_t *o = json_object();
+
+	json_object_set_new(o, "loss", pc_report_real(e->loss));
+	if (e->sequence)
+		json_object_set_new(o, "perplexity", pc_report_real(e->perplexity));
+	json_object_set_new(o, "accuracy", json_real(e->accuracy));
+	json_object_set_new(o, "loss_change", pc_report_real(e->loss - clean_loss));
+	if (e->non_finite)
+		json_object_set_new(o, "non_finite", json_integer((json_int_t)e->non_finite));
+	return o;
 }
 
+/* The trials' statistics. A trial whose loss is not finite leaves the
+ * loss statistics null (non_finite_trials counts them); accuracies always
+ * average. For a sequence model each loss figure has its perplexity,
+ * exp() of it. */
 static json_t *random_json(const struct study *s, const double *loss, const double *acc, int k, uint64_t seed)
 {
 	double lm = 0, am = 0, lmax = -INFINITY, amin = INFINITY, lv = 0, av = 0;
+	int bad = 0;
+	json_t *o;
 
 	if (k == 0)
 		return json_null();
 	for (int i = 0; i < k; i++) {
+		bad += !isfinite(loss[i]);
 		lm += loss[i];
 		am += acc[i];
 		lmax = loss[i] > lmax ? loss[i] : lmax;
@@ -775,10 +797,23 @@ static json_t *random_json(const struct study *s, const double *loss, const doub
 	}
 	lv = k > 1 ? lv / (k - 1) : 0.0;
 	av = k > 1 ? av / (k - 1) : 0.0;
-	(void)s;
-	return json_pack("{s:i, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "trials", k, "seed", (json_int_t)seed,
-			 "loss_mean", lm, "loss_std", sqrt(lv), "loss_max", lmax, "loss_change_mean",
-			 lm - s->clean.loss, "accuracy_mean", am, "accuracy_std", sqrt(av), "accuracy_min", amin);
+	if (bad)
+		lm = lv = lmax = NAN;
+	o = json_pack("{s:i, s:I}", "trials", k, "seed", (json_int_t)seed);
+	json_object_set_new(o, "loss_mean", pc_report_real(lm));
+	json_object_set_new(o, "loss_std", pc_report_real(sqrt(lv)));
+	json_object_set_new(o, "loss_max", pc_report_real(lmax));
+	json_object_set_new(o, "loss_change_mean", pc_report_real(lm - s->clean.loss));
+	if (s->seq) {
+		json_object_set_new(o, "perplexity_mean", pc_report_real(exp(lm)));
+		json_object_set_new(o, "perplexity_max", pc_report_real(exp(lmax)));
+	}
+	json_object_set_new(o, "accuracy_mean", json_real(am));
+	json_object_set_new(o, "accuracy_std", json_real(sqrt(av)));
+	json_object_set_new(o, "accuracy_min", json_real(amin));
+	if (bad)
+		json_object_set_new(o, "non_finite_trials", json_integer(bad));
+	return o;
 }
 
 /* The radius for a group: absolute, per-parameter rms, or relative to the
@@ -946,10 +981,18 @@ out:
 	return rc;
 }
 
+/* A loss change that is null (the corrupted loss is not finite) is the
+ * largest: that group broke the model outright. */
+static double change_of(const json_t *row)
+{
+	const json_t *v = json_object_get(row, "loss_change");
+
+	return json_is_number(v) ? json_number_value(v) : INFINITY;
+}
+
 static int by_change(const void *x, const void *y)
 {
-	double a = json_real_value(json_object_get(*(json_t *const *)x, "loss_change"));
-	double b = json_real_value(json_object_get(*(json_t *const *)y, "loss_change"));
+	double a = change_of(*(json_t *const *)x), b = change_of(*(json_t *const *)y);
 
 	return a < b ? 1 : a > b ? -1 : 0;
 }
@@ -1021,6 +1064,35 @@ static json_t *model_json(const struct study *s)
 	}
 	return json_pack("{s:I, s:i, s:o}", "parameters", (json_int_t)s->g->n_params, "opset", s->g->opset,
 			 "tensors", tensors);
+}
+
+/* What was evaluated: for a sequence model also that the labels are per
+ * token, how many per sample and how many count. */
+static json_t *dataset_json(const struct study *s)
+{
+	json_t *o = json_pack("{s:I, s:o, s:I}", "samples", (json_int_t)s->n, "input_shape",
+			      shape_json(&s->d->sample, 0), "classes", (json_int_t)pc_graph_classes(s->g));
+
+	if (o && s->seq) {
+		json_object_set_new(o, "labels", json_string("per_token"));
+		json_object_set_new(o, "positions", json_integer((json_int_t)s->positions));
+		json_object_set_new(o, "tokens", json_integer((json_int_t)s->clean.tokens));
+	}
+	return o;
+}
+
+static json_t *clean_json(const struct study *s)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "loss", pc_report_real(s->clean.loss));
+	if (s->seq)
+		json_object_set_new(o, "perplexity", pc_report_real(s->clean.perplexity));
+	json_object_set_new(o, "accuracy", json_real(s->clean.accuracy));
+	json_object_set_new(o, "output", json_string(pc_report_output_kind(pc_graph_output_kind(s->g))));
+	if (s->clean.non_finite)
+		json_object_set_new(o, "non_finite", json_integer((json_int_t)s->clean.non_finite));
+	return o;
 }
 
 static int64_t planned_passes(const struct study *s)
@@ -1141,6 +1213,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		goto out;
 	}
 	p0 = pc_runner_plan(s.r, 0);
+	s.positions = pc_plan_positions(p0);
+	s.seq = pc_eval_is_sequence(p0);
 	for (int k = 0; k < g->n_nodes; k++)
 		s.prefix_flops[k + 1] = s.prefix_flops[k] + node_flops(p0, &g->nodes[k]);
 	s.batch_flops = s.prefix_flops[g->n_nodes];
@@ -1200,16 +1274,14 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		}
 
 	spec_json = pc_spec_to_json(spec);
+	/* token ids are never scaled */
 	if (!spec->pp.scale_set)
 		json_object_set_new(json_object_get(spec_json, "preprocess"), "scale",
-				    json_real(d->input_dtype == PC_DTYPE_FLOAT ? 1.0 : 1.0 / 255.0));
+				    json_real(d->input_dtype == PC_DTYPE_FLOAT || d->tokens ? 1.0 : 1.0 / 255.0));
 	tensors_grad = pc_report_gradient(g, s.grad);
-	root = json_pack("{s:i, s:o, s:o, s:{s:I, s:o, s:I}, s:{s:f, s:f, s:s}, s:o, s:o}", "version", 1, "spec",
-			 spec_json, "model", model_json(&s), "dataset", "samples", (json_int_t)s.n, "input_shape",
-			 shape_json(&d->sample, 0), "classes", (json_int_t)pc_graph_classes(g), "clean", "loss",
-			 s.clean.loss, "accuracy", s.clean.accuracy, "output",
-			 pc_report_output_kind(pc_graph_output_kind(g)), "gradient", tensors_grad, "results",
-			 results);
+	root = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "version", 1, "spec", spec_json, "model",
+			 model_json(&s), "dataset", dataset_json(&s), "clean", clean_json(&s), "gradient", tensors_grad,
+			 "results", results);
 	results = NULL;
 	if (!root) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");

@@ -26,6 +26,7 @@ enum {
 	DT_FLOAT = 1,
 	DT_UINT8 = 2,
 	DT_INT8 = 3,
+	DT_UINT16 = 4,
 	DT_INT16 = 5,
 	DT_INT32 = 6,
 	DT_INT64 = 7,
@@ -53,6 +54,7 @@ void pc_dataset_free(struct pc_dataset *d)
 	if (!d)
 		return;
 	free(d->x);
+	free(d->tokens);
 	free(d->y);
 	free(d);
 }
@@ -89,7 +91,7 @@ static int64_t array_int(const struct array *a, int64_t i)
 {
 	uint64_t u = load_uint(a->data + (size_t)i * a->esize, a->esize, a->big_endian);
 
-	return a->dtype == DT_UINT8 ? (int64_t)u : sign_extend(u, (unsigned)a->esize * 8);
+	return a->dtype == DT_UINT8 || a->dtype == DT_UINT16 ? (int64_t)u : sign_extend(u, (unsigned)a->esize * 8);
 }
 
 static float bits_float(uint32_t u)
@@ -433,8 +435,8 @@ static int npy_descr(const char *d, struct array *a, const char *where, struct p
 		int dtype;
 		size_t esize;
 	} types[] = {
-	    {"u1", DT_UINT8, 1}, {"i1", DT_INT8, 1},  {"i2", DT_INT16, 2},  {"i4", DT_INT32, 4},
-	    {"i8", DT_INT64, 8}, {"f4", DT_FLOAT, 4}, {"f8", DT_DOUBLE, 8},
+	    {"u1", DT_UINT8, 1}, {"i1", DT_INT8, 1},  {"i2", DT_INT16, 2},  {"u2", DT_UINT16, 2},
+	    {"i4", DT_INT32, 4}, {"i8", DT_INT64, 8}, {"f4", DT_FLOAT, 4}, {"f8", DT_DOUBLE, 8},
 	};
 
 	if ((d[0] == '<' || d[0] == '>' || d[0] == '|') && d[1]) {
@@ -451,7 +453,9 @@ static int npy_descr(const char *d, struct array *a, const char *where, struct p
 		}
 	}
 	return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
-			    "NPY descr '%s' is not supported; use one of '|u1' '|i1' '<i2' '<i4' '<i8' '<f4' '<f8'", d);
+			    "NPY descr '%s' is not supported; use one of '|u1' '|i1' '<i2' '<u2' '<i4' '<i8' '<f4' "
+			    "'<f8'",
+			    d);
 }
 
 static int parse_npy(const unsigned char *p, size_t len, const char *where, struct array *a, struct pc_error *err)
@@ -794,9 +798,12 @@ static int st_tensor(json_t *t, const char *name, const char *where, size_t data
 		a->dtype = DT_INT64, a->esize = 8;
 	else if (strcmp(dt, "I32") == 0)
 		a->dtype = DT_INT32, a->esize = 4;
+	else if (strcmp(dt, "U16") == 0)
+		a->dtype = DT_UINT16, a->esize = 2;
 	else
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
-				    "safetensors tensor '%s' has dtype %s; F32, U8, I64 and I32 are supported", name, dt);
+				    "safetensors tensor '%s' has dtype %s; F32, U8, U16, I64 and I32 are supported", name,
+				    dt);
 	if (json_array_size(shape) > PC_MAX_DIMS)
 		return pc_error_set(err, PC_ERR_FORMAT, where, "safetensors tensor '%s' has more than %d dims", name,
 				    PC_MAX_DIMS);
@@ -1045,14 +1052,32 @@ static int convert_inputs(const struct array *a, int64_t n, const struct pc_prep
 	return PC_OK;
 }
 
-/* Validates every label; keeps the first n in y. */
+/* Validates every label; keeps those of the first n samples in y (n *
+ * positions of them) and counts the ones that are not ignored. Per-token
+ * labels (two dims) may be PC_LABEL_IGNORE; errors then name the sample
+ * and the position. */
 static int convert_labels(const struct array *a, int64_t n, const char *where, int32_t *y, int64_t *classes,
-			  struct pc_error *err)
+			  int64_t *labelled, struct pc_error *err)
 {
-	int64_t max = -1;
+	int per_token = a->shape.ndim == 2;
+	int64_t max = -1, positions = per_token ? a->shape.dim[1] : 1, keep = n * positions, counted = 0;
 
 	for (int64_t i = 0; i < a->numel; i++) {
-		int64_t v = array_int(a, i);
+		int64_t v = array_int(a, i), s = i / positions, pos = i % positions;
+		if (per_token && v == PC_LABEL_IGNORE) {
+			if (i < keep)
+				y[i] = PC_LABEL_IGNORE;
+			continue;
+		}
+		if (per_token && v < 0)
+			return pc_error_set(err, PC_ERR_FORMAT, where,
+					    "label %lld of sample %lld at position %lld is negative; only %d (ignored) "
+					    "is allowed",
+					    (long long)v, (long long)s, (long long)pos, PC_LABEL_IGNORE);
+		if (per_token && v >= PC_DATA_MAX_CLASSES)
+			return pc_error_set(err, PC_ERR_LIMIT, where,
+					    "label %lld of sample %lld at position %lld implies more than %d classes",
+					    (long long)v, (long long)s, (long long)pos, PC_DATA_MAX_CLASSES);
 		if (v < 0 || v > INT32_MAX)
 			return pc_error_set(err, PC_ERR_FORMAT, where, "label %lld (index %lld) is outside [0, 2^31)",
 					    (long long)v, (long long)i);
@@ -1062,12 +1087,45 @@ static int convert_labels(const struct array *a, int64_t n, const char *where, i
 					    (long long)i, PC_DATA_MAX_CLASSES);
 		if (v > max)
 			max = v;
-		if (i < n)
+		if (i < keep) {
 			y[i] = (int32_t)v;
+			counted++;
+		}
 	}
+	if (per_token && max < 0)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "every label is %d (ignored): there is no token to evaluate", PC_LABEL_IGNORE);
 	if (max + 1 < 2)
 		return pc_error_set(err, PC_ERR_FORMAT, where, "all labels are 0: a dataset needs at least 2 classes");
+	if (counted == 0)
+		return pc_error_set(err, PC_ERR_FORMAT, where,
+				    "the first %lld samples have no labelled token: every label there is %d (ignored)",
+				    (long long)n, PC_LABEL_IGNORE);
 	*classes = max + 1;
+	*labelled = counted;
+	return PC_OK;
+}
+
+/* The integer types token ids come in. */
+static int token_dtype(int dtype)
+{
+	return dtype == DT_INT64 || dtype == DT_INT32 || dtype == DT_UINT16 || dtype == DT_UINT8;
+}
+
+/* The first n samples of a as int64 token ids; a negative id is malformed
+ * (Gather would read it from the end of the table). */
+static int convert_tokens(const struct array *a, int64_t n, const char *where, int64_t *tok, struct pc_error *err)
+{
+	int64_t sample = a->numel / a->shape.dim[0];
+
+	for (int64_t i = 0; i < n * sample; i++) {
+		tok[i] = array_int(a, i);
+		if (tok[i] < 0)
+			return pc_error_set(err, PC_ERR_FORMAT, where,
+					    "token %lld of sample %lld at position %lld is negative; token ids are "
+					    ">= 0",
+					    (long long)tok[i], (long long)(i / sample), (long long)(i % sample));
+	}
 	return PC_OK;
 }
 
@@ -1081,9 +1139,9 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 	struct array xa, ya;
 	unsigned char *xo = NULL, *yo = NULL;
 	struct pc_dataset *d = NULL;
-	int64_t n, sample, channels;
+	int64_t n, sample, channels, positions;
 	char buf[160];
-	int rc, combined = 0;
+	int rc, combined = 0, tokens;
 
 	*out = NULL;
 	if (pp_in)
@@ -1104,7 +1162,22 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 	}
 	if (!combined && (rc = parse_file(lab, lab_len, max_bytes, lab_name, &ya, NULL, NULL, &yo, err)))
 		goto fail;
-	if (xa.dtype != DT_UINT8 && xa.dtype != DT_FLOAT) {
+	/* token ids when the model takes them; uint8 stays an image unless it does */
+	tokens = pp.inputs == PC_DATA_INPUTS_TOKENS ||
+		 (pp.inputs == PC_DATA_INPUTS_AUTO && token_dtype(xa.dtype) && xa.dtype != DT_UINT8);
+	if (tokens && !token_dtype(xa.dtype)) {
+		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, in_name,
+				  "inputs hold %s; the model's input takes integer token ids: int64, int32, uint16 or "
+				  "uint8",
+				  pc_dtype_name(xa.dtype));
+		goto fail;
+	}
+	if (tokens && (pp.scale_set || pp.n_mean || pp.n_std)) {
+		rc = pc_error_set(err, PC_ERR_INVALID, "preprocess",
+				  "scale, mean and std do not apply to token ids (the model's input is int64)");
+		goto fail;
+	}
+	if (!tokens && xa.dtype != DT_UINT8 && xa.dtype != DT_FLOAT) {
 		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, in_name, "inputs hold %s; uint8 or float32 are supported",
 				  pc_dtype_name(xa.dtype));
 		goto fail;
@@ -1114,27 +1187,50 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 				  pc_dtype_name(ya.dtype));
 		goto fail;
 	}
-	if (ya.shape.ndim != 1) {
+	if (pp.labels == PC_DATA_LABELS_SAMPLE && ya.shape.ndim != 1) {
 		rc = pc_error_set(err, PC_ERR_SHAPE, lab_name, "labels have shape %s; they must have one dim",
 				  pc_shape_format(&ya.shape, buf, sizeof(buf)));
 		goto fail;
 	}
+	if (pp.labels == PC_DATA_LABELS_TOKEN && ya.shape.ndim != 2) {
+		rc = pc_error_set(err, PC_ERR_SHAPE, lab_name,
+				  "labels have shape %s; the model reads a class per token: they must have two dims "
+				  "(N, T)",
+				  pc_shape_format(&ya.shape, buf, sizeof(buf)));
+		goto fail;
+	}
+	if (ya.shape.ndim != 1 && ya.shape.ndim != 2) {
+		rc = pc_error_set(err, PC_ERR_SHAPE, lab_name,
+				  "labels have shape %s; they must have one dim (a class per sample) or two (a class "
+				  "per token)",
+				  pc_shape_format(&ya.shape, buf, sizeof(buf)));
+		goto fail;
+	}
 	if (ya.shape.dim[0] != xa.shape.dim[0]) {
-		rc = pc_error_set(err, PC_ERR_SHAPE, lab_name, "%lld labels for %lld input samples (inputs %s)",
-				  (long long)ya.shape.dim[0], (long long)xa.shape.dim[0],
-				  pc_shape_format(&xa.shape, buf, sizeof(buf)));
+		char lbuf[160];
+		if (ya.shape.ndim == 1)
+			rc = pc_error_set(err, PC_ERR_SHAPE, lab_name, "%lld labels for %lld input samples (inputs %s)",
+					  (long long)ya.shape.dim[0], (long long)xa.shape.dim[0],
+					  pc_shape_format(&xa.shape, buf, sizeof(buf)));
+		else
+			rc = pc_error_set(err, PC_ERR_SHAPE, lab_name,
+					  "labels of shape %s are for %lld samples; the inputs (%s) have %lld",
+					  pc_shape_format(&ya.shape, lbuf, sizeof(lbuf)), (long long)ya.shape.dim[0],
+					  pc_shape_format(&xa.shape, buf, sizeof(buf)), (long long)xa.shape.dim[0]);
 		goto fail;
 	}
 	channels = sample_channels(&xa.shape);
-	if ((rc = check_preprocess(&pp, channels, err)))
+	if (!tokens && (rc = check_preprocess(&pp, channels, err)))
 		goto fail;
 	n = xa.shape.dim[0];
 	if (limit > 0 && limit < n)
 		n = limit;
 	sample = xa.numel / xa.shape.dim[0];
-	if ((uint64_t)n * (uint64_t)sample > SIZE_MAX / sizeof(float)) {
-		rc = pc_error_set(err, PC_ERR_LIMIT, in_name, "%lld samples of %lld floats do not fit in memory",
-				  (long long)n, (long long)sample);
+	positions = ya.shape.ndim == 2 ? ya.shape.dim[1] : 1;
+	/* positions * n <= the labels' numel, which check_dims bounded */
+	if ((uint64_t)n * (uint64_t)sample > SIZE_MAX / (tokens ? sizeof(int64_t) : sizeof(float))) {
+		rc = pc_error_set(err, PC_ERR_LIMIT, in_name, "%lld samples of %lld %s do not fit in memory",
+				  (long long)n, (long long)sample, tokens ? "tokens" : "floats");
 		goto fail;
 	}
 	d = calloc(1, sizeof(*d));
@@ -1142,20 +1238,29 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 		rc = pc_error_set(err, PC_ERR_NOMEM, in_name, "cannot allocate the dataset");
 		goto fail;
 	}
-	d->x = malloc((size_t)(n * sample) * sizeof(float));
-	d->y = malloc((size_t)n * sizeof(int32_t));
-	if (!d->x || !d->y) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, in_name, "cannot allocate %lld samples of %lld floats",
-				  (long long)n, (long long)sample);
+	if (tokens)
+		d->tokens = malloc((size_t)(n * sample) * sizeof(int64_t));
+	else
+		d->x = malloc((size_t)(n * sample) * sizeof(float));
+	d->y = malloc((size_t)(n * positions) * sizeof(int32_t));
+	if ((!d->x && !d->tokens) || !d->y) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, in_name, "cannot allocate %lld samples of %lld %s", (long long)n,
+				  (long long)sample, tokens ? "tokens" : "floats");
 		goto fail;
 	}
 	d->n = n;
 	d->input_dtype = xa.dtype;
+	d->positions = positions;
+	d->label_ndim = ya.shape.ndim;
 	d->sample.ndim = xa.shape.ndim - 1;
 	memcpy(d->sample.dim, xa.shape.dim + 1, sizeof(d->sample.dim[0]) * (size_t)d->sample.ndim);
-	if ((rc = convert_labels(&ya, n, lab_name, d->y, &d->classes, err)))
+	if ((rc = convert_labels(&ya, n, lab_name, d->y, &d->classes, &d->labelled, err)))
 		goto fail;
-	if ((rc = convert_inputs(&xa, n, &pp, in_name, d->x, err)))
+	if (tokens)
+		rc = convert_tokens(&xa, n, in_name, d->tokens, err);
+	else
+		rc = convert_inputs(&xa, n, &pp, in_name, d->x, err);
+	if (rc)
 		goto fail;
 	free(xo);
 	free(yo);

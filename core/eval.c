@@ -5,47 +5,52 @@
 #include <float.h>
 #include <stdlib.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "graph_int.h"
 
-static int argmax(const float *row, int64_t c)
+/* The first maximum, or -1 when the row holds a NaN: a wrong prediction
+ * whatever the label, while NaN > x alone would let row[0] win. */
+static int64_t argmax(const float *row, int64_t c)
 {
-	int best = 0;
+	int64_t best = 0;
 
-	for (int64_t j = 1; j < c; j++)
+	for (int64_t j = 0; j < c; j++) {
+		if (isnan(row[j]))
+			return -1;
 		if (row[j] > row[best])
-			best = (int)j;
+			best = j;
+	}
 	return best;
 }
 
-void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, double scale, double *loss_sum,
-			int64_t *correct, float *dout)
+void pc_eval_rows(const float *out, int64_t rows, int64_t c, enum pc_output_kind kind, const int32_t *labels,
+		  double scale, struct pc_eval_sums *s, float *dout)
 {
-	const float *out = pc_plan_output(p);
-	int64_t c = pc_plan_classes(p);
-	enum pc_output_kind kind = pc_graph_output_kind(p->g);
-
 	if (dout)
-		memset(dout, 0, (size_t)pc_plan_batch(p) * (size_t)c * sizeof(float));
-	for (int i = 0; i < rows; i++) {
-		const float *row = out + (int64_t)i * c;
-		float *drow = dout ? dout + (int64_t)i * c : NULL;
-		int label = y[i];
+		memset(dout, 0, (size_t)rows * (size_t)c * sizeof(float));
+	for (int64_t i = 0; i < rows; i++) {
+		const float *row = out + i * c;
+		float *drow = dout ? dout + i * c : NULL;
+		int label = labels[i];
 		double l;
 
+		if (label == PC_LABEL_IGNORE)
+			continue;
+		s->counted++;
 		if (argmax(row, c) == label)
-			(*correct)++;
+			s->correct++;
 		if (kind == PC_OUTPUT_LOGITS) {
-			double m = row[0], s = 0.0;
+			double m = row[0], sum = 0.0;
 			for (int64_t j = 1; j < c; j++)
 				m = row[j] > m ? row[j] : m;
 			for (int64_t j = 0; j < c; j++)
-				s += exp((double)row[j] - m);
-			l = m + log(s) - row[label];
+				sum += exp((double)row[j] - m);
+			l = m + log(sum) - row[label];
 			if (drow) {
 				for (int64_t j = 0; j < c; j++)
-					drow[j] = (float)(scale * exp((double)row[j] - m) / s);
+					drow[j] = (float)(scale * exp((double)row[j] - m) / sum);
 				drow[label] -= (float)scale;
 			}
 		} else if (kind == PC_OUTPUT_LOGPROBS) {
@@ -53,24 +58,224 @@ void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, dou
 			if (drow)
 				drow[label] = (float)-scale;
 		} else {
-			/* a probability of exactly 0 would be an infinite loss: clamp */
+			/* a probability of exactly 0 would be an infinite loss: clamp;
+			 * a NaN stays NaN, the clamp would make it look finite */
 			double pr = row[label] > FLT_MIN ? row[label] : FLT_MIN;
+			if (isnan(row[label]))
+				pr = row[label];
 			l = -log(pr);
 			if (drow)
 				drow[label] = (float)(-scale / pr);
 		}
-		*loss_sum += l;
+		if (!isfinite(l))
+			s->non_finite++;
+		s->loss += l;
 	}
+}
+
+/* The plan's output, [N, C] or [N, T, V]. */
+static const struct pc_tensor *output_of(const struct pc_plan *p)
+{
+	return &p->t[p->g->output];
+}
+
+/* "[N,4,5]": the output's shape with the batch axis by name, as errors
+ * about datasets of any size give it. */
+static const char *output_text(const struct pc_plan *p, char *buf, size_t size)
+{
+	struct pc_shape s = output_of(p)->shape;
+	char tail[160];
+
+	s.dim[0] = 1;
+	pc_shape_format(&s, tail, sizeof(tail));
+	snprintf(buf, size, "[N%s", strchr(tail, ',') ? strchr(tail, ',') : "]");
+	return buf;
+}
+
+/* [N, T, V] rather than [N, C]: T alone cannot tell [N, 1, V] apart */
+int pc_eval_is_sequence(const struct pc_plan *p)
+{
+	return output_of(p)->shape.ndim == 3;
+}
+
+void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, double scale, struct pc_eval_sums *s,
+			float *dout)
+{
+	int64_t c = pc_plan_classes(p), t = pc_plan_positions(p), used = (int64_t)rows * t;
+
+	pc_eval_rows(pc_plan_output(p), used, c, pc_graph_output_kind(p->g), y, scale, s, dout);
+	if (dout && rows < pc_plan_batch(p))
+		memset(dout + used * c, 0, (size_t)(((int64_t)pc_plan_batch(p) - rows) * t * c) * sizeof(float));
+}
+
+void pc_eval_finish(const struct pc_eval_sums *s, int64_t samples, int sequence, struct pc_eval *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->samples = samples;
+	out->sequence = sequence;
+	out->correct = s->correct;
+	out->non_finite = s->non_finite;
+	out->tokens = sequence ? s->counted : 0;
+	out->loss = s->non_finite || !isfinite(s->loss) || s->counted == 0 ? NAN : s->loss / (double)s->counted;
+	out->accuracy = s->counted ? (double)s->correct / (double)s->counted : NAN;
+	if (sequence)
+		out->perplexity = exp(out->loss);
+}
+
+/* The embedding the graph input indexes: the smallest size of the Gather
+ * axis over the Gathers that read the input as their indices, with the
+ * table's and the node's names; -1 when no Gather reads it directly (the
+ * ids then go through other ops, and only Gather's own bounds apply). */
+static int64_t token_limit(const struct pc_graph *g, const char **table, const char **node)
+{
+	int64_t limit = -1;
+
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		const struct pc_value *data;
+		int64_t axis = 0;
+
+		if (n->op != PC_OP_GATHER || n->n_in < 2 || n->in[1] != g->input || n->in[0] < 0)
+			continue;
+		data = &g->values[n->in[0]];
+		/* init accepted the node, so the attribute parses */
+		if (pc_attr_int(n, "axis", 0, &axis, NULL) || data->kind == PC_VALUE_ACT ||
+		    data->kind == PC_VALUE_INPUT)
+			continue;
+		if (axis < 0)
+			axis += data->shape.ndim;
+		if (axis < 0 || axis >= data->shape.ndim)
+			continue;
+		if (limit < 0 || data->shape.dim[axis] < limit) {
+			limit = data->shape.dim[axis];
+			*table = data->name;
+			*node = n->name;
+		}
+	}
+	return limit;
+}
+
+int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n, int64_t *counted,
+		  struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	int64_t classes = pc_plan_classes(p), t = pc_plan_positions(p), c = 0;
+	int seq = pc_eval_is_sequence(p), tokens = pc_plan_input_dtype(p) == PC_DTYPE_INT64;
+	char a[160];
+
+	*counted = 0;
+	if (n <= 0 || n > d->n)
+		n = d->n;
+	if (n <= 0)
+		return pc_error_set(err, PC_ERR_INVALID, "dataset", "no samples to evaluate");
+	if (tokens && !d->tokens)
+		return pc_error_set(err, PC_ERR_INVALID, "dataset",
+				    "the model's input '%s' takes int64 token ids; the dataset's inputs are %s values",
+				    pc_graph_input_name(g), pc_dtype_name(d->input_dtype));
+	if (!tokens && d->tokens)
+		return pc_error_set(err, PC_ERR_INVALID, "dataset",
+				    "the dataset holds token ids (%s); the model's input '%s' takes floats",
+				    pc_dtype_name(d->input_dtype), pc_graph_input_name(g));
+	if (pc_shape_count(&d->sample) != pc_plan_sample_numel(p))
+		return pc_error_set(err, PC_ERR_SHAPE, "dataset",
+				    "a sample has %lld values; the model's input takes %lld",
+				    (long long)pc_shape_count(&d->sample), (long long)pc_plan_sample_numel(p));
+	if (seq && d->label_ndim != 2)
+		return pc_error_set(err, PC_ERR_SHAPE, "labels",
+				    "labels have one class per sample; the model's output %s needs one per token: "
+				    "labels of shape [N,%lld]",
+				    output_text(p, a, sizeof(a)), (long long)t);
+	if (!seq && d->label_ndim == 2)
+		return pc_error_set(err, PC_ERR_SHAPE, "labels",
+				    "labels have shape [N,%lld], a class per token; the model's output %s takes one "
+				    "class per sample",
+				    (long long)d->positions, output_text(p, a, sizeof(a)));
+	if (seq && d->positions != t)
+		return pc_error_set(err, PC_ERR_SHAPE, "labels",
+				    "labels have shape [N,%lld]; the model's output %s needs [N,%lld]",
+				    (long long)d->positions, output_text(p, a, sizeof(a)),
+				    (long long)t);
+	for (int64_t i = 0; i < n * d->positions; i++) {
+		int32_t y = d->y[i];
+		if (seq && y == PC_LABEL_IGNORE)
+			continue;
+		if (y < 0 || y >= classes) {
+			if (!seq)
+				return pc_error_set(err, PC_ERR_INVALID, "labels",
+						    "label %d of sample %lld is outside the model's %lld classes", y,
+						    (long long)i, (long long)classes);
+			return pc_error_set(err, PC_ERR_INVALID, "labels",
+					    "label %d of sample %lld at position %lld is outside the model's %lld "
+					    "classes",
+					    y, (long long)(i / t), (long long)(i % t), (long long)classes);
+		}
+		c++;
+	}
+	if (tokens) {
+		const char *table = NULL, *node = NULL;
+		int64_t limit = token_limit(g, &table, &node), sample = pc_shape_count(&d->sample);
+		for (int64_t i = 0; limit >= 0 && i < n * sample; i++)
+			if (d->tokens[i] >= limit)
+				return pc_error_set(err, PC_ERR_INVALID, "inputs",
+						    "token %lld of sample %lld at position %lld is outside the model's "
+						    "vocabulary of %lld: node '%s' gathers it from the rows of '%s'",
+						    (long long)d->tokens[i], (long long)(i / sample),
+						    (long long)(i % sample), (long long)limit, node, table);
+	}
+	*counted = c;
+	return PC_OK;
+}
+
+/* A plan to read shapes and dtypes from: batch 2 as pc_graph_finish's own
+ * check, so that a Squeeze cannot take the batch axis. */
+static struct pc_plan *probe(const struct pc_graph *g, struct pc_error *err)
+{
+	const struct pc_shape *in = pc_graph_input_shape(g);
+
+	return pc_plan_new(g, in->ndim > 0 && in->dim[0] > 0 ? (int)in->dim[0] : 2, 0, err);
+}
+
+int pc_eval_data_for(const struct pc_graph *g, struct pc_preprocess *pp, struct pc_error *err)
+{
+	struct pc_plan *p = probe(g, err);
+
+	if (!p)
+		return err && err->code ? (int)err->code : PC_ERR_NOMEM;
+	pp->inputs = pc_plan_input_dtype(p) == PC_DTYPE_INT64 ? PC_DATA_INPUTS_TOKENS : PC_DATA_INPUTS_FLOAT;
+	pp->labels = pc_eval_is_sequence(p) ? PC_DATA_LABELS_TOKEN : PC_DATA_LABELS_SAMPLE;
+	pc_plan_free(p);
+	return PC_OK;
+}
+
+int pc_eval_check_graph(const struct pc_graph *g, const struct pc_dataset *d, int64_t n, struct pc_error *err)
+{
+	struct pc_plan *p = probe(g, err);
+	int64_t counted;
+	int rc;
+
+	if (!p)
+		return err && err->code ? (int)err->code : PC_ERR_NOMEM;
+	rc = pc_eval_check(p, d, n, &counted, err);
+	pc_plan_free(p);
+	return rc;
 }
 
 void pc_eval_fill_input(struct pc_plan *p, const struct pc_dataset *d, int64_t first, int rows)
 {
 	int64_t sample = pc_plan_sample_numel(p);
 	int batch = pc_plan_batch(p);
+	int64_t *tok = pc_plan_input_int64(p);
 	float *in = pc_plan_input(p);
 
 	pc_plan_set_rows(p, rows);
 	pc_plan_set_origin(p, first);
+	if (tok) {
+		memcpy(tok, d->tokens + first * sample, (size_t)rows * (size_t)sample * sizeof(int64_t));
+		/* id 0 is in every vocabulary: padding rows stay in bounds */
+		if (rows < batch)
+			memset(tok + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(int64_t));
+		return;
+	}
 	memcpy(in, d->x + first * sample, (size_t)rows * (size_t)sample * sizeof(float));
 	if (rows < batch)
 		memset(in + (int64_t)rows * sample, 0, (size_t)(batch - rows) * (size_t)sample * sizeof(float));
@@ -80,8 +285,8 @@ struct eval_job {
 	const struct pc_dataset *d;
 	int64_t n;
 	int batches, shards;
-	double *loss; /* per batch */
-	int64_t *correct;
+	double scale; /* 1 / the labels that count */
+	struct pc_eval_sums *sums; /* per batch */
 	float *shard_grad; /* shards x params, or NULL */
 	int64_t params;
 	pc_cancel_fn cancel;
@@ -95,6 +300,7 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 {
 	struct eval_job *j = arg;
 	int batch = pc_plan_batch(p);
+	int64_t positions = pc_plan_positions(p);
 
 	for (int b = shard; b < j->batches; b += j->shards) {
 		int64_t first = (int64_t)b * batch;
@@ -108,9 +314,8 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 		pc_plan_forward(p);
 		if (j->hook)
 			j->hook(p, b, j->hook_arg);
-		j->loss[b] = 0.0;
-		j->correct[b] = 0;
-		pc_eval_batch_loss(p, j->d->y + first, rows, 1.0 / (double)j->n, &j->loss[b], &j->correct[b],
+		memset(&j->sums[b], 0, sizeof(j->sums[b]));
+		pc_eval_batch_loss(p, j->d->y + first * positions, rows, j->scale, &j->sums[b],
 				   j->shard_grad ? pc_plan_output_grad(p) : NULL);
 		if (j->shard_grad)
 			pc_plan_backward(p);
@@ -133,11 +338,10 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 {
 	struct pc_plan *p0 = pc_runner_plan(r, 0);
 	const struct pc_graph *g = pc_runner_graph(r);
-	int64_t n = d->n, classes = pc_plan_classes(p0);
+	int64_t n = d->n, counted;
 	int batch = pc_runner_batch(r);
 	struct eval_job j;
-	double loss_sum = 0.0;
-	int64_t correct = 0;
+	struct pc_eval_sums tot = {0};
 	int rc = PC_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -146,23 +350,17 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		n = limit;
 	if (n <= 0)
 		return pc_error_set(err, PC_ERR_INVALID, "dataset", "no samples to evaluate");
-	if (pc_plan_input_dtype(p0) != PC_DTYPE_FLOAT || pc_plan_positions(p0) != 1)
-		return pc_error_set(err, PC_ERR_UNSUPPORTED, pc_graph_input_name(g),
-				    "the model takes token ids or predicts a sequence; evaluating it needs "
-				    "token datasets, which this build does not read yet");
-	if (pc_shape_count(&d->sample) != pc_plan_sample_numel(p0))
-		return pc_error_set(err, PC_ERR_SHAPE, "dataset",
-				    "a sample has %lld values; the model's input takes %lld",
-				    (long long)pc_shape_count(&d->sample), (long long)pc_plan_sample_numel(p0));
 	if (grad && !pc_plan_weight_grad(p0))
 		return pc_error_set(err, PC_ERR_INTERNAL, "eval", "gradient asked of plans without PC_PLAN_GRAD");
-	for (int64_t i = 0; i < n; i++)
-		if (d->y[i] < 0 || d->y[i] >= classes)
-			return pc_error_set(err, PC_ERR_INVALID, "labels",
-					    "label %d of sample %lld is outside the model's %lld classes", d->y[i],
-					    (long long)i, (long long)classes);
+	if ((rc = pc_eval_check(p0, d, n, &counted, err)))
+		return rc;
+	if (counted == 0)
+		return pc_error_set(err, PC_ERR_INVALID, "labels",
+				    "the %lld samples have no labelled token: every label is %d (ignored)",
+				    (long long)n, PC_LABEL_IGNORE);
 	j.d = d;
 	j.n = n;
+	j.scale = 1.0 / (double)counted;
 	j.batches = (int)((n + batch - 1) / batch);
 	j.shards = j.batches < PC_EVAL_SHARDS ? j.batches : PC_EVAL_SHARDS;
 	j.params = pc_graph_param_count(g);
@@ -170,11 +368,10 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	j.cancel_arg = cancel_arg;
 	j.hook = hook;
 	j.hook_arg = hook_arg;
-	j.loss = calloc((size_t)j.batches, sizeof(*j.loss));
-	j.correct = calloc((size_t)j.batches, sizeof(*j.correct));
+	j.sums = calloc((size_t)j.batches, sizeof(*j.sums));
 	if (grad)
 		j.shard_grad = malloc((size_t)j.shards * (size_t)j.params * sizeof(float) + 1);
-	if (!j.loss || !j.correct || (grad && !j.shard_grad)) {
+	if (!j.sums || (grad && !j.shard_grad)) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "eval", "out of memory");
 		goto out;
 	}
@@ -188,8 +385,10 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	}
 	/* fixed summation orders: the same bits for any thread count */
 	for (int b = 0; b < j.batches; b++) {
-		loss_sum += j.loss[b];
-		correct += j.correct[b];
+		tot.loss += j.sums[b].loss;
+		tot.counted += j.sums[b].counted;
+		tot.correct += j.sums[b].correct;
+		tot.non_finite += j.sums[b].non_finite;
 	}
 	if (grad)
 		for (int64_t i = 0; i < j.params; i++) {
@@ -198,13 +397,9 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 				s += j.shard_grad[k * j.params + i];
 			grad[i] = (float)s;
 		}
-	out->samples = n;
-	out->correct = correct;
-	out->loss = loss_sum / (double)n;
-	out->accuracy = (double)correct / (double)n;
+	pc_eval_finish(&tot, n, pc_eval_is_sequence(p0), out);
 out:
-	free(j.loss);
-	free(j.correct);
+	free(j.sums);
 	free(j.shard_grad);
 	return rc;
 }

@@ -2,6 +2,8 @@
  * digits, so a report read back gives the same doubles. */
 #include "paracorr/report.h"
 
+#include <math.h>
+
 json_t *pc_report_norms(const struct pc_norms *n)
 {
 	return json_pack("{s:f, s:f, s:f}", "l1", n->l1, "l2", n->l2, "linf", n->linf);
@@ -41,12 +43,27 @@ const char *pc_report_output_kind(enum pc_output_kind k)
 	return k == PC_OUTPUT_PROBS ? "probs" : k == PC_OUTPUT_LOGPROBS ? "logprobs" : "logits";
 }
 
+json_t *pc_report_real(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
 json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const float *grad)
 {
-	json_t *root = json_pack("{s:I, s:f, s:f, s:s}", "samples", (json_int_t)e->samples, "loss", e->loss,
-				 "accuracy", e->accuracy, "output", pc_report_output_kind(pc_graph_output_kind(g)));
+	json_t *root = json_pack("{s:I}", "samples", (json_int_t)e->samples);
 
-	if (root && grad)
+	if (!root)
+		return NULL;
+	if (e->sequence)
+		json_object_set_new(root, "tokens", json_integer((json_int_t)e->tokens));
+	json_object_set_new(root, "loss", pc_report_real(e->loss));
+	if (e->sequence)
+		json_object_set_new(root, "perplexity", pc_report_real(e->perplexity));
+	json_object_set_new(root, "accuracy", json_real(e->accuracy));
+	if (e->non_finite)
+		json_object_set_new(root, "non_finite", json_integer((json_int_t)e->non_finite));
+	json_object_set_new(root, "output", json_string(pc_report_output_kind(pc_graph_output_kind(g))));
+	if (grad)
 		json_object_set_new(root, "gradient", pc_report_gradient(g, grad));
 	return root;
 }

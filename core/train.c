@@ -24,8 +24,10 @@ struct pc_trainer {
 	float *gp, *up, *ap;   /* the group's gradient, unit direction, corruption */
 	float *buf, *v;	       /* SGD momentum or Adam's first moment; Adam's second */
 	int64_t steps;
-	int64_t numel;	       /* floats per sample */
-	float *bx;	       /* the mini-batch */
+	int64_t numel;	       /* floats (token ids) per sample */
+	int64_t positions;     /* labels per sample */
+	float *bx;	       /* the mini-batch: floats, */
+	int64_t *bt;	       /* or token ids */
 	int32_t *by;
 	int cap;
 	/* BatchNormalization's running statistics: the graph's own buffers,
@@ -185,6 +187,7 @@ void pc_trainer_free(struct pc_trainer *t)
 	free(t->buf);
 	free(t->v);
 	free(t->bx);
+	free(t->bt);
 	free(t->by);
 	free(t->bn_data);
 	free(t->bn_len);
@@ -216,7 +219,8 @@ static int batch_grad(struct pc_trainer *t, const struct pc_dataset *d, int n, f
 	struct pc_dataset b = *d;
 
 	b.n = n;
-	b.x = t->bx;
+	b.x = d->x ? t->bx : NULL;
+	b.tokens = d->tokens ? t->bt : NULL;
 	b.y = t->by;
 	return pc_eval_run(t->r, &b, 0, grad, NULL, NULL, ev, err);
 }
@@ -304,18 +308,21 @@ static void optimise(struct pc_trainer *t, const float *dir, double lr)
 
 static int reserve_batch(struct pc_trainer *t, const struct pc_dataset *d, int n, struct pc_error *err)
 {
-	int64_t numel = 1;
+	int64_t numel = 1, positions = d->positions > 0 ? d->positions : 1;
 
 	for (int i = 0; i < d->sample.ndim; i++)
 		numel *= d->sample.dim[i];
-	if (n <= t->cap && numel == t->numel)
+	if (n <= t->cap && numel == t->numel && positions == t->positions && !t->bx == !d->x)
 		return 0;
 	free(t->bx);
+	free(t->bt);
 	free(t->by);
-	t->bx = malloc((size_t)n * (size_t)numel * sizeof(float));
-	t->by = malloc((size_t)n * sizeof(int32_t));
-	t->cap = t->bx && t->by ? n : 0;
+	t->bx = d->x ? malloc((size_t)n * (size_t)numel * sizeof(float)) : NULL;
+	t->bt = d->x ? NULL : malloc((size_t)n * (size_t)numel * sizeof(int64_t));
+	t->by = malloc((size_t)n * (size_t)positions * sizeof(int32_t));
+	t->cap = (t->bx || t->bt) && t->by ? n : 0;
 	t->numel = numel;
+	t->positions = positions;
 	return t->cap ? 0 : pc_error_set(err, PC_ERR_NOMEM, "training", "out of memory for a batch of %d", n);
 }
 
@@ -325,6 +332,7 @@ int pc_trainer_step(struct pc_trainer *t, const struct pc_dataset *d, const int6
 	const struct pc_act *act = &t->o.act;
 	struct pc_eval e0, e1 = {0};
 	const float *dir = t->g0;
+	int64_t labelled = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -336,9 +344,23 @@ int pc_trainer_step(struct pc_trainer *t, const struct pc_dataset *d, const int6
 		if (idx[i] < 0 || idx[i] >= d->n)
 			return pc_error_set(err, PC_ERR_INVALID, "training", "sample %lld is not in the dataset",
 					    (long long)idx[i]);
-		memcpy(t->bx + (size_t)i * (size_t)t->numel, d->x + (size_t)idx[i] * (size_t)t->numel,
-		       (size_t)t->numel * sizeof(float));
-		t->by[i] = d->y[idx[i]];
+		if (d->x)
+			memcpy(t->bx + (size_t)i * (size_t)t->numel, d->x + (size_t)idx[i] * (size_t)t->numel,
+			       (size_t)t->numel * sizeof(float));
+		else
+			memcpy(t->bt + (size_t)i * (size_t)t->numel, d->tokens + (size_t)idx[i] * (size_t)t->numel,
+			       (size_t)t->numel * sizeof(int64_t));
+		memcpy(t->by + (size_t)i * (size_t)t->positions, d->y + (size_t)idx[i] * (size_t)t->positions,
+		       (size_t)t->positions * sizeof(int32_t));
+		for (int64_t k = 0; k < t->positions; k++)
+			labelled += t->by[(size_t)i * (size_t)t->positions + (size_t)k] != PC_LABEL_IGNORE;
+	}
+	/* a batch of padding only has no mean loss and no gradient (PyTorch's
+	 * would be NaN and ruin the weights): no step */
+	if (labelled == 0) {
+		out->samples = n;
+		out->lr = lr;
+		return 0;
 	}
 	pc_runner_write(t->r, 0, t->n, t->w);
 	/* one set of Dropout masks per step, the same at w and at w + a */
@@ -365,6 +387,8 @@ int pc_trainer_step(struct pc_trainer *t, const struct pc_dataset *d, const int6
 	optimise(t, dir, lr);
 	t->steps++;
 	out->samples = n;
+	out->sequence = e0.sequence;
+	out->tokens = e0.tokens;
 	out->loss = e0.loss;
 	out->accuracy = e0.accuracy;
 	out->lr = lr;
@@ -404,7 +428,7 @@ int pc_trainer_epoch(struct pc_trainer *t, const struct pc_dataset *d, int epoch
 {
 	const int bs = t->o.batch_size;
 	const int64_t steps = (d->n + bs - 1) / bs;
-	double lr = pc_train_lr(&t->o, epoch), loss = 0, acc = 0, lossc = 0, accc = 0;
+	double lr = pc_train_lr(&t->o, epoch), loss = 0, acc = 0, lossc = 0, accc = 0, w, counted = 0;
 	uint64_t rng = pc_rng_derive(t->o.seed, 0x747261696eULL /* "train" */, (uint64_t)epoch, 0, 0);
 	int64_t *perm = malloc((size_t)(d->n > 0 ? d->n : 1) * sizeof(int64_t));
 	int rc = 0;
@@ -430,22 +454,30 @@ int pc_trainer_epoch(struct pc_trainer *t, const struct pc_dataset *d, int epoch
 		}
 		if ((rc = pc_trainer_step(t, d, perm + s * bs, n, lr, &st, err)))
 			break;
-		loss += st.loss * n;
-		acc += st.accuracy * n;
-		lossc += st.loss_corrupted * n;
-		accc += st.accuracy_corrupted * n;
+		/* means over what counts: samples, or a sequence model's labelled
+		 * tokens (a batch of padding only adds nothing) */
+		w = st.sequence ? (double)st.tokens : (double)n;
+		if (w > 0) {
+			loss += st.loss * w;
+			acc += st.accuracy * w;
+			lossc += st.loss_corrupted * w;
+			accc += st.accuracy_corrupted * w;
+			counted += w;
+		}
 		out->samples += n;
+		out->tokens += st.tokens;
+		out->sequence |= st.sequence;
 		if (progress) {
 			struct pc_progress pr = {"training", s + 1, steps, 0, -1};
 			progress(&pr, progress_arg);
 		}
 	}
 	free(perm);
-	if (out->samples) {
-		out->loss = loss / (double)out->samples;
-		out->accuracy = acc / (double)out->samples;
-		out->loss_corrupted = lossc / (double)out->samples;
-		out->accuracy_corrupted = accc / (double)out->samples;
+	if (counted > 0) {
+		out->loss = loss / counted;
+		out->accuracy = acc / counted;
+		out->loss_corrupted = lossc / counted;
+		out->accuracy_corrupted = accc / counted;
 	}
 	out->lr = lr;
 	return rc;

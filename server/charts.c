@@ -910,6 +910,9 @@ static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err
 		if ((rc = get_number(row, where, "first_order", &fo, err)))
 			return rc;
 		text_printf(where, sizeof(where), "results[%zu].gradient", i);
+		/* null: the corrupted loss was not finite, no point to draw */
+		if (json_is_null(json_object_get(json_object_get(row, "gradient"), "loss_change")))
+			continue;
 		if ((rc = get_number(json_object_get(row, "gradient"), where, "loss_change", &dl, err)))
 			return rc;
 		text_printf(label, sizeof(label), "%s corruption", norm_of(row, nb, sizeof(nb)));
@@ -946,9 +949,9 @@ static void ranking_key(const json_t *row, char *key, size_t size)
 		    opt_number(row, "sparsity"), opt_number(row, "block"));
 }
 
-/* The ranking entry whose setting ranks the most groups; the larger radius
- * on a tie, where corruption tells the groups apart more clearly. keys[i]
- * is entry i's setting. */
+/* The ranking entry whose setting ranks the most groups with a finite loss
+ * change; the larger radius on a tie, where corruption tells the groups
+ * apart more clearly. keys[i] is entry i's setting. */
 static size_t ranking_setting(const json_t *ranking, char (*keys)[96])
 {
 	size_t i, k, n = json_array_size(ranking), best = 0, best_count = 0;
@@ -956,8 +959,12 @@ static size_t ranking_setting(const json_t *ranking, char (*keys)[96])
 	for (i = 0; i < n; i++) {
 		size_t count = 0;
 
+		/* only changes with a number make bars */
+		if (json_is_null(json_object_get(json_array_get(ranking, i), "loss_change")))
+			continue;
 		for (k = 0; k < n; k++)
-			count += !strcmp(keys[i], keys[k]);
+			count += !strcmp(keys[i], keys[k]) &&
+				 !json_is_null(json_object_get(json_array_get(ranking, k), "loss_change"));
 		if (count > best_count ||
 		    (count == best_count && opt_number(json_array_get(ranking, i), "epsilon") >
 						opt_number(json_array_get(ranking, best), "epsilon"))) {
@@ -999,7 +1006,8 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 			goto fail;
 		}
 		if ((rc = get_number(row, where, "epsilon", &v, err)) ||
-		    (rc = get_number(row, where, "loss_change", &v, err)))
+		    (!json_is_null(json_object_get(row, "loss_change")) &&
+		     (rc = get_number(row, where, "loss_change", &v, err))))
 			goto fail;
 		ranking_key(row, keys[i], sizeof(keys[0]));
 	}
@@ -1011,7 +1019,8 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 		const json_t *row = json_array_get(ranking, i);
 		int j;
 
-		if (strcmp(keys[i], keys[h]))
+		/* a loss change of null (not finite) has no bar length */
+		if (strcmp(keys[i], keys[h]) || json_is_null(json_object_get(row, "loss_change")))
 			continue;
 		for (j = n_pick; j > 0 && opt_number(json_array_get(ranking, pick[j - 1]), "loss_change") <
 					      opt_number(row, "loss_change");
@@ -1022,6 +1031,10 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 			pick[j] = i;
 		if (n_pick < MAX_BARS)
 			n_pick++;
+	}
+	if (!n_pick) {
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "no group's loss change is finite");
+		goto fail;
 	}
 	if (!(s = new_series(p, "loss change", BARS, 1))) {
 		rc = nomem(err);

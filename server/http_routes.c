@@ -307,6 +307,7 @@ static int h_dataset_post(struct pcd_req *r)
 	struct mapping xm = {0}, ym = {0};
 	struct pc_dataset *d = NULL;
 	struct pc_error err = {0};
+	struct pc_preprocess pp;
 	struct pcd_blob_rec rec = {0};
 	char xid[65], yid[65], id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
@@ -331,7 +332,12 @@ static int h_dataset_post(struct pcd_req *r)
 	if (map_file(pcd_blob_writer_path(*xw), &xm, &err) ||
 	    (*yw && map_file(pcd_blob_writer_path(*yw), &ym, &err)))
 		goto fail;
-	rc = pc_dataset_load_memory_max(xm.p ? xm.p : "", xm.len, *yw ? (ym.p ? ym.p : "") : NULL, ym.len, NULL, 0,
+	/* no model yet: token ids and per-token labels are taken as they come,
+	 * and a job checks them against its model */
+	pc_preprocess_default(&pp);
+	pp.inputs = PC_DATA_INPUTS_AUTO;
+	pp.labels = PC_DATA_LABELS_AUTO;
+	rc = pc_dataset_load_memory_max(xm.p ? xm.p : "", xm.len, *yw ? (ym.p ? ym.p : "") : NULL, ym.len, &pp, 0,
 					(uint64_t)app->settings->max_dataset_mb << 20, &d, &err);
 	unmap(&xm);
 	unmap(&ym);
@@ -345,7 +351,14 @@ static int h_dataset_post(struct pcd_req *r)
 	}
 	info = json_pack("{s:s, s:I, s:I, s:o, s:I, s:s, s:b}", "id", id, "bytes", (json_int_t)bytes, "samples",
 			 (json_int_t)d->n, "shape", pcd_shape_json(&d->sample), "classes", (json_int_t)d->classes,
-			 "dtype", d->input_dtype == 2 ? "uint8" : "float32", "labels_part", *yw != NULL);
+			 "dtype", d->tokens ? pc_dtype_name(d->input_dtype) : d->input_dtype == 2 ? "uint8" : "float32",
+			 "labels_part", *yw != NULL);
+	/* per-token labels: how many per sample and how many count */
+	if (info && d->label_ndim == 2) {
+		json_object_set_new(info, "labels", json_string("per_token"));
+		json_object_set_new(info, "positions", json_integer((json_int_t)d->positions));
+		json_object_set_new(info, "tokens", json_integer((json_int_t)d->labelled));
+	}
 	pc_dataset_free(d);
 	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");

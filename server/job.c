@@ -16,8 +16,10 @@
 #include "blobs.h"
 #include "paracorr/train.h"
 #include "paracorr/data.h"
+#include "paracorr/eval.h"
 #include "paracorr/graph.h"
 #include "paracorr/onnx.h"
+#include "paracorr/report.h"
 
 void pcd_job_opts_default(struct pcd_job_opts *o)
 {
@@ -69,10 +71,6 @@ static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, st
 {
 	struct pc_shape sample = *pc_graph_input_shape(g);
 
-	if (pc_graph_input_dtype(g) != PC_DTYPE_FLOAT || pc_graph_positions(g) != 1)
-		return pc_error_set(err, PC_ERR_UNSUPPORTED, pc_graph_input_name(g),
-				    "the model takes token ids or predicts a sequence; studies of such models need "
-				    "token datasets, which this build does not read yet");
 	sample.ndim--;
 	memmove(sample.dim, sample.dim + 1, sizeof(sample.dim[0]) * (size_t)sample.ndim);
 	return pc_dataset_check_input(d, &sample, err);
@@ -237,9 +235,28 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int run_harden(const struct pc_spec *spec, struct pc_graph *g, const struct pc_dataset *d,
-		      const struct pcd_job_files *files, const struct pcd_job_opts *o, json_t **out,
-		      struct pc_error *err)
+/* One epoch of the training curve; a sequence model's perplexities beside
+ * its losses, a loss that is not finite as null. */
+static json_t *epoch_json(int e, const struct pc_train_stats *st, int corrupting, double seconds)
+{
+	json_t *o = json_pack("{s:i}", "epoch", e + 1);
+
+	json_object_set_new(o, "loss", pc_report_real(st->loss));
+	if (st->sequence)
+		json_object_set_new(o, "perplexity", pc_report_real(exp(st->loss)));
+	json_object_set_new(o, "accuracy", json_real(st->accuracy));
+	json_object_set_new(o, "loss_corrupted", pc_report_real(st->loss_corrupted));
+	if (st->sequence && corrupting)
+		json_object_set_new(o, "perplexity_corrupted", pc_report_real(exp(st->loss_corrupted)));
+	json_object_set_new(o, "accuracy_corrupted", json_real(st->accuracy_corrupted));
+	json_object_set_new(o, "lr", json_real(st->lr));
+	json_object_set_new(o, "seconds", json_real(seconds));
+	return o;
+}
+
+static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+		      const struct pc_dataset *d, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		      json_t **out, struct pc_error *err)
 {
 	const struct pc_training *tr = &spec->training;
 	struct pc_dataset *dt = NULL;
@@ -258,8 +275,9 @@ static int run_harden(const struct pc_spec *spec, struct pc_graph *g, const stru
 		rc = pc_error_set(err, PC_ERR_INVALID, "training", "a harden job needs a path for the hardened model");
 		goto out;
 	}
-	if ((rc = pc_dataset_load(files->train_inputs, files->train_labels, &spec->pp, tr->limit, &dt, err)) ||
-	    (rc = check_sample(g, dt, err)) || (rc = act_mask(g, tr, &mask, err)))
+	if ((rc = pc_dataset_load(files->train_inputs, files->train_labels, pp, tr->limit, &dt, err)) ||
+	    (rc = check_sample(g, dt, err)) || (rc = pc_eval_check_graph(g, dt, 0, err)) ||
+	    (rc = act_mask(g, tr, &mask, err)))
 		goto out;
 	if (dt->classes > pc_graph_classes(g)) {
 		rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "labels span %lld classes; the model has %lld",
@@ -300,10 +318,7 @@ static int run_harden(const struct pc_spec *spec, struct pc_graph *g, const stru
 		if ((rc = pc_trainer_epoch(t, dt, e, o->progress ? train_progress : NULL, &hp, o->cancel, o->cancel_arg,
 					   &st, err)))
 			goto out;
-		json_array_append_new(curve, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "epoch", e + 1, "loss", st.loss,
-						       "accuracy", st.accuracy, "loss_corrupted", st.loss_corrupted,
-						       "accuracy_corrupted", st.accuracy_corrupted, "lr", st.lr,
-						       "seconds", o->timing_seconds ? now_s() - hp.t0 : 0.0));
+		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? now_s() - hp.t0 : 0.0));
 		if (o->checkpoint && (rc = ckpt_save(o->checkpoint, t, e + 1, curve, err)))
 			goto out;
 	}
@@ -319,6 +334,9 @@ static int run_harden(const struct pc_spec *spec, struct pc_graph *g, const stru
 			   (json_int_t)pc_trainer_steps(t), "epochs", curve, "before", before, "after", after,
 			   "hardened", "parameters", (json_int_t)n, "weight_change_l2", sqrt(change));
 	curve = NULL;
+	/* the training set's labelled tokens, beside its samples */
+	if (report && dt->label_ndim == 2)
+		json_object_set_new(json_object_get(report, "training"), "tokens", json_integer((json_int_t)dt->labelled));
 	if (!report) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "report", "out of memory");
 		goto out;
@@ -345,18 +363,20 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 	struct pc_graph *g = NULL;
 	struct pc_dataset *d = NULL;
 	struct pc_study_opts so;
+	struct pc_preprocess pp = spec->pp;
 	json_t *report = NULL;
 	int rc;
 
 	*report_text = NULL;
 	if (report_out)
 		*report_out = NULL;
-	if ((rc = pc_onnx_load_file(files->model, &g, err)) ||
-	    (rc = pc_dataset_load(files->inputs, files->labels, &spec->pp, spec->limit, &d, err)) ||
+	/* the model says whether inputs are token ids and labels per token */
+	if ((rc = pc_onnx_load_file(files->model, &g, err)) || (rc = pc_eval_data_for(g, &pp, err)) ||
+	    (rc = pc_dataset_load(files->inputs, files->labels, &pp, spec->limit, &d, err)) ||
 	    (rc = check_sample(g, d, err)))
 		goto out;
 	if (spec->has_training) {
-		if ((rc = run_harden(spec, g, d, files, o, &report, err)))
+		if ((rc = run_harden(spec, &pp, g, d, files, o, &report, err)))
 			goto out;
 	} else {
 		study_opts(o, &so);

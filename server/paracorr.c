@@ -164,7 +164,8 @@ static int cmd_eval(int argc, char **argv)
 	if (pc_onnx_load_file(model, &g, &err))
 		goto out;
 	pc_preprocess_default(&pp);
-	if (pc_dataset_load(inputs, labels, &pp, limit, &d, &err))
+	/* token ids and per-token labels when the model takes them */
+	if (pc_eval_data_for(g, &pp, &err) || pc_dataset_load(inputs, labels, &pp, limit, &d, &err))
 		goto out;
 	sample = *pc_graph_input_shape(g);
 	sample.ndim--;

@@ -61,7 +61,7 @@ static int same_setting(const json_t *a, const json_t *b)
 	       same(num(a, "steps"), num(b, "steps")) && !strcmp(norm_of(a, na, sizeof(na)), norm_of(b, nb, sizeof(nb)));
 }
 
-static void print_model_tables(const json_t *results, FILE *f)
+static void print_model_tables(const json_t *results, int seq, FILE *f)
 {
 	size_t i, k, n = json_array_size(results);
 	char b1[32], b2[32], b3[32], b4[32], b5[32], nb[32];
@@ -92,16 +92,21 @@ static void print_model_tables(const json_t *results, FILE *f)
 				fprintf(f, "\nthe whole model, %s corruption, sparsity %s, %s step%s:\n",
 					norm_of(head, nb, sizeof(nb)), real(num(head, "sparsity"), b1, sizeof(b1)),
 					real(num(head, "steps"), b2, sizeof(b2)), num(head, "steps") == 1 ? "" : "s");
-				fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s\n", "epsilon", "gradient acc",
+				fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s", "epsilon", "gradient acc",
 					"random acc", "random worst", "loss change", "first-order");
+				/* a sequence model's perplexity under gradient corruption */
+				fputs(seq ? "    perplexity\n" : "\n", f);
 				first = 0;
 			}
 			gr = json_object_get(row, "gradient");
 			rd = json_object_get(row, "random");
-			fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s\n", real(num(row, "epsilon"), b1, sizeof(b1)),
+			fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s", real(num(row, "epsilon"), b1, sizeof(b1)),
 				pct(num(gr, "accuracy"), b2, sizeof(b2)), pct(num(rd, "accuracy_mean"), b3, sizeof(b3)),
 				pct(num(rd, "accuracy_min"), b4, sizeof(b4)), real(num(gr, "loss_change"), b5, sizeof(b5)),
 				real(num(row, "first_order"), nb, sizeof(nb)));
+			if (seq)
+				fprintf(f, "  %12s", real(num(gr, "perplexity"), b1, sizeof(b1)));
+			fputc('\n', f);
 		}
 	}
 }
@@ -156,13 +161,20 @@ static void print_harden(const json_t *report, int top, FILE *f)
 	const json_t *curve = json_object_get(json_object_get(report, "training"), "epochs"), *e;
 	char b1[32], b2[32], b3[32], b4[32];
 	size_t i;
+	/* a sequence model's curve has perplexities too */
+	int seq = json_is_object(json_array_get(curve, 0)) && json_object_get(json_array_get(curve, 0), "perplexity");
 
-	fprintf(f, "training (%s):\n  %5s  %10s  %10s  %14s  %14s  %10s\n", "loss and accuracy over the epoch's batches",
+	fprintf(f, "training (%s):\n  %5s  %10s  %10s  %14s  %14s  %10s", "loss and accuracy over the epoch's batches",
 		"epoch", "loss", "accuracy", "loss at w+a", "accuracy at w+a", "lr");
-	json_array_foreach(curve, i, e)
-	fprintf(f, "  %5.0f  %10s  %10s  %14s  %14s  %10.4g\n", num(e, "epoch"), real(num(e, "loss"), b1, sizeof(b1)),
-		pct(num(e, "accuracy"), b2, sizeof(b2)), real(num(e, "loss_corrupted"), b3, sizeof(b3)),
-		pct(num(e, "accuracy_corrupted"), b4, sizeof(b4)), num(e, "lr"));
+	fputs(seq ? "  perplexity\n" : "\n", f);
+	json_array_foreach(curve, i, e) {
+		fprintf(f, "  %5.0f  %10s  %10s  %14s  %14s  %10.4g", num(e, "epoch"), real(num(e, "loss"), b1, sizeof(b1)),
+			pct(num(e, "accuracy"), b2, sizeof(b2)), real(num(e, "loss_corrupted"), b3, sizeof(b3)),
+			pct(num(e, "accuracy_corrupted"), b4, sizeof(b4)), num(e, "lr"));
+		if (seq)
+			fprintf(f, "  %10s", real(num(e, "perplexity"), b1, sizeof(b1)));
+		fputc('\n', f);
+	}
 	fprintf(f, "\n=== before hardening ===\n");
 	pcd_summary_print(json_object_get(report, "before"), top, f);
 	fprintf(f, "\n=== after hardening ===\n");
@@ -173,6 +185,7 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 {
 	const json_t *clean = json_object_get(report, "clean"), *ds = json_object_get(report, "dataset");
 	char b1[32], b2[32];
+	int seq = json_object_get(clean, "perplexity") != NULL;
 
 	if (json_is_object(json_object_get(report, "before")) && json_is_object(json_object_get(report, "after"))) {
 		print_harden(report, top, f);
@@ -180,10 +193,16 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	}
 	fprintf(f, "clean: accuracy %s, loss %s", pct(num(clean, "accuracy"), b1, sizeof(b1)),
 		real(num(clean, "loss"), b2, sizeof(b2)));
-	if (json_is_number(json_object_get(ds, "samples")))
+	if (seq)
+		fprintf(f, ", perplexity %s", real(num(clean, "perplexity"), b1, sizeof(b1)));
+	if (json_is_number(json_object_get(clean, "non_finite")))
+		fprintf(f, " (not finite for %.0f %s)", num(clean, "non_finite"), seq ? "tokens" : "samples");
+	if (json_is_number(json_object_get(ds, "samples")) && json_is_number(json_object_get(ds, "tokens")))
+		fprintf(f, " (%.0f samples, %.0f labelled tokens)", num(ds, "samples"), num(ds, "tokens"));
+	else if (json_is_number(json_object_get(ds, "samples")))
 		fprintf(f, " (%.0f samples)", num(ds, "samples"));
 	fputc('\n', f);
-	print_model_tables(json_object_get(report, "results"), f);
+	print_model_tables(json_object_get(report, "results"), seq, f);
 	print_ranking(json_object_get(report, "ranking"), top, f);
 }
 

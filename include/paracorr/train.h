@@ -69,9 +69,13 @@ struct pc_train_opts {
 void pc_train_opts_default(struct pc_train_opts *o);
 
 /* What one step or one epoch saw: the mean loss and accuracy at w (before
- * the update) over its samples, and at w + a when corrupting. */
+ * the update) over its samples (a sequence model's labelled tokens), and
+ * at w + a when corrupting. A loss that is not finite is NaN. A batch whose
+ * every label is PC_LABEL_IGNORE takes no step and adds nothing. */
 struct pc_train_stats {
 	int64_t samples;
+	int sequence;	/* per-token labels */
+	int64_t tokens; /* sequence: labelled tokens */
 	double loss, accuracy;
 	double loss_corrupted, accuracy_corrupted; /* epsilon > 0 only */
 	double lr;

@@ -150,7 +150,8 @@ function describeModel(m) {
 
 function describeDataset(d) {
   return shortId(d.id) + ' · ' + (d.samples || 0).toLocaleString() + ' samples · shape [' +
-    (d.shape || []).join('×') + '] · ' + d.classes + ' classes';
+    (d.shape || []).join('×') + '] · ' + d.classes + ' classes' +
+    (d.labels === 'per_token' ? ' · ' + (d.tokens || 0).toLocaleString() + ' labelled tokens' : '');
 }
 
 async function newView() {
@@ -266,13 +267,17 @@ async function chartCards(id) {
 
 function resultsTable(report) {
   const rows = (report.results || []).filter((r) => r.group === 'model');
+  // a sequence model's reports carry perplexities beside the losses
+  const seq = report.clean && 'perplexity' in report.clean;
+  const heads = ['norm', 'ε', 'sparsity', 'gradient accuracy', 'loss change'].concat(
+    seq ? ['gradient perplexity'] : [], ['random mean accuracy', 'random worst']);
   return h('table', {'data-testid': 'results'},
-    h('thead', {}, h('tr', {}, ['norm', 'ε', 'sparsity', 'gradient accuracy', 'loss change',
-      'random mean accuracy', 'random worst'].map((t, i) => h('th', {class: i ? 'num' : ''}, t)))),
+    h('thead', {}, h('tr', {}, heads.map((t, i) => h('th', {class: i ? 'num' : ''}, t)))),
     h('tbody', {}, rows.map((r) => h('tr', {},
       h('td', {}, String(r.norm)), h('td', {class: 'num'}, sig(r.epsilon)), h('td', {class: 'num'}, r.sparsity),
       h('td', {class: 'num'}, pct(r.gradient && r.gradient.accuracy)),
       h('td', {class: 'num'}, sig(r.gradient && r.gradient.loss_change)),
+      seq ? h('td', {class: 'num'}, sig(r.gradient && r.gradient.perplexity)) : null,
       h('td', {class: 'num'}, pct(r.random && r.random.accuracy_mean)),
       h('td', {class: 'num'}, pct(r.random && r.random.accuracy_min))))));
 }
@@ -336,8 +341,11 @@ async function jobView(id) {
   const study = report.after || report; // a harden job: the hardened model's study
   const clean = study.clean || {};
   root.append(h('section', {class: 'card'}, h('h2', {}, report.before ? 'Hardened model' : 'Clean model'),
-    h('p', {}, 'accuracy ' + pct(clean.accuracy) + ', loss ' + sig(clean.loss) + ' on ' +
+    h('p', {}, 'accuracy ' + pct(clean.accuracy) + ', loss ' + sig(clean.loss) +
+      ('perplexity' in clean ? ', perplexity ' + sig(clean.perplexity) : '') + ' on ' +
       ((report.dataset && report.dataset.samples) || '?') + ' samples' +
+      (report.dataset && report.dataset.tokens ? ' (' + report.dataset.tokens + ' labelled tokens)' : '') +
+      (clean.non_finite ? ', the loss not finite for ' + clean.non_finite : '') +
       (report.before ? ' (before hardening: ' + pct(report.before.clean.accuracy) + ')' : '')), actions));
   try {
     root.append(...await chartCards(j.id));
