@@ -957,10 +957,13 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 	}
 
 	for (int e = 0; e < ne; e++) {
-		json_t *row = json_pack("{s:s, s:o, s:f, s:f, s:I, s:i, s:f, s:o, s:o}", "group", gr->name, "norm",
-					pc_spec_norm_json(p), "epsilon", sp->epsilons[e], "epsilon_effective", eps[e],
-					"sparsity", (json_int_t)n, "steps", sp->steps, "first_order", eps[e] * dual,
-					"gradient", eval_json(&gev[e], s->clean.loss), "random",
+		/* a radius or estimate that overflowed is null: a real of inf would
+		 * fail the whole pack and lose the row */
+		json_t *row = json_pack("{s:s, s:o, s:f, s:o, s:I, s:i, s:o, s:o, s:o}", "group", gr->name, "norm",
+					pc_spec_norm_json(p), "epsilon", sp->epsilons[e], "epsilon_effective",
+					pc_report_real(eps[e]), "sparsity", (json_int_t)n, "steps", sp->steps,
+					"first_order", pc_report_real(eps[e] * dual), "gradient",
+					eval_json(&gev[e], s->clean.loss), "random",
 					random_json(s, rloss + (int64_t)e * K, racc + (int64_t)e * K, K, seed));
 		if (zero)
 			json_object_set_new(json_object_get(row, "gradient"), "direction", json_string("none"));

@@ -4,9 +4,17 @@
 
 #include <math.h>
 
+json_t *pc_report_real(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Norms of a gradient that is not finite (outputs that overflowed) are
+ * null, not a failed document. */
 json_t *pc_report_norms(const struct pc_norms *n)
 {
-	return json_pack("{s:f, s:f, s:f}", "l1", n->l1, "l2", n->l2, "linf", n->linf);
+	return json_pack("{s:o, s:o, s:o}", "l1", pc_report_real(n->l1), "l2", pc_report_real(n->l2), "linf",
+			 pc_report_real(n->linf));
 }
 
 static json_t *shape_json(const struct pc_shape *s)
@@ -29,9 +37,9 @@ json_t *pc_report_gradient(const struct pc_graph *g, const float *grad)
 		const struct pc_param *pt = pc_graph_param(g, k);
 		pc_norms_compute(grad + pt->offset, pt->count, &n);
 		json_object_set_new(tensors, pt->name,
-				    json_pack("{s:o, s:I, s:s, s:f, s:f, s:f}", "shape", shape_json(&pt->shape),
-					      "numel", (json_int_t)pt->count, "node", pt->node, "l1", n.l1, "l2", n.l2,
-					      "linf", n.linf));
+				    json_pack("{s:o, s:I, s:s, s:o, s:o, s:o}", "shape", shape_json(&pt->shape),
+					      "numel", (json_int_t)pt->count, "node", pt->node, "l1", pc_report_real(n.l1),
+					      "l2", pc_report_real(n.l2), "linf", pc_report_real(n.linf)));
 	}
 	pc_norms_compute(grad, pc_graph_param_count(g), &n);
 	root = json_pack("{s:o, s:o}", "model", pc_report_norms(&n), "tensors", tensors);
@@ -41,11 +49,6 @@ json_t *pc_report_gradient(const struct pc_graph *g, const float *grad)
 const char *pc_report_output_kind(enum pc_output_kind k)
 {
 	return k == PC_OUTPUT_PROBS ? "probs" : k == PC_OUTPUT_LOGPROBS ? "logprobs" : "logits";
-}
-
-json_t *pc_report_real(double v)
-{
-	return isfinite(v) ? json_real(v) : json_null();
 }
 
 json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const float *grad)

@@ -906,13 +906,15 @@ static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err
 		double fo = 0, dl = 0;
 		int k;
 
+		/* null: the estimate or the corrupted loss was not finite, no
+		 * point to draw */
+		if (json_is_null(json_object_get(row, "first_order")) ||
+		    json_is_null(json_object_get(json_object_get(row, "gradient"), "loss_change")))
+			continue;
 		text_printf(where, sizeof(where), "results[%zu]", i);
 		if ((rc = get_number(row, where, "first_order", &fo, err)))
 			return rc;
 		text_printf(where, sizeof(where), "results[%zu].gradient", i);
-		/* null: the corrupted loss was not finite, no point to draw */
-		if (json_is_null(json_object_get(json_object_get(row, "gradient"), "loss_change")))
-			continue;
 		if ((rc = get_number(json_object_get(row, "gradient"), where, "loss_change", &dl, err)))
 			return rc;
 		text_printf(label, sizeof(label), "%s corruption", norm_of(row, nb, sizeof(nb)));

@@ -922,6 +922,21 @@ TEST(seq_non_finite_losses_reported_as_null)
 	CHECK_INT(pcd_chart_svg(rep, "accuracy", &svg, &err), PC_OK);
 	free(svg);
 	json_decref(rep);
+	/* a radius that overflows double once scaled (rms: eps sqrt(6)): the
+	 * row is still there, its radius and estimate null */
+	rep = run_study(t, g, &d, "{\"norms\": [\"l2\"], \"epsilons\": [1e308], \"epsilon_scale\": \"rms\","
+				  " \"random_trials\": 1, \"groups\": [\"model\"]}",
+			1, 1);
+	REQUIRE(rep);
+	CHECK_INT(json_array_size(json_object_get(rep, "results")), 1);
+	row = json_array_get(json_object_get(rep, "results"), 0);
+	CHECK(json_is_null(json_object_get(row, "epsilon_effective")) && json_is_null(json_object_get(row, "first_order")));
+	CHECK(json_is_null(json_object_get(json_object_get(row, "gradient"), "loss")));
+	CHECK(json_is_null(json_object_get(json_object_get(row, "random"), "loss_mean")));
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(row, "random"), "non_finite_trials")), 1);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_chart_svg(rep, "loss", &svg, &err), PC_ERR_NOT_FOUND); /* nothing finite to draw */
+	json_decref(rep);
 	pc_graph_free(g);
 }
 
