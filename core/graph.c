@@ -7,6 +7,7 @@
  * finish the graph never changes. */
 #include "graph_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,54 @@ static char *dup_str(const char *s)
 	return d;
 }
 
+size_t pc_utf8_prefix(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t k;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return i;
+		if (n - i - 1 < k)
+			return i;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += k + 1;
+	}
+	return n;
+}
+
+/* A name the builder was given: UTF-8, since names go into JSON reports and
+ * error messages (the ONNX loader checks this on the wire already, with the
+ * byte offset). The name itself is not printed: it is what is broken. */
+static int check_name(const char *name, const char *where, const char *what, struct pc_error *err)
+{
+	size_t n = strlen(name), ok = pc_utf8_prefix((const unsigned char *)name, n);
+
+	if (ok < n)
+		return pc_error_set(err, PC_ERR_FORMAT, where, "%s is not valid UTF-8 (byte %zu is 0x%02x)", what, ok,
+				    (unsigned char)name[ok]);
+	return PC_OK;
+}
+
 /* --- name map: FNV-1a, open addressing ------------------------------------ */
 
 static uint64_t hash_name(const char *s)
@@ -29,6 +78,14 @@ static uint64_t hash_name(const char *s)
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	/* The table indexes by the low bits, and FNV-1a's low bits never see its
+	 * high ones (a product carries only upwards): murmur3's fmix64 makes the
+	 * slot depend on all 64. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -77,6 +134,8 @@ static int add_value(struct pc_graph *g, const char *name, enum pc_value_kind ki
 		return -pc_error_set(err, PC_ERR_INVALID, name, "graph is already finished");
 	if (!name[0])
 		return -pc_error_set(err, PC_ERR_FORMAT, "graph", "a value has an empty name");
+	if (check_name(name, "graph", "a value's name", err))
+		return -PC_ERR_FORMAT;
 	if (pc_graph_lookup(g, name) >= 0)
 		return -pc_error_set(err, PC_ERR_FORMAT, name, "value '%s' is defined twice", name);
 	if (g->n_values == g->cap_values) {
@@ -227,7 +286,29 @@ static void free_attr(struct pc_attr *a)
 	free((void *)a->s);
 	free((void *)a->floats);
 	free((void *)a->ints);
+	free((void *)a->strings); /* one block: the pointers, then the characters */
 	free((void *)a->tdata);
+}
+
+/* n strings copied into one block: n pointers, then the characters. */
+static const char *const *copy_strings(const char *const *src, int n)
+{
+	size_t bytes = (size_t)n * sizeof(char *);
+	char **list, *chars;
+
+	for (int i = 0; i < n; i++)
+		bytes += strlen(src[i] ? src[i] : "") + 1;
+	list = malloc(bytes);
+	if (!list)
+		return NULL;
+	chars = (char *)(list + n);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(src[i] ? src[i] : "") + 1;
+		memcpy(chars, src[i] ? src[i] : "", len);
+		list[i] = chars;
+		chars += len;
+	}
+	return (const char *const *)list;
 }
 
 static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char *where, struct pc_error *err)
@@ -260,6 +341,8 @@ static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char 
 		memcpy(iv, src->ints, (size_t)src->n * sizeof(*iv));
 		dst->ints = iv;
 	}
+	if (src->strings && src->n && !(dst->strings = copy_strings(src->strings, src->n)))
+		goto nomem;
 	if (src->type == PC_ATTR_TENSOR) {
 		int64_t n;
 		size_t esize;
@@ -281,6 +364,35 @@ static int copy_attr(struct pc_attr *dst, const struct pc_attr *src, const char 
 	return PC_OK;
 nomem:
 	return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory copying attributes");
+}
+
+static int cmp_attr_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct pc_attr *const *)a)->name, (*(const struct pc_attr *const *)b)->name);
+}
+
+/* Two attributes of one name are refused: which one an op would read is up
+ * to its lookup order, and ONNX forbids it. Sorted, so that a node with
+ * many attributes costs n log n. */
+static int check_attr_names(const struct pc_node *n, const char *where, struct pc_error *err)
+{
+	const struct pc_attr **by_name;
+	int rc = PC_OK;
+
+	if (n->n_attr < 2)
+		return PC_OK;
+	by_name = malloc((size_t)n->n_attr * sizeof(*by_name));
+	if (!by_name)
+		return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+	for (int a = 0; a < n->n_attr; a++)
+		by_name[a] = &n->attr[a];
+	qsort(by_name, (size_t)n->n_attr, sizeof(*by_name), cmp_attr_name);
+	for (int a = 1; a < n->n_attr && !rc; a++)
+		if (strcmp(by_name[a - 1]->name, by_name[a]->name) == 0)
+			rc = pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' appears more than once",
+					  by_name[a]->name);
+	free(by_name);
+	return rc;
 }
 
 int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name, int n_in, const char *const *inputs,
@@ -316,29 +428,53 @@ int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name,
 	n->attr = calloc((size_t)n_attr + 1, sizeof(*n->attr));
 	if (!n->name || !n->op_type || !n->in || !n->in_names || !n->out || !n->attr)
 		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory adding a node");
+	/* names are checked before any message prints them */
+	snprintf(where, sizeof(where), "node #%d", g->n_nodes - 1);
+	if (check_name(n->name, where, "the node's name", err) || check_name(n->op_type, where, "the op type", err))
+		return PC_ERR_FORMAT;
 	snprintf(where, sizeof(where), "node '%s' (%s)", n->name, op_type);
 	for (int i = 0; i < n_in; i++) {
+		char what[32];
 		n->in_names[i] = dup_str(inputs[i] ? inputs[i] : "");
 		if (!n->in_names[i])
 			return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
 		n->n_in++;
+		snprintf(what, sizeof(what), "input %d's name", i);
+		if (check_name(n->in_names[i], where, what, err))
+			return PC_ERR_FORMAT;
 	}
 	for (int i = 0; i < n_attr; i++) {
+		char what[40];
+		snprintf(what, sizeof(what), "attribute %d's name", i);
+		if (check_name(attrs[i].name ? attrs[i].name : "", where, what, err))
+			return PC_ERR_FORMAT;
+		if (attrs[i].type == PC_ATTR_STRING && attrs[i].s &&
+		    check_name(attrs[i].s, where, "a string attribute's value", err))
+			return PC_ERR_FORMAT;
 		rc = copy_attr(&n->attr[i], &attrs[i], where, err);
 		n->n_attr++;
 		if (rc)
 			return rc;
 	}
+	if ((rc = check_attr_names(n, where, err)))
+		return rc;
 	for (int i = 0; i < n_out; i++) {
+		char omitted[48];
+		const char *oname = outputs[i];
 		int v;
-		if (!outputs[i] || !outputs[i][0]) {
-			if (i == 0)
-				return pc_error_set(err, PC_ERR_FORMAT, where, "first output has no name");
-			n->out[i] = -1;
-			n->n_out++;
-			continue;
+		if (!oname || !oname[0]) {
+			if (i > 0) {
+				n->out[i] = -1;
+				n->n_out++;
+				continue;
+			}
+			/* An omitted first output (LSTM's and GRU's Y, when only the
+			 * final state is read): every node keeps an output 0, so it
+			 * gets a name of its own, computed and read by nothing. */
+			snprintf(omitted, sizeof(omitted), "#%d:output 0 (omitted)", g->n_nodes - 1);
+			oname = omitted;
 		}
-		v = add_value(g, outputs[i], PC_VALUE_ACT, err);
+		v = add_value(g, oname, PC_VALUE_ACT, err);
 		if (v < 0)
 			return -v;
 		g->values[v].producer = g->n_nodes - 1;
@@ -350,6 +486,8 @@ int pc_graph_add_node(struct pc_graph *g, const char *op_type, const char *name,
 
 int pc_graph_add_output(struct pc_graph *g, const char *name, struct pc_error *err)
 {
+	if (check_name(name, "graph.output", "the output's name", err))
+		return PC_ERR_FORMAT;
 	if (g->output_name)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
 				    "the model has more than one output ('%s' and '%s'); paracorr takes one (the logits)",
@@ -380,35 +518,64 @@ static int resolve_inputs(struct pc_graph *g, struct pc_error *err)
 	return PC_OK;
 }
 
-/* Every unknown op in one message, each with the opset it was asked at. */
+/* Every unknown op in one message, each with the opset it was asked at: as
+ * many as fit, then how many more. Names seen are kept in a hash set (node
+ * index + 1 of the first node of each unknown op type), so that a file of
+ * 100,000 unknown nodes costs linear time, not a scan of the earlier nodes
+ * for each one. */
 static int check_ops(struct pc_graph *g, struct pc_error *err)
 {
-	char list[400] = "";
-	size_t used = 0;
-	int unknown = 0;
+	char list[360] = "";
+	size_t used = 0, cap = 0;
+	int *set = NULL, unknown = 0, listed = 0, nodes = 0, full = 0;
 
 	for (int k = 0; k < g->n_nodes; k++) {
 		struct pc_node *n = &g->nodes[k];
-		int seen = 0;
+		size_t i;
 		n->op = pc_op_lookup(n->op_type);
 		if (n->op != PC_OP_COUNT)
 			continue;
-		for (int j = 0; j < k; j++)
-			if (g->nodes[j].op == PC_OP_COUNT && strcmp(g->nodes[j].op_type, n->op_type) == 0)
-				seen = 1;
-		if (seen)
+		nodes++;
+		if (!set) {
+			for (cap = 64; cap < 2 * (size_t)g->n_nodes; cap *= 2)
+				;
+			if (!(set = calloc(cap, sizeof(*set))))
+				return pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		}
+		for (i = hash_name(n->op_type) & (cap - 1); set[i]; i = (i + 1) & (cap - 1))
+			if (strcmp(g->nodes[set[i] - 1].op_type, n->op_type) == 0)
+				break;
+		if (set[i])
 			continue;
+		set[i] = k + 1;
 		unknown++;
-		if (used < sizeof(list)) {
-			int w = snprintf(list + used, sizeof(list) - used, "%s%s (opset %d)", unknown > 1 ? ", " : "",
-					 n->op_type, n->opset);
-			used += w > 0 ? (size_t)w : 0;
+		if (!full) {
+			/* whole entries only; a very long name is cut at 64 bytes, on a
+			 * UTF-8 character boundary */
+			size_t len = strlen(n->op_type), cut = len > 64 ? 64 : len;
+			int w;
+			while (cut < len && cut > 0 && ((unsigned char)n->op_type[cut] & 0xc0) == 0x80)
+				cut--;
+			w = snprintf(list + used, sizeof(list) - used, "%s%.*s%s (opset %d)", listed ? ", " : "",
+				     (int)cut, n->op_type, cut < len ? "..." : "", n->opset);
+			if (w < 0 || (size_t)w >= sizeof(list) - used) {
+				list[used] = '\0';
+				full = 1;
+			} else {
+				used += (size_t)w;
+				listed++;
+			}
 		}
 	}
-	if (unknown)
+	free(set);
+	if (!unknown)
+		return PC_OK;
+	if (listed == unknown)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph", "unsupported op%s: %s", unknown > 1 ? "s" : "",
 				    list);
-	return PC_OK;
+	return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph",
+			    "unsupported ops: %s and %d more (%d unsupported op types on %d nodes)", list,
+			    unknown - listed, unknown, nodes);
 }
 
 /* Optional outputs nobody reads (Dropout's mask, MaxPool's indices, the
@@ -434,7 +601,8 @@ static void drop_unused_outputs(struct pc_graph *g)
 				g->values[n->out[j]].producer = -1;
 				n->out[j] = -1;
 			}
-		while (n->n_out > 1 && n->out[n->n_out - 1] < 0)
+		/* Split's outputs count even when unused: they set the part sizes */
+		while (n->n_out > 1 && n->out[n->n_out - 1] < 0 && !pc_op_table[n->op].keep_outputs)
 			n->n_out--;
 	}
 	free(used);
@@ -615,32 +783,199 @@ static int init_nodes(struct pc_graph *g, struct pc_error *err)
 	return PC_OK;
 }
 
+static int is_buffer_slot(const struct pc_node *n, int i)
+{
+	return i < 32 && (pc_op_table[n->op].buffer_inputs & (1u << i));
+}
+
+/* Running statistics: what fold_identities gives a copy of its own when it
+ * arrives through Identity. Only BatchNormalization's; other buffer inputs
+ * (Clip's bounds, Pad's value) read through Identity are what they always
+ * were, a computed value (a bound derived from a weight is trainable). */
+static int is_stats_slot(const struct pc_node *n, int i)
+{
+	return n->op == PC_OP_BATCHNORM && (i == 3 || i == 4);
+}
+
+/* src[v]: the float initializer v is, directly or through a chain of
+ * Identity nodes, or -1. One pass: nodes are in execution order. */
+static int *initializer_sources(const struct pc_graph *g)
+{
+	int *src = malloc(((size_t)g->n_values + 1) * sizeof(int));
+
+	if (!src)
+		return NULL;
+	for (int v = 0; v < g->n_values; v++)
+		src[v] = g->values[v].kind == PC_VALUE_CONST && g->values[v].dtype == PC_DTYPE_FLOAT ? v : -1;
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (n->op == PC_OP_IDENTITY && n->in[0] >= 0 && n->out[0] >= 0)
+			src[n->out[0]] = src[n->in[0]];
+	}
+	return src;
+}
+
+/* An Identity whose input is an initializer: it only renames the tensor,
+ * and its read is not a use of its own (its readers' are). */
+static int is_initializer_identity(const struct pc_node *n, const int *src)
+{
+	return n->op == PC_OP_IDENTITY && n->out[0] >= 0 && src[n->out[0]] >= 0;
+}
+
+/* Initializers read through Identity.
+ *
+ * torch.onnx.export of a model in eval mode deduplicates initializers of
+ * equal value: the second becomes Identity(first), the Identity's output
+ * carrying the second's name. So Identity(bn1.bias) may be bn2's running
+ * mean, and Identity(bn1.running_mean) a bias. Each Identity output is one
+ * tensor of the original model, and how it is read says what it is:
+ * - read as running statistics (BatchNormalization's inputs 3, 4): a constant
+ *   of its own, a copy of the initializer, so that corrupting the weight
+ *   leaves it alone and training updates it apart; the Identity goes.
+ * - read only as a weight: the one parameter of its initializer, as a
+ *   weight read by two nodes is (a tied weight; the gradient sums). When
+ *   the initializer itself is read as statistics, the weight is a copy of
+ *   it named after the first such Identity output, and the others read it.
+ * A copy lives on as an initializer of its own in pc_onnx_save_weights. */
+static int fold_identities(struct pc_graph *g, struct pc_error *err)
+{
+	int *src = initializer_sources(g), *weight_copy = NULL, kept = 0, rc = PC_OK;
+	unsigned char *reads = calloc((size_t)g->n_values + 1, 1), *drop = calloc((size_t)g->n_nodes + 1, 1);
+
+	if (!src || !reads || !drop || !(weight_copy = malloc(((size_t)g->n_values + 1) * sizeof(int)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		goto out;
+	}
+	/* reads[v]: bit 1 read as running statistics, bit 2 as anything else */
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (is_initializer_identity(n, src))
+			continue;
+		for (int i = 0; i < n->n_in; i++)
+			if (n->in[i] >= 0 && src[n->in[i]] >= 0)
+				reads[n->in[i]] |= is_stats_slot(n, i) ? 1 : 2;
+	}
+	for (int v = 0; v < g->n_values; v++)
+		weight_copy[v] = -1;
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		int v, s;
+		struct pc_value *val;
+		int64_t count;
+
+		if (!is_initializer_identity(n, src))
+			continue;
+		v = n->out[0];
+		s = src[v];
+		if (v == g->output)
+			continue; /* not runnable anyway; the plan says why */
+		/* a statistics read wins, as it does for an initializer read both
+		 * ways directly (ONNX exporters write neither) */
+		if (!(reads[v] & 1) && !((reads[v] & 2) && (reads[s] & 1)))
+			continue; /* the one parameter (or constant) s, renamed */
+		if (!(reads[v] & 1) && weight_copy[s] >= 0) {
+			n->in[0] = weight_copy[s];
+			continue;
+		}
+		val = &g->values[v];
+		count = pc_shape_count(&g->values[s].shape);
+		val->fdata = malloc((size_t)count * sizeof(float) + 1);
+		if (!val->fdata) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, val->name, "out of memory copying '%s'",
+					  g->values[s].name);
+			goto out;
+		}
+		memcpy(val->fdata, g->values[s].fdata, (size_t)count * sizeof(float));
+		val->kind = PC_VALUE_CONST;
+		val->dtype = PC_DTYPE_FLOAT;
+		val->shape = g->values[s].shape;
+		val->producer = -1;
+		drop[k] = 1;
+		if (!(reads[v] & 1))
+			weight_copy[s] = v;
+	}
+	/* the Identity nodes that became initializers go; producers renumbered */
+	for (int k = 0; k < g->n_nodes; k++) {
+		struct pc_node *n = &g->nodes[k];
+		if (drop[k]) {
+			free(n->name);
+			free(n->op_type);
+			free(n->in);
+			for (int i = 0; i < n->n_in; i++)
+				free(n->in_names[i]);
+			free(n->in_names);
+			free(n->out);
+			for (int a = 0; a < n->n_attr; a++)
+				free_attr(&n->attr[a]);
+			free(n->attr);
+			free(n->priv);
+			continue;
+		}
+		g->nodes[kept] = *n;
+		for (int j = 0; j < n->n_out; j++)
+			if (n->out[j] >= 0)
+				g->values[n->out[j]].producer = kept;
+		kept++;
+	}
+	g->n_nodes = kept;
+out:
+	free(src);
+	free(reads);
+	free(drop);
+	free(weight_copy);
+	return rc;
+}
+
+/* A weight is a number training moved; an initializer holding -inf or NaN
+ * (an attention mask) is a constant of the computation. */
+static int all_finite(const struct pc_value *v)
+{
+	int64_t n = pc_shape_count(&v->shape);
+
+	for (int64_t i = 0; i < n; i++)
+		if (!isfinite(v->fdata[i]))
+			return 0;
+	return 1;
+}
+
 /* Float initializers are trained weights unless some node reads them at a
- * buffer position (BN running statistics) or nothing reads them at all. */
+ * buffer position (BN running statistics), they hold a non-finite value,
+ * or nothing reads them at all. A weight read by several nodes, directly
+ * or through Identity, is one parameter; its first reader (execution order,
+ * looking through Identity) is the node it is reported under. */
 static int split_params(struct pc_graph *g, struct pc_error *err)
 {
-	unsigned char *buffer = calloc((size_t)g->n_values + 1, 1);
+	unsigned char *buffer = calloc((size_t)g->n_values + 1, 1), *weight = NULL;
+	int *src = initializer_sources(g);
 	int64_t total = 0, off = 0;
 	int count = 0, rc = PC_OK;
 
-	if (!buffer)
-		return pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+	if (!buffer || !src || !(weight = calloc((size_t)g->n_values + 1, 1))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
+		goto out;
+	}
 	for (int k = 0; k < g->n_nodes; k++) {
 		const struct pc_node *n = &g->nodes[k];
+		if (is_initializer_identity(n, src))
+			continue;
 		for (int i = 0; i < n->n_in; i++) {
-			int v = n->in[i];
+			int v = n->in[i], s;
 			if (v < 0)
 				continue;
-			if (g->values[v].first_consumer < 0)
-				g->values[v].first_consumer = k;
-			if (i < 32 && (pc_op_table[n->op].buffer_inputs & (1u << i)))
+			s = src[v] >= 0 ? src[v] : v;
+			if (g->values[s].first_consumer < 0)
+				g->values[s].first_consumer = k;
+			/* the value read, not its source: a bound computed from a weight
+			 * (through Identity) leaves the weight a weight */
+			if (is_buffer_slot(n, i))
 				buffer[v] = 1;
 		}
 	}
 	for (int v = 0; v < g->n_values; v++) {
 		struct pc_value *val = &g->values[v];
-		if (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
-		    val->first_consumer >= 0) {
+		weight[v] = val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
+			    val->first_consumer >= 0 && all_finite(val);
+		if (weight[v]) {
 			total += pc_shape_count(&val->shape);
 			count++;
 		}
@@ -656,8 +991,7 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 		struct pc_value *val = &g->values[v];
 		struct pc_param *pt;
 		int64_t n;
-		if (!(val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && !buffer[v] &&
-		      val->first_consumer >= 0))
+		if (!weight[v])
 			continue;
 		n = pc_shape_count(&val->shape);
 		memcpy(g->params + off, val->fdata, (size_t)n * sizeof(float));
@@ -677,6 +1011,8 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 	g->n_params = total;
 out:
 	free(buffer);
+	free(weight);
+	free(src);
 	return rc;
 }
 
@@ -701,7 +1037,8 @@ int pc_graph_finish(struct pc_graph *g, struct pc_error *err)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph.output",
 				    "output '%s' is not computed by any node", g->output_name);
 	drop_unused_outputs(g);
-	if ((rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = init_nodes(g, err)) ||
+	if ((rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = fold_identities(g, err)) ||
+	    (rc = init_nodes(g, err)) ||
 	    (rc = split_params(g, err)))
 		return rc;
 	out_prod = g->values[g->output].producer;

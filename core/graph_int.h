@@ -124,6 +124,10 @@ struct pc_plan {
 int pc_plan_count_static(struct pc_plan *p, size_t bytes, struct pc_error *err);
 
 int pc_graph_lookup(const struct pc_graph *g, const char *name);
+/* Length of the longest prefix of s[0..n) that is well-formed UTF-8 (RFC
+ * 3629: no overlong forms, surrogates or code points past U+10FFFF); n when
+ * all of it is. */
+size_t pc_utf8_prefix(const unsigned char *s, size_t n);
 int pc_plan_aliases(const struct pc_plan *p, const struct pc_node *n);
 
 #endif

@@ -221,6 +221,42 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 			d->n = (int)a->n_ints;
 			d->ints = a->ints;
 			break;
+		case ATTR_STRINGS: {
+			/* one block in strs[i]: the pointers, then NUL-terminated copies */
+			size_t bytes;
+			char **list, *chars;
+			if (a->n_strings > 1024)
+				return pc_error_set(err, PC_ERR_LIMIT, where, "attribute '%s' has %zu strings", an,
+						    a->n_strings);
+			bytes = a->n_strings * sizeof(char *);
+			for (size_t k = 0; k < a->n_strings; k++) {
+				if (a->strings[k].len > (1u << 20))
+					return pc_error_set(err, PC_ERR_LIMIT, where,
+							    "attribute '%s' has a string of %zu bytes", an,
+							    a->strings[k].len);
+				bytes += a->strings[k].len + 1;
+			}
+			list = malloc(bytes + 1);
+			if (!list)
+				return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory");
+			strs[i] = (char *)list;
+			chars = (char *)(list + a->n_strings);
+			for (size_t k = 0; k < a->n_strings; k++) {
+				size_t len = a->strings[k].len;
+				if (len)
+					memcpy(chars, a->strings[k].data, len);
+				chars[len] = '\0';
+				if (strlen(chars) != len)
+					return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' holds a NUL byte",
+							    an);
+				list[k] = chars;
+				chars += len + 1;
+			}
+			d->type = PC_ATTR_STRINGS;
+			d->n = (int)a->n_strings;
+			d->strings = (const char *const *)list;
+			break;
+		}
 		case ATTR_TENSOR: {
 			char what[480];
 			snprintf(what, sizeof(what), "%s attribute '%s'", where, an);
@@ -243,7 +279,7 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 		default:
 			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
 					    "attribute '%s' has type %d; supported: float, int, string, tensor, floats, "
-					    "ints",
+					    "ints, strings",
 					    an, kind);
 		}
 	}
@@ -420,6 +456,192 @@ fail:
 	return rc ? rc : PC_ERR_FORMAT;
 }
 
+/* --- the wire format, checked before protobuf-c sees it ---------------------
+ *
+ * protobuf-c unpacks a sub-message by recursing, one C frame per level, and
+ * the ONNX schema is recursive (GraphProto > NodeProto > AttributeProto.g >
+ * GraphProto ...): a 50 KB file nesting a few thousand levels overflows the
+ * stack of the thread that loads it, the daemon's HTTP thread included. So
+ * the buffer is walked here first, without recursion: an explicit stack
+ * PC_ONNX_MAX_NESTING deep, descending exactly into the fields protobuf-c
+ * would unpack as sub-messages (read from the generated descriptors, so the
+ * walk follows core/onnx.proto if it grows). It refuses deeper nesting,
+ * malformed tags and varints, lengths past the end of their message and
+ * group wire types, each naming the byte offset; fields the schema does not
+ * know are skipped, as protobuf-c skips them.
+ *
+ * It also checks every string field: UTF-8 (names go into JSON reports and
+ * error messages, where invalid bytes would be dropped or break the body)
+ * and no NUL byte (protobuf-c would silently cut the name there). */
+
+struct wire_level {
+	const ProtobufCMessageDescriptor *desc;
+	const ProtobufCFieldDescriptor *field; /* the parent's field holding it; NULL for the model */
+	size_t index;			       /* its place among that field's occurrences */
+	size_t end;			       /* one past its last byte */
+	uint32_t seen[32];		       /* occurrences so far of each field number below 32 */
+};
+
+enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
+
+/* A varint at *pos, within end: 0; -1 when it runs past end; -2 when it is
+ * longer than 10 bytes or beyond 64 bits. */
+static int wire_varint(const unsigned char *b, size_t end, size_t *pos, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 10; i++) {
+		unsigned char c;
+		if (*pos >= end)
+			return -1;
+		c = b[(*pos)++];
+		if (i == 9 && c > 1)
+			return -2;
+		v |= (uint64_t)(c & 0x7f) << (7 * i);
+		if (!(c & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -2;
+}
+
+/* "graph.node[3].attribute[0]" for levels 1..depth, then `last` (a field of
+ * the innermost, or NULL) with its index. */
+static const char *wire_path(const struct wire_level *lv, int depth, const ProtobufCFieldDescriptor *last,
+			     size_t last_index, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 1; i <= depth + (last != NULL) && used < size; i++) {
+		const ProtobufCFieldDescriptor *f = i <= depth ? lv[i].field : last;
+		size_t index = i <= depth ? lv[i].index : last_index;
+		int w = f->label == PROTOBUF_C_LABEL_REPEATED
+				? snprintf(buf + used, size - used, "%s%s[%zu]", i > 1 ? "." : "", f->name, index)
+				: snprintf(buf + used, size - used, "%s%s", i > 1 ? "." : "", f->name);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	if (!buf[0])
+		snprintf(buf, size, "the model");
+	return buf;
+}
+
+static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
+{
+	struct wire_level lv[PC_ONNX_MAX_NESTING + 1];
+	char path[200];
+	size_t pos = 0;
+	int depth = 0;
+
+	memset(&lv[0], 0, sizeof(lv[0]));
+	lv[0].desc = &onnx__model_proto__descriptor;
+	lv[0].end = len;
+	for (;;) {
+		const ProtobufCFieldDescriptor *f;
+		struct wire_level *cur;
+		size_t at, index = 0, end;
+		uint64_t tag, n;
+		int rc;
+
+		while (pos == lv[depth].end) {
+			if (depth == 0)
+				return PC_OK;
+			depth--;
+		}
+		cur = &lv[depth];
+		end = cur->end;
+		at = pos;
+		if ((rc = wire_varint(b, end, &pos, &tag)) || tag >> 3 == 0 || tag >> 3 > 0x1fffffff)
+			return pc_error_set(err, PC_ERR_FORMAT, "model",
+					    "malformed field tag at byte offset %zu, in %s: %s", at,
+					    wire_path(lv, depth, NULL, 0, path, sizeof(path)),
+					    rc == -1   ? "it runs past the end of its message"
+					    : rc == -2 ? "a varint longer than 10 bytes"
+						       : "field number 0 or above 2^29-1");
+		f = protobuf_c_message_descriptor_get_field(cur->desc, (unsigned)(tag >> 3));
+		if (tag >> 3 < 32)
+			index = cur->seen[tag >> 3]++;
+		switch ((int)(tag & 7)) {
+		case WIRE_VARINT:
+			at = pos;
+			if ((rc = wire_varint(b, end, &pos, &n)))
+				return pc_error_set(err, PC_ERR_FORMAT, "model",
+						    "malformed varint at byte offset %zu (field %llu of %s): %s", at,
+						    (unsigned long long)(tag >> 3),
+						    wire_path(lv, depth, NULL, 0, path, sizeof(path)),
+						    rc == -1 ? "it runs past the end of its message"
+							     : "longer than 10 bytes or beyond 64 bits");
+			break;
+		case WIRE_FIXED64:
+		case WIRE_FIXED32: {
+			size_t w = (tag & 7) == WIRE_FIXED64 ? 8 : 4;
+			if (end - pos < w)
+				return pc_error_set(err, PC_ERR_FORMAT, "model",
+						    "field %llu at byte offset %zu (in %s) needs %zu bytes; its message "
+						    "has %zu left",
+						    (unsigned long long)(tag >> 3), at,
+						    wire_path(lv, depth, NULL, 0, path, sizeof(path)), w, end - pos);
+			pos += w;
+			break;
+		}
+		case WIRE_LEN:
+			if ((rc = wire_varint(b, end, &pos, &n)) || n > end - pos) {
+				char what[240];
+				if (f)
+					wire_path(lv, depth, f, index, what, sizeof(what));
+				else
+					snprintf(what, sizeof(what), "field %llu of %s", (unsigned long long)(tag >> 3),
+						 wire_path(lv, depth, NULL, 0, path, sizeof(path)));
+				return pc_error_set(err, PC_ERR_FORMAT, "model", "%s at byte offset %zu: %s", what, at,
+						    rc == -1   ? "its length runs past the end of its message"
+						    : rc == -2 ? "its length is a varint longer than 10 bytes"
+							       : "its length passes the end of its message");
+			}
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (depth == PC_ONNX_MAX_NESTING)
+					return pc_error_set(
+						err, PC_ERR_LIMIT, "model",
+						"sub-messages nest to depth %d at byte offset %zu (%s); the limit is %d "
+						"(no model paracorr can run nests this deep)",
+						depth + 1, at, wire_path(lv, depth, f, index, path, sizeof(path)),
+						PC_ONNX_MAX_NESTING);
+				depth++;
+				memset(&lv[depth], 0, sizeof(lv[depth]));
+				lv[depth].desc = f->descriptor;
+				lv[depth].field = f;
+				lv[depth].index = index;
+				lv[depth].end = pos + n;
+				continue;
+			}
+			if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+				size_t ok = pc_utf8_prefix(b + pos, n);
+				const void *nul = memchr(b + pos, 0, n);
+				if (nul && (size_t)((const unsigned char *)nul - (b + pos)) <= ok)
+					return pc_error_set(err, PC_ERR_FORMAT, "model",
+							    "%s holds a NUL byte at byte offset %zu",
+							    wire_path(lv, depth, f, index, path, sizeof(path)),
+							    (size_t)((const unsigned char *)nul - b));
+				if (ok < n)
+					return pc_error_set(err, PC_ERR_FORMAT, "model",
+							    "%s is not valid UTF-8: byte 0x%02x at byte offset %zu",
+							    wire_path(lv, depth, f, index, path, sizeof(path)), b[pos + ok],
+							    pos + ok);
+			}
+			pos += n;
+			break;
+		default:
+			return pc_error_set(err, PC_ERR_FORMAT, "model",
+					    "field %llu at byte offset %zu (in %s) has wire type %d; protobuf groups "
+					    "and unknown wire types are not ONNX",
+					    (unsigned long long)(tag >> 3), at,
+					    wire_path(lv, depth, NULL, 0, path, sizeof(path)), (int)(tag & 7));
+		}
+	}
+}
+
 int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, struct pc_error *err)
 {
 	Onnx__ModelProto *m;
@@ -431,6 +653,8 @@ int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, str
 	if (len > PC_ONNX_MAX_BYTES)
 		return pc_error_set(err, PC_ERR_LIMIT, "model", "the file has %zu bytes; the limit is %zu", len,
 				    PC_ONNX_MAX_BYTES);
+	if ((rc = check_wire(data, len, err)))
+		return rc;
 	m = onnx__model_proto__unpack(NULL, len, data);
 	if (!m)
 		return pc_error_set(err, PC_ERR_FORMAT, "model",
@@ -521,6 +745,116 @@ static int set_raw(Onnx__TensorProto *t, const float *data, const struct pc_shap
 	return 0;
 }
 
+/* A float initializer named name holding data (shape's count of floats),
+ * allocated as protobuf-c frees it. */
+static Onnx__TensorProto *new_initializer(const char *name, const struct pc_shape *shape, const float *data)
+{
+	Onnx__TensorProto *t = malloc(sizeof(*t));
+	size_t n = (size_t)pc_shape_count(shape);
+
+	if (!t)
+		return NULL;
+	onnx__tensor_proto__init(t);
+	t->name = malloc(strlen(name) + 1);
+	t->dims = malloc((size_t)shape->ndim * sizeof(*t->dims) + 1);
+	t->raw_data.data = malloc(n * sizeof(float) + 1);
+	if (!t->name || !t->dims || !t->raw_data.data) {
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+		return NULL;
+	}
+	memcpy(t->name, name, strlen(name) + 1);
+	t->n_dims = (size_t)shape->ndim;
+	for (int d = 0; d < shape->ndim; d++)
+		t->dims[d] = shape->dim[d];
+	t->has_data_type = 1;
+	t->data_type = ONNX_FLOAT;
+	t->has_raw_data = 1;
+	t->raw_data.len = n * sizeof(float);
+	memcpy(t->raw_data.data, data, n * sizeof(float));
+	return t;
+}
+
+/* The graph value a source Identity node names as its output, or NULL. */
+static const struct pc_value *identity_output(const Onnx__NodeProto *np, const struct pc_graph *g)
+{
+	int v;
+
+	if (!np->op_type || strcmp(np->op_type, "Identity") != 0 || np->n_input != 1 || np->n_output != 1 ||
+	    !np->input[0] || !np->output[0] || (v = pc_graph_lookup(g, np->output[0])) < 0)
+		return NULL;
+	return &g->values[v];
+}
+
+/* Whether the graph made val (an Identity output in the source) an
+ * initializer of its own. */
+static int is_folded(const struct pc_value *val)
+{
+	return val && val->producer < 0 &&
+	       (val->kind == PC_VALUE_PARAM || (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata));
+}
+
+/* The source's Identity nodes that loading folded (graph.c's
+ * fold_identities): an Identity output the graph holds as an initializer of
+ * its own (running statistics copied out of a weight, a weight copied out
+ * of statistics) becomes that initializer, with the graph's values, and the
+ * node goes; one the graph made read another initializer reads it here too.
+ * *params counts the weight tensors written. */
+static int write_folded(Onnx__GraphProto *gp, const struct pc_graph *g, const float *weights, int *params,
+			struct pc_error *err)
+{
+	size_t add = 0, keep = 0, k;
+	int rc = PC_OK;
+
+	/* counted first, so that the initializer list grows once and the node
+	 * list is compacted in one pass: linear however many there are */
+	for (k = 0; k < gp->n_node; k++)
+		add += is_folded(identity_output(gp->node[k], g));
+	if (add) {
+		Onnx__TensorProto **grown = realloc(gp->initializer, (gp->n_initializer + add) * sizeof(*grown));
+		if (!grown)
+			return pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+		gp->initializer = grown;
+	}
+	for (k = 0; k < gp->n_node && !rc; k++) {
+		Onnx__NodeProto *np = gp->node[k];
+		const struct pc_value *val = identity_output(np, g);
+		Onnx__TensorProto *t;
+
+		if (val && val->producer >= 0) {
+			const struct pc_node *gn = &g->nodes[val->producer];
+			const char *reads = gn->op == PC_OP_IDENTITY && gn->in[0] >= 0 ? g->values[gn->in[0]].name : NULL;
+			if (reads && strcmp(reads, np->input[0]) != 0) {
+				char *name = malloc(strlen(reads) + 1);
+				if (!name) {
+					rc = pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+					break;
+				}
+				memcpy(name, reads, strlen(reads) + 1);
+				free(np->input[0]);
+				np->input[0] = name;
+			}
+		}
+		if (!is_folded(val)) {
+			gp->node[keep++] = np;
+			continue;
+		}
+		t = new_initializer(val->name, &val->shape,
+				    val->kind == PC_VALUE_PARAM ? weights + g->ptab[val->param].offset : val->fdata);
+		if (!t) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, val->name, "out of memory");
+			break;
+		}
+		gp->initializer[gp->n_initializer++] = t;
+		*params += val->kind == PC_VALUE_PARAM;
+		protobuf_c_message_free_unpacked(&np->base, NULL);
+	}
+	/* on an error the nodes not reached stay, so that the model frees whole */
+	for (; k < gp->n_node; k++)
+		gp->node[keep++] = gp->node[k];
+	gp->n_node = keep;
+	return rc;
+}
+
 int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
 				unsigned char **out, size_t *out_len, struct pc_error *err)
 {
@@ -529,6 +863,9 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 
 	*out = NULL;
 	*out_len = 0;
+	/* the source was loaded once, but it is read again: the same guard */
+	if ((rc = check_wire(src, len, err)))
+		return rc;
 	if (!(m = onnx__model_proto__unpack(NULL, len, src)))
 		return pc_error_set(err, PC_ERR_FORMAT, "model", "the source does not decode as an ONNX ModelProto");
 	if (!m->graph) {
@@ -578,6 +915,8 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 		t->has_raw_data = 1;
 		replaced++;
 	}
+	if ((rc = write_folded(m->graph, g, weights, &replaced, err)))
+		goto out;
 	if (replaced != pc_graph_param_tensors(g)) {
 		rc = pc_error_set(err, PC_ERR_FORMAT, "model", "the source has %d of the graph's %d weight tensors",
 				  replaced, pc_graph_param_tensors(g));

@@ -245,6 +245,13 @@ TEST(workers_cancel_queued_and_running)
 	CHECK_INT(pcd_store_job_cancel(e.store, a.id, &after, &err), PC_OK);
 	CHECK_INT(after, PCD_JOB_RUNNING);
 	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_CANCELLED, 30), PCD_JOB_CANCELLED);
+	{
+		/* the worker writes the status, then leaves its job: give it
+		 * that moment (bounded) before asking that it is idle */
+		struct timespec tick = {0, 10 * 1000000L};
+		for (int i = 0; i < 1000 && pcd_workers_busy(w); i++)
+			nanosleep(&tick, NULL);
+	}
 	CHECK_INT(pcd_workers_busy(w), 0);
 	pcd_workers_free(w);
 	pcd_job_free(&a);

@@ -1,4 +1,4 @@
-/* ops/norm: BatchNormalization.
+/* ops/norm: BatchNormalization, and LayerNormalization (at the end).
  *
  * paracorr measures a trained model, so the running mean and variance
  * (inputs 3 and 4, buffers with no gradient) normalise every batch,
@@ -272,4 +272,249 @@ void pc_batchnorm_backward(struct pc_plan *p, const struct pc_node *n)
 		if (dbias)
 			dbias[ch] += (float)sum_dy;
 	}
+}
+
+/* --- LayerNormalization --------------------------------------------------------- */
+
+/* LayerNormalization (opset 17) normalises each row of X seen as [rows, h],
+ * h the product of the axes from `axis` on, then applies Scale and the
+ * optional B. Per row, in double: the mean, then the variance as the mean
+ * of squared deviations from it (two passes: no cancellation between E[x^2]
+ * and E[x]^2, which loses everything when |mean| >> std), then
+ * inv = 1 / sqrt(var + epsilon); Y = (x - mean) * inv * Scale + B, rounded
+ * to float once per factor. stash_type 1 (float) asks for stage one in
+ * float at least; double is at least that, so 1 and 11 (double) are
+ * accepted and compute the same.
+ *
+ * Scale and B may be the normalised shape or a suffix of it (leading 1s
+ * allowed): Scale [D] under axis = -2 repeats along the rows of [T, D]. A
+ * broadcast of any other pattern is refused at load.
+ *
+ * The optional outputs Mean and InvStdDev ([d0 .. d(axis-1), 1 .. 1]) are
+ * computed when something reads them, and carry gradient back to X:
+ * d mean / dx = 1 / h, d inv / dx = -inv^2 * xhat / h.
+ *
+ * Backward recomputes each row's statistics from X (the same code, so the
+ * same numbers as forward) rather than keeping them: the workspace is
+ * shared between nodes, and nothing would be saved that costs more than a
+ * pass over the row. With g = dY * Scale and xhat = (x - mean) * inv,
+ *   dX += inv * (g - mean(g) - xhat * mean(g * xhat)),
+ *   dScale += sum over rows of dY * xhat, dB += sum over rows of dY,
+ * the last two accumulated in double in the workspace. */
+
+struct ln_priv {
+	int64_t axis;
+	float epsilon;
+};
+
+struct ln_geom {
+	int64_t rows, h;
+	int64_t sn, bn; /* Scale's and B's element counts: their period along a row */
+	struct pc_shape stat; /* Mean's and InvStdDev's shape */
+};
+
+int pc_layernorm_init(struct pc_node *n, struct pc_error *err)
+{
+	struct ln_priv *pr;
+	int64_t axis, stash;
+	float eps;
+	int rc;
+
+	if (pc_op_opset(n) < 17)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "LayerNormalization exists from opset 17; the model is at %d", pc_op_opset(n));
+	if ((rc = pc_attr_int(n, "axis", -1, &axis, err)) || (rc = pc_attr_float(n, "epsilon", 1e-5f, &eps, err)) ||
+	    (rc = pc_attr_int(n, "stash_type", 1, &stash, err)))
+		return rc;
+	if (!(eps >= 0.0f) || isinf(eps))
+		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'epsilon' is %g; it must be finite and >= 0",
+				     (double)eps);
+	if (stash != PC_DTYPE_FLOAT && stash != 11)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "attribute 'stash_type' is %lld; supported: 1 (float) and 11 (double)",
+				     (long long)stash);
+	pr = malloc(sizeof(*pr));
+	if (!pr)
+		return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory");
+	pr->axis = axis;
+	pr->epsilon = eps;
+	free(n->priv);
+	n->priv = pr;
+	return PC_OK;
+}
+
+/* Scale or B (input i) must be the normalised shape x[ax..] or a suffix of
+ * it, leading 1s allowed. */
+static int ln_check_affine(struct pc_plan *p, const struct pc_node *n, int i, int ax, int64_t *period,
+			   struct pc_error *err)
+{
+	const struct pc_tensor *x = pc_op_in(p, n, 0), *t = pc_op_in(p, n, i);
+	const struct pc_shape *xs = &x->shape, *ts = &t->shape;
+	int lead = 0, k;
+	char a[96], b[96];
+
+	while (lead < ts->ndim && ts->dim[lead] == 1)
+		lead++;
+	k = ts->ndim - lead; /* rank after the leading 1s */
+	if (k > xs->ndim - ax)
+		goto bad;
+	for (int j = 0; j < k; j++)
+		if (ts->dim[lead + j] != xs->dim[xs->ndim - k + j])
+			goto bad;
+	*period = t->numel;
+	return PC_OK;
+bad:
+	return pc_node_error(err, n, PC_ERR_SHAPE,
+			     "%s (input %d) has shape %s; it must be the normalised shape of X %s from axis %d, or "
+			     "a suffix of it",
+			     i == 1 ? "Scale" : "B", i, pc_shape_format(ts, a, sizeof(a)), pc_shape_format(xs, b, sizeof(b)),
+			     ax);
+}
+
+static int ln_geometry(struct pc_plan *p, const struct pc_node *n, struct ln_geom *g, struct pc_error *err)
+{
+	const struct ln_priv *pr = pc_op_priv(n);
+	const struct pc_shape *xs = &pc_op_in(p, n, 0)->shape;
+	int64_t axis = pr->axis < 0 ? pr->axis + xs->ndim : pr->axis;
+	char buf[96];
+	int ax, rc;
+
+	if (axis < 0 || axis > xs->ndim)
+		return pc_node_error(err, n, PC_ERR_SHAPE, "attribute 'axis' = %lld is out of range for X %s",
+				     (long long)pr->axis, pc_shape_format(xs, buf, sizeof(buf)));
+	ax = (int)axis;
+	g->rows = pc_shape_span(xs, 0, ax);
+	g->h = pc_shape_span(xs, ax, xs->ndim);
+	g->bn = 0;
+	if ((rc = ln_check_affine(p, n, 1, ax, &g->sn, err)))
+		return rc;
+	if (pc_op_in(p, n, 2) && (rc = ln_check_affine(p, n, 2, ax, &g->bn, err)))
+		return rc;
+	g->stat = *xs;
+	for (int i = ax; i < xs->ndim; i++)
+		g->stat.dim[i] = 1;
+	return PC_OK;
+}
+
+int pc_layernorm_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
+{
+	struct ln_geom g;
+	int rc;
+
+	if ((rc = pc_op_need_float(p, n, 0, err)) || (rc = pc_op_need_float(p, n, 1, err)))
+		return rc;
+	if (pc_op_in(p, n, 2) && (rc = pc_op_need_float(p, n, 2, err)))
+		return rc;
+	if ((rc = ln_geometry(p, n, &g, err)))
+		return rc;
+	if ((rc = pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &pc_op_in(p, n, 0)->shape, err)) ||
+	    (rc = pc_op_set_output(p, n, 1, PC_DTYPE_FLOAT, &g.stat, err)) ||
+	    (rc = pc_op_set_output(p, n, 2, PC_DTYPE_FLOAT, &g.stat, err)))
+		return rc;
+	/* backward's double accumulators of dScale and dB */
+	pc_op_reserve_ws(p, (size_t)(g.sn + g.bn) * 2);
+	return PC_OK;
+}
+
+/* One row's mean and 1 / sqrt(var + eps), in double. */
+static void ln_stats(const float *x, int64_t h, double eps, double *mean, double *inv)
+{
+	double s = 0.0, sq = 0.0, m;
+
+	for (int64_t j = 0; j < h; j++)
+		s += x[j];
+	m = s / (double)h;
+	for (int64_t j = 0; j < h; j++) {
+		double d = (double)x[j] - m;
+		sq += d * d;
+	}
+	*mean = m;
+	*inv = 1.0 / sqrt(sq / (double)h + eps);
+}
+
+void pc_layernorm_forward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct ln_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *x = pc_op_in(p, n, 0), *sc = pc_op_in(p, n, 1), *bi = pc_op_in(p, n, 2);
+	struct pc_tensor *tm = pc_op_out(p, n, 1), *ti = pc_op_out(p, n, 2);
+	float *y = pc_op_out(p, n, 0)->data;
+	struct ln_geom g;
+
+	if (ln_geometry(p, n, &g, NULL))
+		return;
+	for (int64_t r = 0; r < g.rows; r++) {
+		const float *xr = x->data + r * g.h;
+		float *yr = y + r * g.h;
+		double mean = NAN, inv = NAN;
+		if (g.h > 0)
+			ln_stats(xr, g.h, pr->epsilon, &mean, &inv);
+		if (tm)
+			tm->data[r] = (float)mean;
+		if (ti)
+			ti->data[r] = (float)inv;
+		/* the row in periods of Scale (and B): no index arithmetic inside */
+		for (int64_t base = 0; base < g.h; base += g.sn) {
+			const float *s = sc->data;
+			for (int64_t k = 0; k < g.sn; k++)
+				yr[base + k] = (float)(((double)xr[base + k] - mean) * inv) * s[k];
+		}
+		if (bi)
+			for (int64_t base = 0; base < g.h; base += g.bn)
+				for (int64_t k = 0; k < g.bn; k++)
+					yr[base + k] += bi->data[k];
+	}
+}
+
+void pc_layernorm_backward(struct pc_plan *p, const struct pc_node *n)
+{
+	const struct ln_priv *pr = pc_op_priv(n);
+	const struct pc_tensor *x = pc_op_in(p, n, 0), *sc = pc_op_in(p, n, 1), *bi = pc_op_in(p, n, 2);
+	const struct pc_tensor *tm = pc_op_out(p, n, 1), *ti = pc_op_out(p, n, 2);
+	const float *dy = pc_op_out(p, n, 0)->grad;
+	const float *dmean = tm ? tm->grad : NULL, *dinv = ti ? ti->grad : NULL;
+	float *dx = x->grad, *ds = sc->grad, *db = bi ? bi->grad : NULL;
+	double *acc_s = (double *)pc_op_ws(p), *acc_b;
+	struct ln_geom g;
+
+	if (ln_geometry(p, n, &g, NULL) || g.h == 0)
+		return;
+	acc_b = acc_s + g.sn;
+	for (int64_t k = 0; k < g.sn + g.bn; k++)
+		acc_s[k] = 0.0;
+	for (int64_t r = 0; r < g.rows; r++) {
+		const float *xr = x->data + r * g.h, *gr = dy ? dy + r * g.h : NULL;
+		const float *s = sc->data;
+		double mean, inv, sum_g = 0.0, sum_gx = 0.0, h = (double)g.h, c_mean, c_x;
+		ln_stats(xr, g.h, pr->epsilon, &mean, &inv);
+		if (gr) {
+			for (int64_t base = 0; base < g.h; base += g.sn)
+				for (int64_t k = 0; k < g.sn; k++) {
+					double gj = (double)gr[base + k] * s[k], xh = ((double)xr[base + k] - mean) * inv;
+					sum_g += gj;
+					sum_gx += gj * xh;
+					if (ds)
+						acc_s[k] += (double)gr[base + k] * xh;
+				}
+			if (db)
+				for (int64_t base = 0; base < g.h; base += g.bn)
+					for (int64_t k = 0; k < g.bn; k++)
+						acc_b[k] += gr[base + k];
+		}
+		if (!dx)
+			continue;
+		/* dx_j = inv * g_j + c_mean + c_x * xhat_j */
+		c_mean = -inv * sum_g / h + (dmean ? dmean[r] / h : 0.0);
+		c_x = -inv * sum_gx / h - (dinv ? dinv[r] * inv * inv / h : 0.0);
+		for (int64_t base = 0; base < g.h; base += g.sn)
+			for (int64_t k = 0; k < g.sn; k++) {
+				double gj = gr ? (double)gr[base + k] * s[k] : 0.0, xh = ((double)xr[base + k] - mean) * inv;
+				dx[r * g.h + base + k] += (float)(inv * gj + c_mean + c_x * xh);
+			}
+	}
+	if (ds)
+		for (int64_t k = 0; k < g.sn; k++)
+			ds[k] += (float)acc_s[k];
+	if (db)
+		for (int64_t k = 0; k < g.bn; k++)
+			db[k] += (float)acc_b[k];
 }

@@ -37,37 +37,73 @@
 #include "paracorr/tensor.h"
 
 #define PC_OP_LIST(X)                                                                                             \
-	X(GEMM)                                                                                           \
-	X(MATMUL)                                                                                       \
-	X(ADD)                                                                                             \
-	X(SUB)                                                                                             \
-	X(MUL)                                                                                             \
-	X(DIV)                                                                                             \
-	X(RELU)                                                                                           \
-	X(LEAKYRELU)                                                                                 \
-	X(SIGMOID)                                                                                     \
-	X(TANH)                                                                                           \
-	X(SOFTMAX)                                                                                     \
-	X(LOGSOFTMAX)                                                                               \
-	X(CLIP)                                                                                           \
-	X(CONV)                                                                                           \
-	X(MAXPOOL)                                                                                     \
-	X(AVERAGEPOOL)                                                                             \
-	X(GLOBALAVERAGEPOOL)                                                                 \
-	X(BATCHNORM)                                                                        \
-	X(FLATTEN)                                                                                     \
-	X(RESHAPE)                                                                                     \
-	X(TRANSPOSE)                                                                                 \
-	X(CONCAT)                                                                                       \
-	X(PAD)                                                                                             \
-	X(IDENTITY)                                                                                   \
-	X(DROPOUT)                                                                                     \
-	X(CONSTANT)                                                                                   \
-	X(SHAPE)                                                                                         \
-	X(GATHER)                                                                                       \
-	X(UNSQUEEZE)                                                                                 \
-	X(SQUEEZE)                                                                                     \
-	X(CAST)
+	X(GEMM)                                                                                                      \
+	X(MATMUL)                                                                                                    \
+	X(ADD)                                                                                                       \
+	X(SUB)                                                                                                       \
+	X(MUL)                                                                                                       \
+	X(DIV)                                                                                                       \
+	X(RELU)                                                                                                      \
+	X(LEAKYRELU)                                                                                                 \
+	X(SIGMOID)                                                                                                   \
+	X(TANH)                                                                                                      \
+	X(SOFTMAX)                                                                                                   \
+	X(LOGSOFTMAX)                                                                                                \
+	X(CLIP)                                                                                                      \
+	X(CONV)                                                                                                      \
+	X(MAXPOOL)                                                                                                   \
+	X(AVERAGEPOOL)                                                                                               \
+	X(GLOBALAVERAGEPOOL)                                                                                         \
+	X(BATCHNORM)                                                                                                 \
+	X(FLATTEN)                                                                                                   \
+	X(RESHAPE)                                                                                                   \
+	X(TRANSPOSE)                                                                                                 \
+	X(CONCAT)                                                                                                    \
+	X(PAD)                                                                                                       \
+	X(IDENTITY)                                                                                                  \
+	X(DROPOUT)                                                                                                   \
+	X(CONSTANT)                                                                                                  \
+	X(SHAPE)                                                                                                     \
+	X(GATHER)                                                                                                    \
+	X(UNSQUEEZE)                                                                                                 \
+	X(SQUEEZE)                                                                                                   \
+	X(CAST)                                                                                                      \
+	X(ABS)                                                                                                       \
+	X(NEG)                                                                                                       \
+	X(RECIPROCAL)                                                                                                \
+	X(SQRT)                                                                                                      \
+	X(EXP)                                                                                                       \
+	X(LOG)                                                                                                       \
+	X(ERF)                                                                                                       \
+	X(HARDSWISH)                                                                                                 \
+	X(HARDSIGMOID)                                                                                               \
+	X(POW)                                                                                                       \
+	X(REDUCESUM)                                                                                                 \
+	X(REDUCEMEAN)                                                                                                \
+	X(REDUCEMAX)                                                                                                 \
+	X(REDUCEMIN)                                                                                                 \
+	X(LAYERNORM)                                                                                                 \
+	X(LSTM)                                                                                                      \
+	X(GRU)                                                                                                       \
+	X(EQUAL)                                                                                                     \
+	X(LESS)                                                                                                      \
+	X(GREATER)                                                                                                   \
+	X(LESSOREQUAL)                                                                                               \
+	X(GREATEROREQUAL)                                                                                            \
+	X(NOT)                                                                                                       \
+	X(AND)                                                                                                       \
+	X(OR)                                                                                                        \
+	X(XOR)                                                                                                       \
+	X(WHERE)                                                                                                     \
+	X(MOD)                                                                                                       \
+	X(CONSTANTOFSHAPE)                                                                                           \
+	X(RANGE)                                                                                                     \
+	X(TRILU)                                                                                                     \
+	X(SLICE)                                                                                                     \
+	X(SPLIT)                                                                                                     \
+	X(EXPAND)                                                                                                    \
+	X(TILE)                                                                                                      \
+	X(SCATTERND)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -93,6 +129,9 @@ struct pc_op_def {
 	/* The forward writes relu(output 0) to p->relu_out as well, when the
 	 * plan sets it (a Relu follows and nothing else reads the output). */
 	int relu_epilogue;
+	/* Outputs are positional (Split): an unused one is left unwritten but
+	 * still counts, instead of being trimmed off the end at load. */
+	int keep_outputs;
 	int (*init)(struct pc_node *n, struct pc_error *err);
 	int (*infer)(struct pc_plan *p, const struct pc_node *n, struct pc_error *err);
 	void (*forward)(struct pc_plan *p, const struct pc_node *n);
@@ -206,6 +245,7 @@ PC_OP_DECLARE(pc_avgpool);
 PC_OP_DECLARE(pc_globalavgpool);
 /* norm.c */
 PC_OP_DECLARE(pc_batchnorm);
+PC_OP_DECLARE(pc_layernorm);
 /* shape.c */
 PC_OP_DECLARE(pc_flatten);
 PC_OP_DECLARE(pc_reshape);
@@ -216,9 +256,34 @@ PC_OP_DECLARE(pc_identity);
 PC_OP_DECLARE(pc_dropout);
 PC_OP_DECLARE(pc_constant);
 PC_OP_DECLARE(pc_shapeop);
-PC_OP_DECLARE(pc_gather);
 PC_OP_DECLARE(pc_unsqueeze);
 PC_OP_DECLARE(pc_squeeze);
 PC_OP_DECLARE(pc_cast);
+/* unary.c: Abs, Neg, Reciprocal, Sqrt, Exp, Log, Erf and HardSwish share one
+ * implementation */
+PC_OP_DECLARE(pc_unary);
+PC_OP_DECLARE(pc_hardsigmoid);
+PC_OP_DECLARE(pc_pow);
+/* reduce.c: ReduceSum, ReduceMean, ReduceMax, ReduceMin share one implementation */
+PC_OP_DECLARE(pc_reduce);
+/* rnn.c */
+PC_OP_DECLARE(pc_lstm);
+PC_OP_DECLARE(pc_gru);
+/* logic.c: the comparisons share one implementation, And/Or/Xor another */
+PC_OP_DECLARE(pc_compare);
+PC_OP_DECLARE(pc_not);
+PC_OP_DECLARE(pc_logical);
+PC_OP_DECLARE(pc_where);
+PC_OP_DECLARE(pc_mod);
+PC_OP_DECLARE(pc_constofshape);
+PC_OP_DECLARE(pc_range);
+PC_OP_DECLARE(pc_trilu);
+/* index.c */
+PC_OP_DECLARE(pc_gather);
+PC_OP_DECLARE(pc_slice);
+PC_OP_DECLARE(pc_split);
+PC_OP_DECLARE(pc_expand);
+PC_OP_DECLARE(pc_tile);
+PC_OP_DECLARE(pc_scatternd);
 
 #endif

@@ -10,11 +10,13 @@
  *
  * The shape subgraph of a dynamic-batch export (Shape, Gather, Unsqueeze,
  * Concat, Constant, Cast) is folded at prepare time: each plan knows its
- * batch size, so every int64 value is static and Reshape receives a known
- * target shape. Transpose, Concat and Pad also run on float activations,
- * with backward passes that add into the input gradients. Cast between
- * float and int64 exists only as folding of static values: a run-time
- * activation cast to int64 cannot carry a gradient and is rejected. */
+ * batch size, so those int64 values are static and Reshape receives a known
+ * target shape (Gather and the other indexing ops are in index.c).
+ * Transpose and Concat also run on run-time tensors of any element type,
+ * Pad on float ones, with backward passes that add into the input
+ * gradients. Cast converts between float, int64 and bool (and keeps double,
+ * float16 and int32 as those, see below), on static values or at run time;
+ * only a float to float cast passes a gradient. */
 #include "../graph_int.h"
 
 #include <math.h>
@@ -396,34 +398,22 @@ int pc_transpose_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 	s.ndim = w.nd;
 	for (int i = 0; i < w.nd; i++)
 		s.dim[i] = w.dim[i];
-	if (in->is_static && in->dtype == PC_DTYPE_INT64) {
-		int64_t *o = pc_op_static_int64(p, n, 0, &s, err);
-		if (!o)
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			o[k] = in->ival[w.off];
-		return PC_OK;
-	}
-	if (in->is_static) {
-		float *o = pc_op_static_float(p, n, 0, &s, err);
-		if (!o)
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			o[k] = in->data[w.off];
-		return PC_OK;
-	}
-	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+	/* a static input is folded by the plan through the forward */
+	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
 }
 
 void pc_transpose_forward(struct pc_plan *p, const struct pc_node *n)
 {
-	const struct pc_tensor *in = pc_op_in(p, n, 0);
-	float *y = pc_op_out(p, n, 0)->data;
+	const struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0);
 	struct walk w;
 
 	transpose_walk(n, &in->shape, &w);
-	for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-		y[k] = in->data[w.off];
+	if (in->dtype == PC_DTYPE_FLOAT)
+		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+			out->data[k] = in->data[w.off];
+	else /* int64 and bool: both one int64_t per element */
+		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
+			out->ival[k] = in->ival[w.off];
 }
 
 void pc_transpose_backward(struct pc_plan *p, const struct pc_node *n)
@@ -476,11 +466,9 @@ int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 {
 	const struct axis_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *first = pc_op_in(p, n, 0);
-	int r = first->shape.ndim, axis = pc_axis(pr->axis, r), all_static = 1;
+	int r = first->shape.ndim, axis = pc_axis(pr->axis, r);
 	struct pc_shape s = first->shape;
-	struct pc_tensor *out;
 	char a[96], b[96];
-	int rc;
 
 	if (axis < 0)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the inputs have rank %d",
@@ -503,29 +491,21 @@ int pc_concat_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 						     i, pc_shape_format(&t->shape, a, sizeof(a)),
 						     pc_shape_format(&first->shape, b, sizeof(b)), axis);
 		s.dim[axis] += t->shape.dim[axis];
-		all_static &= t->is_static;
 	}
-	if (all_static) {
-		void *dst = first->dtype == PC_DTYPE_FLOAT ? (void *)pc_op_static_float(p, n, 0, &s, err)
-							  : (void *)pc_op_static_int64(p, n, 0, &s, err);
-		if (!dst)
-			return err_code(err);
-		out = pc_op_out(p, n, 0);
-		concat_copy(p, n, axis, out, dst,
-			    first->dtype == PC_DTYPE_FLOAT ? sizeof(float) : sizeof(int64_t));
-		return PC_OK;
-	}
-	if ((rc = pc_op_need_float(p, n, 0, err)))
-		return rc;
-	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &s, err);
+	/* all-static inputs (shape arithmetic) are folded by the plan */
+	return pc_op_set_output(p, n, 0, first->dtype, &s, err);
 }
 
 void pc_concat_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct axis_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *out = pc_op_out(p, n, 0);
+	int axis = pc_axis(pr->axis, out->shape.ndim);
 
-	concat_copy(p, n, pc_axis(pr->axis, out->shape.ndim), out, out->data, sizeof(float));
+	if (out->dtype == PC_DTYPE_FLOAT)
+		concat_copy(p, n, axis, out, out->data, sizeof(float));
+	else
+		concat_copy(p, n, axis, out, out->ival, sizeof(int64_t));
 }
 
 void pc_concat_backward(struct pc_plan *p, const struct pc_node *n)
@@ -824,61 +804,6 @@ int pc_shapeop_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error
 	return PC_OK;
 }
 
-/* --- Gather ------------------------------------------------------------------------------ */
-
-int pc_gather_init(struct pc_node *n, struct pc_error *err)
-{
-	return init_axis(n, 0, err);
-}
-
-int pc_gather_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
-{
-	const struct axis_priv *pr = pc_op_priv(n);
-	const struct pc_tensor *data = pc_op_in(p, n, 0), *ind = pc_op_in(p, n, 1);
-	int r = data->shape.ndim, axis, rc;
-	int64_t outer, inner, len, *o;
-	struct pc_shape s;
-
-	if (data->dtype != PC_DTYPE_INT64 || !data->is_static)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-				     "Gather runs only on int64 shape values known before the run; input 0 is a "
-				     "%s%s tensor",
-				     data->is_static ? "constant " : "run-time ", pc_dtype_name(data->dtype));
-	if ((rc = pc_op_need_static_int64(p, n, 1, err)))
-		return rc;
-	axis = pc_axis(pr->axis, r);
-	if (axis < 0)
-		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the data has rank %d",
-				     (long long)pr->axis, r);
-	if (r - 1 + ind->shape.ndim > PC_MAX_DIMS)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "the output would have rank %d; at most %d",
-				     r - 1 + ind->shape.ndim, PC_MAX_DIMS);
-	len = data->shape.dim[axis];
-	for (int64_t k = 0; k < ind->numel; k++)
-		if (ind->ival[k] < -len || ind->ival[k] >= len)
-			return pc_node_error(err, n, PC_ERR_SHAPE, "index %lld is out of range for axis %d of size %lld",
-					     (long long)ind->ival[k], axis, (long long)len);
-	s.ndim = 0;
-	for (int i = 0; i < axis; i++)
-		s.dim[s.ndim++] = data->shape.dim[i];
-	for (int i = 0; i < ind->shape.ndim; i++)
-		s.dim[s.ndim++] = ind->shape.dim[i];
-	for (int i = axis + 1; i < r; i++)
-		s.dim[s.ndim++] = data->shape.dim[i];
-	if (!(o = pc_op_static_int64(p, n, 0, &s, err)))
-		return err_code(err);
-	outer = pc_shape_span(&data->shape, 0, axis);
-	inner = pc_shape_span(&data->shape, axis + 1, r);
-	for (int64_t a = 0; a < outer; a++)
-		for (int64_t k = 0; k < ind->numel; k++) {
-			int64_t j = ind->ival[k] < 0 ? ind->ival[k] + len : ind->ival[k];
-			const int64_t *src = data->ival + (a * len + j) * inner;
-			for (int64_t c = 0; c < inner; c++)
-				*o++ = src[c];
-		}
-	return PC_OK;
-}
-
 /* --- Unsqueeze, Squeeze ---------------------------------------------------------------------- */
 
 struct axes_priv {
@@ -1016,13 +941,35 @@ int pc_squeeze_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error
 
 /* --- Cast ------------------------------------------------------------------------------------- */
 
+/* The plan stores float, int64 and bool elements only, so each destination
+ * type is kept as one of them, and only where its values can be held
+ * exactly:
+ *   FLOAT, DOUBLE, FLOAT16 -> float. DOUBLE from float or bool is exact
+ *     (every float is a double); from int64 only known values up to 2^24
+ *     in magnitude are (float holds them exactly), others are refused.
+ *     FLOAT16 rounds each value to the nearest half (ties to even; past
+ *     65504 to infinity) and keeps it as float. Arithmetic after the cast
+ *     is float32 either way, more precise than a double or half graph
+ *     would be only in the last bits.
+ *   INT64, INT32 -> int64. INT32 keeps what an int32 would hold: an int64
+ *     keeps its low 32 bits (wraps, as numpy and torch do); a float is
+ *     truncated toward zero.
+ *   BOOL -> bool: 0 is false, anything else (NaN too) true.
+ * A float that does not fit the integer type is an error at load when it
+ * is known then; at run time it becomes the type's minimum, as x86's
+ * conversion (and so torch and onnxruntime there) gives for it and for NaN.
+ * Every other destination is refused at load, naming `to`. A gradient
+ * flows only from a float output to a float input (unrounded through
+ * FLOAT16, as a straight-through estimate). */
 struct cast_priv {
-	enum pc_dtype to;
+	int to;		    /* the ONNX type code */
+	enum pc_dtype store; /* how the plan keeps it */
 };
 
 int pc_cast_init(struct pc_node *n, struct pc_error *err)
 {
 	struct cast_priv *pr;
+	enum pc_dtype store;
 	int64_t to;
 	int rc;
 
@@ -1030,14 +977,68 @@ int pc_cast_init(struct pc_node *n, struct pc_error *err)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'to' is required");
 	if ((rc = pc_attr_int(n, "to", 0, &to, err)))
 		return rc;
-	if (to != PC_DTYPE_FLOAT && to != PC_DTYPE_INT64)
+	switch (to) {
+	case 1:	 /* float */
+	case 10: /* float16 */
+	case 11: /* double */
+		store = PC_DTYPE_FLOAT;
+		break;
+	case 6: /* int32 */
+	case 7: /* int64 */
+		store = PC_DTYPE_INT64;
+		break;
+	case 9:
+		store = PC_DTYPE_BOOL;
+		break;
+	default:
 		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-				     "attribute 'to' is %lld (%s); only casts to float and int64 are supported",
-				     (long long)to, pc_dtype_name((int)to));
+				     "attribute 'to' is %lld (%s); Cast supports float, double, float16, int64, int32 "
+				     "and bool",
+				     (long long)to, to >= 0 && to <= 64 ? pc_dtype_name((int)to) : "unknown");
+	}
 	if (!(pr = alloc_priv(n, sizeof(*pr), err)))
 		return err_code(err);
-	pr->to = (enum pc_dtype)to;
+	pr->to = (int)to;
+	pr->store = store;
 	return PC_OK;
+}
+
+/* Float to int64 / int32 as the type holds it; out of range (and NaN)
+ * gives the minimum (see above). */
+static int64_t float_to_int64(float v)
+{
+	return v >= -9223372036854775808.0f && v < 9223372036854775808.0f ? (int64_t)v : INT64_MIN;
+}
+
+static int64_t float_to_int32(float v)
+{
+	return (double)v > -2147483649.0 && (double)v < 2147483648.0 ? (int64_t)(int32_t)v : INT32_MIN;
+}
+
+static int64_t wrap_int32(int64_t v)
+{
+	int64_t low = (int64_t)((uint64_t)v & 0xffffffffu);
+
+	return low >= ((int64_t)1 << 31) ? low - ((int64_t)1 << 32) : low;
+}
+
+/* f rounded to the nearest float16 value, kept as float: 11 significant
+ * bits, steps of 2^-24 below the smallest normal half (2^-14). */
+static float round_half(float f)
+{
+	int e, q;
+	float r;
+
+	if (!isfinite(f) || f == 0.0f)
+		return f;
+	frexpf(f, &e); /* |f| in [2^(e-1), 2^e) */
+	q = e - 1 - 10;
+	if (q < -24)
+		q = -24;
+	/* exact scalings by powers of two around one rounding to an integer,
+	 * in the default mode: to nearest, ties to even */
+	r = ldexpf(rintf(ldexpf(f, -q)), q);
+	return fabsf(r) > 65504.0f ? copysignf(INFINITY, f) : r;
 }
 
 int pc_cast_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
@@ -1045,47 +1046,85 @@ int pc_cast_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	const struct cast_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *in = pc_op_in(p, n, 0);
 
-	if (!in->is_static) {
-		if (in->dtype != PC_DTYPE_FLOAT || pr->to != PC_DTYPE_FLOAT)
+	if (!in)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input 0 is missing");
+	if (in->dtype != PC_DTYPE_FLOAT && in->dtype != PC_DTYPE_INT64 && in->dtype != PC_DTYPE_BOOL)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input 0 is %s; Cast takes float, int64 or bool",
+				     pc_dtype_name(in->dtype));
+	if (pr->to == 11 && in->dtype == PC_DTYPE_INT64) {
+		if (!in->is_static || !in->ival)
 			return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
-					     "casting a run-time %s tensor to %s is not supported; only float to "
-					     "float runs, other casts fold constants",
-					     pc_dtype_name(in->dtype), pc_dtype_name(pr->to));
-		return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &in->shape, err);
-	}
-	if (pr->to == PC_DTYPE_FLOAT) {
-		float *o = pc_op_static_float(p, n, 0, &in->shape, err);
-		if (!o)
-			return err_code(err);
+					     "attribute 'to' is 11 (double): a run-time int64 tensor cast to double "
+					     "cannot be kept exactly as float");
 		for (int64_t k = 0; k < in->numel; k++)
-			o[k] = in->dtype == PC_DTYPE_FLOAT ? in->data[k] : (float)in->ival[k];
-	} else {
-		int64_t *o;
-		for (int64_t k = 0; in->dtype == PC_DTYPE_FLOAT && k < in->numel; k++)
-			if (!(fabsf(in->data[k]) < 9.2e18f))
-				return pc_node_error(err, n, PC_ERR_FORMAT, "value %g does not fit in int64",
-						     (double)in->data[k]);
-		if (!(o = pc_op_static_int64(p, n, 0, &in->shape, err)))
-			return err_code(err);
-		for (int64_t k = 0; k < in->numel; k++)
-			o[k] = in->dtype == PC_DTYPE_FLOAT ? (int64_t)in->data[k] : in->ival[k];
+			if (in->ival[k] > ((int64_t)1 << 24) || in->ival[k] < -((int64_t)1 << 24))
+				return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+						     "attribute 'to' is 11 (double): value %lld is kept as float, which "
+						     "is exact only up to 2^24",
+						     (long long)in->ival[k]);
 	}
-	return PC_OK;
+	/* known floats that no integer of the type holds: a broken shape */
+	if (in->dtype == PC_DTYPE_FLOAT && pr->store == PC_DTYPE_INT64 && in->is_static && in->data)
+		for (int64_t k = 0; k < in->numel; k++) {
+			float v = in->data[k];
+			int fits = pr->to == 6 ? (double)v > -2147483649.0 && (double)v < 2147483648.0
+					       : v >= -9223372036854775808.0f && v < 9223372036854775808.0f;
+			if (!fits)
+				return pc_node_error(err, n, PC_ERR_FORMAT, "value %g does not fit in %s", (double)v,
+						     pc_dtype_name(pr->to));
+		}
+	return pc_op_set_output(p, n, 0, pr->store, &in->shape, err);
 }
 
 void pc_cast_forward(struct pc_plan *p, const struct pc_node *n)
 {
+	const struct cast_priv *pr = pc_op_priv(n);
 	const struct pc_tensor *in = pc_op_in(p, n, 0);
+	struct pc_tensor *out = pc_op_out(p, n, 0);
+	int64_t count = in->numel;
 
-	memcpy(pc_op_out(p, n, 0)->data, in->data, (size_t)in->numel * sizeof(float));
+	if (count == 0)
+		return;
+	if (pr->store == PC_DTYPE_FLOAT) {
+		float *y = out->data;
+		if (in->dtype == PC_DTYPE_FLOAT)
+			memcpy(y, in->data, (size_t)count * sizeof(float));
+		else
+			for (int64_t k = 0; k < count; k++)
+				y[k] = (float)in->ival[k];
+		if (pr->to == 10)
+			for (int64_t k = 0; k < count; k++)
+				y[k] = round_half(y[k]);
+	} else if (pr->store == PC_DTYPE_INT64) {
+		int64_t *y = out->ival;
+		if (in->dtype == PC_DTYPE_FLOAT && pr->to == 6)
+			for (int64_t k = 0; k < count; k++)
+				y[k] = float_to_int32(in->data[k]);
+		else if (in->dtype == PC_DTYPE_FLOAT)
+			for (int64_t k = 0; k < count; k++)
+				y[k] = float_to_int64(in->data[k]);
+		else if (pr->to == 6)
+			for (int64_t k = 0; k < count; k++)
+				y[k] = wrap_int32(in->ival[k]);
+		else
+			memcpy(y, in->ival, (size_t)count * sizeof(int64_t));
+	} else {
+		int64_t *y = out->ival;
+		if (in->dtype == PC_DTYPE_FLOAT)
+			for (int64_t k = 0; k < count; k++)
+				y[k] = in->data[k] != 0.0f;
+		else
+			for (int64_t k = 0; k < count; k++)
+				y[k] = in->ival[k] != 0;
+	}
 }
 
 void pc_cast_backward(struct pc_plan *p, const struct pc_node *n)
 {
-	const struct pc_tensor *in = pc_op_in(p, n, 0);
-	const float *dy = pc_op_out(p, n, 0)->grad;
+	const struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0);
+	const float *dy = out->grad;
 
-	if (!in->grad || !dy)
+	if (!in->grad || !dy || in->dtype != PC_DTYPE_FLOAT || out->dtype != PC_DTYPE_FLOAT)
 		return;
 	for (int64_t k = 0; k < in->numel; k++)
 		in->grad[k] += dy[k];

@@ -25,6 +25,7 @@ enum pc_attr_type {
 	PC_ATTR_TENSOR = 4,
 	PC_ATTR_FLOATS = 6,
 	PC_ATTR_INTS = 7,
+	PC_ATTR_STRINGS = 8,
 };
 
 /* A node attribute as the builder takes it; the graph keeps deep copies. */
@@ -34,9 +35,10 @@ struct pc_attr {
 	float f;
 	int64_t i;
 	const char *s;
-	int n; /* count of floats / ints */
+	int n; /* count of floats / ints / strings */
 	const float *floats;
 	const int64_t *ints;
+	const char *const *strings; /* PC_ATTR_STRINGS (an RNN's activations) */
 	/* PC_ATTR_TENSOR (Constant's value): dtype, shape and dense data */
 	enum pc_dtype tdtype;
 	struct pc_shape tshape;

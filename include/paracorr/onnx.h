@@ -4,7 +4,8 @@
  * count, dimension, type and name is validated here before use. Loading
  * refuses external data, subgraphs, model-local functions, non-default
  * domains and opsets outside 11..17, each with an error naming the tensor,
- * node or attribute. */
+ * node or attribute; before decoding, the wire format itself is checked
+ * (nesting depth, varints, lengths, UTF-8 strings), naming the byte offset. */
 #ifndef PARACORR_ONNX_H
 #define PARACORR_ONNX_H
 
@@ -15,6 +16,11 @@
 
 /* Files larger than this are refused before reading (protobuf's own limit). */
 #define PC_ONNX_MAX_BYTES ((size_t)2 << 30)
+
+/* Sub-messages nested deeper than this (the model is level 0; a graph input's
+ * dimension is level 6, a subgraph's dimension 9) are refused before
+ * decoding, since the decoder recurses once per level. */
+#define PC_ONNX_MAX_NESTING 16
 
 /* On success *out is a finished graph owned by the caller (pc_graph_free). */
 int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *err);

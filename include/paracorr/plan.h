@@ -48,6 +48,12 @@ const float *pc_plan_output(const struct pc_plan *p);
 float *pc_plan_output_grad(struct pc_plan *p);
 /* NULL without PC_PLAN_INPUT_GRAD; overwritten by each backward. */
 const float *pc_plan_input_grad(const struct pc_plan *p);
+/* For an input of token ids: the bound they must stay below, the size of
+ * the axis indexed by the Gathers (embedding lookups) that read the input
+ * or a reshaped view of it as indices; the smallest when several do. -1
+ * when no Gather reads it. Check ids against it before a run: an id out of
+ * range yields a row of zeros, not an error, since a run cannot fail. */
+int64_t pc_plan_input_id_limit(const struct pc_plan *p);
 
 /* The working weights (pc_graph_param_count floats), writable: corruption
  * writes here. Starts as a copy of the graph's clean weights. */
