@@ -303,6 +303,38 @@ int pc_op_need_static_int64(struct pc_plan *p, const struct pc_node *n, int i, s
 	return PC_OK;
 }
 
+int pc_op_static_list(struct pc_plan *p, const struct pc_node *n, int i, int max, const int64_t **vals, int *count,
+		      struct pc_error *err)
+{
+	const struct pc_tensor *t;
+	int rc;
+
+	*vals = NULL;
+	*count = 0;
+	if ((rc = pc_op_need_static_int64(p, n, i, err)))
+		return rc;
+	t = pc_op_in(p, n, i);
+	if (t->shape.ndim > 1)
+		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d has rank %d; it must be a 1-D list", i,
+				     t->shape.ndim);
+	if (t->numel > max)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d has %lld values; at most %d", i,
+				     (long long)t->numel, max);
+	*vals = t->ival;
+	*count = (int)t->numel;
+	return PC_OK;
+}
+
+void pc_shape_strides(const struct pc_shape *s, int64_t *stride)
+{
+	int64_t acc = 1;
+
+	for (int i = s->ndim - 1; i >= 0; i--) {
+		stride[i] = acc;
+		acc *= s->dim[i];
+	}
+}
+
 int pc_broadcast_shape(const struct pc_shape *a, const struct pc_shape *b, struct pc_shape *out)
 {
 	int nd = a->ndim > b->ndim ? a->ndim : b->ndim;

@@ -39,44 +39,9 @@ static int need_movable(struct pc_plan *p, const struct pc_node *n, int i, struc
 	if (!t)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d is missing", i);
 	if (!movable(t->dtype))
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d is %s; this op takes float, int64 or bool", i,
-				     pc_dtype_name(t->dtype));
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d is %s; this op takes float, int64 or bool",
+				     i, pc_dtype_name(t->dtype));
 	return PC_OK;
-}
-
-/* Input i as a static int64 list of at most max values; a scalar counts as
- * one value. */
-static int static_list(struct pc_plan *p, const struct pc_node *n, int i, int max, const int64_t **vals,
-		       int *count, struct pc_error *err)
-{
-	const struct pc_tensor *t;
-	int rc;
-
-	*vals = NULL;
-	*count = 0;
-	if ((rc = pc_op_need_static_int64(p, n, i, err)))
-		return rc;
-	t = pc_op_in(p, n, i);
-	if (t->shape.ndim > 1)
-		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d has rank %d; it must be a 1-D list", i,
-				     t->shape.ndim);
-	if (t->numel > max)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d has %lld values; at most %d", i,
-				     (long long)t->numel, max);
-	*vals = t->ival;
-	*count = (int)t->numel;
-	return PC_OK;
-}
-
-/* Row-major strides of a shape, in elements. */
-static void strides_of(const struct pc_shape *s, int64_t *stride)
-{
-	int64_t acc = 1;
-
-	for (int i = s->ndim - 1; i >= 0; i--) {
-		stride[i] = acc;
-		acc *= s->dim[i];
-	}
 }
 
 /* An index into an axis of size len, negative counting from the end (as
@@ -159,7 +124,7 @@ static void walk_plain(struct walk *w, const struct pc_shape *out, const struct 
 {
 	int64_t istride[PC_MAX_DIMS];
 
-	strides_of(in, istride);
+	pc_shape_strides(in, istride);
 	memset(w, 0, sizeof(*w));
 	w->nd = out->ndim;
 	w->base = base;
@@ -359,14 +324,14 @@ static int slice_resolve(struct pc_plan *p, const struct pc_node *n, struct slic
 	int r = data->shape.ndim, count, c, rc;
 	unsigned char seen[PC_MAX_DIMS] = {0};
 
-	if ((rc = static_list(p, n, 1, PC_MAX_DIMS, &starts, &count, err)) ||
-	    (rc = static_list(p, n, 2, PC_MAX_DIMS, &ends, &c, err)))
+	if ((rc = pc_op_static_list(p, n, 1, PC_MAX_DIMS, &starts, &count, err)) ||
+	    (rc = pc_op_static_list(p, n, 2, PC_MAX_DIMS, &ends, &c, err)))
 		return rc;
 	if (c != count)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "starts has %d values and ends %d; they must match", count,
 				     c);
 	if (pc_op_in(p, n, 3)) {
-		if ((rc = static_list(p, n, 3, PC_MAX_DIMS, &axes, &c, err)))
+		if ((rc = pc_op_static_list(p, n, 3, PC_MAX_DIMS, &axes, &c, err)))
 			return rc;
 		if (c != count)
 			return pc_node_error(err, n, PC_ERR_FORMAT, "axes has %d values; starts has %d", c, count);
@@ -374,7 +339,7 @@ static int slice_resolve(struct pc_plan *p, const struct pc_node *n, struct slic
 		return pc_node_error(err, n, PC_ERR_FORMAT, "starts has %d values; the data has rank %d", count, r);
 	}
 	if (pc_op_in(p, n, 4)) {
-		if ((rc = static_list(p, n, 4, PC_MAX_DIMS, &steps, &c, err)))
+		if ((rc = pc_op_static_list(p, n, 4, PC_MAX_DIMS, &steps, &c, err)))
 			return rc;
 		if (c != count)
 			return pc_node_error(err, n, PC_ERR_FORMAT, "steps has %d values; starts has %d", c, count);
@@ -430,7 +395,7 @@ static void slice_walk(struct pc_plan *p, const struct pc_node *n, const struct 
 	const struct pc_tensor *data = pc_op_in(p, n, 0);
 	int64_t istride[PC_MAX_DIMS];
 
-	strides_of(&data->shape, istride);
+	pc_shape_strides(&data->shape, istride);
 	memset(w, 0, sizeof(*w));
 	w->nd = data->shape.ndim;
 	for (int i = 0; i < w->nd; i++) {
@@ -481,7 +446,7 @@ void pc_slice_backward(struct pc_plan *p, const struct pc_node *n)
 
 struct split_priv {
 	int64_t axis;
-	int n;		  /* values of the 'split' attribute (before opset 13); -1: none */
+	int n;		 /* values of the 'split' attribute (before opset 13); -1: none */
 	int64_t split[]; /* n values */
 };
 
@@ -500,9 +465,10 @@ int pc_split_init(struct pc_node *n, struct pc_error *err)
 				     "attribute 'split' was replaced by input 1 at opset 13; the model is at %d",
 				     pc_op_opset(n));
 	if (pc_op_opset(n) < 13 && n->n_in > 1 && n->in[1] >= 0)
-		return pc_node_error(err, n, PC_ERR_FORMAT,
-				     "split sizes as input 1 exist from opset 13; the model is at %d (use the attribute)",
-				     pc_op_opset(n));
+		return pc_node_error(
+		    err, n, PC_ERR_FORMAT,
+		    "split sizes as input 1 exist from opset 13; the model is at %d (use the attribute)",
+		    pc_op_opset(n));
 	if (count > SPLIT_MAX)
 		count = SPLIT_MAX + 1; /* pc_attr_ints refuses it below */
 	if (!(pr = calloc(1, sizeof(*pr) + (size_t)count * sizeof(int64_t) + 1)))
@@ -540,7 +506,8 @@ int pc_split_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *
 	if (axis < 0)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'axis' is %lld; the input has rank %d",
 				     (long long)pr->axis, in->shape.ndim);
-	if (pc_op_opset(n) >= 13 && pc_op_in(p, n, 1) && (rc = static_list(p, n, 1, SPLIT_MAX, &sizes, &count, err)))
+	if (pc_op_opset(n) >= 13 && pc_op_in(p, n, 1) &&
+	    (rc = pc_op_static_list(p, n, 1, SPLIT_MAX, &sizes, &count, err)))
 		return rc;
 	d = in->shape.dim[axis];
 	sizes = split_list(p, n, &count);
@@ -549,9 +516,10 @@ int pc_split_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *
 			return pc_node_error(err, n, PC_ERR_FORMAT, "split has %d sizes for %d outputs", count, outs);
 		for (int j = 0; j < count; j++) {
 			if (sizes[j] < 0 || sizes[j] > d - sum)
-				return pc_node_error(err, n, PC_ERR_SHAPE,
-						     "split sizes do not add up to axis %d of size %lld (size %d is %lld)",
-						     axis, (long long)d, j, (long long)sizes[j]);
+				return pc_node_error(
+				    err, n, PC_ERR_SHAPE,
+				    "split sizes do not add up to axis %d of size %lld (size %d is %lld)", axis,
+				    (long long)d, j, (long long)sizes[j]);
 			sum += sizes[j];
 		}
 		if (sum != d)
@@ -579,7 +547,7 @@ static void split_run(struct pc_plan *p, const struct pc_node *n, int backward)
 	const int64_t *sizes = split_list(p, n, &count);
 	int64_t istride[PC_MAX_DIMS], at = 0, d = in->shape.dim[axis];
 
-	strides_of(&in->shape, istride);
+	pc_shape_strides(&in->shape, istride);
 	for (int j = 0; j < outs; j++) {
 		const struct pc_tensor *out = pc_op_out(p, n, j);
 		struct walk w;
@@ -615,7 +583,7 @@ int pc_expand_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error 
 	int count, rc;
 	char a[96], b[96];
 
-	if ((rc = need_movable(p, n, 0, err)) || (rc = static_list(p, n, 1, PC_MAX_DIMS, &want, &count, err)))
+	if ((rc = need_movable(p, n, 0, err)) || (rc = pc_op_static_list(p, n, 1, PC_MAX_DIMS, &want, &count, err)))
 		return rc;
 	target.ndim = count;
 	for (int i = 0; i < count; i++) {
@@ -635,7 +603,7 @@ static void expand_walk(struct pc_plan *p, const struct pc_node *n, struct walk 
 	int64_t istride[PC_MAX_DIMS];
 	int lead = out->shape.ndim - in->shape.ndim;
 
-	strides_of(&in->shape, istride);
+	pc_shape_strides(&in->shape, istride);
 	memset(w, 0, sizeof(*w));
 	w->nd = out->shape.ndim;
 	for (int i = 0; i < w->nd; i++) {
@@ -671,7 +639,7 @@ int pc_tile_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	struct pc_shape s;
 	int count, rc;
 
-	if ((rc = need_movable(p, n, 0, err)) || (rc = static_list(p, n, 1, PC_MAX_DIMS, &rep, &count, err)))
+	if ((rc = need_movable(p, n, 0, err)) || (rc = pc_op_static_list(p, n, 1, PC_MAX_DIMS, &rep, &count, err)))
 		return rc;
 	if (count != in->shape.ndim)
 		return pc_node_error(err, n, PC_ERR_SHAPE, "repeats has %d values; the input has rank %d", count,
@@ -681,8 +649,9 @@ int pc_tile_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 		if (rep[i] < 0)
 			return pc_node_error(err, n, PC_ERR_FORMAT, "repeats[%d] is %lld", i, (long long)rep[i]);
 		if (rep[i] && s.dim[i] > PC_MAX_NUMEL / rep[i])
-			return pc_node_error(err, n, PC_ERR_SHAPE, "axis %d of size %lld repeated %lld times is too large",
-					     i, (long long)s.dim[i], (long long)rep[i]);
+			return pc_node_error(err, n, PC_ERR_SHAPE,
+					     "axis %d of size %lld repeated %lld times is too large", i,
+					     (long long)s.dim[i], (long long)rep[i]);
 		s.dim[i] *= rep[i];
 	}
 	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
@@ -695,7 +664,7 @@ static void tile_walk(struct pc_plan *p, const struct pc_node *n, struct walk *w
 	const struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0);
 	int64_t istride[PC_MAX_DIMS];
 
-	strides_of(&in->shape, istride);
+	pc_shape_strides(&in->shape, istride);
 	memset(w, 0, sizeof(*w));
 	w->nd = 2 * in->shape.ndim;
 	for (int i = 0; i < in->shape.ndim; i++) {
@@ -730,13 +699,13 @@ int pc_scatternd_init(struct pc_node *n, struct pc_error *err)
 	int rc;
 
 	if (pc_attr_get(n, "reduction") && pc_op_opset(n) < 16)
-		return pc_node_error(err, n, PC_ERR_FORMAT, "attribute 'reduction' exists from opset 16; the model is at %d",
-				     pc_op_opset(n));
+		return pc_node_error(err, n, PC_ERR_FORMAT,
+				     "attribute 'reduction' exists from opset 16; the model is at %d", pc_op_opset(n));
 	if ((rc = pc_attr_string(n, "reduction", "none", &red, err)))
 		return rc;
 	if (strcmp(red, "none") != 0)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "attribute 'reduction' is '%s'; only 'none' is supported",
-				     red);
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "attribute 'reduction' is '%s'; only 'none' is supported", red);
 	return PC_OK;
 }
 
@@ -784,18 +753,19 @@ int pc_scatternd_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 	if ((rc = need_movable(p, n, 0, err)))
 		return rc;
 	if (ind->dtype != PC_DTYPE_INT64)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input 1 (indices) is %s; ScatterND takes int64 indices",
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "input 1 (indices) is %s; ScatterND takes int64 indices",
 				     pc_dtype_name(ind->dtype));
 	if (upd->dtype != data->dtype)
 		return pc_node_error(err, n, PC_ERR_FORMAT, "input 2 (updates) is %s; the data is %s",
 				     pc_dtype_name(upd->dtype), pc_dtype_name(data->dtype));
 	if (r < 1 || q < 1)
-		return pc_node_error(err, n, PC_ERR_SHAPE, "data has rank %d and indices rank %d; both must be at least 1",
-				     r, q);
+		return pc_node_error(err, n, PC_ERR_SHAPE,
+				     "data has rank %d and indices rank %d; both must be at least 1", r, q);
 	k = ind->shape.dim[q - 1];
 	if (k > r)
-		return pc_node_error(err, n, PC_ERR_SHAPE, "indices address %lld axes; the data has rank %d", (long long)k,
-				     r);
+		return pc_node_error(err, n, PC_ERR_SHAPE, "indices address %lld axes; the data has rank %d",
+				     (long long)k, r);
 	/* updates: indices.shape[:-1] + data.shape[k:]; rank q-1+r-k <= r+q-1 */
 	want.ndim = q - 1 + r - (int)k;
 	if (want.ndim > PC_MAX_DIMS)

@@ -210,6 +210,13 @@ float *pc_op_state(struct pc_plan *p, const struct pc_node *n);
 int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err);
 int pc_op_need_static_int64(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err);
 
+/* Input i as a static int64 list of at most max values (a shape, axes,
+ * starts); a scalar counts as one value. *vals points into the tensor. */
+int pc_op_static_list(struct pc_plan *p, const struct pc_node *n, int i, int max, const int64_t **vals, int *count,
+		      struct pc_error *err);
+/* Row-major strides of a validated shape, in elements. */
+void pc_shape_strides(const struct pc_shape *s, int64_t *stride);
+
 /* Numpy broadcasting of a and b into out; PC_ERR_SHAPE when incompatible. */
 int pc_broadcast_shape(const struct pc_shape *a, const struct pc_shape *b, struct pc_shape *out);
 

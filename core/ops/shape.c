@@ -61,40 +61,7 @@ static int alias_output(struct pc_plan *p, const struct pc_node *n, const struct
 	return PC_OK;
 }
 
-/* Input i as a static int64 list of at most max values (a shape or axes);
- * a scalar counts as one value. */
-static int static_list(struct pc_plan *p, const struct pc_node *n, int i, int max, const int64_t **vals,
-		       int *count, struct pc_error *err)
-{
-	const struct pc_tensor *t;
-	int rc;
 
-	*vals = NULL;
-	*count = 0;
-	if ((rc = pc_op_need_static_int64(p, n, i, err)))
-		return rc;
-	t = pc_op_in(p, n, i);
-	if (t->shape.ndim > 1)
-		return pc_node_error(err, n, PC_ERR_FORMAT, "input %d has rank %d; it must be a 1-D list", i,
-				     t->shape.ndim);
-	if (t->numel > max)
-		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "input %d has %lld values; at most %d", i,
-				     (long long)t->numel, max);
-	*vals = t->ival;
-	*count = (int)t->numel;
-	return PC_OK;
-}
-
-/* Row-major strides of a shape, in elements. */
-static void strides_of(const struct pc_shape *s, int64_t *stride)
-{
-	int64_t acc = 1;
-
-	for (int i = s->ndim - 1; i >= 0; i--) {
-		stride[i] = acc;
-		acc *= s->dim[i];
-	}
-}
 
 /* An odometer over an output shape that tracks the matching offset in a
  * source laid out with other strides (a permutation of axes). */
@@ -197,7 +164,7 @@ int pc_reshape_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error
 	int64_t known = 1;
 	char a[96];
 
-	if ((rc = static_list(p, n, 1, PC_MAX_DIMS, &want, &count, err)))
+	if ((rc = pc_op_static_list(p, n, 1, PC_MAX_DIMS, &want, &count, err)))
 		return rc;
 	s.ndim = count;
 	for (int i = 0; i < count; i++) {
@@ -374,7 +341,7 @@ static void transpose_walk(const struct pc_node *n, const struct pc_shape *in, s
 	const struct transpose_priv *pr = pc_op_priv(n);
 	int64_t istride[PC_MAX_DIMS];
 
-	strides_of(in, istride);
+	pc_shape_strides(in, istride);
 	memset(w, 0, sizeof(*w));
 	w->nd = in->ndim;
 	for (int i = 0; i < in->ndim; i++) {
@@ -559,7 +526,7 @@ int pc_pad_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *er
 	r = in->shape.ndim;
 	if (!pc_op_in(p, n, 1))
 		return pc_node_error(err, n, PC_ERR_FORMAT, "input 1 (pads) is missing");
-	if ((rc = static_list(p, n, 1, 2 * PC_MAX_DIMS, &pads, &count, err)))
+	if ((rc = pc_op_static_list(p, n, 1, 2 * PC_MAX_DIMS, &pads, &count, err)))
 		return rc;
 	if (count != 2 * r)
 		return pc_node_error(err, n, PC_ERR_SHAPE, "pads has %d values; the input of rank %d needs %d", count,
@@ -612,7 +579,7 @@ static void pad_run(struct pc_plan *p, const struct pc_node *n, int backward)
 	rows = out->numel / olen;
 	lo = b > 0 ? b : 0;
 	hi = b + ilen < olen ? b + ilen : olen;
-	strides_of(&in->shape, istride);
+	pc_shape_strides(&in->shape, istride);
 	for (int64_t row = 0; row < rows; row++) {
 		int64_t ioff = 0, rlo = lo, rhi = hi;
 		int inside = 1;
@@ -858,7 +825,7 @@ static int axes_list(struct pc_plan *p, const struct pc_node *n, const int64_t *
 	*count = -1;
 	if (!pc_op_in(p, n, 1))
 		return PC_OK;
-	return static_list(p, n, 1, PC_MAX_DIMS, axes, count, err);
+	return pc_op_static_list(p, n, 1, PC_MAX_DIMS, axes, count, err);
 }
 
 /* Axes normalised to [0, rank) into mark[] (1 = listed). */
