@@ -122,39 +122,6 @@ void pc_eval_finish(const struct pc_eval_sums *s, int64_t samples, int sequence,
 		out->perplexity = exp(out->loss);
 }
 
-/* The embedding the graph input indexes: the smallest size of the Gather
- * axis over the Gathers that read the input as their indices, with the
- * table's and the node's names; -1 when no Gather reads it directly (the
- * ids then go through other ops, and only Gather's own bounds apply). */
-static int64_t token_limit(const struct pc_graph *g, const char **table, const char **node)
-{
-	int64_t limit = -1;
-
-	for (int k = 0; k < g->n_nodes; k++) {
-		const struct pc_node *n = &g->nodes[k];
-		const struct pc_value *data;
-		int64_t axis = 0;
-
-		if (n->op != PC_OP_GATHER || n->n_in < 2 || n->in[1] != g->input || n->in[0] < 0)
-			continue;
-		data = &g->values[n->in[0]];
-		/* init accepted the node, so the attribute parses */
-		if (pc_attr_int(n, "axis", 0, &axis, NULL) || data->kind == PC_VALUE_ACT ||
-		    data->kind == PC_VALUE_INPUT)
-			continue;
-		if (axis < 0)
-			axis += data->shape.ndim;
-		if (axis < 0 || axis >= data->shape.ndim)
-			continue;
-		if (limit < 0 || data->shape.dim[axis] < limit) {
-			limit = data->shape.dim[axis];
-			*table = data->name;
-			*node = n->name;
-		}
-	}
-	return limit;
-}
-
 int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n, int64_t *counted,
 		  struct pc_error *err)
 {
@@ -215,15 +182,16 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 		c++;
 	}
 	if (tokens) {
-		const char *table = NULL, *node = NULL;
-		int64_t limit = token_limit(g, &table, &node), sample = pc_shape_count(&d->sample);
+		int k = -1;
+		int64_t limit = pc_plan_input_id_limit(p, &k), sample = pc_shape_count(&d->sample);
 		for (int64_t i = 0; limit >= 0 && i < n * sample; i++)
 			if (d->tokens[i] >= limit)
 				return pc_error_set(err, PC_ERR_INVALID, "inputs",
 						    "token %lld of sample %lld at position %lld is outside the model's "
 						    "vocabulary of %lld: node '%s' gathers it from the rows of '%s'",
 						    (long long)d->tokens[i], (long long)(i / sample),
-						    (long long)(i % sample), (long long)limit, node, table);
+						    (long long)(i % sample), (long long)limit, g->nodes[k].name,
+						    g->values[g->nodes[k].in[0]].name);
 	}
 	*counted = c;
 	return PC_OK;

@@ -496,7 +496,7 @@ TEST(ops_index_gather_float)
 	if (p) {
 		CHECK_FLOATS(p, "ga_ax1", SH(2, 2, 2, 6), ga_ax1);
 		CHECK_FLOATS(p, "ga_last", SH(2, 5, 3), ga_last);
-		CHECK_INT(pc_plan_input_id_limit(p), -1); /* the input is data, not ids */
+		CHECK_INT(pc_plan_input_id_limit(p, NULL), -1); /* the input is data, not ids */
 		pc_plan_free(p);
 	}
 	/* row 2 is read three times: its gradient is the sum */
@@ -1038,7 +1038,7 @@ TEST(ops_index_embedding_tokens)
 	if (p) {
 		const float *y = pc_plan_output(p), *gw;
 		float *og = pc_plan_output_grad(p);
-		CHECK_INT(pc_plan_input_id_limit(p), 6);
+		CHECK_INT(pc_plan_input_id_limit(p, NULL), 6);
 		for (int tok = 0; tok < 12; tok++)
 			for (int c = 0; c < 2; c++) {
 				float v = row[tok] < 0 ? 0.0f : w[row[tok] * 2 + c];
@@ -1088,7 +1088,7 @@ TEST(ops_index_id_limit_views)
 		goto out;
 	p = run_ids(t, __LINE__, g, 2, 0, ids);
 	if (p) {
-		CHECK_INT(pc_plan_input_id_limit(p), 4);
+		CHECK_INT(pc_plan_input_id_limit(p, NULL), 4);
 		CHECK_INTS(p, "c", 0, SH(2, 1), 0, 1);
 		for (int tok = 0; tok < 6; tok++)
 			for (int k = 0; k < 2; k++)
@@ -1157,7 +1157,7 @@ TEST(ops_index_int64_runtime_moves)
 			CHECK_CLOSE(pc_plan_output(p)[2 * i], (double)mv_sc[i], 0, 0);
 			CHECK_CLOSE(pc_plan_output(p)[2 * i + 1], -(double)mv_sc[i], 0, 0);
 		}
-		CHECK_INT(pc_plan_input_id_limit(p), -1); /* the ids reach the Gather through real ops */
+		CHECK_INT(pc_plan_input_id_limit(p, NULL), -1); /* the ids reach the Gather through real ops */
 		pc_plan_free(p);
 	}
 out:
@@ -1315,7 +1315,7 @@ static void check_torch_model(struct pc_test *t, int line, const char *file, con
 		float *og = pc_plan_output_grad(p);
 		const float *gw;
 		int bad = 0;
-		CHECK_INT(pc_plan_input_id_limit(p), 11);
+		CHECK_INT(pc_plan_input_id_limit(p, NULL), 11);
 		for (int64_t k = 0; k < ny; k++) {
 			if (!(fabs((double)pc_plan_output(p)[k] - want_y[k]) <= out_tol) && bad++ < 5)
 				pc_test_fail(t, __FILE__, line, "%s: y[%lld] = %.9g, torch %.9g", file, (long long)k,

@@ -276,7 +276,7 @@ void pc_gather_backward(struct pc_plan *p, const struct pc_node *n)
 
 /* The graph input's bound as token ids: the smallest axis size among the
  * Gathers that take it (or a reshaped view of it) as indices. */
-int64_t pc_plan_input_id_limit(const struct pc_plan *p)
+int64_t pc_plan_input_id_limit(const struct pc_plan *p, int *node)
 {
 	const struct pc_graph *g = p->g;
 	int64_t limit = -1;
@@ -299,8 +299,11 @@ int64_t pc_plan_input_id_limit(const struct pc_plan *p)
 			continue;
 		data = &p->t[n->in[0]];
 		axis = pc_axis(pr->axis, data->shape.ndim);
-		if (axis >= 0 && (limit < 0 || data->shape.dim[axis] < limit))
+		if (axis >= 0 && (limit < 0 || data->shape.dim[axis] < limit)) {
 			limit = data->shape.dim[axis];
+			if (node)
+				*node = k;
+		}
 	}
 	return limit;
 }

@@ -52,8 +52,10 @@ const float *pc_plan_input_grad(const struct pc_plan *p);
  * the axis indexed by the Gathers (embedding lookups) that read the input
  * or a reshaped view of it as indices; the smallest when several do. -1
  * when no Gather reads it. Check ids against it before a run: an id out of
- * range yields a row of zeros, not an error, since a run cannot fail. */
-int64_t pc_plan_input_id_limit(const struct pc_plan *p);
+ * range yields a row of zeros, not an error, since a run cannot fail.
+ * *node (when not NULL) gets the index of the Gather that sets the bound,
+ * for errors that name it and its table. */
+int64_t pc_plan_input_id_limit(const struct pc_plan *p, int *node);
 
 /* The working weights (pc_graph_param_count floats), writable: corruption
  * writes here. Starts as a copy of the graph's clean weights. */
