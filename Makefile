@@ -7,10 +7,10 @@
 #   make demo                       the daemon and a study on Fashion-MNIST (DEMO_EXIT=1: stop after)
 
 CC ?= cc
-PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib libcurl
+PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib libcurl nettle
 TEST_PKGS := expat
 DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libopenblas-dev \
-	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev \
+	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev nettle-dev \
 	libexpat1-dev dataset-fashion-mnist
 # what only the tests need beyond that: the dashboard's headless-browser test
 DEB_TEST := chromium

@@ -1,4 +1,4 @@
-/* sha256: FIPS 180-4 SHA-256, streaming, for content-addressed uploads and
+/* sha256: SHA-256 (nettle's), streaming, for content-addressed uploads and
  * for the spec hash behind idempotency keys. */
 #ifndef PARACORR_SERVER_SHA256_H
 #define PARACORR_SERVER_SHA256_H
@@ -6,11 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nettle/sha2.h>
+
 struct pcd_sha256 {
-	uint32_t h[8];
-	uint64_t bytes;	   /* message length so far */
-	uint8_t buf[64];   /* partial block */
-	size_t fill;	   /* bytes used in buf */
+	struct sha256_ctx ctx;
 };
 
 void pcd_sha256_init(struct pcd_sha256 *c);
