@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -22,13 +21,12 @@
 #include "http_server.h"
 #include "log.h"
 #include "job.h"
-#include "paracorr/data.h"
 #include "paracorr/graph.h"
-#include "paracorr/onnx.h"
 #include "paracorr/spec.h"
 #include "prom.h"
 #include "settings.h"
 #include "store.h"
+#include "validate.h"
 #include "workers.h"
 
 #define LIST_DEFAULT  50
@@ -140,7 +138,6 @@ static int h_model_post(struct pcd_req *r)
 	struct pcd_blob_writer **w = pcd_req_model_writer(r);
 	struct pc_error err = {0};
 	struct pcd_blob_rec rec = {0};
-	struct pc_graph *g = NULL;
 	char id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
 	uint64_t bytes = pcd_blob_writer_bytes(*w);
@@ -155,14 +152,13 @@ static int h_model_post(struct pcd_req *r)
 		pcd_blob_rec_free(&rec);
 		return pcd_send_json(r, 200, info, NULL);
 	}
-	/* validation: the loader names every unsupported op at once */
-	if (pc_onnx_load_file(pcd_blob_writer_path(*w), &g, &err)) {
+	/* validation, in a child process (validate.h): the loader names every
+	 * unsupported op at once */
+	if (pcd_validate_model(&app->validator, pcd_blob_writer_path(*w), id, bytes, &info, &err)) {
 		pcd_error_hide_path(&err, pcd_blob_writer_path(*w), "model");
 		goto fail;
 	}
-	info = pcd_model_info(g, id, bytes);
-	pc_graph_free(g);
-	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
+	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
 		goto fail;
 	}
@@ -262,52 +258,11 @@ static int h_model_list(struct pcd_req *r)
 
 /* --- datasets ------------------------------------------------------------ */
 
-/* A read-only mapping of a finished part (the page cache holds it, not the
- * heap); len 0 maps nothing. */
-struct mapping {
-	void *p;
-	size_t len;
-};
-
-static int map_file(const char *path, struct mapping *m, struct pc_error *err)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	m->p = NULL;
-	m->len = 0;
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return pc_error_set(err, PC_ERR_IO, "dataset", "cannot read the upload: %s", strerror(errno));
-	}
-	m->len = (size_t)st.st_size;
-	if (m->len) {
-		m->p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m->p == MAP_FAILED) {
-			m->p = NULL;
-			close(fd);
-			return pc_error_set(err, PC_ERR_IO, "dataset", "cannot map the upload: %s", strerror(errno));
-		}
-	}
-	close(fd);
-	return 0;
-}
-
-static void unmap(struct mapping *m)
-{
-	if (m->p)
-		munmap(m->p, m->len);
-}
-
 static int h_dataset_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	struct pcd_blob_writer **xw = pcd_req_part_writer(r, "inputs"), **yw = pcd_req_part_writer(r, "labels");
-	struct mapping xm = {0}, ym = {0};
-	struct pc_dataset *d = NULL;
 	struct pc_error err = {0};
-	struct pc_preprocess pp;
 	struct pcd_blob_rec rec = {0};
 	char xid[65], yid[65], id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
@@ -328,39 +283,18 @@ static int h_dataset_post(struct pcd_req *r)
 		pcd_blob_rec_free(&rec);
 		return pcd_send_json(r, 200, info, NULL);
 	}
-	/* validation: counts, label range, decompressed size under the limit */
-	if (map_file(pcd_blob_writer_path(*xw), &xm, &err) ||
-	    (*yw && map_file(pcd_blob_writer_path(*yw), &ym, &err)))
-		goto fail;
-	/* no model yet: token ids and per-token labels are taken as they come,
-	 * and a job checks them against its model */
-	pc_preprocess_default(&pp);
-	pp.inputs = PC_DATA_INPUTS_AUTO;
-	pp.labels = PC_DATA_LABELS_AUTO;
-	rc = pc_dataset_load_memory_max(xm.p ? xm.p : "", xm.len, *yw ? (ym.p ? ym.p : "") : NULL, ym.len, &pp, 0,
-					(uint64_t)app->settings->max_dataset_mb << 20, &d, &err);
-	unmap(&xm);
-	unmap(&ym);
-	if (rc) {
-		/* a malformed dataset is the client's content: 422 */
-		if (err.code == PC_ERR_INVALID || err.code == PC_ERR_SHAPE)
-			err.code = PC_ERR_FORMAT;
+	/* validation, in a child process: counts, label range, decompressed
+	 * size under the limit */
+	if (pcd_validate_dataset(&app->validator, pcd_blob_writer_path(*xw), *yw ? pcd_blob_writer_path(*yw) : NULL,
+				 id, bytes, (uint64_t)app->settings->max_dataset_mb << 20, &info, &err)) {
+		pcd_error_hide_path(&err, pcd_blob_writer_path(*xw), "inputs");
+		if (*yw)
+			pcd_error_hide_path(&err, pcd_blob_writer_path(*yw), "labels");
 		if (err.code == PC_ERR_LIMIT)
 			return pcd_send_problem(r, 422, err.text, NULL, NULL);
 		goto fail;
 	}
-	info = json_pack("{s:s, s:I, s:I, s:o, s:I, s:s, s:b}", "id", id, "bytes", (json_int_t)bytes, "samples",
-			 (json_int_t)d->n, "shape", pcd_shape_json(&d->sample), "classes", (json_int_t)d->classes,
-			 "dtype", d->tokens ? pc_dtype_name(d->input_dtype) : d->input_dtype == 2 ? "uint8" : "float32",
-			 "labels_part", *yw != NULL);
-	/* per-token labels: how many per sample and how many count */
-	if (info && d->label_ndim == 2) {
-		json_object_set_new(info, "labels", json_string("per_token"));
-		json_object_set_new(info, "positions", json_integer((json_int_t)d->positions));
-		json_object_set_new(info, "tokens", json_integer((json_int_t)d->labelled));
-	}
-	pc_dataset_free(d);
-	if (!info || !(info_text = json_dumps(info, JSON_COMPACT))) {
+	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");
 		goto fail;
 	}

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "paracorr/error.h"
+#include "validate.h"
 
 struct pcd_settings;
 struct pcd_store;
@@ -39,6 +40,7 @@ struct pcd_app {
 	struct pcd_workers *workers;
 	struct pcd_prom *prom;
 	char **tokens; /* bearer tokens (NULL-terminated), NULL: no authentication */
+	struct pcd_validator validator; /* where uploads are checked (validate.h) */
 	atomic_int draining;
 };
 

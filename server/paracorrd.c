@@ -62,6 +62,9 @@ int main(int argc, char **argv)
 	int sig = 0, port = 0, n_requeued = 0, n_failed = 0, rc = 1, lock_fd = -1;
 	double t0;
 
+	/* the upload checker (validate.h) is this program in another mode */
+	if (argc > 1 && !strcmp(argv[1], "--validate"))
+		return pcd_validate_main(argc, argv);
 	pc_blas_select_kernels(argv);
 	memset(&app, 0, sizeof(app));
 	atomic_init(&app.draining, 0);
@@ -74,6 +77,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	app.settings = &s;
+	/* the checker is this very file, even if the path it was started by
+	 * changes while it runs */
+	app.validator.exe = "/proc/self/exe";
+	app.validator.max_mb = s.validate_mb;
+	app.validator.max_cpu_s = s.validate_cpu_s;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

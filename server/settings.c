@@ -42,6 +42,8 @@ static const struct setting table[] = {
 	INT_SETTING(max_queue, 0, 1000000, "1000"),
 	INT_SETTING(max_model_mb, 1, 2048, "512"),
 	INT_SETTING(max_dataset_mb, 1, 4096, "1024"),
+	INT_SETTING(validate_mb, 0, 1048576, "4096"),
+	INT_SETTING(validate_cpu_s, 0, 86400, "60"),
 	INT_SETTING(max_spec_kb, 1, 65536, "256"),
 	INT_SETTING(connection_timeout_s, 1, 3600, "60"),
 	INT_SETTING(max_connections, 1, 100000, "256"),

@@ -25,6 +25,8 @@ struct pcd_settings {
 	int max_queue;
 	int max_model_mb;
 	int max_dataset_mb;
+	int validate_mb;
+	int validate_cpu_s;
 	int max_spec_kb;
 	int connection_timeout_s;
 	int max_connections;
