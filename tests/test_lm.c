@@ -29,6 +29,7 @@
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
 #include "paracorr/spec.h"
+#include "paracorr/train.h"
 #include "test.h"
 
 #define LM_ZOO "tests/reference/fixtures/zoo/"
@@ -409,4 +410,121 @@ out:
 	json_decref(control);
 	json_decref(act);
 	be_rmtree(dir);
+}
+
+/* ---- one ACT step against PyTorch ---- */
+
+/* make_lm_act_step.py's step: SGD (no momentum) at lr 0.1 with ACT (l2,
+ * radius 0.5, the whole model, lambda 1) on validation sequences 56..63
+ * (int64 tokens; the last has 12 positions labelled -100). The losses at w
+ * and w + a and every tensor's weight change against PyTorch's. */
+static void lm_act_step(struct pc_test *t, const char *family)
+{
+	char path[1024], msg[800];
+	json_error_t jerr;
+	json_t *all;
+	const json_t *ref, *tensors, *val;
+	const char *key;
+	struct pc_graph *g = NULL;
+	struct pc_dataset *d = NULL;
+	struct pc_spec spec;
+	struct pc_train_opts o;
+	struct pc_trainer *tr = NULL;
+	struct pc_train_stats st;
+	struct pc_error err = {0};
+	int64_t idx[8];
+	float *w0 = NULL;
+	double worst = 0;
+	int spec_ok = 0, seen = 0;
+
+	snprintf(path, sizeof(path), "%s/" LM_ZOO "lm_act_step.json", pc_test_root());
+	if (!(all = json_load_file(path, 0, &jerr))) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", path, jerr.text);
+		return;
+	}
+	ref = json_object_get(all, family);
+	tensors = json_object_get(ref, "tensors");
+	if (!ref || json_array_size(json_object_get(all, "batch")) != 8) {
+		pc_test_fail(t, __FILE__, __LINE__, "lm_act_step.json: no %s step of 8 sequences", family);
+		goto out;
+	}
+	for (int i = 0; i < 8; i++)
+		idx[i] = json_integer_value(json_array_get(json_object_get(all, "batch"), (size_t)i));
+	if (!(g = lm_load(t, json_string_value(json_object_get(ref, "model")))))
+		goto out;
+	if (lm_spec_data(t, g, "api/examples/lm-lstm.json", &spec, &d))
+		goto out;
+	spec_ok = 1;
+	pc_train_opts_default(&o);
+	o.batch_size = 8;
+	o.optimizer = PC_OPT_SGD;
+	o.momentum = 0;
+	o.lr = jnum2(all, "lr", NULL);
+	o.act.p = 2;
+	o.act.epsilon = jnum2(all, "epsilon", NULL);
+	o.act.lambda = 1;
+	if (!(w0 = malloc((size_t)pc_graph_param_count(g) * sizeof(float))))
+		goto out;
+	memcpy(w0, pc_graph_params(g), (size_t)pc_graph_param_count(g) * sizeof(float));
+	if (pc_trainer_new(g, &o, 2, &tr, &err) || pc_trainer_step(tr, d, idx, 8, o.lr, &st, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", family, pc_error_format(&err, msg, sizeof(msg)));
+		goto out;
+	}
+	CHECK(st.sequence);
+	CHECK_INT(st.tokens, json_integer_value(json_object_get(ref, "tokens")));
+	CHECK_CLOSE(st.loss, jnum2(ref, "loss", NULL), 0, 1e-5);
+	CHECK_CLOSE(st.loss_corrupted, jnum2(ref, "loss_corrupted", NULL), 0, 1e-5);
+	json_object_foreach((json_t *)tensors, key, val)
+	{
+		int k = pc_graph_find_param(g, key);
+		const struct pc_param *pt;
+		const float *w = pc_trainer_weights(tr);
+		double l2 = 0;
+
+		if (k < 0) {
+			pc_test_fail(t, __FILE__, __LINE__, "%s: PyTorch's weight %s is not a parameter here", family, key);
+			continue;
+		}
+		pt = pc_graph_param(g, k);
+		CHECK_INT(pt->count, json_integer_value(json_object_get(val, "numel")));
+		for (int64_t i = 0; i < pt->count; i++) {
+			double dlt = (double)w[pt->offset + i] - w0[pt->offset + i];
+			l2 += dlt * dlt;
+		}
+		l2 = sqrt(l2);
+		/* a weight change is lr * g1 rounded into float32 weights: its
+		 * norm to 1e-4, single elements to 1e-4 of the tensor's norm
+		 * (a change below a weight's ulp is lost on both sides) */
+		CHECK_MSG(rel_err(l2, jnum2(val, "delta_l2", NULL)) <= 1e-4, "%s %s: weight change %.9g, PyTorch %.9g",
+			  family, key, l2, jnum2(val, "delta_l2", NULL));
+		worst = fmax(worst, rel_err(l2, jnum2(val, "delta_l2", NULL)));
+		for (size_t i = 0; i < json_array_size(json_object_get(val, "delta_first")); i++) {
+			double want = json_number_value(json_array_get(json_object_get(val, "delta_first"), i));
+			double got = (double)w[pt->offset + (int64_t)i] - w0[pt->offset + (int64_t)i];
+			CHECK_MSG(fabs(got - want) <= 1e-4 * jnum2(val, "delta_l2", NULL) + 1e-8,
+				  "%s %s[%zu]: change %.9g, PyTorch %.9g", family, key, i, got, want);
+		}
+		seen++;
+	}
+	CHECK_INT(seen, pc_graph_param_tensors(g));
+	printf("  %s: one ACT step on %lld tokens: loss %.6f, at w + a %.6f; %d weight changes within %.2g of PyTorch\n",
+	       family, (long long)st.tokens, st.loss, st.loss_corrupted, seen, worst);
+out:
+	pc_trainer_free(tr);
+	free(w0);
+	if (spec_ok)
+		pc_spec_free(&spec);
+	pc_dataset_free(d);
+	pc_graph_free(g);
+	json_decref(all);
+}
+
+TEST(lm_lstm_act_step_matches_torch)
+{
+	lm_act_step(t, "lstm");
+}
+
+TEST(lm_gpt_act_step_matches_torch)
+{
+	lm_act_step(t, "gpt");
 }
