@@ -121,13 +121,13 @@ int gc_check_stats(struct pc_test *t, const struct pc_graph *g, const struct gc_
 	if (pc_plan_input_int64(p)) {
 		int64_t limit = o->tokens > 0 ? o->tokens : pc_plan_input_id_limit(p);
 		if (o->check_input) {
-			pc_test_fail(t, __FILE__, __LINE__, "gradcheck: the input is int64 token ids, which have no "
-							    "gradient: check_input must be 0");
+			pc_test_fail(t, __FILE__, __LINE__,
+				     "gradcheck: int64 token ids have no gradient: check_input must be 0");
 			goto out;
 		}
 		if (limit <= 0) {
-			pc_test_fail(t, __FILE__, __LINE__, "gradcheck: int64 input read by no Gather: set "
-							    "gc_opts.tokens to the range of its ids");
+			pc_test_fail(t, __FILE__, __LINE__,
+				     "gradcheck: no Gather reads the int64 input: set gc_opts.tokens");
 			goto out;
 		}
 		gc_fill_ids(pc_plan_input_int64(p), n_in, o->seed, limit);
