@@ -27,10 +27,24 @@ void gc_fill(float *x, int64_t n, uint64_t seed, float lo, float hi)
 	}
 }
 
+void gc_fill_ids(int64_t *x, int64_t n, uint64_t seed, int64_t limit)
+{
+	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+
+	for (int64_t i = 0; i < n; i++)
+		x[i] = (int64_t)(next_u64(&s) % (uint64_t)limit);
+}
+
+/* Every output element: batch * positions * classes ([N, C] has 1 position). */
+static int64_t output_numel(const struct pc_plan *p)
+{
+	return (int64_t)pc_plan_batch(p) * pc_plan_positions(p) * pc_plan_classes(p);
+}
+
 static double objective(struct pc_plan *p, const float *r)
 {
 	const float *out;
-	int64_t n = (int64_t)pc_plan_batch(p) * pc_plan_classes(p);
+	int64_t n = output_numel(p);
 	double l = 0.0;
 
 	pc_plan_forward(p);
@@ -42,7 +56,7 @@ static double objective(struct pc_plan *p, const float *r)
 
 /* Compare grad[] with central differences of the objective wrt x[idx]. */
 static int check_elements(struct pc_test *t, struct pc_plan *p, const float *r, float *x, const float *grad,
-			  int64_t count, const char *what, const struct gc_opts *o, uint64_t *rng)
+			  int64_t count, const char *what, const struct gc_opts *o, uint64_t *rng, struct gc_stats *st)
 {
 	int samples = o->samples > 0 ? o->samples : 64, checked = 0, reported = 0;
 
@@ -58,6 +72,8 @@ static int check_elements(struct pc_test *t, struct pc_plan *p, const float *r, 
 		/* divide by the step actually taken in float */
 		num = (lp - lm) / ((double)(keep + (float)o->eps) - (double)(keep - (float)o->eps));
 		checked++;
+		st->significant += fabs(num) > 10.0 * o->atol;
+		st->worst = fabs(grad[i] - num) > st->worst ? fabs(grad[i] - num) : st->worst;
 		if (!(fabs(grad[i] - num) <= o->atol + o->rtol * fabs(num)) && reported++ < 5)
 			pc_test_fail(t, __FILE__, __LINE__, "%s[%lld]: analytic %.7g, numeric %.7g", what, (long long)i,
 				     (double)grad[i], num);
@@ -67,6 +83,12 @@ static int check_elements(struct pc_test *t, struct pc_plan *p, const float *r, 
 
 int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *o)
 {
+	return gc_check_stats(t, g, o, NULL);
+}
+
+int gc_check_stats(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *o, struct gc_stats *st)
+{
+	struct gc_stats local;
 	struct pc_error err = {0};
 	struct pc_plan *p;
 	float *r = NULL, *gin = NULL;
@@ -75,6 +97,9 @@ int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *
 	int checked = 0;
 	char buf[700];
 
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
 	p = pc_plan_new(g, o->batch,
 			PC_PLAN_GRAD | (o->check_input ? PC_PLAN_INPUT_GRAD : 0) | (o->training ? PC_PLAN_TRAIN : 0), &err);
 	if (!p) {
@@ -86,12 +111,27 @@ int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *
 		pc_plan_set_dropout(p, o->seed * 31 + 3);
 	}
 	n_in = (int64_t)o->batch * pc_plan_sample_numel(p);
-	n_out = (int64_t)o->batch * pc_plan_classes(p);
+	n_out = output_numel(p);
 	r = malloc((size_t)n_out * sizeof(float));
 	gin = malloc((size_t)n_in * sizeof(float));
-	if (!r || !gin)
+	if (!r || !gin) {
+		pc_test_fail(t, __FILE__, __LINE__, "gradcheck: out of memory for %lld outputs", (long long)n_out);
 		goto out;
-	if (o->input_lo == 0.0f && o->input_hi == 0.0f)
+	}
+	if (pc_plan_input_int64(p)) {
+		int64_t limit = o->tokens > 0 ? o->tokens : pc_plan_input_id_limit(p);
+		if (o->check_input) {
+			pc_test_fail(t, __FILE__, __LINE__,
+				     "gradcheck: int64 token ids have no gradient: check_input must be 0");
+			goto out;
+		}
+		if (limit <= 0) {
+			pc_test_fail(t, __FILE__, __LINE__,
+				     "gradcheck: no Gather reads the int64 input: set gc_opts.tokens");
+			goto out;
+		}
+		gc_fill_ids(pc_plan_input_int64(p), n_in, o->seed, limit);
+	} else if (o->input_lo == 0.0f && o->input_hi == 0.0f)
 		gc_fill(pc_plan_input(p), n_in, o->seed, -1.0f, 1.0f);
 	else
 		gc_fill(pc_plan_input(p), n_in, o->seed, o->input_lo, o->input_hi);
@@ -105,13 +145,14 @@ int gc_check(struct pc_test *t, const struct pc_graph *g, const struct gc_opts *
 	for (int k = 0; k < pc_graph_param_tensors(g); k++) {
 		const struct pc_param *pt = pc_graph_param(g, k);
 		checked += check_elements(t, p, r, pc_plan_weights(p) + pt->offset,
-					  pc_plan_weight_grad(p) + pt->offset, pt->count, pt->name, o, &rng);
+					  pc_plan_weight_grad(p) + pt->offset, pt->count, pt->name, o, &rng, st);
 	}
 	if (o->check_input)
-		checked += check_elements(t, p, r, pc_plan_input(p), gin, n_in, "input", o, &rng);
+		checked += check_elements(t, p, r, pc_plan_input(p), gin, n_in, "input", o, &rng, st);
 out:
 	free(r);
 	free(gin);
 	pc_plan_free(p);
+	st->checked = checked;
 	return checked;
 }
