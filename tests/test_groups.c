@@ -13,7 +13,7 @@
 #include "paracorr/onnx.h"
 #include "test.h"
 
-#define ZOO "tests/reference/fixtures/zoo"
+#define ZOO    "tests/reference/fixtures/zoo"
 #define GZ_MAX (64u << 20)
 
 /* Loads a committed ONNX file, gzipped (.gz) or not; NULL after recording a
@@ -97,8 +97,8 @@ static void check_groups(struct pc_test *t, const char *what, const struct pc_gr
 			seen[gr->params[i]]++;
 			seen_total++;
 		}
-		CHECK_MSG(sum == gr->count, "%s: %s counts %lld, its tensors %lld", what, gr->name, (long long)gr->count,
-			  sum);
+		CHECK_MSG(sum == gr->count, "%s: %s counts %lld, its tensors %lld", what, gr->name,
+			  (long long)gr->count, sum);
 		CHECK_MSG(j == 0 || gr->start >= lg.g[j - 1].start, "%s: %s out of node order", what, gr->name);
 	}
 	CHECK_INT(seen_total, pc_graph_param_tensors(g));
@@ -121,12 +121,14 @@ static void check_file(struct pc_test *t, const char *rel, const struct expect *
 /* make_lm.py's GPT: vocabulary 87, context 32, width 64, MLP 128, 2 blocks,
  * head tied to wte. Eval exports fold the tied head's transpose into a
  * tensor of its own, read by a MatMul at the root scope. */
+// clang-format off
 #define GPT_BLOCK(b)                                                                                                   \
 	{"blocks." #b ".ln1", 128}, {"blocks." #b ".qkv", 64 * 192 + 192}, {"blocks." #b ".proj", 64 * 64 + 64},      \
 		{"blocks." #b ".ln2", 128}, {"blocks." #b ".fc1", 64 * 128 + 128}, {"blocks." #b ".fc2", 128 * 64 + 64}
 static const struct expect gpt[] = {
 	{"wte", 87 * 64}, {"wpe", 32 * 64}, GPT_BLOCK(0), GPT_BLOCK(1), {"ln_f", 128}, {"MatMul", 64 * 87},
 };
+// clang-format on
 #define N_GPT ((int)(sizeof(gpt) / sizeof(gpt[0])))
 
 TEST(groups_zoo_gpt)
@@ -141,16 +143,16 @@ TEST(groups_zoo_gpt)
  * gate order, biases apart); eval exports one LSTM node per layer with
  * ONNX's gate order and the biases concatenated: the same counts. */
 static const struct expect lstm_preserve[] = {
-	{"emb", 87 * 64},
-	{"lstm.l0", 2 * 256 * 64 + 2 * 256},
-	{"lstm.l1", 2 * 256 * 64 + 2 * 256},
-	{"head", 87},
+    {"emb", 87 * 64},
+    {"lstm.l0", 2 * 256 * 64 + 2 * 256},
+    {"lstm.l1", 2 * 256 * 64 + 2 * 256},
+    {"head", 87},
 };
 static const struct expect lstm_eval[] = {
-	{"emb", 87 * 64},
-	{"lstm.l0", 2 * 256 * 64 + 2 * 256},
-	{"lstm.l1", 2 * 256 * 64 + 2 * 256},
-	{"head", 64 * 87 + 87},
+    {"emb", 87 * 64},
+    {"lstm.l0", 2 * 256 * 64 + 2 * 256},
+    {"lstm.l1", 2 * 256 * 64 + 2 * 256},
+    {"head", 64 * 87 + 87},
 };
 
 TEST(groups_zoo_lstm)
@@ -164,8 +166,8 @@ TEST(groups_zoo_lstm)
 TEST(groups_lenet)
 {
 	static const struct expect lenet[] = {
-		{"conv1", 6 * 1 * 5 * 5 + 6},	    {"conv2", 16 * 6 * 5 * 5 + 16}, {"fc1", 120 * 400 + 120},
-		{"fc2", 84 * 120 + 84},		    {"fc3", 10 * 84 + 10},
+	    {"conv1", 6 * 1 * 5 * 5 + 6}, {"conv2", 16 * 6 * 5 * 5 + 16}, {"fc1", 120 * 400 + 120},
+	    {"fc2", 84 * 120 + 84},	  {"fc3", 10 * 84 + 10},
 	};
 	check_file(t, "tests/reference/fixtures/cnn_op17.onnx", lenet, 5);
 }
@@ -201,8 +203,9 @@ static void same_groups(struct pc_test *t, const char *stem, const char *folded)
 		while (k < lp.n && strcmp(le.g[j].name, lp.g[k].name))
 			k++;
 		CHECK_MSG(k < lp.n, "%s: %s only in the eval export", stem, le.g[j].name);
-		CHECK_MSG(k == lp.n || le.g[j].count == lp.g[k].count || (folded && strstr(le.g[j].name, folded)), "%s: %s has %lld eval, %lld preserve", stem,
-			  le.g[j].name, (long long)le.g[j].count, (long long)(k < lp.n ? lp.g[k].count : 0));
+		CHECK_MSG(k == lp.n || le.g[j].count == lp.g[k].count || (folded && strstr(le.g[j].name, folded)),
+			  "%s: %s has %lld eval, %lld preserve", stem, le.g[j].name, (long long)le.g[j].count,
+			  (long long)(k < lp.n ? lp.g[k].count : 0));
 		CHECK_MSG(!strchr(le.g[j].name, '/') && !strstr(le.g[j].name, "::"), "%s: %s is not a module path",
 			  stem, le.g[j].name);
 	}
@@ -277,8 +280,8 @@ TEST(groups_fallback_rules)
 	const char *n6[] = {"h5", "b"}, *o6[] = {"h6"};
 	const char *n7[] = {"h6", "blk.2.norm.weight"}, *o7[] = {"y"};
 	static const struct expect want[] = {
-		{"enc.0.fc", 20}, {"out", 20}, {"MatMul", 16}, {"scale", 4},
-		{"MatMul#5", 16}, {"plain", 4}, {"blk.2.norm", 4},
+	    {"enc.0.fc", 20}, {"out", 20},  {"MatMul", 16},    {"scale", 4},
+	    {"MatMul#5", 16}, {"plain", 4}, {"blk.2.norm", 4},
 	};
 	char msg[800];
 
@@ -286,9 +289,10 @@ TEST(groups_fallback_rules)
 	if (pc_graph_add_input(g, "x", &in, &err) || pc_graph_add_float(g, "onnx::Gemm_1", &m44, w16, &err) ||
 	    pc_graph_add_float(g, "onnx::Gemm_2", &v4, w4, &err) ||
 	    pc_graph_add_float(g, "onnx::MatMul_3", &m44, w16, &err) ||
-	    pc_graph_add_float(g, "out.bias", &v4, w4, &err) || pc_graph_add_float(g, "onnx::MatMul_4", &m44, w16, &err) ||
-	    pc_graph_add_float(g, "scale", &v4, w4, &err) || pc_graph_add_float(g, "W", &m44, w16, &err) ||
-	    pc_graph_add_float(g, "b", &v4, w4, &err) || pc_graph_add_float(g, "blk.2.norm.weight", &v4, w4, &err) ||
+	    pc_graph_add_float(g, "out.bias", &v4, w4, &err) ||
+	    pc_graph_add_float(g, "onnx::MatMul_4", &m44, w16, &err) || pc_graph_add_float(g, "scale", &v4, w4, &err) ||
+	    pc_graph_add_float(g, "W", &m44, w16, &err) || pc_graph_add_float(g, "b", &v4, w4, &err) ||
+	    pc_graph_add_float(g, "blk.2.norm.weight", &v4, w4, &err) ||
 	    pc_graph_add_node(g, "Gemm", "/enc/enc.0/fc/Gemm", 3, n0, 1, o0, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "MatMul", "/dec/MatMul", 2, n1, 1, o1, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "Add", "/dec/out/Add", 2, n2, 1, o2, 0, NULL, &err) ||
@@ -296,8 +300,8 @@ TEST(groups_fallback_rules)
 	    pc_graph_add_node(g, "Mul", "/Mul", 2, n4, 1, o4, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "MatMul", "", 2, n5, 1, o5, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "Add", "plain", 2, n6, 1, o6, 0, NULL, &err) ||
-	    pc_graph_add_node(g, "Mul", "/other/Mul", 2, n7, 1, o7, 0, NULL, &err) || pc_graph_add_output(g, "y", &err) ||
-	    pc_graph_finish(g, &err)) {
+	    pc_graph_add_node(g, "Mul", "/other/Mul", 2, n7, 1, o7, 0, NULL, &err) ||
+	    pc_graph_add_output(g, "y", &err) || pc_graph_finish(g, &err)) {
 		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
 		pc_graph_free(g);
 		return;

@@ -32,8 +32,8 @@
 #include "paracorr/graph.h"
 
 struct pc_layer_group {
-	char *name;   /* the module path, without the report's "layer:" */
-	int *params;  /* parameter table indices, ascending */
+	char *name;  /* the module path, without the report's "layer:" */
+	int *params; /* parameter table indices, ascending */
 	int n_params;
 	int64_t count; /* floats in all */
 	int start;     /* the first node reading any of them */
