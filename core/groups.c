@@ -276,8 +276,9 @@ static char *scoped_module(const struct pc_graph *g, int i, const int *ordinal)
 	char *m, *full;
 	size_t len;
 
-	if (n->name[0] != '/') {
-		if (n->name[0])
+	/* "/" alone (no scope, no op name) names nothing: as an unnamed node */
+	if (n->name[0] != '/' || !n->name[1]) {
+		if (n->name[0] && n->name[0] != '/')
 			return dup_n(n->name, strlen(n->name));
 		len = strlen(n->op_type) + 16;
 		if ((m = malloc(len)))

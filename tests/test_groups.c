@@ -264,7 +264,8 @@ TEST(groups_zoo_vit_names)
  *   ""  MatMul(W)                                       unnamed -> MatMul#5
  *   "plain"  Add(b)                                     not torch -> plain
  * A state_dict name wins over the scope of its reader: "blk.2.norm.weight"
- * read by a node of another scope is blk.2.norm. */
+ * read by a node of another scope is blk.2.norm; a node named "/" alone
+ * (onnx::Add_9) is as unnamed: Add#8. */
 TEST(groups_fallback_rules)
 {
 	struct pc_error err = {0};
@@ -278,10 +279,11 @@ TEST(groups_fallback_rules)
 	const char *n4[] = {"h3", "scale"}, *o4[] = {"h4"};
 	const char *n5[] = {"h4", "W"}, *o5[] = {"h5"};
 	const char *n6[] = {"h5", "b"}, *o6[] = {"h6"};
-	const char *n7[] = {"h6", "blk.2.norm.weight"}, *o7[] = {"y"};
+	const char *n7[] = {"h6", "blk.2.norm.weight"}, *o7[] = {"h7"};
+	const char *n8[] = {"h7", "onnx::Add_9"}, *o8[] = {"y"};
 	static const struct expect want[] = {
 	    {"enc.0.fc", 20}, {"out", 20},  {"MatMul", 16},    {"scale", 4},
-	    {"MatMul#5", 16}, {"plain", 4}, {"blk.2.norm", 4},
+	    {"MatMul#5", 16}, {"plain", 4}, {"blk.2.norm", 4}, {"Add#8", 4},
 	};
 	char msg[800];
 
@@ -293,6 +295,7 @@ TEST(groups_fallback_rules)
 	    pc_graph_add_float(g, "onnx::MatMul_4", &m44, w16, &err) || pc_graph_add_float(g, "scale", &v4, w4, &err) ||
 	    pc_graph_add_float(g, "W", &m44, w16, &err) || pc_graph_add_float(g, "b", &v4, w4, &err) ||
 	    pc_graph_add_float(g, "blk.2.norm.weight", &v4, w4, &err) ||
+	    pc_graph_add_float(g, "onnx::Add_9", &v4, w4, &err) ||
 	    pc_graph_add_node(g, "Gemm", "/enc/enc.0/fc/Gemm", 3, n0, 1, o0, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "MatMul", "/dec/MatMul", 2, n1, 1, o1, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "Add", "/dec/out/Add", 2, n2, 1, o2, 0, NULL, &err) ||
@@ -301,7 +304,8 @@ TEST(groups_fallback_rules)
 	    pc_graph_add_node(g, "MatMul", "", 2, n5, 1, o5, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "Add", "plain", 2, n6, 1, o6, 0, NULL, &err) ||
 	    pc_graph_add_node(g, "Mul", "/other/Mul", 2, n7, 1, o7, 0, NULL, &err) ||
-	    pc_graph_add_output(g, "y", &err) || pc_graph_finish(g, &err)) {
+	    pc_graph_add_node(g, "Add", "/", 2, n8, 1, o8, 0, NULL, &err) || pc_graph_add_output(g, "y", &err) ||
+	    pc_graph_finish(g, &err)) {
 		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
 		pc_graph_free(g);
 		return;

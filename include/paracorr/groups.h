@@ -19,7 +19,7 @@
  *        scope (`/MatMul`) names the group by P itself when P's name is one
  *        identifier, else by the node's name without the `/`;
  *     c. otherwise (not a PyTorch export): n's name, or `<op>#<index>` when
- *        it has none: one group per reading node.
+ *        it has none or is `/` alone: one group per reading node.
  * Groups are ordered by their first reading node, ties by their first
  * parameter; each group's parameters by parameter table index. Building
  * them takes time linear in parameters, nodes and node inputs. */
