@@ -25,6 +25,7 @@
 
 #include "graph_int.h"
 #include "paracorr/corrupt.h"
+#include "paracorr/groups.h"
 #include "paracorr/report.h"
 #include "paracorr/runner.h"
 
@@ -146,8 +147,10 @@ static int is_linear_op(enum pc_op op)
 /* The group's first node, when its output is linear in the group's
  * parameters it reads: a Gemm, MatMul or Conv whose activation comes in at
  * input 0 and whose group parameters no other node reads. The group's
- * parameters at later nodes are simply written per radius. -1 otherwise. */
-static int linear_node(const struct pc_graph *g, const struct group *gr)
+ * parameters at later nodes are simply written per radius. -1 otherwise.
+ * uses[v] counts the node inputs reading value v, so this is linear in the
+ * group's parameters and node k's inputs. */
+static int linear_node(const struct pc_graph *g, const struct group *gr, const int *uses)
 {
 	int k = gr->start;
 	const struct pc_node *n = &g->nodes[k];
@@ -160,16 +163,10 @@ static int linear_node(const struct pc_graph *g, const struct group *gr)
 			return -1;
 	for (int j = 0; j < gr->n_params; j++) {
 		const struct pc_param *pt = &g->ptab[gr->params[j]];
-		int v = pc_graph_lookup(g, pt->name), at_k = 0, elsewhere = 0;
-		for (int m = 0; m < g->n_nodes; m++)
-			for (int i = 0; i < g->nodes[m].n_in; i++)
-				if (g->nodes[m].in[i] == v) {
-					if (m == k && i > 0)
-						at_k = 1;
-					else
-						elsewhere = 1;
-				}
-		if (at_k && elsewhere)
+		int v = pc_graph_lookup(g, pt->name), at_k = 0;
+		for (int i = 1; i < n->n_in; i++)
+			at_k += n->in[i] == v;
+		if (at_k && uses[v] > at_k)
 			return -1;
 	}
 	return k;
@@ -187,7 +184,7 @@ static int reads_param(const struct pc_graph *g, int k, int i)
 }
 
 static int add_group(struct study *s, int block, enum pc_group_kind kind, const char *name, const int *params,
-		     int n_params, struct pc_error *err)
+		     int n_params, const int *uses, struct pc_error *err)
 {
 	struct group *gr = &s->groups[s->n_groups];
 	int64_t off = 0;
@@ -219,22 +216,31 @@ static int add_group(struct study *s, int block, enum pc_group_kind kind, const 
 		memcpy(gr->w0 + off, s->g->params + pt->offset, (size_t)pt->count * sizeof(float));
 		off += pt->count;
 	}
-	gr->linear = linear_node(s->g, gr);
+	gr->linear = linear_node(s->g, gr, uses);
 	return PC_OK;
 }
 
+/* The spec's groups, block by block in its group order: model, one per
+ * tensor, one per module (paracorr/groups.h). Linear in parameters, nodes
+ * and node inputs. */
 static int build_groups(struct study *s, struct pc_error *err)
 {
 	const struct pc_graph *g = s->g;
 	int np = g->n_ptab, *idx = malloc(((size_t)np + 1) * sizeof(int));
+	int *uses = calloc((size_t)g->n_values + 1, sizeof(int));
+	struct pc_layer_groups lg = {0};
 	int rc = PC_OK;
 	char name[320];
 
 	s->groups = calloc((size_t)s->spec->n_blocks * (size_t)(1 + 2 * np) + 1, sizeof(*s->groups));
-	if (!idx || !s->groups) {
-		free(idx);
-		return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+	if (!idx || !uses || !s->groups) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
 	}
+	for (int k = 0; k < g->n_nodes; k++)
+		for (int i = 0; i < g->nodes[k].n_in; i++)
+			if (g->nodes[k].in[i] >= 0)
+				uses[g->nodes[k].in[i]]++;
 	for (int b = 0; b < s->spec->n_blocks && !rc; b++) {
 		const struct pc_corruption *c = &s->spec->blocks[b];
 		for (int o = 0; o < c->n_group_order && !rc; o++) {
@@ -242,26 +248,25 @@ static int build_groups(struct study *s, struct pc_error *err)
 			if (kind == PC_GROUP_MODEL) {
 				for (int i = 0; i < np; i++)
 					idx[i] = i;
-				rc = add_group(s, b, kind, "model", idx, np, err);
+				rc = add_group(s, b, kind, "model", idx, np, uses, err);
 			} else if (kind == PC_GROUP_TENSOR) {
 				for (int i = 0; i < np && !rc; i++) {
 					snprintf(name, sizeof(name), "tensor:%s", g->ptab[i].name);
-					rc = add_group(s, b, kind, name, &i, 1, err);
+					rc = add_group(s, b, kind, name, &i, 1, uses, err);
 				}
 			} else {
-				for (int k = 0; k < g->n_nodes && !rc; k++) {
-					int m = 0;
-					for (int i = 0; i < np; i++)
-						if (g->ptab[i].node_index == k)
-							idx[m++] = i;
-					if (!m)
-						continue;
-					snprintf(name, sizeof(name), "layer:%s", g->nodes[k].name);
-					rc = add_group(s, b, kind, name, idx, m, err);
+				if (!lg.g && (rc = pc_layer_groups_build(g, &lg, err)))
+					break;
+				for (int j = 0; j < lg.n && !rc; j++) {
+					snprintf(name, sizeof(name), "layer:%s", lg.g[j].name);
+					rc = add_group(s, b, kind, name, lg.g[j].params, lg.g[j].n_params, uses, err);
 				}
 			}
 		}
 	}
+out:
+	pc_layer_groups_free(&lg);
+	free(uses);
 	free(idx);
 	return rc;
 }

@@ -18,7 +18,7 @@
 #define BOTTOM	  62
 #define LEGEND_X  (LEFT + PLOT_W + 22)
 #define LEGEND_DY 18
-#define MAX_BARS  15
+#define MAX_BARS  20
 #define MAX_REFS  2
 /* characters of a name shown in a legend or beside a bar; the data-series
  * attribute and <title> keep the whole text */
@@ -60,7 +60,8 @@ struct plot {
 	struct ref ref[MAX_REFS];
 	int n_refs;
 	int diagonal;
-	int rows; /* > 0: y is a position drawn as this many rows of bars, no y ticks */
+	int rows;      /* > 0: y is a position drawn as this many rows of bars, no y ticks */
+	char note[96]; /* a line under the legend (what the chart leaves out), or "" */
 };
 
 /* --- text ------------------------------------------------------------------ */
@@ -146,6 +147,30 @@ static void bprintf(struct buf *b, const char *fmt, ...)
 	}
 }
 
+static void bescape_char(struct buf *b, char c)
+{
+	switch (c) {
+	case '<':
+		bprintf(b, "&lt;");
+		break;
+	case '>':
+		bprintf(b, "&gt;");
+		break;
+	case '&':
+		bprintf(b, "&amp;");
+		break;
+	case '"':
+		bprintf(b, "&quot;");
+		break;
+	case '\'':
+		bprintf(b, "&apos;");
+		break;
+	default:
+		/* control characters are not allowed in XML 1.0 */
+		bprintf(b, "%c", (unsigned char)c < 0x20 ? ' ' : c);
+	}
+}
+
 /* Text as XML character data or an attribute value, at most max characters
  * (0: all), an ellipsis marking the cut. */
 static void bescape_max(struct buf *b, const char *s, int max)
@@ -157,26 +182,28 @@ static void bescape_max(struct buf *b, const char *s, int max)
 			bprintf(b, "\u2026");
 			return;
 		}
-		switch (*s) {
-		case '<':
-			bprintf(b, "&lt;");
-			break;
-		case '>':
-			bprintf(b, "&gt;");
-			break;
-		case '&':
-			bprintf(b, "&amp;");
-			break;
-		case '"':
-			bprintf(b, "&quot;");
-			break;
-		case '\'':
-			bprintf(b, "&apos;");
-			break;
-		default:
-			/* control characters are not allowed in XML 1.0 */
-			bprintf(b, "%c", (unsigned char)*s < 0x20 ? ' ' : *s);
-		}
+		bescape_char(b, *s);
+	}
+}
+
+/* The same, cut in the middle: a module path's head says where it is and
+ * its tail which module (`encoder.layers.e…_11.self_attention.out_proj`),
+ * so both stay, the tail the longer. */
+static void bescape_mid(struct buf *b, const char *s, int max)
+{
+	int total = utf8_chars(s), head = max / 3, tail = max - head - 1, chars = 0;
+
+	if (total <= max) {
+		bescape_max(b, s, 0);
+		return;
+	}
+	for (; *s; s++) {
+		int lead = ((unsigned char)*s & 0xC0) != 0x80;
+		chars += lead;
+		if (chars == head + 1 && lead)
+			bprintf(b, "\u2026");
+		if (chars <= head || chars > total - tail)
+			bescape_char(b, *s);
 	}
 }
 
@@ -682,7 +709,7 @@ static const char *width_of(enum style s)
 
 static int legend_rows(const struct plot *p)
 {
-	return p->n_series + p->n_refs + p->diagonal;
+	return p->n_series + p->n_refs + p->diagonal + (p->note[0] != '\0');
 }
 
 /* The legend's width, from its longest label at about 7.5 px a character. */
@@ -696,6 +723,9 @@ static int legend_width(const struct plot *p)
 	for (int i = 0; i < p->n_refs; i++)
 		if ((c = utf8_chars(p->ref[i].label)) > chars)
 			chars = c;
+	/* the note starts where the labels do, 28 px right */
+	if ((c = utf8_chars(p->note) - 4) > chars)
+		chars = c;
 	return 44 + chars * 15 / 2;
 }
 
@@ -735,6 +765,13 @@ static void draw_legend(struct buf *b, const struct plot *p)
 			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666\" stroke-width=\"1.5\"%s/>"
 			"<text x=\"%d\" y=\"%d\">y = x</text>\n",
 			x, y, x + 22, y, dash_of(DOTTED), x + 28, y + 4);
+	if (p->diagonal)
+		y += LEGEND_DY;
+	if (p->note[0]) {
+		bprintf(b, "<text class=\"note\" x=\"%d\" y=\"%d\" fill=\"#555\">", x, y + 4);
+		bescape(b, p->note);
+		bprintf(b, "</text>\n");
+	}
 	bprintf(b, "</g>\n");
 }
 
@@ -776,9 +813,17 @@ static void draw_series(struct buf *b, const struct plot *p, const struct series
 	/* a bar's name and value sit in the plot, left of the bar */
 	if (s->style == BARS)
 		for (int k = 0; k < s->n; k++) {
+			const char *name = s->pt[k].text ? s->pt[k].text : "";
+
 			bprintf(b, "<text class=\"bar-label\" x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#111\">",
 				x0 + 4, px_y(p, s->pt[k].y) + 4);
-			bescape_max(b, s->pt[k].text ? s->pt[k].text : "", SHOW_CHARS);
+			/* the whole name on hover when the label is cut */
+			if (utf8_chars(name) > SHOW_CHARS) {
+				bprintf(b, "<title>");
+				bescape(b, name);
+				bprintf(b, "</title>");
+			}
+			bescape_mid(b, name, SHOW_CHARS);
 			bprintf(b, " (%.3g)</text>\n", s->pt[k].x);
 		}
 }
@@ -983,7 +1028,7 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 	size_t i, h, n = json_array_size(ranking), pick[MAX_BARS];
 	char(*keys)[96] = NULL, nb[32], sp[48];
 	struct series *s;
-	int n_pick = 0, rc = 0;
+	int n_pick = 0, n_ranked = 0, rc = 0;
 
 	if (!ranking || json_is_null(ranking))
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "the report has no ranking");
@@ -1038,6 +1083,9 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "no group's loss change is finite");
 		goto fail;
 	}
+	for (i = 0; i < n; i++)
+		n_ranked += !strcmp(keys[i], keys[h]) &&
+			    !json_is_null(json_object_get(json_array_get(ranking, i), "loss_change"));
 	if (!(s = new_series(p, "loss change", BARS, 1))) {
 		rc = nomem(err);
 		goto fail;
@@ -1054,8 +1102,17 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 		snprintf(sp, sizeof(sp), "%g weights", opt_number(head, "sparsity"));
 	else
 		snprintf(sp, sizeof(sp), "dense");
-	text_printf(p->title, sizeof(p->title), "The %d most fragile groups (%s, \u03b5 = %g, %s)", n_pick,
-		    norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+	/* a 12-block model ranks ~50 layers: the top MAX_BARS by name, and a
+	 * line saying how many more the report ranks */
+	if (n_ranked > n_pick) {
+		text_printf(p->title, sizeof(p->title), "The %d most fragile of %d groups (%s, \u03b5 = %g, %s)",
+			    n_pick, n_ranked, norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+		text_printf(p->note, sizeof(p->note), "%d more group%s not shown", n_ranked - n_pick,
+			    n_ranked - n_pick == 1 ? "" : "s");
+	} else {
+		text_printf(p->title, sizeof(p->title), "The %d most fragile groups (%s, \u03b5 = %g, %s)", n_pick,
+			    norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+	}
 	text_printf(p->xlabel, sizeof(p->xlabel), "loss change under gradient corruption (nats)");
 	text_printf(p->ylabel, sizeof(p->ylabel), "rank (1: most fragile)");
 	choose_ranges(p, LINEAR, LINEAR, 0);

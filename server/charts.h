@@ -11,9 +11,13 @@
  *             first-order estimate (first_order), every result of every
  *             group a point, one series per norm; y = x drawn; log-log when
  *             every value is positive and they span more than 20x
- *   ranking   the top 15 groups by loss change of the ranking's setting
+ *   ranking   the top 20 groups by loss change of the ranking's setting
  *             (norm, epsilon, sparsity, block) with the most entries, as
- *             horizontal bars; the setting in the title
+ *             horizontal bars named by group (a name past 44 characters cut
+ *             in the middle, whole in the label's <title>); the setting in
+ *             the title, which says "of N groups" when the setting ranks
+ *             more, and a <text class="note"> under the legend "K more
+ *             groups not shown"
  *   harden    (reports with "before" and "after", each holding "clean" and
  *             "results") the gradient-based accuracy lines of both, before
  *             dashed and after solid, and both clean accuracies

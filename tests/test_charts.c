@@ -430,11 +430,11 @@ TEST(charts_ranking_bars)
 	CHECK(!strstr(svg, "<1>") && !strstr(svg, ">layer:"));
 	free(svg);
 
-	/* 20 groups at 0.5 beat 2 at 0.1: the top 15 by loss change, in order,
-	 * whatever the order of the report */
-	for (k = 0; k < 20; k++) {
+	/* 25 groups at 0.5 beat 2 at 0.1: the top 20 by loss change, in order,
+	 * whatever the order of the report, and a line for the 5 left out */
+	for (k = 0; k < 25; k++) {
 		snprintf(name, sizeof(name), "tensor:w%02d", k);
-		json_array_append_new(rank, rank_row(name, 0.5, 0.01 * ((k * 7) % 20 + 1), 20 - k));
+		json_array_append_new(rank, rank_row(name, 0.5, 0.01 * ((k * 7) % 25 + 1), 25 - k));
 	}
 	json_array_append_new(rank, rank_row("layer:x", 0.1, 9, 1));
 	json_array_append_new(rank, rank_row("layer:y", 0.1, 8, 2));
@@ -442,19 +442,21 @@ TEST(charts_ranking_bars)
 	svg = draw(rep, "ranking", s);
 	REQUIRE(svg && s->ok);
 	CHECK_INT(s->n_paths, 1);
-	CHECK_INT(s->points[0], 15);
-	REQUIRE(path_points(s->d[0], xs, ys, 32) == 15);
+	CHECK_INT(s->points[0], 20);
+	REQUIRE(path_points(s->d[0], xs, ys, 32) == 20);
 	CHECK(strstr(s->title, "0.5") != NULL && strstr(s->title, "l2") != NULL);
+	CHECK_MSG(strstr(s->title, "The 20 most fragile of 25 groups") != NULL, "%s", s->title);
+	CHECK(strstr(svg, ">5 more groups not shown</text>") != NULL);
 	CHECK(!strstr(svg, ">x (") && strstr(svg, ">w") != NULL);
 	/* a bar's outline goes from 0 to its value: "M x0 y H x1 V ..." */
-	for (k = 0; k < 15; k++) {
+	for (k = 0; k < 20; k++) {
 		const char *m = s->d[0];
 		double x0, y, x1;
 
 		for (int j = 0; j <= k; j++)
 			m = strchr(m + (j > 0), 'M');
 		REQUIRE(m && sscanf(m, "M %lf %lf H %lf", &x0, &y, &x1) == 3);
-		CHECK_MSG(near_x(s, x0, 0) && near_x(s, x1, 0.01 * (20 - k)), "bar %d: %g", k, data_x(s, x1));
+		CHECK_MSG(near_x(s, x0, 0) && near_x(s, x1, 0.01 * (25 - k)), "bar %d: %g", k, data_x(s, x1));
 		if (k)
 			CHECK(ys[k] > ys[k - 1]);
 	}
@@ -612,7 +614,7 @@ TEST(charts_large_and_awkward)
 	free(svg);
 	svg = draw(rep, "ranking", s);
 	REQUIRE(svg && s->ok);
-	CHECK_INT(s->points[0], 15);
+	CHECK_INT(s->points[0], 20);
 	CHECK(strstr(svg, "\u2026") != NULL);
 	free(svg);
 	free(s);
@@ -666,4 +668,92 @@ TEST(charts_of_a_real_report)
 	free(s);
 	if (!reports)
 		pc_test_skip(t, "no fixture is a report");
+}
+
+/* A 12-block GPT's layer ranking: 50 module groups (4 Linears a block, the
+ * embeddings) and one long torchvision-style path. The chart draws the 20
+ * most fragile by name, largest first, one row each with room between the
+ * labels, says how many more there are, and cuts the long name in the
+ * middle so that its module (the tail) still shows, the whole name in the
+ * label's <title>. */
+TEST(charts_ranking_many_layers)
+{
+	static const char *const part[] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
+	static const char long_name[] = "encoder.layers.encoder_layer_11.self_attention.out_proj";
+	json_t *rank = json_array(), *res = json_array(), *rep;
+	struct svg_info *s = malloc(sizeof(*s));
+	char names[51][80], group[96], *svg;
+	double value[51], last_y = -1;
+	int order[51], n = 0, bars = 0;
+	const char *at;
+
+	REQUIRE(rank && res && s);
+	for (int b = 0; b < 12; b++)
+		for (int j = 0; j < 4; j++)
+			snprintf(names[n++], sizeof(names[0]), "blocks.%d.%s", b, part[j]);
+	snprintf(names[n++], sizeof(names[0]), "wte");
+	snprintf(names[n++], sizeof(names[0]), "wpe");
+	snprintf(names[n++], sizeof(names[0]), "%s", long_name);
+	/* distinct loss changes in a scrambled order (17 is prime to 51): the
+	 * long name the largest */
+	for (int k = 0; k < n; k++) {
+		value[k] = k == n - 1 ? 1.0 : 0.001 * ((k * 17) % 50 + 1);
+		snprintf(group, sizeof(group), "layer:%s", names[k]);
+		json_array_append_new(rank, rank_row(group, 0.5, value[k], k + 1));
+	}
+	json_array_append_new(res, row("model", "l2", 0.5, 0.5, 0.3, 0.2, -1));
+	/* the expected order: by value, largest first */
+	for (int k = 0; k < n; k++)
+		order[k] = k;
+	for (int a = 0; a < n; a++)
+		for (int c = a + 1; c < n; c++)
+			if (value[order[c]] > value[order[a]]) {
+				int tmp = order[a];
+				order[a] = order[c];
+				order[c] = tmp;
+			}
+	rep = json_pack("{s:{s:f, s:f}, s:o, s:o}", "clean", "loss", 0.3, "accuracy", 0.9, "results", res, "ranking",
+			rank);
+	REQUIRE(rep);
+	svg = draw(rep, "ranking", s);
+	REQUIRE(svg && s->ok);
+	CHECK_INT(s->n_paths, 1);
+	CHECK_INT(s->points[0], 20);
+	CHECK_MSG(strstr(s->title, "The 20 most fragile of 51 groups") != NULL, "%s", s->title);
+	CHECK(strstr(svg, "<text class=\"note\"") && strstr(svg, ">31 more groups not shown</text>"));
+	for (at = strstr(svg, "class=\"bar-label\""); at; at = strstr(at + 1, "class=\"bar-label\""), bars++) {
+		const char *text = strchr(at, '>') + 1, *end = strstr(text, " (");
+		char shown[160];
+		double y;
+		int chars = 0;
+
+		REQUIRE(sscanf(strstr(at, " y=\"") + 4, "%lf", &y) == 1 && end && bars < 20);
+		/* 11 px text on rows at least 15 px apart: no two labels touch */
+		CHECK_MSG(last_y < 0 || y - last_y >= 15, "bar %d at y %g, the one above at %g", bars, y, last_y);
+		last_y = y;
+		if (!strncmp(text, "<title>", 7)) {
+			CHECK_MSG(!strncmp(text + 7, long_name, strlen(long_name)), "bar %d: %.60s", bars, text);
+			text = strstr(text, "</title>") + 8;
+		}
+		snprintf(shown, sizeof(shown), "%.*s", (int)(end - text), text);
+		for (const char *c = shown; *c; c++)
+			chars += ((unsigned char)*c & 0xC0) != 0x80;
+		CHECK_MSG(chars <= 44, "bar %d: %s is %d characters", bars, shown, chars);
+		if (order[bars] == n - 1) {
+			/* the long name: cut in the middle, its module kept */
+			CHECK_MSG(strstr(shown, "\u2026") && strstr(shown, "_11.self_attention.out_proj") &&
+				      !strncmp(shown, "encoder.layers", 14),
+				  "the long name shows as %s", shown);
+		} else {
+			CHECK_MSG(!strcmp(shown, names[order[bars]]), "bar %d is %s, want %s", bars, shown,
+				  names[order[bars]]);
+		}
+	}
+	CHECK_INT(bars, 20);
+	/* the 21st is not drawn */
+	snprintf(group, sizeof(group), ">%s (", names[order[20]]);
+	CHECK(!strstr(svg, group));
+	free(svg);
+	free(s);
+	json_decref(rep);
 }
