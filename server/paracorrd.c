@@ -74,6 +74,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	app.settings = &s;
+	{
+		/* before anything loads a model or a dataset */
+		struct pc_limits lim;
+		pcd_settings_limits(&s, &lim);
+		pc_limits_set(&lim);
+	}
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

@@ -28,7 +28,10 @@
 #include <unistd.h>
 
 #include "be_util.h"
+#include "onnx_build.h"
+#include "paracorr/limits.h"
 #include "paracorr/onnx.h"
+#include "paracorr/plan.h"
 #include "test.h"
 
 /* --- a deeply nested model, written back to front ----------------------- */
@@ -250,6 +253,223 @@ TEST(hostile_wire_errors_name_the_offset)
 	EXPECT_WIRE(field0, "malformed field tag at byte offset 2, in the model: field number 0");
 	EXPECT_WIRE(cut_fixed, "field 2 at byte offset 2 (in the model) needs 8 bytes; its message has 3 left");
 	EXPECT_WIRE(long_tag, "malformed field tag at byte offset 2, in the model: a varint longer than 10 bytes");
+}
+
+/* --- total caps per model ------------------------------------------------ */
+
+/* ModelProto{ir_version 8, opset_import{version 13}, graph{<graph bytes>}}. */
+static unsigned char *wire_model(const unsigned char *graph, size_t glen, size_t *len)
+{
+	static const unsigned char head[] = {0x08, 0x08, 0x42, 0x02, 0x10, 0x0d, 0x3a};
+	unsigned char *b = malloc(sizeof(head) + 10 + glen), *p;
+	uint64_t v = glen;
+
+	if (!b)
+		return NULL;
+	memcpy(b, head, sizeof(head));
+	p = b + sizeof(head);
+	do {
+		*p++ = (unsigned char)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	memcpy(p, graph, glen);
+	*len = (size_t)(p - b) + glen;
+	return b;
+}
+
+/* count copies of the two bytes {tag, 0}: empty sub-messages. */
+static unsigned char *empty_fields(unsigned char tag, size_t count, size_t *len)
+{
+	unsigned char *g = malloc(2 * count + 1), *m;
+
+	if (!g)
+		return NULL;
+	for (size_t i = 0; i < count; i++) {
+		g[2 * i] = tag;
+		g[2 * i + 1] = 0;
+	}
+	m = wire_model(g, 2 * count, len);
+	free(g);
+	return m;
+}
+
+static void expect_limit_line(struct pc_test *t, int line, const unsigned char *buf, size_t len, const char *needle)
+{
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+	char msg[800];
+	int rc = pc_onnx_load_buffer(buf, len, &g, &err);
+
+	pc_error_format(&err, msg, sizeof(msg));
+	if (rc != PC_ERR_LIMIT || !strstr(msg, needle))
+		pc_test_fail(t, __FILE__, line, "%s: '%s', expected limit and '%s'", pc_status_name(rc), msg, needle);
+	if (g)
+		pc_test_fail(t, __FILE__, line, "a graph was returned");
+	pc_graph_free(g);
+}
+
+/* 200,001 empty nodes in 400 KB (protobuf-c would build a struct of a
+ * hundred bytes for each), and a million and one empty initializers in
+ * 2 MB: refused while the wire is checked, naming the count, the limit and
+ * the byte offset of the first one too many. */
+TEST(hostile_node_and_value_counts_capped_before_decoding)
+{
+	size_t len;
+	unsigned char *m;
+
+	/* graph bytes start at offset 10: 7 bytes of header, a 3-byte length */
+	m = empty_fields(0x0a, PC_LIMITS_DEFAULT_NODES + 1, &len);
+	REQUIRE(m);
+	expect_limit_line(t, __LINE__, m, len,
+			  "model: the model has more than 200000 nodes (node 200001 at byte offset 400010); the limit "
+			  "is 200000");
+	free(m);
+	m = empty_fields(0x2a, PC_LIMITS_DEFAULT_VALUES + 1, &len);
+	REQUIRE(m);
+	expect_limit_line(t, __LINE__, m, len,
+			  "the model names more than 1000000 values (initializers, inputs and node outputs; value "
+			  "1000001 at byte offset 2000010); the limit is 1000000");
+	free(m);
+	/* exactly the limit passes the count (and fails later, on a nameless node) */
+	{
+		struct pc_limits saved = *pc_limits_get(), small = saved;
+		struct pc_graph *g = NULL;
+		struct pc_error err = {0};
+		small.max_nodes = 10;
+		pc_limits_set(&small);
+		m = empty_fields(0x0a, 10, &len);
+		REQUIRE(m);
+		CHECK(pc_onnx_load_buffer(m, len, &g, &err) != PC_ERR_LIMIT);
+		free(m);
+		m = empty_fields(0x0a, 11, &len);
+		REQUIRE(m);
+		expect_limit_line(t, __LINE__, m, len, "more than 10 nodes (node 11 at byte offset 28)");
+		free(m);
+		pc_graph_free(g);
+		pc_limits_set(&saved);
+	}
+}
+
+/* x[N,4] -> Gemm -> h0 -> Identity -> h1 ... -> y: n nodes in all. Loads
+ * (the alias pass and the op check are linear: this took tens of seconds
+ * when they were quadratic). */
+TEST(hostile_long_chain_of_identities_loads)
+{
+	enum { N = 50000 };
+	static const float w[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, bias[3] = {0};
+	static const int64_t xd[2] = {-1, 4}, wd[2] = {3, 4}, bd[1] = {3};
+	struct ob_model *b = calloc(1, sizeof(*b));
+	Onnx__NodeProto *nodes = calloc(N, sizeof(*nodes)), **ptrs = calloc(N, sizeof(*ptrs));
+	char (*names)[16] = calloc(N, sizeof(*names));
+	char **ins = calloc(N, sizeof(*ins)), **outs = calloc(N, sizeof(*outs));
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+	unsigned char *buf;
+	size_t len;
+
+	REQUIRE(b && nodes && ptrs && names && ins && outs);
+	ob_init(b, 13, "x", 2, xd, "y");
+	ob_float(b, "W", 2, wd, w);
+	ob_float(b, "B", 1, bd, bias);
+	ob_attr_int(ob_node(b, "Gemm", "gemm", (const char *const[]){"x", "W", "B", NULL},
+			    (const char *const[]){"h0", NULL}),
+		    b, "transB", 1);
+	ptrs[0] = &b->nodes[0];
+	for (int i = 1; i < N; i++) {
+		onnx__node_proto__init(&nodes[i]);
+		snprintf(names[i], sizeof(names[i]), "h%d", i);
+		nodes[i].op_type = "Identity";
+		ins[i] = i == 1 ? "h0" : names[i - 1];
+		outs[i] = i == N - 1 ? "y" : names[i];
+		nodes[i].n_input = nodes[i].n_output = 1;
+		nodes[i].input = &ins[i];
+		nodes[i].output = &outs[i];
+		ptrs[i] = &nodes[i];
+	}
+	b->graph.node = ptrs;
+	b->graph.n_node = N;
+	buf = ob_pack(b, &len);
+	REQUIRE(buf);
+	CHECK_MSG(pc_onnx_load_buffer(buf, len, &g, &err) == PC_OK, "%s: %s", err.where, err.text);
+	if (g) {
+		CHECK_INT(pc_graph_node_count(g), N);
+		CHECK_INT(pc_graph_classes(g), 3);
+	}
+	pc_graph_free(g);
+	free(buf);
+	free(b);
+	free(nodes);
+	free(ptrs);
+	free(names);
+	free(ins);
+	free(outs);
+}
+
+/* x[N,1,4,4] -> Conv(1x1, pads 20000) -> [N,1,40004,40004] -> GlobalAveragePool
+ * -> Flatten -> Gemm -> y[N,3]: 32 GB of activation and workspace at
+ * batch 2 from a file of a few hundred bytes. */
+static unsigned char *conv_pads_model(size_t *len)
+{
+	static const float w[1] = {1}, w2[3] = {1, 2, 3}, b2[3] = {0};
+	static const int64_t xd[4] = {-1, 1, 4, 4}, wd[4] = {1, 1, 1, 1}, w2d[2] = {3, 1}, b2d[1] = {3};
+	static int64_t pads[4] = {20000, 20000, 20000, 20000};
+	static struct ob_model b;
+
+	ob_init(&b, 13, "x", 4, xd, "y");
+	ob_float(&b, "W", 4, wd, w);
+	ob_float(&b, "W2", 2, w2d, w2);
+	ob_float(&b, "B2", 1, b2d, b2);
+	ob_attr_ints(ob_node(&b, "Conv", "conv", (const char *const[]){"x", "W", NULL}, (const char *const[]){"c", NULL}),
+		     &b, "pads", 4, pads);
+	ob_node(&b, "GlobalAveragePool", "gap", (const char *const[]){"c", NULL}, (const char *const[]){"p", NULL});
+	ob_node(&b, "Flatten", "flat", (const char *const[]){"p", NULL}, (const char *const[]){"f", NULL});
+	ob_attr_int(ob_node(&b, "Gemm", "gemm", (const char *const[]){"f", "W2", "B2", NULL},
+			    (const char *const[]){"y", NULL}),
+		    &b, "transB", 1);
+	return ob_pack(&b, len);
+}
+
+TEST(hostile_conv_pads_refused_before_allocating)
+{
+	size_t len;
+	unsigned char *m = conv_pads_model(&len);
+
+	REQUIRE(m);
+	expect_limit_line(t, __LINE__, m, len, "node 'conv' (Conv): at batch 2 the plan needs ");
+	/* its output is 12.8 GB, its im2col workspace (at batch 2) more */
+	expect_limit_line(t, __LINE__, m, len,
+			  "at batch 2 the plan needs 32006400576 bytes, over max_plan_mb (4096 MiB); this node's "
+			  "workspace is 19203840192 bytes of it");
+	free(m);
+}
+
+/* The same cap at a job's batch size: a model that loads (its plan at
+ * batch 2 is small) is refused at batch 65536 under a 1 MiB cap, with
+ * the batch in the message, and still plans at batch 2. */
+TEST(hostile_plan_cap_applies_at_the_job_batch)
+{
+	struct pc_limits saved = *pc_limits_get(), small = saved;
+	char path[PATH_MAX];
+	struct pc_graph *g = NULL;
+	struct pc_plan *p;
+	struct pc_error err = {0};
+
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
+	REQUIRE(pc_onnx_load_file(path, &g, &err) == PC_OK);
+	small.max_plan_bytes = (uint64_t)1 << 20;
+	pc_limits_set(&small);
+	p = pc_plan_new(g, 65536, PC_PLAN_GRAD, &err);
+	CHECK(p == NULL);
+	CHECK_INT(err.code, PC_ERR_LIMIT);
+	CHECK_MSG(strstr(err.text, "at batch 65536 the plan needs") && strstr(err.text, "over max_plan_mb (1 MiB)"),
+		  "%s: %s", err.where, err.text);
+	pc_plan_free(p);
+	pc_error_clear(&err);
+	p = pc_plan_new(g, 2, PC_PLAN_GRAD, &err);
+	CHECK_MSG(p != NULL, "%s: %s", err.where, err.text);
+	pc_plan_free(p);
+	pc_limits_set(&saved);
+	pc_graph_free(g);
 }
 
 /* --- over HTTP ------------------------------------------------------------- */
