@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "be_util.h"
 #include "onnx_build.h"
@@ -562,7 +563,7 @@ static int healthy(const struct daemon *d)
 }
 
 /* 1 when the daemon is up; a few ports are tried in case one is taken. */
-static int start(struct daemon *d, const char *bin)
+static int start(struct daemon *d, const char *bin, const char *const *extra)
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		char port[16], data[PATH_MAX], log[PATH_MAX];
@@ -578,8 +579,15 @@ static int start(struct daemon *d, const char *bin)
 		if (d->pid == 0) {
 			if (!freopen(log, "a", stderr) || chdir(pc_test_root()) != 0)
 				_exit(126);
-			execl(bin, bin, "--port", port, "--data-dir", data, "--workers", "1", "--max-model-mb", "2",
-			      "--min-free-disk-mb", "1", (char *)NULL);
+			{
+				const char *args[32] = {bin, "--port", port, "--data-dir", data, "--workers", "1",
+							"--max-model-mb", "2", "--min-free-disk-mb", "1"};
+				int n = 11;
+				for (int i = 0; extra && extra[i] && n < 31; i++)
+					args[n++] = extra[i];
+				args[n] = NULL;
+				execv(bin, (char *const *)args);
+			}
 			_exit(127);
 		}
 		for (int i = 0; i < 200; i++) {
@@ -633,7 +641,7 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 	}
 	REQUIRE(be_tmpdir(d.dir, sizeof(d.dir)));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	REQUIRE_MSG(start(&d, bin), "the daemon did not come up (see %s/daemon.log)", d.dir);
+	REQUIRE_MSG(start(&d, bin, NULL), "the daemon did not come up (see %s/daemon.log)", d.dir);
 	buf = deep_model(5000, &len, tags);
 	REQUIRE(buf);
 	for (int round = 0; round < 2; round++) {
@@ -664,5 +672,206 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 	}
 	CHECK_INT(stop(&d), 0);
 	free(buf);
+	be_rmtree(d.dir);
+}
+
+/* --- work and size budgets over HTTP -------------------------------------- */
+
+/* A POST of a multipart dataset (inputs, labels) or of a JSON spec. */
+static int http_post(const struct daemon *d, const char *path, const char *json, const char *inputs,
+		     const char *labels, struct reply *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	curl_mime *mime = NULL;
+	char url[256];
+	char *ct = NULL;
+	CURLcode rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!c)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", d->base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	h = curl_slist_append(h, "Expect:");
+	if (json) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	} else {
+		curl_mimepart *part;
+		mime = curl_mime_init(c);
+		part = curl_mime_addpart(mime);
+		curl_mime_name(part, "inputs");
+		curl_mime_filedata(part, inputs);
+		part = curl_mime_addpart(mime);
+		curl_mime_name(part, "labels");
+		curl_mime_filedata(part, labels);
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+			snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
+	}
+	curl_mime_free(mime);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* The answer's status, problem type and a piece of its detail; the id of
+ * a 201/200 upload into id when given. */
+static void expect_answer_line(struct pc_test *t, int line, struct reply *r, long status, const char *type,
+			       const char *needle, char *id, size_t id_size)
+{
+	json_t *j = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	const char *detail = json_string_value(json_object_get(j, "detail"));
+
+	if (r->status != status)
+		pc_test_fail(t, __FILE__, line, "status %ld, expected %ld: %s", r->status, status, r->body ? r->body : "");
+	if (type && (!json_is_string(json_object_get(j, "type")) ||
+		     strcmp(json_string_value(json_object_get(j, "type")), type) != 0 ||
+		     strcmp(r->ctype, "application/problem+json") != 0))
+		pc_test_fail(t, __FILE__, line, "expected a problem of type %s: %s", type, r->body ? r->body : "");
+	if (needle && !(detail && strstr(detail, needle)))
+		pc_test_fail(t, __FILE__, line, "the detail lacks '%s': %s", needle, r->body ? r->body : "");
+	if (id && json_is_string(json_object_get(j, "id")))
+		snprintf(id, id_size, "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(r->body);
+	r->body = NULL;
+}
+
+#define EXPECT_ANSWER(r, status, type, needle) expect_answer_line(t, __LINE__, r, status, type, needle, NULL, 0)
+
+/* Every corruption field within its own bound, their product a billion
+ * passes: 8 blocks of 16 norms x 64 epsilons x 16 sparsities x (1001 + 1000)
+ * passes for each of the model, tensor and layer groups, in 6 KB. */
+static char *billion_pass_spec(const char *model, const char *dataset, size_t *len)
+{
+	size_t cap = 16384, n = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	n += (size_t)snprintf(s + n, cap - n, "{\"model\":\"%s\",\"dataset\":\"%s\",\"corruption\":[", model, dataset);
+	for (int b = 0; b < 8; b++) {
+		n += (size_t)snprintf(s + n, cap - n, "%s{\"norms\":[\"l1\",\"l2\",\"linf\"", b ? "," : "");
+		for (int p = 3; p < 16; p++)
+			n += (size_t)snprintf(s + n, cap - n, ",%d", p);
+		n += (size_t)snprintf(s + n, cap - n, "],\"epsilons\":[");
+		for (int e = 0; e < 64; e++)
+			n += (size_t)snprintf(s + n, cap - n, "%s%d", e ? "," : "", e + 1);
+		n += (size_t)snprintf(s + n, cap - n, "],\"sparsity\":[");
+		for (int k = 0; k < 16; k++)
+			n += (size_t)snprintf(s + n, cap - n, "%s%d", k ? "," : "", k);
+		n += (size_t)snprintf(s + n, cap - n,
+				      "],\"random_trials\":1000,\"steps\":1000,\"groups\":[\"model\",\"tensor\",\"layer\"]}");
+	}
+	n += (size_t)snprintf(s + n, cap - n, "]}");
+	*len = n;
+	return s;
+}
+
+/* The daemon with a 1 MiB decoded-dataset cap and default caps otherwise:
+ * a conv model that would plan 32 GB and a model of 200,001 nodes get 413
+ * naming the cap; a gzip dataset of 1.2 MB decoded gets 422; a spec of a
+ * billion passes gets 422 naming max_job_work with the estimate and the
+ * limit, as does a harden job of 10,000 epochs naming the field; an
+ * ordinary spec is still accepted and the daemon still answers. */
+TEST(hostile_budgets_over_http)
+{
+	const char *bin = getenv("PARACORRD_BIN");
+	static const char *const extra[] = {"--max-dataset-decoded-mb", "1", NULL};
+	struct daemon d = {0};
+	struct reply r;
+	char path[PATH_MAX], xgz[PATH_MAX], ylab[PATH_MAX], model[80] = "", data[80] = "", spec[1024];
+	size_t len;
+	unsigned char *buf;
+	char *text;
+
+	if (!bin || !bin[0]) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	REQUIRE(be_tmpdir(d.dir, sizeof(d.dir)));
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	REQUIRE_MSG(start(&d, bin, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+
+	/* models: refused at upload, before the plan or the decoder allocates */
+	REQUIRE((buf = conv_pads_model(&len)));
+	CHECK(http(&d, "/v1/models", buf, len, &r) == 0);
+	EXPECT_ANSWER(&r, 413, "/problems/too-large",
+		      "node 'conv' (Conv): at batch 2 the plan needs 32006400576 bytes, over max_plan_mb (4096 MiB)");
+	free(buf);
+	REQUIRE((buf = empty_fields(0x0a, PC_LIMITS_DEFAULT_NODES + 1, &len)));
+	CHECK(http(&d, "/v1/models", buf, len, &r) == 0);
+	EXPECT_ANSWER(&r, 413, "/problems/too-large", "more than 200000 nodes");
+	free(buf);
+
+	/* a dataset that decodes past max_dataset_decoded_mb */
+	{
+		FILE *f;
+		gzFile z;
+		unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0x01, 0x2c, 0, 0, 0, 32, 0, 0, 0, 32}; /* 300 x 32 x 32 */
+		unsigned char lhdr[8] = {0, 0, 8, 1, 0, 0, 0x01, 0x2c}, zero[1024] = {0};
+		snprintf(xgz, sizeof(xgz), "%s/x.idx.gz", d.dir);
+		snprintf(ylab, sizeof(ylab), "%s/y.idx", d.dir);
+		REQUIRE((z = gzopen(xgz, "wb")));
+		gzwrite(z, hdr, sizeof(hdr));
+		for (int i = 0; i < 300; i++)
+			gzwrite(z, zero, sizeof(zero));
+		gzclose(z);
+		REQUIRE((f = fopen(ylab, "wb")));
+		fwrite(lhdr, 1, sizeof(lhdr), f);
+		for (int i = 0; i < 300; i++)
+			fputc(i % 3, f);
+		fclose(f);
+	}
+	CHECK(http_post(&d, "/v1/datasets", NULL, xgz, ylab, &r) == 0);
+	EXPECT_ANSWER(&r, 422, "/problems/unprocessable",
+		      "shape [300,32,32] of uint8 decodes to 1230000 bytes of floats and labels, over "
+		      "max_dataset_decoded_mb (1 MiB)");
+
+	/* a model and a dataset that fit, then the specs */
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
+	text = be_read_file(path, &len);
+	REQUIRE(text);
+	CHECK(http(&d, "/v1/models", text, len, &r) == 0);
+	expect_answer_line(t, __LINE__, &r, 201, NULL, NULL, model, sizeof(model));
+	free(text);
+	{
+		char x[PATH_MAX], y[PATH_MAX];
+		snprintf(x, sizeof(x), "%s/tests/reference/fixtures/sample64_u8.npy", pc_test_root());
+		snprintf(y, sizeof(y), "%s/tests/reference/fixtures/labels64_i64.npy", pc_test_root());
+		CHECK(http_post(&d, "/v1/datasets", NULL, x, y, &r) == 0);
+		expect_answer_line(t, __LINE__, &r, 201, NULL, NULL, data, sizeof(data));
+	}
+	REQUIRE(model[0] && data[0]);
+	text = billion_pass_spec(model, data, &len);
+	REQUIRE(text);
+	CHECK_MSG(len < 6500, "the spec has %zu bytes", len);
+	CHECK(http_post(&d, "/v1/jobs", text, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 422, "/problems/unprocessable", "max_job_work: the job's estimated work is ");
+	CHECK(http_post(&d, "/v1/jobs", text, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 422, NULL, "over the limit of 1e+13 (max_job_work = 10000 x 10^9)");
+	free(text);
+	snprintf(spec, sizeof(spec),
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"training\": {\"dataset\": \"%s\", "
+		 "\"epochs\": 10000}}",
+		 model, data, data);
+	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 422, "/problems/unprocessable", "training.epochs: must be an integer from 0 to 1000");
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"corruption\": {\"epsilons\": [0.1]}}",
+		 model, data);
+	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 202, NULL, NULL);
+	CHECK(healthy(&d));
+	CHECK_INT(stop(&d), 0);
 	be_rmtree(d.dir);
 }
