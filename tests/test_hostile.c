@@ -875,3 +875,62 @@ TEST(hostile_budgets_over_http)
 	CHECK_INT(stop(&d), 0);
 	be_rmtree(d.dir);
 }
+
+/* paracorr run checks the same budget once the model and data are loaded:
+ * the billion-pass spec is refused by default naming max_job_work, and a
+ * spec of 1,000 random trials (about 10^4 passes, over 10^10 multiply-adds
+ * with the fixed cost per pass) under --max-job-work 1 (10^9). */
+static int run_cli(const char *bin, const char *spec_path, const char *flags, char *out, size_t size)
+{
+	char cmd[3 * PATH_MAX];
+	FILE *p;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' run '%s' --quiet --threads 1 %s 2>&1 >/dev/null", pc_test_root(),
+		 bin, spec_path, flags);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(hostile_cli_checks_the_work_budget)
+{
+	const char *bin = getenv("PARACORR_BIN");
+	char dir[PATH_MAX - 64], path[PATH_MAX], out[4096];
+	const char *data = "{\"inputs\": \"tests/reference/fixtures/sample64_u8.npy\", \"labels\": "
+			   "\"tests/reference/fixtures/labels64_i64.npy\"}";
+	size_t len;
+	char *text, *dq;
+	FILE *f;
+
+	if (!bin || !bin[0]) {
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return;
+	}
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	/* the HTTP spec with the CLI's paths: its dataset id becomes the file pair */
+	text = billion_pass_spec("tests/reference/fixtures/mlp_op13.onnx", "@", &len);
+	REQUIRE(text && (dq = strstr(text, "\"@\"")));
+	snprintf(path, sizeof(path), "%s/big.json", dir);
+	REQUIRE((f = fopen(path, "w")));
+	fprintf(f, "%.*s%s%s", (int)(dq - text), text, data, dq + 3);
+	fclose(f);
+	free(text);
+	CHECK_INT(run_cli(bin, path, "", out, sizeof(out)), 1);
+	CHECK_MSG(strstr(out, "max_job_work: the job's estimated work is") &&
+			  strstr(out, "over the limit of 1e+13 (max_job_work = 10000 x 10^9)"),
+		  "%s", out);
+	snprintf(path, sizeof(path), "%s/small.json", dir);
+	REQUIRE((f = fopen(path, "w")));
+	fprintf(f, "{\"model\": \"tests/reference/fixtures/mlp_op13.onnx\", \"dataset\": %s, \"corruption\": "
+		   "{\"epsilons\": [0.1], \"random_trials\": 1000}}",
+		data);
+	fclose(f);
+	CHECK_INT(run_cli(bin, path, "--max-job-work 1", out, sizeof(out)), 1);
+	CHECK_MSG(strstr(out, "over the limit of 1e+09 (max_job_work = 1 x 10^9)"), "%s", out);
+	be_rmtree(dir);
+}
