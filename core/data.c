@@ -10,6 +10,7 @@
  * in one pass. Elements are assembled from bytes, so the host's byte order
  * and the buffer's alignment never matter. */
 #include "paracorr/data.h"
+#include "paracorr/limits.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -1232,6 +1233,22 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 		rc = pc_error_set(err, PC_ERR_LIMIT, in_name, "%lld samples of %lld %s do not fit in memory",
 				  (long long)n, (long long)sample, tokens ? "tokens" : "floats");
 		goto fail;
+	}
+	/* the decoded size, before it is allocated: a small gzip, or uint8
+	 * becoming float, may decode to far more than the upload's bytes */
+	{
+		uint64_t want = (uint64_t)n * (uint64_t)sample * (tokens ? sizeof(int64_t) : sizeof(float)) +
+				(uint64_t)n * (uint64_t)positions * sizeof(int32_t);
+		uint64_t cap = pc_limits_get()->max_decoded_bytes;
+		if (want > cap) {
+			rc = pc_error_set(err, PC_ERR_LIMIT, in_name,
+					  "shape %s of %s decodes to %llu bytes of %s and labels, over "
+					  "max_dataset_decoded_mb (%llu MiB)",
+					  pc_shape_format(&xa.shape, buf, sizeof(buf)), pc_dtype_name(xa.dtype),
+					  (unsigned long long)want, tokens ? "int64 token ids" : "floats",
+					  (unsigned long long)(cap >> 20));
+			goto fail;
+		}
 	}
 	d = calloc(1, sizeof(*d));
 	if (!d) {

@@ -109,6 +109,7 @@ struct pc_plan {
 	uint64_t dropout_seed; /* PC_PLAN_TRAIN: this step's masks */
 	int64_t first_row;     /* the batch's first sample in its dataset */
 	size_t fold_ws_floats; /* workspace allocated while folding constants */
+	int ws_node;	       /* the node whose infer asked for the largest workspace, or -1 */
 	size_t static_bytes;   /* constants computed at prepare, in all */
 	float **state;	     /* per node: pc_op_state, owned */
 	size_t *state_floats; /* per node, as infer reserved */

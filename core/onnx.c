@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "graph_int.h"
+#include "paracorr/limits.h"
 #include "onnx.pb-c.h"
 
 enum { ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_DOUBLE = 11 };
@@ -529,12 +530,28 @@ static const char *wire_path(const struct wire_level *lv, int depth, const Proto
 	return buf;
 }
 
+/* One more named value (an initializer, a graph input or a node output)
+ * against max_values. */
+static int count_value(int64_t *values, const struct pc_limits *lim, size_t at, struct pc_error *err)
+{
+	if (++*values <= lim->max_values)
+		return PC_OK;
+	return pc_error_set(err, PC_ERR_LIMIT, "model",
+			    "the model names more than %lld values (initializers, inputs and node outputs; value %lld "
+			    "at byte offset %zu); the limit is %lld",
+			    (long long)lim->max_values, (long long)*values, at, (long long)lim->max_values);
+}
+
 static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 {
 	struct wire_level lv[PC_ONNX_MAX_NESTING + 1];
+	const struct pc_limits *lim = pc_limits_get();
 	char path[200];
 	size_t pos = 0;
 	int depth = 0;
+	/* counted here, before protobuf-c unpacks a struct for each: a node
+	 * takes 2 bytes of the file and a hundred of memory */
+	int64_t nodes = 0, values = 0;
 
 	memset(&lv[0], 0, sizeof(lv[0]));
 	lv[0].desc = &onnx__model_proto__descriptor;
@@ -601,6 +618,16 @@ static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 							       : "its length passes the end of its message");
 			}
 			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (f->descriptor == &onnx__node_proto__descriptor && ++nodes > lim->max_nodes)
+					return pc_error_set(err, PC_ERR_LIMIT, "model",
+							    "the model has more than %lld nodes (node %lld at byte offset "
+							    "%zu); the limit is %lld",
+							    (long long)lim->max_nodes, (long long)nodes, at,
+							    (long long)lim->max_nodes);
+				if (cur->desc == &onnx__graph_proto__descriptor &&
+				    (!strcmp(f->name, "initializer") || !strcmp(f->name, "input")) &&
+				    (rc = count_value(&values, lim, at, err)))
+					return rc;
 				if (depth == PC_ONNX_MAX_NESTING)
 					return pc_error_set(
 						err, PC_ERR_LIMIT, "model",
@@ -616,6 +643,9 @@ static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 				lv[depth].end = pos + n;
 				continue;
 			}
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && cur->desc == &onnx__node_proto__descriptor &&
+			    !strcmp(f->name, "output") && (rc = count_value(&values, lim, at, err)))
+				return rc;
 			if (f && f->type == PROTOBUF_C_TYPE_STRING) {
 				size_t ok = pc_utf8_prefix(b + pos, n);
 				const void *nul = memchr(b + pos, 0, n);

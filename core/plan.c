@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paracorr/limits.h"
+
 #define ARENA_ALIGN 16 /* floats: 64 bytes */
 
 static size_t round_up(int64_t n)
@@ -124,6 +126,12 @@ static int fold_node(struct pc_plan *p, int k, struct pc_error *err)
 	/* the op may use the shared workspace and its own state, which
 	 * allocate() has not handed out yet */
 	if (p->ws_floats > p->fold_ws_floats) {
+		if (p->ws_floats > pc_limits_get()->max_plan_bytes / sizeof(float))
+			return pc_node_error(err, n, PC_ERR_LIMIT,
+					     "folding it at load needs a workspace of %llu bytes; the plan's limit "
+					     "(max_plan_mb) is %llu MiB",
+					     (unsigned long long)p->ws_floats * sizeof(float),
+					     (unsigned long long)(pc_limits_get()->max_plan_bytes >> 20));
 		free(p->ws);
 		p->ws = alloc_floats(p->ws_floats);
 		if (!p->ws)
@@ -131,6 +139,11 @@ static int fold_node(struct pc_plan *p, int k, struct pc_error *err)
 		p->fold_ws_floats = p->ws_floats;
 	}
 	if (p->state_floats[k] && !p->state[k]) {
+		if (p->state_floats[k] > pc_limits_get()->max_plan_bytes / sizeof(float))
+			return pc_node_error(err, n, PC_ERR_LIMIT,
+					     "its state needs %llu bytes; the plan's limit (max_plan_mb) is %llu MiB",
+					     (unsigned long long)p->state_floats[k] * sizeof(float),
+					     (unsigned long long)(pc_limits_get()->max_plan_bytes >> 20));
 		p->state[k] = alloc_floats(p->state_floats[k]);
 		if (!p->state[k])
 			return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for the node's state");
@@ -169,9 +182,12 @@ static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *
 				return pc_node_error(err, n, PC_ERR_INTERNAL, "input %d has no type", i);
 			any_need |= need[n->in[i]];
 		}
+		size_t ws_before = p->ws_floats;
 		rc = d->infer(p, n, err);
 		if (rc)
 			return rc;
+		if (p->ws_floats > ws_before)
+			p->ws_node = k;
 		for (int j = 0; j < n->n_out; j++) {
 			struct pc_tensor *t;
 			if (n->out[j] < 0)
@@ -219,6 +235,54 @@ int pc_plan_aliases(const struct pc_plan *p, const struct pc_node *n)
 	return pc_op_table[n->op].alias && !(n->op == PC_OP_DROPOUT && (p->flags & PC_PLAN_TRAIN));
 }
 
+/* The plan's memory against max_plan_mb, from the sizes inferred shapes
+ * ask for, before any of it is allocated: act and gact floats of the
+ * arenas, the shared workspace, every node's state. A refusal names what
+ * asks for the most: the largest activation (with its gradient) and the
+ * node that makes it, or the node whose workspace or state it is. */
+static int check_budget(const struct pc_plan *p, size_t act, size_t gact, int big_v, size_t big_floats,
+			struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	uint64_t limit = pc_limits_get()->max_plan_bytes, cap = limit / sizeof(float);
+	uint64_t floats = (uint64_t)act + gact + p->ws_floats;
+	int big_state = -1;
+	char buf[96];
+
+	for (int k = 0; k < g->n_nodes; k++) {
+		floats += p->state_floats[k];
+		if (p->state_floats[k] && (big_state < 0 || p->state_floats[k] > p->state_floats[big_state]))
+			big_state = k;
+	}
+	if (floats <= cap)
+		return PC_OK;
+	if (p->ws_node >= 0 && p->ws_floats >= big_floats &&
+	    (big_state < 0 || p->ws_floats >= p->state_floats[big_state]))
+		return pc_node_error(err, &g->nodes[p->ws_node], PC_ERR_LIMIT,
+				     "at batch %d the plan needs %llu bytes, over max_plan_mb (%llu MiB); this node's "
+				     "workspace is %llu bytes of it",
+				     p->batch, (unsigned long long)(floats * sizeof(float)),
+				     (unsigned long long)(limit >> 20), (unsigned long long)(p->ws_floats * sizeof(float)));
+	if (big_state >= 0 && p->state_floats[big_state] >= big_floats)
+		return pc_node_error(err, &g->nodes[big_state], PC_ERR_LIMIT,
+				     "at batch %d the plan needs %llu bytes, over max_plan_mb (%llu MiB); this node's "
+				     "state is %llu bytes of it",
+				     p->batch, (unsigned long long)(floats * sizeof(float)),
+				     (unsigned long long)(limit >> 20),
+				     (unsigned long long)(p->state_floats[big_state] * sizeof(float)));
+	if (big_v >= 0 && g->values[big_v].producer >= 0)
+		return pc_node_error(err, &g->nodes[g->values[big_v].producer], PC_ERR_LIMIT,
+				     "at batch %d the plan needs %llu bytes, over max_plan_mb (%llu MiB); this node's "
+				     "output '%s' of shape %s is %llu bytes of it",
+				     p->batch, (unsigned long long)(floats * sizeof(float)),
+				     (unsigned long long)(limit >> 20), g->values[big_v].name,
+				     pc_shape_format(&p->t[big_v].shape, buf, sizeof(buf)),
+				     (unsigned long long)(big_floats * sizeof(float)));
+	return pc_error_set(err, PC_ERR_LIMIT, big_v >= 0 ? g->values[big_v].name : "plan",
+			    "at batch %d the plan needs %llu bytes, over max_plan_mb (%llu MiB)", p->batch,
+			    (unsigned long long)(floats * sizeof(float)), (unsigned long long)(limit >> 20));
+}
+
 static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_error *err)
 {
 	const struct pc_graph *g = p->g;
@@ -239,10 +303,13 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 
 	/* first pass sizes the arenas, second hands out pointers */
 	for (int pass = 0; pass < 2; pass++) {
+		int big_v = -1;
+		size_t big_floats = 0;
 		act = gact = 0;
 		for (int v = 0; v < g->n_values; v++) {
 			struct pc_tensor *t = &p->t[v];
 			enum pc_value_kind kind = g->values[v].kind;
+			size_t floats;
 			if (t->dtype == PC_DTYPE_UNDEFINED || t->is_static || root[v] != v ||
 			    (kind != PC_VALUE_ACT && kind != PC_VALUE_INPUT))
 				continue;
@@ -251,19 +318,30 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 				 * offsets are multiples of 64 bytes, so int64-aligned */
 				if (pass)
 					t->ival = (int64_t *)(void *)(p->act + act);
-				act += round_up(2 * t->numel);
-				continue;
-			}
-			if (pass)
-				t->data = p->act + act;
-			act += round_up(t->numel);
-			if (need[v]) {
+				floats = round_up(2 * t->numel);
+				act += floats;
+			} else {
 				if (pass)
-					t->grad = p->gact + gact;
-				gact += round_up(t->numel);
+					t->data = p->act + act;
+				floats = round_up(t->numel);
+				act += floats;
+				if (need[v]) {
+					if (pass)
+						t->grad = p->gact + gact;
+					gact += round_up(t->numel);
+					floats *= 2;
+				}
+			}
+			if (floats > big_floats) {
+				big_floats = floats;
+				big_v = v;
 			}
 		}
 		if (!pass) {
+			if (check_budget(p, act, gact, big_v, big_floats, err)) {
+				free(root);
+				return PC_ERR_LIMIT;
+			}
 			p->act = alloc_floats(act);
 			p->gact = alloc_floats(gact);
 			if (p->ws_floats > p->fold_ws_floats) {
@@ -359,6 +437,7 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->state = calloc((size_t)g->n_nodes + 1, sizeof(*p->state));
 	p->state_floats = calloc((size_t)g->n_nodes + 1, sizeof(*p->state_floats));
 	p->keep_fused = 1;
+	p->ws_node = -1;
 	need = calloc((size_t)g->n_values + 1, 1);
 	p->w = alloc_floats((size_t)g->n_params);
 	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w)

@@ -405,7 +405,7 @@ static int parse_training(const json_t *v, const struct pc_spec *s, struct pc_tr
 	if (get_int(v, "limit", "training.limit", 1, (long long)1 << 40, 0, &n, err))
 		return PC_ERR_INVALID;
 	t->limit = n;
-	if (get_int(v, "epochs", "training.epochs", 0, 10000, 3, &n, err))
+	if (get_int(v, "epochs", "training.epochs", 0, PC_SPEC_MAX_EPOCHS, 3, &n, err))
 		return PC_ERR_INVALID;
 	t->epochs = (int)n;
 	if (get_int(v, "batch_size", "training.batch_size", 1, 65536, 64, &n, err))
@@ -620,4 +620,78 @@ json_t *pc_spec_to_json(const struct pc_spec *s)
 	if (out && s->has_training)
 		json_object_set_new(out, "training", training_json(&s->training));
 	return out;
+}
+
+/* --- the work budget ---------------------------------------------------- */
+
+void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m)
+{
+	int nt = pc_graph_param_tensors(g), nn = pc_graph_node_count(g);
+	unsigned char *seen = calloc((size_t)nn + 1, 1);
+
+	m->parameters = pc_graph_param_count(g);
+	m->tensors = nt;
+	m->layers = seen ? 0 : nt; /* without memory: at most one layer per tensor */
+	/* a layer is a node that reads parameters: count each node once */
+	for (int i = 0; seen && i < nt; i++) {
+		int k = pc_graph_param(g, i)->node_index;
+		if (k >= 0 && k < nn && !seen[k]) {
+			seen[k] = 1;
+			m->layers++;
+		}
+	}
+	free(seen);
+}
+
+double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m)
+{
+	double total = 1; /* the clean pass */
+
+	for (int b = 0; b < spec->n_blocks; b++) {
+		const struct pc_corruption *c = &spec->blocks[b];
+		double groups = 0;
+		if (c->groups & PC_GROUP_MODEL)
+			groups += 1;
+		if (c->groups & PC_GROUP_TENSOR)
+			groups += (double)m->tensors;
+		if (c->groups & PC_GROUP_LAYER)
+			groups += (double)m->layers;
+		total += groups * c->n_norms * c->n_sparsity * c->n_epsilons *
+			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
+	}
+	return total;
+}
+
+static double kept(int64_t samples, int64_t limit)
+{
+	return (double)(limit > 0 && limit < samples ? limit : samples);
+}
+
+double pc_spec_work(const struct pc_spec *spec, const struct pc_work_model *m, int64_t samples,
+		    int64_t train_samples)
+{
+	double p = (double)m->parameters, study = pc_spec_study_passes(spec, m);
+	double work = study * (kept(samples, spec->limit) * p + PC_WORK_PER_PASS);
+
+	if (spec->has_training) {
+		const struct pc_training *t = &spec->training;
+		double passes = (double)t->epochs * (1 + (t->act_epsilon > 0 ? t->act_steps : 0));
+		work = 2 * work + passes * (kept(train_samples, t->limit) * p + PC_WORK_PER_PASS);
+	}
+	return work;
+}
+
+int pc_spec_check_work(const struct pc_spec *spec, const struct pc_work_model *m, int64_t samples,
+		       int64_t train_samples, double max_work, struct pc_error *err)
+{
+	double work = pc_spec_work(spec, m, samples, train_samples);
+
+	if (max_work <= 0 || work <= max_work)
+		return PC_OK;
+	return pc_error_set(err, PC_ERR_LIMIT, "max_job_work",
+			    "the job's estimated work is %.3g multiply-adds (%.3g passes per study over %.0f samples "
+			    "of a model with %lld parameters), over the limit of %.3g (max_job_work = %.0f x 10^9); "
+			    "ask for fewer norms, epsilons, sparsities, trials, steps, groups, epochs or samples",
+			    work, pc_spec_study_passes(spec, m), kept(samples, spec->limit), (long long)m->parameters,
+			    max_work, max_work / 1e9);
 }

@@ -465,6 +465,12 @@ static int h_job_post(struct pcd_req *r)
 			 data_classes, model_classes);
 		return spec_problem(r, "dataset", detail);
 	}
+	/* a spec whose fields are each in range may still plan years of work */
+	if ((rc = pcd_job_check_work(app->store, &spec, pcd_settings_max_work(app->settings), &err))) {
+		pc_spec_free(&spec);
+		return rc == PC_ERR_LIMIT ? spec_problem(r, "", pc_error_format(&err, detail, sizeof(detail)))
+					  : pcd_send_error(r, &err);
+	}
 	rc = pcd_store_job_submit(app->store, spec.kind, body, key, app->settings->max_queue, &job, &created, &err);
 	pc_spec_free(&spec);
 	if (rc == PC_ERR_BUSY)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blobs.h"
+#include "store.h"
 #include "paracorr/train.h"
 #include "paracorr/data.h"
 #include "paracorr/eval.h"
@@ -279,6 +280,12 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	    (rc = check_sample(g, dt, err)) || (rc = pc_eval_check_graph(g, dt, 0, err)) ||
 	    (rc = act_mask(g, tr, &mask, err)))
 		goto out;
+	{
+		struct pc_work_model m;
+		pc_work_model_of(g, &m);
+		if ((rc = pc_spec_check_work(spec, &m, d->n, dt->n, o->max_work, err)))
+			goto out;
+	}
 	if (dt->classes > pc_graph_classes(g)) {
 		rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "labels span %lld classes; the model has %lld",
 				  (long long)dt->classes, (long long)pc_graph_classes(g));
@@ -379,6 +386,10 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 		if ((rc = run_harden(spec, &pp, g, d, files, o, &report, err)))
 			goto out;
 	} else {
+		struct pc_work_model m;
+		pc_work_model_of(g, &m);
+		if ((rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
+			goto out;
 		study_opts(o, &so);
 		if ((rc = pc_study_run(g, d, spec, &so, &report, err)))
 			goto out;
@@ -573,4 +584,68 @@ json_t *pcd_job_problem(const struct pc_error *err)
 		}
 	}
 	return p;
+}
+
+/* --- the work budget at submission ------------------------------------- */
+
+static json_int_t info_get_int(const json_t *info, const char *key)
+{
+	json_t *v = json_object_get(info, key);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+}
+
+/* Parameters, tensors and layers from a model's stored description: the
+ * estimate needs no load of the model. */
+static void work_model_of_info(const json_t *info, struct pc_work_model *m)
+{
+	json_t *tensors = json_object_get(info, "tensors"), *t, *nodes = json_object();
+	size_t i;
+
+	m->parameters = info_get_int(info, "parameters");
+	m->tensors = (int64_t)json_array_size(tensors);
+	/* a layer is a distinct node reading parameters; a set of their names */
+	json_array_foreach(tensors, i, t)
+	{
+		const char *node = json_string_value(json_object_get(t, "node"));
+		if (nodes && node)
+			json_object_set_new(nodes, node, json_true());
+	}
+	m->layers = nodes ? (int64_t)json_object_size(nodes) : m->tensors;
+	json_decref(nodes);
+}
+
+static int64_t dataset_samples(struct pcd_store *store, const char *id)
+{
+	struct pcd_blob_rec rec = {0};
+	json_t *info;
+	int64_t n = 0;
+
+	if (!id || pcd_store_dataset_get(store, id, &rec, NULL))
+		return 0;
+	if ((info = json_loads(rec.info ? rec.info : "{}", 0, NULL)))
+		n = info_get_int(info, "samples");
+	json_decref(info);
+	pcd_blob_rec_free(&rec);
+	return n;
+}
+
+int pcd_job_check_work(struct pcd_store *store, const struct pc_spec *spec, double max_work, struct pc_error *err)
+{
+	struct pcd_blob_rec rec = {0};
+	struct pc_work_model m = {0};
+	json_t *info;
+
+	if (max_work <= 0)
+		return PC_OK;
+	if (pcd_store_model_get(store, spec->model, &rec, err))
+		return err ? err->code : PC_ERR_NOT_FOUND;
+	info = json_loads(rec.info ? rec.info : "{}", 0, NULL);
+	pcd_blob_rec_free(&rec);
+	if (!info)
+		return pc_error_set(err, PC_ERR_INTERNAL, "model", "the stored description is not JSON");
+	work_model_of_info(info, &m);
+	json_decref(info);
+	return pc_spec_check_work(spec, &m, dataset_samples(store, spec->inputs),
+				  spec->has_training ? dataset_samples(store, spec->training.inputs) : 0, max_work, err);
 }

@@ -30,9 +30,17 @@ struct pcd_job_opts {
 	void *progress_arg;
 	pc_cancel_fn cancel;
 	void *cancel_arg;
+	/* the job's estimated work (pc_spec_work) may not pass this many
+	 * multiply-adds, checked once the model and data are loaded; 0: no
+	 * bound (the daemon checks max_job_work at submission) */
+	double max_work;
 };
 
-/* Defaults: 1 thread, PC_STUDY_DEFAULT_CACHE, timing on, no callbacks. */
+/* The CLI's default max_work: the daemon's default max_job_work. */
+#define PCD_DEFAULT_MAX_WORK_G 10000
+
+/* Defaults: 1 thread, PC_STUDY_DEFAULT_CACHE, timing on, no callbacks, no
+ * work bound. */
 void pcd_job_opts_default(struct pcd_job_opts *o);
 
 /* The files a spec's names resolve to (labels NULL when the inputs file
@@ -83,6 +91,12 @@ json_t *pcd_shape_json(const struct pc_shape *s);
  * "corruption.epsilons[2]"). type is "/problems/<status name>". New
  * reference; NULL only when out of memory. */
 json_t *pcd_job_problem(const struct pc_error *err);
+
+struct pcd_store;
+/* The job's estimated work (pc_spec_work) from the stored descriptions of
+ * its model and datasets, against max_work (multiply-adds; <= 0: no
+ * bound): PC_ERR_LIMIT naming max_job_work, the estimate and the limit. */
+int pcd_job_check_work(struct pcd_store *store, const struct pc_spec *spec, double max_work, struct pc_error *err);
 
 /* "corruption.epsilons[2]" -> "/corruption/epsilons/2" (RFC 6901 escaping
  * of '~' and '/'). Returns 0, or -1 when out does not fit. */

@@ -39,9 +39,11 @@ static void usage(FILE *f)
 		   "  paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] "
 		   "[--threads T]\n"
 		   "      clean loss, accuracy and per-tensor gradient norms, as JSON\n"
-		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary]\n"
+		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--max-job-work G] [--reproducible] [--quiet] [--summary]\n"
 		   "      the corruption study of a job spec; the report to stdout, progress to stderr;\n"
-		   "      --reproducible leaves out wall-clock timing, making the report byte-identical\n"
+		   "      --reproducible leaves out wall-clock timing, making the report byte-identical;\n"
+		   "      --max-job-work G refuses a spec estimated at more than G x 10^9 multiply-adds\n"
+		   "      (default 10000, 0: no bound; README Limits)\n"
 		   "  paracorr run HARDEN.json --out HARDENED.onnx [...]\n"
 		   "      a harden job: studies the model, fine-tunes it with ACT, writes the hardened\n"
 		   "      model and studies it again; the report has both studies and the training curve\n"
@@ -212,11 +214,13 @@ static int cmd_run(int argc, char **argv)
 		{"threads", required_argument, NULL, 't'}, {"cache-mb", required_argument, NULL, 'c'},
 		{"reproducible", no_argument, NULL, 'r'},  {"quiet", no_argument, NULL, 'q'},
 		{"summary", no_argument, NULL, 's'},	   {"out", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+		{"max-job-work", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *out_model = NULL;
 	struct pcd_job_files files = {0};
 	long long threads = sysconf(_SC_NPROCESSORS_ONLN), cache_mb = PC_STUDY_DEFAULT_CACHE >> 20;
+	long long max_work_g = PCD_DEFAULT_MAX_WORK_G;
 	struct pc_error err = {0};
 	struct pc_spec spec;
 	struct pcd_job_opts jo;
@@ -225,7 +229,8 @@ static int cmd_run(int argc, char **argv)
 	char *text = NULL;
 	int c, rc = 1, quiet = 0, spec_ok = 0, summary = 0, timing_seconds = 1;
 
-	if (env_int("PARACORR_THREADS", 1, 256, &threads) || env_int("PARACORR_CACHE_MB", 0, (long long)1 << 30, &cache_mb))
+	if (env_int("PARACORR_THREADS", 1, 256, &threads) || env_int("PARACORR_CACHE_MB", 0, (long long)1 << 30, &cache_mb) ||
+	    env_int("PARACORR_MAX_JOB_WORK", 0, 2000000000, &max_work_g))
 		return EXIT_USAGE;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -236,6 +241,10 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'c':
 			if (parse_int("--cache-mb", optarg, 0, (long long)1 << 30, &cache_mb))
+				return EXIT_USAGE;
+			break;
+		case 'w':
+			if (parse_int("--max-job-work", optarg, 0, 2000000000, &max_work_g))
 				return EXIT_USAGE;
 			break;
 		case 'r':
@@ -275,6 +284,7 @@ static int cmd_run(int argc, char **argv)
 	jo.threads = (int)threads;
 	jo.cache_bytes = (size_t)cache_mb << 20;
 	jo.timing_seconds = timing_seconds;
+	jo.max_work = (double)max_work_g * 1e9;
 	if (!quiet) {
 		jo.progress = show_progress;
 		jo.progress_arg = &ps;

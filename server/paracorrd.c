@@ -82,6 +82,12 @@ int main(int argc, char **argv)
 	app.validator.exe = "/proc/self/exe";
 	app.validator.max_mb = s.validate_mb;
 	app.validator.max_cpu_s = s.validate_cpu_s;
+	{
+		/* before anything loads a model or a dataset */
+		struct pc_limits lim;
+		pcd_settings_limits(&s, &lim);
+		pc_limits_set(&lim);
+	}
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

@@ -45,6 +45,11 @@ static const struct setting table[] = {
 	INT_SETTING(validate_mb, 0, 1048576, "4096"),
 	INT_SETTING(validate_cpu_s, 0, 86400, "60"),
 	INT_SETTING(max_spec_kb, 1, 65536, "256"),
+	INT_SETTING(max_model_nodes, 1, 100000000, "200000"),
+	INT_SETTING(max_model_values, 1, 1000000000, "1000000"),
+	INT_SETTING(max_plan_mb, 1, 1048576, "4096"),
+	INT_SETTING(max_dataset_decoded_mb, 1, 1048576, "2048"),
+	INT_SETTING(max_job_work, 0, 2000000000, "10000"),
 	INT_SETTING(connection_timeout_s, 1, 3600, "60"),
 	INT_SETTING(max_connections, 1, 100000, "256"),
 	INT_SETTING(max_connections_per_ip, 0, 100000, "64"),
@@ -92,6 +97,19 @@ void pcd_settings_default(struct pcd_settings *s)
 	memset(s, 0, sizeof(*s));
 	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 		pcd_settings_set(s, table[i].name, table[i].def, "default", NULL);
+}
+
+void pcd_settings_limits(const struct pcd_settings *s, struct pc_limits *l)
+{
+	l->max_nodes = s->max_model_nodes;
+	l->max_values = s->max_model_values;
+	l->max_plan_bytes = (uint64_t)s->max_plan_mb << 20;
+	l->max_decoded_bytes = (uint64_t)s->max_dataset_decoded_mb << 20;
+}
+
+double pcd_settings_max_work(const struct pcd_settings *s)
+{
+	return (double)s->max_job_work * 1e9;
 }
 
 void pcd_settings_resolve(struct pcd_settings *s)

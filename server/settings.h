@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "paracorr/error.h"
+#include "paracorr/limits.h"
 
 struct pcd_settings {
 	char listen[64];
@@ -28,6 +29,11 @@ struct pcd_settings {
 	int validate_mb;
 	int validate_cpu_s;
 	int max_spec_kb;
+	int max_model_nodes;	    /* the loaders' caps (pcd_settings_limits) */
+	int max_model_values;
+	int max_plan_mb;
+	int max_dataset_decoded_mb;
+	int max_job_work; /* 10^9 multiply-adds a job may plan (pc_spec_work); 0: no bound */
 	int connection_timeout_s;
 	int max_connections;
 	int max_connections_per_ip;
@@ -49,6 +55,11 @@ void pcd_settings_default(struct pcd_settings *s);
  * 1..4), threads_per_job = cores / workers, so that workers x
  * threads_per_job <= online cores. */
 void pcd_settings_resolve(struct pcd_settings *s);
+
+/* The core's caps from the settings, for pc_limits_set at startup. */
+void pcd_settings_limits(const struct pcd_settings *s, struct pc_limits *l);
+/* max_job_work in multiply-adds (0: no bound). */
+double pcd_settings_max_work(const struct pcd_settings *s);
 
 /* Applies one setting by name (dashes or underscores); `origin` names the
  * source in errors ("flag", "PARACORR_PORT", "paracorr.conf:12"). */

@@ -21,6 +21,7 @@
 
 #include "job.h"
 #include "paracorr/data.h"
+#include "paracorr/limits.h"
 #include "paracorr/onnx.h"
 
 extern char **environ;
@@ -171,27 +172,59 @@ static void set_limits(uint64_t max_mb, uint64_t cpu_s)
 #endif
 }
 
-/* argv: PROG --validate model PATH ID BYTES MAX_MB CPU_S
- *       PROG --validate dataset INPUTS LABELS|"" ID BYTES MAX_BYTES MAX_MB CPU_S */
+/* The loaders' caps (limits.h) as four arguments: the child must refuse
+ * what the daemon's settings refuse, not what the defaults do. */
+#define N_CAPS 4
+
+static void caps_args(char out[N_CAPS][32])
+{
+	const struct pc_limits *l = pc_limits_get();
+
+	snprintf(out[0], 32, "%lld", (long long)l->max_nodes);
+	snprintf(out[1], 32, "%lld", (long long)l->max_values);
+	snprintf(out[2], 32, "%llu", (unsigned long long)l->max_plan_bytes);
+	snprintf(out[3], 32, "%llu", (unsigned long long)l->max_decoded_bytes);
+}
+
+static int caps_parse(char **arg, struct pc_limits *l)
+{
+	uint64_t v[N_CAPS];
+
+	for (int i = 0; i < N_CAPS; i++)
+		if (parse_u64(arg[i], &v[i]) || (i < 2 && v[i] > INT64_MAX))
+			return 1;
+	l->max_nodes = (int64_t)v[0];
+	l->max_values = (int64_t)v[1];
+	l->max_plan_bytes = v[2];
+	l->max_decoded_bytes = v[3];
+	return 0;
+}
+
+/* argv: PROG --validate model PATH ID BYTES MAX_MB CPU_S CAPS...
+ *       PROG --validate dataset INPUTS LABELS|"" ID BYTES MAX_BYTES MAX_MB CPU_S CAPS...
+ * with CAPS the four of caps_args. */
 int pcd_validate_main(int argc, char **argv)
 {
 	struct pc_error err = {0};
+	struct pc_limits caps;
 	uint64_t bytes, max_bytes = 0, max_mb, cpu_s;
 	json_t *info = NULL, *out;
-	int model = argc == 8 && !strcmp(argv[2], "model"), rc;
+	int model = argc == 8 + N_CAPS && !strcmp(argv[2], "model"), rc;
 	char *text;
 
-	if (!model && !(argc == 10 && !strcmp(argv[2], "dataset"))) {
-		fprintf(stderr, "%s --validate: usage: model PATH ID BYTES MAX_MB CPU_S | "
-				"dataset INPUTS LABELS ID BYTES MAX_BYTES MAX_MB CPU_S\n",
+	if (!model && !(argc == 10 + N_CAPS && !strcmp(argv[2], "dataset"))) {
+		fprintf(stderr, "%s --validate: usage: model PATH ID BYTES MAX_MB CPU_S NODES VALUES PLAN DECODED | "
+				"dataset INPUTS LABELS ID BYTES MAX_BYTES MAX_MB CPU_S NODES VALUES PLAN DECODED\n",
 			argv[0]);
 		return 2;
 	}
 	if (parse_u64(argv[model ? 5 : 6], &bytes) || (!model && parse_u64(argv[7], &max_bytes)) ||
-	    parse_u64(argv[model ? 6 : 8], &max_mb) || parse_u64(argv[model ? 7 : 9], &cpu_s)) {
+	    parse_u64(argv[model ? 6 : 8], &max_mb) || parse_u64(argv[model ? 7 : 9], &cpu_s) ||
+	    caps_parse(argv + (model ? 8 : 10), &caps)) {
 		fprintf(stderr, "%s --validate: a size is not a number\n", argv[0]);
 		return 2;
 	}
+	pc_limits_set(&caps);
 	set_limits(max_mb, cpu_s);
 	if (model)
 		rc = model_check(argv[3], argv[4], bytes, &info, &err);
@@ -383,34 +416,36 @@ done:
 int pcd_validate_model(const struct pcd_validator *v, const char *path, const char *id, uint64_t bytes,
 		       json_t **info, struct pc_error *err)
 {
-	char b[32], mb[32], cpu[32];
+	char b[32], mb[32], cpu[32], caps[N_CAPS][32];
 
 	*info = NULL;
 	if (!v || !v->exe)
 		return model_check(path, id, bytes, info, err);
+	caps_args(caps);
 	snprintf(b, sizeof(b), "%llu", (unsigned long long)bytes);
 	snprintf(mb, sizeof(mb), "%d", v->max_mb);
 	snprintf(cpu, sizeof(cpu), "%d", v->max_cpu_s);
 	return run_child(v,
 			 (char *const[]){(char *)v->exe, "--validate", "model", (char *)path, (char *)id, b, mb, cpu,
-					 NULL},
+					 caps[0], caps[1], caps[2], caps[3], NULL},
 			 "model", info, err);
 }
 
 int pcd_validate_dataset(const struct pcd_validator *v, const char *inputs, const char *labels, const char *id,
 			 uint64_t bytes, uint64_t max_bytes, json_t **info, struct pc_error *err)
 {
-	char b[32], mx[32], mb[32], cpu[32];
+	char b[32], mx[32], mb[32], cpu[32], caps[N_CAPS][32];
 
 	*info = NULL;
 	if (!v || !v->exe)
 		return dataset_check(inputs, labels, id, bytes, max_bytes, info, err);
+	caps_args(caps);
 	snprintf(b, sizeof(b), "%llu", (unsigned long long)bytes);
 	snprintf(mx, sizeof(mx), "%llu", (unsigned long long)max_bytes);
 	snprintf(mb, sizeof(mb), "%d", v->max_mb);
 	snprintf(cpu, sizeof(cpu), "%d", v->max_cpu_s);
 	return run_child(v,
 			 (char *const[]){(char *)v->exe, "--validate", "dataset", (char *)inputs,
-					 (char *)(labels ? labels : ""), (char *)id, b, mx, mb, cpu, NULL},
+					 (char *)(labels ? labels : ""), (char *)id, b, mx, mb, cpu, caps[0], caps[1], caps[2], caps[3], NULL},
 			 "dataset", info, err);
 }

@@ -119,7 +119,7 @@ int gc_check_stats(struct pc_test *t, const struct pc_graph *g, const struct gc_
 		goto out;
 	}
 	if (pc_plan_input_int64(p)) {
-		int64_t limit = o->tokens > 0 ? o->tokens : pc_plan_input_id_limit(p);
+		int64_t limit = o->tokens > 0 ? o->tokens : pc_plan_input_id_limit(p, NULL);
 		if (o->check_input) {
 			pc_test_fail(t, __FILE__, __LINE__,
 				     "gradcheck: int64 token ids have no gradient: check_input must be 0");

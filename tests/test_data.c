@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "paracorr/data.h"
+#include "paracorr/limits.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
@@ -1075,4 +1076,64 @@ TEST(data_preprocess_image_is_one_channel)
 	CHECK_MSG(strstr(err.text, "1 channels") != NULL, "%s", err.text);
 	buf_free(&xi);
 	buf_free(&yi);
+}
+
+/* ---- the decoded-size cap (max_dataset_decoded_mb) ---- */
+
+/* 300 uint8 images of 32x32 are 307,200 bytes in the file and 1,228,800
+ * as floats, plus 1,200 of labels: over a 1 MiB cap, and refused naming
+ * the file, its shape and the bytes before the float buffer exists; a
+ * gzip of it (a few hundred bytes) the same. Under the default cap it
+ * loads. */
+TEST(data_decoded_size_is_capped)
+{
+	static const uint32_t dims[3] = {300, 32, 32}, ldims[1] = {300};
+	struct pc_limits saved = *pc_limits_get(), small = saved;
+	uint8_t *x = calloc(300 * 32 * 32, 1), y[300];
+	struct buf xi, yi, xz;
+	struct pc_dataset *d = NULL;
+	struct pc_error err = {0};
+
+	REQUIRE(x);
+	for (int i = 0; i < 300; i++)
+		y[i] = (uint8_t)(i % 10);
+	xi = idx_make(0x08, 3, dims, x, 1, 300 * 32 * 32);
+	yi = idx_make(0x08, 1, ldims, y, 1, 300);
+	xz = gz_make(&xi);
+	CHECK_MSG(xz.len < 4096, "the gzip has %zu bytes", xz.len);
+	small.max_decoded_bytes = (uint64_t)1 << 20;
+	pc_limits_set(&small);
+	EXPECT_ERROR(&xi, &yi, PC_ERR_LIMIT,
+		     "inputs: shape [300,32,32] of uint8 decodes to 1230000 bytes of floats and labels, over "
+		     "max_dataset_decoded_mb (1 MiB)");
+	EXPECT_ERROR(&xz, &yi, PC_ERR_LIMIT, "decodes to 1230000 bytes");
+	/* the CLI's path names the file */
+	{
+		struct tmpdir td;
+		const char *xp, *yp;
+		char msg[700];
+		REQUIRE(tmp_open(&td));
+		xp = tmp_path(&td, "x.idx.gz");
+		yp = tmp_path(&td, "y.idx");
+		CHECK(write_plain(xp, &xz) && write_plain(yp, &yi));
+		CHECK_INT(pc_dataset_load(xp, yp, NULL, 0, &d, &err), PC_ERR_LIMIT);
+		pc_error_format(&err, msg, sizeof(msg));
+		CHECK_MSG(strstr(msg, xp) && strstr(msg, "max_dataset_decoded_mb"), "%s", msg);
+		/* a limit of 200 samples fits: the cap is on what is kept */
+		pc_error_clear(&err);
+		CHECK_INT(pc_dataset_load(xp, yp, NULL, 200, &d, &err), PC_OK);
+		CHECK(d && d->n == 200);
+		pc_dataset_free(d);
+		d = NULL;
+		tmp_close(&td);
+	}
+	pc_limits_set(&saved);
+	pc_error_clear(&err);
+	CHECK_INT(pc_dataset_load_memory(xz.p, xz.len, yi.p, yi.len, NULL, 0, &d, &err), PC_OK);
+	CHECK(d && d->n == 300);
+	pc_dataset_free(d);
+	buf_free(&xi);
+	buf_free(&yi);
+	buf_free(&xz);
+	free(x);
 }

@@ -26,9 +26,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "be_util.h"
+#include "onnx_build.h"
+#include "paracorr/limits.h"
 #include "paracorr/onnx.h"
+#include "paracorr/plan.h"
 #include "test.h"
 
 /* --- a deeply nested model, written back to front ----------------------- */
@@ -252,6 +256,223 @@ TEST(hostile_wire_errors_name_the_offset)
 	EXPECT_WIRE(long_tag, "malformed field tag at byte offset 2, in the model: a varint longer than 10 bytes");
 }
 
+/* --- total caps per model ------------------------------------------------ */
+
+/* ModelProto{ir_version 8, opset_import{version 13}, graph{<graph bytes>}}. */
+static unsigned char *wire_model(const unsigned char *graph, size_t glen, size_t *len)
+{
+	static const unsigned char head[] = {0x08, 0x08, 0x42, 0x02, 0x10, 0x0d, 0x3a};
+	unsigned char *b = malloc(sizeof(head) + 10 + glen), *p;
+	uint64_t v = glen;
+
+	if (!b)
+		return NULL;
+	memcpy(b, head, sizeof(head));
+	p = b + sizeof(head);
+	do {
+		*p++ = (unsigned char)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	memcpy(p, graph, glen);
+	*len = (size_t)(p - b) + glen;
+	return b;
+}
+
+/* count copies of the two bytes {tag, 0}: empty sub-messages. */
+static unsigned char *empty_fields(unsigned char tag, size_t count, size_t *len)
+{
+	unsigned char *g = malloc(2 * count + 1), *m;
+
+	if (!g)
+		return NULL;
+	for (size_t i = 0; i < count; i++) {
+		g[2 * i] = tag;
+		g[2 * i + 1] = 0;
+	}
+	m = wire_model(g, 2 * count, len);
+	free(g);
+	return m;
+}
+
+static void expect_limit_line(struct pc_test *t, int line, const unsigned char *buf, size_t len, const char *needle)
+{
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+	char msg[800];
+	int rc = pc_onnx_load_buffer(buf, len, &g, &err);
+
+	pc_error_format(&err, msg, sizeof(msg));
+	if (rc != PC_ERR_LIMIT || !strstr(msg, needle))
+		pc_test_fail(t, __FILE__, line, "%s: '%s', expected limit and '%s'", pc_status_name(rc), msg, needle);
+	if (g)
+		pc_test_fail(t, __FILE__, line, "a graph was returned");
+	pc_graph_free(g);
+}
+
+/* 200,001 empty nodes in 400 KB (protobuf-c would build a struct of a
+ * hundred bytes for each), and a million and one empty initializers in
+ * 2 MB: refused while the wire is checked, naming the count, the limit and
+ * the byte offset of the first one too many. */
+TEST(hostile_node_and_value_counts_capped_before_decoding)
+{
+	size_t len;
+	unsigned char *m;
+
+	/* graph bytes start at offset 10: 7 bytes of header, a 3-byte length */
+	m = empty_fields(0x0a, PC_LIMITS_DEFAULT_NODES + 1, &len);
+	REQUIRE(m);
+	expect_limit_line(t, __LINE__, m, len,
+			  "model: the model has more than 200000 nodes (node 200001 at byte offset 400010); the limit "
+			  "is 200000");
+	free(m);
+	m = empty_fields(0x2a, PC_LIMITS_DEFAULT_VALUES + 1, &len);
+	REQUIRE(m);
+	expect_limit_line(t, __LINE__, m, len,
+			  "the model names more than 1000000 values (initializers, inputs and node outputs; value "
+			  "1000001 at byte offset 2000010); the limit is 1000000");
+	free(m);
+	/* exactly the limit passes the count (and fails later, on a nameless node) */
+	{
+		struct pc_limits saved = *pc_limits_get(), small = saved;
+		struct pc_graph *g = NULL;
+		struct pc_error err = {0};
+		small.max_nodes = 10;
+		pc_limits_set(&small);
+		m = empty_fields(0x0a, 10, &len);
+		REQUIRE(m);
+		CHECK(pc_onnx_load_buffer(m, len, &g, &err) != PC_ERR_LIMIT);
+		free(m);
+		m = empty_fields(0x0a, 11, &len);
+		REQUIRE(m);
+		expect_limit_line(t, __LINE__, m, len, "more than 10 nodes (node 11 at byte offset 28)");
+		free(m);
+		pc_graph_free(g);
+		pc_limits_set(&saved);
+	}
+}
+
+/* x[N,4] -> Gemm -> h0 -> Identity -> h1 ... -> y: n nodes in all. Loads
+ * (the alias pass and the op check are linear: this took tens of seconds
+ * when they were quadratic). */
+TEST(hostile_long_chain_of_identities_loads)
+{
+	enum { N = 50000 };
+	static const float w[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, bias[3] = {0};
+	static const int64_t xd[2] = {-1, 4}, wd[2] = {3, 4}, bd[1] = {3};
+	struct ob_model *b = calloc(1, sizeof(*b));
+	Onnx__NodeProto *nodes = calloc(N, sizeof(*nodes)), **ptrs = calloc(N, sizeof(*ptrs));
+	char (*names)[16] = calloc(N, sizeof(*names));
+	char **ins = calloc(N, sizeof(*ins)), **outs = calloc(N, sizeof(*outs));
+	struct pc_graph *g = NULL;
+	struct pc_error err = {0};
+	unsigned char *buf;
+	size_t len;
+
+	REQUIRE(b && nodes && ptrs && names && ins && outs);
+	ob_init(b, 13, "x", 2, xd, "y");
+	ob_float(b, "W", 2, wd, w);
+	ob_float(b, "B", 1, bd, bias);
+	ob_attr_int(ob_node(b, "Gemm", "gemm", (const char *const[]){"x", "W", "B", NULL},
+			    (const char *const[]){"h0", NULL}),
+		    b, "transB", 1);
+	ptrs[0] = &b->nodes[0];
+	for (int i = 1; i < N; i++) {
+		onnx__node_proto__init(&nodes[i]);
+		snprintf(names[i], sizeof(names[i]), "h%d", i);
+		nodes[i].op_type = "Identity";
+		ins[i] = i == 1 ? "h0" : names[i - 1];
+		outs[i] = i == N - 1 ? "y" : names[i];
+		nodes[i].n_input = nodes[i].n_output = 1;
+		nodes[i].input = &ins[i];
+		nodes[i].output = &outs[i];
+		ptrs[i] = &nodes[i];
+	}
+	b->graph.node = ptrs;
+	b->graph.n_node = N;
+	buf = ob_pack(b, &len);
+	REQUIRE(buf);
+	CHECK_MSG(pc_onnx_load_buffer(buf, len, &g, &err) == PC_OK, "%s: %s", err.where, err.text);
+	if (g) {
+		CHECK_INT(pc_graph_node_count(g), N);
+		CHECK_INT(pc_graph_classes(g), 3);
+	}
+	pc_graph_free(g);
+	free(buf);
+	free(b);
+	free(nodes);
+	free(ptrs);
+	free(names);
+	free(ins);
+	free(outs);
+}
+
+/* x[N,1,4,4] -> Conv(1x1, pads 20000) -> [N,1,40004,40004] -> GlobalAveragePool
+ * -> Flatten -> Gemm -> y[N,3]: 32 GB of activation and workspace at
+ * batch 2 from a file of a few hundred bytes. */
+static unsigned char *conv_pads_model(size_t *len)
+{
+	static const float w[1] = {1}, w2[3] = {1, 2, 3}, b2[3] = {0};
+	static const int64_t xd[4] = {-1, 1, 4, 4}, wd[4] = {1, 1, 1, 1}, w2d[2] = {3, 1}, b2d[1] = {3};
+	static int64_t pads[4] = {20000, 20000, 20000, 20000};
+	static struct ob_model b;
+
+	ob_init(&b, 13, "x", 4, xd, "y");
+	ob_float(&b, "W", 4, wd, w);
+	ob_float(&b, "W2", 2, w2d, w2);
+	ob_float(&b, "B2", 1, b2d, b2);
+	ob_attr_ints(ob_node(&b, "Conv", "conv", (const char *const[]){"x", "W", NULL}, (const char *const[]){"c", NULL}),
+		     &b, "pads", 4, pads);
+	ob_node(&b, "GlobalAveragePool", "gap", (const char *const[]){"c", NULL}, (const char *const[]){"p", NULL});
+	ob_node(&b, "Flatten", "flat", (const char *const[]){"p", NULL}, (const char *const[]){"f", NULL});
+	ob_attr_int(ob_node(&b, "Gemm", "gemm", (const char *const[]){"f", "W2", "B2", NULL},
+			    (const char *const[]){"y", NULL}),
+		    &b, "transB", 1);
+	return ob_pack(&b, len);
+}
+
+TEST(hostile_conv_pads_refused_before_allocating)
+{
+	size_t len;
+	unsigned char *m = conv_pads_model(&len);
+
+	REQUIRE(m);
+	expect_limit_line(t, __LINE__, m, len, "node 'conv' (Conv): at batch 2 the plan needs ");
+	/* its output is 12.8 GB, its im2col workspace (at batch 2) more */
+	expect_limit_line(t, __LINE__, m, len,
+			  "at batch 2 the plan needs 32006400576 bytes, over max_plan_mb (4096 MiB); this node's "
+			  "workspace is 19203840192 bytes of it");
+	free(m);
+}
+
+/* The same cap at a job's batch size: a model that loads (its plan at
+ * batch 2 is small) is refused at batch 65536 under a 1 MiB cap, with
+ * the batch in the message, and still plans at batch 2. */
+TEST(hostile_plan_cap_applies_at_the_job_batch)
+{
+	struct pc_limits saved = *pc_limits_get(), small = saved;
+	char path[PATH_MAX];
+	struct pc_graph *g = NULL;
+	struct pc_plan *p;
+	struct pc_error err = {0};
+
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
+	REQUIRE(pc_onnx_load_file(path, &g, &err) == PC_OK);
+	small.max_plan_bytes = (uint64_t)1 << 20;
+	pc_limits_set(&small);
+	p = pc_plan_new(g, 65536, PC_PLAN_GRAD, &err);
+	CHECK(p == NULL);
+	CHECK_INT(err.code, PC_ERR_LIMIT);
+	CHECK_MSG(strstr(err.text, "at batch 65536 the plan needs") && strstr(err.text, "over max_plan_mb (1 MiB)"),
+		  "%s: %s", err.where, err.text);
+	pc_plan_free(p);
+	pc_error_clear(&err);
+	p = pc_plan_new(g, 2, PC_PLAN_GRAD, &err);
+	CHECK_MSG(p != NULL, "%s: %s", err.where, err.text);
+	pc_plan_free(p);
+	pc_limits_set(&saved);
+	pc_graph_free(g);
+}
+
 /* --- over HTTP ------------------------------------------------------------- */
 
 struct daemon {
@@ -342,7 +563,7 @@ static int healthy(const struct daemon *d)
 }
 
 /* 1 when the daemon is up; a few ports are tried in case one is taken. */
-static int start(struct daemon *d, const char *bin)
+static int start(struct daemon *d, const char *bin, const char *const *extra)
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		char port[16], data[PATH_MAX], log[PATH_MAX];
@@ -358,8 +579,15 @@ static int start(struct daemon *d, const char *bin)
 		if (d->pid == 0) {
 			if (!freopen(log, "a", stderr) || chdir(pc_test_root()) != 0)
 				_exit(126);
-			execl(bin, bin, "--port", port, "--data-dir", data, "--workers", "1", "--max-model-mb", "2",
-			      "--min-free-disk-mb", "1", (char *)NULL);
+			{
+				const char *args[32] = {bin, "--port", port, "--data-dir", data, "--workers", "1",
+							"--max-model-mb", "2", "--min-free-disk-mb", "1"};
+				int n = 11;
+				for (int i = 0; extra && extra[i] && n < 31; i++)
+					args[n++] = extra[i];
+				args[n] = NULL;
+				execv(bin, (char *const *)args);
+			}
 			_exit(127);
 		}
 		for (int i = 0; i < 200; i++) {
@@ -413,7 +641,7 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 	}
 	REQUIRE(be_tmpdir(d.dir, sizeof(d.dir)));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	REQUIRE_MSG(start(&d, bin), "the daemon did not come up (see %s/daemon.log)", d.dir);
+	REQUIRE_MSG(start(&d, bin, NULL), "the daemon did not come up (see %s/daemon.log)", d.dir);
 	buf = deep_model(5000, &len, tags);
 	REQUIRE(buf);
 	for (int round = 0; round < 2; round++) {
@@ -445,4 +673,264 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 	CHECK_INT(stop(&d), 0);
 	free(buf);
 	be_rmtree(d.dir);
+}
+
+/* --- work and size budgets over HTTP -------------------------------------- */
+
+/* A POST of a multipart dataset (inputs, labels) or of a JSON spec. */
+static int http_post(const struct daemon *d, const char *path, const char *json, const char *inputs,
+		     const char *labels, struct reply *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	curl_mime *mime = NULL;
+	char url[256];
+	char *ct = NULL;
+	CURLcode rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!c)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", d->base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	h = curl_slist_append(h, "Expect:");
+	if (json) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	} else {
+		curl_mimepart *part;
+		mime = curl_mime_init(c);
+		part = curl_mime_addpart(mime);
+		curl_mime_name(part, "inputs");
+		curl_mime_filedata(part, inputs);
+		part = curl_mime_addpart(mime);
+		curl_mime_name(part, "labels");
+		curl_mime_filedata(part, labels);
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+			snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
+	}
+	curl_mime_free(mime);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* The answer's status, problem type and a piece of its detail; the id of
+ * a 201/200 upload into id when given. */
+static void expect_answer_line(struct pc_test *t, int line, struct reply *r, long status, const char *type,
+			       const char *needle, char *id, size_t id_size)
+{
+	json_t *j = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	const char *detail = json_string_value(json_object_get(j, "detail"));
+
+	if (r->status != status)
+		pc_test_fail(t, __FILE__, line, "status %ld, expected %ld: %s", r->status, status, r->body ? r->body : "");
+	if (type && (!json_is_string(json_object_get(j, "type")) ||
+		     strcmp(json_string_value(json_object_get(j, "type")), type) != 0 ||
+		     strcmp(r->ctype, "application/problem+json") != 0))
+		pc_test_fail(t, __FILE__, line, "expected a problem of type %s: %s", type, r->body ? r->body : "");
+	if (needle && !(detail && strstr(detail, needle)))
+		pc_test_fail(t, __FILE__, line, "the detail lacks '%s': %s", needle, r->body ? r->body : "");
+	if (id && json_is_string(json_object_get(j, "id")))
+		snprintf(id, id_size, "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(r->body);
+	r->body = NULL;
+}
+
+#define EXPECT_ANSWER(r, status, type, needle) expect_answer_line(t, __LINE__, r, status, type, needle, NULL, 0)
+
+/* Every corruption field within its own bound, their product a billion
+ * passes: 8 blocks of 16 norms x 64 epsilons x 16 sparsities x (1001 + 1000)
+ * passes for each of the model, tensor and layer groups, in 6 KB. */
+static char *billion_pass_spec(const char *model, const char *dataset, size_t *len)
+{
+	size_t cap = 16384, n = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	n += (size_t)snprintf(s + n, cap - n, "{\"model\":\"%s\",\"dataset\":\"%s\",\"corruption\":[", model, dataset);
+	for (int b = 0; b < 8; b++) {
+		n += (size_t)snprintf(s + n, cap - n, "%s{\"norms\":[\"l1\",\"l2\",\"linf\"", b ? "," : "");
+		for (int p = 3; p < 16; p++)
+			n += (size_t)snprintf(s + n, cap - n, ",%d", p);
+		n += (size_t)snprintf(s + n, cap - n, "],\"epsilons\":[");
+		for (int e = 0; e < 64; e++)
+			n += (size_t)snprintf(s + n, cap - n, "%s%d", e ? "," : "", e + 1);
+		n += (size_t)snprintf(s + n, cap - n, "],\"sparsity\":[");
+		for (int k = 0; k < 16; k++)
+			n += (size_t)snprintf(s + n, cap - n, "%s%d", k ? "," : "", k);
+		n += (size_t)snprintf(s + n, cap - n,
+				      "],\"random_trials\":1000,\"steps\":1000,\"groups\":[\"model\",\"tensor\",\"layer\"]}");
+	}
+	n += (size_t)snprintf(s + n, cap - n, "]}");
+	*len = n;
+	return s;
+}
+
+/* The daemon with a 1 MiB decoded-dataset cap and default caps otherwise:
+ * a conv model that would plan 32 GB and a model of 200,001 nodes get 413
+ * naming the cap; a gzip dataset of 1.2 MB decoded gets 422; a spec of a
+ * billion passes gets 422 naming max_job_work with the estimate and the
+ * limit, as does a harden job of 10,000 epochs naming the field; an
+ * ordinary spec is still accepted and the daemon still answers. */
+TEST(hostile_budgets_over_http)
+{
+	const char *bin = getenv("PARACORRD_BIN");
+	static const char *const extra[] = {"--max-dataset-decoded-mb", "1", NULL};
+	struct daemon d = {0};
+	struct reply r;
+	char path[PATH_MAX], xgz[PATH_MAX], ylab[PATH_MAX], model[80] = "", data[80] = "", spec[1024];
+	size_t len;
+	unsigned char *buf;
+	char *text;
+
+	if (!bin || !bin[0]) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	REQUIRE(be_tmpdir(d.dir, sizeof(d.dir)));
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	REQUIRE_MSG(start(&d, bin, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+
+	/* models: refused at upload, before the plan or the decoder allocates */
+	REQUIRE((buf = conv_pads_model(&len)));
+	CHECK(http(&d, "/v1/models", buf, len, &r) == 0);
+	EXPECT_ANSWER(&r, 413, "/problems/too-large",
+		      "node 'conv' (Conv): at batch 2 the plan needs 32006400576 bytes, over max_plan_mb (4096 MiB)");
+	free(buf);
+	REQUIRE((buf = empty_fields(0x0a, PC_LIMITS_DEFAULT_NODES + 1, &len)));
+	CHECK(http(&d, "/v1/models", buf, len, &r) == 0);
+	EXPECT_ANSWER(&r, 413, "/problems/too-large", "more than 200000 nodes");
+	free(buf);
+
+	/* a dataset that decodes past max_dataset_decoded_mb */
+	{
+		FILE *f;
+		gzFile z;
+		unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0x01, 0x2c, 0, 0, 0, 32, 0, 0, 0, 32}; /* 300 x 32 x 32 */
+		unsigned char lhdr[8] = {0, 0, 8, 1, 0, 0, 0x01, 0x2c}, zero[1024] = {0};
+		snprintf(xgz, sizeof(xgz), "%s/x.idx.gz", d.dir);
+		snprintf(ylab, sizeof(ylab), "%s/y.idx", d.dir);
+		REQUIRE((z = gzopen(xgz, "wb")));
+		gzwrite(z, hdr, sizeof(hdr));
+		for (int i = 0; i < 300; i++)
+			gzwrite(z, zero, sizeof(zero));
+		gzclose(z);
+		REQUIRE((f = fopen(ylab, "wb")));
+		fwrite(lhdr, 1, sizeof(lhdr), f);
+		for (int i = 0; i < 300; i++)
+			fputc(i % 3, f);
+		fclose(f);
+	}
+	CHECK(http_post(&d, "/v1/datasets", NULL, xgz, ylab, &r) == 0);
+	EXPECT_ANSWER(&r, 422, "/problems/unprocessable",
+		      "shape [300,32,32] of uint8 decodes to 1230000 bytes of floats and labels, over "
+		      "max_dataset_decoded_mb (1 MiB)");
+
+	/* a model and a dataset that fit, then the specs */
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
+	text = be_read_file(path, &len);
+	REQUIRE(text);
+	CHECK(http(&d, "/v1/models", text, len, &r) == 0);
+	expect_answer_line(t, __LINE__, &r, 201, NULL, NULL, model, sizeof(model));
+	free(text);
+	{
+		char x[PATH_MAX], y[PATH_MAX];
+		snprintf(x, sizeof(x), "%s/tests/reference/fixtures/sample64_u8.npy", pc_test_root());
+		snprintf(y, sizeof(y), "%s/tests/reference/fixtures/labels64_i64.npy", pc_test_root());
+		CHECK(http_post(&d, "/v1/datasets", NULL, x, y, &r) == 0);
+		expect_answer_line(t, __LINE__, &r, 201, NULL, NULL, data, sizeof(data));
+	}
+	REQUIRE(model[0] && data[0]);
+	text = billion_pass_spec(model, data, &len);
+	REQUIRE(text);
+	CHECK_MSG(len < 6500, "the spec has %zu bytes", len);
+	CHECK(http_post(&d, "/v1/jobs", text, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 422, "/problems/unprocessable", "max_job_work: the job's estimated work is ");
+	CHECK(http_post(&d, "/v1/jobs", text, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 422, NULL, "over the limit of 1e+13 (max_job_work = 10000 x 10^9)");
+	free(text);
+	snprintf(spec, sizeof(spec),
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"training\": {\"dataset\": \"%s\", "
+		 "\"epochs\": 10000}}",
+		 model, data, data);
+	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 422, "/problems/unprocessable", "training.epochs: must be an integer from 0 to 1000");
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"corruption\": {\"epsilons\": [0.1]}}",
+		 model, data);
+	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
+	EXPECT_ANSWER(&r, 202, NULL, NULL);
+	CHECK(healthy(&d));
+	CHECK_INT(stop(&d), 0);
+	be_rmtree(d.dir);
+}
+
+/* paracorr run checks the same budget once the model and data are loaded:
+ * the billion-pass spec is refused by default naming max_job_work, and a
+ * spec of 1,000 random trials (about 10^4 passes, over 10^10 multiply-adds
+ * with the fixed cost per pass) under --max-job-work 1 (10^9). */
+static int run_cli(const char *bin, const char *spec_path, const char *flags, char *out, size_t size)
+{
+	char cmd[3 * PATH_MAX];
+	FILE *p;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' run '%s' --quiet --threads 1 %s 2>&1 >/dev/null", pc_test_root(),
+		 bin, spec_path, flags);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(hostile_cli_checks_the_work_budget)
+{
+	const char *bin = getenv("PARACORR_BIN");
+	char dir[PATH_MAX - 64], path[PATH_MAX], out[4096];
+	const char *data = "{\"inputs\": \"tests/reference/fixtures/sample64_u8.npy\", \"labels\": "
+			   "\"tests/reference/fixtures/labels64_i64.npy\"}";
+	size_t len;
+	char *text, *dq;
+	FILE *f;
+
+	if (!bin || !bin[0]) {
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return;
+	}
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	/* the HTTP spec with the CLI's paths: its dataset id becomes the file pair */
+	text = billion_pass_spec("tests/reference/fixtures/mlp_op13.onnx", "@", &len);
+	REQUIRE(text && (dq = strstr(text, "\"@\"")));
+	snprintf(path, sizeof(path), "%s/big.json", dir);
+	REQUIRE((f = fopen(path, "w")));
+	fprintf(f, "%.*s%s%s", (int)(dq - text), text, data, dq + 3);
+	fclose(f);
+	free(text);
+	CHECK_INT(run_cli(bin, path, "", out, sizeof(out)), 1);
+	CHECK_MSG(strstr(out, "max_job_work: the job's estimated work is") &&
+			  strstr(out, "over the limit of 1e+13 (max_job_work = 10000 x 10^9)"),
+		  "%s", out);
+	snprintf(path, sizeof(path), "%s/small.json", dir);
+	REQUIRE((f = fopen(path, "w")));
+	fprintf(f, "{\"model\": \"tests/reference/fixtures/mlp_op13.onnx\", \"dataset\": %s, \"corruption\": "
+		   "{\"epsilons\": [0.1], \"random_trials\": 1000}}",
+		data);
+	fclose(f);
+	CHECK_INT(run_cli(bin, path, "--max-job-work 1", out, sizeof(out)), 1);
+	CHECK_MSG(strstr(out, "over the limit of 1e+09 (max_job_work = 1 x 10^9)"), "%s", out);
+	be_rmtree(dir);
 }

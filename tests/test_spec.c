@@ -177,3 +177,73 @@ TEST(spec_required_fields)
 	CHECK(s.labels == NULL && strcmp(s.inputs, "d-123") == 0);
 	pc_spec_free(&s);
 }
+
+/* Epochs are bounded like trials and steps: a harden job of 10,000 epochs
+ * is refused naming the field, 1,000 is the most. */
+TEST(spec_epochs_trials_steps_bounded)
+{
+	static const struct {
+		const char *fields, *where, *needle;
+	} bad[] = {
+		{"\"kind\": \"harden\", \"training\": {\"dataset\": \"t\", \"epochs\": 10000}", "training.epochs",
+		 "from 0 to 1000"},
+		{"\"kind\": \"harden\", \"training\": {\"dataset\": \"t\", \"epochs\": 1001}", "training.epochs",
+		 "from 0 to 1000"},
+		{"\"corruption\": {\"random_trials\": 1001}", "corruption.random_trials", "from 0 to 1000"},
+		{"\"corruption\": {\"steps\": 1001}", "corruption.steps", "from 1 to 1000"},
+		{"\"kind\": \"harden\", \"training\": {\"dataset\": \"t\", \"act\": {\"epsilon\": 0.1, \"steps\": 1001}}",
+		 "training.act.steps", "from 1 to 1000"},
+	};
+	char text[512];
+	struct pc_spec s;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct pc_error err = {0};
+		snprintf(text, sizeof(text), "{" MIN_SPEC ", %s}", bad[i].fields);
+		CHECK_MSG(parse(text, &s, &err) == PC_ERR_INVALID, "%s was accepted", bad[i].fields);
+		CHECK_MSG(strcmp(err.where, bad[i].where) == 0, "%s: where '%s'", bad[i].fields, err.where);
+		CHECK_MSG(strstr(err.text, bad[i].needle), "%s: '%s'", bad[i].fields, err.text);
+	}
+	{
+		struct pc_error err = {0};
+		REQUIRE(parse("{" MIN_SPEC ", \"kind\": \"harden\", \"training\": {\"dataset\": \"t\", \"epochs\": 1000}}", &s,
+			      &err) == PC_OK);
+		CHECK_INT(s.training.epochs, 1000);
+		pc_spec_free(&s);
+	}
+}
+
+/* The estimate of README's formula, by hand: the default spec (norms l2
+ * and linf, 3 epsilons, 5 trials, groups model and tensor) on a model of
+ * 100 parameters in 2 tensors makes 1 + 3 x 2 x 3 x (1 + 5) = 109 passes. */
+TEST(spec_work_estimate_follows_the_formula)
+{
+	struct pc_work_model m = {100, 2, 1};
+	struct pc_error err = {0};
+	struct pc_spec s;
+
+	REQUIRE(parse("{" MIN_SPEC "}", &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 109.0, 0, 0);
+	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 0), 109.0 * (50 * 100 + 1e6), 0, 0);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 109.0 * (50 * 100 + 1e6), &err), PC_OK);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 0, &err), PC_OK); /* no bound */
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_LIMIT);
+	CHECK(strcmp(err.where, "max_job_work") == 0);
+	CHECK_MSG(strstr(err.text, "1.1e+08 multiply-adds") && strstr(err.text, "109 passes") &&
+			  strstr(err.text, "over the limit of 1e+08"),
+		  "%s", err.text);
+	pc_spec_free(&s);
+	/* limit counts, layers group, multi-step: 1 + 1 x 1 x 1 x 2 x (4 + 2) = 13 passes over 10 samples */
+	REQUIRE(parse("{" MIN_SPEC ", \"limit\": 10, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, 1],"
+		      " \"random_trials\": 2, \"steps\": 3, \"groups\": [\"layer\"]}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 13.0, 0, 0);
+	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 0), 13.0 * (10 * 100 + 1e6), 0, 0);
+	pc_spec_free(&s);
+	/* harden: two studies, then 4 epochs of 1 + 2 ACT steps over 20 training samples */
+	REQUIRE(parse("{" MIN_SPEC ", \"kind\": \"harden\", \"training\": {\"dataset\": \"t\", \"epochs\": 4,"
+		      " \"act\": {\"epsilon\": 0.1, \"steps\": 2}}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 20), 2 * 109.0 * (50 * 100 + 1e6) + 4 * 3 * (20 * 100 + 1e6), 0, 0);
+	pc_spec_free(&s);
+}

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "onnx_build.h"
+#include "paracorr/limits.h"
 #include "test.h"
 #include "../server/validate.h"
 
@@ -97,6 +98,18 @@ TEST(validate_child_describes_a_model)
 	CHECK(pcd_validate_model(&v, path, "abc", 3, &info, &err) == PC_ERR_FORMAT);
 	CHECK_MSG(strstr(err.text, "byte") != NULL, "no offset in: %s", err.text);
 	CHECK(info == NULL);
+	/* the child refuses by the caps in force in its parent, not its defaults */
+	{
+		struct pc_limits l, old = *pc_limits_get();
+		REQUIRE(write_file(path, buf, len));
+		l = old;
+		l.max_nodes = 1;
+		pc_limits_set(&l);
+		pc_error_clear(&err);
+		CHECK(pcd_validate_model(&v, path, "abc", len, &info, &err) == PC_ERR_LIMIT);
+		CHECK_MSG(strstr(err.text, "more than 1 nodes") != NULL, "%s", err.text);
+		pc_limits_set(&old);
+	}
 	unlink(path);
 	free(buf);
 }

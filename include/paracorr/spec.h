@@ -12,12 +12,14 @@
 
 #include "paracorr/data.h"
 #include "paracorr/error.h"
+#include "paracorr/graph.h"
 
 #define PC_SPEC_MAX_NORMS 16
 #define PC_SPEC_MAX_EPSILONS 64
 #define PC_SPEC_MAX_SPARSITY 16
 #define PC_SPEC_MAX_TRIALS 1000
 #define PC_SPEC_MAX_STEPS 1000
+#define PC_SPEC_MAX_EPOCHS 1000
 
 enum pc_group_kind {
 	PC_GROUP_MODEL = 1,
@@ -94,6 +96,45 @@ void pc_spec_free(struct pc_spec *spec);
 
 /* The spec with every default filled in (new reference). */
 json_t *pc_spec_to_json(const struct pc_spec *spec);
+
+/* --- the work budget -------------------------------------------------------
+ *
+ * A job's estimated work, in multiply-adds, from the spec and the model
+ * before it runs: every per-field bound can hold while their product plans
+ * a billion passes. A pass is one forward (or forward and backward) run
+ * over the samples it reads, costed at samples x parameters plus a fixed
+ * PC_WORK_PER_PASS for what every pass costs whatever its size (writing
+ * the corrupted weights, the threads' hand-over):
+ *
+ *   analyze: S x (n x P + C)        S = passes of the study (below)
+ *   harden:  2 x S x (n x P + C) + E x (1 + K) x (m x P + C)
+ *
+ * n samples of the dataset (after limit), m of the training dataset, P
+ * parameters, E epochs, K ACT steps (0 without ACT). A study makes
+ * 1 + sum over groups of norms x sparsity x epsilons x (steps' + trials)
+ * passes, steps' = steps + 1 when steps > 1, else 1, with one group for
+ * "model", one per parameter tensor for "tensor", one per layer (node with
+ * parameters) for "layer", in every corruption block. */
+#define PC_WORK_PER_PASS 1e6
+
+/* What the estimate needs of a model. */
+struct pc_work_model {
+	int64_t parameters;
+	int64_t tensors; /* parameter tensors */
+	int64_t layers;	 /* nodes that read parameters */
+};
+
+void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m);
+/* Passes one study of the spec makes (its clean pass included). */
+double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m);
+/* The estimate above; samples and train_samples before the spec's limits
+ * (which it applies). */
+double pc_spec_work(const struct pc_spec *spec, const struct pc_work_model *m, int64_t samples,
+		    int64_t train_samples);
+/* PC_ERR_LIMIT naming max_job_work, the estimate and the limit when the
+ * estimate passes max_work (multiply-adds; <= 0: no bound). */
+int pc_spec_check_work(const struct pc_spec *spec, const struct pc_work_model *m, int64_t samples,
+		       int64_t train_samples, double max_work, struct pc_error *err);
 
 /* "l1", "l2", "linf" or the number. */
 json_t *pc_spec_norm_json(double p);
