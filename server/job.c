@@ -19,6 +19,7 @@
 #include "paracorr/data.h"
 #include "paracorr/eval.h"
 #include "paracorr/graph.h"
+#include "paracorr/groups.h"
 #include "paracorr/onnx.h"
 #include "paracorr/report.h"
 
@@ -176,39 +177,61 @@ out:
 	return done;
 }
 
-/* The ACT group's mask: the named tensors, and every tensor a named node
- * reads. NULL (all) for the whole model. */
+/* The ACT group's mask: the named tensors and layers, in the names a report
+ * gives them ("tensor:fc1.weight", "layer:fc1", or bare), and, as before
+ * layers were modules, every tensor a named node reads. NULL (all) for the
+ * whole model. */
 static int act_mask(const struct pc_graph *g, const struct pc_training *tr, unsigned char **out, struct pc_error *err)
 {
+	struct pc_layer_groups lg = {0};
 	unsigned char *mask;
+	int rc = PC_OK;
 
 	*out = NULL;
 	if (!tr->n_act_group)
 		return 0;
 	if (!(mask = calloc((size_t)pc_graph_param_count(g) + 1, 1)))
 		return pc_error_set(err, PC_ERR_NOMEM, "training.act.group", "out of memory");
+	if ((rc = pc_layer_groups_build(g, &lg, err)))
+		goto fail;
 	for (int i = 0; i < tr->n_act_group; i++) {
-		int hit = 0;
+		const char *name = tr->act_group[i];
+		int hit = 0, tensor = !strncmp(name, "tensor:", 7), layer = !strncmp(name, "layer:", 6);
 
-		for (int k = 0; k < pc_graph_param_tensors(g); k++) {
+		name += tensor ? 7 : layer ? 6 : 0;
+		for (int k = 0; k < pc_graph_param_tensors(g) && !layer; k++) {
 			const struct pc_param *p = pc_graph_param(g, k);
 
-			if (strcmp(p->name, tr->act_group[i]) && (!p->node || strcmp(p->node, tr->act_group[i])))
+			if (strcmp(p->name, name) && (tensor || !p->node || strcmp(p->node, name)))
 				continue;
 			memset(mask + p->offset, 1, (size_t)p->count);
+			hit = 1;
+		}
+		for (int j = 0; j < lg.n && !tensor; j++) {
+			if (strcmp(lg.g[j].name, name))
+				continue;
+			for (int k = 0; k < lg.g[j].n_params; k++) {
+				const struct pc_param *p = pc_graph_param(g, lg.g[j].params[k]);
+				memset(mask + p->offset, 1, (size_t)p->count);
+			}
 			hit = 1;
 		}
 		if (!hit) {
 			char where[64];
 
-			free(mask);
 			snprintf(where, sizeof(where), "training.act.group[%d]", i);
-			return pc_error_set(err, PC_ERR_INVALID, where, "'%s' is neither a weight tensor nor a layer of the model",
-					    tr->act_group[i]);
+			rc = pc_error_set(err, PC_ERR_INVALID, where,
+					  "'%s' is neither a weight tensor nor a layer of the model", tr->act_group[i]);
+			goto fail;
 		}
 	}
+	pc_layer_groups_free(&lg);
 	*out = mask;
 	return 0;
+fail:
+	pc_layer_groups_free(&lg);
+	free(mask);
+	return rc;
 }
 
 struct harden_progress {

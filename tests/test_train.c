@@ -492,7 +492,11 @@ TEST(train_harden_group_names)
 	char model[1024], x[1024], y[1024], text[2048], out[1100], dir[1024];
 	struct pcd_job_files files = {0};
 	struct pcd_job_opts o;
-	static const char *const groups[] = {"[\"fc3.weight\", \"/fc1/Gemm\"]", "[\"fc3.weight\", \"fc9\"]"};
+	/* a node name, report names (layer:, tensor:, a bare module); unknown
+	 * names and a layer asked for as a tensor */
+	static const char *const groups[] = {"[\"fc3.weight\", \"/fc1/Gemm\"]",
+					     "[\"layer:fc1\", \"tensor:fc3.weight\", \"fc2\"]",
+					     "[\"fc3.weight\", \"fc9\"]", "[\"tensor:fc1\"]"};
 
 	snprintf(model, sizeof(model), "%s/" FIX "mlp_op13.onnx", pc_test_root());
 	snprintf(x, sizeof(x), "%s/" FIX "sample64_u8.npy", pc_test_root());
@@ -505,7 +509,7 @@ TEST(train_harden_group_names)
 	pcd_job_opts_default(&o);
 	o.model_out = out;
 	o.timing_seconds = 0;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 4; k++) {
 		struct pc_spec spec;
 		struct pc_error err = {0};
 		json_t *root, *rep = NULL;
@@ -522,7 +526,7 @@ TEST(train_harden_group_names)
 		REQUIRE(pc_spec_parse(root, &spec, &err) == 0);
 		json_decref(root);
 		rc = pcd_job_run_spec(&spec, &files, &o, &rtext, &rep, &err);
-		if (k == 0) {
+		if (k < 2) {
 			CHECK_MSG(rc == 0, "%s: %s", err.where, err.text);
 			CHECK(rep && json_number_value(json_object_get(json_object_get(rep, "hardened"), "weight_change_l2")) > 0);
 			/* ACT on the group raised the loss at w + a above the loss at w */
@@ -532,10 +536,14 @@ TEST(train_harden_group_names)
 								   "loss_corrupted")) >
 					     json_number_value(json_object_get(
 						     json_array_get(json_object_get(json_object_get(rep, "training"), "epochs"), 0), "loss")));
-		} else {
+		} else if (k == 2) {
 			CHECK_INT(rc, PC_ERR_INVALID);
 			CHECK_MSG(!strcmp(err.where, "training.act.group[1]") && strstr(err.text, "fc9"), "%s: %s", err.where,
 				  err.text);
+		} else {
+			CHECK_INT(rc, PC_ERR_INVALID);
+			CHECK_MSG(!strcmp(err.where, "training.act.group[0]") && strstr(err.text, "tensor:fc1"), "%s: %s",
+				  err.where, err.text);
 		}
 		free(rtext);
 		json_decref(rep);
