@@ -626,6 +626,25 @@ static int stop(struct daemon *d)
 	return -1;
 }
 
+/* The daemon's peak resident set (VmHWM) in KiB, -1 when unreadable:
+ * hostile uploads must not make the daemon itself grow (the upload checks
+ * run in child processes of their own). */
+static long peak_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 {
 	const char *bin = getenv("PARACORRD_BIN");
@@ -669,6 +688,10 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 		CHECK(http(&d, "/v1/models", model, mlen, &r) == 0 && r.status == 201);
 		free(r.body);
 		free(model);
+	}
+	{
+		long kb = peak_rss_kb(d.pid);
+		CHECK_MSG(kb > 0 && kb < (1L << 20), "the daemon's peak RSS is %ld KiB", kb);
 	}
 	CHECK_INT(stop(&d), 0);
 	free(buf);
@@ -872,6 +895,10 @@ TEST(hostile_budgets_over_http)
 	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
 	EXPECT_ANSWER(&r, 202, NULL, NULL);
 	CHECK(healthy(&d));
+	{
+		long kb = peak_rss_kb(d.pid);
+		CHECK_MSG(kb > 0 && kb < (1L << 20), "the daemon's peak RSS is %ld KiB", kb);
+	}
 	CHECK_INT(stop(&d), 0);
 	be_rmtree(d.dir);
 }
