@@ -30,8 +30,8 @@ static int setup(struct fixture *f)
 	snprintf(f->db, sizeof(f->db), "%s/paracorr.db", f->dir);
 	if (pcd_store_open(f->db, &f->s, &err))
 		return -1;
-	if (pcd_store_model_put(f->s, MODEL_ID, 10, "{\"parameters\": 3}", NULL, &err) ||
-	    pcd_store_dataset_put(f->s, DATA_ID, 20, "{}", NULL, &err))
+	if (pcd_store_model_put(f->s, "default", MODEL_ID, 10, "{\"parameters\": 3}", NULL, &err) ||
+	    pcd_store_dataset_put(f->s, "default", DATA_ID, 20, "{}", NULL, &err))
 		return -1;
 	return 0;
 }
@@ -54,7 +54,7 @@ static int submit(struct pcd_store *s, int seed, const char *key, char id[PCD_JO
 {
 	struct pcd_job j;
 	struct pc_error err = {0};
-	int rc = pcd_store_job_submit(s, "analyze", spec_seed(seed), key, 0, &j, NULL, &err);
+	int rc = pcd_store_job_submit(s, "default", 0, "analyze", spec_seed(seed), key, 0, 0, &j, NULL, &err);
 
 	if (!rc && id)
 		memcpy(id, j.id, sizeof(j.id));
@@ -92,18 +92,18 @@ TEST(store_submit_and_claim_in_order)
 		  PC_OK);
 	CHECK_INT(cancel, 0);
 	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_SUCCEEDED, "{\"report\": 1}", NULL, &err), PC_OK);
-	REQUIRE(pcd_store_job_get(f.s, ids[0], &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, ids[0], &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_SUCCEEDED);
 	CHECK(j.has_report);
 	CHECK(j.finished_at[0] != '\0');
 	CHECK(j.progress && strstr(j.progress, "clean evaluation"));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_report(f.s, ids[0], &report, &err) == PC_OK);
+	REQUIRE(pcd_store_job_report(f.s, PCD_ALL_TENANTS, ids[0], &report, &err) == PC_OK);
 	CHECK(strcmp(report, "{\"report\": 1}") == 0);
 	free(report);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_report(f.s, ids[1], &report, &err), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_report(f.s, "j-0000000000000000", &report, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_report(f.s, PCD_ALL_TENANTS, ids[1], &report, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_report(f.s, PCD_ALL_TENANTS, "j-0000000000000000", &report, NULL), PC_ERR_NOT_FOUND);
 	/* a finished job cannot be completed or heartbeaten again */
 	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_FAILED, NULL, "{}", NULL), PC_ERR_CONFLICT);
 	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], NULL, NULL, NULL), PC_ERR_CONFLICT);
@@ -120,16 +120,16 @@ TEST(store_idempotency_key)
 	int created = -1;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), "key-1", 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) == PC_OK);
 	CHECK_INT(created, 1);
 	memcpy(a, j.id, sizeof(a));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), "key-1", 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) == PC_OK);
 	CHECK_INT(created, 0);
 	CHECK(strcmp(a, j.id) == 0);
 	CHECK(j.idempotency_key && strcmp(j.idempotency_key, "key-1") == 0);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(2), "key-1", 0, &j, &created, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(2), "key-1", 0, 0, &j, &created, &err), PC_ERR_CONFLICT);
 	CHECK(strstr(err.text, a) != NULL);
 	CHECK(strcmp(err.where, "Idempotency-Key") == 0);
 	/* another key, or none, makes a new job */
@@ -149,18 +149,18 @@ TEST(store_queue_full_and_bad_specs)
 
 	REQUIRE(setup(&f) == 0);
 	for (i = 0; i < 3; i++)
-		REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(i), NULL, 3, NULL, NULL, &err) == PC_OK);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(9), NULL, 3, NULL, NULL, &err), PC_ERR_BUSY);
+		REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(i), NULL, 3, 0, NULL, NULL, &err) == PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, &err), PC_ERR_BUSY);
 	CHECK_INT(pc_status_http(PC_ERR_BUSY), 503);
 	/* running jobs do not count towards the queue */
 	REQUIRE(pcd_store_job_claim(f.s, &j, NULL) == PC_OK);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(9), NULL, 3, NULL, NULL, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, NULL), PC_OK);
 
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", "[1]", NULL, 0, NULL, NULL, &err), PC_ERR_INVALID);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "[1]", NULL, 0, 0, NULL, NULL, &err), PC_ERR_INVALID);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", "{\"model\": \"cccc\"}", NULL, 0, NULL, NULL, &err),
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "{\"model\": \"cccc\"}", NULL, 0, 0, NULL, NULL, &err),
 		  PC_ERR_NOT_FOUND);
 	CHECK(strcmp(err.where, "model") == 0);
 	teardown(&f);
@@ -182,30 +182,30 @@ TEST(store_cancel_states)
 	CHECK(strcmp(j.id, r) == 0);
 	pcd_job_free(&j);
 
-	REQUIRE(pcd_store_job_cancel(f.s, q, &after, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, q, &after, &err) == PC_OK);
 	CHECK_INT(after, PCD_JOB_CANCELLED);
-	REQUIRE(pcd_store_job_get(f.s, q, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, q, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_CANCELLED);
 	CHECK(j.finished_at[0]);
 	pcd_job_free(&j);
 	CHECK_INT(pcd_store_job_claim(f.s, &j, NULL), PC_ERR_NOT_FOUND); /* the cancelled one is not claimed */
 
-	REQUIRE(pcd_store_job_cancel(f.s, r, &after, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, r, &after, &err) == PC_OK);
 	CHECK_INT(after, PCD_JOB_RUNNING);
 	REQUIRE(pcd_store_job_heartbeat(f.s, r, NULL, &cancel, &err) == PC_OK);
 	CHECK_INT(cancel, 1);
 	REQUIRE(pcd_store_job_complete(f.s, r, PCD_JOB_CANCELLED, NULL, NULL, &err) == PC_OK);
 
-	CHECK_INT(pcd_store_job_cancel(f.s, r, &after, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_cancel(f.s, q, &after, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_cancel(f.s, "j-ffffffffffffffff", &after, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, r, &after, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, q, &after, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, "j-ffffffffffffffff", &after, NULL), PC_ERR_NOT_FOUND);
 
 	/* delete: finished jobs only */
 	REQUIRE(submit(f.s, 3, NULL, q) == PC_OK);
-	CHECK_INT(pcd_store_job_delete(f.s, q, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_delete(f.s, r, NULL), PC_OK);
-	CHECK_INT(pcd_store_job_get(f.s, r, &j, NULL), PC_ERR_NOT_FOUND);
-	CHECK_INT(pcd_store_job_delete(f.s, r, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, q, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, r, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_get(f.s, PCD_ALL_TENANTS, r, &j, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, r, NULL), PC_ERR_NOT_FOUND);
 	teardown(&f);
 }
 
@@ -230,7 +230,7 @@ TEST(store_recover_after_crash_and_attempts_bound)
 		pcd_store_close(f.s);
 		REQUIRE(pcd_store_open(f.db, &f.s, &err) == PC_OK);
 		REQUIRE(pcd_store_job_recover(f.s, 3, &nreq, &nfail, &err) == PC_OK);
-		REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+		REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 		if (round < 3) {
 			CHECK_INT(nreq, 1);
 			CHECK_INT(nfail, 0);
@@ -244,7 +244,7 @@ TEST(store_recover_after_crash_and_attempts_bound)
 		}
 		pcd_job_free(&j);
 	}
-	REQUIRE(pcd_store_job_get(f.s, b, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, b, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	CHECK_INT(j.attempts, 0);
 	pcd_job_free(&j);
@@ -267,7 +267,7 @@ TEST(store_requeue_after_drain_is_not_an_attempt)
 		pcd_job_free(&j);
 		REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
 	}
-	REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	CHECK_INT(j.attempts, 0);
 	pcd_job_free(&j);
@@ -275,9 +275,9 @@ TEST(store_requeue_after_drain_is_not_an_attempt)
 	/* a cancel asked for during the run wins over the requeue */
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_cancel(f.s, a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, a, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
-	REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_CANCELLED);
 	pcd_job_free(&j);
 	teardown(&f);
@@ -297,7 +297,7 @@ TEST(store_job_paging_and_filter)
 	for (i = 0; i < 7; i++)
 		REQUIRE(submit(f.s, i, NULL, ids[i]) == PC_OK);
 	for (;;) {
-		REQUIRE(pcd_store_job_list(f.s, NULL, after, 3, &jobs, &n, &err) == PC_OK);
+		REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, NULL, after, 3, &jobs, &n, &err) == PC_OK);
 		if (n == 0)
 			break;
 		for (k = 0; k < n; k++, seen++)
@@ -308,15 +308,15 @@ TEST(store_job_paging_and_filter)
 	CHECK_INT(seen, 7);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_list(f.s, "running", 0, 10, &jobs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, "running", 0, 10, &jobs, &n, &err) == PC_OK);
 	CHECK_INT(n, 1);
 	if (n == 1)
 		CHECK(strcmp(jobs[0].id, ids[0]) == 0);
 	pcd_jobs_free(jobs, n);
-	REQUIRE(pcd_store_job_list(f.s, "queued", 0, 100, &jobs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, "queued", 0, 100, &jobs, &n, &err) == PC_OK);
 	CHECK_INT(n, 6);
 	pcd_jobs_free(jobs, n);
-	CHECK_INT(pcd_store_job_list(f.s, "sleeping", 0, 10, &jobs, &n, NULL), PC_ERR_INVALID);
+	CHECK_INT(pcd_store_job_list(f.s, PCD_ALL_TENANTS, "sleeping", 0, 10, &jobs, &n, NULL), PC_ERR_INVALID);
 	REQUIRE(pcd_store_queue_depth(f.s, &queued, &running, &err) == PC_OK);
 	CHECK_INT(queued, 6);
 	CHECK_INT(running, 1);
@@ -334,19 +334,19 @@ TEST(store_uploads_put_list_delete)
 	int existed = -1, i;
 
 	REQUIRE(setup(&f) == 0);
-	CHECK_INT(pcd_store_model_put(f.s, MODEL_ID, 10, "{}", &existed, &err), PC_OK);
+	CHECK_INT(pcd_store_model_put(f.s, "default", MODEL_ID, 10, "{}", &existed, &err), PC_OK);
 	CHECK_INT(existed, 1);
 	for (i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "%064d", i);
-		REQUIRE(pcd_store_model_put(f.s, id, i, "{\"n\": 1}", &existed, &err) == PC_OK);
+		REQUIRE(pcd_store_model_put(f.s, "default", id, i, "{\"n\": 1}", &existed, &err) == PC_OK);
 		CHECK_INT(existed, 0);
 	}
-	REQUIRE(pcd_store_model_get(f.s, MODEL_ID, &r, &err) == PC_OK);
+	REQUIRE(pcd_store_model_get(f.s, PCD_ALL_TENANTS, MODEL_ID, &r, &err) == PC_OK);
 	CHECK_INT(r.bytes, 10);
 	CHECK(strstr(r.info, "parameters") != NULL);
 	pcd_blob_rec_free(&r);
 	for (;;) {
-		REQUIRE(pcd_store_model_list(f.s, after, 2, &recs, &n, &err) == PC_OK);
+		REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, after, NULL, 2, &recs, &n, &err) == PC_OK);
 		if (!n)
 			break;
 		CHECK(strcmp(recs[0].id, after) > 0);
@@ -359,11 +359,11 @@ TEST(store_uploads_put_list_delete)
 	/* a queued job holds its model and dataset */
 	REQUIRE(submit(f.s, 1, NULL, NULL) == PC_OK);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_model_delete(f.s, MODEL_ID, &err), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_dataset_delete(f.s, DATA_ID, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_model_delete(f.s, id, NULL), PC_OK);
-	CHECK_INT(pcd_store_model_get(f.s, id, &r, NULL), PC_ERR_NOT_FOUND);
-	CHECK_INT(pcd_store_model_delete(f.s, id, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_model_delete(f.s, PCD_ALL_TENANTS, MODEL_ID, NULL, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_dataset_delete(f.s, PCD_ALL_TENANTS, DATA_ID, NULL, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_model_delete(f.s, PCD_ALL_TENANTS, id, NULL, NULL), PC_OK);
+	CHECK_INT(pcd_store_model_get(f.s, PCD_ALL_TENANTS, id, &r, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_model_delete(f.s, PCD_ALL_TENANTS, id, NULL, NULL), PC_ERR_NOT_FOUND);
 	teardown(&f);
 }
 
@@ -375,7 +375,7 @@ TEST(store_job_json_shape)
 	json_t *o;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), NULL, 0, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, 0, 0, NULL, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	REQUIRE(pcd_store_job_heartbeat(f.s, j.id,
 					"{\"phase\": \"random corruption\", \"done\": 37, \"total\": 120, \"fraction\": 0.31}",
@@ -384,7 +384,7 @@ TEST(store_job_json_shape)
 	{
 		struct pcd_job *jobs;
 		size_t n;
-		REQUIRE(pcd_store_job_list(f.s, NULL, 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
+		REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, NULL, 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
 		o = pcd_job_to_json(&jobs[0]);
 		REQUIRE(o);
 		CHECK(strcmp(json_string_value(json_object_get(o, "status")), "running") == 0);
@@ -413,7 +413,7 @@ static void *race_submit(void *arg)
 	int i;
 
 	for (i = 0; i < 25; i++)
-		if (pcd_store_job_submit(r->s, "analyze", spec_seed(i), NULL, 0, NULL, NULL, NULL) == PC_OK)
+		if (pcd_store_job_submit(r->s, "default", 0, "analyze", spec_seed(i), NULL, 0, 0, NULL, NULL, NULL) == PC_OK)
 			__atomic_add_fetch(&r->submitted, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
