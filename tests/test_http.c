@@ -1677,7 +1677,7 @@ TEST(http_tenants)
 	struct daemon d, A, B, ADM, L;
 	char tokens[PATH_MAX], alice[3001], path[PATH_MAX], url[300], spec[1024], spec_unknown[1024], hv[64];
 	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", jB2[64] = "",
-	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX];
+	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX], mpath[2 * PATH_MAX];
 	const char *extra[] = {"--tokens-file", tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
 			       NULL};
 	json_t *j, *b1 = NULL, *b2 = NULL;
@@ -1849,12 +1849,12 @@ TEST(http_tenants)
 
 	/* a shared file outlives one tenant's record: alice deletes hers, bob
 	 * still has his and runs a job on it */
-	snprintf(path, sizeof(path), "%s/data/models/%s.onnx", d.dir, mA);
+	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", d.dir, mA);
 	snprintf(url, sizeof(url), "/v1/models/%s", mA);
 	EXPECT(&A, "DELETE", url, 204);
 	EXPECT(&A, "GET", url, 404);
 	EXPECT(&B, "GET", url, 200);
-	CHECK(stat(path, &st) == 0);
+	CHECK(stat(mpath, &st) == 0);
 	snprintf(spec, sizeof(spec),
 		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 4, "
 		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
@@ -1865,7 +1865,7 @@ TEST(http_tenants)
 	json_decref(j);
 	/* the last record takes the file with it */
 	EXPECT(&B, "DELETE", url, 204);
-	CHECK(stat(path, &st) != 0 && errno == ENOENT);
+	CHECK(stat(mpath, &st) != 0 && errno == ENOENT);
 	CHECK_INT(list_has(&ADM, "/v1/models", mA, NULL), 0);
 
 	/* queued jobs per tenant (1): with the worker busy on alice's slow
