@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,14 @@
 #define LIST_DEFAULT  50
 #define LIST_MAX      500
 #define RETRY_AFTER_S "5"
+
+/* Upload files are shared by the tenants holding a record of them. An
+ * upload's (file into place, record) and a delete's (record out, file out
+ * when it was the last) each run under this lock, so a delete can never
+ * remove a file that a concurrent upload of the same bytes has just put
+ * back and recorded. Both sections are short: a rename and an insert, or
+ * a delete and an unlink. */
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ?limit= in 1..LIST_MAX; -1 (after answering 400) when malformed. */
 static int list_limit(struct pcd_req *r)
@@ -202,9 +211,13 @@ static int h_model_post(struct pcd_req *r)
 		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
 		goto fail;
 	}
+	pthread_mutex_lock(&record_lock);
 	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
 	*w = NULL; /* taken by the commit either way */
-	if (rc || pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err))
+	if (!rc)
+		rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	pthread_mutex_unlock(&record_lock);
+	if (rc)
 		goto fail;
 	free(info_text);
 	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " req_id=%s", id, bytes, pcd_req_request_id(r));
@@ -246,8 +259,10 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	if (!pcd_blobs_id_valid(id))
 		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
 	/* the record first: it refuses while a pending job names the id */
+	pthread_mutex_lock(&record_lock);
 	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, pcd_req_scope(r), id, &unused,
 									  &err)) {
+		pthread_mutex_unlock(&record_lock);
 		if (err.code == PC_ERR_NOT_FOUND)
 			return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
 		return pcd_send_error(r, &err);
@@ -259,6 +274,7 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	    err.code != PC_ERR_NOT_FOUND)
 		pcd_log("warn", "msg=\"blob delete failed\" id=%s error=%s req_id=%s", id,
 			pcd_log_quote(err.text, q, sizeof(q)), pcd_req_request_id(r));
+	pthread_mutex_unlock(&record_lock);
 	return pcd_send_text(r, 204, NULL, "", 0);
 }
 
@@ -425,9 +441,13 @@ static int h_dataset_post(struct pcd_req *r)
 		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");
 		goto fail;
 	}
+	pthread_mutex_lock(&record_lock);
 	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, NULL, &err);
 	*xw = *yw = NULL; /* taken by the commit either way */
-	if (rc || pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err))
+	if (!rc)
+		rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	pthread_mutex_unlock(&record_lock);
+	if (rc)
 		goto fail;
 	free(info_text);
 	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " req_id=%s", id, bytes,
