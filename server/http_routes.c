@@ -212,6 +212,14 @@ static int h_model_post(struct pcd_req *r)
 		goto fail;
 	}
 	pthread_mutex_lock(&record_lock);
+	/* again under the lock: two uploads of one tenant at once must not
+	 * both pass the check above; the writer is aborted with the request */
+	if (!storage_quota_ok(r, bytes)) {
+		pthread_mutex_unlock(&record_lock);
+		free(info_text);
+		json_decref(info);
+		return MHD_YES;
+	}
 	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
 	*w = NULL; /* taken by the commit either way */
 	if (!rc)
@@ -442,6 +450,12 @@ static int h_dataset_post(struct pcd_req *r)
 		goto fail;
 	}
 	pthread_mutex_lock(&record_lock);
+	if (!storage_quota_ok(r, bytes)) { /* as for a model */
+		pthread_mutex_unlock(&record_lock);
+		free(info_text);
+		json_decref(info);
+		return MHD_YES;
+	}
 	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, NULL, &err);
 	*xw = *yw = NULL; /* taken by the commit either way */
 	if (!rc)

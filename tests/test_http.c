@@ -1778,6 +1778,35 @@ TEST(http_tenants)
 	EXPECT(&A, "GET", url, 409); /* an analyze job has no artifact: found, not hidden */
 	CHECK_INT(list_has(&A, "/v1/jobs", jA, NULL), 1);
 
+	/* a harden job's model is registered as its tenant's: alice fetches
+	 * the artifact and the model, bob neither */
+	{
+		char hj[64] = "", hid[65] = "", hspec[1024];
+		const char *link;
+
+		snprintf(hspec, sizeof(hspec),
+			 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
+			 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
+			 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
+			 mA, dA, dA);
+		REQUIRE(submit(&A, hspec, NULL, hj, sizeof(hj), &r) == 202);
+		resp_free(&r);
+		j = wait_job(&A, hj, "finished", 120);
+		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+		link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
+		CHECK(link && strlen(link) == strlen("/v1/models/") + 64);
+		if (link)
+			snprintf(hid, sizeof(hid), "%s", link + strlen("/v1/models/"));
+		json_decref(j);
+		snprintf(url, sizeof(url), "/v1/models/%s", hid);
+		EXPECT(&A, "GET", url, 200);
+		EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", hid, unknown_blob);
+		snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", hj);
+		EXPECT(&A, "GET", url, 200);
+		EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", hj, unknown_job);
+		CHECK_INT(list_has(&ADM, "/v1/models", hid, "alice"), 1);
+	}
+
 	/* bob cannot use alice's dataset: the answer of an unknown id */
 	snprintf(spec_unknown, sizeof(spec_unknown),
 		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
@@ -1818,7 +1847,7 @@ TEST(http_tenants)
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jB);
 	EXPECT(&ADM, "GET", url, 200);
 	{
-		char cursor[200] = "", seen_pairs[4][140];
+		char cursor[200] = "", seen_pairs[5][140];
 		int pages = 0, n = 0;
 
 		for (;;) {
@@ -1827,21 +1856,21 @@ TEST(http_tenants)
 			j = resp_json(&r);
 			resp_free(&r);
 			REQUIRE(j);
-			for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 4; i++) {
+			for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
 				json_t *it = json_array_get(json_object_get(j, "items"), i);
 				snprintf(seen_pairs[n++], sizeof(seen_pairs[0]), "%s/%s",
 					 json_string_value(json_object_get(it, "tenant")),
 					 json_string_value(json_object_get(it, "id")));
 			}
 			pages++;
-			if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 5) {
+			if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 6) {
 				json_decref(j);
 				break;
 			}
 			snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(j, "next_cursor")));
 			json_decref(j);
 		}
-		CHECK_MSG(n == 3, "the admin listed %d models, expected alice's one and bob's two", n);
+		CHECK_MSG(n == 4, "the admin listed %d models, expected alice's two and bob's two", n);
 		for (int a = 0; a < n; a++)
 			for (int b = 0; b < a; b++)
 				CHECK_MSG(strcmp(seen_pairs[a], seen_pairs[b]), "%s listed twice", seen_pairs[a]);
