@@ -228,7 +228,8 @@ static int h_model_post(struct pcd_req *r)
 	if (rc)
 		goto fail;
 	free(info_text);
-	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " req_id=%s", id, bytes, pcd_req_request_id(r));
+	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
+		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
@@ -464,8 +465,8 @@ static int h_dataset_post(struct pcd_req *r)
 	if (rc)
 		goto fail;
 	free(info_text);
-	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " req_id=%s", id, bytes,
-		pcd_req_request_id(r));
+	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
+		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/datasets/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
@@ -653,7 +654,8 @@ static int h_job_post(struct pcd_req *r)
 		return pcd_send_error(r, &err);
 	if (created) {
 		pcd_workers_notify(app->workers);
-		pcd_log("info", "msg=\"job queued\" job=%s kind=%s req_id=%s", job.id, job.kind, pcd_req_request_id(r));
+		pcd_log("info", "msg=\"job queued\" job=%s kind=%s tenant=%s req_id=%s", job.id, job.kind, job.tenant,
+			pcd_req_request_id(r));
 	}
 	snprintf(loc, sizeof(loc), "/v1/jobs/%s", job.id);
 	rc = send_job(r, 202, &job,

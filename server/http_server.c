@@ -500,10 +500,12 @@ static int authorized(struct pcd_req *r)
 	size_t i, match = 0;
 	int ok = 0;
 
-	snprintf(r->tenant, sizeof(r->tenant), "%s", PCD_DEFAULT_TENANT);
+	r->tenant[0] = '\0'; /* nobody (a scope that matches no row) until a token matches */
 	r->admin = 0;
-	if (!toks)
+	if (!toks) {
+		snprintf(r->tenant, sizeof(r->tenant), "%s", PCD_DEFAULT_TENANT);
 		return 1;
+	}
 	h = pcd_req_header(r, "Authorization");
 	if (!h || strncasecmp(h, "Bearer ", 7))
 		return 0;
@@ -688,10 +690,13 @@ static void log_request(struct pcd_req *r, double seconds)
 {
 	char path[600];
 
-	/* the path is the client's text: quoted and escaped */
-	pcd_log("info", "msg=request req_id=%s method=%s path=%s route=\"%s\" status=%u bytes_in=%llu dur_ms=%.3f",
+	/* the path is the client's text: quoted and escaped; tenant is "-"
+	 * before (or without) authentication */
+	pcd_log("info",
+		"msg=request req_id=%s method=%s path=%s route=\"%s\" status=%u bytes_in=%llu dur_ms=%.3f tenant=%s%s",
 		r->req_id, r->method_label, pcd_log_quote(r->url, path, sizeof(path)), r->route_label, r->status,
-		(unsigned long long)r->bytes_in, seconds * 1e3);
+		(unsigned long long)r->bytes_in, seconds * 1e3, r->tenant[0] ? r->tenant : "-",
+		r->admin ? " role=admin" : "");
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
