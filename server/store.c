@@ -1027,7 +1027,8 @@ int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *pro
 	bind_text(st, 1, progress_json);
 	bind_text(st, 2, now);
 	bind_text(st, 3, id);
-	if ((rc = update_running(s, st, id, err)) || (rc = job_status_locked(s, PCD_ALL_TENANTS, id, &status, &cancel, err)))
+	if ((rc = update_running(s, st, id, err)) ||
+	    (rc = job_status_locked(s, PCD_ALL_TENANTS, id, &status, &cancel, err)))
 		goto out;
 	if (cancel_requested)
 		*cancel_requested = cancel;

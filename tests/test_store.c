@@ -122,16 +122,19 @@ TEST(store_idempotency_key)
 	int created = -1;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) ==
+		PC_OK);
 	CHECK_INT(created, 1);
 	memcpy(a, j.id, sizeof(a));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) ==
+		PC_OK);
 	CHECK_INT(created, 0);
 	CHECK(strcmp(a, j.id) == 0);
 	CHECK(j.idempotency_key && strcmp(j.idempotency_key, "key-1") == 0);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(2), "key-1", 0, 0, &j, &created, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(2), "key-1", 0, 0, &j, &created, &err),
+		  PC_ERR_CONFLICT);
 	CHECK(strstr(err.text, a) != NULL);
 	CHECK(strcmp(err.where, "Idempotency-Key") == 0);
 	/* another key, or none, makes a new job */
@@ -151,7 +154,8 @@ TEST(store_queue_full_and_bad_specs)
 
 	REQUIRE(setup(&f) == 0);
 	for (i = 0; i < 3; i++)
-		REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(i), NULL, 3, 0, NULL, NULL, &err) == PC_OK);
+		REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(i), NULL, 3, 0, NULL, NULL, &err) ==
+			PC_OK);
 	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, &err), PC_ERR_BUSY);
 	CHECK_INT(pc_status_http(PC_ERR_BUSY), 503);
 	/* running jobs do not count towards the queue */
