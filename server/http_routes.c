@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,14 @@
 #define LIST_MAX      500
 #define RETRY_AFTER_S "5"
 
+/* Upload files are shared by the tenants holding a record of them. An
+ * upload's (file into place, record) and a delete's (record out, file out
+ * when it was the last) each run under this lock, so a delete can never
+ * remove a file that a concurrent upload of the same bytes has just put
+ * back and recorded. Both sections are short: a rename and an insert, or
+ * a delete and an unlink. */
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* ?limit= in 1..LIST_MAX; -1 (after answering 400) when malformed. */
 static int list_limit(struct pcd_req *r)
 {
@@ -52,8 +61,9 @@ static int list_limit(struct pcd_req *r)
 	return (int)v;
 }
 
-/* The stored info text as an object, with created_at added. */
-static json_t *rec_json(const struct pcd_blob_rec *rec, int with_created)
+/* The stored info text as an object, with created_at added, and for the
+ * admin role the tenant the record belongs to. */
+static json_t *rec_json(struct pcd_req *r, const struct pcd_blob_rec *rec, int with_created)
 {
 	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
 
@@ -61,7 +71,36 @@ static json_t *rec_json(const struct pcd_blob_rec *rec, int with_created)
 		o = json_object();
 	if (o && with_created)
 		json_object_set_new(o, "created_at", json_string(rec->created_at));
+	if (o && pcd_req_admin(r) && rec->tenant[0])
+		json_object_set_new(o, "tenant", json_string(rec->tenant));
 	return o;
+}
+
+/* The stored-bytes quota: whether tenant may add bytes more; answers 507
+ * (and returns 0) when not. */
+static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	struct pc_error err = {0};
+	int64_t stored = 0;
+	uint64_t limit = (uint64_t)app->settings->tenant_max_stored_mb << 20;
+	char detail[300];
+
+	if (!limit)
+		return 1;
+	if (pcd_store_tenant_usage(app->store, pcd_req_tenant(r), NULL, &stored, &err)) {
+		pcd_send_error(r, &err);
+		return 0;
+	}
+	if (stored < 0 || (uint64_t)stored + bytes <= limit)
+		return 1;
+	snprintf(detail, sizeof(detail),
+		 "tenant_max_stored_mb: this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
+		 " bytes, above %d MiB; delete uploads it no longer needs",
+		 bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
+	pcd_send_problem(r, 507, detail, json_pack("[{s:s, s:s}]", "pointer", "", "detail", "tenant_max_stored_mb"),
+			 NULL);
+	return 0;
 }
 
 /* An integer field of a stored upload's description; -1 when absent. */
@@ -146,12 +185,18 @@ static int h_model_post(struct pcd_req *r)
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
 		goto fail;
-	/* known content: the stored description, without loading it again */
-	if (pcd_store_model_get(app->store, id, &rec, NULL) == PC_OK && pcd_blobs_model_exists(app->blobs, id)) {
-		info = rec_json(&rec, 0);
+	/* known content of this tenant: its stored description, without
+	 * loading it again. Only the tenant's own record counts: another
+	 * tenant's copy of these bytes gets the answer of new content (201),
+	 * so the status never says what others uploaded. */
+	if (pcd_store_model_get(app->store, pcd_req_tenant(r), id, &rec, NULL) == PC_OK &&
+	    pcd_blobs_model_exists(app->blobs, id)) {
+		info = rec_json(r, &rec, 0);
 		pcd_blob_rec_free(&rec);
 		return pcd_send_json(r, 200, info, NULL);
 	}
+	if (!storage_quota_ok(r, bytes))
+		return MHD_YES;
 	/* validation, in a child process (validate.h): the loader names every
 	 * unsupported op at once */
 	if (pcd_validate_model(&app->validator, pcd_blob_writer_path(*w), id, bytes, &info, &err)) {
@@ -162,12 +207,25 @@ static int h_model_post(struct pcd_req *r)
 		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
 		goto fail;
 	}
+	pthread_mutex_lock(&record_lock);
+	/* again under the lock: two uploads of one tenant at once must not
+	 * both pass the check above; the writer is aborted with the request */
+	if (!storage_quota_ok(r, bytes)) {
+		pthread_mutex_unlock(&record_lock);
+		free(info_text);
+		json_decref(info);
+		return MHD_YES;
+	}
 	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
 	*w = NULL; /* taken by the commit either way */
-	if (rc || pcd_store_model_put(app->store, id, (int64_t)bytes, info_text, &existed, &err))
+	if (!rc)
+		rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	pthread_mutex_unlock(&record_lock);
+	if (rc)
 		goto fail;
 	free(info_text);
-	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " req_id=%s", id, bytes, pcd_req_request_id(r));
+	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
+		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
@@ -186,11 +244,11 @@ static int blob_get(struct pcd_req *r, int dataset)
 
 	if (!pcd_blobs_id_valid(id))
 		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
-	if ((dataset ? pcd_store_dataset_get : pcd_store_model_get)(app->store, id, &rec, &err))
+	if ((dataset ? pcd_store_dataset_get : pcd_store_model_get)(app->store, pcd_req_scope(r), id, &rec, &err))
 		return err.code == PC_ERR_NOT_FOUND
 			       ? pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL)
 			       : pcd_send_error(r, &err);
-	o = rec_json(&rec, 1);
+	o = rec_json(r, &rec, 1);
 	pcd_blob_rec_free(&rec);
 	return pcd_send_json(r, 200, o, NULL);
 }
@@ -201,20 +259,27 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	const char *id = pcd_req_id_param(r);
 	struct pc_error err = {0};
 	char q[600];
+	int unused = 0;
 
 	if (!pcd_blobs_id_valid(id))
 		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
-	/* the row first: it refuses while a pending job names the id */
-	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, id, &err)) {
+	/* the record first: it refuses while a pending job names the id */
+	pthread_mutex_lock(&record_lock);
+	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, pcd_req_scope(r), id, &unused,
+									  &err)) {
+		pthread_mutex_unlock(&record_lock);
 		if (err.code == PC_ERR_NOT_FOUND)
 			return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
 		return pcd_send_error(r, &err);
 	}
 	pc_error_clear(&err);
-	if ((dataset ? pcd_blobs_delete_dataset : pcd_blobs_delete_model)(app->blobs, id, &err) &&
+	/* the file is shared by every tenant that uploaded these bytes: it goes
+	 * with the last record */
+	if (unused && (dataset ? pcd_blobs_delete_dataset : pcd_blobs_delete_model)(app->blobs, id, &err) &&
 	    err.code != PC_ERR_NOT_FOUND)
 		pcd_log("warn", "msg=\"blob delete failed\" id=%s error=%s req_id=%s", id,
 			pcd_log_quote(err.text, q, sizeof(q)), pcd_req_request_id(r));
+	pthread_mutex_unlock(&record_lock);
 	return pcd_send_text(r, 204, NULL, "", 0);
 }
 
@@ -226,17 +291,34 @@ static int blob_list(struct pcd_req *r, int dataset)
 	struct pc_error err = {0};
 	int limit = list_limit(r);
 	size_t n = 0, i;
+	char after[65] = "", after_tenant[PCD_TENANT_MAX + 1] = "", next[65 + PCD_TENANT_MAX + 1];
 	json_t *items, *o;
 
 	if (limit < 0)
 		return MHD_YES;
-	if ((dataset ? pcd_store_dataset_list : pcd_store_model_list)(app->store, cursor, limit, &recs, &n, &err))
+	/* the cursor is the last id, and for the admin role ":tenant" after
+	 * it (one id may be listed once per tenant) */
+	if (cursor) {
+		const char *colon = strchr(cursor, ':');
+		size_t idn = colon ? (size_t)(colon - cursor) : strlen(cursor);
+
+		if (idn >= sizeof(after) || (colon && !pcd_tenant_name_valid(colon + 1)))
+			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
+		memcpy(after, cursor, idn);
+		after[idn] = '\0';
+		if (colon)
+			snprintf(after_tenant, sizeof(after_tenant), "%s", colon + 1);
+	}
+	if ((dataset ? pcd_store_dataset_list : pcd_store_model_list)(app->store, pcd_req_scope(r), after,
+								      after_tenant, limit, &recs, &n, &err))
 		return pcd_send_error(r, &err);
 	items = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(items, rec_json(&recs[i], 1));
-	o = json_pack("{s:o, s:o}", "items", items, "next_cursor",
-		      n == (size_t)limit ? json_string(recs[n - 1].id) : json_null());
+		json_array_append_new(items, rec_json(r, &recs[i], 1));
+	if (n == (size_t)limit)
+		snprintf(next, sizeof(next), "%s%s%s", recs[n - 1].id, pcd_req_admin(r) ? ":" : "",
+			 pcd_req_admin(r) ? recs[n - 1].tenant : "");
+	o = json_pack("{s:o, s:o}", "items", items, "next_cursor", n == (size_t)limit ? json_string(next) : json_null());
 	pcd_blob_recs_free(recs, n);
 	return pcd_send_json(r, 200, o, NULL);
 }
@@ -278,11 +360,15 @@ static int h_dataset_post(struct pcd_req *r)
 	if (pcd_blob_writer_finish(*xw, xid, &err) || (*yw && pcd_blob_writer_finish(*yw, yid, &err)))
 		goto fail;
 	pcd_blobs_dataset_id(xid, *yw ? yid : NULL, id);
-	if (pcd_store_dataset_get(app->store, id, &rec, NULL) == PC_OK && pcd_blobs_dataset_exists(app->blobs, id)) {
-		info = rec_json(&rec, 0);
+	/* as for a model: only this tenant's own record makes it known */
+	if (pcd_store_dataset_get(app->store, pcd_req_tenant(r), id, &rec, NULL) == PC_OK &&
+	    pcd_blobs_dataset_exists(app->blobs, id)) {
+		info = rec_json(r, &rec, 0);
 		pcd_blob_rec_free(&rec);
 		return pcd_send_json(r, 200, info, NULL);
 	}
+	if (!storage_quota_ok(r, bytes))
+		return MHD_YES;
 	/* validation, in a child process: counts, label range, decompressed
 	 * size under the limit */
 	if (pcd_validate_dataset(&app->validator, pcd_blob_writer_path(*xw), *yw ? pcd_blob_writer_path(*yw) : NULL,
@@ -298,13 +384,23 @@ static int h_dataset_post(struct pcd_req *r)
 		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");
 		goto fail;
 	}
+	pthread_mutex_lock(&record_lock);
+	if (!storage_quota_ok(r, bytes)) { /* as for a model */
+		pthread_mutex_unlock(&record_lock);
+		free(info_text);
+		json_decref(info);
+		return MHD_YES;
+	}
 	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, NULL, &err);
 	*xw = *yw = NULL; /* taken by the commit either way */
-	if (rc || pcd_store_dataset_put(app->store, id, (int64_t)bytes, info_text, &existed, &err))
+	if (!rc)
+		rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	pthread_mutex_unlock(&record_lock);
+	if (rc)
 		goto fail;
 	free(info_text);
-	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " req_id=%s", id, bytes,
-		pcd_req_request_id(r));
+	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
+		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/datasets/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
@@ -347,12 +443,16 @@ static void hardened_model_id(struct pcd_app *app, const char *job_id, char id[6
 	}
 }
 
-/* The job object, with a succeeded harden job's model linked. */
-static json_t *job_json(struct pcd_app *app, const struct pcd_job *j)
+/* The job object, with a succeeded harden job's model linked, and for the
+ * admin role the job's tenant. */
+static json_t *job_json(struct pcd_req *r, const struct pcd_job *j)
 {
+	struct pcd_app *app = pcd_req_app(r);
 	json_t *o = pcd_job_to_json(j);
 	char id[65], link[200];
 
+	if (o && pcd_req_admin(r))
+		json_object_set_new(o, "tenant", json_string(j->tenant));
 	if (o && j->status == PCD_JOB_SUCCEEDED && !strcmp(j->kind, "harden")) {
 		hardened_model_id(app, j->id, id);
 		if (id[0]) {
@@ -367,7 +467,7 @@ static json_t *job_json(struct pcd_app *app, const struct pcd_job *j)
 
 static int send_job(struct pcd_req *r, unsigned status, const struct pcd_job *j, const char *const *extra)
 {
-	json_t *o = job_json(pcd_req_app(r), j);
+	json_t *o = job_json(r, j);
 
 	if (!o)
 		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
@@ -427,13 +527,15 @@ static int h_job_post(struct pcd_req *r)
 		pc_spec_free(&spec);
 		return spec_problem(r, "dataset", "must be a dataset id; file paths are for the CLI");
 	}
-	if (!pcd_blobs_id_valid(spec.model) || pcd_store_model_get(app->store, spec.model, &rec, NULL)) {
+	/* another tenant's upload is answered as an unknown id */
+	if (!pcd_blobs_id_valid(spec.model) || pcd_store_model_get(app->store, pcd_req_scope(r), spec.model, &rec, NULL)) {
 		pc_spec_free(&spec);
 		return spec_problem(r, "model", "no model with this id");
 	}
 	model_classes = info_int(&rec, "classes");
 	pcd_blob_rec_free(&rec);
-	if (!pcd_blobs_id_valid(spec.inputs) || pcd_store_dataset_get(app->store, spec.inputs, &rec, NULL)) {
+	if (!pcd_blobs_id_valid(spec.inputs) ||
+	    pcd_store_dataset_get(app->store, pcd_req_scope(r), spec.inputs, &rec, NULL)) {
 		pc_spec_free(&spec);
 		return spec_problem(r, "dataset", "no dataset with this id");
 	}
@@ -444,7 +546,7 @@ static int h_job_post(struct pcd_req *r)
 		long long train_classes;
 
 		if (spec.training.labels || !pcd_blobs_id_valid(spec.training.inputs) ||
-		    pcd_store_dataset_get(app->store, spec.training.inputs, &rec, NULL)) {
+		    pcd_store_dataset_get(app->store, pcd_req_scope(r), spec.training.inputs, &rec, NULL)) {
 			pc_spec_free(&spec);
 			return spec_problem(r, "training.dataset", "no dataset with this id");
 		}
@@ -466,23 +568,35 @@ static int h_job_post(struct pcd_req *r)
 		return spec_problem(r, "dataset", detail);
 	}
 	/* a spec whose fields are each in range may still plan years of work */
-	if ((rc = pcd_job_check_work(app->store, &spec, pcd_settings_max_work(app->settings), &err))) {
+	if ((rc = pcd_job_check_work(app->store, pcd_req_scope(r), &spec, pcd_settings_max_work(app->settings),
+				     &err))) {
 		pc_spec_free(&spec);
 		return rc == PC_ERR_LIMIT ? spec_problem(r, "", pc_error_format(&err, detail, sizeof(detail)))
 					  : pcd_send_error(r, &err);
 	}
-	rc = pcd_store_job_submit(app->store, spec.kind, body, key, app->settings->max_queue, &job, &created, &err);
+	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, key,
+				  app->settings->max_queue, app->settings->tenant_max_queued_jobs, &job, &created, &err);
 	pc_spec_free(&spec);
 	if (rc == PC_ERR_BUSY)
 		return pcd_send_problem(r, 503, "the job queue is full", NULL,
 					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+	if (rc == PC_ERR_QUOTA) {
+		snprintf(detail, sizeof(detail),
+			 "tenant_max_queued_jobs: this tenant has %d jobs queued already; submit again once one has "
+			 "started",
+			 app->settings->tenant_max_queued_jobs);
+		return pcd_send_problem(r, 429, detail,
+					json_pack("[{s:s, s:s}]", "pointer", "", "detail", "tenant_max_queued_jobs"),
+					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+	}
 	if (rc == PC_ERR_CONFLICT)
 		return pcd_send_problem(r, 409, "this Idempotency-Key was used with a different spec", NULL, NULL);
 	if (rc)
 		return pcd_send_error(r, &err);
 	if (created) {
 		pcd_workers_notify(app->workers);
-		pcd_log("info", "msg=\"job queued\" job=%s kind=%s req_id=%s", job.id, job.kind, pcd_req_request_id(r));
+		pcd_log("info", "msg=\"job queued\" job=%s kind=%s tenant=%s req_id=%s", job.id, job.kind, job.tenant,
+			pcd_req_request_id(r));
 	}
 	snprintf(loc, sizeof(loc), "/v1/jobs/%s", job.id);
 	rc = send_job(r, 202, &job,
@@ -503,7 +617,7 @@ static int h_job_get(struct pcd_req *r)
 	struct pcd_job job = {0};
 	int rc;
 
-	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
 	rc = send_job(r, 200, &job, NULL);
 	pcd_job_free(&job);
@@ -517,7 +631,7 @@ static int h_job_report(struct pcd_req *r)
 	char *text = NULL;
 	int rc;
 
-	if (pcd_store_job_report(app->store, pcd_req_id_param(r), &text, &err)) {
+	if (pcd_store_job_report(app->store, pcd_req_scope(r), pcd_req_id_param(r), &text, &err)) {
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		if (err.code == PC_ERR_CONFLICT)
@@ -538,7 +652,7 @@ static int h_job_cancel(struct pcd_req *r)
 	enum pcd_job_status after;
 	int rc;
 
-	if (pcd_store_job_cancel(app->store, pcd_req_id_param(r), &after, &err)) {
+	if (pcd_store_job_cancel(app->store, pcd_req_scope(r), pcd_req_id_param(r), &after, &err)) {
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		if (err.code == PC_ERR_CONFLICT)
@@ -547,7 +661,7 @@ static int h_job_cancel(struct pcd_req *r)
 	}
 	pcd_log("info", "msg=\"job cancel\" job=%s status=%s req_id=%s", pcd_req_id_param(r),
 		pcd_job_status_name(after), pcd_req_request_id(r));
-	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return pcd_send_error(r, &err);
 	/* 202 while a running job has yet to reach its next check */
 	rc = send_job(r, after == PCD_JOB_CANCELLED ? 200 : 202, &job, NULL);
@@ -563,13 +677,13 @@ static int h_job_delete(struct pcd_req *r)
 	struct pcd_job job = {0};
 	int finished;
 
-	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
 	finished = pcd_job_status_finished(job.status);
 	pcd_job_free(&job);
 	if (!finished)
 		return h_job_cancel(r);
-	if (pcd_store_job_delete(app->store, pcd_req_id_param(r), &err)) {
+	if (pcd_store_job_delete(app->store, pcd_req_scope(r), pcd_req_id_param(r), &err)) {
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		return pcd_send_error(r, &err);
@@ -605,11 +719,11 @@ static int h_job_list(struct pcd_req *r)
 		if (errno || end == cursor || *end || after < 0)
 			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
 	}
-	if (pcd_store_job_list(app->store, status, after, limit, &jobs, &n, &err))
+	if (pcd_store_job_list(app->store, pcd_req_scope(r), status, after, limit, &jobs, &n, &err))
 		return pcd_send_error(r, &err);
 	items = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(items, job_json(app, &jobs[i]));
+		json_array_append_new(items, job_json(r, &jobs[i]));
 	if (n == (size_t)limit)
 		snprintf(next, sizeof(next), "%" PRId64, jobs[n - 1].seq);
 	o = json_pack("{s:o, s:o}", "items", items, "next_cursor", n == (size_t)limit ? json_string(next) : json_null());
@@ -625,7 +739,7 @@ static json_t *job_report_json(struct pcd_req *r)
 	char *text = NULL;
 	json_t *rep;
 
-	if (pcd_store_job_report(app->store, pcd_req_id_param(r), &text, &err)) {
+	if (pcd_store_job_report(app->store, pcd_req_scope(r), pcd_req_id_param(r), &text, &err)) {
 		if (err.code == PC_ERR_NOT_FOUND)
 			job_not_found(r);
 		else if (err.code == PC_ERR_CONFLICT)
@@ -700,7 +814,7 @@ static int h_job_artifact(struct pcd_req *r)
 
 	if (strcmp(pcd_req_name_param(r), "model.onnx"))
 		return pcd_send_problem(r, 404, "no such artifact (a harden job has model.onnx)", NULL, NULL);
-	if (pcd_store_job_get(app->store, pcd_req_id_param(r), &job, &err))
+	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
 	done = job.status == PCD_JOB_SUCCEEDED && !strcmp(job.kind, "harden");
 	pcd_job_free(&job);

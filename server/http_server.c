@@ -28,6 +28,7 @@
 #include "log.h"
 #include "prom.h"
 #include "settings.h"
+#include "sha256.h"
 
 #define N_PARAMS  2
 #define PARAM_MAX 160
@@ -63,6 +64,9 @@ struct pcd_req {
 	struct pcd_blob_writer *inputs, *labels;
 	struct MHD_PostProcessor *pp;
 	uint64_t part_limit;
+	/* who: set by the authentication check */
+	char tenant[PCD_TENANT_MAX + 1];
+	int admin;
 };
 
 /* --- small helpers ------------------------------------------------------- */
@@ -105,8 +109,10 @@ static const char *reason(unsigned status)
 	case 415: return "Unsupported Media Type";
 	case 421: return "Misdirected Request";
 	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
 	default: return "Error";
 	}
 }
@@ -123,7 +129,9 @@ static const char *slug(unsigned status)
 	case 415: return "unsupported-media-type";
 	case 421: return "misdirected";
 	case 422: return "unprocessable";
+	case 429: return "quota-exceeded";
 	case 503: return "unavailable";
+	case 507: return "insufficient-storage";
 	default: return "error";
 	}
 }
@@ -140,23 +148,26 @@ static int media_is(const char *ct, const char *want)
 	return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* Compares every byte of both strings whatever they hold, so the time
- * taken says nothing about where a guess went wrong. */
-static int ct_equal(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb, i;
-	unsigned char d = (unsigned char)(la != lb);
-
-	for (i = 0; i < n; i++)
-		d |= (unsigned char)((i < la ? (unsigned char)a[i] : 0) ^ (i < lb ? (unsigned char)b[i] : 0));
-	return d == 0;
-}
-
 /* --- the request as handlers see it ------------------------------------- */
 
 struct pcd_app *pcd_req_app(struct pcd_req *r)
 {
 	return r->http->app;
+}
+
+const char *pcd_req_tenant(struct pcd_req *r)
+{
+	return r->tenant;
+}
+
+const char *pcd_req_scope(struct pcd_req *r)
+{
+	return r->admin ? PCD_ALL_TENANTS : r->tenant;
+}
+
+int pcd_req_admin(struct pcd_req *r)
+{
+	return r->admin;
 }
 
 const char *pcd_req_id_param(struct pcd_req *r)
@@ -478,21 +489,46 @@ static int host_allowed(struct pcd_req *r)
 	return 0;
 }
 
+/* Whether the request carries a valid token; sets r->tenant and r->admin
+ * (without tokens: tenant default, ordinary role). */
 static int authorized(struct pcd_req *r)
 {
-	char **tok = r->http->app->tokens;
+	const struct pcd_tokens *toks = r->http->app->tokens;
 	const char *h;
+	uint8_t d[32];
+	struct pcd_sha256 c;
+	size_t i, match = 0;
 	int ok = 0;
 
-	if (!tok)
+	r->tenant[0] = '\0'; /* nobody (a scope that matches no row) until a token matches */
+	r->admin = 0;
+	if (!toks) {
+		snprintf(r->tenant, sizeof(r->tenant), "%s", PCD_DEFAULT_TENANT);
 		return 1;
+	}
 	h = pcd_req_header(r, "Authorization");
 	if (!h || strncasecmp(h, "Bearer ", 7))
 		return 0;
 	h += 7;
-	/* every token is compared, so the time does not say which matched */
-	for (; *tok; tok++)
-		ok |= ct_equal(h, *tok);
+	pcd_sha256_init(&c);
+	pcd_sha256_update(&c, h, strlen(h));
+	pcd_sha256_final(&c, d);
+	/* every digest is compared and the match taken without a branch, so
+	 * the time says neither whether nor which token matched */
+	for (i = 0; i < toks->n; i++) {
+		unsigned char diff = 0;
+		size_t k, eq;
+
+		for (k = 0; k < 32; k++)
+			diff |= (unsigned char)(d[k] ^ toks->v[i].digest[k]);
+		eq = (size_t)((diff == 0) & !ok);
+		match = match * (1 - eq) + i * eq;
+		ok |= diff == 0;
+	}
+	if (ok) {
+		snprintf(r->tenant, sizeof(r->tenant), "%s", toks->v[match].tenant);
+		r->admin = toks->v[match].admin;
+	}
 	return ok;
 }
 
@@ -654,10 +690,13 @@ static void log_request(struct pcd_req *r, double seconds)
 {
 	char path[600];
 
-	/* the path is the client's text: quoted and escaped */
-	pcd_log("info", "msg=request req_id=%s method=%s path=%s route=\"%s\" status=%u bytes_in=%llu dur_ms=%.3f",
+	/* the path is the client's text: quoted and escaped; tenant is "-"
+	 * before (or without) authentication */
+	pcd_log("info",
+		"msg=request req_id=%s method=%s path=%s route=\"%s\" status=%u bytes_in=%llu dur_ms=%.3f tenant=%s%s",
 		r->req_id, r->method_label, pcd_log_quote(r->url, path, sizeof(path)), r->route_label, r->status,
-		(unsigned long long)r->bytes_in, seconds * 1e3);
+		(unsigned long long)r->bytes_in, seconds * 1e3, r->tenant[0] ? r->tenant : "-",
+		r->admin ? " role=admin" : "");
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -845,55 +884,191 @@ void pcd_http_stop(struct pcd_http *h)
 	free(h);
 }
 
-int pcd_http_tokens_load(const char *path, char ***out, struct pc_error *err)
+/* One line of a tokens file (NUL-terminated, without its newline) into
+ * *t; 0 for a blank or comment line (*t untouched), 1 for a token, or a
+ * PC_ERR_* (after setting err with the line number). */
+static int token_line(const char *path, size_t lineno, char *line, struct pcd_token *t, struct pc_error *err)
 {
-	char *line = NULL, **toks = NULL;
-	size_t n = 0, cap = 0;
+	static const char usage[] = "a line is TOKEN [tenant=NAME] [role=admin|user]";
+	char *p = line, *field, *save = NULL;
+	int have_tenant = 0, have_role = 0, nfield = 0;
+	struct pcd_sha256 c;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || *p == '#' || *p == '\r')
+		return 0;
+	memset(t, 0, sizeof(*t));
+	snprintf(t->tenant, sizeof(t->tenant), "%s", PCD_DEFAULT_TENANT);
+	for (field = strtok_r(p, " \t\r", &save); field; field = strtok_r(NULL, " \t\r", &save), nfield++) {
+		if (nfield == 0) {
+			/* a token that reads like a field is a line whose token is missing */
+			if (!strncmp(field, "tenant=", 7) || !strncmp(field, "role=", 5))
+				return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s line %zu: the token is missing (%s)",
+						    path, lineno, usage);
+			pcd_sha256_init(&c);
+			pcd_sha256_update(&c, field, strlen(field));
+			pcd_sha256_final(&c, t->digest);
+			continue;
+		}
+		if (!strncmp(field, "tenant=", 7)) {
+			if (have_tenant++)
+				return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s line %zu: tenant= appears twice",
+						    path, lineno);
+			if (!pcd_tenant_name_valid(field + 7))
+				return pc_error_set(err, PC_ERR_INVALID, "tokens_file",
+						    "%s line %zu: a tenant name is 1 to %d of A-Z a-z 0-9 . _ -", path,
+						    lineno, PCD_TENANT_MAX);
+			snprintf(t->tenant, sizeof(t->tenant), "%s", field + 7);
+		} else if (!strncmp(field, "role=", 5)) {
+			if (have_role++)
+				return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s line %zu: role= appears twice",
+						    path, lineno);
+			if (!strcmp(field + 5, "admin"))
+				t->admin = 1;
+			else if (strcmp(field + 5, "user"))
+				return pc_error_set(err, PC_ERR_INVALID, "tokens_file",
+						    "%s line %zu: role must be admin or user", path, lineno);
+		} else {
+			/* the field is not echoed: it may be a token with a space in it */
+			return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s line %zu: field %d is unknown (%s)",
+					    path, lineno, nfield + 1, usage);
+		}
+	}
+	return 1;
+}
+
+int pcd_http_tokens_parse(const char *path, const char *text, size_t len, struct pcd_tokens **out,
+			  struct pc_error *err)
+{
+	struct pcd_tokens *toks = NULL;
+	struct pcd_token t;
+	size_t *lines = NULL, lineno = 0, pos = 0, cap = 0, i, line_len = 0;
+	char *line = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (!path)
+		path = "the tokens file";
+	if (!(toks = calloc(1, sizeof(*toks))))
+		goto nomem;
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+
+		lineno++;
+		if (memchr(text + pos, '\0', n)) {
+			rc = pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s line %zu: a NUL byte", path, lineno);
+			goto fail;
+		}
+		if (line)
+			explicit_bzero(line, line_len);
+		free(line);
+		if (!(line = malloc(n + 1)))
+			goto nomem;
+		line_len = n;
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		pos += n + (nl != NULL);
+		rc = token_line(path, lineno, line, &t, err);
+		if (rc == 0)
+			continue;
+		if (rc != 1)
+			goto fail;
+		rc = 0;
+		/* a token listed twice would act for whichever line comes first */
+		for (i = 0; i < toks->n; i++)
+			if (!memcmp(toks->v[i].digest, t.digest, sizeof(t.digest))) {
+				rc = pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s line %zu: the same token as line %zu",
+						  path, lineno, lines[i]);
+				goto fail;
+			}
+		if (toks->n == cap) {
+			size_t nc = cap ? 2 * cap : 8;
+			struct pcd_token *v = realloc(toks->v, nc * sizeof(*v));
+			size_t *l;
+
+			if (!v)
+				goto nomem;
+			toks->v = v;
+			if (!(l = realloc(lines, nc * sizeof(*l))))
+				goto nomem;
+			lines = l;
+			cap = nc;
+		}
+		lines[toks->n] = lineno;
+		toks->v[toks->n++] = t;
+	}
+	if (!toks->n) {
+		rc = pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s holds no token", path);
+		goto fail;
+	}
+	if (line)
+		explicit_bzero(line, line_len);
+	free(line);
+	free(lines);
+	*out = toks;
+	return 0;
+nomem:
+	rc = pc_error_set(err, PC_ERR_NOMEM, "tokens_file", "out of memory");
+fail:
+	if (line)
+		explicit_bzero(line, line_len);
+	free(line);
+	free(lines);
+	pcd_http_tokens_free(toks);
+	return rc;
+}
+
+int pcd_http_tokens_load(const char *path, struct pcd_tokens **out, struct pc_error *err)
+{
+	char *text = NULL, *p;
+	size_t len = 0, cap = 0, n;
 	FILE *f = fopen(path, "r");
+	int rc;
 
 	*out = NULL;
 	if (!f)
 		return pc_error_set(err, PC_ERR_IO, "tokens_file", "cannot open %s: %s", path, strerror(errno));
-	/* whole lines of any length: a token cut at a buffer's end would
-	 * stop working and leave its pieces valid */
-	while (getline(&line, &cap, f) >= 0) {
-		char *p = line, *e, **t;
-
-		while (*p == ' ' || *p == '\t')
-			p++;
-		e = p + strlen(p);
-		while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-			*--e = '\0';
-		if (!*p || *p == '#')
-			continue;
-		if (!(t = realloc(toks, (n + 2) * sizeof(*toks))))
-			goto nomem;
-		toks = t;
-		toks[n] = NULL; /* keeps the array terminated if strdup fails */
-		if (!(toks[n] = strdup(p)))
-			goto nomem;
-		toks[++n] = NULL;
+	/* the whole file, of any size: a token cut at a buffer's end would stop
+	 * working and leave its pieces valid */
+	for (;;) {
+		if (len == cap) {
+			if (cap > ((size_t)64 << 20)) {
+				fclose(f);
+				free(text);
+				return pc_error_set(err, PC_ERR_LIMIT, "tokens_file", "%s is larger than 64 MiB", path);
+			}
+			cap = cap ? 2 * cap : 4096;
+			if (!(p = realloc(text, cap))) {
+				fclose(f);
+				free(text);
+				return pc_error_set(err, PC_ERR_NOMEM, "tokens_file", "out of memory");
+			}
+			text = p;
+		}
+		n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
 	}
-	free(line);
+	if (ferror(f)) {
+		fclose(f);
+		free(text);
+		return pc_error_set(err, PC_ERR_IO, "tokens_file", "cannot read %s", path);
+	}
 	fclose(f);
-	if (!n)
-		return pc_error_set(err, PC_ERR_INVALID, "tokens_file", "%s holds no token", path);
-	*out = toks;
-	return 0;
-nomem:
-	free(line);
-	fclose(f);
-	pcd_http_tokens_free(toks);
-	return pc_error_set(err, PC_ERR_NOMEM, "tokens_file", "out of memory");
+	rc = pcd_http_tokens_parse(path, text, len, out, err);
+	/* the secrets do not outlive the parse */
+	explicit_bzero(text, cap);
+	free(text);
+	return rc;
 }
 
-void pcd_http_tokens_free(char **tokens)
+void pcd_http_tokens_free(struct pcd_tokens *tokens)
 {
-	char **t;
-
 	if (!tokens)
 		return;
-	for (t = tokens; *t; t++)
-		free(*t);
+	free(tokens->v);
 	free(tokens);
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "paracorr/error.h"
+#include "store.h"
 #include "validate.h"
 
 struct pcd_settings;
@@ -32,6 +33,20 @@ struct pcd_prom;
 struct pcd_http;
 struct pcd_req;
 
+/* A bearer token of the tokens file: kept as its SHA-256 (the secret is
+ * not held in memory, and a comparison costs the same for any length),
+ * with the tenant it acts for and its role. */
+struct pcd_token {
+	uint8_t digest[32];
+	char tenant[PCD_TENANT_MAX + 1];
+	int admin; /* role admin: sees and acts on every tenant's uploads and jobs */
+};
+
+struct pcd_tokens {
+	struct pcd_token *v;
+	size_t n; /* >= 1 */
+};
+
 /* What the HTTP layer works with; owned by main, which outlives the server. */
 struct pcd_app {
 	const struct pcd_settings *settings;
@@ -39,7 +54,9 @@ struct pcd_app {
 	struct pcd_blobs *blobs;
 	struct pcd_workers *workers;
 	struct pcd_prom *prom;
-	char **tokens; /* bearer tokens (NULL-terminated), NULL: no authentication */
+	/* NULL: no authentication, and every client is tenant "default" with
+	 * the ordinary role (README, security) */
+	struct pcd_tokens *tokens;
 	struct pcd_validator validator; /* where uploads are checked (validate.h) */
 	atomic_int draining;
 };
@@ -52,10 +69,18 @@ void pcd_http_quiesce(struct pcd_http *h);
 /* Stops the daemon and frees h. NULL is fine. */
 void pcd_http_stop(struct pcd_http *h);
 
-/* Reads a tokens file (one token a line, # comments) into a
- * NULL-terminated array the caller frees with pcd_http_tokens_free. */
-int pcd_http_tokens_load(const char *path, char ***out, struct pc_error *err);
-void pcd_http_tokens_free(char **tokens);
+/* Reads a tokens file into *out, freed with pcd_http_tokens_free. A line
+ * is `TOKEN [tenant=NAME] [role=admin|user]` (fields separated by spaces
+ * or tabs, in any order after the token; defaults tenant=default,
+ * role=user, so a bare token is valid); blank lines and lines starting
+ * with # are skipped; lines of any length. A bad line is PC_ERR_INVALID
+ * with where "tokens_file" and a text naming the line number, never the
+ * token. parse does the same on text in memory (for the fuzzer); path
+ * then only names the source in messages. */
+int pcd_http_tokens_load(const char *path, struct pcd_tokens **out, struct pc_error *err);
+int pcd_http_tokens_parse(const char *path, const char *text, size_t len, struct pcd_tokens **out,
+			  struct pc_error *err);
+void pcd_http_tokens_free(struct pcd_tokens *tokens);
 
 /* --- for the route handlers (http_routes.c) ------------------------------ */
 
@@ -85,6 +110,12 @@ struct pcd_app *pcd_req_app(struct pcd_req *r);
 const char *pcd_req_id_param(struct pcd_req *r);   /* the first {…} segment ({id}), or "" */
 const char *pcd_req_name_param(struct pcd_req *r); /* the second ({name}), or "" */
 const char *pcd_req_method(struct pcd_req *r);
+/* The tenant the request acts for (its token's; "default" without tokens)
+ * and the scope of what it may see: its tenant, or PCD_ALL_TENANTS (NULL)
+ * for the admin role. */
+const char *pcd_req_tenant(struct pcd_req *r);
+const char *pcd_req_scope(struct pcd_req *r);
+int pcd_req_admin(struct pcd_req *r);
 const char *pcd_req_request_id(struct pcd_req *r); /* for log lines; also sent as X-Request-Id */
 const char *pcd_req_url(struct pcd_req *r);
 const char *pcd_req_header(struct pcd_req *r, const char *name);

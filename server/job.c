@@ -638,13 +638,13 @@ static void work_model_of_info(const json_t *info, struct pc_work_model *m)
 	json_decref(nodes);
 }
 
-static int64_t dataset_samples(struct pcd_store *store, const char *id)
+static int64_t dataset_samples(struct pcd_store *store, const char *tenant, const char *id)
 {
 	struct pcd_blob_rec rec = {0};
 	json_t *info;
 	int64_t n = 0;
 
-	if (!id || pcd_store_dataset_get(store, id, &rec, NULL))
+	if (!id || pcd_store_dataset_get(store, tenant, id, &rec, NULL))
 		return 0;
 	if ((info = json_loads(rec.info ? rec.info : "{}", 0, NULL)))
 		n = info_get_int(info, "samples");
@@ -653,7 +653,8 @@ static int64_t dataset_samples(struct pcd_store *store, const char *id)
 	return n;
 }
 
-int pcd_job_check_work(struct pcd_store *store, const struct pc_spec *spec, double max_work, struct pc_error *err)
+int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct pc_spec *spec, double max_work,
+		       struct pc_error *err)
 {
 	struct pcd_blob_rec rec = {0};
 	struct pc_work_model m = {0};
@@ -661,7 +662,7 @@ int pcd_job_check_work(struct pcd_store *store, const struct pc_spec *spec, doub
 
 	if (max_work <= 0)
 		return PC_OK;
-	if (pcd_store_model_get(store, spec->model, &rec, err))
+	if (pcd_store_model_get(store, tenant, spec->model, &rec, err))
 		return err ? err->code : PC_ERR_NOT_FOUND;
 	info = json_loads(rec.info ? rec.info : "{}", 0, NULL);
 	pcd_blob_rec_free(&rec);
@@ -669,6 +670,7 @@ int pcd_job_check_work(struct pcd_store *store, const struct pc_spec *spec, doub
 		return pc_error_set(err, PC_ERR_INTERNAL, "model", "the stored description is not JSON");
 	work_model_of_info(info, &m);
 	json_decref(info);
-	return pc_spec_check_work(spec, &m, dataset_samples(store, spec->inputs),
-				  spec->has_training ? dataset_samples(store, spec->training.inputs) : 0, max_work, err);
+	return pc_spec_check_work(spec, &m, dataset_samples(store, tenant, spec->inputs),
+				  spec->has_training ? dataset_samples(store, tenant, spec->training.inputs) : 0, max_work,
+				  err);
 }

@@ -94,9 +94,11 @@ json_t *pcd_job_problem(const struct pc_error *err);
 
 struct pcd_store;
 /* The job's estimated work (pc_spec_work) from the stored descriptions of
- * its model and datasets, against max_work (multiply-adds; <= 0: no
- * bound): PC_ERR_LIMIT naming max_job_work, the estimate and the limit. */
-int pcd_job_check_work(struct pcd_store *store, const struct pc_spec *spec, double max_work, struct pc_error *err);
+ * its model and datasets as tenant sees them (NULL: any tenant's), against
+ * max_work (multiply-adds; <= 0: no bound): PC_ERR_LIMIT naming
+ * max_job_work, the estimate and the limit. */
+int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct pc_spec *spec, double max_work,
+		       struct pc_error *err);
 
 /* "corruption.epsilons[2]" -> "/corruption/epsilons/2" (RFC 6901 escaping
  * of '~' and '/'). Returns 0, or -1 when out does not fit. */

@@ -58,6 +58,8 @@ static const struct setting table[] = {
 	STR_SETTING(cors_origins, ""),
 	STR_SETTING(allowed_hosts, ""),
 	INT_SETTING(allow_anonymous, 0, 1, "0"),
+	INT_SETTING(tenant_max_queued_jobs, 0, 1000000, "100"),
+	INT_SETTING(tenant_max_stored_mb, 0, 16777216, "10240"),
 	INT_SETTING(min_free_disk_mb, 0, 1048576, "512"),
 	INT_SETTING(drain_timeout_s, 1, 3600, "8"),
 	INT_SETTING(poll_ms, 10, 60000, "1000"),

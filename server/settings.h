@@ -42,6 +42,8 @@ struct pcd_settings {
 	char cors_origins[1024]; /* comma-separated origins, "" = no CORS */
 	char allowed_hosts[1024]; /* Host names besides loopback and listen, "*" = any */
 	int allow_anonymous;	  /* listen beyond loopback without tokens */
+	int tenant_max_queued_jobs; /* per tenant; 0: no bound */
+	int tenant_max_stored_mb;   /* per tenant, its upload records; 0: no bound */
 	int min_free_disk_mb;
 	int drain_timeout_s;
 	int poll_ms;

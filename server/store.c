@@ -10,7 +10,12 @@
  *
  * Jobs record the model and dataset ids their spec names (model_id,
  * dataset_id columns) so that deleting an upload a pending job needs can
- * be refused without parsing every spec. */
+ * be refused without parsing every spec.
+ *
+ * Tenants (schema version 2): models and datasets are keyed by (tenant,
+ * id), jobs carry their tenant and idempotency keys are unique per tenant.
+ * A scope argument of NULL (PCD_ALL_TENANTS) matches every tenant: the SQL
+ * says "(?1 IS NULL OR tenant = ?1)" so one statement serves both. */
 #include "store.h"
 
 #include <errno.h>
@@ -24,7 +29,7 @@
 
 #include "sha256.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct pcd_store {
 	sqlite3 *db;
@@ -149,6 +154,63 @@ static const char schema_v1[] =
 	"CREATE INDEX jobs_model ON jobs (model_id);"
 	"CREATE INDEX jobs_dataset ON jobs (dataset_id);";
 
+/* Version 2: a tenant on every row; what existed belongs to "default".
+ * SQLite cannot change a primary key or drop a UNIQUE column constraint in
+ * place, so each table is rebuilt and its rows copied. */
+static const char schema_v2[] =
+	"CREATE TABLE models_v2 (tenant TEXT NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL,"
+	" created_at TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (tenant, id));"
+	"INSERT INTO models_v2 SELECT 'default', id, bytes, created_at, info FROM models;"
+	"DROP TABLE models;"
+	"ALTER TABLE models_v2 RENAME TO models;"
+	"CREATE INDEX models_id ON models (id);"
+	"CREATE TABLE datasets_v2 (tenant TEXT NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL,"
+	" created_at TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (tenant, id));"
+	"INSERT INTO datasets_v2 SELECT 'default', id, bytes, created_at, info FROM datasets;"
+	"DROP TABLE datasets;"
+	"ALTER TABLE datasets_v2 RENAME TO datasets;"
+	"CREATE INDEX datasets_id ON datasets (id);"
+	"CREATE TABLE jobs_v2 ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" id TEXT NOT NULL UNIQUE,"
+	" tenant TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" spec TEXT NOT NULL,"
+	" status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled')),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	" progress TEXT, error TEXT, report TEXT,"
+	" idempotency_key TEXT,"
+	" spec_hash TEXT NOT NULL,"
+	" model_id TEXT, dataset_id TEXT,"
+	" created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, heartbeat_at TEXT,"
+	" UNIQUE (tenant, idempotency_key));"
+	"INSERT INTO jobs_v2 (seq, id, tenant, kind, spec, status, attempts, cancel_requested, progress, error,"
+	" report, idempotency_key, spec_hash, model_id, dataset_id, created_at, started_at, finished_at,"
+	" heartbeat_at) SELECT seq, id, 'default', kind, spec, status, attempts, cancel_requested, progress,"
+	" error, report, idempotency_key, spec_hash, model_id, dataset_id, created_at, started_at,"
+	" finished_at, heartbeat_at FROM jobs;"
+	/* a deleted job's seq is never handed out again: keep the counter */
+	"DELETE FROM sqlite_sequence WHERE name = 'jobs_v2';"
+	"INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs_v2', seq FROM sqlite_sequence WHERE name = 'jobs';"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_v2 RENAME TO jobs;"
+	"CREATE INDEX jobs_status_seq ON jobs (status, seq);"
+	"CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);"
+	"CREATE INDEX jobs_model ON jobs (model_id);"
+	"CREATE INDEX jobs_dataset ON jobs (dataset_id);";
+
+int pcd_tenant_name_valid(const char *name)
+{
+	size_t n;
+
+	for (n = 0; name && name[n]; n++)
+		if (!((name[n] >= 'a' && name[n] <= 'z') || (name[n] >= 'A' && name[n] <= 'Z') ||
+		      (name[n] >= '0' && name[n] <= '9') || name[n] == '.' || name[n] == '_' || name[n] == '-'))
+			return 0;
+	return n >= 1 && n <= PCD_TENANT_MAX;
+}
+
 static int migrate(struct pcd_store *s, struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -172,6 +234,8 @@ static int migrate(struct pcd_store *s, struct pc_error *err)
 	}
 	/* each step moves the schema one version up; later versions add steps */
 	if (version < 1 && (rc = exec(s, schema_v1, err)))
+		goto fail;
+	if (version < 2 && (rc = exec(s, schema_v2, err)))
 		goto fail;
 	if (version < SCHEMA_VERSION) {
 		char sql[64];
@@ -283,11 +347,14 @@ void pcd_blob_recs_free(struct pcd_blob_rec *recs, size_t n)
 	free(recs);
 }
 
+#define REC_COLS "id, bytes, created_at, info, tenant"
+
 static int read_rec(sqlite3_stmt *st, struct pcd_blob_rec *r, struct pc_error *err)
 {
 	copy_col(st, 0, r->id, sizeof(r->id));
 	r->bytes = sqlite3_column_int64(st, 1);
 	copy_col(st, 2, r->created_at, sizeof(r->created_at));
+	copy_col(st, 4, r->tenant, sizeof(r->tenant));
 	r->info = dup_col(st, 3);
 	if (!r->info)
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
@@ -295,15 +362,18 @@ static int read_rec(sqlite3_stmt *st, struct pcd_blob_rec *r, struct pc_error *e
 }
 
 /* table is "models" or "datasets", never user input */
-static int blob_put(struct pcd_store *s, const char *table, const char *id, int64_t bytes, const char *info,
-		    int *existed, struct pc_error *err)
+static int blob_put(struct pcd_store *s, const char *table, const char *tenant, const char *id, int64_t bytes,
+		    const char *info, int *existed, struct pc_error *err)
 {
 	char sql[160], now[PCD_TIME_LEN];
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	now_rfc3339(now);
-	snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO %s (id, bytes, created_at, info) VALUES (?, ?, ?, ?)", table);
+	if (!pcd_tenant_name_valid(tenant))
+		return pc_error_set(err, PC_ERR_INTERNAL, "tenant", "an upload needs its tenant's name");
+	snprintf(sql, sizeof(sql),
+		 "INSERT OR IGNORE INTO %s (id, bytes, created_at, info, tenant) VALUES (?, ?, ?, ?, ?)", table);
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s, sql, &st, err)))
 		goto out;
@@ -311,6 +381,7 @@ static int blob_put(struct pcd_store *s, const char *table, const char *id, int6
 	sqlite3_bind_int64(st, 2, bytes);
 	bind_text(st, 3, now);
 	bind_text(st, 4, info ? info : "{}");
+	bind_text(st, 5, tenant);
 	if ((rc = step_done(s, st, err)))
 		goto out;
 	if (existed)
@@ -321,19 +392,22 @@ out:
 	return rc;
 }
 
-static int blob_get(struct pcd_store *s, const char *table, const char *id, struct pcd_blob_rec *out,
-		    struct pc_error *err)
+static int blob_get(struct pcd_store *s, const char *table, const char *tenant, const char *id,
+		    struct pcd_blob_rec *out, struct pc_error *err)
 {
 	char sql[160];
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(sql, sizeof(sql), "SELECT id, bytes, created_at, info FROM %s WHERE id = ?", table);
+	snprintf(sql, sizeof(sql),
+		 "SELECT " REC_COLS " FROM %s WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) ORDER BY tenant LIMIT 1",
+		 table);
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s, sql, &st, err)))
 		goto out;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		rc = read_rec(st, out, err);
@@ -356,10 +430,10 @@ static int clamp_limit(int limit)
 	return limit < 1 ? 1 : limit > 1000 ? 1000 : limit;
 }
 
-static int blob_list(struct pcd_store *s, const char *table, const char *after, int limit,
-		     struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
+static int blob_list(struct pcd_store *s, const char *table, const char *tenant, const char *after,
+		     const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
 {
-	char sql[200];
+	char sql[300];
 	sqlite3_stmt *st = NULL;
 	struct pcd_blob_rec *recs = NULL;
 	size_t count = 0;
@@ -371,13 +445,22 @@ static int blob_list(struct pcd_store *s, const char *table, const char *after, 
 	recs = calloc((size_t)limit, sizeof(*recs));
 	if (!recs)
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
-	snprintf(sql, sizeof(sql), "SELECT id, bytes, created_at, info FROM %s WHERE id > ? ORDER BY id LIMIT ?",
+	/* (id, tenant) order: with every tenant in scope one id can appear
+	 * twice, and the cursor must not skip the second */
+	snprintf(sql, sizeof(sql),
+		 "SELECT " REC_COLS " FROM %s WHERE (?1 IS NULL OR tenant = ?1) AND (id, tenant) > (?2, ?3)"
+		 " ORDER BY id, tenant LIMIT ?4",
 		 table);
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s, sql, &st, err)))
 		goto out;
-	bind_text(st, 1, after ? after : "");
-	sqlite3_bind_int(st, 2, limit);
+	bind_text(st, 1, tenant);
+	bind_text(st, 2, after ? after : "");
+	/* without after_tenant (or with one tenant in scope) the cursor means
+	 * "id > after": "(id, tenant) > (after, 0x7f)", since every character
+	 * of a tenant name sorts below 0x7f */
+	bind_text(st, 3, tenant || !after_tenant || !after_tenant[0] ? "\x7f" : after_tenant);
+	sqlite3_bind_int(st, 4, limit);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((rc = read_rec(st, &recs[count], err)))
 			goto out;
@@ -397,22 +480,48 @@ out:
 	return PC_OK;
 }
 
-static int blob_delete(struct pcd_store *s, const char *table, const char *column, const char *id,
-		       struct pc_error *err)
+/* 1 when a row of the query (one ?1 parameter: the id) exists; the caller
+ * holds the lock. */
+static int any_row(struct pcd_store *s, const char *sql, const char *id, int *found, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if ((rc = prep(s, sql, &st, err)))
+		return rc;
+	bind_text(st, 1, id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW || r == SQLITE_DONE)
+		*found = r == SQLITE_ROW;
+	else
+		rc = db_error(s, err, "store");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int blob_delete(struct pcd_store *s, const char *table, const char *column, const char *tenant,
+		       const char *id, int *unused, struct pc_error *err)
 {
 	const char *what = table[0] == 'm' ? "model" : "dataset";
-	char sql[200];
+	char sql[300];
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, found = 0;
 
+	if (unused)
+		*unused = 0;
 	pthread_mutex_lock(&s->lock);
 	if ((rc = begin(s, err)))
 		goto out;
-	snprintf(sql, sizeof(sql), "SELECT id FROM jobs WHERE %s = ? AND status IN ('queued', 'running') LIMIT 1",
+	/* only the pending jobs of the tenants whose record goes: another
+	 * tenant's job must neither block this delete nor be revealed by it */
+	snprintf(sql, sizeof(sql),
+		 "SELECT id FROM jobs WHERE %s = ?1 AND (?2 IS NULL OR tenant = ?2) AND status IN ('queued', 'running')"
+		 " LIMIT 1",
 		 column);
 	if ((rc = prep(s, sql, &st, err)))
 		goto out;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		rc = pc_error_set(err, PC_ERR_CONFLICT, what, "job %s still needs %s %s", sqlite3_column_text(st, 0),
@@ -425,17 +534,28 @@ static int blob_delete(struct pcd_store *s, const char *table, const char *colum
 		goto out;
 	}
 	sqlite3_finalize(st);
-	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
+	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", table);
 	if ((rc = prep(s, sql, &st, err)))
 		goto out;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	if ((rc = step_done(s, st, err)))
 		goto out;
 	if (sqlite3_changes(s->db) == 0) {
 		rc = pc_error_set(err, PC_ERR_NOT_FOUND, what, "no %s with id %s", what, id);
 		goto out;
 	}
-	rc = commit(s, err);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* the file is shared: it may go only when nobody holds or needs it */
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?1 UNION ALL SELECT 1 FROM jobs WHERE %s = ?1"
+		 " AND status IN ('queued', 'running') LIMIT 1", table, column);
+	if ((rc = any_row(s, sql, id, &found, err)))
+		goto out;
+	if ((rc = commit(s, err)))
+		goto out;
+	if (unused)
+		*unused = !found;
 out:
 	sqlite3_finalize(st);
 	if (rc)
@@ -444,55 +564,88 @@ out:
 	return rc;
 }
 
-int pcd_store_model_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+int pcd_store_model_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
+			const char *info_json, int *existed, struct pc_error *err)
+{
+	return blob_put(s, "models", tenant, id, bytes, info_json, existed, err);
+}
+
+int pcd_store_model_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_blob_rec *out,
 			struct pc_error *err)
 {
-	return blob_put(s, "models", id, bytes, info_json, existed, err);
+	return blob_get(s, "models", tenant, id, out, err);
 }
 
-int pcd_store_model_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err)
+int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *after_id, const char *after_tenant,
+			 int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
 {
-	return blob_get(s, "models", id, out, err);
+	return blob_list(s, "models", tenant, after_id, after_tenant, limit, out, n, err);
 }
 
-int pcd_store_model_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out, size_t *n,
-			 struct pc_error *err)
+int pcd_store_model_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
+			   struct pc_error *err)
 {
-	return blob_list(s, "models", after, limit, out, n, err);
+	return blob_delete(s, "models", "model_id", tenant, id, unused, err);
 }
 
-int pcd_store_model_delete(struct pcd_store *s, const char *id, struct pc_error *err)
+int pcd_store_dataset_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
+			  const char *info_json, int *existed, struct pc_error *err)
 {
-	return blob_delete(s, "models", "model_id", id, err);
+	return blob_put(s, "datasets", tenant, id, bytes, info_json, existed, err);
 }
 
-int pcd_store_dataset_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+int pcd_store_dataset_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_blob_rec *out,
 			  struct pc_error *err)
 {
-	return blob_put(s, "datasets", id, bytes, info_json, existed, err);
+	return blob_get(s, "datasets", tenant, id, out, err);
 }
 
-int pcd_store_dataset_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err)
+int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *after_id,
+			   const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n,
+			   struct pc_error *err)
 {
-	return blob_get(s, "datasets", id, out, err);
+	return blob_list(s, "datasets", tenant, after_id, after_tenant, limit, out, n, err);
 }
 
-int pcd_store_dataset_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out,
-			   size_t *n, struct pc_error *err)
+int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
+			     struct pc_error *err)
 {
-	return blob_list(s, "datasets", after, limit, out, n, err);
+	return blob_delete(s, "datasets", "dataset_id", tenant, id, unused, err);
 }
 
-int pcd_store_dataset_delete(struct pcd_store *s, const char *id, struct pc_error *err)
+int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *queued, int64_t *stored_bytes,
+			   struct pc_error *err)
 {
-	return blob_delete(s, "datasets", "dataset_id", id, err);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s,
+		       "SELECT (SELECT count(*) FROM jobs WHERE tenant = ?1 AND status = 'queued'),"
+		       " (SELECT coalesce(sum(bytes), 0) FROM models WHERE tenant = ?1)"
+		       " + (SELECT coalesce(sum(bytes), 0) FROM datasets WHERE tenant = ?1)",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, tenant);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = db_error(s, err, "store");
+		goto out;
+	}
+	if (queued)
+		*queued = sqlite3_column_int64(st, 0);
+	if (stored_bytes)
+		*stored_bytes = sqlite3_column_int64(st, 1);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 /* ---- jobs ---------------------------------------------------------------- */
 
 #define JOB_COLS                                                                                                  \
 	"seq, id, kind, spec, status, attempts, cancel_requested, progress, error, report IS NOT NULL,"          \
-	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at"
+	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at, tenant"
 
 void pcd_job_free(struct pcd_job *j)
 {
@@ -536,6 +689,7 @@ static int read_job(sqlite3_stmt *st, struct pcd_job *j, struct pc_error *err)
 	copy_col(st, 13, j->started_at, sizeof(j->started_at));
 	copy_col(st, 14, j->finished_at, sizeof(j->finished_at));
 	copy_col(st, 15, j->heartbeat_at, sizeof(j->heartbeat_at));
+	copy_col(st, 16, j->tenant, sizeof(j->tenant));
 	if (!j->spec || (!j->progress && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
 	    (!j->error && sqlite3_column_type(st, 8) != SQLITE_NULL) ||
 	    (!j->idempotency_key && sqlite3_column_type(st, 10) != SQLITE_NULL)) {
@@ -545,15 +699,17 @@ static int read_job(sqlite3_stmt *st, struct pcd_job *j, struct pc_error *err)
 	return PC_OK;
 }
 
-/* Reads one job by id; the caller holds the lock. */
-static int job_get_locked(struct pcd_store *s, const char *id, struct pcd_job *out, struct pc_error *err)
+/* Reads one job by id within the tenant scope; the caller holds the lock. */
+static int job_get_locked(struct pcd_store *s, const char *tenant, const char *id, struct pcd_job *out,
+			  struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", &st, err)))
+	if ((rc = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", &st, err)))
 		return rc;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		rc = out ? read_job(st, out, err) : PC_OK;
@@ -568,16 +724,18 @@ static int job_get_locked(struct pcd_store *s, const char *id, struct pcd_job *o
 	return rc;
 }
 
-/* The status of a job; the caller holds the lock. */
-static int job_status_locked(struct pcd_store *s, const char *id, enum pcd_job_status *status, int *cancel,
-			     struct pc_error *err)
+/* The status of a job within the tenant scope; the caller holds the lock. */
+static int job_status_locked(struct pcd_store *s, const char *tenant, const char *id, enum pcd_job_status *status,
+			     int *cancel, struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, v;
 
-	if ((rc = prep(s, "SELECT status, cancel_requested FROM jobs WHERE id = ?", &st, err)))
+	if ((rc = prep(s, "SELECT status, cancel_requested FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
+		       &st, err)))
 		return rc;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		v = pcd_job_status_parse((const char *)sqlite3_column_text(st, 0));
@@ -616,17 +774,20 @@ static int new_job_id(char id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
 	return PC_OK;
 }
 
-/* 1 when id names a row of table; the caller holds the lock. */
-static int row_exists(struct pcd_store *s, const char *table, const char *id, struct pc_error *err, int *found)
+/* 1 when id names a row of table within the tenant scope; the caller
+ * holds the lock. */
+static int row_exists(struct pcd_store *s, const char *table, const char *tenant, const char *id,
+		      struct pc_error *err, int *found)
 {
-	char sql[96];
+	char sql[128];
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", table);
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", table);
 	if ((rc = prep(s, sql, &st, err)))
 		return rc;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW || r == SQLITE_DONE)
 		*found = r == SQLITE_ROW;
@@ -636,9 +797,11 @@ static int row_exists(struct pcd_store *s, const char *table, const char *id, st
 	return rc;
 }
 
-int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec_text, const char *idem_key,
-			 int max_queue, struct pcd_job *out, int *created, struct pc_error *err)
+int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
+			 const char *spec_text, const char *idem_key, int max_queue, int tenant_max_queued,
+			 struct pcd_job *out, int *created, struct pc_error *err)
 {
+	const char *upload_scope = any_uploads ? PCD_ALL_TENANTS : tenant;
 	char hash[65], id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN], existing[PCD_JOB_ID_LEN + 1];
 	const char *model_id = NULL, *dataset_id = NULL;
 	json_t *root;
@@ -650,6 +813,8 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 		*created = 0;
 	if (out)
 		memset(out, 0, sizeof(*out));
+	if (!pcd_tenant_name_valid(tenant))
+		return pc_error_set(err, PC_ERR_INTERNAL, "tenant", "a job needs its tenant's name");
 	root = json_loads(spec_text, 0, &jerr);
 	if (!root || !json_is_object(root)) {
 		json_decref(root);
@@ -667,9 +832,10 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 		goto out;
 	existing[0] = '\0';
 	if (idem_key) {
-		if ((rc = prep(s, "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", &st, err)))
+		if ((rc = prep(s, "SELECT id, spec_hash FROM jobs WHERE tenant = ? AND idempotency_key = ?", &st, err)))
 			goto out;
-		bind_text(st, 1, idem_key);
+		bind_text(st, 1, tenant);
+		bind_text(st, 2, idem_key);
 		switch (sqlite3_step(st)) {
 		case SQLITE_ROW:
 			if (strcmp((const char *)sqlite3_column_text(st, 1), hash) != 0) {
@@ -690,12 +856,12 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 	}
 	if (existing[0]) {
 		rollback(s);
-		rc = job_get_locked(s, existing, out, err);
+		rc = job_get_locked(s, tenant, existing, out, err);
 		goto out;
 	}
 	/* the uploads must exist now; deleting them later is refused (blob_delete) */
 	if (model_id) {
-		if ((rc = row_exists(s, "models", model_id, err, &found)))
+		if ((rc = row_exists(s, "models", upload_scope, model_id, err, &found)))
 			goto out;
 		if (!found) {
 			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model with id %s", model_id);
@@ -703,7 +869,7 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 		}
 	}
 	if (dataset_id) {
-		if ((rc = row_exists(s, "datasets", dataset_id, err, &found)))
+		if ((rc = row_exists(s, "datasets", upload_scope, dataset_id, err, &found)))
 			goto out;
 		if (!found) {
 			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset with id %s", dataset_id);
@@ -724,9 +890,27 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 		sqlite3_finalize(st);
 		st = NULL;
 	}
+	/* after the global bound: a full queue is the service's state (503),
+	 * this is the tenant's (429) */
+	if (tenant_max_queued > 0) {
+		if ((rc = prep(s, "SELECT count(*) FROM jobs WHERE tenant = ? AND status = 'queued'", &st, err)))
+			goto out;
+		bind_text(st, 1, tenant);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = db_error(s, err, "store");
+			goto out;
+		}
+		if (sqlite3_column_int64(st, 0) >= tenant_max_queued) {
+			rc = pc_error_set(err, PC_ERR_QUOTA, "tenant_max_queued_jobs",
+					  "tenant %s has %d jobs queued already", tenant, tenant_max_queued);
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 	if ((rc = prep(s,
 		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, model_id, dataset_id,"
-		       " created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+		       " created_at, tenant) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
 		       &st, err)))
 		goto out;
 	for (tries = 0;; tries++) {
@@ -741,6 +925,7 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 		bind_text(st, 6, model_id);
 		bind_text(st, 7, dataset_id);
 		bind_text(st, 8, now);
+		bind_text(st, 9, tenant);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			break;
 		if (sqlite3_errcode(s->db) != SQLITE_CONSTRAINT || tries == 3) {
@@ -755,7 +940,7 @@ int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec
 		goto out;
 	if (created)
 		*created = 1;
-	rc = out ? job_get_locked(s, id, out, err) : PC_OK;
+	rc = out ? job_get_locked(s, tenant, id, out, err) : PC_OK;
 out:
 	sqlite3_finalize(st);
 	if (rc)
@@ -799,7 +984,7 @@ int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_erro
 	bind_text(st, 2, id);
 	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
 		goto out;
-	rc = job_get_locked(s, id, out, err);
+	rc = job_get_locked(s, PCD_ALL_TENANTS, id, out, err);
 out:
 	sqlite3_finalize(st);
 	if (rc)
@@ -819,7 +1004,7 @@ static int update_running(struct pcd_store *s, sqlite3_stmt *st, const char *id,
 		return rc;
 	if (sqlite3_changes(s->db) > 0)
 		return PC_OK;
-	if ((rc = job_status_locked(s, id, &status, NULL, err)))
+	if ((rc = job_status_locked(s, PCD_ALL_TENANTS, id, &status, NULL, err)))
 		return rc;
 	return pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s, not running", id, pcd_job_status_name(status));
 }
@@ -842,7 +1027,8 @@ int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *pro
 	bind_text(st, 1, progress_json);
 	bind_text(st, 2, now);
 	bind_text(st, 3, id);
-	if ((rc = update_running(s, st, id, err)) || (rc = job_status_locked(s, id, &status, &cancel, err)))
+	if ((rc = update_running(s, st, id, err)) ||
+	    (rc = job_status_locked(s, PCD_ALL_TENANTS, id, &status, &cancel, err)))
 		goto out;
 	if (cancel_requested)
 		*cancel_requested = cancel;
@@ -969,27 +1155,30 @@ out:
 	return rc;
 }
 
-int pcd_store_job_get(struct pcd_store *s, const char *id, struct pcd_job *out, struct pc_error *err)
+int pcd_store_job_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_job *out,
+		      struct pc_error *err)
 {
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->lock);
-	rc = job_get_locked(s, id, out, err);
+	rc = job_get_locked(s, tenant, id, out, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
-int pcd_store_job_report(struct pcd_store *s, const char *id, char **text, struct pc_error *err)
+int pcd_store_job_report(struct pcd_store *s, const char *tenant, const char *id, char **text,
+			 struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	*text = NULL;
 	pthread_mutex_lock(&s->lock);
-	if ((rc = prep(s, "SELECT report, status FROM jobs WHERE id = ?", &st, err)))
+	if ((rc = prep(s, "SELECT report, status FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", &st, err)))
 		goto out;
 	bind_text(st, 1, id);
+	bind_text(st, 2, tenant);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
@@ -1012,8 +1201,8 @@ out:
 	return rc;
 }
 
-int pcd_store_job_list(struct pcd_store *s, const char *status, int64_t after_seq, int limit, struct pcd_job **out,
-		       size_t *n, struct pc_error *err)
+int pcd_store_job_list(struct pcd_store *s, const char *tenant, const char *status, int64_t after_seq, int limit,
+		       struct pcd_job **out, size_t *n, struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	struct pcd_job *jobs;
@@ -1032,12 +1221,13 @@ int pcd_store_job_list(struct pcd_store *s, const char *status, int64_t after_se
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s,
 		       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?1 AND (?2 IS NULL OR status = ?2)"
-		       " ORDER BY seq LIMIT ?3",
+		       " AND (?4 IS NULL OR tenant = ?4) ORDER BY seq LIMIT ?3",
 		       &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, after_seq);
 	bind_text(st, 2, status);
 	sqlite3_bind_int(st, 3, limit);
+	bind_text(st, 4, tenant);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((rc = read_job(st, &jobs[count], err)))
 			goto out;
@@ -1057,8 +1247,8 @@ out:
 	return PC_OK;
 }
 
-int pcd_store_job_cancel(struct pcd_store *s, const char *id, enum pcd_job_status *status_after,
-			 struct pc_error *err)
+int pcd_store_job_cancel(struct pcd_store *s, const char *tenant, const char *id,
+			 enum pcd_job_status *status_after, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	enum pcd_job_status status;
@@ -1067,7 +1257,7 @@ int pcd_store_job_cancel(struct pcd_store *s, const char *id, enum pcd_job_statu
 
 	now_rfc3339(now);
 	pthread_mutex_lock(&s->lock);
-	if ((rc = begin(s, err)) || (rc = job_status_locked(s, id, &status, NULL, err)))
+	if ((rc = begin(s, err)) || (rc = job_status_locked(s, tenant, id, &status, NULL, err)))
 		goto out;
 	if (pcd_job_status_finished(status)) {
 		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s already", id, pcd_job_status_name(status));
@@ -1093,14 +1283,14 @@ out:
 	return rc;
 }
 
-int pcd_store_job_delete(struct pcd_store *s, const char *id, struct pc_error *err)
+int pcd_store_job_delete(struct pcd_store *s, const char *tenant, const char *id, struct pc_error *err)
 {
 	enum pcd_job_status status;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	if ((rc = begin(s, err)) || (rc = job_status_locked(s, id, &status, NULL, err)))
+	if ((rc = begin(s, err)) || (rc = job_status_locked(s, tenant, id, &status, NULL, err)))
 		goto out;
 	if (!pcd_job_status_finished(status)) {
 		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s; cancel it first", id,

@@ -11,7 +11,16 @@
  * attempts counts the runs a job has started that did not end in a drain:
  * claim adds 1, requeue after a drain takes that 1 back, so a job is only
  * given up on (recover's max_attempts) after runs that crashed. Times are
- * RFC 3339 UTC strings ("2026-11-28T15:00:00Z"); an unset time is "". */
+ * RFC 3339 UTC strings ("2026-11-28T15:00:00Z"); an unset time is "".
+ *
+ * Tenants: every upload record and job belongs to one tenant (a name of
+ * the tokens file, "default" for a bare token or no tokens). A function
+ * that takes `const char *tenant` as a scope sees only that tenant's rows;
+ * PCD_ALL_TENANTS (NULL) sees every tenant's (the admin role). Another
+ * tenant's row is answered exactly like a missing one (PC_ERR_NOT_FOUND),
+ * so no answer tells that it exists. Uploads are content-addressed on disk
+ * and shared there, but the record (the id a tenant may use) is per
+ * tenant: (tenant, id) is the key. */
 #ifndef PARACORR_SERVER_STORE_H
 #define PARACORR_SERVER_STORE_H
 
@@ -41,11 +50,18 @@ int pcd_job_status_finished(enum pcd_job_status s);
 
 #define PCD_JOB_ID_LEN 18 /* "j-" + 16 hex digits */
 #define PCD_TIME_LEN 32
+#define PCD_TENANT_MAX 64 /* a tenant name: 1..64 of [A-Za-z0-9._-] */
+#define PCD_ALL_TENANTS NULL
+#define PCD_DEFAULT_TENANT "default"
+
+/* Whether name is a valid tenant name. */
+int pcd_tenant_name_valid(const char *name);
 
 /* A job row. Strings marked owned are freed by pcd_job_free. */
 struct pcd_job {
 	int64_t seq; /* submission order */
 	char id[PCD_JOB_ID_LEN + 1];
+	char tenant[PCD_TENANT_MAX + 1];
 	char kind[16];
 	char *spec; /* owned: the spec JSON text as submitted */
 	enum pcd_job_status status;
@@ -76,6 +92,7 @@ json_t *pcd_job_to_json(const struct pcd_job *j);
 /* An uploaded model or dataset. */
 struct pcd_blob_rec {
 	char id[65];
+	char tenant[PCD_TENANT_MAX + 1];
 	int64_t bytes;
 	char created_at[PCD_TIME_LEN];
 	char *info; /* owned: JSON text describing the upload */
@@ -93,33 +110,57 @@ void pcd_store_close(struct pcd_store *s);
  * writable now (readiness). */
 int pcd_store_ping(struct pcd_store *s, struct pc_error *err);
 
-/* Models and datasets. put inserts the row unless the id exists; *existed
- * (may be NULL) says which happened. get: PC_ERR_NOT_FOUND when absent.
- * list: ids in ascending order strictly after `after` (NULL or "" for the
- * first page), at most limit rows; *out is an array the caller frees with
- * pcd_blob_recs_free (NULL when *n == 0). delete: PC_ERR_NOT_FOUND when
- * absent, PC_ERR_CONFLICT while a queued or running job names the id. */
-int pcd_store_model_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
+/* Models and datasets. put inserts tenant's record unless it has one with
+ * this id; *existed (may be NULL) says which happened. get: PC_ERR_NOT_FOUND
+ * when the scope holds no such record (with PCD_ALL_TENANTS, the first
+ * tenant's record by name). list: records in ascending (id, tenant) order
+ * strictly after the cursor (after_id, after_tenant; after_id NULL or ""
+ * for the first page; after_tenant only matters with PCD_ALL_TENANTS, and
+ * NULL or "" there means every record of after_id is behind), at most
+ * limit; *out is an array the caller frees with pcd_blob_recs_free (NULL
+ * when *n == 0). delete: removes the scope's records of id (every tenant's
+ * with PCD_ALL_TENANTS); PC_ERR_NOT_FOUND when there is none,
+ * PC_ERR_CONFLICT while a queued or running job of a tenant whose record
+ * would go names the id. *unused (may be NULL) is 1 when no record of id
+ * remains for any tenant and no pending job names it: only then may the
+ * shared file go. */
+int pcd_store_model_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
+			const char *info_json, int *existed, struct pc_error *err);
+int pcd_store_model_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_blob_rec *out,
 			struct pc_error *err);
-int pcd_store_model_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err);
-int pcd_store_model_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out, size_t *n,
-			 struct pc_error *err);
-int pcd_store_model_delete(struct pcd_store *s, const char *id, struct pc_error *err);
-int pcd_store_dataset_put(struct pcd_store *s, const char *id, int64_t bytes, const char *info_json, int *existed,
-			  struct pc_error *err);
-int pcd_store_dataset_get(struct pcd_store *s, const char *id, struct pcd_blob_rec *out, struct pc_error *err);
-int pcd_store_dataset_list(struct pcd_store *s, const char *after, int limit, struct pcd_blob_rec **out, size_t *n,
+int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *after_id, const char *after_tenant,
+			 int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err);
+int pcd_store_model_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
 			   struct pc_error *err);
-int pcd_store_dataset_delete(struct pcd_store *s, const char *id, struct pc_error *err);
+int pcd_store_dataset_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
+			  const char *info_json, int *existed, struct pc_error *err);
+int pcd_store_dataset_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_blob_rec *out,
+			  struct pc_error *err);
+int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *after_id,
+			   const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n,
+			   struct pc_error *err);
+int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
+			     struct pc_error *err);
 
-/* Queues a job. spec_text must be a JSON object; its "model" and "dataset"
- * members (when strings) are recorded so that deleting those uploads is
- * refused while the job is pending. With an idempotency key already used:
- * the same spec text gives back that job (*created = 0); a different one
- * is PC_ERR_CONFLICT. PC_ERR_BUSY (HTTP 503) when max_queue > 0 and
- * max_queue jobs are already queued. out (may be NULL) receives the job. */
-int pcd_store_job_submit(struct pcd_store *s, const char *kind, const char *spec_text, const char *idem_key,
-			 int max_queue, struct pcd_job *out, int *created, struct pc_error *err);
+/* A tenant's use of its quotas: jobs queued now and the bytes of its
+ * upload records (models and datasets; a file two tenants both uploaded
+ * counts for each). Either pointer may be NULL. */
+int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *queued, int64_t *stored_bytes,
+			   struct pc_error *err);
+
+/* Queues a job of tenant. spec_text must be a JSON object; its "model" and
+ * "dataset" members (when strings) are recorded so that deleting those
+ * uploads is refused while the job is pending, and must name records of
+ * tenant (of any tenant when any_uploads: the admin role), else
+ * PC_ERR_NOT_FOUND. Idempotency keys are per tenant: with a key tenant
+ * already used, the same spec text gives back that job (*created = 0); a
+ * different one is PC_ERR_CONFLICT. PC_ERR_BUSY (HTTP 503) when max_queue
+ * > 0 and max_queue jobs are already queued; PC_ERR_QUOTA (429) when
+ * tenant_max_queued > 0 and the tenant has that many queued. out (may be
+ * NULL) receives the job. */
+int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
+			 const char *spec_text, const char *idem_key, int max_queue, int tenant_max_queued,
+			 struct pcd_job *out, int *created, struct pc_error *err);
 /* Moves the oldest queued job (lowest seq) to running, attempts + 1,
  * started_at = now, cancel_requested = 0, and returns it. PC_ERR_NOT_FOUND
  * (without touching err) when nothing is queued. */
@@ -142,25 +183,29 @@ int pcd_store_job_requeue(struct pcd_store *s, const char *id, struct pc_error *
  * max_attempts. Counts (may be NULL) say how many went each way. */
 int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
 			  struct pc_error *err);
+/* The functions below take a tenant scope (see the top): another tenant's
+ * job is PC_ERR_NOT_FOUND, as an unknown id is. */
 /* PC_ERR_NOT_FOUND for an unknown id. *out owns its strings (pcd_job_free). */
-int pcd_store_job_get(struct pcd_store *s, const char *id, struct pcd_job *out, struct pc_error *err);
+int pcd_store_job_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_job *out,
+		      struct pc_error *err);
 /* The report text (caller frees with free()). PC_ERR_NOT_FOUND for an
  * unknown job, PC_ERR_CONFLICT when the job has no report (yet). */
-int pcd_store_job_report(struct pcd_store *s, const char *id, char **text, struct pc_error *err);
+int pcd_store_job_report(struct pcd_store *s, const char *tenant, const char *id, char **text,
+			 struct pc_error *err);
 /* Jobs in submission order (ascending seq) with seq > after_seq, filtered
  * by status when status is not NULL ("queued", ...; another name is
  * PC_ERR_INVALID), at most limit; the next page starts after the last seq
  * returned. *out is freed with pcd_jobs_free (NULL when *n == 0). */
-int pcd_store_job_list(struct pcd_store *s, const char *status, int64_t after_seq, int limit, struct pcd_job **out,
-		       size_t *n, struct pc_error *err);
+int pcd_store_job_list(struct pcd_store *s, const char *tenant, const char *status, int64_t after_seq, int limit,
+		       struct pcd_job **out, size_t *n, struct pc_error *err);
 /* queued -> cancelled at once; running -> cancel_requested = 1 (the worker
  * stops at its next check); finished -> PC_ERR_CONFLICT. *status_after
  * (may be NULL) is the job's status once the call returns. */
-int pcd_store_job_cancel(struct pcd_store *s, const char *id, enum pcd_job_status *status_after,
-			 struct pc_error *err);
+int pcd_store_job_cancel(struct pcd_store *s, const char *tenant, const char *id,
+			 enum pcd_job_status *status_after, struct pc_error *err);
 /* Deletes a finished job and its report; PC_ERR_CONFLICT when it is queued
  * or running, PC_ERR_NOT_FOUND when unknown. */
-int pcd_store_job_delete(struct pcd_store *s, const char *id, struct pc_error *err);
+int pcd_store_job_delete(struct pcd_store *s, const char *tenant, const char *id, struct pc_error *err);
 /* Jobs queued and running now (either pointer may be NULL). */
 int pcd_store_queue_depth(struct pcd_store *s, int64_t *queued, int64_t *running, struct pc_error *err);
 

@@ -148,8 +148,10 @@ static int on_cancel(void *arg)
 
 /* A harden job's model becomes a model of the service: copied in through a
  * blob writer (hashed, fsynced, renamed) and given its row, so that it can
- * be analysed in turn; its id is kept beside it as model.id. */
-static int register_model(struct pcd_workers *w, const char *art, const char *path, struct pc_error *err)
+ * be analysed in turn; its id is kept beside it as model.id. The record is
+ * the job's tenant's. */
+static int register_model(struct pcd_workers *w, const char *tenant, const char *art, const char *path,
+			  struct pc_error *err)
 {
 	struct pcd_blob_writer *bw = NULL;
 	struct pc_graph *g = NULL;
@@ -179,7 +181,7 @@ static int register_model(struct pcd_workers *w, const char *art, const char *pa
 		rc = pc_error_set(err, PC_ERR_NOMEM, "hardened model", "out of memory");
 		goto out;
 	}
-	if ((rc = pcd_store_model_put(w->store, id, ftell(f), text, &existed, err)))
+	if ((rc = pcd_store_model_put(w->store, tenant, id, ftell(f), text, &existed, err)))
 		goto out;
 	snprintf(idpath, sizeof(idpath), "%s/model.id", art);
 	{
@@ -241,7 +243,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 			log_job(w, "info", job->id, "requeued for the drain", NULL);
 		goto out;
 	}
-	if (rc == PC_OK && harden && (rc = register_model(w, art, model_out, &err)) != PC_OK)
+	if (rc == PC_OK && harden && (rc = register_model(w, job->tenant, art, model_out, &err)) != PC_OK)
 		log_job(w, "error", job->id, "cannot register the hardened model", &err);
 	if (rc == PC_OK) {
 		outcome = PCD_JOB_SUCCEEDED;

@@ -42,6 +42,7 @@ struct daemon {
 	int port;
 	char dir[PATH_MAX - 64];
 	char base[128];
+	const char *token; /* sent as a bearer token by every request when set */
 };
 
 struct resp {
@@ -182,6 +183,15 @@ static int request(const struct daemon *d, const char *method, const char *path,
 	}
 	if (extra)
 		h = curl_slist_append(h, extra);
+	if (d->token) {
+		char *auth = malloc(strlen(d->token) + 32);
+
+		if (auth) {
+			sprintf(auth, "Authorization: Bearer %s", d->token);
+			h = curl_slist_append(h, auth);
+			free(auth);
+		}
+	}
 	if (!extra || strncasecmp(extra, "Expect:", 7))
 		h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -1576,6 +1586,417 @@ TEST(http_config)
 }
 
 /* --- api/openapi.yaml against the route table and the tests --------------- */
+
+
+/* --- tenants ------------------------------------------------------------- */
+
+/* Whether two problem answers are the same but for instance (the URL):
+ * what another tenant's id gets must not differ from an unknown id's. */
+static int same_problem(const struct resp *a, const struct resp *b)
+{
+	json_t *x = resp_json(a), *y = resp_json(b);
+	int ok = x && y && a->status == b->status;
+	const char *keys[] = {"type", "title", "status", "detail", "errors"};
+
+	for (size_t k = 0; ok && k < sizeof(keys) / sizeof(keys[0]); k++) {
+		json_t *u = json_object_get(x, keys[k]), *v = json_object_get(y, keys[k]);
+		ok = (!u && !v) || (u && v && json_equal(u, v));
+	}
+	json_decref(x);
+	json_decref(y);
+	return ok;
+}
+
+/* A request as d, and the same request for the same path with the id
+ * replaced by unknown: both must be 404 with the same problem. */
+static void expect_hidden(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *fmt,
+			  const char *id, const char *unknown)
+{
+	char p1[300], p2[300];
+	struct resp a, b;
+
+	snprintf(p1, sizeof(p1), fmt, id);
+	snprintf(p2, sizeof(p2), fmt, unknown);
+	if (request(d, method, p1, NULL, NULL, 0, NULL, NULL, NULL, &a) ||
+	    request(d, method, p2, NULL, NULL, 0, NULL, NULL, NULL, &b)) {
+		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, p1);
+		return;
+	}
+	if (a.status != 404 || b.status != 404 ||
+	    (strcmp(method, "HEAD") && (!is_problem(&a, 404) || !same_problem(&a, &b))))
+		pc_test_fail(t, __FILE__, line, "%s %s: %ld %s; for an unknown id %ld %s", method, p1, a.status,
+			     a.body ? a.body : "", b.status, b.body ? b.body : "");
+	resp_free(&a);
+	resp_free(&b);
+}
+
+#define EXPECT_HIDDEN(d, method, fmt, id, unknown) expect_hidden(t, __LINE__, d, method, fmt, id, unknown)
+
+/* The ids of a listing's items (each "tenant/id" when with_tenant). */
+static int list_has(const struct daemon *d, const char *path, const char *id, const char *tenant)
+{
+	struct resp r;
+	json_t *j, *it;
+	size_t i;
+	int found = 0;
+
+	if (get(d, path, &r) || r.status != 200)
+		return -1;
+	j = resp_json(&r);
+	json_array_foreach(json_object_get(j, "items"), i, it)
+	{
+		if (!strcmp(json_string_value(json_object_get(it, "id")) ?: "", id) &&
+		    (!tenant || !strcmp(json_string_value(json_object_get(it, "tenant")) ?: "", tenant)))
+			found++;
+	}
+	json_decref(j);
+	resp_free(&r);
+	return found;
+}
+
+static int write_csv(const char *path, int rows, int salt)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return 0;
+	for (int i = 0; i < rows; i++)
+		fprintf(f, "%d.%03d,%d.%03d,%d\n", i % 97, (i * 7 + salt) % 1000, i % 89, (i * 13) % 1000, i % 3);
+	return fclose(f) == 0;
+}
+
+/* Two tenants, an admin and a bare legacy token: neither tenant can list,
+ * get, detect, fetch a report, chart or artifact of, cancel, delete or use
+ * the other's anything; an upload answers the same whether or not another
+ * tenant holds the bytes; idempotency keys are per tenant; the admin sees
+ * both; quotas answer 429 and 507 with their problem types. */
+TEST(http_tenants)
+{
+	static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+	static const char unknown_job[] = "j-0123456789abcdef";
+	struct daemon d, A, B, ADM, L;
+	char tokens[PATH_MAX], alice[3001], path[PATH_MAX], url[300], spec[1024], spec_unknown[1024], hv[64];
+	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", jB2[64] = "",
+	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX],
+	     mpath[2 * PATH_MAX];
+	const char *extra[] = {"--tokens-file", tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
+			       NULL};
+	json_t *j, *b1 = NULL, *b2 = NULL;
+	struct resp r, r2;
+	struct stat st;
+	FILE *f;
+
+	memset(&d, 0, sizeof(d));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	/* alice's token is longer than any line buffer */
+	for (int i = 0; i < 3000; i++)
+		alice[i] = (char)('A' + i % 26);
+	alice[3000] = '\0';
+	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fprintf(f, "# two tenants, an admin, a token of an older file\n%s tenant=alice\n", alice);
+	fputs("  tok-bob\trole=user   tenant=bob\n\ntok-ops role=admin tenant=ops\ntok-legacy\n", f);
+	fclose(f);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+	A = B = ADM = L = d;
+	A.token = alice;
+	B.token = "tok-bob";
+	ADM.token = "tok-ops";
+	L.token = "tok-legacy";
+	/* a prefix of alice's token is no token */
+	alice[1500] = '\0';
+	REQUIRE(get(&A, "/v1/models", &r) == 0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	alice[1500] = 'A' + 1500 % 26;
+
+	/* alice's uploads */
+	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, &b1), 201);
+	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, NULL), 200);
+	CHECK_INT(upload_dataset(&A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	REQUIRE(mA[0] && dA[0]);
+
+	/* bob cannot see, detect, delete them: the answers of unknown ids */
+	EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&B, "HEAD", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&B, "DELETE", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&B, "GET", "/v1/datasets/%s", dA, unknown_blob);
+	EXPECT_HIDDEN(&B, "HEAD", "/v1/datasets/%s", dA, unknown_blob);
+	EXPECT_HIDDEN(&B, "DELETE", "/v1/datasets/%s", dA, unknown_blob);
+	CHECK_INT(list_has(&B, "/v1/models", mA, NULL), 0);
+	CHECK_INT(list_has(&B, "/v1/datasets", dA, NULL), 0);
+	CHECK_INT(list_has(&A, "/v1/models", mA, NULL), 1);
+	CHECK_INT(list_has(&A, "/v1/datasets", dA, NULL), 1);
+	/* the legacy token is tenant default: it sees nothing of theirs */
+	CHECK_INT(list_has(&L, "/v1/models", mA, NULL), 0);
+	EXPECT_HIDDEN(&L, "GET", "/v1/models/%s", mA, unknown_blob);
+
+	/* dedup tells bob nothing: alice's bytes and bytes nobody has both get
+	 * 201 with the description of new content, then 200 */
+	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, &b2), 201);
+	CHECK(b1 && b2 && json_equal(b1, b2));
+	CHECK(!strcmp(mA, mB));
+	CHECK_INT(upload_model(&B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, NULL), 200);
+	CHECK_INT(upload_model(&B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 200);
+	json_decref(b1);
+	json_decref(b2);
+	EXPECT_HIDDEN(&A, "GET", "/v1/models/%s", m2, unknown_blob);
+
+	/* alice's job */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
+		 mA, dA);
+	CHECK_INT(submit(&A, spec, "key-1", jA, sizeof(jA), NULL), 202);
+	REQUIRE(jA[0]);
+	j = wait_job(&A, jA, "finished", 60);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	CHECK(j && !json_object_get(j, "tenant")); /* only the admin is told whose */
+	json_decref(j);
+	/* bob: every route of it is the unknown job's answer */
+	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s", jA, unknown_job);
+	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/report", jA, unknown_job);
+	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/charts", jA, unknown_job);
+	{
+		char fmt[80];
+		snprintf(fmt, sizeof(fmt), "/v1/jobs/%%s/charts/accuracy.svg");
+		EXPECT_HIDDEN(&B, "GET", fmt, jA, unknown_job);
+	}
+	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", jA, unknown_job);
+	EXPECT_HIDDEN(&B, "POST", "/v1/jobs/%s/cancel", jA, unknown_job);
+	EXPECT_HIDDEN(&B, "DELETE", "/v1/jobs/%s", jA, unknown_job);
+	CHECK_INT(list_has(&B, "/v1/jobs", jA, NULL), 0);
+	CHECK_INT(list_has(&B, "/v1/jobs?status=succeeded", jA, NULL), 0);
+	/* ... and alice still has all of it */
+	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jA);
+	EXPECT(&A, "GET", url, 200);
+	snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", jA);
+	EXPECT(&A, "GET", url, 409); /* an analyze job has no artifact: found, not hidden */
+	CHECK_INT(list_has(&A, "/v1/jobs", jA, NULL), 1);
+
+	/* a harden job's model is registered as its tenant's: alice fetches
+	 * the artifact and the model, bob neither */
+	{
+		char hj[64] = "", hid[65] = "", hspec[1024];
+		const char *link;
+
+		snprintf(hspec, sizeof(hspec),
+			 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
+			 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
+			 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
+			 mA, dA, dA);
+		REQUIRE(submit(&A, hspec, NULL, hj, sizeof(hj), &r) == 202);
+		resp_free(&r);
+		j = wait_job(&A, hj, "finished", 120);
+		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+		link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
+		CHECK(link && strlen(link) == strlen("/v1/models/") + 64);
+		if (link)
+			snprintf(hid, sizeof(hid), "%s", link + strlen("/v1/models/"));
+		json_decref(j);
+		snprintf(url, sizeof(url), "/v1/models/%s", hid);
+		EXPECT(&A, "GET", url, 200);
+		EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", hid, unknown_blob);
+		snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", hj);
+		EXPECT(&A, "GET", url, 200);
+		EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", hj, unknown_job);
+		CHECK_INT(list_has(&ADM, "/v1/models", hid, "alice"), 1);
+	}
+
+	/* bob cannot use alice's dataset: the answer of an unknown id */
+	snprintf(spec_unknown, sizeof(spec_unknown),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
+		 mB, unknown_blob);
+	REQUIRE(submit(&B, spec, NULL, NULL, 0, &r) == 422);
+	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r2) == 422);
+	CHECK(is_problem(&r, 422) && strstr(r.body, "\"/dataset\"") && same_problem(&r, &r2));
+	resp_free(&r);
+	resp_free(&r2);
+
+	/* idempotency keys are per tenant: bob's key-1 with alice's very spec
+	 * text (his own records of the same bytes) is a new job of his */
+	CHECK_INT(upload_dataset(&B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	CHECK(!strcmp(dA, dB));
+	REQUIRE(submit(&B, spec, "key-1", jB, sizeof(jB), &r) == 202);
+	CHECK(header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "false"));
+	CHECK(jB[0] && strcmp(jA, jB));
+	resp_free(&r);
+	j = wait_job(&B, jB, "finished", 60);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	json_decref(j);
+	EXPECT_HIDDEN(&A, "GET", "/v1/jobs/%s", jB, unknown_job);
+	/* alice's own replay still works */
+	REQUIRE(submit(&A, spec, "key-1", jA2, sizeof(jA2), &r) == 202);
+	CHECK(header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "true"));
+	CHECK(!strcmp(jA, jA2));
+	resp_free(&r);
+
+	/* the admin sees both, told whose each is, and can page through a
+	 * listing where one id is held by two tenants */
+	CHECK_INT(list_has(&ADM, "/v1/jobs", jA, "alice"), 1);
+	CHECK_INT(list_has(&ADM, "/v1/jobs", jB, "bob"), 1);
+	CHECK_INT(list_has(&ADM, "/v1/models", mA, "alice"), 1);
+	CHECK_INT(list_has(&ADM, "/v1/models", mA, "bob"), 1);
+	snprintf(url, sizeof(url), "/v1/jobs/%s", jA);
+	EXPECT(&ADM, "GET", url, 200);
+	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jB);
+	EXPECT(&ADM, "GET", url, 200);
+	{
+		char cursor[200] = "", seen_pairs[5][140];
+		int pages = 0, n = 0;
+
+		for (;;) {
+			snprintf(url, sizeof(url), "/v1/models?limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
+			REQUIRE(get(&ADM, url, &r) == 0 && r.status == 200);
+			j = resp_json(&r);
+			resp_free(&r);
+			REQUIRE(j);
+			for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
+				json_t *it = json_array_get(json_object_get(j, "items"), i);
+				snprintf(seen_pairs[n++], sizeof(seen_pairs[0]), "%s/%s",
+					 json_string_value(json_object_get(it, "tenant")),
+					 json_string_value(json_object_get(it, "id")));
+			}
+			pages++;
+			if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 6) {
+				json_decref(j);
+				break;
+			}
+			snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(j, "next_cursor")));
+			json_decref(j);
+		}
+		CHECK_MSG(n == 4, "the admin listed %d models, expected alice's two and bob's two", n);
+		for (int a = 0; a < n; a++)
+			for (int b = 0; b < a; b++)
+				CHECK_MSG(strcmp(seen_pairs[a], seen_pairs[b]), "%s listed twice", seen_pairs[a]);
+	}
+
+	/* a shared file outlives one tenant's record: alice deletes hers, bob
+	 * still has his and runs a job on it */
+	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", d.dir, mA);
+	snprintf(url, sizeof(url), "/v1/models/%s", mA);
+	EXPECT(&A, "DELETE", url, 204);
+	EXPECT(&A, "GET", url, 404);
+	EXPECT(&B, "GET", url, 200);
+	CHECK(stat(mpath, &st) == 0);
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 4, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
+		 mB, dB);
+	CHECK_INT(submit(&B, spec, NULL, jB2, sizeof(jB2), NULL), 202);
+	j = jB2[0] ? wait_job(&B, jB2, "finished", 60) : NULL;
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	json_decref(j);
+	/* the last record takes the file with it */
+	EXPECT(&B, "DELETE", url, 204);
+	CHECK(stat(mpath, &st) != 0 && errno == ENOENT);
+	CHECK_INT(list_has(&ADM, "/v1/models", mA, NULL), 0);
+
+	/* queued jobs per tenant (1): with the worker busy on alice's slow
+	 * job, bob's first waits and his second gets 429; alice may still
+	 * queue hers */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 mA, dA);
+	/* the bytes are new again for alice: her record and the file went */
+	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	REQUIRE(submit(&A, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_job(&A, slow, "running", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	json_decref(j);
+	CHECK_INT(submit(&B, spec, NULL, jq, sizeof(jq), NULL), 202);
+	snprintf(spec_unknown, sizeof(spec_unknown), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
+	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r) == 429);
+	CHECK(is_problem(&r, 429));
+	j = resp_json(&r);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/quota-exceeded"));
+	CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_queued_jobs"));
+	json_decref(j);
+	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
+	resp_free(&r);
+	CHECK_INT(submit(&A, spec_unknown, NULL, jA2, sizeof(jA2), NULL), 202);
+	/* cancelling frees the slot */
+	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
+	EXPECT(&B, "DELETE", url, 200);
+	CHECK_INT(submit(&B, spec_unknown, NULL, jq, sizeof(jq), NULL), 202);
+	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
+	EXPECT(&B, "DELETE", url, 200);
+	snprintf(url, sizeof(url), "/v1/jobs/%s", jA2);
+	EXPECT(&A, "DELETE", url, 200);
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
+	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK(r.status == 200 || r.status == 202);
+	resp_free(&r);
+	j = wait_job(&A, slow, "cancelled", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
+
+	/* stored bytes per tenant (1 MiB): the legacy token's second 600 KB
+	 * upload gets 507; after a delete it fits */
+	snprintf(path, sizeof(path), "%s/c1.csv", d.dir);
+	REQUIRE(write_csv(path, 40000, 1));
+	REQUIRE(stat(path, &st) == 0 && st.st_size > 550000 && st.st_size < 700000);
+	CHECK_INT(upload_dataset(&L, path, NULL, c1), 201);
+	snprintf(path, sizeof(path), "%s/c2.csv", d.dir);
+	REQUIRE(write_csv(path, 40000, 2));
+	REQUIRE(request(&L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	resp_free(&r);
+	{
+		struct parts p = {path, NULL};
+
+		REQUIRE(request(&L, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		CHECK(is_problem(&r, 507));
+		j = resp_json(&r);
+		CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/insufficient-storage"));
+		CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
+		json_decref(j);
+		resp_free(&r);
+	}
+	/* the quota is the tenant's: the same file is fine for the admin's
+	 * tenant (ops, which holds nothing), and bob with his 600 KB is over */
+	CHECK_INT(upload_dataset(&ADM, path, NULL, c2), 201);
+	CHECK_INT(list_has(&ADM, "/v1/datasets", c2, "ops"), 1);
+	CHECK_INT(upload_dataset(&B, path, NULL, c2), 507);
+	/* the legacy tenant is "default" to the admin */
+	CHECK_INT(list_has(&ADM, "/v1/datasets", c1, "default"), 1);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", c1);
+	EXPECT(&L, "DELETE", url, 204);
+	CHECK_INT(upload_dataset(&L, path, NULL, c2), 201);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+
+	/* a bad tokens file stops startup, naming the line, never the token */
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fputs("good-token tenant=a\n# comment\nsecret-in-line-3 role=root\n", f);
+	fclose(f);
+	snprintf(args, sizeof(args), "--tokens-file '%s' --data-dir '%s/data' --port 0", tokens, d.dir);
+	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
+	CHECK_MSG(strstr(out, "line 3") && strstr(out, "role") && !strstr(out, "secret-in-line-3"), "%s", out);
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fputs("tok-1 tenant=a\ntok-2 tenant=b/../c\n", f);
+	fclose(f);
+	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
+	CHECK_MSG(strstr(out, "line 2") && strstr(out, "tenant") && !strstr(out, "tok-2"), "%s", out);
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fputs("same-token tenant=a\nother\nsame-token tenant=b\n", f);
+	fclose(f);
+	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
+	CHECK_MSG(strstr(out, "line 3") && strstr(out, "line 1") && !strstr(out, "same-token"), "%s", out);
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fputs("tok-1 colour=blue\n", f);
+	fclose(f);
+	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
+	CHECK_MSG(strstr(out, "line 1") && !strstr(out, "colour") && !strstr(out, "tok-1"), "%s", out);
+	be_rmtree(d.dir);
+}
 
 /* Whether path matches a template whose {name} segments match one
  * non-empty path segment each. */

@@ -1,8 +1,10 @@
 /* The job store: submission order, idempotency, the queue bound, cancel
- * in each state, recovery after a crash, the attempts bound, paging, and
- * uploads that pending jobs still need. */
+ * in each state, recovery after a crash, the attempts bound, paging,
+ * uploads that pending jobs still need, tenant scopes and quotas, and the
+ * migration of a version-1 database. */
 #include <limits.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +32,8 @@ static int setup(struct fixture *f)
 	snprintf(f->db, sizeof(f->db), "%s/paracorr.db", f->dir);
 	if (pcd_store_open(f->db, &f->s, &err))
 		return -1;
-	if (pcd_store_model_put(f->s, MODEL_ID, 10, "{\"parameters\": 3}", NULL, &err) ||
-	    pcd_store_dataset_put(f->s, DATA_ID, 20, "{}", NULL, &err))
+	if (pcd_store_model_put(f->s, "default", MODEL_ID, 10, "{\"parameters\": 3}", NULL, &err) ||
+	    pcd_store_dataset_put(f->s, "default", DATA_ID, 20, "{}", NULL, &err))
 		return -1;
 	return 0;
 }
@@ -54,7 +56,7 @@ static int submit(struct pcd_store *s, int seed, const char *key, char id[PCD_JO
 {
 	struct pcd_job j;
 	struct pc_error err = {0};
-	int rc = pcd_store_job_submit(s, "analyze", spec_seed(seed), key, 0, &j, NULL, &err);
+	int rc = pcd_store_job_submit(s, "default", 0, "analyze", spec_seed(seed), key, 0, 0, &j, NULL, &err);
 
 	if (!rc && id)
 		memcpy(id, j.id, sizeof(j.id));
@@ -92,18 +94,18 @@ TEST(store_submit_and_claim_in_order)
 		  PC_OK);
 	CHECK_INT(cancel, 0);
 	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_SUCCEEDED, "{\"report\": 1}", NULL, &err), PC_OK);
-	REQUIRE(pcd_store_job_get(f.s, ids[0], &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, ids[0], &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_SUCCEEDED);
 	CHECK(j.has_report);
 	CHECK(j.finished_at[0] != '\0');
 	CHECK(j.progress && strstr(j.progress, "clean evaluation"));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_report(f.s, ids[0], &report, &err) == PC_OK);
+	REQUIRE(pcd_store_job_report(f.s, PCD_ALL_TENANTS, ids[0], &report, &err) == PC_OK);
 	CHECK(strcmp(report, "{\"report\": 1}") == 0);
 	free(report);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_report(f.s, ids[1], &report, &err), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_report(f.s, "j-0000000000000000", &report, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_report(f.s, PCD_ALL_TENANTS, ids[1], &report, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_report(f.s, PCD_ALL_TENANTS, "j-0000000000000000", &report, NULL), PC_ERR_NOT_FOUND);
 	/* a finished job cannot be completed or heartbeaten again */
 	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_FAILED, NULL, "{}", NULL), PC_ERR_CONFLICT);
 	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], NULL, NULL, NULL), PC_ERR_CONFLICT);
@@ -120,16 +122,19 @@ TEST(store_idempotency_key)
 	int created = -1;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), "key-1", 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) ==
+		PC_OK);
 	CHECK_INT(created, 1);
 	memcpy(a, j.id, sizeof(a));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), "key-1", 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) ==
+		PC_OK);
 	CHECK_INT(created, 0);
 	CHECK(strcmp(a, j.id) == 0);
 	CHECK(j.idempotency_key && strcmp(j.idempotency_key, "key-1") == 0);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(2), "key-1", 0, &j, &created, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(2), "key-1", 0, 0, &j, &created, &err),
+		  PC_ERR_CONFLICT);
 	CHECK(strstr(err.text, a) != NULL);
 	CHECK(strcmp(err.where, "Idempotency-Key") == 0);
 	/* another key, or none, makes a new job */
@@ -149,18 +154,19 @@ TEST(store_queue_full_and_bad_specs)
 
 	REQUIRE(setup(&f) == 0);
 	for (i = 0; i < 3; i++)
-		REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(i), NULL, 3, NULL, NULL, &err) == PC_OK);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(9), NULL, 3, NULL, NULL, &err), PC_ERR_BUSY);
+		REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(i), NULL, 3, 0, NULL, NULL, &err) ==
+			PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, &err), PC_ERR_BUSY);
 	CHECK_INT(pc_status_http(PC_ERR_BUSY), 503);
 	/* running jobs do not count towards the queue */
 	REQUIRE(pcd_store_job_claim(f.s, &j, NULL) == PC_OK);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", spec_seed(9), NULL, 3, NULL, NULL, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, NULL), PC_OK);
 
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", "[1]", NULL, 0, NULL, NULL, &err), PC_ERR_INVALID);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "[1]", NULL, 0, 0, NULL, NULL, &err), PC_ERR_INVALID);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "analyze", "{\"model\": \"cccc\"}", NULL, 0, NULL, NULL, &err),
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "{\"model\": \"cccc\"}", NULL, 0, 0, NULL, NULL, &err),
 		  PC_ERR_NOT_FOUND);
 	CHECK(strcmp(err.where, "model") == 0);
 	teardown(&f);
@@ -182,30 +188,30 @@ TEST(store_cancel_states)
 	CHECK(strcmp(j.id, r) == 0);
 	pcd_job_free(&j);
 
-	REQUIRE(pcd_store_job_cancel(f.s, q, &after, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, q, &after, &err) == PC_OK);
 	CHECK_INT(after, PCD_JOB_CANCELLED);
-	REQUIRE(pcd_store_job_get(f.s, q, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, q, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_CANCELLED);
 	CHECK(j.finished_at[0]);
 	pcd_job_free(&j);
 	CHECK_INT(pcd_store_job_claim(f.s, &j, NULL), PC_ERR_NOT_FOUND); /* the cancelled one is not claimed */
 
-	REQUIRE(pcd_store_job_cancel(f.s, r, &after, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, r, &after, &err) == PC_OK);
 	CHECK_INT(after, PCD_JOB_RUNNING);
 	REQUIRE(pcd_store_job_heartbeat(f.s, r, NULL, &cancel, &err) == PC_OK);
 	CHECK_INT(cancel, 1);
 	REQUIRE(pcd_store_job_complete(f.s, r, PCD_JOB_CANCELLED, NULL, NULL, &err) == PC_OK);
 
-	CHECK_INT(pcd_store_job_cancel(f.s, r, &after, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_cancel(f.s, q, &after, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_cancel(f.s, "j-ffffffffffffffff", &after, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, r, &after, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, q, &after, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, "j-ffffffffffffffff", &after, NULL), PC_ERR_NOT_FOUND);
 
 	/* delete: finished jobs only */
 	REQUIRE(submit(f.s, 3, NULL, q) == PC_OK);
-	CHECK_INT(pcd_store_job_delete(f.s, q, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_delete(f.s, r, NULL), PC_OK);
-	CHECK_INT(pcd_store_job_get(f.s, r, &j, NULL), PC_ERR_NOT_FOUND);
-	CHECK_INT(pcd_store_job_delete(f.s, r, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, q, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, r, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_get(f.s, PCD_ALL_TENANTS, r, &j, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, r, NULL), PC_ERR_NOT_FOUND);
 	teardown(&f);
 }
 
@@ -230,7 +236,7 @@ TEST(store_recover_after_crash_and_attempts_bound)
 		pcd_store_close(f.s);
 		REQUIRE(pcd_store_open(f.db, &f.s, &err) == PC_OK);
 		REQUIRE(pcd_store_job_recover(f.s, 3, &nreq, &nfail, &err) == PC_OK);
-		REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+		REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 		if (round < 3) {
 			CHECK_INT(nreq, 1);
 			CHECK_INT(nfail, 0);
@@ -244,7 +250,7 @@ TEST(store_recover_after_crash_and_attempts_bound)
 		}
 		pcd_job_free(&j);
 	}
-	REQUIRE(pcd_store_job_get(f.s, b, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, b, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	CHECK_INT(j.attempts, 0);
 	pcd_job_free(&j);
@@ -267,7 +273,7 @@ TEST(store_requeue_after_drain_is_not_an_attempt)
 		pcd_job_free(&j);
 		REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
 	}
-	REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	CHECK_INT(j.attempts, 0);
 	pcd_job_free(&j);
@@ -275,9 +281,9 @@ TEST(store_requeue_after_drain_is_not_an_attempt)
 	/* a cancel asked for during the run wins over the requeue */
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_cancel(f.s, a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, a, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
-	REQUIRE(pcd_store_job_get(f.s, a, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_CANCELLED);
 	pcd_job_free(&j);
 	teardown(&f);
@@ -297,7 +303,7 @@ TEST(store_job_paging_and_filter)
 	for (i = 0; i < 7; i++)
 		REQUIRE(submit(f.s, i, NULL, ids[i]) == PC_OK);
 	for (;;) {
-		REQUIRE(pcd_store_job_list(f.s, NULL, after, 3, &jobs, &n, &err) == PC_OK);
+		REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, NULL, after, 3, &jobs, &n, &err) == PC_OK);
 		if (n == 0)
 			break;
 		for (k = 0; k < n; k++, seen++)
@@ -308,15 +314,15 @@ TEST(store_job_paging_and_filter)
 	CHECK_INT(seen, 7);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_list(f.s, "running", 0, 10, &jobs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, "running", 0, 10, &jobs, &n, &err) == PC_OK);
 	CHECK_INT(n, 1);
 	if (n == 1)
 		CHECK(strcmp(jobs[0].id, ids[0]) == 0);
 	pcd_jobs_free(jobs, n);
-	REQUIRE(pcd_store_job_list(f.s, "queued", 0, 100, &jobs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, "queued", 0, 100, &jobs, &n, &err) == PC_OK);
 	CHECK_INT(n, 6);
 	pcd_jobs_free(jobs, n);
-	CHECK_INT(pcd_store_job_list(f.s, "sleeping", 0, 10, &jobs, &n, NULL), PC_ERR_INVALID);
+	CHECK_INT(pcd_store_job_list(f.s, PCD_ALL_TENANTS, "sleeping", 0, 10, &jobs, &n, NULL), PC_ERR_INVALID);
 	REQUIRE(pcd_store_queue_depth(f.s, &queued, &running, &err) == PC_OK);
 	CHECK_INT(queued, 6);
 	CHECK_INT(running, 1);
@@ -334,19 +340,19 @@ TEST(store_uploads_put_list_delete)
 	int existed = -1, i;
 
 	REQUIRE(setup(&f) == 0);
-	CHECK_INT(pcd_store_model_put(f.s, MODEL_ID, 10, "{}", &existed, &err), PC_OK);
+	CHECK_INT(pcd_store_model_put(f.s, "default", MODEL_ID, 10, "{}", &existed, &err), PC_OK);
 	CHECK_INT(existed, 1);
 	for (i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "%064d", i);
-		REQUIRE(pcd_store_model_put(f.s, id, i, "{\"n\": 1}", &existed, &err) == PC_OK);
+		REQUIRE(pcd_store_model_put(f.s, "default", id, i, "{\"n\": 1}", &existed, &err) == PC_OK);
 		CHECK_INT(existed, 0);
 	}
-	REQUIRE(pcd_store_model_get(f.s, MODEL_ID, &r, &err) == PC_OK);
+	REQUIRE(pcd_store_model_get(f.s, PCD_ALL_TENANTS, MODEL_ID, &r, &err) == PC_OK);
 	CHECK_INT(r.bytes, 10);
 	CHECK(strstr(r.info, "parameters") != NULL);
 	pcd_blob_rec_free(&r);
 	for (;;) {
-		REQUIRE(pcd_store_model_list(f.s, after, 2, &recs, &n, &err) == PC_OK);
+		REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, after, NULL, 2, &recs, &n, &err) == PC_OK);
 		if (!n)
 			break;
 		CHECK(strcmp(recs[0].id, after) > 0);
@@ -359,12 +365,200 @@ TEST(store_uploads_put_list_delete)
 	/* a queued job holds its model and dataset */
 	REQUIRE(submit(f.s, 1, NULL, NULL) == PC_OK);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_model_delete(f.s, MODEL_ID, &err), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_dataset_delete(f.s, DATA_ID, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_model_delete(f.s, id, NULL), PC_OK);
-	CHECK_INT(pcd_store_model_get(f.s, id, &r, NULL), PC_ERR_NOT_FOUND);
-	CHECK_INT(pcd_store_model_delete(f.s, id, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_model_delete(f.s, PCD_ALL_TENANTS, MODEL_ID, NULL, &err), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_dataset_delete(f.s, PCD_ALL_TENANTS, DATA_ID, NULL, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_model_delete(f.s, PCD_ALL_TENANTS, id, NULL, NULL), PC_OK);
+	CHECK_INT(pcd_store_model_get(f.s, PCD_ALL_TENANTS, id, &r, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_model_delete(f.s, PCD_ALL_TENANTS, id, NULL, NULL), PC_ERR_NOT_FOUND);
 	teardown(&f);
+}
+
+/* Tenants: a scope sees its own rows only, answered for another's like
+ * for an unknown id; records are per tenant, the shared file is "unused"
+ * only with the last one; keys and quotas are per tenant. */
+TEST(store_tenant_scopes)
+{
+	struct fixture f;
+	struct pcd_blob_rec r, *recs;
+	struct pcd_job j, *jobs;
+	struct pc_error err = {0};
+	char a_job[PCD_JOB_ID_LEN + 1], b_job[PCD_JOB_ID_LEN + 1], text[256];
+	enum pcd_job_status after;
+	int existed = -1, created = -1, unused = -1;
+	int64_t queued = -1, bytes = -1;
+	size_t n;
+	char *report;
+
+	REQUIRE(setup(&f) == 0); /* MODEL_ID and DATA_ID of tenant default */
+	CHECK_INT(pcd_tenant_name_valid("alice"), 1);
+	CHECK_INT(pcd_tenant_name_valid("a.b_c-9"), 1);
+	CHECK_INT(pcd_tenant_name_valid(""), 0);
+	CHECK_INT(pcd_tenant_name_valid("a/b"), 0);
+	CHECK_INT(pcd_tenant_name_valid("a b"), 0);
+	CHECK_INT(pcd_tenant_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 0); /* 65 */
+	CHECK_INT(pcd_store_model_put(f.s, "no/such", MODEL_ID, 1, "{}", NULL, NULL), PC_ERR_INTERNAL);
+
+	/* alice's record of the same id is hers: new for her */
+	CHECK_INT(pcd_store_model_put(f.s, "alice", MODEL_ID, 11, "{}", &existed, &err), PC_OK);
+	CHECK_INT(existed, 0);
+	CHECK_INT(pcd_store_model_put(f.s, "alice", MODEL_ID, 11, "{}", &existed, &err), PC_OK);
+	CHECK_INT(existed, 1);
+	CHECK_INT(pcd_store_model_get(f.s, "bob", MODEL_ID, &r, NULL), PC_ERR_NOT_FOUND);
+	REQUIRE(pcd_store_model_get(f.s, "alice", MODEL_ID, &r, &err) == PC_OK);
+	CHECK_INT(r.bytes, 11);
+	CHECK(!strcmp(r.tenant, "alice"));
+	pcd_blob_rec_free(&r);
+	REQUIRE(pcd_store_model_list(f.s, "bob", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 0);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 2); /* alice's and default's, in (id, tenant) order */
+	CHECK(n == 2 && !strcmp(recs[0].tenant, "alice") && !strcmp(recs[1].tenant, "default"));
+	pcd_blob_recs_free(recs, n);
+	/* an admin cursor (id, tenant) resumes between two tenants of one id */
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, MODEL_ID, "alice", 10, &recs, &n, &err) == PC_OK);
+	CHECK(n == 1 && !strcmp(recs[0].tenant, "default"));
+	pcd_blob_recs_free(recs, n);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, MODEL_ID, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 0);
+
+	/* jobs: a job may only name its tenant's uploads */
+	snprintf(text, sizeof(text), "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1}", MODEL_ID, DATA_ID);
+	CHECK_INT(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, NULL, 0, 0, NULL, NULL, NULL),
+		  PC_ERR_NOT_FOUND); /* the dataset is default's */
+	CHECK_INT(pcd_store_dataset_put(f.s, "alice", DATA_ID, 20, "{}", NULL, &err), PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, "k", 0, 0, &j, &created, &err) == PC_OK);
+	CHECK_INT(created, 1);
+	CHECK(!strcmp(j.tenant, "alice"));
+	memcpy(a_job, j.id, sizeof(a_job));
+	pcd_job_free(&j);
+	/* the same key for bob is his own (he may not name alice's uploads,
+	 * but the admin role may) */
+	CHECK_INT(pcd_store_job_submit(f.s, "bob", 0, "analyze", text, "k", 0, 0, NULL, NULL, NULL), PC_ERR_NOT_FOUND);
+	REQUIRE(pcd_store_job_submit(f.s, "bob", 1, "analyze", text, "k", 0, 0, &j, &created, &err) == PC_OK);
+	CHECK_INT(created, 1);
+	CHECK(strcmp(j.id, a_job) != 0);
+	memcpy(b_job, j.id, sizeof(b_job));
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, "k", 0, 0, &j, &created, &err) == PC_OK);
+	CHECK_INT(created, 0);
+	CHECK(!strcmp(j.id, a_job));
+	pcd_job_free(&j);
+	/* every scoped call: bob cannot reach alice's job */
+	CHECK_INT(pcd_store_job_get(f.s, "bob", a_job, &j, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_report(f.s, "bob", a_job, &report, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_cancel(f.s, "bob", a_job, &after, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_delete(f.s, "bob", a_job, NULL), PC_ERR_NOT_FOUND);
+	REQUIRE(pcd_store_job_list(f.s, "bob", NULL, 0, 10, &jobs, &n, &err) == PC_OK);
+	CHECK(n == 1 && !strcmp(jobs[0].id, b_job));
+	pcd_jobs_free(jobs, n);
+	REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, NULL, 0, 10, &jobs, &n, &err) == PC_OK);
+	CHECK_INT(n, 2);
+	pcd_jobs_free(jobs, n);
+	REQUIRE(pcd_store_job_get(f.s, "alice", a_job, &j, &err) == PC_OK);
+	CHECK(j.status == PCD_JOB_QUEUED);
+	pcd_job_free(&j);
+
+	/* quotas: queued jobs and stored bytes are counted per tenant */
+	REQUIRE(pcd_store_tenant_usage(f.s, "alice", &queued, &bytes, &err) == PC_OK);
+	CHECK_INT(queued, 1);
+	CHECK_INT(bytes, 31);
+	REQUIRE(pcd_store_tenant_usage(f.s, "default", &queued, &bytes, &err) == PC_OK);
+	CHECK_INT(queued, 0);
+	CHECK_INT(bytes, 30);
+	snprintf(text, sizeof(text), "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 2}", MODEL_ID, DATA_ID);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, NULL, 0, 1, NULL, NULL, &err), PC_ERR_QUOTA);
+	CHECK(!strcmp(err.where, "tenant_max_queued_jobs"));
+	CHECK_INT(pc_status_http(PC_ERR_QUOTA), 429);
+	CHECK_INT(pc_status_http(PC_ERR_STORAGE_QUOTA), 507);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", text, NULL, 0, 1, NULL, NULL, NULL), PC_OK);
+
+	/* deletes: alice's queued job holds her record only; bob's job (the
+	 * admin's) names the id too, so the file stays in use */
+	CHECK_INT(pcd_store_model_delete(f.s, "alice", MODEL_ID, &unused, NULL), PC_ERR_CONFLICT);
+	REQUIRE(pcd_store_job_cancel(f.s, "alice", a_job, &after, &err) == PC_OK);
+	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, b_job, &after, &err) == PC_OK);
+	REQUIRE(pcd_store_job_list(f.s, "default", "queued", 0, 10, &jobs, &n, &err) == PC_OK);
+	for (size_t i = 0; i < n; i++)
+		REQUIRE(pcd_store_job_cancel(f.s, "default", jobs[i].id, &after, &err) == PC_OK);
+	pcd_jobs_free(jobs, n);
+	CHECK_INT(pcd_store_model_delete(f.s, "bob", MODEL_ID, &unused, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_model_delete(f.s, "alice", MODEL_ID, &unused, &err), PC_OK);
+	CHECK_INT(unused, 0); /* default still holds a record */
+	CHECK_INT(pcd_store_model_get(f.s, "default", MODEL_ID, &r, &err), PC_OK);
+	pcd_blob_rec_free(&r);
+	CHECK_INT(pcd_store_model_delete(f.s, "default", MODEL_ID, &unused, &err), PC_OK);
+	CHECK_INT(unused, 1);
+	teardown(&f);
+}
+
+/* A data directory of the version before tenants: its rows become tenant
+ * default's, seq and the idempotency keys survive, and a deleted job's seq
+ * is not handed out again. */
+TEST(store_migrates_v1_to_tenants)
+{
+	char dir[PATH_MAX - 32], db[PATH_MAX];
+	sqlite3 *raw = NULL;
+	struct pcd_store *s = NULL;
+	struct pc_error err = {0};
+	struct pcd_blob_rec r;
+	struct pcd_job j;
+	char spec[256];
+	int created = -1;
+	static const char v1[] =
+		"CREATE TABLE models (id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, created_at TEXT NOT NULL,"
+		" info TEXT NOT NULL);"
+		"CREATE TABLE datasets (id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, created_at TEXT NOT NULL,"
+		" info TEXT NOT NULL);"
+		"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+		" spec TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed',"
+		"'cancelled')), attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+		" progress TEXT, error TEXT, report TEXT, idempotency_key TEXT UNIQUE, spec_hash TEXT NOT NULL,"
+		" model_id TEXT, dataset_id TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,"
+		" heartbeat_at TEXT);"
+		"CREATE INDEX jobs_status_seq ON jobs (status, seq);"
+		"CREATE INDEX jobs_model ON jobs (model_id);"
+		"CREATE INDEX jobs_dataset ON jobs (dataset_id);"
+		"INSERT INTO models VALUES ('" MODEL_ID "', 10, '2026-11-01T00:00:00Z', '{\"old\": 1}');"
+		"INSERT INTO datasets VALUES ('" DATA_ID "', 20, '2026-11-01T00:00:00Z', '{}');"
+		"INSERT INTO jobs (seq, id, kind, spec, status, idempotency_key, spec_hash, model_id, dataset_id,"
+		" created_at, report) VALUES (7, 'j-00000000000000aa', 'analyze', '{}', 'succeeded', 'old-key',"
+		" 'h', '" MODEL_ID "', '" DATA_ID "', '2026-11-01T00:00:00Z', '{\"r\": 1}');"
+		"INSERT INTO jobs (seq, id, kind, spec, status, spec_hash, created_at) VALUES (9, 'j-00000000000000bb',"
+		" 'analyze', '{}', 'failed', 'h', '2026-11-01T00:00:00Z');"
+		"DELETE FROM jobs WHERE seq = 9;"
+		"PRAGMA user_version = 1;";
+
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
+	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
+	REQUIRE_MSG(sqlite3_exec(raw, v1, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(raw));
+	sqlite3_close(raw);
+
+	REQUIRE_MSG(pcd_store_open(db, &s, &err) == PC_OK, "%s", err.text);
+	REQUIRE(pcd_store_model_get(s, "default", MODEL_ID, &r, &err) == PC_OK);
+	CHECK(!strcmp(r.tenant, "default") && r.bytes == 10 && strstr(r.info, "old"));
+	pcd_blob_rec_free(&r);
+	CHECK_INT(pcd_store_model_get(s, "alice", MODEL_ID, &r, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_dataset_get(s, "default", DATA_ID, &r, NULL), PC_OK);
+	pcd_blob_rec_free(&r);
+	REQUIRE(pcd_store_job_get(s, "default", "j-00000000000000aa", &j, &err) == PC_OK);
+	CHECK(j.seq == 7 && !strcmp(j.tenant, "default") && j.has_report && j.status == PCD_JOB_SUCCEEDED);
+	pcd_job_free(&j);
+	/* the old key replays for default, and is free for another tenant */
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", MODEL_ID, DATA_ID);
+	CHECK_INT(pcd_store_job_submit(s, "default", 0, "analyze", spec, "old-key", 0, 0, NULL, NULL, NULL),
+		  PC_ERR_CONFLICT); /* the spec text differs from the stored one */
+	REQUIRE(pcd_store_job_submit(s, "default", 0, "analyze", spec, NULL, 0, 0, &j, &created, &err) == PC_OK);
+	CHECK_MSG(j.seq == 10, "seq %lld after a deleted 9", (long long)j.seq);
+	pcd_job_free(&j);
+	pcd_store_close(s);
+	/* opening again changes nothing */
+	REQUIRE(pcd_store_open(db, &s, &err) == PC_OK);
+	CHECK_INT(pcd_store_model_get(s, "default", MODEL_ID, &r, NULL), PC_OK);
+	pcd_blob_rec_free(&r);
+	pcd_store_close(s);
+	be_rmtree(dir);
 }
 
 TEST(store_job_json_shape)
@@ -375,7 +569,7 @@ TEST(store_job_json_shape)
 	json_t *o;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "analyze", spec_seed(1), NULL, 0, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, 0, 0, NULL, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	REQUIRE(pcd_store_job_heartbeat(f.s, j.id,
 					"{\"phase\": \"random corruption\", \"done\": 37, \"total\": 120, \"fraction\": 0.31}",
@@ -384,7 +578,7 @@ TEST(store_job_json_shape)
 	{
 		struct pcd_job *jobs;
 		size_t n;
-		REQUIRE(pcd_store_job_list(f.s, NULL, 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
+		REQUIRE(pcd_store_job_list(f.s, PCD_ALL_TENANTS, NULL, 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
 		o = pcd_job_to_json(&jobs[0]);
 		REQUIRE(o);
 		CHECK(strcmp(json_string_value(json_object_get(o, "status")), "running") == 0);
@@ -413,7 +607,7 @@ static void *race_submit(void *arg)
 	int i;
 
 	for (i = 0; i < 25; i++)
-		if (pcd_store_job_submit(r->s, "analyze", spec_seed(i), NULL, 0, NULL, NULL, NULL) == PC_OK)
+		if (pcd_store_job_submit(r->s, "default", 0, "analyze", spec_seed(i), NULL, 0, 0, NULL, NULL, NULL) == PC_OK)
 			__atomic_add_fetch(&r->submitted, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }

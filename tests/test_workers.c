@@ -63,7 +63,7 @@ static int env_setup(struct env *e)
 	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
 	if (!(w = copy_in(e->blobs, path)) || pcd_blob_writer_finish(w, e->model, &err) ||
 	    pcd_blobs_commit_model(e->blobs, w, NULL, &err) ||
-	    pcd_store_model_put(e->store, e->model, 1, "{}", NULL, &err))
+	    pcd_store_model_put(e->store, "default", e->model, 1, "{}", NULL, &err))
 		return -1;
 	x = copy_in(e->blobs, T10K_X);
 	y = copy_in(e->blobs, T10K_Y);
@@ -73,7 +73,7 @@ static int env_setup(struct env *e)
 		return -1;
 	}
 	if (pcd_blobs_commit_dataset(e->blobs, x, y, e->dataset, NULL, &err) ||
-	    pcd_store_dataset_put(e->store, e->dataset, 1, "{}", NULL, &err))
+	    pcd_store_dataset_put(e->store, "default", e->dataset, 1, "{}", NULL, &err))
 		return -1;
 	return 0;
 }
@@ -122,7 +122,7 @@ static int wait_status(struct pcd_store *s, const char *id, enum pcd_job_status 
 	int status = -1, i;
 
 	for (i = 0; i < (int)(seconds * 50); i++) {
-		if (pcd_store_job_get(s, id, &j, NULL) != PC_OK)
+		if (pcd_store_job_get(s, PCD_ALL_TENANTS, id, &j, NULL) != PC_OK)
 			return -1;
 		status = (int)j.status;
 		pcd_job_free(&j);
@@ -152,13 +152,13 @@ TEST(workers_job_report_equals_job_run)
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, SHORT_SPEC);
 	REQUIRE(spec);
-	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &j, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &j, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
 	CHECK_INT(wait_status(e.store, j.id, PCD_JOB_SUCCEEDED, 60), PCD_JOB_SUCCEEDED);
 	pcd_workers_free(w);
-	CHECK_INT(pcd_store_job_report(e.store, j.id, &got, &err), PC_OK);
+	CHECK_INT(pcd_store_job_report(e.store, PCD_ALL_TENANTS, j.id, &got, &err), PC_OK);
 
 	pcd_job_opts_default(&o);
 	o.timing_seconds = 0;
@@ -190,7 +190,7 @@ TEST(workers_spec_error_is_a_problem_with_pointer)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, "\"limit\": 64, \"corruption\": {\"epsilons\": [0.1, -1]}");
-	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &j, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &j, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
@@ -201,7 +201,7 @@ TEST(workers_spec_error_is_a_problem_with_pointer)
 	{
 		struct pcd_job *jobs;
 		size_t n;
-		REQUIRE(pcd_store_job_list(e.store, "failed", 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
+		REQUIRE(pcd_store_job_list(e.store, PCD_ALL_TENANTS, "failed", 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
 		problem = json_loads(jobs[0].error, 0, NULL);
 		pcd_jobs_free(jobs, n);
 	}
@@ -233,16 +233,16 @@ TEST(workers_cancel_queued_and_running)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, LONG_SPEC);
-	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &a, NULL, &err) == PC_OK);
-	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &b, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &b, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	cfg.threads_per_job = 3; /* the cancel callback is called from several threads */
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
 	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_RUNNING, 30), PCD_JOB_RUNNING);
-	CHECK_INT(pcd_store_job_cancel(e.store, b.id, &after, &err), PC_OK);
+	CHECK_INT(pcd_store_job_cancel(e.store, PCD_ALL_TENANTS, b.id, &after, &err), PC_OK);
 	CHECK_INT(after, PCD_JOB_CANCELLED);
-	CHECK_INT(pcd_store_job_cancel(e.store, a.id, &after, &err), PC_OK);
+	CHECK_INT(pcd_store_job_cancel(e.store, PCD_ALL_TENANTS, a.id, &after, &err), PC_OK);
 	CHECK_INT(after, PCD_JOB_RUNNING);
 	CHECK_INT(wait_status(e.store, a.id, PCD_JOB_CANCELLED, 30), PCD_JOB_CANCELLED);
 	{
@@ -277,7 +277,7 @@ TEST(workers_drain_requeues_the_running_job)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, LONG_SPEC);
-	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &a, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
@@ -286,14 +286,14 @@ TEST(workers_drain_requeues_the_running_job)
 	pcd_workers_drain(w);
 	CHECK(pcd_workers_draining(w));
 	CHECK_INT(pcd_workers_busy(w), 0);
-	REQUIRE(pcd_store_job_get(e.store, a.id, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(e.store, PCD_ALL_TENANTS, a.id, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	CHECK_INT(j.attempts, 0);
 	pcd_job_free(&j);
 	/* a drained pool claims nothing more */
 	pcd_workers_notify(w);
 	nanosleep(&ts, NULL);
-	REQUIRE(pcd_store_job_get(e.store, a.id, &j, &err) == PC_OK);
+	REQUIRE(pcd_store_job_get(e.store, PCD_ALL_TENANTS, a.id, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	pcd_job_free(&j);
 	pcd_workers_free(w);
@@ -344,7 +344,7 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, SHORT_SPEC);
-	REQUIRE(pcd_store_job_submit(e.store, "analyze", spec, NULL, 0, &j, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &j, NULL, &err) == PC_OK);
 	/* a worker took it, then the process died: no complete, no requeue */
 	REQUIRE(pcd_store_job_claim(e.store, &got_job, &err) == PC_OK);
 	pcd_job_free(&got_job);
@@ -362,9 +362,9 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	{
 		struct pcd_job *jobs;
 		size_t n;
-		REQUIRE(pcd_store_job_list(e.store, "succeeded", 0, 10, &jobs, &n, &err) == PC_OK && n == 1);
+		REQUIRE(pcd_store_job_list(e.store, PCD_ALL_TENANTS, "succeeded", 0, 10, &jobs, &n, &err) == PC_OK && n == 1);
 		CHECK_INT(jobs[0].attempts, 2); /* the crashed run counts */
-		CHECK_INT(pcd_store_job_report(e.store, jobs[0].id, &got, &err), PC_OK);
+		CHECK_INT(pcd_store_job_report(e.store, PCD_ALL_TENANTS, jobs[0].id, &got, &err), PC_OK);
 		pcd_jobs_free(jobs, n);
 	}
 	pcd_job_opts_default(&o);

@@ -22,7 +22,9 @@
 	X(PC_ERR_CANCELLED, "cancelled", 409, "cancelled")                        \
 	X(PC_ERR_INTERNAL, "internal", 500, "internal error")                     \
 	X(PC_ERR_CONFLICT, "conflict", 409, "conflict with the current state")    \
-	X(PC_ERR_BUSY, "busy", 503, "busy, try again later")
+	X(PC_ERR_BUSY, "busy", 503, "busy, try again later")                      \
+	X(PC_ERR_QUOTA, "quota", 429, "quota exceeded, try again later")          \
+	X(PC_ERR_STORAGE_QUOTA, "storage_quota", 507, "storage quota exceeded")
 
 enum pc_status {
 #define PC_ERROR_ENUM(code, name, http, msg) code,
