@@ -67,7 +67,8 @@ static inline float pc_exp_nonpos(float x)
 	memcpy(&bits, &t, sizeof(bits));
 	bits = (bits - 0x4B400000u + 127u) << 23; /* t's low bits hold n */
 	memcpy(&scale, &bits, sizeof(scale));
-	return p * scale * (float)((x >= lo) | (x != x));
+	/* a sum, not an or: GCC turns (x >= lo) | (x != x) into branches in some loops */
+	return p * scale * ((float)(x >= lo) + (float)(x != x));
 }
 
 #include "paracorr/tensor.h"

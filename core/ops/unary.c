@@ -110,32 +110,44 @@ static inline float hardswish(float v)
  * Within about 2e-7 of erf. NaN stays NaN. */
 static inline float erf_f(float x)
 {
-	float a = x < 0.0f ? -x : x, z = x * x, ac = a < 1.0f ? 1.0f : a > 10.0f ? 10.0f : a;
-	float q = 1.0f / ac, y = q * q, e = pc_exp_nonpos(-ac * ac), p1, p2, small, big;
+	static const float P[9] = {2.326819970068386e-2f, -1.387039388740657e-1f, 3.687424674597105e-1f,
+				   -5.824733027278666e-1f, 6.210004621745983e-1f, -4.944515323274145e-1f,
+				   3.404879937665872e-1f, -2.741127028184656e-1f, 5.638259427386472e-1f};
+	static const float R[9] = {0.0f,
+				   -1.047766399936249e+1f,
+				   1.297719955372516e+1f,
+				   -7.495518717768503e+0f,
+				   2.921019019210786e+0f,
+				   -1.015265279202700e+0f,
+				   4.218463358204948e-1f,
+				   -2.820767439740514e-1f,
+				   5.641895067754075e-1f};
+	float a = x < 0.0f ? -x : x, xs, z, ac, q, y, e, p, small, big, m;
+	int near = 0;
 
-	small = x * ((((((7.853861353153693e-5f * z - 8.010193625184903e-4f) * z + 5.188327685732524e-3f) * z -
-			2.685381193529856e-2f) * z + 1.128358514861418e-1f) * z - 3.761262582423300e-1f) * z +
-		     1.128379165726710e+0f);
-	p1 = 2.326819970068386e-2f;
-	p1 = p1 * y - 1.387039388740657e-1f;
-	p1 = p1 * y + 3.687424674597105e-1f;
-	p1 = p1 * y - 5.824733027278666e-1f;
-	p1 = p1 * y + 6.210004621745983e-1f;
-	p1 = p1 * y - 4.944515323274145e-1f;
-	p1 = p1 * y + 3.404879937665872e-1f;
-	p1 = p1 * y - 2.741127028184656e-1f;
-	p1 = p1 * y + 5.638259427386472e-1f;
-	p2 = -1.047766399936249e+1f;
-	p2 = p2 * y + 1.297719955372516e+1f;
-	p2 = p2 * y - 7.495518717768503e+0f;
-	p2 = p2 * y + 2.921019019210786e+0f;
-	p2 = p2 * y - 1.015265279202700e+0f;
-	p2 = p2 * y + 4.218463358204948e-1f;
-	p2 = p2 * y - 2.820767439740514e-1f;
-	p2 = p2 * y + 5.641895067754075e-1f;
-	big = 1.0f - e * q * (ac < 2.0f ? p1 : p2);
+	/* Selects between inputs and constants only, and the two branches
+	 * blended by a multiply: GCC would otherwise sink each branch's
+	 * arithmetic behind its condition and, since float operations may
+	 * trap, not vectorize the loop. */
+	xs = a < 1.0f ? x : 0.0f;
+	z = xs * xs;
+	ac = a < 1.0f ? 1.0f : a;
+	ac = ac > 10.0f ? 10.0f : ac;
+	near = ac < 2.0f;
+	q = 1.0f / ac;
+	y = q * q;
+	e = pc_exp_nonpos(-ac * ac);
+	small = xs * ((((((7.853861353153693e-5f * z - 8.010193625184903e-4f) * z + 5.188327685732524e-3f) * z -
+			 2.685381193529856e-2f) * z + 1.128358514861418e-1f) * z - 3.761262582423300e-1f) * z +
+		      1.128379165726710e+0f);
+	p = 0.0f;
+	for (int k = 0; k < 9; k++)
+		p = p * y + (near ? P[k] : R[k]);
+	big = 1.0f - e * q * p;
 	big = x < 0.0f ? -big : big;
-	return a < 1.0f ? small : a != a ? x : big;
+	m = (float)(a < 1.0f);
+	/* NaN: a < 1 is false, big is finite; x + 0 * big keeps the NaN */
+	return small * m + big * (1.0f - m) + (a != a ? x : 0.0f);
 }
 
 PC_HOT static void unary_run(enum pc_op op, const float *x, float *restrict y, int64_t n)
