@@ -132,10 +132,12 @@ demo:
 	server/demo.sh $(BUILD)
 
 # The benchmarks (tests/bench/run_bench.py says what and how they measure):
-# the study of tests/bench/specs/*.json by paracorr and by PyTorch at 1 and 2
-# threads, cross-checked, then Conv and sgemm GFLOPS. Needs Debian's
+# the study of tests/bench/specs/*.json (MLP, CNN, ResNet on Fashion-MNIST;
+# the LSTM and GPT language models on licence text) by paracorr and by
+# PyTorch at 1 and 2 threads, cross-checked, with each side's peak RSS, then
+# Conv and sgemm GFLOPS. Needs Debian's
 # python3-torch and python3-onnx (make deps-reference); never fails on speed.
-# BENCH_FLAGS narrows a run, e.g. BENCH_FLAGS="--models cnn --threads 2".
+# BENCH_FLAGS narrows a run, e.g. BENCH_FLAGS="--models lm_lstm,lm_gpt --skip-gemm".
 BENCH_PYTHON := /usr/bin/python3
 BENCH_FLAGS ?=
 

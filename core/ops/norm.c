@@ -417,19 +417,51 @@ int pc_layernorm_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 }
 
 /* One row's mean and 1 / sqrt(var + eps), in double. */
-static void ln_stats(const float *x, int64_t h, double eps, double *mean, double *inv)
-{
-	double s = 0.0, sq = 0.0, m;
+/* Lanes of the row sums: one double accumulator per lane, so that the
+ * loops vectorize (a single running sum is a dependency chain GCC may not
+ * reorder) and the summation order is still fixed. */
+#define LN_LANES 8
 
-	for (int64_t j = 0; j < h; j++)
-		s += x[j];
-	m = s / (double)h;
-	for (int64_t j = 0; j < h; j++) {
+PC_HOT static void ln_stats(const float *x, int64_t h, double eps, double *mean, double *inv)
+{
+	double s[LN_LANES] = {0}, sq[LN_LANES] = {0}, st = 0.0, sqt = 0.0, m;
+	int64_t j = 0, tail = h - h % LN_LANES;
+
+	for (j = 0; j < tail; j += LN_LANES)
+		for (int l = 0; l < LN_LANES; l++)
+			s[l] += x[j + l];
+	for (; j < h; j++)
+		st += x[j];
+	for (int l = 0; l < LN_LANES; l++)
+		st += s[l];
+	m = st / (double)h;
+	for (j = 0; j < tail; j += LN_LANES)
+		for (int l = 0; l < LN_LANES; l++) {
+			double d = (double)x[j + l] - m;
+			sq[l] += d * d;
+		}
+	for (; j < h; j++) {
 		double d = (double)x[j] - m;
-		sq += d * d;
+		sqt += d * d;
 	}
+	for (int l = 0; l < LN_LANES; l++)
+		sqt += sq[l];
 	*mean = m;
-	*inv = 1.0 / sqrt(sq / (double)h + eps);
+	*inv = 1.0 / sqrt(sqt / (double)h + eps);
+}
+
+/* y = (x - mean) inv * scale (+ bias) over one row, in periods of Scale
+ * (and B): no index arithmetic inside. */
+PC_HOT static void ln_row(const float *restrict xr, float *restrict yr, int64_t h, double mean, double inv,
+			  const float *restrict s, int64_t sn, const float *restrict b, int64_t bn)
+{
+	for (int64_t base = 0; base < h; base += sn)
+		for (int64_t k = 0; k < sn; k++)
+			yr[base + k] = (float)(((double)xr[base + k] - mean) * inv) * s[k];
+	if (b)
+		for (int64_t base = 0; base < h; base += bn)
+			for (int64_t k = 0; k < bn; k++)
+				yr[base + k] += b[k];
 }
 
 void pc_layernorm_forward(struct pc_plan *p, const struct pc_node *n)
@@ -452,16 +484,7 @@ void pc_layernorm_forward(struct pc_plan *p, const struct pc_node *n)
 			tm->data[r] = (float)mean;
 		if (ti)
 			ti->data[r] = (float)inv;
-		/* the row in periods of Scale (and B): no index arithmetic inside */
-		for (int64_t base = 0; base < g.h; base += g.sn) {
-			const float *s = sc->data;
-			for (int64_t k = 0; k < g.sn; k++)
-				yr[base + k] = (float)(((double)xr[base + k] - mean) * inv) * s[k];
-		}
-		if (bi)
-			for (int64_t base = 0; base < g.h; base += g.bn)
-				for (int64_t k = 0; k < g.bn; k++)
-					yr[base + k] += bi->data[k];
+		ln_row(xr, yr, g.h, mean, inv, sc->data, g.sn, bi ? bi->data : NULL, g.bn);
 	}
 }
 

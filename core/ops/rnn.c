@@ -481,13 +481,30 @@ static int time_of(const struct rnn_run *run, int s)
 	return run->reverse ? run->d.T - 1 - s : s;
 }
 
-static float sigm(float v)
+/* The logistic function through e^-|v| only: no overflow either way, and
+ * e / (1 + e) keeps its relative precision far into the negative side. */
+static inline float sigm(float v)
 {
-	/* exp of a non-positive argument only: no overflow either way */
-	if (v >= 0.0f)
-		return 1.0f / (1.0f + expf(-v));
-	float e = expf(v);
-	return e / (1.0f + e);
+	float a = v < 0.0f ? -v : v, e = pc_exp_nonpos(-a), q = 1.0f / (1.0f + e);
+
+	return v >= 0.0f ? q : e * q;
+}
+
+/* tanh, branch-free: an odd polynomial below |v| = 0.625, where
+ * (1 - e) / (1 + e) would cancel (the minimax coefficients of the Cephes
+ * library's tanhf, within 2 ulp there), and (1 - e) / (1 + e) with
+ * e = e^-2|v| above, where it loses nothing; the sign put back. */
+static inline float tanh_f(float v)
+{
+	float a = v < 0.0f ? -v : v, z = v * v, e = pc_exp_nonpos(-2.0f * a), big, small;
+
+	small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+		 3.33332819422e-1f) *
+			z * v +
+		v;
+	big = (1.0f - e) / (1.0f + e);
+	big = v < 0.0f ? -big : big;
+	return a < 0.625f ? small : big;
 }
 
 /* Gate rows start as the biases (input and recurrent summed where the
@@ -595,12 +612,12 @@ static void add_state(const struct rnn_run *run, float *dst, const float *src)
 
 /* One row of one step: g holds the pre-activations (i, o, f, c) and
  * receives the gate values; writes h and C of the step and tanh(C). */
-static void lstm_cell(float *restrict g, const float *restrict cprev, float *restrict tc, float *restrict h,
+PC_HOT static void lstm_cell(float *restrict g, const float *restrict cprev, float *restrict tc, float *restrict h,
 		      float *restrict c, int H)
 {
 	for (int j = 0; j < H; j++) {
-		float i = sigm(g[j]), o = sigm(g[H + j]), f = sigm(g[2 * H + j]), cc = tanhf(g[3 * H + j]);
-		float cn = f * cprev[j] + i * cc, t = tanhf(cn);
+		float i = sigm(g[j]), o = sigm(g[H + j]), f = sigm(g[2 * H + j]), cc = tanh_f(g[3 * H + j]);
+		float cn = f * cprev[j] + i * cc, t = tanh_f(cn);
 		g[j] = i;
 		g[H + j] = o;
 		g[2 * H + j] = f;
@@ -664,12 +681,12 @@ PC_HOT static void lstm_cell_back(const float *restrict g, const float *restrict
 
 /* linear_before_reset = 1: rec holds h_prev R^T of the row (z, r, h parts);
  * rbh is Rb_h or NULL. Saves lin = h_prev R_h^T + Rb_h in aux. */
-static void gru_cell_lbr(float *restrict g, const float *restrict rec, const float *restrict rbh,
+PC_HOT static void gru_cell_lbr(float *restrict g, const float *restrict rec, const float *restrict rbh,
 			 const float *restrict hprev, float *restrict lin, float *restrict h, int H)
 {
 	for (int j = 0; j < H; j++) {
 		float z = sigm(g[j] + rec[j]), r = sigm(g[H + j] + rec[H + j]);
-		float l = rec[2 * H + j] + (rbh ? rbh[j] : 0.0f), c = tanhf(g[2 * H + j] + r * l);
+		float l = rec[2 * H + j] + (rbh ? rbh[j] : 0.0f), c = tanh_f(g[2 * H + j] + r * l);
 		g[j] = z;
 		g[H + j] = r;
 		g[2 * H + j] = c;
@@ -718,7 +735,7 @@ static void gru_forward_dir(const struct rnn_run *run, float *y, float *yh, floa
 				gru_cell_lbr(g, rec + (int64_t)n * gh, rbh, hprev, run->aux + row * H, h, H);
 			} else {
 				for (int j = 0; j < H; j++) {
-					float z = g[j], c = tanhf(g[2 * H + j]);
+					float z = g[j], c = tanh_f(g[2 * H + j]);
 					g[2 * H + j] = c;
 					h[j] = (1.0f - z) * c + z * hprev[j];
 				}

@@ -369,18 +369,42 @@ int pc_transpose_infer(struct pc_plan *p, const struct pc_node *n, struct pc_err
 	return pc_op_set_output(p, n, 0, in->dtype, &s, err);
 }
 
+/* The walk over every output row but the innermost axis, and that axis's
+ * length and input stride: a row is then one memcpy (stride 1) or a
+ * strided loop, instead of a walk step per element. */
+static void transpose_rows(const struct pc_node *n, const struct pc_shape *in, struct walk *w, int64_t *len,
+			   int64_t *stride)
+{
+	transpose_walk(n, in, w);
+	*len = 1;
+	*stride = 1;
+	if (w->nd > 0) {
+		w->nd--;
+		*len = w->dim[w->nd];
+		*stride = w->stride[w->nd];
+	}
+}
+
 void pc_transpose_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *in = pc_op_in(p, n, 0), *out = pc_op_out(p, n, 0);
+	int fl = in->dtype == PC_DTYPE_FLOAT; /* else int64 or bool: both one int64_t per element */
 	struct walk w;
+	int64_t len, st;
 
-	transpose_walk(n, &in->shape, &w);
-	if (in->dtype == PC_DTYPE_FLOAT)
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			out->data[k] = in->data[w.off];
-	else /* int64 and bool: both one int64_t per element */
-		for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-			out->ival[k] = in->ival[w.off];
+	transpose_rows(n, &in->shape, &w, &len, &st);
+	if (len <= 0)
+		return;
+	for (int64_t k = 0; k < in->numel; k += len, walk_next(&w)) {
+		if (fl && st == 1)
+			memcpy(out->data + k, in->data + w.off, (size_t)len * sizeof(float));
+		else if (fl)
+			for (int64_t j = 0; j < len; j++)
+				out->data[k + j] = in->data[w.off + j * st];
+		else
+			for (int64_t j = 0; j < len; j++)
+				out->ival[k + j] = in->ival[w.off + j * st];
+	}
 }
 
 void pc_transpose_backward(struct pc_plan *p, const struct pc_node *n)
@@ -388,12 +412,16 @@ void pc_transpose_backward(struct pc_plan *p, const struct pc_node *n)
 	const struct pc_tensor *in = pc_op_in(p, n, 0);
 	const float *dy = pc_op_out(p, n, 0)->grad;
 	struct walk w;
+	int64_t len, st;
 
 	if (!in->grad || !dy)
 		return;
-	transpose_walk(n, &in->shape, &w);
-	for (int64_t k = 0; k < in->numel; k++, walk_next(&w))
-		in->grad[w.off] += dy[k];
+	transpose_rows(n, &in->shape, &w, &len, &st);
+	if (len <= 0)
+		return;
+	for (int64_t k = 0; k < in->numel; k += len, walk_next(&w))
+		for (int64_t j = 0; j < len; j++)
+			in->grad[w.off + j * st] += dy[k + j];
 }
 
 /* --- Concat ----------------------------------------------------------------------- */

@@ -15,6 +15,19 @@ For each model of tests/bench/specs/ and each thread count T:
     class paracorr selects on this CPU (OPENBLAS_CORETYPE, see
     server/blas_select.h), so neither side runs the slow fallback kernels.
 The two run back to back, model by model, so background load hits both alike.
+Each run's peak RSS is the child's ru_maxrss (os.wait4): for PyTorch it
+includes the interpreter and `import torch`, which the time does not.
+
+The language models (specs lm_lstm, lm_gpt): the preserve exports of
+tests/reference/make_lm.py, gunzipped to BUILD/bench/ at bench time; their
+dataset is made here too, larger than the 64 committed validation sequences
+so the timing means something: every licence text of /usr/share/common-licenses
+(symbolic links left out), in name order, encoded with the model's character
+vocabulary (the fixture JSON's "vocabulary": make_lm.py's, unknown
+characters 0), cut into sequences of the model's 32 tokens, labels the next
+character; the last sequence is short, its padding labelled -100. A spec
+names these files with the prefix "BENCH/" (BUILD/bench/), and run_bench.py
+gives paracorr a copy of the spec with the paths resolved.
 
 Cross-check: clean loss and accuracy, gradient norms (model and per tensor),
 first-order estimates and the realised loss and accuracy of every gradient
@@ -30,17 +43,23 @@ BUILD/bench/.
 """
 
 import argparse
+import gzip
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PYTHON = "/usr/bin/python3"
 TOLERANCE = 1e-3
-MODELS = ("mlp", "cnn", "resnet")
+MODELS = ("mlp", "cnn", "resnet", "lm_lstm", "lm_gpt")
+LICENSES = "/usr/share/common-licenses"
+LM_VOCABULARY = os.path.join("tests", "reference", "fixtures", "zoo", "lm_lstm_op17_preserve.json")
+LM_T = 32
+IGNORE = -100
 
 
 class BenchError(Exception):
@@ -69,14 +88,76 @@ def check_torch():
     return r.stdout.strip()
 
 
+def run_measured(cmd, env=None, what=""):
+    """(stdout, wall seconds, peak RSS in MiB) of one child process."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if p.returncode != 0:
+        raise BenchError("%s failed (exit %d): %s\n%s" % (what or cmd[0], p.returncode, " ".join(cmd),
+                                                           stderr.strip()[-3000:]))
+    return stdout, wall, usage.ru_maxrss / 1024.0  # Linux: kilobytes
+
+
 def run_timed(cmd, env=None, what=""):
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise BenchError("%s failed (exit %d): %s\n%s" % (what or cmd[0], r.returncode, " ".join(cmd),
-                                                           r.stderr.strip()[-3000:]))
-    return r.stdout, wall
+    stdout, wall, _ = run_measured(cmd, env, what)
+    return stdout, wall
+
+
+def make_lm_dataset(outdir):
+    """BUILD/bench/lm_tokens_i64.npy and lm_labels_i64.npy (see the docstring)."""
+    import numpy as np
+    with open(os.path.join(ROOT, LM_VOCABULARY), encoding="utf-8") as f:
+        vocab = json.load(f)["vocabulary"]
+    stoi = {c: i for i, c in enumerate(vocab) if c is not None}
+    text = ""
+    for name in sorted(os.listdir(LICENSES)):
+        path = os.path.join(LICENSES, name)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text += f.read()
+    ids = np.array([stoi.get(c, 0) for c in text], dtype=np.int64)
+    if len(ids) < 2 * LM_T + 2:
+        raise BenchError("%s: %d characters, too few for a language-model dataset" % (LICENSES, len(ids)))
+    # full sequences, then one short one so the ignored labels are exercised
+    full = (len(ids) - 1) // LM_T - 1
+    last = (len(ids) - 1 - full * LM_T) // 2
+    n = full + 1
+    x = np.zeros((n, LM_T), dtype=np.int64)
+    y = np.full((n, LM_T), IGNORE, dtype=np.int64)
+    x[:full] = ids[:full * LM_T].reshape(full, LM_T)
+    y[:full] = ids[1:full * LM_T + 1].reshape(full, LM_T)
+    x[full, :last] = ids[full * LM_T:full * LM_T + last]
+    y[full, :last] = ids[full * LM_T + 1:full * LM_T + last + 1]
+    np.save(os.path.join(ROOT, outdir, "lm_tokens_i64.npy"), x)
+    np.save(os.path.join(ROOT, outdir, "lm_labels_i64.npy"), y)
+    return n
+
+
+def resolve_spec(m, path, spec, outdir):
+    """The spec paracorr runs: gunzipped model and BENCH/ data under outdir."""
+    def resolve(p):
+        return os.path.join(outdir, p[len("BENCH/"):]) if p.startswith("BENCH/") else p
+    spec = dict(spec)
+    spec["dataset"] = {k: resolve(v) for k, v in spec["dataset"].items()}
+    if spec["model"].endswith(".gz"):
+        plain = os.path.join(outdir, os.path.basename(spec["model"])[:-len(".gz")])
+        with gzip.open(os.path.join(ROOT, spec["model"])) as f, open(os.path.join(ROOT, plain), "wb") as g:
+            g.write(f.read())
+        spec["model"] = plain
+    if spec == dict(json.load(open(os.path.join(ROOT, path)))):
+        return path, spec
+    resolved = os.path.join(outdir, m + ".json")
+    with open(os.path.join(ROOT, resolved), "w") as f:
+        json.dump(spec, f, indent=1)
+    return resolved, spec
 
 
 def spec_settings(spec):
@@ -220,10 +301,14 @@ def main():
     corename = corename.strip()
 
     specs = {}
+    lm_sequences = None
     for m in models:
         path = os.path.join("tests", "bench", "specs", m + ".json")
         with open(os.path.join(ROOT, path)) as f:
             spec = json.load(f)
+        if any(v.startswith("BENCH/lm_") for v in spec["dataset"].values()) and lm_sequences is None:
+            lm_sequences = make_lm_dataset(outdir)
+        path, spec = resolve_spec(m, path, spec, outdir)
         if not os.path.exists(os.path.join(ROOT, spec["model"])):
             raise BenchError("%s: model %s is missing (tests/reference/make_fixtures.py makes it)"
                              % (path, spec["model"]))
@@ -234,10 +319,15 @@ def main():
     emit("paracorr_s: the whole `paracorr run` process, wall clock; study_s: its report's timing.seconds")
     emit("torch_s: torch_study.py from after its imports (ONNX + dataset load + study), wall clock; "
          "study_s: the study alone")
-    emit("speedup = torch_s / paracorr_s")
+    emit("ratio = paracorr_s / torch_s (below 1: paracorr is faster); p_MiB, t_MiB: peak RSS "
+         "(ru_maxrss) of the paracorr and the PyTorch process")
+    if lm_sequences is not None:
+        emit("lm_*: %d sequences of %d tokens from %s, of which the spec's limit is used"
+             % (lm_sequences, LM_T, LICENSES))
     emit("")
-    header = "%-7s %7s %11s %9s %9s %9s %8s %8s" % (
-        "model", "threads", "paracorr_s", "study_s", "torch_s", "study_s", "speedup", "passes")
+    header = "%-7s %7s %11s %9s %9s %9s %6s %7s %7s %8s" % (
+        "model", "threads", "paracorr_s", "study_s", "torch_s", "study_s", "ratio", "p_MiB", "t_MiB",
+        "passes")
     emit(header)
 
     cmp = Comparison()
@@ -248,7 +338,7 @@ def main():
         for t in threads:
             tag = "%s/%dt" % (m, t)
             try:
-                out, p_wall = run_timed([paracorr, "run", "--quiet", "--threads", str(t), path],
+                out, p_wall, p_rss = run_measured([paracorr, "run", "--quiet", "--threads", str(t), path],
                                         what="paracorr " + tag)
                 rep = json.loads(out)
                 with open(os.path.join(ROOT, outdir, "%s_%dt_paracorr.json" % (m, t)), "w") as f:
@@ -258,7 +348,7 @@ def main():
                     env[var] = str(t)
                 env["OPENBLAS_CORETYPE"] = corename
                 tout_path = os.path.join(outdir, "%s_%dt_torch.json" % (m, t))
-                _, t_wall = run_timed([PYTHON, os.path.join("tests", "bench", "torch_study.py"),
+                _, t_wall, t_rss = run_measured([PYTHON, os.path.join("tests", "bench", "torch_study.py"),
                                        "--model", spec["model"], "--threads", str(t),
                                        "--out", tout_path] + settings,
                                       env=env, what="torch_study " + tag)
@@ -273,9 +363,9 @@ def main():
             if (m, threads[0]) in reports and t != threads[0]:
                 compare_reports(cmp, "%s/%dt-vs-%dt" % (m, threads[0], t), reports[(m, threads[0])], rep)
             ts = tr["timing"]
-            emit("%-7s %7d %11.2f %9.2f %9.2f %9.2f %8.2f %8s" % (
+            emit("%-7s %7d %11.2f %9.2f %9.2f %9.2f %6.2f %7.0f %7.0f %8s" % (
                 m, t, p_wall, get(rep, "timing", "seconds") or float("nan"), ts["total_s"], ts["study_s"],
-                ts["total_s"] / p_wall,
+                p_wall / ts["total_s"], p_rss, t_rss,
                 "%d/%d" % (get(rep, "timing", "evaluations") or 0, ts["evaluation_passes"])))
 
     emit("")

@@ -3,8 +3,9 @@
 
     /usr/bin/python3 tests/bench/torch_study.py --model M.onnx --threads T [--out R.json]
 
-Runs, on the Fashion-MNIST test images, exactly the study of the bench specs
-(tests/bench/specs/*.json):
+Runs, on the spec's dataset (the Fashion-MNIST test images, or for the
+language models NPY token ids and next-token labels), exactly the study of
+the bench specs (tests/bench/specs/*.json):
   1. clean loss and accuracy;
   2. the gradient g of the mean cross-entropy over all samples;
   3. model-wide L2 sweep: for each epsilon, the gradient corruption
@@ -16,10 +17,25 @@ for evaluations, weights corrupted in place and restored from a saved copy,
 and steps 1 and 2 share one forward pass (the gradient pass also yields the
 clean loss and accuracy; paracorr does the same).
 
-The model is the ONNX file itself, evaluated by the torch-functional ONNX
+Vision models: the ONNX file itself, evaluated by the torch-functional ONNX
 interpreter of tests/reference/make_fixtures.py (the graph paracorr runs,
 with the same weights), with its per-node bookkeeping done once at load and
 Gemm mapped to F.linear as nn.Linear would run it.
+
+Language models (an int64 "tokens" input; the preserve exports of
+tests/reference/make_lm.py, whose initializers are named after the module's
+parameters): not the interpreter, which would run the LSTM step by step in
+Python and so be an unfair peer, but the module itself, make_lm.LSTMLM
+(nn.Embedding, the fused nn.LSTM, nn.Linear with the tied weight) or
+make_lm.GPT (LayerNorm, Linear, batched matmul attention with the causal
+mask, softmax, GELU, as the file was exported from), rebuilt with the file's
+weights: every parameter of the module must be found in the file with its
+shape (a buffer too when the file has it: the exporter keeps one copy of the
+identical causal masks), and every float initializer of the file must be a parameter,
+so the parameters corrupted are exactly paracorr's. The loss is the mean
+cross-entropy over the labelled tokens (label -100 is ignored, as PyTorch's
+ignore_index), the accuracy that of the arg-max over the same tokens, both
+over the whole dataset (paracorr's definition, docs/method.md).
 
 Timing (wall clock, time.perf_counter): `total_s` runs from just after the
 imports to the end of the study, so it includes loading the ONNX model and
@@ -71,6 +87,9 @@ try:
     import torch
     import torch.nn.functional as F
     import make_fixtures as mf
+    import onnx
+    from onnx import numpy_helper
+    import make_lm
 except ImportError as e:
     sys.exit("torch_study: %s (needs Debian's python3-torch, python3-onnx, python3-numpy: "
              "make deps-reference)" % e)
@@ -79,6 +98,72 @@ except ImportError as e:
 # the benchmark wants the thread count asked for and torch's usual kernels.
 torch.use_deterministic_algorithms(False)
 torch.set_num_threads(ARGS.threads)
+
+
+IGNORE = -100
+
+
+class LanguageModel:
+    """A make_lm module rebuilt with the weights of an ONNX preserve export;
+    .params are its parameters under the file's initializer names."""
+
+    def __init__(self, path):
+        mp = onnx.load(path)
+        init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in mp.graph.initializer}
+        if "lstm.weight_ih_l0" in init:
+            cls, emb = make_lm.LSTMLM, "emb.weight"
+        elif "wte.weight" in init:
+            cls, emb = make_lm.GPT, "wte.weight"
+        else:
+            sys.exit("torch_study: %s is not one of tests/reference/make_lm.py's models" % path)
+        self.model = cls(int(init[emb].shape[0]))
+        state = self.model.state_dict()
+        params = {n for n, t in self.model.state_dict(keep_vars=True).items() if isinstance(t, torch.nn.Parameter)}
+        for key, t in state.items():
+            # the tied head is the embedding's weight, one initializer
+            src = emb if key == "head.weight" else key
+            if src not in init and key not in params:
+                continue  # a buffer the exporter shared (the causal mask): the module's own
+            if src not in init or tuple(init[src].shape) != tuple(t.shape):
+                sys.exit("torch_study: %s: module tensor %s %s is not in the file" % (path, key, tuple(t.shape)))
+            state[key] = init[src].to(t.dtype)
+        self.model.load_state_dict(state)
+        self.model.eval()
+        self.params = dict(self.model.named_parameters())
+        floats = sorted(n for n, t in init.items() if t.is_floating_point())
+        if floats != sorted(self.params):
+            sys.exit("torch_study: %s: float initializers %s are not the module's parameters %s"
+                     % (path, floats, sorted(self.params)))
+
+    def output_kind(self):
+        return "logits"
+
+    def run(self, x):
+        return self.model(x)
+
+
+def load_model(path):
+    if path.endswith(".gz"):
+        sys.exit("torch_study: give the decompressed model (run_bench.py writes it)")
+    graph = onnx.load(path).graph
+    if graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64:
+        return LanguageModel(path)
+    return StudyInterpreter(path)
+
+
+def load_dataset(inputs, labels, limit):
+    """(inputs, labels, count): count is the samples, or the labelled tokens."""
+    if inputs.endswith(".npy"):
+        xs = torch.from_numpy(np.ascontiguousarray(np.load(inputs)[:limit].astype(np.int64)))
+        ys = torch.from_numpy(np.ascontiguousarray(np.load(labels)[:limit].astype(np.int64)))
+        if xs.dim() != 2 or tuple(xs.shape) != tuple(ys.shape):
+            sys.exit("torch_study: token inputs %s and labels %s must both be [N, T]"
+                     % (tuple(xs.shape), tuple(ys.shape)))
+        return xs, ys, int((ys != IGNORE).sum())
+    images = mf.read_idx(inputs)[:limit]
+    lab = mf.read_idx(labels)[:limit]
+    xs = torch.from_numpy(np.ascontiguousarray(mf.to_float(images)))
+    return xs, torch.from_numpy(lab.astype(np.int64)), int(xs.shape[0])
 
 
 class StudyInterpreter(mf.Interpreter):
@@ -118,13 +203,22 @@ class StudyInterpreter(mf.Interpreter):
 
 
 def loss_sum(out, y, kind):
+    if out.dim() == 3:  # [N, T, V] logits, [N, T] labels
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=IGNORE,
+                               reduction="sum")
     if kind == "logits":
         return F.cross_entropy(out, y, reduction="sum")
     picked = out.gather(1, y[:, None])[:, 0]
     return -picked.sum() if kind == "logprobs" else -torch.log(picked).sum()
 
 
-def evaluate(it, xs, ys, kind, batch):
+def n_correct(out, y):
+    if out.dim() == 3:
+        return ((out.argmax(2) == y) & (y != IGNORE)).sum().item()
+    return (out.argmax(1) == y).sum().item()
+
+
+def evaluate(it, xs, ys, count, kind, batch):
     """Mean loss and accuracy of the model's current weights."""
     n = xs.shape[0]
     total, correct = 0.0, 0
@@ -133,11 +227,11 @@ def evaluate(it, xs, ys, kind, batch):
             out = it.run(xs[i:i + batch])
             yb = ys[i:i + batch]
             total += loss_sum(out, yb, kind).item()
-            correct += (out.argmax(1) == yb).sum().item()
-    return total / n, correct / n
+            correct += n_correct(out, yb)
+    return total / count, correct / count
 
 
-def clean_and_gradient(it, xs, ys, kind, batch):
+def clean_and_gradient(it, xs, ys, count, kind, batch):
     """One pass: clean loss and accuracy, and the gradient of the mean loss."""
     n = xs.shape[0]
     for p in it.params.values():
@@ -147,14 +241,14 @@ def clean_and_gradient(it, xs, ys, kind, batch):
         out = it.run(xs[i:i + batch])
         yb = ys[i:i + batch]
         loss = loss_sum(out, yb, kind)
-        (loss / n).backward()
+        (loss / count).backward()
         total += loss.item()
-        correct += (out.detach().argmax(1) == yb).sum().item()
+        correct += n_correct(out.detach(), yb)
     grads = {}
     for name, p in it.params.items():
         grads[name] = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
         p.grad = None
-    return total / n, correct / n, grads
+    return total / count, correct / count, grads
 
 
 def l2(tensors):
@@ -183,15 +277,12 @@ def main():
     epsilons = [float(e) for e in ARGS.epsilons.split(",")]
     t0 = time.perf_counter()
 
-    it = StudyInterpreter(ARGS.model)
+    it = load_model(ARGS.model)
     kind = it.output_kind()
-    images = mf.read_idx(ARGS.inputs)[:ARGS.limit]
-    labels = mf.read_idx(ARGS.labels)[:ARGS.limit]
-    xs = torch.from_numpy(np.ascontiguousarray(mf.to_float(images)))
-    ys = torch.from_numpy(labels.astype(np.int64))
+    xs, ys, count = load_dataset(ARGS.inputs, ARGS.labels, ARGS.limit)
     t_loaded = time.perf_counter()
 
-    clean_loss, clean_acc, grads = clean_and_gradient(it, xs, ys, kind, ARGS.batch)
+    clean_loss, clean_acc, grads = clean_and_gradient(it, xs, ys, count, kind, ARGS.batch)
     saved = {name: p.detach().clone() for name, p in it.params.items()}
     names = list(it.params)
     passes = 1
@@ -203,7 +294,7 @@ def main():
         row = {"epsilon": eps, "first_order": eps * gnorm}
         if gnorm > 0:
             set_weights(it, saved, grads, eps / gnorm)
-            row["loss"], row["accuracy"] = evaluate(it, xs, ys, kind, ARGS.batch)
+            row["loss"], row["accuracy"] = evaluate(it, xs, ys, count, kind, ARGS.batch)
             passes += 1
         model_rows.append(row)
     restore(it, saved, names)
@@ -214,7 +305,7 @@ def main():
         znorm = l2(z.values())
         for eps in epsilons:
             set_weights(it, saved, z, eps / znorm)
-            rand[eps].append(evaluate(it, xs, ys, kind, ARGS.batch))
+            rand[eps].append(evaluate(it, xs, ys, count, kind, ARGS.batch))
             passes += 1
     restore(it, saved, names)
     for row in model_rows:
@@ -232,7 +323,7 @@ def main():
         row = {"tensor": name, "epsilon": eps, "first_order": eps * n}
         if n > 0:
             set_weights(it, saved, {name: gt}, eps / n)
-            row["loss"], row["accuracy"] = evaluate(it, xs, ys, kind, ARGS.batch)
+            row["loss"], row["accuracy"] = evaluate(it, xs, ys, count, kind, ARGS.batch)
             restore(it, saved, [name])
             passes += 1
         tensor_rows.append(row)
@@ -248,6 +339,7 @@ def main():
         "torch": torch.__version__,
         "batch": ARGS.batch,
         "samples": int(xs.shape[0]),
+        "tokens": count if xs.dtype == torch.int64 else None,
         "output": kind,
         "timing": {
             "total_s": t_end - t0,
