@@ -1,0 +1,91 @@
+/* The fuzzers' finds, kept: every file under tests/fuzz/regress/<target>/
+ * (an input that crashed, leaked or hit UB before its fix) and the
+ * committed seeds under tests/fuzz/corpus/<target>/ go through the same
+ * entry point the fuzzer calls (tests/fuzz/targets.c), in the ordinary
+ * and the sanitizer builds. A regression aborts or is reported by ASan /
+ * UBSan; the tests also check that the directories hold what they should,
+ * so that a renamed directory cannot turn them into no-ops. */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fuzz/targets.h"
+#include "test.h"
+
+static int read_all(const char *path, uint8_t **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p = NULL;
+	long n;
+
+	*out = NULL;
+	if (!f)
+		return -1;
+	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) || !(p = malloc((size_t)n + 1)) ||
+	    fread(p, 1, (size_t)n, f) != (size_t)n) {
+		free(p);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	*out = p;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Feeds every regular file of dir/<target> to its target; returns how many. */
+static int run_dir(struct pc_test *t, const char *dir, const struct pcf_target *tg)
+{
+	char path[1024];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", pc_test_root(), dir, tg->name);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d))) {
+		char file[2048];
+		struct stat st;
+		uint8_t *data;
+		size_t len;
+
+		snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+		if (e->d_name[0] == '.' || stat(file, &st) || !S_ISREG(st.st_mode))
+			continue;
+		if (read_all(file, &data, &len)) {
+			pc_test_fail(t, __FILE__, __LINE__, "cannot read %s", file);
+			continue;
+		}
+		tg->fn(data, len);
+		free(data);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+TEST(fuzz_regress_inputs)
+{
+	int total = 0;
+
+	for (const struct pcf_target *tg = pcf_targets; tg->name; tg++)
+		total += run_dir(t, "tests/fuzz/regress", tg);
+	/* the directory exists and holds the inputs the fixes were made for */
+	CHECK_MSG(total > 0, "no input under tests/fuzz/regress/<target>/");
+}
+
+TEST(fuzz_regress_seeds)
+{
+	static const char *const must[] = {"settings", "tokens", "spec", "http"};
+
+	for (const struct pcf_target *tg = pcf_targets; tg->name; tg++) {
+		int n = run_dir(t, "tests/fuzz/corpus", tg);
+
+		for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
+			CHECK_MSG(strcmp(tg->name, must[i]) || n > 0, "no seed under tests/fuzz/corpus/%s/", tg->name);
+	}
+}
