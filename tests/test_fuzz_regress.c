@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "../server/settings.h"
 #include "fuzz/targets.h"
 #include "test.h"
 
@@ -88,4 +90,43 @@ TEST(fuzz_regress_seeds)
 		for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
 			CHECK_MSG(strcmp(tg->name, must[i]) || n > 0, "no seed under tests/fuzz/corpus/%s/", tg->name);
 	}
+}
+
+/* Found reading the settings parser while fuzzing it: lines were read in
+ * 4,096-byte pieces, so the tail of a long comment became a line of its
+ * own (here the unknown setting "xx...x port", refusing a valid file; cut
+ * just before "port", it would have set it), and a NUL byte hid the rest
+ * of its line (port = 90 instead of 9000). */
+TEST(fuzz_settings_long_line_is_one_line)
+{
+	char path[] = "/tmp/pcf-settings-XXXXXX";
+	struct pcd_settings s;
+	struct pc_error err = {0};
+	int fd = mkstemp(path), rc;
+	FILE *f;
+
+	REQUIRE(fd >= 0);
+	REQUIRE((f = fdopen(fd, "w")));
+	fputs("# ", f);
+	for (int i = 0; i < 5000; i++)
+		fputc('x', f);
+	fputs(" port = 9\nworkers = 2\n", f);
+	fclose(f);
+	pcd_settings_default(&s);
+	rc = pcd_settings_load_file(&s, path, &err);
+	CHECK_INT(rc, 0);
+	CHECK_INT(s.port, 8080);
+	CHECK_INT(s.workers, 2);
+
+	REQUIRE((f = fopen(path, "w")));
+	fputs("workers = 2\nport = 90", f);
+	fputc('\0', f);
+	fputs("00\n", f);
+	fclose(f);
+	pcd_settings_default(&s);
+	pc_error_clear(&err);
+	rc = pcd_settings_load_file(&s, path, &err);
+	CHECK_INT(rc, PC_ERR_INVALID);
+	CHECK_MSG(strstr(err.where, ":2") && strstr(err.text, "NUL"), "where '%s' text '%s'", err.where, err.text);
+	unlink(path);
 }
