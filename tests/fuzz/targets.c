@@ -83,7 +83,18 @@ int pcf_onnx(const uint8_t *data, size_t size)
 
 	check_err(rc, &err);
 	if (!rc) {
-		/* what an upload asks of a loaded model next */
+		json_t *info;
+
+		/* what an upload asks of a loaded model next: its description
+		 * (the upload's answer, which must exist for every model the
+		 * loader accepts: a name JSON cannot hold would make it NULL)
+		 * and what data it takes */
+		if (!(info = pcd_model_info(g, "0000000000000000000000000000000000000000000000000000000000000000",
+					    (uint64_t)size))) {
+			fprintf(stderr, "fuzz: pcd_model_info of a loaded model is NULL\n");
+			abort();
+		}
+		json_decref(info);
 		pc_preprocess_default(&pp);
 		pc_error_clear(&err);
 		check_err(pc_eval_data_for(g, &pp, &err), &err);

@@ -16,7 +16,8 @@
 
 typedef int (*pcf_fn)(const uint8_t *data, size_t size);
 
-/* pc_onnx_load_buffer on the bytes. */
+/* pc_onnx_load_buffer on the bytes; of a model it loads, the upload's
+ * description (pcd_model_info) and pc_eval_data_for. */
 int pcf_onnx(const uint8_t *data, size_t size);
 /* pc_dataset_load_memory_max: byte 0 picks the read mode (inputs, labels,
  * preprocessing, a limit) and whether a labels file follows; then, with
