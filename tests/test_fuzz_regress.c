@@ -6,6 +6,7 @@
  * UBSan; the tests also check that the directories hold what they should,
  * so that a renamed directory cannot turn them into no-ops. */
 #include <dirent.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../server/job.h"
 #include "../server/settings.h"
 #include "fuzz/targets.h"
 #include "test.h"
@@ -129,4 +131,57 @@ TEST(fuzz_settings_long_line_is_one_line)
 	CHECK_INT(rc, PC_ERR_INVALID);
 	CHECK_MSG(strstr(err.where, ":2") && strstr(err.text, "NUL"), "where '%s' text '%s'", err.where, err.text);
 	unlink(path);
+}
+
+/* A checkpoint as job.c writes it (magic, epochs, pad, steps, state
+ * floats, curve bytes; the state; the curve) reads back, and one that
+ * does not fit is a fresh start: negative steps (which the trainer would
+ * have taken as its step count), no epoch, another state size. */
+static int ckpt_write_read(const char *path, int32_t epochs, int64_t steps, int64_t floats, int64_t want,
+			   int64_t *steps_out)
+{
+	const char *curve = epochs == 2 ? "[{\"epoch\":1},{\"epoch\":2}]" : "[]";
+	int32_t h32[2] = {epochs, 0};
+	int64_t h64[3] = {steps, floats, (int64_t)strlen(curve)};
+	float *state;
+	json_t *c;
+	FILE *f = fopen(path, "wb");
+	int done;
+
+	if (!f)
+		return -1;
+	fwrite("PCCKPT1", 1, 8, f);
+	fwrite(h32, sizeof(h32), 1, f);
+	fwrite(h64, sizeof(h64), 1, f);
+	for (int64_t i = 0; i < floats; i++) {
+		float v = (float)i;
+
+		fwrite(&v, 4, 1, f);
+	}
+	fputs(curve, f);
+	fclose(f);
+	done = pcd_ckpt_read(path, want, &state, steps_out, &c);
+	if (done && (!state || state[floats - 1] != (float)(floats - 1) || json_array_size(c) != (size_t)done))
+		done = -2;
+	free(state);
+	json_decref(c);
+	return done;
+}
+
+TEST(fuzz_ckpt_reader_refuses_what_does_not_fit)
+{
+	char path[] = "/tmp/pcf-ckpt-XXXXXX";
+	int fd = mkstemp(path);
+	int64_t steps = -7;
+
+	REQUIRE(fd >= 0);
+	close(fd);
+	CHECK_INT(ckpt_write_read(path, 2, 40, 5, 5, &steps), 2);
+	CHECK_INT(steps, 40);
+	CHECK_INT(ckpt_write_read(path, 2, -1, 5, 5, &steps), 0);
+	CHECK_INT(steps, 0);
+	CHECK_INT(ckpt_write_read(path, 0, 40, 5, 5, &steps), 0);
+	CHECK_INT(ckpt_write_read(path, 2, 40, 5, 6, &steps), 0);
+	unlink(path);
+	CHECK_INT(ckpt_write_read("/nonexistent/dir/ckpt", 2, 40, 5, 5, &steps), -1);
 }
