@@ -5,6 +5,10 @@
 #   make SANITIZE=address,undefined test   the same under ASan + UBSan (in build-san/)
 #   make bench                      benchmarks against PyTorch and OpenBLAS
 #   make demo                       the daemon and a study on Fashion-MNIST (DEMO_EXIT=1: stop after)
+#   make fuzz FUZZ_SECONDS=60       every libFuzzer target (tests/fuzz/) for N s each, built with
+#                                   clang and ASan + UBSan in build-fuzz/; FUZZ_TARGETS="onnx spec"
+#                                   narrows it; exits non-zero on a crash, leaving the input in
+#                                   build-fuzz/crashes/
 
 CC ?= cc
 PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib libcurl nettle
@@ -16,7 +20,16 @@ DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev
 DEB_TEST := chromium
 DEB_REFERENCE := python3-torch python3-onnx python3-numpy
 
-ifdef SANITIZE
+# the fuzz build: clang's libFuzzer instrumentation on every object (the
+# fuzzer's main is linked into the targets only), in its own directory so
+# that gcc builds are untouched
+DEB_FUZZ := clang-14 libfuzzer-14-dev
+ifdef FUZZ
+CC := clang-14
+BUILD ?= build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT ?= -O1
+else ifdef SANITIZE
 BUILD ?= build-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT ?= -O1
@@ -46,10 +59,12 @@ SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/assets_data.o
 # files the daemon serves, built into it (server/assets_data.S)
 ASSETS := api/openapi.yaml server/dashboard/index.html server/dashboard/app.js server/dashboard/style.css
-TEST_SRC := $(wildcard tests/*.c)
+# tests/fuzz/targets.c: the fuzz entry points, also run by the ordinary
+# tests on the committed regression inputs (tests/test_fuzz_regress.c)
+TEST_SRC := $(wildcard tests/*.c) tests/fuzz/targets.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps deps-test deps-reference test test-run clean bench demo
+.PHONY: all deps deps-test deps-reference test test-run clean bench demo fuzz fuzz-run
 
 # Installs those of the Debian packages $(1) that are missing (as root, or
 # through sudo), so that make demo and make test work on a fresh machine.
@@ -148,7 +163,29 @@ bench: $(BUILD)/paracorr $(BUILD)/tests/bench/gemm_bench
 	@$(BENCH_PYTHON) -c 'import torch, onnx, numpy' 2>/dev/null || { echo "make bench: $(BENCH_PYTHON) cannot import torch, onnx and numpy; install Debian's python3-torch python3-onnx python3-numpy (make deps-reference, as root)"; exit 1; }
 	$(BENCH_PYTHON) tests/bench/run_bench.py --build $(BUILD) $(BENCH_FLAGS)
 
+# Fuzzing (tests/fuzz/README.md): one binary per tests/fuzz/fuzz_<target>.c,
+# each run for FUZZ_SECONDS with its seeds (tests/fuzz/corpus/<target>/ and
+# those gen_seeds makes from the fixtures) by tests/fuzz/run.sh.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz:
+	@$(call install_missing,$(DEB_PACKAGES) $(DEB_FUZZ))
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-run
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/targets.o $(CORE_OBJ) $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/gen_seeds: $(BUILD)/tests/fuzz/gen_seeds.o $(BUILD)/server/sha256.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-run: $(FUZZ_BINS) $(BUILD)/fuzz/gen_seeds
+	tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

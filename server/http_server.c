@@ -800,16 +800,60 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* --- the daemon ---------------------------------------------------------- */
 
+/* Starts MHD on sa, or with no listening socket when sa is NULL. */
+static int start_mhd(struct pcd_app *app, const struct sockaddr *sa, int ipv6, struct pcd_http **out,
+		     struct pc_error *err)
+{
+	const struct pcd_settings *s = app->settings;
+	/* the address goes in an option array so that one call serves both */
+	struct MHD_OptionItem where[] = {{sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)sa},
+					  {MHD_OPTION_END, 0, NULL}};
+	struct pcd_http *h;
+	unsigned flags;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return pc_error_set(err, PC_ERR_NOMEM, "http", "out of memory");
+	h->app = app;
+	h->listen_fd = MHD_INVALID_SOCKET;
+	atomic_init(&h->next_req, 1);
+	/* ITC lets MHD_quiesce_daemon wake the polling threads at a drain,
+	 * and MHD_add_connection wake them for a new connection */
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0) |
+		(sa ? 0 : MHD_USE_NO_LISTEN_SOCKET);
+	for (int attempt = 0; attempt < 2 && !h->d; attempt++) {
+		/* epoll first; poll where this system or build lacks it. The
+		 * harness's daemon polls: MHD's edge-triggered epoll can miss
+		 * the end of input that arrives with the last bytes of a short
+		 * body, and waits for connection_timeout_s instead */
+		unsigned f = flags | (attempt == 0 && sa ? MHD_USE_EPOLL : MHD_USE_POLL);
+
+		h->d = MHD_start_daemon(
+			f, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
+			(unsigned int)s->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+			(unsigned int)s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			(unsigned int)s->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)s->connection_memory_kb << 10, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
+			MHD_OPTION_END);
+	}
+	if (!h->d) {
+		free(h);
+		return pc_error_set(err, PC_ERR_IO, "listen", "cannot listen on %s port %d: %s", s->listen, s->port,
+				    strerror(errno));
+	}
+	*out = h;
+	return 0;
+}
+
 int pcd_http_start(struct pcd_app *app, struct pcd_http **out, int *bound_port, struct pc_error *err)
 {
 	const struct pcd_settings *s = app->settings;
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
 	struct sockaddr *sa;
-	struct pcd_http *h;
 	const union MHD_DaemonInfo *info;
-	unsigned flags;
-	int ipv6 = 0;
+	int ipv6 = 0, rc;
 
 	*out = NULL;
 	memset(&sin, 0, sizeof(sin));
@@ -826,36 +870,22 @@ int pcd_http_start(struct pcd_app *app, struct pcd_http **out, int *bound_port, 
 	} else {
 		return pc_error_set(err, PC_ERR_INVALID, "listen", "'%s' is not an IPv4 or IPv6 address", s->listen);
 	}
-	if (!(h = calloc(1, sizeof(*h))))
-		return pc_error_set(err, PC_ERR_NOMEM, "http", "out of memory");
-	h->app = app;
-	h->listen_fd = MHD_INVALID_SOCKET;
-	atomic_init(&h->next_req, 1);
-	/* ITC lets MHD_quiesce_daemon wake the polling threads at a drain */
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
-	for (int attempt = 0; attempt < 2 && !h->d; attempt++) {
-		/* epoll first; poll where this system or build lacks it */
-		unsigned f = flags | (attempt == 0 ? MHD_USE_EPOLL : MHD_USE_POLL);
-
-		h->d = MHD_start_daemon(
-			f, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE,
-			(unsigned int)s->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-			(unsigned int)s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			(unsigned int)s->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			(size_t)s->connection_memory_kb << 10, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
-			MHD_OPTION_END);
-	}
-	if (!h->d) {
-		free(h);
-		return pc_error_set(err, PC_ERR_IO, "listen", "cannot listen on %s port %d: %s", s->listen, s->port,
-				    strerror(errno));
-	}
-	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	if ((rc = start_mhd(app, sa, ipv6, out, err)))
+		return rc;
+	info = MHD_get_daemon_info((*out)->d, MHD_DAEMON_INFO_BIND_PORT);
 	if (bound_port)
 		*bound_port = info ? info->port : s->port;
-	*out = h;
 	return 0;
+}
+
+int pcd_http_start_unbound(struct pcd_app *app, struct pcd_http **out, struct pc_error *err)
+{
+	return start_mhd(app, NULL, 0, out, err);
+}
+
+int pcd_http_add_connection(struct pcd_http *h, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	return MHD_add_connection(h->d, fd, peer, peer_len) == MHD_YES ? 0 : -1;
 }
 
 void pcd_http_quiesce(struct pcd_http *h)

@@ -138,42 +138,63 @@ out:
 	return rc;
 }
 
-/* Loads a checkpoint when there is one that fits this trainer; 0 epochs
- * done otherwise. A file that does not fit is ignored, not trusted. */
-static int ckpt_load(const char *path, struct pc_trainer *t, json_t **curve)
+int pcd_ckpt_read(const char *path, int64_t state_floats, float **state_out, int64_t *steps, json_t **curve)
 {
 	struct ckpt_header h;
 	FILE *f = fopen(path, "rb");
 	float *state = NULL;
 	char *text = NULL;
+	json_t *c = NULL;
 	int done = 0;
 
+	*state_out = NULL;
+	*steps = 0;
+	*curve = NULL;
 	if (!f)
 		return 0;
-	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.epochs_done < 0 ||
-	    h.state_floats != pc_trainer_state_size(t) || h.curve_bytes < 0 || h.curve_bytes > (1 << 24))
+	/* every field is checked before it sizes anything: the file is
+	 * ours, but a crash or a full disk can leave anything in it */
+	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.epochs_done < 1 ||
+	    state_floats < 0 || h.state_floats != state_floats || h.steps < 0 || h.curve_bytes < 0 ||
+	    h.curve_bytes > (1 << 24))
 		goto out;
-	state = malloc((size_t)h.state_floats * sizeof(float));
+	state = malloc((size_t)h.state_floats * sizeof(float) + 1);
 	text = calloc(1, (size_t)h.curve_bytes + 1);
 	if (!state || !text || fread(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
 	    fread(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes)
 		goto out;
-	{
-		json_t *c = json_loads(text, 0, NULL);
-
-		if (!json_is_array(c) || json_array_size(c) != (size_t)h.epochs_done) {
-			json_decref(c);
-			goto out;
-		}
-		json_decref(*curve);
-		*curve = c;
-	}
-	pc_trainer_state_load(t, state, h.steps);
+	c = json_loads(text, 0, NULL);
+	if (!json_is_array(c) || json_array_size(c) != (size_t)h.epochs_done)
+		goto out;
+	*state_out = state;
+	*steps = h.steps;
+	*curve = c;
+	state = NULL;
+	c = NULL;
 	done = h.epochs_done;
 out:
 	fclose(f);
+	json_decref(c);
 	free(state);
 	free(text);
+	return done;
+}
+
+/* Loads a checkpoint when there is one that fits this trainer; 0 epochs
+ * done otherwise. A file that does not fit is ignored, not trusted. */
+static int ckpt_load(const char *path, struct pc_trainer *t, json_t **curve)
+{
+	float *state;
+	int64_t steps;
+	json_t *c;
+	int done = pcd_ckpt_read(path, pc_trainer_state_size(t), &state, &steps, &c);
+
+	if (!done)
+		return 0;
+	json_decref(*curve);
+	*curve = c;
+	pc_trainer_state_load(t, state, steps);
+	free(state);
 	return done;
 }
 

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "paracorr/analysis.h"
 #include "paracorr/error.h"
@@ -49,6 +50,14 @@ struct pcd_job_files {
 	const char *model, *inputs, *labels;
 	const char *train_inputs, *train_labels;
 };
+
+/* Reads a harden job's checkpoint written for a trainer whose state is
+ * state_floats floats: returns the epochs it holds, with *state (malloc'd,
+ * the caller frees), *steps and *curve (a new array of that many epochs)
+ * set; 0 with all three empty when there is no file or it does not fit (no
+ * epoch done, which is never written; a wrong magic, size or curve), which
+ * the job treats as a fresh start. */
+int pcd_ckpt_read(const char *path, int64_t state_floats, float **state, int64_t *steps, json_t **curve);
 
 /* Runs a parsed spec on files. The report echoes spec as given. On
  * success *report_text (malloc'd, caller frees) and, when report is not

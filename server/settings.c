@@ -168,22 +168,30 @@ static char *trim(char *p)
 
 int pcd_settings_load_file(struct pcd_settings *s, const char *path, struct pc_error *err)
 {
-	char line[4096], origin[1100];
+	char *line = NULL, origin[1100];
+	size_t cap = 0;
+	ssize_t len;
 	FILE *f = fopen(path, "r");
 	int lineno = 0, rc = 0;
 
 	if (!f)
 		return pc_error_set(err, PC_ERR_IO, path, "cannot open the config file: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
+	/* whole lines of any length: a long line read in pieces would make
+	 * its tail (of a comment, say) a setting of its own */
+	while ((len = getline(&line, &cap, f)) >= 0) {
 		char *p, *eq, *key, *val;
 
 		lineno++;
+		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+		if (memchr(line, '\0', (size_t)len)) {
+			rc = pc_error_set(err, PC_ERR_INVALID, origin, "a NUL byte in the line");
+			break;
+		}
 		if ((p = strchr(line, '#')))
 			*p = '\0';
 		p = trim(line);
 		if (!*p)
 			continue;
-		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
 		if (!(eq = strchr(p, '='))) {
 			rc = pc_error_set(err, PC_ERR_INVALID, origin, "expected `key = value`");
 			break;
@@ -196,6 +204,7 @@ int pcd_settings_load_file(struct pcd_settings *s, const char *path, struct pc_e
 		if ((rc = pcd_settings_set(s, key, val, origin, err)))
 			break;
 	}
+	free(line);
 	fclose(f);
 	return rc;
 }

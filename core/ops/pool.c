@@ -297,7 +297,7 @@ PC_HOT static void maxpool_2x2(const float *x, float *y, int64_t planes, const s
 				m = d > m ? d : m;
 				/* a NaN anywhere in the window propagates (the sum is NaN);
 				 * written without branches so that the loop vectorizes */
-				out[j] = (a != a) | (b != b) | (c != c) | (d != d) ? a + b + c + d : m;
+				out[j] = ((a != a) | (b != b) | (c != c) | (d != d)) ? a + b + c + d : m;
 			}
 		}
 }
