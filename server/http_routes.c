@@ -731,8 +731,10 @@ static int h_job_list(struct pcd_req *r)
 	return pcd_send_json(r, 200, o, NULL);
 }
 
-/* The report of a succeeded job, parsed; NULL after answering. */
-static json_t *job_report_json(struct pcd_req *r)
+/* The report of a succeeded job, parsed; NULL after answering, with *rc
+ * the answer's MHD result (MHD_NO closes a connection that could not be
+ * answered, rather than have MHD call the handler again and again). */
+static json_t *job_report_json(struct pcd_req *r, int *rc)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	struct pc_error err = {0};
@@ -741,28 +743,30 @@ static json_t *job_report_json(struct pcd_req *r)
 
 	if (pcd_store_job_report(app->store, pcd_req_scope(r), pcd_req_id_param(r), &text, &err)) {
 		if (err.code == PC_ERR_NOT_FOUND)
-			job_not_found(r);
+			*rc = job_not_found(r);
 		else if (err.code == PC_ERR_CONFLICT)
-			pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)", NULL, NULL);
+			*rc = pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)",
+					       NULL, NULL);
 		else
-			pcd_send_error(r, &err);
+			*rc = pcd_send_error(r, &err);
 		return NULL;
 	}
 	rep = json_loads(text, 0, NULL);
 	free(text);
 	if (!rep)
-		pcd_send_problem(r, 500, "the stored report is not JSON", NULL, NULL);
+		*rc = pcd_send_problem(r, 500, "the stored report is not JSON", NULL, NULL);
 	return rep;
 }
 
 static int h_job_charts(struct pcd_req *r)
 {
-	json_t *rep = job_report_json(r), *list, *c;
+	int answered = MHD_NO;
+	json_t *rep = job_report_json(r, &answered), *list, *c;
 	char href[256];
 	size_t i;
 
 	if (!rep)
-		return MHD_YES;
+		return answered;
 	list = pcd_charts_list(rep);
 	json_decref(rep);
 	if (!list)
@@ -790,8 +794,8 @@ static int h_job_chart(struct pcd_req *r)
 		return pcd_send_problem(r, 404, "no such chart (charts are <name>.svg)", NULL, NULL);
 	memcpy(name, file, n - 4);
 	name[n - 4] = '\0';
-	if (!(rep = job_report_json(r)))
-		return MHD_YES;
+	if (!(rep = job_report_json(r, &rc)))
+		return rc;
 	rc = pcd_chart_svg(rep, name, &svg, &err);
 	json_decref(rep);
 	if (rc == PC_ERR_NOT_FOUND)

@@ -331,6 +331,27 @@ int pcd_send_json(struct pcd_req *r, unsigned status, json_t *body, const char *
 	return send_json_typed(r, status, body, "application/json", extra_headers);
 }
 
+/* s as a JSON string, with every byte of an invalid UTF-8 sequence
+ * replaced by '?' when s is not valid UTF-8; NULL only without memory. */
+static json_t *utf8_text(const char *s)
+{
+	json_t *j = json_string(s);
+	char *copy;
+	size_t n;
+
+	if (j || !s)
+		return j;
+	n = strlen(s);
+	if (!(copy = malloc(n + 1)))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+	copy[n] = '\0';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
 int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
 		     const char *const *extra_headers)
 {
@@ -338,8 +359,11 @@ int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, jso
 	json_t *p;
 
 	snprintf(type, sizeof(type), "/problems/%s", slug(status));
-	p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", reason(status), "status", (int)status,
-		      "detail", detail ? detail : reason(status), "instance", r->url);
+	/* the URL and a detail quoting it are the client's bytes: text that is
+	 * not UTF-8 would make the problem unbuildable and the request
+	 * unanswered, so it goes out with such bytes as '?' */
+	p = json_pack("{s:s, s:s, s:i, s:o, s:o}", "type", type, "title", reason(status), "status", (int)status,
+		      "detail", utf8_text(detail ? detail : reason(status)), "instance", utf8_text(r->url));
 	if (p && errors)
 		json_object_set_new(p, "errors", errors);
 	else
