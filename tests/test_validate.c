@@ -31,7 +31,7 @@ static unsigned char *costly_model(size_t *len)
 	static const float w[12] = {0.1f, 0.2f, 0.3f, 0.4f, -0.1f, 0.5f, 0.2f, 0.1f, 0.3f, -0.2f, 0.1f, 0.6f};
 	static const float bias[3] = {0.1f, 0.0f, -0.1f};
 	static struct ob_model b;
-	static char names[10][8];
+	static char names[10][16];
 	static const char *ins[10][3], *outs[10][2];
 	Onnx__NodeProto *g, *r;
 
