@@ -12,8 +12,9 @@
  * loops run over d outside and inner inside, so every pass is contiguous;
  * the per-column maxima and sums live in the workspace. The last-axis case
  * (inner = 1, attention's [N, heads, T, T]) runs rows in 16 lanes with a
- * vectorizable exp (sm_exp), about 4 times faster than a call to expf per
- * element; the strided loops use sm_exp too.
+ * vectorizable exp (pc_exp_nonpos, ops_int.h: the arguments, x - max, are
+ * never positive), about 4 times faster than a call to expf per element;
+ * the strided loops use it too.
  *
  * Clip (opset 11+) takes its bounds as optional scalar inputs read at run
  * time, so a bound may be a constant, an initializer (then a parameter) or
@@ -245,47 +246,6 @@ static int softmax_infer_common(struct pc_plan *p, const struct pc_node *n, stru
 	return pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &x->shape, err);
 }
 
-/* e^x, branch-free so that the softmax loops vectorize (glibc's expf is a
- * call per element). x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts,
- * Cody and Waite, so that n * ln2_hi is exact), e^r by its Taylor
- * polynomial to degree 7 (truncation below 1e-8 relative), and 2^n written
- * into the exponent bits. Within 1.1e-7 relative of exp over [-87.33, 0]
- * (about 2 ulp, measured over every float there; glibc's expf is within
- * 1), and e^0 is exactly 1. Made for the arguments softmax passes,
- * x - max <= 0: below -87.33 (where 2^n would leave the normal range) the
- * result is 0; arguments are clamped at 88 so the exponent cannot overflow. NaN stays NaN. n is extracted by the
- * 1.5 * 2^23 rounding trick, so no float-to-int conversion can be UB. */
-static inline float sm_exp(float x)
-{
-	const float lo = -87.33f, hi = 88.0f, shifter = 12582912.0f; /* 1.5 * 2^23 */
-	float xc, t, n, r, p, scale, v;
-	uint32_t bits;
-
-	/* selects between computed values only, so the loops if-convert */
-	xc = x < lo ? lo : x;
-	xc = xc > hi ? hi : xc;
-	t = xc * 1.44269504f + shifter;
-	n = t - shifter;
-	r = xc - n * 0.693359375f;
-	r = r - n * -2.12194440e-4f;
-	p = 1.0f / 5040.0f;
-	p = p * r + 1.0f / 720.0f;
-	p = p * r + 1.0f / 120.0f;
-	p = p * r + 1.0f / 24.0f;
-	p = p * r + 1.0f / 6.0f;
-	p = p * r + 0.5f;
-	p = p * r + 1.0f;
-	p = p * r + 1.0f;
-	memcpy(&bits, &t, sizeof(bits));
-	bits = (bits - 0x4B400000u + 127u) << 23; /* t's low bits hold n */
-	memcpy(&scale, &bits, sizeof(scale));
-	v = p * scale;
-	/* 0 below lo by a multiply, not a select: GCC would sink the whole
-	 * computation into the branch of a select and then, since float
-	 * operations may trap, refuse to vectorize it. NaN * 0 stays NaN. */
-	return v * (float)((x >= lo) | (x != x));
-}
-
 /* Lanes of the row loops: 16 floats, one AVX-512 register. Sums keep one
  * double accumulator per lane, so a long row (a vocabulary) loses nothing
  * to float rounding, and the loops still vectorize. */
@@ -354,9 +314,9 @@ PC_HOT static void softmax_rows(const float *x, float *restrict y, int64_t rows,
 			float lse;
 			for (; j + SM_LANES <= d; j += SM_LANES)
 				for (int l = 0; l < SM_LANES; l++)
-					acc[l] += sm_exp(x[j + l] - m);
+					acc[l] += pc_exp_nonpos(x[j + l] - m);
 			for (; j < d; j++)
-				acc[0] += sm_exp(x[j] - m);
+				acc[0] += pc_exp_nonpos(x[j] - m);
 			lse = (float)log(lanes_sum(acc));
 			for (j = 0; j < d; j++)
 				y[j] = (x[j] - m) - lse;
@@ -364,12 +324,12 @@ PC_HOT static void softmax_rows(const float *x, float *restrict y, int64_t rows,
 			float inv;
 			for (; j + SM_LANES <= d; j += SM_LANES)
 				for (int l = 0; l < SM_LANES; l++) {
-					float e = sm_exp(x[j + l] - m);
+					float e = pc_exp_nonpos(x[j + l] - m);
 					y[j + l] = e;
 					acc[l] += e;
 				}
 			for (; j < d; j++) {
-				float e = sm_exp(x[j] - m);
+				float e = pc_exp_nonpos(x[j] - m);
 				y[j] = e;
 				acc[0] += e;
 			}
@@ -401,10 +361,10 @@ PC_HOT static void softmax_strided(const float *x, float *restrict y, const stru
 			float *yr = y + j * in;
 			if (log_out) {
 				for (int64_t i = 0; i < in; i++)
-					s[i] += sm_exp(xr[i] - m[i]);
+					s[i] += pc_exp_nonpos(xr[i] - m[i]);
 			} else {
 				for (int64_t i = 0; i < in; i++) {
-					float e = sm_exp(xr[i] - m[i]);
+					float e = pc_exp_nonpos(xr[i] - m[i]);
 					yr[i] = e;
 					s[i] += e;
 				}
@@ -443,7 +403,7 @@ PC_HOT static void softmax_rows_grad(const float *y, const float *g, float *rest
 				acc[0] += g[j];
 			sg = (float)lanes_sum(acc);
 			for (j = 0; j < d; j++)
-				dx[j] += g[j] - sm_exp(y[j]) * sg;
+				dx[j] += g[j] - pc_exp_nonpos(y[j]) * sg;
 		} else {
 			float dot;
 			for (; j + SM_LANES <= d; j += SM_LANES)
@@ -484,7 +444,7 @@ PC_HOT static void softmax_strided_grad(const float *y, const float *g, float *r
 			float *dr = dx + j * in;
 			if (log_out)
 				for (int64_t i = 0; i < in; i++)
-					dr[i] += gr[i] - sm_exp(yr[i]) * sf[i];
+					dr[i] += gr[i] - pc_exp_nonpos(yr[i]) * sf[i];
 			else
 				for (int64_t i = 0; i < in; i++)
 					dr[i] += yr[i] * (gr[i] - sf[i]);

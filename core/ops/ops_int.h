@@ -44,7 +44,7 @@
 
 /* e^x for x <= 0, branch-free so that the cell loops vectorize (glibc's
  * expf, tanhf and erff are a call per element: two thirds of an LSTM's
- * time, a third of a GPT's with GELU). The method of activation.c's softmax exp: x = n ln2 + r with
+ * time, a third of a GPT's with GELU); softmax's x - max as well. x = n ln2 + r with
  * |r| <= ln2 / 2 (ln2 in two parts, Cody and Waite), e^r by its Taylor
  * polynomial to degree 7, 2^n written into the exponent bits; within about
  * 2 ulp. Arguments below -87.33 (where 2^n would leave the normal range)
