@@ -613,32 +613,40 @@ int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char
 	return blob_delete(s, "datasets", "dataset_id", tenant, id, unused, err);
 }
 
-int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *queued, int64_t *stored_bytes,
-			   struct pc_error *err)
+/* One row of two counts from sql, with ?1 bound to key when not NULL. */
+static int two_counts(struct pcd_store *s, const char *sql, const char *key, int64_t *a, int64_t *b,
+		      struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	if ((rc = prep(s,
-		       "SELECT (SELECT count(*) FROM jobs WHERE tenant = ?1 AND status = 'queued'),"
-		       " (SELECT coalesce(sum(bytes), 0) FROM models WHERE tenant = ?1)"
-		       " + (SELECT coalesce(sum(bytes), 0) FROM datasets WHERE tenant = ?1)",
-		       &st, err)))
+	if ((rc = prep(s, sql, &st, err)))
 		goto out;
-	bind_text(st, 1, tenant);
+	if (key)
+		bind_text(st, 1, key);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		rc = db_error(s, err, "store");
 		goto out;
 	}
-	if (queued)
-		*queued = sqlite3_column_int64(st, 0);
-	if (stored_bytes)
-		*stored_bytes = sqlite3_column_int64(st, 1);
+	if (a)
+		*a = sqlite3_column_int64(st, 0);
+	if (b)
+		*b = sqlite3_column_int64(st, 1);
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *queued, int64_t *stored_bytes,
+			   struct pc_error *err)
+{
+	return two_counts(s,
+			  "SELECT (SELECT count(*) FROM jobs WHERE tenant = ?1 AND status = 'queued'),"
+			  " (SELECT coalesce(sum(bytes), 0) FROM models WHERE tenant = ?1)"
+			  " + (SELECT coalesce(sum(bytes), 0) FROM datasets WHERE tenant = ?1)",
+			  tenant, queued, stored_bytes, err);
 }
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -1312,27 +1320,10 @@ out:
 
 int pcd_store_queue_depth(struct pcd_store *s, int64_t *queued, int64_t *running, struct pc_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	if ((rc = prep(s,
-		       "SELECT coalesce(sum(status = 'queued'), 0), coalesce(sum(status = 'running'), 0) FROM jobs"
-		       " WHERE status IN ('queued', 'running')",
-		       &st, err)))
-		goto out;
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		rc = db_error(s, err, "store");
-		goto out;
-	}
-	if (queued)
-		*queued = sqlite3_column_int64(st, 0);
-	if (running)
-		*running = sqlite3_column_int64(st, 1);
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return two_counts(s,
+			  "SELECT coalesce(sum(status = 'queued'), 0), coalesce(sum(status = 'running'), 0) FROM jobs"
+			  " WHERE status IN ('queued', 'running')",
+			  NULL, queued, running, err);
 }
 
 /* ---- the API object -------------------------------------------------------- */
