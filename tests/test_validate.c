@@ -58,6 +58,17 @@ static unsigned char *costly_model(size_t *len)
 	return ob_pack(&b, len);
 }
 
+/* path (a mkstemp template) made and filled with data. */
+static int temp_file(char *path, const void *data, size_t len)
+{
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return write_file(path, data, len);
+}
+
 static const char *validator_bin(struct pc_test *t)
 {
 	const char *bin = getenv("PARACORRD_BIN");
@@ -77,15 +88,12 @@ TEST(validate_child_describes_a_model)
 	size_t len;
 	char path[] = "/tmp/pc_validate_XXXXXX";
 	json_t *info = NULL;
-	int fd;
 
 	if (!bin)
 		return;
 	ob_mlp(&b);
 	buf = ob_pack(&b, &len);
-	REQUIRE((fd = mkstemp(path)) >= 0);
-	close(fd);
-	REQUIRE(write_file(path, buf, len));
+	REQUIRE(temp_file(path, buf, len));
 	CHECK_MSG(pcd_validate_model(&v, path, "abc", len, &info, &err) == PC_OK, "%s", err.text);
 	CHECK(info && json_integer_value(json_object_get(info, "parameters")) == 15);
 	CHECK(info && !strcmp(json_string_value(json_object_get(info, "id")) ?: "", "abc"));
@@ -123,22 +131,16 @@ TEST(validate_cpu_limit_refuses_a_costly_model)
 	size_t len;
 	char path[] = "/tmp/pc_validate_XXXXXX";
 	json_t *info = NULL;
-	int fd;
 
 	if (!bin)
 		return;
 	buf = costly_model(&len);
 	REQUIRE(len < 4096);
-	REQUIRE((fd = mkstemp(path)) >= 0);
-	close(fd);
-	REQUIRE(write_file(path, buf, len));
-	if (getenv("PC_VALIDATE_KEEP"))
-		printf("  model kept at %s\n", path);
+	REQUIRE(temp_file(path, buf, len));
 	CHECK(pcd_validate_model(&v, path, "abc", len, &info, &err) == PC_ERR_LIMIT);
 	CHECK_MSG(strstr(err.text, "1 s of CPU (validate_cpu_s)") != NULL, "%s", err.text);
 	CHECK(info == NULL);
-	if (!getenv("PC_VALIDATE_KEEP"))
-		unlink(path);
+	unlink(path);
 	free(buf);
 }
 
