@@ -730,7 +730,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	struct pcd_http *h = cls;
 	struct pcd_req *r = *con_cls;
 	char allow[128];
-	int known;
+	int known, rc;
 
 	if (!r) {
 		if (!(r = calloc(1, sizeof(*r))))
@@ -795,7 +795,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	}
 	if (r->body_err.code)
 		return pcd_send_error(r, &r->body_err);
-	return r->route->handler(r);
+	rc = r->route->handler(r);
+	/* MHD calls a handler that queued nothing again at once, and again:
+	 * one that could not answer (no memory for the answer) closes the
+	 * connection instead of spinning the thread */
+	return r->responded ? rc : MHD_NO;
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
