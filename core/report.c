@@ -3,6 +3,50 @@
 #include "paracorr/report.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+/* The failures pc_report_alloc_failures counts: per thread, because the
+ * daemon's threads build documents at the same time. */
+static _Thread_local unsigned long json_failures;
+
+static void *json_alloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (!p)
+		json_failures++;
+	return p;
+}
+
+static void json_release(void *p)
+{
+	free(p);
+}
+
+/* jansson wants its allocator set before its first call: before main,
+ * then. Its blocks then come from the core's malloc, so that the tests'
+ * allocation-failure injector (tests/allocfail.c) reaches them too. */
+__attribute__((constructor)) static void json_install(void)
+{
+	json_set_alloc_funcs(json_alloc, json_release);
+}
+
+unsigned long pc_report_alloc_failures(void)
+{
+	return json_failures;
+}
+
+char *pc_report_dumps(const json_t *doc, size_t flags)
+{
+	unsigned long failures = json_failures;
+	char *text = json_dumps(doc, flags);
+
+	if (text && json_failures != failures) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
 
 json_t *pc_report_real(double v)
 {
@@ -29,6 +73,7 @@ static json_t *shape_json(const struct pc_shape *s)
 json_t *pc_report_gradient(const struct pc_graph *g, const float *grad)
 {
 	struct pc_norms n;
+	unsigned long failures = pc_report_alloc_failures();
 	json_t *tensors = json_object(), *root;
 
 	if (!tensors)
@@ -43,6 +88,11 @@ json_t *pc_report_gradient(const struct pc_graph *g, const float *grad)
 	}
 	pc_norms_compute(grad, pc_graph_param_count(g), &n);
 	root = json_pack("{s:o, s:o}", "model", pc_report_norms(&n), "tensors", tensors);
+	/* a tensor whose entry could not be made would be missing */
+	if (root && pc_report_alloc_failures() != failures) {
+		json_decref(root);
+		return NULL;
+	}
 	return root;
 }
 
@@ -53,6 +103,7 @@ const char *pc_report_output_kind(enum pc_output_kind k)
 
 json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const float *grad)
 {
+	unsigned long failures = pc_report_alloc_failures();
 	json_t *root = json_pack("{s:I}", "samples", (json_int_t)e->samples);
 
 	if (!root)
@@ -68,5 +119,9 @@ json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const 
 	json_object_set_new(root, "output", json_string(pc_report_output_kind(pc_graph_output_kind(g))));
 	if (grad)
 		json_object_set_new(root, "gradient", pc_report_gradient(g, grad));
+	if (pc_report_alloc_failures() != failures || (grad && !json_object_get(root, "gradient"))) {
+		json_decref(root);
+		return NULL;
+	}
 	return root;
 }

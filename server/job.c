@@ -438,7 +438,7 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 		if ((rc = pc_study_run(g, d, spec, &so, &report, err)))
 			goto out;
 	}
-	*report_text = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	*report_text = pc_report_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	if (!*report_text) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "report", "cannot serialise the report");
 		goto out;

@@ -24,6 +24,19 @@ json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const 
 
 const char *pc_report_output_kind(enum pc_output_kind k);
 
+/* jansson allocations that failed on the calling thread so far. jansson
+ * allocates through the core (report.c installs its allocator before main)
+ * and its setters drop a NULL value without a word, and its parser reports
+ * a failed allocation as a syntax error: a caller that reads this before
+ * and after building or parsing a document knows whether memory ran out
+ * on the way, and so whether the document is whole. */
+unsigned long pc_report_alloc_failures(void);
+
+/* json_dumps(doc, flags), or NULL when memory ran out on the way: jansson's
+ * dump leaves out an object key whose text it could not append and still
+ * returns the rest. The caller frees the text with free. */
+char *pc_report_dumps(const json_t *doc, size_t flags);
+
 /* v as a JSON real, or null when it is not finite (a loss that overflowed:
  * method.md reports no number for it). */
 json_t *pc_report_real(double v);
