@@ -672,9 +672,54 @@ static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 	}
 }
 
+/* protobuf-c allocates through this rather than its default: unpack
+ * returns NULL for a malformed file and for an allocation that failed
+ * alike, and the flag tells them apart (an upload that met a full heap is
+ * not a bad file). It also makes protobuf-c's allocations calls to malloc
+ * from the core, which the tests' allocation-failure injector counts. */
+struct pb_heap {
+	ProtobufCAllocator a;
+	int failed;
+};
+
+static void *pb_alloc(void *data, size_t size)
+{
+	void *p = malloc(size);
+
+	if (!p)
+		((struct pb_heap *)data)->failed = 1;
+	return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+	free(p);
+}
+
+static void pb_heap_init(struct pb_heap *h)
+{
+	h->a.alloc = pb_alloc;
+	h->a.free = pb_free;
+	h->a.allocator_data = h;
+	h->failed = 0;
+}
+
+/* m unpacked from b[0..len), or an error naming why not. */
+static int unpack_model(const void *b, size_t len, struct pb_heap *h, Onnx__ModelProto **m, struct pc_error *err)
+{
+	pb_heap_init(h);
+	if ((*m = onnx__model_proto__unpack(&h->a, len, b)))
+		return PC_OK;
+	if (h->failed)
+		return pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory decoding %zu bytes of ONNX", len);
+	return pc_error_set(err, PC_ERR_FORMAT, "model",
+			    "%zu bytes that do not decode as an ONNX ModelProto (truncated or not ONNX)", len);
+}
+
 int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, struct pc_error *err)
 {
 	Onnx__ModelProto *m;
+	struct pb_heap heap;
 	int rc;
 
 	*out = NULL;
@@ -685,13 +730,10 @@ int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, str
 				    PC_ONNX_MAX_BYTES);
 	if ((rc = check_wire(data, len, err)))
 		return rc;
-	m = onnx__model_proto__unpack(NULL, len, data);
-	if (!m)
-		return pc_error_set(err, PC_ERR_FORMAT, "model",
-				    "%zu bytes that do not decode as an ONNX ModelProto (truncated or not ONNX)",
-				    len);
+	if ((rc = unpack_model(data, len, &heap, &m, err)))
+		return rc;
 	rc = translate(m, out, err);
-	onnx__model_proto__free_unpacked(m, NULL);
+	onnx__model_proto__free_unpacked(m, &heap.a);
 	return rc;
 }
 
@@ -889,6 +931,7 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 				unsigned char **out, size_t *out_len, struct pc_error *err)
 {
 	Onnx__ModelProto *m;
+	struct pb_heap heap;
 	int rc = 0, replaced = 0;
 
 	*out = NULL;
@@ -896,8 +939,10 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 	/* the source was loaded once, but it is read again: the same guard */
 	if ((rc = check_wire(src, len, err)))
 		return rc;
-	if (!(m = onnx__model_proto__unpack(NULL, len, src)))
-		return pc_error_set(err, PC_ERR_FORMAT, "model", "the source does not decode as an ONNX ModelProto");
+	/* the fields replaced below are freed and made with free and malloc:
+	 * the same heap as pb_heap's */
+	if ((rc = unpack_model(src, len, &heap, &m, err)))
+		return rc;
 	if (!m->graph) {
 		rc = pc_error_set(err, PC_ERR_FORMAT, "model", "no graph");
 		goto out;
@@ -959,7 +1004,7 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 	}
 	onnx__model_proto__pack(m, *out);
 out:
-	onnx__model_proto__free_unpacked(m, NULL);
+	onnx__model_proto__free_unpacked(m, &heap.a);
 	return rc;
 }
 
