@@ -11,6 +11,7 @@
  * and the buffer's alignment never matter. */
 #include "paracorr/data.h"
 #include "paracorr/limits.h"
+#include "paracorr/report.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -105,6 +106,19 @@ static float bits_float(uint32_t u)
 
 /* ---- gzip ---- */
 
+/* zlib's state and window come from the core's calloc and free rather
+ * than zlib's own, so that the tests' allocation-failure injector reaches
+ * them (a failure is Z_MEM_ERROR either way). */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+	return calloc(items, size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+	free(p);
+}
+
 /* Inflates in[0..len) (one or more gzip members) into a new buffer of at
  * most max_bytes. */
 static int gunzip(const unsigned char *in, size_t len, uint64_t max_bytes, const char *where, unsigned char **out,
@@ -138,6 +152,8 @@ static int gunzip(const unsigned char *in, size_t len, uint64_t max_bytes, const
 	if (!buf)
 		return pc_error_set(err, PC_ERR_NOMEM, where, "cannot allocate %zu bytes to decompress", cap);
 	memset(&zs, 0, sizeof(zs));
+	zs.zalloc = z_alloc;
+	zs.zfree = z_free;
 	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
 		free(buf);
 		return pc_error_set(err, PC_ERR_NOMEM, where, "cannot start zlib");
@@ -836,6 +852,7 @@ static int parse_safetensors(const unsigned char *p, size_t len, const char *whe
 			     struct array *y, struct pc_error *err)
 {
 	uint64_t n;
+	unsigned long failures;
 	json_t *root = NULL, *t;
 	json_error_t jerr;
 	const char *name;
@@ -855,7 +872,11 @@ static int parse_safetensors(const unsigned char *p, size_t len, const char *whe
 				    "safetensors header length %llu (byte offset 0) runs past the end of the file "
 				    "(%zu bytes)",
 				    (unsigned long long)n, len);
+	failures = pc_report_alloc_failures();
 	root = json_loadb((const char *)p + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson's lexer reports a failed allocation as a syntax error */
+	if (!root && pc_report_alloc_failures() != failures)
+		return pc_error_set(err, PC_ERR_NOMEM, where, "out of memory reading the safetensors header");
 	if (!root)
 		return pc_error_set(err, PC_ERR_FORMAT, where, "safetensors header at byte offset %llu: %s",
 				    (unsigned long long)(8 + (uint64_t)(jerr.position > 0 ? jerr.position : 0)),

@@ -2,6 +2,7 @@
  * function that knows its path, its default and its allowed values, so an
  * error can always say which field is wrong and what it may be. */
 #include "paracorr/spec.h"
+#include "paracorr/report.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -501,11 +502,15 @@ fail:
 int pc_spec_parse_file(const char *path, struct pc_spec *spec, struct pc_error *err)
 {
 	json_error_t jerr;
+	unsigned long failures = pc_report_alloc_failures();
 	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	int rc;
 
 	if (!root) {
 		set_defaults(spec);
+		/* jansson's lexer reports a failed allocation as a syntax error */
+		if (pc_report_alloc_failures() != failures)
+			return pc_error_set(err, PC_ERR_NOMEM, path, "out of memory reading the spec");
 		return pc_error_set(err, PC_ERR_INVALID, path, "not valid JSON at line %d, column %d: %s", jerr.line,
 				    jerr.column, jerr.text);
 	}
