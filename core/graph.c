@@ -581,13 +581,14 @@ static int check_ops(struct pc_graph *g, struct pc_error *err)
 /* Optional outputs nobody reads (Dropout's mask, MaxPool's indices, the
  * running statistics of a training-mode BatchNormalization) are dropped:
  * inference never needs them, and they may be of types paracorr does not
- * run. */
-static void drop_unused_outputs(struct pc_graph *g)
+ * run. Not optional itself: keeping them could refuse, as an unsupported
+ * type, a model that loads when memory is plentiful. */
+static int drop_unused_outputs(struct pc_graph *g, struct pc_error *err)
 {
 	unsigned char *used = calloc((size_t)g->n_values + 1, 1);
 
 	if (!used)
-		return; /* keeping them is correct, only wasteful */
+		return pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory");
 	for (int k = 0; k < g->n_nodes; k++)
 		for (int i = 0; i < g->nodes[k].n_in; i++)
 			if (g->nodes[k].in[i] >= 0)
@@ -606,6 +607,7 @@ static void drop_unused_outputs(struct pc_graph *g)
 			n->n_out--;
 	}
 	free(used);
+	return PC_OK;
 }
 
 static int attr_allowed(const char *list, const char *name)
@@ -1036,8 +1038,7 @@ int pc_graph_finish(struct pc_graph *g, struct pc_error *err)
 	if (g->values[g->output].kind != PC_VALUE_ACT)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, "graph.output",
 				    "output '%s' is not computed by any node", g->output_name);
-	drop_unused_outputs(g);
-	if ((rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = fold_identities(g, err)) ||
+	if ((rc = drop_unused_outputs(g, err)) || (rc = check_nodes(g, err)) || (rc = sort_nodes(g, err)) || (rc = fold_identities(g, err)) ||
 	    (rc = init_nodes(g, err)) ||
 	    (rc = split_params(g, err)))
 		return rc;
