@@ -431,13 +431,20 @@ static int plan_caches(struct study *s, struct pc_error *err)
 			ce->ydata = ce->y_floats ? malloc((size_t)ce->y_floats * (size_t)s->batches * sizeof(float))
 						 : NULL;
 			if (!ce->data || (ce->y_floats && !ce->ydata)) {
-				/* the budget was too optimistic for this machine: cache less */
+				/* not "cache less": a study with fewer caches rounds
+				 * differently, and the same spec and seed must give the
+				 * same report bytes whatever the heap had free */
+				size_t want = ((size_t)ce->floats + (size_t)ce->y_floats) * (size_t)s->batches *
+					      sizeof(float);
 				free(ce->data);
 				free(ce->ydata);
 				free(ce->values);
 				memset(ce, 0, sizeof(*ce));
-				gain[best] = 0.0;
-				continue;
+				rc = pc_error_set(err, PC_ERR_NOMEM, "analysis",
+						  "out of memory for %zu bytes of cached activations (within the cache "
+						  "budget of %zu bytes: lower cache_mb)",
+						  want, budget);
+				goto out;
 			}
 			s->cache_of_node[best] = s->n_cache++;
 			used += best_bytes;
@@ -1013,8 +1020,10 @@ static json_t *ranking(const struct study *s, json_t *results)
 	json_t **rows = calloc(nres + 1, sizeof(*rows));
 
 	if (!out || !rows) {
+		/* not an empty ranking: none at all, which the caller reports */
 		free(rows);
-		return out;
+		json_decref(out);
+		return NULL;
 	}
 	for (int b = 0; b < s->spec->n_blocks; b++) {
 		const struct pc_corruption *sp = &s->spec->blocks[b];
@@ -1141,10 +1150,14 @@ static void free_study(struct study *s)
 	free(s->cache_of_node);
 	free(s->last_use);
 	free(s->prefix_flops);
-	for (int w = 0; s->delta && w < s->o->threads; w++) {
-		free(s->delta[w]);
-		free(s->yclean[w]);
-		free(s->keep[w]);
+	/* alloc_scratch may have stopped after any one of the three lists */
+	for (int w = 0; w < s->o->threads; w++) {
+		if (s->delta)
+			free(s->delta[w]);
+		if (s->yclean)
+			free(s->yclean[w]);
+		if (s->keep)
+			free(s->keep[w]);
 	}
 	free(s->delta);
 	free(s->yclean);
@@ -1195,6 +1208,9 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	struct study s;
 	struct pc_plan *p0;
 	json_t *results = NULL, *root = NULL, *spec_json = NULL, *tensors_grad;
+	/* jansson's setters drop what could not be made without a word: the
+	 * report is whole only if none of its allocations failed */
+	unsigned long json_failures = pc_report_alloc_failures();
 	int rc;
 
 	*report = NULL;
@@ -1295,7 +1311,10 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
 		goto out;
 	}
-	json_object_set_new(root, "ranking", ranking(&s, json_object_get(root, "results")));
+	if (json_object_set_new(root, "ranking", ranking(&s, json_object_get(root, "results")))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory ranking the groups");
+		goto out;
+	}
 	{
 		json_t *timing = json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:i, s:I}", "forward_passes",
 					   (json_int_t)s.fwd_passes, "backward_passes", (json_int_t)s.bwd_passes,
@@ -1312,9 +1331,15 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		}
 		json_object_set_new(root, "timing", timing);
 	}
+	if (pc_report_alloc_failures() != json_failures) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
+		goto out;
+	}
 	*report = root;
+	root = NULL;
 	rc = PC_OK;
 out:
+	json_decref(root);
 	json_decref(results);
 	free_study(&s);
 	return rc;
