@@ -121,9 +121,12 @@ $(BUILD)/paracorrd: $(BUILD)/server/paracorrd.o $(SERVER_OBJ) $(BUILD)/libparaco
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # tests link the objects, not the archive, so every test file's constructor
-# registration is kept
+# registration is kept; the test binary alone routes the allocator through
+# the allocation-failure injector (tests/allocfail.c)
+AF_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=aligned_alloc \
+	-Wl,--wrap=posix_memalign,--wrap=strdup,--wrap=strndup
 $(BUILD)/tests/run_tests: $(TEST_OBJ) $(CORE_OBJ) $(SERVER_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) $(AF_WRAP) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 # make test installs what is missing first (as make demo does), then builds
 # and runs in a new make, whose pkg-config flags see the new packages.
