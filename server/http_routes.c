@@ -180,7 +180,7 @@ static int h_model_post(struct pcd_req *r)
 	char id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
 	uint64_t bytes = pcd_blob_writer_bytes(*w);
-	int existed = 0, rc;
+	int existed = 0, file_existed = 0, rc;
 
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
@@ -216,10 +216,11 @@ static int h_model_post(struct pcd_req *r)
 		json_decref(info);
 		return MHD_YES;
 	}
-	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
+	rc = pcd_blobs_commit_model(app->blobs, *w, &file_existed, &err);
 	*w = NULL; /* taken by the commit either way */
-	if (!rc)
-		rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	if (!rc && (rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
+					     &err)) && !file_existed)
+		pcd_blobs_delete_model(app->blobs, id, NULL); /* no file without a record (a full disk) */
 	pthread_mutex_unlock(&record_lock);
 	if (rc)
 		goto fail;
@@ -349,7 +350,7 @@ static int h_dataset_post(struct pcd_req *r)
 	char xid[65], yid[65], id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
 	uint64_t bytes;
-	int existed = 0, rc;
+	int existed = 0, file_existed = 0, rc;
 
 	if (!*xw) {
 		pc_error_set(&err, PC_ERR_FORMAT, "inputs", "the form has no inputs part");
@@ -391,10 +392,11 @@ static int h_dataset_post(struct pcd_req *r)
 		json_decref(info);
 		return MHD_YES;
 	}
-	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, NULL, &err);
+	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, &file_existed, &err);
 	*xw = *yw = NULL; /* taken by the commit either way */
-	if (!rc)
-		rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	if (!rc && (rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
+					       &err)) && !file_existed)
+		pcd_blobs_delete_dataset(app->blobs, id, NULL); /* as for a model */
 	pthread_mutex_unlock(&record_lock);
 	if (rc)
 		goto fail;
