@@ -122,6 +122,7 @@ static const char *slug(unsigned status)
 	switch (status) {
 	case 400: return "bad-request";
 	case 401: return "unauthorized";
+	case 403: return "forbidden";
 	case 404: return "not-found";
 	case 405: return "method-not-allowed";
 	case 409: return "conflict";
@@ -784,6 +785,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			return pcd_send_problem(r, 401, "a valid bearer token is required", NULL,
 						(const char *const[]){"WWW-Authenticate", "Bearer realm=\"paracorr\"",
 								      NULL});
+		if (r->route->admin_route && r->http->app->tokens && !r->admin) {
+			struct pc_error e = {0};
+
+			pc_error_set(&e, PC_ERR_FORBIDDEN, "", "this route is for a token of the admin role");
+			return pcd_send_error(r, &e);
+		}
 		body_begin(r); /* may answer 413 / 415 before the body */
 		return MHD_YES;
 	}
