@@ -3,6 +3,7 @@
  * never drift apart. */
 #include "paracorr/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,23 @@ const char *pc_status_message(enum pc_status code)
 int pc_status_http(enum pc_status code)
 {
 	return (unsigned)code < PC_ERR_COUNT ? status_table[code].http : 500;
+}
+
+/* errno values with a status of their own; every other one is PC_ERR_IO */
+static const struct {
+	int e;
+	enum pc_status code;
+} errno_table[] = {
+	{ENOSPC, PC_ERR_NOSPACE},
+	{EDQUOT, PC_ERR_NOSPACE},
+};
+
+enum pc_status pc_status_of_errno(int e)
+{
+	for (size_t i = 0; i < sizeof(errno_table) / sizeof(errno_table[0]); i++)
+		if (errno_table[i].e == e)
+			return errno_table[i].code;
+	return PC_ERR_IO;
 }
 
 const char *pc_error_format(const struct pc_error *err, char *buf, size_t size)

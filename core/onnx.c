@@ -1025,19 +1025,24 @@ int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const f
 		rc = pc_error_set(err, PC_ERR_INVALID, out_path, "the path is too long");
 		goto out;
 	}
+	/* a failed write (a full disk is PC_ERR_NOSPACE) leaves no temp file */
 	if (!(f = fopen(tmp, "wb")) || fwrite(dst, 1, out_len, f) != out_len || fflush(f) != 0 ||
 	    fsync(fileno(f)) != 0) {
-		rc = pc_error_set(err, PC_ERR_IO, out_path, "cannot write: %s", strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), out_path, "cannot write: %s", strerror(errno));
 		goto out;
 	}
 	if (fclose(f) != 0) {
 		f = NULL;
-		rc = pc_error_set(err, PC_ERR_IO, out_path, "cannot write: %s", strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), out_path, "cannot write: %s", strerror(errno));
+		unlink(tmp);
 		goto out;
 	}
 	f = NULL;
-	if (rename(tmp, out_path) != 0)
-		rc = pc_error_set(err, PC_ERR_IO, out_path, "cannot rename into place: %s", strerror(errno));
+	if (rename(tmp, out_path) != 0) {
+		rc = pc_error_set(err, pc_status_of_errno(errno), out_path, "cannot rename into place: %s",
+				  strerror(errno));
+		unlink(tmp);
+	}
 out:
 	if (f) {
 		fclose(f);

@@ -5,7 +5,11 @@
  * rename(2), which is atomic within one file system, so a reader never
  * sees half a file and a crash leaves only temp files, which the next
  * pcd_blobs_open removes. A dataset is staged as a whole directory in tmp
- * and renamed once, so its parts appear together. */
+ * and renamed once, so its parts appear together.
+ *
+ * A write that fails for want of space (ENOSPC, EDQUOT) is PC_ERR_NOSPACE,
+ * answered 507; the writer removes its temp file at once, so the space the
+ * partial upload took is back before the answer goes out. */
 #include "blobs.h"
 
 #include <dirent.h>
@@ -52,11 +56,11 @@ static int fsync_dir(const char *path, struct pc_error *err)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
-		return pc_error_set(err, PC_ERR_IO, path, "cannot open directory: %s", strerror(errno));
+		return pc_error_set(err, pc_status_of_errno(errno), path, "cannot open directory: %s", strerror(errno));
 	if (fsync(fd) != 0) {
 		int e = errno;
 		close(fd);
-		return pc_error_set(err, PC_ERR_IO, path, "fsync: %s", strerror(e));
+		return pc_error_set(err, pc_status_of_errno(e), path, "fsync: %s", strerror(e));
 	}
 	close(fd);
 	return PC_OK;
@@ -65,7 +69,7 @@ static int fsync_dir(const char *path, struct pc_error *err)
 static int make_dir(const char *path, struct pc_error *err)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return pc_error_set(err, PC_ERR_IO, path, "cannot create directory: %s", strerror(errno));
+		return pc_error_set(err, pc_status_of_errno(errno), path, "cannot create directory: %s", strerror(errno));
 	return PC_OK;
 }
 
@@ -184,8 +188,8 @@ int pcd_blob_writer_begin(struct pcd_blobs *b, uint64_t max_bytes, struct pcd_bl
 	/* mkostemp creates the file 0600, which is what uploads should be */
 	w->fd = mkostemp(w->path, O_CLOEXEC);
 	if (w->fd < 0) {
-		rc = pc_error_set(err, PC_ERR_IO, "upload", "cannot create a temp file in %s/tmp: %s", b->dir,
-				  strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), "upload", "cannot create a temp file in %s/tmp: %s",
+				  b->dir, strerror(errno));
 		goto fail;
 	}
 	pcd_sha256_init(&w->hash);
@@ -196,6 +200,18 @@ fail:
 	return rc;
 }
 
+/* Closes and removes the temp file of a writer that failed: what it holds
+ * is of no use, and on a full disk its space is wanted at once. */
+static void writer_drop_file(struct pcd_blob_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	if (w->path[0])
+		unlink(w->path);
+	w->path[0] = '\0';
+}
+
 int pcd_blob_writer_write(struct pcd_blob_writer *w, const void *buf, size_t len, struct pc_error *err)
 {
 	const char *p = buf;
@@ -203,16 +219,21 @@ int pcd_blob_writer_write(struct pcd_blob_writer *w, const void *buf, size_t len
 
 	if (w->finished)
 		return pc_error_set(err, PC_ERR_INTERNAL, "upload", "write after finish");
+	if (w->fd < 0)
+		return pc_error_set(err, PC_ERR_INTERNAL, "upload", "write after a failed write");
 	if (w->max_bytes && (len > w->max_bytes || w->bytes > w->max_bytes - len))
 		return pc_error_set(err, PC_ERR_LIMIT, "upload", "larger than the limit of %llu bytes (at byte %llu)",
 				    (unsigned long long)w->max_bytes, (unsigned long long)w->bytes);
 	while (left) {
 		ssize_t n = write(w->fd, p, left);
 		if (n < 0) {
-			if (errno == EINTR)
+			int e = errno;
+
+			if (e == EINTR)
 				continue;
-			return pc_error_set(err, PC_ERR_IO, "upload", "write at byte %llu: %s",
-					    (unsigned long long)(w->bytes + (len - left)), strerror(errno));
+			writer_drop_file(w);
+			return pc_error_set(err, pc_status_of_errno(e), "upload", "write at byte %llu: %s",
+					    (unsigned long long)(w->bytes + (len - left)), strerror(e));
 		}
 		p += n;
 		left -= (size_t)n;
@@ -248,8 +269,14 @@ int pcd_blob_writer_finish(struct pcd_blob_writer *w, char id[65], struct pc_err
 	uint8_t d[32];
 
 	if (!w->finished) {
-		if (fsync(w->fd) != 0)
-			return pc_error_set(err, PC_ERR_IO, "upload", "fsync: %s", strerror(errno));
+		if (w->fd < 0)
+			return pc_error_set(err, PC_ERR_INTERNAL, "upload", "finish after a failed write");
+		if (fsync(w->fd) != 0) {
+			int e = errno;
+
+			writer_drop_file(w);
+			return pc_error_set(err, pc_status_of_errno(e), "upload", "fsync: %s", strerror(e));
+		}
 		pcd_sha256_final(&w->hash, d);
 		pcd_sha256_hex(d, w->id);
 		w->finished = 1;
@@ -288,7 +315,8 @@ int pcd_blobs_commit_model(struct pcd_blobs *b, struct pcd_blob_writer *w, int *
 		return PC_OK;
 	}
 	if (rename(w->path, dst) != 0) {
-		rc = pc_error_set(err, PC_ERR_IO, "upload", "cannot move the upload to %s: %s", dst, strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), "upload", "cannot move the upload to %s: %s", dst,
+				  strerror(errno));
 		goto fail;
 	}
 	writer_release(w);
@@ -338,7 +366,8 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 	if ((rc = join(stage, sizeof(stage), err, "%s/tmp/dataset-XXXXXX", b->dir)))
 		goto out;
 	if (!mkdtemp(stage)) {
-		rc = pc_error_set(err, PC_ERR_IO, "dataset", "cannot create a staging directory: %s", strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), "dataset", "cannot create a staging directory: %s",
+				  strerror(errno));
 		stage[0] = '\0';
 		goto out;
 	}
@@ -346,7 +375,7 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 	if ((rc = join(part, sizeof(part), err, "%s/inputs", stage)))
 		goto out;
 	if (rename(inputs->path, part) != 0) {
-		rc = pc_error_set(err, PC_ERR_IO, "inputs", "cannot stage: %s", strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), "inputs", "cannot stage: %s", strerror(errno));
 		goto out;
 	}
 	inputs->path[0] = '\0';
@@ -354,7 +383,7 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 		if ((rc = join(part, sizeof(part), err, "%s/labels", stage)))
 			goto out;
 		if (rename(labels->path, part) != 0) {
-			rc = pc_error_set(err, PC_ERR_IO, "labels", "cannot stage: %s", strerror(errno));
+			rc = pc_error_set(err, pc_status_of_errno(errno), "labels", "cannot stage: %s", strerror(errno));
 			goto out;
 		}
 		labels->path[0] = '\0';
@@ -368,7 +397,8 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 				*existed = 1;
 			goto out;
 		}
-		rc = pc_error_set(err, PC_ERR_IO, "dataset", "cannot move the dataset to %s: %s", dst, strerror(errno));
+		rc = pc_error_set(err, pc_status_of_errno(errno), "dataset", "cannot move the dataset to %s: %s", dst,
+				  strerror(errno));
 		goto out;
 	}
 	staged = 0;

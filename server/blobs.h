@@ -45,7 +45,9 @@ const char *pcd_blobs_datadir(const struct pcd_blobs *b);
 int pcd_blob_writer_begin(struct pcd_blobs *b, uint64_t max_bytes, struct pcd_blob_writer **w,
 			  struct pc_error *err);
 /* Appends and hashes. PC_ERR_LIMIT (HTTP 413) once more than max_bytes
- * have been written in all; the writer should then be aborted. */
+ * have been written in all; the writer should then be aborted.
+ * PC_ERR_NOSPACE (507) when the disk is full: the temp file is removed
+ * at once, and the writer can only be aborted. */
 int pcd_blob_writer_write(struct pcd_blob_writer *w, const void *buf, size_t len, struct pc_error *err);
 uint64_t pcd_blob_writer_bytes(const struct pcd_blob_writer *w);
 /* The temp file's path, for validating the content before committing. */

@@ -180,7 +180,7 @@ static int h_model_post(struct pcd_req *r)
 	char id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
 	uint64_t bytes = pcd_blob_writer_bytes(*w);
-	int existed = 0, rc;
+	int existed = 0, file_existed = 0, rc;
 
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
@@ -216,10 +216,11 @@ static int h_model_post(struct pcd_req *r)
 		json_decref(info);
 		return MHD_YES;
 	}
-	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
+	rc = pcd_blobs_commit_model(app->blobs, *w, &file_existed, &err);
 	*w = NULL; /* taken by the commit either way */
-	if (!rc)
-		rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	if (!rc && (rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
+					     &err)) && !file_existed)
+		pcd_blobs_delete_model(app->blobs, id, NULL); /* no file without a record (a full disk) */
 	pthread_mutex_unlock(&record_lock);
 	if (rc)
 		goto fail;
@@ -349,7 +350,7 @@ static int h_dataset_post(struct pcd_req *r)
 	char xid[65], yid[65], id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
 	uint64_t bytes;
-	int existed = 0, rc;
+	int existed = 0, file_existed = 0, rc;
 
 	if (!*xw) {
 		pc_error_set(&err, PC_ERR_FORMAT, "inputs", "the form has no inputs part");
@@ -391,10 +392,11 @@ static int h_dataset_post(struct pcd_req *r)
 		json_decref(info);
 		return MHD_YES;
 	}
-	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, NULL, &err);
+	rc = pcd_blobs_commit_dataset(app->blobs, *xw, *yw, id, &file_existed, &err);
 	*xw = *yw = NULL; /* taken by the commit either way */
-	if (!rc)
-		rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
+	if (!rc && (rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
+					       &err)) && !file_existed)
+		pcd_blobs_delete_dataset(app->blobs, id, NULL); /* as for a model */
 	pthread_mutex_unlock(&record_lock);
 	if (rc)
 		goto fail;
@@ -854,33 +856,34 @@ static int h_asset(struct pcd_req *r)
 /* --- the table ----------------------------------------------------------- */
 
 const struct pcd_route pcd_routes[] = {
-	{"GET", "/healthz", h_healthz, PCD_BODY_NONE, 1},
-	{"GET", "/readyz", h_readyz, PCD_BODY_NONE, 1},
-	{"GET", "/metrics", h_metrics, PCD_BODY_NONE, 1},
-	{"GET", "/v1/openapi.yaml", h_openapi, PCD_BODY_NONE, 1},
-	{"POST", "/v1/models", h_model_post, PCD_BODY_MODEL, 0},
-	{"GET", "/v1/models", h_model_list, PCD_BODY_NONE, 0},
-	{"GET", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0},
-	{"HEAD", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0},
-	{"DELETE", "/v1/models/{id}", h_model_delete, PCD_BODY_NONE, 0},
-	{"POST", "/v1/datasets", h_dataset_post, PCD_BODY_MULTIPART, 0},
-	{"GET", "/v1/datasets", h_dataset_list, PCD_BODY_NONE, 0},
-	{"GET", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0},
-	{"HEAD", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0},
-	{"DELETE", "/v1/datasets/{id}", h_dataset_delete, PCD_BODY_NONE, 0},
-	{"POST", "/v1/jobs", h_job_post, PCD_BODY_JSON, 0},
-	{"GET", "/v1/jobs", h_job_list, PCD_BODY_NONE, 0},
-	{"GET", "/v1/jobs/{id}", h_job_get, PCD_BODY_NONE, 0},
-	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0},
-	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0},
-	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0},
-	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0},
-	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0},
-	{"GET", "/v1/jobs/{id}/artifacts/{name}", h_job_artifact, PCD_BODY_NONE, 0},
+	{"GET", "/healthz", h_healthz, PCD_BODY_NONE, 1, 0},
+	{"GET", "/readyz", h_readyz, PCD_BODY_NONE, 1, 0},
+	/* its queue depths are every tenant's */
+	{"GET", "/metrics", h_metrics, PCD_BODY_NONE, 0, 1},
+	{"GET", "/v1/openapi.yaml", h_openapi, PCD_BODY_NONE, 1, 0},
+	{"POST", "/v1/models", h_model_post, PCD_BODY_MODEL, 0, 0},
+	{"GET", "/v1/models", h_model_list, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0, 0},
+	{"HEAD", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0, 0},
+	{"DELETE", "/v1/models/{id}", h_model_delete, PCD_BODY_NONE, 0, 0},
+	{"POST", "/v1/datasets", h_dataset_post, PCD_BODY_MULTIPART, 0, 0},
+	{"GET", "/v1/datasets", h_dataset_list, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0, 0},
+	{"HEAD", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0, 0},
+	{"DELETE", "/v1/datasets/{id}", h_dataset_delete, PCD_BODY_NONE, 0, 0},
+	{"POST", "/v1/jobs", h_job_post, PCD_BODY_JSON, 0, 0},
+	{"GET", "/v1/jobs", h_job_list, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/jobs/{id}", h_job_get, PCD_BODY_NONE, 0, 0},
+	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0, 0},
+	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/jobs/{id}/artifacts/{name}", h_job_artifact, PCD_BODY_NONE, 0, 0},
 	/* the dashboard: public, it asks for the token itself */
-	{"GET", "/", h_asset, PCD_BODY_NONE, 1},
-	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1},
-	{"GET", "/style.css", h_asset, PCD_BODY_NONE, 1},
+	{"GET", "/", h_asset, PCD_BODY_NONE, 1, 0},
+	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1, 0},
+	{"GET", "/style.css", h_asset, PCD_BODY_NONE, 1, 0},
 };
 
 const size_t pcd_n_routes = sizeof(pcd_routes) / sizeof(pcd_routes[0]);

@@ -122,6 +122,7 @@ static const char *slug(unsigned status)
 	switch (status) {
 	case 400: return "bad-request";
 	case 401: return "unauthorized";
+	case 403: return "forbidden";
 	case 404: return "not-found";
 	case 405: return "method-not-allowed";
 	case 409: return "conflict";
@@ -352,13 +353,14 @@ static json_t *utf8_text(const char *s)
 	return j;
 }
 
-int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
-		     const char *const *extra_headers)
+/* A problem of type /problems/<name>. */
+static int send_problem_named(struct pcd_req *r, unsigned status, const char *name, const char *detail,
+			      json_t *errors, const char *const *extra_headers)
 {
 	char type[64];
 	json_t *p;
 
-	snprintf(type, sizeof(type), "/problems/%s", slug(status));
+	snprintf(type, sizeof(type), "/problems/%s", name);
 	/* the URL and a detail quoting it are the client's bytes: text that is
 	 * not UTF-8 would make the problem unbuildable and the request
 	 * unanswered, so it goes out with such bytes as '?' */
@@ -373,6 +375,12 @@ int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, jso
 	return send_json_typed(r, status, p, "application/problem+json", extra_headers);
 }
 
+int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
+		     const char *const *extra_headers)
+{
+	return send_problem_named(r, status, slug(status), detail, errors, extra_headers);
+}
+
 int pcd_send_error(struct pcd_req *r, const struct pc_error *err)
 {
 	char detail[700], ptr[200];
@@ -384,7 +392,10 @@ int pcd_send_error(struct pcd_req *r, const struct pc_error *err)
 	if ((err->code == PC_ERR_INVALID || err->code == PC_ERR_NOT_FOUND) && err->where[0] &&
 	    pcd_json_pointer_from_path(err->where, ptr, sizeof(ptr)) == 0)
 		errors = json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", err->text);
-	return pcd_send_problem(r, status, detail, errors, NULL);
+	/* a full disk shares 507 with the storage quota: its type is its row's
+	 * name, as a failed job's is (the slugs predate the row) */
+	return send_problem_named(r, status, err->code == PC_ERR_NOSPACE ? pc_status_name(err->code) : slug(status),
+				  detail, errors, NULL);
 }
 
 /* --- routing ------------------------------------------------------------- */
@@ -774,6 +785,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			return pcd_send_problem(r, 401, "a valid bearer token is required", NULL,
 						(const char *const[]){"WWW-Authenticate", "Bearer realm=\"paracorr\"",
 								      NULL});
+		if (r->route->admin_route && r->http->app->tokens && !r->admin) {
+			struct pc_error e = {0};
+
+			pc_error_set(&e, PC_ERR_FORBIDDEN, "", "this route is for a token of the admin role");
+			return pcd_send_error(r, &e);
+		}
 		body_begin(r); /* may answer 413 / 415 before the body */
 		return MHD_YES;
 	}

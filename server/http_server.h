@@ -108,6 +108,7 @@ struct pcd_route {
 	pcd_route_fn handler;
 	enum pcd_body body;
 	int public_route; /* served without a bearer token */
+	int admin_route;  /* with a tokens file, the admin role only (403 for another token) */
 };
 
 extern const struct pcd_route pcd_routes[];

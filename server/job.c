@@ -103,7 +103,9 @@ struct ckpt_header {
 	int64_t curve_bytes;
 };
 
-/* Writes the trainer's state and the curve so far, through a rename. */
+/* Writes the trainer's state and the curve so far, through a rename: a
+ * failed write (a full disk is PC_ERR_NOSPACE) removes its temp file and
+ * leaves the previous checkpoint as it was. */
 static int ckpt_save(const char *path, const struct pc_trainer *t, int epochs_done, const json_t *curve,
 		     struct pc_error *err)
 {
@@ -111,8 +113,9 @@ static int ckpt_save(const char *path, const struct pc_trainer *t, int epochs_do
 	char *text = json_dumps(curve, JSON_COMPACT | JSON_REAL_PRECISION(17)), tmp[4200];
 	float *state = malloc((size_t)h.state_floats * sizeof(float));
 	FILE *f = NULL;
-	int rc = 0;
+	int rc = 0, e;
 
+	tmp[0] = '\0';
 	if (!text || !state) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "checkpoint", "out of memory");
 		goto out;
@@ -123,16 +126,22 @@ static int ckpt_save(const char *path, const struct pc_trainer *t, int epochs_do
 	if (!(f = fopen(tmp, "wb")) || fwrite(&h, sizeof(h), 1, f) != 1 ||
 	    fwrite(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
 	    fwrite(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes || fflush(f) || fsync(fileno(f))) {
-		rc = pc_error_set(err, PC_ERR_IO, "checkpoint", "cannot write: %s", strerror(errno));
+		e = errno;
+		rc = pc_error_set(err, pc_status_of_errno(e), "checkpoint", "cannot write: %s", strerror(e));
 		goto out;
 	}
-	fclose(f);
+	e = fclose(f) ? errno : 0;
 	f = NULL;
-	if (rename(tmp, path))
-		rc = pc_error_set(err, PC_ERR_IO, "checkpoint", "cannot rename into place: %s", strerror(errno));
+	if (e)
+		rc = pc_error_set(err, pc_status_of_errno(e), "checkpoint", "cannot write: %s", strerror(e));
+	else if (rename(tmp, path))
+		rc = pc_error_set(err, pc_status_of_errno(errno), "checkpoint", "cannot rename into place: %s",
+				  strerror(errno));
 out:
 	if (f)
 		fclose(f);
+	if (rc && tmp[0])
+		unlink(tmp);
 	free(state);
 	free(text);
 	return rc;

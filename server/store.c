@@ -71,13 +71,27 @@ static void now_rfc3339(char out[PCD_TIME_LEN])
 	strftime(out, PCD_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* SQLite's primary result codes with a status of their own. A full disk
+ * is SQLITE_FULL; a write that hit a quota (EDQUOT) is SQLITE_IOERR, told
+ * by the errno of the system call that failed; anything else PC_ERR_IO. */
+static const struct {
+	int sqlite;
+	enum pc_status code;
+} db_codes[] = {
+	{SQLITE_BUSY, PC_ERR_BUSY},
+	{SQLITE_LOCKED, PC_ERR_BUSY},
+	{SQLITE_NOMEM, PC_ERR_NOMEM},
+	{SQLITE_FULL, PC_ERR_NOSPACE},
+};
+
 static int db_error(struct pcd_store *s, struct pc_error *err, const char *where)
 {
-	int code = sqlite3_errcode(s->db);
-	enum pc_status st = (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? PC_ERR_BUSY
-			    : code == SQLITE_NOMEM				  ? PC_ERR_NOMEM
-										  : PC_ERR_IO;
+	int code = sqlite3_errcode(s->db) & 0xff;
+	enum pc_status st = code == SQLITE_IOERR ? pc_status_of_errno(sqlite3_system_errno(s->db)) : PC_ERR_IO;
 
+	for (size_t i = 0; i < sizeof(db_codes) / sizeof(db_codes[0]); i++)
+		if (db_codes[i].sqlite == code)
+			st = db_codes[i].code;
 	return pc_error_set(err, st, where, "database: %s", sqlite3_errmsg(s->db));
 }
 

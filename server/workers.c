@@ -186,9 +186,17 @@ static int register_model(struct pcd_workers *w, const char *tenant, const char 
 	snprintf(idpath, sizeof(idpath), "%s/model.id", art);
 	{
 		FILE *o = fopen(idpath, "w");
+		int bad = !o || fputs(id, o) == EOF, e = errno;
 
-		if (!o || fputs(id, o) == EOF || fclose(o) != 0)
-			rc = pc_error_set(err, PC_ERR_IO, "hardened model", "cannot record its id");
+		if (o && fclose(o) != 0 && !bad) {
+			bad = 1;
+			e = errno;
+		}
+		if (bad) {
+			unlink(idpath);
+			rc = pc_error_set(err, pc_status_of_errno(e), "hardened model", "cannot record its id: %s",
+					  strerror(e));
+		}
 	}
 out:
 	pcd_blob_writer_abort(bw);
@@ -197,6 +205,16 @@ out:
 	free(text);
 	pc_graph_free(g);
 	return rc;
+}
+
+/* The problem JSON a failed job stores; NULL without memory. */
+static char *problem_text_of(const struct pc_error *err)
+{
+	json_t *problem = pcd_job_problem(err);
+	char *text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
+
+	json_decref(problem);
+	return text;
 }
 
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
@@ -208,7 +226,6 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	struct pc_error err = {0}, serr = {0};
 	enum pcd_job_status outcome;
 	char *report = NULL, *problem_text = NULL;
-	json_t *problem;
 	double t0 = now_mono();
 	int rc;
 
@@ -224,17 +241,19 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.cancel = on_cancel;
 	o.cancel_arg = &c;
 	harden = !strcmp(job->kind, "harden");
+	rc = PC_OK;
 	if (harden) {
-		/* the model and the checkpoint a restart resumes from */
-		if (pcd_blobs_artifacts_dir(w->blobs, job->id, 1, art, sizeof(art), &serr))
-			log_job(w, "error", job->id, "no artifacts directory", &serr);
+		/* the model and the checkpoint a restart resumes from; without
+		 * their directory (a full disk) the job fails saying so */
+		rc = pcd_blobs_artifacts_dir(w->blobs, job->id, 1, art, sizeof(art), &err);
 		snprintf(model_out, sizeof(model_out), "%s/model.onnx", art);
 		snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", art);
 		o.model_out = model_out;
 		o.checkpoint = ckpt;
 	}
 	log_job(w, "info", job->id, "started", NULL);
-	rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
+	if (rc == PC_OK)
+		rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
 	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
 		/* stopped for the drain, not by the user: run again after restart */
 		if (pcd_store_job_requeue(w->store, job->id, &serr))
@@ -251,11 +270,22 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		outcome = PCD_JOB_CANCELLED;
 	} else {
 		outcome = PCD_JOB_FAILED;
-		problem = pcd_job_problem(&err);
-		problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
-		json_decref(problem);
+		problem_text = problem_text_of(&err);
 	}
-	if (pcd_store_job_complete(w->store, job->id, outcome, report, problem_text, &serr))
+	rc = pcd_store_job_complete(w->store, job->id, outcome, report, problem_text, &serr);
+	if (rc == PC_ERR_NOSPACE && report) {
+		/* the disk filled up under the report: the job fails with that
+		 * problem, a row of a few bytes, which fits in the pages the
+		 * rolled-back report had already claimed */
+		pc_error_clear(&err);
+		pc_error_set(&err, PC_ERR_NOSPACE, "report", "cannot store the report: %s", serr.text);
+		outcome = PCD_JOB_FAILED;
+		free(problem_text);
+		problem_text = problem_text_of(&err);
+		pc_error_clear(&serr);
+		rc = pcd_store_job_complete(w->store, job->id, outcome, NULL, problem_text, &serr);
+	}
+	if (rc)
 		log_job(w, "error", job->id, "cannot record the outcome", &serr);
 	else
 		log_job(w, outcome == PCD_JOB_FAILED ? "warn" : "info", job->id, pcd_job_status_name(outcome),

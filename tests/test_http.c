@@ -1003,9 +1003,14 @@ TEST(http_auth_cors)
 	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: paracorr.internal:443", &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
-	/* operations stay public */
+	/* health stays public; the metrics (every tenant's queue) are the
+	 * admin role's: 401 without a token, 403 for an ordinary one */
 	EXPECT(&d, "GET", "/healthz", 200);
-	EXPECT(&d, "GET", "/metrics", 200);
+	EXPECT(&d, "GET", "/metrics", 401);
+	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer second-token", &r) == 0);
+	CHECK(is_problem(&r, 403));
+	CHECK_MSG(r.body && strstr(r.body, "\"/problems/forbidden\""), "%s", r.body ? r.body : "");
+	resp_free(&r);
 
 	/* CORS: a preflight from a listed origin is granted, without a token */
 	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
@@ -2062,6 +2067,57 @@ static int openapi_operations(char ops[][160], int max)
 	}
 	free(text);
 	return n;
+}
+
+/* GET /metrics shows the queue depths of every tenant: with a tokens file
+ * only the admin role reads it (401 without a token, 403 problem of type
+ * /problems/forbidden for a tenant's token, 200 for the admin); without
+ * one it stays open. */
+TEST(http_tenants_metrics)
+{
+	struct daemon d;
+	char tokens[PATH_MAX];
+	const char *extra[] = {"--tokens-file", tokens, NULL};
+	struct resp r;
+	FILE *f;
+
+	memset(&d, 0, sizeof(d));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
+	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	fputs("tok-alice tenant=alice\ntok-ops tenant=ops role=admin\ntok-legacy\n", f);
+	fclose(f);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+	REQUIRE(get(&d, "/metrics", &r) == 0);
+	CHECK(is_problem(&r, 401));
+	resp_free(&r);
+	for (int i = 0; i < 2; i++) {
+		const char *tok = i ? "Authorization: Bearer tok-legacy" : "Authorization: Bearer tok-alice";
+		json_t *j;
+
+		REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, tok, &r) == 0);
+		CHECK(is_problem(&r, 403));
+		j = resp_json(&r);
+		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/forbidden"), "%s",
+			  r.body ? r.body : "");
+		CHECK(r.body && !strstr(r.body, "paracorr_queue_depth"));
+		json_decref(j);
+		resp_free(&r);
+	}
+	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-ops", &r) == 0);
+	CHECK_INT(r.status, 200);
+	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
+	resp_free(&r);
+	/* the rest of the tenant's API is unchanged for an ordinary token */
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-alice", &r) == 0);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
 }
 
 TEST(http_z_openapi_routes)

@@ -24,7 +24,9 @@
 	X(PC_ERR_CONFLICT, "conflict", 409, "conflict with the current state")    \
 	X(PC_ERR_BUSY, "busy", 503, "busy, try again later")                      \
 	X(PC_ERR_QUOTA, "quota", 429, "quota exceeded, try again later")          \
-	X(PC_ERR_STORAGE_QUOTA, "storage_quota", 507, "storage quota exceeded")
+	X(PC_ERR_STORAGE_QUOTA, "storage_quota", 507, "storage quota exceeded")   \
+	X(PC_ERR_NOSPACE, "nospace", 507, "no space left on the device")          \
+	X(PC_ERR_FORBIDDEN, "forbidden", 403, "forbidden to this token's role")
 
 enum pc_status {
 #define PC_ERROR_ENUM(code, name, http, msg) code,
@@ -49,6 +51,11 @@ void pc_error_clear(struct pc_error *err);
 const char *pc_status_name(enum pc_status code);
 const char *pc_status_message(enum pc_status code);
 int pc_status_http(enum pc_status code);
+
+/* The status of a failed write, mkdir, fsync or rename from its errno: a
+ * full device or an exhausted quota (ENOSPC, EDQUOT) is PC_ERR_NOSPACE,          \
+ * anything else PC_ERR_IO. */
+enum pc_status pc_status_of_errno(int e);
 
 /* "where: text" (or just text) into buf; returns buf. */
 const char *pc_error_format(const struct pc_error *err, char *buf, size_t size);
