@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +55,7 @@ static int list_limit(struct pcd_req *r)
 	errno = 0;
 	v = strtol(q, &end, 10);
 	if (errno || end == q || *end || v < 1 || v > LIST_MAX) {
-		pcd_send_problem(r, 400, "limit must be an integer in 1..500",
-				 json_pack("[{s:s, s:s}]", "pointer", "/limit", "detail", "1..500"), NULL);
+		pcd_send_problem(r, PC_ERR_BAD_REQUEST, "limit", NULL, "must be an integer in 1..%d", LIST_MAX);
 		return -1;
 	}
 	return (int)v;
@@ -84,7 +84,6 @@ static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
 	struct pc_error err = {0};
 	int64_t stored = 0;
 	uint64_t limit = (uint64_t)app->settings->tenant_max_stored_mb << 20;
-	char detail[300];
 
 	if (!limit)
 		return 1;
@@ -94,12 +93,10 @@ static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
 	}
 	if (stored < 0 || (uint64_t)stored + bytes <= limit)
 		return 1;
-	snprintf(detail, sizeof(detail),
-		 "tenant_max_stored_mb: this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
-		 " bytes, above %d MiB; delete uploads it no longer needs",
-		 bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
-	pcd_send_problem(r, 507, detail, json_pack("[{s:s, s:s}]", "pointer", "", "detail", "tenant_max_stored_mb"),
-			 NULL);
+	pcd_send_problem(r, PC_ERR_STORAGE_QUOTA, "tenant_max_stored_mb", NULL,
+			 "this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
+			 " bytes, above %d MiB; delete uploads it no longer needs",
+			 bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
 	return 0;
 }
 
@@ -139,7 +136,8 @@ static int h_readyz(struct pcd_req *r)
 		snprintf(detail, sizeof(detail), "%" PRIu64 " MiB free on the data directory's disk, below %d",
 			 free_mb, app->settings->min_free_disk_mb);
 	if (detail[0])
-		return pcd_send_problem(r, 503, detail, NULL, (const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+		return pcd_send_problem(r, PC_ERR_BUSY, NULL, (const char *const[]){"Retry-After", RETRY_AFTER_S, NULL},
+					"%s", detail);
 	return pcd_send_json(r, 200, json_pack("{s:s, s:I}", "status", "ready", "free_disk_mb", (json_int_t)free_mb),
 			     NULL);
 }
@@ -153,7 +151,7 @@ static int h_metrics(struct pcd_req *r)
 
 	pcd_store_queue_depth(app->store, &queued, &running, NULL);
 	if (!(text = pcd_prom_render(app->prom, queued, running, atomic_load(&app->draining))))
-		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOMEM, NULL, NULL, "out of memory");
 	rc = pcd_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 	free(text);
 	return rc;
@@ -165,7 +163,7 @@ static int h_openapi(struct pcd_req *r)
 	struct pcd_asset a;
 
 	if (!pcd_asset_find("/v1/openapi.yaml", &a))
-		return pcd_send_problem(r, 404, "the OpenAPI document is not built in", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "the OpenAPI document is not built in");
 	return pcd_send_text(r, 200, a.content_type, (const char *)a.data, a.size);
 }
 
@@ -243,10 +241,10 @@ static int blob_get(struct pcd_req *r, int dataset)
 	json_t *o;
 
 	if (!pcd_blobs_id_valid(id))
-		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 	if ((dataset ? pcd_store_dataset_get : pcd_store_model_get)(app->store, pcd_req_scope(r), id, &rec, &err))
 		return err.code == PC_ERR_NOT_FOUND
-			       ? pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL)
+			       ? pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model")
 			       : pcd_send_error(r, &err);
 	o = rec_json(r, &rec, 1);
 	pcd_blob_rec_free(&rec);
@@ -262,14 +260,14 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	int unused = 0;
 
 	if (!pcd_blobs_id_valid(id))
-		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 	/* the record first: it refuses while a pending job names the id */
 	pthread_mutex_lock(&record_lock);
 	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, pcd_req_scope(r), id, &unused,
 									  &err)) {
 		pthread_mutex_unlock(&record_lock);
 		if (err.code == PC_ERR_NOT_FOUND)
-			return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 		return pcd_send_error(r, &err);
 	}
 	pc_error_clear(&err);
@@ -303,7 +301,7 @@ static int blob_list(struct pcd_req *r, int dataset)
 		size_t idn = colon ? (size_t)(colon - cursor) : strlen(cursor);
 
 		if (idn >= sizeof(after) || (colon && !pcd_tenant_name_valid(colon + 1)))
-			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "cursor", NULL, "malformed");
 		memcpy(after, cursor, idn);
 		after[idn] = '\0';
 		if (colon)
@@ -376,8 +374,6 @@ static int h_dataset_post(struct pcd_req *r)
 		pcd_error_hide_path(&err, pcd_blob_writer_path(*xw), "inputs");
 		if (*yw)
 			pcd_error_hide_path(&err, pcd_blob_writer_path(*yw), "labels");
-		if (err.code == PC_ERR_LIMIT)
-			return pcd_send_problem(r, 422, err.text, NULL, NULL);
 		goto fail;
 	}
 	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
@@ -470,33 +466,36 @@ static int send_job(struct pcd_req *r, unsigned status, const struct pcd_job *j,
 	json_t *o = job_json(r, j);
 
 	if (!o)
-		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOMEM, NULL, NULL, "out of memory");
 	return pcd_send_json(r, status, o, extra);
 }
 
-/* A spec error: 422 with the field as a JSON pointer. */
-static int spec_problem(struct pcd_req *r, const char *where, const char *detail)
+/* A spec error: the field, and the problem the error table gives it. */
+static int spec_problem(struct pcd_req *r, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int spec_problem(struct pcd_req *r, const char *where, const char *fmt, ...)
 {
-	char ptr[200] = "";
-	char text[700];
+	struct pc_error err = {.code = PC_ERR_INVALID};
+	va_list ap;
 
-	if (where && where[0] && pcd_json_pointer_from_path(where, ptr, sizeof(ptr)) != 0)
-		ptr[0] = '\0';
-	snprintf(text, sizeof(text), "%s%s%s", where && where[0] ? where : "", where && where[0] ? ": " : "",
-		 detail);
-	return pcd_send_problem(r, 422, text, json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", detail), NULL);
+	snprintf(err.where, sizeof(err.where), "%s", where);
+	va_start(ap, fmt);
+	vsnprintf(err.text, sizeof(err.text), fmt, ap);
+	va_end(ap);
+	return pcd_send_error(r, &err);
 }
 
 static int h_job_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	const char *key = pcd_req_header(r, "Idempotency-Key");
+	const char *const retry[] = {"Retry-After", RETRY_AFTER_S, NULL};
 	struct pcd_blob_rec rec = {0};
 	struct pc_error err = {0};
 	struct pc_spec spec;
 	struct pcd_job job = {0};
 	json_error_t jerr;
-	char loc[64], detail[300];
+	char loc[64];
 	const char *body;
 	size_t len;
 	json_t *root;
@@ -504,16 +503,13 @@ static int h_job_post(struct pcd_req *r)
 	int created = 0, rc;
 
 	if (atomic_load(&app->draining))
-		return pcd_send_problem(r, 503, "the service is shutting down", NULL,
-					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+		return pcd_send_problem(r, PC_ERR_BUSY, NULL, retry, "the service is shutting down");
 	if (key && (!key[0] || strlen(key) > 255))
-		return pcd_send_problem(r, 400, "Idempotency-Key must be 1 to 255 characters", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, NULL, NULL, "Idempotency-Key must be 1 to 255 characters");
 	body = pcd_req_body(r, &len);
-	if (!(root = json_loadb(body, len, 0, &jerr))) {
-		snprintf(detail, sizeof(detail), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-			 jerr.text);
-		return pcd_send_problem(r, 400, detail, NULL, NULL);
-	}
+	if (!(root = json_loadb(body, len, 0, &jerr)))
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, NULL, NULL, "invalid JSON at line %d column %d: %s",
+					jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return spec_problem(r, "", "the job spec must be a JSON object");
@@ -521,7 +517,7 @@ static int h_job_post(struct pcd_req *r)
 	rc = pc_spec_parse(root, &spec, &err);
 	json_decref(root);
 	if (rc)
-		return spec_problem(r, err.where, err.text);
+		return pcd_send_error(r, &err);
 	/* the ids must name uploads this service holds */
 	if (spec.labels) {
 		pc_spec_free(&spec);
@@ -554,43 +550,33 @@ static int h_job_post(struct pcd_req *r)
 		pcd_blob_rec_free(&rec);
 		if (model_classes > 0 && train_classes > model_classes) {
 			pc_spec_free(&spec);
-			snprintf(detail, sizeof(detail),
-				 "the training dataset's labels span %lld classes; the model has %lld outputs", train_classes,
-				 model_classes);
-			return spec_problem(r, "training.dataset", detail);
+			return spec_problem(r, "training.dataset",
+					    "the training dataset's labels span %lld classes; the model has %lld outputs",
+					    train_classes, model_classes);
 		}
 	}
 	/* labels the model cannot score: refused now, not after a queue wait */
 	if (model_classes > 0 && data_classes > model_classes) {
 		pc_spec_free(&spec);
-		snprintf(detail, sizeof(detail), "the dataset's labels span %lld classes; the model has %lld outputs",
-			 data_classes, model_classes);
-		return spec_problem(r, "dataset", detail);
+		return spec_problem(r, "dataset", "the dataset's labels span %lld classes; the model has %lld outputs",
+				    data_classes, model_classes);
 	}
 	/* a spec whose fields are each in range may still plan years of work */
-	if ((rc = pcd_job_check_work(app->store, pcd_req_scope(r), &spec, pcd_settings_max_work(app->settings),
-				     &err))) {
+	if (pcd_job_check_work(app->store, pcd_req_scope(r), &spec, pcd_settings_max_work(app->settings), &err)) {
 		pc_spec_free(&spec);
-		return rc == PC_ERR_LIMIT ? spec_problem(r, "", pc_error_format(&err, detail, sizeof(detail)))
-					  : pcd_send_error(r, &err);
+		return pcd_send_error(r, &err);
 	}
 	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, key,
 				  app->settings->max_queue, app->settings->tenant_max_queued_jobs, &job, &created, &err);
 	pc_spec_free(&spec);
 	if (rc == PC_ERR_BUSY)
-		return pcd_send_problem(r, 503, "the job queue is full", NULL,
-					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
-	if (rc == PC_ERR_QUOTA) {
-		snprintf(detail, sizeof(detail),
-			 "tenant_max_queued_jobs: this tenant has %d jobs queued already; submit again once one has "
-			 "started",
-			 app->settings->tenant_max_queued_jobs);
-		return pcd_send_problem(r, 429, detail,
-					json_pack("[{s:s, s:s}]", "pointer", "", "detail", "tenant_max_queued_jobs"),
-					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
-	}
+		return pcd_send_problem(r, PC_ERR_BUSY, NULL, retry, "the job queue is full");
+	if (rc == PC_ERR_QUOTA)
+		return pcd_send_problem(r, PC_ERR_QUOTA, "tenant_max_queued_jobs", retry,
+					"this tenant has %d jobs queued already; submit again once one has started",
+					app->settings->tenant_max_queued_jobs);
 	if (rc == PC_ERR_CONFLICT)
-		return pcd_send_problem(r, 409, "this Idempotency-Key was used with a different spec", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "this Idempotency-Key was used with a different spec");
 	if (rc)
 		return pcd_send_error(r, &err);
 	if (created) {
@@ -607,7 +593,7 @@ static int h_job_post(struct pcd_req *r)
 
 static int job_not_found(struct pcd_req *r)
 {
-	return pcd_send_problem(r, 404, "no such job", NULL, NULL);
+	return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such job");
 }
 
 static int h_job_get(struct pcd_req *r)
@@ -635,8 +621,7 @@ static int h_job_report(struct pcd_req *r)
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		if (err.code == PC_ERR_CONFLICT)
-			return pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)",
-						NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has no report (not finished, or it did not succeed)");
 		return pcd_send_error(r, &err);
 	}
 	rc = pcd_send_text(r, 200, "application/json", text, strlen(text));
@@ -656,7 +641,7 @@ static int h_job_cancel(struct pcd_req *r)
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		if (err.code == PC_ERR_CONFLICT)
-			return pcd_send_problem(r, 409, "the job has already finished", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has already finished");
 		return pcd_send_error(r, &err);
 	}
 	pcd_log("info", "msg=\"job cancel\" job=%s status=%s req_id=%s", pcd_req_id_param(r),
@@ -708,16 +693,15 @@ static int h_job_list(struct pcd_req *r)
 	if (limit < 0)
 		return MHD_YES;
 	if (status && pcd_job_status_parse(status) < 0)
-		return pcd_send_problem(r, 400, "status must be queued, running, succeeded, failed or cancelled",
-					json_pack("[{s:s, s:s}]", "pointer", "/status", "detail", "unknown status"),
-					NULL);
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "status", NULL,
+					"must be queued, running, succeeded, failed or cancelled");
 	if (cursor) {
 		char *end;
 
 		errno = 0;
 		after = strtoll(cursor, &end, 10);
 		if (errno || end == cursor || *end || after < 0)
-			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "cursor", NULL, "malformed");
 	}
 	if (pcd_store_job_list(app->store, pcd_req_scope(r), status, after, limit, &jobs, &n, &err))
 		return pcd_send_error(r, &err);
@@ -745,8 +729,7 @@ static json_t *job_report_json(struct pcd_req *r, int *rc)
 		if (err.code == PC_ERR_NOT_FOUND)
 			*rc = job_not_found(r);
 		else if (err.code == PC_ERR_CONFLICT)
-			*rc = pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)",
-					       NULL, NULL);
+			*rc = pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has no report (not finished, or it did not succeed)");
 		else
 			*rc = pcd_send_error(r, &err);
 		return NULL;
@@ -754,7 +737,7 @@ static json_t *job_report_json(struct pcd_req *r, int *rc)
 	rep = json_loads(text, 0, NULL);
 	free(text);
 	if (!rep)
-		*rc = pcd_send_problem(r, 500, "the stored report is not JSON", NULL, NULL);
+		*rc = pcd_send_problem(r, PC_ERR_INTERNAL, NULL, NULL, "the stored report is not JSON");
 	return rep;
 }
 
@@ -770,7 +753,7 @@ static int h_job_charts(struct pcd_req *r)
 	list = pcd_charts_list(rep);
 	json_decref(rep);
 	if (!list)
-		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOMEM, NULL, NULL, "out of memory");
 	json_array_foreach(list, i, c)
 	{
 		snprintf(href, sizeof(href), "/v1/jobs/%s/charts/%s.svg", pcd_req_id_param(r),
@@ -791,7 +774,7 @@ static int h_job_chart(struct pcd_req *r)
 
 	/* the name carries its format, so a browser saves it as what it is */
 	if (n <= 4 || n - 4 >= sizeof(name) || strcmp(file + n - 4, ".svg"))
-		return pcd_send_problem(r, 404, "no such chart (charts are <name>.svg)", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such chart (charts are <name>.svg)");
 	memcpy(name, file, n - 4);
 	name[n - 4] = '\0';
 	if (!(rep = job_report_json(r, &rc)))
@@ -799,7 +782,7 @@ static int h_job_chart(struct pcd_req *r)
 	rc = pcd_chart_svg(rep, name, &svg, &err);
 	json_decref(rep);
 	if (rc == PC_ERR_NOT_FOUND)
-		return pcd_send_problem(r, 404, "this job's report has no such chart", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "this job's report has no such chart");
 	if (rc)
 		return pcd_send_error(r, &err);
 	rc = pcd_send_text(r, 200, "image/svg+xml; charset=utf-8", svg, strlen(svg));
@@ -817,20 +800,20 @@ static int h_job_artifact(struct pcd_req *r)
 	int fd, done;
 
 	if (strcmp(pcd_req_name_param(r), "model.onnx"))
-		return pcd_send_problem(r, 404, "no such artifact (a harden job has model.onnx)", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such artifact (a harden job has model.onnx)");
 	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
 	done = job.status == PCD_JOB_SUCCEEDED && !strcmp(job.kind, "harden");
 	pcd_job_free(&job);
 	if (!done)
-		return pcd_send_problem(r, 409, "only a succeeded harden job has a hardened model", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "only a succeeded harden job has a hardened model");
 	if (pcd_blobs_artifacts_dir(app->blobs, pcd_req_id_param(r), 0, dir, sizeof(dir), &err))
 		return pcd_send_error(r, &err);
 	snprintf(path, sizeof(path), "%s/model.onnx", dir);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
 			close(fd);
-		return pcd_send_problem(r, 404, "the hardened model is gone", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "the hardened model is gone");
 	}
 	snprintf(disp, sizeof(disp), "attachment; filename=\"%s-hardened.onnx\"", pcd_req_id_param(r));
 	return pcd_send_file(r, 200, "application/octet-stream", fd, (uint64_t)st.st_size,
@@ -847,7 +830,7 @@ static int h_asset(struct pcd_req *r)
 	if (!strcmp(path, "/"))
 		path = "/index.html";
 	if (!pcd_asset_find(path, &a))
-		return pcd_send_problem(r, 404, "no such resource", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such resource");
 	return pcd_send_text(r, 200, a.content_type, (const char *)a.data, a.size);
 }
 

@@ -494,7 +494,7 @@ int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const stru
 	*report_text = NULL;
 	root = json_loads(spec_text, 0, &jerr);
 	if (!root)
-		return pc_error_set(err, PC_ERR_INVALID, "spec", "not JSON: line %d column %d: %s", jerr.line,
+		return pc_error_set(err, PC_ERR_INVALID, "", "the spec is not JSON: line %d column %d: %s", jerr.line,
 				    jerr.column, jerr.text);
 	if ((rc = pc_spec_parse(root, &spec, err)))
 		goto out;
@@ -507,11 +507,11 @@ int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const stru
 	    (rc = pcd_blobs_dataset_paths(blobs, spec.inputs, inputs, labels, sizeof(inputs), &has_labels, err)))
 		goto out;
 	if (stat(model, &st) != 0) {
-		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model with id %s", spec.model);
+		rc = pc_error_set(err, PC_ERR_INVALID, "model", "no model with this id");
 		goto out;
 	}
 	if (stat(inputs, &st) != 0) {
-		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset with id %s", spec.inputs);
+		rc = pc_error_set(err, PC_ERR_INVALID, "dataset", "no dataset with this id");
 		goto out;
 	}
 	files.model = model;
@@ -526,8 +526,7 @@ int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const stru
 						  &has_tlabels, err)))
 			goto out;
 		if (stat(tinputs, &st) != 0) {
-			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "training.dataset", "no dataset with id %s",
-					  spec.training.inputs);
+			rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "no dataset with this id");
 			goto out;
 		}
 		files.train_inputs = tinputs;
@@ -548,86 +547,6 @@ out:
 		pc_spec_free(&spec);
 	json_decref(root);
 	return rc;
-}
-
-int pcd_json_pointer_from_path(const char *path, char *out, size_t size)
-{
-	size_t n = 0;
-	const char *p;
-
-#define PUT(c)                                                                                                    \
-	do {                                                                                                      \
-		if (n + 1 >= size)                                                                                \
-			return -1;                                                                                \
-		out[n++] = (c);                                                                                   \
-	} while (0)
-
-	if (!size)
-		return -1;
-	if (*path)
-		PUT('/');
-	for (p = path; *p; p++) {
-		switch (*p) {
-		case '.':
-			PUT('/');
-			break;
-		case '[':
-			/* "a[2]" is member a, element 2 */
-			if (p != path)
-				PUT('/');
-			break;
-		case ']':
-			break;
-		case '~':
-			PUT('~');
-			PUT('0');
-			break;
-		case '/':
-			PUT('~');
-			PUT('1');
-			break;
-		default:
-			PUT(*p);
-		}
-	}
-#undef PUT
-	out[n] = '\0';
-	return 0;
-}
-
-/* A field path as spec.c writes them: letters, digits, '_', '.', '[', ']'. */
-static int is_field_path(const char *s)
-{
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if (!(strchr("._[]-", *s) || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9')))
-			return 0;
-	return 1;
-}
-
-json_t *pcd_job_problem(const struct pc_error *err)
-{
-	char type[64], detail[700], pointer[256];
-	enum pc_status code = err->code == PC_OK ? PC_ERR_INTERNAL : err->code;
-	json_t *p;
-
-	snprintf(type, sizeof(type), "/problems/%s", pc_status_name(code));
-	pc_error_format(err, detail, sizeof(detail));
-	p = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", pc_status_message(code), "status",
-		      pc_status_http(code), "detail", detail);
-	if (!p)
-		return NULL;
-	if ((code == PC_ERR_INVALID || code == PC_ERR_NOT_FOUND) && is_field_path(err->where) &&
-	    pcd_json_pointer_from_path(err->where, pointer, sizeof(pointer)) == 0) {
-		json_t *e = json_pack("[{s:s, s:s}]", "pointer", pointer, "detail", err->text);
-		if (!e || json_object_set_new(p, "errors", e) != 0) {
-			json_decref(p);
-			return NULL;
-		}
-	}
-	return p;
 }
 
 /* --- the work budget at submission ------------------------------------- */

@@ -93,24 +93,12 @@ json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes)
 /* [d0, d1, ...] */
 json_t *pcd_shape_json(const struct pc_shape *s);
 
-/* The problem object (application/problem+json body) for a failed job:
- * {type, title, status, detail}, plus errors: [{pointer, detail}] when
- * the error is about a spec field (PC_ERR_INVALID or PC_ERR_NOT_FOUND with
- * a field path in err->where: pointer "/corruption/epsilons/2" for
- * "corruption.epsilons[2]"). type is "/problems/<status name>". New
- * reference; NULL only when out of memory. */
-json_t *pcd_job_problem(const struct pc_error *err);
-
 struct pcd_store;
 /* The job's estimated work (pc_spec_work) from the stored descriptions of
  * its model and datasets as tenant sees them (NULL: any tenant's), against
- * max_work (multiply-adds; <= 0: no bound): PC_ERR_LIMIT naming
+ * max_work (multiply-adds; <= 0: no bound): PC_ERR_TOO_MUCH_WORK naming
  * max_job_work, the estimate and the limit. */
 int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct pc_spec *spec, double max_work,
 		       struct pc_error *err);
-
-/* "corruption.epsilons[2]" -> "/corruption/epsilons/2" (RFC 6901 escaping
- * of '~' and '/'). Returns 0, or -1 when out does not fit. */
-int pcd_json_pointer_from_path(const char *path, char *out, size_t size);
 
 #endif

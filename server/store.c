@@ -27,6 +27,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "problem.h"
 #include "sha256.h"
 
 #define SCHEMA_VERSION 2
@@ -1108,7 +1109,8 @@ out:
 int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
 			  struct pc_error *err)
 {
-	char now[PCD_TIME_LEN], detail[160];
+	char now[PCD_TIME_LEN];
+	struct pc_error gave_up = {0};
 	sqlite3_stmt *st = NULL;
 	json_t *problem = NULL;
 	char *problem_text = NULL;
@@ -1116,10 +1118,9 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 
 	if (max_attempts < 1)
 		max_attempts = 1;
-	snprintf(detail, sizeof(detail),
-		 "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
-	problem = json_pack("{s:s, s:s, s:i, s:s}", "type", "/problems/gave-up", "title", "Job gave up", "status",
-			    500, "detail", detail);
+	pc_error_set(&gave_up, PC_ERR_GAVE_UP, NULL,
+		     "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
+	problem = pcd_problem_json(&gave_up);
 	problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
 	json_decref(problem);
 	if (!problem_text)

@@ -26,6 +26,7 @@
 #include "job.h"
 #include "paracorr/onnx.h"
 #include "log.h"
+#include "problem.h"
 
 #define HEARTBEAT_SECONDS 0.5
 
@@ -251,7 +252,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		outcome = PCD_JOB_CANCELLED;
 	} else {
 		outcome = PCD_JOB_FAILED;
-		problem = pcd_job_problem(&err);
+		problem = pcd_problem_json(&err);
 		problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
 		json_decref(problem);
 	}

@@ -247,6 +247,17 @@ TEST(store_recover_after_crash_and_attempts_bound)
 			CHECK_INT(nfail, 1);
 			CHECK_INT(j.status, PCD_JOB_FAILED);
 			CHECK(j.error && strstr(j.error, "gave up after 3 attempts"));
+			{
+				/* the problem the error table gives gave_up, as any other */
+				json_t *pr = j.error ? json_loads(j.error, 0, NULL) : NULL;
+
+				CHECK(pr && !strcmp(json_string_value(json_object_get(pr, "type")) ?: "",
+						    "/problems/gave_up"));
+				CHECK(pr && json_integer_value(json_object_get(pr, "status")) == 500);
+				CHECK(pr && !strcmp(json_string_value(json_object_get(pr, "title")) ?: "",
+						    pc_status_message(PC_ERR_GAVE_UP)));
+				json_decref(pr);
+			}
 		}
 		pcd_job_free(&j);
 	}
