@@ -100,17 +100,6 @@ static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
 	return 0;
 }
 
-/* An integer field of a stored upload's description; -1 when absent. */
-static long long info_int(const struct pcd_blob_rec *rec, const char *key)
-{
-	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
-	json_t *v = json_object_get(o, key);
-	long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-
-	json_decref(o);
-	return n;
-}
-
 /* --- operations ---------------------------------------------------------- */
 
 static int h_healthz(struct pcd_req *r)
@@ -422,41 +411,24 @@ static int h_dataset_list(struct pcd_req *r)
 
 /* --- jobs ---------------------------------------------------------------- */
 
-/* A harden job's model id (its artifacts' model.id), or "" . */
-static void hardened_model_id(struct pcd_app *app, const char *job_id, char id[65])
-{
-	char dir[4096], path[4200];
-	FILE *f;
-
-	id[0] = '\0';
-	if (pcd_blobs_artifacts_dir(app->blobs, job_id, 0, dir, sizeof(dir), NULL))
-		return;
-	snprintf(path, sizeof(path), "%s/model.id", dir);
-	if ((f = fopen(path, "r"))) {
-		if (!fgets(id, 65, f) || !pcd_blobs_id_valid(id))
-			id[0] = '\0';
-		fclose(f);
-	}
-}
-
-/* The job object, with a succeeded harden job's model linked, and for the
- * admin role the job's tenant. */
+/* The job object, with the model a succeeded job's kind left (its
+ * artifact, recorded in the store) linked, and for the admin role the
+ * job's tenant. */
 static json_t *job_json(struct pcd_req *r, const struct pcd_job *j)
 {
 	struct pcd_app *app = pcd_req_app(r);
+	const struct pcd_job_kind *k = pcd_job_kind_find(j->kind);
 	json_t *o = pcd_job_to_json(j);
 	char id[65], link[200];
 
 	if (o && pcd_req_admin(r))
 		json_object_set_new(o, "tenant", json_string(j->tenant));
-	if (o && j->status == PCD_JOB_SUCCEEDED && !strcmp(j->kind, "harden")) {
-		hardened_model_id(app, j->id, id);
-		if (id[0]) {
-			snprintf(link, sizeof(link), "/v1/jobs/%s/artifacts/model.onnx", j->id);
-			json_object_set_new(json_object_get(o, "links"), "model", json_string(link));
-			snprintf(link, sizeof(link), "/v1/models/%s", id);
-			json_object_set_new(json_object_get(o, "links"), "hardened_model", json_string(link));
-		}
+	if (o && j->status == PCD_JOB_SUCCEEDED && k && k->artifact &&
+	    pcd_store_job_artifact_get(app->store, j->id, k->artifact, id, NULL) == PC_OK) {
+		snprintf(link, sizeof(link), "/v1/jobs/%s/artifacts/%s", j->id, k->artifact);
+		json_object_set_new(json_object_get(o, "links"), "model", json_string(link));
+		snprintf(link, sizeof(link), "/v1/models/%s", id);
+		json_object_set_new(json_object_get(o, "links"), "hardened_model", json_string(link));
 	}
 	return o;
 }
@@ -490,7 +462,8 @@ static int h_job_post(struct pcd_req *r)
 	struct pcd_app *app = pcd_req_app(r);
 	const char *key = pcd_req_header(r, "Idempotency-Key");
 	const char *const retry[] = {"Retry-After", RETRY_AFTER_S, NULL};
-	struct pcd_blob_rec rec = {0};
+	const struct pcd_job_kind *kind;
+	struct pcd_job_refs refs;
 	struct pc_error err = {0};
 	struct pc_spec spec;
 	struct pcd_job job = {0};
@@ -499,7 +472,6 @@ static int h_job_post(struct pcd_req *r)
 	const char *body;
 	size_t len;
 	json_t *root;
-	long long model_classes, data_classes;
 	int created = 0, rc;
 
 	if (atomic_load(&app->draining))
@@ -518,55 +490,16 @@ static int h_job_post(struct pcd_req *r)
 	json_decref(root);
 	if (rc)
 		return pcd_send_error(r, &err);
-	/* the ids must name uploads this service holds */
-	if (spec.labels) {
+	/* the kind's check: the same validation the job gets when it runs */
+	if (!(kind = pcd_job_kind_find(spec.kind))) {
 		pc_spec_free(&spec);
-		return spec_problem(r, "dataset", "must be a dataset id; file paths are for the CLI");
+		return spec_problem(r, "kind", "no job kind with this name");
 	}
-	/* another tenant's upload is answered as an unknown id */
-	if (!pcd_blobs_id_valid(spec.model) || pcd_store_model_get(app->store, pcd_req_scope(r), spec.model, &rec, NULL)) {
-		pc_spec_free(&spec);
-		return spec_problem(r, "model", "no model with this id");
-	}
-	model_classes = info_int(&rec, "classes");
-	pcd_blob_rec_free(&rec);
-	if (!pcd_blobs_id_valid(spec.inputs) ||
-	    pcd_store_dataset_get(app->store, pcd_req_scope(r), spec.inputs, &rec, NULL)) {
-		pc_spec_free(&spec);
-		return spec_problem(r, "dataset", "no dataset with this id");
-	}
-	data_classes = info_int(&rec, "classes");
-	pcd_blob_rec_free(&rec);
-	/* a harden job's training data must be here too, and fit the model */
-	if (spec.has_training) {
-		long long train_classes;
-
-		if (spec.training.labels || !pcd_blobs_id_valid(spec.training.inputs) ||
-		    pcd_store_dataset_get(app->store, pcd_req_scope(r), spec.training.inputs, &rec, NULL)) {
-			pc_spec_free(&spec);
-			return spec_problem(r, "training.dataset", "no dataset with this id");
-		}
-		train_classes = info_int(&rec, "classes");
-		pcd_blob_rec_free(&rec);
-		if (model_classes > 0 && train_classes > model_classes) {
-			pc_spec_free(&spec);
-			return spec_problem(r, "training.dataset",
-					    "the training dataset's labels span %lld classes; the model has %lld outputs",
-					    train_classes, model_classes);
-		}
-	}
-	/* labels the model cannot score: refused now, not after a queue wait */
-	if (model_classes > 0 && data_classes > model_classes) {
-		pc_spec_free(&spec);
-		return spec_problem(r, "dataset", "the dataset's labels span %lld classes; the model has %lld outputs",
-				    data_classes, model_classes);
-	}
-	/* a spec whose fields are each in range may still plan years of work */
-	if (pcd_job_check_work(app->store, pcd_req_scope(r), &spec, pcd_settings_max_work(app->settings), &err)) {
+	if (kind->check(kind, &spec, app->store, pcd_req_scope(r), pcd_settings_max_work(app->settings), &refs, &err)) {
 		pc_spec_free(&spec);
 		return pcd_send_error(r, &err);
 	}
-	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, key,
+	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, &refs, key,
 				  app->settings->max_queue, app->settings->tenant_max_queued_jobs, &job, &created, &err);
 	pc_spec_free(&spec);
 	if (rc == PC_ERR_BUSY)
@@ -795,6 +728,7 @@ static int h_job_artifact(struct pcd_req *r)
 	struct pcd_app *app = pcd_req_app(r);
 	struct pc_error err = {0};
 	struct pcd_job job = {0};
+	const struct pcd_job_kind *kind;
 	char dir[4096], path[4200], disp[120];
 	struct stat st;
 	int fd, done;
@@ -803,7 +737,9 @@ static int h_job_artifact(struct pcd_req *r)
 		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such artifact (a harden job has model.onnx)");
 	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
-	done = job.status == PCD_JOB_SUCCEEDED && !strcmp(job.kind, "harden");
+	kind = pcd_job_kind_find(job.kind);
+	done = job.status == PCD_JOB_SUCCEEDED && kind && kind->artifact &&
+	       !strcmp(kind->artifact, pcd_req_name_param(r));
 	pcd_job_free(&job);
 	if (!done)
 		return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "only a succeeded harden job has a hardened model");

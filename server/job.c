@@ -5,6 +5,7 @@
 #include "job.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,12 +409,119 @@ out:
 	return rc;
 }
 
+static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+		       const struct pc_dataset *d, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		       json_t **out, struct pc_error *err)
+{
+	struct pc_work_model m;
+	struct pc_study_opts so;
+	int rc;
+
+	pc_work_model_of(g, &m);
+	if ((rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
+		return rc;
+	study_opts(o, &so);
+	return pc_study_run(g, d, spec, &so, out, err);
+}
+
+/* --- the kinds of job ------------------------------------------------------ */
+
+/* The spec fields that name uploads: where the id (or the CLI's path) and
+ * the labels path are in struct pc_spec, and where the resolved paths go
+ * in struct pcd_job_files. */
+#define SPEC_STR(member) offsetof(struct pc_spec, member)
+#define FILES_STR(member) offsetof(struct pcd_job_files, member)
+
+static const struct pcd_job_ref_field ref_model = {
+	.field = "model", .what = "model", .upload = PCD_UPLOAD_MODEL, .spec_id = SPEC_STR(model),
+	.files_path = FILES_STR(model), .hide = {"model", NULL}};
+static const struct pcd_job_ref_field ref_dataset = {
+	.field = "dataset", .what = "dataset", .upload = PCD_UPLOAD_DATASET, .spec_id = SPEC_STR(inputs),
+	.spec_labels = SPEC_STR(labels), .files_path = FILES_STR(inputs), .files_labels = FILES_STR(labels),
+	.hide = {"inputs", "labels"}};
+static const struct pcd_job_ref_field ref_training = {
+	.field = "training.dataset", .what = "training dataset", .upload = PCD_UPLOAD_DATASET,
+	.spec_id = SPEC_STR(training.inputs), .spec_labels = SPEC_STR(training.labels),
+	.files_path = FILES_STR(train_inputs), .files_labels = FILES_STR(train_labels),
+	.hide = {"training inputs", "training labels"}};
+
+static const struct pcd_job_ref_field *const analyze_refs[] = {&ref_model, &ref_dataset, NULL};
+static const struct pcd_job_ref_field *const harden_refs[] = {&ref_model, &ref_dataset, &ref_training, NULL};
+
+static const struct pcd_job_kind job_kinds[] = {
+	{"analyze", pcd_job_check, run_analyze, NULL, analyze_refs},
+	{"harden", pcd_job_check, run_harden, "model.onnx", harden_refs},
+};
+
+const struct pcd_job_kind *pcd_job_kind_find(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(job_kinds) / sizeof(job_kinds[0]); i++)
+		if (!strcmp(job_kinds[i].name, name))
+			return &job_kinds[i];
+	return NULL;
+}
+
+static const char *spec_str(const struct pc_spec *spec, size_t off)
+{
+	return *(const char *const *)((const char *)spec + off);
+}
+
+static json_int_t info_classes(const struct pcd_blob_rec *rec)
+{
+	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
+	json_t *v = json_object_get(o, "classes");
+	json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+
+	json_decref(o);
+	return n;
+}
+
+int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
+		  const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err)
+{
+	json_int_t model_classes = -1;
+
+	refs->n = 0;
+	for (int i = 0; k->refs[i]; i++) {
+		const struct pcd_job_ref_field *f = k->refs[i];
+		const char *id = spec_str(spec, f->spec_id);
+		struct pcd_blob_rec rec = {0};
+		json_int_t classes;
+		int missing;
+
+		if (f->spec_labels && spec_str(spec, f->spec_labels))
+			return pc_error_set(err, PC_ERR_INVALID, f->field, "must be a dataset id; file paths are for the CLI");
+		/* another tenant's upload is answered as an unknown id */
+		missing = !pcd_blobs_id_valid(id) ||
+			  (f->upload == PCD_UPLOAD_MODEL ? pcd_store_model_get : pcd_store_dataset_get)(store, scope, id,
+												 &rec, NULL);
+		if (missing)
+			return pc_error_set(err, PC_ERR_INVALID, f->field, "no %s with this id", f->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
+		classes = info_classes(&rec);
+		pcd_blob_rec_free(&rec);
+		if (f->upload == PCD_UPLOAD_MODEL)
+			model_classes = classes;
+		/* labels the model cannot score: refused now, not after a queue wait */
+		else if (model_classes > 0 && classes > model_classes)
+			return pc_error_set(err, PC_ERR_INVALID, f->field, "the %s's labels span %lld classes; the model has %lld outputs",
+					    f->what, (long long)classes, (long long)model_classes);
+		if (refs->n == PCD_JOB_REFS_MAX)
+			return pc_error_set(err, PC_ERR_INTERNAL, f->field, "more references than a job holds");
+		refs->v[refs->n].field = f->field;
+		refs->v[refs->n].upload = f->upload;
+		snprintf(refs->v[refs->n].id, sizeof(refs->v[0].id), "%s", id);
+		refs->n++;
+	}
+	/* a spec whose fields are each in range may still plan years of work */
+	return pcd_job_check_work(store, scope, spec, max_work, err);
+}
+
 int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *files, const struct pcd_job_opts *o,
 		     char **report_text, json_t **report_out, struct pc_error *err)
 {
+	const struct pcd_job_kind *k = pcd_job_kind_find(spec->kind);
 	struct pc_graph *g = NULL;
 	struct pc_dataset *d = NULL;
-	struct pc_study_opts so;
 	struct pc_preprocess pp = spec->pp;
 	json_t *report = NULL;
 	int rc;
@@ -421,23 +529,15 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 	*report_text = NULL;
 	if (report_out)
 		*report_out = NULL;
+	if (!k)
+		return pc_error_set(err, PC_ERR_INVALID, "kind", "no job kind '%s'", spec->kind);
 	/* the model says whether inputs are token ids and labels per token */
 	if ((rc = pc_onnx_load_file(files->model, &g, err)) || (rc = pc_eval_data_for(g, &pp, err)) ||
 	    (rc = pc_dataset_load(files->inputs, files->labels, &pp, spec->limit, &d, err)) ||
 	    (rc = check_sample(g, d, err)))
 		goto out;
-	if (spec->has_training) {
-		if ((rc = run_harden(spec, &pp, g, d, files, o, &report, err)))
-			goto out;
-	} else {
-		struct pc_work_model m;
-		pc_work_model_of(g, &m);
-		if ((rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
-			goto out;
-		study_opts(o, &so);
-		if ((rc = pc_study_run(g, d, spec, &so, &report, err)))
-			goto out;
-	}
+	if ((rc = k->run(spec, &pp, g, d, files, o, &report, err)))
+		goto out;
 	*report_text = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	if (!*report_text) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "report", "cannot serialise the report");
@@ -479,17 +579,18 @@ void pcd_error_hide_path(struct pc_error *err, const char *path, const char *nam
 	replace_all(err->text, sizeof(err->text), path, name);
 }
 
-int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
-		char **report_text, struct pc_error *err)
+int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,
+		const struct pcd_job_opts *o, char **report_text, struct pc_error *err)
 {
-	char model[4096], inputs[4096], labels[4096], tinputs[4096] = "", tlabels[4096] = "";
+	char paths[PCD_JOB_REFS_MAX][2][4096] = {{""}};
 	struct pcd_job_files files = {0};
-	int has_tlabels = 0;
+	const struct pcd_job_kind *k;
+	struct pcd_job_refs refs;
 	struct pc_spec spec;
 	json_error_t jerr;
 	json_t *root;
 	struct stat st;
-	int rc, has_labels = 0, spec_ok = 0;
+	int rc, spec_ok = 0;
 
 	*report_text = NULL;
 	root = json_loads(spec_text, 0, &jerr);
@@ -499,46 +600,43 @@ int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const stru
 	if ((rc = pc_spec_parse(root, &spec, err)))
 		goto out;
 	spec_ok = 1;
-	if (spec.labels) {
-		rc = pc_error_set(err, PC_ERR_INVALID, "dataset", "must be a dataset id; file paths are for the CLI");
+	if (!(k = pcd_job_kind_find(spec.kind))) {
+		rc = pc_error_set(err, PC_ERR_INVALID, "kind", "no job kind '%s'", spec.kind);
 		goto out;
 	}
-	if ((rc = pcd_blobs_model_path(blobs, spec.model, model, sizeof(model), err)) ||
-	    (rc = pcd_blobs_dataset_paths(blobs, spec.inputs, inputs, labels, sizeof(inputs), &has_labels, err)))
+	/* the validation of the submission, again: the uploads of any tenant
+	 * (the submission checked whose they are), no work bound (the run
+	 * checks o->max_work on the loaded model) */
+	if ((rc = k->check(k, &spec, store, PCD_ALL_TENANTS, 0, &refs, err)))
 		goto out;
-	if (stat(model, &st) != 0) {
-		rc = pc_error_set(err, PC_ERR_INVALID, "model", "no model with this id");
-		goto out;
-	}
-	if (stat(inputs, &st) != 0) {
-		rc = pc_error_set(err, PC_ERR_INVALID, "dataset", "no dataset with this id");
-		goto out;
-	}
-	files.model = model;
-	files.inputs = inputs;
-	files.labels = has_labels ? labels : NULL;
-	if (spec.has_training) {
-		if (spec.training.labels) {
-			rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "must be a dataset id; file paths are for the CLI");
+	for (int i = 0; k->refs[i]; i++) {
+		const struct pcd_job_ref_field *f = k->refs[i];
+		int has_labels = 0;
+
+		if (f->upload == PCD_UPLOAD_MODEL)
+			rc = pcd_blobs_model_path(blobs, refs.v[i].id, paths[i][0], sizeof(paths[i][0]), err);
+		else
+			rc = pcd_blobs_dataset_paths(blobs, refs.v[i].id, paths[i][0], paths[i][1], sizeof(paths[i][0]),
+						     &has_labels, err);
+		if (rc)
+			goto out;
+		if (stat(paths[i][0], &st) != 0) {
+			rc = pc_error_set(err, PC_ERR_INVALID, f->field, "no %s with this id",
+					  f->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
 			goto out;
 		}
-		if ((rc = pcd_blobs_dataset_paths(blobs, spec.training.inputs, tinputs, tlabels, sizeof(tinputs),
-						  &has_tlabels, err)))
-			goto out;
-		if (stat(tinputs, &st) != 0) {
-			rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "no dataset with this id");
-			goto out;
-		}
-		files.train_inputs = tinputs;
-		files.train_labels = has_tlabels ? tlabels : NULL;
+		*(const char **)((char *)&files + f->files_path) = paths[i][0];
+		if (f->files_labels)
+			*(const char **)((char *)&files + f->files_labels) = has_labels ? paths[i][1] : NULL;
 	}
 	rc = pcd_job_run_spec(&spec, &files, o, report_text, NULL, err);
 	if (rc) {
-		pcd_error_hide_path(err, model, "model");
-		pcd_error_hide_path(err, inputs, "inputs");
-		pcd_error_hide_path(err, labels, "labels");
-		pcd_error_hide_path(err, tinputs, "training inputs");
-		pcd_error_hide_path(err, tlabels, "training labels");
+		/* the data directory is the operator's: errors name the part */
+		for (int i = 0; k->refs[i]; i++) {
+			pcd_error_hide_path(err, paths[i][0], k->refs[i]->hide[0]);
+			if (k->refs[i]->hide[1])
+				pcd_error_hide_path(err, paths[i][1], k->refs[i]->hide[1]);
+		}
 		if (o->model_out)
 			pcd_error_hide_path(err, o->model_out, "hardened model");
 	}

@@ -14,7 +14,9 @@
 #include "paracorr/analysis.h"
 #include "paracorr/error.h"
 #include "paracorr/graph.h"
+#include "paracorr/data.h"
 #include "paracorr/spec.h"
+#include "store.h"
 
 struct pcd_blobs;
 
@@ -75,12 +77,63 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 		     char **report_text, json_t **report, struct pc_error *err);
 
 /* Runs a job spec as the API takes it: spec_text is JSON whose "model" is
- * a model id and whose "dataset" is a dataset id (a string); the ids are
- * resolved to blob paths, which never appear in errors (they name
- * "model", "inputs" or "labels" instead). Errors as pcd_job_run_spec; a
- * spec error keeps the field path in err->where. */
-int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
-		char **report_text, struct pc_error *err);
+ * a model id and whose "dataset" is a dataset id (a string). The job's
+ * kind checks it again (the check of the submission, against store), and
+ * the ids it references are resolved to blob paths, which never appear in
+ * errors (they name "model", "inputs" or "labels" instead). Errors as
+ * pcd_job_run_spec; a spec error keeps the field path in err->where. */
+int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,
+		const struct pcd_job_opts *o, char **report_text, struct pc_error *err);
+
+/* --- the kinds of job -------------------------------------------------------
+ *
+ * A job kind is a row: its name (the spec's kind), check, run, the artifact
+ * it leaves (a model file in the job's artifacts directory, registered as a
+ * model of the service and recorded in the store; NULL: none) and the spec
+ * fields that name uploads. A new kind is a new row; nothing else asks
+ * which kind a job is. */
+
+/* A spec field naming an upload: offsets of its id (or the CLI's path)
+ * and labels path in struct pc_spec (spec_labels 0: none), of the paths
+ * it resolves to in struct pcd_job_files, and the names those paths go by
+ * in errors. */
+struct pcd_job_ref_field {
+	const char *field; /* "training.dataset" */
+	const char *what;  /* "training dataset", in messages */
+	enum pcd_upload upload;
+	size_t spec_id, spec_labels;
+	size_t files_path, files_labels;
+	const char *hide[2];
+};
+
+struct pcd_job_kind;
+/* The single validation of a job, at submission (the routes) and at run
+ * time (pcd_job_run): every upload the kind's fields name is a record
+ * scope sees (PCD_ALL_TENANTS: any), given by id, with labels the model
+ * can score; the work estimate is within max_work (<= 0: no bound). Fills
+ * refs with every upload the job references. PC_ERR_INVALID naming the
+ * field, PC_ERR_TOO_MUCH_WORK. */
+typedef int (*pcd_job_check_fn)(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
+				const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err);
+/* Runs the job on its loaded model g and evaluation dataset d; *report
+ * (new reference) without the timing of the load. */
+typedef int (*pcd_job_run_fn)(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+			      const struct pc_dataset *d, const struct pcd_job_files *files,
+			      const struct pcd_job_opts *o, json_t **report, struct pc_error *err);
+
+struct pcd_job_kind {
+	const char *name;
+	pcd_job_check_fn check;
+	pcd_job_run_fn run;
+	const char *artifact;
+	const struct pcd_job_ref_field *const *refs; /* NULL-terminated */
+};
+
+/* The row of kind name; NULL when there is none. */
+const struct pcd_job_kind *pcd_job_kind_find(const char *name);
+/* The check both rows use (pcd_job_check_fn). */
+int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
+		  const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err);
 
 /* Replaces path by name in err's where and text: the data directory is the
  * operator's business, so errors a client sees name the part ("model",

@@ -147,16 +147,16 @@ static int on_cancel(void *arg)
 	return atomic_load(&c->cancel_requested);
 }
 
-/* A harden job's model becomes a model of the service: copied in through a
- * blob writer (hashed, fsynced, renamed) and given its row, so that it can
- * be analysed in turn; its id is kept beside it as model.id. The record is
- * the job's tenant's. */
-static int register_model(struct pcd_workers *w, const char *tenant, const char *art, const char *path,
-			  struct pc_error *err)
+/* The model a job left (its kind's artifact) becomes a model of the
+ * service: copied in through a blob writer (hashed, fsynced, renamed) and
+ * given its row, so that it can be analysed in turn; the store records it
+ * as the job's artifact. The record is the job's tenant's. */
+static int register_model(struct pcd_workers *w, const char *tenant, const char *job_id, const char *artifact,
+			  const char *path, struct pc_error *err)
 {
 	struct pcd_blob_writer *bw = NULL;
 	struct pc_graph *g = NULL;
-	char id[65], buf[65536], stored[4096], idpath[4200];
+	char id[65], buf[65536], stored[4096];
 	json_t *info = NULL;
 	char *text = NULL;
 	FILE *f = fopen(path, "rb");
@@ -184,13 +184,7 @@ static int register_model(struct pcd_workers *w, const char *tenant, const char 
 	}
 	if ((rc = pcd_store_model_put(w->store, tenant, id, ftell(f), text, &existed, err)))
 		goto out;
-	snprintf(idpath, sizeof(idpath), "%s/model.id", art);
-	{
-		FILE *o = fopen(idpath, "w");
-
-		if (!o || fputs(id, o) == EOF || fclose(o) != 0)
-			rc = pc_error_set(err, PC_ERR_IO, "hardened model", "cannot record its id");
-	}
+	rc = pcd_store_job_artifact_put(w->store, job_id, artifact, id, err);
 out:
 	pcd_blob_writer_abort(bw);
 	fclose(f);
@@ -203,8 +197,8 @@ out:
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
 	struct run_ctx c = {.w = w, .id = job->id};
+	const struct pcd_job_kind *kind = pcd_job_kind_find(job->kind);
 	char art[4096] = "", model_out[4200], ckpt[4200];
-	int harden;
 	struct pcd_job_opts o;
 	struct pc_error err = {0}, serr = {0};
 	enum pcd_job_status outcome;
@@ -224,18 +218,17 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.progress_arg = &c;
 	o.cancel = on_cancel;
 	o.cancel_arg = &c;
-	harden = !strcmp(job->kind, "harden");
-	if (harden) {
+	if (kind && kind->artifact) {
 		/* the model and the checkpoint a restart resumes from */
 		if (pcd_blobs_artifacts_dir(w->blobs, job->id, 1, art, sizeof(art), &serr))
 			log_job(w, "error", job->id, "no artifacts directory", &serr);
-		snprintf(model_out, sizeof(model_out), "%s/model.onnx", art);
+		snprintf(model_out, sizeof(model_out), "%s/%s", art, kind->artifact);
 		snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", art);
 		o.model_out = model_out;
 		o.checkpoint = ckpt;
 	}
 	log_job(w, "info", job->id, "started", NULL);
-	rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
+	rc = pcd_job_run(job->spec, w->store, w->blobs, &o, &report, &err);
 	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
 		/* stopped for the drain, not by the user: run again after restart */
 		if (pcd_store_job_requeue(w->store, job->id, &serr))
@@ -244,7 +237,8 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 			log_job(w, "info", job->id, "requeued for the drain", NULL);
 		goto out;
 	}
-	if (rc == PC_OK && harden && (rc = register_model(w, job->tenant, art, model_out, &err)) != PC_OK)
+	if (rc == PC_OK && kind && kind->artifact &&
+	    (rc = register_model(w, job->tenant, job->id, kind->artifact, model_out, &err)) != PC_OK)
 		log_job(w, "error", job->id, "cannot register the hardened model", &err);
 	if (rc == PC_OK) {
 		outcome = PCD_JOB_SUCCEEDED;

@@ -2565,14 +2565,90 @@ TEST(http_harden_resumes_after_kill)
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
 	resp_free(&r);
-	/* deleting the job removes its artifacts, not the registered model */
+	/* the hardened model is the job's artifact in the store: a restart
+	 * still links it, and it is still a model of the service */
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	j = resp_json(&r);
+	CHECK_MSG(j && !strcmp(json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")) ?: "", hv),
+		  "after a restart: %s", r.body ? r.body : "");
+	json_decref(j);
+	resp_free(&r);
+	EXPECT(&d, "GET", hv, 200);
+	/* deleting the job removes its artifacts, not the registered model */
 	EXPECT(&d, "DELETE", path, 204);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 	EXPECT(&d, "GET", hv, 200);
 	json_decref(rep);
 	json_decref(rep2);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
+/* A queued harden job holds its training dataset as it holds its model and
+ * evaluation dataset: deleting it is 409 naming the field; once the job is
+ * cancelled the delete goes through. */
+TEST(http_harden_holds_its_training_dataset)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", train[65] = "", slow[64] = "", queued[64] = "", spec[2048], url[256],
+	     ylab[PATH_MAX + 16];
+	char *labels;
+	size_t len;
+	struct resp r;
+	json_t *j;
+
+	if (!setup(t, &d))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
+	/* other bytes, so another dataset: the last label changed */
+	REQUIRE((labels = read_fixture(FIX "labels64_i64.npy", &len)) && len > 8);
+	labels[len - 8] = labels[len - 8] == 1 ? 2 : 1;
+	snprintf(ylab, sizeof(ylab), "%s/train_labels.npy", d.dir);
+	REQUIRE(write_file(ylab, labels, len));
+	free(labels);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", ylab, train), 201);
+	REQUIRE(model[0] && ds[0] && train[0] && strcmp(ds, train));
+	/* the one worker busy with a slow job, the harden job queued behind it */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_job(&d, slow, "running", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	json_decref(j);
+	snprintf(spec, sizeof(spec),
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"training\": {\"dataset\": "
+		 "\"%s\", \"epochs\": 1}}",
+		 model, ds, train);
+	REQUIRE(submit(&d, spec, NULL, queued, sizeof(queued), NULL) == 202);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 409, "/problems/conflict") && strstr(r.body, queued) &&
+			  strstr(r.body, "training.dataset"),
+		  "delete of a queued harden job's training dataset: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	EXPECT(&d, "GET", url, 200);
+	/* cancelled (it was queued: 200), the job holds nothing */
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", queued);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(r.status == 200 && cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
+	EXPECT(&d, "DELETE", url, 204);
+	EXPECT_PROBLEM(&d, "GET", url, 404, "/problems/not_found");
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	resp_free(&r);
+	j = wait_job(&d, slow, "cancelled", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
 	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }

@@ -152,7 +152,7 @@ TEST(workers_job_report_equals_job_run)
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, SHORT_SPEC);
 	REQUIRE(spec);
-	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &j, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
@@ -162,7 +162,7 @@ TEST(workers_job_report_equals_job_run)
 
 	pcd_job_opts_default(&o);
 	o.timing_seconds = 0;
-	CHECK_INT(pcd_job_run(spec, e.blobs, &o, &want, &err), PC_OK);
+	CHECK_INT(pcd_job_run(spec, e.store, e.blobs, &o, &want, &err), PC_OK);
 	CHECK(got && want && strcmp(got, want) == 0);
 	/* the report echoes the spec as given: ids, not paths */
 	CHECK(got && strstr(got, e.model) && strstr(got, e.dataset) && !strstr(got, e.dir));
@@ -190,7 +190,7 @@ TEST(workers_spec_error_is_a_problem_with_pointer)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, "\"limit\": 64, \"corruption\": {\"epsilons\": [0.1, -1]}");
-	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &j, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
@@ -235,8 +235,8 @@ TEST(workers_cancel_queued_and_running)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, LONG_SPEC);
-	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &a, NULL, &err) == PC_OK);
-	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &b, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &b, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	cfg.threads_per_job = 3; /* the cancel callback is called from several threads */
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
@@ -279,7 +279,7 @@ TEST(workers_drain_requeues_the_running_job)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, LONG_SPEC);
-	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &a, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &a, NULL, &err) == PC_OK);
 	cfg_for_tests(&cfg);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
@@ -322,7 +322,7 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	}
 	REQUIRE(rc == 0);
 	spec = spec_text(&e, SHORT_SPEC);
-	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, 0, 0, &j, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) == PC_OK);
 	/* a worker took it, then the process died: no complete, no requeue */
 	REQUIRE(pcd_store_job_claim(e.store, &got_job, &err) == PC_OK);
 	pcd_job_free(&got_job);
@@ -347,7 +347,7 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	}
 	pcd_job_opts_default(&o);
 	o.timing_seconds = 0;
-	CHECK_INT(pcd_job_run(spec, e.blobs, &o, &want, &err), PC_OK);
+	CHECK_INT(pcd_job_run(spec, e.store, e.blobs, &o, &want, &err), PC_OK);
 	CHECK(got && want && strcmp(got, want) == 0);
 	free(got);
 	free(want);
