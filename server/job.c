@@ -1,7 +1,10 @@
 /* job: the one code path from a job spec to report text, used by the CLI
  * (`paracorr run`) and by the daemon's workers, so that the service's
  * report is byte for byte the CLI's for the same spec (with the timing
- * left aside, which measures the run). */
+ * left aside, which measures the run); and the table of job kinds with the
+ * check both the routes and the workers use. The checkpoint format is
+ * job_ckpt.c, the model description model_info.c, the path scrubbing
+ * scrub.c and problem objects problem.c. */
 #include "job.h"
 
 #include <errno.h>
@@ -32,43 +35,6 @@ void pcd_job_opts_default(struct pcd_job_opts *o)
 	o->timing_seconds = 1;
 }
 
-json_t *pcd_shape_json(const struct pc_shape *s)
-{
-	json_t *a = json_array();
-	int i;
-
-	for (i = 0; a && i < s->ndim; i++)
-		json_array_append_new(a, json_integer(s->dim[i]));
-	return a;
-}
-
-json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes)
-{
-	static const char *const kinds[] = {"logits", "probabilities", "log_probabilities"};
-	json_t *o, *ops = json_array(), *tensors = json_array();
-	int i, j, n = pc_graph_node_count(g);
-
-	for (i = 0; ops && i < n; i++) {
-		const char *op = pc_graph_node_op(g, i);
-		for (j = 0; j < i && strcmp(pc_graph_node_op(g, j), op); j++)
-			;
-		if (j == i)
-			json_array_append_new(ops, json_string(op));
-	}
-	for (i = 0; tensors && i < pc_graph_param_tensors(g); i++) {
-		const struct pc_param *p = pc_graph_param(g, i);
-		json_array_append_new(tensors, json_pack("{s:s, s:o, s:s}", "name", p->name, "shape",
-							 pcd_shape_json(&p->shape), "node", p->node ? p->node : ""));
-	}
-	o = json_pack("{s:s, s:I, s:I, s:i, s:[{s:s, s:o}], s:[{s:s, s:s}], s:I, s:o, s:o}", "id", id, "bytes",
-		      (json_int_t)bytes, "parameters", (json_int_t)pc_graph_param_count(g), "opset",
-		      pc_graph_opset(g), "inputs", "name", pc_graph_input_name(g), "shape",
-		      pcd_shape_json(pc_graph_input_shape(g)), "outputs", "name", pc_graph_output_name(g), "kind",
-		      kinds[pc_graph_output_kind(g)], "classes", (json_int_t)pc_graph_classes(g), "ops", ops,
-		      "tensors", tensors);
-	return o;
-}
-
 /* The model's input without its batch axis must be the dataset's sample. */
 static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, struct pc_error *err)
 {
@@ -92,112 +58,6 @@ static void study_opts(const struct pcd_job_opts *o, struct pc_study_opts *so)
 }
 
 /* --- harden ---------------------------------------------------------------- */
-
-#define CKPT_MAGIC "PCCKPT1"
-
-struct ckpt_header {
-	char magic[8];
-	int32_t epochs_done;
-	int32_t pad;
-	int64_t steps;
-	int64_t state_floats;
-	int64_t curve_bytes;
-};
-
-/* Writes the trainer's state and the curve so far, through a rename. */
-static int ckpt_save(const char *path, const struct pc_trainer *t, int epochs_done, const json_t *curve,
-		     struct pc_error *err)
-{
-	struct ckpt_header h = {CKPT_MAGIC, epochs_done, 0, 0, pc_trainer_state_size(t), 0};
-	char *text = json_dumps(curve, JSON_COMPACT | JSON_REAL_PRECISION(17)), tmp[4200];
-	float *state = malloc((size_t)h.state_floats * sizeof(float));
-	FILE *f = NULL;
-	int rc = 0;
-
-	if (!text || !state) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, "checkpoint", "out of memory");
-		goto out;
-	}
-	pc_trainer_state_save(t, state, &h.steps);
-	h.curve_bytes = (int64_t)strlen(text);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (!(f = fopen(tmp, "wb")) || fwrite(&h, sizeof(h), 1, f) != 1 ||
-	    fwrite(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
-	    fwrite(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes || fflush(f) || fsync(fileno(f))) {
-		rc = pc_error_set(err, PC_ERR_IO, "checkpoint", "cannot write: %s", strerror(errno));
-		goto out;
-	}
-	fclose(f);
-	f = NULL;
-	if (rename(tmp, path))
-		rc = pc_error_set(err, PC_ERR_IO, "checkpoint", "cannot rename into place: %s", strerror(errno));
-out:
-	if (f)
-		fclose(f);
-	free(state);
-	free(text);
-	return rc;
-}
-
-int pcd_ckpt_read(const char *path, int64_t state_floats, float **state_out, int64_t *steps, json_t **curve)
-{
-	struct ckpt_header h;
-	FILE *f = fopen(path, "rb");
-	float *state = NULL;
-	char *text = NULL;
-	json_t *c = NULL;
-	int done = 0;
-
-	*state_out = NULL;
-	*steps = 0;
-	*curve = NULL;
-	if (!f)
-		return 0;
-	/* every field is checked before it sizes anything: the file is
-	 * ours, but a crash or a full disk can leave anything in it */
-	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.epochs_done < 1 ||
-	    state_floats < 0 || h.state_floats != state_floats || h.steps < 0 || h.curve_bytes < 0 ||
-	    h.curve_bytes > (1 << 24))
-		goto out;
-	state = malloc((size_t)h.state_floats * sizeof(float) + 1);
-	text = calloc(1, (size_t)h.curve_bytes + 1);
-	if (!state || !text || fread(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
-	    fread(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes)
-		goto out;
-	c = json_loads(text, 0, NULL);
-	if (!json_is_array(c) || json_array_size(c) != (size_t)h.epochs_done)
-		goto out;
-	*state_out = state;
-	*steps = h.steps;
-	*curve = c;
-	state = NULL;
-	c = NULL;
-	done = h.epochs_done;
-out:
-	fclose(f);
-	json_decref(c);
-	free(state);
-	free(text);
-	return done;
-}
-
-/* Loads a checkpoint when there is one that fits this trainer; 0 epochs
- * done otherwise. A file that does not fit is ignored, not trusted. */
-static int ckpt_load(const char *path, struct pc_trainer *t, json_t **curve)
-{
-	float *state;
-	int64_t steps;
-	json_t *c;
-	int done = pcd_ckpt_read(path, pc_trainer_state_size(t), &state, &steps, &c);
-
-	if (!done)
-		return 0;
-	json_decref(*curve);
-	*curve = c;
-	pc_trainer_state_load(t, state, steps);
-	free(state);
-	return done;
-}
 
 /* The ACT group's mask: the named tensors and layers, in the names a report
  * gives them ("tensor:fc1.weight", "layer:fc1", or bare), and, as before
@@ -362,7 +222,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	if ((rc = pc_trainer_new(g, &to, o->threads, &t, err)))
 		goto out;
 	/* a restart goes on from the last completed epoch */
-	start = o->checkpoint ? ckpt_load(o->checkpoint, t, &curve) : 0;
+	start = o->checkpoint ? pcd_ckpt_load(o->checkpoint, t, &curve) : 0;
 	for (int e = start; e < tr->epochs; e++) {
 		struct harden_progress hp = {o, e, tr->epochs, now_s()};
 		struct pc_train_stats st;
@@ -371,7 +231,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 					   &st, err)))
 			goto out;
 		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? now_s() - hp.t0 : 0.0));
-		if (o->checkpoint && (rc = ckpt_save(o->checkpoint, t, e + 1, curve, err)))
+		if (o->checkpoint && (rc = pcd_ckpt_save(o->checkpoint, t, e + 1, curve, err)))
 			goto out;
 	}
 	pc_graph_set_params(g, pc_trainer_weights(t));
@@ -552,31 +412,6 @@ out:
 	pc_dataset_free(d);
 	pc_graph_free(g);
 	return rc;
-}
-
-/* Replaces every occurrence of needle in buf by repl, in place. */
-static void replace_all(char *buf, size_t size, const char *needle, const char *repl)
-{
-	size_t nl = strlen(needle), rl = strlen(repl);
-	char *p = buf, tmp[1024];
-
-	if (!nl)
-		return;
-	while ((p = strstr(p, needle))) {
-		snprintf(tmp, sizeof(tmp), "%s", p + nl);
-		snprintf(p, size - (size_t)(p - buf), "%s%s", repl, tmp);
-		if ((size_t)(p - buf) + rl >= size)
-			break;
-		p += rl;
-	}
-}
-
-void pcd_error_hide_path(struct pc_error *err, const char *path, const char *name)
-{
-	if (!err || !path)
-		return;
-	replace_all(err->where, sizeof(err->where), path, name);
-	replace_all(err->text, sizeof(err->text), path, name);
 }
 
 int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,

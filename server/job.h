@@ -16,6 +16,9 @@
 #include "paracorr/graph.h"
 #include "paracorr/data.h"
 #include "paracorr/spec.h"
+#include "job_ckpt.h"
+#include "model_info.h"
+#include "scrub.h"
 #include "store.h"
 
 struct pcd_blobs;
@@ -52,14 +55,6 @@ struct pcd_job_files {
 	const char *model, *inputs, *labels;
 	const char *train_inputs, *train_labels;
 };
-
-/* Reads a harden job's checkpoint written for a trainer whose state is
- * state_floats floats: returns the epochs it holds, with *state (malloc'd,
- * the caller frees), *steps and *curve (a new array of that many epochs)
- * set; 0 with all three empty when there is no file or it does not fit (no
- * epoch done, which is never written; a wrong magic, size or curve), which
- * the job treats as a fresh start. */
-int pcd_ckpt_read(const char *path, int64_t state_floats, float **state, int64_t *steps, json_t **curve);
 
 /* Runs a parsed spec on files. The report echoes spec as given. On
  * success *report_text (malloc'd, caller frees) and, when report is not
@@ -134,17 +129,6 @@ const struct pcd_job_kind *pcd_job_kind_find(const char *name);
 /* The check both rows use (pcd_job_check_fn). */
 int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
 		  const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err);
-
-/* Replaces path by name in err's where and text: the data directory is the
- * operator's business, so errors a client sees name the part ("model",
- * "inputs") instead. Bounded by the buffers; NULL or "" path: nothing. */
-void pcd_error_hide_path(struct pc_error *err, const char *path, const char *name);
-
-/* A model's description as the API gives it: id, bytes, parameters,
- * opset, inputs, outputs, classes, ops, tensors (new reference). */
-json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes);
-/* [d0, d1, ...] */
-json_t *pcd_shape_json(const struct pc_shape *s);
 
 struct pcd_store;
 /* The job's estimated work (pc_spec_work) from the stored descriptions of
