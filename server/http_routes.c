@@ -21,6 +21,7 @@
 #include "blobs.h"
 #include "charts.h"
 #include "http_server.h"
+#include "ingest.h"
 #include "log.h"
 #include "job.h"
 #include "paracorr/graph.h"
@@ -76,27 +77,41 @@ static json_t *rec_json(struct pcd_req *r, const struct pcd_blob_rec *rec, int w
 	return o;
 }
 
-/* The stored-bytes quota: whether tenant may add bytes more; answers 507
- * (and returns 0) when not. */
-static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
+/* The stored-bytes quota: PC_OK when tenant may add bytes more, else
+ * PC_ERR_STORAGE_QUOTA naming tenant_max_stored_mb. */
+static int storage_quota(struct pcd_req *r, uint64_t bytes, struct pc_error *err)
 {
 	struct pcd_app *app = pcd_req_app(r);
-	struct pc_error err = {0};
 	int64_t stored = 0;
 	uint64_t limit = (uint64_t)app->settings->tenant_max_stored_mb << 20;
+	int rc;
 
 	if (!limit)
-		return 1;
-	if (pcd_store_tenant_usage(app->store, pcd_req_tenant(r), NULL, &stored, &err)) {
-		pcd_send_error(r, &err);
-		return 0;
-	}
+		return PC_OK;
+	if ((rc = pcd_store_tenant_usage(app->store, pcd_req_tenant(r), NULL, &stored, err)))
+		return rc;
 	if (stored < 0 || (uint64_t)stored + bytes <= limit)
+		return PC_OK;
+	return pc_error_set(err, PC_ERR_STORAGE_QUOTA, "tenant_max_stored_mb",
+			    "this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
+			    " bytes, above %d MiB; delete uploads it no longer needs",
+			    bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
+}
+
+static int storage_quota_admit(void *arg, uint64_t bytes, struct pc_error *err)
+{
+	return storage_quota(arg, bytes, err);
+}
+
+/* The old shape, for the dataset route: whether the upload may go on;
+ * answers (and returns 0) when not. */
+static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
+{
+	struct pc_error err = {0};
+
+	if (!storage_quota(r, bytes, &err))
 		return 1;
-	pcd_send_problem(r, PC_ERR_STORAGE_QUOTA, "tenant_max_stored_mb", NULL,
-			 "this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
-			 " bytes, above %d MiB; delete uploads it no longer needs",
-			 bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
+	pcd_send_error(r, &err);
 	return 0;
 }
 
@@ -162,12 +177,14 @@ static int h_model_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	struct pcd_blob_writer **w = pcd_req_model_writer(r);
+	struct pcd_ingest in = {&app->validator, app->blobs,	       app->store,
+				&record_lock,	 storage_quota_admit, r};
 	struct pc_error err = {0};
 	struct pcd_blob_rec rec = {0};
-	char id[65], loc[100], *info_text = NULL;
+	char id[65], loc[100];
 	json_t *info = NULL;
 	uint64_t bytes = pcd_blob_writer_bytes(*w);
-	int existed = 0, rc;
+	int existed = 0;
 
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
@@ -182,42 +199,14 @@ static int h_model_post(struct pcd_req *r)
 		pcd_blob_rec_free(&rec);
 		return pcd_send_json(r, 200, info, NULL);
 	}
-	if (!storage_quota_ok(r, bytes))
-		return MHD_YES;
-	/* validation, in a child process (validate.h): the loader names every
-	 * unsupported op at once */
-	if (pcd_validate_model(&app->validator, pcd_blob_writer_path(*w), id, bytes, &info, &err)) {
-		pcd_error_hide_path(&err, pcd_blob_writer_path(*w), "model");
+	/* the quota before the validation's work, and again under the lock */
+	if (storage_quota(r, bytes, &err) || pcd_model_ingest(&in, pcd_req_tenant(r), w, id, bytes, &info, &existed, &err))
 		goto fail;
-	}
-	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
-		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
-		goto fail;
-	}
-	pthread_mutex_lock(&record_lock);
-	/* again under the lock: two uploads of one tenant at once must not
-	 * both pass the check above; the writer is aborted with the request */
-	if (!storage_quota_ok(r, bytes)) {
-		pthread_mutex_unlock(&record_lock);
-		free(info_text);
-		json_decref(info);
-		return MHD_YES;
-	}
-	rc = pcd_blobs_commit_model(app->blobs, *w, NULL, &err);
-	*w = NULL; /* taken by the commit either way */
-	if (!rc)
-		rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed, &err);
-	pthread_mutex_unlock(&record_lock);
-	if (rc)
-		goto fail;
-	free(info_text);
 	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
 		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
-	free(info_text);
-	json_decref(info);
 	return pcd_send_error(r, &err);
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "blobs.h"
+#include "ingest.h"
 #include "job.h"
 #include "paracorr/onnx.h"
 #include "log.h"
@@ -148,20 +149,20 @@ static int on_cancel(void *arg)
 }
 
 /* The model a job left (its kind's artifact) becomes a model of the
- * service: copied in through a blob writer (hashed, fsynced, renamed) and
- * given its row, so that it can be analysed in turn; the store records it
- * as the job's artifact. The record is the job's tenant's. */
+ * service as an upload does (ingest.h): copied in through a blob writer
+ * (hashed, fsynced, renamed), validated and given its row, so that it can
+ * be analysed in turn; the store records it as the job's artifact. The
+ * record is the job's tenant's. */
 static int register_model(struct pcd_workers *w, const char *tenant, const char *job_id, const char *artifact,
 			  const char *path, struct pc_error *err)
 {
+	struct pcd_ingest in = {.validator = &w->cfg.validator, .blobs = w->blobs, .store = w->store};
 	struct pcd_blob_writer *bw = NULL;
-	struct pc_graph *g = NULL;
-	char id[65], buf[65536], stored[4096];
+	char id[65], buf[65536];
 	json_t *info = NULL;
-	char *text = NULL;
 	FILE *f = fopen(path, "rb");
 	size_t n;
-	int rc = 0, existed;
+	int rc = 0;
 
 	if (!f)
 		return pc_error_set(err, PC_ERR_IO, "hardened model", "cannot open it: %s", strerror(errno));
@@ -170,27 +171,14 @@ static int register_model(struct pcd_workers *w, const char *tenant, const char 
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 		if ((rc = pcd_blob_writer_write(bw, buf, n, err)))
 			goto out;
-	if ((rc = pcd_blob_writer_finish(bw, id, err)))
-		goto out;
-	rc = pcd_blobs_commit_model(w->blobs, bw, NULL, err);
-	bw = NULL;
-	if (rc || (rc = pcd_blobs_model_path(w->blobs, id, stored, sizeof(stored), err)) ||
-	    (rc = pc_onnx_load_file(stored, &g, err)))
-		goto out;
-	fseek(f, 0, SEEK_END);
-	if (!(info = pcd_model_info(g, id, (uint64_t)ftell(f))) || !(text = json_dumps(info, JSON_COMPACT))) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, "hardened model", "out of memory");
-		goto out;
-	}
-	if ((rc = pcd_store_model_put(w->store, tenant, id, ftell(f), text, &existed, err)))
+	if ((rc = pcd_blob_writer_finish(bw, id, err)) ||
+	    (rc = pcd_model_ingest(&in, tenant, &bw, id, pcd_blob_writer_bytes(bw), &info, NULL, err)))
 		goto out;
 	rc = pcd_store_job_artifact_put(w->store, job_id, artifact, id, err);
 out:
 	pcd_blob_writer_abort(bw);
 	fclose(f);
 	json_decref(info);
-	free(text);
-	pc_graph_free(g);
 	return rc;
 }
 
