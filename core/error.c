@@ -11,11 +11,12 @@
 struct status_row {
 	const char *name;
 	int http;
+	enum pc_about about;
 	const char *message;
 };
 
 static const struct status_row status_table[] = {
-#define PC_ERROR_ROW(code, name, http, msg) [code] = {name, http, msg},
+#define PC_ERROR_ROW(code, name, http, about, msg) [code] = {name, http, about, msg},
 	PC_ERROR_LIST(PC_ERROR_ROW)
 #undef PC_ERROR_ROW
 };
@@ -73,6 +74,19 @@ enum pc_status pc_status_of_errno(int e)
 		if (errno_table[i].e == e)
 			return errno_table[i].code;
 	return PC_ERR_IO;
+}
+
+enum pc_about pc_status_about(enum pc_status code)
+{
+	return (unsigned)code < PC_ERR_COUNT ? status_table[code].about : PC_ABOUT_PLACE;
+}
+
+int pc_status_parse(const char *name)
+{
+	for (int c = 0; name && c < PC_ERR_COUNT; c++)
+		if (!strcmp(status_table[c].name, name))
+			return c;
+	return -1;
 }
 
 const char *pc_error_format(const struct pc_error *err, char *buf, size_t size)

@@ -693,7 +693,7 @@ int pc_spec_check_work(const struct pc_spec *spec, const struct pc_work_model *m
 
 	if (max_work <= 0 || work <= max_work)
 		return PC_OK;
-	return pc_error_set(err, PC_ERR_LIMIT, "max_job_work",
+	return pc_error_set(err, PC_ERR_TOO_MUCH_WORK, "max_job_work",
 			    "the job's estimated work is %.3g multiply-adds (%.3g passes per study over %.0f samples "
 			    "of a model with %lld parameters), over the limit of %.3g (max_job_work = %.0f x 10^9); "
 			    "ask for fewer norms, epsilons, sparsities, trials, steps, groups, epochs or samples",

@@ -4,8 +4,8 @@
  *   <datadir>/tmp/            uploads being written (removed on abort)
  *   <datadir>/models/<id>.onnx
  *   <datadir>/datasets/<id>/inputs   and, when given, .../labels
- *   <datadir>/artifacts/<job id>/    a harden job's model.onnx, model.id
- *                                    (its model id) and checkpoint.bin
+ *   <datadir>/artifacts/<job id>/    a harden job's model.onnx and checkpoint.bin
+ *                                    (the model's id is a row of the store)
  *
  * A model's id is the sha256 of its bytes. A dataset's id is
  *   sha256("inputs\0" || hex(sha256(inputs)) || "labels\0" || hex(sha256(labels)))

@@ -1,6 +1,8 @@
 /* client: see client.h. */
 #include "client.h"
 
+#include "problem.h"
+
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -171,7 +173,11 @@ int pcd_client_problem(const struct pcd_client_resp *r, const char *what, struct
 	json_t *e0 = json_array_get(json_object_get(p, "errors"), 0);
 	const char *detail = json_string_value(json_object_get(p, "detail"));
 	const char *ptr = json_string_value(json_object_get(e0, "pointer"));
-	enum pc_status code = r->status == 404 ? PC_ERR_NOT_FOUND
+	/* the problem's type names the error (problem.h); an answer without
+	 * one (a proxy's, say) is told by its status */
+	int typed = pcd_problem_code(json_string_value(json_object_get(p, "type")));
+	enum pc_status code = typed > 0 ? (enum pc_status)typed
+			      : r->status == 404 ? PC_ERR_NOT_FOUND
 			      : r->status == 409 ? PC_ERR_CONFLICT
 			      : r->status == 503 ? PC_ERR_BUSY
 			      : r->status == 422 || r->status == 400 ? PC_ERR_INVALID

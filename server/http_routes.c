@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "blobs.h"
 #include "charts.h"
 #include "http_server.h"
+#include "ingest.h"
 #include "log.h"
 #include "job.h"
 #include "paracorr/graph.h"
@@ -54,8 +56,7 @@ static int list_limit(struct pcd_req *r)
 	errno = 0;
 	v = strtol(q, &end, 10);
 	if (errno || end == q || *end || v < 1 || v > LIST_MAX) {
-		pcd_send_problem(r, 400, "limit must be an integer in 1..500",
-				 json_pack("[{s:s, s:s}]", "pointer", "/limit", "detail", "1..500"), NULL);
+		pcd_send_problem(r, PC_ERR_BAD_REQUEST, "limit", NULL, "must be an integer in 1..%d", LIST_MAX);
 		return -1;
 	}
 	return (int)v;
@@ -76,42 +77,42 @@ static json_t *rec_json(struct pcd_req *r, const struct pcd_blob_rec *rec, int w
 	return o;
 }
 
-/* The stored-bytes quota: whether tenant may add bytes more; answers 507
- * (and returns 0) when not. */
-static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
+/* The stored-bytes quota: PC_OK when tenant may add bytes more, else
+ * PC_ERR_STORAGE_QUOTA naming tenant_max_stored_mb. */
+static int storage_quota(struct pcd_req *r, uint64_t bytes, struct pc_error *err)
 {
 	struct pcd_app *app = pcd_req_app(r);
-	struct pc_error err = {0};
 	int64_t stored = 0;
 	uint64_t limit = (uint64_t)app->settings->tenant_max_stored_mb << 20;
-	char detail[300];
+	int rc;
 
 	if (!limit)
-		return 1;
-	if (pcd_store_tenant_usage(app->store, pcd_req_tenant(r), NULL, &stored, &err)) {
-		pcd_send_error(r, &err);
-		return 0;
-	}
+		return PC_OK;
+	if ((rc = pcd_store_tenant_usage(app->store, pcd_req_tenant(r), NULL, &stored, err)))
+		return rc;
 	if (stored < 0 || (uint64_t)stored + bytes <= limit)
-		return 1;
-	snprintf(detail, sizeof(detail),
-		 "tenant_max_stored_mb: this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
-		 " bytes, above %d MiB; delete uploads it no longer needs",
-		 bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
-	pcd_send_problem(r, 507, detail, json_pack("[{s:s, s:s}]", "pointer", "", "detail", "tenant_max_stored_mb"),
-			 NULL);
-	return 0;
+		return PC_OK;
+	return pc_error_set(err, PC_ERR_STORAGE_QUOTA, "tenant_max_stored_mb",
+			    "this upload of %" PRIu64 " bytes would take the tenant's uploads to %" PRIu64
+			    " bytes, above %d MiB; delete uploads it no longer needs",
+			    bytes, (uint64_t)stored + bytes, app->settings->tenant_max_stored_mb);
 }
 
-/* An integer field of a stored upload's description; -1 when absent. */
-static long long info_int(const struct pcd_blob_rec *rec, const char *key)
+static int storage_quota_admit(void *arg, uint64_t bytes, struct pc_error *err)
 {
-	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
-	json_t *v = json_object_get(o, key);
-	long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+	return storage_quota(arg, bytes, err);
+}
 
-	json_decref(o);
-	return n;
+/* The old shape, for the dataset route: whether the upload may go on;
+ * answers (and returns 0) when not. */
+static int storage_quota_ok(struct pcd_req *r, uint64_t bytes)
+{
+	struct pc_error err = {0};
+
+	if (!storage_quota(r, bytes, &err))
+		return 1;
+	pcd_send_error(r, &err);
+	return 0;
 }
 
 /* --- operations ---------------------------------------------------------- */
@@ -139,7 +140,8 @@ static int h_readyz(struct pcd_req *r)
 		snprintf(detail, sizeof(detail), "%" PRIu64 " MiB free on the data directory's disk, below %d",
 			 free_mb, app->settings->min_free_disk_mb);
 	if (detail[0])
-		return pcd_send_problem(r, 503, detail, NULL, (const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+		return pcd_send_problem(r, PC_ERR_BUSY, NULL, (const char *const[]){"Retry-After", RETRY_AFTER_S, NULL},
+					"%s", detail);
 	return pcd_send_json(r, 200, json_pack("{s:s, s:I}", "status", "ready", "free_disk_mb", (json_int_t)free_mb),
 			     NULL);
 }
@@ -153,7 +155,7 @@ static int h_metrics(struct pcd_req *r)
 
 	pcd_store_queue_depth(app->store, &queued, &running, NULL);
 	if (!(text = pcd_prom_render(app->prom, queued, running, atomic_load(&app->draining))))
-		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOMEM, NULL, NULL, "out of memory");
 	rc = pcd_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 	free(text);
 	return rc;
@@ -165,7 +167,7 @@ static int h_openapi(struct pcd_req *r)
 	struct pcd_asset a;
 
 	if (!pcd_asset_find("/v1/openapi.yaml", &a))
-		return pcd_send_problem(r, 404, "the OpenAPI document is not built in", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "the OpenAPI document is not built in");
 	return pcd_send_text(r, 200, a.content_type, (const char *)a.data, a.size);
 }
 
@@ -175,12 +177,14 @@ static int h_model_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	struct pcd_blob_writer **w = pcd_req_model_writer(r);
+	struct pcd_ingest in = {&app->validator, app->blobs,	       app->store,
+				&record_lock,	 storage_quota_admit, r};
 	struct pc_error err = {0};
 	struct pcd_blob_rec rec = {0};
-	char id[65], loc[100], *info_text = NULL;
+	char id[65], loc[100];
 	json_t *info = NULL;
 	uint64_t bytes = pcd_blob_writer_bytes(*w);
-	int existed = 0, file_existed = 0, rc;
+	int existed = 0;
 
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
@@ -195,43 +199,14 @@ static int h_model_post(struct pcd_req *r)
 		pcd_blob_rec_free(&rec);
 		return pcd_send_json(r, 200, info, NULL);
 	}
-	if (!storage_quota_ok(r, bytes))
-		return MHD_YES;
-	/* validation, in a child process (validate.h): the loader names every
-	 * unsupported op at once */
-	if (pcd_validate_model(&app->validator, pcd_blob_writer_path(*w), id, bytes, &info, &err)) {
-		pcd_error_hide_path(&err, pcd_blob_writer_path(*w), "model");
+	/* the quota before the validation's work, and again under the lock */
+	if (storage_quota(r, bytes, &err) || pcd_model_ingest(&in, pcd_req_tenant(r), w, id, bytes, &info, &existed, &err))
 		goto fail;
-	}
-	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
-		pc_error_set(&err, PC_ERR_NOMEM, "model", "out of memory");
-		goto fail;
-	}
-	pthread_mutex_lock(&record_lock);
-	/* again under the lock: two uploads of one tenant at once must not
-	 * both pass the check above; the writer is aborted with the request */
-	if (!storage_quota_ok(r, bytes)) {
-		pthread_mutex_unlock(&record_lock);
-		free(info_text);
-		json_decref(info);
-		return MHD_YES;
-	}
-	rc = pcd_blobs_commit_model(app->blobs, *w, &file_existed, &err);
-	*w = NULL; /* taken by the commit either way */
-	if (!rc && (rc = pcd_store_model_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
-					     &err)) && !file_existed)
-		pcd_blobs_delete_model(app->blobs, id, NULL); /* no file without a record (a full disk) */
-	pthread_mutex_unlock(&record_lock);
-	if (rc)
-		goto fail;
-	free(info_text);
 	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
 		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
 	return pcd_send_json(r, existed ? 200 : 201, info, (const char *const[]){"Location", loc, NULL});
 fail:
-	free(info_text);
-	json_decref(info);
 	return pcd_send_error(r, &err);
 }
 
@@ -244,10 +219,10 @@ static int blob_get(struct pcd_req *r, int dataset)
 	json_t *o;
 
 	if (!pcd_blobs_id_valid(id))
-		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 	if ((dataset ? pcd_store_dataset_get : pcd_store_model_get)(app->store, pcd_req_scope(r), id, &rec, &err))
 		return err.code == PC_ERR_NOT_FOUND
-			       ? pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL)
+			       ? pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model")
 			       : pcd_send_error(r, &err);
 	o = rec_json(r, &rec, 1);
 	pcd_blob_rec_free(&rec);
@@ -263,14 +238,14 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	int unused = 0;
 
 	if (!pcd_blobs_id_valid(id))
-		return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 	/* the record first: it refuses while a pending job names the id */
 	pthread_mutex_lock(&record_lock);
 	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, pcd_req_scope(r), id, &unused,
 									  &err)) {
 		pthread_mutex_unlock(&record_lock);
 		if (err.code == PC_ERR_NOT_FOUND)
-			return pcd_send_problem(r, 404, dataset ? "no such dataset" : "no such model", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 		return pcd_send_error(r, &err);
 	}
 	pc_error_clear(&err);
@@ -304,7 +279,7 @@ static int blob_list(struct pcd_req *r, int dataset)
 		size_t idn = colon ? (size_t)(colon - cursor) : strlen(cursor);
 
 		if (idn >= sizeof(after) || (colon && !pcd_tenant_name_valid(colon + 1)))
-			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "cursor", NULL, "malformed");
 		memcpy(after, cursor, idn);
 		after[idn] = '\0';
 		if (colon)
@@ -377,8 +352,6 @@ static int h_dataset_post(struct pcd_req *r)
 		pcd_error_hide_path(&err, pcd_blob_writer_path(*xw), "inputs");
 		if (*yw)
 			pcd_error_hide_path(&err, pcd_blob_writer_path(*yw), "labels");
-		if (err.code == PC_ERR_LIMIT)
-			return pcd_send_problem(r, 422, err.text, NULL, NULL);
 		goto fail;
 	}
 	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
@@ -428,41 +401,24 @@ static int h_dataset_list(struct pcd_req *r)
 
 /* --- jobs ---------------------------------------------------------------- */
 
-/* A harden job's model id (its artifacts' model.id), or "" . */
-static void hardened_model_id(struct pcd_app *app, const char *job_id, char id[65])
-{
-	char dir[4096], path[4200];
-	FILE *f;
-
-	id[0] = '\0';
-	if (pcd_blobs_artifacts_dir(app->blobs, job_id, 0, dir, sizeof(dir), NULL))
-		return;
-	snprintf(path, sizeof(path), "%s/model.id", dir);
-	if ((f = fopen(path, "r"))) {
-		if (!fgets(id, 65, f) || !pcd_blobs_id_valid(id))
-			id[0] = '\0';
-		fclose(f);
-	}
-}
-
-/* The job object, with a succeeded harden job's model linked, and for the
- * admin role the job's tenant. */
+/* The job object, with the model a succeeded job's kind left (its
+ * artifact, recorded in the store) linked, and for the admin role the
+ * job's tenant. */
 static json_t *job_json(struct pcd_req *r, const struct pcd_job *j)
 {
 	struct pcd_app *app = pcd_req_app(r);
+	const struct pcd_job_kind *k = pcd_job_kind_find(j->kind);
 	json_t *o = pcd_job_to_json(j);
 	char id[65], link[200];
 
 	if (o && pcd_req_admin(r))
 		json_object_set_new(o, "tenant", json_string(j->tenant));
-	if (o && j->status == PCD_JOB_SUCCEEDED && !strcmp(j->kind, "harden")) {
-		hardened_model_id(app, j->id, id);
-		if (id[0]) {
-			snprintf(link, sizeof(link), "/v1/jobs/%s/artifacts/model.onnx", j->id);
-			json_object_set_new(json_object_get(o, "links"), "model", json_string(link));
-			snprintf(link, sizeof(link), "/v1/models/%s", id);
-			json_object_set_new(json_object_get(o, "links"), "hardened_model", json_string(link));
-		}
+	if (o && j->status == PCD_JOB_SUCCEEDED && k && k->artifact &&
+	    pcd_store_job_artifact_get(app->store, j->id, k->artifact, id, NULL) == PC_OK) {
+		snprintf(link, sizeof(link), "/v1/jobs/%s/artifacts/%s", j->id, k->artifact);
+		json_object_set_new(json_object_get(o, "links"), "model", json_string(link));
+		snprintf(link, sizeof(link), "/v1/models/%s", id);
+		json_object_set_new(json_object_get(o, "links"), "hardened_model", json_string(link));
 	}
 	return o;
 }
@@ -472,50 +428,50 @@ static int send_job(struct pcd_req *r, unsigned status, const struct pcd_job *j,
 	json_t *o = job_json(r, j);
 
 	if (!o)
-		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOMEM, NULL, NULL, "out of memory");
 	return pcd_send_json(r, status, o, extra);
 }
 
-/* A spec error: 422 with the field as a JSON pointer. */
-static int spec_problem(struct pcd_req *r, const char *where, const char *detail)
+/* A spec error: the field, and the problem the error table gives it. */
+static int spec_problem(struct pcd_req *r, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int spec_problem(struct pcd_req *r, const char *where, const char *fmt, ...)
 {
-	char ptr[200] = "";
-	char text[700];
+	struct pc_error err = {.code = PC_ERR_INVALID};
+	va_list ap;
 
-	if (where && where[0] && pcd_json_pointer_from_path(where, ptr, sizeof(ptr)) != 0)
-		ptr[0] = '\0';
-	snprintf(text, sizeof(text), "%s%s%s", where && where[0] ? where : "", where && where[0] ? ": " : "",
-		 detail);
-	return pcd_send_problem(r, 422, text, json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", detail), NULL);
+	snprintf(err.where, sizeof(err.where), "%s", where);
+	va_start(ap, fmt);
+	vsnprintf(err.text, sizeof(err.text), fmt, ap);
+	va_end(ap);
+	return pcd_send_error(r, &err);
 }
 
 static int h_job_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	const char *key = pcd_req_header(r, "Idempotency-Key");
-	struct pcd_blob_rec rec = {0};
+	const char *const retry[] = {"Retry-After", RETRY_AFTER_S, NULL};
+	const struct pcd_job_kind *kind;
+	struct pcd_job_refs refs;
 	struct pc_error err = {0};
 	struct pc_spec spec;
 	struct pcd_job job = {0};
 	json_error_t jerr;
-	char loc[64], detail[300];
+	char loc[64];
 	const char *body;
 	size_t len;
 	json_t *root;
-	long long model_classes, data_classes;
 	int created = 0, rc;
 
 	if (atomic_load(&app->draining))
-		return pcd_send_problem(r, 503, "the service is shutting down", NULL,
-					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
+		return pcd_send_problem(r, PC_ERR_BUSY, NULL, retry, "the service is shutting down");
 	if (key && (!key[0] || strlen(key) > 255))
-		return pcd_send_problem(r, 400, "Idempotency-Key must be 1 to 255 characters", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, NULL, NULL, "Idempotency-Key must be 1 to 255 characters");
 	body = pcd_req_body(r, &len);
-	if (!(root = json_loadb(body, len, 0, &jerr))) {
-		snprintf(detail, sizeof(detail), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-			 jerr.text);
-		return pcd_send_problem(r, 400, detail, NULL, NULL);
-	}
+	if (!(root = json_loadb(body, len, 0, &jerr)))
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, NULL, NULL, "invalid JSON at line %d column %d: %s",
+					jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return spec_problem(r, "", "the job spec must be a JSON object");
@@ -523,76 +479,27 @@ static int h_job_post(struct pcd_req *r)
 	rc = pc_spec_parse(root, &spec, &err);
 	json_decref(root);
 	if (rc)
-		return spec_problem(r, err.where, err.text);
-	/* the ids must name uploads this service holds */
-	if (spec.labels) {
+		return pcd_send_error(r, &err);
+	/* the kind's check: the same validation the job gets when it runs */
+	if (!(kind = pcd_job_kind_find(spec.kind))) {
 		pc_spec_free(&spec);
-		return spec_problem(r, "dataset", "must be a dataset id; file paths are for the CLI");
+		return spec_problem(r, "kind", "no job kind with this name");
 	}
-	/* another tenant's upload is answered as an unknown id */
-	if (!pcd_blobs_id_valid(spec.model) || pcd_store_model_get(app->store, pcd_req_scope(r), spec.model, &rec, NULL)) {
+	if (kind->check(kind, &spec, app->store, pcd_req_scope(r), pcd_settings_max_work(app->settings), &refs, &err)) {
 		pc_spec_free(&spec);
-		return spec_problem(r, "model", "no model with this id");
+		return pcd_send_error(r, &err);
 	}
-	model_classes = info_int(&rec, "classes");
-	pcd_blob_rec_free(&rec);
-	if (!pcd_blobs_id_valid(spec.inputs) ||
-	    pcd_store_dataset_get(app->store, pcd_req_scope(r), spec.inputs, &rec, NULL)) {
-		pc_spec_free(&spec);
-		return spec_problem(r, "dataset", "no dataset with this id");
-	}
-	data_classes = info_int(&rec, "classes");
-	pcd_blob_rec_free(&rec);
-	/* a harden job's training data must be here too, and fit the model */
-	if (spec.has_training) {
-		long long train_classes;
-
-		if (spec.training.labels || !pcd_blobs_id_valid(spec.training.inputs) ||
-		    pcd_store_dataset_get(app->store, pcd_req_scope(r), spec.training.inputs, &rec, NULL)) {
-			pc_spec_free(&spec);
-			return spec_problem(r, "training.dataset", "no dataset with this id");
-		}
-		train_classes = info_int(&rec, "classes");
-		pcd_blob_rec_free(&rec);
-		if (model_classes > 0 && train_classes > model_classes) {
-			pc_spec_free(&spec);
-			snprintf(detail, sizeof(detail),
-				 "the training dataset's labels span %lld classes; the model has %lld outputs", train_classes,
-				 model_classes);
-			return spec_problem(r, "training.dataset", detail);
-		}
-	}
-	/* labels the model cannot score: refused now, not after a queue wait */
-	if (model_classes > 0 && data_classes > model_classes) {
-		pc_spec_free(&spec);
-		snprintf(detail, sizeof(detail), "the dataset's labels span %lld classes; the model has %lld outputs",
-			 data_classes, model_classes);
-		return spec_problem(r, "dataset", detail);
-	}
-	/* a spec whose fields are each in range may still plan years of work */
-	if ((rc = pcd_job_check_work(app->store, pcd_req_scope(r), &spec, pcd_settings_max_work(app->settings),
-				     &err))) {
-		pc_spec_free(&spec);
-		return rc == PC_ERR_LIMIT ? spec_problem(r, "", pc_error_format(&err, detail, sizeof(detail)))
-					  : pcd_send_error(r, &err);
-	}
-	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, key,
+	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, &refs, key,
 				  app->settings->max_queue, app->settings->tenant_max_queued_jobs, &job, &created, &err);
 	pc_spec_free(&spec);
 	if (rc == PC_ERR_BUSY)
-		return pcd_send_problem(r, 503, "the job queue is full", NULL,
-					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
-	if (rc == PC_ERR_QUOTA) {
-		snprintf(detail, sizeof(detail),
-			 "tenant_max_queued_jobs: this tenant has %d jobs queued already; submit again once one has "
-			 "started",
-			 app->settings->tenant_max_queued_jobs);
-		return pcd_send_problem(r, 429, detail,
-					json_pack("[{s:s, s:s}]", "pointer", "", "detail", "tenant_max_queued_jobs"),
-					(const char *const[]){"Retry-After", RETRY_AFTER_S, NULL});
-	}
+		return pcd_send_problem(r, PC_ERR_BUSY, NULL, retry, "the job queue is full");
+	if (rc == PC_ERR_QUOTA)
+		return pcd_send_problem(r, PC_ERR_QUOTA, "tenant_max_queued_jobs", retry,
+					"this tenant has %d jobs queued already; submit again once one has started",
+					app->settings->tenant_max_queued_jobs);
 	if (rc == PC_ERR_CONFLICT)
-		return pcd_send_problem(r, 409, "this Idempotency-Key was used with a different spec", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "this Idempotency-Key was used with a different spec");
 	if (rc)
 		return pcd_send_error(r, &err);
 	if (created) {
@@ -609,7 +516,7 @@ static int h_job_post(struct pcd_req *r)
 
 static int job_not_found(struct pcd_req *r)
 {
-	return pcd_send_problem(r, 404, "no such job", NULL, NULL);
+	return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such job");
 }
 
 static int h_job_get(struct pcd_req *r)
@@ -637,8 +544,7 @@ static int h_job_report(struct pcd_req *r)
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		if (err.code == PC_ERR_CONFLICT)
-			return pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)",
-						NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has no report (not finished, or it did not succeed)");
 		return pcd_send_error(r, &err);
 	}
 	rc = pcd_send_text(r, 200, "application/json", text, strlen(text));
@@ -658,7 +564,7 @@ static int h_job_cancel(struct pcd_req *r)
 		if (err.code == PC_ERR_NOT_FOUND)
 			return job_not_found(r);
 		if (err.code == PC_ERR_CONFLICT)
-			return pcd_send_problem(r, 409, "the job has already finished", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has already finished");
 		return pcd_send_error(r, &err);
 	}
 	pcd_log("info", "msg=\"job cancel\" job=%s status=%s req_id=%s", pcd_req_id_param(r),
@@ -710,16 +616,15 @@ static int h_job_list(struct pcd_req *r)
 	if (limit < 0)
 		return MHD_YES;
 	if (status && pcd_job_status_parse(status) < 0)
-		return pcd_send_problem(r, 400, "status must be queued, running, succeeded, failed or cancelled",
-					json_pack("[{s:s, s:s}]", "pointer", "/status", "detail", "unknown status"),
-					NULL);
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "status", NULL,
+					"must be queued, running, succeeded, failed or cancelled");
 	if (cursor) {
 		char *end;
 
 		errno = 0;
 		after = strtoll(cursor, &end, 10);
 		if (errno || end == cursor || *end || after < 0)
-			return pcd_send_problem(r, 400, "malformed cursor", NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "cursor", NULL, "malformed");
 	}
 	if (pcd_store_job_list(app->store, pcd_req_scope(r), status, after, limit, &jobs, &n, &err))
 		return pcd_send_error(r, &err);
@@ -747,8 +652,7 @@ static json_t *job_report_json(struct pcd_req *r, int *rc)
 		if (err.code == PC_ERR_NOT_FOUND)
 			*rc = job_not_found(r);
 		else if (err.code == PC_ERR_CONFLICT)
-			*rc = pcd_send_problem(r, 409, "the job has no report (not finished, or it did not succeed)",
-					       NULL, NULL);
+			*rc = pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has no report (not finished, or it did not succeed)");
 		else
 			*rc = pcd_send_error(r, &err);
 		return NULL;
@@ -756,7 +660,7 @@ static json_t *job_report_json(struct pcd_req *r, int *rc)
 	rep = json_loads(text, 0, NULL);
 	free(text);
 	if (!rep)
-		*rc = pcd_send_problem(r, 500, "the stored report is not JSON", NULL, NULL);
+		*rc = pcd_send_problem(r, PC_ERR_INTERNAL, NULL, NULL, "the stored report is not JSON");
 	return rep;
 }
 
@@ -772,7 +676,7 @@ static int h_job_charts(struct pcd_req *r)
 	list = pcd_charts_list(rep);
 	json_decref(rep);
 	if (!list)
-		return pcd_send_problem(r, 503, "out of memory", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOMEM, NULL, NULL, "out of memory");
 	json_array_foreach(list, i, c)
 	{
 		snprintf(href, sizeof(href), "/v1/jobs/%s/charts/%s.svg", pcd_req_id_param(r),
@@ -793,7 +697,7 @@ static int h_job_chart(struct pcd_req *r)
 
 	/* the name carries its format, so a browser saves it as what it is */
 	if (n <= 4 || n - 4 >= sizeof(name) || strcmp(file + n - 4, ".svg"))
-		return pcd_send_problem(r, 404, "no such chart (charts are <name>.svg)", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such chart (charts are <name>.svg)");
 	memcpy(name, file, n - 4);
 	name[n - 4] = '\0';
 	if (!(rep = job_report_json(r, &rc)))
@@ -801,7 +705,7 @@ static int h_job_chart(struct pcd_req *r)
 	rc = pcd_chart_svg(rep, name, &svg, &err);
 	json_decref(rep);
 	if (rc == PC_ERR_NOT_FOUND)
-		return pcd_send_problem(r, 404, "this job's report has no such chart", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "this job's report has no such chart");
 	if (rc)
 		return pcd_send_error(r, &err);
 	rc = pcd_send_text(r, 200, "image/svg+xml; charset=utf-8", svg, strlen(svg));
@@ -814,25 +718,28 @@ static int h_job_artifact(struct pcd_req *r)
 	struct pcd_app *app = pcd_req_app(r);
 	struct pc_error err = {0};
 	struct pcd_job job = {0};
+	const struct pcd_job_kind *kind;
 	char dir[4096], path[4200], disp[120];
 	struct stat st;
 	int fd, done;
 
 	if (strcmp(pcd_req_name_param(r), "model.onnx"))
-		return pcd_send_problem(r, 404, "no such artifact (a harden job has model.onnx)", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such artifact (a harden job has model.onnx)");
 	if (pcd_store_job_get(app->store, pcd_req_scope(r), pcd_req_id_param(r), &job, &err))
 		return err.code == PC_ERR_NOT_FOUND ? job_not_found(r) : pcd_send_error(r, &err);
-	done = job.status == PCD_JOB_SUCCEEDED && !strcmp(job.kind, "harden");
+	kind = pcd_job_kind_find(job.kind);
+	done = job.status == PCD_JOB_SUCCEEDED && kind && kind->artifact &&
+	       !strcmp(kind->artifact, pcd_req_name_param(r));
 	pcd_job_free(&job);
 	if (!done)
-		return pcd_send_problem(r, 409, "only a succeeded harden job has a hardened model", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "only a succeeded harden job has a hardened model");
 	if (pcd_blobs_artifacts_dir(app->blobs, pcd_req_id_param(r), 0, dir, sizeof(dir), &err))
 		return pcd_send_error(r, &err);
 	snprintf(path, sizeof(path), "%s/model.onnx", dir);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
 			close(fd);
-		return pcd_send_problem(r, 404, "the hardened model is gone", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "the hardened model is gone");
 	}
 	snprintf(disp, sizeof(disp), "attachment; filename=\"%s-hardened.onnx\"", pcd_req_id_param(r));
 	return pcd_send_file(r, 200, "application/octet-stream", fd, (uint64_t)st.st_size,
@@ -849,7 +756,7 @@ static int h_asset(struct pcd_req *r)
 	if (!strcmp(path, "/"))
 		path = "/index.html";
 	if (!pcd_asset_find(path, &a))
-		return pcd_send_problem(r, 404, "no such resource", NULL, NULL);
+		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such resource");
 	return pcd_send_text(r, 200, a.content_type, (const char *)a.data, a.size);
 }
 

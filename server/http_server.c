@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "blobs.h"
 #include "job.h"
 #include "log.h"
+#include "problem.h"
 #include "prom.h"
 #include "settings.h"
 #include "sha256.h"
@@ -89,52 +91,6 @@ static const char *method_static(const char *m)
 		if (!strcmp(known[i], m))
 			return known[i];
 	return "OTHER";
-}
-
-static const char *reason(unsigned status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 421: return "Misdirected Request";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 507: return "Insufficient Storage";
-	default: return "Error";
-	}
-}
-
-static const char *slug(unsigned status)
-{
-	switch (status) {
-	case 400: return "bad-request";
-	case 401: return "unauthorized";
-	case 403: return "forbidden";
-	case 404: return "not-found";
-	case 405: return "method-not-allowed";
-	case 409: return "conflict";
-	case 413: return "too-large";
-	case 415: return "unsupported-media-type";
-	case 421: return "misdirected";
-	case 422: return "unprocessable";
-	case 429: return "quota-exceeded";
-	case 503: return "unavailable";
-	case 507: return "insufficient-storage";
-	default: return "error";
-	}
 }
 
 /* Whether a media type header names want (parameters after ';' ignored). */
@@ -332,70 +288,36 @@ int pcd_send_json(struct pcd_req *r, unsigned status, json_t *body, const char *
 	return send_json_typed(r, status, body, "application/json", extra_headers);
 }
 
-/* s as a JSON string, with every byte of an invalid UTF-8 sequence
- * replaced by '?' when s is not valid UTF-8; NULL only without memory. */
-static json_t *utf8_text(const char *s)
+int pcd_send_error_h(struct pcd_req *r, const struct pc_error *err, const char *const *extra_headers)
 {
-	json_t *j = json_string(s);
-	char *copy;
-	size_t n;
+	json_t *p = pcd_problem_json(err);
 
-	if (j || !s)
-		return j;
-	n = strlen(s);
-	if (!(copy = malloc(n + 1)))
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-	copy[n] = '\0';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
-/* A problem of type /problems/<name>. */
-static int send_problem_named(struct pcd_req *r, unsigned status, const char *name, const char *detail,
-			      json_t *errors, const char *const *extra_headers)
-{
-	char type[64];
-	json_t *p;
-
-	snprintf(type, sizeof(type), "/problems/%s", name);
-	/* the URL and a detail quoting it are the client's bytes: text that is
-	 * not UTF-8 would make the problem unbuildable and the request
-	 * unanswered, so it goes out with such bytes as '?' */
-	p = json_pack("{s:s, s:s, s:i, s:o, s:o}", "type", type, "title", reason(status), "status", (int)status,
-		      "detail", utf8_text(detail ? detail : reason(status)), "instance", utf8_text(r->url));
-	if (p && errors)
-		json_object_set_new(p, "errors", errors);
-	else
-		json_decref(errors);
-	if (!p)
+	/* the URL is the client's bytes: text that is not UTF-8 would make the
+	 * problem unbuildable and the request unanswered */
+	if (!p || json_object_set_new(p, "instance", pcd_problem_text(r->url))) {
+		json_decref(p);
 		return MHD_NO;
-	return send_json_typed(r, status, p, "application/problem+json", extra_headers);
-}
-
-int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
-		     const char *const *extra_headers)
-{
-	return send_problem_named(r, status, slug(status), detail, errors, extra_headers);
+	}
+	return send_json_typed(r, (unsigned)json_integer_value(json_object_get(p, "status")), p,
+			       "application/problem+json", extra_headers);
 }
 
 int pcd_send_error(struct pcd_req *r, const struct pc_error *err)
 {
-	char detail[700], ptr[200];
-	unsigned status = (unsigned)pc_status_http(err->code);
-	json_t *errors = NULL;
+	return pcd_send_error_h(r, err, NULL);
+}
 
-	pc_error_format(err, detail, sizeof(detail));
-	/* a field path becomes a JSON pointer, as for a job's problem */
-	if ((err->code == PC_ERR_INVALID || err->code == PC_ERR_NOT_FOUND) && err->where[0] &&
-	    pcd_json_pointer_from_path(err->where, ptr, sizeof(ptr)) == 0)
-		errors = json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", err->text);
-	/* a full disk shares 507 with the storage quota: its type is its row's
-	 * name, as a failed job's is (the slugs predate the row) */
-	return send_problem_named(r, status, err->code == PC_ERR_NOSPACE ? pc_status_name(err->code) : slug(status),
-				  detail, errors, NULL);
+int pcd_send_problem(struct pcd_req *r, enum pc_status code, const char *where, const char *const *extra_headers,
+		     const char *fmt, ...)
+{
+	struct pc_error err = {.code = code};
+	va_list ap;
+
+	snprintf(err.where, sizeof(err.where), "%s", where ? where : "");
+	va_start(ap, fmt);
+	vsnprintf(err.text, sizeof(err.text), fmt, ap);
+	va_end(ap);
+	return pcd_send_error_h(r, &err, extra_headers);
 }
 
 /* --- routing ------------------------------------------------------------- */
@@ -579,14 +501,14 @@ static enum MHD_Result part_cb(void *cls, enum MHD_ValueKind kind, const char *k
 	if (r->body_err.code)
 		return MHD_NO;
 	if (!key || !(w = pcd_req_part_writer(r, key))) {
-		pc_error_set(&r->body_err, PC_ERR_INVALID, key ? key : "part",
+		pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, key ? key : "",
 			     "unexpected form part (the parts are inputs and labels)");
 		return MHD_NO;
 	}
 	if (!*w && pcd_blob_writer_begin(r->http->app->blobs, r->part_limit, w, &r->body_err))
 		return MHD_NO;
 	if (off == 0 && pcd_blob_writer_bytes(*w) > 0) {
-		pc_error_set(&r->body_err, PC_ERR_INVALID, key, "the part appears twice");
+		pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, key, "the part appears twice");
 		return MHD_NO;
 	}
 	if (size && pcd_blob_writer_write(*w, data, size, &r->body_err))
@@ -633,7 +555,7 @@ static void sink(struct pcd_req *r, const char *data, size_t size)
 		break;
 	case PCD_BODY_MULTIPART:
 		if (MHD_post_process(r->pp, data, size) != MHD_YES && !r->body_err.code)
-			pc_error_set(&r->body_err, PC_ERR_INVALID, "body", "malformed multipart/form-data body");
+			pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, NULL, "malformed multipart/form-data body");
 		break;
 	}
 }
@@ -647,31 +569,33 @@ static int body_begin(struct pcd_req *r)
 	const char *cl = pcd_req_header(r, "Content-Length");
 	uint64_t limit = 0, declared = 0;
 	struct pc_error err = {0};
-	char detail[200];
 
 	switch (r->route->body) {
 	case PCD_BODY_NONE:
 		return 0;
 	case PCD_BODY_JSON:
 		if (!media_is(ct, "application/json")) {
-			pcd_send_problem(r, 415, "the body must be application/json", NULL,
-					 (const char *const[]){"Accept-Post", "application/json", NULL});
+			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL,
+					 (const char *const[]){"Accept-Post", "application/json", NULL},
+					 "the body must be application/json");
 			return 1;
 		}
 		limit = (uint64_t)s->max_spec_kb << 10;
 		break;
 	case PCD_BODY_MODEL:
 		if (!media_is(ct, "application/octet-stream")) {
-			pcd_send_problem(r, 415, "the body must be the ONNX file as application/octet-stream", NULL,
-					 (const char *const[]){"Accept-Post", "application/octet-stream", NULL});
+			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL,
+					 (const char *const[]){"Accept-Post", "application/octet-stream", NULL},
+					 "the body must be the ONNX file as application/octet-stream");
 			return 1;
 		}
 		limit = (uint64_t)s->max_model_mb << 20;
 		break;
 	case PCD_BODY_MULTIPART:
 		if (!media_is(ct, "multipart/form-data")) {
-			pcd_send_problem(r, 415, "the body must be multipart/form-data with parts inputs and labels",
-					 NULL, (const char *const[]){"Accept-Post", "multipart/form-data", NULL});
+			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL,
+					 (const char *const[]){"Accept-Post", "multipart/form-data", NULL},
+					 "the body must be multipart/form-data with parts inputs and labels");
 			return 1;
 		}
 		/* the parts' bytes are counted against the limit; the framing
@@ -685,13 +609,13 @@ static int body_begin(struct pcd_req *r)
 		errno = 0;
 		declared = strtoull(cl, &end, 10);
 		if (errno || end == cl || *end) {
-			pcd_send_problem(r, 400, "malformed Content-Length", NULL, NULL);
+			pcd_send_problem(r, PC_ERR_BAD_REQUEST, NULL, NULL, "malformed Content-Length");
 			return 1;
 		}
 		if (declared > limit) {
-			snprintf(detail, sizeof(detail), "the body (%llu bytes) is larger than the limit (%llu bytes)",
-				 (unsigned long long)declared, (unsigned long long)limit);
-			pcd_send_problem(r, 413, detail, NULL, NULL);
+			pcd_send_problem(r, PC_ERR_LIMIT, NULL, NULL,
+					 "the body (%llu bytes) is larger than the limit (%llu bytes)",
+					 (unsigned long long)declared, (unsigned long long)limit);
 			return 1;
 		}
 	}
@@ -709,7 +633,7 @@ static int body_begin(struct pcd_req *r)
 		r->part_limit = (uint64_t)s->max_dataset_mb << 20;
 		r->pp = MHD_create_post_processor(r->conn, PP_BUFFER, part_cb, r);
 		if (!r->pp) {
-			pcd_send_problem(r, 415, "multipart/form-data without a boundary", NULL, NULL);
+			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL, NULL, "multipart/form-data without a boundary");
 			return 1;
 		}
 		break;
@@ -773,24 +697,22 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			return queue(r, 204, resp, cors_match(r) ? cors_hdrs : plain);
 		}
 		if (!host_allowed(r))
-			return pcd_send_problem(r, 421, "the Host header names another server (see allowed_hosts)",
-						NULL, NULL);
+			return pcd_send_problem(r, PC_ERR_MISDIRECTED, NULL, NULL,
+						"the Host header names another server (see allowed_hosts)");
 		if (!r->route) {
 			if (known)
-				return pcd_send_problem(r, 405, "method not allowed on this resource", NULL,
-							(const char *const[]){"Allow", allow, NULL}) ;
-			return pcd_send_problem(r, 404, "no such resource", NULL, NULL);
+				return pcd_send_problem(r, PC_ERR_METHOD, NULL, (const char *const[]){"Allow", allow, NULL},
+							"method not allowed on this resource");
+			return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "no such resource");
 		}
 		if (!r->route->public_route && !authorized(r))
-			return pcd_send_problem(r, 401, "a valid bearer token is required", NULL,
+			return pcd_send_problem(r, PC_ERR_UNAUTHORIZED, NULL,
 						(const char *const[]){"WWW-Authenticate", "Bearer realm=\"paracorr\"",
-								      NULL});
-		if (r->route->admin_route && r->http->app->tokens && !r->admin) {
-			struct pc_error e = {0};
-
-			pc_error_set(&e, PC_ERR_FORBIDDEN, "", "this route is for a token of the admin role");
-			return pcd_send_error(r, &e);
-		}
+								      NULL},
+						"a valid bearer token is required");
+		if (r->route->admin_route && r->http->app->tokens && !r->admin)
+			return pcd_send_problem(r, PC_ERR_FORBIDDEN, NULL, NULL,
+						"this route is for a token of the admin role");
 		body_begin(r); /* may answer 413 / 415 before the body */
 		return MHD_YES;
 	}
@@ -807,7 +729,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	/* the whole body is in */
 	if (r->pp) {
 		if (MHD_destroy_post_processor(r->pp) != MHD_YES && !r->body_err.code)
-			pc_error_set(&r->body_err, PC_ERR_INVALID, "body", "malformed multipart/form-data body");
+			pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, NULL, "malformed multipart/form-data body");
 		r->pp = NULL;
 	}
 	if (r->body_err.code)

@@ -11,8 +11,8 @@
  *
  * Per-request state is allocated on the first callback and freed in the
  * completion callback, which also writes the request's log line and its
- * metrics. Errors are application/problem+json, with the HTTP status from
- * the error table of paracorr/error.h where a pc_error is the cause. */
+ * metrics. Errors are application/problem+json (problem.h), every one
+ * from a pc_error and the error table of paracorr/error.h. */
 #ifndef PARACORR_SERVER_HTTP_SERVER_H
 #define PARACORR_SERVER_HTTP_SERVER_H
 
@@ -143,12 +143,13 @@ int pcd_send_text(struct pcd_req *r, unsigned status, const char *content_type, 
 /* A file's bytes, streamed from fd (taken: closed when sent). */
 int pcd_send_file(struct pcd_req *r, unsigned status, const char *content_type, int fd, uint64_t size,
 		  const char *const *extra_headers);
-/* A problem+json: type "/problems/<slug>", title from the status, detail;
- * errors (taken, may be NULL) is an array of {pointer, detail}. */
-int pcd_send_problem(struct pcd_req *r, unsigned status, const char *detail, json_t *errors,
-		     const char *const *extra_headers);
-/* The problem for a pc_error: status from the error table, detail
- * "where: text", and for field errors a JSON pointer. */
+/* A problem+json (problem.h) for err, with instance the request path and
+ * the HTTP status from the error table. _h: with extra_headers. */
 int pcd_send_error(struct pcd_req *r, const struct pc_error *err);
+int pcd_send_error_h(struct pcd_req *r, const struct pc_error *err, const char *const *extra_headers);
+/* The same for an error made here: code, where (a field, a setting or a
+ * place, as the code's row of the table says; NULL: none) and the text. */
+int pcd_send_problem(struct pcd_req *r, enum pc_status code, const char *where, const char *const *extra_headers,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

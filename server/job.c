@@ -1,10 +1,14 @@
 /* job: the one code path from a job spec to report text, used by the CLI
  * (`paracorr run`) and by the daemon's workers, so that the service's
  * report is byte for byte the CLI's for the same spec (with the timing
- * left aside, which measures the run). */
+ * left aside, which measures the run); and the table of job kinds with the
+ * check both the routes and the workers use. The checkpoint format is
+ * job_ckpt.c, the model description model_info.c, the path scrubbing
+ * scrub.c and problem objects problem.c. */
 #include "job.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,43 +35,6 @@ void pcd_job_opts_default(struct pcd_job_opts *o)
 	o->timing_seconds = 1;
 }
 
-json_t *pcd_shape_json(const struct pc_shape *s)
-{
-	json_t *a = json_array();
-	int i;
-
-	for (i = 0; a && i < s->ndim; i++)
-		json_array_append_new(a, json_integer(s->dim[i]));
-	return a;
-}
-
-json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes)
-{
-	static const char *const kinds[] = {"logits", "probabilities", "log_probabilities"};
-	json_t *o, *ops = json_array(), *tensors = json_array();
-	int i, j, n = pc_graph_node_count(g);
-
-	for (i = 0; ops && i < n; i++) {
-		const char *op = pc_graph_node_op(g, i);
-		for (j = 0; j < i && strcmp(pc_graph_node_op(g, j), op); j++)
-			;
-		if (j == i)
-			json_array_append_new(ops, json_string(op));
-	}
-	for (i = 0; tensors && i < pc_graph_param_tensors(g); i++) {
-		const struct pc_param *p = pc_graph_param(g, i);
-		json_array_append_new(tensors, json_pack("{s:s, s:o, s:s}", "name", p->name, "shape",
-							 pcd_shape_json(&p->shape), "node", p->node ? p->node : ""));
-	}
-	o = json_pack("{s:s, s:I, s:I, s:i, s:[{s:s, s:o}], s:[{s:s, s:s}], s:I, s:o, s:o}", "id", id, "bytes",
-		      (json_int_t)bytes, "parameters", (json_int_t)pc_graph_param_count(g), "opset",
-		      pc_graph_opset(g), "inputs", "name", pc_graph_input_name(g), "shape",
-		      pcd_shape_json(pc_graph_input_shape(g)), "outputs", "name", pc_graph_output_name(g), "kind",
-		      kinds[pc_graph_output_kind(g)], "classes", (json_int_t)pc_graph_classes(g), "ops", ops,
-		      "tensors", tensors);
-	return o;
-}
-
 /* The model's input without its batch axis must be the dataset's sample. */
 static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, struct pc_error *err)
 {
@@ -91,121 +58,6 @@ static void study_opts(const struct pcd_job_opts *o, struct pc_study_opts *so)
 }
 
 /* --- harden ---------------------------------------------------------------- */
-
-#define CKPT_MAGIC "PCCKPT1"
-
-struct ckpt_header {
-	char magic[8];
-	int32_t epochs_done;
-	int32_t pad;
-	int64_t steps;
-	int64_t state_floats;
-	int64_t curve_bytes;
-};
-
-/* Writes the trainer's state and the curve so far, through a rename: a
- * failed write (a full disk is PC_ERR_NOSPACE) removes its temp file and
- * leaves the previous checkpoint as it was. */
-static int ckpt_save(const char *path, const struct pc_trainer *t, int epochs_done, const json_t *curve,
-		     struct pc_error *err)
-{
-	struct ckpt_header h = {CKPT_MAGIC, epochs_done, 0, 0, pc_trainer_state_size(t), 0};
-	char *text = json_dumps(curve, JSON_COMPACT | JSON_REAL_PRECISION(17)), tmp[4200];
-	float *state = malloc((size_t)h.state_floats * sizeof(float));
-	FILE *f = NULL;
-	int rc = 0, e;
-
-	tmp[0] = '\0';
-	if (!text || !state) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, "checkpoint", "out of memory");
-		goto out;
-	}
-	pc_trainer_state_save(t, state, &h.steps);
-	h.curve_bytes = (int64_t)strlen(text);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (!(f = fopen(tmp, "wb")) || fwrite(&h, sizeof(h), 1, f) != 1 ||
-	    fwrite(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
-	    fwrite(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes || fflush(f) || fsync(fileno(f))) {
-		e = errno;
-		rc = pc_error_set(err, pc_status_of_errno(e), "checkpoint", "cannot write: %s", strerror(e));
-		goto out;
-	}
-	e = fclose(f) ? errno : 0;
-	f = NULL;
-	if (e)
-		rc = pc_error_set(err, pc_status_of_errno(e), "checkpoint", "cannot write: %s", strerror(e));
-	else if (rename(tmp, path))
-		rc = pc_error_set(err, pc_status_of_errno(errno), "checkpoint", "cannot rename into place: %s",
-				  strerror(errno));
-out:
-	if (f)
-		fclose(f);
-	if (rc && tmp[0])
-		unlink(tmp);
-	free(state);
-	free(text);
-	return rc;
-}
-
-int pcd_ckpt_read(const char *path, int64_t state_floats, float **state_out, int64_t *steps, json_t **curve)
-{
-	struct ckpt_header h;
-	FILE *f = fopen(path, "rb");
-	float *state = NULL;
-	char *text = NULL;
-	json_t *c = NULL;
-	int done = 0;
-
-	*state_out = NULL;
-	*steps = 0;
-	*curve = NULL;
-	if (!f)
-		return 0;
-	/* every field is checked before it sizes anything: the file is
-	 * ours, but a crash or a full disk can leave anything in it */
-	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.epochs_done < 1 ||
-	    state_floats < 0 || h.state_floats != state_floats || h.steps < 0 || h.curve_bytes < 0 ||
-	    h.curve_bytes > (1 << 24))
-		goto out;
-	state = malloc((size_t)h.state_floats * sizeof(float) + 1);
-	text = calloc(1, (size_t)h.curve_bytes + 1);
-	if (!state || !text || fread(state, sizeof(float), (size_t)h.state_floats, f) != (size_t)h.state_floats ||
-	    fread(text, 1, (size_t)h.curve_bytes, f) != (size_t)h.curve_bytes)
-		goto out;
-	c = json_loads(text, 0, NULL);
-	if (!json_is_array(c) || json_array_size(c) != (size_t)h.epochs_done)
-		goto out;
-	*state_out = state;
-	*steps = h.steps;
-	*curve = c;
-	state = NULL;
-	c = NULL;
-	done = h.epochs_done;
-out:
-	fclose(f);
-	json_decref(c);
-	free(state);
-	free(text);
-	return done;
-}
-
-/* Loads a checkpoint when there is one that fits this trainer; 0 epochs
- * done otherwise. A file that does not fit is ignored, not trusted. */
-static int ckpt_load(const char *path, struct pc_trainer *t, json_t **curve)
-{
-	float *state;
-	int64_t steps;
-	json_t *c;
-	int done = pcd_ckpt_read(path, pc_trainer_state_size(t), &state, &steps, &c);
-
-	if (!done)
-		return 0;
-	json_decref(*curve);
-	*curve = c;
-	pc_trainer_state_load(t, state, steps);
-	free(state);
-	return done;
-}
 
 /* The ACT group's mask: the named tensors and layers, in the names a report
  * gives them ("tensor:fc1.weight", "layer:fc1", or bare), and, as before
@@ -370,7 +222,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	if ((rc = pc_trainer_new(g, &to, o->threads, &t, err)))
 		goto out;
 	/* a restart goes on from the last completed epoch */
-	start = o->checkpoint ? ckpt_load(o->checkpoint, t, &curve) : 0;
+	start = o->checkpoint ? pcd_ckpt_load(o->checkpoint, t, &curve) : 0;
 	for (int e = start; e < tr->epochs; e++) {
 		struct harden_progress hp = {o, e, tr->epochs, now_s()};
 		struct pc_train_stats st;
@@ -379,7 +231,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 					   &st, err)))
 			goto out;
 		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? now_s() - hp.t0 : 0.0));
-		if (o->checkpoint && (rc = ckpt_save(o->checkpoint, t, e + 1, curve, err)))
+		if (o->checkpoint && (rc = pcd_ckpt_save(o->checkpoint, t, e + 1, curve, err)))
 			goto out;
 	}
 	pc_graph_set_params(g, pc_trainer_weights(t));
@@ -417,12 +269,119 @@ out:
 	return rc;
 }
 
+static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+		       const struct pc_dataset *d, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		       json_t **out, struct pc_error *err)
+{
+	struct pc_work_model m;
+	struct pc_study_opts so;
+	int rc;
+
+	pc_work_model_of(g, &m);
+	if ((rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
+		return rc;
+	study_opts(o, &so);
+	return pc_study_run(g, d, spec, &so, out, err);
+}
+
+/* --- the kinds of job ------------------------------------------------------ */
+
+/* The spec fields that name uploads: where the id (or the CLI's path) and
+ * the labels path are in struct pc_spec, and where the resolved paths go
+ * in struct pcd_job_files. */
+#define SPEC_STR(member) offsetof(struct pc_spec, member)
+#define FILES_STR(member) offsetof(struct pcd_job_files, member)
+
+static const struct pcd_job_ref_field ref_model = {
+	.field = "model", .what = "model", .upload = PCD_UPLOAD_MODEL, .spec_id = SPEC_STR(model),
+	.files_path = FILES_STR(model), .hide = {"model", NULL}};
+static const struct pcd_job_ref_field ref_dataset = {
+	.field = "dataset", .what = "dataset", .upload = PCD_UPLOAD_DATASET, .spec_id = SPEC_STR(inputs),
+	.spec_labels = SPEC_STR(labels), .files_path = FILES_STR(inputs), .files_labels = FILES_STR(labels),
+	.hide = {"inputs", "labels"}};
+static const struct pcd_job_ref_field ref_training = {
+	.field = "training.dataset", .what = "training dataset", .upload = PCD_UPLOAD_DATASET,
+	.spec_id = SPEC_STR(training.inputs), .spec_labels = SPEC_STR(training.labels),
+	.files_path = FILES_STR(train_inputs), .files_labels = FILES_STR(train_labels),
+	.hide = {"training inputs", "training labels"}};
+
+static const struct pcd_job_ref_field *const analyze_refs[] = {&ref_model, &ref_dataset, NULL};
+static const struct pcd_job_ref_field *const harden_refs[] = {&ref_model, &ref_dataset, &ref_training, NULL};
+
+static const struct pcd_job_kind job_kinds[] = {
+	{"analyze", pcd_job_check, run_analyze, NULL, analyze_refs},
+	{"harden", pcd_job_check, run_harden, "model.onnx", harden_refs},
+};
+
+const struct pcd_job_kind *pcd_job_kind_find(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(job_kinds) / sizeof(job_kinds[0]); i++)
+		if (!strcmp(job_kinds[i].name, name))
+			return &job_kinds[i];
+	return NULL;
+}
+
+static const char *spec_str(const struct pc_spec *spec, size_t off)
+{
+	return *(const char *const *)((const char *)spec + off);
+}
+
+static json_int_t info_classes(const struct pcd_blob_rec *rec)
+{
+	json_t *o = json_loads(rec->info ? rec->info : "{}", 0, NULL);
+	json_t *v = json_object_get(o, "classes");
+	json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+
+	json_decref(o);
+	return n;
+}
+
+int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
+		  const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err)
+{
+	json_int_t model_classes = -1;
+
+	refs->n = 0;
+	for (int i = 0; k->refs[i]; i++) {
+		const struct pcd_job_ref_field *f = k->refs[i];
+		const char *id = spec_str(spec, f->spec_id);
+		struct pcd_blob_rec rec = {0};
+		json_int_t classes;
+		int missing;
+
+		if (f->spec_labels && spec_str(spec, f->spec_labels))
+			return pc_error_set(err, PC_ERR_INVALID, f->field, "must be a dataset id; file paths are for the CLI");
+		/* another tenant's upload is answered as an unknown id */
+		missing = !pcd_blobs_id_valid(id) ||
+			  (f->upload == PCD_UPLOAD_MODEL ? pcd_store_model_get : pcd_store_dataset_get)(store, scope, id,
+												 &rec, NULL);
+		if (missing)
+			return pc_error_set(err, PC_ERR_INVALID, f->field, "no %s with this id", f->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
+		classes = info_classes(&rec);
+		pcd_blob_rec_free(&rec);
+		if (f->upload == PCD_UPLOAD_MODEL)
+			model_classes = classes;
+		/* labels the model cannot score: refused now, not after a queue wait */
+		else if (model_classes > 0 && classes > model_classes)
+			return pc_error_set(err, PC_ERR_INVALID, f->field, "the %s's labels span %lld classes; the model has %lld outputs",
+					    f->what, (long long)classes, (long long)model_classes);
+		if (refs->n == PCD_JOB_REFS_MAX)
+			return pc_error_set(err, PC_ERR_INTERNAL, f->field, "more references than a job holds");
+		refs->v[refs->n].field = f->field;
+		refs->v[refs->n].upload = f->upload;
+		snprintf(refs->v[refs->n].id, sizeof(refs->v[0].id), "%s", id);
+		refs->n++;
+	}
+	/* a spec whose fields are each in range may still plan years of work */
+	return pcd_job_check_work(store, scope, spec, max_work, err);
+}
+
 int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *files, const struct pcd_job_opts *o,
 		     char **report_text, json_t **report_out, struct pc_error *err)
 {
+	const struct pcd_job_kind *k = pcd_job_kind_find(spec->kind);
 	struct pc_graph *g = NULL;
 	struct pc_dataset *d = NULL;
-	struct pc_study_opts so;
 	struct pc_preprocess pp = spec->pp;
 	json_t *report = NULL;
 	int rc;
@@ -430,23 +389,15 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 	*report_text = NULL;
 	if (report_out)
 		*report_out = NULL;
+	if (!k)
+		return pc_error_set(err, PC_ERR_INVALID, "kind", "no job kind '%s'", spec->kind);
 	/* the model says whether inputs are token ids and labels per token */
 	if ((rc = pc_onnx_load_file(files->model, &g, err)) || (rc = pc_eval_data_for(g, &pp, err)) ||
 	    (rc = pc_dataset_load(files->inputs, files->labels, &pp, spec->limit, &d, err)) ||
 	    (rc = check_sample(g, d, err)))
 		goto out;
-	if (spec->has_training) {
-		if ((rc = run_harden(spec, &pp, g, d, files, o, &report, err)))
-			goto out;
-	} else {
-		struct pc_work_model m;
-		pc_work_model_of(g, &m);
-		if ((rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
-			goto out;
-		study_opts(o, &so);
-		if ((rc = pc_study_run(g, d, spec, &so, &report, err)))
-			goto out;
-	}
+	if ((rc = k->run(spec, &pp, g, d, files, o, &report, err)))
+		goto out;
 	*report_text = pc_report_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	if (!*report_text) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "report", "cannot serialise the report");
@@ -463,92 +414,64 @@ out:
 	return rc;
 }
 
-/* Replaces every occurrence of needle in buf by repl, in place. */
-static void replace_all(char *buf, size_t size, const char *needle, const char *repl)
+int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,
+		const struct pcd_job_opts *o, char **report_text, struct pc_error *err)
 {
-	size_t nl = strlen(needle), rl = strlen(repl);
-	char *p = buf, tmp[1024];
-
-	if (!nl)
-		return;
-	while ((p = strstr(p, needle))) {
-		snprintf(tmp, sizeof(tmp), "%s", p + nl);
-		snprintf(p, size - (size_t)(p - buf), "%s%s", repl, tmp);
-		if ((size_t)(p - buf) + rl >= size)
-			break;
-		p += rl;
-	}
-}
-
-void pcd_error_hide_path(struct pc_error *err, const char *path, const char *name)
-{
-	if (!err || !path)
-		return;
-	replace_all(err->where, sizeof(err->where), path, name);
-	replace_all(err->text, sizeof(err->text), path, name);
-}
-
-int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
-		char **report_text, struct pc_error *err)
-{
-	char model[4096], inputs[4096], labels[4096], tinputs[4096] = "", tlabels[4096] = "";
+	char paths[PCD_JOB_REFS_MAX][2][4096] = {{""}};
 	struct pcd_job_files files = {0};
-	int has_tlabels = 0;
+	const struct pcd_job_kind *k;
+	struct pcd_job_refs refs;
 	struct pc_spec spec;
 	json_error_t jerr;
 	json_t *root;
 	struct stat st;
-	int rc, has_labels = 0, spec_ok = 0;
+	int rc, spec_ok = 0;
 
 	*report_text = NULL;
 	root = json_loads(spec_text, 0, &jerr);
 	if (!root)
-		return pc_error_set(err, PC_ERR_INVALID, "spec", "not JSON: line %d column %d: %s", jerr.line,
+		return pc_error_set(err, PC_ERR_INVALID, "", "the spec is not JSON: line %d column %d: %s", jerr.line,
 				    jerr.column, jerr.text);
 	if ((rc = pc_spec_parse(root, &spec, err)))
 		goto out;
 	spec_ok = 1;
-	if (spec.labels) {
-		rc = pc_error_set(err, PC_ERR_INVALID, "dataset", "must be a dataset id; file paths are for the CLI");
+	if (!(k = pcd_job_kind_find(spec.kind))) {
+		rc = pc_error_set(err, PC_ERR_INVALID, "kind", "no job kind '%s'", spec.kind);
 		goto out;
 	}
-	if ((rc = pcd_blobs_model_path(blobs, spec.model, model, sizeof(model), err)) ||
-	    (rc = pcd_blobs_dataset_paths(blobs, spec.inputs, inputs, labels, sizeof(inputs), &has_labels, err)))
+	/* the validation of the submission, again: the uploads of any tenant
+	 * (the submission checked whose they are), no work bound (the run
+	 * checks o->max_work on the loaded model) */
+	if ((rc = k->check(k, &spec, store, PCD_ALL_TENANTS, 0, &refs, err)))
 		goto out;
-	if (stat(model, &st) != 0) {
-		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model with id %s", spec.model);
-		goto out;
-	}
-	if (stat(inputs, &st) != 0) {
-		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset with id %s", spec.inputs);
-		goto out;
-	}
-	files.model = model;
-	files.inputs = inputs;
-	files.labels = has_labels ? labels : NULL;
-	if (spec.has_training) {
-		if (spec.training.labels) {
-			rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "must be a dataset id; file paths are for the CLI");
+	for (int i = 0; k->refs[i]; i++) {
+		const struct pcd_job_ref_field *f = k->refs[i];
+		int has_labels = 0;
+
+		if (f->upload == PCD_UPLOAD_MODEL)
+			rc = pcd_blobs_model_path(blobs, refs.v[i].id, paths[i][0], sizeof(paths[i][0]), err);
+		else
+			rc = pcd_blobs_dataset_paths(blobs, refs.v[i].id, paths[i][0], paths[i][1], sizeof(paths[i][0]),
+						     &has_labels, err);
+		if (rc)
+			goto out;
+		if (stat(paths[i][0], &st) != 0) {
+			rc = pc_error_set(err, PC_ERR_INVALID, f->field, "no %s with this id",
+					  f->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
 			goto out;
 		}
-		if ((rc = pcd_blobs_dataset_paths(blobs, spec.training.inputs, tinputs, tlabels, sizeof(tinputs),
-						  &has_tlabels, err)))
-			goto out;
-		if (stat(tinputs, &st) != 0) {
-			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "training.dataset", "no dataset with id %s",
-					  spec.training.inputs);
-			goto out;
-		}
-		files.train_inputs = tinputs;
-		files.train_labels = has_tlabels ? tlabels : NULL;
+		*(const char **)((char *)&files + f->files_path) = paths[i][0];
+		if (f->files_labels)
+			*(const char **)((char *)&files + f->files_labels) = has_labels ? paths[i][1] : NULL;
 	}
 	rc = pcd_job_run_spec(&spec, &files, o, report_text, NULL, err);
 	if (rc) {
-		pcd_error_hide_path(err, model, "model");
-		pcd_error_hide_path(err, inputs, "inputs");
-		pcd_error_hide_path(err, labels, "labels");
-		pcd_error_hide_path(err, tinputs, "training inputs");
-		pcd_error_hide_path(err, tlabels, "training labels");
+		/* the data directory is the operator's: errors name the part */
+		for (int i = 0; k->refs[i]; i++) {
+			pcd_error_hide_path(err, paths[i][0], k->refs[i]->hide[0]);
+			if (k->refs[i]->hide[1])
+				pcd_error_hide_path(err, paths[i][1], k->refs[i]->hide[1]);
+		}
 		if (o->model_out)
 			pcd_error_hide_path(err, o->model_out, "hardened model");
 	}
@@ -557,86 +480,6 @@ out:
 		pc_spec_free(&spec);
 	json_decref(root);
 	return rc;
-}
-
-int pcd_json_pointer_from_path(const char *path, char *out, size_t size)
-{
-	size_t n = 0;
-	const char *p;
-
-#define PUT(c)                                                                                                    \
-	do {                                                                                                      \
-		if (n + 1 >= size)                                                                                \
-			return -1;                                                                                \
-		out[n++] = (c);                                                                                   \
-	} while (0)
-
-	if (!size)
-		return -1;
-	if (*path)
-		PUT('/');
-	for (p = path; *p; p++) {
-		switch (*p) {
-		case '.':
-			PUT('/');
-			break;
-		case '[':
-			/* "a[2]" is member a, element 2 */
-			if (p != path)
-				PUT('/');
-			break;
-		case ']':
-			break;
-		case '~':
-			PUT('~');
-			PUT('0');
-			break;
-		case '/':
-			PUT('~');
-			PUT('1');
-			break;
-		default:
-			PUT(*p);
-		}
-	}
-#undef PUT
-	out[n] = '\0';
-	return 0;
-}
-
-/* A field path as spec.c writes them: letters, digits, '_', '.', '[', ']'. */
-static int is_field_path(const char *s)
-{
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if (!(strchr("._[]-", *s) || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9')))
-			return 0;
-	return 1;
-}
-
-json_t *pcd_job_problem(const struct pc_error *err)
-{
-	char type[64], detail[700], pointer[256];
-	enum pc_status code = err->code == PC_OK ? PC_ERR_INTERNAL : err->code;
-	json_t *p;
-
-	snprintf(type, sizeof(type), "/problems/%s", pc_status_name(code));
-	pc_error_format(err, detail, sizeof(detail));
-	p = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", pc_status_message(code), "status",
-		      pc_status_http(code), "detail", detail);
-	if (!p)
-		return NULL;
-	if ((code == PC_ERR_INVALID || code == PC_ERR_NOT_FOUND) && is_field_path(err->where) &&
-	    pcd_json_pointer_from_path(err->where, pointer, sizeof(pointer)) == 0) {
-		json_t *e = json_pack("[{s:s, s:s}]", "pointer", pointer, "detail", err->text);
-		if (!e || json_object_set_new(p, "errors", e) != 0) {
-			json_decref(p);
-			return NULL;
-		}
-	}
-	return p;
 }
 
 /* --- the work budget at submission ------------------------------------- */

@@ -14,7 +14,12 @@
 #include "paracorr/analysis.h"
 #include "paracorr/error.h"
 #include "paracorr/graph.h"
+#include "paracorr/data.h"
 #include "paracorr/spec.h"
+#include "job_ckpt.h"
+#include "model_info.h"
+#include "scrub.h"
+#include "store.h"
 
 struct pcd_blobs;
 
@@ -51,14 +56,6 @@ struct pcd_job_files {
 	const char *train_inputs, *train_labels;
 };
 
-/* Reads a harden job's checkpoint written for a trainer whose state is
- * state_floats floats: returns the epochs it holds, with *state (malloc'd,
- * the caller frees), *steps and *curve (a new array of that many epochs)
- * set; 0 with all three empty when there is no file or it does not fit (no
- * epoch done, which is never written; a wrong magic, size or curve), which
- * the job treats as a fresh start. */
-int pcd_ckpt_read(const char *path, int64_t state_floats, float **state, int64_t *steps, json_t **curve);
-
 /* Runs a parsed spec on files. The report echoes spec as given. On
  * success *report_text (malloc'd, caller frees) and, when report is not
  * NULL, *report (new reference) are set. PC_ERR_CANCELLED when the cancel
@@ -75,42 +72,70 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 		     char **report_text, json_t **report, struct pc_error *err);
 
 /* Runs a job spec as the API takes it: spec_text is JSON whose "model" is
- * a model id and whose "dataset" is a dataset id (a string); the ids are
- * resolved to blob paths, which never appear in errors (they name
- * "model", "inputs" or "labels" instead). Errors as pcd_job_run_spec; a
- * spec error keeps the field path in err->where. */
-int pcd_job_run(const char *spec_text, const struct pcd_blobs *blobs, const struct pcd_job_opts *o,
-		char **report_text, struct pc_error *err);
+ * a model id and whose "dataset" is a dataset id (a string). The job's
+ * kind checks it again (the check of the submission, against store), and
+ * the ids it references are resolved to blob paths, which never appear in
+ * errors (they name "model", "inputs" or "labels" instead). Errors as
+ * pcd_job_run_spec; a spec error keeps the field path in err->where. */
+int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,
+		const struct pcd_job_opts *o, char **report_text, struct pc_error *err);
 
-/* Replaces path by name in err's where and text: the data directory is the
- * operator's business, so errors a client sees name the part ("model",
- * "inputs") instead. Bounded by the buffers; NULL or "" path: nothing. */
-void pcd_error_hide_path(struct pc_error *err, const char *path, const char *name);
+/* --- the kinds of job -------------------------------------------------------
+ *
+ * A job kind is a row: its name (the spec's kind), check, run, the artifact
+ * it leaves (a model file in the job's artifacts directory, registered as a
+ * model of the service and recorded in the store; NULL: none) and the spec
+ * fields that name uploads. A new kind is a new row; nothing else asks
+ * which kind a job is. */
 
-/* A model's description as the API gives it: id, bytes, parameters,
- * opset, inputs, outputs, classes, ops, tensors (new reference). */
-json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes);
-/* [d0, d1, ...] */
-json_t *pcd_shape_json(const struct pc_shape *s);
+/* A spec field naming an upload: offsets of its id (or the CLI's path)
+ * and labels path in struct pc_spec (spec_labels 0: none), of the paths
+ * it resolves to in struct pcd_job_files, and the names those paths go by
+ * in errors. */
+struct pcd_job_ref_field {
+	const char *field; /* "training.dataset" */
+	const char *what;  /* "training dataset", in messages */
+	enum pcd_upload upload;
+	size_t spec_id, spec_labels;
+	size_t files_path, files_labels;
+	const char *hide[2];
+};
 
-/* The problem object (application/problem+json body) for a failed job:
- * {type, title, status, detail}, plus errors: [{pointer, detail}] when
- * the error is about a spec field (PC_ERR_INVALID or PC_ERR_NOT_FOUND with
- * a field path in err->where: pointer "/corruption/epsilons/2" for
- * "corruption.epsilons[2]"). type is "/problems/<status name>". New
- * reference; NULL only when out of memory. */
-json_t *pcd_job_problem(const struct pc_error *err);
+struct pcd_job_kind;
+/* The single validation of a job, at submission (the routes) and at run
+ * time (pcd_job_run): every upload the kind's fields name is a record
+ * scope sees (PCD_ALL_TENANTS: any), given by id, with labels the model
+ * can score; the work estimate is within max_work (<= 0: no bound). Fills
+ * refs with every upload the job references. PC_ERR_INVALID naming the
+ * field, PC_ERR_TOO_MUCH_WORK. */
+typedef int (*pcd_job_check_fn)(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
+				const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err);
+/* Runs the job on its loaded model g and evaluation dataset d; *report
+ * (new reference) without the timing of the load. */
+typedef int (*pcd_job_run_fn)(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+			      const struct pc_dataset *d, const struct pcd_job_files *files,
+			      const struct pcd_job_opts *o, json_t **report, struct pc_error *err);
+
+struct pcd_job_kind {
+	const char *name;
+	pcd_job_check_fn check;
+	pcd_job_run_fn run;
+	const char *artifact;
+	const struct pcd_job_ref_field *const *refs; /* NULL-terminated */
+};
+
+/* The row of kind name; NULL when there is none. */
+const struct pcd_job_kind *pcd_job_kind_find(const char *name);
+/* The check both rows use (pcd_job_check_fn). */
+int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, struct pcd_store *store,
+		  const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err);
 
 struct pcd_store;
 /* The job's estimated work (pc_spec_work) from the stored descriptions of
  * its model and datasets as tenant sees them (NULL: any tenant's), against
- * max_work (multiply-adds; <= 0: no bound): PC_ERR_LIMIT naming
+ * max_work (multiply-adds; <= 0: no bound): PC_ERR_TOO_MUCH_WORK naming
  * max_job_work, the estimate and the limit. */
 int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct pc_spec *spec, double max_work,
 		       struct pc_error *err);
-
-/* "corruption.epsilons[2]" -> "/corruption/epsilons/2" (RFC 6901 escaping
- * of '~' and '/'). Returns 0, or -1 when out does not fit. */
-int pcd_json_pointer_from_path(const char *path, char *out, size_t size);
 
 #endif

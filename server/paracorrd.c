@@ -135,6 +135,7 @@ int main(int argc, char **argv)
 	wcfg.poll_ms = s.poll_ms;
 	wcfg.on_done = on_job_done;
 	wcfg.on_done_arg = app.prom;
+	wcfg.validator = app.validator;
 	if (pcd_workers_start(&wcfg, app.store, app.blobs, &app.workers, &err)) {
 		die("workers", &err);
 		goto out;

@@ -8,9 +8,11 @@
  * means a committed transaction survives a power cut; readers never block
  * the writer.
  *
- * Jobs record the model and dataset ids their spec names (model_id,
- * dataset_id columns) so that deleting an upload a pending job needs can
- * be refused without parsing every spec.
+ * A job's references to uploads are rows of job_uploads (schema version
+ * 3), given by the caller (the job kind's check, jobs.h): the store never
+ * reads a spec, and deleting an upload a pending job needs is refused by
+ * one join. What a job made (a harden job's model) is a row of
+ * job_artifacts.
  *
  * Tenants (schema version 2): models and datasets are keyed by (tenant,
  * id), jobs carry their tenant and idempotency keys are unique per tenant.
@@ -27,9 +29,10 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "problem.h"
 #include "sha256.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct pcd_store {
 	sqlite3 *db;
@@ -214,6 +217,27 @@ static const char schema_v2[] =
 	"CREATE INDEX jobs_model ON jobs (model_id);"
 	"CREATE INDEX jobs_dataset ON jobs (dataset_id);";
 
+/* Version 3: what a job references and what it made, as tables. The
+ * references of jobs stored before are their model_id and dataset_id
+ * columns, and for a harden job its training dataset, read once here from
+ * the stored spec (version 2 did not record it, so a queued harden job's
+ * training data could be deleted under it); the columns go. */
+static const char schema_v3[] =
+	"CREATE TABLE job_uploads (job_id TEXT NOT NULL, field TEXT NOT NULL,"
+	" upload TEXT NOT NULL CHECK (upload IN ('model', 'dataset')), upload_id TEXT NOT NULL,"
+	" PRIMARY KEY (job_id, field));"
+	"CREATE INDEX job_uploads_upload ON job_uploads (upload, upload_id);"
+	"CREATE TABLE job_artifacts (job_id TEXT NOT NULL, name TEXT NOT NULL, model_id TEXT NOT NULL,"
+	" PRIMARY KEY (job_id, name));"
+	"INSERT INTO job_uploads SELECT id, 'model', 'model', model_id FROM jobs WHERE model_id IS NOT NULL;"
+	"INSERT INTO job_uploads SELECT id, 'dataset', 'dataset', dataset_id FROM jobs WHERE dataset_id IS NOT NULL;"
+	"INSERT INTO job_uploads SELECT id, 'training.dataset', 'dataset', json_extract(spec, '$.training.dataset')"
+	" FROM jobs WHERE json_valid(spec) AND json_type(spec, '$.training.dataset') = 'text';"
+	"DROP INDEX jobs_model;"
+	"DROP INDEX jobs_dataset;"
+	"ALTER TABLE jobs DROP COLUMN model_id;"
+	"ALTER TABLE jobs DROP COLUMN dataset_id;";
+
 int pcd_tenant_name_valid(const char *name)
 {
 	size_t n;
@@ -250,6 +274,8 @@ static int migrate(struct pcd_store *s, struct pc_error *err)
 	if (version < 1 && (rc = exec(s, schema_v1, err)))
 		goto fail;
 	if (version < 2 && (rc = exec(s, schema_v2, err)))
+		goto fail;
+	if (version < 3 && (rc = exec(s, schema_v3, err)))
 		goto fail;
 	if (version < SCHEMA_VERSION) {
 		char sql[64];
@@ -513,10 +539,9 @@ static int any_row(struct pcd_store *s, const char *sql, const char *id, int *fo
 	return rc;
 }
 
-static int blob_delete(struct pcd_store *s, const char *table, const char *column, const char *tenant,
+static int blob_delete(struct pcd_store *s, const char *table, const char *what, const char *tenant,
 		       const char *id, int *unused, struct pc_error *err)
 {
-	const char *what = table[0] == 'm' ? "model" : "dataset";
 	char sql[300];
 	sqlite3_stmt *st = NULL;
 	int rc, found = 0;
@@ -528,18 +553,19 @@ static int blob_delete(struct pcd_store *s, const char *table, const char *colum
 		goto out;
 	/* only the pending jobs of the tenants whose record goes: another
 	 * tenant's job must neither block this delete nor be revealed by it */
-	snprintf(sql, sizeof(sql),
-		 "SELECT id FROM jobs WHERE %s = ?1 AND (?2 IS NULL OR tenant = ?2) AND status IN ('queued', 'running')"
-		 " LIMIT 1",
-		 column);
-	if ((rc = prep(s, sql, &st, err)))
+	if ((rc = prep(s,
+		       "SELECT j.id, u.field FROM job_uploads u JOIN jobs j ON j.id = u.job_id WHERE u.upload = ?3"
+		       " AND u.upload_id = ?1 AND (?2 IS NULL OR j.tenant = ?2) AND j.status IN ('queued', 'running')"
+		       " LIMIT 1",
+		       &st, err)))
 		goto out;
 	bind_text(st, 1, id);
 	bind_text(st, 2, tenant);
+	bind_text(st, 3, what);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
-		rc = pc_error_set(err, PC_ERR_CONFLICT, what, "job %s still needs %s %s", sqlite3_column_text(st, 0),
-				  what, id);
+		rc = pc_error_set(err, PC_ERR_CONFLICT, what, "job %s still needs %s %s (its %s)",
+				  sqlite3_column_text(st, 0), what, id, sqlite3_column_text(st, 1));
 		goto out;
 	case SQLITE_DONE:
 		break;
@@ -562,8 +588,10 @@ static int blob_delete(struct pcd_store *s, const char *table, const char *colum
 	sqlite3_finalize(st);
 	st = NULL;
 	/* the file is shared: it may go only when nobody holds or needs it */
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?1 UNION ALL SELECT 1 FROM jobs WHERE %s = ?1"
-		 " AND status IN ('queued', 'running') LIMIT 1", table, column);
+	snprintf(sql, sizeof(sql),
+		 "SELECT 1 FROM %s WHERE id = ?1 UNION ALL SELECT 1 FROM job_uploads u JOIN jobs j ON j.id = u.job_id"
+		 " WHERE u.upload = '%s' AND u.upload_id = ?1 AND j.status IN ('queued', 'running') LIMIT 1",
+		 table, what);
 	if ((rc = any_row(s, sql, id, &found, err)))
 		goto out;
 	if ((rc = commit(s, err)))
@@ -599,7 +627,7 @@ int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *af
 int pcd_store_model_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
 			   struct pc_error *err)
 {
-	return blob_delete(s, "models", "model_id", tenant, id, unused, err);
+	return blob_delete(s, "models", "model", tenant, id, unused, err);
 }
 
 int pcd_store_dataset_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
@@ -624,7 +652,7 @@ int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *
 int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
 			     struct pc_error *err)
 {
-	return blob_delete(s, "datasets", "dataset_id", tenant, id, unused, err);
+	return blob_delete(s, "datasets", "dataset", tenant, id, unused, err);
 }
 
 /* One row of two counts from sql, with ?1 bound to key when not NULL. */
@@ -820,14 +848,14 @@ static int row_exists(struct pcd_store *s, const char *table, const char *tenant
 }
 
 int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
-			 const char *spec_text, const char *idem_key, int max_queue, int tenant_max_queued,
-			 struct pcd_job *out, int *created, struct pc_error *err)
+			 const char *spec_text, const struct pcd_job_refs *refs, const char *idem_key, int max_queue,
+			 int tenant_max_queued, struct pcd_job *out, int *created, struct pc_error *err)
 {
+	static const char *const tables[PCD_UPLOAD_COUNT] = {[PCD_UPLOAD_MODEL] = "models",
+							      [PCD_UPLOAD_DATASET] = "datasets"};
 	const char *upload_scope = any_uploads ? PCD_ALL_TENANTS : tenant;
 	char hash[65], id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN], existing[PCD_JOB_ID_LEN + 1];
-	const char *model_id = NULL, *dataset_id = NULL;
-	json_t *root;
-	json_error_t jerr;
+	int n_refs = refs ? refs->n : 0;
 	sqlite3_stmt *st = NULL;
 	int rc, found, tries;
 
@@ -837,15 +865,9 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		memset(out, 0, sizeof(*out));
 	if (!pcd_tenant_name_valid(tenant))
 		return pc_error_set(err, PC_ERR_INTERNAL, "tenant", "a job needs its tenant's name");
-	root = json_loads(spec_text, 0, &jerr);
-	if (!root || !json_is_object(root)) {
-		json_decref(root);
-		return pc_error_set(err, PC_ERR_INVALID, "spec", "must be a JSON object");
-	}
-	if (json_is_string(json_object_get(root, "model")))
-		model_id = json_string_value(json_object_get(root, "model"));
-	if (json_is_string(json_object_get(root, "dataset")))
-		dataset_id = json_string_value(json_object_get(root, "dataset"));
+	for (int i = 0; i < n_refs; i++)
+		if ((unsigned)refs->v[i].upload >= PCD_UPLOAD_COUNT || !refs->v[i].field)
+			return pc_error_set(err, PC_ERR_INTERNAL, "store", "a job reference without its upload kind");
 	pcd_sha256_hex_of(spec_text, strlen(spec_text), hash);
 	now_rfc3339(now);
 
@@ -881,20 +903,16 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		rc = job_get_locked(s, tenant, existing, out, err);
 		goto out;
 	}
-	/* the uploads must exist now; deleting them later is refused (blob_delete) */
-	if (model_id) {
-		if ((rc = row_exists(s, "models", upload_scope, model_id, err, &found)))
+	/* the uploads must exist now, in the same transaction as the job's
+	 * references; deleting them later is refused (blob_delete) */
+	for (int i = 0; i < n_refs; i++) {
+		const struct pcd_job_ref *ref = &refs->v[i];
+
+		if ((rc = row_exists(s, tables[ref->upload], upload_scope, ref->id, err, &found)))
 			goto out;
 		if (!found) {
-			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model with id %s", model_id);
-			goto out;
-		}
-	}
-	if (dataset_id) {
-		if ((rc = row_exists(s, "datasets", upload_scope, dataset_id, err, &found)))
-			goto out;
-		if (!found) {
-			rc = pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset with id %s", dataset_id);
+			rc = pc_error_set(err, PC_ERR_INVALID, ref->field, "no %s with this id",
+					  ref->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
 			goto out;
 		}
 	}
@@ -931,8 +949,8 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		st = NULL;
 	}
 	if ((rc = prep(s,
-		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, model_id, dataset_id,"
-		       " created_at, tenant) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, created_at, tenant)"
+		       " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
 		       &st, err)))
 		goto out;
 	for (tries = 0;; tries++) {
@@ -944,16 +962,27 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		bind_text(st, 3, spec_text);
 		bind_text(st, 4, idem_key);
 		bind_text(st, 5, hash);
-		bind_text(st, 6, model_id);
-		bind_text(st, 7, dataset_id);
-		bind_text(st, 8, now);
-		bind_text(st, 9, tenant);
+		bind_text(st, 6, now);
+		bind_text(st, 7, tenant);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			break;
 		if (sqlite3_errcode(s->db) != SQLITE_CONSTRAINT || tries == 3) {
 			rc = db_error(s, err, "store");
 			goto out;
 		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prep(s, "INSERT INTO job_uploads (job_id, field, upload, upload_id) VALUES (?, ?, ?, ?)", &st, err)))
+		goto out;
+	for (int i = 0; i < n_refs; i++) {
+		bind_text(st, 1, id);
+		bind_text(st, 2, refs->v[i].field);
+		bind_text(st, 3, refs->v[i].upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
+		bind_text(st, 4, refs->v[i].id);
+		if ((rc = step_done(s, st, err)))
+			goto out;
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
@@ -968,7 +997,6 @@ out:
 	if (rc)
 		rollback(s);
 	pthread_mutex_unlock(&s->lock);
-	json_decref(root);
 	return rc;
 }
 
@@ -1122,7 +1150,8 @@ out:
 int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
 			  struct pc_error *err)
 {
-	char now[PCD_TIME_LEN], detail[160];
+	char now[PCD_TIME_LEN];
+	struct pc_error gave_up = {0};
 	sqlite3_stmt *st = NULL;
 	json_t *problem = NULL;
 	char *problem_text = NULL;
@@ -1130,10 +1159,9 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 
 	if (max_attempts < 1)
 		max_attempts = 1;
-	snprintf(detail, sizeof(detail),
-		 "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
-	problem = json_pack("{s:s, s:s, s:i, s:s}", "type", "/problems/gave-up", "title", "Job gave up", "status",
-			    500, "detail", detail);
+	pc_error_set(&gave_up, PC_ERR_GAVE_UP, NULL,
+		     "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
+	problem = pcd_problem_json(&gave_up);
 	problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
 	json_decref(problem);
 	if (!problem_text)
@@ -1319,15 +1347,73 @@ int pcd_store_job_delete(struct pcd_store *s, const char *tenant, const char *id
 				  pcd_job_status_name(status));
 		goto out;
 	}
-	if ((rc = prep(s, "DELETE FROM jobs WHERE id = ?", &st, err)))
-		goto out;
-	bind_text(st, 1, id);
-	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
+	/* its references and its artifacts' records go with it (a registered
+	 * model stays: it is a model of the service) */
+	for (int i = 0; i < 3; i++) {
+		static const char *const sql[] = {"DELETE FROM job_uploads WHERE job_id = ?",
+						  "DELETE FROM job_artifacts WHERE job_id = ?", "DELETE FROM jobs WHERE id = ?"};
+
+		if ((rc = prep(s, sql[i], &st, err)))
+			goto out;
+		bind_text(st, 1, id);
+		if ((rc = step_done(s, st, err)))
+			goto out;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if ((rc = commit(s, err)))
 		goto out;
 out:
 	sqlite3_finalize(st);
 	if (rc)
 		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_artifact_put(struct pcd_store *s, const char *job_id, const char *name, const char *model_id,
+			       struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, "INSERT OR REPLACE INTO job_artifacts (job_id, name, model_id) VALUES (?, ?, ?)", &st, err)))
+		goto out;
+	bind_text(st, 1, job_id);
+	bind_text(st, 2, name);
+	bind_text(st, 3, model_id);
+	rc = step_done(s, st, err);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const char *name, char model_id[65],
+			       struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	model_id[0] = '\0';
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, "SELECT model_id FROM job_artifacts WHERE job_id = ? AND name = ?", &st, err)))
+		goto out;
+	bind_text(st, 1, job_id);
+	bind_text(st, 2, name);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		copy_col(st, 0, model_id, 65);
+		break;
+	case SQLITE_DONE:
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, name, "job %s has no artifact %s", job_id, name);
+		break;
+	default:
+		rc = db_error(s, err, "store");
+	}
+out:
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

@@ -148,19 +148,44 @@ int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char
 int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *queued, int64_t *stored_bytes,
 			   struct pc_error *err);
 
-/* Queues a job of tenant. spec_text must be a JSON object; its "model" and
- * "dataset" members (when strings) are recorded so that deleting those
- * uploads is refused while the job is pending, and must name records of
- * tenant (of any tenant when any_uploads: the admin role), else
- * PC_ERR_NOT_FOUND. Idempotency keys are per tenant: with a key tenant
- * already used, the same spec text gives back that job (*created = 0); a
- * different one is PC_ERR_CONFLICT. PC_ERR_BUSY (HTTP 503) when max_queue
- * > 0 and max_queue jobs are already queued; PC_ERR_QUOTA (429) when
- * tenant_max_queued > 0 and the tenant has that many queued. out (may be
- * NULL) receives the job. */
+/* An upload a job references: the spec field naming it ("model",
+ * "dataset", "training.dataset": a static string), which kind of upload
+ * and its id. The job kinds' check (jobs.h) lists them; the store only
+ * records them. */
+enum pcd_upload { PCD_UPLOAD_MODEL, PCD_UPLOAD_DATASET, PCD_UPLOAD_COUNT };
+#define PCD_JOB_REFS_MAX 8
+struct pcd_job_ref {
+	const char *field;
+	enum pcd_upload upload;
+	char id[65];
+};
+struct pcd_job_refs {
+	struct pcd_job_ref v[PCD_JOB_REFS_MAX];
+	int n;
+};
+
+/* Queues a job of tenant with its spec text (kept as given, never read
+ * here) and the uploads it references (refs, may be NULL: none), recorded
+ * so that deleting one is refused with PC_ERR_CONFLICT while the job is
+ * pending. Each must name a record of tenant (of any tenant when
+ * any_uploads: the admin role), else PC_ERR_INVALID naming the field, as
+ * the job kinds' check does. Idempotency keys are per tenant: with a key
+ * tenant already used, the same spec text gives back that job (*created =
+ * 0); a different one is PC_ERR_CONFLICT. PC_ERR_BUSY (HTTP 503) when
+ * max_queue > 0 and max_queue jobs are already queued; PC_ERR_QUOTA (429)
+ * when tenant_max_queued > 0 and the tenant has that many queued. out (may
+ * be NULL) receives the job. */
 int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
-			 const char *spec_text, const char *idem_key, int max_queue, int tenant_max_queued,
-			 struct pcd_job *out, int *created, struct pc_error *err);
+			 const char *spec_text, const struct pcd_job_refs *refs, const char *idem_key, int max_queue,
+			 int tenant_max_queued, struct pcd_job *out, int *created, struct pc_error *err);
+/* What a job made: the model id of its artifact name ("model.onnx" of a
+ * harden job), recorded by the workers once the model is registered. get:
+ * PC_ERR_NOT_FOUND when the job has no such artifact. The records go with
+ * the job (pcd_store_job_delete). */
+int pcd_store_job_artifact_put(struct pcd_store *s, const char *job_id, const char *name, const char *model_id,
+			       struct pc_error *err);
+int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const char *name, char model_id[65],
+			       struct pc_error *err);
 /* Moves the oldest queued job (lowest seq) to running, attempts + 1,
  * started_at = now, cancel_requested = 0, and returns it. PC_ERR_NOT_FOUND
  * (without touching err) when nothing is queued. */

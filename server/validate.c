@@ -255,10 +255,9 @@ static double now_s(void)
 
 static enum pc_status status_named(const char *name)
 {
-	for (int c = 0; c < PC_ERR_COUNT; c++)
-		if (!strcmp(pc_status_name((enum pc_status)c), name))
-			return (enum pc_status)c;
-	return PC_ERR_INTERNAL;
+	int c = pc_status_parse(name);
+
+	return c < 0 ? PC_ERR_INTERNAL : (enum pc_status)c;
 }
 
 /* The environment for the child: this one, with one BLAS thread (the check

@@ -23,9 +23,11 @@
 #include <unistd.h>
 
 #include "blobs.h"
+#include "ingest.h"
 #include "job.h"
 #include "paracorr/onnx.h"
 #include "log.h"
+#include "problem.h"
 
 #define HEARTBEAT_SECONDS 0.5
 
@@ -146,21 +148,21 @@ static int on_cancel(void *arg)
 	return atomic_load(&c->cancel_requested);
 }
 
-/* A harden job's model becomes a model of the service: copied in through a
- * blob writer (hashed, fsynced, renamed) and given its row, so that it can
- * be analysed in turn; its id is kept beside it as model.id. The record is
- * the job's tenant's. */
-static int register_model(struct pcd_workers *w, const char *tenant, const char *art, const char *path,
-			  struct pc_error *err)
+/* The model a job left (its kind's artifact) becomes a model of the
+ * service as an upload does (ingest.h): copied in through a blob writer
+ * (hashed, fsynced, renamed), validated and given its row, so that it can
+ * be analysed in turn; the store records it as the job's artifact. The
+ * record is the job's tenant's. */
+static int register_model(struct pcd_workers *w, const char *tenant, const char *job_id, const char *artifact,
+			  const char *path, struct pc_error *err)
 {
+	struct pcd_ingest in = {.validator = &w->cfg.validator, .blobs = w->blobs, .store = w->store};
 	struct pcd_blob_writer *bw = NULL;
-	struct pc_graph *g = NULL;
-	char id[65], buf[65536], stored[4096], idpath[4200];
+	char id[65], buf[65536];
 	json_t *info = NULL;
-	char *text = NULL;
 	FILE *f = fopen(path, "rb");
 	size_t n;
-	int rc = 0, existed;
+	int rc = 0;
 
 	if (!f)
 		return pc_error_set(err, PC_ERR_IO, "hardened model", "cannot open it: %s", strerror(errno));
@@ -169,48 +171,21 @@ static int register_model(struct pcd_workers *w, const char *tenant, const char 
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 		if ((rc = pcd_blob_writer_write(bw, buf, n, err)))
 			goto out;
-	if ((rc = pcd_blob_writer_finish(bw, id, err)))
+	if ((rc = pcd_blob_writer_finish(bw, id, err)) ||
+	    (rc = pcd_model_ingest(&in, tenant, &bw, id, pcd_blob_writer_bytes(bw), &info, NULL, err)))
 		goto out;
-	rc = pcd_blobs_commit_model(w->blobs, bw, NULL, err);
-	bw = NULL;
-	if (rc || (rc = pcd_blobs_model_path(w->blobs, id, stored, sizeof(stored), err)) ||
-	    (rc = pc_onnx_load_file(stored, &g, err)))
-		goto out;
-	fseek(f, 0, SEEK_END);
-	if (!(info = pcd_model_info(g, id, (uint64_t)ftell(f))) || !(text = json_dumps(info, JSON_COMPACT))) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, "hardened model", "out of memory");
-		goto out;
-	}
-	if ((rc = pcd_store_model_put(w->store, tenant, id, ftell(f), text, &existed, err)))
-		goto out;
-	snprintf(idpath, sizeof(idpath), "%s/model.id", art);
-	{
-		FILE *o = fopen(idpath, "w");
-		int bad = !o || fputs(id, o) == EOF, e = errno;
-
-		if (o && fclose(o) != 0 && !bad) {
-			bad = 1;
-			e = errno;
-		}
-		if (bad) {
-			unlink(idpath);
-			rc = pc_error_set(err, pc_status_of_errno(e), "hardened model", "cannot record its id: %s",
-					  strerror(e));
-		}
-	}
+	rc = pcd_store_job_artifact_put(w->store, job_id, artifact, id, err);
 out:
 	pcd_blob_writer_abort(bw);
 	fclose(f);
 	json_decref(info);
-	free(text);
-	pc_graph_free(g);
 	return rc;
 }
 
 /* The problem JSON a failed job stores; NULL without memory. */
 static char *problem_text_of(const struct pc_error *err)
 {
-	json_t *problem = pcd_job_problem(err);
+	json_t *problem = pcd_problem_json(err);
 	char *text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
 
 	json_decref(problem);
@@ -220,8 +195,8 @@ static char *problem_text_of(const struct pc_error *err)
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
 	struct run_ctx c = {.w = w, .id = job->id};
+	const struct pcd_job_kind *kind = pcd_job_kind_find(job->kind);
 	char art[4096] = "", model_out[4200], ckpt[4200];
-	int harden;
 	struct pcd_job_opts o;
 	struct pc_error err = {0}, serr = {0};
 	enum pcd_job_status outcome;
@@ -240,20 +215,19 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.progress_arg = &c;
 	o.cancel = on_cancel;
 	o.cancel_arg = &c;
-	harden = !strcmp(job->kind, "harden");
 	rc = PC_OK;
-	if (harden) {
+	if (kind && kind->artifact) {
 		/* the model and the checkpoint a restart resumes from; without
 		 * their directory (a full disk) the job fails saying so */
 		rc = pcd_blobs_artifacts_dir(w->blobs, job->id, 1, art, sizeof(art), &err);
-		snprintf(model_out, sizeof(model_out), "%s/model.onnx", art);
+		snprintf(model_out, sizeof(model_out), "%s/%s", art, kind->artifact);
 		snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", art);
 		o.model_out = model_out;
 		o.checkpoint = ckpt;
 	}
 	log_job(w, "info", job->id, "started", NULL);
 	if (rc == PC_OK)
-		rc = pcd_job_run(job->spec, w->blobs, &o, &report, &err);
+		rc = pcd_job_run(job->spec, w->store, w->blobs, &o, &report, &err);
 	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
 		/* stopped for the drain, not by the user: run again after restart */
 		if (pcd_store_job_requeue(w->store, job->id, &serr))
@@ -262,7 +236,8 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 			log_job(w, "info", job->id, "requeued for the drain", NULL);
 		goto out;
 	}
-	if (rc == PC_OK && harden && (rc = register_model(w, job->tenant, art, model_out, &err)) != PC_OK)
+	if (rc == PC_OK && kind && kind->artifact &&
+	    (rc = register_model(w, job->tenant, job->id, kind->artifact, model_out, &err)) != PC_OK)
 		log_job(w, "error", job->id, "cannot register the hardened model", &err);
 	if (rc == PC_OK) {
 		outcome = PCD_JOB_SUCCEEDED;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "paracorr/error.h"
+#include "validate.h"
 #include "store.h"
 
 struct pcd_blobs;
@@ -32,6 +33,9 @@ struct pcd_workers_cfg {
 	int quiet;	     /* no log lines on stderr */
 	pcd_job_done_fn on_done;
 	void *on_done_arg;
+	/* how a model a job leaves is checked, as an upload is (zero: in
+	 * this process) */
+	struct pcd_validator validator;
 };
 
 /* Defaults from the core count: n_workers = max(1, cores / 4) capped at 4,

@@ -829,12 +829,12 @@ TEST(hostile_budgets_over_http)
 	/* models: refused at upload, before the plan or the decoder allocates */
 	REQUIRE((buf = conv_pads_model(&len)));
 	CHECK(http(&d, "/v1/models", buf, len, &r) == 0);
-	EXPECT_ANSWER(&r, 413, "/problems/too-large",
+	EXPECT_ANSWER(&r, 413, "/problems/limit",
 		      "node 'conv' (Conv): at batch 2 the plan needs 32006400576 bytes, over max_plan_mb (4096 MiB)");
 	free(buf);
 	REQUIRE((buf = empty_fields(0x0a, PC_LIMITS_DEFAULT_NODES + 1, &len)));
 	CHECK(http(&d, "/v1/models", buf, len, &r) == 0);
-	EXPECT_ANSWER(&r, 413, "/problems/too-large", "more than 200000 nodes");
+	EXPECT_ANSWER(&r, 413, "/problems/limit", "more than 200000 nodes");
 	free(buf);
 
 	/* a dataset that decodes past max_dataset_decoded_mb */
@@ -857,7 +857,8 @@ TEST(hostile_budgets_over_http)
 		fclose(f);
 	}
 	CHECK(http_post(&d, "/v1/datasets", NULL, xgz, ylab, &r) == 0);
-	EXPECT_ANSWER(&r, 422, "/problems/unprocessable",
+	/* a size limit like any other: the same answer as the model's caps */
+	EXPECT_ANSWER(&r, 413, "/problems/limit",
 		      "shape [300,32,32] of uint8 decodes to 1230000 bytes of floats and labels, over "
 		      "max_dataset_decoded_mb (1 MiB)");
 
@@ -880,16 +881,16 @@ TEST(hostile_budgets_over_http)
 	REQUIRE(text);
 	CHECK_MSG(len < 6500, "the spec has %zu bytes", len);
 	CHECK(http_post(&d, "/v1/jobs", text, NULL, NULL, &r) == 0);
-	EXPECT_ANSWER(&r, 422, "/problems/unprocessable", "max_job_work: the job's estimated work is ");
+	EXPECT_ANSWER(&r, 422, "/problems/too_much_work", "max_job_work: the job's estimated work is ");
 	CHECK(http_post(&d, "/v1/jobs", text, NULL, NULL, &r) == 0);
-	EXPECT_ANSWER(&r, 422, NULL, "over the limit of 1e+13 (max_job_work = 10000 x 10^9)");
+	EXPECT_ANSWER(&r, 422, "/problems/too_much_work", "over the limit of 1e+13 (max_job_work = 10000 x 10^9)");
 	free(text);
 	snprintf(spec, sizeof(spec),
 		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"training\": {\"dataset\": \"%s\", "
 		 "\"epochs\": 10000}}",
 		 model, data, data);
 	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
-	EXPECT_ANSWER(&r, 422, "/problems/unprocessable", "training.epochs: must be an integer from 0 to 1000");
+	EXPECT_ANSWER(&r, 422, "/problems/invalid", "training.epochs: must be an integer from 0 to 1000");
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"corruption\": {\"epsilons\": [0.1]}}",
 		 model, data);
 	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);

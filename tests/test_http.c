@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "../server/http_server.h"
+#include "../server/problem.h"
 #include "../server/sha256.h"
 #include "be_util.h"
 #include "onnx_build.h"
@@ -230,15 +231,33 @@ static json_t *resp_json(const struct resp *r)
 	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
 }
 
-/* Whether r is a problem+json with the given status. */
-static int is_problem(const struct resp *r, long status)
+/* Whether r is a problem+json with the given status and type (NULL: any
+ * type, for a success status only), its title the error table's. */
+static int is_problem(const struct resp *r, long status, const char *type)
 {
 	char ct[128];
 	json_t *j = resp_json(r);
+	const char *jt = json_string_value(json_object_get(j, "type"));
+	int code = pcd_problem_code(jt);
 	int ok = r->status == status && header(r, "Content-Type", ct, sizeof(ct)) &&
 		 !strcmp(ct, "application/problem+json") && j && json_integer_value(json_object_get(j, "status")) == status &&
-		 json_is_string(json_object_get(j, "type")) && json_is_string(json_object_get(j, "title")) &&
+		 jt && (!type || !strcmp(jt, type)) && code > 0 && pc_status_http((enum pc_status)code) == status &&
+		 !strcmp(json_string_value(json_object_get(j, "title")) ?: "", pc_status_message((enum pc_status)code)) &&
 		 json_is_string(json_object_get(j, "detail")) && json_is_string(json_object_get(j, "instance"));
+
+	json_decref(j);
+	return ok;
+}
+
+/* A cancel's answer: 200 with the job cancelled (it was queued), or 202
+ * for a job that was running (it stops at its next check, which may come
+ * before the answer is read back: running or cancelled, never queued). */
+static int cancel_answer(const struct resp *r)
+{
+	json_t *j = resp_json(r);
+	const char *st = json_string_value(json_object_get(j, "status"));
+	int ok = st && ((r->status == 200 && !strcmp(st, "cancelled")) ||
+			(r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled"))));
 
 	json_decref(j);
 	return ok;
@@ -247,7 +266,7 @@ static int is_problem(const struct resp *r, long status)
 /* A request without a body answered with status: a problem+json body for
  * an error (a HEAD has none), nothing else checked. */
 static void expect(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *path,
-		   long status)
+		   long status, const char *type)
 {
 	struct resp r;
 
@@ -255,13 +274,15 @@ static void expect(struct pc_test *t, int line, const struct daemon *d, const ch
 		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, path);
 		return;
 	}
-	if (r.status != status || (status >= 400 && strcmp(method, "HEAD") && !is_problem(&r, status)))
+	if (r.status != status || (status >= 400 && strcmp(method, "HEAD") && !is_problem(&r, status, type)))
 		pc_test_fail(t, __FILE__, line, "%s %s: %ld, expected %ld%s", method, path, r.status, status,
 			     status >= 400 ? " with a problem body" : "");
 	resp_free(&r);
 }
 
-#define EXPECT(d, method, path, status) expect(t, __LINE__, d, method, path, status)
+#define EXPECT(d, method, path, status) expect(t, __LINE__, d, method, path, status, NULL)
+/* an error answer: its status and problem type, exactly */
+#define EXPECT_PROBLEM(d, method, path, status, type) expect(t, __LINE__, d, method, path, status, type)
 
 static int free_port(void)
 {
@@ -613,30 +634,30 @@ TEST(http_flow)
 	json_decref(m1);
 	json_decref(m2);
 
-	/* a malformed ONNX file: 400 or 422 as problem+json, no server path */
+	/* a malformed ONNX file: 422 format as problem+json, no server path */
 	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "not an onnx file at all", 23, NULL, NULL,
 			NULL, &r) == 0);
-	CHECK_MSG(is_problem(&r, 422) || is_problem(&r, 400), "malformed model: %ld %s", r.status, r.body);
+	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "malformed model: %ld %s", r.status, r.body);
 	CHECK(r.body && !strstr(r.body, "/tmp/") && !strstr(r.body, d.dir));
 	resp_free(&r);
 	/* wrong media type 415, oversized Content-Length 413 (limit 2 MiB) */
 	REQUIRE(request(&d, "POST", "/v1/models", "text/plain", "x", 1, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(is_problem(&r, 415), "415: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 415, "/problems/media_type"), "415: %ld", r.status);
 	resp_free(&r);
 	big = calloc(1, 3 << 20);
 	REQUIRE(big);
 	/* as curl sends a large body: the answer comes before the body does */
 	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", big, 3 << 20, NULL, NULL,
 			"Expect: 100-continue", &r) == 0);
-	CHECK_MSG(is_problem(&r, 413), "413: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "413: %ld", r.status);
 	resp_free(&r);
 	free(big);
 	/* unknown ids and routes 404, wrong method 405 with Allow */
-	EXPECT(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404);
-	EXPECT(&d, "GET", "/v1/jobs/j-0000000000000000", 404);
-	EXPECT(&d, "GET", "/v1/nothing", 404);
+	EXPECT_PROBLEM(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404, "/problems/not_found");
+	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000", 404, "/problems/not_found");
+	EXPECT_PROBLEM(&d, "GET", "/v1/nothing", 404, "/problems/not_found");
 	REQUIRE(request(&d, "PUT", "/v1/models", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 405));
+	CHECK(is_problem(&r, 405, "/problems/method_not_allowed"));
 	CHECK(header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
 	resp_free(&r);
 	/* model GET and HEAD */
@@ -661,20 +682,20 @@ TEST(http_flow)
 		CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", T10K_Y, bad_ds), 422);
 	CHECK_INT(upload_dataset(&d, NULL, FIX "labels64_i64.npy", bad_ds), 422);
 	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 415));
+	CHECK(is_problem(&r, 415, "/problems/media_type"));
 	resp_free(&r);
 
-	/* jobs: spec errors 400 / 422 with JSON pointers */
+	/* jobs: malformed JSON 400, spec errors 422 with JSON pointers */
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 400));
+	CHECK(is_problem(&r, 400, "/problems/bad_request"));
 	resp_free(&r);
 	REQUIRE(request(&d, "POST", "/v1/jobs", "text/plain", "{}", 2, NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 415));
+	CHECK(is_problem(&r, 415, "/problems/media_type"));
 	resp_free(&r);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": -2}", model, ds);
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
 	j = resp_json(&r);
-	CHECK(is_problem(&r, 422));
+	CHECK(is_problem(&r, 422, "/problems/invalid"));
 	CHECK(j && !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer"))
 				   ? json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer"))
 				   : "",
@@ -683,7 +704,7 @@ TEST(http_flow)
 	resp_free(&r);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%064d\", \"dataset\": \"%s\"}", 0, ds);
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 422) && strstr(r.body, "\"/model\""));
+	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/model\""));
 	resp_free(&r);
 
 	/* a job to success: 202 + Location, then the report equals the CLI's */
@@ -744,7 +765,7 @@ TEST(http_flow)
 		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
 		REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
 		j = resp_json(&r);
-		CHECK_MSG(r.status == 200 || r.status == 202, "cancel: %ld", r.status);
+		CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
 		json_decref(j);
 		resp_free(&r);
 		j = wait_job(&d, queued, "cancelled", 10);
@@ -753,20 +774,20 @@ TEST(http_flow)
 		/* the running one through DELETE (which cancels a pending job) */
 		snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
 		REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		CHECK_MSG(r.status == 200 || r.status == 202, "delete of a pending job: %ld", r.status);
+		CHECK_MSG(cancel_answer(&r), "delete of a pending job: %ld %s", r.status, r.body ? r.body : "");
 		resp_free(&r);
 		j = wait_job(&d, slow, "cancelled", 20);
 		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 		json_decref(j);
 		/* a finished job's report: 409; cancel of a finished job: 409 */
 		snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
-		EXPECT(&d, "GET", path, 409);
+		EXPECT_PROBLEM(&d, "GET", path, 409, "/problems/conflict");
 		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-		EXPECT(&d, "POST", path, 409);
+		EXPECT_PROBLEM(&d, "POST", path, 409, "/problems/conflict");
 		/* DELETE of a finished job removes it */
 		snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
 		EXPECT(&d, "DELETE", path, 204);
-		EXPECT(&d, "GET", path, 404);
+		EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 	}
 
 	/* listings with a status filter and paging */
@@ -796,7 +817,7 @@ TEST(http_flow)
 	}
 	json_decref(j);
 	resp_free(&r);
-	EXPECT(&d, "GET", "/v1/jobs?status=bogus", 400);
+	EXPECT_PROBLEM(&d, "GET", "/v1/jobs?status=bogus", 400, "/problems/bad_request");
 
 	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
@@ -820,7 +841,7 @@ TEST(http_flow)
 	/* dataset delete: 204, then 404 */
 	snprintf(path, sizeof(path), "/v1/datasets/%s", ds);
 	EXPECT(&d, "DELETE", path, 204);
-	EXPECT(&d, "GET", path, 404);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 
 	/* the daemon still serves, then SIGTERM: exit 0 well within 10 s */
 	EXPECT(&d, "GET", "/healthz", 200);
@@ -949,19 +970,19 @@ TEST(http_auth_cors)
 
 	/* no token, a wrong one, a prefix of a right one: 401 with the challenge */
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	CHECK(header(&r, "WWW-Authenticate", hv, sizeof(hv)) && !strncmp(hv, "Bearer", 6));
 	resp_free(&r);
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer wrong", &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token", &r) ==
 		0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	/* a refused upload is answered before its body is read */
 	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "abc", 3, NULL, NULL, NULL, &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	/* either token works */
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token-one",
@@ -978,17 +999,17 @@ TEST(http_auth_cors)
 	resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %.1023s", long_tok);
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok + 1023);
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	/* Host: another name is refused before anything else (a rebinding page
 	 * cannot use the daemon, not even its public routes); loopback
 	 * addresses, localhost and allowed_hosts are served */
 	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: attacker.example", &r) == 0);
-	CHECK(is_problem(&r, 421));
+	CHECK(is_problem(&r, 421, "/problems/misdirected"));
 	CHECK_MSG(r.body && strstr(r.body, "/problems/misdirected"), "%s", r.body ? r.body : "");
 	resp_free(&r);
 	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: 127.9.8.7:8080", &r) == 0);
@@ -1008,7 +1029,7 @@ TEST(http_auth_cors)
 	EXPECT(&d, "GET", "/healthz", 200);
 	EXPECT(&d, "GET", "/metrics", 401);
 	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer second-token", &r) == 0);
-	CHECK(is_problem(&r, 403));
+	CHECK(is_problem(&r, 403, "/problems/forbidden"));
 	CHECK_MSG(r.body && strstr(r.body, "\"/problems/forbidden\""), "%s", r.body ? r.body : "");
 	resp_free(&r);
 
@@ -1025,7 +1046,7 @@ TEST(http_auth_cors)
 	resp_free(&r);
 	/* an actual request from a listed origin: the grant on the answer, even a 401 */
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: http://localhost:3000", &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
 	resp_free(&r);
 	/* a second daemon on the same data directory is refused */
@@ -1199,7 +1220,7 @@ TEST(http_uploads)
 	REQUIRE(onnx);
 	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
 	free(onnx);
-	CHECK_MSG(is_problem(&r, 422), "unsupported ops: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(is_problem(&r, 422, "/problems/unsupported"), "unsupported ops: %ld %s", r.status, r.body ? r.body : "");
 	detail_of(&r, det, sizeof(det));
 	CHECK_MSG(strstr(det, "FancyNorm") && strstr(det, "Hardmax2"), "detail: %s", det);
 	resp_free(&r);
@@ -1209,15 +1230,15 @@ TEST(http_uploads)
 	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, NULL, NULL, &r) ==
 		0);
 	free(text);
-	CHECK_MSG(is_problem(&r, 400) || is_problem(&r, 422), "truncated: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "truncated: %ld", r.status);
 	CHECK(detail_of(&r, det, sizeof(det))[0] != '\0');
 	resp_free(&r);
 	/* no Content-Length: the bytes are counted against the 2 MiB limit */
 	REQUIRE(post_chunked(&d, "/v1/models", "application/octet-stream", 3u << 20, &r) == 0);
-	CHECK_MSG(is_problem(&r, 413), "chunked model: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked model: %ld", r.status);
 	resp_free(&r);
 	REQUIRE(post_chunked(&d, "/v1/jobs", "application/json", 300u << 10, &r) == 0);
-	CHECK_MSG(is_problem(&r, 413), "chunked spec: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked spec: %ld", r.status);
 	resp_free(&r);
 
 	/* CSV as one part, the label in the last column */
@@ -1246,7 +1267,7 @@ TEST(http_uploads)
 	{
 		struct parts p = {path, NULL};
 		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
-		CHECK(is_problem(&r, 422));
+		CHECK(is_problem(&r, 422, "/problems/format"));
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "line 2"), "detail: %s", det);
 		resp_free(&r);
 	}
@@ -1292,7 +1313,7 @@ TEST(http_uploads)
 		snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
 		p.labels = yi;
 		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
-		CHECK_MSG(is_problem(&r, 422), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
+		CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
 		resp_free(&r);
 	}
@@ -1300,7 +1321,7 @@ TEST(http_uploads)
 	{
 		struct named_part p = {"images", path};
 		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, one_part_mime, &p, NULL, &r) == 0);
-		CHECK_MSG(is_problem(&r, 400) || is_problem(&r, 422), "part 'images': %ld", r.status);
+		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "part 'images': %ld", r.status);
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
 		resp_free(&r);
 	}
@@ -1312,7 +1333,7 @@ TEST(http_uploads)
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
 	json_decref(j);
 	resp_free(&r);
-	EXPECT(&d, "GET", "/v1/datasets?limit=0", 400);
+	EXPECT_PROBLEM(&d, "GET", "/v1/datasets?limit=0", 400, "/problems/bad_request");
 	REQUIRE(get(&d, "/v1/datasets?limit=1", &r) == 0);
 	j = resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
@@ -1337,8 +1358,8 @@ TEST(http_uploads)
 	CHECK(r.status == 200 && r.len == 0);
 	resp_free(&r);
 	EXPECT(&d, "DELETE", url, 204);
-	EXPECT(&d, "HEAD", url, 404);
-	EXPECT(&d, "DELETE", url, 404);
+	EXPECT_PROBLEM(&d, "HEAD", url, 404, "/problems/not_found");
+	EXPECT_PROBLEM(&d, "DELETE", url, 404, "/problems/not_found");
 	/* uploaded again after the delete: 201 */
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
 
@@ -1432,7 +1453,7 @@ TEST(http_queue)
 	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
-	CHECK(is_problem(&r, 422) && strstr(r.body, "\"/dataset\"") && strstr(r.body, "classes"));
+	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && strstr(r.body, "classes"));
 	resp_free(&r);
 
 	/* a job that fails (3 features for a 784-input model): failed, with
@@ -1460,7 +1481,7 @@ TEST(http_queue)
 	}
 	json_decref(j);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
-	EXPECT(&d, "GET", url, 409);
+	EXPECT_PROBLEM(&d, "GET", url, 409, "/problems/conflict");
 	q1[0] = '\0';
 
 	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
@@ -1471,7 +1492,7 @@ TEST(http_queue)
 		REQUIRE(daemon_start(&d, tight));
 	}
 	REQUIRE(get(&d, "/readyz", &r) == 0);
-	CHECK(is_problem(&r, 503) && strstr(r.body, "MiB free"));
+	CHECK(is_problem(&r, 503, "/problems/busy") && strstr(r.body, "MiB free"));
 	resp_free(&r);
 	snprintf(spec, sizeof(spec),
 		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
@@ -1484,22 +1505,22 @@ TEST(http_queue)
 	json_decref(j);
 	CHECK_INT(submit(&d, spec, NULL, q1, sizeof(q1), NULL), 202);
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 503);
-	CHECK(is_problem(&r, 503));
+	CHECK(is_problem(&r, 503, "/problems/busy"));
 	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
 	resp_free(&r);
 	/* an upload a pending job names cannot be deleted */
 	snprintf(url, sizeof(url), "/v1/models/%s", model);
 	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(is_problem(&r, 409), "delete of a model in use: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a model in use: %ld", r.status);
 	resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", ds);
 	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(is_problem(&r, 409), "delete of a dataset in use: %ld", r.status);
+	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a dataset in use: %ld", r.status);
 	resp_free(&r);
 	/* cancel the running one: it stops at its next check, the next runs */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(r.status == 202 || r.status == 200, "cancel: %ld", r.status);
+	CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled") &&
@@ -1628,7 +1649,7 @@ static void expect_hidden(struct pc_test *t, int line, const struct daemon *d, c
 		return;
 	}
 	if (a.status != 404 || b.status != 404 ||
-	    (strcmp(method, "HEAD") && (!is_problem(&a, 404) || !same_problem(&a, &b))))
+	    (strcmp(method, "HEAD") && (!is_problem(&a, 404, "/problems/not_found") || !same_problem(&a, &b))))
 		pc_test_fail(t, __FILE__, line, "%s %s: %ld %s; for an unknown id %ld %s", method, p1, a.status,
 			     a.body ? a.body : "", b.status, b.body ? b.body : "");
 	resp_free(&a);
@@ -1715,7 +1736,7 @@ TEST(http_tenants)
 	/* a prefix of alice's token is no token */
 	alice[1500] = '\0';
 	REQUIRE(get(&A, "/v1/models", &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	alice[1500] = 'A' + 1500 % 26;
 
@@ -1781,7 +1802,7 @@ TEST(http_tenants)
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jA);
 	EXPECT(&A, "GET", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", jA);
-	EXPECT(&A, "GET", url, 409); /* an analyze job has no artifact: found, not hidden */
+	EXPECT_PROBLEM(&A, "GET", url, 409, "/problems/conflict"); /* an analyze job has no artifact: found, not hidden */
 	CHECK_INT(list_has(&A, "/v1/jobs", jA, NULL), 1);
 
 	/* a harden job's model is registered as its tenant's: alice fetches
@@ -1820,7 +1841,7 @@ TEST(http_tenants)
 		 mB, unknown_blob);
 	REQUIRE(submit(&B, spec, NULL, NULL, 0, &r) == 422);
 	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r2) == 422);
-	CHECK(is_problem(&r, 422) && strstr(r.body, "\"/dataset\"") && same_problem(&r, &r2));
+	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && same_problem(&r, &r2));
 	resp_free(&r);
 	resp_free(&r2);
 
@@ -1887,7 +1908,7 @@ TEST(http_tenants)
 	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", d.dir, mA);
 	snprintf(url, sizeof(url), "/v1/models/%s", mA);
 	EXPECT(&A, "DELETE", url, 204);
-	EXPECT(&A, "GET", url, 404);
+	EXPECT_PROBLEM(&A, "GET", url, 404, "/problems/not_found");
 	EXPECT(&B, "GET", url, 200);
 	CHECK(stat(mpath, &st) == 0);
 	snprintf(spec, sizeof(spec),
@@ -1921,9 +1942,9 @@ TEST(http_tenants)
 	CHECK_INT(submit(&B, spec, NULL, jq, sizeof(jq), NULL), 202);
 	snprintf(spec_unknown, sizeof(spec_unknown), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
 	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r) == 429);
-	CHECK(is_problem(&r, 429));
+	CHECK(is_problem(&r, 429, "/problems/quota"));
 	j = resp_json(&r);
-	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/quota-exceeded"));
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/quota"));
 	CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_queued_jobs"));
 	json_decref(j);
 	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
@@ -1939,7 +1960,7 @@ TEST(http_tenants)
 	EXPECT(&A, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK(r.status == 200 || r.status == 202);
+	CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	j = wait_job(&A, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
@@ -1959,9 +1980,9 @@ TEST(http_tenants)
 		struct parts p = {path, NULL};
 
 		REQUIRE(request(&L, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
-		CHECK(is_problem(&r, 507));
+		CHECK(is_problem(&r, 507, "/problems/storage_quota"));
 		j = resp_json(&r);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/insufficient-storage"));
+		CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/storage_quota"));
 		CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
 		json_decref(j);
 		resp_free(&r);
@@ -2093,14 +2114,14 @@ TEST(http_tenants_metrics)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
 	REQUIRE(get(&d, "/metrics", &r) == 0);
-	CHECK(is_problem(&r, 401));
+	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
 	for (int i = 0; i < 2; i++) {
 		const char *tok = i ? "Authorization: Bearer tok-legacy" : "Authorization: Bearer tok-alice";
 		json_t *j;
 
 		REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, tok, &r) == 0);
-		CHECK(is_problem(&r, 403));
+		CHECK(is_problem(&r, 403, "/problems/forbidden"));
 		j = resp_json(&r);
 		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/forbidden"), "%s",
 			  r.body ? r.body : "");
@@ -2275,10 +2296,10 @@ TEST(http_dashboard_browser)
 		}
 		json_decref(j);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/pie.svg", job);
-		EXPECT(&d, "GET", path, 404);
+		EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/accuracy.png", job);
-		EXPECT(&d, "GET", path, 404);
-		EXPECT(&d, "GET", "/v1/jobs/j-0000000000000000/charts", 404);
+		EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+		EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000/charts", 404, "/problems/not_found");
 	}
 
 	if (access(bin, X_OK) != 0) {
@@ -2495,7 +2516,7 @@ TEST(http_harden_resumes_after_kill)
 	/* an unknown training dataset is refused at submission, by pointer */
 	snprintf(spec, sizeof(spec), fmt, model, ds, "00000000000000000000000000000000000000000000000000000000000000ff");
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
-	CHECK(is_problem(&r, 422) && strstr(r.body, "\"/training/dataset\""));
+	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/training/dataset\""));
 	resp_free(&r);
 	snprintf(spec, sizeof(spec), fmt, model, ds, ds);
 	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
@@ -2594,20 +2615,96 @@ TEST(http_harden_resumes_after_kill)
 	resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/weights.bin", job);
-	EXPECT(&d, "GET", path, 404);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 	/* charts: before/after for a harden report */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/harden.svg", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
 	resp_free(&r);
-	/* deleting the job removes its artifacts, not the registered model */
+	/* the hardened model is the job's artifact in the store: a restart
+	 * still links it, and it is still a model of the service */
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	j = resp_json(&r);
+	CHECK_MSG(j && !strcmp(json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")) ?: "", hv),
+		  "after a restart: %s", r.body ? r.body : "");
+	json_decref(j);
+	resp_free(&r);
+	EXPECT(&d, "GET", hv, 200);
+	/* deleting the job removes its artifacts, not the registered model */
 	EXPECT(&d, "DELETE", path, 204);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
-	EXPECT(&d, "GET", path, 404);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 	EXPECT(&d, "GET", hv, 200);
 	json_decref(rep);
 	json_decref(rep2);
+	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
+/* A queued harden job holds its training dataset as it holds its model and
+ * evaluation dataset: deleting it is 409 naming the field; once the job is
+ * cancelled the delete goes through. */
+TEST(http_harden_holds_its_training_dataset)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", train[65] = "", slow[64] = "", queued[64] = "", spec[2048], url[256],
+	     ylab[PATH_MAX + 16];
+	char *labels;
+	size_t len;
+	struct resp r;
+	json_t *j;
+
+	if (!setup(t, &d))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
+	/* other bytes, so another dataset: the last label changed */
+	REQUIRE((labels = read_fixture(FIX "labels64_i64.npy", &len)) && len > 8);
+	labels[len - 8] = labels[len - 8] == 1 ? 2 : 1;
+	snprintf(ylab, sizeof(ylab), "%s/train_labels.npy", d.dir);
+	REQUIRE(write_file(ylab, labels, len));
+	free(labels);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", ylab, train), 201);
+	REQUIRE(model[0] && ds[0] && train[0] && strcmp(ds, train));
+	/* the one worker busy with a slow job, the harden job queued behind it */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_job(&d, slow, "running", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	json_decref(j);
+	snprintf(spec, sizeof(spec),
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"training\": {\"dataset\": "
+		 "\"%s\", \"epochs\": 1}}",
+		 model, ds, train);
+	REQUIRE(submit(&d, spec, NULL, queued, sizeof(queued), NULL) == 202);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 409, "/problems/conflict") && strstr(r.body, queued) &&
+			  strstr(r.body, "training.dataset"),
+		  "delete of a queued harden job's training dataset: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	EXPECT(&d, "GET", url, 200);
+	/* cancelled (it was queued: 200), the job holds nothing */
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", queued);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(r.status == 200 && cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
+	EXPECT(&d, "DELETE", url, 204);
+	EXPECT_PROBLEM(&d, "GET", url, 404, "/problems/not_found");
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	resp_free(&r);
+	j = wait_job(&d, slow, "cancelled", 30);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
 	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }

@@ -227,7 +227,7 @@ TEST(spec_work_estimate_follows_the_formula)
 	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 0), 109.0 * (50 * 100 + 1e6), 0, 0);
 	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 109.0 * (50 * 100 + 1e6), &err), PC_OK);
 	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 0, &err), PC_OK); /* no bound */
-	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_LIMIT);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_TOO_MUCH_WORK);
 	CHECK(strcmp(err.where, "max_job_work") == 0);
 	CHECK_MSG(strstr(err.text, "1.1e+08 multiply-adds") && strstr(err.text, "109 passes") &&
 			  strstr(err.text, "over the limit of 1e+08"),

@@ -52,11 +52,32 @@ static const char *spec_seed(int seed)
 	return buf;
 }
 
+/* The references a job kind's check gives (jobs.h): the model, the
+ * dataset and, when not NULL, the training dataset. */
+static struct pcd_job_refs refs_of(const char *model, const char *dataset, const char *training)
+{
+	struct pcd_job_refs r = {.n = 0};
+
+	r.v[r.n].field = "model";
+	r.v[r.n].upload = PCD_UPLOAD_MODEL;
+	snprintf(r.v[r.n++].id, 65, "%s", model);
+	r.v[r.n].field = "dataset";
+	r.v[r.n].upload = PCD_UPLOAD_DATASET;
+	snprintf(r.v[r.n++].id, 65, "%s", dataset);
+	if (training) {
+		r.v[r.n].field = "training.dataset";
+		r.v[r.n].upload = PCD_UPLOAD_DATASET;
+		snprintf(r.v[r.n++].id, 65, "%s", training);
+	}
+	return r;
+}
+
 static int submit(struct pcd_store *s, int seed, const char *key, char id[PCD_JOB_ID_LEN + 1])
 {
 	struct pcd_job j;
 	struct pc_error err = {0};
-	int rc = pcd_store_job_submit(s, "default", 0, "analyze", spec_seed(seed), key, 0, 0, &j, NULL, &err);
+	struct pcd_job_refs refs = refs_of(MODEL_ID, DATA_ID, NULL);
+	int rc = pcd_store_job_submit(s, "default", 0, "analyze", spec_seed(seed), &refs, key, 0, 0, &j, NULL, &err);
 
 	if (!rc && id)
 		memcpy(id, j.id, sizeof(j.id));
@@ -122,18 +143,18 @@ TEST(store_idempotency_key)
 	int created = -1;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) ==
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, "key-1", 0, 0, &j, &created, &err) ==
 		PC_OK);
 	CHECK_INT(created, 1);
 	memcpy(a, j.id, sizeof(a));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), "key-1", 0, 0, &j, &created, &err) ==
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, "key-1", 0, 0, &j, &created, &err) ==
 		PC_OK);
 	CHECK_INT(created, 0);
 	CHECK(strcmp(a, j.id) == 0);
 	CHECK(j.idempotency_key && strcmp(j.idempotency_key, "key-1") == 0);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(2), "key-1", 0, 0, &j, &created, &err),
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(2), NULL, "key-1", 0, 0, &j, &created, &err),
 		  PC_ERR_CONFLICT);
 	CHECK(strstr(err.text, a) != NULL);
 	CHECK(strcmp(err.where, "Idempotency-Key") == 0);
@@ -154,21 +175,24 @@ TEST(store_queue_full_and_bad_specs)
 
 	REQUIRE(setup(&f) == 0);
 	for (i = 0; i < 3; i++)
-		REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(i), NULL, 3, 0, NULL, NULL, &err) ==
+		REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(i), NULL, NULL, 3, 0, NULL, NULL, &err) ==
 			PC_OK);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, &err), PC_ERR_BUSY);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, NULL, 3, 0, NULL, NULL, &err), PC_ERR_BUSY);
 	CHECK_INT(pc_status_http(PC_ERR_BUSY), 503);
 	/* running jobs do not count towards the queue */
 	REQUIRE(pcd_store_job_claim(f.s, &j, NULL) == PC_OK);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, 3, 0, NULL, NULL, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(9), NULL, NULL, 3, 0, NULL, NULL, NULL), PC_OK);
 
+	/* a reference to an upload nobody has: the field error of the check */
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "[1]", NULL, 0, 0, NULL, NULL, &err), PC_ERR_INVALID);
-	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "{\"model\": \"cccc\"}", NULL, 0, 0, NULL, NULL, &err),
-		  PC_ERR_NOT_FOUND);
-	CHECK(strcmp(err.where, "model") == 0);
+	{
+		struct pcd_job_refs refs = refs_of("cccc", DATA_ID, NULL);
+
+		CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", "{}", &refs, NULL, 0, 0, NULL, NULL, &err),
+			  PC_ERR_INVALID);
+		CHECK(strcmp(err.where, "model") == 0);
+	}
 	teardown(&f);
 }
 
@@ -247,6 +271,17 @@ TEST(store_recover_after_crash_and_attempts_bound)
 			CHECK_INT(nfail, 1);
 			CHECK_INT(j.status, PCD_JOB_FAILED);
 			CHECK(j.error && strstr(j.error, "gave up after 3 attempts"));
+			{
+				/* the problem the error table gives gave_up, as any other */
+				json_t *pr = j.error ? json_loads(j.error, 0, NULL) : NULL;
+
+				CHECK(pr && !strcmp(json_string_value(json_object_get(pr, "type")) ?: "",
+						    "/problems/gave_up"));
+				CHECK(pr && json_integer_value(json_object_get(pr, "status")) == 500);
+				CHECK(pr && !strcmp(json_string_value(json_object_get(pr, "title")) ?: "",
+						    pc_status_message(PC_ERR_GAVE_UP)));
+				json_decref(pr);
+			}
 		}
 		pcd_job_free(&j);
 	}
@@ -378,6 +413,7 @@ TEST(store_uploads_put_list_delete)
  * only with the last one; keys and quotas are per tenant. */
 TEST(store_tenant_scopes)
 {
+	struct pcd_job_refs refs;
 	struct fixture f;
 	struct pcd_blob_rec r, *recs;
 	struct pcd_job j, *jobs;
@@ -422,24 +458,25 @@ TEST(store_tenant_scopes)
 	CHECK_INT(n, 0);
 
 	/* jobs: a job may only name its tenant's uploads */
+	refs = refs_of(MODEL_ID, DATA_ID, NULL);
 	snprintf(text, sizeof(text), "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1}", MODEL_ID, DATA_ID);
-	CHECK_INT(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, NULL, 0, 0, NULL, NULL, NULL),
-		  PC_ERR_NOT_FOUND); /* the dataset is default's */
+	CHECK_INT(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, &refs, NULL, 0, 0, NULL, NULL, NULL),
+		  PC_ERR_INVALID); /* the dataset is default's: unknown to alice */
 	CHECK_INT(pcd_store_dataset_put(f.s, "alice", DATA_ID, 20, "{}", NULL, &err), PC_OK);
-	REQUIRE(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, "k", 0, 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, &refs, "k", 0, 0, &j, &created, &err) == PC_OK);
 	CHECK_INT(created, 1);
 	CHECK(!strcmp(j.tenant, "alice"));
 	memcpy(a_job, j.id, sizeof(a_job));
 	pcd_job_free(&j);
 	/* the same key for bob is his own (he may not name alice's uploads,
 	 * but the admin role may) */
-	CHECK_INT(pcd_store_job_submit(f.s, "bob", 0, "analyze", text, "k", 0, 0, NULL, NULL, NULL), PC_ERR_NOT_FOUND);
-	REQUIRE(pcd_store_job_submit(f.s, "bob", 1, "analyze", text, "k", 0, 0, &j, &created, &err) == PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "bob", 0, "analyze", text, &refs, "k", 0, 0, NULL, NULL, NULL), PC_ERR_INVALID);
+	REQUIRE(pcd_store_job_submit(f.s, "bob", 1, "analyze", text, &refs, "k", 0, 0, &j, &created, &err) == PC_OK);
 	CHECK_INT(created, 1);
 	CHECK(strcmp(j.id, a_job) != 0);
 	memcpy(b_job, j.id, sizeof(b_job));
 	pcd_job_free(&j);
-	REQUIRE(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, "k", 0, 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, &refs, "k", 0, 0, &j, &created, &err) == PC_OK);
 	CHECK_INT(created, 0);
 	CHECK(!strcmp(j.id, a_job));
 	pcd_job_free(&j);
@@ -467,11 +504,11 @@ TEST(store_tenant_scopes)
 	CHECK_INT(bytes, 30);
 	snprintf(text, sizeof(text), "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 2}", MODEL_ID, DATA_ID);
 	pc_error_clear(&err);
-	CHECK_INT(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, NULL, 0, 1, NULL, NULL, &err), PC_ERR_QUOTA);
+	CHECK_INT(pcd_store_job_submit(f.s, "alice", 0, "analyze", text, NULL, NULL, 0, 1, NULL, NULL, &err), PC_ERR_QUOTA);
 	CHECK(!strcmp(err.where, "tenant_max_queued_jobs"));
 	CHECK_INT(pc_status_http(PC_ERR_QUOTA), 429);
 	CHECK_INT(pc_status_http(PC_ERR_STORAGE_QUOTA), 507);
-	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", text, NULL, 0, 1, NULL, NULL, NULL), PC_OK);
+	CHECK_INT(pcd_store_job_submit(f.s, "default", 0, "analyze", text, NULL, NULL, 0, 1, NULL, NULL, NULL), PC_OK);
 
 	/* deletes: alice's queued job holds her record only; bob's job (the
 	 * admin's) names the id too, so the file stays in use */
@@ -547,9 +584,9 @@ TEST(store_migrates_v1_to_tenants)
 	pcd_job_free(&j);
 	/* the old key replays for default, and is free for another tenant */
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", MODEL_ID, DATA_ID);
-	CHECK_INT(pcd_store_job_submit(s, "default", 0, "analyze", spec, "old-key", 0, 0, NULL, NULL, NULL),
+	CHECK_INT(pcd_store_job_submit(s, "default", 0, "analyze", spec, NULL, "old-key", 0, 0, NULL, NULL, NULL),
 		  PC_ERR_CONFLICT); /* the spec text differs from the stored one */
-	REQUIRE(pcd_store_job_submit(s, "default", 0, "analyze", spec, NULL, 0, 0, &j, &created, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(s, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, &created, &err) == PC_OK);
 	CHECK_MSG(j.seq == 10, "seq %lld after a deleted 9", (long long)j.seq);
 	pcd_job_free(&j);
 	pcd_store_close(s);
@@ -569,7 +606,7 @@ TEST(store_job_json_shape)
 	json_t *o;
 
 	REQUIRE(setup(&f) == 0);
-	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, 0, 0, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, NULL, 0, 0, NULL, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	REQUIRE(pcd_store_job_heartbeat(f.s, j.id,
 					"{\"phase\": \"random corruption\", \"done\": 37, \"total\": 120, \"fraction\": 0.31}",
@@ -607,7 +644,7 @@ static void *race_submit(void *arg)
 	int i;
 
 	for (i = 0; i < 25; i++)
-		if (pcd_store_job_submit(r->s, "default", 0, "analyze", spec_seed(i), NULL, 0, 0, NULL, NULL, NULL) == PC_OK)
+		if (pcd_store_job_submit(r->s, "default", 0, "analyze", spec_seed(i), NULL, NULL, 0, 0, NULL, NULL, NULL) == PC_OK)
 			__atomic_add_fetch(&r->submitted, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
@@ -658,4 +695,139 @@ TEST(store_concurrent_submit_and_claim)
 			CHECK_MSG(strcmp(r->seen[i], r->seen[k]) != 0, "%s claimed twice", r->seen[i]);
 	free(r);
 	teardown(&f);
+}
+
+/* What a pending job references cannot be deleted under it, its training
+ * dataset included; once it has finished, it can. */
+TEST(store_refuses_deleting_what_a_pending_job_references)
+{
+	static const char train[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+	struct fixture f;
+	struct pc_error err = {0};
+	struct pcd_job j;
+	struct pcd_job_refs refs = refs_of(MODEL_ID, DATA_ID, train);
+	int unused = -1;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(pcd_store_dataset_put(f.s, "default", train, 30, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "harden", "{}", &refs, NULL, 0, 0, &j, NULL, &err) == PC_OK);
+	CHECK_INT(pcd_store_dataset_delete(f.s, "default", train, &unused, &err), PC_ERR_CONFLICT);
+	CHECK_MSG(strstr(err.text, j.id) && strstr(err.text, "training.dataset"), "%s", err.text);
+	{
+		struct pcd_blob_rec r = {0};
+
+		CHECK_INT(pcd_store_dataset_get(f.s, "default", train, &r, NULL), PC_OK);
+		pcd_blob_rec_free(&r);
+	}
+	/* while it runs, too */
+	{
+		struct pcd_job c;
+
+		REQUIRE(pcd_store_job_claim(f.s, &c, &err) == PC_OK);
+		pcd_job_free(&c);
+	}
+	CHECK_INT(pcd_store_dataset_delete(f.s, "default", train, NULL, NULL), PC_ERR_CONFLICT);
+	REQUIRE(pcd_store_job_complete(f.s, j.id, PCD_JOB_FAILED, NULL, "{}", &err) == PC_OK);
+	CHECK_INT(pcd_store_dataset_delete(f.s, "default", train, &unused, &err), PC_OK);
+	CHECK_INT(unused, 1);
+	pcd_job_free(&j);
+	teardown(&f);
+}
+
+/* A job's artifact is a row of the store: it survives a restart and goes
+ * with the job. */
+TEST(store_records_job_artifacts)
+{
+	static const char made[] = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+	struct fixture f;
+	struct pc_error err = {0};
+	char id[PCD_JOB_ID_LEN + 1], got[65];
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(submit(f.s, 1, NULL, id) == PC_OK);
+	CHECK_INT(pcd_store_job_artifact_get(f.s, id, "model.onnx", got, NULL), PC_ERR_NOT_FOUND);
+	REQUIRE(pcd_store_job_artifact_put(f.s, id, "model.onnx", made, &err) == PC_OK);
+	pcd_store_close(f.s);
+	REQUIRE(pcd_store_open(f.db, &f.s, &err) == PC_OK);
+	CHECK_INT(pcd_store_job_artifact_get(f.s, id, "model.onnx", got, &err), PC_OK);
+	CHECK(!strcmp(got, made));
+	{
+		struct pcd_job c;
+
+		REQUIRE(pcd_store_job_claim(f.s, &c, &err) == PC_OK);
+		pcd_job_free(&c);
+	}
+	REQUIRE(pcd_store_job_complete(f.s, id, PCD_JOB_SUCCEEDED, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, id, &err) == PC_OK);
+	CHECK_INT(pcd_store_job_artifact_get(f.s, id, "model.onnx", got, NULL), PC_ERR_NOT_FOUND);
+	teardown(&f);
+}
+
+/* A version 2 store: its jobs' references come from the model_id and
+ * dataset_id columns, and a harden job's training dataset from its spec,
+ * so a queued harden job's training data is held from the first start. */
+TEST(store_migrates_v2_to_job_references)
+{
+	static const char train[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+	char dir[PATH_MAX - 32], db[PATH_MAX];
+	sqlite3 *raw = NULL;
+	struct pcd_store *s = NULL;
+	struct pc_error err = {0};
+	struct pcd_job j;
+	int version = -1;
+	sqlite3_stmt *st;
+	static const char v2[] =
+		"CREATE TABLE models (tenant TEXT NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL,"
+		" created_at TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (tenant, id));"
+		"CREATE INDEX models_id ON models (id);"
+		"CREATE TABLE datasets (tenant TEXT NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL,"
+		" created_at TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (tenant, id));"
+		"CREATE INDEX datasets_id ON datasets (id);"
+		"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+		" tenant TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL,"
+		" status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled')),"
+		" attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+		" progress TEXT, error TEXT, report TEXT, idempotency_key TEXT, spec_hash TEXT NOT NULL,"
+		" model_id TEXT, dataset_id TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,"
+		" heartbeat_at TEXT, UNIQUE (tenant, idempotency_key));"
+		"CREATE INDEX jobs_status_seq ON jobs (status, seq);"
+		"CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);"
+		"CREATE INDEX jobs_model ON jobs (model_id);"
+		"CREATE INDEX jobs_dataset ON jobs (dataset_id);"
+		"INSERT INTO models VALUES ('default', '" MODEL_ID "', 10, '2026-11-01T00:00:00Z', '{}');"
+		"INSERT INTO datasets VALUES ('default', '" DATA_ID "', 20, '2026-11-01T00:00:00Z', '{}');"
+		"INSERT INTO datasets VALUES ('default', 'cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc',"
+		" 30, '2026-11-01T00:00:00Z', '{}');"
+		"INSERT INTO jobs (seq, id, tenant, kind, spec, status, spec_hash, model_id, dataset_id, created_at)"
+		" VALUES (3, 'j-00000000000000aa', 'default', 'harden', '{\"model\": \"" MODEL_ID "\", \"dataset\": \""
+		DATA_ID "\", \"training\": {\"dataset\": \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"}}',"
+		" 'queued', 'h', '" MODEL_ID "', '" DATA_ID "', '2026-11-01T00:00:00Z');"
+		"PRAGMA user_version = 2;";
+
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
+	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
+	REQUIRE_MSG(sqlite3_exec(raw, v2, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(raw));
+	sqlite3_close(raw);
+
+	REQUIRE_MSG(pcd_store_open(db, &s, &err) == PC_OK, "%s", err.text);
+	REQUIRE(pcd_store_job_get(s, "default", "j-00000000000000aa", &j, &err) == PC_OK);
+	CHECK(j.seq == 3 && j.status == PCD_JOB_QUEUED && !strcmp(j.kind, "harden"));
+	pcd_job_free(&j);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_dataset_delete(s, "default", train, NULL, &err), PC_ERR_CONFLICT);
+	CHECK_MSG(strstr(err.text, "training.dataset"), "%s", err.text);
+	CHECK_INT(pcd_store_model_delete(s, "default", MODEL_ID, NULL, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_dataset_delete(s, "default", DATA_ID, NULL, NULL), PC_ERR_CONFLICT);
+	pcd_store_close(s);
+	/* version 3, the old columns gone */
+	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
+	REQUIRE(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	CHECK_INT(version, 3);
+	CHECK(sqlite3_prepare_v2(raw, "SELECT model_id FROM jobs", -1, &st, NULL) != SQLITE_OK);
+	sqlite3_close(raw);
+	be_rmtree(dir);
 }

@@ -131,7 +131,7 @@ double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_mod
  * (which it applies). */
 double pc_spec_work(const struct pc_spec *spec, const struct pc_work_model *m, int64_t samples,
 		    int64_t train_samples);
-/* PC_ERR_LIMIT naming max_job_work, the estimate and the limit when the
+/* PC_ERR_TOO_MUCH_WORK naming max_job_work, the estimate and the limit when the
  * estimate passes max_work (multiply-adds; <= 0: no bound). */
 int pc_spec_check_work(const struct pc_spec *spec, const struct pc_work_model *m, int64_t samples,
 		       int64_t train_samples, double max_work, struct pc_error *err);

@@ -1,0 +1,48 @@
+/* ingest: validate, commit, record (ingest.h). */
+#include "ingest.h"
+
+#include <stdlib.h>
+
+#include "scrub.h"
+
+int pcd_model_ingest(const struct pcd_ingest *in, const char *tenant, struct pcd_blob_writer **w, const char *id,
+		     uint64_t bytes, json_t **info, int *existed, struct pc_error *err)
+{
+	char *text = NULL;
+	int rc, file_existed = 0;
+
+	*info = NULL;
+	/* the loader names every unsupported op at once */
+	if ((rc = pcd_validate_model(in->validator, pcd_blob_writer_path(*w), id, bytes, info, err))) {
+		pcd_error_hide_path(err, pcd_blob_writer_path(*w), "model");
+		goto fail;
+	}
+	if (!(text = json_dumps(*info, JSON_COMPACT))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
+		goto fail;
+	}
+	if (in->lock)
+		pthread_mutex_lock(in->lock);
+	/* again under the lock: two ingests at once must not both pass */
+	if (in->admit && (rc = in->admit(in->admit_arg, bytes, err))) {
+		if (in->lock)
+			pthread_mutex_unlock(in->lock);
+		goto fail;
+	}
+	rc = pcd_blobs_commit_model(in->blobs, *w, &file_existed, err);
+	*w = NULL; /* taken by the commit either way */
+	if (!rc && (rc = pcd_store_model_put(in->store, tenant, id, (int64_t)bytes, text, existed, err)) &&
+	    !file_existed)
+		pcd_blobs_delete_model(in->blobs, id, NULL); /* no file without a record (a full disk) */
+	if (in->lock)
+		pthread_mutex_unlock(in->lock);
+	if (rc)
+		goto fail;
+	free(text);
+	return PC_OK;
+fail:
+	free(text);
+	json_decref(*info);
+	*info = NULL;
+	return rc;
+}
