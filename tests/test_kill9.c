@@ -28,12 +28,12 @@
  * This file drives the daemon with its own small libcurl client rather
  * than test_http.c's: every call here must survive the daemon vanishing
  * under it (wait for the restart, send again) and one body is paced. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "be_util.h"
 #include "test.h"
@@ -60,29 +61,29 @@
 #define MAX_SEGS       256
 #define SEG_NAME       112
 #define PACE_CHUNK     (32 << 10) /* the slow upload: this many bytes ... */
-#define PACE_US	       4000	  /* ... then this long a pause */
+#define PACE_US	       8000	  /* ... then this long a pause */
 #define CALL_WAIT_S    60	  /* longest wait for a restart before a call gives up */
 #define JOBS_WAIT_S    240	  /* longest wait for both jobs */
 
 /* The studies: small, but each phase long enough to be caught in. */
-#define ANALYZE_SPEC                                                                                             \
-	"{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 1000, \"batch_size\": 100, \"seed\": 3, "         \
-	"\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, 1], \"random_trials\": 6, \"groups\": "    \
+#define ANALYZE_SPEC                                                                                                   \
+	"{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 1000, \"batch_size\": 100, \"seed\": 3, "                 \
+	"\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, 1], \"random_trials\": 6, \"groups\": "             \
 	"[\"model\", \"tensor\"]}}"
-#define HARDEN_SPEC                                                                                              \
-	"{\"model\": \"%s\", \"dataset\": \"%s\", \"kind\": \"harden\", \"limit\": 300, \"seed\": 4, "          \
-	"\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "      \
-	"[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": 1000, \"epochs\": 4, \"batch_size\": 50, " \
+#define HARDEN_SPEC                                                                                                    \
+	"{\"model\": \"%s\", \"dataset\": \"%s\", \"kind\": \"harden\", \"limit\": 300, \"seed\": 4, "                 \
+	"\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "                \
+	"[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": 1000, \"epochs\": 4, \"batch_size\": 50, "       \
 	"\"schedule\": \"cosine\", \"act\": {\"epsilon\": 0.3}}}"
 
 /* The fields of a report that measure the run rather than the result
  * (api/report.schema.json: "absent with --reproducible"; the per-epoch
  * seconds of a harden report). "*" is any array element. */
 static const char *const timing_fields[] = {
-	"/timing/seconds",
-	"/before/timing/seconds",
-	"/after/timing/seconds",
-	"/training/epochs/*/seconds",
+    "/timing/seconds",
+    "/before/timing/seconds",
+    "/after/timing/seconds",
+    "/training/epochs/*/seconds",
 };
 
 struct seg {
@@ -254,11 +255,11 @@ static int http_once(const char *base, const char *method, const char *path, con
 		mime = curl_mime_init(c);
 		part = curl_mime_addpart(mime);
 		curl_mime_name(part, "inputs");
-		curl_mime_filename(part, "inputs.gz");
+		curl_mime_filename(part, "inputs.idx");
 		curl_mime_data_cb(part, (curl_off_t)pin.len, paced_read, paced_seek, NULL, &pin);
 		part = curl_mime_addpart(mime);
 		curl_mime_name(part, "labels");
-		curl_mime_filename(part, "labels.gz");
+		curl_mime_filename(part, "labels.idx");
 		curl_mime_data(part, b->labels, b->labels_len);
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -381,11 +382,10 @@ static int daemon_start(struct run *run)
 		if (run->pid < 0)
 			return 0;
 		if (run->pid == 0) {
-			const char *const argv[] = {bin,	       "--port",	  port,		 "--data-dir",
-						    data,	       "--workers",	  "1",		 "--threads-per-job",
-						    "1",	       "--poll-ms",	  "50",		 "--max-attempts",
-						    "100",	       "--cache-mb",	  "64",		 "--min-free-disk-mb",
-						    "1",	       NULL};
+			const char *const argv[] = {
+			    bin, "--port",    port, "--data-dir",     data,  "--workers",  "1",	 "--threads-per-job",
+			    "1", "--poll-ms", "50", "--max-attempts", "100", "--cache-mb", "64", "--min-free-disk-mb",
+			    "1", NULL};
 			FILE *f = freopen(log, "a", stderr);
 
 			(void)f;
@@ -678,8 +678,8 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 	b.ctype = "application/octet-stream";
 	b.data = f->model;
 	b.len = f->model_len;
-	if (call(run, "upload model", "POST", "/v1/models", &b, NULL, &r) != 0 || (r.status != 201 && r.status != 200) ||
-	    !id_of(&r, o->model, sizeof(o->model))) {
+	if (call(run, "upload model", "POST", "/v1/models", &b, NULL, &r) != 0 ||
+	    (r.status != 201 && r.status != 200) || !id_of(&r, o->model, sizeof(o->model))) {
 		pc_test_fail(t, __FILE__, __LINE__, "model upload: %ld %s", r.status, r.body ? r.body : "(no answer)");
 		goto out;
 	}
@@ -690,9 +690,10 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 	b.inputs_len = f->inputs_len;
 	b.labels = f->labels;
 	b.labels_len = f->labels_len;
-	if (call(run, "upload dataset", "POST", "/v1/datasets", &b, NULL, &r) != 0 || (r.status != 201 && r.status != 200) ||
-	    !id_of(&r, o->ds, sizeof(o->ds))) {
-		pc_test_fail(t, __FILE__, __LINE__, "dataset upload: %ld %s", r.status, r.body ? r.body : "(no answer)");
+	if (call(run, "upload dataset", "POST", "/v1/datasets", &b, NULL, &r) != 0 ||
+	    (r.status != 201 && r.status != 200) || !id_of(&r, o->ds, sizeof(o->ds))) {
+		pc_test_fail(t, __FILE__, __LINE__, "dataset upload: %ld %s", r.status,
+			     r.body ? r.body : "(no answer)");
 		goto out;
 	}
 	resp_free(&r);
@@ -702,18 +703,20 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 	b.ctype = "application/json";
 	b.data = spec;
 	b.len = strlen(spec);
-	if (call(run, "submit analyze", "POST", "/v1/jobs", &b, "Idempotency-Key: kill9-analyze", &r) != 0 || r.status != 202 ||
-	    !id_of(&r, o->analyze, sizeof(o->analyze))) {
-		pc_test_fail(t, __FILE__, __LINE__, "analyze submission: %ld %s", r.status, r.body ? r.body : "(no answer)");
+	if (call(run, "submit analyze", "POST", "/v1/jobs", &b, "Idempotency-Key: kill9-analyze", &r) != 0 ||
+	    r.status != 202 || !id_of(&r, o->analyze, sizeof(o->analyze))) {
+		pc_test_fail(t, __FILE__, __LINE__, "analyze submission: %ld %s", r.status,
+			     r.body ? r.body : "(no answer)");
 		goto out;
 	}
 	resp_free(&r);
 
 	snprintf(spec, sizeof(spec), HARDEN_SPEC, o->model, o->ds, o->ds);
 	b.len = strlen(spec);
-	if (call(run, "submit harden", "POST", "/v1/jobs", &b, "Idempotency-Key: kill9-harden", &r) != 0 || r.status != 202 ||
-	    !id_of(&r, o->harden, sizeof(o->harden))) {
-		pc_test_fail(t, __FILE__, __LINE__, "harden submission: %ld %s", r.status, r.body ? r.body : "(no answer)");
+	if (call(run, "submit harden", "POST", "/v1/jobs", &b, "Idempotency-Key: kill9-harden", &r) != 0 ||
+	    r.status != 202 || !id_of(&r, o->harden, sizeof(o->harden))) {
+		pc_test_fail(t, __FILE__, __LINE__, "harden submission: %ld %s", r.status,
+			     r.body ? r.body : "(no answer)");
 		goto out;
 	}
 	resp_free(&r);
@@ -792,8 +795,7 @@ static void del_pointer(json_t *j, const char *ptr)
 	} else if (!strcmp(head, "*") && json_is_array(j)) {
 		size_t i;
 		json_t *e;
-		json_array_foreach(j, i, e)
-		del_pointer(e, rest);
+		json_array_foreach(j, i, e) del_pointer(e, rest);
 	} else {
 		del_pointer(json_object_get(j, head), rest);
 	}
@@ -819,7 +821,8 @@ static int json_diff(const json_t *a, const json_t *b, char *where, size_t size)
 
 		if (json_object_size(a) != json_object_size(b))
 			return 1;
-		json_object_foreach((json_t *)a, k, v) {
+		json_object_foreach((json_t *)a, k, v)
+		{
 			snprintf(where + len, size - len, "/%s", k);
 			if (!json_object_get(b, k) || json_diff(v, json_object_get(b, k), where, size))
 				return 1;
@@ -833,7 +836,8 @@ static int json_diff(const json_t *a, const json_t *b, char *where, size_t size)
 
 		if (json_array_size(a) != json_array_size(b))
 			return 1;
-		json_array_foreach((json_t *)a, i, v) {
+		json_array_foreach((json_t *)a, i, v)
+		{
 			snprintf(where + len, size - len, "/%zu", i);
 			if (json_diff(v, json_array_get(b, i), where, size))
 				return 1;
@@ -852,6 +856,32 @@ static int file_equals(const char *path, const char *want, size_t want_len)
 
 	free(got);
 	return eq;
+}
+
+/* The first N_SAMPLES items of a gzip IDX file as a plain IDX file (its
+ * count rewritten): a dataset large enough to be killed in mid-upload, and
+ * small enough that each restarted job loads it quickly. */
+#define N_SAMPLES 2000
+
+static char *idx_head(const char *path, size_t header, size_t item, size_t *len)
+{
+	gzFile g = gzopen(path, "rb");
+	size_t n = header + (size_t)N_SAMPLES * item;
+	char *buf = g ? malloc(n) : NULL;
+
+	if (!buf || gzread(g, buf, (unsigned)n) != (int)n) {
+		free(buf);
+		buf = NULL;
+	} else {
+		buf[4] = (char)((N_SAMPLES >> 24) & 0xff);
+		buf[5] = (char)((N_SAMPLES >> 16) & 0xff);
+		buf[6] = (char)((N_SAMPLES >> 8) & 0xff);
+		buf[7] = (char)(N_SAMPLES & 0xff);
+		*len = n;
+	}
+	if (g)
+		gzclose(g);
+	return buf;
 }
 
 /* The names in dir, sorted, joined by spaces into buf. */
@@ -908,7 +938,8 @@ static void check_state(struct pc_test *t, struct run *run, const struct files *
 	snprintf(path, sizeof(path), "%s/data/datasets/%s/labels", run->dir, o->ds);
 	CHECK_MSG(file_equals(path, f->labels, f->labels_len), "the dataset's labels differ from the upload: %s", path);
 	snprintf(path, sizeof(path), "%s/data/models/%s.onnx", run->dir, o->hardened_id);
-	CHECK_MSG(file_equals(path, o->hardened, o->hardened_len), "the registered hardened model differs from the artifact");
+	CHECK_MSG(file_equals(path, o->hardened, o->hardened_len),
+		  "the registered hardened model differs from the artifact");
 
 	/* nothing half-written or left over anywhere */
 	snprintf(path, sizeof(path), "%s/data/tmp", run->dir);
@@ -1059,11 +1090,10 @@ TEST(kill9_scenario)
 	}
 	snprintf(root_path, sizeof(root_path), "%s/%s", pc_test_root(), MODEL);
 	REQUIRE((f.model = be_read_file(root_path, &f.model_len)));
-	REQUIRE((f.inputs = be_read_file(T10K_X, &f.inputs_len)));
-	REQUIRE((f.labels = be_read_file(T10K_Y, &f.labels_len)));
+	REQUIRE((f.inputs = idx_head(T10K_X, 16, 28 * 28, &f.inputs_len)));
+	REQUIRE((f.labels = idx_head(T10K_Y, 8, 1, &f.labels_len)));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	seed = seed_env && *seed_env ? strtoull(seed_env, NULL, 0)
-				     : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	seed = seed_env && *seed_env ? strtoull(seed_env, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	fprintf(stderr, "  kill9_scenario: seed %llu (PARACORR_KILL9_SEED replays it)\n", (unsigned long long)seed);
 
 	/* the uninterrupted run, its timeline recorded */
