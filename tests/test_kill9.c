@@ -521,15 +521,15 @@ static void *killer_main(void *arg)
 	pthread_mutex_lock(&run->mu);
 	while (run->next_target < run->n_targets && !run->broken) {
 		const struct target *tg = &run->targets[run->next_target];
-		int at = seg_index(run->ref, run->cur);
+		/* once the client is done (or gave up) it no longer says where it
+		 * is: every point left is past, and kills the finished state */
+		int at = run->client_done ? run->ref->n_segs - 1 : seg_index(run->ref, run->cur);
 
 		if (at >= 0 && (at > tg->seg || (at == tg->seg && now_s() - run->entered >= tg->off))) {
 			kill_restart(run);
 			run->next_target++;
 			continue;
 		}
-		if (run->client_done && at < 0)
-			break; /* the client gave up somewhere the reference never was */
 		pthread_mutex_unlock(&run->mu);
 		sleep_us(2000);
 		pthread_mutex_lock(&run->mu);
