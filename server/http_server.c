@@ -767,14 +767,19 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* --- the daemon ---------------------------------------------------------- */
 
-/* Starts MHD on sa, or with no listening socket when sa is NULL. */
+/* Starts MHD on sa with its own polling threads, or, when sa is NULL, with
+ * no listening socket and no thread: the caller's pcd_http_run polls. */
 static int start_mhd(struct pcd_app *app, const struct sockaddr *sa, int ipv6, struct pcd_http **out,
 		     struct pc_error *err)
 {
 	const struct pcd_settings *s = app->settings;
-	/* the address goes in an option array so that one call serves both */
-	struct MHD_OptionItem where[] = {{sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)sa},
-					  {MHD_OPTION_END, 0, NULL}};
+	/* the address and the thread pool go in an option array so that one
+	 * call serves both: unbound, its first item ends it (no address, and
+	 * no pool, which MHD refuses without its polling thread) */
+	struct MHD_OptionItem where[] = {
+		{sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)sa},
+		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)s->http_threads, NULL},
+		{MHD_OPTION_END, 0, NULL}};
 	struct pcd_http *h;
 	unsigned flags;
 
@@ -785,24 +790,25 @@ static int start_mhd(struct pcd_app *app, const struct sockaddr *sa, int ipv6, s
 	h->listen_fd = MHD_INVALID_SOCKET;
 	atomic_init(&h->next_req, 1);
 	/* ITC lets MHD_quiesce_daemon wake the polling threads at a drain,
-	 * and MHD_add_connection wake them for a new connection */
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0) |
-		(sa ? 0 : MHD_USE_NO_LISTEN_SOCKET);
+	 * and MHD_add_connection wake them for a new connection. Unbound, the
+	 * harness's own thread polls: a request then costs no hand-over
+	 * between threads (the HTTP fuzzer's inputs are mostly that) */
+	flags = MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0) |
+		(sa ? MHD_USE_INTERNAL_POLLING_THREAD : MHD_USE_NO_LISTEN_SOCKET);
 	for (int attempt = 0; attempt < 2 && !h->d; attempt++) {
 		/* epoll first; poll where this system or build lacks it. The
-		 * harness's daemon polls: MHD's edge-triggered epoll can miss
-		 * the end of input that arrives with the last bytes of a short
-		 * body, and waits for connection_timeout_s instead */
-		unsigned f = flags | (attempt == 0 && sa ? MHD_USE_EPOLL : MHD_USE_POLL);
+		 * harness's daemon selects, the one way MHD runs in its
+		 * caller's thread (and not epoll anyway: edge-triggered, it can
+		 * miss the end of input that arrives with the last bytes of a
+		 * short body, and waits for connection_timeout_s instead) */
+		unsigned f = flags | (!sa ? 0 : attempt == 0 ? MHD_USE_EPOLL : MHD_USE_POLL);
 
-		h->d = MHD_start_daemon(
-			f, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
-			(unsigned int)s->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-			(unsigned int)s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			(unsigned int)s->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			(size_t)s->connection_memory_kb << 10, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
-			MHD_OPTION_END);
+		h->d = MHD_start_daemon(f, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, where,
+					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->connection_timeout_s,
+					MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->max_connections,
+					MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->max_connections_per_ip,
+					MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)s->connection_memory_kb << 10,
+					MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_END);
 	}
 	if (!h->d) {
 		free(h);
@@ -853,6 +859,11 @@ int pcd_http_start_unbound(struct pcd_app *app, struct pcd_http **out, struct pc
 int pcd_http_add_connection(struct pcd_http *h, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
 	return MHD_add_connection(h->d, fd, peer, peer_len) == MHD_YES ? 0 : -1;
+}
+
+int pcd_http_run(struct pcd_http *h, int wait_ms)
+{
+	return MHD_run_wait(h->d, wait_ms) == MHD_YES ? 0 : -1;
 }
 
 void pcd_http_quiesce(struct pcd_http *h)

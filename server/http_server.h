@@ -65,13 +65,20 @@ struct pcd_app {
 /* Starts serving on settings->listen:port (port 0 picks a free one;
  * *bound_port receives it). *out is owned by the caller (pcd_http_stop). */
 int pcd_http_start(struct pcd_app *app, struct pcd_http **out, int *bound_port, struct pc_error *err);
-/* The same with no listening socket, for harnesses (the HTTP fuzzer):
- * connections come only from pcd_http_add_connection. */
+/* The same with no listening socket and no thread of its own, for
+ * harnesses (the HTTP fuzzer): connections come only from
+ * pcd_http_add_connection, and nothing happens on them but in
+ * pcd_http_run. */
 int pcd_http_start_unbound(struct pcd_app *app, struct pcd_http **out, struct pc_error *err);
 /* Hands MHD a connected socket (one end of a socketpair, say) as if it had
  * accepted it from peer; MHD owns and closes fd, also on failure. -1 when
  * MHD refuses it (errno says why). */
 int pcd_http_add_connection(struct pcd_http *h, int fd, const struct sockaddr *peer, socklen_t peer_len);
+/* For a daemon of pcd_http_start_unbound: waits up to wait_ms (0: not at
+ * all) for activity on its connections, then processes what is ready
+ * (reads, handlers, writes, timeouts) in the caller's thread. -1 when MHD
+ * refuses. */
+int pcd_http_run(struct pcd_http *h, int wait_ms);
 /* Stops accepting new connections; requests in flight finish. */
 void pcd_http_quiesce(struct pcd_http *h);
 /* Stops the daemon and frees h. NULL is fine. */

@@ -43,7 +43,7 @@ cp config/paracorr.conf "$root/seeds/settings/"
 max_len() {
 	case $1 in
 	onnx) echo $max_onnx ;;
-	http) echo 131072 ;; # under a socketpair's buffer: a write never waits for MHD
+	http) echo 131072 ;; # a large upload; the target interleaves its sends with MHD
 	data | charts) echo 65536 ;;
 	*) echo 16384 ;;
 	esac
