@@ -4,7 +4,8 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
+
+#include "paracorr/sys.h"
 
 static double num(const json_t *o, const char *key)
 {
@@ -206,18 +207,10 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	print_ranking(json_object_get(report, "ranking"), top, f);
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,
 		       double elapsed, double remaining, int final, FILE *f)
 {
-	double t = mono(), frac = total > 0 ? (double)done / (double)total : 0;
+	double t = pc_sys_seconds(), frac = total > 0 ? (double)done / (double)total : 0;
 	char bar[32];
 	int i, w = (int)sizeof(bar) - 1, filled;
 
