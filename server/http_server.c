@@ -178,11 +178,6 @@ const char *pcd_req_request_id(struct pcd_req *r)
 	return r->req_id;
 }
 
-const char *pcd_req_method(struct pcd_req *r)
-{
-	return r->method;
-}
-
 const char *pcd_req_url(struct pcd_req *r)
 {
 	return r->url;
