@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "summary.h"
+
 #define LEFT	  78
 #define PLOT_W	  500
 #define TOP	  44
@@ -256,16 +258,6 @@ static double opt_number(const json_t *o, const char *key)
 	return json_is_number(x) ? json_number_value(x) : NAN;
 }
 
-static const char *norm_of(const json_t *row, char *buf, size_t size)
-{
-	const json_t *n = json_object_get(row, "norm");
-
-	if (json_is_string(n))
-		return json_string_value(n);
-	snprintf(buf, size, json_is_number(n) ? "l%g" : "?", json_number_value(n));
-	return buf;
-}
-
 static const char *group_of(const json_t *row)
 {
 	const json_t *g = json_object_get(row, "group");
@@ -337,12 +329,12 @@ static const char *common_norm(const json_t *results, const char *group, char *b
 			continue;
 		if (!first)
 			first = row;
-		else if (strcmp(norm_of(first, na, sizeof(na)), norm_of(row, nb, sizeof(nb))))
+		else if (strcmp(pcd_summary_norm(first, na, sizeof(na)), pcd_summary_norm(row, nb, sizeof(nb))))
 			return NULL;
 	}
 	if (!first)
 		return NULL;
-	text_printf(buf, size, "%s", norm_of(first, na, sizeof(na)));
+	text_printf(buf, size, "%s", pcd_summary_norm(first, na, sizeof(na)));
 	return buf;
 }
 
@@ -355,7 +347,7 @@ static void setting_words(const json_t *row, char *words, size_t size)
 	char nb[32], norm[48], sp[32] = "", st[32] = "";
 
 	/* a whole norm, however long, so that the '|' always stays */
-	text_printf(norm, sizeof(norm), "%s", norm_of(row, nb, sizeof(nb)));
+	text_printf(norm, sizeof(norm), "%s", pcd_summary_norm(row, nb, sizeof(nb)));
 	if (sparsity > 0)
 		snprintf(sp, sizeof(sp), ", %g weights", sparsity);
 	if (steps > 1)
@@ -923,7 +915,7 @@ static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err
 		text_printf(where, sizeof(where), "results[%zu].gradient", i);
 		if ((rc = get_number(json_object_get(row, "gradient"), where, "loss_change", &dl, err)))
 			return rc;
-		text_printf(label, sizeof(label), "%s corruption", norm_of(row, nb, sizeof(nb)));
+		text_printf(label, sizeof(label), "%s corruption", pcd_summary_norm(row, nb, sizeof(nb)));
 		for (k = 0; k < p->n_series && strcmp(p->s[k].label, label); k++)
 			;
 		if (k == p->n_series && !new_series(p, label, DOTS, k))
@@ -953,7 +945,7 @@ static void ranking_key(const json_t *row, char *key, size_t size)
 {
 	char nb[32];
 
-	text_printf(key, size, "%s|%.17g|%g|%g", norm_of(row, nb, sizeof(nb)), opt_number(row, "epsilon"),
+	text_printf(key, size, "%s|%.17g|%g|%g", pcd_summary_norm(row, nb, sizeof(nb)), opt_number(row, "epsilon"),
 		    opt_number(row, "sparsity"), opt_number(row, "block"));
 }
 
@@ -1067,12 +1059,12 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 	 * line saying how many more the report ranks */
 	if (n_ranked > n_pick) {
 		text_printf(p->title, sizeof(p->title), "The %d most fragile of %d groups (%s, \u03b5 = %g, %s)",
-			    n_pick, n_ranked, norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+			    n_pick, n_ranked, pcd_summary_norm(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
 		text_printf(p->note, sizeof(p->note), "%d more group%s not shown", n_ranked - n_pick,
 			    n_ranked - n_pick == 1 ? "" : "s");
 	} else {
 		text_printf(p->title, sizeof(p->title), "The %d most fragile groups (%s, \u03b5 = %g, %s)", n_pick,
-			    norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+			    pcd_summary_norm(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
 	}
 	text_printf(p->xlabel, sizeof(p->xlabel), "loss change under gradient corruption (nats)");
 	text_printf(p->ylabel, sizeof(p->ylabel), "rank (1: most fragile)");
