@@ -56,15 +56,22 @@ struct run_ctx {
 	atomic_int cancel_requested;
 };
 
-void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg)
+void pcd_workers_auto_size(int *n_workers, int *threads_per_job)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (cores < 1)
 		cores = 1;
+	if (*n_workers == 0)
+		*n_workers = (int)(cores / 4 < 1 ? 1 : cores / 4 > 4 ? 4 : cores / 4);
+	if (*threads_per_job == 0)
+		*threads_per_job = (int)(cores / *n_workers < 1 ? 1 : cores / *n_workers);
+}
+
+void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg)
+{
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->n_workers = (int)(cores / 4 < 1 ? 1 : cores / 4 > 4 ? 4 : cores / 4);
-	cfg->threads_per_job = (int)(cores / cfg->n_workers < 1 ? 1 : cores / cfg->n_workers);
+	pcd_workers_auto_size(&cfg->n_workers, &cfg->threads_per_job);
 	cfg->cache_bytes = PC_STUDY_DEFAULT_CACHE;
 	cfg->max_attempts = 3;
 	cfg->poll_ms = 1000;
