@@ -28,6 +28,7 @@
 #include "paracorr/groups.h"
 #include "paracorr/report.h"
 #include "paracorr/runner.h"
+#include "paracorr/sys.h"
 
 struct group {
 	char name[320];
@@ -83,14 +84,6 @@ struct study {
 	struct pc_eval clean;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void report_progress(struct study *s)
 {
 	struct pc_progress pr;
@@ -100,7 +93,7 @@ static void report_progress(struct study *s)
 	pr.phase = s->phase;
 	pr.done = s->passes_done;
 	pr.total = s->passes_total;
-	pr.elapsed = now() - s->t0;
+	pr.elapsed = pc_sys_seconds() - s->t0;
 	pr.remaining = s->passes_done > 0 ? pr.elapsed / (double)s->passes_done *
 						    (double)(s->passes_total - s->passes_done)
 					  : -1.0;
@@ -1219,7 +1212,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	s.d = d;
 	s.spec = spec;
 	s.o = o;
-	s.t0 = now();
+	s.t0 = pc_sys_seconds();
 	s.n = spec->limit > 0 && spec->limit < d->n ? spec->limit : d->n;
 	{
 		const struct pc_shape *in = pc_graph_input_shape(g);
@@ -1326,7 +1319,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 					   (json_int_t)s.batch);
 		/* the only numbers that differ between runs, machines and thread counts */
 		if (o->timing_seconds) {
-			json_object_set_new(timing, "seconds", json_real(now() - s.t0));
+			json_object_set_new(timing, "seconds", json_real(pc_sys_seconds() - s.t0));
 			json_object_set_new(timing, "threads", json_integer(o->threads));
 		}
 		json_object_set_new(root, "timing", timing);

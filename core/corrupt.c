@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHERE  "corrupt"
-#define GOLDEN 0x9e3779b97f4a7c15ULL
+#include "paracorr/rng.h"
+
+#define WHERE "corrupt"
 
 struct pc_corrupt_order {
 	int64_t count;
@@ -493,22 +494,15 @@ int pc_corrupt_project(float *a, int64_t count, double p, int64_t n, double eps,
 
 /* ---- random corruption ---- */
 
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 uint64_t pc_rng_derive(uint64_t seed, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 {
 	const uint64_t v[4] = {a, b, c, d};
-	uint64_t h = mix64(seed + GOLDEN);
+	uint64_t h = pc_rng_mix64(seed + PC_RNG_GOLDEN);
 
 	/* each step is a bijection of both h and v[i], so every argument
 	 * changes the result */
 	for (int i = 0; i < 4; i++)
-		h = mix64((h ^ mix64(v[i] + GOLDEN * (uint64_t)(i + 2))) + GOLDEN);
+		h = pc_rng_mix64((h ^ pc_rng_mix64(v[i] + PC_RNG_GOLDEN * (uint64_t)(i + 2))) + PC_RNG_GOLDEN);
 	return h;
 }
 
@@ -523,10 +517,8 @@ static void rng_seed(struct rng *r, uint64_t stream)
 	uint64_t x = stream;
 
 	/* splitmix64 outputs are distinct, so the state is never all zero */
-	for (int i = 0; i < 4; i++) {
-		x += GOLDEN;
-		r->s[i] = mix64(x);
-	}
+	for (int i = 0; i < 4; i++)
+		r->s[i] = pc_rng_splitmix64(&x);
 	r->has_spare = 0;
 	r->spare = 0.0;
 }

@@ -12,6 +12,7 @@
 #include "paracorr/data.h"
 #include "paracorr/limits.h"
 #include "paracorr/report.h"
+#include "paracorr/sys.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -1328,81 +1329,6 @@ int pc_dataset_load_memory(const void *inputs, size_t inputs_len, const void *la
 					  err);
 }
 
-/* The whole file into a new buffer, refusing more than max_bytes. */
-static int read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *out_len, struct pc_error *err)
-{
-	FILE *f;
-	struct stat st;
-	unsigned char *buf = NULL, *nb;
-	size_t cap = 1 << 16, used = 0;
-	int rc;
-
-	*out = NULL;
-	*out_len = 0;
-	f = fopen(path, "rb");
-	if (!f)
-		return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO, path, "cannot open: %s",
-				    strerror(errno));
-	if (fstat(fileno(f), &st) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			rc = pc_error_set(err, PC_ERR_IO, path, "is a directory");
-			goto fail;
-		}
-		if (S_ISREG(st.st_mode)) {
-			if ((uint64_t)st.st_size > max_bytes) {
-				rc = pc_error_set(err, PC_ERR_LIMIT, path,
-						  "file has %lld bytes; at most %llu are accepted",
-						  (long long)st.st_size, (unsigned long long)max_bytes);
-				goto fail;
-			}
-			cap = (size_t)st.st_size + 1; /* +1 so EOF is seen without growing */
-		}
-	}
-	buf = malloc(cap);
-	if (!buf) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file", cap);
-		goto fail;
-	}
-	for (;;) {
-		size_t got = fread(buf + used, 1, cap - used, f);
-		used += got;
-		if (used > max_bytes) {
-			rc = pc_error_set(err, PC_ERR_LIMIT, path, "file has more than %llu bytes",
-					  (unsigned long long)max_bytes);
-			goto fail;
-		}
-		if (got == 0 || used < cap) {
-			if (ferror(f)) {
-				rc = pc_error_set(err, PC_ERR_IO, path, "cannot read: %s", strerror(errno));
-				goto fail;
-			}
-			if (feof(f))
-				break;
-			continue;
-		}
-		if (cap > SIZE_MAX / 2) {
-			rc = pc_error_set(err, PC_ERR_LIMIT, path, "file does not fit in memory");
-			goto fail;
-		}
-		nb = realloc(buf, cap * 2);
-		if (!nb) {
-			rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file",
-					  cap * 2);
-			goto fail;
-		}
-		buf = nb;
-		cap *= 2;
-	}
-	fclose(f);
-	*out = buf;
-	*out_len = used;
-	return PC_OK;
-fail:
-	free(buf);
-	fclose(f);
-	return rc;
-}
-
 int pc_dataset_load(const char *inputs_path, const char *labels_path, const struct pc_preprocess *pp, int64_t limit,
 		    struct pc_dataset **out, struct pc_error *err)
 {
@@ -1414,9 +1340,9 @@ int pc_dataset_load(const char *inputs_path, const char *labels_path, const stru
 	lab_len = 0;
 	if (!inputs_path)
 		return pc_error_set(err, PC_ERR_INVALID, "inputs", "no file given");
-	rc = read_file(inputs_path, PC_DATA_MAX_BYTES, &in, &in_len, err);
+	rc = pc_sys_read_file(inputs_path, PC_DATA_MAX_BYTES, &in, &in_len, err);
 	if (!rc && labels_path)
-		rc = read_file(labels_path, PC_DATA_MAX_BYTES, &lab, &lab_len, err);
+		rc = pc_sys_read_file(labels_path, PC_DATA_MAX_BYTES, &lab, &lab_len, err);
 	if (!rc)
 		rc = load(in, in_len, inputs_path, lab, lab_len, labels_path ? labels_path : "labels", pp, limit,
 			  PC_DATA_MAX_BYTES, out, err);

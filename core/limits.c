@@ -10,14 +10,6 @@ static struct pc_limits current = {
 	(uint64_t)PC_LIMITS_DEFAULT_DECODED_MB << 20,
 };
 
-void pc_limits_default(struct pc_limits *l)
-{
-	l->max_nodes = PC_LIMITS_DEFAULT_NODES;
-	l->max_values = PC_LIMITS_DEFAULT_VALUES;
-	l->max_plan_bytes = (uint64_t)PC_LIMITS_DEFAULT_PLAN_MB << 20;
-	l->max_decoded_bytes = (uint64_t)PC_LIMITS_DEFAULT_DECODED_MB << 20;
-}
-
 void pc_limits_set(const struct pc_limits *l)
 {
 	current = *l;

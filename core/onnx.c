@@ -15,6 +15,7 @@
 
 #include "graph_int.h"
 #include "paracorr/limits.h"
+#include "paracorr/sys.h"
 #include "onnx.pb-c.h"
 
 enum { ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_DOUBLE = 11 };
@@ -737,44 +738,6 @@ int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, str
 	return rc;
 }
 
-/* The whole file at path, size-checked before it is read. */
-static int slurp(const char *path, unsigned char **out, size_t *len, struct pc_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	long size;
-	int rc = 0;
-
-	*out = NULL;
-	if (!f)
-		return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO, path, "cannot open: %s",
-				    strerror(errno));
-	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-		rc = pc_error_set(err, PC_ERR_IO, path, "cannot size the file: %s", strerror(errno));
-		goto out;
-	}
-	if ((size_t)size > PC_ONNX_MAX_BYTES) {
-		rc = pc_error_set(err, PC_ERR_LIMIT, path, "the file has %ld bytes; the limit is %zu", size,
-				  PC_ONNX_MAX_BYTES);
-		goto out;
-	}
-	if (!(buf = malloc((size_t)size + 1))) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, path, "out of memory reading %ld bytes", size);
-		goto out;
-	}
-	if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-		rc = pc_error_set(err, PC_ERR_IO, path, "short read");
-		goto out;
-	}
-	*out = buf;
-	*len = (size_t)size;
-	buf = NULL;
-out:
-	free(buf);
-	fclose(f);
-	return rc;
-}
-
 int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *err)
 {
 	unsigned char *buf;
@@ -782,7 +745,7 @@ int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *
 	int rc;
 
 	*out = NULL;
-	if ((rc = slurp(path, &buf, &size, err)))
+	if ((rc = pc_sys_read_file(path, PC_ONNX_MAX_BYTES, &buf, &size, err)))
 		return rc;
 	rc = pc_onnx_load_buffer(buf, size, out, err);
 	if (rc && err && err->where[0] && strcmp(err->where, "model") == 0)
@@ -1017,7 +980,7 @@ int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const f
 	FILE *f = NULL;
 	int rc;
 
-	if ((rc = slurp(src_path, &src, &len, err)) ||
+	if ((rc = pc_sys_read_file(src_path, PC_ONNX_MAX_BYTES, &src, &len, err)) ||
 	    (rc = pc_onnx_save_weights_buffer(src, len, g, weights, &dst, &out_len, err)))
 		goto out;
 	/* a reader never sees half a model: write aside, then rename */

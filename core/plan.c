@@ -507,11 +507,6 @@ void pc_plan_free(struct pc_plan *p)
 	free(p);
 }
 
-const struct pc_graph *pc_plan_graph(const struct pc_plan *p)
-{
-	return p->g;
-}
-
 int pc_plan_batch(const struct pc_plan *p)
 {
 	return p->batch;

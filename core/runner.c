@@ -162,20 +162,10 @@ const struct pc_graph *pc_runner_graph(const struct pc_runner *r)
 	return r->g;
 }
 
-const float *pc_runner_weights(const struct pc_runner *r)
-{
-	return pc_plan_weights(r->plans[0]);
-}
-
 void pc_runner_write(struct pc_runner *r, int64_t offset, int64_t count, const float *src)
 {
 	for (int i = 0; i < r->threads; i++)
 		memcpy(pc_plan_weights(r->plans[i]) + offset, src, (size_t)count * sizeof(float));
-}
-
-void pc_runner_reset_weights(struct pc_runner *r)
-{
-	pc_runner_write(r, 0, pc_graph_param_count(r->g), pc_graph_params(r->g));
 }
 
 void pc_runner_map(struct pc_runner *r, int items, pc_runner_fn fn, void *arg)

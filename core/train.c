@@ -11,6 +11,7 @@
 #include "graph_int.h"
 #include "paracorr/corrupt.h"
 #include "paracorr/eval.h"
+#include "paracorr/rng.h"
 
 struct pc_trainer {
 	const struct pc_graph *g;
@@ -395,27 +396,17 @@ int pc_trainer_step(struct pc_trainer *t, const struct pc_dataset *d, const int6
 	return 0;
 }
 
-/* splitmix64: the permutation's random numbers */
-static uint64_t next_u64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Uniform in [0, bound) without modulo bias (Lemire's method). */
 static uint64_t below(uint64_t *s, uint64_t bound)
 {
-	unsigned __int128 m = (unsigned __int128)next_u64(s) * bound;
+	unsigned __int128 m = (unsigned __int128)pc_rng_splitmix64(s) * bound;
 	uint64_t low = (uint64_t)m;
 
 	if (low < bound) {
 		uint64_t floor = -bound % bound;
 
 		while (low < floor) {
-			m = (unsigned __int128)next_u64(s) * bound;
+			m = (unsigned __int128)pc_rng_splitmix64(s) * bound;
 			low = (uint64_t)m;
 		}
 	}

@@ -165,11 +165,6 @@ void pcd_blobs_free(struct pcd_blobs *b)
 	free(b);
 }
 
-const char *pcd_blobs_datadir(const struct pcd_blobs *b)
-{
-	return b->dir;
-}
-
 int pcd_blob_writer_begin(struct pcd_blobs *b, uint64_t max_bytes, struct pcd_blob_writer **out,
 			  struct pc_error *err)
 {

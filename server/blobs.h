@@ -38,7 +38,6 @@ int pcd_blobs_id_valid(const char *id);
  * by the caller (pcd_blobs_free). */
 int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error *err);
 void pcd_blobs_free(struct pcd_blobs *b);
-const char *pcd_blobs_datadir(const struct pcd_blobs *b);
 
 /* Opens a temp file in datadir/tmp. max_bytes 0 means no limit. *w is
  * owned by the caller until it passes it to abort or a commit. */

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "summary.h"
+
 #define LEFT	  78
 #define PLOT_W	  500
 #define TOP	  44
@@ -104,112 +106,69 @@ static int utf8_chars(const char *s)
 	return n;
 }
 
-/* --- a growing text buffer ------------------------------------------------- */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		size_t room = b->cap - b->len, cap;
-		char *q;
-
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = 1;
-			return;
-		}
-		if (b->p && (size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		cap = (b->cap ? b->cap * 2 : 16384) + (size_t)n;
-		q = realloc(b->p, cap);
-		if (!q) {
-			b->oom = 1;
-			return;
-		}
-		b->p = q;
-		b->cap = cap;
-	}
-}
-
-static void bescape_char(struct buf *b, char c)
+static void bescape_char(FILE *out, char c)
 {
 	switch (c) {
 	case '<':
-		bprintf(b, "&lt;");
+		fprintf(out, "&lt;");
 		break;
 	case '>':
-		bprintf(b, "&gt;");
+		fprintf(out, "&gt;");
 		break;
 	case '&':
-		bprintf(b, "&amp;");
+		fprintf(out, "&amp;");
 		break;
 	case '"':
-		bprintf(b, "&quot;");
+		fprintf(out, "&quot;");
 		break;
 	case '\'':
-		bprintf(b, "&apos;");
+		fprintf(out, "&apos;");
 		break;
 	default:
 		/* control characters are not allowed in XML 1.0 */
-		bprintf(b, "%c", (unsigned char)c < 0x20 ? ' ' : c);
+		fprintf(out, "%c", (unsigned char)c < 0x20 ? ' ' : c);
 	}
 }
 
 /* Text as XML character data or an attribute value, at most max characters
  * (0: all), an ellipsis marking the cut. */
-static void bescape_max(struct buf *b, const char *s, int max)
+static void bescape_max(FILE *out, const char *s, int max)
 {
 	int chars = 0;
 
 	for (; *s; s++) {
 		if (((unsigned char)*s & 0xC0) != 0x80 && max && ++chars > max) {
-			bprintf(b, "\u2026");
+			fprintf(out, "\u2026");
 			return;
 		}
-		bescape_char(b, *s);
+		bescape_char(out, *s);
 	}
 }
 
 /* The same, cut in the middle: a module path's head says where it is and
  * its tail which module (`encoder.layers.e…_11.self_attention.out_proj`),
  * so both stay, the tail the longer. */
-static void bescape_mid(struct buf *b, const char *s, int max)
+static void bescape_mid(FILE *out, const char *s, int max)
 {
 	int total = utf8_chars(s), head = max / 3, tail = max - head - 1, chars = 0;
 
 	if (total <= max) {
-		bescape_max(b, s, 0);
+		bescape_max(out, s, 0);
 		return;
 	}
 	for (; *s; s++) {
 		int lead = ((unsigned char)*s & 0xC0) != 0x80;
 		chars += lead;
 		if (chars == head + 1 && lead)
-			bprintf(b, "\u2026");
+			fprintf(out, "\u2026");
 		if (chars <= head || chars > total - tail)
-			bescape_char(b, *s);
+			bescape_char(out, *s);
 	}
 }
 
-static void bescape(struct buf *b, const char *s)
+static void bescape(FILE *out, const char *s)
 {
-	bescape_max(b, s, 0);
+	bescape_max(out, s, 0);
 }
 
 static int nomem(struct pc_error *err)
@@ -299,16 +258,6 @@ static double opt_number(const json_t *o, const char *key)
 	return json_is_number(x) ? json_number_value(x) : NAN;
 }
 
-static const char *norm_of(const json_t *row, char *buf, size_t size)
-{
-	const json_t *n = json_object_get(row, "norm");
-
-	if (json_is_string(n))
-		return json_string_value(n);
-	snprintf(buf, size, json_is_number(n) ? "l%g" : "?", json_number_value(n));
-	return buf;
-}
-
 static const char *group_of(const json_t *row)
 {
 	const json_t *g = json_object_get(row, "group");
@@ -380,12 +329,12 @@ static const char *common_norm(const json_t *results, const char *group, char *b
 			continue;
 		if (!first)
 			first = row;
-		else if (strcmp(norm_of(first, na, sizeof(na)), norm_of(row, nb, sizeof(nb))))
+		else if (strcmp(pcd_summary_norm(first, na, sizeof(na)), pcd_summary_norm(row, nb, sizeof(nb))))
 			return NULL;
 	}
 	if (!first)
 		return NULL;
-	text_printf(buf, size, "%s", norm_of(first, na, sizeof(na)));
+	text_printf(buf, size, "%s", pcd_summary_norm(first, na, sizeof(na)));
 	return buf;
 }
 
@@ -398,7 +347,7 @@ static void setting_words(const json_t *row, char *words, size_t size)
 	char nb[32], norm[48], sp[32] = "", st[32] = "";
 
 	/* a whole norm, however long, so that the '|' always stays */
-	text_printf(norm, sizeof(norm), "%s", norm_of(row, nb, sizeof(nb)));
+	text_printf(norm, sizeof(norm), "%s", pcd_summary_norm(row, nb, sizeof(nb)));
 	if (sparsity > 0)
 		snprintf(sp, sizeof(sp), ", %g weights", sparsity);
 	if (steps > 1)
@@ -589,7 +538,7 @@ static void tick_text(double v, char *buf, size_t size)
 		snprintf(e, size - (size_t)(e - buf), "e%d", exp);
 }
 
-static void tick(struct buf *b, const struct plot *p, int xaxis, double v)
+static void tick(FILE *out, const struct plot *p, int xaxis, double v)
 {
 	char t[32];
 
@@ -597,7 +546,7 @@ static void tick(struct buf *b, const struct plot *p, int xaxis, double v)
 	if (xaxis) {
 		double x = px_x(p, v);
 
-		bprintf(b,
+		fprintf(out,
 			"<line class=\"grid\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
 			"<line class=\"axis\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
 			"<text class=\"tick\" x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
@@ -605,7 +554,7 @@ static void tick(struct buf *b, const struct plot *p, int xaxis, double v)
 	} else {
 		double y = px_y(p, v);
 
-		bprintf(b,
+		fprintf(out,
 			"<line class=\"grid\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
 			"<line class=\"axis\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
 			"<text class=\"tick\" x=\"%d\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
@@ -613,7 +562,7 @@ static void tick(struct buf *b, const struct plot *p, int xaxis, double v)
 	}
 }
 
-static void draw_ticks(struct buf *b, const struct plot *p, int xaxis)
+static void draw_ticks(FILE *out, const struct plot *p, int xaxis)
 {
 	double lo = xaxis ? p->xmin : p->ymin, hi = xaxis ? p->xmax : p->ymax, step, v0;
 	int log_scale = xaxis ? p->xlog : p->ylog;
@@ -629,7 +578,7 @@ static void draw_ticks(struct buf *b, const struct plot *p, int xaxis)
 				double v = d * (m == 0 ? 1 : m == 1 ? 2 : 5);
 
 				if (v <= hi * 1.0001 && v >= lo * 0.9999 && (m == 0 || minors))
-					tick(b, p, xaxis, v);
+					tick(out, p, xaxis, v);
 			}
 		return;
 	}
@@ -639,7 +588,7 @@ static void draw_ticks(struct buf *b, const struct plot *p, int xaxis)
 	for (int i = 0; (v0 + i) * step <= hi + step * 1e-6; i++) {
 		double v = (v0 + i) * step;
 
-		tick(b, p, xaxis, fabs(v) < step * 1e-9 ? 0 : v);
+		tick(out, p, xaxis, fabs(v) < step * 1e-9 ? 0 : v);
 	}
 }
 
@@ -729,140 +678,144 @@ static int legend_width(const struct plot *p)
 	return 44 + chars * 15 / 2;
 }
 
-static void draw_legend(struct buf *b, const struct plot *p)
+static void draw_legend(FILE *out, const struct plot *p)
 {
 	int x = LEGEND_X, y = TOP + 6;
 
-	bprintf(b, "<g class=\"legend\">\n");
+	fprintf(out, "<g class=\"legend\">\n");
 	for (int i = 0; i < p->n_series; i++, y += LEGEND_DY) {
 		const struct series *s = &p->s[i];
 
 		if (s->style == DOTS)
-			bprintf(b, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"%s\"/>", x + 11, y, palette[s->colour]);
+			fprintf(out, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"%s\"/>", x + 11, y, palette[s->colour]);
 		else if (s->style == BARS)
-			bprintf(b,
+			fprintf(out,
 				"<rect x=\"%d\" y=\"%d\" width=\"22\" height=\"10\" fill=\"%s\" fill-opacity=\"0.45\" "
 				"stroke=\"%s\"/>",
 				x, y - 5, palette[s->colour], palette[s->colour]);
 		else
-			bprintf(b,
+			fprintf(out,
 				"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%s\"%s/>",
 				x, y, x + 22, y, palette[s->colour], width_of(s->style), dash_of(s->style));
-		bprintf(b, "<text x=\"%d\" y=\"%d\">", x + 28, y + 4);
-		bescape_max(b, s->label, SHOW_CHARS);
-		bprintf(b, "</text>\n");
+		fprintf(out, "<text x=\"%d\" y=\"%d\">", x + 28, y + 4);
+		bescape_max(out, s->label, SHOW_CHARS);
+		fprintf(out, "</text>\n");
 	}
 	for (int i = 0; i < p->n_refs; i++, y += LEGEND_DY) {
-		bprintf(b,
+		fprintf(out,
 			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666\" stroke-width=\"1.5\"%s/>"
 			"<text x=\"%d\" y=\"%d\">",
 			x, y, x + 22, y, dash_of(p->ref[i].style), x + 28, y + 4);
-		bescape(b, p->ref[i].label);
-		bprintf(b, "</text>\n");
+		bescape(out, p->ref[i].label);
+		fprintf(out, "</text>\n");
 	}
 	if (p->diagonal)
-		bprintf(b,
+		fprintf(out,
 			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666\" stroke-width=\"1.5\"%s/>"
 			"<text x=\"%d\" y=\"%d\">y = x</text>\n",
 			x, y, x + 22, y, dash_of(DOTTED), x + 28, y + 4);
 	if (p->diagonal)
 		y += LEGEND_DY;
 	if (p->note[0]) {
-		bprintf(b, "<text class=\"note\" x=\"%d\" y=\"%d\" fill=\"#555\">", x, y + 4);
-		bescape(b, p->note);
-		bprintf(b, "</text>\n");
+		fprintf(out, "<text class=\"note\" x=\"%d\" y=\"%d\" fill=\"#555\">", x, y + 4);
+		bescape(out, p->note);
+		fprintf(out, "</text>\n");
 	}
-	bprintf(b, "</g>\n");
+	fprintf(out, "</g>\n");
 }
 
-static void draw_series(struct buf *b, const struct plot *p, const struct series *s)
+static void draw_series(FILE *out, const struct plot *p, const struct series *s)
 {
 	const char *col = palette[s->colour];
 	double half = p->rows ? 0.35 * PLOT_H / p->rows : 0;
 	double x0 = px_x(p, fmin(fmax(0, p->xmin), p->xmax));
 
-	bprintf(b, "<path class=\"series\" data-series=\"");
-	bescape(b, s->label);
-	bprintf(b, "\" data-points=\"%d\" d=\"", s->n);
+	fprintf(out, "<path class=\"series\" data-series=\"");
+	bescape(out, s->label);
+	fprintf(out, "\" data-points=\"%d\" d=\"", s->n);
 	for (int k = 0; k < s->n; k++) {
 		double x = px_x(p, s->pt[k].x), y = px_y(p, s->pt[k].y);
 		const char *sep = k ? " " : "";
 
 		if (s->style == BARS)
-			bprintf(b, "%sM %.2f %.2f H %.2f V %.2f H %.2f Z", sep, x0, y - half, x, y + half, x0);
+			fprintf(out, "%sM %.2f %.2f H %.2f V %.2f H %.2f Z", sep, x0, y - half, x, y + half, x0);
 		else if (s->style == DOTS)
-			bprintf(b, "%sM %.2f %.2f h 0", sep, x, y);
+			fprintf(out, "%sM %.2f %.2f h 0", sep, x, y);
 		else
-			bprintf(b, "%s%c %.2f %.2f", sep, k ? 'L' : 'M', x, y);
+			fprintf(out, "%s%c %.2f %.2f", sep, k ? 'L' : 'M', x, y);
 	}
 	if (s->style == BARS)
-		bprintf(b, "\" fill=\"%s\" fill-opacity=\"0.45\" stroke=\"%s\"/>\n", col, col);
+		fprintf(out, "\" fill=\"%s\" fill-opacity=\"0.45\" stroke=\"%s\"/>\n", col, col);
 	else if (s->style == DOTS)
-		bprintf(
-		    b, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"7\" stroke-linecap=\"round\" opacity=\"0.8\"/>\n",
+		fprintf(out, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"7\" stroke-linecap=\"round\" opacity=\"0.8\"/>\n",
 		    col);
 	else
-		bprintf(b, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s stroke-linejoin=\"round\"/>\n", col,
+		fprintf(out, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s stroke-linejoin=\"round\"/>\n", col,
 			width_of(s->style), dash_of(s->style));
 	/* the points of a solid line as dots, so that a single radius still
 	 * shows; circles, not paths, so they never count as a series */
 	if (s->style == SOLID)
 		for (int k = 0; k < s->n; k++)
-			bprintf(b, "<circle class=\"marker\" cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n",
+			fprintf(out, "<circle class=\"marker\" cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n",
 				px_x(p, s->pt[k].x), px_y(p, s->pt[k].y), col);
 	/* a bar's name and value sit in the plot, left of the bar */
 	if (s->style == BARS)
 		for (int k = 0; k < s->n; k++) {
 			const char *name = s->pt[k].text ? s->pt[k].text : "";
 
-			bprintf(b, "<text class=\"bar-label\" x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#111\">",
+			fprintf(out, "<text class=\"bar-label\" x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#111\">",
 				x0 + 4, px_y(p, s->pt[k].y) + 4);
 			/* the whole name on hover when the label is cut */
 			if (utf8_chars(name) > SHOW_CHARS) {
-				bprintf(b, "<title>");
-				bescape(b, name);
-				bprintf(b, "</title>");
+				fprintf(out, "<title>");
+				bescape(out, name);
+				fprintf(out, "</title>");
 			}
-			bescape_mid(b, name, SHOW_CHARS);
-			bprintf(b, " (%.3g)</text>\n", s->pt[k].x);
+			bescape_mid(out, name, SHOW_CHARS);
+			fprintf(out, " (%.3g)</text>\n", s->pt[k].x);
 		}
 }
 
 static char *render(const struct plot *p)
 {
-	struct buf b = {0};
-	int width = LEGEND_X + legend_width(p) + 10;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	int failed, width = LEGEND_X + legend_width(p) + 10;
 	int height = TOP + PLOT_H + BOTTOM, legend_bottom = TOP + 6 + LEGEND_DY * legend_rows(p) + 10;
 
 	if (legend_bottom > height)
 		height = legend_bottom;
-	bprintf(&b,
+	/* a write that fails (no memory) leaves the stream in error */
+	if (!(out = open_memstream(&text, &len)))
+		return NULL;
+	fprintf(out,
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
 		"font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif\" "
 		"font-size=\"12\" fill=\"#222\">\n<title>",
 		width, height, width, height);
-	bescape(&b, p->title);
-	bprintf(&b, "</title>\n<style>.grid{stroke:#e6e6e6;stroke-width:1}.tick{fill:#444}"
+	bescape(out, p->title);
+	fprintf(out, "</title>\n<style>.grid{stroke:#e6e6e6;stroke-width:1}.tick{fill:#444}"
 		    ".axis{stroke:#333;stroke-width:1.2}</style>\n"
 		    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n");
-	bprintf(&b, "<text class=\"chart-title\" x=\"%d\" y=\"26\" font-size=\"15\" font-weight=\"600\">", LEFT);
-	bescape_max(&b, p->title, 80);
-	bprintf(&b, "</text>\n");
+	fprintf(out, "<text class=\"chart-title\" x=\"%d\" y=\"26\" font-size=\"15\" font-weight=\"600\">", LEFT);
+	bescape_max(out, p->title, 80);
+	fprintf(out, "</text>\n");
 	/* the axes' ends are whole ticks, so 6 digits hold them exactly */
-	bprintf(&b,
+	fprintf(out,
 		"<g class=\"plot\" data-x0=\"%d\" data-x1=\"%d\" data-y0=\"%d\" data-y1=\"%d\" data-xmin=\"%.6g\" "
 		"data-xmax=\"%.6g\" data-ymin=\"%.6g\" data-ymax=\"%.6g\" data-xlog=\"%d\" data-ylog=\"%d\">\n",
 		LEFT, LEFT + PLOT_W, TOP + PLOT_H, TOP, p->xmin, p->xmax, p->ymin, p->ymax, p->xlog, p->ylog);
-	draw_ticks(&b, p, 1);
+	draw_ticks(out, p, 1);
 	if (!p->rows)
-		draw_ticks(&b, p, 0);
-	bprintf(&b,
+		draw_ticks(out, p, 0);
+	fprintf(out,
 		"<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
 		"<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
 		LEFT, TOP + PLOT_H, LEFT + PLOT_W, TOP + PLOT_H, LEFT, TOP, LEFT, TOP + PLOT_H);
 	for (int i = 0; i < p->n_refs; i++)
 		if (p->ref[i].y >= p->ymin && p->ref[i].y <= p->ymax)
-			bprintf(&b,
+			fprintf(out,
 				"<line class=\"reference\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#666\" "
 				"stroke-width=\"1.5\"%s/>\n",
 				LEFT, px_y(p, p->ref[i].y), LEFT + PLOT_W, px_y(p, p->ref[i].y),
@@ -871,31 +824,31 @@ static char *render(const struct plot *p)
 		double lo = fmax(p->xmin, p->ymin), hi = fmin(p->xmax, p->ymax);
 
 		if (hi > lo)
-			bprintf(
-			    &b,
+			fprintf(out,
 			    "<line class=\"reference\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#666\" "
 			    "stroke-width=\"1.5\"%s/>\n",
 			    px_x(p, lo), px_y(p, lo), px_x(p, hi), px_y(p, hi), dash_of(DOTTED));
 	}
 	for (int i = 0; i < p->n_series; i++)
-		draw_series(&b, p, &p->s[i]);
-	bprintf(&b, "</g>\n");
-	bprintf(&b, "<text class=\"axis-title\" x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">",
+		draw_series(out, p, &p->s[i]);
+	fprintf(out, "</g>\n");
+	fprintf(out, "<text class=\"axis-title\" x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">",
 		LEFT + PLOT_W / 2, TOP + PLOT_H + 44);
-	bescape(&b, p->xlabel);
-	bprintf(&b,
+	bescape(out, p->xlabel);
+	fprintf(out,
 		"</text>\n<text class=\"axis-title\" transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\" "
 		"font-size=\"13\">",
 		TOP + PLOT_H / 2);
-	bescape(&b, p->ylabel);
-	bprintf(&b, "</text>\n");
-	draw_legend(&b, p);
-	bprintf(&b, "</svg>\n");
-	if (b.oom) {
-		free(b.p);
+	bescape(out, p->ylabel);
+	fprintf(out, "</text>\n");
+	draw_legend(out, p);
+	fprintf(out, "</svg>\n");
+	failed = ferror(out);
+	if (fclose(out) != 0 || failed) {
+		free(text);
 		return NULL;
 	}
-	return b.p;
+	return text;
 }
 
 /* --- the charts ------------------------------------------------------------------ */
@@ -962,7 +915,7 @@ static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err
 		text_printf(where, sizeof(where), "results[%zu].gradient", i);
 		if ((rc = get_number(json_object_get(row, "gradient"), where, "loss_change", &dl, err)))
 			return rc;
-		text_printf(label, sizeof(label), "%s corruption", norm_of(row, nb, sizeof(nb)));
+		text_printf(label, sizeof(label), "%s corruption", pcd_summary_norm(row, nb, sizeof(nb)));
 		for (k = 0; k < p->n_series && strcmp(p->s[k].label, label); k++)
 			;
 		if (k == p->n_series && !new_series(p, label, DOTS, k))
@@ -992,7 +945,7 @@ static void ranking_key(const json_t *row, char *key, size_t size)
 {
 	char nb[32];
 
-	text_printf(key, size, "%s|%.17g|%g|%g", norm_of(row, nb, sizeof(nb)), opt_number(row, "epsilon"),
+	text_printf(key, size, "%s|%.17g|%g|%g", pcd_summary_norm(row, nb, sizeof(nb)), opt_number(row, "epsilon"),
 		    opt_number(row, "sparsity"), opt_number(row, "block"));
 }
 
@@ -1106,12 +1059,12 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 	 * line saying how many more the report ranks */
 	if (n_ranked > n_pick) {
 		text_printf(p->title, sizeof(p->title), "The %d most fragile of %d groups (%s, \u03b5 = %g, %s)",
-			    n_pick, n_ranked, norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+			    n_pick, n_ranked, pcd_summary_norm(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
 		text_printf(p->note, sizeof(p->note), "%d more group%s not shown", n_ranked - n_pick,
 			    n_ranked - n_pick == 1 ? "" : "s");
 	} else {
 		text_printf(p->title, sizeof(p->title), "The %d most fragile groups (%s, \u03b5 = %g, %s)", n_pick,
-			    norm_of(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
+			    pcd_summary_norm(head, nb, sizeof(nb)), opt_number(head, "epsilon"), sp);
 	}
 	text_printf(p->xlabel, sizeof(p->xlabel), "loss change under gradient corruption (nats)");
 	text_printf(p->ylabel, sizeof(p->ylabel), "rank (1: most fragile)");

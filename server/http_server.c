@@ -28,6 +28,7 @@
 #include "job.h"
 #include "log.h"
 #include "problem.h"
+#include "paracorr/sys.h"
 #include "prom.h"
 #include "settings.h"
 #include "sha256.h"
@@ -54,7 +55,7 @@ struct pcd_req {
 	char url[512];
 	char params[N_PARAMS][PARAM_MAX]; /* the {…} segments of the path, in order */
 	char req_id[24];
-	struct timespec start;
+	double start; /* pc_sys_seconds() */
 	unsigned status;
 	int responded;
 	uint64_t bytes_in;
@@ -72,14 +73,6 @@ struct pcd_req {
 };
 
 /* --- small helpers ------------------------------------------------------- */
-
-static double since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
-}
 
 /* Metrics keep label strings by pointer: map a method to a static one. */
 static const char *method_static(const char *m)
@@ -140,11 +133,6 @@ const char *pcd_req_name_param(struct pcd_req *r)
 const char *pcd_req_request_id(struct pcd_req *r)
 {
 	return r->req_id;
-}
-
-const char *pcd_req_method(struct pcd_req *r)
-{
-	return r->method;
 }
 
 const char *pcd_req_url(struct pcd_req *r)
@@ -678,7 +666,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		snprintf(r->url, sizeof(r->url), "%s", url);
 		snprintf(r->req_id, sizeof(r->req_id), "r-%lx-%lu", (unsigned long)getpid() & 0xffff,
 			 (unsigned long)atomic_fetch_add(&h->next_req, 1));
-		clock_gettime(CLOCK_MONOTONIC, &r->start);
+		r->start = pc_sys_seconds();
 		r->route_label = "unmatched";
 		r->route = route_find(method, url, r->params, &known, allow, sizeof(allow));
 		if (r->route)
@@ -751,7 +739,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
-	s = since(&r->start);
+	s = pc_sys_seconds() - r->start;
 	if (!r->responded)
 		r->status = 499; /* the client went away (nginx's convention) */
 	log_request(r, s);

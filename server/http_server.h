@@ -125,7 +125,6 @@ extern const size_t pcd_n_routes;
 struct pcd_app *pcd_req_app(struct pcd_req *r);
 const char *pcd_req_id_param(struct pcd_req *r);   /* the first {…} segment ({id}), or "" */
 const char *pcd_req_name_param(struct pcd_req *r); /* the second ({name}), or "" */
-const char *pcd_req_method(struct pcd_req *r);
 /* The tenant the request acts for (its token's; "default" without tokens)
  * and the scope of what it may see: its tenant, or PCD_ALL_TENANTS (NULL)
  * for the admin role. */

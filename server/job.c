@@ -26,6 +26,7 @@
 #include "paracorr/groups.h"
 #include "paracorr/onnx.h"
 #include "paracorr/report.h"
+#include "paracorr/sys.h"
 
 void pcd_job_opts_default(struct pcd_job_opts *o)
 {
@@ -133,14 +134,6 @@ static void train_progress(const struct pc_progress *pr, void *arg)
 	hp->o->progress(&p, hp->o->progress_arg);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* One epoch of the training curve; a sequence model's perplexities beside
  * its losses, a loss that is not finite as null. */
 static json_t *epoch_json(int e, const struct pc_train_stats *st, int corrupting, double seconds)
@@ -172,7 +165,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	unsigned char *mask = NULL;
 	json_t *before = NULL, *after = NULL, *curve = json_array(), *report = NULL;
 	float *w0 = NULL;
-	double change = 0, t0 = now_s();
+	double change = 0, t0 = pc_sys_seconds();
 	int64_t n = pc_graph_param_count(g);
 	int rc, start;
 
@@ -224,13 +217,13 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	/* a restart goes on from the last completed epoch */
 	start = o->checkpoint ? pcd_ckpt_load(o->checkpoint, t, &curve) : 0;
 	for (int e = start; e < tr->epochs; e++) {
-		struct harden_progress hp = {o, e, tr->epochs, now_s()};
+		struct harden_progress hp = {o, e, tr->epochs, pc_sys_seconds()};
 		struct pc_train_stats st;
 
 		if ((rc = pc_trainer_epoch(t, dt, e, o->progress ? train_progress : NULL, &hp, o->cancel, o->cancel_arg,
 					   &st, err)))
 			goto out;
-		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? now_s() - hp.t0 : 0.0));
+		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? pc_sys_seconds() - hp.t0 : 0.0));
 		if (o->checkpoint && (rc = pcd_ckpt_save(o->checkpoint, t, e + 1, curve, err)))
 			goto out;
 	}
@@ -256,7 +249,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	json_object_del(json_object_get(report, "before"), "spec");
 	json_object_del(json_object_get(report, "after"), "spec");
 	if (o->timing_seconds)
-		json_object_set_new(report, "timing", json_pack("{s:f}", "seconds", now_s() - t0));
+		json_object_set_new(report, "timing", json_pack("{s:f}", "seconds", pc_sys_seconds() - t0));
 	*out = report;
 out:
 	json_decref(before);

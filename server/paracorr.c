@@ -29,6 +29,7 @@
 #include "paracorr/report.h"
 #include "paracorr/runner.h"
 #include "paracorr/spec.h"
+#include "paracorr/sys.h"
 #include "summary.h"
 
 #define EXIT_USAGE 2
@@ -500,10 +501,9 @@ static json_t *follow_job(const struct pcd_client *c, const char *id, int quiet,
 {
 	struct pcd_progress_bar bar = {isatty(2), 0};
 	struct timespec pause = {0, 300 * 1000000L};
-	struct timespec t0, t;
+	double t0 = pc_sys_seconds();
 	json_t *j;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		const char *st;
 		json_t *p;
@@ -512,7 +512,6 @@ static json_t *follow_job(const struct pcd_client *c, const char *id, int quiet,
 			return NULL;
 		st = json_string_value(json_object_get(j, "status"));
 		p = json_object_get(j, "progress");
-		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (!quiet && (json_is_object(p) || is_finished(st))) {
 			char phase[96];
 
@@ -520,7 +519,7 @@ static json_t *follow_job(const struct pcd_client *c, const char *id, int quiet,
 				 json_is_object(p) ? json_string_value(json_object_get(p, "phase")) : "");
 			pcd_progress_draw(&bar, phase, (long long)json_integer_value(json_object_get(p, "done")),
 					  (long long)json_integer_value(json_object_get(p, "total")),
-					  (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9, -1,
+					  pc_sys_seconds() - t0, -1,
 					  is_finished(st), stderr);
 		}
 		if (is_finished(st))

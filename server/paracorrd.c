@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "blas_select.h"
@@ -25,6 +24,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "paracorr/version.h"
+#include "paracorr/sys.h"
 #include "prom.h"
 #include "settings.h"
 #include "store.h"
@@ -35,14 +35,6 @@ static void on_job_done(void *arg, const char *kind, enum pcd_job_status status,
 	const char *name = pcd_job_status_name(status);
 
 	pcd_prom_job(arg, kind, name ? name : "unknown", seconds);
-}
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 static void die(const char *what, const struct pc_error *err)
@@ -150,7 +142,7 @@ int main(int argc, char **argv)
 
 	while (sigwait(&sigs, &sig) != 0)
 		;
-	t0 = now_s();
+	t0 = pc_sys_seconds();
 	pcd_log("info", "msg=draining signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	atomic_store(&app.draining, 1);
 	pcd_http_quiesce(http);
@@ -160,7 +152,7 @@ int main(int argc, char **argv)
 		pcd_log("warn",
 			"msg=\"jobs did not reach a checkpoint within drain_timeout_s; they run again at the next "
 			"start\" drain_s=%.3f",
-			now_s() - t0);
+			pc_sys_seconds() - t0);
 		pcd_http_stop(http);
 		fflush(NULL);
 		_exit(0);
@@ -176,6 +168,6 @@ out:
 	if (lock_fd >= 0)
 		close(lock_fd);
 	if (rc == 0)
-		pcd_log("info", "msg=stopped drain_s=%.3f", now_s() - t0);
+		pcd_log("info", "msg=stopped drain_s=%.3f", pc_sys_seconds() - t0);
 	return rc;
 }

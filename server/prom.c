@@ -5,7 +5,6 @@
 #include "prom.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,108 +143,75 @@ void pcd_prom_upload(struct pcd_prom *p, const char *kind, uint64_t bytes)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* A growing text buffer; on allocation failure it stays failed. */
-struct buf {
-	char *s;
-	size_t len, cap;
-	int failed;
-};
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->failed)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = 1;
-			return;
-		}
-		if (b->s && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-		char *s = realloc(b->s, cap);
-		if (!s) {
-			b->failed = 1;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-}
-
-static void hist_render(struct buf *b, const char *name, const char *labels, const struct hist *h,
+static void hist_render(FILE *out, const char *name, const char *labels, const struct hist *h,
 			const double *bounds, int n)
 {
 	const char *sep = labels[0] ? "," : "";
 	int i;
 
 	for (i = 0; i < n; i++)
-		bprintf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
+		fprintf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
 			(unsigned long long)h->bucket[i]);
-	bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
+	fprintf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
 	if (labels[0]) {
-		bprintf(b, "%s_sum{%s} %.6f\n", name, labels, h->sum);
-		bprintf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+		fprintf(out, "%s_sum{%s} %.6f\n", name, labels, h->sum);
+		fprintf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
 	} else {
-		bprintf(b, "%s_sum %.6f\n", name, h->sum);
-		bprintf(b, "%s_count %llu\n", name, (unsigned long long)h->count);
+		fprintf(out, "%s_sum %.6f\n", name, h->sum);
+		fprintf(out, "%s_count %llu\n", name, (unsigned long long)h->count);
 	}
 }
 
 char *pcd_prom_render(struct pcd_prom *p, int64_t queued, int64_t running, int draining)
 {
-	struct buf b = {0};
-	char labels[256];
-	int i;
+	char *text = NULL, labels[256];
+	size_t len = 0;
+	FILE *out;
+	int i, failed;
 
+	/* a write that fails (no memory) leaves the stream in error */
+	if (!(out = open_memstream(&text, &len)))
+		return NULL;
 	pthread_mutex_lock(&p->mu);
-	bprintf(&b, "# HELP paracorr_build_info Build information.\n# TYPE paracorr_build_info gauge\n");
-	bprintf(&b, "paracorr_build_info{version=\"%s\"} 1\n", PC_VERSION);
-	bprintf(&b, "# HELP paracorr_http_requests_total HTTP requests by route template, method and status.\n");
-	bprintf(&b, "# TYPE paracorr_http_requests_total counter\n");
+	fprintf(out, "# HELP paracorr_build_info Build information.\n# TYPE paracorr_build_info gauge\n");
+	fprintf(out, "paracorr_build_info{version=\"%s\"} 1\n", PC_VERSION);
+	fprintf(out, "# HELP paracorr_http_requests_total HTTP requests by route template, method and status.\n");
+	fprintf(out, "# TYPE paracorr_http_requests_total counter\n");
 	for (i = 0; i < p->n_req; i++)
-		bprintf(&b, "paracorr_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %llu\n",
+		fprintf(out, "paracorr_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %llu\n",
 			p->req[i].route, p->req[i].method, p->req[i].code, (unsigned long long)p->req[i].count);
-	bprintf(&b, "# HELP paracorr_http_request_duration_seconds HTTP request duration by route template.\n");
-	bprintf(&b, "# TYPE paracorr_http_request_duration_seconds histogram\n");
+	fprintf(out, "# HELP paracorr_http_request_duration_seconds HTTP request duration by route template.\n");
+	fprintf(out, "# TYPE paracorr_http_request_duration_seconds histogram\n");
 	for (i = 0; i < p->n_rh; i++) {
 		snprintf(labels, sizeof(labels), "route=\"%s\"", p->rh[i].route);
-		hist_render(&b, "paracorr_http_request_duration_seconds", labels, &p->rh[i].h, req_buckets,
+		hist_render(out, "paracorr_http_request_duration_seconds", labels, &p->rh[i].h, req_buckets,
 			    N_REQ_BUCKETS);
 	}
-	bprintf(&b, "# HELP paracorr_jobs_total Jobs ended, by kind and outcome.\n");
-	bprintf(&b, "# TYPE paracorr_jobs_total counter\n");
+	fprintf(out, "# HELP paracorr_jobs_total Jobs ended, by kind and outcome.\n");
+	fprintf(out, "# TYPE paracorr_jobs_total counter\n");
 	for (i = 0; i < p->n_jobs; i++)
-		bprintf(&b, "paracorr_jobs_total{kind=\"%s\",outcome=\"%s\"} %llu\n", p->jobs[i].kind,
+		fprintf(out, "paracorr_jobs_total{kind=\"%s\",outcome=\"%s\"} %llu\n", p->jobs[i].kind,
 			p->jobs[i].outcome, (unsigned long long)p->jobs[i].count);
-	bprintf(&b, "# HELP paracorr_job_duration_seconds Wall time of job runs.\n");
-	bprintf(&b, "# TYPE paracorr_job_duration_seconds histogram\n");
-	hist_render(&b, "paracorr_job_duration_seconds", "", &p->job_hist, job_buckets, N_JOB_BUCKETS);
-	bprintf(&b, "# HELP paracorr_queue_depth Jobs queued and running.\n# TYPE paracorr_queue_depth gauge\n");
-	bprintf(&b, "paracorr_queue_depth{state=\"queued\"} %lld\n", (long long)queued);
-	bprintf(&b, "paracorr_queue_depth{state=\"running\"} %lld\n", (long long)running);
-	bprintf(&b, "# HELP paracorr_upload_bytes_total Bytes received in uploads.\n");
-	bprintf(&b, "# TYPE paracorr_upload_bytes_total counter\n");
-	bprintf(&b, "paracorr_upload_bytes_total{kind=\"model\"} %llu\n", (unsigned long long)p->upload_model);
-	bprintf(&b, "paracorr_upload_bytes_total{kind=\"dataset\"} %llu\n", (unsigned long long)p->upload_dataset);
-	bprintf(&b, "# HELP paracorr_draining 1 while the daemon drains for shutdown.\n");
-	bprintf(&b, "# TYPE paracorr_draining gauge\nparacorr_draining %d\n", draining);
-	bprintf(&b, "# HELP paracorr_metric_series_dropped_total Observations without room for their series.\n");
-	bprintf(&b, "# TYPE paracorr_metric_series_dropped_total counter\n");
-	bprintf(&b, "paracorr_metric_series_dropped_total %llu\n", (unsigned long long)p->overflow);
+	fprintf(out, "# HELP paracorr_job_duration_seconds Wall time of job runs.\n");
+	fprintf(out, "# TYPE paracorr_job_duration_seconds histogram\n");
+	hist_render(out, "paracorr_job_duration_seconds", "", &p->job_hist, job_buckets, N_JOB_BUCKETS);
+	fprintf(out, "# HELP paracorr_queue_depth Jobs queued and running.\n# TYPE paracorr_queue_depth gauge\n");
+	fprintf(out, "paracorr_queue_depth{state=\"queued\"} %lld\n", (long long)queued);
+	fprintf(out, "paracorr_queue_depth{state=\"running\"} %lld\n", (long long)running);
+	fprintf(out, "# HELP paracorr_upload_bytes_total Bytes received in uploads.\n");
+	fprintf(out, "# TYPE paracorr_upload_bytes_total counter\n");
+	fprintf(out, "paracorr_upload_bytes_total{kind=\"model\"} %llu\n", (unsigned long long)p->upload_model);
+	fprintf(out, "paracorr_upload_bytes_total{kind=\"dataset\"} %llu\n", (unsigned long long)p->upload_dataset);
+	fprintf(out, "# HELP paracorr_draining 1 while the daemon drains for shutdown.\n");
+	fprintf(out, "# TYPE paracorr_draining gauge\nparacorr_draining %d\n", draining);
+	fprintf(out, "# HELP paracorr_metric_series_dropped_total Observations without room for their series.\n");
+	fprintf(out, "# TYPE paracorr_metric_series_dropped_total counter\n");
+	fprintf(out, "paracorr_metric_series_dropped_total %llu\n", (unsigned long long)p->overflow);
 	pthread_mutex_unlock(&p->mu);
-	if (b.failed) {
-		free(b.s);
+	failed = ferror(out);
+	if (fclose(out) != 0 || failed) {
+		free(text);
 		return NULL;
 	}
-	return b.s;
+	return text;
 }

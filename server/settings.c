@@ -116,16 +116,7 @@ double pcd_settings_max_work(const struct pcd_settings *s)
 
 void pcd_settings_resolve(struct pcd_settings *s)
 {
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	struct pcd_workers_cfg auto_cfg;
-
-	pcd_workers_cfg_default(&auto_cfg);
-	if (cores < 1)
-		cores = 1;
-	if (s->workers == 0)
-		s->workers = auto_cfg.n_workers;
-	if (s->threads_per_job == 0)
-		s->threads_per_job = (int)(cores / s->workers < 1 ? 1 : cores / s->workers);
+	pcd_workers_auto_size(&s->workers, &s->threads_per_job);
 }
 
 int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value, const char *origin,

@@ -4,7 +4,8 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
+
+#include "paracorr/sys.h"
 
 static double num(const json_t *o, const char *key)
 {
@@ -13,16 +14,13 @@ static double num(const json_t *o, const char *key)
 	return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static const char *norm_of(const json_t *row, char *buf, size_t size)
+const char *pcd_summary_norm(const json_t *row, char *buf, size_t size)
 {
-	json_t *n = json_object_get(row, "norm");
+	const json_t *n = json_object_get(row, "norm");
 
 	if (json_is_string(n))
 		return json_string_value(n);
-	if (json_is_number(n))
-		snprintf(buf, size, "l%g", json_number_value(n));
-	else
-		snprintf(buf, size, "?");
+	snprintf(buf, size, json_is_number(n) ? "l%g" : "?", json_number_value(n));
 	return buf;
 }
 
@@ -58,7 +56,7 @@ static int same_setting(const json_t *a, const json_t *b)
 	char na[32], nb[32];
 
 	return same(num(a, "block"), num(b, "block")) && same(num(a, "sparsity"), num(b, "sparsity")) &&
-	       same(num(a, "steps"), num(b, "steps")) && !strcmp(norm_of(a, na, sizeof(na)), norm_of(b, nb, sizeof(nb)));
+	       same(num(a, "steps"), num(b, "steps")) && !strcmp(pcd_summary_norm(a, na, sizeof(na)), pcd_summary_norm(b, nb, sizeof(nb)));
 }
 
 static void print_model_tables(const json_t *results, int seq, FILE *f)
@@ -90,7 +88,7 @@ static void print_model_tables(const json_t *results, int seq, FILE *f)
 				continue;
 			if (first) {
 				fprintf(f, "\nthe whole model, %s corruption, sparsity %s, %s step%s:\n",
-					norm_of(head, nb, sizeof(nb)), real(num(head, "sparsity"), b1, sizeof(b1)),
+					pcd_summary_norm(head, nb, sizeof(nb)), real(num(head, "sparsity"), b1, sizeof(b1)),
 					real(num(head, "steps"), b2, sizeof(b2)), num(head, "steps") == 1 ? "" : "s");
 				fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s", "epsilon", "gradient acc",
 					"random acc", "random worst", "loss change", "first-order");
@@ -138,7 +136,7 @@ static void print_ranking(const json_t *ranking, int top, FILE *f)
 	{
 		const json_t *h = json_array_get(ranking, best);
 		fprintf(f, "\nthe most fragile of %zu groups (%s, epsilon %s, sparsity %s):\n", best_count,
-			norm_of(h, nb, sizeof(nb)), real(num(h, "epsilon"), b1, sizeof(b1)),
+			pcd_summary_norm(h, nb, sizeof(nb)), real(num(h, "epsilon"), b1, sizeof(b1)),
 			real(num(h, "sparsity"), b2, sizeof(b2)));
 		fprintf(f, "  %4s  %-40s  %12s  %12s\n", "rank", "group", "loss change", "accuracy");
 		for (int r = 1; r <= top; r++) {
@@ -206,18 +204,10 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	print_ranking(json_object_get(report, "ranking"), top, f);
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,
 		       double elapsed, double remaining, int final, FILE *f)
 {
-	double t = mono(), frac = total > 0 ? (double)done / (double)total : 0;
+	double t = pc_sys_seconds(), frac = total > 0 ? (double)done / (double)total : 0;
 	char bar[32];
 	int i, w = (int)sizeof(bar) - 1, filled;
 

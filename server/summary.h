@@ -14,6 +14,10 @@
  * "-", never crash. */
 void pcd_summary_print(const json_t *report, int top, FILE *f);
 
+/* A result row's norm as text: "l2", "linf" as the report names it, "l3"
+ * from a number, "?" when missing; buf holds the made-up ones. */
+const char *pcd_summary_norm(const json_t *row, char *buf, size_t size);
+
 struct pcd_progress_bar {
 	int tty;	  /* rewrite one line in place; otherwise a line now and then */
 	double last_draw; /* monotonic seconds of the last line drawn */

@@ -16,13 +16,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "job.h"
 #include "paracorr/data.h"
 #include "paracorr/limits.h"
 #include "paracorr/onnx.h"
+#include "paracorr/sys.h"
 
 extern char **environ;
 
@@ -245,14 +245,6 @@ int pcd_validate_main(int argc, char **argv)
 
 /* --- the parent -------------------------------------------------------------- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static enum pc_status status_named(const char *name)
 {
 	int c = pc_status_parse(name);
@@ -289,7 +281,7 @@ static int read_answer(int fd, double deadline, char **buf, size_t *len)
 	*len = 0;
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
-		double left = deadline - now_s();
+		double left = deadline - pc_sys_seconds();
 		ssize_t got;
 		int r;
 
@@ -330,7 +322,7 @@ static int run_child(const struct pcd_validator *v, char *const argv[], const ch
 	char **env = child_env(), *out = NULL;
 	int fds[2] = {-1, -1}, status = 0, rc, got;
 	/* the CPU limit, with room for a loaded machine; without one, ten minutes */
-	double deadline = now_s() + (v->max_cpu_s ? 4.0 * v->max_cpu_s + 10 : 600);
+	double deadline = pc_sys_seconds() + (v->max_cpu_s ? 4.0 * v->max_cpu_s + 10 : 600);
 	size_t len = 0;
 	pid_t pid;
 	json_t *ans = NULL, *e;

@@ -26,6 +26,7 @@
 #include "ingest.h"
 #include "job.h"
 #include "paracorr/onnx.h"
+#include "paracorr/sys.h"
 #include "log.h"
 #include "problem.h"
 
@@ -57,23 +58,22 @@ struct run_ctx {
 	atomic_int cancel_requested;
 };
 
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg)
+void pcd_workers_auto_size(int *n_workers, int *threads_per_job)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (cores < 1)
 		cores = 1;
+	if (*n_workers == 0)
+		*n_workers = (int)(cores / 4 < 1 ? 1 : cores / 4 > 4 ? 4 : cores / 4);
+	if (*threads_per_job == 0)
+		*threads_per_job = (int)(cores / *n_workers < 1 ? 1 : cores / *n_workers);
+}
+
+void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg)
+{
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->n_workers = (int)(cores / 4 < 1 ? 1 : cores / 4 > 4 ? 4 : cores / 4);
-	cfg->threads_per_job = (int)(cores / cfg->n_workers < 1 ? 1 : cores / cfg->n_workers);
+	pcd_workers_auto_size(&cfg->n_workers, &cfg->threads_per_job);
 	cfg->cache_bytes = PC_STUDY_DEFAULT_CACHE;
 	cfg->max_attempts = 3;
 	cfg->poll_ms = 1000;
@@ -101,7 +101,7 @@ static void beat(struct run_ctx *c, const char *progress_json)
 	struct pc_error err = {0};
 	int cancel = 0;
 
-	c->last_beat = now_mono();
+	c->last_beat = pc_sys_seconds();
 	if (pcd_store_job_heartbeat(c->w->store, c->id, progress_json, &cancel, &err) == PC_OK)
 		atomic_store(&c->cancel_requested, cancel);
 	else if (err.code == PC_ERR_NOT_FOUND)
@@ -119,7 +119,7 @@ static void on_progress(const struct pc_progress *pr, void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	phase_changed = strncmp(c->phase, pr->phase ? pr->phase : "", sizeof(c->phase) - 1) != 0;
-	if (!phase_changed && pr->done < pr->total && now_mono() - c->last_beat < HEARTBEAT_SECONDS) {
+	if (!phase_changed && pr->done < pr->total && pc_sys_seconds() - c->last_beat < HEARTBEAT_SECONDS) {
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
@@ -141,7 +141,7 @@ static int on_cancel(void *arg)
 		return 1;
 	/* one thread asks the store; the others go on with the last answer */
 	if (pthread_mutex_trylock(&c->mu) == 0) {
-		if (now_mono() - c->last_beat >= HEARTBEAT_SECONDS)
+		if (pc_sys_seconds() - c->last_beat >= HEARTBEAT_SECONDS)
 			beat(c, NULL);
 		pthread_mutex_unlock(&c->mu);
 	}
@@ -201,7 +201,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	struct pc_error err = {0}, serr = {0};
 	enum pcd_job_status outcome;
 	char *report = NULL, *problem_text = NULL;
-	double t0 = now_mono();
+	double t0 = pc_sys_seconds();
 	int rc;
 
 	pthread_mutex_init(&c.mu, NULL);
@@ -266,7 +266,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		log_job(w, outcome == PCD_JOB_FAILED ? "warn" : "info", job->id, pcd_job_status_name(outcome),
 			outcome == PCD_JOB_FAILED ? &err : NULL);
 	if (w->cfg.on_done)
-		w->cfg.on_done(w->cfg.on_done_arg, job->kind, outcome, now_mono() - t0);
+		w->cfg.on_done(w->cfg.on_done_arg, job->kind, outcome, pc_sys_seconds() - t0);
 out:
 	pthread_mutex_destroy(&c.mu);
 	free(report);

@@ -42,6 +42,9 @@ struct pcd_workers_cfg {
  * threads_per_job = max(1, cores / n_workers), so that workers x threads
  * never exceed the cores; cache 1 GiB, 3 attempts, poll 1000 ms, timing on. */
 void pcd_workers_cfg_default(struct pcd_workers_cfg *cfg);
+/* The sizes left 0 chosen from the online cores: a quarter of them as
+ * workers (1 to 4), the cores shared among the workers as BLAS threads. */
+void pcd_workers_auto_size(int *n_workers, int *threads_per_job);
 
 /* Starts the threads. store and blobs must outlive the pool. */
 int pcd_workers_start(const struct pcd_workers_cfg *cfg, struct pcd_store *store, struct pcd_blobs *blobs,

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "paracorr/corrupt.h"
+#include "paracorr/rng.h"
 #include "test.h"
 
 /* --- test-local helpers --------------------------------------------------- */
@@ -24,11 +25,7 @@ struct trng {
 
 static uint64_t trng_next(struct trng *r)
 {
-	uint64_t z = (r->x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return pc_rng_splitmix64(&r->x);
 }
 
 static double trng_unit(struct trng *r)

@@ -30,6 +30,7 @@
 #include "../server/http_server.h"
 #include "../server/problem.h"
 #include "../server/sha256.h"
+#include "paracorr/sys.h"
 #include "be_util.h"
 #include "onnx_build.h"
 #include "test.h"
@@ -53,14 +54,6 @@ struct resp {
 	char headers[4096];
 	size_t hlen;
 };
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(int ms)
 {
@@ -365,7 +358,7 @@ static int daemon_start(struct daemon *d, const char *const *extra)
  * its own within 10 s (then it is killed). *seconds: how long it took. */
 static int daemon_stop(struct daemon *d, int sig, double *seconds)
 {
-	double t0 = now_s();
+	double t0 = pc_sys_seconds();
 	int st = 0, i;
 
 	if (d->pid <= 0)
@@ -377,7 +370,7 @@ static int daemon_stop(struct daemon *d, int sig, double *seconds)
 		sleep_ms(10);
 	}
 	if (seconds)
-		*seconds = now_s() - t0;
+		*seconds = pc_sys_seconds() - t0;
 	if (i == 1000) {
 		kill(d->pid, SIGKILL);
 		waitpid(d->pid, &st, 0);
@@ -540,10 +533,10 @@ static long submit(const struct daemon *d, const char *spec, const char *idem, c
 static json_t *wait_job(const struct daemon *d, const char *id, const char *want, double seconds)
 {
 	char path[128];
-	double t0 = now_s();
+	double t0 = pc_sys_seconds();
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
-	while (now_s() - t0 < seconds) {
+	while (pc_sys_seconds() - t0 < seconds) {
 		struct resp r;
 		json_t *j = NULL;
 		const char *st;
@@ -2523,7 +2516,7 @@ TEST(http_harden_resumes_after_kill)
 
 	/* wait for epoch 2: epoch 1 is checkpointed; then kill -9 */
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
-	for (t0 = now_s(); now_s() - t0 < 120;) {
+	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 120;) {
 		const char *ph;
 
 		REQUIRE(get(&d, path, &r) == 0);
@@ -2545,7 +2538,7 @@ TEST(http_harden_resumes_after_kill)
 	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
 	/* after the restart, training starts at epoch 2 or later, never 1 */
-	for (t0 = now_s(); now_s() - t0 < 180;) {
+	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 180;) {
 		const char *ph, *st;
 
 		REQUIRE(get(&d, path, &r) == 0);

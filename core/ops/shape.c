@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paracorr/rng.h"
+
 /* --- shared helpers --------------------------------------------------------- */
 
 static void *alloc_priv(struct pc_node *n, size_t size, struct pc_error *err)
@@ -260,14 +262,6 @@ static float dropout_ratio(struct pc_plan *p, const struct pc_node *n)
 	return r;
 }
 
-/* splitmix64's finaliser: a well-mixed 64-bit value of its input */
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Applies the mask and scale of each row to src into dst (+= when add). */
 static void dropout_apply(struct pc_plan *p, const struct pc_node *n, const float *src, float *dst, int add)
 {
@@ -277,10 +271,12 @@ static void dropout_apply(struct pc_plan *p, const struct pc_node *n, const floa
 	uint64_t threshold = (uint64_t)((double)ratio * 18446744073709551616.0), node = (uint64_t)(n - p->g->nodes);
 
 	for (int64_t i = 0; i < batch; i++) {
-		uint64_t base = mix64(p->dropout_seed ^ mix64(node * 0x9e3779b97f4a7c15ULL + (uint64_t)(p->first_row + i)));
+		uint64_t row_key = node * PC_RNG_GOLDEN + (uint64_t)(p->first_row + i);
+		uint64_t base = pc_rng_mix64(p->dropout_seed ^ pc_rng_mix64(row_key));
 
 		for (int64_t k = 0; k < row; k++) {
-			float v = mix64(base + (uint64_t)k * 0x9e3779b97f4a7c15ULL) < threshold ? 0.0f : src[i * row + k] * scale;
+			int drop = pc_rng_mix64(base + (uint64_t)k * PC_RNG_GOLDEN) < threshold;
+			float v = drop ? 0.0f : src[i * row + k] * scale;
 
 			if (add)
 				dst[i * row + k] += v;

@@ -21,7 +21,6 @@ struct pc_limits {
 #define PC_LIMITS_DEFAULT_PLAN_MB 4096
 #define PC_LIMITS_DEFAULT_DECODED_MB 2048
 
-void pc_limits_default(struct pc_limits *l);
 /* Replaces the caps in force (not thread-safe: call before loading). */
 void pc_limits_set(const struct pc_limits *l);
 const struct pc_limits *pc_limits_get(void);

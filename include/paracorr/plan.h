@@ -24,7 +24,6 @@ enum pc_plan_flags {
 struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err);
 void pc_plan_free(struct pc_plan *p);
 
-const struct pc_graph *pc_plan_graph(const struct pc_plan *p);
 int pc_plan_batch(const struct pc_plan *p);
 /* Elements per sample of the input, and classes per position of the
  * output (the vocabulary of a sequence model). */

@@ -26,13 +26,8 @@ int pc_runner_threads(const struct pc_runner *r);
 int pc_runner_batch(const struct pc_runner *r);
 struct pc_plan *pc_runner_plan(struct pc_runner *r, int worker);
 const struct pc_graph *pc_runner_graph(const struct pc_runner *r);
-/* Worker 0's working weights; every worker holds the same values between
- * maps. */
-const float *pc_runner_weights(const struct pc_runner *r);
 /* Write weights [offset, offset + count) of every worker. */
 void pc_runner_write(struct pc_runner *r, int64_t offset, int64_t count, const float *src);
-/* Restore every worker's weights to the graph's clean values, bit for bit. */
-void pc_runner_reset_weights(struct pc_runner *r);
 
 /* Calls fn for every item in [0, items), items taken in increasing order by
  * whichever worker is free; fn must not depend on which worker runs it for

@@ -17,6 +17,5 @@ void pc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k, float alpha, co
  * CLI, the daemon's worker pool), so that workers and BLAS threads do not
  * oversubscribe the machine. */
 void pc_blas_set_threads(int n);
-int pc_blas_threads(void);
 
 #endif

@@ -22,12 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../server/blas_select.h"
 #include "paracorr/graph.h"
 #include "paracorr/plan.h"
 #include "paracorr/sgemm.h"
+#include "paracorr/sys.h"
 
 #define BATCH 256
 #define TARGET_COLS 1024
@@ -55,14 +55,6 @@ static const struct layer layers[] = {
 	{"resnet.layer3.conv2", 64, 7, 7, 64, 3, 1, 1},
 	{"resnet.layer3.short", 32, 7, 7, 64, 1, 1, 0},
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* A fixed xorshift stream: the numbers do not matter, only that they are
  * ordinary floats (no denormals, no NaN). */
@@ -111,13 +103,13 @@ static double time_call(run_fn fn, void *arg, double seconds)
 
 	fn(arg); /* warm caches, let OpenBLAS start its threads */
 	for (int round = 0; round < 3; round++) {
-		double t0 = now(), t;
+		double t0 = pc_sys_seconds(), t;
 		long reps = 0;
 
 		do {
 			fn(arg);
 			reps++;
-			t = now() - t0;
+			t = pc_sys_seconds() - t0;
 		} while (t < seconds);
 		if (t / (double)reps < best)
 			best = t / (double)reps;

@@ -1,0 +1,95 @@
+/* sys: the operating-system helpers of sys.h. */
+#include "paracorr/sys.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+double pc_sys_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Sized by fstat when the file is regular, grown by doubling when it is not
+ * (a pipe), and checked against max_bytes while reading either way. */
+int pc_sys_read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *out_len, struct pc_error *err)
+{
+	FILE *f;
+	struct stat st;
+	unsigned char *buf = NULL, *nb;
+	size_t cap = 1 << 16, used = 0;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	f = fopen(path, "rb");
+	if (!f)
+		return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO, path, "cannot open: %s",
+				    strerror(errno));
+	if (fstat(fileno(f), &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			rc = pc_error_set(err, PC_ERR_IO, path, "is a directory");
+			goto fail;
+		}
+		if (S_ISREG(st.st_mode)) {
+			if ((uint64_t)st.st_size > max_bytes) {
+				rc = pc_error_set(err, PC_ERR_LIMIT, path,
+						  "file has %lld bytes; at most %llu are accepted",
+						  (long long)st.st_size, (unsigned long long)max_bytes);
+				goto fail;
+			}
+			cap = (size_t)st.st_size + 1; /* +1 so EOF is seen without growing */
+		}
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file", cap);
+		goto fail;
+	}
+	for (;;) {
+		size_t got = fread(buf + used, 1, cap - used, f);
+		used += got;
+		if (used > max_bytes) {
+			rc = pc_error_set(err, PC_ERR_LIMIT, path, "file has more than %llu bytes",
+					  (unsigned long long)max_bytes);
+			goto fail;
+		}
+		if (got == 0 || used < cap) {
+			if (ferror(f)) {
+				rc = pc_error_set(err, PC_ERR_IO, path, "cannot read: %s", strerror(errno));
+				goto fail;
+			}
+			if (feof(f))
+				break;
+			continue;
+		}
+		if (cap > SIZE_MAX / 2) {
+			rc = pc_error_set(err, PC_ERR_LIMIT, path, "file does not fit in memory");
+			goto fail;
+		}
+		nb = realloc(buf, cap * 2);
+		if (!nb) {
+			rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file",
+					  cap * 2);
+			goto fail;
+		}
+		buf = nb;
+		cap *= 2;
+	}
+	fclose(f);
+	*out = buf;
+	*out_len = used;
+	return PC_OK;
+fail:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
