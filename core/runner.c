@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
+#include "paracorr/plan.h"
 #include "paracorr/sgemm.h"
 
 struct pc_runner {
