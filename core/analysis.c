@@ -23,8 +23,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "graph_int.h"
 #include "paracorr/corrupt.h"
+#include "paracorr/graph.h"
 #include "paracorr/groups.h"
 #include "paracorr/report.h"
 #include "paracorr/runner.h"
@@ -45,8 +45,7 @@ struct group {
 
 struct cache_entry {
 	int node; /* start node k */
-	int n_values;
-	int *values; /* frontier value indices, one per storage */
+	struct pc_plan_cut *cut; /* the values a run from k reads; NULL at node 0 */
 	int64_t floats;
 	float *data; /* batches x floats */
 	int64_t y_floats; /* node k's output, when a linear group starts at k */
@@ -70,7 +69,6 @@ struct study {
 	struct cache_entry *cache;
 	int n_cache;
 	int *cache_of_node; /* entry index or -1 */
-	int *last_use;	    /* per value: the last node reading it, -1 if none */
 	double *prefix_flops; /* per batch: flops of nodes [0, k) */
 	double batch_flops;
 	/* accounting */
@@ -107,59 +105,23 @@ static int cancelled(const struct study *s)
 
 /* --- cost model ------------------------------------------------------------ */
 
-/* Multiply-adds count twice; other ops one flop per output element. */
-static double node_flops(const struct pc_plan *p, const struct pc_node *n)
-{
-	const struct pc_tensor *out = &p->t[n->out[0]];
-
-	if (!p->run_fwd[n - p->g->nodes])
-		return 0.0;
-	switch (n->op) {
-	case PC_OP_CONV: {
-		const struct pc_tensor *w = &p->t[n->in[1]];
-		return 2.0 * (double)out->numel * (double)(w->numel / w->shape.dim[0]);
-	}
-	case PC_OP_GEMM:
-		return 2.0 * (double)out->numel * (double)(p->t[n->in[0]].numel / out->shape.dim[0]);
-	case PC_OP_MATMUL: {
-		const struct pc_tensor *a = &p->t[n->in[0]];
-		return 2.0 * (double)out->numel * (double)a->shape.dim[a->shape.ndim - 1];
-	}
-	default:
-		return (double)out->numel;
-	}
-}
-
 /* --- groups ---------------------------------------------------------------- */
-
-static int is_linear_op(enum pc_op op)
-{
-	return op == PC_OP_GEMM || op == PC_OP_MATMUL || op == PC_OP_CONV;
-}
 
 /* The group's first node, when its output is linear in the group's
  * parameters it reads: a Gemm, MatMul or Conv whose activation comes in at
  * input 0 and whose group parameters no other node reads. The group's
- * parameters at later nodes are simply written per radius. -1 otherwise.
- * uses[v] counts the node inputs reading value v, so this is linear in the
- * group's parameters and node k's inputs. */
-static int linear_node(const struct pc_graph *g, const struct group *gr, const int *uses)
+ * parameters at later nodes are simply written per radius. -1 otherwise. */
+static int linear_node(const struct pc_graph *g, const struct group *gr)
 {
 	int k = gr->start;
-	const struct pc_node *n = &g->nodes[k];
 
-	if (!is_linear_op(n->op) || n->in[0] < 0 || g->values[n->in[0]].kind == PC_VALUE_PARAM ||
-	    g->values[n->in[0]].kind == PC_VALUE_CONST)
+	if (k >= pc_graph_node_count(g) || !pc_graph_node_linear(g, k))
 		return -1;
-	for (int i = 1; i < n->n_in; i++)
-		if (n->in[i] >= 0 && g->values[n->in[i]].kind == PC_VALUE_ACT)
-			return -1;
 	for (int j = 0; j < gr->n_params; j++) {
-		const struct pc_param *pt = &g->ptab[gr->params[j]];
-		int v = pc_graph_lookup(g, pt->name), at_k = 0;
-		for (int i = 1; i < n->n_in; i++)
-			at_k += n->in[i] == v;
-		if (at_k && uses[v] > at_k)
+		int at_k = 0;
+		for (int i = 1; i < pc_graph_node_inputs(g, k); i++)
+			at_k += pc_graph_node_input_param(g, k, i) == gr->params[j];
+		if (at_k && pc_graph_param_reads(g, gr->params[j]) > at_k)
 			return -1;
 	}
 	return k;
@@ -168,16 +130,14 @@ static int linear_node(const struct pc_graph *g, const struct group *gr, const i
 /* Whether parameter table entry i is an input of node k. */
 static int reads_param(const struct pc_graph *g, int k, int i)
 {
-	const struct pc_node *n = &g->nodes[k];
-
-	for (int j = 0; j < n->n_in; j++)
-		if (n->in[j] >= 0 && g->values[n->in[j]].param == i)
+	for (int j = 0; j < pc_graph_node_inputs(g, k); j++)
+		if (pc_graph_node_input_param(g, k, j) == i)
 			return 1;
 	return 0;
 }
 
 static int add_group(struct study *s, int block, enum pc_group_kind kind, const char *name, const int *params,
-		     int n_params, const int *uses, struct pc_error *err)
+		     int n_params, struct pc_error *err)
 {
 	struct group *gr = &s->groups[s->n_groups];
 	int64_t off = 0;
@@ -192,9 +152,9 @@ static int add_group(struct study *s, int block, enum pc_group_kind kind, const 
 	s->n_groups++;
 	memcpy(gr->params, params, (size_t)n_params * sizeof(int));
 	gr->n_params = n_params;
-	gr->start = s->g->n_nodes;
+	gr->start = pc_graph_node_count(s->g);
 	for (int j = 0; j < n_params; j++) {
-		const struct pc_param *pt = &s->g->ptab[params[j]];
+		const struct pc_param *pt = pc_graph_param(s->g, params[j]);
 		gr->count += pt->count;
 		if (pt->node_index < gr->start)
 			gr->start = pt->node_index;
@@ -204,12 +164,12 @@ static int add_group(struct study *s, int block, enum pc_group_kind kind, const 
 	if (!gr->g || !gr->w0)
 		return pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory for group %s", name);
 	for (int j = 0; j < n_params; j++) {
-		const struct pc_param *pt = &s->g->ptab[params[j]];
+		const struct pc_param *pt = pc_graph_param(s->g, params[j]);
 		memcpy(gr->g + off, s->grad + pt->offset, (size_t)pt->count * sizeof(float));
-		memcpy(gr->w0 + off, s->g->params + pt->offset, (size_t)pt->count * sizeof(float));
+		memcpy(gr->w0 + off, pc_graph_params(s->g) + pt->offset, (size_t)pt->count * sizeof(float));
 		off += pt->count;
 	}
-	gr->linear = linear_node(s->g, gr, uses);
+	gr->linear = linear_node(s->g, gr);
 	return PC_OK;
 }
 
@@ -219,21 +179,16 @@ static int add_group(struct study *s, int block, enum pc_group_kind kind, const 
 static int build_groups(struct study *s, struct pc_error *err)
 {
 	const struct pc_graph *g = s->g;
-	int np = g->n_ptab, *idx = malloc(((size_t)np + 1) * sizeof(int));
-	int *uses = calloc((size_t)g->n_values + 1, sizeof(int));
+	int np = pc_graph_param_tensors(g), *idx = malloc(((size_t)np + 1) * sizeof(int));
 	struct pc_layer_groups lg = {0};
 	int rc = PC_OK;
 	char name[320];
 
 	s->groups = calloc((size_t)s->spec->n_blocks * (size_t)(1 + 2 * np) + 1, sizeof(*s->groups));
-	if (!idx || !uses || !s->groups) {
+	if (!idx || !s->groups) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
 		goto out;
 	}
-	for (int k = 0; k < g->n_nodes; k++)
-		for (int i = 0; i < g->nodes[k].n_in; i++)
-			if (g->nodes[k].in[i] >= 0)
-				uses[g->nodes[k].in[i]]++;
 	for (int b = 0; b < s->spec->n_blocks && !rc; b++) {
 		const struct pc_corruption *c = &s->spec->blocks[b];
 		for (int o = 0; o < c->n_group_order && !rc; o++) {
@@ -241,25 +196,24 @@ static int build_groups(struct study *s, struct pc_error *err)
 			if (kind == PC_GROUP_MODEL) {
 				for (int i = 0; i < np; i++)
 					idx[i] = i;
-				rc = add_group(s, b, kind, "model", idx, np, uses, err);
+				rc = add_group(s, b, kind, "model", idx, np, err);
 			} else if (kind == PC_GROUP_TENSOR) {
 				for (int i = 0; i < np && !rc; i++) {
-					snprintf(name, sizeof(name), "tensor:%s", g->ptab[i].name);
-					rc = add_group(s, b, kind, name, &i, 1, uses, err);
+					snprintf(name, sizeof(name), "tensor:%s", pc_graph_param(g, i)->name);
+					rc = add_group(s, b, kind, name, &i, 1, err);
 				}
 			} else {
 				if (!lg.g && (rc = pc_layer_groups_build(g, &lg, err)))
 					break;
 				for (int j = 0; j < lg.n && !rc; j++) {
 					snprintf(name, sizeof(name), "layer:%s", lg.g[j].name);
-					rc = add_group(s, b, kind, name, lg.g[j].params, lg.g[j].n_params, uses, err);
+					rc = add_group(s, b, kind, name, lg.g[j].params, lg.g[j].n_params, err);
 				}
 			}
 		}
 	}
 out:
 	pc_layer_groups_free(&lg);
-	free(uses);
 	free(idx);
 	return rc;
 }
@@ -269,7 +223,7 @@ static void scatter(const struct study *s, const struct group *gr, const float *
 	int64_t off = 0;
 
 	for (int j = 0; j < gr->n_params; j++) {
-		const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+		const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
 		memcpy(dst_weights + pt->offset, src + off, (size_t)pt->count * sizeof(float));
 		off += pt->count;
 	}
@@ -281,41 +235,13 @@ static void write_group(struct study *s, const struct group *gr, const float *sr
 	int64_t off = 0;
 
 	for (int j = 0; j < gr->n_params; j++) {
-		const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+		const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
 		pc_runner_write(s->r, pt->offset, pt->count, src + off);
 		off += pt->count;
 	}
 }
 
 /* --- caches ------------------------------------------------------------------ */
-
-/* The activations that nodes from k on read but nodes before k (or the
- * input) produce: restoring these is all a run starting at k needs. One
- * entry per storage, since aliases share theirs. -1 when one of them is a
- * run-time int64 or bool value (token ids, masks): the cache holds floats
- * only, so a run from k cannot be restored. */
-static int frontier(const struct study *s, const struct pc_plan *p, int k, int *values)
-{
-	const struct pc_graph *g = p->g;
-	int n = 0;
-
-	for (int v = 0; v < g->n_values; v++) {
-		const struct pc_tensor *t = &p->t[v];
-		int dup = 0;
-		if (t->is_static || s->last_use[v] < k)
-			continue;
-		if (!(g->values[v].kind == PC_VALUE_INPUT ||
-		      (g->values[v].kind == PC_VALUE_ACT && g->values[v].producer < k)))
-			continue;
-		if (t->dtype != PC_DTYPE_FLOAT)
-			return -1;
-		for (int j = 0; j < n && !dup; j++)
-			dup = p->t[values[j]].data == t->data;
-		if (!dup)
-			values[n++] = v;
-	}
-	return n;
-}
 
 /* How many evaluations a group will cost, for choosing what to cache. */
 static double group_evals(const struct study *s, const struct group *gr)
@@ -333,57 +259,61 @@ static double group_directions(const struct study *s, const struct group *gr)
 	return (double)c->n_norms * c->n_sparsity * (1 + c->random_trials);
 }
 
+/* Which nodes to resume from, within the cache budget. What a run from k
+ * needs restored is the plan's to say (pc_plan_cut): a cut that would hold
+ * integers (token ids, masks) cannot be cached, and at node 0 the frontier
+ * is the input, which the dataset holds. */
 static int plan_caches(struct study *s, struct pc_error *err)
 {
 	struct pc_plan *p = pc_runner_plan(s->r, 0);
 	const struct pc_graph *g = s->g;
-	int *vals = malloc(((size_t)g->n_values + 1) * sizeof(int));
-	double *gain = calloc((size_t)g->n_nodes + 1, sizeof(double));
-	unsigned char *linear_at = calloc((size_t)g->n_nodes + 1, 1);
-	size_t *cost = calloc((size_t)g->n_nodes + 1, sizeof(size_t));
+	int nn = pc_graph_node_count(g);
+	double *gain = calloc((size_t)nn + 1, sizeof(double));
+	unsigned char *linear_at = calloc((size_t)nn + 1, 1);
+	size_t *cost = calloc((size_t)nn + 1, sizeof(size_t));
+	struct pc_plan_cut **cuts = calloc((size_t)nn + 1, sizeof(*cuts));
 	size_t budget = s->o->shortcuts ? s->o->cache_bytes : 0, used = 0;
 	int rc = PC_OK;
 
-	s->cache_of_node = malloc(((size_t)g->n_nodes + 1) * sizeof(int));
-	s->cache = calloc((size_t)g->n_nodes + 1, sizeof(*s->cache));
-	s->last_use = malloc(((size_t)g->n_values + 1) * sizeof(int));
-	if (!vals || !gain || !linear_at || !cost || !s->cache_of_node || !s->cache || !s->last_use) {
+	s->cache_of_node = malloc(((size_t)nn + 1) * sizeof(int));
+	s->cache = calloc((size_t)nn + 1, sizeof(*s->cache));
+	if (!gain || !linear_at || !cost || !cuts || !s->cache_of_node || !s->cache) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
 		goto out;
 	}
-	for (int v = 0; v < g->n_values; v++)
-		s->last_use[v] = -1;
-	for (int k = 0; k < g->n_nodes; k++)
-		for (int i = 0; i < g->nodes[k].n_in; i++)
-			if (g->nodes[k].in[i] >= 0)
-				s->last_use[g->nodes[k].in[i]] = k;
-	for (int k = 0; k < g->n_nodes; k++)
+	for (int k = 0; k < nn; k++)
 		s->cache_of_node[k] = -1;
 	for (int i = 0; i < s->n_groups; i++) {
 		const struct group *gr = &s->groups[i];
-		if (gr->start > 0 && gr->start < g->n_nodes)
+		if (gr->start > 0 && gr->start < nn)
 			gain[gr->start] += group_evals(s, gr) * s->prefix_flops[gr->start];
 		if (gr->linear >= 0) {
 			linear_at[gr->linear] = 1;
 			/* one clean layer output per direction */
-			gain[gr->linear] += group_directions(s, gr) * node_flops(p, &g->nodes[gr->linear]);
+			gain[gr->linear] += group_directions(s, gr) * pc_plan_node_flops(p, gr->linear);
 		}
 	}
 	/* bytes each candidate would hold */
-	for (int k = 0; k < g->n_nodes; k++) {
+	for (int k = 0; k < nn; k++) {
 		int64_t floats = 0;
 		if (gain[k] <= 0.0)
 			continue;
-		/* at node 0 the frontier is the input, which the dataset holds */
-		int nv = k ? frontier(s, p, k, vals) : 0;
-		if (nv < 0) {
-			gain[k] = 0.0;
-			continue;
+		if (k) {
+			struct pc_error cut_err = {0};
+			rc = pc_plan_cut_new(p, k, &cuts[k], &cut_err);
+			if (rc == PC_ERR_UNSUPPORTED) {
+				gain[k] = 0.0;
+				rc = PC_OK;
+				continue;
+			}
+			if (rc) {
+				rc = pc_error_set(err, rc, cut_err.where, "%s", cut_err.text);
+				goto out;
+			}
+			floats += pc_plan_cut_floats(cuts[k]);
 		}
-		for (int j = 0; j < nv; j++)
-			floats += p->t[vals[j]].numel;
 		if (linear_at[k])
-			floats += p->t[g->nodes[k].out[0]].numel;
+			floats += pc_plan_node_output_numel(p, k);
 		cost[k] = (size_t)floats * (size_t)s->batches * sizeof(float);
 	}
 	/* greedy: the most flops saved per byte first */
@@ -391,7 +321,7 @@ static int plan_caches(struct study *s, struct pc_error *err)
 		int best = -1;
 		double best_ratio = 0.0;
 		size_t best_bytes = 0;
-		for (int k = 0; k < g->n_nodes; k++) {
+		for (int k = 0; k < nn; k++) {
 			size_t bytes = cost[k];
 			if (gain[k] <= 0.0 || s->cache_of_node[k] >= 0)
 				continue;
@@ -407,19 +337,10 @@ static int plan_caches(struct study *s, struct pc_error *err)
 			break;
 		{
 			struct cache_entry *ce = &s->cache[s->n_cache];
-			int nv = best ? frontier(s, p, best, vals) : 0;
 			ce->node = best;
-			ce->values = malloc(((size_t)nv + 1) * sizeof(int));
-			if (!ce->values) {
-				rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
-				goto out;
-			}
-			memcpy(ce->values, vals, (size_t)nv * sizeof(int));
-			ce->n_values = nv;
-			for (int j = 0; j < nv; j++)
-				ce->floats += p->t[vals[j]].numel;
+			ce->floats = cuts[best] ? pc_plan_cut_floats(cuts[best]) : 0;
 			if (linear_at[best])
-				ce->y_floats = p->t[g->nodes[best].out[0]].numel;
+				ce->y_floats = pc_plan_node_output_numel(p, best);
 			ce->data = malloc((size_t)ce->floats * (size_t)s->batches * sizeof(float) + 1);
 			ce->ydata = ce->y_floats ? malloc((size_t)ce->y_floats * (size_t)s->batches * sizeof(float))
 						 : NULL;
@@ -431,7 +352,6 @@ static int plan_caches(struct study *s, struct pc_error *err)
 					      sizeof(float);
 				free(ce->data);
 				free(ce->ydata);
-				free(ce->values);
 				memset(ce, 0, sizeof(*ce));
 				rc = pc_error_set(err, PC_ERR_NOMEM, "analysis",
 						  "out of memory for %zu bytes of cached activations (within the cache "
@@ -439,12 +359,16 @@ static int plan_caches(struct study *s, struct pc_error *err)
 						  want, budget);
 				goto out;
 			}
+			ce->cut = cuts[best];
+			cuts[best] = NULL;
 			s->cache_of_node[best] = s->n_cache++;
 			used += best_bytes;
 		}
 	}
 out:
-	free(vals);
+	for (int k = 0; cuts && k < nn; k++)
+		pc_plan_cut_free(cuts[k]);
+	free(cuts);
 	free(gain);
 	free(cost);
 	free(linear_at);
@@ -457,26 +381,11 @@ static void capture(struct pc_plan *p, int b, void *arg)
 
 	for (int c = 0; c < s->n_cache; c++) {
 		struct cache_entry *ce = &s->cache[c];
-		float *dst = ce->data + (int64_t)b * ce->floats;
-		for (int j = 0; j < ce->n_values; j++) {
-			const struct pc_tensor *t = &p->t[ce->values[j]];
-			memcpy(dst, t->data, (size_t)t->numel * sizeof(float));
-			dst += t->numel;
-		}
+		if (ce->cut)
+			pc_plan_cut_save(p, ce->cut, ce->data + (int64_t)b * ce->floats);
 		if (ce->ydata)
-			memcpy(ce->ydata + (int64_t)b * ce->y_floats, p->t[s->g->nodes[ce->node].out[0]].data,
+			memcpy(ce->ydata + (int64_t)b * ce->y_floats, pc_plan_node_output(p, ce->node),
 			       (size_t)ce->y_floats * sizeof(float));
-	}
-}
-
-static void restore_frontier(struct pc_plan *p, const struct cache_entry *ce, int b)
-{
-	const float *src = ce->data + (int64_t)b * ce->floats;
-
-	for (int j = 0; j < ce->n_values; j++) {
-		struct pc_tensor *t = &p->t[ce->values[j]];
-		memcpy(t->data, src, (size_t)t->numel * sizeof(float));
-		src += t->numel;
 	}
 }
 
@@ -498,15 +407,14 @@ struct eval_req {
 static void linear_delta(struct study *s, struct pc_plan *p, int worker, const struct group *gr, const float *u,
 			 int k)
 {
-	const struct pc_node *n = &s->g->nodes[k];
 	float *w = pc_plan_weights(p), *keep = s->keep[worker];
 	int64_t kept = 0;
 
-	for (int i = 1; i < n->n_in; i++) {
-		const struct pc_value *v = n->in[i] >= 0 ? &s->g->values[n->in[i]] : NULL;
-		if (!v || v->kind != PC_VALUE_PARAM)
+	for (int i = 1; i < pc_graph_node_inputs(s->g, k); i++) {
+		int pi = pc_graph_node_input_param(s->g, k, i);
+		if (pi < 0)
 			continue;
-		const struct pc_param *pt = &s->g->ptab[v->param];
+		const struct pc_param *pt = pc_graph_param(s->g, pi);
 		memcpy(keep + kept, w + pt->offset, (size_t)pt->count * sizeof(float));
 		memset(w + pt->offset, 0, (size_t)pt->count * sizeof(float));
 		kept += pt->count;
@@ -514,20 +422,20 @@ static void linear_delta(struct study *s, struct pc_plan *p, int worker, const s
 	{
 		int64_t off = 0;
 		for (int j = 0; j < gr->n_params; j++) {
-			const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+			const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
 			if (reads_param(s->g, k, gr->params[j]))
 				memcpy(w + pt->offset, u + off, (size_t)pt->count * sizeof(float));
 			off += pt->count;
 		}
 	}
 	pc_plan_forward_range(p, k, k + 1);
-	memcpy(s->delta[worker], p->t[n->out[0]].data, (size_t)p->t[n->out[0]].numel * sizeof(float));
+	memcpy(s->delta[worker], pc_plan_node_output(p, k), (size_t)pc_plan_node_output_numel(p, k) * sizeof(float));
 	kept = 0;
-	for (int i = 1; i < n->n_in; i++) {
-		const struct pc_value *v = n->in[i] >= 0 ? &s->g->values[n->in[i]] : NULL;
-		if (!v || v->kind != PC_VALUE_PARAM)
+	for (int i = 1; i < pc_graph_node_inputs(s->g, k); i++) {
+		int pi = pc_graph_node_input_param(s->g, k, i);
+		if (pi < 0)
 			continue;
-		const struct pc_param *pt = &s->g->ptab[v->param];
+		const struct pc_param *pt = pc_graph_param(s->g, pi);
 		memcpy(w + pt->offset, keep + kept, (size_t)pt->count * sizeof(float));
 		kept += pt->count;
 	}
@@ -591,9 +499,9 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 	int64_t first = (int64_t)b * s->batch;
 	int rows = (int)(s->n - first < s->batch ? s->n - first : s->batch);
 	int start = gr ? gr->start : 0;
-	int ce_idx = start < s->g->n_nodes ? s->cache_of_node[start] : -1;
+	int last = pc_graph_node_count(s->g);
+	int ce_idx = start < last ? s->cache_of_node[start] : -1;
 	const struct cache_entry *ce = ce_idx >= 0 ? &s->cache[ce_idx] : NULL;
-	int last = s->g->n_nodes;
 
 	if (q->stop || cancelled(s)) {
 		q->stop = 1;
@@ -601,7 +509,7 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 	}
 	pc_plan_keep_fused(p, 0);
 	if (ce && start > 0) {
-		restore_frontier(p, ce, b);
+		pc_plan_cut_restore(p, ce->cut, ce->data + (int64_t)b * ce->floats);
 	} else {
 		pc_eval_fill_input(p, s->d, first, rows);
 		start = 0;
@@ -614,7 +522,8 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 	}
 	{
 		int k = q->linear;
-		struct pc_tensor *out = &p->t[s->g->nodes[k].out[0]];
+		float *out = pc_plan_node_output(p, k);
+		int64_t out_n = pc_plan_node_output_numel(p, k);
 		float *w = pc_plan_weights(p);
 		const float *yc;
 		int rest = 0;
@@ -624,7 +533,7 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 			yc = ce->ydata + (int64_t)b * ce->y_floats;
 		} else {
 			pc_plan_forward_range(p, k, k + 1);
-			memcpy(s->yclean[worker], out->data, (size_t)out->numel * sizeof(float));
+			memcpy(s->yclean[worker], out, (size_t)out_n * sizeof(float));
 			yc = s->yclean[worker];
 		}
 		for (int e = 0; e < q->n_eps; e++) {
@@ -633,18 +542,18 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 			int64_t off = 0;
 			/* the group's parameters past node k: this worker's copy only */
 			for (int j = 0; j < gr->n_params; j++) {
-				const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+				const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
 				if (!reads_param(s->g, k, gr->params[j])) {
 					shifted(w + pt->offset, gr->w0 + off, eps, q->u + off, pt->count);
 					rest = 1;
 				}
 				off += pt->count;
 			}
-			if (p->fuse_relu[k] && k + 2 <= last) {
-				shifted_relu(p->t[s->g->nodes[k + 1].out[0]].data, yc, eps, dl, out->numel);
+			if (pc_plan_node_fuses_relu(p, k) && k + 2 <= last) {
+				shifted_relu(pc_plan_node_output(p, k + 1), yc, eps, dl, out_n);
 				pc_plan_forward_range(p, k + 2, last);
 			} else {
-				shifted(out->data, yc, eps, dl, out->numel);
+				shifted(out, yc, eps, dl, out_n);
 				pc_plan_forward_range(p, k + 1, last);
 			}
 			memset(&q->sums[(int64_t)e * s->batches + b], 0, sizeof(q->sums[0]));
@@ -672,17 +581,16 @@ static void reduce(const struct study *s, const struct pc_eval_sums *sums, struc
 
 static void account(struct study *s, const struct group *gr, int n_eps, int linear)
 {
-	int start = gr && gr->start > 0 && gr->start < s->g->n_nodes && s->cache_of_node[gr->start] >= 0
-			    ? gr->start
-			    : 0;
-	int ce = gr && gr->start < s->g->n_nodes ? s->cache_of_node[gr->start] : -1;
+	int nn = pc_graph_node_count(s->g);
+	int start = gr && gr->start > 0 && gr->start < nn && s->cache_of_node[gr->start] >= 0 ? gr->start : 0;
+	int ce = gr && gr->start < nn ? s->cache_of_node[gr->start] : -1;
 	double full = s->batch_flops * s->batches, done;
 
 	if (linear >= 0) {
 		struct pc_plan *p = pc_runner_plan(s->r, 0);
-		double fk = node_flops(p, &s->g->nodes[linear]);
+		double fk = pc_plan_node_flops(p, linear);
 		double rest = s->batch_flops - s->prefix_flops[linear] - fk;
-		double axpy = 2.0 * (double)p->t[s->g->nodes[linear].out[0]].numel;
+		double axpy = 2.0 * (double)pc_plan_node_output_numel(p, linear);
 		done = (s->prefix_flops[linear] - s->prefix_flops[start]) + fk;
 		if (!(ce >= 0 && s->cache[ce].ydata))
 			done += fk;
@@ -863,7 +771,7 @@ static int multi_step(struct study *s, const struct group *gr, double p, int64_t
 		s->bwd_passes++;
 		s->flops_done += 3.0 * s->batch_flops * s->batches;
 		for (int j = 0; j < gr->n_params; j++) {
-			const struct pc_param *pt = &s->g->ptab[gr->params[j]];
+			const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
 			memcpy(gk + off, s->grad_step + pt->offset, (size_t)pt->count * sizeof(float));
 			off += pt->count;
 		}
@@ -1066,13 +974,14 @@ static json_t *model_json(const struct study *s)
 {
 	json_t *tensors = json_array();
 
-	for (int i = 0; i < s->g->n_ptab; i++) {
-		const struct pc_param *pt = &s->g->ptab[i];
+	for (int i = 0; i < pc_graph_param_tensors(s->g); i++) {
+		const struct pc_param *pt = pc_graph_param(s->g, i);
 		json_array_append_new(tensors, json_pack("{s:s, s:o, s:I, s:s}", "name", pt->name, "shape",
 							 shape_json(&pt->shape, 0), "numel", (json_int_t)pt->count,
 							 "node", pt->node));
 	}
-	return json_pack("{s:I, s:i, s:o}", "parameters", (json_int_t)s->g->n_params, "opset", s->g->opset,
+	return json_pack("{s:I, s:i, s:o}", "parameters", (json_int_t)pc_graph_param_count(s->g),
+			 "opset", pc_graph_opset(s->g),
 			 "tensors", tensors);
 }
 
@@ -1135,13 +1044,12 @@ static void free_study(struct study *s)
 	}
 	free(s->groups);
 	for (int c = 0; c < s->n_cache; c++) {
-		free(s->cache[c].values);
+		pc_plan_cut_free(s->cache[c].cut);
 		free(s->cache[c].data);
 		free(s->cache[c].ydata);
 	}
 	free(s->cache);
 	free(s->cache_of_node);
-	free(s->last_use);
 	free(s->prefix_flops);
 	/* alloc_scratch may have stopped after any one of the three lists */
 	for (int w = 0; w < s->o->threads; w++) {
@@ -1167,16 +1075,15 @@ static int alloc_scratch(struct study *s, struct pc_error *err)
 
 	for (int i = 0; i < s->n_groups; i++) {
 		const struct group *gr = &s->groups[i];
-		const struct pc_node *n;
+		int k = gr->linear;
 		int64_t kept = 0;
-		if (gr->linear < 0)
+		if (k < 0)
 			continue;
-		n = &s->g->nodes[gr->linear];
-		if (p->t[n->out[0]].numel > s->scratch_floats)
-			s->scratch_floats = p->t[n->out[0]].numel;
-		for (int j = 1; j < n->n_in; j++)
-			if (n->in[j] >= 0 && s->g->values[n->in[j]].kind == PC_VALUE_PARAM)
-				kept += s->g->ptab[s->g->values[n->in[j]].param].count;
+		if (pc_plan_node_output_numel(p, k) > s->scratch_floats)
+			s->scratch_floats = pc_plan_node_output_numel(p, k);
+		for (int j = 1; j < pc_graph_node_inputs(s->g, k); j++)
+			if (pc_graph_node_input_param(s->g, k, j) >= 0)
+				kept += pc_graph_param(s->g, pc_graph_node_input_param(s->g, k, j))->count;
 		if (kept > s->keep_floats)
 			s->keep_floats = kept;
 	}
@@ -1204,7 +1111,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	/* jansson's setters drop what could not be made without a word: the
 	 * report is whole only if none of its allocations failed */
 	unsigned long json_failures = pc_report_alloc_failures();
-	int rc;
+	int64_t np = pc_graph_param_count(g);
+	int nn = pc_graph_node_count(g), rc;
 
 	*report = NULL;
 	memset(&s, 0, sizeof(s));
@@ -1221,9 +1129,9 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	}
 	s.batches = (int)((s.n + s.batch - 1) / s.batch);
 	s.r = pc_runner_new(g, s.batch, o->threads, PC_PLAN_GRAD, err);
-	s.grad = malloc((size_t)g->n_params * sizeof(float) + 1);
-	s.grad_step = malloc((size_t)g->n_params * sizeof(float) + 1);
-	s.prefix_flops = calloc((size_t)g->n_nodes + 2, sizeof(double));
+	s.grad = malloc((size_t)np * sizeof(float) + 1);
+	s.grad_step = malloc((size_t)np * sizeof(float) + 1);
+	s.prefix_flops = calloc((size_t)nn + 2, sizeof(double));
 	if (!s.r || !s.grad || !s.prefix_flops || !s.grad_step) {
 		rc = s.r ? pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory")
 			 : (err ? (int)err->code : PC_ERR_NOMEM);
@@ -1232,16 +1140,16 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	p0 = pc_runner_plan(s.r, 0);
 	s.positions = pc_plan_positions(p0);
 	s.seq = pc_eval_is_sequence(p0);
-	for (int k = 0; k < g->n_nodes; k++)
-		s.prefix_flops[k + 1] = s.prefix_flops[k] + node_flops(p0, &g->nodes[k]);
-	s.batch_flops = s.prefix_flops[g->n_nodes];
+	for (int k = 0; k < nn; k++)
+		s.prefix_flops[k + 1] = s.prefix_flops[k] + pc_plan_node_flops(p0, k);
+	s.batch_flops = s.prefix_flops[nn];
 
 	/* groups need the gradient; caches need the groups: plan the caches
 	 * from the groups' parameter positions before the clean pass fills them */
 	s.phase = "clean evaluation";
 	{
 		/* positions only: gradient-free groups to plan caches, rebuilt below */
-		memset(s.grad, 0, (size_t)g->n_params * sizeof(float));
+		memset(s.grad, 0, (size_t)np * sizeof(float));
 		if ((rc = build_groups(&s, err)) || (rc = plan_caches(&s, err)))
 			goto out;
 		s.passes_total = planned_passes(&s);
@@ -1257,7 +1165,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 			struct group *gr = &s.groups[i];
 			int64_t off = 0;
 			for (int j = 0; j < gr->n_params; j++) {
-				const struct pc_param *pt = &g->ptab[gr->params[j]];
+				const struct pc_param *pt = pc_graph_param(g, gr->params[j]);
 				memcpy(gr->g + off, s.grad + pt->offset, (size_t)pt->count * sizeof(float));
 				off += pt->count;
 			}
@@ -1284,7 +1192,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	 * without another pass over the data. */
 	for (int i = 0; i < pc_runner_threads(s.r); i++)
 		if (memcmp(pc_plan_weights(pc_runner_plan(s.r, i)), pc_graph_params(g),
-			   (size_t)g->n_params * sizeof(float)) != 0) {
+			   (size_t)np * sizeof(float)) != 0) {
 			rc = pc_error_set(err, PC_ERR_INTERNAL, "analysis",
 					  "worker %d's weights differ from the model's after the study", i);
 			goto out;

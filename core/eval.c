@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "graph_int.h"
+#include "paracorr/graph.h"
+#include "paracorr/plan.h"
 
 /* The first maximum, or -1 when the row holds a NaN: a wrong prediction
  * whatever the label, while NaN > x alone would let row[0] win. */
@@ -73,17 +74,11 @@ void pc_eval_rows(const float *out, int64_t rows, int64_t c, enum pc_output_kind
 	}
 }
 
-/* The plan's output, [N, C] or [N, T, V]. */
-static const struct pc_tensor *output_of(const struct pc_plan *p)
-{
-	return &p->t[p->g->output];
-}
-
 /* "[N,4,5]": the output's shape with the batch axis by name, as errors
  * about datasets of any size give it. */
 static const char *output_text(const struct pc_plan *p, char *buf, size_t size)
 {
-	struct pc_shape s = output_of(p)->shape;
+	struct pc_shape s = *pc_plan_output_shape(p);
 	char tail[160];
 
 	s.dim[0] = 1;
@@ -95,7 +90,7 @@ static const char *output_text(const struct pc_plan *p, char *buf, size_t size)
 /* [N, T, V] rather than [N, C]: T alone cannot tell [N, 1, V] apart */
 int pc_eval_is_sequence(const struct pc_plan *p)
 {
-	return output_of(p)->shape.ndim == 3;
+	return pc_plan_output_shape(p)->ndim == 3;
 }
 
 void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, double scale, struct pc_eval_sums *s,
@@ -103,7 +98,7 @@ void pc_eval_batch_loss(const struct pc_plan *p, const int32_t *y, int rows, dou
 {
 	int64_t c = pc_plan_classes(p), t = pc_plan_positions(p), used = (int64_t)rows * t;
 
-	pc_eval_rows(pc_plan_output(p), used, c, pc_graph_output_kind(p->g), y, scale, s, dout);
+	pc_eval_rows(pc_plan_output(p), used, c, pc_graph_output_kind(pc_plan_graph(p)), y, scale, s, dout);
 	if (dout && rows < pc_plan_batch(p))
 		memset(dout + used * c, 0, (size_t)(((int64_t)pc_plan_batch(p) - rows) * t * c) * sizeof(float));
 }
@@ -125,7 +120,7 @@ void pc_eval_finish(const struct pc_eval_sums *s, int64_t samples, int sequence,
 int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n, int64_t *counted,
 		  struct pc_error *err)
 {
-	const struct pc_graph *g = p->g;
+	const struct pc_graph *g = pc_plan_graph(p);
 	int64_t classes = pc_plan_classes(p), t = pc_plan_positions(p), c = 0;
 	int seq = pc_eval_is_sequence(p), tokens = pc_plan_input_dtype(p) == PC_DTYPE_INT64;
 	/* a dataset filled in by hand before labels had a rank: one per sample */
@@ -190,8 +185,8 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 						    "token %lld of sample %lld at position %lld is outside the model's "
 						    "vocabulary of %lld: node '%s' gathers it from the rows of '%s'",
 						    (long long)d->tokens[i], (long long)(i / sample),
-						    (long long)(i % sample), (long long)limit, g->nodes[k].name,
-						    g->values[g->nodes[k].in[0]].name);
+						    (long long)(i % sample), (long long)limit, pc_graph_node_name(g, k),
+						    pc_graph_node_input_name(g, k, 0));
 	}
 	*counted = c;
 	return PC_OK;

@@ -791,12 +791,12 @@ static int is_buffer_slot(const struct pc_node *n, int i)
 }
 
 /* Running statistics: what fold_identities gives a copy of its own when it
- * arrives through Identity. Only BatchNormalization's; other buffer inputs
+ * arrives through Identity (the op table's stats_inputs); other buffer inputs
  * (Clip's bounds, Pad's value) read through Identity are what they always
  * were, a computed value (a bound derived from a weight is trainable). */
 static int is_stats_slot(const struct pc_node *n, int i)
 {
-	return n->op == PC_OP_BATCHNORM && (i == 3 || i == 4);
+	return i < 32 && (pc_op_table[n->op].stats_inputs & (1u << i));
 }
 
 /* src[v]: the float initializer v is, directly or through a chain of
@@ -1155,6 +1155,61 @@ const char *pc_graph_node_name(const struct pc_graph *g, int i)
 const char *pc_graph_node_op(const struct pc_graph *g, int i)
 {
 	return g->nodes[i].op_type;
+}
+
+int pc_graph_node_inputs(const struct pc_graph *g, int k)
+{
+	return g->nodes[k].n_in;
+}
+
+const char *pc_graph_node_input_name(const struct pc_graph *g, int k, int i)
+{
+	int v = g->nodes[k].in[i];
+
+	return v >= 0 ? g->values[v].name : NULL;
+}
+
+int pc_graph_node_input_param(const struct pc_graph *g, int k, int i)
+{
+	int v = g->nodes[k].in[i];
+
+	return v >= 0 && g->values[v].kind == PC_VALUE_PARAM ? g->values[v].param : -1;
+}
+
+int pc_graph_node_input_producer(const struct pc_graph *g, int k, int i)
+{
+	int v = g->nodes[k].in[i];
+
+	return v >= 0 && g->values[v].kind == PC_VALUE_ACT ? g->values[v].producer : -1;
+}
+
+int pc_graph_node_linear_op(const struct pc_graph *g, int k)
+{
+	return pc_op_table[g->nodes[k].op].linear;
+}
+
+int pc_graph_node_linear(const struct pc_graph *g, int k)
+{
+	const struct pc_node *n = &g->nodes[k];
+
+	if (!pc_op_table[n->op].linear || n->in[0] < 0 || g->values[n->in[0]].kind == PC_VALUE_PARAM ||
+	    g->values[n->in[0]].kind == PC_VALUE_CONST)
+		return 0;
+	for (int i = 1; i < n->n_in; i++)
+		if (n->in[i] >= 0 && g->values[n->in[i]].kind == PC_VALUE_ACT)
+			return 0;
+	return 1;
+}
+
+int pc_graph_param_reads(const struct pc_graph *g, int i)
+{
+	int reads = 0;
+
+	for (int k = 0; k < g->n_nodes; k++)
+		for (int j = 0; j < g->nodes[k].n_in; j++)
+			reads += g->nodes[k].in[j] >= 0 && g->values[g->nodes[k].in[j]].kind == PC_VALUE_PARAM &&
+				 g->values[g->nodes[k].in[j]].param == i;
+	return reads;
 }
 
 int64_t pc_graph_param_count(const struct pc_graph *g)

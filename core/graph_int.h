@@ -111,6 +111,7 @@ struct pc_plan {
 	size_t fold_ws_floats; /* workspace allocated while folding constants */
 	int ws_node;	       /* the node whose infer asked for the largest workspace, or -1 */
 	size_t static_bytes;   /* constants computed at prepare, in all */
+	int *last_use;	     /* per value: the last node reading it, -1 if none */
 	float **state;	     /* per node: pc_op_state, owned */
 	size_t *state_floats; /* per node, as infer reserved */
 };

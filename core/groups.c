@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
+#include "paracorr/graph.h"
 
 /* --- names ---------------------------------------------------------------- */
 
@@ -185,22 +185,20 @@ static size_t strmap_slot(const struct strmap *m, const char *key)
 
 /* --- building --------------------------------------------------------------- */
 
-static int is_rnn(const struct pc_node *n)
+static int is_rnn(const struct pc_graph *g, int k)
 {
-	return !strcmp(n->op_type, "LSTM") || !strcmp(n->op_type, "GRU") || !strcmp(n->op_type, "RNN");
+	const char *op = pc_graph_node_op(g, k);
+
+	return !strcmp(op, "LSTM") || !strcmp(op, "GRU") || !strcmp(op, "RNN");
 }
 
-static int is_linear(const struct pc_node *n)
-{
-	return n->op == PC_OP_MATMUL || n->op == PC_OP_GEMM || n->op == PC_OP_CONV;
-}
-
-/* Whether value v is a parameter with a state_dict name. */
-static int named_param(const struct pc_graph *g, int v)
+/* Whether parameter table entry i (-1: not a parameter) has a state_dict
+ * name. */
+static int named_param(const struct pc_graph *g, int i)
 {
 	size_t last;
 
-	return v >= 0 && g->values[v].kind == PC_VALUE_PARAM && is_state_dict_name(g->values[v].name, &last);
+	return i >= 0 && is_state_dict_name(pc_graph_param(g, i)->name, &last);
 }
 
 /* owner[k], for a MatMul, Gemm or Conv k: the parameter whose module a
@@ -209,26 +207,25 @@ static int named_param(const struct pc_graph *g, int v)
  * output. */
 static void linear_owners(const struct pc_graph *g, int *owner)
 {
-	for (int k = 0; k < g->n_nodes; k++) {
-		const struct pc_node *n = &g->nodes[k];
+	int nn = pc_graph_node_count(g);
+
+	for (int k = 0; k < nn; k++) {
 		owner[k] = -1;
-		if (!is_linear(n))
+		if (!pc_graph_node_linear_op(g, k))
 			continue;
-		for (int i = 1; i < n->n_in && owner[k] < 0; i++)
-			if (named_param(g, n->in[i]))
-				owner[k] = g->values[n->in[i]].param;
+		for (int i = 1; i < pc_graph_node_inputs(g, k) && owner[k] < 0; i++)
+			if (named_param(g, pc_graph_node_input_param(g, k, i)))
+				owner[k] = pc_graph_node_input_param(g, k, i);
 	}
-	for (int k = 0; k < g->n_nodes; k++) {
-		const struct pc_node *n = &g->nodes[k];
-		if (n->op != PC_OP_ADD || n->n_in != 2)
+	for (int k = 0; k < nn; k++) {
+		if (strcmp(pc_graph_node_op(g, k), "Add") || pc_graph_node_inputs(g, k) != 2)
 			continue;
 		for (int a = 0; a < 2; a++) {
-			int act = n->in[a], b = n->in[1 - a], p;
-			if (act < 0 || g->values[act].kind != PC_VALUE_ACT || !named_param(g, b))
+			int p = pc_graph_node_input_producer(g, k, a), b = pc_graph_node_input_param(g, k, 1 - a);
+			if (p < 0 || !named_param(g, b))
 				continue;
-			p = g->values[act].producer;
-			if (p >= 0 && is_linear(&g->nodes[p]) && owner[p] < 0)
-				owner[p] = g->values[b].param;
+			if (pc_graph_node_linear_op(g, p) && owner[p] < 0)
+				owner[p] = b;
 		}
 	}
 }
@@ -238,20 +235,21 @@ static void linear_owners(const struct pc_graph *g, int *owner)
 static int rnn_ordinals(const struct pc_graph *g, int *ordinal, struct pc_error *err)
 {
 	struct strmap m = {0};
-	char **scopes = calloc((size_t)g->n_nodes + 1, sizeof(char *));
+	int nn = pc_graph_node_count(g);
+	char **scopes = calloc((size_t)nn + 1, sizeof(char *));
 	int rc = PC_OK;
 
-	if (!scopes || strmap_init(&m, (size_t)g->n_nodes)) {
+	if (!scopes || strmap_init(&m, (size_t)nn)) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "groups", "out of memory");
 		goto out;
 	}
-	for (int k = 0; k < g->n_nodes; k++) {
-		const struct pc_node *n = &g->nodes[k];
+	for (int k = 0; k < nn; k++) {
+		const char *name = pc_graph_node_name(g, k);
 		size_t s;
 		ordinal[k] = -1;
-		if (!is_rnn(n) || n->name[0] != '/')
+		if (!is_rnn(g, k) || name[0] != '/')
 			continue;
-		if (!(scopes[k] = scope_path(n->name))) {
+		if (!(scopes[k] = scope_path(name))) {
 			rc = pc_error_set(err, PC_ERR_NOMEM, "groups", "out of memory");
 			goto out;
 		}
@@ -262,7 +260,7 @@ static int rnn_ordinals(const struct pc_graph *g, int *ordinal, struct pc_error 
 	}
 out:
 	strmap_free(&m);
-	for (int k = 0; scopes && k < g->n_nodes; k++)
+	for (int k = 0; scopes && k < nn; k++)
 		free(scopes[k]);
 	free(scopes);
 	return rc;
@@ -271,24 +269,24 @@ out:
 /* The module of parameter i (rules 2b and 2c), NULL when out of memory. */
 static char *scoped_module(const struct pc_graph *g, int i, const int *ordinal)
 {
-	const struct pc_param *pt = &g->ptab[i];
-	const struct pc_node *n = &g->nodes[pt->node_index];
+	const struct pc_param *pt = pc_graph_param(g, i);
+	const char *name = pc_graph_node_name(g, pt->node_index), *op = pc_graph_node_op(g, pt->node_index);
 	char *m, *full;
 	size_t len;
 
 	/* "/" alone (no scope, no op name) names nothing: as an unnamed node */
-	if (n->name[0] != '/' || !n->name[1]) {
-		if (n->name[0] && n->name[0] != '/')
-			return dup_n(n->name, strlen(n->name));
-		len = strlen(n->op_type) + 16;
+	if (name[0] != '/' || !name[1]) {
+		if (name[0] && name[0] != '/')
+			return dup_n(name, strlen(name));
+		len = strlen(op) + 16;
 		if ((m = malloc(len)))
-			snprintf(m, len, "%s#%d", n->op_type, pt->node_index);
+			snprintf(m, len, "%s#%d", op, pt->node_index);
 		return m;
 	}
-	if (!(m = scope_path(n->name)))
+	if (!(m = scope_path(name)))
 		return NULL;
 	if (!m[0]) {
-		const char *own = is_ident(pt->name, strlen(pt->name)) ? pt->name : n->name + 1;
+		const char *own = is_ident(pt->name, strlen(pt->name)) ? pt->name : name + 1;
 		free(m);
 		if (!(m = dup_n(own, strlen(own))))
 			return NULL;
@@ -306,14 +304,14 @@ static char *scoped_module(const struct pc_graph *g, int i, const int *ordinal)
 /* The module of parameter i, NULL when out of memory. */
 static char *module_of(const struct pc_graph *g, int i, const int *owner, const int *ordinal)
 {
-	const struct pc_param *pt = &g->ptab[i];
+	const struct pc_param *pt = pc_graph_param(g, i);
 	size_t last;
 	int k = pt->node_index;
 
 	if (is_state_dict_name(pt->name, &last))
 		return state_dict_module(pt->name, last);
-	if (owner[k] >= 0 && is_state_dict_name(g->ptab[owner[k]].name, &last))
-		return state_dict_module(g->ptab[owner[k]].name, last);
+	if (owner[k] >= 0 && is_state_dict_name(pc_graph_param(g, owner[k])->name, &last))
+		return state_dict_module(pc_graph_param(g, owner[k])->name, last);
 	return scoped_module(g, i, ordinal);
 }
 
@@ -330,7 +328,7 @@ void pc_layer_groups_free(struct pc_layer_groups *lg)
 
 int pc_layer_groups_build(const struct pc_graph *g, struct pc_layer_groups *out, struct pc_error *err)
 {
-	int np = g->n_ptab, nn = g->n_nodes, n_groups = 0, rc = PC_OK;
+	int np = pc_graph_param_tensors(g), nn = pc_graph_node_count(g), n_groups = 0, rc = PC_OK;
 	char **mod = calloc((size_t)np + 1, sizeof(char *));
 	int *gid = malloc(((size_t)np + 1) * sizeof(int)), *owner = malloc(((size_t)nn + 1) * sizeof(int));
 	int *ordinal = malloc(((size_t)nn + 1) * sizeof(int)), *bucket = calloc((size_t)nn + 2, sizeof(int));
@@ -371,9 +369,9 @@ int pc_layer_groups_build(const struct pc_graph *g, struct pc_layer_groups *out,
 		}
 		gid[i] = m.val[s];
 		tmp[gid[i]].n_params++;
-		tmp[gid[i]].count += g->ptab[i].count;
-		if (g->ptab[i].node_index < tmp[gid[i]].start)
-			tmp[gid[i]].start = g->ptab[i].node_index;
+		tmp[gid[i]].count += pc_graph_param(g, i)->count;
+		if (pc_graph_param(g, i)->node_index < tmp[gid[i]].start)
+			tmp[gid[i]].start = pc_graph_param(g, i)->node_index;
 	}
 	/* parameter lists, ascending, in one shared array */
 	for (int j = 0, off = 0; j < n_groups; j++) {

@@ -229,10 +229,11 @@ static int infer_nodes(struct pc_plan *p, unsigned char *need, struct pc_error *
 }
 
 /* Whether node n's output shares its input's storage in plan p. Dropout
- * does except when training, where it draws a mask. */
+ * does except when training, where it draws a mask (the op table's
+ * train_unalias). */
 int pc_plan_aliases(const struct pc_plan *p, const struct pc_node *n)
 {
-	return pc_op_table[n->op].alias && !(n->op == PC_OP_DROPOUT && (p->flags & PC_PLAN_TRAIN));
+	return pc_op_table[n->op].alias && !(pc_op_table[n->op].train_unalias && (p->flags & PC_PLAN_TRAIN));
 }
 
 /* The plan's memory against max_plan_mb, from the sizes inferred shapes
@@ -436,12 +437,20 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->fuse_relu = calloc((size_t)g->n_nodes + 1, 1);
 	p->state = calloc((size_t)g->n_nodes + 1, sizeof(*p->state));
 	p->state_floats = calloc((size_t)g->n_nodes + 1, sizeof(*p->state_floats));
+	p->last_use = malloc(((size_t)g->n_values + 1) * sizeof(int));
 	p->keep_fused = 1;
 	p->ws_node = -1;
 	need = calloc((size_t)g->n_values + 1, 1);
 	p->w = alloc_floats((size_t)g->n_params);
-	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w)
+	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w ||
+	    !p->last_use)
 		goto nomem;
+	for (int v = 0; v < g->n_values; v++)
+		p->last_use[v] = -1;
+	for (int k = 0; k < g->n_nodes; k++)
+		for (int i = 0; i < g->nodes[k].n_in; i++)
+			if (g->nodes[k].in[i] >= 0)
+				p->last_use[g->nodes[k].in[i]] = k;
 	memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
 	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
 		p->gw = alloc_floats((size_t)g->n_params);
@@ -499,12 +508,18 @@ void pc_plan_free(struct pc_plan *p)
 	free(p->run_fwd);
 	free(p->run_bwd);
 	free(p->fuse_relu);
+	free(p->last_use);
 	if (p->state)
 		for (int k = 0; k < p->g->n_nodes; k++)
 			free(p->state[k]);
 	free(p->state);
 	free(p->state_floats);
 	free(p);
+}
+
+const struct pc_graph *pc_plan_graph(const struct pc_plan *p)
+{
+	return p->g;
 }
 
 int pc_plan_batch(const struct pc_plan *p)
@@ -660,4 +675,114 @@ void pc_plan_set_dropout(struct pc_plan *p, uint64_t seed)
 void pc_plan_set_origin(struct pc_plan *p, int64_t first)
 {
 	p->first_row = first;
+}
+
+const struct pc_shape *pc_plan_output_shape(const struct pc_plan *p)
+{
+	return &p->t[p->g->output].shape;
+}
+
+double pc_plan_node_flops(const struct pc_plan *p, int k)
+{
+	const struct pc_node *n = &p->g->nodes[k];
+	const struct pc_op_def *d = &pc_op_table[n->op];
+
+	if (!p->run_fwd[k])
+		return 0.0;
+	return d->flops ? d->flops(p, n) : (double)p->t[n->out[0]].numel;
+}
+
+float *pc_plan_node_output(struct pc_plan *p, int k)
+{
+	return p->t[p->g->nodes[k].out[0]].data;
+}
+
+int64_t pc_plan_node_output_numel(const struct pc_plan *p, int k)
+{
+	return p->t[p->g->nodes[k].out[0]].numel;
+}
+
+int pc_plan_node_fuses_relu(const struct pc_plan *p, int k)
+{
+	return p->fuse_relu[k];
+}
+
+/* --- cuts ------------------------------------------------------------------ */
+
+struct pc_plan_cut {
+	int node;
+	int n_values;
+	int64_t floats;
+	int values[]; /* one per storage, in value order */
+};
+
+/* The frontier of node k: values that nodes from k on read and nodes
+ * before k (or the input) produce, one per storage since aliases share
+ * theirs. Static values are not in it: no pass writes them. */
+int pc_plan_cut_new(const struct pc_plan *p, int k, struct pc_plan_cut **out, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	struct pc_plan_cut *c;
+
+	*out = NULL;
+	if (k < 0 || k > g->n_nodes)
+		return pc_error_set(err, PC_ERR_INVALID, "plan", "cut at node %d of %d", k, g->n_nodes);
+	c = malloc(sizeof(*c) + ((size_t)g->n_values + 1) * sizeof(int));
+	if (!c)
+		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	c->node = k;
+	c->n_values = 0;
+	c->floats = 0;
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_tensor *t = &p->t[v];
+		int dup = 0;
+		if (t->is_static || p->last_use[v] < k)
+			continue;
+		if (!(g->values[v].kind == PC_VALUE_INPUT ||
+		      (g->values[v].kind == PC_VALUE_ACT && g->values[v].producer < k)))
+			continue;
+		if (t->dtype != PC_DTYPE_FLOAT) {
+			free(c);
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, g->values[v].name,
+					    "a run from node %d reads this integer value (token ids, a mask); a cut "
+					    "holds floats only",
+					    k);
+		}
+		for (int j = 0; j < c->n_values && !dup; j++)
+			dup = p->t[c->values[j]].data == t->data;
+		if (!dup) {
+			c->values[c->n_values++] = v;
+			c->floats += t->numel;
+		}
+	}
+	*out = c;
+	return PC_OK;
+}
+
+void pc_plan_cut_free(struct pc_plan_cut *c)
+{
+	free(c);
+}
+
+int64_t pc_plan_cut_floats(const struct pc_plan_cut *c)
+{
+	return c->floats;
+}
+
+void pc_plan_cut_save(const struct pc_plan *p, const struct pc_plan_cut *c, float *dst)
+{
+	for (int j = 0; j < c->n_values; j++) {
+		const struct pc_tensor *t = &p->t[c->values[j]];
+		memcpy(dst, t->data, (size_t)t->numel * sizeof(float));
+		dst += t->numel;
+	}
+}
+
+void pc_plan_cut_restore(struct pc_plan *p, const struct pc_plan_cut *c, const float *src)
+{
+	for (int j = 0; j < c->n_values; j++) {
+		struct pc_tensor *t = &p->t[c->values[j]];
+		memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+		src += t->numel;
+	}
 }

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
-#include "paracorr/sgemm.h"
+#include "paracorr/plan.h"
 
 struct pc_runner {
 	const struct pc_graph *g;
@@ -100,7 +99,6 @@ struct pc_runner *pc_runner_new(const struct pc_graph *g, int batch, int threads
 		if (!r->plans[i])
 			goto fail;
 	}
-	pc_blas_set_threads(1);
 	for (int i = 1; i < threads; i++) {
 		struct worker_arg *wa = malloc(sizeof(*wa));
 		if (!wa)

@@ -28,8 +28,3 @@ void pc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k, float alpha, co
 		}
 	}
 }
-
-void pc_blas_set_threads(int n)
-{
-	openblas_set_num_threads(n < 1 ? 1 : n);
-}

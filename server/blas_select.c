@@ -67,3 +67,8 @@ void pc_blas_select_kernels(char **argv)
 	/* could not re-execute: run on with the kernels loaded */
 	unsetenv("OPENBLAS_CORETYPE");
 }
+
+void pc_blas_set_threads(int n)
+{
+	openblas_set_num_threads(n < 1 ? 1 : n);
+}

@@ -14,4 +14,10 @@
 /* Call first thing in main; returns only when no re-execution happens. */
 void pc_blas_select_kernels(char **argv);
 
+/* Threads OpenBLAS may use, process-wide. The programs (CLI, daemon, test
+ * runner) set 1 at start-up, after pc_blas_select_kernels: parallelism
+ * comes from a runner's workers, each running whole plans, and BLAS threads
+ * under them would oversubscribe the cores. The core never calls this. */
+void pc_blas_set_threads(int n);
+
 #endif

@@ -784,6 +784,7 @@ static int cmd_report(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	pc_blas_select_kernels(argv);
+	pc_blas_set_threads(1);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

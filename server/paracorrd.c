@@ -58,6 +58,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--validate"))
 		return pcd_validate_main(argc, argv);
 	pc_blas_select_kernels(argv);
+	pc_blas_set_threads(1);
 	memset(&app, 0, sizeof(app));
 	atomic_init(&app.draining, 0);
 	if (pcd_settings_from_args(&s, argc, argv, &err)) {

@@ -346,3 +346,53 @@ TEST(analysis_progress_and_cancel)
 	pc_spec_free(&spec);
 	free_fixture(&f);
 }
+
+/* The plan's cuts, which the prefix cache rests on: a cut at any node k,
+ * saved from one plan's clean pass and restored into another plan of the
+ * same graph whose activations hold another batch, makes the run from k
+ * reproduce the first plan's output bit for bit. */
+TEST(analysis_plan_cut_resumes_bitwise)
+{
+	struct fixture f;
+	struct pc_error err = {0};
+	struct pc_plan *a = NULL, *b = NULL;
+	float *ref = NULL, *saved = NULL;
+	int64_t out_n;
+	int nn, cuts = 0;
+
+	/* the ResNet's residual Adds make cuts of two values */
+	if (!load_fixture(t, "resnet_bn_op17.onnx", 64, &f))
+		return;
+	a = pc_plan_new(f.g, 16, 0, &err);
+	b = pc_plan_new(f.g, 16, 0, &err);
+	REQUIRE_MSG(a && b, "%s: %s", err.where, err.text);
+	nn = pc_graph_node_count(f.g);
+	out_n = 16 * pc_plan_positions(a) * pc_plan_classes(a);
+	ref = malloc((size_t)out_n * sizeof(float));
+	REQUIRE(ref);
+	pc_eval_fill_input(a, f.d, 0, 16);
+	pc_plan_forward(a);
+	memcpy(ref, pc_plan_output(a), (size_t)out_n * sizeof(float));
+	for (int k = 1; k < nn; k++) {
+		struct pc_plan_cut *c = NULL;
+		REQUIRE_MSG(pc_plan_cut_new(a, k, &c, &err) == PC_OK, "node %d: %s: %s", k, err.where, err.text);
+		saved = realloc(saved, (size_t)pc_plan_cut_floats(c) * sizeof(float) + 1);
+		REQUIRE(saved);
+		pc_plan_cut_save(a, c, saved);
+		pc_eval_fill_input(b, f.d, 32, 16);
+		pc_plan_forward(b);
+		CHECK(memcmp(pc_plan_output(b), ref, (size_t)out_n * sizeof(float)) != 0);
+		pc_plan_cut_restore(b, c, saved);
+		pc_plan_forward_range(b, k, nn);
+		CHECK_MSG(memcmp(pc_plan_output(b), ref, (size_t)out_n * sizeof(float)) == 0, "run from node %d differs",
+			  k);
+		cuts += pc_plan_cut_floats(c) > 0;
+		pc_plan_cut_free(c);
+	}
+	CHECK(cuts == nn - 1);
+	free(saved);
+	free(ref);
+	pc_plan_free(a);
+	pc_plan_free(b);
+	free_fixture(&f);
+}

@@ -77,6 +77,7 @@ int main(int argc, char **argv)
 
 	/* the kernels the product runs with (see server/blas_select.h) */
 	pc_blas_select_kernels(argv);
+	pc_blas_set_threads(1);
 	qsort(entries, (size_t)n_entries, sizeof(*entries), by_name);
 	for (int i = 0; i < n_entries; i++) {
 		struct pc_test t = {entries[i].name, 0, 0};

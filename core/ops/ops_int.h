@@ -30,17 +30,7 @@
 #include "paracorr/error.h"
 #include "paracorr/graph.h"
 
-/* Memory-bound loops (activations, pools, elementwise) compiled for AVX-512,
- * AVX2 and the baseline, picked at load from the CPU: the baseline alone
- * would run them 4 lanes wide, and building for one CPU would make the
- * binary unportable. The arithmetic per element is the same in each. */
-#if defined(__clang__) && __clang_major__ < 16
-/* clang 14 (the fuzz build's) names the resolver of a clone "f.ifunc", so
- * a call to f from another file does not link: the baseline only there */
-#define PC_HOT
-#else
-#define PC_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+/* PC_HOT (paracorr/tensor.h): memory-bound loops built for the CPU's width. */
 
 /* e^x for x <= 0, branch-free so that the cell loops vectorize (glibc's
  * expf, tanhf and erff are a call per element: two thirds of an LSTM's
@@ -175,6 +165,20 @@ struct pc_op_def {
 	/* Outputs are positional (Split): an unused one is left unwritten but
 	 * still counts, instead of being trimmed off the end at load. */
 	int keep_outputs;
+	/* Bit i set: input i is a running statistic (BatchNormalization's mean
+	 * and variance), which a training plan with update_stats moves. Buffers
+	 * too (buffer_inputs); unlike Clip's bounds, never a weight in disguise. */
+	unsigned stats_inputs;
+	/* An alias that a PC_PLAN_TRAIN plan runs instead (Dropout draws its
+	 * masks when training and is the identity otherwise). */
+	int train_unalias;
+	/* Output 0 is linear in the node's inputs 1.. for a fixed input 0 (a
+	 * weight times the activation): the study's linear-layer shortcut and
+	 * the layer groups' bias rule rely on it. */
+	int linear;
+	/* FLOPs of one forward pass at the plan's shapes; NULL: one per output
+	 * element. Only the study's cost model reads it. */
+	double (*flops)(const struct pc_plan *p, const struct pc_node *n);
 	int (*init)(struct pc_node *n, struct pc_error *err);
 	int (*infer)(struct pc_plan *p, const struct pc_node *n, struct pc_error *err);
 	void (*forward)(struct pc_plan *p, const struct pc_node *n);

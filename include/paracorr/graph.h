@@ -117,6 +117,23 @@ enum pc_dtype pc_graph_input_dtype(const struct pc_graph *g);
 int pc_graph_node_count(const struct pc_graph *g);
 const char *pc_graph_node_name(const struct pc_graph *g, int i);
 const char *pc_graph_node_op(const struct pc_graph *g, int i);
+/* Node k's inputs, 0 .. pc_graph_node_inputs - 1 (an omitted optional one
+ * included). For input i: its value's name (NULL when omitted), the index
+ * in the parameter table when it is a weight (else -1), the node producing
+ * it when it is an activation (else -1: the data input, an initializer). */
+int pc_graph_node_inputs(const struct pc_graph *g, int k);
+const char *pc_graph_node_input_name(const struct pc_graph *g, int k, int i);
+int pc_graph_node_input_param(const struct pc_graph *g, int k, int i);
+int pc_graph_node_input_producer(const struct pc_graph *g, int k, int i);
+/* Whether node k's op is linear in its weights for a fixed input 0 (Gemm,
+ * MatMul, Conv: the op table's linear column). */
+int pc_graph_node_linear_op(const struct pc_graph *g, int k);
+/* Whether node k's output is a linear function of its weights: a linear op
+ * whose input 0 is an activation or the data input and whose other inputs
+ * are no activations (the study's linear-layer shortcut). */
+int pc_graph_node_linear(const struct pc_graph *g, int k);
+/* How many node inputs read parameter i (a tied weight: several). */
+int pc_graph_param_reads(const struct pc_graph *g, int i);
 
 /* Corruptible parameters: one flat float buffer and its table. */
 int64_t pc_graph_param_count(const struct pc_graph *g);

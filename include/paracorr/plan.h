@@ -24,6 +24,8 @@ enum pc_plan_flags {
 struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err);
 void pc_plan_free(struct pc_plan *p);
 
+const struct pc_graph *pc_plan_graph(const struct pc_plan *p);
+
 int pc_plan_batch(const struct pc_plan *p);
 /* Elements per sample of the input, and classes per position of the
  * output (the vocabulary of a sequence model). */
@@ -94,5 +96,54 @@ void pc_plan_set_origin(struct pc_plan *p, int64_t first);
 /* How many samples of the batch are real; the rest is padding that batch
  * statistics leave out. 0 or more than the batch: all of them. */
 void pc_plan_set_rows(struct pc_plan *p, int rows);
+
+/* [N, C] or [N, T, V]: the output's shape at this plan's batch. */
+const struct pc_shape *pc_plan_output_shape(const struct pc_plan *p);
+
+/* --- nodes, for callers that run part of a pass themselves ---------------
+ *
+ * Nodes are numbered in execution order, 0 .. pc_graph_node_count - 1, as
+ * pc_plan_forward_range counts them. The study runs passes from a node on
+ * and computes a linear layer's output by an axpy; these say what it needs
+ * of the plan, so that liveness, aliasing and fusion stay the plan's own. */
+
+/* FLOPs of node k's forward at this plan's shapes, multiply-adds counting
+ * twice (the op table's flops column; one per output element for ops
+ * without one); 0 for a node the plan never runs (an alias, a constant
+ * folded at prepare). */
+double pc_plan_node_flops(const struct pc_plan *p, int k);
+/* Node k's output 0 (float) and its element count. Writable: a caller that
+ * computes it another way writes it here and resumes the pass after k. */
+float *pc_plan_node_output(struct pc_plan *p, int k);
+int64_t pc_plan_node_output_numel(const struct pc_plan *p, int k);
+/* Whether node k's forward also computes the Relu that is node k + 1 (see
+ * pc_plan_keep_fused). A caller that writes node k's output itself must
+ * then write the Relu's output (pc_plan_node_output(p, k + 1)) as well and
+ * resume at k + 2, or resume at k + 1, where the Relu runs on its own. */
+int pc_plan_node_fuses_relu(const struct pc_plan *p, int k);
+
+/* --- cuts: saving a pass to resume it from a node --------------------------
+ *
+ * A cut at node k is the set of activations that nodes k and later read
+ * and nodes before k (or the data input) produce: after restoring them,
+ * pc_plan_forward_range(p, k, end) computes exactly what the full pass
+ * would, without running nodes 0 .. k-1. Which values those are depends on
+ * the plan (aliases share storage, folded constants need no saving), so
+ * the plan works them out and the caller only moves floats: save after a
+ * clean pass, restore before each corrupted one (the study's prefix cache).
+ * A cut made from one plan serves every plan of the same graph, batch and
+ * flags, such as the workers of one runner. */
+struct pc_plan_cut;
+
+/* PC_ERR_UNSUPPORTED (naming the value) when the cut would hold a run-time
+ * integer value (token ids, masks): cuts hold floats only. */
+int pc_plan_cut_new(const struct pc_plan *p, int k, struct pc_plan_cut **out, struct pc_error *err);
+void pc_plan_cut_free(struct pc_plan_cut *c);
+/* Floats the cut's values hold, per batch: the size of a save. */
+int64_t pc_plan_cut_floats(const struct pc_plan_cut *c);
+/* Copies the cut's values out of p into dst (pc_plan_cut_floats floats),
+ * or back from src into p. */
+void pc_plan_cut_save(const struct pc_plan *p, const struct pc_plan_cut *c, float *dst);
+void pc_plan_cut_restore(struct pc_plan *p, const struct pc_plan_cut *c, const float *src);
 
 #endif

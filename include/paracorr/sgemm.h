@@ -13,9 +13,7 @@ void pc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 void pc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
 		  const float *b, int ldb, float beta, float *c, int ldc);
 
-/* Threads OpenBLAS may use. Set on purpose by whoever owns the cores (the
- * CLI, the daemon's worker pool), so that workers and BLAS threads do not
- * oversubscribe the machine. */
-void pc_blas_set_threads(int n);
+/* OpenBLAS's own thread count is process-wide state, which the core never
+ * sets: the program that owns the cores does (server/blas_select.h). */
 
 #endif

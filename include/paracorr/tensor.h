@@ -49,4 +49,17 @@ const char *pc_shape_format(const struct pc_shape *s, char *buf, size_t size);
 
 const char *pc_dtype_name(int onnx_dtype);
 
+/* Memory-bound loops (activations, pools, elementwise,
+ * the study's axpys) compiled for AVX-512,
+ * AVX2 and the baseline, picked at load from the CPU: the baseline alone
+ * would run them 4 lanes wide, and building for one CPU would make the
+ * binary unportable. The arithmetic per element is the same in each. */
+#if defined(__clang__) && __clang_major__ < 16
+/* clang 14 (the fuzz build's) names the resolver of a clone "f.ifunc", so
+ * a call to f from another file does not link: the baseline only there */
+#define PC_HOT
+#else
+#define PC_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
 #endif
