@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 
 struct pcd_blobs {
 	char *dir;
+	/* see pcd_blobs_record_lock */
+	pthread_mutex_t record_lock;
 };
 
 struct pcd_blob_writer {
@@ -153,6 +156,7 @@ int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error 
 		free(b);
 		return pc_error_set(err, PC_ERR_NOMEM, "blobs", "out of memory");
 	}
+	pthread_mutex_init(&b->record_lock, NULL);
 	*out = b;
 	return PC_OK;
 }
@@ -161,8 +165,14 @@ void pcd_blobs_free(struct pcd_blobs *b)
 {
 	if (!b)
 		return;
+	pthread_mutex_destroy(&b->record_lock);
 	free(b->dir);
 	free(b);
+}
+
+pthread_mutex_t *pcd_blobs_record_lock(struct pcd_blobs *b)
+{
+	return &b->record_lock;
 }
 
 int pcd_blob_writer_begin(struct pcd_blobs *b, uint64_t max_bytes, struct pcd_blob_writer **out,

@@ -22,6 +22,7 @@
 #ifndef PARACORR_SERVER_BLOBS_H
 #define PARACORR_SERVER_BLOBS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,14 @@ int pcd_blobs_id_valid(const char *id);
  * by the caller (pcd_blobs_free). */
 int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error *err);
 void pcd_blobs_free(struct pcd_blobs *b);
+/* The lock every change of an upload's file together with its record runs
+ * under: an ingest's (file into place, record) and a delete's (record out,
+ * file out when it was the last), from the routes and from the workers
+ * registering a job's model alike, so a delete can never remove a file
+ * that a concurrent ingest of the same bytes has just put back and
+ * recorded. Both sections are short: a rename and an insert, or a delete
+ * and an unlink. */
+pthread_mutex_t *pcd_blobs_record_lock(struct pcd_blobs *b);
 
 /* Opens a temp file in datadir/tmp. max_bytes 0 means no limit. *w is
  * owned by the caller until it passes it to abort or a commit. */

@@ -36,14 +36,6 @@
 #define LIST_MAX      500
 #define RETRY_AFTER_S "5"
 
-/* Upload files are shared by the tenants holding a record of them. An
- * upload's (file into place, record) and a delete's (record out, file out
- * when it was the last) each run under this lock, so a delete can never
- * remove a file that a concurrent upload of the same bytes has just put
- * back and recorded. Both sections are short: a rename and an insert, or
- * a delete and an unlink. */
-static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* ?limit= in 1..LIST_MAX; -1 (after answering 400) when malformed. */
 static int list_limit(struct pcd_req *r)
 {
@@ -178,7 +170,7 @@ static int h_model_post(struct pcd_req *r)
 	struct pcd_app *app = pcd_req_app(r);
 	struct pcd_blob_writer **w = pcd_req_model_writer(r);
 	struct pcd_ingest in = {&app->validator, app->blobs,	       app->store,
-				&record_lock,	 storage_quota_admit, r};
+				pcd_blobs_record_lock(app->blobs),	 storage_quota_admit, r};
 	struct pc_error err = {0};
 	struct pcd_blob_rec rec = {0};
 	char id[65], loc[100];
@@ -240,10 +232,10 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	if (!pcd_blobs_id_valid(id))
 		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 	/* the record first: it refuses while a pending job names the id */
-	pthread_mutex_lock(&record_lock);
+	pthread_mutex_lock(pcd_blobs_record_lock(app->blobs));
 	if ((dataset ? pcd_store_dataset_delete : pcd_store_model_delete)(app->store, pcd_req_scope(r), id, &unused,
 									  &err)) {
-		pthread_mutex_unlock(&record_lock);
+		pthread_mutex_unlock(pcd_blobs_record_lock(app->blobs));
 		if (err.code == PC_ERR_NOT_FOUND)
 			return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, dataset ? "no such dataset" : "no such model");
 		return pcd_send_error(r, &err);
@@ -255,7 +247,7 @@ static int blob_delete(struct pcd_req *r, int dataset)
 	    err.code != PC_ERR_NOT_FOUND)
 		pcd_log("warn", "msg=\"blob delete failed\" id=%s error=%s req_id=%s", id,
 			pcd_log_quote(err.text, q, sizeof(q)), pcd_req_request_id(r));
-	pthread_mutex_unlock(&record_lock);
+	pthread_mutex_unlock(pcd_blobs_record_lock(app->blobs));
 	return pcd_send_text(r, 204, NULL, "", 0);
 }
 
@@ -358,9 +350,9 @@ static int h_dataset_post(struct pcd_req *r)
 		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");
 		goto fail;
 	}
-	pthread_mutex_lock(&record_lock);
+	pthread_mutex_lock(pcd_blobs_record_lock(app->blobs));
 	if (!storage_quota_ok(r, bytes)) { /* as for a model */
-		pthread_mutex_unlock(&record_lock);
+		pthread_mutex_unlock(pcd_blobs_record_lock(app->blobs));
 		free(info_text);
 		json_decref(info);
 		return MHD_YES;
@@ -370,7 +362,7 @@ static int h_dataset_post(struct pcd_req *r)
 	if (!rc && (rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
 					       &err)) && !file_existed)
 		pcd_blobs_delete_dataset(app->blobs, id, NULL); /* as for a model */
-	pthread_mutex_unlock(&record_lock);
+	pthread_mutex_unlock(pcd_blobs_record_lock(app->blobs));
 	if (rc)
 		goto fail;
 	free(info_text);

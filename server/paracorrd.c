@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 	wcfg.cache_bytes = (size_t)s.cache_mb << 20;
 	wcfg.max_attempts = s.max_attempts;
 	wcfg.poll_ms = s.poll_ms;
+	wcfg.max_work = pcd_settings_max_work(&s);
 	wcfg.on_done = on_job_done;
 	wcfg.on_done_arg = app.prom;
 	wcfg.validator = app.validator;

@@ -156,7 +156,8 @@ static int on_cancel(void *arg)
 static int register_model(struct pcd_workers *w, const char *tenant, const char *job_id, const char *artifact,
 			  const char *path, struct pc_error *err)
 {
-	struct pcd_ingest in = {.validator = &w->cfg.validator, .blobs = w->blobs, .store = w->store};
+	struct pcd_ingest in = {
+		.validator = &w->cfg.validator, .blobs = w->blobs, .store = w->store, .lock = pcd_blobs_record_lock(w->blobs)};
 	struct pcd_blob_writer *bw = NULL;
 	char id[65], buf[65536];
 	json_t *info = NULL;
@@ -210,6 +211,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	pcd_job_opts_default(&o);
 	o.threads = w->cfg.threads_per_job;
 	o.cache_bytes = w->cfg.cache_bytes;
+	o.max_work = w->cfg.max_work;
 	o.timing_seconds = w->cfg.timing_seconds;
 	o.progress = on_progress;
 	o.progress_arg = &c;

@@ -31,6 +31,9 @@ struct pcd_workers_cfg {
 	int poll_ms;	     /* store poll interval */
 	int timing_seconds;  /* pc_study_opts.timing_seconds */
 	int quiet;	     /* no log lines on stderr */
+	/* the work bound a job is checked against again when it runs, on the
+	 * loaded model (max_job_work; <= 0: none) */
+	double max_work;
 	pcd_job_done_fn on_done;
 	void *on_done_arg;
 	/* how a model a job leaves is checked, as an upload is (zero: in

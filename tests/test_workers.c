@@ -218,6 +218,53 @@ TEST(workers_spec_error_is_a_problem_with_pointer)
 	env_teardown(&e);
 }
 
+/* A job queued under a larger max_job_work (or straight into the store)
+ * is checked again when it runs, on the loaded model: the same problem a
+ * submission over the bound gets. */
+TEST(workers_check_the_work_bound_at_run_time)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	json_t *problem = NULL, *errors;
+	char *spec;
+	int rc = env_setup(&e);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	spec = spec_text(&e, "\"limit\": 64");
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) == PC_OK);
+	cfg_for_tests(&cfg);
+	cfg.max_work = 1000; /* far below any study's passes x cost */
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_status(e.store, j.id, PCD_JOB_FAILED, 30), PCD_JOB_FAILED);
+	pcd_workers_free(w);
+	pcd_job_free(&j);
+	free(spec);
+	{
+		struct pcd_job *jobs;
+		size_t n;
+		REQUIRE(pcd_store_job_list(e.store, PCD_ALL_TENANTS, "failed", 0, 1, &jobs, &n, &err) == PC_OK && n == 1);
+		problem = json_loads(jobs[0].error, 0, NULL);
+		pcd_jobs_free(jobs, n);
+	}
+	REQUIRE(problem);
+	CHECK_INT(json_integer_value(json_object_get(problem, "status")), 422);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(problem, "type")) ?: "", "/problems/too_much_work"), "%s",
+		  json_string_value(json_object_get(problem, "type")) ?: "(none)");
+	errors = json_object_get(problem, "errors");
+	CHECK(json_array_size(errors) == 1);
+	CHECK(!strcmp(json_string_value(json_object_get(json_array_get(errors, 0), "detail")) ?: "", "max_job_work"));
+	json_decref(problem);
+	env_teardown(&e);
+}
+
 TEST(workers_cancel_queued_and_running)
 {
 	struct env e;
