@@ -54,10 +54,13 @@ CORE_SRC := $(wildcard core/*.c core/ops/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 # server/: the two programs' mains, and the daemon's modules (linked into
 # paracorrd and into the tests)
-SERVER_MAINS := server/paracorr.c server/paracorrd.c
-SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c))
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/assets_data.o
-# files the daemon serves, built into it (server/assets_data.S)
+SERVER_MAINS := server/cli/paracorr.c server/paracorrd.c
+SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c server/*/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/http/assets_data.o
+# the server's folders, on the include path of the server and the tests
+# only: the core never includes a server header
+SERVER_INC := -Iserver $(patsubst %/,-I%,$(filter-out server/dashboard/,$(wildcard server/*/)))
+# files the daemon serves, built into it (server/http/assets_data.S)
 ASSETS := api/openapi.yaml server/dashboard/index.html server/dashboard/app.js server/dashboard/style.css
 # tests/fuzz/targets.c: the fuzz entry points, also run by the ordinary
 # tests on the committed regression inputs (tests/test_fuzz_regress.c)
@@ -106,7 +109,9 @@ $(BUILD)/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/server/assets_data.o: server/assets_data.S $(ASSETS)
+$(BUILD)/server/%.o $(BUILD)/tests/%.o: CPPFLAGS += $(SERVER_INC)
+
+$(BUILD)/server/http/assets_data.o: server/http/assets_data.S $(ASSETS)
 	@mkdir -p $(dir $@)
 	$(CC) -c $< -o $@
 
@@ -114,7 +119,7 @@ $(BUILD)/libparacorr.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/paracorr: $(BUILD)/server/paracorr.o $(SERVER_OBJ) $(BUILD)/libparacorr.a
+$(BUILD)/paracorr: $(BUILD)/server/cli/paracorr.o $(SERVER_OBJ) $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/paracorrd: $(BUILD)/server/paracorrd.o $(SERVER_OBJ) $(BUILD)/libparacorr.a
@@ -181,7 +186,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/targets.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-$(BUILD)/fuzz/gen_seeds: $(BUILD)/tests/fuzz/gen_seeds.o $(BUILD)/server/sha256.o
+$(BUILD)/fuzz/gen_seeds: $(BUILD)/tests/fuzz/gen_seeds.o $(BUILD)/server/store/sha256.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../server/blobs.h"
-#include "../server/sha256.h"
+#include "blobs.h"
+#include "sha256.h"
 #include "be_util.h"
 #include "test.h"
 

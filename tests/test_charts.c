@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/charts.h"
+#include "charts.h"
 #include "test.h"
 
 #define MAX_PATHS 40

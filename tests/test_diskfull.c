@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../server/job.h"
+#include "job.h"
 #include "be_util.h"
 #include "paracorr/error.h"
 #include "paracorr/graph.h"

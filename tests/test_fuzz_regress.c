@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../server/job.h"
-#include "../server/settings.h"
+#include "job.h"
+#include "settings.h"
 #include "fuzz/targets.h"
 #include "test.h"
 

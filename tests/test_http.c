@@ -27,9 +27,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../server/http_server.h"
-#include "../server/problem.h"
-#include "../server/sha256.h"
+#include "http_server.h"
+#include "problem.h"
+#include "sha256.h"
 #include "paracorr/sys.h"
 #include "be_util.h"
 #include "onnx_build.h"

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "../server/job.h"
+#include "job.h"
 #include "be_util.h"
 #include "gradcheck.h"
 #include "paracorr/analysis.h"

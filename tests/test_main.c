@@ -2,7 +2,7 @@
  * one of the arguments, and ends with the summary line CI reads. */
 #include "test.h"
 
-#include "../server/blas_select.h"
+#include "blas_select.h"
 #include "paracorr/sys.h"
 
 #include <stdarg.h>

@@ -10,7 +10,7 @@
 
 #include "be_util.h"
 #include "paracorr/error.h"
-#include "../server/problem.h"
+#include "problem.h"
 #include "test.h"
 
 static const char *str(const json_t *o, const char *key)

@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../server/charts.h"
-#include "../server/summary.h"
+#include "charts.h"
+#include "summary.h"
 #include "paracorr/analysis.h"
 #include "paracorr/data.h"
 #include "paracorr/eval.h"

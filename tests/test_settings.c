@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/settings.h"
+#include "settings.h"
 #include "test.h"
 
 static char *trim(char *p)

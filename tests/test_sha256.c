@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/sha256.h"
+#include "sha256.h"
 #include "test.h"
 
 static void digest_chunked(const uint8_t *p, size_t len, size_t chunk, char hex[65])

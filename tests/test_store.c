@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../server/store.h"
+#include "store.h"
 #include "be_util.h"
 #include "test.h"
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/http_server.h"
-#include "../server/sha256.h"
+#include "http_server.h"
+#include "sha256.h"
 #include "test.h"
 
 static int parse(const char *text, struct pcd_tokens **out, struct pc_error *err)

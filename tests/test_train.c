@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../server/job.h"
+#include "job.h"
 #include "be_util.h"
 #include "paracorr/data.h"
 #include "paracorr/onnx.h"

@@ -1,4 +1,4 @@
-/* The upload check in a child process (server/validate.h): what the parent
+/* The upload check in a child process (server/store/validate.h): what the parent
  * answers when the child succeeds, fails, crashes or runs out of CPU. The
  * child is $PARACORRD_BIN in --validate mode (tests skip without it). */
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include "onnx_build.h"
 #include "paracorr/limits.h"
 #include "test.h"
-#include "../server/validate.h"
+#include "validate.h"
 
 static int write_file(const char *path, const void *data, size_t len)
 {

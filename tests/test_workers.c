@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../server/blobs.h"
-#include "../server/job.h"
-#include "../server/store.h"
-#include "../server/workers.h"
+#include "blobs.h"
+#include "job.h"
+#include "store.h"
+#include "workers.h"
 #include "be_util.h"
 #include "test.h"
 

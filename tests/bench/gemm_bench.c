@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../server/blas_select.h"
+#include "blas_select.h"
 #include "paracorr/graph.h"
 #include "paracorr/plan.h"
 #include "paracorr/sgemm.h"

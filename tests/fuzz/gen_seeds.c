@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "../../server/sha256.h"
+#include "sha256.h"
 
 static const char *out_dir;
 

@@ -18,14 +18,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../server/blobs.h"
-#include "../../server/charts.h"
-#include "../../server/http_server.h"
-#include "../../server/job.h"
-#include "../../server/prom.h"
-#include "../../server/settings.h"
-#include "../../server/store.h"
-#include "../../server/workers.h"
+#include "blobs.h"
+#include "charts.h"
+#include "http_server.h"
+#include "job.h"
+#include "prom.h"
+#include "settings.h"
+#include "store.h"
+#include "workers.h"
 #include "paracorr/data.h"
 #include "paracorr/eval.h"
 #include "paracorr/onnx.h"
