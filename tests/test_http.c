@@ -242,15 +242,16 @@ static int is_problem(const struct resp *r, long status, const char *type)
 	return ok;
 }
 
-/* A cancel's answer: 200 with the job cancelled (it was queued), or 202
- * for a job that was running (it stops at its next check, which may come
- * before the answer is read back: running or cancelled, never queued). */
-static int cancel_answer(const struct resp *r)
+/* A cancel's answer, exact for the state the job was in: a queued job is
+ * cancelled at once (200, cancelled); a running one stops at its next
+ * check (202), which may come before the answer is read back (running or
+ * cancelled, never queued). */
+static int cancel_answer(const struct resp *r, const char *was)
 {
 	json_t *j = resp_json(r);
 	const char *st = json_string_value(json_object_get(j, "status"));
-	int ok = st && ((r->status == 200 && !strcmp(st, "cancelled")) ||
-			(r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled"))));
+	int ok = st && (!strcmp(was, "queued") ? r->status == 200 && !strcmp(st, "cancelled")
+					       : r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled")));
 
 	json_decref(j);
 	return ok;
@@ -602,15 +603,58 @@ static void strip_report(json_t *rep)
 	"\"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\": {\"norms\": [\"l2\", \"linf\"], "       \
 	"\"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}"
 
-TEST(http_flow)
+/* The http_flow tests: each starts its own daemon (flow_setup: a daemon
+ * with mlp_op13 and the 64-sample dataset uploaded), so any one of them
+ * runs alone and in any order. */
+static int flow_setup(struct pc_test *t, struct daemon *d, char model[65], char ds[65])
+{
+	if (!setup(t, d))
+		return 0;
+	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 ||
+	    upload_dataset(d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds) != 201) {
+		pc_test_fail(t, __FILE__, __LINE__, "the flow fixture's uploads failed");
+		daemon_stop(d, SIGKILL, NULL);
+		be_rmtree(d->dir);
+		return 0;
+	}
+	return 1;
+}
+
+/* The end of every flow test: the daemon still serves, SIGTERM exits 0. */
+static void flow_teardown(struct pc_test *t, struct daemon *d)
+{
+	EXPECT(d, "GET", "/healthz", 200);
+	CHECK_INT(daemon_stop(d, SIGTERM, NULL), 0);
+	be_rmtree(d->dir);
+}
+
+/* Runs the SPEC_REST job on the fixture to success; job gets its id. */
+static int flow_job(struct pc_test *t, const struct daemon *d, const char *model, const char *ds, const char *idem,
+		    char job[64])
+{
+	char spec[2048];
+	json_t *j;
+	int ok;
+
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	if (submit(d, spec, idem, job, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the flow job was not accepted");
+		return 0;
+	}
+	j = wait_job(d, job, "succeeded", 60);
+	ok = j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded");
+	if (!ok)
+		pc_test_fail(t, __FILE__, __LINE__, "job %s did not succeed", job);
+	json_decref(j);
+	return ok;
+}
+
+TEST(http_flow_upload_model)
 {
 	struct daemon d;
-	char model[65] = "", model2[65] = "", ds[65] = "", bad_ds[65] = "", job[64] = "", job2[64] = "",
-	     spec[2048], path[256], hv[256];
-	json_t *m1 = NULL, *m2 = NULL, *j, *rep, *cli;
+	char model[65] = "", model2[65] = "", path[256];
+	json_t *m1 = NULL, *m2 = NULL;
 	struct resp r;
-	size_t i;
-	double secs = 0;
 	char *big;
 
 	if (!setup(t, &d))
@@ -645,6 +689,24 @@ TEST(http_flow)
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "413: %ld", r.status);
 	resp_free(&r);
 	free(big);
+	/* model GET and HEAD, and the listing */
+	snprintf(path, sizeof(path), "/v1/models/%s", model);
+	EXPECT(&d, "GET", path, 200);
+	EXPECT(&d, "HEAD", path, 200);
+	REQUIRE(get(&d, "/v1/models", &r) == 0);
+	CHECK(r.status == 200 && r.body && strstr(r.body, model));
+	resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+TEST(http_flow_unknown_routes)
+{
+	struct daemon d;
+	char hv[256];
+	struct resp r;
+
+	if (!setup(t, &d))
+		return;
 	/* unknown ids and routes 404, wrong method 405 with Allow */
 	EXPECT_PROBLEM(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000", 404, "/problems/not_found");
@@ -653,14 +715,18 @@ TEST(http_flow)
 	CHECK(is_problem(&r, 405, "/problems/method_not_allowed"));
 	CHECK(header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
 	resp_free(&r);
-	/* model GET and HEAD */
-	snprintf(path, sizeof(path), "/v1/models/%s", model);
-	EXPECT(&d, "GET", path, 200);
-	EXPECT(&d, "HEAD", path, 200);
-	REQUIRE(get(&d, "/v1/models", &r) == 0);
-	CHECK(r.status == 200 && r.body && strstr(r.body, model));
-	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_upload_dataset)
+{
+	struct daemon d;
+	char ds[65] = "", bad_ds[65] = "", path[256];
+	json_t *j;
+	struct resp r;
+
+	if (!setup(t, &d))
+		return;
 	/* datasets: 201 with samples and classes; mismatched counts 422 */
 	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
 	CHECK(strlen(ds) == 64);
@@ -677,7 +743,21 @@ TEST(http_flow)
 	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 415, "/problems/media_type"));
 	resp_free(&r);
+	/* dataset delete: 204, then 404 */
+	EXPECT(&d, "DELETE", path, 204);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_job_spec_errors)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", spec[2048];
+	json_t *j;
+	struct resp r;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
 	/* jobs: malformed JSON 400, spec errors 422 with JSON pointers */
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 400, "/problems/bad_request"));
@@ -699,10 +779,27 @@ TEST(http_flow)
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/model\""));
 	resp_free(&r);
+	/* none of them made a job */
+	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
+	json_decref(j);
+	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_job_report)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], path[256], hv[256];
+	json_t *j, *rep, *cli;
+	struct resp r;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
 	/* a job to success: 202 + Location, then the report equals the CLI's */
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
-	REQUIRE(submit(&d, spec, "key-1", job, sizeof(job), &r) == 202);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), &r) == 202);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
 	CHECK(header(&r, "Location", hv, sizeof(hv)) && !strcmp(hv, path));
 	resp_free(&r);
@@ -712,15 +809,6 @@ TEST(http_flow)
 		  json_string_value(json_object_get(j, "status")));
 	CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 1);
 	json_decref(j);
-	/* Idempotency-Key: the same spec gives the same job; another spec 409 */
-	CHECK_INT(submit(&d, spec, "key-1", job2, sizeof(job2), NULL), 202);
-	CHECK(!strcmp(job, job2));
-	CHECK_INT(submit(&d, "{\"model\": \"x\"}", "key-1", NULL, 0, NULL), 422);
-	{
-		char other[2048];
-		snprintf(other, sizeof(other), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 8}", model, ds);
-		CHECK_INT(submit(&d, other, "key-1", NULL, 0, NULL), 409);
-	}
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
@@ -743,53 +831,106 @@ TEST(http_flow)
 	}
 	json_decref(rep);
 	json_decref(cli);
+	flow_teardown(t, &d);
+}
 
-	/* cancel: a queued job behind a long one is cancelled at once */
-	{
-		char slow[64] = "", queued[64] = "";
+TEST(http_flow_idempotency)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], other[2048];
+	struct resp r;
+	json_t *j;
 
-		snprintf(spec, sizeof(spec),
-			 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
-			 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
-			 "[\"model\", \"tensor\", \"layer\"]}}",
-			 model, ds);
-		CHECK_INT(submit(&d, spec, NULL, slow, sizeof(slow), NULL), 202);
-		CHECK_INT(submit(&d, spec, NULL, queued, sizeof(queued), NULL), 202);
-		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-		REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		j = resp_json(&r);
-		CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
-		json_decref(j);
-		resp_free(&r);
-		j = wait_job(&d, queued, "cancelled", 10);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
-		json_decref(j);
-		/* the running one through DELETE (which cancels a pending job) */
-		snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
-		REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		CHECK_MSG(cancel_answer(&r), "delete of a pending job: %ld %s", r.status, r.body ? r.body : "");
-		resp_free(&r);
-		j = wait_job(&d, slow, "cancelled", 20);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
-		json_decref(j);
-		/* a finished job's report: 409; cancel of a finished job: 409 */
-		snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
-		EXPECT_PROBLEM(&d, "GET", path, 409, "/problems/conflict");
-		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-		EXPECT_PROBLEM(&d, "POST", path, 409, "/problems/conflict");
-		/* DELETE of a finished job removes it */
-		snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
-		EXPECT(&d, "DELETE", path, 204);
-		EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
-	}
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, "key-1", job));
+	/* Idempotency-Key: the same spec gives the same job; another spec 409 */
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	CHECK_INT(submit(&d, spec, "key-1", job2, sizeof(job2), NULL), 202);
+	CHECK(!strcmp(job, job2));
+	CHECK_INT(submit(&d, "{\"model\": \"x\"}", "key-1", NULL, 0, NULL), 422);
+	snprintf(other, sizeof(other), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 8}", model, ds);
+	CHECK_INT(submit(&d, other, "key-1", NULL, 0, NULL), 409);
+	/* still the one job */
+	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
+	json_decref(j);
+	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_cancel)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", slow[64] = "", queued[64] = "", spec[2048], path[256];
+	struct resp r;
+	json_t *j;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	/* cancel: a queued job behind a long one (one worker) is cancelled at once */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+	CHECK_INT(submit(&d, spec, NULL, slow, sizeof(slow), NULL), 202);
+	CHECK_INT(submit(&d, spec, NULL, queued, sizeof(queued), NULL), 202);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
+	REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	j = wait_job(&d, queued, "cancelled", 10);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
+	/* the running one through DELETE (which cancels a pending job) */
+	j = wait_job(&d, slow, "running", 30);
+	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"), "the slow job never ran");
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
+	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(cancel_answer(&r, "running"), "delete of a running job: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	j = wait_job(&d, slow, "cancelled", 20);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
+	/* a finished job's report: 409; cancel of a finished job: 409 */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
+	EXPECT_PROBLEM(&d, "GET", path, 409, "/problems/conflict");
+	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
+	EXPECT_PROBLEM(&d, "POST", path, 409, "/problems/conflict");
+	/* DELETE of a finished job removes it */
+	snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
+	EXPECT(&d, "DELETE", path, 204);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+	flow_teardown(t, &d);
+}
+
+TEST(http_flow_job_listing)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job1[64] = "", job2[64] = "", path[256];
+	struct resp r;
+	json_t *j;
+	size_t i;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job1));
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job2));
 	/* listings with a status filter and paging */
 	REQUIRE(get(&d, "/v1/jobs?status=succeeded", &r) == 0);
 	j = resp_json(&r);
-	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 2);
 	for (i = 0; j && i < json_array_size(json_object_get(j, "items")); i++)
 		CHECK(!strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), i), "status")),
 			      "succeeded"));
+	json_decref(j);
+	resp_free(&r);
+	REQUIRE(get(&d, "/v1/jobs?status=cancelled", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
 	resp_free(&r);
 	REQUIRE(get(&d, "/v1/jobs?limit=1", &r) == 0);
@@ -811,7 +952,19 @@ TEST(http_flow)
 	json_decref(j);
 	resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs?status=bogus", 400, "/problems/bad_request");
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_ready_metrics)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "";
+	struct resp r;
+	json_t *j;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
 	j = resp_json(&r);
@@ -819,23 +972,28 @@ TEST(http_flow)
 		  "readyz %ld %s", r.status, r.body ? r.body : "");
 	json_decref(j);
 	resp_free(&r);
-
-	/* metrics */
+	/* metrics: the one job succeeded, waiting on it polled /v1/jobs/{id} */
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK_INT(r.status, 200);
 	CHECK(r.body && strstr(r.body, "paracorr_http_requests_total{route=\"/v1/jobs/{id}\",method=\"GET\",code=\"200\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_http_request_duration_seconds_bucket{route=\"/v1/models\""));
-	CHECK(r.body && strstr(r.body, "paracorr_jobs_total{kind=\"analyze\",outcome=\"succeeded\"} 1"));
+	CHECK(r.body && strstr(r.body, "paracorr_jobs_total{kind=\"analyze\",outcome=\"succeeded\"} 1\n"));
 	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_upload_bytes_total{kind=\"model\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_build_info{"));
 	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-	/* dataset delete: 204, then 404 */
-	snprintf(path, sizeof(path), "/v1/datasets/%s", ds);
-	EXPECT(&d, "DELETE", path, 204);
-	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+TEST(http_flow_sigterm_drain)
+{
+	struct daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "";
+	double secs = 0;
 
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* the daemon still serves, then SIGTERM: exit 0 well within 10 s */
 	EXPECT(&d, "GET", "/healthz", 200);
 	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
@@ -1513,7 +1671,7 @@ TEST(http_queue)
 	/* cancel the running one: it stops at its next check, the next runs */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled") &&
@@ -1953,7 +2111,7 @@ TEST(http_tenants)
 	EXPECT(&A, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	j = wait_job(&A, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
@@ -2687,7 +2845,7 @@ TEST(http_harden_holds_its_training_dataset)
 	/* cancelled (it was queued: 200), the job holds nothing */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", queued);
 	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(r.status == 200 && cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
 	EXPECT(&d, "DELETE", url, 204);
