@@ -39,14 +39,6 @@
 #define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
-struct daemon {
-	pid_t pid;
-	int port;
-	char dir[PATH_MAX - 64];
-	char base[128];
-	const char *token; /* sent as a bearer token by every request when set */
-};
-
 struct resp {
 	long status;
 	char *body;
@@ -54,13 +46,6 @@ struct resp {
 	char headers[4096];
 	size_t hlen;
 };
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -148,7 +133,7 @@ static void seen_add(const char *method, const char *path)
 }
 
 /* One request. body NULL: none; mime non-NULL: multipart. extra: headers. */
-static int request(const struct daemon *d, const char *method, const char *path, const char *ctype,
+static int request(const struct be_daemon *d, const char *method, const char *path, const char *ctype,
 		   const void *body, size_t len, curl_mime *(*mime_fn)(CURL *, void *), void *mime_arg,
 		   const char *extra, struct resp *r)
 {
@@ -208,7 +193,7 @@ static int request(const struct daemon *d, const char *method, const char *path,
 	return rc == CURLE_OK ? 0 : -1;
 }
 
-static int get(const struct daemon *d, const char *path, struct resp *r)
+static int get(const struct be_daemon *d, const char *path, struct resp *r)
 {
 	return request(d, "GET", path, NULL, NULL, 0, NULL, NULL, NULL, r);
 }
@@ -259,7 +244,7 @@ static int cancel_answer(const struct resp *r, const char *was)
 
 /* A request without a body answered with status: a problem+json body for
  * an error (a HEAD has none), nothing else checked. */
-static void expect(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *path,
+static void expect(struct pc_test *t, int line, const struct be_daemon *d, const char *method, const char *path,
 		   long status, const char *type)
 {
 	struct resp r;
@@ -278,119 +263,19 @@ static void expect(struct pc_test *t, int line, const struct daemon *d, const ch
 /* an error answer: its status and problem type, exactly */
 #define EXPECT_PROBLEM(d, method, path, status, type) expect(t, __LINE__, d, method, path, status, type)
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+/* The test defaults before `extra` (a later flag wins): one worker, a
+ * 2 MiB model limit, a short poll. */
+static const char *const http_defaults[] = {"--workers",	 "1",  "--threads-per-job", "2",  "--poll-ms",
+					   "50",	 "--max-model-mb", "2",  "--max-queue",	       "8",
+					   "--cache-mb",	 "64", "--min-free-disk-mb", "1",  NULL};
 
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+/* Starts the daemon on d->dir (kept between restarts); 1 up, 0 failed. */
+static int daemon_start(struct be_daemon *d, const char *const *extra)
+{
+	return be_daemon_start(d, getenv("PARACORRD_BIN"), http_defaults, extra);
 }
 
-/* Starts the daemon on d->dir (kept between restarts) with the test
- * defaults, then `extra` (NULL-terminated flag/value list; a later flag
- * wins); 1 up, 0 failed. */
-static int daemon_start(struct daemon *d, const char *const *extra)
-{
-	const char *bin = getenv("PARACORRD_BIN");
-	int attempt;
-
-	for (attempt = 0; attempt < 5; attempt++) {
-		char port[16], data[PATH_MAX], log[PATH_MAX];
-		const char *argv[64];
-		struct resp r;
-		int i, st, n = 0;
-
-		d->port = free_port();
-		snprintf(port, sizeof(port), "%d", d->port);
-		snprintf(data, sizeof(data), "%s/data", d->dir);
-		snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
-		snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
-		{
-			const char *const fixed[] = {bin,	   "--port",	     port,	   "--data-dir", data,
-						     "--workers",  "1",		     "--threads-per-job", "2",
-						     "--poll-ms",  "50",	     "--max-model-mb",	  "2",
-						     "--max-queue", "8",	     "--cache-mb",	  "64",
-						     "--min-free-disk-mb", "1", NULL};
-			for (i = 0; fixed[i]; i++)
-				argv[n++] = fixed[i];
-			for (i = 0; extra && extra[i] && n < 63; i++)
-				argv[n++] = extra[i];
-			argv[n] = NULL;
-		}
-		d->pid = fork();
-		if (d->pid < 0)
-			return 0;
-		if (d->pid == 0) {
-			FILE *f = freopen(log, "a", stderr);
-			(void)f;
-			if (chdir(pc_test_root()) != 0)
-				_exit(126);
-			execv(bin, (char *const *)argv);
-			_exit(127);
-		}
-		for (i = 0; i < 200; i++) {
-			if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-				break; /* died: the port may have been taken; try another */
-			if (get(d, "/healthz", &r) == 0 && r.status == 200) {
-				resp_free(&r);
-				return 1;
-			}
-			resp_free(&r);
-			sleep_ms(50);
-		}
-		if (i == 200) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-		}
-	}
-	d->pid = 0;
-	return 0;
-}
-
-/* SIGTERM (or sig) and wait; the exit status, -1 when it did not exit on
- * its own within 10 s (then it is killed). *seconds: how long it took. */
-static int daemon_stop(struct daemon *d, int sig, double *seconds)
-{
-	double t0 = pc_sys_seconds();
-	int st = 0, i;
-
-	if (d->pid <= 0)
-		return -1;
-	kill(d->pid, sig);
-	for (i = 0; i < 1000; i++) {
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-			break;
-		sleep_ms(10);
-	}
-	if (seconds)
-		*seconds = pc_sys_seconds() - t0;
-	if (i == 1000) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0);
-		d->pid = 0;
-		return -1;
-	}
-	d->pid = 0;
-	if (sig != SIGKILL && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-		/* the daemon's last words, before the temp dir goes */
-		char cmd[PATH_MAX + 64];
-
-		snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/daemon.log' >&2", d->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "  (no daemon log)\n");
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : (WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
-}
-
-static int setup_with(struct pc_test *t, struct daemon *d, const char *const *extra)
+static int setup_with(struct pc_test *t, struct be_daemon *d, const char *const *extra)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 
@@ -411,7 +296,7 @@ static int setup_with(struct pc_test *t, struct daemon *d, const char *const *ex
 	return 1;
 }
 
-static int setup(struct pc_test *t, struct daemon *d)
+static int setup(struct pc_test *t, struct be_daemon *d)
 {
 	return setup_with(t, d, NULL);
 }
@@ -448,7 +333,7 @@ static curl_mime *dataset_mime(CURL *c, void *arg)
 }
 
 /* Uploads a dataset; its id into id (on 200/201). The status. */
-static long upload_dataset(const struct daemon *d, const char *inputs, const char *labels, char id[65])
+static long upload_dataset(const struct be_daemon *d, const char *inputs, const char *labels, char id[65])
 {
 	char xi[PATH_MAX], yi[PATH_MAX];
 	struct parts p = {NULL, NULL};
@@ -477,7 +362,7 @@ static long upload_dataset(const struct daemon *d, const char *inputs, const cha
 	return status;
 }
 
-static long upload_model(const struct daemon *d, const char *rel, char id[65], json_t **body)
+static long upload_model(const struct be_daemon *d, const char *rel, char id[65], json_t **body)
 {
 	size_t len;
 	char *data = read_fixture(rel, &len);
@@ -505,7 +390,7 @@ static long upload_model(const struct daemon *d, const char *rel, char id[65], j
 }
 
 /* Submits a spec; the job id into id; the status. */
-static long submit(const struct daemon *d, const char *spec, const char *idem, char *id, size_t id_size,
+static long submit(const struct be_daemon *d, const char *spec, const char *idem, char *id, size_t id_size,
 		   struct resp *keep)
 {
 	char hdr[300];
@@ -531,7 +416,7 @@ static long submit(const struct daemon *d, const char *spec, const char *idem, c
 }
 
 /* Polls a job until it is finished (or want); the job object (new ref). */
-static json_t *wait_job(const struct daemon *d, const char *id, const char *want, double seconds)
+static json_t *wait_job(const struct be_daemon *d, const char *id, const char *want, double seconds)
 {
 	char path[128];
 	double t0 = pc_sys_seconds();
@@ -555,7 +440,7 @@ static json_t *wait_job(const struct daemon *d, const char *id, const char *want
 		}
 		json_decref(j);
 		resp_free(&r);
-		sleep_ms(30);
+		be_sleep_ms(30);
 	}
 	return NULL;
 }
@@ -606,14 +491,14 @@ static void strip_report(json_t *rep)
 /* The http_flow tests: each starts its own daemon (flow_setup: a daemon
  * with mlp_op13 and the 64-sample dataset uploaded), so any one of them
  * runs alone and in any order. */
-static int flow_setup(struct pc_test *t, struct daemon *d, char model[65], char ds[65])
+static int flow_setup(struct pc_test *t, struct be_daemon *d, char model[65], char ds[65])
 {
 	if (!setup(t, d))
 		return 0;
 	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 ||
 	    upload_dataset(d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds) != 201) {
 		pc_test_fail(t, __FILE__, __LINE__, "the flow fixture's uploads failed");
-		daemon_stop(d, SIGKILL, NULL);
+		be_daemon_stop(d, SIGKILL, NULL);
 		be_rmtree(d->dir);
 		return 0;
 	}
@@ -621,15 +506,15 @@ static int flow_setup(struct pc_test *t, struct daemon *d, char model[65], char 
 }
 
 /* The end of every flow test: the daemon still serves, SIGTERM exits 0. */
-static void flow_teardown(struct pc_test *t, struct daemon *d)
+static void flow_teardown(struct pc_test *t, struct be_daemon *d)
 {
 	EXPECT(d, "GET", "/healthz", 200);
-	CHECK_INT(daemon_stop(d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(d, SIGTERM, NULL), 0);
 	be_rmtree(d->dir);
 }
 
 /* Runs the SPEC_REST job on the fixture to success; job gets its id. */
-static int flow_job(struct pc_test *t, const struct daemon *d, const char *model, const char *ds, const char *idem,
+static int flow_job(struct pc_test *t, const struct be_daemon *d, const char *model, const char *ds, const char *idem,
 		    char job[64])
 {
 	char spec[2048];
@@ -651,7 +536,7 @@ static int flow_job(struct pc_test *t, const struct daemon *d, const char *model
 
 TEST(http_flow_upload_model)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", model2[65] = "", path[256];
 	json_t *m1 = NULL, *m2 = NULL;
 	struct resp r;
@@ -701,7 +586,7 @@ TEST(http_flow_upload_model)
 
 TEST(http_flow_unknown_routes)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char hv[256];
 	struct resp r;
 
@@ -720,7 +605,7 @@ TEST(http_flow_unknown_routes)
 
 TEST(http_flow_upload_dataset)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char ds[65] = "", bad_ds[65] = "", path[256];
 	json_t *j;
 	struct resp r;
@@ -751,7 +636,7 @@ TEST(http_flow_upload_dataset)
 
 TEST(http_flow_job_spec_errors)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", spec[2048];
 	json_t *j;
 	struct resp r;
@@ -790,7 +675,7 @@ TEST(http_flow_job_spec_errors)
 
 TEST(http_flow_job_report)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], path[256], hv[256];
 	json_t *j, *rep, *cli;
 	struct resp r;
@@ -836,7 +721,7 @@ TEST(http_flow_job_report)
 
 TEST(http_flow_idempotency)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], other[2048];
 	struct resp r;
 	json_t *j;
@@ -862,7 +747,7 @@ TEST(http_flow_idempotency)
 
 TEST(http_flow_cancel)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", slow[64] = "", queued[64] = "", spec[2048], path[256];
 	struct resp r;
 	json_t *j;
@@ -909,7 +794,7 @@ TEST(http_flow_cancel)
 
 TEST(http_flow_job_listing)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job1[64] = "", job2[64] = "", path[256];
 	struct resp r;
 	json_t *j;
@@ -957,7 +842,7 @@ TEST(http_flow_job_listing)
 
 TEST(http_flow_ready_metrics)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "";
 	struct resp r;
 	json_t *j;
@@ -987,7 +872,7 @@ TEST(http_flow_ready_metrics)
 
 TEST(http_flow_sigterm_drain)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "";
 	double secs = 0;
 
@@ -996,7 +881,7 @@ TEST(http_flow_sigterm_drain)
 	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* the daemon still serves, then SIGTERM: exit 0 well within 10 s */
 	EXPECT(&d, "GET", "/healthz", 200);
-	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, &secs), 0);
 	CHECK_MSG(secs < 10, "drain took %.2f s", secs);
 	be_rmtree(d.dir);
 }
@@ -1009,7 +894,7 @@ TEST(http_flow_sigterm_drain)
 
 TEST(http_restart)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", queued[64] = "", spec[2048], path[128];
 	struct resp r;
 	json_t *j, *rep = NULL, *rep2 = NULL, *cli = NULL;
@@ -1031,7 +916,7 @@ TEST(http_restart)
 	json_decref(j);
 
 	/* SIGTERM while it runs: exit 0 within 10 s, the job queued again */
-	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, &secs), 0);
 	CHECK_MSG(secs < 10, "drain took %.2f s", secs);
 	fprintf(stderr, "  http_restart: SIGTERM with a job running: exit after %.3f s\n", secs);
 	REQUIRE(daemon_start(&d, NULL));
@@ -1041,7 +926,7 @@ TEST(http_restart)
 	json_decref(j);
 
 	/* kill -9 during the rerun; the restart runs it again to success */
-	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
+	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
 	j = wait_job(&d, job, "succeeded", 120);
 	REQUIRE_MSG(j, "the job did not finish after the restart");
@@ -1083,7 +968,7 @@ TEST(http_restart)
 	json_decref(cli);
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
 	EXPECT(&d, "GET", path, 200);
-	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, &secs), 0);
 	be_rmtree(d.dir);
 }
 
@@ -1093,7 +978,7 @@ static int run_daemon_cmd(const char *env, const char *args, char *out, size_t s
 
 TEST(http_auth_cors)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char tokens[PATH_MAX], hv[256];
 	const char *extra[] = {"--tokens-file", tokens, "--cors-origins", "https://dash.example, http://localhost:3000",
 			       "--allowed-hosts", "paracorr.internal", NULL};
@@ -1208,7 +1093,7 @@ TEST(http_auth_cors)
 		CHECK_INT(run_daemon_cmd(NULL, args, out, sizeof(out)), 1);
 		CHECK_MSG(strstr(out, "another paracorrd"), "%s", out);
 	}
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -1281,7 +1166,7 @@ static size_t read_zeros(char *buf, size_t size, size_t n, void *arg)
 }
 
 /* A POST of `bytes` zero bytes with chunked encoding (no Content-Length). */
-static int post_chunked(const struct daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
+static int post_chunked(const struct be_daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -1345,7 +1230,7 @@ static const char *detail_of(const struct resp *r, char *buf, size_t size)
 
 TEST(http_uploads)
 {
-	struct daemon d;
+	struct be_daemon d;
 	const char *extra[] = {"--max-dataset-mb", "2", NULL};
 	char path[PATH_MAX], path2[PATH_MAX], id[65] = "", id2[65] = "", det[1024], url[256];
 	struct ob_model b;
@@ -1523,14 +1408,14 @@ TEST(http_uploads)
 	resp_free(&r);
 
 	EXPECT(&d, "GET", "/healthz", 200);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
 /* --- the queue: concurrency, a full queue, pending uploads ---------------- */
 
 struct submitter {
-	const struct daemon *d;
+	const struct be_daemon *d;
 	char spec[1024];
 	char id[64];
 	long status;
@@ -1546,7 +1431,7 @@ static void *submit_thread(void *arg)
 
 TEST(http_queue)
 {
-	struct daemon d;
+	struct be_daemon d;
 	const char *extra[] = {"--workers", "2", "--threads-per-job", "1", "--max-queue", "30", NULL};
 	struct submitter sub[20];
 	pthread_t th[20];
@@ -1637,7 +1522,7 @@ TEST(http_queue)
 
 	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
 	 * readyz refuses below the free-disk threshold */
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	{
 		const char *tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
 		REQUIRE(daemon_start(&d, tight));
@@ -1686,7 +1571,7 @@ TEST(http_queue)
 	j = wait_job(&d, q1, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -1786,7 +1671,7 @@ static int same_problem(const struct resp *a, const struct resp *b)
 
 /* A request as d, and the same request for the same path with the id
  * replaced by unknown: both must be 404 with the same problem. */
-static void expect_hidden(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *fmt,
+static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d, const char *method, const char *fmt,
 			  const char *id, const char *unknown)
 {
 	char p1[300], p2[300];
@@ -1810,7 +1695,7 @@ static void expect_hidden(struct pc_test *t, int line, const struct daemon *d, c
 #define EXPECT_HIDDEN(d, method, fmt, id, unknown) expect_hidden(t, __LINE__, d, method, fmt, id, unknown)
 
 /* The ids of a listing's items (each "tenant/id" when with_tenant). */
-static int list_has(const struct daemon *d, const char *path, const char *id, const char *tenant)
+static int list_has(const struct be_daemon *d, const char *path, const char *id, const char *tenant)
 {
 	struct resp r;
 	json_t *j, *it;
@@ -1851,7 +1736,7 @@ TEST(http_tenants)
 {
 	static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
 	static const char unknown_job[] = "j-0123456789abcdef";
-	struct daemon d, A, B, ADM, L;
+	struct be_daemon d, A, B, ADM, L;
 	char tokens[PATH_MAX], alice[3001], path[PATH_MAX], url[300], spec[1024], spec_unknown[1024], hv[64];
 	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", jB2[64] = "",
 	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX],
@@ -2148,7 +2033,7 @@ TEST(http_tenants)
 	snprintf(url, sizeof(url), "/v1/datasets/%s", c1);
 	EXPECT(&L, "DELETE", url, 204);
 	CHECK_INT(upload_dataset(&L, path, NULL, c2), 201);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 
 	/* a bad tokens file stops startup, naming the line, never the token */
 	REQUIRE((f = fopen(tokens, "w")) != NULL);
@@ -2247,7 +2132,7 @@ static int openapi_operations(char ops[][160], int max)
  * one it stays open. */
 TEST(http_tenants_metrics)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char tokens[PATH_MAX];
 	const char *extra[] = {"--tokens-file", tokens, NULL};
 	struct resp r;
@@ -2288,7 +2173,7 @@ TEST(http_tenants_metrics)
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-alice", &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -2389,7 +2274,7 @@ TEST(http_dashboard_browser)
 {
 	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
 	const char *art = getenv("PARACORR_ARTIFACT_DIR");
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], url[512], profile[PATH_MAX], shot[PATH_MAX + 64],
 	     buf[256];
 	char *dom = NULL, *p;
@@ -2455,7 +2340,7 @@ TEST(http_dashboard_browser)
 
 	if (access(bin, X_OK) != 0) {
 		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
-		CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+		CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 		be_rmtree(d.dir);
 		return;
 	}
@@ -2523,7 +2408,7 @@ TEST(http_dashboard_browser)
 		fprintf(stderr, "  http_dashboard_browser: screenshot %s\n", shot);
 	}
 	be_rmtree(profile);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -2548,7 +2433,7 @@ static int run_cli(const char *args, char *out, size_t size)
 
 TEST(http_cli_client)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char spec_path[PATH_MAX], rep_path[PATH_MAX], svg_path[PATH_MAX], args[4 * PATH_MAX], *out = malloc(65536),
 	     job[64] = "";
 	const char *spec_text = "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX
@@ -2620,7 +2505,7 @@ TEST(http_cli_client)
 	fclose(f);
 	snprintf(args, sizeof(args), "submit --server %s '%s'", d.base, spec_path);
 	CHECK_MSG(run_cli(args, out, 65536) == 1 && strstr(out, "/corruption/epsilons/1"), "%s", out);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	snprintf(args, sizeof(args), "health --server %s", d.base);
 	CHECK_INT(run_cli(args, out, 65536), 1);
 	free(out);
@@ -2636,7 +2521,7 @@ TEST(http_cli_client)
 
 TEST(http_harden_resumes_after_kill)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256], hv[256];
 	json_t *j, *rep = NULL, *rep2 = NULL;
 	struct resp r;
@@ -2690,10 +2575,10 @@ TEST(http_harden_resumes_after_kill)
 		REQUIRE_MSG(!j || strcmp(json_string_value(json_object_get(j, "status")), "succeeded"),
 			    "the job finished before it could be interrupted");
 		json_decref(j);
-		sleep_ms(20);
+		be_sleep_ms(20);
 	}
 	CHECK_MSG(saw_first_epoch, "never saw the first epoch run");
-	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
+	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
 	/* after the restart, training starts at epoch 2 or later, never 1 */
 	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 180;) {
@@ -2718,7 +2603,7 @@ TEST(http_harden_resumes_after_kill)
 		}
 		REQUIRE_MSG(!st || (strcmp(st, "failed") && strcmp(st, "cancelled")), "the job ended %s", st);
 		json_decref(j);
-		sleep_ms(20);
+		be_sleep_ms(20);
 	}
 	CHECK_MSG(resumed_at >= 2, "training restarted at epoch %d after kill -9, not from its checkpoint", resumed_at);
 
@@ -2774,7 +2659,7 @@ TEST(http_harden_resumes_after_kill)
 	resp_free(&r);
 	/* the hardened model is the job's artifact in the store: a restart
 	 * still links it, and it is still a model of the service */
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
 	REQUIRE(get(&d, path, &r) == 0);
@@ -2791,7 +2676,7 @@ TEST(http_harden_resumes_after_kill)
 	EXPECT(&d, "GET", hv, 200);
 	json_decref(rep);
 	json_decref(rep2);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -2800,7 +2685,7 @@ TEST(http_harden_resumes_after_kill)
  * cancelled the delete goes through. */
 TEST(http_harden_holds_its_training_dataset)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", train[65] = "", slow[64] = "", queued[64] = "", spec[2048], url[256],
 	     ylab[PATH_MAX + 16];
 	char *labels;
@@ -2856,6 +2741,6 @@ TEST(http_harden_holds_its_training_dataset)
 	j = wait_job(&d, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
