@@ -974,36 +974,63 @@ TEST(http_restart)
 
 static int run_daemon_cmd(const char *env, const char *args, char *out, size_t size);
 
-/* --- authentication and CORS --------------------------------------------- */
+/* --- authentication and CORS: each test on its own daemon -------------- */
 
-TEST(http_auth_cors)
+/* A token longer than any line buffer: whole, it works; its pieces do not. */
+static void auth_long_token(char tok[3001])
 {
-	struct be_daemon d;
-	char tokens[PATH_MAX], hv[256];
+	for (int i = 0; i < 3000; i++)
+		tok[i] = (char)('a' + i % 26);
+	tok[3000] = '\0';
+}
+
+/* A daemon with a tokens file (two tokens and the long one), two CORS
+ * origins and one extra allowed host. */
+static int auth_setup(struct pc_test *t, struct be_daemon *d)
+{
+	char tokens[PATH_MAX], long_tok[3001];
 	const char *extra[] = {"--tokens-file", tokens, "--cors-origins", "https://dash.example, http://localhost:3000",
 			       "--allowed-hosts", "paracorr.internal", NULL};
-	struct resp r;
 	FILE *f;
-	/* longer than any line buffer: whole, it works; its pieces do not */
-	char long_tok[3001], auth[3100];
 
-	for (int i = 0; i < 3000; i++)
-		long_tok[i] = (char)('a' + i % 26);
-	long_tok[3000] = '\0';
-
-	memset(&d, 0, sizeof(d));
-	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+	memset(d, 0, sizeof(*d));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d->dir, sizeof(d->dir))) {
 		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
-		return;
+		return 0;
 	}
-	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	auth_long_token(long_tok);
+	snprintf(tokens, sizeof(tokens), "%s/tokens", d->dir);
+	if (!(f = fopen(tokens, "w"))) {
+		pc_test_fail(t, __FILE__, __LINE__, "cannot write %s", tokens);
+		be_rmtree(d->dir);
+		return 0;
+	}
 	fputs("# dashboard\ns3cret-token-one\n\nsecond-token\n", f);
 	fprintf(f, "%s\n", long_tok);
 	fclose(f);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+	if (!daemon_start(d, extra)) {
+		pc_test_fail(t, __FILE__, __LINE__, "the daemon did not come up (see %s/daemon.log)", d->dir);
+		return 0;
+	}
+	return 1;
+}
 
+static void auth_teardown(struct pc_test *t, struct be_daemon *d)
+{
+	CHECK_INT(be_daemon_stop(d, SIGTERM, NULL), 0);
+	be_rmtree(d->dir);
+}
+
+TEST(http_auth_tokens)
+{
+	struct be_daemon d;
+	char hv[256], long_tok[3001], auth[3100];
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
+	auth_long_token(long_tok);
 	/* no token, a wrong one, a prefix of a right one: 401 with the challenge */
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
@@ -1041,6 +1068,16 @@ TEST(http_auth_cors)
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_host_check)
+{
+	struct be_daemon d;
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* Host: another name is refused before anything else (a rebinding page
 	 * cannot use the daemon, not even its public routes); loopback
 	 * addresses, localhost and allowed_hosts are served */
@@ -1060,6 +1097,16 @@ TEST(http_auth_cors)
 	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: paracorr.internal:443", &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_metrics_admin_only)
+{
+	struct be_daemon d;
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* health stays public; the metrics (every tenant's queue) are the
 	 * admin role's: 401 without a token, 403 for an ordinary one */
 	EXPECT(&d, "GET", "/healthz", 200);
@@ -1069,6 +1116,17 @@ TEST(http_auth_cors)
 	CHECK_MSG(r.body && strstr(r.body, "\"/problems/forbidden\""), "%s", r.body ? r.body : "");
 	resp_free(&r);
 
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_cors)
+{
+	struct be_daemon d;
+	char hv[256];
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* CORS: a preflight from a listed origin is granted, without a token */
 	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
 	CHECK_INT(r.status, 204);
@@ -1085,6 +1143,15 @@ TEST(http_auth_cors)
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
 	resp_free(&r);
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_data_dir_locked)
+{
+	struct be_daemon d;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* a second daemon on the same data directory is refused */
 	{
 		char out[4096], args[PATH_MAX + 64];
@@ -1093,8 +1160,7 @@ TEST(http_auth_cors)
 		CHECK_INT(run_daemon_cmd(NULL, args, out, sizeof(out)), 1);
 		CHECK_MSG(strstr(out, "another paracorrd"), "%s", out);
 	}
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	auth_teardown(t, &d);
 }
 
 /* --- uploads: formats, limits, listings ---------------------------------- */
