@@ -42,6 +42,7 @@
 
 #include "job.h"
 #include "be_util.h"
+#include "paracorr/sys.h"
 #include "paracorr/error.h"
 #include "paracorr/graph.h"
 #include "paracorr/onnx.h"
@@ -67,21 +68,6 @@ struct resp {
 	size_t len;
 	char ctype[128];
 };
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -163,22 +149,6 @@ static int get(const struct daemon *d, const char *path, struct resp *r)
 	return http(d, "GET", path, NULL, NULL, 0, NULL, NULL, r);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 /* In the forked child: what failed, on the pipe to the parent, then out. */
 static void child_fail(int fd, const char *what)
 {
@@ -231,7 +201,7 @@ static int daemon_start(struct pc_test *t, struct daemon *d, int mb)
 		int fds[2], st;
 		ssize_t n;
 
-		snprintf(port, sizeof(port), "%d", free_port());
+		snprintf(port, sizeof(port), "%d", be_free_port());
 		snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%s", port);
 		if (pipe2(fds, O_CLOEXEC) != 0)
 			return 0;
@@ -262,7 +232,7 @@ static int daemon_start(struct pc_test *t, struct daemon *d, int mb)
 			free(r.body);
 			if (up)
 				return 1;
-			sleep_ms(50);
+			be_sleep_ms(50);
 		}
 		kill(d->pid, SIGKILL);
 		waitpid(d->pid, &st, 0);
@@ -285,7 +255,7 @@ static int daemon_stop(struct daemon *d)
 			d->pid = 0;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		}
-		sleep_ms(10);
+		be_sleep_ms(10);
 	}
 	kill(d->pid, SIGKILL);
 	waitpid(d->pid, &st, 0);
@@ -490,10 +460,10 @@ static long submit(const struct daemon *d, const char *spec, char *id, size_t si
 static json_t *wait_finished(const struct daemon *d, const char *id, double seconds)
 {
 	char path[128];
-	double t0 = now_s();
+	double t0 = pc_sys_seconds();
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
-	while (now_s() - t0 < seconds) {
+	while (pc_sys_seconds() - t0 < seconds) {
 		struct resp r;
 		json_t *j = NULL;
 		const char *st;
@@ -507,7 +477,7 @@ static json_t *wait_finished(const struct daemon *d, const char *id, double seco
 		}
 		json_decref(j);
 		free(r.body);
-		sleep_ms(50);
+		be_sleep_ms(50);
 	}
 	return NULL;
 }

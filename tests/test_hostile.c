@@ -475,12 +475,6 @@ TEST(hostile_plan_cap_applies_at_the_job_batch)
 
 /* --- over HTTP ------------------------------------------------------------- */
 
-struct daemon {
-	pid_t pid;
-	char dir[PATH_MAX - 64];
-	char base[64];
-};
-
 struct reply {
 	long status;
 	char *body;
@@ -503,7 +497,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 /* One request (a POST when body is non-NULL); 0 when answered. */
-static int http(const struct daemon *d, const char *path, const void *body, size_t len, struct reply *r)
+static int http(const struct be_daemon *d, const char *path, const void *body, size_t len, struct reply *r)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -537,23 +531,7 @@ static int http(const struct daemon *d, const char *path, const void *body, size
 	return rc == CURLE_OK ? 0 : -1;
 }
 
-static int loopback_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static int healthy(const struct daemon *d)
+static int healthy(const struct be_daemon *d)
 {
 	struct reply r;
 	int ok = http(d, "/healthz", NULL, 0, &r) == 0 && r.status == 200;
@@ -562,68 +540,18 @@ static int healthy(const struct daemon *d)
 	return ok;
 }
 
-/* 1 when the daemon is up; a few ports are tried in case one is taken. */
-static int start(struct daemon *d, const char *bin, const char *const *extra)
-{
-	for (int attempt = 0; attempt < 5; attempt++) {
-		char port[16], data[PATH_MAX], log[PATH_MAX];
-		int st;
+/* The hostile tests' daemon: one worker, a 2 MiB model limit. */
+static const char *const hostile_defaults[] = {"--workers", "1", "--max-model-mb", "2", "--min-free-disk-mb", "1", NULL};
 
-		snprintf(port, sizeof(port), "%d", loopback_port());
-		snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%s", port);
-		snprintf(data, sizeof(data), "%s/data", d->dir);
-		snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
-		d->pid = fork();
-		if (d->pid < 0)
-			return 0;
-		if (d->pid == 0) {
-			if (!freopen(log, "a", stderr) || chdir(pc_test_root()) != 0)
-				_exit(126);
-			{
-				const char *args[32] = {bin, "--port", port, "--data-dir", data, "--workers", "1",
-							"--max-model-mb", "2", "--min-free-disk-mb", "1"};
-				int n = 11;
-				for (int i = 0; extra && extra[i] && n < 31; i++)
-					args[n++] = extra[i];
-				args[n] = NULL;
-				execv(bin, (char *const *)args);
-			}
-			_exit(127);
-		}
-		for (int i = 0; i < 200; i++) {
-			struct timespec ts = {0, 50 * 1000000L};
-			if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-				break;
-			if (healthy(d))
-				return 1;
-			nanosleep(&ts, NULL);
-		}
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0);
-	}
-	d->pid = 0;
-	return 0;
+static int start(struct be_daemon *d, const char *bin, const char *const *extra)
+{
+	return be_daemon_start(d, bin, hostile_defaults, extra);
 }
 
 /* SIGTERM; the exit status, or -1 when it had died or did not exit. */
-static int stop(struct daemon *d)
+static int stop(struct be_daemon *d)
 {
-	int st = 0;
-
-	if (d->pid <= 0)
-		return -1;
-	if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-		return -1; /* already dead */
-	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 1000; i++) {
-		struct timespec ts = {0, 10 * 1000000L};
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-		nanosleep(&ts, NULL);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, &st, 0);
-	return -1;
+	return be_daemon_stop(d, SIGTERM, NULL);
 }
 
 /* The daemon's peak resident set (VmHWM) in KiB, -1 when unreadable:
@@ -648,7 +576,7 @@ static long peak_rss_kb(pid_t pid)
 TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 {
 	const char *bin = getenv("PARACORRD_BIN");
-	struct daemon d = {0};
+	struct be_daemon d = {0};
 	struct reply r;
 	size_t len, tags[5000];
 	unsigned char *buf;
@@ -701,7 +629,7 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 /* --- work and size budgets over HTTP -------------------------------------- */
 
 /* A POST of a multipart dataset (inputs, labels) or of a JSON spec. */
-static int http_post(const struct daemon *d, const char *path, const char *json, const char *inputs,
+static int http_post(const struct be_daemon *d, const char *path, const char *json, const char *inputs,
 		     const char *labels, struct reply *r)
 {
 	CURL *c = curl_easy_init();
@@ -811,7 +739,7 @@ TEST(hostile_budgets_over_http)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 	static const char *const extra[] = {"--max-dataset-decoded-mb", "1", NULL};
-	struct daemon d = {0};
+	struct be_daemon d = {0};
 	struct reply r;
 	char path[PATH_MAX], xgz[PATH_MAX], ylab[PATH_MAX], model[80] = "", data[80] = "", spec[1024];
 	size_t len;

@@ -39,14 +39,6 @@
 #define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
-struct daemon {
-	pid_t pid;
-	int port;
-	char dir[PATH_MAX - 64];
-	char base[128];
-	const char *token; /* sent as a bearer token by every request when set */
-};
-
 struct resp {
 	long status;
 	char *body;
@@ -54,13 +46,6 @@ struct resp {
 	char headers[4096];
 	size_t hlen;
 };
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -148,7 +133,7 @@ static void seen_add(const char *method, const char *path)
 }
 
 /* One request. body NULL: none; mime non-NULL: multipart. extra: headers. */
-static int request(const struct daemon *d, const char *method, const char *path, const char *ctype,
+static int request(const struct be_daemon *d, const char *method, const char *path, const char *ctype,
 		   const void *body, size_t len, curl_mime *(*mime_fn)(CURL *, void *), void *mime_arg,
 		   const char *extra, struct resp *r)
 {
@@ -208,7 +193,7 @@ static int request(const struct daemon *d, const char *method, const char *path,
 	return rc == CURLE_OK ? 0 : -1;
 }
 
-static int get(const struct daemon *d, const char *path, struct resp *r)
+static int get(const struct be_daemon *d, const char *path, struct resp *r)
 {
 	return request(d, "GET", path, NULL, NULL, 0, NULL, NULL, NULL, r);
 }
@@ -242,15 +227,16 @@ static int is_problem(const struct resp *r, long status, const char *type)
 	return ok;
 }
 
-/* A cancel's answer: 200 with the job cancelled (it was queued), or 202
- * for a job that was running (it stops at its next check, which may come
- * before the answer is read back: running or cancelled, never queued). */
-static int cancel_answer(const struct resp *r)
+/* A cancel's answer, exact for the state the job was in: a queued job is
+ * cancelled at once (200, cancelled); a running one stops at its next
+ * check (202), which may come before the answer is read back (running or
+ * cancelled, never queued). */
+static int cancel_answer(const struct resp *r, const char *was)
 {
 	json_t *j = resp_json(r);
 	const char *st = json_string_value(json_object_get(j, "status"));
-	int ok = st && ((r->status == 200 && !strcmp(st, "cancelled")) ||
-			(r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled"))));
+	int ok = st && (!strcmp(was, "queued") ? r->status == 200 && !strcmp(st, "cancelled")
+					       : r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled")));
 
 	json_decref(j);
 	return ok;
@@ -258,7 +244,7 @@ static int cancel_answer(const struct resp *r)
 
 /* A request without a body answered with status: a problem+json body for
  * an error (a HEAD has none), nothing else checked. */
-static void expect(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *path,
+static void expect(struct pc_test *t, int line, const struct be_daemon *d, const char *method, const char *path,
 		   long status, const char *type)
 {
 	struct resp r;
@@ -277,119 +263,19 @@ static void expect(struct pc_test *t, int line, const struct daemon *d, const ch
 /* an error answer: its status and problem type, exactly */
 #define EXPECT_PROBLEM(d, method, path, status, type) expect(t, __LINE__, d, method, path, status, type)
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+/* The test defaults before `extra` (a later flag wins): one worker, a
+ * 2 MiB model limit, a short poll. */
+static const char *const http_defaults[] = {"--workers",	 "1",  "--threads-per-job", "2",  "--poll-ms",
+					   "50",	 "--max-model-mb", "2",  "--max-queue",	       "8",
+					   "--cache-mb",	 "64", "--min-free-disk-mb", "1",  NULL};
 
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+/* Starts the daemon on d->dir (kept between restarts); 1 up, 0 failed. */
+static int daemon_start(struct be_daemon *d, const char *const *extra)
+{
+	return be_daemon_start(d, getenv("PARACORRD_BIN"), http_defaults, extra);
 }
 
-/* Starts the daemon on d->dir (kept between restarts) with the test
- * defaults, then `extra` (NULL-terminated flag/value list; a later flag
- * wins); 1 up, 0 failed. */
-static int daemon_start(struct daemon *d, const char *const *extra)
-{
-	const char *bin = getenv("PARACORRD_BIN");
-	int attempt;
-
-	for (attempt = 0; attempt < 5; attempt++) {
-		char port[16], data[PATH_MAX], log[PATH_MAX];
-		const char *argv[64];
-		struct resp r;
-		int i, st, n = 0;
-
-		d->port = free_port();
-		snprintf(port, sizeof(port), "%d", d->port);
-		snprintf(data, sizeof(data), "%s/data", d->dir);
-		snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
-		snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
-		{
-			const char *const fixed[] = {bin,	   "--port",	     port,	   "--data-dir", data,
-						     "--workers",  "1",		     "--threads-per-job", "2",
-						     "--poll-ms",  "50",	     "--max-model-mb",	  "2",
-						     "--max-queue", "8",	     "--cache-mb",	  "64",
-						     "--min-free-disk-mb", "1", NULL};
-			for (i = 0; fixed[i]; i++)
-				argv[n++] = fixed[i];
-			for (i = 0; extra && extra[i] && n < 63; i++)
-				argv[n++] = extra[i];
-			argv[n] = NULL;
-		}
-		d->pid = fork();
-		if (d->pid < 0)
-			return 0;
-		if (d->pid == 0) {
-			FILE *f = freopen(log, "a", stderr);
-			(void)f;
-			if (chdir(pc_test_root()) != 0)
-				_exit(126);
-			execv(bin, (char *const *)argv);
-			_exit(127);
-		}
-		for (i = 0; i < 200; i++) {
-			if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-				break; /* died: the port may have been taken; try another */
-			if (get(d, "/healthz", &r) == 0 && r.status == 200) {
-				resp_free(&r);
-				return 1;
-			}
-			resp_free(&r);
-			sleep_ms(50);
-		}
-		if (i == 200) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-		}
-	}
-	d->pid = 0;
-	return 0;
-}
-
-/* SIGTERM (or sig) and wait; the exit status, -1 when it did not exit on
- * its own within 10 s (then it is killed). *seconds: how long it took. */
-static int daemon_stop(struct daemon *d, int sig, double *seconds)
-{
-	double t0 = pc_sys_seconds();
-	int st = 0, i;
-
-	if (d->pid <= 0)
-		return -1;
-	kill(d->pid, sig);
-	for (i = 0; i < 1000; i++) {
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-			break;
-		sleep_ms(10);
-	}
-	if (seconds)
-		*seconds = pc_sys_seconds() - t0;
-	if (i == 1000) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0);
-		d->pid = 0;
-		return -1;
-	}
-	d->pid = 0;
-	if (sig != SIGKILL && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-		/* the daemon's last words, before the temp dir goes */
-		char cmd[PATH_MAX + 64];
-
-		snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/daemon.log' >&2", d->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "  (no daemon log)\n");
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : (WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
-}
-
-static int setup_with(struct pc_test *t, struct daemon *d, const char *const *extra)
+static int setup_with(struct pc_test *t, struct be_daemon *d, const char *const *extra)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 
@@ -410,7 +296,7 @@ static int setup_with(struct pc_test *t, struct daemon *d, const char *const *ex
 	return 1;
 }
 
-static int setup(struct pc_test *t, struct daemon *d)
+static int setup(struct pc_test *t, struct be_daemon *d)
 {
 	return setup_with(t, d, NULL);
 }
@@ -447,7 +333,7 @@ static curl_mime *dataset_mime(CURL *c, void *arg)
 }
 
 /* Uploads a dataset; its id into id (on 200/201). The status. */
-static long upload_dataset(const struct daemon *d, const char *inputs, const char *labels, char id[65])
+static long upload_dataset(const struct be_daemon *d, const char *inputs, const char *labels, char id[65])
 {
 	char xi[PATH_MAX], yi[PATH_MAX];
 	struct parts p = {NULL, NULL};
@@ -476,7 +362,7 @@ static long upload_dataset(const struct daemon *d, const char *inputs, const cha
 	return status;
 }
 
-static long upload_model(const struct daemon *d, const char *rel, char id[65], json_t **body)
+static long upload_model(const struct be_daemon *d, const char *rel, char id[65], json_t **body)
 {
 	size_t len;
 	char *data = read_fixture(rel, &len);
@@ -504,7 +390,7 @@ static long upload_model(const struct daemon *d, const char *rel, char id[65], j
 }
 
 /* Submits a spec; the job id into id; the status. */
-static long submit(const struct daemon *d, const char *spec, const char *idem, char *id, size_t id_size,
+static long submit(const struct be_daemon *d, const char *spec, const char *idem, char *id, size_t id_size,
 		   struct resp *keep)
 {
 	char hdr[300];
@@ -530,7 +416,7 @@ static long submit(const struct daemon *d, const char *spec, const char *idem, c
 }
 
 /* Polls a job until it is finished (or want); the job object (new ref). */
-static json_t *wait_job(const struct daemon *d, const char *id, const char *want, double seconds)
+static json_t *wait_job(const struct be_daemon *d, const char *id, const char *want, double seconds)
 {
 	char path[128];
 	double t0 = pc_sys_seconds();
@@ -554,7 +440,7 @@ static json_t *wait_job(const struct daemon *d, const char *id, const char *want
 		}
 		json_decref(j);
 		resp_free(&r);
-		sleep_ms(30);
+		be_sleep_ms(30);
 	}
 	return NULL;
 }
@@ -602,15 +488,58 @@ static void strip_report(json_t *rep)
 	"\"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\": {\"norms\": [\"l2\", \"linf\"], "       \
 	"\"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}"
 
-TEST(http_flow)
+/* The http_flow tests: each starts its own daemon (flow_setup: a daemon
+ * with mlp_op13 and the 64-sample dataset uploaded), so any one of them
+ * runs alone and in any order. */
+static int flow_setup(struct pc_test *t, struct be_daemon *d, char model[65], char ds[65])
 {
-	struct daemon d;
-	char model[65] = "", model2[65] = "", ds[65] = "", bad_ds[65] = "", job[64] = "", job2[64] = "",
-	     spec[2048], path[256], hv[256];
-	json_t *m1 = NULL, *m2 = NULL, *j, *rep, *cli;
+	if (!setup(t, d))
+		return 0;
+	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 ||
+	    upload_dataset(d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds) != 201) {
+		pc_test_fail(t, __FILE__, __LINE__, "the flow fixture's uploads failed");
+		be_daemon_stop(d, SIGKILL, NULL);
+		be_rmtree(d->dir);
+		return 0;
+	}
+	return 1;
+}
+
+/* The end of every flow test: the daemon still serves, SIGTERM exits 0. */
+static void flow_teardown(struct pc_test *t, struct be_daemon *d)
+{
+	EXPECT(d, "GET", "/healthz", 200);
+	CHECK_INT(be_daemon_stop(d, SIGTERM, NULL), 0);
+	be_rmtree(d->dir);
+}
+
+/* Runs the SPEC_REST job on the fixture to success; job gets its id. */
+static int flow_job(struct pc_test *t, const struct be_daemon *d, const char *model, const char *ds, const char *idem,
+		    char job[64])
+{
+	char spec[2048];
+	json_t *j;
+	int ok;
+
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	if (submit(d, spec, idem, job, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the flow job was not accepted");
+		return 0;
+	}
+	j = wait_job(d, job, "succeeded", 60);
+	ok = j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded");
+	if (!ok)
+		pc_test_fail(t, __FILE__, __LINE__, "job %s did not succeed", job);
+	json_decref(j);
+	return ok;
+}
+
+TEST(http_flow_upload_model)
+{
+	struct be_daemon d;
+	char model[65] = "", model2[65] = "", path[256];
+	json_t *m1 = NULL, *m2 = NULL;
 	struct resp r;
-	size_t i;
-	double secs = 0;
 	char *big;
 
 	if (!setup(t, &d))
@@ -645,6 +574,24 @@ TEST(http_flow)
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "413: %ld", r.status);
 	resp_free(&r);
 	free(big);
+	/* model GET and HEAD, and the listing */
+	snprintf(path, sizeof(path), "/v1/models/%s", model);
+	EXPECT(&d, "GET", path, 200);
+	EXPECT(&d, "HEAD", path, 200);
+	REQUIRE(get(&d, "/v1/models", &r) == 0);
+	CHECK(r.status == 200 && r.body && strstr(r.body, model));
+	resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+TEST(http_flow_unknown_routes)
+{
+	struct be_daemon d;
+	char hv[256];
+	struct resp r;
+
+	if (!setup(t, &d))
+		return;
 	/* unknown ids and routes 404, wrong method 405 with Allow */
 	EXPECT_PROBLEM(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000", 404, "/problems/not_found");
@@ -653,14 +600,18 @@ TEST(http_flow)
 	CHECK(is_problem(&r, 405, "/problems/method_not_allowed"));
 	CHECK(header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
 	resp_free(&r);
-	/* model GET and HEAD */
-	snprintf(path, sizeof(path), "/v1/models/%s", model);
-	EXPECT(&d, "GET", path, 200);
-	EXPECT(&d, "HEAD", path, 200);
-	REQUIRE(get(&d, "/v1/models", &r) == 0);
-	CHECK(r.status == 200 && r.body && strstr(r.body, model));
-	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_upload_dataset)
+{
+	struct be_daemon d;
+	char ds[65] = "", bad_ds[65] = "", path[256];
+	json_t *j;
+	struct resp r;
+
+	if (!setup(t, &d))
+		return;
 	/* datasets: 201 with samples and classes; mismatched counts 422 */
 	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
 	CHECK(strlen(ds) == 64);
@@ -677,7 +628,21 @@ TEST(http_flow)
 	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 415, "/problems/media_type"));
 	resp_free(&r);
+	/* dataset delete: 204, then 404 */
+	EXPECT(&d, "DELETE", path, 204);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_job_spec_errors)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[2048];
+	json_t *j;
+	struct resp r;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
 	/* jobs: malformed JSON 400, spec errors 422 with JSON pointers */
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 400, "/problems/bad_request"));
@@ -699,10 +664,27 @@ TEST(http_flow)
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/model\""));
 	resp_free(&r);
+	/* none of them made a job */
+	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
+	json_decref(j);
+	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_job_report)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], path[256], hv[256];
+	json_t *j, *rep, *cli;
+	struct resp r;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
 	/* a job to success: 202 + Location, then the report equals the CLI's */
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
-	REQUIRE(submit(&d, spec, "key-1", job, sizeof(job), &r) == 202);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), &r) == 202);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
 	CHECK(header(&r, "Location", hv, sizeof(hv)) && !strcmp(hv, path));
 	resp_free(&r);
@@ -712,15 +694,6 @@ TEST(http_flow)
 		  json_string_value(json_object_get(j, "status")));
 	CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 1);
 	json_decref(j);
-	/* Idempotency-Key: the same spec gives the same job; another spec 409 */
-	CHECK_INT(submit(&d, spec, "key-1", job2, sizeof(job2), NULL), 202);
-	CHECK(!strcmp(job, job2));
-	CHECK_INT(submit(&d, "{\"model\": \"x\"}", "key-1", NULL, 0, NULL), 422);
-	{
-		char other[2048];
-		snprintf(other, sizeof(other), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 8}", model, ds);
-		CHECK_INT(submit(&d, other, "key-1", NULL, 0, NULL), 409);
-	}
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
@@ -743,53 +716,106 @@ TEST(http_flow)
 	}
 	json_decref(rep);
 	json_decref(cli);
+	flow_teardown(t, &d);
+}
 
-	/* cancel: a queued job behind a long one is cancelled at once */
-	{
-		char slow[64] = "", queued[64] = "";
+TEST(http_flow_idempotency)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], other[2048];
+	struct resp r;
+	json_t *j;
 
-		snprintf(spec, sizeof(spec),
-			 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
-			 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
-			 "[\"model\", \"tensor\", \"layer\"]}}",
-			 model, ds);
-		CHECK_INT(submit(&d, spec, NULL, slow, sizeof(slow), NULL), 202);
-		CHECK_INT(submit(&d, spec, NULL, queued, sizeof(queued), NULL), 202);
-		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-		REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		j = resp_json(&r);
-		CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
-		json_decref(j);
-		resp_free(&r);
-		j = wait_job(&d, queued, "cancelled", 10);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
-		json_decref(j);
-		/* the running one through DELETE (which cancels a pending job) */
-		snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
-		REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-		CHECK_MSG(cancel_answer(&r), "delete of a pending job: %ld %s", r.status, r.body ? r.body : "");
-		resp_free(&r);
-		j = wait_job(&d, slow, "cancelled", 20);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
-		json_decref(j);
-		/* a finished job's report: 409; cancel of a finished job: 409 */
-		snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
-		EXPECT_PROBLEM(&d, "GET", path, 409, "/problems/conflict");
-		snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-		EXPECT_PROBLEM(&d, "POST", path, 409, "/problems/conflict");
-		/* DELETE of a finished job removes it */
-		snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
-		EXPECT(&d, "DELETE", path, 204);
-		EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
-	}
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, "key-1", job));
+	/* Idempotency-Key: the same spec gives the same job; another spec 409 */
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	CHECK_INT(submit(&d, spec, "key-1", job2, sizeof(job2), NULL), 202);
+	CHECK(!strcmp(job, job2));
+	CHECK_INT(submit(&d, "{\"model\": \"x\"}", "key-1", NULL, 0, NULL), 422);
+	snprintf(other, sizeof(other), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 8}", model, ds);
+	CHECK_INT(submit(&d, other, "key-1", NULL, 0, NULL), 409);
+	/* still the one job */
+	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
+	json_decref(j);
+	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_cancel)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", slow[64] = "", queued[64] = "", spec[2048], path[256];
+	struct resp r;
+	json_t *j;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	/* cancel: a queued job behind a long one (one worker) is cancelled at once */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+	CHECK_INT(submit(&d, spec, NULL, slow, sizeof(slow), NULL), 202);
+	CHECK_INT(submit(&d, spec, NULL, queued, sizeof(queued), NULL), 202);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
+	REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	j = wait_job(&d, queued, "cancelled", 10);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
+	/* the running one through DELETE (which cancels a pending job) */
+	j = wait_job(&d, slow, "running", 30);
+	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"), "the slow job never ran");
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
+	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	CHECK_MSG(cancel_answer(&r, "running"), "delete of a running job: %ld %s", r.status, r.body ? r.body : "");
+	resp_free(&r);
+	j = wait_job(&d, slow, "cancelled", 20);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
+	json_decref(j);
+	/* a finished job's report: 409; cancel of a finished job: 409 */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
+	EXPECT_PROBLEM(&d, "GET", path, 409, "/problems/conflict");
+	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
+	EXPECT_PROBLEM(&d, "POST", path, 409, "/problems/conflict");
+	/* DELETE of a finished job removes it */
+	snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
+	EXPECT(&d, "DELETE", path, 204);
+	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+	flow_teardown(t, &d);
+}
+
+TEST(http_flow_job_listing)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job1[64] = "", job2[64] = "", path[256];
+	struct resp r;
+	json_t *j;
+	size_t i;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job1));
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job2));
 	/* listings with a status filter and paging */
 	REQUIRE(get(&d, "/v1/jobs?status=succeeded", &r) == 0);
 	j = resp_json(&r);
-	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 2);
 	for (i = 0; j && i < json_array_size(json_object_get(j, "items")); i++)
 		CHECK(!strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), i), "status")),
 			      "succeeded"));
+	json_decref(j);
+	resp_free(&r);
+	REQUIRE(get(&d, "/v1/jobs?status=cancelled", &r) == 0);
+	j = resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
 	resp_free(&r);
 	REQUIRE(get(&d, "/v1/jobs?limit=1", &r) == 0);
@@ -811,7 +837,19 @@ TEST(http_flow)
 	json_decref(j);
 	resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs?status=bogus", 400, "/problems/bad_request");
+	flow_teardown(t, &d);
+}
 
+TEST(http_flow_ready_metrics)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "";
+	struct resp r;
+	json_t *j;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
 	j = resp_json(&r);
@@ -819,26 +857,31 @@ TEST(http_flow)
 		  "readyz %ld %s", r.status, r.body ? r.body : "");
 	json_decref(j);
 	resp_free(&r);
-
-	/* metrics */
+	/* metrics: the one job succeeded, waiting on it polled /v1/jobs/{id} */
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK_INT(r.status, 200);
 	CHECK(r.body && strstr(r.body, "paracorr_http_requests_total{route=\"/v1/jobs/{id}\",method=\"GET\",code=\"200\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_http_request_duration_seconds_bucket{route=\"/v1/models\""));
-	CHECK(r.body && strstr(r.body, "paracorr_jobs_total{kind=\"analyze\",outcome=\"succeeded\"} 1"));
+	CHECK(r.body && strstr(r.body, "paracorr_jobs_total{kind=\"analyze\",outcome=\"succeeded\"} 1\n"));
 	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_upload_bytes_total{kind=\"model\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_build_info{"));
 	resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-	/* dataset delete: 204, then 404 */
-	snprintf(path, sizeof(path), "/v1/datasets/%s", ds);
-	EXPECT(&d, "DELETE", path, 204);
-	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
+TEST(http_flow_sigterm_drain)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "";
+	double secs = 0;
 
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* the daemon still serves, then SIGTERM: exit 0 well within 10 s */
 	EXPECT(&d, "GET", "/healthz", 200);
-	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, &secs), 0);
 	CHECK_MSG(secs < 10, "drain took %.2f s", secs);
 	be_rmtree(d.dir);
 }
@@ -851,7 +894,7 @@ TEST(http_flow)
 
 TEST(http_restart)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", queued[64] = "", spec[2048], path[128];
 	struct resp r;
 	json_t *j, *rep = NULL, *rep2 = NULL, *cli = NULL;
@@ -873,7 +916,7 @@ TEST(http_restart)
 	json_decref(j);
 
 	/* SIGTERM while it runs: exit 0 within 10 s, the job queued again */
-	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, &secs), 0);
 	CHECK_MSG(secs < 10, "drain took %.2f s", secs);
 	fprintf(stderr, "  http_restart: SIGTERM with a job running: exit after %.3f s\n", secs);
 	REQUIRE(daemon_start(&d, NULL));
@@ -883,7 +926,7 @@ TEST(http_restart)
 	json_decref(j);
 
 	/* kill -9 during the rerun; the restart runs it again to success */
-	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
+	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
 	j = wait_job(&d, job, "succeeded", 120);
 	REQUIRE_MSG(j, "the job did not finish after the restart");
@@ -925,42 +968,69 @@ TEST(http_restart)
 	json_decref(cli);
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
 	EXPECT(&d, "GET", path, 200);
-	CHECK_INT(daemon_stop(&d, SIGTERM, &secs), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, &secs), 0);
 	be_rmtree(d.dir);
 }
 
 static int run_daemon_cmd(const char *env, const char *args, char *out, size_t size);
 
-/* --- authentication and CORS --------------------------------------------- */
+/* --- authentication and CORS: each test on its own daemon -------------- */
 
-TEST(http_auth_cors)
+/* A token longer than any line buffer: whole, it works; its pieces do not. */
+static void auth_long_token(char tok[3001])
 {
-	struct daemon d;
-	char tokens[PATH_MAX], hv[256];
+	for (int i = 0; i < 3000; i++)
+		tok[i] = (char)('a' + i % 26);
+	tok[3000] = '\0';
+}
+
+/* A daemon with a tokens file (two tokens and the long one), two CORS
+ * origins and one extra allowed host. */
+static int auth_setup(struct pc_test *t, struct be_daemon *d)
+{
+	char tokens[PATH_MAX], long_tok[3001];
 	const char *extra[] = {"--tokens-file", tokens, "--cors-origins", "https://dash.example, http://localhost:3000",
 			       "--allowed-hosts", "paracorr.internal", NULL};
-	struct resp r;
 	FILE *f;
-	/* longer than any line buffer: whole, it works; its pieces do not */
-	char long_tok[3001], auth[3100];
 
-	for (int i = 0; i < 3000; i++)
-		long_tok[i] = (char)('a' + i % 26);
-	long_tok[3000] = '\0';
-
-	memset(&d, 0, sizeof(d));
-	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+	memset(d, 0, sizeof(*d));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d->dir, sizeof(d->dir))) {
 		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
-		return;
+		return 0;
 	}
-	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
+	auth_long_token(long_tok);
+	snprintf(tokens, sizeof(tokens), "%s/tokens", d->dir);
+	if (!(f = fopen(tokens, "w"))) {
+		pc_test_fail(t, __FILE__, __LINE__, "cannot write %s", tokens);
+		be_rmtree(d->dir);
+		return 0;
+	}
 	fputs("# dashboard\ns3cret-token-one\n\nsecond-token\n", f);
 	fprintf(f, "%s\n", long_tok);
 	fclose(f);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
+	if (!daemon_start(d, extra)) {
+		pc_test_fail(t, __FILE__, __LINE__, "the daemon did not come up (see %s/daemon.log)", d->dir);
+		return 0;
+	}
+	return 1;
+}
 
+static void auth_teardown(struct pc_test *t, struct be_daemon *d)
+{
+	CHECK_INT(be_daemon_stop(d, SIGTERM, NULL), 0);
+	be_rmtree(d->dir);
+}
+
+TEST(http_auth_tokens)
+{
+	struct be_daemon d;
+	char hv[256], long_tok[3001], auth[3100];
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
+	auth_long_token(long_tok);
 	/* no token, a wrong one, a prefix of a right one: 401 with the challenge */
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
@@ -998,6 +1068,16 @@ TEST(http_auth_cors)
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	resp_free(&r);
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_host_check)
+{
+	struct be_daemon d;
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* Host: another name is refused before anything else (a rebinding page
 	 * cannot use the daemon, not even its public routes); loopback
 	 * addresses, localhost and allowed_hosts are served */
@@ -1017,6 +1097,16 @@ TEST(http_auth_cors)
 	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: paracorr.internal:443", &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_metrics_admin_only)
+{
+	struct be_daemon d;
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* health stays public; the metrics (every tenant's queue) are the
 	 * admin role's: 401 without a token, 403 for an ordinary one */
 	EXPECT(&d, "GET", "/healthz", 200);
@@ -1026,6 +1116,17 @@ TEST(http_auth_cors)
 	CHECK_MSG(r.body && strstr(r.body, "\"/problems/forbidden\""), "%s", r.body ? r.body : "");
 	resp_free(&r);
 
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_cors)
+{
+	struct be_daemon d;
+	char hv[256];
+	struct resp r;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* CORS: a preflight from a listed origin is granted, without a token */
 	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
 	CHECK_INT(r.status, 204);
@@ -1042,6 +1143,15 @@ TEST(http_auth_cors)
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
 	resp_free(&r);
+	auth_teardown(t, &d);
+}
+
+TEST(http_auth_data_dir_locked)
+{
+	struct be_daemon d;
+
+	if (!auth_setup(t, &d))
+		return;
 	/* a second daemon on the same data directory is refused */
 	{
 		char out[4096], args[PATH_MAX + 64];
@@ -1050,8 +1160,7 @@ TEST(http_auth_cors)
 		CHECK_INT(run_daemon_cmd(NULL, args, out, sizeof(out)), 1);
 		CHECK_MSG(strstr(out, "another paracorrd"), "%s", out);
 	}
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	auth_teardown(t, &d);
 }
 
 /* --- uploads: formats, limits, listings ---------------------------------- */
@@ -1123,7 +1232,7 @@ static size_t read_zeros(char *buf, size_t size, size_t n, void *arg)
 }
 
 /* A POST of `bytes` zero bytes with chunked encoding (no Content-Length). */
-static int post_chunked(const struct daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
+static int post_chunked(const struct be_daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -1187,7 +1296,7 @@ static const char *detail_of(const struct resp *r, char *buf, size_t size)
 
 TEST(http_uploads)
 {
-	struct daemon d;
+	struct be_daemon d;
 	const char *extra[] = {"--max-dataset-mb", "2", NULL};
 	char path[PATH_MAX], path2[PATH_MAX], id[65] = "", id2[65] = "", det[1024], url[256];
 	struct ob_model b;
@@ -1365,14 +1474,14 @@ TEST(http_uploads)
 	resp_free(&r);
 
 	EXPECT(&d, "GET", "/healthz", 200);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
 /* --- the queue: concurrency, a full queue, pending uploads ---------------- */
 
 struct submitter {
-	const struct daemon *d;
+	const struct be_daemon *d;
 	char spec[1024];
 	char id[64];
 	long status;
@@ -1388,7 +1497,7 @@ static void *submit_thread(void *arg)
 
 TEST(http_queue)
 {
-	struct daemon d;
+	struct be_daemon d;
 	const char *extra[] = {"--workers", "2", "--threads-per-job", "1", "--max-queue", "30", NULL};
 	struct submitter sub[20];
 	pthread_t th[20];
@@ -1479,7 +1588,7 @@ TEST(http_queue)
 
 	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
 	 * readyz refuses below the free-disk threshold */
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	{
 		const char *tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
 		REQUIRE(daemon_start(&d, tight));
@@ -1513,7 +1622,7 @@ TEST(http_queue)
 	/* cancel the running one: it stops at its next check, the next runs */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled") &&
@@ -1528,7 +1637,7 @@ TEST(http_queue)
 	j = wait_job(&d, q1, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -1628,7 +1737,7 @@ static int same_problem(const struct resp *a, const struct resp *b)
 
 /* A request as d, and the same request for the same path with the id
  * replaced by unknown: both must be 404 with the same problem. */
-static void expect_hidden(struct pc_test *t, int line, const struct daemon *d, const char *method, const char *fmt,
+static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d, const char *method, const char *fmt,
 			  const char *id, const char *unknown)
 {
 	char p1[300], p2[300];
@@ -1652,7 +1761,7 @@ static void expect_hidden(struct pc_test *t, int line, const struct daemon *d, c
 #define EXPECT_HIDDEN(d, method, fmt, id, unknown) expect_hidden(t, __LINE__, d, method, fmt, id, unknown)
 
 /* The ids of a listing's items (each "tenant/id" when with_tenant). */
-static int list_has(const struct daemon *d, const char *path, const char *id, const char *tenant)
+static int list_has(const struct be_daemon *d, const char *path, const char *id, const char *tenant)
 {
 	struct resp r;
 	json_t *j, *it;
@@ -1693,7 +1802,7 @@ TEST(http_tenants)
 {
 	static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
 	static const char unknown_job[] = "j-0123456789abcdef";
-	struct daemon d, A, B, ADM, L;
+	struct be_daemon d, A, B, ADM, L;
 	char tokens[PATH_MAX], alice[3001], path[PATH_MAX], url[300], spec[1024], spec_unknown[1024], hv[64];
 	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", jB2[64] = "",
 	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX],
@@ -1953,7 +2062,7 @@ TEST(http_tenants)
 	EXPECT(&A, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	j = wait_job(&A, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
@@ -1990,7 +2099,7 @@ TEST(http_tenants)
 	snprintf(url, sizeof(url), "/v1/datasets/%s", c1);
 	EXPECT(&L, "DELETE", url, 204);
 	CHECK_INT(upload_dataset(&L, path, NULL, c2), 201);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 
 	/* a bad tokens file stops startup, naming the line, never the token */
 	REQUIRE((f = fopen(tokens, "w")) != NULL);
@@ -2089,7 +2198,7 @@ static int openapi_operations(char ops[][160], int max)
  * one it stays open. */
 TEST(http_tenants_metrics)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char tokens[PATH_MAX];
 	const char *extra[] = {"--tokens-file", tokens, NULL};
 	struct resp r;
@@ -2130,7 +2239,7 @@ TEST(http_tenants_metrics)
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-alice", &r) == 0);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -2231,7 +2340,7 @@ TEST(http_dashboard_browser)
 {
 	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
 	const char *art = getenv("PARACORR_ARTIFACT_DIR");
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], url[512], profile[PATH_MAX], shot[PATH_MAX + 64],
 	     buf[256];
 	char *dom = NULL, *p;
@@ -2297,7 +2406,7 @@ TEST(http_dashboard_browser)
 
 	if (access(bin, X_OK) != 0) {
 		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
-		CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+		CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 		be_rmtree(d.dir);
 		return;
 	}
@@ -2365,7 +2474,7 @@ TEST(http_dashboard_browser)
 		fprintf(stderr, "  http_dashboard_browser: screenshot %s\n", shot);
 	}
 	be_rmtree(profile);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -2390,7 +2499,7 @@ static int run_cli(const char *args, char *out, size_t size)
 
 TEST(http_cli_client)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char spec_path[PATH_MAX], rep_path[PATH_MAX], svg_path[PATH_MAX], args[4 * PATH_MAX], *out = malloc(65536),
 	     job[64] = "";
 	const char *spec_text = "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX
@@ -2462,7 +2571,7 @@ TEST(http_cli_client)
 	fclose(f);
 	snprintf(args, sizeof(args), "submit --server %s '%s'", d.base, spec_path);
 	CHECK_MSG(run_cli(args, out, 65536) == 1 && strstr(out, "/corruption/epsilons/1"), "%s", out);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	snprintf(args, sizeof(args), "health --server %s", d.base);
 	CHECK_INT(run_cli(args, out, 65536), 1);
 	free(out);
@@ -2478,7 +2587,7 @@ TEST(http_cli_client)
 
 TEST(http_harden_resumes_after_kill)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256], hv[256];
 	json_t *j, *rep = NULL, *rep2 = NULL;
 	struct resp r;
@@ -2532,10 +2641,10 @@ TEST(http_harden_resumes_after_kill)
 		REQUIRE_MSG(!j || strcmp(json_string_value(json_object_get(j, "status")), "succeeded"),
 			    "the job finished before it could be interrupted");
 		json_decref(j);
-		sleep_ms(20);
+		be_sleep_ms(20);
 	}
 	CHECK_MSG(saw_first_epoch, "never saw the first epoch run");
-	CHECK_INT(daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
+	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
 	/* after the restart, training starts at epoch 2 or later, never 1 */
 	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 180;) {
@@ -2560,7 +2669,7 @@ TEST(http_harden_resumes_after_kill)
 		}
 		REQUIRE_MSG(!st || (strcmp(st, "failed") && strcmp(st, "cancelled")), "the job ended %s", st);
 		json_decref(j);
-		sleep_ms(20);
+		be_sleep_ms(20);
 	}
 	CHECK_MSG(resumed_at >= 2, "training restarted at epoch %d after kill -9, not from its checkpoint", resumed_at);
 
@@ -2616,7 +2725,7 @@ TEST(http_harden_resumes_after_kill)
 	resp_free(&r);
 	/* the hardened model is the job's artifact in the store: a restart
 	 * still links it, and it is still a model of the service */
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
 	REQUIRE(get(&d, path, &r) == 0);
@@ -2633,7 +2742,7 @@ TEST(http_harden_resumes_after_kill)
 	EXPECT(&d, "GET", hv, 200);
 	json_decref(rep);
 	json_decref(rep2);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
 
@@ -2642,7 +2751,7 @@ TEST(http_harden_resumes_after_kill)
  * cancelled the delete goes through. */
 TEST(http_harden_holds_its_training_dataset)
 {
-	struct daemon d;
+	struct be_daemon d;
 	char model[65] = "", ds[65] = "", train[65] = "", slow[64] = "", queued[64] = "", spec[2048], url[256],
 	     ylab[PATH_MAX + 16];
 	char *labels;
@@ -2687,7 +2796,7 @@ TEST(http_harden_holds_its_training_dataset)
 	/* cancelled (it was queued: 200), the job holds nothing */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", queued);
 	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	CHECK_MSG(r.status == 200 && cancel_answer(&r), "cancel: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
 	EXPECT(&d, "DELETE", url, 204);
@@ -2698,6 +2807,6 @@ TEST(http_harden_holds_its_training_dataset)
 	j = wait_job(&d, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
-	CHECK_INT(daemon_stop(&d, SIGTERM, NULL), 0);
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }

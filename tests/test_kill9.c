@@ -49,6 +49,7 @@
 #include <zlib.h>
 
 #include "be_util.h"
+#include "paracorr/sys.h"
 #include "test.h"
 
 #define FIX    "tests/reference/fixtures/"
@@ -129,14 +130,6 @@ struct resp {
 	char *body;
 	size_t len;
 };
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void sleep_us(long us)
 {
@@ -296,7 +289,7 @@ static void seg_enter(struct run *run, const char *name);
 static int call(struct run *run, const char *seg, const char *method, const char *path, const struct body *b,
 		const char *extra, struct resp *r)
 {
-	double t0 = now_s();
+	double t0 = pc_sys_seconds();
 
 	for (;;) {
 		char base[64];
@@ -313,7 +306,7 @@ static int call(struct run *run, const char *seg, const char *method, const char
 		if (run->recording)
 			return -1;
 		pthread_mutex_lock(&run->mu);
-		while (run->gen == gen && !run->broken && now_s() - t0 < CALL_WAIT_S) {
+		while (run->gen == gen && !run->broken && pc_sys_seconds() - t0 < CALL_WAIT_S) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -333,7 +326,7 @@ static void seg_enter(struct run *run, const char *name)
 	pthread_mutex_lock(&run->mu);
 	if (strcmp(run->cur, name)) {
 		snprintf(run->cur, sizeof(run->cur), "%s", name);
-		run->entered = now_s();
+		run->entered = pc_sys_seconds();
 		if (run->recording && run->n_segs < MAX_SEGS) {
 			snprintf(run->segs[run->n_segs].name, SEG_NAME, "%s", name);
 			run->segs[run->n_segs++].start = run->entered - run->t0;
@@ -343,22 +336,6 @@ static void seg_enter(struct run *run, const char *name)
 }
 
 /* --- the daemon ---------------------------------------------------------------- */
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 /* Starts paracorrd on run->dir/data, on run->port when set (a restart
  * keeps its port when it can), and waits for /healthz. Caller holds mu or
@@ -373,7 +350,7 @@ static int daemon_start(struct run *run)
 		int i, st;
 
 		if (attempt > 0 || run->port <= 0)
-			run->port = free_port();
+			run->port = be_free_port();
 		snprintf(port, sizeof(port), "%d", run->port);
 		snprintf(data, sizeof(data), "%s/data", run->dir);
 		snprintf(log, sizeof(log), "%s/daemon.log", run->dir);
@@ -510,7 +487,7 @@ static void kill_restart(struct run *run)
 	run->gen++;
 	/* the position is unknown until the client looks again */
 	snprintf(run->cur, sizeof(run->cur), "restarted");
-	run->entered = now_s();
+	run->entered = pc_sys_seconds();
 	pthread_cond_broadcast(&run->restarted);
 }
 
@@ -525,7 +502,7 @@ static void *killer_main(void *arg)
 		 * is: every point left is past, and kills the finished state */
 		int at = run->client_done ? run->ref->n_segs - 1 : seg_index(run->ref, run->cur);
 
-		if (at >= 0 && (at > tg->seg || (at == tg->seg && now_s() - run->entered >= tg->off))) {
+		if (at >= 0 && (at > tg->seg || (at == tg->seg && pc_sys_seconds() - run->entered >= tg->off))) {
 			kill_restart(run);
 			run->next_target++;
 			continue;
@@ -583,7 +560,7 @@ static int wait_jobs(struct pc_test *t, struct run *run, struct outcome *o)
 	int n_pc = 0, k = 0, last_attempts = -1;
 	unsigned last_gen = ~0u;
 	char last_phase[64] = "";
-	double t0 = now_s();
+	double t0 = pc_sys_seconds();
 
 	while (k < 2) {
 		char path[128], name[SEG_NAME];
@@ -593,7 +570,7 @@ static int wait_jobs(struct pc_test *t, struct run *run, struct outcome *o)
 		int attempts;
 		unsigned gen;
 
-		if (now_s() - t0 > JOBS_WAIT_S) {
+		if (pc_sys_seconds() - t0 > JOBS_WAIT_S) {
 			pc_test_fail(t, __FILE__, __LINE__, "the jobs did not finish within %d s", JOBS_WAIT_S);
 			return 0;
 		}
@@ -670,11 +647,11 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 	struct body b = {0};
 	struct resp r;
 	char spec[2048];
-	double t0 = now_s();
+	double t0 = pc_sys_seconds();
 	int ok = 0;
 
 	memset(o, 0, sizeof(*o));
-	run->t0 = now_s();
+	run->t0 = pc_sys_seconds();
 	b.ctype = "application/octet-stream";
 	b.data = f->model;
 	b.len = f->model_len;
@@ -723,7 +700,7 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 
 	if (!wait_jobs(t, run, o))
 		goto out;
-	o->seconds = now_s() - t0;
+	o->seconds = pc_sys_seconds() - t0;
 	seg_enter(run, "done");
 	ok = 1;
 out:
@@ -1045,7 +1022,7 @@ static int run_init(struct pc_test *t, struct run *run)
 		pc_test_fail(t, __FILE__, __LINE__, "cannot make a temp dir");
 		return 0;
 	}
-	run->t0 = now_s();
+	run->t0 = pc_sys_seconds();
 	if (!daemon_start(run)) {
 		pc_test_fail(t, __FILE__, __LINE__, "the daemon did not come up (see %s/daemon.log)", run->dir);
 		return 0;
@@ -1077,7 +1054,7 @@ TEST(kill9_scenario)
 	uint64_t seed;
 	pthread_t killer;
 	char where[512], root_path[PATH_MAX];
-	double t_start = now_s(), t_kill;
+	double t_start = pc_sys_seconds(), t_kill;
 	int failures_before = t->failures;
 
 	if (!getenv("PARACORRD_BIN") || !getenv("PARACORRD_BIN")[0]) {
@@ -1117,7 +1094,7 @@ TEST(kill9_scenario)
 		goto out;
 	run.ref = &ref;
 	draw_targets(&ref, seed, run.targets, &run.n_targets);
-	t_kill = now_s();
+	t_kill = pc_sys_seconds();
 	REQUIRE(pthread_create(&killer, NULL, killer_main, &run) == 0);
 	scenario(t, &run, &f, &b);
 	pthread_join(killer, NULL);
@@ -1129,7 +1106,7 @@ TEST(kill9_scenario)
 		"  kill9_scenario: %d kills (uploads %d, submissions %d, analyze job %d, harden job %d, after %d); "
 		"attempts analyze %d harden %d; %.2f s\n",
 		run.kills, run.kills_upload, run.kills_submit, run.kills_analyze, run.kills_harden, run.kills_after,
-		b.attempts_analyze, b.attempts_harden, now_s() - t_kill);
+		b.attempts_analyze, b.attempts_harden, pc_sys_seconds() - t_kill);
 	if (t->failures != failures_before || !collect(t, &run, &b))
 		goto out;
 	check_state(t, &run, &f, &b);
@@ -1151,7 +1128,7 @@ TEST(kill9_scenario)
 		  b.hardened_len);
 	CHECK_MSG(!strcmp(a.hardened_id, b.hardened_id), "the hardened model ids differ");
 	CHECK_INT(daemon_stop(&run), 0);
-	fprintf(stderr, "  kill9_scenario: %.2f s in all\n", now_s() - t_start);
+	fprintf(stderr, "  kill9_scenario: %.2f s in all\n", pc_sys_seconds() - t_start);
 out:
 	run_done(&ref, t->failures != failures_before);
 	if (run.dir[0])
