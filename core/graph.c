@@ -1247,12 +1247,6 @@ const float *pc_graph_buffer(const struct pc_graph *g, const char *name, int64_t
 	return val->fdata;
 }
 
-void pc_graph_set_params(struct pc_graph *g, const float *w)
-{
-	/* the initializers' values point into params, so they follow */
-	memcpy(g->params, w, (size_t)g->n_params * sizeof(float));
-}
-
 int pc_graph_find_param(const struct pc_graph *g, const char *name)
 {
 	int v = pc_graph_lookup(g, name);

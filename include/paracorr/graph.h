@@ -140,11 +140,9 @@ int64_t pc_graph_param_count(const struct pc_graph *g);
 int pc_graph_param_tensors(const struct pc_graph *g);
 const struct pc_param *pc_graph_param(const struct pc_graph *g, int i);
 const float *pc_graph_params(const struct pc_graph *g);
-/* Replaces the weights (param_count floats): what plans and runners made
- * afterwards start from, e.g. a trained model's study. */
-void pc_graph_set_params(struct pc_graph *g, const float *w);
 /* The values of a float initializer that is not a weight (BatchNormalization's
- * running statistics), or NULL; *numel receives their count. */
+ * running statistics, as loaded: training moves a plan's copies,
+ * pc_plan_stats), or NULL; *numel receives their count. */
 const float *pc_graph_buffer(const struct pc_graph *g, const char *name, int64_t *numel);
 /* Index of the parameter tensor called name, or -1. */
 int pc_graph_find_param(const struct pc_graph *g, const char *name);
