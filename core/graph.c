@@ -1188,6 +1188,11 @@ int pc_graph_node_linear_op(const struct pc_graph *g, int k)
 	return pc_op_table[g->nodes[k].op].linear;
 }
 
+int pc_graph_node_stats_input(const struct pc_graph *g, int k, int i)
+{
+	return i >= 0 && i < 32 && (pc_op_table[g->nodes[k].op].stats_inputs >> i & 1u);
+}
+
 int pc_graph_node_linear(const struct pc_graph *g, int k)
 {
 	const struct pc_node *n = &g->nodes[k];

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
 #include "paracorr/corrupt.h"
 #include "paracorr/eval.h"
 #include "paracorr/rng.h"
@@ -85,27 +84,24 @@ static float *floats(int64_t n)
 	return calloc((size_t)(n > 0 ? n : 1), sizeof(float));
 }
 
-/* Counts the running mean and variance (inputs 3 and 4) of every
- * BatchNormalization, which must be float initializers: the plan's copies
- * of those are what training moves. */
+/* Counts the buffers training moves (BatchNormalization's running mean
+ * and variance), which must be float initializers: the plans' copies of
+ * those are what a step moves. */
 static int find_bn_buffers(struct pc_trainer *t, struct pc_error *err)
 {
 	const struct pc_graph *g = t->g;
 
-	for (int i = 0; i < g->n_nodes; i++) {
-		const struct pc_node *n = &g->nodes[i];
+	for (int k = 0; k < pc_graph_node_count(g); k++)
+		for (int i = 0; i < pc_graph_node_inputs(g, k); i++) {
+			const char *name = pc_graph_node_input_name(g, k, i);
 
-		if (n->op != PC_OP_BATCHNORM)
-			continue;
-		for (int j = 3; j <= 4; j++) {
-			struct pc_value *v = &g->values[n->in[j]];
-
-			if (v->kind != PC_VALUE_CONST || v->dtype != PC_DTYPE_FLOAT || !v->fdata)
-				return pc_error_set(err, PC_ERR_UNSUPPORTED, n->name,
+			if (!pc_graph_node_stats_input(g, k, i))
+				continue;
+			if (!name || !pc_graph_buffer(g, name, NULL))
+				return pc_error_set(err, PC_ERR_UNSUPPORTED, pc_graph_node_name(g, k),
 						    "training needs the running statistics as initializers");
 			t->n_bn++;
 		}
-	}
 	return 0;
 }
 

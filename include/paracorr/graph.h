@@ -128,6 +128,10 @@ int pc_graph_node_input_producer(const struct pc_graph *g, int k, int i);
 /* Whether node k's op is linear in its weights for a fixed input 0 (Gemm,
  * MatMul, Conv: the op table's linear column). */
 int pc_graph_node_linear_op(const struct pc_graph *g, int k);
+/* Whether node k's input i is a buffer training moves in place
+ * (BatchNormalization's running mean and variance: the op table's
+ * stats_inputs column; plans hold their own copies, pc_plan_stats). */
+int pc_graph_node_stats_input(const struct pc_graph *g, int k, int i);
 /* Whether node k's output is a linear function of its weights: a linear op
  * whose input 0 is an activation or the data input and whose other inputs
  * are no activations (the study's linear-layer shortcut). */
