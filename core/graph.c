@@ -1188,6 +1188,11 @@ int pc_graph_node_linear_op(const struct pc_graph *g, int k)
 	return pc_op_table[g->nodes[k].op].linear;
 }
 
+int pc_graph_node_stats_input(const struct pc_graph *g, int k, int i)
+{
+	return i >= 0 && i < 32 && (pc_op_table[g->nodes[k].op].stats_inputs >> i & 1u);
+}
+
 int pc_graph_node_linear(const struct pc_graph *g, int k)
 {
 	const struct pc_node *n = &g->nodes[k];
@@ -1245,12 +1250,6 @@ const float *pc_graph_buffer(const struct pc_graph *g, const char *name, int64_t
 	if (numel)
 		*numel = n;
 	return val->fdata;
-}
-
-void pc_graph_set_params(struct pc_graph *g, const float *w)
-{
-	/* the initializers' values point into params, so they follow */
-	memcpy(g->params, w, (size_t)g->n_params * sizeof(float));
 }
 
 int pc_graph_find_param(const struct pc_graph *g, const char *name)

@@ -114,6 +114,8 @@ struct pc_plan {
 	int *last_use;	     /* per value: the last node reading it, -1 if none */
 	float **state;	     /* per node: pc_op_state, owned */
 	size_t *state_floats; /* per node, as infer reserved */
+	int n_stats;	      /* values training moves (pc_plan_stats) */
+	int *stats;	      /* their value indices, in node order */
 };
 
 /* Constants computed while preparing a plan (folded nodes, shape

@@ -890,8 +890,21 @@ static int write_folded(Onnx__GraphProto *gp, const struct pc_graph *g, const fl
 	return rc;
 }
 
+/* The values to write for buffer val: stats' copy when it has one. */
+static const float *stats_values(const struct pc_plan *stats, const struct pc_value *val)
+{
+	for (int i = 0; stats && i < pc_plan_stats_count(stats); i++) {
+		const char *name;
+		const float *data = pc_plan_stats(stats, i, NULL, &name);
+
+		if (strcmp(name, val->name) == 0)
+			return data;
+	}
+	return val->fdata;
+}
+
 int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
-				unsigned char **out, size_t *out_len, struct pc_error *err)
+				const struct pc_plan *stats, unsigned char **out, size_t *out_len, struct pc_error *err)
 {
 	Onnx__ModelProto *m;
 	struct pb_heap heap;
@@ -920,12 +933,13 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 			continue;
 		if ((k = pc_graph_find_param(g, t->name)) < 0) {
 			/* a float buffer training may have moved (BatchNormalization's
-			 * running statistics) is written with the graph's values */
+			 * running statistics) is written with stats' values */
 			int v = pc_graph_lookup(g, t->name);
 			const struct pc_value *val = v >= 0 ? &g->values[v] : NULL;
 
 			if (val && val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata &&
-			    t->has_data_type && t->data_type == 1 && (rc = set_raw(t, val->fdata, &val->shape, err)))
+			    t->has_data_type && t->data_type == 1 &&
+			    (rc = set_raw(t, stats_values(stats, val), &val->shape, err)))
 				goto out;
 			continue;
 		}
@@ -971,8 +985,8 @@ out:
 	return rc;
 }
 
-int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const float *weights, const char *out_path,
-			 struct pc_error *err)
+int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const float *weights,
+			 const struct pc_plan *stats, const char *out_path, struct pc_error *err)
 {
 	unsigned char *src = NULL, *dst = NULL;
 	size_t len, out_len;
@@ -981,7 +995,7 @@ int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const f
 	int rc;
 
 	if ((rc = pc_sys_read_file(src_path, PC_ONNX_MAX_BYTES, &src, &len, err)) ||
-	    (rc = pc_onnx_save_weights_buffer(src, len, g, weights, &dst, &out_len, err)))
+	    (rc = pc_onnx_save_weights_buffer(src, len, g, weights, stats, &dst, &out_len, err)))
 		goto out;
 	/* a reader never sees half a model: write aside, then rename */
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", out_path) >= (int)sizeof(tmp)) {

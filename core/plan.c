@@ -71,6 +71,34 @@ static int init_graph_values(struct pc_plan *p, struct pc_error *err)
 	return PC_OK;
 }
 
+/* The buffers a training pass moves in place (the op table's stats_inputs)
+ * get a copy of the plan's own: the graph is shared and read-only, and
+ * training one plan must not move another's. Only float initializers can
+ * be moved; others stay as they are, for the trainer to refuse. */
+static int own_stats(struct pc_plan *p, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+
+		for (int i = 0; i < n->n_in; i++) {
+			int v = n->in[i];
+			struct pc_tensor *t = v >= 0 ? &p->t[v] : NULL;
+
+			if (!t || !(pc_op_table[n->op].stats_inputs & (1u << i)) || g->values[v].kind != PC_VALUE_CONST ||
+			    t->dtype != PC_DTYPE_FLOAT || !t->data || t->owned)
+				continue;
+			if (!(t->owned = malloc((size_t)t->numel * sizeof(float) + 1)))
+				return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for input %d", i);
+			memcpy(t->owned, t->data, (size_t)t->numel * sizeof(float));
+			t->data = t->owned;
+			p->stats[p->n_stats++] = v;
+		}
+	}
+	return PC_OK;
+}
+
 /* Whether every input of n is known before the run: constants and static
  * values. Parameters are not (they are corrupted), nor is the data input. */
 static int all_inputs_static(const struct pc_plan *p, const struct pc_node *n)
@@ -438,12 +466,13 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->state = calloc((size_t)g->n_nodes + 1, sizeof(*p->state));
 	p->state_floats = calloc((size_t)g->n_nodes + 1, sizeof(*p->state_floats));
 	p->last_use = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	p->stats = malloc(((size_t)g->n_values + 1) * sizeof(int));
 	p->keep_fused = 1;
 	p->ws_node = -1;
 	need = calloc((size_t)g->n_values + 1, 1);
 	p->w = alloc_floats((size_t)g->n_params);
 	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w ||
-	    !p->last_use)
+	    !p->last_use || !p->stats)
 		goto nomem;
 	for (int v = 0; v < g->n_values; v++)
 		p->last_use[v] = -1;
@@ -458,7 +487,7 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 			goto nomem;
 		memset(p->gw, 0, (size_t)g->n_params * sizeof(float));
 	}
-	if (init_graph_values(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) || plan_fusion(p, err))
+	if (init_graph_values(p, err) || own_stats(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) || plan_fusion(p, err))
 		goto fail;
 	out = &p->t[g->output];
 	if (out->dtype != PC_DTYPE_FLOAT || (out->shape.ndim != 2 && out->shape.ndim != 3) ||
@@ -499,6 +528,7 @@ void pc_plan_free(struct pc_plan *p)
 		for (int v = 0; v < p->g->n_values; v++)
 			free(p->t[v].owned);
 	free(p->t);
+	free(p->stats);
 	free(p->w);
 	free(p->gw);
 	free(p->act);
@@ -556,6 +586,33 @@ size_t pc_plan_bytes(const struct pc_plan *p)
 	if (p->gw)
 		floats += (size_t)p->g->n_params;
 	return floats * sizeof(float);
+}
+
+int pc_plan_stats_count(const struct pc_plan *p)
+{
+	return p->n_stats;
+}
+
+float *pc_plan_stats(const struct pc_plan *p, int i, int64_t *numel, const char **name)
+{
+	const struct pc_tensor *t = &p->t[p->stats[i]];
+
+	if (numel)
+		*numel = t->numel;
+	if (name)
+		*name = p->g->values[p->stats[i]].name;
+	return t->data;
+}
+
+void pc_plan_share_stats(struct pc_plan *p, const struct pc_plan *from)
+{
+	for (int i = 0; i < p->n_stats; i++) {
+		struct pc_tensor *t = &p->t[p->stats[i]];
+
+		free(t->owned);
+		t->owned = NULL;
+		t->data = from->t[p->stats[i]].data;
+	}
 }
 
 float *pc_plan_input(struct pc_plan *p)

@@ -98,6 +98,9 @@ struct pc_runner *pc_runner_new(const struct pc_graph *g, int batch, int threads
 		r->plans[i] = pc_plan_new(g, batch, flags, err);
 		if (!r->plans[i])
 			goto fail;
+		/* one set of running statistics for the runner, as one model has */
+		if (i > 0)
+			pc_plan_share_stats(r->plans[i], r->plans[0]);
 	}
 	for (int i = 1; i < threads; i++) {
 		struct worker_arg *wa = malloc(sizeof(*wa));

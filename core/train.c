@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
 #include "paracorr/corrupt.h"
 #include "paracorr/eval.h"
 #include "paracorr/rng.h"
@@ -31,11 +30,10 @@ struct pc_trainer {
 	int64_t *bt;	       /* or token ids */
 	int32_t *by;
 	int cap;
-	/* BatchNormalization's running statistics: the graph's own buffers,
-	 * which the clean pass of each step updates in place */
+	/* BatchNormalization's running statistics: the runner's plans share
+	 * plan 0's (pc_plan_stats), which the clean pass of each step moves */
 	int n_bn;
-	float **bn_data;
-	int64_t *bn_len, bn_floats;
+	int64_t bn_floats;
 };
 
 void pc_train_opts_default(struct pc_train_opts *o)
@@ -86,39 +84,24 @@ static float *floats(int64_t n)
 	return calloc((size_t)(n > 0 ? n : 1), sizeof(float));
 }
 
-/* The running mean and variance (inputs 3 and 4) of every BatchNormalization. */
+/* Counts the buffers training moves (BatchNormalization's running mean
+ * and variance), which must be float initializers: the plans' copies of
+ * those are what a step moves. */
 static int find_bn_buffers(struct pc_trainer *t, struct pc_error *err)
 {
 	const struct pc_graph *g = t->g;
-	int k = 0;
 
-	for (int i = 0; i < g->n_nodes; i++)
-		t->n_bn += g->nodes[i].op == PC_OP_BATCHNORM ? 2 : 0;
-	if (!t->n_bn)
-		return 0;
-	t->bn_data = calloc((size_t)t->n_bn, sizeof(*t->bn_data));
-	t->bn_len = calloc((size_t)t->n_bn, sizeof(*t->bn_len));
-	if (!t->bn_data || !t->bn_len)
-		return pc_error_set(err, PC_ERR_NOMEM, "training", "out of memory");
-	for (int i = 0; i < g->n_nodes; i++) {
-		const struct pc_node *n = &g->nodes[i];
+	for (int k = 0; k < pc_graph_node_count(g); k++)
+		for (int i = 0; i < pc_graph_node_inputs(g, k); i++) {
+			const char *name = pc_graph_node_input_name(g, k, i);
 
-		if (n->op != PC_OP_BATCHNORM)
-			continue;
-		for (int j = 3; j <= 4; j++) {
-			struct pc_value *v = &g->values[n->in[j]];
-			int64_t len = 1;
-
-			if (v->kind != PC_VALUE_CONST || v->dtype != PC_DTYPE_FLOAT || !v->fdata)
-				return pc_error_set(err, PC_ERR_UNSUPPORTED, n->name,
+			if (!pc_graph_node_stats_input(g, k, i))
+				continue;
+			if (!name || !pc_graph_buffer(g, name, NULL))
+				return pc_error_set(err, PC_ERR_UNSUPPORTED, pc_graph_node_name(g, k),
 						    "training needs the running statistics as initializers");
-			for (int d = 0; d < v->shape.ndim; d++)
-				len *= v->shape.dim[d];
-			t->bn_data[k] = v->fdata;
-			t->bn_len[k++] = len;
-			t->bn_floats += len;
+			t->n_bn++;
 		}
-	}
 	return 0;
 }
 
@@ -167,6 +150,12 @@ int pc_trainer_new(const struct pc_graph *g, const struct pc_train_opts *o, int 
 		return err && err->code ? (int)err->code : pc_error_set(err, PC_ERR_NOMEM, "training", "out of memory");
 	}
 	memcpy(t->w, pc_graph_params(g), (size_t)t->n * sizeof(float));
+	for (int i = 0; i < pc_plan_stats_count(pc_runner_plan(t->r, 0)); i++) {
+		int64_t len;
+
+		pc_plan_stats(pc_runner_plan(t->r, 0), i, &len, NULL);
+		t->bn_floats += len;
+	}
 	for (int64_t i = 0; i < t->n; i++)
 		t->m += !o->act.mask || o->act.mask[i];
 	*out = t;
@@ -190,14 +179,17 @@ void pc_trainer_free(struct pc_trainer *t)
 	free(t->bx);
 	free(t->bt);
 	free(t->by);
-	free(t->bn_data);
-	free(t->bn_len);
 	free(t);
 }
 
 const float *pc_trainer_weights(const struct pc_trainer *t)
 {
 	return t->w;
+}
+
+const struct pc_plan *pc_trainer_stats(const struct pc_trainer *t)
+{
+	return pc_runner_plan(t->r, 0);
 }
 
 int64_t pc_trainer_steps(const struct pc_trainer *t)
@@ -481,24 +473,36 @@ int64_t pc_trainer_state_size(const struct pc_trainer *t)
 
 void pc_trainer_state_save(const struct pc_trainer *t, float *state, int64_t *steps)
 {
+	const struct pc_plan *stats = pc_trainer_stats(t);
 	int64_t off = 3 * t->n;
 
 	memcpy(state, t->w, (size_t)t->n * sizeof(float));
 	memcpy(state + t->n, t->buf, (size_t)t->n * sizeof(float));
 	memcpy(state + 2 * t->n, t->v, (size_t)t->n * sizeof(float));
-	for (int i = 0; i < t->n_bn; off += t->bn_len[i++])
-		memcpy(state + off, t->bn_data[i], (size_t)t->bn_len[i] * sizeof(float));
+	for (int i = 0; i < pc_plan_stats_count(stats); i++) {
+		int64_t len;
+		const float *src = pc_plan_stats(stats, i, &len, NULL);
+
+		memcpy(state + off, src, (size_t)len * sizeof(float));
+		off += len;
+	}
 	*steps = t->steps;
 }
 
 void pc_trainer_state_load(struct pc_trainer *t, const float *state, int64_t steps)
 {
+	const struct pc_plan *stats = pc_trainer_stats(t);
 	int64_t off = 3 * t->n;
 
 	memcpy(t->w, state, (size_t)t->n * sizeof(float));
 	memcpy(t->buf, state + t->n, (size_t)t->n * sizeof(float));
 	memcpy(t->v, state + 2 * t->n, (size_t)t->n * sizeof(float));
-	for (int i = 0; i < t->n_bn; off += t->bn_len[i++])
-		memcpy(t->bn_data[i], state + off, (size_t)t->bn_len[i] * sizeof(float));
+	for (int i = 0; i < pc_plan_stats_count(stats); i++) {
+		int64_t len;
+		float *dst = pc_plan_stats(stats, i, &len, NULL);
+
+		memcpy(dst, state + off, (size_t)len * sizeof(float));
+		off += len;
+	}
 	t->steps = steps;
 }

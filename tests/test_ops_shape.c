@@ -12,6 +12,7 @@
 #include "graph_int.h"
 #include "gradcheck.h"
 #include "paracorr/plan.h"
+#include "paracorr/runner.h"
 #include "test.h"
 
 /* --- building helpers ------------------------------------------------------------- */
@@ -406,10 +407,14 @@ TEST(ops_shape_batchnorm_training_stats)
 			}
 	{
 		int64_t n;
-		const float *rm = pc_graph_buffer(g, "mean", &n), *rv = pc_graph_buffer(g, "var", NULL);
+		const char *mn, *vn;
+		const float *rm = pc_plan_stats(p, 0, &n, &mn), *rv = pc_plan_stats(p, 1, NULL, &vn);
 
-		REQUIRE(rm && rv && n == 3);
+		REQUIRE(pc_plan_stats_count(p) == 2 && n == 3 && !strcmp(mn, "mean") && !strcmp(vn, "var"));
 		for (int c = 0; c < 3; c++) {
+			/* the graph's are as loaded */
+			CHECK(pc_graph_buffer(g, "mean", NULL)[c] == bn_mean[c]);
+			CHECK(pc_graph_buffer(g, "var", NULL)[c] == bn_var[c]);
 			CHECK_CLOSE(rm[c], 0.8 * bn_mean[c] + 0.2 * mean[c], 1e-5, 1e-5);
 			CHECK_CLOSE(rv[c], 0.8 * bn_var[c] + 0.2 * var[c] * (rows * s) / (rows * s - 1), 1e-5, 1e-5);
 		}
@@ -418,11 +423,70 @@ TEST(ops_shape_batchnorm_training_stats)
 	pc_plan_set_training(p, 0, 0);
 	pc_plan_forward(p);
 	{
-		const float *rm = pc_graph_buffer(g, "mean", NULL), *rv = pc_graph_buffer(g, "var", NULL);
+		const float *rm = pc_plan_stats(p, 0, NULL, NULL), *rv = pc_plan_stats(p, 1, NULL, NULL);
 		double want = (pc_plan_input(p)[0] - rm[0]) / sqrt((double)rv[0] + 1e-5) * bn_scale[0] + bn_bias[0];
 		CHECK_CLOSE(pc_plan_output(p)[0], want, 1e-4, 1e-4);
 	}
 	pc_plan_free(p);
+	pc_graph_free(g);
+}
+
+/* The running statistics a training pass moves are the plan's own: a
+ * second plan of the same graph, and the graph, keep theirs bit for bit;
+ * a runner's plans share one copy, as one model has. */
+TEST(ops_shape_batchnorm_training_moves_only_its_plans_stats)
+{
+	struct pc_error err = {0};
+	struct pc_attr mom = a_float("momentum", 0.5f);
+	struct pc_graph *g = bn_graph(14, 1, "b", 1, &mom, &err);
+	struct pc_plan *a, *b;
+	struct pc_runner *r;
+	float before[4 * 12], moved[3];
+	int64_t numel = 4 * 12;
+
+	if (!FINISH(g, "y", &err)) {
+		pc_graph_free(g);
+		return;
+	}
+	a = pc_plan_new(g, 4, 0, &err);
+	b = pc_plan_new(g, 4, 0, &err);
+	REQUIRE(a && b);
+	for (int64_t i = 0; i < numel; i++)
+		pc_plan_input(a)[i] = pc_plan_input(b)[i] = (float)((i * 5) % 13) - 4.0f;
+	pc_plan_forward(b);
+	memcpy(before, pc_plan_output(b), sizeof(before));
+	/* a trains: its statistics move far from the loaded ones */
+	pc_plan_set_training(a, 1, 1);
+	for (int step = 0; step < 3; step++)
+		pc_plan_forward(a);
+	REQUIRE(pc_plan_stats_count(a) == 2);
+	memcpy(moved, pc_plan_stats(a, 0, NULL, NULL), sizeof(moved));
+	for (int c = 0; c < 3; c++) {
+		CHECK(moved[c] != bn_mean[c]);
+		CHECK(pc_plan_stats(b, 0, NULL, NULL)[c] == bn_mean[c]);
+		CHECK(pc_plan_stats(b, 1, NULL, NULL)[c] == bn_var[c]);
+		CHECK(pc_graph_buffer(g, "mean", NULL)[c] == bn_mean[c]);
+		CHECK(pc_graph_buffer(g, "var", NULL)[c] == bn_var[c]);
+	}
+	pc_plan_forward(b);
+	CHECK_MSG(!memcmp(before, pc_plan_output(b), sizeof(before)), "the other plan's outputs changed");
+	/* a plan made after the training starts from the graph's, not a's */
+	pc_plan_free(b);
+	b = pc_plan_new(g, 4, 0, &err);
+	REQUIRE(b);
+	for (int64_t i = 0; i < numel; i++)
+		pc_plan_input(b)[i] = (float)((i * 5) % 13) - 4.0f;
+	pc_plan_forward(b);
+	CHECK_MSG(!memcmp(before, pc_plan_output(b), sizeof(before)), "a new plan's outputs changed");
+	/* a runner: worker 1 reads and moves worker 0's statistics */
+	r = pc_runner_new(g, 4, 2, 0, &err);
+	REQUIRE(r);
+	CHECK(pc_plan_stats(pc_runner_plan(r, 1), 0, NULL, NULL) == pc_plan_stats(pc_runner_plan(r, 0), 0, NULL, NULL));
+	CHECK(pc_plan_stats(pc_runner_plan(r, 1), 1, NULL, NULL) == pc_plan_stats(pc_runner_plan(r, 0), 1, NULL, NULL));
+	CHECK(pc_plan_stats(pc_runner_plan(r, 0), 0, NULL, NULL) != pc_plan_stats(a, 0, NULL, NULL));
+	pc_runner_free(r);
+	pc_plan_free(a);
+	pc_plan_free(b);
 	pc_graph_free(g);
 }
 

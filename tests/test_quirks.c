@@ -282,7 +282,7 @@ TEST(quirks_weights_through_identity_of_stats)
 		for (int64_t k = 0; k < pt->count; k++)
 			w[pt->offset + k] += 0.5f;
 	}
-	if (pc_onnx_save_weights_buffer(f.onnx, f.onnx_len, f.g, w, &saved, &saved_len, &err) ||
+	if (pc_onnx_save_weights_buffer(f.onnx, f.onnx_len, f.g, w, NULL, &saved, &saved_len, &err) ||
 	    pc_onnx_load_buffer(saved, saved_len, &g2, &err)) {
 		pc_test_fail(t, __FILE__, __LINE__, "save and reload: %s", pc_error_format(&err, msg, sizeof(msg)));
 	} else {
@@ -400,7 +400,7 @@ TEST(quirks_weights_merged_into_stats_are_one_parameter)
 	memcpy(w, pc_graph_params(g), sizeof(w));
 	for (int c = 0; c < 3; c++)
 		w[pc_graph_param(g, pc_graph_find_param(g, "b2"))->offset + c] += 1.0f;
-	if (pc_onnx_save_weights_buffer(src, len, g, w, &saved, &saved_len, &err) ||
+	if (pc_onnx_save_weights_buffer(src, len, g, w, NULL, &saved, &saved_len, &err) ||
 	    pc_onnx_load_buffer(saved, saved_len, &g2, &err)) {
 		pc_test_fail(t, __FILE__, __LINE__, "save and reload: %s", pc_error_format(&err, msg, sizeof(msg)));
 	} else {

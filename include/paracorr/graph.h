@@ -128,6 +128,10 @@ int pc_graph_node_input_producer(const struct pc_graph *g, int k, int i);
 /* Whether node k's op is linear in its weights for a fixed input 0 (Gemm,
  * MatMul, Conv: the op table's linear column). */
 int pc_graph_node_linear_op(const struct pc_graph *g, int k);
+/* Whether node k's input i is a buffer training moves in place
+ * (BatchNormalization's running mean and variance: the op table's
+ * stats_inputs column; plans hold their own copies, pc_plan_stats). */
+int pc_graph_node_stats_input(const struct pc_graph *g, int k, int i);
 /* Whether node k's output is a linear function of its weights: a linear op
  * whose input 0 is an activation or the data input and whose other inputs
  * are no activations (the study's linear-layer shortcut). */
@@ -140,11 +144,9 @@ int64_t pc_graph_param_count(const struct pc_graph *g);
 int pc_graph_param_tensors(const struct pc_graph *g);
 const struct pc_param *pc_graph_param(const struct pc_graph *g, int i);
 const float *pc_graph_params(const struct pc_graph *g);
-/* Replaces the weights (param_count floats): what plans and runners made
- * afterwards start from, e.g. a trained model's study. */
-void pc_graph_set_params(struct pc_graph *g, const float *w);
 /* The values of a float initializer that is not a weight (BatchNormalization's
- * running statistics), or NULL; *numel receives their count. */
+ * running statistics, as loaded: training moves a plan's copies,
+ * pc_plan_stats), or NULL; *numel receives their count. */
 const float *pc_graph_buffer(const struct pc_graph *g, const char *name, int64_t *numel);
 /* Index of the parameter tensor called name, or -1. */
 int pc_graph_find_param(const struct pc_graph *g, const char *name);

@@ -61,6 +61,18 @@ int64_t pc_plan_input_id_limit(const struct pc_plan *p, int *node);
 /* The working weights (pc_graph_param_count floats), writable: corruption
  * writes here. Starts as a copy of the graph's clean weights. */
 float *pc_plan_weights(struct pc_plan *p);
+/* The buffers a training pass moves (the op table's stats_inputs:
+ * BatchNormalization's running mean and variance, when they are float
+ * initializers), in node order. Each plan starts with its own copy of the
+ * graph's values. Buffer i's floats (writable: a trainer restoring a
+ * checkpoint writes them), its element count and its value's name. */
+int pc_plan_stats_count(const struct pc_plan *p);
+float *pc_plan_stats(const struct pc_plan *p, int i, int64_t *numel, const char **name);
+/* p reads and moves from's buffers from now on, from must outlive p (a
+ * runner's plans share plan 0's, so that a step moves them once whichever
+ * worker runs it). Both plans of one graph. */
+void pc_plan_share_stats(struct pc_plan *p, const struct pc_plan *from);
+
 /* Accumulated weight gradient; backward adds to it. NULL without GRAD. */
 float *pc_plan_weight_grad(struct pc_plan *p);
 void pc_plan_zero_weight_grad(struct pc_plan *p);
@@ -83,8 +95,9 @@ void pc_plan_backward(struct pc_plan *p);
 /* Training mode: BatchNormalization normalises each batch with its own
  * statistics (over the real samples, pc_plan_set_rows) and, with
  * update_stats, moves its running statistics towards them by the node's
- * momentum, in place (they are the graph's: every plan sees the new
- * values). Off by default: inference is what paracorr measures. */
+ * momentum, in place, in the plan's own copy (pc_plan_stats): the graph
+ * and other plans keep theirs. Off by default: inference is what paracorr
+ * measures. */
 void pc_plan_set_training(struct pc_plan *p, int on, int update_stats);
 /* PC_PLAN_TRAIN: the seed of the Dropout masks of the next passes. A
  * sample's mask depends on the seed, the node and the sample's place in its

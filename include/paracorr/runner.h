@@ -7,6 +7,8 @@
  * out and returns when all are done. Each plan runs BLAS single-threaded:
  * the parallelism is across batches, which scales better on small layers
  * and keeps every product computed the same way whatever the thread count.
+ * The plans share one copy of the running statistics training moves (plan
+ * 0's, pc_plan_stats), as one model has.
  *
  * The weights may be changed only between pc_runner_map calls. */
 #ifndef PARACORR_RUNNER_H

@@ -25,8 +25,8 @@
  * run is the same for any thread count. BatchNormalization runs in training
  * mode: each batch is normalised with its own statistics and the pass at w
  * moves the running statistics by the node's momentum. Those live in the
- * graph, which a trainer of a model with BatchNormalization therefore
- * updates in place (the checkpoint state includes them). Dropout drops:
+ * trainer's plans (pc_trainer_stats), never in the graph, which training
+ * leaves as it was (the checkpoint state includes them). Dropout drops:
  * one set of masks per step (from the seed and the step), the same for the
  * passes at w and at w + a. */
 #ifndef PARACORR_TRAIN_H
@@ -93,6 +93,10 @@ void pc_trainer_free(struct pc_trainer *t);
 
 /* The current weights (param_count floats, graph order). */
 const float *pc_trainer_weights(const struct pc_trainer *t);
+/* The plan holding the running statistics training moves
+ * (pc_plan_stats; BatchNormalization's), owned by the trainer: save them
+ * with the weights (pc_onnx_save_weights). */
+const struct pc_plan *pc_trainer_stats(const struct pc_trainer *t);
 /* Steps taken so far. */
 int64_t pc_trainer_steps(const struct pc_trainer *t);
 

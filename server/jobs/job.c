@@ -164,7 +164,8 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	struct pc_trainer *t = NULL;
 	unsigned char *mask = NULL;
 	json_t *before = NULL, *after = NULL, *curve = json_array(), *report = NULL;
-	float *w0 = NULL;
+	struct pc_graph *hardened = NULL;
+	const float *w0 = pc_graph_params(g), *w;
 	double change = 0, t0 = pc_sys_seconds();
 	int64_t n = pc_graph_param_count(g);
 	int rc, start;
@@ -207,11 +208,6 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	to.act.lambda = tr->act_lambda;
 	to.act.steps = tr->act_steps;
 	to.act.mask = mask;
-	if (!(w0 = malloc((size_t)(n ? n : 1) * sizeof(float)))) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, "training", "out of memory");
-		goto out;
-	}
-	memcpy(w0, pc_graph_params(g), (size_t)n * sizeof(float));
 	if ((rc = pc_trainer_new(g, &to, o->threads, &t, err)))
 		goto out;
 	/* a restart goes on from the last completed epoch */
@@ -227,11 +223,14 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 		if (o->checkpoint && (rc = pcd_ckpt_save(o->checkpoint, t, e + 1, curve, err)))
 			goto out;
 	}
-	pc_graph_set_params(g, pc_trainer_weights(t));
+	w = pc_trainer_weights(t);
 	for (int64_t i = 0; i < n; i++)
-		change += ((double)pc_graph_params(g)[i] - w0[i]) * ((double)pc_graph_params(g)[i] - w0[i]);
-	if ((rc = pc_onnx_save_weights(files->model, g, pc_graph_params(g), o->model_out, err)) ||
-	    (rc = pc_study_run(g, d, spec, &so, &after, err)))
+		change += ((double)w[i] - w0[i]) * ((double)w[i] - w0[i]);
+	/* the "after" study measures the file a user gets, loaded as any
+	 * model is; the shared graph g stays the source model */
+	if ((rc = pc_onnx_save_weights(files->model, g, w, pc_trainer_stats(t), o->model_out, err)) ||
+	    (rc = pc_onnx_load_file(o->model_out, &hardened, err)) ||
+	    (rc = pc_study_run(hardened, d, spec, &so, &after, err)))
 		goto out;
 	report = json_pack("{s:i, s:s, s:o, s:O, s:O, s:{s:I, s:I, s:o}, s:O, s:O, s:{s:I, s:f}}", "version", 1, "kind",
 			   "harden", "spec", pc_spec_to_json(spec), "model", json_object_get(before, "model"), "dataset",
@@ -258,7 +257,7 @@ out:
 	pc_trainer_free(t);
 	pc_dataset_free(dt);
 	free(mask);
-	free(w0);
+	pc_graph_free(hardened);
 	return rc;
 }
 
