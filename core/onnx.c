@@ -49,6 +49,7 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 {
 	int64_t n;
 	size_t esize, want;
+	struct pc_error shape_err = {0};
 	const char *name = t->name && t->name[0] ? t->name : what;
 	int dt = t->has_data_type ? t->data_type : 0;
 
@@ -63,8 +64,10 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 	out->shape.ndim = (int)t->n_dims;
 	for (size_t i = 0; i < t->n_dims; i++)
 		out->shape.dim[i] = t->dims[i];
-	if (pc_shape_numel(&out->shape, &n, name, err))
-		return PC_ERR_FORMAT;
+	/* a shape the file states wrongly is a malformed file, not a shape
+	 * error of the graph: the same code as every other tensor check */
+	if (pc_shape_numel(&out->shape, &n, name, &shape_err))
+		return pc_error_set(err, PC_ERR_FORMAT, name, "%s", shape_err.text);
 	switch (dt) {
 	case ONNX_FLOAT:
 	case ONNX_DOUBLE:

@@ -29,6 +29,9 @@ static void expect_error(struct pc_test *t, struct ob_model *b, enum pc_status c
 	pc_error_format(&err, msg, sizeof(msg));
 	CHECK_MSG(rc == (int)code, "expected %s, got %s: %s", pc_status_name(code), pc_status_name(rc), msg);
 	CHECK_MSG(strstr(msg, needle) != NULL, "message '%s' lacks '%s'", msg, needle);
+	/* the problem object is built from err.code: it must be the code returned */
+	CHECK_MSG(err.code == code, "error recorded as %s, returned as %s", pc_status_name(err.code),
+		  pc_status_name(code));
 	CHECK(g == NULL);
 	pc_graph_free(g);
 }

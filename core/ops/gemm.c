@@ -38,9 +38,10 @@ struct gemm_dims {
 static int parse_flag(struct pc_node *n, const char *name, int *out, struct pc_error *err)
 {
 	int64_t v;
+	int rc;
 
-	if (pc_attr_int(n, name, 0, &v, err))
-		return PC_ERR_FORMAT;
+	if ((rc = pc_attr_int(n, name, 0, &v, err)))
+		return rc;
 	if (v != 0 && v != 1)
 		return pc_node_error(err, n, PC_ERR_UNSUPPORTED, "attribute '%s' is %lld; it must be 0 or 1", name,
 				     (long long)v);
