@@ -3,6 +3,7 @@
  *   paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] [--threads T]
  *   paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary]
  *   paracorr report REPORT.json
+ *   paracorr check REPORT.json --require EXPR... [--junit FILE]   (the CI gate, check.c)
  *   paracorr submit SPEC.json | status JOB | fetch JOB    (a daemon's client)
  *
  * Results go to stdout as JSON; errors to stderr with a non-zero exit. The
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "blas_select.h"
+#include "check.h"
 #include "client.h"
 #include "job.h"
 #include "paracorr/analysis.h"
@@ -58,6 +60,10 @@ static void usage(FILE *f)
 		   "  paracorr fetch JOB --chart NAME [-o NAME.svg]   one of its charts (accuracy, loss, ranking)\n"
 		   "      the client commands take --server URL (default $PARACORR_SERVER or\n"
 		   "      http://127.0.0.1:8080) and --token T (default $PARACORR_TOKEN)\n"
+		   "  paracorr check REPORT.json --require EXPR... [--junit FILE]\n"
+		   "      the CI gate: exit 0 when every requirement holds, 1 with a table of what failed;\n"
+		   "      EXPR is METRIC(ARGS) OP NUMBER, e.g. 'accuracy(l2, 0.1, gradient) >= 0.80',\n"
+		   "      'critical(l2) >= 0.05', 'flips(int8) >= 10' (docs/check.md lists the metrics)\n"
 		   "  paracorr health [--server URL]   exit 0 when the daemon answers /healthz\n"
 		   "  paracorr help\n");
 }
@@ -781,6 +787,23 @@ static int cmd_report(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_help(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	usage(stdout);
+	return 0;
+}
+
+/* The commands: a command is a row. */
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{"eval", cmd_eval},	    {"run", cmd_run},	  {"submit", cmd_submit},	{"status", cmd_status},
+	{"fetch", cmd_fetch},	    {"report", cmd_report}, {"check", pcd_check_main}, {"health", cmd_health},
+	{"help", cmd_help},	    {"--help", cmd_help},
+};
+
 int main(int argc, char **argv)
 {
 	pc_blas_select_kernels(argv);
@@ -789,24 +812,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "eval") == 0)
-		return cmd_eval(argc - 1, argv + 1);
-	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argc - 1, argv + 1);
-	if (strcmp(argv[1], "submit") == 0)
-		return cmd_submit(argc - 1, argv + 1);
-	if (strcmp(argv[1], "status") == 0)
-		return cmd_status(argc - 1, argv + 1);
-	if (strcmp(argv[1], "fetch") == 0)
-		return cmd_fetch(argc - 1, argv + 1);
-	if (strcmp(argv[1], "report") == 0)
-		return cmd_report(argc - 1, argv + 1);
-	if (strcmp(argv[1], "health") == 0)
-		return cmd_health(argc - 1, argv + 1);
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "paracorr: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
