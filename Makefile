@@ -16,8 +16,9 @@ TEST_PKGS := expat
 DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libopenblas-dev \
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev nettle-dev \
 	libexpat1-dev dataset-fashion-mnist
-# what only the tests need beyond that: the dashboard's headless-browser test
-DEB_TEST := chromium
+# what only the tests need beyond that: the dashboard's headless-browser
+# test, and the Python client's (Debian's python3, a venv for pip install)
+DEB_TEST := chromium python3 python3-venv
 DEB_REFERENCE := python3-torch python3-onnx python3-numpy
 
 # the fuzz build: clang's libFuzzer instrumentation on every object (the
