@@ -7,7 +7,7 @@
 
 int pc_shape_numel(const struct pc_shape *s, int64_t *numel, const char *what, struct pc_error *err)
 {
-	int64_t n = 1;
+	int64_t n = 1, nonzero = 1;
 	char buf[160];
 
 	if (s->ndim < 0 || s->ndim > PC_MAX_DIMS)
@@ -20,7 +20,15 @@ int pc_shape_numel(const struct pc_shape *s, int64_t *numel, const char *what, s
 		if (d != 0 && n > PC_MAX_NUMEL / d)
 			return pc_error_set(err, PC_ERR_SHAPE, what, "shape %s has more than 2^40 elements",
 					    pc_shape_format(s, buf, sizeof(buf)));
+		/* a zero dimension makes the tensor empty, but strides and spans
+		 * are products over the others: those must fit too */
+		if (d != 0 && nonzero > PC_MAX_NUMEL / d)
+			return pc_error_set(err, PC_ERR_SHAPE, what,
+					    "shape %s is empty, but its other dimensions span more than 2^40 elements",
+					    pc_shape_format(s, buf, sizeof(buf)));
 		n *= d;
+		if (d != 0)
+			nonzero *= d;
 	}
 	*numel = n;
 	return PC_OK;

@@ -177,6 +177,12 @@ TEST(onnx_overflowing_dims)
 	ob_mlp(&b);
 	b.init_dims[0][0] = INT64_MAX;
 	expect_error(t, &b, PC_ERR_FORMAT, "more than 2^40 elements");
+	/* empty, but the strides over its other dimension would overflow
+	 * (found by fuzz_onnx) */
+	ob_mlp(&b);
+	b.init_dims[0][0] = 0;
+	b.init_dims[0][1] = INT64_MAX / 2 + 1;
+	expect_error(t, &b, PC_ERR_FORMAT, "other dimensions span more than 2^40 elements");
 }
 
 TEST(onnx_wrong_dims_fail_shape_inference)
