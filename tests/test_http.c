@@ -32,6 +32,7 @@
 #include "sha256.h"
 #include "paracorr/sys.h"
 #include "be_util.h"
+#include "html.h"
 #include "onnx_build.h"
 #include "test.h"
 
@@ -2475,6 +2476,110 @@ TEST(http_dashboard_browser)
 	}
 	be_rmtree(profile);
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
+/* The report as one self-contained HTML file: served as the HTML of the
+ * stored report, readable in a browser with no network and no script,
+ * each chart drawn with its series (a screenshot kept as an artifact). */
+TEST(http_report_html_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	const char *art = getenv("PARACORR_ARTIFACT_DIR");
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", spec[1024], path[256], hv[128], file[PATH_MAX + 32],
+	     url[PATH_MAX + 64], profile[PATH_MAX], flag[2 * PATH_MAX], shot[PATH_MAX + 64];
+	char *html = NULL, *dom = NULL, *p;
+	size_t len = 0;
+	struct resp r;
+	struct pc_error err = {0};
+	json_t *j, *rep;
+	int figures = 0, rows = 0;
+	FILE *f;
+
+	if (!setup(t, &d))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"batch_size\": 16, \"seed\": 3, \"corruption\": "
+		 "{\"norms\": [\"l2\"], \"epsilons\": [0.1, 1, 3], \"random_trials\": 2, \"groups\": [\"model\", "
+		 "\"layer\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+	j = wait_job(&d, job, "succeeded", 60);
+	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"), "the job did not succeed");
+	json_decref(j);
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep = resp_json(&r);
+	resp_free(&r);
+	REQUIRE(rep);
+	REQUIRE(pcd_report_html(rep, &html, &len, &err) == PC_OK);
+	CHECK_INT(json_array_size(json_object_get(rep, "results")), 3 + 3 * 3);
+	json_decref(rep);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report.html", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	CHECK(header(&r, "Content-Type", hv, sizeof(hv)) && !strcmp(hv, "text/html; charset=utf-8"));
+	/* exactly the HTML of the stored report */
+	CHECK_MSG(r.body && r.len == len && !memcmp(r.body, html, len), "served %zu bytes, the report makes %zu",
+		  r.len, len);
+	CHECK(r.body && !strstr(r.body, "<script") && !strstr(r.body, " src=") && !strstr(r.body, " href="));
+	resp_free(&r);
+	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000/report.html", 404, "/problems/not_found");
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		free(html);
+		be_rmtree(d.dir);
+		return;
+	}
+	/* read from a file, as a user who got it attached would: no server */
+	snprintf(file, sizeof(file), "%s/report.html", d.dir);
+	REQUIRE((f = fopen(file, "w")));
+	fwrite(html, 1, len, f);
+	fclose(f);
+	free(html);
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+	snprintf(url, sizeof(url), "file://%s", file);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	for (p = dom; (p = strstr(p, "<figure data-chart=")); p++)
+		figures++;
+	CHECK_MSG(figures == 3, "%d charts in the page, expected accuracy, loss and ranking", figures);
+	for (p = dom; (p = strstr(p, "<tr data-group=")); p++)
+		rows++;
+	CHECK_MSG(rows == 12, "%d result rows in the page, expected 12", rows);
+	{
+		/* the accuracy chart as the browser parsed it: gradient, random mean
+		 * and worst of the whole model, 3 radii each */
+		const char *acc = strstr(dom, "<figure data-chart=\"accuracy\""), *end = acc ? strstr(acc, "</figure>") : NULL;
+		char buf[64];
+		int series = 0;
+
+		for (p = (char *)acc; p && (p = strstr(p, "<path class=\"series\"")) && p < end; p++) {
+			series++;
+			CHECK_MSG(tag_attr(p, "data-points", buf, sizeof(buf)) && atoi(buf) == 3, "a series of %s points",
+				  buf);
+		}
+		CHECK_MSG(series == 3, "%d series in the accuracy chart, expected 3", series);
+	}
+	free(dom);
+	snprintf(shot, sizeof(shot), "%s/report-html.png", art && art[0] ? art : d.dir);
+	if (art && art[0])
+		mkdir(art, 0755);
+	snprintf(flag, sizeof(flag), "--screenshot=%s", shot);
+	free(chromium(bin, profile, flag, url));
+	{
+		struct stat st;
+
+		CHECK_MSG(stat(shot, &st) == 0 && st.st_size > 20000, "no screenshot at %s", shot);
+		fprintf(stderr, "  http_report_html_browser: screenshot %s\n", shot);
+	}
+	be_rmtree(profile);
 	be_rmtree(d.dir);
 }
 

@@ -22,6 +22,7 @@
 #include "blas_select.h"
 #include "check.h"
 #include "client.h"
+#include "html.h"
 #include "job.h"
 #include "paracorr/analysis.h"
 #include "paracorr/data.h"
@@ -52,6 +53,8 @@ static void usage(FILE *f)
 		   "      model and studies it again; the report has both studies and the training curve\n"
 		   "  paracorr report REPORT.json [--top N]\n"
 		   "      a report as tables: clean numbers, the model-wide results, the most fragile groups\n"
+		   "  paracorr report --html REPORT.json > REPORT.html\n"
+		   "      the report as one self-contained HTML file (charts inline, no scripts)\n"
 		   "  paracorr submit SPEC.json [--wait] [--summary] [-o REPORT.json] [--idempotency-key K]\n"
 		   "      uploads the spec's model and dataset files to a daemon and queues the job; with\n"
 		   "      --wait follows its progress and writes the report (stdout, or -o)\n"
@@ -754,14 +757,20 @@ static int cmd_health(int argc, char **argv)
 
 static int cmd_report(int argc, char **argv)
 {
-	static const struct option opts[] = {{"top", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+		{"top", required_argument, NULL, 't'}, {"html", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	long long top = 5;
+	int html = 0;
 	json_error_t jerr;
 	json_t *rep;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'h') {
+			html = 1;
+			continue;
+		}
 		if (c != 't' || parse_int("--top", optarg, 0, 1000, &top)) {
 			usage(stderr);
 			return EXIT_USAGE;
@@ -781,6 +790,21 @@ static int cmd_report(int argc, char **argv)
 		fprintf(stderr, "paracorr: error: %s: not a paracorr report (no \"clean\" object)\n", argv[optind]);
 		json_decref(rep);
 		return 1;
+	}
+	if (html) {
+		struct pc_error err = {0};
+		char *text = NULL;
+		size_t len = 0;
+		int rc = pcd_report_html(rep, &text, &len, &err);
+
+		json_decref(rep);
+		if (rc)
+			return fail(&err);
+		rc = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+		free(text);
+		if (rc)
+			fprintf(stderr, "paracorr report: cannot write the HTML to stdout\n");
+		return rc;
 	}
 	pcd_summary_print(rep, (int)top, stdout);
 	json_decref(rep);

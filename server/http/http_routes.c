@@ -20,6 +20,7 @@
 #include "assets.h"
 #include "blobs.h"
 #include "charts.h"
+#include "html.h"
 #include "http_server.h"
 #include "ingest.h"
 #include "log.h"
@@ -678,6 +679,26 @@ static int h_job_charts(struct pcd_req *r)
 	return pcd_send_json(r, 200, json_pack("{s:o}", "items", list), NULL);
 }
 
+/* The report as one self-contained HTML file (html.h). */
+static int h_job_report_html(struct pcd_req *r)
+{
+	struct pc_error err = {0};
+	char *html = NULL;
+	size_t len = 0;
+	json_t *rep;
+	int rc;
+
+	if (!(rep = job_report_json(r, &rc)))
+		return rc;
+	rc = pcd_report_html(rep, &html, &len, &err);
+	json_decref(rep);
+	if (rc)
+		return pcd_send_error(r, &err);
+	rc = pcd_send_text(r, 200, "text/html; charset=utf-8", html, len);
+	free(html);
+	return rc;
+}
+
 static int h_job_chart(struct pcd_req *r)
 {
 	const char *file = pcd_req_name_param(r);
@@ -775,6 +796,7 @@ const struct pcd_route pcd_routes[] = {
 	{"GET", "/v1/jobs/{id}", h_job_get, PCD_BODY_NONE, 0, 0},
 	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0, 0},
 	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/jobs/{id}/report.html", h_job_report_html, PCD_BODY_NONE, 0, 0},
 	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0, 0},
 	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0, 0},
 	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0, 0},
