@@ -192,13 +192,13 @@ int pc_eval_check(const struct pc_plan *p, const struct pc_dataset *d, int64_t n
 	return PC_OK;
 }
 
-/* A plan to read shapes and dtypes from: batch 2 as pc_graph_finish's own
- * check, so that a Squeeze cannot take the batch axis. */
+/* A plan to read shapes and dtypes from, without buffers: batch 2 as
+ * pc_graph_finish's own check, so that a Squeeze cannot take the batch axis. */
 static struct pc_plan *probe(const struct pc_graph *g, struct pc_error *err)
 {
 	const struct pc_shape *in = pc_graph_input_shape(g);
 
-	return pc_plan_new(g, in->ndim > 0 && in->dim[0] > 0 ? (int)in->dim[0] : 2, 0, err);
+	return pc_plan_new(g, in->ndim > 0 && in->dim[0] > 0 ? (int)in->dim[0] : 2, PC_PLAN_SHAPES, err);
 }
 
 int pc_eval_data_for(const struct pc_graph *g, struct pc_preprocess *pp, struct pc_error *err)

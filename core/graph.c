@@ -1053,7 +1053,7 @@ int pc_graph_finish(struct pc_graph *g, struct pc_error *err)
 	 * 2, not 1, so that a squeeze of size-1 dims cannot eat the batch axis. */
 	{
 		const struct pc_shape *in = &g->values[g->input].shape;
-		trial = pc_plan_new(g, in->ndim > 0 && in->dim[0] > 0 ? (int)in->dim[0] : 2, 0, err);
+		trial = pc_plan_new(g, in->ndim > 0 && in->dim[0] > 0 ? (int)in->dim[0] : 2, PC_PLAN_SHAPES, err);
 	}
 	if (!trial) {
 		g->finished = 0;

@@ -371,6 +371,10 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 				free(root);
 				return PC_ERR_LIMIT;
 			}
+			if (p->flags & PC_PLAN_SHAPES) {
+				free(root);
+				return PC_OK;
+			}
 			p->act = alloc_floats(act);
 			p->gact = alloc_floats(gact);
 			if (p->ws_floats > p->fold_ws_floats) {

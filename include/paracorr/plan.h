@@ -19,6 +19,12 @@ enum pc_plan_flags {
 	PC_PLAN_GRAD = 1,	/* gradients of the weights */
 	PC_PLAN_INPUT_GRAD = 2, /* also the gradient of the input (tests, saliency) */
 	PC_PLAN_TRAIN = 4,	/* Dropout drops (pc_plan_set_dropout); otherwise the identity */
+	/* Shapes, dtypes and the max_plan_mb check only: no activations,
+	 * gradients, workspace or op state are allocated, so that proving a
+	 * model at upload costs what its structure costs, not the gigabytes
+	 * a fixed batch may plan. Such a plan answers the queries about
+	 * shapes (classes, positions, dtypes, sample size) and must not run. */
+	PC_PLAN_SHAPES = 8,
 };
 
 struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "markup.h"
+
 #define CHECK_MAX_ARGS 8
 #define CHECK_MAX_REQS 64
 #define EXIT_USAGE 2
@@ -442,30 +444,6 @@ int pcd_check_eval(const json_t *report, const char *expr, struct pcd_check *out
 	return PC_OK;
 }
 
-static void xml_text(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		default:
-			/* XML 1.0 has no other control characters */
-			if ((unsigned char)*s >= 0x20 || *s == '\t')
-				fputc(*s, f);
-		}
-	}
-}
-
 int pcd_check_junit(FILE *f, const char *suite, const struct pcd_check *c, int n)
 {
 	int failures = 0;
@@ -475,17 +453,17 @@ int pcd_check_junit(FILE *f, const char *suite, const struct pcd_check *c, int n
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"%d\" failures=\"%d\">\n", n,
 		failures);
 	fputs("  <testsuite name=\"", f);
-	xml_text(f, suite);
+	pcd_markup_text(f, suite);
 	fprintf(f, "\" tests=\"%d\" failures=\"%d\" errors=\"0\">\n", n, failures);
 	for (int i = 0; i < n; i++) {
 		fputs("    <testcase classname=\"paracorr.check\" name=\"", f);
-		xml_text(f, c[i].text);
+		pcd_markup_text(f, c[i].text);
 		if (c[i].ok) {
 			fputs("\"/>\n", f);
 			continue;
 		}
 		fputs("\">\n      <failure message=\"", f);
-		xml_text(f, c[i].why);
+		pcd_markup_text(f, c[i].why);
 		fputs("\"/>\n    </testcase>\n", f);
 	}
 	fputs("  </testsuite>\n</testsuites>\n", f);

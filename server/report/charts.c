@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "markup.h"
 #include "summary.h"
 
 #define LEFT	  78
@@ -25,6 +26,11 @@
 /* characters of a name shown in a legend or beside a bar; the data-series
  * attribute and <title> keep the whole text */
 #define SHOW_CHARS 44
+/* The axes' reach: within it a decade, a step and a tick are normal finite
+ * doubles; draw_ticks draws at most MAX_TICKS per axis whatever the range. */
+#define AXIS_MAX 1e300
+#define AXIS_MIN_LOG 1e-300
+#define MAX_TICKS 64
 
 /* Okabe-Ito, told apart with the common colour-vision deficiencies; its
  * yellow is left out (too pale on white), and the order makes each pair
@@ -106,30 +112,6 @@ static int utf8_chars(const char *s)
 	return n;
 }
 
-static void bescape_char(FILE *out, char c)
-{
-	switch (c) {
-	case '<':
-		fprintf(out, "&lt;");
-		break;
-	case '>':
-		fprintf(out, "&gt;");
-		break;
-	case '&':
-		fprintf(out, "&amp;");
-		break;
-	case '"':
-		fprintf(out, "&quot;");
-		break;
-	case '\'':
-		fprintf(out, "&apos;");
-		break;
-	default:
-		/* control characters are not allowed in XML 1.0 */
-		fprintf(out, "%c", (unsigned char)c < 0x20 ? ' ' : c);
-	}
-}
-
 /* Text as XML character data or an attribute value, at most max characters
  * (0: all), an ellipsis marking the cut. */
 static void bescape_max(FILE *out, const char *s, int max)
@@ -141,7 +123,7 @@ static void bescape_max(FILE *out, const char *s, int max)
 			fprintf(out, "\u2026");
 			return;
 		}
-		bescape_char(out, *s);
+		pcd_markup_char(out, *s);
 	}
 }
 
@@ -162,13 +144,8 @@ static void bescape_mid(FILE *out, const char *s, int max)
 		if (chars == head + 1 && lead)
 			fprintf(out, "\u2026");
 		if (chars <= head || chars > total - tail)
-			bescape_char(out, *s);
+			pcd_markup_char(out, *s);
 	}
-}
-
-static void bescape(FILE *out, const char *s)
-{
-	bescape_max(out, s, 0);
 }
 
 static int nomem(struct pc_error *err)
@@ -496,7 +473,9 @@ static void fit_axis(double *lo, double *hi, int log_scale)
 			*hi = *lo * 10;
 		return;
 	}
-	if (*hi <= *lo) {
+	/* a span below a millionth of the values is one value: its ticks would
+	 * not be distinct numbers (beyond 2^53 the tick index stops counting) */
+	if (*hi - *lo <= 1e-6 * fmax(fabs(*lo), fabs(*hi))) {
 		double d = fabs(*lo) > 0 ? fabs(*lo) * 0.1 : 1;
 
 		*lo -= d;
@@ -573,7 +552,9 @@ static void draw_ticks(FILE *out, const struct plot *p, int xaxis)
 		double per_decade = (xaxis ? PLOT_W : PLOT_H) / log10(hi / lo);
 		int minors = per_decade >= (xaxis ? 140 : 80);
 
-		for (double d = pow(10, floor(log10(lo) + 1e-9)); d <= hi * 1.0001; d *= 10)
+		int n = 0;
+
+		for (double d = pow(10, floor(log10(lo) + 1e-9)); d <= hi * 1.0001 && n < MAX_TICKS; d *= 10, n++)
 			for (int m = 0; m < 3; m++) {
 				double v = d * (m == 0 ? 1 : m == 1 ? 2 : 5);
 
@@ -585,7 +566,7 @@ static void draw_ticks(FILE *out, const struct plot *p, int xaxis)
 	step = nice_step(hi - lo, xaxis ? 6 : 5);
 	v0 = ceil(lo / step - 1e-9);
 	/* multiples of the step, not a running sum, so 0.3 stays 0.3 */
-	for (int i = 0; (v0 + i) * step <= hi + step * 1e-6; i++) {
+	for (int i = 0; (v0 + i) * step <= hi + step * 1e-6 && i < MAX_TICKS; i++) {
 		double v = (v0 + i) * step;
 
 		tick(out, p, xaxis, fabs(v) < step * 1e-9 ? 0 : v);
@@ -593,6 +574,7 @@ static void draw_ticks(FILE *out, const struct plot *p, int xaxis)
 }
 
 enum scale { LINEAR, AUTO, LOG };
+
 
 /* Data ranges, with the scales chosen: AUTO is log when a positive axis
  * spans more than a factor of 20 (radii usually grow geometrically); LOG
@@ -627,6 +609,12 @@ static void choose_ranges(struct plot *p, enum scale xscale, enum scale yscale, 
 		xlo = ylo = fmin(xlo, ylo);
 		xhi = yhi = fmax(xhi, yhi);
 	}
+	/* values a report cannot mean (a radius of 1e308, a denormal loss) are
+	 * clamped to where the axis arithmetic stays finite and normal */
+	xlo = fmax(xlo, p->xlog ? AXIS_MIN_LOG : -AXIS_MAX);
+	xhi = fmin(fmax(xhi, xlo), AXIS_MAX);
+	ylo = fmax(ylo, p->ylog ? AXIS_MIN_LOG : -AXIS_MAX);
+	yhi = fmin(fmax(yhi, ylo), AXIS_MAX);
 	if (y_percent) {
 		/* some air above the clean line and below the worst point */
 		ylo = fmax(0, ylo - 2);
@@ -706,7 +694,7 @@ static void draw_legend(FILE *out, const struct plot *p)
 			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666\" stroke-width=\"1.5\"%s/>"
 			"<text x=\"%d\" y=\"%d\">",
 			x, y, x + 22, y, dash_of(p->ref[i].style), x + 28, y + 4);
-		bescape(out, p->ref[i].label);
+		pcd_markup_text(out, p->ref[i].label);
 		fprintf(out, "</text>\n");
 	}
 	if (p->diagonal)
@@ -718,7 +706,7 @@ static void draw_legend(FILE *out, const struct plot *p)
 		y += LEGEND_DY;
 	if (p->note[0]) {
 		fprintf(out, "<text class=\"note\" x=\"%d\" y=\"%d\" fill=\"#555\">", x, y + 4);
-		bescape(out, p->note);
+		pcd_markup_text(out, p->note);
 		fprintf(out, "</text>\n");
 	}
 	fprintf(out, "</g>\n");
@@ -731,7 +719,7 @@ static void draw_series(FILE *out, const struct plot *p, const struct series *s)
 	double x0 = px_x(p, fmin(fmax(0, p->xmin), p->xmax));
 
 	fprintf(out, "<path class=\"series\" data-series=\"");
-	bescape(out, s->label);
+	pcd_markup_text(out, s->label);
 	fprintf(out, "\" data-points=\"%d\" d=\"", s->n);
 	for (int k = 0; k < s->n; k++) {
 		double x = px_x(p, s->pt[k].x), y = px_y(p, s->pt[k].y);
@@ -768,7 +756,7 @@ static void draw_series(FILE *out, const struct plot *p, const struct series *s)
 			/* the whole name on hover when the label is cut */
 			if (utf8_chars(name) > SHOW_CHARS) {
 				fprintf(out, "<title>");
-				bescape(out, name);
+				pcd_markup_text(out, name);
 				fprintf(out, "</title>");
 			}
 			bescape_mid(out, name, SHOW_CHARS);
@@ -794,7 +782,7 @@ static char *render(const struct plot *p)
 		"font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif\" "
 		"font-size=\"12\" fill=\"#222\">\n<title>",
 		width, height, width, height);
-	bescape(out, p->title);
+	pcd_markup_text(out, p->title);
 	fprintf(out, "</title>\n<style>.grid{stroke:#e6e6e6;stroke-width:1}.tick{fill:#444}"
 		    ".axis{stroke:#333;stroke-width:1.2}</style>\n"
 		    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n");
@@ -834,12 +822,12 @@ static char *render(const struct plot *p)
 	fprintf(out, "</g>\n");
 	fprintf(out, "<text class=\"axis-title\" x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">",
 		LEFT + PLOT_W / 2, TOP + PLOT_H + 44);
-	bescape(out, p->xlabel);
+	pcd_markup_text(out, p->xlabel);
 	fprintf(out,
 		"</text>\n<text class=\"axis-title\" transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\" "
 		"font-size=\"13\">",
 		TOP + PLOT_H / 2);
-	bescape(out, p->ylabel);
+	pcd_markup_text(out, p->ylabel);
 	fprintf(out, "</text>\n");
 	draw_legend(out, p);
 	fprintf(out, "</svg>\n");

@@ -10,6 +10,7 @@
 
 #include "charts.h"
 #include "paracorr/version.h"
+#include "markup.h"
 #include "summary.h"
 
 #define HTML_TOP 20 /* ranking rows shown per setting */
@@ -25,28 +26,6 @@ static const char style[] =
 	"figcaption{font-weight:600;margin-bottom:4px}svg{max-width:100%;height:auto}"
 	".clean{font-size:16px}.clean b{font-size:20px}pre{background:#f6f8fa;padding:8px;overflow:auto;"
 	"font-size:12px}";
-
-static void esc(FILE *f, const char *s)
-{
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		default:
-			fputc(*s, f);
-		}
-	}
-}
 
 static const char *str(const json_t *o, const char *key)
 {
@@ -108,16 +87,16 @@ static void results_block(FILE *f, const json_t *study)
 		const char *norm = pcd_summary_norm(r, nb, sizeof(nb));
 
 		fputs("<tr data-group=\"", f);
-		esc(f, str(r, "group"));
+		pcd_markup_text(f, str(r, "group"));
 		fputs("\" data-norm=\"", f);
-		esc(f, norm);
+		pcd_markup_text(f, norm);
 		fprintf(f, "\" data-epsilon=\"%.17g\" data-sparsity=\"%lld\" data-steps=\"%lld\"><td class=\"l\">",
 			json_number_value(json_object_get(r, "epsilon")),
 			(long long)json_integer_value(json_object_get(r, "sparsity")),
 			(long long)json_integer_value(json_object_get(r, "steps")));
-		esc(f, str(r, "group"));
+		pcd_markup_text(f, str(r, "group"));
 		fputs("</td><td>", f);
-		esc(f, norm);
+		pcd_markup_text(f, norm);
 		fputs("</td>", f);
 		cell(f, "epsilon", json_object_get(r, "epsilon"), 0);
 		cell(f, "sparsity", json_object_get(r, "sparsity"), 0);
@@ -155,13 +134,13 @@ static void ranking_block(FILE *f, const json_t *study)
 		if (json_integer_value(json_object_get(e, "rank")) > HTML_TOP)
 			continue;
 		fputs("<tr data-rank-group=\"", f);
-		esc(f, str(e, "group"));
+		pcd_markup_text(f, str(e, "group"));
 		fputs("\">", f);
 		cell(f, "rank", json_object_get(e, "rank"), 0);
 		fputs("<td class=\"l\">", f);
-		esc(f, str(e, "group"));
+		pcd_markup_text(f, str(e, "group"));
 		fputs("</td><td>", f);
-		esc(f, norm);
+		pcd_markup_text(f, norm);
 		fputs("</td>", f);
 		cell(f, "epsilon", json_object_get(e, "epsilon"), 0);
 		cell(f, "sparsity", json_object_get(e, "sparsity"), 0);
@@ -191,9 +170,9 @@ static void charts_block(FILE *f, const json_t *report)
 		if (pcd_chart_svg(report, name, &svg, &err))
 			continue;
 		fputs("<figure data-chart=\"", f);
-		esc(f, name);
+		pcd_markup_text(f, name);
 		fputs("\"><figcaption>", f);
-		esc(f, str(c, "title"));
+		pcd_markup_text(f, str(c, "title"));
 		fputs("</figcaption>\n", f);
 		fputs(svg, f);
 		fputs("</figure>\n", f);
@@ -212,7 +191,7 @@ static void about(FILE *f, const json_t *report, const json_t *study)
 	fputs("<h1>paracorr report</h1>\n<p class=\"meta\">", f);
 	if (model) {
 		fputs("model <code>", f);
-		esc(f, model);
+		pcd_markup_text(f, model);
 		fputs("</code>", f);
 	}
 	if (json_is_integer(json_object_get(m, "parameters")))
@@ -232,7 +211,7 @@ static void spec_block(FILE *f, const json_t *report)
 	if (!spec || !(text = json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS)))
 		return;
 	fputs("<section data-section=\"spec\"><h2>Spec</h2><pre>", f);
-	esc(f, text);
+	pcd_markup_text(f, text);
 	fputs("</pre></section>\n", f);
 	free(text);
 }
