@@ -40,69 +40,6 @@
 #define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
-struct resp {
-	long status;
-	char *body;
-	size_t len;
-	char headers[4096];
-	size_t hlen;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	char *b = realloc(r->body, r->len + size * n + 1);
-
-	if (!b)
-		return 0;
-	memcpy(b + r->len, p, size * n);
-	r->body = b;
-	r->len += size * n;
-	b[r->len] = '\0';
-	return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	size_t len = size * n;
-
-	if (r->hlen + len < sizeof(r->headers)) {
-		memcpy(r->headers + r->hlen, p, len);
-		r->hlen += len;
-		r->headers[r->hlen] = '\0';
-	}
-	return len;
-}
-
-/* The value of a response header (case-insensitive name) into buf. */
-static const char *header(const struct resp *r, const char *name, char *buf, size_t size)
-{
-	const char *p = r->headers;
-	size_t n = strlen(name);
-
-	while (p && *p) {
-		if (!strncasecmp(p, name, n) && p[n] == ':') {
-			const char *v = p + n + 1, *e;
-			size_t len;
-
-			while (*v == ' ')
-				v++;
-			e = strpbrk(v, "\r\n");
-			len = e ? (size_t)(e - v) : strlen(v);
-			if (len >= size)
-				len = size - 1;
-			memcpy(buf, v, len);
-			buf[len] = '\0';
-			return buf;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return NULL;
-}
-
 /* Every request the tests made ("METHOD /path", query dropped), for the
  * check that each route of api/openapi.yaml was exercised. */
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -133,92 +70,44 @@ static void seen_add(const char *method, const char *path)
 	pthread_mutex_unlock(&seen_mu);
 }
 
-/* One request. body NULL: none; mime non-NULL: multipart. extra: headers. */
+/* One request, recorded for http_z_openapi_routes. body NULL: none;
+ * n_parts > 0: multipart. extra: a header line. */
 static int request(const struct be_daemon *d, const char *method, const char *path, const char *ctype,
-		   const void *body, size_t len, curl_mime *(*mime_fn)(CURL *, void *), void *mime_arg,
-		   const char *extra, struct resp *r)
+		   const void *body, size_t len, const struct be_part *parts, int n_parts, const char *extra,
+		   struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	curl_mime *mime = NULL;
-	char url[512], ct[128];
-	CURLcode rc;
+	const char *headers[] = {extra, NULL};
+	struct be_req q = {.method = method,
+			   .url = d->base,
+			   .path = path,
+			   .ctype = ctype,
+			   .headers = headers,
+			   .token = d->token,
+			   .body = body,
+			   .len = len,
+			   .parts = parts,
+			   .n_parts = n_parts};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
+	if (be_request(&q, r))
 		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (!strcmp(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	if (extra)
-		h = curl_slist_append(h, extra);
-	if (d->token) {
-		char *auth = malloc(strlen(d->token) + 32);
-
-		if (auth) {
-			sprintf(auth, "Authorization: Bearer %s", d->token);
-			h = curl_slist_append(h, auth);
-			free(auth);
-		}
-	}
-	if (!extra || strncasecmp(extra, "Expect:", 7))
-		h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (mime_fn) {
-		mime = mime_fn(c, mime_arg);
-		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	} else if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		seen_add(method, path);
-	}
-	curl_mime_free(mime);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
+	seen_add(method, path);
+	return 0;
 }
 
-static int get(const struct be_daemon *d, const char *path, struct resp *r)
+static int get(const struct be_daemon *d, const char *path, struct be_resp *r)
 {
-	return request(d, "GET", path, NULL, NULL, 0, NULL, NULL, NULL, r);
-}
-
-static void resp_free(struct resp *r)
-{
-	free(r->body);
-	r->body = NULL;
-}
-
-static json_t *resp_json(const struct resp *r)
-{
-	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	return request(d, "GET", path, NULL, NULL, 0, NULL, 0, NULL, r);
 }
 
 /* Whether r is a problem+json with the given status and type (NULL: any
  * type, for a success status only), its title the error table's. */
-static int is_problem(const struct resp *r, long status, const char *type)
+static int is_problem(const struct be_resp *r, long status, const char *type)
 {
 	char ct[128];
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *jt = json_string_value(json_object_get(j, "type"));
 	int code = pcd_problem_code(jt);
-	int ok = r->status == status && header(r, "Content-Type", ct, sizeof(ct)) &&
+	int ok = r->status == status && be_resp_header(r, "Content-Type", ct, sizeof(ct)) &&
 		 !strcmp(ct, "application/problem+json") && j && json_integer_value(json_object_get(j, "status")) == status &&
 		 jt && (!type || !strcmp(jt, type)) && code > 0 && pc_status_http((enum pc_status)code) == status &&
 		 !strcmp(json_string_value(json_object_get(j, "title")) ?: "", pc_status_message((enum pc_status)code)) &&
@@ -232,9 +121,9 @@ static int is_problem(const struct resp *r, long status, const char *type)
  * cancelled at once (200, cancelled); a running one stops at its next
  * check (202), which may come before the answer is read back (running or
  * cancelled, never queued). */
-static int cancel_answer(const struct resp *r, const char *was)
+static int cancel_answer(const struct be_resp *r, const char *was)
 {
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *st = json_string_value(json_object_get(j, "status"));
 	int ok = st && (!strcmp(was, "queued") ? r->status == 200 && !strcmp(st, "cancelled")
 					       : r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled")));
@@ -248,16 +137,16 @@ static int cancel_answer(const struct resp *r, const char *was)
 static void expect(struct pc_test *t, int line, const struct be_daemon *d, const char *method, const char *path,
 		   long status, const char *type)
 {
-	struct resp r;
+	struct be_resp r;
 
-	if (request(d, method, path, NULL, NULL, 0, NULL, NULL, NULL, &r) != 0) {
+	if (request(d, method, path, NULL, NULL, 0, NULL, 0, NULL, &r) != 0) {
 		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, path);
 		return;
 	}
 	if (r.status != status || (status >= 400 && strcmp(method, "HEAD") && !is_problem(&r, status, type)))
 		pc_test_fail(t, __FILE__, line, "%s %s: %ld, expected %ld%s", method, path, r.status, status,
 			     status >= 400 ? " with a problem body" : "");
-	resp_free(&r);
+	be_resp_free(&r);
 }
 
 #define EXPECT(d, method, path, status) expect(t, __LINE__, d, method, path, status, NULL)
@@ -310,56 +199,34 @@ static char *read_fixture(const char *rel, size_t *len)
 	return be_read_file(path, len);
 }
 
-struct parts {
-	const char *inputs, *labels; /* file paths (NULL: part left out) */
-};
-
-static curl_mime *dataset_mime(CURL *c, void *arg)
-{
-	struct parts *p = arg;
-	curl_mime *m = curl_mime_init(c);
-	curl_mimepart *part;
-
-	if (p->inputs) {
-		part = curl_mime_addpart(m);
-		curl_mime_name(part, "inputs");
-		curl_mime_filedata(part, p->inputs);
-	}
-	if (p->labels) {
-		part = curl_mime_addpart(m);
-		curl_mime_name(part, "labels");
-		curl_mime_filedata(part, p->labels);
-	}
-	return m;
-}
-
 /* Uploads a dataset; its id into id (on 200/201). The status. */
 static long upload_dataset(const struct be_daemon *d, const char *inputs, const char *labels, char id[65])
 {
 	char xi[PATH_MAX], yi[PATH_MAX];
-	struct parts p = {NULL, NULL};
-	struct resp r;
+	const char *px = NULL, *py = NULL;
+	struct be_part p[2];
+	struct be_resp r;
 	json_t *j;
 	long status;
 
 	if (inputs) {
 		snprintf(xi, sizeof(xi), "%s%s%s", inputs[0] == '/' ? "" : pc_test_root(), inputs[0] == '/' ? "" : "/",
 			 inputs);
-		p.inputs = xi;
+		px = xi;
 	}
 	if (labels) {
 		snprintf(yi, sizeof(yi), "%s%s%s", labels[0] == '/' ? "" : pc_test_root(), labels[0] == '/' ? "" : "/",
 			 labels);
-		p.labels = yi;
+		py = yi;
 	}
-	if (request(d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r))
+	if (request(d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, px, py), NULL, &r))
 		return -1;
 	status = r.status;
-	if ((status == 200 || status == 201) && (j = resp_json(&r))) {
+	if ((status == 200 || status == 201) && (j = be_resp_json(&r))) {
 		snprintf(id, 65, "%s", json_string_value(json_object_get(j, "id")) ? json_string_value(json_object_get(j, "id")) : "");
 		json_decref(j);
 	}
-	resp_free(&r);
+	be_resp_free(&r);
 	return status;
 }
 
@@ -367,44 +234,44 @@ static long upload_model(const struct be_daemon *d, const char *rel, char id[65]
 {
 	size_t len;
 	char *data = read_fixture(rel, &len);
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status;
 
 	if (!data)
 		return -1;
-	if (request(d, "POST", "/v1/models", "application/octet-stream", data, len, NULL, NULL, NULL, &r)) {
+	if (request(d, "POST", "/v1/models", "application/octet-stream", data, len, NULL, 0, NULL, &r)) {
 		free(data);
 		return -1;
 	}
 	free(data);
 	status = r.status;
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	if (j && json_is_string(json_object_get(j, "id")))
 		snprintf(id, 65, "%s", json_string_value(json_object_get(j, "id")));
 	if (body)
 		*body = j;
 	else
 		json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	return status;
 }
 
 /* Submits a spec; the job id into id; the status. */
 static long submit(const struct be_daemon *d, const char *spec, const char *idem, char *id, size_t id_size,
-		   struct resp *keep)
+		   struct be_resp *keep)
 {
 	char hdr[300];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status;
 
 	if (idem)
 		snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", idem);
-	if (request(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, idem ? hdr : NULL, &r))
+	if (request(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, idem ? hdr : NULL, &r))
 		return -1;
 	status = r.status;
-	if ((j = resp_json(&r))) {
+	if ((j = be_resp_json(&r))) {
 		if (id && json_is_string(json_object_get(j, "id")))
 			snprintf(id, id_size, "%s", json_string_value(json_object_get(j, "id")));
 		json_decref(j);
@@ -412,7 +279,7 @@ static long submit(const struct be_daemon *d, const char *spec, const char *idem
 	if (keep)
 		*keep = r;
 	else
-		resp_free(&r);
+		be_resp_free(&r);
 	return status;
 }
 
@@ -424,23 +291,23 @@ static json_t *wait_job(const struct be_daemon *d, const char *id, const char *w
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
 	while (pc_sys_seconds() - t0 < seconds) {
-		struct resp r;
+		struct be_resp r;
 		json_t *j = NULL;
 		const char *st;
 
-		if (get(d, path, &r) == 0 && r.status == 200 && (j = resp_json(&r))) {
+		if (get(d, path, &r) == 0 && r.status == 200 && (j = be_resp_json(&r))) {
 			st = json_string_value(json_object_get(j, "status"));
 			if (st && (!strcmp(st, want) || (!strcmp(want, "finished") &&
 							 (!strcmp(st, "succeeded") || !strcmp(st, "failed") ||
 							  !strcmp(st, "cancelled"))) ||
 				   (strcmp(want, "running") && strcmp(want, "queued") &&
 				    (!strcmp(st, "failed") || !strcmp(st, "cancelled") || !strcmp(st, "succeeded"))))) {
-				resp_free(&r);
+				be_resp_free(&r);
 				return j;
 			}
 		}
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 		be_sleep_ms(30);
 	}
 	return NULL;
@@ -540,7 +407,7 @@ TEST(http_flow_upload_model)
 	struct be_daemon d;
 	char model[65] = "", model2[65] = "", path[256];
 	json_t *m1 = NULL, *m2 = NULL;
-	struct resp r;
+	struct be_resp r;
 	char *big;
 
 	if (!setup(t, &d))
@@ -558,22 +425,22 @@ TEST(http_flow_upload_model)
 	json_decref(m2);
 
 	/* a malformed ONNX file: 422 format as problem+json, no server path */
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "not an onnx file at all", 23, NULL, NULL,
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "not an onnx file at all", 23, NULL, 0,
 			NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "malformed model: %ld %s", r.status, r.body);
 	CHECK(r.body && !strstr(r.body, "/tmp/") && !strstr(r.body, d.dir));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* wrong media type 415, oversized Content-Length 413 (limit 2 MiB) */
-	REQUIRE(request(&d, "POST", "/v1/models", "text/plain", "x", 1, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/models", "text/plain", "x", 1, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 415, "/problems/media_type"), "415: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	big = calloc(1, 3 << 20);
 	REQUIRE(big);
 	/* as curl sends a large body: the answer comes before the body does */
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", big, 3 << 20, NULL, NULL,
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", big, 3 << 20, NULL, 0,
 			"Expect: 100-continue", &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "413: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	free(big);
 	/* model GET and HEAD, and the listing */
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
@@ -581,7 +448,7 @@ TEST(http_flow_upload_model)
 	EXPECT(&d, "HEAD", path, 200);
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, model));
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -589,7 +456,7 @@ TEST(http_flow_unknown_routes)
 {
 	struct be_daemon d;
 	char hv[256];
-	struct resp r;
+	struct be_resp r;
 
 	if (!setup(t, &d))
 		return;
@@ -597,10 +464,10 @@ TEST(http_flow_unknown_routes)
 	EXPECT_PROBLEM(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000", 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "GET", "/v1/nothing", 404, "/problems/not_found");
-	REQUIRE(request(&d, "PUT", "/v1/models", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "PUT", "/v1/models", NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 405, "/problems/method_not_allowed"));
-	CHECK(header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -609,7 +476,7 @@ TEST(http_flow_upload_dataset)
 	struct be_daemon d;
 	char ds[65] = "", bad_ds[65] = "", path[256];
 	json_t *j;
-	struct resp r;
+	struct be_resp r;
 
 	if (!setup(t, &d))
 		return;
@@ -618,17 +485,17 @@ TEST(http_flow_upload_dataset)
 	CHECK(strlen(ds) == 64);
 	snprintf(path, sizeof(path), "/v1/datasets/%s", ds);
 	REQUIRE(get(&d, path, &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_integer_value(json_object_get(j, "samples")) == 64 &&
 	      json_integer_value(json_object_get(j, "classes")) > 1);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	if (access(T10K_Y, R_OK) == 0) /* 64 samples against 10,000 labels */
 		CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", T10K_Y, bad_ds), 422);
 	CHECK_INT(upload_dataset(&d, NULL, FIX "labels64_i64.npy", bad_ds), 422);
-	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 415, "/problems/media_type"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* dataset delete: 204, then 404 */
 	EXPECT(&d, "DELETE", path, 204);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
@@ -640,37 +507,37 @@ TEST(http_flow_job_spec_errors)
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", spec[2048];
 	json_t *j;
-	struct resp r;
+	struct be_resp r;
 
 	if (!flow_setup(t, &d, model, ds))
 		return;
 	/* jobs: malformed JSON 400, spec errors 422 with JSON pointers */
-	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 400, "/problems/bad_request"));
-	resp_free(&r);
-	REQUIRE(request(&d, "POST", "/v1/jobs", "text/plain", "{}", 2, NULL, NULL, NULL, &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "text/plain", "{}", 2, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 415, "/problems/media_type"));
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": -2}", model, ds);
-	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
-	j = resp_json(&r);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
+	j = be_resp_json(&r);
 	CHECK(is_problem(&r, 422, "/problems/invalid"));
 	CHECK(j && !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer"))
 				   ? json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer"))
 				   : "",
 			   "/limit"));
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%064d\", \"dataset\": \"%s\"}", 0, ds);
-	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/model\""));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* none of them made a job */
 	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -679,7 +546,7 @@ TEST(http_flow_job_report)
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], path[256], hv[256];
 	json_t *j, *rep, *cli;
-	struct resp r;
+	struct be_resp r;
 
 	if (!flow_setup(t, &d, model, ds))
 		return;
@@ -687,8 +554,8 @@ TEST(http_flow_job_report)
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
 	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), &r) == 202);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
-	CHECK(header(&r, "Location", hv, sizeof(hv)) && !strcmp(hv, path));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Location", hv, sizeof(hv)) && !strcmp(hv, path));
+	be_resp_free(&r);
 	j = wait_job(&d, job, "succeeded", 60);
 	REQUIRE_MSG(j, "job %s did not finish", job);
 	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "succeeded"), "status %s",
@@ -698,8 +565,8 @@ TEST(http_flow_job_report)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	{
 		char cli_spec[2048];
 		snprintf(cli_spec, sizeof(cli_spec),
@@ -724,7 +591,7 @@ TEST(http_flow_idempotency)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], other[2048];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -739,10 +606,10 @@ TEST(http_flow_idempotency)
 	CHECK_INT(submit(&d, other, "key-1", NULL, 0, NULL), 409);
 	/* still the one job */
 	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -750,7 +617,7 @@ TEST(http_flow_cancel)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", slow[64] = "", queued[64] = "", spec[2048], path[256];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -764,9 +631,9 @@ TEST(http_flow_cancel)
 	CHECK_INT(submit(&d, spec, NULL, slow, sizeof(slow), NULL), 202);
 	CHECK_INT(submit(&d, spec, NULL, queued, sizeof(queued), NULL), 202);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-	REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&d, queued, "cancelled", 10);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
@@ -775,9 +642,9 @@ TEST(http_flow_cancel)
 	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"), "the slow job never ran");
 	json_decref(j);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
-	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "delete of a running job: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
@@ -797,7 +664,7 @@ TEST(http_flow_job_listing)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job1[64] = "", job2[64] = "", path[256];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	size_t i;
 
@@ -807,36 +674,36 @@ TEST(http_flow_job_listing)
 	REQUIRE(flow_job(t, &d, model, ds, NULL, job2));
 	/* listings with a status filter and paging */
 	REQUIRE(get(&d, "/v1/jobs?status=succeeded", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 2);
 	for (i = 0; j && i < json_array_size(json_object_get(j, "items")); i++)
 		CHECK(!strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), i), "status")),
 			      "succeeded"));
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	REQUIRE(get(&d, "/v1/jobs?status=cancelled", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	REQUIRE(get(&d, "/v1/jobs?limit=1", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
 	      json_is_string(json_object_get(j, "next_cursor")));
 	if (j && json_is_string(json_object_get(j, "next_cursor"))) {
-		struct resp r2;
+		struct be_resp r2;
 		json_t *j2;
 		snprintf(path, sizeof(path), "/v1/jobs?limit=1&cursor=%s", json_string_value(json_object_get(j, "next_cursor")));
 		REQUIRE(get(&d, path, &r2) == 0);
-		j2 = resp_json(&r2);
+		j2 = be_resp_json(&r2);
 		CHECK(j2 && json_array_size(json_object_get(j2, "items")) == 1 &&
 		      strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j2, "items"), 0), "id")),
 			     json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), 0), "id"))));
 		json_decref(j2);
-		resp_free(&r2);
+		be_resp_free(&r2);
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs?status=bogus", 400, "/problems/bad_request");
 	flow_teardown(t, &d);
 }
@@ -845,7 +712,7 @@ TEST(http_flow_ready_metrics)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "";
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -853,11 +720,11 @@ TEST(http_flow_ready_metrics)
 	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK_MSG(r.status == 200 && j && !strcmp(json_string_value(json_object_get(j, "status")), "ready"),
 		  "readyz %ld %s", r.status, r.body ? r.body : "");
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	/* metrics: the one job succeeded, waiting on it polled /v1/jobs/{id} */
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK_INT(r.status, 200);
@@ -867,7 +734,7 @@ TEST(http_flow_ready_metrics)
 	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_upload_bytes_total{kind=\"model\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_build_info{"));
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -897,7 +764,7 @@ TEST(http_restart)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", queued[64] = "", spec[2048], path[128];
-	struct resp r;
+	struct be_resp r;
 	json_t *j, *rep = NULL, *rep2 = NULL, *cli = NULL;
 	double secs = 0;
 
@@ -938,8 +805,8 @@ TEST(http_restart)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	/* the job queued behind it, and the uploads, survived too */
 	j = wait_job(&d, queued, "succeeded", 120);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
@@ -948,8 +815,8 @@ TEST(http_restart)
 	 * same spec, and `paracorr run` on the same files */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep2 = resp_json(&r);
-	resp_free(&r);
+	rep2 = be_resp_json(&r);
+	be_resp_free(&r);
 	cli = cli_report(t,
 			 "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" T10K_X
 			 "\", \"labels\": \"" T10K_Y "\"}, " RESTART_SPEC "}",
@@ -1027,7 +894,7 @@ TEST(http_auth_tokens)
 {
 	struct be_daemon d;
 	char hv[256], long_tok[3001], auth[3100];
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
@@ -1035,76 +902,76 @@ TEST(http_auth_tokens)
 	/* no token, a wrong one, a prefix of a right one: 401 with the challenge */
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	CHECK(header(&r, "WWW-Authenticate", hv, sizeof(hv)) && !strncmp(hv, "Bearer", 6));
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer wrong", &r) == 0);
+	CHECK(be_resp_header(&r, "WWW-Authenticate", hv, sizeof(hv)) && !strncmp(hv, "Bearer", 6));
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer wrong", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token", &r) ==
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer s3cret-token", &r) ==
 		0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* a refused upload is answered before its body is read */
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "abc", 3, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "abc", 3, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* either token works */
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token-one",
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer s3cret-token-one",
 			&r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, "Authorization: bearer second-token",
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/datasets", NULL, NULL, 0, NULL, 0, "Authorization: bearer second-token",
 			&r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, auth, &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %.1023s", long_tok);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, auth, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok + 1023);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, auth, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	auth_teardown(t, &d);
 }
 
 TEST(http_auth_host_check)
 {
 	struct be_daemon d;
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
 	/* Host: another name is refused before anything else (a rebinding page
 	 * cannot use the daemon, not even its public routes); loopback
 	 * addresses, localhost and allowed_hosts are served */
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: attacker.example", &r) == 0);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: attacker.example", &r) == 0);
 	CHECK(is_problem(&r, 421, "/problems/misdirected"));
 	CHECK_MSG(r.body && strstr(r.body, "/problems/misdirected"), "%s", r.body ? r.body : "");
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: 127.9.8.7:8080", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: 127.9.8.7:8080", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: [::1]:8080", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: [::1]:8080", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: LocalHost", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: LocalHost", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: paracorr.internal:443", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: paracorr.internal:443", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	auth_teardown(t, &d);
 }
 
 TEST(http_auth_metrics_admin_only)
 {
 	struct be_daemon d;
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
@@ -1112,10 +979,10 @@ TEST(http_auth_metrics_admin_only)
 	 * admin role's: 401 without a token, 403 for an ordinary one */
 	EXPECT(&d, "GET", "/healthz", 200);
 	EXPECT(&d, "GET", "/metrics", 401);
-	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer second-token", &r) == 0);
+	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, "Authorization: Bearer second-token", &r) == 0);
 	CHECK(is_problem(&r, 403, "/problems/forbidden"));
 	CHECK_MSG(r.body && strstr(r.body, "\"/problems/forbidden\""), "%s", r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 
 	auth_teardown(t, &d);
 }
@@ -1124,26 +991,26 @@ TEST(http_auth_cors)
 {
 	struct be_daemon d;
 	char hv[256];
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
 	/* CORS: a preflight from a listed origin is granted, without a token */
-	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
+	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Origin: https://dash.example", &r) == 0);
 	CHECK_INT(r.status, 204);
-	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "https://dash.example"));
-	CHECK(header(&r, "Access-Control-Allow-Methods", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
-	CHECK(header(&r, "Access-Control-Allow-Headers", hv, sizeof(hv)) && strstr(hv, "Authorization"));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "https://dash.example"));
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Methods", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Headers", hv, sizeof(hv)) && strstr(hv, "Authorization"));
+	be_resp_free(&r);
 	/* an unlisted origin gets no grant */
-	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://evil.example", &r) == 0);
-	CHECK(!header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)));
-	resp_free(&r);
+	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Origin: https://evil.example", &r) == 0);
+	CHECK(!be_resp_header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)));
+	be_resp_free(&r);
 	/* an actual request from a listed origin: the grant on the answer, even a 401 */
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: http://localhost:3000", &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Origin: http://localhost:3000", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
+	be_resp_free(&r);
 	auth_teardown(t, &d);
 }
 
@@ -1233,61 +1100,28 @@ static size_t read_zeros(char *buf, size_t size, size_t n, void *arg)
 }
 
 /* A POST of `bytes` zero bytes with chunked encoding (no Content-Length). */
-static int post_chunked(const struct be_daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
+static int post_chunked(const struct be_daemon *d, const char *path, const char *ctype, size_t bytes,
+			struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
 	struct chunked src = {bytes};
-	char url[512], ct[128];
-	CURLcode rc;
+	struct be_req q = {.method = "POST",
+			   .url = d->base,
+			   .path = path,
+			   .ctype = ctype,
+			   .token = d->token,
+			   .read = read_zeros,
+			   .read_arg = &src};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
+	if (be_request(&q, r))
 		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-	h = curl_slist_append(h, ct);
-	h = curl_slist_append(h, "Transfer-Encoding: chunked");
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_zeros);
-	curl_easy_setopt(c, CURLOPT_READDATA, &src);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		seen_add("POST", path);
-	}
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
-}
-
-struct named_part {
-	const char *name, *path;
-};
-
-static curl_mime *one_part_mime(CURL *c, void *arg)
-{
-	struct named_part *p = arg;
-	curl_mime *m = curl_mime_init(c);
-	curl_mimepart *part = curl_mime_addpart(m);
-
-	curl_mime_name(part, p->name);
-	curl_mime_filedata(part, p->path);
-	return m;
+	seen_add("POST", path);
+	return 0;
 }
 
 /* The detail of a problem response ("" when none). */
-static const char *detail_of(const struct resp *r, char *buf, size_t size)
+static const char *detail_of(const struct be_resp *r, char *buf, size_t size)
 {
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *s = j ? json_string_value(json_object_get(j, "detail")) : NULL;
 
 	snprintf(buf, size, "%s", s ? s : "");
@@ -1303,7 +1137,7 @@ TEST(http_uploads)
 	struct ob_model b;
 	unsigned char *onnx;
 	size_t len;
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	char *text;
 
@@ -1321,28 +1155,28 @@ TEST(http_uploads)
 	}
 	onnx = ob_pack(&b, &len);
 	REQUIRE(onnx);
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, 0, NULL, &r) == 0);
 	free(onnx);
 	CHECK_MSG(is_problem(&r, 422, "/problems/unsupported"), "unsupported ops: %ld %s", r.status, r.body ? r.body : "");
 	detail_of(&r, det, sizeof(det));
 	CHECK_MSG(strstr(det, "FancyNorm") && strstr(det, "Hardmax2"), "detail: %s", det);
-	resp_free(&r);
+	be_resp_free(&r);
 	/* a truncated file: the reason, never a crash */
 	text = read_fixture(FIX "mlp_op13.onnx", &len);
 	REQUIRE(text);
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, NULL, NULL, &r) ==
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, 0, NULL, &r) ==
 		0);
 	free(text);
 	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "truncated: %ld", r.status);
 	CHECK(detail_of(&r, det, sizeof(det))[0] != '\0');
-	resp_free(&r);
+	be_resp_free(&r);
 	/* no Content-Length: the bytes are counted against the 2 MiB limit */
 	REQUIRE(post_chunked(&d, "/v1/models", "application/octet-stream", 3u << 20, &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked model: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	REQUIRE(post_chunked(&d, "/v1/jobs", "application/json", 300u << 10, &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked spec: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 
 	/* CSV as one part, the label in the last column */
 	snprintf(path, sizeof(path), "%s/d.csv", d.dir);
@@ -1351,15 +1185,15 @@ TEST(http_uploads)
 	CHECK_INT(upload_dataset(&d, path, NULL, id), 201);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", id);
 	REQUIRE(get(&d, url, &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
 	      json_integer_value(json_object_get(j, "classes")) == 3 &&
 	      json_integer_value(json_array_get(json_object_get(j, "shape"), 0)) == 3);
 	json_decref(j);
-	resp_free(&r);
-	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
-	resp_free(&r);
+	be_resp_free(&r);
 	/* a negative label: 422 saying which */
 	text = "0.5,1,2,0\n1.5,2,3,-1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
@@ -1368,11 +1202,12 @@ TEST(http_uploads)
 	text = "0.5,1,2,0\n1.5,2,1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
 	{
-		struct parts p = {path, NULL};
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		struct be_part p[2];
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, NULL), NULL, &r) ==
+			0);
 		CHECK(is_problem(&r, 422, "/problems/format"));
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "line 2"), "detail: %s", det);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
 
 	/* safetensors with tensors inputs and labels, as one part */
@@ -1395,11 +1230,11 @@ TEST(http_uploads)
 		CHECK_INT(upload_dataset(&d, path2, NULL, id2), 201);
 		snprintf(url, sizeof(url), "/v1/datasets/%s", id2);
 		REQUIRE(get(&d, url, &r) == 0);
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
 		      json_integer_value(json_object_get(j, "classes")) == 2);
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 		/* offsets past the data: 422 */
 		buf[8 + (size_t)(strstr(hdr, "32]") - hdr)] = '9';
 		REQUIRE(write_file(path2, buf, 8 + hl + 64));
@@ -1410,56 +1245,56 @@ TEST(http_uploads)
 	snprintf(path, sizeof(path), "%s/bomb-idx3-ubyte.gz", d.dir);
 	REQUIRE(write_gzip_bomb(path, 3000));
 	{
-		struct parts p = {path, FIX "labels64_i64.npy"};
+		struct be_part p[2];
 		char yi[PATH_MAX];
 
 		snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
-		p.labels = yi;
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, yi), NULL, &r) ==
+			0);
 		CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
 	/* a form part with another name: refused, naming it */
 	{
-		struct named_part p = {"images", path};
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, one_part_mime, &p, NULL, &r) == 0);
+		struct be_part p = {.name = "images", .path = path};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, &p, 1, NULL, &r) == 0);
 		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "part 'images': %ld", r.status);
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
 
 	/* listings, HEAD and DELETE of models */
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
 	REQUIRE(get(&d, "/v1/models?limit=1", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/datasets?limit=0", 400, "/problems/bad_request");
 	REQUIRE(get(&d, "/v1/datasets?limit=1", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
 	      json_is_string(json_object_get(j, "next_cursor")));
 	if (j && json_is_string(json_object_get(j, "next_cursor"))) {
 		json_t *j2;
-		struct resp r2;
+		struct be_resp r2;
 
 		snprintf(url, sizeof(url), "/v1/datasets?limit=5&cursor=%s",
 			 json_string_value(json_object_get(j, "next_cursor")));
 		REQUIRE(get(&d, url, &r2) == 0);
-		j2 = resp_json(&r2);
+		j2 = be_resp_json(&r2);
 		CHECK(j2 && json_array_size(json_object_get(j2, "items")) == 1 &&
 		      json_is_null(json_object_get(j2, "next_cursor")));
 		json_decref(j2);
-		resp_free(&r2);
+		be_resp_free(&r2);
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/models/%s", id);
-	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "DELETE", url, 204);
 	EXPECT_PROBLEM(&d, "HEAD", url, 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "DELETE", url, 404, "/problems/not_found");
@@ -1472,7 +1307,7 @@ TEST(http_uploads)
 	CHECK_INT(r.status, 200);
 	CHECK(text && r.body && r.len == len && !memcmp(text, r.body, len));
 	free(text);
-	resp_free(&r);
+	be_resp_free(&r);
 
 	EXPECT(&d, "GET", "/healthz", 200);
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
@@ -1504,7 +1339,7 @@ TEST(http_queue)
 	pthread_t th[20];
 	char model[65] = "", ds[65] = "", csv_ds[65] = "", path[PATH_MAX], url[256], slow[64] = "", q1[64] = "",
 	     spec[1024], hv[64];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	int i, ok = 0;
 
@@ -1539,10 +1374,10 @@ TEST(http_queue)
 	}
 	CHECK_MSG(ok == 20, "%d of 20 jobs succeeded", ok);
 	REQUIRE(get(&d, "/v1/jobs?status=succeeded&limit=500", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(j && json_array_size(json_object_get(j, "items")) == 20);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 
 	/* a dataset with more classes than the model has outputs: 422 at once */
 	snprintf(path, sizeof(path), "%s/wide.csv", d.dir);
@@ -1557,7 +1392,7 @@ TEST(http_queue)
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && strstr(r.body, "classes"));
-	resp_free(&r);
+	be_resp_free(&r);
 
 	/* a job that fails (3 features for a 784-input model): failed, with
 	 * its error as a problem object */
@@ -1596,7 +1431,7 @@ TEST(http_queue)
 	}
 	REQUIRE(get(&d, "/readyz", &r) == 0);
 	CHECK(is_problem(&r, 503, "/problems/busy") && strstr(r.body, "MiB free"));
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(spec, sizeof(spec),
 		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
 		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
@@ -1609,22 +1444,22 @@ TEST(http_queue)
 	CHECK_INT(submit(&d, spec, NULL, q1, sizeof(q1), NULL), 202);
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 503);
 	CHECK(is_problem(&r, 503, "/problems/busy"));
-	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
+	be_resp_free(&r);
 	/* an upload a pending job names cannot be deleted */
 	snprintf(url, sizeof(url), "/v1/models/%s", model);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a model in use: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", ds);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a dataset in use: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	/* cancel the running one: it stops at its next check, the next runs */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled") &&
 	      json_is_string(json_object_get(j, "finished_at")));
@@ -1633,8 +1468,8 @@ TEST(http_queue)
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
 	json_decref(j);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", q1);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	resp_free(&r);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	be_resp_free(&r);
 	j = wait_job(&d, q1, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
@@ -1721,9 +1556,9 @@ TEST(http_config)
 
 /* Whether two problem answers are the same but for instance (the URL):
  * what another tenant's id gets must not differ from an unknown id's. */
-static int same_problem(const struct resp *a, const struct resp *b)
+static int same_problem(const struct be_resp *a, const struct be_resp *b)
 {
-	json_t *x = resp_json(a), *y = resp_json(b);
+	json_t *x = be_resp_json(a), *y = be_resp_json(b);
 	int ok = x && y && a->status == b->status;
 	const char *keys[] = {"type", "title", "status", "detail", "errors"};
 
@@ -1742,12 +1577,12 @@ static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d
 			  const char *id, const char *unknown)
 {
 	char p1[300], p2[300];
-	struct resp a, b;
+	struct be_resp a, b;
 
 	snprintf(p1, sizeof(p1), fmt, id);
 	snprintf(p2, sizeof(p2), fmt, unknown);
-	if (request(d, method, p1, NULL, NULL, 0, NULL, NULL, NULL, &a) ||
-	    request(d, method, p2, NULL, NULL, 0, NULL, NULL, NULL, &b)) {
+	if (request(d, method, p1, NULL, NULL, 0, NULL, 0, NULL, &a) ||
+	    request(d, method, p2, NULL, NULL, 0, NULL, 0, NULL, &b)) {
 		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, p1);
 		return;
 	}
@@ -1755,8 +1590,8 @@ static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d
 	    (strcmp(method, "HEAD") && (!is_problem(&a, 404, "/problems/not_found") || !same_problem(&a, &b))))
 		pc_test_fail(t, __FILE__, line, "%s %s: %ld %s; for an unknown id %ld %s", method, p1, a.status,
 			     a.body ? a.body : "", b.status, b.body ? b.body : "");
-	resp_free(&a);
-	resp_free(&b);
+	be_resp_free(&a);
+	be_resp_free(&b);
 }
 
 #define EXPECT_HIDDEN(d, method, fmt, id, unknown) expect_hidden(t, __LINE__, d, method, fmt, id, unknown)
@@ -1764,14 +1599,14 @@ static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d
 /* The ids of a listing's items (each "tenant/id" when with_tenant). */
 static int list_has(const struct be_daemon *d, const char *path, const char *id, const char *tenant)
 {
-	struct resp r;
+	struct be_resp r;
 	json_t *j, *it;
 	size_t i;
 	int found = 0;
 
 	if (get(d, path, &r) || r.status != 200)
 		return -1;
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	json_array_foreach(json_object_get(j, "items"), i, it)
 	{
 		if (!strcmp(json_string_value(json_object_get(it, "id")) ?: "", id) &&
@@ -1779,7 +1614,7 @@ static int list_has(const struct be_daemon *d, const char *path, const char *id,
 			found++;
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	return found;
 }
 
@@ -1811,7 +1646,7 @@ TEST(http_tenants)
 	const char *extra[] = {"--tokens-file", tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
 			       NULL};
 	json_t *j, *b1 = NULL, *b2 = NULL;
-	struct resp r, r2;
+	struct be_resp r, r2;
 	struct stat st;
 	FILE *f;
 
@@ -1840,7 +1675,7 @@ TEST(http_tenants)
 	alice[1500] = '\0';
 	REQUIRE(get(&A, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	alice[1500] = 'A' + 1500 % 26;
 
 	/* alice's uploads */
@@ -1920,7 +1755,7 @@ TEST(http_tenants)
 			 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
 			 mA, dA, dA);
 		REQUIRE(submit(&A, hspec, NULL, hj, sizeof(hj), &r) == 202);
-		resp_free(&r);
+		be_resp_free(&r);
 		j = wait_job(&A, hj, "finished", 120);
 		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 		link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
@@ -1945,26 +1780,26 @@ TEST(http_tenants)
 	REQUIRE(submit(&B, spec, NULL, NULL, 0, &r) == 422);
 	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r2) == 422);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && same_problem(&r, &r2));
-	resp_free(&r);
-	resp_free(&r2);
+	be_resp_free(&r);
+	be_resp_free(&r2);
 
 	/* idempotency keys are per tenant: bob's key-1 with alice's very spec
 	 * text (his own records of the same bytes) is a new job of his */
 	CHECK_INT(upload_dataset(&B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
 	CHECK(!strcmp(dA, dB));
 	REQUIRE(submit(&B, spec, "key-1", jB, sizeof(jB), &r) == 202);
-	CHECK(header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "false"));
+	CHECK(be_resp_header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "false"));
 	CHECK(jB[0] && strcmp(jA, jB));
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&B, jB, "finished", 60);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	json_decref(j);
 	EXPECT_HIDDEN(&A, "GET", "/v1/jobs/%s", jB, unknown_job);
 	/* alice's own replay still works */
 	REQUIRE(submit(&A, spec, "key-1", jA2, sizeof(jA2), &r) == 202);
-	CHECK(header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "true"));
+	CHECK(be_resp_header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "true"));
 	CHECK(!strcmp(jA, jA2));
-	resp_free(&r);
+	be_resp_free(&r);
 
 	/* the admin sees both, told whose each is, and can page through a
 	 * listing where one id is held by two tenants */
@@ -1983,8 +1818,8 @@ TEST(http_tenants)
 		for (;;) {
 			snprintf(url, sizeof(url), "/v1/models?limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
 			REQUIRE(get(&ADM, url, &r) == 0 && r.status == 200);
-			j = resp_json(&r);
-			resp_free(&r);
+			j = be_resp_json(&r);
+			be_resp_free(&r);
 			REQUIRE(j);
 			for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
 				json_t *it = json_array_get(json_object_get(j, "items"), i);
@@ -2046,12 +1881,12 @@ TEST(http_tenants)
 	snprintf(spec_unknown, sizeof(spec_unknown), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
 	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r) == 429);
 	CHECK(is_problem(&r, 429, "/problems/quota"));
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/quota"));
 	CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_queued_jobs"));
 	json_decref(j);
-	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
+	be_resp_free(&r);
 	CHECK_INT(submit(&A, spec_unknown, NULL, jA2, sizeof(jA2), NULL), 202);
 	/* cancelling frees the slot */
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
@@ -2062,9 +1897,9 @@ TEST(http_tenants)
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jA2);
 	EXPECT(&A, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&A, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
@@ -2077,18 +1912,19 @@ TEST(http_tenants)
 	CHECK_INT(upload_dataset(&L, path, NULL, c1), 201);
 	snprintf(path, sizeof(path), "%s/c2.csv", d.dir);
 	REQUIRE(write_csv(path, 40000, 2));
-	REQUIRE(request(&L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	resp_free(&r);
+	REQUIRE(request(&L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	be_resp_free(&r);
 	{
-		struct parts p = {path, NULL};
+		struct be_part p[2];
 
-		REQUIRE(request(&L, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		REQUIRE(request(&L, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, NULL), NULL, &r) ==
+			0);
 		CHECK(is_problem(&r, 507, "/problems/storage_quota"));
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/storage_quota"));
 		CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
 	/* the quota is the tenant's: the same file is fine for the admin's
 	 * tenant (ops, which holds nothing), and bob with his 600 KB is over */
@@ -2202,7 +2038,7 @@ TEST(http_tenants_metrics)
 	struct be_daemon d;
 	char tokens[PATH_MAX];
 	const char *extra[] = {"--tokens-file", tokens, NULL};
-	struct resp r;
+	struct be_resp r;
 	FILE *f;
 
 	memset(&d, 0, sizeof(d));
@@ -2218,28 +2054,28 @@ TEST(http_tenants_metrics)
 	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	for (int i = 0; i < 2; i++) {
 		const char *tok = i ? "Authorization: Bearer tok-legacy" : "Authorization: Bearer tok-alice";
 		json_t *j;
 
-		REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, tok, &r) == 0);
+		REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, tok, &r) == 0);
 		CHECK(is_problem(&r, 403, "/problems/forbidden"));
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/forbidden"), "%s",
 			  r.body ? r.body : "");
 		CHECK(r.body && !strstr(r.body, "paracorr_queue_depth"));
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
-	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-ops", &r) == 0);
+	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, "Authorization: Bearer tok-ops", &r) == 0);
 	CHECK_INT(r.status, 200);
 	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* the rest of the tenant's API is unchanged for an ordinary token */
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-alice", &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer tok-alice", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
@@ -2366,36 +2202,36 @@ TEST(http_dashboard_browser)
 
 	/* over plain HTTP first: the pages, and the charts the report offers */
 	{
-		struct resp r;
+		struct be_resp r;
 		char hv[128], path[256];
 		size_t i;
 		json_t *c;
 
 		REQUIRE(get(&d, "/", &r) == 0);
-		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/html") &&
+		CHECK(r.status == 200 && be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/html") &&
 		      strstr(r.body, "/app.js") && strstr(r.body, "/style.css"));
-		resp_free(&r);
+		be_resp_free(&r);
 		REQUIRE(get(&d, "/app.js", &r) == 0);
-		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "javascript") && r.len > 1000);
-		resp_free(&r);
+		CHECK(r.status == 200 && be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "javascript") && r.len > 1000);
+		be_resp_free(&r);
 		REQUIRE(get(&d, "/style.css", &r) == 0);
-		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/css"));
-		resp_free(&r);
+		CHECK(r.status == 200 && be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/css"));
+		be_resp_free(&r);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts", job);
 		REQUIRE(get(&d, path, &r) == 0);
-		j = resp_json(&r);
-		resp_free(&r);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
 		CHECK(j && json_array_size(json_object_get(j, "items")) == 3);
 		json_array_foreach(json_object_get(j, "items"), i, c)
 		{
-			struct resp s2;
+			struct be_resp s2;
 			const char *href = json_string_value(json_object_get(c, "href"));
 
 			REQUIRE(href && get(&d, href, &s2) == 0);
-			CHECK_MSG(s2.status == 200 && header(&s2, "Content-Type", hv, sizeof(hv)) && strstr(hv, "image/svg+xml") &&
+			CHECK_MSG(s2.status == 200 && be_resp_header(&s2, "Content-Type", hv, sizeof(hv)) && strstr(hv, "image/svg+xml") &&
 					  !strncmp(s2.body, "<svg ", 5) && strstr(s2.body, "class=\"series\""),
 				  "%s: %ld", href, s2.status);
-			resp_free(&s2);
+			be_resp_free(&s2);
 		}
 		json_decref(j);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/pie.svg", job);
@@ -2491,7 +2327,7 @@ TEST(http_report_html_browser)
 	     url[PATH_MAX + 64], profile[PATH_MAX], flag[2 * PATH_MAX], shot[PATH_MAX + 64];
 	char *html = NULL, *dom = NULL, *p;
 	size_t len = 0;
-	struct resp r;
+	struct be_resp r;
 	struct pc_error err = {0};
 	json_t *j, *rep;
 	int figures = 0, rows = 0;
@@ -2513,8 +2349,8 @@ TEST(http_report_html_browser)
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	REQUIRE(rep);
 	REQUIRE(pcd_report_html(rep, &html, &len, &err) == PC_OK);
 	CHECK_INT(json_array_size(json_object_get(rep, "results")), 3 + 3 * 3);
@@ -2522,12 +2358,12 @@ TEST(http_report_html_browser)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report.html", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	CHECK(header(&r, "Content-Type", hv, sizeof(hv)) && !strcmp(hv, "text/html; charset=utf-8"));
+	CHECK(be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && !strcmp(hv, "text/html; charset=utf-8"));
 	/* exactly the HTML of the stored report */
 	CHECK_MSG(r.body && r.len == len && !memcmp(r.body, html, len), "served %zu bytes, the report makes %zu",
 		  r.len, len);
 	CHECK(r.body && !strstr(r.body, "<script") && !strstr(r.body, " src=") && !strstr(r.body, " href="));
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000/report.html", 404, "/problems/not_found");
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 
@@ -2695,7 +2531,7 @@ TEST(http_harden_resumes_after_kill)
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256], hv[256];
 	json_t *j, *rep = NULL, *rep2 = NULL;
-	struct resp r;
+	struct be_resp r;
 	int saw_first_epoch = 0, resumed_at = 0;
 	double t0;
 
@@ -2710,13 +2546,13 @@ TEST(http_harden_resumes_after_kill)
 		size_t len;
 		char *onnx = read_fixture(FIX "cnn_op17.onnx", &len);
 		REQUIRE(onnx);
-		REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
+		REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, 0, NULL, &r) == 0);
 		free(onnx);
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		CHECK_INT(r.status, 201);
 		snprintf(model, sizeof(model), "%s", j ? json_string_value(json_object_get(j, "id")) : "");
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
 	CHECK_INT(upload_dataset(&d, T10K_X, T10K_Y, ds), 201);
 	snprintf(fmt, sizeof(fmt), "{\"model\": \"%%s\", \"dataset\": \"%%s\", %s}", HARDEN_SPEC);
@@ -2724,7 +2560,7 @@ TEST(http_harden_resumes_after_kill)
 	snprintf(spec, sizeof(spec), fmt, model, ds, "00000000000000000000000000000000000000000000000000000000000000ff");
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/training/dataset\""));
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(spec, sizeof(spec), fmt, model, ds, ds);
 	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
 
@@ -2734,8 +2570,8 @@ TEST(http_harden_resumes_after_kill)
 		const char *ph;
 
 		REQUIRE(get(&d, path, &r) == 0);
-		j = resp_json(&r);
-		resp_free(&r);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		if (ph && strstr(ph, "training epoch 1 "))
 			saw_first_epoch = 1;
@@ -2756,8 +2592,8 @@ TEST(http_harden_resumes_after_kill)
 		const char *ph, *st;
 
 		REQUIRE(get(&d, path, &r) == 0);
-		j = resp_json(&r);
-		resp_free(&r);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		st = json_string_value(json_object_get(j, "status"));
 		if (ph && !resumed_at && !strncmp(ph, "training epoch ", 15))
@@ -2781,16 +2617,16 @@ TEST(http_harden_resumes_after_kill)
 	/* the same report as an uninterrupted run of the same spec */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	REQUIRE(submit(&d, spec, NULL, job2, sizeof(job2), NULL) == 202);
 	j = wait_job(&d, job2, "succeeded", 180);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	json_decref(j);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job2);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep2 = resp_json(&r);
-	resp_free(&r);
+	rep2 = be_resp_json(&r);
+	be_resp_free(&r);
 	REQUIRE(rep && rep2);
 	json_object_del(rep, "timing");
 	json_object_del(rep2, "timing");
@@ -2819,7 +2655,7 @@ TEST(http_harden_resumes_after_kill)
 		pcd_sha256_hex_of(r.body, r.len, id);
 		CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
 	}
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/weights.bin", job);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
@@ -2827,18 +2663,18 @@ TEST(http_harden_resumes_after_kill)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/harden.svg", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* the hardened model is the job's artifact in the store: a restart
 	 * still links it, and it is still a model of the service */
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
 	REQUIRE(get(&d, path, &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK_MSG(j && !strcmp(json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")) ?: "", hv),
 		  "after a restart: %s", r.body ? r.body : "");
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
 	/* deleting the job removes its artifacts, not the registered model */
 	EXPECT(&d, "DELETE", path, 204);
@@ -2861,7 +2697,7 @@ TEST(http_harden_holds_its_training_dataset)
 	     ylab[PATH_MAX + 16];
 	char *labels;
 	size_t len;
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!setup(t, &d))
@@ -2892,23 +2728,23 @@ TEST(http_harden_holds_its_training_dataset)
 		 model, ds, train);
 	REQUIRE(submit(&d, spec, NULL, queued, sizeof(queued), NULL) == 202);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict") && strstr(r.body, queued) &&
 			  strstr(r.body, "training.dataset"),
 		  "delete of a queued harden job's training dataset: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "GET", url, 200);
 	/* cancelled (it was queued: 200), the job holds nothing */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", queued);
-	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
 	EXPECT(&d, "DELETE", url, 204);
 	EXPECT_PROBLEM(&d, "GET", url, 404, "/problems/not_found");
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	resp_free(&r);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	be_resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
