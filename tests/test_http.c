@@ -1129,23 +1129,27 @@ static const char *detail_of(const struct be_resp *r, char *buf, size_t size)
 	return buf;
 }
 
-TEST(http_uploads)
+/* The http_uploads tests: each starts its own daemon with a 2 MiB dataset
+ * limit and ends with flow_teardown. */
+static int uploads_setup(struct pc_test *t, struct be_daemon *d)
+{
+	static const char *const extra[] = {"--max-dataset-mb", "2", NULL};
+
+	return setup_with(t, d, extra);
+}
+
+/* A model with ops paracorr does not have: 422 naming each of them. */
+TEST(http_uploads_refuse_unsupported_ops)
 {
 	struct be_daemon d;
-	const char *extra[] = {"--max-dataset-mb", "2", NULL};
-	char path[PATH_MAX], path2[PATH_MAX], id[65] = "", id2[65] = "", det[1024], url[256];
+	char det[1024];
 	struct ob_model b;
 	unsigned char *onnx;
 	size_t len;
 	struct be_resp r;
-	json_t *j;
-	char *text;
 
-	memset(&d, 0, sizeof(d));
-	if (!setup_with(t, &d, extra))
+	if (!uploads_setup(t, &d))
 		return;
-
-	/* a model with ops paracorr does not have: 422 naming each of them */
 	ob_mlp(&b);
 	b.nodes[1].op_type = "FancyNorm";
 	{
@@ -1161,7 +1165,20 @@ TEST(http_uploads)
 	detail_of(&r, det, sizeof(det));
 	CHECK_MSG(strstr(det, "FancyNorm") && strstr(det, "Hardmax2"), "detail: %s", det);
 	be_resp_free(&r);
-	/* a truncated file: the reason, never a crash */
+	flow_teardown(t, &d);
+}
+
+/* A truncated file: the reason, never a crash. */
+TEST(http_uploads_refuse_truncated_model)
+{
+	struct be_daemon d;
+	char det[1024];
+	size_t len;
+	struct be_resp r;
+	char *text;
+
+	if (!uploads_setup(t, &d))
+		return;
 	text = read_fixture(FIX "mlp_op13.onnx", &len);
 	REQUIRE(text);
 	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, 0, NULL, &r) ==
@@ -1170,17 +1187,39 @@ TEST(http_uploads)
 	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "truncated: %ld", r.status);
 	CHECK(detail_of(&r, det, sizeof(det))[0] != '\0');
 	be_resp_free(&r);
-	/* no Content-Length: the bytes are counted against the 2 MiB limit */
+	flow_teardown(t, &d);
+}
+
+/* No Content-Length: the bytes are counted against the 2 MiB limit. */
+TEST(http_uploads_chunked_counted_against_the_limit)
+{
+	struct be_daemon d;
+	struct be_resp r;
+
+	if (!uploads_setup(t, &d))
+		return;
 	REQUIRE(post_chunked(&d, "/v1/models", "application/octet-stream", 3u << 20, &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked model: %ld", r.status);
 	be_resp_free(&r);
 	REQUIRE(post_chunked(&d, "/v1/jobs", "application/json", 300u << 10, &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked spec: %ld", r.status);
 	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-	/* CSV as one part, the label in the last column */
+/* CSV as one part, the label in the last column: 201, its description,
+ * HEAD. */
+TEST(http_uploads_csv_dataset_201)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], id[65] = "", url[256];
+	struct be_resp r;
+	json_t *j;
+	const char *text = "0.5,1,2,0\n1.5,2,3,1\n-1,0,4,2\n3,3,3,1\n";
+
+	if (!uploads_setup(t, &d))
+		return;
 	snprintf(path, sizeof(path), "%s/d.csv", d.dir);
-	text = "0.5,1,2,0\n1.5,2,3,1\n-1,0,4,2\n3,3,3,1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
 	CHECK_INT(upload_dataset(&d, path, NULL, id), 201);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", id);
@@ -1194,11 +1233,23 @@ TEST(http_uploads)
 	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
 	be_resp_free(&r);
-	/* a negative label: 422 saying which */
+	flow_teardown(t, &d);
+}
+
+/* A negative label: 422; a ragged row: 422 naming the line. */
+TEST(http_uploads_csv_refuse_bad_label_and_ragged_row)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], id[65] = "", det[1024];
+	struct be_resp r;
+	const char *text;
+
+	if (!uploads_setup(t, &d))
+		return;
+	snprintf(path, sizeof(path), "%s/d.csv", d.dir);
 	text = "0.5,1,2,0\n1.5,2,3,-1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
-	CHECK_INT(upload_dataset(&d, path, NULL, id2), 422);
-	/* a ragged row: 422 naming the line */
+	CHECK_INT(upload_dataset(&d, path, NULL, id), 422);
 	text = "0.5,1,2,0\n1.5,2,1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
 	{
@@ -1209,63 +1260,98 @@ TEST(http_uploads)
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "line 2"), "detail: %s", det);
 		be_resp_free(&r);
 	}
+	flow_teardown(t, &d);
+}
 
-	/* safetensors with tensors inputs and labels, as one part */
-	{
-		static const char hdr[] = "{\"inputs\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]},"
-					  "\"labels\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[32,64]}}";
-		unsigned char buf[8 + sizeof(hdr) + 64];
-		uint64_t hl = sizeof(hdr) - 1;
-		float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-		int64_t y[4] = {0, 1, 0, 1};
-		size_t k;
+/* safetensors with tensors inputs and labels, as one part: 201; offsets
+ * past the data: 422. */
+TEST(http_uploads_safetensors_dataset)
+{
+	static const char hdr[] = "{\"inputs\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]},"
+				  "\"labels\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[32,64]}}";
+	struct be_daemon d;
+	char path[PATH_MAX], id[65] = "", id2[65] = "", url[256];
+	unsigned char buf[8 + sizeof(hdr) + 64];
+	uint64_t hl = sizeof(hdr) - 1;
+	float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+	int64_t y[4] = {0, 1, 0, 1};
+	struct be_resp r;
+	json_t *j;
 
-		for (k = 0; k < 8; k++)
-			buf[k] = (unsigned char)(hl >> (8 * k));
-		memcpy(buf + 8, hdr, hl);
-		memcpy(buf + 8 + hl, x, sizeof(x));
-		memcpy(buf + 8 + hl + sizeof(x), y, sizeof(y));
-		snprintf(path2, sizeof(path2), "%s/d.safetensors", d.dir);
-		REQUIRE(write_file(path2, buf, 8 + hl + 64));
-		CHECK_INT(upload_dataset(&d, path2, NULL, id2), 201);
-		snprintf(url, sizeof(url), "/v1/datasets/%s", id2);
-		REQUIRE(get(&d, url, &r) == 0);
-		j = be_resp_json(&r);
-		CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
-		      json_integer_value(json_object_get(j, "classes")) == 2);
-		json_decref(j);
-		be_resp_free(&r);
-		/* offsets past the data: 422 */
-		buf[8 + (size_t)(strstr(hdr, "32]") - hdr)] = '9';
-		REQUIRE(write_file(path2, buf, 8 + hl + 64));
-		CHECK_INT(upload_dataset(&d, path2, NULL, id), 422);
-	}
+	if (!uploads_setup(t, &d))
+		return;
+	for (size_t k = 0; k < 8; k++)
+		buf[k] = (unsigned char)(hl >> (8 * k));
+	memcpy(buf + 8, hdr, hl);
+	memcpy(buf + 8 + hl, x, sizeof(x));
+	memcpy(buf + 8 + hl + sizeof(x), y, sizeof(y));
+	snprintf(path, sizeof(path), "%s/d.safetensors", d.dir);
+	REQUIRE(write_file(path, buf, 8 + hl + 64));
+	CHECK_INT(upload_dataset(&d, path, NULL, id2), 201);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", id2);
+	REQUIRE(get(&d, url, &r) == 0);
+	j = be_resp_json(&r);
+	CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
+	      json_integer_value(json_object_get(j, "classes")) == 2);
+	json_decref(j);
+	be_resp_free(&r);
+	buf[8 + (size_t)(strstr(hdr, "32]") - hdr)] = '9';
+	REQUIRE(write_file(path, buf, 8 + hl + 64));
+	CHECK_INT(upload_dataset(&d, path, NULL, id), 422);
+	flow_teardown(t, &d);
+}
 
-	/* gzip that decompresses past max_dataset_mb: 422 naming the limit */
+/* gzip that decompresses past max_dataset_mb: 413 naming the limit. */
+TEST(http_uploads_refuse_gzip_bomb)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], yi[PATH_MAX], det[1024];
+	struct be_part p[2];
+	struct be_resp r;
+
+	if (!uploads_setup(t, &d))
+		return;
 	snprintf(path, sizeof(path), "%s/bomb-idx3-ubyte.gz", d.dir);
 	REQUIRE(write_gzip_bomb(path, 3000));
-	{
-		struct be_part p[2];
-		char yi[PATH_MAX];
+	snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
+	REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, yi), NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-		snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, yi), NULL, &r) ==
-			0);
-		CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
-		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
-		be_resp_free(&r);
-	}
-	/* a form part with another name: refused, naming it */
-	{
-		struct be_part p = {.name = "images", .path = path};
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, &p, 1, NULL, &r) == 0);
-		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "part 'images': %ld", r.status);
-		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
-		be_resp_free(&r);
-	}
+/* A form part with another name: refused, naming it. */
+TEST(http_uploads_refuse_unknown_part)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], det[1024];
+	struct be_part p = {.name = "images", .path = path};
+	struct be_resp r;
 
-	/* listings, HEAD and DELETE of models */
+	if (!uploads_setup(t, &d))
+		return;
+	snprintf(path, sizeof(path), "%s/" FIX "sample64_u8.npy", pc_test_root());
+	REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, &p, 1, NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "part 'images': %ld", r.status);
+	CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* Listings page by limit and cursor; a limit of 0 is refused. */
+TEST(http_uploads_listings_paged)
+{
+	struct be_daemon d;
+	char id[65] = "", url[256];
+	struct be_resp r;
+	json_t *j;
+
+	if (!uploads_setup(t, &d))
+		return;
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", id), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_f32.npy", FIX "labels64_i64.npy", id), 201);
 	REQUIRE(get(&d, "/v1/models?limit=1", &r) == 0);
 	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
@@ -1291,6 +1377,20 @@ TEST(http_uploads)
 	}
 	json_decref(j);
 	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* HEAD and DELETE of a model: 204, then 404 for both; uploaded again
+ * after the delete: 201. */
+TEST(http_uploads_model_delete_then_201_again)
+{
+	struct be_daemon d;
+	char id[65] = "", url[256];
+	struct be_resp r;
+
+	if (!uploads_setup(t, &d))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
 	snprintf(url, sizeof(url), "/v1/models/%s", id);
 	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
@@ -1298,20 +1398,27 @@ TEST(http_uploads)
 	EXPECT(&d, "DELETE", url, 204);
 	EXPECT_PROBLEM(&d, "HEAD", url, 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "DELETE", url, 404, "/problems/not_found");
-	/* uploaded again after the delete: 201 */
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
+	flow_teardown(t, &d);
+}
 
-	/* the OpenAPI document is served, byte for byte the repository's */
+/* The OpenAPI document is served, byte for byte the repository's. */
+TEST(http_uploads_openapi_served)
+{
+	struct be_daemon d;
+	struct be_resp r;
+	size_t len;
+	char *text;
+
+	if (!uploads_setup(t, &d))
+		return;
 	REQUIRE(get(&d, "/v1/openapi.yaml", &r) == 0);
 	text = read_fixture("api/openapi.yaml", &len);
 	CHECK_INT(r.status, 200);
 	CHECK(text && r.body && r.len == len && !memcmp(text, r.body, len));
 	free(text);
 	be_resp_free(&r);
-
-	EXPECT(&d, "GET", "/healthz", 200);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	flow_teardown(t, &d);
 }
 
 /* --- the queue: concurrency, a full queue, pending uploads ---------------- */
