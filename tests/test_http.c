@@ -1438,25 +1438,23 @@ static void *submit_thread(void *arg)
 	return NULL;
 }
 
-TEST(http_queue)
+/* 20 submissions at once, 2 workers: every one accepted with an id of its
+ * own, and every one succeeds. */
+TEST(http_queue_20_concurrent_submissions_succeed)
 {
 	struct be_daemon d;
 	const char *extra[] = {"--workers", "2", "--threads-per-job", "1", "--max-queue", "30", NULL};
 	struct submitter sub[20];
 	pthread_t th[20];
-	char model[65] = "", ds[65] = "", csv_ds[65] = "", path[PATH_MAX], url[256], slow[64] = "", q1[64] = "",
-	     spec[1024], hv[64];
+	char model[65] = "", ds[65] = "";
 	struct be_resp r;
 	json_t *j;
 	int i, ok = 0;
 
-	memset(&d, 0, sizeof(d));
 	if (!setup_with(t, &d, extra))
 		return;
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
 	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
-
-	/* 20 submissions at once, 2 workers: every one accepted and succeeds */
 	for (i = 0; i < 20; i++) {
 		sub[i].d = &d;
 		sub[i].id[0] = '\0';
@@ -1485,75 +1483,193 @@ TEST(http_queue)
 	CHECK(j && json_array_size(json_object_get(j, "items")) == 20);
 	json_decref(j);
 	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-	/* a dataset with more classes than the model has outputs: 422 at once */
-	snprintf(path, sizeof(path), "%s/wide.csv", d.dir);
-	{
-		FILE *f = fopen(path, "w");
-		REQUIRE(f);
-		for (i = 0; i < 4; i++)
-			fprintf(f, "1,2,%d\n", i == 3 ? 40 : i);
-		fclose(f);
-	}
-	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
-	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
-	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
-	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && strstr(r.body, "classes"));
-	be_resp_free(&r);
+/* Uploads the fixture model and a CSV dataset of 4 rows whose row i is
+ * row(i) (the label last). 1 when both were stored. */
+static int queue_csv_fixture(struct pc_test *t, const struct be_daemon *d, const char *name,
+			     const char *(*row)(int, char *, size_t), char model[65], char csv_ds[65])
+{
+	char path[PATH_MAX], line[64];
+	FILE *f;
 
-	/* a job that fails (3 features for a 784-input model): failed, with
-	 * its error as a problem object */
-	snprintf(path, sizeof(path), "%s/narrow.csv", d.dir);
-	{
-		FILE *f = fopen(path, "w");
-		REQUIRE(f);
-		for (i = 0; i < 4; i++)
-			fprintf(f, "1,2,3,%d\n", i % 2);
-		fclose(f);
+	snprintf(path, sizeof(path), "%s/%s", d->dir, name);
+	if (!(f = fopen(path, "w"))) {
+		pc_test_fail(t, __FILE__, __LINE__, "cannot write %s", path);
+		return 0;
 	}
-	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
-	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
-	REQUIRE(submit(&d, spec, NULL, q1, sizeof(q1), NULL) == 202);
-	j = wait_job(&d, q1, "finished", 30);
-	REQUIRE(j);
-	{
-		json_t *e = json_object_get(j, "error");
-		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "failed"), "status %s",
-			  json_string_value(json_object_get(j, "status")));
-		CHECK(json_is_object(e) && json_is_string(json_object_get(e, "type")) &&
-		      json_is_string(json_object_get(e, "title")) && json_is_string(json_object_get(e, "detail")) &&
-		      json_integer_value(json_object_get(e, "status")) >= 400);
+	for (int i = 0; i < 4; i++)
+		fputs(row(i, line, sizeof(line)), f);
+	fclose(f);
+	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 || upload_dataset(d, path, NULL, csv_ds) != 201) {
+		pc_test_fail(t, __FILE__, __LINE__, "the uploads of %s failed", name);
+		return 0;
 	}
-	json_decref(j);
-	snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
-	EXPECT_PROBLEM(&d, "GET", url, 409, "/problems/conflict");
-	q1[0] = '\0';
+	return 1;
+}
 
-	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
-	 * readyz refuses below the free-disk threshold */
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	{
-		const char *tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
-		REQUIRE(daemon_start(&d, tight));
+static const char *wide_row(int i, char *buf, size_t size)
+{
+	snprintf(buf, size, "1,2,%d\n", i == 3 ? 40 : i);
+	return buf;
+}
+
+static const char *narrow_row(int i, char *buf, size_t size)
+{
+	snprintf(buf, size, "1,2,3,%d\n", i % 2);
+	return buf;
+}
+
+/* A dataset with more classes than the model has outputs: 422 at once,
+ * pointing at /dataset. */
+TEST(http_queue_refuse_dataset_with_more_classes)
+{
+	struct be_daemon d;
+	char model[65] = "", csv_ds[65] = "", spec[1024];
+	struct be_resp r;
+
+	if (!setup(t, &d))
+		return;
+	if (queue_csv_fixture(t, &d, "wide.csv", wide_row, model, csv_ds)) {
+		snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
+		REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
+		CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") &&
+		      strstr(r.body, "classes"));
+		be_resp_free(&r);
 	}
+	flow_teardown(t, &d);
+}
+
+/* A job that fails (3 features for a 784-input model): failed, with its
+ * error as a problem object; its report is 409. */
+TEST(http_queue_failed_job_error_is_a_problem)
+{
+	struct be_daemon d;
+	char model[65] = "", csv_ds[65] = "", spec[1024], q1[64] = "", url[256];
+	json_t *j;
+
+	if (!setup(t, &d))
+		return;
+	if (queue_csv_fixture(t, &d, "narrow.csv", narrow_row, model, csv_ds)) {
+		snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
+		REQUIRE(submit(&d, spec, NULL, q1, sizeof(q1), NULL) == 202);
+		j = wait_job(&d, q1, "finished", 30);
+		REQUIRE(j);
+		{
+			json_t *e = json_object_get(j, "error");
+			CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "failed"), "status %s",
+				  json_string_value(json_object_get(j, "status")));
+			CHECK(json_is_object(e) && json_is_string(json_object_get(e, "type")) &&
+			      json_is_string(json_object_get(e, "title")) && json_is_string(json_object_get(e, "detail")) &&
+			      json_integer_value(json_object_get(e, "status")) >= 400);
+		}
+		json_decref(j);
+		snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
+		EXPECT_PROBLEM(&d, "GET", url, 409, "/problems/conflict");
+	}
+	flow_teardown(t, &d);
+}
+
+/* One worker, a queue of 1, a free-disk threshold no disk meets. */
+static const char *const queue_tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
+
+/* readyz refuses below the free-disk threshold, saying how much is free. */
+TEST(http_queue_readyz_refuses_below_free_disk)
+{
+	struct be_daemon d;
+	struct be_resp r;
+
+	if (!setup_with(t, &d, queue_tight))
+		return;
 	REQUIRE(get(&d, "/readyz", &r) == 0);
 	CHECK(is_problem(&r, 503, "/problems/busy") && strstr(r.body, "MiB free"));
 	be_resp_free(&r);
-	snprintf(spec, sizeof(spec),
+	flow_teardown(t, &d);
+}
+
+/* The busy queue: on the tight daemon, the slow job running and q1 queued
+ * behind it (the queue is full). 1 when so. */
+static int queue_busy(struct pc_test *t, struct be_daemon *d, char model[65], char ds[65], char spec[1024],
+		      char slow[64], char q1[64])
+{
+	json_t *j;
+	int running;
+
+	if (!setup_with(t, d, queue_tight))
+		return 0;
+	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 ||
+	    upload_dataset(d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds) != 201) {
+		pc_test_fail(t, __FILE__, __LINE__, "the queue fixture's uploads failed");
+		goto fail;
+	}
+	snprintf(spec, 1024,
 		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
 		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
 		 "[\"model\", \"tensor\", \"layer\"]}}",
 		 model, ds);
-	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
-	j = wait_job(&d, slow, "running", 30);
-	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	if (submit(d, spec, NULL, slow, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the slow job was not accepted");
+		goto fail;
+	}
+	j = wait_job(d, slow, "running", 30);
+	running = j && !strcmp(json_string_value(json_object_get(j, "status")), "running");
 	json_decref(j);
-	CHECK_INT(submit(&d, spec, NULL, q1, sizeof(q1), NULL), 202);
+	if (!running) {
+		pc_test_fail(t, __FILE__, __LINE__, "the slow job is not running");
+		goto fail;
+	}
+	if (submit(d, spec, NULL, q1, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the queued job was not accepted");
+		goto fail;
+	}
+	return 1;
+fail:
+	be_daemon_stop(d, SIGKILL, NULL);
+	be_rmtree(d->dir);
+	return 0;
+}
+
+/* Cancels job id, which was in state `was`, so that the daemon stops at
+ * once; the answer exact for that state (cancel_answer). */
+static void queue_cancel(struct pc_test *t, int line, const struct be_daemon *d, const char *id, const char *was)
+{
+	char url[256];
+	struct be_resp r;
+
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", id);
+	if (request(d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) != 0 || !cancel_answer(&r, was))
+		pc_test_fail(t, __FILE__, line, "cancel of %s (%s): %ld %s", id, was, r.status, r.body ? r.body : "");
+	be_resp_free(&r);
+}
+
+/* A full queue: 503 with Retry-After. */
+TEST(http_queue_full_503_with_retry_after)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], slow[64] = "", q1[64] = "", hv[64];
+	struct be_resp r;
+
+	if (!queue_busy(t, &d, model, ds, spec, slow, q1))
+		return;
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 503);
 	CHECK(is_problem(&r, 503, "/problems/busy"));
 	CHECK(be_resp_header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
 	be_resp_free(&r);
-	/* an upload a pending job names cannot be deleted */
+	queue_cancel(t, __LINE__, &d, q1, "queued");
+	queue_cancel(t, __LINE__, &d, slow, "running");
+	flow_teardown(t, &d);
+}
+
+/* An upload a pending job names cannot be deleted: 409. */
+TEST(http_queue_uploads_in_use_not_deleted)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], slow[64] = "", q1[64] = "", url[256];
+	struct be_resp r;
+
+	if (!queue_busy(t, &d, model, ds, spec, slow, q1))
+		return;
 	snprintf(url, sizeof(url), "/v1/models/%s", model);
 	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a model in use: %ld", r.status);
@@ -1562,7 +1678,22 @@ TEST(http_queue)
 	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a dataset in use: %ld", r.status);
 	be_resp_free(&r);
-	/* cancel the running one: it stops at its next check, the next runs */
+	queue_cancel(t, __LINE__, &d, q1, "queued");
+	queue_cancel(t, __LINE__, &d, slow, "running");
+	flow_teardown(t, &d);
+}
+
+/* Cancelling the running job: it stops at its next check and the queued
+ * one runs; DELETE of that running job cancels it too. */
+TEST(http_queue_cancel_running_then_next_runs)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], slow[64] = "", q1[64] = "", url[256];
+	struct be_resp r;
+	json_t *j;
+
+	if (!queue_busy(t, &d, model, ds, spec, slow, q1))
+		return;
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
 	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
@@ -1576,12 +1707,12 @@ TEST(http_queue)
 	json_decref(j);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", q1);
 	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	CHECK_MSG(cancel_answer(&r, "running"), "DELETE of a running job: %ld %s", r.status, r.body ? r.body : "");
 	be_resp_free(&r);
 	j = wait_job(&d, q1, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	flow_teardown(t, &d);
 }
 
 /* --- configuration ------------------------------------------------------- */
