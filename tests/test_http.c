@@ -1423,6 +1423,26 @@ TEST(http_uploads_openapi_served)
 
 /* --- the queue: concurrency, a full queue, pending uploads ---------------- */
 
+/* A job of a second or less on model and dataset. */
+static void small_spec(char *spec, size_t size, const char *model, const char *ds, int seed)
+{
+	snprintf(spec, size,
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": %d, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
+		 model, ds, seed);
+}
+
+/* A job that runs until cancelled (a test's time, many times over). */
+static void slow_spec(char *spec, size_t size, const char *model, const char *ds)
+{
+	snprintf(spec, size,
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+}
+
+
 struct submitter {
 	const struct be_daemon *d;
 	char spec[1024];
@@ -1603,11 +1623,7 @@ static int queue_busy(struct pc_test *t, struct be_daemon *d, char model[65], ch
 		pc_test_fail(t, __FILE__, __LINE__, "the queue fixture's uploads failed");
 		goto fail;
 	}
-	snprintf(spec, 1024,
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
-		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
-		 "[\"model\", \"tensor\", \"layer\"]}}",
-		 model, ds);
+	slow_spec(spec, 1024, model, ds);
 	if (submit(d, spec, NULL, slow, 64, NULL) != 202) {
 		pc_test_fail(t, __FILE__, __LINE__, "the slow job was not accepted");
 		goto fail;
@@ -1872,252 +1888,390 @@ static int write_csv(const char *path, int rows, int salt)
  * the other's anything; an upload answers the same whether or not another
  * tenant holds the bytes; idempotency keys are per tenant; the admin sees
  * both; quotas answer 429 and 507 with their problem types. */
-TEST(http_tenants)
+/* The http_tenants tests: a tokens file with two tenants (alice, whose
+ * token is longer than any line buffer, and bob), an admin and a token of
+ * an older file (tenant default); one queued job and 1 MiB stored per
+ * tenant. Each test starts its own daemon (tenants_setup). */
+struct tenants {
+	struct be_daemon d; /* no token */
+	struct be_daemon A, B, ADM, L;
+	char tokens[PATH_MAX];
+	char alice[3001];
+};
+
+static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+static const char unknown_job[] = "j-0123456789abcdef";
+
+static int tenants_setup(struct pc_test *t, struct tenants *x)
 {
-	static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-	static const char unknown_job[] = "j-0123456789abcdef";
-	struct be_daemon d, A, B, ADM, L;
-	char tokens[PATH_MAX], alice[3001], path[PATH_MAX], url[300], spec[1024], spec_unknown[1024], hv[64];
-	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", jB2[64] = "",
-	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX],
-	     mpath[2 * PATH_MAX];
-	const char *extra[] = {"--tokens-file", tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
+	const char *extra[] = {"--tokens-file", x->tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
 			       NULL};
-	json_t *j, *b1 = NULL, *b2 = NULL;
-	struct be_resp r, r2;
-	struct stat st;
 	FILE *f;
 
-	memset(&d, 0, sizeof(d));
-	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+	memset(x, 0, sizeof(*x));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(x->d.dir, sizeof(x->d.dir))) {
 		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
-		return;
+		return 0;
 	}
-	/* alice's token is longer than any line buffer */
 	for (int i = 0; i < 3000; i++)
-		alice[i] = (char)('A' + i % 26);
-	alice[3000] = '\0';
-	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fprintf(f, "# two tenants, an admin, a token of an older file\n%s tenant=alice\n", alice);
+		x->alice[i] = (char)('A' + i % 26);
+	x->alice[3000] = '\0';
+	snprintf(x->tokens, sizeof(x->tokens), "%s/tokens", x->d.dir);
+	if (!(f = fopen(x->tokens, "w"))) {
+		pc_test_fail(t, __FILE__, __LINE__, "cannot write %s", x->tokens);
+		be_rmtree(x->d.dir);
+		return 0;
+	}
+	fprintf(f, "# two tenants, an admin, a token of an older file\n%s tenant=alice\n", x->alice);
 	fputs("  tok-bob\trole=user   tenant=bob\n\ntok-ops role=admin tenant=ops\ntok-legacy\n", f);
 	fclose(f);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
-	A = B = ADM = L = d;
-	A.token = alice;
-	B.token = "tok-bob";
-	ADM.token = "tok-ops";
-	L.token = "tok-legacy";
-	/* a prefix of alice's token is no token */
-	alice[1500] = '\0';
-	REQUIRE(get(&A, "/v1/models", &r) == 0);
+	if (!daemon_start(&x->d, extra)) {
+		pc_test_fail(t, __FILE__, __LINE__, "the daemon did not come up (see %s/daemon.log)", x->d.dir);
+		return 0;
+	}
+	x->A = x->B = x->ADM = x->L = x->d;
+	x->A.token = x->alice;
+	x->B.token = "tok-bob";
+	x->ADM.token = "tok-ops";
+	x->L.token = "tok-legacy";
+	return 1;
+}
+
+static void tenants_teardown(struct pc_test *t, struct tenants *x)
+{
+	CHECK_INT(be_daemon_stop(&x->d, SIGTERM, NULL), 0);
+	be_rmtree(x->d.dir);
+}
+
+/* Submits spec as d and waits for it to succeed; its id into id. */
+static void run_job_line(struct pc_test *t, int line, const struct be_daemon *d, const char *spec, const char *idem,
+			 char id[64])
+{
+	json_t *j = NULL;
+	long st = submit(d, spec, idem, id, 64, NULL);
+
+	if (st == 202 && id[0])
+		j = wait_job(d, id, "finished", 60);
+	if (!j || strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded"))
+		pc_test_fail(t, __FILE__, line, "the job (%ld) did not succeed", st);
+	json_decref(j);
+}
+
+#define RUN_JOB(d, spec, idem, id) run_job_line(t, __LINE__, d, spec, idem, id)
+
+/* A prefix of alice's token is no token: 401. */
+TEST(http_tenants_token_prefix_is_no_token)
+{
+	struct tenants x;
+	struct be_resp r;
+
+	if (!tenants_setup(t, &x))
+		return;
+	x.alice[1500] = '\0';
+	REQUIRE(get(&x.A, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
 	be_resp_free(&r);
-	alice[1500] = 'A' + 1500 % 26;
+	x.alice[1500] = 'A' + 1500 % 26;
+	CHECK_INT(list_has(&x.A, "/v1/models", unknown_blob, NULL), 0);
+	tenants_teardown(t, &x);
+}
 
-	/* alice's uploads */
-	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, &b1), 201);
-	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, NULL), 200);
-	CHECK_INT(upload_dataset(&A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+/* Bob cannot see, detect or delete alice's uploads: the answers of
+ * unknown ids; nor can the legacy token (tenant default). */
+TEST(http_tenants_uploads_hidden_from_others)
+{
+	struct tenants x;
+	char mA[65] = "", dA[65] = "";
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 200);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
 	REQUIRE(mA[0] && dA[0]);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "HEAD", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "DELETE", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/datasets/%s", dA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "HEAD", "/v1/datasets/%s", dA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "DELETE", "/v1/datasets/%s", dA, unknown_blob);
+	CHECK_INT(list_has(&x.B, "/v1/models", mA, NULL), 0);
+	CHECK_INT(list_has(&x.B, "/v1/datasets", dA, NULL), 0);
+	CHECK_INT(list_has(&x.A, "/v1/models", mA, NULL), 1);
+	CHECK_INT(list_has(&x.A, "/v1/datasets", dA, NULL), 1);
+	CHECK_INT(list_has(&x.L, "/v1/models", mA, NULL), 0);
+	EXPECT_HIDDEN(&x.L, "GET", "/v1/models/%s", mA, unknown_blob);
+	tenants_teardown(t, &x);
+}
 
-	/* bob cannot see, detect, delete them: the answers of unknown ids */
-	EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", mA, unknown_blob);
-	EXPECT_HIDDEN(&B, "HEAD", "/v1/models/%s", mA, unknown_blob);
-	EXPECT_HIDDEN(&B, "DELETE", "/v1/models/%s", mA, unknown_blob);
-	EXPECT_HIDDEN(&B, "GET", "/v1/datasets/%s", dA, unknown_blob);
-	EXPECT_HIDDEN(&B, "HEAD", "/v1/datasets/%s", dA, unknown_blob);
-	EXPECT_HIDDEN(&B, "DELETE", "/v1/datasets/%s", dA, unknown_blob);
-	CHECK_INT(list_has(&B, "/v1/models", mA, NULL), 0);
-	CHECK_INT(list_has(&B, "/v1/datasets", dA, NULL), 0);
-	CHECK_INT(list_has(&A, "/v1/models", mA, NULL), 1);
-	CHECK_INT(list_has(&A, "/v1/datasets", dA, NULL), 1);
-	/* the legacy token is tenant default: it sees nothing of theirs */
-	CHECK_INT(list_has(&L, "/v1/models", mA, NULL), 0);
-	EXPECT_HIDDEN(&L, "GET", "/v1/models/%s", mA, unknown_blob);
+/* Dedup tells bob nothing: alice's bytes and bytes nobody has both get 201
+ * with the description of new content, then 200. */
+TEST(http_tenants_dedup_tells_nothing)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", m2[65] = "";
+	json_t *b1 = NULL, *b2 = NULL;
 
-	/* dedup tells bob nothing: alice's bytes and bytes nobody has both get
-	 * 201 with the description of new content, then 200 */
-	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, &b2), 201);
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, &b1), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, &b2), 201);
 	CHECK(b1 && b2 && json_equal(b1, b2));
-	CHECK(!strcmp(mA, mB));
-	CHECK_INT(upload_model(&B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
-	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, NULL), 200);
-	CHECK_INT(upload_model(&B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 200);
+	CHECK(mA[0] && !strcmp(mA, mB));
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 200);
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 200);
 	json_decref(b1);
 	json_decref(b2);
-	EXPECT_HIDDEN(&A, "GET", "/v1/models/%s", m2, unknown_blob);
+	EXPECT_HIDDEN(&x.A, "GET", "/v1/models/%s", m2, unknown_blob);
+	tenants_teardown(t, &x);
+}
 
-	/* alice's job */
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
-		 mA, dA);
-	CHECK_INT(submit(&A, spec, "key-1", jA, sizeof(jA), NULL), 202);
+/* Every route of alice's job answers bob as for an unknown job; alice
+ * still has all of it, and is not told whose it is. */
+TEST(http_tenants_jobs_hidden_from_others)
+{
+	struct tenants x;
+	char mA[65] = "", dA[65] = "", jA[64] = "", spec[1024], url[300];
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	CHECK_INT(submit(&x.A, spec, "key-1", jA, sizeof(jA), NULL), 202);
 	REQUIRE(jA[0]);
-	j = wait_job(&A, jA, "finished", 60);
+	j = wait_job(&x.A, jA, "finished", 60);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	CHECK(j && !json_object_get(j, "tenant")); /* only the admin is told whose */
 	json_decref(j);
-	/* bob: every route of it is the unknown job's answer */
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/report", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/charts", jA, unknown_job);
-	{
-		char fmt[80];
-		snprintf(fmt, sizeof(fmt), "/v1/jobs/%%s/charts/accuracy.svg");
-		EXPECT_HIDDEN(&B, "GET", fmt, jA, unknown_job);
-	}
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "POST", "/v1/jobs/%s/cancel", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "DELETE", "/v1/jobs/%s", jA, unknown_job);
-	CHECK_INT(list_has(&B, "/v1/jobs", jA, NULL), 0);
-	CHECK_INT(list_has(&B, "/v1/jobs?status=succeeded", jA, NULL), 0);
-	/* ... and alice still has all of it */
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/report", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/charts", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/charts/accuracy.svg", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/artifacts/model.onnx", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "POST", "/v1/jobs/%s/cancel", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "DELETE", "/v1/jobs/%s", jA, unknown_job);
+	CHECK_INT(list_has(&x.B, "/v1/jobs", jA, NULL), 0);
+	CHECK_INT(list_has(&x.B, "/v1/jobs?status=succeeded", jA, NULL), 0);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jA);
-	EXPECT(&A, "GET", url, 200);
+	EXPECT(&x.A, "GET", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", jA);
-	EXPECT_PROBLEM(&A, "GET", url, 409, "/problems/conflict"); /* an analyze job has no artifact: found, not hidden */
-	CHECK_INT(list_has(&A, "/v1/jobs", jA, NULL), 1);
+	EXPECT_PROBLEM(&x.A, "GET", url, 409, "/problems/conflict"); /* an analyze job has no artifact: found, not hidden */
+	CHECK_INT(list_has(&x.A, "/v1/jobs", jA, NULL), 1);
+	tenants_teardown(t, &x);
+}
 
-	/* a harden job's model is registered as its tenant's: alice fetches
-	 * the artifact and the model, bob neither */
-	{
-		char hj[64] = "", hid[65] = "", hspec[1024];
-		const char *link;
+/* A harden job's model is registered as its tenant's: alice fetches the
+ * artifact and the model, bob neither. */
+TEST(http_tenants_harden_model_is_the_tenants)
+{
+	struct tenants x;
+	char mA[65] = "", dA[65] = "", hj[64] = "", hid[65] = "", hspec[1024], url[300];
+	const char *link;
+	struct be_resp r;
+	json_t *j;
 
-		snprintf(hspec, sizeof(hspec),
-			 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
-			 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
-			 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
-			 mA, dA, dA);
-		REQUIRE(submit(&A, hspec, NULL, hj, sizeof(hj), &r) == 202);
-		be_resp_free(&r);
-		j = wait_job(&A, hj, "finished", 120);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
-		link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
-		CHECK(link && strlen(link) == strlen("/v1/models/") + 64);
-		if (link)
-			snprintf(hid, sizeof(hid), "%s", link + strlen("/v1/models/"));
-		json_decref(j);
-		snprintf(url, sizeof(url), "/v1/models/%s", hid);
-		EXPECT(&A, "GET", url, 200);
-		EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", hid, unknown_blob);
-		snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", hj);
-		EXPECT(&A, "GET", url, 200);
-		EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", hj, unknown_job);
-		CHECK_INT(list_has(&ADM, "/v1/models", hid, "alice"), 1);
-	}
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	snprintf(hspec, sizeof(hspec),
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
+		 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
+		 mA, dA, dA);
+	REQUIRE(submit(&x.A, hspec, NULL, hj, sizeof(hj), &r) == 202);
+	be_resp_free(&r);
+	j = wait_job(&x.A, hj, "finished", 120);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
+	CHECK(link && strlen(link) == strlen("/v1/models/") + 64);
+	if (link)
+		snprintf(hid, sizeof(hid), "%s", link + strlen("/v1/models/"));
+	json_decref(j);
+	snprintf(url, sizeof(url), "/v1/models/%s", hid);
+	EXPECT(&x.A, "GET", url, 200);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/models/%s", hid, unknown_blob);
+	snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", hj);
+	EXPECT(&x.A, "GET", url, 200);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/artifacts/model.onnx", hj, unknown_job);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", hid, "alice"), 1);
+	tenants_teardown(t, &x);
+}
 
-	/* bob cannot use alice's dataset: the answer of an unknown id */
-	snprintf(spec_unknown, sizeof(spec_unknown),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
-		 mB, unknown_blob);
-	REQUIRE(submit(&B, spec, NULL, NULL, 0, &r) == 422);
-	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r2) == 422);
+/* Bob cannot use alice's dataset: the answer of an unknown id. */
+TEST(http_tenants_others_dataset_is_unknown)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dA[65] = "", spec[1024], spec_unknown[1024];
+	struct be_resp r, r2;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	small_spec(spec_unknown, sizeof(spec_unknown), mB, unknown_blob, 3);
+	REQUIRE(submit(&x.B, spec, NULL, NULL, 0, &r) == 422);
+	REQUIRE(submit(&x.B, spec_unknown, NULL, NULL, 0, &r2) == 422);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && same_problem(&r, &r2));
 	be_resp_free(&r);
 	be_resp_free(&r2);
+	tenants_teardown(t, &x);
+}
 
-	/* idempotency keys are per tenant: bob's key-1 with alice's very spec
-	 * text (his own records of the same bytes) is a new job of his */
-	CHECK_INT(upload_dataset(&B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+/* Idempotency keys are per tenant: bob's key-1 with alice's very spec text
+ * (his own records of the same bytes) is a new job of his; alice's own
+ * replay still works. */
+TEST(http_tenants_idempotency_keys_per_tenant)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jA2[64] = "", jB[64] = "", spec[1024],
+	     hv[64];
+	struct be_resp r;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	RUN_JOB(&x.A, spec, "key-1", jA);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
 	CHECK(!strcmp(dA, dB));
-	REQUIRE(submit(&B, spec, "key-1", jB, sizeof(jB), &r) == 202);
+	REQUIRE(submit(&x.B, spec, "key-1", jB, sizeof(jB), &r) == 202);
 	CHECK(be_resp_header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "false"));
 	CHECK(jB[0] && strcmp(jA, jB));
 	be_resp_free(&r);
-	j = wait_job(&B, jB, "finished", 60);
+	j = wait_job(&x.B, jB, "finished", 60);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	json_decref(j);
-	EXPECT_HIDDEN(&A, "GET", "/v1/jobs/%s", jB, unknown_job);
-	/* alice's own replay still works */
-	REQUIRE(submit(&A, spec, "key-1", jA2, sizeof(jA2), &r) == 202);
+	EXPECT_HIDDEN(&x.A, "GET", "/v1/jobs/%s", jB, unknown_job);
+	REQUIRE(submit(&x.A, spec, "key-1", jA2, sizeof(jA2), &r) == 202);
 	CHECK(be_resp_header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "true"));
 	CHECK(!strcmp(jA, jA2));
 	be_resp_free(&r);
+	tenants_teardown(t, &x);
+}
 
-	/* the admin sees both, told whose each is, and can page through a
-	 * listing where one id is held by two tenants */
-	CHECK_INT(list_has(&ADM, "/v1/jobs", jA, "alice"), 1);
-	CHECK_INT(list_has(&ADM, "/v1/jobs", jB, "bob"), 1);
-	CHECK_INT(list_has(&ADM, "/v1/models", mA, "alice"), 1);
-	CHECK_INT(list_has(&ADM, "/v1/models", mA, "bob"), 1);
+/* The admin sees both tenants' jobs and models, told whose each is, and
+ * can page through a listing where ids are held by two tenants. */
+TEST(http_tenants_admin_sees_all)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", spec[1024],
+	     url[300], cursor[200] = "", seen_pairs[5][140];
+	int pages = 0, n = 0;
+	struct be_resp r;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	/* each holds the same two models */
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.A, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	RUN_JOB(&x.A, spec, NULL, jA);
+	RUN_JOB(&x.B, spec, NULL, jB);
+	CHECK_INT(list_has(&x.ADM, "/v1/jobs", jA, "alice"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/jobs", jB, "bob"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", mA, "alice"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", mA, "bob"), 1);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jA);
-	EXPECT(&ADM, "GET", url, 200);
+	EXPECT(&x.ADM, "GET", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jB);
-	EXPECT(&ADM, "GET", url, 200);
-	{
-		char cursor[200] = "", seen_pairs[5][140];
-		int pages = 0, n = 0;
-
-		for (;;) {
-			snprintf(url, sizeof(url), "/v1/models?limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
-			REQUIRE(get(&ADM, url, &r) == 0 && r.status == 200);
-			j = be_resp_json(&r);
-			be_resp_free(&r);
-			REQUIRE(j);
-			for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
-				json_t *it = json_array_get(json_object_get(j, "items"), i);
-				snprintf(seen_pairs[n++], sizeof(seen_pairs[0]), "%s/%s",
-					 json_string_value(json_object_get(it, "tenant")),
-					 json_string_value(json_object_get(it, "id")));
-			}
-			pages++;
-			if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 6) {
-				json_decref(j);
-				break;
-			}
-			snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(j, "next_cursor")));
-			json_decref(j);
+	EXPECT(&x.ADM, "GET", url, 200);
+	for (;;) {
+		snprintf(url, sizeof(url), "/v1/models?limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
+		REQUIRE(get(&x.ADM, url, &r) == 0 && r.status == 200);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
+		REQUIRE(j);
+		for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
+			json_t *it = json_array_get(json_object_get(j, "items"), i);
+			snprintf(seen_pairs[n++], sizeof(seen_pairs[0]), "%s/%s",
+				 json_string_value(json_object_get(it, "tenant")), json_string_value(json_object_get(it, "id")));
 		}
-		CHECK_MSG(n == 4, "the admin listed %d models, expected alice's two and bob's two", n);
-		for (int a = 0; a < n; a++)
-			for (int b = 0; b < a; b++)
-				CHECK_MSG(strcmp(seen_pairs[a], seen_pairs[b]), "%s listed twice", seen_pairs[a]);
+		pages++;
+		if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 6) {
+			json_decref(j);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(j, "next_cursor")));
+		json_decref(j);
 	}
+	CHECK_MSG(n == 4, "the admin listed %d models, expected alice's two and bob's two", n);
+	for (int a = 0; a < n; a++)
+		for (int b = 0; b < a; b++)
+			CHECK_MSG(strcmp(seen_pairs[a], seen_pairs[b]), "%s listed twice", seen_pairs[a]);
+	tenants_teardown(t, &x);
+}
 
-	/* a shared file outlives one tenant's record: alice deletes hers, bob
-	 * still has his and runs a job on it */
-	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", d.dir, mA);
+/* A shared file outlives one tenant's record: alice deletes hers, bob
+ * still has his and runs a job on it; the last record takes the file with
+ * it, and the bytes are new again to both. */
+TEST(http_tenants_shared_file_outlives_one_record)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dB[65] = "", jB2[64] = "", spec[1024], url[300], mpath[2 * PATH_MAX];
+	struct stat st;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	REQUIRE(mA[0] && !strcmp(mA, mB));
+	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", x.d.dir, mA);
 	snprintf(url, sizeof(url), "/v1/models/%s", mA);
-	EXPECT(&A, "DELETE", url, 204);
-	EXPECT_PROBLEM(&A, "GET", url, 404, "/problems/not_found");
-	EXPECT(&B, "GET", url, 200);
+	EXPECT(&x.A, "DELETE", url, 204);
+	EXPECT_PROBLEM(&x.A, "GET", url, 404, "/problems/not_found");
+	EXPECT(&x.B, "GET", url, 200);
 	CHECK(stat(mpath, &st) == 0);
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 4, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
-		 mB, dB);
-	CHECK_INT(submit(&B, spec, NULL, jB2, sizeof(jB2), NULL), 202);
-	j = jB2[0] ? wait_job(&B, jB2, "finished", 60) : NULL;
-	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
-	json_decref(j);
-	/* the last record takes the file with it */
-	EXPECT(&B, "DELETE", url, 204);
+	small_spec(spec, sizeof(spec), mB, dB, 4);
+	RUN_JOB(&x.B, spec, NULL, jB2);
+	EXPECT(&x.B, "DELETE", url, 204);
 	CHECK(stat(mpath, &st) != 0 && errno == ENOENT);
-	CHECK_INT(list_has(&ADM, "/v1/models", mA, NULL), 0);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", mA, NULL), 0);
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	tenants_teardown(t, &x);
+}
 
-	/* queued jobs per tenant (1): with the worker busy on alice's slow
-	 * job, bob's first waits and his second gets 429; alice may still
-	 * queue hers */
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
-		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
-		 "[\"model\", \"tensor\", \"layer\"]}}",
-		 mA, dA);
-	/* the bytes are new again for alice: her record and the file went */
-	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, NULL), 201);
-	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, NULL), 201);
-	REQUIRE(submit(&A, spec, NULL, slow, sizeof(slow), NULL) == 202);
-	j = wait_job(&A, slow, "running", 30);
+/* Queued jobs per tenant (1): with the worker busy on alice's slow job,
+ * bob's first waits and his second gets 429; alice may still queue hers;
+ * cancelling frees the slot. */
+TEST(http_tenants_queued_jobs_quota_429)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dA[65] = "", dB[65] = "", jA2[64] = "", jq[64] = "", slow[64] = "",
+	     spec[1024], spec2[1024], url[300], hv[64];
+	struct be_resp r;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	slow_spec(spec, sizeof(spec), mA, dA);
+	REQUIRE(submit(&x.A, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_job(&x.A, slow, "running", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
 	json_decref(j);
-	CHECK_INT(submit(&B, spec, NULL, jq, sizeof(jq), NULL), 202);
-	snprintf(spec_unknown, sizeof(spec_unknown), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
-	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r) == 429);
+	CHECK_INT(submit(&x.B, spec, NULL, jq, sizeof(jq), NULL), 202);
+	snprintf(spec2, sizeof(spec2), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
+	REQUIRE(submit(&x.B, spec2, NULL, NULL, 0, &r) == 429);
 	CHECK(is_problem(&r, 429, "/problems/quota"));
 	j = be_resp_json(&r);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/quota"));
@@ -2125,80 +2279,98 @@ TEST(http_tenants)
 	json_decref(j);
 	CHECK(be_resp_header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
 	be_resp_free(&r);
-	CHECK_INT(submit(&A, spec_unknown, NULL, jA2, sizeof(jA2), NULL), 202);
-	/* cancelling frees the slot */
+	CHECK_INT(submit(&x.A, spec2, NULL, jA2, sizeof(jA2), NULL), 202);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
-	EXPECT(&B, "DELETE", url, 200);
-	CHECK_INT(submit(&B, spec_unknown, NULL, jq, sizeof(jq), NULL), 202);
+	EXPECT(&x.B, "DELETE", url, 200);
+	CHECK_INT(submit(&x.B, spec2, NULL, jq, sizeof(jq), NULL), 202);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
-	EXPECT(&B, "DELETE", url, 200);
+	EXPECT(&x.B, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jA2);
-	EXPECT(&A, "DELETE", url, 200);
+	EXPECT(&x.A, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	REQUIRE(request(&x.A, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
 	be_resp_free(&r);
-	j = wait_job(&A, slow, "cancelled", 30);
+	j = wait_job(&x.A, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
+	tenants_teardown(t, &x);
+}
 
-	/* stored bytes per tenant (1 MiB): the legacy token's second 600 KB
-	 * upload gets 507; after a delete it fits */
-	snprintf(path, sizeof(path), "%s/c1.csv", d.dir);
+/* Stored bytes per tenant (1 MiB): the legacy token's second 600 KB upload
+ * gets 507; the quota is the tenant's (the admin's tenant, holding
+ * nothing, may; bob, holding 600 KB, may not); after a delete it fits. */
+TEST(http_tenants_stored_bytes_quota_507)
+{
+	struct tenants x;
+	char mB[65] = "", m2[65] = "", dB[65] = "", c1[65] = "", c2[65] = "", path[PATH_MAX], url[300];
+	struct be_part p[2];
+	struct be_resp r;
+	struct stat st;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	snprintf(path, sizeof(path), "%s/c1.csv", x.d.dir);
 	REQUIRE(write_csv(path, 40000, 1));
 	REQUIRE(stat(path, &st) == 0 && st.st_size > 550000 && st.st_size < 700000);
-	CHECK_INT(upload_dataset(&L, path, NULL, c1), 201);
-	snprintf(path, sizeof(path), "%s/c2.csv", d.dir);
+	CHECK_INT(upload_dataset(&x.L, path, NULL, c1), 201);
+	snprintf(path, sizeof(path), "%s/c2.csv", x.d.dir);
 	REQUIRE(write_csv(path, 40000, 2));
-	REQUIRE(request(&L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	REQUIRE(request(&x.L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	CHECK_INT(r.status, 200);
 	be_resp_free(&r);
-	{
-		struct be_part p[2];
-
-		REQUIRE(request(&L, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, NULL), NULL, &r) ==
-			0);
-		CHECK(is_problem(&r, 507, "/problems/storage_quota"));
-		j = be_resp_json(&r);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/storage_quota"));
-		CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
-		json_decref(j);
-		be_resp_free(&r);
-	}
-	/* the quota is the tenant's: the same file is fine for the admin's
-	 * tenant (ops, which holds nothing), and bob with his 600 KB is over */
-	CHECK_INT(upload_dataset(&ADM, path, NULL, c2), 201);
-	CHECK_INT(list_has(&ADM, "/v1/datasets", c2, "ops"), 1);
-	CHECK_INT(upload_dataset(&B, path, NULL, c2), 507);
+	REQUIRE(request(&x.L, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, NULL), NULL, &r) == 0);
+	CHECK(is_problem(&r, 507, "/problems/storage_quota"));
+	j = be_resp_json(&r);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/storage_quota"));
+	CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
+	json_decref(j);
+	be_resp_free(&r);
+	CHECK_INT(upload_dataset(&x.ADM, path, NULL, c2), 201);
+	CHECK_INT(list_has(&x.ADM, "/v1/datasets", c2, "ops"), 1);
+	CHECK_INT(upload_dataset(&x.B, path, NULL, c2), 507);
 	/* the legacy tenant is "default" to the admin */
-	CHECK_INT(list_has(&ADM, "/v1/datasets", c1, "default"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/datasets", c1, "default"), 1);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", c1);
-	EXPECT(&L, "DELETE", url, 204);
-	CHECK_INT(upload_dataset(&L, path, NULL, c2), 201);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+	EXPECT(&x.L, "DELETE", url, 204);
+	CHECK_INT(upload_dataset(&x.L, path, NULL, c2), 201);
+	tenants_teardown(t, &x);
+}
 
-	/* a bad tokens file stops startup, naming the line, never the token */
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("good-token tenant=a\n# comment\nsecret-in-line-3 role=root\n", f);
-	fclose(f);
-	snprintf(args, sizeof(args), "--tokens-file '%s' --data-dir '%s/data' --port 0", tokens, d.dir);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 3") && strstr(out, "role") && !strstr(out, "secret-in-line-3"), "%s", out);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("tok-1 tenant=a\ntok-2 tenant=b/../c\n", f);
-	fclose(f);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 2") && strstr(out, "tenant") && !strstr(out, "tok-2"), "%s", out);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("same-token tenant=a\nother\nsame-token tenant=b\n", f);
-	fclose(f);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 3") && strstr(out, "line 1") && !strstr(out, "same-token"), "%s", out);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("tok-1 colour=blue\n", f);
-	fclose(f);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 1") && !strstr(out, "colour") && !strstr(out, "tok-1"), "%s", out);
-	be_rmtree(d.dir);
+/* A bad tokens file stops startup, naming the line, never the token. */
+TEST(http_tenants_bad_tokens_file_stops_startup)
+{
+	/* a file's contents; what the message must say (two), must not (two) */
+	static const char *const files[][5] = {
+		{"good-token tenant=a\n# comment\nsecret-in-line-3 role=root\n", "line 3", "role", "secret-in-line-3",
+		 "secret-in-line-3"},
+		{"tok-1 tenant=a\ntok-2 tenant=b/../c\n", "line 2", "tenant", "tok-2", "tok-2"},
+		{"same-token tenant=a\nother\nsame-token tenant=b\n", "line 3", "line 1", "same-token", "same-token"},
+		{"tok-1 colour=blue\n", "line 1", "line 1", "colour", "tok-1"},
+	};
+	char dir[1024], tokens[1100], out[8192], args[3000];
+	FILE *f;
+
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(dir, sizeof(dir))) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	snprintf(tokens, sizeof(tokens), "%s/tokens", dir);
+	snprintf(args, sizeof(args), "--tokens-file '%s' --data-dir '%s/data' --port 0", tokens, dir);
+	for (size_t k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+		REQUIRE((f = fopen(tokens, "w")) != NULL);
+		fputs(files[k][0], f);
+		fclose(f);
+		CHECK_MSG(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0, "file %zu was accepted", k);
+		CHECK_MSG(strstr(out, files[k][1]) && strstr(out, files[k][2]) && !strstr(out, files[k][3]) &&
+				  !strstr(out, files[k][4]),
+			  "file %zu: %s", k, out);
+	}
+	be_rmtree(dir);
 }
 
 /* Whether path matches a template whose {name} segments match one
