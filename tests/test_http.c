@@ -1432,6 +1432,16 @@ static void small_spec(char *spec, size_t size, const char *model, const char *d
 		 model, ds, seed);
 }
 
+/* A harden job of a second or less, trained on its evaluation dataset. */
+static void harden_small_spec(char *spec, size_t size, const char *model, const char *ds)
+{
+	snprintf(spec, size,
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
+		 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
+		 model, ds, ds);
+}
+
 /* A job that runs until cancelled (a test's time, many times over). */
 static void slow_spec(char *spec, size_t size, const char *model, const char *ds)
 {
@@ -2078,11 +2088,7 @@ TEST(http_tenants_harden_model_is_the_tenants)
 		return;
 	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
 	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
-	snprintf(hspec, sizeof(hspec),
-		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
-		 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
-		 mA, dA, dA);
+	harden_small_spec(hspec, sizeof(hspec), mA, dA);
 	REQUIRE(submit(&x.A, hspec, NULL, hj, sizeof(hj), &r) == 202);
 	be_resp_free(&r);
 	j = wait_job(&x.A, hj, "finished", 120);
@@ -2936,41 +2942,75 @@ TEST(http_cli_client)
 	"[0.5, 1], \"random_trials\": 1, \"groups\": [\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": "  \
 	"4000, \"epochs\": 4, \"batch_size\": 50, \"schedule\": \"cosine\", \"act\": {\"epsilon\": 0.3}}"
 
+/* The CNN and Fashion-MNIST's test set uploaded; 1 when both are, 0 (and
+ * the test skipped or failed) when not. */
+static int harden_cnn_setup(struct pc_test *t, struct be_daemon *d, char model[65], char ds[65])
+{
+	size_t len;
+	char *onnx;
+	struct be_resp r;
+	json_t *j;
+
+	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return 0;
+	}
+	if (!setup(t, d))
+		return 0;
+	/* the CNN: slow enough per epoch to be caught between two */
+	onnx = read_fixture(FIX "cnn_op17.onnx", &len);
+	if (!onnx || request(d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, 0, NULL, &r)) {
+		pc_test_fail(t, __FILE__, __LINE__, "the CNN was not uploaded");
+		free(onnx);
+		goto fail;
+	}
+	free(onnx);
+	j = be_resp_json(&r);
+	CHECK_INT(r.status, 201);
+	snprintf(model, 65, "%s", j ? json_string_value(json_object_get(j, "id")) ?: "" : "");
+	json_decref(j);
+	be_resp_free(&r);
+	CHECK_INT(upload_dataset(d, T10K_X, T10K_Y, ds), 201);
+	if (model[0] && ds[0])
+		return 1;
+fail:
+	be_daemon_stop(d, SIGKILL, NULL);
+	be_rmtree(d->dir);
+	return 0;
+}
+
+/* An unknown training dataset is refused at submission, by pointer. */
+TEST(http_harden_refuse_unknown_training_dataset)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[2048], fmt[1024];
+	struct be_resp r;
+
+	if (!harden_cnn_setup(t, &d, model, ds))
+		return;
+	snprintf(fmt, sizeof(fmt), "{\"model\": \"%%s\", \"dataset\": \"%%s\", %s}", HARDEN_SPEC);
+	snprintf(spec, sizeof(spec), fmt, model, ds, "00000000000000000000000000000000000000000000000000000000000000ff");
+	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
+	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/training/dataset\""));
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* kill -9 between two epochs: after the restart training resumes from its
+ * checkpoint (epoch 2 or later, never 1), the job succeeds at its second
+ * attempt, and its report is an uninterrupted run's. */
 TEST(http_harden_resumes_after_kill)
 {
 	struct be_daemon d;
-	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256], hv[256];
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256];
 	json_t *j, *rep = NULL, *rep2 = NULL;
 	struct be_resp r;
 	int saw_first_epoch = 0, resumed_at = 0;
 	double t0;
 
-	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0) {
-		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+	if (!harden_cnn_setup(t, &d, model, ds))
 		return;
-	}
-	if (!setup(t, &d))
-		return;
-	{
-		/* the CNN: slow enough per epoch to be caught between two */
-		size_t len;
-		char *onnx = read_fixture(FIX "cnn_op17.onnx", &len);
-		REQUIRE(onnx);
-		REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, 0, NULL, &r) == 0);
-		free(onnx);
-		j = be_resp_json(&r);
-		CHECK_INT(r.status, 201);
-		snprintf(model, sizeof(model), "%s", j ? json_string_value(json_object_get(j, "id")) : "");
-		json_decref(j);
-		be_resp_free(&r);
-	}
-	CHECK_INT(upload_dataset(&d, T10K_X, T10K_Y, ds), 201);
 	snprintf(fmt, sizeof(fmt), "{\"model\": \"%%s\", \"dataset\": \"%%s\", %s}", HARDEN_SPEC);
-	/* an unknown training dataset is refused at submission, by pointer */
-	snprintf(spec, sizeof(spec), fmt, model, ds, "00000000000000000000000000000000000000000000000000000000000000ff");
-	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
-	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/training/dataset\""));
-	be_resp_free(&r);
 	snprintf(spec, sizeof(spec), fmt, model, ds, ds);
 	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
 
@@ -2997,7 +3037,6 @@ TEST(http_harden_resumes_after_kill)
 	CHECK_MSG(saw_first_epoch, "never saw the first epoch run");
 	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
-	/* after the restart, training starts at epoch 2 or later, never 1 */
 	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 180;) {
 		const char *ph, *st;
 
@@ -3012,9 +3051,6 @@ TEST(http_harden_resumes_after_kill)
 			CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 2);
 			CHECK(json_is_string(json_object_get(json_object_get(j, "links"), "model")) &&
 			      json_is_string(json_object_get(json_object_get(j, "links"), "hardened_model")));
-			if (json_is_string(json_object_get(json_object_get(j, "links"), "hardened_model")))
-				snprintf(hv, sizeof(hv), "%s",
-					 json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")));
 			json_decref(j);
 			break;
 		}
@@ -3055,27 +3091,79 @@ TEST(http_harden_resumes_after_kill)
 	}
 	CHECK_INT(json_array_size(json_object_get(json_object_get(rep, "training"), "epochs")), 4);
 	CHECK_MSG(json_equal(rep, rep2), "the resumed job's report differs from an uninterrupted run's");
+	json_decref(rep);
+	json_decref(rep2);
+	flow_teardown(t, &d);
+}
 
-	/* the hardened model: downloadable, and a model of the service */
+/* A harden job of a second (the fixture MLP on 64 samples), succeeded;
+ * its id into job and its hardened_model link into hv. 1 when so. */
+static int harden_small_job(struct pc_test *t, struct be_daemon *d, char job[64], char hv[256])
+{
+	char model[65] = "", ds[65] = "", spec[1024];
+	const char *link;
+	json_t *j;
+
+	if (!flow_setup(t, d, model, ds))
+		return 0;
+	harden_small_spec(spec, sizeof(spec), model, ds);
+	if (submit(d, spec, NULL, job, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the harden job was not accepted");
+		goto fail;
+	}
+	j = wait_job(d, job, "finished", 120);
+	link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
+	if (!j || strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded") || !link) {
+		pc_test_fail(t, __FILE__, __LINE__, "the harden job did not succeed with a hardened model");
+		json_decref(j);
+		goto fail;
+	}
+	snprintf(hv, 256, "%s", link);
+	json_decref(j);
+	return 1;
+fail:
+	be_daemon_stop(d, SIGKILL, NULL);
+	be_rmtree(d->dir);
+	return 0;
+}
+
+/* The hardened model: downloadable as the job's artifact, which is the
+ * registered model; no other artifact; the charts show before and after. */
+TEST(http_harden_artifact_is_the_registered_model)
+{
+	struct be_daemon d;
+	char job[64] = "", hv[256] = "", path[256], id[65];
+	struct be_resp r;
+
+	if (!harden_small_job(t, &d, job, hv))
+		return;
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	{
-		char id[65];
-		pcd_sha256_hex_of(r.body, r.len, id);
-		CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
-	}
+	pcd_sha256_hex_of(r.body, r.len, id);
+	CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
 	be_resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/weights.bin", job);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
-	/* charts: before/after for a harden report */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/harden.svg", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
 	be_resp_free(&r);
-	/* the hardened model is the job's artifact in the store: a restart
-	 * still links it, and it is still a model of the service */
+	flow_teardown(t, &d);
+}
+
+/* The hardened model is the job's artifact in the store: a restart still
+ * links it; deleting the job removes its artifacts, not the model. */
+TEST(http_harden_model_outlives_restart_and_job)
+{
+	struct be_daemon d;
+	char job[64] = "", hv[256] = "", path[256];
+	struct be_resp r;
+	json_t *j;
+
+	if (!harden_small_job(t, &d, job, hv))
+		return;
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
@@ -3086,15 +3174,11 @@ TEST(http_harden_resumes_after_kill)
 	json_decref(j);
 	be_resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
-	/* deleting the job removes its artifacts, not the registered model */
 	EXPECT(&d, "DELETE", path, 204);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 	EXPECT(&d, "GET", hv, 200);
-	json_decref(rep);
-	json_decref(rep2);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	flow_teardown(t, &d);
 }
 
 /* A queued harden job holds its training dataset as it holds its model and
