@@ -545,6 +545,8 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 		CHECK(strcmp(r.ctype, "application/problem+json") == 0);
 		j = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
 		CHECK(j && json_integer_value(json_object_get(j, "status")) == 413);
+		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/limit"), "%s",
+			  r.body ? r.body : "");
 		snprintf(want, sizeof(want), "depth 17 at byte offset %zu", tags[5]);
 		CHECK_MSG(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", want), "%s",
 			  r.body ? r.body : "");
