@@ -394,6 +394,15 @@ static void strip_report(json_t *rep)
 	"\"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\": {\"norms\": [\"l2\", \"linf\"], "       \
 	"\"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}"
 
+/* A setup helper's way out after the daemon is up: it goes, with its
+ * directory. 0, the helpers' failure. */
+static int setup_undo(struct be_daemon *d)
+{
+	be_daemon_stop(d, SIGKILL, NULL);
+	be_rmtree(d->dir);
+	return 0;
+}
+
 /* The http_flow tests: each starts its own daemon (flow_setup: a daemon
  * with mlp_op13 and the 64-sample dataset uploaded), so any one of them
  * runs alone and in any order. */
@@ -1694,9 +1703,7 @@ static int queue_busy(struct pc_test *t, struct be_daemon *d, char model[65], ch
 	}
 	return 1;
 fail:
-	be_daemon_stop(d, SIGKILL, NULL);
-	be_rmtree(d->dir);
-	return 0;
+	return setup_undo(d);
 }
 
 /* Cancels job id, which was in state `was`, so that the daemon stops at
@@ -3017,9 +3024,7 @@ static int harden_cnn_setup(struct pc_test *t, struct be_daemon *d, char model[6
 	if (model[0] && ds[0])
 		return 1;
 fail:
-	be_daemon_stop(d, SIGKILL, NULL);
-	be_rmtree(d->dir);
-	return 0;
+	return setup_undo(d);
 }
 
 /* An unknown training dataset is refused at submission, by pointer. */
@@ -3165,9 +3170,7 @@ static int harden_small_job(struct pc_test *t, struct be_daemon *d, char job[64]
 	json_decref(j);
 	return 1;
 fail:
-	be_daemon_stop(d, SIGKILL, NULL);
-	be_rmtree(d->dir);
-	return 0;
+	return setup_undo(d);
 }
 
 /* The hardened model: downloadable as the job's artifact, which is the
