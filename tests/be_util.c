@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,35 +89,197 @@ int be_free_port(void)
 	return port;
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *arg)
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
-	(void)p, (void)arg;
+	struct be_resp *r = arg;
+	char *b = realloc(r->body, r->len + size * n + 1);
+
+	if (!b)
+		return 0;
+	memcpy(b + r->len, p, size * n);
+	r->body = b;
+	r->len += size * n;
+	b[r->len] = '\0';
 	return size * n;
 }
 
-/* GET /healthz answered 200 (with the daemon's token, as every request). */
-static int healthy(const struct be_daemon *d)
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
+	struct be_resp *r = arg;
+	size_t len = size * n;
+
+	if (r->hlen + len < sizeof(r->headers)) {
+		memcpy(r->headers + r->hlen, p, len);
+		r->hlen += len;
+		r->headers[r->hlen] = '\0';
+	}
+	return len;
+}
+
+/* The multipart body of q's parts; NULL when curl cannot make one. */
+static curl_mime *make_mime(CURL *c, const struct be_req *q)
+{
+	curl_mime *m = curl_mime_init(c);
+
+	for (int i = 0; m && i < q->n_parts; i++) {
+		const struct be_part *p = &q->parts[i];
+		curl_mimepart *part = curl_mime_addpart(m);
+
+		if (!part) {
+			curl_mime_free(m);
+			return NULL;
+		}
+		curl_mime_name(part, p->name);
+		if (p->path)
+			curl_mime_filedata(part, p->path);
+		else if (p->read)
+			curl_mime_data_cb(part, (curl_off_t)p->len, p->read, p->seek, NULL, p->arg);
+		else
+			curl_mime_data(part, p->data, p->len);
+		if (p->filename)
+			curl_mime_filename(part, p->filename);
+	}
+	return m;
+}
+
+int be_request(const struct be_req *q, struct be_resp *r)
+{
+	const char *method = q->method ? q->method : "GET";
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
-	char url[256], auth[512];
-	long status = 0;
+	curl_mime *mime = NULL;
+	char url[1024], line[1024], *ct = NULL;
+	int expect = 0;
+	CURLcode rc = CURLE_FAILED_INIT;
 
+	memset(r, 0, sizeof(*r));
 	if (!c)
-		return 0;
-	snprintf(url, sizeof(url), "%s/healthz", d->base);
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", q->url, q->path ? q->path : "");
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	if (d->token && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", d->token) < (int)sizeof(auth)) {
-		h = curl_slist_append(h, auth);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, q->timeout > 0 ? q->timeout : 60L);
+	/* the tests run requests from several threads */
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (q->ctype) {
+		snprintf(line, sizeof(line), "Content-Type: %s", q->ctype);
+		h = curl_slist_append(h, line);
 	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	for (int i = 0; q->headers && q->headers[i]; i++) {
+		h = curl_slist_append(h, q->headers[i]);
+		expect |= !strncasecmp(q->headers[i], "Expect:", 7);
+	}
+	if (q->token) {
+		/* tokens may be longer than any line buffer (http_tenants) */
+		char *auth = malloc(strlen(q->token) + 32);
+
+		if (auth) {
+			sprintf(auth, "Authorization: Bearer %s", q->token);
+			h = curl_slist_append(h, auth);
+			free(auth);
+		}
+	}
+	/* no 100-continue round trip: the daemon answers an early error at once */
+	if (!expect)
+		h = curl_slist_append(h, "Expect:");
+	if (q->n_parts > 0) {
+		if (!(mime = make_mime(c, q)))
+			goto out;
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	} else if (q->read) {
+		h = curl_slist_append(h, "Transfer-Encoding: chunked");
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, q->read);
+		curl_easy_setopt(c, CURLOPT_READDATA, q->read_arg);
+	} else if (q->body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+			snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
+	} else {
+		be_resp_free(r);
+	}
+out:
+	curl_mime_free(mime);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
-	return status == 200;
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+void be_resp_free(struct be_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->len = 0;
+}
+
+json_t *be_resp_json(const struct be_resp *r)
+{
+	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+}
+
+const char *be_resp_header(const struct be_resp *r, const char *name, char *buf, size_t size)
+{
+	const char *p = r->headers;
+	size_t n = strlen(name);
+
+	while (p && *p) {
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			const char *v = p + n + 1, *e;
+			size_t len;
+
+			while (*v == ' ')
+				v++;
+			e = strpbrk(v, "\r\n");
+			len = e ? (size_t)(e - v) : strlen(v);
+			if (len >= size)
+				len = size - 1;
+			memcpy(buf, v, len);
+			buf[len] = '\0';
+			return buf;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+int be_dataset_parts(struct be_part parts[2], const char *inputs, const char *labels)
+{
+	int n = 0;
+
+	memset(parts, 0, 2 * sizeof(*parts));
+	if (inputs) {
+		parts[n].name = "inputs";
+		parts[n++].path = inputs;
+	}
+	if (labels) {
+		parts[n].name = "labels";
+		parts[n++].path = labels;
+	}
+	return n;
+}
+
+int be_daemon_healthy(const struct be_daemon *d)
+{
+	struct be_req q = {.url = d->base, .path = "/healthz", .token = d->token, .timeout = 30};
+	struct be_resp r;
+	int ok = be_request(&q, &r) == 0 && r.status == 200;
+
+	be_resp_free(&r);
+	return ok;
 }
 
 int be_daemon_start(struct be_daemon *d, const char *bin, const char *const *defaults, const char *const *extra)
@@ -155,7 +318,7 @@ int be_daemon_start(struct be_daemon *d, const char *bin, const char *const *def
 		for (i = 0; i < 200; i++) {
 			if (waitpid(d->pid, &st, WNOHANG) == d->pid)
 				break; /* died: the port may have been taken; try another */
-			if (healthy(d))
+			if (be_daemon_healthy(d))
 				return 1;
 			be_sleep_ms(50);
 		}

@@ -62,89 +62,25 @@ struct daemon {
 	char base[128];
 };
 
-struct resp {
-	long status;
-	char *body;
-	size_t len;
-	char ctype[128];
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	char *b = realloc(r->body, r->len + size * n + 1);
-
-	if (!b)
-		return 0;
-	memcpy(b + r->len, p, size * n);
-	r->body = b;
-	r->len += size * n;
-	b[r->len] = '\0';
-	return size * n;
-}
-
 /* One request: a JSON or octet-stream body, or (inputs set) a multipart
  * dataset of the fixture files inputs and labels. 0 when answered. */
 static int http(const struct daemon *d, const char *method, const char *path, const char *ctype, const void *body,
-		size_t len, const char *inputs, const char *labels, struct resp *r)
+		size_t len, const char *inputs, const char *labels, struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	curl_mime *mime = NULL;
-	char url[512], ct[160], file[PATH_MAX];
-	char *got = NULL;
-	CURLcode rc;
+	char xi[PATH_MAX], yi[PATH_MAX];
+	struct be_part parts[2];
+	struct be_req q = {.method = method, .url = d->base, .path = path, .ctype = ctype, .body = body, .len = len};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
-		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	h = curl_slist_append(h, "Expect:");
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	if (inputs) {
-		curl_mimepart *part;
-
-		mime = curl_mime_init(c);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, "inputs");
-		snprintf(file, sizeof(file), "%s/%s", pc_test_root(), inputs);
-		curl_mime_filedata(part, file);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, "labels");
-		snprintf(file, sizeof(file), "%s/%s", pc_test_root(), labels);
-		curl_mime_filedata(part, file);
-		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-	} else if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		snprintf(xi, sizeof(xi), "%s/%s", pc_test_root(), inputs);
+		snprintf(yi, sizeof(yi), "%s/%s", pc_test_root(), labels);
+		q.parts = parts;
+		q.n_parts = be_dataset_parts(parts, xi, yi);
 	}
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &got) == CURLE_OK && got)
-			snprintf(r->ctype, sizeof(r->ctype), "%s", got);
-	}
-	curl_mime_free(mime);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
+	return be_request(&q, r);
 }
 
-static json_t *resp_json(const struct resp *r)
-{
-	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
-}
-
-static int get(const struct daemon *d, const char *path, struct resp *r)
+static int get(const struct daemon *d, const char *path, struct be_resp *r)
 {
 	return http(d, "GET", path, NULL, NULL, 0, NULL, NULL, r);
 }
@@ -223,7 +159,7 @@ static int daemon_start(struct pc_test *t, struct daemon *d, int mb)
 		}
 		snprintf(d->view, sizeof(d->view), "/proc/%d/root%s", (int)d->pid, d->data);
 		for (int i = 0; i < 200; i++) {
-			struct resp r;
+			struct be_resp r;
 			int up;
 
 			if (waitpid(d->pid, &st, WNOHANG) == d->pid)
@@ -362,10 +298,10 @@ static int list_dir(const struct daemon *d, const char *sub, char *buf, size_t s
 
 /* The answer is a problem of this status and type; its detail holds
  * needle when given. */
-static void expect_problem_line(struct pc_test *t, int line, const struct resp *r, long status, const char *type,
+static void expect_problem_line(struct pc_test *t, int line, const struct be_resp *r, long status, const char *type,
 				const char *needle)
 {
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *got = json_string_value(json_object_get(j, "type"));
 	const char *detail = json_string_value(json_object_get(j, "detail"));
 
@@ -388,12 +324,12 @@ static const char *nospace_type(void)
 }
 
 /* A model upload: the status; its id into id on 200/201. */
-static long upload_model(const struct daemon *d, char id[65], struct resp *keep)
+static long upload_model(const struct daemon *d, char id[65], struct be_resp *keep)
 {
 	char path[PATH_MAX];
 	size_t len;
 	char *onnx;
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status = -1;
 
@@ -402,7 +338,7 @@ static long upload_model(const struct daemon *d, char id[65], struct resp *keep)
 		return -1;
 	if (http(d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, &r) == 0) {
 		status = r.status;
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		if (id && json_is_string(json_object_get(j, "id")))
 			snprintf(id, 65, "%s", json_string_value(json_object_get(j, "id")));
 		json_decref(j);
@@ -415,15 +351,15 @@ static long upload_model(const struct daemon *d, char id[65], struct resp *keep)
 	return status;
 }
 
-static long upload_dataset(const struct daemon *d, char id[65], struct resp *keep)
+static long upload_dataset(const struct daemon *d, char id[65], struct be_resp *keep)
 {
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status = -1;
 
 	if (http(d, "POST", "/v1/datasets", NULL, NULL, 0, XS, YS, &r) == 0) {
 		status = r.status;
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		if (id && json_is_string(json_object_get(j, "id")))
 			snprintf(id, 65, "%s", json_string_value(json_object_get(j, "id")));
 		json_decref(j);
@@ -438,13 +374,13 @@ static long upload_dataset(const struct daemon *d, char id[65], struct resp *kee
 /* POST /v1/jobs: the status, the job id into id on 202. */
 static long submit(const struct daemon *d, const char *spec, char *id, size_t size)
 {
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status = -1;
 
 	if (http(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, &r) == 0) {
 		status = r.status;
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		if (json_is_string(json_object_get(j, "id")))
 			snprintf(id, size, "%s", json_string_value(json_object_get(j, "id")));
 		else
@@ -464,11 +400,11 @@ static json_t *wait_finished(const struct daemon *d, const char *id, double seco
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
 	while (pc_sys_seconds() - t0 < seconds) {
-		struct resp r;
+		struct be_resp r;
 		json_t *j = NULL;
 		const char *st;
 
-		if (get(d, path, &r) == 0 && r.status == 200 && (j = resp_json(&r))) {
+		if (get(d, path, &r) == 0 && r.status == 200 && (j = be_resp_json(&r))) {
 			st = json_string_value(json_object_get(j, "status"));
 			if (st && (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))) {
 				free(r.body);
@@ -504,7 +440,7 @@ static void expect_nospace_job_line(struct pc_test *t, int line, const json_t *j
 static void expect_job_succeeds(struct pc_test *t, const struct daemon *d, const char *model, const char *ds)
 {
 	char spec[512], id[64] = "", path[128];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	snprintf(spec, sizeof(spec),
@@ -527,7 +463,7 @@ TEST(diskfull_upload)
 {
 	struct daemon d;
 	char model[65] = "", ds[65] = "";
-	struct resp r;
+	struct be_resp r;
 	long long left;
 	json_t *j;
 
@@ -548,12 +484,12 @@ TEST(diskfull_upload)
 	CHECK_EMPTY(&d, "datasets");
 	CHECK_MSG(free_bytes(&d) >= left, "the failed uploads kept %lld bytes", left - free_bytes(&d));
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
 	free(r.body);
 	REQUIRE(get(&d, "/v1/datasets", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
 	free(r.body);
@@ -574,7 +510,7 @@ TEST(diskfull_report)
 {
 	struct daemon d;
 	char model[65] = "", ds[65] = "", spec[2048], eps[1024], job[64] = "", path[128], names[2048];
-	struct resp r;
+	struct be_resp r;
 	long long left;
 	json_t *j;
 	size_t n = 0;
@@ -627,7 +563,7 @@ TEST(diskfull_checkpoint)
 	int64_t state_floats, steps = 0, ckpt_bytes;
 	float *state = NULL;
 	json_t *curve = NULL, *j;
-	struct resp r;
+	struct be_resp r;
 	struct stat st;
 	long long left;
 	char fix[PATH_MAX];
@@ -673,7 +609,7 @@ TEST(diskfull_checkpoint)
 	CHECK_EMPTY(&d, "tmp");
 	/* the one model is the upload: nothing hardened was registered */
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK_INT(json_array_size(json_object_get(j, "items")), 1);
 	CHECK(!strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), 0), "id")) ?: "",
 		      model));

@@ -475,69 +475,16 @@ TEST(hostile_plan_cap_applies_at_the_job_batch)
 
 /* --- over HTTP ------------------------------------------------------------- */
 
-struct reply {
-	long status;
-	char *body;
-	size_t len;
-	char ctype[128];
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
+/* One request (a POST of octet-stream when body is non-NULL); 0 when
+ * answered. */
+static int http(const struct be_daemon *d, const char *path, const void *body, size_t len, struct be_resp *r)
 {
-	struct reply *r = arg;
-	char *b = realloc(r->body, r->len + size * n + 1);
+	struct be_req q = {.method = body ? "POST" : "GET", .url = d->base, .path = path, .body = body, .len = len,
+			   .timeout = 30};
 
-	if (!b)
-		return 0;
-	memcpy(b + r->len, p, size * n);
-	r->len += size * n;
-	b[r->len] = '\0';
-	r->body = b;
-	return size * n;
-}
-
-/* One request (a POST when body is non-NULL); 0 when answered. */
-static int http(const struct be_daemon *d, const char *path, const void *body, size_t len, struct reply *r)
-{
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	char url[256];
-	char *ct = NULL;
-	CURLcode rc;
-
-	memset(r, 0, sizeof(*r));
-	if (!c)
-		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	if (body) {
-		h = curl_slist_append(h, "Content-Type: application/octet-stream");
-		h = curl_slist_append(h, "Expect:");
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
-			snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
-	}
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
-}
-
-static int healthy(const struct be_daemon *d)
-{
-	struct reply r;
-	int ok = http(d, "/healthz", NULL, 0, &r) == 0 && r.status == 200;
-
-	free(r.body);
-	return ok;
+	if (body)
+		q.ctype = "application/octet-stream";
+	return be_request(&q, r);
 }
 
 /* The hostile tests' daemon: one worker, a 2 MiB model limit. */
@@ -577,7 +524,7 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 	struct be_daemon d = {0};
-	struct reply r;
+	struct be_resp r;
 	size_t len, tags[5000];
 	unsigned char *buf;
 	json_t *j;
@@ -598,12 +545,14 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 		CHECK(strcmp(r.ctype, "application/problem+json") == 0);
 		j = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
 		CHECK(j && json_integer_value(json_object_get(j, "status")) == 413);
+		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/limit"), "%s",
+			  r.body ? r.body : "");
 		snprintf(want, sizeof(want), "depth 17 at byte offset %zu", tags[5]);
 		CHECK_MSG(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", want), "%s",
 			  r.body ? r.body : "");
 		json_decref(j);
 		free(r.body);
-		CHECK_MSG(healthy(&d), "round %d: /healthz does not answer after the upload", round);
+		CHECK_MSG(be_daemon_healthy(&d), "round %d: /healthz does not answer after the upload", round);
 	}
 	/* and it still takes a real model */
 	{
@@ -630,54 +579,25 @@ TEST(hostile_deep_model_over_http_leaves_the_daemon_up)
 
 /* A POST of a multipart dataset (inputs, labels) or of a JSON spec. */
 static int http_post(const struct be_daemon *d, const char *path, const char *json, const char *inputs,
-		     const char *labels, struct reply *r)
+		     const char *labels, struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	curl_mime *mime = NULL;
-	char url[256];
-	char *ct = NULL;
-	CURLcode rc;
+	struct be_part parts[2];
+	struct be_req q = {.method = "POST", .url = d->base, .path = path, .timeout = 30};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
-		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	h = curl_slist_append(h, "Expect:");
 	if (json) {
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+		q.ctype = "application/json";
+		q.body = json;
+		q.len = strlen(json);
 	} else {
-		curl_mimepart *part;
-		mime = curl_mime_init(c);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, "inputs");
-		curl_mime_filedata(part, inputs);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, "labels");
-		curl_mime_filedata(part, labels);
-		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+		q.parts = parts;
+		q.n_parts = be_dataset_parts(parts, inputs, labels);
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
-			snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
-	}
-	curl_mime_free(mime);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
+	return be_request(&q, r);
 }
 
 /* The answer's status, problem type and a piece of its detail; the id of
  * a 201/200 upload into id when given. */
-static void expect_answer_line(struct pc_test *t, int line, struct reply *r, long status, const char *type,
+static void expect_answer_line(struct pc_test *t, int line, struct be_resp *r, long status, const char *type,
 			       const char *needle, char *id, size_t id_size)
 {
 	json_t *j = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
@@ -740,7 +660,7 @@ TEST(hostile_budgets_over_http)
 	const char *bin = getenv("PARACORRD_BIN");
 	static const char *const extra[] = {"--max-dataset-decoded-mb", "1", NULL};
 	struct be_daemon d = {0};
-	struct reply r;
+	struct be_resp r;
 	char path[PATH_MAX], xgz[PATH_MAX], ylab[PATH_MAX], model[80] = "", data[80] = "", spec[1024];
 	size_t len;
 	unsigned char *buf;
@@ -823,7 +743,7 @@ TEST(hostile_budgets_over_http)
 		 model, data);
 	CHECK(http_post(&d, "/v1/jobs", spec, NULL, NULL, &r) == 0);
 	EXPECT_ANSWER(&r, 202, NULL, NULL);
-	CHECK(healthy(&d));
+	CHECK(be_daemon_healthy(&d));
 	{
 		long kb = peak_rss_kb(d.pid);
 		CHECK_MSG(kb > 0 && kb < (1L << 20), "the daemon's peak RSS is %ld KiB", kb);

@@ -40,69 +40,6 @@
 #define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
-struct resp {
-	long status;
-	char *body;
-	size_t len;
-	char headers[4096];
-	size_t hlen;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	char *b = realloc(r->body, r->len + size * n + 1);
-
-	if (!b)
-		return 0;
-	memcpy(b + r->len, p, size * n);
-	r->body = b;
-	r->len += size * n;
-	b[r->len] = '\0';
-	return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	size_t len = size * n;
-
-	if (r->hlen + len < sizeof(r->headers)) {
-		memcpy(r->headers + r->hlen, p, len);
-		r->hlen += len;
-		r->headers[r->hlen] = '\0';
-	}
-	return len;
-}
-
-/* The value of a response header (case-insensitive name) into buf. */
-static const char *header(const struct resp *r, const char *name, char *buf, size_t size)
-{
-	const char *p = r->headers;
-	size_t n = strlen(name);
-
-	while (p && *p) {
-		if (!strncasecmp(p, name, n) && p[n] == ':') {
-			const char *v = p + n + 1, *e;
-			size_t len;
-
-			while (*v == ' ')
-				v++;
-			e = strpbrk(v, "\r\n");
-			len = e ? (size_t)(e - v) : strlen(v);
-			if (len >= size)
-				len = size - 1;
-			memcpy(buf, v, len);
-			buf[len] = '\0';
-			return buf;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return NULL;
-}
-
 /* Every request the tests made ("METHOD /path", query dropped), for the
  * check that each route of api/openapi.yaml was exercised. */
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -133,92 +70,44 @@ static void seen_add(const char *method, const char *path)
 	pthread_mutex_unlock(&seen_mu);
 }
 
-/* One request. body NULL: none; mime non-NULL: multipart. extra: headers. */
+/* One request, recorded for http_z_openapi_routes. body NULL: none;
+ * n_parts > 0: multipart. extra: a header line. */
 static int request(const struct be_daemon *d, const char *method, const char *path, const char *ctype,
-		   const void *body, size_t len, curl_mime *(*mime_fn)(CURL *, void *), void *mime_arg,
-		   const char *extra, struct resp *r)
+		   const void *body, size_t len, const struct be_part *parts, int n_parts, const char *extra,
+		   struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	curl_mime *mime = NULL;
-	char url[512], ct[128];
-	CURLcode rc;
+	const char *headers[] = {extra, NULL};
+	struct be_req q = {.method = method,
+			   .url = d->base,
+			   .path = path,
+			   .ctype = ctype,
+			   .headers = headers,
+			   .token = d->token,
+			   .body = body,
+			   .len = len,
+			   .parts = parts,
+			   .n_parts = n_parts};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
+	if (be_request(&q, r))
 		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (!strcmp(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	if (extra)
-		h = curl_slist_append(h, extra);
-	if (d->token) {
-		char *auth = malloc(strlen(d->token) + 32);
-
-		if (auth) {
-			sprintf(auth, "Authorization: Bearer %s", d->token);
-			h = curl_slist_append(h, auth);
-			free(auth);
-		}
-	}
-	if (!extra || strncasecmp(extra, "Expect:", 7))
-		h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (mime_fn) {
-		mime = mime_fn(c, mime_arg);
-		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	} else if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		seen_add(method, path);
-	}
-	curl_mime_free(mime);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
+	seen_add(method, path);
+	return 0;
 }
 
-static int get(const struct be_daemon *d, const char *path, struct resp *r)
+static int get(const struct be_daemon *d, const char *path, struct be_resp *r)
 {
-	return request(d, "GET", path, NULL, NULL, 0, NULL, NULL, NULL, r);
-}
-
-static void resp_free(struct resp *r)
-{
-	free(r->body);
-	r->body = NULL;
-}
-
-static json_t *resp_json(const struct resp *r)
-{
-	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	return request(d, "GET", path, NULL, NULL, 0, NULL, 0, NULL, r);
 }
 
 /* Whether r is a problem+json with the given status and type (NULL: any
  * type, for a success status only), its title the error table's. */
-static int is_problem(const struct resp *r, long status, const char *type)
+static int is_problem(const struct be_resp *r, long status, const char *type)
 {
 	char ct[128];
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *jt = json_string_value(json_object_get(j, "type"));
 	int code = pcd_problem_code(jt);
-	int ok = r->status == status && header(r, "Content-Type", ct, sizeof(ct)) &&
+	int ok = r->status == status && be_resp_header(r, "Content-Type", ct, sizeof(ct)) &&
 		 !strcmp(ct, "application/problem+json") && j && json_integer_value(json_object_get(j, "status")) == status &&
 		 jt && (!type || !strcmp(jt, type)) && code > 0 && pc_status_http((enum pc_status)code) == status &&
 		 !strcmp(json_string_value(json_object_get(j, "title")) ?: "", pc_status_message((enum pc_status)code)) &&
@@ -228,13 +117,24 @@ static int is_problem(const struct resp *r, long status, const char *type)
 	return ok;
 }
 
+/* An answer that is the problem status/type, or a failure naming what
+ * came instead; frees r. */
+static void expect_problem_resp(struct pc_test *t, int line, struct be_resp *r, long status, const char *type,
+				const char *what)
+{
+	if (!is_problem(r, status, type))
+		pc_test_fail(t, __FILE__, line, "%s: %ld %s, expected %ld %s", what, r->status, r->body ? r->body : "",
+			     status, type);
+	be_resp_free(r);
+}
+
 /* A cancel's answer, exact for the state the job was in: a queued job is
  * cancelled at once (200, cancelled); a running one stops at its next
  * check (202), which may come before the answer is read back (running or
  * cancelled, never queued). */
-static int cancel_answer(const struct resp *r, const char *was)
+static int cancel_answer(const struct be_resp *r, const char *was)
 {
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *st = json_string_value(json_object_get(j, "status"));
 	int ok = st && (!strcmp(was, "queued") ? r->status == 200 && !strcmp(st, "cancelled")
 					       : r->status == 202 && (!strcmp(st, "running") || !strcmp(st, "cancelled")));
@@ -248,16 +148,16 @@ static int cancel_answer(const struct resp *r, const char *was)
 static void expect(struct pc_test *t, int line, const struct be_daemon *d, const char *method, const char *path,
 		   long status, const char *type)
 {
-	struct resp r;
+	struct be_resp r;
 
-	if (request(d, method, path, NULL, NULL, 0, NULL, NULL, NULL, &r) != 0) {
+	if (request(d, method, path, NULL, NULL, 0, NULL, 0, NULL, &r) != 0) {
 		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, path);
 		return;
 	}
 	if (r.status != status || (status >= 400 && strcmp(method, "HEAD") && !is_problem(&r, status, type)))
 		pc_test_fail(t, __FILE__, line, "%s %s: %ld, expected %ld%s", method, path, r.status, status,
 			     status >= 400 ? " with a problem body" : "");
-	resp_free(&r);
+	be_resp_free(&r);
 }
 
 #define EXPECT(d, method, path, status) expect(t, __LINE__, d, method, path, status, NULL)
@@ -310,101 +210,106 @@ static char *read_fixture(const char *rel, size_t *len)
 	return be_read_file(path, len);
 }
 
-struct parts {
-	const char *inputs, *labels; /* file paths (NULL: part left out) */
-};
-
-static curl_mime *dataset_mime(CURL *c, void *arg)
-{
-	struct parts *p = arg;
-	curl_mime *m = curl_mime_init(c);
-	curl_mimepart *part;
-
-	if (p->inputs) {
-		part = curl_mime_addpart(m);
-		curl_mime_name(part, "inputs");
-		curl_mime_filedata(part, p->inputs);
-	}
-	if (p->labels) {
-		part = curl_mime_addpart(m);
-		curl_mime_name(part, "labels");
-		curl_mime_filedata(part, p->labels);
-	}
-	return m;
-}
-
-/* Uploads a dataset; its id into id (on 200/201). The status. */
-static long upload_dataset(const struct be_daemon *d, const char *inputs, const char *labels, char id[65])
+/* Uploads a dataset; its id into id (on 200/201), the answer into *keep
+ * when keep is not NULL. The status. */
+static long upload_dataset_keep(const struct be_daemon *d, const char *inputs, const char *labels, char id[65],
+				struct be_resp *keep)
 {
 	char xi[PATH_MAX], yi[PATH_MAX];
-	struct parts p = {NULL, NULL};
-	struct resp r;
+	const char *px = NULL, *py = NULL;
+	struct be_part p[2];
+	struct be_resp r;
 	json_t *j;
 	long status;
 
 	if (inputs) {
 		snprintf(xi, sizeof(xi), "%s%s%s", inputs[0] == '/' ? "" : pc_test_root(), inputs[0] == '/' ? "" : "/",
 			 inputs);
-		p.inputs = xi;
+		px = xi;
 	}
 	if (labels) {
 		snprintf(yi, sizeof(yi), "%s%s%s", labels[0] == '/' ? "" : pc_test_root(), labels[0] == '/' ? "" : "/",
 			 labels);
-		p.labels = yi;
+		py = yi;
 	}
-	if (request(d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r))
+	if (request(d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, px, py), NULL, &r))
 		return -1;
 	status = r.status;
-	if ((status == 200 || status == 201) && (j = resp_json(&r))) {
+	if ((status == 200 || status == 201) && (j = be_resp_json(&r))) {
 		snprintf(id, 65, "%s", json_string_value(json_object_get(j, "id")) ? json_string_value(json_object_get(j, "id")) : "");
 		json_decref(j);
 	}
-	resp_free(&r);
+	if (keep)
+		*keep = r;
+	else
+		be_resp_free(&r);
 	return status;
 }
+
+static long upload_dataset(const struct be_daemon *d, const char *inputs, const char *labels, char id[65])
+{
+	return upload_dataset_keep(d, inputs, labels, id, NULL);
+}
+
+/* A dataset upload refused with this status and problem type. */
+static void expect_dataset_refused(struct pc_test *t, int line, const struct be_daemon *d, const char *inputs,
+				   const char *labels, long status, const char *type)
+{
+	char id[65] = "";
+	struct be_resp r;
+
+	if (upload_dataset_keep(d, inputs, labels, id, &r) < 0) {
+		pc_test_fail(t, __FILE__, line, "dataset upload: no answer");
+		return;
+	}
+	expect_problem_resp(t, line, &r, status, type, "dataset upload");
+}
+
+#define EXPECT_DATASET_REFUSED(d, inputs, labels, status, type)                                                    \
+	expect_dataset_refused(t, __LINE__, d, inputs, labels, status, type)
 
 static long upload_model(const struct be_daemon *d, const char *rel, char id[65], json_t **body)
 {
 	size_t len;
 	char *data = read_fixture(rel, &len);
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status;
 
 	if (!data)
 		return -1;
-	if (request(d, "POST", "/v1/models", "application/octet-stream", data, len, NULL, NULL, NULL, &r)) {
+	if (request(d, "POST", "/v1/models", "application/octet-stream", data, len, NULL, 0, NULL, &r)) {
 		free(data);
 		return -1;
 	}
 	free(data);
 	status = r.status;
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	if (j && json_is_string(json_object_get(j, "id")))
 		snprintf(id, 65, "%s", json_string_value(json_object_get(j, "id")));
 	if (body)
 		*body = j;
 	else
 		json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	return status;
 }
 
 /* Submits a spec; the job id into id; the status. */
 static long submit(const struct be_daemon *d, const char *spec, const char *idem, char *id, size_t id_size,
-		   struct resp *keep)
+		   struct be_resp *keep)
 {
 	char hdr[300];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	long status;
 
 	if (idem)
 		snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", idem);
-	if (request(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, idem ? hdr : NULL, &r))
+	if (request(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, idem ? hdr : NULL, &r))
 		return -1;
 	status = r.status;
-	if ((j = resp_json(&r))) {
+	if ((j = be_resp_json(&r))) {
 		if (id && json_is_string(json_object_get(j, "id")))
 			snprintf(id, id_size, "%s", json_string_value(json_object_get(j, "id")));
 		json_decref(j);
@@ -412,7 +317,7 @@ static long submit(const struct be_daemon *d, const char *spec, const char *idem
 	if (keep)
 		*keep = r;
 	else
-		resp_free(&r);
+		be_resp_free(&r);
 	return status;
 }
 
@@ -424,23 +329,23 @@ static json_t *wait_job(const struct be_daemon *d, const char *id, const char *w
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
 	while (pc_sys_seconds() - t0 < seconds) {
-		struct resp r;
+		struct be_resp r;
 		json_t *j = NULL;
 		const char *st;
 
-		if (get(d, path, &r) == 0 && r.status == 200 && (j = resp_json(&r))) {
+		if (get(d, path, &r) == 0 && r.status == 200 && (j = be_resp_json(&r))) {
 			st = json_string_value(json_object_get(j, "status"));
 			if (st && (!strcmp(st, want) || (!strcmp(want, "finished") &&
 							 (!strcmp(st, "succeeded") || !strcmp(st, "failed") ||
 							  !strcmp(st, "cancelled"))) ||
 				   (strcmp(want, "running") && strcmp(want, "queued") &&
 				    (!strcmp(st, "failed") || !strcmp(st, "cancelled") || !strcmp(st, "succeeded"))))) {
-				resp_free(&r);
+				be_resp_free(&r);
 				return j;
 			}
 		}
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 		be_sleep_ms(30);
 	}
 	return NULL;
@@ -488,6 +393,15 @@ static void strip_report(json_t *rep)
 #define SPEC_REST                                                                                                \
 	"\"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\": {\"norms\": [\"l2\", \"linf\"], "       \
 	"\"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}"
+
+/* A setup helper's way out after the daemon is up: it goes, with its
+ * directory. 0, the helpers' failure. */
+static int setup_undo(struct be_daemon *d)
+{
+	be_daemon_stop(d, SIGKILL, NULL);
+	be_rmtree(d->dir);
+	return 0;
+}
 
 /* The http_flow tests: each starts its own daemon (flow_setup: a daemon
  * with mlp_op13 and the 64-sample dataset uploaded), so any one of them
@@ -540,7 +454,7 @@ TEST(http_flow_upload_model)
 	struct be_daemon d;
 	char model[65] = "", model2[65] = "", path[256];
 	json_t *m1 = NULL, *m2 = NULL;
-	struct resp r;
+	struct be_resp r;
 	char *big;
 
 	if (!setup(t, &d))
@@ -558,22 +472,22 @@ TEST(http_flow_upload_model)
 	json_decref(m2);
 
 	/* a malformed ONNX file: 422 format as problem+json, no server path */
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "not an onnx file at all", 23, NULL, NULL,
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "not an onnx file at all", 23, NULL, 0,
 			NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "malformed model: %ld %s", r.status, r.body);
 	CHECK(r.body && !strstr(r.body, "/tmp/") && !strstr(r.body, d.dir));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* wrong media type 415, oversized Content-Length 413 (limit 2 MiB) */
-	REQUIRE(request(&d, "POST", "/v1/models", "text/plain", "x", 1, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/models", "text/plain", "x", 1, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 415, "/problems/media_type"), "415: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	big = calloc(1, 3 << 20);
 	REQUIRE(big);
 	/* as curl sends a large body: the answer comes before the body does */
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", big, 3 << 20, NULL, NULL,
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", big, 3 << 20, NULL, 0,
 			"Expect: 100-continue", &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "413: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	free(big);
 	/* model GET and HEAD, and the listing */
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
@@ -581,7 +495,7 @@ TEST(http_flow_upload_model)
 	EXPECT(&d, "HEAD", path, 200);
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, model));
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -589,7 +503,7 @@ TEST(http_flow_unknown_routes)
 {
 	struct be_daemon d;
 	char hv[256];
-	struct resp r;
+	struct be_resp r;
 
 	if (!setup(t, &d))
 		return;
@@ -597,19 +511,19 @@ TEST(http_flow_unknown_routes)
 	EXPECT_PROBLEM(&d, "GET", "/v1/models/0000000000000000000000000000000000000000000000000000000000000000", 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000", 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "GET", "/v1/nothing", 404, "/problems/not_found");
-	REQUIRE(request(&d, "PUT", "/v1/models", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "PUT", "/v1/models", NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 405, "/problems/method_not_allowed"));
-	CHECK(header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Allow", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
 TEST(http_flow_upload_dataset)
 {
 	struct be_daemon d;
-	char ds[65] = "", bad_ds[65] = "", path[256];
+	char ds[65] = "", path[256];
 	json_t *j;
-	struct resp r;
+	struct be_resp r;
 
 	if (!setup(t, &d))
 		return;
@@ -618,17 +532,17 @@ TEST(http_flow_upload_dataset)
 	CHECK(strlen(ds) == 64);
 	snprintf(path, sizeof(path), "/v1/datasets/%s", ds);
 	REQUIRE(get(&d, path, &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_integer_value(json_object_get(j, "samples")) == 64 &&
 	      json_integer_value(json_object_get(j, "classes")) > 1);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	if (access(T10K_Y, R_OK) == 0) /* 64 samples against 10,000 labels */
-		CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", T10K_Y, bad_ds), 422);
-	CHECK_INT(upload_dataset(&d, NULL, FIX "labels64_i64.npy", bad_ds), 422);
-	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, NULL, NULL, &r) == 0);
+		EXPECT_DATASET_REFUSED(&d, FIX "sample64_u8.npy", T10K_Y, 422, "/problems/format");
+	EXPECT_DATASET_REFUSED(&d, NULL, FIX "labels64_i64.npy", 422, "/problems/format");
+	REQUIRE(request(&d, "POST", "/v1/datasets", "application/json", "{}", 2, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 415, "/problems/media_type"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* dataset delete: 204, then 404 */
 	EXPECT(&d, "DELETE", path, 204);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
@@ -640,37 +554,37 @@ TEST(http_flow_job_spec_errors)
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", spec[2048];
 	json_t *j;
-	struct resp r;
+	struct be_resp r;
 
 	if (!flow_setup(t, &d, model, ds))
 		return;
 	/* jobs: malformed JSON 400, spec errors 422 with JSON pointers */
-	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", "{nope", 5, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 400, "/problems/bad_request"));
-	resp_free(&r);
-	REQUIRE(request(&d, "POST", "/v1/jobs", "text/plain", "{}", 2, NULL, NULL, NULL, &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "text/plain", "{}", 2, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 415, "/problems/media_type"));
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": -2}", model, ds);
-	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
-	j = resp_json(&r);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
+	j = be_resp_json(&r);
 	CHECK(is_problem(&r, 422, "/problems/invalid"));
 	CHECK(j && !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer"))
 				   ? json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer"))
 				   : "",
 			   "/limit"));
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(spec, sizeof(spec), "{\"model\": \"%064d\", \"dataset\": \"%s\"}", 0, ds);
-	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/model\""));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* none of them made a job */
 	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -679,7 +593,7 @@ TEST(http_flow_job_report)
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", spec[2048], path[256], hv[256];
 	json_t *j, *rep, *cli;
-	struct resp r;
+	struct be_resp r;
 
 	if (!flow_setup(t, &d, model, ds))
 		return;
@@ -687,8 +601,8 @@ TEST(http_flow_job_report)
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
 	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), &r) == 202);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
-	CHECK(header(&r, "Location", hv, sizeof(hv)) && !strcmp(hv, path));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Location", hv, sizeof(hv)) && !strcmp(hv, path));
+	be_resp_free(&r);
 	j = wait_job(&d, job, "succeeded", 60);
 	REQUIRE_MSG(j, "job %s did not finish", job);
 	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "succeeded"), "status %s",
@@ -698,8 +612,8 @@ TEST(http_flow_job_report)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	{
 		char cli_spec[2048];
 		snprintf(cli_spec, sizeof(cli_spec),
@@ -724,7 +638,7 @@ TEST(http_flow_idempotency)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], other[2048];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -734,15 +648,17 @@ TEST(http_flow_idempotency)
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
 	CHECK_INT(submit(&d, spec, "key-1", job2, sizeof(job2), NULL), 202);
 	CHECK(!strcmp(job, job2));
-	CHECK_INT(submit(&d, "{\"model\": \"x\"}", "key-1", NULL, 0, NULL), 422);
+	CHECK_INT(submit(&d, "{\"model\": \"x\"}", "key-1", NULL, 0, &r), 422);
+	expect_problem_resp(t, __LINE__, &r, 422, "/problems/invalid", "a bad spec under a used key");
 	snprintf(other, sizeof(other), "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 8}", model, ds);
-	CHECK_INT(submit(&d, other, "key-1", NULL, 0, NULL), 409);
+	CHECK_INT(submit(&d, other, "key-1", NULL, 0, &r), 409);
+	expect_problem_resp(t, __LINE__, &r, 409, "/problems/conflict", "another spec under a used key");
 	/* still the one job */
 	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -750,7 +666,7 @@ TEST(http_flow_cancel)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", slow[64] = "", queued[64] = "", spec[2048], path[256];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -764,9 +680,9 @@ TEST(http_flow_cancel)
 	CHECK_INT(submit(&d, spec, NULL, slow, sizeof(slow), NULL), 202);
 	CHECK_INT(submit(&d, spec, NULL, queued, sizeof(queued), NULL), 202);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
-	REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", path, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&d, queued, "cancelled", 10);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
@@ -775,9 +691,9 @@ TEST(http_flow_cancel)
 	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"), "the slow job never ran");
 	json_decref(j);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", slow);
-	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", path, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "delete of a running job: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
@@ -797,7 +713,7 @@ TEST(http_flow_job_listing)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job1[64] = "", job2[64] = "", path[256];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	size_t i;
 
@@ -807,36 +723,36 @@ TEST(http_flow_job_listing)
 	REQUIRE(flow_job(t, &d, model, ds, NULL, job2));
 	/* listings with a status filter and paging */
 	REQUIRE(get(&d, "/v1/jobs?status=succeeded", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 2);
 	for (i = 0; j && i < json_array_size(json_object_get(j, "items")); i++)
 		CHECK(!strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), i), "status")),
 			      "succeeded"));
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	REQUIRE(get(&d, "/v1/jobs?status=cancelled", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 0);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	REQUIRE(get(&d, "/v1/jobs?limit=1", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
 	      json_is_string(json_object_get(j, "next_cursor")));
 	if (j && json_is_string(json_object_get(j, "next_cursor"))) {
-		struct resp r2;
+		struct be_resp r2;
 		json_t *j2;
 		snprintf(path, sizeof(path), "/v1/jobs?limit=1&cursor=%s", json_string_value(json_object_get(j, "next_cursor")));
 		REQUIRE(get(&d, path, &r2) == 0);
-		j2 = resp_json(&r2);
+		j2 = be_resp_json(&r2);
 		CHECK(j2 && json_array_size(json_object_get(j2, "items")) == 1 &&
 		      strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j2, "items"), 0), "id")),
 			     json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), 0), "id"))));
 		json_decref(j2);
-		resp_free(&r2);
+		be_resp_free(&r2);
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs?status=bogus", 400, "/problems/bad_request");
 	flow_teardown(t, &d);
 }
@@ -845,7 +761,7 @@ TEST(http_flow_ready_metrics)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "";
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -853,11 +769,11 @@ TEST(http_flow_ready_metrics)
 	REQUIRE(flow_job(t, &d, model, ds, NULL, job));
 	/* ready: the database takes writes, the disk has room */
 	REQUIRE(get(&d, "/readyz", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK_MSG(r.status == 200 && j && !strcmp(json_string_value(json_object_get(j, "status")), "ready"),
 		  "readyz %ld %s", r.status, r.body ? r.body : "");
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	/* metrics: the one job succeeded, waiting on it polled /v1/jobs/{id} */
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK_INT(r.status, 200);
@@ -867,7 +783,7 @@ TEST(http_flow_ready_metrics)
 	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_upload_bytes_total{kind=\"model\"}"));
 	CHECK(r.body && strstr(r.body, "paracorr_build_info{"));
-	resp_free(&r);
+	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
 
@@ -897,7 +813,7 @@ TEST(http_restart)
 {
 	struct be_daemon d;
 	char model[65] = "", ds[65] = "", job[64] = "", queued[64] = "", spec[2048], path[128];
-	struct resp r;
+	struct be_resp r;
 	json_t *j, *rep = NULL, *rep2 = NULL, *cli = NULL;
 	double secs = 0;
 
@@ -938,8 +854,8 @@ TEST(http_restart)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	/* the job queued behind it, and the uploads, survived too */
 	j = wait_job(&d, queued, "succeeded", 120);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
@@ -948,8 +864,8 @@ TEST(http_restart)
 	 * same spec, and `paracorr run` on the same files */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", queued);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep2 = resp_json(&r);
-	resp_free(&r);
+	rep2 = be_resp_json(&r);
+	be_resp_free(&r);
 	cli = cli_report(t,
 			 "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" T10K_X
 			 "\", \"labels\": \"" T10K_Y "\"}, " RESTART_SPEC "}",
@@ -1027,7 +943,7 @@ TEST(http_auth_tokens)
 {
 	struct be_daemon d;
 	char hv[256], long_tok[3001], auth[3100];
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
@@ -1035,87 +951,87 @@ TEST(http_auth_tokens)
 	/* no token, a wrong one, a prefix of a right one: 401 with the challenge */
 	REQUIRE(get(&d, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	CHECK(header(&r, "WWW-Authenticate", hv, sizeof(hv)) && !strncmp(hv, "Bearer", 6));
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer wrong", &r) == 0);
+	CHECK(be_resp_header(&r, "WWW-Authenticate", hv, sizeof(hv)) && !strncmp(hv, "Bearer", 6));
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer wrong", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token", &r) ==
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer s3cret-token", &r) ==
 		0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* a refused upload is answered before its body is read */
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "abc", 3, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", "abc", 3, NULL, 0, NULL, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* either token works */
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer s3cret-token-one",
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer s3cret-token-one",
 			&r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, "Authorization: bearer second-token",
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/v1/datasets", NULL, NULL, 0, NULL, 0, "Authorization: bearer second-token",
 			&r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, auth, &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %.1023s", long_tok);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, auth, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", long_tok + 1023);
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, auth, &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, auth, &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	auth_teardown(t, &d);
 }
 
 TEST(http_auth_host_check)
 {
 	struct be_daemon d;
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
 	/* Host: another name is refused before anything else (a rebinding page
 	 * cannot use the daemon, not even its public routes); loopback
 	 * addresses, localhost and allowed_hosts are served */
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: attacker.example", &r) == 0);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: attacker.example", &r) == 0);
 	CHECK(is_problem(&r, 421, "/problems/misdirected"));
 	CHECK_MSG(r.body && strstr(r.body, "/problems/misdirected"), "%s", r.body ? r.body : "");
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: 127.9.8.7:8080", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: 127.9.8.7:8080", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: [::1]:8080", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: [::1]:8080", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: LocalHost", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: LocalHost", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
-	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, NULL, "Host: paracorr.internal:443", &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "GET", "/healthz", NULL, NULL, 0, NULL, 0, "Host: paracorr.internal:443", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	auth_teardown(t, &d);
 }
 
 TEST(http_auth_metrics_admin_only)
 {
 	struct be_daemon d;
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
 	/* health stays public; the metrics (every tenant's queue) are the
 	 * admin role's: 401 without a token, 403 for an ordinary one */
 	EXPECT(&d, "GET", "/healthz", 200);
-	EXPECT(&d, "GET", "/metrics", 401);
-	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer second-token", &r) == 0);
+	EXPECT_PROBLEM(&d, "GET", "/metrics", 401, "/problems/unauthorized");
+	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, "Authorization: Bearer second-token", &r) == 0);
 	CHECK(is_problem(&r, 403, "/problems/forbidden"));
 	CHECK_MSG(r.body && strstr(r.body, "\"/problems/forbidden\""), "%s", r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 
 	auth_teardown(t, &d);
 }
@@ -1124,26 +1040,26 @@ TEST(http_auth_cors)
 {
 	struct be_daemon d;
 	char hv[256];
-	struct resp r;
+	struct be_resp r;
 
 	if (!auth_setup(t, &d))
 		return;
 	/* CORS: a preflight from a listed origin is granted, without a token */
-	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://dash.example", &r) == 0);
+	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Origin: https://dash.example", &r) == 0);
 	CHECK_INT(r.status, 204);
-	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "https://dash.example"));
-	CHECK(header(&r, "Access-Control-Allow-Methods", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
-	CHECK(header(&r, "Access-Control-Allow-Headers", hv, sizeof(hv)) && strstr(hv, "Authorization"));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "https://dash.example"));
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Methods", hv, sizeof(hv)) && strstr(hv, "POST") && strstr(hv, "GET"));
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Headers", hv, sizeof(hv)) && strstr(hv, "Authorization"));
+	be_resp_free(&r);
 	/* an unlisted origin gets no grant */
-	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: https://evil.example", &r) == 0);
-	CHECK(!header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)));
-	resp_free(&r);
+	REQUIRE(request(&d, "OPTIONS", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Origin: https://evil.example", &r) == 0);
+	CHECK(!be_resp_header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)));
+	be_resp_free(&r);
 	/* an actual request from a listed origin: the grant on the answer, even a 401 */
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Origin: http://localhost:3000", &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Origin: http://localhost:3000", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	CHECK(header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
-	resp_free(&r);
+	CHECK(be_resp_header(&r, "Access-Control-Allow-Origin", hv, sizeof(hv)) && !strcmp(hv, "http://localhost:3000"));
+	be_resp_free(&r);
 	auth_teardown(t, &d);
 }
 
@@ -1233,61 +1149,28 @@ static size_t read_zeros(char *buf, size_t size, size_t n, void *arg)
 }
 
 /* A POST of `bytes` zero bytes with chunked encoding (no Content-Length). */
-static int post_chunked(const struct be_daemon *d, const char *path, const char *ctype, size_t bytes, struct resp *r)
+static int post_chunked(const struct be_daemon *d, const char *path, const char *ctype, size_t bytes,
+			struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
 	struct chunked src = {bytes};
-	char url[512], ct[128];
-	CURLcode rc;
+	struct be_req q = {.method = "POST",
+			   .url = d->base,
+			   .path = path,
+			   .ctype = ctype,
+			   .token = d->token,
+			   .read = read_zeros,
+			   .read_arg = &src};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
+	if (be_request(&q, r))
 		return -1;
-	snprintf(url, sizeof(url), "%s%s", d->base, path);
-	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-	h = curl_slist_append(h, ct);
-	h = curl_slist_append(h, "Transfer-Encoding: chunked");
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_zeros);
-	curl_easy_setopt(c, CURLOPT_READDATA, &src);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		seen_add("POST", path);
-	}
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
-}
-
-struct named_part {
-	const char *name, *path;
-};
-
-static curl_mime *one_part_mime(CURL *c, void *arg)
-{
-	struct named_part *p = arg;
-	curl_mime *m = curl_mime_init(c);
-	curl_mimepart *part = curl_mime_addpart(m);
-
-	curl_mime_name(part, p->name);
-	curl_mime_filedata(part, p->path);
-	return m;
+	seen_add("POST", path);
+	return 0;
 }
 
 /* The detail of a problem response ("" when none). */
-static const char *detail_of(const struct resp *r, char *buf, size_t size)
+static const char *detail_of(const struct be_resp *r, char *buf, size_t size)
 {
-	json_t *j = resp_json(r);
+	json_t *j = be_resp_json(r);
 	const char *s = j ? json_string_value(json_object_get(j, "detail")) : NULL;
 
 	snprintf(buf, size, "%s", s ? s : "");
@@ -1295,23 +1178,27 @@ static const char *detail_of(const struct resp *r, char *buf, size_t size)
 	return buf;
 }
 
-TEST(http_uploads)
+/* The http_uploads tests: each starts its own daemon with a 2 MiB dataset
+ * limit and ends with flow_teardown. */
+static int uploads_setup(struct pc_test *t, struct be_daemon *d)
+{
+	static const char *const extra[] = {"--max-dataset-mb", "2", NULL};
+
+	return setup_with(t, d, extra);
+}
+
+/* A model with ops paracorr does not have: 422 naming each of them. */
+TEST(http_uploads_refuse_unsupported_ops)
 {
 	struct be_daemon d;
-	const char *extra[] = {"--max-dataset-mb", "2", NULL};
-	char path[PATH_MAX], path2[PATH_MAX], id[65] = "", id2[65] = "", det[1024], url[256];
+	char det[1024];
 	struct ob_model b;
 	unsigned char *onnx;
 	size_t len;
-	struct resp r;
-	json_t *j;
-	char *text;
+	struct be_resp r;
 
-	memset(&d, 0, sizeof(d));
-	if (!setup_with(t, &d, extra))
+	if (!uploads_setup(t, &d))
 		return;
-
-	/* a model with ops paracorr does not have: 422 naming each of them */
 	ob_mlp(&b);
 	b.nodes[1].op_type = "FancyNorm";
 	{
@@ -1321,165 +1208,299 @@ TEST(http_uploads)
 	}
 	onnx = ob_pack(&b, &len);
 	REQUIRE(onnx);
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, 0, NULL, &r) == 0);
 	free(onnx);
 	CHECK_MSG(is_problem(&r, 422, "/problems/unsupported"), "unsupported ops: %ld %s", r.status, r.body ? r.body : "");
 	detail_of(&r, det, sizeof(det));
 	CHECK_MSG(strstr(det, "FancyNorm") && strstr(det, "Hardmax2"), "detail: %s", det);
-	resp_free(&r);
-	/* a truncated file: the reason, never a crash */
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* A truncated file: the reason, never a crash. */
+TEST(http_uploads_refuse_truncated_model)
+{
+	struct be_daemon d;
+	char det[1024];
+	size_t len;
+	struct be_resp r;
+	char *text;
+
+	if (!uploads_setup(t, &d))
+		return;
 	text = read_fixture(FIX "mlp_op13.onnx", &len);
 	REQUIRE(text);
-	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, NULL, NULL, &r) ==
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", text, len / 2, NULL, 0, NULL, &r) ==
 		0);
 	free(text);
 	CHECK_MSG(is_problem(&r, 422, "/problems/format"), "truncated: %ld", r.status);
 	CHECK(detail_of(&r, det, sizeof(det))[0] != '\0');
-	resp_free(&r);
-	/* no Content-Length: the bytes are counted against the 2 MiB limit */
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* No Content-Length: the bytes are counted against the 2 MiB limit. */
+TEST(http_uploads_chunked_counted_against_the_limit)
+{
+	struct be_daemon d;
+	struct be_resp r;
+
+	if (!uploads_setup(t, &d))
+		return;
 	REQUIRE(post_chunked(&d, "/v1/models", "application/octet-stream", 3u << 20, &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked model: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	REQUIRE(post_chunked(&d, "/v1/jobs", "application/json", 300u << 10, &r) == 0);
 	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "chunked spec: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-	/* CSV as one part, the label in the last column */
+/* CSV as one part, the label in the last column: 201, its description,
+ * HEAD. */
+TEST(http_uploads_csv_dataset_201)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], id[65] = "", url[256];
+	struct be_resp r;
+	json_t *j;
+	const char *text = "0.5,1,2,0\n1.5,2,3,1\n-1,0,4,2\n3,3,3,1\n";
+
+	if (!uploads_setup(t, &d))
+		return;
 	snprintf(path, sizeof(path), "%s/d.csv", d.dir);
-	text = "0.5,1,2,0\n1.5,2,3,1\n-1,0,4,2\n3,3,3,1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
 	CHECK_INT(upload_dataset(&d, path, NULL, id), 201);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", id);
 	REQUIRE(get(&d, url, &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
 	      json_integer_value(json_object_get(j, "classes")) == 3 &&
 	      json_integer_value(json_array_get(json_object_get(j, "shape"), 0)) == 3);
 	json_decref(j);
-	resp_free(&r);
-	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	be_resp_free(&r);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
-	resp_free(&r);
-	/* a negative label: 422 saying which */
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* A negative label: 422; a ragged row: 422 naming the line. */
+TEST(http_uploads_csv_refuse_bad_label_and_ragged_row)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], det[1024];
+	struct be_resp r;
+	const char *text;
+
+	if (!uploads_setup(t, &d))
+		return;
+	snprintf(path, sizeof(path), "%s/d.csv", d.dir);
 	text = "0.5,1,2,0\n1.5,2,3,-1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
-	CHECK_INT(upload_dataset(&d, path, NULL, id2), 422);
-	/* a ragged row: 422 naming the line */
+	EXPECT_DATASET_REFUSED(&d, path, NULL, 422, "/problems/format");
 	text = "0.5,1,2,0\n1.5,2,1\n";
 	REQUIRE(write_file(path, text, strlen(text)));
 	{
-		struct parts p = {path, NULL};
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
+		struct be_part p[2];
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, NULL), NULL, &r) ==
+			0);
 		CHECK(is_problem(&r, 422, "/problems/format"));
 		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "line 2"), "detail: %s", det);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
+	flow_teardown(t, &d);
+}
 
-	/* safetensors with tensors inputs and labels, as one part */
-	{
-		static const char hdr[] = "{\"inputs\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]},"
-					  "\"labels\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[32,64]}}";
-		unsigned char buf[8 + sizeof(hdr) + 64];
-		uint64_t hl = sizeof(hdr) - 1;
-		float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-		int64_t y[4] = {0, 1, 0, 1};
-		size_t k;
+/* safetensors with tensors inputs and labels, as one part: 201; offsets
+ * past the data: 422. */
+TEST(http_uploads_safetensors_dataset)
+{
+	static const char hdr[] = "{\"inputs\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]},"
+				  "\"labels\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[32,64]}}";
+	struct be_daemon d;
+	char path[PATH_MAX], id2[65] = "", url[256];
+	unsigned char buf[8 + sizeof(hdr) + 64];
+	uint64_t hl = sizeof(hdr) - 1;
+	float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+	int64_t y[4] = {0, 1, 0, 1};
+	struct be_resp r;
+	json_t *j;
 
-		for (k = 0; k < 8; k++)
-			buf[k] = (unsigned char)(hl >> (8 * k));
-		memcpy(buf + 8, hdr, hl);
-		memcpy(buf + 8 + hl, x, sizeof(x));
-		memcpy(buf + 8 + hl + sizeof(x), y, sizeof(y));
-		snprintf(path2, sizeof(path2), "%s/d.safetensors", d.dir);
-		REQUIRE(write_file(path2, buf, 8 + hl + 64));
-		CHECK_INT(upload_dataset(&d, path2, NULL, id2), 201);
-		snprintf(url, sizeof(url), "/v1/datasets/%s", id2);
-		REQUIRE(get(&d, url, &r) == 0);
-		j = resp_json(&r);
-		CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
-		      json_integer_value(json_object_get(j, "classes")) == 2);
-		json_decref(j);
-		resp_free(&r);
-		/* offsets past the data: 422 */
-		buf[8 + (size_t)(strstr(hdr, "32]") - hdr)] = '9';
-		REQUIRE(write_file(path2, buf, 8 + hl + 64));
-		CHECK_INT(upload_dataset(&d, path2, NULL, id), 422);
-	}
+	if (!uploads_setup(t, &d))
+		return;
+	for (size_t k = 0; k < 8; k++)
+		buf[k] = (unsigned char)(hl >> (8 * k));
+	memcpy(buf + 8, hdr, hl);
+	memcpy(buf + 8 + hl, x, sizeof(x));
+	memcpy(buf + 8 + hl + sizeof(x), y, sizeof(y));
+	snprintf(path, sizeof(path), "%s/d.safetensors", d.dir);
+	REQUIRE(write_file(path, buf, 8 + hl + 64));
+	CHECK_INT(upload_dataset(&d, path, NULL, id2), 201);
+	snprintf(url, sizeof(url), "/v1/datasets/%s", id2);
+	REQUIRE(get(&d, url, &r) == 0);
+	j = be_resp_json(&r);
+	CHECK(j && json_integer_value(json_object_get(j, "samples")) == 4 &&
+	      json_integer_value(json_object_get(j, "classes")) == 2);
+	json_decref(j);
+	be_resp_free(&r);
+	buf[8 + (size_t)(strstr(hdr, "32]") - hdr)] = '9';
+	REQUIRE(write_file(path, buf, 8 + hl + 64));
+	EXPECT_DATASET_REFUSED(&d, path, NULL, 422, "/problems/format");
+	flow_teardown(t, &d);
+}
 
-	/* gzip that decompresses past max_dataset_mb: 422 naming the limit */
+/* gzip that decompresses past max_dataset_mb: 413 naming the limit. */
+TEST(http_uploads_refuse_gzip_bomb)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], yi[PATH_MAX], det[1024];
+	struct be_part p[2];
+	struct be_resp r;
+
+	if (!uploads_setup(t, &d))
+		return;
 	snprintf(path, sizeof(path), "%s/bomb-idx3-ubyte.gz", d.dir);
 	REQUIRE(write_gzip_bomb(path, 3000));
-	{
-		struct parts p = {path, FIX "labels64_i64.npy"};
-		char yi[PATH_MAX];
+	snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
+	REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, yi), NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
+	CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-		snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
-		p.labels = yi;
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
-		CHECK_MSG(is_problem(&r, 413, "/problems/limit"), "gzip bomb: %ld %s", r.status, r.body ? r.body : "");
-		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "decompress"), "detail: %s", det);
-		resp_free(&r);
-	}
-	/* a form part with another name: refused, naming it */
-	{
-		struct named_part p = {"images", path};
-		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, one_part_mime, &p, NULL, &r) == 0);
-		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "part 'images': %ld", r.status);
-		CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
-		resp_free(&r);
-	}
+/* A form part with another name: refused, naming it. */
+TEST(http_uploads_refuse_unknown_part)
+{
+	struct be_daemon d;
+	char path[PATH_MAX], det[1024];
+	struct be_part p = {.name = "images", .path = path};
+	struct be_resp r;
 
-	/* listings, HEAD and DELETE of models */
+	if (!uploads_setup(t, &d))
+		return;
+	snprintf(path, sizeof(path), "%s/" FIX "sample64_u8.npy", pc_test_root());
+	REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, &p, 1, NULL, &r) == 0);
+	CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "part 'images': %ld", r.status);
+	CHECK_MSG(strstr(detail_of(&r, det, sizeof(det)), "images"), "detail: %s", det);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* Listings page by limit and cursor; a limit of 0 is refused. */
+TEST(http_uploads_listings_paged)
+{
+	struct be_daemon d;
+	char id[65] = "", url[256];
+	struct be_resp r;
+	json_t *j;
+
+	if (!uploads_setup(t, &d))
+		return;
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", id), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_f32.npy", FIX "labels64_i64.npy", id), 201);
 	REQUIRE(get(&d, "/v1/models?limit=1", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/datasets?limit=0", 400, "/problems/bad_request");
 	REQUIRE(get(&d, "/v1/datasets?limit=1", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 1 &&
 	      json_is_string(json_object_get(j, "next_cursor")));
 	if (j && json_is_string(json_object_get(j, "next_cursor"))) {
 		json_t *j2;
-		struct resp r2;
+		struct be_resp r2;
 
 		snprintf(url, sizeof(url), "/v1/datasets?limit=5&cursor=%s",
 			 json_string_value(json_object_get(j, "next_cursor")));
 		REQUIRE(get(&d, url, &r2) == 0);
-		j2 = resp_json(&r2);
+		j2 = be_resp_json(&r2);
 		CHECK(j2 && json_array_size(json_object_get(j2, "items")) == 1 &&
 		      json_is_null(json_object_get(j2, "next_cursor")));
 		json_decref(j2);
-		resp_free(&r2);
+		be_resp_free(&r2);
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* HEAD and DELETE of a model: 204, then 404 for both; uploaded again
+ * after the delete: 201. */
+TEST(http_uploads_model_delete_then_201_again)
+{
+	struct be_daemon d;
+	char id[65] = "", url[256];
+	struct be_resp r;
+
+	if (!uploads_setup(t, &d))
+		return;
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
 	snprintf(url, sizeof(url), "/v1/models/%s", id);
-	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "HEAD", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK(r.status == 200 && r.len == 0);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "DELETE", url, 204);
 	EXPECT_PROBLEM(&d, "HEAD", url, 404, "/problems/not_found");
 	EXPECT_PROBLEM(&d, "DELETE", url, 404, "/problems/not_found");
-	/* uploaded again after the delete: 201 */
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", id, NULL), 201);
+	flow_teardown(t, &d);
+}
 
-	/* the OpenAPI document is served, byte for byte the repository's */
+/* The OpenAPI document is served, byte for byte the repository's. */
+TEST(http_uploads_openapi_served)
+{
+	struct be_daemon d;
+	struct be_resp r;
+	size_t len;
+	char *text;
+
+	if (!uploads_setup(t, &d))
+		return;
 	REQUIRE(get(&d, "/v1/openapi.yaml", &r) == 0);
 	text = read_fixture("api/openapi.yaml", &len);
 	CHECK_INT(r.status, 200);
 	CHECK(text && r.body && r.len == len && !memcmp(text, r.body, len));
 	free(text);
-	resp_free(&r);
-
-	EXPECT(&d, "GET", "/healthz", 200);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
 }
 
 /* --- the queue: concurrency, a full queue, pending uploads ---------------- */
+
+/* A job of a second or less on model and dataset. */
+static void small_spec(char *spec, size_t size, const char *model, const char *ds, int seed)
+{
+	snprintf(spec, size,
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": %d, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
+		 model, ds, seed);
+}
+
+/* A harden job of a second or less, trained on its evaluation dataset. */
+static void harden_small_spec(char *spec, size_t size, const char *model, const char *ds)
+{
+	snprintf(spec, size,
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
+		 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
+		 model, ds, ds);
+}
+
+/* A job that runs until cancelled (a test's time, many times over). */
+static void slow_spec(char *spec, size_t size, const char *model, const char *ds)
+{
+	snprintf(spec, size,
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
+		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
+		 "[\"model\", \"tensor\", \"layer\"]}}",
+		 model, ds);
+}
+
 
 struct submitter {
 	const struct be_daemon *d;
@@ -1496,25 +1517,23 @@ static void *submit_thread(void *arg)
 	return NULL;
 }
 
-TEST(http_queue)
+/* 20 submissions at once, 2 workers: every one accepted with an id of its
+ * own, and every one succeeds. */
+TEST(http_queue_20_concurrent_submissions_succeed)
 {
 	struct be_daemon d;
 	const char *extra[] = {"--workers", "2", "--threads-per-job", "1", "--max-queue", "30", NULL};
 	struct submitter sub[20];
 	pthread_t th[20];
-	char model[65] = "", ds[65] = "", csv_ds[65] = "", path[PATH_MAX], url[256], slow[64] = "", q1[64] = "",
-	     spec[1024], hv[64];
-	struct resp r;
+	char model[65] = "", ds[65] = "";
+	struct be_resp r;
 	json_t *j;
 	int i, ok = 0;
 
-	memset(&d, 0, sizeof(d));
 	if (!setup_with(t, &d, extra))
 		return;
 	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
 	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
-
-	/* 20 submissions at once, 2 workers: every one accepted and succeeds */
 	for (i = 0; i < 20; i++) {
 		sub[i].d = &d;
 		sub[i].id[0] = '\0';
@@ -1539,92 +1558,222 @@ TEST(http_queue)
 	}
 	CHECK_MSG(ok == 20, "%d of 20 jobs succeeded", ok);
 	REQUIRE(get(&d, "/v1/jobs?status=succeeded&limit=500", &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(j && json_array_size(json_object_get(j, "items")) == 20);
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
 
-	/* a dataset with more classes than the model has outputs: 422 at once */
-	snprintf(path, sizeof(path), "%s/wide.csv", d.dir);
-	{
-		FILE *f = fopen(path, "w");
-		REQUIRE(f);
-		for (i = 0; i < 4; i++)
-			fprintf(f, "1,2,%d\n", i == 3 ? 40 : i);
-		fclose(f);
-	}
-	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
-	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
-	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
-	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && strstr(r.body, "classes"));
-	resp_free(&r);
+/* Uploads the fixture model and a CSV dataset of 4 rows whose row i is
+ * row(i) (the label last). 1 when both were stored. */
+static int queue_csv_fixture(struct pc_test *t, const struct be_daemon *d, const char *name,
+			     const char *(*row)(int, char *, size_t), char model[65], char csv_ds[65])
+{
+	char path[PATH_MAX], line[64];
+	FILE *f;
 
-	/* a job that fails (3 features for a 784-input model): failed, with
-	 * its error as a problem object */
-	snprintf(path, sizeof(path), "%s/narrow.csv", d.dir);
-	{
-		FILE *f = fopen(path, "w");
-		REQUIRE(f);
-		for (i = 0; i < 4; i++)
-			fprintf(f, "1,2,3,%d\n", i % 2);
-		fclose(f);
+	snprintf(path, sizeof(path), "%s/%s", d->dir, name);
+	if (!(f = fopen(path, "w"))) {
+		pc_test_fail(t, __FILE__, __LINE__, "cannot write %s", path);
+		return 0;
 	}
-	CHECK_INT(upload_dataset(&d, path, NULL, csv_ds), 201);
-	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
-	REQUIRE(submit(&d, spec, NULL, q1, sizeof(q1), NULL) == 202);
-	j = wait_job(&d, q1, "finished", 30);
-	REQUIRE(j);
-	{
-		json_t *e = json_object_get(j, "error");
-		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "failed"), "status %s",
-			  json_string_value(json_object_get(j, "status")));
-		CHECK(json_is_object(e) && json_is_string(json_object_get(e, "type")) &&
-		      json_is_string(json_object_get(e, "title")) && json_is_string(json_object_get(e, "detail")) &&
-		      json_integer_value(json_object_get(e, "status")) >= 400);
+	for (int i = 0; i < 4; i++)
+		fputs(row(i, line, sizeof(line)), f);
+	fclose(f);
+	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 || upload_dataset(d, path, NULL, csv_ds) != 201) {
+		pc_test_fail(t, __FILE__, __LINE__, "the uploads of %s failed", name);
+		return 0;
 	}
-	json_decref(j);
-	snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
-	EXPECT_PROBLEM(&d, "GET", url, 409, "/problems/conflict");
-	q1[0] = '\0';
+	return 1;
+}
 
-	/* a full queue: 503 with Retry-After (max_queue 1 from a restart);
-	 * readyz refuses below the free-disk threshold */
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	{
-		const char *tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
-		REQUIRE(daemon_start(&d, tight));
+static const char *wide_row(int i, char *buf, size_t size)
+{
+	snprintf(buf, size, "1,2,%d\n", i == 3 ? 40 : i);
+	return buf;
+}
+
+static const char *narrow_row(int i, char *buf, size_t size)
+{
+	snprintf(buf, size, "1,2,3,%d\n", i % 2);
+	return buf;
+}
+
+/* A dataset with more classes than the model has outputs: 422 at once,
+ * pointing at /dataset. */
+TEST(http_queue_refuse_dataset_with_more_classes)
+{
+	struct be_daemon d;
+	char model[65] = "", csv_ds[65] = "", spec[1024];
+	struct be_resp r;
+
+	if (!setup(t, &d))
+		return;
+	if (queue_csv_fixture(t, &d, "wide.csv", wide_row, model, csv_ds)) {
+		snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
+		REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
+		CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") &&
+		      strstr(r.body, "classes"));
+		be_resp_free(&r);
 	}
+	flow_teardown(t, &d);
+}
+
+/* A job that fails (3 features for a 784-input model): failed, with its
+ * error as a problem object; its report is 409. */
+TEST(http_queue_failed_job_error_is_a_problem)
+{
+	struct be_daemon d;
+	char model[65] = "", csv_ds[65] = "", spec[1024], q1[64] = "", url[256];
+	json_t *j;
+
+	if (!setup(t, &d))
+		return;
+	if (queue_csv_fixture(t, &d, "narrow.csv", narrow_row, model, csv_ds)) {
+		snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\"}", model, csv_ds);
+		REQUIRE(submit(&d, spec, NULL, q1, sizeof(q1), NULL) == 202);
+		j = wait_job(&d, q1, "finished", 30);
+		REQUIRE(j);
+		{
+			json_t *e = json_object_get(j, "error");
+			CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "status")), "failed"), "status %s",
+				  json_string_value(json_object_get(j, "status")));
+			CHECK(json_is_object(e) && json_is_string(json_object_get(e, "title")) &&
+			      json_is_string(json_object_get(e, "detail")));
+			CHECK_MSG(!strcmp(json_string_value(json_object_get(e, "type")) ?: "", "/problems/shape") &&
+					  json_integer_value(json_object_get(e, "status")) == 422,
+				  "the job's error: type %s, status %lld", json_string_value(json_object_get(e, "type")) ?: "-",
+				  (long long)json_integer_value(json_object_get(e, "status")));
+		}
+		json_decref(j);
+		snprintf(url, sizeof(url), "/v1/jobs/%s/report", q1);
+		EXPECT_PROBLEM(&d, "GET", url, 409, "/problems/conflict");
+	}
+	flow_teardown(t, &d);
+}
+
+/* One worker, a queue of 1, a free-disk threshold no disk meets. */
+static const char *const queue_tight[] = {"--workers", "1", "--max-queue", "1", "--min-free-disk-mb", "1048576", NULL};
+
+/* readyz refuses below the free-disk threshold, saying how much is free. */
+TEST(http_queue_readyz_refuses_below_free_disk)
+{
+	struct be_daemon d;
+	struct be_resp r;
+
+	if (!setup_with(t, &d, queue_tight))
+		return;
 	REQUIRE(get(&d, "/readyz", &r) == 0);
 	CHECK(is_problem(&r, 503, "/problems/busy") && strstr(r.body, "MiB free"));
-	resp_free(&r);
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
-		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
-		 "[\"model\", \"tensor\", \"layer\"]}}",
-		 model, ds);
-	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
-	j = wait_job(&d, slow, "running", 30);
-	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* The busy queue: on the tight daemon, the slow job running and q1 queued
+ * behind it (the queue is full). 1 when so. */
+static int queue_busy(struct pc_test *t, struct be_daemon *d, char model[65], char ds[65], char spec[1024],
+		      char slow[64], char q1[64])
+{
+	json_t *j;
+	int running;
+
+	if (!setup_with(t, d, queue_tight))
+		return 0;
+	if (upload_model(d, FIX "mlp_op13.onnx", model, NULL) != 201 ||
+	    upload_dataset(d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds) != 201) {
+		pc_test_fail(t, __FILE__, __LINE__, "the queue fixture's uploads failed");
+		goto fail;
+	}
+	slow_spec(spec, 1024, model, ds);
+	if (submit(d, spec, NULL, slow, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the slow job was not accepted");
+		goto fail;
+	}
+	j = wait_job(d, slow, "running", 30);
+	running = j && !strcmp(json_string_value(json_object_get(j, "status")), "running");
 	json_decref(j);
-	CHECK_INT(submit(&d, spec, NULL, q1, sizeof(q1), NULL), 202);
+	if (!running) {
+		pc_test_fail(t, __FILE__, __LINE__, "the slow job is not running");
+		goto fail;
+	}
+	if (submit(d, spec, NULL, q1, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the queued job was not accepted");
+		goto fail;
+	}
+	return 1;
+fail:
+	return setup_undo(d);
+}
+
+/* Cancels job id, which was in state `was`, so that the daemon stops at
+ * once; the answer exact for that state (cancel_answer). */
+static void queue_cancel(struct pc_test *t, int line, const struct be_daemon *d, const char *id, const char *was)
+{
+	char url[256];
+	struct be_resp r;
+
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", id);
+	if (request(d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) != 0 || !cancel_answer(&r, was))
+		pc_test_fail(t, __FILE__, line, "cancel of %s (%s): %ld %s", id, was, r.status, r.body ? r.body : "");
+	be_resp_free(&r);
+}
+
+/* A full queue: 503 with Retry-After. */
+TEST(http_queue_full_503_with_retry_after)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], slow[64] = "", q1[64] = "", hv[64];
+	struct be_resp r;
+
+	if (!queue_busy(t, &d, model, ds, spec, slow, q1))
+		return;
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 503);
 	CHECK(is_problem(&r, 503, "/problems/busy"));
-	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
-	resp_free(&r);
-	/* an upload a pending job names cannot be deleted */
+	CHECK(be_resp_header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
+	be_resp_free(&r);
+	queue_cancel(t, __LINE__, &d, q1, "queued");
+	queue_cancel(t, __LINE__, &d, slow, "running");
+	flow_teardown(t, &d);
+}
+
+/* An upload a pending job names cannot be deleted: 409. */
+TEST(http_queue_uploads_in_use_not_deleted)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], slow[64] = "", q1[64] = "", url[256];
+	struct be_resp r;
+
+	if (!queue_busy(t, &d, model, ds, spec, slow, q1))
+		return;
 	snprintf(url, sizeof(url), "/v1/models/%s", model);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a model in use: %ld", r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", ds);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict"), "delete of a dataset in use: %ld", r.status);
-	resp_free(&r);
-	/* cancel the running one: it stops at its next check, the next runs */
+	be_resp_free(&r);
+	queue_cancel(t, __LINE__, &d, q1, "queued");
+	queue_cancel(t, __LINE__, &d, slow, "running");
+	flow_teardown(t, &d);
+}
+
+/* Cancelling the running job: it stops at its next check and the queued
+ * one runs; DELETE of that running job cancels it too. */
+TEST(http_queue_cancel_running_then_next_runs)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], slow[64] = "", q1[64] = "", url[256];
+	struct be_resp r;
+	json_t *j;
+
+	if (!queue_busy(t, &d, model, ds, spec, slow, q1))
+		return;
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled") &&
 	      json_is_string(json_object_get(j, "finished_at")));
@@ -1633,13 +1782,13 @@ TEST(http_queue)
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
 	json_decref(j);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", q1);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	resp_free(&r);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	CHECK_MSG(cancel_answer(&r, "running"), "DELETE of a running job: %ld %s", r.status, r.body ? r.body : "");
+	be_resp_free(&r);
 	j = wait_job(&d, q1, "cancelled", 20);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	flow_teardown(t, &d);
 }
 
 /* --- configuration ------------------------------------------------------- */
@@ -1721,9 +1870,9 @@ TEST(http_config)
 
 /* Whether two problem answers are the same but for instance (the URL):
  * what another tenant's id gets must not differ from an unknown id's. */
-static int same_problem(const struct resp *a, const struct resp *b)
+static int same_problem(const struct be_resp *a, const struct be_resp *b)
 {
-	json_t *x = resp_json(a), *y = resp_json(b);
+	json_t *x = be_resp_json(a), *y = be_resp_json(b);
 	int ok = x && y && a->status == b->status;
 	const char *keys[] = {"type", "title", "status", "detail", "errors"};
 
@@ -1742,12 +1891,12 @@ static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d
 			  const char *id, const char *unknown)
 {
 	char p1[300], p2[300];
-	struct resp a, b;
+	struct be_resp a, b;
 
 	snprintf(p1, sizeof(p1), fmt, id);
 	snprintf(p2, sizeof(p2), fmt, unknown);
-	if (request(d, method, p1, NULL, NULL, 0, NULL, NULL, NULL, &a) ||
-	    request(d, method, p2, NULL, NULL, 0, NULL, NULL, NULL, &b)) {
+	if (request(d, method, p1, NULL, NULL, 0, NULL, 0, NULL, &a) ||
+	    request(d, method, p2, NULL, NULL, 0, NULL, 0, NULL, &b)) {
 		pc_test_fail(t, __FILE__, line, "%s %s: no answer", method, p1);
 		return;
 	}
@@ -1755,8 +1904,8 @@ static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d
 	    (strcmp(method, "HEAD") && (!is_problem(&a, 404, "/problems/not_found") || !same_problem(&a, &b))))
 		pc_test_fail(t, __FILE__, line, "%s %s: %ld %s; for an unknown id %ld %s", method, p1, a.status,
 			     a.body ? a.body : "", b.status, b.body ? b.body : "");
-	resp_free(&a);
-	resp_free(&b);
+	be_resp_free(&a);
+	be_resp_free(&b);
 }
 
 #define EXPECT_HIDDEN(d, method, fmt, id, unknown) expect_hidden(t, __LINE__, d, method, fmt, id, unknown)
@@ -1764,14 +1913,14 @@ static void expect_hidden(struct pc_test *t, int line, const struct be_daemon *d
 /* The ids of a listing's items (each "tenant/id" when with_tenant). */
 static int list_has(const struct be_daemon *d, const char *path, const char *id, const char *tenant)
 {
-	struct resp r;
+	struct be_resp r;
 	json_t *j, *it;
 	size_t i;
 	int found = 0;
 
 	if (get(d, path, &r) || r.status != 200)
 		return -1;
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	json_array_foreach(json_object_get(j, "items"), i, it)
 	{
 		if (!strcmp(json_string_value(json_object_get(it, "id")) ?: "", id) &&
@@ -1779,7 +1928,7 @@ static int list_has(const struct be_daemon *d, const char *path, const char *id,
 			found++;
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	return found;
 }
 
@@ -1799,332 +1948,485 @@ static int write_csv(const char *path, int rows, int salt)
  * the other's anything; an upload answers the same whether or not another
  * tenant holds the bytes; idempotency keys are per tenant; the admin sees
  * both; quotas answer 429 and 507 with their problem types. */
-TEST(http_tenants)
+/* The http_tenants tests: a tokens file with two tenants (alice, whose
+ * token is longer than any line buffer, and bob), an admin and a token of
+ * an older file (tenant default); one queued job and 1 MiB stored per
+ * tenant. Each test starts its own daemon (tenants_setup). */
+struct tenants {
+	struct be_daemon d; /* no token */
+	struct be_daemon A, B, ADM, L;
+	char tokens[PATH_MAX];
+	char alice[3001];
+};
+
+static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+static const char unknown_job[] = "j-0123456789abcdef";
+
+static int tenants_setup(struct pc_test *t, struct tenants *x)
 {
-	static const char unknown_blob[] = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-	static const char unknown_job[] = "j-0123456789abcdef";
-	struct be_daemon d, A, B, ADM, L;
-	char tokens[PATH_MAX], alice[3001], path[PATH_MAX], url[300], spec[1024], spec_unknown[1024], hv[64];
-	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", jB2[64] = "",
-	     jA2[64] = "", jq[64] = "", slow[64] = "", c1[65] = "", c2[65] = "", out[8192], args[3 * PATH_MAX],
-	     mpath[2 * PATH_MAX];
-	const char *extra[] = {"--tokens-file", tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
+	const char *extra[] = {"--tokens-file", x->tokens, "--tenant-max-queued-jobs", "1", "--tenant-max-stored-mb", "1",
 			       NULL};
-	json_t *j, *b1 = NULL, *b2 = NULL;
-	struct resp r, r2;
-	struct stat st;
 	FILE *f;
 
-	memset(&d, 0, sizeof(d));
-	if (!getenv("PARACORRD_BIN") || !be_tmpdir(d.dir, sizeof(d.dir))) {
+	memset(x, 0, sizeof(*x));
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(x->d.dir, sizeof(x->d.dir))) {
 		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
-		return;
+		return 0;
 	}
-	/* alice's token is longer than any line buffer */
 	for (int i = 0; i < 3000; i++)
-		alice[i] = (char)('A' + i % 26);
-	alice[3000] = '\0';
-	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fprintf(f, "# two tenants, an admin, a token of an older file\n%s tenant=alice\n", alice);
+		x->alice[i] = (char)('A' + i % 26);
+	x->alice[3000] = '\0';
+	snprintf(x->tokens, sizeof(x->tokens), "%s/tokens", x->d.dir);
+	if (!(f = fopen(x->tokens, "w"))) {
+		pc_test_fail(t, __FILE__, __LINE__, "cannot write %s", x->tokens);
+		be_rmtree(x->d.dir);
+		return 0;
+	}
+	fprintf(f, "# two tenants, an admin, a token of an older file\n%s tenant=alice\n", x->alice);
 	fputs("  tok-bob\trole=user   tenant=bob\n\ntok-ops role=admin tenant=ops\ntok-legacy\n", f);
 	fclose(f);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
-	A = B = ADM = L = d;
-	A.token = alice;
-	B.token = "tok-bob";
-	ADM.token = "tok-ops";
-	L.token = "tok-legacy";
-	/* a prefix of alice's token is no token */
-	alice[1500] = '\0';
-	REQUIRE(get(&A, "/v1/models", &r) == 0);
+	if (!daemon_start(&x->d, extra)) {
+		pc_test_fail(t, __FILE__, __LINE__, "the daemon did not come up (see %s/daemon.log)", x->d.dir);
+		return 0;
+	}
+	x->A = x->B = x->ADM = x->L = x->d;
+	x->A.token = x->alice;
+	x->B.token = "tok-bob";
+	x->ADM.token = "tok-ops";
+	x->L.token = "tok-legacy";
+	return 1;
+}
+
+static void tenants_teardown(struct pc_test *t, struct tenants *x)
+{
+	CHECK_INT(be_daemon_stop(&x->d, SIGTERM, NULL), 0);
+	be_rmtree(x->d.dir);
+}
+
+/* Submits spec as d and waits for it to succeed; its id into id. */
+static void run_job_line(struct pc_test *t, int line, const struct be_daemon *d, const char *spec, const char *idem,
+			 char id[64])
+{
+	json_t *j = NULL;
+	long st = submit(d, spec, idem, id, 64, NULL);
+
+	if (st == 202 && id[0])
+		j = wait_job(d, id, "finished", 60);
+	if (!j || strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded"))
+		pc_test_fail(t, __FILE__, line, "the job (%ld) did not succeed", st);
+	json_decref(j);
+}
+
+#define RUN_JOB(d, spec, idem, id) run_job_line(t, __LINE__, d, spec, idem, id)
+
+/* A prefix of alice's token is no token: 401. */
+TEST(http_tenants_token_prefix_is_no_token)
+{
+	struct tenants x;
+	struct be_resp r;
+
+	if (!tenants_setup(t, &x))
+		return;
+	x.alice[1500] = '\0';
+	REQUIRE(get(&x.A, "/v1/models", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
-	alice[1500] = 'A' + 1500 % 26;
+	be_resp_free(&r);
+	x.alice[1500] = 'A' + 1500 % 26;
+	CHECK_INT(list_has(&x.A, "/v1/models", unknown_blob, NULL), 0);
+	tenants_teardown(t, &x);
+}
 
-	/* alice's uploads */
-	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, &b1), 201);
-	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, NULL), 200);
-	CHECK_INT(upload_dataset(&A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+/* Bob cannot see, detect or delete alice's uploads: the answers of
+ * unknown ids; nor can the legacy token (tenant default). */
+TEST(http_tenants_uploads_hidden_from_others)
+{
+	struct tenants x;
+	char mA[65] = "", dA[65] = "";
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 200);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
 	REQUIRE(mA[0] && dA[0]);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "HEAD", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "DELETE", "/v1/models/%s", mA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/datasets/%s", dA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "HEAD", "/v1/datasets/%s", dA, unknown_blob);
+	EXPECT_HIDDEN(&x.B, "DELETE", "/v1/datasets/%s", dA, unknown_blob);
+	CHECK_INT(list_has(&x.B, "/v1/models", mA, NULL), 0);
+	CHECK_INT(list_has(&x.B, "/v1/datasets", dA, NULL), 0);
+	CHECK_INT(list_has(&x.A, "/v1/models", mA, NULL), 1);
+	CHECK_INT(list_has(&x.A, "/v1/datasets", dA, NULL), 1);
+	CHECK_INT(list_has(&x.L, "/v1/models", mA, NULL), 0);
+	EXPECT_HIDDEN(&x.L, "GET", "/v1/models/%s", mA, unknown_blob);
+	tenants_teardown(t, &x);
+}
 
-	/* bob cannot see, detect, delete them: the answers of unknown ids */
-	EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", mA, unknown_blob);
-	EXPECT_HIDDEN(&B, "HEAD", "/v1/models/%s", mA, unknown_blob);
-	EXPECT_HIDDEN(&B, "DELETE", "/v1/models/%s", mA, unknown_blob);
-	EXPECT_HIDDEN(&B, "GET", "/v1/datasets/%s", dA, unknown_blob);
-	EXPECT_HIDDEN(&B, "HEAD", "/v1/datasets/%s", dA, unknown_blob);
-	EXPECT_HIDDEN(&B, "DELETE", "/v1/datasets/%s", dA, unknown_blob);
-	CHECK_INT(list_has(&B, "/v1/models", mA, NULL), 0);
-	CHECK_INT(list_has(&B, "/v1/datasets", dA, NULL), 0);
-	CHECK_INT(list_has(&A, "/v1/models", mA, NULL), 1);
-	CHECK_INT(list_has(&A, "/v1/datasets", dA, NULL), 1);
-	/* the legacy token is tenant default: it sees nothing of theirs */
-	CHECK_INT(list_has(&L, "/v1/models", mA, NULL), 0);
-	EXPECT_HIDDEN(&L, "GET", "/v1/models/%s", mA, unknown_blob);
+/* Dedup tells bob nothing: alice's bytes and bytes nobody has both get 201
+ * with the description of new content, then 200. */
+TEST(http_tenants_dedup_tells_nothing)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", m2[65] = "";
+	json_t *b1 = NULL, *b2 = NULL;
 
-	/* dedup tells bob nothing: alice's bytes and bytes nobody has both get
-	 * 201 with the description of new content, then 200 */
-	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, &b2), 201);
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, &b1), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, &b2), 201);
 	CHECK(b1 && b2 && json_equal(b1, b2));
-	CHECK(!strcmp(mA, mB));
-	CHECK_INT(upload_model(&B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
-	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, NULL), 200);
-	CHECK_INT(upload_model(&B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 200);
+	CHECK(mA[0] && !strcmp(mA, mB));
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 200);
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 200);
 	json_decref(b1);
 	json_decref(b2);
-	EXPECT_HIDDEN(&A, "GET", "/v1/models/%s", m2, unknown_blob);
+	EXPECT_HIDDEN(&x.A, "GET", "/v1/models/%s", m2, unknown_blob);
+	tenants_teardown(t, &x);
+}
 
-	/* alice's job */
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
-		 mA, dA);
-	CHECK_INT(submit(&A, spec, "key-1", jA, sizeof(jA), NULL), 202);
+/* Every route of alice's job answers bob as for an unknown job; alice
+ * still has all of it, and is not told whose it is. */
+TEST(http_tenants_jobs_hidden_from_others)
+{
+	struct tenants x;
+	char mA[65] = "", dA[65] = "", jA[64] = "", spec[1024], url[300];
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	CHECK_INT(submit(&x.A, spec, "key-1", jA, sizeof(jA), NULL), 202);
 	REQUIRE(jA[0]);
-	j = wait_job(&A, jA, "finished", 60);
+	j = wait_job(&x.A, jA, "finished", 60);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	CHECK(j && !json_object_get(j, "tenant")); /* only the admin is told whose */
 	json_decref(j);
-	/* bob: every route of it is the unknown job's answer */
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/report", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/charts", jA, unknown_job);
-	{
-		char fmt[80];
-		snprintf(fmt, sizeof(fmt), "/v1/jobs/%%s/charts/accuracy.svg");
-		EXPECT_HIDDEN(&B, "GET", fmt, jA, unknown_job);
-	}
-	EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "POST", "/v1/jobs/%s/cancel", jA, unknown_job);
-	EXPECT_HIDDEN(&B, "DELETE", "/v1/jobs/%s", jA, unknown_job);
-	CHECK_INT(list_has(&B, "/v1/jobs", jA, NULL), 0);
-	CHECK_INT(list_has(&B, "/v1/jobs?status=succeeded", jA, NULL), 0);
-	/* ... and alice still has all of it */
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/report", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/charts", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/charts/accuracy.svg", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/artifacts/model.onnx", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "POST", "/v1/jobs/%s/cancel", jA, unknown_job);
+	EXPECT_HIDDEN(&x.B, "DELETE", "/v1/jobs/%s", jA, unknown_job);
+	CHECK_INT(list_has(&x.B, "/v1/jobs", jA, NULL), 0);
+	CHECK_INT(list_has(&x.B, "/v1/jobs?status=succeeded", jA, NULL), 0);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jA);
-	EXPECT(&A, "GET", url, 200);
+	EXPECT(&x.A, "GET", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", jA);
-	EXPECT_PROBLEM(&A, "GET", url, 409, "/problems/conflict"); /* an analyze job has no artifact: found, not hidden */
-	CHECK_INT(list_has(&A, "/v1/jobs", jA, NULL), 1);
+	EXPECT_PROBLEM(&x.A, "GET", url, 409, "/problems/conflict"); /* an analyze job has no artifact: found, not hidden */
+	CHECK_INT(list_has(&x.A, "/v1/jobs", jA, NULL), 1);
+	tenants_teardown(t, &x);
+}
 
-	/* a harden job's model is registered as its tenant's: alice fetches
-	 * the artifact and the model, bob neither */
-	{
-		char hj[64] = "", hid[65] = "", hspec[1024];
-		const char *link;
+/* A harden job's model is registered as its tenant's: alice fetches the
+ * artifact and the model, bob neither. */
+TEST(http_tenants_harden_model_is_the_tenants)
+{
+	struct tenants x;
+	char mA[65] = "", dA[65] = "", hj[64] = "", hid[65] = "", hspec[1024], url[300];
+	const char *link;
+	struct be_resp r;
+	json_t *j;
 
-		snprintf(hspec, sizeof(hspec),
-			 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
-			 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
-			 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
-			 mA, dA, dA);
-		REQUIRE(submit(&A, hspec, NULL, hj, sizeof(hj), &r) == 202);
-		resp_free(&r);
-		j = wait_job(&A, hj, "finished", 120);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
-		link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
-		CHECK(link && strlen(link) == strlen("/v1/models/") + 64);
-		if (link)
-			snprintf(hid, sizeof(hid), "%s", link + strlen("/v1/models/"));
-		json_decref(j);
-		snprintf(url, sizeof(url), "/v1/models/%s", hid);
-		EXPECT(&A, "GET", url, 200);
-		EXPECT_HIDDEN(&B, "GET", "/v1/models/%s", hid, unknown_blob);
-		snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", hj);
-		EXPECT(&A, "GET", url, 200);
-		EXPECT_HIDDEN(&B, "GET", "/v1/jobs/%s/artifacts/model.onnx", hj, unknown_job);
-		CHECK_INT(list_has(&ADM, "/v1/models", hid, "alice"), 1);
-	}
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	harden_small_spec(hspec, sizeof(hspec), mA, dA);
+	REQUIRE(submit(&x.A, hspec, NULL, hj, sizeof(hj), &r) == 202);
+	be_resp_free(&r);
+	j = wait_job(&x.A, hj, "finished", 120);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
+	CHECK(link && strlen(link) == strlen("/v1/models/") + 64);
+	if (link)
+		snprintf(hid, sizeof(hid), "%s", link + strlen("/v1/models/"));
+	json_decref(j);
+	snprintf(url, sizeof(url), "/v1/models/%s", hid);
+	EXPECT(&x.A, "GET", url, 200);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/models/%s", hid, unknown_blob);
+	snprintf(url, sizeof(url), "/v1/jobs/%s/artifacts/model.onnx", hj);
+	EXPECT(&x.A, "GET", url, 200);
+	EXPECT_HIDDEN(&x.B, "GET", "/v1/jobs/%s/artifacts/model.onnx", hj, unknown_job);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", hid, "alice"), 1);
+	tenants_teardown(t, &x);
+}
 
-	/* bob cannot use alice's dataset: the answer of an unknown id */
-	snprintf(spec_unknown, sizeof(spec_unknown),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 3, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
-		 mB, unknown_blob);
-	REQUIRE(submit(&B, spec, NULL, NULL, 0, &r) == 422);
-	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r2) == 422);
+/* Bob cannot use alice's dataset: the answer of an unknown id. */
+TEST(http_tenants_others_dataset_is_unknown)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dA[65] = "", spec[1024], spec_unknown[1024];
+	struct be_resp r, r2;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	small_spec(spec_unknown, sizeof(spec_unknown), mB, unknown_blob, 3);
+	REQUIRE(submit(&x.B, spec, NULL, NULL, 0, &r) == 422);
+	REQUIRE(submit(&x.B, spec_unknown, NULL, NULL, 0, &r2) == 422);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/dataset\"") && same_problem(&r, &r2));
-	resp_free(&r);
-	resp_free(&r2);
+	be_resp_free(&r);
+	be_resp_free(&r2);
+	tenants_teardown(t, &x);
+}
 
-	/* idempotency keys are per tenant: bob's key-1 with alice's very spec
-	 * text (his own records of the same bytes) is a new job of his */
-	CHECK_INT(upload_dataset(&B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+/* Idempotency keys are per tenant: bob's key-1 with alice's very spec text
+ * (his own records of the same bytes) is a new job of his; alice's own
+ * replay still works. */
+TEST(http_tenants_idempotency_keys_per_tenant)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jA2[64] = "", jB[64] = "", spec[1024],
+	     hv[64];
+	struct be_resp r;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	RUN_JOB(&x.A, spec, "key-1", jA);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
 	CHECK(!strcmp(dA, dB));
-	REQUIRE(submit(&B, spec, "key-1", jB, sizeof(jB), &r) == 202);
-	CHECK(header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "false"));
+	REQUIRE(submit(&x.B, spec, "key-1", jB, sizeof(jB), &r) == 202);
+	CHECK(be_resp_header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "false"));
 	CHECK(jB[0] && strcmp(jA, jB));
-	resp_free(&r);
-	j = wait_job(&B, jB, "finished", 60);
+	be_resp_free(&r);
+	j = wait_job(&x.B, jB, "finished", 60);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	json_decref(j);
-	EXPECT_HIDDEN(&A, "GET", "/v1/jobs/%s", jB, unknown_job);
-	/* alice's own replay still works */
-	REQUIRE(submit(&A, spec, "key-1", jA2, sizeof(jA2), &r) == 202);
-	CHECK(header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "true"));
+	EXPECT_HIDDEN(&x.A, "GET", "/v1/jobs/%s", jB, unknown_job);
+	REQUIRE(submit(&x.A, spec, "key-1", jA2, sizeof(jA2), &r) == 202);
+	CHECK(be_resp_header(&r, "Idempotent-Replayed", hv, sizeof(hv)) && !strcmp(hv, "true"));
 	CHECK(!strcmp(jA, jA2));
-	resp_free(&r);
+	be_resp_free(&r);
+	tenants_teardown(t, &x);
+}
 
-	/* the admin sees both, told whose each is, and can page through a
-	 * listing where one id is held by two tenants */
-	CHECK_INT(list_has(&ADM, "/v1/jobs", jA, "alice"), 1);
-	CHECK_INT(list_has(&ADM, "/v1/jobs", jB, "bob"), 1);
-	CHECK_INT(list_has(&ADM, "/v1/models", mA, "alice"), 1);
-	CHECK_INT(list_has(&ADM, "/v1/models", mA, "bob"), 1);
+/* The admin sees both tenants' jobs and models, told whose each is, and
+ * can page through a listing where ids are held by two tenants. */
+TEST(http_tenants_admin_sees_all)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", m2[65] = "", dA[65] = "", dB[65] = "", jA[64] = "", jB[64] = "", spec[1024],
+	     url[300], cursor[200] = "", seen_pairs[5][140];
+	int pages = 0, n = 0;
+	struct be_resp r;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	/* each holds the same two models */
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.A, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	small_spec(spec, sizeof(spec), mA, dA, 3);
+	RUN_JOB(&x.A, spec, NULL, jA);
+	RUN_JOB(&x.B, spec, NULL, jB);
+	CHECK_INT(list_has(&x.ADM, "/v1/jobs", jA, "alice"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/jobs", jB, "bob"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", mA, "alice"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", mA, "bob"), 1);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jA);
-	EXPECT(&ADM, "GET", url, 200);
+	EXPECT(&x.ADM, "GET", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/report", jB);
-	EXPECT(&ADM, "GET", url, 200);
-	{
-		char cursor[200] = "", seen_pairs[5][140];
-		int pages = 0, n = 0;
-
-		for (;;) {
-			snprintf(url, sizeof(url), "/v1/models?limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
-			REQUIRE(get(&ADM, url, &r) == 0 && r.status == 200);
-			j = resp_json(&r);
-			resp_free(&r);
-			REQUIRE(j);
-			for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
-				json_t *it = json_array_get(json_object_get(j, "items"), i);
-				snprintf(seen_pairs[n++], sizeof(seen_pairs[0]), "%s/%s",
-					 json_string_value(json_object_get(it, "tenant")),
-					 json_string_value(json_object_get(it, "id")));
-			}
-			pages++;
-			if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 6) {
-				json_decref(j);
-				break;
-			}
-			snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(j, "next_cursor")));
-			json_decref(j);
+	EXPECT(&x.ADM, "GET", url, 200);
+	for (;;) {
+		snprintf(url, sizeof(url), "/v1/models?limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
+		REQUIRE(get(&x.ADM, url, &r) == 0 && r.status == 200);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
+		REQUIRE(j);
+		for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && n < 5; i++) {
+			json_t *it = json_array_get(json_object_get(j, "items"), i);
+			snprintf(seen_pairs[n++], sizeof(seen_pairs[0]), "%s/%s",
+				 json_string_value(json_object_get(it, "tenant")), json_string_value(json_object_get(it, "id")));
 		}
-		CHECK_MSG(n == 4, "the admin listed %d models, expected alice's two and bob's two", n);
-		for (int a = 0; a < n; a++)
-			for (int b = 0; b < a; b++)
-				CHECK_MSG(strcmp(seen_pairs[a], seen_pairs[b]), "%s listed twice", seen_pairs[a]);
+		pages++;
+		if (!json_is_string(json_object_get(j, "next_cursor")) || pages > 6) {
+			json_decref(j);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(j, "next_cursor")));
+		json_decref(j);
 	}
+	CHECK_MSG(n == 4, "the admin listed %d models, expected alice's two and bob's two", n);
+	for (int a = 0; a < n; a++)
+		for (int b = 0; b < a; b++)
+			CHECK_MSG(strcmp(seen_pairs[a], seen_pairs[b]), "%s listed twice", seen_pairs[a]);
+	tenants_teardown(t, &x);
+}
 
-	/* a shared file outlives one tenant's record: alice deletes hers, bob
-	 * still has his and runs a job on it */
-	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", d.dir, mA);
+/* A shared file outlives one tenant's record: alice deletes hers, bob
+ * still has his and runs a job on it; the last record takes the file with
+ * it, and the bytes are new again to both. */
+TEST(http_tenants_shared_file_outlives_one_record)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dB[65] = "", jB2[64] = "", spec[1024], url[300], mpath[2 * PATH_MAX];
+	struct stat st;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	REQUIRE(mA[0] && !strcmp(mA, mB));
+	snprintf(mpath, sizeof(mpath), "%s/data/models/%s.onnx", x.d.dir, mA);
 	snprintf(url, sizeof(url), "/v1/models/%s", mA);
-	EXPECT(&A, "DELETE", url, 204);
-	EXPECT_PROBLEM(&A, "GET", url, 404, "/problems/not_found");
-	EXPECT(&B, "GET", url, 200);
+	EXPECT(&x.A, "DELETE", url, 204);
+	EXPECT_PROBLEM(&x.A, "GET", url, 404, "/problems/not_found");
+	EXPECT(&x.B, "GET", url, 200);
 	CHECK(stat(mpath, &st) == 0);
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"batch_size\": 16, \"seed\": 4, "
-		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1}}",
-		 mB, dB);
-	CHECK_INT(submit(&B, spec, NULL, jB2, sizeof(jB2), NULL), 202);
-	j = jB2[0] ? wait_job(&B, jB2, "finished", 60) : NULL;
-	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
-	json_decref(j);
-	/* the last record takes the file with it */
-	EXPECT(&B, "DELETE", url, 204);
+	small_spec(spec, sizeof(spec), mB, dB, 4);
+	RUN_JOB(&x.B, spec, NULL, jB2);
+	EXPECT(&x.B, "DELETE", url, 204);
 	CHECK(stat(mpath, &st) != 0 && errno == ENOENT);
-	CHECK_INT(list_has(&ADM, "/v1/models", mA, NULL), 0);
+	CHECK_INT(list_has(&x.ADM, "/v1/models", mA, NULL), 0);
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	tenants_teardown(t, &x);
+}
 
-	/* queued jobs per tenant (1): with the worker busy on alice's slow
-	 * job, bob's first waits and his second gets 429; alice may still
-	 * queue hers */
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 1, \"corruption\": {\"norms\": [\"l2\", "
-		 "\"linf\"], \"epsilons\": [0.01, 0.1, 1, 2], \"random_trials\": 400, \"steps\": 20, \"groups\": "
-		 "[\"model\", \"tensor\", \"layer\"]}}",
-		 mA, dA);
-	/* the bytes are new again for alice: her record and the file went */
-	CHECK_INT(upload_model(&A, FIX "mlp_op13.onnx", mA, NULL), 201);
-	CHECK_INT(upload_model(&B, FIX "mlp_op13.onnx", mB, NULL), 201);
-	REQUIRE(submit(&A, spec, NULL, slow, sizeof(slow), NULL) == 202);
-	j = wait_job(&A, slow, "running", 30);
+/* Queued jobs per tenant (1): with the worker busy on alice's slow job,
+ * bob's first waits and his second gets 429; alice may still queue hers;
+ * cancelling frees the slot. */
+TEST(http_tenants_queued_jobs_quota_429)
+{
+	struct tenants x;
+	char mA[65] = "", mB[65] = "", dA[65] = "", dB[65] = "", jA2[64] = "", jq[64] = "", slow[64] = "",
+	     spec[1024], spec2[1024], url[300], hv[64];
+	struct be_resp r;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.A, FIX "mlp_op13.onnx", mA, NULL), 201);
+	CHECK_INT(upload_dataset(&x.A, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dA), 201);
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	slow_spec(spec, sizeof(spec), mA, dA);
+	REQUIRE(submit(&x.A, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_job(&x.A, slow, "running", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "running"));
 	json_decref(j);
-	CHECK_INT(submit(&B, spec, NULL, jq, sizeof(jq), NULL), 202);
-	snprintf(spec_unknown, sizeof(spec_unknown), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
-	REQUIRE(submit(&B, spec_unknown, NULL, NULL, 0, &r) == 429);
+	CHECK_INT(submit(&x.B, spec, NULL, jq, sizeof(jq), NULL), 202);
+	snprintf(spec2, sizeof(spec2), "%.*s, \"limit\": 16}", (int)strlen(spec) - 1, spec);
+	REQUIRE(submit(&x.B, spec2, NULL, NULL, 0, &r) == 429);
 	CHECK(is_problem(&r, 429, "/problems/quota"));
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/quota"));
 	CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_queued_jobs"));
 	json_decref(j);
-	CHECK(header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
-	resp_free(&r);
-	CHECK_INT(submit(&A, spec_unknown, NULL, jA2, sizeof(jA2), NULL), 202);
-	/* cancelling frees the slot */
+	CHECK(be_resp_header(&r, "Retry-After", hv, sizeof(hv)) && atoi(hv) > 0);
+	be_resp_free(&r);
+	CHECK_INT(submit(&x.A, spec2, NULL, jA2, sizeof(jA2), NULL), 202);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
-	EXPECT(&B, "DELETE", url, 200);
-	CHECK_INT(submit(&B, spec_unknown, NULL, jq, sizeof(jq), NULL), 202);
+	EXPECT(&x.B, "DELETE", url, 200);
+	CHECK_INT(submit(&x.B, spec2, NULL, jq, sizeof(jq), NULL), 202);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jq);
-	EXPECT(&B, "DELETE", url, 200);
+	EXPECT(&x.B, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s", jA2);
-	EXPECT(&A, "DELETE", url, 200);
+	EXPECT(&x.A, "DELETE", url, 200);
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&A, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&x.A, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "running"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
-	j = wait_job(&A, slow, "cancelled", 30);
+	be_resp_free(&r);
+	j = wait_job(&x.A, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);
+	tenants_teardown(t, &x);
+}
 
-	/* stored bytes per tenant (1 MiB): the legacy token's second 600 KB
-	 * upload gets 507; after a delete it fits */
-	snprintf(path, sizeof(path), "%s/c1.csv", d.dir);
+/* Stored bytes per tenant (1 MiB): the legacy token's second 600 KB upload
+ * gets 507; the quota is the tenant's (the admin's tenant, holding
+ * nothing, may; bob, holding 600 KB, may not); after a delete it fits. */
+TEST(http_tenants_stored_bytes_quota_507)
+{
+	struct tenants x;
+	char mB[65] = "", m2[65] = "", dB[65] = "", c1[65] = "", c2[65] = "", path[PATH_MAX], url[300];
+	struct be_part p[2];
+	struct be_resp r;
+	struct stat st;
+	json_t *j;
+
+	if (!tenants_setup(t, &x))
+		return;
+	CHECK_INT(upload_model(&x.B, FIX "mlp_op13.onnx", mB, NULL), 201);
+	CHECK_INT(upload_model(&x.B, FIX "cnn_bn_tiny_op17.onnx", m2, NULL), 201);
+	CHECK_INT(upload_dataset(&x.B, FIX "sample64_u8.npy", FIX "labels64_i64.npy", dB), 201);
+	snprintf(path, sizeof(path), "%s/c1.csv", x.d.dir);
 	REQUIRE(write_csv(path, 40000, 1));
 	REQUIRE(stat(path, &st) == 0 && st.st_size > 550000 && st.st_size < 700000);
-	CHECK_INT(upload_dataset(&L, path, NULL, c1), 201);
-	snprintf(path, sizeof(path), "%s/c2.csv", d.dir);
+	CHECK_INT(upload_dataset(&x.L, path, NULL, c1), 201);
+	snprintf(path, sizeof(path), "%s/c2.csv", x.d.dir);
 	REQUIRE(write_csv(path, 40000, 2));
-	REQUIRE(request(&L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	resp_free(&r);
-	{
-		struct parts p = {path, NULL};
-
-		REQUIRE(request(&L, "POST", "/v1/datasets", NULL, NULL, 0, dataset_mime, &p, NULL, &r) == 0);
-		CHECK(is_problem(&r, 507, "/problems/storage_quota"));
-		j = resp_json(&r);
-		CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/storage_quota"));
-		CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
-		json_decref(j);
-		resp_free(&r);
-	}
-	/* the quota is the tenant's: the same file is fine for the admin's
-	 * tenant (ops, which holds nothing), and bob with his 600 KB is over */
-	CHECK_INT(upload_dataset(&ADM, path, NULL, c2), 201);
-	CHECK_INT(list_has(&ADM, "/v1/datasets", c2, "ops"), 1);
-	CHECK_INT(upload_dataset(&B, path, NULL, c2), 507);
+	REQUIRE(request(&x.L, "GET", "/v1/datasets", NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	CHECK_INT(r.status, 200);
+	be_resp_free(&r);
+	REQUIRE(request(&x.L, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, path, NULL), NULL, &r) == 0);
+	CHECK(is_problem(&r, 507, "/problems/storage_quota"));
+	j = be_resp_json(&r);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/storage_quota"));
+	CHECK(j && strstr(json_string_value(json_object_get(j, "detail")) ?: "", "tenant_max_stored_mb"));
+	json_decref(j);
+	be_resp_free(&r);
+	CHECK_INT(upload_dataset(&x.ADM, path, NULL, c2), 201);
+	CHECK_INT(list_has(&x.ADM, "/v1/datasets", c2, "ops"), 1);
+	EXPECT_DATASET_REFUSED(&x.B, path, NULL, 507, "/problems/storage_quota");
 	/* the legacy tenant is "default" to the admin */
-	CHECK_INT(list_has(&ADM, "/v1/datasets", c1, "default"), 1);
+	CHECK_INT(list_has(&x.ADM, "/v1/datasets", c1, "default"), 1);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", c1);
-	EXPECT(&L, "DELETE", url, 204);
-	CHECK_INT(upload_dataset(&L, path, NULL, c2), 201);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+	EXPECT(&x.L, "DELETE", url, 204);
+	CHECK_INT(upload_dataset(&x.L, path, NULL, c2), 201);
+	tenants_teardown(t, &x);
+}
 
-	/* a bad tokens file stops startup, naming the line, never the token */
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("good-token tenant=a\n# comment\nsecret-in-line-3 role=root\n", f);
-	fclose(f);
-	snprintf(args, sizeof(args), "--tokens-file '%s' --data-dir '%s/data' --port 0", tokens, d.dir);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 3") && strstr(out, "role") && !strstr(out, "secret-in-line-3"), "%s", out);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("tok-1 tenant=a\ntok-2 tenant=b/../c\n", f);
-	fclose(f);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 2") && strstr(out, "tenant") && !strstr(out, "tok-2"), "%s", out);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("same-token tenant=a\nother\nsame-token tenant=b\n", f);
-	fclose(f);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 3") && strstr(out, "line 1") && !strstr(out, "same-token"), "%s", out);
-	REQUIRE((f = fopen(tokens, "w")) != NULL);
-	fputs("tok-1 colour=blue\n", f);
-	fclose(f);
-	CHECK(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0);
-	CHECK_MSG(strstr(out, "line 1") && !strstr(out, "colour") && !strstr(out, "tok-1"), "%s", out);
-	be_rmtree(d.dir);
+/* A bad tokens file stops startup, naming the line, never the token. */
+TEST(http_tenants_bad_tokens_file_stops_startup)
+{
+	/* a file's contents; what the message must say (two), must not (two) */
+	static const char *const files[][5] = {
+		{"good-token tenant=a\n# comment\nsecret-in-line-3 role=root\n", "line 3", "role", "secret-in-line-3",
+		 "secret-in-line-3"},
+		{"tok-1 tenant=a\ntok-2 tenant=b/../c\n", "line 2", "tenant", "tok-2", "tok-2"},
+		{"same-token tenant=a\nother\nsame-token tenant=b\n", "line 3", "line 1", "same-token", "same-token"},
+		{"tok-1 colour=blue\n", "line 1", "line 1", "colour", "tok-1"},
+	};
+	char dir[1024], tokens[1100], out[8192], args[3000];
+	FILE *f;
+
+	if (!getenv("PARACORRD_BIN") || !be_tmpdir(dir, sizeof(dir))) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	snprintf(tokens, sizeof(tokens), "%s/tokens", dir);
+	snprintf(args, sizeof(args), "--tokens-file '%s' --data-dir '%s/data' --port 0", tokens, dir);
+	for (size_t k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+		REQUIRE((f = fopen(tokens, "w")) != NULL);
+		fputs(files[k][0], f);
+		fclose(f);
+		CHECK_MSG(run_daemon_cmd(NULL, args, out, sizeof(out)) != 0, "file %zu was accepted", k);
+		CHECK_MSG(strstr(out, files[k][1]) && strstr(out, files[k][2]) && !strstr(out, files[k][3]) &&
+				  !strstr(out, files[k][4]),
+			  "file %zu: %s", k, out);
+	}
+	be_rmtree(dir);
 }
 
 /* Whether path matches a template whose {name} segments match one
@@ -2202,7 +2504,7 @@ TEST(http_tenants_metrics)
 	struct be_daemon d;
 	char tokens[PATH_MAX];
 	const char *extra[] = {"--tokens-file", tokens, NULL};
-	struct resp r;
+	struct be_resp r;
 	FILE *f;
 
 	memset(&d, 0, sizeof(d));
@@ -2218,28 +2520,28 @@ TEST(http_tenants_metrics)
 	REQUIRE_MSG(daemon_start(&d, extra), "the daemon did not come up (see %s/daemon.log)", d.dir);
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK(is_problem(&r, 401, "/problems/unauthorized"));
-	resp_free(&r);
+	be_resp_free(&r);
 	for (int i = 0; i < 2; i++) {
 		const char *tok = i ? "Authorization: Bearer tok-legacy" : "Authorization: Bearer tok-alice";
 		json_t *j;
 
-		REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, tok, &r) == 0);
+		REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, tok, &r) == 0);
 		CHECK(is_problem(&r, 403, "/problems/forbidden"));
-		j = resp_json(&r);
+		j = be_resp_json(&r);
 		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "type")) ?: "", "/problems/forbidden"), "%s",
 			  r.body ? r.body : "");
 		CHECK(r.body && !strstr(r.body, "paracorr_queue_depth"));
 		json_decref(j);
-		resp_free(&r);
+		be_resp_free(&r);
 	}
-	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-ops", &r) == 0);
+	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, "Authorization: Bearer tok-ops", &r) == 0);
 	CHECK_INT(r.status, 200);
 	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
-	resp_free(&r);
+	be_resp_free(&r);
 	/* the rest of the tenant's API is unchanged for an ordinary token */
-	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, NULL, "Authorization: Bearer tok-alice", &r) == 0);
+	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer tok-alice", &r) == 0);
 	CHECK_INT(r.status, 200);
-	resp_free(&r);
+	be_resp_free(&r);
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
@@ -2366,36 +2668,36 @@ TEST(http_dashboard_browser)
 
 	/* over plain HTTP first: the pages, and the charts the report offers */
 	{
-		struct resp r;
+		struct be_resp r;
 		char hv[128], path[256];
 		size_t i;
 		json_t *c;
 
 		REQUIRE(get(&d, "/", &r) == 0);
-		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/html") &&
+		CHECK(r.status == 200 && be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/html") &&
 		      strstr(r.body, "/app.js") && strstr(r.body, "/style.css"));
-		resp_free(&r);
+		be_resp_free(&r);
 		REQUIRE(get(&d, "/app.js", &r) == 0);
-		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "javascript") && r.len > 1000);
-		resp_free(&r);
+		CHECK(r.status == 200 && be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "javascript") && r.len > 1000);
+		be_resp_free(&r);
 		REQUIRE(get(&d, "/style.css", &r) == 0);
-		CHECK(r.status == 200 && header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/css"));
-		resp_free(&r);
+		CHECK(r.status == 200 && be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && strstr(hv, "text/css"));
+		be_resp_free(&r);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts", job);
 		REQUIRE(get(&d, path, &r) == 0);
-		j = resp_json(&r);
-		resp_free(&r);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
 		CHECK(j && json_array_size(json_object_get(j, "items")) == 3);
 		json_array_foreach(json_object_get(j, "items"), i, c)
 		{
-			struct resp s2;
+			struct be_resp s2;
 			const char *href = json_string_value(json_object_get(c, "href"));
 
 			REQUIRE(href && get(&d, href, &s2) == 0);
-			CHECK_MSG(s2.status == 200 && header(&s2, "Content-Type", hv, sizeof(hv)) && strstr(hv, "image/svg+xml") &&
+			CHECK_MSG(s2.status == 200 && be_resp_header(&s2, "Content-Type", hv, sizeof(hv)) && strstr(hv, "image/svg+xml") &&
 					  !strncmp(s2.body, "<svg ", 5) && strstr(s2.body, "class=\"series\""),
 				  "%s: %ld", href, s2.status);
-			resp_free(&s2);
+			be_resp_free(&s2);
 		}
 		json_decref(j);
 		snprintf(path, sizeof(path), "/v1/jobs/%s/charts/pie.svg", job);
@@ -2491,7 +2793,7 @@ TEST(http_report_html_browser)
 	     url[PATH_MAX + 64], profile[PATH_MAX], flag[2 * PATH_MAX], shot[PATH_MAX + 64];
 	char *html = NULL, *dom = NULL, *p;
 	size_t len = 0;
-	struct resp r;
+	struct be_resp r;
 	struct pc_error err = {0};
 	json_t *j, *rep;
 	int figures = 0, rows = 0;
@@ -2513,8 +2815,8 @@ TEST(http_report_html_browser)
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	REQUIRE(rep);
 	REQUIRE(pcd_report_html(rep, &html, &len, &err) == PC_OK);
 	CHECK_INT(json_array_size(json_object_get(rep, "results")), 3 + 3 * 3);
@@ -2522,12 +2824,12 @@ TEST(http_report_html_browser)
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report.html", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	CHECK(header(&r, "Content-Type", hv, sizeof(hv)) && !strcmp(hv, "text/html; charset=utf-8"));
+	CHECK(be_resp_header(&r, "Content-Type", hv, sizeof(hv)) && !strcmp(hv, "text/html; charset=utf-8"));
 	/* exactly the HTML of the stored report */
 	CHECK_MSG(r.body && r.len == len && !memcmp(r.body, html, len), "served %zu bytes, the report makes %zu",
 		  r.len, len);
 	CHECK(r.body && !strstr(r.body, "<script") && !strstr(r.body, " src=") && !strstr(r.body, " href="));
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT_PROBLEM(&d, "GET", "/v1/jobs/j-0000000000000000/report.html", 404, "/problems/not_found");
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 
@@ -2690,41 +2992,73 @@ TEST(http_cli_client)
 	"[0.5, 1], \"random_trials\": 1, \"groups\": [\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": "  \
 	"4000, \"epochs\": 4, \"batch_size\": 50, \"schedule\": \"cosine\", \"act\": {\"epsilon\": 0.3}}"
 
-TEST(http_harden_resumes_after_kill)
+/* The CNN and Fashion-MNIST's test set uploaded; 1 when both are, 0 (and
+ * the test skipped or failed) when not. */
+static int harden_cnn_setup(struct pc_test *t, struct be_daemon *d, char model[65], char ds[65])
 {
-	struct be_daemon d;
-	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256], hv[256];
-	json_t *j, *rep = NULL, *rep2 = NULL;
-	struct resp r;
-	int saw_first_epoch = 0, resumed_at = 0;
-	double t0;
+	size_t len;
+	char *onnx;
+	struct be_resp r;
+	json_t *j;
 
 	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
-		return;
+		return 0;
 	}
-	if (!setup(t, &d))
-		return;
-	{
-		/* the CNN: slow enough per epoch to be caught between two */
-		size_t len;
-		char *onnx = read_fixture(FIX "cnn_op17.onnx", &len);
-		REQUIRE(onnx);
-		REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, NULL, NULL, &r) == 0);
+	if (!setup(t, d))
+		return 0;
+	/* the CNN: slow enough per epoch to be caught between two */
+	onnx = read_fixture(FIX "cnn_op17.onnx", &len);
+	if (!onnx || request(d, "POST", "/v1/models", "application/octet-stream", onnx, len, NULL, 0, NULL, &r)) {
+		pc_test_fail(t, __FILE__, __LINE__, "the CNN was not uploaded");
 		free(onnx);
-		j = resp_json(&r);
-		CHECK_INT(r.status, 201);
-		snprintf(model, sizeof(model), "%s", j ? json_string_value(json_object_get(j, "id")) : "");
-		json_decref(j);
-		resp_free(&r);
+		goto fail;
 	}
-	CHECK_INT(upload_dataset(&d, T10K_X, T10K_Y, ds), 201);
+	free(onnx);
+	j = be_resp_json(&r);
+	CHECK_INT(r.status, 201);
+	snprintf(model, 65, "%s", j ? json_string_value(json_object_get(j, "id")) ?: "" : "");
+	json_decref(j);
+	be_resp_free(&r);
+	CHECK_INT(upload_dataset(d, T10K_X, T10K_Y, ds), 201);
+	if (model[0] && ds[0])
+		return 1;
+fail:
+	return setup_undo(d);
+}
+
+/* An unknown training dataset is refused at submission, by pointer. */
+TEST(http_harden_refuse_unknown_training_dataset)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[2048], fmt[1024];
+	struct be_resp r;
+
+	if (!harden_cnn_setup(t, &d, model, ds))
+		return;
 	snprintf(fmt, sizeof(fmt), "{\"model\": \"%%s\", \"dataset\": \"%%s\", %s}", HARDEN_SPEC);
-	/* an unknown training dataset is refused at submission, by pointer */
 	snprintf(spec, sizeof(spec), fmt, model, ds, "00000000000000000000000000000000000000000000000000000000000000ff");
 	REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
 	CHECK(is_problem(&r, 422, "/problems/invalid") && strstr(r.body, "\"/training/dataset\""));
-	resp_free(&r);
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* kill -9 between two epochs: after the restart training resumes from its
+ * checkpoint (epoch 2 or later, never 1), the job succeeds at its second
+ * attempt, and its report is an uninterrupted run's. */
+TEST(http_harden_resumes_after_kill)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256];
+	json_t *j, *rep = NULL, *rep2 = NULL;
+	struct be_resp r;
+	int saw_first_epoch = 0, resumed_at = 0;
+	double t0;
+
+	if (!harden_cnn_setup(t, &d, model, ds))
+		return;
+	snprintf(fmt, sizeof(fmt), "{\"model\": \"%%s\", \"dataset\": \"%%s\", %s}", HARDEN_SPEC);
 	snprintf(spec, sizeof(spec), fmt, model, ds, ds);
 	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
 
@@ -2734,8 +3068,8 @@ TEST(http_harden_resumes_after_kill)
 		const char *ph;
 
 		REQUIRE(get(&d, path, &r) == 0);
-		j = resp_json(&r);
-		resp_free(&r);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		if (ph && strstr(ph, "training epoch 1 "))
 			saw_first_epoch = 1;
@@ -2751,13 +3085,12 @@ TEST(http_harden_resumes_after_kill)
 	CHECK_MSG(saw_first_epoch, "never saw the first epoch run");
 	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
-	/* after the restart, training starts at epoch 2 or later, never 1 */
 	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 180;) {
 		const char *ph, *st;
 
 		REQUIRE(get(&d, path, &r) == 0);
-		j = resp_json(&r);
-		resp_free(&r);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		st = json_string_value(json_object_get(j, "status"));
 		if (ph && !resumed_at && !strncmp(ph, "training epoch ", 15))
@@ -2766,9 +3099,6 @@ TEST(http_harden_resumes_after_kill)
 			CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 2);
 			CHECK(json_is_string(json_object_get(json_object_get(j, "links"), "model")) &&
 			      json_is_string(json_object_get(json_object_get(j, "links"), "hardened_model")));
-			if (json_is_string(json_object_get(json_object_get(j, "links"), "hardened_model")))
-				snprintf(hv, sizeof(hv), "%s",
-					 json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")));
 			json_decref(j);
 			break;
 		}
@@ -2781,16 +3111,16 @@ TEST(http_harden_resumes_after_kill)
 	/* the same report as an uninterrupted run of the same spec */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep = resp_json(&r);
-	resp_free(&r);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
 	REQUIRE(submit(&d, spec, NULL, job2, sizeof(job2), NULL) == 202);
 	j = wait_job(&d, job2, "succeeded", 180);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	json_decref(j);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job2);
 	REQUIRE(get(&d, path, &r) == 0);
-	rep2 = resp_json(&r);
-	resp_free(&r);
+	rep2 = be_resp_json(&r);
+	be_resp_free(&r);
 	REQUIRE(rep && rep2);
 	json_object_del(rep, "timing");
 	json_object_del(rep2, "timing");
@@ -2809,46 +3139,92 @@ TEST(http_harden_resumes_after_kill)
 	}
 	CHECK_INT(json_array_size(json_object_get(json_object_get(rep, "training"), "epochs")), 4);
 	CHECK_MSG(json_equal(rep, rep2), "the resumed job's report differs from an uninterrupted run's");
+	json_decref(rep);
+	json_decref(rep2);
+	flow_teardown(t, &d);
+}
 
-	/* the hardened model: downloadable, and a model of the service */
+/* A harden job of a second (the fixture MLP on 64 samples), succeeded;
+ * its id into job and its hardened_model link into hv. 1 when so. */
+static int harden_small_job(struct pc_test *t, struct be_daemon *d, char job[64], char hv[256])
+{
+	char model[65] = "", ds[65] = "", spec[1024];
+	const char *link;
+	json_t *j;
+
+	if (!flow_setup(t, d, model, ds))
+		return 0;
+	harden_small_spec(spec, sizeof(spec), model, ds);
+	if (submit(d, spec, NULL, job, 64, NULL) != 202) {
+		pc_test_fail(t, __FILE__, __LINE__, "the harden job was not accepted");
+		goto fail;
+	}
+	j = wait_job(d, job, "finished", 120);
+	link = json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model"));
+	if (!j || strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded") || !link) {
+		pc_test_fail(t, __FILE__, __LINE__, "the harden job did not succeed with a hardened model");
+		json_decref(j);
+		goto fail;
+	}
+	snprintf(hv, 256, "%s", link);
+	json_decref(j);
+	return 1;
+fail:
+	return setup_undo(d);
+}
+
+/* The hardened model: downloadable as the job's artifact, which is the
+ * registered model; no other artifact; the charts show before and after. */
+TEST(http_harden_artifact_is_the_registered_model)
+{
+	struct be_daemon d;
+	char job[64] = "", hv[256] = "", path[256], id[65];
+	struct be_resp r;
+
+	if (!harden_small_job(t, &d, job, hv))
+		return;
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK_INT(r.status, 200);
-	{
-		char id[65];
-		pcd_sha256_hex_of(r.body, r.len, id);
-		CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
-	}
-	resp_free(&r);
+	pcd_sha256_hex_of(r.body, r.len, id);
+	CHECK_MSG(strstr(hv, id) != NULL, "the artifact (sha256 %s) is not the registered model %s", id, hv);
+	be_resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/weights.bin", job);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
-	/* charts: before/after for a harden report */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/harden.svg", job);
 	REQUIRE(get(&d, path, &r) == 0);
 	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
-	resp_free(&r);
-	/* the hardened model is the job's artifact in the store: a restart
-	 * still links it, and it is still a model of the service */
+	be_resp_free(&r);
+	flow_teardown(t, &d);
+}
+
+/* The hardened model is the job's artifact in the store: a restart still
+ * links it; deleting the job removes its artifacts, not the model. */
+TEST(http_harden_model_outlives_restart_and_job)
+{
+	struct be_daemon d;
+	char job[64] = "", hv[256] = "", path[256];
+	struct be_resp r;
+	json_t *j;
+
+	if (!harden_small_job(t, &d, job, hv))
+		return;
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	REQUIRE(daemon_start(&d, NULL));
 	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
 	REQUIRE(get(&d, path, &r) == 0);
-	j = resp_json(&r);
+	j = be_resp_json(&r);
 	CHECK_MSG(j && !strcmp(json_string_value(json_object_get(json_object_get(j, "links"), "hardened_model")) ?: "", hv),
 		  "after a restart: %s", r.body ? r.body : "");
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "GET", hv, 200);
-	/* deleting the job removes its artifacts, not the registered model */
 	EXPECT(&d, "DELETE", path, 204);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", job);
 	EXPECT_PROBLEM(&d, "GET", path, 404, "/problems/not_found");
 	EXPECT(&d, "GET", hv, 200);
-	json_decref(rep);
-	json_decref(rep2);
-	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
-	be_rmtree(d.dir);
+	flow_teardown(t, &d);
 }
 
 /* A queued harden job holds its training dataset as it holds its model and
@@ -2861,7 +3237,7 @@ TEST(http_harden_holds_its_training_dataset)
 	     ylab[PATH_MAX + 16];
 	char *labels;
 	size_t len;
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 
 	if (!setup(t, &d))
@@ -2892,23 +3268,23 @@ TEST(http_harden_holds_its_training_dataset)
 		 model, ds, train);
 	REQUIRE(submit(&d, spec, NULL, queued, sizeof(queued), NULL) == 202);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
-	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "DELETE", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(is_problem(&r, 409, "/problems/conflict") && strstr(r.body, queued) &&
 			  strstr(r.body, "training.dataset"),
 		  "delete of a queued harden job's training dataset: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	EXPECT(&d, "GET", url, 200);
 	/* cancelled (it was queued: 200), the job holds nothing */
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", queued);
-	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
 	CHECK_MSG(cancel_answer(&r, "queued"), "cancel: %ld %s", r.status, r.body ? r.body : "");
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(url, sizeof(url), "/v1/datasets/%s", train);
 	EXPECT(&d, "DELETE", url, 204);
 	EXPECT_PROBLEM(&d, "GET", url, 404, "/problems/not_found");
 	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
-	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, NULL, NULL, &r) == 0);
-	resp_free(&r);
+	REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+	be_resp_free(&r);
 	j = wait_job(&d, slow, "cancelled", 30);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "cancelled"));
 	json_decref(j);

@@ -123,12 +123,7 @@ struct run {
 	int stale_tmp; /* temp files a restart left behind */
 	char stale_path[PATH_MAX];
 	int restart_failed;
-};
-
-struct resp {
-	long status;
-	char *body;
-	size_t len;
+	int tries; /* the sends of the client's last call */
 };
 
 static void sleep_us(long us)
@@ -153,26 +148,6 @@ static double uniform01(uint64_t *s)
 }
 
 /* --- the client -------------------------------------------------------------- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	char *b = realloc(r->body, r->len + size * n + 1);
-
-	if (!b)
-		return 0;
-	memcpy(b + r->len, p, size * n);
-	r->body = b;
-	r->len += size * n;
-	b[r->len] = '\0';
-	return size * n;
-}
-
-static void resp_free(struct resp *r)
-{
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
 
 /* A body curl reads in paced chunks, so that the daemon can die while it
  * streams in. */
@@ -218,60 +193,28 @@ struct body {
 
 /* One attempt at base; 0 when answered (r->status set). */
 static int http_once(const char *base, const char *method, const char *path, const struct body *b, const char *extra,
-		     struct resp *r)
+		     struct be_resp *r)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	curl_mime *mime = NULL;
+	const char *headers[] = {extra, NULL};
 	struct paced pin = {0};
-	char url[512], ct[128];
-	CURLcode rc;
+	struct be_part parts[2] = {{.name = "inputs", .filename = "inputs.idx", .read = paced_read, .seek = paced_seek,
+				    .arg = &pin},
+				   {.name = "labels", .filename = "labels.idx"}};
+	struct be_req q = {.method = method, .url = base, .path = path, .headers = headers};
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
-		return -1;
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	h = curl_slist_append(h, "Expect:");
-	if (extra)
-		h = curl_slist_append(h, extra);
 	if (b && b->inputs) {
-		curl_mimepart *part;
-
 		pin.buf = b->inputs;
-		pin.len = b->inputs_len;
-		mime = curl_mime_init(c);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, "inputs");
-		curl_mime_filename(part, "inputs.idx");
-		curl_mime_data_cb(part, (curl_off_t)pin.len, paced_read, paced_seek, NULL, &pin);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, "labels");
-		curl_mime_filename(part, "labels.idx");
-		curl_mime_data(part, b->labels, b->labels_len);
-		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		pin.len = parts[0].len = b->inputs_len;
+		parts[1].data = b->labels;
+		parts[1].len = b->labels_len;
+		q.parts = parts;
+		q.n_parts = 2;
 	} else if (b) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", b->ctype);
-		h = curl_slist_append(h, ct);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, b->data);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+		q.ctype = b->ctype;
+		q.body = b->data;
+		q.len = b->len;
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	else
-		resp_free(r);
-	curl_mime_free(mime);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc == CURLE_OK ? 0 : -1;
+	return be_request(&q, r);
 }
 
 static void base_of(int port, char *buf, size_t size)
@@ -287,10 +230,11 @@ static void seg_enter(struct run *run, const char *name);
  * points inside it count from the send, as in the reference. 0 when
  * answered. */
 static int call(struct run *run, const char *seg, const char *method, const char *path, const struct body *b,
-		const char *extra, struct resp *r)
+		const char *extra, struct be_resp *r)
 {
 	double t0 = pc_sys_seconds();
 
+	run->tries = 0;
 	for (;;) {
 		char base[64];
 		unsigned gen;
@@ -301,6 +245,7 @@ static int call(struct run *run, const char *seg, const char *method, const char
 		gen = run->gen;
 		base_of(run->port, base, sizeof(base));
 		pthread_mutex_unlock(&run->mu);
+		run->tries++;
 		if (http_once(base, method, path, b, extra, r) == 0)
 			return 0;
 		if (run->recording)
@@ -372,15 +317,15 @@ static int daemon_start(struct run *run)
 			_exit(127);
 		}
 		for (i = 0; i < 500; i++) {
-			struct resp r;
+			struct be_resp r;
 
 			if (waitpid(run->pid, &st, WNOHANG) == run->pid)
 				break; /* died: the port may have been taken */
 			if (http_once(base, "GET", "/healthz", NULL, NULL, &r) == 0 && r.status == 200) {
-				resp_free(&r);
+				be_resp_free(&r);
 				return 1;
 			}
-			resp_free(&r);
+			be_resp_free(&r);
 			sleep_us(20000);
 		}
 		if (i == 500) {
@@ -533,7 +478,7 @@ struct outcome {
 	double seconds;
 };
 
-static int id_of(const struct resp *r, char *id, size_t size)
+static int id_of(const struct be_resp *r, char *id, size_t size)
 {
 	json_t *j = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
 	const char *s = json_string_value(json_object_get(j, "id"));
@@ -564,7 +509,7 @@ static int wait_jobs(struct pc_test *t, struct run *run, struct outcome *o)
 
 	while (k < 2) {
 		char path[128], name[SEG_NAME];
-		struct resp r;
+		struct be_resp r;
 		json_t *j;
 		const char *st, *ph;
 		int attempts;
@@ -577,14 +522,14 @@ static int wait_jobs(struct pc_test *t, struct run *run, struct outcome *o)
 		snprintf(path, sizeof(path), "/v1/jobs/%s", ids[k]);
 		if (call(run, NULL, "GET", path, NULL, NULL, &r) != 0 || r.status != 200) {
 			pc_test_fail(t, __FILE__, __LINE__, "GET %s: %ld", path, r.status);
-			resp_free(&r);
+			be_resp_free(&r);
 			return 0;
 		}
 		pthread_mutex_lock(&run->mu);
 		gen = run->gen;
 		pthread_mutex_unlock(&run->mu);
 		j = json_loadb(r.body, r.len, 0, NULL);
-		resp_free(&r);
+		be_resp_free(&r);
 		st = json_string_value(json_object_get(j, "status"));
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		attempts = (int)json_integer_value(json_object_get(j, "attempts"));
@@ -641,11 +586,19 @@ static int wait_jobs(struct pc_test *t, struct run *run, struct outcome *o)
 	return 1;
 }
 
+/* An upload into a fresh data directory answered at its first send is new
+ * content: 201. After a kill it was sent again, and the killed send may
+ * have stored it before the daemon died: then 200, otherwise 201. */
+static int upload_status_ok(const struct run *run, long status)
+{
+	return status == 201 || (run->tries > 1 && status == 200);
+}
+
 /* Uploads, submissions, the wait, then the reports and the model. */
 static int scenario(struct pc_test *t, struct run *run, const struct files *f, struct outcome *o)
 {
 	struct body b = {0};
-	struct resp r;
+	struct be_resp r;
 	char spec[2048];
 	double t0 = pc_sys_seconds();
 	int ok = 0;
@@ -655,25 +608,25 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 	b.ctype = "application/octet-stream";
 	b.data = f->model;
 	b.len = f->model_len;
-	if (call(run, "upload model", "POST", "/v1/models", &b, NULL, &r) != 0 ||
-	    (r.status != 201 && r.status != 200) || !id_of(&r, o->model, sizeof(o->model))) {
+	if (call(run, "upload model", "POST", "/v1/models", &b, NULL, &r) != 0 || !upload_status_ok(run, r.status) ||
+	    !id_of(&r, o->model, sizeof(o->model))) {
 		pc_test_fail(t, __FILE__, __LINE__, "model upload: %ld %s", r.status, r.body ? r.body : "(no answer)");
 		goto out;
 	}
-	resp_free(&r);
+	be_resp_free(&r);
 
 	memset(&b, 0, sizeof(b));
 	b.inputs = f->inputs;
 	b.inputs_len = f->inputs_len;
 	b.labels = f->labels;
 	b.labels_len = f->labels_len;
-	if (call(run, "upload dataset", "POST", "/v1/datasets", &b, NULL, &r) != 0 ||
-	    (r.status != 201 && r.status != 200) || !id_of(&r, o->ds, sizeof(o->ds))) {
+	if (call(run, "upload dataset", "POST", "/v1/datasets", &b, NULL, &r) != 0 || !upload_status_ok(run, r.status) ||
+	    !id_of(&r, o->ds, sizeof(o->ds))) {
 		pc_test_fail(t, __FILE__, __LINE__, "dataset upload: %ld %s", r.status,
 			     r.body ? r.body : "(no answer)");
 		goto out;
 	}
-	resp_free(&r);
+	be_resp_free(&r);
 
 	memset(&b, 0, sizeof(b));
 	snprintf(spec, sizeof(spec), ANALYZE_SPEC, o->model, o->ds);
@@ -686,7 +639,7 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 			     r.body ? r.body : "(no answer)");
 		goto out;
 	}
-	resp_free(&r);
+	be_resp_free(&r);
 
 	snprintf(spec, sizeof(spec), HARDEN_SPEC, o->model, o->ds, o->ds);
 	b.len = strlen(spec);
@@ -696,7 +649,7 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 			     r.body ? r.body : "(no answer)");
 		goto out;
 	}
-	resp_free(&r);
+	be_resp_free(&r);
 
 	if (!wait_jobs(t, run, o))
 		goto out;
@@ -704,7 +657,7 @@ static int scenario(struct pc_test *t, struct run *run, const struct files *f, s
 	seg_enter(run, "done");
 	ok = 1;
 out:
-	resp_free(&r);
+	be_resp_free(&r);
 	pthread_mutex_lock(&run->mu);
 	run->client_done = 1;
 	pthread_mutex_unlock(&run->mu);
@@ -714,7 +667,7 @@ out:
 /* After the scenario (and its kills): the reports and the model. */
 static int collect(struct pc_test *t, struct run *run, struct outcome *o)
 {
-	struct resp r;
+	struct be_resp r;
 	char path[256];
 	json_t *j;
 
@@ -722,12 +675,12 @@ static int collect(struct pc_test *t, struct run *run, struct outcome *o)
 	if (call(run, NULL, "GET", path, NULL, NULL, &r) != 0 || r.status != 200)
 		goto fail;
 	o->rep_analyze = json_loadb(r.body, r.len, 0, NULL);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", o->harden);
 	if (call(run, NULL, "GET", path, NULL, NULL, &r) != 0 || r.status != 200)
 		goto fail;
 	o->rep_harden = json_loadb(r.body, r.len, 0, NULL);
-	resp_free(&r);
+	be_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", o->harden);
 	if (call(run, NULL, "GET", path, NULL, NULL, &r) != 0 || r.status != 200)
 		goto fail;
@@ -744,11 +697,11 @@ static int collect(struct pc_test *t, struct run *run, struct outcome *o)
 		snprintf(o->hardened_id, sizeof(o->hardened_id), "%s", slash ? slash + 1 : "");
 	}
 	json_decref(j);
-	resp_free(&r);
+	be_resp_free(&r);
 	return o->rep_analyze && o->rep_harden;
 fail:
 	pc_test_fail(t, __FILE__, __LINE__, "GET %s: %ld", path, r.status);
-	resp_free(&r);
+	be_resp_free(&r);
 	return 0;
 }
 
@@ -904,7 +857,7 @@ static int count_lines(const char *path, const char *a, const char *b)
 static void check_state(struct pc_test *t, struct run *run, const struct files *f, const struct outcome *o)
 {
 	char path[PATH_MAX], want[1024], got[1024], log[PATH_MAX], needle[128];
-	struct resp r;
+	struct be_resp r;
 	json_t *j;
 	const char *ids[2] = {o->analyze, o->harden};
 
@@ -939,7 +892,7 @@ static void check_state(struct pc_test *t, struct run *run, const struct files *
 	/* one record per job, per upload */
 	REQUIRE(call(run, NULL, "GET", "/v1/jobs?limit=100", NULL, NULL, &r) == 0 && r.status == 200);
 	j = json_loadb(r.body, r.len, 0, NULL);
-	resp_free(&r);
+	be_resp_free(&r);
 	CHECK_INT(json_array_size(json_object_get(j, "items")), 2);
 	for (size_t i = 0; i < json_array_size(json_object_get(j, "items")) && i < 2; i++) {
 		json_t *e = json_array_get(json_object_get(j, "items"), i);
@@ -951,12 +904,12 @@ static void check_state(struct pc_test *t, struct run *run, const struct files *
 	json_decref(j);
 	REQUIRE(call(run, NULL, "GET", "/v1/models?limit=100", NULL, NULL, &r) == 0 && r.status == 200);
 	j = json_loadb(r.body, r.len, 0, NULL);
-	resp_free(&r);
+	be_resp_free(&r);
 	CHECK_INT(json_array_size(json_object_get(j, "items")), 2);
 	json_decref(j);
 	REQUIRE(call(run, NULL, "GET", "/v1/datasets?limit=100", NULL, NULL, &r) == 0 && r.status == 200);
 	j = json_loadb(r.body, r.len, 0, NULL);
-	resp_free(&r);
+	be_resp_free(&r);
 	CHECK_INT(json_array_size(json_object_get(j, "items")), 1);
 	json_decref(j);
 

@@ -5,17 +5,17 @@
  * (/usr/bin/python3; the snippets are quoted next to the numbers where
  * they are not obvious), gradients are checked by finite differences
  * (gradcheck). Values inside a plan (folded at prepare, or bool/int64
- * tensors computed at run time) are read through the plan internals, since
- * the public API only shows the graph's input and output. */
+ * tensors computed at run time) are read through plan_value.h, since the
+ * public API only shows the graph's input and output. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
 #include "gradcheck.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
+#include "plan_value.h"
 #include "test.h"
 
 /* --- building helpers --------------------------------------------------------------- */
@@ -191,16 +191,10 @@ static struct pc_plan *run(struct pc_test *t, int line, const struct pc_graph *g
 
 #define RUN(g, batch, x) run(t, __LINE__, g, batch, x)
 
-static const struct pc_tensor *tensor(const struct pc_plan *p, const char *name)
-{
-	int v = pc_graph_lookup(p->g, name);
-
-	return v >= 0 ? &p->t[v] : NULL;
-}
-
 static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, const char *name, struct pc_shape want)
 {
-	const struct pc_tensor *v = tensor(p, name);
+	struct pc_test_value value;
+	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
 	char a[96], b[96];
 
 	if (!v) {
@@ -219,7 +213,8 @@ static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, co
 static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, const char *name, enum pc_dtype dt,
 		       int want_static, int n, const int64_t *want)
 {
-	const struct pc_tensor *v = tensor(p, name);
+	struct pc_test_value value;
+	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
 
 	if (!v || v->dtype != dt || v->numel != n || (n && !v->ival)) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a %s tensor of %d values (dtype %s, %lld values)", name,
@@ -247,7 +242,8 @@ static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, con
 static void check_floats(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int n,
 			 const float *want)
 {
-	const struct pc_tensor *v = tensor(p, name);
+	struct pc_test_value value;
+	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
 
 	if (!v || v->dtype != PC_DTYPE_FLOAT || !v->is_static || v->numel != n || (n && !v->data)) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a static float tensor of %d values", name, n);
@@ -1347,11 +1343,15 @@ TEST(ops_logic_torch_export)
 	CHECK_INT(pc_plan_classes(p), 6);
 	/* the shape part is folded at load: the Trilu mask is a constant */
 	{
-		int k;
-		for (k = 0; k < g->n_nodes && g->nodes[k].op != PC_OP_TRILU; k++)
+		struct pc_test_value mask;
+		const char *name;
+		int k, nodes = pc_graph_node_count(g);
+		for (k = 0; k < nodes && strcmp(pc_graph_node_op(g, k), "Trilu"); k++)
 			;
-		REQUIRE(k < g->n_nodes);
-		CHECK(p->t[g->nodes[k].out[0]].is_static);
+		REQUIRE(k < nodes);
+		name = pc_test_node_output_name(g, k, 0);
+		REQUIRE(name);
+		CHECK(pc_test_plan_value(p, name, &mask) && mask.is_static);
 	}
 	for (int64_t i = 0; i < n * 6; i++) {
 		pc_plan_input(p)[i] = (float)ref_at(ref, "input", (size_t)i);

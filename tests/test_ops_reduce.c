@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
 #include "gradcheck.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
+#include "plan_value.h"
 #include "test.h"
 
 #define FIXTURES "tests/reference/fixtures"
@@ -480,9 +480,10 @@ TEST(reduce_int64_folds_a_shape)
 		REQUIRE(p);
 		CHECK_INT(pc_plan_classes(p), 6);
 		{
-			const struct pc_tensor *st = &p->t[pc_graph_lookup(b.g, "S")];
-			CHECK(st->is_static && st->dtype == PC_DTYPE_INT64 && st->numel == 2);
-			CHECK(st->ival[0] == 0 && st->ival[1] == 6);
+			struct pc_test_value st;
+			REQUIRE(pc_test_plan_value(p, "S", &st));
+			CHECK(st.is_static && st.dtype == PC_DTYPE_INT64 && st.numel == 2);
+			CHECK(st.ival[0] == 0 && st.ival[1] == 6);
 		}
 		pc_plan_free(p);
 		pc_graph_free(b.g);
@@ -525,16 +526,17 @@ TEST(reduce_int64_at_run_time)
 	memcpy(pc_plan_input_int64(p), ids, sizeof(ids));
 	pc_plan_forward(p);
 	{
-		const struct pc_tensor *ts = &p->t[pc_graph_lookup(g, "S")], *tm = &p->t[pc_graph_lookup(g, "M")];
-		const struct pc_tensor *tn = &p->t[pc_graph_lookup(g, "Mn")];
-		CHECK(!ts->is_static && ts->dtype == PC_DTYPE_INT64 && ts->numel == 2);
-		CHECK_INT(ts->ival[0], 13);
+		struct pc_test_value ts, tm, tn;
+		REQUIRE(pc_test_plan_value(p, "S", &ts) && pc_test_plan_value(p, "M", &tm) &&
+			pc_test_plan_value(p, "Mn", &tn));
+		CHECK(!ts.is_static && ts.dtype == PC_DTYPE_INT64 && ts.numel == 2);
+		CHECK_INT(ts.ival[0], 13);
 		/* INT64_MAX + 1 wraps (two's complement), never UB */
-		CHECK(ts->ival[1] == INT64_MIN);
-		CHECK_INT(tm->ival[0], 12);
-		CHECK(tm->ival[1] == INT64_MAX);
-		CHECK_INT(tn->ival[0], -7);
-		CHECK_INT(tn->ival[1], 0);
+		CHECK(ts.ival[1] == INT64_MIN);
+		CHECK_INT(tm.ival[0], 12);
+		CHECK(tm.ival[1] == INT64_MAX);
+		CHECK_INT(tn.ival[0], -7);
+		CHECK_INT(tn.ival[1], 0);
 	}
 	pc_plan_free(p);
 	pc_graph_free(g);
@@ -599,11 +601,11 @@ static struct pc_graph *ln_graph(struct pc_test *t, const json_t *c, float *w, f
 	return tg_finish(t, &b, "y", count_of(&xs), what);
 }
 
-static const float *plan_value(struct pc_plan *p, const struct pc_graph *g, const char *name)
+static const float *plan_value(struct pc_plan *p, const char *name)
 {
-	int v = pc_graph_lookup(g, name);
+	struct pc_test_value v;
 
-	return v >= 0 ? p->t[v].data : NULL;
+	return pc_test_plan_value(p, name, &v) ? v.data : NULL;
 }
 
 TEST(layernorm_values_vs_torch_and_grad)
@@ -642,10 +644,10 @@ TEST(layernorm_values_vs_torch_and_grad)
 			REQUIRE(p);
 			memcpy(pc_plan_input(p), x, (size_t)n * sizeof(float));
 			pc_plan_forward(p);
-			compare(t, "Y", plan_value(p, g, "y"), want, n, n, 1e-5, 1e-5, &w);
-			compare(t, "Mean", plan_value(p, g, "M"), jm, (int64_t)json_array_size(jm),
+			compare(t, "Y", plan_value(p, "y"), want, n, n, 1e-5, 1e-5, &w);
+			compare(t, "Mean", plan_value(p, "M"), jm, (int64_t)json_array_size(jm),
 				(int64_t)json_array_size(jm), 0, 1e-7, &w);
-			compare(t, "InvStdDev", plan_value(p, g, "I"), ji, (int64_t)json_array_size(ji),
+			compare(t, "InvStdDev", plan_value(p, "I"), ji, (int64_t)json_array_size(ji),
 				(int64_t)json_array_size(ji), 0, 1e-6, &w);
 		}
 		pc_plan_free(p);

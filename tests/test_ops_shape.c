@@ -4,15 +4,15 @@
  *
  * Values are checked against plain loops written here; gradients by finite
  * differences (gradcheck). Static values inside a plan (folded shapes,
- * constants) are read through the plan internals, since the public API only
- * shows the graph's input and output. */
+ * constants) are read through plan_value.h, since the public API only shows
+ * the graph's input and output. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
 #include "gradcheck.h"
 #include "paracorr/plan.h"
 #include "paracorr/runner.h"
+#include "plan_value.h"
 #include "test.h"
 
 /* --- building helpers ------------------------------------------------------------- */
@@ -164,18 +164,11 @@ static struct pc_plan *run(struct pc_test *t, int line, const struct pc_graph *g
 
 #define RUN(g, batch, x) run(t, __LINE__, g, batch, 0, x)
 
-/* The plan's tensor for a named value (internals: folded values). */
-static const struct pc_tensor *tensor(const struct pc_plan *p, const char *name)
-{
-	int v = pc_graph_lookup(p->g, name);
-
-	return v >= 0 ? &p->t[v] : NULL;
-}
-
 /* The named value has exactly this shape. */
 static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, const char *name, struct pc_shape want)
 {
-	const struct pc_tensor *v = tensor(p, name);
+	struct pc_test_value value;
+	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
 	char a[96], b[96];
 
 	if (!v) {
@@ -193,7 +186,8 @@ static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, co
 static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int n,
 		       const int64_t *want)
 {
-	const struct pc_tensor *v = tensor(p, name);
+	struct pc_test_value value;
+	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
 
 	if (!v || v->dtype != PC_DTYPE_INT64 || !v->is_static || v->numel != n || !v->ival) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a static int64 tensor of %d values", name, n);
@@ -213,7 +207,8 @@ static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, con
 static void check_floats(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int n,
 			 const float *want)
 {
-	const struct pc_tensor *v = tensor(p, name);
+	struct pc_test_value value;
+	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
 
 	if (!v || v->dtype != PC_DTYPE_FLOAT || !v->is_static || v->numel != n || !v->data) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a static float tensor of %d values", name, n);
@@ -324,9 +319,8 @@ TEST(ops_shape_batchnorm_training_exports)
 		/* nothing reads the statistics outputs: the load drops them */
 		p = RUN(g, 2, NULL);
 		if (p) {
-			const struct pc_graph *gg = g;
-			int rm = pc_graph_lookup(gg, "rv");
-			CHECK(rm >= 0 && gg->values[rm].producer == -1);
+			struct pc_test_value rv;
+			CHECK(pc_test_plan_value(p, "rv", &rv) && rv.producer == -1);
 			pc_plan_free(p);
 		}
 		pc_graph_free(g);
@@ -866,7 +860,8 @@ static void reshape_ok(struct pc_test *t, int line, int opset, int n, const int6
 	struct pc_plan *p;
 
 	if (finish(t, line, g, "y", &err) && (p = run(t, line, g, 4, 0, NULL))) {
-		const struct pc_tensor *side = tensor(p, "side");
+		struct pc_test_value value;
+		const struct pc_test_value *side = pc_test_plan_value(p, "side", &value);
 		check_shape(t, line, p, "side", want);
 		/* an alias: the same storage as x */
 		if (!side || side->data != pc_plan_input(p))
