@@ -27,6 +27,7 @@
 
 #include "blobs.h"
 #include "job.h"
+#include "json_out.h"
 #include "log.h"
 #include "problem.h"
 #include "paracorr/sys.h"
@@ -255,7 +256,7 @@ static int send_json_typed(struct pcd_req *r, unsigned status, json_t *body, con
 			   const char *const *extra)
 {
 	struct MHD_Response *resp;
-	char *text = json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	char *text = pcd_json_text(body, PCD_JSON_ANSWER);
 	size_t len;
 
 	json_decref(body);

@@ -1201,7 +1201,6 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 	char now[PCD_TIME_LEN];
 	struct pc_error gave_up = {0};
 	sqlite3_stmt *st = NULL;
-	json_t *problem = NULL;
 	char *problem_text = NULL;
 	int rc, requeued = 0, failed = 0;
 
@@ -1209,9 +1208,7 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 		max_attempts = 1;
 	pc_error_set(&gave_up, PC_ERR_GAVE_UP, NULL,
 		     "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
-	problem = pcd_problem_json(&gave_up);
-	problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
-	json_decref(problem);
+	problem_text = pcd_problem_json_text(&gave_up);
 	if (!problem_text)
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
 	now_rfc3339(now);
