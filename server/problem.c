@@ -4,6 +4,8 @@
  * describe it the same way. */
 #include "problem.h"
 
+#include "json_out.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,4 +140,13 @@ json_t *pcd_problem_json(const struct pc_error *in)
 		return NULL;
 	}
 	return p;
+}
+
+char *pcd_problem_json_text(const struct pc_error *err)
+{
+	json_t *p = pcd_problem_json(err);
+	char *text = pcd_json_text(p, PCD_JSON_COMPACT);
+
+	json_decref(p);
+	return text;
 }

@@ -27,6 +27,11 @@
  * New reference; NULL only when out of memory. */
 json_t *pcd_problem_json(const struct pc_error *err);
 
+/* The problem object for err as one line of compact JSON text, the form a
+ * failed job's error is stored in (caller frees with free()); NULL only
+ * when out of memory. */
+char *pcd_problem_json_text(const struct pc_error *err);
+
 /* "/problems/<name>" of code into buf; returns buf. */
 const char *pcd_problem_type(enum pc_status code, char *buf, size_t size);
 

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "be_util.h"
+#include "json_out.h"
 #include "paracorr/error.h"
 #include "problem.h"
 #include "test.h"
@@ -49,6 +50,30 @@ TEST(problem_place_error_has_no_field)
 	CHECK(json_object_get(pr, "errors") == NULL);
 	CHECK(json_object_get(pr, "instance") == NULL);
 	json_decref(pr);
+}
+
+/* The stored form of a problem is the object as one compact line, and the
+ * two JSON text forms are exactly these bytes. */
+TEST(problem_json_text_is_the_compact_object)
+{
+	struct pc_error err = {0};
+	json_t *v;
+	char *text;
+
+	pc_error_set(&err, PC_ERR_SHAPE, "input", "model wants 1x28x28");
+	REQUIRE((text = pcd_problem_json_text(&err)));
+	CHECK(!strcmp(text, "{\"type\":\"/problems/shape\",\"title\":\"shape mismatch\",\"status\":422,"
+			    "\"detail\":\"input: model wants 1x28x28\"}"));
+	free(text);
+	REQUIRE((v = json_pack("{s:f, s:[i]}", "x", 0.1, "é", 2)));
+	REQUIRE((text = pcd_json_text(v, PCD_JSON_COMPACT)));
+	CHECK(!strcmp(text, "{\"x\":0.10000000000000001,\"é\":[2]}"));
+	free(text);
+	REQUIRE((text = pcd_json_text(v, PCD_JSON_ANSWER)));
+	CHECK(!strcmp(text, "{\n  \"x\": 0.10000000000000001,\n  \"é\": [\n    2\n  ]\n}"));
+	free(text);
+	json_decref(v);
+	CHECK(pcd_json_text(NULL, PCD_JSON_COMPACT) == NULL);
 }
 
 /* A spec field error is one row, 422 with its pointer, wherever caught. */

@@ -24,6 +24,7 @@
 #include "client.h"
 #include "html.h"
 #include "job.h"
+#include "json_out.h"
 #include "paracorr/analysis.h"
 #include "paracorr/data.h"
 #include "paracorr/eval.h"
@@ -626,7 +627,7 @@ static int cmd_submit(int argc, char **argv)
 	}
 	if (upload_spec_files(&c, spec, o.quiet, &err))
 		goto out;
-	if (!(body = json_dumps(spec, JSON_COMPACT))) {
+	if (!(body = pcd_json_text(spec, PCD_JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "spec", "out of memory");
 		goto out;
 	}
@@ -701,7 +702,7 @@ static int cmd_status(int argc, char **argv)
 
 	if (!(job = open_job(argc, argv, &o, &c, &arg, &rc)))
 		return rc;
-	if (!(text = json_dumps(job, JSON_INDENT(2))))
+	if (!(text = pcd_json_text(job, PCD_JSON_ANSWER)))
 		pc_error_set(&err, PC_ERR_NOMEM, "job", "out of memory");
 	rc = !text || write_out(o.out, text, strlen(text), &err) ? fail(&err) : 0;
 	free(text);

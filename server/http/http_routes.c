@@ -20,6 +20,7 @@
 #include "assets.h"
 #include "blobs.h"
 #include "charts.h"
+#include "json_out.h"
 #include "html.h"
 #include "http_server.h"
 #include "ingest.h"
@@ -347,7 +348,7 @@ static int h_dataset_post(struct pcd_req *r)
 			pcd_error_hide_path(&err, pcd_blob_writer_path(*yw), "labels");
 		goto fail;
 	}
-	if (!(info_text = json_dumps(info, JSON_COMPACT))) {
+	if (!(info_text = pcd_json_text(info, PCD_JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "dataset", "out of memory");
 		goto fail;
 	}

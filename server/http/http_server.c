@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 
 #include "blobs.h"
 #include "job.h"
+#include "json_out.h"
 #include "log.h"
 #include "problem.h"
 #include "paracorr/sys.h"
@@ -254,7 +256,7 @@ static int send_json_typed(struct pcd_req *r, unsigned status, json_t *body, con
 			   const char *const *extra)
 {
 	struct MHD_Response *resp;
-	char *text = json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	char *text = pcd_json_text(body, PCD_JSON_ANSWER);
 	size_t len;
 
 	json_decref(body);
@@ -548,6 +550,25 @@ static void sink(struct pcd_req *r, const char *data, size_t size)
 	}
 }
 
+/* The media type each kind of body must have, what the problem says
+ * otherwise, and the limit: a setting in units of 1 << shift, plus slack.
+ * A multipart body's parts are counted against its limit; the framing
+ * (boundaries, part headers) gets a little room on top. */
+static const struct {
+	const char *type;
+	const char *detail;
+	size_t setting; /* offsetof a limit in struct pcd_settings */
+	int shift;
+	uint64_t slack;
+} body_kinds[] = {
+	[PCD_BODY_JSON] = {"application/json", "the body must be application/json",
+			   offsetof(struct pcd_settings, max_spec_kb), 10, 0},
+	[PCD_BODY_MODEL] = {"application/octet-stream", "the body must be the ONNX file as application/octet-stream",
+			    offsetof(struct pcd_settings, max_model_mb), 20, 0},
+	[PCD_BODY_MULTIPART] = {"multipart/form-data", "the body must be multipart/form-data with parts inputs and labels",
+				offsetof(struct pcd_settings, max_dataset_mb), 20, 65536},
+};
+
 /* Checks the media type and declared length and opens the sink; 0 or a
  * response already queued (returns 1). */
 static int body_begin(struct pcd_req *r)
@@ -557,40 +578,17 @@ static int body_begin(struct pcd_req *r)
 	const char *cl = pcd_req_header(r, "Content-Length");
 	uint64_t limit = 0, declared = 0;
 	struct pc_error err = {0};
+	int kind = r->route->body, setting;
 
-	switch (r->route->body) {
-	case PCD_BODY_NONE:
+	if (kind == PCD_BODY_NONE)
 		return 0;
-	case PCD_BODY_JSON:
-		if (!media_is(ct, "application/json")) {
-			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL,
-					 (const char *const[]){"Accept-Post", "application/json", NULL},
-					 "the body must be application/json");
-			return 1;
-		}
-		limit = (uint64_t)s->max_spec_kb << 10;
-		break;
-	case PCD_BODY_MODEL:
-		if (!media_is(ct, "application/octet-stream")) {
-			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL,
-					 (const char *const[]){"Accept-Post", "application/octet-stream", NULL},
-					 "the body must be the ONNX file as application/octet-stream");
-			return 1;
-		}
-		limit = (uint64_t)s->max_model_mb << 20;
-		break;
-	case PCD_BODY_MULTIPART:
-		if (!media_is(ct, "multipart/form-data")) {
-			pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL,
-					 (const char *const[]){"Accept-Post", "multipart/form-data", NULL},
-					 "the body must be multipart/form-data with parts inputs and labels");
-			return 1;
-		}
-		/* the parts' bytes are counted against the limit; the framing
-		 * (boundaries, part headers) gets a little room on top */
-		limit = ((uint64_t)s->max_dataset_mb << 20) + 65536;
-		break;
+	if (!media_is(ct, body_kinds[kind].type)) {
+		pcd_send_problem(r, PC_ERR_MEDIA_TYPE, NULL, (const char *const[]){"Accept-Post", body_kinds[kind].type, NULL},
+				 "%s", body_kinds[kind].detail);
+		return 1;
 	}
+	memcpy(&setting, (const char *)s + body_kinds[kind].setting, sizeof(setting));
+	limit = ((uint64_t)setting << body_kinds[kind].shift) + body_kinds[kind].slack;
 	if (cl) {
 		char *end;
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json_out.h"
+
 #define CKPT_MAGIC "PCCKPT1"
 
 struct ckpt_header {
@@ -24,7 +26,7 @@ int pcd_ckpt_save(const char *path, const struct pc_trainer *t, int epochs_done,
 		  struct pc_error *err)
 {
 	struct ckpt_header h = {CKPT_MAGIC, epochs_done, 0, 0, pc_trainer_state_size(t), 0};
-	char *text = json_dumps(curve, JSON_COMPACT | JSON_REAL_PRECISION(17)), tmp[4200];
+	char *text = pcd_json_text(curve, PCD_JSON_COMPACT), tmp[4200];
 	float *state = malloc((size_t)h.state_floats * sizeof(float));
 	FILE *f = NULL;
 	int rc = 0, e;

@@ -28,6 +28,7 @@
 #include "paracorr/onnx.h"
 #include "paracorr/sys.h"
 #include "log.h"
+#include "json_out.h"
 #include "problem.h"
 
 #define HEARTBEAT_SECONDS 0.5
@@ -126,7 +127,7 @@ static void on_progress(const struct pc_progress *pr, void *arg)
 	snprintf(c->phase, sizeof(c->phase), "%s", pr->phase ? pr->phase : "");
 	p = json_pack("{s:s, s:I, s:I, s:f}", "phase", c->phase, "done", (json_int_t)pr->done, "total",
 		      (json_int_t)pr->total, "fraction", pr->total > 0 ? (double)pr->done / (double)pr->total : 0.0);
-	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	text = pcd_json_text(p, PCD_JSON_COMPACT);
 	json_decref(p);
 	beat(c, text);
 	pthread_mutex_unlock(&c->mu);
@@ -183,16 +184,6 @@ out:
 	return rc;
 }
 
-/* The problem JSON a failed job stores; NULL without memory. */
-static char *problem_text_of(const struct pc_error *err)
-{
-	json_t *problem = pcd_problem_json(err);
-	char *text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
-
-	json_decref(problem);
-	return text;
-}
-
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
 	struct run_ctx c = {.w = w, .id = job->id};
@@ -247,7 +238,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		outcome = PCD_JOB_CANCELLED;
 	} else {
 		outcome = PCD_JOB_FAILED;
-		problem_text = problem_text_of(&err);
+		problem_text = pcd_problem_json_text(&err);
 	}
 	rc = pcd_store_job_complete(w->store, job->id, outcome, report, problem_text, &serr);
 	if (rc == PC_ERR_NOSPACE && report) {
@@ -258,7 +249,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		pc_error_set(&err, PC_ERR_NOSPACE, "report", "cannot store the report: %s", serr.text);
 		outcome = PCD_JOB_FAILED;
 		free(problem_text);
-		problem_text = problem_text_of(&err);
+		problem_text = pcd_problem_json_text(&err);
 		pc_error_clear(&serr);
 		rc = pcd_store_job_complete(w->store, job->id, outcome, NULL, problem_text, &serr);
 	}

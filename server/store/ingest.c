@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "json_out.h"
 #include "scrub.h"
 
 int pcd_model_ingest(const struct pcd_ingest *in, const char *tenant, struct pcd_blob_writer **w, const char *id,
@@ -17,7 +18,7 @@ int pcd_model_ingest(const struct pcd_ingest *in, const char *tenant, struct pcd
 		pcd_error_hide_path(err, pcd_blob_writer_path(*w), "model");
 		goto fail;
 	}
-	if (!(text = json_dumps(*info, JSON_COMPACT))) {
+	if (!(text = pcd_json_text(*info, PCD_JSON_COMPACT))) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "model", "out of memory");
 		goto fail;
 	}

@@ -389,8 +389,10 @@ void pcd_blob_recs_free(struct pcd_blob_rec *recs, size_t n)
 
 #define REC_COLS "id, bytes, created_at, info, tenant"
 
-static int read_rec(sqlite3_stmt *st, struct pcd_blob_rec *r, struct pc_error *err)
+static int read_rec(sqlite3_stmt *st, void *row, struct pc_error *err)
 {
+	struct pcd_blob_rec *r = row;
+
 	copy_col(st, 0, r->id, sizeof(r->id));
 	r->bytes = sqlite3_column_int64(st, 1);
 	copy_col(st, 2, r->created_at, sizeof(r->created_at));
@@ -470,39 +472,51 @@ static int clamp_limit(int limit)
 	return limit < 1 ? 1 : limit > 1000 ? 1000 : limit;
 }
 
-static int blob_list(struct pcd_store *s, const char *table, const char *tenant, const char *after,
-		     const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
+/* A listing's row type: its size, how a row is read from a statement and
+ * how an array of them is freed. */
+struct row_kind {
+	size_t size;
+	int (*read)(sqlite3_stmt *st, void *row, struct pc_error *err);
+	void (*free_rows)(void *rows, size_t n);
+};
+
+/* A parameter of a listing query: an integer when is_int, else text
+ * (NULL binds NULL). */
+struct list_param {
+	int is_int;
+	int64_t i;
+	const char *text;
+};
+
+/* One page of a listing: sql with ?1 the limit (clamped to 1..1000) and
+ * params bound from ?2 on. *out is an array of n rows of kind, freed with
+ * its free_rows (NULL when *n == 0). */
+static int list_page(struct pcd_store *s, const char *sql, const struct list_param *params, int n_params,
+		     int limit, const struct row_kind *kind, void **out, size_t *n, struct pc_error *err)
 {
-	char sql[300];
 	sqlite3_stmt *st = NULL;
-	struct pcd_blob_rec *recs = NULL;
+	char *rows;
 	size_t count = 0;
 	int rc, r;
 
 	*out = NULL;
 	*n = 0;
 	limit = clamp_limit(limit);
-	recs = calloc((size_t)limit, sizeof(*recs));
-	if (!recs)
+	rows = calloc((size_t)limit, kind->size);
+	if (!rows)
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
-	/* (id, tenant) order: with every tenant in scope one id can appear
-	 * twice, and the cursor must not skip the second */
-	snprintf(sql, sizeof(sql),
-		 "SELECT " REC_COLS " FROM %s WHERE (?1 IS NULL OR tenant = ?1) AND (id, tenant) > (?2, ?3)"
-		 " ORDER BY id, tenant LIMIT ?4",
-		 table);
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s, sql, &st, err)))
 		goto out;
-	bind_text(st, 1, tenant);
-	bind_text(st, 2, after ? after : "");
-	/* without after_tenant (or with one tenant in scope) the cursor means
-	 * "id > after": "(id, tenant) > (after, 0x7f)", since every character
-	 * of a tenant name sorts below 0x7f */
-	bind_text(st, 3, tenant || !after_tenant || !after_tenant[0] ? "\x7f" : after_tenant);
-	sqlite3_bind_int(st, 4, limit);
+	sqlite3_bind_int(st, 1, limit);
+	for (int i = 0; i < n_params; i++) {
+		if (params[i].is_int)
+			sqlite3_bind_int64(st, i + 2, params[i].i);
+		else
+			bind_text(st, i + 2, params[i].text);
+	}
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = read_rec(st, &recs[count], err)))
+		if ((rc = kind->read(st, rows + count * kind->size, err)))
 			goto out;
 		count++;
 	}
@@ -512,12 +526,45 @@ out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	if (rc || count == 0) {
-		pcd_blob_recs_free(recs, count);
+		kind->free_rows(rows, count);
 		return rc;
 	}
-	*out = recs;
+	*out = rows;
 	*n = count;
 	return PC_OK;
+}
+
+static void free_recs(void *rows, size_t n)
+{
+	pcd_blob_recs_free(rows, n);
+}
+
+static const struct row_kind rec_rows = {sizeof(struct pcd_blob_rec), read_rec, free_recs};
+
+static int blob_list(struct pcd_store *s, const char *table, const char *tenant, const char *after,
+		     const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
+{
+	/* without after_tenant (or with one tenant in scope) the cursor means
+	 * "id > after": "(id, tenant) > (after, 0x7f)", since every character
+	 * of a tenant name sorts below 0x7f */
+	const struct list_param params[] = {
+		{.text = tenant},
+		{.text = after ? after : ""},
+		{.text = tenant || !after_tenant || !after_tenant[0] ? "\x7f" : after_tenant},
+	};
+	char sql[300];
+	void *rows;
+	int rc;
+
+	/* (id, tenant) order: with every tenant in scope one id can appear
+	 * twice, and the cursor must not skip the second */
+	snprintf(sql, sizeof(sql),
+		 "SELECT " REC_COLS " FROM %s WHERE (?2 IS NULL OR tenant = ?2) AND (id, tenant) > (?3, ?4)"
+		 " ORDER BY id, tenant LIMIT ?1",
+		 table);
+	rc = list_page(s, sql, params, 3, limit, &rec_rows, &rows, n, err);
+	*out = rows;
+	return rc;
 }
 
 /* 1 when a row of the query (one ?1 parameter: the id) exists; the caller
@@ -717,8 +764,9 @@ void pcd_jobs_free(struct pcd_job *jobs, size_t n)
 	free(jobs);
 }
 
-static int read_job(sqlite3_stmt *st, struct pcd_job *j, struct pc_error *err)
+static int read_job(sqlite3_stmt *st, void *row, struct pc_error *err)
 {
+	struct pcd_job *j = row;
 	int status;
 
 	memset(j, 0, sizeof(*j));
@@ -1153,7 +1201,6 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 	char now[PCD_TIME_LEN];
 	struct pc_error gave_up = {0};
 	sqlite3_stmt *st = NULL;
-	json_t *problem = NULL;
 	char *problem_text = NULL;
 	int rc, requeued = 0, failed = 0;
 
@@ -1161,9 +1208,7 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 		max_attempts = 1;
 	pc_error_set(&gave_up, PC_ERR_GAVE_UP, NULL,
 		     "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
-	problem = pcd_problem_json(&gave_up);
-	problem_text = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
-	json_decref(problem);
+	problem_text = pcd_problem_json_text(&gave_up);
 	if (!problem_text)
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
 	now_rfc3339(now);
@@ -1251,50 +1296,31 @@ out:
 	return rc;
 }
 
+static void free_jobs(void *rows, size_t n)
+{
+	pcd_jobs_free(rows, n);
+}
+
+static const struct row_kind job_rows = {sizeof(struct pcd_job), read_job, free_jobs};
+
 int pcd_store_job_list(struct pcd_store *s, const char *tenant, const char *status, int64_t after_seq, int limit,
 		       struct pcd_job **out, size_t *n, struct pc_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	struct pcd_job *jobs;
-	size_t count = 0;
-	int rc, r;
+	const struct list_param params[] = {{.is_int = 1, .i = after_seq}, {.text = status}, {.text = tenant}};
+	void *rows;
+	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (status && pcd_job_status_parse(status) < 0)
 		return pc_error_set(err, PC_ERR_INVALID, "status",
 				    "must be queued, running, succeeded, failed or cancelled");
-	limit = clamp_limit(limit);
-	jobs = calloc((size_t)limit, sizeof(*jobs));
-	if (!jobs)
-		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
-	pthread_mutex_lock(&s->lock);
-	if ((rc = prep(s,
-		       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?1 AND (?2 IS NULL OR status = ?2)"
-		       " AND (?4 IS NULL OR tenant = ?4) ORDER BY seq LIMIT ?3",
-		       &st, err)))
-		goto out;
-	sqlite3_bind_int64(st, 1, after_seq);
-	bind_text(st, 2, status);
-	sqlite3_bind_int(st, 3, limit);
-	bind_text(st, 4, tenant);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = read_job(st, &jobs[count], err)))
-			goto out;
-		count++;
-	}
-	if (r != SQLITE_DONE)
-		rc = db_error(s, err, "store");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	if (rc || count == 0) {
-		pcd_jobs_free(jobs, count);
-		return rc;
-	}
-	*out = jobs;
-	*n = count;
-	return PC_OK;
+	rc = list_page(s,
+		       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?2 AND (?3 IS NULL OR status = ?3)"
+		       " AND (?4 IS NULL OR tenant = ?4) ORDER BY seq LIMIT ?1",
+		       params, 3, limit, &job_rows, &rows, n, err);
+	*out = rows;
+	return rc;
 }
 
 int pcd_store_job_cancel(struct pcd_store *s, const char *tenant, const char *id,

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "job.h"
+#include "json_out.h"
 #include "paracorr/data.h"
 #include "paracorr/limits.h"
 #include "paracorr/onnx.h"
@@ -235,7 +236,7 @@ int pcd_validate_main(int argc, char **argv)
 				"text", err.text);
 	else
 		out = json_pack("{s:o}", "info", info);
-	if (!out || !(text = json_dumps(out, JSON_COMPACT)))
+	if (!out || !(text = pcd_json_text(out, PCD_JSON_COMPACT)))
 		return 3; /* no memory left for the answer: the parent reports it */
 	rc = fputs(text, stdout) < 0 || fflush(stdout) != 0;
 	free(text);
