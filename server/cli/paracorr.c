@@ -85,12 +85,37 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
 	return 0;
 }
 
-/* A setting from the environment, when set; the flags parsed later win. */
-static int env_int(const char *name, long long lo, long long hi, long long *out)
-{
-	const char *v = getenv(name);
+/* An integer option of a command: its getopt value and flag, the
+ * environment variable that sets it too (or NULL), its range and where it
+ * goes. */
+struct int_opt {
+	int c;
+	const char *flag, *env;
+	long long lo, hi;
+	long long *out;
+};
 
-	return v && v[0] ? parse_int(name, v, lo, hi, out) : 0;
+/* The options from the environment, where set; the flags parsed later
+ * win. -1 on a bad value (said on stderr). */
+static int int_opts_env(const struct int_opt *o, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = o[i].env ? getenv(o[i].env) : NULL;
+
+		if (v && v[0] && parse_int(o[i].env, v, o[i].lo, o[i].hi, o[i].out))
+			return -1;
+	}
+	return 0;
+}
+
+/* 1 when getopt's c is one of the options (set from arg), 0 when it is
+ * none of them, -1 on a bad value (said on stderr). */
+static int int_opts_flag(const struct int_opt *o, size_t n, int c, const char *arg)
+{
+	for (size_t i = 0; i < n; i++)
+		if (o[i].c == c)
+			return parse_int(o[i].flag, arg, o[i].lo, o[i].hi, o[i].out) ? -1 : 1;
+	return 0;
 }
 
 static int fail(const struct pc_error *err)
@@ -133,12 +158,23 @@ static int cmd_eval(int argc, char **argv)
 	struct pc_shape sample;
 	struct pc_eval ev;
 	json_t *doc = NULL;
-	int c, rc = 1;
+	const struct int_opt ints[] = {
+		{'n', "--limit", NULL, 1, (long long)1 << 40, &limit},
+		{'b', "--batch-size", NULL, 1, 65536, &batch},
+		{'t', "--threads", "PARACORR_THREADS", 1, 1024, &threads},
+	};
+	const size_t n_ints = sizeof(ints) / sizeof(ints[0]);
+	int c, k, rc = 1;
 
-	if (env_int("PARACORR_THREADS", 1, 1024, &threads))
+	if (int_opts_env(ints, n_ints))
 		return EXIT_USAGE;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((k = int_opts_flag(ints, n_ints, c, optarg))) {
+			if (k < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'm':
 			model = optarg;
@@ -148,18 +184,6 @@ static int cmd_eval(int argc, char **argv)
 			break;
 		case 'l':
 			labels = optarg;
-			break;
-		case 'n':
-			if (parse_int("--limit", optarg, 1, (long long)1 << 40, &limit))
-				return EXIT_USAGE;
-			break;
-		case 'b':
-			if (parse_int("--batch-size", optarg, 1, 65536, &batch))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (parse_int("--threads", optarg, 1, 1024, &threads))
-				return EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -238,26 +262,24 @@ static int cmd_run(int argc, char **argv)
 	struct pcd_progress_bar ps = {isatty(2), 0};
 	json_t *report = NULL;
 	char *text = NULL;
-	int c, rc = 1, quiet = 0, spec_ok = 0, summary = 0, timing_seconds = 1;
+	const struct int_opt ints[] = {
+		{'t', "--threads", "PARACORR_THREADS", 1, 256, &threads},
+		{'c', "--cache-mb", "PARACORR_CACHE_MB", 0, (long long)1 << 30, &cache_mb},
+		{'w', "--max-job-work", "PARACORR_MAX_JOB_WORK", 0, 2000000000, &max_work_g},
+	};
+	const size_t n_ints = sizeof(ints) / sizeof(ints[0]);
+	int c, k, rc = 1, quiet = 0, spec_ok = 0, summary = 0, timing_seconds = 1;
 
-	if (env_int("PARACORR_THREADS", 1, 256, &threads) || env_int("PARACORR_CACHE_MB", 0, (long long)1 << 30, &cache_mb) ||
-	    env_int("PARACORR_MAX_JOB_WORK", 0, 2000000000, &max_work_g))
+	if (int_opts_env(ints, n_ints))
 		return EXIT_USAGE;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((k = int_opts_flag(ints, n_ints, c, optarg))) {
+			if (k < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
-		case 't':
-			if (parse_int("--threads", optarg, 1, 256, &threads))
-				return EXIT_USAGE;
-			break;
-		case 'c':
-			if (parse_int("--cache-mb", optarg, 0, (long long)1 << 30, &cache_mb))
-				return EXIT_USAGE;
-			break;
-		case 'w':
-			if (parse_int("--max-job-work", optarg, 0, 2000000000, &max_work_g))
-				return EXIT_USAGE;
-			break;
 		case 'r':
 			timing_seconds = 0;
 			break;

@@ -175,16 +175,12 @@ struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part
 
 /* --- responses ----------------------------------------------------------- */
 
-static const char *cors_match(struct pcd_req *r)
+/* Whether a comma-separated setting (items trimmed of spaces) holds "*"
+ * or the n bytes at s; host names compare without case, origins exactly. */
+static int list_has(const char *list, const char *s, size_t n, int nocase)
 {
-	const char *origins = r->http->app->settings->cors_origins;
-	const char *origin = pcd_req_header(r, "Origin");
-	const char *p = origins;
-	size_t n;
+	const char *p = list;
 
-	if (!origin || !origins[0])
-		return NULL;
-	n = strlen(origin);
 	while (*p) {
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -195,13 +191,20 @@ static const char *cors_match(struct pcd_req *r)
 		}
 		while (len && p[len - 1] == ' ')
 			len--;
-		if ((len == 1 && *p == '*') || (len == n && !strncmp(p, origin, n)))
-			return origin;
+		if ((len == 1 && *p == '*') || (len == n && !(nocase ? strncasecmp(p, s, n) : strncmp(p, s, n))))
+			return 1;
 		if (!e)
 			break;
 		p = e + 1;
 	}
-	return NULL;
+	return 0;
+}
+
+static const char *cors_match(struct pcd_req *r)
+{
+	const char *origin = pcd_req_header(r, "Origin");
+
+	return origin && list_has(r->http->app->settings->cors_origins, origin, strlen(origin), 0) ? origin : NULL;
 }
 
 static int queue(struct pcd_req *r, unsigned status, struct MHD_Response *resp, const char *const *extra)
@@ -408,8 +411,7 @@ static int is_loopback_name(const char *h, size_t n)
  * Host (HTTP/1.0) is let through: it comes from no browser. */
 static int host_allowed(struct pcd_req *r)
 {
-	const char *host = pcd_req_header(r, "Host"), *h, *p;
-	const char *list = r->http->app->settings->allowed_hosts;
+	const char *host = pcd_req_header(r, "Host"), *h;
 	size_t n;
 
 	if (!host)
@@ -418,22 +420,7 @@ static int host_allowed(struct pcd_req *r)
 	if (is_loopback_name(h, n) || (strlen(r->http->app->settings->listen) == n &&
 				       !strncasecmp(h, r->http->app->settings->listen, n)))
 		return 1;
-	for (p = list; *p;) {
-		const char *e = strchr(p, ',');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		while (len && *p == ' ') {
-			p++;
-			len--;
-		}
-		while (len && p[len - 1] == ' ')
-			len--;
-		if ((len == 1 && *p == '*') || (len == n && !strncasecmp(p, h, n)))
-			return 1;
-		if (!e)
-			break;
-		p = e + 1;
-	}
-	return 0;
+	return list_has(r->http->app->settings->allowed_hosts, h, n, 1);
 }
 
 /* Whether the request carries a valid token; sets r->tenant and r->admin
