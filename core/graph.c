@@ -1169,6 +1169,13 @@ const char *pc_graph_node_input_name(const struct pc_graph *g, int k, int i)
 	return v >= 0 ? g->values[v].name : NULL;
 }
 
+const char *pc_graph_node_output_name(const struct pc_graph *g, int k, int i)
+{
+	if (k < 0 || k >= g->n_nodes || i < 0 || i >= g->nodes[k].n_out)
+		return NULL;
+	return g->values[g->nodes[k].out[i]].name;
+}
+
 int pc_graph_node_input_param(const struct pc_graph *g, int k, int i)
 {
 	int v = g->nodes[k].in[i];

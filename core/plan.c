@@ -638,6 +638,24 @@ enum pc_dtype pc_plan_input_dtype(const struct pc_plan *p)
 	return p->t[p->g->input].dtype;
 }
 
+int pc_plan_value(const struct pc_plan *p, const char *name, struct pc_plan_value *out, struct pc_error *err)
+{
+	int v = pc_graph_lookup(p->g, name);
+	const struct pc_tensor *x;
+
+	if (v < 0)
+		return pc_error_set(err, PC_ERR_NOT_FOUND, name, "the graph has no value named '%s'", name);
+	x = &p->t[v];
+	out->dtype = x->dtype;
+	out->shape = x->shape;
+	out->numel = x->numel;
+	out->is_static = x->is_static;
+	out->producer = p->g->values[v].producer;
+	out->data = x->data;
+	out->ival = x->ival;
+	return PC_OK;
+}
+
 const float *pc_plan_output(const struct pc_plan *p)
 {
 	return p->t[p->g->output].data;

@@ -7,7 +7,7 @@
  * marked. Gradients are checked by finite differences (gradcheck), and the
  * scatter-adds (Gather's embedding gradient, ScatterND's) exactly, with
  * small integer output gradients. Intermediate values are read through
- * plan_value.h, since the public API only shows the input and output. */
+ * pc_plan_value (plan.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,6 @@
 #include "gradcheck.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
-#include "plan_value.h"
 #include "test.h"
 
 /* --- building helpers (as in test_ops_shape.c) ------------------------------------------------- */
@@ -170,8 +169,8 @@ static struct pc_plan *run(struct pc_test *t, int line, const struct pc_graph *g
 static void check_floats(struct pc_test *t, int line, const struct pc_plan *p, const char *name,
 			 struct pc_shape want_shape, const float *want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 	char a[96], b[96];
 	int bad = 0;
 
@@ -197,8 +196,8 @@ static void check_floats(struct pc_test *t, int line, const struct pc_plan *p, c
 static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int folded,
 		       struct pc_shape want_shape, const int64_t *want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 	char a[96], b[96];
 
 	if (!v || v->dtype != PC_DTYPE_INT64 || !v->ival || v->is_static != folded) {
@@ -418,8 +417,8 @@ TEST(ops_index_slice_int64)
 		CHECK_INTS(p, "n", 1, SH(1), 3);
 		CHECK_INTS(p, "shape", 1, SH(2), 3, -1);
 		struct pc_shape want = SH(3, 30);
-		struct pc_test_value y;
-		CHECK(pc_test_plan_value(p, "y", &y) && pc_shape_equal(&y.shape, &want));
+		struct pc_plan_value y;
+		CHECK((pc_plan_value(p, "y", &y, NULL) == PC_OK) && pc_shape_equal(&y.shape, &want));
 		pc_plan_free(p);
 	}
 out:
@@ -642,8 +641,8 @@ out:
 	if (FINISH(g, "y", &err) && (p = RUN(g, 2, NULL))) {
 		CHECK_FLOATS(p, "e0", SH(2, 2, 2), sp_eq0);
 		CHECK_FLOATS(p, "e2", SH(2, 2, 2), sp_eq2);
-		struct pc_test_value e1;
-		CHECK(pc_test_plan_value(p, "e1", &e1) && e1.dtype == PC_DTYPE_UNDEFINED); /* never made */
+		struct pc_plan_value e1;
+		CHECK((pc_plan_value(p, "e1", &e1, NULL) == PC_OK) && e1.dtype == PC_DTYPE_UNDEFINED); /* never made */
 		pc_plan_free(p);
 	}
 	pc_graph_free(g);
@@ -1168,8 +1167,8 @@ TEST(ops_index_bool_moves)
 	struct pc_graph *g = graph_with_input(13, SH(-1, 2), &err);
 	struct pc_shape s23 = SH(2, 3);
 	const int64_t mask[6] = {1, 0, 0, 1, 1, 0};
-	struct pc_test_value value;
-	const struct pc_test_value *v;
+	struct pc_plan_value value;
+	const struct pc_plan_value *v;
 	struct pc_plan *p;
 
 	pc_graph_add_initializer(g, "M", &s23, PC_DTYPE_BOOL, mask, &err);
@@ -1206,7 +1205,7 @@ TEST(ops_index_bool_moves)
 			{"msw", 6, {1, 1, 0, 1, 0, 0}},
 		};
 		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-			v = pc_test_plan_value(p, cases[c].name, &value);
+			v = pc_plan_value(p, cases[c].name, &value, NULL) == PC_OK ? &value : NULL;
 			REQUIRE(v);
 			CHECK_MSG(v->dtype == PC_DTYPE_BOOL && v->is_static && v->numel == cases[c].n,
 				  "'%s': dtype %d, static %d, %lld elements", cases[c].name, v->dtype, v->is_static,

@@ -5,8 +5,7 @@
  * (/usr/bin/python3; the snippets are quoted next to the numbers where
  * they are not obvious), gradients are checked by finite differences
  * (gradcheck). Values inside a plan (folded at prepare, or bool/int64
- * tensors computed at run time) are read through plan_value.h, since the
- * public API only shows the graph's input and output. */
+ * tensors computed at run time) are read through pc_plan_value (plan.h). */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,7 +14,6 @@
 #include "gradcheck.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
-#include "plan_value.h"
 #include "test.h"
 
 /* --- building helpers --------------------------------------------------------------- */
@@ -193,8 +191,8 @@ static struct pc_plan *run(struct pc_test *t, int line, const struct pc_graph *g
 
 static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, const char *name, struct pc_shape want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 	char a[96], b[96];
 
 	if (!v) {
@@ -213,8 +211,8 @@ static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, co
 static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, const char *name, enum pc_dtype dt,
 		       int want_static, int n, const int64_t *want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 
 	if (!v || v->dtype != dt || v->numel != n || (n && !v->ival)) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a %s tensor of %d values (dtype %s, %lld values)", name,
@@ -242,8 +240,8 @@ static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, con
 static void check_floats(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int n,
 			 const float *want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 
 	if (!v || v->dtype != PC_DTYPE_FLOAT || !v->is_static || v->numel != n || (n && !v->data)) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a static float tensor of %d values", name, n);
@@ -1343,15 +1341,15 @@ TEST(ops_logic_torch_export)
 	CHECK_INT(pc_plan_classes(p), 6);
 	/* the shape part is folded at load: the Trilu mask is a constant */
 	{
-		struct pc_test_value mask;
+		struct pc_plan_value mask;
 		const char *name;
 		int k, nodes = pc_graph_node_count(g);
 		for (k = 0; k < nodes && strcmp(pc_graph_node_op(g, k), "Trilu"); k++)
 			;
 		REQUIRE(k < nodes);
-		name = pc_test_node_output_name(g, k, 0);
+		name = pc_graph_node_output_name(g, k, 0);
 		REQUIRE(name);
-		CHECK(pc_test_plan_value(p, name, &mask) && mask.is_static);
+		CHECK((pc_plan_value(p, name, &mask, NULL) == PC_OK) && mask.is_static);
 	}
 	for (int64_t i = 0; i < n * 6; i++) {
 		pc_plan_input(p)[i] = (float)ref_at(ref, "input", (size_t)i);

@@ -23,7 +23,6 @@
 #include "gradcheck.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
-#include "plan_value.h"
 #include "test.h"
 
 #define FIXTURES "tests/reference/fixtures"
@@ -480,8 +479,8 @@ TEST(reduce_int64_folds_a_shape)
 		REQUIRE(p);
 		CHECK_INT(pc_plan_classes(p), 6);
 		{
-			struct pc_test_value st;
-			REQUIRE(pc_test_plan_value(p, "S", &st));
+			struct pc_plan_value st;
+			REQUIRE((pc_plan_value(p, "S", &st, NULL) == PC_OK));
 			CHECK(st.is_static && st.dtype == PC_DTYPE_INT64 && st.numel == 2);
 			CHECK(st.ival[0] == 0 && st.ival[1] == 6);
 		}
@@ -526,9 +525,9 @@ TEST(reduce_int64_at_run_time)
 	memcpy(pc_plan_input_int64(p), ids, sizeof(ids));
 	pc_plan_forward(p);
 	{
-		struct pc_test_value ts, tm, tn;
-		REQUIRE(pc_test_plan_value(p, "S", &ts) && pc_test_plan_value(p, "M", &tm) &&
-			pc_test_plan_value(p, "Mn", &tn));
+		struct pc_plan_value ts, tm, tn;
+		REQUIRE((pc_plan_value(p, "S", &ts, NULL) == PC_OK) && (pc_plan_value(p, "M", &tm, NULL) == PC_OK) &&
+			(pc_plan_value(p, "Mn", &tn, NULL) == PC_OK));
 		CHECK(!ts.is_static && ts.dtype == PC_DTYPE_INT64 && ts.numel == 2);
 		CHECK_INT(ts.ival[0], 13);
 		/* INT64_MAX + 1 wraps (two's complement), never UB */
@@ -603,9 +602,9 @@ static struct pc_graph *ln_graph(struct pc_test *t, const json_t *c, float *w, f
 
 static const float *plan_value(struct pc_plan *p, const char *name)
 {
-	struct pc_test_value v;
+	struct pc_plan_value v;
 
-	return pc_test_plan_value(p, name, &v) ? v.data : NULL;
+	return (pc_plan_value(p, name, &v, NULL) == PC_OK) ? v.data : NULL;
 }
 
 TEST(layernorm_values_vs_torch_and_grad)

@@ -4,15 +4,13 @@
  *
  * Values are checked against plain loops written here; gradients by finite
  * differences (gradcheck). Static values inside a plan (folded shapes,
- * constants) are read through plan_value.h, since the public API only shows
- * the graph's input and output. */
+ * constants) are read through pc_plan_value (plan.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gradcheck.h"
 #include "paracorr/plan.h"
 #include "paracorr/runner.h"
-#include "plan_value.h"
 #include "test.h"
 
 /* --- building helpers ------------------------------------------------------------- */
@@ -167,8 +165,8 @@ static struct pc_plan *run(struct pc_test *t, int line, const struct pc_graph *g
 /* The named value has exactly this shape. */
 static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, const char *name, struct pc_shape want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 	char a[96], b[96];
 
 	if (!v) {
@@ -186,8 +184,8 @@ static void check_shape(struct pc_test *t, int line, const struct pc_plan *p, co
 static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int n,
 		       const int64_t *want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 
 	if (!v || v->dtype != PC_DTYPE_INT64 || !v->is_static || v->numel != n || !v->ival) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a static int64 tensor of %d values", name, n);
@@ -207,8 +205,8 @@ static void check_ints(struct pc_test *t, int line, const struct pc_plan *p, con
 static void check_floats(struct pc_test *t, int line, const struct pc_plan *p, const char *name, int n,
 			 const float *want)
 {
-	struct pc_test_value value;
-	const struct pc_test_value *v = pc_test_plan_value(p, name, &value);
+	struct pc_plan_value value;
+	const struct pc_plan_value *v = pc_plan_value(p, name, &value, NULL) == PC_OK ? &value : NULL;
 
 	if (!v || v->dtype != PC_DTYPE_FLOAT || !v->is_static || v->numel != n || !v->data) {
 		pc_test_fail(t, __FILE__, line, "'%s' is not a static float tensor of %d values", name, n);
@@ -296,6 +294,35 @@ TEST(ops_shape_batchnorm_forward)
 	}
 }
 
+/* The value query names what it cannot find, and finds what it should. */
+TEST(ops_shape_plan_value_not_found)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = bn_graph(13, 0, "b", 0, NULL, &err);
+	struct pc_plan *p;
+	struct pc_plan_value v;
+
+	if (!FINISH(g, "y", &err)) {
+		pc_graph_free(g);
+		return;
+	}
+	p = RUN(g, 2, NULL);
+	if (p) {
+		CHECK(pc_plan_value(p, "no_such_value", &v, &err) == PC_ERR_NOT_FOUND);
+		CHECK(err.code == PC_ERR_NOT_FOUND && strstr(err.text, "no_such_value") != NULL);
+		CHECK(strcmp(err.where, "no_such_value") == 0);
+		CHECK(pc_plan_value(p, "y", &v, &err) == PC_OK && v.dtype == PC_DTYPE_FLOAT && v.numel > 0 &&
+		      v.data != NULL && v.producer >= 0 && !v.is_static);
+		CHECK(pc_graph_node_output_name(g, v.producer, 0) != NULL &&
+		      strcmp(pc_graph_node_output_name(g, v.producer, 0), "y") == 0);
+		CHECK(pc_graph_node_output_name(g, v.producer, 1) == NULL);
+		CHECK(pc_graph_node_output_name(g, -1, 0) == NULL);
+		CHECK(pc_graph_node_output_name(g, pc_graph_node_count(g), 0) == NULL);
+	}
+	pc_plan_free(p);
+	pc_graph_free(g);
+}
+
 TEST(ops_shape_batchnorm_training_exports)
 {
 	/* opset 14+: Y, running_mean, running_var; before: Y, mean, var,
@@ -319,8 +346,8 @@ TEST(ops_shape_batchnorm_training_exports)
 		/* nothing reads the statistics outputs: the load drops them */
 		p = RUN(g, 2, NULL);
 		if (p) {
-			struct pc_test_value rv;
-			CHECK(pc_test_plan_value(p, "rv", &rv) && rv.producer == -1);
+			struct pc_plan_value rv;
+			CHECK((pc_plan_value(p, "rv", &rv, NULL) == PC_OK) && rv.producer == -1);
 			pc_plan_free(p);
 		}
 		pc_graph_free(g);
@@ -860,8 +887,8 @@ static void reshape_ok(struct pc_test *t, int line, int opset, int n, const int6
 	struct pc_plan *p;
 
 	if (finish(t, line, g, "y", &err) && (p = run(t, line, g, 4, 0, NULL))) {
-		struct pc_test_value value;
-		const struct pc_test_value *side = pc_test_plan_value(p, "side", &value);
+		struct pc_plan_value value;
+		const struct pc_plan_value *side = pc_plan_value(p, "side", &value, NULL) == PC_OK ? &value : NULL;
 		check_shape(t, line, p, "side", want);
 		/* an alias: the same storage as x */
 		if (!side || side->data != pc_plan_input(p))

@@ -125,6 +125,8 @@ int pc_graph_node_inputs(const struct pc_graph *g, int k);
 const char *pc_graph_node_input_name(const struct pc_graph *g, int k, int i);
 int pc_graph_node_input_param(const struct pc_graph *g, int k, int i);
 int pc_graph_node_input_producer(const struct pc_graph *g, int k, int i);
+/* The name of node k's output i, or NULL when k or i is out of range. */
+const char *pc_graph_node_output_name(const struct pc_graph *g, int k, int i);
 /* Whether node k's op is linear in its weights for a fixed input 0 (Gemm,
  * MatMul, Conv: the op table's linear column). */
 int pc_graph_node_linear_op(const struct pc_graph *g, int k);

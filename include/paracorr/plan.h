@@ -48,6 +48,23 @@ float *pc_plan_input(struct pc_plan *p);
 /* batch * sample_numel token ids for an INT64 input, else NULL. */
 int64_t *pc_plan_input_int64(struct pc_plan *p);
 enum pc_dtype pc_plan_input_dtype(const struct pc_plan *p);
+/* What a prepared plan holds for one named value of its graph: for tests
+ * and tools that look inside (a folded constant, an intermediate shape).
+ * data and ival are read-only views into the plan, valid until it is freed
+ * or run again; dtype is PC_DTYPE_UNDEFINED when the plan never made the
+ * value (an output nothing reads). */
+struct pc_plan_value {
+	enum pc_dtype dtype;
+	struct pc_shape shape;
+	int64_t numel;
+	int is_static; /* computed when the plan was made; no node runs for it */
+	int producer;  /* the node making it, -1 for the input and initializers */
+	const float *data;
+	const int64_t *ival; /* INT64 and BOOL */
+};
+/* Fills *out with the value called name; PC_ERR_NOT_FOUND, naming it, when
+ * the graph has no such value. */
+int pc_plan_value(const struct pc_plan *p, const char *name, struct pc_plan_value *out, struct pc_error *err);
 /* batch * positions * classes floats. */
 const float *pc_plan_output(const struct pc_plan *p);
 /* The gradient of the loss with respect to the output, set by the caller
