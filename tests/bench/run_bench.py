@@ -56,6 +56,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PYTHON = "/usr/bin/python3"
 TOLERANCE = 1e-3
 MODELS = ("mlp", "cnn", "resnet", "lm_lstm", "lm_gpt")
+TV_MODELS = ("resnet18", "mobilenet_v2")
+TV_SAMPLES = 1000
 LICENSES = "/usr/share/common-licenses"
 LM_VOCABULARY = os.path.join("tests", "reference", "fixtures", "zoo", "lm_lstm_op17_preserve.json")
 LM_T = 32
@@ -72,6 +74,8 @@ def parse_args():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--skip-gemm", action="store_true")
+    ap.add_argument("--tv-models", default=",".join(TV_MODELS),
+                    help="torchvision models for the eval bench (empty: none)")
     return ap.parse_args()
 
 
@@ -275,6 +279,51 @@ def compare_reports(cmp, tag, a, b):
             cmp.add(w + " random.loss_mean", get(x, "random", "loss_mean"), get(y, "random", "loss_mean"))
 
 
+def bench_torchvision(emit, paracorr, outdir, models, threads, corename, cmp, failures):
+    """`paracorr eval` against PyTorch's forward and backward on torchvision models."""
+    tv = os.path.join("tests", "bench", "torchvision_eval.py")
+    emit("")
+    emit("eval on torchvision models (random weights, %d inputs of 3x32x32, batch 256): paracorr_s: the whole "
+         "`paracorr eval` process; torch_s: forward + backward + loss + accuracy in PyTorch, without its "
+         "loading; ratio = torch_s / paracorr_s (above 1: paracorr is faster)" % TV_SAMPLES)
+    emit("%-13s %7s %11s %9s %6s %7s %7s" % ("model", "threads", "paracorr_s", "torch_s", "ratio", "p_MiB",
+                                             "t_MiB"))
+    for m in models:
+        try:
+            run_timed([PYTHON, tv, "--make", outdir, "--model", m, "--samples", str(TV_SAMPLES)],
+                      what="torchvision_eval --make " + m)
+        except BenchError as e:
+            failures.append(str(e))
+            emit("%-13s  FAILED: %s" % (m, str(e).splitlines()[0]))
+            continue
+        for t in threads:
+            tag = "%s/%dt" % (m, t)
+            try:
+                out, p_wall, p_rss = run_measured(
+                    [paracorr, "eval", "--model", os.path.join(outdir, m + ".onnx"),
+                     "--inputs", os.path.join(outdir, "tv_x.npy"), "--labels", os.path.join(outdir, "tv_y.npy"),
+                     "--threads", str(t), "--batch-size", "256"], what="paracorr eval " + tag)
+                rep = json.loads(out)
+                env = dict(os.environ)
+                for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                    env[var] = str(t)
+                env["OPENBLAS_CORETYPE"] = corename
+                tout, _, t_rss = run_measured([PYTHON, tv, "--time", "--dir", outdir, "--model", m,
+                                               "--threads", str(t), "--batch", "256"],
+                                              env=env, what="torchvision_eval " + tag)
+                tr = json.loads(tout)
+            except (BenchError, ValueError) as e:
+                failures.append(str(e))
+                emit("%-13s %7d  FAILED: %s" % (m, t, str(e).splitlines()[0]))
+                continue
+            # The export folds each BatchNorm into its Conv, so the two sides'
+            # parameters differ and only loss and accuracy are compared.
+            cmp.add("%s clean loss" % tag, rep["loss"], tr["loss"])
+            cmp.add("%s clean accuracy" % tag, rep["accuracy"], tr["accuracy"])
+            emit("%-13s %7d %11.2f %9.2f %6.2f %7.0f %7.0f" % (m, t, p_wall, tr["seconds"],
+                                                              tr["seconds"] / p_wall, p_rss, t_rss))
+
+
 def main():
     args = parse_args()
     build = args.build
@@ -385,6 +434,10 @@ def main():
             parts.append("eps %g: %.4f/%.4f" % (row["epsilon"], get(r, "random", "loss_mean") or float("nan"),
                                                  row.get("random_loss_mean", float("nan"))))
         emit("  %-7s loss paracorr/torch  %s" % (m, ", ".join(parts)))
+
+    tv_models = [m for m in args.tv_models.split(",") if m]
+    if tv_models:
+        bench_torchvision(emit, paracorr, outdir, tv_models, threads, corename, cmp, failures)
 
     emit("")
     emit("cross-check: %d numbers compared, largest relative disagreement %.3g at %s (tolerance %g)"
