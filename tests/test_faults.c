@@ -422,3 +422,74 @@ TEST(faults_exposed_enumeration)
 	pc_faults_store_free(s);
 	pc_graph_free(g);
 }
+
+/* x -> MatMul(W) -> Gemm(W, transB = tb) -> y: W tied, read along axis 1
+ * by MatMul and along axis tb ? 0 : 1 by Gemm. */
+static struct pc_graph *tied_graph(int tb, struct pc_error *err)
+{
+	static const float w[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+	struct pc_shape in = {2, {-1, 2}}, sw = {2, {2, 2}};
+	const char *n0[] = {"x", "W"}, *o0[] = {"h"}, *n1[] = {"h", "W"}, *o1[] = {"y"};
+	struct pc_attr a = {.name = "transB", .type = PC_ATTR_INT, .i = tb};
+	struct pc_graph *g = pc_graph_new(17, err);
+
+	if (!g)
+		return NULL;
+	if (pc_graph_add_input(g, "x", &in, err) || pc_graph_add_float(g, "W", &sw, w, err) ||
+	    pc_graph_add_node(g, "MatMul", "mm", 2, n0, 1, o0, 0, NULL, err) ||
+	    pc_graph_add_node(g, "Gemm", "fc", 2, n1, 1, o1, 1, &a, err) || pc_graph_add_output(g, "y", err) ||
+	    pc_graph_finish(g, err)) {
+		pc_graph_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+TEST(faults_quantizable_tied)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = tied_graph(0, &err);
+	struct pc_faults_store *s = NULL;
+	int axis = -9;
+
+	REQUIRE_MSG(g, "%s", err.text);
+	CHECK(pc_faults_quantizable(g, pc_graph_find_param(g, "W"), &axis));
+	CHECK_INT(axis, 1);
+	pc_graph_free(g);
+	/* the two reads disagree on the output channel: no one int8 layout, so
+	 * W keeps its float32 bits, protected */
+	g = tied_graph(1, &err);
+	REQUIRE_MSG(g, "%s", err.text);
+	CHECK(!pc_faults_quantizable(g, pc_graph_find_param(g, "W"), &axis));
+	REQUIRE(pc_faults_encode(g, pc_graph_params(g), PC_FAULTS_INT8, PC_FAULTS_PER_CHANNEL, &s, &err) == 0);
+	CHECK_INT(pc_faults_tensor_bits(s, 0), 0);
+	CHECK_INT(pc_faults_code(s, 3), 0x40800000);
+	pc_faults_store_free(s);
+	pc_graph_free(g);
+}
+
+/* A second opinion on float16 from the compiler's own conversion (libgcc's
+ * or F16C's, both round to nearest even), over float32 patterns spread
+ * across every exponent; NaNs need only stay NaNs. */
+TEST(faults_f16_matches_compiler)
+{
+#ifdef __FLT16_MAX__
+	for (uint64_t u = 0; u <= 0xffffffffu; u += 4093) {
+		float x = f((uint32_t)u);
+		_Float16 h = (_Float16)x;
+		uint16_t want;
+
+		memcpy(&want, &h, sizeof want);
+		if (isnan(x)) {
+			CHECK(isnan(pc_faults_f16_to_f32(pc_faults_f32_to_f16(x))));
+			continue;
+		}
+		if (pc_faults_f32_to_f16(x) != want) {
+			CHECK_MSG(0, "0x%08x: 0x%04x, the compiler 0x%04x", (unsigned)u, pc_faults_f32_to_f16(x), want);
+			return;
+		}
+	}
+#else
+	pc_test_skip(t, "no _Float16 in this compiler");
+#endif
+}
