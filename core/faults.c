@@ -219,13 +219,33 @@ void pc_faults_store_free(struct pc_faults_store *s)
 	free(s);
 }
 
-static const struct pc_faults_store *sort_store;
+/* A tensor's offset and index, sorted by offset: qsort has no context
+ * argument, and a static one would race between jobs encoding at once. */
+struct by_off {
+	int64_t offset;
+	int p;
+};
 
 static int cmp_offset(const void *a, const void *b)
 {
-	int64_t x = sort_store->t[*(const int *)a].offset, y = sort_store->t[*(const int *)b].offset;
+	int64_t x = ((const struct by_off *)a)->offset, y = ((const struct by_off *)b)->offset;
 
 	return (x > y) - (x < y);
+}
+
+static int sort_by_offset(struct pc_faults_store *s)
+{
+	struct by_off *o = malloc((size_t)(s->n_tensors > 0 ? s->n_tensors : 1) * sizeof *o);
+
+	if (!o)
+		return -1;
+	for (int p = 0; p < s->n_tensors; p++)
+		o[p] = (struct by_off){s->t[p].offset, p};
+	qsort(o, (size_t)s->n_tensors, sizeof *o, cmp_offset);
+	for (int p = 0; p < s->n_tensors; p++)
+		s->by_offset[p] = o[p].p;
+	free(o);
+	return 0;
 }
 
 /* Fills tensor t's scales from its clean values w (max|w|/127 over the
@@ -279,7 +299,6 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 		t->count = pp->count;
 		t->axis = -1;
 		t->bits = pc_faults_format_bits(f);
-		s->by_offset[p] = p;
 		if (f != PC_FAULTS_INT8)
 			continue;
 		if (!pc_faults_quantizable(g, p, &axis)) {
@@ -301,8 +320,8 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 		if (!s->scales)
 			goto nomem;
 	}
-	sort_store = s;
-	qsort(s->by_offset, (size_t)s->n_tensors, sizeof *s->by_offset, cmp_offset);
+	if (sort_by_offset(s))
+		goto nomem;
 	for (int64_t i = 0; i < s->n; i++) {
 		switch (f) {
 		case PC_FAULTS_FLOAT16:
