@@ -338,7 +338,9 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 	for (int p = 0; p < s->n_tensors && f == PC_FAULTS_INT8; p++) {
 		struct ftensor *t = &s->t[p];
 
-		if (!t->bits)
+		/* an empty tensor has no scale to find (and s->scales may be
+		 * NULL) */
+		if (!t->bits || !t->count)
 			continue;
 		t->scale = s->scales + used;
 		used += t->channels;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "paracorr/faults.h"
+#include "allocfail.h"
 #include "paracorr/graph.h"
 #include "test.h"
 
@@ -492,4 +493,36 @@ TEST(faults_f16_matches_compiler)
 #else
 	pc_test_skip(t, "no _Float16 in this compiler");
 #endif
+}
+
+struct encode_arg {
+	const struct pc_graph *g;
+	enum pc_faults_format f;
+};
+
+static int encode_target(void *arg, struct pc_error *err)
+{
+	struct encode_arg *a = arg;
+	struct pc_faults_store *s = NULL;
+	int rc = pc_faults_encode(a->g, pc_graph_params(a->g), a->f, PC_FAULTS_PER_CHANNEL, &s, err);
+
+	if (!rc && !s)
+		rc = pc_error_set(err, PC_ERR_INTERNAL, "test", "no store");
+	pc_faults_store_free(s);
+	return rc;
+}
+
+/* Every allocation of an encode may fail: PC_ERR_NOMEM, nothing leaked. */
+TEST(faults_encode_allocation_failures)
+{
+	struct pc_error err = {0};
+	struct pc_graph *g = dense_graph(&err);
+	struct encode_arg a;
+
+	REQUIRE_MSG(g, "%s", err.text);
+	a = (struct encode_arg){g, PC_FAULTS_INT8};
+	CHECK(af_sweep(t, "encode int8", encode_target, &a) >= 5);
+	a.f = PC_FAULTS_FLOAT16;
+	CHECK(af_sweep(t, "encode float16", encode_target, &a) >= 4);
+	pc_graph_free(g);
 }
