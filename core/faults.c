@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_int.h"
 #include "paracorr/faults.h"
 
 struct ftensor {
@@ -152,18 +151,6 @@ const char *pc_faults_format_name(enum pc_faults_format f)
 	}
 }
 
-/* Gemm's transB: the public graph has no attribute query, so this reads the
- * node's attribute copies (graph_int.h). */
-static int gemm_trans_b(const struct pc_graph *g, int k)
-{
-	const struct pc_node *n = &g->nodes[k];
-
-	for (int a = 0; a < n->n_attr; a++)
-		if (!strcmp(n->attr[a].name, "transB"))
-			return n->attr[a].i != 0;
-	return 0;
-}
-
 /* The output channel axis of parameter p as node k's input i, or -1 when
  * that read is not a weight input of Conv, Gemm or MatMul. */
 static int weight_axis(const struct pc_graph *g, int k, int i, int p)
@@ -176,9 +163,10 @@ static int weight_axis(const struct pc_graph *g, int k, int i, int p)
 	if (!strcmp(op, "Conv"))
 		return 0;
 	if (!strcmp(op, "Gemm"))
-		return ndim == 2 ? (gemm_trans_b(g, k) ? 0 : 1) : -1;
+		return ndim == 2 ? (pc_graph_node_attr_int(g, k, "transB", 0) ? 0 : 1) : -1;
+	/* a 1-D MatMul operand is a vector, not a weight matrix with channels */
 	if (!strcmp(op, "MatMul"))
-		return ndim - 1;
+		return ndim >= 2 ? ndim - 1 : -1;
 	return -1;
 }
 

@@ -1169,6 +1169,16 @@ const char *pc_graph_node_input_name(const struct pc_graph *g, int k, int i)
 	return v >= 0 ? g->values[v].name : NULL;
 }
 
+int64_t pc_graph_node_attr_int(const struct pc_graph *g, int k, const char *name, int64_t dflt)
+{
+	const struct pc_node *n = &g->nodes[k];
+
+	for (int a = 0; a < n->n_attr; a++)
+		if (n->attr[a].type == PC_ATTR_INT && !strcmp(n->attr[a].name, name))
+			return n->attr[a].i;
+	return dflt;
+}
+
 const char *pc_graph_node_output_name(const struct pc_graph *g, int k, int i)
 {
 	if (k < 0 || k >= g->n_nodes || i < 0 || i >= g->nodes[k].n_out)

@@ -53,7 +53,7 @@ const char *pc_faults_format_name(enum pc_faults_format f);
 /* Whether parameter tensor p is int8-quantizable: every read of it is the
  * weight input (input 1) of a Conv, Gemm or MatMul. *axis receives its output
  * channel axis: Conv 0, Gemm 0 with transB = 1 and 1 without, MatMul the
- * last. */
+ * last (a 1-D MatMul operand is a vector, not a weight: it stays float). */
 int pc_faults_quantizable(const struct pc_graph *g, int p, int *axis);
 
 /* --- an encoded vector ------------------------------------------------------- */

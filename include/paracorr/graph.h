@@ -125,6 +125,9 @@ int pc_graph_node_inputs(const struct pc_graph *g, int k);
 const char *pc_graph_node_input_name(const struct pc_graph *g, int k, int i);
 int pc_graph_node_input_param(const struct pc_graph *g, int k, int i);
 int pc_graph_node_input_producer(const struct pc_graph *g, int k, int i);
+/* Node k's integer attribute called name, or dflt when it has none (an op's
+ * documented default). */
+int64_t pc_graph_node_attr_int(const struct pc_graph *g, int k, const char *name, int64_t dflt);
 /* The name of node k's output i, or NULL when k or i is out of range. */
 const char *pc_graph_node_output_name(const struct pc_graph *g, int k, int i);
 /* Whether node k's op is linear in its weights for a fixed input 0 (Gemm,
