@@ -230,13 +230,39 @@ int pc_graph_add_input_typed(struct pc_graph *g, const char *name, const struct 
 	return PC_OK;
 }
 
+int pc_graph_adopt_initializer(struct pc_graph *g, const char *name, const struct pc_shape *shape,
+			       enum pc_dtype dtype, void *data, struct pc_error *err)
+{
+	int v;
+
+	if (dtype != PC_DTYPE_FLOAT && dtype != PC_DTYPE_INT64 && dtype != PC_DTYPE_BOOL) {
+		free(data);
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, name, "initializer of type %s", pc_dtype_name(dtype));
+	}
+	if (check_shape(shape, name, 0, err)) {
+		free(data);
+		return err ? err->code : PC_ERR_SHAPE;
+	}
+	v = add_value(g, name, PC_VALUE_CONST, err);
+	if (v < 0) {
+		free(data);
+		return -v;
+	}
+	g->values[v].dtype = dtype;
+	g->values[v].shape = *shape;
+	if (dtype == PC_DTYPE_FLOAT)
+		g->values[v].fdata = data;
+	else
+		g->values[v].idata = data;
+	return PC_OK;
+}
+
 static int add_initializer(struct pc_graph *g, const char *name, const struct pc_shape *shape, enum pc_dtype dtype,
 			   const void *data, struct pc_error *err)
 {
 	int64_t n;
 	size_t esize = pc_dtype_size(dtype);
 	void *copy;
-	int v;
 
 	if (dtype != PC_DTYPE_FLOAT && dtype != PC_DTYPE_INT64 && dtype != PC_DTYPE_BOOL)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, name, "initializer of type %s", pc_dtype_name(dtype));
@@ -248,18 +274,7 @@ static int add_initializer(struct pc_graph *g, const char *name, const struct pc
 		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory copying an initializer");
 	if (n)
 		memcpy(copy, data, (size_t)n * esize);
-	v = add_value(g, name, PC_VALUE_CONST, err);
-	if (v < 0) {
-		free(copy);
-		return -v;
-	}
-	g->values[v].dtype = dtype;
-	g->values[v].shape = *shape;
-	if (dtype == PC_DTYPE_FLOAT)
-		g->values[v].fdata = copy;
-	else
-		g->values[v].idata = copy;
-	return PC_OK;
+	return pc_graph_adopt_initializer(g, name, shape, dtype, copy, err);
 }
 
 int pc_graph_add_float(struct pc_graph *g, const char *name, const struct pc_shape *shape, const float *data,

@@ -128,6 +128,11 @@ struct pc_plan {
 int pc_plan_count_static(struct pc_plan *p, size_t bytes, struct pc_error *err);
 
 int pc_graph_lookup(const struct pc_graph *g, const char *name);
+/* pc_graph_add_initializer without the copy: the graph takes data (malloc'd,
+ * numel(shape) elements of dtype's size) in every case, freeing it on error.
+ * The ONNX loader converts each tensor once, into the buffer the graph keeps. */
+int pc_graph_adopt_initializer(struct pc_graph *g, const char *name, const struct pc_shape *shape,
+			       enum pc_dtype dtype, void *data, struct pc_error *err);
 /* Length of the longest prefix of s[0..n) that is well-formed UTF-8 (RFC
  * 3629: no overlong forms, surrogates or code points past U+10FFFF); n when
  * all of it is. */

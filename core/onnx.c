@@ -110,9 +110,13 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 					    have, pc_shape_format(&out->shape, buf, sizeof(buf)), (long long)n);
 		}
 	}
-	out->data = malloc(n ? (size_t)n * 8 : 1);
+	out->data = malloc(n ? (size_t)n * pc_dtype_size(out->dtype) : 1);
 	if (!out->data)
 		return pc_error_set(err, PC_ERR_NOMEM, name, "out of memory for %lld elements", (long long)n);
+	if (t->has_raw_data && dt == ONNX_FLOAT) {
+		memcpy(out->data, t->raw_data.data, want);
+		return PC_OK;
+	}
 	for (int64_t i = 0; i < n; i++) {
 		const unsigned char *raw = t->raw_data.data;
 		/* raw_data is little-endian, as is every machine this builds on */
@@ -418,8 +422,7 @@ static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc
 		rc = convert_tensor(t, what, &td, err);
 		if (rc)
 			goto fail;
-		rc = pc_graph_add_initializer(g, t->name, &td.shape, td.dtype, td.data, err);
-		free(td.data);
+		rc = pc_graph_adopt_initializer(g, t->name, &td.shape, td.dtype, td.data, err);
 		if (rc)
 			goto fail;
 	}
