@@ -34,6 +34,7 @@
 #include "paracorr/runner.h"
 #include "paracorr/spec.h"
 #include "paracorr/sys.h"
+#include "problem.h"
 #include "summary.h"
 
 #define EXIT_USAGE 2
@@ -592,10 +593,11 @@ static int finish_job(const struct pcd_client *c, json_t *job, const struct clie
 	int rc;
 
 	if (st && !strcmp(st, "failed")) {
-		json_t *e = json_object_get(job, "error");
+		char detail[sizeof(err->text)];
+
 		return pc_error_set(err, PC_ERR_INTERNAL, id, "the job failed: %s",
-				    json_string_value(json_object_get(e, "detail")) ? json_string_value(json_object_get(e, "detail"))
-										  : "no detail");
+				    pcd_problem_cli_text(json_object_get(job, "error"), "no detail", detail,
+							 sizeof(detail)));
 	}
 	if (st && !strcmp(st, "cancelled"))
 		return pc_error_set(err, PC_ERR_CANCELLED, id, "the job was cancelled");
