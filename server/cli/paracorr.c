@@ -159,6 +159,7 @@ static int cmd_eval(int argc, char **argv)
 	struct pc_shape sample;
 	struct pc_eval ev;
 	json_t *doc = NULL;
+	char *text = NULL;
 	const struct int_opt ints[] = {
 		{'n', "--limit", NULL, 1, (long long)1 << 40, &limit},
 		{'b', "--batch-size", NULL, 1, 65536, &batch},
@@ -221,7 +222,7 @@ static int cmd_eval(int argc, char **argv)
 	if (pc_eval_run(r, d, 0, grad, NULL, NULL, &ev, &err))
 		goto out;
 	doc = pc_report_eval(g, &ev, grad);
-	if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) != 0) {
+	if (!(text = pcd_json_text(doc, PCD_JSON_ANSWER)) || fputs(text, stdout) == EOF) {
 		pc_error_set(&err, PC_ERR_IO, "stdout", "cannot write the report");
 		goto out;
 	}
@@ -230,6 +231,7 @@ static int cmd_eval(int argc, char **argv)
 out:
 	if (rc)
 		fail(&err);
+	free(text);
 	json_decref(doc);
 	free(grad);
 	pc_runner_free(r);
