@@ -150,3 +150,25 @@ char *pcd_problem_json_text(const struct pc_error *err)
 	json_decref(p);
 	return text;
 }
+
+const char *pcd_problem_cli_text(const json_t *problem, const char *no_detail, char *buf, size_t size)
+{
+	const char *detail = json_string_value(json_object_get(problem, "detail"));
+	const json_t *errors = json_object_get(problem, "errors");
+	size_t i, n;
+
+	snprintf(buf, size, "%s", detail ? detail : no_detail);
+	/* the first line is the detail; each field the problem names is one
+	 * more line, so that a person sees every field to fix at once */
+	for (i = 0; i < json_array_size(errors); i++) {
+		const json_t *e = json_array_get(errors, i);
+		const char *ptr = json_string_value(json_object_get(e, "pointer"));
+		const char *text = json_string_value(json_object_get(e, "detail"));
+
+		if (!ptr || !ptr[0])
+			continue;
+		n = strlen(buf);
+		snprintf(buf + n, size - n, "\n  %s: %s", ptr, text ? text : "invalid");
+	}
+	return buf;
+}

@@ -48,4 +48,10 @@ int pcd_problem_pointer(const char *path, char *out, size_t size);
  * memory. */
 json_t *pcd_problem_text(const char *s);
 
+/* A problem object (problem may be NULL: an answer that is not one) as
+ * the CLI's text into buf: the detail (no_detail when it has none), then
+ * one line "  <pointer>: <detail>" per entry of errors[] that names a
+ * field. Cut short to size; returns buf. */
+const char *pcd_problem_cli_text(const json_t *problem, const char *no_detail, char *buf, size_t size);
+
 #endif

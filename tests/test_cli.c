@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "test.h"
 
 #define FIX "tests/reference/fixtures/"
@@ -102,6 +103,14 @@ TEST(cli_eval_matches_reference)
 	got = o.out ? json_loads(o.out, 0, &jerr) : NULL;
 	CHECK_MSG(got != NULL, "stdout is not JSON: %s", o.err ? o.err : "");
 	if (got) {
+		/* the answer form of json_out.h, one final newline: the bytes
+		 * every other JSON the CLI prints has */
+		char *form = pcd_json_text(got, PCD_JSON_ANSWER);
+		size_t n = form ? strlen(form) : 0;
+
+		CHECK_MSG(form && !strncmp(o.out, form, n) && !strcmp(o.out + n, "\n"),
+			  "stdout is not the answer form of its JSON");
+		free(form);
 		CHECK_INT(json_integer_value(json_object_get(got, "samples")), 1000);
 		CHECK_CLOSE(json_number_value(json_object_get(got, "loss")),
 			    json_number_value(json_object_get(ref, "loss")), 0, 1e-4);

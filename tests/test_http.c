@@ -2978,6 +2978,10 @@ TEST(http_cli_client)
 	fclose(f);
 	snprintf(args, sizeof(args), "submit --server %s '%s'", d.base, spec_path);
 	CHECK_MSG(run_cli(args, out, 65536) == 1 && strstr(out, "/corruption/epsilons/1"), "%s", out);
+	/* the problem's text: its detail, then a line per field it names */
+	CHECK_MSG(strstr(out, "paracorr: error: /corruption/epsilons/1: HTTP 422: corruption.epsilons[1]: must be > 0\n"
+			      "  /corruption/epsilons/1: must be > 0\n"),
+		  "%s", out);
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	snprintf(args, sizeof(args), "health --server %s", d.base);
 	CHECK_INT(run_cli(args, out, 65536), 1);

@@ -100,6 +100,42 @@ TEST(problem_field_error_carries_its_pointer)
 	json_decref(pr);
 }
 
+/* The CLI's text of a problem: the detail, then a line per field in
+ * errors[]; one with no detail (or not a problem at all) says the
+ * caller's fallback; a setting's entry (pointer "") adds no line. */
+TEST(problem_cli_text_lists_the_fields)
+{
+	struct pc_error err = {0};
+	char buf[256];
+	json_t *pr;
+
+	pc_error_set(&err, PC_ERR_INVALID, "corruption.epsilons[2]", "must be > 0");
+	REQUIRE((pr = pcd_problem_json(&err)));
+	CHECK(!strcmp(pcd_problem_cli_text(pr, "no detail", buf, sizeof(buf)),
+		      "corruption.epsilons[2]: must be > 0\n  /corruption/epsilons/2: must be > 0"));
+	json_decref(pr);
+	REQUIRE((pr = json_pack("{s:s, s:s, s:i, s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}", "type",
+				"/problems/invalid", "title", "invalid argument", "status", 422, "detail",
+				"model: required", "errors", "pointer", "/model", "detail", "required", "pointer",
+				"", "detail", "max_upload", "pointer", "/corruption/0/kind", "detail",
+				"unknown kind 'fog'")));
+	CHECK(!strcmp(pcd_problem_cli_text(pr, "no detail", buf, sizeof(buf)),
+		      "model: required\n  /model: required\n  /corruption/0/kind: unknown kind 'fog'"));
+	/* cut short to the buffer, still a string */
+	CHECK(!strcmp(pcd_problem_cli_text(pr, "no detail", buf, 20), "model: required\n  /"));
+	json_decref(pr);
+	pc_error_clear(&err);
+	pc_error_set(&err, PC_ERR_SHAPE, "input", "model wants 1x28x28");
+	REQUIRE((pr = pcd_problem_json(&err)));
+	CHECK(!strcmp(pcd_problem_cli_text(pr, "no detail", buf, sizeof(buf)), "input: model wants 1x28x28"));
+	json_decref(pr);
+	REQUIRE((pr = json_pack("{s:s, s:i}", "title", "busy", "status", 503)));
+	CHECK(!strcmp(pcd_problem_cli_text(pr, "no detail", buf, sizeof(buf)), "no detail"));
+	json_decref(pr);
+	CHECK(!strcmp(pcd_problem_cli_text(NULL, "<html>bad gateway</html>", buf, sizeof(buf)),
+		      "<html>bad gateway</html>"));
+}
+
 /* A bound set by a setting: errors[0] names it, pointing at the whole body. */
 TEST(problem_setting_error_names_the_setting)
 {

@@ -171,7 +171,6 @@ int pcd_client_problem(const struct pcd_client_resp *r, const char *what, struct
 {
 	json_t *p = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
 	json_t *e0 = json_array_get(json_object_get(p, "errors"), 0);
-	const char *detail = json_string_value(json_object_get(p, "detail"));
 	const char *ptr = json_string_value(json_object_get(e0, "pointer"));
 	/* the problem's type names the error (problem.h); an answer without
 	 * one (a proxy's, say) is told by its status */
@@ -182,9 +181,10 @@ int pcd_client_problem(const struct pcd_client_resp *r, const char *what, struct
 			      : r->status == 503 ? PC_ERR_BUSY
 			      : r->status == 422 || r->status == 400 ? PC_ERR_INVALID
 								      : PC_ERR_IO;
+	char text[sizeof(err->text)];
 
 	pc_error_set(err, code, ptr && ptr[0] ? ptr : what, "HTTP %ld: %s", r->status,
-		     detail ? detail : (r->len ? r->body : "no detail"));
+		     pcd_problem_cli_text(p, r->len ? r->body : "no detail", text, sizeof(text)));
 	json_decref(p);
 	return code;
 }

@@ -34,6 +34,7 @@
 #include "paracorr/runner.h"
 #include "paracorr/spec.h"
 #include "paracorr/sys.h"
+#include "problem.h"
 #include "summary.h"
 
 #define EXIT_USAGE 2
@@ -158,6 +159,7 @@ static int cmd_eval(int argc, char **argv)
 	struct pc_shape sample;
 	struct pc_eval ev;
 	json_t *doc = NULL;
+	char *text = NULL;
 	const struct int_opt ints[] = {
 		{'n', "--limit", NULL, 1, (long long)1 << 40, &limit},
 		{'b', "--batch-size", NULL, 1, 65536, &batch},
@@ -220,7 +222,7 @@ static int cmd_eval(int argc, char **argv)
 	if (pc_eval_run(r, d, 0, grad, NULL, NULL, &ev, &err))
 		goto out;
 	doc = pc_report_eval(g, &ev, grad);
-	if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) != 0) {
+	if (!(text = pcd_json_text(doc, PCD_JSON_ANSWER)) || fputs(text, stdout) == EOF) {
 		pc_error_set(&err, PC_ERR_IO, "stdout", "cannot write the report");
 		goto out;
 	}
@@ -229,6 +231,7 @@ static int cmd_eval(int argc, char **argv)
 out:
 	if (rc)
 		fail(&err);
+	free(text);
 	json_decref(doc);
 	free(grad);
 	pc_runner_free(r);
@@ -592,10 +595,11 @@ static int finish_job(const struct pcd_client *c, json_t *job, const struct clie
 	int rc;
 
 	if (st && !strcmp(st, "failed")) {
-		json_t *e = json_object_get(job, "error");
+		char detail[sizeof(err->text)];
+
 		return pc_error_set(err, PC_ERR_INTERNAL, id, "the job failed: %s",
-				    json_string_value(json_object_get(e, "detail")) ? json_string_value(json_object_get(e, "detail"))
-										  : "no detail");
+				    pcd_problem_cli_text(json_object_get(job, "error"), "no detail", detail,
+							 sizeof(detail)));
 	}
 	if (st && !strcmp(st, "cancelled"))
 		return pc_error_set(err, PC_ERR_CANCELLED, id, "the job was cancelled");

@@ -114,6 +114,18 @@ static int prep(struct pcd_store *s, const char *sql, sqlite3_stmt **st, struct 
 	return PC_OK;
 }
 
+/* Steps st once: *found is 1 when it gave a row, 0 when it is done; a
+ * database failure is the error. */
+static int step_row(struct pcd_store *s, sqlite3_stmt *st, int *found, struct pc_error *err)
+{
+	int r = sqlite3_step(st);
+
+	*found = r == SQLITE_ROW;
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return db_error(s, err, "store");
+	return PC_OK;
+}
+
 /* Binds NULL for a NULL string. */
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
@@ -126,11 +138,9 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 /* Runs a statement that returns no rows. */
 static int step_done(struct pcd_store *s, sqlite3_stmt *st, struct pc_error *err)
 {
-	int rc = sqlite3_step(st);
+	int found;
 
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_error(s, err, "store");
-	return PC_OK;
+	return step_row(s, st, &found, err);
 }
 
 static int begin(struct pcd_store *s, struct pc_error *err)
@@ -439,7 +449,7 @@ static int blob_get(struct pcd_store *s, const char *table, const char *tenant, 
 {
 	char sql[160];
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, found;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(sql, sizeof(sql),
@@ -450,17 +460,11 @@ static int blob_get(struct pcd_store *s, const char *table, const char *tenant, 
 		goto out;
 	bind_text(st, 1, id);
 	bind_text(st, 2, tenant);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		rc = read_rec(st, out, err);
-		break;
-	case SQLITE_DONE:
-		rc = pc_error_set(err, PC_ERR_NOT_FOUND, table[0] == 'm' ? "model" : "dataset", "no %s with id %s",
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	rc = found ? read_rec(st, out, err)
+		   : pc_error_set(err, PC_ERR_NOT_FOUND, table[0] == 'm' ? "model" : "dataset", "no %s with id %s",
 				  table[0] == 'm' ? "model" : "dataset", id);
-		break;
-	default:
-		rc = db_error(s, err, "store");
-	}
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
@@ -567,21 +571,20 @@ static int blob_list(struct pcd_store *s, const char *table, const char *tenant,
 	return rc;
 }
 
-/* 1 when a row of the query (one ?1 parameter: the id) exists; the caller
- * holds the lock. */
-static int any_row(struct pcd_store *s, const char *sql, const char *id, int *found, struct pc_error *err)
+/* *found 1 when the query sql has a row: ?1 is the id and ?2, when the
+ * query has it, the tenant scope; the caller holds the lock. */
+static int any_row(struct pcd_store *s, const char *sql, const char *id, const char *tenant, int *found,
+		   struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, r;
+	int rc;
 
 	if ((rc = prep(s, sql, &st, err)))
 		return rc;
 	bind_text(st, 1, id);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW || r == SQLITE_DONE)
-		*found = r == SQLITE_ROW;
-	else
-		rc = db_error(s, err, "store");
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		bind_text(st, 2, tenant);
+	rc = step_row(s, st, found, err);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -609,15 +612,11 @@ static int blob_delete(struct pcd_store *s, const char *table, const char *what,
 	bind_text(st, 1, id);
 	bind_text(st, 2, tenant);
 	bind_text(st, 3, what);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	if (found) {
 		rc = pc_error_set(err, PC_ERR_CONFLICT, what, "job %s still needs %s %s (its %s)",
 				  sqlite3_column_text(st, 0), what, id, sqlite3_column_text(st, 1));
-		goto out;
-	case SQLITE_DONE:
-		break;
-	default:
-		rc = db_error(s, err, "store");
 		goto out;
 	}
 	sqlite3_finalize(st);
@@ -639,7 +638,7 @@ static int blob_delete(struct pcd_store *s, const char *table, const char *what,
 		 "SELECT 1 FROM %s WHERE id = ?1 UNION ALL SELECT 1 FROM job_uploads u JOIN jobs j ON j.id = u.job_id"
 		 " WHERE u.upload = '%s' AND u.upload_id = ?1 AND j.status IN ('queued', 'running') LIMIT 1",
 		 table, what);
-	if ((rc = any_row(s, sql, id, &found, err)))
+	if ((rc = any_row(s, sql, id, NULL, &found, err)))
 		goto out;
 	if ((rc = commit(s, err)))
 		goto out;
@@ -802,22 +801,16 @@ static int job_get_locked(struct pcd_store *s, const char *tenant, const char *i
 			  struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, found;
 
 	if ((rc = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", &st, err)))
 		return rc;
 	bind_text(st, 1, id);
 	bind_text(st, 2, tenant);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		rc = out ? read_job(st, out, err) : PC_OK;
-		break;
-	case SQLITE_DONE:
+	if (!(rc = step_row(s, st, &found, err)) && !found)
 		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
-		break;
-	default:
-		rc = db_error(s, err, "store");
-	}
+	else if (!rc && out)
+		rc = read_job(st, out, err);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -827,25 +820,20 @@ static int job_status_locked(struct pcd_store *s, const char *tenant, const char
 			     int *cancel, struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, v;
+	int rc, v, found;
 
 	if ((rc = prep(s, "SELECT status, cancel_requested FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
 		       &st, err)))
 		return rc;
 	bind_text(st, 1, id);
 	bind_text(st, 2, tenant);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
+	if (!(rc = step_row(s, st, &found, err)) && !found)
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
+	if (!rc) {
 		v = pcd_job_status_parse((const char *)sqlite3_column_text(st, 0));
 		*status = v < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)v;
 		if (cancel)
 			*cancel = sqlite3_column_int(st, 1);
-		break;
-	case SQLITE_DONE:
-		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
-		break;
-	default:
-		rc = db_error(s, err, "store");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -872,35 +860,13 @@ static int new_job_id(char id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
 	return PC_OK;
 }
 
-/* 1 when id names a row of table within the tenant scope; the caller
- * holds the lock. */
-static int row_exists(struct pcd_store *s, const char *table, const char *tenant, const char *id,
-		      struct pc_error *err, int *found)
-{
-	char sql[128];
-	sqlite3_stmt *st = NULL;
-	int rc, r;
-
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", table);
-	if ((rc = prep(s, sql, &st, err)))
-		return rc;
-	bind_text(st, 1, id);
-	bind_text(st, 2, tenant);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW || r == SQLITE_DONE)
-		*found = r == SQLITE_ROW;
-	else
-		rc = db_error(s, err, "store");
-	sqlite3_finalize(st);
-	return rc;
-}
-
 int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
 			 const char *spec_text, const struct pcd_job_refs *refs, const char *idem_key, int max_queue,
 			 int tenant_max_queued, struct pcd_job *out, int *created, struct pc_error *err)
 {
-	static const char *const tables[PCD_UPLOAD_COUNT] = {[PCD_UPLOAD_MODEL] = "models",
-							      [PCD_UPLOAD_DATASET] = "datasets"};
+	static const char *const exists[PCD_UPLOAD_COUNT] = {
+		[PCD_UPLOAD_MODEL] = "SELECT 1 FROM models WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
+		[PCD_UPLOAD_DATASET] = "SELECT 1 FROM datasets WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)"};
 	const char *upload_scope = any_uploads ? PCD_ALL_TENANTS : tenant;
 	char hash[65], id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN], existing[PCD_JOB_ID_LEN + 1];
 	int n_refs = refs ? refs->n : 0;
@@ -928,20 +894,15 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 			goto out;
 		bind_text(st, 1, tenant);
 		bind_text(st, 2, idem_key);
-		switch (sqlite3_step(st)) {
-		case SQLITE_ROW:
+		if ((rc = step_row(s, st, &found, err)))
+			goto out;
+		if (found) {
 			if (strcmp((const char *)sqlite3_column_text(st, 1), hash) != 0) {
 				rc = pc_error_set(err, PC_ERR_CONFLICT, "Idempotency-Key",
 						  "was used for job %s with a different body", sqlite3_column_text(st, 0));
 				goto out;
 			}
 			copy_col(st, 0, existing, sizeof(existing));
-			break;
-		case SQLITE_DONE:
-			break;
-		default:
-			rc = db_error(s, err, "store");
-			goto out;
 		}
 		sqlite3_finalize(st);
 		st = NULL;
@@ -956,7 +917,7 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 	for (int i = 0; i < n_refs; i++) {
 		const struct pcd_job_ref *ref = &refs->v[i];
 
-		if ((rc = row_exists(s, tables[ref->upload], upload_scope, ref->id, err, &found)))
+		if ((rc = any_row(s, exists[ref->upload], ref->id, upload_scope, &found, err)))
 			goto out;
 		if (!found) {
 			rc = pc_error_set(err, PC_ERR_INVALID, ref->field, "no %s with this id",
@@ -1052,7 +1013,7 @@ int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_erro
 {
 	char id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN];
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, found;
 
 	memset(out, 0, sizeof(*out));
 	now_rfc3339(now);
@@ -1061,17 +1022,13 @@ int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_erro
 		goto out;
 	if ((rc = prep(s, "SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1", &st, err)))
 		goto out;
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		copy_col(st, 0, id, sizeof(id));
-		break;
-	case SQLITE_DONE:
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	if (!found) {
 		rc = PC_ERR_NOT_FOUND; /* nothing queued: not an error worth recording */
 		goto out;
-	default:
-		rc = db_error(s, err, "store");
-		goto out;
 	}
+	copy_col(st, 0, id, sizeof(id));
 	sqlite3_finalize(st);
 	if ((rc = prep(s,
 		       "UPDATE jobs SET status = 'running', attempts = attempts + 1, cancel_requested = 0,"
@@ -1266,7 +1223,7 @@ int pcd_store_job_report(struct pcd_store *s, const char *tenant, const char *id
 			 struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, found;
 
 	*text = NULL;
 	pthread_mutex_lock(&s->lock);
@@ -1274,22 +1231,15 @@ int pcd_store_job_report(struct pcd_store *s, const char *tenant, const char *id
 		goto out;
 	bind_text(st, 1, id);
 	bind_text(st, 2, tenant);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-			rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s and has no report", id,
-					  sqlite3_column_text(st, 1));
-			break;
-		}
-		if (!(*text = dup_col(st, 0)))
-			rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
-		break;
-	case SQLITE_DONE:
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	if (!found)
 		rc = pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
-		break;
-	default:
-		rc = db_error(s, err, "store");
-	}
+	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s and has no report", id,
+				  sqlite3_column_text(st, 1));
+	else if (!(*text = dup_col(st, 0)))
+		rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
@@ -1420,7 +1370,7 @@ int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const ch
 			       struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, found;
 
 	model_id[0] = '\0';
 	pthread_mutex_lock(&s->lock);
@@ -1428,16 +1378,12 @@ int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const ch
 		goto out;
 	bind_text(st, 1, job_id);
 	bind_text(st, 2, name);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	if (found)
 		copy_col(st, 0, model_id, 65);
-		break;
-	case SQLITE_DONE:
+	else
 		rc = pc_error_set(err, PC_ERR_NOT_FOUND, name, "job %s has no artifact %s", job_id, name);
-		break;
-	default:
-		rc = db_error(s, err, "store");
-	}
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
