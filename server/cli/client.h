@@ -32,7 +32,8 @@ int pcd_client_do(const struct pcd_client *c, const char *method, const char *pa
 		  struct pcd_client_resp *r, struct pc_error *err);
 void pcd_client_resp_free(struct pcd_client_resp *r);
 
-/* A response that is not 2xx as an error: "<what>: HTTP <status>: <detail>"
+/* A response that is not 2xx as an error: "<what>: HTTP <status>: <detail>",
+ * then a line per field the problem's errors[] names (pcd_problem_cli_text),
  * with the problem's first JSON pointer as where. Returns the code set. */
 int pcd_client_problem(const struct pcd_client_resp *r, const char *what, struct pc_error *err);
 
