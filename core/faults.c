@@ -19,7 +19,6 @@ struct pc_faults_store {
 	uint32_t *code;
 	int n_tensors;
 	struct ftensor *t;
-	int *by_offset; /* tensor indices sorted by offset: element -> tensor */
 	float *scales;
 };
 
@@ -202,38 +201,8 @@ void pc_faults_store_free(struct pc_faults_store *s)
 		return;
 	free(s->code);
 	free(s->t);
-	free(s->by_offset);
 	free(s->scales);
 	free(s);
-}
-
-/* A tensor's offset and index, sorted by offset: qsort has no context
- * argument, and a static one would race between jobs encoding at once. */
-struct by_off {
-	int64_t offset;
-	int p;
-};
-
-static int cmp_offset(const void *a, const void *b)
-{
-	int64_t x = ((const struct by_off *)a)->offset, y = ((const struct by_off *)b)->offset;
-
-	return (x > y) - (x < y);
-}
-
-static int sort_by_offset(struct pc_faults_store *s)
-{
-	struct by_off *o = malloc((size_t)(s->n_tensors > 0 ? s->n_tensors : 1) * sizeof *o);
-
-	if (!o)
-		return -1;
-	for (int p = 0; p < s->n_tensors; p++)
-		o[p] = (struct by_off){s->t[p].offset, p};
-	qsort(o, (size_t)s->n_tensors, sizeof *o, cmp_offset);
-	for (int p = 0; p < s->n_tensors; p++)
-		s->by_offset[p] = o[p].p;
-	free(o);
-	return 0;
 }
 
 /* Fills tensor t's scales from its clean values w (max|w|/127 over the
@@ -275,8 +244,7 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 	s->n_tensors = pc_graph_param_tensors(g);
 	s->code = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *s->code);
 	s->t = calloc((size_t)(s->n_tensors > 0 ? s->n_tensors : 1), sizeof *s->t);
-	s->by_offset = malloc((size_t)(s->n_tensors > 0 ? s->n_tensors : 1) * sizeof *s->by_offset);
-	if (!s->code || !s->t || !s->by_offset)
+	if (!s->code || !s->t)
 		goto nomem;
 	for (int p = 0; p < s->n_tensors; p++) {
 		const struct pc_param *pp = pc_graph_param(g, p);
@@ -308,8 +276,6 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 		if (!s->scales)
 			goto nomem;
 	}
-	if (sort_by_offset(s))
-		goto nomem;
 	for (int64_t i = 0; i < s->n; i++) {
 		switch (f) {
 		case PC_FAULTS_FLOAT16:
@@ -350,13 +316,15 @@ enum pc_faults_format pc_faults_store_format(const struct pc_faults_store *s)
 }
 
 /* The tensor holding flat element i, or NULL (a gap in the table). */
+/* The graph lays parameters out in table order, one after another
+ * (graph.h), so the tensors are already sorted by offset. */
 static const struct ftensor *tensor_of(const struct pc_faults_store *s, int64_t i)
 {
 	int lo = 0, hi = s->n_tensors - 1;
 
 	while (lo <= hi) {
 		int mid = lo + (hi - lo) / 2;
-		const struct ftensor *t = &s->t[s->by_offset[mid]];
+		const struct ftensor *t = &s->t[mid];
 
 		if (i < t->offset)
 			hi = mid - 1;

@@ -521,8 +521,9 @@ TEST(faults_encode_allocation_failures)
 
 	REQUIRE_MSG(g, "%s", err.text);
 	a = (struct encode_arg){g, PC_FAULTS_INT8};
-	CHECK(af_sweep(t, "encode int8", encode_target, &a) >= 5);
+	/* the store, its codes, its tensors; int8 adds the scales */
+	CHECK(af_sweep(t, "encode int8", encode_target, &a) >= 4);
 	a.f = PC_FAULTS_FLOAT16;
-	CHECK(af_sweep(t, "encode float16", encode_target, &a) >= 4);
+	CHECK(af_sweep(t, "encode float16", encode_target, &a) >= 3);
 	pc_graph_free(g);
 }

@@ -56,7 +56,7 @@ enum pc_output_kind {
 struct pc_param {
 	const char *name; /* ONNX initializer name */
 	struct pc_shape shape;
-	int64_t offset; /* into the flat buffer, in floats */
+	int64_t offset; /* into the flat buffer, in floats; tensors follow each other in table order */
 	int64_t count;
 	const char *node; /* the first node consuming it */
 	int node_index;	  /* its index in execution order */
