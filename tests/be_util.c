@@ -4,8 +4,10 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,76 @@ char *be_read_file(const char *path, size_t *len)
 out:
 	fclose(f);
 	return buf;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int be_run(const char *cmd, char *out, size_t size, int timeout_s)
+{
+	int fd[2], st, timed_out = 0;
+	size_t used = 0;
+	double deadline = now_s() + timeout_s;
+	pid_t pid;
+
+	if (size)
+		out[0] = '\0';
+	if (pipe(fd) != 0)
+		return -1;
+	if ((pid = fork()) < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* its own process group, so a timeout kills what the shell started */
+		setpgid(0, 0);
+		dup2(fd[1], STDOUT_FILENO);
+		close(fd[0]);
+		close(fd[1]);
+		if (chdir(pc_test_root()) != 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	for (;;) {
+		struct pollfd pf = {.fd = fd[0], .events = POLLIN};
+		double left = deadline - now_s();
+		char drop[4096];
+		ssize_t n;
+
+		if (left <= 0) {
+			timed_out = 1;
+			break;
+		}
+		if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		if (used + 1 < size) {
+			n = read(fd[0], out + used, size - 1 - used);
+			if (n > 0)
+				used += (size_t)n;
+		} else {
+			n = read(fd[0], drop, sizeof(drop));
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
+	close(fd[0]);
+	if (size)
+		out[used] = '\0';
+	if (timed_out)
+		kill(-pid, SIGKILL);
+	if (waitpid(pid, &st, 0) != pid || timed_out)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
 }
 
 void be_sleep_ms(int ms)

@@ -16,6 +16,11 @@ char *be_tmpdir(char *buf, size_t size);
 void be_rmtree(const char *path);
 /* Whole file into a malloc'd NUL-terminated buffer; NULL on error. */
 char *be_read_file(const char *path, size_t *len);
+/* Runs `/bin/sh -c cmd` in the project root; its stdout into out (at most
+ * size - 1 bytes kept, the rest read and dropped; NUL-terminated). The exit
+ * status, 128 + signal when it died of one, -1 when it could not run or took
+ * longer than timeout_s seconds (then it and its process group are killed). */
+int be_run(const char *cmd, char *out, size_t size, int timeout_s);
 
 /* A daemon the test started: dir (the caller's temp dir) holds data/ and
  * daemon.log; base is its http://127.0.0.1:port. */

@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "be_util.h"
 #include "json_out.h"
 #include "test.h"
 
 #define FIX "tests/reference/fixtures/"
+/* the most of a command's stdout a test keeps (a report is well under it) */
+#define CLI_OUT_MAX (16 << 20)
 #define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
@@ -42,8 +45,7 @@ static char *slurp(const char *path)
 static int run(struct pc_test *t, const char *args, struct outcome *o)
 {
 	const char *bin = getenv("PARACORR_BIN");
-	char dir[] = "/tmp/pc_cli_XXXXXX", cmd[4096], out[64], err[64];
-	int st;
+	char dir[] = "/tmp/pc_cli_XXXXXX", cmd[4096], err[64];
 
 	memset(o, 0, sizeof(*o));
 	if (!bin || !bin[0]) {
@@ -54,15 +56,12 @@ static int run(struct pc_test *t, const char *args, struct outcome *o)
 		pc_test_fail(t, __FILE__, __LINE__, "mkdtemp failed");
 		return 0;
 	}
-	snprintf(out, sizeof(out), "%s/out", dir);
 	snprintf(err, sizeof(err), "%s/err", dir);
-	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' %s > %s 2> %s", pc_test_root(), bin, args, out, err);
 	/* a relative PARACORR_BIN is relative to the project root too */
-	st = system(cmd);
-	o->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	o->out = slurp(out);
+	snprintf(cmd, sizeof(cmd), "'%s' %s 2> %s", bin, args, err);
+	o->out = malloc(CLI_OUT_MAX);
+	o->status = o->out ? be_run(cmd, o->out, CLI_OUT_MAX, 300) : -1;
 	o->err = slurp(err);
-	unlink(out);
 	unlink(err);
 	rmdir(dir);
 	return 1;

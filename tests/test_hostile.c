@@ -759,18 +759,9 @@ TEST(hostile_budgets_over_http)
 static int run_cli(const char *bin, const char *spec_path, const char *flags, char *out, size_t size)
 {
 	char cmd[3 * PATH_MAX];
-	FILE *p;
-	size_t n;
-	int st;
 
-	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' run '%s' --quiet --threads 1 %s 2>&1 >/dev/null", pc_test_root(),
-		 bin, spec_path, flags);
-	if (!(p = popen(cmd, "r")))
-		return -1;
-	n = fread(out, 1, size - 1, p);
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	snprintf(cmd, sizeof(cmd), "'%s' run '%s' --quiet --threads 1 %s 2>&1 >/dev/null", bin, spec_path, flags);
+	return be_run(cmd, out, size, 120);
 }
 
 TEST(hostile_cli_checks_the_work_budget)

@@ -1798,18 +1798,9 @@ TEST(http_queue_cancel_running_then_next_runs)
 static int run_daemon_cmd(const char *env, const char *args, char *out, size_t size)
 {
 	char cmd[8192];
-	FILE *p;
-	size_t n;
-	int st;
 
-	snprintf(cmd, sizeof(cmd), "cd '%s' && %s '%s' %s 2>&1", pc_test_root(), env ? env : "",
-		 getenv("PARACORRD_BIN"), args);
-	if (!(p = popen(cmd, "r")))
-		return -1;
-	n = fread(out, 1, size - 1, p);
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	snprintf(cmd, sizeof(cmd), "%s '%s' %s 2>&1", env ? env : "", getenv("PARACORRD_BIN"), args);
+	return be_run(cmd, out, size, 60);
 }
 
 TEST(http_config)
@@ -2891,17 +2882,9 @@ TEST(http_report_html_browser)
 static int run_cli(const char *args, char *out, size_t size)
 {
 	char cmd[6 * PATH_MAX];
-	FILE *p;
-	size_t n;
-	int st;
 
-	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' %s 2>&1", pc_test_root(), getenv("PARACORR_BIN"), args);
-	if (!(p = popen(cmd, "r")))
-		return -1;
-	n = fread(out, 1, size - 1, p);
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", getenv("PARACORR_BIN"), args);
+	return be_run(cmd, out, size, 120);
 }
 
 TEST(http_cli_client)
