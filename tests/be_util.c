@@ -81,7 +81,7 @@ int be_run(const char *cmd, char *out, size_t size, int timeout_s)
 	int fd[2], st, timed_out = 0;
 	size_t used = 0;
 	double deadline = now_s() + timeout_s;
-	pid_t pid;
+	pid_t pid, w = 0;
 
 	if (size)
 		out[0] = '\0';
@@ -131,9 +131,19 @@ int be_run(const char *cmd, char *out, size_t size, int timeout_s)
 	close(fd[0]);
 	if (size)
 		out[used] = '\0';
-	if (timed_out)
+	/* a command may close its stdout and go on running: the deadline still holds */
+	while (!timed_out && (w = waitpid(pid, &st, WNOHANG)) == 0) {
+		if (now_s() >= deadline)
+			timed_out = 1;
+		else
+			be_sleep_ms(10);
+	}
+	if (timed_out) {
 		kill(-pid, SIGKILL);
-	if (waitpid(pid, &st, 0) != pid || timed_out)
+		waitpid(pid, &st, 0);
+		return -1;
+	}
+	if (w != pid)
 		return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
 }

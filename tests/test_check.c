@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "be_util.h"
 #include "check.h"
@@ -157,16 +156,15 @@ static int run_check(struct pc_test *t, const char *dir, const char *args, char 
 	char cmd[4096];
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' check %s/report.json %s > %s/out 2> %s/err", pc_test_root(), bin,
-		 dir, args, dir, dir);
-	st = system(cmd);
+	snprintf(cmd, sizeof(cmd), "'%s' check %s/report.json %s > %s/out 2> %s/err", bin, dir, args, dir, dir);
+	st = be_run(cmd, NULL, 0, 120);
 	snprintf(cmd, sizeof(cmd), "%s/out", dir);
 	*out = be_read_file(cmd, NULL);
 	snprintf(cmd, sizeof(cmd), "%s/err", dir);
 	*err = be_read_file(cmd, NULL);
 	if (!*out || !*err)
 		pc_test_fail(t, __FILE__, __LINE__, "no output of '%s'", args);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return st;
 }
 
 static int count(const char *s, const char *needle)
