@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "charts.h"
+#include "summary.h"
 #include "test.h"
 
 #define MAX_PATHS 40
@@ -755,5 +756,142 @@ TEST(charts_ranking_many_layers)
 	CHECK(!strstr(svg, group));
 	free(svg);
 	free(s);
+	json_decref(rep);
+}
+
+static json_t *ber_row(const char *format, const char *group, double ber, double mean, double worst)
+{
+	return json_pack("{s:s, s:f, s:s, s:i, s:f, s:f, s:f, s:f, s:[f, f], s:f}", "format", format, "ber", ber,
+			 "group", group, "trials", 20, "flips_mean", ber * 1e6, "accuracy_mean", mean, "accuracy_std",
+			 0.01, "accuracy_min", worst, "accuracy_ci95", mean - 0.005, mean + 0.005, "loss_mean", 0.4);
+}
+
+static json_t *faults_fixture(void)
+{
+	return json_pack(
+	    "{s:{s:f, s:f}, s:{s:{s:{s:f, s:f}, s:{s:f, s:f}}, s:[o, o, o, o, o], s:[o, o]}}", "clean", "loss", 0.3,
+	    "accuracy", 0.88, "faults", "quantized", "float32", "loss", 0.3, "accuracy", 0.88, "int8", "loss", 0.31,
+	    "accuracy", 0.875, "random",
+	    /* float32 out of order, to be sorted by ber; a layer row not drawn */
+	    ber_row("float32", "model", 1e-4, 0.30, 0.10), ber_row("float32", "model", 1e-6, 0.86, 0.80),
+	    ber_row("int8", "model", 1e-6, 0.875, 0.87), ber_row("int8", "model", 1e-4, 0.85, 0.83),
+	    ber_row("int8", "layer:fc1", 1e-4, 0.5, 0.4), "search",
+	    json_pack("{s:s, s:s, s:s, s:f, s:b, s:{s:f, s:f}, s:[{s:f}, {s:f}, {s:f}]}", "format", "int8", "group",
+		      "model", "method", "bfa", "target_accuracy", 0.1, "reached", 1, "clean", "loss", 0.31,
+		      "accuracy", 0.875, "flips", "accuracy", 0.6, "accuracy", 0.3, "accuracy", 0.09),
+	    json_pack("{s:s, s:s, s:s, s:f, s:b, s:{s:f, s:f}, s:[{s:f}, {s:f}]}", "format", "int8", "group", "model",
+		      "method", "best", "target_accuracy", 0.1, "reached", 1, "clean", "loss", 0.31, "accuracy", 0.875,
+		      "flips", "accuracy", 0.4, "accuracy", 0.08));
+}
+
+TEST(charts_faults_accuracy_against_ber)
+{
+	json_t *rep = faults_fixture(), *list = pcd_charts_list(rep), *plain = report_fixture();
+	json_t *plain_list = pcd_charts_list(plain);
+	struct svg_info *s = malloc(sizeof(*s));
+	static const double bers[] = {1e-6, 1e-4}, f32[] = {86, 30}, i8[] = {87.5, 85}, i8w[] = {87, 83};
+	double xs[8], ys[8];
+	char *svg;
+	int i, k;
+
+	REQUIRE(rep && list && s && plain_list);
+	CHECK(listed(list, "faults") && listed(list, "search"));
+	CHECK(!listed(plain_list, "faults") && !listed(plain_list, "search"));
+	svg = draw(rep, "faults", s);
+	REQUIRE(svg && s->ok);
+	/* per format a mean and a worst line; the layer's row is not the model's */
+	CHECK_INT(s->n_paths, 4);
+	CHECK_MSG(s->xlog == 1, "the bit error rate is drawn on a log axis");
+	i = find_path(s, "float32 random mean");
+	REQUIRE(i >= 0);
+	CHECK(!s->dashed[i]);
+	CHECK_INT(path_points(s->d[i], xs, ys, 8), 2);
+	for (k = 0; k < 2; k++) {
+		CHECK_MSG(near_x(s, xs[k], bers[k]), "x %d: %g vs %g", k, data_x(s, xs[k]), bers[k]);
+		CHECK_MSG(near_y(s, ys[k], f32[k]), "y %d: %g vs %g", k, data_y(s, ys[k]), f32[k]);
+	}
+	i = find_path(s, "int8 random mean");
+	REQUIRE(i >= 0);
+	CHECK_INT(path_points(s->d[i], xs, ys, 8), 2);
+	for (k = 0; k < 2; k++)
+		CHECK(near_x(s, xs[k], bers[k]) && near_y(s, ys[k], i8[k]));
+	i = find_path(s, "int8 random worst");
+	REQUIRE(i >= 0);
+	CHECK(s->dashed[i]);
+	CHECK_INT(path_points(s->d[i], xs, ys, 8), 2);
+	for (k = 0; k < 2; k++)
+		CHECK(near_y(s, ys[k], i8w[k]));
+	CHECK(strstr(svg, "bit error rate") != NULL);
+	free(svg);
+	free(s);
+	json_decref(list);
+	json_decref(plain_list);
+	json_decref(plain);
+	json_decref(rep);
+}
+
+TEST(charts_search_accuracy_against_flips)
+{
+	json_t *rep = faults_fixture();
+	struct svg_info *s = malloc(sizeof(*s));
+	static const double bfa[] = {87.5, 60, 30, 9}, best[] = {87.5, 40, 8};
+	double xs[8], ys[8];
+	struct pc_error err = {0};
+	char *svg = NULL;
+	int i, k;
+
+	REQUIRE(rep && s);
+	svg = draw(rep, "search", s);
+	REQUIRE(svg && s->ok);
+	CHECK_INT(s->n_paths, 2);
+	CHECK_INT(s->n_refs, 1); /* the target */
+	i = find_path(s, "int8 bfa");
+	REQUIRE(i >= 0);
+	CHECK(s->dashed[i]);
+	CHECK_INT(path_points(s->d[i], xs, ys, 8), 4);
+	for (k = 0; k < 4; k++)
+		CHECK_MSG(near_x(s, xs[k], k) && near_y(s, ys[k], bfa[k]), "bfa point %d: (%g, %g)", k,
+			  data_x(s, xs[k]), data_y(s, ys[k]));
+	i = find_path(s, "int8 best");
+	REQUIRE(i >= 0);
+	CHECK(!s->dashed[i]);
+	CHECK_INT(path_points(s->d[i], xs, ys, 8), 3);
+	for (k = 0; k < 3; k++)
+		CHECK(near_x(s, xs[k], k) && near_y(s, ys[k], best[k]));
+	free(svg);
+	/* a malformed row names its field */
+	json_object_set_new(json_array_get(json_object_get(json_object_get(rep, "faults"), "search"), 1), "flips",
+			    json_pack("[{s:s}]", "accuracy", "x"));
+	svg = NULL;
+	CHECK_INT(pcd_chart_svg(rep, "search", &svg, &err), PC_ERR_FORMAT);
+	CHECK_MSG(!strcmp(err.where, "faults.search[1].flips[0].accuracy"), "where: %s", err.where);
+	free(svg);
+	free(s);
+	json_decref(rep);
+}
+
+TEST(charts_faults_summary_tables)
+{
+	json_t *rep = faults_fixture();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	REQUIRE(rep);
+	REQUIRE((f = open_memstream(&text, &len)));
+	pcd_summary_print(rep, 5, f);
+	fclose(f);
+	REQUIRE(text);
+	CHECK_MSG(strstr(text, "  int8            87.50%        0.31\n") != NULL, "%s", text);
+	CHECK_MSG(strstr(text, "  float32     model                          1e-06           1      86.00%        "
+			       "[85.50%, 86.50%]      80.00%\n") != NULL,
+		  "%s", text);
+	CHECK_MSG(strstr(text, "  int8        model                     bfa         10.00%         3       9.00%"
+			       "         yes\n") != NULL,
+		  "%s", text);
+	CHECK_MSG(strstr(text, "  int8        model                     best        10.00%         2       8.00%"
+			       "         yes\n") != NULL,
+		  "%s", text);
+	free(text);
 	json_decref(rep);
 }

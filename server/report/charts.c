@@ -1119,6 +1119,175 @@ static int chart_harden(const json_t *report, struct plot *p, struct pc_error *e
 	return 0;
 }
 
+/* A faults section's rows of `key` (an array): PC_ERR_NOT_FOUND when the
+ * report has none, PC_ERR_FORMAT when it is not an array. */
+static int faults_rows(const json_t *report, const char *key, const json_t **out, struct pc_error *err)
+{
+	const json_t *faults = json_object_get(report, "faults"), *rows = json_object_get(faults, key);
+	char where[64];
+
+	text_printf(where, sizeof(where), "faults.%s", key);
+	if (!rows || json_is_null(rows))
+		return pc_error_set(err, PC_ERR_NOT_FOUND, where, "the report has no %s", where);
+	if (!json_is_array(rows))
+		return pc_error_set(err, PC_ERR_FORMAT, where, "is not an array");
+	if (!json_array_size(rows))
+		return pc_error_set(err, PC_ERR_NOT_FOUND, where, "no rows to draw");
+	*out = rows;
+	return 0;
+}
+
+/* The series labelled `label`, made with style and colour when new. */
+static struct series *series_named(struct plot *p, const char *label, enum style style, int colour)
+{
+	for (int k = 0; k < p->n_series; k++)
+		if (!strcmp(p->s[k].label, label))
+			return &p->s[k];
+	return new_series(p, label, style, colour);
+}
+
+/* Index of format name among the formats seen so far (added when new), for
+ * one colour per format. */
+static int format_index(const char *name, const char **seen, int *n, int max)
+{
+	int k;
+
+	for (k = 0; k < *n && strcmp(seen[k], name); k++)
+		;
+	if (k == *n && *n < max)
+		seen[(*n)++] = name;
+	return k;
+}
+
+static int chart_faults(const json_t *report, struct plot *p, struct pc_error *err)
+{
+	const json_t *rows = NULL, *row;
+	const char *group = NULL, *formats[8];
+	int rc, n_formats = 0;
+	size_t i;
+
+	if ((rc = faults_rows(report, "random", &rows, err)))
+		return rc;
+	/* the whole model when the study has it, else the first group */
+	json_array_foreach(rows, i, row)
+	{
+		if (!group || !strcmp(group_of(row), "model"))
+			group = group_of(row);
+	}
+	json_array_foreach(rows, i, row)
+	{
+		const char *fmt = json_is_string(json_object_get(row, "format"))
+					  ? json_string_value(json_object_get(row, "format"))
+					  : "?";
+		char label[128], where[64];
+		double ber = 0, mean = 0, worst = 0;
+		struct series *sm, *sw;
+		int k;
+
+		if (strcmp(group_of(row), group))
+			continue;
+		text_printf(where, sizeof(where), "faults.random[%zu]", i);
+		if ((rc = get_number(row, where, "ber", &ber, err)) ||
+		    (rc = get_number(row, where, "accuracy_mean", &mean, err)) ||
+		    (rc = get_number(row, where, "accuracy_min", &worst, err)))
+			return rc;
+		if (!(ber > 0))
+			return pc_error_set(err, PC_ERR_FORMAT, where, "ber is %g, not in (0, 1)", ber);
+		k = format_index(fmt, formats, &n_formats, 8);
+		text_printf(label, sizeof(label), "%s random mean", fmt);
+		if (!(sm = series_named(p, label, SOLID, k)))
+			return nomem(err);
+		if (add_point(sm, ber, 100 * mean, NULL))
+			return nomem(err);
+		text_printf(label, sizeof(label), "%s random worst", fmt);
+		if (!(sw = series_named(p, label, DOTTED, k)))
+			return nomem(err);
+		if (add_point(sw, ber, 100 * worst, NULL))
+			return nomem(err);
+	}
+	for (int s = 0; s < p->n_series; s++)
+		sort_series(&p->s[s]);
+	if (!strcmp(group, "model"))
+		text_printf(p->title, sizeof(p->title), "Accuracy under random bit errors in the stored weights");
+	else
+		text_printf(p->title, sizeof(p->title), "Accuracy under random bit errors in %s", group);
+	text_printf(p->xlabel, sizeof(p->xlabel), "bit error rate (probability that a stored bit flips)");
+	text_printf(p->ylabel, sizeof(p->ylabel), "accuracy (%%)");
+	choose_ranges(p, LOG, LINEAR, 1);
+	return 0;
+}
+
+static int chart_search(const json_t *report, struct plot *p, struct pc_error *err)
+{
+	const json_t *rows = NULL, *row;
+	const char *group = NULL;
+	double target = NAN;
+	int rc;
+	size_t i;
+
+	if ((rc = faults_rows(report, "search", &rows, err)))
+		return rc;
+	json_array_foreach(rows, i, row)
+	{
+		if (!group || !strcmp(group_of(row), "model"))
+			group = group_of(row);
+	}
+	json_array_foreach(rows, i, row)
+	{
+		const json_t *flips = json_object_get(row, "flips"), *fl;
+		const char *fmt = json_is_string(json_object_get(row, "format"))
+					  ? json_string_value(json_object_get(row, "format"))
+					  : "?";
+		const char *method = json_is_string(json_object_get(row, "method"))
+					     ? json_string_value(json_object_get(row, "method"))
+					     : "?";
+		char label[128], where[64];
+		double acc = 0, t = 0;
+		struct series *sr;
+		size_t k;
+
+		if (strcmp(group_of(row), group))
+			continue;
+		text_printf(where, sizeof(where), "faults.search[%zu]", i);
+		if ((rc = get_number(row, where, "target_accuracy", &t, err)))
+			return rc;
+		if (!json_is_array(flips))
+			return pc_error_set(err, PC_ERR_FORMAT, where, "flips is not an array");
+		/* one target line when every search shares it */
+		target = isnan(target) || target == 100 * t ? 100 * t : INFINITY;
+		text_printf(where, sizeof(where), "faults.search[%zu].clean", i);
+		if ((rc = get_number(json_object_get(row, "clean"), where, "accuracy", &acc, err)))
+			return rc;
+		text_printf(label, sizeof(label), "%s %s", fmt, method);
+		if (!(sr = new_series(p, label, strcmp(method, "bfa") ? SOLID : DASHED, p->n_series)))
+			return nomem(err);
+		if (add_point(sr, 0, 100 * acc, NULL))
+			return nomem(err);
+		json_array_foreach(flips, k, fl)
+		{
+			text_printf(where, sizeof(where), "faults.search[%zu].flips[%zu]", i, k);
+			if ((rc = get_number(fl, where, "accuracy", &acc, err)))
+				return rc;
+			if (add_point(sr, (double)(k + 1), 100 * acc, NULL))
+				return nomem(err);
+		}
+	}
+	if (isfinite(target)) {
+		p->ref[p->n_refs].y = target;
+		p->ref[p->n_refs].style = DOTTED;
+		text_printf(p->ref[p->n_refs].label, sizeof(p->ref[0].label), "target %.2f%%", target);
+		p->n_refs++;
+	}
+	if (!strcmp(group, "model"))
+		text_printf(p->title, sizeof(p->title), "Accuracy against flipped bits, worst-case search");
+	else
+		text_printf(p->title, sizeof(p->title), "Accuracy against flipped bits in %s, worst-case search", group);
+	text_printf(p->xlabel, sizeof(p->xlabel), "bits flipped");
+	text_printf(p->ylabel, sizeof(p->ylabel), "accuracy (%%)");
+	choose_ranges(p, LINEAR, LINEAR, 1);
+	return 0;
+}
+
 static const struct {
 	const char *name, *title;
 	int (*build)(const json_t *report, struct plot *p, struct pc_error *err);
@@ -1127,6 +1296,8 @@ static const struct {
     {"loss", "Loss change against its first-order estimate", chart_loss},
     {"ranking", "The most fragile groups", chart_ranking},
     {"harden", "Accuracy before and after hardening", chart_harden},
+    {"faults", "Accuracy against the bit error rate", chart_faults},
+    {"search", "Accuracy against flipped bits", chart_search},
 };
 
 #define N_CHARTS (sizeof(charts) / sizeof(charts[0]))

@@ -21,6 +21,15 @@
  *   harden    (reports with "before" and "after", each holding "clean" and
  *             "results") the gradient-based accuracy lines of both, before
  *             dashed and after solid, and both clean accuracies
+ *   faults    (reports with faults.random) accuracy (%) against the bit
+ *             error rate (log x) for the "model" group (else the first
+ *             group): per format the mean over the trials (solid) and the
+ *             worst trial (dotted)
+ *   search    (reports with faults.search) accuracy (%) against the number
+ *             of bits flipped, from 0 (the format's clean accuracy), one
+ *             line per search of the "model" group (else the first): plain
+ *             BFA dashed, paracorr's search solid; the target accuracy as a
+ *             reference line when every search shares it
  *
  * The contract a reader can rely on, to check a chart against its report:
  * - the document is <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 W H"
@@ -35,7 +44,8 @@
  *   to its value, centred on its row. No other M or L appears in d;
  * - labels: accuracy "<norm> gradient|random mean|random worst[, N weights]
  *   [, N steps]"; loss "<norm> corruption"; ranking "loss change"; harden
- *   "before: <norm> gradient..." and "after: <norm> gradient...";
+ *   "before: <norm> gradient..." and "after: <norm> gradient..."; faults
+ *   "<format> random mean|random worst"; search "<format> <method>";
  * - the plot area is <g class="plot" data-x0 data-x1 data-y0 data-y1
  *   data-xmin data-xmax data-ymin data-ymax data-xlog data-ylog>: pixels
  *   x0..x1 span xmin..xmax and y0 (bottom) .. y1 (top) span ymin..ymax,
@@ -53,7 +63,7 @@
 #include "paracorr/error.h"
 
 /* The charts the report offers, in display order (accuracy, loss, ranking,
- * harden): a new JSON array of {"name", "title"}; a chart is offered
+ * harden, faults, search): a new JSON array of {"name", "title"}; a chart is offered
  * exactly when pcd_chart_svg draws it. NULL when out of memory. */
 json_t *pcd_charts_list(const json_t *report);
 

@@ -179,6 +179,85 @@ static void print_harden(const json_t *report, int top, FILE *f)
 	pcd_summary_print(json_object_get(report, "after"), top, f);
 }
 
+static const char *str_or(const json_t *o, const char *key, const char *dflt)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+/* "[87.10%, 88.02%]" of a [lo, hi] pair, or "-" */
+static const char *pct_pair(const json_t *ci, char *buf, size_t size)
+{
+	char lo[32], hi[32];
+
+	if (!json_is_number(json_array_get(ci, 0)) || !json_is_number(json_array_get(ci, 1)))
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "[%s, %s]", pct(json_number_value(json_array_get(ci, 0)), lo, sizeof(lo)),
+			 pct(json_number_value(json_array_get(ci, 1)), hi, sizeof(hi)));
+	return buf;
+}
+
+/* The bit-fault study: each format's clean numbers, the random bit errors,
+ * the bit positions and the worst-case searches, each a table when the
+ * report has it. */
+static void print_faults(const json_t *faults, FILE *f)
+{
+	const json_t *q = json_object_get(faults, "quantized"), *v, *row;
+	const char *name;
+	char b1[32], b2[32], b3[32], b4[80], b5[32];
+	size_t i;
+
+	if (!json_is_object(faults))
+		return;
+	if (json_object_size(q)) {
+		fprintf(f, "\nbit faults, the model as stored:\n  %-10s  %10s  %10s\n", "format", "accuracy", "loss");
+		json_object_foreach((json_t *)q, name, v)
+			fprintf(f, "  %-10s  %10s  %10s\n", name, pct(num(v, "accuracy"), b1, sizeof(b1)),
+				real(num(v, "loss"), b2, sizeof(b2)));
+	}
+	if (json_array_size(json_object_get(faults, "random"))) {
+		fprintf(f, "\nrandom bit errors (each stored bit flips with probability ber):\n");
+		fprintf(f, "  %-10s  %-24s  %10s  %10s  %10s  %22s  %10s\n", "format", "group", "ber", "flips",
+			"accuracy", "95% interval", "worst");
+		json_array_foreach(json_object_get(faults, "random"), i, row)
+			fprintf(f, "  %-10s  %-24.24s  %10s  %10s  %10s  %22s  %10s\n", str_or(row, "format", "?"),
+				str_or(row, "group", "?"), real(num(row, "ber"), b1, sizeof(b1)),
+				real(num(row, "flips_mean"), b2, sizeof(b2)),
+				pct(num(row, "accuracy_mean"), b3, sizeof(b3)),
+				pct_pair(json_object_get(row, "accuracy_ci95"), b4, sizeof(b4)),
+				pct(num(row, "accuracy_min"), b5, sizeof(b5)));
+	}
+	if (json_array_size(json_object_get(faults, "bits"))) {
+		fprintf(f, "\nper bit position (the bit flipped in random weights):\n");
+		fprintf(f, "  %-10s  %-24s  %4s  %-9s  %8s  %10s  %10s\n", "format", "group", "bit", "field",
+			"weights", "accuracy", "worst");
+		json_array_foreach(json_object_get(faults, "bits"), i, row)
+			fprintf(f, "  %-10s  %-24.24s  %4s  %-9s  %8s  %10s  %10s\n", str_or(row, "format", "?"),
+				str_or(row, "group", "?"), real(num(row, "bit"), b1, sizeof(b1)),
+				str_or(row, "field", "?"), real(num(row, "weights"), b2, sizeof(b2)),
+				pct(num(row, "accuracy_mean"), b3, sizeof(b3)),
+				pct(num(row, "accuracy_min"), b5, sizeof(b5)));
+	}
+	if (json_array_size(json_object_get(faults, "search"))) {
+		fprintf(f, "\nworst-case bit search:\n");
+		fprintf(f, "  %-10s  %-24s  %-6s  %10s  %8s  %10s  %10s\n", "format", "group", "method", "target",
+			"flips", "accuracy", "reached");
+		json_array_foreach(json_object_get(faults, "search"), i, row)
+		{
+			const json_t *flips = json_object_get(row, "flips"), *r = json_object_get(row, "reached");
+			const json_t *last = json_array_get(flips, json_array_size(flips) - 1);
+			double acc = last ? num(last, "accuracy") : num(json_object_get(row, "clean"), "accuracy");
+
+			fprintf(f, "  %-10s  %-24.24s  %-6s  %10s  %8zu  %10s  %10s\n", str_or(row, "format", "?"),
+				str_or(row, "group", "?"), str_or(row, "method", "?"),
+				pct(num(row, "target_accuracy"), b1, sizeof(b1)), json_array_size(flips),
+				pct(acc, b2, sizeof(b2)), !json_is_boolean(r) ? "-" : json_is_true(r) ? "yes" : "no");
+		}
+	}
+}
+
 void pcd_summary_print(const json_t *report, int top, FILE *f)
 {
 	const json_t *clean = json_object_get(report, "clean"), *ds = json_object_get(report, "dataset");
@@ -202,6 +281,7 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	fputc('\n', f);
 	print_model_tables(json_object_get(report, "results"), seq, f);
 	print_ranking(json_object_get(report, "ranking"), top, f);
+	print_faults(json_object_get(report, "faults"), f);
 }
 
 void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,

@@ -9,8 +9,9 @@
 
 /* The clean numbers, the model-wide results per setting (accuracy under
  * gradient-based against random corruption, loss change against its
- * first-order estimate), and the `top` most fragile groups of the ranking
- * setting with the most groups. Fields missing from the report print as
+ * first-order estimate), the `top` most fragile groups of the ranking
+ * setting with the most groups, and the bit-fault study's tables (each
+ * format's clean numbers, random bit errors, bit positions, searches). Fields missing from the report print as
  * "-", never crash. */
 void pcd_summary_print(const json_t *report, int top, FILE *f);
 
