@@ -18,7 +18,7 @@ DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev
 	libexpat1-dev dataset-fashion-mnist
 # what only the tests need beyond that: the dashboard's headless-browser
 # test, and the Python client's (Debian's python3, a venv for pip install)
-DEB_TEST := chromium python3 python3-venv
+DEB_TEST := chromium python3 python3-venv python3-jsonschema
 DEB_REFERENCE := python3-torch python3-onnx python3-numpy
 
 # the fuzz build: clang's libFuzzer instrumentation on every object (the

@@ -71,6 +71,7 @@ static void done(struct outcome *o)
 {
 	free(o->out);
 	free(o->err);
+	o->out = o->err = NULL;
 }
 
 static json_t *load_ref(struct pc_test *t, const char *name)
@@ -228,4 +229,101 @@ TEST(cli_run_bad_spec_names_field)
 	}
 	unlink(spec);
 	rmdir(dir);
+}
+
+/* The exit status of tests/schema_check.py on docs (space-separated
+ * paths) against schema (job or report); its findings go to the log. */
+static int schema_check(struct pc_test *t, const char *schema, const char *docs)
+{
+	char cmd[2048], out[8192];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/schema_check.py %s %s 2>&1", schema, docs);
+	st = be_run(cmd, out, sizeof(out), 120);
+	if (st != 0 && out[0])
+		fprintf(stderr, "  %s: %s", t->name, out);
+	return st;
+}
+
+/* api/job.schema.json and api/report.schema.json describe what paracorr
+ * reads and writes: the examples and the specs it runs validate, and the
+ * reports of an analyze job (two blocks, layer groups, steps, sparsity),
+ * with and without timing, and of a harden job validate too. A report
+ * with a field of the wrong type must not, or the check proves nothing. */
+TEST(cli_reports_match_the_schemas)
+{
+	char dir[] = "/tmp/pc_schema_XXXXXX", path[256], args[512], docs[1024];
+	struct outcome o = {0};
+	FILE *f;
+
+	if (access("/usr/bin/python3", X_OK) || be_run("/usr/bin/python3 -c 'import jsonschema'", NULL, 0, 60)) {
+		pc_test_skip(t, "needs Debian's python3-jsonschema (make deps-test)");
+		return;
+	}
+	REQUIRE(mkdtemp(dir));
+	CHECK_INT(schema_check(t, "job",
+			       "api/examples/demo-cnn.json api/examples/lm-gpt.json api/examples/lm-lstm.json "
+			       "api/examples/lm-lstm-harden.json"),
+		  0);
+	CHECK_INT(schema_check(t, "report", "api/examples/demo-report.json"), 0);
+
+	snprintf(path, sizeof(path), "%s/analyze.json", dir);
+	REQUIRE(write_spec(path, "[{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.1, 1], \"random_trials\": 2,"
+				 " \"groups\": [\"model\", \"layer\"], \"steps\": 3},"
+				 " {\"norms\": [\"l1\", 3], \"epsilons\": [0.5], \"sparsity\": [10], \"groups\": [\"tensor\"],"
+				 " \"epsilon_scale\": \"relative\"}]") == 0);
+	for (int reproducible = 0; reproducible < 2; reproducible++) {
+		snprintf(args, sizeof(args), "run %s--threads 2 %s", reproducible ? "--reproducible " : "", path);
+		if (!run(t, args, &o))
+			goto out;
+		CHECK_INT(o.status, 0);
+		snprintf(docs, sizeof(docs), "%s/report%d.json", dir, reproducible);
+		REQUIRE((f = fopen(docs, "w")));
+		fputs(o.out ? o.out : "", f);
+		fclose(f);
+		done(&o);
+	}
+	snprintf(docs, sizeof(docs), "%s/analyze.json", dir);
+	CHECK_INT(schema_check(t, "job", docs), 0);
+	snprintf(docs, sizeof(docs), "%s/report0.json %s/report1.json", dir, dir);
+	CHECK_INT(schema_check(t, "report", docs), 0);
+
+	snprintf(path, sizeof(path), "%s/harden.json", dir);
+	REQUIRE((f = fopen(path, "w")));
+	fprintf(f,
+		"{\"kind\": \"harden\", \"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" T10K_X
+		"\", \"labels\": \"" T10K_Y "\"}, \"limit\": 200, \"batch_size\": 50, \"seed\": 3,"
+		" \"corruption\": {\"epsilons\": [0.5], \"random_trials\": 2},"
+		" \"training\": {\"dataset\": {\"inputs\": \"" T10K_X "\", \"labels\": \"" T10K_Y "\"},"
+		" \"limit\": 200, \"epochs\": 1, \"batch_size\": 50, \"act\": {\"epsilon\": 0.5}}}\n");
+	fclose(f);
+	snprintf(args, sizeof(args), "run --reproducible --threads 2 --out %s/hardened.onnx %s", dir, path);
+	if (!run(t, args, &o))
+		goto out;
+	CHECK_MSG(o.status == 0, "harden run: %s", o.err ? o.err : "");
+	snprintf(docs, sizeof(docs), "%s/hreport.json", dir);
+	REQUIRE((f = fopen(docs, "w")));
+	fputs(o.out ? o.out : "", f);
+	fclose(f);
+	done(&o);
+	snprintf(docs, sizeof(docs), "%s/harden.json", dir);
+	CHECK_INT(schema_check(t, "job", docs), 0);
+	snprintf(docs, sizeof(docs), "%s/hreport.json", dir);
+	CHECK_INT(schema_check(t, "report", docs), 0);
+
+	/* the check can fail: a report whose clean accuracy is a string */
+	{
+		json_t *r;
+		snprintf(docs, sizeof(docs), "%s/report1.json", dir);
+		r = json_load_file(docs, 0, NULL);
+		REQUIRE(r);
+		json_object_set_new(json_object_get(r, "clean"), "accuracy", json_string("high"));
+		snprintf(docs, sizeof(docs), "%s/broken.json", dir);
+		CHECK_INT(json_dump_file(r, docs, 0), 0);
+		json_decref(r);
+		CHECK_INT(schema_check(t, "report", docs), 1);
+	}
+out:
+	done(&o);
+	be_rmtree(dir);
 }

@@ -232,8 +232,9 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	    (rc = pc_onnx_load_file(o->model_out, &hardened, err)) ||
 	    (rc = pc_study_run(hardened, d, spec, &so, &after, err)))
 		goto out;
-	report = json_pack("{s:i, s:s, s:o, s:O, s:O, s:{s:I, s:I, s:o}, s:O, s:O, s:{s:I, s:f}}", "version", 1, "kind",
-			   "harden", "spec", pc_spec_to_json(spec), "model", json_object_get(before, "model"), "dataset",
+	/* the study's echo of the spec, whose preprocess.scale is resolved */
+	report = json_pack("{s:i, s:s, s:O, s:O, s:O, s:{s:I, s:I, s:o}, s:O, s:O, s:{s:I, s:f}}", "version", 1, "kind",
+			   "harden", "spec", json_object_get(before, "spec"), "model", json_object_get(before, "model"), "dataset",
 			   json_object_get(before, "dataset"), "training", "samples", (json_int_t)dt->n, "steps",
 			   (json_int_t)pc_trainer_steps(t), "epochs", curve, "before", before, "after", after,
 			   "hardened", "parameters", (json_int_t)n, "weight_change_l2", sqrt(change));

@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""Validates JSON documents against paracorr's schemas in api/, offline.
+
+    /usr/bin/python3 tests/schema_check.py SCHEMA DOC [DOC...]
+
+SCHEMA is job or report (api/<name>.schema.json). Every $ref between the
+schemas resolves from api/ itself: nothing is fetched. Prints one line per
+error (the document, the JSON path, the message) and exits 1 when there is
+any, 0 when every document is valid.
+"""
+
+import json
+import os
+import sys
+
+import jsonschema
+
+API = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api")
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    store = {}
+    for name in ("job", "report"):
+        with open(os.path.join(API, name + ".schema.json")) as f:
+            s = json.load(f)
+        store[s["$id"]] = s
+    schema = next(s for s in store.values() if s["$id"].endswith("/" + sys.argv[1] + ".schema.json"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    resolver = jsonschema.RefResolver(schema["$id"], schema, store=store)
+    v = jsonschema.Draft202012Validator(schema, resolver=resolver)
+    bad = 0
+    for path in sys.argv[2:]:
+        with open(path) as f:
+            doc = json.load(f)
+        for e in sorted(v.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
+            # a oneOf names its branch's own error, not the whole document
+            e = jsonschema.exceptions.best_match([e])
+            while e.context:
+                e = jsonschema.exceptions.best_match(e.context)
+            print("%s: /%s: %s" % (path, "/".join(str(p) for p in e.absolute_path), e.message[:300]))
+            bad += 1
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
