@@ -256,8 +256,8 @@ TEST(cli_reports_match_the_schemas)
 	struct outcome o = {0};
 	FILE *f;
 
-	if (access("/usr/bin/python3", X_OK) || be_run("/usr/bin/python3 -c 'import jsonschema'", NULL, 0, 60)) {
-		pc_test_skip(t, "needs Debian's python3-jsonschema (make deps-test)");
+	if (access("/usr/bin/python3", X_OK) || be_run("/usr/bin/python3 -c 'import jsonschema, yaml'", NULL, 0, 60)) {
+		pc_test_skip(t, "needs Debian's python3-jsonschema and python3-yaml (make deps-test)");
 		return;
 	}
 	REQUIRE(mkdtemp(dir));
@@ -266,6 +266,7 @@ TEST(cli_reports_match_the_schemas)
 			       "api/examples/lm-lstm-harden.json"),
 		  0);
 	CHECK_INT(schema_check(t, "report", "api/examples/demo-report.json"), 0);
+	CHECK_INT(schema_check(t, "openapi", ""), 0);
 
 	snprintf(path, sizeof(path), "%s/analyze.json", dir);
 	REQUIRE(write_spec(path, "[{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.1, 1], \"random_trials\": 2,"

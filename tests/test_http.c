@@ -3174,6 +3174,82 @@ TEST(http_harden_artifact_is_the_registered_model)
 	flow_teardown(t, &d);
 }
 
+/* GET /v1/compare: two analyze jobs side by side, each number the one of
+ * its own report; a harden job alone is its before and after; bad lists
+ * and unknown or unfinished jobs are refused naming the entry. */
+TEST(http_compare_jobs)
+{
+	struct be_daemon d;
+	char job[64] = "", hv[256] = "", a[64] = "", b[64] = "", model[65] = "", ds[65] = "", spec[1024], path[512];
+	json_t *cmp, *ra, *rb, *row;
+	struct be_resp r;
+
+	if (!harden_small_job(t, &d, job, hv))
+		return;
+	/* the harden job's own model and dataset ids are the flow fixture's */
+	REQUIRE(upload_model(&d, FIX "mlp_op13.onnx", model, NULL) == 200);
+	REQUIRE(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds) == 200);
+	small_spec(spec, sizeof(spec), model, ds, 1);
+	REQUIRE(submit(&d, spec, NULL, a, sizeof(a), NULL) == 202);
+	small_spec(spec, sizeof(spec), model, ds, 2);
+	REQUIRE(submit(&d, spec, NULL, b, sizeof(b), NULL) == 202);
+	json_decref(wait_job(&d, a, "succeeded", 60));
+	json_decref(wait_job(&d, b, "succeeded", 60));
+
+	snprintf(path, sizeof(path), "/v1/compare?jobs=%s,%s", a, b);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	cmp = be_resp_json(&r);
+	be_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", a);
+	REQUIRE(get(&d, path, &r) == 0);
+	ra = be_resp_json(&r);
+	be_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", b);
+	REQUIRE(get(&d, path, &r) == 0);
+	rb = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(cmp && ra && rb);
+	CHECK(!strcmp(json_string_value(json_object_get(json_array_get(json_object_get(cmp, "studies"), 0), "label")), a));
+	row = json_array_get(json_object_get(cmp, "differences"), 0);
+	CHECK_MSG(json_array_size(json_object_get(cmp, "differences")) == 1 &&
+		      !strcmp(json_string_value(json_object_get(row, "pointer")), "/seed"),
+		  "the specs differ in their seed only");
+	row = json_array_get(json_object_get(cmp, "results"), 0);
+	/* the same spec but its seed: every setting is in both */
+	CHECK_INT(json_array_size(json_object_get(cmp, "results")), json_array_size(json_object_get(ra, "results")));
+	CHECK(json_equal(json_array_get(json_object_get(row, "gradient_accuracy"), 0),
+			 json_object_get(json_object_get(json_array_get(json_object_get(ra, "results"), 0), "gradient"), "accuracy")));
+	CHECK(json_equal(json_array_get(json_object_get(row, "random_accuracy_mean"), 1),
+			 json_object_get(json_object_get(json_array_get(json_object_get(rb, "results"), 0), "random"), "accuracy_mean")));
+	json_decref(cmp);
+	json_decref(ra);
+	json_decref(rb);
+
+	snprintf(path, sizeof(path), "/v1/compare?jobs=%s", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	cmp = be_resp_json(&r);
+	be_resp_free(&r);
+	CHECK(cmp && !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(cmp, "studies"), 1), "role")) ?: "", "after"));
+	json_decref(cmp);
+
+	EXPECT_PROBLEM(&d, "GET", "/v1/compare", 400, "/problems/bad_request");
+	snprintf(path, sizeof(path), "/v1/compare?jobs=%s,nonsense", a);
+	EXPECT_PROBLEM(&d, "GET", path, 400, "/problems/bad_request");
+	snprintf(path, sizeof(path), "/v1/compare?jobs=%s,j-00000000000000ff", a);
+	REQUIRE(get(&d, path, &r) == 0);
+	row = be_resp_json(&r);
+	CHECK_MSG(r.status == 404 && row && strstr(json_string_value(json_object_get(row, "detail")) ?: "", "jobs[1]"),
+		  "an unknown job: %ld %s", r.status, r.body ? r.body : "");
+	json_decref(row);
+	be_resp_free(&r);
+	/* one analyze job alone is not a comparison */
+	snprintf(path, sizeof(path), "/v1/compare?jobs=%s", a);
+	EXPECT_PROBLEM(&d, "GET", path, 422, "/problems/invalid");
+	flow_teardown(t, &d);
+}
+
 /* The hardened model is the job's artifact in the store: a restart still
  * links it; deleting the job removes its artifacts, not the model. */
 TEST(http_harden_model_outlives_restart_and_job)

@@ -22,6 +22,7 @@
 #include "blas_select.h"
 #include "check.h"
 #include "client.h"
+#include "compare.h"
 #include "html.h"
 #include "job.h"
 #include "json_out.h"
@@ -55,6 +56,9 @@ static void usage(FILE *f)
 		   "      model and studies it again; the report has both studies and the training curve\n"
 		   "  paracorr report REPORT.json [--top N]\n"
 		   "      a report as tables: clean numbers, the model-wide results, the most fragile groups\n"
+		   "  paracorr compare A.json B.json [C.json...] [--json]\n"
+		   "      reports side by side, aligned by setting, and what their specs differ in;\n"
+		   "      one harden report compares its before and after\n"
 		   "  paracorr report --html REPORT.json > REPORT.html\n"
 		   "      the report as one self-contained HTML file (charts inline, no scripts)\n"
 		   "  paracorr submit SPEC.json [--wait] [--summary] [-o REPORT.json] [--idempotency-key K]\n"
@@ -838,6 +842,59 @@ static int cmd_report(int argc, char **argv)
 	return 0;
 }
 
+/* Several reports (files) side by side: a table, or the comparison as
+ * JSON (the body GET /v1/compare answers). */
+static int cmd_compare(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+	json_t *reps[PCD_COMPARE_MAX] = {0}, *cmp = NULL;
+	const char *labels[PCD_COMPARE_MAX];
+	struct pc_error err = {0};
+	int as_json = 0, n, c, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'j') {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		as_json = 1;
+	}
+	n = argc - optind;
+	if (n < 1 || n > PCD_COMPARE_MAX) {
+		fprintf(stderr, "paracorr compare: 2 to %d REPORT.json files, or one of a harden job\n", PCD_COMPARE_MAX);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < n; i++) {
+		json_error_t jerr;
+
+		labels[i] = argv[optind + i];
+		if (!(reps[i] = json_load_file(labels[i], 0, &jerr))) {
+			fprintf(stderr, "paracorr: error: %s: line %d column %d: %s\n", labels[i], jerr.line, jerr.column,
+				jerr.text);
+			goto out;
+		}
+	}
+	if (pcd_compare(reps, labels, n, &cmp, &err)) {
+		rc = fail(&err);
+		goto out;
+	}
+	if (as_json) {
+		char *text = pcd_json_text(cmp, PCD_JSON_ANSWER);
+
+		rc = text && fputs(text, stdout) >= 0 && fputc('\n', stdout) != EOF && fflush(stdout) == 0 ? 0 : 1;
+		free(text);
+	} else {
+		pcd_compare_print(cmp, stdout);
+		rc = fflush(stdout) == 0 ? 0 : 1;
+	}
+out:
+	for (int i = 0; i < n; i++)
+		json_decref(reps[i]);
+	json_decref(cmp);
+	return rc;
+}
+
 static int cmd_help(int argc, char **argv)
 {
 	(void)argc, (void)argv;
@@ -852,6 +909,7 @@ static const struct {
 } commands[] = {
 	{"eval", cmd_eval},	    {"run", cmd_run},	  {"submit", cmd_submit},	{"status", cmd_status},
 	{"fetch", cmd_fetch},	    {"report", cmd_report}, {"check", pcd_check_main}, {"health", cmd_health},
+	{"compare", cmd_compare},
 	{"help", cmd_help},	    {"--help", cmd_help},
 };
 

@@ -20,6 +20,7 @@
 #include "assets.h"
 #include "blobs.h"
 #include "charts.h"
+#include "compare.h"
 #include "json_out.h"
 #include "html.h"
 #include "http_server.h"
@@ -635,18 +636,18 @@ static int h_job_list(struct pcd_req *r)
 /* The report of a succeeded job, parsed; NULL after answering, with *rc
  * the answer's MHD result (MHD_NO closes a connection that could not be
  * answered, rather than have MHD call the handler again and again). */
-static json_t *job_report_json(struct pcd_req *r, int *rc)
+static json_t *job_report_of(struct pcd_req *r, const char *id, const char *where, int *rc)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	struct pc_error err = {0};
 	char *text = NULL;
 	json_t *rep;
 
-	if (pcd_store_job_report(app->store, pcd_req_scope(r), pcd_req_id_param(r), &text, &err)) {
+	if (pcd_store_job_report(app->store, pcd_req_scope(r), id, &text, &err)) {
 		if (err.code == PC_ERR_NOT_FOUND)
-			*rc = job_not_found(r);
+			*rc = pcd_send_problem(r, PC_ERR_NOT_FOUND, where, NULL, "no such job");
 		else if (err.code == PC_ERR_CONFLICT)
-			*rc = pcd_send_problem(r, PC_ERR_CONFLICT, NULL, NULL, "the job has no report (not finished, or it did not succeed)");
+			*rc = pcd_send_problem(r, PC_ERR_CONFLICT, where, NULL, "the job has no report (not finished, or it did not succeed)");
 		else
 			*rc = pcd_send_error(r, &err);
 		return NULL;
@@ -654,8 +655,65 @@ static json_t *job_report_json(struct pcd_req *r, int *rc)
 	rep = json_loads(text, 0, NULL);
 	free(text);
 	if (!rep)
-		*rc = pcd_send_problem(r, PC_ERR_INTERNAL, NULL, NULL, "the stored report is not JSON");
+		*rc = pcd_send_problem(r, PC_ERR_INTERNAL, where, NULL, "the stored report is not JSON");
 	return rep;
+}
+
+static json_t *job_report_json(struct pcd_req *r, int *rc)
+{
+	return job_report_of(r, pcd_req_id_param(r), NULL, rc);
+}
+
+/* GET /v1/compare?jobs=A,B[,...]: the reports of finished jobs side by side
+ * (compare.h); one harden job compares its before and after. */
+static int h_compare(struct pcd_req *r)
+{
+	const char *q = pcd_req_query(r, "jobs");
+	json_t *reps[PCD_COMPARE_MAX] = {0}, *cmp = NULL;
+	char ids[PCD_COMPARE_MAX][PCD_JOB_ID_LEN + 1], where[32];
+	const char *labels[PCD_COMPARE_MAX];
+	struct pc_error err = {0};
+	int n = 0, rc = MHD_NO;
+
+	if (!q || !q[0])
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "jobs", NULL,
+					"must list 2 to %d job ids separated by commas (or one harden job)", PCD_COMPARE_MAX);
+	for (const char *p = q;; p++) {
+		size_t len = strcspn(p, ",");
+
+		if (n == PCD_COMPARE_MAX)
+			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "jobs", NULL, "compares at most %d jobs",
+						PCD_COMPARE_MAX);
+		snprintf(where, sizeof(where), "jobs[%d]", n);
+		snprintf(ids[n], sizeof(ids[n]), "%.*s", (int)(len < PCD_JOB_ID_LEN ? len : PCD_JOB_ID_LEN), p);
+		if (len != PCD_JOB_ID_LEN || !pcd_blobs_job_id_valid(ids[n]))
+			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, where, NULL,
+						"is not a job id (\"j-\" and 16 hex digits)");
+		labels[n] = ids[n];
+		n++;
+		p += len;
+		if (!*p)
+			break;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(where, sizeof(where), "jobs[%d]", i);
+		if (!(reps[i] = job_report_of(r, ids[i], where, &rc)))
+			goto out;
+	}
+	if (pcd_compare(reps, labels, n, &cmp, &err)) {
+		/* the indices of compare's "reports[i]" are the query's */
+		if (!strncmp(err.where, "reports", 7)) {
+			memmove(err.where + 4, err.where + 7, strlen(err.where + 7) + 1);
+			memcpy(err.where, "jobs", 4);
+		}
+		rc = pcd_send_error(r, &err);
+		goto out;
+	}
+	rc = pcd_send_json(r, 200, cmp, NULL);
+out:
+	for (int i = 0; i < n; i++)
+		json_decref(reps[i]);
+	return rc;
 }
 
 static int h_job_charts(struct pcd_req *r)
@@ -802,6 +860,7 @@ const struct pcd_route pcd_routes[] = {
 	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0, 0},
 	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0, 0},
 	{"GET", "/v1/jobs/{id}/artifacts/{name}", h_job_artifact, PCD_BODY_NONE, 0, 0},
+	{"GET", "/v1/compare", h_compare, PCD_BODY_NONE, 0, 0},
 	/* the dashboard: public, it asks for the token itself */
 	{"GET", "/", h_asset, PCD_BODY_NONE, 1, 0},
 	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1, 0},

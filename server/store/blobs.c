@@ -455,8 +455,7 @@ int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id)
 	return pcd_blobs_dataset_paths(b, id, in, lab, sizeof(in), NULL, NULL) == PC_OK && stat(in, &st) == 0;
 }
 
-/* A job id as the store makes them: "j-" and 16 lowercase hex digits. */
-static int job_id_valid(const char *id)
+int pcd_blobs_job_id_valid(const char *id)
 {
 	size_t i;
 
@@ -473,7 +472,7 @@ int pcd_blobs_artifacts_dir(const struct pcd_blobs *b, const char *job_id, int c
 {
 	int rc;
 
-	if (!job_id_valid(job_id))
+	if (!pcd_blobs_job_id_valid(job_id))
 		return pc_error_set(err, PC_ERR_INVALID, "job", "not a job id");
 	if ((rc = join(buf, size, err, "%s/artifacts/%s", b->dir, job_id)))
 		return rc;

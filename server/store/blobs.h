@@ -33,6 +33,8 @@ struct pcd_blob_writer;
 
 /* 1 when id is exactly 64 lowercase hex digits. */
 int pcd_blobs_id_valid(const char *id);
+/* A job id as the store makes them: "j-" and 16 lowercase hex digits. */
+int pcd_blobs_job_id_valid(const char *id);
 
 /* Creates datadir and its tmp, models and datasets subdirectories as
  * needed, and removes leftover temp files of an earlier run. *out is owned

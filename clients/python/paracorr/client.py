@@ -258,6 +258,13 @@ class Client:
         """The report of a finished job, as a dict."""
         return self._request("GET", f"/v1/jobs/{_id(job)}/report")
 
+    def compare(self, *jobs):
+        """Finished jobs' reports side by side (GET /v1/compare), as a dict:
+        two to eight jobs, or one harden job for its before and after. Rows
+        are aligned by setting, each value a list with one entry per study;
+        ``differences`` names the spec fields that differ."""
+        return self._request("GET", "/v1/compare", query={"jobs": ",".join(_id(j) for j in jobs)})
+
     def chart(self, job, name):
         """One of a finished job's charts (``accuracy``, ``loss``, ``ranking``,
         as ``charts(job)`` lists them), as SVG text."""

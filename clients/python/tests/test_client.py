@@ -90,6 +90,21 @@ class Jobs(unittest.TestCase):
         self.assertIn(job.id, ids)
         self.assertEqual(len(ids), len(set(ids)))
 
+    def test_compare_two_jobs(self):
+        c = client()
+        m, d = c.upload_model(MODEL), c.upload_dataset(INPUTS, LABELS)
+        a = c.wait(c.submit(SPEC, model=m, dataset=d), progress=False, interval=0.1)
+        b = c.wait(c.submit(dict(SPEC, seed=SPEC.get("seed", 0) + 1), model=m, dataset=d), progress=False, interval=0.1)
+        cmp = c.compare(a, b.id)
+        self.assertEqual([s["label"] for s in cmp["studies"]], [a.id, b.id])
+        self.assertEqual([x["pointer"] for x in cmp["differences"]], ["/seed"])
+        ra, rb = c.report(a), c.report(b)
+        self.assertEqual(len(cmp["results"]), len(ra["results"]))
+        self.assertEqual(cmp["results"][0]["gradient_accuracy"],
+                         [ra["results"][0]["gradient"]["accuracy"], rb["results"][0]["gradient"]["accuracy"]])
+        with self.assertRaises(paracorr.Invalid):
+            c.compare(a)
+
     def test_spec_from_a_file(self):
         c = client()
         path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"pyspec-{os.getpid()}.json")
