@@ -944,7 +944,8 @@ int pc_spec_check_work(const struct pc_spec *spec, const struct pc_work_model *m
 	return pc_error_set(err, PC_ERR_TOO_MUCH_WORK, "max_job_work",
 			    "the job's estimated work is %.3g multiply-adds (%.3g passes per study over %.0f samples "
 			    "of a model with %lld parameters), over the limit of %.3g (max_job_work = %.0f x 10^9); "
-			    "ask for fewer norms, epsilons, sparsities, trials, steps, groups, epochs or samples",
+			    "ask for fewer norms, epsilons, sparsities, trials, steps, groups, epochs or samples%s",
 			    work, pc_spec_study_passes(spec, m), kept(samples, spec->limit), (long long)m->parameters,
-			    max_work, max_work / 1e9);
+			    max_work, max_work / 1e9,
+			    spec->has_faults ? " (in faults: formats, ber, trials, bits, groups, search.max_flips)" : "");
 }

@@ -265,7 +265,7 @@ TEST(spec_work_estimate_follows_the_formula)
 	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_TOO_MUCH_WORK);
 	CHECK(strcmp(err.where, "max_job_work") == 0);
 	CHECK_MSG(strstr(err.text, "1.1e+08 multiply-adds") && strstr(err.text, "109 passes") &&
-			  strstr(err.text, "over the limit of 1e+08"),
+			  strstr(err.text, "over the limit of 1e+08") && !strstr(err.text, "faults"),
 		  "%s", err.text);
 	pc_spec_free(&s);
 	/* limit counts, layers group, multi-step: 1 + 1 x 1 x 1 x 2 x (4 + 2) = 13 passes over 10 samples */
@@ -506,6 +506,9 @@ TEST(spec_work_estimate_faults_terms)
 		      &s, &err) == PC_OK);
 	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 561.0, 0, 0);
 	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 0), 561.0 * (50 * 100 + 1e6), 0, 0);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 561.0 * (50 * 100 + 1e6), &err), PC_OK);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_TOO_MUCH_WORK);
+	CHECK_MSG(strstr(err.text, "561 passes") && strstr(err.text, "in faults: formats, ber"), "%s", err.text);
 	pc_spec_free(&s);
 	/* the layer group holds both tensors: 1 + 1 + 10 x (1 + 2) + 1 = 33;
 	 * bits: true on float16 adds 1 group x 16 bits x 20 trials = 320 */
