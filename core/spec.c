@@ -169,6 +169,39 @@ static int parse_norm(const json_t *v, const char *where, double *p, struct pc_e
 	return bad(err, where, "%s", "must be \"l1\", \"l2\", \"linf\" or a number p with 1 < p <= 1e6");
 }
 
+/* A "groups" array at path: the kinds as bits and in the spec's order. */
+static int parse_groups(const json_t *x, const char *path, unsigned *groups, enum pc_group_kind order[3], int *n,
+			struct pc_error *err)
+{
+	char where[96];
+	json_t *e;
+	size_t i;
+
+	if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > 3)
+		return bad(err, path, "%s", "must be an array of 1 to 3 of \"model\", \"tensor\", \"layer\"");
+	*groups = 0;
+	*n = 0;
+	json_array_foreach(x, i, e)
+	{
+		const char *name = json_is_string(e) ? json_string_value(e) : "";
+		enum pc_group_kind k;
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if (strcmp(name, "model") == 0)
+			k = PC_GROUP_MODEL;
+		else if (strcmp(name, "tensor") == 0)
+			k = PC_GROUP_TENSOR;
+		else if (strcmp(name, "layer") == 0)
+			k = PC_GROUP_LAYER;
+		else
+			return bad(err, where, "%s", "must be \"model\", \"tensor\" or \"layer\"");
+		if (*groups & k)
+			return bad(err, where, "%s", "repeats an earlier group");
+		*groups |= k;
+		order[(*n)++] = k;
+	}
+	return PC_OK;
+}
+
 static int parse_corruption(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err)
 {
 	char where[96];
@@ -234,31 +267,9 @@ static int parse_corruption(const json_t *c, const char *path, struct pc_corrupt
 	if (get_int(c, "steps", FIELD("steps"), 1, PC_SPEC_MAX_STEPS, 1, &v, err))
 		return PC_ERR_INVALID;
 	s->steps = (int)v;
-	if ((x = json_object_get(c, "groups"))) {
-		if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > 3)
-			return bad(err, FIELD("groups"), "%s",
-				   "must be an array of 1 to 3 of \"model\", \"tensor\", \"layer\"");
-		s->groups = 0;
-		s->n_group_order = 0;
-		json_array_foreach(x, i, e)
-		{
-			const char *name = json_is_string(e) ? json_string_value(e) : "";
-			enum pc_group_kind k;
-			snprintf(where, sizeof(where), "%s.groups[%zu]", path, i);
-			if (strcmp(name, "model") == 0)
-				k = PC_GROUP_MODEL;
-			else if (strcmp(name, "tensor") == 0)
-				k = PC_GROUP_TENSOR;
-			else if (strcmp(name, "layer") == 0)
-				k = PC_GROUP_LAYER;
-			else
-				return bad(err, where, "%s", "must be \"model\", \"tensor\" or \"layer\"");
-			if (s->groups & k)
-				return bad(err, where, "%s", "repeats an earlier group");
-			s->groups |= k;
-			s->group_order[s->n_group_order++] = k;
-		}
-	}
+	if ((x = json_object_get(c, "groups")) &&
+	    parse_groups(x, FIELD("groups"), &s->groups, s->group_order, &s->n_group_order, err))
+		return PC_ERR_INVALID;
 #undef FIELD
 	return PC_OK;
 }
@@ -427,6 +438,151 @@ static int parse_training(const json_t *v, const struct pc_spec *s, struct pc_tr
 	return PC_OK;
 }
 
+#define FORMAT_NAMES "\"float32\", \"float16\", \"bfloat16\" or \"int8\""
+
+static int parse_format(const json_t *v, enum pc_faults_format *out)
+{
+	for (int f = PC_FAULTS_FLOAT32; json_is_string(v) && f <= PC_FAULTS_INT8; f++)
+		if (strcmp(json_string_value(v), pc_faults_format_name((enum pc_faults_format)f)) == 0) {
+			*out = (enum pc_faults_format)f;
+			return PC_OK;
+		}
+	return PC_ERR_INVALID;
+}
+
+static int parse_formats(const json_t *x, struct pc_faults_spec *f, struct pc_error *err)
+{
+	char where[48];
+	json_t *e;
+	size_t i;
+
+	if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > PC_SPEC_MAX_FORMATS)
+		return pc_error_set(err, PC_ERR_INVALID, "faults.formats", "must be an array of 1 to %d of %s",
+				    PC_SPEC_MAX_FORMATS, FORMAT_NAMES);
+	json_array_foreach(x, i, e)
+	{
+		snprintf(where, sizeof(where), "faults.formats[%zu]", i);
+		if (parse_format(e, &f->formats[i]))
+			return bad(err, where, "must be %s", FORMAT_NAMES);
+		for (size_t j = 0; j < i; j++)
+			if (f->formats[j] == f->formats[i])
+				return bad(err, where, "%s", "repeats an earlier format");
+	}
+	f->n_formats = (int)json_array_size(x);
+	return PC_OK;
+}
+
+static int parse_ber(const json_t *x, struct pc_faults_spec *f, struct pc_error *err)
+{
+	char where[48];
+	json_t *e;
+	size_t i;
+
+	if (!json_is_array(x) || json_array_size(x) > PC_SPEC_MAX_BER)
+		return pc_error_set(err, PC_ERR_INVALID, "faults.ber", "must be an array of at most %d numbers in (0, 1)",
+				    PC_SPEC_MAX_BER);
+	json_array_foreach(x, i, e)
+	{
+		snprintf(where, sizeof(where), "faults.ber[%zu]", i);
+		if (!json_is_number(e))
+			return bad(err, where, "%s", "must be a number in (0, 1)");
+		f->ber[i] = json_number_value(e);
+		if (!(f->ber[i] > 0 && f->ber[i] < 1))
+			return bad(err, where, "%s", "must be in (0, 1)");
+		for (size_t j = 0; j < i; j++)
+			if (f->ber[j] == f->ber[i])
+				return bad(err, where, "%s", "repeats an earlier rate");
+	}
+	f->n_ber = (int)json_array_size(x);
+	return PC_OK;
+}
+
+/* false, true ({"weights": 1, "trials": faults.trials}) or the object;
+ * f->trials is read already. */
+static int parse_bits(const json_t *x, struct pc_faults_spec *f, struct pc_error *err)
+{
+	long long v;
+
+	f->bits_weights = 1;
+	f->bits_trials = f->trials;
+	if (json_is_false(x))
+		return PC_OK;
+	f->has_bits = 1;
+	if (json_is_true(x))
+		return PC_OK;
+	if (!json_is_object(x))
+		return bad(err, "faults.bits", "%s", "must be false, true or {\"weights\": M, \"trials\": T}");
+	if (only_keys(x, "faults.bits", "weights,trials", err) ||
+	    get_int(x, "weights", "faults.bits.weights", 1, PC_SPEC_MAX_BIT_WEIGHTS, 1, &v, err))
+		return PC_ERR_INVALID;
+	f->bits_weights = (int)v;
+	if (get_int(x, "trials", "faults.bits.trials", 1, PC_SPEC_MAX_TRIALS, f->trials, &v, err))
+		return PC_ERR_INVALID;
+	f->bits_trials = (int)v;
+	return PC_OK;
+}
+
+static int parse_search(const json_t *x, struct pc_faults_spec *f, struct pc_error *err)
+{
+	json_t *e;
+	long long v;
+	int method;
+
+	if (!json_is_object(x))
+		return bad(err, "faults.search", "%s", "must be an object {target_accuracy, max_flips, method}");
+	if (only_keys(x, "faults.search", "target_accuracy,max_flips,method", err))
+		return PC_ERR_INVALID;
+	f->has_search = 1;
+	f->target_accuracy = 0.1;
+	if ((e = json_object_get(x, "target_accuracy")) && !json_is_null(e)) {
+		if (!json_is_number(e) || !(json_number_value(e) >= 0 && json_number_value(e) < 1))
+			return bad(err, "faults.search.target_accuracy", "%s", "must be a number in [0, 1)");
+		f->target_accuracy = json_number_value(e);
+	}
+	if (get_int(x, "max_flips", "faults.search.max_flips", 1, PC_SPEC_MAX_FLIPS, 100, &v, err) ||
+	    get_choice(x, "method", "faults.search.method", "best,bfa", &method, err))
+		return PC_ERR_INVALID;
+	f->max_flips = (int)v;
+	f->method = method ? PC_FAULTS_SEARCH_BFA : PC_FAULTS_SEARCH_BEST;
+	return PC_OK;
+}
+
+static int parse_faults(const json_t *v, struct pc_faults_spec *f, struct pc_error *err)
+{
+	long long n;
+	int per_channel;
+	json_t *x;
+
+	memset(f, 0, sizeof(*f));
+	f->n_formats = 1;
+	f->formats[0] = PC_FAULTS_FLOAT32;
+	f->groups = PC_GROUP_MODEL;
+	f->n_group_order = 1;
+	f->group_order[0] = PC_GROUP_MODEL;
+	if (!json_is_object(v))
+		return bad(err, "faults", "%s", "must be an object {formats, quantization, ber, trials, bits, groups, search}");
+	if (only_keys(v, "faults", "formats,quantization,ber,trials,bits,groups,search", err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(v, "formats")) && parse_formats(x, f, err))
+		return PC_ERR_INVALID;
+	if (get_choice(v, "quantization", "faults.quantization", "per_tensor,per_channel", &per_channel, err))
+		return PC_ERR_INVALID;
+	f->quantization = per_channel ? PC_FAULTS_PER_CHANNEL : PC_FAULTS_PER_TENSOR;
+	if ((x = json_object_get(v, "ber")) && parse_ber(x, f, err))
+		return PC_ERR_INVALID;
+	if (get_int(v, "trials", "faults.trials", 1, PC_SPEC_MAX_TRIALS, 20, &n, err))
+		return PC_ERR_INVALID;
+	f->trials = (int)n;
+	if (parse_bits((x = json_object_get(v, "bits")) ? x : json_false(), f, err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(v, "groups")) &&
+	    parse_groups(x, "faults.groups", &f->groups, f->group_order, &f->n_group_order, err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(v, "search")) && parse_search(x, f, err))
+		return PC_ERR_INVALID;
+	return PC_OK;
+}
+
 int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 {
 	long long v;
@@ -435,7 +591,7 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	set_defaults(s);
 	if (!json_is_object(root))
 		return bad(err, "spec", "%s", "must be a JSON object");
-	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training", err))
+	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training,faults", err))
 		goto fail;
 	if ((x = json_object_get(root, "kind"))) {
 		if (!json_is_string(x) ||
@@ -465,8 +621,11 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	if ((x = json_object_get(root, "preprocess")) && parse_preprocess(x, s, err))
 		goto fail;
 	if ((x = json_object_get(root, "corruption")) && json_is_array(x)) {
-		if (json_array_size(x) < 1 || json_array_size(x) > PC_SPEC_MAX_BLOCKS) {
-			pc_error_set(err, PC_ERR_INVALID, "corruption", "must be an object or an array of 1 to %d objects",
+		/* [] is a faults-only study: without faults it would study nothing */
+		if (json_array_size(x) > PC_SPEC_MAX_BLOCKS ||
+		    (json_array_size(x) < 1 && !json_object_get(root, "faults"))) {
+			pc_error_set(err, PC_ERR_INVALID, "corruption",
+				     "must be an object or an array of 1 to %d objects ([] only with a faults block)",
 				     PC_SPEC_MAX_BLOCKS);
 			goto fail;
 		}
@@ -481,6 +640,15 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 		}
 	} else if (x && parse_corruption(x, "corruption", &s->blocks[0], err)) {
 		goto fail;
+	}
+	if ((x = json_object_get(root, "faults"))) {
+		if (strcmp(s->kind, "analyze") != 0) {
+			bad(err, "faults", "%s", "is for \"kind\": \"analyze\" jobs");
+			goto fail;
+		}
+		s->has_faults = 1;
+		if (parse_faults(x, &s->faults, err))
+			goto fail;
 	}
 	x = json_object_get(root, "training");
 	if (!strcmp(s->kind, "harden") != !!x) {
@@ -572,12 +740,21 @@ const char *pc_eps_scale_name(enum pc_eps_scale s)
 	return s == PC_EPS_RMS ? "rms" : s == PC_EPS_RELATIVE ? "relative" : "absolute";
 }
 
-static json_t *block_json(const struct pc_corruption *c)
+static json_t *groups_json(const enum pc_group_kind *order, int n)
 {
-	json_t *norms = json_array(), *eps = json_array(), *sp = json_array(), *groups = json_array();
 	static const char *const group_names[] = {[PC_GROUP_MODEL] = "model",
 						  [PC_GROUP_TENSOR] = "tensor",
 						  [PC_GROUP_LAYER] = "layer"};
+	json_t *groups = json_array();
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(groups, json_string(group_names[order[i]]));
+	return groups;
+}
+
+static json_t *block_json(const struct pc_corruption *c)
+{
+	json_t *norms = json_array(), *eps = json_array(), *sp = json_array();
 
 	for (int i = 0; i < c->n_norms; i++)
 		json_array_append_new(norms, pc_spec_norm_json(c->norms[i]));
@@ -585,11 +762,31 @@ static json_t *block_json(const struct pc_corruption *c)
 		json_array_append_new(eps, json_real(c->epsilons[i]));
 	for (int i = 0; i < c->n_sparsity; i++)
 		json_array_append_new(sp, json_integer(c->sparsity[i]));
-	for (int i = 0; i < c->n_group_order; i++)
-		json_array_append_new(groups, json_string(group_names[c->group_order[i]]));
 	return json_pack("{s:o, s:o, s:o, s:s, s:i, s:i, s:o}", "norms", norms, "epsilons", eps, "sparsity", sp,
 			 "epsilon_scale", pc_eps_scale_name(c->epsilon_scale), "random_trials", c->random_trials,
-			 "steps", c->steps, "groups", groups);
+			 "steps", c->steps, "groups", groups_json(c->group_order, c->n_group_order));
+}
+
+/* The block with its defaults; "search" only when there is one. */
+static json_t *faults_json(const struct pc_faults_spec *f)
+{
+	json_t *formats = json_array(), *ber = json_array(), *out;
+
+	for (int i = 0; i < f->n_formats; i++)
+		json_array_append_new(formats, json_string(pc_faults_format_name(f->formats[i])));
+	for (int i = 0; i < f->n_ber; i++)
+		json_array_append_new(ber, json_real(f->ber[i]));
+	out = json_pack("{s:o, s:s, s:o, s:i, s:o, s:o}", "formats", formats, "quantization",
+			f->quantization == PC_FAULTS_PER_CHANNEL ? "per_channel" : "per_tensor", "ber", ber, "trials",
+			f->trials, "bits",
+			f->has_bits ? json_pack("{s:i, s:i}", "weights", f->bits_weights, "trials", f->bits_trials)
+				    : json_false(),
+			"groups", groups_json(f->group_order, f->n_group_order));
+	if (out && f->has_search)
+		json_object_set_new(out, "search",
+				    json_pack("{s:f, s:i, s:s}", "target_accuracy", f->target_accuracy, "max_flips",
+					      f->max_flips, "method", f->method == PC_FAULTS_SEARCH_BFA ? "bfa" : "best"));
+	return out;
 }
 
 json_t *pc_spec_to_json(const struct pc_spec *s)
@@ -624,7 +821,29 @@ json_t *pc_spec_to_json(const struct pc_spec *s)
 
 	if (out && s->has_training)
 		json_object_set_new(out, "training", training_json(&s->training));
+	if (out && s->has_faults)
+		json_object_set_new(out, "faults", faults_json(&s->faults));
 	return out;
+}
+
+int pc_spec_check_model(const struct pc_spec *s, const struct pc_graph *g, struct pc_error *err)
+{
+	char where[48];
+	int axis;
+
+	if (!s->has_faults)
+		return PC_OK;
+	for (int p = 0; p < pc_graph_param_tensors(g); p++)
+		if (pc_faults_quantizable(g, p, &axis))
+			return PC_OK;
+	for (int i = 0; i < s->faults.n_formats; i++)
+		if (s->faults.formats[i] == PC_FAULTS_INT8) {
+			snprintf(where, sizeof(where), "faults.formats[%d]", i);
+			return bad(err, where, "%s",
+				   "is \"int8\", but the model has no int8-quantizable weight (a parameter read only "
+				   "as the weight of a Conv, Gemm or MatMul)");
+		}
+	return PC_OK;
 }
 
 /* --- the work budget ---------------------------------------------------- */
@@ -648,6 +867,33 @@ void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m)
 	free(seen);
 }
 
+/* The faults terms of spec.h's formula, summed over groups and formats. */
+static double fault_passes(const struct pc_faults_spec *f, const struct pc_work_model *m)
+{
+	double groups = 0, search_tensors = 0, total = 0;
+
+	if (f->groups & PC_GROUP_MODEL) {
+		groups += 1;
+		search_tensors += (double)m->tensors;
+	}
+	if (f->groups & PC_GROUP_TENSOR) {
+		groups += (double)m->tensors;
+		search_tensors += (double)m->tensors;
+	}
+	if (f->groups & PC_GROUP_LAYER) {
+		groups += (double)m->layers;
+		search_tensors += (double)m->tensors;
+	}
+	for (int i = 0; i < f->n_formats; i++) {
+		total += groups * (1 + (double)f->n_ber * f->trials);
+		if (f->has_bits)
+			total += groups * pc_faults_format_bits(f->formats[i]) * (double)f->bits_trials;
+		if (f->has_search)
+			total += (double)f->max_flips * (groups + search_tensors) + groups;
+	}
+	return total;
+}
+
 double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m)
 {
 	double total = 1; /* the clean pass */
@@ -664,6 +910,8 @@ double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_mod
 		total += groups * c->n_norms * c->n_sparsity * c->n_epsilons *
 			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
 	}
+	if (spec->has_faults)
+		total += fault_passes(&spec->faults, m);
 	return total;
 }
 
@@ -696,7 +944,8 @@ int pc_spec_check_work(const struct pc_spec *spec, const struct pc_work_model *m
 	return pc_error_set(err, PC_ERR_TOO_MUCH_WORK, "max_job_work",
 			    "the job's estimated work is %.3g multiply-adds (%.3g passes per study over %.0f samples "
 			    "of a model with %lld parameters), over the limit of %.3g (max_job_work = %.0f x 10^9); "
-			    "ask for fewer norms, epsilons, sparsities, trials, steps, groups, epochs or samples",
+			    "ask for fewer norms, epsilons, sparsities, trials, steps, groups, epochs or samples%s",
 			    work, pc_spec_study_passes(spec, m), kept(samples, spec->limit), (long long)m->parameters,
-			    max_work, max_work / 1e9);
+			    max_work, max_work / 1e9,
+			    spec->has_faults ? " (in faults: formats, ber, trials, bits, groups, search.max_flips)" : "");
 }

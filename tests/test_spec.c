@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paracorr/faults.h"
+#include "paracorr/onnx.h"
 #include "paracorr/spec.h"
 #include "test.h"
 
@@ -141,6 +143,39 @@ TEST(spec_errors_name_the_field)
 		{", \"kind\": \"harden\", \"training\": {\"dataset\": \"x\", \"epochs\": -1}", "training.epochs",
 		 "integer from 0"},
 		{", \"colour\": 1", "colour", "unknown field"},
+		{", \"corruption\": []", "corruption", "[] only with a faults block"},
+		{", \"faults\": []", "faults", "must be an object"},
+		{", \"faults\": {\"ber\": [0.001, 0]}", "faults.ber[1]", "must be in (0, 1)"},
+		{", \"faults\": {\"ber\": [1]}", "faults.ber[0]", "must be in (0, 1)"},
+		{", \"faults\": {\"ber\": [1.5]}", "faults.ber[0]", "must be in (0, 1)"},
+		{", \"faults\": {\"ber\": [-1e-3]}", "faults.ber[0]", "must be in (0, 1)"},
+		{", \"faults\": {\"ber\": [\"1e-3\"]}", "faults.ber[0]", "must be a number in (0, 1)"},
+		{", \"faults\": {\"ber\": [0.01, 0.01]}", "faults.ber[1]", "repeats an earlier rate"},
+		{", \"faults\": {\"ber\": 0.01}", "faults.ber", "array of at most 16 numbers in (0, 1)"},
+		{", \"faults\": {\"formats\": [\"float64\"]}", "faults.formats[0]",
+		 "must be \"float32\", \"float16\", \"bfloat16\" or \"int8\""},
+		{", \"faults\": {\"formats\": [\"int8\", \"float16\", \"int8\"]}", "faults.formats[2]",
+		 "repeats an earlier format"},
+		{", \"faults\": {\"formats\": []}", "faults.formats", "array of 1 to 4"},
+		{", \"faults\": {\"quantization\": \"per_row\"}", "faults.quantization", "one of per_tensor,per_channel"},
+		{", \"faults\": {\"trials\": 0}", "faults.trials", "integer from 1 to 1000"},
+		{", \"faults\": {\"bits\": {\"weights\": 0}}", "faults.bits.weights", "integer from 1 to 1000000"},
+		{", \"faults\": {\"bits\": {\"trials\": 1001}}", "faults.bits.trials", "integer from 1 to 1000"},
+		{", \"faults\": {\"bits\": {\"weight\": 2}}", "faults.bits.weight", "unknown field"},
+		{", \"faults\": {\"bits\": 1}", "faults.bits", "must be false, true or {\"weights\": M, \"trials\": T}"},
+		{", \"faults\": {\"groups\": [\"model\", \"neuron\"]}", "faults.groups[1]", "\"layer\""},
+		{", \"faults\": {\"groups\": [\"layer\", \"layer\"]}", "faults.groups[1]", "repeats"},
+		{", \"faults\": {\"search\": {\"method\": \"x\"}}", "faults.search.method", "one of best,bfa"},
+		{", \"faults\": {\"search\": {\"target_accuracy\": 1}}", "faults.search.target_accuracy",
+		 "must be a number in [0, 1)"},
+		{", \"faults\": {\"search\": {\"target_accuracy\": -0.5}}", "faults.search.target_accuracy",
+		 "must be a number in [0, 1)"},
+		{", \"faults\": {\"search\": {\"max_flips\": 0}}", "faults.search.max_flips", "integer from 1 to 10000"},
+		{", \"faults\": {\"search\": {\"max_flip\": 3}}", "faults.search.max_flip", "unknown field"},
+		{", \"faults\": {\"search\": true}", "faults.search", "must be an object"},
+		{", \"faults\": {\"format\": [\"int8\"]}", "faults.format", "unknown field"},
+		{", \"kind\": \"harden\", \"training\": {\"dataset\": \"x\"}, \"faults\": {}", "faults",
+		 "is for \"kind\": \"analyze\" jobs"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -230,7 +265,7 @@ TEST(spec_work_estimate_follows_the_formula)
 	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_TOO_MUCH_WORK);
 	CHECK(strcmp(err.where, "max_job_work") == 0);
 	CHECK_MSG(strstr(err.text, "1.1e+08 multiply-adds") && strstr(err.text, "109 passes") &&
-			  strstr(err.text, "over the limit of 1e+08"),
+			  strstr(err.text, "over the limit of 1e+08") && !strstr(err.text, "faults"),
 		  "%s", err.text);
 	pc_spec_free(&s);
 	/* limit counts, layers group, multi-step: 1 + 1 x 1 x 1 x 2 x (4 + 2) = 13 passes over 10 samples */
@@ -245,5 +280,246 @@ TEST(spec_work_estimate_follows_the_formula)
 		      " \"act\": {\"epsilon\": 0.1, \"steps\": 2}}}",
 		      &s, &err) == PC_OK);
 	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 20), 2 * 109.0 * (50 * 100 + 1e6) + 4 * 3 * (20 * 100 + 1e6), 0, 0);
+	pc_spec_free(&s);
+}
+
+/* The faults block's echo as text (compact, in the spec's key order). */
+static char *faults_echo(const struct pc_spec *s)
+{
+	json_t *echo = pc_spec_to_json(s);
+	char *text = json_dumps(json_object_get(echo, "faults"), JSON_COMPACT | JSON_ENCODE_ANY);
+
+	json_decref(echo);
+	return text;
+}
+
+#define CHECK_TEXT(got, want) CHECK_MSG((got) && strcmp((got), (want)) == 0, "got %s, expected %s", got, want)
+
+TEST(spec_faults_defaults_echoed)
+{
+	struct pc_spec s;
+	struct pc_error err = {0};
+	char *text;
+	json_t *echo;
+
+	/* no block: none in the echo, nothing faults-wise set */
+	REQUIRE(parse("{" MIN_SPEC "}", &s, &err) == PC_OK);
+	CHECK_INT(s.has_faults, 0);
+	echo = pc_spec_to_json(&s);
+	CHECK(echo && json_object_get(echo, "faults") == NULL);
+	json_decref(echo);
+	pc_spec_free(&s);
+
+	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {}}", &s, &err) == PC_OK);
+	CHECK_INT(s.has_faults, 1);
+	CHECK_INT(s.faults.n_formats, 1);
+	CHECK_INT(s.faults.formats[0], PC_FAULTS_FLOAT32);
+	CHECK_INT(s.faults.quantization, PC_FAULTS_PER_TENSOR);
+	CHECK_INT(s.faults.n_ber, 0);
+	CHECK_INT(s.faults.trials, 20);
+	CHECK_INT(s.faults.has_bits, 0);
+	CHECK_INT(s.faults.groups, PC_GROUP_MODEL);
+	CHECK_INT(s.faults.has_search, 0);
+	CHECK_INT(s.n_blocks, 1); /* an absent "corruption" keeps its default block */
+	text = faults_echo(&s);
+	CHECK_TEXT(text, "{\"formats\":[\"float32\"],\"quantization\":\"per_tensor\",\"ber\":[],\"trials\":20,"
+			 "\"bits\":false,\"groups\":[\"model\"]}");
+	free(text);
+	pc_spec_free(&s);
+
+	/* only formats and search; the formats in the spec's order; bits: true
+	 * is one weight over faults.trials trials */
+	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {\"formats\": [\"int8\", \"float32\"], \"search\": {}}}", &s, &err) ==
+		PC_OK);
+	CHECK_INT(s.faults.has_search, 1);
+	CHECK(s.faults.target_accuracy == 0.1);
+	CHECK_INT(s.faults.max_flips, 100);
+	CHECK_INT(s.faults.method, PC_FAULTS_SEARCH_BEST);
+	text = faults_echo(&s);
+	CHECK_TEXT(text, "{\"formats\":[\"int8\",\"float32\"],\"quantization\":\"per_tensor\",\"ber\":[],\"trials\":20,"
+			 "\"bits\":false,\"groups\":[\"model\"],"
+			 "\"search\":{\"target_accuracy\":0.10000000000000001,\"max_flips\":100,\"method\":\"best\"}}");
+	free(text);
+	pc_spec_free(&s);
+
+	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {\"trials\": 7, \"bits\": true}}", &s, &err) == PC_OK);
+	CHECK_INT(s.faults.has_bits, 1);
+	CHECK_INT(s.faults.bits_weights, 1);
+	CHECK_INT(s.faults.bits_trials, 7);
+	text = faults_echo(&s);
+	CHECK_TEXT(text, "{\"formats\":[\"float32\"],\"quantization\":\"per_tensor\",\"ber\":[],\"trials\":7,"
+			 "\"bits\":{\"weights\":1,\"trials\":7},\"groups\":[\"model\"]}");
+	free(text);
+	pc_spec_free(&s);
+}
+
+TEST(spec_faults_full_round_trips)
+{
+	/* preprocess.scale set: the echo's "auto" is the report's to resolve */
+	const char *text = "{" MIN_SPEC ", \"preprocess\": {\"scale\": 1}, \"faults\": {\"formats\": [\"bfloat16\", \"int8\", \"float16\"],"
+			   " \"quantization\": \"per_channel\", \"ber\": [0.0001, 0.5], \"trials\": 5,"
+			   " \"bits\": {\"weights\": 1000000, \"trials\": 3}, \"groups\": [\"layer\", \"tensor\", \"model\"],"
+			   " \"search\": {\"target_accuracy\": 0, \"max_flips\": 10000, \"method\": \"bfa\"}}}";
+	static const char want[] =
+		"{\"formats\":[\"bfloat16\",\"int8\",\"float16\"],\"quantization\":\"per_channel\","
+		"\"ber\":[0.0001,0.5],\"trials\":5,\"bits\":{\"weights\":1000000,\"trials\":3},"
+		"\"groups\":[\"layer\",\"tensor\",\"model\"],"
+		"\"search\":{\"target_accuracy\":0.0,\"max_flips\":10000,\"method\":\"bfa\"}}";
+	struct pc_spec s, s2;
+	struct pc_error err = {0};
+	json_t *echo;
+	char *dump, *t1, *t2;
+
+	REQUIRE(parse(text, &s, &err) == PC_OK);
+	CHECK_INT(s.faults.n_formats, 3);
+	CHECK_INT(s.faults.formats[0], PC_FAULTS_BFLOAT16);
+	CHECK_INT(s.faults.formats[1], PC_FAULTS_INT8);
+	CHECK_INT(s.faults.formats[2], PC_FAULTS_FLOAT16);
+	CHECK_INT(s.faults.quantization, PC_FAULTS_PER_CHANNEL);
+	CHECK_INT(s.faults.n_ber, 2);
+	CHECK(s.faults.ber[0] == 0.0001 && s.faults.ber[1] == 0.5);
+	CHECK_INT(s.faults.trials, 5);
+	CHECK_INT(s.faults.bits_weights, 1000000);
+	CHECK_INT(s.faults.bits_trials, 3);
+	CHECK_INT(s.faults.groups, PC_GROUP_MODEL | PC_GROUP_TENSOR | PC_GROUP_LAYER);
+	CHECK_INT(s.faults.group_order[0], PC_GROUP_LAYER);
+	CHECK_INT(s.faults.group_order[2], PC_GROUP_MODEL);
+	CHECK(s.faults.target_accuracy == 0);
+	CHECK_INT(s.faults.max_flips, 10000);
+	CHECK_INT(s.faults.method, PC_FAULTS_SEARCH_BFA);
+	t1 = faults_echo(&s);
+	CHECK_TEXT(t1, want);
+	/* the whole echo parses back to the same block */
+	echo = pc_spec_to_json(&s);
+	dump = json_dumps(echo, 0);
+	REQUIRE(dump);
+	REQUIRE_MSG(parse(dump, &s2, &err) == PC_OK, "%s: %s", err.where, err.text);
+	t2 = faults_echo(&s2);
+	CHECK_TEXT(t2, want);
+	free(t1);
+	free(t2);
+	free(dump);
+	json_decref(echo);
+	pc_spec_free(&s);
+	pc_spec_free(&s2);
+}
+
+/* "corruption": [] is a faults-only study (no corruption block); without a
+ * faults block it is refused (spec_errors_name_the_field). */
+TEST(spec_faults_only_study)
+{
+	struct pc_spec s, s2;
+	struct pc_error err = {0};
+	json_t *echo;
+	char *dump;
+
+	REQUIRE(parse("{" MIN_SPEC ", \"preprocess\": {\"scale\": 1}, \"corruption\": [], \"faults\": {\"ber\": [0.001]}}",
+		      &s, &err) == PC_OK);
+	CHECK_INT(s.n_blocks, 0);
+	echo = pc_spec_to_json(&s);
+	REQUIRE(echo);
+	CHECK(json_is_array(json_object_get(echo, "corruption")) &&
+	      json_array_size(json_object_get(echo, "corruption")) == 0);
+	dump = json_dumps(echo, 0);
+	REQUIRE(dump);
+	REQUIRE_MSG(parse(dump, &s2, &err) == PC_OK, "%s: %s", err.where, err.text);
+	CHECK_INT(s2.n_blocks, 0);
+	CHECK_INT(s2.faults.n_ber, 1);
+	free(dump);
+	json_decref(echo);
+	pc_spec_free(&s);
+	pc_spec_free(&s2);
+}
+
+/* x -> Add(B) -> y: one parameter tensor, and not a weight int8 quantizes. */
+static struct pc_graph *add_only_graph(struct pc_error *err)
+{
+	static const float b[2] = {0.5f, -1.0f};
+	struct pc_shape in = {2, {-1, 2}}, sb = {1, {2}};
+	const char *n0[] = {"x", "B"}, *o0[] = {"y"};
+	struct pc_graph *g = pc_graph_new(17, err);
+
+	if (!g)
+		return NULL;
+	if (pc_graph_add_input(g, "x", &in, err) || pc_graph_add_float(g, "B", &sb, b, err) ||
+	    pc_graph_add_node(g, "Add", "add", 2, n0, 1, o0, 0, NULL, err) || pc_graph_add_output(g, "y", err) ||
+	    pc_graph_finish(g, err)) {
+		pc_graph_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+TEST(spec_check_model_int8_needs_quantizable_weights)
+{
+	struct pc_error err = {0};
+	struct pc_graph *cnn = NULL, *add = add_only_graph(&err);
+	struct pc_spec with_int8, without_int8, no_faults;
+	char path[512];
+	int axis;
+
+	REQUIRE_MSG(add, "%s", err.text);
+	REQUIRE(pc_graph_param_tensors(add) == 1 && !pc_faults_quantizable(add, 0, &axis));
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/cnn_op13.onnx", pc_test_root());
+	REQUIRE_MSG(pc_onnx_load_file(path, &cnn, &err) == PC_OK, "%s", err.text);
+	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {\"formats\": [\"float16\", \"int8\"]}}", &with_int8, &err) == PC_OK);
+	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {\"formats\": [\"float32\", \"bfloat16\"]}}", &without_int8, &err) ==
+		PC_OK);
+	REQUIRE(parse("{" MIN_SPEC "}", &no_faults, &err) == PC_OK);
+
+	CHECK_INT(pc_spec_check_model(&with_int8, cnn, &err), PC_OK); /* Conv and Gemm weights */
+	CHECK_INT(pc_spec_check_model(&without_int8, add, &err), PC_OK);
+	CHECK_INT(pc_spec_check_model(&no_faults, add, &err), PC_OK);
+	CHECK_INT(err.code, PC_OK);
+	CHECK_INT(pc_spec_check_model(&with_int8, add, &err), PC_ERR_INVALID);
+	CHECK_MSG(strcmp(err.where, "faults.formats[1]") == 0, "where '%s'", err.where);
+	CHECK_MSG(strstr(err.text, "\"int8\"") && strstr(err.text, "no int8-quantizable weight"), "%s", err.text);
+
+	pc_spec_free(&with_int8);
+	pc_spec_free(&without_int8);
+	pc_spec_free(&no_faults);
+	pc_graph_free(cnn);
+	pc_graph_free(add);
+}
+
+/* The faults terms of spec.h's formula by hand, on the model of 100
+ * parameters in 2 tensors and 1 layer of spec_work_estimate_follows_the_formula. */
+TEST(spec_work_estimate_faults_terms)
+{
+	struct pc_work_model m = {100, 2, 1};
+	struct pc_error err = {0};
+	struct pc_spec s;
+
+	/* the default corruption block's 109 passes and float32's clean pass
+	 * on the one "model" group */
+	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {}}", &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 110.0, 0, 0);
+	pc_spec_free(&s);
+	/* no corruption; groups model + 2 tensors = 3, search tensors 2 + 1 + 1.
+	 * Each format: 3 x (1 + 2 ber x 4 trials) = 27, search 10 x (1 + 2) + 1
+	 * for the model and 2 x (10 x (1 + 1) + 1) for the tensors = 73; bits
+	 * 3 groups x 3 trials x 32 = 288 for float32, x 8 = 72 for int8.
+	 * 1 + (27 + 288 + 73) + (27 + 72 + 73) = 561 */
+	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [], \"faults\": {\"formats\": [\"float32\", \"int8\"],"
+		      " \"ber\": [0.001, 0.01], \"trials\": 4, \"bits\": {\"weights\": 5, \"trials\": 3},"
+		      " \"groups\": [\"model\", \"tensor\"], \"search\": {\"max_flips\": 10}}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 561.0, 0, 0);
+	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 0), 561.0 * (50 * 100 + 1e6), 0, 0);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 561.0 * (50 * 100 + 1e6), &err), PC_OK);
+	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_TOO_MUCH_WORK);
+	CHECK_MSG(strstr(err.text, "561 passes") && strstr(err.text, "in faults: formats, ber"), "%s", err.text);
+	pc_spec_free(&s);
+	/* the layer group holds both tensors: 1 + 1 + 10 x (1 + 2) + 1 = 33;
+	 * bits: true on float16 adds 1 group x 16 bits x 20 trials = 320 */
+	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [], \"faults\": {\"groups\": [\"layer\"],"
+		      " \"search\": {\"max_flips\": 10}}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 33.0, 0, 0);
+	pc_spec_free(&s);
+	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [], \"faults\": {\"formats\": [\"float16\"], \"bits\": true,"
+		      " \"groups\": [\"layer\"], \"search\": {\"max_flips\": 10}}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 353.0, 0, 0);
 	pc_spec_free(&s);
 }

@@ -12,6 +12,7 @@
 
 #include "paracorr/data.h"
 #include "paracorr/error.h"
+#include "paracorr/faults.h"
 #include "paracorr/graph.h"
 
 #define PC_SPEC_MAX_NORMS 16
@@ -20,6 +21,10 @@
 #define PC_SPEC_MAX_TRIALS 1000
 #define PC_SPEC_MAX_STEPS 1000
 #define PC_SPEC_MAX_EPOCHS 1000
+#define PC_SPEC_MAX_FORMATS 4
+#define PC_SPEC_MAX_BER 16
+#define PC_SPEC_MAX_BIT_WEIGHTS 1000000
+#define PC_SPEC_MAX_FLIPS 10000
 
 enum pc_group_kind {
 	PC_GROUP_MODEL = 1,
@@ -72,6 +77,34 @@ struct pc_training {
 	char *act_group[PC_SPEC_MAX_ACT_GROUP]; /* tensor or node (layer) names; owned */
 };
 
+enum pc_faults_method {
+	PC_FAULTS_SEARCH_BEST, /* paracorr's search (the default) */
+	PC_FAULTS_SEARCH_BFA,  /* plain progressive bit search, Rakin et al. 2019 */
+};
+
+/* The "faults" block of an analyze job (issue 15): bit flips in the
+ * weights as stored in each format. */
+struct pc_faults_spec {
+	int n_formats;
+	enum pc_faults_format formats[PC_SPEC_MAX_FORMATS]; /* as the spec listed them */
+	enum pc_faults_scaling quantization;		    /* int8's scales */
+	int n_ber;					    /* 0: no random trials */
+	double ber[PC_SPEC_MAX_BER];			    /* each in (0, 1) */
+	int trials;					    /* seeded trials per ber */
+	/* per bit position: the accuracy with that bit flipped in bits_weights
+	 * random weights, over bits_trials trials; "bits": true is
+	 * {"weights": 1, "trials": trials} */
+	int has_bits;
+	int bits_weights, bits_trials;
+	unsigned groups; /* enum pc_group_kind bits */
+	int n_group_order;
+	enum pc_group_kind group_order[3]; /* as the spec listed them */
+	int has_search;			   /* the worst-case bit search */
+	double target_accuracy;		   /* stop at or below it, in [0, 1) */
+	int max_flips;
+	enum pc_faults_method method;
+};
+
 struct pc_spec {
 	char kind[16];	   /* "analyze" or "harden" */
 	char *model;	   /* path (CLI) or id (API); owned */
@@ -87,6 +120,8 @@ struct pc_spec {
 	struct pc_corruption blocks[PC_SPEC_MAX_BLOCKS];
 	int has_training; /* kind "harden" */
 	struct pc_training training;
+	int has_faults; /* kind "analyze" only */
+	struct pc_faults_spec faults;
 };
 
 /* Parses root into *spec (which the caller frees with pc_spec_free). */
@@ -96,6 +131,11 @@ void pc_spec_free(struct pc_spec *spec);
 
 /* The spec with every default filled in (new reference). */
 json_t *pc_spec_to_json(const struct pc_spec *spec);
+
+/* The checks that need the model: "int8" among the faults formats on a
+ * model without an int8-quantizable parameter tensor (pc_faults_quantizable)
+ * fails on faults.formats[i]. */
+int pc_spec_check_model(const struct pc_spec *spec, const struct pc_graph *g, struct pc_error *err);
 
 /* --- the work budget -------------------------------------------------------
  *
@@ -114,7 +154,17 @@ json_t *pc_spec_to_json(const struct pc_spec *spec);
  * 1 + sum over groups of norms x sparsity x epsilons x (steps' + trials)
  * passes, steps' = steps + 1 when steps > 1, else 1, with one group for
  * "model", one per parameter tensor for "tensor", one per layer (node with
- * parameters) for "layer", in every corruption block. */
+ * parameters) for "layer", in every corruption block. A faults block adds,
+ * per group G of its groups (counted the same way) and per format:
+ *
+ *   1 + B x T + (bits ? b x T' : 0) + (search ? F x (1 + t_G) + 1 : 0)
+ *
+ * the format's clean pass, T trials for each of the B bit error rates,
+ * T' trials for each of the format's b bits per code (32, 16, 16, 8), and
+ * a search of at most F flips, each a gradient pass and one candidate per
+ * tensor of G (t_G: every tensor for "model", 1 for a tensor, the layer's
+ * own, which over all the layers are every tensor once), and one pass to
+ * start it. */
 #define PC_WORK_PER_PASS 1e6
 
 /* What the estimate needs of a model. */
