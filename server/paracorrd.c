@@ -7,7 +7,12 @@
  *
  * Signals are blocked in every thread (the mask is inherited by the
  * threads started after it is set) and taken synchronously by main with
- * sigwait, so no work happens in a signal handler. */
+ * sigwait, so no work happens in a signal handler. A thread started before
+ * main runs (OpenBLAS starts its pool when the library loads) has them
+ * unblocked, and the kernel hands a process-directed SIGTERM to it while
+ * main has it blocked: there the one handler forwards it to main, where
+ * it waits for sigwait, instead of the default action killing the daemon
+ * mid-start. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,6 +47,15 @@ static void die(const char *what, const struct pc_error *err)
 	fprintf(stderr, "paracorrd: %s: %s%s%s\n", what, err->where, err->where[0] ? ": " : "", err->text);
 }
 
+static pthread_t main_thread;
+
+/* Runs only on a thread that does not block the signal: one main did not
+ * start. pthread_kill is async-signal-safe. */
+static void forward_to_main(int sig)
+{
+	pthread_kill(main_thread, sig);
+}
+
 int main(int argc, char **argv)
 {
 	struct pcd_settings s;
@@ -59,6 +73,21 @@ int main(int argc, char **argv)
 		return pcd_validate_main(argc, argv);
 	pc_blas_select_kernels(argv);
 	pc_blas_set_threads(1);
+	/* first, so that a signal at any point of the start waits for sigwait */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	main_thread = pthread_self();
+	{
+		struct sigaction sa = {0};
+
+		sa.sa_handler = forward_to_main;
+		sa.sa_mask = sigs;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
 	memset(&app, 0, sizeof(app));
 	atomic_init(&app.draining, 0);
 	if (pcd_settings_from_args(&s, argc, argv, &err)) {
@@ -82,11 +111,6 @@ int main(int argc, char **argv)
 		pc_limits_set(&lim);
 	}
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	/* what can be refused without touching the data directory first */
 	if (s.tokens_file[0] && pcd_http_tokens_load(s.tokens_file, &app.tokens, &err)) {

@@ -284,6 +284,12 @@ TEST(cli_reports_match_the_schemas)
 		fclose(f);
 		done(&o);
 	}
+	snprintf(docs, sizeof(docs), "%s/faults.json", dir);
+	REQUIRE(write_spec(docs, "[], \"faults\": {\"formats\": [\"int8\", \"float16\"], \"quantization\": "
+				 "\"per_channel\", \"ber\": [1e-6, 1e-4], \"trials\": 10, \"bits\": {\"weights\": 4, "
+				 "\"trials\": 3}, \"groups\": [\"model\", \"layer\"], \"search\": {\"target_accuracy\": 0.2, "
+				 "\"max_flips\": 50, \"method\": \"bfa\"}}") == 0);
+	CHECK_INT(schema_check(t, "job", docs), 0);
 	snprintf(docs, sizeof(docs), "%s/analyze.json", dir);
 	CHECK_INT(schema_check(t, "job", docs), 0);
 	snprintf(docs, sizeof(docs), "%s/report0.json %s/report1.json", dir, dir);

@@ -9,6 +9,7 @@
  *   http_restart   SIGTERM with a job running (exit 0 within 10 s, the job
  *                  back in the queue), then kill -9 during the rerun and a
  *                  restart: the job succeeds with attempts 2. */
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -3172,6 +3174,65 @@ TEST(http_harden_artifact_is_the_registered_model)
 	CHECK(r.status == 200 && r.body && strstr(r.body, "before: l2 gradient") && strstr(r.body, "after: l2 gradient"));
 	be_resp_free(&r);
 	flow_teardown(t, &d);
+}
+
+/* A thread the daemon did not start (OpenBLAS's pool, started when the
+ * library loads) does not block SIGTERM; the kernel gives it a signal
+ * sent while main still blocks it (the daemon's start). Sent to that
+ * thread directly, SIGTERM must still drain and exit 0, not kill. */
+TEST(http_sigterm_on_a_foreign_thread_drains)
+{
+	struct be_daemon d;
+	char path[128], line[256];
+	DIR *dir;
+	struct dirent *e;
+	pid_t foreign = 0;
+
+	if (!setup(t, &d))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)d.pid);
+	REQUIRE((dir = opendir(path)));
+	while (!foreign && (e = readdir(dir))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		unsigned long long blk = 0;
+		FILE *f;
+
+		if (tid <= 0 || tid == d.pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)d.pid, (int)tid);
+		if (!(f = fopen(path, "r")))
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+				break;
+		fclose(f);
+		if (!(blk & (1ULL << (SIGTERM - 1))))
+			foreign = tid;
+	}
+	closedir(dir);
+	if (!foreign) {
+		/* a BLAS without a pool: every thread is the daemon's, all block it */
+		pc_test_skip(t, "no thread leaves SIGTERM unblocked in this build");
+		CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+		be_rmtree(d.dir);
+		return;
+	}
+	CHECK_INT((int)syscall(SYS_tgkill, d.pid, foreign, SIGTERM), 0);
+	{
+		int st = -1, i;
+
+		for (i = 0; i < 1000 && waitpid(d.pid, &st, WNOHANG) != d.pid; i++)
+			be_sleep_ms(10);
+		if (i == 1000) {
+			pc_test_fail(t, __FILE__, __LINE__, "the daemon did not stop within 10 s of SIGTERM");
+			be_daemon_stop(&d, SIGKILL, NULL);
+		} else {
+			CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the daemon %s %d, not a drain and exit 0",
+				  WIFSIGNALED(st) ? "died of signal" : "exited", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+			d.pid = 0;
+		}
+	}
+	be_rmtree(d.dir);
 }
 
 /* GET /v1/compare: two analyze jobs side by side, each number the one of
