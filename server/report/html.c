@@ -79,11 +79,15 @@ struct column {
 	enum col_kind kind;
 };
 
+/* A row's setting: both tables name it by the same columns. */
+#define SETTING_COLS                                                                                                   \
+	{"group", "group", 0, COL_GROUP},                                                                              \
+	{"norm", "norm", 0, COL_NORM},                                                                                 \
+	{"&epsilon;", "epsilon", 0, COL_NUMBER},                                                                       \
+	{"sparsity", "sparsity", 0, COL_NUMBER}
+
 static const struct column results_cols[] = {
-	{"group", "group", 0, COL_GROUP},
-	{"norm", "norm", 0, COL_NORM},
-	{"&epsilon;", "epsilon", 0, COL_NUMBER},
-	{"sparsity", "sparsity", 0, COL_NUMBER},
+	SETTING_COLS,
 	{"steps", "steps", 0, COL_NUMBER},
 	{"first-order &Delta;L", "first_order", 0, COL_NUMBER},
 	{"gradient &Delta;L", "gradient.loss_change", 0, COL_NUMBER},
@@ -96,10 +100,7 @@ static const struct column results_cols[] = {
 
 static const struct column ranking_cols[] = {
 	{"rank", "rank", 0, COL_NUMBER},
-	{"group", "group", 0, COL_GROUP},
-	{"norm", "norm", 0, COL_NORM},
-	{"&epsilon;", "epsilon", 0, COL_NUMBER},
-	{"sparsity", "sparsity", 0, COL_NUMBER},
+	SETTING_COLS,
 	{"&Delta;L", "loss_change", 0, COL_NUMBER},
 	{"accuracy", "accuracy", 1, COL_NUMBER},
 };
