@@ -1,7 +1,7 @@
 /* The job store: submission order, idempotency, the queue bound, cancel
  * in each state, recovery after a crash, the attempts bound, paging,
  * uploads that pending jobs still need, tenant scopes and quotas, and the
- * migration of a version-1 database. */
+ * migration of a version-1 database and the refusal of a newer one. */
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -829,5 +829,41 @@ TEST(store_migrates_v2_to_job_references)
 	CHECK_INT(version, 3);
 	CHECK(sqlite3_prepare_v2(raw, "SELECT model_id FROM jobs", -1, &st, NULL) != SQLITE_OK);
 	sqlite3_close(raw);
+	be_rmtree(dir);
+}
+
+/* A database a newer program wrote is refused, and left as it was. */
+TEST(store_refuses_a_newer_schema)
+{
+	char dir[PATH_MAX - 32], db[PATH_MAX];
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *st;
+	struct pcd_store *s = NULL;
+	struct pc_error err = {0};
+	int version = -1, objects = -1;
+
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
+	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
+	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 4", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(raw);
+
+	CHECK_INT(pcd_store_open(db, &s, &err), PC_ERR_UNSUPPORTED);
+	CHECK(!s);
+	CHECK_MSG(!strcmp(err.where, "store") &&
+			  !strcmp(err.text, "database schema version 4 is newer than this program's 3"),
+		  "%s: %s", err.where, err.text);
+	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
+	REQUIRE(sqlite3_prepare_v2(raw,
+				   "SELECT user_version, (SELECT count(*) FROM sqlite_master) FROM pragma_user_version", -1,
+				   &st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		version = sqlite3_column_int(st, 0);
+		objects = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+	CHECK_INT(version, 4);
+	CHECK_INT(objects, 0);
 	be_rmtree(dir);
 }

@@ -65,6 +65,91 @@ static void clean_block(FILE *f, const json_t *study)
 	fputs("</p></section>\n", f);
 }
 
+/* A column of a table: its header (HTML) and the report field its cells
+ * show, a path into the row ("gradient.accuracy": the accuracy of the
+ * row's "gradient") that a number cell also names in data-field, where
+ * clients read it back; percent shows the number as a percentage. The
+ * group and the norm are text cells. */
+enum col_kind { COL_NUMBER, COL_GROUP, COL_NORM };
+
+struct column {
+	const char *header;
+	const char *field;
+	int percent;
+	enum col_kind kind;
+};
+
+/* A row's setting: both tables name it by the same columns. */
+#define SETTING_COLS                                                                                                   \
+	{"group", "group", 0, COL_GROUP},                                                                              \
+	{"norm", "norm", 0, COL_NORM},                                                                                 \
+	{"&epsilon;", "epsilon", 0, COL_NUMBER},                                                                       \
+	{"sparsity", "sparsity", 0, COL_NUMBER}
+
+static const struct column results_cols[] = {
+	SETTING_COLS,
+	{"steps", "steps", 0, COL_NUMBER},
+	{"first-order &Delta;L", "first_order", 0, COL_NUMBER},
+	{"gradient &Delta;L", "gradient.loss_change", 0, COL_NUMBER},
+	{"gradient accuracy", "gradient.accuracy", 1, COL_NUMBER},
+	{"random &Delta;L", "random.loss_change_mean", 0, COL_NUMBER},
+	{"random accuracy", "random.accuracy_mean", 1, COL_NUMBER},
+	{"random std", "random.accuracy_std", 1, COL_NUMBER},
+	{"trials", "random.trials", 0, COL_NUMBER},
+};
+
+static const struct column ranking_cols[] = {
+	{"rank", "rank", 0, COL_NUMBER},
+	SETTING_COLS,
+	{"&Delta;L", "loss_change", 0, COL_NUMBER},
+	{"accuracy", "accuracy", 1, COL_NUMBER},
+};
+
+#define N_COLS(cols) (sizeof(cols) / sizeof((cols)[0]))
+
+/* The value at a field path of row; NULL where any step is missing. */
+static const json_t *field_of(const json_t *row, const char *path)
+{
+	const char *dot;
+
+	while ((dot = strchr(path, '.'))) {
+		row = json_object_getn(row, path, (size_t)(dot - path));
+		path = dot + 1;
+	}
+	return json_object_get(row, path);
+}
+
+static void table_head(FILE *f, const struct column *cols, size_t n)
+{
+	fputs("<table><thead><tr>", f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "<th%s>%s</th>", cols[i].kind == COL_GROUP ? " class=\"l\"" : "", cols[i].header);
+	fputs("</tr></thead><tbody>\n", f);
+}
+
+static void table_cells(FILE *f, const struct column *cols, size_t n, const json_t *row)
+{
+	char nb[32];
+
+	for (size_t i = 0; i < n; i++) {
+		switch (cols[i].kind) {
+		case COL_NUMBER:
+			cell(f, cols[i].field, field_of(row, cols[i].field), cols[i].percent);
+			break;
+		case COL_GROUP:
+			fputs("<td class=\"l\">", f);
+			pcd_markup_text(f, str(row, cols[i].field));
+			fputs("</td>", f);
+			break;
+		case COL_NORM:
+			fputs("<td>", f);
+			pcd_markup_text(f, pcd_summary_norm(row, nb, sizeof(nb)));
+			fputs("</td>", f);
+			break;
+		}
+	}
+}
+
 static void results_block(FILE *f, const json_t *study)
 {
 	const json_t *results = json_object_get(study, "results"), *r;
@@ -74,40 +159,22 @@ static void results_block(FILE *f, const json_t *study)
 		return;
 	fputs("<section data-section=\"results\"><h2>Results</h2>\n"
 	      "<p class=\"meta\">Gradient-based corruption (the worst case the gradient predicts) against random "
-	      "corruption of the same size; random numbers are means over the trials.</p>\n<table><thead><tr>"
-	      "<th class=\"l\">group</th><th>norm</th><th>&epsilon;</th><th>sparsity</th><th>steps</th>"
-	      "<th>first-order &Delta;L</th><th>gradient &Delta;L</th><th>gradient accuracy</th>"
-	      "<th>random &Delta;L</th><th>random accuracy</th><th>random std</th><th>trials</th>"
-	      "</tr></thead><tbody>\n",
+	      "corruption of the same size; random numbers are means over the trials.</p>\n",
 	      f);
+	table_head(f, results_cols, N_COLS(results_cols));
 	json_array_foreach(results, i, r)
 	{
-		const json_t *g = json_object_get(r, "gradient"), *rnd = json_object_get(r, "random");
 		char nb[32];
-		const char *norm = pcd_summary_norm(r, nb, sizeof(nb));
 
 		fputs("<tr data-group=\"", f);
 		pcd_markup_text(f, str(r, "group"));
 		fputs("\" data-norm=\"", f);
-		pcd_markup_text(f, norm);
-		fprintf(f, "\" data-epsilon=\"%.17g\" data-sparsity=\"%lld\" data-steps=\"%lld\"><td class=\"l\">",
+		pcd_markup_text(f, pcd_summary_norm(r, nb, sizeof(nb)));
+		fprintf(f, "\" data-epsilon=\"%.17g\" data-sparsity=\"%lld\" data-steps=\"%lld\">",
 			json_number_value(json_object_get(r, "epsilon")),
 			(long long)json_integer_value(json_object_get(r, "sparsity")),
 			(long long)json_integer_value(json_object_get(r, "steps")));
-		pcd_markup_text(f, str(r, "group"));
-		fputs("</td><td>", f);
-		pcd_markup_text(f, norm);
-		fputs("</td>", f);
-		cell(f, "epsilon", json_object_get(r, "epsilon"), 0);
-		cell(f, "sparsity", json_object_get(r, "sparsity"), 0);
-		cell(f, "steps", json_object_get(r, "steps"), 0);
-		cell(f, "first_order", json_object_get(r, "first_order"), 0);
-		cell(f, "gradient.loss_change", json_object_get(g, "loss_change"), 0);
-		cell(f, "gradient.accuracy", json_object_get(g, "accuracy"), 1);
-		cell(f, "random.loss_change_mean", json_object_get(rnd, "loss_change_mean"), 0);
-		cell(f, "random.accuracy_mean", json_object_get(rnd, "accuracy_mean"), 1);
-		cell(f, "random.accuracy_std", json_object_get(rnd, "accuracy_std"), 1);
-		cell(f, "random.trials", json_object_get(rnd, "trials"), 0);
+		table_cells(f, results_cols, N_COLS(results_cols), r);
 		fputs("</tr>\n", f);
 	}
 	fputs("</tbody></table></section>\n", f);
@@ -122,30 +189,17 @@ static void ranking_block(FILE *f, const json_t *study)
 	if (!json_array_size(rk))
 		return;
 	fprintf(f, "<section data-section=\"ranking\"><h2>Most fragile groups</h2>\n<p class=\"meta\">Per setting, "
-		   "the groups by the loss change their gradient-based corruption causes (top %d).</p>\n"
-		   "<table><thead><tr><th>rank</th><th class=\"l\">group</th><th>norm</th><th>&epsilon;</th>"
-		   "<th>sparsity</th><th>&Delta;L</th><th>accuracy</th></tr></thead><tbody>\n",
+		   "the groups by the loss change their gradient-based corruption causes (top %d).</p>\n",
 		HTML_TOP);
+	table_head(f, ranking_cols, N_COLS(ranking_cols));
 	json_array_foreach(rk, i, e)
 	{
-		char nb[32];
-		const char *norm = pcd_summary_norm(e, nb, sizeof(nb));
-
 		if (json_integer_value(json_object_get(e, "rank")) > HTML_TOP)
 			continue;
 		fputs("<tr data-rank-group=\"", f);
 		pcd_markup_text(f, str(e, "group"));
 		fputs("\">", f);
-		cell(f, "rank", json_object_get(e, "rank"), 0);
-		fputs("<td class=\"l\">", f);
-		pcd_markup_text(f, str(e, "group"));
-		fputs("</td><td>", f);
-		pcd_markup_text(f, norm);
-		fputs("</td>", f);
-		cell(f, "epsilon", json_object_get(e, "epsilon"), 0);
-		cell(f, "sparsity", json_object_get(e, "sparsity"), 0);
-		cell(f, "loss_change", json_object_get(e, "loss_change"), 0);
-		cell(f, "accuracy", json_object_get(e, "accuracy"), 1);
+		table_cells(f, ranking_cols, N_COLS(ranking_cols), e);
 		fputs("</tr>\n", f);
 	}
 	fputs("</tbody></table></section>\n", f);

@@ -143,6 +143,32 @@ static int step_done(struct pcd_store *s, sqlite3_stmt *st, struct pc_error *err
 	return step_row(s, st, &found, err);
 }
 
+/* The integers of the one row sql always gives (a count, a pragma), with
+ * ?1 bound to key when not NULL: column 0 to *a and column 1 to *b, each
+ * when not NULL. No row is a database failure. The caller holds the lock
+ * (or, opening, has the store to itself). */
+static int one_row(struct pcd_store *s, const char *sql, const char *key, int64_t *a, int64_t *b,
+		   struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = prep(s, sql, &st, err)))
+		return rc;
+	if (key)
+		bind_text(st, 1, key);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		rc = db_error(s, err, "store");
+	else {
+		if (a)
+			*a = sqlite3_column_int64(st, 0);
+		if (b)
+			*b = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int begin(struct pcd_store *s, struct pc_error *err)
 {
 	return exec(s, "BEGIN IMMEDIATE", err);
@@ -261,23 +287,17 @@ int pcd_tenant_name_valid(const char *name)
 
 static int migrate(struct pcd_store *s, struct pc_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int version, rc;
+	int64_t version;
+	int rc;
 
 	if ((rc = begin(s, err)))
 		return rc;
-	if ((rc = prep(s, "PRAGMA user_version", &st, err)))
+	if ((rc = one_row(s, "PRAGMA user_version", NULL, &version, NULL, err)))
 		goto fail;
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		rc = db_error(s, err, "store");
-		goto fail;
-	}
-	version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
 	if (version > SCHEMA_VERSION) {
 		rc = pc_error_set(err, PC_ERR_UNSUPPORTED, "store",
-				  "database schema version %d is newer than this program's %d", version, SCHEMA_VERSION);
+				  "database schema version %d is newer than this program's %d", (int)version,
+				  SCHEMA_VERSION);
 		goto fail;
 	}
 	/* each step moves the schema one version up; later versions add steps */
@@ -295,7 +315,6 @@ static int migrate(struct pcd_store *s, struct pc_error *err)
 	}
 	return commit(s, err);
 fail:
-	sqlite3_finalize(st);
 	rollback(s);
 	return rc;
 }
@@ -705,24 +724,10 @@ int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char
 static int two_counts(struct pcd_store *s, const char *sql, const char *key, int64_t *a, int64_t *b,
 		      struct pc_error *err)
 {
-	sqlite3_stmt *st = NULL;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	if ((rc = prep(s, sql, &st, err)))
-		goto out;
-	if (key)
-		bind_text(st, 1, key);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		rc = db_error(s, err, "store");
-		goto out;
-	}
-	if (a)
-		*a = sqlite3_column_int64(st, 0);
-	if (b)
-		*b = sqlite3_column_int64(st, 1);
-out:
-	sqlite3_finalize(st);
+	rc = one_row(s, sql, key, a, b, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -871,6 +876,7 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 	char hash[65], id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN], existing[PCD_JOB_ID_LEN + 1];
 	int n_refs = refs ? refs->n : 0;
 	sqlite3_stmt *st = NULL;
+	int64_t queued;
 	int rc, found, tries;
 
 	if (created)
@@ -926,36 +932,24 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		}
 	}
 	if (max_queue > 0) {
-		if ((rc = prep(s, "SELECT count(*) FROM jobs WHERE status = 'queued'", &st, err)))
+		if ((rc = one_row(s, "SELECT count(*) FROM jobs WHERE status = 'queued'", NULL, &queued, NULL, err)))
 			goto out;
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			rc = db_error(s, err, "store");
-			goto out;
-		}
-		if (sqlite3_column_int64(st, 0) >= max_queue) {
+		if (queued >= max_queue) {
 			rc = pc_error_set(err, PC_ERR_BUSY, "queue", "%d jobs are queued already", max_queue);
 			goto out;
 		}
-		sqlite3_finalize(st);
-		st = NULL;
 	}
 	/* after the global bound: a full queue is the service's state (503),
 	 * this is the tenant's (429) */
 	if (tenant_max_queued > 0) {
-		if ((rc = prep(s, "SELECT count(*) FROM jobs WHERE tenant = ? AND status = 'queued'", &st, err)))
+		if ((rc = one_row(s, "SELECT count(*) FROM jobs WHERE tenant = ? AND status = 'queued'", tenant,
+				  &queued, NULL, err)))
 			goto out;
-		bind_text(st, 1, tenant);
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			rc = db_error(s, err, "store");
-			goto out;
-		}
-		if (sqlite3_column_int64(st, 0) >= tenant_max_queued) {
+		if (queued >= tenant_max_queued) {
 			rc = pc_error_set(err, PC_ERR_QUOTA, "tenant_max_queued_jobs",
 					  "tenant %s has %d jobs queued already", tenant, tenant_max_queued);
 			goto out;
 		}
-		sqlite3_finalize(st);
-		st = NULL;
 	}
 	if ((rc = prep(s,
 		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, created_at, tenant)"
