@@ -210,3 +210,46 @@ TEST(html_refuses_what_is_not_a_report)
 		json_decref(j);
 	}
 }
+
+/* The faults section: a table per part of the bit-fault study, every
+ * number in a data-value the report holds, and the two fault charts. */
+TEST(html_faults_section)
+{
+	json_t *rep = load("api/examples/demo-report.json");
+	struct pc_error err = {0};
+	char *html = NULL;
+	const char *p;
+	size_t len = 0;
+	double v;
+
+	REQUIRE(rep);
+	json_object_set_new(
+	    rep, "faults",
+	    json_pack("{s:{s:{s:f, s:f}}, s:[{s:s, s:f, s:s, s:i, s:f, s:f, s:f, s:[f, f], s:f}],"
+		      " s:[{s:s, s:s, s:i, s:s, s:i, s:i, s:f, s:f}],"
+		      " s:[{s:s, s:s, s:s, s:f, s:b, s:{s:f, s:f}, s:[{s:s, s:i, s:i, s:f, s:f, s:f, s:f}]}]}",
+		      "quantized", "int8", "loss", 0.31, "accuracy", 0.871, "random", "format", "int8", "ber", 1e-4,
+		      "group", "model", "trials", 20, "flips_mean", 11.5, "accuracy_mean", 0.8625, "accuracy_min", 0.8,
+		      "accuracy_ci95", 0.855, 0.87, "loss_mean", 0.35, "bits", "format", "int8", "group", "model", "bit",
+		      7, "field", "int8", "weights", 4, "trials", 5, "accuracy_mean", 0.6, "accuracy_min", 0.4,
+		      "search", "format", "int8", "group", "model", "method", "bfa", "target_accuracy", 0.1, "reached", 1,
+		      "clean", "loss", 0.31, "accuracy", 0.871, "flips", "tensor", "fc1.weight<b>", "index", 1234, "bit",
+		      7, "before", 0.05, "after", -0.95, "loss", 2.5, "accuracy", 0.09));
+	REQUIRE_MSG(pcd_report_html(rep, &html, &len, &err) == PC_OK, "%s", err.text);
+	check_self_contained(t, html);
+	CHECK_INT(count(html, "<section data-section=\"faults\">"), 1);
+	CHECK_INT(count(html, "<figure data-chart=\"faults\">"), 1);
+	CHECK_INT(count(html, "<figure data-chart=\"search\">"), 1);
+	REQUIRE((p = strstr(html, "<section data-section=\"faults\">")));
+	CHECK(strstr(p, "<td data-field=\"format\">int8</td><td data-field=\"accuracy\" data-value=\"0.871\">87.10%</td>"));
+	CHECK(row_value(strstr(p, "<td data-field=\"ber\""), "accuracy_ci95.0", &v) && same(v, 0.855));
+	CHECK(row_value(strstr(p, "<td data-field=\"ber\""), "accuracy_ci95.1", &v) && same(v, 0.87));
+	CHECK(row_value(strstr(p, "<td data-field=\"ber\""), "flips_mean", &v) && same(v, 11.5));
+	CHECK(strstr(p, "<td data-field=\"field\">int8</td>"));
+	CHECK(strstr(p, "<td data-field=\"flips\">1</td><td data-field=\"reached\">yes</td>"));
+	/* a tensor name is text, not markup */
+	CHECK(strstr(p, "fc1.weight&lt;b&gt;") && !strstr(p, "fc1.weight<b>"));
+	CHECK(row_value(strstr(p, "<td data-field=\"index\""), "after", &v) && same(v, -0.95));
+	free(html);
+	json_decref(rep);
+}

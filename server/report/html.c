@@ -67,10 +67,12 @@ static void clean_block(FILE *f, const json_t *study)
 
 /* A column of a table: its header (HTML) and the report field its cells
  * show, a path into the row ("gradient.accuracy": the accuracy of the
- * row's "gradient") that a number cell also names in data-field, where
- * clients read it back; percent shows the number as a percentage. The
- * group and the norm are text cells. */
-enum col_kind { COL_NUMBER, COL_GROUP, COL_NORM };
+ * row's "gradient"; "accuracy_ci95.0": the first entry of that array) that
+ * a number cell also names in data-field, where clients read it back;
+ * percent shows the number as a percentage. The group and the norm are
+ * text cells, as are other strings (COL_TEXT); COL_COUNT shows the length
+ * of an array, COL_YESNO a boolean. */
+enum col_kind { COL_NUMBER, COL_GROUP, COL_NORM, COL_TEXT, COL_COUNT, COL_YESNO };
 
 struct column {
 	const char *header;
@@ -105,18 +107,75 @@ static const struct column ranking_cols[] = {
 	{"accuracy", "accuracy", 1, COL_NUMBER},
 };
 
+/* The bit-fault study: each format's clean numbers, random bit errors,
+ * bit positions, and the worst-case searches with their flips. */
+static const struct column quantized_cols[] = {
+	{"format", "format", 0, COL_TEXT},
+	{"accuracy", "accuracy", 1, COL_NUMBER},
+	{"loss", "loss", 0, COL_NUMBER},
+};
+
+static const struct column ber_cols[] = {
+	{"format", "format", 0, COL_TEXT},
+	{"group", "group", 0, COL_GROUP},
+	{"bit error rate", "ber", 0, COL_NUMBER},
+	{"trials", "trials", 0, COL_NUMBER},
+	{"flips (mean)", "flips_mean", 0, COL_NUMBER},
+	{"accuracy", "accuracy_mean", 1, COL_NUMBER},
+	{"95% low", "accuracy_ci95.0", 1, COL_NUMBER},
+	{"95% high", "accuracy_ci95.1", 1, COL_NUMBER},
+	{"worst", "accuracy_min", 1, COL_NUMBER},
+	{"loss", "loss_mean", 0, COL_NUMBER},
+};
+
+static const struct column bits_cols[] = {
+	{"format", "format", 0, COL_TEXT},
+	{"group", "group", 0, COL_GROUP},
+	{"bit", "bit", 0, COL_NUMBER},
+	{"field", "field", 0, COL_TEXT},
+	{"weights", "weights", 0, COL_NUMBER},
+	{"trials", "trials", 0, COL_NUMBER},
+	{"accuracy", "accuracy_mean", 1, COL_NUMBER},
+	{"worst", "accuracy_min", 1, COL_NUMBER},
+};
+
+static const struct column search_cols[] = {
+	{"format", "format", 0, COL_TEXT},
+	{"group", "group", 0, COL_GROUP},
+	{"method", "method", 0, COL_TEXT},
+	{"target", "target_accuracy", 1, COL_NUMBER},
+	{"clean", "clean.accuracy", 1, COL_NUMBER},
+	{"flips", "flips", 0, COL_COUNT},
+	{"reached", "reached", 0, COL_YESNO},
+};
+
+static const struct column flip_cols[] = {
+	{"tensor", "tensor", 0, COL_GROUP},
+	{"index", "index", 0, COL_NUMBER},
+	{"bit", "bit", 0, COL_NUMBER},
+	{"before", "before", 0, COL_NUMBER},
+	{"after", "after", 0, COL_NUMBER},
+	{"loss", "loss", 0, COL_NUMBER},
+	{"accuracy", "accuracy", 1, COL_NUMBER},
+};
+
 #define N_COLS(cols) (sizeof(cols) / sizeof((cols)[0]))
 
-/* The value at a field path of row; NULL where any step is missing. */
+/* The value at a field path of row; NULL where any step is missing. A
+ * step into an array is its index. */
 static const json_t *field_of(const json_t *row, const char *path)
 {
-	const char *dot;
+	for (;;) {
+		size_t n = strcspn(path, ".");
 
-	while ((dot = strchr(path, '.'))) {
-		row = json_object_getn(row, path, (size_t)(dot - path));
-		path = dot + 1;
+		if (json_is_array(row))
+			row = json_array_get(row, (size_t)strtoul(path, NULL, 10));
+		else
+			row = json_object_getn(row, path, n);
+		if (!path[n])
+			return row;
+		path += n + 1;
 	}
-	return json_object_get(row, path);
 }
 
 static void table_head(FILE *f, const struct column *cols, size_t n)
@@ -146,6 +205,22 @@ static void table_cells(FILE *f, const struct column *cols, size_t n, const json
 			pcd_markup_text(f, pcd_summary_norm(row, nb, sizeof(nb)));
 			fputs("</td>", f);
 			break;
+		case COL_TEXT:
+			fprintf(f, "<td data-field=\"%s\">", cols[i].field);
+			pcd_markup_text(f, str(row, cols[i].field));
+			fputs("</td>", f);
+			break;
+		case COL_COUNT:
+			fprintf(f, "<td data-field=\"%s\">%zu</td>", cols[i].field,
+				json_array_size(field_of(row, cols[i].field)));
+			break;
+		case COL_YESNO: {
+			const json_t *v = field_of(row, cols[i].field);
+
+			fprintf(f, "<td data-field=\"%s\">%s</td>", cols[i].field,
+				!json_is_boolean(v) ? "-" : json_is_true(v) ? "yes" : "no");
+			break;
+		}
 		}
 	}
 }
@@ -203,6 +278,71 @@ static void ranking_block(FILE *f, const json_t *study)
 		fputs("</tr>\n", f);
 	}
 	fputs("</tbody></table></section>\n", f);
+}
+
+/* The rows of one table of the faults section, with a heading. */
+static void rows_table(FILE *f, const char *title, const char *meta, const struct column *cols, size_t n,
+		       const json_t *rows)
+{
+	const json_t *r;
+	size_t i;
+
+	fputs("<h3>", f);
+	pcd_markup_text(f, title);
+	fprintf(f, "</h3>\n<p class=\"meta\">%s</p>\n", meta);
+	table_head(f, cols, n);
+	json_array_foreach(rows, i, r)
+	{
+		fputs("<tr>", f);
+		table_cells(f, cols, n, r);
+		fputs("</tr>\n", f);
+	}
+	fputs("</tbody></table>\n", f);
+}
+
+static void faults_block(FILE *f, const json_t *study)
+{
+	const json_t *faults = json_object_get(study, "faults"), *q = json_object_get(faults, "quantized"), *v;
+	const json_t *search = json_object_get(faults, "search");
+	json_t *qrows;
+	const char *fmt;
+	size_t i;
+
+	if (!json_is_object(faults))
+		return;
+	fputs("<section data-section=\"faults\"><h2>Bit faults</h2>\n", f);
+	if (json_object_size(q) && (qrows = json_array())) {
+		json_object_foreach((json_t *)q, fmt, v)
+			json_array_append_new(qrows, json_pack("{s:s, s:O?, s:O?}", "format", fmt, "accuracy",
+							       json_object_get(v, "accuracy"), "loss", json_object_get(v, "loss")));
+		rows_table(f, "The model as stored", "float16 and bfloat16 rounded to nearest even, int8 quantized.",
+			   quantized_cols, N_COLS(quantized_cols), qrows);
+		json_decref(qrows);
+	}
+	if (json_array_size(json_object_get(faults, "random")))
+		rows_table(f, "Random bit errors",
+			   "Every exposed bit flips with probability ber; means over the trials with their 95% interval.",
+			   ber_cols, N_COLS(ber_cols), json_object_get(faults, "random"));
+	if (json_array_size(json_object_get(faults, "bits")))
+		rows_table(f, "Per bit position", "The bit flipped in that many random weights, over the trials.", bits_cols,
+			   N_COLS(bits_cols), json_object_get(faults, "bits"));
+	if (json_array_size(search)) {
+		const json_t *srch;
+
+		rows_table(f, "Worst-case bit search", "Flips committed until accuracy reached the target (or the budget ran out).",
+			   search_cols, N_COLS(search_cols), search);
+		json_array_foreach(search, i, srch)
+		{
+			char title[256];
+
+			if (!json_array_size(json_object_get(srch, "flips")))
+				continue;
+			snprintf(title, sizeof(title), "Flips of the %s search, %s", str(srch, "method"), str(srch, "format"));
+			rows_table(f, title, "In the order committed; loss and accuracy after each.", flip_cols,
+				   N_COLS(flip_cols), json_object_get(srch, "flips"));
+		}
+	}
+	fputs("</section>\n", f);
 }
 
 static void charts_block(FILE *f, const json_t *report)
@@ -306,6 +446,7 @@ int pcd_report_html(const json_t *report, char **html, size_t *len, struct pc_er
 		charts_block(f, report);
 		results_block(f, report);
 		ranking_block(f, report);
+		faults_block(f, report);
 	}
 	spec_block(f, report);
 	fprintf(f, "<p class=\"meta\">Written by paracorr %s. Definitions: the project's docs/method.md.</p>\n"
