@@ -826,16 +826,12 @@ json_t *pc_spec_to_json(const struct pc_spec *s)
 	return out;
 }
 
-int pc_spec_check_model(const struct pc_spec *s, const struct pc_graph *g, struct pc_error *err)
+int pc_spec_check_model(const struct pc_spec *s, const struct pc_work_model *m, struct pc_error *err)
 {
 	char where[48];
-	int axis;
 
-	if (!s->has_faults)
+	if (!s->has_faults || m->quantizable != 0)
 		return PC_OK;
-	for (int p = 0; p < pc_graph_param_tensors(g); p++)
-		if (pc_faults_quantizable(g, p, &axis))
-			return PC_OK;
 	for (int i = 0; i < s->faults.n_formats; i++)
 		if (s->faults.formats[i] == PC_FAULTS_INT8) {
 			snprintf(where, sizeof(where), "faults.formats[%d]", i);
@@ -855,6 +851,9 @@ void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m)
 
 	m->parameters = pc_graph_param_count(g);
 	m->tensors = nt;
+	m->quantizable = 0;
+	for (int p = 0, axis; p < nt; p++)
+		m->quantizable += pc_faults_quantizable(g, p, &axis) != 0;
 	m->layers = seen ? 0 : nt; /* without memory: at most one layer per tensor */
 	/* a layer is a node that reads parameters: count each node once */
 	for (int i = 0; seen && i < nt; i++) {

@@ -3235,6 +3235,83 @@ TEST(http_sigterm_on_a_foreign_thread_drains)
 	be_rmtree(d.dir);
 }
 
+/* int8 needs a weight to quantize: a spec asking for it on a model whose
+ * only weight is computed (Gemm reads Mul(W, k), so no parameter is a
+ * weight input) is refused at submission naming faults.formats[i], from
+ * the model's stored description; the same spec on the MLP is accepted,
+ * and each tensor of a model's description says whether it is quantizable. */
+TEST(http_faults_int8_needs_quantizable_weights)
+{
+	static float w[10 * 784], k[1] = {1.0f};
+	static const int64_t in_dims[4] = {-1, 1, 28, 28}, w_dims[2] = {10, 784}, k_dims[1] = {1};
+	const char *fl_in[] = {"x", NULL}, *fl_out[] = {"f", NULL}, *mul_in[] = {"W", "k", NULL}, *mul_out[] = {"Wk", NULL};
+	const char *gemm_in[] = {"f", "Wk", NULL}, *gemm_out[] = {"y", NULL};
+	struct be_daemon d;
+	char mlp[65] = "", ds[65] = "", other[65] = "", spec[1024], job[64], *p;
+	struct ob_model b;
+	struct be_resp r;
+	unsigned char *bytes;
+	size_t len;
+	json_t *j, *info = NULL;
+
+	for (int i = 0; i < 10 * 784; i++)
+		w[i] = (float)((i * 37 % 101) - 50) * 1e-3f;
+	ob_init(&b, 13, "x", 4, in_dims, "y");
+	ob_float(&b, "W", 2, w_dims, w);
+	ob_float(&b, "k", 1, k_dims, k);
+	ob_node(&b, "Flatten", "flat", fl_in, fl_out);
+	ob_node(&b, "Mul", "scale", mul_in, mul_out);
+	ob_attr_int(ob_node(&b, "Gemm", "fc", gemm_in, gemm_out), &b, "transB", 1);
+	REQUIRE((bytes = ob_pack(&b, &len)));
+	if (!flow_setup(t, &d, mlp, ds)) {
+		free(bytes);
+		return;
+	}
+	REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", bytes, len, NULL, 0, NULL, &r) == 0);
+	free(bytes);
+	CHECK_INT(r.status, 201);
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	snprintf(other, sizeof(other), "%s", json_string_value(json_object_get(j, "id")) ?: "");
+	CHECK(json_is_false(json_object_get(json_array_get(json_object_get(j, "tensors"), 0), "quantizable")));
+	json_decref(j);
+	snprintf(spec, sizeof(spec), "/v1/models/%s", mlp);
+	REQUIRE(get(&d, spec, &r) == 0);
+	info = be_resp_json(&r);
+	be_resp_free(&r);
+	/* fc1.weight is a Gemm weight, fc1.bias is not */
+	CHECK(info && json_is_true(json_object_get(json_array_get(json_object_get(info, "tensors"), 0), "quantizable")) &&
+	      json_is_false(json_object_get(json_array_get(json_object_get(info, "tensors"), 1), "quantizable")));
+	json_decref(info);
+
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"corruption\": [], \"faults\": {\"formats\": "
+		 "[\"float16\", \"int8\"]}}",
+		 other, ds);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
+	j = be_resp_json(&r);
+	CHECK_MSG(is_problem(&r, 422, "/problems/invalid"), "%ld %s", r.status, r.body ? r.body : "");
+	p = json_dumps(json_object_get(j, "errors"), 0);
+	CHECK_MSG(p && strstr(p, "/faults/formats/1") && strstr(p, "int8-quantizable"), "errors: %s", p ? p : "");
+	free(p);
+	json_decref(j);
+	be_resp_free(&r);
+	/* float formats need no quantizable weight */
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"corruption\": [], \"faults\": {\"formats\": "
+		 "[\"float16\"]}}",
+		 other, ds);
+	CHECK_INT(submit(&d, spec, NULL, job, sizeof(job), NULL), 202);
+	json_decref(wait_job(&d, job, "finished", 60));
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"corruption\": [], \"faults\": {\"formats\": "
+		 "[\"int8\"]}}",
+		 mlp, ds);
+	CHECK_INT(submit(&d, spec, NULL, job, sizeof(job), NULL), 202);
+	json_decref(wait_job(&d, job, "finished", 60));
+	flow_teardown(t, &d);
+}
+
 /* GET /v1/compare: two analyze jobs side by side, each number the one of
  * its own report; a harden job alone is its before and after; bad lists
  * and unknown or unfinished jobs are refused naming the entry. */

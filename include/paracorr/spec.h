@@ -132,10 +132,6 @@ void pc_spec_free(struct pc_spec *spec);
 /* The spec with every default filled in (new reference). */
 json_t *pc_spec_to_json(const struct pc_spec *spec);
 
-/* The checks that need the model: "int8" among the faults formats on a
- * model without an int8-quantizable parameter tensor (pc_faults_quantizable)
- * fails on faults.formats[i]. */
-int pc_spec_check_model(const struct pc_spec *spec, const struct pc_graph *g, struct pc_error *err);
 
 /* --- the work budget -------------------------------------------------------
  *
@@ -170,9 +166,17 @@ int pc_spec_check_model(const struct pc_spec *spec, const struct pc_graph *g, st
 /* What the estimate needs of a model. */
 struct pc_work_model {
 	int64_t parameters;
-	int64_t tensors; /* parameter tensors */
-	int64_t layers;	 /* nodes that read parameters */
+	int64_t tensors;     /* parameter tensors */
+	int64_t layers;	     /* nodes that read parameters */
+	int64_t quantizable; /* int8-quantizable tensors (pc_faults_quantizable); -1 unknown */
 };
+
+/* The checks that need the model, on what the estimate knows of it (so the
+ * daemon makes them at submission from the stored description, and a run
+ * again on the loaded graph): "int8" among the faults formats on a model
+ * without an int8-quantizable parameter tensor fails on faults.formats[i];
+ * nothing is refused when m->quantizable is unknown. */
+int pc_spec_check_model(const struct pc_spec *spec, const struct pc_work_model *m, struct pc_error *err);
 
 void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m);
 /* Passes one study of the spec makes (its clean pass included). */

@@ -271,7 +271,7 @@ static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *p
 	int rc;
 
 	pc_work_model_of(g, &m);
-	if ((rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
+	if ((rc = pc_spec_check_model(spec, &m, err)) || (rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
 		return rc;
 	study_opts(o, &so);
 	return pc_study_run(g, d, spec, &so, out, err);
@@ -365,7 +365,8 @@ int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, stru
 		snprintf(refs->v[refs->n].id, sizeof(refs->v[0].id), "%s", id);
 		refs->n++;
 	}
-	/* a spec whose fields are each in range may still plan years of work */
+	/* a spec whose fields are each in range may still not fit the model,
+	 * or plan years of work */
 	return pcd_job_check_work(store, scope, spec, max_work, err);
 }
 
@@ -484,8 +485,10 @@ static json_int_t info_get_int(const json_t *info, const char *key)
 	return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
 }
 
-/* Parameters, tensors and layers from a model's stored description: the
- * estimate needs no load of the model. */
+/* Parameters, tensors, layers and int8-quantizable tensors from a model's
+ * stored description: the checks need no load of the model. A description
+ * stored before tensors said whether they are quantizable leaves that
+ * unknown (the run checks it on the graph). */
 static void work_model_of_info(const json_t *info, struct pc_work_model *m)
 {
 	json_t *tensors = json_object_get(info, "tensors"), *t, *nodes = json_object();
@@ -493,12 +496,19 @@ static void work_model_of_info(const json_t *info, struct pc_work_model *m)
 
 	m->parameters = info_get_int(info, "parameters");
 	m->tensors = (int64_t)json_array_size(tensors);
+	m->quantizable = 0;
 	/* a layer is a distinct node reading parameters; a set of their names */
 	json_array_foreach(tensors, i, t)
 	{
 		const char *node = json_string_value(json_object_get(t, "node"));
+		const json_t *q = json_object_get(t, "quantizable");
+
 		if (nodes && node)
 			json_object_set_new(nodes, node, json_true());
+		if (!json_is_boolean(q) || m->quantizable < 0)
+			m->quantizable = -1;
+		else
+			m->quantizable += json_is_true(q);
 	}
 	m->layers = nodes ? (int64_t)json_object_size(nodes) : m->tensors;
 	json_decref(nodes);
@@ -525,9 +535,8 @@ int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct
 	struct pcd_blob_rec rec = {0};
 	struct pc_work_model m = {0};
 	json_t *info;
+	int rc;
 
-	if (max_work <= 0)
-		return PC_OK;
 	if (pcd_store_model_get(store, tenant, spec->model, &rec, err))
 		return err ? err->code : PC_ERR_NOT_FOUND;
 	info = json_loads(rec.info ? rec.info : "{}", 0, NULL);
@@ -536,6 +545,8 @@ int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct
 		return pc_error_set(err, PC_ERR_INTERNAL, "model", "the stored description is not JSON");
 	work_model_of_info(info, &m);
 	json_decref(info);
+	if ((rc = pc_spec_check_model(spec, &m, err)) || max_work <= 0)
+		return rc;
 	return pc_spec_check_work(spec, &m, dataset_samples(store, tenant, spec->inputs),
 				  spec->has_training ? dataset_samples(store, tenant, spec->training.inputs) : 0, max_work,
 				  err);

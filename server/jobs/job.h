@@ -131,10 +131,11 @@ int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, stru
 		  const char *scope, double max_work, struct pcd_job_refs *refs, struct pc_error *err);
 
 struct pcd_store;
-/* The job's estimated work (pc_spec_work) from the stored descriptions of
- * its model and datasets as tenant sees them (NULL: any tenant's), against
- * max_work (multiply-adds; <= 0: no bound): PC_ERR_TOO_MUCH_WORK naming
- * max_job_work, the estimate and the limit. */
+/* The checks on the job's model that need no load of it, from the stored
+ * descriptions of its model and datasets as tenant sees them (NULL: any
+ * tenant's): pc_spec_check_model, then the estimated work (pc_spec_work)
+ * against max_work (multiply-adds; <= 0: no bound): PC_ERR_TOO_MUCH_WORK
+ * naming max_job_work, the estimate and the limit. */
 int pcd_job_check_work(struct pcd_store *store, const char *tenant, const struct pc_spec *spec, double max_work,
 		       struct pc_error *err);
 

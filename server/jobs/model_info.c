@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "paracorr/faults.h"
+
 json_t *pcd_shape_json(const struct pc_shape *s)
 {
 	json_t *a = json_array();
@@ -29,8 +31,11 @@ json_t *pcd_model_info(const struct pc_graph *g, const char *id, uint64_t bytes)
 	}
 	for (i = 0; tensors && i < pc_graph_param_tensors(g); i++) {
 		const struct pc_param *p = pc_graph_param(g, i);
-		json_array_append_new(tensors, json_pack("{s:s, s:o, s:s}", "name", p->name, "shape",
-							 pcd_shape_json(&p->shape), "node", p->node ? p->node : ""));
+		int axis;
+
+		json_array_append_new(tensors, json_pack("{s:s, s:o, s:s, s:b}", "name", p->name, "shape",
+							 pcd_shape_json(&p->shape), "node", p->node ? p->node : "",
+							 "quantizable", pc_faults_quantizable(g, i, &axis)));
 	}
 	o = json_pack("{s:s, s:I, s:I, s:i, s:[{s:s, s:o}], s:[{s:s, s:s}], s:I, s:o, s:o}", "id", id, "bytes",
 		      (json_int_t)bytes, "parameters", (json_int_t)pc_graph_param_count(g), "opset",
