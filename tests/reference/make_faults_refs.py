@@ -24,7 +24,9 @@ the interpreter of make_fixtures.py (as make_analysis_refs.py does):
 
 A prediction is the first arg-max of a row, and a row holding a NaN is a
 wrong prediction, as paracorr's eval.h defines it (torch's argmax would
-pick the NaN).
+pick the NaN). The cross-entropy is taken in float64 from the float32
+outputs, as paracorr's eval does: a flipped float32 exponent gives logits
+near 1e37, whose float32 loss average overflows.
 
 Run with Debian's Python (about a minute on one core):
 
@@ -67,7 +69,10 @@ def evaluate(it, x, y, kind):
         for i in range(0, x.shape[0], BATCH):
             o = it.run(x[i:i + BATCH])
             yb = y[i:i + BATCH]
-            loss += mf.loss_of(o, yb, kind).item() * o.shape[0]
+            # in float64 from the float32 outputs, as paracorr's eval: a
+            # float32 mean of losses near 1e37 overflows into a NaN that
+            # no single sample has
+            loss += mf.loss_of(o.double(), yb, kind).item() * o.shape[0]
             ok = (o.argmax(1) == yb) & ~torch.isnan(o).any(1)
             correct += ok.sum().item()
     loss /= x.shape[0]
