@@ -12,9 +12,21 @@
  * each. */
 #define MAX_WEIGHTS ((int64_t)1 << 20)
 
+/* What the prefix cache may hold: the clean activations at the cuts where
+ * trials resume, for every batch of the dataset. */
+#define CACHE_BYTES ((int64_t)256 << 20)
+
 /* pc_rng_derive tags of the two kinds of trial */
 #define TAG_RANDOM 0x72616e646f6dULL /* "random" */
 #define TAG_BITS 0x62697473ULL	     /* "bits" */
+
+/* The clean activations a pass from `node` on reads, per batch. */
+struct fcache {
+	int node;
+	struct pc_plan_cut *cut;
+	int64_t floats; /* per batch */
+	float *data;	/* batches x floats */
+};
 
 struct pc_fstudy {
 	struct pc_runner *r;
@@ -27,15 +39,142 @@ struct pc_fstudy {
 	float *decoded; /* the format's clean decoded weights */
 	int64_t n;
 	struct pc_eval clean_eval;
-	int64_t passes;
+	int64_t passes, resumed;
+	int64_t samples; /* evaluated: the first `samples` of d */
+	int batches;
+	struct fcache *cache;
+	int n_cache;
+	int use_cache;
 };
 
-static int pass(struct pc_fstudy *s, struct pc_eval *out, struct pc_error *err)
+static int cancelled(struct pc_fstudy *s, struct pc_error *err)
 {
 	if (s->cancel && s->cancel(s->cancel_arg))
 		return pc_error_set(err, PC_ERR_CANCELLED, "fstudy", "cancelled");
+	return 0;
+}
+
+/* After each batch of the clean pass: its activations at every cut. */
+static void capture(struct pc_plan *p, int b, void *arg)
+{
+	struct pc_fstudy *s = arg;
+
+	for (int c = 0; c < s->n_cache; c++)
+		pc_plan_cut_save(p, s->cache[c].cut, s->cache[c].data + (int64_t)b * s->cache[c].floats);
+}
+
+/* A cut at the first node that reads each parameter tensor, deepest first
+ * (those save the most per trial) while the budget lasts. The cache only
+ * saves time: a cut the plan cannot make (an integer value crosses it) or
+ * that does not fit is left out, and trials starting there resume from an
+ * earlier cut or run the whole pass. */
+static void build_cache(struct pc_fstudy *s)
+{
+	const struct pc_graph *g = pc_runner_graph(s->r);
+	const struct pc_plan *p0 = pc_runner_plan(s->r, 0);
+	int nn = pc_graph_node_count(g), tensors = pc_graph_param_tensors(g);
+	int64_t left = CACHE_BYTES / (int64_t)sizeof(float);
+	char *starts = calloc((size_t)nn + 1, 1);
+
+	s->cache = calloc((size_t)tensors + 1, sizeof *s->cache);
+	if (!starts || !s->cache) {
+		free(starts);
+		return;
+	}
+	for (int p = 0; p < tensors; p++)
+		if (pc_graph_param(g, p)->node_index > 0)
+			starts[pc_graph_param(g, p)->node_index] = 1;
+	for (int k = nn - 1; k > 0; k--) {
+		struct fcache *c = &s->cache[s->n_cache];
+		struct pc_error cut_err = {0};
+
+		if (!starts[k] || pc_plan_cut_new(p0, k, &c->cut, &cut_err))
+			continue;
+		c->node = k;
+		c->floats = pc_plan_cut_floats(c->cut);
+		if (c->floats * s->batches <= left)
+			c->data = malloc((size_t)(c->floats * s->batches) * sizeof(float) + 1);
+		if (!c->data) {
+			pc_plan_cut_free(c->cut);
+			c->cut = NULL;
+			continue;
+		}
+		left -= c->floats * s->batches;
+		s->n_cache++;
+	}
+	free(starts);
+}
+
+struct resume_job {
+	struct pc_fstudy *s;
+	const struct fcache *c;
+	struct pc_eval_sums *sums; /* per batch */
+	volatile int cancelled;	   /* written once, read between batches */
+};
+
+/* One batch from the cut on: pc_eval_run's batch without the prefix. */
+static void resume_batch(struct pc_plan *p, int worker, int b, void *arg)
+{
+	struct resume_job *j = arg;
+	struct pc_fstudy *s = j->s;
+	int batch = pc_plan_batch(p);
+	int64_t first = (int64_t)b * batch;
+	int rows = (int)(s->samples - first < batch ? s->samples - first : batch);
+
+	if (j->cancelled || (s->cancel && s->cancel(s->cancel_arg))) {
+		j->cancelled = 1;
+		return;
+	}
+	pc_plan_set_rows(p, rows);
+	pc_plan_set_origin(p, first);
+	pc_plan_cut_restore(p, j->c->cut, j->c->data + (int64_t)b * j->c->floats);
+	pc_plan_keep_fused(p, 0);
+	pc_plan_forward_range(p, j->c->node, pc_graph_node_count(pc_plan_graph(p)));
+	memset(&j->sums[b], 0, sizeof j->sums[b]);
+	/* the scale only weighs an output gradient, and there is none */
+	pc_eval_batch_loss(p, s->d->y + first * pc_plan_positions(p), rows, 1.0, &j->sums[b], NULL);
+}
+
+/* A pass of the runner's weights, which differ from the format's clean
+ * ones in nodes `start` and later only: from the deepest cut at or before
+ * start, else from the input. Batches are summed in their order, as
+ * pc_eval_run does, so both ways give the same bits. */
+static int pass_from(struct pc_fstudy *s, int start, struct pc_eval *out, struct pc_error *err)
+{
+	const struct fcache *c = NULL;
+	struct resume_job j;
+	struct pc_eval_sums tot = {0};
+	int rc;
+
+	if ((rc = cancelled(s, err)))
+		return rc;
+	for (int i = 0; s->use_cache && i < s->n_cache; i++)
+		if (s->cache[i].node <= start && (!c || s->cache[i].node > c->node))
+			c = &s->cache[i];
 	s->passes++;
-	return pc_eval_run(s->r, s->d, s->limit, NULL, s->cancel, s->cancel_arg, out, err);
+	if (!c)
+		return pc_eval_run(s->r, s->d, s->limit, NULL, s->cancel, s->cancel_arg, out, err);
+	memset(&j, 0, sizeof j);
+	j.s = s;
+	j.c = c;
+	j.sums = calloc((size_t)s->batches, sizeof *j.sums);
+	if (!j.sums)
+		return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory");
+	pc_runner_map(s->r, s->batches, resume_batch, &j);
+	if (j.cancelled) {
+		free(j.sums);
+		return pc_error_set(err, PC_ERR_CANCELLED, "fstudy", "cancelled");
+	}
+	for (int b = 0; b < s->batches; b++) {
+		tot.loss += j.sums[b].loss;
+		tot.counted += j.sums[b].counted;
+		tot.correct += j.sums[b].correct;
+		tot.non_finite += j.sums[b].non_finite;
+	}
+	free(j.sums);
+	pc_eval_finish(&tot, s->samples, pc_eval_is_sequence(pc_runner_plan(s->r, 0)), out);
+	s->resumed++;
+	return 0;
 }
 
 int pc_fstudy_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, enum pc_faults_format f,
@@ -67,7 +206,16 @@ int pc_fstudy_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit
 		goto fail;
 	pc_faults_decode(s->store, s->decoded);
 	pc_runner_write(r, 0, s->n, s->decoded);
-	rc = pass(s, &s->clean_eval, err);
+	s->samples = limit > 0 && limit < d->n ? limit : d->n;
+	s->batches = (int)((s->samples + pc_runner_batch(r) - 1) / pc_runner_batch(r));
+	s->use_cache = 1;
+	build_cache(s);
+	if ((rc = cancelled(s, err)))
+		goto fail;
+	s->passes++;
+	/* the clean pass fills the cache on the way */
+	rc = pc_eval_run_hooked(r, d, limit, NULL, cancel, cancel_arg, s->n_cache ? capture : NULL, s,
+				&s->clean_eval, err);
 	if (rc)
 		goto fail;
 	*out = s;
@@ -85,6 +233,11 @@ void pc_fstudy_free(struct pc_fstudy *s)
 	if (s->store)
 		pc_runner_write(s->r, 0, s->n, s->clean);
 	pc_faults_store_free(s->store);
+	for (int c = 0; c < s->n_cache; c++) {
+		pc_plan_cut_free(s->cache[c].cut);
+		free(s->cache[c].data);
+	}
+	free(s->cache);
 	free(s->clean);
 	free(s->decoded);
 	free(s);
@@ -105,11 +258,39 @@ int64_t pc_fstudy_passes(const struct pc_fstudy *s)
 	return s->passes;
 }
 
+int64_t pc_fstudy_resumed(const struct pc_fstudy *s)
+{
+	return s->resumed;
+}
+
+void pc_fstudy_set_cache(struct pc_fstudy *s, int on)
+{
+	s->use_cache = on;
+}
+
+/* The parameter tensor holding flat element i (a valid one): tensors lie
+ * in table order, one after another (graph.h). */
+static int param_of(const struct pc_graph *g, int64_t i)
+{
+	int lo = 0, hi = pc_graph_param_tensors(g) - 1;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo + 1) / 2;
+
+		if (pc_graph_param(g, mid)->offset <= i)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
 int pc_fstudy_eval_flips(struct pc_fstudy *s, const struct pc_faults_bitref *flips, int64_t n, struct pc_eval *out,
 			 struct pc_error *err)
 {
+	const struct pc_graph *g = pc_runner_graph(s->r);
 	int64_t done = 0;
-	int rc = 0;
+	int rc = 0, start = pc_graph_node_count(g);
 
 	if (n < 0)
 		return pc_error_set(err, PC_ERR_INVALID, "flips", "%lld flips", (long long)n);
@@ -125,10 +306,13 @@ int pc_fstudy_eval_flips(struct pc_fstudy *s, const struct pc_faults_bitref *fli
 	/* after all the flips: an element flipped in two bits gets both */
 	for (int64_t i = 0; i < n; i++) {
 		float v = pc_faults_value(s->store, flips[i].elem);
+		int k = pc_graph_param(g, param_of(g, flips[i].elem))->node_index;
 
 		pc_runner_write(s->r, flips[i].elem, 1, &v);
+		if (k < start)
+			start = k;
 	}
-	rc = pass(s, out, err);
+	rc = pass_from(s, start, out, err);
 restore:
 	/* each of these flips succeeded once, so it cannot fail again */
 	for (int64_t i = 0; i < done; i++)

@@ -718,3 +718,94 @@ TEST(fstudy_json_rows)
 	CHECK(json_is_null(json_object_get(row, "loss_mean")) && num(row, "accuracy_min") == 0.09);
 	json_decref(row);
 }
+
+/* A pass resumed from the prefix cache gives the same bits as a whole
+ * pass, for flips in one layer, in several, and in the first one (which
+ * has no cut before it). */
+TEST(fstudy_prefix_cache_same_bits)
+{
+	static const char *layers[] = {"fc3.bias", "fc2.weight", "fc1.weight", "conv2.weight", "conv1.weight"};
+	struct fixture f;
+	struct pc_fstudy *s;
+	struct pc_error err = {0};
+	int group[1];
+
+	if (!load_fixture(t, 700, 2, &f))
+		return;
+	s = study(t, &f, PC_FAULTS_FLOAT16, PC_FAULTS_PER_TENSOR);
+	if (!s)
+		goto out;
+	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++) {
+		struct pc_fstudy_random on, off;
+		int64_t resumed = pc_fstudy_resumed(s);
+
+		group[0] = pc_graph_find_param(f.g, layers[i]);
+		REQUIRE(group[0] >= 0);
+		pc_fstudy_set_cache(s, 1);
+		REQUIRE(pc_fstudy_random(s, group, 1, 2e-3, 4, 3, &on, &err) == 0);
+		if (i < 4)
+			CHECK_MSG(pc_fstudy_resumed(s) - resumed == on.passes && on.passes > 0,
+				  "%s: %lld of %lld passes resumed", layers[i],
+				  (long long)(pc_fstudy_resumed(s) - resumed), (long long)on.passes);
+		else
+			CHECK_INT(pc_fstudy_resumed(s), resumed);
+		resumed = pc_fstudy_resumed(s);
+		pc_fstudy_set_cache(s, 0);
+		REQUIRE(pc_fstudy_random(s, group, 1, 2e-3, 4, 3, &off, &err) == 0);
+		CHECK_INT(pc_fstudy_resumed(s), resumed);
+		CHECK_MSG(on.accuracy.mean == off.accuracy.mean && on.loss.mean == off.loss.mean &&
+			  on.loss.std == off.loss.std && on.flips_mean == off.flips_mean && on.non_finite == off.non_finite,
+			  "%s: cached loss %.17g accuracy %.17g, whole pass %.17g %.17g", layers[i], on.loss.mean,
+			  on.accuracy.mean, off.loss.mean, off.accuracy.mean);
+	}
+	/* two layers: from the earlier one's cut */
+	{
+		struct pc_faults_bitref flips[2];
+		struct pc_eval on, off;
+
+		flips[0].elem = pc_graph_param(f.g, pc_graph_find_param(f.g, "fc2.weight"))->offset + 17;
+		flips[1].elem = pc_graph_param(f.g, pc_graph_find_param(f.g, "conv2.weight"))->offset + 5;
+		flips[0].bit = flips[1].bit = 14;
+		pc_fstudy_set_cache(s, 1);
+		REQUIRE(pc_fstudy_eval_flips(s, flips, 2, &on, &err) == 0);
+		pc_fstudy_set_cache(s, 0);
+		REQUIRE(pc_fstudy_eval_flips(s, flips, 2, &off, &err) == 0);
+		CHECK(on.correct == off.correct && (on.loss == off.loss || (isnan(on.loss) && isnan(off.loss))));
+		CHECK(on.correct != pc_fstudy_clean(s)->correct || on.loss != pc_fstudy_clean(s)->loss);
+	}
+	pc_fstudy_free(s);
+out:
+	free_fixture(&f);
+}
+
+/* One layer's random study with and without the cache: the time it saves
+ * (printed; the numbers are compared above). */
+TEST(fstudy_prefix_cache_speed)
+{
+	struct fixture f;
+	struct pc_fstudy *s;
+	struct pc_fstudy_random on, off;
+	struct pc_error err = {0};
+	int group[1];
+	double t0, t1, t2;
+
+	if (!load_fixture(t, 0, 2, &f))
+		return;
+	s = study(t, &f, PC_FAULTS_INT8, PC_FAULTS_PER_TENSOR);
+	if (!s)
+		goto out;
+	group[0] = pc_graph_find_param(f.g, "fc1.weight");
+	t0 = pc_sys_seconds();
+	REQUIRE(pc_fstudy_random(s, group, 1, 1e-4, 20, 1, &on, &err) == 0);
+	t1 = pc_sys_seconds();
+	pc_fstudy_set_cache(s, 0);
+	REQUIRE(pc_fstudy_random(s, group, 1, 1e-4, 20, 1, &off, &err) == 0);
+	t2 = pc_sys_seconds();
+	printf("  fstudy int8 fc1.weight ber 1e-4, 20 trials (%lld passes): %.3f s from the cut, %.3f s whole\n",
+	       (long long)on.passes, t1 - t0, t2 - t1);
+	CHECK(on.accuracy.mean == off.accuracy.mean && on.loss.mean == off.loss.mean);
+	CHECK(on.passes == 20);
+	pc_fstudy_free(s);
+out:
+	free_fixture(&f);
+}

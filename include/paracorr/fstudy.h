@@ -11,7 +11,14 @@
  *
  * Each result is a function of (seed, format, group, trial) alone: the same
  * numbers at any thread count, and a trial that flips nothing is the
- * format's clean result without a pass. */
+ * format's clean result without a pass.
+ *
+ * A pass recomputes only from the first node its flips change: the clean
+ * pass saves, for every batch, the activations at a cut before the first
+ * node that reads each parameter tensor (pc_plan_cut_*, deepest first, at
+ * most 256 MiB in all), and a faulty pass restores the deepest cut at or
+ * before its first changed node and runs the rest. It gives the same bits
+ * as a whole pass. */
 #ifndef PARACORR_FSTUDY_H
 #define PARACORR_FSTUDY_H
 
@@ -43,8 +50,13 @@ void pc_fstudy_free(struct pc_fstudy *s);
 /* The format's clean loss and accuracy ("quantized" in the report). */
 const struct pc_eval *pc_fstudy_clean(const struct pc_fstudy *s);
 const struct pc_faults_store *pc_fstudy_store(const struct pc_fstudy *s);
-/* Evaluation passes run so far, the clean one included. */
+/* Evaluation passes run so far, the clean one included, and how many of
+ * them resumed from a cut. */
 int64_t pc_fstudy_passes(const struct pc_fstudy *s);
+int64_t pc_fstudy_resumed(const struct pc_fstudy *s);
+/* Whether passes may resume from a cut (on by default); off, every pass
+ * runs from the input (the tests compare the two). */
+void pc_fstudy_set_cache(struct pc_fstudy *s, int on);
 
 /* Evaluates the format with flips[0..n-1] applied (an element may appear
  * with several bits; a bit twice cancels out), then restores the codes and
