@@ -216,6 +216,7 @@ TEST(fstudy_ber_matches_pytorch)
 	struct fixture f;
 	json_t *row;
 	size_t i;
+	int compared_loss = 0;
 
 	if (!load_fixture(t, 0, 2, &f))
 		return;
@@ -227,17 +228,20 @@ TEST(fstudy_ber_matches_pytorch)
 		struct pc_error err = {0};
 		int trials = (int)num(row, "trials");
 		double ber = num(row, "ber"), bits = num(row, "exposed_bits"), t0, t1;
+		int64_t resumed;
 		char msg[800];
 
 		if (!s)
 			break;
+		resumed = pc_fstudy_resumed(s);
 		t0 = pc_sys_seconds();
 		REQUIRE_MSG(pc_fstudy_random(s, f.all, f.n_all, ber, trials, 11, &r, &err) == 0, "%s",
 			    pc_error_format(&err, msg, sizeof(msg)));
 		t1 = pc_sys_seconds();
-		printf("  fstudy %s ber %g: %d trials, %lld passes, %.2f s; flips %.2f, accuracy %.4f +- %.4f "
+		printf("  fstudy %s ber %g: %d trials, %lld passes (%lld from a cut), %.2f s; flips %.2f, accuracy %.4f +- %.4f "
 		       "(PyTorch %.4f +- %.4f), loss %.4g (PyTorch %.4g), non-finite %d (PyTorch %d)\n",
-		       str(row, "format"), ber, trials, (long long)r.passes, t1 - t0, r.flips_mean, r.accuracy.mean,
+		       str(row, "format"), ber, trials, (long long)r.passes, (long long)(pc_fstudy_resumed(s) - resumed),
+		       t1 - t0, r.flips_mean, r.accuracy.mean,
 		       r.accuracy.std, num(row, "accuracy_mean"), num(row, "accuracy_std"), r.loss.mean,
 		       num(row, "loss_mean"), r.non_finite, (int)num(row, "non_finite"));
 		CHECK_INT(r.trials, trials);
@@ -246,14 +250,23 @@ TEST(fstudy_ber_matches_pytorch)
 			    bits * ber, 0, 1);
 		check_means(t, "accuracy", r.accuracy.mean, r.accuracy.std, trials, num(row, "accuracy_mean"),
 			    num(row, "accuracy_std"), trials);
-		check_means(t, "loss", r.loss.mean, r.loss.std, (double)r.loss.n, num(row, "loss_mean"),
-			    num(row, "loss_std"), num(row, "loss_trials"));
+		/* float32's few flips hit the top exponent bit now and then, and
+		 * those trials' losses reach 1e34: a mean dominated by a handful
+		 * of trials, whose standard error would let any value pass. The
+		 * loss is compared where its spread is below its mean (int8). */
+		if (num(row, "loss_std") < num(row, "loss_mean"))
+			check_means(t, "loss", r.loss.mean, r.loss.std, (double)r.loss.n, num(row, "loss_mean"),
+				    num(row, "loss_std"), num(row, "loss_trials"));
+		else
+			CHECK(r.loss.max > 1e6 * pc_fstudy_clean(s)->loss);
 		CHECK(r.accuracy.min <= r.accuracy.mean && r.accuracy.ci95[0] < r.accuracy.mean &&
 		      r.accuracy.mean < r.accuracy.ci95[1]);
 		CHECK_INT(r.loss.n + r.non_finite, trials);
+		compared_loss += num(row, "loss_std") < num(row, "loss_mean");
 		pc_fstudy_free(s);
 	}
 	CHECK_INT(i, 2);
+	CHECK_INT(compared_loss, 1);
 	free_fixture(&f);
 }
 
