@@ -111,6 +111,20 @@ static int runner_holds(struct fixture *f, int w, const float *want)
 		       (size_t)pc_graph_param_count(f->g) * sizeof(float));
 }
 
+/* Whether every worker holds the study's clean decoded weights. */
+static int runner_holds_format(struct fixture *f, const struct pc_fstudy *s)
+{
+	float *decoded = malloc((size_t)pc_graph_param_count(f->g) * sizeof(float));
+	int ok = decoded != NULL;
+
+	if (decoded)
+		pc_faults_decode(pc_fstudy_store(s), decoded);
+	for (int w = 0; ok && w < pc_runner_threads(f->r); w++)
+		ok = runner_holds(f, w, decoded);
+	free(decoded);
+	return ok;
+}
+
 /* Every format's clean numbers equal PyTorch's rounding and quantization;
  * float32 is the untouched model bit for bit, and freeing a study puts the
  * float32 weights back in every worker. */
@@ -168,7 +182,7 @@ TEST(fstudy_fixed_flips_match)
 		struct pc_faults_bitref flip;
 		struct pc_error err = {0};
 		struct pc_eval ev;
-		float after = 0.0f, *decoded;
+		float after = 0.0f;
 
 		if (!s)
 			break;
@@ -187,11 +201,7 @@ TEST(fstudy_fixed_flips_match)
 		/* the flip moved the loss: a test of a real change */
 		CHECK(fabs(ev.loss - pc_fstudy_clean(s)->loss) > 1e-4);
 		CHECK(pc_faults_value(pc_fstudy_store(s), flip.elem) == (float)num(row, "before"));
-		decoded = malloc((size_t)pc_graph_param_count(f.g) * sizeof(float));
-		REQUIRE(decoded);
-		pc_faults_decode(pc_fstudy_store(s), decoded);
-		CHECK(runner_holds(&f, 0, decoded) && runner_holds(&f, 1, decoded));
-		free(decoded);
+		CHECK(runner_holds_format(&f, s));
 		pc_fstudy_free(s);
 	}
 	CHECK_INT(i, 5);
@@ -613,14 +623,7 @@ TEST(fstudy_bad_arguments)
 	CHECK_INT(pc_fstudy_eval_flips(s, &bad, 1, &ev, &err), PC_ERR_INVALID);
 	pc_error_clear(&err);
 	CHECK_INT(pc_fstudy_passes(s), passes);
-	CHECK(runner_holds(&f, 0, pc_plan_weights(pc_runner_plan(f.r, 0))));
-	{
-		float *decoded = malloc((size_t)pc_graph_param_count(f.g) * sizeof(float));
-		REQUIRE(decoded);
-		pc_faults_decode(pc_fstudy_store(s), decoded);
-		CHECK(runner_holds(&f, 0, decoded));
-		free(decoded);
-	}
+	CHECK(runner_holds_format(&f, s));
 	pc_fstudy_free(s);
 out:
 	free(flips);
@@ -647,7 +650,6 @@ TEST(fstudy_cancel)
 	struct pc_fstudy_random r;
 	struct pc_error err = {0};
 	struct stopper st = {0, 1 << 30};
-	float *decoded = NULL;
 
 	if (!load_fixture(t, 1000, 2, &f))
 		return;
@@ -655,11 +657,7 @@ TEST(fstudy_cancel)
 	st.stop_after = st.calls + 5;
 	CHECK_INT(pc_fstudy_random(s, f.all, f.n_all, 1e-3, 50, 1, &r, &err), PC_ERR_CANCELLED);
 	CHECK(pc_fstudy_passes(s) < 10);
-	decoded = malloc((size_t)pc_graph_param_count(f.g) * sizeof(float));
-	REQUIRE(decoded);
-	pc_faults_decode(pc_fstudy_store(s), decoded);
-	CHECK(runner_holds(&f, 0, decoded) && runner_holds(&f, 1, decoded));
-	free(decoded);
+	CHECK(runner_holds_format(&f, s));
 	pc_fstudy_free(s);
 	CHECK(runner_holds(&f, 0, pc_graph_params(f.g)));
 	/* cancelled before the clean pass: no study */
