@@ -355,9 +355,14 @@ static uint64_t group_key(const int *params, int n)
 int pc_fstudy_trial_flips(const struct pc_fstudy *s, const int *params, int n, double ber, uint64_t seed, int trial,
 			  struct pc_faults_bitref **flips, int64_t *count, int64_t *cap, struct pc_error *err)
 {
-	uint64_t stream = pc_rng_derive(seed, TAG_RANDOM, (uint64_t)pc_faults_store_format(s->store),
-					group_key(params, n), (uint64_t)trial);
+	uint64_t stream;
+	int rc = check_group(s, params, n, err);
 
+	*count = 0;
+	if (rc)
+		return rc;
+	stream = pc_rng_derive(seed, TAG_RANDOM, (uint64_t)pc_faults_store_format(s->store), group_key(params, n),
+			       (uint64_t)trial);
 	return pc_faults_sample(s->store, params, n, ber, stream, flips, count, cap, err);
 }
 

@@ -612,6 +612,7 @@ TEST(fstudy_bad_arguments)
 	check_invalid(t, pc_fstudy_random(s, f.all, 0, 1e-3, 3, 1, &r, &err), &err, "group");
 	check_invalid(t, pc_fstudy_random(s, nine, 1, 1e-3, 3, 1, &r, &err), &err, "group");
 	check_invalid(t, pc_fstudy_random(s, group, 2, 1e-3, 3, 1, &r, &err), &err, "group");
+	check_invalid(t, pc_fstudy_trial_flips(s, nine, 1, 1e-3, 1, 0, &flips, &count, &cap, &err), &err, "group");
 	check_invalid(t, pc_fstudy_bit(s, f.all, f.n_all, 8, 10, 3, 1, &b, &err), &err, "bit");
 	check_invalid(t, pc_fstudy_bit(s, f.all, f.n_all, -1, 10, 3, 1, &b, &err), &err, "bit");
 	check_invalid(t, pc_fstudy_bit(s, f.all, f.n_all, 3, 0, 3, 1, &b, &err), &err, "weights");

@@ -85,7 +85,8 @@ struct pc_fstudy_random {
 	int64_t passes;		  /* passes run: the trials that flipped a bit */
 };
 
-/* The flips of trial `trial` (the caller's buffer, as pc_faults_sample). */
+/* The flips of trial `trial` (the caller's buffer, as pc_faults_sample);
+ * PC_ERR_INVALID ("group") as pc_fstudy_random. */
 int pc_fstudy_trial_flips(const struct pc_fstudy *s, const int *params, int n, double ber, uint64_t seed, int trial,
 			  struct pc_faults_bitref **flips, int64_t *count, int64_t *cap, struct pc_error *err);
 
