@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "paracorr/faults.h"
+#include "paracorr/rng.h"
 
 struct ftensor {
 	int64_t offset, count;
@@ -461,5 +462,65 @@ int pc_faults_flip(struct pc_faults_store *s, int64_t i, int b, float *value, st
 	s->code[i] ^= 1u << b;
 	if (value)
 		*value = decode_code(s, t, i, s->code[i]);
+	return 0;
+}
+
+/* Appends a flip to the caller's buffer, growing it by half. */
+static int push_flip(struct pc_faults_bitref **flips, int64_t *count, int64_t *cap, int64_t elem, int bit)
+{
+	if (*count == *cap) {
+		int64_t want = *cap < 64 ? 64 : *cap + *cap / 2;
+		struct pc_faults_bitref *grown;
+
+		if (want > PC_FAULTS_MAX_FLIPS)
+			want = PC_FAULTS_MAX_FLIPS;
+		grown = realloc(*flips, (size_t)want * sizeof **flips);
+		if (!grown)
+			return PC_ERR_NOMEM;
+		*flips = grown;
+		*cap = want;
+	}
+	(*flips)[*count].elem = elem;
+	(*flips)[*count].bit = bit;
+	(*count)++;
+	return 0;
+}
+
+int pc_faults_sample(const struct pc_faults_store *s, const int *params, int n, double ber, uint64_t stream,
+		     struct pc_faults_bitref **flips, int64_t *count, int64_t *cap, struct pc_error *err)
+{
+	int64_t total = pc_faults_exposed_bits(s, params, n, NULL), k = -1, base = 0;
+	double lq;
+	int j = 0;
+
+	*count = 0;
+	if (!(ber > 0.0 && ber < 1.0))
+		return pc_error_set(err, PC_ERR_INVALID, "ber", "bit error rate %g is outside (0, 1)", ber);
+	lq = log1p(-ber);
+	for (;;) {
+		/* 53 random bits, shifted off zero so that log(u) is finite */
+		double u = ((double)(pc_rng_splitmix64(&stream) >> 11) + 1.0) * 0x1p-53;
+		double gap = floor(log(u) / lq);
+		const struct ftensor *t;
+
+		/* compared in double first: at a tiny ber the gap passes any
+		 * int64 */
+		if (!(gap < (double)(total - 1 - k)))
+			break;
+		k += 1 + (int64_t)gap;
+		if (*count == PC_FAULTS_MAX_FLIPS) {
+			*count = 0;
+			return pc_error_set(err, PC_ERR_LIMIT, "ber",
+					    "bit error rate %g flips more than %lld of the %lld exposed bits in one trial",
+					    ber, (long long)PC_FAULTS_MAX_FLIPS, (long long)total);
+		}
+		/* k only grows: walk the tensors along with it */
+		for (t = &s->t[params[j]]; k >= base + t->count * t->bits; t = &s->t[params[++j]])
+			base += t->count * t->bits;
+		if (push_flip(flips, count, cap, t->offset + (k - base) / t->bits, (int)((k - base) % t->bits))) {
+			*count = 0;
+			return pc_error_set(err, PC_ERR_NOMEM, "faults", "out of memory");
+		}
+	}
 	return 0;
 }

@@ -105,4 +105,35 @@ int pc_faults_flip(struct pc_faults_store *s, int64_t i, int b, float *value, st
 int pc_faults_flipped_value(const struct pc_faults_store *s, int64_t i, int b, float *value,
 			    struct pc_error *err);
 
+/* --- random bit errors ---------------------------------------------------- */
+
+/* At most this many flips in one random trial: 4 Mi of 16 bytes, 64 MiB.
+ * A ResNet-18 in float32 exposes 3.7e8 bits, so this is a bit error rate of
+ * about 1e-2 on it, far past any model's collapse. */
+#define PC_FAULTS_MAX_FLIPS ((int64_t)1 << 22)
+
+struct pc_faults_bitref {
+	int64_t elem; /* flat element */
+	int bit;      /* 0 = least significant bit of its code */
+};
+
+/* The flips of one random trial at bit error rate ber over the exposed bits
+ * of params[0..n-1] (pc_faults_exposed_at's order): every exposed bit flips
+ * independently with probability ber. Drawn by skip sampling, never one
+ * draw per bit: the gap before the next flipped bit is geometric,
+ * floor(log(u) / log1p(-ber)), from one uniform u in (0, 1] per flip, the
+ * uniforms being the splitmix64 outputs of the state `stream` in order. So
+ * the same stream at another ber uses the same uniforms: each gap shrinks
+ * as ber grows, the i-th flip moves to the same or an earlier bit and the
+ * count never falls (common random numbers).
+ *
+ * *flips (the caller's, NULL at first; grown with realloc, *cap its
+ * capacity in entries) receives the flips in increasing exposed-bit order,
+ * each bit at most once, and *count their number. PC_ERR_INVALID (where
+ * "ber") unless 0 < ber < 1; PC_ERR_LIMIT (where "ber", naming it) when
+ * the trial would flip more than PC_FAULTS_MAX_FLIPS bits; *count is 0
+ * after an error. */
+int pc_faults_sample(const struct pc_faults_store *s, const int *params, int n, double ber, uint64_t stream,
+		     struct pc_faults_bitref **flips, int64_t *count, int64_t *cap, struct pc_error *err);
+
 #endif
