@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "paracorr/corrupt.h"
+#include "paracorr/fstudy.h"
 #include "paracorr/graph.h"
 #include "paracorr/groups.h"
 #include "paracorr/report.h"
@@ -81,6 +82,17 @@ struct study {
 	int64_t scratch_floats, keep_floats;
 	struct pc_eval clean;
 };
+
+static void report_progress(struct study *s);
+
+/* The bit-fault study's passes, as they are run. */
+static void faults_progress(void *arg, int64_t passes)
+{
+	struct study *s = arg;
+
+	s->passes_done += passes;
+	report_progress(s);
+}
 
 static void report_progress(struct study *s)
 {
@@ -1107,7 +1119,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 {
 	struct study s;
 	struct pc_plan *p0;
-	json_t *results = NULL, *root = NULL, *spec_json = NULL, *tensors_grad;
+	json_t *results = NULL, *root = NULL, *spec_json = NULL, *tensors_grad, *faults = NULL;
 	/* jansson's setters drop what could not be made without a word: the
 	 * report is whole only if none of its allocations failed */
 	unsigned long json_failures = pc_report_alloc_failures();
@@ -1152,7 +1164,12 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		memset(s.grad, 0, (size_t)np * sizeof(float));
 		if ((rc = build_groups(&s, err)) || (rc = plan_caches(&s, err)))
 			goto out;
-		s.passes_total = planned_passes(&s);
+		{
+			struct pc_work_model m;
+
+			pc_work_model_of(g, &m);
+			s.passes_total = planned_passes(&s) + (int64_t)pc_spec_fault_passes(spec, &m);
+		}
 		report_progress(&s);
 		rc = pc_eval_run_hooked(s.r, d, s.n, s.grad, o->cancel, o->cancel_arg, capture, &s, &s.clean, err);
 		if (rc)
@@ -1187,6 +1204,15 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 					goto out;
 			}
 
+	if (spec->has_faults) {
+		struct pc_fstudy_spec_opts fo = {o->cancel, o->cancel_arg, faults_progress, &s};
+
+		s.phase = "bit faults";
+		report_progress(&s);
+		if ((rc = pc_fstudy_run_spec(s.r, d, s.n, spec, &fo, &faults, err)))
+			goto out;
+	}
+
 	/* Every worker's weights went back bit for bit. Forward passes are
 	 * deterministic, so this is the clean loss reproducing, checked
 	 * without another pass over the data. */
@@ -1216,6 +1242,12 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory ranking the groups");
 		goto out;
 	}
+	if (faults && json_object_set_new(root, "faults", faults)) {
+		faults = NULL;
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
+		goto out;
+	}
+	faults = NULL;
 	{
 		json_t *timing = json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:i, s:I}", "forward_passes",
 					   (json_int_t)s.fwd_passes, "backward_passes", (json_int_t)s.bwd_passes,
@@ -1242,6 +1274,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 out:
 	json_decref(root);
 	json_decref(results);
+	json_decref(faults);
 	free_study(&s);
 	return rc;
 }

@@ -1,10 +1,12 @@
 /* The random bit-error study (fstudy.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "paracorr/corrupt.h"
 #include "paracorr/fstudy.h"
+#include "paracorr/groups.h"
 #include "paracorr/report.h"
 #include "paracorr/rng.h"
 
@@ -550,4 +552,188 @@ json_t *pc_fstudy_bit_json(enum pc_faults_format f, const char *group, const str
 			 group, "bit", b->bit, "field", b->field, "weights", (json_int_t)b->weights, "trials",
 			 b->trials, "accuracy_mean", pc_report_real(b->accuracy_mean), "accuracy_min",
 			 pc_report_real(b->accuracy_min), "loss_mean", pc_report_real(b->loss_mean));
+}
+
+/* --- the faults block of a spec -------------------------------------------------- */
+
+struct fgroup {
+	char name[320];
+	int *params; /* owned */
+	int n;
+};
+
+static void fgroups_free(struct fgroup *gs, int n)
+{
+	for (int i = 0; gs && i < n; i++)
+		free(gs[i].params);
+	free(gs);
+}
+
+static int fgroup_add(struct fgroup *gr, const char *name, const int *params, int n, struct pc_error *err)
+{
+	snprintf(gr->name, sizeof(gr->name), "%s", name);
+	if (!(gr->params = malloc(((size_t)n + 1) * sizeof(int))))
+		return pc_error_set(err, PC_ERR_NOMEM, "faults", "out of memory");
+	memcpy(gr->params, params, (size_t)n * sizeof(int));
+	gr->n = n;
+	return PC_OK;
+}
+
+/* The faults block's groups in its order: the model, one per tensor, one
+ * per module (groups.h), named as the corruption study names them. */
+static int fault_groups(const struct pc_graph *g, const struct pc_faults_spec *fs, struct fgroup **out, int *n_out,
+			struct pc_error *err)
+{
+	int np = pc_graph_param_tensors(g), n = 0, rc = PC_OK;
+	struct pc_layer_groups lg = {0};
+	struct fgroup *gs = NULL;
+	int *all = malloc(((size_t)np + 1) * sizeof(int));
+	char name[320];
+
+	*out = NULL;
+	*n_out = 0;
+	if (!all)
+		return pc_error_set(err, PC_ERR_NOMEM, "faults", "out of memory");
+	for (int i = 0; i < np; i++)
+		all[i] = i;
+	if ((fs->groups & PC_GROUP_LAYER) && (rc = pc_layer_groups_build(g, &lg, err)))
+		goto out;
+	if (!(gs = calloc((size_t)(1 + np + lg.n), sizeof(*gs)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "faults", "out of memory");
+		goto out;
+	}
+	for (int o = 0; o < fs->n_group_order && !rc; o++) {
+		if (fs->group_order[o] == PC_GROUP_MODEL) {
+			rc = fgroup_add(&gs[n++], "model", all, np, err);
+		} else if (fs->group_order[o] == PC_GROUP_TENSOR) {
+			for (int i = 0; i < np && !rc; i++) {
+				snprintf(name, sizeof(name), "tensor:%s", pc_graph_param(g, i)->name);
+				rc = fgroup_add(&gs[n++], name, &all[i], 1, err);
+			}
+		} else {
+			for (int j = 0; j < lg.n && !rc; j++) {
+				snprintf(name, sizeof(name), "layer:%s", lg.g[j].name);
+				rc = fgroup_add(&gs[n++], name, lg.g[j].params, lg.g[j].n_params, err);
+			}
+		}
+	}
+out:
+	pc_layer_groups_free(&lg);
+	free(all);
+	if (rc) {
+		fgroups_free(gs, n);
+		return rc;
+	}
+	*out = gs;
+	*n_out = n;
+	return PC_OK;
+}
+
+static json_t *num_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static int nomem_json(struct pc_error *err)
+{
+	return pc_error_set(err, PC_ERR_NOMEM, "faults", "out of memory building the report");
+}
+
+/* One format of the block: its clean numbers, then per group the exposed
+ * bits, the random trials per ber, the bit positions and the search, each
+ * row appended to its section. */
+static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, const struct pc_spec *spec,
+		      enum pc_faults_format f, const struct fgroup *gs, int n_groups, const struct pc_fstudy_spec_opts *o,
+		      json_t *sec, int64_t *passes, int64_t *resumed, struct pc_error *err)
+{
+	const struct pc_faults_spec *fs = &spec->faults;
+	const struct pc_graph *g = pc_runner_graph(r); // SEARCH
+	const char *fname = pc_faults_format_name(f);
+	struct pc_fstudy *st = NULL;
+	const struct pc_eval *clean;
+	int64_t searched = 0, told = 0;
+	int rc;
+
+	if ((rc = pc_fstudy_new(r, d, limit, f, fs->quantization, o->cancel, o->cancel_arg, &st, err)))
+		return rc;
+	clean = pc_fstudy_clean(st);
+	if (json_object_set_new(json_object_get(sec, "quantized"), fname,
+				json_pack("{s:o, s:f}", "loss", num_or_null(clean->loss), "accuracy", clean->accuracy))) {
+		rc = nomem_json(err);
+		goto out;
+	}
+	for (int gi = 0; gi < n_groups && !rc; gi++) {
+		const struct fgroup *gr = &gs[gi];
+		int n_tensors = 0;
+		int64_t exposed = pc_faults_exposed_bits(pc_fstudy_store(st), gr->params, gr->n, &n_tensors);
+
+		if (json_array_append_new(json_object_get(sec, "exposed"),
+					  json_pack("{s:s, s:s, s:i, s:I}", "format", fname, "group", gr->name, "tensors",
+						    n_tensors, "bits", (json_int_t)exposed))) {
+			rc = nomem_json(err);
+			break;
+		}
+		/* int8 leaves biases and norms in float: a group of only those has nothing to flip */
+		if (!exposed)
+			continue;
+		for (int b = 0; b < fs->n_ber && !rc; b++) {
+			struct pc_fstudy_random res;
+
+			if (!(rc = pc_fstudy_random(st, gr->params, gr->n, fs->ber[b], fs->trials, spec->seed, &res, err)) &&
+			    json_array_append_new(json_object_get(sec, "random"),
+						  pc_fstudy_random_json(f, fs->ber[b], gr->name, &res)))
+				rc = nomem_json(err);
+		}
+		for (int bit = 0; fs->has_bits && bit < pc_faults_format_bits(f) && !rc; bit++) {
+			struct pc_fstudy_bit res;
+
+			if (!(rc = pc_fstudy_bit(st, gr->params, gr->n, bit, fs->bits_weights, fs->bits_trials, spec->seed,
+						 &res, err)) &&
+			    json_array_append_new(json_object_get(sec, "bits"), pc_fstudy_bit_json(f, gr->name, &res)))
+				rc = nomem_json(err);
+		}
+		(void)g; /* SEARCH */
+		if (o->progress) {
+			int64_t now = pc_fstudy_passes(st) + searched;
+
+			o->progress(o->progress_arg, now - told);
+			told = now;
+		}
+	}
+out:
+	*passes += pc_fstudy_passes(st) + searched;
+	*resumed += pc_fstudy_resumed(st);
+	pc_fstudy_free(st);
+	return rc;
+}
+
+int pc_fstudy_run_spec(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, const struct pc_spec *spec,
+		       const struct pc_fstudy_spec_opts *o, json_t **out, struct pc_error *err)
+{
+	struct fgroup *gs = NULL;
+	int64_t passes = 0, resumed = 0;
+	int n_groups = 0, rc;
+	json_t *sec;
+
+	*out = NULL;
+	if (!spec->has_faults)
+		return PC_OK;
+	sec = json_pack("{s:{}, s:[], s:[], s:[], s:[]}", "quantized", "exposed", "random", "bits", "search");
+	if (!sec)
+		return nomem_json(err);
+	if ((rc = fault_groups(pc_runner_graph(r), &spec->faults, &gs, &n_groups, err)))
+		goto out;
+	for (int i = 0; i < spec->faults.n_formats && !rc; i++)
+		rc = run_format(r, d, limit, spec, spec->faults.formats[i], gs, n_groups, o, sec, &passes, &resumed, err);
+	if (!rc && (json_object_set_new(sec, "passes", json_integer((json_int_t)passes)) ||
+		    json_object_set_new(sec, "resumed", json_integer((json_int_t)resumed))))
+		rc = nomem_json(err);
+out:
+	fgroups_free(gs, n_groups);
+	if (rc) {
+		json_decref(sec);
+		return rc;
+	}
+	*out = sec;
+	return PC_OK;
 }

@@ -867,10 +867,13 @@ void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m)
 }
 
 /* The faults terms of spec.h's formula, summed over groups and formats. */
-static double fault_passes(const struct pc_faults_spec *f, const struct pc_work_model *m)
+double pc_spec_fault_passes(const struct pc_spec *spec, const struct pc_work_model *m)
 {
+	const struct pc_faults_spec *f = &spec->faults;
 	double groups = 0, search_tensors = 0, total = 0;
 
+	if (!spec->has_faults)
+		return 0;
 	if (f->groups & PC_GROUP_MODEL) {
 		groups += 1;
 		search_tensors += (double)m->tensors;
@@ -909,9 +912,7 @@ double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_mod
 		total += groups * c->n_norms * c->n_sparsity * c->n_epsilons *
 			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
 	}
-	if (spec->has_faults)
-		total += fault_passes(&spec->faults, m);
-	return total;
+	return total + pc_spec_fault_passes(spec, m);
 }
 
 static double kept(int64_t samples, int64_t limit)

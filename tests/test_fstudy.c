@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paracorr/analysis.h"
 #include "paracorr/fstudy.h"
 #include "paracorr/onnx.h"
 #include "paracorr/sys.h"
@@ -819,5 +820,109 @@ TEST(fstudy_prefix_cache_speed)
 	CHECK(on.passes == 20);
 	pc_fstudy_free(s);
 out:
+	free_fixture(&f);
+}
+
+/* The faults block in a whole study (pc_study_run): the report's faults
+ * section holds, per format and group, what the calls above give on their
+ * own, the same at 1 and 2 threads, and a group of int8 biases only has its
+ * row of exposed bits. */
+static json_t *study_report(struct pc_test *t, struct fixture *f, const char *spec_text, int threads)
+{
+	struct pc_study_opts o;
+	struct pc_error err = {0};
+	struct pc_spec spec;
+	json_t *root, *rep = NULL;
+	char msg[800];
+
+	root = json_loads(spec_text, 0, NULL);
+	if (!root || pc_spec_parse(root, &spec, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "spec: %s", pc_error_format(&err, msg, sizeof(msg)));
+		json_decref(root);
+		return NULL;
+	}
+	json_decref(root);
+	pc_study_opts_default(&o);
+	o.threads = threads;
+	o.timing_seconds = 0;
+	if (pc_study_run(f->g, f->d, &spec, &o, &rep, &err))
+		pc_test_fail(t, __FILE__, __LINE__, "study: %s", pc_error_format(&err, msg, sizeof(msg)));
+	pc_spec_free(&spec);
+	return rep;
+}
+
+#define FAULTS_SPEC                                                                                                    \
+	"{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"seed\": 5, \"batch_size\": 250, "   \
+	"\"corruption\": [], \"faults\": {\"formats\": [\"int8\", \"float16\"], \"ber\": [1e-5], \"trials\": 6, "   \
+	"\"bits\": {\"weights\": 3, \"trials\": 2}, \"groups\": [\"model\", \"tensor\"]}}"
+
+TEST(fstudy_in_the_study)
+{
+	struct fixture f;
+	struct pc_fstudy *s = NULL;
+	struct pc_fstudy_random rnd;
+	struct pc_fstudy_bit bit;
+	struct pc_error err = {0};
+	json_t *one = NULL, *two = NULL, *faults, *row;
+	int np, bias = -1, n_exposed_rows = 0;
+	size_t i;
+
+	if (!load_fixture(t, 500, 2, &f))
+		return;
+	np = pc_graph_param_tensors(f.g);
+	REQUIRE((one = study_report(t, &f, FAULTS_SPEC, 1)) && (two = study_report(t, &f, FAULTS_SPEC, 2)));
+	CHECK_MSG(json_equal(one, two), "the report depends on the thread count");
+	faults = json_object_get(one, "faults");
+	REQUIRE(faults);
+	CHECK(json_array_size(json_object_get(one, "results")) == 0);
+	/* per format: the model and every tensor */
+	CHECK_INT(json_array_size(json_object_get(faults, "exposed")), 2 * (1 + np));
+	/* the int8 model, fresh: the same clean numbers and trials */
+	s = study(t, &f, PC_FAULTS_INT8, PC_FAULTS_PER_TENSOR);
+	REQUIRE(s);
+	row = json_object_get(json_object_get(faults, "quantized"), "int8");
+	CHECK(json_real_value(json_object_get(row, "accuracy")) == pc_fstudy_clean(s)->accuracy);
+	/* the study's batches may be smaller (cache-sized): the loss's sum order differs */
+	CHECK_CLOSE(json_real_value(json_object_get(row, "loss")), pc_fstudy_clean(s)->loss, 0, 1e-6);
+	REQUIRE(pc_fstudy_random(s, f.all, f.n_all, 1e-5, 6, 5, &rnd, &err) == 0);
+	row = json_array_get(json_object_get(faults, "random"), 0);
+	CHECK(!strcmp(str(row, "format"), "int8") && !strcmp(str(row, "group"), "model"));
+	CHECK(num(row, "accuracy_mean") == rnd.accuracy.mean && num(row, "flips_mean") == rnd.flips_mean);
+	REQUIRE(pc_fstudy_bit(s, f.all, f.n_all, 7, 3, 2, 5, &bit, &err) == 0);
+	json_array_foreach(json_object_get(faults, "bits"), i, row)
+	{
+		if (!strcmp(str(row, "format"), "int8") && !strcmp(str(row, "group"), "model") && num(row, "bit") == 7)
+			CHECK(num(row, "accuracy_mean") == bit.accuracy_mean);
+	}
+	/* int8 leaves a bias in float: its tensor group exposes nothing and has no other row */
+	for (int p = 0; p < np && bias < 0; p++)
+		if (strstr(pc_graph_param(f.g, p)->name, "bias"))
+			bias = p;
+	REQUIRE(bias >= 0);
+	json_array_foreach(json_object_get(faults, "exposed"), i, row)
+	{
+		char want[300];
+
+		snprintf(want, sizeof(want), "tensor:%s", pc_graph_param(f.g, bias)->name);
+		if (!strcmp(str(row, "group"), want)) {
+			n_exposed_rows++;
+			CHECK(num(row, "bits") == (!strcmp(str(row, "format"), "int8") ? 0 : 16 * (double)pc_graph_param(f.g, bias)->count));
+		}
+	}
+	CHECK_INT(n_exposed_rows, 2);
+	json_array_foreach(json_object_get(faults, "random"), i, row)
+	{
+		char want[300];
+
+		snprintf(want, sizeof(want), "tensor:%s", pc_graph_param(f.g, bias)->name);
+		CHECK_MSG(strcmp(str(row, "group"), want) || strcmp(str(row, "format"), "int8"),
+			  "an int8 bias group has random trials");
+	}
+	/* per format: (1 + np) groups x 1 ber, less the int8 groups of biases */
+	CHECK(json_array_size(json_object_get(faults, "random")) < (size_t)(2 * (1 + np)));
+	CHECK(num(faults, "passes") > 0);
+	pc_fstudy_free(s);
+	json_decref(one);
+	json_decref(two);
 	free_fixture(&f);
 }

@@ -30,6 +30,7 @@
 #include "paracorr/eval.h"
 #include "paracorr/faults.h"
 #include "paracorr/runner.h"
+#include "paracorr/spec.h"
 #include "paracorr/stats.h"
 
 struct pc_fstudy;
@@ -137,5 +138,32 @@ json_t *pc_fstudy_random_json(enum pc_faults_format f, double ber, const char *g
 /* {"format", "group", "bit", "field", "weights", "trials", "accuracy_mean",
  *  "accuracy_min", "loss_mean"} */
 json_t *pc_fstudy_bit_json(enum pc_faults_format f, const char *group, const struct pc_fstudy_bit *b);
+
+/* --- the faults block of a spec -------------------------------------------------- */
+
+struct pc_fstudy_spec_opts {
+	pc_cancel_fn cancel; /* may be NULL */
+	void *cancel_arg;
+	/* after each group of each format: the passes run since the last call */
+	void (*progress)(void *arg, int64_t passes);
+	void *progress_arg;
+};
+
+/* Runs spec's faults block on runner r, which holds the clean float32
+ * weights (with PC_PLAN_GRAD plans when the block searches), over the first
+ * `limit` samples of d (all when limit <= 0; a search reads all of d, which
+ * the study has limited already). Per format in the spec's order: its clean
+ * numbers, then per group of the block (model, one per tensor, one per
+ * layer, in the block's order, named as the corruption study names them)
+ * the bits it exposes, the random trials of every ber, the bit positions
+ * and the worst-case search; a group that exposes no bit (an int8 group of
+ * biases) has only its row of exposed bits. *out receives the report's
+ * "faults" section: {"quantized": {format: {"loss", "accuracy"}},
+ * "exposed": [{"format", "group", "tensors", "bits"}], "random": [...],
+ * "bits": [...], "search": [...], "passes", "resumed"}, the rows as
+ * pc_fstudy_random_json, pc_fstudy_bit_json and pc_bitsearch_json write
+ * them. On return the runner holds the clean weights again. */
+int pc_fstudy_run_spec(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, const struct pc_spec *spec,
+		       const struct pc_fstudy_spec_opts *o, json_t **out, struct pc_error *err);
 
 #endif

@@ -179,6 +179,9 @@ struct pc_work_model {
 int pc_spec_check_model(const struct pc_spec *spec, const struct pc_work_model *m, struct pc_error *err);
 
 void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m);
+/* The passes of the spec's faults block (0 without one), as the formula
+ * above counts them: an upper bound, as a search may stop early. */
+double pc_spec_fault_passes(const struct pc_spec *spec, const struct pc_work_model *m);
 /* Passes one study of the spec makes (its clean pass included). */
 double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m);
 /* The estimate above; samples and train_samples before the spec's limits
