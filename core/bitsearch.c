@@ -43,17 +43,19 @@ static int check_opts(const struct pc_faults_store *s, const struct pc_bitsearch
 		return pc_error_set(err, PC_ERR_INVALID, "faults.search.target_accuracy",
 				    "target_accuracy must be in [0, 1), not %g", o->target_accuracy);
 	if (o->max_flips < 1)
-		return pc_error_set(err, PC_ERR_INVALID, "faults.search.max_flips", "max_flips must be at least 1, not %d",
-				    o->max_flips);
+		return pc_error_set(err, PC_ERR_INVALID, "faults.search.max_flips",
+				    "max_flips must be at least 1, not %d", o->max_flips);
 	if (o->method != PC_BITSEARCH_BFA && o->method != PC_BITSEARCH_BEST)
 		return pc_error_set(err, PC_ERR_INVALID, "faults.search.method", "unknown method %d", (int)o->method);
-	if (o->candidates < 0)
-		return pc_error_set(err, PC_ERR_INVALID, "faults.search.candidates", "candidates must be >= 0, not %d",
+	if (o->candidates < 0 || o->candidates > PC_BITSEARCH_MAX_CANDIDATES)
+		return pc_error_set(err, PC_ERR_INVALID, "faults.search.candidates",
+				    "candidates must be in [0, %d], not %d", PC_BITSEARCH_MAX_CANDIDATES,
 				    o->candidates);
 	if (o->n_params < 0 || (o->n_params > 0 && !o->params) ||
 	    pc_faults_exposed_bits(s, o->params, o->n_params, NULL) == 0)
 		return pc_error_set(err, PC_ERR_INVALID, "faults.groups", "group %s exposes no bit in %s",
-				    o->group ? o->group : "(unnamed)", pc_faults_format_name(pc_faults_store_format(s)));
+				    o->group ? o->group : "(unnamed)",
+				    pc_faults_format_name(pc_faults_store_format(s)));
 	return 0;
 }
 
@@ -323,8 +325,8 @@ int pc_bitsearch_json(const struct pc_bitsearch_result *res, json_t **out, struc
 				 pc_faults_format_name(res->format), "group", res->group, "method",
 				 pc_bitsearch_method_name(res->method), "target_accuracy",
 				 pc_report_real(res->target_accuracy), "reached", res->reached, "clean", "loss",
-				 pc_report_real(res->clean.loss), "accuracy", pc_report_real(res->clean.accuracy), "flips",
-				 flips, "gradients", (json_int_t)res->gradients, "evaluations",
+				 pc_report_real(res->clean.loss), "accuracy", pc_report_real(res->clean.accuracy),
+				 "flips", flips, "gradients", (json_int_t)res->gradients, "evaluations",
 				 (json_int_t)res->evaluations);
 	if (!root)
 		return pc_error_set(err, PC_ERR_NOMEM, "faults.search", "out of memory");

@@ -410,6 +410,11 @@ TEST(bitsearch_bad_arguments)
 	check_invalid(t, &f, &o, "faults.search.max_flips");
 	o = opts_for(&f, (enum pc_bitsearch_method)7, 0.1, 5);
 	check_invalid(t, &f, &o, "faults.search.method");
+	o = opts_for(&f, PC_BITSEARCH_BEST, 0.1, 5);
+	o.candidates = -1;
+	check_invalid(t, &f, &o, "faults.search.candidates");
+	o.candidates = PC_BITSEARCH_MAX_CANDIDATES + 1;
+	check_invalid(t, &f, &o, "faults.search.candidates");
 	/* in int8 the biases stay float and expose no bit */
 	for (int i = 0; i < f.n_params && n_biases < 8; i++)
 		if (pc_graph_param(f.g, i)->shape.ndim == 1)

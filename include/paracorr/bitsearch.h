@@ -41,6 +41,8 @@ enum pc_bitsearch_method {
 
 /* Candidates BEST evaluates per layer unless told otherwise. */
 #define PC_BITSEARCH_BEST_CANDIDATES 4
+/* More would be a slow search, not a better one. */
+#define PC_BITSEARCH_MAX_CANDIDATES 1024
 
 struct pc_bitsearch_opts {
 	enum pc_bitsearch_method method;
@@ -58,10 +60,10 @@ struct pc_bitsearch_opts {
 const char *pc_bitsearch_method_name(enum pc_bitsearch_method m);
 
 struct pc_bitsearch_flip {
-	int tensor;	 /* parameter table index */
+	int tensor;	  /* parameter table index */
 	const char *name; /* the tensor's name, borrowed from the graph */
-	int64_t index;	 /* flat element within the tensor */
-	int bit;	 /* 0 = least significant bit of the code */
+	int64_t index;	  /* flat element within the tensor */
+	int bit;	  /* 0 = least significant bit of the code */
 	float before, after;
 	double loss, accuracy; /* after this flip, with every earlier one */
 };
