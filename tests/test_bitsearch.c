@@ -99,7 +99,8 @@ static double num(json_t *o, const char *key)
  * either way: where paracorr's flip differs from PyTorch's, PyTorch's own
  * candidates of that step must hold paracorr's flip at a loss within that
  * of its choice (a near-tie), and the sequences are compared no further.
- * With the fixture as committed there is no such step. */
+ * With the fixture as committed there is no such step: all 24 flips and
+ * their order agree. */
 TEST(bitsearch_matches_pytorch)
 {
 	struct fixture f;
@@ -108,7 +109,7 @@ TEST(bitsearch_matches_pytorch)
 	char path[512];
 	json_error_t jerr;
 	json_t *ref, *flips;
-	int compared = 0;
+	int compared = 0, diverged = 0;
 
 	snprintf(path, sizeof(path), "%s/" FIX "bfa_cnn_op17.json", pc_test_root());
 	ref = json_load_file(path, 0, &jerr);
@@ -149,6 +150,7 @@ TEST(bitsearch_matches_pytorch)
 				  (long long)got->index, got->bit, json_string_value(json_object_get(want, "tensor")),
 				  (long long)json_integer_value(json_object_get(want, "index")),
 				  (long long)json_integer_value(json_object_get(want, "bit")));
+			diverged = 1;
 			break;
 		}
 		compared++;
@@ -157,8 +159,10 @@ TEST(bitsearch_matches_pytorch)
 		CHECK_CLOSE(got->loss, num(want, "loss"), 1e-4, 0);
 		CHECK(got->accuracy == num(want, "accuracy"));
 	}
-	CHECK_INT(compared, json_array_size(flips));
-	CHECK_INT(res.n_flips, json_array_size(flips));
+	if (!diverged) {
+		CHECK_INT(compared, json_array_size(flips));
+		CHECK_INT(res.n_flips, json_array_size(flips));
+	}
 	pc_bitsearch_result_free(&res);
 out:
 	free_fixture(&f);
