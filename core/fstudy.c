@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "paracorr/corrupt.h"
+#include "paracorr/bitsearch.h"
 #include "paracorr/fstudy.h"
 #include "paracorr/groups.h"
 #include "paracorr/report.h"
@@ -647,7 +648,7 @@ static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t l
 		      json_t *sec, int64_t *passes, int64_t *resumed, struct pc_error *err)
 {
 	const struct pc_faults_spec *fs = &spec->faults;
-	const struct pc_graph *g = pc_runner_graph(r); // SEARCH
+	const struct pc_graph *g = pc_runner_graph(r);
 	const char *fname = pc_faults_format_name(f);
 	struct pc_fstudy *st = NULL;
 	const struct pc_eval *clean;
@@ -692,7 +693,23 @@ static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t l
 			    json_array_append_new(json_object_get(sec, "bits"), pc_fstudy_bit_json(f, gr->name, &res)))
 				rc = nomem_json(err);
 		}
-		(void)g; /* SEARCH */
+		if (fs->has_search && !rc) {
+			struct pc_bitsearch_opts so = {fs->method == PC_FAULTS_SEARCH_BFA ? PC_BITSEARCH_BFA : PC_BITSEARCH_BEST,
+						       fs->target_accuracy, fs->max_flips, 0, gr->name, gr->params, gr->n,
+						       o->cancel, o->cancel_arg};
+			struct pc_bitsearch_result res = {0};
+			struct pc_faults_store *fresh = NULL;
+			json_t *row = NULL;
+
+			/* the search flips its own copy of the codes; the study's stay clean */
+			if (!(rc = pc_faults_encode(g, pc_graph_params(g), f, fs->quantization, &fresh, err)) &&
+			    !(rc = pc_bitsearch_run(r, d, fresh, &so, &res, err)) && !(rc = pc_bitsearch_json(&res, &row, err)) &&
+			    json_array_append_new(json_object_get(sec, "search"), row))
+				rc = nomem_json(err);
+			searched += res.gradients + res.evaluations;
+			pc_bitsearch_result_free(&res);
+			pc_faults_store_free(fresh);
+		}
 		if (o->progress) {
 			int64_t now = pc_fstudy_passes(st) + searched;
 

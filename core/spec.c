@@ -2,6 +2,7 @@
  * function that knows its path, its default and its allowed values, so an
  * error can always say which field is wrong and what it may be. */
 #include "paracorr/spec.h"
+#include "paracorr/bitsearch.h"
 #include "paracorr/report.h"
 
 #include <math.h>
@@ -871,6 +872,7 @@ double pc_spec_fault_passes(const struct pc_spec *spec, const struct pc_work_mod
 {
 	const struct pc_faults_spec *f = &spec->faults;
 	double groups = 0, search_tensors = 0, total = 0;
+	double candidates = f->method == PC_FAULTS_SEARCH_BFA ? 1 : PC_BITSEARCH_BEST_CANDIDATES;
 
 	if (!spec->has_faults)
 		return 0;
@@ -890,8 +892,9 @@ double pc_spec_fault_passes(const struct pc_spec *spec, const struct pc_work_mod
 		total += groups * (1 + (double)f->n_ber * f->trials);
 		if (f->has_bits)
 			total += groups * pc_faults_format_bits(f->formats[i]) * (double)f->bits_trials;
+		/* each flip: a gradient, and the candidates of every tensor */
 		if (f->has_search)
-			total += (double)f->max_flips * (groups + search_tensors) + groups;
+			total += (double)f->max_flips * (groups + candidates * search_tensors) + groups;
 	}
 	return total;
 }

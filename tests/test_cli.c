@@ -252,7 +252,7 @@ static int schema_check(struct pc_test *t, const char *schema, const char *docs)
  * with a field of the wrong type must not, or the check proves nothing. */
 TEST(cli_reports_match_the_schemas)
 {
-	char dir[] = "/tmp/pc_schema_XXXXXX", path[256], args[512], docs[1024];
+	char dir[] = "/tmp/pc_schema_XXXXXX", path[256], args[1400], docs[1024];
 	struct outcome o = {0};
 	FILE *f;
 
@@ -286,10 +286,20 @@ TEST(cli_reports_match_the_schemas)
 	}
 	snprintf(docs, sizeof(docs), "%s/faults.json", dir);
 	REQUIRE(write_spec(docs, "[], \"faults\": {\"formats\": [\"int8\", \"float16\"], \"quantization\": "
-				 "\"per_channel\", \"ber\": [1e-6, 1e-4], \"trials\": 10, \"bits\": {\"weights\": 4, "
-				 "\"trials\": 3}, \"groups\": [\"model\", \"layer\"], \"search\": {\"target_accuracy\": 0.2, "
-				 "\"max_flips\": 50, \"method\": \"bfa\"}}") == 0);
+				 "\"per_channel\", \"ber\": [1e-6, 1e-4], \"trials\": 4, \"bits\": {\"weights\": 4, "
+				 "\"trials\": 1}, \"groups\": [\"model\", \"layer\"], \"search\": {\"target_accuracy\": 0.2, "
+				 "\"max_flips\": 5, \"method\": \"bfa\"}}") == 0);
 	CHECK_INT(schema_check(t, "job", docs), 0);
+	snprintf(args, sizeof(args), "run --reproducible --threads 2 %s", docs);
+	if (!run(t, args, &o))
+		goto out;
+	CHECK_MSG(o.status == 0, "faults run: %s", o.err ? o.err : "");
+	snprintf(docs, sizeof(docs), "%s/freport.json", dir);
+	REQUIRE((f = fopen(docs, "w")));
+	fputs(o.out ? o.out : "", f);
+	fclose(f);
+	done(&o);
+	CHECK_INT(schema_check(t, "report", docs), 0);
 	snprintf(docs, sizeof(docs), "%s/analyze.json", dir);
 	CHECK_INT(schema_check(t, "job", docs), 0);
 	snprintf(docs, sizeof(docs), "%s/report0.json %s/report1.json", dir, dir);

@@ -502,14 +502,15 @@ TEST(spec_work_estimate_faults_terms)
 	REQUIRE(parse("{" MIN_SPEC ", \"faults\": {}}", &s, &err) == PC_OK);
 	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 110.0, 0, 0);
 	pc_spec_free(&s);
-	/* no corruption; groups model + 2 tensors = 3, search tensors 2 + 1 + 1.
+	/* no corruption; groups model + 2 tensors = 3, search tensors 2 + 1 + 1;
+	 * bfa evaluates one candidate per tensor.
 	 * Each format: 3 x (1 + 2 ber x 4 trials) = 27, search 10 x (1 + 2) + 1
 	 * for the model and 2 x (10 x (1 + 1) + 1) for the tensors = 73; bits
 	 * 3 groups x 3 trials x 32 = 288 for float32, x 8 = 72 for int8.
 	 * 1 + (27 + 288 + 73) + (27 + 72 + 73) = 561 */
 	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [], \"faults\": {\"formats\": [\"float32\", \"int8\"],"
 		      " \"ber\": [0.001, 0.01], \"trials\": 4, \"bits\": {\"weights\": 5, \"trials\": 3},"
-		      " \"groups\": [\"model\", \"tensor\"], \"search\": {\"max_flips\": 10}}}",
+		      " \"groups\": [\"model\", \"tensor\"], \"search\": {\"max_flips\": 10, \"method\": \"bfa\"}}}",
 		      &s, &err) == PC_OK);
 	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 561.0, 0, 0);
 	CHECK_CLOSE(pc_spec_work(&s, &m, 50, 0), 561.0 * (50 * 100 + 1e6), 0, 0);
@@ -517,16 +518,17 @@ TEST(spec_work_estimate_faults_terms)
 	CHECK_INT(pc_spec_check_work(&s, &m, 50, 0, 1e8, &err), PC_ERR_TOO_MUCH_WORK);
 	CHECK_MSG(strstr(err.text, "561 passes") && strstr(err.text, "in faults: formats, ber"), "%s", err.text);
 	pc_spec_free(&s);
-	/* the layer group holds both tensors: 1 + 1 + 10 x (1 + 2) + 1 = 33;
-	 * bits: true on float16 adds 1 group x 16 bits x 20 trials = 320 */
+	/* the layer group holds both tensors, and "best" evaluates 4 candidates
+	 * of each: 1 + 1 + 10 x (1 + 4 x 2) + 1 = 93; bits: true on float16 adds
+	 * 1 group x 16 bits x 20 trials = 320 */
 	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [], \"faults\": {\"groups\": [\"layer\"],"
 		      " \"search\": {\"max_flips\": 10}}}",
 		      &s, &err) == PC_OK);
-	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 33.0, 0, 0);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 93.0, 0, 0);
 	pc_spec_free(&s);
 	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [], \"faults\": {\"formats\": [\"float16\"], \"bits\": true,"
 		      " \"groups\": [\"layer\"], \"search\": {\"max_flips\": 10}}}",
 		      &s, &err) == PC_OK);
-	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 353.0, 0, 0);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 413.0, 0, 0);
 	pc_spec_free(&s);
 }

@@ -157,8 +157,8 @@ json_t *pc_spec_to_json(const struct pc_spec *spec);
  *
  * the format's clean pass, T trials for each of the B bit error rates,
  * T' trials for each of the format's b bits per code (32, 16, 16, 8), and
- * a search of at most F flips, each a gradient pass and one candidate per
- * tensor of G (t_G: every tensor for "model", 1 for a tensor, the layer's
+ * a search of at most F flips, each a gradient pass and c candidates per
+ * tensor of G (c = 1 for "bfa", PC_BITSEARCH_BEST_CANDIDATES for "best") (t_G: every tensor for "model", 1 for a tensor, the layer's
  * own, which over all the layers are every tensor once), and one pass to
  * start it. */
 #define PC_WORK_PER_PASS 1e6
