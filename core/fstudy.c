@@ -71,7 +71,7 @@ static void capture(struct pc_plan *p, int b, void *arg)
  * saves time: a cut the plan cannot make (an integer value crosses it) or
  * that does not fit is left out, and trials starting there resume from an
  * earlier cut or run the whole pass. */
-static void build_cache(struct pc_fstudy *s)
+static int build_cache(struct pc_fstudy *s, struct pc_error *err)
 {
 	const struct pc_graph *g = pc_runner_graph(s->r);
 	const struct pc_plan *p0 = pc_runner_plan(s->r, 0);
@@ -82,7 +82,7 @@ static void build_cache(struct pc_fstudy *s)
 	s->cache = calloc((size_t)tensors + 1, sizeof *s->cache);
 	if (!starts || !s->cache) {
 		free(starts);
-		return;
+		return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory");
 	}
 	for (int p = 0; p < tensors; p++)
 		if (pc_graph_param(g, p)->node_index > 0)
@@ -91,21 +91,35 @@ static void build_cache(struct pc_fstudy *s)
 		struct fcache *c = &s->cache[s->n_cache];
 		struct pc_error cut_err = {0};
 
-		if (!starts[k] || pc_plan_cut_new(p0, k, &c->cut, &cut_err))
+		if (!starts[k])
 			continue;
+		if (pc_plan_cut_new(p0, k, &c->cut, &cut_err)) {
+			if (cut_err.code == PC_ERR_NOMEM) {
+				free(starts);
+				return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory");
+			}
+			continue; /* a cut the plan cannot make */
+		}
 		c->node = k;
 		c->floats = pc_plan_cut_floats(c->cut);
-		if (c->floats * s->batches <= left)
-			c->data = malloc((size_t)(c->floats * s->batches) * sizeof(float) + 1);
-		if (!c->data) {
+		/* over the budget: left out; a failed allocation is an error, as
+		 * everywhere, so that a run's result never depends on one */
+		if (c->floats * s->batches > left) {
 			pc_plan_cut_free(c->cut);
 			c->cut = NULL;
 			continue;
+		}
+		if (!(c->data = malloc((size_t)(c->floats * s->batches) * sizeof(float) + 1))) {
+			pc_plan_cut_free(c->cut);
+			c->cut = NULL;
+			free(starts);
+			return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory for the activation cache");
 		}
 		left -= c->floats * s->batches;
 		s->n_cache++;
 	}
 	free(starts);
+	return PC_OK;
 }
 
 struct resume_job {
@@ -212,8 +226,7 @@ int pc_fstudy_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit
 	s->samples = limit > 0 && limit < d->n ? limit : d->n;
 	s->batches = (int)((s->samples + pc_runner_batch(r) - 1) / pc_runner_batch(r));
 	s->use_cache = 1;
-	build_cache(s);
-	if ((rc = cancelled(s, err)))
+	if ((rc = build_cache(s, err)) || (rc = cancelled(s, err)))
 		goto fail;
 	s->passes++;
 	/* the clean pass fills the cache on the way */

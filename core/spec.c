@@ -683,6 +683,12 @@ int pc_spec_parse_file(const char *path, struct pc_spec *spec, struct pc_error *
 		return pc_error_set(err, PC_ERR_INVALID, path, "not valid JSON at line %d, column %d: %s", jerr.line,
 				    jerr.column, jerr.text);
 	}
+	/* and may give a tree with a cut string instead of failing */
+	if (pc_report_alloc_failures() != failures) {
+		json_decref(root);
+		set_defaults(spec);
+		return pc_error_set(err, PC_ERR_NOMEM, path, "out of memory reading the spec");
+	}
 	rc = pc_spec_parse(root, spec, err);
 	json_decref(root);
 	return rc;
@@ -848,23 +854,25 @@ int pc_spec_check_model(const struct pc_spec *s, const struct pc_work_model *m, 
 void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m)
 {
 	int nt = pc_graph_param_tensors(g), nn = pc_graph_node_count(g);
-	unsigned char *seen = calloc((size_t)nn + 1, 1);
 
 	m->parameters = pc_graph_param_count(g);
 	m->tensors = nt;
 	m->quantizable = 0;
 	for (int p = 0, axis; p < nt; p++)
 		m->quantizable += pc_faults_quantizable(g, p, &axis) != 0;
-	m->layers = seen ? 0 : nt; /* without memory: at most one layer per tensor */
-	/* a layer is a node that reads parameters: count each node once */
-	for (int i = 0; seen && i < nt; i++) {
-		int k = pc_graph_param(g, i)->node_index;
-		if (k >= 0 && k < nn && !seen[k]) {
-			seen[k] = 1;
-			m->layers++;
+	/* a layer is the node a tensor is attributed to (its first reader),
+	 * each counted once: the node k that has an input whose tensor is
+	 * attributed to k; no allocation, so the estimate cannot fail */
+	m->layers = 0;
+	for (int k = 0; k < nn; k++)
+		for (int j = 0; j < pc_graph_node_inputs(g, k); j++) {
+			int p = pc_graph_node_input_param(g, k, j);
+
+			if (p >= 0 && pc_graph_param(g, p)->node_index == k) {
+				m->layers++;
+				break;
+			}
 		}
-	}
-	free(seen);
 }
 
 /* The faults terms of spec.h's formula, summed over groups and formats. */

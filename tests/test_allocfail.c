@@ -302,14 +302,13 @@ static int run_study(void *arg, struct pc_error *err)
 	return rc;
 }
 
-TEST(allocfail_study)
+/* Every allocation of the study of spec_text on a tiny MLP fails in turn:
+ * each is a clean PC_ERR_NOMEM, and the rest of the run, once it works,
+ * gives the reference report byte for byte. want_a and want_b must be in
+ * the reference report. */
+static void study_sweep(struct pc_test *t, const char *what, const char *spec_text, const char *want_a,
+			const char *want_b)
 {
-	static const char spec_text[] =
-		"{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"batch_size\": 2, "
-		"\"seed\": 5, \"corruption\": [{\"groups\": [\"model\", \"layer\"], \"norms\": [\"l2\", \"linf\"], "
-		"\"epsilons\": [0.1, 0.5, 2.0], \"sparsity\": [0, 50], \"random_trials\": 2}, "
-		"{\"groups\": [\"tensor\"], \"norms\": [\"l2\"], \"epsilons\": [0.5], \"steps\": 2, "
-		"\"random_trials\": 1}]}";
 	static const float xf[5 * 4] = {1, 0, 2, 1, 0, 1, 1, 3, 2, 2, 0, 1, 3, 1, 0, 0, 1, 2, 3, 4};
 	static const int64_t yl[5] = {0, 1, 2, 1, 0};
 	unsigned char x[256], y[256], *model;
@@ -345,11 +344,35 @@ TEST(allocfail_study)
 	/* the reference report, then every allocation of the same run fails in turn */
 	CHECK_INT(run_study(&s, &err), PC_OK);
 	REQUIRE_MSG(s.want, "reference run: %s", pc_error_format(&err, msg, sizeof(msg)));
-	CHECK(strstr(s.want, "\"random\":{") != NULL);
-	CHECK(strstr(s.want, "\"ranking\":[") != NULL);
-	CHECK_MSG(af_sweep(t, "study", run_study, &s) > 0, "study: the sweep did not complete");
+	CHECK_MSG(strstr(s.want, want_a) != NULL, "no %s in the reference report", want_a);
+	CHECK_MSG(strstr(s.want, want_b) != NULL, "no %s in the reference report", want_b);
+	CHECK_MSG(af_sweep(t, what, run_study, &s) > 0, "%s: the sweep did not complete", what);
 	free(s.want);
 	pc_dataset_free(d);
 	pc_graph_free(g);
 	be_rmtree(dir);
+}
+
+TEST(allocfail_study)
+{
+	study_sweep(t, "study",
+		    "{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"batch_size\": 2, "
+		    "\"seed\": 5, \"corruption\": [{\"groups\": [\"model\", \"layer\"], \"norms\": [\"l2\", \"linf\"], "
+		    "\"epsilons\": [0.1, 0.5, 2.0], \"sparsity\": [0, 50], \"random_trials\": 2}, "
+		    "{\"groups\": [\"tensor\"], \"norms\": [\"l2\"], \"epsilons\": [0.5], \"steps\": 2, "
+		    "\"random_trials\": 1}]}",
+		    "\"random\":{", "\"ranking\":[");
+}
+
+/* The bit-fault study: formats, random trials, bit positions and searches
+ * over the model, its layer and its tensors. */
+TEST(allocfail_study_faults)
+{
+	study_sweep(t, "faults study",
+		    "{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"batch_size\": 2, "
+		    "\"seed\": 5, \"corruption\": [], \"faults\": {\"formats\": [\"int8\", \"float16\"], "
+		    "\"quantization\": \"per_channel\", \"ber\": [0.01, 0.1], \"trials\": 2, \"bits\": {\"weights\": 2, "
+		    "\"trials\": 1}, \"groups\": [\"model\", \"tensor\"], \"search\": {\"target_accuracy\": 0, "
+		    "\"max_flips\": 2}}}",
+		    "\"faults\":{", "\"search\":[{");
 }
