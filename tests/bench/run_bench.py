@@ -74,6 +74,7 @@ def parse_args():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--skip-gemm", action="store_true")
+    ap.add_argument("--skip-search", action="store_true", help="leave out the worst-case bit search table")
     ap.add_argument("--tv-models", default=",".join(TV_MODELS),
                     help="torchvision models for the eval bench (empty: none)")
     return ap.parse_args()
@@ -324,6 +325,53 @@ def bench_torchvision(emit, paracorr, outdir, models, threads, corename, cmp, fa
                                                               tr["seconds"] / p_wall, p_rss, t_rss))
 
 
+# the worst-case bit search: fixture, Fashion-MNIST test images it searches on
+SEARCH_MODELS = [("cnn_op17", 512), ("mlp_op13", 512), ("resnet_op17", 256)]
+SEARCH_FORMATS = ["int8", "float16", "float32"]
+SEARCH_TARGET = 0.1
+SEARCH_MAX_FLIPS = 40
+
+
+def bench_bitsearch(emit, paracorr, outdir, failures):
+    """Flips to the target accuracy, plain BFA against paracorr's search."""
+    emit("")
+    emit("worst-case bit search (faults.search, int8 per tensor, target accuracy %g, at most %d flips; "
+         "flips: committed, '>' when the target was not reached; s: the whole `paracorr run`, 2 threads)"
+         % (SEARCH_TARGET, SEARCH_MAX_FLIPS))
+    emit("%-12s %7s %8s %6s %6s %8s %8s" % ("model", "images", "format", "bfa", "best", "bfa_s", "best_s"))
+    for model, n in SEARCH_MODELS:
+        flips, secs = {}, {}
+        for method in ("bfa", "best"):
+            spec = {"model": os.path.join("tests", "reference", "fixtures", model + ".onnx"),
+                    "dataset": {"inputs": "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                                "labels": "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"},
+                    "limit": n, "seed": 1, "corruption": [],
+                    "faults": {"formats": SEARCH_FORMATS, "groups": ["model"],
+                               "search": {"target_accuracy": SEARCH_TARGET, "max_flips": SEARCH_MAX_FLIPS,
+                                          "method": method}}}
+            path = os.path.join(outdir, "search_%s_%s.json" % (model, method))
+            with open(os.path.join(ROOT, path), "w") as f:
+                json.dump(spec, f)
+            try:
+                out, wall, _ = run_measured([paracorr, "run", "--quiet", "--reproducible", "--threads", "2", path],
+                                            what="paracorr search %s/%s" % (model, method))
+                rep = json.loads(out)
+            except (BenchError, ValueError) as e:
+                failures.append(str(e))
+                emit("%-12s  FAILED: %s" % (model, str(e).splitlines()[0]))
+                break
+            secs[method] = wall
+            for row in rep["faults"]["search"]:
+                k = len(row["flips"])
+                flips[(method, row["format"])] = ("%d" % k) if row["reached"] else (">%d" % k)
+        if len(secs) < 2:
+            continue
+        for i, fmt in enumerate(SEARCH_FORMATS):
+            emit("%-12s %7d %8s %6s %6s %8s %8s" % (
+                model if i == 0 else "", n, fmt, flips.get(("bfa", fmt), "?"), flips.get(("best", fmt), "?"),
+                "%.2f" % secs["bfa"] if i == 0 else "", "%.2f" % secs["best"] if i == 0 else ""))
+
+
 def main():
     args = parse_args()
     build = args.build
@@ -438,6 +486,9 @@ def main():
     tv_models = [m for m in args.tv_models.split(",") if m]
     if tv_models:
         bench_torchvision(emit, paracorr, outdir, tv_models, threads, corename, cmp, failures)
+
+    if not args.skip_search:
+        bench_bitsearch(emit, paracorr, outdir, failures)
 
     emit("")
     emit("cross-check: %d numbers compared, largest relative disagreement %.3g at %s (tolerance %g)"
