@@ -2765,6 +2765,73 @@ TEST(http_dashboard_browser)
 /* The report as one self-contained HTML file: served as the HTML of the
  * stored report, readable in a browser with no network and no script,
  * each chart drawn with its series (a screenshot kept as an artifact). */
+/* A faults study on the dashboard: its card shows each format as stored,
+ * the whole model's random bit errors and the searches, with the report's
+ * numbers (two decimals of a percentage, as the page writes them). */
+TEST(http_dashboard_faults_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], job[64] = "", path[256], url[512], profile[PATH_MAX], want[128];
+	struct be_resp r;
+	json_t *rep, *row;
+	char *dom;
+	size_t i;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 3, \"corruption\": [], \"faults\": "
+		 "{\"formats\": [\"int8\", \"float32\"], \"ber\": [1e-4, 1e-3], \"trials\": 3, \"search\": "
+		 "{\"target_accuracy\": 0.3, \"max_flips\": 3}}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+	json_decref(wait_job(&d, job, "succeeded", 120));
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(rep && json_array_size(json_object_get(json_object_get(rep, "faults"), "random")) == 4);
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		json_decref(rep);
+		flow_teardown(t, &d);
+		return;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, job);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	CHECK_MSG(strstr(dom, "data-testid=\"faults\"") && strstr(dom, "data-testid=\"faults-random\"") &&
+		      strstr(dom, "data-testid=\"faults-search\"") && strstr(dom, "data-testid=\"faults-formats\""),
+		  "the job page has no faults card");
+	CHECK_MSG(!strstr(dom, "data-testid=\"results\""), "a faults-only study lists empty results");
+	json_array_foreach(json_object_get(json_object_get(rep, "faults"), "random"), i, row)
+	{
+		const char *p;
+
+		snprintf(want, sizeof(want), "data-format=\"%s\" data-ber=\"%g\"", json_string_value(json_object_get(row, "format")),
+			 json_real_value(json_object_get(row, "ber")));
+		p = strstr(dom, want);
+		{
+			/* JavaScript's toFixed rounds an exact tie up, printf to even */
+			double y = 100 * json_real_value(json_object_get(row, "accuracy_mean"));
+			char up[64];
+			const char *end = p ? strstr(p, "</tr>") : NULL, *a, *b;
+
+			snprintf(want, sizeof(want), "%.2f%%", y);
+			snprintf(up, sizeof(up), "%.2f%%", y + 1e-9);
+			a = p ? strstr(p, want) : NULL;
+			b = p ? strstr(p, up) : NULL;
+			CHECK_MSG(end && ((a && a < end) || (b && b < end)), "random row %zu: no %s in its row", i, want);
+		}
+	}
+	free(dom);
+	be_rmtree(profile);
+	json_decref(rep);
+	flow_teardown(t, &d);
+}
+
 TEST(http_report_html_browser)
 {
 	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";

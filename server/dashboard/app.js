@@ -315,6 +315,47 @@ function rankingTable(report) {
     ': the JSON report has them all.'));
 }
 
+// The bit-fault study: each format as stored, the random bit errors of the
+// whole model (every group's rows are in the JSON report and the HTML page),
+// the bit positions that cost accuracy, and the searches.
+function faultsCard(report) {
+  const f = report.faults;
+  if (!f) return null;
+  const card = h('section', {class: 'card', 'data-testid': 'faults'}, h('h2', {}, 'Bit faults'));
+  const table = (id, heads, rows) => h('table', {'data-testid': id},
+    h('thead', {}, h('tr', {}, heads.map((t, i) => h('th', {class: i < 2 ? '' : 'num'}, t)))),
+    h('tbody', {}, rows));
+  const q = Object.entries(f.quantized || {});
+  if (q.length) {
+    card.append(h('h3', {}, 'The model as stored'), table('faults-formats', ['format', '', 'accuracy', 'loss'],
+      q.map(([fmt, v]) => h('tr', {'data-format': fmt}, h('td', {}, fmt), h('td', {}),
+        h('td', {class: 'num'}, pct(v.accuracy)), h('td', {class: 'num'}, sig(v.loss))))));
+  }
+  const random = (f.random || []).filter((r) => r.group === 'model');
+  if (random.length) {
+    card.append(h('h3', {}, 'Random bit errors, the whole model'), table('faults-random',
+      ['format', 'ber', 'flips', 'accuracy', '95% interval', 'worst'],
+      random.map((r) => h('tr', {'data-format': r.format, 'data-ber': String(r.ber)},
+        h('td', {}, r.format), h('td', {}, sig(r.ber)), h('td', {class: 'num'}, sig(r.flips_mean)),
+        h('td', {class: 'num'}, pct(r.accuracy_mean)),
+        h('td', {class: 'num'}, r.accuracy_ci95 ? pct(r.accuracy_ci95[0]) + ' – ' + pct(r.accuracy_ci95[1]) : '–'),
+        h('td', {class: 'num'}, pct(r.accuracy_min))))));
+  }
+  const search = f.search || [];
+  if (search.length) {
+    card.append(h('h3', {}, 'Worst-case bit search'), table('faults-search',
+      ['format', 'group', 'method', 'flips', 'accuracy', 'reached'],
+      search.map((r) => {
+        const last = r.flips.length ? r.flips[r.flips.length - 1].accuracy : r.clean.accuracy;
+        return h('tr', {'data-format': r.format, 'data-method': r.method},
+          h('td', {}, r.format), h('td', {class: 'mono group'}, r.group), h('td', {class: 'num'}, r.method),
+          h('td', {class: 'num'}, r.flips.length), h('td', {class: 'num'}, pct(last)),
+          h('td', {class: 'num'}, r.reached ? 'yes' : 'no'));
+      })));
+  }
+  return card;
+}
+
 // A download that carries the token: fetch, then a Blob URL.
 async function download(path, name) {
   const headers = token() ? {Authorization: 'Bearer ' + token()} : {};
@@ -375,10 +416,15 @@ async function jobView(id) {
   if (report.before) {
     root.append(h('section', {class: 'card'}, h('h2', {}, 'Before hardening'), resultsTable(report.before)));
   }
-  root.append(h('section', {class: 'card'}, h('h2', {}, report.before ? 'After hardening' : 'The whole model'),
-    resultsTable(study)));
+  // a faults-only study ("corruption": []) has no results to list
+  if ((study.results || []).length) {
+    root.append(h('section', {class: 'card'}, h('h2', {}, report.before ? 'After hardening' : 'The whole model'),
+      resultsTable(study)));
+  }
   const rank = rankingTable(study);
   if (rank) root.append(h('section', {class: 'card'}, h('h2', {}, 'The most fragile groups'), rank));
+  const faults = faultsCard(study);
+  if (faults) root.append(faults);
 }
 
 // --- routing ---------------------------------------------------------------
