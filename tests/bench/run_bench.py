@@ -74,7 +74,8 @@ def parse_args():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--skip-gemm", action="store_true")
-    ap.add_argument("--skip-search", action="store_true", help="leave out the worst-case bit search table")
+    ap.add_argument("--skip-faults", action="store_true",
+                    help="leave out the bit-fault tables (random bit errors against PyTorch, the bit search)")
     ap.add_argument("--tv-models", default=",".join(TV_MODELS),
                     help="torchvision models for the eval bench (empty: none)")
     return ap.parse_args()
@@ -372,6 +373,68 @@ def bench_bitsearch(emit, paracorr, outdir, failures):
                 "%.2f" % secs["bfa"] if i == 0 else "", "%.2f" % secs["best"] if i == 0 else ""))
 
 
+# random bit errors: the same trials by paracorr and by a PyTorch Monte Carlo
+FAULTS_MODEL = "cnn_op17"
+FAULTS_SAMPLES = 2000
+FAULTS_FORMATS = ["float32", "int8"]
+FAULTS_BERS = [1e-6, 1e-5, 1e-4, 1e-3]
+FAULTS_TRIALS = 20
+
+
+def bench_faults(emit, paracorr, outdir, threads, corename, failures):
+    """The faults block's random trials against tests/bench/torch_faults.py."""
+    emit("")
+    emit("random bit errors (%s, %d images, %s, ber %s, %d trials each, whole model): paracorr_s: the whole "
+         "`paracorr run`; study_s: its timing.seconds; torch_s: torch_faults.py's trials alone (no load); "
+         "ratio = torch_s / study_s (above 1: paracorr is faster); passes: paracorr's faults.passes of %d trials "
+         "(a trial that flips nothing costs none), resumed: of them from a cached prefix"
+         % (FAULTS_MODEL, FAULTS_SAMPLES, "/".join(FAULTS_FORMATS), ",".join("%g" % b for b in FAULTS_BERS),
+            FAULTS_TRIALS, len(FAULTS_FORMATS) * len(FAULTS_BERS) * FAULTS_TRIALS))
+    emit("%-8s %11s %9s %9s %6s %7s %8s" % ("threads", "paracorr_s", "study_s", "torch_s", "ratio", "passes",
+                                             "resumed"))
+    model = os.path.join("tests", "reference", "fixtures", FAULTS_MODEL + ".onnx")
+    spec = {"model": model,
+            "dataset": {"inputs": "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                        "labels": "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"},
+            "limit": FAULTS_SAMPLES, "seed": 1, "corruption": [],
+            "faults": {"formats": FAULTS_FORMATS, "ber": FAULTS_BERS, "trials": FAULTS_TRIALS, "groups": ["model"]}}
+    path = os.path.join(outdir, "faults_random.json")
+    with open(os.path.join(ROOT, path), "w") as f:
+        json.dump(spec, f)
+    means = []
+    for t in threads:
+        try:
+            out, p_wall, _ = run_measured([paracorr, "run", "--quiet", "--threads", str(t), path],
+                                          what="paracorr faults/%dt" % t)
+            rep = json.loads(out)
+            env = dict(os.environ)
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                env[var] = str(t)
+            env["OPENBLAS_CORETYPE"] = corename
+            tout, _, _ = run_measured([PYTHON, os.path.join("tests", "bench", "torch_faults.py"), "--model", model,
+                                       "--samples", str(FAULTS_SAMPLES), "--formats", ",".join(FAULTS_FORMATS),
+                                       "--bers", ",".join("%g" % b for b in FAULTS_BERS),
+                                       "--trials", str(FAULTS_TRIALS), "--threads", str(t)],
+                                      env=env, what="torch_faults %dt" % t)
+            tr = json.loads(tout)
+        except (BenchError, ValueError) as e:
+            failures.append(str(e))
+            emit("%-8d  FAILED: %s" % (t, str(e).splitlines()[0]))
+            continue
+        study_s = get(rep, "timing", "seconds") or float("nan")
+        emit("%-8d %11.2f %9.2f %9.2f %6.2f %7d %8d" % (t, p_wall, study_s, tr["trials_s"], tr["trials_s"] / study_s,
+                                                      rep["faults"]["passes"], rep["faults"]["resumed"]))
+        if not means:
+            for row in tr["rows"]:
+                mine = [r for r in rep["faults"]["random"]
+                        if r["format"] == row["format"] and r["ber"] == row["ber"] and r["group"] == "model"]
+                if mine:
+                    means.append("%s %g: %.4f/%.4f" % (row["format"], row["ber"], mine[0]["accuracy_mean"],
+                                                        row["accuracy_mean"]))
+    if means:
+        emit("  accuracy means paracorr/torch (independent draws): " + ", ".join(means))
+
+
 def main():
     args = parse_args()
     build = args.build
@@ -487,7 +550,8 @@ def main():
     if tv_models:
         bench_torchvision(emit, paracorr, outdir, tv_models, threads, corename, cmp, failures)
 
-    if not args.skip_search:
+    if not args.skip_faults:
+        bench_faults(emit, paracorr, outdir, threads, corename, failures)
         bench_bitsearch(emit, paracorr, outdir, failures)
 
     emit("")

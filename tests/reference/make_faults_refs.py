@@ -166,6 +166,41 @@ class Store:
                 it.params[name].copy_(self.decode(name, c))
 
 
+def monte_carlo(it, s, clean, x, y, kind, ber, trials, rng):
+    """`trials` random trials of store s at bit error rate ber over the
+    whole model: per trial Binomial(exposed bits, ber) flips drawn without
+    replacement. Its row of the reference (without format and quantization)."""
+    names = list(clean.keys())
+    layout = [(n, clean[n].numel(), s.exposed(n)) for n in names if s.exposed(n)]
+    total = sum(c * b for _, c, b in layout)
+    accs, losses, flips_total, non_finite = [], [], 0, 0
+    for _ in range(trials):
+        count = int(rng.binomial(total, ber))
+        picked = np.sort(rng.choice(total, size=count, replace=False)) if count else []
+        flips_total += count
+        flips = {}
+        for pos in picked:
+            pos = int(pos)
+            for n, c, b in layout:
+                if pos < c * b:
+                    flips.setdefault(n, []).append((pos // b, pos % b))
+                    break
+                pos -= c * b
+        s.load(it, flips)
+        loss, acc = evaluate(it, x, y, kind)
+        accs.append(acc)
+        if math.isfinite(loss):
+            losses.append(loss)
+        else:
+            non_finite += 1
+    return {"ber": ber, "group": "model", "trials": trials, "exposed_bits": total,
+            "flips_mean": flips_total / trials, "accuracy_mean": float(np.mean(accs)),
+            "accuracy_std": float(np.std(accs, ddof=1)), "accuracy_min": float(np.min(accs)),
+            "loss_mean": float(np.mean(losses)) if losses else float("nan"),
+            "loss_std": float(np.std(losses, ddof=1)) if len(losses) > 1 else float("nan"),
+            "loss_trials": len(losses), "non_finite": non_finite}
+
+
 def main():
     path = os.path.join(mf.OUT, MODEL)
     x_all = torch.from_numpy(mf.to_float(mf.read_idx(mf.TEST_IMAGES)))
@@ -207,35 +242,8 @@ def main():
     rng = np.random.default_rng(SEED)
     random = []
     for fmt, quant, ber in BER_RUNS:
-        s = stores[(fmt, quant)]
-        layout = [(n, clean[n].numel(), s.exposed(n)) for n in names if s.exposed(n)]
-        total = sum(c * b for _, c, b in layout)
-        accs, losses, flips_total, non_finite = [], [], 0, 0
-        for k in range(TRIALS):
-            count = int(rng.binomial(total, ber))
-            picked = np.sort(rng.choice(total, size=count, replace=False)) if count else []
-            flips_total += count
-            flips = {}
-            for pos in picked:
-                pos = int(pos)
-                for n, c, b in layout:
-                    if pos < c * b:
-                        flips.setdefault(n, []).append((pos // b, pos % b))
-                        break
-                    pos -= c * b
-            s.load(it, flips)
-            loss, acc = evaluate(it, x, y, kind)
-            accs.append(acc)
-            if math.isfinite(loss):
-                losses.append(loss)
-            else:
-                non_finite += 1
-        row = {"format": fmt, "quantization": quant, "ber": ber, "group": "model", "trials": TRIALS,
-               "exposed_bits": total, "flips_mean": flips_total / TRIALS,
-               "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs, ddof=1)),
-               "accuracy_min": float(np.min(accs)),
-               "loss_mean": float(np.mean(losses)), "loss_std": float(np.std(losses, ddof=1)),
-               "loss_trials": len(losses), "non_finite": non_finite}
+        row = monte_carlo(it, stores[(fmt, quant)], clean, x, y, kind, ber, TRIALS, rng)
+        row = dict({"format": fmt, "quantization": quant}, **row)
         random.append(row)
         mf.log("  ber %-8s %g: flips %.2f acc %.4f +- %.4f (min %.4f) loss %.4f +- %.4f, %d non-finite"
                % (fmt, ber, row["flips_mean"], row["accuracy_mean"], row["accuracy_std"], row["accuracy_min"],
