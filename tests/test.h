@@ -21,6 +21,9 @@ void pc_test_register(const char *name, pc_test_fn fn);
 void pc_test_fail(struct pc_test *t, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void pc_test_skip(struct pc_test *t, const char *why);
+/* Whether this run selected every test whose name starts with prefix
+ * (tests run in name order, so a test named after them runs last). */
+int pc_test_ran_all(const char *prefix);
 
 /* Path of a test fixture file relative to the project root. */
 const char *pc_test_root(void);

@@ -61,6 +61,9 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
+static int run_argc;
+static char **run_argv;
+
 static int selected(const char *name, int argc, char **argv)
 {
 	if (argc < 2)
@@ -71,10 +74,20 @@ static int selected(const char *name, int argc, char **argv)
 	return 0;
 }
 
+int pc_test_ran_all(const char *prefix)
+{
+	for (int i = 0; i < n_entries; i++)
+		if (!strncmp(entries[i].name, prefix, strlen(prefix)) && !selected(entries[i].name, run_argc, run_argv))
+			return 0;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0;
 
+	run_argc = argc;
+	run_argv = argv;
 	/* the kernels the product runs with (see server/blas_select.h) */
 	pc_blas_select_kernels(argv);
 	pc_blas_set_threads(1);
