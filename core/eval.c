@@ -267,13 +267,17 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 	struct eval_job *j = arg;
 	int batch = pc_plan_batch(p);
 	int64_t positions = pc_plan_positions(p);
+	float *own = NULL;
 
+	/* the shard's row (zero) gathers its gradient, straight from backward */
+	if (j->shard_grad)
+		own = pc_plan_swap_weight_grad(p, j->shard_grad + shard * j->params);
 	for (int b = shard; b < j->batches; b += j->shards) {
 		int64_t first = (int64_t)b * batch;
 		int rows = (int)(j->n - first < batch ? j->n - first : batch);
 		if (j->cancelled || (j->cancel && j->cancel(j->cancel_arg))) {
 			j->cancelled = 1;
-			return;
+			break;
 		}
 		pc_eval_fill_input(p, j->d, first, rows);
 		pc_plan_keep_fused(p, j->hook != NULL);
@@ -286,10 +290,8 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 		if (j->shard_grad)
 			pc_plan_backward(p);
 	}
-	if (j->shard_grad) {
-		memcpy(j->shard_grad + shard * j->params, pc_plan_weight_grad(p), (size_t)j->params * sizeof(float));
-		pc_plan_zero_weight_grad(p);
-	}
+	if (j->shard_grad)
+		pc_plan_swap_weight_grad(p, own);
 }
 
 int pc_eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad, pc_cancel_fn cancel,
@@ -335,15 +337,12 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	j.hook = hook;
 	j.hook_arg = hook_arg;
 	j.sums = calloc((size_t)j.batches, sizeof(*j.sums));
-	if (grad)
-		j.shard_grad = malloc((size_t)j.shards * (size_t)j.params * sizeof(float) + 1);
+	if (grad) /* calloc: fresh zero pages, nothing cleared by hand */
+		j.shard_grad = calloc((size_t)j.shards * (size_t)j.params + 1, sizeof(float));
 	if (!j.sums || (grad && !j.shard_grad)) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "eval", "out of memory");
 		goto out;
 	}
-	if (grad)
-		for (int w = 0; w < pc_runner_threads(r); w++)
-			pc_plan_zero_weight_grad(pc_runner_plan(r, w));
 	pc_runner_map(r, j.shards, eval_shard, &j);
 	if (j.cancelled) {
 		rc = pc_error_set(err, PC_ERR_CANCELLED, "eval", "cancelled");

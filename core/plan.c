@@ -3,9 +3,10 @@
  * Preparation walks the nodes once: each op's infer sets its output shapes
  * and folds int64 shape arithmetic; then one arena holds every activation,
  * a second every activation gradient, and one workspace serves all nodes.
- * Reshape-like ops alias their input instead of copying. The weights live in
- * a plan-owned flat copy, so parameter tensors point into it and corrupting
- * the copy is all it takes to run a corrupted model. */
+ * Reshape-like ops alias their input instead of copying. Parameter tensors
+ * point into one flat array of weights, the plan's own copy or one its owner
+ * shares among plans, so writing that array is all it takes to run a
+ * corrupted model. */
 #include "graph_int.h"
 
 #include <stdlib.h>
@@ -26,6 +27,48 @@ static void *alloc_floats(size_t n)
 
 	bytes = (bytes + 63) / 64 * 64;
 	return aligned_alloc(64, bytes);
+}
+
+/* Aliases share their root's storage; walk in node order so chains
+ * resolve. Run again whenever a root's pointers change. */
+static void resolve_aliases(struct pc_plan *p)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (!pc_plan_aliases(p, n))
+			continue;
+		struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
+		out->data = in->data;
+		out->grad = in->grad;
+		out->ival = in->ival;
+	}
+}
+
+/* Parameter values read p->w; param >= 0 binds that parameter's values
+ * to data instead (NULL: back to p->w). */
+static void bind_params(struct pc_plan *p, int param, const float *data)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_value *val = &g->values[v];
+		if (val->kind != PC_VALUE_PARAM || (param >= 0 && val->param != param))
+			continue;
+		/* the plan never writes a parameter: data stays the caller's */
+		p->t[v].data = data ? (float *)(uintptr_t)data : p->w + g->ptab[val->param].offset;
+	}
+}
+
+/* Parameter values add their gradient into p->gw. */
+static void bind_grads(struct pc_plan *p)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int v = 0; v < g->n_values; v++)
+		if (g->values[v].kind == PC_VALUE_PARAM)
+			p->t[v].grad = p->gw ? p->gw + g->ptab[g->values[v].param].offset : NULL;
 }
 
 static int init_graph_values(struct pc_plan *p, struct pc_error *err)
@@ -58,16 +101,14 @@ static int init_graph_values(struct pc_plan *p, struct pc_error *err)
 		}
 		if (pc_shape_numel(&t->shape, &t->numel, val->name, err))
 			return PC_ERR_SHAPE;
-		if (val->kind == PC_VALUE_PARAM) {
-			t->data = p->w + g->ptab[val->param].offset;
-			if (p->gw)
-				t->grad = p->gw + g->ptab[val->param].offset;
-		} else if (val->kind == PC_VALUE_CONST) {
+		if (val->kind == PC_VALUE_CONST) {
 			t->is_static = 1;
 			t->data = val->fdata;
 			t->ival = val->idata;
 		}
 	}
+	bind_params(p, -1, NULL);
+	bind_grads(p);
 	return PC_OK;
 }
 
@@ -403,16 +444,7 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 					    g->nodes[k].name);
 		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
 	}
-	/* aliases share their root's storage; walk in node order so chains resolve */
-	for (int k = 0; k < g->n_nodes; k++) {
-		const struct pc_node *n = &g->nodes[k];
-		if (!pc_plan_aliases(p, n))
-			continue;
-		struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
-		out->data = in->data;
-		out->grad = in->grad;
-		out->ival = in->ival;
-	}
+	resolve_aliases(p);
 	return PC_OK;
 }
 
@@ -474,22 +506,31 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->keep_fused = 1;
 	p->ws_node = -1;
 	need = calloc((size_t)g->n_values + 1, 1);
-	p->w = alloc_floats((size_t)g->n_params);
-	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w ||
+	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need ||
 	    !p->last_use || !p->stats)
 		goto nomem;
+	/* a plan that never runs, or whose owner keeps the weights, reads the
+	 * graph's: the copy is the largest buffer of a plan */
+	if (flags & (PC_PLAN_SHAPES | PC_PLAN_SHARED_WEIGHTS)) {
+		p->w = g->params;
+	} else {
+		if (!(p->w = alloc_floats((size_t)g->n_params)))
+			goto nomem;
+		memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
+	}
 	for (int v = 0; v < g->n_values; v++)
 		p->last_use[v] = -1;
 	for (int k = 0; k < g->n_nodes; k++)
 		for (int i = 0; i < g->nodes[k].n_in; i++)
 			if (g->nodes[k].in[i] >= 0)
 				p->last_use[g->nodes[k].in[i]] = k;
-	memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
-	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
-		p->gw = alloc_floats((size_t)g->n_params);
+	if ((flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) && !(flags & PC_PLAN_SHAPES)) {
+		/* calloc hands a large block out as fresh zero pages: nothing is
+		 * cleared up front, and a gradient kept elsewhere
+		 * (pc_plan_swap_weight_grad) costs no memory here */
+		p->gw = calloc((size_t)g->n_params + 1, sizeof(float));
 		if (!p->gw)
 			goto nomem;
-		memset(p->gw, 0, (size_t)g->n_params * sizeof(float));
 	}
 	if (init_graph_values(p, err) || own_stats(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) || plan_fusion(p, err))
 		goto fail;
@@ -533,7 +574,8 @@ void pc_plan_free(struct pc_plan *p)
 			free(p->t[v].owned);
 	free(p->t);
 	free(p->stats);
-	free(p->w);
+	if (!(p->flags & (PC_PLAN_SHAPES | PC_PLAN_SHARED_WEIGHTS)))
+		free(p->w);
 	free(p->gw);
 	free(p->act);
 	free(p->gact);
@@ -587,7 +629,7 @@ size_t pc_plan_bytes(const struct pc_plan *p)
 	for (int k = 0; k < p->g->n_nodes; k++)
 		floats += p->state_floats[k];
 
-	if (p->gw)
+	if (p->flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD))
 		floats += (size_t)p->g->n_params;
 	return floats * sizeof(float);
 }
@@ -674,6 +716,33 @@ const float *pc_plan_input_grad(const struct pc_plan *p)
 float *pc_plan_weights(struct pc_plan *p)
 {
 	return p->w;
+}
+
+void pc_plan_use_weights(struct pc_plan *p, float *w)
+{
+	if (!(p->flags & PC_PLAN_SHARED_WEIGHTS))
+		return;
+	p->w = w;
+	bind_params(p, -1, NULL);
+	resolve_aliases(p);
+}
+
+void pc_plan_bind_param(struct pc_plan *p, int param, const float *data)
+{
+	bind_params(p, param, data);
+	resolve_aliases(p);
+}
+
+float *pc_plan_swap_weight_grad(struct pc_plan *p, float *gw)
+{
+	float *was = p->gw;
+
+	if (!was)
+		return NULL;
+	p->gw = gw;
+	bind_grads(p);
+	resolve_aliases(p);
+	return was;
 }
 
 float *pc_plan_weight_grad(struct pc_plan *p)
