@@ -29,6 +29,32 @@ static void *alloc_floats(size_t n)
 	return aligned_alloc(64, bytes);
 }
 
+/* 64-byte aligned floats that read as zero without being cleared: calloc
+ * hands a large block out as fresh zero pages, which cost nothing until
+ * written. The block's own address is kept just below the one returned,
+ * for free_zeroed_floats. */
+static float *alloc_zeroed_floats(size_t n)
+{
+	char *raw = calloc(1, (n ? n : 1) * sizeof(float) + 64 + sizeof(void *));
+	uintptr_t at;
+
+	if (!raw)
+		return NULL;
+	at = ((uintptr_t)raw + sizeof(void *) + 63) / 64 * 64;
+	memcpy((char *)at - sizeof(void *), &raw, sizeof(raw));
+	return (float *)at;
+}
+
+static void free_zeroed_floats(float *f)
+{
+	void *raw;
+
+	if (!f)
+		return;
+	memcpy(&raw, (char *)f - sizeof(void *), sizeof(raw));
+	free(raw);
+}
+
 /* Aliases share their root's storage; walk in node order so chains
  * resolve. Run again whenever a root's pointers change. */
 static void resolve_aliases(struct pc_plan *p)
@@ -213,10 +239,9 @@ static int fold_node(struct pc_plan *p, int k, struct pc_error *err)
 					     "its state needs %llu bytes; the plan's limit (max_plan_mb) is %llu MiB",
 					     (unsigned long long)p->state_floats[k] * sizeof(float),
 					     (unsigned long long)(pc_limits_get()->max_plan_bytes >> 20));
-		p->state[k] = alloc_floats(p->state_floats[k]);
+		p->state[k] = alloc_zeroed_floats(p->state_floats[k]);
 		if (!p->state[k])
 			return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for the node's state");
-		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
 	}
 	pc_op_table[n->op].forward(p, n);
 	return PC_OK;
@@ -438,11 +463,10 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 	for (int k = 0; k < g->n_nodes; k++) {
 		if (!p->state_floats[k] || p->state[k])
 			continue;
-		p->state[k] = alloc_floats(p->state_floats[k]);
+		p->state[k] = alloc_zeroed_floats(p->state_floats[k]);
 		if (!p->state[k])
 			return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory for node %s's state",
 					    g->nodes[k].name);
-		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
 	}
 	resolve_aliases(p);
 	return PC_OK;
@@ -587,7 +611,7 @@ void pc_plan_free(struct pc_plan *p)
 	free(p->last_use);
 	if (p->state)
 		for (int k = 0; k < p->g->n_nodes; k++)
-			free(p->state[k]);
+			free_zeroed_floats(p->state[k]);
 	free(p->state);
 	free(p->state_floats);
 	free(p);
