@@ -378,16 +378,100 @@ static int check_budget(const struct pc_plan *p, size_t act, size_t gact, int bi
 			    (unsigned long long)(floats * sizeof(float)), (unsigned long long)(limit >> 20));
 }
 
+struct grad_block {
+	size_t off, floats;
+};
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct grad_block *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Offsets in the activation-gradient arena, by liveness. The gradient of a
+ * root of storage (with its aliases) is first written by the backward of
+ * its last reader (seeded before any, for the output) and last read by its
+ * producer's, after which pc_plan_backward clears it: gradients whose spans
+ * of nodes do not meet share floats. The input's lasts to the end, for the
+ * caller. First fit, in value order. off[v] for every root that gets a
+ * gradient, *total the arena's floats. */
+static int layout_grads(const struct pc_plan *p, const unsigned char *need, const int *root, size_t *off,
+			size_t *total, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	int *lo = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	int *hi = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	int *placed = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	struct grad_block *meet = malloc(((size_t)g->n_values + 1) * sizeof(*meet));
+	int n_placed = 0;
+
+	*total = 0;
+	if (!lo || !hi || !placed || !meet) {
+		free(lo);
+		free(hi);
+		free(placed);
+		free(meet);
+		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_tensor *t = &p->t[v];
+		enum pc_value_kind kind = g->values[v].kind;
+		lo[v] = hi[v] = -2; /* no gradient of its own */
+		if (t->dtype != PC_DTYPE_FLOAT || t->is_static || root[v] != v || !need[v] ||
+		    (kind != PC_VALUE_ACT && kind != PC_VALUE_INPUT))
+			continue;
+		lo[v] = hi[v] = kind == PC_VALUE_INPUT ? -1 : g->values[v].producer;
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		int r = root[v];
+		if (lo[r] == -2)
+			continue;
+		if (p->last_use[v] > hi[r])
+			hi[r] = p->last_use[v];
+		if (v == g->output)
+			hi[r] = g->n_nodes;
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		size_t floats = round_up(p->t[v].numel), at = 0;
+		int n_meet = 0;
+		if (lo[v] == -2)
+			continue;
+		for (int j = 0; j < n_placed; j++) {
+			int u = placed[j];
+			if (lo[u] <= hi[v] && lo[v] <= hi[u])
+				meet[n_meet++] = (struct grad_block){off[u], round_up(p->t[u].numel)};
+		}
+		qsort(meet, (size_t)n_meet, sizeof(*meet), by_offset);
+		for (int j = 0; j < n_meet && meet[j].off < at + floats; j++)
+			if (meet[j].off + meet[j].floats > at)
+				at = meet[j].off + meet[j].floats;
+		off[v] = at;
+		placed[n_placed++] = v;
+		if (at + floats > *total)
+			*total = at + floats;
+	}
+	free(lo);
+	free(hi);
+	free(placed);
+	free(meet);
+	return PC_OK;
+}
+
 static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_error *err)
 {
 	const struct pc_graph *g = p->g;
-	size_t act = 0, gact = 0;
+	size_t act = 0, gact = 0, gact_shared = 0;
 	/* the value whose storage each value uses: itself, or the root of its
 	 * alias chain; one pass in execution order resolves every chain */
 	int *root = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	size_t *goff = malloc(((size_t)g->n_values + 1) * sizeof(size_t));
 
-	if (!root)
+	if (!root || !goff) {
+		free(root);
+		free(goff);
 		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	}
 	for (int v = 0; v < g->n_values; v++)
 		root[v] = v;
 	for (int k = 0; k < g->n_nodes; k++) {
@@ -422,7 +506,7 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 				act += floats;
 				if (need[v]) {
 					if (pass)
-						t->grad = p->gact + gact;
+						t->grad = p->gact + goff[v];
 					gact += round_up(t->numel);
 					floats *= 2;
 				}
@@ -433,16 +517,18 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 			}
 		}
 		if (!pass) {
-			if (check_budget(p, act, gact, big_v, big_floats, err)) {
+			int rc;
+			/* the budget counts every gradient apart: an upper bound */
+			if ((rc = check_budget(p, act, gact, big_v, big_floats, err)) || (p->flags & PC_PLAN_SHAPES) ||
+			    (rc = layout_grads(p, need, root, goff, &gact_shared, err))) {
 				free(root);
-				return PC_ERR_LIMIT;
-			}
-			if (p->flags & PC_PLAN_SHAPES) {
-				free(root);
-				return PC_OK;
+				free(goff);
+				return rc;
 			}
 			p->act = alloc_floats(act);
-			p->gact = alloc_floats(gact);
+			/* zero from the start: backward keeps it zero outside each
+			 * gradient's span */
+			p->gact = alloc_zeroed_floats(gact_shared);
 			if (p->ws_floats > p->fold_ws_floats) {
 				free(p->ws);
 				p->ws = alloc_floats(p->ws_floats);
@@ -451,15 +537,17 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 			}
 			if (!p->act || !p->gact || !p->ws) {
 				free(root);
+				free(goff);
 				return pc_error_set(err, PC_ERR_NOMEM, "plan",
 						    "out of memory for %zu MiB of activations at batch %d",
-						    (act + gact + p->ws_floats) * sizeof(float) >> 20, p->batch);
+						    (act + gact_shared + p->ws_floats) * sizeof(float) >> 20, p->batch);
 			}
 			p->act_floats = act;
-			p->gact_floats = gact;
+			p->gact_floats = gact_shared;
 		}
 	}
 	free(root);
+	free(goff);
 	for (int k = 0; k < g->n_nodes; k++) {
 		if (!p->state_floats[k] || p->state[k])
 			continue;
@@ -602,7 +690,7 @@ void pc_plan_free(struct pc_plan *p)
 		free(p->w);
 	free(p->gw);
 	free(p->act);
-	free(p->gact);
+	free_zeroed_floats(p->gact);
 	free(p->ws);
 	free(p->og);
 	free(p->run_fwd);
@@ -815,17 +903,28 @@ void pc_plan_forward(struct pc_plan *p)
 void pc_plan_backward(struct pc_plan *p)
 {
 	const struct pc_graph *g = p->g;
-	struct pc_tensor *out = &p->t[g->output];
+	struct pc_tensor *out = &p->t[g->output], *in = &p->t[g->input];
 
 	if (!p->og)
 		return;
-	memset(p->gact, 0, p->gact_floats * sizeof(float));
+	/* every gradient but the input's is zero here (see layout_grads) */
+	if (in->grad)
+		memset(in->grad, 0, (size_t)in->numel * sizeof(float));
 	if (out->grad)
 		for (int64_t i = 0; i < out->numel; i++)
 			out->grad[i] += p->og[i];
-	for (int k = g->n_nodes - 1; k >= 0; k--)
-		if (p->run_bwd[k])
-			pc_op_table[g->nodes[k].op].backward(p, &g->nodes[k]);
+	for (int k = g->n_nodes - 1; k >= 0; k--) {
+		const struct pc_node *n = &g->nodes[k];
+		if (!p->run_bwd[k])
+			continue;
+		pc_op_table[n->op].backward(p, n);
+		/* read for the last time: cleared for whichever shares its floats */
+		for (int j = 0; j < n->n_out; j++) {
+			struct pc_tensor *t = n->out[j] >= 0 ? &p->t[n->out[j]] : NULL;
+			if (t && t->grad)
+				memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+		}
+	}
 }
 
 void pc_plan_set_training(struct pc_plan *p, int on, int update_stats)
