@@ -257,8 +257,9 @@ struct eval_job {
 	/* The gradient: each shard's own row, added in shard order (fixed, so
 	 * the same bits for any thread count). With many shards the rows are
 	 * folded into acc as soon as those before them are, each freed then;
-	 * otherwise all are summed at the end, acc costing more than they do. */
-	int grad;
+	 * otherwise all are summed at the end, acc costing more than they do,
+	 * and shard 0's row is the caller's gradient, summed in place. */
+	float *grad;
 	float **rows;		/* per shard, once it is done; NULL when folded */
 	double *acc;		/* rows [0, folded) summed, or NULL */
 	int folded;
@@ -281,7 +282,9 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 
 	/* the shard's row (zero) gathers its gradient, straight from backward */
 	if (j->grad) {
-		if (!(row = calloc((size_t)j->params + 1, sizeof(float)))) {
+		if (shard == 0 && !j->acc)
+			row = memset(j->grad, 0, (size_t)j->params * sizeof(float));
+		else if (!(row = calloc((size_t)j->params + 1, sizeof(float)))) {
 			j->nomem = 1;
 			return;
 		}
@@ -364,7 +367,7 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	j.cancel_arg = cancel_arg;
 	j.hook = hook;
 	j.hook_arg = hook_arg;
-	j.grad = grad != NULL;
+	j.grad = grad;
 	pthread_mutex_init(&j.fold_lock, NULL);
 	j.sums = calloc((size_t)j.batches, sizeof(*j.sums));
 	/* folding holds acc (two rows) and the rows in flight: about one per
@@ -404,7 +407,8 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	pc_eval_finish(&tot, n, pc_eval_is_sequence(p0), out);
 out:
 	for (int k = 0; j.rows && k < j.shards; k++)
-		free(j.rows[k]);
+		if (j.rows[k] != grad)
+			free(j.rows[k]);
 	free(j.rows);
 	free(j.acc);
 	free(j.sums);
