@@ -230,17 +230,6 @@ out:
 	return rc;
 }
 
-static void scatter(const struct study *s, const struct group *gr, const float *src, float *dst_weights)
-{
-	int64_t off = 0;
-
-	for (int j = 0; j < gr->n_params; j++) {
-		const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
-		memcpy(dst_weights + pt->offset, src + off, (size_t)pt->count * sizeof(float));
-		off += pt->count;
-	}
-}
-
 /* Write src (gathered) into the group's parameters of every worker. */
 static void write_group(struct study *s, const struct group *gr, const float *src)
 {
@@ -414,43 +403,38 @@ struct eval_req {
 	volatile int stop;   /* set once by any worker, read between batches */
 };
 
-/* Layer k on the direction: its parameters become u where the group has
- * them and zero elsewhere, its output is copied out, its weights restored. */
+/* Layer k on the direction: its parameters read u where the group has
+ * them and zero elsewhere, from this worker's scratch (the weights are
+ * every worker's), and its output is copied out. */
 static void linear_delta(struct study *s, struct pc_plan *p, int worker, const struct group *gr, const float *u,
 			 int k)
 {
-	float *w = pc_plan_weights(p), *keep = s->keep[worker];
+	float *keep = s->keep[worker];
 	int64_t kept = 0;
 
 	for (int i = 1; i < pc_graph_node_inputs(s->g, k); i++) {
-		int pi = pc_graph_node_input_param(s->g, k, i);
+		int pi = pc_graph_node_input_param(s->g, k, i), in_group = 0;
+		int64_t off = 0;
 		if (pi < 0)
 			continue;
 		const struct pc_param *pt = pc_graph_param(s->g, pi);
-		memcpy(keep + kept, w + pt->offset, (size_t)pt->count * sizeof(float));
-		memset(w + pt->offset, 0, (size_t)pt->count * sizeof(float));
-		kept += pt->count;
-	}
-	{
-		int64_t off = 0;
-		for (int j = 0; j < gr->n_params; j++) {
-			const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
-			if (reads_param(s->g, k, gr->params[j]))
-				memcpy(w + pt->offset, u + off, (size_t)pt->count * sizeof(float));
-			off += pt->count;
+		for (int j = 0; j < gr->n_params && !in_group; j++) {
+			in_group = gr->params[j] == pi;
+			if (!in_group)
+				off += pc_graph_param(s->g, gr->params[j])->count;
 		}
+		if (in_group)
+			memcpy(keep + kept, u + off, (size_t)pt->count * sizeof(float));
+		else
+			memset(keep + kept, 0, (size_t)pt->count * sizeof(float));
+		pc_plan_bind_param(p, pi, keep + kept);
+		kept += pt->count;
 	}
 	pc_plan_forward_range(p, k, k + 1);
 	memcpy(s->delta[worker], pc_plan_node_output(p, k), (size_t)pc_plan_node_output_numel(p, k) * sizeof(float));
-	kept = 0;
-	for (int i = 1; i < pc_graph_node_inputs(s->g, k); i++) {
-		int pi = pc_graph_node_input_param(s->g, k, i);
-		if (pi < 0)
-			continue;
-		const struct pc_param *pt = pc_graph_param(s->g, pi);
-		memcpy(w + pt->offset, keep + kept, (size_t)pt->count * sizeof(float));
-		kept += pt->count;
-	}
+	for (int i = 1; i < pc_graph_node_inputs(s->g, k); i++)
+		if (pc_graph_node_input_param(s->g, k, i) >= 0)
+			pc_plan_bind_param(p, pc_graph_node_input_param(s->g, k, i), NULL);
 }
 
 /* The batch the study runs: at most the spec's, and small enough that one
@@ -536,7 +520,7 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 		int k = q->linear;
 		float *out = pc_plan_node_output(p, k);
 		int64_t out_n = pc_plan_node_output_numel(p, k);
-		float *w = pc_plan_weights(p);
+		float *w = s->keep[worker]; /* linear_delta is done with it */
 		const float *yc;
 		int rest = 0;
 		pc_plan_forward_range(p, start, k);
@@ -551,12 +535,15 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 		for (int e = 0; e < q->n_eps; e++) {
 			float eps = (float)q->eps[e];
 			const float *dl = s->delta[worker];
-			int64_t off = 0;
-			/* the group's parameters past node k: this worker's copy only */
+			int64_t off = 0, woff = 0;
+			/* the group's parameters past node k, bound to this worker's plan */
 			for (int j = 0; j < gr->n_params; j++) {
 				const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
 				if (!reads_param(s->g, k, gr->params[j])) {
-					shifted(w + pt->offset, gr->w0 + off, eps, q->u + off, pt->count);
+					shifted(w + woff, gr->w0 + off, eps, q->u + off, pt->count);
+					if (!e)
+						pc_plan_bind_param(p, gr->params[j], w + woff);
+					woff += pt->count;
 					rest = 1;
 				}
 				off += pt->count;
@@ -572,8 +559,9 @@ static void eval_batch(struct pc_plan *p, int worker, int b, void *arg)
 			pc_eval_batch_loss(p, s->d->y + first * s->positions, rows, 1.0,
 					   &q->sums[(int64_t)e * s->batches + b], NULL);
 		}
-		if (rest)
-			scatter(s, gr, gr->w0, w);
+		for (int j = 0; j < gr->n_params && rest; j++)
+			if (!reads_param(s->g, k, gr->params[j]))
+				pc_plan_bind_param(p, gr->params[j], NULL);
 	}
 }
 
@@ -1088,7 +1076,7 @@ static int alloc_scratch(struct study *s, struct pc_error *err)
 	for (int i = 0; i < s->n_groups; i++) {
 		const struct group *gr = &s->groups[i];
 		int k = gr->linear;
-		int64_t kept = 0;
+		int64_t kept = 0, rest = 0;
 		if (k < 0)
 			continue;
 		if (pc_plan_node_output_numel(p, k) > s->scratch_floats)
@@ -1096,8 +1084,14 @@ static int alloc_scratch(struct study *s, struct pc_error *err)
 		for (int j = 1; j < pc_graph_node_inputs(s->g, k); j++)
 			if (pc_graph_node_input_param(s->g, k, j) >= 0)
 				kept += pc_graph_param(s->g, pc_graph_node_input_param(s->g, k, j))->count;
+		/* keep also holds the group's parameters past node k, afterwards */
+		for (int j = 0; j < gr->n_params; j++)
+			if (!reads_param(s->g, k, gr->params[j]))
+				rest += pc_graph_param(s->g, gr->params[j])->count;
 		if (kept > s->keep_floats)
 			s->keep_floats = kept;
+		if (rest > s->keep_floats)
+			s->keep_floats = rest;
 	}
 	s->delta = calloc((size_t)T, sizeof(float *));
 	s->yclean = calloc((size_t)T, sizeof(float *));

@@ -3,6 +3,7 @@
 #include "paracorr/eval.h"
 
 #include <float.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -253,7 +254,17 @@ struct eval_job {
 	int batches, shards;
 	double scale; /* 1 / the labels that count */
 	struct pc_eval_sums *sums; /* per batch */
-	float *shard_grad; /* shards x params, or NULL */
+	/* The gradient: each shard's own row, added in shard order (fixed, so
+	 * the same bits for any thread count). With many shards the rows are
+	 * folded into acc as soon as those before them are, each freed then;
+	 * otherwise all are summed at the end, acc costing more than they do,
+	 * and shard 0's row is the caller's gradient, summed in place. */
+	float *grad;
+	float **rows;		/* per shard, once it is done; NULL when folded */
+	double *acc;		/* rows [0, folded) summed, or NULL */
+	int folded;
+	pthread_mutex_t fold_lock;
+	volatile int nomem;	/* a shard found no memory for its row */
 	int64_t params;
 	pc_cancel_fn cancel;
 	void *cancel_arg;
@@ -267,13 +278,26 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 	struct eval_job *j = arg;
 	int batch = pc_plan_batch(p);
 	int64_t positions = pc_plan_positions(p);
+	float *own = NULL, *row = NULL;
 
+	/* the shard's row (zero) gathers its gradient, straight from backward */
+	if (j->grad) {
+		if (shard == 0 && !j->acc)
+			row = memset(j->grad, 0, (size_t)j->params * sizeof(float));
+		else if (!(row = calloc((size_t)j->params + 1, sizeof(float)))) {
+			j->nomem = 1;
+			return;
+		}
+		own = pc_plan_swap_weight_grad(p, row);
+	}
 	for (int b = shard; b < j->batches; b += j->shards) {
 		int64_t first = (int64_t)b * batch;
 		int rows = (int)(j->n - first < batch ? j->n - first : batch);
+		if (j->nomem)
+			break;
 		if (j->cancelled || (j->cancel && j->cancel(j->cancel_arg))) {
 			j->cancelled = 1;
-			return;
+			break;
 		}
 		pc_eval_fill_input(p, j->d, first, rows);
 		pc_plan_keep_fused(p, j->hook != NULL);
@@ -282,14 +306,23 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 			j->hook(p, b, j->hook_arg);
 		memset(&j->sums[b], 0, sizeof(j->sums[b]));
 		pc_eval_batch_loss(p, j->d->y + first * positions, rows, j->scale, &j->sums[b],
-				   j->shard_grad ? pc_plan_output_grad(p) : NULL);
-		if (j->shard_grad)
+				   j->grad ? pc_plan_output_grad(p) : NULL);
+		if (j->grad)
 			pc_plan_backward(p);
 	}
-	if (j->shard_grad) {
-		memcpy(j->shard_grad + shard * j->params, pc_plan_weight_grad(p), (size_t)j->params * sizeof(float));
-		pc_plan_zero_weight_grad(p);
+	if (!j->grad)
+		return;
+	pc_plan_swap_weight_grad(p, own);
+	pthread_mutex_lock(&j->fold_lock);
+	j->rows[shard] = row;
+	while (j->acc && j->folded < j->shards && j->rows[j->folded]) {
+		const float *r = j->rows[j->folded];
+		for (int64_t i = 0; i < j->params; i++)
+			j->acc[i] += r[i];
+		free(j->rows[j->folded]);
+		j->rows[j->folded++] = NULL;
 	}
+	pthread_mutex_unlock(&j->fold_lock);
 }
 
 int pc_eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad, pc_cancel_fn cancel,
@@ -308,7 +341,7 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	int batch = pc_runner_batch(r);
 	struct eval_job j;
 	struct pc_eval_sums tot = {0};
-	int rc = PC_OK;
+	int rc = PC_OK, fold;
 
 	memset(out, 0, sizeof(*out));
 	memset(&j, 0, sizeof(j));
@@ -334,17 +367,25 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	j.cancel_arg = cancel_arg;
 	j.hook = hook;
 	j.hook_arg = hook_arg;
+	j.grad = grad;
+	pthread_mutex_init(&j.fold_lock, NULL);
 	j.sums = calloc((size_t)j.batches, sizeof(*j.sums));
+	/* folding holds acc (two rows) and the rows in flight: about one per
+	 * thread, and those done early */
+	fold = grad && j.shards > 2 * pc_runner_threads(r) + 2;
 	if (grad)
-		j.shard_grad = malloc((size_t)j.shards * (size_t)j.params * sizeof(float) + 1);
-	if (!j.sums || (grad && !j.shard_grad)) {
+		j.rows = calloc((size_t)j.shards, sizeof(*j.rows));
+	if (fold)
+		j.acc = calloc((size_t)j.params + 1, sizeof(double));
+	if (!j.sums || (grad && !j.rows) || (fold && !j.acc)) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "eval", "out of memory");
 		goto out;
 	}
-	if (grad)
-		for (int w = 0; w < pc_runner_threads(r); w++)
-			pc_plan_zero_weight_grad(pc_runner_plan(r, w));
 	pc_runner_map(r, j.shards, eval_shard, &j);
+	if (j.nomem) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "eval", "out of memory for a shard's gradient");
+		goto out;
+	}
 	if (j.cancelled) {
 		rc = pc_error_set(err, PC_ERR_CANCELLED, "eval", "cancelled");
 		goto out;
@@ -358,15 +399,20 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	}
 	if (grad)
 		for (int64_t i = 0; i < j.params; i++) {
-			double s = 0.0;
-			for (int k = 0; k < j.shards; k++)
-				s += j.shard_grad[k * j.params + i];
+			double s = j.acc ? j.acc[i] : 0.0;
+			for (int k = j.folded; k < j.shards; k++)
+				s += j.rows[k][i];
 			grad[i] = (float)s;
 		}
 	pc_eval_finish(&tot, n, pc_eval_is_sequence(p0), out);
 out:
+	for (int k = 0; j.rows && k < j.shards; k++)
+		if (j.rows[k] != grad)
+			free(j.rows[k]);
+	free(j.rows);
+	free(j.acc);
 	free(j.sums);
-	free(j.shard_grad);
+	pthread_mutex_destroy(&j.fold_lock);
 	return rc;
 }
 

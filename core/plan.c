@@ -3,9 +3,10 @@
  * Preparation walks the nodes once: each op's infer sets its output shapes
  * and folds int64 shape arithmetic; then one arena holds every activation,
  * a second every activation gradient, and one workspace serves all nodes.
- * Reshape-like ops alias their input instead of copying. The weights live in
- * a plan-owned flat copy, so parameter tensors point into it and corrupting
- * the copy is all it takes to run a corrupted model. */
+ * Reshape-like ops alias their input instead of copying. Parameter tensors
+ * point into one flat array of weights, the plan's own copy or one its owner
+ * shares among plans, so writing that array is all it takes to run a
+ * corrupted model. */
 #include "graph_int.h"
 
 #include <stdlib.h>
@@ -26,6 +27,74 @@ static void *alloc_floats(size_t n)
 
 	bytes = (bytes + 63) / 64 * 64;
 	return aligned_alloc(64, bytes);
+}
+
+/* 64-byte aligned floats that read as zero without being cleared: calloc
+ * hands a large block out as fresh zero pages, which cost nothing until
+ * written. The block's own address is kept just below the one returned,
+ * for free_zeroed_floats. */
+static float *alloc_zeroed_floats(size_t n)
+{
+	char *raw = calloc(1, (n ? n : 1) * sizeof(float) + 64 + sizeof(void *));
+	uintptr_t at;
+
+	if (!raw)
+		return NULL;
+	at = ((uintptr_t)raw + sizeof(void *) + 63) / 64 * 64;
+	memcpy((char *)at - sizeof(void *), &raw, sizeof(raw));
+	return (float *)at;
+}
+
+static void free_zeroed_floats(float *f)
+{
+	void *raw;
+
+	if (!f)
+		return;
+	memcpy(&raw, (char *)f - sizeof(void *), sizeof(raw));
+	free(raw);
+}
+
+/* Aliases share their root's storage; walk in node order so chains
+ * resolve. Run again whenever a root's pointers change. */
+static void resolve_aliases(struct pc_plan *p)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int k = 0; k < g->n_nodes; k++) {
+		const struct pc_node *n = &g->nodes[k];
+		if (!pc_plan_aliases(p, n))
+			continue;
+		struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
+		out->data = in->data;
+		out->grad = in->grad;
+		out->ival = in->ival;
+	}
+}
+
+/* Parameter values read p->w; param >= 0 binds that parameter's values
+ * to data instead (NULL: back to p->w). */
+static void bind_params(struct pc_plan *p, int param, const float *data)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_value *val = &g->values[v];
+		if (val->kind != PC_VALUE_PARAM || (param >= 0 && val->param != param))
+			continue;
+		/* the plan never writes a parameter: data stays the caller's */
+		p->t[v].data = data ? (float *)(uintptr_t)data : p->w + g->ptab[val->param].offset;
+	}
+}
+
+/* Parameter values add their gradient into p->gw. */
+static void bind_grads(struct pc_plan *p)
+{
+	const struct pc_graph *g = p->g;
+
+	for (int v = 0; v < g->n_values; v++)
+		if (g->values[v].kind == PC_VALUE_PARAM)
+			p->t[v].grad = p->gw ? p->gw + g->ptab[g->values[v].param].offset : NULL;
 }
 
 static int init_graph_values(struct pc_plan *p, struct pc_error *err)
@@ -58,16 +127,14 @@ static int init_graph_values(struct pc_plan *p, struct pc_error *err)
 		}
 		if (pc_shape_numel(&t->shape, &t->numel, val->name, err))
 			return PC_ERR_SHAPE;
-		if (val->kind == PC_VALUE_PARAM) {
-			t->data = p->w + g->ptab[val->param].offset;
-			if (p->gw)
-				t->grad = p->gw + g->ptab[val->param].offset;
-		} else if (val->kind == PC_VALUE_CONST) {
+		if (val->kind == PC_VALUE_CONST) {
 			t->is_static = 1;
 			t->data = val->fdata;
 			t->ival = val->idata;
 		}
 	}
+	bind_params(p, -1, NULL);
+	bind_grads(p);
 	return PC_OK;
 }
 
@@ -172,10 +239,9 @@ static int fold_node(struct pc_plan *p, int k, struct pc_error *err)
 					     "its state needs %llu bytes; the plan's limit (max_plan_mb) is %llu MiB",
 					     (unsigned long long)p->state_floats[k] * sizeof(float),
 					     (unsigned long long)(pc_limits_get()->max_plan_bytes >> 20));
-		p->state[k] = alloc_floats(p->state_floats[k]);
+		p->state[k] = alloc_zeroed_floats(p->state_floats[k]);
 		if (!p->state[k])
 			return pc_node_error(err, n, PC_ERR_NOMEM, "out of memory for the node's state");
-		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
 	}
 	pc_op_table[n->op].forward(p, n);
 	return PC_OK;
@@ -312,16 +378,100 @@ static int check_budget(const struct pc_plan *p, size_t act, size_t gact, int bi
 			    (unsigned long long)(floats * sizeof(float)), (unsigned long long)(limit >> 20));
 }
 
+struct grad_block {
+	size_t off, floats;
+};
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct grad_block *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Offsets in the activation-gradient arena, by liveness. The gradient of a
+ * root of storage (with its aliases) is first written by the backward of
+ * its last reader (seeded before any, for the output) and last read by its
+ * producer's, after which pc_plan_backward clears it: gradients whose spans
+ * of nodes do not meet share floats. The input's lasts to the end, for the
+ * caller. First fit, in value order. off[v] for every root that gets a
+ * gradient, *total the arena's floats. */
+static int layout_grads(const struct pc_plan *p, const unsigned char *need, const int *root, size_t *off,
+			size_t *total, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+	int *lo = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	int *hi = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	int *placed = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	struct grad_block *meet = malloc(((size_t)g->n_values + 1) * sizeof(*meet));
+	int n_placed = 0;
+
+	*total = 0;
+	if (!lo || !hi || !placed || !meet) {
+		free(lo);
+		free(hi);
+		free(placed);
+		free(meet);
+		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		const struct pc_tensor *t = &p->t[v];
+		enum pc_value_kind kind = g->values[v].kind;
+		lo[v] = hi[v] = -2; /* no gradient of its own */
+		if (t->dtype != PC_DTYPE_FLOAT || t->is_static || root[v] != v || !need[v] ||
+		    (kind != PC_VALUE_ACT && kind != PC_VALUE_INPUT))
+			continue;
+		lo[v] = hi[v] = kind == PC_VALUE_INPUT ? -1 : g->values[v].producer;
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		int r = root[v];
+		if (lo[r] == -2)
+			continue;
+		if (p->last_use[v] > hi[r])
+			hi[r] = p->last_use[v];
+		if (v == g->output)
+			hi[r] = g->n_nodes;
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		size_t floats = round_up(p->t[v].numel), at = 0;
+		int n_meet = 0;
+		if (lo[v] == -2)
+			continue;
+		for (int j = 0; j < n_placed; j++) {
+			int u = placed[j];
+			if (lo[u] <= hi[v] && lo[v] <= hi[u])
+				meet[n_meet++] = (struct grad_block){off[u], round_up(p->t[u].numel)};
+		}
+		qsort(meet, (size_t)n_meet, sizeof(*meet), by_offset);
+		for (int j = 0; j < n_meet && meet[j].off < at + floats; j++)
+			if (meet[j].off + meet[j].floats > at)
+				at = meet[j].off + meet[j].floats;
+		off[v] = at;
+		placed[n_placed++] = v;
+		if (at + floats > *total)
+			*total = at + floats;
+	}
+	free(lo);
+	free(hi);
+	free(placed);
+	free(meet);
+	return PC_OK;
+}
+
 static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_error *err)
 {
 	const struct pc_graph *g = p->g;
-	size_t act = 0, gact = 0;
+	size_t act = 0, gact = 0, gact_shared = 0;
 	/* the value whose storage each value uses: itself, or the root of its
 	 * alias chain; one pass in execution order resolves every chain */
 	int *root = malloc(((size_t)g->n_values + 1) * sizeof(int));
+	size_t *goff = malloc(((size_t)g->n_values + 1) * sizeof(size_t));
 
-	if (!root)
+	if (!root || !goff) {
+		free(root);
+		free(goff);
 		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory");
+	}
 	for (int v = 0; v < g->n_values; v++)
 		root[v] = v;
 	for (int k = 0; k < g->n_nodes; k++) {
@@ -356,7 +506,7 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 				act += floats;
 				if (need[v]) {
 					if (pass)
-						t->grad = p->gact + gact;
+						t->grad = p->gact + goff[v];
 					gact += round_up(t->numel);
 					floats *= 2;
 				}
@@ -367,16 +517,18 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 			}
 		}
 		if (!pass) {
-			if (check_budget(p, act, gact, big_v, big_floats, err)) {
+			int rc;
+			/* the budget counts every gradient apart: an upper bound */
+			if ((rc = check_budget(p, act, gact, big_v, big_floats, err)) || (p->flags & PC_PLAN_SHAPES) ||
+			    (rc = layout_grads(p, need, root, goff, &gact_shared, err))) {
 				free(root);
-				return PC_ERR_LIMIT;
-			}
-			if (p->flags & PC_PLAN_SHAPES) {
-				free(root);
-				return PC_OK;
+				free(goff);
+				return rc;
 			}
 			p->act = alloc_floats(act);
-			p->gact = alloc_floats(gact);
+			/* zero from the start: backward keeps it zero outside each
+			 * gradient's span */
+			p->gact = alloc_zeroed_floats(gact_shared);
 			if (p->ws_floats > p->fold_ws_floats) {
 				free(p->ws);
 				p->ws = alloc_floats(p->ws_floats);
@@ -385,34 +537,26 @@ static int allocate(struct pc_plan *p, const unsigned char *need, struct pc_erro
 			}
 			if (!p->act || !p->gact || !p->ws) {
 				free(root);
+				free(goff);
 				return pc_error_set(err, PC_ERR_NOMEM, "plan",
 						    "out of memory for %zu MiB of activations at batch %d",
-						    (act + gact + p->ws_floats) * sizeof(float) >> 20, p->batch);
+						    (act + gact_shared + p->ws_floats) * sizeof(float) >> 20, p->batch);
 			}
 			p->act_floats = act;
-			p->gact_floats = gact;
+			p->gact_floats = gact_shared;
 		}
 	}
 	free(root);
+	free(goff);
 	for (int k = 0; k < g->n_nodes; k++) {
 		if (!p->state_floats[k] || p->state[k])
 			continue;
-		p->state[k] = alloc_floats(p->state_floats[k]);
+		p->state[k] = alloc_zeroed_floats(p->state_floats[k]);
 		if (!p->state[k])
 			return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory for node %s's state",
 					    g->nodes[k].name);
-		memset(p->state[k], 0, p->state_floats[k] * sizeof(float));
 	}
-	/* aliases share their root's storage; walk in node order so chains resolve */
-	for (int k = 0; k < g->n_nodes; k++) {
-		const struct pc_node *n = &g->nodes[k];
-		if (!pc_plan_aliases(p, n))
-			continue;
-		struct pc_tensor *in = &p->t[n->in[0]], *out = &p->t[n->out[0]];
-		out->data = in->data;
-		out->grad = in->grad;
-		out->ival = in->ival;
-	}
+	resolve_aliases(p);
 	return PC_OK;
 }
 
@@ -474,22 +618,31 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 	p->keep_fused = 1;
 	p->ws_node = -1;
 	need = calloc((size_t)g->n_values + 1, 1);
-	p->w = alloc_floats((size_t)g->n_params);
-	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need || !p->w ||
+	if (!p->t || !p->run_fwd || !p->run_bwd || !p->fuse_relu || !p->state || !p->state_floats || !need ||
 	    !p->last_use || !p->stats)
 		goto nomem;
+	/* a plan that never runs, or whose owner keeps the weights, reads the
+	 * graph's: the copy is the largest buffer of a plan */
+	if (flags & (PC_PLAN_SHAPES | PC_PLAN_SHARED_WEIGHTS)) {
+		p->w = g->params;
+	} else {
+		if (!(p->w = alloc_floats((size_t)g->n_params)))
+			goto nomem;
+		memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
+	}
 	for (int v = 0; v < g->n_values; v++)
 		p->last_use[v] = -1;
 	for (int k = 0; k < g->n_nodes; k++)
 		for (int i = 0; i < g->nodes[k].n_in; i++)
 			if (g->nodes[k].in[i] >= 0)
 				p->last_use[g->nodes[k].in[i]] = k;
-	memcpy(p->w, g->params, (size_t)g->n_params * sizeof(float));
-	if (flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) {
-		p->gw = alloc_floats((size_t)g->n_params);
+	if ((flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD)) && !(flags & PC_PLAN_SHAPES)) {
+		/* calloc hands a large block out as fresh zero pages: nothing is
+		 * cleared up front, and a gradient kept elsewhere
+		 * (pc_plan_swap_weight_grad) costs no memory here */
+		p->gw = calloc((size_t)g->n_params + 1, sizeof(float));
 		if (!p->gw)
 			goto nomem;
-		memset(p->gw, 0, (size_t)g->n_params * sizeof(float));
 	}
 	if (init_graph_values(p, err) || own_stats(p, err) || infer_nodes(p, need, err) || allocate(p, need, err) || plan_fusion(p, err))
 		goto fail;
@@ -533,10 +686,11 @@ void pc_plan_free(struct pc_plan *p)
 			free(p->t[v].owned);
 	free(p->t);
 	free(p->stats);
-	free(p->w);
+	if (!(p->flags & (PC_PLAN_SHAPES | PC_PLAN_SHARED_WEIGHTS)))
+		free(p->w);
 	free(p->gw);
 	free(p->act);
-	free(p->gact);
+	free_zeroed_floats(p->gact);
 	free(p->ws);
 	free(p->og);
 	free(p->run_fwd);
@@ -545,7 +699,7 @@ void pc_plan_free(struct pc_plan *p)
 	free(p->last_use);
 	if (p->state)
 		for (int k = 0; k < p->g->n_nodes; k++)
-			free(p->state[k]);
+			free_zeroed_floats(p->state[k]);
 	free(p->state);
 	free(p->state_floats);
 	free(p);
@@ -587,7 +741,7 @@ size_t pc_plan_bytes(const struct pc_plan *p)
 	for (int k = 0; k < p->g->n_nodes; k++)
 		floats += p->state_floats[k];
 
-	if (p->gw)
+	if (p->flags & (PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD))
 		floats += (size_t)p->g->n_params;
 	return floats * sizeof(float);
 }
@@ -676,6 +830,33 @@ float *pc_plan_weights(struct pc_plan *p)
 	return p->w;
 }
 
+void pc_plan_use_weights(struct pc_plan *p, float *w)
+{
+	if (!(p->flags & PC_PLAN_SHARED_WEIGHTS))
+		return;
+	p->w = w;
+	bind_params(p, -1, NULL);
+	resolve_aliases(p);
+}
+
+void pc_plan_bind_param(struct pc_plan *p, int param, const float *data)
+{
+	bind_params(p, param, data);
+	resolve_aliases(p);
+}
+
+float *pc_plan_swap_weight_grad(struct pc_plan *p, float *gw)
+{
+	float *was = p->gw;
+
+	if (!was)
+		return NULL;
+	p->gw = gw;
+	bind_grads(p);
+	resolve_aliases(p);
+	return was;
+}
+
 float *pc_plan_weight_grad(struct pc_plan *p)
 {
 	return p->gw;
@@ -722,17 +903,28 @@ void pc_plan_forward(struct pc_plan *p)
 void pc_plan_backward(struct pc_plan *p)
 {
 	const struct pc_graph *g = p->g;
-	struct pc_tensor *out = &p->t[g->output];
+	struct pc_tensor *out = &p->t[g->output], *in = &p->t[g->input];
 
 	if (!p->og)
 		return;
-	memset(p->gact, 0, p->gact_floats * sizeof(float));
+	/* every gradient but the input's is zero here (see layout_grads) */
+	if (in->grad)
+		memset(in->grad, 0, (size_t)in->numel * sizeof(float));
 	if (out->grad)
 		for (int64_t i = 0; i < out->numel; i++)
 			out->grad[i] += p->og[i];
-	for (int k = g->n_nodes - 1; k >= 0; k--)
-		if (p->run_bwd[k])
-			pc_op_table[g->nodes[k].op].backward(p, &g->nodes[k]);
+	for (int k = g->n_nodes - 1; k >= 0; k--) {
+		const struct pc_node *n = &g->nodes[k];
+		if (!p->run_bwd[k])
+			continue;
+		pc_op_table[n->op].backward(p, n);
+		/* read for the last time: cleared for whichever shares its floats */
+		for (int j = 0; j < n->n_out; j++) {
+			struct pc_tensor *t = n->out[j] >= 0 ? &p->t[n->out[j]] : NULL;
+			if (t && t->grad)
+				memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+		}
+	}
 }
 
 void pc_plan_set_training(struct pc_plan *p, int on, int update_stats)

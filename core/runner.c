@@ -1,7 +1,11 @@
 /* runner: a fixed pool of workers, each with its own plan, pulling items
  * from a shared counter. One mutex and two condition variables: the caller
  * publishes a generation, workers take items until none are left, the last
- * one out signals the caller. Nobody spins. */
+ * one out signals the caller. Nobody spins.
+ *
+ * The plans read one copy of the weights, the runner's: the graph's clean
+ * ones until the first pc_runner_write, which copies them into w (allocated
+ * with the runner, so that a write cannot fail, and touched only then). */
 #include "paracorr/runner.h"
 
 #include <pthread.h>
@@ -15,6 +19,8 @@ struct pc_runner {
 	int threads;
 	int batch;
 	struct pc_plan **plans;
+	float *w;	/* the weights every plan reads once written */
+	int w_copied;	/* w holds a copy and the plans read it */
 	pthread_t *tids;
 	int started;
 
@@ -92,10 +98,11 @@ struct pc_runner *pc_runner_new(const struct pc_graph *g, int batch, int threads
 	pthread_cond_init(&r->done, NULL);
 	r->plans = calloc((size_t)threads, sizeof(*r->plans));
 	r->tids = calloc((size_t)threads, sizeof(*r->tids));
-	if (!r->plans || !r->tids)
+	r->w = malloc((size_t)pc_graph_param_count(g) * sizeof(float) + 1);
+	if (!r->plans || !r->tids || !r->w)
 		goto nomem;
 	for (int i = 0; i < threads; i++) {
-		r->plans[i] = pc_plan_new(g, batch, flags, err);
+		r->plans[i] = pc_plan_new(g, batch, flags | PC_PLAN_SHARED_WEIGHTS, err);
 		if (!r->plans[i])
 			goto fail;
 		/* one set of running statistics for the runner, as one model has */
@@ -136,6 +143,7 @@ void pc_runner_free(struct pc_runner *r)
 	for (int i = 0; r->plans && i < r->threads; i++)
 		pc_plan_free(r->plans[i]);
 	free(r->plans);
+	free(r->w);
 	free(r->tids);
 	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->done);
@@ -165,8 +173,13 @@ const struct pc_graph *pc_runner_graph(const struct pc_runner *r)
 
 void pc_runner_write(struct pc_runner *r, int64_t offset, int64_t count, const float *src)
 {
-	for (int i = 0; i < r->threads; i++)
-		memcpy(pc_plan_weights(r->plans[i]) + offset, src, (size_t)count * sizeof(float));
+	if (!r->w_copied) {
+		memcpy(r->w, pc_graph_params(r->g), (size_t)pc_graph_param_count(r->g) * sizeof(float));
+		for (int i = 0; i < r->threads; i++)
+			pc_plan_use_weights(r->plans[i], r->w);
+		r->w_copied = 1;
+	}
+	memcpy(r->w + offset, src, (size_t)count * sizeof(float));
 }
 
 void pc_runner_map(struct pc_runner *r, int items, pc_runner_fn fn, void *arg)

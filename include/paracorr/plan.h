@@ -4,8 +4,9 @@
  * constants and allocates activations, gradients and one shared workspace.
  * After that, forward and backward passes allocate nothing: thousands of
  * corrupted passes cost only arithmetic. A plan owns a working copy of the
- * weights, so corrupting it never touches the shared graph. One plan is
- * used by one thread at a time. */
+ * weights, so corrupting it never touches the shared graph, unless its
+ * owner keeps one copy for several plans (PC_PLAN_SHARED_WEIGHTS, a
+ * runner). One plan is used by one thread at a time. */
 #ifndef PARACORR_PLAN_H
 #define PARACORR_PLAN_H
 
@@ -25,6 +26,10 @@ enum pc_plan_flags {
 	 * a fixed batch may plan. Such a plan answers the queries about
 	 * shapes (classes, positions, dtypes, sample size) and must not run. */
 	PC_PLAN_SHAPES = 8,
+	/* No copy of the weights: the plan reads the graph's clean ones until
+	 * pc_plan_use_weights points it at its owner's copy. The plan never
+	 * writes weights; whoever owns them writes them, between passes. */
+	PC_PLAN_SHARED_WEIGHTS = 16,
 };
 
 struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags, struct pc_error *err);
@@ -39,7 +44,8 @@ int64_t pc_plan_sample_numel(const struct pc_plan *p);
 int64_t pc_plan_classes(const struct pc_plan *p);
 /* T of an [N, T, V] output; 1 of an [N, C] one. */
 int64_t pc_plan_positions(const struct pc_plan *p);
-/* Bytes held by buffers (activations, gradients, workspace, weights). */
+/* Bytes of the buffers a pass uses (activations, gradients, workspace,
+ * weights, whether its own or shared). */
 size_t pc_plan_bytes(const struct pc_plan *p);
 
 /* batch * sample_numel floats, written by the caller before forward;
@@ -82,8 +88,17 @@ const float *pc_plan_input_grad(const struct pc_plan *p);
 int64_t pc_plan_input_id_limit(const struct pc_plan *p, int *node);
 
 /* The working weights (pc_graph_param_count floats), writable: corruption
- * writes here. Starts as a copy of the graph's clean weights. */
+ * writes here. Starts as a copy of the graph's clean weights. With
+ * PC_PLAN_SHARED_WEIGHTS, the weights the plan reads, which its owner
+ * writes (at first the graph's own, which nobody may write). */
 float *pc_plan_weights(struct pc_plan *p);
+/* PC_PLAN_SHARED_WEIGHTS: the plan reads w (pc_graph_param_count floats,
+ * outliving the plan) from now on; ignored by a plan with its own copy. */
+void pc_plan_use_weights(struct pc_plan *p, float *w);
+/* Parameter table entry param reads data (its count floats) instead of the
+ * weights, in this plan only, until called again with NULL: running one
+ * layer on other weights without writing weights other plans read. */
+void pc_plan_bind_param(struct pc_plan *p, int param, const float *data);
 /* The buffers a training pass moves (the op table's stats_inputs:
  * BatchNormalization's running mean and variance, when they are float
  * initializers), in node order. Each plan starts with its own copy of the
@@ -99,6 +114,10 @@ void pc_plan_share_stats(struct pc_plan *p, const struct pc_plan *from);
 /* Accumulated weight gradient; backward adds to it. NULL without GRAD. */
 float *pc_plan_weight_grad(struct pc_plan *p);
 void pc_plan_zero_weight_grad(struct pc_plan *p);
+/* Backward adds the weight gradient into gw (pc_graph_param_count floats)
+ * from now on; returns the buffer it added into until now, which the caller
+ * swaps back before freeing the plan. NULL, changing nothing, without GRAD. */
+float *pc_plan_swap_weight_grad(struct pc_plan *p, float *gw);
 
 void pc_plan_forward(struct pc_plan *p);
 /* Runs nodes [first, last) of the execution order only: the caller keeps

@@ -1,8 +1,10 @@
 /* runner: data-parallel passes over a dataset.
  *
- * A runner holds one plan per thread, each with its own working copy of the
- * weights (so a worker may change its copy inside an item, e.g. to run one
- * layer on a direction), and a pool of threads that stays up between calls. Work
+ * A runner holds one plan per thread, all reading the runner's one copy of
+ * the weights, and a pool of threads that stays up between calls. Inside an
+ * item a worker must not write the weights; to run a layer on other
+ * weights (one layer on a direction) it binds them to its own plan
+ * (pc_plan_bind_param) and unbinds them before the item ends. Work
  * is a list of items (usually shards of batches); pc_runner_map hands them
  * out and returns when all are done. Each plan runs BLAS single-threaded:
  * the parallelism is across batches, which scales better on small layers
@@ -28,7 +30,7 @@ int pc_runner_threads(const struct pc_runner *r);
 int pc_runner_batch(const struct pc_runner *r);
 struct pc_plan *pc_runner_plan(struct pc_runner *r, int worker);
 const struct pc_graph *pc_runner_graph(const struct pc_runner *r);
-/* Write weights [offset, offset + count) of every worker. */
+/* Write weights [offset, offset + count), which every worker reads. */
 void pc_runner_write(struct pc_runner *r, int64_t offset, int64_t count, const float *src);
 
 /* Calls fn for every item in [0, items), items taken in increasing order by
