@@ -454,8 +454,9 @@ static int exec_batch(const struct pc_graph *g, int want)
 
 	if (want <= EXEC_BATCH_STEP)
 		return want;
-	a = pc_plan_new(g, EXEC_BATCH_STEP, 0, NULL);
-	b = pc_plan_new(g, 2 * EXEC_BATCH_STEP, 0, NULL);
+	/* the probes only measure their buffers: no copy of the weights */
+	a = pc_plan_new(g, EXEC_BATCH_STEP, PC_PLAN_SHARED_WEIGHTS, NULL);
+	b = pc_plan_new(g, 2 * EXEC_BATCH_STEP, PC_PLAN_SHARED_WEIGHTS, NULL);
 	if (a && b && pc_plan_bytes(b) > pc_plan_bytes(a))
 		per_sample = (pc_plan_bytes(b) - pc_plan_bytes(a)) / EXEC_BATCH_STEP;
 	pc_plan_free(a);

@@ -89,7 +89,7 @@ struct pc_plan {
 	float *gw;	     /* weight gradient accumulator */
 	float *act;	     /* activations arena */
 	size_t act_floats;
-	float *gact; /* activation gradients arena, cleared before each backward */
+	float *gact; /* activation gradients arena, by liveness; zero outside each gradient's live span */
 	size_t gact_floats;
 	float *og; /* output gradient, set by the caller before backward */
 	float *ws; /* workspace shared by all nodes, one runs at a time */
