@@ -28,6 +28,12 @@ int pc_test_ran_all(const char *prefix);
 /* Path of a test fixture file relative to the project root. */
 const char *pc_test_root(void);
 
+/* The committed fixtures, and Debian's Fashion-MNIST test set, relative to
+ * pc_test_root(). */
+#define FIX "tests/reference/fixtures/"
+#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+
 #define TEST(fn)                                                                                                  \
 	static void fn(struct pc_test *t);                                                                        \
 	__attribute__((constructor)) static void fn##_register(void)                                              \

@@ -21,7 +21,6 @@
 #include "paracorr/spec.h"
 #include "test.h"
 
-#define FIX "tests/reference/fixtures/"
 
 /* ---- the ONNX loader and the plan ---- */
 

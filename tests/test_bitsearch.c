@@ -12,9 +12,6 @@
 #include "allocfail.h"
 #include "test.h"
 
-#define FIX "tests/reference/fixtures/"
-#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 struct fixture {
 	struct pc_graph *g;

@@ -11,11 +11,8 @@
 #include "json_out.h"
 #include "test.h"
 
-#define FIX "tests/reference/fixtures/"
 /* the most of a command's stdout a test keeps (a report is well under it) */
 #define CLI_OUT_MAX (16 << 20)
-#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 struct outcome {
 	int status; /* exit code, -1 when it did not exit */

@@ -49,7 +49,6 @@
 #include "paracorr/train.h"
 #include "test.h"
 
-#define FIX   "tests/reference/fixtures/"
 #define MODEL FIX "mlp_op13.onnx"
 #define XS    FIX "sample64_u8.npy"
 #define YS    FIX "labels64_i64.npy"

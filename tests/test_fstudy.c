@@ -14,9 +14,6 @@
 #include "paracorr/sys.h"
 #include "test.h"
 
-#define FIX "tests/reference/fixtures/"
-#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 struct fixture {
 	json_t *ref;

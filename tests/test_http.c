@@ -38,9 +38,6 @@
 #include "onnx_build.h"
 #include "test.h"
 
-#define FIX    "tests/reference/fixtures/"
-#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 /* Every request the tests made ("METHOD /path", query dropped), for the
  * check that each route of api/openapi.yaml was exercised. */

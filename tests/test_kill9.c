@@ -52,10 +52,7 @@
 #include "paracorr/sys.h"
 #include "test.h"
 
-#define FIX    "tests/reference/fixtures/"
 #define MODEL  FIX "mlp_op13.onnx"
-#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 #define N_KILLS	       50
 #define N_UPLOAD_KILLS 5 /* of N_KILLS, drawn over the uploads only */

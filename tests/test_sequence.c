@@ -27,7 +27,6 @@
 #include "paracorr/train.h"
 #include "test.h"
 
-#define FIX "tests/reference/fixtures/"
 
 /* Until Gather reads run-time indices (the index ops' branch), a graph of
  * token ids cannot load; these tests say so and skip rather than fail on

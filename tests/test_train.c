@@ -16,7 +16,6 @@
 #include "paracorr/train.h"
 #include "test.h"
 
-#define FIX "tests/reference/fixtures/"
 
 static int load_fixture(struct pc_test *t, struct pc_graph **g, struct pc_dataset **d)
 {

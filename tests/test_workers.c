@@ -16,8 +16,6 @@
 #include "be_util.h"
 #include "test.h"
 
-#define T10K_X "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define T10K_Y "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 struct env {
 	char dir[PATH_MAX - 64];
