@@ -12,6 +12,7 @@ struct ftensor {
 	int axis; /* int8 quantization axis, -1 per tensor */
 	int64_t channels, inner; /* channel of element j: (j / inner) % channels */
 	float *scale; /* into s->scales; NULL unless quantized */
+	enum pc_stored_type stored; /* int8 format: the tensor's own integers (a QDQ weight) */
 };
 
 struct pc_faults_store {
@@ -174,6 +175,13 @@ int pc_faults_quantizable(const struct pc_graph *g, int p, int *axis)
 {
 	int found = -1, reads = 0;
 
+	/* already integers: nothing to quantize, no axis to quantize along */
+	if (pc_graph_param(g, p)->stored) {
+		if (axis)
+			*axis = -1;
+		return 1;
+	}
+
 	for (int k = 0; k < pc_graph_node_count(g); k++) {
 		for (int i = 0; i < pc_graph_node_inputs(g, k); i++) {
 			int a;
@@ -225,6 +233,20 @@ static void compute_scales(struct ftensor *t, const float *w)
 		t->scale[c] = t->scale[c] / 127.0f;
 }
 
+/* The byte of a stored integer w. A loaded model's are integers in range;
+ * a vector moved off them (trained, corrupted) is rounded half to even and
+ * saturated, so that the conversion is always defined. */
+static uint32_t stored_code(enum pc_stored_type type, float w)
+{
+	float lo = type == PC_STORED_INT8 ? -128.0f : 0.0f, hi = type == PC_STORED_INT8 ? 127.0f : 255.0f;
+	float q = rintf(w);
+
+	q = q < lo ? lo : q > hi ? hi : q;
+	if (q != q)
+		q = 0.0f;
+	return type == PC_STORED_INT8 ? (uint8_t)(int8_t)q : (uint8_t)q;
+}
+
 static float tensor_scale(const struct ftensor *t, int64_t j)
 {
 	return t->axis < 0 ? t->scale[0] : t->scale[(j / t->inner) % t->channels];
@@ -258,6 +280,10 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 		t->bits = pc_faults_format_bits(f);
 		if (f != PC_FAULTS_INT8)
 			continue;
+		if (pp->stored) {
+			t->stored = pp->stored;
+			continue;
+		}
 		if (!pc_faults_quantizable(g, p, &axis)) {
 			t->bits = 0;
 			continue;
@@ -295,6 +321,13 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 
 		/* an empty tensor has no scale to find (and s->scales may be
 		 * NULL) */
+		if (t->stored) {
+			/* the integer itself, never re-quantized: an int8 value's
+			 * two's complement byte, a uint8 value's byte */
+			for (int64_t j = 0; j < t->count; j++)
+				s->code[t->offset + j] = stored_code(t->stored, w[t->offset + j]);
+			continue;
+		}
 		if (!t->bits || !t->count)
 			continue;
 		t->scale = s->scales + used;
@@ -345,6 +378,8 @@ static float decode_code(const struct pc_faults_store *s, const struct ftensor *
 	case PC_FAULTS_BFLOAT16:
 		return pc_faults_bf16_to_f32((uint16_t)code);
 	case PC_FAULTS_INT8:
+		if (t && t->stored)
+			return t->stored == PC_STORED_INT8 ? (float)(int8_t)(uint8_t)code : (float)(uint8_t)code;
 		if (t && t->bits)
 			return (float)(int8_t)(uint8_t)code * tensor_scale(t, i - t->offset);
 		return pc_faults_bits_f32(code);

@@ -1023,6 +1023,7 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 		pt->count = n;
 		pt->node_index = val->first_consumer;
 		pt->node = g->nodes[val->first_consumer].name;
+		pt->stored = val->stored;
 		off += n;
 	}
 	g->n_params = total;

@@ -52,6 +52,14 @@ enum pc_output_kind {
 	PC_OUTPUT_LOGPROBS, /* graph ends in LogSoftmax */
 };
 
+/* The integer type an initializer had in the file, numbered as ONNX's
+ * TensorProto.DataType; its integers are held as floats (exactly). */
+enum pc_stored_type {
+	PC_STORED_FLOAT = 0, /* a float initializer (or any other value) */
+	PC_STORED_UINT8 = 2,
+	PC_STORED_INT8 = 3,
+};
+
 /* One corruptible tensor inside the flat parameter buffer. */
 struct pc_param {
 	const char *name; /* ONNX initializer name */
@@ -60,6 +68,9 @@ struct pc_param {
 	int64_t count;
 	const char *node; /* the first node consuming it */
 	int node_index;	  /* its index in execution order */
+	/* UINT8 / INT8: the stored integers of a QDQ weight (the input 0 of a
+	 * DequantizeLinear), not real numbers */
+	enum pc_stored_type stored;
 };
 
 /* --- building ----------------------------------------------------------- */
