@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allocfail.h"
 #include "onnx_build.h"
 #include "paracorr/eval.h"
 #include "paracorr/faults.h"
@@ -24,14 +25,20 @@
 
 /* --- the reference model --------------------------------------------------- */
 
+static const char *fixture(char *path, size_t size, const char *name)
+{
+	snprintf(path, size, "%s/" FIXTURES "/%s", pc_test_root(), name);
+	return path;
+}
+
+/* The JSON reference or the ONNX model called name; NULL after recording
+ * why on t. */
 static json_t *load_json(struct pc_test *t, const char *name)
 {
 	char path[512];
 	json_error_t jerr;
-	json_t *j;
+	json_t *j = json_load_file(fixture(path, sizeof(path), name), 0, &jerr);
 
-	snprintf(path, sizeof(path), "%s/" FIXTURES "/%s", pc_test_root(), name);
-	j = json_load_file(path, 0, &jerr);
 	if (!j)
 		pc_test_fail(t, __FILE__, __LINE__, "%s: line %d: %s", path, jerr.line, jerr.text);
 	return j;
@@ -43,8 +50,7 @@ static struct pc_graph *load_model(struct pc_test *t, const char *name)
 	struct pc_error err = {0};
 	struct pc_graph *g = NULL;
 
-	snprintf(path, sizeof(path), "%s/" FIXTURES "/%s", pc_test_root(), name);
-	if (pc_onnx_load_file(path, &g, &err))
+	if (pc_onnx_load_file(fixture(path, sizeof(path), name), &g, &err))
 		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", name, pc_error_format(&err, msg, sizeof(msg)));
 	return g;
 }
@@ -598,4 +604,29 @@ TEST(qdq_int32_data_form)
 		pc_graph_free(g);
 		CHECK(!strcmp(err.where, "w") && strstr(err.text, "int32_data[2] = 128 is outside int8"));
 	}
+}
+
+/* Loading the QDQ model and a gradient plan on it, with each allocation
+ * failed in turn: PC_ERR_NOMEM and nothing leaked. */
+static int load_and_plan(void *arg, struct pc_error *err)
+{
+	struct pc_graph *g = NULL;
+	struct pc_plan *p;
+	int rc;
+
+	if ((rc = pc_onnx_load_file(arg, &g, err)))
+		return rc;
+	p = pc_plan_new(g, 2, PC_PLAN_GRAD, err);
+	rc = p ? PC_OK : err->code;
+	pc_plan_free(p);
+	pc_graph_free(g);
+	return rc;
+}
+
+TEST(qdq_allocation_failures)
+{
+	char path[512];
+
+	fixture(path, sizeof(path), "qdq_cnn_op13.onnx");
+	CHECK(af_sweep(t, "qdq_cnn_op13.onnx", load_and_plan, path) > 0);
 }
