@@ -233,20 +233,6 @@ static void compute_scales(struct ftensor *t, const float *w)
 		t->scale[c] = t->scale[c] / 127.0f;
 }
 
-/* The byte of a stored integer w. A loaded model's are integers in range;
- * a vector moved off them (trained, corrupted) is rounded half to even and
- * saturated, so that the conversion is always defined. */
-static uint32_t stored_code(enum pc_stored_type type, float w)
-{
-	float lo = type == PC_STORED_INT8 ? -128.0f : 0.0f, hi = type == PC_STORED_INT8 ? 127.0f : 255.0f;
-	float q = rintf(w);
-
-	q = q < lo ? lo : q > hi ? hi : q;
-	if (q != q)
-		q = 0.0f;
-	return type == PC_STORED_INT8 ? (uint8_t)(int8_t)q : (uint8_t)q;
-}
-
 static float tensor_scale(const struct ftensor *t, int64_t j)
 {
 	return t->axis < 0 ? t->scale[0] : t->scale[(j / t->inner) % t->channels];
@@ -319,15 +305,15 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 	for (int p = 0; p < s->n_tensors && f == PC_FAULTS_INT8; p++) {
 		struct ftensor *t = &s->t[p];
 
-		/* an empty tensor has no scale to find (and s->scales may be
-		 * NULL) */
 		if (t->stored) {
 			/* the integer itself, never re-quantized: an int8 value's
 			 * two's complement byte, a uint8 value's byte */
 			for (int64_t j = 0; j < t->count; j++)
-				s->code[t->offset + j] = stored_code(t->stored, w[t->offset + j]);
+				s->code[t->offset + j] = pc_stored_byte(t->stored, w[t->offset + j]);
 			continue;
 		}
+		/* an empty tensor has no scale to find (and s->scales may be
+		 * NULL) */
 		if (!t->bits || !t->count)
 			continue;
 		t->scale = s->scales + used;
@@ -379,7 +365,7 @@ static float decode_code(const struct pc_faults_store *s, const struct ftensor *
 		return pc_faults_bf16_to_f32((uint16_t)code);
 	case PC_FAULTS_INT8:
 		if (t && t->stored)
-			return t->stored == PC_STORED_INT8 ? (float)(int8_t)(uint8_t)code : (float)(uint8_t)code;
+			return pc_stored_value(t->stored, (uint8_t)code);
 		if (t && t->bits)
 			return (float)(int8_t)(uint8_t)code * tensor_scale(t, i - t->offset);
 		return pc_faults_bits_f32(code);

@@ -142,10 +142,8 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 				int32_t v;
 				memcpy(&v, raw + 4 * i, 4);
 				((int64_t *)out->data)[i] = v;
-			} else if (dt == ONNX_INT8) {
-				((float *)out->data)[i] = (float)(int8_t)raw[i];
-			} else if (dt == ONNX_UINT8) {
-				((float *)out->data)[i] = (float)raw[i];
+			} else if (out->stored) {
+				((float *)out->data)[i] = pc_stored_value(out->stored, raw[i]);
 			} else {
 				((int64_t *)out->data)[i] = raw[i] != 0;
 			}
@@ -846,6 +844,27 @@ static int set_raw(Onnx__TensorProto *t, const float *data, const struct pc_shap
 	return 0;
 }
 
+/* t's values replaced by the n stored integers of an int8 / uint8
+ * parameter, as raw bytes. Weights trained off the integers are rounded
+ * half to even and saturated to the type: the file can hold nothing else. */
+static int set_stored(Onnx__TensorProto *t, const float *data, int64_t n, enum pc_stored_type type,
+		      struct pc_error *err)
+{
+	free(t->int32_data);
+	t->int32_data = NULL;
+	t->n_int32_data = 0;
+	free(t->raw_data.data);
+	t->raw_data.len = (size_t)n;
+	if (!(t->raw_data.data = malloc(n ? (size_t)n : 1))) {
+		t->raw_data.len = 0;
+		return pc_error_set(err, PC_ERR_NOMEM, t->name, "out of memory");
+	}
+	for (int64_t i = 0; i < n; i++)
+		t->raw_data.data[i] = pc_stored_byte(type, data[i]);
+	t->has_raw_data = 1;
+	return 0;
+}
+
 /* A float initializer named name holding data (shape's count of floats),
  * allocated as protobuf-c frees it. */
 static Onnx__TensorProto *new_initializer(const char *name, const struct pc_shape *shape, const float *data)
@@ -1012,6 +1031,18 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 		p = pc_graph_param(g, k);
 		for (size_t d = 0; d < t->n_dims; d++)
 			numel *= t->dims[d];
+		if (p->stored) {
+			if (numel != p->count || !t->has_data_type || t->data_type != (int)p->stored) {
+				rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
+						  "the source's initializer is not the %s tensor of %lld values the graph has",
+						  pc_dtype_name((int)p->stored), (long long)p->count);
+				goto out;
+			}
+			if ((rc = set_stored(t, weights + p->offset, p->count, p->stored, err)))
+				goto out;
+			replaced++;
+			continue;
+		}
 		if (numel != p->count || !t->has_data_type || t->data_type != 1) {
 			rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
 					  "the source's initializer is not the float tensor of %lld values the graph has",

@@ -19,6 +19,7 @@
 #include "paracorr/graph.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
+#include "paracorr/sys.h"
 #include "test.h"
 
 #define FIXTURES "tests/reference/fixtures"
@@ -629,4 +630,52 @@ TEST(qdq_allocation_failures)
 
 	fixture(path, sizeof(path), "qdq_cnn_op13.onnx");
 	CHECK(af_sweep(t, "qdq_cnn_op13.onnx", load_and_plan, path) > 0);
+}
+
+/* Saving weights (a hardened model) writes a QDQ weight back as the integer
+ * type it was, rounded half to even and saturated; the file loads again
+ * with the same stored integers. */
+TEST(qdq_save_weights_roundtrip)
+{
+	struct pc_graph *g = load_model(t, "qdq_cnn_op13.onnx"), *back = NULL;
+	struct pc_error err = {0};
+	unsigned char *src = NULL, *out = NULL;
+	size_t len, out_len;
+	float *w = NULL;
+	const struct pc_param *pp;
+	char path[512], msg[800];
+	int k;
+
+	if (!g)
+		return;
+	REQUIRE(pc_sys_read_file(fixture(path, sizeof(path), "qdq_cnn_op13.onnx"), PC_ONNX_MAX_BYTES, &src, &len,
+				 &err) == 0);
+	w = malloc((size_t)pc_graph_param_count(g) * sizeof(float));
+	REQUIRE(w);
+	memcpy(w, pc_graph_params(g), (size_t)pc_graph_param_count(g) * sizeof(float));
+	pp = pc_graph_param(g, pc_graph_find_param(g, "w2_q"));
+	w[pp->offset + 0] = 2.5f;    /* half to even: 2 */
+	w[pp->offset + 1] = -3.6f;   /* -4 */
+	w[pp->offset + 2] = 1000.0f; /* saturates at 127 */
+	w[pp->offset + 3] = -1000.0f;
+	if (pc_onnx_save_weights_buffer(src, len, g, w, NULL, &out, &out_len, &err) ||
+	    pc_onnx_load_buffer(out, out_len, &back, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		goto done;
+	}
+	k = pc_graph_find_param(back, "w2_q");
+	REQUIRE(k >= 0);
+	CHECK_INT(pc_graph_param(back, k)->stored, PC_STORED_INT8);
+	CHECK(pc_graph_params(back)[pc_graph_param(back, k)->offset + 0] == 2.0f);
+	CHECK(pc_graph_params(back)[pc_graph_param(back, k)->offset + 1] == -4.0f);
+	CHECK(pc_graph_params(back)[pc_graph_param(back, k)->offset + 2] == 127.0f);
+	CHECK(pc_graph_params(back)[pc_graph_param(back, k)->offset + 3] == -128.0f);
+	for (int64_t j = 4; j < pp->count; j++)
+		CHECK(pc_graph_params(back)[pc_graph_param(back, k)->offset + j] == w[pp->offset + j]);
+done:
+	free(w);
+	free(src);
+	free(out);
+	pc_graph_free(back);
+	pc_graph_free(g);
 }

@@ -60,6 +60,13 @@ enum pc_stored_type {
 	PC_STORED_INT8 = 3,
 };
 
+/* The byte that stores v as an integer of type (two's complement for
+ * int8). v off the integers (a trained or corrupted weight) is rounded half
+ * to even and saturated to the type, NaN to 0, so it is always defined. */
+uint8_t pc_stored_byte(enum pc_stored_type type, float v);
+/* The integer a stored byte holds, as a float. */
+float pc_stored_value(enum pc_stored_type type, uint8_t byte);
+
 /* One corruptible tensor inside the flat parameter buffer. */
 struct pc_param {
 	const char *name; /* ONNX initializer name */
