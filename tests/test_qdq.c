@@ -16,6 +16,7 @@
 #include "onnx_build.h"
 #include "paracorr/eval.h"
 #include "paracorr/faults.h"
+#include "paracorr/fstudy.h"
 #include "paracorr/graph.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
@@ -678,4 +679,48 @@ done:
 	free(out);
 	pc_graph_free(back);
 	pc_graph_free(g);
+}
+
+/* The bit-fault study on the QDQ model: the int8 format's clean numbers are
+ * the model's own (nothing re-quantized), and a flip of bit 7 of the Gemm
+ * weight's first code, evaluated by the study (which resumes from the
+ * layer it changes), gives the reference's loss. */
+TEST(qdq_fstudy_int8)
+{
+	json_t *ref = load_json(t, "qdq_cnn.json");
+	struct pc_graph *g = load_model(t, "qdq_cnn_op13.onnx");
+	struct pc_dataset *d = NULL;
+	struct pc_runner *r = NULL;
+	struct pc_fstudy *s = NULL;
+	struct pc_error err = {0};
+	struct pc_faults_bitref flip;
+	struct pc_eval ev;
+	const json_t *jf;
+	char px[512], py[512], msg[800];
+
+	if (!ref || !g)
+		goto done;
+	if (pc_dataset_load(fixture(px, sizeof(px), "qdq_inputs_f32.npy"), fixture(py, sizeof(py), "qdq_labels_i64.npy"),
+			    NULL, 0, &d, &err) ||
+	    !(r = pc_runner_new(g, 4, 1, 0, &err)) ||
+	    pc_fstudy_new(r, d, 0, PC_FAULTS_INT8, PC_FAULTS_PER_CHANNEL, NULL, NULL, &s, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		goto done;
+	}
+	CHECK_CLOSE(pc_fstudy_clean(s)->loss, json_number_value(json_object_get(ref, "loss")), 1e-5, 0);
+	jf = json_object_get(ref, "flip");
+	flip.elem = pc_graph_param(g, pc_graph_find_param(g, "w2_q"))->offset +
+		    json_integer_value(json_object_get(jf, "index"));
+	flip.bit = (int)json_integer_value(json_object_get(jf, "bit"));
+	REQUIRE(pc_fstudy_eval_flips(s, &flip, 1, &ev, &err) == 0);
+	CHECK_CLOSE(ev.loss, json_number_value(json_object_get(jf, "loss")), 1e-5, 0);
+	/* a real change of the loss, and the store restored after it */
+	CHECK(fabs(ev.loss - pc_fstudy_clean(s)->loss) > 1e-2);
+	CHECK(pc_faults_value(pc_fstudy_store(s), flip.elem) == (float)json_number_value(json_object_get(jf, "before")));
+done:
+	pc_fstudy_free(s);
+	pc_runner_free(r);
+	pc_dataset_free(d);
+	pc_graph_free(g);
+	json_decref(ref);
 }

@@ -11,15 +11,17 @@ Writes, under tests/reference/fixtures/:
                        non-zero zero points), the Conv weight is int8 per
                        output channel (axis 0), the Gemm weight int8 per
                        tensor (zero point 1, to exercise it), the biases float;
+  qdq_inputs_f32.npy, qdq_labels_i64.npy   those 4 inputs and labels as a
+                       dataset;
   qdq_cnn.json         on 4 fixed inputs and labels: the QDQ model's outputs,
                        mean cross-entropy loss and its gradient with respect
                        to the stored integers of both weights (through
                        DequantizeLinear; QuantizeLinear's gradient is the
                        straight-through estimator, dy / scale inside the
                        range, 0 where it saturated); the float model's outputs;
-                       and the outputs with bit 7 of the Gemm weight's code 0
-                       flipped (the int8 integer q becomes q ^ 0x80 as a
-                       two's-complement byte).
+                       and the outputs and loss with bit 7 of the Gemm
+                       weight's code 0 flipped (the int8 integer q becomes
+                       q ^ 0x80 as a two's-complement byte).
 
 Everything is computed here with numpy and torch in float32, from the
 arrays the models are written from, independently of paracorr. The models
@@ -169,6 +171,7 @@ def main():
         code = np.int8(q2f[0, 0]).view(np.uint8) ^ np.uint8(0x80)
         q2f[0, 0] = np.float32(code.view(np.int8))
         yflip, _, _ = qdq_forward(q1, q2f, False)
+        flip_loss = F.cross_entropy(yflip, torch.tensor(labels))
 
     def floats(a):
         return [float("%.9g" % v) for v in np.asarray(a, dtype=np.float32).ravel()]
@@ -184,8 +187,10 @@ def main():
             "w2_q": {"stored": "int8", "values": floats(q2), "grad": floats(tq2.grad.numpy())},
         },
         "flip": {"param": "w2_q", "index": 0, "bit": 7, "before": float(q2[0, 0]), "after": float(q2f[0, 0]),
-                 "output": floats(yflip.numpy())},
+                 "output": floats(yflip.numpy()), "loss": float(flip_loss.item())},
     }
+    np.save(os.path.join(OUT, "qdq_inputs_f32.npy"), x)
+    np.save(os.path.join(OUT, "qdq_labels_i64.npy"), np.array(labels, dtype=np.int64))
     with open(os.path.join(OUT, "qdq_cnn.json"), "w") as fp:
         json.dump(ref, fp, indent=1)
         fp.write("\n")
