@@ -515,26 +515,29 @@ TEST(qdq_per_axis)
 struct bad_case {
 	const char *what;
 	int zp_type;	 /* 3 int8, 2 uint8, 1 float */
-	int64_t axis;	 /* -100: no attribute */
+	int64_t axis;
 	int scale_len;	 /* 0: a scalar */
 	int add_reads_w; /* a second, non-DQ read of the int8 initializer */
 	size_t raw_len;	 /* 0: as the shape says */
 	const char *where, *text;
+	int w_type; /* 6: the DequantizeLinear reads an int32 tensor; 0: int8 */
 };
 
 TEST(qdq_bad_inputs)
 {
 	static const uint8_t w[6] = {1, 2, 3, 4, 5, 6}, zp[6] = {0};
 	static const float s[6] = {1, 1, 1, 1, 1, 1}, zf[6] = {0};
+	static const int32_t w32[6] = {1, 2, 3, 4, 5, 6};
 	static const struct bad_case cases[] = {
-		{"uint8 zero point of an int8 x", 2, 1, 3, 0, 0, "node 'dq' (DequantizeLinear)", "input 2 (zero point) is uint8"},
-		{"float zero point", 1, 1, 3, 0, 0, "node 'dq' (DequantizeLinear)", "input 2 (zero point) is float"},
-		{"axis out of range", 3, 2, 3, 0, 0, "node 'dq' (DequantizeLinear)", "axis 2 is out of range"},
-		{"negative axis out of range", 3, -3, 3, 0, 0, "node 'dq' (DequantizeLinear)", "axis -3 is out of range"},
+		{"uint8 zero point of an int8 x", 2, 1, 3, 0, 0, "node 'dq' (DequantizeLinear)", "input 2 (zero point) is uint8", 0},
+		{"float zero point", 1, 1, 3, 0, 0, "node 'dq' (DequantizeLinear)", "input 2 (zero point) is float", 0},
+		{"axis out of range", 3, 2, 3, 0, 0, "node 'dq' (DequantizeLinear)", "axis 2 is out of range", 0},
+		{"negative axis out of range", 3, -3, 3, 0, 0, "node 'dq' (DequantizeLinear)", "axis -3 is out of range", 0},
 		{"scale of the wrong length", 3, 1, 2, 0, 0, "node 'dq' (DequantizeLinear)",
-		 "input 1 (scale) has 2 values; axis 1 of input 0 has 3"},
-		{"int8 read by Add", 3, 1, 3, 1, 0, "node 'add' (Add)", "int8 initializer 'w'"},
-		{"raw_data too short", 3, 1, 3, 0, 5, "w", "raw_data has 5 bytes"},
+		 "input 1 (scale) has 2 values; axis 1 of input 0 has 3", 0},
+		{"int8 read by Add", 3, 1, 3, 1, 0, "node 'add' (Add)", "int8 initializer 'w'", 0},
+		{"raw_data too short", 3, 1, 3, 0, 5, "w", "raw_data has 5 bytes", 0},
+		{"int32 x", 3, 1, 3, 0, 0, "node 'dq' (DequantizeLinear)", "input 0 is an integer tensor", 6},
 	};
 	int64_t dx[2] = {-1, 3}, dw[2] = {2, 3};
 
@@ -549,7 +552,12 @@ TEST(qdq_bad_inputs)
 		Onnx__TensorProto *tw;
 
 		ob_init(&b, 13, "x", 2, dx, "y");
-		tw = ob_int8(&b, "w", 3, 2, dw, w);
+		if (bc->w_type == 6) {
+			tw = ob_float(&b, "w", 2, dw, (const float *)(const void *)w32);
+			tw->data_type = 6;
+		} else {
+			tw = ob_int8(&b, "w", 3, 2, dw, w);
+		}
 		if (bc->raw_len)
 			tw->raw_data.len = bc->raw_len;
 		ob_float(&b, "s", bc->scale_len ? 1 : 0, ds, s);

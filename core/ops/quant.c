@@ -212,8 +212,15 @@ int pc_dequantize_init(struct pc_node *n, struct pc_error *err)
 
 int pc_dequantize_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *err)
 {
+	const struct pc_tensor *x = pc_op_in(p, n, 0);
 	int rc, zp_type, x_type;
 
+	/* ONNX Runtime writes biases as int32 with DequantizeLinear: their
+	 * integers pass float's 24 bits, so paracorr does not take them */
+	if (x && x->dtype != PC_DTYPE_FLOAT)
+		return pc_node_error(err, n, PC_ERR_UNSUPPORTED,
+				     "input 0 is an integer tensor (int32 or int64); paracorr dequantizes int8 and "
+				     "uint8 only");
 	if ((rc = pc_op_need_float(p, n, 0, err)))
 		return rc;
 	x_type = value_int_type(p->g, n->in[0]);
