@@ -293,10 +293,12 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 				return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' has no tensor", an);
 			if (convert_tensor(a->t, what, &tensors[i], err))
 				return err ? err->code : PC_ERR_FORMAT;
-			if (tensors[i].stored)
+			/* PyTorch's exporter writes QDQ zero points as Constant
+			 * nodes: add_node marks their output as integers */
+			if (tensors[i].stored && (!np->op_type || strcmp(np->op_type, "Constant") != 0))
 				return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
 						    "attribute '%s' holds an int8/uint8 tensor; paracorr reads those "
-						    "only as initializers of QuantizeLinear and DequantizeLinear",
+						    "only as a Constant's value or an initializer",
 						    an);
 			d->type = PC_ATTR_TENSOR;
 			d->tdtype = tensors[i].dtype;
@@ -363,6 +365,11 @@ static int add_node(struct pc_graph *g, const Onnx__NodeProto *np, size_t index,
 		goto out;
 	rc = pc_graph_add_node(g, op, name, (int)np->n_input, (const char *const *)np->input, (int)np->n_output,
 			       (const char *const *)np->output, (int)na, attrs, err);
+	/* a Constant of int8/uint8 values: its output holds integers, as such
+	 * an initializer does (a zero point; check_int_uses keeps it one) */
+	for (size_t i = 0; !rc && i < na && np->n_output > 0 && np->output[0][0]; i++)
+		if (tensors[i].stored)
+			g->values[pc_graph_lookup(g, np->output[0])].stored = tensors[i].stored;
 out:
 	for (size_t i = 0; strs && tensors && i < na; i++) {
 		free(strs[i]);
@@ -409,10 +416,10 @@ static int add_input(struct pc_graph *g, const Onnx__ValueInfoProto *vi, struct 
 					err);
 }
 
-/* An int8 / uint8 initializer is read as the integers DequantizeLinear
- * turns into real numbers (its input 0) or as a zero point (input 2 of
- * either QDQ op); anywhere else its floats would silently be taken for
- * real values. */
+/* An int8 / uint8 initializer (or Constant) is read as the integers
+ * DequantizeLinear turns into real numbers (its input 0) or as a zero point
+ * (input 2 of either QDQ op); anywhere else its floats would silently be
+ * taken for real values. */
 static int check_int_uses(const struct pc_graph *g, const Onnx__GraphProto *gp, struct pc_error *err)
 {
 	for (size_t k = 0; k < gp->n_node; k++) {
@@ -431,8 +438,8 @@ static int check_int_uses(const struct pc_graph *g, const Onnx__GraphProto *gp, 
 			else
 				snprintf(where, sizeof(where), "node '#%zu' (%s)", k, op);
 			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
-					    "input %zu is the %s initializer '%s'; paracorr reads int8/uint8 "
-					    "initializers only as DequantizeLinear's input 0 or as a zero point",
+					    "input %zu is the %s tensor '%s'; paracorr reads int8/uint8 "
+					    "tensors only as DequantizeLinear's input 0 or as a zero point",
 					    i, g->values[v].stored == PC_STORED_INT8 ? "int8" : "uint8", np->input[i]);
 		}
 	}

@@ -535,7 +535,7 @@ TEST(qdq_bad_inputs)
 		{"negative axis out of range", 3, -3, 3, 0, 0, "node 'dq' (DequantizeLinear)", "axis -3 is out of range", 0},
 		{"scale of the wrong length", 3, 1, 2, 0, 0, "node 'dq' (DequantizeLinear)",
 		 "input 1 (scale) has 2 values; axis 1 of input 0 has 3", 0},
-		{"int8 read by Add", 3, 1, 3, 1, 0, "node 'add' (Add)", "int8 initializer 'w'", 0},
+		{"int8 read by Add", 3, 1, 3, 1, 0, "node 'add' (Add)", "int8 tensor 'w'", 0},
 		{"raw_data too short", 3, 1, 3, 0, 5, "w", "raw_data has 5 bytes", 0},
 		{"int32 x", 3, 1, 3, 0, 0, "node 'dq' (DequantizeLinear)", "input 0 is an integer tensor", 6},
 	};
@@ -729,6 +729,72 @@ done:
 	pc_fstudy_free(s);
 	pc_runner_free(r);
 	pc_dataset_free(d);
+	pc_graph_free(g);
+	json_decref(ref);
+}
+
+/* PyTorch's exporter: a fake-quantized Linear whose zero points are
+ * Constant nodes of uint8/int8 values, its float weight passing through
+ * QuantizeLinear -> DequantizeLinear (a float parameter, straight-through
+ * gradient), against the module's own outputs and gradients. */
+TEST(qdq_torch_export)
+{
+	json_t *ref = load_json(t, "qdq_torch.json");
+	struct pc_graph *g = load_model(t, "qdq_torch_op13.onnx");
+	struct pc_plan *p = NULL;
+	struct pc_error err = {0};
+	float *x = NULL, *out = NULL, *r = NULL, *dx = NULL;
+	int64_t nx, nout, nr, ndx;
+	const char *key;
+	json_t *val;
+
+	if (!ref || !g)
+		goto done;
+	json_object_foreach(json_object_get(ref, "ops"), key, val)
+	{
+		int count = 0;
+
+		for (int k = 0; k < pc_graph_node_count(g); k++)
+			count += !strcmp(pc_graph_node_op(g, k), key);
+		/* the Constant nodes may be folded into the values they make */
+		if (strcmp(key, "Constant") != 0)
+			CHECK_MSG(count == json_integer_value(val), "%d %s nodes, the export has %lld", count, key,
+				  (long long)json_integer_value(val));
+	}
+	CHECK_INT(pc_graph_param_tensors(g), 2);
+	REQUIRE((p = pc_plan_new(g, 4, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err)) != NULL);
+	x = floats_of(json_object_get(ref, "input"), &nx);
+	out = floats_of(json_object_get(ref, "output"), &nout);
+	r = floats_of(json_object_get(ref, "r"), &nr);
+	dx = floats_of(json_object_get(ref, "input_grad"), &ndx);
+	REQUIRE(x && out && r && dx && nx == 4 * pc_plan_sample_numel(p) && nout == 4 * pc_plan_classes(p) &&
+		nr == nout && ndx == nx);
+	memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
+	pc_plan_forward(p);
+	check_close(t, "output", pc_plan_output(p), out, nout, 1e-5, 0);
+	memcpy(pc_plan_output_grad(p), r, (size_t)nr * sizeof(float));
+	pc_plan_zero_weight_grad(p);
+	pc_plan_backward(p);
+	check_close(t, "input gradient", pc_plan_input_grad(p), dx, ndx, 1e-5, 1e-5);
+	/* the saturated input gets none */
+	CHECK(pc_plan_input_grad(p)[0] == 0.0f);
+	json_object_foreach(json_object_get(ref, "grads"), key, val)
+	{
+		int k = pc_graph_find_param(g, key);
+		int64_t n;
+		float *want = floats_of(val, &n);
+
+		CHECK_MSG(k >= 0 && pc_graph_param(g, k)->count == n && !pc_graph_param(g, k)->stored, "%s", key);
+		if (k >= 0 && want && pc_graph_param(g, k)->count == n)
+			check_close(t, key, pc_plan_weight_grad(p) + pc_graph_param(g, k)->offset, want, n, 1e-5, 1e-5);
+		free(want);
+	}
+done:
+	free(x);
+	free(out);
+	free(r);
+	free(dx);
+	pc_plan_free(p);
 	pc_graph_free(g);
 	json_decref(ref);
 }

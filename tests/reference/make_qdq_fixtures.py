@@ -23,6 +23,10 @@ Writes, under tests/reference/fixtures/:
                        weight's code 0 flipped (the int8 integer q becomes
                        q ^ 0x80 as a two's-complement byte).
 
+  qdq_torch_op13.onnx, qdq_torch.json   a fake-quantized Linear exported by
+                       torch.onnx.export (zero points as Constant nodes), with
+                       its outputs and gradients from the module itself.
+
 Everything is computed here with numpy and torch in float32, from the
 arrays the models are written from, independently of paracorr. The models
 are written with onnx.helper. Deterministic (fixed numpy seed).
@@ -195,6 +199,63 @@ def main():
         json.dump(ref, fp, indent=1)
         fp.write("\n")
     print("loss %.6f, float model output[0] %s" % (loss.item(), floats(yf.numpy())[:5]))
+    torch_fake_quant()
+
+
+class FakeQuantLinear(torch.nn.Module):
+    """A layer as PyTorch's quantization-aware training exports it: fake
+    quantization of the input (uint8, per tensor) and of the weight (int8,
+    per output channel) before a float Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+        # an observer's numbers: fixed at export, as after calibration
+        self.register_buffer("w_scale", (self.fc.weight.detach().abs().amax(dim=1) / 127.0).float())
+        self.register_buffer("w_zero", torch.zeros(3, dtype=torch.int32))
+
+    def forward(self, x):
+        x = torch.fake_quantize_per_tensor_affine(x, 0.05, 128, 0, 255)
+        w = torch.fake_quantize_per_channel_affine(self.fc.weight, self.w_scale, self.w_zero, 0, -128, 127)
+        return F.linear(x, w, self.fc.bias)
+
+
+def torch_fake_quant():
+    """qdq_torch_op13.onnx: FakeQuantLinear exported by torch.onnx.export,
+    whose zero points are Constant nodes of uint8/int8 values and whose
+    float weight reaches the Linear through QuantizeLinear -> DequantizeLinear;
+    qdq_torch.json: its outputs on 4 inputs (one saturating) and, for a fixed
+    r, the gradients of sum(y * r) from the module itself (PyTorch's fake
+    quantization backward is the straight-through estimator too)."""
+    torch.manual_seed(7)
+    m = FakeQuantLinear()
+    x = torch.tensor(np.random.default_rng(7).uniform(-3.0, 3.0, size=(4, 4)).astype(np.float32))
+    x[0, 0] = 9.0  # saturates: no gradient flows to it
+    path = os.path.join(OUT, "qdq_torch_op13.onnx")
+    torch.onnx.export(m, x, path, opset_version=OPSET, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    xr = x.clone().requires_grad_(True)
+    y = m(xr)
+    r = torch.tensor(np.random.default_rng(8).normal(size=(4, 3)).astype(np.float32))
+    (y * r).sum().backward()
+    ops = {}
+    for node in onnx.load(path).graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+
+    def floats(a):
+        return [float("%.9g" % v) for v in np.asarray(a, dtype=np.float32).ravel()]
+
+    ref = {
+        "ops": ops,
+        "input": floats(x.numpy()),
+        "output": floats(y.detach().numpy()),
+        "r": floats(r.numpy()),
+        "input_grad": floats(xr.grad.numpy()),
+        "grads": {"fc.weight": floats(m.fc.weight.grad.numpy()), "fc.bias": floats(m.fc.bias.grad.numpy())},
+    }
+    with open(os.path.join(OUT, "qdq_torch.json"), "w") as fp:
+        json.dump(ref, fp, indent=1)
+        fp.write("\n")
 
 
 if __name__ == "__main__":
