@@ -739,15 +739,17 @@ done:
  * gradient), against the module's own outputs and gradients. */
 TEST(qdq_torch_export)
 {
-	json_t *ref = load_json(t, "qdq_torch.json");
-	struct pc_graph *g = load_model(t, "qdq_torch_op13.onnx");
-	struct pc_plan *p = NULL;
 	struct pc_error err = {0};
-	float *x = NULL, *out = NULL, *r = NULL, *dx = NULL;
+	struct pc_plan *p = NULL;
+	/* input, output, r, input gradient: freed together */
+	float *v[4] = {NULL, NULL, NULL, NULL}, *x, *out, *r, *dx;
 	int64_t nx, nout, nr, ndx;
 	const char *key;
-	json_t *val;
+	json_t *val, *ref;
+	struct pc_graph *g;
 
+	ref = load_json(t, "qdq_torch.json");
+	g = load_model(t, "qdq_torch_op13.onnx");
 	if (!ref || !g)
 		goto done;
 	json_object_foreach(json_object_get(ref, "ops"), key, val)
@@ -763,10 +765,10 @@ TEST(qdq_torch_export)
 	}
 	CHECK_INT(pc_graph_param_tensors(g), 2);
 	REQUIRE((p = pc_plan_new(g, 4, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err)) != NULL);
-	x = floats_of(json_object_get(ref, "input"), &nx);
-	out = floats_of(json_object_get(ref, "output"), &nout);
-	r = floats_of(json_object_get(ref, "r"), &nr);
-	dx = floats_of(json_object_get(ref, "input_grad"), &ndx);
+	x = v[0] = floats_of(json_object_get(ref, "input"), &nx);
+	out = v[1] = floats_of(json_object_get(ref, "output"), &nout);
+	r = v[2] = floats_of(json_object_get(ref, "r"), &nr);
+	dx = v[3] = floats_of(json_object_get(ref, "input_grad"), &ndx);
 	REQUIRE(x && out && r && dx && nx == 4 * pc_plan_sample_numel(p) && nout == 4 * pc_plan_classes(p) &&
 		nr == nout && ndx == nx);
 	memcpy(pc_plan_input(p), x, (size_t)nx * sizeof(float));
@@ -790,10 +792,8 @@ TEST(qdq_torch_export)
 		free(want);
 	}
 done:
-	free(x);
-	free(out);
-	free(r);
-	free(dx);
+	for (int i = 0; i < 4; i++)
+		free(v[i]);
 	pc_plan_free(p);
 	pc_graph_free(g);
 	json_decref(ref);
