@@ -12,6 +12,7 @@ struct ftensor {
 	int axis; /* int8 quantization axis, -1 per tensor */
 	int64_t channels, inner; /* channel of element j: (j / inner) % channels */
 	float *scale; /* into s->scales; NULL unless quantized */
+	enum pc_stored_type stored; /* int8 format: the tensor's own integers (a QDQ weight) */
 };
 
 struct pc_faults_store {
@@ -174,6 +175,13 @@ int pc_faults_quantizable(const struct pc_graph *g, int p, int *axis)
 {
 	int found = -1, reads = 0;
 
+	/* already integers: nothing to quantize, no axis to quantize along */
+	if (pc_graph_param(g, p)->stored) {
+		if (axis)
+			*axis = -1;
+		return 1;
+	}
+
 	for (int k = 0; k < pc_graph_node_count(g); k++) {
 		for (int i = 0; i < pc_graph_node_inputs(g, k); i++) {
 			int a;
@@ -258,6 +266,10 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 		t->bits = pc_faults_format_bits(f);
 		if (f != PC_FAULTS_INT8)
 			continue;
+		if (pp->stored) {
+			t->stored = pp->stored;
+			continue;
+		}
 		if (!pc_faults_quantizable(g, p, &axis)) {
 			t->bits = 0;
 			continue;
@@ -293,6 +305,13 @@ int pc_faults_encode(const struct pc_graph *g, const float *w, enum pc_faults_fo
 	for (int p = 0; p < s->n_tensors && f == PC_FAULTS_INT8; p++) {
 		struct ftensor *t = &s->t[p];
 
+		if (t->stored) {
+			/* the integer itself, never re-quantized: an int8 value's
+			 * two's complement byte, a uint8 value's byte */
+			for (int64_t j = 0; j < t->count; j++)
+				s->code[t->offset + j] = pc_stored_byte(t->stored, w[t->offset + j]);
+			continue;
+		}
 		/* an empty tensor has no scale to find (and s->scales may be
 		 * NULL) */
 		if (!t->bits || !t->count)
@@ -345,6 +364,8 @@ static float decode_code(const struct pc_faults_store *s, const struct ftensor *
 	case PC_FAULTS_BFLOAT16:
 		return pc_faults_bf16_to_f32((uint16_t)code);
 	case PC_FAULTS_INT8:
+		if (t && t->stored)
+			return pc_stored_value(t->stored, (uint8_t)code);
 		if (t && t->bits)
 			return (float)(int8_t)(uint8_t)code * tensor_scale(t, i - t->offset);
 		return pc_faults_bits_f32(code);

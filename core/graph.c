@@ -1023,6 +1023,7 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 		pt->count = n;
 		pt->node_index = val->first_consumer;
 		pt->node = g->nodes[val->first_consumer].name;
+		pt->stored = val->stored;
 		off += n;
 	}
 	g->n_params = total;
@@ -1031,6 +1032,22 @@ out:
 	free(weight);
 	free(src);
 	return rc;
+}
+
+uint8_t pc_stored_byte(enum pc_stored_type type, float v)
+{
+	float lo = type == PC_STORED_INT8 ? -128.0f : 0.0f, hi = type == PC_STORED_INT8 ? 127.0f : 255.0f;
+	float q = rintf(v);
+
+	q = q < lo ? lo : q > hi ? hi : q;
+	if (q != q)
+		q = 0.0f;
+	return type == PC_STORED_INT8 ? (uint8_t)(int8_t)q : (uint8_t)q;
+}
+
+float pc_stored_value(enum pc_stored_type type, uint8_t byte)
+{
+	return type == PC_STORED_INT8 ? (float)(int8_t)byte : (float)byte;
 }
 
 int pc_graph_finish(struct pc_graph *g, struct pc_error *err)

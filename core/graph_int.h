@@ -26,6 +26,7 @@ struct pc_value {
 	float *fdata;	       /* PARAM: into g->params; CONST float: owned */
 	int64_t *idata;	       /* CONST int64 or bool: owned */
 	int first_consumer;    /* node index, -1 when unused */
+	enum pc_stored_type stored; /* an int8 / uint8 initializer: its integers are fdata */
 };
 
 struct pc_node {

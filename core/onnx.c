@@ -18,7 +18,7 @@
 #include "paracorr/sys.h"
 #include "onnx.pb-c.h"
 
-enum { ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_DOUBLE = 11 };
+enum { ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT8 = 3, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_DOUBLE = 11 };
 enum {
 	ATTR_FLOAT = 1,
 	ATTR_INT = 2,
@@ -32,11 +32,13 @@ enum {
 	ATTR_GRAPHS = 10,
 };
 
-/* A tensor's data converted to float or int64, owned by the caller. */
+/* A tensor's data converted to float or int64, owned by the caller. An
+ * int8 or uint8 tensor becomes float (exact) and says so in `stored`. */
 struct tensor_data {
 	enum pc_dtype dtype;
 	struct pc_shape shape;
 	void *data;
+	enum pc_stored_type stored;
 };
 
 static int is_default_domain(const char *d)
@@ -74,6 +76,12 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 		out->dtype = PC_DTYPE_FLOAT;
 		esize = dt == ONNX_FLOAT ? 4 : 8;
 		break;
+	case ONNX_INT8:
+	case ONNX_UINT8:
+		out->dtype = PC_DTYPE_FLOAT;
+		out->stored = dt == ONNX_INT8 ? PC_STORED_INT8 : PC_STORED_UINT8;
+		esize = 1;
+		break;
 	case ONNX_INT64:
 	case ONNX_INT32:
 	case ONNX_BOOL:
@@ -82,7 +90,8 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 		break;
 	default:
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, name,
-				    "tensor has data type %d (%s); paracorr reads float, double, int32, int64 and bool",
+				    "tensor has data type %d (%s); paracorr reads float, double, int8, uint8, int32, "
+				    "int64 and bool",
 				    dt, pc_dtype_name(dt));
 	}
 	want = (size_t)n * esize;
@@ -95,7 +104,7 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 					    pc_dtype_name(dt), want);
 		}
 	} else {
-		/* bool, like int32, travels in int32_data */
+		/* bool, int8 and uint8, like int32, travel in int32_data */
 		size_t have = dt == ONNX_FLOAT ? t->n_float_data
 			      : dt == ONNX_DOUBLE ? t->n_double_data
 			      : dt == ONNX_INT64  ? t->n_int64_data
@@ -133,6 +142,8 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 				int32_t v;
 				memcpy(&v, raw + 4 * i, 4);
 				((int64_t *)out->data)[i] = v;
+			} else if (out->stored) {
+				((float *)out->data)[i] = pc_stored_value(out->stored, raw[i]);
 			} else {
 				((int64_t *)out->data)[i] = raw[i] != 0;
 			}
@@ -144,6 +155,15 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 			((int64_t *)out->data)[i] = t->int64_data[i];
 		} else if (dt == ONNX_INT32) {
 			((int64_t *)out->data)[i] = t->int32_data[i];
+		} else if (out->stored) {
+			int32_t v = t->int32_data[i];
+			if (v < (dt == ONNX_INT8 ? -128 : 0) || v > (dt == ONNX_INT8 ? 127 : 255)) {
+				free(out->data);
+				out->data = NULL;
+				return pc_error_set(err, PC_ERR_FORMAT, name, "int32_data[%lld] = %d is outside %s",
+						    (long long)i, (int)v, pc_dtype_name(dt));
+			}
+			((float *)out->data)[i] = (float)v;
 		} else {
 			((int64_t *)out->data)[i] = t->int32_data[i] != 0;
 		}
@@ -273,6 +293,13 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 				return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' has no tensor", an);
 			if (convert_tensor(a->t, what, &tensors[i], err))
 				return err ? err->code : PC_ERR_FORMAT;
+			/* PyTorch's exporter writes QDQ zero points as Constant
+			 * nodes: add_node marks their output as integers */
+			if (tensors[i].stored && (!np->op_type || strcmp(np->op_type, "Constant") != 0))
+				return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+						    "attribute '%s' holds an int8/uint8 tensor; paracorr reads those "
+						    "only as a Constant's value or an initializer",
+						    an);
 			d->type = PC_ATTR_TENSOR;
 			d->tdtype = tensors[i].dtype;
 			d->tshape = tensors[i].shape;
@@ -338,6 +365,11 @@ static int add_node(struct pc_graph *g, const Onnx__NodeProto *np, size_t index,
 		goto out;
 	rc = pc_graph_add_node(g, op, name, (int)np->n_input, (const char *const *)np->input, (int)np->n_output,
 			       (const char *const *)np->output, (int)na, attrs, err);
+	/* a Constant of int8/uint8 values: its output holds integers, as such
+	 * an initializer does (a zero point; check_int_uses keeps it one) */
+	for (size_t i = 0; !rc && i < na && np->n_output > 0 && np->output[0][0]; i++)
+		if (tensors[i].stored)
+			g->values[pc_graph_lookup(g, np->output[0])].stored = tensors[i].stored;
 out:
 	for (size_t i = 0; strs && tensors && i < na; i++) {
 		free(strs[i]);
@@ -384,6 +416,36 @@ static int add_input(struct pc_graph *g, const Onnx__ValueInfoProto *vi, struct 
 					err);
 }
 
+/* An int8 / uint8 initializer (or Constant) is read as the integers
+ * DequantizeLinear turns into real numbers (its input 0) or as a zero point
+ * (input 2 of either QDQ op); anywhere else its floats would silently be
+ * taken for real values. */
+static int check_int_uses(const struct pc_graph *g, const Onnx__GraphProto *gp, struct pc_error *err)
+{
+	for (size_t k = 0; k < gp->n_node; k++) {
+		const Onnx__NodeProto *np = gp->node[k];
+		const char *op = np->op_type ? np->op_type : "";
+		int dq = strcmp(op, "DequantizeLinear") == 0, q = strcmp(op, "QuantizeLinear") == 0;
+
+		for (size_t i = 0; i < np->n_input; i++) {
+			int v = np->input[i][0] ? pc_graph_lookup(g, np->input[i]) : -1;
+			char where[200];
+
+			if (v < 0 || !g->values[v].stored || (dq && i == 0) || ((dq || q) && i == 2))
+				continue;
+			if (np->name && np->name[0])
+				snprintf(where, sizeof(where), "node '%s' (%s)", np->name, op);
+			else
+				snprintf(where, sizeof(where), "node '#%zu' (%s)", k, op);
+			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
+					    "input %zu is the %s tensor '%s'; paracorr reads int8/uint8 "
+					    "tensors only as DequantizeLinear's input 0 or as a zero point",
+					    i, g->values[v].stored == PC_STORED_INT8 ? "int8" : "uint8", np->input[i]);
+		}
+	}
+	return PC_OK;
+}
+
 static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc_error *err)
 {
 	const Onnx__GraphProto *gp = m->graph;
@@ -425,6 +487,7 @@ static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc
 		rc = pc_graph_adopt_initializer(g, t->name, &td.shape, td.dtype, td.data, err);
 		if (rc)
 			goto fail;
+		g->values[pc_graph_lookup(g, t->name)].stored = td.stored;
 	}
 	for (size_t i = 0; i < gp->n_input; i++) {
 		const Onnx__ValueInfoProto *vi = gp->input[i];
@@ -444,6 +507,8 @@ static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc
 		if (rc)
 			goto fail;
 	}
+	if ((rc = check_int_uses(g, gp, err)))
+		goto fail;
 	for (size_t i = 0; i < gp->n_output; i++) {
 		const char *name = gp->output[i]->name;
 		if (!name || !name[0]) {
@@ -786,6 +851,27 @@ static int set_raw(Onnx__TensorProto *t, const float *data, const struct pc_shap
 	return 0;
 }
 
+/* t's values replaced by the n stored integers of an int8 / uint8
+ * parameter, as raw bytes. Weights trained off the integers are rounded
+ * half to even and saturated to the type: the file can hold nothing else. */
+static int set_stored(Onnx__TensorProto *t, const float *data, int64_t n, enum pc_stored_type type,
+		      struct pc_error *err)
+{
+	free(t->int32_data);
+	t->int32_data = NULL;
+	t->n_int32_data = 0;
+	free(t->raw_data.data);
+	t->raw_data.len = (size_t)n;
+	if (!(t->raw_data.data = malloc(n ? (size_t)n : 1))) {
+		t->raw_data.len = 0;
+		return pc_error_set(err, PC_ERR_NOMEM, t->name, "out of memory");
+	}
+	for (int64_t i = 0; i < n; i++)
+		t->raw_data.data[i] = pc_stored_byte(type, data[i]);
+	t->has_raw_data = 1;
+	return 0;
+}
+
 /* A float initializer named name holding data (shape's count of floats),
  * allocated as protobuf-c frees it. */
 static Onnx__TensorProto *new_initializer(const char *name, const struct pc_shape *shape, const float *data)
@@ -952,6 +1038,18 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 		p = pc_graph_param(g, k);
 		for (size_t d = 0; d < t->n_dims; d++)
 			numel *= t->dims[d];
+		if (p->stored) {
+			if (numel != p->count || !t->has_data_type || t->data_type != (int)p->stored) {
+				rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
+						  "the source's initializer is not the %s tensor of %lld values the graph has",
+						  pc_dtype_name((int)p->stored), (long long)p->count);
+				goto out;
+			}
+			if ((rc = set_stored(t, weights + p->offset, p->count, p->stored, err)))
+				goto out;
+			replaced++;
+			continue;
+		}
 		if (numel != p->count || !t->has_data_type || t->data_type != 1) {
 			rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
 					  "the source's initializer is not the float tensor of %lld values the graph has",

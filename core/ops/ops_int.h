@@ -136,7 +136,9 @@ static inline float pc_exp_nonpos(float x)
 	X(SPLIT)                                                                                                     \
 	X(EXPAND)                                                                                                    \
 	X(TILE)                                                                                                      \
-	X(SCATTERND)
+	X(SCATTERND)                                                                                                 \
+	X(QUANTIZELINEAR)                                                                                            \
+	X(DEQUANTIZELINEAR)
 
 enum pc_op {
 #define PC_OP_ENUM(id) PC_OP_##id,
@@ -339,5 +341,8 @@ PC_OP_DECLARE(pc_split);
 PC_OP_DECLARE(pc_expand);
 PC_OP_DECLARE(pc_tile);
 PC_OP_DECLARE(pc_scatternd);
+/* quant.c */
+PC_OP_DECLARE(pc_quantize);
+PC_OP_DECLARE(pc_dequantize);
 
 #endif

@@ -156,6 +156,23 @@ static double matmul_flops(const struct pc_plan *p, const struct pc_node *n)
 #define OP_TILE {.name = "Tile", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_tile)}
 #define OP_SCATTERND {.name = "ScatterND", .attrs = "reduction", ARITY(3, 3, 1, 1), ROW(pc_scatternd)}
 
+/* scale and zero point (inputs 1, 2) are constants, never weights; the
+ * integers DequantizeLinear reads are (the loader's stored integers) */
+static double quantize_flops(const struct pc_plan *p, const struct pc_node *n)
+{
+	return 4.0 * (double)p->t[n->out[0]].numel; /* divide, round, add, clamp */
+}
+
+static double dequantize_flops(const struct pc_plan *p, const struct pc_node *n)
+{
+	return 2.0 * (double)p->t[n->out[0]].numel; /* subtract, multiply */
+}
+
+#define OP_QUANTIZELINEAR {.name = "QuantizeLinear", .attrs = "axis", ARITY(2, 3, 1, 1), \
+	.buffer_inputs = (1u << 1) | (1u << 2), .flops = quantize_flops, ROW(pc_quantize)}
+#define OP_DEQUANTIZELINEAR {.name = "DequantizeLinear", .attrs = "axis", ARITY(2, 3, 1, 1), \
+	.buffer_inputs = (1u << 1) | (1u << 2), .flops = dequantize_flops, ROW(pc_dequantize)}
+
 #define OP_ENTRY(id) [PC_OP_##id] = OP_##id,
 const struct pc_op_def pc_op_table[] = {PC_OP_LIST(OP_ENTRY)};
 #undef OP_ENTRY

@@ -8,7 +8,16 @@
  * compiler or the machine. In int8 only the weights read by Conv, Gemm or
  * MatMul as their weight input are quantized (scale = max|w|/127, per tensor
  * or per output channel); every other element keeps its float32 bits and is
- * protected: it exposes no bit. */
+ * protected: it exposes no bit.
+ *
+ * A model quantized in ONNX QDQ form already stores integers: a parameter
+ * whose pc_param.stored is INT8 or UINT8 (an initializer read by
+ * DequantizeLinear as input 0) holds those integers as floats. In int8 its
+ * code is the integer itself, never re-quantized: the two's complement byte
+ * of an int8, the byte of a uint8; it decodes to that integer (the graph's
+ * DequantizeLinear applies its scale and zero point) and exposes 8 bits,
+ * with no scale (pc_faults_scales: none, pc_faults_axis: -1). In the float
+ * formats it is any parameter: the float bits of its value. */
 #ifndef PARACORR_FAULTS_H
 #define PARACORR_FAULTS_H
 
@@ -53,7 +62,9 @@ const char *pc_faults_format_name(enum pc_faults_format f);
 /* Whether parameter tensor p is int8-quantizable: every read of it is the
  * weight input (input 1) of a Conv, Gemm or MatMul. *axis receives its output
  * channel axis: Conv 0, Gemm 0 with transB = 1 and 1 without, MatMul the
- * last (a 1-D MatMul operand is a vector, not a weight: it stays float). */
+ * last (a 1-D MatMul operand is a vector, not a weight: it stays float).
+ * A QDQ model's stored integers (pc_param.stored) count as quantizable,
+ * with *axis -1: they are int8 codes as they stand. */
 int pc_faults_quantizable(const struct pc_graph *g, int p, int *axis);
 
 /* --- an encoded vector ------------------------------------------------------- */

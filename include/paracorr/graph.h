@@ -52,6 +52,21 @@ enum pc_output_kind {
 	PC_OUTPUT_LOGPROBS, /* graph ends in LogSoftmax */
 };
 
+/* The integer type an initializer had in the file, numbered as ONNX's
+ * TensorProto.DataType; its integers are held as floats (exactly). */
+enum pc_stored_type {
+	PC_STORED_FLOAT = 0, /* a float initializer (or any other value) */
+	PC_STORED_UINT8 = 2,
+	PC_STORED_INT8 = 3,
+};
+
+/* The byte that stores v as an integer of type (two's complement for
+ * int8). v off the integers (a trained or corrupted weight) is rounded half
+ * to even and saturated to the type, NaN to 0, so it is always defined. */
+uint8_t pc_stored_byte(enum pc_stored_type type, float v);
+/* The integer a stored byte holds, as a float. */
+float pc_stored_value(enum pc_stored_type type, uint8_t byte);
+
 /* One corruptible tensor inside the flat parameter buffer. */
 struct pc_param {
 	const char *name; /* ONNX initializer name */
@@ -60,6 +75,9 @@ struct pc_param {
 	int64_t count;
 	const char *node; /* the first node consuming it */
 	int node_index;	  /* its index in execution order */
+	/* UINT8 / INT8: the stored integers of a QDQ weight (the input 0 of a
+	 * DequantizeLinear), not real numbers */
+	enum pc_stored_type stored;
 };
 
 /* --- building ----------------------------------------------------------- */
