@@ -29,10 +29,13 @@ int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, str
 
 /* Writing: the source file (the one g was loaded from) with the weight
  * initializers' values replaced by `weights` (param_count floats in g's
- * order, stored as raw_data), the float buffers training moves by their
- * values in `stats` (pc_plan_stats, such as pc_trainer_stats; NULL: the
- * graph's own) and everything else as it was, unknown fields included. The buffer form returns a malloc'd file the caller frees; the
- * file form writes out_path through a temporary file and a rename. */
+ * order, stored as raw_data: floats, and a QDQ model's stored integers as
+ * int8/uint8, rounded half to even and saturated), the float buffers
+ * training moves by their values in `stats` (pc_plan_stats, such as
+ * pc_trainer_stats; NULL: the graph's own) and everything else as it was,
+ * unknown fields included. The buffer form returns a malloc'd file the
+ * caller frees; the file form writes out_path through a temporary file and
+ * a rename. */
 int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_graph *g, const float *weights,
 				const struct pc_plan *stats, unsigned char **out, size_t *out_len, struct pc_error *err);
 int pc_onnx_save_weights(const char *src_path, const struct pc_graph *g, const float *weights,
