@@ -186,76 +186,115 @@ static const char *str_or(const json_t *o, const char *key, const char *dflt)
 	return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
-/* "[87.10%, 88.02%]" of a [lo, hi] pair, or "-" */
-static const char *pct_pair(const json_t *ci, char *buf, size_t size)
+/* A column of a text table: its head, the row's field, its width (< 0:
+ * left-aligned, cut to fit) and how its cell reads the field. */
+enum tcol_kind { T_TEXT, T_REAL, T_PCT, T_PCT_PAIR, T_COUNT, T_YESNO, T_FINAL_PCT };
+
+struct tcol {
+	const char *head, *field;
+	int width;
+	enum tcol_kind kind;
+};
+
+/* The cell of column c in row, into buf. */
+static const char *tcell(const struct tcol *c, const json_t *row, char *buf, size_t size)
 {
+	const json_t *v = json_object_get(row, c->field);
 	char lo[32], hi[32];
 
-	if (!json_is_number(json_array_get(ci, 0)) || !json_is_number(json_array_get(ci, 1)))
-		snprintf(buf, size, "-");
-	else
-		snprintf(buf, size, "[%s, %s]", pct(json_number_value(json_array_get(ci, 0)), lo, sizeof(lo)),
-			 pct(json_number_value(json_array_get(ci, 1)), hi, sizeof(hi)));
-	return buf;
+	switch (c->kind) {
+	case T_TEXT:
+		return str_or(row, c->field, "?");
+	case T_REAL:
+		return real(num(row, c->field), buf, size);
+	case T_PCT:
+		return pct(num(row, c->field), buf, size);
+	case T_PCT_PAIR:
+		if (!json_is_number(json_array_get(v, 0)) || !json_is_number(json_array_get(v, 1)))
+			snprintf(buf, size, "-");
+		else
+			snprintf(buf, size, "[%s, %s]", pct(json_number_value(json_array_get(v, 0)), lo, sizeof(lo)),
+				 pct(json_number_value(json_array_get(v, 1)), hi, sizeof(hi)));
+		return buf;
+	case T_COUNT:
+		snprintf(buf, size, "%zu", json_array_size(v));
+		return buf;
+	case T_YESNO:
+		return !json_is_boolean(v) ? "-" : json_is_true(v) ? "yes" : "no";
+	case T_FINAL_PCT: {
+		/* a search's accuracy after its last flip, its clean one without */
+		const json_t *last = json_array_get(v, json_array_size(v) - 1);
+
+		return pct(last ? num(last, "accuracy") : num(json_object_get(row, "clean"), "accuracy"), buf, size);
+	}
+	}
+	return "?";
 }
+
+static void text_table(FILE *f, const char *title, const struct tcol *cols, size_t n, const json_t *rows)
+{
+	const json_t *row;
+	char buf[80];
+	size_t i;
+
+	fprintf(f, "\n%s\n", title);
+	for (size_t c = 0; c < n; c++)
+		fprintf(f, "  %*s", cols[c].width, cols[c].head);
+	fputc('\n', f);
+	json_array_foreach(rows, i, row)
+	{
+		for (size_t c = 0; c < n; c++)
+			fprintf(f, "  %*.*s", cols[c].width, cols[c].width < 0 ? -cols[c].width : 80,
+				tcell(&cols[c], row, buf, sizeof(buf)));
+		fputc('\n', f);
+	}
+}
+
+#define N_TCOLS(cols) (sizeof(cols) / sizeof((cols)[0]))
+
+static const struct tcol quantized_tcols[] = {
+	{"format", "format", -10, T_TEXT}, {"accuracy", "accuracy", 10, T_PCT}, {"loss", "loss", 10, T_REAL}};
+static const struct tcol random_tcols[] = {
+	{"format", "format", -10, T_TEXT},	  {"group", "group", -24, T_TEXT},
+	{"ber", "ber", 10, T_REAL},		  {"flips", "flips_mean", 10, T_REAL},
+	{"accuracy", "accuracy_mean", 10, T_PCT}, {"95% interval", "accuracy_ci95", 22, T_PCT_PAIR},
+	{"worst", "accuracy_min", 10, T_PCT}};
+static const struct tcol bits_tcols[] = {
+	{"format", "format", -10, T_TEXT},	  {"group", "group", -24, T_TEXT}, {"bit", "bit", 4, T_REAL},
+	{"field", "field", -9, T_TEXT},		  {"weights", "weights", 8, T_REAL},
+	{"accuracy", "accuracy_mean", 10, T_PCT}, {"worst", "accuracy_min", 10, T_PCT}};
+static const struct tcol search_tcols[] = {
+	{"format", "format", -10, T_TEXT},	     {"group", "group", -24, T_TEXT},
+	{"method", "method", -6, T_TEXT},	     {"target", "target_accuracy", 10, T_PCT},
+	{"flips", "flips", 8, T_COUNT},		     {"accuracy", "flips", 10, T_FINAL_PCT},
+	{"reached", "reached", 10, T_YESNO}};
 
 /* The bit-fault study: each format's clean numbers, the random bit errors,
  * the bit positions and the worst-case searches, each a table when the
  * report has it. */
 static void print_faults(const json_t *faults, FILE *f)
 {
-	const json_t *q = json_object_get(faults, "quantized"), *v, *row;
+	const json_t *q = json_object_get(faults, "quantized"), *v;
 	const char *name;
-	char b1[32], b2[32], b3[32], b4[80], b5[32];
-	size_t i;
+	json_t *rows;
 
 	if (!json_is_object(faults))
 		return;
-	if (json_object_size(q)) {
-		fprintf(f, "\nbit faults, the model as stored:\n  %-10s  %10s  %10s\n", "format", "accuracy", "loss");
+	if (json_object_size(q) && (rows = json_array())) {
 		json_object_foreach((json_t *)q, name, v)
-			fprintf(f, "  %-10s  %10s  %10s\n", name, pct(num(v, "accuracy"), b1, sizeof(b1)),
-				real(num(v, "loss"), b2, sizeof(b2)));
+			json_array_append_new(rows, json_pack("{s:s, s:O?, s:O?}", "format", name, "accuracy",
+							      json_object_get(v, "accuracy"), "loss", json_object_get(v, "loss")));
+		text_table(f, "bit faults, the model as stored:", quantized_tcols, N_TCOLS(quantized_tcols), rows);
+		json_decref(rows);
 	}
-	if (json_array_size(json_object_get(faults, "random"))) {
-		fprintf(f, "\nrandom bit errors (each stored bit flips with probability ber):\n");
-		fprintf(f, "  %-10s  %-24s  %10s  %10s  %10s  %22s  %10s\n", "format", "group", "ber", "flips",
-			"accuracy", "95% interval", "worst");
-		json_array_foreach(json_object_get(faults, "random"), i, row)
-			fprintf(f, "  %-10s  %-24.24s  %10s  %10s  %10s  %22s  %10s\n", str_or(row, "format", "?"),
-				str_or(row, "group", "?"), real(num(row, "ber"), b1, sizeof(b1)),
-				real(num(row, "flips_mean"), b2, sizeof(b2)),
-				pct(num(row, "accuracy_mean"), b3, sizeof(b3)),
-				pct_pair(json_object_get(row, "accuracy_ci95"), b4, sizeof(b4)),
-				pct(num(row, "accuracy_min"), b5, sizeof(b5)));
-	}
-	if (json_array_size(json_object_get(faults, "bits"))) {
-		fprintf(f, "\nper bit position (the bit flipped in random weights):\n");
-		fprintf(f, "  %-10s  %-24s  %4s  %-9s  %8s  %10s  %10s\n", "format", "group", "bit", "field",
-			"weights", "accuracy", "worst");
-		json_array_foreach(json_object_get(faults, "bits"), i, row)
-			fprintf(f, "  %-10s  %-24.24s  %4s  %-9s  %8s  %10s  %10s\n", str_or(row, "format", "?"),
-				str_or(row, "group", "?"), real(num(row, "bit"), b1, sizeof(b1)),
-				str_or(row, "field", "?"), real(num(row, "weights"), b2, sizeof(b2)),
-				pct(num(row, "accuracy_mean"), b3, sizeof(b3)),
-				pct(num(row, "accuracy_min"), b5, sizeof(b5)));
-	}
-	if (json_array_size(json_object_get(faults, "search"))) {
-		fprintf(f, "\nworst-case bit search:\n");
-		fprintf(f, "  %-10s  %-24s  %-6s  %10s  %8s  %10s  %10s\n", "format", "group", "method", "target",
-			"flips", "accuracy", "reached");
-		json_array_foreach(json_object_get(faults, "search"), i, row)
-		{
-			const json_t *flips = json_object_get(row, "flips"), *r = json_object_get(row, "reached");
-			const json_t *last = json_array_get(flips, json_array_size(flips) - 1);
-			double acc = last ? num(last, "accuracy") : num(json_object_get(row, "clean"), "accuracy");
-
-			fprintf(f, "  %-10s  %-24.24s  %-6s  %10s  %8zu  %10s  %10s\n", str_or(row, "format", "?"),
-				str_or(row, "group", "?"), str_or(row, "method", "?"),
-				pct(num(row, "target_accuracy"), b1, sizeof(b1)), json_array_size(flips),
-				pct(acc, b2, sizeof(b2)), !json_is_boolean(r) ? "-" : json_is_true(r) ? "yes" : "no");
-		}
-	}
+	if (json_array_size(json_object_get(faults, "random")))
+		text_table(f, "random bit errors (each stored bit flips with probability ber):", random_tcols,
+			   N_TCOLS(random_tcols), json_object_get(faults, "random"));
+	if (json_array_size(json_object_get(faults, "bits")))
+		text_table(f, "per bit position (the bit flipped in random weights):", bits_tcols, N_TCOLS(bits_tcols),
+			   json_object_get(faults, "bits"));
+	if (json_array_size(json_object_get(faults, "search")))
+		text_table(f, "worst-case bit search:", search_tcols, N_TCOLS(search_tcols), json_object_get(faults, "search"));
 }
 
 void pcd_summary_print(const json_t *report, int top, FILE *f)
