@@ -5,6 +5,8 @@
 #   make SANITIZE=address,undefined test   the same under ASan + UBSan (in build-san/)
 #   make bench                      benchmarks against PyTorch and OpenBLAS
 #   make demo                       the daemon and a study on Fashion-MNIST (DEMO_EXIT=1: stop after)
+#   make image                      the container image (docker/Dockerfile) as $(IMAGE); its base
+#                                   built from Debian's packages where no registry answers
 #   make fuzz FUZZ_SECONDS=60       every libFuzzer target (tests/fuzz/) for N s each, built with
 #                                   clang and ASan + UBSan in build-fuzz/; FUZZ_TARGETS="onnx spec"
 #                                   narrows it; exits non-zero on a crash, leaving the input in
@@ -69,7 +71,7 @@ ASSETS := api/openapi.yaml server/dashboard/index.html server/dashboard/app.js s
 TEST_SRC := $(wildcard tests/*.c) tests/fuzz/targets.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps deps-test deps-reference test test-run clean bench demo fuzz fuzz-run
+.PHONY: all deps deps-test deps-reference test test-run clean bench demo fuzz fuzz-run image
 
 # Installs those of the Debian packages $(1) that are missing (as root, or
 # through sudo), so that make demo and make test work on a fresh machine.
@@ -194,6 +196,16 @@ $(BUILD)/fuzz/gen_seeds: $(BUILD)/tests/fuzz/gen_seeds.o $(BUILD)/server/store/s
 
 fuzz-run: $(FUZZ_BINS) $(BUILD)/fuzz/gen_seeds
 	tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The container image: docker/base.sh finds or makes the base (pulled, or
+# debootstrapped from Debian's packages), then the two-stage build, with
+# host networking (the build's apt-get reaches the mirror as the host does)
+# and the package layers cached ahead of the source copy.
+IMAGE ?= paracorr
+image:
+	@command -v docker >/dev/null || { echo "make image: docker is not installed (apt-get install docker.io)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker daemon answers (start dockerd)"; exit 1; }
+	base=$$(docker/base.sh) && docker build --network host --build-arg BASE=$$base -f docker/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf build build-san build-fuzz
