@@ -50,42 +50,85 @@ static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, st
  * its training epochs, the study again), each weighted by its estimated
  * work (spec.h's formula), so that the fraction and the time left are the
  * whole job's while phase, done and total stay the current stage's. The
- * rate is this run's: a job resumed from a checkpoint does not count the
- * epochs it skipped as fast work. */
+ * formula's weights are only roughly each kind's real cost (a study's
+ * shortcuts make it cheaper, ACT's steps dearer), so the time left prices
+ * each kind of stage's remaining work at that kind's measured rate once it
+ * has run, and at the job's rate so far before. Rates are this run's: a
+ * job resumed from a checkpoint does not count the epochs it skipped. */
+enum { JOB_STUDY, JOB_TRAINING, JOB_KINDS };
+
 struct job_progress {
 	const struct pcd_job_opts *o;
-	double t0;	/* this run's start */
-	double f0;	/* the fraction done when it started (a resumed job) */
-	double before;	/* the stages done, as a fraction of the job */
-	double weight;	/* the current stage, as a fraction of the job */
+	double t0;		 /* this run's start */
+	double share[JOB_KINDS]; /* each kind's part of the job */
+	double skipped;		 /* training work a checkpoint skipped */
+	double work[JOB_KINDS];	 /* work of the stages finished, this run */
+	double secs[JOB_KINDS];	 /* and their seconds */
+	int kind;		 /* the current stage's */
+	double before;		 /* the stages done, as a fraction of the job */
+	double weight;		 /* the current stage, as a fraction of the job */
+	double stage_t0, stage_frac;
 	const char *prefix; /* the current stage's phase ("before: ..."), or NULL */
 	int replace;	    /* the prefix is the whole phase ("training epoch 2 of 5") */
 	char phase[96];
 };
 
-static void job_progress_stage(struct job_progress *jp, double before, double weight, const char *prefix, int replace)
+static void job_progress_stage(struct job_progress *jp, int kind, double before, double weight, const char *prefix,
+			       int replace)
 {
+	double now = pc_sys_seconds();
+
+	if (jp->stage_t0 > 0) {
+		jp->work[jp->kind] += jp->weight * jp->stage_frac;
+		jp->secs[jp->kind] += now - jp->stage_t0;
+	}
+	jp->kind = kind;
 	jp->before = before;
 	jp->weight = weight;
+	jp->stage_t0 = now;
+	jp->stage_frac = 0;
 	jp->prefix = prefix;
 	jp->replace = replace;
+}
+
+/* Seconds left: each kind's remaining work at its rate. */
+static double job_progress_left(const struct job_progress *jp, double now)
+{
+	double work[JOB_KINDS], secs[JOB_KINDS], all_w = 0, all_s = 0, left = 0;
+
+	for (int k = 0; k < JOB_KINDS; k++) {
+		work[k] = jp->work[k] + (k == jp->kind ? jp->weight * jp->stage_frac : 0);
+		secs[k] = jp->secs[k] + (k == jp->kind ? now - jp->stage_t0 : 0);
+		all_w += work[k];
+		all_s += secs[k];
+	}
+	if (all_w <= 0)
+		return -1.0;
+	for (int k = 0; k < JOB_KINDS; k++) {
+		double rest = jp->share[k] - work[k] - (k == JOB_TRAINING ? jp->skipped : 0);
+
+		if (rest > 0)
+			left += rest * (work[k] > 0 ? secs[k] / work[k] : all_s / all_w);
+	}
+	return left;
 }
 
 static void job_progress_cb(const struct pc_progress *pr, void *arg)
 {
 	struct job_progress *jp = arg;
 	struct pc_progress p = *pr;
-	double f = jp->before + jp->weight * (pr->fraction > 0 ? (pr->fraction < 1 ? pr->fraction : 1) : 0);
+	double now = pc_sys_seconds();
 
+	jp->stage_frac = pr->fraction > 0 ? (pr->fraction < 1 ? pr->fraction : 1) : 0;
 	if (jp->prefix) {
 		int join = !jp->replace && pr->phase;
 
 		snprintf(jp->phase, sizeof(jp->phase), "%s%s%s", jp->prefix, join ? ": " : "", join ? pr->phase : "");
 		p.phase = jp->phase;
 	}
-	p.fraction = f;
-	p.elapsed = pc_sys_seconds() - jp->t0;
-	p.remaining = f > jp->f0 ? p.elapsed / (f - jp->f0) * (1.0 - f) : -1.0;
+	p.fraction = jp->before + jp->weight * jp->stage_frac;
+	p.elapsed = now - jp->t0;
+	p.remaining = job_progress_left(jp, now);
 	jp->o->progress(&p, jp->o->progress_arg);
 }
 
@@ -222,8 +265,10 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	study_w = pc_spec_study_passes(spec, &m) * ((double)d->n * (double)m.parameters + PC_WORK_PER_PASS);
 	study_w = total > 0 ? fmin(study_w / total, 0.5) : 0.5;
 	epoch_w = tr->epochs > 0 ? (1.0 - 2.0 * study_w) / tr->epochs : 0.0;
+	jp.share[JOB_STUDY] = 2.0 * study_w;
+	jp.share[JOB_TRAINING] = 1.0 - 2.0 * study_w;
 	study_opts(o, &jp, &so);
-	job_progress_stage(&jp, 0.0, study_w, "before", 0);
+	job_progress_stage(&jp, JOB_STUDY, 0.0, study_w, "before", 0);
 	if ((rc = pc_study_run(g, d, spec, &so, &before, err)))
 		goto out;
 	pc_train_opts_default(&to);
@@ -245,13 +290,13 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 		goto out;
 	/* a restart goes on from the last completed epoch */
 	start = o->checkpoint ? pcd_ckpt_load(o->checkpoint, t, &curve) : 0;
-	jp.f0 = start * epoch_w; /* the epochs a checkpoint skips took no time */
+	jp.skipped = start * epoch_w;
 	for (int e = start; e < tr->epochs; e++) {
 		double te = pc_sys_seconds();
 		struct pc_train_stats st;
 
 		snprintf(epoch_phase, sizeof(epoch_phase), "training epoch %d of %d", e + 1, tr->epochs);
-		job_progress_stage(&jp, study_w + e * epoch_w, epoch_w, epoch_phase, 1);
+		job_progress_stage(&jp, JOB_TRAINING, study_w + e * epoch_w, epoch_w, epoch_phase, 1);
 		if ((rc = pc_trainer_epoch(t, dt, e, o->progress ? job_progress_cb : NULL, &jp, o->cancel, o->cancel_arg,
 					   &st, err)))
 			goto out;
@@ -264,7 +309,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 		change += ((double)w[i] - w0[i]) * ((double)w[i] - w0[i]);
 	/* the "after" study measures the file a user gets, loaded as any
 	 * model is; the shared graph g stays the source model */
-	job_progress_stage(&jp, 1.0 - study_w, study_w, "after", 0);
+	job_progress_stage(&jp, JOB_STUDY, 1.0 - study_w, study_w, "after", 0);
 	if ((rc = pc_onnx_save_weights(files->model, g, w, pc_trainer_stats(t), o->model_out, err)) ||
 	    (rc = pc_onnx_load_file(o->model_out, &hardened, err)) ||
 	    (rc = pc_study_run(hardened, d, spec, &so, &after, err)))
@@ -305,13 +350,15 @@ static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *p
 {
 	struct pc_work_model m;
 	struct pc_study_opts so;
-	struct job_progress jp = {.o = o, .t0 = pc_sys_seconds(), .weight = 1.0};
+	struct job_progress jp = {.o = o, .t0 = pc_sys_seconds()};
 	int rc;
 
 	pc_work_model_of(g, &m);
 	if ((rc = pc_spec_check_model(spec, &m, err)) || (rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
 		return rc;
+	jp.share[JOB_STUDY] = 1.0;
 	study_opts(o, &jp, &so);
+	job_progress_stage(&jp, JOB_STUDY, 0.0, 1.0, NULL, 0);
 	return pc_study_run(g, d, spec, &so, out, err);
 }
 
