@@ -107,6 +107,7 @@ static void report_progress(struct study *s)
 	pr.remaining = s->passes_done > 0 ? pr.elapsed / (double)s->passes_done *
 						    (double)(s->passes_total - s->passes_done)
 					  : -1.0;
+	pr.fraction = s->passes_total > 0 ? (double)s->passes_done / (double)s->passes_total : 0.0;
 	s->o->progress(&pr, s->o->progress_arg);
 }
 

@@ -451,7 +451,7 @@ int pc_trainer_epoch(struct pc_trainer *t, const struct pc_dataset *d, int epoch
 		out->tokens += st.tokens;
 		out->sequence |= st.sequence;
 		if (progress) {
-			struct pc_progress pr = {"training", s + 1, steps, 0, -1};
+			struct pc_progress pr = {"training", s + 1, steps, 0, -1, (double)(s + 1) / (double)steps};
 			progress(&pr, progress_arg);
 		}
 	}

@@ -2976,6 +2976,18 @@ TEST(http_cli_client)
 	CHECK_MSG(run_cli(args, out, 65536) == 0, "%s", out);
 	CHECK_MSG(strstr(out, "uploading the model") && strstr(out, "the whole model") && strstr(out, "epsilon"),
 		  "%s", out);
+	/* each upload's progress ends at its size; the job's counts passes */
+	{
+		char path[PATH_MAX], want[160];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/" FIX "mlp_op13.onnx", pc_test_root());
+		REQUIRE(stat(path, &st) == 0);
+		snprintf(want, sizeof(want), "[uploading the model] %lld/%lld kB (100%%)", (long long)st.st_size / 1000,
+			 (long long)st.st_size / 1000);
+		CHECK_MSG(strstr(out, want), "no '%s' in: %s", want, out);
+		CHECK_MSG(strstr(out, "[uploading the dataset] ") && strstr(out, " passes (100%)"), "%s", out);
+	}
 	{
 		const char *q = strstr(out, "job j-");
 		if (q)
@@ -3086,6 +3098,28 @@ TEST(http_harden_refuse_unknown_training_dataset)
 	flow_teardown(t, &d);
 }
 
+/* A running job's progress as openapi.yaml's Job says: the stage's phase,
+ * done and total, the whole job's fraction (never falling within one run:
+ * *last holds the previous one, reset per run) and seconds. */
+static void check_job_progress(struct pc_test *t, const json_t *j, double *last)
+{
+	const json_t *p = json_object_get(j, "progress"), *r;
+	double f;
+
+	if (!json_is_object(p))
+		return;
+	f = json_number_value(json_object_get(p, "fraction"));
+	CHECK_MSG(f >= 0 && f <= 1 && f >= *last, "fraction %g after %g (%s)", f, *last,
+		  json_string_value(json_object_get(p, "phase")));
+	*last = f;
+	CHECK(json_is_integer(json_object_get(p, "done")) && json_is_integer(json_object_get(p, "total")));
+	CHECK(json_is_number(json_object_get(p, "elapsed_seconds")) &&
+	      json_number_value(json_object_get(p, "elapsed_seconds")) >= 0);
+	r = json_object_get(p, "remaining_seconds");
+	CHECK_MSG(json_is_null(r) || (json_is_number(r) && json_number_value(r) >= 0), "remaining_seconds: %s",
+		  json_is_number(r) ? "negative" : "not a number or null");
+}
+
 /* kill -9 between two epochs: after the restart training resumes from its
  * checkpoint (epoch 2 or later, never 1), the job succeeds at its second
  * attempt, and its report is an uninterrupted run's. */
@@ -3095,8 +3129,8 @@ TEST(http_harden_resumes_after_kill)
 	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], fmt[1024], path[256];
 	json_t *j, *rep = NULL, *rep2 = NULL;
 	struct be_resp r;
-	int saw_first_epoch = 0, resumed_at = 0;
-	double t0;
+	int saw_first_epoch = 0, resumed_at = 0, fresh = 0;
+	double t0, last = 0;
 
 	if (!harden_cnn_setup(t, &d, model, ds))
 		return;
@@ -3112,6 +3146,7 @@ TEST(http_harden_resumes_after_kill)
 		REQUIRE(get(&d, path, &r) == 0);
 		j = be_resp_json(&r);
 		be_resp_free(&r);
+		check_job_progress(t, j, &last);
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		if (ph && strstr(ph, "training epoch 1 "))
 			saw_first_epoch = 1;
@@ -3127,12 +3162,19 @@ TEST(http_harden_resumes_after_kill)
 	CHECK_MSG(saw_first_epoch, "never saw the first epoch run");
 	CHECK_INT(be_daemon_stop(&d, SIGKILL, NULL), 128 + SIGKILL);
 	REQUIRE(daemon_start(&d, NULL));
+	/* the second attempt starts over with its first study; until it
+	 * reports, the row may still show the killed attempt's progress */
+	last = 0;
 	for (t0 = pc_sys_seconds(); pc_sys_seconds() - t0 < 180;) {
 		const char *ph, *st;
 
 		REQUIRE(get(&d, path, &r) == 0);
 		j = be_resp_json(&r);
 		be_resp_free(&r);
+		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
+		fresh |= ph && !strncmp(ph, "before: ", 8);
+		if (fresh && json_is_object(json_object_get(j, "progress")))
+			check_job_progress(t, j, &last);
 		ph = json_string_value(json_object_get(json_object_get(j, "progress"), "phase"));
 		st = json_string_value(json_object_get(j, "status"));
 		if (ph && !resumed_at && !strncmp(ph, "training epoch ", 15))

@@ -30,6 +30,9 @@ struct pc_progress {
 	int64_t total;	   /* dataset passes planned */
 	double elapsed;	   /* seconds */
 	double remaining;  /* seconds, estimated; < 0 when unknown */
+	/* of the whole run, in [0, 1]: done / total for one study; a caller
+	 * that runs several stages (a harden job) rescales it to the job's */
+	double fraction;
 };
 
 typedef void (*pc_progress_fn)(const struct pc_progress *pr, void *arg);

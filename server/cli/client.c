@@ -1,7 +1,9 @@
 /* client: see client.h. */
 #include "client.h"
 
+#include "paracorr/sys.h"
 #include "problem.h"
+#include "summary.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 int pcd_client_init(struct pcd_client *c, const char *server, const char *token, struct pc_error *err)
 {
@@ -76,6 +79,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return k;
 }
 
+struct upload_progress {
+	const char *label;
+	struct pcd_progress_bar bar;
+	double t0;
+};
+
+static int on_upload(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct upload_progress *u = arg;
+	double el = pc_sys_seconds() - u->t0;
+
+	(void)dltotal, (void)dlnow;
+	if (ultotal > 0)
+		pcd_progress_draw(&u->bar, u->label, (long long)(ulnow / 1000), (long long)(ultotal / 1000), "kB", el,
+				  ulnow > 0 ? el / (double)ulnow * (double)(ultotal - ulnow) : -1.0, 0, stderr);
+	return 0;
+}
+
 int pcd_client_do(const struct pcd_client *c, const char *method, const char *path, const char *content_type,
 		  const char *body, size_t len, const char *upload_path, const char *const *parts,
 		  struct pcd_client_resp *r, struct pc_error *err)
@@ -85,6 +106,7 @@ int pcd_client_do(const struct pcd_client *c, const char *method, const char *pa
 	curl_mime *mime = NULL;
 	FILE *up = NULL;
 	char url[1024], ct[160], cerr[CURL_ERROR_SIZE] = "";
+	struct upload_progress prog = {0};
 	CURLcode cc;
 	int rc = 0;
 
@@ -137,6 +159,14 @@ int pcd_client_do(const struct pcd_client *c, const char *method, const char *pa
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	}
+	if (c->upload_label && (upload_path || parts)) {
+		prog.label = c->upload_label;
+		prog.bar.tty = isatty(2);
+		prog.t0 = pc_sys_seconds();
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_upload);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, &prog);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	/* uploads do not wait for a 100 Continue the server may not send */
@@ -147,6 +177,13 @@ int pcd_client_do(const struct pcd_client *c, const char *method, const char *pa
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (prog.label) {
+		curl_off_t sent = 0;
+
+		curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
+		pcd_progress_draw(&prog.bar, prog.label, (long long)(sent / 1000), (long long)(sent / 1000), "kB",
+				  pc_sys_seconds() - prog.t0, 0, 1, stderr);
+	}
 	if (!r->body && !(r->body = calloc(1, 1)))
 		rc = pc_error_set(err, PC_ERR_NOMEM, "response", "out of memory");
 out:

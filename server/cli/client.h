@@ -12,6 +12,9 @@ struct pcd_client {
 	char base[512];	  /* "http://127.0.0.1:8080", no trailing slash */
 	char auth[1100];  /* "Authorization: Bearer …" or "" */
 	const char *extra; /* one more header line for the next requests, or NULL */
+	/* an upload's progress (kB sent, time left) drawn on stderr under this
+	 * label; NULL: none */
+	const char *upload_label;
 };
 
 struct pcd_client_resp {

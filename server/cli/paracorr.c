@@ -246,8 +246,8 @@ out:
 
 static void show_progress(const struct pc_progress *pr, void *arg)
 {
-	pcd_progress_draw(arg, pr->phase, (long long)pr->done, (long long)pr->total, pr->elapsed, pr->remaining,
-			  pr->done >= pr->total, stderr);
+	pcd_progress_draw(arg, pr->phase, (long long)pr->done, (long long)pr->total, pcd_progress_unit(pr->phase),
+			  pr->elapsed, pr->remaining, pr->done >= pr->total, stderr);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -447,9 +447,12 @@ static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet
 	int rc;
 
 	if (json_is_string(m) && !is_upload_id(json_string_value(m))) {
+		struct pcd_client cu = *c;
+
+		cu.upload_label = quiet ? NULL : "uploading the model";
 		if (!quiet)
 			fprintf(stderr, "uploading the model %s\n", json_string_value(m));
-		if ((rc = pcd_client_do(c, "POST", "/v1/models", "application/octet-stream", NULL, 0,
+		if ((rc = pcd_client_do(&cu, "POST", "/v1/models", "application/octet-stream", NULL, 0,
 					json_string_value(m), NULL, &r, err)))
 			return rc;
 		rc = upload_answer(&r, "model", id, err);
@@ -480,12 +483,14 @@ static int upload_dataset_field(const struct pcd_client *c, json_t *obj, const c
 		const char *x = json_string_value(json_object_get(d, "inputs"));
 		const char *y = json_string_value(json_object_get(d, "labels"));
 		const char *parts[] = {"inputs", x, y ? "labels" : NULL, y, NULL};
+		struct pcd_client cu = *c;
 
 		if (!x)
 			return pc_error_set(err, PC_ERR_INVALID, "dataset.inputs", "must be a path");
 		if (!quiet)
 			fprintf(stderr, "uploading the dataset %s%s%s\n", x, y ? " + " : "", y ? y : "");
-		if ((rc = pcd_client_do(c, "POST", "/v1/datasets", NULL, NULL, 0, NULL, parts, &r, err)))
+		cu.upload_label = quiet ? NULL : "uploading the dataset";
+		if ((rc = pcd_client_do(&cu, "POST", "/v1/datasets", NULL, NULL, 0, NULL, parts, &r, err)))
 			return rc;
 		rc = upload_answer(&r, key, id, err);
 		pcd_client_resp_free(&r);
@@ -535,6 +540,14 @@ static int is_finished(const char *status)
 	return status && (!strcmp(status, "succeeded") || !strcmp(status, "failed") || !strcmp(status, "cancelled"));
 }
 
+/* The daemon's estimate of the seconds a job has left; -1 when it has none. */
+static double eta(const json_t *progress)
+{
+	const json_t *r = json_object_get(progress, "remaining_seconds");
+
+	return json_is_number(r) ? json_number_value(r) : -1.0;
+}
+
 /* Follows a job until it finishes, drawing its progress; the final job. */
 static json_t *follow_job(const struct pcd_client *c, const char *id, int quiet, struct pc_error *err)
 {
@@ -558,8 +571,8 @@ static json_t *follow_job(const struct pcd_client *c, const char *id, int quiet,
 				 json_is_object(p) ? json_string_value(json_object_get(p, "phase")) : "");
 			pcd_progress_draw(&bar, phase, (long long)json_integer_value(json_object_get(p, "done")),
 					  (long long)json_integer_value(json_object_get(p, "total")),
-					  pc_sys_seconds() - t0, -1,
-					  is_finished(st), stderr);
+					  pcd_progress_unit(json_string_value(json_object_get(p, "phase"))),
+					  pc_sys_seconds() - t0, eta(p), is_finished(st), stderr);
 		}
 		if (is_finished(st))
 			return j;

@@ -105,6 +105,15 @@ function progressBar(p) {
     'aria-valuemin': 0, 'aria-valuemax': 100}, span);
 }
 
+// The daemon's estimate of the time a job has left (its whole run, not the
+// current stage), as ' · ~3 min left'; '' while it has none.
+function left(p) {
+  const r = p && typeof p.remaining_seconds === 'number' ? p.remaining_seconds : null;
+  if (r === null) return '';
+  const t = r < 90 ? Math.ceil(r) + ' s' : r < 5400 ? Math.round(r / 60) + ' min' : (r / 3600).toFixed(1) + ' h';
+  return ' · ~' + t + ' left';
+}
+
 function errorBox(e) {
   return h('p', {class: 'error'}, e instanceof ApiError ? e.message : 'Error: ' + e.message);
 }
@@ -127,7 +136,7 @@ async function jobsView(cursor, rows) {
       h('td', {}, h('a', {href: '#/jobs/' + j.id, class: 'mono'}, j.id)),
       h('td', {}, j.kind),
       h('td', {}, badge(j.status)),
-      h('td', {}, j.status === 'running' ? [progressBar(p), h('small', {class: 'muted'}, p ? p.phase : '')] : ''),
+      h('td', {}, j.status === 'running' ? [progressBar(p), h('small', {class: 'muted', 'data-testid': 'eta'}, p ? p.phase + left(p) : '')] : ''),
       h('td', {}, when(j.created_at))));
   }
   const table = h('table', {'data-testid': 'jobs'},
@@ -381,7 +390,7 @@ async function jobView(id) {
     h('dt', {}, 'Finished'), h('dd', {}, when(j.finished_at)));
   const head = h('section', {class: 'card'}, facts);
   if (!finished(j.status)) {
-    head.append(h('p', {}, p ? p.phase + ': ' + p.done + ' of ' + p.total : 'waiting for a worker'),
+    head.append(h('p', {'data-testid': 'eta'}, p ? p.phase + ': ' + p.done + ' of ' + p.total + left(p) : 'waiting for a worker'),
       progressBar(p), h('button', {class: 'danger', onclick: async () => {
         try { await api('POST', '/v1/jobs/' + j.id + '/cancel'); } catch (e) { head.append(errorBox(e)); }
         route();

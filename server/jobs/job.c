@@ -46,14 +46,100 @@ static int check_sample(const struct pc_graph *g, const struct pc_dataset *d, st
 	return pc_dataset_check_input(d, &sample, err);
 }
 
-static void study_opts(const struct pcd_job_opts *o, struct pc_study_opts *so)
+/* A job's progress as one line across its stages (a harden job: the study,
+ * its training epochs, the study again), each weighted by its estimated
+ * work (spec.h's formula), so that the fraction and the time left are the
+ * whole job's while phase, done and total stay the current stage's. The
+ * formula's weights are only roughly each kind's real cost (a study's
+ * shortcuts make it cheaper, ACT's steps dearer), so the time left prices
+ * each kind of stage's remaining work at that kind's measured rate once it
+ * has run, and at the job's rate so far before. Rates are this run's: a
+ * job resumed from a checkpoint does not count the epochs it skipped. */
+enum { JOB_STUDY, JOB_TRAINING, JOB_KINDS };
+
+struct job_progress {
+	const struct pcd_job_opts *o;
+	double t0;		 /* this run's start */
+	double share[JOB_KINDS]; /* each kind's part of the job */
+	double skipped;		 /* training work a checkpoint skipped */
+	double work[JOB_KINDS];	 /* work of the stages finished, this run */
+	double secs[JOB_KINDS];	 /* and their seconds */
+	int kind;		 /* the current stage's */
+	double before;		 /* the stages done, as a fraction of the job */
+	double weight;		 /* the current stage, as a fraction of the job */
+	double stage_t0, stage_frac;
+	const char *prefix; /* the current stage's phase ("before: ..."), or NULL */
+	int replace;	    /* the prefix is the whole phase ("training epoch 2 of 5") */
+	char phase[96];
+};
+
+static void job_progress_stage(struct job_progress *jp, int kind, double before, double weight, const char *prefix,
+			       int replace)
+{
+	double now = pc_sys_seconds();
+
+	if (jp->stage_t0 > 0) {
+		jp->work[jp->kind] += jp->weight * jp->stage_frac;
+		jp->secs[jp->kind] += now - jp->stage_t0;
+	}
+	jp->kind = kind;
+	jp->before = before;
+	jp->weight = weight;
+	jp->stage_t0 = now;
+	jp->stage_frac = 0;
+	jp->prefix = prefix;
+	jp->replace = replace;
+}
+
+/* Seconds left: each kind's remaining work at its rate. */
+static double job_progress_left(const struct job_progress *jp, double now)
+{
+	double work[JOB_KINDS], secs[JOB_KINDS], all_w = 0, all_s = 0, left = 0;
+
+	for (int k = 0; k < JOB_KINDS; k++) {
+		work[k] = jp->work[k] + (k == jp->kind ? jp->weight * jp->stage_frac : 0);
+		secs[k] = jp->secs[k] + (k == jp->kind ? now - jp->stage_t0 : 0);
+		all_w += work[k];
+		all_s += secs[k];
+	}
+	if (all_w <= 0)
+		return -1.0;
+	for (int k = 0; k < JOB_KINDS; k++) {
+		double rest = jp->share[k] - work[k] - (k == JOB_TRAINING ? jp->skipped : 0);
+
+		if (rest > 0)
+			left += rest * (work[k] > 0 ? secs[k] / work[k] : all_s / all_w);
+	}
+	return left;
+}
+
+static void job_progress_cb(const struct pc_progress *pr, void *arg)
+{
+	struct job_progress *jp = arg;
+	struct pc_progress p = *pr;
+	double now = pc_sys_seconds();
+
+	jp->stage_frac = pr->fraction > 0 ? (pr->fraction < 1 ? pr->fraction : 1) : 0;
+	if (jp->prefix) {
+		int join = !jp->replace && pr->phase;
+
+		snprintf(jp->phase, sizeof(jp->phase), "%s%s%s", jp->prefix, join ? ": " : "", join ? pr->phase : "");
+		p.phase = jp->phase;
+	}
+	p.fraction = jp->before + jp->weight * jp->stage_frac;
+	p.elapsed = now - jp->t0;
+	p.remaining = job_progress_left(jp, now);
+	jp->o->progress(&p, jp->o->progress_arg);
+}
+
+static void study_opts(const struct pcd_job_opts *o, struct job_progress *jp, struct pc_study_opts *so)
 {
 	pc_study_opts_default(so);
 	so->threads = o->threads > 0 ? o->threads : 1;
 	so->cache_bytes = o->cache_bytes;
 	so->timing_seconds = o->timing_seconds;
-	so->progress = o->progress;
-	so->progress_arg = o->progress_arg;
+	so->progress = o->progress ? job_progress_cb : NULL;
+	so->progress_arg = jp;
 	so->cancel = o->cancel;
 	so->cancel_arg = o->cancel_arg;
 }
@@ -117,23 +203,6 @@ fail:
 	return rc;
 }
 
-struct harden_progress {
-	const struct pcd_job_opts *o;
-	int epoch, epochs;
-	double t0;
-};
-
-static void train_progress(const struct pc_progress *pr, void *arg)
-{
-	struct harden_progress *hp = arg;
-	char phase[64];
-	struct pc_progress p = *pr;
-
-	snprintf(phase, sizeof(phase), "training epoch %d of %d", hp->epoch + 1, hp->epochs);
-	p.phase = phase;
-	hp->o->progress(&p, hp->o->progress_arg);
-}
-
 /* One epoch of the training curve; a sequence model's perplexities beside
  * its losses, a loss that is not finite as null. */
 static json_t *epoch_json(int e, const struct pc_train_stats *st, int corrupting, double seconds)
@@ -166,7 +235,10 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	json_t *before = NULL, *after = NULL, *curve = json_array(), *report = NULL;
 	struct pc_graph *hardened = NULL;
 	const float *w0 = pc_graph_params(g), *w;
-	double change = 0, t0 = pc_sys_seconds();
+	double change = 0, t0 = pc_sys_seconds(), study_w, epoch_w, total;
+	struct job_progress jp = {.o = o, .t0 = t0};
+	struct pc_work_model m;
+	char epoch_phase[64];
 	int64_t n = pc_graph_param_count(g);
 	int rc, start;
 
@@ -179,18 +251,24 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 	    (rc = check_sample(g, dt, err)) || (rc = pc_eval_check_graph(g, dt, 0, err)) ||
 	    (rc = act_mask(g, tr, &mask, err)))
 		goto out;
-	{
-		struct pc_work_model m;
-		pc_work_model_of(g, &m);
-		if ((rc = pc_spec_check_work(spec, &m, d->n, dt->n, o->max_work, err)))
-			goto out;
-	}
+	pc_work_model_of(g, &m);
+	if ((rc = pc_spec_check_work(spec, &m, d->n, dt->n, o->max_work, err)))
+		goto out;
 	if (dt->classes > pc_graph_classes(g)) {
 		rc = pc_error_set(err, PC_ERR_INVALID, "training.dataset", "labels span %lld classes; the model has %lld",
 				  (long long)dt->classes, (long long)pc_graph_classes(g));
 		goto out;
 	}
-	study_opts(o, &so);
+	/* the stages' shares of the job: each study S x (n x P + C), the
+	 * epochs the rest of the estimate */
+	total = pc_spec_work(spec, &m, d->n, dt->n);
+	study_w = pc_spec_study_passes(spec, &m) * ((double)d->n * (double)m.parameters + PC_WORK_PER_PASS);
+	study_w = total > 0 ? fmin(study_w / total, 0.5) : 0.5;
+	epoch_w = tr->epochs > 0 ? (1.0 - 2.0 * study_w) / tr->epochs : 0.0;
+	jp.share[JOB_STUDY] = 2.0 * study_w;
+	jp.share[JOB_TRAINING] = 1.0 - 2.0 * study_w;
+	study_opts(o, &jp, &so);
+	job_progress_stage(&jp, JOB_STUDY, 0.0, study_w, "before", 0);
 	if ((rc = pc_study_run(g, d, spec, &so, &before, err)))
 		goto out;
 	pc_train_opts_default(&to);
@@ -212,14 +290,17 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 		goto out;
 	/* a restart goes on from the last completed epoch */
 	start = o->checkpoint ? pcd_ckpt_load(o->checkpoint, t, &curve) : 0;
+	jp.skipped = start * epoch_w;
 	for (int e = start; e < tr->epochs; e++) {
-		struct harden_progress hp = {o, e, tr->epochs, pc_sys_seconds()};
+		double te = pc_sys_seconds();
 		struct pc_train_stats st;
 
-		if ((rc = pc_trainer_epoch(t, dt, e, o->progress ? train_progress : NULL, &hp, o->cancel, o->cancel_arg,
+		snprintf(epoch_phase, sizeof(epoch_phase), "training epoch %d of %d", e + 1, tr->epochs);
+		job_progress_stage(&jp, JOB_TRAINING, study_w + e * epoch_w, epoch_w, epoch_phase, 1);
+		if ((rc = pc_trainer_epoch(t, dt, e, o->progress ? job_progress_cb : NULL, &jp, o->cancel, o->cancel_arg,
 					   &st, err)))
 			goto out;
-		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? pc_sys_seconds() - hp.t0 : 0.0));
+		json_array_append_new(curve, epoch_json(e, &st, tr->act_epsilon > 0, o->timing_seconds ? pc_sys_seconds() - te : 0.0));
 		if (o->checkpoint && (rc = pcd_ckpt_save(o->checkpoint, t, e + 1, curve, err)))
 			goto out;
 	}
@@ -228,6 +309,7 @@ static int run_harden(const struct pc_spec *spec, const struct pc_preprocess *pp
 		change += ((double)w[i] - w0[i]) * ((double)w[i] - w0[i]);
 	/* the "after" study measures the file a user gets, loaded as any
 	 * model is; the shared graph g stays the source model */
+	job_progress_stage(&jp, JOB_STUDY, 1.0 - study_w, study_w, "after", 0);
 	if ((rc = pc_onnx_save_weights(files->model, g, w, pc_trainer_stats(t), o->model_out, err)) ||
 	    (rc = pc_onnx_load_file(o->model_out, &hardened, err)) ||
 	    (rc = pc_study_run(hardened, d, spec, &so, &after, err)))
@@ -268,12 +350,15 @@ static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *p
 {
 	struct pc_work_model m;
 	struct pc_study_opts so;
+	struct job_progress jp = {.o = o, .t0 = pc_sys_seconds()};
 	int rc;
 
 	pc_work_model_of(g, &m);
 	if ((rc = pc_spec_check_model(spec, &m, err)) || (rc = pc_spec_check_work(spec, &m, d->n, 0, o->max_work, err)))
 		return rc;
-	study_opts(o, &so);
+	jp.share[JOB_STUDY] = 1.0;
+	study_opts(o, &jp, &so);
+	job_progress_stage(&jp, JOB_STUDY, 0.0, 1.0, NULL, 0);
 	return pc_study_run(g, d, spec, &so, out, err);
 }
 

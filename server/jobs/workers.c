@@ -125,8 +125,11 @@ static void on_progress(const struct pc_progress *pr, void *arg)
 		return;
 	}
 	snprintf(c->phase, sizeof(c->phase), "%s", pr->phase ? pr->phase : "");
-	p = json_pack("{s:s, s:I, s:I, s:f}", "phase", c->phase, "done", (json_int_t)pr->done, "total",
-		      (json_int_t)pr->total, "fraction", pr->total > 0 ? (double)pr->done / (double)pr->total : 0.0);
+	/* done and total count the current stage; fraction and the seconds
+	 * left are the whole job's (job.c weighs its stages) */
+	p = json_pack("{s:s, s:I, s:I, s:f, s:f, s:o}", "phase", c->phase, "done", (json_int_t)pr->done, "total",
+		      (json_int_t)pr->total, "fraction", pr->fraction, "elapsed_seconds", pr->elapsed,
+		      "remaining_seconds", pr->remaining >= 0 ? json_real(pr->remaining) : json_null());
 	text = pcd_json_text(p, PCD_JSON_COMPACT);
 	json_decref(p);
 	beat(c, text);

@@ -323,8 +323,13 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	print_faults(json_object_get(report, "faults"), f);
 }
 
+const char *pcd_progress_unit(const char *phase)
+{
+	return phase && !strncmp(phase, "training", 8) ? "steps" : "passes";
+}
+
 void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,
-		       double elapsed, double remaining, int final, FILE *f)
+		       const char *unit, double elapsed, double remaining, int final, FILE *f)
 {
 	double t = pc_sys_seconds(), frac = total > 0 ? (double)done / (double)total : 0;
 	char bar[32];
@@ -341,11 +346,11 @@ void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long 
 		for (i = 0; i < w; i++)
 			bar[i] = i < filled ? '#' : '.';
 		bar[w] = '\0';
-		fprintf(f, "\r\033[K[%s] %3.0f%% %s, %lld/%lld passes, %.1f s", bar, 100 * frac, phase ? phase : "", done,
-			total, elapsed);
+		fprintf(f, "\r\033[K[%s] %3.0f%% %s, %lld/%lld %s, %.1f s", bar, 100 * frac, phase ? phase : "", done,
+			total, unit, elapsed);
 	} else {
-		fprintf(f, "[%s] %lld/%lld passes (%.0f%%), %.1f s elapsed", phase ? phase : "", done, total, 100 * frac,
-			elapsed);
+		fprintf(f, "[%s] %lld/%lld %s (%.0f%%), %.1f s elapsed", phase ? phase : "", done, total, unit,
+			100 * frac, elapsed);
 	}
 	if (remaining >= 0 && !final)
 		fprintf(f, ", ~%.0f s left", ceil(remaining));

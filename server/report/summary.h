@@ -24,9 +24,12 @@ struct pcd_progress_bar {
 	double last_draw; /* monotonic seconds of the last line drawn */
 };
 
-/* Draws progress: phase, done of total, elapsed and remaining seconds
- * (remaining < 0: unknown). final: the last update, ends the line. */
+/* Draws progress: phase, done of total (counted in unit: "passes",
+ * "steps", "kB"), elapsed and remaining seconds (remaining < 0: unknown).
+ * final: the last update, ends the line. */
 void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long done, long long total,
-		       double elapsed, double remaining, int final, FILE *f);
+		       const char *unit, double elapsed, double remaining, int final, FILE *f);
+/* What a job's phase counts: a training epoch steps, a study dataset passes. */
+const char *pcd_progress_unit(const char *phase);
 
 #endif

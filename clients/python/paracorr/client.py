@@ -298,6 +298,11 @@ def _progress_line(job, elapsed):
         parts.append(str(p["phase"]))
     if isinstance(frac, (int, float)):
         parts.append(f"{100 * frac:5.1f}%")
-        if 0 < frac < 1 and job.get("status") == "running":
-            parts.append(f"ETA {elapsed * (1 - frac) / frac:.0f} s")
+        left = p.get("remaining_seconds")
+        if job.get("status") == "running" and 0 < frac < 1:
+            # the daemon's estimate spans the job's stages; older daemons
+            # send none, and then the fraction's rate here is the estimate
+            if not isinstance(left, (int, float)):
+                left = elapsed * (1 - frac) / frac
+            parts.append(f"ETA {left:.0f} s")
     return " ".join(parts)

@@ -65,6 +65,19 @@ class Uploads(unittest.TestCase):
         self.assertEqual(job.status, "succeeded")
 
 
+class Progress(unittest.TestCase):
+    def test_eta_is_the_daemons_when_it_has_one(self):
+        from paracorr.client import _progress_line
+        job = {"id": "j-0123456789abcdef", "status": "running",
+               "progress": {"phase": "training epoch 1 of 2", "done": 5, "total": 10, "fraction": 0.25,
+                            "elapsed_seconds": 3.0, "remaining_seconds": 42.4}}
+        self.assertEqual(_progress_line(job, 10.0), "job j-0123456789 running training epoch 1 of 2  25.0% ETA 42 s")
+        job["progress"]["remaining_seconds"] = None
+        self.assertTrue(_progress_line(job, 10.0).endswith("ETA 30 s"))
+        job["status"] = "succeeded"
+        self.assertNotIn("ETA", _progress_line(job, 10.0))
+
+
 class Jobs(unittest.TestCase):
     def test_submit_wait_report(self):
         c = client()
