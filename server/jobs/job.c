@@ -68,6 +68,7 @@ struct job_progress {
 	double before;		 /* the stages done, as a fraction of the job */
 	double weight;		 /* the current stage, as a fraction of the job */
 	double stage_t0, stage_frac;
+	double last; /* the fraction last reported */
 	const char *prefix; /* the current stage's phase ("before: ..."), or NULL */
 	int replace;	    /* the prefix is the whole phase ("training epoch 2 of 5") */
 	char phase[96];
@@ -126,7 +127,10 @@ static void job_progress_cb(const struct pc_progress *pr, void *arg)
 		snprintf(jp->phase, sizeof(jp->phase), "%s%s%s", jp->prefix, join ? ": " : "", join ? pr->phase : "");
 		p.phase = jp->phase;
 	}
-	p.fraction = jp->before + jp->weight * jp->stage_frac;
+	/* a stage's start and the last one's end are the same point summed two
+	 * ways: never let rounding step the fraction back */
+	p.fraction = fmax(jp->before + jp->weight * jp->stage_frac, jp->last);
+	jp->last = p.fraction;
 	p.elapsed = now - jp->t0;
 	p.remaining = job_progress_left(jp, now);
 	jp->o->progress(&p, jp->o->progress_arg);
