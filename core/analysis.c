@@ -16,6 +16,7 @@
  *    with the layer's other parameters set to zero in f(x; u), so the layer
  *    runs once per direction and every radius is an axpy away. */
 #include "paracorr/analysis.h"
+#include "paracorr/stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -685,11 +686,41 @@ static json_t *eval_json(const struct pc_eval *e, double clean_loss)
 	return o;
 }
 
+/* The 95% interval of the mean of x[0..k-1] (Student t), or null where
+ * there is none: fewer than two trials, or a value that is not finite. */
+static json_t *ci95_json(const double *x, int k, int bad)
+{
+	struct pc_stats st;
+	struct pc_error err = {0};
+
+	if (bad || k < 2 || pc_stats_summarize(x, k, &st, &err) || !isfinite(st.ci95[0]) || !isfinite(st.ci95[1]))
+		return json_null();
+	return json_pack("[f, f]", st.ci95[0], st.ci95[1]);
+}
+
+/* Sequential trials: whether k trials at each of ne radii (trial i of
+ * radius e at acc[e * stride + i]) pin every accuracy mean to within
+ * halfwidth at 95%. */
+static int trials_narrow(const double *acc, int ne, int stride, int k, double halfwidth)
+{
+	struct pc_stats st;
+	struct pc_error err = {0};
+
+	for (int e = 0; e < ne; e++) {
+		if (pc_stats_summarize(acc + (int64_t)e * stride, k, &st, &err) || !isfinite(st.ci95[0]))
+			return 0;
+		if ((st.ci95[1] - st.ci95[0]) / 2 > halfwidth)
+			return 0;
+	}
+	return 1;
+}
+
 /* The trials' statistics. A trial whose loss is not finite leaves the
  * loss statistics null (non_finite_trials counts them); accuracies always
  * average. For a sequence model each loss figure has its perplexity,
  * exp() of it. */
-static json_t *random_json(const struct study *s, const double *loss, const double *acc, int k, uint64_t seed)
+static json_t *random_json(const struct study *s, const double *loss, const double *acc, int k, uint64_t seed,
+			   const char *stopped)
 {
 	double lm = 0, am = 0, lmax = -INFINITY, amin = INFINITY, lv = 0, av = 0;
 	int bad = 0;
@@ -728,6 +759,9 @@ static json_t *random_json(const struct study *s, const double *loss, const doub
 	json_object_set_new(o, "accuracy_min", json_real(amin));
 	if (bad)
 		json_object_set_new(o, "non_finite_trials", json_integer(bad));
+	json_object_set_new(o, "accuracy_ci95", ci95_json(acc, k, 0));
+	json_object_set_new(o, "loss_ci95", ci95_json(loss, k, bad));
+	json_object_set_new(o, "stopped", json_string(stopped));
 	return o;
 }
 
@@ -810,7 +844,8 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 	const struct pc_corruption *sp = &s->spec->blocks[gr->block];
 	double p = sp->norms[ni], dual = 0.0;
 	int64_t n = sp->sparsity[si];
-	int ne = sp->n_epsilons, K = sp->random_trials, zero = 0, rc;
+	int ne = sp->n_epsilons, K = sp->random_trials, K_ran = K, zero = 0, rc;
+	const char *stopped = sp->trials_sequential ? "max" : "fixed";
 	double *eps = calloc((size_t)ne, sizeof(double));
 	struct pc_eval *gev = calloc((size_t)ne, sizeof(*gev)), *rev = calloc((size_t)ne, sizeof(*rev));
 	double *rloss = calloc((size_t)ne * (size_t)(K + 1), sizeof(double));
@@ -856,9 +891,18 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 	if (rc)
 		goto out;
 
-	/* random corruption: trial k keeps its draw at every radius */
+	/* random corruption: trial k keeps its draw at every radius; sequential
+	 * trials stop once every radius's interval is narrow enough, and what
+	 * they did not run leaves the plan, so progress still ends at its total */
 	s->phase = "random corruption";
 	for (int k = 0; k < K; k++) {
+		if (sp->trials_sequential && k >= sp->trials_min &&
+		    trials_narrow(racc, ne, K, k, sp->trials_ci_halfwidth)) {
+			stopped = "ci_halfwidth";
+			s->passes_total -= (int64_t)(K - k) * ne;
+			K_ran = k;
+			break;
+		}
 		uint64_t stream = pc_rng_derive(seed, (uint64_t)gi, (uint64_t)si, (uint64_t)k, 0);
 		rc = pc_corrupt_random(gr->count, p, n, stream, u, err);
 		if (!rc)
@@ -879,7 +923,7 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 					pc_report_real(eps[e]), "sparsity", (json_int_t)n, "steps", sp->steps,
 					"first_order", pc_report_real(eps[e] * dual), "gradient",
 					eval_json(&gev[e], s->clean.loss), "random",
-					random_json(s, rloss + (int64_t)e * K, racc + (int64_t)e * K, K, seed));
+					random_json(s, rloss + (int64_t)e * K, racc + (int64_t)e * K, K_ran, seed, stopped));
 		if (zero)
 			json_object_set_new(json_object_get(row, "gradient"), "direction", json_string("none"));
 		if (s->spec->blocks_as_array)

@@ -203,6 +203,8 @@ static int parse_groups(const json_t *x, const char *path, unsigned *groups, enu
 	return PC_OK;
 }
 
+static int parse_trials(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err);
+
 static int parse_corruption(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err)
 {
 	char where[96];
@@ -262,9 +264,19 @@ static int parse_corruption(const json_t *c, const char *path, struct pc_corrupt
 			return bad(err, FIELD("epsilon_scale"), "%s",
 				   "must be \"absolute\", \"rms\" or \"relative\"");
 	}
-	if (get_int(c, "random_trials", FIELD("random_trials"), 0, PC_SPEC_MAX_TRIALS, 5, &v, err))
-		return PC_ERR_INVALID;
-	s->random_trials = (int)v;
+	if (json_is_object(json_object_get(c, "random_trials"))) {
+		if (parse_trials(json_object_get(c, "random_trials"), FIELD("random_trials"), s, err))
+			return PC_ERR_INVALID;
+	} else {
+		x = json_object_get(c, "random_trials");
+		if (x && !json_is_integer(x) && !json_is_null(x))
+			return pc_error_set(err, PC_ERR_INVALID, FIELD("random_trials"),
+					    "must be an integer from 0 to %d, or {\"min\", \"max\", \"ci_halfwidth\"}",
+					    PC_SPEC_MAX_TRIALS);
+		if (get_int(c, "random_trials", FIELD("random_trials"), 0, PC_SPEC_MAX_TRIALS, 5, &v, err))
+			return PC_ERR_INVALID;
+		s->random_trials = (int)v;
+	}
 	if (get_int(c, "steps", FIELD("steps"), 1, PC_SPEC_MAX_STEPS, 1, &v, err))
 		return PC_ERR_INVALID;
 	s->steps = (int)v;
@@ -319,6 +331,28 @@ static int get_number(const json_t *obj, const char *key, const char *path, doub
 	    json_number_value(v) > hi)
 		return pc_error_set(err, PC_ERR_INVALID, path, "must be a number from %g to %g", lo, hi);
 	*out = json_number_value(v);
+	return PC_OK;
+}
+
+/* "random_trials": {"min": 5, "max": 200, "ci_halfwidth": 0.005}: at least
+ * two trials, as an interval needs a spread. */
+static int parse_trials(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err)
+{
+	char field[96];
+	long long lo, hi;
+
+#define SUB(name) (snprintf(field, sizeof(field), "%s.%s", path, name), field)
+	if (only_keys(c, path, "min,max,ci_halfwidth", err) ||
+	    get_int(c, "min", SUB("min"), 2, PC_SPEC_MAX_TRIALS, 5, &lo, err) ||
+	    get_int(c, "max", SUB("max"), 2, PC_SPEC_MAX_TRIALS, 200 > lo ? 200 : lo, &hi, err) ||
+	    get_number(c, "ci_halfwidth", SUB("ci_halfwidth"), 1e-9, 1.0, 0.005, &s->trials_ci_halfwidth, err))
+		return PC_ERR_INVALID;
+	if (hi < lo)
+		return pc_error_set(err, PC_ERR_INVALID, SUB("max"), "must be at least min (%lld)", lo);
+#undef SUB
+	s->trials_sequential = 1;
+	s->trials_min = (int)lo;
+	s->random_trials = (int)hi;
 	return PC_OK;
 }
 
@@ -769,8 +803,11 @@ static json_t *block_json(const struct pc_corruption *c)
 		json_array_append_new(eps, json_real(c->epsilons[i]));
 	for (int i = 0; i < c->n_sparsity; i++)
 		json_array_append_new(sp, json_integer(c->sparsity[i]));
-	return json_pack("{s:o, s:o, s:o, s:s, s:i, s:i, s:o}", "norms", norms, "epsilons", eps, "sparsity", sp,
-			 "epsilon_scale", pc_eps_scale_name(c->epsilon_scale), "random_trials", c->random_trials,
+	return json_pack("{s:o, s:o, s:o, s:s, s:o, s:i, s:o}", "norms", norms, "epsilons", eps, "sparsity", sp,
+			 "epsilon_scale", pc_eps_scale_name(c->epsilon_scale), "random_trials",
+			 c->trials_sequential ? json_pack("{s:i, s:i, s:f}", "min", c->trials_min, "max",
+							  c->random_trials, "ci_halfwidth", c->trials_ci_halfwidth)
+					      : json_integer(c->random_trials),
 			 "steps", c->steps, "groups", groups_json(c->group_order, c->n_group_order));
 }
 

@@ -8,6 +8,7 @@
 
 #include "paracorr/analysis.h"
 #include "paracorr/onnx.h"
+#include "paracorr/stats.h"
 #include "test.h"
 
 
@@ -391,5 +392,102 @@ TEST(analysis_plan_cut_resumes_bitwise)
 	free(ref);
 	pc_plan_free(a);
 	pc_plan_free(b);
+	free_fixture(&f);
+}
+
+/* --- confidence: intervals and sequential trials ---------------------------- */
+
+/* The widest accuracy half-width over a report's results; -1 when one has none. */
+static double widest(json_t *rep)
+{
+	json_t *row, *ci;
+	size_t i;
+	double w = 0;
+
+	json_array_foreach(json_object_get(rep, "results"), i, row)
+	{
+		ci = json_object_get(json_object_get(row, "random"), "accuracy_ci95");
+		if (!json_is_array(ci))
+			return -1;
+		w = fmax(w, (json_number_value(json_array_get(ci, 1)) - json_number_value(json_array_get(ci, 0))) / 2);
+	}
+	return w;
+}
+
+#define SEQ_MAX 30
+#define SEQ_BLOCK "{\"groups\": [\"model\"], \"norms\": [\"l2\"], \"epsilons\": [0.5, 2.0], \"random_trials\": "
+
+TEST(analysis_sequential_trials_stop_at_the_interval)
+{
+	static json_t *fixed[SEQ_MAX + 1];
+	double hw[SEQ_MAX + 1], target;
+	char block[256];
+	struct fixture f;
+	json_t *seq = NULL, *row;
+	size_t i;
+	int want = -1;
+
+	if (!load_fixture(t, "mlp_op13.onnx", 500, &f))
+		return;
+	/* fixed K = 2..30: the first K trials of any run are these (common
+	 * random numbers), so each is what a sequential run stopping at K says */
+	for (int k = 2; k <= SEQ_MAX; k++) {
+		snprintf(block, sizeof(block), SEQ_BLOCK "%d}", k);
+		REQUIRE((fixed[k] = study(t, &f, block, 500, 1, 1)));
+		hw[k] = widest(fixed[k]);
+		REQUIRE_MSG(hw[k] > 0, "K %d: no spread, or no interval", k);
+		json_array_foreach(json_object_get(fixed[k], "results"), i, row)
+		{
+			json_t *r = json_object_get(row, "random"), *ci = json_object_get(r, "accuracy_ci95");
+			double m = num(r, "accuracy_mean", NULL), h = pc_stats_t975(k - 1) * num(r, "accuracy_std", NULL) /
+								   sqrt((double)k);
+
+			CHECK_CLOSE(json_number_value(json_array_get(ci, 0)), m - h, 1e-12, 1e-9);
+			CHECK_CLOSE(json_number_value(json_array_get(ci, 1)), m + h, 1e-12, 1e-9);
+			CHECK(json_is_array(json_object_get(r, "loss_ci95")));
+			CHECK(!strcmp(json_string_value(json_object_get(r, "stopped")), "fixed"));
+		}
+	}
+	/* a target the intervals reach part way: the first K >= min that meets it */
+	target = hw[12];
+	for (int k = 5; k <= SEQ_MAX && want < 0; k++)
+		if (hw[k] <= target)
+			want = k;
+	REQUIRE(want >= 5 && want <= 12);
+	snprintf(block, sizeof(block), SEQ_BLOCK "{\"min\": 5, \"max\": %d, \"ci_halfwidth\": %.17g}}", SEQ_MAX, target);
+	REQUIRE((seq = study(t, &f, block, 500, 1, 1)));
+	json_array_foreach(json_object_get(seq, "results"), i, row)
+	{
+		json_t *r = json_object_get(row, "random"),
+		       *w = json_object_get(json_array_get(json_object_get(fixed[want], "results"), i), "random");
+
+		CHECK_INT(json_integer_value(json_object_get(r, "trials")), want);
+		CHECK(!strcmp(json_string_value(json_object_get(r, "stopped")), "ci_halfwidth"));
+		CHECK(json_equal(json_object_get(r, "accuracy_ci95"), json_object_get(w, "accuracy_ci95")));
+		CHECK(num(r, "loss_mean", NULL) == num(w, "loss_mean", NULL));
+	}
+	json_decref(seq);
+	/* one it cannot reach: all 30, and it says so */
+	snprintf(block, sizeof(block), SEQ_BLOCK "{\"min\": 5, \"max\": %d, \"ci_halfwidth\": 1e-9}}", SEQ_MAX);
+	REQUIRE((seq = study(t, &f, block, 500, 1, 1)));
+	json_array_foreach(json_object_get(seq, "results"), i, row)
+	{
+		json_t *r = json_object_get(row, "random");
+
+		CHECK_INT(json_integer_value(json_object_get(r, "trials")), SEQ_MAX);
+		CHECK(!strcmp(json_string_value(json_object_get(r, "stopped")), "max"));
+	}
+	CHECK_CLOSE(widest(seq), hw[SEQ_MAX], 0, 0);
+	/* the spec echoes the form it was given */
+	{
+		json_t *c = json_object_get(json_object_get(seq, "spec"), "corruption"),
+		       *rt = json_object_get(c, "random_trials");
+
+		CHECK(json_is_object(rt) && json_integer_value(json_object_get(rt, "min")) == 5 &&
+		      json_integer_value(json_object_get(rt, "max")) == SEQ_MAX);
+	}
+	json_decref(seq);
+	for (int k = 2; k <= SEQ_MAX; k++)
+		json_decref(fixed[k]);
 	free_fixture(&f);
 }

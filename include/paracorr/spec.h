@@ -51,7 +51,14 @@ struct pc_corruption {
 	int n_sparsity;
 	int64_t sparsity[PC_SPEC_MAX_SPARSITY]; /* 0 = dense */
 	enum pc_eps_scale epsilon_scale;
-	int random_trials;
+	int random_trials; /* trials per setting; with sequential trials, the most */
+	/* sequential trials ("random_trials": {"min", "max", "ci_halfwidth"}):
+	 * per setting, trials run until every radius's 95% accuracy interval
+	 * is at most ci_halfwidth wide on each side, from trials_min on, or
+	 * random_trials ran */
+	int trials_sequential;
+	int trials_min;
+	double trials_ci_halfwidth;
 	int steps;
 	unsigned groups; /* enum pc_group_kind bits */
 	int n_group_order;
