@@ -10,6 +10,7 @@
 
 #include "paracorr/curvature.h"
 #include "paracorr/onnx.h"
+#include "paracorr/sys.h"
 #include "test.h"
 
 struct cfix {
@@ -265,6 +266,23 @@ TEST(curvature_hvp_is_thread_count_independent)
 	/* and again on the same runner */
 	REQUIRE(pc_curv_hvp(c2, v, h2, &err) == 0);
 	CHECK(memcmp(h1, h2, (size_t)size * sizeof(double)) == 0);
+	if (verbose()) {
+		/* the cost of a product in gradient passes, printed, never asserted */
+		float *g = malloc((size_t)pc_graph_param_count(f1.g) * sizeof(float));
+		struct pc_eval ev;
+		double t0 = pc_sys_seconds(), tg, th;
+		REQUIRE(g);
+		for (int k = 0; k < 10; k++)
+			REQUIRE(pc_eval_run(f1.r, f1.d, 0, g, NULL, NULL, &ev, &err) == 0);
+		tg = (pc_sys_seconds() - t0) / 10;
+		t0 = pc_sys_seconds();
+		for (int k = 0; k < 10; k++)
+			REQUIRE(pc_curv_hvp(c1, v, h1, &err) == 0);
+		th = (pc_sys_seconds() - t0) / 10;
+		fprintf(stderr, "cnn_op17.onnx, 1 thread: gradient pass %.4f s, HVP %.4f s = %.2f gradient passes\n", tg,
+			th, th / tg);
+		free(g);
+	}
 
 	pc_curv_free(c1);
 	pc_curv_free(c2);
