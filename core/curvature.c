@@ -159,9 +159,9 @@ int pc_curv_hvp(struct pc_curv *c, const double *v, double *hv, struct pc_error 
 	for (int64_t i = 0; i < c->size; i++)
 		nv += v[i] * v[i];
 	nv = sqrt(nv);
-	if (!(nv > 0)) {
-		if (!isfinite(nv))
-			return pc_error_set(err, PC_ERR_INVALID, "vector", "the vector is not finite");
+	if (!isfinite(nv))
+		return pc_error_set(err, PC_ERR_INVALID, "vector", "the vector is not finite");
+	if (nv == 0) {
 		memset(hv, 0, (size_t)c->size * sizeof(double));
 		return PC_OK;
 	}

@@ -319,6 +319,21 @@ TEST(curvature_rejects_bad_arguments)
 	memset(&err, 0, sizeof(err));
 	CHECK(pc_curv_trace(c, 0, 1, &st, &err) == PC_ERR_INVALID);
 	CHECK(strcmp(err.where, "trace_samples") == 0);
+	{
+		int64_t m = pc_curv_size(c);
+		double *v = calloc((size_t)m, sizeof(double)), *hv = malloc((size_t)m * sizeof(double));
+		REQUIRE(v && hv);
+		memset(&err, 0, sizeof(err));
+		/* zero: a zero product without a pass */
+		hv[0] = 1;
+		CHECK(pc_curv_hvp(c, v, hv, &err) == 0);
+		CHECK(hv[0] == 0);
+		v[7] = INFINITY;
+		CHECK(pc_curv_hvp(c, v, hv, &err) == PC_ERR_INVALID);
+		CHECK(strcmp(err.where, "vector") == 0);
+		free(v);
+		free(hv);
+	}
 	CHECK_INT(pc_curv_hvp_count(c), 0);
 
 	pc_curv_free(c);

@@ -86,7 +86,8 @@ int64_t pc_curv_hvp_count(const struct pc_curv *c);
 double pc_curv_displacement(const struct pc_curv *c);
 
 /* hv = H v, both pc_curv_size doubles, the group's elements in table
- * order. v = 0 gives 0 without a pass. */
+ * order. v = 0 gives 0 without a pass; PC_ERR_INVALID ("vector") when v
+ * is not finite. */
 int pc_curv_hvp(struct pc_curv *c, const double *v, double *hv, struct pc_error *err);
 
 /* A vector reproducible anywhere: v_i = 2 u_i - 1, u_i the top 53 bits of
