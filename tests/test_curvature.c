@@ -1,0 +1,352 @@
+/* curvature: paracorr's central-difference Hessian-vector products, top
+ * eigenvalues and trace against PyTorch's double-backward numbers in
+ * float64 (tests/reference/make_curvature_refs.py) on two fixtures. Set
+ * PARACORR_CURV_VERBOSE=1 to print the measured errors. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paracorr/curvature.h"
+#include "paracorr/onnx.h"
+#include "paracorr/sys.h"
+#include "test.h"
+
+struct cfix {
+	struct pc_graph *g;
+	struct pc_dataset *d;
+	struct pc_runner *r;
+	json_t *ref; /* this fixture's object */
+	json_t *root;
+};
+
+static int verbose(void)
+{
+	return getenv("PARACORR_CURV_VERBOSE") != NULL;
+}
+
+/* PARACORR_CURV_TAU overrides the displacement, to measure its effect. */
+static const struct pc_curv_opts *opts(void)
+{
+	static struct pc_curv_opts o;
+
+	o.tau = getenv("PARACORR_CURV_TAU") ? atof(getenv("PARACORR_CURV_TAU")) : 0;
+	return &o;
+}
+
+static void cfix_free(struct cfix *f)
+{
+	pc_runner_free(f->r);
+	pc_dataset_free(f->d);
+	pc_graph_free(f->g);
+	json_decref(f->root);
+}
+
+static int cfix_load(struct pc_test *t, const char *model, int threads, struct cfix *f)
+{
+	struct pc_error err = {0};
+	char path[512], msg[800];
+	json_error_t jerr;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(path, sizeof(path), "%s/" FIX "curvature_refs.json", pc_test_root());
+	f->root = json_load_file(path, 0, &jerr);
+	if (!f->root || !(f->ref = json_object_get(json_object_get(f->root, "fixtures"), model))) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s: %s", path, f->root ? "no such fixture" : jerr.text);
+		cfix_free(f);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/" FIX "%s", pc_test_root(), model);
+	if (pc_onnx_load_file(path, &f->g, &err) ||
+	    pc_dataset_load(T10K_X, T10K_Y, NULL, json_integer_value(json_object_get(f->ref, "samples")), &f->d,
+			    &err) ||
+	    !(f->r = pc_runner_new(f->g, 100, threads, PC_PLAN_GRAD, &err))) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		cfix_free(f);
+		return 0;
+	}
+	return 1;
+}
+
+static int all_params(const struct pc_graph *g, int *idx)
+{
+	int n = pc_graph_param_tensors(g);
+
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	return n;
+}
+
+static int param_named(const struct pc_graph *g, const char *name)
+{
+	for (int i = 0; i < pc_graph_param_tensors(g); i++)
+		if (strcmp(pc_graph_param(g, i)->name, name) == 0)
+			return i;
+	return -1;
+}
+
+static double dotd(const double *a, const double *b, int64_t n)
+{
+	double s = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+/* HVPs of the whole model (v.Hv, ||Hv||) and of one layer (the whole
+ * vector) within 0.5% of PyTorch's. */
+static void check_hvps(struct pc_test *t, const char *model)
+{
+	struct cfix f;
+	struct pc_error err = {0};
+	struct pc_curv *c = NULL;
+	int idx[64], n, layer;
+	double *v = NULL, *hv = NULL;
+	json_t *rows, *lay;
+	int64_t size;
+
+	if (!cfix_load(t, model, 2, &f))
+		return;
+	n = all_params(f.g, idx);
+	REQUIRE(pc_curv_new(f.r, f.d, 0, idx, n, opts(), &c, &err) == 0);
+	size = pc_curv_size(c);
+	CHECK_INT(size, json_integer_value(json_object_get(f.ref, "parameters")));
+	v = malloc((size_t)size * sizeof(double));
+	hv = malloc((size_t)size * sizeof(double));
+	REQUIRE(v && hv);
+	rows = json_object_get(f.ref, "hvp");
+	REQUIRE(json_array_size(rows) == 3);
+	for (size_t k = 0; k < json_array_size(rows); k++) {
+		json_t *row = json_array_get(rows, k);
+		double want_vhv = json_number_value(json_object_get(row, "vHv"));
+		double want_norm = json_number_value(json_object_get(row, "hv_norm")), got_vhv, got_norm;
+		pc_curv_seeded_vector((uint64_t)json_integer_value(json_object_get(row, "seed")), size, v);
+		REQUIRE(pc_curv_hvp(c, v, hv, &err) == 0);
+		got_vhv = dotd(v, hv, size);
+		got_norm = sqrt(dotd(hv, hv, size));
+		if (verbose())
+			fprintf(stderr, "%s model seed %lld: vHv %.6g (torch %.6g, rel %.2e), ||Hv|| %.6g (torch %.6g, rel %.2e)\n",
+				model, (long long)json_integer_value(json_object_get(row, "seed")), got_vhv, want_vhv,
+				fabs(got_vhv - want_vhv) / fabs(want_vhv), got_norm, want_norm,
+				fabs(got_norm - want_norm) / want_norm);
+		CHECK_CLOSE(got_vhv, want_vhv, 0, 5e-3);
+		CHECK_CLOSE(got_norm, want_norm, 0, 5e-3);
+	}
+	CHECK_INT(pc_curv_hvp_count(c), 3);
+	/* every pass wrote the clean weights back bit for bit */
+	for (int w = 0; w < pc_runner_threads(f.r); w++)
+		CHECK(memcmp(pc_plan_weights(pc_runner_plan(f.r, w)), pc_graph_params(f.g),
+			     (size_t)pc_graph_param_count(f.g) * sizeof(float)) == 0);
+	pc_curv_free(c);
+	c = NULL;
+
+	lay = json_object_get(f.ref, "layer");
+	layer = param_named(f.g, json_string_value(json_object_get(lay, "tensor")));
+	REQUIRE(layer >= 0);
+	REQUIRE(pc_curv_new(f.r, f.d, 0, &layer, 1, opts(), &c, &err) == 0);
+	{
+		json_t *row = json_array_get(json_object_get(lay, "hvp"), 0), *want = json_object_get(row, "hv");
+		int64_t m = pc_curv_size(c);
+		double num = 0, den = 0;
+		REQUIRE((int64_t)json_array_size(want) == m);
+		pc_curv_seeded_vector((uint64_t)json_integer_value(json_object_get(row, "seed")), m, v);
+		REQUIRE(pc_curv_hvp(c, v, hv, &err) == 0);
+		for (int64_t i = 0; i < m; i++) {
+			double d = hv[i] - json_number_value(json_array_get(want, (size_t)i));
+			num += d * d;
+			den += json_number_value(json_array_get(want, (size_t)i)) *
+			       json_number_value(json_array_get(want, (size_t)i));
+		}
+		if (verbose())
+			fprintf(stderr, "%s layer %s: ||Hv - Hv_torch|| / ||Hv_torch|| = %.2e\n", model,
+				json_string_value(json_object_get(lay, "tensor")), sqrt(num / den));
+		CHECK_MSG(sqrt(num / den) <= 5e-3, "relative error %g", sqrt(num / den));
+	}
+
+	pc_curv_free(c);
+	free(v);
+	free(hv);
+	cfix_free(&f);
+}
+
+/* The top eigenvalue within 1% and, when check_trace, the trace within the
+ * combined 95% error of the two estimates. */
+static void check_spectrum(struct pc_test *t, const char *model, int trace_samples, int check_trace)
+{
+	struct cfix f;
+	struct pc_error err = {0};
+	struct pc_curv *c = NULL;
+	struct pc_stats st;
+	int idx[64], n, found, steps, conv;
+	double eig[3], want_t, want_hw;
+	json_t *we, *tr;
+
+	if (!cfix_load(t, model, 2, &f))
+		return;
+	n = all_params(f.g, idx);
+	REQUIRE(pc_curv_new(f.r, f.d, 0, idx, n, opts(), &c, &err) == 0);
+	REQUIRE(pc_curv_top(c, 3, 60, 9, eig, &found, &steps, &conv, &err) == 0);
+	we = json_object_get(f.ref, "eigenvalues");
+	if (verbose())
+		fprintf(stderr, "%s eigenvalues %.6g %.6g %.6g (torch %.6g %.6g %.6g), %d steps, converged %d\n", model,
+			eig[0], eig[1], eig[2], json_number_value(json_array_get(we, 0)),
+			json_number_value(json_array_get(we, 1)), json_number_value(json_array_get(we, 2)), steps, conv);
+	CHECK_INT(found, 3);
+	CHECK(conv);
+	CHECK_INT(pc_curv_hvp_count(c), steps);
+	CHECK_CLOSE(eig[0], json_number_value(json_array_get(we, 0)), 0, 1e-2);
+	if (!trace_samples) {
+		pc_curv_free(c);
+		cfix_free(&f);
+		return;
+	}
+	REQUIRE(pc_curv_trace(c, trace_samples, 21, &st, &err) == 0);
+	tr = json_object_get(f.ref, "trace");
+	want_t = json_number_value(json_object_get(tr, "mean"));
+	want_hw = 1.96 * json_number_value(json_object_get(tr, "std_error"));
+	if (verbose())
+		fprintf(stderr, "%s trace %.6g [%.6g, %.6g] (%d samples), torch %.6g +- %.3g\n", model, st.mean,
+			st.ci95[0], st.ci95[1], trace_samples, want_t, want_hw);
+	if (check_trace) {
+		double hw = (st.ci95[1] - st.ci95[0]) / 2;
+		CHECK_MSG(fabs(st.mean - want_t) <= sqrt(hw * hw + want_hw * want_hw), "trace %g vs %g", st.mean,
+			  want_t);
+	}
+	CHECK_INT(pc_curv_hvp_count(c), steps + trace_samples);
+
+	pc_curv_free(c);
+	cfix_free(&f);
+}
+
+/* On the ReLU fixtures only the top eigenvalue holds: a difference of
+ * gradients there crosses activation and max-pool kinks, whose jumps make
+ * the products of generic vectors and so the trace disagree with PyTorch's
+ * (docs/method.md, "Curvature", has the numbers). The top eigenvalue agrees
+ * at the default tau only: these tests pin that measured fact, and fail
+ * if a change to the products moves it (at tau 1e-2 or 1e-4 the CNN's is
+ * 9% or 17% off). */
+TEST(curvature_top_eigenvalue_matches_pytorch_relu_mlp)
+{
+	check_spectrum(t, "mlp_op13.onnx", 0, 0);
+}
+
+TEST(curvature_top_eigenvalue_matches_pytorch_relu_cnn)
+{
+	check_spectrum(t, "cnn_op17.onnx", 0, 0);
+}
+
+/* A product is the same bits at one thread and at two. */
+TEST(curvature_hvp_is_thread_count_independent)
+{
+	struct cfix f1, f2;
+	struct pc_error err = {0};
+	struct pc_curv *c1 = NULL, *c2 = NULL;
+	int idx[64], n;
+	double *v = NULL, *h1 = NULL, *h2 = NULL;
+	int64_t size;
+
+	if (!cfix_load(t, "cnn_op17.onnx", 1, &f1))
+		return;
+	if (!cfix_load(t, "cnn_op17.onnx", 2, &f2)) {
+		cfix_free(&f1);
+		return;
+	}
+	n = all_params(f1.g, idx);
+	REQUIRE(pc_curv_new(f1.r, f1.d, 0, idx, n, NULL, &c1, &err) == 0);
+	REQUIRE(pc_curv_new(f2.r, f2.d, 0, idx, n, NULL, &c2, &err) == 0);
+	size = pc_curv_size(c1);
+	v = malloc((size_t)size * sizeof(double));
+	h1 = malloc((size_t)size * sizeof(double));
+	h2 = malloc((size_t)size * sizeof(double));
+	REQUIRE(v && h1 && h2);
+	pc_curv_seeded_vector(4, size, v);
+	REQUIRE(pc_curv_hvp(c1, v, h1, &err) == 0);
+	REQUIRE(pc_curv_hvp(c2, v, h2, &err) == 0);
+	CHECK(memcmp(h1, h2, (size_t)size * sizeof(double)) == 0);
+	/* and again on the same runner */
+	REQUIRE(pc_curv_hvp(c2, v, h2, &err) == 0);
+	CHECK(memcmp(h1, h2, (size_t)size * sizeof(double)) == 0);
+	if (verbose()) {
+		/* the cost of a product in gradient passes, printed, never asserted */
+		float *g = malloc((size_t)pc_graph_param_count(f1.g) * sizeof(float));
+		struct pc_eval ev;
+		double t0 = pc_sys_seconds(), tg, th;
+		REQUIRE(g);
+		for (int k = 0; k < 10; k++)
+			REQUIRE(pc_eval_run(f1.r, f1.d, 0, g, NULL, NULL, &ev, &err) == 0);
+		tg = (pc_sys_seconds() - t0) / 10;
+		t0 = pc_sys_seconds();
+		for (int k = 0; k < 10; k++)
+			REQUIRE(pc_curv_hvp(c1, v, h1, &err) == 0);
+		th = (pc_sys_seconds() - t0) / 10;
+		fprintf(stderr, "cnn_op17.onnx, 1 thread: gradient pass %.4f s, HVP %.4f s = %.2f gradient passes\n", tg,
+			th, th / tg);
+		free(g);
+	}
+
+	pc_curv_free(c1);
+	pc_curv_free(c2);
+	free(v);
+	free(h1);
+	free(h2);
+	cfix_free(&f1);
+	cfix_free(&f2);
+}
+
+TEST(curvature_rejects_bad_arguments)
+{
+	struct cfix f;
+	struct pc_error err = {0};
+	struct pc_curv *c = NULL;
+	int idx[64], n, found, steps, conv, bad = 99;
+	double eig[4];
+	struct pc_stats st;
+
+	if (!cfix_load(t, "mlp_op13.onnx", 1, &f))
+		return;
+	CHECK(pc_curv_new(f.r, f.d, 0, &bad, 1, NULL, &c, &err) == PC_ERR_INVALID);
+	CHECK(strcmp(err.where, "group") == 0);
+	n = all_params(f.g, idx);
+	memset(&err, 0, sizeof(err));
+	REQUIRE(pc_curv_new(f.r, f.d, 0, idx, n, opts(), &c, &err) == 0);
+	CHECK(pc_curv_top(c, 4, 3, 1, eig, &found, &steps, &conv, &err) == PC_ERR_INVALID);
+	CHECK(strcmp(err.where, "eigenvalues") == 0);
+	memset(&err, 0, sizeof(err));
+	CHECK(pc_curv_top(c, 1, PC_CURV_MAX_ITERATIONS + 1, 1, eig, &found, &steps, &conv, &err) == PC_ERR_INVALID);
+	CHECK(strcmp(err.where, "iterations") == 0);
+	memset(&err, 0, sizeof(err));
+	CHECK(pc_curv_trace(c, 0, 1, &st, &err) == PC_ERR_INVALID);
+	CHECK(strcmp(err.where, "trace_samples") == 0);
+	{
+		int64_t m = pc_curv_size(c);
+		double *v = calloc((size_t)m, sizeof(double)), *hv = malloc((size_t)m * sizeof(double));
+		REQUIRE(v && hv);
+		memset(&err, 0, sizeof(err));
+		/* zero: a zero product without a pass */
+		hv[0] = 1;
+		CHECK(pc_curv_hvp(c, v, hv, &err) == 0);
+		CHECK(hv[0] == 0);
+		v[7] = INFINITY;
+		CHECK(pc_curv_hvp(c, v, hv, &err) == PC_ERR_INVALID);
+		CHECK(strcmp(err.where, "vector") == 0);
+		free(v);
+		free(hv);
+	}
+	CHECK_INT(pc_curv_hvp_count(c), 0);
+
+	pc_curv_free(c);
+	cfix_free(&f);
+}
+
+TEST(curvature_hvp_matches_pytorch_smooth_mlp)
+{
+	check_hvps(t, "mlp_tanh_op13.onnx");
+}
+
+TEST(curvature_spectrum_matches_pytorch_smooth_mlp)
+{
+	check_spectrum(t, "mlp_tanh_op13.onnx", 100, 1);
+}
+
