@@ -826,7 +826,7 @@ static int crit_eval(void *arg, double eps_spec, double *accuracy, struct pc_err
 	const struct group *gr = &s->groups[c->gi];
 	const struct pc_corruption *sp = &s->spec->blocks[gr->block];
 	double eps = effective_eps(s, gr, c->p, eps_spec);
-	struct pc_eval ev;
+	struct pc_eval ev = {0};
 	int rc;
 
 	if (!c->random && sp->steps > 1) {
@@ -1087,14 +1087,14 @@ static int by_critical(const void *x, const void *y)
 
 /* A block with "critical": per norm and sparsity, the non-model groups
  * by their gradient critical radius, smallest (the most fragile) first. */
-static void critical_ranking(const struct study *s, int b, json_t *out)
+static int critical_ranking(const struct study *s, int b, json_t *out)
 {
 	const struct pc_corruption *sp = &s->spec->blocks[b];
 	size_t nc = json_array_size(s->critical);
 	json_t **rows = calloc(nc + 1, sizeof(*rows));
 
 	if (!rows)
-		return; /* the report's allocation check catches the missing rows */
+		return -1;
 	for (int ni = 0; ni < sp->n_norms; ni++)
 		for (int si = 0; si < sp->n_sparsity; si++) {
 			size_t m = 0;
@@ -1128,6 +1128,7 @@ static void critical_ranking(const struct study *s, int b, json_t *out)
 			}
 		}
 	free(rows);
+	return 0;
 }
 
 /* Per block and setting, the non-model groups from most to least damaged. */
@@ -1146,7 +1147,11 @@ static json_t *ranking(const struct study *s, json_t *results)
 	for (int b = 0; b < s->spec->n_blocks; b++) {
 		const struct pc_corruption *sp = &s->spec->blocks[b];
 		if (block_has_critical(s, b)) {
-			critical_ranking(s, b, out);
+			if (critical_ranking(s, b, out)) {
+				free(rows);
+				json_decref(out);
+				return NULL;
+			}
 			continue;
 		}
 		for (int ni = 0; ni < sp->n_norms; ni++)

@@ -896,6 +896,29 @@ TEST(charts_faults_summary_tables)
 	json_decref(rep);
 }
 
+/* critical[]: three l2 groups (conv1's random radius not reached) and one linf */
+static json_t *critical_fixture(void)
+{
+	json_t *crit;
+
+	crit = json_pack("[{s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f},"
+			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:n, s:n, s:i}, s:n},"
+			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f},"
+			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f}]",
+			 "group", "layer:fc3", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01,
+			 "gradient", "epsilon", 0.2, "accuracy", 0.8, "evaluations", 7, "random", "epsilon", 2.0,
+			 "accuracy", 0.8, "evaluations", 8, "ratio", 10.0, "group", "layer:conv1", "norm", "l2",
+			 "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01, "gradient", "epsilon", 1.0,
+			 "accuracy", 0.8, "evaluations", 7, "random", "epsilon", "accuracy", "evaluations", 20,
+			 "ratio", "group", "layer:fc1", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05,
+			 "tolerance", 0.01, "gradient", "epsilon", 0.5, "accuracy", 0.8, "evaluations", 7, "random",
+			 "epsilon", 20.0, "accuracy", 0.8, "evaluations", 9, "ratio", 40.0, "group", "layer:fc1",
+			 "norm", "linf", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01, "gradient",
+			 "epsilon", 0.001, "accuracy", 0.8, "evaluations", 7, "random", "epsilon", 0.01, "accuracy",
+			 0.8, "evaluations", 9, "ratio", 10.0);
+	return crit;
+}
+
 /* critical: a gradient and a random bar per group, gradient above random,
  * from 0 to the radius; a radius not reached has no bar; listed only when
  * the report has critical[] */
@@ -912,21 +935,7 @@ TEST(charts_critical_bars)
 	list = pcd_charts_list(rep);
 	CHECK(list && !listed(list, "critical"));
 	json_decref(list);
-	crit = json_pack("[{s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f},"
-			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:n, s:n, s:i}, s:n},"
-			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f},"
-			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f}]",
-			 "group", "layer:fc3", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01,
-			 "gradient", "epsilon", 0.2, "accuracy", 0.8, "evaluations", 7, "random", "epsilon", 2.0,
-			 "accuracy", 0.8, "evaluations", 8, "ratio", 10.0, "group", "layer:conv1", "norm", "l2",
-			 "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01, "gradient", "epsilon", 1.0,
-			 "accuracy", 0.8, "evaluations", 7, "random", "epsilon", "accuracy", "evaluations", 20,
-			 "ratio", "group", "layer:fc1", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05,
-			 "tolerance", 0.01, "gradient", "epsilon", 0.5, "accuracy", 0.8, "evaluations", 7, "random",
-			 "epsilon", 20.0, "accuracy", 0.8, "evaluations", 9, "ratio", 40.0, "group", "layer:fc1",
-			 "norm", "linf", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01, "gradient",
-			 "epsilon", 0.001, "accuracy", 0.8, "evaluations", 7, "random", "epsilon", 0.01, "accuracy",
-			 0.8, "evaluations", 9, "ratio", 10.0);
+	crit = critical_fixture();
 	REQUIRE(crit);
 	json_object_set_new(rep, "critical", crit);
 	list = pcd_charts_list(rep);
@@ -961,5 +970,31 @@ TEST(charts_critical_bars)
 	CHECK(contract_kept(s));
 	free(svg);
 	free(s);
+	json_decref(rep);
+}
+
+/* the summary's critical table comes first, a radius not reached as "-" */
+TEST(charts_critical_summary_table)
+{
+	json_t *rep = report_fixture();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	REQUIRE(rep);
+	json_object_set_new(rep, "critical", critical_fixture());
+	REQUIRE((f = open_memstream(&text, &len)));
+	pcd_summary_print(rep, 5, f);
+	fclose(f);
+	REQUIRE(text);
+	CHECK_MSG(strstr(text, "critical radius (accuracy below clean - 0.05; to 0.01 relative") != NULL, "%s", text);
+	CHECK_MSG(strstr(text, "  layer:fc3                 l2            0           0.2      7             2      8"
+			       "        10\n") != NULL,
+		  "%s", text);
+	CHECK_MSG(strstr(text, "  layer:conv1               l2            0             1      7             -     20"
+			       "         -\n") != NULL,
+		  "%s", text);
+	CHECK(strstr(text, "critical radius") < strstr(text, "the whole model"));
+	free(text);
 	json_decref(rep);
 }
