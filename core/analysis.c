@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "paracorr/corrupt.h"
+#include "paracorr/critical.h"
 #include "paracorr/fstudy.h"
 #include "paracorr/graph.h"
 #include "paracorr/groups.h"
@@ -82,6 +83,7 @@ struct study {
 	float **delta, **yclean, **keep;
 	int64_t scratch_floats, keep_floats;
 	struct pc_eval clean;
+	json_t *critical; /* critical[] rows, for the blocks that ask */
 };
 
 static void report_progress(struct study *s);
@@ -837,6 +839,152 @@ static json_t *shape_json(const struct pc_shape *sh, int from)
 	return a;
 }
 
+/* --- the critical radius (critical.h) ---------------------------------------- */
+
+/* What the progress plan counts for one search: about what a search from
+ * the sweep's bracket takes to 1% (critical.h: at most 12 there), not the
+ * bound the work estimate keeps (a plan of the bound made the time left
+ * twenty times too long); each search then corrects the plan by what it ran. */
+#define CRIT_PLANNED 12
+
+/* One search's corruption: the gradient one (direction u, or the multi-step
+ * one at each radius) or the mean over the trials, each regenerating its
+ * draw from its own stream so that every radius sees the same directions. */
+struct crit_ctx {
+	struct study *s;
+	int gi, si, random;
+	int trials; /* the random side's: those the sweep ran */
+	double p;
+	int64_t n;
+	const float *u;
+	float *v, *tmp, *a;
+};
+
+static int crit_eval(void *arg, double eps_spec, double *accuracy, struct pc_error *err)
+{
+	struct crit_ctx *c = arg;
+	struct study *s = c->s;
+	const struct group *gr = &s->groups[c->gi];
+	const struct pc_corruption *sp = &s->spec->blocks[gr->block];
+	double eps = effective_eps(s, gr, c->p, eps_spec);
+	struct pc_eval ev = {0};
+	int rc;
+
+	if (!c->random && sp->steps > 1) {
+		rc = multi_step(s, gr, c->p, c->n, eps, c->a, c->tmp, err);
+		s->passes_done += sp->steps;
+		for (int64_t i = 0; !rc && i < gr->count; i++)
+			c->tmp[i] = gr->w0[i] + c->a[i];
+		if (!rc) {
+			write_group(s, gr, c->tmp);
+			rc = evaluate(s, gr, NULL, 1, NULL, &ev, err);
+			write_group(s, gr, gr->w0);
+		}
+		*accuracy = ev.accuracy;
+		return rc;
+	}
+	if (!c->random) {
+		rc = evaluate_direction(s, gr, c->u, 1, &eps, &ev, c->tmp, err);
+		*accuracy = ev.accuracy;
+		return rc;
+	}
+	double sum = 0;
+	int K = c->trials;
+	for (int k = 0; k < K; k++) {
+		uint64_t stream = pc_rng_derive(s->spec->seed, (uint64_t)c->gi, (uint64_t)c->si, (uint64_t)k, 0);
+		rc = pc_corrupt_random(gr->count, c->p, c->n, stream, c->v, err);
+		if (!rc)
+			rc = evaluate_direction(s, gr, c->v, 1, &eps, &ev, c->tmp, err);
+		if (rc)
+			return rc;
+		sum += ev.accuracy;
+	}
+	*accuracy = sum / K;
+	return PC_OK;
+}
+
+static json_t *crit_side_json(const struct study *s, const struct group *gr, double p,
+			      const struct pc_critical_result *r)
+{
+	json_t *o = json_pack("{s:o, s:o, s:i}", "epsilon", r->reached ? json_real(r->epsilon) : json_null(),
+			      "accuracy", r->reached ? json_real(r->accuracy) : json_null(), "evaluations",
+			      r->evaluations);
+
+	if (o && s->spec->blocks[gr->block].epsilon_scale != PC_EPS_ABSOLUTE)
+		json_object_set_new(o, "epsilon_effective",
+				    r->reached ? pc_report_real(effective_eps(s, gr, p, r->epsilon)) : json_null());
+	if (o && r->reached && !r->converged)
+		json_object_set_new(o, "converged", json_false());
+	return o;
+}
+
+/* The critical radii of one setting, after its sweep: gacc[] the gradient
+ * corruption's accuracy at each radius, racc[] the trials' (e * stride + k)
+ * of which the first trials ran (sequential trials may stop early); zero:
+ * the gradient has no direction in the group. What the searches' bound
+ * planned and they did not run leaves the progress plan. */
+static int critical_setting(struct study *s, int gi, int ni, int si, const struct pc_eval *gev,
+			    const double *racc, int trials, const float *u, int zero, struct pc_error *err)
+{
+	const struct group *gr = &s->groups[gi];
+	const struct pc_corruption *sp = &s->spec->blocks[gr->block];
+	int ne = sp->n_epsilons, stride = sp->random_trials, K = trials, rc = PC_OK;
+	int64_t steps = sp->steps > 1 ? sp->steps + 1 : 1;
+	double *gacc = calloc((size_t)ne, sizeof(double)), *macc = calloc((size_t)ne, sizeof(double));
+	struct crit_ctx c = {s, gi, si, 0, trials, sp->norms[ni], sp->sparsity[si], u, NULL, NULL, NULL};
+	struct pc_critical_opts o = {s->clean.accuracy, sp->critical_drop, sp->critical_tolerance, sp->epsilons[0]};
+	struct pc_critical_result gr_r = {0}, rr = {0};
+	json_t *row;
+
+	c.v = malloc((size_t)gr->count * sizeof(float) + 1);
+	c.tmp = malloc((size_t)gr->count * sizeof(float) + 1);
+	c.a = malloc((size_t)gr->count * sizeof(float) + 1);
+	if (!gacc || !macc || !c.v || !c.tmp || !c.a) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
+	}
+	for (int e = 0; e < ne; e++) {
+		gacc[e] = gev[e].accuracy;
+		for (int k = 0; k < K; k++)
+			macc[e] += racc[(int64_t)e * stride + k] / K;
+	}
+	s->phase = "critical radius";
+	gr_r.epsilon = gr_r.accuracy = NAN;
+	rr.epsilon = rr.accuracy = NAN;
+	/* without a direction the gradient corruption is the clean model */
+	if (!zero && (rc = pc_critical_search(&o, sp->epsilons, gacc, ne, crit_eval, &c, &gr_r, err)))
+		goto out;
+	c.random = 1;
+	if (K > 0 && (rc = pc_critical_search(&o, sp->epsilons, macc, ne, crit_eval, &c, &rr, err)))
+		goto out;
+	s->passes_total -= CRIT_PLANNED * (steps + stride) -
+			   ((int64_t)gr_r.evaluations * steps + (int64_t)rr.evaluations * K);
+	report_progress(s);
+	row = json_pack("{s:s, s:o, s:I, s:f, s:f, s:o, s:o}", "group", gr->name, "norm", pc_spec_norm_json(c.p),
+			"sparsity", (json_int_t)c.n, "accuracy_drop", o.drop, "tolerance", o.tolerance, "gradient",
+			crit_side_json(s, gr, c.p, &gr_r), "random", crit_side_json(s, gr, c.p, &rr));
+	if (!row) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
+	}
+	json_object_set_new(row, "ratio",
+			    gr_r.reached && rr.reached ? pc_report_real(rr.epsilon / gr_r.epsilon) : json_null());
+	if (zero)
+		json_object_set_new(json_object_get(row, "gradient"), "direction", json_string("none"));
+	if (K == 0)
+		json_object_set_new(json_object_get(row, "random"), "trials", json_integer(0));
+	if (s->spec->blocks_as_array)
+		json_object_set_new(row, "block", json_integer(gr->block));
+	json_array_append_new(s->critical, row);
+out:
+	free(gacc);
+	free(macc);
+	free(c.v);
+	free(c.tmp);
+	free(c.a);
+	return rc;
+}
+
 /* Results of one group, norm and sparsity across all radii. */
 static int run_setting(struct study *s, int gi, int ni, int si, json_t *results, struct pc_error *err)
 {
@@ -901,6 +1049,7 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 			stopped = "ci_halfwidth";
 			s->passes_total -= (int64_t)(K - k) * ne;
 			K_ran = k;
+			report_progress(s);
 			break;
 		}
 		uint64_t stream = pc_rng_derive(seed, (uint64_t)gi, (uint64_t)si, (uint64_t)k, 0);
@@ -929,6 +1078,12 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 		if (s->spec->blocks_as_array)
 			json_object_set_new(row, "block", json_integer(gr->block));
 		json_array_append_new(results, row);
+	}
+	if (sp->has_critical) {
+		/* u was the last trial's draw: the gradient direction again */
+		if (!zero && (rc = pc_corrupt_gradient(gr->g, gr->count, ord, p, n, u, &dual, &zero, err)))
+			goto out;
+		rc = critical_setting(s, gi, ni, si, gev, racc, K_ran, u, zero, err);
 	}
 out:
 	pc_corrupt_order_free(ord);
@@ -959,6 +1114,81 @@ static int by_change(const void *x, const void *y)
 	return a < b ? 1 : a > b ? -1 : 0;
 }
 
+static int block_has_critical(const struct study *s, int b)
+{
+	return s->spec->blocks[b].has_critical;
+}
+
+/* critical[] (only when a block asked for it): 0, or -1 out of memory */
+static int critical_attach(struct study *s, json_t *root)
+{
+	for (int b = 0; b < s->spec->n_blocks; b++)
+		if (block_has_critical(s, b))
+			return json_object_set(root, "critical", s->critical);
+	return 0;
+}
+
+static double crit_eps_of(const json_t *row)
+{
+	const json_t *v = json_object_get(row, "critical_radius");
+
+	return json_is_number(v) ? json_number_value(v) : INFINITY;
+}
+
+/* smallest gradient critical radius first; not reached (null) last */
+static int by_critical(const void *x, const void *y)
+{
+	double a = crit_eps_of(*(json_t *const *)x), b = crit_eps_of(*(json_t *const *)y);
+
+	return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/* A block with "critical": per norm and sparsity, the non-model groups
+ * by their gradient critical radius, smallest (the most fragile) first. */
+static int critical_ranking(const struct study *s, int b, json_t *out)
+{
+	const struct pc_corruption *sp = &s->spec->blocks[b];
+	size_t nc = json_array_size(s->critical);
+	json_t **rows = calloc(nc + 1, sizeof(*rows));
+
+	if (!rows)
+		return -1;
+	for (int ni = 0; ni < sp->n_norms; ni++)
+		for (int si = 0; si < sp->n_sparsity; si++) {
+			size_t m = 0;
+			json_t *nm = pc_spec_norm_json(sp->norms[ni]);
+			for (size_t i = 0; i < nc; i++) {
+				json_t *r = json_array_get(s->critical, i), *g = json_object_get(r, "gradient");
+				if (json_integer_value(json_object_get(r, "block")) == b &&
+				    json_equal(json_object_get(r, "norm"), nm) &&
+				    json_integer_value(json_object_get(r, "sparsity")) == sp->sparsity[si] &&
+				    strcmp(json_string_value(json_object_get(r, "group")), "model") != 0)
+					rows[m++] = json_pack("{s:O, s:O, s:O, s:s, s:O, s:O, s:O}", "group",
+							      json_object_get(r, "group"), "norm",
+							      json_object_get(r, "norm"), "sparsity",
+							      json_object_get(r, "sparsity"), "by", "critical_radius",
+							      "critical_radius", json_object_get(g, "epsilon"),
+							      "accuracy", json_object_get(g, "accuracy"), "random_critical_radius",
+							      json_object_get(json_object_get(r, "random"), "epsilon"));
+			}
+			json_decref(nm);
+			for (size_t i = 1; i < m; i++)
+				for (size_t j = i; j > 0 && by_critical(&rows[j - 1], &rows[j]) > 0; j--) {
+					json_t *t = rows[j];
+					rows[j] = rows[j - 1];
+					rows[j - 1] = t;
+				}
+			for (size_t i = 0; i < m; i++) {
+				json_object_set_new(rows[i], "rank", json_integer((json_int_t)i + 1));
+				if (s->spec->blocks_as_array)
+					json_object_set_new(rows[i], "block", json_integer(b));
+				json_array_append_new(out, rows[i]);
+			}
+		}
+	free(rows);
+	return 0;
+}
+
 /* Per block and setting, the non-model groups from most to least damaged. */
 static json_t *ranking(const struct study *s, json_t *results)
 {
@@ -974,6 +1204,14 @@ static json_t *ranking(const struct study *s, json_t *results)
 	}
 	for (int b = 0; b < s->spec->n_blocks; b++) {
 		const struct pc_corruption *sp = &s->spec->blocks[b];
+		if (block_has_critical(s, b)) {
+			if (critical_ranking(s, b, out)) {
+				free(rows);
+				json_decref(out);
+				return NULL;
+			}
+			continue;
+		}
 		for (int ni = 0; ni < sp->n_norms; ni++)
 			for (int si = 0; si < sp->n_sparsity; si++)
 				for (int e = 0; e < sp->n_epsilons; e++) {
@@ -1068,6 +1306,9 @@ static int64_t planned_passes(const struct study *s)
 		const struct pc_corruption *c = &s->spec->blocks[s->groups[i].block];
 		total += (int64_t)c->n_norms * c->n_sparsity * c->n_epsilons *
 			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
+		if (c->has_critical)
+			total += (int64_t)c->n_norms * c->n_sparsity * CRIT_PLANNED *
+				 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
 	}
 	return total;
 }
@@ -1233,6 +1474,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		goto out;
 
 	results = json_array();
+	s.critical = json_array();
 	for (int gi = 0; gi < s.n_groups; gi++)
 		for (int ni = 0; ni < spec->blocks[s.groups[gi].block].n_norms; ni++)
 			for (int si = 0; si < spec->blocks[s.groups[gi].block].n_sparsity; si++) {
@@ -1278,6 +1520,10 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
 		goto out;
 	}
+	if (critical_attach(&s, root)) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
+		goto out;
+	}
 	if (json_object_set_new(root, "ranking", ranking(&s, json_object_get(root, "results")))) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory ranking the groups");
 		goto out;
@@ -1314,6 +1560,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 out:
 	json_decref(root);
 	json_decref(results);
+	json_decref(s.critical);
 	json_decref(faults);
 	free_study(&s);
 	return rc;

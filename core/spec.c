@@ -2,7 +2,9 @@
  * function that knows its path, its default and its allowed values, so an
  * error can always say which field is wrong and what it may be. */
 #include "paracorr/spec.h"
+
 #include "paracorr/bitsearch.h"
+#include "paracorr/critical.h"
 #include "paracorr/report.h"
 
 #include <math.h>
@@ -204,6 +206,32 @@ static int parse_groups(const json_t *x, const char *path, unsigned *groups, enu
 }
 
 static int parse_trials(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err);
+/* "critical": {"accuracy_drop", "tolerance"} (critical.h) */
+static int parse_critical(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err)
+{
+	static const struct {
+		const char *key;
+		double hi, def; /* in (0, hi] */
+	} fields[] = {{"accuracy_drop", 1.0, 0.05}, {"tolerance", 0.5, PC_CRITICAL_DEFAULT_TOLERANCE}};
+	double val[2];
+	char where[96];
+
+	if (!json_is_object(c))
+		return bad(err, path, "%s", "must be an object {accuracy_drop, tolerance}");
+	if (only_keys(c, path, "accuracy_drop,tolerance", err))
+		return PC_ERR_INVALID;
+	for (int i = 0; i < 2; i++) {
+		const json_t *v = json_object_get(c, fields[i].key);
+		snprintf(where, sizeof(where), "%s.%s", path, fields[i].key);
+		val[i] = v ? json_number_value(v) : fields[i].def;
+		if ((v && !json_is_number(v)) || !(val[i] > 0 && val[i] <= fields[i].hi))
+			return pc_error_set(err, PC_ERR_INVALID, where, "must be a number in (0, %g]", fields[i].hi);
+	}
+	s->has_critical = 1;
+	s->critical_drop = val[0];
+	s->critical_tolerance = val[1];
+	return PC_OK;
+}
 
 static int parse_corruption(const json_t *c, const char *path, struct pc_corruption *s, struct pc_error *err)
 {
@@ -216,7 +244,7 @@ static int parse_corruption(const json_t *c, const char *path, struct pc_corrupt
 
 	if (!json_is_object(c))
 		return bad(err, path, "%s", "must be an object (or an array of objects)");
-	if (only_keys(c, path, "norms,epsilons,sparsity,epsilon_scale,random_trials,steps,groups", err))
+	if (only_keys(c, path, "norms,epsilons,sparsity,epsilon_scale,random_trials,steps,groups,critical", err))
 		return PC_ERR_INVALID;
 #define FIELD(name) (snprintf(field, sizeof(field), "%s.%s", path, name), field)
 	if ((x = json_object_get(c, "norms"))) {
@@ -282,6 +310,8 @@ static int parse_corruption(const json_t *c, const char *path, struct pc_corrupt
 	s->steps = (int)v;
 	if ((x = json_object_get(c, "groups")) &&
 	    parse_groups(x, FIELD("groups"), &s->groups, s->group_order, &s->n_group_order, err))
+		return PC_ERR_INVALID;
+	if ((x = json_object_get(c, "critical")) && parse_critical(x, FIELD("critical"), s, err))
 		return PC_ERR_INVALID;
 #undef FIELD
 	return PC_OK;
@@ -793,6 +823,11 @@ static json_t *groups_json(const enum pc_group_kind *order, int n)
 	return groups;
 }
 
+static json_t *critical_json(const struct pc_corruption *c)
+{
+	return json_pack("{s:f, s:f}", "accuracy_drop", c->critical_drop, "tolerance", c->critical_tolerance);
+}
+
 static json_t *block_json(const struct pc_corruption *c)
 {
 	json_t *norms = json_array(), *eps = json_array(), *sp = json_array();
@@ -803,12 +838,15 @@ static json_t *block_json(const struct pc_corruption *c)
 		json_array_append_new(eps, json_real(c->epsilons[i]));
 	for (int i = 0; i < c->n_sparsity; i++)
 		json_array_append_new(sp, json_integer(c->sparsity[i]));
-	return json_pack("{s:o, s:o, s:o, s:s, s:o, s:i, s:o}", "norms", norms, "epsilons", eps, "sparsity", sp,
-			 "epsilon_scale", pc_eps_scale_name(c->epsilon_scale), "random_trials",
-			 c->trials_sequential ? json_pack("{s:i, s:i, s:f}", "min", c->trials_min, "max",
-							  c->random_trials, "ci_halfwidth", c->trials_ci_halfwidth)
-					      : json_integer(c->random_trials),
-			 "steps", c->steps, "groups", groups_json(c->group_order, c->n_group_order));
+	json_t *o = json_pack("{s:o, s:o, s:o, s:s, s:o, s:i, s:o}", "norms", norms, "epsilons", eps, "sparsity", sp,
+			      "epsilon_scale", pc_eps_scale_name(c->epsilon_scale), "random_trials",
+			      c->trials_sequential ? json_pack("{s:i, s:i, s:f}", "min", c->trials_min, "max",
+							       c->random_trials, "ci_halfwidth", c->trials_ci_halfwidth)
+						   : json_integer(c->random_trials),
+			      "steps", c->steps, "groups", groups_json(c->group_order, c->n_group_order));
+	if (o && c->has_critical)
+		json_object_set_new(o, "critical", critical_json(c));
+	return o;
 }
 
 /* The block with its defaults; "search" only when there is one. */
@@ -944,6 +982,15 @@ double pc_spec_fault_passes(const struct pc_spec *spec, const struct pc_work_mod
 	return total;
 }
 
+/* The critical-radius searches' bound per group (spec.h) */
+static double critical_passes(const struct pc_corruption *c)
+{
+	if (!c->has_critical)
+		return 0;
+	return (double)c->n_norms * c->n_sparsity * PC_CRITICAL_MAX_EVALUATIONS *
+	       ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
+}
+
 double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m)
 {
 	double total = 1; /* the clean pass */
@@ -959,6 +1006,7 @@ double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_mod
 			groups += (double)m->layers;
 		total += groups * c->n_norms * c->n_sparsity * c->n_epsilons *
 			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
+		total += groups * critical_passes(c);
 	}
 	return total + pc_spec_fault_passes(spec, m);
 }

@@ -491,3 +491,80 @@ TEST(analysis_sequential_trials_stop_at_the_interval)
 		json_decref(fixed[k]);
 	free_fixture(&f);
 }
+
+/* The critical radius of the L2 gradient corruption against a PyTorch
+ * bisection on the same direction with the same bracketing rule
+ * (make_critical_refs.py), within the bisection tolerance; the search's
+ * evaluations within the budget; the random side, the ratio and the
+ * ranking by critical radius as the report says. */
+TEST(analysis_critical_radius_matches_pytorch)
+{
+	struct fixture f;
+	char path[512];
+	json_error_t jerr;
+	json_t *ref, *r = NULL, *row, *crit, *rank;
+	size_t i;
+	int compared = 0;
+
+	snprintf(path, sizeof(path), "%s/" FIX "critical_cnn_op17.json", pc_test_root());
+	ref = json_load_file(path, 0, &jerr);
+	REQUIRE(ref);
+	if (!load_fixture(t, "cnn_op17.onnx", json_integer_value(json_object_get(ref, "samples")), &f)) {
+		json_decref(ref);
+		return;
+	}
+	r = study(t, &f,
+		  "{\"groups\": [\"model\", \"layer\"], \"norms\": [\"l2\"], \"epsilons\": [0.1, 0.5, 1.0, 2.0],"
+		  " \"random_trials\": 2, \"critical\": {\"accuracy_drop\": 0.05}}",
+		  json_integer_value(json_object_get(ref, "samples")), 2, 1);
+	if (!r)
+		goto out;
+	CHECK(num(r, "clean", "accuracy") == num(ref, "clean", "accuracy"));
+	crit = json_object_get(r, "critical");
+	CHECK(json_array_size(crit) == 6); /* the model and its five layers */
+	json_array_foreach(json_object_get(ref, "critical"), i, row)
+	{
+		const char *g = json_string_value(json_object_get(row, "group"));
+		json_t *mine = NULL, *c;
+		size_t j;
+		json_array_foreach(crit, j, c) if (strcmp(json_string_value(json_object_get(c, "group")), g) == 0) mine = c;
+		REQUIRE_MSG(mine, "no critical entry for %s", g);
+		double pe = num(row, "epsilon", NULL), me = num(mine, "gradient", "epsilon");
+		CHECK_MSG(fabs(me - pe) <= 0.01 * fmax(me, pe), "%s: critical radius %.6g, PyTorch %.6g", g, me, pe);
+		compared++;
+	}
+	CHECK(compared == 3);
+	json_array_foreach(crit, i, row)
+	{
+		json_t *gs = json_object_get(row, "gradient"), *rs = json_object_get(row, "random");
+		double clean = num(r, "clean", "accuracy");
+		CHECK(num(row, "accuracy_drop", NULL) == 0.05 && num(row, "tolerance", NULL) == 0.01);
+		/* every gradient radius is bracketed by the sweep: at most 12 new evaluations */
+		CHECK(json_is_number(json_object_get(gs, "epsilon")));
+		CHECK_MSG(json_integer_value(json_object_get(gs, "evaluations")) <= 12, "%s: %lld evaluations",
+			  json_string_value(json_object_get(row, "group")),
+			  (long long)json_integer_value(json_object_get(gs, "evaluations")));
+		CHECK(num(gs, "accuracy", NULL) < clean - 0.05);
+		if (json_is_number(json_object_get(rs, "epsilon"))) {
+			CHECK(num(rs, "accuracy", NULL) < clean - 0.05);
+			CHECK_CLOSE(num(row, "ratio", NULL), num(rs, "epsilon", NULL) / num(gs, "epsilon", NULL), 0, 1e-12);
+		} else {
+			CHECK(json_is_null(json_object_get(row, "ratio")));
+		}
+	}
+	/* the ranking: the layers by gradient critical radius, smallest first */
+	rank = json_object_get(r, "ranking");
+	CHECK(json_array_size(rank) == 5);
+	json_array_foreach(rank, i, row)
+	{
+		CHECK(strcmp(json_string_value(json_object_get(row, "by")), "critical_radius") == 0);
+		CHECK(json_integer_value(json_object_get(row, "rank")) == (json_int_t)i + 1);
+		if (i > 0)
+			CHECK(num(row, "critical_radius", NULL) >=
+			      num(json_array_get(rank, i - 1), "critical_radius", NULL));
+	}
+	json_decref(r);
+out:
+	json_decref(ref);
+	free_fixture(&f);
+}

@@ -895,3 +895,106 @@ TEST(charts_faults_summary_tables)
 	free(text);
 	json_decref(rep);
 }
+
+/* critical[]: three l2 groups (conv1's random radius not reached) and one linf */
+static json_t *critical_fixture(void)
+{
+	json_t *crit;
+
+	crit = json_pack("[{s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f},"
+			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:n, s:n, s:i}, s:n},"
+			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f},"
+			 " {s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:f, s:f, s:i}, s:f}]",
+			 "group", "layer:fc3", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01,
+			 "gradient", "epsilon", 0.2, "accuracy", 0.8, "evaluations", 7, "random", "epsilon", 2.0,
+			 "accuracy", 0.8, "evaluations", 8, "ratio", 10.0, "group", "layer:conv1", "norm", "l2",
+			 "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01, "gradient", "epsilon", 1.0,
+			 "accuracy", 0.8, "evaluations", 7, "random", "epsilon", "accuracy", "evaluations", 20,
+			 "ratio", "group", "layer:fc1", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05,
+			 "tolerance", 0.01, "gradient", "epsilon", 0.5, "accuracy", 0.8, "evaluations", 7, "random",
+			 "epsilon", 20.0, "accuracy", 0.8, "evaluations", 9, "ratio", 40.0, "group", "layer:fc1",
+			 "norm", "linf", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01, "gradient",
+			 "epsilon", 0.001, "accuracy", 0.8, "evaluations", 7, "random", "epsilon", 0.01, "accuracy",
+			 0.8, "evaluations", 9, "ratio", 10.0);
+	return crit;
+}
+
+/* critical: a gradient and a random bar per group, gradient above random,
+ * from 0 to the radius; a radius not reached has no bar; listed only when
+ * the report has critical[] */
+TEST(charts_critical_bars)
+{
+	json_t *rep = report_fixture(), *crit;
+	struct svg_info *s = malloc(sizeof(*s));
+	double xs[8], ys[8];
+	static const double want_g[] = {0.2, 1.0, 0.5}, want_r[] = {2.0, 20.0};
+	char *svg;
+	json_t *list;
+
+	REQUIRE(rep && s);
+	list = pcd_charts_list(rep);
+	CHECK(list && !listed(list, "critical"));
+	json_decref(list);
+	crit = critical_fixture();
+	REQUIRE(crit);
+	json_object_set_new(rep, "critical", crit);
+	list = pcd_charts_list(rep);
+	CHECK(list && listed(list, "critical"));
+	json_decref(list);
+	svg = draw(rep, "critical", s);
+	REQUIRE(svg && s->ok);
+	CHECK_INT(s->n_paths, 2);
+	CHECK(!strcmp(s->label[0], "gradient critical radius") && !strcmp(s->label[1], "random critical radius"));
+	/* the l2 setting only: three gradient bars, two random ones */
+	CHECK_INT(s->points[0], 3);
+	CHECK_INT(s->points[1], 2);
+	REQUIRE(path_points(s->d[0], xs, ys, 8) == 3);
+	for (int k = 0; k < 3; k++) {
+		const char *m = s->d[0];
+		double x0, y, x1;
+		for (int j = 0; j <= k; j++)
+			m = strchr(m + (j > 0), 'M');
+		REQUIRE(m && sscanf(m, "M %lf %lf H %lf", &x0, &y, &x1) == 3);
+		CHECK_MSG(near_x(s, x0, 0) && near_x(s, x1, want_g[k]), "gradient bar %d: %g", k, data_x(s, x1));
+	}
+	for (int k = 0; k < 2; k++) {
+		const char *m = s->d[1];
+		double x0, y, x1;
+		for (int j = 0; j <= k; j++)
+			m = strchr(m + (j > 0), 'M');
+		REQUIRE(m && sscanf(m, "M %lf %lf H %lf", &x0, &y, &x1) == 3);
+		CHECK_MSG(near_x(s, x1, want_r[k]), "random bar %d: %g", k, data_x(s, x1));
+	}
+	CHECK(strstr(s->title, "0.05") && strstr(s->title, "l2") && strstr(s->title, "dense"));
+	CHECK(strstr(svg, ">fc3 (0.2)</text>") && strstr(svg, ">fc1 (20)</text>") != NULL);
+	CHECK(contract_kept(s));
+	free(svg);
+	free(s);
+	json_decref(rep);
+}
+
+/* the summary's critical table comes first, a radius not reached as "-" */
+TEST(charts_critical_summary_table)
+{
+	json_t *rep = report_fixture();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	REQUIRE(rep);
+	json_object_set_new(rep, "critical", critical_fixture());
+	REQUIRE((f = open_memstream(&text, &len)));
+	pcd_summary_print(rep, 5, f);
+	fclose(f);
+	REQUIRE(text);
+	CHECK_MSG(strstr(text, "critical radius (accuracy below clean - 0.05; to 0.01 relative") != NULL, "%s", text);
+	CHECK_MSG(strstr(text, "  layer:fc3                 l2            0           0.2      7             2      8"
+			       "        10\n") != NULL,
+		  "%s", text);
+	CHECK_MSG(strstr(text, "  layer:conv1               l2            0             1      7             -     20"
+			       "         -\n") != NULL,
+		  "%s", text);
+	CHECK(strstr(text, "critical radius") < strstr(text, "the whole model"));
+	free(text);
+	json_decref(rep);
+}

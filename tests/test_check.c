@@ -226,3 +226,52 @@ TEST(check_command_exit_codes_and_junit)
 	free(out), free(err);
 	be_rmtree(dir);
 }
+
+/* A real report: `paracorr run` with "critical" on the demo CNN, then
+ * check reads its critical[] as the report states it (the value printed,
+ * >= holds at the radius and > fails). */
+TEST(check_critical_of_a_real_report)
+{
+	char dir[256], path[512], cmd[2048], expr[256], *out = NULL, *err = NULL;
+	const char *bin = getenv("PARACORR_BIN");
+	json_t *rep, *c, *fc3 = NULL;
+	json_error_t jerr;
+	FILE *f;
+	size_t i;
+	double g, r;
+
+	if (!bin) {
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return;
+	}
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(path, sizeof(path), "%s/spec.json", dir);
+	REQUIRE((f = fopen(path, "w")));
+	fprintf(f,
+		"{\"model\": \"%s/" FIX "cnn_op17.onnx\", \"dataset\": {\"inputs\": \"" T10K_X "\", \"labels\": \"" T10K_Y
+		"\"}, \"limit\": 500, \"seed\": 2, \"corruption\": {\"groups\": [\"layer\"], \"norms\": [\"l2\"],"
+		" \"epsilons\": [0.1, 0.5], \"random_trials\": 2, \"critical\": {\"accuracy_drop\": 0.05}}}",
+		pc_test_root());
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' run --reproducible --quiet --threads 2 %s > %s/report.json", bin, path, dir);
+	REQUIRE(be_run(cmd, NULL, 0, 300) == 0);
+	snprintf(path, sizeof(path), "%s/report.json", dir);
+	REQUIRE((rep = json_load_file(path, 0, &jerr)));
+	json_array_foreach(json_object_get(rep, "critical"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "group")), "layer:fc3"))
+			fc3 = c;
+	REQUIRE(fc3);
+	g = json_number_value(json_object_get(json_object_get(fc3, "gradient"), "epsilon"));
+	r = json_number_value(json_object_get(json_object_get(fc3, "random"), "epsilon"));
+	REQUIRE(g > 0 && r > 0);
+	snprintf(expr, sizeof(expr), "--require 'critical(l2, group=layer:fc3) >= %.17g' "
+				     "--require 'critical(l2, random, group=layer:fc3) <= %.17g'", g, r);
+	CHECK_INT(run_check(t, dir, expr, &out, &err), 0);
+	CHECK_MSG(out && strstr(out, "all 2 requirements hold"), "stdout: %s", out);
+	free(out), free(err);
+	snprintf(expr, sizeof(expr), "--require 'critical(l2, group=layer:fc3) > %.17g'", g);
+	CHECK_INT(run_check(t, dir, expr, &out, &err), 1);
+	CHECK_MSG(err && strstr(err, "1 of 1 requirement failed"), "stderr: %s", err);
+	free(out), free(err);
+	json_decref(rep);
+}

@@ -269,7 +269,7 @@ TEST(cli_reports_match_the_schemas)
 	REQUIRE(write_spec(path, "[{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.1, 1], \"random_trials\": 2,"
 				 " \"groups\": [\"model\", \"layer\"], \"steps\": 3},"
 				 " {\"norms\": [\"l1\", 3], \"epsilons\": [0.5], \"sparsity\": [10], \"groups\": [\"tensor\"],"
-				 " \"epsilon_scale\": \"relative\"}]") == 0);
+				 " \"epsilon_scale\": \"relative\", \"critical\": {\"accuracy_drop\": 0.1}}]") == 0);
 	for (int reproducible = 0; reproducible < 2; reproducible++) {
 		snprintf(args, sizeof(args), "run %s--threads 2 %s", reproducible ? "--reproducible " : "", path);
 		if (!run(t, args, &o))

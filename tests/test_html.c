@@ -253,3 +253,32 @@ TEST(html_faults_section)
 	free(html);
 	json_decref(rep);
 }
+
+/* The critical radii as their own table, first after the clean numbers,
+ * a radius not reached as a dash. */
+TEST(html_critical_section)
+{
+	json_t *rep = load("api/examples/demo-report.json");
+	struct pc_error err = {0};
+	char *html = NULL;
+	size_t len = 0;
+
+	REQUIRE(rep);
+	CHECK(!json_object_get(rep, "critical"));
+	json_object_set_new(rep, "critical",
+			    json_pack("[{s:s, s:s, s:i, s:f, s:f, s:{s:f, s:f, s:i}, s:{s:n, s:n, s:i}, s:n}]", "group",
+				      "layer:fc3<b>", "norm", "l2", "sparsity", 0, "accuracy_drop", 0.05, "tolerance", 0.01,
+				      "gradient", "epsilon", 0.25, "accuracy", 0.82, "evaluations", 8, "random", "epsilon",
+				      "accuracy", "evaluations", 20, "ratio"));
+	REQUIRE_MSG(pcd_report_html(rep, &html, &len, &err) == PC_OK, "%s", err.text);
+	check_self_contained(t, html);
+	CHECK_INT(count(html, "<section data-section=\"critical\">"), 1);
+	CHECK(strstr(html, "falls below clean &minus; 0.05, to 0.01 relative") != NULL);
+	CHECK(strstr(html, "<td class=\"l\">layer:fc3&lt;b&gt;</td>") != NULL);
+	CHECK(strstr(html, "<td data-field=\"gradient.epsilon\" data-value=\"0.25\">0.25</td>") != NULL);
+	CHECK(strstr(html, "<td data-field=\"random.epsilon\">-</td>") != NULL);
+	CHECK(strstr(html, "<td data-field=\"random.evaluations\" data-value=\"20\">20</td>") != NULL);
+	CHECK(strstr(html, "data-section=\"critical\"") < strstr(html, "data-section=\"results\""));
+	free(html);
+	json_decref(rep);
+}

@@ -539,3 +539,59 @@ TEST(spec_work_estimate_faults_terms)
 	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 413.0, 0, 0);
 	pc_spec_free(&s);
 }
+
+/* "critical" in a block: defaults echoed, bad values named by their path,
+ * and the searches' bound in the work estimate */
+TEST(spec_critical_block)
+{
+	static const struct {
+		const char *body, *where, *text;
+	} bad_cases[] = {
+		{"\"critical\": {\"accuracy_drop\": 0}", "corruption.critical.accuracy_drop", "(0, 1]"},
+		{"\"critical\": {\"accuracy_drop\": 1.5}", "corruption.critical.accuracy_drop", "(0, 1]"},
+		{"\"critical\": {\"accuracy_drop\": \"5%\"}", "corruption.critical.accuracy_drop", "(0, 1]"},
+		{"\"critical\": {\"tolerance\": 0.6}", "corruption.critical.tolerance", "(0, 0.5]"},
+		{"\"critical\": {\"tolerance\": 0}", "corruption.critical.tolerance", "(0, 0.5]"},
+		{"\"critical\": {\"drop\": 0.1}", "corruption.critical.drop", "unknown field"},
+		{"\"critical\": 0.05", "corruption.critical", "must be an object"},
+	};
+	struct pc_work_model m = {100, 2, 1, -1};
+	struct pc_error err = {0};
+	struct pc_spec s;
+	char text[512];
+
+	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, 1],"
+		      " \"random_trials\": 2, \"groups\": [\"layer\"], \"critical\": {\"accuracy_drop\": 0.1}}}",
+		      &s, &err) == PC_OK);
+	CHECK(s.blocks[0].has_critical);
+	CHECK(s.blocks[0].critical_drop == 0.1 && s.blocks[0].critical_tolerance == 0.01);
+	{
+		json_t *echo = pc_spec_to_json(&s);
+		char *c = json_dumps(json_object_get(json_object_get(echo, "corruption"), "critical"), JSON_COMPACT);
+		CHECK_MSG(c && strcmp(c, "{\"accuracy_drop\":0.10000000000000001,\"tolerance\":0.01}") == 0, "%s", c);
+		free(c);
+		json_decref(echo);
+	}
+	/* 1 + 1 layer x (2 radii x (1 + 2) + the searches' 50 x (1 + 2)) */
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 1 + 6 + 150.0, 0, 0);
+	pc_spec_free(&s);
+	/* without "critical" the echo has none and the estimate is the sweep's */
+	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, 1],"
+		      " \"random_trials\": 2, \"groups\": [\"layer\"]}}",
+		      &s, &err) == PC_OK);
+	{
+		json_t *echo = pc_spec_to_json(&s);
+		CHECK(!json_object_get(json_object_get(echo, "corruption"), "critical"));
+		json_decref(echo);
+	}
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 7.0, 0, 0);
+	pc_spec_free(&s);
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		struct pc_error e = {0};
+		snprintf(text, sizeof(text), "{" MIN_SPEC ", \"corruption\": {%s}}", bad_cases[i].body);
+		CHECK_MSG(parse(text, &s, &e) == PC_ERR_INVALID && strcmp(e.where, bad_cases[i].where) == 0 &&
+				  strstr(e.text, bad_cases[i].text),
+			  "%s: %s: %s", bad_cases[i].body, e.where, e.text);
+		pc_spec_free(&s);
+	}
+}

@@ -63,6 +63,10 @@ struct pc_corruption {
 	unsigned groups; /* enum pc_group_kind bits */
 	int n_group_order;
 	enum pc_group_kind group_order[3]; /* as the spec listed them */
+	/* "critical": the critical radius of every setting (critical.h) */
+	int has_critical;
+	double critical_drop;	   /* accuracy_drop, in (0, 1] */
+	double critical_tolerance; /* relative, in (0, 0.5]; default 0.01 */
 };
 
 #define PC_SPEC_MAX_ACT_GROUP 64
@@ -157,7 +161,10 @@ json_t *pc_spec_to_json(const struct pc_spec *spec);
  * 1 + sum over groups of norms x sparsity x epsilons x (steps' + trials)
  * passes, steps' = steps + 1 when steps > 1, else 1, with one group for
  * "model", one per parameter tensor for "tensor", one per layer (node with
- * parameters) for "layer", in every corruption block. A faults block adds,
+ * parameters) for "layer", in every corruption block. A block with
+ * "critical" adds per group, norm and sparsity the search's bound,
+ * PC_CRITICAL_MAX_EVALUATIONS x (steps' + trials) (the gradient's search
+ * and the random one, each evaluation of the random one all the trials). A faults block adds,
  * per group G of its groups (counted the same way) and per format:
  *
  *   1 + B x T + (bits ? b x T' : 0) + (search ? F x (1 + t_G) + 1 : 0)

@@ -297,7 +297,8 @@ function resultsTable(report) {
 // a line says how many more the JSON report holds.
 const RANK_ROWS = 20;
 function rankingTable(report) {
-  const all = (report.ranking || []).filter((r) => r.loss_change !== null);
+  // a block with "critical" ranks by critical radius: criticalTable shows it
+  const all = (report.ranking || []).filter((r) => r.loss_change !== null && !r.by);
   if (!all.length) return null;
   const key = (r) => [r.norm, r.epsilon, r.sparsity, r.block].join('|');
   const count = new Map();
@@ -322,6 +323,25 @@ function rankingTable(report) {
     (more ? more + ' more group' + (more === 1 ? '' : 's') + ' in this setting' : 'All groups of this setting') +
     (others ? '; ' + others + ' ' + (others === 1 ? 'entry' : 'entries') + ' for other settings' : '') +
     ': the JSON report has them all.'));
+}
+
+// The critical radii: per group, norm and sparsity, where accuracy first
+// falls below clean - drop, gradient against random (null: not reached).
+function criticalTable(report) {
+  const rows = report.critical || [];
+  if (!rows.length) return null;
+  const eps = (side) => (side && side.epsilon !== null && side.epsilon !== undefined ? sig(side.epsilon) : '-');
+  return h('section', {class: 'card'}, h('h2', {}, 'Critical radius'),
+    h('p', {class: 'muted'}, 'Accuracy below clean − ' + rows[0].accuracy_drop + ', to ' +
+      rows[0].tolerance + ' relative; ratio = random / gradient.'),
+    h('table', {'data-testid': 'critical'},
+      h('thead', {}, h('tr', {}, ['group', 'norm', 'sparsity', 'gradient ε*', 'random ε*', 'ratio']
+        .map((t, i) => h('th', {class: i < 2 ? '' : 'num'}, t)))),
+      h('tbody', {}, rows.map((r) => h('tr', {},
+        h('td', {class: 'mono group'}, r.group), h('td', {}, String(r.norm)),
+        h('td', {class: 'num'}, r.sparsity), h('td', {class: 'num'}, eps(r.gradient)),
+        h('td', {class: 'num'}, eps(r.random)),
+        h('td', {class: 'num'}, r.ratio === null ? '-' : sig(r.ratio)))))));
 }
 
 // The bit-fault study: each format as stored, the random bit errors of the
@@ -419,6 +439,8 @@ async function jobView(id) {
       (report.dataset && report.dataset.tokens ? ' (' + report.dataset.tokens + ' labelled tokens)' : '') +
       (clean.non_finite ? ', the loss not finite for ' + clean.non_finite : '') +
       (report.before ? ' (before hardening: ' + pct(report.before.clean.accuracy) + ')' : '')), actions));
+  const crit = criticalTable(study);
+  if (crit) root.append(crit);
   try {
     root.append(...await chartCards(j.id));
   } catch (e) { root.append(errorBox(e)); }

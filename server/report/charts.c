@@ -1288,6 +1288,64 @@ static int chart_search(const json_t *report, struct plot *p, struct pc_error *e
 	return 0;
 }
 
+/* critical: per group of the first setting of critical[] (its norm,
+ * sparsity and block), the gradient critical radius and the random one as
+ * two bars, gradient above random; a radius not reached has no bar. */
+static int chart_critical(const json_t *report, struct plot *p, struct pc_error *err)
+{
+	const json_t *crit = json_object_get(report, "critical"), *head, *row;
+	struct series *sg, *sr;
+	char nb[32], sp[48];
+	size_t i, n = json_array_size(crit);
+	int groups = 0;
+
+	if (!json_is_array(crit) || !n)
+		return pc_error_set(err, PC_ERR_NOT_FOUND, "critical", "the report has no critical radii");
+	head = json_array_get(crit, 0);
+	if (!json_is_object(head))
+		return pc_error_set(err, PC_ERR_FORMAT, "critical[0]", "is not an object");
+	if (!(sg = new_series(p, "gradient critical radius", BARS, 0)) ||
+	    !(sr = new_series(p, "random critical radius", BARS, 1)))
+		return nomem(err);
+	json_array_foreach(crit, i, row)
+	{
+		const json_t *ge = json_object_get(json_object_get(row, "gradient"), "epsilon");
+		const json_t *re = json_object_get(json_object_get(row, "random"), "epsilon");
+		char na[32];
+
+		if (!json_is_object(row) || !json_is_string(json_object_get(row, "group")) ||
+		    strcmp(pcd_summary_norm(row, na, sizeof(na)), pcd_summary_norm(head, nb, sizeof(nb))) ||
+		    opt_number(row, "sparsity") != opt_number(head, "sparsity") ||
+		    json_integer_value(json_object_get(row, "block")) != json_integer_value(json_object_get(head, "block")))
+			continue;
+		if (groups >= MAX_BARS / 2)
+			break;
+		/* the names live in the report: add_point keeps the pointer */
+		if (json_is_number(ge) && add_point(sg, json_number_value(ge), 2 * groups + 1, short_group(group_of(row))))
+			return nomem(err);
+		if (json_is_number(re) && add_point(sr, json_number_value(re), 2 * groups + 2, short_group(group_of(row))))
+			return nomem(err);
+		groups++;
+	}
+	if (!sg->n && !sr->n)
+		return pc_error_set(err, PC_ERR_NOT_FOUND, "critical", "no critical radius was reached");
+	if (opt_number(head, "sparsity") > 0)
+		snprintf(sp, sizeof(sp), "%g weights", opt_number(head, "sparsity"));
+	else
+		snprintf(sp, sizeof(sp), "dense");
+	text_printf(p->title, sizeof(p->title), "Critical radius: accuracy below clean \u2212 %g (%s, %s)",
+		    opt_number(head, "accuracy_drop"), pcd_summary_norm(head, nb, sizeof(nb)), sp);
+	text_printf(p->xlabel, sizeof(p->xlabel), "critical radius \u03b5*");
+	text_printf(p->ylabel, sizeof(p->ylabel), "group");
+	choose_ranges(p, LINEAR, LINEAR, 0);
+	if (p->xmin > 0)
+		p->xmin = 0;
+	p->rows = 2 * groups < 5 ? 5 : 2 * groups;
+	p->ymin = p->rows + 0.5;
+	p->ymax = 0.5;
+	return 0;
+}
+
 static const struct {
 	const char *name, *title;
 	int (*build)(const json_t *report, struct plot *p, struct pc_error *err);
@@ -1298,6 +1356,7 @@ static const struct {
     {"harden", "Accuracy before and after hardening", chart_harden},
     {"faults", "Accuracy against the bit error rate", chart_faults},
     {"search", "Accuracy against flipped bits", chart_search},
+    {"critical", "Critical radius per group, gradient against random", chart_critical},
 };
 
 #define N_CHARTS (sizeof(charts) / sizeof(charts[0]))

@@ -30,6 +30,10 @@
  *             line per search of the "model" group (else the first): plain
  *             BFA dashed, paracorr's search solid; the target accuracy as a
  *             reference line when every search shares it
+ *   critical  (reports with critical[]) per group of the first setting of
+ *             critical[] (norm, sparsity, block), two horizontal bars: the
+ *             gradient critical radius (row 2i + 1) and the random one (row
+ *             2i + 2), a radius not reached left out; the drop in the title
  *
  * The contract a reader can rely on, to check a chart against its report:
  * - the document is <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 W H"
@@ -45,7 +49,8 @@
  * - labels: accuracy "<norm> gradient|random mean|random worst[, N weights]
  *   [, N steps]"; loss "<norm> corruption"; ranking "loss change"; harden
  *   "before: <norm> gradient..." and "after: <norm> gradient..."; faults
- *   "<format> random mean|random worst"; search "<format> <method>";
+ *   "<format> random mean|random worst"; search "<format> <method>"; critical
+ *   "gradient critical radius" and "random critical radius";
  * - the plot area is <g class="plot" data-x0 data-x1 data-y0 data-y1
  *   data-xmin data-xmax data-ymin data-ymax data-xlog data-ylog>: pixels
  *   x0..x1 span xmin..xmax and y0 (bottom) .. y1 (top) span ymin..ymax,

@@ -107,6 +107,17 @@ static const struct column ranking_cols[] = {
 	{"accuracy", "accuracy", 1, COL_NUMBER},
 };
 
+static const struct column critical_cols[] = {
+	{"group", "group", 0, COL_GROUP},
+	{"norm", "norm", 0, COL_NORM},
+	{"sparsity", "sparsity", 0, COL_NUMBER},
+	{"gradient &epsilon;*", "gradient.epsilon", 0, COL_NUMBER},
+	{"evaluations", "gradient.evaluations", 0, COL_NUMBER},
+	{"random &epsilon;*", "random.epsilon", 0, COL_NUMBER},
+	{"evaluations", "random.evaluations", 0, COL_NUMBER},
+	{"ratio", "ratio", 0, COL_NUMBER},
+};
+
 /* The bit-fault study: each format's clean numbers, random bit errors,
  * bit positions, and the worst-case searches with their flips. */
 static const struct column quantized_cols[] = {
@@ -280,6 +291,29 @@ static void ranking_block(FILE *f, const json_t *study)
 	fputs("</tbody></table></section>\n", f);
 }
 
+/* The critical radii, the headline: one row per group, norm and sparsity. */
+static void critical_block(FILE *f, const json_t *study)
+{
+	const json_t *crit = json_object_get(study, "critical"), *e;
+	size_t i;
+
+	if (!json_array_size(crit))
+		return;
+	fprintf(f, "<section data-section=\"critical\"><h2>Critical radius</h2>\n<p class=\"meta\">The radius at which "
+		   "accuracy first falls below clean &minus; %g, to %g relative (bisection); a dash: not reached. "
+		   "Ratio: random over gradient.</p>\n",
+		json_number_value(json_object_get(json_array_get(crit, 0), "accuracy_drop")),
+		json_number_value(json_object_get(json_array_get(crit, 0), "tolerance")));
+	table_head(f, critical_cols, N_COLS(critical_cols));
+	json_array_foreach(crit, i, e)
+	{
+		fputs("<tr>", f);
+		table_cells(f, critical_cols, N_COLS(critical_cols), e);
+		fputs("</tr>\n", f);
+	}
+	fputs("</tbody></table></section>\n", f);
+}
+
 /* The rows of one table of the faults section, with a heading. */
 static void rows_table(FILE *f, const char *title, const char *meta, const struct column *cols, size_t n,
 		       const json_t *rows)
@@ -443,6 +477,7 @@ int pcd_report_html(const json_t *report, char **html, size_t *len, struct pc_er
 		fputs("</section>\n", f);
 	} else {
 		clean_block(f, report);
+		critical_block(f, report);
 		charts_block(f, report);
 		results_block(f, report);
 		ranking_block(f, report);

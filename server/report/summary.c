@@ -120,6 +120,9 @@ static void print_ranking(const json_t *ranking, int top, FILE *f)
 		const json_t *a = json_array_get(ranking, i);
 		size_t count = 0;
 
+		if (json_object_get(a, "by")) /* by critical radius: print_critical's table */
+			continue;
+
 		for (k = 0; k < n; k++) {
 			const json_t *b = json_array_get(ranking, k);
 			if (same_setting(a, b) && same(num(a, "epsilon"), num(b, "epsilon")))
@@ -297,6 +300,44 @@ static void print_faults(const json_t *faults, FILE *f)
 		text_table(f, "worst-case bit search:", search_tcols, N_TCOLS(search_tcols), json_object_get(faults, "search"));
 }
 
+static const struct tcol critical_tcols[] = {
+	{"group", "group", -24, T_TEXT},	  {"norm", "norm", -5, T_TEXT},
+	{"sparsity", "sparsity", 8, T_REAL},	  {"gradient eps", "gradient", 12, T_REAL},
+	{"evals", "gradient_evals", 5, T_REAL},	  {"random eps", "random", 12, T_REAL},
+	{"evals", "random_evals", 5, T_REAL},	  {"ratio", "ratio", 8, T_REAL}};
+
+/* The critical radii first: the one number per group a reader wants (a
+ * radius not reached within the search reads "-"). */
+static void print_critical(const json_t *critical, FILE *f)
+{
+	const json_t *c;
+	json_t *rows = json_array();
+	char nb[32], title[160];
+	size_t i;
+
+	if (!rows || !json_array_size(critical)) {
+		json_decref(rows);
+		return;
+	}
+	json_array_foreach(critical, i, c)
+	{
+		const json_t *g = json_object_get(c, "gradient"), *r = json_object_get(c, "random");
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "group",
+						      str_or(c, "group", "?"), "norm", pcd_summary_norm(c, nb, sizeof(nb)),
+						      "sparsity", json_object_get(c, "sparsity"), "gradient",
+						      json_object_get(g, "epsilon"), "gradient_evals",
+						      json_object_get(g, "evaluations"), "random", json_object_get(r, "epsilon"),
+						      "random_evals", json_object_get(r, "evaluations"), "ratio",
+						      json_object_get(c, "ratio")));
+	}
+	c = json_array_get(critical, 0);
+	snprintf(title, sizeof(title),
+		 "critical radius (accuracy below clean - %.4g; to %.2g relative; random/gradient = ratio):",
+		 num(c, "accuracy_drop"), num(c, "tolerance"));
+	text_table(f, title, critical_tcols, N_TCOLS(critical_tcols), rows);
+	json_decref(rows);
+}
+
 void pcd_summary_print(const json_t *report, int top, FILE *f)
 {
 	const json_t *clean = json_object_get(report, "clean"), *ds = json_object_get(report, "dataset");
@@ -318,6 +359,7 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	else if (json_is_number(json_object_get(ds, "samples")))
 		fprintf(f, " (%.0f samples)", num(ds, "samples"));
 	fputc('\n', f);
+	print_critical(json_object_get(report, "critical"), f);
 	print_model_tables(json_object_get(report, "results"), seq, f);
 	print_ranking(json_object_get(report, "ranking"), top, f);
 	print_faults(json_object_get(report, "faults"), f);
