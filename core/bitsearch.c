@@ -5,6 +5,7 @@
 
 #include "paracorr/bitsearch.h"
 #include "paracorr/graph.h"
+#include "paracorr/prefix.h"
 #include "paracorr/report.h"
 
 /* One candidate flip: flat element elem of parameter tensor `tensor`. */
@@ -28,6 +29,7 @@ struct search {
 	float *grad; /* at w */
 	struct cand *cands;
 	int n_cands, per_layer;
+	struct pc_prefix *cache; /* at w, from the last gradient pass; NULL: off */
 	int cap; /* of res->flips */
 	struct pc_bitsearch_result *res;
 };
@@ -138,16 +140,21 @@ static int rank_candidates(struct search *k, struct pc_error *err)
 static int try_candidate(struct search *k, struct cand *c, struct pc_error *err)
 {
 	struct pc_eval ev;
-	int rc = cancelled(k, err);
+	int rc = cancelled(k, err), resumed = 0;
 
 	if (rc)
 		return rc;
 	pc_runner_write(k->r, c->elem, 1, &c->after);
-	rc = pc_eval_run(k->r, k->d, 0, NULL, k->o->cancel, k->o->cancel_arg, &ev, err);
+	/* only nodes from the tensor's first reader on see the flip */
+	if (k->cache)
+		rc = pc_prefix_pass(k->cache, pc_graph_param(k->g, c->tensor)->node_index, &ev, &resumed, err);
+	else
+		rc = pc_eval_run(k->r, k->d, 0, NULL, k->o->cancel, k->o->cancel_arg, &ev, err);
 	pc_runner_write(k->r, c->elem, 1, k->w + c->elem);
 	if (rc)
 		return rc;
 	k->res->evaluations++;
+	k->res->resumed += resumed;
 	c->loss = isfinite(ev.loss) ? ev.loss : INFINITY;
 	c->accuracy = ev.accuracy;
 	return 0;
@@ -215,6 +222,15 @@ static int step(struct search *k, struct pc_error *err)
 	return commit(k, &k->cands[best], err);
 }
 
+/* The gradient at the current weights, capturing the cache's cuts at
+ * them on the way: every candidate of the step that follows differs from
+ * these weights in one element only. */
+static int gradient_pass(struct search *k, struct pc_eval *out, struct pc_error *err)
+{
+	return pc_eval_run_hooked(k->r, k->d, 0, k->grad, k->o->cancel, k->o->cancel_arg,
+				  k->cache ? pc_prefix_hook(k->cache) : NULL, k->cache, out, err);
+}
+
 static int search(struct search *k, struct pc_error *err)
 {
 	struct pc_bitsearch_result *res = k->res;
@@ -222,15 +238,13 @@ static int search(struct search *k, struct pc_error *err)
 	double accuracy;
 	int rc;
 
-	if ((rc = cancelled(k, err)) ||
-	    (rc = pc_eval_run(k->r, k->d, 0, k->grad, k->o->cancel, k->o->cancel_arg, &res->clean, err)))
+	if ((rc = cancelled(k, err)) || (rc = gradient_pass(k, &res->clean, err)))
 		return rc;
 	res->gradients++;
 	accuracy = res->clean.accuracy;
 	while (!(accuracy <= k->o->target_accuracy) && res->n_flips < k->o->max_flips) {
 		if (res->n_flips > 0) {
-			if ((rc = cancelled(k, err)) ||
-			    (rc = pc_eval_run(k->r, k->d, 0, k->grad, k->o->cancel, k->o->cancel_arg, &ev, err)))
+			if ((rc = cancelled(k, err)) || (rc = gradient_pass(k, &ev, err)))
 				return rc;
 			res->gradients++;
 		}
@@ -282,6 +296,9 @@ int pc_bitsearch_run(struct pc_runner *r, const struct pc_dataset *d, struct pc_
 		rc = pc_error_set(err, PC_ERR_NOMEM, "faults.search", "out of memory");
 		goto done;
 	}
+	if (!o->no_cache &&
+	    (rc = pc_prefix_new(r, d, 0, o->params, o->n_params, o->cancel, o->cancel_arg, &k.cache, err)))
+		goto done;
 	pc_faults_decode(s, k.w);
 	pc_runner_write(r, 0, n, k.w);
 	rc = search(&k, err);
@@ -297,6 +314,7 @@ done:
 	free(k.w);
 	free(k.grad);
 	free(k.cands);
+	pc_prefix_free(k.cache);
 	if (rc)
 		pc_bitsearch_result_free(out);
 	return rc;
@@ -321,13 +339,13 @@ int pc_bitsearch_json(const struct pc_bitsearch_result *res, json_t **out, struc
 		}
 	}
 	if (flips)
-		root = json_pack("{s:s, s:s, s:s, s:o, s:b, s:{s:o, s:o}, s:o, s:I, s:I}", "format",
+		root = json_pack("{s:s, s:s, s:s, s:o, s:b, s:{s:o, s:o}, s:o, s:I, s:I, s:I}", "format",
 				 pc_faults_format_name(res->format), "group", res->group, "method",
 				 pc_bitsearch_method_name(res->method), "target_accuracy",
 				 pc_report_real(res->target_accuracy), "reached", res->reached, "clean", "loss",
 				 pc_report_real(res->clean.loss), "accuracy", pc_report_real(res->clean.accuracy),
 				 "flips", flips, "gradients", (json_int_t)res->gradients, "evaluations",
-				 (json_int_t)res->evaluations);
+				 (json_int_t)res->evaluations, "resumed", (json_int_t)res->resumed);
 	if (!root)
 		return pc_error_set(err, PC_ERR_NOMEM, "faults.search", "out of memory");
 	*out = root;

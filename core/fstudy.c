@@ -8,6 +8,7 @@
 #include "paracorr/bitsearch.h"
 #include "paracorr/fstudy.h"
 #include "paracorr/groups.h"
+#include "paracorr/prefix.h"
 #include "paracorr/report.h"
 #include "paracorr/rng.h"
 
@@ -15,21 +16,9 @@
  * each. */
 #define MAX_WEIGHTS ((int64_t)1 << 20)
 
-/* What the prefix cache may hold: the clean activations at the cuts where
- * trials resume, for every batch of the dataset. */
-#define CACHE_BYTES ((int64_t)256 << 20)
-
 /* pc_rng_derive tags of the two kinds of trial */
 #define TAG_RANDOM 0x72616e646f6dULL /* "random" */
 #define TAG_BITS 0x62697473ULL	     /* "bits" */
-
-/* The clean activations a pass from `node` on reads, per batch. */
-struct fcache {
-	int node;
-	struct pc_plan_cut *cut;
-	int64_t floats; /* per batch */
-	float *data;	/* batches x floats */
-};
 
 struct pc_fstudy {
 	struct pc_runner *r;
@@ -43,10 +32,7 @@ struct pc_fstudy {
 	int64_t n;
 	struct pc_eval clean_eval;
 	int64_t passes, resumed;
-	int64_t samples; /* evaluated: the first `samples` of d */
-	int batches;
-	struct fcache *cache;
-	int n_cache;
+	struct pc_prefix *cache;
 	int use_cache;
 };
 
@@ -57,140 +43,20 @@ static int cancelled(struct pc_fstudy *s, struct pc_error *err)
 	return 0;
 }
 
-/* After each batch of the clean pass: its activations at every cut. */
-static void capture(struct pc_plan *p, int b, void *arg)
-{
-	struct pc_fstudy *s = arg;
-
-	for (int c = 0; c < s->n_cache; c++)
-		pc_plan_cut_save(p, s->cache[c].cut, s->cache[c].data + (int64_t)b * s->cache[c].floats);
-}
-
-/* A cut at the first node that reads each parameter tensor, deepest first
- * (those save the most per trial) while the budget lasts. The cache only
- * saves time: a cut the plan cannot make (an integer value crosses it) or
- * that does not fit is left out, and trials starting there resume from an
- * earlier cut or run the whole pass. */
-static int build_cache(struct pc_fstudy *s, struct pc_error *err)
-{
-	const struct pc_graph *g = pc_runner_graph(s->r);
-	const struct pc_plan *p0 = pc_runner_plan(s->r, 0);
-	int nn = pc_graph_node_count(g), tensors = pc_graph_param_tensors(g);
-	int64_t left = CACHE_BYTES / (int64_t)sizeof(float);
-	char *starts = calloc((size_t)nn + 1, 1);
-
-	s->cache = calloc((size_t)tensors + 1, sizeof *s->cache);
-	if (!starts || !s->cache) {
-		free(starts);
-		return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory");
-	}
-	for (int p = 0; p < tensors; p++)
-		if (pc_graph_param(g, p)->node_index > 0)
-			starts[pc_graph_param(g, p)->node_index] = 1;
-	for (int k = nn - 1; k > 0; k--) {
-		struct fcache *c = &s->cache[s->n_cache];
-		struct pc_error cut_err = {0};
-
-		if (!starts[k])
-			continue;
-		if (pc_plan_cut_new(p0, k, &c->cut, &cut_err)) {
-			if (cut_err.code == PC_ERR_NOMEM) {
-				free(starts);
-				return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory");
-			}
-			continue; /* a cut the plan cannot make */
-		}
-		c->node = k;
-		c->floats = pc_plan_cut_floats(c->cut);
-		/* over the budget: left out; a failed allocation is an error, as
-		 * everywhere, so that a run's result never depends on one */
-		if (c->floats * s->batches > left) {
-			pc_plan_cut_free(c->cut);
-			c->cut = NULL;
-			continue;
-		}
-		if (!(c->data = malloc((size_t)(c->floats * s->batches) * sizeof(float) + 1))) {
-			pc_plan_cut_free(c->cut);
-			c->cut = NULL;
-			free(starts);
-			return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory for the activation cache");
-		}
-		left -= c->floats * s->batches;
-		s->n_cache++;
-	}
-	free(starts);
-	return PC_OK;
-}
-
-struct resume_job {
-	struct pc_fstudy *s;
-	const struct fcache *c;
-	struct pc_eval_sums *sums; /* per batch */
-	volatile int cancelled;	   /* written once, read between batches */
-};
-
-/* One batch from the cut on: pc_eval_run's batch without the prefix. */
-static void resume_batch(struct pc_plan *p, int worker, int b, void *arg)
-{
-	struct resume_job *j = arg;
-	struct pc_fstudy *s = j->s;
-	int batch = pc_plan_batch(p);
-	int64_t first = (int64_t)b * batch;
-	int rows = (int)(s->samples - first < batch ? s->samples - first : batch);
-
-	if (j->cancelled || (s->cancel && s->cancel(s->cancel_arg))) {
-		j->cancelled = 1;
-		return;
-	}
-	pc_plan_set_rows(p, rows);
-	pc_plan_set_origin(p, first);
-	pc_plan_cut_restore(p, j->c->cut, j->c->data + (int64_t)b * j->c->floats);
-	pc_plan_keep_fused(p, 0);
-	pc_plan_forward_range(p, j->c->node, pc_graph_node_count(pc_plan_graph(p)));
-	memset(&j->sums[b], 0, sizeof j->sums[b]);
-	/* the scale only weighs an output gradient, and there is none */
-	pc_eval_batch_loss(p, s->d->y + first * pc_plan_positions(p), rows, 1.0, &j->sums[b], NULL);
-}
-
 /* A pass of the runner's weights, which differ from the format's clean
- * ones in nodes `start` and later only: from the deepest cut at or before
- * start, else from the input. Batches are summed in their order, as
- * pc_eval_run does, so both ways give the same bits. */
+ * ones in nodes `start` and later only. */
 static int pass_from(struct pc_fstudy *s, int start, struct pc_eval *out, struct pc_error *err)
 {
-	const struct fcache *c = NULL;
-	struct resume_job j;
-	struct pc_eval_sums tot = {0};
-	int rc;
+	int rc, resumed = 0;
 
 	if ((rc = cancelled(s, err)))
 		return rc;
-	for (int i = 0; s->use_cache && i < s->n_cache; i++)
-		if (s->cache[i].node <= start && (!c || s->cache[i].node > c->node))
-			c = &s->cache[i];
 	s->passes++;
-	if (!c)
+	if (!s->use_cache)
 		return pc_eval_run(s->r, s->d, s->limit, NULL, s->cancel, s->cancel_arg, out, err);
-	memset(&j, 0, sizeof j);
-	j.s = s;
-	j.c = c;
-	j.sums = calloc((size_t)s->batches, sizeof *j.sums);
-	if (!j.sums)
-		return pc_error_set(err, PC_ERR_NOMEM, "fstudy", "out of memory");
-	pc_runner_map(s->r, s->batches, resume_batch, &j);
-	if (j.cancelled) {
-		free(j.sums);
-		return pc_error_set(err, PC_ERR_CANCELLED, "fstudy", "cancelled");
-	}
-	for (int b = 0; b < s->batches; b++) {
-		tot.loss += j.sums[b].loss;
-		tot.counted += j.sums[b].counted;
-		tot.correct += j.sums[b].correct;
-		tot.non_finite += j.sums[b].non_finite;
-	}
-	free(j.sums);
-	pc_eval_finish(&tot, s->samples, pc_eval_is_sequence(pc_runner_plan(s->r, 0)), out);
-	s->resumed++;
+	if ((rc = pc_prefix_pass(s->cache, start, out, &resumed, err)))
+		return rc;
+	s->resumed += resumed;
 	return 0;
 }
 
@@ -223,14 +89,13 @@ int pc_fstudy_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit
 		goto fail;
 	pc_faults_decode(s->store, s->decoded);
 	pc_runner_write(r, 0, s->n, s->decoded);
-	s->samples = limit > 0 && limit < d->n ? limit : d->n;
-	s->batches = (int)((s->samples + pc_runner_batch(r) - 1) / pc_runner_batch(r));
 	s->use_cache = 1;
-	if ((rc = build_cache(s, err)) || (rc = cancelled(s, err)))
+	if ((rc = pc_prefix_new(r, d, limit, NULL, 0, cancel, cancel_arg, &s->cache, err)) ||
+	    (rc = cancelled(s, err)))
 		goto fail;
 	s->passes++;
 	/* the clean pass fills the cache on the way */
-	rc = pc_eval_run_hooked(r, d, limit, NULL, cancel, cancel_arg, s->n_cache ? capture : NULL, s,
+	rc = pc_eval_run_hooked(r, d, limit, NULL, cancel, cancel_arg, pc_prefix_hook(s->cache), s->cache,
 				&s->clean_eval, err);
 	if (rc)
 		goto fail;
@@ -249,11 +114,7 @@ void pc_fstudy_free(struct pc_fstudy *s)
 	if (s->store)
 		pc_runner_write(s->r, 0, s->n, s->clean);
 	pc_faults_store_free(s->store);
-	for (int c = 0; c < s->n_cache; c++) {
-		pc_plan_cut_free(s->cache[c].cut);
-		free(s->cache[c].data);
-	}
-	free(s->cache);
+	pc_prefix_free(s->cache);
 	free(s->clean);
 	free(s->decoded);
 	free(s);
@@ -665,7 +526,7 @@ static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t l
 	const char *fname = pc_faults_format_name(f);
 	struct pc_fstudy *st = NULL;
 	const struct pc_eval *clean;
-	int64_t searched = 0, told = 0;
+	int64_t searched = 0, search_resumed = 0, told = 0;
 	int rc;
 
 	if ((rc = pc_fstudy_new(r, d, limit, f, fs->quantization, o->cancel, o->cancel_arg, &st, err)))
@@ -709,7 +570,7 @@ static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t l
 		if (fs->has_search && !rc) {
 			struct pc_bitsearch_opts so = {fs->method == PC_FAULTS_SEARCH_BFA ? PC_BITSEARCH_BFA : PC_BITSEARCH_BEST,
 						       fs->target_accuracy, fs->max_flips, 0, gr->name, gr->params, gr->n,
-						       o->cancel, o->cancel_arg};
+						       o->cancel, o->cancel_arg, 0};
 			struct pc_bitsearch_result res = {0};
 			struct pc_faults_store *fresh = NULL;
 			json_t *row = NULL;
@@ -720,6 +581,7 @@ static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t l
 			    json_array_append_new(json_object_get(sec, "search"), row))
 				rc = nomem_json(err);
 			searched += res.gradients + res.evaluations;
+			search_resumed += res.resumed;
 			pc_bitsearch_result_free(&res);
 			pc_faults_store_free(fresh);
 		}
@@ -732,7 +594,7 @@ static int run_format(struct pc_runner *r, const struct pc_dataset *d, int64_t l
 	}
 out:
 	*passes += pc_fstudy_passes(st) + searched;
-	*resumed += pc_fstudy_resumed(st);
+	*resumed += pc_fstudy_resumed(st) + search_resumed;
 	pc_fstudy_free(st);
 	return rc;
 }

@@ -230,6 +230,29 @@ static void linear_owners(const struct pc_graph *g, int *owner)
 	}
 }
 
+/* reader[k]: the node whose module node k's weight joins. A QDQ weight's
+ * first reader is its DequantizeLinear, whose output the MatMul, Gemm or
+ * Conv reads: the layer is that node's, as for the float weight the
+ * quantizer replaced (bias and weight in one group). Other nodes read for
+ * themselves. */
+static void weight_readers(const struct pc_graph *g, int *reader)
+{
+	int nn = pc_graph_node_count(g);
+
+	for (int k = 0; k < nn; k++)
+		reader[k] = k;
+	for (int k = 0; k < nn; k++) {
+		if (!pc_graph_node_linear_op(g, k))
+			continue;
+		for (int i = 1; i < pc_graph_node_inputs(g, k); i++) {
+			int p = pc_graph_node_input_producer(g, k, i);
+
+			if (p >= 0 && reader[p] == p && !strcmp(pc_graph_node_op(g, p), "DequantizeLinear"))
+				reader[p] = k;
+		}
+	}
+}
+
 /* ordinal[k], for an LSTM/GRU/RNN node k with a PyTorch scope: how many such
  * nodes of the same scope run before it; -1 for other nodes. */
 static int rnn_ordinals(const struct pc_graph *g, int *ordinal, struct pc_error *err)
@@ -267,10 +290,10 @@ out:
 }
 
 /* The module of parameter i (rules 2b and 2c), NULL when out of memory. */
-static char *scoped_module(const struct pc_graph *g, int i, const int *ordinal)
+static char *scoped_module(const struct pc_graph *g, int i, int k, const int *ordinal)
 {
 	const struct pc_param *pt = pc_graph_param(g, i);
-	const char *name = pc_graph_node_name(g, pt->node_index), *op = pc_graph_node_op(g, pt->node_index);
+	const char *name = pc_graph_node_name(g, k), *op = pc_graph_node_op(g, k);
 	char *m, *full;
 	size_t len;
 
@@ -280,7 +303,7 @@ static char *scoped_module(const struct pc_graph *g, int i, const int *ordinal)
 			return dup_n(name, strlen(name));
 		len = strlen(op) + 16;
 		if ((m = malloc(len)))
-			snprintf(m, len, "%s#%d", op, pt->node_index);
+			snprintf(m, len, "%s#%d", op, k);
 		return m;
 	}
 	if (!(m = scope_path(name)))
@@ -291,28 +314,28 @@ static char *scoped_module(const struct pc_graph *g, int i, const int *ordinal)
 		if (!(m = dup_n(own, strlen(own))))
 			return NULL;
 	}
-	if (ordinal[pt->node_index] < 0)
+	if (ordinal[k] < 0)
 		return m;
 	len = strlen(m) + 16;
 	full = malloc(len);
 	if (full)
-		snprintf(full, len, "%s.l%d", m, ordinal[pt->node_index]);
+		snprintf(full, len, "%s.l%d", m, ordinal[k]);
 	free(m);
 	return full;
 }
 
 /* The module of parameter i, NULL when out of memory. */
-static char *module_of(const struct pc_graph *g, int i, const int *owner, const int *ordinal)
+static char *module_of(const struct pc_graph *g, int i, const int *reader, const int *owner, const int *ordinal)
 {
 	const struct pc_param *pt = pc_graph_param(g, i);
 	size_t last;
-	int k = pt->node_index;
+	int k = reader[pt->node_index];
 
 	if (is_state_dict_name(pt->name, &last))
 		return state_dict_module(pt->name, last);
 	if (owner[k] >= 0 && is_state_dict_name(pc_graph_param(g, owner[k])->name, &last))
 		return state_dict_module(pc_graph_param(g, owner[k])->name, last);
-	return scoped_module(g, i, ordinal);
+	return scoped_module(g, i, k, ordinal);
 }
 
 void pc_layer_groups_free(struct pc_layer_groups *lg)
@@ -332,16 +355,18 @@ int pc_layer_groups_build(const struct pc_graph *g, struct pc_layer_groups *out,
 	char **mod = calloc((size_t)np + 1, sizeof(char *));
 	int *gid = malloc(((size_t)np + 1) * sizeof(int)), *owner = malloc(((size_t)nn + 1) * sizeof(int));
 	int *ordinal = malloc(((size_t)nn + 1) * sizeof(int)), *bucket = calloc((size_t)nn + 2, sizeof(int));
+	int *reader = malloc(((size_t)nn + 1) * sizeof(int));
 	int *fill = NULL;
 	struct pc_layer_group *tmp = NULL;
 	struct strmap m = {0};
 
 	memset(out, 0, sizeof(*out));
-	if (!mod || !gid || !owner || !ordinal || !bucket || strmap_init(&m, (size_t)np)) {
+	if (!mod || !gid || !owner || !ordinal || !bucket || !reader || strmap_init(&m, (size_t)np)) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "groups", "out of memory");
 		goto out;
 	}
 	linear_owners(g, owner);
+	weight_readers(g, reader);
 	if ((rc = rnn_ordinals(g, ordinal, err)))
 		goto out;
 	tmp = calloc((size_t)np + 1, sizeof(*tmp));
@@ -354,7 +379,7 @@ int pc_layer_groups_build(const struct pc_graph *g, struct pc_layer_groups *out,
 	/* a group per distinct module, numbered in order of first parameter */
 	for (int i = 0; i < np; i++) {
 		size_t s;
-		if (!(mod[i] = module_of(g, i, owner, ordinal))) {
+		if (!(mod[i] = module_of(g, i, reader, owner, ordinal))) {
 			rc = pc_error_set(err, PC_ERR_NOMEM, "groups", "out of memory");
 			goto out;
 		}
@@ -406,6 +431,7 @@ out:
 	free(gid);
 	free(owner);
 	free(ordinal);
+	free(reader);
 	free(bucket);
 	strmap_free(&m);
 	if (rc)

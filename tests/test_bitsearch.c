@@ -458,6 +458,7 @@ TEST(bitsearch_json)
 		.n_flips = 2,
 		.gradients = 2,
 		.evaluations = 8,
+		.resumed = 6,
 	};
 	struct pc_error err = {0};
 	json_t *j = NULL, *f0, *f1;
@@ -471,7 +472,7 @@ TEST(bitsearch_json)
 				"\"bit\":30,\"index\":12,\"loss\":null,\"tensor\":\"fc.weight\"},"
 				"{\"accuracy\":0.0625,\"after\":0.75,\"before\":-0.25,\"bit\":7,\"index\":3,"
 				"\"loss\":2.5,\"tensor\":\"fc.bias\"}],\"format\":\"float32\",\"gradients\":2,"
-				"\"group\":\"layer:fc\",\"method\":\"best\",\"reached\":true,"
+				"\"group\":\"layer:fc\",\"method\":\"best\",\"reached\":true,\"resumed\":6,"
 				"\"target_accuracy\":0.10000000000000001}"),
 		  "%s", text);
 	free(text);
@@ -524,4 +525,74 @@ TEST(bitsearch_allocation_failures)
 	CHECK(codes);
 	free(codes);
 	free_fixture(&f);
+}
+
+static int same_bits(double a, double b)
+{
+	return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* The prefix cache changes the time of a search, never its result: the
+ * same flips, losses and accuracies to the last bit as whole passes give,
+ * on a plain CNN and on a ResNet (whose cuts hold the skip connections),
+ * for both methods; and the cached search resumes evaluations. */
+TEST(bitsearch_cache_same_bits)
+{
+	static const struct {
+		const char *model;
+		int64_t samples;
+		int max_flips;
+	} rows[] = {
+		{"cnn_op17.onnx", 128, 6},
+	/* two minutes under ASan; the plain build runs it, and test_prefix.c
+	 * resumes the ResNet's cuts bit for bit in both */
+#ifndef __SANITIZE_ADDRESS__
+		{"resnet_op17.onnx", 64, 2},
+#endif
+	};
+	static const enum pc_bitsearch_method methods[] = {PC_BITSEARCH_BFA, PC_BITSEARCH_BEST};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		for (size_t m = 0; m < 2; m++) {
+			struct fixture f;
+			struct pc_bitsearch_result on, off;
+			struct pc_bitsearch_opts o;
+
+			if (!load_fixture(t, rows[i].model, rows[i].samples, PC_FAULTS_INT8, &f))
+				continue;
+			o = opts_for(&f, methods[m], 0.0, rows[i].max_flips);
+			if (!run(t, &f, &o, &on)) {
+				free_fixture(&f);
+				continue;
+			}
+			o.no_cache = 1;
+			if (run(t, &f, &o, &off)) {
+				const char *mn = pc_bitsearch_method_name(methods[m]);
+
+				CHECK_MSG(on.n_flips == rows[i].max_flips && off.n_flips == on.n_flips,
+					  "%s %s: %d flips cached, %d not", rows[i].model, mn, on.n_flips, off.n_flips);
+				CHECK(same_bits(on.clean.loss, off.clean.loss) &&
+				      same_bits(on.clean.accuracy, off.clean.accuracy));
+				CHECK(on.gradients == off.gradients && on.evaluations == off.evaluations);
+				/* the first layer's candidates run whole: no cut before node 0 */
+				CHECK_MSG(off.resumed == 0 && on.resumed > 0 && on.resumed < on.evaluations,
+					  "%s %s: %lld of %lld resumed (uncached %lld)", rows[i].model, mn,
+					  (long long)on.resumed, (long long)on.evaluations, (long long)off.resumed);
+				for (int k = 0; k < on.n_flips && k < off.n_flips; k++) {
+					const struct pc_bitsearch_flip *a = &on.flips[k], *b = &off.flips[k];
+
+					CHECK_MSG(a->tensor == b->tensor && a->index == b->index && a->bit == b->bit &&
+							  same_bits(a->loss, b->loss) && same_bits(a->accuracy, b->accuracy) &&
+							  memcmp(&a->after, &b->after, sizeof a->after) == 0,
+						  "%s %s flip %d: %s[%lld] bit %d loss %.17g acc %.17g cached, %s[%lld] bit "
+						  "%d loss %.17g acc %.17g not",
+						  rows[i].model, mn, k, a->name, (long long)a->index, a->bit, a->loss,
+						  a->accuracy, b->name, (long long)b->index, b->bit, b->loss, b->accuracy);
+				}
+				pc_bitsearch_result_free(&off);
+			}
+			pc_bitsearch_result_free(&on);
+			free_fixture(&f);
+		}
+	}
 }

@@ -18,6 +18,7 @@
 #include "paracorr/faults.h"
 #include "paracorr/fstudy.h"
 #include "paracorr/graph.h"
+#include "paracorr/groups.h"
 #include "paracorr/onnx.h"
 #include "paracorr/plan.h"
 #include "paracorr/sys.h"
@@ -797,4 +798,42 @@ done:
 	pc_plan_free(p);
 	pc_graph_free(g);
 	json_decref(ref);
+}
+
+/* A QDQ weight's layer is the Conv, Gemm or MatMul that reads its
+ * DequantizeLinear, not the DequantizeLinear: its int8 weight and its float
+ * bias are one group, named as the float model's. */
+TEST(qdq_layer_groups)
+{
+	static const struct {
+		const char *model;
+		const char *want; /* group: its tensors, ";" between groups */
+	} rows[] = {
+		{"qdq_cnn_op13.onnx", "conv: w1_q b1; fc: w2_q b2"},
+		{"qdq_float_op13.onnx", "conv: w1 b1; fc: w2 b2"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct pc_graph *g = load_model(t, rows[i].model);
+		struct pc_layer_groups lg = {0};
+		struct pc_error err = {0};
+		char got[512] = "";
+		size_t at = 0;
+
+		if (!g)
+			continue;
+		if (!pc_layer_groups_build(g, &lg, &err)) {
+			for (int k = 0; k < lg.n && at < sizeof(got); k++) {
+				at += (size_t)snprintf(got + at, sizeof(got) - at, "%s%s:", k ? "; " : "", lg.g[k].name);
+				for (int j = 0; j < lg.g[k].n_params && at < sizeof(got); j++)
+					at += (size_t)snprintf(got + at, sizeof(got) - at, " %s",
+							       pc_graph_param(g, lg.g[k].params[j])->name);
+			}
+			CHECK_MSG(!strcmp(got, rows[i].want), "%s: groups \"%s\", want \"%s\"", rows[i].model, got,
+				  rows[i].want);
+		} else
+			CHECK_MSG(0, "%s: %s", rows[i].model, err.text);
+		pc_layer_groups_free(&lg);
+		pc_graph_free(g);
+	}
 }

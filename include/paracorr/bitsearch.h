@@ -20,7 +20,14 @@
  * PC_BITSEARCH_BEST spends the same kind of work (gradients and single-flip
  * evaluations) differently: it evaluates the best few candidates of every
  * layer rather than one, and commits the flip that lowers the accuracy
- * most (the realised loss breaks ties), which is what the target asks. */
+ * most (the realised loss breaks ties), which is what the target asks.
+ *
+ * Evaluations resume from a prefix cache (prefix.h) with cuts at the first
+ * reader of each tensor of the group, within PC_PREFIX_BYTES: each step's
+ * gradient pass, at the weights with every committed flip, captures them,
+ * and a candidate of tensor T, which changes nothing before T's first
+ * reader, resumes from the deepest cut at or before it. Results are the
+ * same bits as whole passes give. */
 #ifndef PARACORR_BITSEARCH_H
 #define PARACORR_BITSEARCH_H
 
@@ -59,6 +66,7 @@ struct pc_bitsearch_opts {
 	int n_params;
 	pc_cancel_fn cancel; /* polled between passes and batches; may be NULL */
 	void *cancel_arg;
+	int no_cache; /* 1: every evaluation a whole pass (the same results) */
 };
 
 /* "bfa", "best". */
@@ -84,6 +92,7 @@ struct pc_bitsearch_result {
 	int n_flips;
 	int64_t gradients;   /* passes with a gradient, the clean one included */
 	int64_t evaluations; /* passes without one */
+	int64_t resumed;     /* of the evaluations, those resumed from a cut */
 };
 
 /* Searches the bits of s exposed in the group on runner r (whose plans have
@@ -101,7 +110,8 @@ void pc_bitsearch_result_free(struct pc_bitsearch_result *res);
 
 /* {"format", "group", "method", "target_accuracy", "reached",
  *  "clean": {"loss", "accuracy"}, "flips": [{"tensor", "index", "bit",
- *  "before", "after", "loss", "accuracy"}], "gradients", "evaluations"},
+ *  "before", "after", "loss", "accuracy"}], "gradients", "evaluations",
+ *  "resumed"},
  * numbers that are not finite as null. */
 int pc_bitsearch_json(const struct pc_bitsearch_result *res, json_t **out, struct pc_error *err);
 

@@ -15,8 +15,8 @@
  *
  * A pass recomputes only from the first node its flips change: the clean
  * pass saves, for every batch, the activations at a cut before the first
- * node that reads each parameter tensor (pc_plan_cut_*, deepest first, at
- * most 256 MiB in all), and a faulty pass restores the deepest cut at or
+ * node that reads each parameter tensor (a pc_prefix cache, prefix.h:
+ * deepest first, at most PC_PREFIX_BYTES in all), and a faulty pass restores the deepest cut at or
  * before its first changed node and runs the rest. It gives the same bits
  * as a whole pass. */
 #ifndef PARACORR_FSTUDY_H

@@ -9,7 +9,8 @@
  *     component; an RNN tensor (`weight_ih_l0`, `bias_hh_l1_reverse`, ...)
  *     belongs to `<module>.l<k>`, both directions in one layer;
  *  2. otherwise (a constant-folded tensor such as `onnx::MatMul_123`), with
- *     n the first node reading P:
+ *     n the first node reading P (for a QDQ weight, the MatMul, Gemm or
+ *     Conv reading its DequantizeLinear's output):
  *     a. n is a MatMul, Gemm or Conv whose output an Add adds to a tensor with
  *        a state_dict name: that tensor's module (the Linear whose bias it is);
  *     b. n's name is a PyTorch scope (`/blocks/blocks.0/qkv/MatMul`): the
