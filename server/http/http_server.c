@@ -152,6 +152,33 @@ const char *pcd_req_query(struct pcd_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_all {
+	const char *name;
+	const char **out;
+	int max, n;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_all *q = cls;
+
+	(void)kind;
+	if (key && strcmp(key, q->name) == 0) {
+		if (q->n < q->max)
+			q->out[q->n] = value ? value : "";
+		q->n++;
+	}
+	return MHD_YES;
+}
+
+int pcd_req_query_all(struct pcd_req *r, const char *name, const char **out, int max)
+{
+	struct query_all q = {name, out, max, 0};
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_one, &q);
+	return q.n;
+}
+
 const char *pcd_req_body(struct pcd_req *r, size_t *len)
 {
 	if (len)

@@ -135,6 +135,9 @@ const char *pcd_req_request_id(struct pcd_req *r); /* for log lines; also sent a
 const char *pcd_req_url(struct pcd_req *r);
 const char *pcd_req_header(struct pcd_req *r, const char *name);
 const char *pcd_req_query(struct pcd_req *r, const char *name);
+/* Every value of a repeated query parameter, in order: the first max into
+ * out; returns how many there are (may exceed max). */
+int pcd_req_query_all(struct pcd_req *r, const char *name, const char **out, int max);
 /* PCD_BODY_JSON: the body (NUL-terminated) and its length. */
 const char *pcd_req_body(struct pcd_req *r, size_t *len);
 /* PCD_BODY_MODEL: the writer (the handler takes it: set to NULL after). */
