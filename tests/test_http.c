@@ -3545,3 +3545,180 @@ TEST(http_harden_holds_its_training_dataset)
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
+
+/* The first errors[] pointer of a problem answer, "" when none; frees r. */
+static void problem_pointer(struct be_resp *r, char *out, size_t n)
+{
+	json_t *j = be_resp_json(r);
+
+	snprintf(out, n, "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer")) ?: "");
+	json_decref(j);
+	be_resp_free(r);
+}
+
+/* The items of a listing at path, new reference (NULL when it failed). */
+static json_t *list_items(const struct be_daemon *d, const char *path)
+{
+	struct be_resp r;
+	json_t *j, *items;
+
+	if (get(d, path, &r) || r.status != 200) {
+		if (!r.status)
+			return NULL;
+		be_resp_free(&r);
+		return NULL;
+	}
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	items = json_incref(json_object_get(j, "items"));
+	json_decref(j);
+	return items;
+}
+
+/* Names and labels round-trip, filter, and are refused when bad; a
+ * finished job's headline is its report's numbers. */
+TEST(http_names_labels_headline)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], path[512], ptr[128];
+	size_t len;
+	char *data = read_fixture(FIX "mlp_op13.onnx", &len);
+	struct be_resp r;
+	json_t *j, *items, *rep, *h, *row, *best = NULL;
+	size_t i;
+
+	REQUIRE(data);
+	if (!flow_setup(t, &d, model, ds)) {
+		free(data);
+		return;
+	}
+	/* the same bytes again, named: 200, and the record keeps the name */
+	REQUIRE(request(&d, "POST", "/v1/models?name=mlp%20v1%20%C3%A9", "application/octet-stream", data, len, NULL, 0,
+			NULL, &r) == 0);
+	CHECK_INT((int)r.status, 200);
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "mlp v1 \xc3\xa9"), "upload name");
+	json_decref(j);
+	/* a control character in a name: 400 naming the parameter */
+	REQUIRE(request(&d, "POST", "/v1/models?name=a%01b", "application/octet-stream", data, len, NULL, 0, NULL, &r) ==
+		0);
+	CHECK_INT((int)r.status, 400);
+	problem_pointer(&r, ptr, sizeof(ptr));
+	CHECK_MSG(strstr(ptr, "name") != NULL, "pointer %s", ptr);
+	free(data);
+	snprintf(path, sizeof(path), "/v1/models/%s", model);
+	REQUIRE(get(&d, path, &r) == 0);
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "mlp v1 \xc3\xa9"), "model get name");
+	json_decref(j);
+	items = list_items(&d, "/v1/models?name=mlp%20v1%20%C3%A9");
+	CHECK_MSG(json_array_size(items) == 1 &&
+			  !strcmp(json_string_value(json_object_get(json_array_get(items, 0), "id")) ?: "", model),
+		  "model name filter");
+	json_decref(items);
+	items = list_items(&d, "/v1/models?name=other");
+	CHECK_MSG(items && json_array_size(items) == 0, "a name no model has");
+	json_decref(items);
+	items = list_items(&d, "/v1/datasets");
+	CHECK_MSG(json_is_null(json_object_get(json_array_get(items, 0), "name")), "an unnamed dataset's name is null");
+	json_decref(items);
+
+	/* a job with a name and labels */
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"baseline\", \"labels\": {\"arch\": \"mlp\", \"prec\": \"fp32\"}, \"model\": \"%s\","
+		 " \"dataset\": \"%s\", " SPEC_REST "}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"other\", \"labels\": {\"arch\": \"mlp\"}, \"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST
+		 "}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job2, sizeof(job2), NULL) == 202);
+	j = wait_job(&d, job, "succeeded", 120);
+	REQUIRE(j);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "baseline"), "job name");
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(json_object_get(j, "labels"), "prec")) ?: "", "fp32"),
+		  "job labels");
+	h = json_object_get(j, "headline");
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(rep);
+	/* the largest radius of the first setting, from the report itself */
+	row = json_array_get(json_object_get(rep, "results"), 0);
+	json_array_foreach(json_object_get(rep, "results"), i, best)
+	{
+		json_t *x = best;
+
+		if (json_equal(json_object_get(x, "group"), json_object_get(row, "group")) &&
+		    json_equal(json_object_get(x, "norm"), json_object_get(row, "norm")) &&
+		    json_equal(json_object_get(x, "sparsity"), json_object_get(row, "sparsity")) &&
+		    json_equal(json_object_get(x, "steps"), json_object_get(row, "steps")) &&
+		    json_number_value(json_object_get(x, "epsilon")) > json_number_value(json_object_get(row, "epsilon")))
+			row = x;
+	}
+	REQUIRE_MSG(json_is_object(h), "no headline on a succeeded job");
+	CHECK_CLOSE(json_number_value(json_object_get(h, "clean_accuracy")),
+		    json_number_value(json_object_get(json_object_get(rep, "clean"), "accuracy")), 0, 0);
+	CHECK_CLOSE(json_number_value(json_object_get(h, "epsilon")), 0.5, 0, 0);
+	CHECK_CLOSE(json_number_value(json_object_get(h, "gradient_accuracy")),
+		    json_number_value(json_object_get(json_object_get(row, "gradient"), "accuracy")), 0, 0);
+	CHECK_CLOSE(json_number_value(json_object_get(h, "random_accuracy")),
+		    json_number_value(json_object_get(json_object_get(row, "random"), "accuracy_mean")), 0, 0);
+	json_decref(rep);
+	json_decref(j);
+	json_decref(wait_job(&d, job2, "succeeded", 120));
+
+	/* filters: the name, one label, two labels (all must match) */
+	items = list_items(&d, "/v1/jobs?name=baseline");
+	CHECK_MSG(json_array_size(items) == 1 &&
+			  !strcmp(json_string_value(json_object_get(json_array_get(items, 0), "id")) ?: "", job),
+		  "job name filter");
+	CHECK_MSG(json_is_object(json_object_get(json_array_get(items, 0), "headline")), "the listing has the headline");
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=arch=mlp&limit=1");
+	CHECK_MSG(json_array_size(items) == 1, "one label, a page of 1");
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=arch=mlp");
+	CHECK_INT((int)json_array_size(items), 2);
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=arch=mlp&label=prec=fp32");
+	CHECK_MSG(json_array_size(items) == 1 &&
+			  !strcmp(json_string_value(json_object_get(json_array_get(items, 0), "id")) ?: "", job),
+		  "two labels");
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=prec=int8");
+	CHECK_MSG(items && json_array_size(items) == 0, "a label value no job has");
+	json_decref(items);
+	EXPECT(&d, "GET", "/v1/jobs?label=noequals", 400);
+	EXPECT(&d, "GET", "/v1/jobs?label=b%20d=x", 400);
+
+	/* bad names and labels in the body: 422 naming the field */
+	{
+		static const struct {
+			const char *fields, *pointer;
+		} bad[] = {
+			{"\"name\": \"a\\u0007b\"", "/name"},
+			{"\"name\": 3", "/name"},
+			{"\"name\": \"\"", "/name"},
+			{"\"labels\": {\"a b\": \"x\"}", "/labels"},
+			{"\"labels\": {\"k\": 1}", "/labels/k"},
+			{"\"labels\": [\"k=v\"]", "/labels"},
+		};
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(spec, sizeof(spec), "{%s, \"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}",
+				 bad[i].fields, model, ds);
+			REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) >= 0);
+			CHECK_MSG(r.status == 422, "%s: %ld", bad[i].fields, r.status);
+			problem_pointer(&r, ptr, sizeof(ptr));
+			CHECK_MSG(!strcmp(ptr, bad[i].pointer), "%s: pointer %s, expected %s", bad[i].fields, ptr,
+				  bad[i].pointer);
+		}
+	}
+	flow_teardown(t, &d);
+}
