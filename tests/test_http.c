@@ -3722,3 +3722,53 @@ TEST(http_names_labels_headline)
 	}
 	flow_teardown(t, &d);
 }
+
+/* paracorr submit --name --label: the job carries them, and the uploads
+ * it made are named after their files. */
+TEST(http_cli_submit_names)
+{
+	struct be_daemon d;
+	char spec_path[PATH_MAX], args[2 * PATH_MAX], *out = malloc(65536);
+	const char *spec_text = "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX
+				"sample64_u8.npy\", \"labels\": \"" FIX "labels64_i64.npy\"}, \"labels\": {\"team\": \"a\"}, "
+				SPEC_REST "}";
+	const char *brace;
+	json_t *job, *items;
+	FILE *f;
+
+	REQUIRE(out);
+	if (!getenv("PARACORR_BIN") || !getenv("PARACORR_BIN")[0]) {
+		free(out);
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return;
+	}
+	if (!setup(t, &d)) {
+		free(out);
+		return;
+	}
+	snprintf(spec_path, sizeof(spec_path), "%s/spec.json", d.dir);
+	REQUIRE((f = fopen(spec_path, "w")));
+	fputs(spec_text, f);
+	fclose(f);
+	snprintf(args, sizeof(args), "submit --quiet --server %s --name 'mlp baseline' --label prec=fp32 --label team=b '%s'",
+		 d.base, spec_path);
+	CHECK_MSG(run_cli(args, out, 65536) == 0, "%s", out);
+	brace = strchr(out, '{');
+	job = brace ? json_loads(brace, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+	REQUIRE_MSG(job, "%s", out);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(job, "name")) ?: "", "mlp baseline"), "%s", out);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(json_object_get(job, "labels"), "prec")) ?: "", "fp32") &&
+			  !strcmp(json_string_value(json_object_get(json_object_get(job, "labels"), "team")) ?: "", "b"),
+		  "--label over the spec's labels: %s", out);
+	json_decref(job);
+	items = list_items(&d, "/v1/models?name=mlp_op13.onnx");
+	CHECK_MSG(json_array_size(items) == 1, "the model is named after its file");
+	json_decref(items);
+	items = list_items(&d, "/v1/datasets?name=sample64_u8.npy");
+	CHECK_MSG(json_array_size(items) == 1, "the dataset is named after its inputs file");
+	json_decref(items);
+	snprintf(args, sizeof(args), "submit --server %s --label nokey '%s'", d.base, spec_path);
+	CHECK_INT(run_cli(args, out, 65536), 2);
+	free(out);
+	flow_teardown(t, &d);
+}
