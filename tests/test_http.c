@@ -3772,3 +3772,151 @@ TEST(http_cli_submit_names)
 	free(out);
 	flow_teardown(t, &d);
 }
+
+/* Whether the text between p and end has v as the dashboard's pct() writes
+ * it (JavaScript's toFixed rounds an exact tie up, printf to even). */
+static int has_pct(const char *p, const char *end, double v)
+{
+	char a[64], b[64];
+	const char *x, *y;
+
+	snprintf(a, sizeof(a), ">%.2f%%<", 100 * v);
+	snprintf(b, sizeof(b), ">%.2f%%<", 100 * v + 1e-9);
+	x = p ? strstr(p, a) : NULL;
+	y = p ? strstr(p, b) : NULL;
+	return (x && x < end) || (y && y < end);
+}
+
+/* Saves a screenshot of url as the artifact name; its path into shot. */
+static void dashboard_shot(struct pc_test *t, const char *bin, const char *profile, const char *url, const char *dir,
+			   const char *name)
+{
+	const char *art = getenv("PARACORR_ARTIFACT_DIR");
+	char shot[PATH_MAX + 64], flag[PATH_MAX + 80];
+	struct stat st;
+
+	if (art && art[0])
+		mkdir(art, 0755);
+	snprintf(shot, sizeof(shot), "%s/%s", art && art[0] ? art : dir, name);
+	snprintf(flag, sizeof(flag), "--screenshot=%s", shot);
+	free(chromium(bin, profile, flag, url));
+	CHECK_MSG(stat(shot, &st) == 0 && st.st_size > 10000, "no screenshot at %s", shot);
+	fprintf(stderr, "  screenshot %s\n", shot);
+}
+
+/* The job list with names, labels and headlines, and the compare page of
+ * two jobs, in headless Chromium: the numbers on the page are the API's. */
+TEST(http_dashboard_names_compare_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", a[64] = "", b[64] = "", spec[2048], url[512], profile[PATH_MAX], want[256];
+	char *dom;
+	const char *ids[2] = {a, b}, *names[2] = {"mlp baseline", "mlp seed 6"};
+	json_t *ja[2] = {NULL, NULL}, *cmp;
+	struct be_resp r;
+	int lines = 0;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"mlp baseline\", \"labels\": {\"arch\": \"mlp\"}, \"model\": \"%s\", \"dataset\": \"%s\", "
+		 SPEC_REST "}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, a, sizeof(a), NULL) == 202);
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"mlp seed 6\", \"labels\": {\"arch\": \"mlp\", \"seed\": \"6\"}, \"model\": \"%s\","
+		 " \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 6, \"corruption\": {\"norms\":"
+		 " [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, b, sizeof(b), NULL) == 202);
+	for (int k = 0; k < 2; k++)
+		REQUIRE((ja[k] = wait_job(&d, ids[k], "succeeded", 120)) &&
+			json_is_object(json_object_get(ja[k], "headline")));
+	snprintf(url, sizeof(url), "/v1/compare?jobs=%s,%s", a, b);
+	REQUIRE(get(&d, url, &r) == 0 && r.status == 200);
+	cmp = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(cmp);
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		goto out;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+
+	/* the job list: each job's row has its name, labels and headline */
+	snprintf(url, sizeof(url), "%s/#/jobs", d.base);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	for (int k = 0; k < 2; k++) {
+		const json_t *h = json_object_get(ja[k], "headline");
+		const char *row, *end;
+
+		snprintf(want, sizeof(want), "<tr class=\"link\" data-job-id=\"%s\"", ids[k]);
+		row = strstr(dom, want);
+		end = row ? strstr(row, "</tr>") : NULL;
+		REQUIRE_MSG(row && end, "no row of job %s in the list", ids[k]);
+		snprintf(want, sizeof(want), "data-testid=\"job-name\">%s</strong>", names[k]);
+		CHECK_MSG(strstr(row, want) && strstr(row, want) < end, "row %d: no name %s", k, names[k]);
+		CHECK_MSG(strstr(row, "data-label=\"arch\">arch=mlp<") && strstr(row, "data-label=\"arch\"") < end,
+			  "row %d: no label arch=mlp", k);
+		CHECK_MSG(has_pct(strstr(row, "data-h=\"clean\""), end, json_real_value(json_object_get(h, "clean_accuracy"))),
+			  "row %d: clean accuracy", k);
+		CHECK_MSG(has_pct(strstr(row, "data-h=\"gradient\""), end,
+				  json_real_value(json_object_get(h, "gradient_accuracy"))),
+			  "row %d: gradient accuracy", k);
+		CHECK_MSG(has_pct(strstr(row, "data-h=\"random\""), end, json_real_value(json_object_get(h, "random_accuracy"))),
+			  "row %d: random accuracy", k);
+		snprintf(want, sizeof(want), "data-compare=\"%s\"", ids[k]);
+		CHECK_MSG(strstr(row, want) && strstr(row, want) < end, "row %d: no compare box", k);
+	}
+	free(dom);
+	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-jobs.png");
+
+	/* the compare page: a line per study per kind for each norm, the
+	 * legend names the jobs, the clean accuracies and what differs */
+	snprintf(url, sizeof(url), "%s/#/compare/%s,%s", d.base, a, b);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	for (const char *p = dom; (p = strstr(p, "<polyline")); p++)
+		lines++;
+	CHECK_MSG(lines == 2 * 2 * 2, "%d lines, expected 2 studies x gradient, random x l2, linf", lines);
+	for (int k = 0; k < 2; k++) {
+		double clean = json_real_value(json_object_get(
+			json_object_get(json_array_get(json_object_get(cmp, "studies"), (size_t)k), "clean"), "accuracy"));
+
+		snprintf(want, sizeof(want), "data-legend=\"%d\">%s gradient<", k, names[k]);
+		CHECK_MSG(strstr(dom, want), "no legend %s", want);
+		snprintf(want, sizeof(want), "data-clean-accuracy=\"%.17g\"", clean);
+		CHECK_MSG(strstr(dom, want) || has_pct(strstr(dom, "data-testid=\"compare-studies\""), dom + strlen(dom), clean),
+			  "study %d: clean accuracy %g", k, clean);
+	}
+	{
+		/* a point of the chart is the comparison's number */
+		const json_t *row = json_array_get(json_object_get(cmp, "results"), 0);
+		double acc = json_real_value(json_array_get(json_object_get(row, "gradient_accuracy"), 1));
+		const char *p;
+		int found = 0;
+
+		for (p = dom; !found && (p = strstr(p, "<circle")); p++) {
+			char buf[64];
+			found = tag_attr(p, "data-study", buf, sizeof(buf)) && !strcmp(buf, "1") &&
+				tag_attr(p, "data-kind", buf, sizeof(buf)) && !strcmp(buf, "gradient") &&
+				tag_attr(p, "data-accuracy", buf, sizeof(buf)) && fabs(atof(buf) - acc) < 1e-12 &&
+				tag_attr(p, "data-epsilon", buf, sizeof(buf)) &&
+				fabs(atof(buf) - json_number_value(json_object_get(row, "epsilon"))) < 1e-12;
+		}
+		CHECK_MSG(found, "no point of study 1 at epsilon %g, accuracy %g",
+			  json_number_value(json_object_get(row, "epsilon")), acc);
+	}
+	CHECK_MSG(strstr(dom, "data-pointer=\"/seed\""), "the differs list has no /seed");
+	CHECK_MSG(strstr(dom, "data-testid=\"compare-ranking\""), "no rankings side by side");
+	free(dom);
+	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-compare.png");
+	be_rmtree(profile);
+out:
+	json_decref(cmp);
+	json_decref(ja[0]);
+	json_decref(ja[1]);
+	flow_teardown(t, &d);
+}
