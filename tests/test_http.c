@@ -3587,3 +3587,378 @@ TEST(http_harden_holds_its_training_dataset)
 	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
 	be_rmtree(d.dir);
 }
+
+/* The first errors[] pointer of a problem answer, "" when none; frees r. */
+static void problem_pointer(struct be_resp *r, char *out, size_t n)
+{
+	json_t *j = be_resp_json(r);
+
+	snprintf(out, n, "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer")) ?: "");
+	json_decref(j);
+	be_resp_free(r);
+}
+
+/* The items of a listing at path, new reference (NULL when it failed). */
+static json_t *list_items(const struct be_daemon *d, const char *path)
+{
+	struct be_resp r;
+	json_t *j, *items;
+
+	if (get(d, path, &r) || r.status != 200) {
+		if (!r.status)
+			return NULL;
+		be_resp_free(&r);
+		return NULL;
+	}
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	items = json_incref(json_object_get(j, "items"));
+	json_decref(j);
+	return items;
+}
+
+/* Names and labels round-trip, filter, and are refused when bad; a
+ * finished job's headline is its report's numbers. */
+TEST(http_names_labels_headline)
+{
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", job[64] = "", job2[64] = "", spec[2048], path[512], ptr[128];
+	size_t len;
+	char *data = read_fixture(FIX "mlp_op13.onnx", &len);
+	struct be_resp r;
+	json_t *j, *items, *rep, *h, *row, *best = NULL;
+	size_t i;
+
+	REQUIRE(data);
+	if (!flow_setup(t, &d, model, ds)) {
+		free(data);
+		return;
+	}
+	/* the same bytes again, named: 200, and the record keeps the name */
+	REQUIRE(request(&d, "POST", "/v1/models?name=mlp%20v1%20%C3%A9", "application/octet-stream", data, len, NULL, 0,
+			NULL, &r) == 0);
+	CHECK_INT((int)r.status, 200);
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "mlp v1 \xc3\xa9"), "upload name");
+	json_decref(j);
+	/* a control character in a name: 400 naming the parameter */
+	REQUIRE(request(&d, "POST", "/v1/models?name=a%01b", "application/octet-stream", data, len, NULL, 0, NULL, &r) ==
+		0);
+	CHECK_INT((int)r.status, 400);
+	problem_pointer(&r, ptr, sizeof(ptr));
+	CHECK_MSG(strstr(ptr, "name") != NULL, "pointer %s", ptr);
+	free(data);
+	snprintf(path, sizeof(path), "/v1/models/%s", model);
+	REQUIRE(get(&d, path, &r) == 0);
+	j = be_resp_json(&r);
+	be_resp_free(&r);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "mlp v1 \xc3\xa9"), "model get name");
+	json_decref(j);
+	items = list_items(&d, "/v1/models?name=mlp%20v1%20%C3%A9");
+	CHECK_MSG(json_array_size(items) == 1 &&
+			  !strcmp(json_string_value(json_object_get(json_array_get(items, 0), "id")) ?: "", model),
+		  "model name filter");
+	json_decref(items);
+	items = list_items(&d, "/v1/models?name=other");
+	CHECK_MSG(items && json_array_size(items) == 0, "a name no model has");
+	json_decref(items);
+	items = list_items(&d, "/v1/datasets");
+	CHECK_MSG(json_is_null(json_object_get(json_array_get(items, 0), "name")), "an unnamed dataset's name is null");
+	json_decref(items);
+
+	/* a job with a name and labels */
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"baseline\", \"labels\": {\"arch\": \"mlp\", \"prec\": \"fp32\"}, \"model\": \"%s\","
+		 " \"dataset\": \"%s\", " SPEC_REST "}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"other\", \"labels\": {\"arch\": \"mlp\"}, \"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST
+		 "}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job2, sizeof(job2), NULL) == 202);
+	j = wait_job(&d, job, "succeeded", 120);
+	REQUIRE(j);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "baseline"), "job name");
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(json_object_get(j, "labels"), "prec")) ?: "", "fp32"),
+		  "job labels");
+	h = json_object_get(j, "headline");
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(rep);
+	/* the largest radius of the first setting, from the report itself */
+	row = json_array_get(json_object_get(rep, "results"), 0);
+	json_array_foreach(json_object_get(rep, "results"), i, best)
+	{
+		json_t *x = best;
+
+		if (json_equal(json_object_get(x, "group"), json_object_get(row, "group")) &&
+		    json_equal(json_object_get(x, "norm"), json_object_get(row, "norm")) &&
+		    json_equal(json_object_get(x, "sparsity"), json_object_get(row, "sparsity")) &&
+		    json_equal(json_object_get(x, "steps"), json_object_get(row, "steps")) &&
+		    json_number_value(json_object_get(x, "epsilon")) > json_number_value(json_object_get(row, "epsilon")))
+			row = x;
+	}
+	REQUIRE_MSG(json_is_object(h), "no headline on a succeeded job");
+	CHECK_CLOSE(json_number_value(json_object_get(h, "clean_accuracy")),
+		    json_number_value(json_object_get(json_object_get(rep, "clean"), "accuracy")), 0, 0);
+	CHECK_CLOSE(json_number_value(json_object_get(h, "epsilon")), 0.5, 0, 0);
+	CHECK_CLOSE(json_number_value(json_object_get(h, "gradient_accuracy")),
+		    json_number_value(json_object_get(json_object_get(row, "gradient"), "accuracy")), 0, 0);
+	CHECK_CLOSE(json_number_value(json_object_get(h, "random_accuracy")),
+		    json_number_value(json_object_get(json_object_get(row, "random"), "accuracy_mean")), 0, 0);
+	json_decref(rep);
+	json_decref(j);
+	json_decref(wait_job(&d, job2, "succeeded", 120));
+
+	/* filters: the name, one label, two labels (all must match) */
+	items = list_items(&d, "/v1/jobs?name=baseline");
+	CHECK_MSG(json_array_size(items) == 1 &&
+			  !strcmp(json_string_value(json_object_get(json_array_get(items, 0), "id")) ?: "", job),
+		  "job name filter");
+	CHECK_MSG(json_is_object(json_object_get(json_array_get(items, 0), "headline")), "the listing has the headline");
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=arch=mlp&limit=1");
+	CHECK_MSG(json_array_size(items) == 1, "one label, a page of 1");
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=arch=mlp");
+	CHECK_INT((int)json_array_size(items), 2);
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=arch=mlp&label=prec=fp32");
+	CHECK_MSG(json_array_size(items) == 1 &&
+			  !strcmp(json_string_value(json_object_get(json_array_get(items, 0), "id")) ?: "", job),
+		  "two labels");
+	json_decref(items);
+	items = list_items(&d, "/v1/jobs?label=prec=int8");
+	CHECK_MSG(items && json_array_size(items) == 0, "a label value no job has");
+	json_decref(items);
+	EXPECT(&d, "GET", "/v1/jobs?label=noequals", 400);
+	EXPECT(&d, "GET", "/v1/jobs?label=b%20d=x", 400);
+
+	/* bad names and labels in the body: 422 naming the field */
+	{
+		static const struct {
+			const char *fields, *pointer;
+		} bad[] = {
+			{"\"name\": \"a\\u0007b\"", "/name"},
+			{"\"name\": 3", "/name"},
+			{"\"name\": \"\"", "/name"},
+			{"\"labels\": {\"a b\": \"x\"}", "/labels"},
+			{"\"labels\": {\"k\": 1}", "/labels/k"},
+			{"\"labels\": [\"k=v\"]", "/labels"},
+		};
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(spec, sizeof(spec), "{%s, \"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}",
+				 bad[i].fields, model, ds);
+			REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) >= 0);
+			CHECK_MSG(r.status == 422, "%s: %ld", bad[i].fields, r.status);
+			problem_pointer(&r, ptr, sizeof(ptr));
+			CHECK_MSG(!strcmp(ptr, bad[i].pointer), "%s: pointer %s, expected %s", bad[i].fields, ptr,
+				  bad[i].pointer);
+		}
+	}
+	flow_teardown(t, &d);
+}
+
+/* paracorr submit --name --label: the job carries them, and the uploads
+ * it made are named after their files. */
+TEST(http_cli_submit_names)
+{
+	struct be_daemon d;
+	char spec_path[PATH_MAX], args[2 * PATH_MAX], *out = malloc(65536);
+	const char *spec_text = "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX
+				"sample64_u8.npy\", \"labels\": \"" FIX "labels64_i64.npy\"}, \"labels\": {\"team\": \"a\"}, "
+				SPEC_REST "}";
+	const char *brace;
+	json_t *job, *items;
+	FILE *f;
+
+	REQUIRE(out);
+	if (!getenv("PARACORR_BIN") || !getenv("PARACORR_BIN")[0]) {
+		free(out);
+		pc_test_skip(t, "PARACORR_BIN is not set (make test sets it)");
+		return;
+	}
+	if (!setup(t, &d)) {
+		free(out);
+		return;
+	}
+	snprintf(spec_path, sizeof(spec_path), "%s/spec.json", d.dir);
+	REQUIRE((f = fopen(spec_path, "w")));
+	fputs(spec_text, f);
+	fclose(f);
+	snprintf(args, sizeof(args), "submit --quiet --server %s --name 'mlp baseline' --label prec=fp32 --label team=b '%s'",
+		 d.base, spec_path);
+	CHECK_MSG(run_cli(args, out, 65536) == 0, "%s", out);
+	brace = strchr(out, '{');
+	job = brace ? json_loads(brace, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+	REQUIRE_MSG(job, "%s", out);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(job, "name")) ?: "", "mlp baseline"), "%s", out);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(json_object_get(job, "labels"), "prec")) ?: "", "fp32") &&
+			  !strcmp(json_string_value(json_object_get(json_object_get(job, "labels"), "team")) ?: "", "b"),
+		  "--label over the spec's labels: %s", out);
+	json_decref(job);
+	items = list_items(&d, "/v1/models?name=mlp_op13.onnx");
+	CHECK_MSG(json_array_size(items) == 1, "the model is named after its file");
+	json_decref(items);
+	items = list_items(&d, "/v1/datasets?name=sample64_u8.npy");
+	CHECK_MSG(json_array_size(items) == 1, "the dataset is named after its inputs file");
+	json_decref(items);
+	snprintf(args, sizeof(args), "submit --server %s --label nokey '%s'", d.base, spec_path);
+	CHECK_INT(run_cli(args, out, 65536), 2);
+	free(out);
+	flow_teardown(t, &d);
+}
+
+/* Whether the text between p and end has v as the dashboard's pct() writes
+ * it (JavaScript's toFixed rounds an exact tie up, printf to even). */
+static int has_pct(const char *p, const char *end, double v)
+{
+	char a[64], b[64];
+	const char *x, *y;
+
+	snprintf(a, sizeof(a), ">%.2f%%<", 100 * v);
+	snprintf(b, sizeof(b), ">%.2f%%<", 100 * v + 1e-9);
+	x = p ? strstr(p, a) : NULL;
+	y = p ? strstr(p, b) : NULL;
+	return (x && x < end) || (y && y < end);
+}
+
+/* Saves a screenshot of url as the artifact name; its path into shot. */
+static void dashboard_shot(struct pc_test *t, const char *bin, const char *profile, const char *url, const char *dir,
+			   const char *name)
+{
+	const char *art = getenv("PARACORR_ARTIFACT_DIR");
+	char shot[PATH_MAX + 64], flag[PATH_MAX + 80];
+	struct stat st;
+
+	if (art && art[0])
+		mkdir(art, 0755);
+	snprintf(shot, sizeof(shot), "%s/%s", art && art[0] ? art : dir, name);
+	snprintf(flag, sizeof(flag), "--screenshot=%s", shot);
+	free(chromium(bin, profile, flag, url));
+	CHECK_MSG(stat(shot, &st) == 0 && st.st_size > 10000, "no screenshot at %s", shot);
+	fprintf(stderr, "  screenshot %s\n", shot);
+}
+
+/* The job list with names, labels and headlines, and the compare page of
+ * two jobs, in headless Chromium: the numbers on the page are the API's. */
+TEST(http_dashboard_names_compare_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", a[64] = "", b[64] = "", spec[2048], url[512], profile[PATH_MAX], want[256];
+	char *dom;
+	const char *ids[2] = {a, b}, *names[2] = {"mlp baseline", "mlp seed 6"};
+	json_t *ja[2] = {NULL, NULL}, *cmp;
+	struct be_resp r;
+	int lines = 0;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"mlp baseline\", \"labels\": {\"arch\": \"mlp\"}, \"model\": \"%s\", \"dataset\": \"%s\", "
+		 SPEC_REST "}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, a, sizeof(a), NULL) == 202);
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"mlp seed 6\", \"labels\": {\"arch\": \"mlp\", \"seed\": \"6\"}, \"model\": \"%s\","
+		 " \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 6, \"corruption\": {\"norms\":"
+		 " [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, b, sizeof(b), NULL) == 202);
+	for (int k = 0; k < 2; k++)
+		REQUIRE((ja[k] = wait_job(&d, ids[k], "succeeded", 120)) &&
+			json_is_object(json_object_get(ja[k], "headline")));
+	snprintf(url, sizeof(url), "/v1/compare?jobs=%s,%s", a, b);
+	REQUIRE(get(&d, url, &r) == 0 && r.status == 200);
+	cmp = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(cmp);
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		goto out;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+
+	/* the job list: each job's row has its name, labels and headline */
+	snprintf(url, sizeof(url), "%s/#/jobs", d.base);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	for (int k = 0; k < 2; k++) {
+		const json_t *h = json_object_get(ja[k], "headline");
+		const char *row, *end;
+
+		snprintf(want, sizeof(want), "<tr class=\"link\" data-job-id=\"%s\"", ids[k]);
+		row = strstr(dom, want);
+		end = row ? strstr(row, "</tr>") : NULL;
+		REQUIRE_MSG(row && end, "no row of job %s in the list", ids[k]);
+		snprintf(want, sizeof(want), "data-testid=\"job-name\">%s</strong>", names[k]);
+		CHECK_MSG(strstr(row, want) && strstr(row, want) < end, "row %d: no name %s", k, names[k]);
+		CHECK_MSG(strstr(row, "data-label=\"arch\">arch=mlp<") && strstr(row, "data-label=\"arch\"") < end,
+			  "row %d: no label arch=mlp", k);
+		CHECK_MSG(has_pct(strstr(row, "data-h=\"clean\""), end, json_real_value(json_object_get(h, "clean_accuracy"))),
+			  "row %d: clean accuracy", k);
+		CHECK_MSG(has_pct(strstr(row, "data-h=\"gradient\""), end,
+				  json_real_value(json_object_get(h, "gradient_accuracy"))),
+			  "row %d: gradient accuracy", k);
+		CHECK_MSG(has_pct(strstr(row, "data-h=\"random\""), end, json_real_value(json_object_get(h, "random_accuracy"))),
+			  "row %d: random accuracy", k);
+		snprintf(want, sizeof(want), "data-compare=\"%s\"", ids[k]);
+		CHECK_MSG(strstr(row, want) && strstr(row, want) < end, "row %d: no compare box", k);
+	}
+	free(dom);
+	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-jobs.png");
+
+	/* the compare page: a line per study per kind for each norm, the
+	 * legend names the jobs, the clean accuracies and what differs */
+	snprintf(url, sizeof(url), "%s/#/compare/%s,%s", d.base, a, b);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	for (const char *p = dom; (p = strstr(p, "<polyline")); p++)
+		lines++;
+	CHECK_MSG(lines == 2 * 2 * 2, "%d lines, expected 2 studies x gradient, random x l2, linf", lines);
+	for (int k = 0; k < 2; k++) {
+		double clean = json_real_value(json_object_get(
+			json_object_get(json_array_get(json_object_get(cmp, "studies"), (size_t)k), "clean"), "accuracy"));
+
+		snprintf(want, sizeof(want), "data-legend=\"%d\">%s gradient<", k, names[k]);
+		CHECK_MSG(strstr(dom, want), "no legend %s", want);
+		snprintf(want, sizeof(want), "data-clean-accuracy=\"%.17g\"", clean);
+		CHECK_MSG(strstr(dom, want) || has_pct(strstr(dom, "data-testid=\"compare-studies\""), dom + strlen(dom), clean),
+			  "study %d: clean accuracy %g", k, clean);
+	}
+	{
+		/* a point of the chart is the comparison's number */
+		const json_t *row = json_array_get(json_object_get(cmp, "results"), 0);
+		double acc = json_real_value(json_array_get(json_object_get(row, "gradient_accuracy"), 1));
+		const char *p;
+		int found = 0;
+
+		for (p = dom; !found && (p = strstr(p, "<circle")); p++) {
+			char buf[64];
+			found = tag_attr(p, "data-study", buf, sizeof(buf)) && !strcmp(buf, "1") &&
+				tag_attr(p, "data-kind", buf, sizeof(buf)) && !strcmp(buf, "gradient") &&
+				tag_attr(p, "data-accuracy", buf, sizeof(buf)) && fabs(atof(buf) - acc) < 1e-12 &&
+				tag_attr(p, "data-epsilon", buf, sizeof(buf)) &&
+				fabs(atof(buf) - json_number_value(json_object_get(row, "epsilon"))) < 1e-12;
+		}
+		CHECK_MSG(found, "no point of study 1 at epsilon %g, accuracy %g",
+			  json_number_value(json_object_get(row, "epsilon")), acc);
+	}
+	CHECK_MSG(strstr(dom, "data-pointer=\"/seed\""), "the differs list has no /seed");
+	CHECK_MSG(strstr(dom, "data-testid=\"compare-ranking\""), "no rankings side by side");
+	free(dom);
+	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-compare.png");
+	be_rmtree(profile);
+out:
+	json_decref(cmp);
+	json_decref(ja[0]);
+	json_decref(ja[1]);
+	flow_teardown(t, &d);
+}

@@ -4,6 +4,7 @@
  * migration of a version-1 database and the refusal of a newer one. */
 #include <limits.h>
 #include <pthread.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,7 +388,7 @@ TEST(store_uploads_put_list_delete)
 	CHECK(strstr(r.info, "parameters") != NULL);
 	pcd_blob_rec_free(&r);
 	for (;;) {
-		REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, after, NULL, 2, &recs, &n, &err) == PC_OK);
+		REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, after, NULL, 2, &recs, &n, &err) == PC_OK);
 		if (!n)
 			break;
 		CHECK(strcmp(recs[0].id, after) > 0);
@@ -444,17 +445,17 @@ TEST(store_tenant_scopes)
 	CHECK_INT(r.bytes, 11);
 	CHECK(!strcmp(r.tenant, "alice"));
 	pcd_blob_rec_free(&r);
-	REQUIRE(pcd_store_model_list(f.s, "bob", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_model_list(f.s, "bob", NULL, NULL, NULL, 10, &recs, &n, &err) == PC_OK);
 	CHECK_INT(n, 0);
-	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, NULL, NULL, 10, &recs, &n, &err) == PC_OK);
 	CHECK_INT(n, 2); /* alice's and default's, in (id, tenant) order */
 	CHECK(n == 2 && !strcmp(recs[0].tenant, "alice") && !strcmp(recs[1].tenant, "default"));
 	pcd_blob_recs_free(recs, n);
 	/* an admin cursor (id, tenant) resumes between two tenants of one id */
-	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, MODEL_ID, "alice", 10, &recs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, MODEL_ID, "alice", 10, &recs, &n, &err) == PC_OK);
 	CHECK(n == 1 && !strcmp(recs[0].tenant, "default"));
 	pcd_blob_recs_free(recs, n);
-	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, MODEL_ID, NULL, 10, &recs, &n, &err) == PC_OK);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, MODEL_ID, NULL, 10, &recs, &n, &err) == PC_OK);
 	CHECK_INT(n, 0);
 
 	/* jobs: a job may only name its tenant's uploads */
@@ -826,7 +827,7 @@ TEST(store_migrates_v2_to_job_references)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	CHECK_INT(version, 3);
+	CHECK_INT(version, 4); /* and on to the current version */
 	CHECK(sqlite3_prepare_v2(raw, "SELECT model_id FROM jobs", -1, &st, NULL) != SQLITE_OK);
 	sqlite3_close(raw);
 	be_rmtree(dir);
@@ -845,13 +846,13 @@ TEST(store_refuses_a_newer_schema)
 	REQUIRE(be_tmpdir(dir, sizeof(dir)));
 	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
 	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
-	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 4", NULL, NULL, NULL) == SQLITE_OK);
+	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 5", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(raw);
 
 	CHECK_INT(pcd_store_open(db, &s, &err), PC_ERR_UNSUPPORTED);
 	CHECK(!s);
 	CHECK_MSG(!strcmp(err.where, "store") &&
-			  !strcmp(err.text, "database schema version 4 is newer than this program's 3"),
+			  !strcmp(err.text, "database schema version 5 is newer than this program's 4"),
 		  "%s: %s", err.where, err.text);
 	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
 	REQUIRE(sqlite3_prepare_v2(raw,
@@ -863,7 +864,143 @@ TEST(store_refuses_a_newer_schema)
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(raw);
-	CHECK_INT(version, 4);
+	CHECK_INT(version, 5);
 	CHECK_INT(objects, 0);
 	be_rmtree(dir);
+}
+
+/* A store of version 3 (before names): it opens, every row gets an empty
+ * name and no labels, and a stored report its headline. */
+TEST(store_migrates_v3_to_names)
+{
+	char dir[PATH_MAX - 32], db[PATH_MAX];
+	sqlite3 *raw = NULL;
+	struct pcd_store *s = NULL;
+	struct pc_error err = {0};
+	struct pcd_blob_rec r;
+	struct pcd_job j;
+	json_t *h;
+	static const char v3[] =
+		"CREATE TABLE models (tenant TEXT NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL,"
+		" created_at TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (tenant, id));"
+		"CREATE TABLE datasets (tenant TEXT NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL,"
+		" created_at TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (tenant, id));"
+		"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, tenant TEXT NOT NULL,"
+		" kind TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('queued','running',"
+		"'succeeded','failed','cancelled')), attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT"
+		" NULL DEFAULT 0, progress TEXT, error TEXT, report TEXT, idempotency_key TEXT, spec_hash TEXT NOT NULL,"
+		" created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, heartbeat_at TEXT,"
+		" UNIQUE (tenant, idempotency_key));"
+		"CREATE TABLE job_uploads (job_id TEXT NOT NULL, field TEXT NOT NULL, upload TEXT NOT NULL,"
+		" upload_id TEXT NOT NULL, PRIMARY KEY (job_id, field));"
+		"CREATE TABLE job_artifacts (job_id TEXT NOT NULL, name TEXT NOT NULL, model_id TEXT NOT NULL,"
+		" PRIMARY KEY (job_id, name));"
+		"INSERT INTO models VALUES ('default', '" MODEL_ID "', 10, '2026-11-01T00:00:00Z', '{}');"
+		"INSERT INTO jobs (seq, id, tenant, kind, spec, status, spec_hash, created_at, report) VALUES (3,"
+		" 'j-00000000000000aa', 'default', 'analyze', '{}', 'succeeded', 'h', '2026-11-01T00:00:00Z',"
+		" '{\"clean\": {\"accuracy\": 0.9}, \"results\": [{\"group\": \"all\", \"norm\": \"l2\","
+		" \"epsilon\": 0.1, \"sparsity\": 0, \"steps\": 1, \"gradient\": {\"accuracy\": 0.7}, \"random\":"
+		" {\"accuracy_mean\": 0.85}}, {\"group\": \"all\", \"norm\": \"l2\", \"epsilon\": 0.3, \"sparsity\": 0,"
+		" \"steps\": 1, \"gradient\": {\"accuracy\": 0.25}, \"random\": {\"accuracy_mean\": 0.8}},"
+		" {\"group\": \"all\", \"norm\": \"linf\", \"epsilon\": 9, \"sparsity\": 0, \"steps\": 1, \"gradient\":"
+		" {\"accuracy\": 0.1}, \"random\": {\"accuracy_mean\": 0.1}}], \"faults\": {\"search\": [{\"flips\":"
+		" [1, 2, 3]}]}}');"
+		"PRAGMA user_version = 3;";
+
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
+	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
+	REQUIRE_MSG(sqlite3_exec(raw, v3, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(raw));
+	sqlite3_close(raw);
+
+	REQUIRE_MSG(pcd_store_open(db, &s, &err) == PC_OK, "%s", err.text);
+	REQUIRE(pcd_store_model_get(s, "default", MODEL_ID, &r, &err) == PC_OK);
+	CHECK_MSG(!strcmp(r.name, ""), "%s", r.name);
+	pcd_blob_rec_free(&r);
+	REQUIRE(pcd_store_job_get(s, "default", "j-00000000000000aa", &j, &err) == PC_OK);
+	CHECK_MSG(!strcmp(j.name, ""), "%s", j.name);
+	CHECK_MSG(!strcmp(j.labels, "{}"), "%s", j.labels);
+	REQUIRE_MSG(j.headline != NULL, "no headline after the migration");
+	h = json_loads(j.headline, 0, NULL);
+	REQUIRE(h);
+	/* the largest radius of the first setting (l2), not the linf row */
+	CHECK_CLOSE(json_real_value(json_object_get(h, "clean_accuracy")), 0.9, 0, 0);
+	CHECK_CLOSE(json_real_value(json_object_get(h, "epsilon")), 0.3, 0, 0);
+	CHECK_CLOSE(json_real_value(json_object_get(h, "gradient_accuracy")), 0.25, 0, 0);
+	CHECK_CLOSE(json_real_value(json_object_get(h, "random_accuracy")), 0.8, 0, 0);
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(h, "norm")), "l2"), "%s", json_string_value(json_object_get(h, "norm")));
+	CHECK_INT((int)json_integer_value(json_object_get(h, "flips_to_target")), 3);
+	CHECK(json_object_get(h, "critical_epsilon") == NULL);
+	json_decref(h);
+	pcd_job_free(&j);
+	pcd_store_close(s);
+	be_rmtree(dir);
+}
+
+/* Names and labels: set, listed, filtered, and the pages of a filtered
+ * listing cover exactly the matching jobs. */
+TEST(store_names_and_label_filters)
+{
+	struct fixture f;
+	struct pc_error err = {0};
+	struct pcd_blob_rec *recs = NULL;
+	struct pcd_job *jobs = NULL, j;
+	size_t n = 0;
+	int64_t after = 0;
+	int seen = 0, pages = 0;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE(pcd_store_upload_name(f.s, PCD_UPLOAD_MODEL, "default", MODEL_ID, "resnet v2", &err) == PC_OK);
+	CHECK_INT(pcd_store_upload_name(f.s, PCD_UPLOAD_MODEL, "alice", MODEL_ID, "x", NULL), PC_ERR_NOT_FOUND);
+	REQUIRE(pcd_store_model_list(f.s, "default", "resnet v2", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK(n == 1 && !strcmp(recs[0].name, "resnet v2"));
+	pcd_blob_recs_free(recs, n);
+	REQUIRE(pcd_store_model_list(f.s, "default", "resnet v1", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK(n == 0);
+	for (int i = 0; i < 7; i++) {
+		char spec[64], name[32];
+		struct pcd_job_meta meta = {name, i % 2 ? "{\"arch\":\"cnn\",\"prec\":\"int8\"}" : "{\"arch\":\"cnn\"}"};
+
+		snprintf(spec, sizeof(spec), "{\"seed\": %d}", i);
+		snprintf(name, sizeof(name), "run %d", i % 3);
+		REQUIRE(pcd_store_job_submit_meta(f.s, "default", 0, "analyze", spec, &meta, NULL, NULL, 0, 0, NULL, NULL,
+						  &err) == PC_OK);
+	}
+	/* int8: i = 1, 3, 5, in pages of 2 */
+	do {
+		struct pcd_job_filter flt = {.label_keys = {"arch", "prec"}, .label_values = {"cnn", "int8"}, .n_labels = 2};
+
+		REQUIRE(pcd_store_job_find(f.s, "default", &flt, after, 2, &jobs, &n, &err) == PC_OK);
+		for (size_t k = 0; k < n; k++) {
+			CHECK_MSG(strstr(jobs[k].labels, "int8") != NULL, "%s", jobs[k].labels);
+			after = jobs[k].seq;
+		}
+		seen += (int)n;
+		pages++;
+		pcd_jobs_free(jobs, n);
+	} while (n == 2 && pages < 10);
+	CHECK_INT(seen, 3);
+	{
+		struct pcd_job_filter flt = {.name = "run 1", .label_keys = {"prec"}, .label_values = {"int8"}, .n_labels = 1};
+
+		/* run 1: i = 1, 4; int8 of those: 1 */
+		REQUIRE(pcd_store_job_find(f.s, "default", &flt, 0, 10, &jobs, &n, &err) == PC_OK);
+		CHECK_INT((int)n, 1);
+		if (n == 1) {
+			CHECK_MSG(!strcmp(jobs[0].name, "run 1"), "%s", jobs[0].name);
+			CHECK_MSG(!strcmp(jobs[0].spec, "{\"seed\": 1}"), "%s", jobs[0].spec);
+		}
+		pcd_jobs_free(jobs, n);
+	}
+	/* the idempotency key covers the name */
+	{
+		struct pcd_job_meta a = {"a", NULL}, b = {"b", NULL};
+
+		REQUIRE(pcd_store_job_submit_meta(f.s, "default", 0, "analyze", "{}", &a, NULL, "k", 0, 0, &j, NULL, &err) ==
+			PC_OK);
+		pcd_job_free(&j);
+		CHECK_INT(pcd_store_job_submit_meta(f.s, "default", 0, "analyze", "{}", &b, NULL, "k", 0, 0, NULL, NULL, NULL),
+			  PC_ERR_CONFLICT);
+	}
+	teardown(&f);
 }

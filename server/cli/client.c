@@ -204,6 +204,21 @@ void pcd_client_resp_free(struct pcd_client_resp *r)
 	r->len = 0;
 }
 
+void pcd_client_named_path(const char *path, const char *file, char *out, size_t n)
+{
+	const char *base = strrchr(file, '/');
+	char *q = curl_easy_escape(NULL, base ? base + 1 : file, 0);
+
+	/* the server bounds a name to 128 bytes: a longer base name goes
+	 * unnamed rather than refused */
+	if (q && strlen(base ? base + 1 : file) <= 128 && (size_t)snprintf(out, n, "%s?name=%s", path, q) < n) {
+		curl_free(q);
+		return;
+	}
+	curl_free(q);
+	snprintf(out, n, "%s", path);
+}
+
 int pcd_client_problem(const struct pcd_client_resp *r, const char *what, struct pc_error *err)
 {
 	json_t *p = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;

@@ -34,6 +34,9 @@ int pcd_client_do(const struct pcd_client *c, const char *method, const char *pa
 		  const char *body, size_t len, const char *upload_path, const char *const *parts,
 		  struct pcd_client_resp *r, struct pc_error *err);
 void pcd_client_resp_free(struct pcd_client_resp *r);
+/* "PATH?name=<the base name of file, percent-encoded>" into out; the
+ * upload's name (else the bare path when the name does not fit). */
+void pcd_client_named_path(const char *path, const char *file, char *out, size_t n);
 
 /* A response that is not 2xx as an error: "<what>: HTTP <status>: <detail>",
  * then a line per field the problem's errors[] names (pcd_problem_cli_text),

@@ -62,8 +62,10 @@ static void usage(FILE *f)
 		   "  paracorr report --html REPORT.json > REPORT.html\n"
 		   "      the report as one self-contained HTML file (charts inline, no scripts)\n"
 		   "  paracorr submit SPEC.json [--wait] [--summary] [-o REPORT.json] [--idempotency-key K]\n"
-		   "      uploads the spec's model and dataset files to a daemon and queues the job; with\n"
-		   "      --wait follows its progress and writes the report (stdout, or -o)\n"
+		   "                  [--name NAME] [--label KEY=VALUE]...\n"
+		   "      uploads the spec's model and dataset files to a daemon (named after their files)\n"
+		   "      and queues the job, with its name and labels; with --wait follows its progress\n"
+		   "      and writes the report (stdout, or -o)\n"
 		   "  paracorr status JOB [--wait]      a job's status and progress, as JSON\n"
 		   "  paracorr fetch JOB [--wait] [-o REPORT.json] [--summary]   a finished job's report\n"
 		   "  paracorr fetch JOB --chart NAME [-o NAME.svg]   one of its charts (accuracy, loss, ranking, harden, faults, search)\n"
@@ -366,6 +368,9 @@ struct client_opts {
 	const char *server, *token, *out, *chart;
 	int wait, summary, quiet;
 	const char *idem;
+	const char *name;	   /* submit --name */
+	const char *labels[32];	   /* submit --label K=V, repeatable */
+	int n_labels;
 };
 
 static int client_getopt(int argc, char **argv, struct client_opts *o, int *first_arg)
@@ -375,6 +380,7 @@ static int client_getopt(int argc, char **argv, struct client_opts *o, int *firs
 		{"output", required_argument, NULL, 'o'}, {"wait", no_argument, NULL, 'w'},
 		{"summary", no_argument, NULL, 's'},	  {"quiet", no_argument, NULL, 'q'},
 		{"idempotency-key", required_argument, NULL, 'k'}, {"chart", required_argument, NULL, 'c'},
+		{"name", required_argument, NULL, 'n'}, {"label", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -391,6 +397,16 @@ static int client_getopt(int argc, char **argv, struct client_opts *o, int *firs
 		case 'q': o->quiet = 1; break;
 		case 'k': o->idem = optarg; break;
 		case 'c': o->chart = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'l':
+			if (!strchr(optarg, '=') || optarg[0] == '=' ||
+			    o->n_labels == (int)(sizeof(o->labels) / sizeof(o->labels[0]))) {
+				fprintf(stderr, "paracorr %s: --label takes KEY=VALUE, at most %zu times\n", argv[0],
+					sizeof(o->labels) / sizeof(o->labels[0]));
+				return EXIT_USAGE;
+			}
+			o->labels[o->n_labels++] = optarg;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -443,7 +459,7 @@ static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet
 {
 	json_t *m = json_object_get(spec, "model"), *d = json_object_get(spec, "dataset");
 	struct pcd_client_resp r;
-	char id[65];
+	char id[65], path[512];
 	int rc;
 
 	if (json_is_string(m) && !is_upload_id(json_string_value(m))) {
@@ -452,7 +468,8 @@ static int upload_spec_files(const struct pcd_client *c, json_t *spec, int quiet
 		cu.upload_label = quiet ? NULL : "uploading the model";
 		if (!quiet)
 			fprintf(stderr, "uploading the model %s\n", json_string_value(m));
-		if ((rc = pcd_client_do(&cu, "POST", "/v1/models", "application/octet-stream", NULL, 0,
+		pcd_client_named_path("/v1/models", json_string_value(m), path, sizeof(path));
+		if ((rc = pcd_client_do(&cu, "POST", path, "application/octet-stream", NULL, 0,
 					json_string_value(m), NULL, &r, err)))
 			return rc;
 		rc = upload_answer(&r, "model", id, err);
@@ -476,7 +493,7 @@ static int upload_dataset_field(const struct pcd_client *c, json_t *obj, const c
 {
 	json_t *d = json_object_get(obj, key);
 	struct pcd_client_resp r;
-	char id[65];
+	char id[65], path[512];
 	int rc;
 
 	{
@@ -490,7 +507,8 @@ static int upload_dataset_field(const struct pcd_client *c, json_t *obj, const c
 		if (!quiet)
 			fprintf(stderr, "uploading the dataset %s%s%s\n", x, y ? " + " : "", y ? y : "");
 		cu.upload_label = quiet ? NULL : "uploading the dataset";
-		if ((rc = pcd_client_do(&cu, "POST", "/v1/datasets", NULL, NULL, 0, NULL, parts, &r, err)))
+		pcd_client_named_path("/v1/datasets", x, path, sizeof(path));
+		if ((rc = pcd_client_do(&cu, "POST", path, NULL, NULL, 0, NULL, parts, &r, err)))
 			return rc;
 		rc = upload_answer(&r, key, id, err);
 		pcd_client_resp_free(&r);
@@ -648,6 +666,35 @@ static int fetch_chart(const struct pcd_client *c, const char *id, const struct 
 	return rc;
 }
 
+/* --name and --label into the submit body (a label given again replaces
+ * the spec file's); the daemon checks them. */
+static int submit_meta(json_t *spec, const struct client_opts *o, struct pc_error *err)
+{
+	json_t *labels = json_object_get(spec, "labels");
+
+	if (o->name && json_object_set_new(spec, "name", json_string(o->name)))
+		return pc_error_set(err, PC_ERR_INVALID, "--name", "must be UTF-8");
+	if (!o->n_labels)
+		return 0;
+	if (!json_is_object(labels)) {
+		labels = json_object();
+		if (json_object_set_new(spec, "labels", labels))
+			return pc_error_set(err, PC_ERR_NOMEM, "--label", "out of memory");
+	}
+	for (int i = 0; i < o->n_labels; i++) {
+		const char *eq = strchr(o->labels[i], '=');
+		char key[64];
+
+		if ((size_t)(eq - o->labels[i]) >= sizeof(key))
+			return pc_error_set(err, PC_ERR_INVALID, "--label", "the key of '%s' is longer than 63", o->labels[i]);
+		memcpy(key, o->labels[i], (size_t)(eq - o->labels[i]));
+		key[eq - o->labels[i]] = '\0';
+		if (json_object_set_new(labels, key, json_string(eq + 1)))
+			return pc_error_set(err, PC_ERR_INVALID, "--label", "'%s' is not UTF-8", o->labels[i]);
+	}
+	return 0;
+}
+
 static int cmd_submit(int argc, char **argv)
 {
 	struct client_opts o = {0};
@@ -668,7 +715,7 @@ static int cmd_submit(int argc, char **argv)
 		pc_error_set(&err, PC_ERR_FORMAT, argv[arg], "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 		goto out;
 	}
-	if (upload_spec_files(&c, spec, o.quiet, &err))
+	if (upload_spec_files(&c, spec, o.quiet, &err) || submit_meta(spec, &o, &err))
 		goto out;
 	if (!(body = pcd_json_text(spec, PCD_JSON_COMPACT))) {
 		pc_error_set(&err, PC_ERR_NOMEM, "spec", "out of memory");

@@ -125,40 +125,77 @@ function later(fn, ms) {
 
 // --- #/jobs --------------------------------------------------------------
 
+// A job's name and labels as table cell content.
+function jobTitle(j) {
+  const labels = Object.entries(j.labels || {});
+  return [j.name ? h('strong', {'data-testid': 'job-name'}, j.name) : h('span', {class: 'muted'}, 'unnamed'),
+    labels.length ? h('div', {class: 'labels'}, labels.map(([k, v]) =>
+      h('span', {class: 'label', 'data-label': k}, k + '=' + v))) : null];
+}
+
+// The headline cells of a job (the store keeps them with the job): clean
+// accuracy, gradient and random accuracy at the largest radius of the
+// first setting, and the critical radius or the flips to target.
+function headlineCells(j) {
+  const x = j.headline || {};
+  const at = typeof x.epsilon === 'number' ? (x.norm || '') + ' ε=' + sig(x.epsilon) : '';
+  return [h('td', {class: 'num', 'data-h': 'clean'}, pct(x.clean_accuracy)),
+    h('td', {class: 'num', 'data-h': 'gradient', title: at}, pct(x.gradient_accuracy)),
+    h('td', {class: 'num', 'data-h': 'random', title: at}, pct(x.random_accuracy)),
+    h('td', {class: 'num', 'data-h': 'critical'}, typeof x.critical_epsilon === 'number' ? sig(x.critical_epsilon)
+      : typeof x.flips_to_target === 'number' ? x.flips_to_target + ' flips' : '–')];
+}
+
 async function jobsView(cursor, rows) {
   const list = await api('GET', '/v1/jobs?limit=50' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
   const items = (rows || []).concat(list.items);
   const body = h('tbody');
+  const picked = new Set();
+  const compare = h('button', {class: 'secondary', 'data-testid': 'compare-selected', disabled: true,
+    onclick: () => { location.hash = '#/compare/' + [...picked].join(','); }}, 'Compare selected');
+  const tick = (id, on) => {
+    if (on) picked.add(id); else picked.delete(id);
+    compare.disabled = picked.size < 2;
+  };
   for (const j of items) {
     const p = j.progress;
+    const box = j.status === 'succeeded' ? h('input', {type: 'checkbox', 'data-compare': j.id,
+      'aria-label': 'compare ' + (j.name || j.id), onclick: (ev) => ev.stopPropagation(),
+      onchange: (ev) => tick(j.id, ev.target.checked)}) : null;
     body.append(h('tr', {class: 'link', 'data-job-id': j.id, 'data-status': j.status,
       onclick: () => { location.hash = '#/jobs/' + j.id; }},
-      h('td', {}, h('a', {href: '#/jobs/' + j.id, class: 'mono'}, j.id)),
+      h('td', {}, box),
+      h('td', {}, jobTitle(j), h('div', {}, h('a', {href: '#/jobs/' + j.id, class: 'mono small'}, j.id))),
       h('td', {}, j.kind),
       h('td', {}, badge(j.status)),
       h('td', {}, j.status === 'running' ? [progressBar(p), h('small', {class: 'muted', 'data-testid': 'eta'}, p ? p.phase + left(p) : '')] : ''),
+      headlineCells(j),
       h('td', {}, when(j.created_at))));
   }
   const table = h('table', {'data-testid': 'jobs'},
-    h('thead', {}, h('tr', {}, h('th', {}, 'Job'), h('th', {}, 'Kind'), h('th', {}, 'Status'),
-      h('th', {}, 'Progress'), h('th', {}, 'Created'))), body);
+    h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'Job'), h('th', {}, 'Kind'), h('th', {}, 'Status'),
+      h('th', {}, 'Progress'), h('th', {class: 'num'}, 'clean'),
+      h('th', {class: 'num', title: 'at the largest radius'}, 'gradient'),
+      h('th', {class: 'num', title: 'at the largest radius'}, 'random'),
+      h('th', {class: 'num'}, 'critical ε / flips'), h('th', {}, 'Created'))), body);
   view.replaceChildren(h('h1', {}, 'Jobs'),
-    h('div', {class: 'card'}, items.length ? table : h('p', {class: 'muted'},
+    h('div', {class: 'card'}, items.length ? [table, compare] : h('p', {class: 'muted'},
       'No jobs yet. ', h('a', {href: '#/new'}, 'Start a study.')),
     list.next_cursor ? h('button', {class: 'secondary', onclick: () => jobsView(list.next_cursor, items)},
       'More') : null));
-  if (items.some((j) => !finished(j.status))) later(() => route(), 2000);
+  // a refresh would clear the selection: only while something still runs
+  if (items.some((j) => !finished(j.status))) later(() => { if (!picked.size) route(); }, 2000);
 }
 
 // --- #/new: uploads and a job ----------------------------------------------
 
 function describeModel(m) {
-  return shortId(m.id) + ' · ' + (m.parameters || 0).toLocaleString() + ' parameters · ' +
+  return (m.name ? m.name + ' · ' : '') + shortId(m.id) + ' · ' + (m.parameters || 0).toLocaleString() + ' parameters · ' +
     (m.ops || []).join(', ');
 }
 
 function describeDataset(d) {
-  return shortId(d.id) + ' · ' + (d.samples || 0).toLocaleString() + ' samples · shape [' +
+  return (d.name ? d.name + ' · ' : '') + shortId(d.id) + ' · ' + (d.samples || 0).toLocaleString() + ' samples · shape [' +
     (d.shape || []).join('×') + '] · ' + d.classes + ' classes' +
     (d.labels === 'per_token' ? ' · ' + (d.tokens || 0).toLocaleString() + ' labelled tokens' : '');
 }
@@ -175,7 +212,8 @@ async function newView() {
     ev.preventDefault();
     modelOut.replaceChildren('Uploading…');
     try {
-      const m = await api('POST', '/v1/models', {body: modelFile.files[0], type: 'application/octet-stream'});
+      const m = await api('POST', '/v1/models?name=' + encodeURIComponent(modelFile.files[0].name),
+        {body: modelFile.files[0], type: 'application/octet-stream'});
       modelOut.replaceChildren('Stored: ' + describeModel(m));
       newView();
     } catch (e) { modelOut.replaceChildren(errorBox(e)); }
@@ -191,7 +229,7 @@ async function newView() {
     if (yFile.files[0]) form.append('labels', yFile.files[0]);
     dataOut.replaceChildren('Uploading…');
     try {
-      const d = await api('POST', '/v1/datasets', {body: form});
+      const d = await api('POST', '/v1/datasets?name=' + encodeURIComponent(xFile.files[0].name), {body: form});
       dataOut.replaceChildren('Stored: ' + describeDataset(d));
       newView();
     } catch (e) { dataOut.replaceChildren(errorBox(e)); }
@@ -218,6 +256,9 @@ async function newView() {
         sparsity: [Number(val('job-sparsity'))], random_trials: Number(val('job-trials'))},
     };
     if (val('job-limit')) spec.limit = Number(val('job-limit'));
+    if (val('job-name')) spec.name = val('job-name');
+    const labels = val('job-labels').split(',').map((x) => x.trim()).filter((x) => x.includes('='));
+    if (labels.length) spec.labels = Object.fromEntries(labels.map((x) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]));
     if (document.getElementById('job-harden').checked) {
       // a harden job: the same study before and after fine-tuning with ACT
       spec.kind = 'harden';
@@ -234,6 +275,8 @@ async function newView() {
       jobOut.replaceChildren(errorBox(e), list.length ? h('ul', {}, list) : '');
     }
   }},
+  field('job-name', 'Name (optional)', ''),
+  field('job-labels', 'Labels (optional, key=value, comma-separated)', ''),
   h('label', {for: 'job-model'}, 'Model'), pick('job-model', models.items, describeModel),
   h('label', {for: 'job-dataset'}, 'Dataset'), pick('job-dataset', datasets.items, describeDataset),
   field('job-eps', 'Radii ε (comma-separated)', '0.05, 0.1, 0.25, 0.5, 1, 2'),
@@ -402,6 +445,7 @@ async function jobView(id) {
   const j = await api('GET', '/v1/jobs/' + encodeURIComponent(id));
   const p = j.progress;
   const facts = h('dl', {class: 'facts'},
+    h('dt', {}, 'Name'), h('dd', {}, jobTitle(j)),
     h('dt', {}, 'Status'), h('dd', {}, badge(j.status)),
     h('dt', {}, 'Kind'), h('dd', {}, j.kind),
     h('dt', {}, 'Attempts'), h('dd', {}, j.attempts),
@@ -418,14 +462,26 @@ async function jobView(id) {
   }
   if (j.error) head.append(h('p', {class: 'error'}, j.error.detail || j.error.title));
   const root = h('div', {'data-testid': 'job', 'data-job-id': j.id, 'data-status': j.status},
-    h('h1', {}, 'Job ', h('span', {class: 'mono'}, j.id)), head);
+    h('h1', {}, j.name ? j.name + ' ' : 'Job ', h('span', {class: 'mono muted'}, j.id)), head);
   view.replaceChildren(root);
   if (!finished(j.status)) return later(() => route(), 1000);
   if (j.status !== 'succeeded') return;
 
   const report = await api('GET', '/v1/jobs/' + j.id + '/report');
+  // the uploads the study used, by name where they have one
+  const spec = report.spec || {};
+  for (const [what, path, id] of [['Model', 'models', spec.model], ['Dataset', 'datasets', spec.dataset]]) {
+    if (typeof id !== 'string') continue;
+    const u = await api('GET', '/v1/' + path + '/' + id).catch(() => ({}));
+    facts.append(h('dt', {}, what), h('dd', {'data-testid': 'upload-' + path},
+      u.name ? [u.name, ' ', h('span', {class: 'mono muted'}, shortId(id))] : h('span', {class: 'mono'}, id)));
+  }
   const actions = h('p', {}, h('button', {class: 'secondary', onclick: () =>
     download('/v1/jobs/' + j.id + '/report', j.id + '-report.json')}, 'Download the JSON report'));
+  if (report.before) {
+    actions.append(' ', h('a', {class: 'button secondary', 'data-testid': 'compare-before-after',
+      href: '#/compare/' + j.id}, 'Compare before and after'));
+  }
   if (j.links && j.links.model) {
     actions.append(' ', h('button', {class: 'secondary', onclick: () =>
       download(j.links.model, j.id + '-hardened.onnx')}, 'Download the hardened model'));
@@ -458,6 +514,121 @@ async function jobView(id) {
   if (faults) root.append(faults);
 }
 
+// --- #/compare/<id>,<id>... -----------------------------------------------
+
+const COLORS = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9', '#000000', '#f0e442'];
+const SVGNS = 'http://www.w3.org/2000/svg';
+
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+// Accuracy against ε of every study, the model-wide rows of one norm: a
+// solid line per study for the gradient corruption, dashed for random.
+function overlayChart(cmp, names, norm) {
+  const rows = (cmp.results || []).filter((r) => r.group === 'model' && r.norm === norm)
+    .sort((a, b) => a.epsilon - b.epsilon);
+  if (!rows.length) return null;
+  const W = 720, H = 340, L = 56, R = 180, T = 20, B = 44;
+  const xs = rows.map((r) => r.epsilon);
+  const lo = Math.log10(Math.min(...xs)), hi = Math.log10(Math.max(...xs));
+  const x = (e) => L + (hi > lo ? (Math.log10(e) - lo) / (hi - lo) : 0.5) * (W - L - R);
+  const y = (a) => T + (1 - a) * (H - T - B);
+  const svg = s('svg', {viewBox: `0 0 ${W} ${H}`, role: 'img', 'data-testid': 'compare-chart', 'data-norm': norm});
+  svg.append(s('title', {}, 'accuracy against ε (' + norm + '), every study'));
+  for (const a of [0, 0.25, 0.5, 0.75, 1]) {
+    svg.append(s('line', {x1: L, x2: W - R, y1: y(a), y2: y(a), stroke: '#dfe3e8'}),
+      s('text', {x: L - 6, y: y(a) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#5b6675'}, (100 * a) + '%'));
+  }
+  for (const e of xs) {
+    svg.append(s('text', {x: x(e), y: H - B + 16, 'text-anchor': 'middle', 'font-size': 11, fill: '#5b6675'}, sig(e)));
+  }
+  svg.append(s('text', {x: (L + W - R) / 2, y: H - 8, 'text-anchor': 'middle', 'font-size': 12}, 'ε (' + norm + ', log scale)'));
+  names.forEach((name, k) => {
+    for (const [kind, col, dash] of [['gradient', 'gradient_accuracy', ''], ['random', 'random_accuracy_mean', '6 4']]) {
+      const pts = rows.filter((r) => typeof (r[col] || [])[k] === 'number').map((r) => [x(r.epsilon), y(r[col][k]), r]);
+      if (!pts.length) continue;
+      const line = s('polyline', {points: pts.map((p) => p[0].toFixed(1) + ',' + p[1].toFixed(1)).join(' '),
+        fill: 'none', stroke: COLORS[k % COLORS.length], 'stroke-width': 2, 'data-study': k, 'data-kind': kind});
+      if (dash) line.setAttribute('stroke-dasharray', dash);
+      svg.append(line);
+      for (const p of pts) {
+        svg.append(s('circle', {cx: p[0].toFixed(1), cy: p[1].toFixed(1), r: 3, fill: COLORS[k % COLORS.length],
+          'data-study': k, 'data-kind': kind, 'data-epsilon': p[2].epsilon, 'data-accuracy': p[2][col][k]},
+        s('title', {}, name + ', ' + kind + ', ε=' + sig(p[2].epsilon) + ': ' + pct(p[2][col][k]))));
+      }
+    }
+  });
+  names.forEach((name, k) => {
+    const ly = T + 10 + k * 36;
+    svg.append(s('line', {x1: W - R + 12, x2: W - R + 36, y1: ly, y2: ly, stroke: COLORS[k % COLORS.length], 'stroke-width': 2}),
+      s('line', {x1: W - R + 12, x2: W - R + 36, y1: ly + 14, y2: ly + 14, stroke: COLORS[k % COLORS.length],
+        'stroke-width': 2, 'stroke-dasharray': '6 4'}),
+      s('text', {x: W - R + 42, y: ly + 4, 'font-size': 12, 'data-legend': k}, name + ' gradient'),
+      s('text', {x: W - R + 42, y: ly + 18, 'font-size': 12}, 'random'));
+  });
+  return svg;
+}
+
+async function compareView(ids) {
+  const cmp = await api('GET', '/v1/compare?jobs=' + ids.map(encodeURIComponent).join(','));
+  // the studies' names: the job's name, else its id; a harden job's two
+  // studies are its before and after
+  const jobs = await Promise.all([...new Set(ids)].map((id) => api('GET', '/v1/jobs/' + encodeURIComponent(id))
+    .catch(() => ({id}))));
+  const byId = Object.fromEntries(jobs.map((j) => [j.id, j]));
+  const jobOf = (st) => byId[st.label] || (ids.length === 1 ? byId[ids[0]] : null);
+  const names = cmp.studies.map((st) => {
+    const j = jobOf(st);
+    const base = j ? (j.name || shortId(j.id)) : (st.label || st.role);
+    return cmp.studies.length > ids.length ? base + ' ' + st.role : base;
+  });
+  const root = h('div', {'data-testid': 'compare'}, h('h1', {}, 'Compare ', names.join(' · ')));
+  root.append(h('section', {class: 'card'}, h('table', {'data-testid': 'compare-studies'},
+    h('thead', {}, h('tr', {}, ['study', 'job', 'clean accuracy', 'clean loss', 'parameters', 'samples']
+      .map((t, i) => h('th', {class: i > 1 ? 'num' : ''}, t)))),
+    h('tbody', {}, cmp.studies.map((st, k) => h('tr', {'data-study': k},
+      h('td', {}, h('span', {class: 'swatch', style: 'background:' + COLORS[k % COLORS.length]}), names[k]),
+      h('td', {}, jobOf(st) ? h('a', {href: '#/jobs/' + jobOf(st).id, class: 'mono'}, shortId(jobOf(st).id)) : ''),
+      h('td', {class: 'num', 'data-clean-accuracy': st.clean.accuracy}, pct(st.clean.accuracy)),
+      h('td', {class: 'num'}, sig(st.clean.loss)),
+      h('td', {class: 'num'}, st.parameters === null ? '–' : Number(st.parameters).toLocaleString()),
+      h('td', {class: 'num'}, st.samples === null ? '–' : st.samples)))))));
+  const norms = [...new Set((cmp.results || []).filter((r) => r.group === 'model').map((r) => r.norm))];
+  for (const norm of norms) {
+    root.append(h('figure', {class: 'card chart'}, h('h2', {}, 'Accuracy against ε, ' + norm +
+      ' (solid: gradient, dashed: random)'), overlayChart(cmp, names, norm)));
+  }
+  const diffs = cmp.differences || [];
+  root.append(h('section', {class: 'card'}, h('h2', {}, 'What the studies differ in'),
+    diffs.length ? h('table', {'data-testid': 'compare-differs'},
+      h('thead', {}, h('tr', {}, h('th', {}, 'field'), names.map((n) => h('th', {}, n)))),
+      h('tbody', {}, diffs.map((d) => h('tr', {'data-pointer': d.pointer}, h('td', {class: 'mono'}, d.pointer),
+        d.values.map((v) => h('td', {class: 'mono'}, v === null ? '–' : JSON.stringify(v)))))))
+      : h('p', {class: 'muted', 'data-testid': 'compare-differs'}, 'Their specs are the same.')));
+  // the rankings side by side: the groups of the setting most studies rank
+  const rank = (cmp.ranking || []).filter((r) => (r.loss_change || []).some((v) => v !== null));
+  if (rank.length) {
+    const key = (r) => [r.norm, r.epsilon, r.sparsity].join('|');
+    const count = new Map();
+    for (const r of rank) count.set(key(r), (count.get(key(r)) || 0) + 1);
+    let best = rank[0];
+    for (const r of rank) if (count.get(key(r)) > count.get(key(best)) || (count.get(key(r)) === count.get(key(best)) && r.epsilon > best.epsilon)) best = r;
+    const rows = rank.filter((r) => key(r) === key(best)).sort((a, b) => (a.rank[0] ?? 1e9) - (b.rank[0] ?? 1e9)).slice(0, RANK_ROWS);
+    root.append(h('section', {class: 'card'}, h('h2', {}, 'The most fragile groups, ' + best.norm + ' ε=' + sig(best.epsilon)),
+      h('table', {'data-testid': 'compare-ranking'},
+        h('thead', {}, h('tr', {}, h('th', {}, 'group'), names.map((n) => h('th', {class: 'num'}, n + ' rank')),
+          names.map((n) => h('th', {class: 'num'}, n + ' loss change')))),
+        h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {class: 'mono group'}, r.group),
+          r.rank.map((v) => h('td', {class: 'num'}, v === null ? '–' : v)),
+          r.loss_change.map((v) => h('td', {class: 'num'}, sig(v)))))))));
+  }
+  view.replaceChildren(root);
+}
+
 // --- routing ---------------------------------------------------------------
 
 async function route() {
@@ -465,7 +636,9 @@ async function route() {
   const hash = location.hash || '#/jobs';
   try {
     const m = hash.match(/^#\/jobs\/([^/]+)$/);
+    const c = hash.match(/^#\/compare\/([^/]+)$/);
     if (m) await jobView(decodeURIComponent(m[1]));
+    else if (c) await compareView(decodeURIComponent(c[1]).split(',').filter(Boolean));
     else if (hash === '#/new') await newView();
     else await jobsView();
   } catch (e) {

@@ -65,11 +65,42 @@ static json_t *rec_json(struct pcd_req *r, const struct pcd_blob_rec *rec, int w
 
 	if (!o)
 		o = json_object();
+	if (o)
+		json_object_set_new(o, "name", rec->name[0] ? json_string(rec->name) : json_null());
 	if (o && with_created)
 		json_object_set_new(o, "created_at", json_string(rec->created_at));
 	if (o && pcd_req_admin(r) && rec->tenant[0])
 		json_object_set_new(o, "tenant", json_string(rec->tenant));
 	return o;
+}
+
+/* The ?name= of an upload, checked: *name NULL when none; 0 after
+ * answering a bad one. */
+static int upload_name_param(struct pcd_req *r, const char **name)
+{
+	struct pc_error err = {0};
+
+	*name = pcd_req_query(r, "name");
+	if (*name && pcd_name_check("name", *name, PC_ERR_BAD_REQUEST, &err)) {
+		pcd_send_error(r, &err);
+		return 0;
+	}
+	return 1;
+}
+
+/* Records an upload's name (when the request gave one) and puts the
+ * record's name into its answer info. */
+static int upload_named(struct pcd_req *r, enum pcd_upload upload, const char *id, const char *name, json_t *info,
+			struct pc_error *err)
+{
+	struct pcd_app *app = pcd_req_app(r);
+	int rc;
+
+	if (name && (rc = pcd_store_upload_name(app->store, upload, pcd_req_tenant(r), id, name, err)))
+		return rc;
+	if (name || !json_object_get(info, "name"))
+		json_object_set_new(info, "name", name ? json_string(name) : json_null());
+	return PC_OK;
 }
 
 /* The stored-bytes quota: PC_OK when tenant may add bytes more, else
@@ -179,8 +210,11 @@ static int h_model_post(struct pcd_req *r)
 	char id[65], loc[100];
 	json_t *info = NULL;
 	uint64_t bytes = pcd_blob_writer_bytes(*w);
+	const char *name;
 	int existed = 0;
 
+	if (!upload_name_param(r, &name))
+		return MHD_YES;
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
 		goto fail;
@@ -192,11 +226,19 @@ static int h_model_post(struct pcd_req *r)
 	    pcd_blobs_model_exists(app->blobs, id)) {
 		info = rec_json(r, &rec, 0);
 		pcd_blob_rec_free(&rec);
+		if (upload_named(r, PCD_UPLOAD_MODEL, id, name, info, &err)) {
+			json_decref(info);
+			goto fail;
+		}
 		return pcd_send_json(r, 200, info, NULL);
 	}
 	/* the quota before the validation's work, and again under the lock */
 	if (storage_quota(r, bytes, &err) || pcd_model_ingest(&in, pcd_req_tenant(r), w, id, bytes, &info, &existed, &err))
 		goto fail;
+	if (upload_named(r, PCD_UPLOAD_MODEL, id, name, info, &err)) {
+		json_decref(info);
+		goto fail;
+	}
 	pcd_log("info", "msg=\"model stored\" model=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
 		pcd_req_tenant(r), pcd_req_request_id(r));
 	snprintf(loc, sizeof(loc), "/v1/models/%s", id);
@@ -257,7 +299,7 @@ static int blob_delete(struct pcd_req *r, int dataset)
 static int blob_list(struct pcd_req *r, int dataset)
 {
 	struct pcd_app *app = pcd_req_app(r);
-	const char *cursor = pcd_req_query(r, "cursor");
+	const char *cursor = pcd_req_query(r, "cursor"), *name = pcd_req_query(r, "name");
 	struct pcd_blob_rec *recs = NULL;
 	struct pc_error err = {0};
 	int limit = list_limit(r);
@@ -280,7 +322,9 @@ static int blob_list(struct pcd_req *r, int dataset)
 		if (colon)
 			snprintf(after_tenant, sizeof(after_tenant), "%s", colon + 1);
 	}
-	if ((dataset ? pcd_store_dataset_list : pcd_store_model_list)(app->store, pcd_req_scope(r), after,
+	if (name && pcd_name_check("name", name, PC_ERR_BAD_REQUEST, &err))
+		return pcd_send_error(r, &err);
+	if ((dataset ? pcd_store_dataset_list : pcd_store_model_list)(app->store, pcd_req_scope(r), name, after,
 								      after_tenant, limit, &recs, &n, &err))
 		return pcd_send_error(r, &err);
 	items = json_array();
@@ -320,8 +364,11 @@ static int h_dataset_post(struct pcd_req *r)
 	char xid[65], yid[65], id[65], loc[100], *info_text = NULL;
 	json_t *info = NULL;
 	uint64_t bytes;
+	const char *name;
 	int existed = 0, file_existed = 0, rc;
 
+	if (!upload_name_param(r, &name))
+		return MHD_YES;
 	if (!*xw) {
 		pc_error_set(&err, PC_ERR_FORMAT, "inputs", "the form has no inputs part");
 		goto fail;
@@ -336,6 +383,8 @@ static int h_dataset_post(struct pcd_req *r)
 	    pcd_blobs_dataset_exists(app->blobs, id)) {
 		info = rec_json(r, &rec, 0);
 		pcd_blob_rec_free(&rec);
+		if (upload_named(r, PCD_UPLOAD_DATASET, id, name, info, &err))
+			goto fail;
 		return pcd_send_json(r, 200, info, NULL);
 	}
 	if (!storage_quota_ok(r, bytes))
@@ -366,7 +415,7 @@ static int h_dataset_post(struct pcd_req *r)
 					       &err)) && !file_existed)
 		pcd_blobs_delete_dataset(app->blobs, id, NULL); /* as for a model */
 	pthread_mutex_unlock(pcd_blobs_record_lock(app->blobs));
-	if (rc)
+	if (rc || (rc = upload_named(r, PCD_UPLOAD_DATASET, id, name, info, &err)))
 		goto fail;
 	free(info_text);
 	pcd_log("info", "msg=\"dataset stored\" dataset=%s bytes=%" PRIu64 " tenant=%s req_id=%s", id, bytes,
@@ -442,6 +491,49 @@ static int spec_problem(struct pcd_req *r, const char *where, const char *fmt, .
 	return pcd_send_error(r, &err);
 }
 
+/* Takes the "name" and "labels" of a submit body out of root, checked
+ * (PC_ERR_INVALID naming the field), into meta (its strings owned, freed
+ * by job_meta_free) and *spec_text the spec without them (NULL when the
+ * body had neither: the body is the spec as it is). */
+static int job_meta_take(json_t *root, struct pcd_job_meta *meta, char **spec_text, struct pc_error *err)
+{
+	json_t *name = json_object_get(root, "name"), *labels = json_object_get(root, "labels");
+	int rc;
+
+	*spec_text = NULL;
+	memset(meta, 0, sizeof(*meta));
+	if (!name && !labels)
+		return PC_OK;
+	if (name && !json_is_null(name) &&
+	    (rc = json_is_string(name) ? pcd_name_check("name", json_string_value(name), PC_ERR_INVALID, err)
+				       : pc_error_set(err, PC_ERR_INVALID, "name", "must be a string")))
+		return rc;
+	if (labels && !json_is_null(labels) && (rc = pcd_labels_check(labels, err)))
+		return rc;
+	if (json_is_string(name) && !(meta->name = strdup(json_string_value(name))))
+		goto nomem;
+	if (json_is_object(labels) && !(meta->labels = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS)))
+		goto nomem;
+	json_object_del(root, "name");
+	json_object_del(root, "labels");
+	if (!(*spec_text = json_dumps(root, JSON_COMPACT)))
+		goto nomem;
+	return PC_OK;
+nomem:
+	free((char *)meta->name);
+	free((char *)meta->labels);
+	memset(meta, 0, sizeof(*meta));
+	return pc_error_set(err, PC_ERR_NOMEM, "job", "out of memory");
+}
+
+static void job_meta_free(struct pcd_job_meta *meta, char *spec_text)
+{
+	free((char *)meta->name);
+	free((char *)meta->labels);
+	memset(meta, 0, sizeof(*meta));
+	free(spec_text);
+}
+
 static int h_job_post(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
@@ -452,8 +544,9 @@ static int h_job_post(struct pcd_req *r)
 	struct pc_error err = {0};
 	struct pc_spec spec;
 	struct pcd_job job = {0};
+	struct pcd_job_meta meta = {0};
 	json_error_t jerr;
-	char loc[64];
+	char loc[64], *spec_text = NULL;
 	const char *body;
 	size_t len;
 	json_t *root;
@@ -471,22 +564,34 @@ static int h_job_post(struct pcd_req *r)
 		json_decref(root);
 		return spec_problem(r, "", "the job spec must be a JSON object");
 	}
+	/* name and labels are the job's, not the study's: the spec goes on
+	 * without them */
+	if (job_meta_take(root, &meta, &spec_text, &err)) {
+		json_decref(root);
+		return pcd_send_error(r, &err);
+	}
 	rc = pc_spec_parse(root, &spec, &err);
 	json_decref(root);
-	if (rc)
+	if (rc) {
+		job_meta_free(&meta, spec_text);
 		return pcd_send_error(r, &err);
+	}
 	/* the kind's check: the same validation the job gets when it runs */
 	if (!(kind = pcd_job_kind_find(spec.kind))) {
 		pc_spec_free(&spec);
+		job_meta_free(&meta, spec_text);
 		return spec_problem(r, "kind", "no job kind with this name");
 	}
 	if (kind->check(kind, &spec, app->store, pcd_req_scope(r), pcd_settings_max_work(app->settings), &refs, &err)) {
 		pc_spec_free(&spec);
+		job_meta_free(&meta, spec_text);
 		return pcd_send_error(r, &err);
 	}
-	rc = pcd_store_job_submit(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind, body, &refs, key,
-				  app->settings->max_queue, app->settings->tenant_max_queued_jobs, &job, &created, &err);
+	rc = pcd_store_job_submit_meta(app->store, pcd_req_tenant(r), pcd_req_admin(r), spec.kind,
+				       spec_text ? spec_text : body, &meta, &refs, key, app->settings->max_queue,
+				       app->settings->tenant_max_queued_jobs, &job, &created, &err);
 	pc_spec_free(&spec);
+	job_meta_free(&meta, spec_text);
 	if (rc == PC_ERR_BUSY)
 		return pcd_send_problem(r, PC_ERR_BUSY, NULL, retry, "the job queue is full");
 	if (rc == PC_ERR_QUOTA)
@@ -600,6 +705,9 @@ static int h_job_list(struct pcd_req *r)
 {
 	struct pcd_app *app = pcd_req_app(r);
 	const char *status = pcd_req_query(r, "status"), *cursor = pcd_req_query(r, "cursor");
+	const char *labels[PCD_LABELS_MAX];
+	char keys[PCD_LABELS_MAX][PCD_LABEL_KEY_MAX + 1];
+	struct pcd_job_filter f = {.status = status, .name = pcd_req_query(r, "name")};
 	struct pcd_job *jobs = NULL;
 	struct pc_error err = {0};
 	int64_t after = 0;
@@ -621,7 +729,16 @@ static int h_job_list(struct pcd_req *r)
 		if (errno || end == cursor || *end || after < 0)
 			return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "cursor", NULL, "malformed");
 	}
-	if (pcd_store_job_list(app->store, pcd_req_scope(r), status, after, limit, &jobs, &n, &err))
+	if (f.name && pcd_name_check("name", f.name, PC_ERR_BAD_REQUEST, &err))
+		return pcd_send_error(r, &err);
+	if ((f.n_labels = pcd_req_query_all(r, "label", labels, PCD_LABELS_MAX)) > PCD_LABELS_MAX)
+		return pcd_send_problem(r, PC_ERR_BAD_REQUEST, "label", NULL, "at most %d label filters", PCD_LABELS_MAX);
+	for (int k = 0; k < f.n_labels; k++) {
+		if (pcd_label_filter_parse(labels[k], keys[k], &f.label_values[k], &err))
+			return pcd_send_error(r, &err);
+		f.label_keys[k] = keys[k];
+	}
+	if (pcd_store_job_find(app->store, pcd_req_scope(r), &f, after, limit, &jobs, &n, &err))
 		return pcd_send_error(r, &err);
 	items = json_array();
 	for (i = 0; i < n; i++)

@@ -29,10 +29,11 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "headline.h"
 #include "problem.h"
 #include "sha256.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 struct pcd_store {
 	sqlite3 *db;
@@ -274,6 +275,19 @@ static const char schema_v3[] =
 	"ALTER TABLE jobs DROP COLUMN model_id;"
 	"ALTER TABLE jobs DROP COLUMN dataset_id;";
 
+/* Version 4: names of uploads and jobs, a job's labels, and the headline
+ * of its report (headline.h), computed for the reports stored before by
+ * backfill_headlines. */
+static const char schema_v4[] =
+	"ALTER TABLE models ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE datasets ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';"
+	"ALTER TABLE jobs ADD COLUMN headline TEXT;"
+	"CREATE INDEX models_name ON models (name);"
+	"CREATE INDEX datasets_name ON datasets (name);"
+	"CREATE INDEX jobs_name ON jobs (name);";
+
 int pcd_tenant_name_valid(const char *name)
 {
 	size_t n;
@@ -283,6 +297,44 @@ int pcd_tenant_name_valid(const char *name)
 		      (name[n] >= '0' && name[n] <= '9') || name[n] == '.' || name[n] == '_' || name[n] == '-'))
 			return 0;
 	return n >= 1 && n <= PCD_TENANT_MAX;
+}
+
+/* The headline JSON text of a report, NULL when it has none. */
+static char *headline_text(const char *report_text)
+{
+	json_t *h = pcd_headline_of_report(report_text);
+	char *t = h ? json_dumps(h, JSON_COMPACT) : NULL;
+
+	json_decref(h);
+	return t;
+}
+
+/* Every stored report's headline, once (the migration to version 4). */
+static int backfill_headlines(struct pcd_store *s, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	int rc, r;
+
+	if ((rc = prep(s, "SELECT id, report FROM jobs WHERE report IS NOT NULL", &st, err)) ||
+	    (rc = prep(s, "UPDATE jobs SET headline = ?1 WHERE id = ?2", &up, err)))
+		goto out;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		char *h = headline_text((const char *)sqlite3_column_text(st, 1));
+
+		bind_text(up, 1, h);
+		bind_text(up, 2, (const char *)sqlite3_column_text(st, 0));
+		rc = step_done(s, up, err);
+		free(h);
+		if (rc)
+			goto out;
+		sqlite3_reset(up);
+	}
+	if (r != SQLITE_DONE)
+		rc = db_error(s, err, "store");
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	return rc;
 }
 
 static int migrate(struct pcd_store *s, struct pc_error *err)
@@ -306,6 +358,8 @@ static int migrate(struct pcd_store *s, struct pc_error *err)
 	if (version < 2 && (rc = exec(s, schema_v2, err)))
 		goto fail;
 	if (version < 3 && (rc = exec(s, schema_v3, err)))
+		goto fail;
+	if (version < 4 && ((rc = exec(s, schema_v4, err)) || (rc = backfill_headlines(s, err))))
 		goto fail;
 	if (version < SCHEMA_VERSION) {
 		char sql[64];
@@ -416,7 +470,7 @@ void pcd_blob_recs_free(struct pcd_blob_rec *recs, size_t n)
 	free(recs);
 }
 
-#define REC_COLS "id, bytes, created_at, info, tenant"
+#define REC_COLS "id, bytes, created_at, info, tenant, name"
 
 static int read_rec(sqlite3_stmt *st, void *row, struct pc_error *err)
 {
@@ -426,6 +480,7 @@ static int read_rec(sqlite3_stmt *st, void *row, struct pc_error *err)
 	r->bytes = sqlite3_column_int64(st, 1);
 	copy_col(st, 2, r->created_at, sizeof(r->created_at));
 	copy_col(st, 4, r->tenant, sizeof(r->tenant));
+	copy_col(st, 5, r->name, sizeof(r->name));
 	r->info = dup_col(st, 3);
 	if (!r->info)
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
@@ -564,8 +619,8 @@ static void free_recs(void *rows, size_t n)
 
 static const struct row_kind rec_rows = {sizeof(struct pcd_blob_rec), read_rec, free_recs};
 
-static int blob_list(struct pcd_store *s, const char *table, const char *tenant, const char *after,
-		     const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
+static int blob_list(struct pcd_store *s, const char *table, const char *tenant, const char *name,
+		     const char *after, const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
 {
 	/* without after_tenant (or with one tenant in scope) the cursor means
 	 * "id > after": "(id, tenant) > (after, 0x7f)", since every character
@@ -574,6 +629,7 @@ static int blob_list(struct pcd_store *s, const char *table, const char *tenant,
 		{.text = tenant},
 		{.text = after ? after : ""},
 		{.text = tenant || !after_tenant || !after_tenant[0] ? "\x7f" : after_tenant},
+		{.text = name},
 	};
 	char sql[300];
 	void *rows;
@@ -583,9 +639,9 @@ static int blob_list(struct pcd_store *s, const char *table, const char *tenant,
 	 * twice, and the cursor must not skip the second */
 	snprintf(sql, sizeof(sql),
 		 "SELECT " REC_COLS " FROM %s WHERE (?2 IS NULL OR tenant = ?2) AND (id, tenant) > (?3, ?4)"
-		 " ORDER BY id, tenant LIMIT ?1",
+		 " AND (?5 IS NULL OR name = ?5) ORDER BY id, tenant LIMIT ?1",
 		 table);
-	rc = list_page(s, sql, params, 3, limit, &rec_rows, &rows, n, err);
+	rc = list_page(s, sql, params, 4, limit, &rec_rows, &rows, n, err);
 	*out = rows;
 	return rc;
 }
@@ -683,10 +739,10 @@ int pcd_store_model_get(struct pcd_store *s, const char *tenant, const char *id,
 	return blob_get(s, "models", tenant, id, out, err);
 }
 
-int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *after_id, const char *after_tenant,
+int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *name, const char *after_id, const char *after_tenant,
 			 int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err)
 {
-	return blob_list(s, "models", tenant, after_id, after_tenant, limit, out, n, err);
+	return blob_list(s, "models", tenant, name, after_id, after_tenant, limit, out, n, err);
 }
 
 int pcd_store_model_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
@@ -707,11 +763,11 @@ int pcd_store_dataset_get(struct pcd_store *s, const char *tenant, const char *i
 	return blob_get(s, "datasets", tenant, id, out, err);
 }
 
-int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *after_id,
+int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *name, const char *after_id,
 			   const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n,
 			   struct pc_error *err)
 {
-	return blob_list(s, "datasets", tenant, after_id, after_tenant, limit, out, n, err);
+	return blob_list(s, "datasets", tenant, name, after_id, after_tenant, limit, out, n, err);
 }
 
 int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
@@ -742,11 +798,38 @@ int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *que
 			  tenant, queued, stored_bytes, err);
 }
 
+int pcd_store_upload_name(struct pcd_store *s, enum pcd_upload upload, const char *tenant, const char *id,
+			  const char *name, struct pc_error *err)
+{
+	static const char *const sql[PCD_UPLOAD_COUNT] = {
+		[PCD_UPLOAD_MODEL] = "UPDATE models SET name = ?1 WHERE id = ?2 AND (?3 IS NULL OR tenant = ?3)",
+		[PCD_UPLOAD_DATASET] = "UPDATE datasets SET name = ?1 WHERE id = ?2 AND (?3 IS NULL OR tenant = ?3)"};
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((unsigned)upload >= PCD_UPLOAD_COUNT)
+		return pc_error_set(err, PC_ERR_INTERNAL, "store", "no such upload kind");
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, sql[upload], &st, err)))
+		goto out;
+	bind_text(st, 1, name ? name : "");
+	bind_text(st, 2, id);
+	bind_text(st, 3, tenant);
+	if (!(rc = step_done(s, st, err)) && sqlite3_changes(s->db) == 0)
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, upload == PCD_UPLOAD_MODEL ? "model" : "dataset",
+				  "no such upload");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 /* ---- jobs ---------------------------------------------------------------- */
 
 #define JOB_COLS                                                                                                  \
 	"seq, id, kind, spec, status, attempts, cancel_requested, progress, error, report IS NOT NULL,"          \
-	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at, tenant"
+	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at, tenant, name, labels,"    \
+	" headline"
 
 void pcd_job_free(struct pcd_job *j)
 {
@@ -756,6 +839,8 @@ void pcd_job_free(struct pcd_job *j)
 	free(j->progress);
 	free(j->error);
 	free(j->idempotency_key);
+	free(j->labels);
+	free(j->headline);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -792,7 +877,10 @@ static int read_job(sqlite3_stmt *st, void *row, struct pc_error *err)
 	copy_col(st, 14, j->finished_at, sizeof(j->finished_at));
 	copy_col(st, 15, j->heartbeat_at, sizeof(j->heartbeat_at));
 	copy_col(st, 16, j->tenant, sizeof(j->tenant));
-	if (!j->spec || (!j->progress && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
+	copy_col(st, 17, j->name, sizeof(j->name));
+	j->labels = dup_col(st, 18);
+	j->headline = dup_col(st, 19);
+	if (!j->spec || !j->labels || (!j->headline && sqlite3_column_type(st, 19) != SQLITE_NULL) || (!j->progress && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
 	    (!j->error && sqlite3_column_type(st, 8) != SQLITE_NULL) ||
 	    (!j->idempotency_key && sqlite3_column_type(st, 10) != SQLITE_NULL)) {
 		pcd_job_free(j);
@@ -869,6 +957,36 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 			 const char *spec_text, const struct pcd_job_refs *refs, const char *idem_key, int max_queue,
 			 int tenant_max_queued, struct pcd_job *out, int *created, struct pc_error *err)
 {
+	return pcd_store_job_submit_meta(s, tenant, any_uploads, kind, spec_text, NULL, refs, idem_key, max_queue,
+					 tenant_max_queued, out, created, err);
+}
+
+/* The idempotency hash: the spec text's alone when the job has no name or
+ * labels (as before they existed), else of spec, name and labels. */
+static int job_hash(const char *spec_text, const struct pcd_job_meta *meta, char hash[65], struct pc_error *err)
+{
+	const char *name = meta && meta->name ? meta->name : "", *labels = meta && meta->labels ? meta->labels : "";
+	char *all;
+	size_t n;
+
+	if (!name[0] && !labels[0]) {
+		pcd_sha256_hex_of(spec_text, strlen(spec_text), hash);
+		return PC_OK;
+	}
+	n = strlen(spec_text) + strlen(name) + strlen(labels) + 3;
+	if (!(all = malloc(n)))
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	snprintf(all, n, "%s\n%s\n%s", spec_text, name, labels);
+	pcd_sha256_hex_of(all, strlen(all), hash);
+	free(all);
+	return PC_OK;
+}
+
+int pcd_store_job_submit_meta(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
+			      const char *spec_text, const struct pcd_job_meta *meta, const struct pcd_job_refs *refs,
+			      const char *idem_key, int max_queue, int tenant_max_queued, struct pcd_job *out,
+			      int *created, struct pc_error *err)
+{
 	static const char *const exists[PCD_UPLOAD_COUNT] = {
 		[PCD_UPLOAD_MODEL] = "SELECT 1 FROM models WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
 		[PCD_UPLOAD_DATASET] = "SELECT 1 FROM datasets WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)"};
@@ -888,7 +1006,8 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 	for (int i = 0; i < n_refs; i++)
 		if ((unsigned)refs->v[i].upload >= PCD_UPLOAD_COUNT || !refs->v[i].field)
 			return pc_error_set(err, PC_ERR_INTERNAL, "store", "a job reference without its upload kind");
-	pcd_sha256_hex_of(spec_text, strlen(spec_text), hash);
+	if ((rc = job_hash(spec_text, meta, hash, err)))
+		return rc;
 	now_rfc3339(now);
 
 	pthread_mutex_lock(&s->lock);
@@ -952,8 +1071,8 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		}
 	}
 	if ((rc = prep(s,
-		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, created_at, tenant)"
-		       " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+		       "INSERT INTO jobs (id, kind, spec, status, idempotency_key, spec_hash, created_at, tenant, name,"
+		       " labels) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
 		       &st, err)))
 		goto out;
 	for (tries = 0;; tries++) {
@@ -967,6 +1086,8 @@ int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_upload
 		bind_text(st, 5, hash);
 		bind_text(st, 6, now);
 		bind_text(st, 7, tenant);
+		bind_text(st, 8, meta && meta->name ? meta->name : "");
+		bind_text(st, 9, meta && meta->labels ? meta->labels : "{}");
 		if (sqlite3_step(st) == SQLITE_DONE)
 			break;
 		if (sqlite3_errcode(s->db) != SQLITE_CONSTRAINT || tries == 3) {
@@ -1091,18 +1212,22 @@ int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_sta
 			   const char *error_json, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
+	char *headline = NULL;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	if (!pcd_job_status_finished(status))
 		return pc_error_set(err, PC_ERR_INTERNAL, "job", "complete with status %d", (int)status);
 	now_rfc3339(now);
+	/* once here, so a listing reads a few numbers and never the report */
+	headline = headline_text(report_text);
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s,
-		       "UPDATE jobs SET status = ?1, report = ?2, error = ?3, finished_at = ?4, heartbeat_at = ?4"
-		       " WHERE id = ?5 AND status = 'running'",
+		       "UPDATE jobs SET status = ?1, report = ?2, error = ?3, finished_at = ?4, heartbeat_at = ?4,"
+		       " headline = ?6 WHERE id = ?5 AND status = 'running'",
 		       &st, err)))
 		goto out;
+	bind_text(st, 6, headline);
 	bind_text(st, 1, pcd_job_status_name(status));
 	bind_text(st, 2, report_text);
 	bind_text(st, 3, error_json);
@@ -1112,6 +1237,7 @@ int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_sta
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
+	free(headline);
 	return rc;
 }
 
@@ -1250,19 +1376,45 @@ static const struct row_kind job_rows = {sizeof(struct pcd_job), read_job, free_
 int pcd_store_job_list(struct pcd_store *s, const char *tenant, const char *status, int64_t after_seq, int limit,
 		       struct pcd_job **out, size_t *n, struct pc_error *err)
 {
-	const struct list_param params[] = {{.is_int = 1, .i = after_seq}, {.text = status}, {.text = tenant}};
+	const struct pcd_job_filter f = {.status = status};
+
+	return pcd_store_job_find(s, tenant, &f, after_seq, limit, out, n, err);
+}
+
+int pcd_store_job_find(struct pcd_store *s, const char *tenant, const struct pcd_job_filter *f, int64_t after_seq,
+		       int limit, struct pcd_job **out, size_t *n, struct pc_error *err)
+{
+	/* ?2 seq, ?3 status, ?4 tenant, ?5 name, then a path and a value per
+	 * label: the keys are [A-Za-z0-9_.-] (names.h), quoted in the path */
+	struct list_param params[4 + 2 * PCD_LABELS_MAX] = {{.is_int = 1, .i = after_seq},
+							    {.text = f->status},
+							    {.text = tenant},
+							    {.text = f->name}};
+	char paths[PCD_LABELS_MAX][PCD_LABEL_KEY_MAX + 8];
+	char sql[512 + PCD_LABELS_MAX * 64];
+	size_t len;
 	void *rows;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if (status && pcd_job_status_parse(status) < 0)
+	if (f->status && pcd_job_status_parse(f->status) < 0)
 		return pc_error_set(err, PC_ERR_INVALID, "status",
 				    "must be queued, running, succeeded, failed or cancelled");
-	rc = list_page(s,
-		       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?2 AND (?3 IS NULL OR status = ?3)"
-		       " AND (?4 IS NULL OR tenant = ?4) ORDER BY seq LIMIT ?1",
-		       params, 3, limit, &job_rows, &rows, n, err);
+	if (f->n_labels < 0 || f->n_labels > PCD_LABELS_MAX)
+		return pc_error_set(err, PC_ERR_BAD_REQUEST, "label", "at most %d label filters", PCD_LABELS_MAX);
+	len = (size_t)snprintf(sql, sizeof(sql),
+			       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?2 AND (?3 IS NULL OR status = ?3)"
+			       " AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR name = ?5)");
+	for (int i = 0; i < f->n_labels; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "$.\"%s\"", f->label_keys[i]);
+		params[4 + 2 * i] = (struct list_param){.text = paths[i]};
+		params[5 + 2 * i] = (struct list_param){.text = f->label_values[i]};
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND json_extract(labels, ?%d) = ?%d", 6 + 2 * i,
+					7 + 2 * i);
+	}
+	snprintf(sql + len, sizeof(sql) - len, " ORDER BY seq LIMIT ?1");
+	rc = list_page(s, sql, params, 4 + 2 * f->n_labels, limit, &job_rows, &rows, n, err);
 	*out = rows;
 	return rc;
 }
@@ -1413,9 +1565,16 @@ json_t *pcd_job_to_json(const struct pcd_job *j)
 
 	snprintf(self, sizeof(self), "/v1/jobs/%s", j->id);
 	snprintf(report, sizeof(report), "/v1/jobs/%s/report", j->id);
-	return json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}}", "id", j->id, "kind", j->kind,
-			 "status", pcd_job_status_name(j->status), "attempts", j->attempts, "progress",
+	json_t *labels = parse_or_null(j->labels);
+
+	if (!json_is_object(labels)) {
+		json_decref(labels);
+		labels = json_object();
+	}
+	return json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}}", "id", j->id,
+			 "kind", j->kind, "status", pcd_job_status_name(j->status), "attempts", j->attempts, "progress",
 			 parse_or_null(j->progress), "created_at", time_or_null(j->created_at), "started_at",
 			 time_or_null(j->started_at), "finished_at", time_or_null(j->finished_at), "error",
-			 parse_or_null(j->error), "links", "self", self, "report", report);
+			 parse_or_null(j->error), "name", j->name[0] ? json_string(j->name) : json_null(), "labels",
+			 labels, "headline", parse_or_null(j->headline), "links", "self", self, "report", report);
 }

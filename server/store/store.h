@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "paracorr/error.h"
+#include "names.h"
 
 struct pcd_store;
 
@@ -76,6 +77,9 @@ struct pcd_job {
 	char started_at[PCD_TIME_LEN];
 	char finished_at[PCD_TIME_LEN];
 	char heartbeat_at[PCD_TIME_LEN];
+	char name[PCD_NAME_MAX + 1]; /* "" when the job has none */
+	char *labels;		     /* owned: JSON object text, "{}" when none */
+	char *headline;		     /* owned: JSON text (headline.h), or NULL */
 };
 
 /* Frees the owned strings (not j itself) and zeroes j. NULL is fine. */
@@ -85,7 +89,8 @@ void pcd_jobs_free(struct pcd_job *jobs, size_t n);
 
 /* The job as the API returns it (design.md): {id, kind, status, attempts,
  * progress {phase, done, total, fraction} or null, created_at, started_at,
- * finished_at (null when unset), error (problem object or null), links
+ * finished_at (null when unset), error (problem object or null), name
+ * (null when unset), labels {}, headline (headline.h, or null), links
  * {self, report}}. New reference; NULL only when out of memory. */
 json_t *pcd_job_to_json(const struct pcd_job *j);
 
@@ -96,6 +101,7 @@ struct pcd_blob_rec {
 	int64_t bytes;
 	char created_at[PCD_TIME_LEN];
 	char *info; /* owned: JSON text describing the upload */
+	char name[PCD_NAME_MAX + 1]; /* "" when it has none */
 };
 
 void pcd_blob_rec_free(struct pcd_blob_rec *r);
@@ -123,20 +129,22 @@ int pcd_store_ping(struct pcd_store *s, struct pc_error *err);
  * PC_ERR_CONFLICT while a queued or running job of a tenant whose record
  * would go names the id. *unused (may be NULL) is 1 when no record of id
  * remains for any tenant and no pending job names it: only then may the
- * shared file go. */
+ * shared file go. list's name (NULL: any) keeps the records of that name
+ * only. pcd_store_upload_name (below) sets the name of the scope's record
+ * of id; the caller checked it (names.h). */
 int pcd_store_model_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
 			const char *info_json, int *existed, struct pc_error *err);
 int pcd_store_model_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_blob_rec *out,
 			struct pc_error *err);
-int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *after_id, const char *after_tenant,
-			 int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err);
+int pcd_store_model_list(struct pcd_store *s, const char *tenant, const char *name, const char *after_id,
+			 const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n, struct pc_error *err);
 int pcd_store_model_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
 			   struct pc_error *err);
 int pcd_store_dataset_put(struct pcd_store *s, const char *tenant, const char *id, int64_t bytes,
 			  const char *info_json, int *existed, struct pc_error *err);
 int pcd_store_dataset_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_blob_rec *out,
 			  struct pc_error *err);
-int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *after_id,
+int pcd_store_dataset_list(struct pcd_store *s, const char *tenant, const char *name, const char *after_id,
 			   const char *after_tenant, int limit, struct pcd_blob_rec **out, size_t *n,
 			   struct pc_error *err);
 int pcd_store_dataset_delete(struct pcd_store *s, const char *tenant, const char *id, int *unused,
@@ -153,6 +161,9 @@ int pcd_store_tenant_usage(struct pcd_store *s, const char *tenant, int64_t *que
  * and its id. The job kinds' check (jobs.h) lists them; the store only
  * records them. */
 enum pcd_upload { PCD_UPLOAD_MODEL, PCD_UPLOAD_DATASET, PCD_UPLOAD_COUNT };
+/* the upload's name (see the uploads' functions above) */
+int pcd_store_upload_name(struct pcd_store *s, enum pcd_upload upload, const char *tenant, const char *id,
+			  const char *name, struct pc_error *err);
 #define PCD_JOB_REFS_MAX 8
 struct pcd_job_ref {
 	const char *field;
@@ -178,6 +189,18 @@ struct pcd_job_refs {
 int pcd_store_job_submit(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
 			 const char *spec_text, const struct pcd_job_refs *refs, const char *idem_key, int max_queue,
 			 int tenant_max_queued, struct pcd_job *out, int *created, struct pc_error *err);
+/* A job's name and labels (checked by the caller, names.h): name NULL or
+ * "" for none, labels a JSON object text or NULL for none. */
+struct pcd_job_meta {
+	const char *name;
+	const char *labels;
+};
+/* submit with meta (NULL: none). The idempotency hash covers them: the
+ * same key with another name or labels is PC_ERR_CONFLICT. */
+int pcd_store_job_submit_meta(struct pcd_store *s, const char *tenant, int any_uploads, const char *kind,
+			      const char *spec_text, const struct pcd_job_meta *meta, const struct pcd_job_refs *refs,
+			      const char *idem_key, int max_queue, int tenant_max_queued, struct pcd_job *out,
+			      int *created, struct pc_error *err);
 /* What a job made: the model id of its artifact name ("model.onnx" of a
  * harden job), recorded by the workers once the model is registered. get:
  * PC_ERR_NOT_FOUND when the job has no such artifact. The records go with
@@ -198,6 +221,7 @@ int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *pro
 			    struct pc_error *err);
 /* running -> status (succeeded, failed or cancelled), finished_at = now,
  * with the report text and/or the problem object JSON text (either NULL).
+ * The report's headline (headline.h) is kept with the job.
  * PC_ERR_CONFLICT when the job is not running. */
 int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_status status, const char *report_text,
 			   const char *error_json, struct pc_error *err);
@@ -223,6 +247,18 @@ int pcd_store_job_report(struct pcd_store *s, const char *tenant, const char *id
  * returned. *out is freed with pcd_jobs_free (NULL when *n == 0). */
 int pcd_store_job_list(struct pcd_store *s, const char *tenant, const char *status, int64_t after_seq, int limit,
 		       struct pcd_job **out, size_t *n, struct pc_error *err);
+/* What a listing keeps: status as above, name (exact), and every label
+ * key=value of labels (n_labels of them, at most PCD_LABELS_MAX); NULL
+ * members match anything. */
+struct pcd_job_filter {
+	const char *status;
+	const char *name;
+	const char *label_keys[PCD_LABELS_MAX];
+	const char *label_values[PCD_LABELS_MAX];
+	int n_labels;
+};
+int pcd_store_job_find(struct pcd_store *s, const char *tenant, const struct pcd_job_filter *f, int64_t after_seq,
+		       int limit, struct pcd_job **out, size_t *n, struct pc_error *err);
 /* queued -> cancelled at once; running -> cancel_requested = 1 (the worker
  * stops at its next check); finished -> PC_ERR_CONFLICT. *status_after
  * (may be NULL) is the job's status once the call returns. */

@@ -149,7 +149,7 @@ class Client:
             with open(model, "rb") as f:
                 data = f.read()
             name = name or os.path.basename(os.fspath(model))
-        query = {"name": name} if name and self._names else None
+        query = {"name": name} if name else None
         return Model(self._request("POST", "/v1/models", data,
                                    {"Content-Type": "application/octet-stream"}, query=query))
 
@@ -174,12 +174,26 @@ class Client:
         body.write(f"--{boundary}--\r\n".encode())
         if name is None and not isinstance(inputs, (bytes, bytearray)):
             name = os.path.basename(os.fspath(inputs))
-        query = {"name": name} if name and self._names else None
+        query = {"name": name} if name else None
         return Dataset(self._request("POST", "/v1/datasets", body.getvalue(),
                                      {"Content-Type": f"multipart/form-data; boundary={boundary}"}, query=query))
 
-    # the daemon of this version takes no names on uploads and jobs yet
-    _names = False
+    def _pages(self, path, query, cls):
+        out, cursor = [], None
+        while True:
+            page = self._request("GET", path, query=dict(query, cursor=cursor))
+            out.extend(cls(x) for x in page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return out
+
+    def models(self, name=None, limit=None):
+        """Every model (of this tenant), those named ``name`` when given."""
+        return self._pages("/v1/models", {"name": name, "limit": limit}, Model)
+
+    def datasets(self, name=None, limit=None):
+        """Every dataset (of this tenant), those named ``name`` when given."""
+        return self._pages("/v1/datasets", {"name": name, "limit": limit}, Dataset)
 
     def model(self, model):
         return Model(self._request("GET", f"/v1/models/{_id(model)}"))
@@ -207,26 +221,24 @@ class Client:
             spec["model"] = _id(model)
         if dataset is not None:
             spec["dataset"] = _id(dataset)
-        if name is not None or labels:
-            if not self._names:
-                raise ValueError("this daemon takes no job names or labels")
+        if name is not None:
             spec["name"] = name
-            spec["labels"] = dict(labels or {})
+        if labels:
+            spec["labels"] = dict(spec.get("labels") or {}, **{str(k): str(v) for k, v in labels.items()})
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Job(self._json("POST", "/v1/jobs", spec, headers))
 
     def job(self, job):
         return Job(self._request("GET", f"/v1/jobs/{_id(job)}"))
 
-    def jobs(self, status=None, limit=None):
-        """Every job (of this tenant), following the listing's pages."""
-        out, cursor = [], None
-        while True:
-            page = self._request("GET", "/v1/jobs", query={"status": status, "limit": limit, "cursor": cursor})
-            out.extend(Job(j) for j in page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return out
+    def jobs(self, status=None, name=None, labels=None, limit=None):
+        """Every job (of this tenant), following the listing's pages; only
+        those of ``status``, named ``name`` and carrying every ``labels``
+        key=value (a dict) when given. Each job has its ``headline`` once
+        finished (clean accuracy, gradient and random accuracy at the
+        largest radius, critical radius, flips to target)."""
+        label = [f"{k}={v}" for k, v in (labels or {}).items()] or None
+        return self._pages("/v1/jobs", {"status": status, "name": name, "label": label, "limit": limit}, Job)
 
     def cancel(self, job):
         return Job(self._request("POST", f"/v1/jobs/{_id(job)}/cancel"))

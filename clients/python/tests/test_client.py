@@ -118,6 +118,32 @@ class Jobs(unittest.TestCase):
         with self.assertRaises(paracorr.Invalid):
             c.compare(a)
 
+    def test_names_labels_filters_and_headline(self):
+        c = client()
+        tag = f"py-{os.getpid()}"
+        m = c.upload_model(MODEL, name=f"cnn {tag}")
+        self.assertEqual(m["name"], f"cnn {tag}")
+        self.assertEqual([x.id for x in c.models(name=f"cnn {tag}")], [m.id])
+        d = c.upload_dataset(INPUTS, LABELS)
+        self.assertEqual(d["name"], "sample64_u8.npy")
+        self.assertIn(d.id, [x.id for x in c.datasets(name="sample64_u8.npy")])
+        a = c.submit(SPEC, model=m, dataset=d, name=f"a {tag}", labels={"run": tag, "prec": "fp32"})
+        b = c.submit(SPEC, model=m, dataset=d, name=f"b {tag}", labels={"run": tag})
+        self.assertEqual((a["name"], a["labels"]), (f"a {tag}", {"run": tag, "prec": "fp32"}))
+        a = c.wait(a, progress=False, interval=0.1)
+        c.wait(b, progress=False, interval=0.1)
+        self.assertEqual(sorted(j.id for j in c.jobs(labels={"run": tag}, limit=1)), sorted([a.id, b.id]))
+        self.assertEqual([j.id for j in c.jobs(labels={"run": tag, "prec": "fp32"})], [a.id])
+        self.assertEqual([j.id for j in c.jobs(name=f"b {tag}")], [b.id])
+        h, rep = a["headline"], c.report(a)
+        self.assertEqual(h["clean_accuracy"], rep["clean"]["accuracy"])
+        self.assertEqual(h["epsilon"], 1.0)
+        self.assertEqual(h["gradient_accuracy"], rep["results"][1]["gradient"]["accuracy"])
+        self.assertEqual(h["random_accuracy"], rep["results"][1]["random"]["accuracy_mean"])
+        with self.assertRaises(paracorr.Invalid) as cm:
+            c.submit(SPEC, model=m, dataset=d, labels={"bad key": "x"})
+        self.assertEqual(cm.exception.problem["errors"][0]["pointer"], "/labels")
+
     def test_spec_from_a_file(self):
         c = client()
         path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"pyspec-{os.getpid()}.json")
