@@ -1,7 +1,7 @@
 /* http_server: the daemon's HTTP front on libmicrohttpd (0.9.75 API).
  *
- * One MHD daemon with its internal polling thread(s) (epoll, or poll where
- * epoll is missing) and every limit set explicitly. Requests are matched
+ * One MHD daemon with its internal polling thread (poll: http_server.c
+ * says why not epoll) and every limit set explicitly. Requests are matched
  * against a route table (http_routes.c: method, template, handler, body
  * kind); the body is streamed into the sink its route declares (a blob
  * writer for a model, a multipart parser feeding two blob writers for a
@@ -135,6 +135,9 @@ const char *pcd_req_request_id(struct pcd_req *r); /* for log lines; also sent a
 const char *pcd_req_url(struct pcd_req *r);
 const char *pcd_req_header(struct pcd_req *r, const char *name);
 const char *pcd_req_query(struct pcd_req *r, const char *name);
+/* Every value of a repeated query parameter, in order: the first max into
+ * out; returns how many there are (may exceed max). */
+int pcd_req_query_all(struct pcd_req *r, const char *name, const char **out, int max);
 /* PCD_BODY_JSON: the body (NUL-terminated) and its length. */
 const char *pcd_req_body(struct pcd_req *r, size_t *len);
 /* PCD_BODY_MODEL: the writer (the handler takes it: set to NULL after). */
