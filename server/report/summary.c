@@ -34,6 +34,23 @@ static const char *pct(double v, char *buf, size_t size)
 	return buf;
 }
 
+/* The random accuracy as "87.39% ± 0.21" (the half-width of its 95%
+ * interval, in points), or the mean alone where there is no interval. */
+static const char *pct_ci(const json_t *rd, char *buf, size_t size)
+{
+	const json_t *ci = json_object_get(rd, "accuracy_ci95");
+	double m = num(rd, "accuracy_mean");
+
+	if (isnan(m))
+		return pct(m, buf, size);
+	if (!json_is_array(ci) || json_array_size(ci) != 2)
+		snprintf(buf, size, "%.2f%%", 100.0 * m);
+	else
+		snprintf(buf, size, "%.2f%% \u00b1 %.2f", 100.0 * m,
+			 50.0 * (json_number_value(json_array_get(ci, 1)) - json_number_value(json_array_get(ci, 0))));
+	return buf;
+}
+
 static const char *real(double v, char *buf, size_t size)
 {
 	if (isnan(v))
@@ -90,16 +107,16 @@ static void print_model_tables(const json_t *results, int seq, FILE *f)
 				fprintf(f, "\nthe whole model, %s corruption, sparsity %s, %s step%s:\n",
 					pcd_summary_norm(head, nb, sizeof(nb)), real(num(head, "sparsity"), b1, sizeof(b1)),
 					real(num(head, "steps"), b2, sizeof(b2)), num(head, "steps") == 1 ? "" : "s");
-				fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s", "epsilon", "gradient acc",
-					"random acc", "random worst", "loss change", "first-order");
+				fprintf(f, "  %10s  %12s  %17s  %12s  %12s  %12s", "epsilon", "gradient acc",
+					"random acc, 95%", "random worst", "loss change", "first-order");
 				/* a sequence model's perplexity under gradient corruption */
 				fputs(seq ? "    perplexity\n" : "\n", f);
 				first = 0;
 			}
 			gr = json_object_get(row, "gradient");
 			rd = json_object_get(row, "random");
-			fprintf(f, "  %10s  %12s  %12s  %12s  %12s  %12s", real(num(row, "epsilon"), b1, sizeof(b1)),
-				pct(num(gr, "accuracy"), b2, sizeof(b2)), pct(num(rd, "accuracy_mean"), b3, sizeof(b3)),
+			fprintf(f, "  %10s  %12s  %18s  %12s  %12s  %12s", real(num(row, "epsilon"), b1, sizeof(b1)),
+				pct(num(gr, "accuracy"), b2, sizeof(b2)), pct_ci(rd, b3, sizeof(b3)),
 				pct(num(rd, "accuracy_min"), b4, sizeof(b4)), real(num(gr, "loss_change"), b5, sizeof(b5)),
 				real(num(row, "first_order"), nb, sizeof(nb)));
 			if (seq)
