@@ -96,6 +96,8 @@ static const struct column results_cols[] = {
 	{"gradient accuracy", "gradient.accuracy", 1, COL_NUMBER},
 	{"random &Delta;L", "random.loss_change_mean", 0, COL_NUMBER},
 	{"random accuracy", "random.accuracy_mean", 1, COL_NUMBER},
+	{"random 95% low", "random.accuracy_ci95.0", 1, COL_NUMBER},
+	{"random 95% high", "random.accuracy_ci95.1", 1, COL_NUMBER},
 	{"random std", "random.accuracy_std", 1, COL_NUMBER},
 	{"trials", "random.trials", 0, COL_NUMBER},
 };
