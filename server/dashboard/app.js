@@ -88,6 +88,13 @@ function h(tag, attrs, ...children) {
 }
 
 const pct = (v) => (typeof v === 'number' ? (100 * v).toFixed(2) + '%' : '–');
+// A random mean with the half-width of its 95% interval, in points, as the
+// CLI summary prints it; the mean alone where there is no interval.
+const pctCi = (r) => {
+  const ci = r && r.accuracy_ci95;
+  if (!Array.isArray(ci) || typeof r.accuracy_mean !== 'number') return pct(r && r.accuracy_mean);
+  return pct(r.accuracy_mean) + ' ± ' + (50 * (ci[1] - ci[0])).toFixed(2);
+};
 const sig = (v) => (typeof v === 'number' ? Number(v.toPrecision(4)).toString() : '–');
 const shortId = (id) => (id || '').slice(0, 12);
 const when = (t) => (t ? new Date(t).toLocaleString() : '–');
@@ -322,7 +329,7 @@ function resultsTable(report) {
   // a sequence model's reports carry perplexities beside the losses
   const seq = report.clean && 'perplexity' in report.clean;
   const heads = ['norm', 'ε', 'sparsity', 'gradient accuracy', 'loss change'].concat(
-    seq ? ['gradient perplexity'] : [], ['random mean accuracy', 'random worst']);
+    seq ? ['gradient perplexity'] : [], ['random mean accuracy, 95%', 'random worst']);
   return h('table', {'data-testid': 'results'},
     h('thead', {}, h('tr', {}, heads.map((t, i) => h('th', {class: i ? 'num' : ''}, t)))),
     h('tbody', {}, rows.map((r) => h('tr', {},
@@ -330,7 +337,7 @@ function resultsTable(report) {
       h('td', {class: 'num'}, pct(r.gradient && r.gradient.accuracy)),
       h('td', {class: 'num'}, sig(r.gradient && r.gradient.loss_change)),
       seq ? h('td', {class: 'num'}, sig(r.gradient && r.gradient.perplexity)) : null,
-      h('td', {class: 'num'}, pct(r.random && r.random.accuracy_mean)),
+      h('td', {class: 'num'}, pctCi(r.random)),
       h('td', {class: 'num'}, pct(r.random && r.random.accuracy_min))))));
 }
 
