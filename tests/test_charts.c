@@ -998,3 +998,38 @@ TEST(charts_critical_summary_table)
 	free(text);
 	json_decref(rep);
 }
+
+/* A spec mixing a critical block with ordinary ones: the ranking chart
+ * draws the ordinary blocks' rows, as if the critical rows were not there,
+ * and a ranking of critical rows only offers no ranking chart. */
+TEST(charts_ranking_leaves_critical_rows_out)
+{
+	json_t *rep = report_fixture(), *mixed, *only, *row, *list;
+	char *plain = NULL, *with = NULL;
+	struct pc_error err = {0};
+
+	REQUIRE(rep);
+	REQUIRE(pcd_chart_svg(rep, "ranking", &plain, &err) == 0);
+	mixed = json_deep_copy(rep);
+	row = json_pack("{s:s, s:s, s:i, s:s, s:f, s:f, s:f, s:i}", "group", "layer:fc1", "norm", "l2", "sparsity", 0,
+			"by", "critical_radius", "critical_radius", 0.25, "accuracy", 0.8, "random_critical_radius", 3.0,
+			"rank", 1);
+	json_array_insert_new(json_object_get(mixed, "ranking"), 0, row);
+	CHECK(pcd_chart_svg(mixed, "ranking", &with, &err) == 0);
+	CHECK_MSG(plain && with && !strcmp(plain, with), "the critical row changed the ranking chart");
+	only = json_deep_copy(mixed);
+	json_object_set_new(only, "ranking", json_array());
+	json_array_append(json_object_get(only, "ranking"), row);
+	list = pcd_charts_list(only);
+	CHECK(list && !listed(list, "ranking"));
+	free(with);
+	with = NULL;
+	memset(&err, 0, sizeof(err));
+	CHECK(pcd_chart_svg(only, "ranking", &with, &err) != 0 && strstr(err.text, "by critical radius"));
+	json_decref(list);
+	json_decref(only);
+	json_decref(mixed);
+	json_decref(rep);
+	free(plain);
+	free(with);
+}

@@ -966,19 +966,40 @@ static size_t ranking_setting(const json_t *ranking, char (*keys)[96])
 static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *err)
 {
 	const json_t *ranking = json_object_get(report, "ranking"), *head;
-	size_t i, h, n = json_array_size(ranking), pick[MAX_BARS];
+	size_t i, h, n, pick[MAX_BARS];
 	char(*keys)[96] = NULL, nb[32], sp[48];
 	struct series *s;
+	json_t *own, *row0;
 	int n_pick = 0, n_ranked = 0, rc = 0;
 
 	if (!ranking || json_is_null(ranking))
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "the report has no ranking");
 	if (!json_is_array(ranking))
 		return pc_error_set(err, PC_ERR_FORMAT, "ranking", "is not an array");
-	if (!n)
-		return pc_error_set(err, PC_ERR_NOT_FOUND, "ranking", "the ranking is empty");
-	if (!(keys = malloc(n * sizeof(*keys))))
+	/* the rows of blocks ranked by critical radius are the critical chart's */
+	if (!(own = json_array()))
 		return nomem(err);
+	json_array_foreach((json_t *)ranking, i, row0)
+	{
+		const char *by = json_string_value(json_object_get(row0, "by"));
+
+		if (!(by && !strcmp(by, "critical_radius")) && json_array_append(own, row0)) {
+			json_decref(own);
+			return nomem(err);
+		}
+	}
+	ranking = own;
+	if (!(n = json_array_size(ranking))) {
+		json_decref(own);
+		return pc_error_set(err, PC_ERR_NOT_FOUND, "ranking",
+				    json_array_size(json_object_get(report, "ranking"))
+					    ? "the ranking is by critical radius (the critical chart draws it)"
+					    : "the ranking is empty");
+	}
+	if (!(keys = malloc(n * sizeof(*keys)))) {
+		json_decref(own);
+		return nomem(err);
+	}
 	for (i = 0; i < n; i++) {
 		const json_t *row = json_array_get(ranking, i);
 		char where[64];
@@ -1065,6 +1086,7 @@ static int chart_ranking(const json_t *report, struct plot *p, struct pc_error *
 	p->ymax = 0.5;
 fail:
 	free(keys);
+	json_decref(own);
 	return rc;
 }
 
