@@ -1143,6 +1143,26 @@ static int by_critical(const void *x, const void *y)
 	return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/* One setting's rows, ordered by cmp (an insertion sort: stable, so equal
+ * keys keep the group order), ranked from 1 and appended to out (which
+ * takes them). */
+static void rank_rows(const struct study *s, int b, json_t **rows, size_t m, int (*cmp)(const void *, const void *),
+		      json_t *out)
+{
+	for (size_t i = 1; i < m; i++)
+		for (size_t j = i; j > 0 && cmp(&rows[j - 1], &rows[j]) > 0; j--) {
+			json_t *t = rows[j];
+			rows[j] = rows[j - 1];
+			rows[j - 1] = t;
+		}
+	for (size_t i = 0; i < m; i++) {
+		json_object_set_new(rows[i], "rank", json_integer((json_int_t)i + 1));
+		if (s->spec->blocks_as_array)
+			json_object_set_new(rows[i], "block", json_integer(b));
+		json_array_append_new(out, rows[i]);
+	}
+}
+
 /* A block with "critical": per norm and sparsity, the non-model groups
  * by their gradient critical radius, smallest (the most fragile) first. */
 static int critical_ranking(const struct study *s, int b, json_t *out)
@@ -1172,18 +1192,7 @@ static int critical_ranking(const struct study *s, int b, json_t *out)
 							      json_object_get(json_object_get(r, "random"), "epsilon"));
 			}
 			json_decref(nm);
-			for (size_t i = 1; i < m; i++)
-				for (size_t j = i; j > 0 && by_critical(&rows[j - 1], &rows[j]) > 0; j--) {
-					json_t *t = rows[j];
-					rows[j] = rows[j - 1];
-					rows[j - 1] = t;
-				}
-			for (size_t i = 0; i < m; i++) {
-				json_object_set_new(rows[i], "rank", json_integer((json_int_t)i + 1));
-				if (s->spec->blocks_as_array)
-					json_object_set_new(rows[i], "block", json_integer(b));
-				json_array_append_new(out, rows[i]);
-			}
+			rank_rows(s, b, rows, m, by_critical, out);
 		}
 	free(rows);
 	return 0;
@@ -1235,19 +1244,7 @@ static json_t *ranking(const struct study *s, json_t *results)
 								json_object_get(json_object_get(r, "gradient"), "accuracy"));
 					}
 					json_decref(nm);
-					/* insertion sort: stable, so equal changes keep the group order */
-					for (size_t i = 1; i < m; i++)
-						for (size_t j = i; j > 0 && by_change(&rows[j - 1], &rows[j]) > 0; j--) {
-							json_t *t = rows[j];
-							rows[j] = rows[j - 1];
-							rows[j - 1] = t;
-						}
-					for (size_t i = 0; i < m; i++) {
-						json_object_set_new(rows[i], "rank", json_integer((json_int_t)i + 1));
-						if (s->spec->blocks_as_array)
-							json_object_set_new(rows[i], "block", json_integer(b));
-						json_array_append_new(out, rows[i]);
-					}
+					rank_rows(s, b, rows, m, by_change, out);
 				}
 	}
 	free(rows);
