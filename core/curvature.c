@@ -19,34 +19,22 @@ struct pc_curv {
 	int *params;
 	int n_params;
 	int64_t size;
-	float *w0;   /* the group's clean weights, gathered */
-	float *wt;   /* a displaced copy */
-	float *grad; /* a whole gradient */
-	double *gp;  /* the group's gradient at w0 + h v */
-	double w0_norm;
+	/* whole weight vectors: the clean ones (the gates' reference) and the
+	 * two displaced along v; the gradients at the displaced two */
+	struct pc_eval_gated pass;
+	double w0_norm; /* of the group */
 	double tau;
 	int64_t hvps;
 	pc_cancel_fn cancel;
 	void *cancel_arg;
 };
 
-static void write_group(struct pc_curv *c, const float *src)
-{
-	int64_t off = 0;
-
-	for (int j = 0; j < c->n_params; j++) {
-		const struct pc_param *pt = pc_graph_param(c->g, c->params[j]);
-		pc_runner_write(c->r, pt->offset, pt->count, src + off);
-		off += pt->count;
-	}
-}
-
 int pc_curv_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, const int *params, int n,
 		const struct pc_curv_opts *o, struct pc_curv **out, struct pc_error *err)
 {
 	const struct pc_graph *g = pc_runner_graph(r);
+	size_t wbytes = (size_t)pc_graph_param_count(g) * sizeof(float) + 1;
 	struct pc_curv *c;
-	int64_t off = 0;
 	double s = 0;
 
 	*out = NULL;
@@ -73,22 +61,23 @@ int pc_curv_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, 
 	c->n_params = n;
 	for (int j = 0; j < n; j++)
 		c->size += pc_graph_param(g, params[j])->count;
-	c->w0 = malloc((size_t)c->size * sizeof(float) + 1);
-	c->wt = malloc((size_t)c->size * sizeof(float) + 1);
-	c->gp = malloc((size_t)c->size * sizeof(double) + 1);
-	c->grad = malloc((size_t)pc_graph_param_count(g) * sizeof(float) + 1);
-	if (!c->w0 || !c->wt || !c->gp || !c->grad)
+	c->pass.at = malloc(wbytes);
+	for (int k = 0; k < 2; k++) {
+		c->pass.w[k] = malloc(wbytes);
+		c->pass.grad[k] = malloc(wbytes);
+	}
+	if (!c->pass.at || !c->pass.w[0] || !c->pass.w[1] || !c->pass.grad[0] || !c->pass.grad[1])
 		goto nomem;
 	/* the runner's weights, not the graph's: they are the clean ones the
 	 * caller handed over */
+	memcpy(c->pass.at, pc_plan_weights(pc_runner_plan(r, 0)), wbytes - 1);
+	memcpy(c->pass.w[0], c->pass.at, wbytes - 1);
+	memcpy(c->pass.w[1], c->pass.at, wbytes - 1);
 	for (int j = 0; j < n; j++) {
 		const struct pc_param *pt = pc_graph_param(g, params[j]);
-		memcpy(c->w0 + off, pc_plan_weights(pc_runner_plan(r, 0)) + pt->offset,
-		       (size_t)pt->count * sizeof(float));
-		off += pt->count;
+		for (int64_t i = 0; i < pt->count; i++)
+			s += (double)c->pass.at[pt->offset + i] * c->pass.at[pt->offset + i];
 	}
-	for (int64_t i = 0; i < c->size; i++)
-		s += (double)c->w0[i] * c->w0[i];
 	c->w0_norm = sqrt(s);
 	*out = c;
 	return PC_OK;
@@ -102,10 +91,11 @@ void pc_curv_free(struct pc_curv *c)
 	if (!c)
 		return;
 	free(c->params);
-	free(c->w0);
-	free(c->wt);
-	free(c->gp);
-	free(c->grad);
+	free(c->pass.at);
+	for (int k = 0; k < 2; k++) {
+		free(c->pass.w[k]);
+		free(c->pass.grad[k]);
+	}
 	free(c);
 }
 
@@ -125,35 +115,27 @@ double pc_curv_displacement(const struct pc_curv *c)
 	return c->tau * (c->w0_norm > 0 ? c->w0_norm : 1.0);
 }
 
-/* The group's gradient at w0 + sign h v, into dst (sign -1: subtracted,
- * so that dst accumulates the difference). */
-static int gradient_at(struct pc_curv *c, const double *v, double h, int sign, double *dst, struct pc_error *err)
+/* w[0] = w0 + h v and w[1] = w0 - h v on the group, the rest clean. */
+static void displace(struct pc_curv *c, const double *v, double h)
 {
-	struct pc_eval ev;
 	int64_t off = 0;
-	int rc;
 
-	for (int64_t i = 0; i < c->size; i++)
-		c->wt[i] = (float)((double)c->w0[i] + sign * h * v[i]);
-	write_group(c, c->wt);
-	rc = pc_eval_run(c->r, c->d, c->limit, c->grad, c->cancel, c->cancel_arg, &ev, err);
-	/* restore from the saved copy: bit-exact, never by subtraction */
-	write_group(c, c->w0);
-	if (rc)
-		return rc;
 	for (int j = 0; j < c->n_params; j++) {
 		const struct pc_param *pt = pc_graph_param(c->g, c->params[j]);
-		const float *gs = c->grad + pt->offset;
-		for (int64_t i = 0; i < pt->count; i++)
-			dst[off + i] = sign > 0 ? (double)gs[i] : dst[off + i] - (double)gs[i];
+		const float *w0 = c->pass.at + pt->offset;
+		for (int64_t i = 0; i < pt->count; i++) {
+			c->pass.w[0][pt->offset + i] = (float)((double)w0[i] + h * v[off + i]);
+			c->pass.w[1][pt->offset + i] = (float)((double)w0[i] - h * v[off + i]);
+		}
 		off += pt->count;
 	}
-	return PC_OK;
 }
 
 int pc_curv_hvp(struct pc_curv *c, const double *v, double *hv, struct pc_error *err)
 {
+	struct pc_eval ev;
 	double nv = 0, h;
+	int64_t off = 0;
 	int rc;
 
 	for (int64_t i = 0; i < c->size; i++)
@@ -166,11 +148,17 @@ int pc_curv_hvp(struct pc_curv *c, const double *v, double *hv, struct pc_error 
 		return PC_OK;
 	}
 	h = pc_curv_displacement(c) / nv;
-	if ((rc = gradient_at(c, v, h, 1, c->gp, err)) || (rc = gradient_at(c, v, h, -1, c->gp, err)))
+	displace(c, v, h);
+	if ((rc = pc_eval_run_gated(c->r, c->d, c->limit, &c->pass, c->cancel, c->cancel_arg, &ev, err)))
 		return rc;
 	c->hvps++;
-	for (int64_t i = 0; i < c->size; i++)
-		hv[i] = c->gp[i] / (2.0 * h);
+	for (int j = 0; j < c->n_params; j++) {
+		const struct pc_param *pt = pc_graph_param(c->g, c->params[j]);
+		const float *gp = c->pass.grad[0] + pt->offset, *gm = c->pass.grad[1] + pt->offset;
+		for (int64_t i = 0; i < pt->count; i++)
+			hv[off + i] = ((double)gp[i] - (double)gm[i]) / (2.0 * h);
+		off += pt->count;
+	}
 	return PC_OK;
 }
 

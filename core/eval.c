@@ -253,19 +253,22 @@ struct eval_job {
 	int64_t n;
 	int batches, shards;
 	double scale; /* 1 / the labels that count */
-	struct pc_eval_sums *sums; /* per batch */
-	/* The gradient: each shard's own row, added in shard order (fixed, so
-	 * the same bits for any thread count). With many shards the rows are
-	 * folded into acc as soon as those before them are, each freed then;
-	 * otherwise all are summed at the end, acc costing more than they do,
-	 * and shard 0's row is the caller's gradient, summed in place. */
-	float *grad;
-	float **rows;		/* per shard, once it is done; NULL when folded */
-	double *acc;		/* rows [0, folded) summed, or NULL */
+	struct pc_eval_sums *sums; /* per batch (of the pass at w[0] when gated) */
+	/* The gradients (one, or two when gated): each shard's own row, added
+	 * in shard order (fixed, so the same bits for any thread count). With
+	 * many shards the rows are folded into acc as soon as those before
+	 * them are, each freed then; otherwise all are summed at the end, acc
+	 * costing more than they do, and shard 0's row is the caller's
+	 * gradient, summed in place. */
+	int ngrad;
+	float *grad[2];
+	float **rows[2];	/* per shard, once it is done; NULL when folded */
+	double *acc[2];		/* rows [0, folded) summed, or NULL */
 	int folded;
 	pthread_mutex_t fold_lock;
 	volatile int nomem;	/* a shard found no memory for its row */
 	int64_t params;
+	const struct pc_eval_gated *gated; /* or NULL: the runner's weights */
 	pc_cancel_fn cancel;
 	void *cancel_arg;
 	pc_eval_hook hook;
@@ -273,23 +276,58 @@ struct eval_job {
 	volatile int cancelled; /* written once, read between batches */
 };
 
+/* One batch at the plan's weights; its loss into *sums, its gradient
+ * (when grad) added into the plan's gradient buffer. */
+static void eval_batch(struct eval_job *j, struct pc_plan *p, int b, int64_t first, int rows, int grad,
+		       struct pc_eval_sums *sums)
+{
+	pc_plan_forward(p);
+	if (j->hook)
+		j->hook(p, b, j->hook_arg);
+	memset(sums, 0, sizeof(*sums));
+	pc_eval_batch_loss(p, j->d->y + first * pc_plan_positions(p), rows, j->scale, sums,
+			   grad ? pc_plan_output_grad(p) : NULL);
+	if (grad)
+		pc_plan_backward(p);
+}
+
+/* A gated batch (pc_eval_run_gated): record the gates at `at`, then a
+ * frozen pass at each w[s], its gradient into row s. */
+static void eval_batch_gated(struct eval_job *j, struct pc_plan *p, int b, int64_t first, int rows, float **row)
+{
+	struct pc_eval_sums unused;
+
+	pc_plan_use_weights(p, j->gated->at);
+	pc_plan_set_gates(p, PC_GATES_RECORD, NULL); /* allocated before the map */
+	pc_plan_forward(p);
+	pc_plan_set_gates(p, PC_GATES_FROZEN, NULL);
+	for (int s = 0; s < 2; s++) {
+		pc_plan_use_weights(p, j->gated->w[s]);
+		pc_plan_swap_weight_grad(p, row[s]);
+		eval_batch(j, p, b, first, rows, 1, s == 0 ? &j->sums[b] : &unused);
+	}
+}
+
 static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 {
 	struct eval_job *j = arg;
 	int batch = pc_plan_batch(p);
-	int64_t positions = pc_plan_positions(p);
-	float *own = NULL, *row = NULL;
+	float *own = NULL, *row[2] = {NULL, NULL}, *w = pc_plan_weights(p);
 
-	/* the shard's row (zero) gathers its gradient, straight from backward */
-	if (j->grad) {
-		if (shard == 0 && !j->acc)
-			row = memset(j->grad, 0, (size_t)j->params * sizeof(float));
-		else if (!(row = calloc((size_t)j->params + 1, sizeof(float)))) {
+	(void)worker;
+	/* the shard's rows (zero) gather its gradients, straight from backward */
+	for (int s = 0; s < j->ngrad; s++) {
+		if (shard == 0 && !j->acc[s])
+			row[s] = memset(j->grad[s], 0, (size_t)j->params * sizeof(float));
+		else if (!(row[s] = calloc((size_t)j->params + 1, sizeof(float)))) {
 			j->nomem = 1;
+			if (s == 1 && !(shard == 0 && !j->acc[0]))
+				free(row[0]);
 			return;
 		}
-		own = pc_plan_swap_weight_grad(p, row);
 	}
+	if (j->ngrad)
+		own = pc_plan_swap_weight_grad(p, row[0]);
 	for (int b = shard; b < j->batches; b += j->shards) {
 		int64_t first = (int64_t)b * batch;
 		int rows = (int)(j->n - first < batch ? j->n - first : batch);
@@ -301,26 +339,30 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 		}
 		pc_eval_fill_input(p, j->d, first, rows);
 		pc_plan_keep_fused(p, j->hook != NULL);
-		pc_plan_forward(p);
-		if (j->hook)
-			j->hook(p, b, j->hook_arg);
-		memset(&j->sums[b], 0, sizeof(j->sums[b]));
-		pc_eval_batch_loss(p, j->d->y + first * positions, rows, j->scale, &j->sums[b],
-				   j->grad ? pc_plan_output_grad(p) : NULL);
-		if (j->grad)
-			pc_plan_backward(p);
+		if (j->gated)
+			eval_batch_gated(j, p, b, first, rows, row);
+		else
+			eval_batch(j, p, b, first, rows, j->ngrad, &j->sums[b]);
 	}
-	if (!j->grad)
+	if (j->gated) {
+		pc_plan_use_weights(p, w);
+		pc_plan_set_gates(p, PC_GATES_OFF, NULL);
+	}
+	if (!j->ngrad)
 		return;
 	pc_plan_swap_weight_grad(p, own);
 	pthread_mutex_lock(&j->fold_lock);
-	j->rows[shard] = row;
-	while (j->acc && j->folded < j->shards && j->rows[j->folded]) {
-		const float *r = j->rows[j->folded];
-		for (int64_t i = 0; i < j->params; i++)
-			j->acc[i] += r[i];
-		free(j->rows[j->folded]);
-		j->rows[j->folded++] = NULL;
+	for (int s = 0; s < j->ngrad; s++)
+		j->rows[s][shard] = row[s];
+	while (j->acc[0] && j->folded < j->shards && j->rows[0][j->folded]) {
+		for (int s = 0; s < j->ngrad; s++) {
+			const float *r = j->rows[s][j->folded];
+			for (int64_t i = 0; i < j->params; i++)
+				j->acc[s][i] += r[i];
+			free(j->rows[s][j->folded]);
+			j->rows[s][j->folded] = NULL;
+		}
+		j->folded++;
 	}
 	pthread_mutex_unlock(&j->fold_lock);
 }
@@ -331,9 +373,9 @@ int pc_eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, 
 	return pc_eval_run_hooked(r, d, limit, grad, cancel, cancel_arg, NULL, NULL, out, err);
 }
 
-int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad,
-		       pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook, void *hook_arg, struct pc_eval *out,
-		       struct pc_error *err)
+static int eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad,
+		    const struct pc_eval_gated *gated, pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook,
+		    void *hook_arg, struct pc_eval *out, struct pc_error *err)
 {
 	struct pc_plan *p0 = pc_runner_plan(r, 0);
 	const struct pc_graph *g = pc_runner_graph(r);
@@ -349,7 +391,7 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		n = limit;
 	if (n <= 0)
 		return pc_error_set(err, PC_ERR_INVALID, "dataset", "no samples to evaluate");
-	if (grad && !pc_plan_weight_grad(p0))
+	if ((grad || gated) && !pc_plan_weight_grad(p0))
 		return pc_error_set(err, PC_ERR_INTERNAL, "eval", "gradient asked of plans without PC_PLAN_GRAD");
 	if ((rc = pc_eval_check(p0, d, n, &counted, err)))
 		return rc;
@@ -367,19 +409,40 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 	j.cancel_arg = cancel_arg;
 	j.hook = hook;
 	j.hook_arg = hook_arg;
-	j.grad = grad;
+	j.gated = gated;
+	if (gated) {
+		j.ngrad = 2;
+		j.grad[0] = gated->grad[0];
+		j.grad[1] = gated->grad[1];
+	} else if (grad) {
+		j.ngrad = 1;
+		j.grad[0] = grad;
+	}
 	pthread_mutex_init(&j.fold_lock, NULL);
 	j.sums = calloc((size_t)j.batches, sizeof(*j.sums));
 	/* folding holds acc (two rows) and the rows in flight: about one per
 	 * thread, and those done early */
-	fold = grad && j.shards > 2 * pc_runner_threads(r) + 2;
-	if (grad)
-		j.rows = calloc((size_t)j.shards, sizeof(*j.rows));
-	if (fold)
-		j.acc = calloc((size_t)j.params + 1, sizeof(double));
-	if (!j.sums || (grad && !j.rows) || (fold && !j.acc)) {
-		rc = pc_error_set(err, PC_ERR_NOMEM, "eval", "out of memory");
-		goto out;
+	fold = j.ngrad && j.shards > 2 * pc_runner_threads(r) + 2;
+	if (!j.sums)
+		goto nomem;
+	for (int s = 0; s < j.ngrad; s++) {
+		if (!(j.rows[s] = calloc((size_t)j.shards, sizeof(*j.rows[s]))))
+			goto nomem;
+		if (fold && !(j.acc[s] = calloc((size_t)j.params + 1, sizeof(double))))
+			goto nomem;
+	}
+	/* gate storage is allocated here, not by the workers mid-pass */
+	for (int w = 0; gated && w < pc_runner_threads(r); w++) {
+		struct pc_plan *p = pc_runner_plan(r, w);
+		float *own = pc_plan_weights(p);
+		pc_plan_use_weights(p, gated->at);
+		if (pc_plan_weights(p) != gated->at) {
+			rc = pc_error_set(err, PC_ERR_INTERNAL, "eval", "gated passes need plans that share weights");
+			goto out;
+		}
+		pc_plan_use_weights(p, own);
+		if ((rc = pc_plan_set_gates(p, PC_GATES_RECORD, err)))
+			goto out;
 	}
 	pc_runner_map(r, j.shards, eval_shard, &j);
 	if (j.nomem) {
@@ -397,23 +460,44 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		tot.correct += j.sums[b].correct;
 		tot.non_finite += j.sums[b].non_finite;
 	}
-	if (grad)
+	for (int s = 0; s < j.ngrad; s++)
 		for (int64_t i = 0; i < j.params; i++) {
-			double s = j.acc ? j.acc[i] : 0.0;
+			double v = j.acc[s] ? j.acc[s][i] : 0.0;
 			for (int k = j.folded; k < j.shards; k++)
-				s += j.rows[k][i];
-			grad[i] = (float)s;
+				v += j.rows[s][k][i];
+			j.grad[s][i] = (float)v;
 		}
 	pc_eval_finish(&tot, n, pc_eval_is_sequence(p0), out);
+	goto out;
+nomem:
+	rc = pc_error_set(err, PC_ERR_NOMEM, "eval", "out of memory");
 out:
-	for (int k = 0; j.rows && k < j.shards; k++)
-		if (j.rows[k] != grad)
-			free(j.rows[k]);
-	free(j.rows);
-	free(j.acc);
+	for (int w = 0; gated && w < pc_runner_threads(r); w++)
+		pc_plan_set_gates(pc_runner_plan(r, w), PC_GATES_OFF, NULL);
+	for (int s = 0; s < j.ngrad; s++) {
+		for (int k = 0; j.rows[s] && k < j.shards; k++)
+			if (j.rows[s][k] != j.grad[s])
+				free(j.rows[s][k]);
+		free(j.rows[s]);
+		free(j.acc[s]);
+	}
 	free(j.sums);
 	pthread_mutex_destroy(&j.fold_lock);
 	return rc;
+}
+
+int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad,
+		       pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook, void *hook_arg, struct pc_eval *out,
+		       struct pc_error *err)
+{
+	return eval_run(r, d, limit, grad, NULL, cancel, cancel_arg, hook, hook_arg, out, err);
+}
+
+int pc_eval_run_gated(struct pc_runner *r, const struct pc_dataset *d, int64_t limit,
+		      const struct pc_eval_gated *gated, pc_cancel_fn cancel, void *cancel_arg, struct pc_eval *out,
+		      struct pc_error *err)
+{
+	return eval_run(r, d, limit, NULL, gated, cancel, cancel_arg, NULL, NULL, out, err);
 }
 
 void pc_norms_compute(const float *x, int64_t n, struct pc_norms *out)

@@ -117,6 +117,8 @@ struct pc_plan {
 	size_t *state_floats; /* per node, as infer reserved */
 	int n_stats;	      /* values training moves (pc_plan_stats) */
 	int *stats;	      /* their value indices, in node order */
+	enum pc_plan_gates gate_mode; /* pc_plan_set_gates */
+	void **gates;		      /* per node: its recorded choices, owned; NULL when off */
 };
 
 /* Constants computed while preparing a plan (folded nodes, shape

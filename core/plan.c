@@ -702,6 +702,7 @@ void pc_plan_free(struct pc_plan *p)
 			free_zeroed_floats(p->state[k]);
 	free(p->state);
 	free(p->state_floats);
+	pc_plan_set_gates(p, PC_GATES_OFF, NULL);
 	free(p);
 }
 
@@ -879,7 +880,7 @@ void pc_plan_forward_range(struct pc_plan *p, int first, int last)
 	for (int k = first; k < last; k++) {
 		if (!p->run_fwd[k])
 			continue;
-		if (p->fuse_relu[k] && k + 1 < last) {
+		if (p->fuse_relu[k] && k + 1 < last && !p->gates) {
 			p->relu_out = p->t[g->nodes[k + 1].out[0]].data;
 			pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
 			p->relu_out = NULL;
@@ -888,6 +889,54 @@ void pc_plan_forward_range(struct pc_plan *p, int first, int last)
 		}
 		pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
 	}
+}
+
+static size_t node_gate_bytes(const struct pc_plan *p, int k)
+{
+	const struct pc_node *n = &p->g->nodes[k];
+	size_t b = pc_op_table[n->op].gate_bytes;
+
+	return b && p->run_fwd[k] && n->out[0] >= 0 ? b * (size_t)p->t[n->out[0]].numel : 0;
+}
+
+size_t pc_plan_gate_bytes(const struct pc_plan *p)
+{
+	size_t s = 0;
+
+	for (int k = 0; k < p->g->n_nodes; k++)
+		s += node_gate_bytes(p, k);
+	return s;
+}
+
+int pc_plan_set_gates(struct pc_plan *p, enum pc_plan_gates mode, struct pc_error *err)
+{
+	const struct pc_graph *g = p->g;
+
+	if (mode == PC_GATES_OFF) {
+		if (p->gates)
+			for (int k = 0; k < g->n_nodes; k++)
+				free(p->gates[k]);
+		free(p->gates);
+		p->gates = NULL;
+		p->gate_mode = PC_GATES_OFF;
+		return PC_OK;
+	}
+	if (p->flags & PC_PLAN_SHAPES)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, "plan", "a shapes-only plan does not run");
+	if (!p->gates) {
+		if (!(p->gates = calloc((size_t)g->n_nodes + 1, sizeof(*p->gates))))
+			goto nomem;
+		for (int k = 0; k < g->n_nodes; k++) {
+			size_t b = node_gate_bytes(p, k);
+			if (b && !(p->gates[k] = malloc(b)))
+				goto nomem;
+		}
+	}
+	p->gate_mode = mode;
+	return PC_OK;
+nomem:
+	pc_plan_set_gates(p, PC_GATES_OFF, NULL);
+	return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory for %zu bytes of gates", pc_plan_gate_bytes(p));
 }
 
 void pc_plan_keep_fused(struct pc_plan *p, int keep)

@@ -44,24 +44,40 @@ int pc_relu_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	return unary_infer(p, n, err);
 }
 
+/* Gates (pc_plan_set_gates): a byte per element, 1 where the input passes. */
 PC_HOT void pc_relu_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
 	float *restrict y = pc_op_out(p, n, 0)->data;
+	unsigned char *restrict gate = pc_op_gate(p, n);
 	const float *xd = x->data;
 
+	if (gate && pc_op_gates_frozen(p)) {
+		for (int64_t i = 0; i < x->numel; i++)
+			y[i] = gate[i] ? xd[i] : 0.0f;
+		return;
+	}
 	for (int64_t i = 0; i < x->numel; i++)
 		y[i] = xd[i] > 0.0f ? xd[i] : 0.0f;
+	if (gate)
+		for (int64_t i = 0; i < x->numel; i++)
+			gate[i] = xd[i] > 0.0f;
 }
 
 PC_HOT void pc_relu_backward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0), *y = pc_op_out(p, n, 0);
 	float *restrict dx = x->grad;
+	const unsigned char *gate = pc_op_gate(p, n);
 	const float *yd = y->data, *g = y->grad;
 
 	if (!dx)
 		return;
+	if (gate) {
+		for (int64_t i = 0; i < x->numel; i++)
+			dx[i] += gate[i] ? g[i] : 0.0f;
+		return;
+	}
 	for (int64_t i = 0; i < x->numel; i++)
 		dx[i] += yd[i] > 0.0f ? g[i] : 0.0f;
 }
@@ -97,10 +113,19 @@ void pc_leakyrelu_forward(struct pc_plan *p, const struct pc_node *n)
 	const struct leaky_attrs *at = n->priv;
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
 	float *restrict y = pc_op_out(p, n, 0)->data;
+	unsigned char *restrict gate = pc_op_gate(p, n);
 	const float *xd = x->data, alpha = at->alpha;
 
+	if (gate && pc_op_gates_frozen(p)) {
+		for (int64_t i = 0; i < x->numel; i++)
+			y[i] = gate[i] ? xd[i] : alpha * xd[i];
+		return;
+	}
 	for (int64_t i = 0; i < x->numel; i++)
 		y[i] = xd[i] > 0.0f ? xd[i] : alpha * xd[i];
+	if (gate)
+		for (int64_t i = 0; i < x->numel; i++)
+			gate[i] = xd[i] > 0.0f;
 }
 
 void pc_leakyrelu_backward(struct pc_plan *p, const struct pc_node *n)
@@ -108,10 +133,16 @@ void pc_leakyrelu_backward(struct pc_plan *p, const struct pc_node *n)
 	const struct leaky_attrs *at = n->priv;
 	const struct pc_tensor *x = pc_op_in(p, n, 0), *y = pc_op_out(p, n, 0);
 	float *restrict dx = x->grad;
+	const unsigned char *gate = pc_op_gate(p, n);
 	const float *xd = x->data, *g = y->grad, alpha = at->alpha;
 
 	if (!dx)
 		return;
+	if (gate) {
+		for (int64_t i = 0; i < x->numel; i++)
+			dx[i] += gate[i] ? g[i] : alpha * g[i];
+		return;
+	}
 	for (int64_t i = 0; i < x->numel; i++)
 		dx[i] += xd[i] > 0.0f ? g[i] : alpha * g[i];
 }
@@ -549,19 +580,79 @@ static void clip_bounds(struct pc_plan *p, const struct pc_node *n, float *lo, f
 	*hi = tmax ? tmax->data[0] : INFINITY;
 }
 
+/* A Clip's gate: which piece each element took, and so where its
+ * gradient goes (see the backward). */
+enum clip_piece {
+	CLIP_INSIDE,  /* min < x < max: y = x, dX */
+	CLIP_BELOW,   /* x < min: y = min, dmin */
+	CLIP_ABOVE,   /* x > max, or min > max: y = max, dmax */
+	CLIP_AT_MIN,  /* x == min: y = min, no one */
+	CLIP_AT_MAX,  /* x == max: y = max, no one */
+	CLIP_NAN      /* y = x, no one */
+};
+
+static unsigned char clip_piece(float x, float lo, float hi)
+{
+	if (lo > hi)
+		return CLIP_ABOVE;
+	if (x != x)
+		return CLIP_NAN;
+	if (x < lo)
+		return CLIP_BELOW;
+	if (x > hi)
+		return CLIP_ABOVE;
+	if (x == lo)
+		return CLIP_AT_MIN;
+	return x == hi ? CLIP_AT_MAX : CLIP_INSIDE;
+}
+
 void pc_clip_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
 	float *restrict y = pc_op_out(p, n, 0)->data;
+	unsigned char *gate = pc_op_gate(p, n);
 	const float *xd = x->data;
 	float lo, hi;
 
 	clip_bounds(p, n, &lo, &hi);
+	if (gate && pc_op_gates_frozen(p)) {
+		for (int64_t i = 0; i < x->numel; i++) {
+			unsigned char c = gate[i];
+			y[i] = c == CLIP_INSIDE || c == CLIP_NAN			? xd[i]
+			       : c == CLIP_BELOW || c == CLIP_AT_MIN ? lo
+								      : hi;
+		}
+		return;
+	}
 	/* min > max gives max everywhere, as the spec says; NaN passes through */
 	for (int64_t i = 0; i < x->numel; i++) {
 		float v = xd[i] < lo ? lo : xd[i];
 		y[i] = v > hi ? hi : v;
 	}
+	if (gate)
+		for (int64_t i = 0; i < x->numel; i++)
+			gate[i] = clip_piece(xd[i], lo, hi);
+}
+
+/* The backward with gates: each element's recorded piece says where its
+ * gradient goes, as clip_piece's table. */
+static void clip_backward_gated(const struct pc_tensor *x, const float *g, const unsigned char *gate, float *dmin,
+				float *dmax)
+{
+	double smin = 0.0, smax = 0.0;
+
+	for (int64_t i = 0; i < x->numel; i++) {
+		if (gate[i] == CLIP_INSIDE && x->grad)
+			x->grad[i] += g[i];
+		else if (gate[i] == CLIP_BELOW)
+			smin += g[i];
+		else if (gate[i] == CLIP_ABOVE)
+			smax += g[i];
+	}
+	if (dmin)
+		dmin[0] += (float)smin;
+	if (dmax)
+		dmax[0] += (float)smax;
 }
 
 /* dX where min < x < max (strict, as PyTorch's hardtanh/ReLU6, which
@@ -575,6 +666,10 @@ void pc_clip_backward(struct pc_plan *p, const struct pc_node *n)
 	const float *xd = x->data, *g = y->grad;
 	float lo, hi;
 
+	if (pc_op_gate(p, n)) {
+		clip_backward_gated(x, g, pc_op_gate(p, n), dmin, dmax);
+		return;
+	}
 	clip_bounds(p, n, &lo, &hi);
 	if (lo > hi) {
 		if (dmax) {

@@ -279,6 +279,16 @@ float *pc_op_state(struct pc_plan *p, const struct pc_node *n)
 	return p->state[n - p->g->nodes];
 }
 
+void *pc_op_gate(struct pc_plan *p, const struct pc_node *n)
+{
+	return p->gates ? p->gates[n - p->g->nodes] : NULL;
+}
+
+int pc_op_gates_frozen(const struct pc_plan *p)
+{
+	return p->gate_mode == PC_GATES_FROZEN;
+}
+
 int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err)
 {
 	struct pc_tensor *t = pc_op_in(p, n, i);

@@ -178,6 +178,10 @@ struct pc_op_def {
 	 * weight times the activation): the study's linear-layer shortcut and
 	 * the layer groups' bias rule rely on it. */
 	int linear;
+	/* Bytes per element of output 0 that record the op's piecewise choice
+	 * (pc_plan_set_gates): which piece of a Relu or Clip, which input of a
+	 * MaxPool window. 0: the op has none to freeze. */
+	size_t gate_bytes;
 	/* FLOPs of one forward pass at the plan's shapes; NULL: one per output
 	 * element. Only the study's cost model reads it. */
 	double (*flops)(const struct pc_plan *p, const struct pc_node *n);
@@ -254,6 +258,11 @@ void pc_op_reserve_ws(struct pc_plan *p, size_t floats);
  * the plan is made. Reserved by infer; NULL when none was. */
 void pc_op_reserve_state(struct pc_plan *p, const struct pc_node *n, size_t floats);
 float *pc_op_state(struct pc_plan *p, const struct pc_node *n);
+/* The node's gate record (gate_bytes per element of output 0) while gates
+ * are on, else NULL; pc_op_gates_frozen says whether the pass must follow
+ * it (PC_GATES_FROZEN) or write it (PC_GATES_RECORD). */
+void *pc_op_gate(struct pc_plan *p, const struct pc_node *n);
+int pc_op_gates_frozen(const struct pc_plan *p);
 
 /* Input i must exist and be float / be a static int64 tensor. */
 int pc_op_need_float(struct pc_plan *p, const struct pc_node *n, int i, struct pc_error *err);

@@ -302,6 +302,26 @@ PC_HOT static void maxpool_2x2(const float *x, float *y, int64_t planes, const s
 		}
 }
 
+/* With gates (pc_plan_set_gates): the index in its plane of the input
+ * each output took, recorded as window_argmax finds it, or followed. */
+static void maxpool_gated(const float *x, float *y, int64_t *gate, int frozen, int64_t planes, int64_t hw,
+			  const struct pool_axis ax[2])
+{
+	int64_t ohw = ax[0].out * ax[1].out;
+
+	for (int64_t pl = 0; pl < planes; pl++) {
+		const float *plane = x + pl * hw;
+		int64_t *at = gate + pl * ohw;
+		for (int64_t oh = 0; oh < ax[0].out; oh++)
+			for (int64_t ow = 0; ow < ax[1].out; ow++) {
+				int64_t o = oh * ax[1].out + ow;
+				if (!frozen)
+					at[o] = window_argmax(plane, ax, oh, ow);
+				y[pl * ohw + o] = plane[at[o]];
+			}
+	}
+}
+
 void pc_maxpool_forward(struct pc_plan *p, const struct pc_node *n)
 {
 	const struct pc_tensor *x = pc_op_in(p, n, 0);
@@ -314,6 +334,10 @@ void pc_maxpool_forward(struct pc_plan *p, const struct pc_node *n)
 	planes = x->shape.dim[0] * x->shape.dim[1];
 	hw = ax[0].in * ax[1].in;
 	ohw = ax[0].out * ax[1].out;
+	if (pc_op_gate(p, n)) {
+		maxpool_gated(x->data, y->data, pc_op_gate(p, n), pc_op_gates_frozen(p), planes, hw, ax);
+		return;
+	}
 	if (is_2x2_s2(ax)) {
 		maxpool_2x2(x->data, y->data, planes, ax);
 		return;
@@ -338,6 +362,13 @@ void pc_maxpool_backward(struct pc_plan *p, const struct pc_node *n)
 	planes = x->shape.dim[0] * x->shape.dim[1];
 	hw = ax[0].in * ax[1].in;
 	ohw = ax[0].out * ax[1].out;
+	if (pc_op_gate(p, n)) {
+		const int64_t *at = pc_op_gate(p, n);
+		for (int64_t pl = 0; pl < planes; pl++)
+			for (int64_t o = 0; o < ohw; o++)
+				x->grad[pl * hw + at[pl * ohw + o]] += y->grad[pl * ohw + o];
+		return;
+	}
 	for (int64_t pl = 0; pl < planes; pl++) {
 		const float *plane = x->data + pl * hw;
 		const float *dy = y->grad + pl * ohw;

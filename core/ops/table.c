@@ -46,20 +46,21 @@ static double matmul_flops(const struct pc_plan *p, const struct pc_node *n)
 #define OP_SUB {.name = "Sub", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)}
 #define OP_MUL {.name = "Mul", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)}
 #define OP_DIV {.name = "Div", .attrs = "", ARITY(2, 2, 1, 1), ROW_NOINIT(pc_binary)}
-#define OP_RELU {.name = "Relu", .attrs = "", ARITY(1, 1, 1, 1), ROW_NOINIT(pc_relu)}
-#define OP_LEAKYRELU {.name = "LeakyRelu", .attrs = "alpha", ARITY(1, 1, 1, 1), ROW(pc_leakyrelu)}
+#define OP_RELU {.name = "Relu", .attrs = "", ARITY(1, 1, 1, 1), .gate_bytes = 1, ROW_NOINIT(pc_relu)}
+#define OP_LEAKYRELU {.name = "LeakyRelu", .attrs = "alpha", ARITY(1, 1, 1, 1), .gate_bytes = 1, \
+	ROW(pc_leakyrelu)}
 #define OP_SIGMOID {.name = "Sigmoid", .attrs = "", ARITY(1, 1, 1, 1), ROW_NOINIT(pc_sigmoid)}
 #define OP_TANH {.name = "Tanh", .attrs = "", ARITY(1, 1, 1, 1), ROW_NOINIT(pc_tanh)}
 #define OP_SOFTMAX {.name = "Softmax", .attrs = "axis", ARITY(1, 1, 1, 1), ROW(pc_softmax)}
 #define OP_LOGSOFTMAX {.name = "LogSoftmax", .attrs = "axis", ARITY(1, 1, 1, 1), ROW(pc_logsoftmax)}
 #define OP_CLIP {.name = "Clip", .attrs = "", ARITY(1, 3, 1, 1), .buffer_inputs = (1u << 1) | (1u << 2), \
-	ROW_NOINIT(pc_clip)}
+	.gate_bytes = 1, ROW_NOINIT(pc_clip)}
 #define OP_CONV {.name = "Conv", \
 	.attrs = "auto_pad,dilations,group,kernel_shape,pads,strides", ARITY(2, 3, 1, 1), \
 	.relu_epilogue = 1, .linear = 1, .flops = conv_flops, ROW(pc_conv)}
 #define OP_MAXPOOL {.name = "MaxPool", \
 	.attrs = "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,strides", ARITY(1, 1, 1, 1), \
-	ROW(pc_maxpool)}
+	.gate_bytes = sizeof(int64_t), ROW(pc_maxpool)}
 #define OP_AVERAGEPOOL {.name = "AveragePool", \
 	.attrs = "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides", ARITY(1, 1, 1, 1), \
 	ROW(pc_avgpool)}

@@ -4,42 +4,39 @@
  * parameter tensors (the others stay at the clean weights).
  *
  * The plan has reverse mode only, so a Hessian-vector product is a central
- * difference of two exact gradient passes (pc_eval_run) over the same
- * samples in the same order:
+ * difference of two exact gradient passes over the same samples in the
+ * same order, with the gates of the clean pass (plan.h, pc_plan_set_gates,
+ * through pc_eval_run_gated):
  *
- *   H v ~ (g(w0 + h v) - g(w0 - h v)) / (2 h),  h = tau * ||w0_G||_2 / ||v||_2
+ *   H v ~ (g~(w0 + h v) - g~(w0 - h v)) / (2 h),  h = tau * ||w0_G||_2 / ||v||_2
  *
- * with tau = PC_CURV_TAU unless set: the displacement is a fixed fraction
- * of the group's weight norm whatever the length of v. The error has three
- * parts. Truncation, h^2 / 6 * ||D^3 L[v, v, .]||, grows with tau^2.
- * Rounding: each gradient is float32 (per-batch sums in float, the shards
- * in double), about 1e-7 of the per-sample gradients it adds up, and the
- * difference divides that by 2h, so it grows as 1 / tau; the two passes
- * run the same arithmetic on nearby weights, so much of it cancels. And
- * for a ReLU network the gradient jumps where a pre-activation changes
- * sign between w0 - h v and w0 + h v; the jump does not shrink with h, but
- * the number of samples and units that cross does, in proportion to h, so
- * their share of the difference does not vanish as h does: it stays about
- * (crossings per unit displacement) x (jump), until h is so small that
- * nothing crosses, and by then float32 rounding dominates. The weights
- * w0 +- h v are rounded to float32 (per-element error ulp(w0) / (2h|v_i|)).
+ * g~ is the gradient of the loss whose Relu, LeakyRelu and Clip pieces and
+ * MaxPool choices are those of w0, batch by batch: the function PyTorch's
+ * double backward differentiates (its Relu has no second derivative), and
+ * a smooth one, so the difference has no jumps where a pre-activation
+ * changes sign between w0 - h v and w0 + h v. Without the gates those
+ * jumps, which do not shrink with h, put products of generic vectors off
+ * by 3% to several times on ReLU models. The displacement is a fixed
+ * fraction of the group's weight norm whatever the length of v. What is
+ * left is truncation, h^2 / 6 * ||D^3 L[v, v, .]||, growing with tau^2,
+ * and rounding: each gradient is float32 (per-batch sums in float, the
+ * shards in double), about 1e-7 of the per-sample gradients it adds up,
+ * divided by 2h, so it grows as 1 / tau; the two passes run the same
+ * arithmetic on nearby weights, so much of it cancels.
  *
- * What that gives, against PyTorch's double-backward products in float64
- * (tests/test_curvature.c, docs/method.md "Curvature"): on a smooth model
- * (mlp_tanh_op13.onnx) at the default tau products agree to 4e-5 and the
- * top eigenvalue to 0.05%; on ReLU and max-pool models (mlp_op13,
- * cnn_op17) the top eigenvalue still agrees to 0.06%, but the products of
- * generic (seeded uniform) vectors do not: at the default tau they are off
- * by 3% to several times, the trace with them (the CNN's 215 against 114),
- * and no tau tried (1e-2 to 1e-6) brings a layer's whole product within
- * 0.5% on both. There the scheme does NOT meet issue 16's 0.5%; the top
- * eigenvalue agrees at the default tau, but moves by 9% to 17% on the CNN
- * at tau 1e-2 and 1e-4, so it is not to be relied on either.
+ * What that gives at the default tau, against PyTorch's double-backward
+ * products in float64 (tests/test_curvature.c, docs/method.md
+ * "Curvature"): products within 2e-4 of the whole vector on a tanh MLP, a
+ * ReLU MLP and a ReLU + max-pool CNN, top eigenvalues within 0.2%, traces
+ * within their 95% intervals; and within 1e-4 of a double-precision
+ * difference of double gradients on a tiny ReLU MLP. Piecewise ops other
+ * than those four (Abs, HardSigmoid, HardSwish, ReduceMax, Where on a
+ * computed mask) are not frozen: a model with them has their jumps back.
  *
- * Each product costs two gradient passes. Passes are deterministic (fixed
- * shards summed in a fixed order, pc_eval_run), so a product is the same
- * bits at every thread count, and the runner's weights are written back
- * bit for bit from a saved copy after each one. */
+ * Each product costs a forward pass (recording the gates) and two forward
+ * and backward passes. Passes are deterministic (fixed shards summed in a
+ * fixed order), so a product is the same bits at every thread count, and
+ * the runner's weights are never written. */
 #ifndef PARACORR_CURVATURE_H
 #define PARACORR_CURVATURE_H
 

@@ -73,6 +73,24 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		       pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook, void *hook_arg, struct pc_eval *out,
 		       struct pc_error *err);
 
+/* Gradients at two weight vectors w[0] and w[1] of the piecewise choices
+ * (the gates, plan.h) of a third, `at`: each batch runs a pass at `at`
+ * that records its gates, then a frozen forward and backward pass at each
+ * w[s], whose gradient of the mean loss goes into grad[s]. All five are
+ * pc_graph_param_count floats, owned by the caller, the three weights
+ * read only; the runner's plans need PC_PLAN_GRAD and share weights (a
+ * runner's do), and read the runner's own again afterwards. A product of
+ * the Hessian with v is (grad[0] - grad[1]) / 2h at w = at +- h v
+ * (curvature.h). *out is the loss and accuracy of the passes at w[0]. */
+struct pc_eval_gated {
+	float *at;
+	float *w[2];
+	float *grad[2];
+};
+int pc_eval_run_gated(struct pc_runner *r, const struct pc_dataset *d, int64_t limit,
+		      const struct pc_eval_gated *gated, pc_cancel_fn cancel, void *cancel_arg, struct pc_eval *out,
+		      struct pc_error *err);
+
 /* Whether the first n samples of d (all when n <= 0) fit the plan's model:
  * token ids for an int64 input and floats otherwise, the sample size, one
  * label per sample for an [N, C] output or [N, T] labels for an [N, T, V]

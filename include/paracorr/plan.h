@@ -130,6 +130,29 @@ void pc_plan_forward_range(struct pc_plan *p, int first, int last);
  * that look at every activation after a pass (the study's cache capture).
  * Backward never reads them. */
 void pc_plan_keep_fused(struct pc_plan *p, int keep);
+/* Gates: the piecewise choices of a pass, frozen. Relu, LeakyRelu and
+ * Clip pick a piece of their function per element and MaxPool an input per
+ * window (the op table's gate_bytes column). A pass in PC_GATES_RECORD
+ * computes as usual and records those choices; a pass in PC_GATES_FROZEN
+ * makes the recorded ones, whatever its own inputs are, in forward and in
+ * backward. Around the weights it recorded at, a frozen pass's loss is
+ * smooth in the weights and agrees to second order with the function
+ * PyTorch's double backward differentiates (its Relu has no second
+ * derivative, its max-pool keeps the argmax), so a difference of two
+ * frozen gradients is a Hessian-vector product free of the jumps that
+ * crossing a kink puts into a difference of ordinary gradients
+ * (curvature.h). The choices are the last recorded batch's: record a
+ * batch, then run its frozen passes. Relu fusion is off while gates are
+ * on. Other piecewise ops (Abs, HardSigmoid, HardSwish, ReduceMax, Where
+ * on a computed mask) are not frozen. */
+enum pc_plan_gates { PC_GATES_OFF, PC_GATES_RECORD, PC_GATES_FROZEN };
+/* Between passes only. Switching on allocates the gate storage the first
+ * time (PC_ERR_NOMEM; PC_ERR_UNSUPPORTED for a PC_PLAN_SHAPES plan), OFF
+ * frees it. */
+int pc_plan_set_gates(struct pc_plan *p, enum pc_plan_gates mode, struct pc_error *err);
+/* Bytes of gate storage switching on takes. */
+size_t pc_plan_gate_bytes(const struct pc_plan *p);
+
 /* Backpropagates the output gradient, adding weight gradients into
  * pc_plan_weight_grad. Needs a forward pass of the same weights first. */
 void pc_plan_backward(struct pc_plan *p);
