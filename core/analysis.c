@@ -26,6 +26,7 @@
 
 #include "paracorr/corrupt.h"
 #include "paracorr/critical.h"
+#include "paracorr/cstudy.h"
 #include "paracorr/fstudy.h"
 #include "paracorr/graph.h"
 #include "paracorr/groups.h"
@@ -985,6 +986,46 @@ out:
 	return rc;
 }
 
+/* --- second order ------------------------------------------------------------ */
+
+/* A product is PC_CSTUDY_PASSES_PER_PRODUCT passes of the plan: a forward
+ * pass recording the gates and two forward and backward passes. */
+static void curv_progress(void *arg, int64_t products, int64_t dropped)
+{
+	struct study *s = arg;
+
+	s->passes_done += PC_CSTUDY_PASSES_PER_PRODUCT * products;
+	s->passes_total -= PC_CSTUDY_PASSES_PER_PRODUCT * dropped;
+	s->fwd_passes += 3 * products;
+	s->bwd_passes += 2 * products;
+	s->flops_done += 7.0 * s->batch_flops * s->batches * (double)products;
+	report_progress(s);
+}
+
+static int second_order_wanted(const struct study *s)
+{
+	return s->spec->has_curvature && s->spec->curvature.second_order;
+}
+
+/* The terms of the second-order estimate of the loss change of
+ * corruption a (the group's elements), g.a + a.H_G a / 2, g the clean
+ * gradient: *lin = g.a, *quad = a.H_G a. */
+static int second_order(struct study *s, const struct group *gr, const float *a, double *lin, double *quad,
+			struct pc_error *err)
+{
+	struct pc_cstudy_opts co = {s->o->cancel, s->o->cancel_arg, curv_progress, s};
+	const char *phase = s->phase;
+	int rc;
+
+	s->phase = "second-order estimate";
+	rc = pc_cstudy_quadratic(s->r, s->d, s->n, gr->params, gr->n_params, a, gr->count, &co, quad, err);
+	s->phase = phase;
+	*lin = 0;
+	for (int64_t i = 0; i < gr->count; i++)
+		*lin += (double)gr->g[i] * a[i];
+	return rc;
+}
+
 /* Results of one group, norm and sparsity across all radii. */
 static int run_setting(struct study *s, int gi, int ni, int si, json_t *results, struct pc_error *err)
 {
@@ -1002,8 +1043,9 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 	float *a = malloc((size_t)gr->count * sizeof(float) + 1);
 	struct pc_corrupt_order *ord = NULL;
 	uint64_t seed = s->spec->seed;
+	double *so = second_order_wanted(s) ? calloc((size_t)ne, sizeof(double)) : NULL;
 
-	if (!eps || !gev || !rev || !rloss || !racc || !u || !tmp || !a) {
+	if (!eps || !gev || !rev || !rloss || !racc || !u || !tmp || !a || (second_order_wanted(s) && !so)) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
 		goto out;
 	}
@@ -1021,6 +1063,9 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 		for (int e = 0; e < ne; e++)
 			gev[e] = s->clean;
 		s->passes_done += (int64_t)ne * (sp->steps > 1 ? sp->steps + 1 : 1);
+		/* no direction, no change: the products planned leave the plan */
+		if (so)
+			s->passes_total -= PC_CSTUDY_PASSES_PER_PRODUCT * (sp->steps > 1 ? ne : 1);
 	} else if (sp->steps > 1) {
 		for (int e = 0; e < ne && !rc; e++) {
 			rc = multi_step(s, gr, p, n, eps[e], a, tmp, err);
@@ -1032,9 +1077,23 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 				rc = evaluate(s, gr, NULL, 1, NULL, &gev[e], err);
 				write_group(s, gr, gr->w0);
 			}
+			/* each radius has its own iterate, so its own product */
+			if (!rc && so) {
+				double lin, quad;
+				rc = second_order(s, gr, a, &lin, &quad, err);
+				so[e] = lin + 0.5 * quad;
+			}
 		}
 	} else {
 		rc = evaluate_direction(s, gr, u, ne, eps, gev, tmp, err);
+		/* one direction for every radius: g.(eps u) = eps ||g||_q, and
+		 * the quadratic term scales with eps^2 */
+		if (!rc && so) {
+			double lin, quad;
+			rc = second_order(s, gr, u, &lin, &quad, err);
+			for (int e = 0; e < ne; e++)
+				so[e] = eps[e] * dual + 0.5 * eps[e] * eps[e] * quad;
+		}
 	}
 	if (rc)
 		goto out;
@@ -1075,6 +1134,8 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 					random_json(s, rloss + (int64_t)e * K, racc + (int64_t)e * K, K_ran, seed, stopped));
 		if (zero)
 			json_object_set_new(json_object_get(row, "gradient"), "direction", json_string("none"));
+		if (so)
+			json_object_set_new(row, "second_order", pc_report_real(so[e]));
 		if (s->spec->blocks_as_array)
 			json_object_set_new(row, "block", json_integer(gr->block));
 		json_array_append_new(results, row);
@@ -1087,6 +1148,7 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 	}
 out:
 	pc_corrupt_order_free(ord);
+	free(so);
 	free(eps);
 	free(gev);
 	free(rev);
@@ -1397,7 +1459,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 {
 	struct study s;
 	struct pc_plan *p0;
-	json_t *results = NULL, *root = NULL, *spec_json = NULL, *tensors_grad, *faults = NULL;
+	json_t *results = NULL, *root = NULL, *spec_json = NULL, *tensors_grad, *faults = NULL, *curvature = NULL;
 	/* jansson's setters drop what could not be made without a word: the
 	 * report is whole only if none of its allocations failed */
 	unsigned long json_failures = pc_report_alloc_failures();
@@ -1446,7 +1508,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 			struct pc_work_model m;
 
 			pc_work_model_of(g, &m);
-			s.passes_total = planned_passes(&s) + (int64_t)pc_spec_fault_passes(spec, &m);
+			s.passes_total = planned_passes(&s) + (int64_t)pc_spec_fault_passes(spec, &m) +
+					 (int64_t)pc_spec_curvature_passes(spec, &m);
 		}
 		report_progress(&s);
 		rc = pc_eval_run_hooked(s.r, d, s.n, s.grad, o->cancel, o->cancel_arg, capture, &s, &s.clean, err);
@@ -1492,6 +1555,15 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 			goto out;
 	}
 
+	if (spec->has_curvature) {
+		struct pc_cstudy_opts co = {o->cancel, o->cancel_arg, curv_progress, &s};
+
+		s.phase = "curvature";
+		report_progress(&s);
+		if ((rc = pc_cstudy_run_spec(s.r, d, s.n, spec, &co, &curvature, err)))
+			goto out;
+	}
+
 	/* Every worker's weights went back bit for bit. Forward passes are
 	 * deterministic, so this is the clean loss reproducing, checked
 	 * without another pass over the data. */
@@ -1531,6 +1603,12 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		goto out;
 	}
 	faults = NULL;
+	if (curvature && json_object_set_new(root, "curvature", curvature)) {
+		curvature = NULL;
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
+		goto out;
+	}
+	curvature = NULL;
 	{
 		json_t *timing = json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:i, s:I}", "forward_passes",
 					   (json_int_t)s.fwd_passes, "backward_passes", (json_int_t)s.bwd_passes,
@@ -1559,6 +1637,7 @@ out:
 	json_decref(results);
 	json_decref(s.critical);
 	json_decref(faults);
+	json_decref(curvature);
 	free_study(&s);
 	return rc;
 }

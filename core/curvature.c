@@ -27,6 +27,8 @@ struct pc_curv {
 	int64_t hvps;
 	pc_cancel_fn cancel;
 	void *cancel_arg;
+	void (*product)(void *arg);
+	void *product_arg;
 };
 
 int pc_curv_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, const int *params, int n,
@@ -54,6 +56,8 @@ int pc_curv_new(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, 
 	c->tau = o && o->tau > 0 ? o->tau : PC_CURV_TAU;
 	c->cancel = o ? o->cancel : NULL;
 	c->cancel_arg = o ? o->cancel_arg : NULL;
+	c->product = o ? o->product : NULL;
+	c->product_arg = o ? o->product_arg : NULL;
 	c->params = malloc((size_t)n * sizeof(int));
 	if (!c->params)
 		goto nomem;
@@ -152,6 +156,8 @@ int pc_curv_hvp(struct pc_curv *c, const double *v, double *hv, struct pc_error 
 	if ((rc = pc_eval_run_gated(c->r, c->d, c->limit, &c->pass, c->cancel, c->cancel_arg, &ev, err)))
 		return rc;
 	c->hvps++;
+	if (c->product)
+		c->product(c->product_arg);
 	for (int j = 0; j < c->n_params; j++) {
 		const struct pc_param *pt = pc_graph_param(c->g, c->params[j]);
 		const float *gp = c->pass.grad[0] + pt->offset, *gm = c->pass.grad[1] + pt->offset;

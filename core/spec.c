@@ -5,6 +5,7 @@
 
 #include "paracorr/bitsearch.h"
 #include "paracorr/critical.h"
+#include "paracorr/curvature.h"
 #include "paracorr/report.h"
 
 #include <math.h>
@@ -648,6 +649,44 @@ static int parse_faults(const json_t *v, struct pc_faults_spec *f, struct pc_err
 	return PC_OK;
 }
 
+/* "curvature": {"eigenvalues", "iterations", "trace_samples", "groups",
+ * "second_order"} */
+static int parse_curvature(const json_t *v, struct pc_curvature_spec *c, struct pc_error *err)
+{
+	long long n;
+	json_t *x;
+
+	memset(c, 0, sizeof(*c));
+	c->groups = PC_GROUP_MODEL;
+	c->n_group_order = 1;
+	c->group_order[0] = PC_GROUP_MODEL;
+	if (!json_is_object(v))
+		return bad(err, "curvature", "%s",
+			   "must be an object {eigenvalues, iterations, trace_samples, groups, second_order}");
+	if (only_keys(v, "curvature", "eigenvalues,iterations,trace_samples,groups,second_order", err))
+		return PC_ERR_INVALID;
+	if (get_int(v, "eigenvalues", "curvature.eigenvalues", 1, PC_SPEC_MAX_EIGENVALUES, 1, &n, err))
+		return PC_ERR_INVALID;
+	c->eigenvalues = (int)n;
+	if (get_int(v, "iterations", "curvature.iterations", c->eigenvalues, PC_CURV_MAX_ITERATIONS,
+		    100, &n, err))
+		return PC_ERR_INVALID;
+	c->iterations = (int)n;
+	if (get_int(v, "trace_samples", "curvature.trace_samples", 0, PC_SPEC_MAX_TRIALS, 20, &n, err))
+		return PC_ERR_INVALID;
+	c->trace_samples = (int)n;
+	if ((x = json_object_get(v, "groups")) &&
+	    parse_groups(x, "curvature.groups", &c->groups, c->group_order, &c->n_group_order, err))
+		return PC_ERR_INVALID;
+	c->second_order = 1;
+	if ((x = json_object_get(v, "second_order"))) {
+		if (!json_is_boolean(x))
+			return bad(err, "curvature.second_order", "%s", "must be true or false");
+		c->second_order = json_is_true(x);
+	}
+	return PC_OK;
+}
+
 int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 {
 	long long v;
@@ -656,7 +695,8 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	set_defaults(s);
 	if (!json_is_object(root))
 		return bad(err, "spec", "%s", "must be a JSON object");
-	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training,faults", err))
+	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training,faults,curvature",
+		      err))
 		goto fail;
 	if ((x = json_object_get(root, "kind"))) {
 		if (!json_is_string(x) ||
@@ -686,11 +726,14 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	if ((x = json_object_get(root, "preprocess")) && parse_preprocess(x, s, err))
 		goto fail;
 	if ((x = json_object_get(root, "corruption")) && json_is_array(x)) {
-		/* [] is a faults-only study: without faults it would study nothing */
+		/* [] is a faults-only or curvature-only study: without either it
+		 * would study nothing */
 		if (json_array_size(x) > PC_SPEC_MAX_BLOCKS ||
-		    (json_array_size(x) < 1 && !json_object_get(root, "faults"))) {
+		    (json_array_size(x) < 1 && !json_object_get(root, "faults") &&
+		     !json_object_get(root, "curvature"))) {
 			pc_error_set(err, PC_ERR_INVALID, "corruption",
-				     "must be an object or an array of 1 to %d objects ([] only with a faults block)",
+				     "must be an object or an array of 1 to %d objects ([] only with a faults or a "
+				     "curvature block)",
 				     PC_SPEC_MAX_BLOCKS);
 			goto fail;
 		}
@@ -713,6 +756,15 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 		}
 		s->has_faults = 1;
 		if (parse_faults(x, &s->faults, err))
+			goto fail;
+	}
+	if ((x = json_object_get(root, "curvature"))) {
+		if (strcmp(s->kind, "analyze") != 0) {
+			bad(err, "curvature", "%s", "is for \"kind\": \"analyze\" jobs");
+			goto fail;
+		}
+		s->has_curvature = 1;
+		if (parse_curvature(x, &s->curvature, err))
 			goto fail;
 	}
 	x = json_object_get(root, "training");
@@ -905,6 +957,13 @@ json_t *pc_spec_to_json(const struct pc_spec *s)
 		json_object_set_new(out, "training", training_json(&s->training));
 	if (out && s->has_faults)
 		json_object_set_new(out, "faults", faults_json(&s->faults));
+	if (out && s->has_curvature)
+		json_object_set_new(out, "curvature",
+				    json_pack("{s:i, s:i, s:i, s:o, s:b}", "eigenvalues", s->curvature.eigenvalues,
+					      "iterations", s->curvature.iterations, "trace_samples",
+					      s->curvature.trace_samples, "groups",
+					      groups_json(s->curvature.group_order, s->curvature.n_group_order),
+					      "second_order", s->curvature.second_order));
 	return out;
 }
 
@@ -991,6 +1050,30 @@ static double critical_passes(const struct pc_corruption *c)
 	       ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
 }
 
+static double groups_of(unsigned kinds, const struct pc_work_model *m)
+{
+	return ((kinds & PC_GROUP_MODEL) ? 1.0 : 0.0) + ((kinds & PC_GROUP_TENSOR) ? (double)m->tensors : 0.0) +
+	       ((kinds & PC_GROUP_LAYER) ? (double)m->layers : 0.0);
+}
+
+double pc_spec_curvature_passes(const struct pc_spec *spec, const struct pc_work_model *m)
+{
+	const struct pc_curvature_spec *c = &spec->curvature;
+	double total;
+
+	if (!spec->has_curvature)
+		return 0;
+	/* the model's numbers always, and the listed kinds' groups */
+	total = 3.0 * (1.0 + groups_of(c->groups & ~(unsigned)PC_GROUP_MODEL, m)) *
+		(double)(c->iterations + c->trace_samples);
+	for (int b = 0; c->second_order && b < spec->n_blocks; b++) {
+		const struct pc_corruption *k = &spec->blocks[b];
+		total += 3.0 * groups_of(k->groups, m) * k->n_norms * k->n_sparsity *
+			 (k->steps > 1 ? k->n_epsilons : 1);
+	}
+	return total;
+}
+
 double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m)
 {
 	double total = 1; /* the clean pass */
@@ -1008,7 +1091,7 @@ double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_mod
 			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
 		total += groups * critical_passes(c);
 	}
-	return total + pc_spec_fault_passes(spec, m);
+	return total + pc_spec_fault_passes(spec, m) + pc_spec_curvature_passes(spec, m);
 }
 
 static double kept(int64_t samples, int64_t limit)

@@ -297,6 +297,43 @@ TEST(cli_reports_match_the_schemas)
 	fclose(f);
 	done(&o);
 	CHECK_INT(schema_check(t, "report", docs), 0);
+	/* a curvature block: the report's curvature object and second_order */
+	snprintf(docs, sizeof(docs), "%s/curvature.json", dir);
+	REQUIRE(write_spec(docs, "[{\"norms\": [\"l2\"], \"epsilons\": [0.1, 1], \"random_trials\": 2,"
+				 " \"groups\": [\"model\"], \"steps\": 2}, {\"epsilons\": [0.5], \"random_trials\": 0,"
+				 " \"groups\": [\"tensor\"]}], \"curvature\": {\"eigenvalues\": 2, \"iterations\": 20,"
+				 " \"trace_samples\": 3, \"groups\": [\"layer\"]}") == 0);
+	CHECK_INT(schema_check(t, "job", docs), 0);
+	snprintf(args, sizeof(args), "run --reproducible --threads 2 %s", docs);
+	if (!run(t, args, &o))
+		goto out;
+	CHECK_MSG(o.status == 0, "curvature run: %s", o.err ? o.err : "");
+	snprintf(docs, sizeof(docs), "%s/creport.json", dir);
+	REQUIRE((f = fopen(docs, "w")));
+	fputs(o.out ? o.out : "", f);
+	fclose(f);
+	done(&o);
+	CHECK_INT(schema_check(t, "report", docs), 0);
+	{
+		json_t *r = json_load_file(docs, 0, NULL), *row;
+		size_t i, with = 0;
+		REQUIRE(r);
+		{
+		json_t *groups = json_object_get(json_object_get(r, "curvature"), "groups");
+		/* fc1, fc2, fc3 */
+		CHECK(json_object_size(groups) == 3 && json_object_get(groups, "layer:fc3"));
+		}
+		json_array_foreach(json_object_get(r, "results"), i, row) with += json_is_number(
+			json_object_get(row, "second_order"));
+		CHECK_INT(with, json_array_size(json_object_get(r, "results")));
+		/* the schema can fail here too: an eigenvalue as a string */
+		json_array_set_new(json_object_get(json_object_get(r, "curvature"), "eigenvalues"), 0,
+				   json_string("big"));
+		snprintf(docs, sizeof(docs), "%s/cbroken.json", dir);
+		CHECK_INT(json_dump_file(r, docs, 0), 0);
+		json_decref(r);
+		CHECK_INT(schema_check(t, "report", docs), 1);
+	}
 	snprintf(docs, sizeof(docs), "%s/analyze.json", dir);
 	CHECK_INT(schema_check(t, "job", docs), 0);
 	snprintf(docs, sizeof(docs), "%s/report0.json %s/report1.json", dir, dir);

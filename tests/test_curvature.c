@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paracorr/analysis.h"
 #include "paracorr/curvature.h"
+#include "paracorr/groups.h"
 #include "paracorr/onnx.h"
 #include "paracorr/sys.h"
 #include "gradcheck.h"
@@ -86,6 +88,11 @@ static int param_named(const struct pc_graph *g, const char *name)
 		if (strcmp(pc_graph_param(g, i)->name, name) == 0)
 			return i;
 	return -1;
+}
+
+static double num_of(const json_t *row, const char *a, const char *b)
+{
+	return json_number_value(json_object_get(json_object_get(row, a), b));
 }
 
 static double dotd(const double *a, const double *b, int64_t n)
@@ -491,4 +498,168 @@ TEST(curvature_hvp_matches_double_precision_differences_tiny_relu_mlp)
 	pc_runner_free(r);
 	pc_dataset_free(d);
 	pc_graph_free(g);
+}
+
+/* --- the curvature block of a study ---------------------------------------- */
+
+/* A study of cnn_op17 on the references' 500 images with a curvature
+ * block: the report's curvature against PyTorch's eigenvalues and trace,
+ * every gradient row's second_order against eps ||g||_q + eps^2 u.Hu / 2
+ * from PyTorch's u.Hu for the same direction, and multi-step rows with
+ * their own product. (The groups' numbers: the next test.) */
+TEST(curvature_study_block_matches_pytorch_cnn)
+{
+	struct cfix f;
+	struct pc_spec spec;
+	struct pc_error err = {0};
+	struct pc_study_opts o;
+	char msg[800];
+	json_error_t jerr;
+	json_t *root, *report = NULL, *cv, *rows, *row, *so_refs;
+	size_t i;
+	int checked = 0;
+	const char *text =
+		"{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"limit\": 500,"
+		" \"batch_size\": 100, \"seed\": 5,"
+		" \"corruption\": [{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.01, 0.1], \"random_trials\": 1,"
+		"   \"groups\": [\"model\", \"tensor\"]},"
+		"  {\"norms\": [\"l2\"], \"epsilons\": [0.05], \"steps\": 3, \"random_trials\": 1, \"groups\": [\"model\"]}],"
+		" \"curvature\": {\"eigenvalues\": 2, \"trace_samples\": 30}}";
+
+	if (!cfix_load(t, "cnn_op17.onnx", 2, &f))
+		return;
+	root = json_loads(text, 0, &jerr);
+	REQUIRE_MSG(root, "%s", jerr.text);
+	REQUIRE_MSG(pc_spec_parse(root, &spec, &err) == 0, "%s", pc_error_format(&err, msg, sizeof(msg)));
+	json_decref(root);
+	pc_study_opts_default(&o);
+	o.threads = 2;
+	o.timing_seconds = 0;
+	REQUIRE_MSG(pc_study_run(f.g, f.d, &spec, &o, &report, &err) == 0, "%s",
+		    pc_error_format(&err, msg, sizeof(msg)));
+	cv = json_object_get(report, "curvature");
+	REQUIRE(json_is_object(cv));
+	{
+		json_t *we = json_object_get(f.ref, "eigenvalues"), *tr = json_object_get(f.ref, "trace");
+		double lo = json_number_value(json_array_get(json_object_get(cv, "trace_ci95"), 0));
+		double hi = json_number_value(json_array_get(json_object_get(cv, "trace_ci95"), 1));
+		double want_t = json_number_value(json_object_get(tr, "mean"));
+		double want_hw = 1.96 * json_number_value(json_object_get(tr, "std_error")), hw = (hi - lo) / 2;
+		CHECK_INT(json_array_size(json_object_get(cv, "eigenvalues")), 2);
+		for (int k = 0; k < 2; k++)
+			CHECK_CLOSE(json_number_value(json_array_get(json_object_get(cv, "eigenvalues"), (size_t)k)),
+				    json_number_value(json_array_get(we, (size_t)k)), 0, 1e-2);
+		CHECK(json_is_true(json_object_get(cv, "converged")));
+		CHECK_MSG(fabs(json_number_value(json_object_get(cv, "trace")) - want_t) <=
+				  sqrt(hw * hw + want_hw * want_hw),
+			  "trace %g vs %g", json_number_value(json_object_get(cv, "trace")), want_t);
+		CHECK_INT(json_integer_value(json_object_get(cv, "hvp_count")),
+			  json_integer_value(json_object_get(cv, "lanczos_steps")) + 30);
+		CHECK_INT(json_integer_value(json_object_get(cv, "parameters")),
+			  json_integer_value(json_object_get(f.ref, "parameters")));
+		CHECK_INT(json_object_size(json_object_get(cv, "groups")), 0);
+	}
+	so_refs = json_object_get(json_object_get(f.root, "second_order"), "rows");
+	REQUIRE(json_array_size(so_refs) == 4);
+	rows = json_object_get(report, "results");
+	json_array_foreach(rows, i, row)
+	{
+		const char *group = json_string_value(json_object_get(row, "group"));
+		const char *norm = json_string_value(json_object_get(row, "norm"));
+		double eps = json_number_value(json_object_get(row, "epsilon_effective"));
+		json_t *ref;
+		size_t k;
+		REQUIRE_MSG(json_is_number(json_object_get(row, "second_order")), "row %zu has no second_order", i);
+		if (json_integer_value(json_object_get(row, "steps")) > 1) {
+			/* a multi-step corruption is its own direction: its estimate
+			 * is near the realised change at a small radius */
+			double change = num_of(row, "gradient", "loss_change");
+			CHECK_CLOSE(json_number_value(json_object_get(row, "second_order")), change, 0, 0.2);
+			continue;
+		}
+		json_array_foreach(so_refs, k, ref)
+		{
+			double want;
+			if (strcmp(json_string_value(json_object_get(ref, "group")), group) != 0 ||
+			    strcmp(json_string_value(json_object_get(ref, "norm")), norm) != 0)
+				continue;
+			want = eps * json_number_value(json_object_get(ref, "dual")) +
+			       0.5 * eps * eps * json_number_value(json_object_get(ref, "uHu"));
+			if (verbose())
+				fprintf(stderr, "%s %s eps %g: second_order %.8g, torch %.8g, first_order %.6g, realised %.6g\n",
+					group, norm, eps, json_number_value(json_object_get(row, "second_order")), want,
+					json_number_value(json_object_get(row, "first_order")),
+					num_of(row, "gradient", "loss_change"));
+			CHECK_CLOSE(json_number_value(json_object_get(row, "second_order")), want, 0, 1e-3);
+			checked++;
+		}
+	}
+	CHECK_INT(checked, 8);
+	json_decref(report);
+	pc_spec_free(&spec);
+	cfix_free(&f);
+}
+
+/* Per-group numbers obey Cauchy's interlacing: a group's Hessian is a
+ * principal block of the model's, so its top eigenvalue is at most the
+ * model's, and a layer's (weight and bias) at least its weight's. */
+TEST(curvature_study_groups_interlace)
+{
+	struct cfix f;
+	struct pc_spec spec;
+	struct pc_error err = {0};
+	struct pc_study_opts o;
+	char msg[800];
+	json_error_t jerr;
+	json_t *root, *report = NULL, *cv, *groups, *gj;
+	const char *name;
+	struct pc_layer_groups lg;
+	double top, w2, l2;
+	const char *text = "{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"limit\": 500,"
+			   " \"batch_size\": 100, \"corruption\": [],"
+			   " \"curvature\": {\"trace_samples\": 0, \"groups\": [\"tensor\", \"layer\"]}}";
+
+	if (!cfix_load(t, "mlp_op13.onnx", 2, &f))
+		return;
+	root = json_loads(text, 0, &jerr);
+	REQUIRE_MSG(root, "%s", jerr.text);
+	REQUIRE_MSG(pc_spec_parse(root, &spec, &err) == 0, "%s", pc_error_format(&err, msg, sizeof(msg)));
+	json_decref(root);
+	pc_study_opts_default(&o);
+	o.threads = 2;
+	o.timing_seconds = 0;
+	REQUIRE_MSG(pc_study_run(f.g, f.d, &spec, &o, &report, &err) == 0, "%s",
+		    pc_error_format(&err, msg, sizeof(msg)));
+	cv = json_object_get(report, "curvature");
+	groups = json_object_get(cv, "groups");
+	top = json_number_value(json_array_get(json_object_get(cv, "eigenvalues"), 0));
+	CHECK_CLOSE(top, json_number_value(json_array_get(json_object_get(f.ref, "eigenvalues"), 0)), 0, 1e-2);
+	CHECK(json_is_null(json_object_get(cv, "trace")) && json_is_null(json_object_get(cv, "trace_ci95")));
+	/* a group per tensor and per layer */
+	REQUIRE(pc_layer_groups_build(f.g, &lg, &err) == 0);
+	CHECK_INT(json_object_size(groups), (size_t)(pc_graph_param_tensors(f.g) + lg.n));
+	for (int i = 0; i < pc_graph_param_tensors(f.g); i++) {
+		snprintf(msg, sizeof(msg), "tensor:%s", pc_graph_param(f.g, i)->name);
+		CHECK_MSG(json_object_get(groups, msg), "no %s", msg);
+	}
+	for (int j = 0; j < lg.n; j++) {
+		snprintf(msg, sizeof(msg), "layer:%s", lg.g[j].name);
+		CHECK_MSG(json_object_get(groups, msg), "no %s", msg);
+	}
+	pc_layer_groups_free(&lg);
+	json_object_foreach(groups, name, gj)
+	{
+		double e = json_number_value(json_array_get(json_object_get(gj, "eigenvalues"), 0));
+		CHECK_MSG(e <= top * (1 + 1e-3), "%s: %g above the model's %g", name, e, top);
+		CHECK(json_is_true(json_object_get(gj, "converged")));
+	}
+	w2 = json_number_value(json_array_get(json_object_get(json_object_get(groups, "tensor:fc2.weight"), "eigenvalues"), 0));
+	l2 = json_number_value(json_array_get(json_object_get(json_object_get(groups, "layer:fc2"), "eigenvalues"), 0));
+	CHECK_MSG(w2 > 0 && l2 >= w2 * (1 - 1e-3), "layer %g, its weight %g", l2, w2);
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(groups, "layer:fc2"), "parameters")),
+		  pc_graph_param(f.g, param_named(f.g, "fc2.weight"))->count +
+			  pc_graph_param(f.g, param_named(f.g, "fc2.bias"))->count);
+	json_decref(report);
+	pc_spec_free(&spec);
+	cfix_free(&f);
 }

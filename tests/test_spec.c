@@ -150,7 +150,7 @@ TEST(spec_errors_name_the_field)
 		{", \"kind\": \"harden\", \"training\": {\"dataset\": \"x\", \"epochs\": -1}", "training.epochs",
 		 "integer from 0"},
 		{", \"colour\": 1", "colour", "unknown field"},
-		{", \"corruption\": []", "corruption", "[] only with a faults block"},
+		{", \"corruption\": []", "corruption", "[] only with a faults or a curvature block"},
 		{", \"faults\": []", "faults", "must be an object"},
 		{", \"faults\": {\"ber\": [0.001, 0]}", "faults.ber[1]", "must be in (0, 1)"},
 		{", \"faults\": {\"ber\": [1]}", "faults.ber[0]", "must be in (0, 1)"},
@@ -589,6 +589,84 @@ TEST(spec_critical_block)
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		struct pc_error e = {0};
 		snprintf(text, sizeof(text), "{" MIN_SPEC ", \"corruption\": {%s}}", bad_cases[i].body);
+		CHECK_MSG(parse(text, &s, &e) == PC_ERR_INVALID && strcmp(e.where, bad_cases[i].where) == 0 &&
+				  strstr(e.text, bad_cases[i].text),
+			  "%s: %s: %s", bad_cases[i].body, e.where, e.text);
+		pc_spec_free(&s);
+	}
+}
+
+/* "curvature": defaults echoed, bad values named by their path, harden
+ * refused, [] corruption allowed with it, and its products in the work
+ * estimate */
+TEST(spec_curvature_block)
+{
+	static const struct {
+		const char *body, *where, *text;
+	} bad_cases[] = {
+		{"\"curvature\": []", "curvature", "must be an object"},
+		{"\"curvature\": {\"eigenvalues\": 0}", "curvature.eigenvalues", "integer from 1 to 20"},
+		{"\"curvature\": {\"eigenvalues\": 21}", "curvature.eigenvalues", "integer from 1 to 20"},
+		{"\"curvature\": {\"eigenvalues\": 5, \"iterations\": 4}", "curvature.iterations",
+		 "integer from 5 to 500"},
+		{"\"curvature\": {\"iterations\": 501}", "curvature.iterations", "integer from 1 to 500"},
+		{"\"curvature\": {\"trace_samples\": -1}", "curvature.trace_samples", "integer from 0 to 1000"},
+		{"\"curvature\": {\"trace_samples\": 2.5}", "curvature.trace_samples", "integer from 0 to 1000"},
+		{"\"curvature\": {\"groups\": [\"neuron\"]}", "curvature.groups[0]", "\"layer\""},
+		{"\"curvature\": {\"groups\": [\"tensor\", \"tensor\"]}", "curvature.groups[1]", "repeats"},
+		{"\"curvature\": {\"second_order\": 1}", "curvature.second_order", "true or false"},
+		{"\"curvature\": {\"eigenvalue\": 1}", "curvature.eigenvalue", "unknown field"},
+		{"\"kind\": \"harden\", \"training\": {\"dataset\": \"x\"}, \"curvature\": {}", "curvature",
+		 "is for \"kind\": \"analyze\" jobs"},
+	};
+	struct pc_work_model m = {100, 2, 1, -1};
+	struct pc_error err = {0};
+	struct pc_spec s, s2;
+	char text[512], *c;
+	json_t *echo;
+
+	REQUIRE(parse("{" MIN_SPEC ", \"preprocess\": {\"scale\": 1}, \"corruption\": [], \"curvature\": {}}", &s, &err) == PC_OK);
+	CHECK(s.has_curvature && s.n_blocks == 0);
+	echo = pc_spec_to_json(&s);
+	c = json_dumps(json_object_get(echo, "curvature"), JSON_COMPACT);
+	CHECK_MSG(c && strcmp(c, "{\"eigenvalues\":1,\"iterations\":100,\"trace_samples\":20,\"groups\":[\"model\"],"
+				 "\"second_order\":true}") == 0,
+		  "%s", c);
+	free(c);
+	c = json_dumps(echo, 0);
+	REQUIRE(c);
+	REQUIRE_MSG(parse(c, &s2, &err) == PC_OK, "%s: %s", err.where, err.text);
+	CHECK(s2.has_curvature && s2.curvature.iterations == 100 && s2.curvature.trace_samples == 20);
+	free(c);
+	json_decref(echo);
+	pc_spec_free(&s2);
+	/* 1 + 3 x 1 group x (100 + 20) */
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 1 + 360.0, 0, 0);
+	pc_spec_free(&s);
+
+	/* model + 2 tensors, 10 + 4 products each; second order: one product
+	 * per gradient setting of the one-step block (model: 2 norms), one per
+	 * radius of the multi-step one (1 layer x 1 norm x 3 radii). The
+	 * sweeps: (1 + 2) x 2 radii x 2 norms, and 3 radii x (4 + 1 + 2) */
+	REQUIRE(parse("{" MIN_SPEC ", \"corruption\": [{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.1, 1],"
+		      " \"random_trials\": 2, \"groups\": [\"model\"]}, {\"norms\": [\"l2\"], \"epsilons\": [0.1, 1, 2],"
+		      " \"random_trials\": 2, \"groups\": [\"layer\"], \"steps\": 4}],"
+		      " \"curvature\": {\"eigenvalues\": 2, \"iterations\": 10, \"trace_samples\": 4,"
+		      " \"groups\": [\"tensor\"]}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_curvature_passes(&s, &m), 3.0 * 3 * 14 + 3.0 * (2 + 3), 0, 0);
+	CHECK_CLOSE(pc_spec_study_passes(&s, &m), 1 + 12 + 21 + 3.0 * 3 * 14 + 3.0 * (2 + 3), 0, 0);
+	pc_spec_free(&s);
+	/* second_order false: the block's own products only */
+	REQUIRE(parse("{" MIN_SPEC ", \"curvature\": {\"iterations\": 10, \"trace_samples\": 0,"
+		      " \"second_order\": false}}",
+		      &s, &err) == PC_OK);
+	CHECK_CLOSE(pc_spec_curvature_passes(&s, &m), 30.0, 0, 0);
+	pc_spec_free(&s);
+
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		struct pc_error e = {0};
+		snprintf(text, sizeof(text), "{" MIN_SPEC ", %s}", bad_cases[i].body);
 		CHECK_MSG(parse(text, &s, &e) == PC_ERR_INVALID && strcmp(e.where, bad_cases[i].where) == 0 &&
 				  strstr(e.text, bad_cases[i].text),
 			  "%s: %s: %s", bad_cases[i].body, e.where, e.text);

@@ -116,6 +116,22 @@ struct pc_faults_spec {
 	enum pc_faults_method method;
 };
 
+#define PC_SPEC_MAX_EIGENVALUES 20
+
+/* The "curvature" block of an analyze job (issue 16, curvature.h): the
+ * Hessian of the mean loss, for the whole model and for each group of the
+ * kinds listed (tensor, layer; "model" is always there), and the
+ * second-order estimate of every gradient corruption's loss change. */
+struct pc_curvature_spec {
+	int eigenvalues;   /* the top k, 1 .. PC_SPEC_MAX_EIGENVALUES; default 1 */
+	int iterations;	   /* Lanczos products at most, eigenvalues .. PC_CURV_MAX_ITERATIONS; default 100 */
+	int trace_samples; /* Hutchinson vectors, 0 (no trace) .. PC_SPEC_MAX_TRIALS; default 20 */
+	unsigned groups;   /* enum pc_group_kind bits */
+	int n_group_order;
+	enum pc_group_kind group_order[3];
+	int second_order; /* each gradient result's second_order; default 1 */
+};
+
 struct pc_spec {
 	char kind[16];	   /* "analyze" or "harden" */
 	char *model;	   /* path (CLI) or id (API); owned */
@@ -133,6 +149,8 @@ struct pc_spec {
 	struct pc_training training;
 	int has_faults; /* kind "analyze" only */
 	struct pc_faults_spec faults;
+	int has_curvature; /* kind "analyze" only */
+	struct pc_curvature_spec curvature;
 };
 
 /* Parses root into *spec (which the caller frees with pc_spec_free). */
@@ -174,7 +192,10 @@ json_t *pc_spec_to_json(const struct pc_spec *spec);
  * a search of at most F flips, each a gradient pass and c candidates per
  * tensor of G (c = 1 for "bfa", PC_BITSEARCH_BEST_CANDIDATES for "best") (t_G: every tensor for "model", 1 for a tensor, the layer's
  * own, which over all the layers are every tensor once), and one pass to
- * start it. */
+ * start it. A curvature block adds, per group of the model and of its
+ * kinds, 3 x (iterations + trace_samples) (a Hessian-vector product is a
+ * forward pass and two forward and backward ones), and with second_order
+ * 3 per gradient setting of every block (one per radius with steps > 1). */
 #define PC_WORK_PER_PASS 1e6
 
 /* What the estimate needs of a model. */
@@ -196,6 +217,8 @@ void pc_work_model_of(const struct pc_graph *g, struct pc_work_model *m);
 /* The passes of the spec's faults block (0 without one), as the formula
  * above counts them: an upper bound, as a search may stop early. */
 double pc_spec_fault_passes(const struct pc_spec *spec, const struct pc_work_model *m);
+/* The passes of the spec's curvature block (0 without one), as above. */
+double pc_spec_curvature_passes(const struct pc_spec *spec, const struct pc_work_model *m);
 /* Passes one study of the spec makes (its clean pass included). */
 double pc_spec_study_passes(const struct pc_spec *spec, const struct pc_work_model *m);
 /* The estimate above; samples and train_samples before the spec's limits

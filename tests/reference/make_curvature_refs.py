@@ -25,9 +25,16 @@ It also checks the double-backward HVP itself against a central difference
 of float64 gradients on a tiny model (4 -> 5 -> 3, tanh), which must agree
 to 1e-7 relative, and records that agreement.
 
-Run with Debian's Python (model names as arguments recompute only those):
+And, for cnn_op17.onnx, the second-order estimate of the study's gradient
+corruption (SECOND_ORDER): per group (the model, one tensor) and norm (L2,
+Linf), the direction u of paracorr's one-step corruption (g / ||g||_2 for
+L2, sign(g) for Linf, g the float64 gradient of the group), the dual norm
+||g||_q and u.Hu, from which second_order(eps) = eps ||g||_q + eps^2 u.Hu / 2.
 
-    /usr/bin/python3 tests/reference/make_curvature_refs.py [mlp_tanh_op13.onnx ...]
+Run with Debian's Python (model names as arguments recompute only those;
+--second-order recomputes only that section):
+
+    /usr/bin/python3 tests/reference/make_curvature_refs.py [mlp_tanh_op13.onnx ...] [--second-order]
 
 It also writes mlp_tanh_op13.onnx: mlp_op13.onnx with Tanh for ReLU, a
 model whose loss is smooth in its weights.
@@ -190,6 +197,23 @@ def fixture(model, layer, x, y):
     return out
 
 
+SECOND_ORDER = {"model": "cnn_op17.onnx", "groups": {"model": None, "tensor:conv2.weight": ["conv2.weight"]}}
+
+
+def second_order(x, y):
+    m = Model(os.path.join(mf.OUT, SECOND_ORDER["model"]), x, y)
+    out = {"model": SECOND_ORDER["model"], "samples": SAMPLES, "rows": []}
+    for group, names in SECOND_ORDER["groups"].items():
+        names = names or m.names
+        ps = [m.it.params[n] for n in names]
+        g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(m.loss(), ps)]).detach()
+        for norm, u, dual in (("l2", g / g.norm(), float(g.norm())), ("linf", torch.sign(g), float(g.abs().sum()))):
+            uhu = float(u @ m.hvp(names, u))
+            out["rows"].append({"group": group, "norm": norm, "dual": dual, "uHu": uhu})
+            print("second order", group, norm, "dual", dual, "uHu", uhu, flush=True)
+    return out
+
+
 def make_tanh_fixture():
     """mlp_op13.onnx with its ReLUs made Tanh: a loss smooth in the weights,
     where a difference of gradients has no activation kink to cross."""
@@ -206,7 +230,8 @@ def main():
     torch.set_num_threads(1)
     make_tanh_fixture()
     # with model names as arguments, recompute only those and keep the rest
-    only = sys.argv[1:]
+    only = [a for a in sys.argv[1:] if a != "--second-order"]
+    so_only = "--second-order" in sys.argv[1:]
     x_all = torch.from_numpy(mf.to_float(mf.read_idx(mf.TEST_IMAGES)))
     y_all = torch.from_numpy(mf.read_idx(mf.TEST_LABELS).astype(np.int64))
     x, y = x_all[:SAMPLES], y_all[:SAMPLES]
@@ -214,12 +239,17 @@ def main():
            "tiny_fd_check": tiny_check(), "fixtures": {}}
     print("tiny check", ref["tiny_fd_check"], flush=True)
     out_path = os.path.join(mf.OUT, "curvature_refs.json")
-    if only and os.path.exists(out_path):
+    if (only or so_only) and os.path.exists(out_path):
         with open(out_path) as f:
-            ref["fixtures"] = json.load(f)["fixtures"]
+            old = json.load(f)
+            ref["fixtures"] = old["fixtures"]
+            if "second_order" in old:
+                ref["second_order"] = old["second_order"]
     for model, layer in FIXTURES:
-        if not only or model in only:
+        if not so_only and (not only or model in only):
             ref["fixtures"][model] = fixture(model, layer, x, y)
+    if so_only or not only:
+        ref["second_order"] = second_order(x, y)
     with open(out_path, "w") as f:
         json.dump(ref, f, indent=1)
         f.write("\n")
