@@ -171,7 +171,10 @@ BENCH_FLAGS ?=
 $(BUILD)/tests/bench/gemm_bench: $(BUILD)/tests/bench/gemm_bench.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/paracorr $(BUILD)/tests/bench/gemm_bench
+$(BUILD)/tests/bench/curv_bench: $(BUILD)/tests/bench/curv_bench.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/paracorr $(BUILD)/tests/bench/gemm_bench $(BUILD)/tests/bench/curv_bench
 	@$(BENCH_PYTHON) -c 'import torch, onnx, numpy' 2>/dev/null || { echo "make bench: $(BENCH_PYTHON) cannot import torch, onnx and numpy; install Debian's python3-torch python3-onnx python3-numpy (make deps-reference, as root)"; exit 1; }
 	$(BENCH_PYTHON) tests/bench/run_bench.py --build $(BUILD) $(BENCH_FLAGS)
 

@@ -5,11 +5,16 @@
  * The radii already evaluated (a study's sweep) are reused: the bracket is
  * [lo, hi] with hi the smallest known radius below the budget and lo the
  * largest known radius under hi (0 if none). When no known radius is below
- * the budget, the search doubles from the largest known radius (or from
- * start without any) at most PC_CRITICAL_MAX_DOUBLINGS times; then it
- * bisects until hi - lo <= tolerance * hi, at most PC_CRITICAL_MAX_BISECTIONS
- * times (a bound reached only when accuracy is below the budget at every
- * positive radius tried, so that lo stays 0).
+ * the budget, the search grows from the largest known radius (or from
+ * start without any), each step 2 to PC_CRITICAL_MAX_STEP times the last as
+ * the accuracy lost so far extrapolates, at most PC_CRITICAL_MAX_DOUBLINGS
+ * steps and no further than PC_CRITICAL_MAX_GROWTH times where it began.
+ * Then it narrows the bracket until hi - lo <= tolerance * hi: while lo is
+ * 0, steps down by 2 to 8 times as the accuracy lost extrapolates, then
+ * the ITP method (interpolate, truncate, project;
+ * Oliveira and Takahashi 2020), which takes at most PC_CRITICAL_ITP_N0 more
+ * evaluations than bisection and far fewer on a smooth curve; at most
+ * PC_CRITICAL_MAX_BISECTIONS in all.
  *
  * The reported epsilon is hi: a radius where accuracy is below the budget,
  * with the supremum of the radii within it in [hi (1 - tolerance), hi] when
@@ -19,8 +24,12 @@
 
 #include "paracorr/error.h"
 
-/* 2^20: a million times the largest radius of the sweep */
+/* the upward search's steps, each 2 to 8 times the last, and its reach: a
+ * million times the largest radius of the sweep */
 #define PC_CRITICAL_MAX_DOUBLINGS 20
+#define PC_CRITICAL_MAX_STEP 8.0
+#define PC_CRITICAL_MAX_GROWTH 1048576.0
+#define PC_CRITICAL_ITP_N0 1
 #define PC_CRITICAL_MAX_BISECTIONS 30
 /* the most new evaluations one search makes */
 #define PC_CRITICAL_MAX_EVALUATIONS (PC_CRITICAL_MAX_DOUBLINGS + PC_CRITICAL_MAX_BISECTIONS)

@@ -35,7 +35,9 @@ corruption must agree within 1e-3 relative between paracorr and PyTorch (and
 between paracorr at different thread counts). Random trials use different
 generators, so only their means are shown, never compared.
 
-Then BUILD/tests/bench/gemm_bench: sgemm and paracorr Conv GFLOPS.
+Then the curvature costs (BUILD/tests/bench/curv_bench: a Hessian-vector
+product in gradient passes; the critical-radius search's evaluations per
+setting), and BUILD/tests/bench/gemm_bench: sgemm and paracorr Conv GFLOPS.
 
 Never fails on speed. Exits non-zero when a run fails or the cross-check
 disagrees. The table goes to stdout and BUILD/bench.txt; raw reports to
@@ -76,6 +78,8 @@ def parse_args():
     ap.add_argument("--skip-gemm", action="store_true")
     ap.add_argument("--skip-faults", action="store_true",
                     help="leave out the bit-fault tables (random bit errors against PyTorch, the bit search)")
+    ap.add_argument("--skip-curvature", action="store_true",
+                    help="leave out the curvature tables (HVP cost, critical-radius evaluations)")
     ap.add_argument("--tv-models", default=",".join(TV_MODELS),
                     help="torchvision models for the eval bench (empty: none)")
     return ap.parse_args()
@@ -435,11 +439,72 @@ def bench_faults(emit, paracorr, outdir, threads, corename, failures):
         emit("  accuracy means paracorr/torch (independent draws): " + ", ".join(means))
 
 
+CURV_MODELS = ("cnn_op17", "resnet_op17")
+CURV_SAMPLES = 1000
+CRITICAL_SAMPLES = 2000
+
+
+def bench_curvature(emit, paracorr, curv, outdir, threads, failures):
+    """Issue 16's two costs: a Hessian-vector product in gradient passes
+    (curv_bench, both measured side by side in one process), and the
+    evaluations the critical-radius search takes per setting."""
+    emit("")
+    emit("Hessian-vector product (curv_bench, %d images, batch 100, whole model): grad_s = one clean gradient pass "
+         "(forward + backward), hvp_s = one product (a gate-recording forward + two forward and backward passes); "
+         "ratio = hvp_s / grad_s (issue 16: at most 2.5)" % CURV_SAMPLES)
+    emit("%-12s %-8s %8s %10s %10s %8s" % ("model", "threads", "samples", "grad_s", "hvp_s", "ratio"))
+    data = ["/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+            "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"]
+    for m in CURV_MODELS:
+        model = os.path.join("tests", "reference", "fixtures", m + ".onnx")
+        try:
+            out, _ = run_timed([curv, model] + data + ["--samples", str(CURV_SAMPLES), "--threads",
+                                                       ",".join(str(t) for t in threads)], what="curv_bench " + m)
+        except BenchError as e:
+            failures.append(str(e))
+            emit("%-12s FAILED: %s" % (m, str(e).splitlines()[0]))
+            continue
+        for line in out.rstrip("\n").split("\n")[1:]:
+            emit("%-12s %s" % (m, line))
+
+    emit("")
+    emit("critical radius (cnn_op17, %d images, accuracy_drop 0.05, tolerance 1%%, groups model + layer, l2 and "
+         "linf, 3 random trials): evaluations per setting, gradient and random (issue 16: at most 12 at 1%%)"
+         % CRITICAL_SAMPLES)
+    spec = {"model": os.path.join("tests", "reference", "fixtures", "cnn_op17.onnx"),
+            "dataset": {"inputs": data[0], "labels": data[1]}, "limit": CRITICAL_SAMPLES, "seed": 1,
+            "corruption": {"groups": ["model", "layer"], "norms": ["l2", "linf"], "epsilons": [0.1],
+                           "random_trials": 3, "critical": {"accuracy_drop": 0.05}}}
+    path = os.path.join(outdir, "critical.json")
+    with open(os.path.join(ROOT, path), "w") as f:
+        json.dump(spec, f)
+    try:
+        out, wall, _ = run_measured([paracorr, "run", "--quiet", "--threads", str(threads[-1]), path],
+                                    what="paracorr critical")
+        rep = json.loads(out)
+    except (BenchError, ValueError) as e:
+        failures.append(str(e))
+        emit("FAILED: %s" % str(e).splitlines()[0])
+        return
+    emit("%-14s %-5s %12s %6s %12s %6s %7s" % ("group", "norm", "gradient_eps", "evals", "random_eps", "evals",
+                                               "ratio"))
+    worst = 0
+    for c in rep.get("critical", []):
+        g, r = c.get("gradient") or {}, c.get("random") or {}
+        worst = max(worst, g.get("evaluations") or 0, r.get("evaluations") or 0)
+        emit("%-14s %-5s %12s %6s %12s %6s %7s" % (
+            c["group"], c["norm"], "%.4g" % g["epsilon"] if g.get("epsilon") is not None else "-",
+            g.get("evaluations", "-"), "%.4g" % r["epsilon"] if r.get("epsilon") is not None else "-",
+            r.get("evaluations", "-"), "%.3g" % c["ratio"] if c.get("ratio") is not None else "-"))
+    emit("  most evaluations in one search: %d; the whole run %.1f s at %d threads" % (worst, wall, threads[-1]))
+
+
 def main():
     args = parse_args()
     build = args.build
     paracorr = os.path.join(build, "paracorr")
     gemm = os.path.join(build, "tests", "bench", "gemm_bench")
+    curv = os.path.join(build, "tests", "bench", "curv_bench")
     outdir = os.path.join(build, "bench")
     threads = [int(t) for t in args.threads.split(",")]
     models = args.models.split(",")
@@ -450,7 +515,7 @@ def main():
         lines.append(s)
 
     torch_version = check_torch()
-    for exe in (paracorr, gemm):
+    for exe in (paracorr, gemm, curv):
         if not os.access(os.path.join(ROOT, exe), os.X_OK):
             raise BenchError("%s is not built (make bench builds it)" % exe)
     os.makedirs(os.path.join(ROOT, outdir), exist_ok=True)
@@ -553,6 +618,9 @@ def main():
     if not args.skip_faults:
         bench_faults(emit, paracorr, outdir, threads, corename, failures)
         bench_bitsearch(emit, paracorr, outdir, failures)
+
+    if not args.skip_curvature:
+        bench_curvature(emit, paracorr, curv, outdir, threads, failures)
 
     emit("")
     emit("cross-check: %d numbers compared, largest relative disagreement %.3g at %s (tolerance %g)"
