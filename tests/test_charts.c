@@ -1033,3 +1033,64 @@ TEST(charts_ranking_leaves_critical_rows_out)
 	free(plain);
 	free(with);
 }
+
+/* A curvature block's numbers: each gradient row's second_order, a series
+ * of its own in the loss chart (x the estimate, y the realised change) and
+ * a column of the model table; the curvature object, a table of its own. */
+TEST(charts_second_order_and_curvature)
+{
+	json_t *rep = report_fixture(), *row;
+	struct svg_info *s = malloc(sizeof(*s));
+	static const double dl[] = {0.01, 0.02, 0.04, 0.2, 3.0};
+	double xs[16], ys[16];
+	char *svg, *text = NULL;
+	size_t len = 0, i;
+	FILE *f;
+	int k;
+
+	REQUIRE(rep && s);
+	json_array_foreach(json_object_get(rep, "results"), i, row)
+	{
+		const json_t *lc = json_object_get(json_object_get(row, "gradient"), "loss_change");
+		if (json_is_number(lc))
+			json_object_set_new(row, "second_order", json_real(0.9 * json_number_value(lc)));
+	}
+	svg = draw(rep, "loss", s);
+	REQUIRE(svg && s->ok);
+	CHECK_INT(s->n_paths, 4);
+	CHECK(find_path(s, "l2 corruption") < 0);
+	CHECK(find_path(s, "l2, first order") >= 0 && find_path(s, "linf, first order") >= 0);
+	k = find_path(s, "l2, second order");
+	REQUIRE(k >= 0);
+	CHECK_INT(path_points(s->d[k], xs, ys, 16), 5);
+	for (int j = 0; j < 5; j++)
+		CHECK_MSG(near_x(s, xs[j], 0.9 * dl[j]) && near_y(s, ys[j], dl[j]), "point %d: (%g, %g)", j,
+			  data_x(s, xs[j]), data_y(s, ys[j]));
+	CHECK(strstr(svg, "first- and second-order estimates") != NULL);
+	free(svg);
+
+	json_object_set_new(rep, "curvature",
+			    json_pack("{s:i, s:[f, f], s:b, s:i, s:f, s:[f, f], s:i, s:i, s:f, s:{s:{s:i, s:[f], s:b, "
+				      "s:i, s:n, s:n, s:i, s:i}}}",
+				      "parameters", 61706, "eigenvalues", 20.48, 18.64, "converged", 1, "lanczos_steps",
+				      13, "trace", 113.0, "trace_ci95", 95.17, 130.9, "trace_samples", 30, "hvp_count",
+				      43, "tau", 5e-4, "groups", "layer:fc3", "parameters", 850, "eigenvalues", 14.0,
+				      "converged", 0, "lanczos_steps", 100, "trace", "trace_ci95", "trace_samples", 0,
+				      "hvp_count", 100));
+	REQUIRE((f = open_memstream(&text, &len)));
+	pcd_summary_print(rep, 5, f);
+	fclose(f);
+	REQUIRE(text);
+	CHECK_MSG(strstr(text, "first-order  second-order\n") != NULL, "%s", text);
+	CHECK_MSG(strstr(text, "curvature (Hessian of the mean loss; trace: Hutchinson, 30 samples):") != NULL, "%s",
+		  text);
+	CHECK_MSG(strstr(text, "  model                          61706  20.48, 18.64                      yes         113"
+			       "          [95.17, 130.9]        43\n") != NULL,
+		  "%s", text);
+	CHECK_MSG(strstr(text, "  layer:fc3                        850  14                                 no           -"
+			       "                       -       100\n") != NULL,
+		  "%s", text);
+	free(text);
+	free(s);
+	json_decref(rep);
+}

@@ -282,3 +282,40 @@ TEST(html_critical_section)
 	free(html);
 	json_decref(rep);
 }
+
+/* A curvature block: the second-order column in the results and the
+ * curvature table, the model's row first, numbers as data-value. */
+TEST(html_curvature_section)
+{
+	json_t *rep = load("api/examples/demo-report.json"), *row;
+	struct pc_error err = {0};
+	char *html = NULL;
+	size_t len = 0, i;
+
+	REQUIRE(rep);
+	json_array_foreach(json_object_get(rep, "results"), i, row)
+		json_object_set_new(row, "second_order", json_real(0.125));
+	json_object_set_new(rep, "curvature",
+			    json_pack("{s:i, s:[f, f, f], s:b, s:i, s:f, s:[f, f], s:i, s:i, s:f, s:{s:{s:i, s:[f], "
+				      "s:b, s:i, s:n, s:n, s:i, s:i}}}",
+				      "parameters", 61706, "eigenvalues", 20.5, 18.5, 9.25, "converged", 1,
+				      "lanczos_steps", 13, "trace", 113.0, "trace_ci95", 95.0, 131.0, "trace_samples", 30,
+				      "hvp_count", 43, "tau", 5e-4, "groups", "layer:fc3<i>", "parameters", 850,
+				      "eigenvalues", 14.0, "converged", 0, "lanczos_steps", 100, "trace", "trace_ci95",
+				      "trace_samples", 0, "hvp_count", 100));
+	REQUIRE_MSG(pcd_report_html(rep, &html, &len, &err) == PC_OK, "%s", err.text);
+	check_self_contained(t, html);
+	CHECK_INT(count(html, "<section data-section=\"curvature\">"), 1);
+	CHECK(strstr(html, "<th>second-order &Delta;L</th>") != NULL);
+	CHECK_INT(count(html, "<td data-field=\"second_order\" data-value=\"0.125\">0.125</td>"),
+		  (int)json_array_size(json_object_get(rep, "results")));
+	CHECK(strstr(html, "<tr data-group=\"model\"><td class=\"l\">model</td><td data-field=\"parameters\" "
+			   "data-value=\"61706\">61706</td><td data-field=\"eigenvalues.0\" data-value=\"20.5\">20.5</td>") !=
+	      NULL);
+	CHECK(strstr(html, "<tr data-group=\"layer:fc3&lt;i&gt;\">") != NULL);
+	CHECK(strstr(html, "<td data-field=\"eigenvalues.1\">-</td>") != NULL);
+	CHECK(strstr(html, "<td data-field=\"trace\">-</td>") != NULL);
+	CHECK(strstr(html, "Hutchinson, 30 Rademacher vectors") != NULL);
+	free(html);
+	json_decref(rep);
+}

@@ -881,7 +881,7 @@ static int chart_accuracy(const json_t *report, struct plot *p, struct pc_error 
 static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err)
 {
 	const json_t *results = NULL;
-	int rc, positive = 1;
+	int rc, positive = 1, second = 0;
 	size_t i;
 
 	if ((rc = results_of(report, "", &results, err)))
@@ -911,15 +911,44 @@ static int chart_loss(const json_t *report, struct plot *p, struct pc_error *err
 		if (add_point(&p->s[k], fo, dl, NULL))
 			return nomem(err);
 		positive &= fo > 0 && dl > 0;
+		/* with a curvature block: the same change against the estimate
+		 * with the quadratic term, its own series */
+		if (json_is_number(json_object_get(row, "second_order"))) {
+			double so = json_number_value(json_object_get(row, "second_order"));
+
+			text_printf(label, sizeof(label), "%s, second order", pcd_summary_norm(row, nb, sizeof(nb)));
+			for (k = 0; k < p->n_series && strcmp(p->s[k].label, label); k++)
+				;
+			if (k == p->n_series && !new_series(p, label, DOTS, k))
+				return nomem(err);
+			if (add_point(&p->s[k], so, dl, NULL))
+				return nomem(err);
+			positive &= so > 0;
+			second = 1;
+		}
 	}
 	if (!p->n_series)
 		return pc_error_set(err, PC_ERR_NOT_FOUND, "results", "no results to draw");
-	for (int s = 0; s < p->n_series; s++)
+	for (int s = 0; s < p->n_series; s++) {
+		size_t len = strlen(p->s[s].label), tail = strlen(" corruption");
+
 		sort_series(&p->s[s]);
+		/* beside the second-order series, the others say what they are */
+		if (second && len > tail && !strcmp(p->s[s].label + len - tail, " corruption")) {
+			p->s[s].label[len - tail] = 0;
+			text_printf(p->s[s].label + (len - tail), sizeof(p->s[s].label) - (len - tail), ", first order");
+		}
+	}
 	p->diagonal = 1;
-	text_printf(p->title, sizeof(p->title), "Realised loss change against its first-order estimate");
-	text_printf(p->xlabel, sizeof(p->xlabel),
-		    "first-order estimate \u03b5\u00b7\u2016g\u2016 of the loss change (nats)");
+	if (second) {
+		text_printf(p->title, sizeof(p->title), "Realised loss change against its first- and second-order estimates");
+		text_printf(p->xlabel, sizeof(p->xlabel),
+			    "estimate of the loss change (nats): \u03b5\u00b7\u2016g\u2016, and + \u00bd a\u1d40Ha");
+	} else {
+		text_printf(p->title, sizeof(p->title), "Realised loss change against its first-order estimate");
+		text_printf(p->xlabel, sizeof(p->xlabel),
+			    "first-order estimate \u03b5\u00b7\u2016g\u2016 of the loss change (nats)");
+	}
 	text_printf(p->ylabel, sizeof(p->ylabel), "loss change under gradient corruption (nats)");
 	/* log on one axis only would bend y = x: both or neither */
 	choose_ranges(p, positive ? AUTO : LINEAR, positive ? AUTO : LINEAR, 0);
@@ -1373,7 +1402,7 @@ static const struct {
 	int (*build)(const json_t *report, struct plot *p, struct pc_error *err);
 } charts[] = {
     {"accuracy", "Accuracy against corruption radius", chart_accuracy},
-    {"loss", "Loss change against its first-order estimate", chart_loss},
+    {"loss", "Loss change against its first-order (and second-order) estimate", chart_loss},
     {"ranking", "The most fragile groups", chart_ranking},
     {"harden", "Accuracy before and after hardening", chart_harden},
     {"faults", "Accuracy against the bit error rate", chart_faults},

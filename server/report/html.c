@@ -102,6 +102,37 @@ static const struct column results_cols[] = {
 	{"trials", "random.trials", 0, COL_NUMBER},
 };
 
+/* the same with a curvature block's second-order estimate beside the
+ * first-order one */
+static const struct column results_so_cols[] = {
+	SETTING_COLS,
+	{"steps", "steps", 0, COL_NUMBER},
+	{"first-order &Delta;L", "first_order", 0, COL_NUMBER},
+	{"second-order &Delta;L", "second_order", 0, COL_NUMBER},
+	{"gradient &Delta;L", "gradient.loss_change", 0, COL_NUMBER},
+	{"gradient accuracy", "gradient.accuracy", 1, COL_NUMBER},
+	{"random &Delta;L", "random.loss_change_mean", 0, COL_NUMBER},
+	{"random accuracy", "random.accuracy_mean", 1, COL_NUMBER},
+	{"random 95% low", "random.accuracy_ci95.0", 1, COL_NUMBER},
+	{"random 95% high", "random.accuracy_ci95.1", 1, COL_NUMBER},
+	{"random std", "random.accuracy_std", 1, COL_NUMBER},
+	{"trials", "random.trials", 0, COL_NUMBER},
+};
+
+/* The curvature table: the model's row, then each group's. */
+static const struct column curvature_cols[] = {
+	{"group", "group", 0, COL_GROUP},
+	{"parameters", "parameters", 0, COL_NUMBER},
+	{"&lambda;<sub>1</sub>", "eigenvalues.0", 0, COL_NUMBER},
+	{"&lambda;<sub>2</sub>", "eigenvalues.1", 0, COL_NUMBER},
+	{"&lambda;<sub>3</sub>", "eigenvalues.2", 0, COL_NUMBER},
+	{"converged", "converged", 0, COL_YESNO},
+	{"trace", "trace", 0, COL_NUMBER},
+	{"trace 95% low", "trace_ci95.0", 0, COL_NUMBER},
+	{"trace 95% high", "trace_ci95.1", 0, COL_NUMBER},
+	{"products", "hvp_count", 0, COL_NUMBER},
+};
+
 static const struct column ranking_cols[] = {
 	{"rank", "rank", 0, COL_NUMBER},
 	SETTING_COLS,
@@ -241,7 +272,8 @@ static void table_cells(FILE *f, const struct column *cols, size_t n, const json
 static void results_block(FILE *f, const json_t *study)
 {
 	const json_t *results = json_object_get(study, "results"), *r;
-	size_t i;
+	const struct column *cols = results_cols;
+	size_t i, n_cols = N_COLS(results_cols);
 
 	if (!json_array_size(results))
 		return;
@@ -249,7 +281,11 @@ static void results_block(FILE *f, const json_t *study)
 	      "<p class=\"meta\">Gradient-based corruption (the worst case the gradient predicts) against random "
 	      "corruption of the same size; random numbers are means over the trials.</p>\n",
 	      f);
-	table_head(f, results_cols, N_COLS(results_cols));
+	if (json_object_get(json_array_get(results, 0), "second_order")) {
+		cols = results_so_cols;
+		n_cols = N_COLS(results_so_cols);
+	}
+	table_head(f, cols, n_cols);
 	json_array_foreach(results, i, r)
 	{
 		char nb[32];
@@ -262,7 +298,7 @@ static void results_block(FILE *f, const json_t *study)
 			json_number_value(json_object_get(r, "epsilon")),
 			(long long)json_integer_value(json_object_get(r, "sparsity")),
 			(long long)json_integer_value(json_object_get(r, "steps")));
-		table_cells(f, results_cols, N_COLS(results_cols), r);
+		table_cells(f, cols, n_cols, r);
 		fputs("</tr>\n", f);
 	}
 	fputs("</tbody></table></section>\n", f);
@@ -302,7 +338,7 @@ static void critical_block(FILE *f, const json_t *study)
 	if (!json_array_size(crit))
 		return;
 	fprintf(f, "<section data-section=\"critical\"><h2>Critical radius</h2>\n<p class=\"meta\">The radius at which "
-		   "accuracy first falls below clean &minus; %g, to %g relative (bisection); a dash: not reached. "
+		   "accuracy first falls below clean &minus; %g, to %g relative; a dash: not reached. "
 		   "Ratio: random over gradient.</p>\n",
 		json_number_value(json_object_get(json_array_get(crit, 0), "accuracy_drop")),
 		json_number_value(json_object_get(json_array_get(crit, 0), "tolerance")));
@@ -312,6 +348,45 @@ static void critical_block(FILE *f, const json_t *study)
 		fputs("<tr>", f);
 		table_cells(f, critical_cols, N_COLS(critical_cols), e);
 		fputs("</tr>\n", f);
+	}
+	fputs("</tbody></table></section>\n", f);
+}
+
+/* The Hessian's top eigenvalues and trace (the first three eigenvalues;
+ * the report has all of them). */
+static void curvature_block(FILE *f, const json_t *study)
+{
+	const json_t *cv = json_object_get(study, "curvature"), *g;
+	const char *name;
+	json_t *row;
+
+	if (!json_is_object(cv))
+		return;
+	fprintf(f, "<section data-section=\"curvature\"><h2>Curvature</h2>\n<p class=\"meta\">The Hessian of the mean "
+		   "loss, for the whole model and each group: its top eigenvalues (Lanczos) and its trace "
+		   "(Hutchinson, %lld Rademacher vectors, with a 95%% interval); products: Hessian-vector products "
+		   "used.</p>\n",
+		(long long)json_integer_value(json_object_get(cv, "trace_samples")));
+	table_head(f, curvature_cols, N_COLS(curvature_cols));
+	if ((row = json_deep_copy(cv))) {
+		json_object_del(row, "groups");
+		json_object_set_new(row, "group", json_string("model"));
+		fputs("<tr data-group=\"model\">", f);
+		table_cells(f, curvature_cols, N_COLS(curvature_cols), row);
+		fputs("</tr>\n", f);
+		json_decref(row);
+	}
+	json_object_foreach((json_t *)json_object_get(cv, "groups"), name, g)
+	{
+		if (!(row = json_deep_copy(g)))
+			continue;
+		json_object_set_new(row, "group", json_string(name));
+		fputs("<tr data-group=\"", f);
+		pcd_markup_text(f, name);
+		fputs("\">", f);
+		table_cells(f, curvature_cols, N_COLS(curvature_cols), row);
+		fputs("</tr>\n", f);
+		json_decref(row);
 	}
 	fputs("</tbody></table></section>\n", f);
 }
@@ -484,6 +559,7 @@ int pcd_report_html(const json_t *report, char **html, size_t *len, struct pc_er
 		results_block(f, report);
 		ranking_block(f, report);
 		faults_block(f, report);
+		curvature_block(f, report);
 	}
 	spec_block(f, report);
 	fprintf(f, "<p class=\"meta\">Written by paracorr %s. Definitions: the project's docs/method.md.</p>\n"

@@ -109,6 +109,8 @@ static void print_model_tables(const json_t *results, int seq, FILE *f)
 					real(num(head, "steps"), b2, sizeof(b2)), num(head, "steps") == 1 ? "" : "s");
 				fprintf(f, "  %10s  %12s  %17s  %12s  %12s  %12s", "epsilon", "gradient acc",
 					"random acc, 95%", "random worst", "loss change", "first-order");
+				if (json_object_get(head, "second_order"))
+					fprintf(f, "  %12s", "second-order");
 				/* a sequence model's perplexity under gradient corruption */
 				fputs(seq ? "    perplexity\n" : "\n", f);
 				first = 0;
@@ -119,6 +121,8 @@ static void print_model_tables(const json_t *results, int seq, FILE *f)
 				pct(num(gr, "accuracy"), b2, sizeof(b2)), pct_ci(rd, b3, sizeof(b3)),
 				pct(num(rd, "accuracy_min"), b4, sizeof(b4)), real(num(gr, "loss_change"), b5, sizeof(b5)),
 				real(num(row, "first_order"), nb, sizeof(nb)));
+			if (json_object_get(head, "second_order"))
+				fprintf(f, "  %12s", real(num(row, "second_order"), b1, sizeof(b1)));
 			if (seq)
 				fprintf(f, "  %12s", real(num(gr, "perplexity"), b1, sizeof(b1)));
 			fputc('\n', f);
@@ -208,7 +212,7 @@ static const char *str_or(const json_t *o, const char *key, const char *dflt)
 
 /* A column of a text table: its head, the row's field, its width (< 0:
  * left-aligned, cut to fit) and how its cell reads the field. */
-enum tcol_kind { T_TEXT, T_REAL, T_PCT, T_PCT_PAIR, T_COUNT, T_YESNO, T_FINAL_PCT };
+enum tcol_kind { T_TEXT, T_REAL, T_INT, T_PCT, T_PCT_PAIR, T_REAL_PAIR, T_COUNT, T_YESNO, T_FINAL_PCT };
 
 struct tcol {
 	const char *head, *field;
@@ -227,6 +231,11 @@ static const char *tcell(const struct tcol *c, const json_t *row, char *buf, siz
 		return str_or(row, c->field, "?");
 	case T_REAL:
 		return real(num(row, c->field), buf, size);
+	case T_INT:
+		if (!json_is_number(v))
+			return "-";
+		snprintf(buf, size, "%.0f", json_number_value(v));
+		return buf;
 	case T_PCT:
 		return pct(num(row, c->field), buf, size);
 	case T_PCT_PAIR:
@@ -235,6 +244,13 @@ static const char *tcell(const struct tcol *c, const json_t *row, char *buf, siz
 		else
 			snprintf(buf, size, "[%s, %s]", pct(json_number_value(json_array_get(v, 0)), lo, sizeof(lo)),
 				 pct(json_number_value(json_array_get(v, 1)), hi, sizeof(hi)));
+		return buf;
+	case T_REAL_PAIR:
+		if (!json_is_number(json_array_get(v, 0)) || !json_is_number(json_array_get(v, 1)))
+			snprintf(buf, size, "-");
+		else
+			snprintf(buf, size, "[%s, %s]", real(json_number_value(json_array_get(v, 0)), lo, sizeof(lo)),
+				 real(json_number_value(json_array_get(v, 1)), hi, sizeof(hi)));
 		return buf;
 	case T_COUNT:
 		snprintf(buf, size, "%zu", json_array_size(v));
@@ -355,6 +371,52 @@ static void print_critical(const json_t *critical, FILE *f)
 	json_decref(rows);
 }
 
+static const struct tcol curvature_tcols[] = {
+	{"group", "group", -24, T_TEXT},	     {"parameters", "parameters", 10, T_INT},
+	{"top eigenvalues", "eigenvalues", -26, T_TEXT}, {"converged", "converged", 9, T_YESNO},
+	{"trace", "trace", 10, T_REAL},		     {"95% interval", "trace_ci95", 22, T_REAL_PAIR},
+	{"products", "hvp_count", 8, T_INT}};
+
+/* One group's row of the curvature table: its eigenvalues as one cell. */
+static json_t *curvature_row(const char *group, const json_t *c)
+{
+	const json_t *ev = json_object_get(c, "eigenvalues"), *e;
+	char cell[96] = "", b[32];
+	size_t i, used = 0;
+
+	json_array_foreach(ev, i, e)
+	{
+		int k = snprintf(cell + used, sizeof(cell) - used, "%s%s", i ? ", " : "",
+				 real(json_number_value(e), b, sizeof(b)));
+		if (k < 0 || (size_t)k >= sizeof(cell) - used)
+			break;
+		used += (size_t)k;
+	}
+	return json_pack("{s:s, s:O?, s:s, s:O?, s:O?, s:O?, s:O?}", "group", group, "parameters",
+			 json_object_get(c, "parameters"), "eigenvalues", cell, "converged",
+			 json_object_get(c, "converged"), "trace", json_object_get(c, "trace"), "trace_ci95",
+			 json_object_get(c, "trace_ci95"), "hvp_count", json_object_get(c, "hvp_count"));
+}
+
+/* The Hessian's top eigenvalues and trace, the model's first. */
+static void print_curvature(const json_t *curvature, FILE *f)
+{
+	const json_t *g;
+	const char *name;
+	json_t *rows;
+	char title[128];
+
+	if (!json_is_object(curvature) || !(rows = json_array()))
+		return;
+	json_array_append_new(rows, curvature_row("model", curvature));
+	json_object_foreach((json_t *)json_object_get(curvature, "groups"), name, g)
+		json_array_append_new(rows, curvature_row(name, g));
+	snprintf(title, sizeof(title), "curvature (Hessian of the mean loss; trace: Hutchinson, %.0f samples):",
+		 num(curvature, "trace_samples"));
+	text_table(f, title, curvature_tcols, N_TCOLS(curvature_tcols), rows);
+	json_decref(rows);
+}
+
 void pcd_summary_print(const json_t *report, int top, FILE *f)
 {
 	const json_t *clean = json_object_get(report, "clean"), *ds = json_object_get(report, "dataset");
@@ -380,6 +442,7 @@ void pcd_summary_print(const json_t *report, int top, FILE *f)
 	print_model_tables(json_object_get(report, "results"), seq, f);
 	print_ranking(json_object_get(report, "ranking"), top, f);
 	print_faults(json_object_get(report, "faults"), f);
+	print_curvature(json_object_get(report, "curvature"), f);
 }
 
 const char *pcd_progress_unit(const char *phase)
