@@ -2766,6 +2766,85 @@ TEST(http_dashboard_browser)
 /* A faults study on the dashboard: its card shows each format as stored,
  * the whole model's random bit errors and the searches, with the report's
  * numbers (two decimals of a percentage, as the page writes them). */
+/* How often needle occurs in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* A curvature block through the service: the report's curvature object
+ * (model and one entry per layer) and every gradient row's second_order,
+ * the loss chart with its second-order series, and the dashboard's job
+ * page with the curvature card (a row per group, its eigenvalues as the
+ * report has them) and the second-order column. */
+TEST(http_dashboard_curvature_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", spec[1024], job[64] = "", path[256], url[512], profile[PATH_MAX], want[160];
+	struct be_resp r;
+	json_t *rep, *cv, *row;
+	const char *name;
+	char *dom;
+	size_t i, rows = 0;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], "
+		 "\"epsilons\": [0.1, 0.5], \"random_trials\": 2, \"groups\": [\"model\"]}, \"curvature\": "
+		 "{\"eigenvalues\": 2, \"iterations\": 30, \"trace_samples\": 4, \"groups\": [\"layer\"]}}",
+		 model, ds);
+	REQUIRE(submit(&d, spec, NULL, job, sizeof(job), NULL) == 202);
+	json_decref(wait_job(&d, job, "succeeded", 120));
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(rep && (cv = json_object_get(rep, "curvature")));
+	CHECK_INT(json_array_size(json_object_get(cv, "eigenvalues")), 2);
+	CHECK(json_is_number(json_object_get(cv, "trace")) && json_array_size(json_object_get(cv, "trace_ci95")) == 2);
+	/* mlp_op13: fc1, fc2, fc3 */
+	CHECK_INT(json_object_size(json_object_get(cv, "groups")), 3);
+	json_array_foreach(json_object_get(rep, "results"), i, row)
+	{
+		CHECK_MSG(json_is_number(json_object_get(row, "second_order")), "results[%zu] has no second_order", i);
+		rows++;
+	}
+	CHECK_INT(rows, 2);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/charts/loss.svg", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	CHECK(r.body && strstr(r.body, "data-series=\"l2, second order\" data-points=\"2\""));
+	be_resp_free(&r);
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		json_decref(rep);
+		flow_teardown(t, &d);
+		return;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, job);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	CHECK_MSG(strstr(dom, "data-testid=\"curvature\""), "the job page has no curvature card");
+	CHECK_INT(count_of(dom, "data-h=\"second_order\""), 2);
+	CHECK_INT(count_of(dom, "data-h=\"eigenvalues\""), 4);
+	json_object_foreach(json_object_get(cv, "groups"), name, row)
+	{
+		snprintf(want, sizeof(want), ">%s</td>", name);
+		CHECK_MSG(strstr(dom, want), "no row for %s", name);
+	}
+	free(dom);
+	be_rmtree(profile);
+	json_decref(rep);
+	flow_teardown(t, &d);
+}
+
 TEST(http_dashboard_faults_browser)
 {
 	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";

@@ -68,7 +68,7 @@ static void usage(FILE *f)
 		   "      and writes the report (stdout, or -o)\n"
 		   "  paracorr status JOB [--wait]      a job's status and progress, as JSON\n"
 		   "  paracorr fetch JOB [--wait] [-o REPORT.json] [--summary]   a finished job's report\n"
-		   "  paracorr fetch JOB --chart NAME [-o NAME.svg]   one of its charts (accuracy, loss, ranking, harden, faults, search)\n"
+		   "  paracorr fetch JOB --chart NAME [-o NAME.svg]   one of its charts (accuracy, loss, ranking, harden, faults, search, critical)\n"
 		   "      the client commands take --server URL (default $PARACORR_SERVER or\n"
 		   "      http://127.0.0.1:8080) and --token T (default $PARACORR_TOKEN)\n"
 		   "  paracorr check REPORT.json --require EXPR... [--junit FILE]\n"

@@ -328,14 +328,19 @@ function resultsTable(report) {
   const rows = (report.results || []).filter((r) => r.group === 'model');
   // a sequence model's reports carry perplexities beside the losses
   const seq = report.clean && 'perplexity' in report.clean;
+  // a curvature block adds the second-order estimate beside the realised change
+  const so = rows.some((r) => typeof r.second_order === 'number');
   const heads = ['norm', 'ε', 'sparsity', 'gradient accuracy', 'loss change'].concat(
-    seq ? ['gradient perplexity'] : [], ['random mean accuracy, 95%', 'random worst']);
+    so ? ['first-order', 'second-order'] : [], seq ? ['gradient perplexity'] : [],
+    ['random mean accuracy, 95%', 'random worst']);
   return h('table', {'data-testid': 'results'},
     h('thead', {}, h('tr', {}, heads.map((t, i) => h('th', {class: i ? 'num' : ''}, t)))),
     h('tbody', {}, rows.map((r) => h('tr', {},
       h('td', {}, String(r.norm)), h('td', {class: 'num'}, sig(r.epsilon)), h('td', {class: 'num'}, r.sparsity),
       h('td', {class: 'num'}, pct(r.gradient && r.gradient.accuracy)),
       h('td', {class: 'num'}, sig(r.gradient && r.gradient.loss_change)),
+      so ? h('td', {class: 'num'}, sig(r.first_order)) : null,
+      so ? h('td', {class: 'num', 'data-h': 'second_order'}, sig(r.second_order)) : null,
       seq ? h('td', {class: 'num'}, sig(r.gradient && r.gradient.perplexity)) : null,
       h('td', {class: 'num'}, pctCi(r.random)),
       h('td', {class: 'num'}, pct(r.random && r.random.accuracy_min))))));
@@ -392,6 +397,25 @@ function criticalTable(report) {
         h('td', {class: 'num'}, r.sparsity), h('td', {class: 'num'}, eps(r.gradient)),
         h('td', {class: 'num'}, eps(r.random)),
         h('td', {class: 'num'}, r.ratio === null ? '-' : sig(r.ratio)))))));
+}
+
+// The Hessian's top eigenvalues and trace: the model's row, then each group's.
+function curvatureCard(report) {
+  const c = report.curvature;
+  if (!c) return null;
+  const row = (name, g) => h('tr', {},
+    h('td', {class: 'mono group'}, name), h('td', {class: 'num'}, g.parameters),
+    h('td', {class: 'num', 'data-h': 'eigenvalues'}, (g.eigenvalues || []).map(sig).join(', ')),
+    h('td', {class: 'num'}, g.trace === null ? '-' : sig(g.trace)),
+    h('td', {class: 'num'}, g.trace_ci95 ? '[' + sig(g.trace_ci95[0]) + ', ' + sig(g.trace_ci95[1]) + ']' : '-'),
+    h('td', {class: 'num'}, g.converged ? 'yes' : 'no'), h('td', {class: 'num'}, g.hvp_count));
+  return h('section', {class: 'card'}, h('h2', {}, 'Curvature'),
+    h('p', {class: 'muted'}, 'The Hessian of the mean loss: top eigenvalues (Lanczos) and trace (Hutchinson, ' +
+      c.trace_samples + ' samples, 95% interval); products: Hessian-vector products used.'),
+    h('table', {'data-testid': 'curvature'},
+      h('thead', {}, h('tr', {}, ['group', 'parameters', 'top eigenvalues', 'trace', '95% interval', 'converged',
+        'products'].map((t, i) => h('th', {class: i ? 'num' : ''}, t)))),
+      h('tbody', {}, [row('model', c)].concat(Object.entries(c.groups || {}).map(([n, g]) => row(n, g))))));
 }
 
 // The bit-fault study: each format as stored, the random bit errors of the
@@ -519,6 +543,8 @@ async function jobView(id) {
   if (rank) root.append(h('section', {class: 'card'}, h('h2', {}, 'The most fragile groups'), rank));
   const faults = faultsCard(study);
   if (faults) root.append(faults);
+  const curvature = curvatureCard(study);
+  if (curvature) root.append(curvature);
 }
 
 // --- #/compare/<id>,<id>... -----------------------------------------------
