@@ -344,10 +344,10 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 		else
 			eval_batch(j, p, b, first, rows, j->ngrad, &j->sums[b]);
 	}
-	if (j->gated) {
+	/* the gates stay allocated for the plan's next shard; eval_run turns
+	 * them off after the map */
+	if (j->gated)
 		pc_plan_use_weights(p, w);
-		pc_plan_set_gates(p, PC_GATES_OFF, NULL);
-	}
 	if (!j->ngrad)
 		return;
 	pc_plan_swap_weight_grad(p, own);

@@ -375,3 +375,16 @@ TEST(allocfail_study_faults)
 		    "\"max_flips\": 2}}}",
 		    "\"faults\":{", "\"search\":[{");
 }
+
+/* The curvature study: Lanczos and Hutchinson for the model and its
+ * tensors, and the second-order estimate of one-step and multi-step rows. */
+TEST(allocfail_study_curvature)
+{
+	study_sweep(t, "curvature study",
+		    "{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"batch_size\": 2, "
+		    "\"seed\": 5, \"corruption\": [{\"groups\": [\"model\"], \"norms\": [\"l2\"], \"epsilons\": [0.1, 0.5], "
+		    "\"random_trials\": 1}, {\"groups\": [\"layer\"], \"norms\": [\"linf\"], \"epsilons\": [0.2], "
+		    "\"steps\": 2, \"random_trials\": 0}], \"curvature\": {\"eigenvalues\": 2, \"iterations\": 6, "
+		    "\"trace_samples\": 3, \"groups\": [\"tensor\"]}}",
+		    "\"curvature\":{", "\"second_order\":");
+}
