@@ -22,7 +22,7 @@ DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev
 # test, the Python client's (Debian's python3, a venv for pip install), and the
 # check of api/ against what paracorr writes (jsonschema, yaml)
 DEB_TEST := chromium python3 python3-venv python3-jsonschema python3-yaml
-DEB_REFERENCE := python3-torch python3-onnx python3-numpy
+DEB_REFERENCE := python3-torch python3-torchvision python3-onnx python3-numpy
 
 # the fuzz build: clang's libFuzzer instrumentation on every object (the
 # fuzzer's main is linked into the targets only), in its own directory so

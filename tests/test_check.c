@@ -30,7 +30,9 @@ static const char report_text[] =
 	"  \"search\": [{\"format\": \"int8\", \"group\": \"model\", \"method\": \"best\", \"reached\": true,"
 	"   \"flips\": [{}, {}, {}]},"
 	"   {\"format\": \"int8\", \"group\": \"model\", \"method\": \"bfa\", \"reached\": false,"
-	"   \"flips\": [{}, {}, {}, {}, {}]}]}}";
+	"   \"flips\": [{}, {}, {}, {}, {}]}]},"
+	" \"curvature\": {\"eigenvalues\": [20.5, 18.25], \"trace\": 113.5, \"groups\": {\"layer:fc3\":"
+	"   {\"eigenvalues\": [14.0], \"trace\": null}}}}";
 
 static json_t *report(struct pc_test *t)
 {
@@ -86,6 +88,10 @@ TEST(check_metrics_read_the_report)
 	expect(t, r, "flips(int8) > 3", 0, 3);
 	expect(t, r, "flips(int8, method=bfa) >= 100", 1, INFINITY);
 	expect(t, r, "ber_accuracy(int8, 1e-4) >= 0.85", 1, 0.86);
+	expect(t, r, "eigenvalue() <= 25", 1, 20.5);
+	expect(t, r, "eigenvalue(2) < 18", 0, 18.25);
+	expect(t, r, "eigenvalue(1, group=layer:fc3) <= 14", 1, 14.0);
+	expect(t, r, "trace() < 100", 0, 113.5);
 	json_decref(r);
 }
 
@@ -100,6 +106,9 @@ TEST(check_missing_metrics_fail_and_say_why)
 	expect(t, r, "critical(linf) >= 0.01", -1, 0);
 	expect(t, r, "flips(float32) >= 1", -1, 0);
 	expect(t, r, "ber_accuracy(int8, 1e-6) >= 0.5", -1, 0);
+	expect(t, r, "eigenvalue(3) < 1", -1, 0);
+	expect(t, r, "eigenvalue(group=layer:fc1) < 1", -1, 0);
+	expect(t, r, "trace(group=layer:fc3) < 1", -1, 0);
 	json_decref(r);
 }
 
@@ -133,6 +142,9 @@ TEST(check_malformed_requirements_name_the_problem)
 		{"accuracy(l2, 0.1, gradient) >= 0.5x", "'0.5x' is not a number"},
 		{"flips(int8, method=greedy) >= 1", "neither best nor bfa"},
 		{"ber_accuracy(int8, 2) >= 1", "not a rate in (0, 1)"},
+		{"eigenvalue(0) < 1", "'0' is not an eigenvalue's rank"},
+		{"eigenvalue(1.5) < 1", "'1.5' is not an eigenvalue's rank"},
+		{"trace(1) < 1", "at most 0 arguments"},
 	};
 	json_t *r = report(t);
 

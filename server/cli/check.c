@@ -257,6 +257,58 @@ static int m_ber_accuracy(const json_t *s, const struct args *a, double *v, char
 	return 0;
 }
 
+/* The curvature numbers of a group: the report's curvature object for
+ * "model", its groups' entry otherwise; NULL with why set. */
+static const json_t *curvature_of(const json_t *s, const char *group, char *why, size_t n)
+{
+	const json_t *cv = json_object_get(s, "curvature");
+	const json_t *g = !cv || !strcmp(group, "model") ? cv : json_object_get(json_object_get(cv, "groups"), group);
+
+	if (!cv)
+		snprintf(why, n, "the report has no curvature (the spec needs \"curvature\")");
+	else if (!g)
+		snprintf(why, n, "no curvature for group %s (the spec's curvature.groups lists its kind)", group);
+	return g;
+}
+
+/* eigenvalue([K]): the K-th largest Hessian eigenvalue (default 1). */
+static int m_eigenvalue(const json_t *s, const struct args *a, double *v, char *why, size_t n,
+			struct pc_error *err)
+{
+	const json_t *g = curvature_of(s, a->group, why, n), *e;
+	double k = 1;
+
+	if (a->n > 0 && (parse_double(a->pos[0], &k) || k < 1 || k > 1000 || k != (long long)k))
+		return -pc_error_set(err, PC_ERR_INVALID, "k", "'%s' is not an eigenvalue's rank (1, 2, ...)",
+				     a->pos[0]);
+	if (!g)
+		return 0;
+	e = json_array_get(json_object_get(g, "eigenvalues"), (size_t)k - 1);
+	if (!json_is_number(e)) {
+		snprintf(why, n, "group %s has %zu eigenvalues, not %lld (curvature.eigenvalues)", a->group,
+			 json_array_size(json_object_get(g, "eigenvalues")), (long long)k);
+		return 0;
+	}
+	*v = json_number_value(e);
+	return 1;
+}
+
+/* trace(): Hutchinson's estimate of the Hessian's trace. */
+static int m_trace(const json_t *s, const struct args *a, double *v, char *why, size_t n, struct pc_error *err)
+{
+	const json_t *g = curvature_of(s, a->group, why, n);
+
+	(void)err;
+	if (!g)
+		return 0;
+	if (!json_is_number(json_object_get(g, "trace"))) {
+		snprintf(why, n, "group %s has no trace (curvature.trace_samples is 0)", a->group);
+		return 0;
+	}
+	*v = json_number_value(json_object_get(g, "trace"));
+	return 1;
+}
+
 static const struct metric metrics[] = {
 	{"accuracy", 3, 3, "group,sparsity,steps", m_accuracy, "accuracy(NORM, EPSILON, gradient|random)"},
 	{"loss", 3, 3, "group,sparsity,steps", m_loss, "loss(NORM, EPSILON, gradient|random)"},
@@ -266,6 +318,8 @@ static const struct metric metrics[] = {
 	{"critical", 1, 2, "group,sparsity", m_critical, "critical(NORM[, gradient|random])"},
 	{"flips", 1, 1, "group,method", m_flips, "flips(FORMAT)"},
 	{"ber_accuracy", 2, 2, "group", m_ber_accuracy, "ber_accuracy(FORMAT, BER)"},
+	{"eigenvalue", 0, 1, "group", m_eigenvalue, "eigenvalue([K])"},
+	{"trace", 0, 0, "group", m_trace, "trace()"},
 };
 
 static const struct metric *find_metric(const char *name, size_t len)
