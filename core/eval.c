@@ -1,6 +1,7 @@
 /* eval: run a plan over a dataset in batches and reduce to the mean loss,
  * the accuracy and, on request, the gradient of the mean loss. */
 #include "paracorr/eval.h"
+#include "paracorr/sys.h"
 
 #include <float.h>
 #include <pthread.h>
@@ -324,6 +325,9 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 			if (s == 1 && !(shard == 0 && !j->acc[0]))
 				free(row[0]);
 			return;
+		} else {
+			/* a large model's row is fresh zero pages, all written */
+			pc_sys_advise_huge(row[s], ((size_t)j->params + 1) * sizeof(float));
 		}
 	}
 	if (j->ngrad)

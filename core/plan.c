@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "paracorr/limits.h"
+#include "paracorr/sys.h"
 
 #define ARENA_ALIGN 16 /* floats: 64 bytes */
 
@@ -25,8 +26,12 @@ static void *alloc_floats(size_t n)
 {
 	size_t bytes = (n ? n : 1) * sizeof(float);
 
+	void *p;
+
 	bytes = (bytes + 63) / 64 * 64;
-	return aligned_alloc(64, bytes);
+	p = aligned_alloc(64, bytes);
+	pc_sys_advise_huge(p, bytes);
+	return p;
 }
 
 /* 64-byte aligned floats that read as zero without being cleared: calloc
@@ -40,6 +45,7 @@ static float *alloc_zeroed_floats(size_t n)
 
 	if (!raw)
 		return NULL;
+	pc_sys_advise_huge(raw, (n ? n : 1) * sizeof(float) + 64 + sizeof(void *));
 	at = ((uintptr_t)raw + sizeof(void *) + 63) / 64 * 64;
 	memcpy((char *)at - sizeof(void *), &raw, sizeof(raw));
 	return (float *)at;
