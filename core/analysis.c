@@ -34,6 +34,9 @@
 #include "paracorr/runner.h"
 #include "paracorr/sys.h"
 
+/* the distinct phase names below */
+#define PHASES_MAX 16
+
 struct group {
 	char name[320];
 	enum pc_group_kind kind;
@@ -80,6 +83,13 @@ struct study {
 	double flops_done, flops_saved;
 	double t0;
 	const char *phase;
+	/* wall seconds per phase (set_phase), for the report's timing.phases */
+	struct {
+		const char *name;
+		double seconds;
+	} phases[PHASES_MAX];
+	int n_phases;
+	double phase_start;
 	/* per-worker scratch for the linear shortcut */
 	float **delta, **yclean, **keep;
 	int64_t scratch_floats, keep_floats;
@@ -88,6 +98,28 @@ struct study {
 };
 
 static void report_progress(struct study *s);
+
+/* Enters phase name (NULL: none), the time since the last change going to
+ * the phase left. */
+static void set_phase(struct study *s, const char *name)
+{
+	double now = pc_sys_seconds();
+	int i;
+
+	if (s->phase) {
+		for (i = 0; i < s->n_phases && strcmp(s->phases[i].name, s->phase); i++)
+			;
+		if (i == s->n_phases && i < PHASES_MAX) {
+			s->phases[i].name = s->phase;
+			s->phases[i].seconds = 0;
+			s->n_phases++;
+		}
+		if (i < s->n_phases)
+			s->phases[i].seconds += now - s->phase_start;
+	}
+	s->phase = name;
+	s->phase_start = now;
+}
 
 /* The bit-fault study's passes, as they are run. */
 static void faults_progress(void *arg, int64_t passes)
@@ -949,7 +981,7 @@ static int critical_setting(struct study *s, int gi, int ni, int si, const struc
 		for (int k = 0; k < K; k++)
 			macc[e] += racc[(int64_t)e * stride + k] / K;
 	}
-	s->phase = "critical radius";
+	set_phase(s, "critical radius");
 	gr_r.epsilon = gr_r.accuracy = NAN;
 	rr.epsilon = rr.accuracy = NAN;
 	/* without a direction the gradient corruption is the clean model */
@@ -1017,9 +1049,9 @@ static int second_order(struct study *s, const struct group *gr, const float *a,
 	const char *phase = s->phase;
 	int rc;
 
-	s->phase = "second-order estimate";
+	set_phase(s, "second-order estimate");
 	rc = pc_cstudy_quadratic(s->r, s->d, s->n, gr->params, gr->n_params, a, gr->count, &co, quad, err);
-	s->phase = phase;
+	set_phase(s, phase);
 	*lin = 0;
 	for (int64_t i = 0; i < gr->count; i++)
 		*lin += (double)gr->g[i] * a[i];
@@ -1053,7 +1085,11 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 		eps[e] = effective_eps(s, gr, p, sp->epsilons[e]);
 
 	/* gradient-based corruption */
-	s->phase = sp->steps > 1 ? "multi-step corruption" : "gradient corruption";
+	/* a tensor's or a layer's probes are a phase of their own */
+	if (gr->kind == PC_GROUP_MODEL)
+		set_phase(s, sp->steps > 1 ? "multi-step corruption" : "gradient corruption");
+	else
+		set_phase(s, sp->steps > 1 ? "multi-step corruption, groups" : "gradient corruption, groups");
 	rc = pc_corrupt_order_new(gr->g, gr->count, &ord, err);
 	if (!rc)
 		rc = pc_corrupt_gradient(gr->g, gr->count, ord, p, n, u, &dual, &zero, err);
@@ -1101,7 +1137,7 @@ static int run_setting(struct study *s, int gi, int ni, int si, json_t *results,
 	/* random corruption: trial k keeps its draw at every radius; sequential
 	 * trials stop once every radius's interval is narrow enough, and what
 	 * they did not run leaves the plan, so progress still ends at its total */
-	s->phase = "random corruption";
+	set_phase(s, gr->kind == PC_GROUP_MODEL ? "random corruption" : "random corruption, groups");
 	for (int k = 0; k < K; k++) {
 		if (sp->trials_sequential && k >= sp->trials_min &&
 		    trials_narrow(racc, ne, K, k, sp->trials_ci_halfwidth)) {
@@ -1498,7 +1534,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 
 	/* groups need the gradient; caches need the groups: plan the caches
 	 * from the groups' parameter positions before the clean pass fills them */
-	s.phase = "clean evaluation";
+	set_phase(&s, "clean evaluation");
 	{
 		/* positions only: gradient-free groups to plan caches, rebuilt below */
 		memset(s.grad, 0, (size_t)np * sizeof(float));
@@ -1549,7 +1585,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	if (spec->has_faults) {
 		struct pc_fstudy_spec_opts fo = {o->cancel, o->cancel_arg, faults_progress, &s};
 
-		s.phase = "bit faults";
+		set_phase(&s, "bit faults");
 		report_progress(&s);
 		if ((rc = pc_fstudy_run_spec(s.r, d, s.n, spec, &fo, &faults, err)))
 			goto out;
@@ -1558,7 +1594,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	if (spec->has_curvature) {
 		struct pc_cstudy_opts co = {o->cancel, o->cancel_arg, curv_progress, &s};
 
-		s.phase = "curvature";
+		set_phase(&s, "curvature");
 		report_progress(&s);
 		if ((rc = pc_cstudy_run_spec(s.r, d, s.n, spec, &co, &curvature, err)))
 			goto out;
@@ -1620,8 +1656,14 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 					   (json_int_t)s.batch);
 		/* the only numbers that differ between runs, machines and thread counts */
 		if (o->timing_seconds) {
+			json_t *phases = json_object();
+
+			set_phase(&s, NULL);
+			for (int i = 0; i < s.n_phases; i++)
+				json_object_set_new(phases, s.phases[i].name, json_real(s.phases[i].seconds));
 			json_object_set_new(timing, "seconds", json_real(pc_sys_seconds() - s.t0));
 			json_object_set_new(timing, "threads", json_integer(o->threads));
+			json_object_set_new(timing, "phases", phases);
 		}
 		json_object_set_new(root, "timing", timing);
 	}

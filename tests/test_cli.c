@@ -199,6 +199,7 @@ TEST(cli_run_reproducible_and_progress)
 		/* model + 3 layers, 2 norms x 2 radii */
 		CHECK_INT(json_array_size(json_object_get(r, "results")), 16);
 		CHECK(json_object_get(json_object_get(r, "timing"), "seconds") == NULL);
+		CHECK(json_object_get(json_object_get(r, "timing"), "phases") == NULL);
 		CHECK(json_is_object(json_object_get(r, "spec")));
 		json_decref(r);
 	}
@@ -297,6 +298,25 @@ TEST(cli_reports_match_the_schemas)
 	fclose(f);
 	done(&o);
 	CHECK_INT(schema_check(t, "report", docs), 0);
+	/* with timing: the phases' seconds, adding up to no more than the whole */
+	{
+		json_t *r, *ph, *v;
+		const char *name;
+		double sum = 0;
+		snprintf(docs, sizeof(docs), "%s/report0.json", dir);
+		r = json_load_file(docs, 0, NULL);
+		REQUIRE(r);
+		ph = json_object_get(json_object_get(r, "timing"), "phases");
+		CHECK(json_is_number(json_object_get(ph, "clean evaluation")) &&
+		      json_is_number(json_object_get(ph, "multi-step corruption")) &&
+		      json_is_number(json_object_get(ph, "multi-step corruption, groups")) &&
+		      json_is_number(json_object_get(ph, "gradient corruption, groups")) &&
+		      json_is_number(json_object_get(ph, "critical radius")));
+		json_object_foreach(ph, name, v) sum += json_number_value(v);
+		CHECK_MSG(sum > 0 && sum <= json_number_value(json_object_get(json_object_get(r, "timing"), "seconds")),
+			  "phases add up to %g", sum);
+		json_decref(r);
+	}
 	/* a curvature block: the report's curvature object and second_order */
 	snprintf(docs, sizeof(docs), "%s/curvature.json", dir);
 	REQUIRE(write_spec(docs, "[{\"norms\": [\"l2\"], \"epsilons\": [0.1, 1], \"random_trials\": 2,"

@@ -81,6 +81,9 @@ static const char *const timing_fields[] = {
     "/timing/seconds",
     "/before/timing/seconds",
     "/after/timing/seconds",
+    "/timing/phases",
+    "/before/timing/phases",
+    "/after/timing/phases",
     "/training/epochs/*/seconds",
 };
 
