@@ -119,6 +119,7 @@ struct pc_plan {
 	int *stats;	      /* their value indices, in node order */
 	enum pc_plan_gates gate_mode; /* pc_plan_set_gates */
 	void **gates;		      /* per node: its recorded choices, owned; NULL when off */
+	struct pc_plan_op_time *prof; /* per op kind (pc_plan_set_profile), owned; NULL when off */
 };
 
 /* Constants computed while preparing a plan (folded nodes, shape

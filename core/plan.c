@@ -709,6 +709,7 @@ void pc_plan_free(struct pc_plan *p)
 	free(p->state);
 	free(p->state_floats);
 	pc_plan_set_gates(p, PC_GATES_OFF, NULL);
+	free(p->prof);
 	free(p);
 }
 
@@ -875,6 +876,52 @@ void pc_plan_zero_weight_grad(struct pc_plan *p)
 		memset(p->gw, 0, (size_t)p->g->n_params * sizeof(float));
 }
 
+int pc_plan_set_profile(struct pc_plan *p, int on, struct pc_error *err)
+{
+	if (!on) {
+		free(p->prof);
+		p->prof = NULL;
+		return PC_OK;
+	}
+	if (!p->prof && !(p->prof = calloc(PC_OP_COUNT, sizeof(*p->prof))))
+		return pc_error_set(err, PC_ERR_NOMEM, "plan", "out of memory for the profile");
+	return PC_OK;
+}
+
+int pc_plan_op_kinds(void)
+{
+	return PC_OP_COUNT;
+}
+
+void pc_plan_profile_add(const struct pc_plan *p, struct pc_plan_op_time *rows)
+{
+	for (int i = 0; i < PC_OP_COUNT; i++) {
+		rows[i].op = pc_op_table[i].name;
+		if (!p->prof)
+			continue;
+		rows[i].forward += p->prof[i].forward;
+		rows[i].backward += p->prof[i].backward;
+		rows[i].forward_calls += p->prof[i].forward_calls;
+		rows[i].backward_calls += p->prof[i].backward_calls;
+	}
+}
+
+/* Node k's forward, timed when profiling. */
+static void run_forward(struct pc_plan *p, int k)
+{
+	const struct pc_node *n = &p->g->nodes[k];
+	double t0;
+
+	if (!p->prof) {
+		pc_op_table[n->op].forward(p, n);
+		return;
+	}
+	t0 = pc_sys_seconds();
+	pc_op_table[n->op].forward(p, n);
+	p->prof[n->op].forward += pc_sys_seconds() - t0;
+	p->prof[n->op].forward_calls++;
+}
+
 void pc_plan_forward_range(struct pc_plan *p, int first, int last)
 {
 	const struct pc_graph *g = p->g;
@@ -888,12 +935,12 @@ void pc_plan_forward_range(struct pc_plan *p, int first, int last)
 			continue;
 		if (p->fuse_relu[k] && k + 1 < last && !p->gates) {
 			p->relu_out = p->t[g->nodes[k + 1].out[0]].data;
-			pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
+			run_forward(p, k);
 			p->relu_out = NULL;
 			k++; /* the Relu is done */
 			continue;
 		}
-		pc_op_table[g->nodes[k].op].forward(p, &g->nodes[k]);
+		run_forward(p, k);
 	}
 }
 
@@ -972,7 +1019,14 @@ void pc_plan_backward(struct pc_plan *p)
 		const struct pc_node *n = &g->nodes[k];
 		if (!p->run_bwd[k])
 			continue;
-		pc_op_table[n->op].backward(p, n);
+		if (p->prof) {
+			double t0 = pc_sys_seconds();
+			pc_op_table[n->op].backward(p, n);
+			p->prof[n->op].backward += pc_sys_seconds() - t0;
+			p->prof[n->op].backward_calls++;
+		} else {
+			pc_op_table[n->op].backward(p, n);
+		}
 		/* read for the last time: cleared for whichever shares its floats */
 		for (int j = 0; j < n->n_out; j++) {
 			struct pc_tensor *t = n->out[j] >= 0 ? &p->t[n->out[j]] : NULL;

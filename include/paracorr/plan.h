@@ -153,6 +153,22 @@ int pc_plan_set_gates(struct pc_plan *p, enum pc_plan_gates mode, struct pc_erro
 /* Bytes of gate storage switching on takes. */
 size_t pc_plan_gate_bytes(const struct pc_plan *p);
 
+/* Profiling: with it on, every forward and backward pass adds each node's
+ * wall time to its op kind's row (a Conv with a fused Relu counts as the
+ * Conv). Between passes only; on allocates the rows (PC_ERR_NOMEM), off
+ * frees them. The clock costs two reads per node run. */
+struct pc_plan_op_time {
+	const char *op; /* the op's ONNX name */
+	double forward, backward; /* seconds */
+	int64_t forward_calls, backward_calls;
+};
+int pc_plan_set_profile(struct pc_plan *p, int on, struct pc_error *err);
+/* Op kinds, the length of the rows pc_plan_profile_add adds into. */
+int pc_plan_op_kinds(void);
+/* Adds p's rows into rows[0 .. pc_plan_op_kinds() - 1] (their names set;
+ * nothing added while profiling is off). */
+void pc_plan_profile_add(const struct pc_plan *p, struct pc_plan_op_time *rows);
+
 /* Backpropagates the output gradient, adding weight gradients into
  * pc_plan_weight_grad. Needs a forward pass of the same weights first. */
 void pc_plan_backward(struct pc_plan *p);
