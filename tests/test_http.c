@@ -3618,6 +3618,51 @@ static json_t *list_items(const struct be_daemon *d, const char *path)
 	return items;
 }
 
+struct counted_zeros {
+	size_t left, sent;
+};
+
+static size_t read_counted_zeros(char *buf, size_t size, size_t n, void *arg)
+{
+	struct counted_zeros *c = arg;
+	size_t k = size * n < c->left ? size * n : c->left;
+
+	memset(buf, 0, k);
+	c->left -= k;
+	c->sent += k;
+	return k;
+}
+
+/* A bad ?name= on an upload is refused before its body is read: the
+ * client, waiting for 100-continue, sends none of its 512 MiB. */
+TEST(http_upload_bad_name_refused_before_the_body)
+{
+	static const char *const paths[] = {"/v1/models?name=a%01b", "/v1/datasets?name=%7F"};
+	static const char *const types[] = {"application/octet-stream", "multipart/form-data; boundary=xyz"};
+	const char *headers[] = {"Expect: 100-continue", NULL};
+	struct be_daemon d;
+	struct be_resp r;
+	char ptr[128];
+
+	if (!setup(t, &d))
+		return;
+	for (int k = 0; k < 2; k++) {
+		struct counted_zeros src = {(size_t)512 << 20, 0};
+		struct be_req q = {.method = "POST", .url = d.base, .path = paths[k], .ctype = types[k],
+				   .headers = headers, .token = d.token, .read = read_counted_zeros, .read_arg = &src};
+
+		REQUIRE(be_request(&q, &r) == 0);
+		seen_add("POST", paths[k]);
+		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "%s: %ld %s", paths[k], r.status, r.body);
+		problem_pointer(&r, ptr, sizeof(ptr));
+		CHECK_MSG(strstr(ptr, "name") != NULL, "%s: pointer %s", paths[k], ptr);
+		CHECK_MSG(src.sent < ((size_t)1 << 20), "%s: %zu bytes of the body were sent", paths[k], src.sent);
+		be_resp_free(&r);
+	}
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
 /* Names and labels round-trip, filter, and are refused when bad; a
  * finished job's headline is its report's numbers. */
 TEST(http_names_labels_headline)
@@ -3664,9 +3709,42 @@ TEST(http_names_labels_headline)
 	items = list_items(&d, "/v1/models?name=other");
 	CHECK_MSG(items && json_array_size(items) == 0, "a name no model has");
 	json_decref(items);
+	/* a dataset without ?name= is named by the form: its name part, else
+	 * the file name of its inputs part (curl sends the file's) */
 	items = list_items(&d, "/v1/datasets");
-	CHECK_MSG(json_is_null(json_object_get(json_array_get(items, 0), "name")), "an unnamed dataset's name is null");
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(json_array_get(items, 0), "name")) ?: "", "sample64_u8.npy"),
+		  "a dataset named after its inputs file");
 	json_decref(items);
+	{
+		struct be_part parts[3];
+		int n = be_dataset_parts(parts, FIX "sample64_f32.npy", FIX "labels64_i64.npy");
+
+		parts[n++] = (struct be_part){.name = "name", .data = "fashion f32 \xc3\xa9", .len = 14};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0);
+		CHECK_MSG(r.status == 201, "named dataset upload: %ld %s", r.status, r.body);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
+		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "fashion f32 \xc3\xa9"),
+			  "the form's name part names the dataset");
+		json_decref(j);
+		/* a bad name part: 400 naming it, whatever the parts hold */
+		parts[n - 1] = (struct be_part){.name = "name", .data = "a\x01" "b", .len = 3};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0);
+		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "bad name part: %ld %s", r.status, r.body);
+		problem_pointer(&r, ptr, sizeof(ptr));
+		CHECK_MSG(strstr(ptr, "name") != NULL, "pointer %s", ptr);
+		be_resp_free(&r);
+		/* a file name is a default: the named dataset keeps its name */
+		n = be_dataset_parts(parts, FIX "sample64_u8.npy", FIX "labels64_i64.npy");
+		parts[0].filename = "renamed.npy";
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0);
+		CHECK_INT((int)r.status, 200);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
+		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "sample64_u8.npy"),
+			  "a file name renamed a named dataset: %s", json_string_value(json_object_get(j, "name")));
+		json_decref(j);
+	}
 
 	/* a job with a name and labels */
 	snprintf(spec, sizeof(spec),
