@@ -3768,6 +3768,10 @@ TEST(http_names_labels_headline)
 	rep = be_resp_json(&r);
 	be_resp_free(&r);
 	REQUIRE(rep);
+	/* the report says which job it is when it travels alone */
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(rep, "name")) ?: "", "baseline") &&
+			  !strcmp(json_string_value(json_object_get(json_object_get(rep, "labels"), "prec")) ?: "", "fp32"),
+		  "the report's name and labels");
 	/* the largest radius of the first setting, from the report itself */
 	row = json_array_get(json_object_get(rep, "results"), 0);
 	json_array_foreach(json_object_get(rep, "results"), i, best)
