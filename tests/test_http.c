@@ -4044,3 +4044,144 @@ out:
 	json_decref(ja[1]);
 	flow_teardown(t, &d);
 }
+
+/* A job's state once its progress is in a training epoch with an estimate
+ * of the time left (NULL when it is not within `seconds`, a bound and no
+ * assertion: the test waits for a state, as wait_job does). */
+static json_t *wait_training_eta(const struct be_daemon *d, const char *id, double seconds)
+{
+	char path[128];
+	double t0 = pc_sys_seconds();
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	while (pc_sys_seconds() - t0 < seconds) {
+		struct be_resp r;
+		json_t *j = NULL, *p;
+
+		if (get(d, path, &r) == 0 && r.status == 200 && (j = be_resp_json(&r))) {
+			p = json_object_get(j, "progress");
+			if (!strncmp(json_string_value(json_object_get(p, "phase")) ?: "", "training epoch", 14) &&
+			    json_is_number(json_object_get(p, "remaining_seconds"))) {
+				be_resp_free(&r);
+				return j;
+			}
+			if (strcmp(json_string_value(json_object_get(j, "status")) ?: "", "queued") &&
+			    strcmp(json_string_value(json_object_get(j, "status")) ?: "", "running")) {
+				be_resp_free(&r);
+				json_decref(j);
+				return NULL;
+			}
+		}
+		json_decref(j);
+		be_resp_free(&r);
+		be_sleep_ms(50);
+	}
+	return NULL;
+}
+
+/* The start of the element (its '<') whose attributes hold attr, or NULL. */
+static const char *elem_with(const char *dom, const char *attr)
+{
+	const char *p = strstr(dom, attr);
+
+	while (p && p > dom && *p != '<')
+		p--;
+	return p;
+}
+
+/* A running harden job in the dashboard: its page and its row in the job
+ * list say the training epoch, the steps and the time left, with a
+ * progress bar; the job list keeps its ticked jobs in the URL
+ * (#/jobs?selected=ID survives a reload); a finished harden job's page
+ * links its before-and-after comparison. */
+TEST(http_dashboard_progress_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", hj[64] = "", slow[64] = "", spec[2048], url[512], profile[PATH_MAX],
+	     want[256], buf[256];
+	char *dom = NULL;
+	const char *p, *end;
+	json_t *j;
+
+	if (!harden_cnn_setup(t, &d, model, ds))
+		return;
+	/* a harden job that finishes, then one that trains for far longer than the test */
+	harden_small_spec(spec, sizeof(spec), model, ds);
+	REQUIRE(submit(&d, spec, NULL, hj, sizeof(hj), NULL) == 202);
+	j = wait_job(&d, hj, "succeeded", 300);
+	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded"),
+		    "the small harden job did not succeed");
+	json_decref(j);
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"cnn act long\", \"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 64, "
+		 "\"seed\": 5, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 0, "
+		 "\"groups\": [\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": 10000, \"epochs\": 1000, "
+		 "\"batch_size\": 50, \"act\": {\"epsilon\": 0.3}}}",
+		 model, ds, ds);
+	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_training_eta(&d, slow, 300);
+	REQUIRE_MSG(j, "the long harden job never reached a training epoch with a time left");
+	json_decref(j);
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		goto out;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+
+	/* the running job's page: the epoch, its steps, the time left, a bar */
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, slow);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	p = strstr(dom, "<p data-testid=\"eta\">");
+	end = p ? strstr(p, "</p>") : NULL;
+	REQUIRE_MSG(p && end, "no progress line on the running job's page");
+	snprintf(buf, sizeof(buf), "%.*s", (int)(end - p), p);
+	CHECK_MSG(strstr(buf, "training epoch ") && strstr(buf, " of 1000: ") && strstr(buf, " steps (") &&
+			  strstr(buf, "% of the job)") && strstr(buf, " left"),
+		  "the progress line: %s", buf);
+	CHECK_MSG(strstr(end, "role=\"progressbar\""), "no progress bar on the running job's page");
+	free(dom);
+	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-progress.png");
+
+	/* the job list with the finished one ticked in the URL: kept ticked,
+	 * the running one's row with its stage and time left */
+	snprintf(url, sizeof(url), "%s/#/jobs?selected=%s", d.base, hj);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	snprintf(want, sizeof(want), "data-compare=\"%s\"", hj);
+	p = elem_with(dom, want);
+	end = p ? strchr(p, '>') : NULL;
+	CHECK_MSG(p && end && memmem(p, (size_t)(end - p), " checked=\"\"", 11), "the selected job is not ticked");
+	snprintf(want, sizeof(want), "<tr class=\"link\" data-job-id=\"%s\"", slow);
+	p = strstr(dom, want);
+	end = p ? strstr(p, "</tr>") : NULL;
+	REQUIRE_MSG(p && end, "no row of the running job");
+	p = strstr(p, "data-testid=\"eta\">");
+	CHECK_MSG(p && p < end && strstr(p, "training epoch ") < end && strstr(p, " left<") < end &&
+			  strstr(strstr(dom, want), "role=\"progressbar\"") < end,
+		  "the running job's row has no stage, time left and bar");
+	free(dom);
+
+	/* the finished harden job's page links its before and after */
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, hj);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	p = elem_with(dom, "data-testid=\"compare-before-after\"");
+	snprintf(want, sizeof(want), "#/compare/%s", hj);
+	CHECK_MSG(p && tag_attr(p, "href", buf, sizeof(buf)) && !strcmp(buf, want), "no link to %s", want);
+	free(dom);
+	be_rmtree(profile);
+out:
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
+	{
+		struct be_resp r;
+
+		REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+		be_resp_free(&r);
+	}
+	j = wait_job(&d, slow, "cancelled", 60);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "cancelled"));
+	json_decref(j);
+	flow_teardown(t, &d);
+}
