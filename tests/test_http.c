@@ -3934,7 +3934,8 @@ TEST(http_dashboard_names_compare_browser)
 {
 	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
 	struct be_daemon d;
-	char model[65] = "", ds[65] = "", a[64] = "", b[64] = "", spec[2048], url[512], profile[PATH_MAX], want[256];
+	char model[65] = "", ds[65] = "", ds2[65] = "", a[64] = "", b[64] = "", spec[2048], url[512], profile[PATH_MAX],
+	     want[256];
 	char *dom;
 	const char *ids[2] = {a, b}, *names[2] = {"mlp baseline", "mlp seed 6"};
 	json_t *ja[2] = {NULL, NULL}, *cmp;
@@ -3943,6 +3944,19 @@ TEST(http_dashboard_names_compare_browser)
 
 	if (!flow_setup(t, &d, model, ds))
 		return;
+	{
+		/* the second job on a second dataset, named by the form */
+		struct be_part parts[3];
+		int n = be_dataset_parts(parts, FIX "sample64_f32.npy", FIX "labels64_i64.npy");
+		json_t *dj;
+
+		parts[n++] = (struct be_part){.name = "name", .data = "f32 set", .len = 7};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0 && r.status == 201);
+		dj = be_resp_json(&r);
+		be_resp_free(&r);
+		snprintf(ds2, sizeof(ds2), "%s", json_string_value(json_object_get(dj, "id")) ?: "");
+		json_decref(dj);
+	}
 	snprintf(spec, sizeof(spec),
 		 "{\"name\": \"mlp baseline\", \"labels\": {\"arch\": \"mlp\"}, \"model\": \"%s\", \"dataset\": \"%s\", "
 		 SPEC_REST "}",
@@ -3952,7 +3966,7 @@ TEST(http_dashboard_names_compare_browser)
 		 "{\"name\": \"mlp seed 6\", \"labels\": {\"arch\": \"mlp\", \"seed\": \"6\"}, \"model\": \"%s\","
 		 " \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 6, \"corruption\": {\"norms\":"
 		 " [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}}",
-		 model, ds);
+		 model, ds2);
 	REQUIRE(submit(&d, spec, NULL, b, sizeof(b), NULL) == 202);
 	for (int k = 0; k < 2; k++)
 		REQUIRE((ja[k] = wait_job(&d, ids[k], "succeeded", 120)) &&
@@ -4034,6 +4048,15 @@ TEST(http_dashboard_names_compare_browser)
 			  json_number_value(json_object_get(row, "epsilon")), acc);
 	}
 	CHECK_MSG(strstr(dom, "data-pointer=\"/seed\""), "the differs list has no /seed");
+	{
+		/* the datasets they differ in, by name: the file's, the form's */
+		const char *row = strstr(dom, "data-pointer=\"/dataset\""), *end = row ? strstr(row, "</tr>") : NULL;
+
+		snprintf(want, sizeof(want), "data-upload=\"%s\">sample64_u8.npy <", ds);
+		CHECK_MSG(row && end && strstr(row, want) && strstr(row, want) < end, "no %s in the /dataset row", want);
+		snprintf(want, sizeof(want), "data-upload=\"%s\">f32 set <", ds2);
+		CHECK_MSG(row && end && strstr(row, want) && strstr(row, want) < end, "no %s in the /dataset row", want);
+	}
 	CHECK_MSG(strstr(dom, "data-testid=\"compare-ranking\""), "no rankings side by side");
 	free(dom);
 	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-compare.png");

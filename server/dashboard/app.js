@@ -679,11 +679,20 @@ async function compareView(ids) {
       ' (solid: gradient, dashed: random)'), overlayChart(cmp, names, norm)));
   }
   const diffs = cmp.differences || [];
+  // the uploads the specs name differently, by their names where they have one
+  const uploadPaths = {'/model': 'models', '/dataset': 'datasets', '/training/dataset': 'datasets'};
+  const uploadName = {};
+  await Promise.all(diffs.filter((d) => uploadPaths[d.pointer]).flatMap((d) => d.values
+    .filter((v) => typeof v === 'string').map((v) => api('GET', '/v1/' + uploadPaths[d.pointer] + '/' +
+      encodeURIComponent(v)).then((u) => { if (u && u.name) uploadName[v] = u.name; }).catch(() => null))));
+  const cell = (d, v) => (uploadPaths[d.pointer] && uploadName[v]
+    ? h('td', {'data-upload': v}, uploadName[v], ' ', h('span', {class: 'mono muted'}, shortId(v)))
+    : h('td', {class: 'mono'}, v === null ? '–' : JSON.stringify(v)));
   root.append(h('section', {class: 'card'}, h('h2', {}, 'What the studies differ in'),
     diffs.length ? h('table', {'data-testid': 'compare-differs'},
       h('thead', {}, h('tr', {}, h('th', {}, 'field'), names.map((n) => h('th', {}, n)))),
       h('tbody', {}, diffs.map((d) => h('tr', {'data-pointer': d.pointer}, h('td', {class: 'mono'}, d.pointer),
-        d.values.map((v) => h('td', {class: 'mono'}, v === null ? '–' : JSON.stringify(v)))))))
+        d.values.map((v) => cell(d, v))))))
       : h('p', {class: 'muted', 'data-testid': 'compare-differs'}, 'Their specs are the same.')));
   // the rankings side by side: the groups of the setting most studies rank
   const rank = (cmp.ranking || []).filter((r) => (r.loss_change || []).some((v) => v !== null));
