@@ -5,8 +5,9 @@
  * against a route table (http_routes.c: method, template, handler, body
  * kind); the body is streamed into the sink its route declares (a blob
  * writer for a model, a multipart parser feeding two blob writers for a
- * dataset, a bounded buffer for JSON) and the handler runs once the body
- * is complete. Nothing here computes a study: handlers only validate,
+ * dataset and a small buffer for its name part, a bounded buffer for
+ * JSON) and the handler runs once the body is complete; a route's before
+ * hook may refuse the request before any of the body is read. Nothing here computes a study: handlers only validate,
  * store, and wake the workers.
  *
  * Per-request state is allocated on the first callback and freed in the
@@ -103,7 +104,7 @@ enum pcd_body {
 	PCD_BODY_NONE,	    /* a body is ignored */
 	PCD_BODY_JSON,	    /* application/json, at most max_spec_kb */
 	PCD_BODY_MODEL,	    /* application/octet-stream, streamed to a blob writer */
-	PCD_BODY_MULTIPART, /* multipart/form-data parts inputs and labels, to blob writers */
+	PCD_BODY_MULTIPART, /* multipart/form-data parts inputs and labels, to blob writers; name, kept */
 };
 
 /* Returns an MHD_Result (MHD_YES / MHD_NO) after queueing a response. */
