@@ -4208,3 +4208,102 @@ out:
 	json_decref(j);
 	flow_teardown(t, &d);
 }
+
+/* Base64 of n bytes into a malloc'd string (for a page that carries a file). */
+static char *base64_of(const unsigned char *b, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)b[i] << 16 | (i + 1 < n ? (unsigned)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+
+		*o++ = tab[v >> 18 & 63];
+		*o++ = tab[v >> 12 & 63];
+		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The dashboard's upload with progress (app.js's upload and
+ * uploadProgress, as the New study page calls them) in headless Chromium:
+ * a page that loads the daemon's app.js uploads the fixture MLP through
+ * it. The line says the megabytes and the time left from the rate so far,
+ * the last progress event is the whole file, then that the daemon checks
+ * it; the answer is the model, named. A bad ?name= comes back as the
+ * ApiError with the daemon's problem. */
+TEST(http_dashboard_upload_progress_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char page[PATH_MAX + 16], url[PATH_MAX + 32], profile[PATH_MAX], buf[256], digest[65];
+	char *dom = NULL, *b64 = NULL, *onnx = NULL;
+	const char *p;
+	size_t len;
+	FILE *f;
+
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium (make deps-test installs it)");
+		return;
+	}
+	if (!setup(t, &d))
+		return;
+	REQUIRE((onnx = read_fixture(FIX "mlp_op13.onnx", &len)) && (b64 = base64_of((unsigned char *)onnx, len)));
+	pcd_sha256_hex_of(onnx, len, digest);
+	snprintf(page, sizeof(page), "%s/upload.html", d.dir);
+	REQUIRE((f = fopen(page, "w")));
+	fprintf(f,
+		"<!DOCTYPE html><html><body><main id=\"view\"></main><div id=\"banner\" hidden></div>"
+		"<form id=\"token-form\" hidden><input id=\"token-input\"></form><div id=\"out\"></div>"
+		"<pre id=\"result\"></pre>\n<script>sessionStorage.setItem('paracorr-token', '%s');</script>\n"
+		"<script src=\"%s/app.js\"></script>\n<script>\n"
+		"const res = document.getElementById('result');\n"
+		"(async () => {\n"
+		"  const probe = document.createElement('div');\n"
+		"  uploadProgress(probe, 'model')(1e6, 4e6, 2);\n"
+		"  res.setAttribute('data-mid', probe.querySelector('[data-testid=upload-eta]').textContent);\n"
+		"  const bytes = Uint8Array.from(atob('%s'), (c) => c.charCodeAt(0));\n"
+		"  const show = uploadProgress(document.getElementById('out'), 'model');\n"
+		"  let last = null;\n"
+		"  const m = await upload('%s/v1/models?name=browser%%20upload', new Blob([bytes]), 'application/octet-stream',\n"
+		"    (s, t, sec) => { last = [s, t]; show(s, t, sec); });\n"
+		"  res.setAttribute('data-last', last ? last.join('/') : 'none');\n"
+		"  res.setAttribute('data-line', document.querySelector('#out [data-testid=upload-eta]').textContent);\n"
+		"  res.setAttribute('data-id', m.id);\n"
+		"  res.setAttribute('data-name', m.name);\n"
+		"  try { await upload('%s/v1/models?name=%%01', new Blob([bytes]), 'application/octet-stream', () => {}); }\n"
+		"  catch (e) { res.setAttribute('data-refused', e.status + ' ' + (e.problem && e.problem.type)); }\n"
+		"  res.setAttribute('data-done', '1');\n"
+		"})().catch((e) => res.setAttribute('data-error', String(e)));\n"
+		"</script></body></html>\n",
+		d.token ? d.token : "", d.base, b64, d.base, d.base);
+	fclose(f);
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+	snprintf(url, sizeof(url), "file://%s", page);
+	/* the page is a file and the daemon another origin: no CORS between them here */
+	dom = chromium(bin, profile, "--disable-web-security --dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	p = strstr(dom, "<pre id=\"result\"");
+	REQUIRE_MSG(p, "no result element");
+	CHECK_MSG(!tag_attr(p, "data-error", buf, sizeof(buf)), "the page failed: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-done", buf, sizeof(buf)), "the page did not finish");
+	CHECK_MSG(tag_attr(p, "data-mid", buf, sizeof(buf)) && !strcmp(buf, "1.0 of 4.0 MB (25%) · ~6 s left"),
+		  "the line a quarter in, after 2 s: %s", buf);
+	snprintf(url, sizeof(url), "%zu/%zu", len, len);
+	CHECK_MSG(tag_attr(p, "data-last", buf, sizeof(buf)) && !strcmp(buf, url), "the last progress event: %s", buf);
+	snprintf(url, sizeof(url), "Sent %.1f MB; the daemon checks the model…", len / 1e6);
+	CHECK_MSG(tag_attr(p, "data-line", buf, sizeof(buf)) && !strcmp(buf, url), "the line at the end: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-id", buf, sizeof(buf)) && !strcmp(buf, digest), "the model id: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-name", buf, sizeof(buf)) && !strcmp(buf, "browser upload"), "the name: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-refused", buf, sizeof(buf)) && !strcmp(buf, "400 /problems/bad_request"),
+		  "a bad name: %s", buf);
+	free(dom);
+	be_rmtree(profile);
+	free(b64);
+	free(onnx);
+	flow_teardown(t, &d);
+}
