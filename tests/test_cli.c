@@ -272,16 +272,60 @@ TEST(cli_reports_match_the_schemas)
 				 " {\"norms\": [\"l1\", 3], \"epsilons\": [0.5], \"sparsity\": [10], \"groups\": [\"tensor\"],"
 				 " \"epsilon_scale\": \"relative\", \"critical\": {\"accuracy_drop\": 0.1}}]") == 0);
 	for (int reproducible = 0; reproducible < 2; reproducible++) {
-		snprintf(args, sizeof(args), "run %s--threads 2 %s", reproducible ? "--reproducible " : "", path);
+		/* the second run named and labelled: on the report's top level */
+		snprintf(args, sizeof(args), "run %s--threads 2 %s", reproducible ? "--reproducible --name 'mlp v2' "
+					     "--label arch=mlp --label prec=fp32 --label prec=int8 " : "", path);
 		if (!run(t, args, &o))
 			goto out;
 		CHECK_INT(o.status, 0);
+		{
+			json_t *rep = json_loads(o.out ? o.out : "", 0, NULL), *lb = json_object_get(rep, "labels");
+
+			if (reproducible)
+				CHECK_MSG(!strcmp(json_string_value(json_object_get(rep, "name")) ?: "", "mlp v2") &&
+						  json_object_size(lb) == 2 &&
+						  !strcmp(json_string_value(json_object_get(lb, "arch")) ?: "", "mlp") &&
+						  !strcmp(json_string_value(json_object_get(lb, "prec")) ?: "", "int8"),
+					  "the report's name and labels");
+			else
+				CHECK_MSG(rep && !json_object_get(rep, "name") && !lb, "an unnamed run's report has a name");
+			json_decref(rep);
+		}
 		snprintf(docs, sizeof(docs), "%s/report%d.json", dir, reproducible);
 		REQUIRE((f = fopen(docs, "w")));
 		fputs(o.out ? o.out : "", f);
 		fclose(f);
 		done(&o);
 	}
+	/* paracorr compare: the named report's column by its name, the
+	 * other's by its file; and the HTML of the named one titled by it */
+	snprintf(args, sizeof(args), "compare %s/report0.json %s/report1.json", dir, dir);
+	if (!run(t, args, &o))
+		goto out;
+	snprintf(docs, sizeof(docs), "%s/report0.json", dir);
+	CHECK_MSG(o.status == 0 && o.out && strstr(o.out, "mlp v2") && strstr(o.out, docs) &&
+			  !strstr(o.out, "report1.json"),
+		  "compare: %d %s", o.status, o.out ? o.out : "");
+	done(&o);
+	snprintf(args, sizeof(args), "report --html %s/report1.json", dir);
+	if (!run(t, args, &o))
+		goto out;
+	CHECK_MSG(o.status == 0 && o.out && strstr(o.out, "<title>mlp v2 &middot; paracorr report</title>") &&
+			  strstr(o.out, "<h1 data-field=\"name\">mlp v2</h1>") &&
+			  strstr(o.out, "<code data-label=\"prec\">prec=int8</code>"),
+		  "report --html of a named report: %d", o.status);
+	done(&o);
+	/* a bad name or label: refused before any work, naming the option */
+	snprintf(args, sizeof(args), "run --name '' %s", path);
+	if (!run(t, args, &o))
+		goto out;
+	CHECK_MSG(o.status == 1 && o.err && strstr(o.err, "--name"), "an empty --name: %d %s", o.status, o.err);
+	done(&o);
+	snprintf(args, sizeof(args), "run --label 'a b=1' %s", path);
+	if (!run(t, args, &o))
+		goto out;
+	CHECK_MSG(o.status == 1 && o.err && strstr(o.err, "labels"), "a bad --label key: %d %s", o.status, o.err);
+	done(&o);
 	snprintf(docs, sizeof(docs), "%s/faults.json", dir);
 	REQUIRE(write_spec(docs, "[], \"faults\": {\"formats\": [\"int8\", \"float16\"], \"quantization\": "
 				 "\"per_channel\", \"ber\": [1e-6, 1e-4], \"trials\": 4, \"bits\": {\"weights\": 4, "
@@ -368,7 +412,7 @@ TEST(cli_reports_match_the_schemas)
 		" \"training\": {\"dataset\": {\"inputs\": \"" T10K_X "\", \"labels\": \"" T10K_Y "\"},"
 		" \"limit\": 200, \"epochs\": 1, \"batch_size\": 50, \"act\": {\"epsilon\": 0.5}}}\n");
 	fclose(f);
-	snprintf(args, sizeof(args), "run --reproducible --threads 2 --out %s/hardened.onnx %s", dir, path);
+	snprintf(args, sizeof(args), "run --reproducible --threads 2 --name 'mlp hardened' --label act=0.5 --out %s/hardened.onnx %s", dir, path);
 	if (!run(t, args, &o))
 		goto out;
 	CHECK_MSG(o.status == 0, "harden run: %s", o.err ? o.err : "");

@@ -3697,6 +3697,51 @@ static json_t *list_items(const struct be_daemon *d, const char *path)
 	return items;
 }
 
+struct counted_zeros {
+	size_t left, sent;
+};
+
+static size_t read_counted_zeros(char *buf, size_t size, size_t n, void *arg)
+{
+	struct counted_zeros *c = arg;
+	size_t k = size * n < c->left ? size * n : c->left;
+
+	memset(buf, 0, k);
+	c->left -= k;
+	c->sent += k;
+	return k;
+}
+
+/* A bad ?name= on an upload is refused before its body is read: the
+ * client, waiting for 100-continue, sends none of its 512 MiB. */
+TEST(http_upload_bad_name_refused_before_the_body)
+{
+	static const char *const paths[] = {"/v1/models?name=a%01b", "/v1/datasets?name=%7F"};
+	static const char *const types[] = {"application/octet-stream", "multipart/form-data; boundary=xyz"};
+	const char *headers[] = {"Expect: 100-continue", NULL};
+	struct be_daemon d;
+	struct be_resp r;
+	char ptr[128];
+
+	if (!setup(t, &d))
+		return;
+	for (int k = 0; k < 2; k++) {
+		struct counted_zeros src = {(size_t)512 << 20, 0};
+		struct be_req q = {.method = "POST", .url = d.base, .path = paths[k], .ctype = types[k],
+				   .headers = headers, .token = d.token, .read = read_counted_zeros, .read_arg = &src};
+
+		REQUIRE(be_request(&q, &r) == 0);
+		seen_add("POST", paths[k]);
+		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "%s: %ld %s", paths[k], r.status, r.body);
+		problem_pointer(&r, ptr, sizeof(ptr));
+		CHECK_MSG(strstr(ptr, "name") != NULL, "%s: pointer %s", paths[k], ptr);
+		CHECK_MSG(src.sent < ((size_t)1 << 20), "%s: %zu bytes of the body were sent", paths[k], src.sent);
+		be_resp_free(&r);
+	}
+	CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+	be_rmtree(d.dir);
+}
+
 /* Names and labels round-trip, filter, and are refused when bad; a
  * finished job's headline is its report's numbers. */
 TEST(http_names_labels_headline)
@@ -3743,9 +3788,42 @@ TEST(http_names_labels_headline)
 	items = list_items(&d, "/v1/models?name=other");
 	CHECK_MSG(items && json_array_size(items) == 0, "a name no model has");
 	json_decref(items);
+	/* a dataset without ?name= is named by the form: its name part, else
+	 * the file name of its inputs part (curl sends the file's) */
 	items = list_items(&d, "/v1/datasets");
-	CHECK_MSG(json_is_null(json_object_get(json_array_get(items, 0), "name")), "an unnamed dataset's name is null");
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(json_array_get(items, 0), "name")) ?: "", "sample64_u8.npy"),
+		  "a dataset named after its inputs file");
 	json_decref(items);
+	{
+		struct be_part parts[3];
+		int n = be_dataset_parts(parts, FIX "sample64_f32.npy", FIX "labels64_i64.npy");
+
+		parts[n++] = (struct be_part){.name = "name", .data = "fashion f32 \xc3\xa9", .len = 14};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0);
+		CHECK_MSG(r.status == 201, "named dataset upload: %ld %s", r.status, r.body);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
+		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "fashion f32 \xc3\xa9"),
+			  "the form's name part names the dataset");
+		json_decref(j);
+		/* a bad name part: 400 naming it, whatever the parts hold */
+		parts[n - 1] = (struct be_part){.name = "name", .data = "a\x01" "b", .len = 3};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0);
+		CHECK_MSG(is_problem(&r, 400, "/problems/bad_request"), "bad name part: %ld %s", r.status, r.body);
+		problem_pointer(&r, ptr, sizeof(ptr));
+		CHECK_MSG(strstr(ptr, "name") != NULL, "pointer %s", ptr);
+		be_resp_free(&r);
+		/* a file name is a default: the named dataset keeps its name */
+		n = be_dataset_parts(parts, FIX "sample64_u8.npy", FIX "labels64_i64.npy");
+		parts[0].filename = "renamed.npy";
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0);
+		CHECK_INT((int)r.status, 200);
+		j = be_resp_json(&r);
+		be_resp_free(&r);
+		CHECK_MSG(!strcmp(json_string_value(json_object_get(j, "name")) ?: "", "sample64_u8.npy"),
+			  "a file name renamed a named dataset: %s", json_string_value(json_object_get(j, "name")));
+		json_decref(j);
+	}
 
 	/* a job with a name and labels */
 	snprintf(spec, sizeof(spec),
@@ -3769,6 +3847,10 @@ TEST(http_names_labels_headline)
 	rep = be_resp_json(&r);
 	be_resp_free(&r);
 	REQUIRE(rep);
+	/* the report says which job it is when it travels alone */
+	CHECK_MSG(!strcmp(json_string_value(json_object_get(rep, "name")) ?: "", "baseline") &&
+			  !strcmp(json_string_value(json_object_get(json_object_get(rep, "labels"), "prec")) ?: "", "fp32"),
+		  "the report's name and labels");
 	/* the largest radius of the first setting, from the report itself */
 	row = json_array_get(json_object_get(rep, "results"), 0);
 	json_array_foreach(json_object_get(rep, "results"), i, best)
@@ -3931,7 +4013,8 @@ TEST(http_dashboard_names_compare_browser)
 {
 	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
 	struct be_daemon d;
-	char model[65] = "", ds[65] = "", a[64] = "", b[64] = "", spec[2048], url[512], profile[PATH_MAX], want[256];
+	char model[65] = "", ds[65] = "", ds2[65] = "", a[64] = "", b[64] = "", spec[2048], url[512], profile[PATH_MAX],
+	     want[256];
 	char *dom;
 	const char *ids[2] = {a, b}, *names[2] = {"mlp baseline", "mlp seed 6"};
 	json_t *ja[2] = {NULL, NULL}, *cmp;
@@ -3940,6 +4023,19 @@ TEST(http_dashboard_names_compare_browser)
 
 	if (!flow_setup(t, &d, model, ds))
 		return;
+	{
+		/* the second job on a second dataset, named by the form */
+		struct be_part parts[3];
+		int n = be_dataset_parts(parts, FIX "sample64_f32.npy", FIX "labels64_i64.npy");
+		json_t *dj;
+
+		parts[n++] = (struct be_part){.name = "name", .data = "f32 set", .len = 7};
+		REQUIRE(request(&d, "POST", "/v1/datasets", NULL, NULL, 0, parts, n, NULL, &r) == 0 && r.status == 201);
+		dj = be_resp_json(&r);
+		be_resp_free(&r);
+		snprintf(ds2, sizeof(ds2), "%s", json_string_value(json_object_get(dj, "id")) ?: "");
+		json_decref(dj);
+	}
 	snprintf(spec, sizeof(spec),
 		 "{\"name\": \"mlp baseline\", \"labels\": {\"arch\": \"mlp\"}, \"model\": \"%s\", \"dataset\": \"%s\", "
 		 SPEC_REST "}",
@@ -3949,7 +4045,7 @@ TEST(http_dashboard_names_compare_browser)
 		 "{\"name\": \"mlp seed 6\", \"labels\": {\"arch\": \"mlp\", \"seed\": \"6\"}, \"model\": \"%s\","
 		 " \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 6, \"corruption\": {\"norms\":"
 		 " [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\"]}}",
-		 model, ds);
+		 model, ds2);
 	REQUIRE(submit(&d, spec, NULL, b, sizeof(b), NULL) == 202);
 	for (int k = 0; k < 2; k++)
 		REQUIRE((ja[k] = wait_job(&d, ids[k], "succeeded", 120)) &&
@@ -4031,6 +4127,15 @@ TEST(http_dashboard_names_compare_browser)
 			  json_number_value(json_object_get(row, "epsilon")), acc);
 	}
 	CHECK_MSG(strstr(dom, "data-pointer=\"/seed\""), "the differs list has no /seed");
+	{
+		/* the datasets they differ in, by name: the file's, the form's */
+		const char *row = strstr(dom, "data-pointer=\"/dataset\""), *end = row ? strstr(row, "</tr>") : NULL;
+
+		snprintf(want, sizeof(want), "data-upload=\"%s\">sample64_u8.npy <", ds);
+		CHECK_MSG(row && end && strstr(row, want) && strstr(row, want) < end, "no %s in the /dataset row", want);
+		snprintf(want, sizeof(want), "data-upload=\"%s\">f32 set <", ds2);
+		CHECK_MSG(row && end && strstr(row, want) && strstr(row, want) < end, "no %s in the /dataset row", want);
+	}
 	CHECK_MSG(strstr(dom, "data-testid=\"compare-ranking\""), "no rankings side by side");
 	free(dom);
 	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-compare.png");
@@ -4039,5 +4144,245 @@ out:
 	json_decref(cmp);
 	json_decref(ja[0]);
 	json_decref(ja[1]);
+	flow_teardown(t, &d);
+}
+
+/* A job's state once its progress is in a training epoch with an estimate
+ * of the time left (NULL when it is not within `seconds`, a bound and no
+ * assertion: the test waits for a state, as wait_job does). */
+static json_t *wait_training_eta(const struct be_daemon *d, const char *id, double seconds)
+{
+	char path[128];
+	double t0 = pc_sys_seconds();
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	while (pc_sys_seconds() - t0 < seconds) {
+		struct be_resp r;
+		json_t *j = NULL, *p;
+
+		if (get(d, path, &r) == 0 && r.status == 200 && (j = be_resp_json(&r))) {
+			p = json_object_get(j, "progress");
+			if (!strncmp(json_string_value(json_object_get(p, "phase")) ?: "", "training epoch", 14) &&
+			    json_is_number(json_object_get(p, "remaining_seconds"))) {
+				be_resp_free(&r);
+				return j;
+			}
+			if (strcmp(json_string_value(json_object_get(j, "status")) ?: "", "queued") &&
+			    strcmp(json_string_value(json_object_get(j, "status")) ?: "", "running")) {
+				be_resp_free(&r);
+				json_decref(j);
+				return NULL;
+			}
+		}
+		json_decref(j);
+		be_resp_free(&r);
+		be_sleep_ms(50);
+	}
+	return NULL;
+}
+
+/* The start of the element (its '<') whose attributes hold attr, or NULL. */
+static const char *elem_with(const char *dom, const char *attr)
+{
+	const char *p = strstr(dom, attr);
+
+	while (p && p > dom && *p != '<')
+		p--;
+	return p;
+}
+
+/* A running harden job in the dashboard: its page and its row in the job
+ * list say the training epoch, the steps and the time left, with a
+ * progress bar; the job list keeps its ticked jobs in the URL
+ * (#/jobs?selected=ID survives a reload); a finished harden job's page
+ * links its before-and-after comparison. */
+TEST(http_dashboard_progress_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char model[65] = "", ds[65] = "", hj[64] = "", slow[64] = "", spec[2048], url[512], profile[PATH_MAX],
+	     want[256], buf[256];
+	char *dom = NULL;
+	const char *p, *end;
+	json_t *j;
+
+	if (!harden_cnn_setup(t, &d, model, ds))
+		return;
+	/* a harden job that finishes, then one that trains for far longer than the test */
+	harden_small_spec(spec, sizeof(spec), model, ds);
+	REQUIRE(submit(&d, spec, NULL, hj, sizeof(hj), NULL) == 202);
+	j = wait_job(&d, hj, "succeeded", 300);
+	REQUIRE_MSG(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded"),
+		    "the small harden job did not succeed");
+	json_decref(j);
+	snprintf(spec, sizeof(spec),
+		 "{\"name\": \"cnn act long\", \"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 64, "
+		 "\"seed\": 5, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 0, "
+		 "\"groups\": [\"model\"]}, \"training\": {\"dataset\": \"%s\", \"limit\": 10000, \"epochs\": 1000, "
+		 "\"batch_size\": 50, \"act\": {\"epsilon\": 0.3}}}",
+		 model, ds, ds);
+	REQUIRE(submit(&d, spec, NULL, slow, sizeof(slow), NULL) == 202);
+	j = wait_training_eta(&d, slow, 300);
+	REQUIRE_MSG(j, "the long harden job never reached a training epoch with a time left");
+	json_decref(j);
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium for the browser part (make deps-test installs it)");
+		goto out;
+	}
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+
+	/* the running job's page: the epoch, its steps, the time left, a bar */
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, slow);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	p = strstr(dom, "<p data-testid=\"eta\">");
+	end = p ? strstr(p, "</p>") : NULL;
+	REQUIRE_MSG(p && end, "no progress line on the running job's page");
+	snprintf(buf, sizeof(buf), "%.*s", (int)(end - p), p);
+	CHECK_MSG(strstr(buf, "training epoch ") && strstr(buf, " of 1000: ") && strstr(buf, " steps (") &&
+			  strstr(buf, "% of the job)") && strstr(buf, " left"),
+		  "the progress line: %s", buf);
+	CHECK_MSG(strstr(end, "role=\"progressbar\""), "no progress bar on the running job's page");
+	free(dom);
+	dashboard_shot(t, bin, profile, url, d.dir, "dashboard-progress.png");
+
+	/* the job list with the finished one ticked in the URL: kept ticked,
+	 * the running one's row with its stage and time left */
+	snprintf(url, sizeof(url), "%s/#/jobs?selected=%s", d.base, hj);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	snprintf(want, sizeof(want), "data-compare=\"%s\"", hj);
+	p = elem_with(dom, want);
+	end = p ? strchr(p, '>') : NULL;
+	CHECK_MSG(p && end && memmem(p, (size_t)(end - p), " checked=\"\"", 11), "the selected job is not ticked");
+	snprintf(want, sizeof(want), "<tr class=\"link\" data-job-id=\"%s\"", slow);
+	p = strstr(dom, want);
+	end = p ? strstr(p, "</tr>") : NULL;
+	REQUIRE_MSG(p && end, "no row of the running job");
+	p = strstr(p, "data-testid=\"eta\">");
+	CHECK_MSG(p && p < end && strstr(p, "training epoch ") < end && strstr(p, " left<") < end &&
+			  strstr(strstr(dom, want), "role=\"progressbar\"") < end,
+		  "the running job's row has no stage, time left and bar");
+	free(dom);
+
+	/* the finished harden job's page links its before and after */
+	snprintf(url, sizeof(url), "%s/#/jobs/%s", d.base, hj);
+	dom = chromium(bin, profile, "--dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	p = elem_with(dom, "data-testid=\"compare-before-after\"");
+	snprintf(want, sizeof(want), "#/compare/%s", hj);
+	CHECK_MSG(p && tag_attr(p, "href", buf, sizeof(buf)) && !strcmp(buf, want), "no link to %s", want);
+	free(dom);
+	be_rmtree(profile);
+out:
+	snprintf(url, sizeof(url), "/v1/jobs/%s/cancel", slow);
+	{
+		struct be_resp r;
+
+		REQUIRE(request(&d, "POST", url, NULL, NULL, 0, NULL, 0, NULL, &r) == 0);
+		be_resp_free(&r);
+	}
+	j = wait_job(&d, slow, "cancelled", 60);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "cancelled"));
+	json_decref(j);
+	flow_teardown(t, &d);
+}
+
+/* Base64 of n bytes into a malloc'd string (for a page that carries a file). */
+static char *base64_of(const unsigned char *b, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)b[i] << 16 | (i + 1 < n ? (unsigned)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+
+		*o++ = tab[v >> 18 & 63];
+		*o++ = tab[v >> 12 & 63];
+		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The dashboard's upload with progress (app.js's upload and
+ * uploadProgress, as the New study page calls them) in headless Chromium:
+ * a page that loads the daemon's app.js uploads the fixture MLP through
+ * it. The line says the megabytes and the time left from the rate so far,
+ * the last progress event is the whole file, then that the daemon checks
+ * it; the answer is the model, named. A bad ?name= comes back as the
+ * ApiError with the daemon's problem. */
+TEST(http_dashboard_upload_progress_browser)
+{
+	const char *bin = getenv("CHROMIUM") ? getenv("CHROMIUM") : "/usr/bin/chromium";
+	struct be_daemon d;
+	char page[PATH_MAX + 16], url[PATH_MAX + 32], profile[PATH_MAX], buf[256], digest[65];
+	char *dom = NULL, *b64 = NULL, *onnx = NULL;
+	const char *p;
+	size_t len;
+	FILE *f;
+
+	if (access(bin, X_OK) != 0) {
+		pc_test_skip(t, "no Chromium (make deps-test installs it)");
+		return;
+	}
+	if (!setup(t, &d))
+		return;
+	REQUIRE((onnx = read_fixture(FIX "mlp_op13.onnx", &len)) && (b64 = base64_of((unsigned char *)onnx, len)));
+	pcd_sha256_hex_of(onnx, len, digest);
+	snprintf(page, sizeof(page), "%s/upload.html", d.dir);
+	REQUIRE((f = fopen(page, "w")));
+	fprintf(f,
+		"<!DOCTYPE html><html><body><main id=\"view\"></main><div id=\"banner\" hidden></div>"
+		"<form id=\"token-form\" hidden><input id=\"token-input\"></form><div id=\"out\"></div>"
+		"<pre id=\"result\"></pre>\n<script>sessionStorage.setItem('paracorr-token', '%s');</script>\n"
+		"<script src=\"%s/app.js\"></script>\n<script>\n"
+		"const res = document.getElementById('result');\n"
+		"(async () => {\n"
+		"  const probe = document.createElement('div');\n"
+		"  uploadProgress(probe, 'model')(1e6, 4e6, 2);\n"
+		"  res.setAttribute('data-mid', probe.querySelector('[data-testid=upload-eta]').textContent);\n"
+		"  const bytes = Uint8Array.from(atob('%s'), (c) => c.charCodeAt(0));\n"
+		"  const show = uploadProgress(document.getElementById('out'), 'model');\n"
+		"  let last = null;\n"
+		"  const m = await upload('%s/v1/models?name=browser%%20upload', new Blob([bytes]), 'application/octet-stream',\n"
+		"    (s, t, sec) => { last = [s, t]; show(s, t, sec); });\n"
+		"  res.setAttribute('data-last', last ? last.join('/') : 'none');\n"
+		"  res.setAttribute('data-line', document.querySelector('#out [data-testid=upload-eta]').textContent);\n"
+		"  res.setAttribute('data-id', m.id);\n"
+		"  res.setAttribute('data-name', m.name);\n"
+		"  try { await upload('%s/v1/models?name=%%01', new Blob([bytes]), 'application/octet-stream', () => {}); }\n"
+		"  catch (e) { res.setAttribute('data-refused', e.status + ' ' + (e.problem && e.problem.type)); }\n"
+		"  res.setAttribute('data-done', '1');\n"
+		"})().catch((e) => res.setAttribute('data-error', String(e)));\n"
+		"</script></body></html>\n",
+		d.token ? d.token : "", d.base, b64, d.base, d.base);
+	fclose(f);
+	REQUIRE(be_tmpdir(profile, sizeof(profile)));
+	snprintf(url, sizeof(url), "file://%s", page);
+	/* the page is a file and the daemon another origin: no CORS between them here */
+	dom = chromium(bin, profile, "--disable-web-security --dump-dom", url);
+	REQUIRE_MSG(dom, "chromium did not run");
+	p = strstr(dom, "<pre id=\"result\"");
+	REQUIRE_MSG(p, "no result element");
+	CHECK_MSG(!tag_attr(p, "data-error", buf, sizeof(buf)), "the page failed: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-done", buf, sizeof(buf)), "the page did not finish");
+	CHECK_MSG(tag_attr(p, "data-mid", buf, sizeof(buf)) && !strcmp(buf, "1.0 of 4.0 MB (25%) · ~6 s left"),
+		  "the line a quarter in, after 2 s: %s", buf);
+	snprintf(url, sizeof(url), "%zu/%zu", len, len);
+	CHECK_MSG(tag_attr(p, "data-last", buf, sizeof(buf)) && !strcmp(buf, url), "the last progress event: %s", buf);
+	snprintf(url, sizeof(url), "Sent %.1f MB; the daemon checks the model…", len / 1e6);
+	CHECK_MSG(tag_attr(p, "data-line", buf, sizeof(buf)) && !strcmp(buf, url), "the line at the end: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-id", buf, sizeof(buf)) && !strcmp(buf, digest), "the model id: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-name", buf, sizeof(buf)) && !strcmp(buf, "browser upload"), "the name: %s", buf);
+	CHECK_MSG(tag_attr(p, "data-refused", buf, sizeof(buf)) && !strcmp(buf, "400 /problems/bad_request"),
+		  "a bad name: %s", buf);
+	free(dom);
+	be_rmtree(profile);
+	free(b64);
+	free(onnx);
 	flow_teardown(t, &d);
 }

@@ -42,3 +42,26 @@ TEST(summary_random_accuracy_with_interval)
 	free(text);
 	json_decref(rep);
 }
+
+/* The CLI's progress line (run, submit --wait, uploads) in a log: the
+ * stage, its count and unit, the share, the time spent and the time left;
+ * the last line of a stage without a time left. */
+TEST(progress_line_says_the_time_left)
+{
+	struct pcd_progress_bar b = {0, 0};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	REQUIRE(f);
+	pcd_progress_draw(&b, "training epoch 2 of 5", 30, 120, pcd_progress_unit("training epoch 2 of 5"), 12.0,
+			  47.2, 0, f);
+	b.last_draw = 0; /* the next draw is not held back by the 2 s between log lines */
+	pcd_progress_draw(&b, "uploading the dataset", 31000, 31000, "kB", 3.5, 0, 1, f);
+	fclose(f);
+	CHECK_MSG(text && !strcmp(text, "[training epoch 2 of 5] 30/120 steps (25%), 12.0 s elapsed, ~48 s left\n"
+					"[uploading the dataset] 31000/31000 kB (100%), 3.5 s elapsed\n"),
+		  "%s", text ? text : "");
+	CHECK(!strcmp(pcd_progress_unit("before: l2 eps=0.5"), "passes"));
+	free(text);
+}

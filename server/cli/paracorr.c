@@ -26,6 +26,7 @@
 #include "html.h"
 #include "job.h"
 #include "json_out.h"
+#include "names.h"
 #include "paracorr/analysis.h"
 #include "paracorr/data.h"
 #include "paracorr/eval.h"
@@ -47,7 +48,9 @@ static void usage(FILE *f)
 		   "[--threads T]\n"
 		   "      clean loss, accuracy and per-tensor gradient norms, as JSON\n"
 		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--max-job-work G] [--reproducible] [--quiet] [--summary]\n"
+		   "               [--name NAME] [--label KEY=VALUE]...\n"
 		   "      the corruption study of a job spec; the report to stdout, progress to stderr;\n"
+		   "      --name and --label go on the report's top level, as a daemon's job's do;\n"
 		   "      --reproducible leaves out wall-clock timing, making the report byte-identical;\n"
 		   "      --max-job-work G refuses a spec estimated at more than G x 10^9 multiply-adds\n"
 		   "      (default 10000, 0: no bound; README Limits)\n"
@@ -58,6 +61,7 @@ static void usage(FILE *f)
 		   "      a report as tables: clean numbers, the model-wide results, the most fragile groups\n"
 		   "  paracorr compare A.json B.json [C.json...] [--json]\n"
 		   "      reports side by side, aligned by setting, and what their specs differ in;\n"
+		   "      a column is headed by its report's name (run --name), else by its file;\n"
 		   "      one harden report compares its before and after\n"
 		   "  paracorr report --html REPORT.json > REPORT.html\n"
 		   "      the report as one self-contained HTML file (charts inline, no scripts)\n"
@@ -246,6 +250,27 @@ out:
 	return rc;
 }
 
+/* A --label KEY=VALUE into labels (again: replaces); -1 when malformed,
+ * said on stderr. */
+static int label_arg(json_t *labels, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char key[PCD_LABEL_KEY_MAX + 1];
+
+	if (!eq || eq == arg || (size_t)(eq - arg) > PCD_LABEL_KEY_MAX || json_object_size(labels) >= PCD_LABELS_MAX) {
+		fprintf(stderr, "paracorr: --label takes KEY=VALUE (a key of 1 to %d characters), at most %d times\n",
+			PCD_LABEL_KEY_MAX, PCD_LABELS_MAX);
+		return -1;
+	}
+	memcpy(key, arg, (size_t)(eq - arg));
+	key[eq - arg] = '\0';
+	if (json_object_set_new(labels, key, json_string(eq + 1))) {
+		fprintf(stderr, "paracorr: --label '%s' is not UTF-8\n", arg);
+		return -1;
+	}
+	return 0;
+}
+
 static void show_progress(const struct pc_progress *pr, void *arg)
 {
 	pcd_progress_draw(arg, pr->phase, (long long)pr->done, (long long)pr->total, pcd_progress_unit(pr->phase),
@@ -259,9 +284,12 @@ static int cmd_run(int argc, char **argv)
 		{"reproducible", no_argument, NULL, 'r'},  {"quiet", no_argument, NULL, 'q'},
 		{"summary", no_argument, NULL, 's'},	   {"out", required_argument, NULL, 'o'},
 		{"max-job-work", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+		{"name", required_argument, NULL, 'n'},	   {"label", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *out_model = NULL;
+	const char *out_model = NULL, *name = NULL;
+	json_t *labels = json_object();
+	char *labels_text = NULL;
 	struct pcd_job_files files = {0};
 	long long threads = sysconf(_SC_NPROCESSORS_ONLN), cache_mb = PC_STUDY_DEFAULT_CACHE >> 20;
 	long long max_work_g = PCD_DEFAULT_MAX_WORK_G;
@@ -279,16 +307,29 @@ static int cmd_run(int argc, char **argv)
 	const size_t n_ints = sizeof(ints) / sizeof(ints[0]);
 	int c, k, rc = 1, quiet = 0, spec_ok = 0, summary = 0, timing_seconds = 1;
 
-	if (int_opts_env(ints, n_ints))
+	if (!labels || int_opts_env(ints, n_ints)) {
+		json_decref(labels);
 		return EXIT_USAGE;
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if ((k = int_opts_flag(ints, n_ints, c, optarg))) {
-			if (k < 0)
+			if (k < 0) {
+				json_decref(labels);
 				return EXIT_USAGE;
+			}
 			continue;
 		}
 		switch (c) {
+		case 'n':
+			name = optarg;
+			break;
+		case 'l':
+			if (label_arg(labels, optarg)) {
+				json_decref(labels);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'r':
 			timing_seconds = 0;
 			break;
@@ -302,17 +343,28 @@ static int cmd_run(int argc, char **argv)
 			out_model = optarg;
 			break;
 		case 'h':
+			json_decref(labels);
 			usage(stdout);
 			return 0;
 		default:
+			json_decref(labels);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
+		json_decref(labels);
 		fprintf(stderr, "paracorr run: one SPEC.json is required\n");
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	/* the checks of the daemon's submission, so that the report says the
+	 * same whichever ran it */
+	if ((name && pcd_name_check("--name", name, PC_ERR_INVALID, &err)) || pcd_labels_check(labels, &err))
+		goto out;
+	if (!(labels_text = json_dumps(labels, JSON_COMPACT))) {
+		pc_error_set(&err, PC_ERR_NOMEM, "--label", "out of memory");
+		goto out;
 	}
 	if (pc_spec_parse_file(argv[optind], &spec, &err))
 		goto out;
@@ -327,6 +379,8 @@ static int cmd_run(int argc, char **argv)
 	jo.cache_bytes = (size_t)cache_mb << 20;
 	jo.timing_seconds = timing_seconds;
 	jo.max_work = (double)max_work_g * 1e9;
+	jo.name = name;
+	jo.labels = labels_text;
 	if (!quiet) {
 		jo.progress = show_progress;
 		jo.progress_arg = &ps;
@@ -355,6 +409,8 @@ out:
 	if (rc)
 		fail(&err);
 	free(text);
+	free(labels_text);
+	json_decref(labels);
 	json_decref(report);
 	if (spec_ok)
 		pc_spec_free(&spec);
@@ -934,6 +990,17 @@ static int cmd_compare(int argc, char **argv)
 				jerr.text);
 			goto out;
 		}
+	}
+	/* a report's name (paracorr run --name, a job's) heads its column
+	 * when no other report has the same; else its file does */
+	for (int i = 0; i < n; i++) {
+		const char *name = json_string_value(json_object_get(reps[i], "name"));
+		int unique = name != NULL;
+
+		for (int k = 0; unique && k < n; k++)
+			unique = k == i || !json_equal(json_object_get(reps[k], "name"), json_object_get(reps[i], "name"));
+		if (unique)
+			labels[i] = name;
 	}
 	if (pcd_compare(reps, labels, n, &cmp, &err)) {
 		rc = fail(&err);

@@ -1,4 +1,5 @@
-// paracorr dashboard: one page, hash routes (#/jobs, #/jobs/<id>, #/new),
+// paracorr dashboard: one page, hash routes (#/jobs[?selected=A,B], #/jobs/<id>,
+// #/compare/<id>,<id>, #/new),
 // talking to the API of the daemon that serves it. No framework, no build
 // step; every piece of text from the server goes in through textContent.
 'use strict';
@@ -46,6 +47,55 @@ async function api(method, path, opts = {}) {
   if (resp.status === 401) askToken();
   if (!resp.ok) throw new ApiError(resp.status, typeof data === 'object' ? data : null);
   return data;
+}
+
+// A POST of a file (a model, a dataset's form) with its progress: fetch
+// cannot report an upload's progress, XMLHttpRequest can. onprogress gets
+// (sent, total, seconds); the answer is as api()'s.
+function upload(path, body, type, onprogress) {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    const t0 = performance.now();
+    x.open('POST', path);
+    if (token()) x.setRequestHeader('Authorization', 'Bearer ' + token());
+    if (type) x.setRequestHeader('Content-Type', type);
+    x.upload.onprogress = (ev) => {
+      if (ev.lengthComputable) onprogress(ev.loaded, ev.total, (performance.now() - t0) / 1000);
+    };
+    x.onerror = () => {
+      showBanner('The daemon does not answer; the upload did not finish.');
+      reject(new Error('the upload did not finish'));
+    };
+    x.onload = () => {
+      hideBanner();
+      let data = null;
+      try { data = JSON.parse(x.responseText); } catch (e) { data = null; }
+      if (x.status === 401) askToken();
+      if (x.status < 200 || x.status > 299) reject(new ApiError(x.status, data));
+      else resolve(data);
+    };
+    x.send(body);
+  });
+}
+
+// An upload's progress as a bar and a line: '12.5 of 40.0 MB (31%) · ~8 s
+// left', the rate so far giving the time left; then that the daemon checks it.
+function uploadProgress(out, what) {
+  const line = h('small', {'data-testid': 'upload-eta'}, 'Uploading…');
+  const bar = progressBar({fraction: 0});
+  out.replaceChildren(bar, line);
+  return (sent, total, seconds) => {
+    const f = total ? sent / total : 0;
+    const mb = (b) => (b / 1e6).toFixed(1);
+    bar.firstChild.style.width = (100 * f).toFixed(1) + '%';
+    bar.setAttribute('aria-valuenow', Math.round(100 * f));
+    if (sent >= total) {
+      line.textContent = 'Sent ' + mb(total) + ' MB; the daemon checks the ' + what + '…';
+      return;
+    }
+    const eta = sent > 0 && seconds > 0.5 ? ' · ~' + duration(seconds * (total - sent) / sent) + ' left' : '';
+    line.textContent = mb(sent) + ' of ' + mb(total) + ' MB (' + Math.floor(100 * f) + '%)' + eta;
+  };
 }
 
 function showBanner(text) {
@@ -112,13 +162,26 @@ function progressBar(p) {
     'aria-valuemin': 0, 'aria-valuemax': 100}, span);
 }
 
+// A duration in seconds as people read it: '40 s', '3 min', '1.5 h'.
+function duration(r) {
+  return r < 90 ? Math.ceil(r) + ' s' : r < 5400 ? Math.round(r / 60) + ' min' : (r / 3600).toFixed(1) + ' h';
+}
+
 // The daemon's estimate of the time a job has left (its whole run, not the
 // current stage), as ' · ~3 min left'; '' while it has none.
 function left(p) {
   const r = p && typeof p.remaining_seconds === 'number' ? p.remaining_seconds : null;
-  if (r === null) return '';
-  const t = r < 90 ? Math.ceil(r) + ' s' : r < 5400 ? Math.round(r / 60) + ' min' : (r / 3600).toFixed(1) + ' h';
-  return ' · ~' + t + ' left';
+  return r === null ? '' : ' · ~' + duration(r) + ' left';
+}
+
+// A running job's stage as a line: 'training epoch 2 of 5: 40 of 120 steps
+// (36% of the job) · ~3 min left'. A harden job's epochs count steps, its
+// studies passes (as the CLI's bar says).
+function stageText(p) {
+  if (!p) return 'waiting for a worker';
+  const unit = /^training/.test(p.phase || '') ? 'steps' : 'passes';
+  const whole = typeof p.fraction === 'number' ? ' (' + Math.floor(100 * p.fraction) + '% of the job)' : '';
+  return p.phase + ': ' + p.done + ' of ' + p.total + ' ' + unit + whole + left(p);
 }
 
 function errorBox(e) {
@@ -153,21 +216,28 @@ function headlineCells(j) {
       : typeof x.flips_to_target === 'number' ? x.flips_to_target + ' flips' : '–')];
 }
 
-async function jobsView(cursor, rows) {
+// The ticked jobs are in the URL (#/jobs?selected=A,B), so that the live
+// refresh and a reload keep them; replaceState, not a new history entry per tick.
+function jobsHash(picked) {
+  return '#/jobs' + (picked.size ? '?selected=' + [...picked].map(encodeURIComponent).join(',') : '');
+}
+
+async function jobsView(selected, cursor, rows) {
   const list = await api('GET', '/v1/jobs?limit=50' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
   const items = (rows || []).concat(list.items);
   const body = h('tbody');
-  const picked = new Set();
-  const compare = h('button', {class: 'secondary', 'data-testid': 'compare-selected', disabled: true,
+  const picked = new Set(selected || []);
+  const compare = h('button', {class: 'secondary', 'data-testid': 'compare-selected', disabled: picked.size < 2,
     onclick: () => { location.hash = '#/compare/' + [...picked].join(','); }}, 'Compare selected');
   const tick = (id, on) => {
     if (on) picked.add(id); else picked.delete(id);
     compare.disabled = picked.size < 2;
+    history.replaceState(null, '', jobsHash(picked));
   };
   for (const j of items) {
     const p = j.progress;
     const box = j.status === 'succeeded' ? h('input', {type: 'checkbox', 'data-compare': j.id,
-      'aria-label': 'compare ' + (j.name || j.id), onclick: (ev) => ev.stopPropagation(),
+      'aria-label': 'compare ' + (j.name || j.id), checked: picked.has(j.id), onclick: (ev) => ev.stopPropagation(),
       onchange: (ev) => tick(j.id, ev.target.checked)}) : null;
     body.append(h('tr', {class: 'link', 'data-job-id': j.id, 'data-status': j.status,
       onclick: () => { location.hash = '#/jobs/' + j.id; }},
@@ -188,10 +258,10 @@ async function jobsView(cursor, rows) {
   view.replaceChildren(h('h1', {}, 'Jobs'),
     h('div', {class: 'card'}, items.length ? [table, compare] : h('p', {class: 'muted'},
       'No jobs yet. ', h('a', {href: '#/new'}, 'Start a study.')),
-    list.next_cursor ? h('button', {class: 'secondary', onclick: () => jobsView(list.next_cursor, items)},
+    list.next_cursor ? h('button', {class: 'secondary', onclick: () => jobsView([...picked], list.next_cursor, items)},
       'More') : null));
-  // a refresh would clear the selection: only while something still runs
-  if (items.some((j) => !finished(j.status))) later(() => { if (!picked.size) route(); }, 2000);
+  // live while something still runs; the selection is in the URL
+  if (items.some((j) => !finished(j.status))) later(() => route(), 2000);
 }
 
 // --- #/new: uploads and a job ----------------------------------------------
@@ -217,10 +287,9 @@ async function newView() {
   const modelFile = h('input', {type: 'file', id: 'model-file', accept: '.onnx', required: true});
   const modelForm = h('form', {onsubmit: async (ev) => {
     ev.preventDefault();
-    modelOut.replaceChildren('Uploading…');
     try {
-      const m = await api('POST', '/v1/models?name=' + encodeURIComponent(modelFile.files[0].name),
-        {body: modelFile.files[0], type: 'application/octet-stream'});
+      const m = await upload('/v1/models?name=' + encodeURIComponent(modelFile.files[0].name), modelFile.files[0],
+        'application/octet-stream', uploadProgress(modelOut, 'model'));
       modelOut.replaceChildren('Stored: ' + describeModel(m));
       newView();
     } catch (e) { modelOut.replaceChildren(errorBox(e)); }
@@ -234,9 +303,9 @@ async function newView() {
     const form = new FormData();
     form.append('inputs', xFile.files[0]);
     if (yFile.files[0]) form.append('labels', yFile.files[0]);
-    dataOut.replaceChildren('Uploading…');
     try {
-      const d = await api('POST', '/v1/datasets?name=' + encodeURIComponent(xFile.files[0].name), {body: form});
+      // the form's inputs part carries its file name, which names the dataset
+      const d = await upload('/v1/datasets', form, null, uploadProgress(dataOut, 'dataset'));
       dataOut.replaceChildren('Stored: ' + describeDataset(d));
       newView();
     } catch (e) { dataOut.replaceChildren(errorBox(e)); }
@@ -485,7 +554,7 @@ async function jobView(id) {
     h('dt', {}, 'Finished'), h('dd', {}, when(j.finished_at)));
   const head = h('section', {class: 'card'}, facts);
   if (!finished(j.status)) {
-    head.append(h('p', {'data-testid': 'eta'}, p ? p.phase + ': ' + p.done + ' of ' + p.total + left(p) : 'waiting for a worker'),
+    head.append(h('p', {'data-testid': 'eta'}, stageText(p)),
       progressBar(p), h('button', {class: 'danger', onclick: async () => {
         try { await api('POST', '/v1/jobs/' + j.id + '/cancel'); } catch (e) { head.append(errorBox(e)); }
         route();
@@ -636,11 +705,20 @@ async function compareView(ids) {
       ' (solid: gradient, dashed: random)'), overlayChart(cmp, names, norm)));
   }
   const diffs = cmp.differences || [];
+  // the uploads the specs name differently, by their names where they have one
+  const uploadPaths = {'/model': 'models', '/dataset': 'datasets', '/training/dataset': 'datasets'};
+  const uploadName = {};
+  await Promise.all(diffs.filter((d) => uploadPaths[d.pointer]).flatMap((d) => d.values
+    .filter((v) => typeof v === 'string').map((v) => api('GET', '/v1/' + uploadPaths[d.pointer] + '/' +
+      encodeURIComponent(v)).then((u) => { if (u && u.name) uploadName[v] = u.name; }).catch(() => null))));
+  const cell = (d, v) => (uploadPaths[d.pointer] && uploadName[v]
+    ? h('td', {'data-upload': v}, uploadName[v], ' ', h('span', {class: 'mono muted'}, shortId(v)))
+    : h('td', {class: 'mono'}, v === null ? '–' : JSON.stringify(v)));
   root.append(h('section', {class: 'card'}, h('h2', {}, 'What the studies differ in'),
     diffs.length ? h('table', {'data-testid': 'compare-differs'},
       h('thead', {}, h('tr', {}, h('th', {}, 'field'), names.map((n) => h('th', {}, n)))),
       h('tbody', {}, diffs.map((d) => h('tr', {'data-pointer': d.pointer}, h('td', {class: 'mono'}, d.pointer),
-        d.values.map((v) => h('td', {class: 'mono'}, v === null ? '–' : JSON.stringify(v)))))))
+        d.values.map((v) => cell(d, v))))))
       : h('p', {class: 'muted', 'data-testid': 'compare-differs'}, 'Their specs are the same.')));
   // the rankings side by side: the groups of the setting most studies rank
   const rank = (cmp.ranking || []).filter((r) => (r.loss_change || []).some((v) => v !== null));
@@ -673,7 +751,10 @@ async function route() {
     if (m) await jobView(decodeURIComponent(m[1]));
     else if (c) await compareView(decodeURIComponent(c[1]).split(',').filter(Boolean));
     else if (hash === '#/new') await newView();
-    else await jobsView();
+    else {
+      const sel = hash.match(/^#\/jobs\?(?:.*&)?selected=([^&]*)/);
+      await jobsView(sel ? sel[1].split(',').map(decodeURIComponent).filter(Boolean) : []);
+    }
   } catch (e) {
     if (e instanceof ApiError) view.replaceChildren(errorBox(e));
     else later(() => route(), 3000); // the daemon is down: the banner says so

@@ -74,17 +74,38 @@ static json_t *rec_json(struct pcd_req *r, const struct pcd_blob_rec *rec, int w
 	return o;
 }
 
-/* The ?name= of an upload, checked: *name NULL when none; 0 after
- * answering a bad one. */
-static int upload_name_param(struct pcd_req *r, const char **name)
+/* An upload's ?name=, checked before its body is read (the route's
+ * before hook): a bad one costs the client no upload. */
+static int upload_before(struct pcd_req *r)
+{
+	const char *name = pcd_req_query(r, "name");
+	struct pc_error err = {0};
+
+	if (name && pcd_name_check("name", name, PC_ERR_BAD_REQUEST, &err)) {
+		pcd_send_error(r, &err);
+		return 1;
+	}
+	return 0;
+}
+
+/* The name of an upload: ?name=, else (a dataset's form) the name part,
+ * else the file name the inputs part came with; *name NULL when none. 0
+ * after answering a bad name part (?name= was checked by upload_before). */
+static int upload_name_param(struct pcd_req *r, int form, const char **name)
 {
 	struct pc_error err = {0};
 
 	*name = pcd_req_query(r, "name");
-	if (*name && pcd_name_check("name", *name, PC_ERR_BAD_REQUEST, &err)) {
-		pcd_send_error(r, &err);
-		return 0;
+	if (*name || !form)
+		return 1;
+	if ((*name = pcd_req_form_name(r))) {
+		if (pcd_name_check("name", *name, PC_ERR_BAD_REQUEST, &err)) {
+			pcd_send_error(r, &err);
+			return 0;
+		}
+		return 1;
 	}
+	*name = pcd_req_inputs_filename(r); /* checked by the sink */
 	return 1;
 }
 
@@ -213,7 +234,7 @@ static int h_model_post(struct pcd_req *r)
 	const char *name;
 	int existed = 0;
 
-	if (!upload_name_param(r, &name))
+	if (!upload_name_param(r, 0, &name))
 		return MHD_YES;
 	pcd_prom_upload(app->prom, "model", bytes);
 	if (pcd_blob_writer_finish(*w, id, &err))
@@ -367,7 +388,7 @@ static int h_dataset_post(struct pcd_req *r)
 	const char *name;
 	int existed = 0, file_existed = 0, rc;
 
-	if (!upload_name_param(r, &name))
+	if (!upload_name_param(r, 1, &name))
 		return MHD_YES;
 	if (!*xw) {
 		pc_error_set(&err, PC_ERR_FORMAT, "inputs", "the form has no inputs part");
@@ -382,6 +403,9 @@ static int h_dataset_post(struct pcd_req *r)
 	if (pcd_store_dataset_get(app->store, pcd_req_tenant(r), id, &rec, NULL) == PC_OK &&
 	    pcd_blobs_dataset_exists(app->blobs, id)) {
 		info = rec_json(r, &rec, 0);
+		/* a file name is a default: it does not rename a named dataset */
+		if (name && name == pcd_req_inputs_filename(r) && rec.name[0])
+			name = NULL;
 		pcd_blob_rec_free(&rec);
 		if (upload_named(r, PCD_UPLOAD_DATASET, id, name, info, &err))
 			goto fail;
@@ -952,36 +976,36 @@ static int h_asset(struct pcd_req *r)
 /* --- the table ----------------------------------------------------------- */
 
 const struct pcd_route pcd_routes[] = {
-	{"GET", "/healthz", h_healthz, PCD_BODY_NONE, 1, 0},
-	{"GET", "/readyz", h_readyz, PCD_BODY_NONE, 1, 0},
+	{"GET", "/healthz", h_healthz, PCD_BODY_NONE, 1, 0, NULL},
+	{"GET", "/readyz", h_readyz, PCD_BODY_NONE, 1, 0, NULL},
 	/* its queue depths are every tenant's */
-	{"GET", "/metrics", h_metrics, PCD_BODY_NONE, 0, 1},
-	{"GET", "/v1/openapi.yaml", h_openapi, PCD_BODY_NONE, 1, 0},
-	{"POST", "/v1/models", h_model_post, PCD_BODY_MODEL, 0, 0},
-	{"GET", "/v1/models", h_model_list, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0, 0},
-	{"HEAD", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0, 0},
-	{"DELETE", "/v1/models/{id}", h_model_delete, PCD_BODY_NONE, 0, 0},
-	{"POST", "/v1/datasets", h_dataset_post, PCD_BODY_MULTIPART, 0, 0},
-	{"GET", "/v1/datasets", h_dataset_list, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0, 0},
-	{"HEAD", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0, 0},
-	{"DELETE", "/v1/datasets/{id}", h_dataset_delete, PCD_BODY_NONE, 0, 0},
-	{"POST", "/v1/jobs", h_job_post, PCD_BODY_JSON, 0, 0},
-	{"GET", "/v1/jobs", h_job_list, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/jobs/{id}", h_job_get, PCD_BODY_NONE, 0, 0},
-	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/jobs/{id}/report.html", h_job_report_html, PCD_BODY_NONE, 0, 0},
-	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/jobs/{id}/artifacts/{name}", h_job_artifact, PCD_BODY_NONE, 0, 0},
-	{"GET", "/v1/compare", h_compare, PCD_BODY_NONE, 0, 0},
+	{"GET", "/metrics", h_metrics, PCD_BODY_NONE, 0, 1, NULL},
+	{"GET", "/v1/openapi.yaml", h_openapi, PCD_BODY_NONE, 1, 0, NULL},
+	{"POST", "/v1/models", h_model_post, PCD_BODY_MODEL, 0, 0, upload_before},
+	{"GET", "/v1/models", h_model_list, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0, 0, NULL},
+	{"HEAD", "/v1/models/{id}", h_model_get, PCD_BODY_NONE, 0, 0, NULL},
+	{"DELETE", "/v1/models/{id}", h_model_delete, PCD_BODY_NONE, 0, 0, NULL},
+	{"POST", "/v1/datasets", h_dataset_post, PCD_BODY_MULTIPART, 0, 0, upload_before},
+	{"GET", "/v1/datasets", h_dataset_list, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0, 0, NULL},
+	{"HEAD", "/v1/datasets/{id}", h_dataset_get, PCD_BODY_NONE, 0, 0, NULL},
+	{"DELETE", "/v1/datasets/{id}", h_dataset_delete, PCD_BODY_NONE, 0, 0, NULL},
+	{"POST", "/v1/jobs", h_job_post, PCD_BODY_JSON, 0, 0, NULL},
+	{"GET", "/v1/jobs", h_job_list, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/jobs/{id}", h_job_get, PCD_BODY_NONE, 0, 0, NULL},
+	{"DELETE", "/v1/jobs/{id}", h_job_delete, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/jobs/{id}/report", h_job_report, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/jobs/{id}/report.html", h_job_report_html, PCD_BODY_NONE, 0, 0, NULL},
+	{"POST", "/v1/jobs/{id}/cancel", h_job_cancel, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/jobs/{id}/charts", h_job_charts, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/jobs/{id}/charts/{name}", h_job_chart, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/jobs/{id}/artifacts/{name}", h_job_artifact, PCD_BODY_NONE, 0, 0, NULL},
+	{"GET", "/v1/compare", h_compare, PCD_BODY_NONE, 0, 0, NULL},
 	/* the dashboard: public, it asks for the token itself */
-	{"GET", "/", h_asset, PCD_BODY_NONE, 1, 0},
-	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1, 0},
-	{"GET", "/style.css", h_asset, PCD_BODY_NONE, 1, 0},
+	{"GET", "/", h_asset, PCD_BODY_NONE, 1, 0, NULL},
+	{"GET", "/app.js", h_asset, PCD_BODY_NONE, 1, 0, NULL},
+	{"GET", "/style.css", h_asset, PCD_BODY_NONE, 1, 0, NULL},
 };
 
 const size_t pcd_n_routes = sizeof(pcd_routes) / sizeof(pcd_routes[0]);

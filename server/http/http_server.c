@@ -29,6 +29,7 @@
 #include "job.h"
 #include "json_out.h"
 #include "log.h"
+#include "names.h"
 #include "problem.h"
 #include "paracorr/sys.h"
 #include "prom.h"
@@ -69,6 +70,13 @@ struct pcd_req {
 	struct pcd_blob_writer *inputs, *labels;
 	struct MHD_PostProcessor *pp;
 	uint64_t part_limit;
+	/* the form's name part (one byte more than a name may have, to tell
+	 * a long one), and the inputs part's file name: what names a dataset
+	 * without ?name= */
+	char form_name[PCD_NAME_MAX + 2];
+	size_t form_name_len;
+	int has_form_name;
+	char inputs_filename[PCD_NAME_MAX + 1];
 	/* who: set by the authentication check */
 	char tenant[PCD_TENANT_MAX + 1];
 	int admin;
@@ -198,6 +206,16 @@ struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part
 	if (!strcmp(part, "labels"))
 		return &r->labels;
 	return NULL;
+}
+
+const char *pcd_req_form_name(struct pcd_req *r)
+{
+	return r->has_form_name ? r->form_name : NULL;
+}
+
+const char *pcd_req_inputs_filename(struct pcd_req *r)
+{
+	return r->inputs_filename[0] ? r->inputs_filename : NULL;
 }
 
 /* --- responses ----------------------------------------------------------- */
@@ -495,6 +513,28 @@ static int authorized(struct pcd_req *r)
 
 /* --- body sinks ---------------------------------------------------------- */
 
+/* The form's name part, kept in r->form_name: bounded, once, no NUL. */
+static enum MHD_Result form_name_part(struct pcd_req *r, uint64_t off, const char *data, size_t size)
+{
+	if (off == 0 && r->has_form_name) {
+		pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, "name", "the part appears twice");
+		return MHD_NO;
+	}
+	r->has_form_name = 1;
+	if (size > sizeof(r->form_name) - 1 - r->form_name_len) {
+		pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, "name", "longer than %d bytes", PCD_NAME_MAX);
+		return MHD_NO;
+	}
+	if (memchr(data, '\0', size)) {
+		pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, "name", "contains a NUL byte");
+		return MHD_NO;
+	}
+	memcpy(r->form_name + r->form_name_len, data, size);
+	r->form_name_len += size;
+	r->form_name[r->form_name_len] = '\0';
+	return MHD_YES;
+}
+
 static enum MHD_Result part_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
 			       const char *content_type, const char *transfer_encoding, const char *data,
 			       uint64_t off, size_t size)
@@ -504,11 +544,17 @@ static enum MHD_Result part_cb(void *cls, enum MHD_ValueKind kind, const char *k
 
 	if (r->body_err.code)
 		return MHD_NO;
+	if (key && !strcmp(key, "name"))
+		return form_name_part(r, off, data, size);
 	if (!key || !(w = pcd_req_part_writer(r, key))) {
 		pc_error_set(&r->body_err, PC_ERR_BAD_REQUEST, key ? key : "",
-			     "unexpected form part (the parts are inputs and labels)");
+			     "unexpected form part (the parts are inputs, labels and name)");
 		return MHD_NO;
 	}
+	/* a file name that could not be a name is no default for one */
+	if (off == 0 && !strcmp(key, "inputs") && filename && filename[0] && strlen(filename) <= PCD_NAME_MAX &&
+	    !pcd_name_check("name", filename, PC_ERR_BAD_REQUEST, &(struct pc_error){0}))
+		snprintf(r->inputs_filename, sizeof(r->inputs_filename), "%s", filename);
 	if (!*w && pcd_blob_writer_begin(r->http->app->blobs, r->part_limit, w, &r->body_err))
 		return MHD_NO;
 	if (off == 0 && pcd_blob_writer_bytes(*w) > 0) {
@@ -579,7 +625,7 @@ static const struct {
 			   offsetof(struct pcd_settings, max_spec_kb), 10, 0},
 	[PCD_BODY_MODEL] = {"application/octet-stream", "the body must be the ONNX file as application/octet-stream",
 			    offsetof(struct pcd_settings, max_model_mb), 20, 0},
-	[PCD_BODY_MULTIPART] = {"multipart/form-data", "the body must be multipart/form-data with parts inputs and labels",
+	[PCD_BODY_MULTIPART] = {"multipart/form-data", "the body must be multipart/form-data with parts inputs, labels and name",
 				offsetof(struct pcd_settings, max_dataset_mb), 20, 65536},
 };
 
@@ -713,6 +759,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		if (r->route->admin_route && r->http->app->tokens && !r->admin)
 			return pcd_send_problem(r, PC_ERR_FORBIDDEN, NULL, NULL,
 						"this route is for a token of the admin role");
+		if (r->route->before && r->route->before(r))
+			return r->responded ? MHD_YES : MHD_NO;
 		body_begin(r); /* may answer 413 / 415 before the body */
 		return MHD_YES;
 	}

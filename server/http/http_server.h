@@ -5,8 +5,9 @@
  * against a route table (http_routes.c: method, template, handler, body
  * kind); the body is streamed into the sink its route declares (a blob
  * writer for a model, a multipart parser feeding two blob writers for a
- * dataset, a bounded buffer for JSON) and the handler runs once the body
- * is complete. Nothing here computes a study: handlers only validate,
+ * dataset and a small buffer for its name part, a bounded buffer for
+ * JSON) and the handler runs once the body is complete; a route's before
+ * hook may refuse the request before any of the body is read. Nothing here computes a study: handlers only validate,
  * store, and wake the workers.
  *
  * Per-request state is allocated on the first callback and freed in the
@@ -103,11 +104,16 @@ enum pcd_body {
 	PCD_BODY_NONE,	    /* a body is ignored */
 	PCD_BODY_JSON,	    /* application/json, at most max_spec_kb */
 	PCD_BODY_MODEL,	    /* application/octet-stream, streamed to a blob writer */
-	PCD_BODY_MULTIPART, /* multipart/form-data parts inputs and labels, to blob writers */
+	PCD_BODY_MULTIPART, /* multipart/form-data parts inputs and labels, to blob writers; name, kept */
 };
 
 /* Returns an MHD_Result (MHD_YES / MHD_NO) after queueing a response. */
 typedef int (*pcd_route_fn)(struct pcd_req *r);
+/* A route's early check: runs once the route and the token are known,
+ * before any body byte is read, so that a request refused for its query
+ * (a bad ?name=) is not made to send megabytes first. 0: go on; else it
+ * has answered (with pcd_send_*). */
+typedef int (*pcd_before_fn)(struct pcd_req *r);
 
 struct pcd_route {
 	const char *method;
@@ -116,6 +122,7 @@ struct pcd_route {
 	enum pcd_body body;
 	int public_route; /* served without a bearer token */
 	int admin_route;  /* with a tokens file, the admin role only (403 for another token) */
+	pcd_before_fn before; /* NULL: none */
 };
 
 extern const struct pcd_route pcd_routes[];
@@ -144,6 +151,11 @@ const char *pcd_req_body(struct pcd_req *r, size_t *len);
 struct pcd_blob_writer **pcd_req_model_writer(struct pcd_req *r);
 /* PCD_BODY_MULTIPART: the writers of the parts (NULL when absent). */
 struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part);
+/* PCD_BODY_MULTIPART: the text of the form's "name" part (NUL-terminated,
+ * at most PCD_NAME_MAX bytes, no NUL inside: the sink refuses others), and
+ * the file name the inputs part was sent with; NULL when absent. */
+const char *pcd_req_form_name(struct pcd_req *r);
+const char *pcd_req_inputs_filename(struct pcd_req *r);
 
 /* Responses. The json reference is taken (decref'd). extra_headers is
  * NULL or a NULL-terminated list of name, value pairs. */

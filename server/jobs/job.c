@@ -459,6 +459,28 @@ int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, stru
 	return pcd_job_check_work(store, scope, spec, max_work, err);
 }
 
+/* The job's name and labels on the report's top level (pcd_job_opts). */
+static int report_meta(json_t *report, const struct pcd_job_opts *o, struct pc_error *err)
+{
+	json_t *labels;
+
+	if (o->name && o->name[0] && json_object_set_new(report, "name", json_string(o->name)))
+		return pc_error_set(err, PC_ERR_INVALID, "name", "must be UTF-8");
+	if (!o->labels || !o->labels[0])
+		return PC_OK;
+	if (!(labels = json_loads(o->labels, 0, NULL)) || !json_is_object(labels)) {
+		json_decref(labels);
+		return pc_error_set(err, PC_ERR_INVALID, "labels", "must be a JSON object");
+	}
+	if (!json_object_size(labels)) {
+		json_decref(labels);
+		return PC_OK;
+	}
+	if (json_object_set_new(report, "labels", labels))
+		return pc_error_set(err, PC_ERR_NOMEM, "labels", "out of memory");
+	return PC_OK;
+}
+
 int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *files, const struct pcd_job_opts *o,
 		     char **report_text, json_t **report_out, struct pc_error *err)
 {
@@ -479,7 +501,7 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 	    (rc = pc_dataset_load(files->inputs, files->labels, &pp, spec->limit, &d, err)) ||
 	    (rc = check_sample(g, d, err)))
 		goto out;
-	if ((rc = k->run(spec, &pp, g, d, files, o, &report, err)))
+	if ((rc = k->run(spec, &pp, g, d, files, o, &report, err)) || (rc = report_meta(report, o, err)))
 		goto out;
 	*report_text = pc_report_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	if (!*report_text) {

@@ -40,6 +40,12 @@ struct pcd_job_opts {
 	 * multiply-adds, checked once the model and data are loaded; 0: no
 	 * bound (the daemon checks max_job_work at submission) */
 	double max_work;
+	/* the job's name and labels (a JSON object's text, the store's form),
+	 * copied to the report's top level so that the file says what it is
+	 * when it travels alone (compare, check, report --html); NULL, "" and
+	 * "{}": none */
+	const char *name;
+	const char *labels;
 };
 
 /* The CLI's default max_work: the daemon's default max_job_work. */

@@ -211,6 +211,8 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.progress_arg = &c;
 	o.cancel = on_cancel;
 	o.cancel_arg = &c;
+	o.name = job->name;
+	o.labels = job->labels;
 	rc = PC_OK;
 	if (kind && kind->artifact) {
 		/* the model and the checkpoint a restart resumes from; without

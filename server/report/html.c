@@ -493,7 +493,33 @@ static void about(FILE *f, const json_t *report, const json_t *study)
 	const json_t *spec = json_object_get(report, "spec");
 	const char *model = json_string_value(json_object_get(spec, "model"));
 
-	fputs("<h1>paracorr report</h1>\n<p class=\"meta\">", f);
+	const char *name = json_string_value(json_object_get(report, "name"));
+	const char *key;
+	json_t *v;
+
+	/* a named job's report is titled by its name, its labels under it */
+	if (name) {
+		fputs("<h1 data-field=\"name\">", f);
+		pcd_markup_text(f, name);
+		fputs("</h1>\n", f);
+	} else {
+		fputs("<h1>paracorr report</h1>\n", f);
+	}
+	if (json_object_size(json_object_get(report, "labels"))) {
+		fputs("<p class=\"meta\" data-field=\"labels\">", f);
+		json_object_foreach(json_object_get(report, "labels"), key, v)
+		{
+			fputs("<code data-label=\"", f);
+			pcd_markup_text(f, key);
+			fputs("\">", f);
+			pcd_markup_text(f, key);
+			fputc('=', f);
+			pcd_markup_text(f, json_string_value(v) ? json_string_value(v) : "");
+			fputs("</code> ", f);
+		}
+		fputs("</p>\n", f);
+	}
+	fputs("<p class=\"meta\">", f);
 	if (model) {
 		fputs("model <code>", f);
 		pcd_markup_text(f, model);
@@ -535,9 +561,13 @@ int pcd_report_html(const json_t *report, char **html, size_t *len, struct pc_er
 	if (!(f = open_memstream(html, len)))
 		return pc_error_set(err, PC_ERR_NOMEM, "report", "out of memory for the HTML report");
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-		   "<meta name=\"generator\" content=\"paracorr %s\">\n<title>paracorr report</title>\n<style>%s</style>"
-		   "</head>\n<body>\n",
-		PC_VERSION, style);
+		   "<meta name=\"generator\" content=\"paracorr %s\">\n<title>",
+		PC_VERSION);
+	if (json_is_string(json_object_get(report, "name"))) {
+		pcd_markup_text(f, json_string_value(json_object_get(report, "name")));
+		fputs(" &middot; ", f);
+	}
+	fprintf(f, "paracorr report</title>\n<style>%s</style></head>\n<body>\n", style);
 	about(f, report, harden ? before : report);
 	if (harden) {
 		fputs("<p class=\"meta\">A harden job: the model as uploaded (before) and after adversarial "

@@ -156,24 +156,26 @@ class Client:
     def upload_dataset(self, inputs, labels=None, name=None):
         """Uploads a dataset: ``inputs`` and ``labels`` are paths (IDX, NPY,
         CSV, plain or gzip) or bytes; a safetensors file holding both goes as
-        ``inputs`` alone. Returns the :class:`Dataset`."""
+        ``inputs`` alone. Without ``name`` the daemon names it after the
+        inputs file (a file name never renames a named dataset); bytes have
+        no file name, and the dataset none. Returns the :class:`Dataset`."""
         parts = [("inputs", inputs)] + ([("labels", labels)] if labels is not None else [])
         boundary = "paracorr-" + uuid.uuid4().hex
         body = io.BytesIO()
         for field, src in parts:
             if isinstance(src, (bytes, bytearray)):
-                data, fname = bytes(src), field
+                # no filename: a made-up one would name the dataset
+                data, disposition = bytes(src), f'form-data; name="{field}"'
             else:
                 with open(src, "rb") as f:
                     data = f.read()
-                fname = os.path.basename(os.fspath(src))
-            body.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-                       f"filename=\"{fname}\"\r\nContent-Type: application/octet-stream\r\n\r\n".encode())
+                fname = os.path.basename(os.fspath(src)).replace('"', "%22").replace("\r", "").replace("\n", "")
+                disposition = f'form-data; name="{field}"; filename="{fname}"'
+            body.write(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+                       "Content-Type: application/octet-stream\r\n\r\n".encode())
             body.write(data)
             body.write(b"\r\n")
         body.write(f"--{boundary}--\r\n".encode())
-        if name is None and not isinstance(inputs, (bytes, bytearray)):
-            name = os.path.basename(os.fspath(inputs))
         query = {"name": name} if name else None
         return Dataset(self._request("POST", "/v1/datasets", body.getvalue(),
                                      {"Content-Type": f"multipart/form-data; boundary={boundary}"}, query=query))

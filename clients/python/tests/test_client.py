@@ -48,6 +48,15 @@ class Uploads(unittest.TestCase):
         with open(INPUTS, "rb") as a, open(LABELS, "rb") as b:
             self.assertEqual(c.upload_dataset(a.read(), b.read()).id, d.id)
 
+    def test_dataset_from_bytes_is_named_only_when_asked(self):
+        c = client()
+        with open(os.path.join(FIX, "sample64_f32.npy"), "rb") as a, open(LABELS, "rb") as b:
+            x, y = a.read(), b.read()
+        d = c.upload_dataset(x, y)
+        self.assertIsNone(d["name"])  # no file name was sent to name it after
+        self.assertEqual(c.upload_dataset(x, y, name="f32 from bytes")["name"], "f32 from bytes")
+        self.assertEqual(c.dataset(d)["name"], "f32 from bytes")
+
     @unittest.skipUnless(importlib.util.find_spec("torch"), "torch is not importable here")
     def test_module_is_exported_and_runs(self):
         import torch
