@@ -1525,6 +1525,9 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 			 : (err ? (int)err->code : PC_ERR_NOMEM);
 		goto out;
 	}
+	for (int w = 0; o->profile && o->timing_seconds && w < pc_runner_threads(s.r); w++)
+		if ((rc = pc_plan_set_profile(pc_runner_plan(s.r, w), 1, err)))
+			goto out;
 	p0 = pc_runner_plan(s.r, 0);
 	s.positions = pc_plan_positions(p0);
 	s.seq = pc_eval_is_sequence(p0);
@@ -1664,6 +1667,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 			json_object_set_new(timing, "seconds", json_real(pc_sys_seconds() - s.t0));
 			json_object_set_new(timing, "threads", json_integer(o->threads));
 			json_object_set_new(timing, "phases", phases);
+			if (o->profile)
+				json_object_set_new(timing, "ops", pc_report_op_times(s.r));
 		}
 		json_object_set_new(root, "timing", timing);
 	}

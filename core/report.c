@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "paracorr/plan.h"
+
 /* The failures pc_report_alloc_failures counts: per thread, because the
  * daemon's threads build documents at the same time. */
 static _Thread_local unsigned long json_failures;
@@ -124,4 +126,27 @@ json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const 
 		return NULL;
 	}
 	return root;
+}
+
+json_t *pc_report_op_times(struct pc_runner *r)
+{
+	int n = pc_plan_op_kinds();
+	struct pc_plan_op_time *rows = calloc((size_t)n, sizeof(*rows));
+	json_t *out = json_object();
+
+	if (!rows || !out) {
+		free(rows);
+		json_decref(out);
+		return NULL;
+	}
+	for (int w = 0; w < pc_runner_threads(r); w++)
+		pc_plan_profile_add(pc_runner_plan(r, w), rows);
+	for (int i = 0; i < n; i++)
+		if (rows[i].forward_calls || rows[i].backward_calls)
+			json_object_set_new(out, rows[i].op,
+					    json_pack("{s:f, s:f, s:I, s:I}", "forward", rows[i].forward, "backward",
+						      rows[i].backward, "forward_calls", (json_int_t)rows[i].forward_calls,
+						      "backward_calls", (json_int_t)rows[i].backward_calls));
+	free(rows);
+	return out;
 }

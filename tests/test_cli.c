@@ -442,3 +442,66 @@ out:
 	done(&o);
 	be_rmtree(dir);
 }
+
+/* The count of one op kind's forward and backward runs in a --profile
+ * table on stderr (-1: no row). */
+static int profile_calls(const char *err, const char *op, long long *fwd, long long *bwd)
+{
+	char head[64];
+	const char *row;
+	double fs, bs;
+
+	snprintf(head, sizeof(head), "\n  %-22s ", op);
+	if (!err || !(row = strstr(err, head)))
+		return -1;
+	return sscanf(row + strlen(head), "%lf %lf %lld %lld", &fs, &bs, fwd, bwd) == 4 && fs >= 0 && bs >= 0 ? 0 : -1;
+}
+
+/* --profile: eval's per-op table counts every node run (cnn_op17: two Conv,
+ * two MaxPool and three Gemm nodes, 400 samples in 4 batches of 100), and
+ * run's report carries the same rows in timing.ops, none without it. */
+TEST(cli_profile_counts_every_op_run)
+{
+	char dir[] = "/tmp/pc_prof_XXXXXX", spec[128], args[512];
+	struct outcome o;
+	long long f = 0, b = 0;
+	json_t *r;
+
+	if (!run(t, "eval --model " FIX "cnn_op17.onnx --inputs " T10K_X " --labels " T10K_Y
+		    " --limit 400 --batch-size 100 --threads 2 --profile",
+		 &o))
+		return;
+	CHECK_INT(o.status, 0);
+	CHECK_MSG(o.err && strstr(o.err, "where the time went"), "%s", o.err ? o.err : "");
+	CHECK_MSG(profile_calls(o.err, "Conv", &f, &b) == 0 && f == 8 && b == 8, "Conv %lld, %lld: %s", f, b, o.err);
+	CHECK_MSG(profile_calls(o.err, "MaxPool", &f, &b) == 0 && f == 8 && b == 8, "MaxPool %lld, %lld", f, b);
+	CHECK_MSG(profile_calls(o.err, "Gemm", &f, &b) == 0 && f == 12 && b == 12, "Gemm %lld, %lld", f, b);
+	CHECK(o.out && strstr(o.out, "\"accuracy\""));
+	done(&o);
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(spec, sizeof(spec), "%s/spec.json", dir);
+	REQUIRE(write_spec(spec, "{\"norms\": [\"l2\"], \"epsilons\": [0.1], \"random_trials\": 1, \"groups\": [\"model\"]}") ==
+		0);
+	for (int profile = 0; profile < 2; profile++) {
+		snprintf(args, sizeof(args), "run --quiet --threads 2 %s%s", profile ? "--profile " : "", spec);
+		if (!run(t, args, &o))
+			break;
+		CHECK_INT(o.status, 0);
+		r = o.out ? json_loads(o.out, 0, NULL) : NULL;
+		CHECK(r != NULL);
+		if (profile) {
+			const json_t *gemm = json_object_get(json_object_get(json_object_get(r, "timing"), "ops"), "Gemm");
+			/* the clean pass and its gradient, then two evaluations: 3 nodes x 8 batches x 3 passes */
+			CHECK_MSG(json_integer_value(json_object_get(gemm, "forward_calls")) > 0 &&
+					  json_integer_value(json_object_get(gemm, "backward_calls")) == 3 * 8,
+				  "%s", o.out);
+			CHECK(o.err && strstr(o.err, "where the time went"));
+		} else {
+			CHECK(!json_object_get(json_object_get(r, "timing"), "ops"));
+		}
+		json_decref(r);
+		done(&o);
+	}
+	be_rmtree(dir);
+}

@@ -15,6 +15,7 @@
  * is used at all. */
 #include "../graph_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,6 +303,79 @@ PC_HOT static void maxpool_2x2(const float *x, float *y, int64_t planes, const s
 		}
 }
 
+/* The windows along one axis, computed once per pass instead of once per
+ * output: each output's first input index (start + tap * d) and its taps
+ * inside the input, [lo, hi). Up to POOL_SPANS outputs, on the stack. */
+#define POOL_SPANS 1024
+
+struct pool_span {
+	int32_t start, lo, hi;
+};
+
+static int pool_spans(const struct pool_axis *a, struct pool_span *sp)
+{
+	if (a->out > POOL_SPANS || a->in > INT32_MAX / 2 || a->out * a->s > INT32_MAX / 2)
+		return 0;
+	for (int64_t o = 0; o < a->out; o++) {
+		int64_t s = o * a->s - a->lead, lo, hi;
+		taps(s, a->k, a->d, a->in, &lo, &hi);
+		sp[o].start = (int32_t)s;
+		sp[o].lo = (int32_t)lo;
+		sp[o].hi = (int32_t)hi;
+	}
+	return 1;
+}
+
+/* Any window on precomputed spans: the maximum, NaN when the window holds
+ * one (as window_argmax's first NaN gives), without branches on the data. */
+PC_HOT static void maxpool_spans(const float *x, float *y, int64_t planes, const struct pool_axis ax[2],
+				 const struct pool_span *rs, const struct pool_span *cs)
+{
+	int64_t w = ax[1].in, hw = ax[0].in * w, ow = ax[1].out, d0 = ax[0].d, d1 = ax[1].d;
+
+	for (int64_t pl = 0; pl < planes; pl++)
+		for (int64_t i = 0; i < ax[0].out; i++) {
+			float *out = y + (pl * ax[0].out + i) * ow;
+			const float *plane = x + pl * hw;
+			for (int64_t j = 0; j < ow; j++) {
+				float m = -INFINITY;
+				int nan = 0;
+				for (int32_t a = rs[i].lo; a < rs[i].hi; a++) {
+					const float *row = plane + (rs[i].start + a * d0) * w + cs[j].start;
+					for (int32_t b = cs[j].lo; b < cs[j].hi; b++) {
+						float v = row[b * d1];
+						m = v > m ? v : m;
+						nan |= v != v;
+					}
+				}
+				out[j] = nan ? NAN : m;
+			}
+		}
+}
+
+/* The first maximum of the window (rows rs, columns cs) at the same index
+ * window_argmax gives: row-major order, the first NaN winning. */
+static inline int64_t span_argmax(const float *plane, int64_t w, int64_t d0, int64_t d1, const struct pool_span *rs,
+				  const struct pool_span *cs)
+{
+	int64_t best = -1;
+	float bv = 0.0f;
+
+	for (int32_t a = rs->lo; a < rs->hi; a++) {
+		int64_t base = (rs->start + a * d0) * w + cs->start;
+		for (int32_t b = cs->lo; b < cs->hi; b++) {
+			float v = plane[base + b * d1];
+			if (v != v)
+				return base + b * d1;
+			if (best < 0 || v > bv) {
+				best = base + b * d1;
+				bv = v;
+			}
+		}
+	}
+	return best;
+}
+
 /* With gates (pc_plan_set_gates): the index in its plane of the input
  * each output took, recorded as window_argmax finds it, or followed. */
 static void maxpool_gated(const float *x, float *y, int64_t *gate, int frozen, int64_t planes, int64_t hw,
@@ -342,6 +416,13 @@ void pc_maxpool_forward(struct pc_plan *p, const struct pc_node *n)
 		maxpool_2x2(x->data, y->data, planes, ax);
 		return;
 	}
+	{
+		struct pool_span rs[POOL_SPANS], cs[POOL_SPANS];
+		if (pool_spans(&ax[0], rs) && pool_spans(&ax[1], cs)) {
+			maxpool_spans(x->data, y->data, planes, ax, rs, cs);
+			return;
+		}
+	}
 	for (int64_t pl = 0; pl < planes; pl++) {
 		const float *plane = x->data + pl * hw;
 		float *out = y->data + pl * ohw;
@@ -368,6 +449,20 @@ void pc_maxpool_backward(struct pc_plan *p, const struct pc_node *n)
 			for (int64_t o = 0; o < ohw; o++)
 				x->grad[pl * hw + at[pl * ohw + o]] += y->grad[pl * ohw + o];
 		return;
+	}
+	if (!is_2x2_s2(ax)) {
+		struct pool_span rs[POOL_SPANS], cs[POOL_SPANS];
+		if (pool_spans(&ax[0], rs) && pool_spans(&ax[1], cs)) {
+			for (int64_t pl = 0; pl < planes; pl++) {
+				const float *plane = x->data + pl * hw, *dy = y->grad + pl * ohw;
+				float *dx = x->grad + pl * hw;
+				for (int64_t oh = 0; oh < ax[0].out; oh++)
+					for (int64_t ow = 0; ow < ax[1].out; ow++)
+						dx[span_argmax(plane, ax[1].in, ax[0].d, ax[1].d, &rs[oh], &cs[ow])] +=
+							dy[oh * ax[1].out + ow];
+			}
+			return;
+		}
 	}
 	for (int64_t pl = 0; pl < planes; pl++) {
 		const float *plane = x->data + pl * hw;

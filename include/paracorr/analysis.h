@@ -42,6 +42,8 @@ struct pc_study_opts {
 	size_t cache_bytes; /* budget for cached clean activations */
 	int timing_seconds; /* put wall-clock seconds in the report (default 1);
 			       0 makes the report byte-identical across runs */
+	int profile;	    /* with timing_seconds, timing.ops: each op kind's
+			       forward and backward seconds (default 0) */
 	int shortcuts;	    /* prefix cache and linear-layer reuse (default 1);
 			       0 recomputes everything: the tests' oracle */
 	pc_progress_fn progress;

@@ -8,6 +8,7 @@
 
 #include "paracorr/eval.h"
 #include "paracorr/graph.h"
+#include "paracorr/runner.h"
 
 /* {"l1", "l2", "linf"} */
 json_t *pc_report_norms(const struct pc_norms *n);
@@ -23,6 +24,11 @@ json_t *pc_report_gradient(const struct pc_graph *g, const float *grad);
 json_t *pc_report_eval(const struct pc_graph *g, const struct pc_eval *e, const float *grad);
 
 const char *pc_report_output_kind(enum pc_output_kind k);
+
+/* {op: {"forward", "backward" (seconds, summed over the workers),
+ * "forward_calls", "backward_calls"}} of the runner's plans' profiles
+ * (pc_plan_set_profile), the op kinds that ran, in the op table's order. */
+json_t *pc_report_op_times(struct pc_runner *r);
 
 /* jansson allocations that failed on the calling thread so far. jansson
  * allocates through the core (report.c installs its allocator before main)

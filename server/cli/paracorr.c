@@ -1,7 +1,7 @@
 /* paracorr: the command-line program.
  *
  *   paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] [--threads T]
- *   paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary]
+ *   paracorr run SPEC.json [--threads T] [--cache-mb M] [--reproducible] [--quiet] [--summary] [--profile]
  *   paracorr report REPORT.json
  *   paracorr check REPORT.json --require EXPR... [--junit FILE]   (the CI gate, check.c)
  *   paracorr submit SPEC.json | status JOB | fetch JOB    (a daemon's client)
@@ -44,14 +44,16 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage:\n"
-		   "  paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] "
+		   "  paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] [--profile] "
 		   "[--threads T]\n"
-		   "      clean loss, accuracy and per-tensor gradient norms, as JSON\n"
+		   "      clean loss, accuracy and per-tensor gradient norms, as JSON; --profile prints\n"
+		   "      each op kind's forward and backward seconds to stderr\n"
 		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--max-job-work G] [--reproducible] [--quiet] [--summary]\n"
-		   "               [--name NAME] [--label KEY=VALUE]...\n"
+		   "               [--name NAME] [--label KEY=VALUE]... [--profile]\n"
 		   "      the corruption study of a job spec; the report to stdout, progress to stderr;\n"
 		   "      --name and --label go on the report's top level, as a daemon's job's do;\n"
 		   "      --reproducible leaves out wall-clock timing, making the report byte-identical;\n"
+		   "      --profile adds timing.ops (seconds per op kind) and prints it to stderr;\n"
 		   "      --max-job-work G refuses a spec estimated at more than G x 10^9 multiply-adds\n"
 		   "      (default 10000, 0: no bound; README Limits)\n"
 		   "  paracorr run HARDEN.json --out HARDENED.onnx [...]\n"
@@ -156,9 +158,11 @@ static int cmd_eval(int argc, char **argv)
 		{"model", required_argument, NULL, 'm'},      {"inputs", required_argument, NULL, 'i'},
 		{"labels", required_argument, NULL, 'l'},     {"limit", required_argument, NULL, 'n'},
 		{"batch-size", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+		{"profile", no_argument, NULL, 'p'},	      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *model = NULL, *inputs = NULL, *labels = NULL;
+	int profile = 0;
 	long long limit = 0, batch = 256, threads = sysconf(_SC_NPROCESSORS_ONLN);
 	struct pc_error err = {0};
 	struct pc_graph *g = NULL;
@@ -197,6 +201,9 @@ static int cmd_eval(int argc, char **argv)
 		case 'l':
 			labels = optarg;
 			break;
+		case 'p':
+			profile = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -229,8 +236,16 @@ static int cmd_eval(int argc, char **argv)
 		pc_error_set(&err, PC_ERR_NOMEM, "eval", "out of memory");
 		goto out;
 	}
+	for (int w = 0; profile && w < pc_runner_threads(r); w++)
+		if (pc_plan_set_profile(pc_runner_plan(r, w), 1, &err))
+			goto out;
 	if (pc_eval_run(r, d, 0, grad, NULL, NULL, &ev, &err))
 		goto out;
+	if (profile) {
+		json_t *ops = pc_report_op_times(r);
+		pcd_profile_print(ops, stderr);
+		json_decref(ops);
+	}
 	doc = pc_report_eval(g, &ev, grad);
 	if (!(text = pcd_json_text(doc, PCD_JSON_ANSWER)) || fputs(text, stdout) == EOF) {
 		pc_error_set(&err, PC_ERR_IO, "stdout", "cannot write the report");
@@ -285,9 +300,10 @@ static int cmd_run(int argc, char **argv)
 		{"summary", no_argument, NULL, 's'},	   {"out", required_argument, NULL, 'o'},
 		{"max-job-work", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
 		{"name", required_argument, NULL, 'n'},	   {"label", required_argument, NULL, 'l'},
-		{NULL, 0, NULL, 0},
+		{"profile", no_argument, NULL, 'p'},	   {NULL, 0, NULL, 0},
 	};
 	const char *out_model = NULL, *name = NULL;
+	int profile = 0;
 	json_t *labels = json_object();
 	char *labels_text = NULL;
 	struct pcd_job_files files = {0};
@@ -332,6 +348,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'r':
 			timing_seconds = 0;
+			break;
+		case 'p':
+			profile = 1;
 			break;
 		case 'q':
 			quiet = 1;
@@ -378,6 +397,7 @@ static int cmd_run(int argc, char **argv)
 	jo.threads = (int)threads;
 	jo.cache_bytes = (size_t)cache_mb << 20;
 	jo.timing_seconds = timing_seconds;
+	jo.profile = profile;
 	jo.max_work = (double)max_work_g * 1e9;
 	jo.name = name;
 	jo.labels = labels_text;
@@ -404,6 +424,13 @@ static int cmd_run(int argc, char **argv)
 	fputc('\n', stdout);
 	if (summary)
 		pcd_summary_print(report, 5, stderr);
+	if (profile) {
+		const json_t *tm = json_object_get(report, "timing");
+		/* a harden report's timing is its studies' */
+		pcd_profile_print(json_object_get(tm ? tm : json_object_get(json_object_get(report, "after"), "timing"),
+						  "ops"),
+				  stderr);
+	}
 	rc = 0;
 out:
 	if (rc)

@@ -142,6 +142,7 @@ static void study_opts(const struct pcd_job_opts *o, struct job_progress *jp, st
 	so->threads = o->threads > 0 ? o->threads : 1;
 	so->cache_bytes = o->cache_bytes;
 	so->timing_seconds = o->timing_seconds;
+	so->profile = o->profile;
 	so->progress = o->progress ? job_progress_cb : NULL;
 	so->progress_arg = jp;
 	so->cancel = o->cancel;

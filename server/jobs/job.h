@@ -32,6 +32,7 @@ struct pcd_job_opts {
 	const char *checkpoint;
 	size_t cache_bytes; /* pc_study_opts.cache_bytes */
 	int timing_seconds; /* pc_study_opts.timing_seconds */
+	int profile;	    /* pc_study_opts.profile */
 	pc_progress_fn progress;
 	void *progress_arg;
 	pc_cancel_fn cancel;

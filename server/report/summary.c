@@ -3,6 +3,7 @@
 #include "summary.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "paracorr/sys.h"
@@ -478,4 +479,52 @@ void pcd_progress_draw(struct pcd_progress_bar *b, const char *phase, long long 
 		fprintf(f, ", ~%.0f s left", ceil(remaining));
 	fputs(b->tty && !final ? "" : "\n", f);
 	fflush(f);
+}
+
+struct op_row {
+	const char *op;
+	double forward, backward;
+	long long fcalls, bcalls;
+};
+
+static int by_time(const void *a, const void *b)
+{
+	const struct op_row *x = a, *y = b;
+	double tx = x->forward + x->backward, ty = y->forward + y->backward;
+
+	return tx < ty ? 1 : tx > ty ? -1 : strcmp(x->op, y->op);
+}
+
+void pcd_profile_print(const json_t *ops, FILE *f)
+{
+	size_t n = json_object_size(ops), i = 0;
+	struct op_row *rows = calloc(n + 1, sizeof(*rows));
+	const char *name;
+	const json_t *v;
+	double total = 0;
+
+	if (!rows || !n) {
+		free(rows);
+		return;
+	}
+	json_object_foreach((json_t *)ops, name, v)
+	{
+		rows[i].op = name;
+		rows[i].forward = num(v, "forward");
+		rows[i].backward = num(v, "backward");
+		rows[i].fcalls = (long long)num(v, "forward_calls");
+		rows[i].bcalls = (long long)num(v, "backward_calls");
+		total += rows[i].forward + rows[i].backward;
+		i++;
+	}
+	qsort(rows, n, sizeof(*rows), by_time);
+	fprintf(f, "\nwhere the time went (seconds summed over the worker threads):\n");
+	fprintf(f, "  %-22s %10s %10s %10s %10s %7s\n", "op", "forward_s", "backward_s", "fwd calls", "bwd calls",
+		"share");
+	for (i = 0; i < n; i++)
+		fprintf(f, "  %-22s %10.3f %10.3f %10lld %10lld %6.1f%%\n", rows[i].op, rows[i].forward, rows[i].backward,
+			rows[i].fcalls, rows[i].bcalls,
+			total > 0 ? 100.0 * (rows[i].forward + rows[i].backward) / total : 0.0);
+	fprintf(f, "  %-22s %21.3f\n", "all ops", total);
+	free(rows);
 }

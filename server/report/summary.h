@@ -13,6 +13,10 @@
  * setting with the most groups, and the bit-fault study's tables (each
  * format's clean numbers, random bit errors, bit positions, searches). Fields missing from the report print as
  * "-", never crash. */
+/* The op kinds' times of a report's timing.ops (or paracorr eval's), most
+ * time first, with each one's share of their sum: where a run's time went. */
+void pcd_profile_print(const json_t *ops, FILE *f);
+
 void pcd_summary_print(const json_t *report, int top, FILE *f);
 
 /* A result row's norm as text: "l2", "linf" as the report names it, "l3"
