@@ -563,7 +563,8 @@ def main():
         for t in threads:
             tag = "%s/%dt" % (m, t)
             try:
-                out, p_wall, p_rss = run_measured([paracorr, "run", "--quiet", "--threads", str(t), path],
+                out, p_wall, p_rss = run_measured([paracorr, "run", "--quiet", "--profile", "--threads", str(t),
+                                                   path],
                                         what="paracorr " + tag)
                 rep = json.loads(out)
                 with open(os.path.join(ROOT, outdir, "%s_%dt_paracorr.json" % (m, t)), "w") as f:
@@ -592,6 +593,22 @@ def main():
                 m, t, p_wall, get(rep, "timing", "seconds") or float("nan"), ts["total_s"], ts["study_s"],
                 p_wall / ts["total_s"], p_rss, t_rss,
                 "%d/%d" % (get(rep, "timing", "evaluations") or 0, ts["evaluation_passes"])))
+
+    emit("")
+    emit("where paracorr's time goes (the first thread count's run): timing.phases in seconds, and the op "
+         "kinds with the most time (--profile: seconds summed over the threads, forward + backward)")
+    for m in models:
+        rep = reports.get((m, threads[0]))
+        if not rep:
+            continue
+        phases = get(rep, "timing", "phases") or {}
+        emit("  %-7s phases: %s" % (m, ", ".join("%s %.2f" % (k, v) for k, v in phases.items())))
+        ops = get(rep, "timing", "ops") or {}
+        total = sum(v["forward"] + v["backward"] for v in ops.values()) or 1.0
+        top = sorted(ops.items(), key=lambda kv: -(kv[1]["forward"] + kv[1]["backward"]))[:5]
+        emit("  %-7s ops:    %s" % (m, ", ".join("%s %.2f+%.2f (%.0f%%)" % (k, v["forward"], v["backward"],
+                                                                          100 * (v["forward"] + v["backward"]) / total)
+                                                 for k, v in top)))
 
     emit("")
     emit("passes: paracorr's timing.evaluations / torch's dataset evaluation passes "
