@@ -3744,6 +3744,88 @@ TEST(http_upload_bad_name_refused_before_the_body)
 
 /* Names and labels round-trip, filter, and are refused when bad; a
  * finished job's headline is its report's numbers. */
+/* A raw model upload named by its Content-Disposition file name: the
+ * quoted and the bare form; ?name= wins over it; a file name that is no
+ * valid name is left out; and, the content known, a file name does not
+ * rename a named model (?name= does). */
+TEST(http_model_named_by_content_disposition)
+{
+	static const struct {
+		const char *header, *query, *want; /* want NULL: the name stays null */
+	} cases[] = {
+		{"Content-Disposition: attachment; filename=\"lenet v2.onnx\"", "", "lenet v2.onnx"},
+		{"Content-Disposition: attachment; filename=lenet.onnx; size=3", "", "lenet.onnx"},
+		{"Content-Disposition: attachment; filename=\"a.onnx\"", "?name=chosen", "chosen"},
+		{"Content-Disposition: attachment; filename*=UTF-8''x.onnx", "", NULL},
+		{"Content-Disposition: attachment; filename=\"\"", "", NULL},
+		{"Content-Disposition: attachment; filename=\"unterminated.onnx", "", NULL},
+	};
+	const char *models[] = {FIX "mlp_op13.onnx", FIX "mlp_tanh_op13.onnx", FIX "cnn_op17.onnx", FIX "mlp_op13.onnx",
+				FIX "mlp_tanh_op13.onnx", FIX "cnn_op17.onnx"};
+	struct be_daemon d;
+	struct be_resp r;
+	size_t len;
+	char path[128];
+	json_t *j;
+
+	if (!setup(t, &d))
+		return;
+	/* each case on content the daemon has not seen: three models, twice */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *data = read_fixture(models[i], &len);
+		REQUIRE(data);
+		if (i == 3) {
+			/* a fresh daemon for the second round, so the content is new again */
+			CHECK_INT(be_daemon_stop(&d, SIGTERM, NULL), 0);
+			be_rmtree(d.dir);
+			if (!setup(t, &d)) {
+				free(data);
+				return;
+			}
+		}
+		snprintf(path, sizeof(path), "/v1/models%s", cases[i].query);
+		REQUIRE(request(&d, "POST", path, "application/octet-stream", data, len, NULL, 0, cases[i].header, &r) == 0);
+		free(data);
+		CHECK_MSG(r.status == 201, "case %zu: %ld %s", i, r.status, r.body ? r.body : "");
+		j = be_resp_json(&r);
+		if (cases[i].want)
+			CHECK_MSG(j && json_is_string(json_object_get(j, "name")) &&
+					  !strcmp(json_string_value(json_object_get(j, "name")), cases[i].want),
+				  "case %zu: %s", i, r.body ? r.body : "");
+		else
+			CHECK_MSG(j && json_is_null(json_object_get(j, "name")), "case %zu: %s", i, r.body ? r.body : "");
+		json_decref(j);
+		be_resp_free(&r);
+	}
+	/* known content: cnn_op17 has no name yet (case 5); a file name gives
+	 * it one, another file name keeps it, ?name= renames it */
+	{
+		static const struct {
+			const char *header, *query, *want;
+		} again[] = {
+			{"Content-Disposition: attachment; filename=\"first.onnx\"", "", "first.onnx"},
+			{"Content-Disposition: attachment; filename=\"second.onnx\"", "", "first.onnx"},
+			{"Content-Disposition: attachment; filename=\"third.onnx\"", "?name=renamed", "renamed"},
+		};
+		for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++) {
+			char *data = read_fixture(FIX "cnn_op17.onnx", &len);
+			REQUIRE(data);
+			snprintf(path, sizeof(path), "/v1/models%s", again[i].query);
+			REQUIRE(request(&d, "POST", path, "application/octet-stream", data, len, NULL, 0, again[i].header,
+					&r) == 0);
+			free(data);
+			CHECK_MSG(r.status == 200, "again %zu: %ld", i, r.status);
+			j = be_resp_json(&r);
+			CHECK_MSG(j && json_is_string(json_object_get(j, "name")) &&
+					  !strcmp(json_string_value(json_object_get(j, "name")), again[i].want),
+				  "again %zu: %s", i, r.body ? r.body : "");
+			json_decref(j);
+			be_resp_free(&r);
+		}
+	}
+	flow_teardown(t, &d);
+}
+
 TEST(http_names_labels_headline)
 {
 	struct be_daemon d;

@@ -89,15 +89,20 @@ static int upload_before(struct pcd_req *r)
 }
 
 /* The name of an upload: ?name=, else (a dataset's form) the name part,
- * else the file name the inputs part came with; *name NULL when none. 0
+ * else the file name the inputs part came with, else (a raw model) the
+ * Content-Disposition header's file name; *name NULL when none. 0
  * after answering a bad name part (?name= was checked by upload_before). */
 static int upload_name_param(struct pcd_req *r, int form, const char **name)
 {
 	struct pc_error err = {0};
 
 	*name = pcd_req_query(r, "name");
-	if (*name || !form)
+	if (*name)
 		return 1;
+	if (!form) {
+		*name = pcd_req_disposition_filename(r); /* NULL unless a valid name */
+		return 1;
+	}
 	if ((*name = pcd_req_form_name(r))) {
 		if (pcd_name_check("name", *name, PC_ERR_BAD_REQUEST, &err)) {
 			pcd_send_error(r, &err);
@@ -246,6 +251,9 @@ static int h_model_post(struct pcd_req *r)
 	if (pcd_store_model_get(app->store, pcd_req_tenant(r), id, &rec, NULL) == PC_OK &&
 	    pcd_blobs_model_exists(app->blobs, id)) {
 		info = rec_json(r, &rec, 0);
+		/* a file name is a default: it does not rename a named model */
+		if (name && name != pcd_req_query(r, "name") && rec.name[0])
+			name = NULL;
 		pcd_blob_rec_free(&rec);
 		if (upload_named(r, PCD_UPLOAD_MODEL, id, name, info, &err)) {
 			json_decref(info);

@@ -77,6 +77,7 @@ struct pcd_req {
 	size_t form_name_len;
 	int has_form_name;
 	char inputs_filename[PCD_NAME_MAX + 1];
+	char disposition_filename[PCD_NAME_MAX + 1];
 	/* who: set by the authentication check */
 	char tenant[PCD_TENANT_MAX + 1];
 	int admin;
@@ -216,6 +217,56 @@ const char *pcd_req_form_name(struct pcd_req *r)
 const char *pcd_req_inputs_filename(struct pcd_req *r)
 {
 	return r->inputs_filename[0] ? r->inputs_filename : NULL;
+}
+
+const char *pcd_req_disposition_filename(struct pcd_req *r)
+{
+	const char *h = pcd_req_header(r, "Content-Disposition"), *p;
+	size_t n = 0;
+
+	if (!h)
+		return NULL;
+	/* the parameter named exactly filename, after a ';' */
+	for (p = strchr(h, ';'); p; p = strchr(p + 1, ';')) {
+		const char *q = p + 1;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (!strncasecmp(q, "filename", 8)) {
+			q += 8;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q == '=') {
+				p = q + 1;
+				break;
+			}
+		}
+	}
+	if (!p)
+		return NULL;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '"') {
+		/* a quoted string: \x is x */
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n >= PCD_NAME_MAX)
+				return NULL;
+			r->disposition_filename[n++] = *p;
+		}
+		if (*p != '"')
+			return NULL;
+	} else {
+		for (; *p && *p != ';' && *p != ' ' && *p != '\t'; p++) {
+			if (n >= PCD_NAME_MAX)
+				return NULL;
+			r->disposition_filename[n++] = *p;
+		}
+	}
+	r->disposition_filename[n] = 0;
+	if (!n || pcd_name_check("name", r->disposition_filename, PC_ERR_BAD_REQUEST, &(struct pc_error){0}))
+		return NULL;
+	return r->disposition_filename;
 }
 
 /* --- responses ----------------------------------------------------------- */

@@ -156,6 +156,12 @@ struct pcd_blob_writer **pcd_req_part_writer(struct pcd_req *r, const char *part
  * the file name the inputs part was sent with; NULL when absent. */
 const char *pcd_req_form_name(struct pcd_req *r);
 const char *pcd_req_inputs_filename(struct pcd_req *r);
+/* The filename parameter of the request's Content-Disposition header
+ * (RFC 6266: filename="x.onnx" or filename=x.onnx; filename* is not
+ * read), when it is a valid name (pcd_name_check); NULL otherwise. A raw
+ * model upload's file name: curl -H 'Content-Disposition: attachment;
+ * filename="m.onnx"', or what a client sets. */
+const char *pcd_req_disposition_filename(struct pcd_req *r);
 
 /* Responses. The json reference is taken (decref'd). extra_headers is
  * NULL or a NULL-terminated list of name, value pairs. */
