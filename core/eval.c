@@ -274,6 +274,9 @@ struct eval_job {
 	void *cancel_arg;
 	pc_eval_hook hook;
 	void *hook_arg;
+	pc_eval_progress_fn progress;
+	void *progress_arg;
+	int64_t done; /* batches, under fold_lock */
 	volatile int cancelled; /* written once, read between batches */
 };
 
@@ -347,6 +350,11 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 			eval_batch_gated(j, p, b, first, rows, row);
 		else
 			eval_batch(j, p, b, first, rows, j->ngrad, &j->sums[b]);
+		if (j->progress) {
+			pthread_mutex_lock(&j->fold_lock);
+			j->progress(j->progress_arg, ++j->done, j->batches);
+			pthread_mutex_unlock(&j->fold_lock);
+		}
 	}
 	/* the gates stay allocated for the plan's next shard; eval_run turns
 	 * them off after the map */
@@ -379,7 +387,8 @@ int pc_eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, 
 
 static int eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad,
 		    const struct pc_eval_gated *gated, pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook,
-		    void *hook_arg, struct pc_eval *out, struct pc_error *err)
+		    void *hook_arg, pc_eval_progress_fn progress, void *progress_arg, struct pc_eval *out,
+		    struct pc_error *err)
 {
 	struct pc_plan *p0 = pc_runner_plan(r, 0);
 	const struct pc_graph *g = pc_runner_graph(r);
@@ -413,6 +422,8 @@ static int eval_run(struct pc_runner *r, const struct pc_dataset *d, int64_t lim
 	j.cancel_arg = cancel_arg;
 	j.hook = hook;
 	j.hook_arg = hook_arg;
+	j.progress = progress;
+	j.progress_arg = progress_arg;
 	j.gated = gated;
 	if (gated) {
 		j.ngrad = 2;
@@ -494,14 +505,21 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		       pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook, void *hook_arg, struct pc_eval *out,
 		       struct pc_error *err)
 {
-	return eval_run(r, d, limit, grad, NULL, cancel, cancel_arg, hook, hook_arg, out, err);
+	return eval_run(r, d, limit, grad, NULL, cancel, cancel_arg, hook, hook_arg, NULL, NULL, out, err);
+}
+
+int pc_eval_run_progress(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad,
+			 pc_cancel_fn cancel, void *cancel_arg, pc_eval_progress_fn progress, void *progress_arg,
+			 struct pc_eval *out, struct pc_error *err)
+{
+	return eval_run(r, d, limit, grad, NULL, cancel, cancel_arg, NULL, NULL, progress, progress_arg, out, err);
 }
 
 int pc_eval_run_gated(struct pc_runner *r, const struct pc_dataset *d, int64_t limit,
 		      const struct pc_eval_gated *gated, pc_cancel_fn cancel, void *cancel_arg, struct pc_eval *out,
 		      struct pc_error *err)
 {
-	return eval_run(r, d, limit, NULL, gated, cancel, cancel_arg, NULL, NULL, out, err);
+	return eval_run(r, d, limit, NULL, gated, cancel, cancel_arg, NULL, NULL, NULL, NULL, out, err);
 }
 
 void pc_norms_compute(const float *x, int64_t n, struct pc_norms *out)

@@ -457,7 +457,7 @@ static int profile_calls(const char *err, const char *op, long long *fwd, long l
 	return sscanf(row + strlen(head), "%lf %lf %lld %lld", &fs, &bs, fwd, bwd) == 4 && fs >= 0 && bs >= 0 ? 0 : -1;
 }
 
-/* --profile: eval's per-op table counts every node run (cnn_op17: two Conv,
+/* eval's progress and --profile: the per-op table counts every node run (cnn_op17: two Conv,
  * two MaxPool and three Gemm nodes, 400 samples in 4 batches of 100), and
  * run's report carries the same rows in timing.ops, none without it. */
 TEST(cli_profile_counts_every_op_run)
@@ -477,6 +477,15 @@ TEST(cli_profile_counts_every_op_run)
 	CHECK_MSG(profile_calls(o.err, "MaxPool", &f, &b) == 0 && f == 8 && b == 8, "MaxPool %lld, %lld", f, b);
 	CHECK_MSG(profile_calls(o.err, "Gemm", &f, &b) == 0 && f == 12 && b == 12, "Gemm %lld, %lld", f, b);
 	CHECK(o.out && strstr(o.out, "\"accuracy\""));
+	/* the progress of the pass, batch by batch, on stderr */
+	CHECK_MSG(o.err && strstr(o.err, "[clean evaluation] 4/4 batches (100%)"), "%s", o.err ? o.err : "");
+	done(&o);
+	if (!run(t, "eval --model " FIX "cnn_op17.onnx --inputs " T10K_X " --labels " T10K_Y
+		    " --limit 400 --batch-size 100 --quiet",
+		 &o))
+		return;
+	CHECK_INT(o.status, 0);
+	CHECK_MSG(!o.err || !strstr(o.err, "batches"), "--quiet drew progress: %s", o.err);
 	done(&o);
 
 	REQUIRE(mkdtemp(dir));

@@ -73,6 +73,13 @@ int pc_eval_run_hooked(struct pc_runner *r, const struct pc_dataset *d, int64_t 
 		       pc_cancel_fn cancel, void *cancel_arg, pc_eval_hook hook, void *hook_arg, struct pc_eval *out,
 		       struct pc_error *err);
 
+/* pc_eval_run telling progress(arg, done, batches) after each batch, on
+ * the worker that ran it, one call at a time. */
+typedef void (*pc_eval_progress_fn)(void *arg, int64_t done, int64_t batches);
+int pc_eval_run_progress(struct pc_runner *r, const struct pc_dataset *d, int64_t limit, float *grad,
+			 pc_cancel_fn cancel, void *cancel_arg, pc_eval_progress_fn progress, void *progress_arg,
+			 struct pc_eval *out, struct pc_error *err);
+
 /* Gradients at two weight vectors w[0] and w[1] of the piecewise choices
  * (the gates, plan.h) of a third, `at`: each batch runs a pass at `at`
  * that records its gates, then a frozen forward and backward pass at each

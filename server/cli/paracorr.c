@@ -45,8 +45,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage:\n"
 		   "  paracorr eval --model M.onnx --inputs X --labels Y [--limit N] [--batch-size B] [--profile] "
-		   "[--threads T]\n"
-		   "      clean loss, accuracy and per-tensor gradient norms, as JSON; --profile prints\n"
+		   "[--quiet] [--threads T]\n"
+		   "      clean loss, accuracy and per-tensor gradient norms, as JSON, with a progress bar\n"
+		   "      on stderr (--quiet: none); --profile prints\n"
 		   "      each op kind's forward and backward seconds to stderr\n"
 		   "  paracorr run SPEC.json [--threads T] [--cache-mb M] [--max-job-work G] [--reproducible] [--quiet] [--summary]\n"
 		   "               [--name NAME] [--label KEY=VALUE]... [--profile]\n"
@@ -152,17 +153,34 @@ static int choose_batch(const struct pc_graph *g, long long want, int64_t sample
 	return (int)(want < 1 ? 1 : want);
 }
 
+/* paracorr eval's bar: batches done of the pass (one forward and, with
+ * the gradient, one backward), with the time left */
+struct eval_bar {
+	struct pcd_progress_bar bar;
+	double t0;
+};
+
+static void eval_progress(void *arg, int64_t done, int64_t batches)
+{
+	struct eval_bar *b = arg;
+	double elapsed = pc_sys_seconds() - b->t0;
+
+	pcd_progress_draw(&b->bar, "clean evaluation", (long long)done, (long long)batches, "batches", elapsed,
+			  done > 0 ? elapsed / (double)done * (double)(batches - done) : -1.0, done >= batches, stderr);
+}
+
 static int cmd_eval(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"model", required_argument, NULL, 'm'},      {"inputs", required_argument, NULL, 'i'},
 		{"labels", required_argument, NULL, 'l'},     {"limit", required_argument, NULL, 'n'},
 		{"batch-size", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 't'},
-		{"profile", no_argument, NULL, 'p'},	      {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"profile", no_argument, NULL, 'p'},	      {"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
 	const char *model = NULL, *inputs = NULL, *labels = NULL;
-	int profile = 0;
+	int profile = 0, quiet = 0;
+	struct eval_bar eb = {{isatty(2), 0}, 0};
 	long long limit = 0, batch = 256, threads = sysconf(_SC_NPROCESSORS_ONLN);
 	struct pc_error err = {0};
 	struct pc_graph *g = NULL;
@@ -204,6 +222,9 @@ static int cmd_eval(int argc, char **argv)
 		case 'p':
 			profile = 1;
 			break;
+		case 'q':
+			quiet = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -239,7 +260,8 @@ static int cmd_eval(int argc, char **argv)
 	for (int w = 0; profile && w < pc_runner_threads(r); w++)
 		if (pc_plan_set_profile(pc_runner_plan(r, w), 1, &err))
 			goto out;
-	if (pc_eval_run(r, d, 0, grad, NULL, NULL, &ev, &err))
+	eb.t0 = pc_sys_seconds();
+	if (pc_eval_run_progress(r, d, 0, grad, NULL, NULL, quiet ? NULL : eval_progress, &eb, &ev, &err))
 		goto out;
 	if (profile) {
 		json_t *ops = pc_report_op_times(r);
