@@ -27,9 +27,11 @@
  * PC_ERR_BUSY (HTTP 503), "the PostgreSQL store is unreachable: ...".
  *
  * One daemon per database in this version: jobs are not leased yet, and
- * recovery at startup requeues every running job, so a session advisory
- * lock (taken at open, and again after a reset) keeps a second daemon out,
- * as the flock of the data directory does for SQLite. */
+ * recovery at startup requeues every running job, so recovery (what a
+ * daemon does once, at startup) takes a session advisory lock, again after
+ * each reset, that keeps a second daemon out as the flock of the data
+ * directory does for SQLite. A store that never recovers (a test's second
+ * connection) does not take it. */
 #include "store_backend.h"
 
 #include <libpq-fe.h>
@@ -48,6 +50,7 @@ struct pcd_store_be {
 	pthread_mutex_t lock;
 	int sent;	/* statements that succeeded in the current operation */
 	int was_reset;	/* the current operation reset the connection */
+	int exclusive;	/* this store holds the daemon's lock (recover) */
 	char sqlstate[6]; /* of the last failure, "" when it had none */
 };
 
@@ -108,9 +111,8 @@ static int pg_fail(struct pcd_store_be *b, PGresult *r, struct pc_error *err)
 	return pc_error_set(err, st, "store", "database: %s", msg ? msg : state);
 }
 
-/* Session settings and the daemon's lock, after a connection or reset.
- * PC_ERR_CONFLICT when another daemon holds the lock. */
-static int session_start(struct pcd_store_be *b, struct pc_error *err)
+/* The daemon's lock: PC_ERR_CONFLICT when another daemon holds it. */
+static int take_daemon_lock(struct pcd_store_be *b, struct pc_error *err)
 {
 	PGresult *r = PQexecParams(b->c, "SELECT pg_try_advisory_lock(" LOCK_DAEMON ")", 0, NULL, NULL, NULL, NULL, 0);
 	int rc = PC_OK;
@@ -123,6 +125,13 @@ static int session_start(struct pcd_store_be *b, struct pc_error *err)
 				  "version)");
 	PQclear(r);
 	return rc;
+}
+
+/* What a new session needs (after a connection or a reset): the daemon's
+ * lock, when this store held it. */
+static int session_start(struct pcd_store_be *b, struct pc_error *err)
+{
+	return b->exclusive ? take_daemon_lock(b, err) : PC_OK;
 }
 
 /* Once per operation, before it starts: a connection known to be bad is
@@ -1033,6 +1042,13 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 	pcd_store_now(now);
 	snprintf(max, sizeof(max), "%d", max_attempts);
 	enter(b);
+	/* the jobs left running are this daemon's only if no other uses the
+	 * database (see the top) */
+	if (!b->exclusive) {
+		if ((rc = take_daemon_lock(b, err)))
+			goto out;
+		b->exclusive = 1;
+	}
 	if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
 	    (rc = q(b,
 		    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2"
