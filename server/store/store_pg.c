@@ -332,9 +332,12 @@ static void pg_close(struct pcd_store_be *b)
 
 static int pg_open(const char *url, struct pcd_store_be **out, struct pc_error *err)
 {
-	/* defaults first: what the URL says wins (expand_dbname) */
-	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-	const char *const values[] = {"10", "paracorrd", url, NULL};
+	/* defaults first, what the URL says wins (expand_dbname): bounded
+	 * waits on a server that went away without closing the connection
+	 * (the store's mutex is held while a statement runs) */
+	const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+				    "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
+	const char *const values[] = {"10", "30", "10", "3", "60000", "paracorrd", url, NULL};
 	struct pcd_store_be *b;
 	char msg[400];
 	int rc;
