@@ -4032,6 +4032,24 @@ TEST(http_postgresql_store)
 		CHECK_MSG(rep && (cli || !getenv("PARACORR_BIN")), "no report");
 	json_decref(rep);
 	json_decref(cli);
+	{
+		/* a second daemon (its own data directory) on the same database
+		 * is refused at startup: the uploads are per node (README) */
+		struct be_daemon d2;
+		char log[PATH_MAX], *text;
+
+		memset(&d2, 0, sizeof(d2));
+		REQUIRE(be_tmpdir(d2.dir, sizeof(d2.dir)));
+		CHECK_MSG(!daemon_start(&d2, extra), "a second daemon started on the same database");
+		if (d2.pid > 0)
+			be_daemon_stop(&d2, SIGKILL, NULL);
+		snprintf(log, sizeof(log), "%s/daemon.log", d2.dir);
+		text = be_read_file(log, NULL);
+		CHECK_MSG(text && strstr(text, "another paracorrd uses this PostgreSQL database"), "its log: %s",
+			  text ? text : "(none)");
+		free(text);
+		be_rmtree(d2.dir);
+	}
 
 	REQUIRE_MSG(pgu_stop(&pg), "%s", pg.why);
 	REQUIRE(get(&d, "/readyz", &r) == 0);
