@@ -147,13 +147,21 @@ int pgu_exec(const char *url, const char *sql, char *why, size_t size)
 
 int pgu_new_db(struct pgu *p, char *url, size_t size)
 {
-	char admin[128], sql[64];
+	char admin[128], sql[160];
 
 	snprintf(admin, sizeof(admin), "postgresql://postgres@127.0.0.1:%d/postgres", p->port);
-	/* the name is ours (a counter), not a value from outside */
-	snprintf(sql, sizeof(sql), "CREATE DATABASE t%d", ++p->n_db);
-	if (!pgu_exec(admin, sql, p->why, sizeof(p->why)))
-		return 0;
+	/* the name is ours (a counter), not a value from outside. The
+	 * database's own collation is ICU's en-US, where "a" sorts before
+	 * "B" (byte order has it after), so that a listing in byte order
+	 * shows the store's COLLATE "C" at work; the cluster's C locale where
+	 * this server has no ICU. */
+	snprintf(sql, sizeof(sql), "CREATE DATABASE t%d TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'",
+		 ++p->n_db);
+	if (!pgu_exec(admin, sql, p->why, sizeof(p->why))) {
+		snprintf(sql, sizeof(sql), "CREATE DATABASE t%d", p->n_db);
+		if (!pgu_exec(admin, sql, p->why, sizeof(p->why)))
+			return 0;
+	}
 	snprintf(url, size, "postgresql://postgres@127.0.0.1:%d/t%d", p->port, p->n_db);
 	return 1;
 }

@@ -1247,3 +1247,49 @@ TEST(store_pg_one_daemon_per_database)
 	pcd_store_close(s2);
 	teardown(&f);
 }
+
+/* Listings and cursors in byte order on both backends, whatever the
+ * PostgreSQL database's own collation (the test server's databases use
+ * ICU's en-US, where "a" < "B" and "-" is all but ignored): tenants "B",
+ * "Z-1", "Z1", "a" and "z" of one upload id list as B, Z-1, Z1, a, z; the
+ * admin's get takes the first of them in that order; the cursor resumes
+ * after each one; names filter exactly (byte for byte). */
+STORE_TEST(store_listings_in_byte_order)
+{
+	static const char *const order[] = {"B", "Z-1", "Z1", "a", "z"};
+	static const char *const put_order[] = {"z", "a", "Z1", "B", "Z-1"};
+	static const char id[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+	struct fixture f;
+	struct pcd_blob_rec r, *recs = NULL;
+	struct pc_error err = {0};
+	size_t n = 0;
+
+	REQUIRE(setup(&f) == 0);
+	for (int i = 0; i < 5; i++)
+		REQUIRE(pcd_store_model_put(f.s, put_order[i], id, 1, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_upload_name(f.s, PCD_UPLOAD_MODEL, "a", id, "Net", &err) == PC_OK);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, id, "", 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 0); /* after every record of id */
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, MODEL_ID, "\x7f", 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 5);
+	for (size_t i = 0; i < n && i < 5; i++)
+		CHECK_MSG(!strcmp(recs[i].tenant, order[i]), "listing row %zu: %s, expected %s", i, recs[i].tenant,
+			  order[i]);
+	pcd_blob_recs_free(recs, n);
+	for (int i = 0; i < 4; i++) {
+		REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, id, order[i], 1, &recs, &n, &err) == PC_OK);
+		CHECK_MSG(n == 1 && !strcmp(recs[0].tenant, order[i + 1]), "after %s: %s", order[i],
+			  n ? recs[0].tenant : "(none)");
+		pcd_blob_recs_free(recs, n);
+	}
+	REQUIRE(pcd_store_model_get(f.s, PCD_ALL_TENANTS, id, &r, &err) == PC_OK);
+	CHECK_MSG(!strcmp(r.tenant, "B"), "the admin's get: %s", r.tenant);
+	pcd_blob_rec_free(&r);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, "net", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 0);
+	pcd_blob_recs_free(recs, n);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, "Net", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK(n == 1 && !strcmp(recs[0].tenant, "a"));
+	pcd_blob_recs_free(recs, n);
+	teardown(&f);
+}
