@@ -44,6 +44,8 @@
 /* advisory lock keys: "paracorr" in ASCII, and that + 1 */
 #define LOCK_MIGRATE "7053476706432299634"
 #define LOCK_DAEMON "7053476706432299635"
+/* how long recovery waits for another session's daemon lock */
+#define PCD_PG_LOCK_WAIT "2s"
 
 struct pcd_store_be {
 	PGconn *c;
@@ -114,16 +116,32 @@ static int pg_fail(struct pcd_store_be *b, PGresult *r, struct pc_error *err)
 /* The daemon's lock: PC_ERR_CONFLICT when another daemon holds it. */
 static int take_daemon_lock(struct pcd_store_be *b, struct pc_error *err)
 {
-	PGresult *r = PQexecParams(b->c, "SELECT pg_try_advisory_lock(" LOCK_DAEMON ")", 0, NULL, NULL, NULL, NULL, 0);
+	/* a daemon that was killed a moment ago may hold it until its server
+	 * backend notices the closed connection: wait for it, a bounded time
+	 * (lock_timeout, for this transaction only; the lock is the
+	 * session's and outlives it) */
+	static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" PCD_PG_LOCK_WAIT "'",
+					  "SELECT pg_advisory_lock(" LOCK_DAEMON ")", "COMMIT"};
 	int rc = PC_OK;
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = pg_fail(b, r, err);
-	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-		rc = pc_error_set(err, PC_ERR_CONFLICT, "store",
-				  "another paracorrd uses this PostgreSQL database (one daemon per database in this "
-				  "version)");
-	PQclear(r);
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && !rc; i++) {
+		PGresult *r = PQexecParams(b->c, sql[i], 0, NULL, NULL, NULL, NULL, 0);
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+			struct pc_error e = {0};
+
+			rc = pg_fail(b, r, &e);
+			if (!strcmp(b->sqlstate, "55P03")) /* lock_not_available: the wait ran out */
+				rc = pc_error_set(err, PC_ERR_CONFLICT, "store",
+						  "another paracorrd uses this PostgreSQL database (one daemon per "
+						  "database in this version)");
+			else
+				pc_error_set(err, e.code, e.where, "%s", e.text);
+		}
+		PQclear(r);
+	}
+	if (rc && PQtransactionStatus(b->c) != PQTRANS_IDLE)
+		PQclear(PQexecParams(b->c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
 	return rc;
 }
 
@@ -325,6 +343,10 @@ static void pg_close(struct pcd_store_be *b)
 {
 	if (!b)
 		return;
+	/* the server frees a closed session's locks only once its backend
+	 * has noticed: a daemon restarted at once must find the lock free */
+	if (b->exclusive && PQstatus(b->c) == CONNECTION_OK)
+		PQclear(PQexecParams(b->c, "SELECT pg_advisory_unlock(" LOCK_DAEMON ")", 0, NULL, NULL, NULL, NULL, 0));
 	PQfinish(b->c);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
