@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store.h"
 #include "workers.h"
 
 enum setting_type { SET_INT, SET_STR };
@@ -286,8 +287,7 @@ int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err)
 
 	if (!s->data_dir[0])
 		return pc_error_set(err, PC_ERR_INVALID, "data_dir", "must not be empty");
-	if (strcmp(s->store, "sqlite") != 0 && strncmp(s->store, "postgresql://", 13) != 0 &&
-	    strncmp(s->store, "postgres://", 11) != 0)
+	if (strcmp(s->store, "sqlite") != 0 && !pcd_store_is_url(s->store))
 		return pc_error_set(err, PC_ERR_INVALID, "store",
 				    "must be sqlite or a PostgreSQL URL postgresql://user@host:port/database");
 	if (!s->listen[0])
