@@ -1293,3 +1293,48 @@ STORE_TEST(store_listings_in_byte_order)
 	pcd_blob_recs_free(recs, n);
 	teardown(&f);
 }
+
+/* A daemon cut off from its database while another one started on it and
+ * recovered (requeueing the first one's running jobs): once the first one
+ * reaches the server again it finds the lock taken, and every call of its
+ * store answers PC_ERR_BUSY saying so, for good (no stale writes). */
+TEST(store_pg_a_daemon_taken_over_stops_writing)
+{
+	struct pgu pg;
+	struct pcd_store *a = NULL, *b = NULL;
+	struct pc_error err = {0};
+	char url[256], why[600], id[PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
+	REQUIRE_MSG(pgu_new_db(&pg, url, sizeof(url)), "%s", pg.why);
+	REQUIRE_MSG(pcd_store_open(url, &a, &err) == PC_OK, "%s", err.text);
+	REQUIRE(pcd_store_job_recover(a, 3, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_model_put(a, "default", MODEL_ID, 10, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_dataset_put(a, "default", DATA_ID, 20, "{}", NULL, &err) == PC_OK);
+	REQUIRE(submit(a, 1, NULL, id) == PC_OK);
+	REQUIRE(pcd_store_job_claim(a, &j, &err) == PC_OK);
+	pcd_job_free(&j);
+	/* the server restarts: a's session (and its lock) is gone; b starts */
+	REQUIRE_MSG(pgu_stop(&pg) && pgu_start(&pg), "%s", pg.why);
+	REQUIRE_MSG(pcd_store_open(url, &b, &err) == PC_OK, "%s", err.text);
+	REQUIRE_MSG(pcd_store_job_recover(b, 3, NULL, NULL, &err) == PC_OK, "%s", err.text);
+	for (int i = 0; i < 2; i++) {
+		pc_error_clear(&err);
+		CHECK_INT(pcd_store_job_complete(a, id, PCD_JOB_SUCCEEDED, "{}", NULL, &err), PC_ERR_BUSY);
+		CHECK_MSG(strstr(err.text, "another paracorrd took over this PostgreSQL database"), "%s", err.text);
+	}
+	/* b's recovery requeued the job; a's late outcome did not land */
+	REQUIRE(pcd_store_job_get(b, PCD_ALL_TENANTS, id, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	pcd_job_free(&j);
+	pcd_store_close(b);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_ping(a, &err), PC_ERR_BUSY); /* for good, even with b gone */
+	pcd_store_close(a);
+	pgu_free(&pg);
+}

@@ -53,6 +53,7 @@ struct pcd_store_be {
 	int sent;	/* statements that succeeded in the current operation */
 	int was_reset;	/* the current operation reset the connection */
 	int exclusive;	/* this store holds the daemon's lock (recover) */
+	int lock_lost;	/* another daemon took the lock while this one was cut off */
 	char sqlstate[6]; /* of the last failure, "" when it had none */
 };
 
@@ -149,7 +150,13 @@ static int take_daemon_lock(struct pcd_store_be *b, struct pc_error *err)
  * lock, when this store held it. */
 static int session_start(struct pcd_store_be *b, struct pc_error *err)
 {
-	return b->exclusive ? take_daemon_lock(b, err) : PC_OK;
+	int rc = b->exclusive ? take_daemon_lock(b, err) : PC_OK;
+
+	/* that daemon's recovery requeued this one's running jobs: this one
+	 * must not write any more (every call fails from now on) */
+	if (rc == PC_ERR_CONFLICT)
+		b->lock_lost = 1;
+	return rc;
 }
 
 /* Once per operation, before it starts: a connection known to be bad is
@@ -184,6 +191,13 @@ static void leave(struct pcd_store_be *b)
 	pthread_mutex_unlock(&b->lock);
 }
 
+static int taken_over(struct pc_error *err)
+{
+	return pc_error_set(err, PC_ERR_BUSY, "store",
+			    "another paracorrd took over this PostgreSQL database while this one could not reach it; "
+			    "restart this one");
+}
+
 /* Runs sql with n text parameters (NULL pointers are SQL NULL). *res (may
  * be NULL: the result is dropped) is the result, cleared by the caller. */
 static int q(struct pcd_store_be *b, const char *sql, int n, const char *const *params, PGresult **res,
@@ -191,9 +205,12 @@ static int q(struct pcd_store_be *b, const char *sql, int n, const char *const *
 {
 	PGresult *r;
 	ExecStatusType st;
+	int rc;
 
 	if (res)
 		*res = NULL;
+	if (b->lock_lost)
+		return taken_over(err);
 	for (int attempt = 0;; attempt++) {
 		r = PQexecParams(b->c, sql, n, NULL, params, NULL, NULL, 0);
 		st = PQresultStatus(r);
@@ -203,12 +220,14 @@ static int q(struct pcd_store_be *b, const char *sql, int n, const char *const *
 		 * broken connection it may run again on a new one */
 		if (attempt == 0 && b->sent == 0 && !b->was_reset && PQstatus(b->c) == CONNECTION_BAD) {
 			PQclear(r);
+			struct pc_error e = {0};
+
 			b->was_reset = 1;
-			if (reset(b, NULL) == PC_OK)
+			if ((rc = reset(b, &e)) == PC_OK)
 				continue;
-			return unreachable(b, err);
+			return b->lock_lost ? taken_over(err) : pc_error_set(err, e.code, e.where, "%s", e.text);
 		}
-		int rc = pg_fail(b, r, err);
+		rc = pg_fail(b, r, err);
 		PQclear(r);
 		return rc;
 	}
