@@ -13,15 +13,17 @@
 #                                   build-fuzz/crashes/
 
 CC ?= cc
-PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 zlib libcurl nettle
+PKGS := openblas libprotobuf-c jansson libmicrohttpd sqlite3 libpq zlib libcurl nettle
 TEST_PKGS := expat
 DEB_PACKAGES := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libopenblas-dev \
-	libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev nettle-dev \
+	libjansson-dev libmicrohttpd-dev libsqlite3-dev libpq-dev zlib1g-dev libcurl4-openssl-dev nettle-dev \
 	libexpat1-dev dataset-fashion-mnist
 # what only the tests need beyond that: the dashboard's headless-browser
-# test, the Python client's (Debian's python3, a venv for pip install), and the
-# check of api/ against what paracorr writes (jsonschema, yaml)
-DEB_TEST := chromium python3 python3-venv python3-jsonschema python3-yaml
+# test, the Python client's (Debian's python3, a venv for pip install), the
+# check of api/ against what paracorr writes (jsonschema, yaml), and the
+# PostgreSQL store's (postgresql: the tests initdb and start a throwaway
+# server of their own, tests/pg_util.c; the system's is never used)
+DEB_TEST := chromium python3 python3-venv python3-jsonschema python3-yaml postgresql
 DEB_REFERENCE := python3-torch python3-torchvision python3-onnx python3-numpy
 
 # the fuzz build: clang's libFuzzer instrumentation on every object (the

@@ -129,7 +129,11 @@ int main(int argc, char **argv)
 			lock_fd < 0 ? strerror(errno) : "another paracorrd is using this data directory");
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/paracorr.db", s.data_dir);
+	/* blobs stay in the data directory with either store (one node's) */
+	if (!strcmp(s.store, "sqlite"))
+		snprintf(path, sizeof(path), "%s/paracorr.db", s.data_dir);
+	else
+		snprintf(path, sizeof(path), "%s", s.store);
 	if (pcd_store_open(path, &app.store, &err)) {
 		die("database", &err);
 		goto out;
@@ -162,8 +166,10 @@ int main(int argc, char **argv)
 		die("http", &err);
 		goto out;
 	}
-	pcd_log("info", "msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=%s auth=%s version=%s",
+	pcd_log("info",
+		"msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=%s store=%s auth=%s version=%s",
 		s.listen, port, s.workers, s.threads_per_job, pcd_log_quote(s.data_dir, q, sizeof(q)),
+		pcd_store_backend(app.store),
 		app.tokens ? "bearer" : "none", PC_VERSION);
 
 	while (sigwait(&sigs, &sig) != 0)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store.h"
 #include "workers.h"
 
 enum setting_type { SET_INT, SET_STR };
@@ -34,6 +35,7 @@ static const struct setting table[] = {
 	STR_SETTING(listen, "127.0.0.1"),
 	INT_SETTING(port, 0, 65535, "8080"),
 	STR_SETTING(data_dir, "/var/lib/paracorr"),
+	STR_SETTING(store, "sqlite"),
 	INT_SETTING(workers, 0, 256, "0"),
 	INT_SETTING(threads_per_job, 0, 1024, "0"),
 	INT_SETTING(http_threads, 1, 64, "4"),
@@ -285,6 +287,9 @@ int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err)
 
 	if (!s->data_dir[0])
 		return pc_error_set(err, PC_ERR_INVALID, "data_dir", "must not be empty");
+	if (strcmp(s->store, "sqlite") != 0 && !pcd_store_is_url(s->store))
+		return pc_error_set(err, PC_ERR_INVALID, "store",
+				    "must be sqlite or a PostgreSQL URL postgresql://user@host:port/database");
 	if (!s->listen[0])
 		return pc_error_set(err, PC_ERR_INVALID, "listen", "must not be empty");
 	if (cores > 0 && (long)s->workers * s->threads_per_job > cores)
@@ -292,6 +297,19 @@ int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err)
 			"cores=%ld",
 			s->workers, s->threads_per_job, cores);
 	return 0;
+}
+
+/* A URL with its password (scheme://user:password@host) as "***": the
+ * printed settings are for reading, not for the secrets in them. */
+static void print_url(FILE *f, const char *name, const char *url)
+{
+	const char *scheme = strstr(url, "://"), *at, *colon;
+
+	if (!scheme || !(at = strchr(scheme + 3, '@')) || !(colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3)))) {
+		fprintf(f, "%s = %s\n", name, url);
+		return;
+	}
+	fprintf(f, "%s = %.*s:***%s\n", name, (int)(colon - url), url, at);
 }
 
 void pcd_settings_print(const struct pcd_settings *s, FILE *f)
@@ -303,6 +321,8 @@ void pcd_settings_print(const struct pcd_settings *s, FILE *f)
 
 		if (table[i].type == SET_INT)
 			fprintf(f, "%s = %d\n", table[i].name, *(const int *)p);
+		else if (p == s->store)
+			print_url(f, table[i].name, s->store);
 		else
 			fprintf(f, "%s = %s\n", table[i].name, (const char *)p);
 	}

@@ -18,6 +18,7 @@ struct pcd_settings {
 	char listen[64];
 	int port;
 	char data_dir[1024];
+	char store[1024]; /* "sqlite" (data_dir/paracorr.db) or a postgresql:// URL */
 	int workers;	     /* 0: auto (pcd_settings_resolve) */
 	int threads_per_job; /* 0: auto */
 	int http_threads;

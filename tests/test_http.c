@@ -36,6 +36,7 @@
 #include "be_util.h"
 #include "html.h"
 #include "onnx_build.h"
+#include "pg_util.h"
 #include "test.h"
 
 
@@ -4467,4 +4468,121 @@ TEST(http_dashboard_upload_progress_browser)
 	free(b64);
 	free(onnx);
 	flow_teardown(t, &d);
+}
+
+/* An answer that is 503 /problems/busy with Retry-After and a detail
+ * that says what; frees r. */
+static void expect_unreachable(struct pc_test *t, int line, struct be_resp *r, const char *what)
+{
+	char hv[64] = "";
+	json_t *j = be_resp_json(r);
+	const char *detail = json_string_value(json_object_get(j, "detail"));
+
+	if (!is_problem(r, 503, "/problems/busy") || !be_resp_header(r, "Retry-After", hv, sizeof(hv)) ||
+	    atoi(hv) <= 0 || !detail || !strstr(detail, "the PostgreSQL store is unreachable"))
+		pc_test_fail(t, __FILE__, line, "%s: %ld (Retry-After '%s') %s", what, r->status, hv,
+			     r->body ? r->body : "");
+	json_decref(j);
+	be_resp_free(r);
+}
+
+/* The daemon on a PostgreSQL store (--store postgresql://..., on a
+ * throwaway server): ready, uploads and a job end to end with the report
+ * paracorr run gives; with the server stopped, /readyz and the requests
+ * that need the store answer 503 with Retry-After; once it is back, the
+ * daemon serves again without a restart, the job as it was. */
+TEST(http_postgresql_store)
+{
+	struct pgu pg;
+	struct be_daemon d;
+	char url[256], why[600], model[65] = "", ds[65] = "", job[64] = "", spec[2048], path[128];
+	const char *extra[] = {"--store", url, NULL};
+	struct be_resp r;
+	json_t *j, *rep, *cli;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
+	if (!pgu_new_db(&pg, url, sizeof(url)) || !setup_with(t, &d, extra)) {
+		CHECK_MSG(0, "no database or no daemon: %s", pg.why);
+		pgu_free(&pg);
+		return;
+	}
+	REQUIRE(get(&d, "/readyz", &r) == 0);
+	j = be_resp_json(&r);
+	CHECK_MSG(r.status == 200 && j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "ready"),
+		  "readyz %ld %s", r.status, r.body ? r.body : "");
+	json_decref(j);
+	be_resp_free(&r);
+	CHECK_INT(upload_model(&d, FIX "mlp_op13.onnx", model, NULL), 201);
+	CHECK_INT(upload_dataset(&d, FIX "sample64_u8.npy", FIX "labels64_i64.npy", ds), 201);
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	if (!flow_job(t, &d, model, ds, NULL, job))
+		goto out;
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	rep = be_resp_json(&r);
+	be_resp_free(&r);
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"" FIX "mlp_op13.onnx\", \"dataset\": {\"inputs\": \"" FIX
+		 "sample64_u8.npy\", \"labels\": \"" FIX "labels64_i64.npy\"}, " SPEC_REST "}");
+	cli = cli_report(t, spec, d.dir);
+	if (rep && cli) {
+		strip_report(rep);
+		strip_report(cli);
+		CHECK_MSG(json_equal(rep, cli), "the report on PostgreSQL differs from paracorr run's");
+	} else
+		CHECK_MSG(rep && (cli || !getenv("PARACORR_BIN")), "no report");
+	json_decref(rep);
+	json_decref(cli);
+	{
+		/* a second daemon (its own data directory) on the same database
+		 * is refused at startup: the uploads are per node (README) */
+		char dir2[PATH_MAX - 64], cmd[3 * PATH_MAX], out[4096];
+		int st;
+
+		REQUIRE(be_tmpdir(dir2, sizeof(dir2)));
+		snprintf(cmd, sizeof(cmd), "'%s' --port 0 --data-dir '%s/data' --store '%s' 2>&1", getenv("PARACORRD_BIN"),
+			 dir2, url);
+		st = be_run(cmd, out, sizeof(out), 60);
+		CHECK_MSG(st != 0 && strstr(out, "another paracorrd uses this PostgreSQL database"),
+			  "a second daemon on the same database: exit %d: %s", st, out);
+		be_rmtree(dir2);
+	}
+
+	REQUIRE_MSG(pgu_stop(&pg), "%s", pg.why);
+	REQUIRE(get(&d, "/readyz", &r) == 0);
+	expect_unreachable(t, __LINE__, &r, "/readyz with the server stopped");
+	snprintf(path, sizeof(path), "/v1/jobs/%s", job);
+	REQUIRE(get(&d, path, &r) == 0);
+	expect_unreachable(t, __LINE__, &r, "GET /v1/jobs/{id} with the server stopped");
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
+	expect_unreachable(t, __LINE__, &r, "POST /v1/jobs with the server stopped");
+	EXPECT(&d, "GET", "/healthz", 200); /* alive, only not ready */
+
+	REQUIRE_MSG(pgu_start(&pg), "%s", pg.why);
+	REQUIRE(get(&d, "/readyz", &r) == 0);
+	CHECK_MSG(r.status == 200, "readyz once the server is back: %ld %s", r.status, r.body ? r.body : "");
+	be_resp_free(&r);
+	REQUIRE(get(&d, path, &r) == 0);
+	j = be_resp_json(&r);
+	CHECK_MSG(r.status == 200 && j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "succeeded"),
+		  "the job once the server is back: %ld %s", r.status, r.body ? r.body : "");
+	json_decref(j);
+	be_resp_free(&r);
+	/* killed and started again at once: the dead daemon's lock goes with
+	 * its session, which the server may close a moment later; the new
+	 * one waits for it (a bounded wait) and comes up */
+	be_daemon_stop(&d, SIGKILL, NULL);
+	REQUIRE_MSG(daemon_start(&d, extra), "no restart after SIGKILL (see %s/daemon.log)", d.dir);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_MSG(r.status == 200, "the job after the restart: %ld", r.status);
+	be_resp_free(&r);
+out:
+	flow_teardown(t, &d);
+	pgu_free(&pg);
 }

@@ -90,3 +90,33 @@ TEST(settings_refuse_by_name)
 	pcd_settings_resolve(&s);
 	CHECK(s.workers >= 1 && s.threads_per_job >= 1);
 }
+
+/* store: sqlite (the default) or a PostgreSQL URL, from a flag or the
+ * environment; anything else is refused naming the setting, and the
+ * printed settings show a URL's password as ***. */
+TEST(settings_store_is_sqlite_or_a_postgresql_url)
+{
+	struct pcd_settings s;
+	struct pc_error err = {0};
+	char *argv[] = {"paracorrd", "--store", "postgresql://bob:secret@127.0.0.1:5433/jobs", NULL};
+	char *bad[] = {"paracorrd", "--store", "mysql://bob@h/db", NULL};
+	char out[8192] = "";
+	FILE *f;
+
+	pcd_settings_default(&s);
+	CHECK(!strcmp(s.store, "sqlite"));
+	REQUIRE_MSG(pcd_settings_from_args(&s, 3, argv, &err) == 0, "%s", err.text);
+	CHECK(!strcmp(s.store, "postgresql://bob:secret@127.0.0.1:5433/jobs"));
+	REQUIRE((f = fmemopen(out, sizeof(out) - 1, "w")));
+	pcd_settings_print(&s, f);
+	fclose(f);
+	CHECK_MSG(strstr(out, "\nstore = postgresql://bob:***@127.0.0.1:5433/jobs\n") && !strstr(out, "secret"), "%s",
+		  out);
+	CHECK(pcd_settings_from_args(&s, 3, bad, &err) != 0);
+	CHECK_MSG(!strcmp(err.where, "store") && strstr(err.text, "postgresql://"), "%s: %s", err.where, err.text);
+	pc_error_clear(&err);
+	setenv("PARACORR_STORE", "postgres://alice@localhost/p", 1);
+	CHECK(pcd_settings_from_args(&s, 1, argv, &err) == 0);
+	unsetenv("PARACORR_STORE");
+	CHECK(!strcmp(s.store, "postgres://alice@localhost/p"));
+}

@@ -1,7 +1,15 @@
 /* The job store: submission order, idempotency, the queue bound, cancel
  * in each state, recovery after a crash, the attempts bound, paging,
  * uploads that pending jobs still need, tenant scopes and quotas, and the
- * migration of a version-1 database and the refusal of a newer one. */
+ * migration of a version-1 database and the refusal of a newer one.
+ *
+ * Every STORE_TEST runs twice, the same body on each backend: SQLite (a
+ * file in a temp dir) and PostgreSQL (a new database on the run's
+ * throwaway server, pg_util.h); while the second runs, the test's name
+ * reads "name[postgresql]", so a failure names its backend. The PostgreSQL
+ * run is skipped, saying why, only when PostgreSQL 15 is not installed.
+ * The migrations from SQLite's older versions are SQLite's alone (the
+ * PostgreSQL schema starts at the current one). */
 #include <limits.h>
 #include <pthread.h>
 #include <jansson.h>
@@ -13,6 +21,7 @@
 
 #include "store.h"
 #include "be_util.h"
+#include "pg_util.h"
 #include "test.h"
 
 #define MODEL_ID "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -24,15 +33,76 @@ struct fixture {
 	struct pcd_store *s;
 };
 
+enum backend { BE_SQLITE, BE_PG, BE_COUNT };
+static const char *const backend_names[BE_COUNT] = {"sqlite", "postgresql"};
+/* the backend the running STORE_TEST body is on */
+static enum backend cur_be;
+
+/* Runs body on each backend (see the top). */
+static void on_each_backend(struct pc_test *t, void (*body)(struct pc_test *t))
+{
+	const char *name = t->name;
+	char why[600], named[160];
+
+	for (int be = 0; be < BE_COUNT; be++) {
+		cur_be = (enum backend)be;
+		if (be == BE_PG) {
+			if (!pgu_available(why, sizeof(why))) {
+				pc_test_skip(t, why);
+				continue;
+			}
+			snprintf(named, sizeof(named), "%s[%s]", name, backend_names[be]);
+			t->name = named;
+		}
+		body(t);
+		t->name = name;
+	}
+	cur_be = BE_SQLITE;
+}
+
+#define STORE_TEST(fn)                                                                                            \
+	static void fn##_body(struct pc_test *t);                                                                 \
+	TEST(fn)                                                                                                  \
+	{                                                                                                         \
+		on_each_backend(t, fn##_body);                                                                    \
+	}                                                                                                         \
+	static void fn##_body(struct pc_test *t)
+
+/* Where a new store of the current backend is: f->db is the SQLite file's
+ * path or the PostgreSQL database's URL. f->dir is a temp dir either way. */
+static int fixture_where(struct fixture *f)
+{
+	char why[600];
+	struct pgu *pg;
+
+	if (!be_tmpdir(f->dir, sizeof(f->dir)))
+		return -1;
+	if (cur_be == BE_SQLITE) {
+		snprintf(f->db, sizeof(f->db), "%s/paracorr.db", f->dir);
+		return 0;
+	}
+	if (!(pg = pgu_shared(why, sizeof(why)))) {
+		fprintf(stderr, "  the PostgreSQL server did not start: %s\n", why);
+		return -1;
+	}
+	if (!pgu_new_db(pg, f->db, sizeof(f->db))) {
+		fprintf(stderr, "  no new PostgreSQL database: %s\n", pg->why);
+		return -1;
+	}
+	return 0;
+}
+
 static int setup(struct fixture *f)
 {
 	struct pc_error err = {0};
 
-	if (!be_tmpdir(f->dir, sizeof(f->dir)))
+	f->s = NULL;
+	if (fixture_where(f))
 		return -1;
-	snprintf(f->db, sizeof(f->db), "%s/paracorr.db", f->dir);
-	if (pcd_store_open(f->db, &f->s, &err))
+	if (pcd_store_open(f->db, &f->s, &err)) {
+		fprintf(stderr, "  cannot open the %s store: %s\n", backend_names[cur_be], err.text);
 		return -1;
+	}
 	if (pcd_store_model_put(f->s, "default", MODEL_ID, 10, "{\"parameters\": 3}", NULL, &err) ||
 	    pcd_store_dataset_put(f->s, "default", DATA_ID, 20, "{}", NULL, &err))
 		return -1;
@@ -86,7 +156,7 @@ static int submit(struct pcd_store *s, int seed, const char *key, char id[PCD_JO
 	return rc;
 }
 
-TEST(store_submit_and_claim_in_order)
+STORE_TEST(store_submit_and_claim_in_order)
 {
 	struct fixture f;
 	char ids[3][PCD_JOB_ID_LEN + 1];
@@ -135,7 +205,7 @@ TEST(store_submit_and_claim_in_order)
 	teardown(&f);
 }
 
-TEST(store_idempotency_key)
+STORE_TEST(store_idempotency_key)
 {
 	struct fixture f;
 	char a[PCD_JOB_ID_LEN + 1], b[PCD_JOB_ID_LEN + 1];
@@ -167,7 +237,7 @@ TEST(store_idempotency_key)
 	teardown(&f);
 }
 
-TEST(store_queue_full_and_bad_specs)
+STORE_TEST(store_queue_full_and_bad_specs)
 {
 	struct fixture f;
 	struct pcd_job j;
@@ -197,7 +267,7 @@ TEST(store_queue_full_and_bad_specs)
 	teardown(&f);
 }
 
-TEST(store_cancel_states)
+STORE_TEST(store_cancel_states)
 {
 	struct fixture f;
 	char q[PCD_JOB_ID_LEN + 1], r[PCD_JOB_ID_LEN + 1];
@@ -240,7 +310,7 @@ TEST(store_cancel_states)
 	teardown(&f);
 }
 
-TEST(store_recover_after_crash_and_attempts_bound)
+STORE_TEST(store_recover_after_crash_and_attempts_bound)
 {
 	struct fixture f;
 	char a[PCD_JOB_ID_LEN + 1], b[PCD_JOB_ID_LEN + 1];
@@ -293,7 +363,7 @@ TEST(store_recover_after_crash_and_attempts_bound)
 	teardown(&f);
 }
 
-TEST(store_requeue_after_drain_is_not_an_attempt)
+STORE_TEST(store_requeue_after_drain_is_not_an_attempt)
 {
 	struct fixture f;
 	char a[PCD_JOB_ID_LEN + 1];
@@ -325,7 +395,7 @@ TEST(store_requeue_after_drain_is_not_an_attempt)
 	teardown(&f);
 }
 
-TEST(store_job_paging_and_filter)
+STORE_TEST(store_job_paging_and_filter)
 {
 	struct fixture f;
 	char ids[7][PCD_JOB_ID_LEN + 1];
@@ -366,7 +436,7 @@ TEST(store_job_paging_and_filter)
 	teardown(&f);
 }
 
-TEST(store_uploads_put_list_delete)
+STORE_TEST(store_uploads_put_list_delete)
 {
 	struct fixture f;
 	struct pcd_blob_rec r, *recs;
@@ -412,7 +482,7 @@ TEST(store_uploads_put_list_delete)
 /* Tenants: a scope sees its own rows only, answered for another's like
  * for an unknown id; records are per tenant, the shared file is "unused"
  * only with the last one; keys and quotas are per tenant. */
-TEST(store_tenant_scopes)
+STORE_TEST(store_tenant_scopes)
 {
 	struct pcd_job_refs refs;
 	struct fixture f;
@@ -599,7 +669,7 @@ TEST(store_migrates_v1_to_tenants)
 	be_rmtree(dir);
 }
 
-TEST(store_job_json_shape)
+STORE_TEST(store_job_json_shape)
 {
 	struct fixture f;
 	struct pcd_job j;
@@ -672,7 +742,7 @@ static void *race_claim(void *arg)
 	return NULL;
 }
 
-TEST(store_concurrent_submit_and_claim)
+STORE_TEST(store_concurrent_submit_and_claim)
 {
 	struct fixture f;
 	struct race *r = calloc(1, sizeof(*r));
@@ -700,7 +770,7 @@ TEST(store_concurrent_submit_and_claim)
 
 /* What a pending job references cannot be deleted under it, its training
  * dataset included; once it has finished, it can. */
-TEST(store_refuses_deleting_what_a_pending_job_references)
+STORE_TEST(store_refuses_deleting_what_a_pending_job_references)
 {
 	static const char train[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 	struct fixture f;
@@ -737,7 +807,7 @@ TEST(store_refuses_deleting_what_a_pending_job_references)
 
 /* A job's artifact is a row of the store: it survives a restart and goes
  * with the job. */
-TEST(store_records_job_artifacts)
+STORE_TEST(store_records_job_artifacts)
 {
 	static const char made[] = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
 	struct fixture f;
@@ -939,7 +1009,7 @@ TEST(store_migrates_v3_to_names)
 
 /* Names and labels: set, listed, filtered, and the pages of a filtered
  * listing cover exactly the matching jobs. */
-TEST(store_names_and_label_filters)
+STORE_TEST(store_names_and_label_filters)
 {
 	struct fixture f;
 	struct pc_error err = {0};
@@ -1003,4 +1073,268 @@ TEST(store_names_and_label_filters)
 			  PC_ERR_CONFLICT);
 	}
 	teardown(&f);
+}
+
+/* A PostgreSQL database a newer program migrated is refused, and left as
+ * it was (its version row and its tables). */
+TEST(store_pg_refuses_a_newer_schema)
+{
+	struct fixture f;
+	struct pc_error err = {0};
+	struct pcd_store *s = NULL;
+	char why[600];
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	cur_be = BE_PG;
+	REQUIRE(setup(&f) == 0);
+	cur_be = BE_SQLITE;
+	pcd_store_close(f.s);
+	f.s = NULL;
+	REQUIRE_MSG(pgu_exec(f.db, "UPDATE paracorr_schema SET version = 2", why, sizeof(why)), "%s", why);
+	CHECK_INT(pcd_store_open(f.db, &s, &err), PC_ERR_UNSUPPORTED);
+	CHECK(!s);
+	CHECK_MSG(!strcmp(err.where, "store") &&
+			  !strcmp(err.text, "database schema version 2 is newer than this program's 1"),
+		  "%s: %s", err.where, err.text);
+	/* still version 2, the jobs table there: the refusal changed nothing */
+	CHECK_MSG(pgu_exec(f.db, "SELECT 1 FROM paracorr_schema WHERE version = 2 HAVING count(*) = 1", why,
+			   sizeof(why)),
+		  "%s", why);
+	CHECK_MSG(pgu_exec(f.db, "SELECT seq FROM jobs", why, sizeof(why)), "%s", why);
+	teardown(&f);
+}
+
+struct two_claims {
+	struct pcd_store *s;
+	int64_t seqs[40];
+	int n;
+};
+
+static void *claim_all(void *arg)
+{
+	struct two_claims *c = arg;
+	struct pcd_job j;
+
+	/* bounded: 40 jobs in all, and a claim that finds none ends it */
+	while (c->n < 40 && pcd_store_job_claim(c->s, &j, NULL) == PC_OK) {
+		c->seqs[c->n++] = j.seq;
+		pcd_store_job_complete(c->s, j.id, PCD_JOB_SUCCEEDED, "{}", NULL, NULL);
+		pcd_job_free(&j);
+	}
+	return NULL;
+}
+
+/* Two connections (two daemons' stores) on one database claim together:
+ * every job exactly once, each connection's claims in submission order
+ * (on PostgreSQL, FOR UPDATE SKIP LOCKED; on SQLite, BEGIN IMMEDIATE). */
+STORE_TEST(store_two_connections_claim_each_job_once)
+{
+	struct fixture f;
+	struct two_claims c[2] = {{0}};
+	struct pc_error err = {0};
+	pthread_t th[2];
+	int seen[41] = {0}, total = 0;
+
+	REQUIRE(setup(&f) == 0);
+	for (int i = 0; i < 40; i++)
+		REQUIRE(submit(f.s, i, NULL, NULL) == PC_OK);
+	c[0].s = f.s;
+	REQUIRE_MSG(pcd_store_open(f.db, &c[1].s, &err) == PC_OK, "%s", err.text);
+	for (int i = 0; i < 2; i++)
+		REQUIRE(pthread_create(&th[i], NULL, claim_all, &c[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pcd_store_close(c[1].s);
+	for (int i = 0; i < 2; i++) {
+		for (int k = 0; k < c[i].n; k++) {
+			CHECK_MSG(c[i].seqs[k] >= 1 && c[i].seqs[k] <= 40, "seq %lld", (long long)c[i].seqs[k]);
+			if (c[i].seqs[k] >= 1 && c[i].seqs[k] <= 40)
+				seen[c[i].seqs[k]]++;
+			if (k > 0)
+				CHECK_MSG(c[i].seqs[k] > c[i].seqs[k - 1], "claim %d after %lld: %lld", k,
+					  (long long)c[i].seqs[k - 1], (long long)c[i].seqs[k]);
+		}
+		total += c[i].n;
+	}
+	CHECK_INT(total, 40);
+	for (int i = 1; i <= 40; i++)
+		CHECK_MSG(seen[i] == 1, "job seq %d claimed %d times", i, seen[i]);
+	teardown(&f);
+}
+
+/* The PostgreSQL server stops: every call answers PC_ERR_BUSY (HTTP 503)
+ * saying the store is unreachable; once it is back, the next call
+ * reconnects by itself and sees what was committed before. */
+TEST(store_pg_unreachable_is_busy_and_reconnects)
+{
+	struct pgu pg;
+	struct pcd_store *s = NULL;
+	struct pc_error err = {0};
+	struct pcd_job j;
+	char url[256], why[600], id[PCD_JOB_ID_LEN + 1];
+	int64_t queued = -1;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
+	REQUIRE_MSG(pgu_new_db(&pg, url, sizeof(url)), "%s", pg.why);
+	REQUIRE_MSG(pcd_store_open(url, &s, &err) == PC_OK, "%s", err.text);
+	CHECK(!strcmp(pcd_store_backend(s), "postgresql"));
+	REQUIRE(pcd_store_model_put(s, "default", MODEL_ID, 10, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_dataset_put(s, "default", DATA_ID, 20, "{}", NULL, &err) == PC_OK);
+	REQUIRE(submit(s, 1, NULL, id) == PC_OK);
+
+	REQUIRE_MSG(pgu_stop(&pg), "%s", pg.why);
+	CHECK_INT(pcd_store_ping(s, &err), PC_ERR_BUSY);
+	CHECK_MSG(strstr(err.text, "the PostgreSQL store is unreachable"), "%s", err.text);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_job_get(s, PCD_ALL_TENANTS, id, &j, &err), PC_ERR_BUSY);
+	CHECK_MSG(strstr(err.text, "the PostgreSQL store is unreachable"), "%s", err.text);
+	pc_error_clear(&err);
+	CHECK_INT(submit(s, 2, NULL, NULL), PC_ERR_BUSY);
+	/* a new store cannot open either, with the same class of answer */
+	{
+		struct pcd_store *s2 = NULL;
+
+		CHECK_INT(pcd_store_open(url, &s2, &err), PC_ERR_BUSY);
+		CHECK_MSG(strstr(err.text, "cannot connect to the PostgreSQL store"), "%s", err.text);
+		CHECK(!s2);
+		pc_error_clear(&err);
+	}
+
+	REQUIRE_MSG(pgu_start(&pg), "%s", pg.why);
+	CHECK_MSG(pcd_store_ping(s, &err) == PC_OK, "%s", err.text);
+	REQUIRE_MSG(pcd_store_job_get(s, PCD_ALL_TENANTS, id, &j, &err) == PC_OK, "%s", err.text);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	pcd_job_free(&j);
+	CHECK_INT(pcd_store_queue_depth(s, &queued, NULL, &err), PC_OK);
+	CHECK_INT(queued, 1); /* the submit while it was down left nothing */
+	pcd_store_close(s);
+	pgu_free(&pg);
+}
+
+/* One daemon per PostgreSQL database in this version: recovery (what a
+ * daemon does at startup) claims the database, and a second store's
+ * recovery is refused while the first is open. */
+TEST(store_pg_one_daemon_per_database)
+{
+	struct fixture f;
+	struct pcd_store *s2 = NULL;
+	struct pc_error err = {0};
+	char why[600];
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	cur_be = BE_PG;
+	REQUIRE(setup(&f) == 0);
+	cur_be = BE_SQLITE;
+	REQUIRE(pcd_store_job_recover(f.s, 3, NULL, NULL, &err) == PC_OK);
+	REQUIRE_MSG(pcd_store_open(f.db, &s2, &err) == PC_OK, "%s", err.text);
+	CHECK_INT(pcd_store_job_recover(s2, 3, NULL, NULL, &err), PC_ERR_CONFLICT);
+	CHECK_MSG(strstr(err.text, "another paracorrd uses this PostgreSQL database"), "%s", err.text);
+	pcd_store_close(f.s);
+	f.s = NULL;
+	pc_error_clear(&err);
+	/* the first one closed: its lock went with its session */
+	CHECK_MSG(pcd_store_job_recover(s2, 3, NULL, NULL, &err) == PC_OK, "%s", err.text);
+	pcd_store_close(s2);
+	teardown(&f);
+}
+
+/* Listings and cursors in byte order on both backends, whatever the
+ * PostgreSQL database's own collation (the test server's databases use
+ * ICU's en-US, where "a" < "B" and "-" is all but ignored): tenants "B",
+ * "Z-1", "Z1", "a" and "z" of one upload id list as B, Z-1, Z1, a, z; the
+ * admin's get takes the first of them in that order; the cursor resumes
+ * after each one; names filter exactly (byte for byte). */
+STORE_TEST(store_listings_in_byte_order)
+{
+	static const char *const order[] = {"B", "Z-1", "Z1", "a", "z"};
+	static const char *const put_order[] = {"z", "a", "Z1", "B", "Z-1"};
+	static const char id[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+	struct fixture f;
+	struct pcd_blob_rec r, *recs = NULL;
+	struct pc_error err = {0};
+	size_t n = 0;
+
+	REQUIRE(setup(&f) == 0);
+	for (int i = 0; i < 5; i++)
+		REQUIRE(pcd_store_model_put(f.s, put_order[i], id, 1, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_upload_name(f.s, PCD_UPLOAD_MODEL, "a", id, "Net", &err) == PC_OK);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, id, "", 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 0); /* after every record of id */
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, MODEL_ID, "\x7f", 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 5);
+	for (size_t i = 0; i < n && i < 5; i++)
+		CHECK_MSG(!strcmp(recs[i].tenant, order[i]), "listing row %zu: %s, expected %s", i, recs[i].tenant,
+			  order[i]);
+	pcd_blob_recs_free(recs, n);
+	for (int i = 0; i < 4; i++) {
+		REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, NULL, id, order[i], 1, &recs, &n, &err) == PC_OK);
+		CHECK_MSG(n == 1 && !strcmp(recs[0].tenant, order[i + 1]), "after %s: %s", order[i],
+			  n ? recs[0].tenant : "(none)");
+		pcd_blob_recs_free(recs, n);
+	}
+	REQUIRE(pcd_store_model_get(f.s, PCD_ALL_TENANTS, id, &r, &err) == PC_OK);
+	CHECK_MSG(!strcmp(r.tenant, "B"), "the admin's get: %s", r.tenant);
+	pcd_blob_rec_free(&r);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, "net", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK_INT(n, 0);
+	pcd_blob_recs_free(recs, n);
+	REQUIRE(pcd_store_model_list(f.s, PCD_ALL_TENANTS, "Net", NULL, NULL, 10, &recs, &n, &err) == PC_OK);
+	CHECK(n == 1 && !strcmp(recs[0].tenant, "a"));
+	pcd_blob_recs_free(recs, n);
+	teardown(&f);
+}
+
+/* A daemon cut off from its database while another one started on it and
+ * recovered (requeueing the first one's running jobs): once the first one
+ * reaches the server again it finds the lock taken, and every call of its
+ * store answers PC_ERR_BUSY saying so, for good (no stale writes). */
+TEST(store_pg_a_daemon_taken_over_stops_writing)
+{
+	struct pgu pg;
+	struct pcd_store *a = NULL, *b = NULL;
+	struct pc_error err = {0};
+	char url[256], why[600], id[PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
+	REQUIRE_MSG(pgu_new_db(&pg, url, sizeof(url)), "%s", pg.why);
+	REQUIRE_MSG(pcd_store_open(url, &a, &err) == PC_OK, "%s", err.text);
+	REQUIRE(pcd_store_job_recover(a, 3, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_model_put(a, "default", MODEL_ID, 10, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_dataset_put(a, "default", DATA_ID, 20, "{}", NULL, &err) == PC_OK);
+	REQUIRE(submit(a, 1, NULL, id) == PC_OK);
+	REQUIRE(pcd_store_job_claim(a, &j, &err) == PC_OK);
+	pcd_job_free(&j);
+	/* the server restarts: a's session (and its lock) is gone; b starts */
+	REQUIRE_MSG(pgu_stop(&pg) && pgu_start(&pg), "%s", pg.why);
+	REQUIRE_MSG(pcd_store_open(url, &b, &err) == PC_OK, "%s", err.text);
+	REQUIRE_MSG(pcd_store_job_recover(b, 3, NULL, NULL, &err) == PC_OK, "%s", err.text);
+	for (int i = 0; i < 2; i++) {
+		pc_error_clear(&err);
+		CHECK_INT(pcd_store_job_complete(a, id, PCD_JOB_SUCCEEDED, "{}", NULL, &err), PC_ERR_BUSY);
+		CHECK_MSG(strstr(err.text, "another paracorrd took over this PostgreSQL database"), "%s", err.text);
+	}
+	/* b's recovery requeued the job; a's late outcome did not land */
+	REQUIRE(pcd_store_job_get(b, PCD_ALL_TENANTS, id, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	pcd_job_free(&j);
+	pcd_store_close(b);
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_ping(a, &err), PC_ERR_BUSY); /* for good, even with b gone */
+	pcd_store_close(a);
+	pgu_free(&pg);
 }

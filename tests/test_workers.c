@@ -14,6 +14,7 @@
 #include "store.h"
 #include "workers.h"
 #include "be_util.h"
+#include "pg_util.h"
 #include "test.h"
 
 
@@ -40,8 +41,9 @@ static struct pcd_blob_writer *copy_in(struct pcd_blobs *b, const char *path)
 	return w;
 }
 
-/* 0 ready, 1 no Fashion-MNIST (skip), -1 failure */
-static int env_setup(struct env *e)
+/* 0 ready, 1 no Fashion-MNIST (skip), -1 failure; the store at where
+ * (a PostgreSQL URL), or NULL: SQLite in the temp dir */
+static int env_setup_at(struct env *e, const char *where)
 {
 	char path[PATH_MAX];
 	struct pcd_blob_writer *w, *x, *y;
@@ -53,7 +55,7 @@ static int env_setup(struct env *e)
 	if (!be_tmpdir(e->dir, sizeof(e->dir)))
 		return -1;
 	snprintf(path, sizeof(path), "%s/paracorr.db", e->dir);
-	if (pcd_store_open(path, &e->store, &err))
+	if (pcd_store_open(where ? where : path, &e->store, &err))
 		return -1;
 	snprintf(path, sizeof(path), "%s/data", e->dir);
 	if (pcd_blobs_open(path, &e->blobs, &err))
@@ -74,6 +76,11 @@ static int env_setup(struct env *e)
 	    pcd_store_dataset_put(e->store, "default", e->dataset, 1, "{}", NULL, &err))
 		return -1;
 	return 0;
+}
+
+static int env_setup(struct env *e)
+{
+	return env_setup_at(e, NULL);
 }
 
 static void env_teardown(struct env *e)
@@ -398,4 +405,79 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	free(want);
 	free(spec);
 	env_teardown(&e);
+}
+
+struct take_away {
+	struct pgu *pg;
+	int stopped; /* 1 stopped, -1 could not stop it; atomic */
+};
+
+/* The worker's hook before it records an outcome: the store's server
+ * stops, so that the first try to record it fails. */
+static void stop_server(void *arg, const char *job_id)
+{
+	struct take_away *a = arg;
+
+	(void)job_id;
+	if (!__atomic_load_n(&a->stopped, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&a->stopped, pgu_stop(a->pg) ? 1 : -1, __ATOMIC_SEQ_CST);
+}
+
+/* A job finishes while its PostgreSQL store is down: the worker keeps the
+ * result and records it once the server is back (the job succeeds, with
+ * its report), instead of leaving the job running until a restart. */
+TEST(workers_outcome_waits_for_an_unreachable_store)
+{
+	struct take_away a = {0};
+	struct timespec ts = {0, 20 * 1000000L};
+	struct pgu pg;
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job j;
+	struct pc_error err = {0};
+	char url[256], why[600], *spec, *report = NULL;
+	int rc;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
+	REQUIRE_MSG(pgu_new_db(&pg, url, sizeof(url)), "%s", pg.why);
+	if ((rc = env_setup_at(&e, url)) == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		pgu_free(&pg);
+		return;
+	}
+	REQUIRE(rc == 0);
+	a.pg = &pg;
+	spec = spec_text(&e, SHORT_SPEC);
+	REQUIRE(spec);
+	REQUIRE(pcd_store_job_submit(e.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) == PC_OK);
+	cfg_for_tests(&cfg);
+	cfg.before_outcome = stop_server;
+	cfg.before_outcome_arg = &a;
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	for (int i = 0; i < 60 * 50 && !__atomic_load_n(&a.stopped, __ATOMIC_SEQ_CST); i++)
+		nanosleep(&ts, NULL);
+	REQUIRE_MSG(__atomic_load_n(&a.stopped, __ATOMIC_SEQ_CST) == 1, "the server was not stopped: %s", pg.why);
+	/* the store cannot answer now; the worker holds the result */
+	{
+		struct pcd_job k;
+
+		CHECK_INT(pcd_store_job_get(e.store, PCD_ALL_TENANTS, j.id, &k, NULL), PC_ERR_BUSY);
+		pcd_job_free(&k);
+	}
+	REQUIRE_MSG(pgu_start(&pg), "%s", pg.why);
+	CHECK_INT(wait_status(e.store, j.id, PCD_JOB_SUCCEEDED, 60), PCD_JOB_SUCCEEDED);
+	pcd_workers_free(w);
+	CHECK_INT(pcd_store_job_report(e.store, PCD_ALL_TENANTS, j.id, &report, &err), PC_OK);
+	CHECK(report && strstr(report, e.model));
+	free(report);
+	pcd_job_free(&j);
+	free(spec);
+	env_teardown(&e);
+	pgu_free(&pg);
 }

@@ -37,7 +37,6 @@
 
 #define LIST_DEFAULT  50
 #define LIST_MAX      500
-#define RETRY_AFTER_S "5"
 
 /* ?limit= in 1..LIST_MAX; -1 (after answering 400) when malformed. */
 static int list_limit(struct pcd_req *r)

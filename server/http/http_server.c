@@ -379,7 +379,9 @@ int pcd_send_json(struct pcd_req *r, unsigned status, json_t *body, const char *
 
 int pcd_send_error_h(struct pcd_req *r, const struct pc_error *err, const char *const *extra_headers)
 {
+	static const char *const retry[] = {"Retry-After", RETRY_AFTER_S, NULL};
 	json_t *p = pcd_problem_json(err);
+	unsigned status;
 
 	/* the URL is the client's bytes: text that is not UTF-8 would make the
 	 * problem unbuildable and the request unanswered */
@@ -387,8 +389,9 @@ int pcd_send_error_h(struct pcd_req *r, const struct pc_error *err, const char *
 		json_decref(p);
 		return MHD_NO;
 	}
-	return send_json_typed(r, (unsigned)json_integer_value(json_object_get(p, "status")), p,
-			       "application/problem+json", extra_headers);
+	status = (unsigned)json_integer_value(json_object_get(p, "status"));
+	return send_json_typed(r, status, p, "application/problem+json",
+			       !extra_headers && status == 503 ? retry : extra_headers);
 }
 
 int pcd_send_error(struct pcd_req *r, const struct pc_error *err)

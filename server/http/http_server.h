@@ -170,8 +170,12 @@ int pcd_send_text(struct pcd_req *r, unsigned status, const char *content_type, 
 /* A file's bytes, streamed from fd (taken: closed when sent). */
 int pcd_send_file(struct pcd_req *r, unsigned status, const char *content_type, int fd, uint64_t size,
 		  const char *const *extra_headers);
+/* Seconds a 503's Retry-After asks a client to wait. */
+#define RETRY_AFTER_S "5"
 /* A problem+json (problem.h) for err, with instance the request path and
- * the HTTP status from the error table. _h: with extra_headers. */
+ * the HTTP status from the error table. _h: with extra_headers. A 503 (a
+ * store that is busy or unreachable, memory) without extra_headers gets
+ * Retry-After: every 503 is worth trying again. */
 int pcd_send_error(struct pcd_req *r, const struct pc_error *err);
 int pcd_send_error_h(struct pcd_req *r, const struct pc_error *err, const char *const *extra_headers);
 /* The same for an error made here: code, where (a field, a setting or a

@@ -429,17 +429,22 @@ int pcd_job_check(const struct pcd_job_kind *k, const struct pc_spec *spec, stru
 		const struct pcd_job_ref_field *f = k->refs[i];
 		const char *id = spec_str(spec, f->spec_id);
 		struct pcd_blob_rec rec = {0};
+		struct pc_error gerr = {0};
 		json_int_t classes;
-		int missing;
+		int rc;
 
 		if (f->spec_labels && spec_str(spec, f->spec_labels))
 			return pc_error_set(err, PC_ERR_INVALID, f->field, "must be a dataset id; file paths are for the CLI");
-		/* another tenant's upload is answered as an unknown id */
-		missing = !pcd_blobs_id_valid(id) ||
-			  (f->upload == PCD_UPLOAD_MODEL ? pcd_store_model_get : pcd_store_dataset_get)(store, scope, id,
-												 &rec, NULL);
-		if (missing)
+		/* another tenant's upload is answered as an unknown id; a store
+		 * that cannot answer (busy, unreachable) is its own error */
+		rc = !pcd_blobs_id_valid(id)
+			     ? PC_ERR_NOT_FOUND
+			     : (f->upload == PCD_UPLOAD_MODEL ? pcd_store_model_get : pcd_store_dataset_get)(store, scope, id,
+													&rec, &gerr);
+		if (rc == PC_ERR_NOT_FOUND)
 			return pc_error_set(err, PC_ERR_INVALID, f->field, "no %s with this id", f->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
+		if (rc)
+			return pc_error_set(err, gerr.code, gerr.where, "%s", gerr.text);
 		classes = info_classes(&rec);
 		pcd_blob_rec_free(&rec);
 		if (f->upload == PCD_UPLOAD_MODEL)

@@ -187,6 +187,29 @@ out:
 	return rc;
 }
 
+/* Records a job's outcome; a store that cannot answer now (PC_ERR_BUSY)
+ * is asked again every poll_ms, for up to PCD_OUTCOME_RETRY_S, unless the
+ * pool drains (the job's row still says running: the next start runs it
+ * again, as after a crash). */
+static int record_outcome(struct pcd_workers *w, const char *id, enum pcd_job_status outcome, const char *report,
+			  const char *problem_text, struct pc_error *serr)
+{
+	int poll_ms = w->cfg.poll_ms > 0 ? w->cfg.poll_ms : 1000;
+	long max_tries = PCD_OUTCOME_RETRY_S * 1000L / poll_ms;
+	struct timespec ts = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L};
+	int rc;
+
+	for (long tries = 0;; tries++) {
+		pc_error_clear(serr);
+		rc = pcd_store_job_complete(w->store, id, outcome, report, problem_text, serr);
+		if (rc != PC_ERR_BUSY || tries >= max_tries || atomic_load(&w->draining))
+			return rc;
+		if (tries == 0)
+			log_job(w, "warn", id, "cannot record the outcome yet; trying again every poll_ms", serr);
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
 	struct run_ctx c = {.w = w, .id = job->id};
@@ -245,7 +268,9 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		outcome = PCD_JOB_FAILED;
 		problem_text = pcd_problem_json_text(&err);
 	}
-	rc = pcd_store_job_complete(w->store, job->id, outcome, report, problem_text, &serr);
+	if (w->cfg.before_outcome)
+		w->cfg.before_outcome(w->cfg.before_outcome_arg, job->id);
+	rc = record_outcome(w, job->id, outcome, report, problem_text, &serr);
 	if (rc == PC_ERR_NOSPACE && report) {
 		/* the disk filled up under the report: the job fails with that
 		 * problem, a row of a few bytes, which fits in the pages the
@@ -256,7 +281,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		free(problem_text);
 		problem_text = pcd_problem_json_text(&err);
 		pc_error_clear(&serr);
-		rc = pcd_store_job_complete(w->store, job->id, outcome, NULL, problem_text, &serr);
+		rc = record_outcome(w, job->id, outcome, NULL, problem_text, &serr);
 	}
 	if (rc)
 		log_job(w, "error", job->id, "cannot record the outcome", &serr);

@@ -6,7 +6,12 @@
  * with the report, failed with a problem object, cancelled, or queued
  * again when the pool is draining. Workers sleep on a condition variable,
  * woken by pcd_workers_notify after a submission, and poll the store every
- * poll_ms anyway (a job queued by another process, or a lost wakeup). */
+ * poll_ms anyway (a job queued by another process, or a lost wakeup).
+ *
+ * A store that cannot answer when the outcome is to be recorded (busy, or
+ * a PostgreSQL server that went away) is asked again every poll_ms, for up
+ * to PCD_OUTCOME_RETRY_S and not once the pool drains: a finished job's
+ * result is written once the store is back. */
 #ifndef PARACORR_SERVER_WORKERS_H
 #define PARACORR_SERVER_WORKERS_H
 
@@ -18,6 +23,8 @@
 
 struct pcd_blobs;
 struct pcd_workers;
+
+#define PCD_OUTCOME_RETRY_S 600
 
 /* Called by a worker thread after each job ends (for metrics); must be
  * thread-safe. seconds is the job's wall time in this run. */
@@ -36,6 +43,10 @@ struct pcd_workers_cfg {
 	double max_work;
 	pcd_job_done_fn on_done;
 	void *on_done_arg;
+	/* NULL, or called by the worker just before it records a job's
+	 * outcome (the tests use it to take the store away at that moment) */
+	void (*before_outcome)(void *arg, const char *job_id);
+	void *before_outcome_arg;
 	/* how a model a job leaves is checked, as an upload is (zero: in
 	 * this process) */
 	struct pcd_validator validator;

@@ -1,8 +1,9 @@
 /* store: the daemon's durable state (uploaded models and datasets, and the
- * job queue) behind one small interface, so that another backend than
- * SQLite could come later. The functions below are that interface; the
- * SQLite backend keeps one connection in WAL mode with synchronous=FULL,
- * guarded by a mutex, so every function is safe to call from any thread.
+ * job queue) behind one small interface with two backends
+ * (store_backend.h): SQLite (store_sqlite.c: one connection in WAL mode
+ * with synchronous=FULL) and PostgreSQL (store_pg.c, on libpq). Each keeps
+ * one connection guarded by a mutex, so every function is safe to call
+ * from any thread, and both give the same answers to the same calls.
  *
  * Job states only move forward: queued -> running -> succeeded | failed |
  * cancelled, except that a running job goes back to queued when the daemon
@@ -107,9 +108,17 @@ struct pcd_blob_rec {
 void pcd_blob_rec_free(struct pcd_blob_rec *r);
 void pcd_blob_recs_free(struct pcd_blob_rec *recs, size_t n);
 
-/* Opens (creating when needed) the database at path and migrates its
- * schema (PRAGMA user_version). *out is owned by the caller. */
-int pcd_store_open(const char *path, struct pcd_store **out, struct pc_error *err);
+/* Opens the store at where and creates or migrates its schema: a
+ * postgresql:// (or postgres://) URL is a PostgreSQL database (the schema
+ * version in a table, under an advisory lock), anything else the path of
+ * a SQLite file, created when needed (PRAGMA user_version). A PostgreSQL
+ * server that cannot be reached is PC_ERR_BUSY (HTTP 503), as is any call
+ * made while it is unreachable. *out is owned by the caller. */
+int pcd_store_open(const char *where, struct pcd_store **out, struct pc_error *err);
+/* Whether where is a URL that pcd_store_open opens with PostgreSQL. */
+int pcd_store_is_url(const char *where);
+/* "sqlite" or "postgresql". */
+const char *pcd_store_backend(const struct pcd_store *s);
 /* NULL is fine. */
 void pcd_store_close(struct pcd_store *s);
 /* A write transaction that changes nothing: whether the database is
