@@ -502,6 +502,38 @@ TEST(curvature_hvp_matches_double_precision_differences_tiny_relu_mlp)
 
 /* --- the curvature block of a study ---------------------------------------- */
 
+/* The report of the study of spec text on the fixture, at 2 threads and
+ * without timing; *spec filled (the caller frees it). NULL after failing
+ * the test. */
+static json_t *study_report(struct pc_test *t, const struct cfix *f, const char *text, struct pc_spec *spec)
+{
+	struct pc_error err = {0};
+	struct pc_study_opts o;
+	json_error_t jerr;
+	json_t *root = json_loads(text, 0, &jerr), *report = NULL;
+	char msg[800];
+
+	memset(spec, 0, sizeof(*spec));
+	if (!root) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", jerr.text);
+		return NULL;
+	}
+	if (pc_spec_parse(root, spec, &err)) {
+		json_decref(root);
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		return NULL;
+	}
+	json_decref(root);
+	pc_study_opts_default(&o);
+	o.threads = 2;
+	o.timing_seconds = 0;
+	if (pc_study_run(f->g, f->d, spec, &o, &report, &err)) {
+		pc_test_fail(t, __FILE__, __LINE__, "%s", pc_error_format(&err, msg, sizeof(msg)));
+		return NULL;
+	}
+	return report;
+}
+
 /* A study of cnn_op17 on the references' 500 images with a curvature
  * block: the report's curvature against PyTorch's eigenvalues and trace,
  * every gradient row's second_order against eps ||g||_q + eps^2 u.Hu / 2
@@ -511,11 +543,7 @@ TEST(curvature_study_block_matches_pytorch_cnn)
 {
 	struct cfix f;
 	struct pc_spec spec;
-	struct pc_error err = {0};
-	struct pc_study_opts o;
-	char msg[800];
-	json_error_t jerr;
-	json_t *root, *report = NULL, *cv, *rows, *row, *so_refs;
+	json_t *report = NULL, *cv, *rows, *row, *so_refs;
 	size_t i;
 	int checked = 0;
 	const char *text =
@@ -528,15 +556,8 @@ TEST(curvature_study_block_matches_pytorch_cnn)
 
 	if (!cfix_load(t, "cnn_op17.onnx", 2, &f))
 		return;
-	root = json_loads(text, 0, &jerr);
-	REQUIRE_MSG(root, "%s", jerr.text);
-	REQUIRE_MSG(pc_spec_parse(root, &spec, &err) == 0, "%s", pc_error_format(&err, msg, sizeof(msg)));
-	json_decref(root);
-	pc_study_opts_default(&o);
-	o.threads = 2;
-	o.timing_seconds = 0;
-	REQUIRE_MSG(pc_study_run(f.g, f.d, &spec, &o, &report, &err) == 0, "%s",
-		    pc_error_format(&err, msg, sizeof(msg)));
+	report = study_report(t, &f, text, &spec);
+	REQUIRE(report);
 	cv = json_object_get(report, "curvature");
 	REQUIRE(json_is_object(cv));
 	{
@@ -608,10 +629,8 @@ TEST(curvature_study_groups_interlace)
 	struct cfix f;
 	struct pc_spec spec;
 	struct pc_error err = {0};
-	struct pc_study_opts o;
 	char msg[800];
-	json_error_t jerr;
-	json_t *root, *report = NULL, *cv, *groups, *gj;
+	json_t *report = NULL, *cv, *groups, *gj;
 	const char *name;
 	struct pc_layer_groups lg;
 	double top, w2, l2;
@@ -621,15 +640,8 @@ TEST(curvature_study_groups_interlace)
 
 	if (!cfix_load(t, "mlp_op13.onnx", 2, &f))
 		return;
-	root = json_loads(text, 0, &jerr);
-	REQUIRE_MSG(root, "%s", jerr.text);
-	REQUIRE_MSG(pc_spec_parse(root, &spec, &err) == 0, "%s", pc_error_format(&err, msg, sizeof(msg)));
-	json_decref(root);
-	pc_study_opts_default(&o);
-	o.threads = 2;
-	o.timing_seconds = 0;
-	REQUIRE_MSG(pc_study_run(f.g, f.d, &spec, &o, &report, &err) == 0, "%s",
-		    pc_error_format(&err, msg, sizeof(msg)));
+	report = study_report(t, &f, text, &spec);
+	REQUIRE(report);
 	cv = json_object_get(report, "curvature");
 	groups = json_object_get(cv, "groups");
 	top = json_number_value(json_array_get(json_object_get(cv, "eigenvalues"), 0));

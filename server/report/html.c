@@ -92,22 +92,7 @@ static const struct column results_cols[] = {
 	SETTING_COLS,
 	{"steps", "steps", 0, COL_NUMBER},
 	{"first-order &Delta;L", "first_order", 0, COL_NUMBER},
-	{"gradient &Delta;L", "gradient.loss_change", 0, COL_NUMBER},
-	{"gradient accuracy", "gradient.accuracy", 1, COL_NUMBER},
-	{"random &Delta;L", "random.loss_change_mean", 0, COL_NUMBER},
-	{"random accuracy", "random.accuracy_mean", 1, COL_NUMBER},
-	{"random 95% low", "random.accuracy_ci95.0", 1, COL_NUMBER},
-	{"random 95% high", "random.accuracy_ci95.1", 1, COL_NUMBER},
-	{"random std", "random.accuracy_std", 1, COL_NUMBER},
-	{"trials", "random.trials", 0, COL_NUMBER},
-};
-
-/* the same with a curvature block's second-order estimate beside the
- * first-order one */
-static const struct column results_so_cols[] = {
-	SETTING_COLS,
-	{"steps", "steps", 0, COL_NUMBER},
-	{"first-order &Delta;L", "first_order", 0, COL_NUMBER},
+	/* only with a curvature block (results_block leaves it out otherwise) */
 	{"second-order &Delta;L", "second_order", 0, COL_NUMBER},
 	{"gradient &Delta;L", "gradient.loss_change", 0, COL_NUMBER},
 	{"gradient accuracy", "gradient.accuracy", 1, COL_NUMBER},
@@ -272,8 +257,9 @@ static void table_cells(FILE *f, const struct column *cols, size_t n, const json
 static void results_block(FILE *f, const json_t *study)
 {
 	const json_t *results = json_object_get(study, "results"), *r;
-	const struct column *cols = results_cols;
-	size_t i, n_cols = N_COLS(results_cols);
+	struct column cols[N_COLS(results_cols)];
+	size_t i, n_cols = 0;
+	int second = json_object_get(json_array_get(results, 0), "second_order") != NULL;
 
 	if (!json_array_size(results))
 		return;
@@ -281,10 +267,9 @@ static void results_block(FILE *f, const json_t *study)
 	      "<p class=\"meta\">Gradient-based corruption (the worst case the gradient predicts) against random "
 	      "corruption of the same size; random numbers are means over the trials.</p>\n",
 	      f);
-	if (json_object_get(json_array_get(results, 0), "second_order")) {
-		cols = results_so_cols;
-		n_cols = N_COLS(results_so_cols);
-	}
+	for (i = 0; i < N_COLS(results_cols); i++)
+		if (second || strcmp(results_cols[i].field, "second_order"))
+			cols[n_cols++] = results_cols[i];
 	table_head(f, cols, n_cols);
 	json_array_foreach(results, i, r)
 	{
