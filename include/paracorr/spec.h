@@ -118,7 +118,7 @@ struct pc_faults_spec {
 
 #define PC_SPEC_MAX_EIGENVALUES 20
 
-/* The "curvature" block of an analyze job (issue 16, curvature.h): the
+/* The "curvature" block of an analyze job (curvature.h): the
  * Hessian of the mean loss, for the whole model and for each group of the
  * kinds listed (tensor, layer; "model" is always there), and the
  * second-order estimate of every gradient corruption's loss change. */

@@ -7,7 +7,7 @@
  * forward and one backward pass over the data) and a product of the whole
  * model's Hessian with a seeded vector (pc_curv_hvp: a gate-recording
  * forward pass and two forward and backward passes), and prints their
- * ratio, the number issue 16 bounds by 2.5. Each is repeated until it has
+ * ratio, which should stay under 2.5. Each is repeated until it has
  * run for --seconds, best of three rounds, so a neighbour's burst of load
  * costs less; the ratio of two numbers measured side by side is what to
  * read, not the seconds. */

@@ -451,7 +451,7 @@ def bench_curvature(emit, paracorr, curv, outdir, threads, failures):
     emit("")
     emit("Hessian-vector product (curv_bench, %d images, batch 100, whole model): grad_s = one clean gradient pass "
          "(forward + backward), hvp_s = one product (a gate-recording forward + two forward and backward passes); "
-         "ratio = hvp_s / grad_s (issue 16: at most 2.5)" % CURV_SAMPLES)
+         "ratio = hvp_s / grad_s (the target: at most 2.5)" % CURV_SAMPLES)
     emit("%-12s %-8s %8s %10s %10s %8s" % ("model", "threads", "samples", "grad_s", "hvp_s", "ratio"))
     data = ["/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
             "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"]
@@ -469,7 +469,7 @@ def bench_curvature(emit, paracorr, curv, outdir, threads, failures):
 
     emit("")
     emit("critical radius (cnn_op17, %d images, accuracy_drop 0.05, tolerance 1%%, groups model + layer, l2 and "
-         "linf, 3 random trials): evaluations per setting, gradient and random (issue 16: at most 12 at 1%%)"
+         "linf, 3 random trials): evaluations per setting, gradient and random (the target: at most 12 at 1%%)"
          % CRITICAL_SAMPLES)
     spec = {"model": os.path.join("tests", "reference", "fixtures", "cnn_op17.onnx"),
             "dataset": {"inputs": data[0], "labels": data[1]}, "limit": CRITICAL_SAMPLES, "seed": 1,
