@@ -170,10 +170,10 @@ demo:
 BENCH_PYTHON := /usr/bin/python3
 BENCH_FLAGS ?=
 
-$(BUILD)/tests/bench/gemm_bench: $(BUILD)/tests/bench/gemm_bench.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
+$(BUILD)/tests/bench/gemm_bench: $(BUILD)/tests/bench/gemm_bench.o $(BUILD)/tests/bench/bench_util.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/bench/curv_bench: $(BUILD)/tests/bench/curv_bench.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
+$(BUILD)/tests/bench/curv_bench: $(BUILD)/tests/bench/curv_bench.o $(BUILD)/tests/bench/bench_util.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: $(BUILD)/paracorr $(BUILD)/tests/bench/gemm_bench $(BUILD)/tests/bench/curv_bench

@@ -7,15 +7,15 @@
  * forward and one backward pass over the data) and a product of the whole
  * model's Hessian with a seeded vector (pc_curv_hvp: a gate-recording
  * forward pass and two forward and backward passes), and prints their
- * ratio, which should stay under 2.5. Each is repeated until it has
- * run for --seconds, best of three rounds, so a neighbour's burst of load
- * costs less; the ratio of two numbers measured side by side is what to
- * read, not the seconds. */
+ * ratio, which should stay under 2.5. Each is timed by bench_time_call;
+ * the ratio of two numbers measured side by side is what to read, not the
+ * seconds. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "blas_select.h"
 #include "paracorr/curvature.h"
 #include "paracorr/data.h"
@@ -33,38 +33,22 @@ struct job {
 	struct pc_curv *c;
 	float *g;
 	double *v, *hv;
+	struct pc_error err;
 };
 
-static int run_grad(struct job *j, struct pc_error *err)
+static int run_grad(void *arg)
 {
+	struct job *j = arg;
 	struct pc_eval ev;
 
-	return pc_eval_run(j->r, j->d, j->samples, j->g, NULL, NULL, &ev, err);
+	return pc_eval_run(j->r, j->d, j->samples, j->g, NULL, NULL, &ev, &j->err);
 }
 
-static int run_hvp(struct job *j, struct pc_error *err)
+static int run_hvp(void *arg)
 {
-	return pc_curv_hvp(j->c, j->v, j->hv, err);
-}
+	struct job *j = arg;
 
-/* Seconds per call: repeated until `seconds` have passed, best of three. */
-static int best_time(int (*fn)(struct job *, struct pc_error *), struct job *j, double seconds, double *out,
-		     struct pc_error *err)
-{
-	*out = 1e300;
-	for (int round = 0; round < 3; round++) {
-		double t0 = pc_sys_seconds(), t;
-		int calls = 0;
-		do {
-			if (fn(j, err))
-				return -1;
-			calls++;
-			t = pc_sys_seconds() - t0;
-		} while (t < seconds && calls < 1000);
-		if (t / calls < *out)
-			*out = t / calls;
-	}
-	return 0;
+	return pc_curv_hvp(j->c, j->v, j->hv, &j->err);
 }
 
 int main(int argc, char **argv)
@@ -90,17 +74,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
 			seconds = strtod(argv[++i], NULL);
 		} else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-			char *s = argv[++i], *end;
-			for (n_threads = 0; n_threads < MAX_THREADS; s = end + 1) {
-				long v = strtol(s, &end, 10);
-				if (end == s || v < 1 || v > 64 || (*end && *end != ',')) {
-					fprintf(stderr, "%s: --threads %s: a list of counts from 1 to 64\n", argv[0],
-						argv[i]);
-					return 2;
-				}
-				threads[n_threads++] = (int)v;
-				if (!*end)
-					break;
+			if (!(n_threads = bench_parse_threads(argv[++i], threads, MAX_THREADS))) {
+				fprintf(stderr, "%s: --threads %s: a list of counts from 1 to 256\n", argv[0], argv[i]);
+				return 2;
 			}
 		} else {
 			fprintf(stderr, "%s: unknown argument %s\n", argv[0], argv[i]);
@@ -139,7 +115,9 @@ int main(int argc, char **argv)
 		}
 		if (!bad) {
 			pc_curv_seeded_vector(1, pc_curv_size(j.c), j.v);
-			bad = best_time(run_grad, &j, seconds, &tg, &err) || best_time(run_hvp, &j, seconds, &th, &err);
+			bad = (tg = bench_time_call(run_grad, &j, seconds)) < 0 || (th = bench_time_call(run_hvp, &j, seconds)) < 0;
+			if (bad)
+				err = j.err;
 		}
 		if (!bad)
 			printf("%-8d %8lld %10.4f %10.4f %8.2f\n", threads[k], (long long)samples, tg, th, th / tg);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "blas_select.h"
 #include "paracorr/graph.h"
 #include "paracorr/plan.h"
@@ -80,41 +81,20 @@ struct conv_job {
 	struct pc_plan *plan;
 };
 
-typedef void (*run_fn)(void *arg);
-
-static void run_sgemm(void *arg)
+static int run_sgemm(void *arg)
 {
 	struct sgemm_job *j = arg;
 
 	pc_sgemm(0, 0, j->m, j->n, j->k, 1.0f, j->a, j->k, j->b, j->n, 0.0f, j->c, j->n);
+	return 0;
 }
 
-static void run_conv(void *arg)
+static int run_conv(void *arg)
 {
 	struct conv_job *j = arg;
 
 	pc_plan_forward(j->plan);
-}
-
-/* Best seconds per call over three rounds of at least `seconds` each. */
-static double time_call(run_fn fn, void *arg, double seconds)
-{
-	double best = 1e300;
-
-	fn(arg); /* warm caches, let OpenBLAS start its threads */
-	for (int round = 0; round < 3; round++) {
-		double t0 = pc_sys_seconds(), t;
-		long reps = 0;
-
-		do {
-			fn(arg);
-			reps++;
-			t = pc_sys_seconds() - t0;
-		} while (t < seconds);
-		if (t / (double)reps < best)
-			best = t / (double)reps;
-	}
-	return best;
+	return 0;
 }
 
 static int out_size(int in, int k, int stride, int pad)
@@ -181,7 +161,7 @@ static double conv_gflops(const struct layer *l, double seconds)
 	}
 	fill(pc_plan_input(p), (int64_t)BATCH * pc_plan_sample_numel(p), 3);
 	job.plan = p;
-	t = time_call(run_conv, &job, seconds);
+	t = bench_time_call(run_conv, &job, seconds);
 	pc_plan_free(p);
 	pc_graph_free(g);
 	return flops / t * 1e-9;
@@ -199,7 +179,7 @@ static double sgemm_gflops(int m, int n, int k, double seconds)
 	if (a && b && c) {
 		fill(a, (int64_t)m * k, 1);
 		fill(b, (int64_t)k * n, 2);
-		gf = 2.0 * m * n * k / time_call(run_sgemm, &job, seconds) * 1e-9;
+		gf = 2.0 * m * n * k / bench_time_call(run_sgemm, &job, seconds) * 1e-9;
 	} else {
 		fprintf(stderr, "gemm_bench: out of memory for sgemm %dx%dx%d\n", m, n, k);
 	}
@@ -209,22 +189,6 @@ static double sgemm_gflops(int m, int n, int k, double seconds)
 	return gf;
 }
 
-/* "1,2" into threads[]; returns the count, 0 when malformed. */
-static int parse_threads(const char *s, int *threads)
-{
-	int n = 0;
-
-	while (*s && n < MAX_THREADS) {
-		char *end;
-		long v = strtol(s, &end, 10);
-
-		if (end == s || v < 1 || v > 256 || (*end && *end != ','))
-			return 0;
-		threads[n++] = (int)v;
-		s = *end ? end + 1 : end;
-	}
-	return *s ? 0 : n;
-}
 
 int main(int argc, char **argv)
 {
@@ -237,7 +201,7 @@ int main(int argc, char **argv)
 			printf("%s\n", openblas_get_corename());
 			return 0;
 		} else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-			n_threads = parse_threads(argv[++i], threads);
+			n_threads = bench_parse_threads(argv[++i], threads, MAX_THREADS);
 			if (!n_threads) {
 				fprintf(stderr, "gemm_bench: --threads wants a list such as 1,2\n");
 				return 2;
