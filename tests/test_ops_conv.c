@@ -185,6 +185,15 @@ static const struct conv_case conv_cases[] = {
     {"lanes 1x1 stride 2 wide", 18, 5, 9, 41, 9, 1, 1, 2, 2, 1, 1, {1, 1, 0, 1}, 1, 1, NULL, 0, 1},
     {"lanes 1x1 stride 3", 3, 2, 10, 11, 8, 1, 1, 3, 3, 1, 1, {0, 2, 1, 0}, 1, 0, NULL, 0, 1},
     {"lanes 1x3 stride 2", 17, 3, 8, 33, 5, 1, 3, 2, 2, 1, 1, {0, 1, 0, 1}, 1, 1, NULL, 0, 1},
+    /* kernels cropped to the taps that meet the input (conv_geometry): a
+     * 3x3 kernel on a 1x1 map is a 1x1 convolution, on a 2x2 map at stride
+     * 2 a 2x2 one; rows only, dilated, asymmetric pads, grouped */
+    {"crop 1x1 map", 18, 6, 1, 1, 9, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 0},
+    {"crop 2x2 stride 2", 17, 5, 2, 2, 10, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 0},
+    {"crop rows only", 3, 2, 1, 7, 3, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 0, NULL, 0, 0},
+    {"crop dilated", 2, 2, 2, 3, 2, 3, 3, 1, 1, 2, 2, {2, 2, 2, 2}, 1, 1, NULL, 0, 0},
+    {"crop asymmetric", 17, 3, 1, 1, 4, 3, 3, 1, 1, 1, 1, {2, 0, 0, 2}, 1, 1, NULL, 0, 0},
+    {"crop grouped", 3, 4, 1, 2, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0, 0},
 };
 
 #define N_CONV_CASES ((int)(sizeof(conv_cases) / sizeof(conv_cases[0])))
