@@ -451,8 +451,8 @@ int pc_conv_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 		return rc;
 	pc_op_reserve_ws(p, (size_t)(crop_floats(&g) + g.ws));
 	if (g.dok) /* the weight gradient's tables, dY block and input */
-		pc_op_reserve_ws(p, (size_t)(crop_floats(&g) + g.k + g.ohw + PC_CONV_RM * g.ohw * PC_CONV_LANES +
-					     direct_input(&g)));
+		pc_op_reserve_ws(
+		    p, (size_t)(crop_floats(&g) + g.k + g.ohw + PC_CONV_RM * g.ohw * PC_CONV_LANES + direct_input(&g)));
 	{
 		struct conv_geom t;
 		if (transposed_geometry(n, &g, &t))
@@ -871,8 +871,7 @@ void pc_conv_forward(struct pc_plan *p, const struct pc_node *n)
 	/* with a fused Relu that nothing else needs, store only its output */
 	yd = p->relu_out && !p->keep_fused ? NULL : yt->data;
 	if (g.dok && g.wino && pc_conv_direct_available()) {
-		conv_forward_wino(&g, xt->data, w, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n),
-				  0);
+		conv_forward_wino(&g, xt->data, w, bt ? bt->data : NULL, yd, p->relu_out, ws, pc_op_state(p, n), 0);
 		return;
 	}
 	if (g.dok && pc_conv_direct_available()) {
