@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "graph_int.h"
+#include "onnx.pb-c.h"
 #include "paracorr/limits.h"
 #include "paracorr/sys.h"
-#include "onnx.pb-c.h"
 
 enum { ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT8 = 3, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_DOUBLE = 11 };
 enum {
@@ -46,8 +46,8 @@ static int is_default_domain(const char *d)
 	return !d || !d[0] || strcmp(d, "ai.onnx") == 0;
 }
 
-static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct tensor_data *out,
-			  struct pc_error *err)
+static int convert_tensor(const Onnx__TensorProto *t, const char *what, ProtobufCBinaryData *take,
+			  struct tensor_data *out, struct pc_error *err)
 {
 	int64_t n;
 	size_t esize, want;
@@ -105,11 +105,11 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 		}
 	} else {
 		/* bool, int8 and uint8, like int32, travel in int32_data */
-		size_t have = dt == ONNX_FLOAT ? t->n_float_data
+		size_t have = dt == ONNX_FLOAT	  ? t->n_float_data
 			      : dt == ONNX_DOUBLE ? t->n_double_data
 			      : dt == ONNX_INT64  ? t->n_int64_data
 						  : t->n_int32_data;
-		const char *field = dt == ONNX_FLOAT ? "float_data"
+		const char *field = dt == ONNX_FLOAT	? "float_data"
 				    : dt == ONNX_DOUBLE ? "double_data"
 				    : dt == ONNX_INT64	? "int64_data"
 							: "int32_data";
@@ -118,6 +118,16 @@ static int convert_tensor(const Onnx__TensorProto *t, const char *what, struct t
 			return pc_error_set(err, PC_ERR_FORMAT, name, "%s has %zu values; dims %s need %lld", field,
 					    have, pc_shape_format(&out->shape, buf, sizeof(buf)), (long long)n);
 		}
+	}
+	/* A model's weights are nearly all of its bytes: move them out of the
+	 * message instead of holding a second copy while the graph is built
+	 * (protobuf-c allocates each bytes field on its own, with malloc
+	 * through pb_alloc, so free() owns it; malloc's alignment suits float). */
+	if (take && take->data == t->raw_data.data && t->has_raw_data && dt == ONNX_FLOAT && want > 0) {
+		out->data = take->data;
+		take->data = NULL;
+		take->len = 0;
+		return PC_OK;
 	}
 	out->data = malloc(n ? (size_t)n * pc_dtype_size(out->dtype) : 1);
 	if (!out->data)
@@ -210,9 +220,9 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 		memset(d, 0, sizeof(*d));
 		d->name = an;
 		if (a->ref_attr_name && a->ref_attr_name[0])
-			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
-					    "attribute '%s' refers to a function attribute; functions are not supported",
-					    an);
+			return pc_error_set(
+			    err, PC_ERR_UNSUPPORTED, where,
+			    "attribute '%s' refers to a function attribute; functions are not supported", an);
 		switch (kind) {
 		case ATTR_FLOAT:
 			d->type = PC_ATTR_FLOAT;
@@ -276,8 +286,8 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 					memcpy(chars, a->strings[k].data, len);
 				chars[len] = '\0';
 				if (strlen(chars) != len)
-					return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' holds a NUL byte",
-							    an);
+					return pc_error_set(err, PC_ERR_FORMAT, where,
+							    "attribute '%s' holds a NUL byte", an);
 				list[k] = chars;
 				chars += len + 1;
 			}
@@ -291,7 +301,7 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 			snprintf(what, sizeof(what), "%s attribute '%s'", where, an);
 			if (!a->t)
 				return pc_error_set(err, PC_ERR_FORMAT, where, "attribute '%s' has no tensor", an);
-			if (convert_tensor(a->t, what, &tensors[i], err))
+			if (convert_tensor(a->t, what, NULL, &tensors[i], err))
 				return err ? err->code : PC_ERR_FORMAT;
 			/* PyTorch's exporter writes QDQ zero points as Constant
 			 * nodes: add_node marks their output as integers */
@@ -313,10 +323,11 @@ static int convert_attrs(const Onnx__NodeProto *np, const char *where, struct pc
 					    "supported",
 					    an);
 		default:
-			return pc_error_set(err, PC_ERR_UNSUPPORTED, where,
-					    "attribute '%s' has type %d; supported: float, int, string, tensor, floats, "
-					    "ints, strings",
-					    an, kind);
+			return pc_error_set(
+			    err, PC_ERR_UNSUPPORTED, where,
+			    "attribute '%s' has type %d; supported: float, int, string, tensor, floats, "
+			    "ints, strings",
+			    an, kind);
 		}
 	}
 	return PC_OK;
@@ -412,8 +423,7 @@ static int add_input(struct pc_graph *g, const Onnx__ValueInfoProto *vi, struct 
 			shape.dim[i] = -1; /* symbolic: plan.c allows it on the batch axis only */
 		}
 	}
-	return pc_graph_add_input_typed(g, vi->name, &shape, elem == ONNX_FLOAT ? PC_DTYPE_FLOAT : PC_DTYPE_INT64,
-					err);
+	return pc_graph_add_input_typed(g, vi->name, &shape, elem == ONNX_FLOAT ? PC_DTYPE_FLOAT : PC_DTYPE_INT64, err);
 }
 
 /* An int8 / uint8 initializer (or Constant) is read as the integers
@@ -446,9 +456,9 @@ static int check_int_uses(const struct pc_graph *g, const Onnx__GraphProto *gp, 
 	return PC_OK;
 }
 
-static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc_error *err)
+static int translate(Onnx__ModelProto *m, struct pc_graph **out, struct pc_error *err)
 {
-	const Onnx__GraphProto *gp = m->graph;
+	Onnx__GraphProto *gp = m->graph;
 	struct pc_graph *g = NULL;
 	int64_t opset = -1;
 	int rc = PC_OK;
@@ -467,13 +477,13 @@ static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc
 		return pc_error_set(err, PC_ERR_FORMAT, "model.opset_import", "no opset for the default ONNX domain");
 	if (opset < PC_OPSET_MIN || opset > PC_OPSET_MAX)
 		return pc_error_set(err, PC_ERR_UNSUPPORTED, "model.opset_import",
-				    "opset %lld is not supported (supported: %d to %d)", (long long)opset,
-				    PC_OPSET_MIN, PC_OPSET_MAX);
+				    "opset %lld is not supported (supported: %d to %d)", (long long)opset, PC_OPSET_MIN,
+				    PC_OPSET_MAX);
 	g = pc_graph_new((int)opset, err);
 	if (!g)
 		return err ? err->code : PC_ERR_NOMEM;
 	for (size_t i = 0; i < gp->n_initializer; i++) {
-		const Onnx__TensorProto *t = gp->initializer[i];
+		Onnx__TensorProto *t = gp->initializer[i];
 		struct tensor_data td;
 		char what[48];
 		snprintf(what, sizeof(what), "initializer #%zu", i);
@@ -481,7 +491,7 @@ static int translate(const Onnx__ModelProto *m, struct pc_graph **out, struct pc
 			rc = pc_error_set(err, PC_ERR_FORMAT, what, "initializer has no name");
 			goto fail;
 		}
-		rc = convert_tensor(t, what, &td, err);
+		rc = convert_tensor(t, what, &t->raw_data, &td, err);
 		if (rc)
 			goto fail;
 		rc = pc_graph_adopt_initializer(g, t->name, &td.shape, td.dtype, td.data, err);
@@ -591,8 +601,8 @@ static const char *wire_path(const struct wire_level *lv, int depth, const Proto
 		const ProtobufCFieldDescriptor *f = i <= depth ? lv[i].field : last;
 		size_t index = i <= depth ? lv[i].index : last_index;
 		int w = f->label == PROTOBUF_C_LABEL_REPEATED
-				? snprintf(buf + used, size - used, "%s%s[%zu]", i > 1 ? "." : "", f->name, index)
-				: snprintf(buf + used, size - used, "%s%s", i > 1 ? "." : "", f->name);
+			    ? snprintf(buf + used, size - used, "%s%s[%zu]", i > 1 ? "." : "", f->name, index)
+			    : snprintf(buf + used, size - used, "%s%s", i > 1 ? "." : "", f->name);
 		if (w < 0)
 			break;
 		used += (size_t)w;
@@ -668,11 +678,12 @@ static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 		case WIRE_FIXED32: {
 			size_t w = (tag & 7) == WIRE_FIXED64 ? 8 : 4;
 			if (end - pos < w)
-				return pc_error_set(err, PC_ERR_FORMAT, "model",
-						    "field %llu at byte offset %zu (in %s) needs %zu bytes; its message "
-						    "has %zu left",
-						    (unsigned long long)(tag >> 3), at,
-						    wire_path(lv, depth, NULL, 0, path, sizeof(path)), w, end - pos);
+				return pc_error_set(
+				    err, PC_ERR_FORMAT, "model",
+				    "field %llu at byte offset %zu (in %s) needs %zu bytes; its message "
+				    "has %zu left",
+				    (unsigned long long)(tag >> 3), at,
+				    wire_path(lv, depth, NULL, 0, path, sizeof(path)), w, end - pos);
 			pos += w;
 			break;
 		}
@@ -691,22 +702,22 @@ static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 			}
 			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
 				if (f->descriptor == &onnx__node_proto__descriptor && ++nodes > lim->max_nodes)
-					return pc_error_set(err, PC_ERR_LIMIT, "model",
-							    "the model has more than %lld nodes (node %lld at byte offset "
-							    "%zu); the limit is %lld",
-							    (long long)lim->max_nodes, (long long)nodes, at,
-							    (long long)lim->max_nodes);
+					return pc_error_set(
+					    err, PC_ERR_LIMIT, "model",
+					    "the model has more than %lld nodes (node %lld at byte offset "
+					    "%zu); the limit is %lld",
+					    (long long)lim->max_nodes, (long long)nodes, at, (long long)lim->max_nodes);
 				if (cur->desc == &onnx__graph_proto__descriptor &&
 				    (!strcmp(f->name, "initializer") || !strcmp(f->name, "input")) &&
 				    (rc = count_value(&values, lim, at, err)))
 					return rc;
 				if (depth == PC_ONNX_MAX_NESTING)
 					return pc_error_set(
-						err, PC_ERR_LIMIT, "model",
-						"sub-messages nest to depth %d at byte offset %zu (%s); the limit is %d "
-						"(no model paracorr can run nests this deep)",
-						depth + 1, at, wire_path(lv, depth, f, index, path, sizeof(path)),
-						PC_ONNX_MAX_NESTING);
+					    err, PC_ERR_LIMIT, "model",
+					    "sub-messages nest to depth %d at byte offset %zu (%s); the limit is %d "
+					    "(no model paracorr can run nests this deep)",
+					    depth + 1, at, wire_path(lv, depth, f, index, path, sizeof(path)),
+					    PC_ONNX_MAX_NESTING);
 				depth++;
 				memset(&lv[depth], 0, sizeof(lv[depth]));
 				lv[depth].desc = f->descriptor;
@@ -729,8 +740,8 @@ static int check_wire(const unsigned char *b, size_t len, struct pc_error *err)
 				if (ok < n)
 					return pc_error_set(err, PC_ERR_FORMAT, "model",
 							    "%s is not valid UTF-8: byte 0x%02x at byte offset %zu",
-							    wire_path(lv, depth, f, index, path, sizeof(path)), b[pos + ok],
-							    pos + ok);
+							    wire_path(lv, depth, f, index, path, sizeof(path)),
+							    b[pos + ok], pos + ok);
 			}
 			pos += n;
 			break;
@@ -788,7 +799,10 @@ static int unpack_model(const void *b, size_t len, struct pb_heap *h, Onnx__Mode
 			    "%zu bytes that do not decode as an ONNX ModelProto (truncated or not ONNX)", len);
 }
 
-int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, struct pc_error *err)
+/* The graph of the ONNX bytes data[0..len); owned, when not NULL, is data
+ * itself, freed as soon as it is decoded so that the file's bytes and the
+ * graph's are never all held at once. */
+static int load(const void *data, size_t len, void *owned, struct pc_graph **out, struct pc_error *err)
 {
 	Onnx__ModelProto *m;
 	struct pb_heap heap;
@@ -796,17 +810,23 @@ int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, str
 
 	*out = NULL;
 	if (len == 0)
-		return pc_error_set(err, PC_ERR_FORMAT, "model", "the file is empty");
-	if (len > PC_ONNX_MAX_BYTES)
-		return pc_error_set(err, PC_ERR_LIMIT, "model", "the file has %zu bytes; the limit is %zu", len,
-				    PC_ONNX_MAX_BYTES);
-	if ((rc = check_wire(data, len, err)))
-		return rc;
-	if ((rc = unpack_model(data, len, &heap, &m, err)))
+		rc = pc_error_set(err, PC_ERR_FORMAT, "model", "the file is empty");
+	else if (len > PC_ONNX_MAX_BYTES)
+		rc = pc_error_set(err, PC_ERR_LIMIT, "model", "the file has %zu bytes; the limit is %zu", len,
+				  PC_ONNX_MAX_BYTES);
+	else if (!(rc = check_wire(data, len, err)))
+		rc = unpack_model(data, len, &heap, &m, err);
+	free(owned);
+	if (rc)
 		return rc;
 	rc = translate(m, out, err);
 	onnx__model_proto__free_unpacked(m, &heap.a);
 	return rc;
+}
+
+int pc_onnx_load_buffer(const void *data, size_t len, struct pc_graph **out, struct pc_error *err)
+{
+	return load(data, len, NULL, out, err);
 }
 
 int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *err)
@@ -818,10 +838,9 @@ int pc_onnx_load_file(const char *path, struct pc_graph **out, struct pc_error *
 	*out = NULL;
 	if ((rc = pc_sys_read_file(path, PC_ONNX_MAX_BYTES, &buf, &size, err)))
 		return rc;
-	rc = pc_onnx_load_buffer(buf, size, out, err);
+	rc = load(buf, size, buf, out, err);
 	if (rc && err && err->where[0] && strcmp(err->where, "model") == 0)
 		snprintf(err->where, sizeof(err->where), "%s", path);
-	free(buf);
 	return rc;
 }
 
@@ -917,7 +936,8 @@ static const struct pc_value *identity_output(const Onnx__NodeProto *np, const s
 static int is_folded(const struct pc_value *val)
 {
 	return val && val->producer < 0 &&
-	       (val->kind == PC_VALUE_PARAM || (val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata));
+	       (val->kind == PC_VALUE_PARAM ||
+		(val->kind == PC_VALUE_CONST && val->dtype == PC_DTYPE_FLOAT && val->fdata));
 }
 
 /* The source's Identity nodes that loading folded (graph.c's
@@ -949,7 +969,8 @@ static int write_folded(Onnx__GraphProto *gp, const struct pc_graph *g, const fl
 
 		if (val && val->producer >= 0) {
 			const struct pc_node *gn = &g->nodes[val->producer];
-			const char *reads = gn->op == PC_OP_IDENTITY && gn->in[0] >= 0 ? g->values[gn->in[0]].name : NULL;
+			const char *reads =
+			    gn->op == PC_OP_IDENTITY && gn->in[0] >= 0 ? g->values[gn->in[0]].name : NULL;
 			if (reads && strcmp(reads, np->input[0]) != 0) {
 				char *name = malloc(strlen(reads) + 1);
 				if (!name) {
@@ -1040,9 +1061,10 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 			numel *= t->dims[d];
 		if (p->stored) {
 			if (numel != p->count || !t->has_data_type || t->data_type != (int)p->stored) {
-				rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
-						  "the source's initializer is not the %s tensor of %lld values the graph has",
-						  pc_dtype_name((int)p->stored), (long long)p->count);
+				rc = pc_error_set(
+				    err, PC_ERR_FORMAT, t->name,
+				    "the source's initializer is not the %s tensor of %lld values the graph has",
+				    pc_dtype_name((int)p->stored), (long long)p->count);
 				goto out;
 			}
 			if ((rc = set_stored(t, weights + p->offset, p->count, p->stored, err)))
@@ -1051,9 +1073,10 @@ int pc_onnx_save_weights_buffer(const void *src, size_t len, const struct pc_gra
 			continue;
 		}
 		if (numel != p->count || !t->has_data_type || t->data_type != 1) {
-			rc = pc_error_set(err, PC_ERR_FORMAT, t->name,
-					  "the source's initializer is not the float tensor of %lld values the graph has",
-					  (long long)p->count);
+			rc = pc_error_set(
+			    err, PC_ERR_FORMAT, t->name,
+			    "the source's initializer is not the float tensor of %lld values the graph has",
+			    (long long)p->count);
 			goto out;
 		}
 		/* the values as raw little-endian bytes, whatever field held them */
