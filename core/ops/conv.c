@@ -387,10 +387,11 @@ static int64_t crop_floats(const struct conv_geom *g)
  * cropped gradient dwc into the full one. */
 static void crop_weight(const struct conv_geom *g, const float *w, float *wc)
 {
+	/* rows of one or two taps: a loop, not a memcpy per row */
 	for (int64_t r = 0; r < g->m * g->cg; r++)
 		for (int64_t i = 0; i < g->kh; i++)
-			memcpy(wc + (r * g->kh + i) * g->kw, w + (r * g->fkh + g->ci + i) * g->fkw + g->cj,
-			       (size_t)g->kw * sizeof(float));
+			for (int64_t j = 0; j < g->kw; j++)
+				wc[(r * g->kh + i) * g->kw + j] = w[(r * g->fkh + g->ci + i) * g->fkw + g->cj + j];
 }
 
 static void crop_grad_add(const struct conv_geom *g, const float *dwc, float *dw)
