@@ -1517,8 +1517,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	}
 	s.batches = (int)((s.n + s.batch - 1) / s.batch);
 	s.r = pc_runner_new(g, s.batch, o->threads, PC_PLAN_GRAD, err);
-	s.grad = malloc((size_t)np * sizeof(float) + 1);
-	s.grad_step = malloc((size_t)np * sizeof(float) + 1);
+	s.grad = pc_sys_malloc_huge((size_t)np * sizeof(float) + 1);
+	s.grad_step = pc_sys_malloc_huge((size_t)np * sizeof(float) + 1);
 	s.prefix_flops = calloc((size_t)nn + 2, sizeof(double));
 	if (!s.r || !s.grad || !s.prefix_flops || !s.grad_step) {
 		rc = s.r ? pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory")

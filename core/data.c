@@ -1278,9 +1278,9 @@ static int load(const unsigned char *in, size_t in_len, const char *in_name, con
 		goto fail;
 	}
 	if (tokens)
-		d->tokens = malloc((size_t)(n * sample) * sizeof(int64_t));
+		d->tokens = pc_sys_malloc_huge((size_t)(n * sample) * sizeof(int64_t));
 	else
-		d->x = malloc((size_t)(n * sample) * sizeof(float));
+		d->x = pc_sys_malloc_huge((size_t)(n * sample) * sizeof(float));
 	d->y = malloc((size_t)(n * positions) * sizeof(int32_t));
 	if ((!d->x && !d->tokens) || !d->y) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, in_name, "cannot allocate %lld samples of %lld %s", (long long)n,

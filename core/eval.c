@@ -323,14 +323,11 @@ static void eval_shard(struct pc_plan *p, int worker, int shard, void *arg)
 	for (int s = 0; s < j->ngrad; s++) {
 		if (shard == 0 && !j->acc[s])
 			row[s] = memset(j->grad[s], 0, (size_t)j->params * sizeof(float));
-		else if (!(row[s] = calloc((size_t)j->params + 1, sizeof(float)))) {
+		else if (!(row[s] = pc_sys_calloc_huge((size_t)j->params + 1, sizeof(float)))) {
 			j->nomem = 1;
 			if (s == 1 && !(shard == 0 && !j->acc[0]))
 				free(row[0]);
 			return;
-		} else {
-			/* a large model's row is fresh zero pages, all written */
-			pc_sys_advise_huge(row[s], ((size_t)j->params + 1) * sizeof(float));
 		}
 	}
 	if (j->ngrad)

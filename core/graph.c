@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paracorr/sys.h"
+
 static char *dup_str(const char *s)
 {
 	size_t n = strlen(s) + 1;
@@ -997,7 +999,7 @@ static int split_params(struct pc_graph *g, struct pc_error *err)
 			count++;
 		}
 	}
-	g->params = malloc((size_t)total * sizeof(float) + 1);
+	g->params = pc_sys_malloc_huge((size_t)total * sizeof(float) + 1);
 	g->ptab = calloc((size_t)count + 1, sizeof(*g->ptab));
 	if (!g->params || !g->ptab) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, "graph", "out of memory for %lld parameters",

@@ -767,7 +767,8 @@ struct pb_heap {
 
 static void *pb_alloc(void *data, size_t size)
 {
-	void *p = malloc(size);
+	/* a weight's raw_data: filled by one copy, its faults the cost */
+	void *p = pc_sys_malloc_huge(size);
 
 	if (!p)
 		((struct pb_heap *)data)->failed = 1;

@@ -646,7 +646,7 @@ struct pc_plan *pc_plan_new(const struct pc_graph *g, int batch, unsigned flags,
 		/* calloc hands a large block out as fresh zero pages: nothing is
 		 * cleared up front, and a gradient kept elsewhere
 		 * (pc_plan_swap_weight_grad) costs no memory here */
-		p->gw = calloc((size_t)g->n_params + 1, sizeof(float));
+		p->gw = pc_sys_calloc_huge((size_t)g->n_params + 1, sizeof(float));
 		if (!p->gw)
 			goto nomem;
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "paracorr/plan.h"
+#include "paracorr/sys.h"
 
 struct pc_runner {
 	const struct pc_graph *g;
@@ -98,7 +99,7 @@ struct pc_runner *pc_runner_new(const struct pc_graph *g, int batch, int threads
 	pthread_cond_init(&r->done, NULL);
 	r->plans = calloc((size_t)threads, sizeof(*r->plans));
 	r->tids = calloc((size_t)threads, sizeof(*r->tids));
-	r->w = malloc((size_t)pc_graph_param_count(g) * sizeof(float) + 1);
+	r->w = pc_sys_malloc_huge((size_t)pc_graph_param_count(g) * sizeof(float) + 1);
 	if (!r->plans || !r->tids || !r->w)
 		goto nomem;
 	for (int i = 0; i < threads; i++) {

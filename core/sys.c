@@ -49,7 +49,7 @@ int pc_sys_read_file(const char *path, uint64_t max_bytes, unsigned char **out, 
 			cap = (size_t)st.st_size + 1; /* +1 so EOF is seen without growing */
 		}
 	}
-	buf = malloc(cap);
+	buf = pc_sys_malloc_huge(cap);
 	if (!buf) {
 		rc = pc_error_set(err, PC_ERR_NOMEM, path, "cannot allocate %zu bytes to read the file", cap);
 		goto fail;
@@ -83,6 +83,7 @@ int pc_sys_read_file(const char *path, uint64_t max_bytes, unsigned char **out, 
 		}
 		buf = nb;
 		cap *= 2;
+		pc_sys_advise_huge(buf, cap);
 	}
 	fclose(f);
 	*out = buf;
@@ -96,6 +97,28 @@ fail:
 
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)
+
+void *pc_sys_malloc_huge(size_t bytes)
+{
+	void *p;
+
+	if (bytes < PC_SYS_HUGE_MIN)
+		return malloc(bytes ? bytes : 1);
+	/* aligned, so that a block of a few huge pages is all whole ones */
+	if ((p = aligned_alloc(HUGE_PAGE, bytes)))
+		pc_sys_advise_huge(p, bytes);
+	return p;
+}
+
+void *pc_sys_calloc_huge(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	/* calloc does not touch a fresh mapping: the advice comes in time */
+	if (p && size && n >= PC_SYS_HUGE_MIN / size)
+		pc_sys_advise_huge(p, n * size);
+	return p;
+}
 
 void pc_sys_advise_huge(void *p, size_t bytes)
 {

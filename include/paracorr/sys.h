@@ -14,10 +14,17 @@ double pc_sys_seconds(void);
 
 /* Asks the kernel to back the whole 2 MiB pages inside [p, p + bytes) with
  * huge pages (transparent huge pages, where the system leaves it to
- * madvise): a plan's large buffers are first touched page by page, and
- * with 4 KiB pages those faults cost as much as a layer. Advice only:
+ * madvise): large buffers (a file read, a model's weights, a plan's
+ * activations and gradients, a dataset) are first touched page by page,
+ * and under a hypervisor those 4 KiB faults cost as much as the work
+ * itself (ResNet-18's eval spent half its fixed cost in them). Advice only:
  * nothing changes where the kernel declines. */
 void pc_sys_advise_huge(void *p, size_t bytes);
+/* Below this a block holds no whole huge page worth the system call. */
+#define PC_SYS_HUGE_MIN ((size_t)2 << 20)
+/* malloc and calloc, the block advised as above; free() owns it. */
+void *pc_sys_malloc_huge(size_t bytes);
+void *pc_sys_calloc_huge(size_t n, size_t size);
 
 /* The whole file at path into a new buffer *out (*out_len bytes; the
  * caller frees it). PC_ERR_NOT_FOUND when it does not exist, PC_ERR_IO for

@@ -252,7 +252,7 @@ static int cmd_eval(int argc, char **argv)
 	r = pc_runner_new(g, choose_batch(g, batch, d->n), (int)threads, PC_PLAN_GRAD, &err);
 	if (!r)
 		goto out;
-	grad = malloc((size_t)pc_graph_param_count(g) * sizeof(float) + 1);
+	grad = pc_sys_malloc_huge((size_t)pc_graph_param_count(g) * sizeof(float) + 1);
 	if (!grad) {
 		pc_error_set(&err, PC_ERR_NOMEM, "eval", "out of memory");
 		goto out;
