@@ -104,9 +104,12 @@ void *pc_sys_malloc_huge(size_t bytes)
 
 	if (bytes < PC_SYS_HUGE_MIN)
 		return malloc(bytes ? bytes : 1);
-	/* aligned, so that a block of a few huge pages is all whole ones */
-	if ((p = aligned_alloc(HUGE_PAGE, bytes)))
-		pc_sys_advise_huge(p, bytes);
+	/* aligned, so that a block of a few huge pages is all whole ones;
+	 * posix_memalign, since aligned_alloc wants the size a multiple of
+	 * the alignment */
+	if (posix_memalign(&p, HUGE_PAGE, bytes) != 0)
+		return NULL;
+	pc_sys_advise_huge(p, bytes);
 	return p;
 }
 
