@@ -194,6 +194,12 @@ static const struct conv_case conv_cases[] = {
     {"crop dilated", 2, 2, 2, 3, 2, 3, 3, 1, 1, 2, 2, {2, 2, 2, 2}, 1, 1, NULL, 0, 0},
     {"crop asymmetric", 17, 3, 1, 1, 4, 3, 3, 1, 1, 1, 1, {2, 0, 0, 2}, 1, 1, NULL, 0, 0},
     {"crop grouped", 3, 4, 1, 2, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0, 0},
+    /* the direct weight gradient sums several 16-sample chunks per call on
+     * small maps (wgrad_chunks): all chunks in one call with a short tail,
+     * calls of four chunks then one, grouped */
+    {"wgrad chunks 4x4", 37, 3, 4, 4, 9, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, NULL, 0, 1},
+    {"wgrad chunks 4x4 calls", 70, 2, 4, 4, 5, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 0, NULL, 0, 1},
+    {"wgrad chunks 2x4 grouped", 35, 4, 2, 4, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, NULL, 0, 1},
 };
 
 #define N_CONV_CASES ((int)(sizeof(conv_cases) / sizeof(conv_cases[0])))

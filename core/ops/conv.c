@@ -44,13 +44,18 @@
  * sample's columns are always allowed, whatever their size. */
 #define CONV_WS_BUDGET ((int64_t)16 << 20)
 /* The direct weight gradient sums over output positions with the samples
- * in the lanes and reduces the lanes once per tap block and 16 samples: on
- * maps of a few positions those reductions outweigh the products, and one
- * sgemm over the batch is faster. Measured on ResNet-18's 3x3 layers on
- * 32x32 inputs (`paracorr eval --profile`, Conv backward seconds, median of
- * three): direct on every map 1.66, sgemm on 1x1 maps 1.40, on 1x1 and 2x2
- * maps 1.33, up to 4x4 maps 1.46. */
-#define WGRAD_DIRECT_MIN_OHW 8
+ * in the lanes and reduces the lanes once per tap block and call: on maps
+ * of a few positions those reductions outweighed the products until a call
+ * covered several 16-sample chunks (below). With that, direct on every map
+ * beats sgemm on the small ones: ResNet-18 on 32x32 inputs, one thread,
+ * perf samples of `paracorr eval`, ~12K with sgemm below 8 positions, 11-12K
+ * below 4, 9-10K with direct everywhere. */
+/* So that a small map's lane reductions are fewer, one call of the kernel
+ * sums over the positions of several 16-sample chunks, up to this many
+ * positions, with their inputs laid out side by side in at most
+ * WGRAD_INPUT_FLOATS (kept within a core's cache). */
+#define WGRAD_CALL_POS 64
+#define WGRAD_INPUT_FLOATS ((int64_t)256 << 10)
 
 struct conv_attrs {
 	enum pc_auto_pad auto_pad;
@@ -168,6 +173,27 @@ static int64_t round_rm(int64_t m)
 static int64_t direct_input(const struct conv_geom *g)
 {
 	return g->cg * g->hq * g->wq * PC_CONV_LANES;
+}
+
+/* Chunks of PC_CONV_LANES samples per call of the direct weight gradient. */
+static int64_t wgrad_chunks(const struct conv_geom *g)
+{
+	int64_t nb = (WGRAD_CALL_POS + g->ohw - 1) / g->ohw, chunks = (g->n + PC_CONV_LANES - 1) / PC_CONV_LANES;
+
+	if (nb > chunks)
+		nb = chunks;
+	if (nb > WGRAD_INPUT_FLOATS / direct_input(g))
+		nb = WGRAD_INPUT_FLOATS / direct_input(g);
+	return nb > 1 ? nb : 1;
+}
+
+/* The weight gradient's workspace: tap and position tables, the dY block
+ * and the inputs of wgrad_chunks chunks. */
+static int64_t wgrad_ws(const struct conv_geom *g)
+{
+	int64_t nb = wgrad_chunks(g);
+
+	return g->k + nb * g->ohw + PC_CONV_RM * nb * g->ohw * PC_CONV_LANES + nb * direct_input(g);
 }
 
 /* Workspace of the direct path: tap and position offsets (int32 in float
@@ -453,9 +479,8 @@ int pc_conv_infer(struct pc_plan *p, const struct pc_node *n, struct pc_error *e
 	if ((rc = pc_op_set_output(p, n, 0, PC_DTYPE_FLOAT, &ys, err)))
 		return rc;
 	pc_op_reserve_ws(p, (size_t)(crop_floats(&g) + g.ws));
-	if (g.dok) /* the weight gradient's tables, dY block and input */
-		pc_op_reserve_ws(
-		    p, (size_t)(crop_floats(&g) + g.k + g.ohw + PC_CONV_RM * g.ohw * PC_CONV_LANES + direct_input(&g)));
+	if (g.dok)
+		pc_op_reserve_ws(p, (size_t)(crop_floats(&g) + wgrad_ws(&g)));
 	{
 		struct conv_geom t;
 		if (transposed_geometry(n, &g, &t))
@@ -904,32 +929,39 @@ static void bias_grad(const struct conv_geom *g, const float *dy, float *db)
 	}
 }
 
-/* dW on the direct kernel: per chunk of PC_CONV_LANES samples and group,
- * the input in the forward's layout, dY gathered the same way, and
- * pc_conv_direct_wgrad per block of output channels. */
+/* dW on the direct kernel: per wgrad_chunks chunks of PC_CONV_LANES
+ * samples and group, the inputs in the forward's layout side by side, dY
+ * gathered the same way, and pc_conv_direct_wgrad per block of output
+ * channels over all their positions. */
 static void conv_wgrad_direct(const struct conv_geom *g, const float *x, const float *dy, float *dw, float *ws)
 {
-	const int64_t lanes = PC_CONV_LANES;
+	const int64_t lanes = PC_CONV_LANES, nb = wgrad_chunks(g), xin = direct_input(g);
 	int32_t *tap = (int32_t *)ws, *pos = tap + g->k;
-	float *dyl = ws + g->k + g->ohw, *xp = dyl + PC_CONV_RM * g->ohw * lanes;
+	float *dyl = ws + g->k + nb * g->ohw, *xp = dyl + PC_CONV_RM * nb * g->ohw * lanes;
 
 	for (int64_t c = 0, t = 0; c < g->cg; c++)
 		for (int64_t i = 0; i < g->kh; i++)
 			for (int64_t j = 0; j < g->kw; j++, t++)
 				tap[t] = (int32_t)(((c * g->hq + i * g->dh) * g->wq + j * g->dw) * lanes);
-	for (int64_t oh = 0, q = 0; oh < g->oh; oh++)
-		for (int64_t ow = 0; ow < g->ow; ow++, q++)
-			pos[q] = (int32_t)((oh * (g->sh / g->rs) * g->wq + ow * (g->sw / g->cs)) * lanes);
-	for (int64_t n0 = 0; n0 < g->n; n0 += lanes) {
-		int64_t ns = min64(lanes, g->n - n0);
+	for (int64_t b = 0, q = 0; b < nb; b++)
+		for (int64_t oh = 0; oh < g->oh; oh++)
+			for (int64_t ow = 0; ow < g->ow; ow++, q++)
+				pos[q] = (int32_t)(b * xin +
+						   (oh * (g->sh / g->rs) * g->wq + ow * (g->sw / g->cs)) * lanes);
+	for (int64_t n0 = 0; n0 < g->n; n0 += nb * lanes) {
+		int64_t nc = min64(nb, (g->n - n0 + lanes - 1) / lanes), npos = nc * g->ohw;
 		for (int64_t gi = 0; gi < g->group; gi++) {
-			lanes_input(g, x, n0, ns, gi, xp);
+			for (int64_t b = 0; b < nc; b++)
+				lanes_input(g, x, n0 + b * lanes, min64(lanes, g->n - n0 - b * lanes), gi, xp + b * xin);
 			for (int64_t m0 = 0; m0 < g->mg; m0 += PC_CONV_RM) {
 				int64_t rows = min64(PC_CONV_RM, g->mg - m0);
 				for (int64_t r = 0; r < rows; r++)
-					pc_conv_direct_gather(dy + (n0 * g->m + gi * g->mg + m0 + r) * g->ohw,
-							      g->m * g->ohw, 1, ns, g->ohw, dyl + r * g->ohw * lanes);
-				pc_conv_direct_wgrad(xp, tap, g->k, pos, g->ohw, dyl, rows,
+					for (int64_t b = 0; b < nc; b++)
+						pc_conv_direct_gather(
+						    dy + ((n0 + b * lanes) * g->m + gi * g->mg + m0 + r) * g->ohw,
+						    g->m * g->ohw, 1, min64(lanes, g->n - n0 - b * lanes), g->ohw,
+						    dyl + (r * npos + b * g->ohw) * lanes);
+				pc_conv_direct_wgrad(xp, tap, g->k, pos, npos, dyl, rows,
 						     dw + (gi * g->mg + m0) * g->k);
 			}
 		}
@@ -963,7 +995,7 @@ static void conv_backward(const struct pc_node *n, const struct conv_geom *gp, c
 				return;
 		}
 	}
-	if (dw && g.dok && pc_conv_direct_wgrad_available() && g.ohw >= WGRAD_DIRECT_MIN_OHW) {
+	if (dw && g.dok && pc_conv_direct_wgrad_available()) {
 		conv_wgrad_direct(&g, x, dy, dw, ws);
 		dw = NULL;
 		if (!dx)
