@@ -823,6 +823,17 @@ int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id)
 	return pcd_blobs_dataset_paths(b, id, in, lab, sizeof(in), NULL, NULL) == PC_OK && stat(in, &st) == 0;
 }
 
+int pcd_blobs_stored(const struct pcd_blobs *b, int dataset, const char *id, struct pc_error *err)
+{
+	if (!pcd_blobs_id_valid(id))
+		return pc_error_set(err, PC_ERR_INVALID, dataset ? "dataset" : "model", "not an id (64 lowercase hex digits)");
+	if (!b->db)
+		return (dataset ? pcd_blobs_dataset_exists : pcd_blobs_model_exists)(b, id)
+			       ? PC_OK
+			       : pc_error_set(err, PC_ERR_NOT_FOUND, dataset ? "dataset" : "model", "no such upload");
+	return pcd_blobdb_stat(b->db, dataset ? "dataset" : "model", id, dataset ? "inputs" : "", NULL, NULL, err);
+}
+
 int pcd_blobs_model_acquire(struct pcd_blobs *b, const char *id, char *path, size_t size, struct pc_error *err)
 {
 	struct stat st;

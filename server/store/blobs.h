@@ -107,6 +107,10 @@ void pcd_blobs_delete_artifacts(const struct pcd_blobs *b, const char *job_id);
 int pcd_blobs_model_exists(const struct pcd_blobs *b, const char *id);
 int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id);
 
+/* PC_OK when the upload's bytes are stored (shared: in the database),
+ * PC_ERR_NOT_FOUND when not, another error when that cannot be told now. */
+int pcd_blobs_stored(const struct pcd_blobs *b, int dataset, const char *id, struct pc_error *err);
+
 /* The file of a model / a dataset's parts for a job to read, in path
  * (inputs, labels; *has_labels may be NULL). PC_ERR_NOT_FOUND when there
  * is no such upload. Shared: the cached copy is used when its sha256
