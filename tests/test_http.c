@@ -4540,7 +4540,7 @@ TEST(http_postgresql_store)
 	json_decref(cli);
 	{
 		/* a second daemon (its own data directory) on the same database
-		 * is refused at startup: the uploads are per node (README) */
+		 * is refused at startup: one daemon per database (README) */
 		char dir2[PATH_MAX - 64], cmd[3 * PATH_MAX], out[4096];
 		int st;
 

@@ -9,6 +9,7 @@
  * removes the chunks no other upload uses; an unreachable server is
  * PC_ERR_BUSY. */
 #include <dirent.h>
+#include <signal.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <stdio.h>
@@ -521,4 +522,138 @@ TEST(pgblobs_unreachable_server_is_busy)
 	CHECK(!pcd_blobs_model_exists(b, id));
 	pcd_blobs_free(b);
 	be_rmtree(dir);
+}
+
+/* --- two daemons, one after the other, on one database --------------------- */
+
+static int http(const struct be_daemon *d, const char *method, const char *path, const char *ctype, const void *body,
+		size_t len, const struct be_part *parts, int n_parts, struct be_resp *r)
+{
+	struct be_req q = {.method = method, .url = d->base, .path = path, .ctype = ctype, .body = body, .len = len,
+			   .parts = parts, .n_parts = n_parts};
+
+	return be_request(&q, r);
+}
+
+/* The "id" of a JSON answer with this status into id; 0 done. */
+static int answer_id(const struct be_resp *r, long status, char *id, size_t size)
+{
+	json_t *j = r->status == status ? be_resp_json(r) : NULL;
+	const char *s = json_string_value(json_object_get(j, "id"));
+
+	if (s)
+		snprintf(id, size, "%s", s);
+	json_decref(j);
+	return s ? 0 : -1;
+}
+
+/* Submits spec, waits (bounded) for the job to finish, and gives its
+ * report without "timing" (NULL when it did not succeed). */
+static json_t *daemon_job(const struct be_daemon *d, const char *spec)
+{
+	struct be_resp r;
+	char id[64] = "", path[128];
+	json_t *j, *rep = NULL;
+	const char *status = "";
+
+	if (http(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, &r) ||
+	    answer_id(&r, 202, id, sizeof(id))) {
+		fprintf(stderr, "  submit: %ld %s\n", r.status, r.body ? r.body : "");
+		be_resp_free(&r);
+		return NULL;
+	}
+	be_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	for (int i = 0; i < 1200; i++) {
+		if (http(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) != 0)
+			return NULL;
+		j = be_resp_json(&r);
+		status = json_string_value(json_object_get(j, "status"));
+		status = status && !strcmp(status, "succeeded") ? "succeeded"
+			 : status && (!strcmp(status, "failed") || !strcmp(status, "cancelled")) ? "failed"
+												  : "";
+		if (status[0] && strcmp(status, "succeeded"))
+			fprintf(stderr, "  job: %s\n", r.body ? r.body : "");
+		json_decref(j);
+		be_resp_free(&r);
+		if (status[0])
+			break;
+		be_sleep_ms(100);
+	}
+	if (strcmp(status, "succeeded"))
+		return NULL;
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", id);
+	if (http(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200 && (rep = be_resp_json(&r)))
+		json_object_del(rep, "timing");
+	be_resp_free(&r);
+	return rep;
+}
+
+TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
+{
+	const char *bin = getenv("PARACORRD_BIN");
+	char url[PATH_MAX], why[600], model[65] = "", ds[65] = "", spec[1024], px[PATH_MAX], py[PATH_MAX];
+	char path[PATH_MAX + 200];
+	const char *defaults[] = {"--workers", "1", "--threads-per-job", "1", "--poll-ms", "50", "--min-free-disk-mb", "1",
+				  "--store", url, NULL};
+	struct be_daemon a, b;
+	struct be_resp r;
+	struct be_part parts[2];
+	struct stat st;
+	struct pgu *pg;
+	json_t *on_a = NULL, *on_b = NULL;
+	size_t len;
+	char *bytes;
+
+	if (!bin || !bin[0]) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG((pg = pgu_shared(why, sizeof(why))) && pgu_new_db(pg, url, sizeof(url)), "no database: %s", why);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	REQUIRE(be_tmpdir(a.dir, sizeof(a.dir)) && be_tmpdir(b.dir, sizeof(b.dir)));
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	REQUIRE_MSG(be_daemon_start(&a, bin, defaults, NULL), "daemon a did not start (%s/daemon.log)", a.dir);
+	snprintf(px, sizeof(px), "%s/" FIX "mlp_op13.onnx", pc_test_root());
+	REQUIRE((bytes = be_read_file(px, &len)));
+	CHECK(http(&a, "POST", "/v1/models", "application/octet-stream", bytes, len, NULL, 0, &r) == 0 &&
+	      answer_id(&r, 201, model, sizeof(model)) == 0);
+	be_resp_free(&r);
+	free(bytes);
+	snprintf(px, sizeof(px), "%s/" FIX "sample64_u8.npy", pc_test_root());
+	snprintf(py, sizeof(py), "%s/" FIX "labels64_i64.npy", pc_test_root());
+	CHECK(http(&a, "POST", "/v1/datasets", NULL, NULL, 0, parts, be_dataset_parts(parts, px, py), &r) == 0 &&
+	      answer_id(&r, 201, ds, sizeof(ds)) == 0);
+	be_resp_free(&r);
+	snprintf(spec, sizeof(spec),
+		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\":"
+		 " {\"norms\": [\"l2\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2}}",
+		 model, ds);
+	CHECK_MSG((on_a = daemon_job(&a, spec)), "no report on daemon a");
+	/* one daemon per database in this version: a stops before b starts */
+	CHECK_INT(be_daemon_stop(&a, SIGTERM, NULL), 0);
+	REQUIRE_MSG(be_daemon_start(&b, bin, defaults, NULL), "daemon b did not start (%s/daemon.log)", b.dir);
+	snprintf(path, sizeof(path), "%s/data/models/%s.onnx", b.dir, model);
+	CHECK(stat(path, &st) != 0);
+	CHECK_MSG((on_b = daemon_job(&b, spec)), "no report on daemon b");
+	CHECK_MSG(on_a && on_b && json_equal(on_a, on_b), "the reports of a and b differ");
+	CHECK(stat(path, &st) == 0 && st.st_size == 438340);
+	/* the model's record and bytes, deleted on b, are gone for every node */
+	snprintf(path, sizeof(path), "/v1/models/%s", model);
+	CHECK(http(&b, "DELETE", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 204);
+	be_resp_free(&r);
+	snprintf(path, sizeof(path), "SELECT count(*) FROM blobs WHERE kind = 'model' AND id = '%s'", model);
+	CHECK_INT(count(url, path), 0);
+	snprintf(path, sizeof(path), "%s/data/models/%s.onnx", b.dir, model);
+	CHECK(stat(path, &st) != 0);
+	json_decref(on_a);
+	json_decref(on_b);
+	be_daemon_stop(&b, SIGTERM, NULL);
+	be_rmtree(a.dir);
+	be_rmtree(b.dir);
 }
