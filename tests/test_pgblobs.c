@@ -657,3 +657,34 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	be_rmtree(a.dir);
 	be_rmtree(b.dir);
 }
+
+TEST(pgblobs_schema_1_is_migrated_to_2)
+{
+	struct pcd_store *s = NULL;
+	struct pc_error err = {0};
+	char url[PATH_MAX], why[600];
+	struct pgu *pg;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG((pg = pgu_shared(why, sizeof(why))) && pgu_new_db(pg, url, sizeof(url)), "no database: %s", why);
+	REQUIRE(pcd_store_open(url, &s, &err) == PC_OK);
+	REQUIRE(pcd_store_model_put(s, "default", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, "{}",
+				    NULL, &err) == PC_OK);
+	pcd_store_close(s);
+	s = NULL;
+	/* a database as version 1 left it */
+	REQUIRE_MSG(pgu_exec(url, "DROP TABLE blob_parts, blobs, blob_chunks; UPDATE paracorr_schema SET version = 1", why,
+			     sizeof(why)),
+		    "%s", why);
+	CHECK_INT(count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"),
+		  0);
+	REQUIRE_MSG(pcd_store_open(url, &s, &err) == PC_OK, "%s", err.text);
+	CHECK_INT(count(url, "SELECT max(version) FROM paracorr_schema"), 2);
+	CHECK_INT(count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"),
+		  3);
+	CHECK_INT(count(url, "SELECT count(*) FROM models"), 1);
+	pcd_store_close(s);
+}

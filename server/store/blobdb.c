@@ -15,8 +15,9 @@
 #include "sha256.h"
 #include "store_backend.h"
 
-/* "paracorr" in ASCII + 2 (store_pg.c has + 0 and + 1) */
-#define LOCK_BLOBS "7053476706432299636"
+/* "paracorr" in ASCII + 16 (store_pg.c has + 0 and + 1; the gap leaves it
+ * room for more) */
+#define LOCK_BLOBS "7053476706432299650"
 
 struct pcd_blobdb {
 	char *url;
