@@ -548,16 +548,17 @@ static int answer_id(const struct be_resp *r, long status, char *id, size_t size
 }
 
 /* Submits spec, waits (bounded) for the job to finish, and gives its
- * report without "timing" (NULL when it did not succeed). */
-static json_t *daemon_job(const struct be_daemon *d, const char *spec)
+ * report without "timing" (NULL when it did not succeed); the job's id
+ * into id. */
+static json_t *daemon_job(const struct be_daemon *d, const char *spec, char id[64])
 {
 	struct be_resp r;
-	char id[64] = "", path[128];
+	char path[128];
 	json_t *j, *rep = NULL;
 	const char *status = "";
 
 	if (http(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, &r) ||
-	    answer_id(&r, 202, id, sizeof(id))) {
+	    answer_id(&r, 202, id, 64)) {
 		fprintf(stderr, "  submit: %ld %s\n", r.status, r.body ? r.body : "");
 		be_resp_free(&r);
 		return NULL;
@@ -593,7 +594,9 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 {
 	const char *bin = getenv("PARACORRD_BIN");
 	char url[PATH_MAX], why[600], model[65] = "", ds[65] = "", spec[1024], px[PATH_MAX], py[PATH_MAX];
-	char path[PATH_MAX + 200];
+	char path[PATH_MAX + 200], job[64] = "", hjob[64] = "", hspec[1024];
+	struct be_resp ra = {0}, rb = {0};
+	json_t *hrep;
 	const char *defaults[] = {"--workers", "1", "--threads-per-job", "1", "--poll-ms", "50", "--min-free-disk-mb", "1",
 				  "--store", url, NULL};
 	struct be_daemon a, b;
@@ -634,15 +637,33 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\":"
 		 " {\"norms\": [\"l2\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2}}",
 		 model, ds);
-	CHECK_MSG((on_a = daemon_job(&a, spec)), "no report on daemon a");
+	CHECK_MSG((on_a = daemon_job(&a, spec, job)), "no report on daemon a");
+	/* a harden job: its model is registered, so in the database */
+	snprintf(hspec, sizeof(hspec),
+		 "{\"kind\": \"harden\", \"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 32, \"seed\": 2, "
+		 "\"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.5], \"random_trials\": 1, \"groups\": "
+		 "[\"model\"]}, \"training\": {\"dataset\": \"%s\", \"epochs\": 1, \"batch_size\": 16}}",
+		 model, ds, ds);
+	hrep = daemon_job(&a, hspec, hjob);
+	CHECK_MSG(hrep, "the harden job on a did not succeed");
+	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", hjob);
+	CHECK(http(&a, "GET", path, NULL, NULL, 0, NULL, 0, &ra) == 0 && ra.status == 200 && ra.len > 0);
 	/* one daemon per database in this version: a stops before b starts */
 	CHECK_INT(be_daemon_stop(&a, SIGTERM, NULL), 0);
 	REQUIRE_MSG(be_daemon_start(&b, bin, defaults, NULL), "daemon b did not start (%s/daemon.log)", b.dir);
 	snprintf(path, sizeof(path), "%s/data/models/%s.onnx", b.dir, model);
 	CHECK(stat(path, &st) != 0);
-	CHECK_MSG((on_b = daemon_job(&b, spec)), "no report on daemon b");
+	CHECK_MSG((on_b = daemon_job(&b, spec, job)), "no report on daemon b");
 	CHECK_MSG(on_a && on_b && json_equal(on_a, on_b), "the reports of a and b differ");
 	CHECK(stat(path, &st) == 0 && st.st_size == 438340);
+	/* the hardened model a made, downloaded from b: the same bytes */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", hjob);
+	CHECK(http(&b, "GET", path, NULL, NULL, 0, NULL, 0, &rb) == 0);
+	CHECK_MSG(rb.status == 200 && ra.status == 200 && rb.len == ra.len && !memcmp(rb.body, ra.body, ra.len),
+		  "the artifact on b: %ld, %zu bytes (a: %zu)", rb.status, rb.len, ra.len);
+	be_resp_free(&ra);
+	be_resp_free(&rb);
+	json_decref(hrep);
 	/* the model's record and bytes, deleted on b, are gone for every node */
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
 	CHECK(http(&b, "DELETE", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 204);
