@@ -9,26 +9,26 @@
  * removes the chunks no other upload uses; an unreachable server is
  * PC_ERR_BUSY. */
 #include <dirent.h>
-#include <signal.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "be_util.h"
 #include "blobs.h"
 #include "job.h"
+#include "pg_util.h"
 #include "sha256.h"
 #include "store.h"
-#include "be_util.h"
-#include "pg_util.h"
 #include "test.h"
 
 #define CHUNK (64 * 1024) /* several chunks per model (438 KB) */
-#define SPEC_REST                                                                                                 \
-	"\"limit\": 64, \"batch_size\": 32, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, " \
+#define SPEC_REST                                                                                                      \
+	"\"limit\": 64, \"batch_size\": 32, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, "   \
 	"1], \"random_trials\": 2}"
 
 struct node {
@@ -529,8 +529,14 @@ TEST(pgblobs_unreachable_server_is_busy)
 static int http(const struct be_daemon *d, const char *method, const char *path, const char *ctype, const void *body,
 		size_t len, const struct be_part *parts, int n_parts, struct be_resp *r)
 {
-	struct be_req q = {.method = method, .url = d->base, .path = path, .ctype = ctype, .body = body, .len = len,
-			   .parts = parts, .n_parts = n_parts};
+	struct be_req q = {.method = method,
+			   .url = d->base,
+			   .path = path,
+			   .ctype = ctype,
+			   .body = body,
+			   .len = len,
+			   .parts = parts,
+			   .n_parts = n_parts};
 
 	return be_request(&q, r);
 }
@@ -570,9 +576,9 @@ static json_t *daemon_job(const struct be_daemon *d, const char *spec, char id[6
 			return NULL;
 		j = be_resp_json(&r);
 		status = json_string_value(json_object_get(j, "status"));
-		status = status && !strcmp(status, "succeeded") ? "succeeded"
+		status = status && !strcmp(status, "succeeded")					 ? "succeeded"
 			 : status && (!strcmp(status, "failed") || !strcmp(status, "cancelled")) ? "failed"
-												  : "";
+												 : "";
 		if (status[0] && strcmp(status, "succeeded"))
 			fprintf(stderr, "  job: %s\n", r.body ? r.body : "");
 		json_decref(j);
@@ -597,8 +603,8 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	char path[PATH_MAX + 200], job[64] = "", hjob[64] = "", hspec[1024];
 	struct be_resp ra = {0}, rb = {0};
 	json_t *hrep;
-	const char *defaults[] = {"--workers", "1", "--threads-per-job", "1", "--poll-ms", "50", "--min-free-disk-mb", "1",
-				  "--store", url, NULL};
+	const char *defaults[] = {"--workers",		"1", "--threads-per-job", "1", "--poll-ms", "50",
+				  "--min-free-disk-mb", "1", "--store",		  url, NULL};
 	struct be_daemon a, b;
 	struct be_resp r;
 	struct be_part parts[2];
@@ -633,10 +639,11 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	CHECK(http(&a, "POST", "/v1/datasets", NULL, NULL, 0, parts, be_dataset_parts(parts, px, py), &r) == 0 &&
 	      answer_id(&r, 201, ds, sizeof(ds)) == 0);
 	be_resp_free(&r);
-	snprintf(spec, sizeof(spec),
-		 "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\":"
-		 " {\"norms\": [\"l2\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2}}",
-		 model, ds);
+	snprintf(
+	    spec, sizeof(spec),
+	    "{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 48, \"batch_size\": 16, \"seed\": 5, \"corruption\":"
+	    " {\"norms\": [\"l2\"], \"epsilons\": [0.05, 0.5], \"random_trials\": 2}}",
+	    model, ds);
 	CHECK_MSG((on_a = daemon_job(&a, spec, job)), "no report on daemon a");
 	/* a harden job: its model is registered, so in the database */
 	snprintf(hspec, sizeof(hspec),
@@ -692,20 +699,20 @@ TEST(pgblobs_schema_1_is_migrated_to_2)
 	}
 	REQUIRE_MSG((pg = pgu_shared(why, sizeof(why))) && pgu_new_db(pg, url, sizeof(url)), "no database: %s", why);
 	REQUIRE(pcd_store_open(url, &s, &err) == PC_OK);
-	REQUIRE(pcd_store_model_put(s, "default", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, "{}",
-				    NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_model_put(s, "default", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1,
+				    "{}", NULL, &err) == PC_OK);
 	pcd_store_close(s);
 	s = NULL;
 	/* a database as version 1 left it */
-	REQUIRE_MSG(pgu_exec(url, "DROP TABLE blob_parts, blobs, blob_chunks; UPDATE paracorr_schema SET version = 1", why,
-			     sizeof(why)),
+	REQUIRE_MSG(pgu_exec(url, "DROP TABLE blob_parts, blobs, blob_chunks; UPDATE paracorr_schema SET version = 1",
+			     why, sizeof(why)),
 		    "%s", why);
-	CHECK_INT(count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"),
-		  0);
+	CHECK_INT(
+	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 0);
 	REQUIRE_MSG(pcd_store_open(url, &s, &err) == PC_OK, "%s", err.text);
 	CHECK_INT(count(url, "SELECT max(version) FROM paracorr_schema"), 2);
-	CHECK_INT(count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"),
-		  3);
+	CHECK_INT(
+	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 3);
 	CHECK_INT(count(url, "SELECT count(*) FROM models"), 1);
 	pcd_store_close(s);
 }

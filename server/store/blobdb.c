@@ -62,8 +62,14 @@ static const char *conn_message(PGconn *c, char *buf, size_t size)
 /* The same bounded waits as the store's connection (store_pg.c). */
 static int connect_db(const struct pcd_blobdb *db, PGconn **out, struct pc_error *err)
 {
-	const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-				    "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
+	const char *const keys[] = {"connect_timeout",
+				    "keepalives_idle",
+				    "keepalives_interval",
+				    "keepalives_count",
+				    "tcp_user_timeout",
+				    "fallback_application_name",
+				    "dbname",
+				    NULL};
 	const char *const values[] = {"10", "30", "10", "3", "60000", "paracorrd-blobs", db->url, NULL};
 	PGconn *c = PQconnectdbParams(keys, values, 1);
 	char msg[400];
@@ -239,7 +245,8 @@ int pcd_blobdb_put(struct pcd_blobdb *db, const char *kind, const char *id, cons
 
 		if (read_full(fd, buf, db->chunk_bytes, &got) != 0 || got == 0) {
 			rc = pc_error_set(err, PC_ERR_IO, kind, "cannot read the %s at byte %llu: %s", what,
-					  (unsigned long long)done, got == 0 ? "it is shorter than before" : strerror(errno));
+					  (unsigned long long)done,
+					  got == 0 ? "it is shorter than before" : strerror(errno));
 			goto out;
 		}
 		pcd_sha256_update(&h, buf, got);
@@ -298,8 +305,8 @@ out:
 	return rc;
 }
 
-int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, const char *part, int fd,
-		     char sha[65], struct pc_error *err)
+int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, const char *part, int fd, char sha[65],
+		     struct pc_error *err)
 {
 	const char *p[] = {kind, id, part, NULL};
 	PGconn *c = NULL;
@@ -312,7 +319,8 @@ int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, co
 
 	blob_name(kind, id, part, what, sizeof(what));
 	/* one snapshot: a blob deleted meanwhile is read whole or not at all */
-	if ((rc = connect_db(db, &c, err)) || (rc = simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) ||
+	if ((rc = connect_db(db, &c, err)) ||
+	    (rc = simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) ||
 	    (rc = run(c, "SELECT sha256, bytes, n_chunks FROM blobs WHERE kind = $1 AND id = $2 AND part = $3", 3, p,
 		      NULL, NULL, 0, &r, err)))
 		goto out;
@@ -339,8 +347,9 @@ int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, co
 			      4, p, NULL, NULL, 1, &r, err)))
 			goto out;
 		if (PQntuples(r) != 1 || PQgetisnull(r, 0, 1)) {
-			rc = pc_error_set(err, PC_ERR_IO, kind, "the %s is damaged in the database: chunk %lld of %lld is missing",
-					  what, i, n_chunks);
+			rc = pc_error_set(err, PC_ERR_IO, kind,
+					  "the %s is damaged in the database: chunk %lld of %lld is missing", what, i,
+					  n_chunks);
 			goto out;
 		}
 		namelen = PQgetlength(r, 0, 0);
@@ -349,9 +358,10 @@ int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, co
 		len = PQgetlength(r, 0, 1);
 		pcd_sha256_hex_of(data, (size_t)len, hex);
 		if (strcmp(hex, name)) {
-			rc = pc_error_set(err, PC_ERR_IO, kind,
-					  "the %s is damaged in the database: chunk %lld of %lld does not match its sha256",
-					  what, i, n_chunks);
+			rc = pc_error_set(
+			    err, PC_ERR_IO, kind,
+			    "the %s is damaged in the database: chunk %lld of %lld does not match its sha256", what, i,
+			    n_chunks);
 			goto out;
 		}
 		pcd_sha256_update(&h, data, (size_t)len);
@@ -367,8 +377,8 @@ int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, co
 	pcd_sha256_final(&h, d);
 	pcd_sha256_hex(d, hex);
 	if (done != bytes || strcmp(hex, want)) {
-		rc = pc_error_set(err, PC_ERR_IO, kind, "the %s is damaged in the database: its chunks do not make its sha256",
-				  what);
+		rc = pc_error_set(err, PC_ERR_IO, kind,
+				  "the %s is damaged in the database: its chunks do not make its sha256", what);
 		goto out;
 	}
 	if (sha)
@@ -412,8 +422,10 @@ int pcd_blobdb_delete(struct pcd_blobdb *db, const char *kind, const char *id, i
 	 * it): the list's reference to its chunks is checked at COMMIT */
 	if ((rc = simple(c, "SET CONSTRAINTS ALL DEFERRED", err)) ||
 	    (rc = run(c,
-		      "DELETE FROM blob_chunks c WHERE c.sha256 IN (SELECT chunk FROM blob_parts WHERE kind = $1 AND id = $2)"
-		      " AND NOT EXISTS (SELECT 1 FROM blob_parts o WHERE o.chunk = c.sha256 AND (o.kind, o.id) <> ($1::text, $2::text))",
+		      "DELETE FROM blob_chunks c WHERE c.sha256 IN (SELECT chunk FROM blob_parts WHERE kind = $1 AND "
+		      "id = $2)"
+		      " AND NOT EXISTS (SELECT 1 FROM blob_parts o WHERE o.chunk = c.sha256 AND (o.kind, o.id) <> "
+		      "($1::text, $2::text))",
 		      2, p, NULL, NULL, 0, NULL, err)) ||
 	    (rc = run(c, "DELETE FROM blobs WHERE kind = $1 AND id = $2", 2, p, NULL, NULL, 0, &r, err)))
 		goto out;

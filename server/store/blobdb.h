@@ -29,7 +29,7 @@
 #include "paracorr/error.h"
 
 #define PCD_BLOBDB_CHUNK_DEFAULT (1u << 20)
-#define PCD_BLOBDB_CHUNK_MAX (16u << 20) /* the chunk table's CHECK */
+#define PCD_BLOBDB_CHUNK_MAX	 (16u << 20) /* the chunk table's CHECK */
 
 struct pcd_blobdb;
 
@@ -56,8 +56,8 @@ int pcd_blobdb_stat(struct pcd_blobdb *db, const char *kind, const char *id, con
  * PC_ERR_NOT_FOUND when the blob does not exist. sha (may be NULL) gets
  * the checked sha256 hex of what was written. What was written before an
  * error is the caller's to throw away. */
-int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, const char *part, int fd,
-		     char sha[65], struct pc_error *err);
+int pcd_blobdb_fetch(struct pcd_blobdb *db, const char *kind, const char *id, const char *part, int fd, char sha[65],
+		     struct pc_error *err);
 
 /* Removes every part of (kind, id) and the chunks no other blob uses,
  * unless a record of id or a pending job naming it exists (*deleted, may
