@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -715,4 +716,56 @@ TEST(pgblobs_schema_1_is_migrated_to_2)
 	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 3);
 	CHECK_INT(count(url, "SELECT count(*) FROM models"), 1);
 	pcd_store_close(s);
+}
+
+struct put_arg {
+	struct node *n;
+	char id[65];
+	int existed, rc;
+};
+
+static void *put_thread(void *arg)
+{
+	struct put_arg *p = arg;
+	char path[PATH_MAX];
+	struct pcd_blob_writer *w;
+	struct pc_error err = {0};
+
+	snprintf(path, sizeof(path), "%s/" FIX "cnn_op13.onnx", pc_test_root());
+	p->rc = -1;
+	if ((w = copy_in(p->n->blobs, path)) && !pcd_blob_writer_finish(w, p->id, &err))
+		p->rc = pcd_blobs_commit_model(p->n->blobs, w, &p->existed, &err);
+	else
+		pcd_blob_writer_abort(w);
+	return NULL;
+}
+
+TEST(pgblobs_two_nodes_storing_the_same_bytes_at_once_store_them_once)
+{
+	struct env e;
+	struct put_arg pa = {0}, pb = {0};
+	pthread_t ta, tb;
+	char why[600], sql[300];
+	int rc = env_setup(&e, 0, why, sizeof(why));
+
+	if (rc == 1) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(rc == 0, "setup failed");
+	pa.n = &e.a;
+	pb.n = &e.b;
+	REQUIRE(pthread_create(&ta, NULL, put_thread, &pa) == 0);
+	REQUIRE(pthread_create(&tb, NULL, put_thread, &pb) == 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	CHECK_INT(pa.rc, PC_OK);
+	CHECK_INT(pb.rc, PC_OK);
+	CHECK(!strcmp(pa.id, pb.id));
+	/* one of them wrote, the other found it written */
+	CHECK_INT(pa.existed + pb.existed, 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM blob_parts WHERE kind = 'model' AND id = '%s'", pa.id);
+	CHECK_INT(count(e.url, sql), (249010 + CHUNK - 1) / CHUNK);
+	CHECK_INT(count(e.url, "SELECT count(*) FROM blobs WHERE kind = 'model'"), 2);
+	env_teardown(&e);
 }
