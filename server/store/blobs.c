@@ -9,7 +9,16 @@
  *
  * A write that fails for want of space (ENOSPC, EDQUOT) is PC_ERR_NOSPACE,
  * answered 507; the writer removes its temp file at once, so the space the
- * partial upload took is back before the answer goes out. */
+ * partial upload took is back before the answer goes out.
+ *
+ * Shared, the files are a cache and nothing in it is precious: a fetch is
+ * written to tmp/ and renamed into place like an upload, but not fsynced
+ * (a file a crash damaged fails its hash and is fetched again), and a
+ * failure to cache what the database already holds is not the upload's.
+ * Jobs hold what they read (a count per upload, under cache_lock), and
+ * the eviction, which runs after each addition to the cache and each
+ * release, skips what is held; its order is the entries' mtime, which
+ * every use sets to now (atime is not kept on every mount). */
 #include "blobs.h"
 
 #include <dirent.h>

@@ -18,7 +18,14 @@
  * commit of content that already exists drops the temp file instead.
  *
  * Ids are validated (64 lowercase hex digits) before any path is built
- * from them: an id from a URL can never name another file. */
+ * from them: an id from a URL can never name another file.
+ *
+ * Shared (pcd_blobs_share, with a PostgreSQL store): a commit also stores
+ * the bytes in the database (blobdb.h) before it returns, and models/ and
+ * datasets/ become this node's cache of what the database holds, which
+ * jobs reach through pcd_blobs_*_acquire: verified by hash at each use,
+ * fetched when absent or damaged, bounded, least recently used first out.
+ * Artifacts stay the node's own. */
 #ifndef PARACORR_SERVER_BLOBS_H
 #define PARACORR_SERVER_BLOBS_H
 
