@@ -26,6 +26,7 @@
 #include "sha256.h"
 #include "store.h"
 #include "test.h"
+#include "workers.h"
 
 #define CHUNK (64 * 1024) /* several chunks per model (438 KB) */
 #define SPEC_REST                                                                                                      \
@@ -767,5 +768,55 @@ TEST(pgblobs_two_nodes_storing_the_same_bytes_at_once_store_them_once)
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM blob_parts WHERE kind = 'model' AND id = '%s'", pa.id);
 	CHECK_INT(count(e.url, sql), (249010 + CHUNK - 1) / CHUNK);
 	CHECK_INT(count(e.url, "SELECT count(*) FROM blobs WHERE kind = 'model'"), 2);
+	env_teardown(&e);
+}
+
+/* Through node b's worker pool: the job a damaged chunk stops is failed,
+ * its problem names the model and the chunk. */
+TEST(pgblobs_worker_fails_a_job_on_a_damaged_chunk)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job j = {0}, got = {0};
+	struct pc_error err = {0};
+	char why[600], sql[512], want[200], *spec = NULL;
+	int rc = env_setup(&e, 0, why, sizeof(why));
+
+	if (rc == 1) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG(rc == 0, "setup failed");
+	snprintf(sql, sizeof(sql),
+		 "UPDATE blob_chunks SET data = set_byte(data, 0, (get_byte(data, 0) + 1) %% 256) WHERE sha256 = "
+		 "(SELECT chunk FROM blob_parts WHERE kind = 'model' AND id = '%s' AND idx = 6)",
+		 e.model);
+	REQUIRE_MSG(pgu_exec(e.url, sql, why, sizeof(why)), "%s", why);
+	REQUIRE((spec = spec_for(e.model, e.dataset)));
+	REQUIRE(pcd_store_job_submit(e.a.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) ==
+		PC_OK);
+	pcd_workers_cfg_default(&cfg);
+	cfg.n_workers = 1;
+	cfg.threads_per_job = 1;
+	cfg.poll_ms = 50;
+	cfg.timing_seconds = 0;
+	cfg.quiet = 1;
+	REQUIRE(pcd_workers_start(&cfg, e.b.store, e.b.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	for (int i = 0; i < 1200; i++) {
+		pcd_job_free(&got);
+		if (pcd_store_job_get(e.a.store, PCD_ALL_TENANTS, j.id, &got, NULL) != PC_OK ||
+		    pcd_job_status_finished(got.status))
+			break;
+		be_sleep_ms(50);
+	}
+	pcd_workers_free(w);
+	CHECK_INT(got.status, PCD_JOB_FAILED);
+	snprintf(want, sizeof(want), "the model %s is damaged in the database: chunk 6 of 7", e.model);
+	CHECK_MSG(got.error && strstr(got.error, want), "%s", got.error ? got.error : "(no problem)");
+	pcd_job_free(&got);
+	pcd_job_free(&j);
+	free(spec);
 	env_teardown(&e);
 }
