@@ -129,13 +129,19 @@ int main(int argc, char **argv)
 			lock_fd < 0 ? strerror(errno) : "another paracorrd is using this data directory");
 		goto out;
 	}
-	/* blobs stay in the data directory with either store (one node's) */
 	if (!strcmp(s.store, "sqlite"))
 		snprintf(path, sizeof(path), "%s/paracorr.db", s.data_dir);
 	else
 		snprintf(path, sizeof(path), "%s", s.store);
 	if (pcd_store_open(path, &app.store, &err)) {
 		die("database", &err);
+		goto out;
+	}
+	/* with PostgreSQL the uploads' bytes are the database's too (the open
+	 * above made their tables), and the data directory only caches them */
+	if (pcd_store_is_url(path) &&
+	    pcd_blobs_share(app.blobs, path, (uint64_t)s.cache_max_mb << 20, 0, &err)) {
+		die("cache", &err);
 		goto out;
 	}
 	if (pcd_store_job_recover(app.store, s.max_attempts, &n_requeued, &n_failed, &err)) {

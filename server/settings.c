@@ -36,6 +36,7 @@ static const struct setting table[] = {
 	INT_SETTING(port, 0, 65535, "8080"),
 	STR_SETTING(data_dir, "/var/lib/paracorr"),
 	STR_SETTING(store, "sqlite"),
+	INT_SETTING(cache_max_mb, 0, 16777216, "10240"),
 	INT_SETTING(workers, 0, 256, "0"),
 	INT_SETTING(threads_per_job, 0, 1024, "0"),
 	INT_SETTING(http_threads, 1, 64, "4"),

@@ -19,6 +19,7 @@ struct pcd_settings {
 	int port;
 	char data_dir[1024];
 	char store[1024]; /* "sqlite" (data_dir/paracorr.db) or a postgresql:// URL */
+	int cache_max_mb; /* with PostgreSQL: the bound of data_dir's cache of uploads; 0: none */
 	int workers;	     /* 0: auto (pcd_settings_resolve) */
 	int threads_per_job; /* 0: auto */
 	int http_threads;

@@ -4540,7 +4540,7 @@ TEST(http_postgresql_store)
 	json_decref(cli);
 	{
 		/* a second daemon (its own data directory) on the same database
-		 * is refused at startup: the uploads are per node (README) */
+		 * is refused at startup: one daemon per database (README) */
 		char dir2[PATH_MAX - 64], cmd[3 * PATH_MAX], out[4096];
 		int st;
 
@@ -4562,6 +4562,16 @@ TEST(http_postgresql_store)
 	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
 	REQUIRE(request(&d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, NULL, &r) == 0);
 	expect_unreachable(t, __LINE__, &r, "POST /v1/jobs with the server stopped");
+	{
+		/* new bytes: they go to the database, which is not there */
+		size_t len;
+		char *bytes = read_fixture(FIX "cnn_op13.onnx", &len);
+
+		REQUIRE(bytes);
+		REQUIRE(request(&d, "POST", "/v1/models", "application/octet-stream", bytes, len, NULL, 0, NULL, &r) == 0);
+		expect_unreachable(t, __LINE__, &r, "POST /v1/models with the server stopped");
+		free(bytes);
+	}
 	EXPECT(&d, "GET", "/healthz", 200); /* alive, only not ready */
 
 	REQUIRE_MSG(pgu_start(&pg), "%s", pg.why);

@@ -85,6 +85,16 @@ TEST(settings_refuse_by_name)
 	CHECK(pcd_settings_set(&s, "colour", "blue", "x.conf:3", &err) != 0);
 	CHECK(!strcmp(err.where, "colour") && strstr(err.text, "x.conf:3"));
 	CHECK_INT(s.max_attempts, 4); /* a refused value leaves the old one */
+	/* the cache of a PostgreSQL store's uploads: MiB, 0 for no bound */
+	pc_error_clear(&err);
+	CHECK_INT(s.cache_max_mb, 10240);
+	CHECK_INT(pcd_settings_set(&s, "cache-max-mb", "0", "flag", &err), 0);
+	CHECK_INT(s.cache_max_mb, 0);
+	CHECK(pcd_settings_set(&s, "cache_max_mb", "-5", "PARACORR_CACHE_MAX_MB", &err) != 0);
+	CHECK_MSG(!strcmp(err.where, "cache_max_mb") && strstr(err.text, "0..16777216") &&
+			  strstr(err.text, "PARACORR_CACHE_MAX_MB"),
+		  "%s: %s", err.where, err.text);
+	pc_error_clear(&err);
 	/* auto workers and threads: within the cores */
 	pcd_settings_default(&s);
 	pcd_settings_resolve(&s);

@@ -1093,14 +1093,14 @@ TEST(store_pg_refuses_a_newer_schema)
 	cur_be = BE_SQLITE;
 	pcd_store_close(f.s);
 	f.s = NULL;
-	REQUIRE_MSG(pgu_exec(f.db, "UPDATE paracorr_schema SET version = 2", why, sizeof(why)), "%s", why);
+	REQUIRE_MSG(pgu_exec(f.db, "UPDATE paracorr_schema SET version = 99", why, sizeof(why)), "%s", why);
 	CHECK_INT(pcd_store_open(f.db, &s, &err), PC_ERR_UNSUPPORTED);
 	CHECK(!s);
 	CHECK_MSG(!strcmp(err.where, "store") &&
-			  !strcmp(err.text, "database schema version 2 is newer than this program's 1"),
+			  !strcmp(err.text, "database schema version 99 is newer than this program's 2"),
 		  "%s: %s", err.where, err.text);
-	/* still version 2, the jobs table there: the refusal changed nothing */
-	CHECK_MSG(pgu_exec(f.db, "SELECT 1 FROM paracorr_schema WHERE version = 2 HAVING count(*) = 1", why,
+	/* still version 99, the jobs table there: the refusal changed nothing */
+	CHECK_MSG(pgu_exec(f.db, "SELECT 1 FROM paracorr_schema WHERE version = 99 HAVING count(*) = 1", why,
 			   sizeof(why)),
 		  "%s", why);
 	CHECK_MSG(pgu_exec(f.db, "SELECT seq FROM jobs", why, sizeof(why)), "%s", why);

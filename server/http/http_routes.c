@@ -445,6 +445,8 @@ static int h_dataset_post(struct pcd_req *r)
 	if (!rc && (rc = pcd_store_dataset_put(app->store, pcd_req_tenant(r), id, (int64_t)bytes, info_text, &existed,
 					       &err)) && !file_existed)
 		pcd_blobs_delete_dataset(app->blobs, id, NULL); /* as for a model */
+	if (!rc && !existed)
+		rc = pcd_upload_bytes_kept(app->blobs, app->store, PCD_UPLOAD_DATASET, pcd_req_tenant(r), id, &err);
 	pthread_mutex_unlock(pcd_blobs_record_lock(app->blobs));
 	if (rc || (rc = upload_named(r, PCD_UPLOAD_DATASET, id, name, info, &err)))
 		goto fail;
@@ -956,7 +958,21 @@ static int h_job_artifact(struct pcd_req *r)
 	if (pcd_blobs_artifacts_dir(app->blobs, pcd_req_id_param(r), 0, dir, sizeof(dir), &err))
 		return pcd_send_error(r, &err);
 	snprintf(path, sizeof(path), "%s/model.onnx", dir);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && pcd_blobs_shared(app->blobs)) {
+		/* another node ran the job: the model it registered is in the
+		 * database, and the open fd keeps it while the cache evicts */
+		char model_id[65];
+
+		if (pcd_store_job_artifact_get(app->store, pcd_req_id_param(r), "model.onnx", model_id, &err) == PC_OK &&
+		    pcd_blobs_model_acquire(app->blobs, model_id, path, sizeof(path), &err) == PC_OK) {
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			pcd_blobs_release(app->blobs, 0, model_id);
+		}
+		if (fd < 0 && err.code && err.code != PC_ERR_NOT_FOUND)
+			return pcd_send_error(r, &err);
+	}
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
 			close(fd);
 		return pcd_send_problem(r, PC_ERR_NOT_FOUND, NULL, NULL, "the hardened model is gone");

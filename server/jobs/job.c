@@ -525,18 +525,17 @@ out:
 	return rc;
 }
 
-int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,
+int pcd_job_run(const char *spec_text, struct pcd_store *store, struct pcd_blobs *blobs,
 		const struct pcd_job_opts *o, char **report_text, struct pc_error *err)
 {
 	char paths[PCD_JOB_REFS_MAX][2][4096] = {{""}};
 	struct pcd_job_files files = {0};
-	const struct pcd_job_kind *k;
+	const struct pcd_job_kind *k = NULL;
 	struct pcd_job_refs refs;
 	struct pc_spec spec;
 	json_error_t jerr;
 	json_t *root;
-	struct stat st;
-	int rc, spec_ok = 0;
+	int rc, spec_ok = 0, n_held = 0;
 
 	*report_text = NULL;
 	root = json_loads(spec_text, 0, &jerr);
@@ -559,18 +558,25 @@ int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd
 		const struct pcd_job_ref_field *f = k->refs[i];
 		int has_labels = 0;
 
+		struct pc_error aerr = {0};
+
+		/* with a shared store, from the node's cache or the database;
+		 * held until the job is done, so the cache keeps it */
 		if (f->upload == PCD_UPLOAD_MODEL)
-			rc = pcd_blobs_model_path(blobs, refs.v[i].id, paths[i][0], sizeof(paths[i][0]), err);
+			rc = pcd_blobs_model_acquire(blobs, refs.v[i].id, paths[i][0], sizeof(paths[i][0]), &aerr);
 		else
-			rc = pcd_blobs_dataset_paths(blobs, refs.v[i].id, paths[i][0], paths[i][1], sizeof(paths[i][0]),
-						     &has_labels, err);
-		if (rc)
-			goto out;
-		if (stat(paths[i][0], &st) != 0) {
+			rc = pcd_blobs_dataset_acquire(blobs, refs.v[i].id, paths[i][0], paths[i][1],
+						       sizeof(paths[i][0]), &has_labels, &aerr);
+		if (rc == PC_ERR_NOT_FOUND) {
 			rc = pc_error_set(err, PC_ERR_INVALID, f->field, "no %s with this id",
 					  f->upload == PCD_UPLOAD_MODEL ? "model" : "dataset");
 			goto out;
 		}
+		if (rc) {
+			rc = pc_error_set(err, aerr.code, f->field, "%s", aerr.text);
+			goto out;
+		}
+		n_held = i + 1;
 		*(const char **)((char *)&files + f->files_path) = paths[i][0];
 		if (f->files_labels)
 			*(const char **)((char *)&files + f->files_labels) = has_labels ? paths[i][1] : NULL;
@@ -587,6 +593,8 @@ int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd
 			pcd_error_hide_path(err, o->model_out, "hardened model");
 	}
 out:
+	for (int i = 0; i < n_held; i++)
+		pcd_blobs_release(blobs, k->refs[i]->upload == PCD_UPLOAD_DATASET, refs.v[i].id);
 	if (spec_ok)
 		pc_spec_free(&spec);
 	json_decref(root);

@@ -84,7 +84,7 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
  * the ids it references are resolved to blob paths, which never appear in
  * errors (they name "model", "inputs" or "labels" instead). Errors as
  * pcd_job_run_spec; a spec error keeps the field path in err->where. */
-int pcd_job_run(const char *spec_text, struct pcd_store *store, const struct pcd_blobs *blobs,
+int pcd_job_run(const char *spec_text, struct pcd_store *store, struct pcd_blobs *blobs,
 		const struct pcd_job_opts *o, char **report_text, struct pc_error *err);
 
 /* --- the kinds of job -------------------------------------------------------

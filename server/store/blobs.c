@@ -9,7 +9,16 @@
  *
  * A write that fails for want of space (ENOSPC, EDQUOT) is PC_ERR_NOSPACE,
  * answered 507; the writer removes its temp file at once, so the space the
- * partial upload took is back before the answer goes out. */
+ * partial upload took is back before the answer goes out.
+ *
+ * Shared, the files are a cache and nothing in it is precious: a fetch is
+ * written to tmp/ and renamed into place like an upload, but not fsynced
+ * (a file a crash damaged fails its hash and is fetched again), and a
+ * failure to cache what the database already holds is not the upload's.
+ * Jobs hold what they read (a count per upload, under cache_lock), and
+ * the eviction, which runs after each addition to the cache and each
+ * release, skips what is held; its order is the entries' mtime, which
+ * every use sets to now (atime is not kept on every mount). */
 #include "blobs.h"
 
 #include <dirent.h>
@@ -24,12 +33,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blobdb.h"
 #include "sha256.h"
+
+/* An upload a job reads from the cache now: never evicted. */
+struct held {
+	int dataset;
+	char id[65];
+	int refs;
+};
 
 struct pcd_blobs {
 	char *dir;
 	/* see pcd_blobs_record_lock */
 	pthread_mutex_t record_lock;
+	/* shared (pcd_blobs_share): the database holds the bytes, the
+	 * directories are a cache of them bounded by cache_max bytes */
+	struct pcd_blobdb *db;
+	uint64_t cache_max;
+	/* guards held and the eviction scan */
+	pthread_mutex_t cache_lock;
+	struct held *held;
+	size_t n_held, cap_held;
 };
 
 struct pcd_blob_writer {
@@ -157,6 +182,7 @@ int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error 
 		return pc_error_set(err, PC_ERR_NOMEM, "blobs", "out of memory");
 	}
 	pthread_mutex_init(&b->record_lock, NULL);
+	pthread_mutex_init(&b->cache_lock, NULL);
 	*out = b;
 	return PC_OK;
 }
@@ -166,8 +192,322 @@ void pcd_blobs_free(struct pcd_blobs *b)
 	if (!b)
 		return;
 	pthread_mutex_destroy(&b->record_lock);
+	pthread_mutex_destroy(&b->cache_lock);
+	pcd_blobdb_free(b->db);
+	free(b->held);
 	free(b->dir);
 	free(b);
+}
+
+int pcd_blobs_share(struct pcd_blobs *b, const char *url, uint64_t cache_max_bytes, size_t chunk_bytes,
+		    struct pc_error *err)
+{
+	int rc;
+
+	if (b->db)
+		return pc_error_set(err, PC_ERR_INTERNAL, "blobs", "already shared");
+	if ((rc = pcd_blobdb_open(url, chunk_bytes, &b->db, err)))
+		return rc;
+	b->cache_max = cache_max_bytes;
+	return PC_OK;
+}
+
+int pcd_blobs_shared(const struct pcd_blobs *b)
+{
+	return b->db != NULL;
+}
+
+/* ---- the cache of a shared store ----------------------------------------- */
+
+/* A cached upload: the eviction's view of it. */
+struct cached {
+	int dataset;
+	char id[65];
+	uint64_t bytes;
+	struct timespec used; /* the entry's mtime: touched at each use */
+};
+
+static int is_held(const struct pcd_blobs *b, int dataset, const char *id)
+{
+	for (size_t i = 0; i < b->n_held; i++)
+		if (b->held[i].dataset == dataset && !strcmp(b->held[i].id, id))
+			return 1;
+	return 0;
+}
+
+static int hold(struct pcd_blobs *b, int dataset, const char *id, struct pc_error *err)
+{
+	size_t i;
+
+	pthread_mutex_lock(&b->cache_lock);
+	for (i = 0; i < b->n_held; i++)
+		if (b->held[i].dataset == dataset && !strcmp(b->held[i].id, id)) {
+			b->held[i].refs++;
+			pthread_mutex_unlock(&b->cache_lock);
+			return PC_OK;
+		}
+	if (b->n_held == b->cap_held) {
+		size_t cap = b->cap_held ? 2 * b->cap_held : 8;
+		struct held *h = realloc(b->held, cap * sizeof(*h));
+
+		if (!h) {
+			pthread_mutex_unlock(&b->cache_lock);
+			return pc_error_set(err, PC_ERR_NOMEM, "blobs", "out of memory");
+		}
+		b->held = h;
+		b->cap_held = cap;
+	}
+	b->held[b->n_held].dataset = dataset;
+	snprintf(b->held[b->n_held].id, sizeof(b->held[0].id), "%s", id);
+	b->held[b->n_held].refs = 1;
+	b->n_held++;
+	pthread_mutex_unlock(&b->cache_lock);
+	return PC_OK;
+}
+
+static void unhold(struct pcd_blobs *b, int dataset, const char *id)
+{
+	pthread_mutex_lock(&b->cache_lock);
+	for (size_t i = 0; i < b->n_held; i++)
+		if (b->held[i].dataset == dataset && !strcmp(b->held[i].id, id)) {
+			if (--b->held[i].refs == 0)
+				b->held[i] = b->held[--b->n_held];
+			break;
+		}
+	pthread_mutex_unlock(&b->cache_lock);
+}
+
+static int older(const void *x, const void *y)
+{
+	const struct cached *a = x, *c = y;
+
+	if (a->used.tv_sec != c->used.tv_sec)
+		return a->used.tv_sec < c->used.tv_sec ? -1 : 1;
+	if (a->used.tv_nsec != c->used.tv_nsec)
+		return a->used.tv_nsec < c->used.tv_nsec ? -1 : 1;
+	return strcmp(a->id, c->id);
+}
+
+/* Appends the cached entries of one directory (models/ or datasets/) to
+ * *v; entries that are not an upload's are left alone. */
+static void scan_cache(const struct pcd_blobs *b, int dataset, struct cached **v, size_t *n, size_t *cap)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+
+	if (join(dir, sizeof(dir), NULL, "%s/%s", b->dir, dataset ? "datasets" : "models") || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		struct cached c = {.dataset = dataset};
+		struct stat st;
+		size_t len = strlen(e->d_name);
+
+		if (len != (dataset ? 64u : 69u) || (!dataset && strcmp(e->d_name + 64, ".onnx")))
+			continue;
+		memcpy(c.id, e->d_name, 64);
+		c.id[64] = '\0';
+		if (!pcd_blobs_id_valid(c.id) || join(path, sizeof(path), NULL, "%s/%s", dir, e->d_name) ||
+		    stat(path, &st) != 0)
+			continue;
+		c.used = st.st_mtim;
+		c.bytes = (uint64_t)st.st_size;
+		if (dataset) {
+			static const char *const parts[] = {"inputs", "labels"};
+			char part[PATH_MAX];
+			struct stat ps;
+
+			c.bytes = 0;
+			for (int i = 0; i < 2; i++)
+				if (!join(part, sizeof(part), NULL, "%s/%s", path, parts[i]) && stat(part, &ps) == 0)
+					c.bytes += (uint64_t)ps.st_size;
+		}
+		if (*n == *cap) {
+			size_t nc = *cap ? 2 * *cap : 64;
+			struct cached *nv = realloc(*v, nc * sizeof(**v));
+
+			if (!nv)
+				break;
+			*v = nv;
+			*cap = nc;
+		}
+		(*v)[(*n)++] = c;
+	}
+	closedir(d);
+}
+
+/* Removes cached uploads, least recently used first, until the cache is
+ * within its bound; an upload a job holds stays. Out of memory for the
+ * scan: nothing is evicted now, the next call tries again. */
+static void cache_evict(struct pcd_blobs *b)
+{
+	struct cached *v = NULL;
+	size_t n = 0, cap = 0, i;
+	uint64_t total = 0;
+	char path[PATH_MAX], gone[PATH_MAX];
+
+	if (!b->db || !b->cache_max)
+		return;
+	pthread_mutex_lock(&b->cache_lock);
+	scan_cache(b, 0, &v, &n, &cap);
+	scan_cache(b, 1, &v, &n, &cap);
+	for (i = 0; i < n; i++)
+		total += v[i].bytes;
+	if (total > b->cache_max && n > 1)
+		qsort(v, n, sizeof(*v), older);
+	for (i = 0; i < n && total > b->cache_max; i++) {
+		if (is_held(b, v[i].dataset, v[i].id))
+			continue;
+		if (!v[i].dataset) {
+			if (join(path, sizeof(path), NULL, "%s/models/%s.onnx", b->dir, v[i].id) || unlink(path) != 0)
+				continue;
+		} else {
+			/* gone as a whole by one rename, as a delete does */
+			if (join(path, sizeof(path), NULL, "%s/datasets/%s", b->dir, v[i].id) ||
+			    join(gone, sizeof(gone), NULL, "%s/tmp/evicted-%s", b->dir, v[i].id) || rename(path, gone) != 0)
+				continue;
+			remove_entry(gone);
+		}
+		total -= v[i].bytes;
+	}
+	pthread_mutex_unlock(&b->cache_lock);
+	free(v);
+}
+
+/* The sha256 hex of a file's content; -1 when it cannot be read. */
+static int hash_file(const char *path, char hex[65])
+{
+	char buf[65536];
+	struct pcd_sha256 h;
+	uint8_t d[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t k;
+
+	if (fd < 0)
+		return -1;
+	pcd_sha256_init(&h);
+	while ((k = read(fd, buf, sizeof(buf))) != 0) {
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			close(fd);
+			return -1;
+		}
+		pcd_sha256_update(&h, buf, (size_t)k);
+	}
+	close(fd);
+	pcd_sha256_final(&h, d);
+	pcd_sha256_hex(d, hex);
+	return 0;
+}
+
+/* Fetches one blob into a new temp file in tmp/ (path receives its name)
+ * or into the file path names when create is 0. sha gets its checked
+ * sha256. */
+static int fetch_to(struct pcd_blobs *b, const char *kind, const char *id, const char *part, char *path,
+		    int create, char sha[65], struct pc_error *err)
+{
+	int fd, rc;
+
+	if (create) {
+		if ((rc = join(path, PATH_MAX, err, "%s/tmp/fetch-XXXXXX", b->dir)))
+			return rc;
+		fd = mkostemp(path, O_CLOEXEC);
+	} else {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return pc_error_set(err, pc_status_of_errno(errno), kind, "cannot create a file in the cache: %s",
+				    strerror(errno));
+	rc = pcd_blobdb_fetch(b->db, kind, id, part, fd, sha, err);
+	if (close(fd) != 0 && !rc)
+		rc = pc_error_set(err, pc_status_of_errno(errno), kind, "cannot write to the cache: %s", strerror(errno));
+	if (rc)
+		unlink(path);
+	return rc;
+}
+
+/* The model in the cache, verified, or fetched into it (b->db set). */
+static int cache_model(struct pcd_blobs *b, const char *id, const char *path, struct pc_error *err)
+{
+	char hex[65], tmp[PATH_MAX];
+	int rc;
+
+	if (hash_file(path, hex) == 0) {
+		if (!strcmp(hex, id)) {
+			utimensat(AT_FDCWD, path, NULL, 0); /* used now: the last to evict */
+			return PC_OK;
+		}
+		unlink(path); /* damaged on disk: fetched again */
+	}
+	if ((rc = fetch_to(b, "model", id, "", tmp, 1, hex, err)))
+		return rc;
+	if (strcmp(hex, id)) {
+		unlink(tmp);
+		return pc_error_set(err, PC_ERR_IO, "model", "the database's bytes of model %s have another sha256", id);
+	}
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return pc_error_set(err, pc_status_of_errno(errno), "model", "cannot put model %s in the cache: %s", id,
+				    strerror(errno));
+	}
+	cache_evict(b);
+	return PC_OK;
+}
+
+/* The dataset in the cache, verified, or fetched into it (b->db set). */
+static int cache_dataset(struct pcd_blobs *b, const char *id, const char *dst, const char *inputs,
+			 const char *labels, struct pc_error *err)
+{
+	char xh[65], yh[65], got[65], stage[PATH_MAX], part[PATH_MAX], gone[PATH_MAX];
+	struct stat st;
+	int rc, has_labels;
+
+	if (hash_file(inputs, xh) == 0) {
+		has_labels = stat(labels, &st) == 0;
+		if (!has_labels || hash_file(labels, yh) == 0) {
+			pcd_blobs_dataset_id(xh, has_labels ? yh : NULL, got);
+			if (!strcmp(got, id)) {
+				utimensat(AT_FDCWD, dst, NULL, 0);
+				return PC_OK;
+			}
+		}
+	}
+	/* absent or damaged: whatever is there goes as a whole */
+	if (!join(gone, sizeof(gone), NULL, "%s/tmp/damaged-%s", b->dir, id) && rename(dst, gone) == 0)
+		remove_entry(gone);
+	rc = pcd_blobdb_stat(b->db, "dataset", id, "labels", NULL, NULL, err);
+	if (rc && rc != PC_ERR_NOT_FOUND)
+		return rc;
+	has_labels = rc == PC_OK;
+	if ((rc = join(stage, sizeof(stage), err, "%s/tmp/fetch-XXXXXX", b->dir)))
+		return rc;
+	if (!mkdtemp(stage))
+		return pc_error_set(err, pc_status_of_errno(errno), "dataset", "cannot create a directory in the cache: %s",
+				    strerror(errno));
+	if ((rc = join(part, sizeof(part), err, "%s/inputs", stage)) ||
+	    (rc = fetch_to(b, "dataset", id, "inputs", part, 0, xh, err)))
+		goto out;
+	if (has_labels && ((rc = join(part, sizeof(part), err, "%s/labels", stage)) ||
+			   (rc = fetch_to(b, "dataset", id, "labels", part, 0, yh, err))))
+		goto out;
+	pcd_blobs_dataset_id(xh, has_labels ? yh : NULL, got);
+	if (strcmp(got, id)) {
+		rc = pc_error_set(err, PC_ERR_IO, "dataset", "the database's parts of dataset %s make another id", id);
+		goto out;
+	}
+	if (rename(stage, dst) != 0 && errno != EEXIST && errno != ENOTEMPTY) {
+		rc = pc_error_set(err, pc_status_of_errno(errno), "dataset", "cannot put dataset %s in the cache: %s", id,
+				  strerror(errno));
+		goto out;
+	}
+	/* (another worker may have put the same one there first) */
+	rc = PC_OK;
+out:
+	remove_entry(stage);
+	if (!rc)
+		cache_evict(b);
+	return rc;
 }
 
 pthread_mutex_t *pcd_blobs_record_lock(struct pcd_blobs *b)
@@ -312,6 +652,18 @@ int pcd_blobs_commit_model(struct pcd_blobs *b, struct pcd_blob_writer *w, int *
 	    (rc = join(dst, sizeof(dst), err, "%s/models/%s.onnx", b->dir, w->id)) ||
 	    (rc = join(dir, sizeof(dir), err, "%s/models", b->dir)))
 		goto fail;
+	if (b->db) {
+		/* the database's copy is the upload; the file is only cached */
+		if ((rc = pcd_blobdb_put(b->db, "model", w->id, "", w->path, w->id, existed, err)))
+			goto fail;
+		if (stat(dst, &st) == 0 || rename(w->path, dst) != 0) {
+			pcd_blob_writer_abort(w);
+			return PC_OK;
+		}
+		writer_release(w);
+		cache_evict(b);
+		return PC_OK;
+	}
 	if (stat(dst, &st) == 0) {
 		/* same bytes already stored: the name says so */
 		if (existed)
@@ -351,6 +703,7 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 			     char id[65], int *existed, struct pc_error *err)
 {
 	char stage[PATH_MAX], part[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
+	struct pc_error cache_err = {0};
 	struct stat st;
 	int rc, staged = 0;
 
@@ -363,7 +716,22 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 	if ((rc = join(dst, sizeof(dst), err, "%s/datasets/%s", b->dir, id)) ||
 	    (rc = join(dir, sizeof(dir), err, "%s/datasets", b->dir)))
 		goto out;
-	if (stat(dst, &st) == 0) {
+	if (b->db) {
+		int in_existed = 0, lab_existed = 1;
+
+		/* both parts are in before the caller records the dataset */
+		if ((rc = pcd_blobdb_put(b->db, "dataset", id, "inputs", inputs->path, inputs->id, &in_existed, err)) ||
+		    (labels &&
+		     (rc = pcd_blobdb_put(b->db, "dataset", id, "labels", labels->path, labels->id, &lab_existed, err))))
+			goto out;
+		if (existed)
+			*existed = in_existed && lab_existed;
+		/* stored: what goes wrong in the cache from here on is the
+		 * cache's, not the upload's (a fetch fills it again) */
+		err = &cache_err;
+		if (stat(dst, &st) == 0)
+			goto out;
+	} else if (stat(dst, &st) == 0) {
 		if (existed)
 			*existed = 1;
 		goto out;
@@ -407,10 +775,15 @@ int pcd_blobs_commit_dataset(struct pcd_blobs *b, struct pcd_blob_writer *inputs
 		goto out;
 	}
 	staged = 0;
-	rc = fsync_dir(dir, err);
+	if (b->db)
+		cache_evict(b);
+	else
+		rc = fsync_dir(dir, err);
 out:
 	if (staged)
 		remove_entry(stage);
+	if (err == &cache_err)
+		rc = PC_OK;
 	pcd_blob_writer_abort(inputs);
 	pcd_blob_writer_abort(labels);
 	return rc;
@@ -444,6 +817,8 @@ int pcd_blobs_model_exists(const struct pcd_blobs *b, const char *id)
 	char path[PATH_MAX];
 	struct stat st;
 
+	if (b->db)
+		return pcd_blobs_id_valid(id) && pcd_blobdb_stat(b->db, "model", id, "", NULL, NULL, NULL) == PC_OK;
 	return pcd_blobs_model_path(b, id, path, sizeof(path), NULL) == PC_OK && stat(path, &st) == 0;
 }
 
@@ -452,7 +827,69 @@ int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id)
 	char in[PATH_MAX], lab[PATH_MAX];
 	struct stat st;
 
+	if (b->db)
+		return pcd_blobs_id_valid(id) && pcd_blobdb_stat(b->db, "dataset", id, "inputs", NULL, NULL, NULL) == PC_OK;
 	return pcd_blobs_dataset_paths(b, id, in, lab, sizeof(in), NULL, NULL) == PC_OK && stat(in, &st) == 0;
+}
+
+int pcd_blobs_stored(const struct pcd_blobs *b, int dataset, const char *id, struct pc_error *err)
+{
+	if (!pcd_blobs_id_valid(id))
+		return pc_error_set(err, PC_ERR_INVALID, dataset ? "dataset" : "model", "not an id (64 lowercase hex digits)");
+	if (!b->db)
+		return (dataset ? pcd_blobs_dataset_exists : pcd_blobs_model_exists)(b, id)
+			       ? PC_OK
+			       : pc_error_set(err, PC_ERR_NOT_FOUND, dataset ? "dataset" : "model", "no such upload");
+	return pcd_blobdb_stat(b->db, dataset ? "dataset" : "model", id, dataset ? "inputs" : "", NULL, NULL, err);
+}
+
+int pcd_blobs_model_acquire(struct pcd_blobs *b, const char *id, char *path, size_t size, struct pc_error *err)
+{
+	struct stat st;
+	int rc;
+
+	if ((rc = pcd_blobs_model_path(b, id, path, size, err)))
+		return rc;
+	if (!b->db)
+		return stat(path, &st) == 0 ? PC_OK : pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model %s", id);
+	if ((rc = hold(b, 0, id, err)))
+		return rc;
+	if ((rc = cache_model(b, id, path, err)))
+		unhold(b, 0, id);
+	return rc;
+}
+
+int pcd_blobs_dataset_acquire(struct pcd_blobs *b, const char *id, char *inputs, char *labels, size_t size,
+			      int *has_labels, struct pc_error *err)
+{
+	char dst[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if ((rc = pcd_blobs_dataset_paths(b, id, inputs, labels, size, NULL, err)) ||
+	    (rc = join(dst, sizeof(dst), err, "%s/datasets/%s", b->dir, id)))
+		return rc;
+	if (b->db) {
+		if ((rc = hold(b, 1, id, err)))
+			return rc;
+		if ((rc = cache_dataset(b, id, dst, inputs, labels, err))) {
+			unhold(b, 1, id);
+			return rc;
+		}
+	} else if (stat(inputs, &st) != 0) {
+		return pc_error_set(err, PC_ERR_NOT_FOUND, "dataset", "no dataset %s", id);
+	}
+	if (has_labels)
+		*has_labels = stat(labels, &st) == 0;
+	return PC_OK;
+}
+
+void pcd_blobs_release(struct pcd_blobs *b, int dataset, const char *id)
+{
+	if (!b->db)
+		return;
+	unhold(b, dataset, id);
+	cache_evict(b);
 }
 
 int pcd_blobs_job_id_valid(const char *id)
@@ -495,6 +932,13 @@ int pcd_blobs_delete_model(struct pcd_blobs *b, const char *id, struct pc_error 
 	if ((rc = pcd_blobs_model_path(b, id, path, sizeof(path), err)) ||
 	    (rc = join(dir, sizeof(dir), err, "%s/models", b->dir)))
 		return rc;
+	if (b->db) {
+		/* the database's copy, then this node's cached one */
+		if ((rc = pcd_blobdb_delete(b->db, "model", id, NULL, err)))
+			return rc;
+		unlink(path);
+		return PC_OK;
+	}
 	if (unlink(path) != 0) {
 		if (errno == ENOENT)
 			return pc_error_set(err, PC_ERR_NOT_FOUND, "model", "no model %s", id);
@@ -514,6 +958,13 @@ int pcd_blobs_delete_dataset(struct pcd_blobs *b, const char *id, struct pc_erro
 	    (rc = join(gone, sizeof(gone), err, "%s/tmp/deleted-%s", b->dir, id)) ||
 	    (rc = join(dir, sizeof(dir), err, "%s/datasets", b->dir)))
 		return rc;
+	if (b->db) {
+		if ((rc = pcd_blobdb_delete(b->db, "dataset", id, NULL, err)))
+			return rc;
+		if (rename(path, gone) == 0)
+			remove_entry(gone);
+		return PC_OK;
+	}
 	/* one rename makes the dataset vanish as a whole; the parts go after */
 	if (rename(path, gone) != 0) {
 		if (errno == ENOENT)

@@ -18,7 +18,14 @@
  * commit of content that already exists drops the temp file instead.
  *
  * Ids are validated (64 lowercase hex digits) before any path is built
- * from them: an id from a URL can never name another file. */
+ * from them: an id from a URL can never name another file.
+ *
+ * Shared (pcd_blobs_share, with a PostgreSQL store): a commit also stores
+ * the bytes in the database (blobdb.h) before it returns, and models/ and
+ * datasets/ become this node's cache of what the database holds, which
+ * jobs reach through pcd_blobs_*_acquire: verified by hash at each use,
+ * fetched when absent or damaged, bounded, least recently used first out.
+ * Artifacts stay the node's own. */
 #ifndef PARACORR_SERVER_BLOBS_H
 #define PARACORR_SERVER_BLOBS_H
 
@@ -41,6 +48,14 @@ int pcd_blobs_job_id_valid(const char *id);
  * by the caller (pcd_blobs_free). */
 int pcd_blobs_open(const char *datadir, struct pcd_blobs **out, struct pc_error *err);
 void pcd_blobs_free(struct pcd_blobs *b);
+/* Shares the uploads through the PostgreSQL database at url (blobdb.h):
+ * a commit stores the bytes there before it returns, and the directories
+ * become this node's cache of them, at most cache_max_bytes (0: no bound;
+ * least recently used first out, never an upload a job holds). chunk_bytes
+ * 0 is the default chunk size (1 MiB). Call once, before any other use. */
+int pcd_blobs_share(struct pcd_blobs *b, const char *url, uint64_t cache_max_bytes, size_t chunk_bytes,
+		    struct pc_error *err);
+int pcd_blobs_shared(const struct pcd_blobs *b);
 /* The lock every change of an upload's file together with its record runs
  * under: an ingest's (file into place, record) and a delete's (record out,
  * file out when it was the last), from the routes and from the workers
@@ -94,11 +109,31 @@ int pcd_blobs_artifacts_dir(const struct pcd_blobs *b, const char *job_id, int c
 			    struct pc_error *err);
 /* Removes a job's artifacts, if any. */
 void pcd_blobs_delete_artifacts(const struct pcd_blobs *b, const char *job_id);
-/* 1 when the model / dataset is present on disk. */
+/* 1 when the model / dataset is present on disk (shared: in the
+ * database). */
 int pcd_blobs_model_exists(const struct pcd_blobs *b, const char *id);
 int pcd_blobs_dataset_exists(const struct pcd_blobs *b, const char *id);
 
-/* Remove a committed blob; PC_ERR_NOT_FOUND when absent. */
+/* PC_OK when the upload's bytes are stored (shared: in the database),
+ * PC_ERR_NOT_FOUND when not, another error when that cannot be told now. */
+int pcd_blobs_stored(const struct pcd_blobs *b, int dataset, const char *id, struct pc_error *err);
+
+/* The file of a model / a dataset's parts for a job to read, in path
+ * (inputs, labels; *has_labels may be NULL). PC_ERR_NOT_FOUND when there
+ * is no such upload. Shared: the cached copy is used when its sha256
+ * still gives the id, else (absent, or damaged on disk: removed) it is
+ * fetched from the database into the cache; the upload is then held, never
+ * evicted, until the matching pcd_blobs_release. Not shared: the paths
+ * of the data directory, nothing held (release is a no-op). */
+int pcd_blobs_model_acquire(struct pcd_blobs *b, const char *id, char *path, size_t size, struct pc_error *err);
+int pcd_blobs_dataset_acquire(struct pcd_blobs *b, const char *id, char *inputs, char *labels, size_t size,
+			      int *has_labels, struct pc_error *err);
+/* dataset: 0 for a model, 1 for a dataset. */
+void pcd_blobs_release(struct pcd_blobs *b, int dataset, const char *id);
+
+/* Remove a committed blob; PC_ERR_NOT_FOUND when absent. Shared: the
+ * database's copy goes (blobdb.h says when it stays) and this node's
+ * cached one, PC_OK whether or not either was there. */
 int pcd_blobs_delete_model(struct pcd_blobs *b, const char *id, struct pc_error *err);
 int pcd_blobs_delete_dataset(struct pcd_blobs *b, const char *id, struct pc_error *err);
 

@@ -37,4 +37,13 @@ struct pcd_ingest {
 int pcd_model_ingest(const struct pcd_ingest *in, const char *tenant, struct pcd_blob_writer **w, const char *id,
 		     uint64_t bytes, json_t **info, int *existed, struct pc_error *err);
 
+/* After an upload's record was put, new (shared blobs only): PC_OK when
+ * its bytes are still stored. A delete on another node that ran between
+ * the bytes' commit and the record (it found no record, so it took them)
+ * leaves a record without bytes: that record is removed again and the
+ * answer is PC_ERR_BUSY, to upload again. Once the record is in, no
+ * delete takes the bytes (blobdb.h), so this check is the last one. */
+int pcd_upload_bytes_kept(struct pcd_blobs *blobs, struct pcd_store *store, enum pcd_upload u, const char *tenant,
+			  const char *id, struct pc_error *err);
+
 #endif

@@ -17,7 +17,8 @@
  * The schema is created and migrated at open, in one transaction under
  * pg_advisory_xact_lock, so daemons opening one database together do not
  * race; its version is the row of paracorr_schema. This backend's version
- * 1 is the SQLite schema's version 4 (names, labels, headlines).
+ * 1 is the SQLite schema's version 4 (names, labels, headlines); version 2
+ * adds the uploads' bytes (blobdb.h), which SQLite leaves in files.
  *
  * A lost connection: an operation finds the connection bad and resets it
  * once (PQreset) before it starts. When the first statement of an
@@ -40,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* advisory lock keys: "paracorr" in ASCII, and that + 1 */
 #define LOCK_MIGRATE "7053476706432299634"
 #define LOCK_DAEMON "7053476706432299635"
@@ -312,8 +313,30 @@ static const char *const schema_v1[] = {
 	NULL,
 };
 
+/* Version 2: the bytes of uploads, shared by every node of the database
+ * (blobdb.c reads and writes them). A chunk is keyed by the sha256 of its
+ * bytes, so the same content is stored once; a blob (a model, or one part
+ * of a dataset: kind, id, part) is its ordered list of chunks with its
+ * size and whole sha256. Chunks are already compressed or incompressible
+ * weights: EXTERNAL storage spares the server trying to compress them. */
+static const char *const schema_v2[] = {
+	"CREATE TABLE blob_chunks (sha256 text COLLATE \"C\" PRIMARY KEY, data bytea NOT NULL,"
+	" CHECK (octet_length(data) BETWEEN 1 AND 16777216))",
+	"ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+	"CREATE TABLE blobs (kind text NOT NULL CHECK (kind IN ('model', 'dataset')), id text COLLATE \"C\" NOT NULL,"
+	" part text NOT NULL, bytes bigint NOT NULL CHECK (bytes >= 0), sha256 text NOT NULL,"
+	" n_chunks integer NOT NULL CHECK (n_chunks >= 0), created_at text NOT NULL, PRIMARY KEY (kind, id, part))",
+	"CREATE TABLE blob_parts (kind text NOT NULL, id text COLLATE \"C\" NOT NULL, part text NOT NULL,"
+	" idx integer NOT NULL CHECK (idx >= 0), chunk text COLLATE \"C\" NOT NULL REFERENCES blob_chunks (sha256)"
+	" DEFERRABLE INITIALLY IMMEDIATE,"
+	" bytes integer NOT NULL, PRIMARY KEY (kind, id, part, idx),"
+	" FOREIGN KEY (kind, id, part) REFERENCES blobs (kind, id, part) ON DELETE CASCADE)",
+	"CREATE INDEX blob_parts_chunk ON blob_parts (chunk)",
+	NULL,
+};
+
 /* Each version's statements; later versions add rows. */
-static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1};
+static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 static int migrate(struct pcd_store_be *b, struct pc_error *err)
 {
