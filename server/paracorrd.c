@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 	}
 	if (n_requeued || n_failed)
 		pcd_log("info", "msg=\"recovered jobs left running\" requeued=%d failed=%d", n_requeued, n_failed);
-	if (!(app.prom = pcd_prom_new())) {
+	if (!(app.prom = pcd_prom_new(node))) {
 		fprintf(stderr, "paracorrd: out of memory\n");
 		goto out;
 	}
