@@ -10,13 +10,15 @@
  * serves byte-identical reports, equal (timing aside) to a single SQLite
  * node's report of the same spec; at least two nodes ran jobs.
  *
- * cluster_stopped_node_is_fenced: a node frozen (SIGSTOP) mid-job stands
- * for a partition: it neither heartbeats nor writes. Its lease runs out,
- * the other node requeues and finishes the job; the frozen node, thawed
- * (SIGCONT), finds its lease lost: its late writes are refused and the
- * report stays the other node's. (A network namespace would cut the link
- * itself; SIGSTOP gives the same silence without one: see the report of
- * this branch.)
+ * cluster_partitioned_node_is_fenced: a real partition. node-a runs in a
+ * network namespace the test makes (ip netns, a veth pair; PostgreSQL
+ * listens on the host's end too) and is cut off mid-job by taking the link
+ * down: its lease runs out, node-b requeues and finishes the job; the link
+ * comes back and node-a's late write is refused, the report staying
+ * node-b's. Skipped, saying why, where namespaces cannot be made (not
+ * root); then cluster_stopped_node_is_fenced still covers the fencing:
+ * a node frozen (SIGSTOP) mid-job neither heartbeats nor writes, and once
+ * thawed (SIGCONT) finds its lease lost in the same way.
  *
  * Uploads are per node until they live in the database: each node gets the
  * same model and dataset, whose ids are content-addressed and so the same
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "be_util.h"
@@ -425,4 +428,177 @@ TEST(cluster_stopped_node_is_fenced)
 	free(rep);
 	free(rep_after);
 	cluster_teardown(nodes, 2);
+}
+
+/* --- a real partition, in a network namespace ------------------------------ */
+
+/* The namespace of cluster_partitioned_node_is_fenced: node-a runs in it,
+ * behind a veth pair whose host side the test takes down and up again. */
+struct netns {
+	char name[32], host_if[16], ns_if[16];
+	char host_addr[32], ns_addr[32];
+	int made;
+};
+
+static int sh(const char *fmt, const char *a, const char *b, const char *c)
+{
+	char cmd[512], out[1024];
+
+	snprintf(cmd, sizeof(cmd), fmt, a, b ? b : "", c ? c : "");
+	return be_run(cmd, out, sizeof(out), 30) == 0;
+}
+
+static void netns_remove(struct netns *n)
+{
+	if (!n->made)
+		return;
+	/* the namespace's end of the pair goes with it, and so its peer */
+	sh("ip netns del %s 2>&1", n->name, NULL, NULL);
+	sh("ip link del %s 2>/dev/null; true", n->host_if, NULL, NULL);
+	n->made = 0;
+}
+
+/* 1 when made; else why says why not (no root, no netns support). */
+static int netns_make(struct netns *n, char *why, size_t size)
+{
+	int id = (int)getpid();
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "pcns%d", id);
+	snprintf(n->host_if, sizeof(n->host_if), "pch%d", id % 10000000);
+	snprintf(n->ns_if, sizeof(n->ns_if), "pcn%d", id % 10000000);
+	snprintf(n->host_addr, sizeof(n->host_addr), "10.213.%d.1", id % 250);
+	snprintf(n->ns_addr, sizeof(n->ns_addr), "10.213.%d.2", id % 250);
+	if (geteuid() != 0) {
+		snprintf(why, size, "network namespaces need root");
+		return 0;
+	}
+	if (!sh("ip netns add %s 2>&1", n->name, NULL, NULL)) {
+		snprintf(why, size, "ip netns add failed (no network namespaces here)");
+		return 0;
+	}
+	n->made = 1;
+	if (!sh("ip link add %s type veth peer name %s 2>&1", n->host_if, n->ns_if, NULL) ||
+	    !sh("ip link set %s netns %s 2>&1", n->ns_if, n->name, NULL) ||
+	    !sh("ip addr add %s/24 dev %s 2>&1", n->host_addr, n->host_if, NULL) ||
+	    !sh("ip link set %s up 2>&1", n->host_if, NULL, NULL) ||
+	    !sh("ip netns exec %s ip addr add %s/24 dev %s 2>&1", n->name, n->ns_addr, n->ns_if) ||
+	    !sh("ip netns exec %s ip link set %s up 2>&1", n->name, n->ns_if, NULL) ||
+	    !sh("ip netns exec %s ip link set lo up 2>&1", n->name, NULL, NULL)) {
+		snprintf(why, size, "the veth pair could not be set up");
+		netns_remove(n);
+		return 0;
+	}
+	return 1;
+}
+
+/* node-a of a partition: in the namespace, through a wrapper that enters
+ * it (ip netns exec replaces itself with the daemon: d->pid is the
+ * daemon's), its store on the host's side of the pair. */
+static int start_in_netns(struct be_daemon *d, const struct netns *n, const char *url)
+{
+	const char *extra[] = {"--store", url, "--node-name", names[0], "--lease-ms", LEASE_MS, "--allow-anonymous", "1",
+			       NULL};
+	char wrapper[PATH_MAX];
+	FILE *f;
+
+	snprintf(wrapper, sizeof(wrapper), "%s/in-netns.sh", d->dir);
+	if (!(f = fopen(wrapper, "w")))
+		return 0;
+	fprintf(f, "#!/bin/sh\nexec ip netns exec %s '%s' \"$@\"\n", n->name, getenv("PARACORRD_BIN"));
+	if (fclose(f) != 0 || chmod(wrapper, 0755) != 0)
+		return 0;
+	return be_daemon_start_on(d, n->ns_addr, wrapper, cluster_defaults, extra);
+}
+
+/* A node cut off from PostgreSQL mid-job by a real partition (its link
+ * down): it goes on computing and cannot write; its lease runs out, the
+ * other node requeues the job and finishes it; the link comes back, and
+ * the cut-off node's late write is refused (its log says the lease was
+ * lost) while the report stays the other node's, byte for byte. */
+TEST(cluster_partitioned_node_is_fenced)
+{
+	struct netns n;
+	struct pgu pg;
+	struct be_daemon nodes[2];
+	char why[600], url[256], url_a[256], model[65], ds[65], id[1][64], *rep = NULL, *rep_after = NULL, *at;
+	const char *extra_b[] = {"--store", url, "--node-name", names[1], "--lease-ms", LEASE_MS, NULL};
+	json_t *j;
+	int k;
+
+	if (!pgu_available(why, sizeof(why)) || !getenv("PARACORRD_BIN")) {
+		pc_test_skip(t, getenv("PARACORRD_BIN") ? why : "PARACORRD_BIN is not set");
+		return;
+	}
+	if (!netns_make(&n, why, sizeof(why))) {
+		pc_test_skip(t, why); /* cluster_stopped_node_is_fenced stands in */
+		return;
+	}
+	memset(nodes, 0, sizeof(nodes));
+	if (!pgu_init_on(&pg, n.host_addr) || !pgu_new_db(&pg, url, sizeof(url))) {
+		CHECK_MSG(0, "no PostgreSQL on %s: %s", n.host_addr, pg.why);
+		goto out;
+	}
+	/* the same database, by the address the namespace reaches */
+	if (!(at = strstr(url, "@127.0.0.1:"))) {
+		CHECK_MSG(0, "an unexpected URL: %s", url);
+		goto out;
+	}
+	snprintf(url_a, sizeof(url_a), "%.*s@%s%s", (int)(at - url), url, n.host_addr, at + strlen("@127.0.0.1"));
+	if (!be_tmpdir(nodes[0].dir, sizeof(nodes[0].dir)) || !start_in_netns(&nodes[0], &n, url_a) ||
+	    !be_tmpdir(nodes[1].dir, sizeof(nodes[1].dir)) ||
+	    !be_daemon_start_on(&nodes[1], hosts[1], getenv("PARACORRD_BIN"), cluster_defaults, extra_b)) {
+		CHECK_MSG(0, "the nodes did not start");
+		goto out;
+	}
+	if (!upload_everywhere(nodes, 2, model, ds)) {
+		CHECK_MSG(0, "the uploads failed");
+		goto out;
+	}
+	/* node-a takes the job (node-b frozen until then) ... */
+	kill(nodes[1].pid, SIGSTOP);
+	if (!submit_job(&nodes[0], model, ds, 50, id[0]) || wait_running_on(&nodes[0], id, 1, names[0], 1200) != 0) {
+		kill(nodes[1].pid, SIGCONT);
+		CHECK_MSG(0, "the job did not run on node-a");
+		goto out;
+	}
+	/* ... and is cut off: its link goes down */
+	CHECK(sh("ip link set %s down 2>&1", n.host_if, NULL, NULL));
+	kill(nodes[1].pid, SIGCONT);
+	CHECK_MSG(wait_finished(&nodes[1], id, 1, WAIT_JOBS_S), "node-b did not finish the job");
+	j = job_get(&nodes[1], id[0]);
+	CHECK_MSG(!strcmp(jstr(j, "status"), "succeeded") && !strcmp(jstr(j, "node"), names[1]) &&
+			  json_integer_value(json_object_get(j, "attempts")) == 2,
+		  "after the takeover: %s on %s, %lld attempts", jstr(j, "status"), jstr(j, "node"),
+		  (long long)json_integer_value(json_object_get(j, "attempts")));
+	json_decref(j);
+	rep = report_text(&nodes[1], id[0]);
+	CHECK(rep != NULL);
+	/* the link is back: node-a's next write is refused (bounded: libpq
+	 * gives a dead connection up after tcp_user_timeout, 60 s) */
+	CHECK(sh("ip link set %s up 2>&1", n.host_if, NULL, NULL));
+	for (k = 0; k < 1800 && log_count(nodes[0].dir, "lease lost") == 0; k++)
+		be_sleep_ms(100);
+	CHECK_MSG(k < 1800, "node-a never found its lease lost");
+	CHECK_INT(log_count(nodes[0].dir, "cannot record the outcome"), 0);
+	j = job_get(&nodes[0], id[0]);
+	CHECK_MSG(j && !strcmp(jstr(j, "node"), names[1]) && json_integer_value(json_object_get(j, "attempts")) == 2,
+		  "after node-a came back: on %s, %lld attempts", jstr(j, "node"),
+		  (long long)json_integer_value(json_object_get(j, "attempts")));
+	json_decref(j);
+	rep_after = report_text(&nodes[0], id[0]);
+	CHECK_MSG(rep && rep_after && !strcmp(rep, rep_after), "the report changed after node-a came back");
+out:
+	free(rep);
+	free(rep_after);
+	for (int i = 0; i < 2; i++) {
+		if (nodes[i].pid > 0) {
+			kill(nodes[i].pid, SIGCONT);
+			be_daemon_stop(&nodes[i], SIGKILL, NULL);
+		}
+		if (nodes[i].dir[0])
+			be_rmtree(nodes[i].dir);
+	}
+	pgu_free(&pg);
+	netns_remove(&n);
 }

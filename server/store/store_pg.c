@@ -335,9 +335,15 @@ static PGconn *connect_url(const char *url)
 	/* defaults first, what the URL says wins (expand_dbname): bounded
 	 * waits on a server that went away without closing the connection
 	 * (the store's mutex is held while a statement runs) */
-	const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-				    "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
-	const char *const values[] = {"10", "30", "10", "3", "60000", "paracorrd", url, NULL};
+	/* and a session cut off inside a transaction (its node partitioned)
+	 * is ended by the server after 10 s, so that its row locks do not
+	 * keep the other nodes from requeueing its jobs */
+	const char *const keys[] = {"connect_timeout",	"keepalives_idle",	     "keepalives_interval",
+				    "keepalives_count", "tcp_user_timeout",	     "fallback_application_name",
+				    "options",		"dbname",		     NULL};
+	const char *const values[] = {"10",	"30",	     "10",
+				      "3",	"60000",     "paracorrd",
+				      "-c idle_in_transaction_session_timeout=10000", url, NULL};
 	PGconn *c = PQconnectdbParams(keys, values, 1);
 
 	if (c)
@@ -1113,10 +1119,15 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 	pcd_store_now(now);
 	snprintf(max, sizeof(max), "%d", max_attempts);
 	enter(b);
+	/* rows another session has locked are left for the next sweep: a
+	 * heartbeat in flight, or the open transaction of a node cut off
+	 * mid-statement, which the server ends (idle_in_transaction_session_
+	 * timeout, connect_url) */
 	if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
 	    (rc = q(b,
 		    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2, claim_token = NULL,"
-		    " lease_expires_at = NULL WHERE" RECOVERABLE(4) " AND cancel_requested = 0 AND attempts >= $3::integer",
+		    " lease_expires_at = NULL WHERE id IN (SELECT id FROM jobs WHERE" RECOVERABLE(4)
+		    " AND cancel_requested = 0 AND attempts >= $3::integer FOR UPDATE SKIP LOCKED)",
 		    4, p, &r, err)))
 		goto out;
 	failed = changed(r);
@@ -1125,7 +1136,10 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 	/* the attempt that crashed stays counted: that is what bounds retries */
 	p[0] = now;
 	p[1] = node;
-	if ((rc = q(b, "UPDATE jobs SET" REQUEUE_SET " WHERE" RECOVERABLE(2), 2, p, &r, err)))
+	if ((rc = q(b,
+		    "UPDATE jobs SET" REQUEUE_SET " WHERE id IN (SELECT id FROM jobs WHERE" RECOVERABLE(2)
+		    " FOR UPDATE SKIP LOCKED)",
+		    2, p, &r, err)))
 		goto out;
 	requeued = changed(r);
 	if ((requeued > 0 && (rc = q(b, NOTIFY_JOBS, 0, NULL, NULL, err))) || (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
