@@ -36,21 +36,21 @@
 #include "pg_util.h"
 #include "test.h"
 
-#define N_NODES 3
-#define N_JOBS 6
-#define LEASE_MS "3000"
+#define N_NODES	    3
+#define N_JOBS	    6
+#define LEASE_MS    "3000"
 #define WAIT_JOBS_S 400 /* longest wait for every job */
 
 static const char *const hosts[N_NODES] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
 static const char *const names[N_NODES] = {"node-a", "node-b", "node-c"};
 
 /* long enough (a few seconds on a loaded machine) to be caught running */
-#define JOB_SPEC                                                                                                   \
-	"{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 64, \"batch_size\": 16, \"seed\": %d, "                  \
-	"\"corruption\": {\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.2, 0.5, 1], \"random_trials\": 400, " \
+#define JOB_SPEC                                                                                                       \
+	"{\"model\": \"%s\", \"dataset\": \"%s\", \"limit\": 64, \"batch_size\": 16, \"seed\": %d, "                   \
+	"\"corruption\": {\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.2, 0.5, 1], \"random_trials\": 400, "  \
 	"\"groups\": [\"model\", \"tensor\"]}}"
 
-static const char *const cluster_defaults[] = {"--workers", "1", "--threads-per-job", "1", "--poll-ms", "200",
+static const char *const cluster_defaults[] = {"--workers",  "1",  "--threads-per-job",	 "1", "--poll-ms", "200",
 					       "--cache-mb", "64", "--min-free-disk-mb", "1", NULL};
 
 static int req(const struct be_daemon *d, const char *method, const char *path, const char *ctype, const void *body,
@@ -400,7 +400,7 @@ TEST(cluster_stopped_node_is_fenced)
 	REQUIRE_MSG(wait_finished(&nodes[1], id, 1, WAIT_JOBS_S), "node-b did not finish the job");
 	j = job_get(&nodes[1], id[0]);
 	CHECK_MSG(!strcmp(jstr(j, "status"), "succeeded") && !strcmp(jstr(j, "node"), names[1]) &&
-			  json_integer_value(json_object_get(j, "attempts")) == 2,
+		      json_integer_value(json_object_get(j, "attempts")) == 2,
 		  "after the takeover: %s on %s, %lld attempts", jstr(j, "status"), jstr(j, "node"),
 		  (long long)json_integer_value(json_object_get(j, "attempts")));
 	json_decref(j);
@@ -497,8 +497,8 @@ static int netns_make(struct netns *n, char *why, size_t size)
  * daemon's), its store on the host's side of the pair. */
 static int start_in_netns(struct be_daemon *d, const struct netns *n, const char *url)
 {
-	const char *extra[] = {"--store", url, "--node-name", names[0], "--lease-ms", LEASE_MS, "--allow-anonymous", "1",
-			       NULL};
+	const char *extra[] = {"--store",	    url, "--node-name", names[0], "--lease-ms", LEASE_MS,
+			       "--allow-anonymous", "1", NULL};
 	char wrapper[PATH_MAX];
 	FILE *f;
 
@@ -568,7 +568,7 @@ TEST(cluster_partitioned_node_is_fenced)
 	CHECK_MSG(wait_finished(&nodes[1], id, 1, WAIT_JOBS_S), "node-b did not finish the job");
 	j = job_get(&nodes[1], id[0]);
 	CHECK_MSG(!strcmp(jstr(j, "status"), "succeeded") && !strcmp(jstr(j, "node"), names[1]) &&
-			  json_integer_value(json_object_get(j, "attempts")) == 2,
+		      json_integer_value(json_object_get(j, "attempts")) == 2,
 		  "after the takeover: %s on %s, %lld attempts", jstr(j, "status"), jstr(j, "node"),
 		  (long long)json_integer_value(json_object_get(j, "attempts")));
 	json_decref(j);
