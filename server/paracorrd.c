@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 	struct pcd_workers_cfg wcfg;
 	struct pc_error err = {0};
 	struct pcd_http *http = NULL;
-	char path[PATH_MAX], q[1100];
+	char path[PATH_MAX], q[1100], qn[300], node[PCD_NODE_MAX + 1];
 	sigset_t sigs;
 	int sig = 0, port = 0, n_requeued = 0, n_failed = 0, rc = 1, lock_fd = -1;
 	double t0;
@@ -133,7 +133,8 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/paracorr.db", s.data_dir);
 	else
 		snprintf(path, sizeof(path), "%s", s.store);
-	if (pcd_store_open(path, &app.store, &err)) {
+	pcd_settings_node_name(&s, node, sizeof(node));
+	if (pcd_store_open(path, &app.store, &err) || pcd_store_set_node(app.store, node, s.lease_ms, &err)) {
 		die("database", &err);
 		goto out;
 	}
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
 	}
 	if (n_requeued || n_failed)
 		pcd_log("info", "msg=\"recovered jobs left running\" requeued=%d failed=%d", n_requeued, n_failed);
-	if (!(app.prom = pcd_prom_new())) {
+	if (!(app.prom = pcd_prom_new(node))) {
 		fprintf(stderr, "paracorrd: out of memory\n");
 		goto out;
 	}
@@ -173,9 +174,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	pcd_log("info",
-		"msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=%s store=%s auth=%s version=%s",
+		"msg=listening listen=%s port=%d workers=%d threads_per_job=%d data_dir=%s store=%s node=%s auth=%s version=%s",
 		s.listen, port, s.workers, s.threads_per_job, pcd_log_quote(s.data_dir, q, sizeof(q)),
-		pcd_store_backend(app.store),
+		pcd_store_backend(app.store), pcd_log_quote(node, qn, sizeof(qn)),
 		app.tokens ? "bearer" : "none", PC_VERSION);
 
 	while (sigwait(&sigs, &sig) != 0)

@@ -66,6 +66,8 @@ static const struct setting table[] = {
 	INT_SETTING(min_free_disk_mb, 0, 1048576, "512"),
 	INT_SETTING(drain_timeout_s, 1, 3600, "8"),
 	INT_SETTING(poll_ms, 10, 60000, "1000"),
+	STR_SETTING(node_name, ""),
+	INT_SETTING(lease_ms, 1000, 3600000, "30000"),
 };
 
 /* Keys of the shared config file that belong to the CLI. */
@@ -120,6 +122,23 @@ double pcd_settings_max_work(const struct pcd_settings *s)
 void pcd_settings_resolve(struct pcd_settings *s)
 {
 	pcd_workers_auto_size(&s->workers, &s->threads_per_job);
+}
+
+void pcd_settings_node_name(const struct pcd_settings *s, char *out, size_t size)
+{
+	char host[256];
+
+	if (s->node_name[0]) {
+		snprintf(out, size, "%s", s->node_name);
+		return;
+	}
+	if (gethostname(host, sizeof(host)) != 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (s->port)
+		snprintf(out, size, "%.100s:%d", host, s->port);
+	else
+		snprintf(out, size, "%.100s:pid%ld", host, (long)getpid());
 }
 
 int pcd_settings_set(struct pcd_settings *s, const char *key, const char *value, const char *origin,

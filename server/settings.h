@@ -49,6 +49,8 @@ struct pcd_settings {
 	int min_free_disk_mb;
 	int drain_timeout_s;
 	int poll_ms;
+	char node_name[129]; /* "" at first: "<hostname>:<port>" (pcd_settings_node_name) */
+	int lease_ms;	     /* a claim's lease, renewed by heartbeats */
 	int print_config; /* --print-config: print the effective settings and exit */
 };
 
@@ -62,6 +64,9 @@ void pcd_settings_resolve(struct pcd_settings *s);
 
 /* The core's caps from the settings, for pc_limits_set at startup. */
 void pcd_settings_limits(const struct pcd_settings *s, struct pc_limits *l);
+/* The node's name: node_name, or "<hostname>:<port>" when it is empty
+ * ("<hostname>:pid<pid>" for port 0, which differs at each start). */
+void pcd_settings_node_name(const struct pcd_settings *s, char *out, size_t size);
 /* max_job_work in multiply-adds (0: no bound). */
 double pcd_settings_max_work(const struct pcd_settings *s);
 

@@ -366,6 +366,12 @@ int be_daemon_healthy(const struct be_daemon *d)
 
 int be_daemon_start(struct be_daemon *d, const char *bin, const char *const *defaults, const char *const *extra)
 {
+	return be_daemon_start_on(d, NULL, bin, defaults, extra);
+}
+
+int be_daemon_start_on(struct be_daemon *d, const char *host, const char *bin, const char *const *defaults,
+		       const char *const *extra)
+{
 	int attempt;
 
 	for (attempt = 0; attempt < 5; attempt++) {
@@ -377,10 +383,14 @@ int be_daemon_start(struct be_daemon *d, const char *bin, const char *const *def
 		snprintf(port, sizeof(port), "%d", d->port);
 		snprintf(data, sizeof(data), "%s/data", d->dir);
 		snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
-		snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
+		snprintf(d->base, sizeof(d->base), "http://%s:%d", host ? host : "127.0.0.1", d->port);
 		argv[n++] = bin;
 		argv[n++] = "--port";
 		argv[n++] = port;
+		if (host) {
+			argv[n++] = "--listen";
+			argv[n++] = host;
+		}
 		argv[n++] = "--data-dir";
 		argv[n++] = data;
 		for (i = 0; defaults && defaults[i] && n < 95; i++)

@@ -40,6 +40,10 @@ int be_free_port(void);
  * NULL; a later flag wins), and waits until /healthz answers 200; a few
  * ports are tried in case one is taken. 1 up, 0 failed (d->pid 0). */
 int be_daemon_start(struct be_daemon *d, const char *bin, const char *const *defaults, const char *const *extra);
+/* The same on another loopback address (host: "127.0.0.2", ...; NULL:
+ * 127.0.0.1), passed as --listen and used in d->base. */
+int be_daemon_start_on(struct be_daemon *d, const char *host, const char *bin, const char *const *defaults,
+		       const char *const *extra);
 /* GET /healthz answered 200 (with the daemon's token, as every request). */
 int be_daemon_healthy(const struct be_daemon *d);
 /* Sends sig and waits; the exit status (128 + signal when killed), -1

@@ -54,10 +54,10 @@ int pgu_start(struct pgu *p)
 	/* only 127.0.0.1, the socket in the cluster's directory; durability
 	 * is not what these tests are about */
 	snprintf(cmd, sizeof(cmd),
-		 "%s" PGU_BIN "/pg_ctl -D '%s/data' -l '%s/server.log' -w -t %d -o \"-c listen_addresses=127.0.0.1"
+		 "%s" PGU_BIN "/pg_ctl -D '%s/data' -l '%s/server.log' -w -t %d -o \"-c listen_addresses=127.0.0.1%s%s"
 		 " -p %d -k '%s' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=40"
 		 " -c shared_buffers=16MB\" start 2>&1",
-		 as_owner(), p->dir, p->dir, PGU_WAIT_S, p->port, p->dir);
+		 as_owner(), p->dir, p->dir, PGU_WAIT_S, p->also[0] ? "," : "", p->also, p->port, p->dir);
 	if (!run(p, cmd))
 		return 0;
 	p->running = 1;
@@ -80,9 +80,22 @@ int pgu_stop(struct pgu *p)
 
 int pgu_init(struct pgu *p)
 {
+	return pgu_init_on(p, NULL);
+}
+
+int pgu_init_on(struct pgu *p, const char *addr)
+{
 	char cmd[2048];
 
 	memset(p, 0, sizeof(*p));
+	if (addr) {
+		/* an address only: it goes into a shell command and a config line */
+		if (strlen(addr) >= sizeof(p->also) || strspn(addr, "0123456789.") != strlen(addr)) {
+			snprintf(p->why, sizeof(p->why), "not an IPv4 address: %.60s", addr);
+			return 0;
+		}
+		snprintf(p->also, sizeof(p->also), "%s", addr);
+	}
 	if (!pgu_available(p->why, sizeof(p->why)))
 		return 0;
 	if (!be_tmpdir(p->dir, sizeof(p->dir))) {
@@ -102,6 +115,11 @@ int pgu_init(struct pgu *p)
 		 as_owner(), p->dir);
 	if (!run(p, cmd))
 		goto fail;
+	if (p->also[0]) {
+		snprintf(cmd, sizeof(cmd), "echo 'host all all %s/24 trust' >> '%s/data/pg_hba.conf'", p->also, p->dir);
+		if (!run(p, cmd))
+			goto fail;
+	}
 	/* a port free a moment ago; another process may take it first */
 	for (int tries = 0; tries < 5; tries++) {
 		if ((p->port = be_free_port()) < 0) {

@@ -18,12 +18,17 @@ struct pgu {
 	int running;
 	int n_db; /* databases made, for the next name */
 	char why[512]; /* what failed, when a call returned 0 */
+	char also[64]; /* another address it listens on and trusts (pgu_init_on), "" when none */
 };
 
 /* Whether PostgreSQL 15's binaries are installed; else why says so. */
 int pgu_available(char *why, size_t size);
 /* initdb and start: 1 up, 0 failed (p->why). */
 int pgu_init(struct pgu *p);
+/* The same, listening on the IPv4 address addr too (it must exist: a
+ * test's own veth in a network namespace it made) and trusting logins
+ * from addr's /24. */
+int pgu_init_on(struct pgu *p, const char *addr);
 /* Stop (fast) and start the same cluster again: 1 done, 0 failed. */
 int pgu_stop(struct pgu *p);
 int pgu_start(struct pgu *p);

@@ -776,12 +776,23 @@ TEST(http_flow_ready_metrics)
 	/* metrics: the one job succeeded, waiting on it polled /v1/jobs/{id} */
 	REQUIRE(get(&d, "/metrics", &r) == 0);
 	CHECK_INT(r.status, 200);
-	CHECK(r.body && strstr(r.body, "paracorr_http_requests_total{route=\"/v1/jobs/{id}\",method=\"GET\",code=\"200\"}"));
-	CHECK(r.body && strstr(r.body, "paracorr_http_request_duration_seconds_bucket{route=\"/v1/models\""));
-	CHECK(r.body && strstr(r.body, "paracorr_jobs_total{kind=\"analyze\",outcome=\"succeeded\"} 1\n"));
-	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
-	CHECK(r.body && strstr(r.body, "paracorr_upload_bytes_total{kind=\"model\"}"));
+	{
+		/* every series carries the node's label (node_name; here the
+		 * default, "<hostname>:<port>") */
+		char host[256] = "", line[600];
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(line, sizeof(line),
+			 "paracorr_jobs_total{kind=\"analyze\",outcome=\"succeeded\",node=\"%.100s:%d\"} 1\n", host,
+			 d.port);
+		CHECK_MSG(r.body && strstr(r.body, line), "no %s in %s", line, r.body ? r.body : "");
+	}
+	CHECK(r.body && strstr(r.body, "paracorr_http_requests_total{route=\"/v1/jobs/{id}\",method=\"GET\",code=\"200\",node=\""));
+	CHECK(r.body && strstr(r.body, "paracorr_http_request_duration_seconds_bucket{route=\"/v1/models\",node=\""));
+	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\",node=\""));
+	CHECK(r.body && strstr(r.body, "paracorr_upload_bytes_total{kind=\"model\",node=\""));
 	CHECK(r.body && strstr(r.body, "paracorr_build_info{"));
+	CHECK(r.body && strstr(r.body, "\nparacorr_draining{node=\""));
 	be_resp_free(&r);
 	flow_teardown(t, &d);
 }
@@ -2526,7 +2537,7 @@ TEST(http_tenants_metrics)
 	}
 	REQUIRE(request(&d, "GET", "/metrics", NULL, NULL, 0, NULL, 0, "Authorization: Bearer tok-ops", &r) == 0);
 	CHECK_INT(r.status, 200);
-	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\"}"));
+	CHECK(r.body && strstr(r.body, "paracorr_queue_depth{state=\"queued\",node=\""));
 	be_resp_free(&r);
 	/* the rest of the tenant's API is unchanged for an ordinary token */
 	REQUIRE(request(&d, "GET", "/v1/jobs", NULL, NULL, 0, NULL, 0, "Authorization: Bearer tok-alice", &r) == 0);
@@ -4539,18 +4550,19 @@ TEST(http_postgresql_store)
 	json_decref(rep);
 	json_decref(cli);
 	{
-		/* a second daemon (its own data directory) on the same database
-		 * is refused at startup: one daemon per database (README) */
-		char dir2[PATH_MAX - 64], cmd[3 * PATH_MAX], out[4096];
-		int st;
+		/* the job names the node that ran it: without node_name,
+		 * "<hostname>:<port>" */
+		char host[256] = "", want[300];
 
-		REQUIRE(be_tmpdir(dir2, sizeof(dir2)));
-		snprintf(cmd, sizeof(cmd), "'%s' --port 0 --data-dir '%s/data' --store '%s' 2>&1", getenv("PARACORRD_BIN"),
-			 dir2, url);
-		st = be_run(cmd, out, sizeof(out), 60);
-		CHECK_MSG(st != 0 && strstr(out, "another paracorrd uses this PostgreSQL database"),
-			  "a second daemon on the same database: exit %d: %s", st, out);
-		be_rmtree(dir2);
+		gethostname(host, sizeof(host) - 1);
+		snprintf(want, sizeof(want), "%.100s:%d", host, d.port);
+		snprintf(path, sizeof(path), "/v1/jobs/%s", job);
+		REQUIRE(get(&d, path, &r) == 0);
+		j = be_resp_json(&r);
+		CHECK_MSG(j && !strcmp(json_string_value(json_object_get(j, "node")) ?: "", want),
+			  "the job's node: %s", r.body ? r.body : "");
+		json_decref(j);
+		be_resp_free(&r);
 	}
 
 	REQUIRE_MSG(pgu_stop(&pg), "%s", pg.why);

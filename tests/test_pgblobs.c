@@ -657,7 +657,7 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	CHECK_MSG(hrep, "the harden job on a did not succeed");
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", hjob);
 	CHECK(http(&a, "GET", path, NULL, NULL, 0, NULL, 0, &ra) == 0 && ra.status == 200 && ra.len > 0);
-	/* one daemon per database in this version: a stops before b starts */
+	/* a stops before b starts: b has the model from nowhere but the database */
 	CHECK_INT(be_daemon_stop(&a, SIGTERM, NULL), 0);
 	REQUIRE_MSG(be_daemon_start(&b, bin, defaults, NULL), "daemon b did not start (%s/daemon.log)", b.dir);
 	snprintf(path, sizeof(path), "%s/data/models/%s.onnx", b.dir, model);
@@ -706,13 +706,16 @@ TEST(pgblobs_schema_1_is_migrated_to_2)
 	pcd_store_close(s);
 	s = NULL;
 	/* a database as version 1 left it */
-	REQUIRE_MSG(pgu_exec(url, "DROP TABLE blob_parts, blobs, blob_chunks; UPDATE paracorr_schema SET version = 1",
+	REQUIRE_MSG(pgu_exec(url,
+			     "DROP TABLE blob_parts, blobs, blob_chunks; DROP INDEX jobs_running_lease;"
+			     " ALTER TABLE jobs DROP COLUMN lease_expires_at, DROP COLUMN claim_token, DROP COLUMN node;"
+			     " UPDATE paracorr_schema SET version = 1",
 			     why, sizeof(why)),
 		    "%s", why);
 	CHECK_INT(
 	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 0);
 	REQUIRE_MSG(pcd_store_open(url, &s, &err) == PC_OK, "%s", err.text);
-	CHECK_INT(count(url, "SELECT max(version) FROM paracorr_schema"), 2);
+	CHECK_INT(count(url, "SELECT max(version) FROM paracorr_schema"), 3);
 	CHECK_INT(
 	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 3);
 	CHECK_INT(count(url, "SELECT count(*) FROM models"), 1);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "settings.h"
 #include "test.h"
@@ -129,4 +130,33 @@ TEST(settings_store_is_sqlite_or_a_postgresql_url)
 	CHECK(pcd_settings_from_args(&s, 1, argv, &err) == 0);
 	unsetenv("PARACORR_STORE");
 	CHECK(!strcmp(s.store, "postgres://alice@localhost/p"));
+}
+
+/* node_name: as set, else "<hostname>:<port>", and "<hostname>:pid<pid>"
+ * on port 0 (a port that differs at each start would not name the node's
+ * jobs across restarts); lease_ms within its bounds. */
+TEST(settings_node_name_and_lease)
+{
+	struct pcd_settings s;
+	struct pc_error err = {0};
+	char host[256] = "", want[400], got[200];
+
+	pcd_settings_default(&s);
+	CHECK_INT(s.lease_ms, 30000);
+	gethostname(host, sizeof(host) - 1);
+	s.port = 8123;
+	pcd_settings_node_name(&s, got, sizeof(got));
+	snprintf(want, sizeof(want), "%.100s:8123", host);
+	CHECK_MSG(!strcmp(got, want), "%s, expected %s", got, want);
+	s.port = 0;
+	pcd_settings_node_name(&s, got, sizeof(got));
+	snprintf(want, sizeof(want), "%.100s:pid%ld", host, (long)getpid());
+	CHECK_MSG(!strcmp(got, want), "%s, expected %s", got, want);
+	CHECK_INT(pcd_settings_set(&s, "node-name", "worker-1", "flag", &err), 0);
+	pcd_settings_node_name(&s, got, sizeof(got));
+	CHECK(!strcmp(got, "worker-1"));
+	CHECK_INT(pcd_settings_set(&s, "lease_ms", "999", "PARACORR_LEASE_MS", &err), PC_ERR_INVALID);
+	CHECK(!strcmp(err.where, "lease_ms") && strstr(err.text, "1000..3600000"));
+	CHECK_INT(pcd_settings_set(&s, "lease-ms", "5000", "flag", NULL), 0);
+	CHECK_INT(s.lease_ms, 5000);
 }

@@ -159,7 +159,7 @@ static int submit(struct pcd_store *s, int seed, const char *key, char id[PCD_JO
 STORE_TEST(store_submit_and_claim_in_order)
 {
 	struct fixture f;
-	char ids[3][PCD_JOB_ID_LEN + 1];
+	char ids[3][PCD_JOB_ID_LEN + 1], toks[3][PCD_TOKEN_LEN + 1];
 	struct pcd_job j;
 	struct pc_error err = {0};
 	int i, cancel = -1;
@@ -176,16 +176,23 @@ STORE_TEST(store_submit_and_claim_in_order)
 		CHECK_INT(j.status, PCD_JOB_RUNNING);
 		CHECK_INT(j.attempts, 1);
 		CHECK(j.started_at[0] != '\0');
+		CHECK_INT(strlen(j.claim_token), PCD_TOKEN_LEN);
+		CHECK_MSG(!strcmp(j.node, "local"), "%s", j.node);
+		memcpy(toks[i], j.claim_token, sizeof(toks[i]));
 		pcd_job_free(&j);
 	}
+	CHECK(strcmp(toks[0], toks[1]) != 0);
 	CHECK_INT(pcd_store_job_claim(f.s, &j, &err), PC_ERR_NOT_FOUND);
 	CHECK_INT(err.code, PC_OK); /* "nothing queued" is not an error */
 
-	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], "{\"phase\":\"clean evaluation\",\"done\":1,\"total\":4}",
-					  &cancel, &err),
+	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], toks[0],
+					  "{\"phase\":\"clean evaluation\",\"done\":1,\"total\":4}", &cancel, &err),
 		  PC_OK);
 	CHECK_INT(cancel, 0);
-	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_SUCCEEDED, "{\"report\": 1}", NULL, &err), PC_OK);
+	/* another attempt's token is refused, and so is none */
+	CHECK_INT(pcd_store_job_complete(f.s, ids[0], toks[1], PCD_JOB_SUCCEEDED, "{}", NULL, NULL), PC_ERR_LEASE_LOST);
+	CHECK_INT(pcd_store_job_complete(f.s, ids[0], NULL, PCD_JOB_SUCCEEDED, "{}", NULL, NULL), PC_ERR_INTERNAL);
+	CHECK_INT(pcd_store_job_complete(f.s, ids[0], toks[0], PCD_JOB_SUCCEEDED, "{\"report\": 1}", NULL, &err), PC_OK);
 	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, ids[0], &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_SUCCEEDED);
 	CHECK(j.has_report);
@@ -199,9 +206,9 @@ STORE_TEST(store_submit_and_claim_in_order)
 	CHECK_INT(pcd_store_job_report(f.s, PCD_ALL_TENANTS, ids[1], &report, &err), PC_ERR_CONFLICT);
 	CHECK_INT(pcd_store_job_report(f.s, PCD_ALL_TENANTS, "j-0000000000000000", &report, NULL), PC_ERR_NOT_FOUND);
 	/* a finished job cannot be completed or heartbeaten again */
-	CHECK_INT(pcd_store_job_complete(f.s, ids[0], PCD_JOB_FAILED, NULL, "{}", NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], NULL, NULL, NULL), PC_ERR_CONFLICT);
-	CHECK_INT(pcd_store_job_heartbeat(f.s, "j-nope", NULL, NULL, NULL), PC_ERR_NOT_FOUND);
+	CHECK_INT(pcd_store_job_complete(f.s, ids[0], toks[0], PCD_JOB_FAILED, NULL, "{}", NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_heartbeat(f.s, ids[0], toks[0], NULL, NULL, NULL), PC_ERR_CONFLICT);
+	CHECK_INT(pcd_store_job_heartbeat(f.s, "j-nope", toks[0], NULL, NULL, NULL), PC_ERR_NOT_FOUND);
 	teardown(&f);
 }
 
@@ -270,7 +277,7 @@ STORE_TEST(store_queue_full_and_bad_specs)
 STORE_TEST(store_cancel_states)
 {
 	struct fixture f;
-	char q[PCD_JOB_ID_LEN + 1], r[PCD_JOB_ID_LEN + 1];
+	char q[PCD_JOB_ID_LEN + 1], r[PCD_JOB_ID_LEN + 1], tok[PCD_TOKEN_LEN + 1];
 	enum pcd_job_status after;
 	struct pcd_job j;
 	struct pc_error err = {0};
@@ -281,6 +288,7 @@ STORE_TEST(store_cancel_states)
 	REQUIRE(submit(f.s, 2, NULL, q) == PC_OK);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 	CHECK(strcmp(j.id, r) == 0);
+	memcpy(tok, j.claim_token, sizeof(tok));
 	pcd_job_free(&j);
 
 	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, q, &after, &err) == PC_OK);
@@ -293,9 +301,9 @@ STORE_TEST(store_cancel_states)
 
 	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, r, &after, &err) == PC_OK);
 	CHECK_INT(after, PCD_JOB_RUNNING);
-	REQUIRE(pcd_store_job_heartbeat(f.s, r, NULL, &cancel, &err) == PC_OK);
+	REQUIRE(pcd_store_job_heartbeat(f.s, r, tok, NULL, &cancel, &err) == PC_OK);
 	CHECK_INT(cancel, 1);
-	REQUIRE(pcd_store_job_complete(f.s, r, PCD_JOB_CANCELLED, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_complete(f.s, r, tok, PCD_JOB_CANCELLED, NULL, NULL, &err) == PC_OK);
 
 	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, r, &after, NULL), PC_ERR_CONFLICT);
 	CHECK_INT(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, q, &after, NULL), PC_ERR_CONFLICT);
@@ -366,7 +374,7 @@ STORE_TEST(store_recover_after_crash_and_attempts_bound)
 STORE_TEST(store_requeue_after_drain_is_not_an_attempt)
 {
 	struct fixture f;
-	char a[PCD_JOB_ID_LEN + 1];
+	char a[PCD_JOB_ID_LEN + 1], tok[PCD_TOKEN_LEN + 1];
 	struct pcd_job j;
 	struct pc_error err = {0};
 	int i;
@@ -376,19 +384,22 @@ STORE_TEST(store_requeue_after_drain_is_not_an_attempt)
 	for (i = 0; i < 5; i++) {
 		REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
 		CHECK_INT(j.attempts, 1);
+		memcpy(tok, j.claim_token, sizeof(tok));
 		pcd_job_free(&j);
-		REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
+		REQUIRE(pcd_store_job_requeue(f.s, a, tok, &err) == PC_OK);
 	}
 	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_QUEUED);
 	CHECK_INT(j.attempts, 0);
 	pcd_job_free(&j);
-	CHECK_INT(pcd_store_job_requeue(f.s, a, NULL), PC_ERR_CONFLICT);
+	/* the requeue took the token away: that attempt can write no more */
+	CHECK_INT(pcd_store_job_requeue(f.s, a, tok, NULL), PC_ERR_LEASE_LOST);
 	/* a cancel asked for during the run wins over the requeue */
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	memcpy(tok, j.claim_token, sizeof(tok));
 	pcd_job_free(&j);
 	REQUIRE(pcd_store_job_cancel(f.s, PCD_ALL_TENANTS, a, NULL, &err) == PC_OK);
-	REQUIRE(pcd_store_job_requeue(f.s, a, &err) == PC_OK);
+	REQUIRE(pcd_store_job_requeue(f.s, a, tok, &err) == PC_OK);
 	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, a, &j, &err) == PC_OK);
 	CHECK_INT(j.status, PCD_JOB_CANCELLED);
 	pcd_job_free(&j);
@@ -679,7 +690,7 @@ STORE_TEST(store_job_json_shape)
 	REQUIRE(setup(&f) == 0);
 	REQUIRE(pcd_store_job_submit(f.s, "default", 0, "analyze", spec_seed(1), NULL, NULL, 0, 0, NULL, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
-	REQUIRE(pcd_store_job_heartbeat(f.s, j.id,
+	REQUIRE(pcd_store_job_heartbeat(f.s, j.id, j.claim_token,
 					"{\"phase\": \"random corruption\", \"done\": 37, \"total\": 120, \"fraction\": 0.31}",
 					NULL, &err) == PC_OK);
 	pcd_job_free(&j);
@@ -736,7 +747,7 @@ static void *race_claim(void *arg)
 		k = __atomic_fetch_add(&r->claimed, 1, __ATOMIC_SEQ_CST);
 		if (k < 200)
 			memcpy(r->seen[k], j.id, sizeof(j.id));
-		pcd_store_job_complete(r->s, j.id, PCD_JOB_SUCCEEDED, "{}", NULL, NULL);
+		pcd_store_job_complete(r->s, j.id, j.claim_token, PCD_JOB_SUCCEEDED, "{}", NULL, NULL);
 		pcd_job_free(&j);
 	}
 	return NULL;
@@ -795,10 +806,10 @@ STORE_TEST(store_refuses_deleting_what_a_pending_job_references)
 		struct pcd_job c;
 
 		REQUIRE(pcd_store_job_claim(f.s, &c, &err) == PC_OK);
+		CHECK_INT(pcd_store_dataset_delete(f.s, "default", train, NULL, NULL), PC_ERR_CONFLICT);
+		REQUIRE(pcd_store_job_complete(f.s, j.id, c.claim_token, PCD_JOB_FAILED, NULL, "{}", &err) == PC_OK);
 		pcd_job_free(&c);
 	}
-	CHECK_INT(pcd_store_dataset_delete(f.s, "default", train, NULL, NULL), PC_ERR_CONFLICT);
-	REQUIRE(pcd_store_job_complete(f.s, j.id, PCD_JOB_FAILED, NULL, "{}", &err) == PC_OK);
 	CHECK_INT(pcd_store_dataset_delete(f.s, "default", train, &unused, &err), PC_OK);
 	CHECK_INT(unused, 1);
 	pcd_job_free(&j);
@@ -814,21 +825,22 @@ STORE_TEST(store_records_job_artifacts)
 	struct pc_error err = {0};
 	char id[PCD_JOB_ID_LEN + 1], got[65];
 
+	struct pcd_job c;
+
 	REQUIRE(setup(&f) == 0);
 	REQUIRE(submit(f.s, 1, NULL, id) == PC_OK);
 	CHECK_INT(pcd_store_job_artifact_get(f.s, id, "model.onnx", got, NULL), PC_ERR_NOT_FOUND);
-	REQUIRE(pcd_store_job_artifact_put(f.s, id, "model.onnx", made, &err) == PC_OK);
+	/* only the running attempt records what it made */
+	CHECK_INT(pcd_store_job_artifact_put(f.s, id, "0123456789abcdef0123456789abcdef", "model.onnx", made, NULL),
+		  PC_ERR_LEASE_LOST);
+	REQUIRE(pcd_store_job_claim(f.s, &c, &err) == PC_OK);
+	REQUIRE(pcd_store_job_artifact_put(f.s, id, c.claim_token, "model.onnx", made, &err) == PC_OK);
 	pcd_store_close(f.s);
 	REQUIRE(pcd_store_open(f.db, &f.s, &err) == PC_OK);
 	CHECK_INT(pcd_store_job_artifact_get(f.s, id, "model.onnx", got, &err), PC_OK);
 	CHECK(!strcmp(got, made));
-	{
-		struct pcd_job c;
-
-		REQUIRE(pcd_store_job_claim(f.s, &c, &err) == PC_OK);
-		pcd_job_free(&c);
-	}
-	REQUIRE(pcd_store_job_complete(f.s, id, PCD_JOB_SUCCEEDED, "{}", NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_complete(f.s, id, c.claim_token, PCD_JOB_SUCCEEDED, "{}", NULL, &err) == PC_OK);
+	pcd_job_free(&c);
 	REQUIRE(pcd_store_job_delete(f.s, PCD_ALL_TENANTS, id, &err) == PC_OK);
 	CHECK_INT(pcd_store_job_artifact_get(f.s, id, "model.onnx", got, NULL), PC_ERR_NOT_FOUND);
 	teardown(&f);
@@ -897,7 +909,7 @@ TEST(store_migrates_v2_to_job_references)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	CHECK_INT(version, 4); /* and on to the current version */
+	CHECK_INT(version, 5); /* and on to the current version */
 	CHECK(sqlite3_prepare_v2(raw, "SELECT model_id FROM jobs", -1, &st, NULL) != SQLITE_OK);
 	sqlite3_close(raw);
 	be_rmtree(dir);
@@ -916,13 +928,13 @@ TEST(store_refuses_a_newer_schema)
 	REQUIRE(be_tmpdir(dir, sizeof(dir)));
 	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
 	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
-	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 5", NULL, NULL, NULL) == SQLITE_OK);
+	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 6", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(raw);
 
 	CHECK_INT(pcd_store_open(db, &s, &err), PC_ERR_UNSUPPORTED);
 	CHECK(!s);
 	CHECK_MSG(!strcmp(err.where, "store") &&
-			  !strcmp(err.text, "database schema version 5 is newer than this program's 4"),
+			  !strcmp(err.text, "database schema version 6 is newer than this program's 5"),
 		  "%s: %s", err.where, err.text);
 	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
 	REQUIRE(sqlite3_prepare_v2(raw,
@@ -934,7 +946,7 @@ TEST(store_refuses_a_newer_schema)
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(raw);
-	CHECK_INT(version, 5);
+	CHECK_INT(version, 6);
 	CHECK_INT(objects, 0);
 	be_rmtree(dir);
 }
@@ -1097,7 +1109,7 @@ TEST(store_pg_refuses_a_newer_schema)
 	CHECK_INT(pcd_store_open(f.db, &s, &err), PC_ERR_UNSUPPORTED);
 	CHECK(!s);
 	CHECK_MSG(!strcmp(err.where, "store") &&
-			  !strcmp(err.text, "database schema version 99 is newer than this program's 2"),
+			  !strcmp(err.text, "database schema version 99 is newer than this program's 3"),
 		  "%s: %s", err.where, err.text);
 	/* still version 99, the jobs table there: the refusal changed nothing */
 	CHECK_MSG(pgu_exec(f.db, "SELECT 1 FROM paracorr_schema WHERE version = 99 HAVING count(*) = 1", why,
@@ -1121,7 +1133,7 @@ static void *claim_all(void *arg)
 	/* bounded: 40 jobs in all, and a claim that finds none ends it */
 	while (c->n < 40 && pcd_store_job_claim(c->s, &j, NULL) == PC_OK) {
 		c->seqs[c->n++] = j.seq;
-		pcd_store_job_complete(c->s, j.id, PCD_JOB_SUCCEEDED, "{}", NULL, NULL);
+		pcd_store_job_complete(c->s, j.id, j.claim_token, PCD_JOB_SUCCEEDED, "{}", NULL, NULL);
 		pcd_job_free(&j);
 	}
 	return NULL;
@@ -1218,15 +1230,137 @@ TEST(store_pg_unreachable_is_busy_and_reconnects)
 	pgu_free(&pg);
 }
 
-/* One daemon per PostgreSQL database in this version: recovery (what a
- * daemon does at startup) claims the database, and a second store's
- * recovery is refused while the first is open. */
-TEST(store_pg_one_daemon_per_database)
+/* Sweeps from store b until it requeued (or failed) one job whose lease
+ * ran out: at most 100 tries 0.1 s apart, well beyond the 1 s lease. */
+static int sweep_until_one(struct pcd_store *b, int max_attempts, int *failed)
+{
+	struct pc_error err = {0};
+	int requeued = 0, nfail = 0;
+
+	for (int i = 0; i < 100 && requeued + nfail == 0; i++) {
+		usleep(100000);
+		if (pcd_store_job_sweep(b, max_attempts, &requeued, &nfail, &err) != PC_OK)
+			return -1;
+	}
+	if (failed)
+		*failed = nfail;
+	return requeued + nfail;
+}
+
+/* Leases and fencing, on both backends: node "a" claims with a 1 s lease
+ * and stops heartbeating; a second connection (node "b") finds nothing to
+ * sweep while the lease holds, then requeues the job once it ran out,
+ * attempts counted; a's heartbeat, artifact and outcome with its old token
+ * are refused (PC_ERR_LEASE_LOST) and leave the row as it was; b claims
+ * (attempt 2, a new token, node "b") and its outcome lands; after
+ * max_attempts the sweep gives up on the job as recovery does. */
+STORE_TEST(store_lease_expiry_requeues_and_fences_the_old_attempt)
+{
+	struct fixture f;
+	struct pcd_store *b = NULL;
+	struct pc_error err = {0};
+	char id[PCD_JOB_ID_LEN + 1], old[PCD_TOKEN_LEN + 1], model[65];
+	struct pcd_job j, before, after;
+	int requeued = -1, failed = -1;
+	char *report = NULL;
+
+	REQUIRE(setup(&f) == 0);
+	REQUIRE_MSG(pcd_store_set_node(f.s, "a", 1000, &err) == PC_OK, "%s", err.text);
+	REQUIRE_MSG(pcd_store_open(f.db, &b, &err) == PC_OK, "%s", err.text);
+	REQUIRE(pcd_store_set_node(b, "b", 1000, &err) == PC_OK);
+	CHECK_INT(pcd_store_set_node(b, "b c", 1000, NULL), PC_ERR_INVALID);
+	CHECK_INT(pcd_store_set_node(b, "b", 999, NULL), PC_ERR_INVALID);
+	REQUIRE(submit(f.s, 1, NULL, id) == PC_OK);
+	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	CHECK(!strcmp(j.node, "a"));
+	memcpy(old, j.claim_token, sizeof(old));
+	pcd_job_free(&j);
+	/* a live lease is nobody's to take */
+	REQUIRE(pcd_store_job_sweep(b, 3, &requeued, &failed, &err) == PC_OK);
+	CHECK_INT(requeued, 0);
+	CHECK_INT(failed, 0);
+	CHECK_INT(pcd_store_job_heartbeat(f.s, id, old, "{\"phase\": \"a\"}", NULL, &err), PC_OK);
+	/* a stops; b requeues the job once the lease ran out */
+	CHECK_INT(sweep_until_one(b, 3, &failed), 1);
+	CHECK_INT(failed, 0);
+	REQUIRE(pcd_store_job_get(b, PCD_ALL_TENANTS, id, &before, &err) == PC_OK);
+	CHECK_INT(before.status, PCD_JOB_QUEUED);
+	CHECK_INT(before.attempts, 1); /* the attempt that stopped stays counted */
+	CHECK(before.claim_token[0] == '\0');
+	/* a comes back: every write of its attempt is refused */
+	pc_error_clear(&err);
+	CHECK_INT(pcd_store_job_heartbeat(f.s, id, old, "{\"phase\": \"late\"}", NULL, &err), PC_ERR_LEASE_LOST);
+	CHECK_MSG(strstr(err.text, "lease expired"), "%s", err.text);
+	CHECK_INT(pc_status_http(PC_ERR_LEASE_LOST), 409);
+	CHECK_INT(pcd_store_job_artifact_put(f.s, id, old, "model.onnx", MODEL_ID, NULL), PC_ERR_LEASE_LOST);
+	CHECK_INT(pcd_store_job_complete(f.s, id, old, PCD_JOB_SUCCEEDED, "{\"by\": \"a\"}", NULL, NULL),
+		  PC_ERR_LEASE_LOST);
+	CHECK_INT(pcd_store_job_requeue(f.s, id, old, NULL), PC_ERR_LEASE_LOST);
+	REQUIRE(pcd_store_job_get(b, PCD_ALL_TENANTS, id, &after, &err) == PC_OK);
+	CHECK_INT(after.status, PCD_JOB_QUEUED);
+	CHECK_INT(after.attempts, before.attempts);
+	CHECK(!after.has_report);
+	CHECK((!after.progress && !before.progress) ||
+	      (after.progress && before.progress && !strcmp(after.progress, before.progress)));
+	CHECK(!strcmp(after.heartbeat_at, before.heartbeat_at));
+	CHECK_INT(pcd_store_job_artifact_get(b, id, "model.onnx", model, NULL), PC_ERR_NOT_FOUND);
+	pcd_job_free(&before);
+	pcd_job_free(&after);
+	/* b runs it: attempt 2 under a new token; a's old token still fails */
+	REQUIRE(pcd_store_job_claim(b, &j, &err) == PC_OK);
+	CHECK(!strcmp(j.id, id));
+	CHECK_INT(j.attempts, 2);
+	CHECK(!strcmp(j.node, "b"));
+	CHECK(strcmp(j.claim_token, old) != 0);
+	CHECK_INT(pcd_store_job_complete(f.s, id, old, PCD_JOB_SUCCEEDED, "{\"by\": \"a\"}", NULL, NULL),
+		  PC_ERR_LEASE_LOST);
+	CHECK_INT(pcd_store_job_complete(b, id, j.claim_token, PCD_JOB_SUCCEEDED, "{\"by\": \"b\"}", NULL, &err),
+		  PC_OK);
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_report(f.s, PCD_ALL_TENANTS, id, &report, &err) == PC_OK);
+	CHECK_MSG(!strcmp(report, "{\"by\": \"b\"}"), "%s", report);
+	free(report);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, id, &j, &err) == PC_OK);
+	CHECK_INT(j.attempts, 2);
+	CHECK(!strcmp(j.node, "b"));
+	{
+		json_t *o = pcd_job_to_json(&j);
+
+		CHECK(o && !strcmp(json_string_value(json_object_get(o, "node")) ?: "", "b"));
+		CHECK(o && !json_object_get(o, "claim_token"));
+		json_decref(o);
+	}
+	pcd_job_free(&j);
+
+	/* the attempts bound: a job whose every lease ran out is given up */
+	REQUIRE(submit(f.s, 2, NULL, id) == PC_OK);
+	for (int round = 1; round <= 2; round++) {
+		REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+		CHECK_INT(j.attempts, round);
+		pcd_job_free(&j);
+		CHECK_INT(sweep_until_one(b, 2, &failed), 1);
+		CHECK_INT(failed, round == 2);
+	}
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, id, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_FAILED);
+	CHECK(j.error && strstr(j.error, "gave up after 2 attempts"));
+	pcd_job_free(&j);
+	pcd_store_close(b);
+	teardown(&f);
+}
+
+/* Many nodes on one PostgreSQL database: a node starting (its recovery)
+ * requeues the jobs left running under its own name, and leaves another
+ * live node's running job alone; both may recover at once (no daemon lock
+ * any more). */
+TEST(store_pg_recovery_leaves_other_nodes_jobs)
 {
 	struct fixture f;
 	struct pcd_store *s2 = NULL;
 	struct pc_error err = {0};
-	char why[600];
+	char why[600], mine[PCD_JOB_ID_LEN + 1], theirs[PCD_JOB_ID_LEN + 1];
+	struct pcd_job j;
+	int requeued = -1, failed = -1;
 
 	if (!pgu_available(why, sizeof(why))) {
 		pc_test_skip(t, why);
@@ -1235,16 +1369,82 @@ TEST(store_pg_one_daemon_per_database)
 	cur_be = BE_PG;
 	REQUIRE(setup(&f) == 0);
 	cur_be = BE_SQLITE;
-	REQUIRE(pcd_store_job_recover(f.s, 3, NULL, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_set_node(f.s, "n1", 60000, &err) == PC_OK);
 	REQUIRE_MSG(pcd_store_open(f.db, &s2, &err) == PC_OK, "%s", err.text);
-	CHECK_INT(pcd_store_job_recover(s2, 3, NULL, NULL, &err), PC_ERR_CONFLICT);
-	CHECK_MSG(strstr(err.text, "another paracorrd uses this PostgreSQL database"), "%s", err.text);
+	REQUIRE(pcd_store_set_node(s2, "n2", 60000, &err) == PC_OK);
+	REQUIRE(submit(f.s, 1, NULL, mine) == PC_OK);
+	REQUIRE(submit(f.s, 2, NULL, theirs) == PC_OK);
+	REQUIRE(pcd_store_job_claim(f.s, &j, &err) == PC_OK);
+	CHECK(!strcmp(j.id, mine));
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_claim(s2, &j, &err) == PC_OK);
+	CHECK(!strcmp(j.id, theirs));
+	pcd_job_free(&j);
+	/* n1 "restarts" */
 	pcd_store_close(f.s);
-	f.s = NULL;
-	pc_error_clear(&err);
-	/* the first one closed: its lock went with its session */
+	REQUIRE(pcd_store_open(f.db, &f.s, &err) == PC_OK);
+	REQUIRE(pcd_store_set_node(f.s, "n1", 60000, &err) == PC_OK);
+	REQUIRE_MSG(pcd_store_job_recover(f.s, 3, &requeued, &failed, &err) == PC_OK, "%s", err.text);
+	CHECK_INT(requeued, 1);
+	CHECK_INT(failed, 0);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, mine, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_QUEUED);
+	pcd_job_free(&j);
+	REQUIRE(pcd_store_job_get(f.s, PCD_ALL_TENANTS, theirs, &j, &err) == PC_OK);
+	CHECK_INT(j.status, PCD_JOB_RUNNING);
+	CHECK(!strcmp(j.node, "n2"));
+	pcd_job_free(&j);
 	CHECK_MSG(pcd_store_job_recover(s2, 3, NULL, NULL, &err) == PC_OK, "%s", err.text);
 	pcd_store_close(s2);
+	teardown(&f);
+}
+
+/* LISTEN/NOTIFY: a store waiting for jobs hears a submit made through
+ * another connection at once (the wait ends notified well before its 30 s
+ * timeout, which bounds the test), and times out unnotified when nothing
+ * is queued. SQLite has no notifications: PC_ERR_UNSUPPORTED at once. */
+struct waiter {
+	struct pcd_store *s;
+	int rc, notified;
+};
+
+static void *wait_for_jobs(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = pcd_store_wait_jobs(w->s, 30000, &w->notified, NULL);
+	return NULL;
+}
+
+STORE_TEST(store_wait_jobs_hears_another_nodes_submit)
+{
+	struct fixture f;
+	struct pcd_store *b = NULL;
+	struct pc_error err = {0};
+	struct waiter w = {0};
+	pthread_t th;
+	int notified = -1;
+
+	REQUIRE(setup(&f) == 0);
+	if (cur_be == BE_SQLITE) {
+		CHECK_INT(pcd_store_wait_jobs(f.s, 1000, &notified, NULL), PC_ERR_UNSUPPORTED);
+		CHECK_INT(notified, 0);
+		teardown(&f);
+		return;
+	}
+	REQUIRE_MSG(pcd_store_open(f.db, &b, &err) == PC_OK, "%s", err.text);
+	/* the first call makes the LISTEN connection; nothing is queued */
+	CHECK_INT(pcd_store_wait_jobs(f.s, 50, &notified, &err), PC_OK);
+	CHECK_INT(notified, 0);
+	w.s = f.s;
+	REQUIRE(pthread_create(&th, NULL, wait_for_jobs, &w) == 0);
+	/* the waiter may not be polling yet: a NOTIFY before that is kept by
+	 * the connection and taken at the wait's start */
+	REQUIRE(submit(b, 1, NULL, NULL) == PC_OK);
+	pthread_join(th, NULL);
+	CHECK_INT(w.rc, PC_OK);
+	CHECK_INT(w.notified, 1);
+	pcd_store_close(b);
 	teardown(&f);
 }
 
@@ -1292,49 +1492,4 @@ STORE_TEST(store_listings_in_byte_order)
 	CHECK(n == 1 && !strcmp(recs[0].tenant, "a"));
 	pcd_blob_recs_free(recs, n);
 	teardown(&f);
-}
-
-/* A daemon cut off from its database while another one started on it and
- * recovered (requeueing the first one's running jobs): once the first one
- * reaches the server again it finds the lock taken, and every call of its
- * store answers PC_ERR_BUSY saying so, for good (no stale writes). */
-TEST(store_pg_a_daemon_taken_over_stops_writing)
-{
-	struct pgu pg;
-	struct pcd_store *a = NULL, *b = NULL;
-	struct pc_error err = {0};
-	char url[256], why[600], id[PCD_JOB_ID_LEN + 1];
-	struct pcd_job j;
-
-	if (!pgu_available(why, sizeof(why))) {
-		pc_test_skip(t, why);
-		return;
-	}
-	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
-	REQUIRE_MSG(pgu_new_db(&pg, url, sizeof(url)), "%s", pg.why);
-	REQUIRE_MSG(pcd_store_open(url, &a, &err) == PC_OK, "%s", err.text);
-	REQUIRE(pcd_store_job_recover(a, 3, NULL, NULL, &err) == PC_OK);
-	REQUIRE(pcd_store_model_put(a, "default", MODEL_ID, 10, "{}", NULL, &err) == PC_OK);
-	REQUIRE(pcd_store_dataset_put(a, "default", DATA_ID, 20, "{}", NULL, &err) == PC_OK);
-	REQUIRE(submit(a, 1, NULL, id) == PC_OK);
-	REQUIRE(pcd_store_job_claim(a, &j, &err) == PC_OK);
-	pcd_job_free(&j);
-	/* the server restarts: a's session (and its lock) is gone; b starts */
-	REQUIRE_MSG(pgu_stop(&pg) && pgu_start(&pg), "%s", pg.why);
-	REQUIRE_MSG(pcd_store_open(url, &b, &err) == PC_OK, "%s", err.text);
-	REQUIRE_MSG(pcd_store_job_recover(b, 3, NULL, NULL, &err) == PC_OK, "%s", err.text);
-	for (int i = 0; i < 2; i++) {
-		pc_error_clear(&err);
-		CHECK_INT(pcd_store_job_complete(a, id, PCD_JOB_SUCCEEDED, "{}", NULL, &err), PC_ERR_BUSY);
-		CHECK_MSG(strstr(err.text, "another paracorrd took over this PostgreSQL database"), "%s", err.text);
-	}
-	/* b's recovery requeued the job; a's late outcome did not land */
-	REQUIRE(pcd_store_job_get(b, PCD_ALL_TENANTS, id, &j, &err) == PC_OK);
-	CHECK_INT(j.status, PCD_JOB_QUEUED);
-	pcd_job_free(&j);
-	pcd_store_close(b);
-	pc_error_clear(&err);
-	CHECK_INT(pcd_store_ping(a, &err), PC_ERR_BUSY); /* for good, even with b gone */
-	pcd_store_close(a);
-	pgu_free(&pg);
 }

@@ -45,7 +45,8 @@ enum pc_about {
 	X(PC_ERR_GAVE_UP, "gave_up", 500, PC_ABOUT_PLACE, "given up after every attempt")                   \
 	X(PC_ERR_STORAGE_QUOTA, "storage_quota", 507, PC_ABOUT_SETTING, "storage quota exceeded")          \
 	X(PC_ERR_NOSPACE, "nospace", 507, PC_ABOUT_PLACE, "no space left on the device")                  \
-	X(PC_ERR_FORBIDDEN, "forbidden", 403, PC_ABOUT_PLACE, "forbidden to this token's role")
+	X(PC_ERR_FORBIDDEN, "forbidden", 403, PC_ABOUT_PLACE, "forbidden to this token's role")             \
+	X(PC_ERR_LEASE_LOST, "lease_lost", 409, PC_ABOUT_PLACE, "the job's lease was lost to another attempt")
 
 enum pc_status {
 #define PC_ERROR_ENUM(code, name, http, about, msg) code,

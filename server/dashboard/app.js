@@ -549,6 +549,7 @@ async function jobView(id) {
     h('dt', {}, 'Status'), h('dd', {}, badge(j.status)),
     h('dt', {}, 'Kind'), h('dd', {}, j.kind),
     h('dt', {}, 'Attempts'), h('dd', {}, j.attempts),
+    h('dt', {}, 'Node'), h('dd', {}, j.node || '–'),
     h('dt', {}, 'Created'), h('dd', {}, when(j.created_at)),
     h('dt', {}, 'Started'), h('dd', {}, when(j.started_at)),
     h('dt', {}, 'Finished'), h('dd', {}, when(j.finished_at)));

@@ -52,9 +52,10 @@ struct pcd_prom {
 	int n_jobs;
 	struct hist job_hist;
 	uint64_t upload_model, upload_dataset, overflow;
+	char node[160]; /* the label every series carries: node="..." */
 };
 
-struct pcd_prom *pcd_prom_new(void)
+struct pcd_prom *pcd_prom_new(const char *node)
 {
 	struct pcd_prom *p = calloc(1, sizeof(*p));
 
@@ -62,6 +63,10 @@ struct pcd_prom *pcd_prom_new(void)
 		free(p);
 		return NULL;
 	}
+	/* node names have no quotes or backslashes (pcd_store_set_node): no
+	 * escaping needed */
+	if (p)
+		snprintf(p->node, sizeof(p->node), "node=\"%s\"", node && node[0] ? node : "local");
 	return p;
 }
 
@@ -143,28 +148,23 @@ void pcd_prom_upload(struct pcd_prom *p, const char *kind, uint64_t bytes)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* labels is never empty: every series has its node label */
 static void hist_render(FILE *out, const char *name, const char *labels, const struct hist *h,
 			const double *bounds, int n)
 {
-	const char *sep = labels[0] ? "," : "";
 	int i;
 
 	for (i = 0; i < n; i++)
-		fprintf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
-			(unsigned long long)h->bucket[i]);
-	fprintf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
-	if (labels[0]) {
-		fprintf(out, "%s_sum{%s} %.6f\n", name, labels, h->sum);
-		fprintf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
-	} else {
-		fprintf(out, "%s_sum %.6f\n", name, h->sum);
-		fprintf(out, "%s_count %llu\n", name, (unsigned long long)h->count);
-	}
+		fprintf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bounds[i], (unsigned long long)h->bucket[i]);
+	fprintf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)h->count);
+	fprintf(out, "%s_sum{%s} %.6f\n", name, labels, h->sum);
+	fprintf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
 }
 
 char *pcd_prom_render(struct pcd_prom *p, int64_t queued, int64_t running, int draining)
 {
-	char *text = NULL, labels[256];
+	char *text = NULL, labels[512];
+	const char *node = p->node;
 	size_t len = 0;
 	FILE *out;
 	int i, failed;
@@ -174,39 +174,41 @@ char *pcd_prom_render(struct pcd_prom *p, int64_t queued, int64_t running, int d
 		return NULL;
 	pthread_mutex_lock(&p->mu);
 	fprintf(out, "# HELP paracorr_build_info Build information.\n# TYPE paracorr_build_info gauge\n");
-	fprintf(out, "paracorr_build_info{version=\"%s\"} 1\n", PC_VERSION);
+	fprintf(out, "paracorr_build_info{version=\"%s\",%s} 1\n", PC_VERSION, node);
 	fprintf(out, "# HELP paracorr_http_requests_total HTTP requests by route template, method and status.\n");
 	fprintf(out, "# TYPE paracorr_http_requests_total counter\n");
 	for (i = 0; i < p->n_req; i++)
-		fprintf(out, "paracorr_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %llu\n",
-			p->req[i].route, p->req[i].method, p->req[i].code, (unsigned long long)p->req[i].count);
+		fprintf(out, "paracorr_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\",%s} %llu\n",
+			p->req[i].route, p->req[i].method, p->req[i].code, node, (unsigned long long)p->req[i].count);
 	fprintf(out, "# HELP paracorr_http_request_duration_seconds HTTP request duration by route template.\n");
 	fprintf(out, "# TYPE paracorr_http_request_duration_seconds histogram\n");
 	for (i = 0; i < p->n_rh; i++) {
-		snprintf(labels, sizeof(labels), "route=\"%s\"", p->rh[i].route);
+		snprintf(labels, sizeof(labels), "route=\"%s\",%s", p->rh[i].route, node);
 		hist_render(out, "paracorr_http_request_duration_seconds", labels, &p->rh[i].h, req_buckets,
 			    N_REQ_BUCKETS);
 	}
 	fprintf(out, "# HELP paracorr_jobs_total Jobs ended, by kind and outcome.\n");
 	fprintf(out, "# TYPE paracorr_jobs_total counter\n");
 	for (i = 0; i < p->n_jobs; i++)
-		fprintf(out, "paracorr_jobs_total{kind=\"%s\",outcome=\"%s\"} %llu\n", p->jobs[i].kind,
-			p->jobs[i].outcome, (unsigned long long)p->jobs[i].count);
+		fprintf(out, "paracorr_jobs_total{kind=\"%s\",outcome=\"%s\",%s} %llu\n", p->jobs[i].kind,
+			p->jobs[i].outcome, node, (unsigned long long)p->jobs[i].count);
 	fprintf(out, "# HELP paracorr_job_duration_seconds Wall time of job runs.\n");
 	fprintf(out, "# TYPE paracorr_job_duration_seconds histogram\n");
-	hist_render(out, "paracorr_job_duration_seconds", "", &p->job_hist, job_buckets, N_JOB_BUCKETS);
-	fprintf(out, "# HELP paracorr_queue_depth Jobs queued and running.\n# TYPE paracorr_queue_depth gauge\n");
-	fprintf(out, "paracorr_queue_depth{state=\"queued\"} %lld\n", (long long)queued);
-	fprintf(out, "paracorr_queue_depth{state=\"running\"} %lld\n", (long long)running);
+	hist_render(out, "paracorr_job_duration_seconds", node, &p->job_hist, job_buckets, N_JOB_BUCKETS);
+	fprintf(out, "# HELP paracorr_queue_depth Jobs queued and running in the store (shared by every node of one "
+		     "database).\n# TYPE paracorr_queue_depth gauge\n");
+	fprintf(out, "paracorr_queue_depth{state=\"queued\",%s} %lld\n", node, (long long)queued);
+	fprintf(out, "paracorr_queue_depth{state=\"running\",%s} %lld\n", node, (long long)running);
 	fprintf(out, "# HELP paracorr_upload_bytes_total Bytes received in uploads.\n");
 	fprintf(out, "# TYPE paracorr_upload_bytes_total counter\n");
-	fprintf(out, "paracorr_upload_bytes_total{kind=\"model\"} %llu\n", (unsigned long long)p->upload_model);
-	fprintf(out, "paracorr_upload_bytes_total{kind=\"dataset\"} %llu\n", (unsigned long long)p->upload_dataset);
+	fprintf(out, "paracorr_upload_bytes_total{kind=\"model\",%s} %llu\n", node, (unsigned long long)p->upload_model);
+	fprintf(out, "paracorr_upload_bytes_total{kind=\"dataset\",%s} %llu\n", node,
+		(unsigned long long)p->upload_dataset);
 	fprintf(out, "# HELP paracorr_draining 1 while the daemon drains for shutdown.\n");
-	fprintf(out, "# TYPE paracorr_draining gauge\nparacorr_draining %d\n", draining);
+	fprintf(out, "# TYPE paracorr_draining gauge\nparacorr_draining{%s} %d\n", node, draining);
 	fprintf(out, "# HELP paracorr_metric_series_dropped_total Observations without room for their series.\n");
 	fprintf(out, "# TYPE paracorr_metric_series_dropped_total counter\n");
-	fprintf(out, "paracorr_metric_series_dropped_total %llu\n", (unsigned long long)p->overflow);
+	fprintf(out, "paracorr_metric_series_dropped_total{%s} %llu\n", node, (unsigned long long)p->overflow);
 	pthread_mutex_unlock(&p->mu);
 	failed = ferror(out);
 	if (fclose(out) != 0 || failed) {

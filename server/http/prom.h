@@ -3,7 +3,8 @@
  * the HTTP threads and the workers record into the same registry.
  *
  * Label values are route templates ("/v1/jobs/{id}"), never raw paths, so
- * the number of series stays bounded. */
+ * the number of series stays bounded; every series also has the node's
+ * label. */
 #ifndef PARACORR_SERVER_PROM_H
 #define PARACORR_SERVER_PROM_H
 
@@ -11,8 +12,10 @@
 
 struct pcd_prom;
 
-/* NULL when out of memory. Free with pcd_prom_free (NULL is fine). */
-struct pcd_prom *pcd_prom_new(void);
+/* node: the node's name (node_name), a label node="..." of every series,
+ * so that one Prometheus tells the nodes of a cluster apart. NULL when out
+ * of memory. Free with pcd_prom_free (NULL is fine). */
+struct pcd_prom *pcd_prom_new(const char *node);
 void pcd_prom_free(struct pcd_prom *p);
 
 /* route and method must be static strings (kept by pointer). */

@@ -9,8 +9,18 @@
  * who does not call pcd_workers_notify.
  *
  * A running job learns of a cancel through its cancel callback, which the
- * study polls between batches: it asks the store (at most every 0.5 s,
- * which doubles as the heartbeat) and looks at the pool's drain flag. */
+ * study polls between batches: it asks the store (at most every 0.5 s, or
+ * a quarter of the lease when that is shorter; this is the heartbeat that
+ * renews the lease) and looks at the pool's drain flag. A heartbeat or a
+ * write answered PC_ERR_LEASE_LOST means another node took the job over
+ * after this one's lease ran out: the run stops and what it made is
+ * dropped, never written.
+ *
+ * One more thread, the keeper, requeues jobs whose lease expired (any
+ * node's: pcd_store_job_sweep) every lease/2, and on PostgreSQL waits for
+ * the store's notifications (LISTEN) between sweeps, turning each into a
+ * wakeup of every idle worker: a job queued on another node starts here
+ * without waiting for the poll. */
 #include "workers.h"
 
 #include <errno.h>
@@ -38,13 +48,16 @@ struct pcd_workers {
 	struct pcd_store *store;
 	struct pcd_blobs *blobs;
 	pthread_mutex_t mu;
-	pthread_cond_t wake, idle;
+	pthread_cond_t wake, idle, keeper_wake;
+	double beat_s; /* the heartbeat interval */
 	uint64_t wakeups; /* under mu */
 	int busy;	  /* jobs running, under mu */
 	int stopping;	  /* under mu */
 	atomic_int draining;
 	pthread_t *threads;
 	int n_threads;
+	pthread_t keeper;
+	int has_keeper;
 };
 
 /* One job's run: what the callbacks need. The study calls the cancel
@@ -53,10 +66,12 @@ struct pcd_workers {
 struct run_ctx {
 	struct pcd_workers *w;
 	const char *id;
+	const char *token; /* the attempt's claim token */
 	pthread_mutex_t mu;
 	double last_beat; /* under mu */
 	char phase[64];	  /* under mu */
 	atomic_int cancel_requested;
+	atomic_int lease_lost; /* another node took the job over */
 };
 
 void pcd_workers_auto_size(int *n_workers, int *threads_per_job)
@@ -103,11 +118,18 @@ static void beat(struct run_ctx *c, const char *progress_json)
 	int cancel = 0;
 
 	c->last_beat = pc_sys_seconds();
-	if (pcd_store_job_heartbeat(c->w->store, c->id, progress_json, &cancel, &err) == PC_OK)
+	if (atomic_load(&c->lease_lost))
+		return;
+	if (pcd_store_job_heartbeat(c->w->store, c->id, c->token, progress_json, &cancel, &err) == PC_OK)
 		atomic_store(&c->cancel_requested, cancel);
 	else if (err.code == PC_ERR_NOT_FOUND)
 		atomic_store(&c->cancel_requested, 1); /* the job was deleted under us */
-	else
+	else if (err.code == PC_ERR_LEASE_LOST) {
+		/* not this node's job any more: stop, and write nothing */
+		atomic_store(&c->lease_lost, 1);
+		atomic_store(&c->cancel_requested, 1);
+		log_job(c->w, "warn", c->id, "lease lost; stopping the run, its result is dropped", &err);
+	} else
 		log_job(c->w, "warn", c->id, "heartbeat failed", &err);
 }
 
@@ -120,7 +142,7 @@ static void on_progress(const struct pc_progress *pr, void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	phase_changed = strncmp(c->phase, pr->phase ? pr->phase : "", sizeof(c->phase) - 1) != 0;
-	if (!phase_changed && pr->done < pr->total && pc_sys_seconds() - c->last_beat < HEARTBEAT_SECONDS) {
+	if (!phase_changed && pr->done < pr->total && pc_sys_seconds() - c->last_beat < c->w->beat_s) {
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
@@ -145,7 +167,7 @@ static int on_cancel(void *arg)
 		return 1;
 	/* one thread asks the store; the others go on with the last answer */
 	if (pthread_mutex_trylock(&c->mu) == 0) {
-		if (pc_sys_seconds() - c->last_beat >= HEARTBEAT_SECONDS)
+		if (pc_sys_seconds() - c->last_beat >= c->w->beat_s)
 			beat(c, NULL);
 		pthread_mutex_unlock(&c->mu);
 	}
@@ -157,8 +179,8 @@ static int on_cancel(void *arg)
  * (hashed, fsynced, renamed), validated and given its row, so that it can
  * be analysed in turn; the store records it as the job's artifact. The
  * record is the job's tenant's. */
-static int register_model(struct pcd_workers *w, const char *tenant, const char *job_id, const char *artifact,
-			  const char *path, struct pc_error *err)
+static int register_model(struct pcd_workers *w, const char *tenant, const char *job_id, const char *token,
+			  const char *artifact, const char *path, struct pc_error *err)
 {
 	struct pcd_ingest in = {
 		.validator = &w->cfg.validator, .blobs = w->blobs, .store = w->store, .lock = pcd_blobs_record_lock(w->blobs)};
@@ -179,7 +201,7 @@ static int register_model(struct pcd_workers *w, const char *tenant, const char 
 	if ((rc = pcd_blob_writer_finish(bw, id, err)) ||
 	    (rc = pcd_model_ingest(&in, tenant, &bw, id, pcd_blob_writer_bytes(bw), &info, NULL, err)))
 		goto out;
-	rc = pcd_store_job_artifact_put(w->store, job_id, artifact, id, err);
+	rc = pcd_store_job_artifact_put(w->store, job_id, token, artifact, id, err);
 out:
 	pcd_blob_writer_abort(bw);
 	fclose(f);
@@ -191,8 +213,8 @@ out:
  * is asked again every poll_ms, for up to PCD_OUTCOME_RETRY_S, unless the
  * pool drains (the job's row still says running: the next start runs it
  * again, as after a crash). */
-static int record_outcome(struct pcd_workers *w, const char *id, enum pcd_job_status outcome, const char *report,
-			  const char *problem_text, struct pc_error *serr)
+static int record_outcome(struct pcd_workers *w, const char *id, const char *token, enum pcd_job_status outcome,
+			  const char *report, const char *problem_text, struct pc_error *serr)
 {
 	int poll_ms = w->cfg.poll_ms > 0 ? w->cfg.poll_ms : 1000;
 	long max_tries = PCD_OUTCOME_RETRY_S * 1000L / poll_ms;
@@ -201,7 +223,7 @@ static int record_outcome(struct pcd_workers *w, const char *id, enum pcd_job_st
 
 	for (long tries = 0;; tries++) {
 		pc_error_clear(serr);
-		rc = pcd_store_job_complete(w->store, id, outcome, report, problem_text, serr);
+		rc = pcd_store_job_complete(w->store, id, token, outcome, report, problem_text, serr);
 		if (rc != PC_ERR_BUSY || tries >= max_tries || atomic_load(&w->draining))
 			return rc;
 		if (tries == 0)
@@ -212,7 +234,7 @@ static int record_outcome(struct pcd_workers *w, const char *id, enum pcd_job_st
 
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
-	struct run_ctx c = {.w = w, .id = job->id};
+	struct run_ctx c = {.w = w, .id = job->id, .token = job->claim_token};
 	const struct pcd_job_kind *kind = pcd_job_kind_find(job->kind);
 	char art[4096] = "", model_out[4200], ckpt[4200];
 	struct pcd_job_opts o;
@@ -224,6 +246,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 
 	pthread_mutex_init(&c.mu, NULL);
 	atomic_init(&c.cancel_requested, 0);
+	atomic_init(&c.lease_lost, 0);
 	c.last_beat = t0;
 	pcd_job_opts_default(&o);
 	o.threads = w->cfg.threads_per_job;
@@ -249,16 +272,21 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	log_job(w, "info", job->id, "started", NULL);
 	if (rc == PC_OK)
 		rc = pcd_job_run(job->spec, w->store, w->blobs, &o, &report, &err);
+	if (atomic_load(&c.lease_lost)) {
+		/* another node runs the job now: nothing of this run is written */
+		log_job(w, "warn", job->id, "lease lost; the result of this attempt is dropped", NULL);
+		goto out;
+	}
 	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
 		/* stopped for the drain, not by the user: run again after restart */
-		if (pcd_store_job_requeue(w->store, job->id, &serr))
+		if (pcd_store_job_requeue(w->store, job->id, job->claim_token, &serr))
 			log_job(w, "error", job->id, "requeue failed", &serr);
 		else
 			log_job(w, "info", job->id, "requeued for the drain", NULL);
 		goto out;
 	}
 	if (rc == PC_OK && kind && kind->artifact &&
-	    (rc = register_model(w, job->tenant, job->id, kind->artifact, model_out, &err)) != PC_OK)
+	    (rc = register_model(w, job->tenant, job->id, job->claim_token, kind->artifact, model_out, &err)) != PC_OK)
 		log_job(w, "error", job->id, "cannot register the hardened model", &err);
 	if (rc == PC_OK) {
 		outcome = PCD_JOB_SUCCEEDED;
@@ -270,7 +298,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	}
 	if (w->cfg.before_outcome)
 		w->cfg.before_outcome(w->cfg.before_outcome_arg, job->id);
-	rc = record_outcome(w, job->id, outcome, report, problem_text, &serr);
+	rc = record_outcome(w, job->id, job->claim_token, outcome, report, problem_text, &serr);
 	if (rc == PC_ERR_NOSPACE && report) {
 		/* the disk filled up under the report: the job fails with that
 		 * problem, a row of a few bytes, which fits in the pages the
@@ -281,9 +309,14 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		free(problem_text);
 		problem_text = pcd_problem_json_text(&err);
 		pc_error_clear(&serr);
-		rc = record_outcome(w, job->id, outcome, NULL, problem_text, &serr);
+		rc = record_outcome(w, job->id, job->claim_token, outcome, NULL, problem_text, &serr);
 	}
-	if (rc)
+	if (rc == PC_ERR_LEASE_LOST)
+		/* the lease ran out while this node was cut off from the store
+		 * (or stopped): the job was requeued, so this result must not
+		 * land; never retried */
+		log_job(w, "warn", job->id, "lease lost; the result of this attempt is dropped", &serr);
+	else if (rc)
 		log_job(w, "error", job->id, "cannot record the outcome", &serr);
 	else
 		log_job(w, outcome == PCD_JOB_FAILED ? "warn" : "info", job->id, pcd_job_status_name(outcome),
@@ -320,7 +353,7 @@ static void *worker_main(void *arg)
 		rc = pcd_store_job_claim(w->store, &job, &err);
 		if (rc == PC_OK) {
 			if (atomic_load(&w->draining)) {
-				if (pcd_store_job_requeue(w->store, job.id, &err))
+				if (pcd_store_job_requeue(w->store, job.id, job.claim_token, &err))
 					log_job(w, "error", job.id, "requeue failed", &err);
 			} else {
 				run_one(w, &job);
@@ -351,6 +384,80 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Wakes every idle worker: any of them may find a job now. */
+static void wake_all(struct pcd_workers *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->wakeups++;
+	pthread_cond_broadcast(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void sweep(struct pcd_workers *w)
+{
+	struct pc_error err = {0};
+	int requeued = 0, failed = 0;
+
+	if (pcd_store_job_sweep(w->store, w->cfg.max_attempts, &requeued, &failed, &err)) {
+		if (err.code != PC_ERR_BUSY) /* the store away: the heartbeats say so already */
+			log_job(w, "warn", "-", "cannot requeue the jobs whose lease expired", &err);
+		return;
+	}
+	if (requeued > 0 || failed > 0) {
+		if (!w->cfg.quiet)
+			pcd_log("info", "component=workers msg=\"leases expired\" requeued=%d failed=%d", requeued, failed);
+		wake_all(w);
+	}
+}
+
+static void *keeper_main(void *arg)
+{
+	struct pcd_workers *w = arg;
+	int lease_ms = pcd_store_lease_ms(w->store), listen = 1;
+	double next_sweep = 0;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->stopping) {
+		struct pc_error err = {0};
+		double now = pc_sys_seconds();
+		int wait_ms, notified = 0, rc = PC_ERR_UNSUPPORTED;
+
+		pthread_mutex_unlock(&w->mu);
+		if (now >= next_sweep) {
+			sweep(w);
+			next_sweep = now + lease_ms / 2000.0;
+		}
+		wait_ms = (int)((next_sweep - now) * 1000);
+		if (wait_ms > w->cfg.poll_ms)
+			wait_ms = w->cfg.poll_ms;
+		if (wait_ms < 1)
+			wait_ms = 1;
+		if (listen) {
+			rc = pcd_store_wait_jobs(w->store, wait_ms, &notified, &err);
+			if (rc == PC_ERR_UNSUPPORTED)
+				listen = 0;
+			else if (rc == PC_OK && notified)
+				wake_all(w);
+		}
+		pthread_mutex_lock(&w->mu);
+		/* no notifications (SQLite), or the server away: a plain wait */
+		if (rc != PC_OK && !w->stopping) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += wait_ms / 1000;
+			until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&w->keeper_wake, &w->mu, &until);
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
 int pcd_workers_start(const struct pcd_workers_cfg *cfg, struct pcd_store *store, struct pcd_blobs *blobs,
 		      struct pcd_workers **out, struct pc_error *err)
 {
@@ -370,6 +477,9 @@ int pcd_workers_start(const struct pcd_workers_cfg *cfg, struct pcd_store *store
 		return pc_error_set(err, PC_ERR_NOMEM, "workers", "out of memory");
 	w->cfg = *cfg;
 	w->store = store;
+	w->beat_s = pcd_store_lease_ms(store) / 4000.0;
+	if (w->beat_s > HEARTBEAT_SECONDS)
+		w->beat_s = HEARTBEAT_SECONDS;
 	w->blobs = blobs;
 	atomic_init(&w->draining, 0);
 	w->threads = calloc((size_t)cfg->n_workers, sizeof(*w->threads));
@@ -380,6 +490,13 @@ int pcd_workers_start(const struct pcd_workers_cfg *cfg, struct pcd_store *store
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	pthread_cond_init(&w->idle, NULL);
+	pthread_cond_init(&w->keeper_wake, NULL);
+	if ((rc = pthread_create(&w->keeper, NULL, keeper_main, w)) != 0) {
+		pc_error_set(err, PC_ERR_INTERNAL, "workers", "cannot start the lease keeper: %s", strerror(rc));
+		pcd_workers_free(w);
+		return PC_ERR_INTERNAL;
+	}
+	w->has_keeper = 1;
 	for (i = 0; i < cfg->n_workers; i++) {
 		if ((rc = pthread_create(&w->threads[i], NULL, worker_main, w)) != 0) {
 			pc_error_set(err, PC_ERR_INTERNAL, "workers", "cannot start worker %d: %s", i, strerror(rc));
@@ -458,9 +575,14 @@ void pcd_workers_free(struct pcd_workers *w)
 	pthread_mutex_lock(&w->mu);
 	w->stopping = 1;
 	pthread_cond_broadcast(&w->wake);
+	pthread_cond_broadcast(&w->keeper_wake);
 	pthread_mutex_unlock(&w->mu);
 	for (i = 0; i < w->n_threads; i++)
 		pthread_join(w->threads[i], NULL);
+	/* at most poll_ms: it may be waiting for a notification */
+	if (w->has_keeper)
+		pthread_join(w->keeper, NULL);
+	pthread_cond_destroy(&w->keeper_wake);
 	pthread_cond_destroy(&w->idle);
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->mu);

@@ -8,6 +8,12 @@
  * woken by pcd_workers_notify after a submission, and poll the store every
  * poll_ms anyway (a job queued by another process, or a lost wakeup).
  *
+ * A claim is a lease (store.h): the heartbeats renew it, and a write the
+ * store refuses with PC_ERR_LEASE_LOST (another node took the job over)
+ * stops the run and drops its result. A keeper thread requeues every
+ * node's jobs whose lease expired, every lease/2, and on PostgreSQL turns
+ * the store's notifications (another node queued a job) into wakeups.
+ *
  * A store that cannot answer when the outcome is to be recorded (busy, or
  * a PostgreSQL server that went away) is asked again every poll_ms, for up
  * to PCD_OUTCOME_RETRY_S and not once the pool drains: a finished job's

@@ -21,6 +21,8 @@
 struct pcd_store {
 	const struct pcd_store_ops *ops;
 	struct pcd_store_be *be;
+	char node[PCD_NODE_MAX + 1];
+	int lease_ms;
 };
 
 const char *const pcd_upload_table[PCD_UPLOAD_COUNT] = {[PCD_UPLOAD_MODEL] = "models",
@@ -122,25 +124,50 @@ void pcd_jobs_free(struct pcd_job *jobs, size_t n)
 	free(jobs);
 }
 
-int pcd_store_new_job_id(char id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
+/* n random bytes as 2n hex digits and a NUL at out. */
+static int random_hex(char *out, size_t n, struct pc_error *err)
 {
 	static const char digits[] = "0123456789abcdef";
-	uint8_t r[8];
-	ssize_t n;
-	int i;
+	uint8_t r[16];
+	ssize_t got;
 
+	if (n > sizeof(r))
+		return pc_error_set(err, PC_ERR_INTERNAL, "job", "%zu random bytes", n);
 	do
-		n = getrandom(r, sizeof(r), 0);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(r))
+		got = getrandom(r, n, 0);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)n)
 		return pc_error_set(err, PC_ERR_IO, "job", "getrandom failed");
-	id[0] = 'j', id[1] = '-';
-	for (i = 0; i < 8; i++) {
-		id[2 + 2 * i] = digits[r[i] >> 4];
-		id[3 + 2 * i] = digits[r[i] & 15];
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[r[i] >> 4];
+		out[2 * i + 1] = digits[r[i] & 15];
 	}
-	id[PCD_JOB_ID_LEN] = '\0';
+	out[2 * n] = '\0';
 	return PC_OK;
+}
+
+int pcd_store_new_job_id(char id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
+{
+	id[0] = 'j', id[1] = '-';
+	return random_hex(id + 2, (PCD_JOB_ID_LEN - 2) / 2, err);
+}
+
+int pcd_store_new_token(char token[PCD_TOKEN_LEN + 1], struct pc_error *err)
+{
+	return random_hex(token, PCD_TOKEN_LEN / 2, err);
+}
+
+int pcd_store_fenced(const char *id, int found, enum pcd_job_status status, const char *row_token,
+		     const char *token, struct pc_error *err)
+{
+	if (!found)
+		return pc_error_set(err, PC_ERR_NOT_FOUND, "job", "no job with id %s", id);
+	if (!row_token || strcmp(row_token, token) != 0)
+		return pc_error_set(err, PC_ERR_LEASE_LOST, "job",
+				    "job %s is no longer this attempt's: its lease expired and it was requeued (it is %s "
+				    "now); this attempt's result is dropped",
+				    id, pcd_job_status_name(status));
+	return pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s, not running", id, pcd_job_status_name(status));
 }
 
 /* The idempotency hash: the spec text's alone when the job has no name or
@@ -180,6 +207,8 @@ int pcd_store_open(const char *where, struct pcd_store **out, struct pc_error *e
 	if (!(s = calloc(1, sizeof(*s))))
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
 	s->ops = pcd_store_is_url(where) ? &pcd_store_pg_ops : &pcd_store_sqlite_ops;
+	snprintf(s->node, sizeof(s->node), "local");
+	s->lease_ms = PCD_LEASE_MS_DEFAULT;
 	if ((rc = s->ops->open(where, &s->be, err))) {
 		free(s);
 		return rc;
@@ -194,6 +223,33 @@ void pcd_store_close(struct pcd_store *s)
 		return;
 	s->ops->close(s->be);
 	free(s);
+}
+
+int pcd_store_set_node(struct pcd_store *s, const char *node, int lease_ms, struct pc_error *err)
+{
+	size_t n = node ? strlen(node) : 0;
+
+	if (n < 1 || n > PCD_NODE_MAX)
+		return pc_error_set(err, PC_ERR_INVALID, "node_name", "must be 1 to %d characters", PCD_NODE_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)node[i] <= ' ' || (unsigned char)node[i] >= 0x7f || node[i] == '"' || node[i] == '\\')
+			return pc_error_set(err, PC_ERR_INVALID, "node_name",
+					    "must be printable ASCII without spaces, quotes or backslashes");
+	if (lease_ms < 1000 || lease_ms > 3600000)
+		return pc_error_set(err, PC_ERR_INVALID, "lease_ms", "must be from 1000 to 3600000, not %d", lease_ms);
+	memcpy(s->node, node, n + 1);
+	s->lease_ms = lease_ms;
+	return PC_OK;
+}
+
+const char *pcd_store_node(const struct pcd_store *s)
+{
+	return s->node;
+}
+
+int pcd_store_lease_ms(const struct pcd_store *s)
+{
+	return s->lease_ms;
 }
 
 const char *pcd_store_backend(const struct pcd_store *s)
@@ -356,10 +412,20 @@ int pcd_store_job_submit_meta(struct pcd_store *s, const char *tenant, int any_u
 	return rc;
 }
 
-int pcd_store_job_artifact_put(struct pcd_store *s, const char *job_id, const char *name, const char *model_id,
-			       struct pc_error *err)
+/* Every fenced write names its attempt. */
+static int need_token(const char *token, struct pc_error *err)
 {
-	return s->ops->artifact_put(s->be, job_id, name, model_id, err);
+	if (!token || strlen(token) != PCD_TOKEN_LEN)
+		return pc_error_set(err, PC_ERR_INTERNAL, "job", "a write of a running job without its claim token");
+	return PC_OK;
+}
+
+int pcd_store_job_artifact_put(struct pcd_store *s, const char *job_id, const char *token, const char *name,
+			       const char *model_id, struct pc_error *err)
+{
+	int rc = need_token(token, err);
+
+	return rc ? rc : s->ops->artifact_put(s->be, job_id, token, name, model_id, err);
 }
 
 int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const char *name, char model_id[65],
@@ -371,38 +437,49 @@ int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const ch
 
 int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_error *err)
 {
+	char token[PCD_TOKEN_LEN + 1];
+	int rc;
+
 	memset(out, 0, sizeof(*out));
-	return s->ops->job_claim(s->be, out, err);
+	if ((rc = pcd_store_new_token(token, err)))
+		return rc;
+	return s->ops->job_claim(s->be, s->node, token, s->lease_ms, out, err);
 }
 
-int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *progress_json, int *cancel_requested,
-			    struct pc_error *err)
+int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *token, const char *progress_json,
+			    int *cancel_requested, struct pc_error *err)
 {
-	return s->ops->job_heartbeat(s->be, id, progress_json, cancel_requested, err);
+	int rc = need_token(token, err);
+
+	return rc ? rc : s->ops->job_heartbeat(s->be, id, token, s->lease_ms, progress_json, cancel_requested, err);
 }
 
-int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_status status, const char *report_text,
-			   const char *error_json, struct pc_error *err)
+int pcd_store_job_complete(struct pcd_store *s, const char *id, const char *token, enum pcd_job_status status,
+			   const char *report_text, const char *error_json, struct pc_error *err)
 {
 	char *headline;
 	int rc;
 
+	if ((rc = need_token(token, err)))
+		return rc;
 	if (!pcd_job_status_finished(status))
 		return pc_error_set(err, PC_ERR_INTERNAL, "job", "complete with status %d", (int)status);
 	/* once here, so a listing reads a few numbers and never the report */
 	headline = pcd_store_headline_text(report_text);
-	rc = s->ops->job_complete(s->be, id, status, report_text, error_json, headline, err);
+	rc = s->ops->job_complete(s->be, id, token, status, report_text, error_json, headline, err);
 	free(headline);
 	return rc;
 }
 
-int pcd_store_job_requeue(struct pcd_store *s, const char *id, struct pc_error *err)
+int pcd_store_job_requeue(struct pcd_store *s, const char *id, const char *token, struct pc_error *err)
 {
-	return s->ops->job_requeue(s->be, id, err);
+	int rc = need_token(token, err);
+
+	return rc ? rc : s->ops->job_requeue(s->be, id, token, err);
 }
 
-int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
-			  struct pc_error *err)
+static int recover(struct pcd_store *s, int max_attempts, const char *node, int *n_requeued, int *n_failed,
+		   struct pc_error *err)
 {
 	struct pc_error gave_up = {0};
 	char *problem_text;
@@ -414,9 +491,29 @@ int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued
 		     "gave up after %d attempts: the daemon stopped while the job was running, each time", max_attempts);
 	if (!(problem_text = pcd_problem_json_text(&gave_up)))
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
-	rc = s->ops->job_recover(s->be, max_attempts, problem_text, n_requeued, n_failed, err);
+	rc = s->ops->job_recover(s->be, max_attempts, problem_text, node, n_requeued, n_failed, err);
 	free(problem_text);
 	return rc;
+}
+
+int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
+			  struct pc_error *err)
+{
+	return recover(s, max_attempts, s->node, n_requeued, n_failed, err);
+}
+
+int pcd_store_job_sweep(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
+			struct pc_error *err)
+{
+	return recover(s, max_attempts, NULL, n_requeued, n_failed, err);
+}
+
+int pcd_store_wait_jobs(struct pcd_store *s, int timeout_ms, int *notified, struct pc_error *err)
+{
+	*notified = 0;
+	if (!s->ops->wait_jobs)
+		return pc_error_set(err, PC_ERR_UNSUPPORTED, "store", "the %s store has no notifications", s->ops->name);
+	return s->ops->wait_jobs(s->be, timeout_ms < 0 ? 0 : timeout_ms, notified, err);
 }
 
 int pcd_store_job_get(struct pcd_store *s, const char *tenant, const char *id, struct pcd_job *out,
@@ -497,10 +594,11 @@ json_t *pcd_job_to_json(const struct pcd_job *j)
 		json_decref(labels);
 		labels = json_object();
 	}
-	return json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}}", "id", j->id,
+	return json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}}", "id", j->id,
 			 "kind", j->kind, "status", pcd_job_status_name(j->status), "attempts", j->attempts, "progress",
 			 parse_or_null(j->progress), "created_at", time_or_null(j->created_at), "started_at",
 			 time_or_null(j->started_at), "finished_at", time_or_null(j->finished_at), "error",
 			 parse_or_null(j->error), "name", j->name[0] ? json_string(j->name) : json_null(), "labels",
-			 labels, "headline", parse_or_null(j->headline), "links", "self", self, "report", report);
+			 labels, "headline", parse_or_null(j->headline), "node",
+			 j->node[0] ? json_string(j->node) : json_null(), "links", "self", self, "report", report);
 }

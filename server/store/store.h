@@ -7,7 +7,19 @@
  *
  * Job states only move forward: queued -> running -> succeeded | failed |
  * cancelled, except that a running job goes back to queued when the daemon
- * drains (pcd_store_job_requeue) or died (pcd_store_job_recover).
+ * drains (pcd_store_job_requeue) or died (pcd_store_job_recover,
+ * pcd_store_job_sweep).
+ *
+ * Leases and fencing (many nodes on one PostgreSQL database): a claim is a
+ * lease of lease_ms on the database's clock (lease_expires_at), renewed by
+ * every heartbeat, and comes with a claim token, random and new for each
+ * attempt. Every write of a running job (heartbeat, artifact_put, complete,
+ * requeue) names the token and changes the row only while the job is
+ * running under that token; otherwise nothing changes and the answer is
+ * PC_ERR_LEASE_LOST (another node requeued the job after the lease ran out,
+ * and maybe runs it now): the caller drops what it had and does not retry.
+ * A write with the right token on a job no longer running (written twice)
+ * is PC_ERR_CONFLICT, and a deleted job PC_ERR_NOT_FOUND, as before.
  *
  * attempts counts the runs a job has started that did not end in a drain:
  * claim adds 1, requeue after a drain takes that 1 back, so a job is only
@@ -53,6 +65,9 @@ int pcd_job_status_finished(enum pcd_job_status s);
 #define PCD_JOB_ID_LEN 18 /* "j-" + 16 hex digits */
 #define PCD_TIME_LEN 32
 #define PCD_TENANT_MAX 64 /* a tenant name: 1..64 of [A-Za-z0-9._-] */
+#define PCD_NODE_MAX 128	 /* a node's name (node_name) */
+#define PCD_TOKEN_LEN 32	 /* a claim token: 32 hex digits */
+#define PCD_LEASE_MS_DEFAULT 30000
 #define PCD_ALL_TENANTS NULL
 #define PCD_DEFAULT_TENANT "default"
 
@@ -81,6 +96,8 @@ struct pcd_job {
 	char name[PCD_NAME_MAX + 1]; /* "" when the job has none */
 	char *labels;		     /* owned: JSON object text, "{}" when none */
 	char *headline;		     /* owned: JSON text (headline.h), or NULL */
+	char node[PCD_NODE_MAX + 1]; /* the node of the latest attempt, "" before one */
+	char claim_token[PCD_TOKEN_LEN + 1]; /* of the running attempt; "" when none */
 };
 
 /* Frees the owned strings (not j itself) and zeroes j. NULL is fine. */
@@ -91,8 +108,9 @@ void pcd_jobs_free(struct pcd_job *jobs, size_t n);
 /* The job as the API returns it (design.md): {id, kind, status, attempts,
  * progress {phase, done, total, fraction} or null, created_at, started_at,
  * finished_at (null when unset), error (problem object or null), name
- * (null when unset), labels {}, headline (headline.h, or null), links
- * {self, report}}. New reference; NULL only when out of memory. */
+ * (null when unset), labels {}, headline (headline.h, or null), node (the
+ * node of the latest attempt, null before one), links {self, report}}.
+ * The claim token is never shown. New reference; NULL only when out of memory. */
 json_t *pcd_job_to_json(const struct pcd_job *j);
 
 /* An uploaded model or dataset. */
@@ -121,6 +139,13 @@ int pcd_store_is_url(const char *where);
 const char *pcd_store_backend(const struct pcd_store *s);
 /* NULL is fine. */
 void pcd_store_close(struct pcd_store *s);
+/* The node this store's claims are made for (1..PCD_NODE_MAX printable
+ * characters; a store starts as node "local") and their lease in ms
+ * (1000..3600000; PCD_LEASE_MS_DEFAULT at open). Call before the store is
+ * shared among threads. */
+int pcd_store_set_node(struct pcd_store *s, const char *node, int lease_ms, struct pc_error *err);
+const char *pcd_store_node(const struct pcd_store *s);
+int pcd_store_lease_ms(const struct pcd_store *s);
 /* A write transaction that changes nothing: whether the database is
  * writable now (readiness). */
 int pcd_store_ping(struct pcd_store *s, struct pc_error *err);
@@ -214,33 +239,52 @@ int pcd_store_job_submit_meta(struct pcd_store *s, const char *tenant, int any_u
  * harden job), recorded by the workers once the model is registered. get:
  * PC_ERR_NOT_FOUND when the job has no such artifact. The records go with
  * the job (pcd_store_job_delete). */
-int pcd_store_job_artifact_put(struct pcd_store *s, const char *job_id, const char *name, const char *model_id,
-			       struct pc_error *err);
+int pcd_store_job_artifact_put(struct pcd_store *s, const char *job_id, const char *token, const char *name,
+			       const char *model_id, struct pc_error *err);
 int pcd_store_job_artifact_get(struct pcd_store *s, const char *job_id, const char *name, char model_id[65],
 			       struct pc_error *err);
-/* Moves the oldest queued job (lowest seq) to running, attempts + 1,
- * started_at = now, cancel_requested = 0, and returns it. PC_ERR_NOT_FOUND
- * (without touching err) when nothing is queued. */
+/* Moves the oldest queued job (lowest seq; on PostgreSQL a row another
+ * node is claiming is skipped) to running, attempts + 1, started_at = now,
+ * cancel_requested = 0, node = this store's node, a new claim token and a
+ * lease of lease_ms from now, and returns it (with out->claim_token).
+ * PC_ERR_NOT_FOUND (without touching err) when nothing is queued. */
 int pcd_store_job_claim(struct pcd_store *s, struct pcd_job *out, struct pc_error *err);
 /* Records progress (JSON text, may be NULL to keep the last) and the
- * heartbeat time of a running job; *cancel_requested (may be NULL) says
- * whether a cancel was asked for. PC_ERR_CONFLICT when the job is not
- * running. */
-int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *progress_json, int *cancel_requested,
-			    struct pc_error *err);
+ * heartbeat time of the job running under token, and renews its lease;
+ * *cancel_requested (may be NULL) says whether a cancel was asked for.
+ * PC_ERR_LEASE_LOST, PC_ERR_CONFLICT, PC_ERR_NOT_FOUND: see the top. */
+int pcd_store_job_heartbeat(struct pcd_store *s, const char *id, const char *token, const char *progress_json,
+			    int *cancel_requested, struct pc_error *err);
 /* running -> status (succeeded, failed or cancelled), finished_at = now,
  * with the report text and/or the problem object JSON text (either NULL).
- * The report's headline (headline.h) is kept with the job.
- * PC_ERR_CONFLICT when the job is not running. */
-int pcd_store_job_complete(struct pcd_store *s, const char *id, enum pcd_job_status status, const char *report_text,
-			   const char *error_json, struct pc_error *err);
-/* running -> queued after a drain, the attempt taken back (see above). */
-int pcd_store_job_requeue(struct pcd_store *s, const char *id, struct pc_error *err);
-/* At startup: every job left running goes back to queued, or to failed
- * with a problem object "gave up after N attempts" once attempts >=
- * max_attempts. Counts (may be NULL) say how many went each way. */
+ * The report's headline (headline.h) is kept with the job. Errors as for
+ * heartbeat. */
+int pcd_store_job_complete(struct pcd_store *s, const char *id, const char *token, enum pcd_job_status status,
+			   const char *report_text, const char *error_json, struct pc_error *err);
+/* running -> queued after a drain, the attempt taken back (see above).
+ * Errors as for heartbeat. */
+int pcd_store_job_requeue(struct pcd_store *s, const char *id, const char *token, struct pc_error *err);
+/* At startup: the jobs this node left running go back to queued, or to
+ * failed with a problem object "gave up after N attempts" once attempts >=
+ * max_attempts; so do those of any node whose lease has expired. On SQLite
+ * (one node per file: the data directory's lock) every running job is this
+ * node's; on PostgreSQL those whose node is this store's node, so another
+ * live node's jobs are left alone (node names must be unique). Counts (may
+ * be NULL) say how many went each way. Wakes idle workers of every node
+ * when it requeued any. */
 int pcd_store_job_recover(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
 			  struct pc_error *err);
+/* What every node does every lease/2: recover's work for the jobs whose
+ * lease has expired (on the database's clock), whichever node ran them. */
+int pcd_store_job_sweep(struct pcd_store *s, int max_attempts, int *n_requeued, int *n_failed,
+			struct pc_error *err);
+/* Waits up to timeout_ms for a job to be queued by any node (PostgreSQL:
+ * LISTEN paracorr_jobs on a connection of its own, which submit and
+ * requeue NOTIFY); *notified says whether one was. PC_ERR_UNSUPPORTED at
+ * once on SQLite, whose only writer is this process (the workers' own
+ * wakeup covers it). PC_ERR_BUSY when the server cannot be reached (the
+ * caller waits its timeout another way and tries again). */
+int pcd_store_wait_jobs(struct pcd_store *s, int timeout_ms, int *notified, struct pc_error *err);
 /* The functions below take a tenant scope (see the top): another tenant's
  * job is PC_ERR_NOT_FOUND, as an unknown id is. */
 /* PC_ERR_NOT_FOUND for an unknown id. *out owns its strings (pcd_job_free). */

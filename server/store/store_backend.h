@@ -57,21 +57,28 @@ struct pcd_store_ops {
 			    struct pc_error *err);
 	int (*job_submit)(struct pcd_store_be *b, const struct pcd_job_new *nj, struct pcd_job *out, int *created,
 			  struct pc_error *err);
-	int (*artifact_put)(struct pcd_store_be *b, const char *job_id, const char *name, const char *model_id,
-			    struct pc_error *err);
+	int (*artifact_put)(struct pcd_store_be *b, const char *job_id, const char *token, const char *name,
+			    const char *model_id, struct pc_error *err);
 	int (*artifact_get)(struct pcd_store_be *b, const char *job_id, const char *name, char model_id[65],
 			    struct pc_error *err);
-	int (*job_claim)(struct pcd_store_be *b, struct pcd_job *out, struct pc_error *err);
-	int (*job_heartbeat)(struct pcd_store_be *b, const char *id, const char *progress_json, int *cancel_requested,
-			     struct pc_error *err);
+	/* token: a new claim token (pcd_store_new_token); lease_ms checked */
+	int (*job_claim)(struct pcd_store_be *b, const char *node, const char *token, int lease_ms,
+			 struct pcd_job *out, struct pc_error *err);
+	/* token never NULL; the lease renewed by lease_ms */
+	int (*job_heartbeat)(struct pcd_store_be *b, const char *id, const char *token, int lease_ms,
+			     const char *progress_json, int *cancel_requested, struct pc_error *err);
 	/* status is finished; headline is the report's (NULL: none) */
-	int (*job_complete)(struct pcd_store_be *b, const char *id, enum pcd_job_status status,
+	int (*job_complete)(struct pcd_store_be *b, const char *id, const char *token, enum pcd_job_status status,
 			    const char *report_text, const char *error_json, const char *headline,
 			    struct pc_error *err);
-	int (*job_requeue)(struct pcd_store_be *b, const char *id, struct pc_error *err);
-	/* max_attempts >= 1; problem_text is the "gave up" problem object */
-	int (*job_recover)(struct pcd_store_be *b, int max_attempts, const char *problem_text, int *n_requeued,
-			   int *n_failed, struct pc_error *err);
+	int (*job_requeue)(struct pcd_store_be *b, const char *id, const char *token, struct pc_error *err);
+	/* max_attempts >= 1; problem_text is the "gave up" problem object;
+	 * node: this node (recover at startup), NULL: the expired leases only
+	 * (sweep) */
+	int (*job_recover)(struct pcd_store_be *b, int max_attempts, const char *problem_text, const char *node,
+			   int *n_requeued, int *n_failed, struct pc_error *err);
+	/* NULL when the backend has no notifications (SQLite) */
+	int (*wait_jobs)(struct pcd_store_be *b, int timeout_ms, int *notified, struct pc_error *err);
 	int (*job_get)(struct pcd_store_be *b, const char *tenant, const char *id, struct pcd_job *out,
 		       struct pc_error *err);
 	int (*job_report)(struct pcd_store_be *b, const char *tenant, const char *id, char **text,
@@ -100,6 +107,14 @@ extern const char *const pcd_upload_what[PCD_UPLOAD_COUNT];
 void pcd_store_now(char out[PCD_TIME_LEN]);
 /* A new random job id "j-" + 16 hex digits. */
 int pcd_store_new_job_id(char id[PCD_JOB_ID_LEN + 1], struct pc_error *err);
+/* A new random claim token: 32 hex digits (128 bits). */
+int pcd_store_new_token(char token[PCD_TOKEN_LEN + 1], struct pc_error *err);
+/* The answer of a fenced write that changed nothing, from what the row
+ * says now: found (0: no such job), its status and its token ("" or NULL
+ * when it has none). PC_ERR_NOT_FOUND, PC_ERR_LEASE_LOST (another token or
+ * none) or PC_ERR_CONFLICT (this token, not running). */
+int pcd_store_fenced(const char *id, int found, enum pcd_job_status status, const char *row_token,
+		     const char *token, struct pc_error *err);
 /* The headline JSON text of a report (headline.h), NULL when it has none;
  * the caller frees it. */
 char *pcd_store_headline_text(const char *report_text);

@@ -27,35 +27,38 @@
  * the operation runs once more. A server that stays unreachable is
  * PC_ERR_BUSY (HTTP 503), "the PostgreSQL store is unreachable: ...".
  *
- * One daemon per database in this version: jobs are not leased yet, and
- * recovery at startup requeues every running job, so recovery (what a
- * daemon does once, at startup) takes a session advisory lock, again after
- * each reset, that keeps a second daemon out as the flock of the data
- * directory does for SQLite. A store that never recovers (a test's second
- * connection) does not take it. */
+ * Many nodes per database (schema version 2): a claim is a lease on the
+ * server's clock (lease_expires_at = now() + lease), renewed by heartbeats,
+ * with a claim token that every write of the running job must match
+ * (store.h); a job whose lease expired is requeued by whichever node
+ * sweeps first. Submits and requeues NOTIFY paracorr_jobs, and
+ * pg_wait_jobs LISTENs on a second connection of its own, so that an idle
+ * node's workers wake when any node queues a job. */
 #include "store_backend.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 2
-/* advisory lock keys: "paracorr" in ASCII, and that + 1 */
+#define SCHEMA_VERSION 3
+/* advisory lock key: "paracorr" in ASCII */
 #define LOCK_MIGRATE "7053476706432299634"
-#define LOCK_DAEMON "7053476706432299635"
-/* how long recovery waits for another session's daemon lock */
-#define PCD_PG_LOCK_WAIT "2s"
+#define NOTIFY_JOBS "NOTIFY paracorr_jobs"
 
 struct pcd_store_be {
 	PGconn *c;
 	pthread_mutex_t lock;
 	int sent;	/* statements that succeeded in the current operation */
 	int was_reset;	/* the current operation reset the connection */
-	int exclusive;	/* this store holds the daemon's lock (recover) */
-	int lock_lost;	/* another daemon took the lock while this one was cut off */
 	char sqlstate[6]; /* of the last failure, "" when it had none */
+	char *url;
+	/* the LISTEN connection of pg_wait_jobs, NULL until its first call or
+	 * after it broke; under listen_lock, never under lock */
+	PGconn *lc;
+	pthread_mutex_t listen_lock;
 };
 
 /* SQLSTATEs (or their two-character classes) with a status of their own;
@@ -115,51 +118,6 @@ static int pg_fail(struct pcd_store_be *b, PGresult *r, struct pc_error *err)
 	return pc_error_set(err, st, "store", "database: %s", msg ? msg : state);
 }
 
-/* The daemon's lock: PC_ERR_CONFLICT when another daemon holds it. */
-static int take_daemon_lock(struct pcd_store_be *b, struct pc_error *err)
-{
-	/* a daemon that was killed a moment ago may hold it until its server
-	 * backend notices the closed connection: wait for it, a bounded time
-	 * (lock_timeout, for this transaction only; the lock is the
-	 * session's and outlives it) */
-	static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" PCD_PG_LOCK_WAIT "'",
-					  "SELECT pg_advisory_lock(" LOCK_DAEMON ")", "COMMIT"};
-	int rc = PC_OK;
-
-	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && !rc; i++) {
-		PGresult *r = PQexecParams(b->c, sql[i], 0, NULL, NULL, NULL, NULL, 0);
-
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-			struct pc_error e = {0};
-
-			rc = pg_fail(b, r, &e);
-			if (!strcmp(b->sqlstate, "55P03")) /* lock_not_available: the wait ran out */
-				rc = pc_error_set(err, PC_ERR_CONFLICT, "store",
-						  "another paracorrd uses this PostgreSQL database (one daemon per "
-						  "database in this version)");
-			else
-				pc_error_set(err, e.code, e.where, "%s", e.text);
-		}
-		PQclear(r);
-	}
-	if (rc && PQtransactionStatus(b->c) != PQTRANS_IDLE)
-		PQclear(PQexecParams(b->c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
-	return rc;
-}
-
-/* What a new session needs (after a connection or a reset): the daemon's
- * lock, when this store held it. */
-static int session_start(struct pcd_store_be *b, struct pc_error *err)
-{
-	int rc = b->exclusive ? take_daemon_lock(b, err) : PC_OK;
-
-	/* that daemon's recovery requeued this one's running jobs: this one
-	 * must not write any more (every call fails from now on) */
-	if (rc == PC_ERR_CONFLICT)
-		b->lock_lost = 1;
-	return rc;
-}
-
 /* Once per operation, before it starts: a connection known to be bad is
  * reset, once. */
 static int reset(struct pcd_store_be *b, struct pc_error *err)
@@ -167,7 +125,7 @@ static int reset(struct pcd_store_be *b, struct pc_error *err)
 	PQreset(b->c);
 	if (PQstatus(b->c) != CONNECTION_OK)
 		return unreachable(b, err);
-	return session_start(b, err);
+	return PC_OK;
 }
 
 static void enter(struct pcd_store_be *b)
@@ -192,13 +150,6 @@ static void leave(struct pcd_store_be *b)
 	pthread_mutex_unlock(&b->lock);
 }
 
-static int taken_over(struct pc_error *err)
-{
-	return pc_error_set(err, PC_ERR_BUSY, "store",
-			    "another paracorrd took over this PostgreSQL database while this one could not reach it; "
-			    "restart this one");
-}
-
 /* Runs sql with n text parameters (NULL pointers are SQL NULL). *res (may
  * be NULL: the result is dropped) is the result, cleared by the caller. */
 static int q(struct pcd_store_be *b, const char *sql, int n, const char *const *params, PGresult **res,
@@ -210,8 +161,6 @@ static int q(struct pcd_store_be *b, const char *sql, int n, const char *const *
 
 	if (res)
 		*res = NULL;
-	if (b->lock_lost)
-		return taken_over(err);
 	for (int attempt = 0;; attempt++) {
 		r = PQexecParams(b->c, sql, n, NULL, params, NULL, NULL, 0);
 		st = PQresultStatus(r);
@@ -226,7 +175,7 @@ static int q(struct pcd_store_be *b, const char *sql, int n, const char *const *
 			b->was_reset = 1;
 			if ((rc = reset(b, &e)) == PC_OK)
 				continue;
-			return b->lock_lost ? taken_over(err) : pc_error_set(err, e.code, e.where, "%s", e.text);
+			return pc_error_set(err, e.code, e.where, "%s", e.text);
 		}
 		rc = pg_fail(b, r, err);
 		PQclear(r);
@@ -335,8 +284,18 @@ static const char *const schema_v2[] = {
 	NULL,
 };
 
+/* Version 3: leases, claim tokens and the node of a job's latest attempt.
+ * A job left running by a version without leases has none: it counts as
+ * expired, so the first sweep requeues it. */
+static const char *const schema_leases[] = {
+	"ALTER TABLE jobs ADD COLUMN lease_expires_at timestamptz, ADD COLUMN claim_token text COLLATE \"C\","
+	" ADD COLUMN node text COLLATE \"C\" NOT NULL DEFAULT ''",
+	"CREATE INDEX jobs_running_lease ON jobs (lease_expires_at) WHERE status = 'running'",
+	NULL,
+};
+
 /* Each version's statements; later versions add rows. */
-static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
+static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_leases};
 
 static int migrate(struct pcd_store_be *b, struct pc_error *err)
 {
@@ -385,23 +344,38 @@ static void pg_close(struct pcd_store_be *b)
 {
 	if (!b)
 		return;
-	/* the server frees a closed session's locks only once its backend
-	 * has noticed: a daemon restarted at once must find the lock free */
-	if (b->exclusive && PQstatus(b->c) == CONNECTION_OK)
-		PQclear(PQexecParams(b->c, "SELECT pg_advisory_unlock(" LOCK_DAEMON ")", 0, NULL, NULL, NULL, NULL, 0));
 	PQfinish(b->c);
+	PQfinish(b->lc);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->listen_lock);
+	free(b->url);
 	free(b);
 }
 
-static int pg_open(const char *url, struct pcd_store_be **out, struct pc_error *err)
+/* A new connection to url (check its status). */
+static PGconn *connect_url(const char *url)
 {
 	/* defaults first, what the URL says wins (expand_dbname): bounded
 	 * waits on a server that went away without closing the connection
 	 * (the store's mutex is held while a statement runs) */
-	const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-				    "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
-	const char *const values[] = {"10", "30", "10", "3", "60000", "paracorrd", url, NULL};
+	/* and a session cut off inside a transaction (its node partitioned)
+	 * is ended by the server after 10 s, so that its row locks do not
+	 * keep the other nodes from requeueing its jobs */
+	const char *const keys[] = {"connect_timeout",	"keepalives_idle",	     "keepalives_interval",
+				    "keepalives_count", "tcp_user_timeout",	     "fallback_application_name",
+				    "options",		"dbname",		     NULL};
+	const char *const values[] = {"10",	"30",	     "10",
+				      "3",	"60000",     "paracorrd",
+				      "-c idle_in_transaction_session_timeout=10000", url, NULL};
+	PGconn *c = PQconnectdbParams(keys, values, 1);
+
+	if (c)
+		PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+static int pg_open(const char *url, struct pcd_store_be **out, struct pc_error *err)
+{
 	struct pcd_store_be *b;
 	char msg[400];
 	int rc;
@@ -413,14 +387,22 @@ static int pg_open(const char *url, struct pcd_store_be **out, struct pc_error *
 		free(b);
 		return pc_error_set(err, PC_ERR_INTERNAL, "store", "cannot create a mutex");
 	}
-	b->c = PQconnectdbParams(keys, values, 1);
+	if (pthread_mutex_init(&b->listen_lock, NULL) != 0) {
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		return pc_error_set(err, PC_ERR_INTERNAL, "store", "cannot create a mutex");
+	}
+	if (!(b->url = strdup(url))) {
+		pg_close(b);
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	}
+	b->c = connect_url(url);
 	if (!b->c || PQstatus(b->c) != CONNECTION_OK) {
 		rc = pc_error_set(err, PC_ERR_BUSY, "store", "cannot connect to the PostgreSQL store: %s",
 				  conn_message(b, msg, sizeof(msg)));
 		goto fail;
 	}
-	PQsetNoticeProcessor(b->c, quiet, NULL);
-	if ((rc = session_start(b, err)) || (rc = migrate(b, err)))
+	if ((rc = migrate(b, err)))
 		goto fail;
 	*out = b;
 	return PC_OK;
@@ -720,7 +702,7 @@ static int pg_queue_depth(struct pcd_store_be *b, int64_t *queued, int64_t *runn
 #define JOB_COLS                                                                                                  \
 	"seq, id, kind, spec, status, attempts, cancel_requested, progress, error, (report IS NOT NULL)::integer,"  \
 	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at, tenant, name, labels,"    \
-	" headline"
+	" headline, node, claim_token"
 
 static int read_job(PGresult *r, int row, void *out, struct pc_error *err)
 {
@@ -749,6 +731,8 @@ static int read_job(PGresult *r, int row, void *out, struct pc_error *err)
 	copy_val(r, row, 17, j->name, sizeof(j->name));
 	j->labels = dup_val(r, row, 18, &oom);
 	j->headline = dup_val(r, row, 19, &oom);
+	copy_val(r, row, 20, j->node, sizeof(j->node));
+	copy_val(r, row, 21, j->claim_token, sizeof(j->claim_token));
 	if (oom || !j->spec || !j->labels) {
 		pcd_job_free(j);
 		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
@@ -905,6 +889,9 @@ static int submit_once(struct pcd_store_be *b, const struct pcd_job_new *nj, cha
 			    NULL, err)))
 			goto out;
 	}
+	/* delivered at the commit, to the idle workers of every node */
+	if ((rc = q(b, NOTIFY_JOBS, 0, NULL, NULL, err)))
+		goto out;
 	rc = q(b, "COMMIT", 0, NULL, NULL, err);
 out:
 	PQclear(r);
@@ -946,19 +933,49 @@ static int pg_job_submit(struct pcd_store_be *b, const struct pcd_job_new *nj, s
 	return rc;
 }
 
-static int pg_artifact_put(struct pcd_store_be *b, const char *job_id, const char *name, const char *model_id,
-			   struct pc_error *err)
+/* The answer of a fenced write that matched no row (inside the
+ * operation's transaction). */
+static int fenced_in(struct pcd_store_be *b, const char *id, const char *token, struct pc_error *err)
 {
-	const char *p[] = {job_id, name, model_id};
+	const char *p[] = {id};
+	PGresult *r = NULL;
+	int rc, v;
+
+	if ((rc = q(b, "SELECT status, claim_token FROM jobs WHERE id = $1::text", 1, p, &r, err)))
+		return rc;
+	v = PQntuples(r) > 0 ? pcd_job_status_parse(PQgetvalue(r, 0, 0)) : -1;
+	rc = pcd_store_fenced(id, PQntuples(r) > 0, v < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)v,
+			      PQntuples(r) > 0 ? val(r, 0, 1) : NULL, token, err);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_artifact_put(struct pcd_store_be *b, const char *job_id, const char *token, const char *name,
+			   const char *model_id, struct pc_error *err)
+{
+	const char *p[] = {job_id, name, model_id, token};
+	PGresult *r = NULL;
 	int rc;
 
 	enter(b);
-	if (!(rc = q(b, "BEGIN", 0, NULL, NULL, err)) &&
-	    !(rc = q(b,
+	/* the job's row locked first: a sweep cannot requeue it between the
+	 * check and the insert */
+	if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
+	    (rc = q(b,
+		    "SELECT 1 FROM jobs WHERE id = $1::text AND status = 'running' AND claim_token = $2::text FOR UPDATE", 2,
+		    (const char *[]){job_id, token}, &r, err)))
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = fenced_in(b, job_id, token, err);
+		goto out;
+	}
+	if (!(rc = q(b,
 		     "INSERT INTO job_artifacts (job_id, name, model_id) VALUES ($1, $2, $3)"
 		     " ON CONFLICT (job_id, name) DO UPDATE SET model_id = excluded.model_id",
 		     3, p, NULL, err)))
 		rc = q(b, "COMMIT", 0, NULL, NULL, err);
+out:
+	PQclear(r);
 	leave(b);
 	return rc;
 }
@@ -983,14 +1000,16 @@ static int pg_artifact_get(struct pcd_store_be *b, const char *job_id, const cha
 	return rc;
 }
 
-static int pg_job_claim(struct pcd_store_be *b, struct pcd_job *out, struct pc_error *err)
+static int pg_job_claim(struct pcd_store_be *b, const char *node, const char *token, int lease_ms,
+			struct pcd_job *out, struct pc_error *err)
 {
-	char id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN];
-	const char *p[] = {now, id};
+	char id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN], lease[16];
+	const char *p[] = {now, id, node, token, lease};
 	PGresult *r = NULL;
 	int rc;
 
 	pcd_store_now(now);
+	snprintf(lease, sizeof(lease), "%d", lease_ms);
 	enter(b);
 	/* submission order; a row another connection is claiming is skipped,
 	 * not waited for */
@@ -1003,10 +1022,13 @@ static int pg_job_claim(struct pcd_store_be *b, struct pcd_job *out, struct pc_e
 		goto out;
 	}
 	copy_val(r, 0, 0, id, sizeof(id));
+	/* the lease on the server's clock: the nodes' clocks do not matter */
 	if ((rc = q(b,
 		    "UPDATE jobs SET status = 'running', attempts = attempts + 1, cancel_requested = 0,"
-		    " started_at = $1, heartbeat_at = $1, finished_at = NULL, progress = NULL WHERE id = $2::text",
-		    2, p, NULL, err)) ||
+		    " started_at = $1, heartbeat_at = $1, finished_at = NULL, progress = NULL, node = $3::text,"
+		    " claim_token = $4::text, lease_expires_at = now() + $5::integer * interval '1 millisecond'"
+		    " WHERE id = $2::text",
+		    5, p, NULL, err)) ||
 	    (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
 		goto out;
 	rc = job_get_in(b, PCD_ALL_TENANTS, id, out, err);
@@ -1016,12 +1038,12 @@ out:
 	return rc;
 }
 
-/* Runs an UPDATE of a job that must be running, in a transaction, and
- * commits it; CONFLICT or NOT_FOUND when it changed nothing. */
+/* Runs an UPDATE of the job running under a token, in a transaction,
+ * and commits it; the fenced answer (store.h) when it changed nothing.
+ * extra (may be NULL) runs before the commit. */
 static int update_running(struct pcd_store_be *b, const char *sql, int n, const char *const *params, const char *id,
-			  struct pc_error *err)
+			  const char *token, const char *extra, struct pc_error *err)
 {
-	enum pcd_job_status status;
 	PGresult *r = NULL;
 	int rc, rows;
 
@@ -1029,62 +1051,67 @@ static int update_running(struct pcd_store_be *b, const char *sql, int n, const 
 		return rc;
 	rows = changed(r);
 	PQclear(r);
-	if (rows > 0)
-		return q(b, "COMMIT", 0, NULL, NULL, err);
-	if ((rc = job_status_in(b, PCD_ALL_TENANTS, id, 0, &status, NULL, err)))
+	if (rows == 0)
+		return fenced_in(b, id, token, err);
+	if (extra && (rc = q(b, extra, 0, NULL, NULL, err)))
 		return rc;
-	return pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s, not running", id, pcd_job_status_name(status));
+	return q(b, "COMMIT", 0, NULL, NULL, err);
 }
 
-static int pg_job_heartbeat(struct pcd_store_be *b, const char *id, const char *progress_json, int *cancel_requested,
-			    struct pc_error *err)
+static int pg_job_heartbeat(struct pcd_store_be *b, const char *id, const char *token, int lease_ms,
+			    const char *progress_json, int *cancel_requested, struct pc_error *err)
 {
-	char now[PCD_TIME_LEN];
-	const char *p[] = {progress_json, now, id};
+	char now[PCD_TIME_LEN], lease[16];
+	const char *p[] = {progress_json, now, id, token, lease};
 	enum pcd_job_status status;
 	int rc, cancel = 0;
 
 	pcd_store_now(now);
+	snprintf(lease, sizeof(lease), "%d", lease_ms);
 	enter(b);
 	if (!(rc = update_running(b,
-				  "UPDATE jobs SET progress = coalesce($1::text, progress), heartbeat_at = $2"
-				  " WHERE id = $3::text AND status = 'running'",
-				  3, p, id, err)) &&
+				  "UPDATE jobs SET progress = coalesce($1::text, progress), heartbeat_at = $2,"
+				  " lease_expires_at = now() + $5::integer * interval '1 millisecond'"
+				  " WHERE id = $3::text AND status = 'running' AND claim_token = $4::text",
+				  5, p, id, token, NULL, err)) &&
 	    !(rc = job_status_in(b, PCD_ALL_TENANTS, id, 0, &status, &cancel, err)) && cancel_requested)
 		*cancel_requested = cancel;
 	leave(b);
 	return rc;
 }
 
-static int pg_job_complete(struct pcd_store_be *b, const char *id, enum pcd_job_status status,
+static int pg_job_complete(struct pcd_store_be *b, const char *id, const char *token, enum pcd_job_status status,
 			   const char *report_text, const char *error_json, const char *headline, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
-	const char *p[] = {pcd_job_status_name(status), report_text, error_json, now, id, headline};
+	const char *p[] = {pcd_job_status_name(status), report_text, error_json, now, id, headline, token};
 	int rc;
 
 	pcd_store_now(now);
 	enter(b);
 	rc = update_running(b,
 			    "UPDATE jobs SET status = $1, report = $2, error = $3, finished_at = $4, heartbeat_at = $4,"
-			    " headline = $6 WHERE id = $5::text AND status = 'running'",
-			    6, p, id, err);
+			    " headline = $6, lease_expires_at = NULL"
+			    " WHERE id = $5::text AND status = 'running' AND claim_token = $7::text",
+			    7, p, id, token, NULL, err);
 	leave(b);
 	return rc;
 }
 
 /* A running job stopped without finishing: back to the queue, or cancelled
- * when a cancel was asked for meanwhile. */
+ * when a cancel was asked for meanwhile. Its token goes, so the attempt
+ * that had it can write nothing more. */
 #define REQUEUE_SET                                                                                               \
 	" status = CASE WHEN cancel_requested <> 0 THEN 'cancelled' ELSE 'queued' END,"                          \
 	" finished_at = CASE WHEN cancel_requested <> 0 THEN $1::text ELSE NULL END,"                            \
 	" started_at = CASE WHEN cancel_requested <> 0 THEN started_at ELSE NULL END,"                           \
-	" progress = CASE WHEN cancel_requested <> 0 THEN progress ELSE NULL END"
+	" progress = CASE WHEN cancel_requested <> 0 THEN progress ELSE NULL END,"                               \
+	" claim_token = NULL, lease_expires_at = NULL"
 
-static int pg_job_requeue(struct pcd_store_be *b, const char *id, struct pc_error *err)
+static int pg_job_requeue(struct pcd_store_be *b, const char *id, const char *token, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
-	const char *p[] = {now, id};
+	const char *p[] = {now, id, token};
 	int rc;
 
 	pcd_store_now(now);
@@ -1092,45 +1119,53 @@ static int pg_job_requeue(struct pcd_store_be *b, const char *id, struct pc_erro
 	/* the claim counted an attempt; a drain is not the job's failure */
 	rc = update_running(b,
 			    "UPDATE jobs SET attempts = greatest(attempts - 1, 0)," REQUEUE_SET
-			    " WHERE id = $2::text AND status = 'running'",
-			    2, p, id, err);
+			    " WHERE id = $2::text AND status = 'running' AND claim_token = $3::text",
+			    3, p, id, token, NOTIFY_JOBS, err);
 	leave(b);
 	return rc;
 }
 
-static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *problem_text, int *n_requeued,
-			  int *n_failed, struct pc_error *err)
+/* Which running jobs recover takes: those of node $N (NULL: none), and
+ * any whose lease ran out (none recorded: a job of a version before
+ * leases). */
+#define RECOVERABLE(n)                                                                                            \
+	" status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now() OR node = $" #n "::text)"
+
+static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *problem_text, const char *node,
+			  int *n_requeued, int *n_failed, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN], max[16];
-	const char *p[] = {problem_text, now, max};
+	const char *p[] = {problem_text, now, max, node};
 	PGresult *r = NULL;
 	int rc, requeued = 0, failed = 0;
 
 	pcd_store_now(now);
 	snprintf(max, sizeof(max), "%d", max_attempts);
 	enter(b);
-	/* the jobs left running are this daemon's only if no other uses the
-	 * database (see the top) */
-	if (!b->exclusive) {
-		if ((rc = take_daemon_lock(b, err)))
-			goto out;
-		b->exclusive = 1;
-	}
+	/* rows another session has locked are left for the next sweep: a
+	 * heartbeat in flight, or the open transaction of a node cut off
+	 * mid-statement, which the server ends (idle_in_transaction_session_
+	 * timeout, connect_url) */
 	if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
 	    (rc = q(b,
-		    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2"
-		    " WHERE status = 'running' AND cancel_requested = 0 AND attempts >= $3::integer",
-		    3, p, &r, err)))
+		    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2, claim_token = NULL,"
+		    " lease_expires_at = NULL WHERE id IN (SELECT id FROM jobs WHERE" RECOVERABLE(4)
+		    " AND cancel_requested = 0 AND attempts >= $3::integer FOR UPDATE SKIP LOCKED)",
+		    4, p, &r, err)))
 		goto out;
 	failed = changed(r);
 	PQclear(r);
 	r = NULL;
 	/* the attempt that crashed stays counted: that is what bounds retries */
 	p[0] = now;
-	if ((rc = q(b, "UPDATE jobs SET" REQUEUE_SET " WHERE status = 'running'", 1, p, &r, err)))
+	p[1] = node;
+	if ((rc = q(b,
+		    "UPDATE jobs SET" REQUEUE_SET " WHERE id IN (SELECT id FROM jobs WHERE" RECOVERABLE(2)
+		    " FOR UPDATE SKIP LOCKED)",
+		    2, p, &r, err)))
 		goto out;
 	requeued = changed(r);
-	if ((rc = q(b, "COMMIT", 0, NULL, NULL, err)))
+	if ((requeued > 0 && (rc = q(b, NOTIFY_JOBS, 0, NULL, NULL, err))) || (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
 		goto out;
 	if (n_requeued)
 		*n_requeued = requeued;
@@ -1139,6 +1174,84 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 out:
 	PQclear(r);
 	leave(b);
+	return rc;
+}
+
+/* The LISTEN connection, made when there is none or it broke (the caller
+ * holds listen_lock). */
+static int listen_conn(struct pcd_store_be *b, struct pc_error *err)
+{
+	PGresult *r;
+	char msg[400];
+	int ok;
+
+	if (b->lc && PQstatus(b->lc) == CONNECTION_OK)
+		return PC_OK;
+	PQfinish(b->lc);
+	b->lc = connect_url(b->url);
+	if (!b->lc || PQstatus(b->lc) != CONNECTION_OK) {
+		snprintf(msg, sizeof(msg), "%s", b->lc ? PQerrorMessage(b->lc) : "out of memory");
+		msg[strcspn(msg, "\n")] = '\0';
+		PQfinish(b->lc);
+		b->lc = NULL;
+		return pc_error_set(err, PC_ERR_BUSY, "store", "the PostgreSQL store is unreachable: %s", msg);
+	}
+	r = PQexec(b->lc, "LISTEN paracorr_jobs");
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		PQfinish(b->lc);
+		b->lc = NULL;
+		return pc_error_set(err, PC_ERR_BUSY, "store", "cannot LISTEN on the PostgreSQL store");
+	}
+	return PC_OK;
+}
+
+/* Takes every notification libpq has read; 1 when there was any. */
+static int take_notifies(PGconn *c)
+{
+	PGnotify *n;
+	int any = 0;
+
+	while ((n = PQnotifies(c)) != NULL) {
+		any = 1;
+		PQfreemem(n);
+	}
+	return any;
+}
+
+static int pg_wait_jobs(struct pcd_store_be *b, int timeout_ms, int *notified, struct pc_error *err)
+{
+	struct pollfd pfd;
+	int rc;
+
+	pthread_mutex_lock(&b->listen_lock);
+	if ((rc = listen_conn(b, err)))
+		goto out;
+	/* what arrived since the last call first: a NOTIFY is never missed
+	 * while this connection lives, only when it is made again (then the
+	 * caller's poll interval covers the gap) */
+	if (!PQconsumeInput(b->lc))
+		goto broken;
+	if ((*notified = take_notifies(b->lc)))
+		goto out;
+	pfd.fd = PQsocket(b->lc);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		goto broken;
+	if (poll(&pfd, 1, timeout_ms) > 0) {
+		if (!PQconsumeInput(b->lc))
+			goto broken;
+		*notified = take_notifies(b->lc);
+	}
+	goto out;
+broken:
+	rc = pc_error_set(err, PC_ERR_BUSY, "store", "the PostgreSQL store's LISTEN connection broke");
+	PQfinish(b->lc);
+	b->lc = NULL;
+out:
+	pthread_mutex_unlock(&b->listen_lock);
 	return rc;
 }
 
@@ -1292,4 +1405,5 @@ const struct pcd_store_ops pcd_store_pg_ops = {
 	.job_cancel = pg_job_cancel,
 	.job_delete = pg_job_delete,
 	.queue_depth = pg_queue_depth,
+	.wait_jobs = pg_wait_jobs,
 };

@@ -14,6 +14,11 @@
  * one join. What a job made (a harden job's model) is a row of
  * job_artifacts.
  *
+ * Leases (schema version 5): the columns and the fencing by claim token of
+ * the PostgreSQL backend (store.h), so that both answer alike; a SQLite
+ * file has one node (the data directory's lock), whose recovery at startup
+ * takes every running job, and leases only matter to the sweep.
+ *
  * Tenants (schema version 2): models and datasets are keyed by (tenant,
  * id), jobs carry their tenant and idempotency keys are unique per tenant.
  * A scope argument of NULL (PCD_ALL_TENANTS) matches every tenant: the SQL
@@ -27,7 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
+/* now in ms since 1970 on the database's clock (this host's: one node),
+ * for leases */
+#define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
 struct pcd_store_be {
 	sqlite3 *db;
@@ -247,6 +255,13 @@ static const char schema_v4[] =
 	"CREATE INDEX datasets_name ON datasets (name);"
 	"CREATE INDEX jobs_name ON jobs (name);";
 
+/* Version 5: leases, claim tokens and the node of a job's latest attempt
+ * (lease_expires_at in ms since 1970, NOW_MS). */
+static const char schema_v5[] =
+	"ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN claim_token TEXT;"
+	"ALTER TABLE jobs ADD COLUMN node TEXT NOT NULL DEFAULT '';";
+
 /* Every stored report's headline, once (the migration to version 4). */
 static int backfill_headlines(struct pcd_store_be *s, struct pc_error *err)
 {
@@ -298,6 +313,8 @@ static int migrate(struct pcd_store_be *s, struct pc_error *err)
 	if (version < 3 && (rc = exec(s, schema_v3, err)))
 		goto fail;
 	if (version < 4 && ((rc = exec(s, schema_v4, err)) || (rc = backfill_headlines(s, err))))
+		goto fail;
+	if (version < 5 && (rc = exec(s, schema_v5, err)))
 		goto fail;
 	if (version < SCHEMA_VERSION) {
 		char sql[64];
@@ -696,7 +713,7 @@ out:
 #define JOB_COLS                                                                                                  \
 	"seq, id, kind, spec, status, attempts, cancel_requested, progress, error, report IS NOT NULL,"          \
 	" idempotency_key, spec_hash, created_at, started_at, finished_at, heartbeat_at, tenant, name, labels,"    \
-	" headline"
+	" headline, node, claim_token"
 
 static int read_job(sqlite3_stmt *st, void *row, struct pc_error *err)
 {
@@ -725,6 +742,8 @@ static int read_job(sqlite3_stmt *st, void *row, struct pc_error *err)
 	copy_col(st, 17, j->name, sizeof(j->name));
 	j->labels = dup_col(st, 18);
 	j->headline = dup_col(st, 19);
+	copy_col(st, 20, j->node, sizeof(j->node));
+	copy_col(st, 21, j->claim_token, sizeof(j->claim_token));
 	if (!j->spec || !j->labels || (!j->headline && sqlite3_column_type(st, 19) != SQLITE_NULL) || (!j->progress && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
 	    (!j->error && sqlite3_column_type(st, 8) != SQLITE_NULL) ||
 	    (!j->idempotency_key && sqlite3_column_type(st, 10) != SQLITE_NULL)) {
@@ -906,7 +925,8 @@ out:
 	return rc;
 }
 
-static int sq_job_claim(struct pcd_store_be *s, struct pcd_job *out, struct pc_error *err)
+static int sq_job_claim(struct pcd_store_be *s, const char *node, const char *token, int lease_ms,
+			struct pcd_job *out, struct pc_error *err)
 {
 	char id[PCD_JOB_ID_LEN + 1], now[PCD_TIME_LEN];
 	sqlite3_stmt *st = NULL;
@@ -929,11 +949,15 @@ static int sq_job_claim(struct pcd_store_be *s, struct pcd_job *out, struct pc_e
 	sqlite3_finalize(st);
 	if ((rc = prep(s,
 		       "UPDATE jobs SET status = 'running', attempts = attempts + 1, cancel_requested = 0,"
-		       " started_at = ?1, heartbeat_at = ?1, finished_at = NULL, progress = NULL WHERE id = ?2",
+		       " started_at = ?1, heartbeat_at = ?1, finished_at = NULL, progress = NULL, node = ?3,"
+		       " claim_token = ?4, lease_expires_at = " NOW_MS " + ?5 WHERE id = ?2",
 		       &st, err)))
 		goto out;
 	bind_text(st, 1, now);
 	bind_text(st, 2, id);
+	bind_text(st, 3, node);
+	bind_text(st, 4, token);
+	sqlite3_bind_int(st, 5, lease_ms);
 	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
 		goto out;
 	rc = job_get_locked(s, PCD_ALL_TENANTS, id, out, err);
@@ -945,24 +969,59 @@ out:
 	return rc;
 }
 
-/* Runs an UPDATE on a job that must be running; CONFLICT or NOT_FOUND
- * when it changed nothing. The caller holds the lock. */
-static int update_running(struct pcd_store_be *s, sqlite3_stmt *st, const char *id, struct pc_error *err)
+/* The answer of a fenced write that matched no row; the caller holds the
+ * lock. */
+static int fenced_locked(struct pcd_store_be *s, const char *id, const char *token, struct pc_error *err)
 {
-	enum pcd_job_status status;
+	sqlite3_stmt *st = NULL;
+	int rc, v, found;
+
+	if ((rc = prep(s, "SELECT status, claim_token FROM jobs WHERE id = ?1", &st, err)))
+		return rc;
+	bind_text(st, 1, id);
+	if (!(rc = step_row(s, st, &found, err))) {
+		v = found ? pcd_job_status_parse((const char *)sqlite3_column_text(st, 0)) : -1;
+		rc = pcd_store_fenced(id, found, v < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)v,
+				      found ? (const char *)sqlite3_column_text(st, 1) : NULL, token, err);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Runs an UPDATE on the job running under token; the fenced answer
+ * (store.h) when it changed nothing. The caller holds the lock. */
+static int update_running(struct pcd_store_be *s, sqlite3_stmt *st, const char *id, const char *token,
+			  struct pc_error *err)
+{
 	int rc;
 
 	if ((rc = step_done(s, st, err)))
 		return rc;
 	if (sqlite3_changes(s->db) > 0)
 		return PC_OK;
-	if ((rc = job_status_locked(s, PCD_ALL_TENANTS, id, &status, NULL, err)))
-		return rc;
-	return pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s, not running", id, pcd_job_status_name(status));
+	return fenced_locked(s, id, token, err);
 }
 
-static int sq_job_heartbeat(struct pcd_store_be *s, const char *id, const char *progress_json, int *cancel_requested,
-			    struct pc_error *err)
+/* Whether the job running under token is there (the caller holds the
+ * lock): PC_OK, or the fenced answer. */
+static int running_locked(struct pcd_store_be *s, const char *id, const char *token, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, found;
+
+	if ((rc = prep(s, "SELECT 1 FROM jobs WHERE id = ?1 AND status = 'running' AND claim_token = ?2", &st, err)))
+		return rc;
+	bind_text(st, 1, id);
+	bind_text(st, 2, token);
+	rc = step_row(s, st, &found, err);
+	sqlite3_finalize(st);
+	if (!rc && !found)
+		rc = fenced_locked(s, id, token, err);
+	return rc;
+}
+
+static int sq_job_heartbeat(struct pcd_store_be *s, const char *id, const char *token, int lease_ms,
+			    const char *progress_json, int *cancel_requested, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	enum pcd_job_status status;
@@ -972,14 +1031,16 @@ static int sq_job_heartbeat(struct pcd_store_be *s, const char *id, const char *
 	pcd_store_now(now);
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s,
-		       "UPDATE jobs SET progress = coalesce(?1, progress), heartbeat_at = ?2"
-		       " WHERE id = ?3 AND status = 'running'",
+		       "UPDATE jobs SET progress = coalesce(?1, progress), heartbeat_at = ?2,"
+		       " lease_expires_at = " NOW_MS " + ?5 WHERE id = ?3 AND status = 'running' AND claim_token = ?4",
 		       &st, err)))
 		goto out;
 	bind_text(st, 1, progress_json);
 	bind_text(st, 2, now);
 	bind_text(st, 3, id);
-	if ((rc = update_running(s, st, id, err)) ||
+	bind_text(st, 4, token);
+	sqlite3_bind_int(st, 5, lease_ms);
+	if ((rc = update_running(s, st, id, token, err)) ||
 	    (rc = job_status_locked(s, PCD_ALL_TENANTS, id, &status, &cancel, err)))
 		goto out;
 	if (cancel_requested)
@@ -990,7 +1051,7 @@ out:
 	return rc;
 }
 
-static int sq_job_complete(struct pcd_store_be *s, const char *id, enum pcd_job_status status,
+static int sq_job_complete(struct pcd_store_be *s, const char *id, const char *token, enum pcd_job_status status,
 			   const char *report_text, const char *error_json, const char *headline, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
@@ -1001,7 +1062,7 @@ static int sq_job_complete(struct pcd_store_be *s, const char *id, enum pcd_job_
 	pthread_mutex_lock(&s->lock);
 	if ((rc = prep(s,
 		       "UPDATE jobs SET status = ?1, report = ?2, error = ?3, finished_at = ?4, heartbeat_at = ?4,"
-		       " headline = ?6 WHERE id = ?5 AND status = 'running'",
+		       " headline = ?6, lease_expires_at = NULL WHERE id = ?5 AND status = 'running' AND claim_token = ?7",
 		       &st, err)))
 		goto out;
 	bind_text(st, 6, headline);
@@ -1010,7 +1071,8 @@ static int sq_job_complete(struct pcd_store_be *s, const char *id, enum pcd_job_
 	bind_text(st, 3, error_json);
 	bind_text(st, 4, now);
 	bind_text(st, 5, id);
-	rc = update_running(s, st, id, err);
+	bind_text(st, 7, token);
+	rc = update_running(s, st, id, token, err);
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
@@ -1018,14 +1080,16 @@ out:
 }
 
 /* A running job stopped without finishing: back to the queue, or cancelled
- * when a cancel was asked for meanwhile. */
+ * when a cancel was asked for meanwhile. Its token goes, so the attempt
+ * that had it can write nothing more. */
 #define REQUEUE_SET                                                                                               \
 	" status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,"                               \
 	" finished_at = CASE WHEN cancel_requested THEN ?1 ELSE NULL END,"                                      \
 	" started_at = CASE WHEN cancel_requested THEN started_at ELSE NULL END,"                               \
-	" progress = CASE WHEN cancel_requested THEN progress ELSE NULL END"
+	" progress = CASE WHEN cancel_requested THEN progress ELSE NULL END,"                                   \
+	" claim_token = NULL, lease_expires_at = NULL"
 
-static int sq_job_requeue(struct pcd_store_be *s, const char *id, struct pc_error *err)
+static int sq_job_requeue(struct pcd_store_be *s, const char *id, const char *token, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	sqlite3_stmt *st = NULL;
@@ -1036,20 +1100,26 @@ static int sq_job_requeue(struct pcd_store_be *s, const char *id, struct pc_erro
 	/* the claim counted an attempt; a drain is not the job's failure */
 	if ((rc = prep(s,
 		       "UPDATE jobs SET attempts = max(attempts - 1, 0)," REQUEUE_SET
-		       " WHERE id = ?2 AND status = 'running'",
+		       " WHERE id = ?2 AND status = 'running' AND claim_token = ?3",
 		       &st, err)))
 		goto out;
 	bind_text(st, 1, now);
 	bind_text(st, 2, id);
-	rc = update_running(s, st, id, err);
+	bind_text(st, 3, token);
+	rc = update_running(s, st, id, token, err);
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
-static int sq_job_recover(struct pcd_store_be *s, int max_attempts, const char *problem_text, int *n_requeued,
-			  int *n_failed, struct pc_error *err)
+/* Which running jobs recover takes: every one at startup (?9 = 1: this
+ * file has one node), else those whose lease ran out (none recorded: a job
+ * of a version before leases). */
+#define RECOVERABLE " status = 'running' AND (?9 OR lease_expires_at IS NULL OR lease_expires_at < " NOW_MS ")"
+
+static int sq_job_recover(struct pcd_store_be *s, int max_attempts, const char *problem_text, const char *node,
+			  int *n_requeued, int *n_failed, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	sqlite3_stmt *st = NULL;
@@ -1060,21 +1130,23 @@ static int sq_job_recover(struct pcd_store_be *s, int max_attempts, const char *
 	if ((rc = begin(s, err)))
 		goto out;
 	if ((rc = prep(s,
-		       "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2"
-		       " WHERE status = 'running' AND NOT cancel_requested AND attempts >= ?3",
+		       "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2, claim_token = NULL,"
+		       " lease_expires_at = NULL WHERE" RECOVERABLE " AND NOT cancel_requested AND attempts >= ?3",
 		       &st, err)))
 		goto out;
 	bind_text(st, 1, problem_text);
 	bind_text(st, 2, now);
 	sqlite3_bind_int(st, 3, max_attempts);
+	sqlite3_bind_int(st, 9, node != NULL);
 	if ((rc = step_done(s, st, err)))
 		goto out;
 	failed = sqlite3_changes(s->db);
 	sqlite3_finalize(st);
 	/* the attempt that crashed stays counted: that is what bounds retries */
-	if ((rc = prep(s, "UPDATE jobs SET" REQUEUE_SET " WHERE status = 'running'", &st, err)))
+	if ((rc = prep(s, "UPDATE jobs SET" REQUEUE_SET " WHERE" RECOVERABLE, &st, err)))
 		goto out;
 	bind_text(st, 1, now);
+	sqlite3_bind_int(st, 9, node != NULL);
 	if ((rc = step_done(s, st, err)))
 		goto out;
 	requeued = sqlite3_changes(s->db);
@@ -1246,14 +1318,17 @@ out:
 	return rc;
 }
 
-static int sq_artifact_put(struct pcd_store_be *s, const char *job_id, const char *name, const char *model_id,
-			       struct pc_error *err)
+static int sq_artifact_put(struct pcd_store_be *s, const char *job_id, const char *token, const char *name,
+			   const char *model_id, struct pc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	if ((rc = prep(s, "INSERT OR REPLACE INTO job_artifacts (job_id, name, model_id) VALUES (?, ?, ?)", &st, err)))
+	/* the check and the insert under the one lock: nothing can requeue the
+	 * job between them */
+	if ((rc = running_locked(s, job_id, token, err)) ||
+	    (rc = prep(s, "INSERT OR REPLACE INTO job_artifacts (job_id, name, model_id) VALUES (?, ?, ?)", &st, err)))
 		goto out;
 	bind_text(st, 1, job_id);
 	bind_text(st, 2, name);

@@ -355,7 +355,7 @@ static void http_init(void)
 	}
 	H.app.tokens = H.tokens;
 	http_fresh();
-	if (!(H.app.prom = pcd_prom_new()))
+	if (!(H.app.prom = pcd_prom_new("fuzz")))
 		abort();
 	/* workers that never run a job: a queued job stays queued, so every
 	 * input sees the same service (and no study runs under the fuzzer) */
