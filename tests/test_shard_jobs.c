@@ -1,0 +1,294 @@
+/* Sharded studies through the store and the worker pool (no HTTP): the
+ * parent hands its items to shard jobs that the pool's workers claim, the
+ * last one merges, and the report is the unsharded job's byte for byte
+ * (the timing aside); cancelling the parent cancels every shard; the
+ * store's shard rows move as store.h says, on SQLite and PostgreSQL. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blobs.h"
+#include "job.h"
+#include "paracorr/report.h"
+#include "store.h"
+#include "workers.h"
+#include "be_util.h"
+#include "pg_util.h"
+#include "test.h"
+
+struct env {
+	char dir[PATH_MAX - 64];
+	struct pcd_store *store;
+	struct pcd_blobs *blobs;
+	char model[65], dataset[65];
+};
+
+static struct pcd_blob_writer *copy_in(struct pcd_blobs *b, const char *path)
+{
+	struct pcd_blob_writer *w = NULL;
+	size_t len;
+	char *data = be_read_file(path, &len);
+
+	if (!data)
+		return NULL;
+	if (pcd_blob_writer_begin(b, 0, &w, NULL) == PC_OK && pcd_blob_writer_write(w, data, len, NULL) != PC_OK) {
+		pcd_blob_writer_abort(w);
+		w = NULL;
+	}
+	free(data);
+	return w;
+}
+
+/* 0 ready, 1 no Fashion-MNIST (skip), -1 failure; SQLite in a temp dir or
+ * the store at where */
+static int env_setup(struct env *e, const char *where)
+{
+	char path[PATH_MAX];
+	struct pcd_blob_writer *w, *x, *y;
+	struct pc_error err = {0};
+
+	memset(e, 0, sizeof(*e));
+	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0)
+		return 1;
+	if (!be_tmpdir(e->dir, sizeof(e->dir)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/paracorr.db", e->dir);
+	if (pcd_store_open(where ? where : path, &e->store, &err))
+		return -1;
+	snprintf(path, sizeof(path), "%s/data", e->dir);
+	if (pcd_blobs_open(path, &e->blobs, &err))
+		return -1;
+	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
+	if (!(w = copy_in(e->blobs, path)) || pcd_blob_writer_finish(w, e->model, &err) ||
+	    pcd_blobs_commit_model(e->blobs, w, NULL, &err) ||
+	    pcd_store_model_put(e->store, "default", e->model, 1, "{}", NULL, &err))
+		return -1;
+	x = copy_in(e->blobs, T10K_X);
+	y = copy_in(e->blobs, T10K_Y);
+	if (!x || !y) {
+		pcd_blob_writer_abort(x);
+		pcd_blob_writer_abort(y);
+		return -1;
+	}
+	if (pcd_blobs_commit_dataset(e->blobs, x, y, e->dataset, NULL, &err) ||
+	    pcd_store_dataset_put(e->store, "default", e->dataset, 1, "{}", NULL, &err))
+		return -1;
+	return 0;
+}
+
+static void env_teardown(struct env *e)
+{
+	pcd_store_close(e->store);
+	pcd_blobs_free(e->blobs);
+	if (e->dir[0])
+		be_rmtree(e->dir);
+}
+
+static char *spec_of(const struct env *e, const char *shards, const char *rest)
+{
+	char *s = malloc(2048);
+
+	if (s)
+		snprintf(s, 2048, "{\"model\": \"%s\", \"dataset\": \"%s\"%s%s, %s}", e->model, e->dataset,
+			 shards ? ", \"shards\": " : "", shards ? shards : "", rest);
+	return s;
+}
+
+/* model + 6 tensors + 3 layers at 2 sparsities: 20 settings */
+#define STUDY                                                                                                     \
+	"\"limit\": 96, \"batch_size\": 32, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, " \
+	"1], \"sparsity\": [0, 50], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\", \"layer\"]}"
+/* long enough to be cancelled while its shards run */
+#define LONG_STUDY                                                                                                \
+	"\"batch_size\": 50, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.01, "   \
+	"0.02, 0.05, 0.1, 0.2, 0.5, 1, 2], \"random_trials\": 200, \"steps\": 20, \"groups\": [\"model\", "     \
+	"\"tensor\", \"layer\"]}"
+
+static void cfg_for_tests(struct pcd_workers_cfg *cfg, int workers)
+{
+	pcd_workers_cfg_default(cfg);
+	cfg->n_workers = workers;
+	cfg->threads_per_job = 1;
+	cfg->poll_ms = 50;
+	cfg->timing_seconds = 0;
+	cfg->quiet = 1;
+}
+
+/* Polls (bounded) until the job is finished; its status, -1 on error. */
+static int wait_finished(struct pcd_store *s, const char *id, double seconds)
+{
+	struct timespec ts = {0, 20 * 1000000L};
+	struct pcd_job j;
+	int status = -1;
+
+	for (int i = 0; i < (int)(seconds * 50); i++) {
+		if (pcd_store_job_get(s, PCD_ALL_TENANTS, id, &j, NULL) != PC_OK)
+			return -1;
+		status = (int)j.status;
+		pcd_job_free(&j);
+		if (pcd_job_status_finished((enum pcd_job_status)status))
+			return status;
+		nanosleep(&ts, NULL);
+	}
+	return status;
+}
+
+/* The report's text without its timing. */
+static char *report_of(struct pcd_store *s, const char *id)
+{
+	char *text = NULL, *out;
+	json_t *r;
+
+	if (pcd_store_job_report(s, PCD_ALL_TENANTS, id, &text, NULL))
+		return NULL;
+	r = json_loads(text, 0, NULL);
+	free(text);
+	if (!r)
+		return NULL;
+	json_object_del(r, "timing");
+	out = pc_report_dumps(r, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	json_decref(r);
+	return out;
+}
+
+static int submit(struct pc_test *t, struct env *e, const char *shards, const char *study, struct pcd_job *j)
+{
+	struct pc_error err = {0};
+	char *spec = spec_of(e, shards, study);
+	int rc = spec ? pcd_store_job_submit(e->store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, j, NULL, &err)
+		      : PC_ERR_NOMEM;
+
+	free(spec);
+	if (rc)
+		pc_test_fail(t, __FILE__, __LINE__, "submit: %s", err.text);
+	return rc == PC_OK;
+}
+
+/* The unsharded report and the sharded ones, through one pool of two
+ * workers: 3 shards, 1 shard, and 64 (clamped to the 20 items). */
+static void sharded_equals_whole(struct pc_test *t, const char *where)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job whole, s3, s1, s64;
+	struct pc_error err = {0};
+	struct pcd_shard *sh = NULL;
+	size_t n = 0;
+	char *want = NULL, *got;
+	int rc = env_setup(&e, where);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	REQUIRE(submit(t, &e, NULL, STUDY, &whole) && submit(t, &e, "3", STUDY, &s3) && submit(t, &e, "1", STUDY, &s1) &&
+		submit(t, &e, "64", STUDY, &s64));
+	cfg_for_tests(&cfg, 2);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_finished(e.store, whole.id, 300), PCD_JOB_SUCCEEDED);
+	CHECK_INT(wait_finished(e.store, s3.id, 300), PCD_JOB_SUCCEEDED);
+	CHECK_INT(wait_finished(e.store, s1.id, 300), PCD_JOB_SUCCEEDED);
+	CHECK_INT(wait_finished(e.store, s64.id, 300), PCD_JOB_SUCCEEDED);
+	pcd_workers_free(w);
+	want = report_of(e.store, whole.id);
+	REQUIRE(want != NULL);
+	CHECK(strstr(want, "\"tensor:") != NULL);
+	got = report_of(e.store, s3.id);
+	CHECK(got && !strcmp(got, want));
+	free(got);
+	got = report_of(e.store, s1.id);
+	CHECK(got && !strcmp(got, want));
+	free(got);
+	got = report_of(e.store, s64.id);
+	CHECK(got && !strcmp(got, want));
+	free(got);
+	CHECK_INT(pcd_store_job_shards(e.store, s3.id, &sh, &n, &err), PC_OK);
+	CHECK_INT(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_INT(sh[i].index, i);
+		CHECK_INT(sh[i].status, PCD_JOB_SUCCEEDED);
+	}
+	pcd_shards_free(sh, n);
+	/* shards 1 runs whole, without shard jobs */
+	CHECK_INT(pcd_store_job_shards(e.store, s1.id, &sh, &n, &err), PC_OK);
+	CHECK_INT(n, 0);
+	CHECK_INT(pcd_store_job_shards(e.store, s64.id, &sh, &n, &err), PC_OK);
+	CHECK_INT(n, 20);
+	pcd_shards_free(sh, n);
+	/* the shards go with their parent */
+	CHECK_INT(pcd_store_job_delete(e.store, PCD_ALL_TENANTS, s3.id, &err), PC_OK);
+	CHECK_INT(pcd_store_job_shards(e.store, s3.id, &sh, &n, &err), PC_OK);
+	CHECK_INT(n, 0);
+	free(want);
+	pcd_job_free(&whole);
+	pcd_job_free(&s3);
+	pcd_job_free(&s1);
+	pcd_job_free(&s64);
+	env_teardown(&e);
+}
+
+TEST(shard_jobs_report_equals_unsharded_sqlite)
+{
+	sharded_equals_whole(t, NULL);
+}
+
+/* Cancelling the parent while its shards run cancels it at once and every
+ * shard: the queued ones at once, the running one at its next check. */
+TEST(shard_jobs_cancel_cancels_every_shard)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job p;
+	struct pc_error err = {0};
+	struct pcd_shard *sh = NULL;
+	enum pcd_job_status after;
+	struct timespec ts = {0, 20 * 1000000L};
+	size_t n = 0;
+	int rc = env_setup(&e, NULL), running = 0;
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	REQUIRE(submit(t, &e, "3", LONG_STUDY, &p));
+	cfg_for_tests(&cfg, 1);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	/* until a shard runs (bounded) */
+	for (int i = 0; i < 60 * 50 && !running; i++) {
+		REQUIRE(pcd_store_job_shards(e.store, p.id, &sh, &n, &err) == PC_OK);
+		for (size_t k = 0; k < n; k++)
+			running |= sh[k].status == PCD_JOB_RUNNING;
+		pcd_shards_free(sh, n);
+		if (!running)
+			nanosleep(&ts, NULL);
+	}
+	REQUIRE(running);
+	CHECK_INT(pcd_store_job_cancel(e.store, PCD_ALL_TENANTS, p.id, &after, &err), PC_OK);
+	CHECK_INT(after, PCD_JOB_CANCELLED);
+	{
+		int all = 0;
+		for (int i = 0; i < 60 * 50 && !all; i++) {
+			REQUIRE(pcd_store_job_shards(e.store, p.id, &sh, &n, &err) == PC_OK);
+			all = n == 3;
+			for (size_t k = 0; k < n; k++)
+				all &= sh[k].status == PCD_JOB_CANCELLED;
+			pcd_shards_free(sh, n);
+			if (!all)
+				nanosleep(&ts, NULL);
+		}
+		CHECK(all);
+	}
+	CHECK_INT(wait_finished(e.store, p.id, 1), PCD_JOB_CANCELLED);
+	pcd_workers_free(w);
+	pcd_job_free(&p);
+	env_teardown(&e);
+}
