@@ -292,3 +292,165 @@ TEST(shard_jobs_cancel_cancels_every_shard)
 	pcd_job_free(&p);
 	env_teardown(&e);
 }
+
+TEST(shard_jobs_report_equals_unsharded_pg)
+{
+	char why[512], url[512];
+	struct pgu *pg;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG((pg = pgu_shared(why, sizeof(why))) != NULL, "%s", why);
+	REQUIRE_MSG(pgu_new_db(pg, url, sizeof(url)), "%s", pg->why);
+	sharded_equals_whole(t, url);
+}
+
+/* The store's side alone: hand-over, the last shard's merge, a failed
+ * shard failing its parent, a waiting parent left alone by recover and
+ * cancelled at once. */
+static void store_rows(struct pc_test *t, const char *where)
+{
+	char dir[PATH_MAX - 64], path[PATH_MAX], parent[PCD_JOB_ID_LEN + 1];
+	const char *specs[3] = {"{\"i\": 0}", "{\"i\": 1}", "{\"i\": 2}"};
+	const unsigned char state[5] = {0, 1, 0xfe, 0x5c, 0xff};
+	struct pcd_store *s = NULL;
+	struct pcd_job p, q, sh[3], got;
+	struct pcd_shard *v = NULL;
+	struct pc_error err = {0};
+	enum pcd_job_status after;
+	unsigned char *data = NULL;
+	size_t n = 0, len = 0;
+	int merge = -1, requeued = -1;
+
+	REQUIRE(be_tmpdir(dir, sizeof(dir)));
+	snprintf(path, sizeof(path), "%s/paracorr.db", dir);
+	REQUIRE(pcd_store_open(where ? where : path, &s, &err) == PC_OK);
+	REQUIRE(pcd_store_job_submit(s, "t1", 1, "analyze", "{\"a\": 1}", NULL, NULL, 0, 0, &p, NULL, &err) == PC_OK);
+	/* only a running parent hands over */
+	CHECK_INT(pcd_store_job_shards_start(s, p.id, 3, specs, "prefix", state, sizeof(state), &err), PC_ERR_CONFLICT);
+	REQUIRE(pcd_store_job_claim(s, &got, &err) == PC_OK);
+	CHECK(!strcmp(got.id, p.id));
+	pcd_job_free(&got);
+	REQUIRE(pcd_store_job_shards_start(s, p.id, 3, specs, "prefix", state, sizeof(state), &err) == PC_OK);
+	REQUIRE(pcd_store_job_state_get(s, p.id, "prefix", &data, &len, &err) == PC_OK);
+	CHECK(len == sizeof(state) && !memcmp(data, state, len));
+	free(data);
+	CHECK_INT(pcd_store_job_state_get(s, p.id, "other", &data, &len, &err), PC_ERR_NOT_FOUND);
+	/* recover leaves the waiting parent running */
+	CHECK_INT(pcd_store_job_recover(s, 3, &requeued, NULL, &err), PC_OK);
+	CHECK_INT(requeued, 0);
+	REQUIRE(pcd_store_job_shards(s, p.id, &v, &n, &err) == PC_OK);
+	CHECK_INT(n, 3);
+	for (size_t i = 0; i < n && i < 3; i++) {
+		CHECK_INT(v[i].index, i);
+		CHECK_INT(v[i].status, PCD_JOB_QUEUED);
+	}
+	pcd_shards_free(v, n);
+	/* the shards are claimed in order, as jobs of kind "shard" of the tenant */
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(pcd_store_job_claim(s, &sh[i], &err) == PC_OK);
+		CHECK(!strcmp(sh[i].kind, "shard"));
+		CHECK(!strcmp(sh[i].tenant, "t1"));
+		CHECK(!strcmp(sh[i].spec, specs[i]));
+	}
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(pcd_store_job_complete(s, sh[i].id, PCD_JOB_SUCCEEDED, "{}", NULL, &err) == PC_OK);
+		REQUIRE(pcd_store_job_shard_finished(s, sh[i].id, NULL, &merge, parent, &err) == PC_OK);
+		/* only the last one merges */
+		CHECK_INT(merge, i == 2);
+		CHECK(!strcmp(parent, p.id));
+	}
+	/* a second call for the last one does not merge twice */
+	REQUIRE(pcd_store_job_shard_finished(s, sh[2].id, NULL, &merge, parent, &err) == PC_OK);
+	CHECK_INT(merge, 0);
+	/* a merge that died is recovered as any running job */
+	CHECK_INT(pcd_store_job_recover(s, 3, &requeued, NULL, &err), PC_OK);
+	CHECK_INT(requeued, 1);
+	for (int i = 0; i < 3; i++)
+		pcd_job_free(&sh[i]);
+	pcd_job_free(&got);
+
+	/* a failed shard fails its parent and cancels the others */
+	REQUIRE(pcd_store_job_submit(s, "t1", 1, "analyze", "{\"b\": 1}", NULL, NULL, 0, 0, &q, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_claim(s, &got, &err) == PC_OK);
+	/* the recovered parent p comes first */
+	CHECK(!strcmp(got.id, p.id));
+	pcd_job_free(&got);
+	REQUIRE(pcd_store_job_claim(s, &got, &err) == PC_OK);
+	CHECK(!strcmp(got.id, q.id));
+	pcd_job_free(&got);
+	REQUIRE(pcd_store_job_shards_start(s, q.id, 3, specs, "prefix", state, sizeof(state), &err) == PC_OK);
+	REQUIRE(pcd_store_job_claim(s, &sh[0], &err) == PC_OK);
+	REQUIRE(pcd_store_job_claim(s, &sh[1], &err) == PC_OK);
+	REQUIRE(pcd_store_job_complete(s, sh[0].id, PCD_JOB_FAILED, NULL, "{\"title\": \"x\"}", &err) == PC_OK);
+	REQUIRE(pcd_store_job_shard_finished(s, sh[0].id, "{\"detail\": \"shard 0: x\"}", &merge, parent, &err) ==
+		PC_OK);
+	CHECK_INT(merge, 0);
+	REQUIRE(pcd_store_job_get(s, PCD_ALL_TENANTS, q.id, &got, &err) == PC_OK);
+	CHECK_INT(got.status, PCD_JOB_FAILED);
+	CHECK(got.error && strstr(got.error, "shard 0: x"));
+	pcd_job_free(&got);
+	REQUIRE(pcd_store_job_shards(s, q.id, &v, &n, &err) == PC_OK);
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK_INT(v[0].status, PCD_JOB_FAILED);
+		CHECK_INT(v[1].status, PCD_JOB_RUNNING); /* asked to stop */
+		CHECK_INT(v[2].status, PCD_JOB_CANCELLED);
+	}
+	pcd_shards_free(v, n);
+	REQUIRE(pcd_store_job_get(s, PCD_ALL_TENANTS, sh[1].id, &got, &err) == PC_OK);
+	CHECK_INT(got.cancel_requested, 1);
+	pcd_job_free(&got);
+	pcd_job_free(&sh[0]);
+	pcd_job_free(&sh[1]);
+
+	/* cancelling a waiting parent: at once, with its shards */
+	CHECK_INT(pcd_store_job_cancel(s, PCD_ALL_TENANTS, p.id, &after, &err), PC_OK);
+	CHECK_INT(after, PCD_JOB_RUNNING); /* p is merging, held by a worker */
+	pcd_job_free(&p);
+	pcd_job_free(&q);
+	REQUIRE(pcd_store_job_submit(s, "t1", 1, "analyze", "{\"c\": 1}", NULL, NULL, 0, 0, &p, NULL, &err) == PC_OK);
+	REQUIRE(pcd_store_job_claim(s, &got, &err) == PC_OK);
+	/* sh[1] of q was running; p went back to running above: the new job */
+	CHECK(!strcmp(got.id, p.id));
+	pcd_job_free(&got);
+	REQUIRE(pcd_store_job_shards_start(s, p.id, 2, specs, "prefix", state, sizeof(state), &err) == PC_OK);
+	REQUIRE(pcd_store_job_claim(s, &sh[0], &err) == PC_OK);
+	CHECK_INT(pcd_store_job_cancel(s, PCD_ALL_TENANTS, p.id, &after, &err), PC_OK);
+	CHECK_INT(after, PCD_JOB_CANCELLED);
+	REQUIRE(pcd_store_job_shards(s, p.id, &v, &n, &err) == PC_OK);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(v[0].status, PCD_JOB_RUNNING);
+		CHECK_INT(v[1].status, PCD_JOB_CANCELLED);
+	}
+	pcd_shards_free(v, n);
+	REQUIRE(pcd_store_job_get(s, PCD_ALL_TENANTS, sh[0].id, &got, &err) == PC_OK);
+	CHECK_INT(got.cancel_requested, 1);
+	pcd_job_free(&got);
+	pcd_job_free(&sh[0]);
+	pcd_job_free(&p);
+	pcd_store_close(s);
+	be_rmtree(dir);
+}
+
+TEST(shard_store_rows_sqlite)
+{
+	store_rows(t, NULL);
+}
+
+TEST(shard_store_rows_pg)
+{
+	char why[512], url[512];
+	struct pgu *pg;
+
+	if (!pgu_available(why, sizeof(why))) {
+		pc_test_skip(t, why);
+		return;
+	}
+	REQUIRE_MSG((pg = pgu_shared(why, sizeof(why))) != NULL, "%s", why);
+	REQUIRE_MSG(pgu_new_db(pg, url, sizeof(url)), "%s", pg->why);
+	store_rows(t, url);
+}

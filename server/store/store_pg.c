@@ -40,7 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* advisory lock keys: "paracorr" in ASCII, and that + 1 */
 #define LOCK_MIGRATE "7053476706432299634"
 #define LOCK_DAEMON "7053476706432299635"
@@ -312,8 +312,21 @@ static const char *const schema_v1[] = {
 	NULL,
 };
 
+/* Version 2 (SQLite's 5): sharded studies (store.h). A shard job knows its
+ * parent and index; a parent's waiting is 0, 1 (its shards run, no worker
+ * holds it) or 2 (merging); job_state holds a job's named bytes. */
+static const char *const schema_v2[] = {
+	"ALTER TABLE jobs ADD COLUMN parent_id text COLLATE \"C\"",
+	"ALTER TABLE jobs ADD COLUMN shard_index integer",
+	"ALTER TABLE jobs ADD COLUMN waiting integer NOT NULL DEFAULT 0",
+	"CREATE INDEX jobs_parent ON jobs (parent_id, shard_index)",
+	"CREATE TABLE job_state (job_id text COLLATE \"C\" NOT NULL, name text NOT NULL, data bytea NOT NULL,"
+	" PRIMARY KEY (job_id, name))",
+	NULL,
+};
+
 /* Each version's statements; later versions add rows. */
-static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1};
+static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 static int migrate(struct pcd_store_be *b, struct pc_error *err)
 {
@@ -1096,7 +1109,7 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 	if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
 	    (rc = q(b,
 		    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2"
-		    " WHERE status = 'running' AND cancel_requested = 0 AND attempts >= $3::integer",
+		    " WHERE status = 'running' AND cancel_requested = 0 AND attempts >= $3::integer AND waiting != 1",
 		    3, p, &r, err)))
 		goto out;
 	failed = changed(r);
@@ -1104,7 +1117,9 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 	r = NULL;
 	/* the attempt that crashed stays counted: that is what bounds retries */
 	p[0] = now;
-	if ((rc = q(b, "UPDATE jobs SET" REQUEUE_SET " WHERE status = 'running'", 1, p, &r, err)))
+	/* a parent waiting for its shards is held by no worker: nothing died */
+	if ((rc = q(b, "UPDATE jobs SET waiting = 0," REQUEUE_SET " WHERE status = 'running' AND waiting != 1", 1, p,
+		    &r, err)))
 		goto out;
 	requeued = changed(r);
 	if ((rc = q(b, "COMMIT", 0, NULL, NULL, err)))
@@ -1187,13 +1202,29 @@ static int pg_job_find(struct pcd_store_be *b, const char *tenant, const struct 
 	return rc;
 }
 
+/* The shards of parent id not finished: queued ones cancelled now,
+ * running ones asked to stop. In the caller's transaction. */
+static int cancel_shards(struct pcd_store_be *b, const char *id, const char *now, struct pc_error *err)
+{
+	const char *p[] = {now, id};
+	int rc;
+
+	if ((rc = q(b, "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE parent_id = $2::text"
+		       " AND status = 'queued'",
+		    2, p, NULL, err)))
+		return rc;
+	return q(b, "UPDATE jobs SET cancel_requested = 1 WHERE parent_id = $1::text AND status = 'running'", 1, p + 1,
+		 NULL, err);
+}
+
 static int pg_job_cancel(struct pcd_store_be *b, const char *tenant, const char *id,
 			 enum pcd_job_status *status_after, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	const char *p[] = {now, id};
 	enum pcd_job_status status;
-	int rc;
+	PGresult *r = NULL;
+	int rc, waiting = 0;
 
 	pcd_store_now(now);
 	enter(b);
@@ -1203,15 +1234,21 @@ static int pg_job_cancel(struct pcd_store_be *b, const char *tenant, const char 
 		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s already", id, pcd_job_status_name(status));
 		goto out;
 	}
-	if (status == PCD_JOB_QUEUED)
-		rc = q(b, "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2::text", 2, p, NULL, err);
+	/* a parent waiting for its shards has no worker to stop it: at once */
+	if ((rc = q(b, "SELECT waiting FROM jobs WHERE id = $1::text", 1, p + 1, &r, err)))
+		goto out;
+	waiting = PQntuples(r) && atoi(PQgetvalue(r, 0, 0)) == 1;
+	if (status == PCD_JOB_QUEUED || waiting)
+		rc = q(b, "UPDATE jobs SET status = 'cancelled', finished_at = $1, waiting = 0 WHERE id = $2::text", 2, p,
+		       NULL, err);
 	else
 		rc = q(b, "UPDATE jobs SET cancel_requested = 1 WHERE id = $1::text", 1, p + 1, NULL, err);
-	if (rc || (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
+	if (rc || (rc = cancel_shards(b, id, now, err)) || (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
 		goto out;
 	if (status_after)
-		*status_after = status == PCD_JOB_QUEUED ? PCD_JOB_CANCELLED : status;
+		*status_after = status == PCD_JOB_QUEUED || waiting ? PCD_JOB_CANCELLED : status;
 out:
+	PQclear(r);
 	leave(b);
 	return rc;
 }
@@ -1220,7 +1257,8 @@ static int pg_job_delete(struct pcd_store_be *b, const char *tenant, const char 
 {
 	static const char *const sql[] = {"DELETE FROM job_uploads WHERE job_id = $1::text",
 					  "DELETE FROM job_artifacts WHERE job_id = $1::text",
-					  "DELETE FROM jobs WHERE id = $1::text"};
+					  "DELETE FROM job_state WHERE job_id = $1::text",
+					  "DELETE FROM jobs WHERE parent_id = $1::text", "DELETE FROM jobs WHERE id = $1::text"};
 	const char *p[] = {id};
 	enum pcd_job_status status;
 	int rc;
@@ -1240,6 +1278,227 @@ static int pg_job_delete(struct pcd_store_be *b, const char *tenant, const char 
 			goto out;
 	rc = q(b, "COMMIT", 0, NULL, NULL, err);
 out:
+	leave(b);
+	return rc;
+}
+
+/* --- sharded studies ---------------------------------------------------------- */
+
+static int pg_shards_start(struct pcd_store_be *b, const char *parent_id, int n, const char *const *spec_texts,
+			   const char *const *spec_hashes, const char *state_name, const unsigned char *state,
+			   size_t state_len, struct pc_error *err)
+{
+	static const char hexd[] = "0123456789abcdef";
+	char now[PCD_TIME_LEN], id[PCD_JOB_ID_LEN + 1], tenant[PCD_TENANT_MAX + 1], idx[16];
+	char *hex = malloc(2 * state_len + 3);
+	PGresult *r = NULL;
+	int rc;
+
+	if (!hex)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	/* bytea's hex input form */
+	hex[0] = '\\';
+	hex[1] = 'x';
+	for (size_t i = 0; i < state_len; i++) {
+		hex[2 + 2 * i] = hexd[state[i] >> 4];
+		hex[3 + 2 * i] = hexd[state[i] & 15];
+	}
+	hex[2 + 2 * state_len] = '\0';
+	pcd_store_now(now);
+	enter(b);
+	{
+		const char *p[] = {parent_id};
+		if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
+		    (rc = q(b, "SELECT tenant FROM jobs WHERE id = $1::text AND status = 'running' AND cancel_requested = 0"
+			       " FOR UPDATE",
+			    1, p, &r, err)))
+			goto out;
+	}
+	if (!PQntuples(r)) {
+		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is no longer running", parent_id);
+		goto out;
+	}
+	copy_val(r, 0, 0, tenant, sizeof(tenant));
+	{
+		const char *p[] = {parent_id, state_name, hex};
+		if ((rc = q(b,
+			    "INSERT INTO job_state (job_id, name, data) VALUES ($1::text, $2::text, $3::bytea)"
+			    " ON CONFLICT (job_id, name) DO UPDATE SET data = excluded.data",
+			    3, p, NULL, err)))
+			goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *p[] = {id, spec_texts[i], spec_hashes[i], now, tenant, parent_id, idx};
+
+		if ((rc = pcd_store_new_job_id(id, err)))
+			goto out;
+		snprintf(idx, sizeof(idx), "%d", i);
+		if ((rc = q(b,
+			    "INSERT INTO jobs (id, kind, spec, status, spec_hash, created_at, tenant, name, labels,"
+			    " parent_id, shard_index) VALUES ($1::text, 'shard', $2::text, 'queued', $3::text, $4::text,"
+			    " $5::text, '', '{}', $6::text, $7::integer)",
+			    7, p, NULL, err)))
+			goto out;
+	}
+	{
+		const char *p[] = {parent_id};
+		if ((rc = q(b, "UPDATE jobs SET waiting = 1 WHERE id = $1::text", 1, p, NULL, err)))
+			goto out;
+	}
+	rc = q(b, "COMMIT", 0, NULL, NULL, err);
+out:
+	PQclear(r);
+	leave(b);
+	free(hex);
+	return rc;
+}
+
+static int hex_nibble(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int pg_state_get(struct pcd_store_be *b, const char *job_id, const char *name, unsigned char **data,
+			size_t *len, struct pc_error *err)
+{
+	const char *p[] = {job_id, name}, *v;
+	PGresult *r = NULL;
+	size_t n;
+	int rc;
+
+	enter(b);
+	if ((rc = q(b, "SELECT data FROM job_state WHERE job_id = $1::text AND name = $2::text", 2, p, &r, err)))
+		goto out;
+	if (!PQntuples(r)) {
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, name, "job %s has no %s", job_id, name);
+		goto out;
+	}
+	v = PQgetvalue(r, 0, 0);
+	n = strlen(v);
+	if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, name, "the stored bytes are not in bytea's hex form");
+		goto out;
+	}
+	*len = (n - 2) / 2;
+	if (!(*data = malloc(*len + 1))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, name, "out of memory for %zu bytes", *len);
+		goto out;
+	}
+	for (size_t i = 0; i < *len; i++) {
+		int hi = hex_nibble(v[2 + 2 * i]), lo = hex_nibble(v[3 + 2 * i]);
+		if (hi < 0 || lo < 0) {
+			free(*data);
+			*data = NULL;
+			*len = 0;
+			rc = pc_error_set(err, PC_ERR_FORMAT, name, "the stored bytes are not in bytea's hex form");
+			goto out;
+		}
+		(*data)[i] = (unsigned char)(hi << 4 | lo);
+	}
+out:
+	PQclear(r);
+	leave(b);
+	return rc;
+}
+
+static int pg_shards_list(struct pcd_store_be *b, const char *parent_id, struct pcd_shard **out, size_t *n,
+			  struct pc_error *err)
+{
+	const char *p[] = {parent_id};
+	struct pcd_shard *v = NULL;
+	PGresult *r = NULL;
+	int rc, oom = 0, rows;
+
+	enter(b);
+	if ((rc = q(b,
+		    "SELECT shard_index, id, status, progress, error, report IS NOT NULL FROM jobs"
+		    " WHERE parent_id = $1::text ORDER BY shard_index",
+		    1, p, &r, err)))
+		goto out;
+	rows = PQntuples(r);
+	if (rows && !(v = calloc((size_t)rows, sizeof(*v)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < rows; i++) {
+		int status = pcd_job_status_parse(PQgetvalue(r, i, 2));
+
+		v[i].index = atoi(PQgetvalue(r, i, 0));
+		copy_val(r, i, 1, v[i].id, sizeof(v[i].id));
+		v[i].status = status < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)status;
+		v[i].progress = dup_val(r, i, 3, &oom);
+		v[i].error = dup_val(r, i, 4, &oom);
+		v[i].has_report = PQgetvalue(r, i, 5)[0] == 't';
+	}
+	*n = (size_t)rows;
+	if (oom)
+		rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+out:
+	PQclear(r);
+	leave(b);
+	if (rc) {
+		pcd_shards_free(v, *n);
+		*n = 0;
+		v = NULL;
+	}
+	*out = v;
+	return rc;
+}
+
+static int pg_shard_finished(struct pcd_store_be *b, const char *shard_id, const char *parent_problem, int *merge,
+			     char parent_id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
+{
+	char now[PCD_TIME_LEN], parent[PCD_JOB_ID_LEN + 1];
+	PGresult *r = NULL;
+	int rc, status;
+
+	pcd_store_now(now);
+	enter(b);
+	{
+		const char *p[] = {shard_id};
+		if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
+		    (rc = q(b, "SELECT parent_id, status FROM jobs WHERE id = $1::text", 1, p, &r, err)))
+			goto out;
+	}
+	if (!PQntuples(r) || PQgetisnull(r, 0, 0))
+		goto out; /* not a shard: nothing to do (leave rolls back) */
+	copy_val(r, 0, 0, parent, sizeof(parent));
+	status = pcd_job_status_parse(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	r = NULL;
+	{
+		/* the parent's row first: two last shards finishing together take
+		 * turns here */
+		const char *p[] = {parent};
+		if ((rc = q(b, "SELECT waiting FROM jobs WHERE id = $1::text FOR UPDATE", 1, p, &r, err)))
+			goto out;
+		PQclear(r);
+		r = NULL;
+	}
+	if (status == PCD_JOB_FAILED) {
+		const char *p[] = {parent_problem, now, parent};
+		if ((rc = q(b,
+			    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2, waiting = 0"
+			    " WHERE id = $3::text AND status = 'running'",
+			    3, p, NULL, err)) ||
+		    (rc = cancel_shards(b, parent, now, err)))
+			goto out;
+	} else if (status == PCD_JOB_SUCCEEDED) {
+		const char *p[] = {parent};
+		if ((rc = q(b,
+			    "UPDATE jobs SET waiting = 2 WHERE id = $1::text AND status = 'running' AND waiting = 1"
+			    " AND NOT EXISTS (SELECT 1 FROM jobs s WHERE s.parent_id = $1::text AND s.status != 'succeeded')",
+			    1, p, &r, err)))
+			goto out;
+		*merge = changed(r) > 0;
+	}
+	if ((rc = q(b, "COMMIT", 0, NULL, NULL, err)))
+		goto out;
+	snprintf(parent_id, PCD_JOB_ID_LEN + 1, "%s", parent);
+out:
+	if (rc)
+		*merge = 0;
+	PQclear(r);
 	leave(b);
 	return rc;
 }
@@ -1269,4 +1528,8 @@ const struct pcd_store_ops pcd_store_pg_ops = {
 	.job_cancel = pg_job_cancel,
 	.job_delete = pg_job_delete,
 	.queue_depth = pg_queue_depth,
+	.shards_start = pg_shards_start,
+	.state_get = pg_state_get,
+	.shards_list = pg_shards_list,
+	.shard_finished = pg_shard_finished,
 };
