@@ -1189,7 +1189,9 @@ static int pg_job_find(struct pcd_store_be *b, const char *tenant, const struct 
 	snprintf(seq, sizeof(seq), "%lld", (long long)after_seq);
 	len = (size_t)snprintf(sql, sizeof(sql),
 			       "SELECT " JOB_COLS " FROM jobs WHERE seq > $2::bigint AND ($3::text IS NULL OR status = $3::text)"
-			       " AND ($4::text IS NULL OR tenant = $4::text) AND ($5::text IS NULL OR name = $5::text)");
+			       " AND ($4::text IS NULL OR tenant = $4::text) AND ($5::text IS NULL OR name = $5::text)"
+			       /* shard jobs are their parent's (its "shards") */
+			       " AND parent_id IS NULL");
 	for (int i = 0; i < f->n_labels; i++) {
 		p[5 + 2 * i] = f->label_keys[i];
 		p[6 + 2 * i] = f->label_values[i];

@@ -1174,7 +1174,9 @@ static int sq_job_find(struct pcd_store_be *s, const char *tenant, const struct 
 	*n = 0;
 	len = (size_t)snprintf(sql, sizeof(sql),
 			       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?2 AND (?3 IS NULL OR status = ?3)"
-			       " AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR name = ?5)");
+			       " AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR name = ?5)"
+			       /* shard jobs are their parent's (its "shards") */
+			       " AND parent_id IS NULL");
 	for (int i = 0; i < f->n_labels; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "$.\"%s\"", f->label_keys[i]);
 		params[4 + 2 * i] = (struct list_param){.text = paths[i]};
