@@ -4,6 +4,7 @@
  * (the timing aside); cancelling the parent cancels every shard; the
  * store's shard rows move as store.h says, on SQLite and PostgreSQL. */
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,66 @@ TEST(shard_jobs_cancel_cancels_every_shard)
 	}
 	CHECK_INT(wait_finished(e.store, p.id, 1), PCD_JOB_CANCELLED);
 	pcd_workers_free(w);
+	pcd_job_free(&p);
+	env_teardown(&e);
+}
+
+/* A shard that reads a corrupt prefix state fails, naming the byte
+ * offset, and fails its parent with that problem; the other shard is
+ * cancelled. The parent's prefix is run here, the shards by the pool. */
+TEST(shard_jobs_corrupt_prefix_fails_the_parent)
+{
+	struct env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job p, claimed;
+	struct pcd_job_opts o;
+	struct pc_error err = {0};
+	struct pcd_shard *sh = NULL;
+	char path[PATH_MAX], *report = NULL;
+	sqlite3 *raw = NULL;
+	size_t n = 0;
+	int waiting = 0, rc = env_setup(&e, NULL);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	REQUIRE(submit(t, &e, "2", STUDY, &p));
+	REQUIRE(pcd_store_job_claim(e.store, &claimed, &err) == PC_OK);
+	CHECK(!strcmp(claimed.id, p.id));
+	pcd_job_opts_default(&o);
+	o.timing_seconds = 0;
+	o.store = e.store;
+	o.job_id = claimed.id;
+	o.waiting = &waiting;
+	REQUIRE(pcd_job_run(claimed.spec, e.store, e.blobs, &o, &report, &err) == PC_OK);
+	CHECK_INT(waiting, 1);
+	CHECK(report == NULL);
+	/* the state cut short under the shards */
+	snprintf(path, sizeof(path), "%s/paracorr.db", e.dir);
+	REQUIRE(sqlite3_open(path, &raw) == SQLITE_OK);
+	CHECK(sqlite3_exec(raw, "UPDATE job_state SET data = substr(data, 1, 50)", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(raw);
+	cfg_for_tests(&cfg, 1);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_finished(e.store, p.id, 120), PCD_JOB_FAILED);
+	pcd_workers_free(w);
+	pcd_job_free(&claimed);
+	REQUIRE(pcd_store_job_get(e.store, PCD_ALL_TENANTS, p.id, &claimed, &err) == PC_OK);
+	CHECK_MSG(claimed.error &&
+			  strstr(claimed.error, "shard 0: prefix state: byte 50: the header ends early (88 bytes)"),
+		  "%s", claimed.error ? claimed.error : "(no error)");
+	pcd_job_free(&claimed);
+	REQUIRE(pcd_store_job_shards(e.store, p.id, &sh, &n, &err) == PC_OK);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(sh[0].status, PCD_JOB_FAILED);
+		CHECK_INT(sh[1].status, PCD_JOB_CANCELLED);
+	}
+	pcd_shards_free(sh, n);
 	pcd_job_free(&p);
 	env_teardown(&e);
 }
