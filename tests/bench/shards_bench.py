@@ -84,7 +84,7 @@ def run(build, workers, shards, samples, tmp):
         dataset = call(base, "POST", "/v1/datasets", body, ctype)["id"]
         spec = {"model": model, "dataset": dataset, "limit": samples, "batch_size": 100, "seed": 1,
                 "corruption": {"groups": ["model", "tensor", "layer"], "norms": ["l2", "linf"],
-                               "epsilons": [0.05, 0.2, 1.0], "random_trials": 3}}
+                               "epsilons": [0.05, 0.2, 1.0], "random_trials": 8}}
         if shards != 1:
             spec["shards"] = shards
         t0 = time.monotonic()
