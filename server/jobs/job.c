@@ -440,8 +440,14 @@ static int run_parent(const struct pc_spec *spec, struct pc_graph *g, const stru
 		if ((rc = pcd_job_shard_spec(o->job_id, i, a, b, o->spec_text, &texts.v[i], err)))
 			goto out;
 	}
-	if ((rc = pcd_store_job_shards_start(o->store, o->job_id, k, (const char *const *)texts.v,
-					     PCD_JOB_PREFIX_STATE, buf, len, err)))
+	rc = pcd_store_job_shards_start(o->store, o->job_id, k, (const char *const *)texts.v, PCD_JOB_PREFIX_STATE, buf,
+					len, err);
+	/* a cancel that came during the prefix: the job ends cancelled */
+	if (rc == PC_ERR_CONFLICT) {
+		pc_error_clear(err);
+		rc = pc_error_set(err, PC_ERR_CANCELLED, "job", "cancelled");
+	}
+	if (rc)
 		goto out;
 	if (o->waiting)
 		*o->waiting = 1;
