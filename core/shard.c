@@ -145,8 +145,8 @@ int pc_shard_prefix_decode(const unsigned char *buf, size_t len, int64_t paramet
 
 int pc_shard_part_encode(const json_t *part, char **text, struct pc_error *err)
 {
-	json_t *env = json_pack("{s:s, s:i, s:O}", "format", "paracorr-shard", "version", PC_SHARD_PART_VERSION,
-				"part", part);
+	json_t *env =
+	    json_pack("{s:s, s:i, s:O}", "format", "paracorr-shard", "version", PC_SHARD_PART_VERSION, "part", part);
 
 	*text = env ? pc_report_dumps(env, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
 	json_decref(env);

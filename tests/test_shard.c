@@ -18,13 +18,14 @@
  * multi-step block with a critical radius, the bit faults and the
  * curvature. */
 static const char *spec_text =
-	"{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"limit\": 120, \"batch_size\": 32,"
-	" \"seed\": 7, \"corruption\": [{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.5], \"sparsity\": [0, 50],"
-	" \"random_trials\": 2, \"groups\": [\"model\", \"tensor\", \"layer\"]},"
-	" {\"norms\": [\"l1\"], \"epsilons\": [0.5, 2.0], \"steps\": 2, \"random_trials\": 1, \"groups\": [\"model\", \"layer\"],"
-	" \"critical\": {\"accuracy_drop\": 0.05}}],"
-	" \"faults\": {\"formats\": [\"int8\"], \"ber\": [0.01], \"trials\": 1, \"groups\": [\"model\"]},"
-	" \"curvature\": {\"eigenvalues\": 1, \"iterations\": 4, \"trace_samples\": 2, \"groups\": [\"layer\"]}}";
+    "{\"model\": \"m\", \"dataset\": {\"inputs\": \"x\", \"labels\": \"y\"}, \"limit\": 120, \"batch_size\": 32,"
+    " \"seed\": 7, \"corruption\": [{\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.05, 0.5], \"sparsity\": [0, 50],"
+    " \"random_trials\": 2, \"groups\": [\"model\", \"tensor\", \"layer\"]},"
+    " {\"norms\": [\"l1\"], \"epsilons\": [0.5, 2.0], \"steps\": 2, \"random_trials\": 1, \"groups\": [\"model\", "
+    "\"layer\"],"
+    " \"critical\": {\"accuracy_drop\": 0.05}}],"
+    " \"faults\": {\"formats\": [\"int8\"], \"ber\": [0.01], \"trials\": 1, \"groups\": [\"model\"]},"
+    " \"curvature\": {\"eigenvalues\": 1, \"iterations\": 4, \"trace_samples\": 2, \"groups\": [\"layer\"]}}";
 
 struct fx {
 	struct pc_graph *g;

@@ -11,14 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "be_util.h"
 #include "blobs.h"
 #include "job.h"
 #include "paracorr/report.h"
-#include "store.h"
-#include "workers.h"
-#include "be_util.h"
 #include "pg_util.h"
+#include "store.h"
 #include "test.h"
+#include "workers.h"
 
 struct env {
 	char dir[PATH_MAX - 64];
@@ -99,13 +99,13 @@ static char *spec_of(const struct env *e, const char *shards, const char *rest)
 }
 
 /* model + 6 tensors + 3 layers at 2 sparsities: 20 settings */
-#define STUDY                                                                                                     \
-	"\"limit\": 96, \"batch_size\": 32, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, " \
+#define STUDY                                                                                                          \
+	"\"limit\": 96, \"batch_size\": 32, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\"], \"epsilons\": [0.1, "   \
 	"1], \"sparsity\": [0, 50], \"random_trials\": 2, \"groups\": [\"model\", \"tensor\", \"layer\"]}"
 /* long enough to be cancelled while its shards run */
-#define LONG_STUDY                                                                                                \
-	"\"batch_size\": 50, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.01, "   \
-	"0.02, 0.05, 0.1, 0.2, 0.5, 1, 2], \"random_trials\": 200, \"steps\": 20, \"groups\": [\"model\", "     \
+#define LONG_STUDY                                                                                                     \
+	"\"batch_size\": 50, \"seed\": 3, \"corruption\": {\"norms\": [\"l2\", \"linf\"], \"epsilons\": [0.01, "       \
+	"0.02, 0.05, 0.1, 0.2, 0.5, 1, 2], \"random_trials\": 200, \"steps\": 20, \"groups\": [\"model\", "            \
 	"\"tensor\", \"layer\"]}"
 
 static void cfg_for_tests(struct pcd_workers_cfg *cfg, int workers)
@@ -187,8 +187,8 @@ static void sharded_equals_whole(struct pc_test *t, const char *where)
 		return;
 	}
 	REQUIRE(rc == 0);
-	REQUIRE(submit(t, &e, NULL, STUDY, &whole) && submit(t, &e, "3", STUDY, &s3) && submit(t, &e, "1", STUDY, &s1) &&
-		submit(t, &e, "64", STUDY, &s64));
+	REQUIRE(submit(t, &e, NULL, STUDY, &whole) && submit(t, &e, "3", STUDY, &s3) &&
+		submit(t, &e, "1", STUDY, &s1) && submit(t, &e, "64", STUDY, &s64));
 	cfg_for_tests(&cfg, 2);
 	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
 	pcd_workers_notify(w);
@@ -340,7 +340,7 @@ TEST(shard_jobs_corrupt_prefix_fails_the_parent)
 	pcd_job_free(&claimed);
 	REQUIRE(pcd_store_job_get(e.store, PCD_ALL_TENANTS, p.id, &claimed, &err) == PC_OK);
 	CHECK_MSG(claimed.error &&
-			  strstr(claimed.error, "shard 0: prefix state: byte 50: the header ends early (88 bytes)"),
+		      strstr(claimed.error, "shard 0: prefix state: byte 50: the header ends early (88 bytes)"),
 		  "%s", claimed.error ? claimed.error : "(no error)");
 	pcd_job_free(&claimed);
 	REQUIRE(pcd_store_job_shards(e.store, p.id, &sh, &n, &err) == PC_OK);

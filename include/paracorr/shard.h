@@ -32,10 +32,10 @@
 #include "paracorr/analysis.h"
 #include "paracorr/error.h"
 
-#define PC_SHARD_MAX 64
+#define PC_SHARD_MAX		64
 #define PC_SHARD_PREFIX_VERSION 1
-#define PC_SHARD_PREFIX_HEADER 88
-#define PC_SHARD_PART_VERSION 1
+#define PC_SHARD_PREFIX_HEADER	88
+#define PC_SHARD_PART_VERSION	1
 
 /* Shards a study of m items runs in when asked for n (1..PC_SHARD_MAX):
  * n, but never more than m (a shard without items does nothing), and at
