@@ -164,7 +164,8 @@ demo:
 # the study of tests/bench/specs/*.json (MLP, CNN, ResNet on Fashion-MNIST;
 # the LSTM and GPT language models on licence text) by paracorr and by
 # PyTorch at 1 and 2 threads, cross-checked, with each side's peak RSS, then
-# Conv and sgemm GFLOPS. Needs Debian's
+# Conv and sgemm GFLOPS; then a sharded study on one worker against three
+# (tests/bench/shards_bench.py: a ratio, its reports equal). Needs Debian's
 # python3-torch and python3-onnx (make deps-reference); never fails on speed.
 # BENCH_FLAGS narrows a run, e.g. BENCH_FLAGS="--models lm_lstm,lm_gpt --skip-gemm".
 BENCH_PYTHON := /usr/bin/python3
@@ -176,9 +177,10 @@ $(BUILD)/tests/bench/gemm_bench: $(BUILD)/tests/bench/gemm_bench.o $(BUILD)/test
 $(BUILD)/tests/bench/curv_bench: $(BUILD)/tests/bench/curv_bench.o $(BUILD)/tests/bench/bench_util.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/paracorr $(BUILD)/tests/bench/gemm_bench $(BUILD)/tests/bench/curv_bench
+bench: $(BUILD)/paracorr $(BUILD)/paracorrd $(BUILD)/tests/bench/gemm_bench $(BUILD)/tests/bench/curv_bench
 	@$(BENCH_PYTHON) -c 'import torch, onnx, numpy' 2>/dev/null || { echo "make bench: $(BENCH_PYTHON) cannot import torch, onnx and numpy; install Debian's python3-torch python3-onnx python3-numpy (make deps-reference, as root)"; exit 1; }
 	$(BENCH_PYTHON) tests/bench/run_bench.py --build $(BUILD) $(BENCH_FLAGS)
+	$(BENCH_PYTHON) tests/bench/shards_bench.py --build $(BUILD)
 
 # Fuzzing (tests/fuzz/README.md): one binary per tests/fuzz/fuzz_<target>.c,
 # each run for FUZZ_SECONDS with its seeds (tests/fuzz/corpus/<target>/ and

@@ -1393,21 +1393,6 @@ static json_t *clean_json(const struct study *s)
 	return o;
 }
 
-static int64_t planned_passes(const struct study *s)
-{
-	int64_t total = 1;
-
-	for (int i = 0; i < s->n_groups; i++) {
-		const struct pc_corruption *c = &s->spec->blocks[s->groups[i].block];
-		total += (int64_t)c->n_norms * c->n_sparsity * c->n_epsilons *
-			 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
-		if (c->has_critical)
-			total += (int64_t)c->n_norms * c->n_sparsity * CRIT_PLANNED *
-				 ((c->steps > 1 ? c->steps + 1 : 1) + c->random_trials);
-	}
-	return total;
-}
-
 void pc_study_opts_default(struct pc_study_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -1490,8 +1475,312 @@ static int alloc_scratch(struct study *s, struct pc_error *err)
 	return PC_OK;
 }
 
-int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
-		 const struct pc_study_opts *o, json_t **report, struct pc_error *err)
+/* --- the run, whole or in shards ------------------------------------------ */
+
+/* What one call of study_main does (analysis.h, "the study in shards"). */
+enum study_mode { MODE_FULL, MODE_PREFIX, MODE_SHARD, MODE_MERGE };
+
+struct study_call {
+	enum study_mode mode;
+	const struct pc_study_prefix *pre; /* SHARD, MERGE */
+	int64_t first, last;		   /* SHARD: the items run */
+	json_t *const *parts;		   /* MERGE */
+	int n_parts;
+	json_t **out;			      /* FULL, MERGE: the report; SHARD: the part */
+	struct pc_study_prefix **prefix_out; /* PREFIX */
+};
+
+/* The settings items: every group's norms x sparsities, in run order. */
+static int64_t settings_of(const struct study *s)
+{
+	int64_t n = 0;
+
+	for (int i = 0; i < s->n_groups; i++) {
+		const struct pc_corruption *c = &s->spec->blocks[s->groups[i].block];
+		n += (int64_t)c->n_norms * c->n_sparsity;
+	}
+	return n;
+}
+
+static int64_t items_of(const struct study *s)
+{
+	return settings_of(s) + (s->spec->has_faults != 0) + (s->spec->has_curvature != 0);
+}
+
+/* Passes planned for one setting of group gi (planned_passes per setting). */
+static int64_t setting_passes(const struct study *s, int gi)
+{
+	const struct pc_corruption *c = &s->spec->blocks[s->groups[gi].block];
+	int64_t per = (c->steps > 1 ? c->steps + 1 : 1) + c->random_trials;
+
+	return (int64_t)c->n_epsilons * per + (c->has_critical ? (int64_t)CRIT_PLANNED * per : 0);
+}
+
+/* A part's integer field v, checked: PC_ERR_FORMAT naming part i's field. */
+static int part_int(json_t *part, int i, const char *key, int64_t *v, struct pc_error *err)
+{
+	json_t *x = json_object_get(part, key);
+
+	if (!json_is_integer(x))
+		return pc_error_set(err, PC_ERR_FORMAT, "shards", "part %d: \"%s\" must be an integer", i, key);
+	*v = (int64_t)json_integer_value(x);
+	return PC_OK;
+}
+
+/* Appends a copy of every element of part i's array key to to. */
+static int part_rows(json_t *part, int i, const char *key, json_t *to, struct pc_error *err)
+{
+	json_t *a = json_object_get(part, key), *row;
+	size_t k;
+
+	if (!json_is_array(a))
+		return pc_error_set(err, PC_ERR_FORMAT, "shards", "part %d: \"%s\" must be an array", i, key);
+	json_array_foreach(a, k, row)
+	{
+		if (!json_is_object(row))
+			return pc_error_set(err, PC_ERR_FORMAT, "shards", "part %d: %s[%zu] must be an object", i, key,
+					    k);
+		if (json_array_append(to, row))
+			return pc_error_set(err, PC_ERR_NOMEM, "shards", "out of memory");
+	}
+	return PC_OK;
+}
+
+/* The parts' rows, checked to be exactly their items': they tile [0,
+ * items), each setting brings one row per radius (and one critical row
+ * when its block asks), the fault and curvature items their object. The
+ * counts of the parts' passes go to the study's accounting. */
+static int merge_parts(struct study *s, const struct study_call *c, json_t *results, json_t **faults,
+		       json_t **curvature, struct pc_error *err)
+{
+	int64_t items = items_of(s), settings = settings_of(s), next = 0;
+	json_t *spec_json = pc_spec_to_json(s->spec);
+	int rc = PC_OK;
+
+	if (!spec_json)
+		return pc_error_set(err, PC_ERR_NOMEM, "shards", "out of memory");
+	for (int i = 0; i < c->n_parts && !rc; i++) {
+		json_t *p = c->parts[i], *counts = json_object_get(p, "counts");
+		int64_t first = 0, last = 0, n_items = 0, want_rows = 0, want_crit = 0, it = 0;
+		size_t had_rows = json_array_size(results), had_crit = json_array_size(s->critical);
+
+		if ((rc = part_int(p, i, "first", &first, err)) || (rc = part_int(p, i, "last", &last, err)) ||
+		    (rc = part_int(p, i, "items", &n_items, err)))
+			break;
+		if (n_items != items) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, "shards", "part %d: \"items\" is %lld, the spec has %lld", i,
+					  (long long)n_items, (long long)items);
+			break;
+		}
+		if (first != next || last < first || last > items) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, "shards",
+					  "part %d: items [%lld, %lld) do not follow item %lld of %lld", i,
+					  (long long)first, (long long)last, (long long)next, (long long)items);
+			break;
+		}
+		if (!json_equal(json_object_get(p, "spec"), spec_json)) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, "shards", "part %d: \"spec\" is not the job's spec", i);
+			break;
+		}
+		next = last;
+		for (int gi = 0; gi < s->n_groups; gi++) {
+			const struct pc_corruption *b = &s->spec->blocks[s->groups[gi].block];
+			for (int k = 0; k < b->n_norms * b->n_sparsity; k++, it++)
+				if (it >= first && it < last) {
+					want_rows += b->n_epsilons;
+					want_crit += b->has_critical != 0;
+				}
+		}
+		if ((rc = part_rows(p, i, "results", results, err)) || (rc = part_rows(p, i, "critical", s->critical, err)))
+			break;
+		if ((int64_t)(json_array_size(results) - had_rows) != want_rows ||
+		    (int64_t)(json_array_size(s->critical) - had_crit) != want_crit) {
+			rc = pc_error_set(err, PC_ERR_FORMAT, "shards",
+					  "part %d: %zu result and %zu critical rows where items [%lld, %lld) make %lld "
+					  "and %lld",
+					  i, json_array_size(results) - had_rows, json_array_size(s->critical) - had_crit,
+					  (long long)first, (long long)last, (long long)want_rows, (long long)want_crit);
+			break;
+		}
+		for (int which = 0; which < 2 && !rc; which++) {
+			const char *key = which ? "curvature" : "faults";
+			int has = which ? s->spec->has_curvature : s->spec->has_faults;
+			int64_t item = settings + (which && s->spec->has_faults);
+			int want = has && item >= first && item < last;
+			json_t *x = json_object_get(p, key);
+
+			if (want != (x != NULL) || (x && !json_is_object(x)))
+				rc = pc_error_set(err, PC_ERR_FORMAT, "shards", "part %d: \"%s\" must %s", i, key,
+						  want ? "be an object" : "be absent");
+			else if (x)
+				*(which ? curvature : faults) = json_incref(x);
+		}
+		if (json_is_object(counts)) {
+			s->fwd_passes += json_integer_value(json_object_get(counts, "forward_passes"));
+			s->bwd_passes += json_integer_value(json_object_get(counts, "backward_passes"));
+			s->passes_done += json_integer_value(json_object_get(counts, "evaluations"));
+			s->flops_done += json_number_value(json_object_get(counts, "flops"));
+			s->flops_saved += json_number_value(json_object_get(counts, "flops_saved"));
+		}
+	}
+	if (!rc && next != items)
+		rc = pc_error_set(err, PC_ERR_FORMAT, "shards", "the parts end at item %lld of %lld", (long long)next,
+				  (long long)items);
+	json_decref(spec_json);
+	return rc;
+}
+
+/* The clean numbers of two passes, compared bit for bit. */
+static int same_clean(const struct pc_eval *a, const struct pc_eval *b)
+{
+	return a->samples == b->samples && a->correct == b->correct && !memcmp(&a->loss, &b->loss, sizeof(double)) &&
+	       !memcmp(&a->accuracy, &b->accuracy, sizeof(double)) && a->sequence == b->sequence &&
+	       a->tokens == b->tokens && !memcmp(&a->perplexity, &b->perplexity, sizeof(double)) &&
+	       a->non_finite == b->non_finite;
+}
+
+/* The clean pass: with the gradient (FULL, PREFIX), forward only to fill
+ * the caches from the prefix's gradient (SHARD), none (MERGE). */
+static int clean_pass(struct study *s, const struct study_call *c, struct pc_error *err)
+{
+	int64_t np = pc_graph_param_count(s->g);
+	int rc;
+
+	if (c->mode == MODE_SHARD || c->mode == MODE_MERGE) {
+		if (c->pre->count != np || !c->pre->grad)
+			return pc_error_set(err, PC_ERR_CONFLICT, "prefix",
+					    "the prefix holds %lld gradient values; the model has %lld parameters",
+					    (long long)c->pre->count, (long long)np);
+		memcpy(s->grad, c->pre->grad, (size_t)np * sizeof(float));
+		s->clean = c->pre->clean;
+		s->fwd_passes = s->bwd_passes = 1; /* the prefix's */
+		s->passes_done = 1;
+		s->flops_done = 3.0 * s->batch_flops * s->batches;
+	}
+	if (c->mode == MODE_SHARD) {
+		struct pc_eval fwd = {0};
+
+		rc = pc_eval_run_hooked(s->r, s->d, s->n, NULL, s->o->cancel, s->o->cancel_arg, capture, s, &fwd, err);
+		if (rc)
+			return rc;
+		/* this part's own pass: its counts leave the prefix's out */
+		s->fwd_passes = 1;
+		s->bwd_passes = 0;
+		s->passes_done = 0;
+		s->flops_done = s->batch_flops * s->batches;
+		if (!same_clean(&fwd, &c->pre->clean))
+			return pc_error_set(err, PC_ERR_CONFLICT, "prefix",
+					    "the clean pass gives loss %.17g, the prefix says %.17g: the prefix is of "
+					    "another model, dataset or build",
+					    fwd.loss, c->pre->clean.loss);
+	} else if (c->mode != MODE_MERGE) {
+		rc = pc_eval_run_hooked(s->r, s->d, s->n, s->grad, s->o->cancel, s->o->cancel_arg, capture, s,
+					&s->clean, err);
+		if (rc)
+			return rc;
+		s->fwd_passes++;
+		s->bwd_passes++;
+		s->passes_done++;
+		s->flops_done += 3.0 * s->batch_flops * s->batches;
+	}
+	for (int i = 0; i < s->n_groups; i++) {
+		struct group *gr = &s->groups[i];
+		int64_t off = 0;
+		for (int j = 0; j < gr->n_params; j++) {
+			const struct pc_param *pt = pc_graph_param(s->g, gr->params[j]);
+			memcpy(gr->g + off, s->grad + pt->offset, (size_t)pt->count * sizeof(float));
+			off += pt->count;
+		}
+	}
+	return PC_OK;
+}
+
+/* Items [first, last): the settings' rows to results (their critical rows
+ * to s->critical), the fault and curvature studies to *faults and
+ * *curvature. */
+static int run_items(struct study *s, int64_t first, int64_t last, json_t *results, json_t **faults,
+		     json_t **curvature, struct pc_error *err)
+{
+	const struct pc_spec *spec = s->spec;
+	int64_t it = 0, settings = settings_of(s);
+	int rc;
+
+	for (int gi = 0; gi < s->n_groups; gi++)
+		for (int ni = 0; ni < spec->blocks[s->groups[gi].block].n_norms; ni++)
+			for (int si = 0; si < spec->blocks[s->groups[gi].block].n_sparsity; si++, it++) {
+				if (it < first || it >= last)
+					continue;
+				if (cancelled(s))
+					return pc_error_set(err, PC_ERR_CANCELLED, "analysis", "cancelled");
+				if ((rc = run_setting(s, gi, ni, si, results, err)))
+					return rc;
+			}
+
+	if (spec->has_faults && settings >= first && settings < last) {
+		struct pc_fstudy_spec_opts fo = {s->o->cancel, s->o->cancel_arg, faults_progress, s};
+
+		set_phase(s, "bit faults");
+		report_progress(s);
+		if ((rc = pc_fstudy_run_spec(s->r, s->d, s->n, spec, &fo, faults, err)))
+			return rc;
+	}
+	it = settings + (spec->has_faults != 0);
+	if (spec->has_curvature && it >= first && it < last) {
+		struct pc_cstudy_opts co = {s->o->cancel, s->o->cancel_arg, curv_progress, s};
+
+		set_phase(s, "curvature");
+		report_progress(s);
+		if ((rc = pc_cstudy_run_spec(s->r, s->d, s->n, spec, &co, curvature, err)))
+			return rc;
+	}
+	return PC_OK;
+}
+
+/* The planned passes of items [first, last) and the clean pass. */
+static int64_t planned_range(const struct study *s, int64_t first, int64_t last, const struct pc_work_model *m)
+{
+	int64_t total = 1, it = 0, settings = settings_of(s);
+
+	for (int gi = 0; gi < s->n_groups; gi++) {
+		const struct pc_corruption *c = &s->spec->blocks[s->groups[gi].block];
+		for (int k = 0; k < c->n_norms * c->n_sparsity; k++, it++)
+			if (it >= first && it < last)
+				total += setting_passes(s, gi);
+	}
+	if (s->spec->has_faults && settings >= first && settings < last)
+		total += (int64_t)pc_spec_fault_passes(s->spec, m);
+	it = settings + (s->spec->has_faults != 0);
+	if (s->spec->has_curvature && it >= first && it < last)
+		total += (int64_t)pc_spec_curvature_passes(s->spec, m);
+	return total;
+}
+
+static json_t *counts_json(const struct study *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:f, s:f}", "forward_passes", (json_int_t)s->fwd_passes, "backward_passes",
+			 (json_int_t)s->bwd_passes, "evaluations", (json_int_t)s->passes_done, "flops", s->flops_done,
+			 "flops_saved", s->flops_saved);
+}
+
+/* A shard's part (analysis.h). */
+static json_t *part_json(struct study *s, const struct study_call *c, json_t *results, json_t *faults,
+			 json_t *curvature)
+{
+	json_t *part = json_pack("{s:I, s:I, s:I, s:o, s:O, s:O, s:o}", "first", (json_int_t)c->first, "last",
+				 (json_int_t)c->last, "items", (json_int_t)items_of(s), "spec", pc_spec_to_json(s->spec),
+				 "results", results, "critical", s->critical, "counts", counts_json(s));
+
+	if (part && faults)
+		json_object_set(part, "faults", faults);
+	if (part && curvature)
+		json_object_set(part, "curvature", curvature);
+	if (part && s->o->timing_seconds)
+		json_object_set_new(json_object_get(part, "counts"), "seconds", json_real(pc_sys_seconds() - s->t0));
+	return part;
+}
+
+static int study_main(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		      const struct pc_study_opts *o, const struct study_call *c, struct pc_error *err)
 {
 	struct study s;
 	struct pc_plan *p0;
@@ -1499,10 +1788,12 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	/* jansson's setters drop what could not be made without a word: the
 	 * report is whole only if none of its allocations failed */
 	unsigned long json_failures = pc_report_alloc_failures();
-	int64_t np = pc_graph_param_count(g);
+	int64_t np = pc_graph_param_count(g), first = 0, last = INT64_MAX;
 	int nn = pc_graph_node_count(g), rc;
+	double part_seconds = 0;
 
-	*report = NULL;
+	if (c->out)
+		*c->out = NULL;
 	memset(&s, 0, sizeof(s));
 	s.g = g;
 	s.d = d;
@@ -1536,71 +1827,69 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 	s.batch_flops = s.prefix_flops[nn];
 
 	/* groups need the gradient; caches need the groups: plan the caches
-	 * from the groups' parameter positions before the clean pass fills them */
+	 * from the groups' parameter positions before the clean pass fills them.
+	 * A shard plans them for every group, not only its own: a study with
+	 * other caches rounds differently */
 	set_phase(&s, "clean evaluation");
 	{
 		/* positions only: gradient-free groups to plan caches, rebuilt below */
 		memset(s.grad, 0, (size_t)np * sizeof(float));
-		if ((rc = build_groups(&s, err)) || (rc = plan_caches(&s, err)))
+		if ((rc = build_groups(&s, err)))
 			goto out;
+		if ((c->mode == MODE_FULL || c->mode == MODE_SHARD) && (rc = plan_caches(&s, err)))
+			goto out;
+		if (c->mode == MODE_SHARD) {
+			first = c->first;
+			last = c->last;
+			if (first < 0 || last < first || last > items_of(&s)) {
+				rc = pc_error_set(err, PC_ERR_INVALID, "shards", "items [%lld, %lld) are not within the %lld items",
+						  (long long)first, (long long)last, (long long)items_of(&s));
+				goto out;
+			}
+		}
 		{
 			struct pc_work_model m;
 
 			pc_work_model_of(g, &m);
-			s.passes_total = planned_passes(&s) + (int64_t)pc_spec_fault_passes(spec, &m) +
-					 (int64_t)pc_spec_curvature_passes(spec, &m);
+			s.passes_total = c->mode == MODE_PREFIX ? 1 : planned_range(&s, first, last, &m);
 		}
 		report_progress(&s);
-		rc = pc_eval_run_hooked(s.r, d, s.n, s.grad, o->cancel, o->cancel_arg, capture, &s, &s.clean, err);
-		if (rc)
+		if ((rc = clean_pass(&s, c, err)))
 			goto out;
-		s.fwd_passes++;
-		s.bwd_passes++;
-		s.passes_done++;
-		s.flops_done += 3.0 * s.batch_flops * s.batches;
-		for (int i = 0; i < s.n_groups; i++) {
-			struct group *gr = &s.groups[i];
-			int64_t off = 0;
-			for (int j = 0; j < gr->n_params; j++) {
-				const struct pc_param *pt = pc_graph_param(g, gr->params[j]);
-				memcpy(gr->g + off, s.grad + pt->offset, (size_t)pt->count * sizeof(float));
-				off += pt->count;
-			}
-		}
 		report_progress(&s);
 	}
-	if ((rc = alloc_scratch(&s, err)))
+	if (c->mode == MODE_PREFIX) {
+		struct pc_study_prefix *pre = calloc(1, sizeof(*pre));
+
+		if (!pre || !(pre->grad = malloc((size_t)np * sizeof(float) + 1))) {
+			free(pre);
+			rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+			goto out;
+		}
+		memcpy(pre->grad, s.grad, (size_t)np * sizeof(float));
+		pre->count = np;
+		pre->clean = s.clean;
+		*c->prefix_out = pre;
+		rc = PC_OK;
+		goto out;
+	}
+	if (c->mode != MODE_MERGE && (rc = alloc_scratch(&s, err)))
 		goto out;
 
 	results = json_array();
 	s.critical = json_array();
-	for (int gi = 0; gi < s.n_groups; gi++)
-		for (int ni = 0; ni < spec->blocks[s.groups[gi].block].n_norms; ni++)
-			for (int si = 0; si < spec->blocks[s.groups[gi].block].n_sparsity; si++) {
-				if (cancelled(&s)) {
-					rc = pc_error_set(err, PC_ERR_CANCELLED, "analysis", "cancelled");
-					goto out;
-				}
-				if ((rc = run_setting(&s, gi, ni, si, results, err)))
-					goto out;
-			}
-
-	if (spec->has_faults) {
-		struct pc_fstudy_spec_opts fo = {o->cancel, o->cancel_arg, faults_progress, &s};
-
-		set_phase(&s, "bit faults");
-		report_progress(&s);
-		if ((rc = pc_fstudy_run_spec(s.r, d, s.n, spec, &fo, &faults, err)))
-			goto out;
+	if (!results || !s.critical) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory");
+		goto out;
 	}
-
-	if (spec->has_curvature) {
-		struct pc_cstudy_opts co = {o->cancel, o->cancel_arg, curv_progress, &s};
-
-		set_phase(&s, "curvature");
-		report_progress(&s);
-		if ((rc = pc_cstudy_run_spec(s.r, d, s.n, spec, &co, &curvature, err)))
+	if (c->mode == MODE_MERGE) {
+		if ((rc = merge_parts(&s, c, results, &faults, &curvature, err)))
 			goto out;
+		for (int i = 0; i < c->n_parts; i++)
+			part_seconds +=
+				json_number_value(json_object_get(json_object_get(c->parts[i], "counts"), "seconds"));
+	} else if ((rc = run_items(&s, first, last, results, &faults, &curvature, err))) {
+		goto out;
 	}
 
 	/* Every worker's weights went back bit for bit. Forward passes are
@@ -1613,6 +1902,18 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 					  "worker %d's weights differ from the model's after the study", i);
 			goto out;
 		}
+
+	if (c->mode == MODE_SHARD) {
+		*c->out = part_json(&s, c, results, faults, curvature);
+		if (!*c->out || pc_report_alloc_failures() != json_failures) {
+			json_decref(*c->out);
+			*c->out = NULL;
+			rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the shard's part");
+			goto out;
+		}
+		rc = PC_OK;
+		goto out;
+	}
 
 	spec_json = pc_spec_to_json(spec);
 	/* token ids are never scaled */
@@ -1657,6 +1958,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 					   "flops", s.flops_done, "flops_saved", s.flops_saved, "evaluations",
 					   (json_int_t)s.passes_done, "cached_layers", s.n_cache, "batch_size",
 					   (json_int_t)s.batch);
+		if (c->mode == MODE_MERGE)
+			json_object_set_new(timing, "shards", json_integer(c->n_parts));
 		/* the only numbers that differ between runs, machines and thread counts */
 		if (o->timing_seconds) {
 			json_t *phases = json_object();
@@ -1664,7 +1967,8 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 			set_phase(&s, NULL);
 			for (int i = 0; i < s.n_phases; i++)
 				json_object_set_new(phases, s.phases[i].name, json_real(s.phases[i].seconds));
-			json_object_set_new(timing, "seconds", json_real(pc_sys_seconds() - s.t0));
+			/* merged: the shards' seconds (the prefix's are the parent job's) */
+			json_object_set_new(timing, "seconds", json_real(pc_sys_seconds() - s.t0 + part_seconds));
 			json_object_set_new(timing, "threads", json_integer(o->threads));
 			json_object_set_new(timing, "phases", phases);
 			if (o->profile)
@@ -1676,7 +1980,7 @@ int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const str
 		rc = pc_error_set(err, PC_ERR_NOMEM, "analysis", "out of memory building the report");
 		goto out;
 	}
-	*report = root;
+	*c->out = root;
 	root = NULL;
 	rc = PC_OK;
 out:
@@ -1687,4 +1991,75 @@ out:
 	json_decref(curvature);
 	free_study(&s);
 	return rc;
+}
+
+int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		 const struct pc_study_opts *o, json_t **report, struct pc_error *err)
+{
+	struct study_call c = {.mode = MODE_FULL, .out = report};
+
+	return study_main(g, d, spec, o, &c, err);
+}
+
+int pc_study_prefix_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+			const struct pc_study_opts *o, struct pc_study_prefix **out, struct pc_error *err)
+{
+	struct study_call c = {.mode = MODE_PREFIX, .prefix_out = out};
+
+	*out = NULL;
+	return study_main(g, d, spec, o, &c, err);
+}
+
+void pc_study_prefix_free(struct pc_study_prefix *p)
+{
+	if (!p)
+		return;
+	free(p->grad);
+	free(p);
+}
+
+int pc_study_shard_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		       const struct pc_study_opts *o, const struct pc_study_prefix *pre, int64_t first, int64_t last,
+		       json_t **part, struct pc_error *err)
+{
+	struct study_call c = {.mode = MODE_SHARD, .pre = pre, .first = first, .last = last, .out = part};
+
+	return study_main(g, d, spec, o, &c, err);
+}
+
+int pc_study_merge(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		   const struct pc_study_opts *o, const struct pc_study_prefix *pre, json_t *const *parts, int n,
+		   json_t **report, struct pc_error *err)
+{
+	struct study_call c = {.mode = MODE_MERGE, .pre = pre, .parts = parts, .n_parts = n, .out = report};
+
+	return study_main(g, d, spec, o, &c, err);
+}
+
+int pc_study_items(const struct pc_graph *g, const struct pc_spec *spec, int64_t *n, struct pc_error *err)
+{
+	int np = pc_graph_param_tensors(g);
+	struct pc_layer_groups lg = {0};
+	int64_t items = (spec->has_faults != 0) + (spec->has_curvature != 0);
+
+	for (int b = 0; b < spec->n_blocks; b++) {
+		const struct pc_corruption *c = &spec->blocks[b];
+		for (int o = 0; o < c->n_group_order; o++) {
+			int64_t groups = 1;
+			if (c->group_order[o] == PC_GROUP_TENSOR)
+				groups = np;
+			else if (c->group_order[o] != PC_GROUP_MODEL) {
+				if (!lg.g) {
+					int rc = pc_layer_groups_build(g, &lg, err);
+					if (rc)
+						return rc;
+				}
+				groups = lg.n;
+			}
+			items += groups * c->n_norms * c->n_sparsity;
+		}
+	}
+	pc_layer_groups_free(&lg);
+	*n = items;
+	return PC_OK;
 }

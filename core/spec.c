@@ -695,7 +695,7 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	set_defaults(s);
 	if (!json_is_object(root))
 		return bad(err, "spec", "%s", "must be a JSON object");
-	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training,faults,curvature",
+	if (only_keys(root, "", "kind,model,dataset,limit,batch_size,seed,preprocess,corruption,training,faults,curvature,shards",
 		      err))
 		goto fail;
 	if ((x = json_object_get(root, "kind"))) {
@@ -723,6 +723,23 @@ int pc_spec_parse(const json_t *root, struct pc_spec *s, struct pc_error *err)
 	if (get_int(root, "seed", "seed", 0, INT64_MAX, 1, &v, err))
 		goto fail;
 	s->seed = (uint64_t)v;
+	s->shards = 1;
+	if ((x = json_object_get(root, "shards")) && !json_is_null(x)) {
+		if (json_is_string(x) && !strcmp(json_string_value(x), "auto")) {
+			s->shards = PC_SPEC_SHARDS_AUTO;
+		} else if (json_is_integer(x) && json_integer_value(x) >= 1 &&
+			   json_integer_value(x) <= PC_SPEC_SHARDS_MAX) {
+			s->shards = (int)json_integer_value(x);
+		} else {
+			pc_error_set(err, PC_ERR_INVALID, "shards", "must be an integer from 1 to %d or \"auto\"",
+				     PC_SPEC_SHARDS_MAX);
+			goto fail;
+		}
+		if (s->shards != 1 && strcmp(s->kind, "analyze") != 0) {
+			bad(err, "shards", "%s", "is for \"kind\": \"analyze\" jobs");
+			goto fail;
+		}
+	}
 	if ((x = json_object_get(root, "preprocess")) && parse_preprocess(x, s, err))
 		goto fail;
 	if ((x = json_object_get(root, "corruption")) && json_is_array(x)) {

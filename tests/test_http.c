@@ -4608,3 +4608,79 @@ out:
 	flow_teardown(t, &d);
 	pgu_free(&pg);
 }
+
+/* A sharded job through the daemon: its JSON lists the shards, which the
+ * listing leaves out, and its report is the unsharded job's (the timing
+ * aside); "shards" out of range is refused naming the field. */
+TEST(http_flow_sharded_job)
+{
+	struct be_daemon d;
+	char model[65], ds[65], spec[1024], whole[64] = "", sharded[64] = "", path[128];
+	const char *bad[] = {"0", "65", "\"x\"", "2.5"};
+	struct be_resp r;
+	json_t *j, *a = NULL, *b = NULL, *shards;
+	char *sa, *sb;
+
+	if (!flow_setup(t, &d, model, ds))
+		return;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"shards\": %s, " SPEC_REST "}",
+			 model, ds, bad[i]);
+		REQUIRE(submit(&d, spec, NULL, NULL, 0, &r) == 422);
+		j = be_resp_json(&r);
+		CHECK(is_problem(&r, 422, "/problems/invalid"));
+		CHECK(j && json_is_string(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer")) &&
+		      !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "pointer")),
+			      "/shards"));
+		CHECK(r.body && strstr(r.body, "must be an integer from 1 to 64 or \\\"auto\\\""));
+		json_decref(j);
+		be_resp_free(&r);
+	}
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", " SPEC_REST "}", model, ds);
+	REQUIRE(submit(&d, spec, NULL, whole, sizeof(whole), NULL) == 202);
+	snprintf(spec, sizeof(spec), "{\"model\": \"%s\", \"dataset\": \"%s\", \"shards\": 3, " SPEC_REST "}", model, ds);
+	REQUIRE(submit(&d, spec, NULL, sharded, sizeof(sharded), NULL) == 202);
+	j = wait_job(&d, whole, "succeeded", 300);
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	CHECK(j && !json_object_get(j, "shards"));
+	json_decref(j);
+	j = wait_job(&d, sharded, "succeeded", 300);
+	REQUIRE(j);
+	CHECK(!strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	shards = json_object_get(j, "shards");
+	CHECK_INT(json_array_size(shards), 3);
+	for (size_t i = 0; i < json_array_size(shards); i++) {
+		json_t *s = json_array_get(shards, i);
+		CHECK_INT(json_integer_value(json_object_get(s, "index")), i);
+		CHECK(json_is_null(json_object_get(s, "node")));
+		CHECK(!strcmp(json_string_value(json_object_get(s, "status")) ?: "", "succeeded"));
+	}
+	json_decref(j);
+	/* the listing holds the two jobs, not the shards */
+	REQUIRE(get(&d, "/v1/jobs", &r) == 0);
+	j = be_resp_json(&r);
+	CHECK(r.status == 200 && j && json_array_size(json_object_get(j, "items")) == 2);
+	json_decref(j);
+	be_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", whole);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	a = be_resp_json(&r);
+	be_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/report", sharded);
+	REQUIRE(get(&d, path, &r) == 0);
+	CHECK_INT(r.status, 200);
+	b = be_resp_json(&r);
+	be_resp_free(&r);
+	REQUIRE(a && b);
+	json_object_del(a, "timing");
+	json_object_del(b, "timing");
+	sa = json_dumps(a, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	sb = json_dumps(b, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+	CHECK(sa && sb && !strcmp(sa, sb));
+	free(sa);
+	free(sb);
+	json_decref(a);
+	json_decref(b);
+	flow_teardown(t, &d);
+}

@@ -688,7 +688,7 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	be_rmtree(b.dir);
 }
 
-TEST(pgblobs_schema_1_is_migrated_to_2)
+TEST(pgblobs_schema_1_is_migrated_to_the_current_one)
 {
 	struct pcd_store *s = NULL;
 	struct pc_error err = {0};
@@ -709,13 +709,15 @@ TEST(pgblobs_schema_1_is_migrated_to_2)
 	REQUIRE_MSG(pgu_exec(url,
 			     "DROP TABLE blob_parts, blobs, blob_chunks; DROP INDEX jobs_running_lease;"
 			     " ALTER TABLE jobs DROP COLUMN lease_expires_at, DROP COLUMN claim_token, DROP COLUMN node;"
+			     " DROP TABLE job_state; DROP INDEX jobs_parent;"
+			     " ALTER TABLE jobs DROP COLUMN parent_id, DROP COLUMN shard_index, DROP COLUMN waiting;"
 			     " UPDATE paracorr_schema SET version = 1",
 			     why, sizeof(why)),
 		    "%s", why);
 	CHECK_INT(
 	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 0);
 	REQUIRE_MSG(pcd_store_open(url, &s, &err) == PC_OK, "%s", err.text);
-	CHECK_INT(count(url, "SELECT max(version) FROM paracorr_schema"), 3);
+	CHECK_INT(count(url, "SELECT max(version) FROM paracorr_schema"), 4);
 	CHECK_INT(
 	    count(url, "SELECT count(*) FROM pg_tables WHERE tablename IN ('blob_parts', 'blobs', 'blob_chunks')"), 3);
 	CHECK_INT(count(url, "SELECT count(*) FROM models"), 1);

@@ -909,7 +909,7 @@ TEST(store_migrates_v2_to_job_references)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	CHECK_INT(version, 5); /* and on to the current version */
+	CHECK_INT(version, 6); /* and on to the current version */
 	CHECK(sqlite3_prepare_v2(raw, "SELECT model_id FROM jobs", -1, &st, NULL) != SQLITE_OK);
 	sqlite3_close(raw);
 	be_rmtree(dir);
@@ -928,13 +928,13 @@ TEST(store_refuses_a_newer_schema)
 	REQUIRE(be_tmpdir(dir, sizeof(dir)));
 	snprintf(db, sizeof(db), "%s/paracorr.db", dir);
 	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
-	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 6", NULL, NULL, NULL) == SQLITE_OK);
+	REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 7", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(raw);
 
 	CHECK_INT(pcd_store_open(db, &s, &err), PC_ERR_UNSUPPORTED);
 	CHECK(!s);
 	CHECK_MSG(!strcmp(err.where, "store") &&
-			  !strcmp(err.text, "database schema version 6 is newer than this program's 5"),
+			  !strcmp(err.text, "database schema version 7 is newer than this program's 6"),
 		  "%s: %s", err.where, err.text);
 	REQUIRE(sqlite3_open(db, &raw) == SQLITE_OK);
 	REQUIRE(sqlite3_prepare_v2(raw,
@@ -946,7 +946,7 @@ TEST(store_refuses_a_newer_schema)
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(raw);
-	CHECK_INT(version, 6);
+	CHECK_INT(version, 7);
 	CHECK_INT(objects, 0);
 	be_rmtree(dir);
 }
@@ -1109,7 +1109,7 @@ TEST(store_pg_refuses_a_newer_schema)
 	CHECK_INT(pcd_store_open(f.db, &s, &err), PC_ERR_UNSUPPORTED);
 	CHECK(!s);
 	CHECK_MSG(!strcmp(err.where, "store") &&
-			  !strcmp(err.text, "database schema version 99 is newer than this program's 3"),
+			  !strcmp(err.text, "database schema version 99 is newer than this program's 4"),
 		  "%s: %s", err.where, err.text);
 	/* still version 99, the jobs table there: the refusal changed nothing */
 	CHECK_MSG(pgu_exec(f.db, "SELECT 1 FROM paracorr_schema WHERE version = 99 HAVING count(*) = 1", why,

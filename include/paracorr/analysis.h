@@ -62,4 +62,51 @@ void pc_study_opts_default(struct pc_study_opts *o);
 int pc_study_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
 		 const struct pc_study_opts *o, json_t **report, struct pc_error *err);
 
+/* --- the study in shards (shard.h: the stored forms) -------------------------
+ *
+ * A study is a prefix (the clean pass with the gradient) and a list of
+ * items, each independent of the others given the prefix: item i < S is
+ * one (group, norm, sparsity) setting in the order pc_study_run runs them
+ * (every radius, its random trials and its critical radius), then the
+ * bit-fault study and the curvature study as one item each when the spec
+ * has them. An item's numbers depend only on the spec, the model, the data
+ * and the item (the random streams are seeded per group, sparsity and
+ * trial), and the merge puts the items' rows back in item order, so the
+ * merged report is pc_study_run's byte for byte (the timing aside: it says
+ * what each part ran). */
+
+/* The prefix: the clean evaluation and the weight gradient (count floats,
+ * owned). */
+struct pc_study_prefix {
+	struct pc_eval clean;
+	int64_t count;
+	float *grad;
+};
+
+/* Items of spec on g. */
+int pc_study_items(const struct pc_graph *g, const struct pc_spec *spec, int64_t *n, struct pc_error *err);
+
+/* The clean pass with the gradient; *out is the caller's (pc_study_prefix_free). */
+int pc_study_prefix_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+			const struct pc_study_opts *o, struct pc_study_prefix **out, struct pc_error *err);
+void pc_study_prefix_free(struct pc_study_prefix *p);
+
+/* Items [first, last) given the prefix pre (one forward pass refills the
+ * activation caches and must reproduce pre's clean numbers bit for bit,
+ * else PC_ERR_CONFLICT: the prefix is of another model, data or build).
+ * *part (new reference) is {first, last, items, spec, results [rows],
+ * critical [rows], faults?, curvature?, counts {...}}, what
+ * pc_study_merge takes. */
+int pc_study_shard_run(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		       const struct pc_study_opts *o, const struct pc_study_prefix *pre, int64_t first, int64_t last,
+		       json_t **part, struct pc_error *err);
+
+/* The report from the prefix and the parts of every item (parts[0 .. n),
+ * in item order, each covering the items after the one before; no pass is
+ * run). PC_ERR_FORMAT naming the part and field when they do not tile the
+ * items or hold other than their items' rows. */
+int pc_study_merge(const struct pc_graph *g, const struct pc_dataset *d, const struct pc_spec *spec,
+		   const struct pc_study_opts *o, const struct pc_study_prefix *pre, json_t *const *parts, int n,
+		   json_t **report, struct pc_error *err);
+
 #endif

@@ -151,7 +151,15 @@ struct pc_spec {
 	struct pc_faults_spec faults;
 	int has_curvature; /* kind "analyze" only */
 	struct pc_curvature_spec curvature;
+	/* "shards": how the daemon splits the study (analysis.h, "the study in
+	 * shards"): 1 .. 64, or PC_SPEC_SHARDS_AUTO (the daemon's rule); default
+	 * 1. How a study runs, not what it computes: the report's spec leaves it
+	 * out, so a sharded report equals the unsharded one byte for byte. */
+	int shards;
 };
+
+#define PC_SPEC_SHARDS_AUTO 0
+#define PC_SPEC_SHARDS_MAX 64
 
 /* Parses root into *spec (which the caller frees with pc_spec_free). */
 int pc_spec_parse(const json_t *root, struct pc_spec *spec, struct pc_error *err);

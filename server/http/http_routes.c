@@ -478,6 +478,40 @@ static int h_dataset_list(struct pcd_req *r)
 
 /* --- jobs ---------------------------------------------------------------- */
 
+/* A sharded job's shards, [{index, node, status, job}] ("node" that of
+ * the shard's latest attempt, null before one), and while they run its
+ * progress: the shards' mean fraction, a succeeded one counting 1, done
+ * the shards succeeded. A job without shards is left as it is. */
+static void shards_json(struct pcd_store *store, const struct pcd_job *j, json_t *o)
+{
+	struct pcd_shard *v = NULL;
+	size_t n = 0, done = 0;
+	double sum = 0;
+	json_t *a;
+
+	if (pcd_store_job_shards(store, j->id, &v, &n, NULL) || !n || !(a = json_array()))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_t *p = v[i].progress ? json_loads(v[i].progress, 0, NULL) : NULL;
+
+		json_array_append_new(a, json_pack("{s:i, s:o, s:s, s:s}", "index", v[i].index, "node",
+						   v[i].node[0] ? json_string(v[i].node) : json_null(), "status",
+						   pcd_job_status_name(v[i].status), "job", v[i].id));
+		if (v[i].status == PCD_JOB_SUCCEEDED)
+			done++, sum += 1.0;
+		else if (json_is_number(json_object_get(p, "fraction")))
+			sum += json_number_value(json_object_get(p, "fraction"));
+		json_decref(p);
+	}
+	json_object_set_new(o, "shards", a);
+	if (j->status == PCD_JOB_RUNNING)
+		json_object_set_new(o, "progress",
+				    json_pack("{s:s, s:I, s:I, s:f}", "phase", done == n ? "merge" : "shards", "done",
+					      (json_int_t)done, "total", (json_int_t)n, "fraction", sum / (double)n));
+out:
+	pcd_shards_free(v, n);
+}
+
 /* The job object, with the model a succeeded job's kind left (its
  * artifact, recorded in the store) linked, and for the admin role the
  * job's tenant. */
@@ -490,6 +524,8 @@ static json_t *job_json(struct pcd_req *r, const struct pcd_job *j)
 
 	if (o && pcd_req_admin(r))
 		json_object_set_new(o, "tenant", json_string(j->tenant));
+	if (o)
+		shards_json(app->store, j, o);
 	if (o && j->status == PCD_JOB_SUCCEEDED && k && k->artifact &&
 	    pcd_store_job_artifact_get(app->store, j->id, k->artifact, id, NULL) == PC_OK) {
 		snprintf(link, sizeof(link), "/v1/jobs/%s/artifacts/%s", j->id, k->artifact);

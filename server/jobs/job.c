@@ -26,6 +26,7 @@
 #include "paracorr/groups.h"
 #include "paracorr/onnx.h"
 #include "paracorr/report.h"
+#include "paracorr/shard.h"
 #include "paracorr/sys.h"
 
 void pcd_job_opts_default(struct pcd_job_opts *o)
@@ -349,6 +350,167 @@ out:
 	return rc;
 }
 
+/* --- sharded studies --------------------------------------------------------- */
+
+static int load_prefix(struct pcd_store *store, const char *job_id, const struct pc_graph *g,
+		       struct pc_study_prefix **pre, struct pc_error *err)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int rc = pcd_store_job_state_get(store, job_id, PCD_JOB_PREFIX_STATE, &buf, &len, err);
+
+	if (!rc)
+		rc = pc_shard_prefix_decode(buf, len, pc_graph_param_count(g), pre, err);
+	free(buf);
+	return rc;
+}
+
+/* Every shard's part, in index order: each shard's report. */
+static int merge_shards(const struct pc_spec *spec, struct pc_graph *g, const struct pc_dataset *d,
+			const struct pcd_job_opts *o, const struct pc_study_opts *so, struct pcd_shard *shards,
+			size_t n, json_t **out, struct pc_error *err)
+{
+	struct pc_study_prefix *pre = NULL;
+	json_t **parts = calloc(n + 1, sizeof(*parts));
+	int rc = PC_OK;
+
+	if (!parts)
+		return pc_error_set(err, PC_ERR_NOMEM, "shards", "out of memory");
+	for (size_t i = 0; i < n && !rc; i++) {
+		char *text = NULL;
+
+		if (shards[i].status != PCD_JOB_SUCCEEDED || (int)i != shards[i].index) {
+			rc = pc_error_set(err, PC_ERR_CONFLICT, "shards", "shard %zu (job %s) is %s", i, shards[i].id,
+					  pcd_job_status_name(shards[i].status));
+			break;
+		}
+		if ((rc = pcd_store_job_report(o->store, PCD_ALL_TENANTS, shards[i].id, &text, err)))
+			break;
+		rc = pc_shard_part_decode(text, strlen(text), &parts[i], err);
+		free(text);
+		if (rc) {
+			char where[64];
+
+			memcpy(where, err->where, sizeof(where) - 1);
+			where[sizeof(where) - 1] = '\0';
+			snprintf(err->where, sizeof(err->where), "shards[%zu]: %s", i, where);
+		}
+	}
+	if (!rc && !(rc = load_prefix(o->store, o->job_id, g, &pre, err)))
+		rc = pc_study_merge(g, d, spec, so, pre, parts, (int)n, out, err);
+	for (size_t i = 0; i < n; i++)
+		json_decref(parts[i]);
+	free(parts);
+	pc_study_prefix_free(pre);
+	return rc;
+}
+
+/* The parent of a sharded study: the first run computes the prefix and
+ * hands the items to shard jobs (*o->waiting = 1, no report); the run
+ * after the last shard (shard_finished's merge, or a rerun after a crash)
+ * merges their parts. */
+static int run_parent(const struct pc_spec *spec, struct pc_graph *g, const struct pc_dataset *d,
+		      const struct pcd_job_opts *o, const struct pc_study_opts *so, json_t **out, struct pc_error *err)
+{
+	struct pcd_shard *shards = NULL;
+	struct pc_study_prefix *pre = NULL;
+	struct pc_spec_text {
+		char *v[PC_SHARD_MAX];
+	} texts = {{0}};
+	unsigned char *buf = NULL;
+	size_t n = 0, len = 0;
+	int64_t items = 0;
+	int rc, k;
+
+	if ((rc = pcd_store_job_shards(o->store, o->job_id, &shards, &n, err)))
+		return rc;
+	if (n) {
+		rc = merge_shards(spec, g, d, o, so, shards, n, out, err);
+		goto out;
+	}
+	if ((rc = pc_study_items(g, spec, &items, err)) || (rc = pc_study_prefix_run(g, d, spec, so, &pre, err)) ||
+	    (rc = pc_shard_prefix_encode(pre, &buf, &len, err)))
+		goto out;
+	k = pc_shard_count(spec->shards == PC_SPEC_SHARDS_AUTO ? o->auto_shards : spec->shards, items);
+	/* the shards read the parent's spec text as the parent does */
+	for (int i = 0; i < k; i++) {
+		int64_t a, b;
+
+		pc_shard_range(i, k, items, &a, &b);
+		if ((rc = pcd_job_shard_spec(o->job_id, i, a, b, o->spec_text, &texts.v[i], err)))
+			goto out;
+	}
+	rc = pcd_store_job_shards_start(o->store, o->job_id, o->claim_token, k, (const char *const *)texts.v,
+					PCD_JOB_PREFIX_STATE, buf, len, err);
+	/* a cancel that came during the prefix: the job ends cancelled */
+	if (rc == PC_ERR_CONFLICT) {
+		pc_error_clear(err);
+		rc = pc_error_set(err, PC_ERR_CANCELLED, "job", "cancelled");
+	}
+	if (rc)
+		goto out;
+	if (o->waiting)
+		*o->waiting = 1;
+out:
+	for (int i = 0; i < PC_SHARD_MAX; i++)
+		free(texts.v[i]);
+	free(buf);
+	pc_study_prefix_free(pre);
+	pcd_shards_free(shards, n);
+	return rc;
+}
+
+int pcd_job_shard_spec(const char *parent_id, int index, int64_t first, int64_t last, const char *parent_spec,
+		       char **text, struct pc_error *err)
+{
+	json_t *spec = json_loads(parent_spec, 0, NULL), *o;
+
+	*text = NULL;
+	o = spec ? json_pack("{s:s, s:i, s:I, s:I, s:o}", "parent", parent_id, "index", index, "first",
+			     (json_int_t)first, "last", (json_int_t)last, "spec", spec)
+		 : NULL;
+	if (o)
+		*text = pc_report_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	json_decref(o);
+	return *text ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "shards", "out of memory");
+}
+
+int pcd_job_shard_spec_parse(const char *text, char parent_id[PCD_JOB_ID_LEN + 1], int *index, int64_t *first,
+			     int64_t *last, char **parent_spec, struct pc_error *err)
+{
+	json_t *o = json_loads(text, 0, NULL), *v;
+	int rc = PC_OK;
+
+	*parent_spec = NULL;
+	if (!json_is_object(o)) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, "spec", "a shard's spec must be a JSON object");
+		goto out;
+	}
+	if (!json_is_string(v = json_object_get(o, "parent")) || strlen(json_string_value(v)) != PCD_JOB_ID_LEN) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, "parent", "must be a job id");
+		goto out;
+	}
+	snprintf(parent_id, PCD_JOB_ID_LEN + 1, "%s", json_string_value(v));
+	if (!json_is_integer(json_object_get(o, "index")) || !json_is_integer(json_object_get(o, "first")) ||
+	    !json_is_integer(json_object_get(o, "last"))) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, "index", "index, first and last must be integers");
+		goto out;
+	}
+	*index = (int)json_integer_value(json_object_get(o, "index"));
+	*first = (int64_t)json_integer_value(json_object_get(o, "first"));
+	*last = (int64_t)json_integer_value(json_object_get(o, "last"));
+	if (!json_is_object(v = json_object_get(o, "spec")) ||
+	    !(*parent_spec = pc_report_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17))))
+		rc = pc_error_set(err, PC_ERR_FORMAT, "spec", "must be the parent's spec");
+out:
+	json_decref(o);
+	return rc;
+}
+
+static int run_shard(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+		     const struct pc_dataset *d, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		     json_t **out, struct pc_error *err);
+
 static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
 		       const struct pc_dataset *d, const struct pcd_job_files *files, const struct pcd_job_opts *o,
 		       json_t **out, struct pc_error *err)
@@ -364,7 +526,40 @@ static int run_analyze(const struct pc_spec *spec, const struct pc_preprocess *p
 	jp.share[JOB_STUDY] = 1.0;
 	study_opts(o, &jp, &so);
 	job_progress_stage(&jp, JOB_STUDY, 0.0, 1.0, NULL, 0);
+	if (spec->shards != 1 && o->store && o->job_id && o->spec_text)
+		return run_parent(spec, g, d, o, &so, out, err);
 	return pc_study_run(g, d, spec, &so, out, err);
+}
+
+/* A shard job: its items given the parent's prefix; the report is the
+ * part's envelope (shard.h), what the parent's merge reads. */
+static int run_shard(const struct pc_spec *spec, const struct pc_preprocess *pp, struct pc_graph *g,
+		     const struct pc_dataset *d, const struct pcd_job_files *files, const struct pcd_job_opts *o,
+		     json_t **out, struct pc_error *err)
+{
+	struct pc_study_opts so;
+	struct job_progress jp = {.o = o, .t0 = pc_sys_seconds()};
+	struct pc_study_prefix *pre = NULL;
+	json_t *part = NULL;
+	int rc;
+
+	(void)pp;
+	(void)files;
+	if (!o->store || !o->shard_parent)
+		return pc_error_set(err, PC_ERR_INVALID, "kind", "a shard job runs in the daemon only");
+	jp.share[JOB_STUDY] = 1.0;
+	study_opts(o, &jp, &so);
+	job_progress_stage(&jp, JOB_STUDY, 0.0, 1.0, NULL, 0);
+	if ((rc = load_prefix(o->store, o->shard_parent, g, &pre, err)) ||
+	    (rc = pc_study_shard_run(g, d, spec, &so, pre, o->shard_first, o->shard_last, &part, err)))
+		goto out;
+	*out = json_pack("{s:s, s:i, s:O}", "format", "paracorr-shard", "version", PC_SHARD_PART_VERSION, "part", part);
+	if (!*out)
+		rc = pc_error_set(err, PC_ERR_NOMEM, "shard", "out of memory");
+out:
+	json_decref(part);
+	pc_study_prefix_free(pre);
+	return rc;
 }
 
 /* --- the kinds of job ------------------------------------------------------ */
@@ -394,6 +589,9 @@ static const struct pcd_job_ref_field *const harden_refs[] = {&ref_model, &ref_d
 static const struct pcd_job_kind job_kinds[] = {
 	{"analyze", pcd_job_check, run_analyze, NULL, analyze_refs},
 	{"harden", pcd_job_check, run_harden, "model.onnx", harden_refs},
+	/* a part of a sharded analyze job (analysis.h): never submitted, made
+	 * by the parent's run */
+	{"shard", pcd_job_check, run_shard, NULL, analyze_refs},
 };
 
 const struct pcd_job_kind *pcd_job_kind_find(const char *name)
@@ -490,7 +688,7 @@ static int report_meta(json_t *report, const struct pcd_job_opts *o, struct pc_e
 int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *files, const struct pcd_job_opts *o,
 		     char **report_text, json_t **report_out, struct pc_error *err)
 {
-	const struct pcd_job_kind *k = pcd_job_kind_find(spec->kind);
+	const struct pcd_job_kind *k = pcd_job_kind_find(o->kind ? o->kind : spec->kind);
 	struct pc_graph *g = NULL;
 	struct pc_dataset *d = NULL;
 	struct pc_preprocess pp = spec->pp;
@@ -507,7 +705,12 @@ int pcd_job_run_spec(const struct pc_spec *spec, const struct pcd_job_files *fil
 	    (rc = pc_dataset_load(files->inputs, files->labels, &pp, spec->limit, &d, err)) ||
 	    (rc = check_sample(g, d, err)))
 		goto out;
-	if ((rc = k->run(spec, &pp, g, d, files, o, &report, err)) || (rc = report_meta(report, o, err)))
+	if ((rc = k->run(spec, &pp, g, d, files, o, &report, err)))
+		goto out;
+	/* handed to shards: the report comes with the merge */
+	if (o->waiting && *o->waiting)
+		goto out;
+	if (!o->shard_parent && (rc = report_meta(report, o, err)))
 		goto out;
 	*report_text = pc_report_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	if (!*report_text) {
@@ -545,7 +748,7 @@ int pcd_job_run(const char *spec_text, struct pcd_store *store, struct pcd_blobs
 	if ((rc = pc_spec_parse(root, &spec, err)))
 		goto out;
 	spec_ok = 1;
-	if (!(k = pcd_job_kind_find(spec.kind))) {
+	if (!(k = pcd_job_kind_find(o->kind ? o->kind : spec.kind))) {
 		rc = pc_error_set(err, PC_ERR_INVALID, "kind", "no job kind '%s'", spec.kind);
 		goto out;
 	}
@@ -581,7 +784,12 @@ int pcd_job_run(const char *spec_text, struct pcd_store *store, struct pcd_blobs
 		if (f->files_labels)
 			*(const char **)((char *)&files + f->files_labels) = has_labels ? paths[i][1] : NULL;
 	}
-	rc = pcd_job_run_spec(&spec, &files, o, report_text, NULL, err);
+	{
+		struct pcd_job_opts oo = *o;
+
+		oo.spec_text = spec_text;
+		rc = pcd_job_run_spec(&spec, &files, &oo, report_text, NULL, err);
+	}
 	if (rc) {
 		/* the data directory is the operator's: errors name the part */
 		for (int i = 0; k->refs[i]; i++) {

@@ -47,7 +47,35 @@ struct pcd_job_opts {
 	 * "{}": none */
 	const char *name;
 	const char *labels;
+	/* Sharded studies (analysis.h, store.h "sharded studies"). With a store
+	 * and the job's id, an analyze job whose spec asks for shards runs its
+	 * prefix and hands its items to shard jobs (*waiting = 1, no report),
+	 * or, once they all succeeded, merges their parts into the report;
+	 * without a store (the CLI) it runs whole, which gives the same report.
+	 * auto_shards is what "shards": "auto" means (the workers setting). */
+	struct pcd_store *store;
+	const char *job_id;
+	const char *claim_token; /* the attempt's, which the hand-over carries */
+	const char *spec_text; /* the job's spec as submitted (pcd_job_run sets it) */
+	int auto_shards;
+	int *waiting;
+	/* the row of the job kind table to run (NULL: the spec's kind): "shard"
+	 * for a shard job, whose parent and items these are */
+	const char *kind;
+	const char *shard_parent;
+	int64_t shard_first, shard_last;
 };
+
+/* The name of a sharded study's prefix state in the store (job_state). */
+#define PCD_JOB_PREFIX_STATE "prefix"
+
+/* A shard job's spec text: {"parent", "index", "first", "last", "spec"
+ * (the parent's spec)}; parse gives back the parent's spec text (malloc'd)
+ * and the rest. PC_ERR_FORMAT naming the field. */
+int pcd_job_shard_spec(const char *parent_id, int index, int64_t first, int64_t last, const char *parent_spec,
+		       char **text, struct pc_error *err);
+int pcd_job_shard_spec_parse(const char *text, char parent_id[PCD_JOB_ID_LEN + 1], int *index, int64_t *first,
+			     int64_t *last, char **parent_spec, struct pc_error *err);
 
 /* The CLI's default max_work: the daemon's default max_job_work. */
 #define PCD_DEFAULT_MAX_WORK_G 10000

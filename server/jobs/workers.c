@@ -232,17 +232,53 @@ static int record_outcome(struct pcd_workers *w, const char *id, const char *tok
 	}
 }
 
+static void run_one(struct pcd_workers *w, struct pcd_job *job);
+
+/* After a shard's outcome: a failed shard fails its parent with the
+ * shard's problem, named as the shard; the last one to succeed merges the
+ * parent here, on this worker. */
+static void shard_done(struct pcd_workers *w, const struct pcd_job *shard, int index, const struct pc_error *err)
+{
+	struct pc_error perr = {0}, serr = {0};
+	char parent[PCD_JOB_ID_LEN + 1], token[PCD_TOKEN_LEN + 1], *problem = NULL;
+	struct pcd_job pj;
+	int merge = 0;
+
+	if (err && err->code) {
+		char where[sizeof(perr.where)];
+
+		pc_error_set(&perr, err->code, "", "shard %d: %s", index, err->text);
+		snprintf(where, sizeof(where), "shards[%d]", index);
+		memcpy(perr.where, where, sizeof(where));
+		problem = pcd_problem_json_text(&perr);
+	}
+	if (pcd_store_job_shard_finished(w->store, shard->id, problem, &merge, parent, token, &serr))
+		log_job(w, "error", shard->id, "cannot record the shard's end with its parent", &serr);
+	free(problem);
+	if (!merge)
+		return;
+	if (pcd_store_job_get(w->store, PCD_ALL_TENANTS, parent, &pj, &serr)) {
+		log_job(w, "error", parent, "cannot read the job to merge", &serr);
+		return;
+	}
+	/* the merge is this worker's claim of the parent */
+	snprintf(pj.claim_token, sizeof(pj.claim_token), "%s", token);
+	log_job(w, "info", parent, "every shard done: merging", NULL);
+	run_one(w, &pj);
+	pcd_job_free(&pj);
+}
+
 static void run_one(struct pcd_workers *w, struct pcd_job *job)
 {
 	struct run_ctx c = {.w = w, .id = job->id, .token = job->claim_token};
 	const struct pcd_job_kind *kind = pcd_job_kind_find(job->kind);
-	char art[4096] = "", model_out[4200], ckpt[4200];
+	char art[4096] = "", model_out[4200], ckpt[4200], parent[PCD_JOB_ID_LEN + 1] = "";
 	struct pcd_job_opts o;
 	struct pc_error err = {0}, serr = {0};
 	enum pcd_job_status outcome;
-	char *report = NULL, *problem_text = NULL;
+	char *report = NULL, *problem_text = NULL, *spec_text = NULL;
 	double t0 = pc_sys_seconds();
-	int rc;
+	int rc, waiting = 0, shard_index = -1, is_shard = !strcmp(job->kind, "shard");
 
 	pthread_mutex_init(&c.mu, NULL);
 	atomic_init(&c.cancel_requested, 0);
@@ -259,7 +295,19 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	o.cancel_arg = &c;
 	o.name = job->name;
 	o.labels = job->labels;
+	o.store = w->store;
+	o.job_id = job->id;
+	o.claim_token = job->claim_token;
+	o.auto_shards = w->cfg.n_workers;
+	o.waiting = &waiting;
 	rc = PC_OK;
+	if (is_shard) {
+		/* the shard runs the parent's spec on its items */
+		o.kind = job->kind;
+		o.shard_parent = parent;
+		rc = pcd_job_shard_spec_parse(job->spec, parent, &shard_index, &o.shard_first, &o.shard_last,
+					      &spec_text, &err);
+	}
 	if (kind && kind->artifact) {
 		/* the model and the checkpoint a restart resumes from; without
 		 * their directory (a full disk) the job fails saying so */
@@ -275,6 +323,13 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	if (atomic_load(&c.lease_lost)) {
 		/* another node runs the job now: nothing of this run is written */
 		log_job(w, "warn", job->id, "lease lost; the result of this attempt is dropped", NULL);
+		goto out;
+	}
+		rc = pcd_job_run(spec_text ? spec_text : job->spec, w->store, w->blobs, &o, &report, &err);
+	if (rc == PC_OK && waiting) {
+		/* the parent's items are shard jobs now; it is merged by the worker
+		 * of the last one to finish */
+		log_job(w, "info", job->id, "handed to its shards", NULL);
 		goto out;
 	}
 	if (rc == PC_ERR_CANCELLED && atomic_load(&w->draining) && !atomic_load(&c.cancel_requested)) {
@@ -323,8 +378,11 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 			outcome == PCD_JOB_FAILED ? &err : NULL);
 	if (w->cfg.on_done)
 		w->cfg.on_done(w->cfg.on_done_arg, job->kind, outcome, pc_sys_seconds() - t0);
+	if (!rc && is_shard)
+		shard_done(w, job, shard_index, outcome == PCD_JOB_FAILED ? &err : NULL);
 out:
 	pthread_mutex_destroy(&c.mu);
+	free(spec_text);
 	free(report);
 	free(problem_text);
 }

@@ -567,6 +567,74 @@ int pcd_store_queue_depth(struct pcd_store *s, int64_t *queued, int64_t *running
 	return s->ops->queue_depth(s->be, queued, running, err);
 }
 
+/* ---- sharded studies ------------------------------------------------------- */
+
+void pcd_shards_free(struct pcd_shard *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].progress);
+		free(v[i].error);
+	}
+	free(v);
+}
+
+int pcd_store_job_shards_start(struct pcd_store *s, const char *parent_id, const char *token, int n,
+			       const char *const *spec_texts, const char *state_name, const unsigned char *state,
+			       size_t state_len, struct pc_error *err)
+{
+	char (*hashes)[65] = NULL;
+	const char **hp = NULL;
+	int rc;
+
+	if ((rc = need_token(token, err)))
+		return rc;
+	hashes = calloc((size_t)n + 1, sizeof(*hashes));
+	hp = calloc((size_t)n + 1, sizeof(*hp));
+	if (!hashes || !hp) {
+		free(hashes);
+		free(hp);
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		pcd_sha256_hex_of(spec_texts[i], strlen(spec_texts[i]), hashes[i]);
+		hp[i] = hashes[i];
+	}
+	rc = s->ops->shards_start(s->be, parent_id, token, n, spec_texts, hp, state_name, state, state_len, err);
+	free(hashes);
+	free(hp);
+	return rc;
+}
+
+int pcd_store_job_state_get(struct pcd_store *s, const char *job_id, const char *name, unsigned char **data,
+			    size_t *len, struct pc_error *err)
+{
+	*data = NULL;
+	*len = 0;
+	return s->ops->state_get(s->be, job_id, name, data, len, err);
+}
+
+int pcd_store_job_shards(struct pcd_store *s, const char *parent_id, struct pcd_shard **out, size_t *n,
+			 struct pc_error *err)
+{
+	*out = NULL;
+	*n = 0;
+	return s->ops->shards_list(s->be, parent_id, out, n, err);
+}
+
+int pcd_store_job_shard_finished(struct pcd_store *s, const char *shard_id, const char *parent_problem, int *merge,
+				 char parent_id[PCD_JOB_ID_LEN + 1], char token[PCD_TOKEN_LEN + 1],
+				 struct pc_error *err)
+{
+	int rc;
+
+	*merge = 0;
+	parent_id[0] = '\0';
+	if ((rc = pcd_store_new_token(token, err)))
+		return rc;
+	return s->ops->shard_finished(s->be, shard_id, parent_problem, s->node, token, s->lease_ms, merge, parent_id,
+				      err);
+}
+
 /* ---- the API object -------------------------------------------------------- */
 
 static json_t *time_or_null(const char *t)

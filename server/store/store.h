@@ -320,6 +320,59 @@ int pcd_store_job_cancel(struct pcd_store *s, const char *tenant, const char *id
 /* Deletes a finished job and its report; PC_ERR_CONFLICT when it is queued
  * or running, PC_ERR_NOT_FOUND when unknown. */
 int pcd_store_job_delete(struct pcd_store *s, const char *tenant, const char *id, struct pc_error *err);
+/* --- sharded studies ----------------------------------------------------------
+ *
+ * A job whose spec asks for shards (analysis.h, "the study in shards")
+ * runs its prefix, then hands its items to shard jobs: rows of kind
+ * "shard" with the parent's id and their index, claimed by any worker of
+ * any node like every job. Between the hand-over and the merge the parent
+ * is running but held by no worker (waiting): recover leaves it alone,
+ * cancelling it cancels it at once with every shard. The last shard to
+ * succeed moves it to merging, and its worker merges; a merge that died is
+ * recovered as any running job (the rerun finds every shard done and
+ * merges). A shard that fails fails the parent with the problem given and
+ * cancels the other shards. The prefix state is a named byte string of
+ * the parent (job_state), read by the shards. Shard jobs and the state go
+ * when the parent is deleted. */
+
+struct pcd_shard {
+	int index;
+	char id[PCD_JOB_ID_LEN + 1];
+	char node[PCD_NODE_MAX + 1]; /* of its latest attempt; "" before one */
+	enum pcd_job_status status;
+	char *progress; /* owned, or NULL */
+	char *error;	/* owned, or NULL */
+	int has_report;
+};
+void pcd_shards_free(struct pcd_shard *v, size_t n);
+
+/* The running parent's hand-over, in one transaction: the state bytes
+ * under state_name, n shard jobs (spec_texts[i] the spec of shard i, of
+ * kind "shard", the parent's tenant) and the parent waiting, its claim
+ * token and lease gone (no worker holds it). token is the parent's claim:
+ * PC_ERR_LEASE_LOST when the attempt lost it, PC_ERR_CONFLICT when a
+ * cancel was asked for meanwhile. */
+int pcd_store_job_shards_start(struct pcd_store *s, const char *parent_id, const char *token, int n,
+			       const char *const *spec_texts,
+			       const char *state_name, const unsigned char *state, size_t state_len,
+			       struct pc_error *err);
+/* The parent's state bytes (*data malloc'd, the caller frees).
+ * PC_ERR_NOT_FOUND when there are none. */
+int pcd_store_job_state_get(struct pcd_store *s, const char *job_id, const char *name, unsigned char **data,
+			    size_t *len, struct pc_error *err);
+/* The shards of parent_id by index (*out NULL when *n == 0; free with
+ * pcd_shards_free). */
+int pcd_store_job_shards(struct pcd_store *s, const char *parent_id, struct pcd_shard **out, size_t *n,
+			 struct pc_error *err);
+/* After shard_id's outcome was recorded: a failed shard fails its parent
+ * (if still running) with parent_problem and cancels the other shards; a
+ * succeeded one that was the last moves the waiting parent to merging,
+ * claimed for this node (a new claim token into token, a lease as a claim
+ * has), and sets *merge (and parent_id). Anything else changes nothing. */
+int pcd_store_job_shard_finished(struct pcd_store *s, const char *shard_id, const char *parent_problem, int *merge,
+				 char parent_id[PCD_JOB_ID_LEN + 1], char token[PCD_TOKEN_LEN + 1],
+				 struct pc_error *err);
+
 /* Jobs queued and running now (either pointer may be NULL). */
 int pcd_store_queue_depth(struct pcd_store *s, int64_t *queued, int64_t *running, struct pc_error *err);
 

@@ -90,6 +90,18 @@ struct pcd_store_ops {
 			  enum pcd_job_status *status_after, struct pc_error *err);
 	int (*job_delete)(struct pcd_store_be *b, const char *tenant, const char *id, struct pc_error *err);
 	int (*queue_depth)(struct pcd_store_be *b, int64_t *queued, int64_t *running, struct pc_error *err);
+	/* sharded studies (store.h); spec_hashes[i] is spec_texts[i]'s */
+	int (*shards_start)(struct pcd_store_be *b, const char *parent_id, const char *token, int n,
+			    const char *const *spec_texts,
+			    const char *const *spec_hashes, const char *state_name, const unsigned char *state,
+			    size_t state_len, struct pc_error *err);
+	int (*state_get)(struct pcd_store_be *b, const char *job_id, const char *name, unsigned char **data,
+			 size_t *len, struct pc_error *err);
+	int (*shards_list)(struct pcd_store_be *b, const char *parent_id, struct pcd_shard **out, size_t *n,
+			   struct pc_error *err);
+	int (*shard_finished)(struct pcd_store_be *b, const char *shard_id, const char *parent_problem,
+			      const char *node, const char *token, int lease_ms, int *merge,
+			      char parent_id[PCD_JOB_ID_LEN + 1], struct pc_error *err);
 };
 
 extern const struct pcd_store_ops pcd_store_sqlite_ops;

@@ -43,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* advisory lock key: "paracorr" in ASCII */
 #define LOCK_MIGRATE "7053476706432299634"
 #define NOTIFY_JOBS "NOTIFY paracorr_jobs"
@@ -294,8 +294,21 @@ static const char *const schema_leases[] = {
 	NULL,
 };
 
+/* Version 4 (SQLite's 6): sharded studies (store.h). A shard job knows its
+ * parent and index; a parent's waiting is 0, 1 (its shards run, no worker
+ * holds it) or 2 (merging); job_state holds a job's named bytes. */
+static const char *const schema_shards[] = {
+	"ALTER TABLE jobs ADD COLUMN parent_id text COLLATE \"C\"",
+	"ALTER TABLE jobs ADD COLUMN shard_index integer",
+	"ALTER TABLE jobs ADD COLUMN waiting integer NOT NULL DEFAULT 0",
+	"CREATE INDEX jobs_parent ON jobs (parent_id, shard_index)",
+	"CREATE TABLE job_state (job_id text COLLATE \"C\" NOT NULL, name text NOT NULL, data bytea NOT NULL,"
+	" PRIMARY KEY (job_id, name))",
+	NULL,
+};
+
 /* Each version's statements; later versions add rows. */
-static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_leases};
+static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_leases, schema_shards};
 
 static int migrate(struct pcd_store_be *b, struct pc_error *err)
 {
@@ -1129,7 +1142,8 @@ static int pg_job_requeue(struct pcd_store_be *b, const char *id, const char *to
  * any whose lease ran out (none recorded: a job of a version before
  * leases). */
 #define RECOVERABLE(n)                                                                                            \
-	" status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now() OR node = $" #n "::text)"
+	" status = 'running' AND waiting <> 1"                                                                    \
+	" AND (lease_expires_at IS NULL OR lease_expires_at < now() OR node = $" #n "::text)"
 
 static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *problem_text, const char *node,
 			  int *n_requeued, int *n_failed, struct pc_error *err)
@@ -1160,7 +1174,7 @@ static int pg_job_recover(struct pcd_store_be *b, int max_attempts, const char *
 	p[0] = now;
 	p[1] = node;
 	if ((rc = q(b,
-		    "UPDATE jobs SET" REQUEUE_SET " WHERE id IN (SELECT id FROM jobs WHERE" RECOVERABLE(2)
+		    "UPDATE jobs SET waiting = 0," REQUEUE_SET " WHERE id IN (SELECT id FROM jobs WHERE" RECOVERABLE(2)
 		    " FOR UPDATE SKIP LOCKED)",
 		    2, p, &r, err)))
 		goto out;
@@ -1310,7 +1324,9 @@ static int pg_job_find(struct pcd_store_be *b, const char *tenant, const struct 
 	snprintf(seq, sizeof(seq), "%lld", (long long)after_seq);
 	len = (size_t)snprintf(sql, sizeof(sql),
 			       "SELECT " JOB_COLS " FROM jobs WHERE seq > $2::bigint AND ($3::text IS NULL OR status = $3::text)"
-			       " AND ($4::text IS NULL OR tenant = $4::text) AND ($5::text IS NULL OR name = $5::text)");
+			       " AND ($4::text IS NULL OR tenant = $4::text) AND ($5::text IS NULL OR name = $5::text)"
+			       /* shard jobs are their parent's (its "shards") */
+			       " AND parent_id IS NULL");
 	for (int i = 0; i < f->n_labels; i++) {
 		p[5 + 2 * i] = f->label_keys[i];
 		p[6 + 2 * i] = f->label_values[i];
@@ -1323,13 +1339,29 @@ static int pg_job_find(struct pcd_store_be *b, const char *tenant, const struct 
 	return rc;
 }
 
+/* The shards of parent id not finished: queued ones cancelled now,
+ * running ones asked to stop. In the caller's transaction. */
+static int cancel_shards(struct pcd_store_be *b, const char *id, const char *now, struct pc_error *err)
+{
+	const char *p[] = {now, id};
+	int rc;
+
+	if ((rc = q(b, "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE parent_id = $2::text"
+		       " AND status = 'queued'",
+		    2, p, NULL, err)))
+		return rc;
+	return q(b, "UPDATE jobs SET cancel_requested = 1 WHERE parent_id = $1::text AND status = 'running'", 1, p + 1,
+		 NULL, err);
+}
+
 static int pg_job_cancel(struct pcd_store_be *b, const char *tenant, const char *id,
 			 enum pcd_job_status *status_after, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	const char *p[] = {now, id};
 	enum pcd_job_status status;
-	int rc;
+	PGresult *r = NULL;
+	int rc, waiting = 0;
 
 	pcd_store_now(now);
 	enter(b);
@@ -1339,15 +1371,21 @@ static int pg_job_cancel(struct pcd_store_be *b, const char *tenant, const char 
 		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s already", id, pcd_job_status_name(status));
 		goto out;
 	}
-	if (status == PCD_JOB_QUEUED)
-		rc = q(b, "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2::text", 2, p, NULL, err);
+	/* a parent waiting for its shards has no worker to stop it: at once */
+	if ((rc = q(b, "SELECT waiting FROM jobs WHERE id = $1::text", 1, p + 1, &r, err)))
+		goto out;
+	waiting = PQntuples(r) && atoi(PQgetvalue(r, 0, 0)) == 1;
+	if (status == PCD_JOB_QUEUED || waiting)
+		rc = q(b, "UPDATE jobs SET status = 'cancelled', finished_at = $1, waiting = 0 WHERE id = $2::text", 2, p,
+		       NULL, err);
 	else
 		rc = q(b, "UPDATE jobs SET cancel_requested = 1 WHERE id = $1::text", 1, p + 1, NULL, err);
-	if (rc || (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
+	if (rc || (rc = cancel_shards(b, id, now, err)) || (rc = q(b, "COMMIT", 0, NULL, NULL, err)))
 		goto out;
 	if (status_after)
-		*status_after = status == PCD_JOB_QUEUED ? PCD_JOB_CANCELLED : status;
+		*status_after = status == PCD_JOB_QUEUED || waiting ? PCD_JOB_CANCELLED : status;
 out:
+	PQclear(r);
 	leave(b);
 	return rc;
 }
@@ -1356,7 +1394,8 @@ static int pg_job_delete(struct pcd_store_be *b, const char *tenant, const char 
 {
 	static const char *const sql[] = {"DELETE FROM job_uploads WHERE job_id = $1::text",
 					  "DELETE FROM job_artifacts WHERE job_id = $1::text",
-					  "DELETE FROM jobs WHERE id = $1::text"};
+					  "DELETE FROM job_state WHERE job_id = $1::text",
+					  "DELETE FROM jobs WHERE parent_id = $1::text", "DELETE FROM jobs WHERE id = $1::text"};
 	const char *p[] = {id};
 	enum pcd_job_status status;
 	int rc;
@@ -1376,6 +1415,245 @@ static int pg_job_delete(struct pcd_store_be *b, const char *tenant, const char 
 			goto out;
 	rc = q(b, "COMMIT", 0, NULL, NULL, err);
 out:
+	leave(b);
+	return rc;
+}
+
+/* --- sharded studies ---------------------------------------------------------- */
+
+static int pg_shards_start(struct pcd_store_be *b, const char *parent_id, const char *token, int n,
+			   const char *const *spec_texts, const char *const *spec_hashes, const char *state_name,
+			   const unsigned char *state, size_t state_len, struct pc_error *err)
+{
+	static const char hexd[] = "0123456789abcdef";
+	char now[PCD_TIME_LEN], id[PCD_JOB_ID_LEN + 1], tenant[PCD_TENANT_MAX + 1], idx[16];
+	char *hex = malloc(2 * state_len + 3);
+	PGresult *r = NULL;
+	int rc;
+
+	if (!hex)
+		return pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+	/* bytea's hex input form */
+	hex[0] = '\\';
+	hex[1] = 'x';
+	for (size_t i = 0; i < state_len; i++) {
+		hex[2 + 2 * i] = hexd[state[i] >> 4];
+		hex[3 + 2 * i] = hexd[state[i] & 15];
+	}
+	hex[2 + 2 * state_len] = '\0';
+	pcd_store_now(now);
+	enter(b);
+	{
+		const char *p[] = {parent_id, token};
+		if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
+		    (rc = q(b,
+			    "SELECT tenant, cancel_requested FROM jobs WHERE id = $1::text AND status = 'running'"
+			    " AND claim_token = $2::text FOR UPDATE",
+			    2, p, &r, err)))
+			goto out;
+	}
+	if (!PQntuples(r)) {
+		rc = fenced_in(b, parent_id, token, err);
+		goto out;
+	}
+	if (atoi(PQgetvalue(r, 0, 1)) != 0) {
+		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is being cancelled", parent_id);
+		goto out;
+	}
+	copy_val(r, 0, 0, tenant, sizeof(tenant));
+	{
+		const char *p[] = {parent_id, state_name, hex};
+		if ((rc = q(b,
+			    "INSERT INTO job_state (job_id, name, data) VALUES ($1::text, $2::text, $3::bytea)"
+			    " ON CONFLICT (job_id, name) DO UPDATE SET data = excluded.data",
+			    3, p, NULL, err)))
+			goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *p[] = {id, spec_texts[i], spec_hashes[i], now, tenant, parent_id, idx};
+
+		if ((rc = pcd_store_new_job_id(id, err)))
+			goto out;
+		snprintf(idx, sizeof(idx), "%d", i);
+		if ((rc = q(b,
+			    "INSERT INTO jobs (id, kind, spec, status, spec_hash, created_at, tenant, name, labels,"
+			    " parent_id, shard_index) VALUES ($1::text, 'shard', $2::text, 'queued', $3::text, $4::text,"
+			    " $5::text, '', '{}', $6::text, $7::integer)",
+			    7, p, NULL, err)))
+			goto out;
+	}
+	{
+		const char *p[] = {parent_id};
+		/* held by no worker from here: no token, no lease */
+		if ((rc = q(b,
+			    "UPDATE jobs SET waiting = 1, claim_token = NULL, lease_expires_at = NULL WHERE id = $1::text",
+			    1, p, NULL, err)))
+			goto out;
+	}
+	/* the shards are queued jobs: every node's idle workers wake */
+	if ((rc = q(b, NOTIFY_JOBS, 0, NULL, NULL, err)))
+		goto out;
+	rc = q(b, "COMMIT", 0, NULL, NULL, err);
+out:
+	PQclear(r);
+	leave(b);
+	free(hex);
+	return rc;
+}
+
+static int hex_nibble(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int pg_state_get(struct pcd_store_be *b, const char *job_id, const char *name, unsigned char **data,
+			size_t *len, struct pc_error *err)
+{
+	const char *p[] = {job_id, name}, *v;
+	PGresult *r = NULL;
+	size_t n;
+	int rc;
+
+	enter(b);
+	if ((rc = q(b, "SELECT data FROM job_state WHERE job_id = $1::text AND name = $2::text", 2, p, &r, err)))
+		goto out;
+	if (!PQntuples(r)) {
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, name, "job %s has no %s", job_id, name);
+		goto out;
+	}
+	v = PQgetvalue(r, 0, 0);
+	n = strlen(v);
+	if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2) {
+		rc = pc_error_set(err, PC_ERR_FORMAT, name, "the stored bytes are not in bytea's hex form");
+		goto out;
+	}
+	*len = (n - 2) / 2;
+	if (!(*data = malloc(*len + 1))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, name, "out of memory for %zu bytes", *len);
+		goto out;
+	}
+	for (size_t i = 0; i < *len; i++) {
+		int hi = hex_nibble(v[2 + 2 * i]), lo = hex_nibble(v[3 + 2 * i]);
+		if (hi < 0 || lo < 0) {
+			free(*data);
+			*data = NULL;
+			*len = 0;
+			rc = pc_error_set(err, PC_ERR_FORMAT, name, "the stored bytes are not in bytea's hex form");
+			goto out;
+		}
+		(*data)[i] = (unsigned char)(hi << 4 | lo);
+	}
+out:
+	PQclear(r);
+	leave(b);
+	return rc;
+}
+
+static int pg_shards_list(struct pcd_store_be *b, const char *parent_id, struct pcd_shard **out, size_t *n,
+			  struct pc_error *err)
+{
+	const char *p[] = {parent_id};
+	struct pcd_shard *v = NULL;
+	PGresult *r = NULL;
+	int rc, oom = 0, rows;
+
+	enter(b);
+	if ((rc = q(b,
+		    "SELECT shard_index, id, status, progress, error, report IS NOT NULL, node FROM jobs"
+		    " WHERE parent_id = $1::text ORDER BY shard_index",
+		    1, p, &r, err)))
+		goto out;
+	rows = PQntuples(r);
+	if (rows && !(v = calloc((size_t)rows, sizeof(*v)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < rows; i++) {
+		int status = pcd_job_status_parse(PQgetvalue(r, i, 2));
+
+		v[i].index = atoi(PQgetvalue(r, i, 0));
+		copy_val(r, i, 1, v[i].id, sizeof(v[i].id));
+		v[i].status = status < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)status;
+		v[i].progress = dup_val(r, i, 3, &oom);
+		v[i].error = dup_val(r, i, 4, &oom);
+		v[i].has_report = PQgetvalue(r, i, 5)[0] == 't';
+		copy_val(r, i, 6, v[i].node, sizeof(v[i].node));
+	}
+	*n = (size_t)rows;
+	if (oom)
+		rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+out:
+	PQclear(r);
+	leave(b);
+	if (rc) {
+		pcd_shards_free(v, *n);
+		*n = 0;
+		v = NULL;
+	}
+	*out = v;
+	return rc;
+}
+
+static int pg_shard_finished(struct pcd_store_be *b, const char *shard_id, const char *parent_problem,
+			     const char *node, const char *token, int lease_ms, int *merge,
+			     char parent_id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
+{
+	char now[PCD_TIME_LEN], parent[PCD_JOB_ID_LEN + 1], lease[16];
+	PGresult *r = NULL;
+	int rc, status;
+
+	pcd_store_now(now);
+	enter(b);
+	{
+		const char *p[] = {shard_id};
+		if ((rc = q(b, "BEGIN", 0, NULL, NULL, err)) ||
+		    (rc = q(b, "SELECT parent_id, status FROM jobs WHERE id = $1::text", 1, p, &r, err)))
+			goto out;
+	}
+	if (!PQntuples(r) || PQgetisnull(r, 0, 0))
+		goto out; /* not a shard: nothing to do (leave rolls back) */
+	copy_val(r, 0, 0, parent, sizeof(parent));
+	status = pcd_job_status_parse(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	r = NULL;
+	{
+		/* the parent's row first: two last shards finishing together take
+		 * turns here */
+		const char *p[] = {parent};
+		if ((rc = q(b, "SELECT waiting FROM jobs WHERE id = $1::text FOR UPDATE", 1, p, &r, err)))
+			goto out;
+		PQclear(r);
+		r = NULL;
+	}
+	if (status == PCD_JOB_FAILED) {
+		const char *p[] = {parent_problem, now, parent};
+		if ((rc = q(b,
+			    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2, waiting = 0,"
+			    " claim_token = NULL, lease_expires_at = NULL WHERE id = $3::text AND status = 'running'",
+			    3, p, NULL, err)) ||
+		    (rc = cancel_shards(b, parent, now, err)))
+			goto out;
+	} else if (status == PCD_JOB_SUCCEEDED) {
+		const char *p[] = {parent, token, node ? node : "", lease};
+
+		/* claimed for the merge by this node, as a claim is */
+		snprintf(lease, sizeof(lease), "%d", lease_ms);
+		if ((rc = q(b,
+			    "UPDATE jobs SET waiting = 2, claim_token = $2::text, node = $3::text,"
+			    " lease_expires_at = now() + $4::integer * interval '1 millisecond'"
+			    " WHERE id = $1::text AND status = 'running' AND waiting = 1"
+			    " AND NOT EXISTS (SELECT 1 FROM jobs s WHERE s.parent_id = $1::text AND s.status != 'succeeded')",
+			    4, p, &r, err)))
+			goto out;
+		*merge = changed(r) > 0;
+	}
+	if ((rc = q(b, "COMMIT", 0, NULL, NULL, err)))
+		goto out;
+	snprintf(parent_id, PCD_JOB_ID_LEN + 1, "%s", parent);
+out:
+	if (rc)
+		*merge = 0;
+	PQclear(r);
 	leave(b);
 	return rc;
 }
@@ -1406,4 +1684,8 @@ const struct pcd_store_ops pcd_store_pg_ops = {
 	.job_delete = pg_job_delete,
 	.queue_depth = pg_queue_depth,
 	.wait_jobs = pg_wait_jobs,
+	.shards_start = pg_shards_start,
+	.state_get = pg_state_get,
+	.shards_list = pg_shards_list,
+	.shard_finished = pg_shard_finished,
 };

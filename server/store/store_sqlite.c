@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 /* now in ms since 1970 on the database's clock (this host's: one node),
  * for leases */
 #define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
@@ -262,6 +262,18 @@ static const char schema_v5[] =
 	"ALTER TABLE jobs ADD COLUMN claim_token TEXT;"
 	"ALTER TABLE jobs ADD COLUMN node TEXT NOT NULL DEFAULT '';";
 
+/* Version 6: sharded studies (store.h). A shard job knows its parent and
+ * index; a parent's waiting is 0 (a job as any), 1 (its shards run, no
+ * worker holds it) or 2 (merging); job_state holds a job's named bytes
+ * (the prefix state). */
+static const char schema_v6[] =
+	"ALTER TABLE jobs ADD COLUMN parent_id TEXT;"
+	"ALTER TABLE jobs ADD COLUMN shard_index INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_parent ON jobs (parent_id, shard_index);"
+	"CREATE TABLE job_state (job_id TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,"
+	" PRIMARY KEY (job_id, name));";
+
 /* Every stored report's headline, once (the migration to version 4). */
 static int backfill_headlines(struct pcd_store_be *s, struct pc_error *err)
 {
@@ -315,6 +327,8 @@ static int migrate(struct pcd_store_be *s, struct pc_error *err)
 	if (version < 4 && ((rc = exec(s, schema_v4, err)) || (rc = backfill_headlines(s, err))))
 		goto fail;
 	if (version < 5 && (rc = exec(s, schema_v5, err)))
+		goto fail;
+	if (version < 6 && (rc = exec(s, schema_v6, err)))
 		goto fail;
 	if (version < SCHEMA_VERSION) {
 		char sql[64];
@@ -1116,7 +1130,8 @@ out:
 /* Which running jobs recover takes: every one at startup (?9 = 1: this
  * file has one node), else those whose lease ran out (none recorded: a job
  * of a version before leases). */
-#define RECOVERABLE " status = 'running' AND (?9 OR lease_expires_at IS NULL OR lease_expires_at < " NOW_MS ")"
+#define RECOVERABLE                                                                                               \
+	" status = 'running' AND waiting != 1 AND (?9 OR lease_expires_at IS NULL OR lease_expires_at < " NOW_MS ")"
 
 static int sq_job_recover(struct pcd_store_be *s, int max_attempts, const char *problem_text, const char *node,
 			  int *n_requeued, int *n_failed, struct pc_error *err)
@@ -1143,7 +1158,7 @@ static int sq_job_recover(struct pcd_store_be *s, int max_attempts, const char *
 	failed = sqlite3_changes(s->db);
 	sqlite3_finalize(st);
 	/* the attempt that crashed stays counted: that is what bounds retries */
-	if ((rc = prep(s, "UPDATE jobs SET" REQUEUE_SET " WHERE" RECOVERABLE, &st, err)))
+	if ((rc = prep(s, "UPDATE jobs SET waiting = 0," REQUEUE_SET " WHERE" RECOVERABLE, &st, err)))
 		goto out;
 	bind_text(st, 1, now);
 	sqlite3_bind_int(st, 9, node != NULL);
@@ -1230,7 +1245,9 @@ static int sq_job_find(struct pcd_store_be *s, const char *tenant, const struct 
 	*n = 0;
 	len = (size_t)snprintf(sql, sizeof(sql),
 			       "SELECT " JOB_COLS " FROM jobs WHERE seq > ?2 AND (?3 IS NULL OR status = ?3)"
-			       " AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR name = ?5)");
+			       " AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR name = ?5)"
+			       /* shard jobs are their parent's (its "shards") */
+			       " AND parent_id IS NULL");
 	for (int i = 0; i < f->n_labels; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "$.\"%s\"", f->label_keys[i]);
 		params[4 + 2 * i] = (struct list_param){.text = paths[i]};
@@ -1244,12 +1261,35 @@ static int sq_job_find(struct pcd_store_be *s, const char *tenant, const struct 
 	return rc;
 }
 
+/* The shards of parent id not finished: queued ones cancelled now,
+ * running ones asked to stop. The caller holds the lock, in a transaction. */
+static int cancel_shards(struct pcd_store_be *s, const char *id, const char *now, struct pc_error *err)
+{
+	static const char *const sql[] = {
+		"UPDATE jobs SET status = 'cancelled', finished_at = ?1 WHERE parent_id = ?2 AND status = 'queued'",
+		"UPDATE jobs SET cancel_requested = 1 WHERE parent_id = ?2 AND status = 'running' AND ?1 IS NOT NULL"};
+	sqlite3_stmt *st = NULL;
+	int rc = PC_OK;
+
+	for (int i = 0; i < 2 && !rc; i++) {
+		if ((rc = prep(s, sql[i], &st, err)))
+			break;
+		bind_text(st, 1, now);
+		bind_text(st, 2, id);
+		rc = step_done(s, st, err);
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	return rc;
+}
+
 static int sq_job_cancel(struct pcd_store_be *s, const char *tenant, const char *id,
 			 enum pcd_job_status *status_after, struct pc_error *err)
 {
 	char now[PCD_TIME_LEN];
 	enum pcd_job_status status;
 	sqlite3_stmt *st = NULL;
+	int64_t waiting = 0;
 	int rc;
 
 	pcd_store_now(now);
@@ -1260,18 +1300,22 @@ static int sq_job_cancel(struct pcd_store_be *s, const char *tenant, const char 
 		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is %s already", id, pcd_job_status_name(status));
 		goto out;
 	}
-	if (status == PCD_JOB_QUEUED)
-		rc = prep(s, "UPDATE jobs SET status = 'cancelled', finished_at = ?1 WHERE id = ?2", &st, err);
+	/* a parent waiting for its shards has no worker to stop it: at once */
+	if ((rc = one_row(s, "SELECT count(*) FROM jobs WHERE id = ?1 AND waiting = 1", id, &waiting, NULL, err)))
+		goto out;
+	if (status == PCD_JOB_QUEUED || waiting)
+		rc = prep(s, "UPDATE jobs SET status = 'cancelled', finished_at = ?1, waiting = 0 WHERE id = ?2", &st,
+			  err);
 	else
 		rc = prep(s, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?2", &st, err); /* ?1 unused */
 	if (rc)
 		goto out;
 	bind_text(st, 1, now);
 	bind_text(st, 2, id);
-	if ((rc = step_done(s, st, err)) || (rc = commit(s, err)))
+	if ((rc = step_done(s, st, err)) || (rc = cancel_shards(s, id, now, err)) || (rc = commit(s, err)))
 		goto out;
 	if (status_after)
-		*status_after = status == PCD_JOB_QUEUED ? PCD_JOB_CANCELLED : status;
+		*status_after = status == PCD_JOB_QUEUED || waiting ? PCD_JOB_CANCELLED : status;
 out:
 	sqlite3_finalize(st);
 	if (rc)
@@ -1296,9 +1340,11 @@ static int sq_job_delete(struct pcd_store_be *s, const char *tenant, const char 
 	}
 	/* its references and its artifacts' records go with it (a registered
 	 * model stays: it is a model of the service) */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		static const char *const sql[] = {"DELETE FROM job_uploads WHERE job_id = ?",
-						  "DELETE FROM job_artifacts WHERE job_id = ?", "DELETE FROM jobs WHERE id = ?"};
+						  "DELETE FROM job_artifacts WHERE job_id = ?",
+						  "DELETE FROM job_state WHERE job_id = ?", "DELETE FROM jobs WHERE parent_id = ?",
+						  "DELETE FROM jobs WHERE id = ?"};
 
 		if ((rc = prep(s, sql[i], &st, err)))
 			goto out;
@@ -1373,6 +1419,229 @@ static int sq_queue_depth(struct pcd_store_be *s, int64_t *queued, int64_t *runn
 }
 
 
+/* --- sharded studies ---------------------------------------------------------- */
+
+static int sq_shards_start(struct pcd_store_be *s, const char *parent_id, const char *token, int n,
+			   const char *const *spec_texts, const char *const *spec_hashes, const char *state_name,
+			   const unsigned char *state, size_t state_len, struct pc_error *err)
+{
+	char now[PCD_TIME_LEN], id[PCD_JOB_ID_LEN + 1], tenant[PCD_TENANT_MAX + 1] = "";
+	char row_token[PCD_TOKEN_LEN + 1] = "";
+	enum pcd_job_status status = PCD_JOB_QUEUED;
+	sqlite3_stmt *st = NULL;
+	int rc, found;
+
+	pcd_store_now(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)) ||
+	    (rc = prep(s, "SELECT tenant, status, claim_token, cancel_requested FROM jobs WHERE id = ?", &st, err)))
+		goto out;
+	bind_text(st, 1, parent_id);
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	if (found) {
+		status = pcd_job_status_parse((const char *)sqlite3_column_text(st, 1));
+		copy_col(st, 2, row_token, sizeof(row_token));
+	}
+	if (!found || status != PCD_JOB_RUNNING || strcmp(row_token, token) != 0) {
+		rc = pcd_store_fenced(parent_id, found, status, row_token, token, err);
+		goto out;
+	}
+	if (sqlite3_column_int(st, 3)) {
+		rc = pc_error_set(err, PC_ERR_CONFLICT, "job", "job %s is being cancelled", parent_id);
+		goto out;
+	}
+	copy_col(st, 0, tenant, sizeof(tenant));
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prep(s, "INSERT OR REPLACE INTO job_state (job_id, name, data) VALUES (?, ?, ?)", &st, err)))
+		goto out;
+	bind_text(st, 1, parent_id);
+	bind_text(st, 2, state_name);
+	sqlite3_bind_blob64(st, 3, state_len ? (const void *)state : "", state_len, SQLITE_STATIC);
+	if ((rc = step_done(s, st, err)))
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prep(s,
+		       "INSERT INTO jobs (id, kind, spec, status, spec_hash, created_at, tenant, name, labels, parent_id,"
+		       " shard_index) VALUES (?, 'shard', ?, 'queued', ?, ?, ?, '', '{}', ?, ?)",
+		       &st, err)))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		if ((rc = pcd_store_new_job_id(id, err)))
+			goto out;
+		bind_text(st, 1, id);
+		bind_text(st, 2, spec_texts[i]);
+		bind_text(st, 3, spec_hashes[i]);
+		bind_text(st, 4, now);
+		bind_text(st, 5, tenant);
+		bind_text(st, 6, parent_id);
+		sqlite3_bind_int(st, 7, i);
+		if ((rc = step_done(s, st, err)))
+			goto out;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prep(s, "UPDATE jobs SET waiting = 1, claim_token = NULL, lease_expires_at = NULL WHERE id = ?", &st,
+		       err)))
+		goto out;
+	bind_text(st, 1, parent_id);
+	if ((rc = step_done(s, st, err)))
+		goto out;
+	rc = commit(s, err);
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int sq_state_get(struct pcd_store_be *s, const char *job_id, const char *name, unsigned char **data,
+			size_t *len, struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, found;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = prep(s, "SELECT data FROM job_state WHERE job_id = ? AND name = ?", &st, err)))
+		goto out;
+	bind_text(st, 1, job_id);
+	bind_text(st, 2, name);
+	if ((rc = step_row(s, st, &found, err)))
+		goto out;
+	if (!found) {
+		rc = pc_error_set(err, PC_ERR_NOT_FOUND, name, "job %s has no %s", job_id, name);
+		goto out;
+	}
+	*len = (size_t)sqlite3_column_bytes(st, 0);
+	if (!(*data = malloc(*len + 1))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, name, "out of memory for %zu bytes", *len);
+		goto out;
+	}
+	if (*len)
+		memcpy(*data, sqlite3_column_blob(st, 0), *len);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int sq_shards_list(struct pcd_store_be *s, const char *parent_id, struct pcd_shard **out, size_t *n,
+			  struct pc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct pcd_shard *v = NULL;
+	int64_t count = 0;
+	int rc, r;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = one_row(s, "SELECT count(*) FROM jobs WHERE parent_id = ?1", parent_id, &count, NULL, err)) ||
+	    !count)
+		goto out;
+	if (!(v = calloc((size_t)count, sizeof(*v)))) {
+		rc = pc_error_set(err, PC_ERR_NOMEM, "store", "out of memory");
+		goto out;
+	}
+	if ((rc = prep(s,
+		       "SELECT shard_index, id, status, progress, error, report IS NOT NULL, node FROM jobs"
+		       " WHERE parent_id = ? ORDER BY shard_index",
+		       &st, err)))
+		goto out;
+	bind_text(st, 1, parent_id);
+	while ((size_t)*n < (size_t)count && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct pcd_shard *x = &v[*n];
+		int status = pcd_job_status_parse((const char *)sqlite3_column_text(st, 2));
+
+		x->index = sqlite3_column_int(st, 0);
+		copy_col(st, 1, x->id, sizeof(x->id));
+		x->status = status < 0 ? PCD_JOB_FAILED : (enum pcd_job_status)status;
+		x->progress = dup_col(st, 3);
+		x->error = dup_col(st, 4);
+		x->has_report = sqlite3_column_int(st, 5);
+		copy_col(st, 6, x->node, sizeof(x->node));
+		(*n)++;
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		pcd_shards_free(v, *n);
+		*n = 0;
+		v = NULL;
+	}
+	*out = v;
+	return rc;
+}
+
+static int sq_shard_finished(struct pcd_store_be *s, const char *shard_id, const char *parent_problem,
+			     const char *node, const char *token, int lease_ms, int *merge,
+			     char parent_id[PCD_JOB_ID_LEN + 1], struct pc_error *err)
+{
+	char now[PCD_TIME_LEN], parent[PCD_JOB_ID_LEN + 1] = "";
+	sqlite3_stmt *st = NULL;
+	int64_t left = 0;
+	int rc, found, status;
+
+	pcd_store_now(now);
+	pthread_mutex_lock(&s->lock);
+	if ((rc = begin(s, err)) || (rc = prep(s, "SELECT parent_id, status FROM jobs WHERE id = ?", &st, err)))
+		goto out;
+	bind_text(st, 1, shard_id);
+	if ((rc = step_row(s, st, &found, err)) || !found || sqlite3_column_type(st, 0) == SQLITE_NULL)
+		goto out;
+	copy_col(st, 0, parent, sizeof(parent));
+	status = pcd_job_status_parse((const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (status == PCD_JOB_FAILED) {
+		if ((rc = prep(s,
+			       "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2, waiting = 0,"
+			       " claim_token = NULL, lease_expires_at = NULL WHERE id = ?3 AND status = 'running'",
+			       &st, err)))
+			goto out;
+		bind_text(st, 1, parent_problem);
+		bind_text(st, 2, now);
+		bind_text(st, 3, parent);
+		if ((rc = step_done(s, st, err)) || (rc = cancel_shards(s, parent, now, err)))
+			goto out;
+	} else if (status == PCD_JOB_SUCCEEDED) {
+		if ((rc = one_row(s, "SELECT count(*) FROM jobs WHERE parent_id = ?1 AND status != 'succeeded'", parent,
+				  &left, NULL, err)))
+			goto out;
+		if (!left) {
+			/* claimed for the merge by this node, as a claim is */
+			if ((rc = prep(s,
+				       "UPDATE jobs SET waiting = 2, claim_token = ?2, node = ?3, lease_expires_at = " NOW_MS
+				       " + ?4 WHERE id = ?1 AND status = 'running' AND waiting = 1",
+				       &st, err)))
+				goto out;
+			bind_text(st, 1, parent);
+			bind_text(st, 2, token);
+			bind_text(st, 3, node ? node : "");
+			sqlite3_bind_int(st, 4, lease_ms);
+			if ((rc = step_done(s, st, err)))
+				goto out;
+			*merge = sqlite3_changes(s->db) > 0;
+		}
+	}
+	if ((rc = commit(s, err)))
+		goto out;
+	snprintf(parent_id, PCD_JOB_ID_LEN + 1, "%s", parent);
+out:
+	sqlite3_finalize(st);
+	if (rc) {
+		*merge = 0;
+		rollback(s);
+	} else if (!sqlite3_get_autocommit(s->db)) {
+		rollback(s); /* not a shard: nothing changed */
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 const struct pcd_store_ops pcd_store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1398,4 +1667,8 @@ const struct pcd_store_ops pcd_store_sqlite_ops = {
 	.job_cancel = sq_job_cancel,
 	.job_delete = sq_job_delete,
 	.queue_depth = sq_queue_depth,
+	.shards_start = sq_shards_start,
+	.state_get = sq_state_get,
+	.shards_list = sq_shards_list,
+	.shard_finished = sq_shard_finished,
 };
