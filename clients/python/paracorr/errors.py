@@ -52,6 +52,7 @@ _NAMES = {
     "not_found": "NotFound",
     "method_not_allowed": "MethodNotAllowed",
     "conflict": "Conflict",
+    "lease_lost": "LeaseLost",
     "limit": "TooLarge",
     "media_type": "MediaType",
     "misdirected": "Misdirected",
