@@ -4652,7 +4652,10 @@ TEST(http_flow_sharded_job)
 	for (size_t i = 0; i < json_array_size(shards); i++) {
 		json_t *s = json_array_get(shards, i);
 		CHECK_INT(json_integer_value(json_object_get(s, "index")), i);
-		CHECK(json_is_null(json_object_get(s, "node")));
+		/* one daemon: every shard ran on its node, the job's */
+		CHECK_MSG(json_is_string(json_object_get(s, "node")) &&
+				  json_equal(json_object_get(s, "node"), json_object_get(j, "node")),
+			  "shard %zu's node", i);
 		CHECK(!strcmp(json_string_value(json_object_get(s, "status")) ?: "", "succeeded"));
 	}
 	json_decref(j);

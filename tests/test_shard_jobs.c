@@ -323,6 +323,7 @@ TEST(shard_jobs_corrupt_prefix_fails_the_parent)
 	o.timing_seconds = 0;
 	o.store = e.store;
 	o.job_id = claimed.id;
+	o.claim_token = claimed.claim_token;
 	o.waiting = &waiting;
 	REQUIRE(pcd_job_run(claimed.spec, e.store, e.blobs, &o, &report, &err) == PC_OK);
 	CHECK_INT(waiting, 1);

@@ -319,13 +319,12 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 	}
 	log_job(w, "info", job->id, "started", NULL);
 	if (rc == PC_OK)
-		rc = pcd_job_run(job->spec, w->store, w->blobs, &o, &report, &err);
+		rc = pcd_job_run(spec_text ? spec_text : job->spec, w->store, w->blobs, &o, &report, &err);
 	if (atomic_load(&c.lease_lost)) {
 		/* another node runs the job now: nothing of this run is written */
 		log_job(w, "warn", job->id, "lease lost; the result of this attempt is dropped", NULL);
 		goto out;
 	}
-		rc = pcd_job_run(spec_text ? spec_text : job->spec, w->store, w->blobs, &o, &report, &err);
 	if (rc == PC_OK && waiting) {
 		/* the parent's items are shard jobs now; it is merged by the worker
 		 * of the last one to finish */
