@@ -22,6 +22,7 @@
 #include "be_util.h"
 #include "blobs.h"
 #include "job.h"
+#include "job_env.h"
 #include "pg_util.h"
 #include "sha256.h"
 #include "store.h"
@@ -84,22 +85,6 @@ static void node_close(struct node *n)
 		be_rmtree(n->dir);
 }
 
-static struct pcd_blob_writer *copy_in(struct pcd_blobs *b, const char *path)
-{
-	struct pcd_blob_writer *w = NULL;
-	size_t len;
-	char *data = be_read_file(path, &len);
-
-	if (!data)
-		return NULL;
-	if (pcd_blob_writer_begin(b, 0, &w, NULL) == PC_OK && pcd_blob_writer_write(w, data, len, NULL) != PC_OK) {
-		pcd_blob_writer_abort(w);
-		w = NULL;
-	}
-	free(data);
-	return w;
-}
-
 /* Uploads the model at path (relative to the root) on node n; its id. */
 static int upload_model(struct node *n, const char *rel, char id[65], int *existed)
 {
@@ -108,7 +93,7 @@ static int upload_model(struct node *n, const char *rel, char id[65], int *exist
 	struct pc_error err = {0};
 
 	snprintf(path, sizeof(path), "%s/%s", pc_test_root(), rel);
-	if (!(w = copy_in(n->blobs, path)) || pcd_blob_writer_finish(w, id, &err) ||
+	if (!(w = job_env_copy_in(n->blobs, path)) || pcd_blob_writer_finish(w, id, &err) ||
 	    pcd_blobs_commit_model(n->blobs, w, existed, &err) ||
 	    pcd_store_model_put(n->store, "default", id, 1, "{}", NULL, &err)) {
 		fprintf(stderr, "  upload: %s\n", err.text);
@@ -119,7 +104,7 @@ static int upload_model(struct node *n, const char *rel, char id[65], int *exist
 
 static int upload_dataset(struct node *n, char id[65])
 {
-	struct pcd_blob_writer *x = copy_in(n->blobs, T10K_X), *y = copy_in(n->blobs, T10K_Y);
+	struct pcd_blob_writer *x = job_env_copy_in(n->blobs, T10K_X), *y = job_env_copy_in(n->blobs, T10K_Y);
 	struct pc_error err = {0};
 
 	if (!x || !y) {
@@ -491,7 +476,7 @@ TEST(pgblobs_a_chunk_two_uploads_share_stays_for_the_other)
 	REQUIRE_MSG(rc == 0, "setup failed");
 	/* a dataset whose inputs are the model's very bytes: the same chunks */
 	snprintf(path, sizeof(path), "%s/" FIX "mlp_op13.onnx", pc_test_root());
-	REQUIRE((x = copy_in(e.a.blobs, path)));
+	REQUIRE((x = job_env_copy_in(e.a.blobs, path)));
 	REQUIRE(pcd_blobs_commit_dataset(e.a.blobs, x, NULL, id, NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_dataset_put(e.a.store, "default", id, 1, "{}", NULL, &err) == PC_OK);
 	REQUIRE(pcd_store_model_delete(e.a.store, PCD_ALL_TENANTS, e.model, &unused, &err) == PC_OK);
@@ -739,7 +724,7 @@ static void *put_thread(void *arg)
 
 	snprintf(path, sizeof(path), "%s/" FIX "cnn_op13.onnx", pc_test_root());
 	p->rc = -1;
-	if ((w = copy_in(p->n->blobs, path)) && !pcd_blob_writer_finish(w, p->id, &err))
+	if ((w = job_env_copy_in(p->n->blobs, path)) && !pcd_blob_writer_finish(w, p->id, &err))
 		p->rc = pcd_blobs_commit_model(p->n->blobs, w, &p->existed, &err);
 	else
 		pcd_blob_writer_abort(w);

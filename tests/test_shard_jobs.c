@@ -14,81 +14,14 @@
 #include "be_util.h"
 #include "blobs.h"
 #include "job.h"
+#include "job_env.h"
 #include "paracorr/report.h"
 #include "pg_util.h"
 #include "store.h"
 #include "test.h"
 #include "workers.h"
 
-struct env {
-	char dir[PATH_MAX - 64];
-	struct pcd_store *store;
-	struct pcd_blobs *blobs;
-	char model[65], dataset[65];
-};
-
-static struct pcd_blob_writer *copy_in(struct pcd_blobs *b, const char *path)
-{
-	struct pcd_blob_writer *w = NULL;
-	size_t len;
-	char *data = be_read_file(path, &len);
-
-	if (!data)
-		return NULL;
-	if (pcd_blob_writer_begin(b, 0, &w, NULL) == PC_OK && pcd_blob_writer_write(w, data, len, NULL) != PC_OK) {
-		pcd_blob_writer_abort(w);
-		w = NULL;
-	}
-	free(data);
-	return w;
-}
-
-/* 0 ready, 1 no Fashion-MNIST (skip), -1 failure; SQLite in a temp dir or
- * the store at where */
-static int env_setup(struct env *e, const char *where)
-{
-	char path[PATH_MAX];
-	struct pcd_blob_writer *w, *x, *y;
-	struct pc_error err = {0};
-
-	memset(e, 0, sizeof(*e));
-	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0)
-		return 1;
-	if (!be_tmpdir(e->dir, sizeof(e->dir)))
-		return -1;
-	snprintf(path, sizeof(path), "%s/paracorr.db", e->dir);
-	if (pcd_store_open(where ? where : path, &e->store, &err))
-		return -1;
-	snprintf(path, sizeof(path), "%s/data", e->dir);
-	if (pcd_blobs_open(path, &e->blobs, &err))
-		return -1;
-	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
-	if (!(w = copy_in(e->blobs, path)) || pcd_blob_writer_finish(w, e->model, &err) ||
-	    pcd_blobs_commit_model(e->blobs, w, NULL, &err) ||
-	    pcd_store_model_put(e->store, "default", e->model, 1, "{}", NULL, &err))
-		return -1;
-	x = copy_in(e->blobs, T10K_X);
-	y = copy_in(e->blobs, T10K_Y);
-	if (!x || !y) {
-		pcd_blob_writer_abort(x);
-		pcd_blob_writer_abort(y);
-		return -1;
-	}
-	if (pcd_blobs_commit_dataset(e->blobs, x, y, e->dataset, NULL, &err) ||
-	    pcd_store_dataset_put(e->store, "default", e->dataset, 1, "{}", NULL, &err))
-		return -1;
-	return 0;
-}
-
-static void env_teardown(struct env *e)
-{
-	pcd_store_close(e->store);
-	pcd_blobs_free(e->blobs);
-	if (e->dir[0])
-		be_rmtree(e->dir);
-}
-
-static char *spec_of(const struct env *e, const char *shards, const char *rest)
+static char *spec_of(const struct job_env *e, const char *shards, const char *rest)
 {
 	char *s = malloc(2048);
 
@@ -155,7 +88,7 @@ static char *report_of(struct pcd_store *s, const char *id)
 	return out;
 }
 
-static int submit(struct pc_test *t, struct env *e, const char *shards, const char *study, struct pcd_job *j)
+static int submit(struct pc_test *t, struct job_env *e, const char *shards, const char *study, struct pcd_job *j)
 {
 	struct pc_error err = {0};
 	char *spec = spec_of(e, shards, study);
@@ -172,7 +105,7 @@ static int submit(struct pc_test *t, struct env *e, const char *shards, const ch
  * workers: 3 shards, 1 shard, and 64 (clamped to the 20 items). */
 static void sharded_equals_whole(struct pc_test *t, const char *where)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job whole, s3, s1, s64;
@@ -180,7 +113,7 @@ static void sharded_equals_whole(struct pc_test *t, const char *where)
 	struct pcd_shard *sh = NULL;
 	size_t n = 0;
 	char *want = NULL, *got;
-	int rc = env_setup(&e, where);
+	int rc = job_env_setup(&e, where);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -231,7 +164,7 @@ static void sharded_equals_whole(struct pc_test *t, const char *where)
 	pcd_job_free(&s3);
 	pcd_job_free(&s1);
 	pcd_job_free(&s64);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 TEST(shard_jobs_report_equals_unsharded_sqlite)
@@ -243,7 +176,7 @@ TEST(shard_jobs_report_equals_unsharded_sqlite)
  * shard: the queued ones at once, the running one at its next check. */
 TEST(shard_jobs_cancel_cancels_every_shard)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job p;
@@ -252,7 +185,7 @@ TEST(shard_jobs_cancel_cancels_every_shard)
 	enum pcd_job_status after;
 	struct timespec ts = {0, 20 * 1000000L};
 	size_t n = 0;
-	int rc = env_setup(&e, NULL), running = 0;
+	int rc = job_env_setup(&e, NULL), running = 0;
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -291,7 +224,7 @@ TEST(shard_jobs_cancel_cancels_every_shard)
 	CHECK_INT(wait_finished(e.store, p.id, 1), PCD_JOB_CANCELLED);
 	pcd_workers_free(w);
 	pcd_job_free(&p);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 /* A shard that reads a corrupt prefix state fails, naming the byte
@@ -299,7 +232,7 @@ TEST(shard_jobs_cancel_cancels_every_shard)
  * cancelled. The parent's prefix is run here, the shards by the pool. */
 TEST(shard_jobs_corrupt_prefix_fails_the_parent)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job p, claimed;
@@ -309,7 +242,7 @@ TEST(shard_jobs_corrupt_prefix_fails_the_parent)
 	char path[PATH_MAX], *report = NULL;
 	sqlite3 *raw = NULL;
 	size_t n = 0;
-	int waiting = 0, rc = env_setup(&e, NULL);
+	int waiting = 0, rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -352,7 +285,7 @@ TEST(shard_jobs_corrupt_prefix_fails_the_parent)
 	}
 	pcd_shards_free(sh, n);
 	pcd_job_free(&p);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 TEST(shard_jobs_report_equals_unsharded_pg)

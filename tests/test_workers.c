@@ -11,6 +11,7 @@
 
 #include "blobs.h"
 #include "job.h"
+#include "job_env.h"
 #include "store.h"
 #include "workers.h"
 #include "be_util.h"
@@ -18,80 +19,7 @@
 #include "test.h"
 
 
-struct env {
-	char dir[PATH_MAX - 64];
-	struct pcd_store *store;
-	struct pcd_blobs *blobs;
-	char model[65], dataset[65];
-};
-
-static struct pcd_blob_writer *copy_in(struct pcd_blobs *b, const char *path)
-{
-	struct pcd_blob_writer *w = NULL;
-	size_t len;
-	char *data = be_read_file(path, &len);
-
-	if (!data)
-		return NULL;
-	if (pcd_blob_writer_begin(b, 0, &w, NULL) == PC_OK && pcd_blob_writer_write(w, data, len, NULL) != PC_OK) {
-		pcd_blob_writer_abort(w);
-		w = NULL;
-	}
-	free(data);
-	return w;
-}
-
-/* 0 ready, 1 no Fashion-MNIST (skip), -1 failure; the store at where
- * (a PostgreSQL URL), or NULL: SQLite in the temp dir */
-static int env_setup_at(struct env *e, const char *where)
-{
-	char path[PATH_MAX];
-	struct pcd_blob_writer *w, *x, *y;
-	struct pc_error err = {0};
-
-	memset(e, 0, sizeof(*e));
-	if (access(T10K_X, R_OK) != 0 || access(T10K_Y, R_OK) != 0)
-		return 1;
-	if (!be_tmpdir(e->dir, sizeof(e->dir)))
-		return -1;
-	snprintf(path, sizeof(path), "%s/paracorr.db", e->dir);
-	if (pcd_store_open(where ? where : path, &e->store, &err))
-		return -1;
-	snprintf(path, sizeof(path), "%s/data", e->dir);
-	if (pcd_blobs_open(path, &e->blobs, &err))
-		return -1;
-	snprintf(path, sizeof(path), "%s/tests/reference/fixtures/mlp_op13.onnx", pc_test_root());
-	if (!(w = copy_in(e->blobs, path)) || pcd_blob_writer_finish(w, e->model, &err) ||
-	    pcd_blobs_commit_model(e->blobs, w, NULL, &err) ||
-	    pcd_store_model_put(e->store, "default", e->model, 1, "{}", NULL, &err))
-		return -1;
-	x = copy_in(e->blobs, T10K_X);
-	y = copy_in(e->blobs, T10K_Y);
-	if (!x || !y) {
-		pcd_blob_writer_abort(x);
-		pcd_blob_writer_abort(y);
-		return -1;
-	}
-	if (pcd_blobs_commit_dataset(e->blobs, x, y, e->dataset, NULL, &err) ||
-	    pcd_store_dataset_put(e->store, "default", e->dataset, 1, "{}", NULL, &err))
-		return -1;
-	return 0;
-}
-
-static int env_setup(struct env *e)
-{
-	return env_setup_at(e, NULL);
-}
-
-static void env_teardown(struct env *e)
-{
-	pcd_store_close(e->store);
-	pcd_blobs_free(e->blobs);
-	if (e->dir[0])
-		be_rmtree(e->dir);
-}
-
-static char *spec_text(const struct env *e, const char *rest)
+static char *spec_text(const struct job_env *e, const char *rest)
 {
 	char *s = malloc(1024);
 
@@ -141,14 +69,14 @@ static int wait_status(struct pcd_store *s, const char *id, enum pcd_job_status 
 
 TEST(workers_job_report_equals_job_run)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job_opts o;
 	struct pcd_job j;
 	struct pc_error err = {0};
 	char *spec, *want = NULL, *got = NULL;
-	int rc = env_setup(&e);
+	int rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -175,19 +103,19 @@ TEST(workers_job_report_equals_job_run)
 	free(got);
 	free(want);
 	free(spec);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 TEST(workers_spec_error_is_a_problem_with_pointer)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job j;
 	struct pc_error err = {0};
 	json_t *problem, *errors;
 	char *spec;
-	int rc = env_setup(&e);
+	int rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -220,7 +148,7 @@ TEST(workers_spec_error_is_a_problem_with_pointer)
 	CHECK(strcmp(json_string_value(json_object_get(json_array_get(errors, 0), "pointer")) ?: "",
 		     "/corruption/epsilons/1") == 0);
 	json_decref(problem);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 /* A job queued under a larger max_job_work (or straight into the store)
@@ -228,14 +156,14 @@ TEST(workers_spec_error_is_a_problem_with_pointer)
  * submission over the bound gets. */
 TEST(workers_check_the_work_bound_at_run_time)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job j;
 	struct pc_error err = {0};
 	json_t *problem = NULL, *errors;
 	char *spec;
-	int rc = env_setup(&e);
+	int rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -267,19 +195,19 @@ TEST(workers_check_the_work_bound_at_run_time)
 	CHECK(json_array_size(errors) == 1);
 	CHECK(!strcmp(json_string_value(json_object_get(json_array_get(errors, 0), "detail")) ?: "", "max_job_work"));
 	json_decref(problem);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 TEST(workers_cancel_queued_and_running)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job a, b;
 	struct pc_error err = {0};
 	enum pcd_job_status after;
 	char *spec;
-	int rc = env_setup(&e);
+	int rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -311,19 +239,19 @@ TEST(workers_cancel_queued_and_running)
 	pcd_job_free(&a);
 	pcd_job_free(&b);
 	free(spec);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 TEST(workers_drain_requeues_the_running_job)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job a, j;
 	struct pc_error err = {0};
 	struct timespec ts = {0, 300 * 1000000L};
 	char *spec;
-	int rc = env_setup(&e);
+	int rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -353,12 +281,12 @@ TEST(workers_drain_requeues_the_running_job)
 	pcd_workers_free(w);
 	pcd_job_free(&a);
 	free(spec);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 TEST(workers_resume_after_crash_gives_the_same_report)
 {
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job_opts o;
@@ -366,7 +294,7 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	struct pc_error err = {0};
 	char path[PATH_MAX], *spec, *want = NULL, *got = NULL;
 	int nreq = -1, nfail = -1;
-	int rc = env_setup(&e);
+	int rc = job_env_setup(&e, NULL);
 
 	if (rc == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
@@ -404,7 +332,7 @@ TEST(workers_resume_after_crash_gives_the_same_report)
 	free(got);
 	free(want);
 	free(spec);
-	env_teardown(&e);
+	job_env_teardown(&e);
 }
 
 struct take_away {
@@ -431,7 +359,7 @@ TEST(workers_outcome_waits_for_an_unreachable_store)
 	struct take_away a = {0};
 	struct timespec ts = {0, 20 * 1000000L};
 	struct pgu pg;
-	struct env e;
+	struct job_env e;
 	struct pcd_workers_cfg cfg;
 	struct pcd_workers *w = NULL;
 	struct pcd_job j;
@@ -445,7 +373,7 @@ TEST(workers_outcome_waits_for_an_unreachable_store)
 	}
 	REQUIRE_MSG(pgu_init(&pg), "%s", pg.why);
 	REQUIRE_MSG(pgu_new_db(&pg, url, sizeof(url)), "%s", pg.why);
-	if ((rc = env_setup_at(&e, url)) == 1) {
+	if ((rc = job_env_setup(&e, url)) == 1) {
 		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
 		pgu_free(&pg);
 		return;
@@ -478,6 +406,6 @@ TEST(workers_outcome_waits_for_an_unreachable_store)
 	free(report);
 	pcd_job_free(&j);
 	free(spec);
-	env_teardown(&e);
+	job_env_teardown(&e);
 	pgu_free(&pg);
 }
