@@ -905,6 +905,38 @@ TEST(ops_conv_maxpool_ties_first)
 	pc_graph_free(g);
 }
 
+/* The ResNet stem's 3x3 stride-2 padded windows (the spans path, whose
+ * backward finds the tap holding forward's output): ties go to the first
+ * maximum in row-major order, also across overlapping windows, a NaN
+ * takes its window's gradient, and a -0 beside +0 and 0s changes nothing. */
+TEST(ops_conv_maxpool_3x3_s2_ties_and_nan)
+{
+	struct pool_case pc = {"3x3 s2 p1", MAXP, 1, 1, 4, 4, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 0, 0, NULL};
+	struct pc_error err = {0};
+	struct pc_graph *g = pool_graph(&pc, &err);
+	struct pc_plan *p;
+	const float x[16] = {2, 7, 7, 1, 7, 0, -0.0f, 3, 7, 0, NAN, 9, 1, 1, 1, 1};
+	const float dy[4] = {0.5f, -2, 4, 8};
+	/* windows: rows 0-1 x cols 0-1, rows 0-1 x cols 1-3, rows 1-3 x cols
+	 * 0-1, rows 1-3 x cols 1-3 */
+	const float want[16] = {0, -1.5f, 0, 0, 4, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0};
+
+	REQUIRE(g);
+	p = pc_plan_new(g, 1, PC_PLAN_GRAD | PC_PLAN_INPUT_GRAD, &err);
+	REQUIRE(p);
+	memcpy(pc_plan_input(p), x, sizeof(x));
+	pc_plan_forward(p);
+	CHECK(pc_plan_output(p)[0] == 7.0f && pc_plan_output(p)[1] == 7.0f && pc_plan_output(p)[2] == 7.0f);
+	CHECK(isnan(pc_plan_output(p)[3]));
+	memcpy(pc_plan_output_grad(p), dy, sizeof(dy));
+	pc_plan_backward(p);
+	for (int i = 0; i < 16; i++)
+		CHECK_MSG(pc_plan_input_grad(p)[i] == want[i], "dx[%d] = %g, not %g", i, pc_plan_input_grad(p)[i],
+			  want[i]);
+	pc_plan_free(p);
+	pc_graph_free(g);
+}
+
 /* A NaN in a window (corrupted weights make them) comes out of MaxPool, in
  * the 2x2 fast path as in the general one, and takes the window's gradient. */
 TEST(ops_conv_maxpool_nan_propagates)

@@ -12,7 +12,9 @@
  * MaxPool's backward recomputes each window's arg-max (the first maximum in
  * row-major window order, or the first NaN, which forward propagates) rather
  * than keeping indices: the workspace is shared between nodes. No workspace
- * is used at all. */
+ * is used at all. Where windows are spans it finds the tap holding the
+ * output forward wrote (a backward plan keeps every activation), which
+ * needs no branch on the data. */
 #include "../graph_int.h"
 
 #include <math.h>
@@ -353,27 +355,25 @@ PC_HOT static void maxpool_spans(const float *x, float *y, int64_t planes, const
 		}
 }
 
-/* The first maximum of the window (rows rs, columns cs) at the same index
- * window_argmax gives: row-major order, the first NaN winning. */
-static inline int64_t span_argmax(const float *plane, int64_t w, int64_t d0, int64_t d1, const struct pool_span *rs,
-				  const struct pool_span *cs)
+/* For the backward: the first tap of the window holding m, the value
+ * forward wrote for it (the first maximum, or with m NaN the first NaN),
+ * so the same tap window_argmax gives. Scanned from the last tap with a
+ * select instead of a branch on the data: a running arg-max's branches on
+ * random activations mispredicted most of its time away. */
+static inline int64_t span_find(const float *plane, int64_t w, int64_t d0, int64_t d1, const struct pool_span *rs,
+				const struct pool_span *cs, float m)
 {
-	int64_t best = -1;
-	float bv = 0.0f;
+	int64_t at = -1;
+	int nan = m != m;
 
-	for (int32_t a = rs->lo; a < rs->hi; a++) {
+	for (int32_t a = rs->hi - 1; a >= rs->lo; a--) {
 		int64_t base = (rs->start + a * d0) * w + cs->start;
-		for (int32_t b = cs->lo; b < cs->hi; b++) {
+		for (int32_t b = cs->hi - 1; b >= cs->lo; b--) {
 			float v = plane[base + b * d1];
-			if (v != v)
-				return base + b * d1;
-			if (best < 0 || v > bv) {
-				best = base + b * d1;
-				bv = v;
-			}
+			at = ((v == m) | (nan & (v != v))) ? base + b * d1 : at;
 		}
 	}
-	return best;
+	return at;
 }
 
 /* With gates (pc_plan_set_gates): the index in its plane of the input
@@ -454,12 +454,14 @@ void pc_maxpool_backward(struct pc_plan *p, const struct pc_node *n)
 		struct pool_span rs[POOL_SPANS], cs[POOL_SPANS];
 		if (pool_spans(&ax[0], rs) && pool_spans(&ax[1], cs)) {
 			for (int64_t pl = 0; pl < planes; pl++) {
-				const float *plane = x->data + pl * hw, *dy = y->grad + pl * ohw;
+				const float *plane = x->data + pl * hw, *dy = y->grad + pl * ohw, *ym = y->data + pl * ohw;
 				float *dx = x->grad + pl * hw;
 				for (int64_t oh = 0; oh < ax[0].out; oh++)
-					for (int64_t ow = 0; ow < ax[1].out; ow++)
-						dx[span_argmax(plane, ax[1].in, ax[0].d, ax[1].d, &rs[oh], &cs[ow])] +=
-							dy[oh * ax[1].out + ow];
+					for (int64_t ow = 0; ow < ax[1].out; ow++) {
+						int64_t o = oh * ax[1].out + ow;
+						dx[span_find(plane, ax[1].in, ax[0].d, ax[1].d, &rs[oh], &cs[ow], ym[o])] +=
+							dy[o];
+					}
 			}
 			return;
 		}
