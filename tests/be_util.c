@@ -224,6 +224,21 @@ static curl_mime *make_mime(CURL *c, const struct be_req *q)
 	return m;
 }
 
+int be_daemon_request(const struct be_daemon *d, const char *method, const char *path, const char *ctype,
+		      const void *body, size_t len, const struct be_part *parts, int n_parts, struct be_resp *r)
+{
+	struct be_req q = {.method = method,
+			   .url = d->base,
+			   .path = path,
+			   .ctype = ctype,
+			   .body = body,
+			   .len = len,
+			   .parts = parts,
+			   .n_parts = n_parts};
+
+	return be_request(&q, r);
+}
+
 int be_request(const struct be_req *q, struct be_resp *r)
 {
 	const char *method = q->method ? q->method : "GET";

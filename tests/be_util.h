@@ -100,6 +100,10 @@ struct be_resp {
 /* Sends q, filling *r (which it clears first; be_resp_free it after).
  * 0 when answered, -1 when no answer came (r->body then NULL). */
 int be_request(const struct be_req *q, struct be_resp *r);
+/* be_request to daemon d: method (NULL: GET) on path, with a body of len
+ * bytes of type ctype, or with n_parts multipart parts. */
+int be_daemon_request(const struct be_daemon *d, const char *method, const char *path, const char *ctype,
+		      const void *body, size_t len, const struct be_part *parts, int n_parts, struct be_resp *r);
 void be_resp_free(struct be_resp *r);
 /* The body parsed as JSON (NULL when it is not), the caller's to decref. */
 json_t *be_resp_json(const struct be_resp *r);

@@ -52,21 +52,6 @@ static const char *const names[N_NODES] = {"node-a", "node-b", "node-c"};
 static const char *const cluster_defaults[] = {"--workers",  "1",  "--threads-per-job",	 "1", "--poll-ms", "200",
 					       "--cache-mb", "64", "--min-free-disk-mb", "1", NULL};
 
-static int req(const struct be_daemon *d, const char *method, const char *path, const char *ctype, const void *body,
-	       size_t len, const struct be_part *parts, int n_parts, struct be_resp *r)
-{
-	struct be_req q = {.method = method,
-			   .url = d->base,
-			   .path = path,
-			   .ctype = ctype,
-			   .body = body,
-			   .len = len,
-			   .parts = parts,
-			   .n_parts = n_parts};
-
-	return be_request(&q, r);
-}
-
 /* The id of an upload's answer (201 or 200) into id; the status. */
 static long upload_id(struct be_resp *r, char id[65])
 {
@@ -92,7 +77,7 @@ static int upload_model(const struct be_daemon *d, char model[65])
 	snprintf(path, sizeof(path), "%s/" FIX "mlp_op13.onnx", pc_test_root());
 	if (!(data = be_read_file(path, &len)))
 		return 0;
-	st = req(d, "POST", "/v1/models", "application/octet-stream", data, len, NULL, 0, &r) ? -1 : upload_id(&r, model);
+	st = be_daemon_request(d, "POST", "/v1/models", "application/octet-stream", data, len, NULL, 0, &r) ? -1 : upload_id(&r, model);
 	free(data);
 	return st == 201 || st == 200;
 }
@@ -107,7 +92,7 @@ static int upload_dataset(const struct be_daemon *d, char ds[65])
 
 	snprintf(xi, sizeof(xi), "%s/" FIX "sample64_u8.npy", pc_test_root());
 	snprintf(yi, sizeof(yi), "%s/" FIX "labels64_i64.npy", pc_test_root());
-	st = req(d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, xi, yi), &r) ? -1 : upload_id(&r, ds);
+	st = be_daemon_request(d, "POST", "/v1/datasets", NULL, NULL, 0, p, be_dataset_parts(p, xi, yi), &r) ? -1 : upload_id(&r, ds);
 	return st == 201 || st == 200;
 }
 
@@ -134,7 +119,7 @@ static int submit_job(const struct be_daemon *d, const char *model, const char *
 	int ok;
 
 	snprintf(spec, sizeof(spec), JOB_SPEC, model, ds, seed);
-	if (req(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, &r))
+	if (be_daemon_request(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, &r))
 		return 0;
 	j = be_resp_json(&r);
 	ok = r.status == 202 && j && json_is_string(json_object_get(j, "id"));
@@ -153,7 +138,7 @@ static json_t *job_get(const struct be_daemon *d, const char *id)
 	json_t *j = NULL;
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
-	if (req(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200)
+	if (be_daemon_request(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200)
 		j = be_resp_json(&r);
 	be_resp_free(&r);
 	return j;
@@ -211,10 +196,27 @@ static char *report_text(const struct be_daemon *d, const char *id)
 	struct be_resp r;
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", id);
-	if (req(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200 && r.body)
+	if (be_daemon_request(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200 && r.body)
 		text = strdup(r.body);
 	be_resp_free(&r);
 	return text;
+}
+
+/* After node-a lost the job to node-b: it succeeded there on the second
+ * attempt; node-b's report text (malloc'd), or NULL. */
+static char *taken_over(struct pc_test *t, const struct be_daemon *b, const char *id)
+{
+	json_t *j = job_get(b, id);
+	char *rep;
+
+	CHECK_MSG(!strcmp(jstr(j, "status"), "succeeded") && !strcmp(jstr(j, "node"), names[1]) &&
+			  json_integer_value(json_object_get(j, "attempts")) == 2,
+		  "after the takeover: %s on %s, %lld attempts", jstr(j, "status"), jstr(j, "node"),
+		  (long long)json_integer_value(json_object_get(j, "attempts")));
+	json_decref(j);
+	rep = report_text(b, id);
+	CHECK(rep != NULL);
+	return rep;
 }
 
 /* A report without what measures the run rather than the result: the
@@ -403,14 +405,7 @@ TEST(cluster_stopped_node_is_fenced)
 	kill(nodes[0].pid, SIGSTOP);
 	kill(nodes[1].pid, SIGCONT);
 	REQUIRE_MSG(wait_finished(&nodes[1], id, 1, WAIT_JOBS_S), "node-b did not finish the job");
-	j = job_get(&nodes[1], id[0]);
-	CHECK_MSG(!strcmp(jstr(j, "status"), "succeeded") && !strcmp(jstr(j, "node"), names[1]) &&
-		      json_integer_value(json_object_get(j, "attempts")) == 2,
-		  "after the takeover: %s on %s, %lld attempts", jstr(j, "status"), jstr(j, "node"),
-		  (long long)json_integer_value(json_object_get(j, "attempts")));
-	json_decref(j);
-	rep = report_text(&nodes[1], id[0]);
-	CHECK(rep != NULL);
+	rep = taken_over(t, &nodes[1], id[0]);
 	/* node-a thaws: its next heartbeat or its outcome is refused; wait
 	 * (bounded) for its log to say the result was dropped */
 	kill(nodes[0].pid, SIGCONT);
@@ -571,14 +566,7 @@ TEST(cluster_partitioned_node_is_fenced)
 	CHECK(sh("ip link set %s down 2>&1", n.host_if, NULL, NULL));
 	kill(nodes[1].pid, SIGCONT);
 	CHECK_MSG(wait_finished(&nodes[1], id, 1, WAIT_JOBS_S), "node-b did not finish the job");
-	j = job_get(&nodes[1], id[0]);
-	CHECK_MSG(!strcmp(jstr(j, "status"), "succeeded") && !strcmp(jstr(j, "node"), names[1]) &&
-		      json_integer_value(json_object_get(j, "attempts")) == 2,
-		  "after the takeover: %s on %s, %lld attempts", jstr(j, "status"), jstr(j, "node"),
-		  (long long)json_integer_value(json_object_get(j, "attempts")));
-	json_decref(j);
-	rep = report_text(&nodes[1], id[0]);
-	CHECK(rep != NULL);
+	rep = taken_over(t, &nodes[1], id[0]);
 	/* the link is back: node-a's next write is refused (bounded: libpq
 	 * gives a dead connection up after tcp_user_timeout, 60 s) */
 	CHECK(sh("ip link set %s up 2>&1", n.host_if, NULL, NULL));

@@ -148,6 +148,19 @@ static void env_teardown(struct env *e)
 	node_close(&e->b);
 }
 
+/* One byte of chunk idx of the model changed in the database, behind the
+ * store's back; 0 with why on failure. */
+static int damage_chunk(const struct env *e, int idx, int byte, char *why, size_t size)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+		 "UPDATE blob_chunks SET data = set_byte(data, %d, (get_byte(data, %d) + 1) %% 256) WHERE sha256 = "
+		 "(SELECT chunk FROM blob_parts WHERE kind = 'model' AND id = '%s' AND idx = %d)",
+		 byte, byte, e->model, idx);
+	return pgu_exec(e->url, sql, why, size);
+}
+
 static char *spec_for(const char *model, const char *dataset)
 {
 	char *s = malloc(1024);
@@ -336,7 +349,7 @@ TEST(pgblobs_damaged_chunk_fails_the_job_naming_it)
 {
 	struct env e;
 	struct pc_error err = {0};
-	char why[600], sql[512], *spec = NULL, *report = NULL, want[300], path[PATH_MAX];
+	char why[600], *spec = NULL, *report = NULL, want[300], path[PATH_MAX];
 	struct stat st;
 	int n = 0, rc = env_setup(&e, 0, why, sizeof(why));
 
@@ -345,11 +358,7 @@ TEST(pgblobs_damaged_chunk_fails_the_job_naming_it)
 		return;
 	}
 	REQUIRE_MSG(rc == 0, "setup failed");
-	snprintf(sql, sizeof(sql),
-		 "UPDATE blob_chunks SET data = set_byte(data, 7, (get_byte(data, 7) + 1) %% 256) WHERE sha256 = "
-		 "(SELECT chunk FROM blob_parts WHERE kind = 'model' AND id = '%s' AND idx = 2)",
-		 e.model);
-	REQUIRE_MSG(pgu_exec(e.url, sql, why, sizeof(why)), "%s", why);
+	REQUIRE_MSG(damage_chunk(&e, 2, 7, why, sizeof(why)), "%s", why);
 	REQUIRE((spec = spec_for(e.model, e.dataset)));
 	CHECK_INT(run_job(&e.b, spec, &report, &err), PC_ERR_IO);
 	CHECK(!report);
@@ -513,21 +522,6 @@ TEST(pgblobs_unreachable_server_is_busy)
 
 /* --- two daemons, one after the other, on one database --------------------- */
 
-static int http(const struct be_daemon *d, const char *method, const char *path, const char *ctype, const void *body,
-		size_t len, const struct be_part *parts, int n_parts, struct be_resp *r)
-{
-	struct be_req q = {.method = method,
-			   .url = d->base,
-			   .path = path,
-			   .ctype = ctype,
-			   .body = body,
-			   .len = len,
-			   .parts = parts,
-			   .n_parts = n_parts};
-
-	return be_request(&q, r);
-}
-
 /* The "id" of a JSON answer with this status into id; 0 done. */
 static int answer_id(const struct be_resp *r, long status, char *id, size_t size)
 {
@@ -550,7 +544,7 @@ static json_t *daemon_job(const struct be_daemon *d, const char *spec, char id[6
 	json_t *j, *rep = NULL;
 	const char *status = "";
 
-	if (http(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, &r) ||
+	if (be_daemon_request(d, "POST", "/v1/jobs", "application/json", spec, strlen(spec), NULL, 0, &r) ||
 	    answer_id(&r, 202, id, 64)) {
 		fprintf(stderr, "  submit: %ld %s\n", r.status, r.body ? r.body : "");
 		be_resp_free(&r);
@@ -559,7 +553,7 @@ static json_t *daemon_job(const struct be_daemon *d, const char *spec, char id[6
 	be_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
 	for (int i = 0; i < 1200; i++) {
-		if (http(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) != 0)
+		if (be_daemon_request(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) != 0)
 			return NULL;
 		j = be_resp_json(&r);
 		status = json_string_value(json_object_get(j, "status"));
@@ -577,7 +571,7 @@ static json_t *daemon_job(const struct be_daemon *d, const char *spec, char id[6
 	if (strcmp(status, "succeeded"))
 		return NULL;
 	snprintf(path, sizeof(path), "/v1/jobs/%s/report", id);
-	if (http(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200 && (rep = be_resp_json(&r)))
+	if (be_daemon_request(d, "GET", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 200 && (rep = be_resp_json(&r)))
 		json_object_del(rep, "timing");
 	be_resp_free(&r);
 	return rep;
@@ -617,13 +611,13 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	REQUIRE_MSG(be_daemon_start(&a, bin, defaults, NULL), "daemon a did not start (%s/daemon.log)", a.dir);
 	snprintf(px, sizeof(px), "%s/" FIX "mlp_op13.onnx", pc_test_root());
 	REQUIRE((bytes = be_read_file(px, &len)));
-	CHECK(http(&a, "POST", "/v1/models", "application/octet-stream", bytes, len, NULL, 0, &r) == 0 &&
+	CHECK(be_daemon_request(&a, "POST", "/v1/models", "application/octet-stream", bytes, len, NULL, 0, &r) == 0 &&
 	      answer_id(&r, 201, model, sizeof(model)) == 0);
 	be_resp_free(&r);
 	free(bytes);
 	snprintf(px, sizeof(px), "%s/" FIX "sample64_u8.npy", pc_test_root());
 	snprintf(py, sizeof(py), "%s/" FIX "labels64_i64.npy", pc_test_root());
-	CHECK(http(&a, "POST", "/v1/datasets", NULL, NULL, 0, parts, be_dataset_parts(parts, px, py), &r) == 0 &&
+	CHECK(be_daemon_request(&a, "POST", "/v1/datasets", NULL, NULL, 0, parts, be_dataset_parts(parts, px, py), &r) == 0 &&
 	      answer_id(&r, 201, ds, sizeof(ds)) == 0);
 	be_resp_free(&r);
 	snprintf(
@@ -641,7 +635,7 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	hrep = daemon_job(&a, hspec, hjob);
 	CHECK_MSG(hrep, "the harden job on a did not succeed");
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", hjob);
-	CHECK(http(&a, "GET", path, NULL, NULL, 0, NULL, 0, &ra) == 0 && ra.status == 200 && ra.len > 0);
+	CHECK(be_daemon_request(&a, "GET", path, NULL, NULL, 0, NULL, 0, &ra) == 0 && ra.status == 200 && ra.len > 0);
 	/* a stops before b starts: b has the model from nowhere but the database */
 	CHECK_INT(be_daemon_stop(&a, SIGTERM, NULL), 0);
 	REQUIRE_MSG(be_daemon_start(&b, bin, defaults, NULL), "daemon b did not start (%s/daemon.log)", b.dir);
@@ -652,7 +646,7 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	CHECK(stat(path, &st) == 0 && st.st_size == 438340);
 	/* the hardened model a made, downloaded from b: the same bytes */
 	snprintf(path, sizeof(path), "/v1/jobs/%s/artifacts/model.onnx", hjob);
-	CHECK(http(&b, "GET", path, NULL, NULL, 0, NULL, 0, &rb) == 0);
+	CHECK(be_daemon_request(&b, "GET", path, NULL, NULL, 0, NULL, 0, &rb) == 0);
 	CHECK_MSG(rb.status == 200 && ra.status == 200 && rb.len == ra.len && !memcmp(rb.body, ra.body, ra.len),
 		  "the artifact on b: %ld, %zu bytes (a: %zu)", rb.status, rb.len, ra.len);
 	be_resp_free(&ra);
@@ -660,7 +654,7 @@ TEST(pgblobs_a_daemon_with_another_data_dir_runs_the_uploads)
 	json_decref(hrep);
 	/* the model's record and bytes, deleted on b, are gone for every node */
 	snprintf(path, sizeof(path), "/v1/models/%s", model);
-	CHECK(http(&b, "DELETE", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 204);
+	CHECK(be_daemon_request(&b, "DELETE", path, NULL, NULL, 0, NULL, 0, &r) == 0 && r.status == 204);
 	be_resp_free(&r);
 	snprintf(path, sizeof(path), "SELECT count(*) FROM blobs WHERE kind = 'model' AND id = '%s'", model);
 	CHECK_INT(count(url, path), 0);
@@ -770,7 +764,7 @@ TEST(pgblobs_worker_fails_a_job_on_a_damaged_chunk)
 	struct pcd_workers *w = NULL;
 	struct pcd_job j = {0}, got = {0};
 	struct pc_error err = {0};
-	char why[600], sql[512], want[200], *spec = NULL;
+	char why[600], want[200], *spec = NULL;
 	int rc = env_setup(&e, 0, why, sizeof(why));
 
 	if (rc == 1) {
@@ -778,11 +772,7 @@ TEST(pgblobs_worker_fails_a_job_on_a_damaged_chunk)
 		return;
 	}
 	REQUIRE_MSG(rc == 0, "setup failed");
-	snprintf(sql, sizeof(sql),
-		 "UPDATE blob_chunks SET data = set_byte(data, 0, (get_byte(data, 0) + 1) %% 256) WHERE sha256 = "
-		 "(SELECT chunk FROM blob_parts WHERE kind = 'model' AND id = '%s' AND idx = 6)",
-		 e.model);
-	REQUIRE_MSG(pgu_exec(e.url, sql, why, sizeof(why)), "%s", why);
+	REQUIRE_MSG(damage_chunk(&e, 6, 0, why, sizeof(why)), "%s", why);
 	REQUIRE((spec = spec_for(e.model, e.dataset)));
 	REQUIRE(pcd_store_job_submit(e.a.store, "default", 0, "analyze", spec, NULL, NULL, 0, 0, &j, NULL, &err) ==
 		PC_OK);
