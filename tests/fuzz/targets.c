@@ -286,12 +286,18 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path) && errno != ENOENT ? -1 : 0;
 }
 
-/* An empty data directory with a fresh store and blobs. */
+/* An empty data directory with a fresh store, blobs and workers. The
+ * workers go first: their lease keeper sweeps the store it was given.
+ * They never run a job (drained at once): a queued job stays queued, so
+ * every input sees the same service and no study runs under the fuzzer. */
 static void http_fresh(void)
 {
 	struct pc_error err = {0};
+	struct pcd_workers_cfg wcfg;
 	char db[128];
 
+	pcd_workers_free(H.app.workers);
+	H.app.workers = NULL;
 	pcd_store_close(H.app.store);
 	pcd_blobs_free(H.app.blobs);
 	H.app.store = NULL;
@@ -306,6 +312,14 @@ static void http_fresh(void)
 		fprintf(stderr, "fuzz: data directory %s: %s: %s\n", H.dir, err.where, err.text);
 		abort();
 	}
+	pcd_workers_cfg_default(&wcfg);
+	wcfg.n_workers = 1;
+	wcfg.threads_per_job = 1;
+	if (pcd_workers_start(&wcfg, H.app.store, H.app.blobs, &H.app.workers, &err)) {
+		fprintf(stderr, "fuzz: workers: %s\n", err.text);
+		abort();
+	}
+	pcd_workers_drain_timed(H.app.workers, 0);
 }
 
 /* At exit only the directory goes: libFuzzer may exit from a signal or a
@@ -319,7 +333,6 @@ static void http_cleanup(void)
 static void http_init(void)
 {
 	struct pc_error err = {0};
-	struct pcd_workers_cfg wcfg;
 	const char *tmp = getenv("TMPDIR");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -357,16 +370,6 @@ static void http_init(void)
 	http_fresh();
 	if (!(H.app.prom = pcd_prom_new("fuzz")))
 		abort();
-	/* workers that never run a job: a queued job stays queued, so every
-	 * input sees the same service (and no study runs under the fuzzer) */
-	pcd_workers_cfg_default(&wcfg);
-	wcfg.n_workers = 1;
-	wcfg.threads_per_job = 1;
-	if (pcd_workers_start(&wcfg, H.app.store, H.app.blobs, &H.app.workers, &err)) {
-		fprintf(stderr, "fuzz: workers: %s\n", err.text);
-		abort();
-	}
-	pcd_workers_drain_timed(H.app.workers, 0);
 	if (pcd_http_start_unbound(&H.app, &H.http, &err)) {
 		fprintf(stderr, "fuzz: http: %s: %s\n", err.where, err.text);
 		abort();
