@@ -73,7 +73,7 @@ ASSETS := api/openapi.yaml server/dashboard/index.html server/dashboard/app.js s
 TEST_SRC := $(wildcard tests/*.c) tests/fuzz/targets.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps deps-test deps-reference test test-run clean bench demo fuzz fuzz-run image
+.PHONY: all deps deps-test deps-reference test test-run clean bench bench-run demo fuzz fuzz-run image
 
 # Installs those of the Debian packages $(1) that are missing (as root, or
 # through sudo), so that make demo and make test work on a fresh machine.
@@ -164,9 +164,13 @@ demo:
 # the study of tests/bench/specs/*.json (MLP, CNN, ResNet on Fashion-MNIST;
 # the LSTM and GPT language models on licence text) by paracorr and by
 # PyTorch at 1 and 2 threads, cross-checked, with each side's peak RSS, then
-# Conv and sgemm GFLOPS; then a sharded study on one worker against three
-# (tests/bench/shards_bench.py: a ratio, its reports equal). Needs Debian's
-# python3-torch and python3-onnx (make deps-reference); never fails on speed.
+# Conv and sgemm GFLOPS; then a sharded study on three paracorrd nodes
+# (127.0.0.2-4) sharing one PostgreSQL database against one node
+# (tests/bench/shards_bench.py: a ratio, its reports equal to an unsharded
+# SQLite node's; it starts and removes a throwaway PostgreSQL server of its
+# own as tests/pg_util.c does, so it runs as root). It installs what it
+# lacks (Debian's python3-torch, python3-onnx, postgresql); never fails on
+# speed.
 # BENCH_FLAGS narrows a run, e.g. BENCH_FLAGS="--models lm_lstm,lm_gpt --skip-gemm".
 BENCH_PYTHON := /usr/bin/python3
 BENCH_FLAGS ?=
@@ -177,7 +181,11 @@ $(BUILD)/tests/bench/gemm_bench: $(BUILD)/tests/bench/gemm_bench.o $(BUILD)/test
 $(BUILD)/tests/bench/curv_bench: $(BUILD)/tests/bench/curv_bench.o $(BUILD)/tests/bench/bench_util.o $(BUILD)/server/blas_select.o $(BUILD)/libparacorr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/paracorr $(BUILD)/paracorrd $(BUILD)/tests/bench/gemm_bench $(BUILD)/tests/bench/curv_bench
+bench:
+	@$(call install_missing,$(DEB_PACKAGES) $(DEB_REFERENCE) postgresql)
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: $(BUILD)/paracorr $(BUILD)/paracorrd $(BUILD)/tests/bench/gemm_bench $(BUILD)/tests/bench/curv_bench
 	@$(BENCH_PYTHON) -c 'import torch, onnx, numpy' 2>/dev/null || { echo "make bench: $(BENCH_PYTHON) cannot import torch, onnx and numpy; install Debian's python3-torch python3-onnx python3-numpy (make deps-reference, as root)"; exit 1; }
 	$(BENCH_PYTHON) tests/bench/run_bench.py --build $(BUILD) $(BENCH_FLAGS)
 	$(BENCH_PYTHON) tests/bench/shards_bench.py --build $(BUILD)
