@@ -4609,9 +4609,28 @@ out:
 	pgu_free(&pg);
 }
 
+/* Whether a finished job's progress reads as complete, done == total and
+ * fraction 1; its total into *total. */
+static int progress_complete(struct pc_test *t, const char *what, const json_t *job, json_int_t *total)
+{
+	const json_t *p = json_object_get(job, "progress");
+	json_int_t done = json_integer_value(json_object_get(p, "done"));
+	char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	int ok;
+
+	*total = json_integer_value(json_object_get(p, "total"));
+	ok = json_is_integer(json_object_get(p, "done")) && done == *total && *total > 0 &&
+	     json_number_value(json_object_get(p, "fraction")) == 1.0;
+	CHECK_MSG(ok, "%s's progress: %s", what, text ? text : "(none)");
+	free(text);
+	return ok;
+}
+
 /* A sharded job through the daemon: its JSON lists the shards, which the
  * listing leaves out, and its report is the unsharded job's (the timing
- * aside); "shards" out of range is refused naming the field. */
+ * aside); "shards" out of range is refused naming the field. Once
+ * succeeded, the job, each of its shards and the unsharded job read as
+ * complete, the sharded job with the unsharded one's passes. */
 TEST(http_flow_sharded_job)
 {
 	struct be_daemon d;
@@ -4619,6 +4638,7 @@ TEST(http_flow_sharded_job)
 	const char *bad[] = {"0", "65", "\"x\"", "2.5"};
 	struct be_resp r;
 	json_t *j, *a = NULL, *b = NULL, *shards;
+	json_int_t whole_total = -1, total = -1, shard_totals = 0;
 	char *sa, *sb;
 
 	if (!flow_setup(t, &d, model, ds))
@@ -4643,21 +4663,39 @@ TEST(http_flow_sharded_job)
 	j = wait_job(&d, whole, "succeeded", 300);
 	CHECK(j && !strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
 	CHECK(j && !json_object_get(j, "shards"));
+	progress_complete(t, "the unsharded job", j, &whole_total);
 	json_decref(j);
 	j = wait_job(&d, sharded, "succeeded", 300);
 	REQUIRE(j);
 	CHECK(!strcmp(json_string_value(json_object_get(j, "status")), "succeeded"));
+	progress_complete(t, "the sharded job", j, &total);
+	CHECK_MSG(total == whole_total, "the sharded job's total %lld, the unsharded one's %lld", (long long)total,
+		  (long long)whole_total);
 	shards = json_object_get(j, "shards");
 	CHECK_INT(json_array_size(shards), 3);
 	for (size_t i = 0; i < json_array_size(shards); i++) {
-		json_t *s = json_array_get(shards, i);
+		json_t *s = json_array_get(shards, i), *sj;
+		char what[32];
+
 		CHECK_INT(json_integer_value(json_object_get(s, "index")), i);
 		/* one daemon: every shard ran on its node, the job's */
 		CHECK_MSG(json_is_string(json_object_get(s, "node")) &&
 				  json_equal(json_object_get(s, "node"), json_object_get(j, "node")),
 			  "shard %zu's node", i);
 		CHECK(!strcmp(json_string_value(json_object_get(s, "status")) ?: "", "succeeded"));
+		snprintf(path, sizeof(path), "/v1/jobs/%s", json_string_value(json_object_get(s, "job")) ?: "");
+		REQUIRE(get(&d, path, &r) == 0);
+		CHECK_INT(r.status, 200);
+		sj = be_resp_json(&r);
+		be_resp_free(&r);
+		snprintf(what, sizeof(what), "shard %zu", i);
+		progress_complete(t, what, sj, &total);
+		shard_totals += total;
+		json_decref(sj);
 	}
+	/* the shards' passes and the parent's clean pass: the study's */
+	CHECK_MSG(shard_totals + 1 == whole_total, "the shards' totals add up to %lld, the study's is %lld",
+		  (long long)shard_totals, (long long)whole_total);
 	json_decref(j);
 	/* the listing holds the two jobs, not the shards */
 	REQUIRE(get(&d, "/v1/jobs", &r) == 0);

@@ -172,6 +172,83 @@ TEST(shard_jobs_report_equals_unsharded_sqlite)
 	sharded_equals_whole(t, NULL);
 }
 
+/* A job's stored progress, {done, total, fraction}; 0 when it has none. */
+static int stored_progress(struct pcd_store *s, const char *id, long long *done, long long *total, double *fraction)
+{
+	struct pcd_job j;
+	json_t *p = NULL;
+	int ok = 0;
+
+	if (pcd_store_job_get(s, PCD_ALL_TENANTS, id, &j, NULL) != PC_OK)
+		return 0;
+	p = j.progress ? json_loads(j.progress, 0, NULL) : NULL;
+	if (json_is_integer(json_object_get(p, "done")) && json_is_integer(json_object_get(p, "total")) &&
+	    json_is_number(json_object_get(p, "fraction"))) {
+		*done = (long long)json_integer_value(json_object_get(p, "done"));
+		*total = (long long)json_integer_value(json_object_get(p, "total"));
+		*fraction = json_number_value(json_object_get(p, "fraction"));
+		ok = 1;
+	}
+	json_decref(p);
+	pcd_job_free(&j);
+	return ok;
+}
+
+/* Every succeeded job's stored progress ends complete (done == total,
+ * fraction 1), the unsharded job, the sharded one after its merge and each
+ * of its shards; the sharded job counts the unsharded one's passes, and
+ * its shards' totals are their items' passes: with the parent's clean pass
+ * they add up to the unsharded total, none counting a pass it does not do. */
+TEST(shard_jobs_progress_ends_complete)
+{
+	struct job_env e;
+	struct pcd_workers_cfg cfg;
+	struct pcd_workers *w = NULL;
+	struct pcd_job whole, s3;
+	struct pc_error err = {0};
+	struct pcd_shard *sh = NULL;
+	long long done = -1, total = -1, whole_total = -1, shard_totals = 0;
+	double fraction = -1;
+	size_t n = 0;
+	int rc = job_env_setup(&e, NULL);
+
+	if (rc == 1) {
+		pc_test_skip(t, "no Fashion-MNIST under /usr/share/datasets");
+		return;
+	}
+	REQUIRE(rc == 0);
+	REQUIRE(submit(t, &e, NULL, STUDY, &whole) && submit(t, &e, "3", STUDY, &s3));
+	cfg_for_tests(&cfg, 2);
+	REQUIRE(pcd_workers_start(&cfg, e.store, e.blobs, &w, &err) == PC_OK);
+	pcd_workers_notify(w);
+	CHECK_INT(wait_finished(e.store, whole.id, 300), PCD_JOB_SUCCEEDED);
+	CHECK_INT(wait_finished(e.store, s3.id, 300), PCD_JOB_SUCCEEDED);
+	pcd_workers_free(w);
+	REQUIRE_MSG(stored_progress(e.store, whole.id, &done, &whole_total, &fraction), "the unsharded job's progress");
+	CHECK_MSG(done == whole_total && fraction == 1.0, "the unsharded job ends at %lld of %lld, %g", done,
+		  whole_total, fraction);
+	REQUIRE_MSG(stored_progress(e.store, s3.id, &done, &total, &fraction), "the sharded job's progress");
+	CHECK_MSG(done == total && fraction == 1.0, "the sharded job ends at %lld of %lld, %g", done, total, fraction);
+	CHECK_MSG(total == whole_total, "the sharded job's total is %lld, the unsharded one's %lld", total, whole_total);
+	REQUIRE(pcd_store_job_shards(e.store, s3.id, &sh, &n, &err) == PC_OK);
+	CHECK_INT(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_INT(sh[i].status, PCD_JOB_SUCCEEDED);
+		done = total = -1;
+		fraction = -1;
+		CHECK_MSG(stored_progress(e.store, sh[i].id, &done, &total, &fraction), "shard %zu's progress", i);
+		CHECK_MSG(done == total && fraction == 1.0, "shard %zu ends at %lld of %lld, %g", i, done, total,
+			  fraction);
+		shard_totals += total;
+	}
+	pcd_shards_free(sh, n);
+	CHECK_MSG(shard_totals + 1 == whole_total, "the shards' totals add up to %lld, the unsharded total is %lld",
+		  shard_totals, whole_total);
+	pcd_job_free(&whole);
+	pcd_job_free(&s3);
+	job_env_teardown(&e);
+}
+
 /* Cancelling the parent while its shards run cancels it at once and every
  * shard: the queued ones at once, the running one at its next check. */
 TEST(shard_jobs_cancel_cancels_every_shard)

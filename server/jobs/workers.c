@@ -70,6 +70,11 @@ struct run_ctx {
 	pthread_mutex_t mu;
 	double last_beat; /* under mu */
 	char phase[64];	  /* under mu */
+	/* the last progress reported, written or not (under mu) */
+	int reported;
+	int64_t done, total;
+	double elapsed, reported_at;
+	int complete_written; /* it was written, done == total and fraction 1 */
 	atomic_int cancel_requested;
 	atomic_int lease_lost; /* another node took the job over */
 };
@@ -142,11 +147,19 @@ static void on_progress(const struct pc_progress *pr, void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	phase_changed = strncmp(c->phase, pr->phase ? pr->phase : "", sizeof(c->phase) - 1) != 0;
-	if (!phase_changed && pr->done < pr->total && pc_sys_seconds() - c->last_beat < c->w->beat_s) {
+	c->reported = 1;
+	c->done = pr->done;
+	c->total = pr->total;
+	c->elapsed = pr->elapsed;
+	c->reported_at = pc_sys_seconds();
+	if (!phase_changed && pr->done < pr->total && c->reported_at - c->last_beat < c->w->beat_s) {
+		c->complete_written = 0;
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
-	snprintf(c->phase, sizeof(c->phase), "%s", pr->phase ? pr->phase : "");
+	c->complete_written = pr->done == pr->total && pr->fraction >= 1.0;
+	if (pr->phase != c->phase)
+		snprintf(c->phase, sizeof(c->phase), "%s", pr->phase ? pr->phase : "");
 	/* done and total count the current stage; fraction and the seconds
 	 * left are the whole job's (job.c weighs its stages) */
 	p = json_pack("{s:s, s:I, s:I, s:f, s:f, s:o}", "phase", c->phase, "done", (json_int_t)pr->done, "total",
@@ -157,6 +170,26 @@ static void on_progress(const struct pc_progress *pr, void *arg)
 	beat(c, text);
 	pthread_mutex_unlock(&c->mu);
 	free(text);
+}
+
+/* A succeeded job's progress reads as complete: its last one with done ==
+ * total and fraction 1. The throttle above may have dropped the last
+ * update, and a stage's planned passes are an estimate its run may not
+ * reach exactly; the run is over, so what it did is its total. */
+static void finish_progress(struct run_ctx *c)
+{
+	struct pc_progress pr = {.remaining = 0, .fraction = 1.0};
+
+	pthread_mutex_lock(&c->mu);
+	if (!c->reported || c->complete_written) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	pr.phase = c->phase; /* on_progress leaves it as it is */
+	pr.done = pr.total = c->done;
+	pr.elapsed = c->elapsed + (pc_sys_seconds() - c->reported_at);
+	pthread_mutex_unlock(&c->mu);
+	on_progress(&pr, c);
 }
 
 static int on_cancel(void *arg)
@@ -344,6 +377,7 @@ static void run_one(struct pcd_workers *w, struct pcd_job *job)
 		log_job(w, "error", job->id, "cannot register the hardened model", &err);
 	if (rc == PC_OK) {
 		outcome = PCD_JOB_SUCCEEDED;
+		finish_progress(&c);
 	} else if (rc == PC_ERR_CANCELLED) {
 		outcome = PCD_JOB_CANCELLED;
 	} else {
