@@ -71,6 +71,11 @@ int main(int argc, char **argv)
 	/* the upload checker (validate.h) is this program in another mode */
 	if (argc > 1 && !strcmp(argv[1], "--validate"))
 		return pcd_validate_main(argc, argv);
+	/* before the BLAS re-exec and the settings: help needs neither */
+	if (pcd_settings_wants_help(argc, argv)) {
+		pcd_settings_usage(stdout);
+		return 0;
+	}
 	pc_blas_select_kernels(argv);
 	pc_blas_set_threads(1);
 	/* first, so that a signal at any point of the start waits for sigwait */

@@ -25,49 +25,55 @@ struct setting {
 	size_t size; /* for strings: the buffer size */
 	long min, max;
 	const char *def;
+	const char *help; /* one line for --help; config/paracorr.conf says more */
 };
 
-#define INT_SETTING(n, lo, hi, d) {#n, SET_INT, offsetof(struct pcd_settings, n), 0, lo, hi, d}
-#define STR_SETTING(n, d)                                                                                         \
-	{#n, SET_STR, offsetof(struct pcd_settings, n), sizeof(((struct pcd_settings *)0)->n), 0, 0, d}
+#define INT_SETTING(n, lo, hi, d, h) {#n, SET_INT, offsetof(struct pcd_settings, n), 0, lo, hi, d, h}
+#define STR_SETTING(n, d, h)                                                                                      \
+	{#n, SET_STR, offsetof(struct pcd_settings, n), sizeof(((struct pcd_settings *)0)->n), 0, 0, d, h}
 
 static const struct setting table[] = {
-	STR_SETTING(listen, "127.0.0.1"),
-	INT_SETTING(port, 0, 65535, "8080"),
-	STR_SETTING(data_dir, "/var/lib/paracorr"),
-	STR_SETTING(store, "sqlite"),
-	INT_SETTING(cache_max_mb, 0, 16777216, "10240"),
-	INT_SETTING(workers, 0, 256, "0"),
-	INT_SETTING(threads_per_job, 0, 1024, "0"),
-	INT_SETTING(http_threads, 1, 64, "4"),
-	INT_SETTING(cache_mb, 0, 1048576, "1024"),
-	INT_SETTING(max_attempts, 1, 100, "3"),
-	INT_SETTING(max_queue, 0, 1000000, "1000"),
-	INT_SETTING(max_model_mb, 1, 2048, "512"),
-	INT_SETTING(max_dataset_mb, 1, 4096, "1024"),
-	INT_SETTING(validate_mb, 0, 1048576, "4096"),
-	INT_SETTING(validate_cpu_s, 0, 86400, "60"),
-	INT_SETTING(max_spec_kb, 1, 65536, "256"),
-	INT_SETTING(max_model_nodes, 1, 100000000, "200000"),
-	INT_SETTING(max_model_values, 1, 1000000000, "1000000"),
-	INT_SETTING(max_plan_mb, 1, 1048576, "4096"),
-	INT_SETTING(max_dataset_decoded_mb, 1, 1048576, "2048"),
-	INT_SETTING(max_job_work, 0, 2000000000, "10000"),
-	INT_SETTING(connection_timeout_s, 1, 3600, "60"),
-	INT_SETTING(max_connections, 1, 100000, "256"),
-	INT_SETTING(max_connections_per_ip, 0, 100000, "64"),
-	INT_SETTING(connection_memory_kb, 16, 65536, "128"),
-	STR_SETTING(tokens_file, ""),
-	STR_SETTING(cors_origins, ""),
-	STR_SETTING(allowed_hosts, ""),
-	INT_SETTING(allow_anonymous, 0, 1, "0"),
-	INT_SETTING(tenant_max_queued_jobs, 0, 1000000, "100"),
-	INT_SETTING(tenant_max_stored_mb, 0, 16777216, "10240"),
-	INT_SETTING(min_free_disk_mb, 0, 1048576, "512"),
-	INT_SETTING(drain_timeout_s, 1, 3600, "8"),
-	INT_SETTING(poll_ms, 10, 60000, "1000"),
-	STR_SETTING(node_name, ""),
-	INT_SETTING(lease_ms, 1000, 3600000, "30000"),
+	STR_SETTING(listen, "127.0.0.1", "address to listen on, an IPv4 or IPv6 literal"),
+	INT_SETTING(port, 0, 65535, "8080", "TCP port (0: any free one)"),
+	STR_SETTING(data_dir, "/var/lib/paracorr",
+		    "uploads (with PostgreSQL: their cache), the SQLite store, temporary files"),
+	STR_SETTING(store, "sqlite", "the job store: sqlite (in data_dir) or postgresql://user@host:port/db"),
+	INT_SETTING(cache_max_mb, 0, 16777216, "10240",
+		    "with PostgreSQL: MiB of uploads this node caches in data_dir (0: no bound)"),
+	INT_SETTING(workers, 0, 256, "0", "jobs run at once (0: cores/4, 1 to 4)"),
+	INT_SETTING(threads_per_job, 0, 1024, "0", "study threads per job (0: cores/workers)"),
+	INT_SETTING(http_threads, 1, 64, "4", "HTTP polling threads (they never run a study)"),
+	INT_SETTING(cache_mb, 0, 1048576, "1024", "MiB of cached clean activations per job (0: none)"),
+	INT_SETTING(max_attempts, 1, 100, "3", "runs of a job interrupted by crashes before it fails"),
+	INT_SETTING(max_queue, 0, 1000000, "1000", "queued jobs before a submission gets 503 (0: no bound)"),
+	INT_SETTING(max_model_mb, 1, 2048, "512", "largest model upload (MiB)"),
+	INT_SETTING(max_dataset_mb, 1, 4096, "1024", "largest dataset upload, also decompressed (MiB)"),
+	INT_SETTING(validate_mb, 0, 1048576, "4096",
+		    "address space of an upload's check, a child process (MiB; 0: no bound)"),
+	INT_SETTING(validate_cpu_s, 0, 86400, "60", "CPU time of an upload's check (s; 0: no bound)"),
+	INT_SETTING(max_spec_kb, 1, 65536, "256", "largest job spec (KiB)"),
+	INT_SETTING(max_model_nodes, 1, 100000000, "200000", "a model's nodes, counted before it is decoded"),
+	INT_SETTING(max_model_values, 1, 1000000000, "1000000",
+		    "a model's named values (initializers, graph inputs, node outputs)"),
+	INT_SETTING(max_plan_mb, 1, 1048576, "4096",
+		    "memory of one plan: activations, gradients, workspace, op state (MiB)"),
+	INT_SETTING(max_dataset_decoded_mb, 1, 1048576, "2048", "a dataset's decoded samples and labels (MiB)"),
+	INT_SETTING(max_job_work, 0, 2000000000, "10000", "a job's estimated work in 10^9 multiply-adds (0: no bound)"),
+	INT_SETTING(connection_timeout_s, 1, 3600, "60", "idle connection timeout (s)"),
+	INT_SETTING(max_connections, 1, 100000, "256", "open connections in all"),
+	INT_SETTING(max_connections_per_ip, 0, 100000, "64", "open connections per client address (0: no bound)"),
+	INT_SETTING(connection_memory_kb, 16, 65536, "128", "memory per connection, headers and buffers (KiB)"),
+	STR_SETTING(tokens_file, "", "bearer tokens, lines TOKEN [tenant=NAME] [role=admin|user] (empty: none)"),
+	STR_SETTING(cors_origins, "", "dashboard origins granted CORS, comma-separated, or * (empty: none)"),
+	STR_SETTING(allowed_hosts, "", "Host names answered besides listen, localhost and loopback, or *"),
+	INT_SETTING(allow_anonymous, 0, 1, "0", "1: listen beyond loopback without a tokens_file"),
+	INT_SETTING(tenant_max_queued_jobs, 0, 1000000, "100", "a tenant's queued jobs before 429 (0: no bound)"),
+	INT_SETTING(tenant_max_stored_mb, 0, 16777216, "10240", "a tenant's uploads before 507 (MiB; 0: no bound)"),
+	INT_SETTING(min_free_disk_mb, 0, 1048576, "512", "/readyz fails below this free disk space (MiB)"),
+	INT_SETTING(drain_timeout_s, 1, 3600, "8", "on SIGTERM, seconds running jobs get to reach a checkpoint"),
+	INT_SETTING(poll_ms, 10, 60000, "1000", "how often an idle worker looks at the queue (ms)"),
+	STR_SETTING(node_name, "", "this node's name, unique per database (empty: <hostname>:<port>)"),
+	INT_SETTING(lease_ms, 1000, 3600000, "30000", "a claimed job's lease, renewed by its heartbeats (ms)"),
 };
 
 /* Keys of the shared config file that belong to the CLI. */
@@ -345,5 +351,56 @@ void pcd_settings_print(const struct pcd_settings *s, FILE *f)
 			print_url(f, table[i].name, s->store);
 		else
 			fprintf(f, "%s = %s\n", table[i].name, (const char *)p);
+	}
+}
+
+int pcd_settings_wants_help(int argc, char **argv)
+{
+	/* read as pcd_settings_from_args reads flags, so that a value that
+	 * happens to read -h (--node-name -h) stays a value */
+	for (int a = 1; a < argc; a++) {
+		const char *arg = argv[a];
+
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h"))
+			return 1;
+		if (!strncmp(arg, "--", 2) && strcmp(arg, "--print-config") && !strchr(arg, '='))
+			a++;
+	}
+	return 0;
+}
+
+void pcd_settings_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: paracorrd [--config FILE] [--print-config] [--SETTING VALUE]...\n"
+		   "       paracorrd --help\n"
+		   "\n"
+		   "The paracorr service: uploads, jobs and reports over HTTP (api/openapi.yaml).\n"
+		   "A setting comes from its default, then the config file, then the environment\n"
+		   "variable PARACORR_<SETTING> (PARACORR_DATA_DIR), then its flag (--data-dir DIR\n"
+		   "or --data_dir=DIR); an unknown setting or a value out of range stops startup.\n"
+		   "\n"
+		   "Options:\n"
+		   "  --config FILE\n"
+		   "      read `key = value` settings from FILE (or PARACORR_CONFIG);\n"
+		   "      config/paracorr.conf documents every setting\n"
+		   "  --print-config\n"
+		   "      print the effective settings and exit\n"
+		   "  -h, --help\n"
+		   "      print this text and exit\n"
+		   "\n"
+		   "Settings:\n");
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		const struct setting *e = &table[i];
+
+		fputs("  --", f);
+		for (const char *c = e->name; *c; c++)
+			fputc(*c == '_' ? '-' : *c, f);
+		if (e->type == SET_INT)
+			fprintf(f, " N  (%ld..%ld, default %s)\n", e->min, e->max, e->def);
+		else
+			fprintf(f, " TEXT  (default %s)\n", e->def[0] ? e->def : "empty");
+		fprintf(f, "      %s\n", e->help);
 	}
 }

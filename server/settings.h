@@ -1,6 +1,6 @@
 /* settings: the daemon's configuration, one table of entries (name, type,
- * bounds, default, help) that parsing, validation, --print-config and the
- * documentation all read.
+ * bounds, default, help) that parsing, validation, --print-config, --help
+ * and the documentation all read.
  *
  * Precedence, lowest first: built-in defaults, the config file
  * (`key = value`, `#` comments; --config FILE), environment variables
@@ -88,5 +88,13 @@ int pcd_settings_validate(const struct pcd_settings *s, struct pc_error *err);
 
 /* `key = value` lines of every setting. */
 void pcd_settings_print(const struct pcd_settings *s, FILE *f);
+
+/* Whether argv asks for --help (or -h) where a flag may stand, not as a
+ * setting's value; paracorrd asks before it reads any setting, so that a
+ * bad config file or environment does not hide the usage text. */
+int pcd_settings_wants_help(int argc, char **argv);
+/* The usage text: the options, and every setting as its flag with its
+ * range, default and help line. */
+void pcd_settings_usage(FILE *f);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "be_util.h"
 #include "settings.h"
 #include "test.h"
 
@@ -159,4 +160,59 @@ TEST(settings_node_name_and_lease)
 	CHECK(!strcmp(err.where, "lease_ms") && strstr(err.text, "1000..3600000"));
 	CHECK_INT(pcd_settings_set(&s, "lease-ms", "5000", "flag", NULL), 0);
 	CHECK_INT(s.lease_ms, 5000);
+}
+
+/* `paracorrd --help` (and -h) prints a usage text naming every setting as
+ * its flag (the settings' own list: what --print-config prints) and the
+ * other options, and exits 0, whatever else the command line, environment
+ * or config file hold; a -h that is a setting's value is that value. */
+TEST(settings_help_lists_every_setting)
+{
+	const char *bin = getenv("PARACORRD_BIN");
+	const char *other[] = {"--config FILE", "--print-config", "-h, --help"};
+	struct pcd_settings s;
+	char cmd[2048], out[65536], *text = NULL, *p, *e;
+	size_t len = 0;
+	FILE *mem;
+	int st;
+
+	if (!bin) {
+		pc_test_skip(t, "PARACORRD_BIN is not set (make test sets it)");
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' --help 2>&1", bin);
+	st = be_run(cmd, out, sizeof(out), 30);
+	CHECK_MSG(st == 0, "--help exits %d: %s", st, out);
+	CHECK_MSG(!strncmp(out, "usage: paracorrd", 16), "%s", out);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		CHECK_MSG(strstr(out, other[i]), "--help lacks `%s`", other[i]);
+	pcd_settings_default(&s);
+	REQUIRE((mem = open_memstream(&text, &len)) != NULL);
+	pcd_settings_print(&s, mem);
+	fclose(mem);
+	for (p = text; p && *p; p = e + 1) {
+		char flag[128];
+		size_t k;
+
+		if (!(e = strchr(p, '\n')))
+			break;
+		/* `key = value`: the flag is --key, dashes for underscores */
+		snprintf(flag, sizeof(flag), "\n  --");
+		for (k = 0; p[k] && p[k] != ' ' && k + 7 < sizeof(flag); k++)
+			flag[5 + k] = p[k] == '_' ? '-' : p[k];
+		flag[5 + k] = ' ';
+		flag[6 + k] = '\0';
+		CHECK_MSG(strstr(out, flag), "--help lacks `%s`", flag + 1);
+	}
+	free(text);
+	/* -h, after a setting and in spite of a bad environment and a missing
+	 * config file: the text, exit 0, nothing started */
+	snprintf(cmd, sizeof(cmd),
+		 "PARACORR_PORT=nope '%s' --data-dir /nonexistent/x --config /nonexistent/paracorr.conf -h 2>&1", bin);
+	st = be_run(cmd, out, sizeof(out), 30);
+	CHECK_MSG(st == 0 && !strncmp(out, "usage: paracorrd", 16), "-h exits %d: %s", st, out);
+	/* a value that reads -h is a value: node_name = -h, then --print-config */
+	snprintf(cmd, sizeof(cmd), "'%s' --node-name -h --print-config 2>&1", bin);
+	st = be_run(cmd, out, sizeof(out), 30);
+	CHECK_MSG(st == 0 && strstr(out, "\nnode_name = -h\n"), "--node-name -h exits %d: %s", st, out);
 }
