@@ -1736,10 +1736,12 @@ static int run_items(struct study *s, int64_t first, int64_t last, json_t *resul
 	return PC_OK;
 }
 
-/* The planned passes of items [first, last) and the clean pass. */
-static int64_t planned_range(const struct study *s, int64_t first, int64_t last, const struct pc_work_model *m)
+/* The planned passes of items [first, last), and the clean pass when it
+ * counts (a shard's own clean pass does not: clean_pass). */
+static int64_t planned_range(const struct study *s, int64_t first, int64_t last, const struct pc_work_model *m,
+			     int with_clean)
 {
-	int64_t total = 1, it = 0, settings = settings_of(s);
+	int64_t total = with_clean ? 1 : 0, it = 0, settings = settings_of(s);
 
 	for (int gi = 0; gi < s->n_groups; gi++) {
 		const struct pc_corruption *c = &s->spec->blocks[s->groups[gi].block];
@@ -1851,7 +1853,8 @@ static int study_main(const struct pc_graph *g, const struct pc_dataset *d, cons
 			struct pc_work_model m;
 
 			pc_work_model_of(g, &m);
-			s.passes_total = c->mode == MODE_PREFIX ? 1 : planned_range(&s, first, last, &m);
+			s.passes_total = c->mode == MODE_PREFIX ? 1
+								 : planned_range(&s, first, last, &m, c->mode != MODE_SHARD);
 		}
 		report_progress(&s);
 		if ((rc = clean_pass(&s, c, err)))
@@ -1883,8 +1886,11 @@ static int study_main(const struct pc_graph *g, const struct pc_dataset *d, cons
 		goto out;
 	}
 	if (c->mode == MODE_MERGE) {
+		set_phase(&s, "merge");
 		if ((rc = merge_parts(&s, c, results, &faults, &curvature, err)))
 			goto out;
+		/* the parts' passes are done: the study's every pass */
+		report_progress(&s);
 		for (int i = 0; i < c->n_parts; i++)
 			part_seconds +=
 				json_number_value(json_object_get(json_object_get(c->parts[i], "counts"), "seconds"));

@@ -137,25 +137,6 @@ static void job_progress_cb(const struct pc_progress *pr, void *arg)
 	jp->o->progress(&p, jp->o->progress_arg);
 }
 
-/* A shard's progress: the study's total counts its clean pass
- * (analysis.c's planned_range, for every kind of run) but its done never
- * does (a shard's part counts only its items' passes, so that the merge's
- * sum is the unsharded study's), and a shard would end short of its total,
- * its last update throttled away (workers.c writes one before done reaches
- * total only every heartbeat). Its total is its items' passes here: the
- * shards' totals and the parent's clean pass add up to the study's. */
-#define SHARD_UNCOUNTED_PASSES 1
-
-static void shard_progress_cb(const struct pc_progress *pr, void *arg)
-{
-	struct pc_progress p = *pr;
-
-	if (p.total >= SHARD_UNCOUNTED_PASSES)
-		p.total -= SHARD_UNCOUNTED_PASSES;
-	p.fraction = p.total > 0 ? fmin((double)p.done / (double)p.total, 1.0) : 0.0;
-	job_progress_cb(&p, arg);
-}
-
 static void study_opts(const struct pcd_job_opts *o, struct job_progress *jp, struct pc_study_opts *so)
 {
 	pc_study_opts_default(so);
@@ -415,23 +396,8 @@ static int merge_shards(const struct pc_spec *spec, struct pc_graph *g, const st
 			snprintf(err->where, sizeof(err->where), "shards[%zu]: %s", i, where);
 		}
 	}
-	if (!rc && !(rc = load_prefix(o->store, o->job_id, g, &pre, err))) {
-		/* the merge runs no pass: the study would report only its plan
-		 * (done 0 of every pass), and the succeeded job would keep that.
-		 * Once merged, every pass has run (the prefix's and the parts',
-		 * the report's evaluations): that is the job's last progress */
-		struct pc_study_opts mo = *so;
-
-		mo.progress = NULL;
-		rc = pc_study_merge(g, d, spec, &mo, pre, parts, (int)n, out, err);
-		if (!rc && so->progress) {
-			json_t *ev = json_object_get(json_object_get(*out, "timing"), "evaluations");
-			struct pc_progress p = {.phase = "merge", .remaining = 0, .fraction = 1.0};
-
-			p.done = p.total = json_is_integer(ev) ? (int64_t)json_integer_value(ev) : (int64_t)n;
-			so->progress(&p, so->progress_arg);
-		}
-	}
+	if (!rc && !(rc = load_prefix(o->store, o->job_id, g, &pre, err)))
+		rc = pc_study_merge(g, d, spec, so, pre, parts, (int)n, out, err);
 	for (size_t i = 0; i < n; i++)
 		json_decref(parts[i]);
 	free(parts);
@@ -583,8 +549,6 @@ static int run_shard(const struct pc_spec *spec, const struct pc_preprocess *pp,
 		return pc_error_set(err, PC_ERR_INVALID, "kind", "a shard job runs in the daemon only");
 	jp.share[JOB_STUDY] = 1.0;
 	study_opts(o, &jp, &so);
-	if (so.progress)
-		so.progress = shard_progress_cb;
 	job_progress_stage(&jp, JOB_STUDY, 0.0, 1.0, NULL, 0);
 	if ((rc = load_prefix(o->store, o->shard_parent, g, &pre, err)) ||
 	    (rc = pc_study_shard_run(g, d, spec, &so, pre, o->shard_first, o->shard_last, &part, err)))
